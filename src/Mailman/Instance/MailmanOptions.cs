@@ -1,0 +1,100 @@
+// The daemon's settings, bound from config/mailman.json and MAILMAN-prefixed environment
+// variables (Mailman__Smtp__Port=2525). Validated once at start-up.
+namespace Mailman.Instance;
+
+/// <summary>Root of the <c>Mailman</c> configuration section.</summary>
+public sealed class MailmanOptions
+{
+    public const string Section = "Mailman";
+
+    public SmtpOptions Smtp { get; set; } = new();
+
+    public RetryOptions Retry { get; set; } = new();
+
+    public QueueOptions Queues { get; set; } = new();
+
+    public PipelineOptions Pipeline { get; set; } = new();
+
+    /// <summary>Throws <see cref="InvalidOperationException"/> naming the first bad setting.</summary>
+    public void Validate()
+    {
+        Check(!string.IsNullOrWhiteSpace(Smtp.Host), "Mailman:Smtp:Host must be set");
+        Check(Smtp.Port is > 0 and < 65536, "Mailman:Smtp:Port must be 1-65535");
+        Check(Smtp.MaxRecipients is >= 1 and <= 100_000, "Mailman:Smtp:MaxRecipients must be 1-100000");
+        Check(Smtp.MaxSessionsPerConnection >= 0, "Mailman:Smtp:MaxSessionsPerConnection must be >= 0 (0: unlimited)");
+        Check(Smtp.Connections is >= 1 and <= 64, "Mailman:Smtp:Connections must be 1-64");
+        Check(Smtp.TimeoutSeconds >= 1, "Mailman:Smtp:TimeoutSeconds must be >= 1");
+        Check(Retry.MinimumDelay > TimeSpan.Zero, "Mailman:Retry:MinimumDelay must be positive");
+        Check(Retry.MaximumDelay >= Retry.MinimumDelay, "Mailman:Retry:MaximumDelay must be >= MinimumDelay");
+        Check(Retry.MaximumLifetime > TimeSpan.Zero, "Mailman:Retry:MaximumLifetime must be positive");
+        Check(Queues.MaxRecoveries >= 0, "Mailman:Queues:MaxRecoveries must be >= 0");
+        Check(Queues.PollInterval > TimeSpan.Zero, "Mailman:Queues:PollInterval must be positive");
+        Check(Pipeline.Handlers.Count > 0, "Mailman:Pipeline:Handlers must name at least one handler");
+    }
+
+    private static void Check(bool ok, string message)
+    {
+        if (!ok)
+        {
+            throw new InvalidOperationException("configuration: " + message);
+        }
+    }
+}
+
+public sealed class SmtpOptions
+{
+    public string Host { get; set; } = "127.0.0.1";
+
+    public int Port { get; set; } = 25;
+
+    /// <summary>SMTP_MAX_RCPTS: RCPT TOs per transaction for non-personalized lists. RFC 5321 §4.5.3.1.8 obliges servers to accept 100.</summary>
+    public int MaxRecipients { get; set; } = 100;
+
+    /// <summary>Messages sent over one connection before it is closed and re-opened; 0 means unlimited.</summary>
+    public int MaxSessionsPerConnection { get; set; } = 1000;
+
+    /// <summary>Parallel SMTP connections the outgoing runner uses for one post.</summary>
+    public int Connections { get; set; } = 2;
+
+    /// <summary>Network timeout for every SMTP read and write.</summary>
+    public int TimeoutSeconds { get; set; } = 60;
+
+    /// <summary>The name sent in EHLO; empty uses the machine's host name.</summary>
+    public string HeloName { get; set; } = "";
+
+    /// <summary>Use BDAT (RFC 3030 CHUNKING) when the server offers it: no dot-stuffing.</summary>
+    public bool PreferBdat { get; set; }
+}
+
+public sealed class RetryOptions
+{
+    public TimeSpan MinimumDelay { get; set; } = TimeSpan.FromMinutes(1);
+
+    public TimeSpan MaximumDelay { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>After this long since the first attempt the remaining recipients are recorded as bounced.</summary>
+    public TimeSpan MaximumLifetime { get; set; } = TimeSpan.FromDays(5);
+
+    /// <summary>Exponential backoff: minimum × 2^(attempt-1), capped at the maximum.</summary>
+    public TimeSpan DelayFor(int attempt)
+    {
+        var exponent = Math.Clamp(attempt - 1, 0, 30);
+        var ticks = Math.Min((double)MinimumDelay.Ticks * Math.Pow(2, exponent), MaximumDelay.Ticks);
+        return TimeSpan.FromTicks((long)ticks);
+    }
+}
+
+public sealed class QueueOptions
+{
+    /// <summary>How often an entry left claimed by a crash is retried before it goes to <c>bad</c>.</summary>
+    public int MaxRecoveries { get; set; } = 3;
+
+    /// <summary>Fallback poll for entries written by other processes (inject); enqueues in-process wake runners at once.</summary>
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
+}
+
+public sealed class PipelineOptions
+{
+    /// <summary>Handler names in the order they run; see <c>Pipeline/Handlers</c>.</summary>
+    public List<string> Handlers { get; set; } = [];
+}

@@ -1,0 +1,199 @@
+// Lists and members in SQLite (var/mailman.db). WAL mode so the daemon's recipient reads and an
+// operator's `members add` do not block each other; members are read as a stream, never all at once.
+using System.Text.Json;
+using Microsoft.Data.Sqlite;
+
+namespace Mailman.Lists;
+
+/// <summary>The list and member database of one instance.</summary>
+public sealed class ListStore : IDisposable
+{
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
+    private readonly SqliteConnection _db;
+
+    /// <exception cref="SqliteException">The database cannot be opened or migrated.</exception>
+    public ListStore(string databasePath)
+    {
+        _db = new SqliteConnection(new SqliteConnectionStringBuilder
+        {
+            DataSource = databasePath,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Pooling = false,
+        }.ToString());
+        _db.Open();
+        Execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;");
+        Execute("""
+            CREATE TABLE IF NOT EXISTS lists (
+                id INTEGER PRIMARY KEY,
+                fqdn TEXT NOT NULL UNIQUE,
+                settings TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS members (
+                id INTEGER PRIMARY KEY,
+                list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
+                address TEXT NOT NULL,
+                address_key TEXT NOT NULL,
+                display_name TEXT NOT NULL DEFAULT '',
+                delivery_enabled INTEGER NOT NULL DEFAULT 1,
+                UNIQUE (list_id, address_key));
+            """);
+    }
+
+    public void Dispose() => _db.Dispose();
+
+    /// <exception cref="InvalidOperationException">The list exists already.</exception>
+    public void CreateList(MailingList list)
+    {
+        using var cmd = Command("INSERT INTO lists (fqdn, settings) VALUES ($fqdn, $settings) ON CONFLICT DO NOTHING",
+            ("$fqdn", list.Name.Fqdn), ("$settings", JsonSerializer.Serialize(list, Json)));
+        if (cmd.ExecuteNonQuery() == 0)
+        {
+            throw new InvalidOperationException($"list {list.Name} already exists");
+        }
+    }
+
+    public void SaveList(MailingList list)
+    {
+        using var cmd = Command("UPDATE lists SET settings = $settings WHERE fqdn = $fqdn",
+            ("$fqdn", list.Name.Fqdn), ("$settings", JsonSerializer.Serialize(list, Json)));
+        if (cmd.ExecuteNonQuery() == 0)
+        {
+            throw new InvalidOperationException($"no such list: {list.Name}");
+        }
+    }
+
+    public MailingList? FindList(ListName name)
+    {
+        using var cmd = Command("SELECT settings FROM lists WHERE fqdn = $fqdn", ("$fqdn", name.Fqdn));
+        return cmd.ExecuteScalar() is string json ? Deserialize(name, json) : null;
+    }
+
+    /// <exception cref="InvalidOperationException">No such list.</exception>
+    public MailingList GetList(ListName name) => FindList(name) ?? throw new InvalidOperationException($"no such list: {name}");
+
+    public IReadOnlyList<MailingList> AllLists()
+    {
+        using var cmd = Command("SELECT fqdn, settings FROM lists ORDER BY fqdn");
+        using var reader = cmd.ExecuteReader();
+        var result = new List<MailingList>();
+        while (reader.Read())
+        {
+            result.Add(Deserialize(ListName.Parse(reader.GetString(0)), reader.GetString(1)));
+        }
+
+        return result;
+    }
+
+    /// <summary>Adds members in one transaction; members already on the list are left as they are.</summary>
+    /// <returns>How many were new.</returns>
+    public int AddMembers(ListName list, IEnumerable<Member> members)
+    {
+        var listId = ListId(list);
+        using var tx = _db.BeginTransaction();
+        using var cmd = _db.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = """
+            INSERT INTO members (list_id, address, address_key, display_name, delivery_enabled)
+            VALUES ($list, $address, $key, $name, $enabled) ON CONFLICT DO NOTHING
+            """;
+        var pList = cmd.Parameters.Add("$list", SqliteType.Integer);
+        var pAddress = cmd.Parameters.Add("$address", SqliteType.Text);
+        var pKey = cmd.Parameters.Add("$key", SqliteType.Text);
+        var pName = cmd.Parameters.Add("$name", SqliteType.Text);
+        var pEnabled = cmd.Parameters.Add("$enabled", SqliteType.Integer);
+        cmd.Prepare();
+        pList.Value = listId;
+        var added = 0;
+        foreach (var m in members)
+        {
+            pAddress.Value = m.Address;
+            pKey.Value = AddressKey(m.Address);
+            pName.Value = Member.Sanitize(m.DisplayName);
+            pEnabled.Value = m.DeliveryEnabled ? 1 : 0;
+            added += cmd.ExecuteNonQuery();
+        }
+
+        tx.Commit();
+        return added;
+    }
+
+    /// <returns>How many were removed.</returns>
+    public int RemoveMembers(ListName list, IEnumerable<string> addresses)
+    {
+        var listId = ListId(list);
+        using var tx = _db.BeginTransaction();
+        using var cmd = Command("DELETE FROM members WHERE list_id = $list AND address_key = $key", ("$list", listId), ("$key", ""));
+        cmd.Transaction = tx;
+        var removed = 0;
+        foreach (var a in addresses)
+        {
+            cmd.Parameters["$key"].Value = AddressKey(a);
+            removed += cmd.ExecuteNonQuery();
+        }
+
+        tx.Commit();
+        return removed;
+    }
+
+    public bool IsMember(ListName list, string address)
+    {
+        using var cmd = Command("SELECT 1 FROM members m JOIN lists l ON l.id = m.list_id WHERE l.fqdn = $fqdn AND m.address_key = $key",
+            ("$fqdn", list.Fqdn), ("$key", AddressKey(address)));
+        return cmd.ExecuteScalar() is not null;
+    }
+
+    public long CountMembers(ListName list)
+    {
+        using var cmd = Command("SELECT COUNT(*) FROM members m JOIN lists l ON l.id = m.list_id WHERE l.fqdn = $fqdn", ("$fqdn", list.Fqdn));
+        return (long)cmd.ExecuteScalar()!;
+    }
+
+    /// <summary>All members, in the order they joined, streamed from the database.</summary>
+    public IEnumerable<Member> Members(ListName list, bool deliveryEnabledOnly = false)
+    {
+        var listId = ListId(list);
+        using var cmd = Command(
+            "SELECT address, display_name, delivery_enabled FROM members WHERE list_id = $list"
+            + (deliveryEnabledOnly ? " AND delivery_enabled = 1" : "") + " ORDER BY id",
+            ("$list", listId));
+        using var reader = cmd.ExecuteReader();
+        while (reader.Read())
+        {
+            yield return new Member(reader.GetString(0), reader.GetString(1), reader.GetInt64(2) != 0);
+        }
+    }
+
+    // Addresses compare case-insensitively in practice (RFC 5321 allows case-sensitive local
+    // parts, but no list server treats them so: a member must not get two copies).
+    private static string AddressKey(string address) => address.Trim().ToLowerInvariant();
+
+    private long ListId(ListName list)
+    {
+        using var cmd = Command("SELECT id FROM lists WHERE fqdn = $fqdn", ("$fqdn", list.Fqdn));
+        return cmd.ExecuteScalar() is long id ? id : throw new InvalidOperationException($"no such list: {list}");
+    }
+
+    private static MailingList Deserialize(ListName name, string json)
+    {
+        var list = JsonSerializer.Deserialize<MailingList>(json, Json) ?? new MailingList();
+        list.Name = name;
+        return list;
+    }
+
+    private void Execute(string sql)
+    {
+        using var cmd = Command(sql);
+        cmd.ExecuteNonQuery();
+    }
+
+    private SqliteCommand Command(string sql, params (string Name, object Value)[] parameters)
+    {
+        var cmd = _db.CreateCommand();
+        cmd.CommandText = sql;
+        foreach (var (n, v) in parameters)
+        {
+            cmd.Parameters.AddWithValue(n, v);
+        }
+
+        return cmd;
+    }
+}

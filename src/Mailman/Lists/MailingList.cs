@@ -1,0 +1,144 @@
+// A mailing list and its settings. Pure data: the store persists it, handlers read it.
+using System.Text.Json.Serialization;
+
+namespace Mailman.Lists;
+
+public enum Personalization
+{
+    /// <summary>One copy, batched RCPT TO; the list's To: header is kept.</summary>
+    None,
+
+    /// <summary>One copy per member: To: names the member, footer placeholders filled, VERP sender.</summary>
+    Full,
+}
+
+public enum ReplyToPolicy
+{
+    /// <summary>Leave Reply-To as the poster set it.</summary>
+    None,
+
+    /// <summary>Reply-To: the list's posting address.</summary>
+    List,
+
+    /// <summary>Reply-To: <see cref="MailingList.ReplyToAddress"/>.</summary>
+    Explicit,
+}
+
+public enum NonMemberAction
+{
+    Accept,
+    Hold,
+    Reject,
+    Discard,
+}
+
+/// <summary>A list and its settings, as stored in the database.</summary>
+public sealed class MailingList
+{
+    [JsonIgnore]
+    public ListName Name { get; set; } = ListName.Parse("list@example.invalid");
+
+    public string DisplayName { get; set; } = "";
+
+    /// <summary>Subject prefix template; <c>$display_name</c> and the other list placeholders expand.</summary>
+    public string SubjectPrefix { get; set; } = "[$display_name] ";
+
+    public Personalization Personalize { get; set; } = Personalization.Full;
+
+    public ReplyToPolicy ReplyTo { get; set; } = ReplyToPolicy.None;
+
+    public string ReplyToAddress { get; set; } = "";
+
+    /// <summary>Largest post accepted, in KiB; 0 means no limit.</summary>
+    public int MaxMessageSizeKb { get; set; } = 40 * 1024;
+
+    public NonMemberAction NonMemberAction { get; set; } = NonMemberAction.Hold;
+
+    public string HeaderTemplate { get; set; } = "";
+
+    public string FooterTemplate { get; set; } = "_______________________________________________\n$display_name mailing list -- $fqdn_listname\nTo unsubscribe send an email to $list_name-leave@$domain\n";
+
+    public string ArchiveUrl { get; set; } = "";
+
+    public string UnsubscribeUrl { get; set; } = "";
+
+    /// <summary>Setting names accepted by <c>lists set</c>, with their help text.</summary>
+    public static readonly IReadOnlyDictionary<string, string> SettingNames = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase)
+    {
+        ["display_name"] = "name shown in the subject prefix and footer",
+        ["subject_prefix"] = "prefix added to the Subject (template)",
+        ["personalize"] = "none | full",
+        ["reply_to"] = "none | list | explicit",
+        ["reply_to_address"] = "Reply-To address for reply_to=explicit",
+        ["max_message_size_kb"] = "largest post in KiB (0: unlimited)",
+        ["nonmember_action"] = "accept | hold | reject | discard",
+        ["header"] = "header template (may use \\n for newlines)",
+        ["footer"] = "footer template (may use \\n for newlines)",
+        ["archive_url"] = "URL for List-Archive",
+        ["unsubscribe_url"] = "URL for List-Unsubscribe (https enables RFC 8058 one-click)",
+    };
+
+    /// <summary>Sets one named setting from text.</summary>
+    /// <exception cref="ArgumentException">Unknown key or invalid value.</exception>
+    public void Set(string key, string value)
+    {
+        switch (key.ToLowerInvariant())
+        {
+            case "display_name": DisplayName = SingleLine(key, value); break;
+            case "subject_prefix": SubjectPrefix = SingleLine(key, value); break;
+            case "personalize": Personalize = ParseEnum<Personalization>(key, value); break;
+            case "reply_to": ReplyTo = ParseEnum<ReplyToPolicy>(key, value); break;
+            case "reply_to_address": ReplyToAddress = SingleLine(key, value); break;
+            case "max_message_size_kb":
+                MaxMessageSizeKb = int.TryParse(value, out var kb) && kb >= 0 ? kb : throw new ArgumentException($"{key}: expected a whole number of KiB >= 0, got '{value}'");
+                break;
+            case "nonmember_action": NonMemberAction = ParseEnum<NonMemberAction>(key, value); break;
+            case "header": HeaderTemplate = Unescape(value); break;
+            case "footer": FooterTemplate = Unescape(value); break;
+            case "archive_url": ArchiveUrl = Url(key, value); break;
+            case "unsubscribe_url": UnsubscribeUrl = Url(key, value); break;
+            default: throw new ArgumentException($"unknown setting '{key}'; known: {string.Join(", ", SettingNames.Keys)}");
+        }
+    }
+
+    /// <summary>Settings as name/value pairs, for <c>lists show</c>.</summary>
+    public IEnumerable<KeyValuePair<string, string>> Describe()
+    {
+        yield return new("fqdn_listname", Name.Fqdn);
+        yield return new("list_id", Name.ListId);
+        yield return new("display_name", DisplayName);
+        yield return new("subject_prefix", SubjectPrefix);
+        yield return new("personalize", Personalize.ToString().ToLowerInvariant());
+        yield return new("reply_to", ReplyTo.ToString().ToLowerInvariant());
+        yield return new("reply_to_address", ReplyToAddress);
+        yield return new("max_message_size_kb", MaxMessageSizeKb.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        yield return new("nonmember_action", NonMemberAction.ToString().ToLowerInvariant());
+        yield return new("header", HeaderTemplate.Replace("\n", "\\n", StringComparison.Ordinal));
+        yield return new("footer", FooterTemplate.Replace("\n", "\\n", StringComparison.Ordinal));
+        yield return new("archive_url", ArchiveUrl);
+        yield return new("unsubscribe_url", UnsubscribeUrl);
+    }
+
+    private static T ParseEnum<T>(string key, string value)
+        where T : struct, Enum
+        => Enum.TryParse<T>(value, ignoreCase: true, out var v) && Enum.IsDefined(v) && !int.TryParse(value, out _)
+            ? v
+            : throw new ArgumentException($"{key}: expected one of {string.Join(" | ", Enum.GetNames<T>().Select(n => n.ToLowerInvariant()))}, got '{value}'");
+
+    // Values that end up in headers may not carry line breaks (no header injection).
+    private static string SingleLine(string key, string value)
+        => value.Any(char.IsControl) ? throw new ArgumentException($"{key}: control characters and line breaks are not allowed") : value;
+
+    private static string Url(string key, string value)
+    {
+        value = SingleLine(key, value);
+        if (value.Length > 0 && !(Uri.TryCreate(value, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" or "mailto"))
+        {
+            throw new ArgumentException($"{key}: expected an absolute http, https or mailto URL, got '{value}'");
+        }
+
+        return value;
+    }
+
+    private static string Unescape(string value) => value.Replace("\\n", "\n", StringComparison.Ordinal);
+}

@@ -1,0 +1,48 @@
+// A list member as stored, and the parser for the one-member-a-line import format.
+using MimeKit;
+
+namespace Mailman.Lists;
+
+/// <summary>A member: the address mail goes to, an optional display name, and whether delivery is on.</summary>
+public sealed record Member(string Address, string DisplayName, bool DeliveryEnabled = true)
+{
+    /// <summary>
+    /// Parses <c>addr</c> or <c>Display Name &lt;addr&gt;</c>. Control characters in the name are
+    /// replaced by spaces: a name never carries a line break into a header or footer.
+    /// </summary>
+    /// <exception cref="FormatException">Not a single mailbox address.</exception>
+    public static Member Parse(string line)
+    {
+        line = line.Trim();
+        if (!MailboxAddress.TryParse(ParserOptions.Default, line, out var mailbox) || !IsPlainAddress(mailbox.Address))
+        {
+            throw new FormatException($"'{Sanitize(line)}' is not an email address");
+        }
+
+        return new Member(mailbox.Address, Sanitize(mailbox.Name ?? ""));
+    }
+
+    /// <summary>Replaces control characters (CR, LF, TAB, NUL, ...) with spaces and trims; caps the length.</summary>
+    public static string Sanitize(string name)
+    {
+        if (name.Length > 200)
+        {
+            name = name[..200];
+        }
+
+        return string.Create(name.Length, name, static (span, src) =>
+        {
+            for (var i = 0; i < src.Length; i++)
+            {
+                span[i] = char.IsControl(src[i]) ? ' ' : src[i];
+            }
+        }).Trim();
+    }
+
+    private static bool IsPlainAddress(string address)
+    {
+        var at = address.LastIndexOf('@');
+        return at > 0 && at < address.Length - 1 && address.Length <= 254
+            && !address.Any(c => char.IsControl(c) || char.IsWhiteSpace(c) || c is '<' or '>' or ',' or ';');
+    }
+}

@@ -1,0 +1,39 @@
+// Every handler by name, and the default orders. A pipeline is data: the configuration lists
+// handler names; this turns the names into instances.
+using Mailman.Lists;
+using Mailman.Pipeline.Handlers;
+
+namespace Mailman.Pipeline;
+
+public sealed class HandlerCatalog
+{
+    /// <summary>The checks the incoming runner applies before a post enters the pipeline.</summary>
+    public static readonly IReadOnlyList<string> IncomingChecks = ["loop-detection", "maximum-size", "nonmember-policy"];
+
+    /// <summary>The default pipeline (config/mailman.json ships the same).</summary>
+    public static readonly IReadOnlyList<string> DefaultPipeline =
+    [
+        "list-id", "list-headers", "x-beenthere", "subject-prefix", "reply-to", "personalize", "decorate", "member-recipients",
+    ];
+
+    private readonly Dictionary<string, IHandler> _handlers;
+
+    public HandlerCatalog(Func<ListName, string, bool> isMember, Func<ListName, IEnumerable<Member>> members)
+    {
+        IHandler[] all =
+        [
+            new LoopDetection(), new MaximumSize(), new NonMemberPolicy(isMember),
+            new ListIdHeader(), new ListHeaders(), new BeenThere(), new SubjectPrefix(), new ReplyTo(),
+            new Personalize(), new Decorate(), new MemberRecipients(members),
+        ];
+        _handlers = all.ToDictionary(h => h.Name, StringComparer.OrdinalIgnoreCase);
+    }
+
+    public IEnumerable<IHandler> All => _handlers.Values;
+
+    /// <exception cref="InvalidOperationException">A name is unknown.</exception>
+    public IReadOnlyList<IHandler> Resolve(IEnumerable<string> names)
+        => names.Select(n => _handlers.TryGetValue(n, out var h)
+            ? h
+            : throw new InvalidOperationException($"configuration: unknown pipeline handler '{n}'; known: {string.Join(", ", _handlers.Keys)}")).ToList();
+}

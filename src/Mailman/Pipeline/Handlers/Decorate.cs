@@ -1,0 +1,151 @@
+// Adds the list's header and footer templates to a post, placed so the MIME structure stays
+// valid: appended to the text itself for a plain identity-encoded text/plain post, as separate
+// text/plain parts of a multipart/mixed otherwise (as Mailman's decorate does). The original
+// parts are kept byte for byte. Per-recipient placeholders become slot tokens.
+using System.Text;
+using Mailman.Templates;
+using MimeKit;
+
+namespace Mailman.Pipeline.Handlers;
+
+public sealed class Decorate : IHandler
+{
+    public string Name => "decorate";
+
+    public string Description => "add the list's header and footer templates, per recipient where personalized";
+
+    public HandlerResult Process(PostContext post)
+    {
+        var header = Render(post.List.HeaderTemplate, post);
+        var footer = Render(post.List.FooterTemplate, post);
+        if (header.Length == 0 && footer.Length == 0)
+        {
+            return HandlerResult.Continue;
+        }
+
+        var message = post.Message;
+        if (message.Body is TextPart text && CanAppendInPlace(text))
+        {
+            AppendInPlace(text, header, footer);
+        }
+        else if (message.Body is Multipart mixed && mixed.ContentType.IsMimeType("multipart", "mixed") && mixed is not MimeKit.Cryptography.MultipartSigned)
+        {
+            if (header.Length > 0)
+            {
+                mixed.Insert(0, NewTextPart(header));
+            }
+
+            if (footer.Length > 0)
+            {
+                mixed.Add(NewTextPart(footer));
+            }
+        }
+        else
+        {
+            var wrapper = new Multipart("mixed");
+            if (header.Length > 0)
+            {
+                wrapper.Add(NewTextPart(header));
+            }
+
+            if (message.Body is not null)
+            {
+                wrapper.Add(message.Body);
+            }
+
+            if (footer.Length > 0)
+            {
+                wrapper.Add(NewTextPart(footer));
+            }
+
+            message.Body = wrapper;
+        }
+
+        return HandlerResult.Continue;
+    }
+
+    /// <summary>Expands list placeholders; recipient placeholders become slots (personalized) or empty.</summary>
+    internal static string Render(string template, PostContext post)
+    {
+        if (string.IsNullOrEmpty(template))
+        {
+            return "";
+        }
+
+        var listValues = Template.ListValues(post.List);
+        var text = Template.Expand(template, name =>
+        {
+            var slot = Slots.ForPlaceholder(name);
+            if (slot is null)
+            {
+                return listValues(name);
+            }
+
+            return post.SlotNonce is null ? "" : Slots.Token(post.SlotNonce, slot.Value);
+        });
+        text = text.ReplaceLineEndings("\n");
+        return text.EndsWith('\n') ? text : text + "\n";
+    }
+
+    // Appending to the text itself is safe only when the bytes in the part are the text:
+    // 7bit/8bit (not base64 or quoted-printable), and a charset UTF-8 can extend.
+    private static bool CanAppendInPlace(TextPart part)
+    {
+        if (!part.IsPlain || part.IsAttachment)
+        {
+            return false;
+        }
+
+        if (part.ContentTransferEncoding is not (ContentEncoding.Default or ContentEncoding.SevenBit or ContentEncoding.EightBit))
+        {
+            return false;
+        }
+
+        var charset = part.ContentType.Charset;
+        return charset is null
+            || charset.Equals("us-ascii", StringComparison.OrdinalIgnoreCase)
+            || charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase)
+            || charset.Equals("utf8", StringComparison.OrdinalIgnoreCase);
+    }
+
+    private static void AppendInPlace(TextPart part, string header, string footer)
+    {
+        using var original = new MemoryStream();
+        var content = part.Content?.Stream;
+        if (content is not null)
+        {
+            content.CopyTo(original);
+            content.Position = 0;
+        }
+
+        var body = original.ToArray();
+        var combined = new MemoryStream(body.Length + (header.Length + footer.Length) * 2 + 2);
+        combined.Write(Encoding.UTF8.GetBytes(header));
+        combined.Write(body);
+        if (body.Length > 0 && body[^1] != (byte)'\n')
+        {
+            combined.WriteByte((byte)'\n');
+        }
+
+        combined.Write(Encoding.UTF8.GetBytes(footer));
+        combined.Position = 0;
+
+        // US-ASCII is a subset of UTF-8: the original bytes stay valid, and names may need UTF-8.
+        part.ContentType.Charset = "utf-8";
+        part.Content = new MimeContent(combined, ContentEncoding.EightBit);
+        part.ContentTransferEncoding = ContentEncoding.EightBit;
+    }
+
+    private static TextPart NewTextPart(string text)
+    {
+        var bytes = Encoding.UTF8.GetBytes(text);
+        var part = new TextPart("plain")
+        {
+            Content = new MimeContent(new MemoryStream(bytes), ContentEncoding.EightBit),
+            ContentTransferEncoding = ContentEncoding.EightBit,
+        };
+        part.ContentType.Charset = "utf-8";
+        part.ContentDisposition = new ContentDisposition(ContentDisposition.Inline);
+        return part;
+    }
+}

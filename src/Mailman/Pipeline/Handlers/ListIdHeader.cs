@@ -1,0 +1,29 @@
+// RFC 2919 List-Id: "Display Name <list.example.org>".
+using System.Text;
+using MimeKit;
+using MimeKit.Utils;
+
+namespace Mailman.Pipeline.Handlers;
+
+public sealed class ListIdHeader : IHandler
+{
+    public string Name => "list-id";
+
+    public string Description => "set the RFC 2919 List-Id header";
+
+    public HandlerResult Process(PostContext post)
+    {
+        var list = post.List;
+        var id = "<" + list.Name.ListId + ">";
+        var value = string.IsNullOrEmpty(list.DisplayName)
+            ? id
+            : Rfc2047.EncodePhrase(Encoding.UTF8, Quote(list.DisplayName)) + " " + id;
+        post.Message.Headers.RemoveAll(HeaderId.ListId);
+        post.Message.Headers.Add(new Header(Encoding.UTF8, HeaderId.ListId, value));
+        return HandlerResult.Continue;
+    }
+
+    // A phrase with specials must be a quoted string (RFC 5322 §3.2.5).
+    private static string Quote(string phrase)
+        => phrase.Any(c => "()<>[]:;@\\,.\"".Contains(c)) ? MimeUtils.Quote(phrase) : phrase;
+}

@@ -1,0 +1,66 @@
+// The metadata record of a queue entry (format version 1). Stored as one JSON line at the head
+// of the entry file; see Queues/README.md for the whole layout.
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Mailman.Queues;
+
+/// <summary>What a runner needs to know about an entry besides the message bytes.</summary>
+public sealed class EntryMetadata
+{
+    /// <summary>Format version of the entry file; readers refuse versions they do not know.</summary>
+    public int Version { get; set; } = Switchboard.FormatVersion;
+
+    /// <summary>The list, <c>LIST@HOST</c>.</summary>
+    public string List { get; set; } = "";
+
+    /// <summary>Envelope sender as the MTA gave it (may be empty: the null sender).</summary>
+    public string? Sender { get; set; }
+
+    /// <summary>When <c>inject</c> received the message.</summary>
+    public DateTimeOffset Received { get; set; }
+
+    public string? MessageId { get; set; }
+
+    /// <summary>Length of the message bytes that follow the metadata line.</summary>
+    public long MessageLength { get; set; }
+
+    /// <summary>Whether recipient lines follow the message.</summary>
+    public bool HasRecipients { get; set; }
+
+    public long RecipientCount { get; set; }
+
+    /// <summary>The per-post random token that marks per-recipient slots in the message (personalized posts).</summary>
+    public string? SlotNonce { get; set; }
+
+    public bool Personalized { get; set; }
+
+    /// <summary>Delivery attempts made so far (retry).</summary>
+    public int Attempts { get; set; }
+
+    /// <summary>First delivery attempt, for the retry lifetime.</summary>
+    public DateTimeOffset? FirstAttempt { get; set; }
+
+    /// <summary>Retry: not to be moved back to <c>out</c> before this time.</summary>
+    public DateTimeOffset? NotBefore { get; set; }
+
+    /// <summary>Times this entry was recovered after a crash left it claimed.</summary>
+    public int Recoveries { get; set; }
+
+    /// <summary>Which queue a shunted or bad entry came from.</summary>
+    public string? FromQueue { get; set; }
+
+    /// <summary>Why the entry was shunted, held or sent to bad.</summary>
+    public string? Error { get; set; }
+
+    /// <summary>Which inject address received it (post, bounces, request, ...).</summary>
+    public string? Destination { get; set; }
+
+    public EntryMetadata Clone() => (EntryMetadata)MemberwiseClone();
+
+    internal static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        WriteIndented = false,
+    };
+}
