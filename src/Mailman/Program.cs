@@ -1,1 +1,2 @@
-return 0;
+// Entry point of the one `mailman` executable.
+return Mailman.Cli.MailmanCli.Run(args);

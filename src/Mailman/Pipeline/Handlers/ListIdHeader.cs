@@ -17,7 +17,7 @@ public sealed class ListIdHeader : IHandler
         var id = "<" + list.Name.ListId + ">";
         var value = string.IsNullOrEmpty(list.DisplayName)
             ? id
-            : Rfc2047.EncodePhrase(Encoding.UTF8, Quote(list.DisplayName)) + " " + id;
+            : Encoding.ASCII.GetString(Rfc2047.EncodePhrase(Encoding.UTF8, Quote(list.DisplayName))) + " " + id;
         post.Message.Headers.RemoveAll(HeaderId.ListId);
         post.Message.Headers.Add(new Header(Encoding.UTF8, HeaderId.ListId, value));
         return HandlerResult.Continue;

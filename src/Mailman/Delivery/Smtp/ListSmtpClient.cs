@@ -1,0 +1,32 @@
+// MailKit's SmtpClient with the seams a list server needs: per-recipient refusals are recorded
+// instead of failing the transaction, the size is known without serializing the copy again, and
+// nothing is re-encoded per copy.
+using MailKit.Net.Smtp;
+using MimeKit;
+
+namespace Mailman.Delivery.Smtp;
+
+internal sealed class ListSmtpClient(bool preferBdat) : SmtpClient
+{
+    /// <summary>Recipients the server refused in the current transaction, with its reply.</summary>
+    public List<(string Address, SmtpStatusCode Status, string Response)> Refused { get; } = [];
+
+    protected override bool PreferSendAsBinaryData => preferBdat;
+
+    protected override void OnRecipientNotAccepted(MimeMessage message, MailboxAddress mailbox, SmtpResponse response)
+        => Refused.Add((mailbox.Address, response.StatusCode, response.Response));
+
+    protected override void Prepare(FormatOptions options, MimeMessage message, EncodingConstraint constraint, int maxLineLength)
+    {
+        if (message.Body is not SplicedBody)
+        {
+            base.Prepare(options, message, constraint, maxLineLength);
+        }
+    }
+
+    protected override long GetSize(FormatOptions options, MimeMessage message, CancellationToken cancellationToken)
+        => message.Body is SplicedBody body ? body.Size : base.GetSize(options, message, cancellationToken);
+
+    protected override Task<long> GetSizeAsync(FormatOptions options, MimeMessage message, CancellationToken cancellationToken)
+        => Task.FromResult(GetSize(options, message, cancellationToken));
+}

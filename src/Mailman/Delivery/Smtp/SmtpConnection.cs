@@ -1,0 +1,200 @@
+// One SMTP connection of the outgoing runner: opened on demand with TCP_NODELAY, reused for up
+// to MaxSessionsPerConnection messages, dropped after an I/O error. Sends one transaction and
+// classifies every recipient: delivered, deferred (4xx, 552, broken connection) or bounced (5xx).
+using System.Net;
+using System.Net.Sockets;
+using Mailman.Instance;
+using Mailman.Queues;
+using MailKit;
+using MailKit.Net.Smtp;
+using MailKit.Security;
+using MimeKit;
+
+namespace Mailman.Delivery.Smtp;
+
+internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
+{
+    private ListSmtpClient? _client;
+    private int _sent;
+
+    /// <summary>Sends one transaction; never throws for SMTP or network failures, it classifies them.</summary>
+    /// <exception cref="SmtpConnectException">The server could not be reached at all.</exception>
+    public void Send(MimeMessage carrier, string sender, IReadOnlyList<Recipient> recipients, TransactionResult result)
+    {
+        var client = EnsureConnected();
+        var mailboxes = new List<MailboxAddress>(recipients.Count);
+        HashSet<string>? invalid = null;
+        foreach (var r in recipients)
+        {
+            try
+            {
+                mailboxes.Add(new MailboxAddress("", r.Address));
+            }
+            catch (ParseException e)
+            {
+                (invalid ??= []).Add(r.Address);
+                result.Bounced.Add((r, 553, "invalid address: " + e.Message));
+            }
+        }
+
+        if (mailboxes.Count == 0)
+        {
+            return;
+        }
+
+        client.Refused.Clear();
+        SmtpStatusCode? transactionStatus = null;
+        string? transactionResponse = null;
+        var broken = false;
+        try
+        {
+            client.Send(Carrier.SendOptions, carrier, MailboxAddress.Parse(sender), mailboxes, CancellationToken.None);
+            _sent++;
+        }
+        catch (SmtpCommandException e) when (client.IsConnected)
+        {
+            // The server refused a command; MailKit has sent RSET and the connection stays usable.
+            transactionStatus = e.StatusCode;
+            transactionResponse = e.Message;
+            _sent++;
+        }
+        catch (Exception e) when (e is SmtpProtocolException or IOException or SocketException or SmtpCommandException or OperationCanceledException or ServiceNotConnectedException)
+        {
+            broken = true;
+            transactionResponse = e.Message;
+            Drop();
+        }
+
+        var refused = new Dictionary<string, (SmtpStatusCode Status, string Response)>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (address, status, response) in client.Refused)
+        {
+            refused[address] = (status, response);
+        }
+
+        foreach (var r in recipients)
+        {
+            if (invalid?.Contains(r.Address) == true)
+            {
+                continue;
+            }
+
+            if (refused.TryGetValue(r.Address, out var refusal))
+            {
+                Classify(result, r, (int)refusal.Status, refusal.Response);
+            }
+            else if (broken)
+            {
+                result.Deferred.Add((r, 0, transactionResponse ?? "connection lost"));
+            }
+            else if (transactionStatus is { } status)
+            {
+                Classify(result, r, (int)status, transactionResponse ?? "");
+            }
+            else
+            {
+                result.Delivered.Add(r);
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_client is { IsConnected: true } client)
+        {
+            try
+            {
+                client.Disconnect(quit: true);
+            }
+            catch (Exception e) when (e is IOException or SocketException or SmtpProtocolException or SmtpCommandException)
+            {
+            }
+        }
+
+        Drop();
+    }
+
+    // RFC 5321 §4.2.1: 4yz is transient; 552 (storage exceeded) may be treated as transient too (§4.5.3.1.10).
+    private static void Classify(TransactionResult result, Recipient r, int status, string response)
+    {
+        if (status is >= 400 and < 500 or 552)
+        {
+            result.Deferred.Add((r, status, response));
+        }
+        else
+        {
+            result.Bounced.Add((r, status, response));
+        }
+    }
+
+    private ListSmtpClient EnsureConnected()
+    {
+        if (_client is { IsConnected: true } && (options.MaxSessionsPerConnection == 0 || _sent < options.MaxSessionsPerConnection))
+        {
+            return _client;
+        }
+
+        Dispose();
+        var client = new ListSmtpClient(options.PreferBdat)
+        {
+            Timeout = options.TimeoutSeconds * 1000,
+            CheckCertificateRevocation = false,
+        };
+        if (!string.IsNullOrEmpty(options.HeloName))
+        {
+            client.LocalDomain = options.HeloName;
+        }
+
+        Socket? socket = null;
+        try
+        {
+            // MailKit's Connect(host, port) leaves Nagle on: the last segment of every message
+            // then waits for a delayed ACK (~40 ms). Our own socket has TCP_NODELAY.
+            socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(options.TimeoutSeconds)))
+            {
+                socket.ConnectAsync(Endpoint(), timeout.Token).AsTask().GetAwaiter().GetResult();
+            }
+
+            client.Connect(socket, options.Host, options.Port, SecureSocketOptions.None, CancellationToken.None);
+        }
+        catch (Exception e) when (e is SocketException or IOException or OperationCanceledException or SmtpProtocolException or SmtpCommandException)
+        {
+            socket?.Dispose();
+            client.Dispose();
+            throw new SmtpConnectException($"cannot connect to SMTP server {options.Host}:{options.Port}: {e.Message}", e);
+        }
+
+        _client = client;
+        _sent = 0;
+        return client;
+    }
+
+    private EndPoint Endpoint()
+        => IPAddress.TryParse(options.Host, out var ip) ? new IPEndPoint(ip, options.Port) : new DnsEndPoint(options.Host, options.Port);
+
+    private void Drop()
+    {
+        _client?.Dispose();
+        _client = null;
+    }
+}
+
+/// <summary>The server could not be reached: every recipient of the post waits in retry.</summary>
+public sealed class SmtpConnectException(string message, Exception inner) : Exception(message, inner);
+
+/// <summary>What became of each recipient of one or more transactions.</summary>
+public sealed class TransactionResult
+{
+    public List<Recipient> Delivered { get; } = [];
+
+    public List<(Recipient Recipient, int Status, string Response)> Deferred { get; } = [];
+
+    public List<(Recipient Recipient, int Status, string Response)> Bounced { get; } = [];
+
+    public void Clear()
+    {
+        Delivered.Clear();
+        Deferred.Clear();
+        Bounced.Clear();
+    }
+}

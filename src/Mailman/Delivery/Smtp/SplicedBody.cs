@@ -1,0 +1,97 @@
+// The body of one recipient's copy of a prepared post, written verbatim. It rides in a carrier
+// MimeMessage whose headers are the post's own (parsed once per connection), so MailKit sends
+// the post's header block, the blank line, then exactly these bytes.
+using MimeKit;
+
+namespace Mailman.Delivery.Smtp;
+
+/// <summary>A MIME entity that writes the prepared body with one recipient's values spliced in.</summary>
+internal sealed class SplicedBody : Multipart
+{
+    public SplicedBody(PreparedPost post)
+        : base("mixed")
+    {
+        Post = post;
+
+        // No headers of its own: the carrier's header block is the post's. An empty part marked
+        // 8bit lets MailKit see that the copy needs BODY=8BITMIME; it is never written.
+        Headers.Clear();
+        if (post.EightBit)
+        {
+            Add(new MimePart { ContentTransferEncoding = ContentEncoding.EightBit });
+        }
+    }
+
+    public PreparedPost Post { get; }
+
+    public RecipientValues? Values { get; set; }
+
+    public long Size => Post.SizeFor(Values);
+
+    public override void Prepare(EncodingConstraint constraint, int maxLineLength = 78)
+    {
+        // Flattened once in the pipeline; nothing to re-encode per copy.
+    }
+
+    public override void WriteTo(FormatOptions options, Stream stream, bool contentOnly, CancellationToken cancellationToken = default)
+        => Post.WriteBodyTo(stream, Values, cancellationToken);
+
+    public override Task WriteToAsync(FormatOptions options, Stream stream, bool contentOnly, CancellationToken cancellationToken = default)
+    {
+        Post.WriteBodyTo(stream, Values, cancellationToken);
+        return Task.CompletedTask;
+    }
+}
+
+/// <summary>A message that carries one post to many recipients, one copy at a time.</summary>
+internal sealed class Carrier
+{
+    private readonly Header? _to;
+
+    public Carrier(PreparedPost post)
+    {
+        using var seed = new MemoryStream("X-Carrier: 1\r\n\r\n"u8.ToArray());
+        Message = MimeMessage.Load(seed);
+        Message.Headers.Clear();
+        using var headerBlock = new MemoryStream(post.HeaderBlock.Length + 2);
+        headerBlock.Write(post.HeaderBlock.Span);
+        headerBlock.Write("\r\n"u8);
+        headerBlock.Position = 0;
+        foreach (var header in HeaderList.Load(headerBlock))
+        {
+            Message.Headers.Add(header);
+            if (post.ToToken is not null && _to is null && header.Id == HeaderId.To
+                && System.Text.Encoding.ASCII.GetString(header.RawValue) == post.ToToken)
+            {
+                _to = header;
+            }
+        }
+
+        Body = new SplicedBody(post);
+        Message.Body = Body;
+    }
+
+    public MimeMessage Message { get; }
+
+    public SplicedBody Body { get; }
+
+    /// <summary>Sets the per-recipient parts: the To: header and the body slots.</summary>
+    public void SetRecipient(RecipientValues? values)
+    {
+        Body.Values = values;
+        if (_to is not null && values is not null)
+        {
+            _to.SetRawValue(values.ToRawValue);
+        }
+    }
+
+    /// <summary>Format options for sending: CRLF, nothing hidden.</summary>
+    public static readonly FormatOptions SendOptions = CreateOptions();
+
+    private static FormatOptions CreateOptions()
+    {
+        var options = FormatOptions.Default.Clone();
+        options.NewLineFormat = NewLineFormat.Dos;
+        return options;
+    }
+}

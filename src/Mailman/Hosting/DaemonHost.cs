@@ -1,0 +1,65 @@
+// Composes the daemon: configuration, logging, queues, the list store and one hosted service per
+// runner. `serve` runs it; tests run it in-process with a fake clock.
+using System.IO.Abstractions;
+using Mailman.Instance;
+using Mailman.Lists;
+using Mailman.Pipeline;
+using Mailman.Queues;
+using Mailman.Runners;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Serilog;
+
+namespace Mailman.Hosting;
+
+public static class DaemonHost
+{
+    /// <summary>How long in-flight work may take to finish or be put back on SIGTERM.</summary>
+    public static readonly TimeSpan ShutdownTimeout = TimeSpan.FromSeconds(90);
+
+    public static IHost Build(InstancePaths paths, bool exitWhenIdle, TimeProvider? time = null, IEnumerable<KeyValuePair<string, string?>>? overrides = null)
+    {
+        paths.EnsureCreated();
+        var configuration = MailmanConfiguration.Build(paths, overrides);
+        var options = MailmanConfiguration.Options(configuration);
+        var logger = Logging.Create(configuration, paths);
+
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddConfiguration(configuration);
+        builder.Services.AddSerilog(logger, dispose: true);
+        builder.Services.Configure<HostOptions>(o =>
+        {
+            o.ShutdownTimeout = ShutdownTimeout;
+            o.ServicesStartConcurrently = false;
+            o.ServicesStopConcurrently = true;
+            o.BackgroundServiceExceptionBehavior = BackgroundServiceExceptionBehavior.StopHost;
+        });
+        builder.Services.AddSystemd();
+        builder.Services.AddSingleton(paths);
+        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(time ?? TimeProvider.System);
+        builder.Services.AddSingleton<IFileSystem, FileSystem>();
+        builder.Services.AddSingleton<QueueSet>();
+        builder.Services.AddSingleton<Activity>();
+        builder.Services.AddSingleton<ListStoreFactory>();
+        builder.Services.AddSingleton(sp =>
+        {
+            var lists = sp.GetRequiredService<ListStoreFactory>();
+            return new HandlerCatalog(lists.IsMember, lists.Members);
+        });
+
+        // Registration order is start order: recovery finishes before any runner claims.
+        builder.Services.AddHostedService<StartupRecovery>();
+        builder.Services.AddHostedService<IncomingRunner>();
+        builder.Services.AddHostedService<PipelineRunner>();
+        builder.Services.AddHostedService<OutgoingRunner>();
+        builder.Services.AddHostedService<RetryRunner>();
+        if (exitWhenIdle)
+        {
+            builder.Services.AddHostedService<IdleMonitor>();
+        }
+
+        return builder.Build();
+    }
+}

@@ -1,0 +1,32 @@
+// Opens the instance's list database. A SQLite connection serves one thread, so each runner
+// operation opens its own (cheap: no pooling of state worth keeping between posts).
+using Mailman.Instance;
+
+namespace Mailman.Lists;
+
+public sealed class ListStoreFactory(InstancePaths paths)
+{
+    public ListStore Open() => new(paths.Database);
+
+    public MailingList? FindList(ListName name)
+    {
+        using var store = Open();
+        return store.FindList(name);
+    }
+
+    public bool IsMember(ListName list, string address)
+    {
+        using var store = Open();
+        return store.IsMember(list, address);
+    }
+
+    /// <summary>Streams members; the connection stays open while the caller enumerates.</summary>
+    public IEnumerable<Member> Members(ListName list)
+    {
+        using var store = Open();
+        foreach (var m in store.Members(list, deliveryEnabledOnly: true))
+        {
+            yield return m;
+        }
+    }
+}

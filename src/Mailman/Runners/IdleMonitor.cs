@@ -1,0 +1,55 @@
+// For `serve --exit-when-idle`: stops the host once no queue has work that could be done now.
+// Held posts and retries not yet due do not count; what is left is logged.
+using Mailman.Queues;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Mailman.Runners;
+
+public sealed class IdleMonitor(QueueSet queues, Activity activity, TimeProvider time, IHostApplicationLifetime lifetime, ILogger<IdleMonitor> logger)
+    : BackgroundService
+{
+    private static readonly string[] Active = [QueueSet.In, QueueSet.Pipeline, QueueSet.Out];
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var quietChecks = 0;
+        var lastGeneration = -1L;
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(100));
+        while (await timer.WaitForNextTickAsync(stoppingToken))
+        {
+            var generation = activity.Generation;
+            var idle = !activity.IsBusy && generation == lastGeneration && !HasWork();
+            lastGeneration = generation;
+            quietChecks = idle ? quietChecks + 1 : 0;
+            if (quietChecks < 3)
+            {
+                continue;
+            }
+
+            var left = string.Join(", ", queues.All
+                .Select(q => (q.Name, Count: q.Pending().Count))
+                .Where(x => x.Count > 0)
+                .Select(x => $"{x.Name}: {x.Count}"));
+            logger.LogInformation("Idle: no work to do now; exiting. Left in queues: {Left}", left.Length == 0 ? "nothing" : left);
+            lifetime.StopApplication();
+            return;
+        }
+    }
+
+    private bool HasWork()
+    {
+        foreach (var name in Active)
+        {
+            var q = queues[name];
+            if (q.Pending().Count > 0 || q.Claimed().Count > 0)
+            {
+                return true;
+            }
+        }
+
+        var retry = queues[QueueSet.Retry];
+        var now = time.GetUtcNow();
+        return retry.Claimed().Count > 0 || retry.Pending().Any(n => RetryRunner.IsDue(retry, n, now));
+    }
+}

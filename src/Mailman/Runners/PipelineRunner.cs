@@ -1,0 +1,69 @@
+// pipeline: runs the list's handlers in their configured order, then flattens the decorated
+// post to bytes and queues it for outgoing with its recipients.
+using Mailman.Instance;
+using Mailman.Lists;
+using Mailman.Pipeline;
+using Mailman.Queues;
+using Microsoft.Extensions.Logging;
+using MimeKit;
+
+namespace Mailman.Runners;
+
+public sealed class PipelineRunner(
+    QueueSet queues, Activity activity, MailmanOptions options, TimeProvider time, ListStoreFactory lists, HandlerCatalog catalog, ILogger<PipelineRunner> logger)
+    : QueueRunner(queues, QueueSet.Pipeline, activity, options, time, logger)
+{
+    private static readonly FormatOptions Flatten = CreateFlatten();
+    private readonly IReadOnlyList<IHandler> _handlers = catalog.Resolve(options.Pipeline.Handlers.Count > 0 ? options.Pipeline.Handlers : HandlerCatalog.DefaultPipeline);
+
+    /// <summary>Runs handlers until one does not continue.</summary>
+    public static HandlerResult RunHandlers(IEnumerable<IHandler> handlers, PostContext post)
+    {
+        foreach (var handler in handlers)
+        {
+            var result = handler.Process(post);
+            if (result.Action != HandlerAction.Continue)
+            {
+                return result with { Reason = $"{handler.Name}: {result.Reason}" };
+            }
+        }
+
+        return HandlerResult.Continue;
+    }
+
+    protected override void Process(LoadedEntry entry, CancellationToken stoppingToken)
+    {
+        var metadata = entry.Metadata.Clone();
+        var list = lists.FindList(ListName.Parse(metadata.List))
+            ?? throw new InvalidOperationException($"no such list: {metadata.List}");
+        var message = PostParser.Parse(entry.Message);
+        var post = new PostContext(list, message, metadata, entry.Message.Length);
+        var result = RunHandlers(_handlers, post);
+        if (result.Action != HandlerAction.Continue)
+        {
+            if (result.Action == HandlerAction.Hold)
+            {
+                metadata.Error = result.Reason;
+                Queues[QueueSet.Hold].Enqueue(metadata, entry.Message);
+            }
+
+            Log.LogWarning("Post {MessageId} to {ListId} {Action} in the pipeline: {Reason}", metadata.MessageId, list.Name.Fqdn, result.Action, result.Reason);
+            Queue.Finish(entry.Claim);
+            return;
+        }
+
+        using var flat = new MemoryStream(entry.Message.Length + 4096);
+        message.WriteTo(Flatten, flat, CancellationToken.None);
+        var recipients = post.Recipients?.Invoke() ?? [];
+        var name = Queues[QueueSet.Out].Enqueue(metadata, flat.GetBuffer().AsSpan(0, (int)flat.Length), recipients);
+        Queue.Finish(entry.Claim);
+        Log.LogDebug("Post {MessageId} to {ListId} decorated, queued for delivery as {QueueEntry}", metadata.MessageId, list.Name.Fqdn, name);
+    }
+
+    private static FormatOptions CreateFlatten()
+    {
+        var options = FormatOptions.Default.Clone();
+        options.NewLineFormat = NewLineFormat.Dos;
+        return options;
+    }
+}

@@ -1,0 +1,78 @@
+// Runs the real `mailman` executable (the mailman.dll built beside the tests) as a separate process.
+using System.Diagnostics;
+
+namespace Mailman.TestSupport;
+
+public sealed record ProcessResult(int ExitCode, string Stdout, string Stderr);
+
+public static class MailmanProcess
+{
+    public static string Dll => Path.Combine(AppContext.BaseDirectory, "mailman.dll");
+
+    public static ProcessStartInfo StartInfo(string home, IEnumerable<string> args, IDictionary<string, string>? env = null)
+    {
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        psi.ArgumentList.Add(Dll);
+        psi.ArgumentList.Add("--home");
+        psi.ArgumentList.Add(home);
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        psi.Environment["Logging__File"] = "true";
+        if (env is not null)
+        {
+            foreach (var (k, v) in env)
+            {
+                psi.Environment[k] = v;
+            }
+        }
+
+        return psi;
+    }
+
+    /// <summary>Runs to completion (killed after <paramref name="timeout"/>, which fails the test).</summary>
+    public static ProcessResult Run(string home, IEnumerable<string> args, byte[]? stdin = null, IDictionary<string, string>? env = null, TimeSpan? timeout = null)
+    {
+        using var process = Process.Start(StartInfo(home, args, env))!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (stdin is not null)
+        {
+            process.StandardInput.BaseStream.Write(stdin);
+        }
+
+        process.StandardInput.Close();
+        if (!process.WaitForExit(timeout ?? TimeSpan.FromMinutes(3)))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"mailman {string.Join(' ', args)} did not finish; stderr: {stderr.Result}");
+        }
+
+        return new ProcessResult(process.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    /// <summary>`serve --exit-when-idle` with the SMTP port (and other settings) from the environment.</summary>
+    public static ProcessResult ServeUntilIdle(string home, int smtpPort, IDictionary<string, string>? env = null)
+    {
+        var all = new Dictionary<string, string>(env ?? new Dictionary<string, string>())
+        {
+            ["Mailman__Smtp__Port"] = smtpPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        };
+        var result = Run(home, ["serve", "--exit-when-idle"], env: all);
+        if (result.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"serve exited {result.ExitCode}: {result.Stderr}{result.Stdout}");
+        }
+
+        return result;
+    }
+}

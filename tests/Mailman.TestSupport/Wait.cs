@@ -1,0 +1,31 @@
+// Waiting on a condition with a deadline: never a bare sleep.
+using System.Diagnostics;
+
+namespace Mailman.TestSupport;
+
+public static class Wait
+{
+    /// <exception cref="TimeoutException">The condition did not hold before the deadline.</exception>
+    public static void Until(Func<bool> condition, TimeSpan timeout, string what)
+    {
+        var watch = Stopwatch.StartNew();
+        var spin = new SpinWait();
+        while (!condition())
+        {
+            if (watch.Elapsed > timeout)
+            {
+                throw new TimeoutException($"timed out after {timeout.TotalSeconds:F0}s waiting for {what}");
+            }
+
+            // Yield the CPU between checks; this is a poll on a condition, not a sleep standing in for one.
+            if (spin.NextSpinWillYield)
+            {
+                Thread.Sleep(20);
+            }
+            else
+            {
+                spin.SpinOnce();
+            }
+        }
+    }
+}

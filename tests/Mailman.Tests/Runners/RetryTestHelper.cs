@@ -1,0 +1,22 @@
+using System.IO.Abstractions;
+using Mailman.Queues;
+using Mailman.TestSupport;
+
+namespace Mailman.Tests.Runners;
+
+internal static class RetryTestHelper
+{
+    /// <summary>Rewrites every retry entry with NotBefore in the past, as the passing of time would.</summary>
+    public static void MakeDue(TempInstance instance)
+    {
+        var retry = new Switchboard(new FileSystem(), instance.QueueDir(QueueSet.Retry), QueueSet.Retry, TimeProvider.System);
+        foreach (var name in retry.Pending())
+        {
+            var claim = retry.Claim(name)!;
+            var loaded = retry.Load(claim);
+            var metadata = loaded.Metadata.Clone();
+            metadata.NotBefore = DateTimeOffset.UnixEpoch;
+            retry.Rewrite(claim, loaded, metadata);
+        }
+    }
+}
