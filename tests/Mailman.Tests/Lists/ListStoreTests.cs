@@ -1,0 +1,61 @@
+using Mailman.Lists;
+using Mailman.TestSupport;
+
+namespace Mailman.Tests.Lists;
+
+public sealed class ListStoreTests : IDisposable
+{
+    private readonly TempInstance _instance = new();
+
+    public void Dispose() => _instance.Dispose();
+
+    [Fact]
+    public void Lists_round_trip_their_settings()
+    {
+        _instance.CreateList("dev@example.org", l =>
+        {
+            l.DisplayName = "Dev";
+            l.Set("personalize", "none");
+            l.Set("footer", "a\\nb");
+        });
+        using var store = new ListStore(_instance.Paths.Database);
+        var list = store.GetList(ListName.Parse("dev@example.org"));
+        Assert.Equal("Dev", list.DisplayName);
+        Assert.Equal(Personalization.None, list.Personalize);
+        Assert.Equal("a\nb", list.FooterTemplate);
+        Assert.Throws<InvalidOperationException>(() => store.CreateList(new MailingList { Name = list.Name }));
+    }
+
+    [Fact]
+    public void Members_are_unique_per_address_ignoring_case_and_stream_in_join_order()
+    {
+        _instance.CreateList("dev@example.org");
+        using var store = new ListStore(_instance.Paths.Database);
+        var name = ListName.Parse("dev@example.org");
+        Assert.Equal(2, store.AddMembers(name, [new Member("b@example.com", "B"), new Member("a@example.com", "A"), new Member("B@Example.com", "dup")]));
+        Assert.Equal(["b@example.com", "a@example.com"], store.Members(name).Select(m => m.Address));
+        Assert.True(store.IsMember(name, "A@EXAMPLE.COM"));
+        Assert.Equal(1, store.RemoveMembers(name, ["A@example.com"]));
+        Assert.False(store.IsMember(name, "a@example.com"));
+    }
+
+    [Fact]
+    public void A_hundred_thousand_members_import_in_one_transaction()
+    {
+        _instance.CreateList("big@example.org");
+        using var store = new ListStore(_instance.Paths.Database);
+        var name = ListName.Parse("big@example.org");
+        Assert.Equal(100_000, store.AddMembers(name, TempInstance.NumberedMembers(100_000)));
+        Assert.Equal(100_000, store.CountMembers(name));
+        Assert.Equal(100_000, store.Members(name, deliveryEnabledOnly: true).Count());
+    }
+
+    [Theory]
+    [InlineData("personalize", "sometimes")]
+    [InlineData("nonmember_action", "7")]
+    [InlineData("subject_prefix", "[x]\r\nBcc: evil@example.com")]
+    [InlineData("archive_url", "javascript:alert(1)")]
+    [InlineData("no_such_key", "x")]
+    public void Bad_settings_are_refused(string key, string value)
+        => Assert.Throws<ArgumentException>(() => new MailingList().Set(key, value));
+}

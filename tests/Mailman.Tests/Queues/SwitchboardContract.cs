@@ -1,0 +1,187 @@
+// One contract, run against a mock file system and a real directory (as the generic host's
+// compliance suites do). Crash safety itself is proven on a real disk with a real process
+// elsewhere; this pins down the switchboard's API semantics.
+using System.IO.Abstractions;
+using System.IO.Abstractions.TestingHelpers;
+using System.Text;
+using Mailman.Queues;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Mailman.Tests.Queues;
+
+public abstract class SwitchboardContract : IDisposable
+{
+    private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 11, 28, 12, 0, 0, TimeSpan.Zero));
+
+    protected abstract IFileSystem FileSystem { get; }
+
+    protected abstract string Root { get; }
+
+    public virtual void Dispose() => GC.SuppressFinalize(this);
+
+    private Switchboard Queue(string name = "in") => new(FileSystem, FileSystem.Path.Combine(Root, name), name, _time);
+
+    private static EntryMetadata Meta(string list = "dev@example.org") => new() { List = list, Sender = "a@example.com" };
+
+    [Fact]
+    public void Enqueued_entries_are_claimed_oldest_first_and_read_back_exactly()
+    {
+        var q = Queue();
+        var first = q.Enqueue(Meta(), "first"u8);
+        _time.Advance(TimeSpan.FromMilliseconds(1));
+        var second = q.Enqueue(Meta(), "second"u8);
+
+        var claim = q.TryClaim()!;
+        Assert.Equal(first, claim.Name);
+        var loaded = q.Load(claim);
+        Assert.Equal("first", Encoding.ASCII.GetString(loaded.Message));
+        Assert.Equal("dev@example.org", loaded.Metadata.List);
+        Assert.Equal([second], q.Pending());
+        Assert.Equal([first], q.Claimed());
+
+        q.Finish(claim);
+        Assert.Empty(q.Claimed());
+        Assert.Equal(second, q.TryClaim()!.Name);
+        Assert.Null(q.TryClaim());
+    }
+
+    [Fact]
+    public void Recipients_stream_back_in_order_with_their_count_and_can_be_skipped()
+    {
+        var q = Queue("out");
+        var recipients = Enumerable.Range(0, 2500).Select(i => new Recipient($"m{i}@example.com", i % 2 == 0 ? $"Name {i}" : "")).ToList();
+        q.Enqueue(Meta(), "msg"u8, recipients);
+        var loaded = q.Load(q.TryClaim()!);
+        Assert.Equal(2500, loaded.Metadata.RecipientCount);
+        Assert.Equal(recipients, q.Recipients(loaded));
+        Assert.Equal(recipients.Skip(2000), q.Recipients(loaded, skip: 2000));
+    }
+
+    [Fact]
+    public void A_name_with_tab_or_newline_cannot_break_the_record_format()
+    {
+        var q = Queue("out");
+        q.Enqueue(Meta(), "msg"u8, [new Recipient("a@example.com", "Evil\tName\r\nX: y"), new Recipient("b@example.com", "")]);
+        var loaded = q.Load(q.TryClaim()!);
+        Assert.Equal([new Recipient("a@example.com", "Evil Name  X: y"), new Recipient("b@example.com", "")], q.Recipients(loaded));
+    }
+
+    [Fact]
+    public void A_claimed_entry_cannot_be_claimed_again()
+    {
+        var q = Queue();
+        var name = q.Enqueue(Meta(), "x"u8);
+        Assert.NotNull(q.Claim(name));
+        Assert.Null(q.Claim(name));
+        Assert.Null(q.TryClaim());
+    }
+
+    [Fact]
+    public void Recovery_puts_claimed_entries_back_then_sends_them_to_bad_after_the_limit()
+    {
+        var q = Queue();
+        var bad = Queue("bad");
+        var name = q.Enqueue(Meta(), "x"u8, [new Recipient("a@example.com", "A")]);
+        for (var crash = 1; crash <= 2; crash++)
+        {
+            q.TryClaim();
+            Assert.Equal((1, 0), q.Recover(bad, maxRecoveries: 2));
+            Assert.Equal([name], q.Pending());
+            Assert.Equal(crash, q.ReadMetadata(name).Recoveries);
+        }
+
+        q.TryClaim();
+        Assert.Equal((0, 1), q.Recover(bad, maxRecoveries: 2));
+        Assert.Empty(q.Pending());
+        var inBad = bad.Load(bad.TryClaim()!);
+        Assert.Contains("crashed", inBad.Metadata.Error, StringComparison.Ordinal);
+        Assert.Equal([new Recipient("a@example.com", "A")], bad.Recipients(inBad));
+    }
+
+    [Fact]
+    public void Truncated_or_foreign_files_are_reported_as_corrupt()
+    {
+        var q = Queue();
+        var name = q.Enqueue(Meta(), "a message of some length"u8);
+        var path = FileSystem.Path.Combine(Root, "in", name + ".msg");
+        var bytes = FileSystem.File.ReadAllBytes(path);
+        FileSystem.File.WriteAllBytes(path, bytes[..(bytes.Length - 20)]);
+        Assert.Throws<CorruptEntryException>(() => q.Load(q.TryClaim()!));
+
+        var other = "01795868930980604-0000beef";
+        FileSystem.File.WriteAllText(FileSystem.Path.Combine(Root, "in", other + ".msg"), "From: x\n\nnot ours");
+        Assert.Throws<CorruptEntryException>(() => q.Load(q.Claim(other)!));
+    }
+
+    [Fact]
+    public void Temporary_files_of_interrupted_writes_are_never_claimed_and_are_removed_at_recovery()
+    {
+        var q = Queue();
+        var temp = FileSystem.Path.Combine(Root, "in", "01795868930980604-0000cafe.tmp");
+        FileSystem.File.WriteAllText(temp, "MAILMAN-QUEUE/1\n{\"Ver");
+        Assert.Null(q.TryClaim());
+        q.Recover(Queue("bad"), 3);
+        Assert.False(FileSystem.File.Exists(temp));
+    }
+
+    [Theory]
+    [InlineData("../../etc/passwd")]
+    [InlineData("01795868930980604-0000cafe/../x")]
+    [InlineData("x")]
+    public void Names_that_are_not_queue_names_never_become_paths(string name)
+        => Assert.Throws<ArgumentException>(() => Queue().Claim(name));
+}
+
+public sealed class SwitchboardOnMockFileSystem : SwitchboardContract
+{
+    private readonly MockFileSystem _fs = new();
+
+    protected override IFileSystem FileSystem => _fs;
+
+    protected override string Root => "/instance/queues";
+}
+
+public sealed class SwitchboardOnRealDisk : SwitchboardContract
+{
+    private readonly string _root = Path.Combine(Path.GetTempPath(), "mailman-sb-" + Guid.NewGuid().ToString("N")[..12]);
+
+    protected override IFileSystem FileSystem { get; } = new FileSystem();
+
+    protected override string Root => _root;
+
+    public override void Dispose()
+    {
+        Directory.Delete(_root, recursive: true);
+        base.Dispose();
+    }
+
+    [Fact]
+    public void Entry_files_are_readable_by_the_owner_only()
+    {
+        var q = new Switchboard(FileSystem, Path.Combine(_root, "in"), "in", TimeProvider.System);
+        var name = q.Enqueue(new EntryMetadata { List = "dev@example.org" }, "x"u8);
+        var mode = File.GetUnixFileMode(Path.Combine(_root, "in", name + ".msg"));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, mode);
+    }
+
+    [Fact]
+    public void Concurrent_workers_never_claim_the_same_entry()
+    {
+        var q = new Switchboard(FileSystem, Path.Combine(_root, "in"), "in", TimeProvider.System);
+        for (var i = 0; i < 300; i++)
+        {
+            q.Enqueue(new EntryMetadata { List = "dev@example.org" }, "x"u8);
+        }
+
+        var claimed = new System.Collections.Concurrent.ConcurrentBag<string>();
+        Parallel.For(0, 4, _ =>
+        {
+            while (q.TryClaim() is { } c)
+            {
+                claimed.Add(c.Name);
+            }
+        });
+        Assert.Equal(300, claimed.Count);
+        Assert.Equal(300, claimed.Distinct().Count());
+    }
+}
