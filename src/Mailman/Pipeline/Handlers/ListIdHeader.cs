@@ -17,11 +17,15 @@ public sealed class ListIdHeader : IHandler
         var id = "<" + list.Name.ListId + ">";
         var value = string.IsNullOrEmpty(list.DisplayName)
             ? id
-            : Encoding.ASCII.GetString(Rfc2047.EncodePhrase(Encoding.UTF8, Quote(list.DisplayName))) + " " + id;
+            : Phrase(list.DisplayName) + " " + id;
         post.Message.Headers.RemoveAll(HeaderId.ListId);
         post.Message.Headers.Add(new Header(Encoding.UTF8, HeaderId.ListId, value));
         return HandlerResult.Continue;
     }
+
+    // RFC 2047 encoded words for non-ASCII; otherwise a quoted string when specials need it.
+    private static string Phrase(string name)
+        => Ascii.IsValid(name) ? Quote(name) : Encoding.ASCII.GetString(Rfc2047.EncodePhrase(Encoding.UTF8, name));
 
     // A phrase with specials must be a quoted string (RFC 5322 §3.2.5).
     private static string Quote(string phrase)

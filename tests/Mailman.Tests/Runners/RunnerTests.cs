@@ -1,0 +1,139 @@
+// Component tests: the runners against a real temp instance, a fake clock, and (for outgoing)
+// a real smtp-sink.
+using Mailman.Lists;
+using Mailman.Queues;
+using Mailman.TestSupport;
+
+namespace Mailman.Tests.Runners;
+
+[Collection("smtp-sink")]
+public sealed class RunnerTests : IDisposable
+{
+    private readonly TempInstance _instance = new();
+
+    public void Dispose() => _instance.Dispose();
+
+    [Fact]
+    public void Incoming_and_pipeline_move_a_post_to_out_with_its_recipients()
+    {
+        _instance.CreateList("dev@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
+        _instance.AddMembers("dev@example.org", TempInstance.NumberedMembers(25));
+        using var h = new RunnerHarness(_instance);
+        h.Inject("dev@example.org", Posts.Plain());
+
+        Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
+        Assert.Equal(1, RunnerHarness.Drain(h.Pipeline));
+
+        var outQueue = h.Queues[QueueSet.Out];
+        var entry = outQueue.Load(outQueue.TryClaim()!);
+        Assert.Equal(25, entry.Metadata.RecipientCount);
+        Assert.True(entry.Metadata.Personalized);
+        Assert.Equal(TempInstance.NumberedMembers(25).Select(m => m.Address), outQueue.Recipients(entry).Select(r => r.Address));
+        Assert.Empty(h.Queues[QueueSet.In].Pending());
+        Assert.Empty(h.Queues[QueueSet.Pipeline].Pending());
+    }
+
+    [Fact]
+    public void A_post_whose_processing_throws_is_shunted_with_the_error_and_unshunt_puts_it_back()
+    {
+        using var h = new RunnerHarness(_instance);
+        h.Inject("ghost@example.org", Posts.Plain());
+
+        Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
+        var shunt = h.Queues[QueueSet.Shunt];
+        var name = Assert.Single(shunt.Pending());
+        var metadata = shunt.ReadMetadata(name);
+        Assert.Equal(QueueSet.In, metadata.FromQueue);
+        Assert.Contains("no such list", metadata.Error, StringComparison.Ordinal);
+
+        // The operator fixes the cause (creates the list), then unshunts.
+        _instance.CreateList("ghost@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
+        var result = MailmanProcess.Run(_instance.Home, ["unshunt"]);
+        Assert.Equal(0, result.ExitCode);
+        Assert.Empty(shunt.Pending());
+        Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
+        Assert.Single(h.Queues[QueueSet.Pipeline].Pending());
+    }
+
+    [Fact]
+    public void An_unreadable_entry_goes_to_bad_and_the_runner_goes_on()
+    {
+        using var h = new RunnerHarness(_instance);
+        File.WriteAllText(Path.Combine(_instance.QueueDir(QueueSet.In), "00000000000000001-deadbeef.msg"), "MAILMAN-QUEUE/1\n{\"Version\":1,\"MessageLength\":99999}\ntorn");
+        _instance.CreateList("dev@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
+        h.Inject("dev@example.org", Posts.Plain());
+
+        Assert.Equal(2, RunnerHarness.Drain(h.Incoming));
+        Assert.Equal(1, _instance.Count(QueueSet.Bad));
+        Assert.Single(h.Queues[QueueSet.Pipeline].Pending());
+    }
+
+    [Fact]
+    public void Retry_waits_for_the_backoff_on_the_clock_then_moves_the_entry_to_out()
+    {
+        using var h = new RunnerHarness(_instance);
+        var retry = h.Queues[QueueSet.Retry];
+        retry.Enqueue(new EntryMetadata { List = "dev@example.org", Attempts = 1, NotBefore = h.Time.GetUtcNow().AddMinutes(2) }, "x"u8, [new Recipient("a@example.com", "")]);
+
+        Assert.Equal(0, RunnerHarness.Drain(h.Retry));
+        h.Time.Advance(TimeSpan.FromMinutes(1));
+        Assert.Equal(0, RunnerHarness.Drain(h.Retry));
+        h.Time.Advance(TimeSpan.FromMinutes(1));
+        Assert.Equal(1, RunnerHarness.Drain(h.Retry));
+        Assert.Single(h.Queues[QueueSet.Out].Pending());
+    }
+
+    [Fact]
+    public void Deferred_recipients_back_off_exponentially_and_give_up_after_the_lifetime()
+    {
+        _instance.CreateList("dev@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
+        _instance.AddMembers("dev@example.org", TempInstance.NumberedMembers(3));
+        using var sink = SmtpSink.Start("-r", "RCPT");
+        using var h = new RunnerHarness(_instance, o =>
+        {
+            o.Smtp.Port = sink.Port;
+            o.Retry.MinimumDelay = TimeSpan.FromMinutes(1);
+            o.Retry.MaximumDelay = TimeSpan.FromMinutes(3);
+            o.Retry.MaximumLifetime = TimeSpan.FromMinutes(10);
+        });
+        h.Inject("dev@example.org", Posts.Plain());
+        RunnerHarness.Drain(h.Incoming);
+        RunnerHarness.Drain(h.Pipeline);
+
+        var retry = h.Queues[QueueSet.Retry];
+        var expectedDelays = new[] { 1, 2, 3, 3 };
+        foreach (var minutes in expectedDelays)
+        {
+            Assert.Equal(1, RunnerHarness.Drain(h.Outgoing));
+            var metadata = retry.ReadMetadata(Assert.Single(retry.Pending()));
+            Assert.Equal(3, metadata.RecipientCount);
+            Assert.Equal(h.Time.GetUtcNow().AddMinutes(minutes), metadata.NotBefore);
+            h.Time.Advance(TimeSpan.FromMinutes(minutes));
+            Assert.Equal(1, RunnerHarness.Drain(h.Retry));
+        }
+
+        // 9 minutes in: one more failure, then the lifetime (10 minutes) is over.
+        Assert.Equal(1, RunnerHarness.Drain(h.Outgoing));
+        h.Time.Advance(TimeSpan.FromMinutes(3));
+        RunnerHarness.Drain(h.Retry);
+        Assert.Equal(1, RunnerHarness.Drain(h.Outgoing));
+        Assert.Empty(retry.Pending());
+        Assert.Empty(h.Queues[QueueSet.Out].Pending());
+        Assert.Empty(sink.Messages());
+    }
+
+    [Fact]
+    public void A_5xx_for_every_recipient_is_a_bounce_and_is_not_retried()
+    {
+        _instance.CreateList("dev@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
+        _instance.AddMembers("dev@example.org", TempInstance.NumberedMembers(3));
+        using var sink = SmtpSink.Start("-f", "RCPT");
+        using var h = new RunnerHarness(_instance, o => o.Smtp.Port = sink.Port);
+        h.Inject("dev@example.org", Posts.Plain());
+        RunnerHarness.Drain(h.Incoming);
+        RunnerHarness.Drain(h.Pipeline);
+        Assert.Equal(1, RunnerHarness.Drain(h.Outgoing));
+        Assert.Empty(h.Queues[QueueSet.Retry].Pending());
+        Assert.Empty(h.Queues[QueueSet.Out].Pending());
+    }
+}
