@@ -25,19 +25,37 @@ public static class MailmanConfiguration
     }
 
     /// <exception cref="InvalidOperationException">A setting is invalid.</exception>
-    public static MailmanOptions Options(IConfiguration configuration)
+    public static MailmanOptions Options(IConfigurationRoot configuration)
     {
         var options = new MailmanOptions();
         configuration.GetSection(MailmanOptions.Section).Bind(options);
-
-        // Binding appends to the default list; the configured list replaces it.
-        var handlers = configuration.GetSection("Mailman:Pipeline:Handlers").Get<List<string>>();
-        if (handlers is { Count: > 0 })
-        {
-            options.Pipeline.Handlers = handlers;
-        }
-
+        options.Pipeline.Handlers = Handlers(configuration);
         options.Validate();
         return options;
+    }
+
+    // .NET configuration merges arrays index by index across layers; a pipeline is an ordered
+    // whole, so the list comes entirely from the highest layer that sets one.
+    private static List<string> Handlers(IConfigurationRoot configuration)
+    {
+        const string key = "Mailman:Pipeline:Handlers";
+        foreach (var provider in configuration.Providers.Reverse())
+        {
+            var result = new List<string>();
+            for (var i = 0; provider.TryGet($"{key}:{i}", out var name); i++)
+            {
+                if (!string.IsNullOrWhiteSpace(name))
+                {
+                    result.Add(name.Trim());
+                }
+            }
+
+            if (result.Count > 0)
+            {
+                return result;
+            }
+        }
+
+        return [];
     }
 }

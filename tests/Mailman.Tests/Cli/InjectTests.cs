@@ -1,0 +1,72 @@
+// `mailman inject` as Postfix runs it: a real process, the message on stdin, sysexits codes.
+using System.Text;
+using Mailman.Cli;
+using Mailman.TestSupport;
+
+namespace Mailman.Tests.Cli;
+
+public sealed class InjectTests : IDisposable
+{
+    private readonly TempInstance _instance = new();
+
+    public InjectTests() => _instance.CreateList("dev@example.org");
+
+    public void Dispose() => _instance.Dispose();
+
+    private ProcessResult Inject(string list, byte[] stdin, params string[] extra)
+        => MailmanProcess.Run(_instance.Home, ["inject", list, .. extra], stdin);
+
+    [Fact]
+    public void A_message_is_on_disk_in_the_in_queue_when_inject_exits_0()
+    {
+        var raw = Posts.Plain();
+        var result = Inject("dev@example.org", raw, "--sender", "poster@example.com");
+        Assert.Equal(ExitCodes.Ok, result.ExitCode);
+        var file = Assert.Single(Directory.GetFiles(_instance.QueueDir("in"), "*.msg"));
+        var bytes = File.ReadAllBytes(file);
+        Assert.True(bytes.AsSpan().IndexOf(raw) > 0, "the raw message bytes are kept exactly as received");
+        Assert.Contains("\"Sender\":\"poster@example.com\"", Encoding.UTF8.GetString(bytes), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("nobody@example.org", ExitCodes.NoUser)]
+    [InlineData("../../etc@example.org", ExitCodes.NoUser)]
+    [InlineData("dev list@example.org", ExitCodes.NoUser)]
+    public void Unknown_or_unsafe_lists_exit_67(string list, int code)
+    {
+        var result = Inject(list, Posts.Plain());
+        Assert.Equal(code, result.ExitCode);
+        Assert.Single(result.Stderr.Trim().Split('\n'));
+        Assert.Equal(0, _instance.Count("in"));
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("\n\n  \n")]
+    [InlineData("\0\u0001\u0002 binary garbage \u00ff")]
+    public void Empty_input_or_something_that_is_not_a_message_exits_65(string stdin)
+    {
+        var result = Inject("dev@example.org", Encoding.Latin1.GetBytes(stdin));
+        Assert.Equal(ExitCodes.DataError, result.ExitCode);
+        Assert.StartsWith("mailman: ", result.Stderr, StringComparison.Ordinal);
+        Assert.Equal(0, _instance.Count("in"));
+    }
+
+    [Fact]
+    public void An_unwritable_queue_exits_75_so_the_MTA_retries()
+    {
+        var queue = _instance.QueueDir("in");
+        if (Directory.Exists(queue))
+        {
+            Directory.Delete(queue, recursive: true);
+        }
+
+        File.WriteAllText(queue, "not a directory");
+        var result = Inject("dev@example.org", Posts.Plain());
+        Assert.Equal(ExitCodes.TempFail, result.ExitCode);
+    }
+
+    [Fact]
+    public void Bad_arguments_exit_64()
+        => Assert.Equal(ExitCodes.Usage, MailmanProcess.Run(_instance.Home, ["inject"], []).ExitCode);
+}
