@@ -48,9 +48,32 @@ public sealed class IncomingRunner(
             // Discard and reject are the list's own policy: logged with everything needed to find the post.
             Log.LogWarning("Post {MessageId} to {ListId} {Action} (entry {QueueEntry}): {Reason}",
                 metadata.MessageId, list.Name.Fqdn, result.Action.ToString().ToLowerInvariant(), entry.Claim.Name, result.Reason);
+            if (result.Action == HandlerAction.Reject)
+            {
+                Notify(list, message, metadata, result.Reason ?? "rejected");
+            }
         }
 
         Queue.Finish(entry.Claim);
+    }
+
+    private void Notify(MailingList list, MimeMessage post, EntryMetadata metadata, string reason)
+    {
+        var to = RejectionNotice.Recipient(post, metadata);
+        if (to is null)
+        {
+            Log.LogInformation("No rejection notice for {MessageId}: automatic message or null sender", metadata.MessageId);
+            return;
+        }
+
+        var notice = new EntryMetadata
+        {
+            List = list.Name.Fqdn,
+            Received = Time.GetUtcNow(),
+            MessageId = "rejection of " + metadata.MessageId,
+        };
+        var name = Queues[QueueSet.Out].Enqueue(notice, RejectionNotice.Build(list, post, to, reason), [new Recipient(to, "")]);
+        Log.LogInformation("Rejection notice for {MessageId} to {Recipient} queued as {QueueEntry}", metadata.MessageId, to, name);
     }
 }
 

@@ -55,6 +55,34 @@ public sealed class RunnerTests : IDisposable
         Assert.Single(h.Queues[QueueSet.Pipeline].Pending());
     }
 
+    [Theory]
+    [InlineData("poster@example.com", "poster@example.com")]
+    [InlineData(null, "poster@example.com")]
+    [InlineData("", null)]
+    [InlineData("<>", null)]
+    public void A_rejected_post_gets_a_notice_to_its_sender_unless_it_was_a_bounce(string? envelopeSender, string? noticeTo)
+    {
+        _instance.CreateList("dev@example.org", l => l.NonMemberAction = NonMemberAction.Reject);
+        using var h = new RunnerHarness(_instance);
+        h.Queues[QueueSet.In].Enqueue(new EntryMetadata { List = "dev@example.org", Sender = envelopeSender }, Posts.Plain());
+
+        Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
+        Assert.Empty(h.Queues[QueueSet.Pipeline].Pending());
+        var outQueue = h.Queues[QueueSet.Out];
+        if (noticeTo is null)
+        {
+            Assert.Empty(outQueue.Pending());
+            return;
+        }
+
+        var notice = outQueue.Load(outQueue.TryClaim()!);
+        Assert.Equal([noticeTo], outQueue.Recipients(notice).Select(r => r.Address));
+        var message = MimeKit.MimeMessage.Load(new MemoryStream(notice.Message));
+        Assert.Equal("Your message to dev@example.org was rejected", message.Subject);
+        Assert.Equal("auto-replied", message.Headers[MimeKit.HeaderId.AutoSubmitted]);
+        Assert.Contains(message.BodyParts, p => p is MimeKit.MessagePart);
+    }
+
     [Fact]
     public void An_unreadable_entry_goes_to_bad_and_the_runner_goes_on()
     {
