@@ -1,7 +1,9 @@
 // Delivers one prepared post to a stream of recipients over N parallel SMTP connections, each on
-// its own thread with synchronous sends (cheaper than SendAsync per copy). Personalized posts go
-// one recipient per transaction with a VERP sender; others in batches of MaxRecipients grouped
-// by domain. It reports what became of every recipient; it never touches a queue.
+// its own thread with synchronous sends (cheaper than SendAsync per copy). The stream is cut into
+// fixed chunks; a worker takes a whole chunk and reports it when done, so a checkpoint can record
+// progress and a resumed delivery skips what is done. Personalized posts go one recipient per
+// transaction with a VERP sender; others in batches of MaxRecipients grouped by domain. It
+// reports what became of every recipient; it never touches a queue.
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using Mailman.Delivery.Smtp;
@@ -16,23 +18,38 @@ public enum DeliveryStop
     /// <summary>Every recipient was attempted.</summary>
     Completed,
 
-    /// <summary>The host is stopping: recipients not yet attempted must be put back.</summary>
+    /// <summary>The host is stopping: progress is recorded, the rest is for the next run.</summary>
     Shutdown,
 
     /// <summary>The server could not be reached: recipients not yet attempted wait in retry.</summary>
     ServerUnreachable,
 }
 
-/// <summary>What became of a post's recipients. Dispose after reading <see cref="Remaining"/>.</summary>
+/// <summary>Where a delivery records and finds its progress (a checkpoint, or nothing).</summary>
+public interface IDeliveryProgress
+{
+    /// <summary>How many transactions of <paramref name="chunk"/> were done in an earlier run.</summary>
+    int TransactionsDone(long chunk);
+
+    /// <summary>
+    /// The first <paramref name="transactions"/> transactions of <paramref name="chunk"/> are done;
+    /// <paramref name="deferred"/> and <paramref name="bounced"/> are their temporary and permanent failures.
+    /// Called from delivery threads; must be durable on return and thread-safe.
+    /// </summary>
+    void Record(long chunk, int transactions, IReadOnlyList<(Recipient Recipient, int Status, string Response)> deferred, IReadOnlyList<(Recipient Recipient, int Status, string Response)> bounced);
+}
+
+/// <summary>What became of a post's recipients in this run. Dispose after reading <see cref="Remaining"/>.</summary>
 public sealed class DeliveryReport : IDisposable
 {
-    private IEnumerator<Recipient[]>? _rest;
+    private IEnumerator<Chunk>? _rest;
+    private Func<Chunk, IEnumerable<Recipient>>? _pending;
 
     public long Delivered { get; set; }
 
-    public List<(Recipient Recipient, int Status, string Response)> Deferred { get; } = [];
+    public long Deferred { get; set; }
 
-    public List<(Recipient Recipient, int Status, string Response)> Bounced { get; } = [];
+    public long Bounced { get; set; }
 
     /// <summary>Recipients taken from the stream but not attempted.</summary>
     public List<Recipient> NotAttempted { get; } = [];
@@ -50,17 +67,15 @@ public sealed class DeliveryReport : IDisposable
                 yield return r;
             }
 
-            while (_rest is not null && _rest.MoveNext())
+            while (_rest is not null && _pending is not null && _rest.MoveNext())
             {
-                foreach (var r in _rest.Current)
+                foreach (var r in _pending(_rest.Current))
                 {
                     yield return r;
                 }
             }
         }
     }
-
-    public bool HasRemaining => NotAttempted.Count > 0 || Stop != DeliveryStop.Completed;
 
     public DeliveryStop Stop { get; set; }
 
@@ -70,22 +85,34 @@ public sealed class DeliveryReport : IDisposable
 
     public long Transactions { get; set; }
 
-    internal void KeepRest(IEnumerator<Recipient[]> rest) => _rest = rest;
+    internal void KeepRest(IEnumerator<Chunk> rest, Func<Chunk, IEnumerable<Recipient>> pending)
+    {
+        _rest = rest;
+        _pending = pending;
+    }
 
     public void Dispose() => _rest?.Dispose();
 }
 
+/// <summary>A numbered slice of the recipient stream.</summary>
+public sealed record Chunk(long Index, Recipient[] Recipients);
+
 public sealed class PostDelivery(SmtpOptions options)
 {
-    /// <summary>Delivers <paramref name="post"/>; stops taking new recipients when <paramref name="stop"/> fires.</summary>
-    public DeliveryReport Deliver(PreparedPost post, ListName list, bool personalized, IEnumerable<Recipient> recipients, CancellationToken stop)
+    /// <summary>Recipients per checkpoint chunk: at least MaxRecipients for batched posts.</summary>
+    public int ChunkSize(bool personalized) => personalized ? options.CheckpointRecipients : Math.Max(options.CheckpointRecipients, options.MaxRecipients);
+
+    /// <summary>Delivers <paramref name="post"/>; stops taking new transactions when <paramref name="stop"/> fires.</summary>
+    public DeliveryReport Deliver(PreparedPost post, ListName list, bool personalized, IEnumerable<Recipient> recipients, IDeliveryProgress progress, CancellationToken stop)
     {
         var report = new DeliveryReport();
         var watch = Stopwatch.StartNew();
-        using var work = new BlockingCollection<Recipient[]>(options.Connections * 4);
+        using var work = new BlockingCollection<Chunk>(options.Connections * 2);
         var gate = new object();
         var unreachable = 0;
         string? unreachableReason = null;
+
+        bool Stopping() => stop.IsCancellationRequested || Volatile.Read(ref unreachable) != 0;
 
         var workers = new Thread[options.Connections];
         for (var i = 0; i < workers.Length; i++)
@@ -96,53 +123,72 @@ public sealed class PostDelivery(SmtpOptions options)
                 var carrier = new Carrier(post);
                 var scratch = RecipientValues.NewScratch();
                 var result = new TransactionResult();
-                foreach (var batch in work.GetConsumingEnumerable())
+                foreach (var chunk in work.GetConsumingEnumerable())
                 {
-                    if (stop.IsCancellationRequested || Volatile.Read(ref unreachable) != 0)
+                    var transactions = Transactions(chunk.Recipients, personalized);
+                    var done = progress.TransactionsDone(chunk.Index);
+                    var deferred = new List<(Recipient, int, string)>();
+                    var bounced = new List<(Recipient, int, string)>();
+                    long delivered = 0, sent = 0;
+                    var t = done;
+                    for (; t < transactions.Count; t++)
                     {
-                        lock (gate)
+                        if (Stopping())
                         {
-                            report.NotAttempted.AddRange(batch);
+                            break;
                         }
 
-                        continue;
+                        var batch = transactions[t];
+                        result.Clear();
+                        try
+                        {
+                            string sender;
+                            if (personalized)
+                            {
+                                carrier.SetRecipient(RecipientValues.For(batch[0], scratch));
+                                sender = Verp.Encode(list, batch[0].Address);
+                            }
+                            else
+                            {
+                                carrier.SetRecipient(null);
+                                sender = list.BouncesAddress;
+                            }
+
+                            connection.Send(carrier.Message, sender, batch, result);
+                        }
+                        catch (SmtpConnectException e)
+                        {
+                            lock (gate)
+                            {
+                                unreachableReason ??= e.Message;
+                            }
+
+                            Volatile.Write(ref unreachable, 1);
+                            break;
+                        }
+
+                        sent++;
+                        delivered += result.Delivered.Count;
+                        deferred.AddRange(result.Deferred);
+                        bounced.AddRange(result.Bounced);
                     }
 
-                    result.Clear();
-                    try
+                    if (t > done)
                     {
-                        string sender;
-                        if (personalized)
-                        {
-                            carrier.SetRecipient(RecipientValues.For(batch[0], scratch));
-                            sender = Verp.Encode(list, batch[0].Address);
-                        }
-                        else
-                        {
-                            carrier.SetRecipient(null);
-                            sender = list.BouncesAddress;
-                        }
-
-                        connection.Send(carrier.Message, sender, batch, result);
-                    }
-                    catch (SmtpConnectException e)
-                    {
-                        lock (gate)
-                        {
-                            unreachableReason ??= e.Message;
-                            report.NotAttempted.AddRange(batch);
-                        }
-
-                        Volatile.Write(ref unreachable, 1);
-                        continue;
+                        progress.Record(chunk.Index, t, deferred, bounced);
                     }
 
                     lock (gate)
                     {
-                        report.Transactions++;
-                        report.Delivered += result.Delivered.Count;
-                        report.Deferred.AddRange(result.Deferred);
-                        report.Bounced.AddRange(result.Bounced);
+                        for (var rest = t; rest < transactions.Count; rest++)
+                        {
+                            report.NotAttempted.AddRange(transactions[rest]);
+                        }
+
+                        report.Transactions += sent;
+                        report.Delivered += delivered;
+                        report.Deferred += deferred.Count;
+                        report.Bounced += bounced.Count;
                     }
                 }
             })
@@ -153,23 +199,19 @@ public sealed class PostDelivery(SmtpOptions options)
             workers[i].Start();
         }
 
-        var batches = Batches(recipients, personalized).GetEnumerator();
+        var size = ChunkSize(personalized);
+        var chunks = Chunks(recipients, size).GetEnumerator();
         try
         {
-            while (batches.MoveNext())
+            while (!Stopping() && chunks.MoveNext())
             {
-                var batch = batches.Current;
-                if (stop.IsCancellationRequested || Volatile.Read(ref unreachable) != 0)
+                var chunk = chunks.Current;
+                if (progress.TransactionsDone(chunk.Index) >= Transactions(chunk.Recipients, personalized).Count)
                 {
-                    lock (gate)
-                    {
-                        report.NotAttempted.AddRange(batch);
-                    }
-
-                    break;
+                    continue; // done in an earlier run
                 }
 
-                work.Add(batch, CancellationToken.None);
+                work.Add(chunk, CancellationToken.None);
             }
         }
         finally
@@ -185,71 +227,74 @@ public sealed class PostDelivery(SmtpOptions options)
             : unreachable != 0 ? DeliveryStop.ServerUnreachable
             : DeliveryStop.Completed;
         report.StopReason = unreachableReason;
-        report.KeepRest(batches);
         report.Elapsed = watch.Elapsed;
+        report.KeepRest(chunks, chunk =>
+        {
+            var transactions = Transactions(chunk.Recipients, personalized);
+            return transactions.Skip(progress.TransactionsDone(chunk.Index)).SelectMany(b => b);
+        });
         return report;
     }
 
-    /// <summary>Personalized: one recipient each. Otherwise: up to MaxRecipients of one domain.</summary>
-    private IEnumerable<Recipient[]> Batches(IEnumerable<Recipient> recipients, bool personalized)
+    private static IEnumerable<Chunk> Chunks(IEnumerable<Recipient> recipients, int size)
     {
-        if (personalized)
-        {
-            foreach (var r in recipients)
-            {
-                yield return [r];
-            }
-
-            yield break;
-        }
-
-        // Group by domain within a bounded window, so memory does not grow with the list.
-        var window = new Dictionary<string, List<Recipient>>(StringComparer.OrdinalIgnoreCase);
-        var pending = 0;
-        var windowSize = Math.Max(options.MaxRecipients * 20, 10_000);
+        long index = 0;
+        var buffer = new List<Recipient>(size);
         foreach (var r in recipients)
         {
-            if (!window.TryGetValue(r.Domain, out var group))
+            buffer.Add(r);
+            if (buffer.Count == size)
             {
-                window[r.Domain] = group = [];
-            }
-
-            group.Add(r);
-            pending++;
-            if (group.Count == options.MaxRecipients)
-            {
-                yield return [.. group];
-                pending -= group.Count;
-                group.Clear();
-            }
-
-            if (pending >= windowSize)
-            {
-                foreach (var batch in Flush(window))
-                {
-                    yield return batch;
-                }
-
-                pending = 0;
+                yield return new Chunk(index++, [.. buffer]);
+                buffer.Clear();
             }
         }
 
-        foreach (var batch in Flush(window))
+        if (buffer.Count > 0)
         {
-            yield return batch;
+            yield return new Chunk(index, [.. buffer]);
         }
     }
 
-    private static IEnumerable<Recipient[]> Flush(Dictionary<string, List<Recipient>> window)
+    /// <summary>
+    /// The transactions of a chunk, in a deterministic order (a resumed run must cut the same
+    /// way): one per recipient when personalized, else batches of MaxRecipients per domain in
+    /// order of first appearance.
+    /// </summary>
+    private List<Recipient[]> Transactions(Recipient[] chunk, bool personalized)
     {
-        foreach (var group in window.Values)
+        var result = new List<Recipient[]>(personalized ? chunk.Length : 4);
+        if (personalized)
         {
-            if (group.Count > 0)
+            foreach (var r in chunk)
             {
-                yield return [.. group];
+                result.Add([r]);
+            }
+
+            return result;
+        }
+
+        var groups = new Dictionary<string, List<Recipient>>(StringComparer.OrdinalIgnoreCase);
+        var order = new List<List<Recipient>>();
+        foreach (var r in chunk)
+        {
+            if (!groups.TryGetValue(r.Domain, out var group))
+            {
+                groups[r.Domain] = group = [];
+                order.Add(group);
+            }
+
+            group.Add(r);
+        }
+
+        foreach (var group in order)
+        {
+            for (var i = 0; i < group.Count; i += options.MaxRecipients)
+            {
+                result.Add([.. group.Skip(i).Take(options.MaxRecipients)]);
             }
         }
 
-        window.Clear();
+        return result;
     }
 }

@@ -24,6 +24,7 @@ public sealed class MailmanOptions
         Check(Smtp.MaxSessionsPerConnection >= 0, "Mailman:Smtp:MaxSessionsPerConnection must be >= 0 (0: unlimited)");
         Check(Smtp.Connections is >= 1 and <= 64, "Mailman:Smtp:Connections must be 1-64");
         Check(Smtp.TimeoutSeconds >= 1, "Mailman:Smtp:TimeoutSeconds must be >= 1");
+        Check(Smtp.CheckpointRecipients is >= 1 and <= 100_000, "Mailman:Smtp:CheckpointRecipients must be 1-100000");
         Check(Retry.MinimumDelay > TimeSpan.Zero, "Mailman:Retry:MinimumDelay must be positive");
         Check(Retry.MaximumDelay >= Retry.MinimumDelay, "Mailman:Retry:MaximumDelay must be >= MinimumDelay");
         Check(Retry.MaximumLifetime > TimeSpan.Zero, "Mailman:Retry:MaximumLifetime must be positive");
@@ -61,6 +62,12 @@ public sealed class SmtpOptions
 
     /// <summary>The name sent in EHLO; empty uses the machine's host name.</summary>
     public string HeloName { get; set; } = "";
+
+    /// <summary>
+    /// Recipients per delivery checkpoint (at least MaxRecipients for batched posts). After a
+    /// crash at most Connections × this many members get a second copy.
+    /// </summary>
+    public int CheckpointRecipients { get; set; } = 100;
 
     /// <summary>Use BDAT (RFC 3030 CHUNKING) when the server offers it: no dot-stuffing.</summary>
     public bool PreferBdat { get; set; }

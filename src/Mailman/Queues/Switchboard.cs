@@ -24,6 +24,7 @@ public sealed partial class Switchboard
     public const string EntryExtension = ".msg";
     public const string ClaimedExtension = ".bak";
     public const string TempExtension = ".tmp";
+    public const string CheckpointExtension = ".ckpt";
 
     private static readonly byte[] Magic = "MAILMAN-QUEUE/1\n"u8.ToArray();
     private static readonly byte[] Trailer = "MAILMAN-END\n"u8.ToArray();
@@ -179,8 +180,15 @@ public sealed partial class Switchboard
         throw new CorruptEntryException($"entry {entry.Claim.Name}: recipient list has no end marker");
     }
 
-    /// <summary>Deletes a claimed entry: its result is durably elsewhere.</summary>
-    public void Finish(ClaimedEntry entry) => _fs.File.Delete(entry.Path);
+    /// <summary>Deletes a claimed entry (and its delivery checkpoint): its result is durably elsewhere.</summary>
+    public void Finish(ClaimedEntry entry)
+    {
+        _fs.File.Delete(entry.Path);
+        TryDelete(CheckpointPath(entry.Name));
+    }
+
+    /// <summary>Where the delivery checkpoint of entry <paramref name="name"/> lives.</summary>
+    public string CheckpointPath(string name) => PathOf(name, CheckpointExtension);
 
     /// <summary>Puts a claimed entry back, untouched (graceful shutdown).</summary>
     public void Unclaim(ClaimedEntry entry)
@@ -207,6 +215,16 @@ public sealed partial class Switchboard
         foreach (var temp in _fs.Directory.EnumerateFiles(Directory, "*" + TempExtension))
         {
             TryDelete(temp);
+        }
+
+        // A checkpoint whose entry is gone (finished, crash before the checkpoint was deleted).
+        foreach (var checkpoint in _fs.Directory.EnumerateFiles(Directory, "*" + CheckpointExtension))
+        {
+            var name = _fs.Path.GetFileNameWithoutExtension(checkpoint);
+            if (IsValidEntryName(name) && !_fs.File.Exists(PathOf(name, EntryExtension)) && !_fs.File.Exists(PathOf(name, ClaimedExtension)))
+            {
+                TryDelete(checkpoint);
+            }
         }
 
         int recovered = 0, toBad = 0;

@@ -1,7 +1,9 @@
-// outgoing: prepares each decorated post once and delivers it to its recipients. Recipients the
-// server deferred go to retry with backoff; bounces are logged per member; on shutdown the
-// recipients not yet attempted are put back in out. The entry is deleted only after all of that
-// is durably queued.
+// outgoing: prepares each decorated post once and delivers it to its recipients, recording
+// progress in the entry's checkpoint as it goes. Recipients the server deferred go to retry with
+// backoff; bounces are logged per member; on shutdown the entry goes back to the queue with its
+// checkpoint, so the next run resumes where this one stopped. The entry is deleted only after
+// every outcome is durably queued.
+using System.IO.Abstractions;
 using Mailman.Delivery;
 using Mailman.Instance;
 using Mailman.Lists;
@@ -11,7 +13,7 @@ using Microsoft.Extensions.Logging;
 namespace Mailman.Runners;
 
 public sealed class OutgoingRunner(
-    QueueSet queues, Activity activity, MailmanOptions options, TimeProvider time, ILogger<OutgoingRunner> logger)
+    QueueSet queues, Activity activity, MailmanOptions options, TimeProvider time, IFileSystem fs, ILogger<OutgoingRunner> logger)
     : QueueRunner(queues, QueueSet.Out, activity, options, time, logger)
 {
     private readonly PostDelivery _delivery = new(options.Smtp);
@@ -20,18 +22,35 @@ public sealed class OutgoingRunner(
     {
         var metadata = entry.Metadata;
         var list = ListName.Parse(metadata.List);
-        var post = PreparedPost.Create(entry.Message, metadata.Personalized ? metadata.SlotNonce : null);
-        var now = Time.GetUtcNow();
-        var cpu = Process_TotalProcessorTime();
-        using var report = _delivery.Deliver(post, list, metadata.Personalized, Queue.Recipients(entry), stoppingToken);
-
-        foreach (var (recipient, status, response) in report.Bounced)
+        using var checkpoint = DeliveryCheckpoint.Open(fs, Queue, entry.Claim);
+        if (checkpoint.Final)
         {
-            Log.LogWarning("Bounce: {Recipient} of {ListId} refused Message-Id {MessageId}: {SmtpStatus} {SmtpResponse}",
-                recipient.Address, list.Fqdn, metadata.MessageId, status, response);
+            // A crash came after every outcome was queued and before the delete.
+            Queue.Finish(entry.Claim);
+            return;
         }
 
-        var deferred = report.Deferred.Select(d => d.Recipient);
+        if (checkpoint.ChunksRecorded > 0)
+        {
+            Log.LogInformation("Resuming delivery of {MessageId} to {ListId} ({QueueEntry}) after {Chunks} recorded chunks",
+                metadata.MessageId, list.Fqdn, entry.Claim.Name, checkpoint.ChunksRecorded);
+        }
+
+        var post = PreparedPost.Create(entry.Message, metadata.Personalized ? metadata.SlotNonce : null);
+        var now = Time.GetUtcNow();
+        var cpu = CpuTime();
+        var progress = new CheckpointProgress(checkpoint, this, list, metadata);
+        using var report = _delivery.Deliver(post, list, metadata.Personalized, Queue.Recipients(entry), progress, stoppingToken);
+
+        if (report.Stop == DeliveryStop.Shutdown)
+        {
+            Queue.Unclaim(entry.Claim);
+            Log.LogInformation("Shutdown: delivery of {MessageId} to {ListId} stopped after {Delivered} copies; {QueueEntry} stays in out with its checkpoint",
+                metadata.MessageId, list.Fqdn, report.Delivered, entry.Claim.Name);
+            return;
+        }
+
+        var deferred = checkpoint.Deferred();
         if (report.Stop == DeliveryStop.ServerUnreachable)
         {
             deferred = deferred.Concat(report.Remaining);
@@ -39,21 +58,13 @@ public sealed class OutgoingRunner(
         }
 
         var deferredCount = Defer(entry, metadata, deferred, now);
-        long putBack = 0;
-        if (report.Stop == DeliveryStop.Shutdown)
-        {
-            var back = metadata.Clone();
-            var name = EnqueueIfAny(Queues[QueueSet.Out], back, entry.Message, report.Remaining);
-            putBack = back.RecipientCount;
-            Log.LogInformation("Shutdown: {Count} recipients of {MessageId} not yet attempted, put back in out as {QueueEntry}", putBack, metadata.MessageId, name);
-        }
-
+        checkpoint.MarkFinal();
         Queue.Finish(entry.Claim);
         var seconds = report.Elapsed.TotalSeconds;
         Log.LogInformation(
-            "Post {MessageId} to {ListId} delivered: {Recipients} recipients, {Delivered} delivered, {Deferred} deferred, {Bounced} bounced, {PutBack} put back, in {Seconds:F2}s ({Rate:F0} msg/s, {CpuSeconds:F2}s CPU), {Transactions} transactions",
-            metadata.MessageId, list.Fqdn, metadata.RecipientCount, report.Delivered, deferredCount, report.Bounced.Count, putBack, seconds,
-            seconds > 0 ? report.Transactions / seconds : 0, (Process_TotalProcessorTime() - cpu).TotalSeconds, report.Transactions);
+            "Post {MessageId} to {ListId} delivered: {Recipients} recipients, {Delivered} delivered, {Deferred} deferred, {Bounced} bounced, in {Seconds:F2}s ({Rate:F0} msg/s, {CpuSeconds:F2}s CPU), {Transactions} transactions",
+            metadata.MessageId, list.Fqdn, metadata.RecipientCount, report.Delivered, deferredCount, report.Bounced, seconds,
+            seconds > 0 ? report.Transactions / seconds : 0, (CpuTime() - cpu).TotalSeconds, report.Transactions);
     }
 
     private long Defer(LoadedEntry entry, EntryMetadata metadata, IEnumerable<Recipient> deferred, DateTimeOffset now)
@@ -61,8 +72,7 @@ public sealed class OutgoingRunner(
         var retry = metadata.Clone();
         retry.Attempts++;
         retry.FirstAttempt ??= now;
-        var expired = now - retry.FirstAttempt.Value >= Options.Retry.MaximumLifetime;
-        if (expired)
+        if (now - retry.FirstAttempt.Value >= Options.Retry.MaximumLifetime)
         {
             long count = 0;
             foreach (var r in deferred)
@@ -82,14 +92,14 @@ public sealed class OutgoingRunner(
 
         retry.NotBefore = now + Options.Retry.DelayFor(retry.Attempts);
         var name = EnqueueIfAny(Queues[QueueSet.Retry], retry, entry.Message, deferred);
-        if (name is not null)
+        if (name is null)
         {
-            Log.LogWarning("{Count} recipients of {MessageId} to {ListId} deferred to retry as {QueueEntry}, attempt {Attempts}, next at {NotBefore}",
-                retry.RecipientCount, metadata.MessageId, metadata.List, name, retry.Attempts, retry.NotBefore);
-            return retry.RecipientCount;
+            return 0;
         }
 
-        return 0;
+        Log.LogWarning("{Count} recipients of {MessageId} to {ListId} deferred to retry as {QueueEntry}, attempt {Attempts}, next at {NotBefore}",
+            retry.RecipientCount, metadata.MessageId, metadata.List, name, retry.Attempts, retry.NotBefore);
+        return retry.RecipientCount;
     }
 
     /// <summary>Enqueues only when <paramref name="recipients"/> has at least one element (single pass).</summary>
@@ -113,9 +123,25 @@ public sealed class OutgoingRunner(
         }
     }
 
-    private static TimeSpan Process_TotalProcessorTime()
+    private static TimeSpan CpuTime()
     {
         using var p = System.Diagnostics.Process.GetCurrentProcess();
         return p.TotalProcessorTime;
+    }
+
+    /// <summary>Records chunk progress durably and logs bounces as they happen.</summary>
+    private sealed class CheckpointProgress(DeliveryCheckpoint checkpoint, OutgoingRunner runner, ListName list, EntryMetadata metadata) : IDeliveryProgress
+    {
+        public int TransactionsDone(long chunk) => checkpoint.TransactionsDone(chunk);
+
+        public void Record(long chunk, int transactions, IReadOnlyList<(Recipient Recipient, int Status, string Response)> deferred, IReadOnlyList<(Recipient Recipient, int Status, string Response)> bounced)
+        {
+            checkpoint.Record(chunk, transactions, deferred.Select(d => d.Recipient));
+            foreach (var (recipient, status, response) in bounced)
+            {
+                runner.Log.LogWarning("Bounce: {Recipient} of {ListId} refused Message-Id {MessageId}: {SmtpStatus} {SmtpResponse}",
+                    recipient.Address, list.Fqdn, metadata.MessageId, status, response);
+            }
+        }
     }
 }
