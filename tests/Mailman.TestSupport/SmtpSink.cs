@@ -77,7 +77,10 @@ public sealed class SmtpSink : IDisposable
     public static bool IsInstalled => File.Exists(Binary);
 
     /// <summary>Starts smtp-sink; <paramref name="faults"/> are extra options such as "-r", "RCPT".</summary>
-    public static SmtpSink Start(params string[] faults)
+    public static SmtpSink Start(params string[] faults) => StartOn(FreePort(), faults);
+
+    /// <summary>Starts smtp-sink on a given loopback port.</summary>
+    public static SmtpSink StartOn(int port, params string[] faults)
     {
         if (!IsInstalled)
         {
@@ -86,7 +89,6 @@ public sealed class SmtpSink : IDisposable
 
         var dir = Path.Combine(Path.GetTempPath(), "mailman-sink-" + Guid.NewGuid().ToString("N")[..12]);
         Directory.CreateDirectory(dir);
-        var port = FreePort();
         var psi = new ProcessStartInfo(Binary) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
         foreach (var a in new[] { "-u", "root", "-D", Path.Combine(dir, "dump"), "-S", "\\n" + Marker + "\\n" }.Concat(faults))
         {

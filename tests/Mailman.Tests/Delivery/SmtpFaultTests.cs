@@ -1,0 +1,184 @@
+// SMTP faults against real servers: per-recipient 4xx and 5xx, 421 and hang-up after DATA
+// (SmtpServer in-process); unreachable and slow servers (smtp-sink, real processes).
+using System.Collections.Concurrent;
+using System.Globalization;
+using Mailman.Lists;
+using Mailman.Queues;
+using Mailman.Tests.Runners;
+using Mailman.TestSupport;
+
+namespace Mailman.Tests.Delivery;
+
+[Collection("smtp-sink")]
+public sealed class SmtpFaultTests : IDisposable
+{
+    private readonly TempInstance _instance = new();
+
+    public SmtpFaultTests()
+    {
+        _instance.CreateList("dev@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
+        _instance.AddMembers("dev@example.org", TempInstance.NumberedMembers(10));
+    }
+
+    public void Dispose() => _instance.Dispose();
+
+    private static string M(int i) => $"m{i:D5}@example.com";
+
+    private static void ToOut(RunnerHarness h)
+    {
+        h.Inject("dev@example.org", Posts.Plain());
+        RunnerHarness.Drain(h.Incoming);
+        RunnerHarness.Drain(h.Pipeline);
+    }
+
+    private static List<string> RetryRecipients(RunnerHarness h)
+    {
+        var retry = h.Queues[QueueSet.Retry];
+        var result = new List<string>();
+        foreach (var name in retry.Pending())
+        {
+            var claim = retry.Claim(name)!;
+            var entry = retry.Load(claim);
+            result.AddRange(retry.Recipients(entry).Select(r => r.Address));
+            retry.Unclaim(claim);
+        }
+
+        return result;
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void A_4xx_on_some_RCPTs_defers_only_those_and_they_are_delivered_later(bool personalized)
+    {
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            var list = store.GetList(ListName.Parse("dev@example.org"));
+            list.Personalize = personalized ? Personalization.Full : Personalization.None;
+            store.SaveList(list);
+        }
+
+        var refuse = new ConcurrentDictionary<string, bool>(new[] { M(2), M(7) }.ToDictionary(a => a, _ => true));
+        using var server = ScriptedSmtpServer.Start(rcpt: a => refuse.ContainsKey(a) ? ScriptedSmtpServer.Reply(450, "mailbox busy") : null);
+        using var h = new RunnerHarness(_instance, o => o.Smtp.Port = server.Port);
+        ToOut(h);
+
+        RunnerHarness.Drain(h.Outgoing);
+        Assert.Equal(8, server.Received.SelectMany(m => m.Recipients).Count());
+        Assert.Equal([M(2), M(7)], RetryRecipients(h).Order());
+
+        refuse.Clear();
+        h.Time.Advance(h.Options.Retry.DelayFor(1));
+        Assert.Equal(1, RunnerHarness.Drain(h.Retry));
+        RunnerHarness.Drain(h.Outgoing);
+        var all = server.Received.SelectMany(m => m.Recipients).ToList();
+        Assert.Equal(10, all.Count);
+        Assert.Equal(10, all.Distinct().Count());
+        Assert.Empty(h.Queues[QueueSet.Retry].Pending());
+    }
+
+    [Fact]
+    public void A_5xx_on_some_RCPTs_bounces_those_and_delivers_everyone_else()
+    {
+        using var server = ScriptedSmtpServer.Start(rcpt: a => a == M(3) || a == M(4) ? ScriptedSmtpServer.Reply(550, "no such user") : null);
+        using var h = new RunnerHarness(_instance, o => o.Smtp.Port = server.Port);
+        ToOut(h);
+
+        RunnerHarness.Drain(h.Outgoing);
+        var delivered = server.Received.SelectMany(m => m.Recipients).ToList();
+        Assert.Equal(8, delivered.Count);
+        Assert.DoesNotContain(M(3), delivered);
+        Assert.Empty(h.Queues[QueueSet.Retry].Pending());
+        Assert.Empty(h.Queues[QueueSet.Out].Pending());
+    }
+
+    [Theory]
+    [InlineData(421)]
+    [InlineData(451)]
+    [InlineData(552)]
+    public void A_temporary_failure_after_DATA_retries_that_transaction_and_loses_nothing(int code)
+    {
+        var failures = new ConcurrentDictionary<string, int>();
+        using var server = ScriptedSmtpServer.Start(data: rcpts =>
+            rcpts.Contains(M(5)) && failures.AddOrUpdate(M(5), 1, (_, n) => n + 1) == 1 ? ScriptedSmtpServer.Reply(code, "try again later") : null);
+        using var h = new RunnerHarness(_instance, o => o.Smtp.Port = server.Port);
+        ToOut(h);
+
+        RunnerHarness.Drain(h.Outgoing);
+        Assert.Equal(9, server.Received.Count);
+        Assert.Equal([M(5)], RetryRecipients(h));
+
+        h.Time.Advance(h.Options.Retry.DelayFor(1));
+        RunnerHarness.Drain(h.Retry);
+        RunnerHarness.Drain(h.Outgoing);
+        Assert.Equal(10, server.Received.Select(m => m.Recipients[0]).Distinct().Count());
+        Assert.Equal(10, server.Received.Count);
+    }
+
+    [Fact]
+    public void A_dropped_connection_in_the_middle_of_DATA_is_retried_and_nothing_is_lost()
+    {
+        // smtp-sink -q .: hang up after the end of DATA without replying, on every message.
+        using (var dropping = SmtpSink.Start("-q", "."))
+        {
+            using var h = new RunnerHarness(_instance, o => o.Smtp.Port = dropping.Port);
+            ToOut(h);
+            RunnerHarness.Drain(h.Outgoing);
+            Assert.Equal(10, RetryRecipients(h).Count);
+        }
+
+        Runners.RetryTestHelper.MakeDue(_instance);
+        using var sink = SmtpSink.Start();
+        MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port);
+        Assert.Equal(10, sink.WaitFor(10).Select(m => m.Recipients[0]).Distinct().Count());
+    }
+
+    [Fact]
+    public void An_unreachable_server_leaves_the_post_waiting_in_retry_until_it_comes_back()
+    {
+        using var h = new RunnerHarness(_instance);
+        var port = FreePort();
+        var env = new Dictionary<string, string> { ["Mailman__Smtp__Port"] = port.ToString(CultureInfo.InvariantCulture) };
+        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["inject", "dev@example.org"], Posts.Plain()).ExitCode);
+        var first = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: env);
+        Assert.Equal(0, first.ExitCode);
+        Assert.Contains("unreachable", first.Stdout + first.Stderr, StringComparison.Ordinal);
+        Assert.Equal(10, RetryRecipients(h).Count);
+        Assert.Contains("\"queue\":\"retry\",\"entries\":1", MailmanProcess.Run(_instance.Home, ["status", "--json"]).Stdout, StringComparison.Ordinal);
+
+        Runners.RetryTestHelper.MakeDue(_instance);
+        using var sink = SmtpSink.StartOn(port);
+        MailmanProcess.ServeUntilIdle(_instance.Home, port);
+        Assert.Equal(10, sink.WaitFor(10).Count);
+        Assert.Empty(RetryRecipients(h));
+    }
+
+    [Theory]
+    [InlineData(1, 10, 10)] // slower than usual but within the timeout: delivered
+    [InlineData(3, 1, 0)]   // slower than the timeout: connections time out, copies wait in retry
+    public void A_slow_server_is_waited_for_up_to_the_timeout_and_no_runner_hangs(int delaySeconds, int timeoutSeconds, int delivered)
+    {
+        using var sink = SmtpSink.Start("-w", delaySeconds.ToString(CultureInfo.InvariantCulture));
+        var env = new Dictionary<string, string>
+        {
+            ["Mailman__Smtp__TimeoutSeconds"] = timeoutSeconds.ToString(CultureInfo.InvariantCulture),
+            ["Mailman__Smtp__Connections"] = "4",
+        };
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            store.RemoveMembers(ListName.Parse("dev@example.org"), TempInstance.NumberedMembers(10).Skip(4).Select(m => m.Address));
+        }
+
+        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["inject", "dev@example.org"], Posts.Plain()).ExitCode);
+        MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, env);
+        Assert.Equal(Math.Min(delivered, 4), sink.Messages().Count(m => m.Body.Contains("bye", StringComparison.Ordinal)));
+        Assert.Equal(delivered == 0 ? 1 : 0, _instance.Count(QueueSet.Retry));
+    }
+
+    private static int FreePort()
+    {
+        using var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        l.Start();
+        return ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+    }
+}
