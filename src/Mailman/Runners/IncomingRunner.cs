@@ -18,7 +18,7 @@ public sealed class IncomingRunner(
     protected override void Process(LoadedEntry entry, CancellationToken stoppingToken)
     {
         var metadata = entry.Metadata;
-        var list = lists.FindList(ListName.Parse(metadata.List))
+        var list = lists.FindList(ListOf(metadata))
             ?? throw new InvalidOperationException($"no such list: {metadata.List}");
         var message = PostParser.Parse(entry.Message);
         metadata.MessageId ??= message.MessageId;

@@ -21,7 +21,7 @@ public sealed class OutgoingRunner(
     protected override void Process(LoadedEntry entry, CancellationToken stoppingToken)
     {
         var metadata = entry.Metadata;
-        var list = ListName.Parse(metadata.List);
+        var list = ListOf(metadata);
         using var checkpoint = DeliveryCheckpoint.Open(fs, Queue, entry.Claim);
         if (checkpoint.Final)
         {

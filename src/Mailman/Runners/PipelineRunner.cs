@@ -34,7 +34,7 @@ public sealed class PipelineRunner(
     protected override void Process(LoadedEntry entry, CancellationToken stoppingToken)
     {
         var metadata = entry.Metadata.Clone();
-        var list = lists.FindList(ListName.Parse(metadata.List))
+        var list = lists.FindList(ListOf(metadata))
             ?? throw new InvalidOperationException($"no such list: {metadata.List}");
         var message = PostParser.Parse(entry.Message);
         var post = new PostContext(list, message, metadata, entry.Message.Length);

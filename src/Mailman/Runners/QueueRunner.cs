@@ -97,6 +97,13 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
         return true;
     }
 
+    /// <summary>The list an entry names; a name that is not a safe LIST@HOST never goes further.</summary>
+    /// <exception cref="InvalidOperationException">The entry names an invalid list.</exception>
+    protected static Lists.ListName ListOf(EntryMetadata metadata)
+        => Lists.ListName.TryParse(metadata.List, out var name, out var error)
+            ? name
+            : throw new InvalidOperationException($"the entry names an invalid list: {error}");
+
     /// <summary>Moves an entry to shunt with the error recorded in its metadata.</summary>
     protected void Shunt(LoadedEntry entry, Exception error)
     {

@@ -1,0 +1,173 @@
+// Bad input, each with its expected outcome: a clear exit code from inject, or the message
+// processed as MimeKit parses it, or kept in shunt/hold/bad with a reason. Never a crashed
+// runner, never a file outside the instance.
+using System.Text;
+using Mailman.Cli;
+using Mailman.Lists;
+using Mailman.Queues;
+using Mailman.Tests.Runners;
+using Mailman.TestSupport;
+
+namespace Mailman.Tests.Integration;
+
+[Collection("smtp-sink")]
+public sealed class BadInputTests : IDisposable
+{
+    private readonly TempInstance _instance = new();
+
+    public BadInputTests()
+    {
+        _instance.CreateList("dev@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
+        _instance.AddMembers("dev@example.org", [new Member("ann@example.com", "Ann"), new Member("bob@example.com", "Bob")]);
+    }
+
+    public void Dispose() => _instance.Dispose();
+
+    public static TheoryData<string> Malformed() =>
+    [
+        "only-headers", "no-blank-line", "huge-header-line", "ten-thousand-headers", "bad-boundaries",
+        "deep-nesting", "bad-charsets", "eight-bit-headers", "nul-bytes",
+    ];
+
+    private static byte[] Build(string kind)
+    {
+        const string head = "From: poster@example.com\nTo: dev@example.org\nMessage-Id: <bad@example.com>\n";
+        string text = kind switch
+        {
+            "only-headers" => head + "Subject: nothing else",
+            "no-blank-line" => head + "Subject: s\nthis line is not a header\nnor this one\n",
+            "huge-header-line" => head + "Subject: " + new string('x', 1 << 20) + "\n\nbody\n",
+            "ten-thousand-headers" => head + string.Concat(Enumerable.Range(0, 10_000).Select(i => $"X-H{i}: v{i}\n")) + "\nbody\n",
+            "bad-boundaries" => head + "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"A\"\n\n--B\nContent-Type: text/plain\n\nlost part\n--A\nContent-Type: multipart/alternative; boundary=\n\n--\n--A",
+            "deep-nesting" => head + "MIME-Version: 1.0\n" + Nested(1000),
+            "bad-charsets" => head + "Subject: =?x-no-such-charset?q?caf=E9?= =?utf-8?b?!!!notbase64?=\nMIME-Version: 1.0\nContent-Type: text/plain; charset=x-unknown-charset\n\ncaf\u00e9\n",
+            "eight-bit-headers" => head + "Subject: Grüße aus Köln \u00ff\nX-Name: J\u00fcrgen\n\nbody\n",
+            _ => head + "Subject: nul\n\nbefore\0after\n",
+        };
+        return Encoding.Latin1.GetBytes(text);
+    }
+
+    private static string Nested(int depth)
+    {
+        var sb = new StringBuilder();
+        for (var i = 0; i < depth; i++)
+        {
+            sb.Append($"Content-Type: multipart/mixed; boundary=\"b{i}\"\n\n--b{i}\n");
+        }
+
+        sb.Append("Content-Type: text/plain\n\ndeep\n");
+        for (var i = depth - 1; i >= 0; i--)
+        {
+            sb.Append($"--b{i}--\n");
+        }
+
+        return sb.ToString();
+    }
+
+    [Theory]
+    [MemberData(nameof(Malformed))]
+    public void Malformed_messages_are_accepted_and_delivered_as_MimeKit_parses_them_and_the_runners_go_on(string kind)
+    {
+        using var sink = SmtpSink.Start();
+        using var h = new RunnerHarness(_instance, o => o.Smtp.Port = sink.Port);
+        // The decision (README, Guarantees): a message that starts with a header block is accepted
+        // and processed as MimeKit parses it; mail servers see worse every day.
+        var inject = MailmanProcess.Run(_instance.Home, ["inject", "dev@example.org"], Build(kind));
+        Assert.True(inject.ExitCode == ExitCodes.Ok, $"inject exited {inject.ExitCode}: {inject.Stderr}");
+
+        // A good post behind the bad one proves the runners go on.
+        h.Inject("dev@example.org", Posts.Plain(messageId: "good@example.com"));
+        RunnerHarness.Drain(h.Incoming);
+        RunnerHarness.Drain(h.Pipeline);
+        RunnerHarness.Drain(h.Outgoing);
+
+        var copies = sink.Messages();
+        var good = copies.Count(m => m.Header("Message-Id") == "<good@example.com>");
+        var bad = copies.Count(m => m.Header("Message-Id") == "<bad@example.com>");
+        Assert.Equal(2, good);
+        Assert.True(bad == 2, $"{kind}: {bad} copies delivered; shunt {_instance.Count(QueueSet.Shunt)}, bad {_instance.Count(QueueSet.Bad)}");
+        Assert.Equal(0, _instance.Count(QueueSet.In) + _instance.Count(QueueSet.Pipeline) + _instance.Count(QueueSet.Out));
+    }
+
+    [Fact]
+    public void A_100_MB_post_above_the_lists_limit_is_held()
+    {
+        var path = Path.Combine(_instance.Home, "huge.eml");
+        using (var file = File.Create(path))
+        {
+            file.Write(Encoding.ASCII.GetBytes("From: poster@example.com\nTo: dev@example.org\nSubject: huge\n\n"));
+            var line = Encoding.ASCII.GetBytes(new string('x', 1023) + "\n");
+            for (var i = 0; i < 100 * 1024; i++)
+            {
+                file.Write(line);
+            }
+        }
+
+        Assert.Equal(ExitCodes.Ok, MailmanProcess.Run(_instance.Home, ["inject", "dev@example.org", "--file", path]).ExitCode);
+        using var h = new RunnerHarness(_instance);
+        RunnerHarness.Drain(h.Incoming);
+        var hold = h.Queues[QueueSet.Hold];
+        var metadata = hold.ReadMetadata(Assert.Single(hold.Pending()));
+        Assert.Contains("exceeds the list's limit", metadata.Error, StringComparison.Ordinal);
+        Assert.Empty(h.Queues[QueueSet.Pipeline].Pending());
+    }
+
+    [Theory]
+    [InlineData("../../../tmp/evil@example.org")]
+    [InlineData("dev@example.org/../../x")]
+    [InlineData("a b@example.org")]
+    public void A_queue_entry_naming_an_unsafe_list_is_shunted_and_touches_nothing_outside(string list)
+    {
+        using var h = new RunnerHarness(_instance);
+        h.Queues[QueueSet.In].Enqueue(new EntryMetadata { List = list }, Posts.Plain());
+        var before = Directory.GetFileSystemEntries(Path.GetTempPath()).Length;
+        RunnerHarness.Drain(h.Incoming);
+        var shunt = h.Queues[QueueSet.Shunt];
+        Assert.Contains("list", shunt.ReadMetadata(Assert.Single(shunt.Pending())).Error, StringComparison.Ordinal);
+        Assert.False(File.Exists("/tmp/evil@example.org"));
+        Assert.True(Directory.GetFileSystemEntries(Path.GetTempPath()).Length <= before);
+    }
+
+    [Fact]
+    public void A_full_disk_while_injecting_exits_75_and_leaves_no_partial_entry()
+    {
+        var queue = _instance.QueueDir(QueueSet.In);
+        Directory.CreateDirectory(queue);
+        if (!Mount(queue))
+        {
+            Assert.Fail("cannot mount a tmpfs here (needs root); the disk-full guarantee is untested");
+        }
+
+        try
+        {
+            var big = Posts.Plain(body: new string('x', 2 << 20));
+            var result = MailmanProcess.Run(_instance.Home, ["inject", "dev@example.org"], big);
+            Assert.Equal(ExitCodes.TempFail, result.ExitCode);
+            Assert.Contains("queue", result.Stderr, StringComparison.Ordinal);
+            Assert.Empty(Directory.GetFiles(queue));
+
+            // A small message still fits: the failed write left nothing behind.
+            Assert.Equal(ExitCodes.Ok, MailmanProcess.Run(_instance.Home, ["inject", "dev@example.org"], Posts.Plain()).ExitCode);
+            Assert.Single(Directory.GetFiles(queue, "*.msg"));
+        }
+        finally
+        {
+            Run("umount", queue);
+        }
+    }
+
+    private static bool Mount(string dir) => Run("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir) == 0;
+
+    private static int Run(string file, params string[] args)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo(file) { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        p.WaitForExit();
+        return p.ExitCode;
+    }
+}
