@@ -69,6 +69,9 @@ public sealed class SmtpOptions
     /// </summary>
     public int CheckpointRecipients { get; set; } = 100;
 
+    /// <summary>Record delivery progress durably (the crash guarantee). Off only to measure what it costs.</summary>
+    public bool Checkpoint { get; set; } = true;
+
     /// <summary>Use BDAT (RFC 3030 CHUNKING) when the server offers it: no dot-stuffing.</summary>
     public bool PreferBdat { get; set; }
 }

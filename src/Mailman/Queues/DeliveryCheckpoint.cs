@@ -28,7 +28,16 @@ public sealed class DeliveryCheckpoint : IDisposable
     public bool Final { get; private set; }
 
     /// <summary>Chunks with at least one transaction recorded.</summary>
-    public int ChunksRecorded => _done.Count;
+    public int ChunksRecorded
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _done.Count;
+            }
+        }
+    }
 
     /// <summary>Opens (and reads) the log of <paramref name="entry"/>; a torn last line is ignored.</summary>
     public static DeliveryCheckpoint Open(IFileSystem fs, Switchboard queue, ClaimedEntry entry)
@@ -57,7 +66,13 @@ public sealed class DeliveryCheckpoint : IDisposable
     }
 
     /// <summary>How many transactions of <paramref name="chunk"/> are already done.</summary>
-    public int TransactionsDone(long chunk) => _done.GetValueOrDefault(chunk);
+    public int TransactionsDone(long chunk)
+    {
+        lock (_gate)
+        {
+            return _done.GetValueOrDefault(chunk);
+        }
+    }
 
     /// <summary>Records that the first <paramref name="transactions"/> of a chunk are done, with the recipients they deferred. Durable on return.</summary>
     public void Record(long chunk, int transactions, IEnumerable<Recipient> deferred)

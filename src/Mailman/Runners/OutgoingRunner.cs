@@ -39,7 +39,7 @@ public sealed class OutgoingRunner(
         var post = PreparedPost.Create(entry.Message, metadata.Personalized ? metadata.SlotNonce : null);
         var now = Time.GetUtcNow();
         var cpu = CpuTime();
-        var progress = new CheckpointProgress(checkpoint, this, list, metadata);
+        var progress = new CheckpointProgress(checkpoint, Options.Smtp.Checkpoint, this, list, metadata);
         using var report = _delivery.Deliver(post, list, metadata.Personalized, Queue.Recipients(entry), progress, stoppingToken);
 
         if (report.Stop == DeliveryStop.Shutdown)
@@ -130,13 +130,18 @@ public sealed class OutgoingRunner(
     }
 
     /// <summary>Records chunk progress durably and logs bounces as they happen.</summary>
-    private sealed class CheckpointProgress(DeliveryCheckpoint checkpoint, OutgoingRunner runner, ListName list, EntryMetadata metadata) : IDeliveryProgress
+    private sealed class CheckpointProgress(DeliveryCheckpoint checkpoint, bool durable, OutgoingRunner runner, ListName list, EntryMetadata metadata) : IDeliveryProgress
     {
         public int TransactionsDone(long chunk) => checkpoint.TransactionsDone(chunk);
 
         public void Record(long chunk, int transactions, IReadOnlyList<(Recipient Recipient, int Status, string Response)> deferred, IReadOnlyList<(Recipient Recipient, int Status, string Response)> bounced)
         {
-            checkpoint.Record(chunk, transactions, deferred.Select(d => d.Recipient));
+            if (durable || deferred.Count > 0)
+            {
+                // Deferred recipients are always recorded: the log is where retry finds them.
+                checkpoint.Record(chunk, transactions, deferred.Select(d => d.Recipient));
+            }
+
             foreach (var (recipient, status, response) in bounced)
             {
                 runner.Log.LogWarning("Bounce: {Recipient} of {ListId} refused Message-Id {MessageId}: {SmtpStatus} {SmtpResponse}",
