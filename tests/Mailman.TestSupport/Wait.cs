@@ -28,4 +28,14 @@ public static class Wait
             }
         }
     }
+
+    /// <summary>Waits until <paramref name="probe"/> returns a value, and returns it.</summary>
+    /// <exception cref="TimeoutException">Nothing came before the deadline.</exception>
+    public static T For<T>(Func<T?> probe, TimeSpan timeout, string what)
+        where T : class
+    {
+        T? value = null;
+        Until(() => (value = probe()) is not null, timeout, what);
+        return value!;
+    }
 }

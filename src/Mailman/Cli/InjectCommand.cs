@@ -11,43 +11,38 @@ namespace Mailman.Cli;
 
 internal static class InjectCommand
 {
-    /// <summary>Where each list address's mail goes (as Mailman's aliases do).</summary>
-    private static readonly Dictionary<string, string> Destinations = new(StringComparer.OrdinalIgnoreCase)
-    {
-        ["in"] = QueueSet.In,
-        ["bounces"] = QueueSet.Bounces,
-        ["request"] = QueueSet.Request,
-    };
+    private static readonly HashSet<string> Queues = new(StringComparer.OrdinalIgnoreCase) { QueueSet.In, QueueSet.Bounces, QueueSet.Request, QueueSet.Owner };
 
     public static Command Create()
     {
-        var list = new Argument<string>("list") { Description = "the list, LIST@HOST" };
+        var list = new Argument<string>("address") { Description = "the list (LIST@HOST) or any of its addresses (LIST-bounces+VERP@HOST, LIST-request@HOST, ...), as Postfix's ${recipient}" };
         var file = new Option<string?>("--file", "-f") { Description = "read the message from this file instead of standard input" };
         var sender = new Option<string?>("--sender") { Description = "envelope sender (Postfix: ${sender})" };
-        var queue = new Option<string>("--queue")
+        var queue = new Option<string?>("--queue")
         {
-            Description = "in (posts, default), bounces or request",
-            DefaultValueFactory = _ => "in",
+            Description = "in, bounces, request or owner (default: from the address)",
         };
         var command = new Command("inject", "queue one message for a list (stdin by default)") { list, file, sender, queue };
         command.SetAction(parse => MailmanCli.Guard(parse, paths =>
-            Inject(paths, parse.GetValue(list)!, parse.GetValue(file), parse.GetValue(sender), parse.GetValue(queue)!, Console.OpenStandardInput()),
+            Inject(paths, parse.GetValue(list)!, parse.GetValue(file), parse.GetValue(sender), parse.GetValue(queue), Console.OpenStandardInput()),
             ExitCodes.TempFail));
         return command;
     }
 
     /// <summary>Queues one message. Returns 0 only when it is durably on disk.</summary>
     /// <exception cref="CliException">With the sysexits code the MTA should act on.</exception>
-    public static int Inject(InstancePaths paths, string listText, string? file, string? sender, string queueName, Stream stdin)
+    public static int Inject(InstancePaths paths, string address, string? file, string? sender, string? queueName, Stream stdin)
     {
-        if (!ListName.TryParse(listText, out var name, out var error))
+        if (!ListAddress.TryResolve(address, out var resolved, out var error))
         {
             throw new CliException(ExitCodes.NoUser, error);
         }
 
-        if (!Destinations.TryGetValue(queueName, out var queue))
+        var name = resolved.List;
+        var queue = (queueName ?? resolved.Queue).ToLowerInvariant();
+        if (!Queues.Contains(queue))
         {
-            throw new CliException(ExitCodes.Usage, $"unknown queue '{queueName}': expected in, bounces or request");
+            throw new CliException(ExitCodes.Usage, $"unknown queue '{queueName}': expected in, bounces, request or owner");
         }
 
         byte[] raw;
@@ -82,7 +77,7 @@ internal static class InjectCommand
             Sender = sender,
             Received = time.GetUtcNow(),
             MessageId = messageId,
-            Destination = queueName,
+            Destination = address,
         };
         try
         {

@@ -25,6 +25,7 @@ public static class MailmanCli
         root.Subcommands.Add(MembersCommand.Create());
         root.Subcommands.Add(StatusCommand.Create());
         root.Subcommands.Add(UnshuntCommand.Create());
+        root.Subcommands.Add(AliasesCommand.Create());
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {

@@ -16,9 +16,10 @@ public sealed class QueueSet : IDisposable
     public const string Hold = "hold";
     public const string Bounces = "bounces";
     public const string Request = "request";
+    public const string Owner = "owner";
 
     /// <summary>Every queue, in the order a post moves through them.</summary>
-    public static readonly IReadOnlyList<string> Names = [In, Pipeline, Out, Retry, Hold, Bounces, Request, Shunt, Bad];
+    public static readonly IReadOnlyList<string> Names = [In, Pipeline, Out, Retry, Hold, Bounces, Request, Owner, Shunt, Bad];
 
     private readonly Dictionary<string, Switchboard> _queues = new(StringComparer.Ordinal);
     private readonly List<QueueSignal> _signals = [];

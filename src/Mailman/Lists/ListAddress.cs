@@ -1,0 +1,58 @@
+// Maps any address of a list (dev@, dev-bounces+VERP@, dev-request@, dev-join@, ...) to the list
+// and the queue its mail belongs in, as Mailman's own aliases do.
+using System.Diagnostics.CodeAnalysis;
+
+namespace Mailman.Lists;
+
+/// <summary>Which list an address belongs to and what kind of mail goes there.</summary>
+public sealed record ListAddress(ListName List, string Queue)
+{
+    /// <summary>The address suffixes a list answers to, and the queue each feeds.</summary>
+    public static readonly IReadOnlyList<(string Suffix, string Queue)> Suffixes =
+    [
+        ("", "in"), ("-bounces", "bounces"), ("-request", "request"), ("-owner", "owner"), ("-join", "request"), ("-leave", "request"),
+    ];
+
+    /// <summary>
+    /// Resolves <paramref name="address"/>: a "+extension" (VERP) is ignored, a known suffix picks the
+    /// queue. The list itself is not looked up here.
+    /// </summary>
+    public static bool TryResolve(string address, [NotNullWhen(true)] out ListAddress? result, [NotNullWhen(false)] out string? error)
+    {
+        result = null;
+        var at = address.LastIndexOf('@');
+        if (at <= 0)
+        {
+            return ListName.TryParse(address, out _, out error);
+        }
+
+        var local = address[..at];
+        var plus = local.IndexOf('+', StringComparison.Ordinal);
+        if (plus > 0)
+        {
+            local = local[..plus];
+        }
+
+        foreach (var (suffix, queue) in Suffixes.Where(s => s.Suffix.Length > 0))
+        {
+            if (local.EndsWith(suffix, StringComparison.OrdinalIgnoreCase) && local.Length > suffix.Length)
+            {
+                if (ListName.TryParse(local[..^suffix.Length] + address[at..], out var list, out error))
+                {
+                    result = new ListAddress(list, queue);
+                    return true;
+                }
+
+                return false;
+            }
+        }
+
+        if (ListName.TryParse(local + address[at..], out var name, out error))
+        {
+            result = new ListAddress(name, "in");
+            return true;
+        }
+
+        return false;
+    }
+}

@@ -1,0 +1,183 @@
+// A private, real Postfix on loopback: its own configuration, queue and data directories under
+// a temp folder, a non-standard port, mail for other domains relayed to a test SMTP server.
+// Started with `postfix -c DIR start`, stopped on dispose; never the system MTA.
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Mailman.TestSupport;
+
+public sealed class PostfixInstance : IDisposable
+{
+    private PostfixInstance(string root, int port)
+    {
+        Root = root;
+        Port = port;
+    }
+
+    public string Root { get; }
+
+    public string ConfigDirectory => Path.Combine(Root, "etc");
+
+    public string MailLog => Path.Combine(Root, "maillog");
+
+    public int Port { get; }
+
+    public static bool IsInstalled => File.Exists("/usr/sbin/postfix");
+
+    /// <summary>Configures Postfix; <paramref name="mainCf"/> and <paramref name="masterCf"/> are appended (mailman's snippets). Call <see cref="Start"/> next.</summary>
+    public static PostfixInstance Create(int relayPort, string mainCf, string masterCf)
+    {
+        var root = Path.Combine(Path.GetTempPath(), "mailman-postfix-" + Guid.NewGuid().ToString("N")[..10]);
+        foreach (var d in new[] { "etc", "spool", "data" })
+        {
+            Directory.CreateDirectory(Path.Combine(root, d));
+        }
+
+        var port = FreePort();
+        var instance = new PostfixInstance(root, port);
+        File.WriteAllText(Path.Combine(root, "etc", "main.cf"), $"""
+            compatibility_level = 3.6
+            queue_directory = {root}/spool
+            data_directory = {root}/data
+            mail_owner = postfix
+            setgid_group = postdrop
+            inet_interfaces = 127.0.0.1
+            inet_protocols = ipv4
+            myhostname = postfix-test.localdomain
+            mydestination =
+            mynetworks = 127.0.0.0/8
+            local_recipient_maps =
+            alias_maps =
+            alias_database =
+            relayhost = [127.0.0.1]:{relayPort}
+            smtp_tls_security_level = none
+            smtpd_tls_security_level = none
+            maillog_file = {root}/maillog
+            maillog_file_prefixes = {root}
+            delay_warning_time = 0
+            queue_run_delay = 1s
+            minimal_backoff_time = 1s
+            maximal_backoff_time = 2s
+            {mainCf}
+            """);
+        File.WriteAllText(Path.Combine(root, "etc", "master.cf"), $"""
+            127.0.0.1:{port} inet n - n - - smtpd
+            pickup    unix  n       -       n       60      1       pickup
+            cleanup   unix  n       -       n       -       0       cleanup
+            qmgr      unix  n       -       n       300     1       qmgr
+            rewrite   unix  -       -       n       -       -       trivial-rewrite
+            bounce    unix  -       -       n       -       0       bounce
+            defer     unix  -       -       n       -       0       bounce
+            trace     unix  -       -       n       -       0       bounce
+            verify    unix  -       -       n       -       1       verify
+            flush     unix  n       -       n       1000?   0       flush
+            proxymap  unix  -       -       n       -       -       proxymap
+            smtp      unix  -       -       n       -       -       smtp
+            relay     unix  -       -       n       -       -       smtp
+            showq     unix  n       -       n       -       -       showq
+            error     unix  -       -       n       -       -       error
+            retry     unix  -       -       n       -       -       error
+            discard   unix  -       -       n       -       -       discard
+            anvil     unix  -       -       n       -       1       anvil
+            scache    unix  -       -       n       -       1       scache
+            postlog   unix-dgram n  -       n       -       1       postlogd
+            {masterCf}
+            """);
+        Run("chown", "postfix", Path.Combine(root, "data"));
+        return instance;
+    }
+
+    public void Start()
+    {
+        Postfix("start");
+        Wait.Until(() => CanConnect(Port), TimeSpan.FromSeconds(30), "Postfix to listen");
+    }
+
+    /// <summary>Runs postmap -c on a map file.</summary>
+    public void Postmap(string file) => Check(Run("postmap", "-c", ConfigDirectory, "hash:" + file), "postmap");
+
+    /// <summary>The queue as `postqueue -j` reports it: one JSON object a line.</summary>
+    public string Queue() => RunOutput("postqueue", "-c", ConfigDirectory, "-j");
+
+    public string Log() => File.Exists(MailLog) ? File.ReadAllText(MailLog) : "";
+
+    public void Dispose()
+    {
+        Run("postfix", "-c", ConfigDirectory, "stop");
+        try
+        {
+            Directory.Delete(Root, true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    private void Postfix(string verb)
+    {
+        var code = Run("postfix", "-c", ConfigDirectory, verb);
+        Check(code, $"postfix {verb} (log: {Log()})");
+    }
+
+    private static void Check(int code, string what)
+    {
+        if (code != 0)
+        {
+            throw new InvalidOperationException($"{what} failed with exit code {code}");
+        }
+    }
+
+    public static int Run(string file, params string[] args)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        using var p = Process.Start(psi)!;
+        p.StandardOutput.ReadToEnd();
+        p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        return p.ExitCode;
+    }
+
+    private static string RunOutput(string file, params string[] args)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        using var p = Process.Start(psi)!;
+        var output = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        return output;
+    }
+
+    private static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    private static bool CanConnect(int port)
+    {
+        try
+        {
+            using var c = new TcpClient();
+            c.Connect(IPAddress.Loopback, port);
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"postfix on 127.0.0.1:{Port} ({Root})");
+}

@@ -1,0 +1,88 @@
+// README's "Run it behind Postfix", for real: a private Postfix on loopback configured with the
+// files `mailman aliases` writes, piping posts into `mailman inject`, the daemon delivering back
+// through Postfix, Postfix relaying to smtp-sink.
+using System.Globalization;
+using Mailman.Lists;
+using Mailman.TestSupport;
+using MailKit.Net.Smtp;
+using MimeKit;
+
+namespace Mailman.Tests.Integration;
+
+[Collection("smtp-sink")]
+public sealed class PostfixTests : IDisposable
+{
+    private const string List = "dev@lists.example.org";
+    private readonly TempInstance _instance = new();
+
+    public void Dispose() => _instance.Dispose();
+
+    [Fact]
+    public void Posts_flow_through_Postfix_into_inject_and_back_out_personalized_and_errors_map_to_bounce_and_defer()
+    {
+        _instance.CreateList(List, l =>
+        {
+            l.NonMemberAction = NonMemberAction.Accept;
+            l.FooterTemplate = "to $user_address";
+        });
+        _instance.AddMembers(List, TempInstance.NumberedMembers(20));
+        using var sink = SmtpSink.Start();
+
+        var aliases = MailmanProcess.Run(_instance.Home, ["aliases", "--pipe-user", "nobody"]);
+        Assert.True(aliases.ExitCode == 0, aliases.Stderr);
+        var dir = Path.Combine(_instance.Paths.VarDirectory, "postfix");
+        var transport = Path.Combine(dir, "transport");
+        Assert.Contains("dev-bounces@lists.example.org\tmailman:", File.ReadAllText(transport), StringComparison.Ordinal);
+
+        // A map that still names a list deleted since: Postfix pipes, inject answers 67.
+        File.AppendAllText(transport, "gone@lists.example.org\tmailman:\n");
+        Assert.Equal(0, PostfixInstance.Run("chown", "-R", "nobody:nogroup", _instance.Home));
+        using var postfix = PostfixInstance.Create(sink.Port, File.ReadAllText(Path.Combine(dir, "main.cf.snippet")), File.ReadAllText(Path.Combine(dir, "master.cf.snippet")));
+        postfix.Postmap(transport);
+        postfix.Start();
+
+        Send(postfix.Port, "poster@example.com", List, "post-1@example.com");
+        Wait.Until(() => _instance.Count("in") == 1, TimeSpan.FromSeconds(60), "Postfix to pipe the post into inject; log: " + postfix.Log());
+
+        MailmanProcess.ServeUntilIdle(_instance.Home, postfix.Port);
+        var copies = sink.WaitFor(20, TimeSpan.FromSeconds(90));
+        Assert.Equal(20, copies.Count);
+        foreach (var m in copies)
+        {
+            var rcpt = Assert.Single(m.Recipients);
+            var local = rcpt.Split('@')[0];
+            Assert.Equal($"dev-bounces+{local}=example.com@lists.example.org", m.MailFrom);
+            Assert.EndsWith($"<{rcpt}>", m.Header("To"), StringComparison.Ordinal);
+            Assert.Contains($"to {rcpt}", m.Body, StringComparison.Ordinal);
+        }
+
+        // Unknown list: inject exits 67 (EX_NOUSER), Postfix bounces with a 5.x.x status.
+        Send(postfix.Port, "poster@example.com", "gone@lists.example.org", "post-2@example.com");
+        var bounce = Wait.For(() => sink.Messages().FirstOrDefault(m => m.Recipients.Contains("poster@example.com")), TimeSpan.FromSeconds(60), "the bounce at the sink");
+        Assert.Matches(@"Status: 5\.\d\.\d", bounce.Text);
+        Assert.Contains("status=bounced", postfix.Log(), StringComparison.Ordinal);
+
+        // The queue cannot be written: inject exits 75 (EX_TEMPFAIL), Postfix defers and keeps the post.
+        var queueIn = _instance.QueueDir("in");
+        Directory.Delete(queueIn, recursive: true);
+        File.WriteAllText(queueIn, "not a directory");
+        Send(postfix.Port, "poster@example.com", List, "post-3@example.com");
+        Wait.Until(() => postfix.Log().Contains("status=deferred", StringComparison.Ordinal), TimeSpan.FromSeconds(60), "Postfix to defer");
+        Assert.Contains(List, postfix.Queue(), StringComparison.Ordinal);
+        Assert.DoesNotContain("post-3", sink.Messages().Select(m => m.Text).Where(t => t.Contains("Status: 5", StringComparison.Ordinal)));
+    }
+
+    private static void Send(int port, string from, string to, string messageId)
+    {
+        var message = new MimeMessage();
+        message.From.Add(MailboxAddress.Parse(from));
+        message.To.Add(MailboxAddress.Parse(to));
+        message.Subject = "via postfix";
+        message.MessageId = messageId;
+        message.Body = new TextPart("plain") { Text = "Hello through Postfix\n" };
+        using var client = new SmtpClient();
+        client.Connect("127.0.0.1", port, MailKit.Security.SecureSocketOptions.None);
+        client.Send(message);
+        client.Disconnect(true);
+    }
+}
