@@ -13,6 +13,22 @@ public static class Logging
 {
     private const string Template = "{Timestamp:yyyy-MM-dd HH:mm:ss.fff} [{Level:u3}] {SourceContext:l}: {Message:lj}{NewLine}{Exception}";
 
+    // Under systemd (JOURNAL_STREAM set) journald reads a "<N>" syslog priority prefix per line
+    // and adds its own timestamp.
+    private const string JournalTemplate = "<{SyslogPriority}>[{Level:u3}] {SourceContext:l}: {Message:lj}{NewLine}{Exception}";
+
+    private static void File(LoggerConfiguration config, string path, bool compact)
+    {
+        if (compact)
+        {
+            config.WriteTo.File(new CompactJsonFormatter(), path, rollingInterval: RollingInterval.Day, retainedFileCountLimit: 30);
+        }
+        else
+        {
+            config.WriteTo.File(path, outputTemplate: Template, rollingInterval: RollingInterval.Day, retainedFileCountLimit: 30, formatProvider: System.Globalization.CultureInfo.InvariantCulture);
+        }
+    }
+
     public static Serilog.ILogger Create(IConfiguration configuration, InstancePaths paths)
     {
         var section = configuration.GetSection("Logging");
@@ -21,7 +37,9 @@ public static class Logging
         var config = new LoggerConfiguration()
             .MinimumLevel.Is(level)
             .MinimumLevel.Override("Microsoft", LogEventLevel.Warning)
-            .Enrich.FromLogContext();
+            .Enrich.FromLogContext()
+            .Enrich.With<SyslogPriorityEnricher>()
+            .Enrich.With<AreaEnricher>();
         if (section.GetValue("Console", true))
         {
             if (compact)
@@ -30,25 +48,63 @@ public static class Logging
             }
             else
             {
-                var theme = Console.IsErrorRedirected ? ConsoleTheme.None : AnsiConsoleTheme.Code;
-                config.WriteTo.Console(outputTemplate: Template, theme: theme, standardErrorFromLevel: LogEventLevel.Verbose, formatProvider: System.Globalization.CultureInfo.InvariantCulture);
+                var journal = !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("JOURNAL_STREAM"));
+                var theme = Console.IsErrorRedirected || journal ? ConsoleTheme.None : AnsiConsoleTheme.Code;
+                config.WriteTo.Console(outputTemplate: journal ? JournalTemplate : Template, theme: theme, standardErrorFromLevel: LogEventLevel.Verbose, formatProvider: System.Globalization.CultureInfo.InvariantCulture);
             }
         }
 
         if (section.GetValue("File", true))
         {
             Directory.CreateDirectory(paths.LogsDirectory);
-            var file = Path.Combine(paths.LogsDirectory, "mailman-.log");
-            if (compact)
+
+            // Everything in mailman-DATE.log; and, as Mailman does, one file per area
+            // (post, smtp, bounce, qrunner) plus error-DATE.log for errors from any area.
+            File(config, Path.Combine(paths.LogsDirectory, "mailman-.log"), compact);
+            foreach (var area in AreaEnricher.Areas)
             {
-                config.WriteTo.File(new CompactJsonFormatter(), file, rollingInterval: RollingInterval.Day, retainedFileCountLimit: 30);
+                config.WriteTo.Logger(sub => File(sub.Filter.ByIncludingOnly(e => AreaEnricher.Is(e, area)), Path.Combine(paths.LogsDirectory, area + "-.log"), compact));
             }
-            else
-            {
-                config.WriteTo.File(file, outputTemplate: Template, rollingInterval: RollingInterval.Day, retainedFileCountLimit: 30, formatProvider: System.Globalization.CultureInfo.InvariantCulture);
-            }
+
+            config.WriteTo.Logger(sub => File(sub.Filter.ByIncludingOnly(e => e.Level >= LogEventLevel.Error), Path.Combine(paths.LogsDirectory, "error-.log"), compact));
         }
 
         return config.CreateLogger();
+    }
+}
+
+/// <summary>Adds Area: which of Mailman's log files an event belongs in.</summary>
+internal sealed class AreaEnricher : Serilog.Core.ILogEventEnricher
+{
+    public static readonly string[] Areas = ["post", "smtp", "bounce", "qrunner"];
+
+    public static bool Is(LogEvent e, string area)
+        => e.Properties.TryGetValue("Area", out var value) && value is ScalarValue { Value: string s } && s == area;
+
+    public void Enrich(LogEvent logEvent, Serilog.Core.ILogEventPropertyFactory propertyFactory)
+    {
+        var source = logEvent.Properties.TryGetValue("SourceContext", out var v) && v is ScalarValue { Value: string s } ? s : "";
+        var area = logEvent.MessageTemplate.Text.StartsWith("Bounce", StringComparison.Ordinal) ? "bounce"
+            : source.EndsWith("IncomingRunner", StringComparison.Ordinal) || source.EndsWith("PipelineRunner", StringComparison.Ordinal) ? "post"
+            : source.EndsWith("OutgoingRunner", StringComparison.Ordinal) || source.Contains(".Delivery", StringComparison.Ordinal) ? "smtp"
+            : "qrunner";
+        logEvent.AddPropertyIfAbsent(propertyFactory.CreateProperty("Area", area));
+    }
+}
+
+/// <summary>Adds SyslogPriority (RFC 5424 severity) for journald's line prefix.</summary>
+internal sealed class SyslogPriorityEnricher : Serilog.Core.ILogEventEnricher
+{
+    public void Enrich(LogEvent logEvent, Serilog.Core.ILogEventPropertyFactory propertyFactory)
+    {
+        var priority = logEvent.Level switch
+        {
+            LogEventLevel.Fatal => 2,
+            LogEventLevel.Error => 3,
+            LogEventLevel.Warning => 4,
+            LogEventLevel.Information => 6,
+            _ => 7,
+        };
+        logEvent.AddPropertyIfAbsent(propertyFactory.CreateProperty("SyslogPriority", priority));
     }
 }
