@@ -1,9 +1,14 @@
-// `mailman status [--json]`: per queue, how many entries and how old the oldest is.
+// `mailman status [--json] [--watch]`: per queue, how many entries and how old the oldest is;
+// the post being delivered now with its progress; when retry tries next. --watch redraws in
+// place like top on a terminal, and prints plain snapshots one after another otherwise.
 using System.CommandLine;
 using System.Globalization;
 using System.IO.Abstractions;
+using System.Text;
 using System.Text.Json;
+using Mailman.Instance;
 using Mailman.Queues;
+using Mailman.Runners;
 
 namespace Mailman.Cli;
 
@@ -14,34 +19,101 @@ internal static class StatusCommand
     public static Command Create()
     {
         var json = new Option<bool>("--json") { Description = "machine-readable output" };
-        var command = new Command("status", "show queue depths") { json };
+        var watch = new Option<bool>("--watch") { Description = "refresh until interrupted" };
+        var interval = new Option<double>("--interval") { Description = "seconds between refreshes with --watch", DefaultValueFactory = _ => 1 };
+        var iterations = new Option<int>("--iterations") { Description = "with --watch, stop after this many refreshes (0: never)", DefaultValueFactory = _ => 0 };
+        var command = new Command("status", "show queue depths and the delivery in progress") { json, watch, interval, iterations };
         command.SetAction(parse => MailmanCli.Guard(parse, paths =>
         {
-            var time = TimeProvider.System;
-            using var queues = new QueueSet(new FileSystem(), paths, time);
-            var now = time.GetUtcNow();
-            var rows = queues.All.Select(q =>
+            var asJson = parse.GetValue(json);
+            if (!parse.GetValue(watch))
             {
-                var names = q.Pending().Concat(q.Claimed()).Order(StringComparer.Ordinal).ToList();
-                double? age = names.Count == 0 ? null : (now - TimeOf(names[0])).TotalSeconds;
-                return new QueueStatus(q.Name, names.Count, q.Claimed().Count, age);
-            }).ToList();
-            if (parse.GetValue(json))
-            {
-                Console.WriteLine(JsonSerializer.Serialize(new { queues = rows }, Json));
-            }
-            else
-            {
-                Console.WriteLine($"{"queue",-10} {"entries",8} {"claimed",8}  oldest");
-                foreach (var r in rows)
-                {
-                    Console.WriteLine($"{r.Queue,-10} {r.Entries,8} {r.Claimed,8}  {(r.OldestAgeSeconds is { } s ? Age(s) : "-")}");
-                }
+                Console.Write(Render(paths, asJson));
+                return 0;
             }
 
-            return 0;
+            var terminal = !Console.IsOutputRedirected;
+            var delay = TimeSpan.FromSeconds(Math.Max(0.1, parse.GetValue(interval)));
+            var left = parse.GetValue(iterations);
+            using var timer = new PeriodicTimer(delay);
+            while (true)
+            {
+                var text = Render(paths, asJson);
+
+                // On a terminal: home the cursor and clear, so the table redraws in place.
+                Console.Write(terminal ? "\u001b[H\u001b[2J" + text : text + Environment.NewLine);
+                Console.Out.Flush();
+                if (left > 0 && --left == 0)
+                {
+                    return 0;
+                }
+
+                timer.WaitForNextTickAsync().AsTask().GetAwaiter().GetResult();
+            }
         }));
         return command;
+    }
+
+    internal static string Render(InstancePaths paths, bool asJson)
+    {
+        var time = TimeProvider.System;
+        using var queues = new QueueSet(new FileSystem(), paths, time);
+        var now = time.GetUtcNow();
+        var rows = queues.All.Select(q =>
+        {
+            var names = q.Pending().Concat(q.Claimed()).Order(StringComparer.Ordinal).ToList();
+            double? age = names.Count == 0 ? null : (now - TimeOf(names[0])).TotalSeconds;
+            return new QueueStatus(q.Name, names.Count, q.Claimed().Count, age);
+        }).ToList();
+        var progress = ProgressFile.Read(paths);
+        var nextRetry = NextRetry(queues[QueueSet.Retry]);
+        if (asJson)
+        {
+            return JsonSerializer.Serialize(new { queues = rows, delivering = progress, nextRetry }, Json) + Environment.NewLine;
+        }
+
+        var sb = new StringBuilder();
+        sb.Append(CultureInfo.InvariantCulture, $"{"queue",-10} {"entries",8} {"claimed",8}  oldest\n");
+        foreach (var r in rows)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $"{r.Queue,-10} {r.Entries,8} {r.Claimed,8}  {(r.OldestAgeSeconds is { } s ? Age(s) : "-")}\n");
+        }
+
+        sb.Append('\n');
+        if (progress is null)
+        {
+            sb.Append("delivering: nothing\n");
+        }
+        else
+        {
+            var percent = progress.Total > 0 ? 100.0 * progress.Done / progress.Total : 100;
+            sb.Append(CultureInfo.InvariantCulture,
+                $"delivering: {progress.MessageId} to {progress.List}: {progress.Done}/{progress.Total} ({percent:F0}%), {progress.Delivered} delivered, {progress.Deferred} deferred, {progress.Bounced} bounced, {progress.Rate:F0} msg/s, {(progress.Remaining is { } eta ? Age(eta.TotalSeconds) : "?")} left\n");
+        }
+
+        sb.Append(nextRetry is { } next ? $"retry: next attempt at {next.ToLocalTime():yyyy-MM-dd HH:mm:ss} (in {Age((next - now).TotalSeconds)})\n" : "retry: nothing waiting\n");
+        return sb.ToString();
+    }
+
+    private static DateTimeOffset? NextRetry(Switchboard retry)
+    {
+        DateTimeOffset? next = null;
+        foreach (var name in retry.Pending())
+        {
+            try
+            {
+                var at = retry.ReadMetadata(name).NotBefore ?? DateTimeOffset.MinValue;
+                if (next is null || at < next)
+                {
+                    next = at;
+                }
+            }
+            catch (Exception e) when (e is CorruptEntryException or IOException)
+            {
+            }
+        }
+
+        return next;
     }
 
     /// <summary>Entry names start with microseconds since the Unix epoch.</summary>
@@ -53,7 +125,7 @@ internal static class StatusCommand
         { TotalDays: >= 1 } t => $"{(int)t.TotalDays}d{t.Hours}h",
         { TotalHours: >= 1 } t => $"{(int)t.TotalHours}h{t.Minutes}m",
         { TotalMinutes: >= 1 } t => $"{(int)t.TotalMinutes}m{t.Seconds}s",
-        var t => $"{t.TotalSeconds:F0}s",
+        var t => string.Create(CultureInfo.InvariantCulture, $"{t.TotalSeconds:F0}s"),
     };
 
     private sealed record QueueStatus(string Queue, int Entries, int Claimed, double? OldestAgeSeconds);

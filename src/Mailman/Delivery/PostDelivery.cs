@@ -32,11 +32,12 @@ public interface IDeliveryProgress
     int TransactionsDone(long chunk);
 
     /// <summary>
-    /// The first <paramref name="transactions"/> transactions of <paramref name="chunk"/> are done;
-    /// <paramref name="deferred"/> and <paramref name="bounced"/> are their temporary and permanent failures.
+    /// The first <paramref name="transactions"/> transactions of <paramref name="chunk"/> are done:
+    /// <paramref name="delivered"/> recipients accepted in this run, <paramref name="deferred"/> and
+    /// <paramref name="bounced"/> their temporary and permanent failures.
     /// Called from delivery threads; must be durable on return and thread-safe.
     /// </summary>
-    void Record(long chunk, int transactions, IReadOnlyList<(Recipient Recipient, int Status, string Response)> deferred, IReadOnlyList<(Recipient Recipient, int Status, string Response)> bounced);
+    void Record(long chunk, int transactions, long delivered, IReadOnlyList<(Recipient Recipient, int Status, string Response)> deferred, IReadOnlyList<(Recipient Recipient, int Status, string Response)> bounced);
 }
 
 /// <summary>What became of a post's recipients in this run. Dispose after reading <see cref="Remaining"/>.</summary>
@@ -154,7 +155,9 @@ public sealed class PostDelivery(SmtpOptions options)
                                 sender = list.BouncesAddress;
                             }
 
+                            var started = Stopwatch.GetTimestamp();
                             connection.Send(carrier.Message, sender, batch, result);
+                            Hosting.Metrics.TransactionSeconds.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
                         }
                         catch (SmtpConnectException e)
                         {
@@ -175,7 +178,7 @@ public sealed class PostDelivery(SmtpOptions options)
 
                     if (t > done)
                     {
-                        progress.Record(chunk.Index, t, deferred, bounced);
+                        progress.Record(chunk.Index, t, delivered, deferred, bounced);
                     }
 
                     lock (gate)

@@ -15,6 +15,8 @@ public sealed class MailmanOptions
 
     public PipelineOptions Pipeline { get; set; } = new();
 
+    public MetricsOptions Metrics { get; set; } = new();
+
     /// <summary>Throws <see cref="InvalidOperationException"/> naming the first bad setting.</summary>
     public void Validate()
     {
@@ -101,6 +103,12 @@ public sealed class QueueOptions
 
     /// <summary>Fallback poll for entries written by other processes (inject); enqueues in-process wake runners at once.</summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
+}
+
+public sealed class MetricsOptions
+{
+    /// <summary>Prometheus scrape endpoint, e.g. http://127.0.0.1:9464/ (serves /metrics); empty: off. Loopback only.</summary>
+    public string PrometheusUrl { get; set; } = "";
 }
 
 public sealed class PipelineOptions

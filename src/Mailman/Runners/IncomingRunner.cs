@@ -22,6 +22,7 @@ public sealed class IncomingRunner(
             ?? throw new InvalidOperationException($"no such list: {metadata.List}");
         var message = PostParser.Parse(entry.Message);
         metadata.MessageId ??= message.MessageId;
+        Hosting.Metrics.Received.Add(1, new KeyValuePair<string, object?>("list", list.Name.Fqdn));
         var post = new PostContext(list, message, metadata, entry.Message.Length);
         Log.LogInformation("Post received for {ListId}: Message-Id {MessageId}, from {Sender}, {Size} bytes, entry {QueueEntry}",
             list.Name.Fqdn, metadata.MessageId, message.From.ToString(), entry.Message.Length, entry.Claim.Name);

@@ -13,10 +13,11 @@ using Microsoft.Extensions.Logging;
 namespace Mailman.Runners;
 
 public sealed class OutgoingRunner(
-    QueueSet queues, Activity activity, MailmanOptions options, TimeProvider time, IFileSystem fs, ILogger<OutgoingRunner> logger)
+    QueueSet queues, Activity activity, MailmanOptions options, TimeProvider time, IFileSystem fs, InstancePaths paths, ILogger<OutgoingRunner> logger)
     : QueueRunner(queues, QueueSet.Out, activity, options, time, logger)
 {
     private readonly PostDelivery _delivery = new(options.Smtp);
+    private readonly InstancePaths _paths = paths;
 
     protected override void Process(LoadedEntry entry, CancellationToken stoppingToken)
     {
@@ -39,8 +40,20 @@ public sealed class OutgoingRunner(
         var post = PreparedPost.Create(entry.Message, metadata.Personalized ? metadata.SlotNonce : null);
         var now = Time.GetUtcNow();
         var cpu = CpuTime();
-        var progress = new CheckpointProgress(checkpoint, Options.Smtp.Checkpoint, this, list, metadata);
-        using var report = _delivery.Deliver(post, list, metadata.Personalized, Queue.Recipients(entry), progress, stoppingToken);
+        var resumedAt = Math.Min(metadata.RecipientCount, (long)checkpoint.ChunksRecorded * _delivery.ChunkSize(metadata.Personalized));
+        var progress = new CheckpointProgress(checkpoint, Options.Smtp.Checkpoint, this, list, metadata, new DeliveryProgressSnapshot(
+            Environment.ProcessId, list.Fqdn, metadata.MessageId, entry.Claim.Name, metadata.RecipientCount, resumedAt, 0, 0, 0, now, now) { ResumedAt = resumedAt });
+        DeliveryReport report;
+        try
+        {
+            report = _delivery.Deliver(post, list, metadata.Personalized, Queue.Recipients(entry), progress, stoppingToken);
+        }
+        finally
+        {
+            ProgressFile.Clear(_paths);
+        }
+
+        using var _ = report;
 
         if (report.Stop == DeliveryStop.Shutdown)
         {
@@ -130,12 +143,23 @@ public sealed class OutgoingRunner(
     }
 
     /// <summary>Records chunk progress durably and logs bounces as they happen.</summary>
-    private sealed class CheckpointProgress(DeliveryCheckpoint checkpoint, bool durable, OutgoingRunner runner, ListName list, EntryMetadata metadata) : IDeliveryProgress
+    private sealed class CheckpointProgress(DeliveryCheckpoint checkpoint, bool durable, OutgoingRunner runner, ListName list, EntryMetadata metadata, DeliveryProgressSnapshot start)
+        : IDeliveryProgress
     {
+        private readonly object _gate = new();
+        private DeliveryProgressSnapshot _snapshot = start;
+        private DateTimeOffset _written = DateTimeOffset.MinValue;
+
         public int TransactionsDone(long chunk) => checkpoint.TransactionsDone(chunk);
 
-        public void Record(long chunk, int transactions, IReadOnlyList<(Recipient Recipient, int Status, string Response)> deferred, IReadOnlyList<(Recipient Recipient, int Status, string Response)> bounced)
+        public void Record(long chunk, int transactions, long delivered, IReadOnlyList<(Recipient Recipient, int Status, string Response)> deferred, IReadOnlyList<(Recipient Recipient, int Status, string Response)> bounced)
         {
+            var tags = new KeyValuePair<string, object?>("list", list.Fqdn);
+            Hosting.Metrics.Delivered.Add(delivered, tags);
+            Hosting.Metrics.Deferred.Add(deferred.Count, tags);
+            Hosting.Metrics.Bounced.Add(bounced.Count, tags);
+            Publish(delivered, deferred.Count, bounced.Count);
+
             if (durable || deferred.Count > 0)
             {
                 // Deferred recipients are always recorded: the log is where retry finds them.
@@ -146,6 +170,40 @@ public sealed class OutgoingRunner(
             {
                 runner.Log.LogWarning("Bounce: {Recipient} of {ListId} refused Message-Id {MessageId}: {SmtpStatus} {SmtpResponse}",
                     recipient.Address, list.Fqdn, metadata.MessageId, status, response);
+            }
+        }
+
+        // At most once a second: `mailman status` shows it.
+        private void Publish(long delivered, long deferred, long bounced)
+        {
+            var now = runner.Time.GetUtcNow();
+            DeliveryProgressSnapshot snapshot;
+            lock (_gate)
+            {
+                _snapshot = _snapshot with
+                {
+                    Delivered = _snapshot.Delivered + delivered,
+                    Deferred = _snapshot.Deferred + deferred,
+                    Bounced = _snapshot.Bounced + bounced,
+                    Done = _snapshot.Done + delivered + deferred + bounced,
+                    Updated = now,
+                };
+                if (now - _written < TimeSpan.FromSeconds(1))
+                {
+                    return;
+                }
+
+                _written = now;
+                snapshot = _snapshot;
+            }
+
+            try
+            {
+                ProgressFile.Write(runner._paths, snapshot);
+            }
+            catch (IOException e)
+            {
+                runner.Log.LogDebug("Cannot write the progress file: {Error}", e.Message);
             }
         }
     }

@@ -24,7 +24,7 @@ internal sealed class RunnerHarness : IDisposable
         var catalog = new HandlerCatalog(lists.IsMember, lists.Members);
         Incoming = new IncomingRunner(Queues, Activity, Options, Time, lists, catalog, NullLogger<IncomingRunner>.Instance);
         Pipeline = new PipelineRunner(Queues, Activity, Options, Time, lists, catalog, NullLogger<PipelineRunner>.Instance);
-        Outgoing = new OutgoingRunner(Queues, Activity, Options, Time, new FileSystem(), NullLogger<OutgoingRunner>.Instance);
+        Outgoing = new OutgoingRunner(Queues, Activity, Options, Time, new FileSystem(), instance.Paths, NullLogger<OutgoingRunner>.Instance);
         Retry = new RetryRunner(Queues, Activity, Options, Time, NullLogger<RetryRunner>.Instance);
     }
 

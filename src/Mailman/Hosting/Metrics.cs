@@ -1,0 +1,52 @@
+// The daemon's metrics (System.Diagnostics.Metrics, meter "Mailman"), exported for scraping by
+// OpenTelemetry's Prometheus listener when Mailman:Metrics:PrometheusUrl names a loopback URL.
+using System.Diagnostics.Metrics;
+using Mailman.Queues;
+using OpenTelemetry;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+
+namespace Mailman.Hosting;
+
+public static class Metrics
+{
+    public const string MeterName = "Mailman";
+
+    private static readonly Meter Meter = new(MeterName, "1.0");
+
+    public static readonly Counter<long> Received = Meter.CreateCounter<long>("mailman.messages.received", "{message}", "posts taken from the in queue");
+
+    public static readonly Counter<long> Delivered = Meter.CreateCounter<long>("mailman.copies.delivered", "{copy}", "recipients the SMTP server accepted");
+
+    public static readonly Counter<long> Deferred = Meter.CreateCounter<long>("mailman.copies.deferred", "{copy}", "recipients sent to retry");
+
+    public static readonly Counter<long> Bounced = Meter.CreateCounter<long>("mailman.copies.bounced", "{copy}", "recipients refused permanently");
+
+    public static readonly Histogram<double> TransactionSeconds = Meter.CreateHistogram<double>("mailman.smtp.transaction.duration", "s", "one SMTP transaction, MAIL FROM to the reply after the data");
+
+    /// <summary>Observes the depth of every queue (entries waiting or claimed).</summary>
+    public static void ObserveQueues(QueueSet queues)
+        => Meter.CreateObservableGauge("mailman.queue.depth", () => queues.All.Select(q =>
+            new Measurement<long>(q.Pending().Count + q.Claimed().Count, new KeyValuePair<string, object?>("queue", q.Name))), "{entry}", "entries in each queue");
+
+    /// <summary>Starts the Prometheus scrape listener on <paramref name="url"/>; loopback only.</summary>
+    /// <exception cref="InvalidOperationException">The URL is not an http URL on a loopback address.</exception>
+    public static MeterProvider StartPrometheus(string url)
+    {
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme != "http" || !(uri.IsLoopback))
+        {
+            throw new InvalidOperationException($"configuration: Mailman:Metrics:PrometheusUrl must be an http URL on loopback (e.g. http://127.0.0.1:9464/), got '{url}'");
+        }
+
+        return Sdk.CreateMeterProviderBuilder()
+            .ConfigureResource(r => r.AddService("mailman"))
+            .AddMeter(MeterName)
+            .AddPrometheusHttpListener(o =>
+            {
+                o.Host = uri.Host;
+                o.Port = uri.Port;
+                o.ScopeInfoEnabled = false;
+            })
+            .Build();
+    }
+}

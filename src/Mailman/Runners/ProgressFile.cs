@@ -1,0 +1,59 @@
+// var/progress.json: the post being delivered now, rewritten (atomically) at most once a second
+// by the outgoing runner and removed when the delivery ends. `mailman status` reads it.
+using System.Text.Json;
+using Mailman.Instance;
+
+namespace Mailman.Runners;
+
+/// <summary>A snapshot of the delivery in progress.</summary>
+public sealed record DeliveryProgressSnapshot(
+    int Pid, string List, string? MessageId, string Entry, long Total, long Done, long Delivered, long Deferred, long Bounced,
+    DateTimeOffset Started, DateTimeOffset Updated)
+{
+    public double Rate => (Updated - Started).TotalSeconds is var s and > 0 ? (Done - ResumedAt) / s : 0;
+
+    /// <summary>Recipients already done when this run started (a resumed delivery).</summary>
+    public long ResumedAt { get; init; }
+
+    public TimeSpan? Remaining => Rate > 0 ? TimeSpan.FromSeconds(Math.Max(0, Total - Done) / Rate) : null;
+}
+
+public static class ProgressFile
+{
+    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+
+    public static string PathOf(InstancePaths paths) => Path.Combine(paths.VarDirectory, "progress.json");
+
+    public static void Write(InstancePaths paths, DeliveryProgressSnapshot snapshot)
+    {
+        var path = PathOf(paths);
+        var temp = path + ".tmp";
+        File.WriteAllText(temp, JsonSerializer.Serialize(snapshot, Json));
+        File.Move(temp, path, overwrite: true);
+    }
+
+    public static void Clear(InstancePaths paths)
+    {
+        try
+        {
+            File.Delete(PathOf(paths));
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    /// <summary>The snapshot, if a running daemon wrote it.</summary>
+    public static DeliveryProgressSnapshot? Read(InstancePaths paths)
+    {
+        try
+        {
+            var snapshot = JsonSerializer.Deserialize<DeliveryProgressSnapshot>(File.ReadAllText(PathOf(paths)), Json);
+            return snapshot is not null && Directory.Exists($"/proc/{snapshot.Pid}") ? snapshot : null;
+        }
+        catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+}

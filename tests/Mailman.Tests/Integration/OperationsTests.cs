@@ -1,0 +1,216 @@
+// What an operator lives with: the systemd unit, readiness, signals, journald, log files,
+// status with progress, metrics. Real processes throughout.
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Sockets;
+using System.Text;
+using Mailman.Lists;
+using Mailman.TestSupport;
+
+namespace Mailman.Tests.Integration;
+
+[Collection("smtp-sink")]
+public sealed class OperationsTests : IDisposable
+{
+    private static readonly string UnitFile = Path.Combine(RepositoryRoot(), "config", "mailman.service");
+    private readonly TempInstance _instance = new();
+
+    public void Dispose() => _instance.Dispose();
+
+    private static string RepositoryRoot()
+    {
+        var dir = AppContext.BaseDirectory;
+        while (dir is not null && !File.Exists(Path.Combine(dir, "Mailman.sln")))
+        {
+            dir = Path.GetDirectoryName(dir);
+        }
+
+        return dir ?? throw new InvalidOperationException("repository root not found");
+    }
+
+    [Fact]
+    public void The_systemd_unit_verifies_and_carries_the_promised_settings()
+    {
+        var unit = File.ReadAllText(UnitFile);
+        string Value(string key) => unit.Split('\n').Select(l => l.Trim()).First(l => l.StartsWith(key + "=", StringComparison.Ordinal))[(key.Length + 1)..];
+        Assert.Equal("notify", Value("Type"));
+        Assert.Equal("on-failure", Value("Restart"));
+        Assert.Equal("mailman", Value("User"));
+        Assert.Equal("yes", Value("NoNewPrivileges"));
+        Assert.Equal("strict", Value("ProtectSystem"));
+        Assert.Equal("/var/lib/mailman", Value("ReadWritePaths"));
+        Assert.Equal("yes", Value("PrivateTmp"));
+        Assert.Equal("SIGTERM", Value("KillSignal"));
+        var stop = TimeSpan.FromSeconds(int.Parse(Value("TimeoutStopSec"), CultureInfo.InvariantCulture));
+        Assert.InRange(stop, Mailman.Hosting.DaemonHost.ShutdownTimeout, Mailman.Hosting.DaemonHost.ShutdownTimeout + TimeSpan.FromSeconds(30));
+
+        Assert.True(File.Exists("/usr/bin/systemd-analyze"), "systemd-analyze is missing: apt-get install systemd (see .ci/run)");
+        var psi = new ProcessStartInfo("/usr/bin/systemd-analyze") { RedirectStandardError = true, RedirectStandardOutput = true };
+        psi.ArgumentList.Add("verify");
+        psi.ArgumentList.Add(UnitFile);
+        using var p = Process.Start(psi)!;
+        var errors = p.StandardError.ReadToEnd() + p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        Assert.True(p.ExitCode == 0 && errors.Trim().Length == 0, "systemd-analyze verify: " + errors);
+    }
+
+    [Fact]
+    public void Under_systemd_the_daemon_reports_ready_only_after_queue_recovery_and_SIGHUP_does_not_stop_it()
+    {
+        // An entry a crashed run left claimed (in hold, where no runner would touch it after):
+        // recovery must have put it back before READY=1.
+        var hold = new Mailman.Queues.Switchboard(new System.IO.Abstractions.FileSystem(), _instance.QueueDir("hold"), "hold", TimeProvider.System);
+        hold.Claim(hold.Enqueue(new Mailman.Queues.EntryMetadata { List = "dev@example.org" }, Posts.Plain()));
+        Assert.Equal(1, _instance.Count("hold", ".bak"));
+
+        // Microsoft.Extensions.Hosting.Systemd trusts a parent process named "systemd".
+        var launcher = Path.Combine(_instance.Home, "systemd");
+        File.WriteAllText(launcher, "#!/bin/sh\n\"$@\"\n");
+        File.SetUnixFileMode(launcher, (UnixFileMode)0b111_101_101);
+        var socketPath = Path.Combine(_instance.Home, "notify.sock");
+        using var notify = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        notify.Bind(new UnixDomainSocketEndPoint(socketPath));
+        notify.ReceiveTimeout = 30_000;
+
+        var psi = MailmanProcess.StartInfo(_instance.Home, ["serve"], new Dictionary<string, string>
+        {
+            ["NOTIFY_SOCKET"] = socketPath,
+            ["Mailman__Smtp__Port"] = "1",
+            ["Mailman__Queues__PollInterval"] = "01:00:00",
+        });
+        psi.ArgumentList.Insert(0, psi.FileName);
+        psi.FileName = launcher;
+        using var daemon = Process.Start(psi)!;
+        var stderr = daemon.StandardError.ReadToEndAsync();
+        try
+        {
+            var buffer = new byte[4096];
+            var ready = Encoding.ASCII.GetString(buffer, 0, notify.Receive(buffer));
+            Assert.Contains("READY=1", ready, StringComparison.Ordinal);
+            Assert.Equal(0, _instance.Count("hold", ".bak"));
+            Assert.Equal(1, _instance.Count("hold"));
+
+            var pid = int.Parse(File.ReadAllText($"/proc/{daemon.Id}/task/{daemon.Id}/children").Trim().Split(' ')[0], CultureInfo.InvariantCulture);
+            Assert.Equal(0, PostfixInstance.Run("kill", "-HUP", pid.ToString(CultureInfo.InvariantCulture)));
+            Wait.Until(() => File.ReadAllText(LogFile("mailman")).Contains("SIGHUP", StringComparison.Ordinal), TimeSpan.FromSeconds(30), "the SIGHUP log line");
+            Assert.False(daemon.HasExited);
+
+            Assert.Equal(0, PostfixInstance.Run("kill", "-TERM", pid.ToString(CultureInfo.InvariantCulture)));
+            Assert.True(daemon.WaitForExit(60_000));
+            Assert.Contains("STOPPING=1", Encoding.ASCII.GetString(buffer, 0, notify.Receive(buffer)), StringComparison.Ordinal);
+        }
+        finally
+        {
+            if (!daemon.HasExited)
+            {
+                daemon.Kill(entireProcessTree: true);
+            }
+        }
+    }
+
+    [Fact]
+    public void Logs_go_to_journald_with_priorities_no_colours_and_to_one_file_per_area()
+    {
+        _instance.CreateList("dev@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
+        _instance.AddMembers("dev@example.org", TempInstance.NumberedMembers(3));
+        using var sink = SmtpSink.Start("-f", "RCPT");
+        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["inject", "dev@example.org"], Posts.Plain()).ExitCode);
+        var result = MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, new Dictionary<string, string> { ["JOURNAL_STREAM"] = "8:12345" });
+
+        var lines = result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.NotEmpty(lines);
+        Assert.All(lines.Where(l => l.StartsWith('<')), l => Assert.Matches(@"^<[2-7]>\[", l));
+        Assert.Contains(lines, l => l.StartsWith("<4>", StringComparison.Ordinal)); // the bounces are warnings
+        Assert.DoesNotContain("\u001b[", result.Stderr, StringComparison.Ordinal);
+
+        Assert.Contains("Post received", File.ReadAllText(LogFile("post")), StringComparison.Ordinal);
+        Assert.Contains("delivered:", File.ReadAllText(LogFile("smtp")), StringComparison.Ordinal);
+        Assert.Contains("Bounce: m00000@example.com", File.ReadAllText(LogFile("bounce")), StringComparison.Ordinal);
+        Assert.Contains("started on queue", File.ReadAllText(LogFile("qrunner")), StringComparison.Ordinal);
+        Assert.DoesNotContain("Bounce:", File.ReadAllText(LogFile("post")), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Status_shows_the_delivery_in_progress_and_watch_prints_plain_snapshots_when_piped()
+    {
+        _instance.CreateList("dev@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
+        _instance.AddMembers("dev@example.org", TempInstance.NumberedMembers(8000));
+        using var sink = SmtpSink.Start();
+        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["inject", "dev@example.org"], Posts.Plain()).ExitCode);
+        using var daemon = DaemonProcess.Start(_instance.Home, new Dictionary<string, string>
+        {
+            ["Mailman__Smtp__Port"] = sink.Port.ToString(CultureInfo.InvariantCulture),
+            ["Mailman__Smtp__Connections"] = "1",
+        }, exitWhenIdle: true);
+
+        string? seen = null;
+        Wait.Until(() =>
+        {
+            var text = MailmanProcess.Run(_instance.Home, ["status"]).Stdout;
+            if (text.Contains("delivering: post1@example.com to dev@example.org:", StringComparison.Ordinal))
+            {
+                seen = text;
+            }
+
+            return seen is not null || daemon.HasExited;
+        }, TimeSpan.FromSeconds(120), "status to show the delivery");
+        Assert.True(seen is not null, "the delivery finished before status saw it");
+        Assert.Matches(@"delivering: post1@example\.com to dev@example\.org: \d+/8000 \(\d+%\), \d+ delivered, 0 deferred, 0 bounced, \d+ msg/s, .+ left", seen);
+        Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(120)));
+
+        var watch = MailmanProcess.Run(_instance.Home, ["status", "--watch", "--interval", "0.1", "--iterations", "2"]);
+        Assert.Equal(0, watch.ExitCode);
+        Assert.Equal(2, watch.Stdout.Split("queue ").Length - 1);
+        Assert.DoesNotContain("\u001b[", watch.Stdout, StringComparison.Ordinal);
+        Assert.Contains("delivering: nothing", watch.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Metrics_are_scraped_from_a_loopback_Prometheus_endpoint_and_other_addresses_are_refused()
+    {
+        _instance.CreateList("dev@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
+        _instance.AddMembers("dev@example.org", TempInstance.NumberedMembers(5));
+        using var sink = SmtpSink.Start();
+        var port = FreePort();
+        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["inject", "dev@example.org"], Posts.Plain()).ExitCode);
+        using var daemon = DaemonProcess.Start(_instance.Home, new Dictionary<string, string>
+        {
+            ["Mailman__Smtp__Port"] = sink.Port.ToString(CultureInfo.InvariantCulture),
+            ["Mailman__Metrics__PrometheusUrl"] = $"http://127.0.0.1:{port}/",
+        });
+        using var http = new HttpClient();
+        string metrics = "";
+        Wait.Until(() =>
+        {
+            try
+            {
+                metrics = http.GetStringAsync(new Uri($"http://127.0.0.1:{port}/metrics")).GetAwaiter().GetResult();
+            }
+            catch (HttpRequestException)
+            {
+                return false;
+            }
+
+            return System.Text.RegularExpressions.Regex.IsMatch(metrics, @"mailman_copies_delivered_total\{[^}]*list=""dev@example\.org""[^}]*\} 5\b");
+        }, TimeSpan.FromSeconds(60), "the delivered counter to reach 5");
+        Assert.Contains("mailman_messages_received_total", metrics, StringComparison.Ordinal);
+        Assert.Contains("mailman_queue_depth", metrics, StringComparison.Ordinal);
+        Assert.Contains("mailman_smtp_transaction_duration_seconds_bucket", metrics, StringComparison.Ordinal);
+        daemon.Terminate();
+        Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(60)));
+
+        var refused = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: new Dictionary<string, string> { ["Mailman__Metrics__PrometheusUrl"] = "http://0.0.0.0:9464/" });
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("loopback", refused.Stderr + refused.Stdout, StringComparison.Ordinal);
+    }
+
+    private string LogFile(string area)
+        => Directory.GetFiles(_instance.Paths.LogsDirectory, area + "-*.log").Single();
+
+    private static int FreePort()
+    {
+        using var l = new TcpListener(System.Net.IPAddress.Loopback, 0);
+        l.Start();
+        return ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+    }
+}
