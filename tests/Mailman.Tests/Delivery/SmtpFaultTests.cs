@@ -144,7 +144,11 @@ public sealed class SmtpFaultTests : IDisposable
         Assert.Equal(0, first.ExitCode);
         Assert.Contains("unreachable", first.Stdout + first.Stderr, StringComparison.Ordinal);
         Assert.Equal(10, RetryRecipients(h).Count);
-        Assert.Contains("\"queue\":\"retry\",\"entries\":1", MailmanProcess.Run(_instance.Home, ["status", "--json"]).Stdout, StringComparison.Ordinal);
+        var status = MailmanProcess.Run(_instance.Home, ["status", "--json"]).Stdout;
+        Assert.Contains("\"queue\":\"retry\",\"entries\":1", status, StringComparison.Ordinal);
+        var next = System.Text.Json.JsonDocument.Parse(status).RootElement.GetProperty("nextRetry").GetDateTimeOffset();
+        Assert.InRange(next, DateTimeOffset.UtcNow, DateTimeOffset.UtcNow.AddMinutes(2));
+        Assert.Contains("retry: next attempt at", MailmanProcess.Run(_instance.Home, ["status"]).Stdout, StringComparison.Ordinal);
 
         Runners.RetryTestHelper.MakeDue(_instance);
         using var sink = SmtpSink.StartOn(port);

@@ -131,6 +131,28 @@ public sealed class OperationsTests : IDisposable
     }
 
     [Fact]
+    public void Compact_JSON_logs_and_the_log_level_are_set_by_configuration()
+    {
+        _instance.CreateList("dev@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
+        using var sink = SmtpSink.Start();
+        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["inject", "dev@example.org"], Posts.Plain()).ExitCode);
+        MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, new Dictionary<string, string> { ["Logging__CompactJson"] = "true" });
+        var lines = File.ReadAllLines(LogFile("post"));
+        Assert.NotEmpty(lines);
+        foreach (var line in lines)
+        {
+            using var json = System.Text.Json.JsonDocument.Parse(line);
+            Assert.True(json.RootElement.TryGetProperty("@t", out _));
+            Assert.Equal("post", json.RootElement.GetProperty("Area").GetString());
+        }
+
+        Assert.Contains(lines, l => l.Contains("\"MessageId\":\"post1@example.com\"", StringComparison.Ordinal));
+
+        var quiet = MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, new Dictionary<string, string> { ["Logging__MinimumLevel"] = "Warning" });
+        Assert.DoesNotContain("[INF]", quiet.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Status_shows_the_delivery_in_progress_and_watch_prints_plain_snapshots_when_piped()
     {
         _instance.CreateList("dev@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
