@@ -1,0 +1,268 @@
+// One row of the table: the real daemon (`inject`, then `serve --exit-when-idle` under
+// /usr/bin/time) into smtp-sink, alternating with `smtp-source -d -s 8` pushing posts of the same
+// size into an identical sink. The ratio of the two, per pair, is the figure; seconds drift.
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.RegularExpressions;
+using Mailman.Lists;
+
+namespace Mailman.Benchmarks;
+
+public sealed record Measurement(double Wall, double User, double Sys, long MaxRssKb, long Count)
+{
+    public double Cpu => User + Sys;
+}
+
+public sealed partial class EndToEnd(string mailmanDll, string work)
+{
+    private const string SinkBinary = "/usr/sbin/smtp-sink";
+    private const string SourceBinary = "/usr/sbin/smtp-source";
+
+    public static void CheckTools()
+    {
+        foreach (var tool in new[] { SinkBinary, SourceBinary, "/usr/bin/time" })
+        {
+            if (!File.Exists(tool))
+            {
+                throw new InvalidOperationException($"{tool} is missing: apt-get install postfix time (preseed postfix with 'No configuration')");
+            }
+        }
+    }
+
+    /// <summary>A fresh instance with the list and members; returns its home.</summary>
+    public string Instance(Row row, IReadOnlyList<string> members, string name)
+    {
+        var home = Path.Combine(work, name);
+        if (Directory.Exists(home))
+        {
+            Directory.Delete(home, true);
+        }
+
+        var paths = new Mailman.Instance.InstancePaths(home);
+        paths.EnsureCreated();
+        using var store = new ListStore(paths.Database);
+        var list = new MailingList
+        {
+            Name = ListName.Parse("bench@example.org"),
+            DisplayName = "Bench",
+            Personalize = Personalization.Full,
+            NonMemberAction = NonMemberAction.Accept,
+            FooterTemplate = "_______________________________________________\n$display_name mailing list\nsent to $user_address\n",
+        };
+        store.CreateList(list);
+        store.AddMembers(list.Name, members.Select(m => new Member(m, "")));
+        return home;
+    }
+
+    public Measurement Ours(Row row, string home, byte[] post, int expected)
+    {
+        Run("dotnet", [mailmanDll, "--home", home, "inject", "bench@example.org"], post);
+        using var sink = Sink.Start();
+        var timing = Path.Combine(work, "time.txt");
+        var env = new Dictionary<string, string>
+        {
+            ["Mailman__Smtp__Port"] = sink.Port.ToString(CultureInfo.InvariantCulture),
+            ["Mailman__Smtp__MaxRecipients"] = row.MaxRecipients.ToString(CultureInfo.InvariantCulture),
+            ["Logging__Console"] = "false",
+        };
+        var watch = Stopwatch.StartNew();
+        Run("/usr/bin/time", ["-f", "%e %U %S %M", "-o", timing, "dotnet", mailmanDll, "--home", home, "serve", "--exit-when-idle"], null, env);
+        var wall = watch.Elapsed.TotalSeconds;
+        var count = sink.Stop();
+        var t = File.ReadAllText(timing).Trim().Split('\n')[^1].Split(' ');
+        var result = new Measurement(wall, D(t[1]), D(t[2]), long.Parse(t[3], CultureInfo.InvariantCulture), count);
+        if (count != expected)
+        {
+            throw new InvalidOperationException($"{row.Name}: the sink counted {count} copies, expected {expected}");
+        }
+
+        return result;
+    }
+
+    public Measurement SmtpSource(int size, int count)
+    {
+        using var sink = Sink.Start();
+        var timing = Path.Combine(work, "time-source.txt");
+        var watch = Stopwatch.StartNew();
+        Run("/usr/bin/time", ["-f", "%e %U %S %M", "-o", timing, SourceBinary, "-d", "-s", "8", "-m", count.ToString(CultureInfo.InvariantCulture),
+            "-l", size.ToString(CultureInfo.InvariantCulture), "-f", "bench-bounces@example.org", "-t", "member@example.com", $"127.0.0.1:{sink.Port}"], null);
+        var wall = watch.Elapsed.TotalSeconds;
+        var received = sink.Stop();
+        var t = File.ReadAllText(timing).Trim().Split('\n')[^1].Split(' ');
+        return new Measurement(wall, D(t[1]), D(t[2]), long.Parse(t[3], CultureInfo.InvariantCulture), received);
+    }
+
+    /// <summary>Delivers to a sample of members with smtp-sink's -D dump and checks VERP sender and personalized To:.</summary>
+    public string Verify(Row row, IReadOnlyList<string> sample, byte[] post)
+    {
+        var home = Instance(row, sample, "verify");
+        var dump = Path.Combine(work, "verify.dump");
+        File.Delete(dump);
+        using var sink = Sink.Start("-D", dump);
+        Run("dotnet", [mailmanDll, "--home", home, "inject", "bench@example.org"], post);
+        Run("dotnet", [mailmanDll, "--home", home, "serve", "--exit-when-idle"], null, new Dictionary<string, string>
+        {
+            ["Mailman__Smtp__Port"] = sink.Port.ToString(CultureInfo.InvariantCulture),
+            ["Logging__Console"] = "false",
+        });
+        sink.Stop();
+        var text = File.ReadAllText(dump, Encoding.Latin1);
+        var ok = 0;
+        foreach (Match m in TransactionRegex().Matches(text))
+        {
+            var from = m.Groups["from"].Value;
+            var rcpt = m.Groups["rcpt"].Value;
+            var at = rcpt.IndexOf('@', StringComparison.Ordinal);
+            var verp = $"bench-bounces+{rcpt[..at]}={rcpt[(at + 1)..]}@example.org";
+            var rest = text.AsSpan(m.Index + m.Length, Math.Min(4096, text.Length - m.Index - m.Length));
+            if (from == verp && rest.Contains("\nTo: " + rcpt + "\n", StringComparison.Ordinal))
+            {
+                ok++;
+            }
+        }
+
+        return ok == sample.Count ? $"{ok}/{sample.Count} ok" : throw new InvalidOperationException($"{row.Name}: only {ok} of {sample.Count} sample copies had the VERP sender and personalized To:");
+    }
+
+    private static double D(string s) => double.Parse(s, CultureInfo.InvariantCulture);
+
+    private static void Run(string file, IEnumerable<string> args, byte[]? stdin, IDictionary<string, string>? env = null)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardInput = stdin is not null, RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        foreach (var (k, v) in env ?? new Dictionary<string, string>())
+        {
+            psi.Environment[k] = v;
+        }
+
+        using var p = Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        if (stdin is not null)
+        {
+            p.StandardInput.BaseStream.Write(stdin);
+            p.StandardInput.Close();
+        }
+
+        p.WaitForExit();
+        if (p.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"{file} {string.Join(' ', args)} exited {p.ExitCode}: {stderr.Result}{stdout.Result}");
+        }
+    }
+
+    [GeneratedRegex(@"X-Mail-Args: <(?<from>[^>]*)>[^\n]*\nX-Rcpt-Args: <(?<rcpt>[^>]*)>")]
+    private static partial Regex TransactionRegex();
+
+    /// <summary>smtp-sink with -c counters on stdout; Stop returns the message count.</summary>
+    private sealed class Sink : IDisposable
+    {
+        private readonly Process _process;
+        private readonly StringBuilder _output = new();
+
+        private Sink(Process process, int port)
+        {
+            _process = process;
+            Port = port;
+            // The counters are redrawn with CR, never LF: read raw characters, not lines.
+            _ = Task.Run(() =>
+            {
+                var buffer = new char[4096];
+                int n;
+                while ((n = _process.StandardOutput.Read(buffer, 0, buffer.Length)) > 0)
+                {
+                    lock (_output)
+                    {
+                        _output.Append(buffer, 0, n);
+                    }
+                }
+            });
+        }
+
+        public int Port { get; }
+
+        public static Sink Start(params string[] extra)
+        {
+            using var l = new TcpListener(IPAddress.Loopback, 0);
+            l.Start();
+            var port = ((IPEndPoint)l.LocalEndpoint).Port;
+            l.Stop();
+            // -c counters go through stdio, fully buffered on a pipe: stdbuf unbuffers them.
+            var psi = new ProcessStartInfo("stdbuf") { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var a in new[] { "-o0", SinkBinary, "-u", "root", "-c" }.Concat(extra).Append($"127.0.0.1:{port}").Append("1024"))
+            {
+                psi.ArgumentList.Add(a);
+            }
+
+            var sink = new Sink(Process.Start(psi)!, port);
+            var deadline = Stopwatch.StartNew();
+            while (!CanConnect(port))
+            {
+                if (deadline.Elapsed > TimeSpan.FromSeconds(10))
+                {
+                    throw new InvalidOperationException("smtp-sink did not start");
+                }
+
+                Thread.Sleep(10);
+            }
+
+            return sink;
+        }
+
+        /// <summary>Stops the sink once its counters are quiet, and returns the messages it counted.</summary>
+        public long Stop()
+        {
+            long last = -1, now;
+            while ((now = Count()) != last)
+            {
+                last = now;
+                Thread.Sleep(200);
+            }
+
+            Dispose();
+            return last;
+        }
+
+        public void Dispose()
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill();
+                _process.WaitForExit();
+            }
+        }
+
+        private long Count()
+        {
+            string text;
+            lock (_output)
+            {
+                text = _output.ToString();
+            }
+
+            var matches = Regex.Matches(text, @"mesg=(\d+)");
+            return matches.Count == 0 ? 0 : long.Parse(matches[^1].Groups[1].Value, CultureInfo.InvariantCulture);
+        }
+
+        private static bool CanConnect(int port)
+        {
+            try
+            {
+                using var c = new TcpClient();
+                c.Connect(IPAddress.Loopback, port);
+                return true;
+            }
+            catch (SocketException)
+            {
+                return false;
+            }
+        }
+    }
+}

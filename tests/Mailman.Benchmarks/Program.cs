@@ -1,0 +1,137 @@
+// `dotnet run -c Release --project tests/Mailman.Benchmarks` prints the seed's table measured on
+// this machine; `-- micro` runs the BenchmarkDotNet micro-benchmarks. Needs Postfix's smtp-sink
+// and smtp-source and /usr/bin/time.
+using System.Globalization;
+using System.Text;
+using BenchmarkDotNet.Running;
+using Mailman.Benchmarks;
+
+if (args.Length > 0 && args[0] == "micro")
+{
+    BenchmarkSwitcher.FromTypes([typeof(RenderPerRecipient), typeof(SwitchboardEnqueueClaim)]).Run(args[1..]);
+    return 0;
+}
+
+string Arg(string name, string fallback)
+{
+    var i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+}
+
+EndToEnd.CheckTools();
+var pairs = int.Parse(Arg("--pairs", "3"), CultureInfo.InvariantCulture);
+var members = int.Parse(Arg("--members", "8000"), CultureInfo.InvariantCulture);
+var scale = int.Parse(Arg("--scale", "200000"), CultureInfo.InvariantCulture);
+var baseline = Arg("--baseline", "on") == "on";
+var only = Arg("--rows", "");
+var dll = Path.Combine(AppContext.BaseDirectory, "mailman.dll");
+var work = Path.Combine(Path.GetTempPath(), "mailman-benchmark");
+Directory.CreateDirectory(work);
+
+Row[] rows =
+[
+    new("10 KB text/plain", 10 * 1024, false, 500, 6, members),
+    new("50 KB text/plain (MaxRecipients 5)", 50 * 1024, false, 5, 9.5, members),
+    new("220 KB text/plain", 220 * 1024, false, 500, 24, members),
+    new("1 MB text/plain", 1024 * 1024, false, 500, 105, members),
+    new("220 KB multipart/related", 220 * 1024, true, 500, 44, members),
+    new("220 KB multipart/related (MaxRecipients 5)", 220 * 1024, true, 5, 41, members),
+    new($"10 KB text/plain, {scale:N0} members", 10 * 1024, false, 500, 0, scale),
+];
+if (only.Length > 0)
+{
+    var wanted = only.Split(',').Select(int.Parse).ToHashSet();
+    rows = rows.Where((_, i) => wanted.Contains(i + 1)).ToArray();
+}
+
+if (scale == 0)
+{
+    rows = rows.Where(r => r.Members == members).ToArray();
+}
+
+var e2e = new EndToEnd(dll, work);
+var table = new StringBuilder();
+table.AppendLine(CultureInfo.InvariantCulture, $"Measured {DateTime.UtcNow:yyyy-MM-dd} on {Environment.ProcessorCount} cores; {pairs} alternating pairs per row; median ratio.");
+table.AppendLine();
+table.AppendLine("| row | copies | 2003 Mailman 2.1 | ours (s) | msg/hour | smtp-source -d -s 8 (s) | ratio ours/smtp-source | ours CPU ms/copy | peak RSS MB | Mailman 2.1 way, MailKit (s, CPU ms/copy) | sample check |");
+table.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|");
+foreach (var row in rows)
+{
+    Console.Error.WriteLine($"== {row.Name}");
+    var list = Workloads.Members(row.Members).ToList();
+    var post = Workloads.Post(row);
+    var check = e2e.Verify(row, list.Take(50).ToList(), post);
+    var runs = row.Members > members ? 1 : pairs;
+    var ours = new List<Measurement>();
+    var theirs = new List<Measurement>();
+    for (var i = 0; i < runs; i++)
+    {
+        var home = e2e.Instance(row, list, "row");
+        ours.Add(e2e.Ours(row, home, post, row.Members));
+        theirs.Add(e2e.SmtpSource(post.Length, row.Members));
+        Console.Error.WriteLine($"   pair {i + 1}: ours {ours[^1].Wall:F2}s ({ours[^1].Cpu:F2}s CPU, {ours[^1].MaxRssKb / 1024} MB), smtp-source {theirs[^1].Wall:F2}s");
+    }
+
+    var ratios = ours.Zip(theirs, (a, b) => a.Wall / b.Wall).Order().ToList();
+    var ratio = ratios[ratios.Count / 2];
+    var wall = ours.Select(m => m.Wall).Order().ElementAt(ours.Count / 2);
+    var source = theirs.Select(m => m.Wall).Order().ElementAt(theirs.Count / 2);
+    var cpu = ours.Select(m => m.Cpu).Order().ElementAt(ours.Count / 2) / row.Members * 1000;
+    var rss = ours.Max(m => m.MaxRssKb) / 1024;
+    var baselineText = "-";
+    if (baseline && row.Members == members)
+    {
+        var sink = new TcpSinkForBaseline();
+        var (bWall, bCpu) = sink.Run(post, list);
+        baselineText = string.Create(CultureInfo.InvariantCulture, $"{bWall.TotalSeconds:F1} s, {bCpu.TotalMilliseconds / list.Count:F2} ms");
+    }
+
+    var y2003 = row.Minutes2003 > 0 ? string.Create(CultureInfo.InvariantCulture, $"{row.Minutes2003} min") : "-";
+    table.AppendLine(CultureInfo.InvariantCulture,
+        $"| {row.Name} | {row.Members:N0} | {y2003} | {wall:F2} | {row.Members / wall * 3600:N0} | {source:F2} | {ratio:F2} | {cpu:F3} | {rss} | {baselineText} | {check} |");
+    Console.Error.WriteLine(table.ToString().Split('\n')[^2]);
+}
+
+Console.WriteLine(table);
+return 0;
+
+/// <summary>Runs the baseline against its own smtp-sink.</summary>
+internal sealed class TcpSinkForBaseline
+{
+    public (TimeSpan, TimeSpan) Run(byte[] post, IReadOnlyList<string> recipients)
+    {
+        var port = FreePort();
+        var psi = new System.Diagnostics.ProcessStartInfo("/usr/sbin/smtp-sink") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { "-u", "root", $"127.0.0.1:{port}", "1024" })
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        using var sink = System.Diagnostics.Process.Start(psi)!;
+        try
+        {
+            for (var tries = 0; ; tries++)
+            {
+                try
+                {
+                    return Baseline.Run(post, recipients, port);
+                }
+                catch (System.Net.Sockets.SocketException) when (tries < 50)
+                {
+                    Thread.Sleep(20);
+                }
+            }
+        }
+        finally
+        {
+            sink.Kill();
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        l.Start();
+        return ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+    }
+}

@@ -1,0 +1,93 @@
+// The seed's workloads, generated deterministically: 8000 members with random 7-letter local
+// parts at example.com, and posts of a given size (text/plain with wrapped lines, some starting
+// with '.'; or multipart/related: HTML plus base64 images, like a saved web page).
+using System.Text;
+
+namespace Mailman.Benchmarks;
+
+public sealed record Row(string Name, int Bytes, bool Related, int MaxRecipients, double Minutes2003, int Members);
+
+public static class Workloads
+{
+    public static IEnumerable<string> Members(int count, int seed = 2003)
+    {
+        var random = new Random(seed);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var local = new char[7];
+        while (seen.Count < count)
+        {
+            for (var i = 0; i < local.Length; i++)
+            {
+                local[i] = (char)('a' + random.Next(26));
+            }
+
+            var address = new string(local) + "@example.com";
+            if (seen.Add(address))
+            {
+                yield return address;
+            }
+        }
+    }
+
+    public static byte[] Post(Row row) => row.Related ? Related(row.Bytes) : Plain(row.Bytes);
+
+    private static string Head(string contentType) =>
+        "From: Barry Warsaw <barry@example.com>\n" +
+        "To: bench@example.org\n" +
+        "Subject: Looking at performance again\n" +
+        "Message-Id: <bench-" + contentType.Length + "@example.com>\n" +
+        "Date: Wed, 14 May 2003 17:21:08 -0400\n" +
+        "MIME-Version: 1.0\n";
+
+    private static byte[] Plain(int size)
+    {
+        var sb = new StringBuilder(Head("text/plain")).Append("Content-Type: text/plain; charset=us-ascii\n\n");
+        var random = new Random(size);
+        var words = "the quick brown fox jumps over lazy dogs mailman list delivery performance python postfix".Split(' ');
+        var line = new StringBuilder();
+        var n = 0;
+        while (sb.Length < size)
+        {
+            line.Clear();
+            if (n++ % 23 == 0)
+            {
+                line.Append('.');
+            }
+
+            while (line.Length < 68)
+            {
+                line.Append(words[random.Next(words.Length)]).Append(' ');
+            }
+
+            sb.Append(line.ToString().TrimEnd()).Append('\n');
+        }
+
+        return Encoding.ASCII.GetBytes(sb.ToString());
+    }
+
+    private static byte[] Related(int size)
+    {
+        var random = new Random(size);
+        var sb = new StringBuilder(Head("multipart/related"))
+            .Append("Content-Type: multipart/related; boundary=\"=_related\"; type=\"text/html\"\n\n")
+            .Append("--=_related\nContent-Type: text/html; charset=us-ascii\n\n<html><body>\n");
+        for (var i = 0; i < 40; i++)
+        {
+            sb.Append("<p>Paragraph ").Append(i).Append(" of the snapshot, <img src=\"cid:img").Append(i % 8).Append("@example.com\"></p>\n");
+        }
+
+        sb.Append("</body></html>\n");
+        var images = 8;
+        var perImage = Math.Max(1024, (size - sb.Length) * 3 / 4 / images);
+        for (var i = 0; i < images; i++)
+        {
+            var bytes = new byte[perImage];
+            random.NextBytes(bytes);
+            sb.Append("--=_related\nContent-Type: image/png\nContent-Transfer-Encoding: base64\nContent-ID: <img").Append(i).Append("@example.com>\n\n")
+              .Append(Convert.ToBase64String(bytes, Base64FormattingOptions.InsertLineBreaks).Replace("\r\n", "\n", StringComparison.Ordinal)).Append('\n');
+        }
+
+        sb.Append("--=_related--\n");
+        return Encoding.ASCII.GetBytes(sb.ToString());
+    }
+}
