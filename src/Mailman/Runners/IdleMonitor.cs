@@ -15,14 +15,14 @@ public sealed class IdleMonitor(QueueSet queues, Activity activity, TimeProvider
     {
         var quietChecks = 0;
         var lastGeneration = -1L;
-        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(100));
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(50));
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
             var generation = activity.Generation;
             var idle = !activity.IsBusy && generation == lastGeneration && !HasWork();
             lastGeneration = generation;
             quietChecks = idle ? quietChecks + 1 : 0;
-            if (quietChecks < 3)
+            if (quietChecks < 2)
             {
                 continue;
             }
