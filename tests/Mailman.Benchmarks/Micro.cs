@@ -31,11 +31,8 @@ public class RenderPerRecipient
         var post = new PostContext(list, PostParser.Parse(raw), new EntryMetadata { List = list.Name.Fqdn }, raw.Length);
         new Personalize().Process(post);
         new Decorate().Process(post);
-        var options = FormatOptions.Default.Clone();
-        options.NewLineFormat = NewLineFormat.Dos;
-        using var flat = new MemoryStream();
-        post.Message.WriteTo(options, flat);
-        _carrier = new Carrier(PreparedPost.Create(flat.ToArray(), post.SlotNonce));
+        var flat = WireFormat.Flatten(post.Message);
+        _carrier = new Carrier(PreparedPost.Create(flat, post.SlotNonce));
         _scratch = RecipientValues.NewScratch();
         _recipient = new Recipient("abcdefg@example.com", "");
     }

@@ -35,7 +35,7 @@ public sealed class PostfixInstance : IDisposable
             Directory.CreateDirectory(Path.Combine(root, d));
         }
 
-        var port = FreePort();
+        var port = Net.FreePort();
         var instance = new PostfixInstance(root, port);
         File.WriteAllText(Path.Combine(root, "etc", "main.cf"), $"""
             compatibility_level = 3.6
@@ -92,7 +92,7 @@ public sealed class PostfixInstance : IDisposable
     public void Start()
     {
         Postfix("start");
-        Wait.Until(() => CanConnect(Port), TimeSpan.FromSeconds(30), "Postfix to listen");
+        Wait.Until(() => Net.CanConnect(Port), TimeSpan.FromSeconds(30), "Postfix to listen");
     }
 
     /// <summary>Runs postmap -c on a map file.</summary>
@@ -158,26 +158,7 @@ public sealed class PostfixInstance : IDisposable
         return output;
     }
 
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
-    }
 
-    private static bool CanConnect(int port)
-    {
-        try
-        {
-            using var c = new TcpClient();
-            c.Connect(IPAddress.Loopback, port);
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
-    }
 
     public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"postfix on 127.0.0.1:{Port} ({Root})");
 }

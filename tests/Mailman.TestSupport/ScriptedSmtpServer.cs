@@ -42,24 +42,9 @@ public sealed class ScriptedSmtpServer : IDisposable
     /// </summary>
     public static ScriptedSmtpServer Start(Func<string, SmtpResponse?>? rcpt = null, Func<IReadOnlyList<string>, SmtpResponse?>? data = null)
     {
-        using var probe = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        var port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        probe.Stop();
+        var port = Net.FreePort();
         var server = new ScriptedSmtpServer(port, rcpt ?? (_ => null), data ?? (_ => null));
-        Wait.Until(() =>
-        {
-            try
-            {
-                using var c = new System.Net.Sockets.TcpClient();
-                c.Connect(IPAddress.Loopback, port);
-                return true;
-            }
-            catch (System.Net.Sockets.SocketException)
-            {
-                return false;
-            }
-        }, TimeSpan.FromSeconds(10), "the SMTP server to listen");
+        Wait.Until(() => Net.CanConnect(port), TimeSpan.FromSeconds(10), "the SMTP server to listen");
         return server;
     }
 

@@ -77,7 +77,7 @@ public sealed class SmtpSink : IDisposable
     public static bool IsInstalled => File.Exists(Binary);
 
     /// <summary>Starts smtp-sink; <paramref name="faults"/> are extra options such as "-r", "RCPT".</summary>
-    public static SmtpSink Start(params string[] faults) => StartOn(FreePort(), faults);
+    public static SmtpSink Start(params string[] faults) => StartOn(Net.FreePort(), faults);
 
     /// <summary>Starts smtp-sink on a given loopback port.</summary>
     public static SmtpSink StartOn(int port, params string[] faults)
@@ -99,7 +99,7 @@ public sealed class SmtpSink : IDisposable
         psi.ArgumentList.Add("256");
         var process = Process.Start(psi)!;
         var sink = new SmtpSink(process, dir, port);
-        Wait.Until(() => process.HasExited || CanConnect(port), TimeSpan.FromSeconds(20), "smtp-sink to listen");
+        Wait.Until(() => process.HasExited || Net.CanConnect(port), TimeSpan.FromSeconds(20), "smtp-sink to listen");
         if (process.HasExited)
         {
             throw new InvalidOperationException("smtp-sink exited: " + process.StandardError.ReadToEnd());
@@ -229,24 +229,5 @@ public sealed class SmtpSink : IDisposable
         return new SinkMessage(mailFrom, rcpts, content);
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
-    private static bool CanConnect(int port)
-    {
-        try
-        {
-            using var client = new TcpClient();
-            client.Connect(IPAddress.Loopback, port);
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
-    }
 }

@@ -5,7 +5,6 @@ using Mailman.Lists;
 using Mailman.Pipeline;
 using Mailman.Queues;
 using Microsoft.Extensions.Logging;
-using MimeKit;
 
 namespace Mailman.Runners;
 
@@ -13,7 +12,6 @@ public sealed class PipelineRunner(
     QueueSet queues, Activity activity, MailmanOptions options, TimeProvider time, ListStoreFactory lists, HandlerCatalog catalog, ILogger<PipelineRunner> logger)
     : QueueRunner(queues, QueueSet.Pipeline, activity, options, time, logger)
 {
-    private static readonly FormatOptions Flatten = CreateFlatten();
     private readonly IReadOnlyList<IHandler> _handlers = catalog.Resolve(options.Pipeline.Handlers.Count > 0 ? options.Pipeline.Handlers : HandlerCatalog.DefaultPipeline);
 
     /// <summary>Runs handlers until one does not continue.</summary>
@@ -53,17 +51,10 @@ public sealed class PipelineRunner(
         }
 
         using var flat = new MemoryStream(entry.Message.Length + 4096);
-        message.WriteTo(Flatten, flat, CancellationToken.None);
+        message.WriteTo(Delivery.WireFormat.Options, flat, CancellationToken.None);
         var recipients = post.Recipients?.Invoke() ?? [];
         var name = Queues[QueueSet.Out].Enqueue(metadata, flat.GetBuffer().AsSpan(0, (int)flat.Length), recipients);
         Queue.Finish(entry.Claim);
         Log.LogDebug("Post {MessageId} to {ListId} decorated, queued for delivery as {QueueEntry}", metadata.MessageId, list.Name.Fqdn, name);
-    }
-
-    private static FormatOptions CreateFlatten()
-    {
-        var options = FormatOptions.Default.Clone();
-        options.NewLineFormat = NewLineFormat.Dos;
-        return options;
     }
 }

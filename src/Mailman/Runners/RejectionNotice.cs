@@ -48,10 +48,6 @@ public static class RejectionNotice
         };
         text.ContentType.Charset = "utf-8";
         notice.Body = new Multipart("mixed") { text, new MessagePart { Message = post } };
-        var options = FormatOptions.Default.Clone();
-        options.NewLineFormat = NewLineFormat.Dos;
-        using var output = new MemoryStream();
-        notice.WriteTo(options, output, CancellationToken.None);
-        return output.ToArray();
+        return Delivery.WireFormat.Flatten(notice);
     }
 }

@@ -24,11 +24,8 @@ public sealed class PreparedPostTests
         });
         new Personalize().Process(post);
         new Decorate().Process(post);
-        var options = FormatOptions.Default.Clone();
-        options.NewLineFormat = NewLineFormat.Dos;
-        using var flat = new MemoryStream();
-        post.Message.WriteTo(options, flat);
-        return PreparedPost.Create(flat.ToArray(), post.SlotNonce);
+        var flat = WireFormat.Flatten(post.Message);
+        return PreparedPost.Create(flat, post.SlotNonce);
     }
 
     private static byte[] Render(PreparedPost post, Recipient recipient)
@@ -89,17 +86,14 @@ public sealed class PreparedPostTests
     {
         var raw = Posts.Plain();
         var message = PostParser.Parse(raw);
-        var options = FormatOptions.Default.Clone();
-        options.NewLineFormat = NewLineFormat.Dos;
-        using var flat = new MemoryStream();
-        message.WriteTo(options, flat);
-        var post = PreparedPost.Create(flat.ToArray(), null);
+        var flat = WireFormat.Flatten(message);
+        var post = PreparedPost.Create(flat, null);
 
         var carrier = new Carrier(post);
         carrier.SetRecipient(null);
         using var output = new MemoryStream();
         carrier.Message.WriteTo(Carrier.SendOptions, output);
-        Assert.Equal(flat.ToArray(), output.ToArray());
+        Assert.Equal(flat, output.ToArray());
         Assert.Equal(flat.Length, carrier.Body.Size);
     }
 }

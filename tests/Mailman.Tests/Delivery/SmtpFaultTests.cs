@@ -137,7 +137,7 @@ public sealed class SmtpFaultTests : IDisposable
     public void An_unreachable_server_leaves_the_post_waiting_in_retry_until_it_comes_back()
     {
         using var h = new RunnerHarness(_instance);
-        var port = FreePort();
+        var port = Net.FreePort();
         var env = new Dictionary<string, string> { ["Mailman__Smtp__Port"] = port.ToString(CultureInfo.InvariantCulture) };
         Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["inject", "dev@example.org"], Posts.Plain()).ExitCode);
         var first = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: env);
@@ -179,10 +179,4 @@ public sealed class SmtpFaultTests : IDisposable
         Assert.Equal(delivered == 0 ? 1 : 0, _instance.Count(QueueSet.Retry));
     }
 
-    private static int FreePort()
-    {
-        using var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        l.Start();
-        return ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
-    }
 }

@@ -193,7 +193,7 @@ public sealed class OperationsTests : IDisposable
         _instance.CreateList("dev@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
         _instance.AddMembers("dev@example.org", TempInstance.NumberedMembers(5));
         using var sink = SmtpSink.Start();
-        var port = FreePort();
+        var port = Net.FreePort();
         Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["inject", "dev@example.org"], Posts.Plain()).ExitCode);
         using var daemon = DaemonProcess.Start(_instance.Home, new Dictionary<string, string>
         {
@@ -229,10 +229,4 @@ public sealed class OperationsTests : IDisposable
     private string LogFile(string area)
         => Directory.GetFiles(_instance.Paths.LogsDirectory, area + "-*.log").Single();
 
-    private static int FreePort()
-    {
-        using var l = new TcpListener(System.Net.IPAddress.Loopback, 0);
-        l.Start();
-        return ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
-    }
 }

@@ -86,12 +86,5 @@ internal sealed class Carrier
     }
 
     /// <summary>Format options for sending: CRLF, nothing hidden.</summary>
-    public static readonly FormatOptions SendOptions = CreateOptions();
-
-    private static FormatOptions CreateOptions()
-    {
-        var options = FormatOptions.Default.Clone();
-        options.NewLineFormat = NewLineFormat.Dos;
-        return options;
-    }
+    public static FormatOptions SendOptions => WireFormat.Options;
 }
