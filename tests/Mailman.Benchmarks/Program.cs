@@ -24,9 +24,18 @@ var members = int.Parse(Arg("--members", "8000"), CultureInfo.InvariantCulture);
 var scale = int.Parse(Arg("--scale", "200000"), CultureInfo.InvariantCulture);
 var baseline = Arg("--baseline", "on") == "on";
 var only = Arg("--rows", "");
-var dll = Path.Combine(AppContext.BaseDirectory, "mailman.dll");
 var work = Path.Combine(Path.GetTempPath(), "mailman-benchmark");
 Directory.CreateDirectory(work);
+
+// Measure what is deployed: a ReadyToRun publish (README, Run it behind Postfix), unless
+// --mailman names a mailman.dll.
+var dll = Arg("--mailman", "");
+if (dll.Length == 0)
+{
+    dll = Publish.ReadyToRun(work) ?? Path.Combine(AppContext.BaseDirectory, "mailman.dll");
+}
+
+Console.Error.WriteLine($"mailman: {dll}");
 
 Row[] rows =
 [
@@ -51,7 +60,7 @@ if (scale == 0)
 
 var e2e = new EndToEnd(dll, work);
 var table = new StringBuilder();
-table.AppendLine(CultureInfo.InvariantCulture, $"Measured {DateTime.UtcNow:yyyy-MM-dd} on {Environment.ProcessorCount} cores; {pairs} alternating pairs per row; median ratio.");
+table.AppendLine(CultureInfo.InvariantCulture, $"Measured {DateTime.UtcNow:yyyy-MM-dd} on {Environment.ProcessorCount} cores; {pairs} alternating pairs per row; median ratio; {(dll.Contains("publish", StringComparison.Ordinal) ? "ReadyToRun publish" : "build output")}.");
 table.AppendLine();
 table.AppendLine("| row | copies | 2003 Mailman 2.1 | ours (s) | msg/hour | smtp-source -d -s 8 (s) | ratio ours/smtp-source | ours CPU ms/copy | peak RSS MB | Mailman 2.1 way, MailKit (s, CPU ms/copy) | sample check |");
 table.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|");
@@ -133,5 +142,41 @@ internal sealed class TcpSinkForBaseline
         using var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
         l.Start();
         return ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+    }
+}
+
+/// <summary>Publishes src/Mailman ReadyToRun into the work directory, as a list server would deploy it.</summary>
+internal static class Publish
+{
+    public static string? ReadyToRun(string work)
+    {
+        var dir = AppContext.BaseDirectory;
+        while (dir is not null && !File.Exists(Path.Combine(dir, "Mailman.sln")))
+        {
+            dir = Path.GetDirectoryName(dir);
+        }
+
+        if (dir is null)
+        {
+            return null;
+        }
+
+        var output = Path.Combine(work, "publish");
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { "publish", Path.Combine(dir, "src", "Mailman"), "-c", "Release", "-r", "linux-x64", "--self-contained", "false", "-p:PublishReadyToRun=true", "-o", output })
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var log = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0)
+        {
+            Console.Error.WriteLine("ReadyToRun publish failed, measuring the build output instead:\n" + log);
+            return null;
+        }
+
+        return Path.Combine(output, "mailman.dll");
     }
 }
