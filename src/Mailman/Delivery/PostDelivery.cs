@@ -95,8 +95,8 @@ public sealed class DeliveryReport : IDisposable
     public void Dispose() => _rest?.Dispose();
 }
 
-/// <summary>A numbered slice of the recipient stream.</summary>
-public sealed record Chunk(long Index, Recipient[] Recipients);
+/// <summary>A numbered slice of the recipient stream, already cut into its transactions.</summary>
+public sealed record Chunk(long Index, List<Recipient[]> Transactions);
 
 public sealed class PostDelivery(SmtpOptions options)
 {
@@ -126,7 +126,7 @@ public sealed class PostDelivery(SmtpOptions options)
                 var result = new TransactionResult();
                 foreach (var chunk in work.GetConsumingEnumerable())
                 {
-                    var transactions = Transactions(chunk.Recipients, personalized);
+                    var transactions = chunk.Transactions;
                     var done = progress.TransactionsDone(chunk.Index);
                     var deferred = new List<(Recipient, int, string)>();
                     var bounced = new List<(Recipient, int, string)>();
@@ -203,13 +203,13 @@ public sealed class PostDelivery(SmtpOptions options)
         }
 
         var size = ChunkSize(personalized);
-        var chunks = Chunks(recipients, size).GetEnumerator();
+        var chunks = Chunks(recipients, size, personalized).GetEnumerator();
         try
         {
             while (!Stopping() && chunks.MoveNext())
             {
                 var chunk = chunks.Current;
-                if (progress.TransactionsDone(chunk.Index) >= Transactions(chunk.Recipients, personalized).Count)
+                if (progress.TransactionsDone(chunk.Index) >= chunk.Transactions.Count)
                 {
                     continue; // done in an earlier run
                 }
@@ -231,15 +231,11 @@ public sealed class PostDelivery(SmtpOptions options)
             : DeliveryStop.Completed;
         report.StopReason = unreachableReason;
         report.Elapsed = watch.Elapsed;
-        report.KeepRest(chunks, chunk =>
-        {
-            var transactions = Transactions(chunk.Recipients, personalized);
-            return transactions.Skip(progress.TransactionsDone(chunk.Index)).SelectMany(b => b);
-        });
+        report.KeepRest(chunks, chunk => chunk.Transactions.Skip(progress.TransactionsDone(chunk.Index)).SelectMany(b => b));
         return report;
     }
 
-    private static IEnumerable<Chunk> Chunks(IEnumerable<Recipient> recipients, int size)
+    private IEnumerable<Chunk> Chunks(IEnumerable<Recipient> recipients, int size, bool personalized)
     {
         long index = 0;
         var buffer = new List<Recipient>(size);
@@ -248,14 +244,14 @@ public sealed class PostDelivery(SmtpOptions options)
             buffer.Add(r);
             if (buffer.Count == size)
             {
-                yield return new Chunk(index++, [.. buffer]);
+                yield return new Chunk(index++, Transactions(buffer, personalized));
                 buffer.Clear();
             }
         }
 
         if (buffer.Count > 0)
         {
-            yield return new Chunk(index, [.. buffer]);
+            yield return new Chunk(index, Transactions(buffer, personalized));
         }
     }
 
@@ -264,9 +260,9 @@ public sealed class PostDelivery(SmtpOptions options)
     /// way): one per recipient when personalized, else batches of MaxRecipients per domain in
     /// order of first appearance.
     /// </summary>
-    private List<Recipient[]> Transactions(Recipient[] chunk, bool personalized)
+    private List<Recipient[]> Transactions(List<Recipient> chunk, bool personalized)
     {
-        var result = new List<Recipient[]>(personalized ? chunk.Length : 4);
+        var result = new List<Recipient[]>(personalized ? chunk.Count : 4);
         if (personalized)
         {
             foreach (var r in chunk)

@@ -23,7 +23,8 @@ public sealed record ListAddress(ListName List, string Queue)
         var at = address.LastIndexOf('@');
         if (at <= 0)
         {
-            return ListName.TryParse(address, out _, out error);
+            error = $"'{address}' is not an address of a list (LIST@HOST)";
+            return false;
         }
 
         var local = address[..at];

@@ -22,6 +22,6 @@ public sealed class QueueSignal : IDisposable
     }
 
     /// <returns>True when signalled, false on timeout.</returns>
-    public Task<bool> WaitAsync(TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken)
+    public Task<bool> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken)
         => _semaphore.WaitAsync(timeout, cancellationToken);
 }

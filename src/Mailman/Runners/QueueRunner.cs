@@ -51,7 +51,7 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
             {
                 try
                 {
-                    await Queue.Signal!.WaitAsync(Options.Queues.PollInterval, Time, stoppingToken);
+                    await Queue.Signal!.WaitAsync(Options.Queues.PollInterval, stoppingToken);
                 }
                 catch (OperationCanceledException)
                 {
