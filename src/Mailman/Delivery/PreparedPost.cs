@@ -13,9 +13,21 @@ public sealed class PreparedPost
     // buffer of that size (a gen2 collection per copy at 1 MB).
     private const int WriteChunk = 16 * 1024;
 
+    // The dot-stuffed body goes to a socket: large writes, few system calls.
+    private const int SocketWriteChunk = 256 * 1024;
+
+    private static readonly byte[] Dot = "."u8.ToArray();
+    private static readonly byte[] Crlf = "\r\n"u8.ToArray();
+
     private readonly byte[] _bytes;
     private readonly Segment[] _body;
     private readonly long _bodyLiteralLength;
+
+    // The body's literal segments dot-stuffed once (RFC 5321 §4.5.2) for SMTP DATA: every "."
+    // that follows a LF inside a segment is doubled. A segment's first byte depends on what was
+    // written before it, so it is stuffed at write time. Same array as _bytes when nothing needs it.
+    private readonly byte[] _stuffed;
+    private readonly (int Offset, int Length)[] _stuffedRanges;
 
     private PreparedPost(byte[] bytes, int headerLength, Segment[] body, bool eightBit, string? toToken)
     {
@@ -28,6 +40,8 @@ public sealed class PreparedPost
         {
             _bodyLiteralLength += s.Length;
         }
+
+        (_stuffed, _stuffedRanges) = StuffSegments(bytes, body);
     }
 
     /// <summary>True when the copy may carry 8-bit bytes (BODY=8BITMIME).</summary>
@@ -129,6 +143,132 @@ public sealed class PreparedPost
                 stream.Write(values.For(kind));
             }
         }
+    }
+
+    /// <summary>
+    /// Writes the body as SMTP DATA content: dot-stuffed and ending with CRLF, ready for the
+    /// terminating ".CRLF". Writing the body at the start of a line is the caller's promise.
+    /// Writes arrays, not spans: MailKit's stream would copy every span through a rented buffer.
+    /// </summary>
+    public void WriteBodyDotStuffedTo(Stream stream, RecipientValues? values, CancellationToken cancellationToken)
+    {
+        var bol = true;
+        for (var i = 0; i < _body.Length; i++)
+        {
+            var (offset, length) = _stuffedRanges[i];
+            WriteStuffed(stream, _stuffed, offset, length, prestuffed: true, ref bol, cancellationToken);
+            if (_body[i].Slot is { } kind && values is not null)
+            {
+                var value = values.ArrayFor(kind);
+                WriteStuffed(stream, value, 0, value.Length, prestuffed: false, ref bol, cancellationToken);
+            }
+        }
+
+        if (!bol)
+        {
+            stream.Write(Crlf, 0, Crlf.Length);
+        }
+    }
+
+    // Stuffs the first byte against what came before, and inside the data unless it is a
+    // segment stuffed once already.
+    private static void WriteStuffed(Stream stream, byte[] data, int offset, int length, bool prestuffed, ref bool bol, CancellationToken cancellationToken)
+    {
+        if (length == 0)
+        {
+            return;
+        }
+
+        if (bol && data[offset] == (byte)'.')
+        {
+            stream.Write(Dot, 0, 1);
+        }
+
+        if (!prestuffed)
+        {
+            int lf;
+            while ((lf = data.AsSpan(offset, length - 1).IndexOf((byte)'\n')) >= 0)
+            {
+                stream.Write(data, offset, lf + 1);
+                offset += lf + 1;
+                length -= lf + 1;
+                if (data[offset] == (byte)'.')
+                {
+                    stream.Write(Dot, 0, 1);
+                }
+            }
+        }
+
+        while (length > 0)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var n = Math.Min(SocketWriteChunk, length);
+            stream.Write(data, offset, n);
+            offset += n;
+            length -= n;
+        }
+
+        bol = data[offset - 1] == (byte)'\n';
+    }
+
+    private static (byte[] Bytes, (int Offset, int Length)[] Ranges) StuffSegments(byte[] bytes, Segment[] body)
+    {
+        var extra = 0;
+        foreach (var s in body)
+        {
+            extra += CountLineDots(bytes.AsSpan(s.Offset, s.Length));
+        }
+
+        var ranges = new (int, int)[body.Length];
+        if (extra == 0)
+        {
+            for (var i = 0; i < body.Length; i++)
+            {
+                ranges[i] = (body[i].Offset, body[i].Length);
+            }
+
+            return (bytes, ranges);
+        }
+
+        var stuffed = new byte[checked((int)(body.Sum(s => (long)s.Length) + extra))];
+        var at = 0;
+        for (var i = 0; i < body.Length; i++)
+        {
+            var start = at;
+            var data = bytes.AsSpan(body[i].Offset, body[i].Length);
+            for (var lf = data.IndexOf((byte)'\n'); lf >= 0 && lf + 1 < data.Length; lf = data.IndexOf((byte)'\n'))
+            {
+                data[..(lf + 1)].CopyTo(stuffed.AsSpan(at));
+                at += lf + 1;
+                data = data[(lf + 1)..];
+                if (data[0] == (byte)'.')
+                {
+                    stuffed[at++] = (byte)'.';
+                }
+            }
+
+            data.CopyTo(stuffed.AsSpan(at));
+            at += data.Length;
+            ranges[i] = (start, at - start);
+        }
+
+        return (stuffed, ranges);
+    }
+
+    // Dots at the start of a line inside the span (not at its first byte).
+    private static int CountLineDots(ReadOnlySpan<byte> data)
+    {
+        var count = 0;
+        for (var lf = data.IndexOf((byte)'\n'); lf >= 0 && lf + 1 < data.Length; lf = data.IndexOf((byte)'\n'))
+        {
+            data = data[(lf + 1)..];
+            if (data[0] == (byte)'.')
+            {
+                count++;
+            }
+        }
+
+        return count;
     }
 
     private static void WriteChunked(Stream stream, ReadOnlySpan<byte> data, CancellationToken cancellationToken)

@@ -17,7 +17,10 @@ public sealed class RecipientValues
     private byte[] _address = [];
     private byte[] _name = [];
 
-    public ReadOnlySpan<byte> For(SlotKind kind) => kind switch
+    public ReadOnlySpan<byte> For(SlotKind kind) => ArrayFor(kind);
+
+    /// <summary>The value as an array: streams without a span overload (MailKit's) copy spans.</summary>
+    internal byte[] ArrayFor(SlotKind kind) => kind switch
     {
         SlotKind.Address or SlotKind.DeliveredTo => _address,
         SlotKind.Name => _name,

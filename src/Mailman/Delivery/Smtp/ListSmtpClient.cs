@@ -8,6 +8,9 @@ namespace Mailman.Delivery.Smtp;
 
 internal sealed class ListSmtpClient(bool preferBdat) : SmtpClient
 {
+    /// <summary>The connection's socket as a plain stream, for the body of a DATA transfer.</summary>
+    public Stream? Wire { get; set; }
+
     /// <summary>Recipients the server refused in the current transaction, with its reply.</summary>
     public List<(string Address, SmtpStatusCode Status, string Response)> Refused { get; } = [];
 
@@ -18,7 +21,14 @@ internal sealed class ListSmtpClient(bool preferBdat) : SmtpClient
 
     protected override void Prepare(FormatOptions options, MimeMessage message, EncodingConstraint constraint, int maxLineLength)
     {
-        if (message.Body is not SplicedBody)
+        if (message.Body is SplicedBody body)
+        {
+            // MailKit's choice between BDAT and DATA (SmtpClient.UseBdatCommand), for a copy
+            // that never carries binary parts.
+            var data = !(PreferSendAsBinaryData && (Capabilities & (SmtpCapabilities.Chunking | SmtpCapabilities.BinaryMime)) != 0);
+            body.DataWire = data ? Wire : null;
+        }
+        else
         {
             base.Prepare(options, message, constraint, maxLineLength);
         }

@@ -14,6 +14,10 @@ namespace Mailman.Delivery.Smtp;
 
 internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
 {
+    // Coalesces the small writes of a copy's body (values, dots) into one send; larger literal
+    // pieces go to the socket directly.
+    private const int WireBuffer = 64 * 1024;
+
     private ListSmtpClient? _client;
     private int _sent;
 
@@ -153,6 +157,7 @@ internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
             ConnectWithTimeout(socket, Endpoint(), TimeSpan.FromSeconds(options.TimeoutSeconds));
 
             client.Connect(socket, options.Host, options.Port, SecureSocketOptions.None, CancellationToken.None);
+            client.Wire = new BufferedStream(new NetworkStream(socket, ownsSocket: false) { WriteTimeout = options.TimeoutSeconds * 1000 }, WireBuffer);
         }
         catch (Exception e) when (e is SocketException or IOException or TimeoutException or OperationCanceledException or SmtpProtocolException or SmtpCommandException)
         {
@@ -208,6 +213,8 @@ internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
 
     private void Drop()
     {
+        // The wire owns nothing (the client closes the socket); disposing it would flush what a
+        // failed write left in its buffer into a dead socket.
         _client?.Dispose();
         _client = null;
     }
