@@ -16,8 +16,12 @@ public sealed record Measurement(double Wall, double User, double Sys, long MaxR
     public double Cpu => User + Sys;
 }
 
-public sealed partial class EndToEnd(string mailmanDll, string work)
+public sealed partial class EndToEnd(string mailman, string work)
 {
+    // A mailman.dll runs under dotnet; a published executable runs as itself.
+    private string[] Mailman(params string[] args)
+        => mailman.EndsWith(".dll", StringComparison.Ordinal) ? ["dotnet", mailman, .. args] : [mailman, .. args];
+
     private const string SinkBinary = "/usr/sbin/smtp-sink";
     private const string SourceBinary = "/usr/sbin/smtp-source";
 
@@ -59,7 +63,8 @@ public sealed partial class EndToEnd(string mailmanDll, string work)
 
     public Measurement Ours(Row row, string home, byte[] post, int expected)
     {
-        Run("dotnet", [mailmanDll, "--home", home, "inject", "bench@example.org"], post);
+        var inject = Mailman("--home", home, "inject", "bench@example.org");
+        Run(inject[0], inject[1..], post);
         using var sink = Sink.Start();
         var timing = Path.Combine(work, "time.txt");
         var env = new Dictionary<string, string>
@@ -69,7 +74,7 @@ public sealed partial class EndToEnd(string mailmanDll, string work)
             ["Logging__Console"] = "false",
         };
         var watch = Stopwatch.StartNew();
-        Run("/usr/bin/time", ["-f", "%e %U %S %M", "-o", timing, "dotnet", mailmanDll, "--home", home, "serve", "--exit-when-idle"], null, env);
+        Run("/usr/bin/time", ["-f", "%e %U %S %M", "-o", timing, .. Mailman("--home", home, "serve", "--exit-when-idle")], null, env);
         var wall = watch.Elapsed.TotalSeconds;
         var count = sink.Stop();
         var t = File.ReadAllText(timing).Trim().Split('\n')[^1].Split(' ');
@@ -102,8 +107,10 @@ public sealed partial class EndToEnd(string mailmanDll, string work)
         var dump = Path.Combine(work, "verify.dump");
         File.Delete(dump);
         using var sink = Sink.Start("-D", dump);
-        Run("dotnet", [mailmanDll, "--home", home, "inject", "bench@example.org"], post);
-        Run("dotnet", [mailmanDll, "--home", home, "serve", "--exit-when-idle"], null, new Dictionary<string, string>
+        var inject = Mailman("--home", home, "inject", "bench@example.org");
+        Run(inject[0], inject[1..], post);
+        var serve = Mailman("--home", home, "serve", "--exit-when-idle");
+        Run(serve[0], serve[1..], null, new Dictionary<string, string>
         {
             ["Mailman__Smtp__Port"] = sink.Port.ToString(CultureInfo.InvariantCulture),
             ["Logging__Console"] = "false",

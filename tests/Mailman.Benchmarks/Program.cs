@@ -27,12 +27,13 @@ var only = Arg("--rows", "");
 var work = Path.Combine(Path.GetTempPath(), "mailman-benchmark");
 Directory.CreateDirectory(work);
 
-// Measure what is deployed: a ReadyToRun publish (README, Run it behind Postfix), unless
-// --mailman names a mailman.dll.
+// Measure what is deployed: the Native AOT publish (README, Run it behind Postfix), else
+// ReadyToRun; --mailman names a mailman executable or mailman.dll instead.
 var dll = Arg("--mailman", "");
+var kind = "given binary";
 if (dll.Length == 0)
 {
-    dll = Publish.ReadyToRun(work) ?? Path.Combine(AppContext.BaseDirectory, "mailman.dll");
+    dll = Publish.Deployed(work, out kind) ?? Path.Combine(AppContext.BaseDirectory, "mailman.dll");
 }
 
 Console.Error.WriteLine($"mailman: {dll}");
@@ -60,7 +61,7 @@ if (scale == 0)
 
 var e2e = new EndToEnd(dll, work);
 var table = new StringBuilder();
-table.AppendLine(CultureInfo.InvariantCulture, $"Measured {DateTime.UtcNow:yyyy-MM-dd} on {Environment.ProcessorCount} cores; {pairs} alternating pairs per row; median ratio; {(dll.Contains("publish", StringComparison.Ordinal) ? "ReadyToRun publish" : "build output")}.");
+table.AppendLine(CultureInfo.InvariantCulture, $"Measured {DateTime.UtcNow:yyyy-MM-dd} on {Environment.ProcessorCount} cores; {pairs} alternating pairs per row; median ratio; {kind}.");
 table.AppendLine();
 table.AppendLine("| row | copies | 2003 Mailman 2.1 | ours (s) | msg/hour | smtp-source -d -s 8 (s) | ratio ours/smtp-source | ours CPU ms/copy | peak RSS MB | Mailman 2.1 way, MailKit (s, CPU ms/copy) | sample check |");
 table.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|");
@@ -145,10 +146,10 @@ internal sealed class TcpSinkForBaseline
     }
 }
 
-/// <summary>Publishes src/Mailman ReadyToRun into the work directory, as a list server would deploy it.</summary>
+/// <summary>Publishes src/Mailman as a list server deploys it: Native AOT (needs clang), else ReadyToRun.</summary>
 internal static class Publish
 {
-    public static string? ReadyToRun(string work)
+    public static string? Deployed(string work, out string kind)
     {
         var dir = AppContext.BaseDirectory;
         while (dir is not null && !File.Exists(Path.Combine(dir, "Mailman.sln")))
@@ -156,27 +157,47 @@ internal static class Publish
             dir = Path.GetDirectoryName(dir);
         }
 
+        kind = "build output";
         if (dir is null)
         {
             return null;
         }
 
-        var output = Path.Combine(work, "publish");
+        var project = Path.Combine(dir, "src", "Mailman");
+        var aot = Path.Combine(work, "publish-aot");
+        if (Run(["publish", project, "-c", "Release", "-r", "linux-x64", "-o", aot]))
+        {
+            kind = "Native AOT publish";
+            return Path.Combine(aot, "mailman");
+        }
+
+        var r2r = Path.Combine(work, "publish");
+        if (Run(["publish", project, "-c", "Release", "-r", "linux-x64", "--self-contained", "false", "-p:PublishAot=false", "-p:PublishReadyToRun=true", "-o", r2r]))
+        {
+            kind = "ReadyToRun publish";
+            return Path.Combine(r2r, "mailman.dll");
+        }
+
+        return null;
+    }
+
+    private static bool Run(string[] args)
+    {
         var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { "publish", Path.Combine(dir, "src", "Mailman"), "-c", "Release", "-r", "linux-x64", "--self-contained", "false", "-p:PublishReadyToRun=true", "-o", output })
+        foreach (var a in args)
         {
             psi.ArgumentList.Add(a);
         }
 
         using var p = System.Diagnostics.Process.Start(psi)!;
-        var log = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
+        var stderr = p.StandardError.ReadToEndAsync();
+        var log = p.StandardOutput.ReadToEnd() + stderr.Result;
         p.WaitForExit();
         if (p.ExitCode != 0)
         {
-            Console.Error.WriteLine("ReadyToRun publish failed, measuring the build output instead:\n" + log);
-            return null;
+            Console.Error.WriteLine($"dotnet {string.Join(' ', args)} failed:\n{log}");
         }
 
-        return Path.Combine(output, "mailman.dll");
+        return p.ExitCode == 0;
     }
 }

@@ -1,4 +1,5 @@
-// Runs the real `mailman` executable (the mailman.dll built beside the tests) as a separate process.
+// Runs the real `mailman` executable as a separate process: the mailman.dll built beside the
+// tests, or the binary MAILMAN_BINARY names (CI sets it to the Native AOT publish, as deployed).
 using System.Diagnostics;
 
 namespace Mailman.TestSupport;
@@ -9,16 +10,23 @@ public static class MailmanProcess
 {
     public static string Dll => Path.Combine(AppContext.BaseDirectory, "mailman.dll");
 
+    /// <summary>A published executable to test instead of the build output, if MAILMAN_BINARY is set.</summary>
+    public static string? Binary => Environment.GetEnvironmentVariable("MAILMAN_BINARY") is { Length: > 0 } b ? b : null;
+
     public static ProcessStartInfo StartInfo(string home, IEnumerable<string> args, IDictionary<string, string>? env = null)
     {
-        var psi = new ProcessStartInfo("dotnet")
+        var psi = new ProcessStartInfo(Binary ?? "dotnet")
         {
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        psi.ArgumentList.Add(Dll);
+        if (Binary is null)
+        {
+            psi.ArgumentList.Add(Dll);
+        }
+
         psi.ArgumentList.Add("--home");
         psi.ArgumentList.Add(home);
         foreach (var a in args)

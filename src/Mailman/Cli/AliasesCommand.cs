@@ -88,7 +88,7 @@ internal static class AliasesCommand
     public static string Invocation()
     {
         var process = Environment.ProcessPath ?? "dotnet";
-        var dll = typeof(AliasesCommand).Assembly.Location;
+        var dll = Path.Combine(AppContext.BaseDirectory, "mailman.dll");
         return Path.GetFileNameWithoutExtension(process) == "dotnet" ? $"{process} {dll}" : process;
     }
 

@@ -14,8 +14,6 @@ namespace Mailman.Cli;
 
 internal static class StatusCommand
 {
-    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
-
     public static Command Create()
     {
         var json = new Option<bool>("--json") { Description = "machine-readable output" };
@@ -69,7 +67,7 @@ internal static class StatusCommand
         var nextRetry = NextRetry(queues[QueueSet.Retry]);
         if (asJson)
         {
-            return JsonSerializer.Serialize(new { queues = rows, delivering = progress, nextRetry }, Json) + Environment.NewLine;
+            return JsonSerializer.Serialize(new StatusReport(rows, progress, nextRetry), StatusJson.Default.StatusReport) + Environment.NewLine;
         }
 
         var sb = new StringBuilder();
@@ -128,5 +126,11 @@ internal static class StatusCommand
         var t => string.Create(CultureInfo.InvariantCulture, $"{t.TotalSeconds:F0}s"),
     };
 
-    private sealed record QueueStatus(string Queue, int Entries, int Claimed, double? OldestAgeSeconds);
+
 }
+
+/// <summary>One queue in `mailman status`.</summary>
+internal sealed record QueueStatus(string Queue, int Entries, int Claimed, double? OldestAgeSeconds);
+
+/// <summary>`mailman status --json`.</summary>
+internal sealed record StatusReport(List<QueueStatus> Queues, DeliveryProgressSnapshot? Delivering, DateTimeOffset? NextRetry);

@@ -8,7 +8,6 @@ namespace Mailman.Lists;
 /// <summary>The list and member database of one instance.</summary>
 public sealed class ListStore : IDisposable
 {
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
     private readonly SqliteConnection _db;
 
     /// <exception cref="SqliteException">The database cannot be opened or migrated.</exception>
@@ -44,7 +43,7 @@ public sealed class ListStore : IDisposable
     public void CreateList(MailingList list)
     {
         using var cmd = Command("INSERT INTO lists (fqdn, settings) VALUES ($fqdn, $settings) ON CONFLICT DO NOTHING",
-            ("$fqdn", list.Name.Fqdn), ("$settings", JsonSerializer.Serialize(list, Json)));
+            ("$fqdn", list.Name.Fqdn), ("$settings", JsonSerializer.Serialize(list, MailingListJson.Default.MailingList)));
         if (cmd.ExecuteNonQuery() == 0)
         {
             throw new InvalidOperationException($"list {list.Name} already exists");
@@ -54,7 +53,7 @@ public sealed class ListStore : IDisposable
     public void SaveList(MailingList list)
     {
         using var cmd = Command("UPDATE lists SET settings = $settings WHERE fqdn = $fqdn",
-            ("$fqdn", list.Name.Fqdn), ("$settings", JsonSerializer.Serialize(list, Json)));
+            ("$fqdn", list.Name.Fqdn), ("$settings", JsonSerializer.Serialize(list, MailingListJson.Default.MailingList)));
         if (cmd.ExecuteNonQuery() == 0)
         {
             throw new InvalidOperationException($"no such list: {list.Name}");
@@ -174,7 +173,7 @@ public sealed class ListStore : IDisposable
 
     private static MailingList Deserialize(ListName name, string json)
     {
-        var list = JsonSerializer.Deserialize<MailingList>(json, Json) ?? new MailingList();
+        var list = JsonSerializer.Deserialize(json, MailingListJson.Default.MailingList) ?? new MailingList();
         list.Name = name;
         return list;
     }

@@ -142,3 +142,7 @@ public sealed class MailingList
 
     private static string Unescape(string value) => value.Replace("\\n", "\n", StringComparison.Ordinal);
 }
+
+/// <summary>Source-generated serialization of the settings column.</summary>
+[JsonSerializable(typeof(MailingList))]
+internal sealed partial class MailingListJson : JsonSerializerContext;

@@ -1,6 +1,5 @@
 // The metadata record of a queue entry (format version 1). Stored as one JSON line at the head
 // of the entry file; see Queues/README.md for the whole layout.
-using System.Text.Json;
 using System.Text.Json.Serialization;
 
 namespace Mailman.Queues;
@@ -57,10 +56,9 @@ public sealed class EntryMetadata
     public string? Destination { get; set; }
 
     public EntryMetadata Clone() => (EntryMetadata)MemberwiseClone();
-
-    internal static readonly JsonSerializerOptions JsonOptions = new()
-    {
-        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-        WriteIndented = false,
-    };
 }
+
+/// <summary>Source-generated serialization of the metadata line: no reflection, no JIT of serializers.</summary>
+[JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(EntryMetadata))]
+internal sealed partial class EntryMetadataJson : JsonSerializerContext;

@@ -324,7 +324,7 @@ public sealed partial class Switchboard
             metadata.RecipientCount = 999_999_999_999;
         }
 
-        var json = JsonSerializer.SerializeToUtf8Bytes(metadata, EntryMetadata.JsonOptions);
+        var json = JsonSerializer.SerializeToUtf8Bytes(metadata, EntryMetadataJson.Default.EntryMetadata);
         if (recipients is not null)
         {
             var marker = "\"RecipientCount\":999999999999"u8;
@@ -397,7 +397,7 @@ public sealed partial class Switchboard
         EntryMetadata? metadata;
         try
         {
-            metadata = JsonSerializer.Deserialize<EntryMetadata>(line.WrittenSpan, EntryMetadata.JsonOptions);
+            metadata = JsonSerializer.Deserialize(line.WrittenSpan, EntryMetadataJson.Default.EntryMetadata);
         }
         catch (JsonException e)
         {

@@ -1,6 +1,8 @@
 // var/progress.json: the post being delivered now, rewritten (atomically) at most once a second
 // by the outgoing runner and removed when the delivery ends. `mailman status` reads it.
 using System.Text.Json;
+using System.Text.Json.Serialization;
+using Mailman.Cli;
 using Mailman.Instance;
 
 namespace Mailman.Runners;
@@ -20,15 +22,13 @@ public sealed record DeliveryProgressSnapshot(
 
 public static class ProgressFile
 {
-    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
-
     public static string PathOf(InstancePaths paths) => Path.Combine(paths.VarDirectory, "progress.json");
 
     public static void Write(InstancePaths paths, DeliveryProgressSnapshot snapshot)
     {
         var path = PathOf(paths);
         var temp = path + ".tmp";
-        File.WriteAllText(temp, JsonSerializer.Serialize(snapshot, Json));
+        File.WriteAllText(temp, JsonSerializer.Serialize(snapshot, StatusJson.Default.DeliveryProgressSnapshot));
         File.Move(temp, path, overwrite: true);
     }
 
@@ -48,7 +48,7 @@ public static class ProgressFile
     {
         try
         {
-            var snapshot = JsonSerializer.Deserialize<DeliveryProgressSnapshot>(File.ReadAllText(PathOf(paths)), Json);
+            var snapshot = JsonSerializer.Deserialize(File.ReadAllText(PathOf(paths)), StatusJson.Default.DeliveryProgressSnapshot);
             return snapshot is not null && Directory.Exists($"/proc/{snapshot.Pid}") ? snapshot : null;
         }
         catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException)
@@ -57,3 +57,9 @@ public static class ProgressFile
         }
     }
 }
+
+/// <summary>Source-generated, camelCase: var/progress.json and `mailman status --json`.</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
+[JsonSerializable(typeof(DeliveryProgressSnapshot))]
+[JsonSerializable(typeof(StatusReport))]
+internal sealed partial class StatusJson : JsonSerializerContext;

@@ -46,8 +46,13 @@ public sealed class OperationsTests : IDisposable
 
         Assert.True(File.Exists("/usr/bin/systemd-analyze"), "systemd-analyze is missing: apt-get install systemd (see .ci/run)");
         var psi = new ProcessStartInfo("/usr/bin/systemd-analyze") { RedirectStandardError = true, RedirectStandardOutput = true };
+        // verify also wants ExecStart's binary to exist: the unit as shipped, with the binary
+        // at an existing path (the one under test, or a shell).
+        Assert.Contains("ExecStart=/opt/mailman/mailman serve\n", unit, StringComparison.Ordinal);
+        var copy = Path.Combine(_instance.Home, "mailman.service");
+        File.WriteAllText(copy, unit.Replace("ExecStart=/opt/mailman/mailman ", $"ExecStart={MailmanProcess.Binary ?? "/bin/sh"} ", StringComparison.Ordinal));
         psi.ArgumentList.Add("verify");
-        psi.ArgumentList.Add(UnitFile);
+        psi.ArgumentList.Add(copy);
         using var p = Process.Start(psi)!;
         var errors = p.StandardError.ReadToEnd() + p.StandardOutput.ReadToEnd();
         p.WaitForExit();
