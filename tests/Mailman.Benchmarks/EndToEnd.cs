@@ -18,6 +18,8 @@ public sealed record Measurement(double Wall, double User, double Sys, long MaxR
 
 public sealed partial class EndToEnd(string mailman, string work)
 {
+    private string Work => work;
+
     // A mailman.dll runs under dotnet; a published executable runs as itself.
     private string[] Mailman(params string[] args)
         => mailman.EndsWith(".dll", StringComparison.Ordinal) ? ["dotnet", mailman, .. args] : [mailman, .. args];

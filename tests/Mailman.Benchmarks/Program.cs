@@ -24,6 +24,11 @@ var members = int.Parse(Arg("--members", "8000"), CultureInfo.InvariantCulture);
 var scale = int.Parse(Arg("--scale", "200000"), CultureInfo.InvariantCulture);
 var baseline = Arg("--baseline", "on") == "on";
 var only = Arg("--rows", "");
+if (only == "none")
+{
+    only = "0";
+}
+
 var work = Path.Combine(Path.GetTempPath(), "mailman-benchmark");
 Directory.CreateDirectory(work);
 
@@ -102,8 +107,57 @@ foreach (var row in rows)
     Console.Error.WriteLine(table.ToString().Split('\n')[^2]);
 }
 
+if (args.Contains("--postfix"))
+{
+    table.AppendLine();
+    table.Append(PostfixTable(e2e, pairs));
+}
+
 Console.WriteLine(table);
 return 0;
+
+// Ours (DATA, then BDAT) and smtp-source into one private Postfix that discards everything.
+static string PostfixTable(EndToEnd e2e, int pairs)
+{
+    var sb = new StringBuilder();
+    sb.AppendLine("Through a private Postfix (loopback smtpd, discard: transport), timed until Postfix accepted every message:");
+    sb.AppendLine();
+    sb.AppendLine("| row | copies | ours DATA (s) | ours BDAT (s) | smtp-source -d -s 8 (s) | ratio DATA | ratio BDAT | ours CPU ms/copy DATA | BDAT |");
+    sb.AppendLine("|---|---|---|---|---|---|---|---|---|");
+    using var postfix = EndToEnd.StartPostfix();
+    foreach (var row in new Row[] { new("10 KB text/plain", 10 * 1024, false, 500, 0, 8000), new("1 MB text/plain", 1024 * 1024, false, 500, 0, 1000) })
+    {
+        Console.Error.WriteLine($"== Postfix: {row.Name}, {row.Members} members");
+        var list = Workloads.Members(row.Members).ToList();
+        var post = Workloads.Post(row);
+        var data = new List<Measurement>();
+        var bdat = new List<Measurement>();
+        var source = new List<Measurement>();
+        for (var i = 0; i < pairs; i++)
+        {
+            data.Add(e2e.OursVia(postfix, row, e2e.Instance(row, list, "row"), post, bdat: false));
+            bdat.Add(e2e.OursVia(postfix, row, e2e.Instance(row, list, "row"), post, bdat: true));
+            source.Add(e2e.SmtpSourceVia(postfix, post.Length, row.Members));
+            Console.Error.WriteLine($"   run {i + 1}: DATA {data[^1].Wall:F2}s, BDAT {bdat[^1].Wall:F2}s, smtp-source {source[^1].Wall:F2}s");
+            foreach (var m in new[] { data[^1], bdat[^1], source[^1] })
+            {
+                if (m.Count != row.Members)
+                {
+                    throw new InvalidOperationException($"Postfix discarded {m.Count} of {row.Members}");
+                }
+            }
+        }
+
+        static double Median(IEnumerable<double> xs) => xs.Order().ElementAt(xs.Count() / 2);
+        var ratioData = Median(data.Zip(source, (a, b) => a.Wall / b.Wall));
+        var ratioBdat = Median(bdat.Zip(source, (a, b) => a.Wall / b.Wall));
+        sb.AppendLine(CultureInfo.InvariantCulture,
+            $"| {row.Name} | {row.Members:N0} | {Median(data.Select(m => m.Wall)):F2} | {Median(bdat.Select(m => m.Wall)):F2} | {Median(source.Select(m => m.Wall)):F2} | {ratioData:F2} | {ratioBdat:F2} | {Median(data.Select(m => m.Cpu)) / row.Members * 1000:F3} | {Median(bdat.Select(m => m.Cpu)) / row.Members * 1000:F3} |");
+        Console.Error.WriteLine(sb.ToString().Split('\n')[^2]);
+    }
+
+    return sb.ToString();
+}
 
 /// <summary>Runs the baseline against its own smtp-sink.</summary>
 internal sealed class TcpSinkForBaseline

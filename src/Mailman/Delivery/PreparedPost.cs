@@ -14,7 +14,7 @@ public sealed class PreparedPost
     private const int WriteChunk = 16 * 1024;
 
     // The dot-stuffed body goes to a socket: large writes, few system calls.
-    private const int SocketWriteChunk = 256 * 1024;
+    internal const int SocketWriteChunk = 256 * 1024;
 
     private static readonly byte[] Dot = "."u8.ToArray();
     private static readonly byte[] Crlf = "\r\n"u8.ToArray();
@@ -133,11 +133,11 @@ public sealed class PreparedPost
     }
 
     /// <summary>Writes the body of the copy for <paramref name="values"/> (null: slots left empty).</summary>
-    public void WriteBodyTo(Stream stream, RecipientValues? values, CancellationToken cancellationToken)
+    public void WriteBodyTo(Stream stream, RecipientValues? values, CancellationToken cancellationToken, int chunk = WriteChunk)
     {
         foreach (var s in _body)
         {
-            WriteChunked(stream, _bytes.AsSpan(s.Offset, s.Length), cancellationToken);
+            WriteChunked(stream, _bytes.AsSpan(s.Offset, s.Length), chunk, cancellationToken);
             if (s.Slot is { } kind && values is not null)
             {
                 stream.Write(values.For(kind));
@@ -271,12 +271,12 @@ public sealed class PreparedPost
         return count;
     }
 
-    private static void WriteChunked(Stream stream, ReadOnlySpan<byte> data, CancellationToken cancellationToken)
+    private static void WriteChunked(Stream stream, ReadOnlySpan<byte> data, int chunk, CancellationToken cancellationToken)
     {
         while (data.Length > 0)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var n = Math.Min(WriteChunk, data.Length);
+            var n = Math.Min(chunk, data.Length);
             stream.Write(data[..n]);
             data = data[n..];
         }

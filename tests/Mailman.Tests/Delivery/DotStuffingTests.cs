@@ -74,7 +74,7 @@ public sealed class DotStuffingTests
         Assert.Single(result.Delivered);
         var received = Assert.Single(server.Received);
         using var expected = new MemoryStream();
-        carrier.Body.DataWire = null;
+        carrier.Body.Wire = null;
         carrier.Message.WriteTo(Carrier.SendOptions, expected);
         // SmtpServer hands over the content without the CRLF that belongs to "CRLF.CRLF".
         Assert.Equal(Encoding.UTF8.GetString(expected.ToArray())[..^2], Encoding.UTF8.GetString(received.Content));

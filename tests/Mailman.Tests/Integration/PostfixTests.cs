@@ -72,6 +72,39 @@ public sealed class PostfixTests : IDisposable
         Assert.DoesNotContain("post-3", sink.Messages().Select(m => m.Text).Where(t => t.Contains("Status: 5", StringComparison.Ordinal)));
     }
 
+    [Fact]
+    public void With_PreferBdat_copies_go_to_Postfix_as_BDAT_and_arrive_intact()
+    {
+        _instance.CreateList(List, l =>
+        {
+            l.NonMemberAction = NonMemberAction.Accept;
+            l.FooterTemplate = "to $user_address";
+        });
+        _instance.AddMembers(List, TempInstance.NumberedMembers(5));
+        using var sink = SmtpSink.Start();
+        using var postfix = PostfixInstance.Create(sink.Port, "", "");
+        postfix.Start();
+        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["inject", List], Posts.Plain(to: List)).ExitCode);
+
+        MailmanProcess.ServeUntilIdle(_instance.Home, postfix.Port, new Dictionary<string, string> { ["Mailman__Smtp__PreferBdat"] = "true" });
+
+        var copies = sink.WaitFor(5, TimeSpan.FromSeconds(90));
+        Assert.Equal(5, copies.Count);
+        foreach (var m in copies)
+        {
+            var rcpt = Assert.Single(m.Recipients);
+            Assert.EndsWith($"<{rcpt}>", m.Header("To"), StringComparison.Ordinal);
+            Assert.Contains("\n.leading dot\n..two dots\nbye\n", m.Body, StringComparison.Ordinal);
+            Assert.Contains($"to {rcpt}", m.Body, StringComparison.Ordinal);
+        }
+
+        // Postfix counts the commands of each session: the copies came as BDAT, never DATA.
+        var sessions = postfix.Log().Split('\n').Where(l => l.Contains("disconnect from", StringComparison.Ordinal) && l.Contains("mail=", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(sessions);
+        Assert.All(sessions, l => Assert.Matches(@" bdat=\d+", l));
+        Assert.All(sessions, l => Assert.DoesNotContain(" data=", l, StringComparison.Ordinal));
+    }
+
     private static void Send(int port, string from, string to, string messageId)
     {
         var message = new MimeMessage();

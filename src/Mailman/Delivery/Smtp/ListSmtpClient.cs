@@ -25,8 +25,8 @@ internal sealed class ListSmtpClient(bool preferBdat) : SmtpClient
         {
             // MailKit's choice between BDAT and DATA (SmtpClient.UseBdatCommand), for a copy
             // that never carries binary parts.
-            var data = !(PreferSendAsBinaryData && (Capabilities & (SmtpCapabilities.Chunking | SmtpCapabilities.BinaryMime)) != 0);
-            body.DataWire = data ? Wire : null;
+            body.DotStuff = !(PreferSendAsBinaryData && (Capabilities & (SmtpCapabilities.Chunking | SmtpCapabilities.BinaryMime)) != 0);
+            body.Wire = Wire;
         }
         else
         {

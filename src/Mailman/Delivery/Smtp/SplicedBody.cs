@@ -30,13 +30,16 @@ internal sealed class SplicedBody : Multipart
     public long Size => Post.SizeFor(Values);
 
     /// <summary>
-    /// Set by <see cref="ListSmtpClient"/> when MailKit sends this copy with DATA: the socket as
-    /// a stream. MailKit writes the message through a <see cref="FilteredStream"/> whose one
-    /// filter dot-stuffs byte by byte (two thirds of the CPU of a 1 MB copy) into a buffer it
-    /// sends in 4 KB writes. The header block still takes that path; the body, stuffed once per
-    /// post, goes straight to the socket after MailKit's buffer is flushed.
+    /// Set by <see cref="ListSmtpClient"/> per transaction: the socket as a buffered stream. MailKit
+    /// writes a message into its own stream in 4 KB sends, and for DATA through a
+    /// <see cref="FilteredStream"/> whose one filter dot-stuffs byte by byte (two thirds of the CPU
+    /// of a 1 MB copy). The header block still takes MailKit's path; the body, dot-stuffed once
+    /// per post for DATA, goes straight to the socket after MailKit's buffer is flushed.
     /// </summary>
-    public Stream? DataWire { get; set; }
+    public Stream? Wire { get; set; }
+
+    /// <summary>MailKit sends this copy with DATA (dot-stuffed), not BDAT.</summary>
+    public bool DotStuff { get; set; }
 
     public override void Prepare(EncodingConstraint constraint, int maxLineLength = 78)
     {
@@ -45,16 +48,30 @@ internal sealed class SplicedBody : Multipart
 
     public override void WriteTo(FormatOptions options, Stream stream, bool contentOnly, CancellationToken cancellationToken = default)
     {
-        if (DataWire is { } wire && stream is FilteredStream { Source: var mailkit })
+        if (Wire is { } wire)
         {
-            mailkit.Flush();
-            Post.WriteBodyDotStuffedTo(wire, Values, cancellationToken);
-            wire.Flush();
+            // DATA: MailKit's dot-stuffing filter over its stream. BDAT: its stream itself.
+            var mailkit = DotStuff
+                ? (stream as FilteredStream)?.Source
+                : stream.GetType().FullName == "MailKit.Net.Smtp.SmtpStream" ? stream : null;
+            if (mailkit is not null)
+            {
+                mailkit.Flush();
+                if (DotStuff)
+                {
+                    Post.WriteBodyDotStuffedTo(wire, Values, cancellationToken);
+                }
+                else
+                {
+                    Post.WriteBodyTo(wire, Values, cancellationToken, PreparedPost.SocketWriteChunk);
+                }
+
+                wire.Flush();
+                return;
+            }
         }
-        else
-        {
-            Post.WriteBodyTo(stream, Values, cancellationToken);
-        }
+
+        Post.WriteBodyTo(stream, Values, cancellationToken);
     }
 
     public override Task WriteToAsync(FormatOptions options, Stream stream, bool contentOnly, CancellationToken cancellationToken = default)
