@@ -20,12 +20,7 @@ public sealed class PostfixTests : IDisposable
     [Fact]
     public void Posts_flow_through_Postfix_into_inject_and_back_out_personalized_and_errors_map_to_bounce_and_defer()
     {
-        _instance.CreateList(List, l =>
-        {
-            l.NonMemberAction = NonMemberAction.Accept;
-            l.FooterTemplate = "to $user_address";
-        });
-        _instance.AddMembers(List, TempInstance.NumberedMembers(20));
+        CreateList(members: 20);
         using var sink = SmtpSink.Start();
 
         var aliases = MailmanProcess.Run(_instance.Home, ["aliases", "--pipe-user", "nobody"]);
@@ -75,12 +70,7 @@ public sealed class PostfixTests : IDisposable
     [Fact]
     public void With_PreferBdat_copies_go_to_Postfix_as_BDAT_and_arrive_intact()
     {
-        _instance.CreateList(List, l =>
-        {
-            l.NonMemberAction = NonMemberAction.Accept;
-            l.FooterTemplate = "to $user_address";
-        });
-        _instance.AddMembers(List, TempInstance.NumberedMembers(5));
+        CreateList(members: 5);
         using var sink = SmtpSink.Start();
         using var postfix = PostfixInstance.Create(sink.Port, "", "");
         postfix.Start();
@@ -103,6 +93,17 @@ public sealed class PostfixTests : IDisposable
         Assert.NotEmpty(sessions);
         Assert.All(sessions, l => Assert.Matches(@" bdat=\d+", l));
         Assert.All(sessions, l => Assert.DoesNotContain(" data=", l, StringComparison.Ordinal));
+    }
+
+    // An open list whose footer names each copy's recipient.
+    private void CreateList(int members)
+    {
+        _instance.CreateList(List, l =>
+        {
+            l.NonMemberAction = NonMemberAction.Accept;
+            l.FooterTemplate = "to $user_address";
+        });
+        _instance.AddMembers(List, TempInstance.NumberedMembers(members));
     }
 
     private static void Send(int port, string from, string to, string messageId)
