@@ -55,11 +55,29 @@ public sealed partial class Switchboard
     public static bool IsValidEntryName(string name) => EntryNameRegex().IsMatch(name);
 
     /// <summary>Writes an entry durably and makes it visible in one rename.</summary>
+    /// <param name="name">
+    /// The name to use, for a hop that forwards an entry: the post keeps its name from queue to
+    /// queue. If this queue holds that name already, a run that crashed between writing here and
+    /// finishing its claim did the hop: nothing is written twice.
+    /// </param>
     /// <returns>The entry name.</returns>
     /// <exception cref="IOException">The entry could not be written (disk full, permissions); nothing is left behind.</exception>
-    public string Enqueue(EntryMetadata metadata, ReadOnlySpan<byte> message, IEnumerable<Recipient>? recipients = null)
+    public string Enqueue(EntryMetadata metadata, ReadOnlySpan<byte> message, IEnumerable<Recipient>? recipients = null, string? name = null)
     {
-        var name = NewName();
+        if (name is not null)
+        {
+            if (!IsValidEntryName(name))
+            {
+                throw new ArgumentException($"invalid entry name {name}", nameof(name));
+            }
+
+            if (Holds(name))
+            {
+                return name;
+            }
+        }
+
+        name ??= NewName();
         var final = PathOf(name, EntryExtension);
         var temp = PathOf(name, TempExtension);
         try
@@ -77,6 +95,10 @@ public sealed partial class Switchboard
         _signal?.Set();
         return name;
     }
+
+    /// <summary>Whether an entry of this name is waiting or claimed here.</summary>
+    public bool Holds(string name)
+        => _fs.File.Exists(PathOf(name, EntryExtension)) || _fs.File.Exists(PathOf(name, ClaimedExtension));
 
     /// <summary>Entry names waiting (not claimed), oldest first.</summary>
     public IReadOnlyList<string> Pending() => List(EntryExtension);
@@ -207,10 +229,12 @@ public sealed partial class Switchboard
     /// <summary>
     /// Start-up recovery: temporary files of interrupted writes are removed; entries left claimed
     /// by a crash go back to the queue with their recovery count raised, or to <paramref name="bad"/>
-    /// once it exceeds <paramref name="maxRecoveries"/>.
+    /// once it exceeds <paramref name="maxRecoveries"/>. A claimed entry whose name another queue
+    /// already holds (<paramref name="forwarded"/>) was forwarded before the crash: it is dropped,
+    /// or a restart would process the post a second time (a second copy to every member).
     /// </summary>
     /// <returns>(recovered, sent to bad).</returns>
-    public (int Recovered, int ToBad) Recover(Switchboard bad, int maxRecoveries)
+    public (int Recovered, int ToBad) Recover(Switchboard bad, int maxRecoveries, Func<string, bool>? forwarded = null)
     {
         foreach (var temp in _fs.Directory.EnumerateFiles(Directory, "*" + TempExtension))
         {
@@ -231,6 +255,13 @@ public sealed partial class Switchboard
         foreach (var name in Claimed())
         {
             var entry = new ClaimedEntry(Name, name, PathOf(name, ClaimedExtension));
+            if (forwarded?.Invoke(name) == true && !_fs.File.Exists(CheckpointPath(name)))
+            {
+                Finish(entry);
+                recovered++;
+                continue;
+            }
+
             LoadedEntry loaded;
             try
             {

@@ -15,7 +15,9 @@ public sealed class IdleMonitor(QueueSet queues, Activity activity, TimeProvider
     {
         var quietChecks = 0;
         var lastGeneration = -1L;
-        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(50));
+        // Cheap (four directory listings); frequent enough that an idle exit follows the work by
+        // tens of milliseconds, not a tenth of a second.
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(10));
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
             var generation = activity.Generation;

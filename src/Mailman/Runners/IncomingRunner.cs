@@ -38,7 +38,7 @@ public sealed class IncomingRunner(
         {
             var moved = metadata.Clone();
             moved.Error = result.Reason;
-            var name = Queues[next].Enqueue(moved, entry.Message);
+            var name = Queues[next].Enqueue(moved, entry.Message, name: entry.Claim.Name);
             if (result.Action == HandlerAction.Hold)
             {
                 Log.LogWarning("Post {MessageId} to {ListId} held as {QueueEntry}: {Reason}", metadata.MessageId, list.Name.Fqdn, name, result.Reason);

@@ -42,7 +42,7 @@ public sealed class PipelineRunner(
             if (result.Action == HandlerAction.Hold)
             {
                 metadata.Error = result.Reason;
-                Queues[QueueSet.Hold].Enqueue(metadata, entry.Message);
+                Queues[QueueSet.Hold].Enqueue(metadata, entry.Message, name: entry.Claim.Name);
             }
 
             Log.LogWarning("Post {MessageId} to {ListId} {Action} in the pipeline: {Reason}", metadata.MessageId, list.Name.Fqdn, result.Action, result.Reason);
@@ -53,7 +53,7 @@ public sealed class PipelineRunner(
         using var flat = new MemoryStream(entry.Message.Length + 4096);
         message.WriteTo(Delivery.WireFormat.Options, flat, CancellationToken.None);
         var recipients = post.Recipients?.Invoke() ?? [];
-        var name = Queues[QueueSet.Out].Enqueue(metadata, flat.GetBuffer().AsSpan(0, (int)flat.Length), recipients);
+        var name = Queues[QueueSet.Out].Enqueue(metadata, flat.GetBuffer().AsSpan(0, (int)flat.Length), recipients, entry.Claim.Name);
         Queue.Finish(entry.Claim);
         Log.LogDebug("Post {MessageId} to {ListId} decorated, queued for delivery as {QueueEntry}", metadata.MessageId, list.Name.Fqdn, name);
     }

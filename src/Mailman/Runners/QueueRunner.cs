@@ -110,7 +110,7 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
         var metadata = entry.Metadata.Clone();
         metadata.FromQueue = Queue.Name;
         metadata.Error = error.GetType().Name + ": " + error.Message;
-        var name = Queues[QueueSet.Shunt].Enqueue(metadata, entry.Message, entry.Metadata.HasRecipients ? Queue.Recipients(entry) : null);
+        var name = Queues[QueueSet.Shunt].Enqueue(metadata, entry.Message, entry.Metadata.HasRecipients ? Queue.Recipients(entry) : null, entry.Claim.Name);
         Queue.Finish(entry.Claim);
         Log.LogError(error, "{Runner}: entry {QueueEntry} of {ListId} (Message-Id {MessageId}) shunted as {ShuntEntry}: {Error}",
             RunnerName, entry.Claim.Name, metadata.List, metadata.MessageId, name, metadata.Error);

@@ -22,7 +22,8 @@ public sealed class StartupRecovery(InstancePaths paths, QueueSet queues, Mailma
                 continue;
             }
 
-            var (recovered, toBad) = queue.Recover(queues[QueueSet.Bad], options.Queues.MaxRecoveries);
+            var (recovered, toBad) = queue.Recover(queues[QueueSet.Bad], options.Queues.MaxRecoveries,
+                name => queues.All.Any(other => other != queue && other.Holds(name)));
             if (recovered + toBad > 0)
             {
                 logger.LogWarning("Recovered {Recovered} entries left claimed in {Queue}; {ToBad} moved to bad", recovered, queue.Name, toBad);

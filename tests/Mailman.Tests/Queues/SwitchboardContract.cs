@@ -99,6 +99,39 @@ public abstract class SwitchboardContract : IDisposable
     }
 
     [Fact]
+    public void A_forwarded_entry_keeps_its_name_and_forwarding_it_again_writes_nothing()
+    {
+        var pipeline = Queue("pipeline");
+        var outgoing = Queue("out");
+        var claim = pipeline.Claim(pipeline.Enqueue(Meta(), "post"u8))!;
+
+        Assert.Equal(claim.Name, outgoing.Enqueue(Meta(), "flattened"u8, [new Recipient("a@example.com", "")], claim.Name));
+        Assert.Equal(claim.Name, outgoing.Enqueue(Meta(), "again"u8, [new Recipient("a@example.com", "")], claim.Name));
+
+        Assert.Equal([claim.Name], outgoing.Pending());
+        Assert.Equal("flattened", Encoding.ASCII.GetString(outgoing.Load(outgoing.Claim(claim.Name)!).Message));
+        Assert.Throws<ArgumentException>(() => outgoing.Enqueue(Meta(), "x"u8, name: "../etc/passwd"));
+    }
+
+    [Fact]
+    public void Recovery_drops_a_claim_whose_entry_a_crashed_run_had_already_forwarded()
+    {
+        // The run wrote out/NAME, then died before finishing its pipeline claim.
+        var pipeline = Queue("pipeline");
+        var outgoing = Queue("out");
+        var forwarded = pipeline.Claim(pipeline.Enqueue(Meta(), "post"u8))!;
+        outgoing.Enqueue(Meta(), "flattened"u8, [new Recipient("a@example.com", "")], forwarded.Name);
+        var interrupted = pipeline.Claim(pipeline.Enqueue(Meta(), "other post"u8))!;
+
+        var (recovered, toBad) = pipeline.Recover(Queue("bad"), 3, name => outgoing.Holds(name));
+
+        Assert.Equal((2, 0), (recovered, toBad));
+        Assert.Empty(pipeline.Claimed());
+        Assert.Equal([interrupted.Name], pipeline.Pending());
+        Assert.Equal([forwarded.Name], outgoing.Pending());
+    }
+
+    [Fact]
     public void Truncated_or_foreign_files_are_reported_as_corrupt()
     {
         var q = Queue();
