@@ -51,14 +51,16 @@ public sealed class IncomingRunner(
                 metadata.MessageId, list.Name.Fqdn, result.Action.ToString().ToLowerInvariant(), entry.Claim.Name, result.Reason);
             if (result.Action == HandlerAction.Reject)
             {
-                Notify(list, message, metadata, result.Reason ?? "rejected");
+                Notify(entry.Claim.Name, list, message, metadata, result.Reason ?? "rejected");
             }
         }
 
         Queue.Finish(entry.Claim);
     }
 
-    private void Notify(MailingList list, MimeMessage post, EntryMetadata metadata, string reason)
+    // The notice takes the post's entry name, like any hop: a crash before the post's claim is
+    // finished cannot send the poster a second notice.
+    private void Notify(string entryName, MailingList list, MimeMessage post, EntryMetadata metadata, string reason)
     {
         var to = RejectionNotice.Recipient(post, metadata);
         if (to is null)
@@ -73,7 +75,7 @@ public sealed class IncomingRunner(
             Received = Time.GetUtcNow(),
             MessageId = "rejection of " + metadata.MessageId,
         };
-        var name = Queues[QueueSet.Out].Enqueue(notice, RejectionNotice.Build(list, post, to, reason), [new Recipient(to, "")]);
+        var name = Queues[QueueSet.Out].Enqueue(notice, RejectionNotice.Build(list, post, to, reason), [new Recipient(to, "")], entryName);
         Log.LogInformation("Rejection notice for {MessageId} to {Recipient} queued as {QueueEntry}", metadata.MessageId, to, name);
     }
 }

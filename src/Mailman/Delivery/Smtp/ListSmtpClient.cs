@@ -8,7 +8,7 @@ namespace Mailman.Delivery.Smtp;
 
 internal sealed class ListSmtpClient(bool preferBdat) : SmtpClient
 {
-    /// <summary>The connection's socket as a plain stream, for the body of a DATA transfer.</summary>
+    /// <summary>The connection's socket as a buffered stream: copies write their bodies to it (DATA and BDAT).</summary>
     public Stream? Wire { get; set; }
 
     /// <summary>Recipients the server refused in the current transaction, with its reply.</summary>
