@@ -8,6 +8,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.RegularExpressions;
 using Mailman.Lists;
+using Mailman.TestSupport;
 
 namespace Mailman.Benchmarks;
 
@@ -18,8 +19,6 @@ public sealed record Measurement(double Wall, double User, double Sys, long MaxR
 
 public sealed partial class EndToEnd(string mailman, string work)
 {
-    private string Work => work;
-
     // A mailman.dll runs under dotnet; a published executable runs as itself.
     private string[] Mailman(params string[] args)
         => mailman.EndsWith(".dll", StringComparison.Ordinal) ? ["dotnet", mailman, .. args] : [mailman, .. args];
@@ -65,41 +64,52 @@ public sealed partial class EndToEnd(string mailman, string work)
 
     public Measurement Ours(Row row, string home, byte[] post, int expected)
     {
-        var inject = Mailman("--home", home, "inject", "bench@example.org");
-        Run(inject[0], inject[1..], post);
         using var sink = Sink.Start();
-        var timing = Path.Combine(work, "time.txt");
-        var env = new Dictionary<string, string>
-        {
-            ["Mailman__Smtp__Port"] = sink.Port.ToString(CultureInfo.InvariantCulture),
-            ["Mailman__Smtp__MaxRecipients"] = row.MaxRecipients.ToString(CultureInfo.InvariantCulture),
-            ["Logging__Console"] = "false",
-        };
-        var watch = Stopwatch.StartNew();
-        Run("/usr/bin/time", ["-f", "%e %U %S %M", "-o", timing, .. Mailman("--home", home, "serve", "--exit-when-idle")], null, env);
-        var wall = watch.Elapsed.TotalSeconds;
+        var timed = InjectAndServe(row, home, post, sink.Port);
         var count = sink.Stop();
-        var t = File.ReadAllText(timing).Trim().Split('\n')[^1].Split(' ');
-        var result = new Measurement(wall, D(t[1]), D(t[2]), long.Parse(t[3], CultureInfo.InvariantCulture), count);
         if (count != expected)
         {
             throw new InvalidOperationException($"{row.Name}: the sink counted {count} copies, expected {expected}");
         }
 
-        return result;
+        return timed with { Count = count };
     }
 
     public Measurement SmtpSource(int size, int count)
     {
         using var sink = Sink.Start();
-        var timing = Path.Combine(work, "time-source.txt");
+        var timed = SourceInto(sink.Port, size, count);
+        return timed with { Count = sink.Stop() };
+    }
+
+    /// <summary>`mailman inject` of the post, then `serve --exit-when-idle` into <paramref name="port"/> under /usr/bin/time.</summary>
+    private Measurement InjectAndServe(Row row, string home, byte[] post, int port, bool bdat = false)
+    {
+        var inject = Mailman("--home", home, "inject", "bench@example.org");
+        Run(inject[0], inject[1..], post);
+        return Timed(Mailman("--home", home, "serve", "--exit-when-idle"), new Dictionary<string, string>
+        {
+            ["Mailman__Smtp__Port"] = port.ToString(CultureInfo.InvariantCulture),
+            ["Mailman__Smtp__MaxRecipients"] = row.MaxRecipients.ToString(CultureInfo.InvariantCulture),
+            ["Mailman__Smtp__PreferBdat"] = bdat ? "true" : "false",
+            ["Logging__Console"] = "false",
+        });
+    }
+
+    /// <summary>`smtp-source -d -s 8` pushing <paramref name="count"/> messages of <paramref name="size"/> bytes, under /usr/bin/time.</summary>
+    private Measurement SourceInto(int port, int size, int count)
+        => Timed([SourceBinary, "-d", "-s", "8", "-m", count.ToString(CultureInfo.InvariantCulture), "-l", size.ToString(CultureInfo.InvariantCulture),
+            "-f", "bench-bounces@example.org", "-t", "member@example.com", $"127.0.0.1:{port}"], null);
+
+    // Wall time from here; user, system and peak RSS from /usr/bin/time. Count is the caller's.
+    private Measurement Timed(string[] command, IDictionary<string, string>? env)
+    {
+        var timing = Path.Combine(work, "time.txt");
         var watch = Stopwatch.StartNew();
-        Run("/usr/bin/time", ["-f", "%e %U %S %M", "-o", timing, SourceBinary, "-d", "-s", "8", "-m", count.ToString(CultureInfo.InvariantCulture),
-            "-l", size.ToString(CultureInfo.InvariantCulture), "-f", "bench-bounces@example.org", "-t", "member@example.com", $"127.0.0.1:{sink.Port}"], null);
+        Run("/usr/bin/time", ["-f", "%e %U %S %M", "-o", timing, .. command], null, env);
         var wall = watch.Elapsed.TotalSeconds;
-        var received = sink.Stop();
         var t = File.ReadAllText(timing).Trim().Split('\n')[^1].Split(' ');
-        return new Measurement(wall, D(t[1]), D(t[2]), long.Parse(t[3], CultureInfo.InvariantCulture), received);
+        return new Measurement(wall, D(t[1]), D(t[2]), long.Parse(t[3], CultureInfo.InvariantCulture), 0);
     }
 
     /// <summary>Delivers to a sample of members with smtp-sink's -D dump and checks VERP sender and personalized To:.</summary>
@@ -199,10 +209,7 @@ public sealed partial class EndToEnd(string mailman, string work)
 
         public static Sink Start(params string[] extra)
         {
-            using var l = new TcpListener(IPAddress.Loopback, 0);
-            l.Start();
-            var port = ((IPEndPoint)l.LocalEndpoint).Port;
-            l.Stop();
+            var port = Net.FreePort();
             // -c counters go through stdio, fully buffered on a pipe: stdbuf unbuffers them.
             var psi = new ProcessStartInfo("stdbuf") { RedirectStandardOutput = true, RedirectStandardError = true };
             foreach (var a in new[] { "-o0", SinkBinary, "-u", "root", "-c" }.Concat(extra).Append($"127.0.0.1:{port}").Append("1024"))
@@ -212,7 +219,7 @@ public sealed partial class EndToEnd(string mailman, string work)
 
             var sink = new Sink(Process.Start(psi)!, port);
             var deadline = Stopwatch.StartNew();
-            while (!CanConnect(port))
+            while (!Net.CanConnect(port))
             {
                 if (deadline.Elapsed > TimeSpan.FromSeconds(10))
                 {
@@ -258,20 +265,6 @@ public sealed partial class EndToEnd(string mailman, string work)
 
             var matches = Regex.Matches(text, @"mesg=(\d+)");
             return matches.Count == 0 ? 0 : long.Parse(matches[^1].Groups[1].Value, CultureInfo.InvariantCulture);
-        }
-
-        private static bool CanConnect(int port)
-        {
-            try
-            {
-                using var c = new TcpClient();
-                c.Connect(IPAddress.Loopback, port);
-                return true;
-            }
-            catch (SocketException)
-            {
-                return false;
-            }
         }
     }
 }

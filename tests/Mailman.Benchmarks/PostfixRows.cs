@@ -3,7 +3,6 @@
 // seed's own set-up). Postfix is the ceiling here (a queue file and fsync per message); the row
 // compares ours with smtp-source into the same Postfix, and DATA with BDAT, which Postfix offers.
 using System.Diagnostics;
-using System.Globalization;
 using Mailman.TestSupport;
 
 namespace Mailman.Benchmarks;
@@ -26,37 +25,17 @@ public sealed partial class EndToEnd
     /// <summary>`serve --exit-when-idle` into Postfix: timed until Postfix accepted every copy (its 250).</summary>
     public Measurement OursVia(PostfixInstance postfix, Row row, string home, byte[] post, bool bdat)
     {
-        var inject = Mailman("--home", home, "inject", "bench@example.org");
-        Run(inject[0], inject[1..], post);
         var before = Discarded(postfix);
-        var timing = Path.Combine(Work, "time.txt");
-        var env = new Dictionary<string, string>
-        {
-            ["Mailman__Smtp__Port"] = postfix.Port.ToString(CultureInfo.InvariantCulture),
-            ["Mailman__Smtp__MaxRecipients"] = row.MaxRecipients.ToString(CultureInfo.InvariantCulture),
-            ["Mailman__Smtp__PreferBdat"] = bdat ? "true" : "false",
-            ["Logging__Console"] = "false",
-        };
-        var watch = Stopwatch.StartNew();
-        Run("/usr/bin/time", ["-f", "%e %U %S %M", "-o", timing, .. Mailman("--home", home, "serve", "--exit-when-idle")], null, env);
-        var wall = watch.Elapsed.TotalSeconds;
-        var count = WaitForDiscards(postfix, before + row.Members) - before;
-        var t = File.ReadAllText(timing).Trim().Split('\n')[^1].Split(' ');
-        return new Measurement(wall, D(t[1]), D(t[2]), long.Parse(t[3], CultureInfo.InvariantCulture), count);
+        var timed = InjectAndServe(row, home, post, postfix.Port, bdat);
+        return timed with { Count = WaitForDiscards(postfix, before + row.Members) - before };
     }
 
     /// <summary>`smtp-source -d -s 8` into the same Postfix, timed the same way.</summary>
     public Measurement SmtpSourceVia(PostfixInstance postfix, int size, int count)
     {
         var before = Discarded(postfix);
-        var timing = Path.Combine(Work, "time-source.txt");
-        var watch = Stopwatch.StartNew();
-        Run("/usr/bin/time", ["-f", "%e %U %S %M", "-o", timing, SourceBinary, "-d", "-s", "8", "-m", count.ToString(CultureInfo.InvariantCulture),
-            "-l", size.ToString(CultureInfo.InvariantCulture), "-f", "bench-bounces@example.org", "-t", "member@example.com", $"127.0.0.1:{postfix.Port}"], null);
-        var wall = watch.Elapsed.TotalSeconds;
-        var received = WaitForDiscards(postfix, before + count) - before;
-        var t = File.ReadAllText(timing).Trim().Split('\n')[^1].Split(' ');
-        return new Measurement(wall, D(t[1]), D(t[2]), long.Parse(t[3], CultureInfo.InvariantCulture), received);
+        var timed = SourceInto(postfix.Port, size, count);
+        return timed with { Count = WaitForDiscards(postfix, before + count) - before };
     }
 
     // Each recipient the discard agent took: "status=sent (benchmark)" in Postfix's log.

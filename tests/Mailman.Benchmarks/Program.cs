@@ -164,7 +164,7 @@ internal sealed class TcpSinkForBaseline
 {
     public (TimeSpan, TimeSpan) Run(byte[] post, IReadOnlyList<string> recipients)
     {
-        var port = FreePort();
+        var port = Mailman.TestSupport.Net.FreePort();
         var psi = new System.Diagnostics.ProcessStartInfo("/usr/sbin/smtp-sink") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[] { "-u", "root", $"127.0.0.1:{port}", "1024" })
         {
@@ -190,13 +190,6 @@ internal sealed class TcpSinkForBaseline
         {
             sink.Kill();
         }
-    }
-
-    private static int FreePort()
-    {
-        using var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        l.Start();
-        return ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
     }
 }
 
