@@ -104,8 +104,10 @@ public sealed class PostDelivery(SmtpOptions options)
     public int ChunkSize(bool personalized) => personalized ? options.CheckpointRecipients : Math.Max(options.CheckpointRecipients, options.MaxRecipients);
 
     /// <summary>Delivers <paramref name="post"/>; stops taking new transactions when <paramref name="stop"/> fires.</summary>
-    public DeliveryReport Deliver(PreparedPost post, ListName list, bool personalized, IEnumerable<Recipient> recipients, IDeliveryProgress progress, CancellationToken stop)
+    /// <param name="envelopeSender">MAIL FROM for a post that is not personalized; null: the list's bounces address.</param>
+    public DeliveryReport Deliver(PreparedPost post, ListName list, bool personalized, IEnumerable<Recipient> recipients, IDeliveryProgress progress, CancellationToken stop, string? envelopeSender = null)
     {
+        var plainSender = envelopeSender ?? list.BouncesAddress;
         var report = new DeliveryReport();
         var watch = Stopwatch.StartNew();
         using var work = new BlockingCollection<Chunk>(options.Connections * 2);
@@ -152,7 +154,7 @@ public sealed class PostDelivery(SmtpOptions options)
                             else
                             {
                                 carrier.SetRecipient(null);
-                                sender = list.BouncesAddress;
+                                sender = plainSender;
                             }
 
                             var started = Stopwatch.GetTimestamp();

@@ -43,6 +43,7 @@ public static class DaemonHost
         builder.Services.AddSingleton<QueueSet>();
         builder.Services.AddSingleton<Activity>();
         builder.Services.AddSingleton<ListStoreFactory>();
+        builder.Services.AddSingleton<Notices.NoticeSender>();
         builder.Services.AddSingleton(sp =>
         {
             var lists = sp.GetRequiredService<ListStoreFactory>();

@@ -52,8 +52,14 @@ public sealed class EntryMetadata
     /// <summary>Why the entry was shunted, held or sent to bad.</summary>
     public string? Error { get; set; }
 
-    /// <summary>Which inject address received it (post, bounces, request, ...).</summary>
+    /// <summary>Which inject address received it (post, bounces, request, ...): for a bounce, the VERP address.</summary>
     public string? Destination { get; set; }
+
+    /// <summary>The MAIL FROM for an out entry that is not a list post (notices, forwarded owner mail); null: the list's own.</summary>
+    public string? EnvelopeSender { get; set; }
+
+    /// <summary>What an out entry is, when it is not a post ("notice list:user:notice:welcome", "owner forward"): for logs and `queue show`.</summary>
+    public string? Purpose { get; set; }
 
     public EntryMetadata Clone() => (EntryMetadata)MemberwiseClone();
 }

@@ -51,6 +51,22 @@ public sealed partial class Switchboard
 
     public QueueSignal? Signal => _signal;
 
+    /// <summary>
+    /// The name of an entry derived from <paramref name="name"/> for <paramref name="purpose"/>
+    /// (a notice caused by it, the retry entry of its deferred recipients): the same pair always
+    /// gives the same name, so a repeated hop after a crash finds its own earlier result.
+    /// </summary>
+    public static string DerivedName(string name, string purpose)
+    {
+        if (!IsValidEntryName(name))
+        {
+            throw new ArgumentException($"invalid entry name {name}", nameof(name));
+        }
+
+        var hash = SHA256.HashData(Encoding.UTF8.GetBytes(name + "\n" + purpose));
+        return name[..17] + "-" + Convert.ToHexStringLower(hash.AsSpan(0, 4));
+    }
+
     /// <summary>True for names this queue could have written: <c>{17 digits}-{8 hex}</c>.</summary>
     public static bool IsValidEntryName(string name) => EntryNameRegex().IsMatch(name);
 

@@ -2,6 +2,7 @@
 // non-member policy before the post enters the pipeline. The raw bytes move on unchanged.
 using Mailman.Instance;
 using Mailman.Lists;
+using Mailman.Notices;
 using Mailman.Pipeline;
 using Mailman.Queues;
 using Microsoft.Extensions.Logging;
@@ -10,7 +11,7 @@ using MimeKit;
 namespace Mailman.Runners;
 
 public sealed class IncomingRunner(
-    QueueSet queues, Activity activity, MailmanOptions options, TimeProvider time, ListStoreFactory lists, HandlerCatalog catalog, ILogger<IncomingRunner> logger)
+    QueueSet queues, Activity activity, MailmanOptions options, TimeProvider time, ListStoreFactory lists, HandlerCatalog catalog, NoticeSender notices, ILogger<IncomingRunner> logger)
     : QueueRunner(queues, QueueSet.In, activity, options, time, logger)
 {
     private readonly IReadOnlyList<IHandler> _checks = catalog.Resolve(HandlerCatalog.IncomingChecks);
@@ -58,25 +59,19 @@ public sealed class IncomingRunner(
         Queue.Finish(entry.Claim);
     }
 
-    // The notice takes the post's entry name, like any hop: a crash before the post's claim is
-    // finished cannot send the poster a second notice.
+    // RFC 3834 §4: the answer goes to the envelope sender (the From: address when the MTA gave
+    // none); the notice sender applies the never-answer rules and the daily limit.
     private void Notify(string entryName, MailingList list, MimeMessage post, EntryMetadata metadata, string reason)
     {
-        var to = RejectionNotice.Recipient(post, metadata);
-        if (to is null)
+        var to = metadata.Sender ?? post.From.Mailboxes.FirstOrDefault()?.Address ?? "";
+        notices.Send(new Notice(list, NoticeTemplates.Rejected, to.Trim().Trim('<', '>'))
         {
-            Log.LogInformation("No rejection notice for {MessageId}: automatic message or null sender", metadata.MessageId);
-            return;
-        }
-
-        var notice = new EntryMetadata
-        {
-            List = list.Name.Fqdn,
-            Received = Time.GetUtcNow(),
-            MessageId = "rejection of " + metadata.MessageId,
-        };
-        var name = Queues[QueueSet.Out].Enqueue(notice, RejectionNotice.Build(list, post, to, reason), [new Recipient(to, "")], entryName);
-        Log.LogInformation("Rejection notice for {MessageId} to {Recipient} queued as {QueueEntry}", metadata.MessageId, to, name);
+            Kind = NoticeKind.Reply,
+            Answering = post,
+            AnsweringSender = metadata.Sender,
+            Values = new Dictionary<string, string> { ["reason"] = reason },
+            Attachment = new MessagePart { Message = post },
+        }, entryName, "rejected");
     }
 }
 

@@ -46,7 +46,7 @@ public sealed class OutgoingRunner(
         DeliveryReport report;
         try
         {
-            report = _delivery.Deliver(post, list, metadata.Personalized, Queue.Recipients(entry), progress, stoppingToken);
+            report = _delivery.Deliver(post, list, metadata.Personalized, Queue.Recipients(entry), progress, stoppingToken, metadata.EnvelopeSender);
         }
         finally
         {
