@@ -64,7 +64,27 @@ public sealed class EntryMetadata
     public EntryMetadata Clone() => (EntryMetadata)MemberwiseClone();
 }
 
+/// <summary>
+/// What changes about an entry after it was written, kept in NAME.state beside it (entry files
+/// are never rewritten): crash recoveries, and why it was set aside.
+/// </summary>
+public sealed class EntryState
+{
+    /// <summary>Recoveries in a row without the delivery checkpoint growing.</summary>
+    public int Recoveries { get; set; }
+
+    /// <summary>Length of the delivery checkpoint at the last recovery.</summary>
+    public long Progress { get; set; }
+
+    /// <summary>The queue the entry was set aside from.</summary>
+    public string? FromQueue { get; set; }
+
+    /// <summary>Why it was set aside.</summary>
+    public string? Error { get; set; }
+}
+
 /// <summary>Source-generated serialization of the metadata line: no reflection, no JIT of serializers.</summary>
 [JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(EntryMetadata))]
+[JsonSerializable(typeof(EntryState))]
 internal sealed partial class EntryMetadataJson : JsonSerializerContext;
