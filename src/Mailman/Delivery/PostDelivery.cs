@@ -122,7 +122,7 @@ public sealed class PostDelivery(SmtpOptions options)
     /// <param name="envelopeSender">MAIL FROM for a post that is not personalized; null: the list's bounces address.</param>
     public DeliveryReport Deliver(
         PreparedPost post, ListName list, bool personalized, IEnumerable<Recipient> recipients, IDeliveryProgress progress, CancellationToken stop,
-        string? envelopeSender = null, int? chunkSize = null, TimeSpan? abortAfter = null, Action<string>? onPause = null)
+        string? envelopeSender = null, int? chunkSize = null, TimeSpan? abortAfter = null, Action<string?>? onPause = null)
     {
         var plainSender = envelopeSender ?? list.BouncesAddress;
         var report = new DeliveryReport();
@@ -132,6 +132,7 @@ public sealed class PostDelivery(SmtpOptions options)
         var unreachable = 0;
         string? unreachableReason = null;
         Exception? failure = null;
+        var pausedWorkers = 0;
         var connections = new List<SmtpConnection>();
 
         bool Stopping() => stop.IsCancellationRequested || Volatile.Read(ref unreachable) != 0 || Volatile.Read(ref failure) is not null;
@@ -266,34 +267,39 @@ public sealed class PostDelivery(SmtpOptions options)
             }
         }
 
-        // A full disk pauses the delivery here (one line through onPause) until the record can
-        // be written; a shutdown meanwhile gives up on it: that chunk is sent again on resume.
+        // A full disk pauses the delivery here until the record can be written: onPause hears
+        // the reason when the first worker pauses and null when the last one resumes. A shutdown
+        // meanwhile gives up on the record: that chunk is sent again on resume.
         void RecordDurably(long chunk, int transactions, long delivered, List<(Recipient, int, string)> deferred, List<(Recipient, int, string)> bounced)
         {
             var wait = TimeSpan.FromSeconds(1);
-            string? paused = null;
+            var paused = false;
             while (true)
             {
                 try
                 {
                     progress.Record(chunk, transactions, delivered, deferred, bounced);
-                    if (paused is not null)
+                    if (paused && Interlocked.Decrement(ref pausedWorkers) == 0)
                     {
-                        onPause?.Invoke("resumed: " + paused);
+                        onPause?.Invoke(null);
                     }
 
                     return;
                 }
                 catch (IOException e) when (Runners.QueueRunner.IsTransient(e))
                 {
-                    if (paused is null)
+                    if (!paused)
                     {
-                        paused = e.Message;
-                        onPause?.Invoke(paused);
+                        paused = true;
+                        if (Interlocked.Increment(ref pausedWorkers) == 1)
+                        {
+                            onPause?.Invoke(e.Message);
+                        }
                     }
 
                     if (stop.WaitHandle.WaitOne(wait))
                     {
+                        Interlocked.Decrement(ref pausedWorkers);
                         return;
                     }
 

@@ -67,6 +67,12 @@ public static partial class FileOwner
         return $"owned by {(uid is { } u ? UserName(u) : "?")}, mode {mode}";
     }
 
+    /// <summary>umask(077): files this process creates are readable by their owner only.</summary>
+    public static void RestrictUmask() => _ = Umask(0x3f);
+
+    [LibraryImport("libc", EntryPoint = "umask")]
+    private static partial uint Umask(uint mask);
+
     [LibraryImport("libc", EntryPoint = "geteuid")]
     private static partial uint GetEuid();
 

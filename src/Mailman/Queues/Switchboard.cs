@@ -76,6 +76,9 @@ public sealed partial class Switchboard
 
     public QueueSignal? Signal => _signal;
 
+    /// <summary>Directory scans done for claims so far (the index's cost, observable).</summary>
+    public int Scans { get; private set; }
+
     /// <summary>How stale the index may get before a claim scans the directory for entries of other processes.</summary>
     public TimeSpan ScanInterval { get; set; } = TimeSpan.FromSeconds(1);
 
@@ -553,18 +556,26 @@ public sealed partial class Switchboard
     {
         var path = PathOf(name, StateExtension);
         var temp = path + TempExtension;
-        using (var stream = _fs.FileStream.New(temp, new FileStreamOptions
+        try
         {
-            Mode = FileMode.Create,
-            Access = FileAccess.Write,
-            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-        }))
-        {
-            stream.Write(JsonSerializer.SerializeToUtf8Bytes(state, EntryMetadataJson.Default.EntryState));
-            Flush(stream);
-        }
+            using (var stream = _fs.FileStream.New(temp, new FileStreamOptions
+            {
+                Mode = FileMode.Create,
+                Access = FileAccess.Write,
+                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+            }))
+            {
+                stream.Write(JsonSerializer.SerializeToUtf8Bytes(state, EntryMetadataJson.Default.EntryState));
+                Flush(stream);
+            }
 
-        _fs.File.Move(temp, path, overwrite: true);
+            _fs.File.Move(temp, path, overwrite: true);
+        }
+        catch
+        {
+            TryDelete(temp);
+            throw;
+        }
     }
 
     private void ApplyState(string name, EntryMetadata metadata)
@@ -648,6 +659,7 @@ public sealed partial class Switchboard
         _scanCost = Stopwatch.GetElapsedTime(now);
         _scannedAt = Stopwatch.GetTimestamp();
         _scanned = true;
+        Scans++;
     }
 
     private List<string> List(string extension)

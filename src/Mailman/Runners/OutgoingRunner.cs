@@ -61,8 +61,18 @@ public sealed class OutgoingRunner(
         try
         {
             report = _delivery.Deliver(post, list, metadata.Personalized, Queue.Recipients(entry), progress, stoppingToken, metadata.EnvelopeSender, chunkSize,
-                Options.StopGrace, reason => Log.LogError("Delivery of {MessageId} to {ListId} ({QueueEntry}) cannot record its progress: {Error}; paused until it can",
-                    metadata.MessageId, list.Fqdn, entry.Claim.Name, reason));
+                Options.StopGrace, reason =>
+                {
+                    if (reason is null)
+                    {
+                        Log.LogInformation("Delivery of {MessageId} to {ListId} ({QueueEntry}) records its progress again and goes on", metadata.MessageId, list.Fqdn, entry.Claim.Name);
+                    }
+                    else
+                    {
+                        Log.LogError("Delivery of {MessageId} to {ListId} ({QueueEntry}) cannot record its progress: {Error}; paused until it can",
+                            metadata.MessageId, list.Fqdn, entry.Claim.Name, reason);
+                    }
+                });
         }
         finally
         {

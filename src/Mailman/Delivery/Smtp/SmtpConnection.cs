@@ -38,7 +38,22 @@ internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
     /// <exception cref="SmtpConnectException">The server could not be reached at all.</exception>
     public void Send(MimeMessage carrier, string sender, IReadOnlyList<Recipient> recipients, TransactionResult result)
     {
+        // A reused connection the server closed since (after its last reply, or with a 421)
+        // fails before MAIL FROM is answered, when nothing of the copy has been sent: open a new
+        // one and try once more at once, instead of deferring the copy for an hour.
+        var reused = _client is { IsConnected: true };
+        if (!SendOnce(carrier, sender, recipients, result) && reused)
+        {
+            result.Clear();
+            SendOnce(carrier, sender, recipients, result);
+        }
+    }
+
+    // False when the connection broke before the server answered MAIL FROM.
+    private bool SendOnce(MimeMessage carrier, string sender, IReadOnlyList<Recipient> recipients, TransactionResult result)
+    {
         var client = EnsureConnected();
+        client.SenderAccepted = false;
         var mailboxes = new List<MailboxAddress>(recipients.Count);
         HashSet<string>? invalid = null;
         foreach (var r in recipients)
@@ -56,7 +71,7 @@ internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
 
         if (mailboxes.Count == 0)
         {
-            return;
+            return true;
         }
 
         client.Refused.Clear();
@@ -123,6 +138,8 @@ internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
                 result.Delivered.Add(r);
             }
         }
+
+        return !(broken && !client.SenderAccepted);
     }
 
     public void Dispose()
