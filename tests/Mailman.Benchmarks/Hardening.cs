@@ -30,6 +30,7 @@ internal static class Hardening
         foreach (var depth in depths)
         {
             var home = Path.Combine(work, "depth");
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
             if (Directory.Exists(home))
             {
                 Unmount(Path.Combine(home, "queues"));
@@ -117,6 +118,7 @@ internal static class Hardening
     private static (long Inject, long Serve) Measure(string mailman, string work, string file, int limitKb)
     {
         var home = Path.Combine(work, "large");
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
         if (Directory.Exists(home))
         {
             Directory.Delete(home, true);

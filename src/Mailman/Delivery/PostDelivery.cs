@@ -10,6 +10,7 @@ using Mailman.Delivery.Smtp;
 using Mailman.Instance;
 using Mailman.Lists;
 using Mailman.Queues;
+using MimeKit;
 
 namespace Mailman.Delivery;
 
@@ -215,15 +216,31 @@ public sealed class PostDelivery(SmtpOptions options)
                     try
                     {
                         string sender;
-                        if (personalized)
+                        try
                         {
-                            carrier.SetRecipient(RecipientValues.For(batch[0], scratch));
-                            sender = Verp.Encode(list, batch[0].Address);
+                            if (personalized)
+                            {
+                                carrier.SetRecipient(RecipientValues.For(batch[0], scratch));
+                                sender = Verp.Encode(list, batch[0].Address);
+                            }
+                            else
+                            {
+                                carrier.SetRecipient(null);
+                                sender = plainSender;
+                            }
                         }
-                        else
+                        catch (Exception e) when (e is ParseException or FormatException or ArgumentException)
                         {
-                            carrier.SetRecipient(null);
-                            sender = plainSender;
+                            // A member address or name the client cannot write: a permanent
+                            // failure of these recipients alone; the delivery goes on.
+                            foreach (var r in batch)
+                            {
+                                result.Bounced.Add((r, 553, "cannot address this recipient: " + e.Message));
+                            }
+
+                            bounced.AddRange(result.Bounced);
+                            sent++;
+                            continue;
                         }
 
                         var started = Stopwatch.GetTimestamp();

@@ -120,11 +120,6 @@ public sealed partial class Switchboard
         }
     }
 
-    /// <summary>Writes an entry whose message is copied from <paramref name="message"/> (to its end): nothing is held in memory.</summary>
-    /// <exception cref="IOException">The entry could not be written, or reading the message failed; nothing is left behind.</exception>
-    public string Enqueue(EntryMetadata metadata, Stream message, string? name = null)
-        => Write(metadata, s => Copy(message, s, long.MaxValue), null, name);
-
     /// <summary>Writes an entry whose message <paramref name="writeMessage"/> streams into the file (a flattened post), with recipients.</summary>
     public string Enqueue(EntryMetadata metadata, Action<Stream> writeMessage, IEnumerable<Recipient>? recipients, string? name = null)
         => Write(metadata, s =>
@@ -343,9 +338,17 @@ public sealed partial class Switchboard
         var state = ReadState(entry.Name) ?? new EntryState();
         state.FromQueue = Name;
         state.Error = error;
+        var name = entry.Name;
+        if (target.Holds(name))
+        {
+            // Never over another entry: this one takes a name derived from its own.
+            name = DerivedName(name, "set aside from " + Name);
+            state.Error += $" (its name {entry.Name} was taken in {target.Name})";
+        }
+
         try
         {
-            target.WriteState(entry.Name, state);
+            target.WriteState(name, state);
         }
         catch (IOException)
         {
@@ -357,15 +360,15 @@ public sealed partial class Switchboard
         // The entry first, then its checkpoint: a crash between leaves the checkpoint without
         // its entry, and start-up recovery moves it after the entry (never the other way round,
         // which would resume a delivery from its start).
-        _fs.File.Move(entry.Path, target.PathOf(entry.Name, EntryExtension), overwrite: true);
+        _fs.File.Move(entry.Path, target.PathOf(name, EntryExtension));
         if (_fs.File.Exists(CheckpointPath(entry.Name)))
         {
-            _fs.File.Move(CheckpointPath(entry.Name), target.CheckpointPath(entry.Name), overwrite: true);
+            _fs.File.Move(CheckpointPath(entry.Name), target.CheckpointPath(name), overwrite: true);
         }
 
         target.SyncDirectory();
         SyncDirectory();
-        target.Added(entry.Name);
+        target.Added(name);
     }
 
     /// <summary>

@@ -80,9 +80,10 @@ internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
         {
             from = MailboxAddress.Parse(sender);
         }
-        catch (ParseException)
+        catch (ParseException) when (sender.Contains('+', StringComparison.Ordinal))
         {
-            // Verp only builds valid addresses; if one ever is not, the copy still goes out.
+            // Verp only builds valid addresses; if one ever is not, the copy still goes out
+            // with the plain bounces address.
             from = MailboxAddress.Parse(sender[..sender.IndexOf('+', StringComparison.Ordinal)] + sender[sender.LastIndexOf('@')..]);
         }
 
