@@ -17,6 +17,10 @@ public sealed class MailmanOptions
 
     public MetricsOptions Metrics { get; set; } = new();
 
+    public DnsOptions Dns { get; set; } = new();
+
+    public DmarcOptions Dmarc { get; set; } = new();
+
     /// <summary>Throws <see cref="InvalidOperationException"/> naming the first bad setting.</summary>
     public void Validate()
     {
@@ -33,6 +37,18 @@ public sealed class MailmanOptions
         Check(Queues.MaxRecoveries >= 0, "Mailman:Queues:MaxRecoveries must be >= 0");
         Check(Queues.PollInterval > TimeSpan.Zero, "Mailman:Queues:PollInterval must be positive");
         Check(Pipeline.Handlers.Count > 0, "Mailman:Pipeline:Handlers must name at least one handler");
+        Check(Dns.TimeoutMilliseconds is >= 100 and <= 60_000, "Mailman:Dns:TimeoutMilliseconds must be 100-60000");
+        foreach (var server in Dns.Servers)
+        {
+            try
+            {
+                Mailman.Dmarc.DnsTxtResolver.ParseServer(server);
+            }
+            catch (FormatException e)
+            {
+                Check(false, "Mailman:Dns:Servers: " + e.Message);
+            }
+        }
     }
 
     private static void Check(bool ok, string message)
@@ -109,6 +125,21 @@ public sealed class MetricsOptions
 {
     /// <summary>Prometheus scrape endpoint, e.g. http://127.0.0.1:9464/ (serves /metrics); empty: off. Loopback only.</summary>
     public string PrometheusUrl { get; set; } = "";
+}
+
+public sealed class DnsOptions
+{
+    /// <summary>Resolvers as IP[:port] ([::1]:53 for IPv6); empty: the system's (/etc/resolv.conf).</summary>
+    public List<string> Servers { get; set; } = [];
+
+    /// <summary>One DNS query's timeout; a lookup that times out is mitigated, never held.</summary>
+    public int TimeoutMilliseconds { get; set; } = 2000;
+}
+
+public sealed class DmarcOptions
+{
+    /// <summary>Mailman 3's remove_dkim_headers: drop DKIM-Signature, DomainKey-Signature and Authentication-Results from posts.</summary>
+    public bool RemoveDkimHeaders { get; set; }
 }
 
 public sealed class PipelineOptions

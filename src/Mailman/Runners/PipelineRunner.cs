@@ -35,7 +35,7 @@ public sealed class PipelineRunner(
         var list = lists.FindList(ListOf(metadata))
             ?? throw new InvalidOperationException($"no such list: {metadata.List}");
         var message = PostParser.Parse(entry.Message);
-        var post = new PostContext(list, message, metadata, entry.Message.Length);
+        var post = new PostContext(list, message, metadata, entry.Message.Length) { Raw = entry.Message };
         var result = RunHandlers(_handlers, post);
         if (result.Action != HandlerAction.Continue)
         {
