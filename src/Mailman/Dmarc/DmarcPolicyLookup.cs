@@ -148,7 +148,7 @@ public sealed class DmarcPolicyLookup(ITxtResolver resolver, ILogger<DmarcPolicy
         }
     }
 
-    /// <summary>Lower case, no trailing dot, IDNA A-labels (RFC 5891), every label 1-63 characters.</summary>
+    /// <summary>Lower case, no trailing dot, IDNA A-labels (RFC 5891), every label 1-63 letters, digits, '-' or '_'.</summary>
     public static bool TryNormalize(string domain, out string name, out string why)
     {
         name = domain.Trim().TrimEnd('.').ToLowerInvariant();
@@ -174,9 +174,9 @@ public sealed class DmarcPolicyLookup(ITxtResolver resolver, ILogger<DmarcPolicy
 
         foreach (var label in name.Split('.'))
         {
-            if (label.Length is 0 or > 63 || label.Any(c => c <= ' ' || c > '~' || c is '@' or '/' or '\\' or '"' or '(' or ')' or ','))
+            if (label.Length is 0 or > 63 || label.Any(c => c is not ((>= 'a' and <= 'z') or (>= '0' and <= '9') or '-' or '_')))
             {
-                why = "not a valid DNS name (empty or over-long label, or forbidden characters)";
+                why = "not a valid DNS name (an empty or over-long label, or characters other than letters, digits, '-' and '_')";
                 return false;
             }
         }
