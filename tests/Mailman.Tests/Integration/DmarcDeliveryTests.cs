@@ -263,7 +263,7 @@ public sealed class DmarcDeliveryTests : IDisposable
 
         var copy = Assert.Single(sink.WaitFor(1));
         Assert.Equal("Anne Smith <anne@a.b.c.d.e.loop.test>", copy.Header("From"));
-        Assert.Equal(["_dmarc.a.b.c.d.e.loop.test", "_dmarc.c.d.e.loop.test", "_dmarc.d.e.loop.test", "_dmarc.e.loop.test", "_dmarc.loop.test"],
+        Assert.Equal(["_dmarc.a.b.c.d.e.loop.test", "_dmarc.d.e.loop.test", "_dmarc.e.loop.test", "_dmarc.loop.test"],
             dns.Queries.Where(q => q.EndsWith("loop.test", StringComparison.Ordinal)));
         Assert.True(dns.Queries.Count <= 5, string.Join(", ", dns.Queries));
     }
