@@ -64,6 +64,16 @@ if (scale == 0)
     rows = rows.Where(r => r.Members == members).ToArray();
 }
 
+// --dmarc: each row again with munge_from on, the poster's domain (example.com) publishing
+// p=reject in a private dnsmasq: one lookup per post, then the cache.
+using var dmarcDns = args.Contains("--dmarc")
+    ? Mailman.TestSupport.DnsServer.Start([("_dmarc.example.com", "v=DMARC1; p=reject")], ["example.com"])
+    : null;
+if (dmarcDns is not null)
+{
+    rows = rows.SelectMany(r => new[] { r, r with { Name = r.Name + ", munge_from (From: p=reject)", Dns = dmarcDns.Endpoint } }).ToArray();
+}
+
 var e2e = new EndToEnd(dll, work);
 var table = new StringBuilder();
 table.AppendLine(CultureInfo.InvariantCulture, $"Measured {DateTime.UtcNow:yyyy-MM-dd} on {Environment.ProcessorCount} cores; {pairs} alternating pairs per row; median ratio; {kind}.");
@@ -94,7 +104,7 @@ foreach (var row in rows)
     var cpu = ours.Select(m => m.Cpu).Order().ElementAt(ours.Count / 2) / row.Members * 1000;
     var rss = ours.Max(m => m.MaxRssKb) / 1024;
     var baselineText = "-";
-    if (baseline && row.Members == members)
+    if (baseline && row.Members == members && row.Dns is null)
     {
         var sink = new TcpSinkForBaseline();
         var (bWall, bCpu) = sink.Run(post, list);
