@@ -20,6 +20,11 @@ public sealed class MailmanOptions
     public DnsOptions Dns { get; set; } = new();
 
     public DmarcOptions Dmarc { get; set; } = new();
+    /// <summary>How long SIGTERM may take: in-flight work finishes or is put back within it (systemd's TimeoutStopSec is a little longer).</summary>
+    public TimeSpan StopTimeout { get; set; } = TimeSpan.FromSeconds(90);
+
+    /// <summary>When a stopping delivery cuts its in-flight SMTP transactions: early enough that recording and putting back fit in the stop timeout.</summary>
+    public TimeSpan StopGrace => StopTimeout - TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(15).Ticks, StopTimeout.Ticks / 4));
 
     /// <summary>Throws <see cref="InvalidOperationException"/> naming the first bad setting.</summary>
     public void Validate()
@@ -49,6 +54,7 @@ public sealed class MailmanOptions
                 Check(false, "Mailman:Dns:Servers: " + e.Message);
             }
         }
+        Check(StopTimeout >= TimeSpan.FromSeconds(1), "Mailman:StopTimeout must be at least 1 second");
     }
 
     private static void Check(bool ok, string message)

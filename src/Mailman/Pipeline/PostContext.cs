@@ -25,8 +25,8 @@ public sealed class PostContext
     /// <summary>Size of the message as received, in bytes.</summary>
     public long RawSize { get; }
 
-    /// <summary>The message as received, when the runner has it (wrap_message attaches it unchanged).</summary>
-    public ReadOnlyMemory<byte> Raw { get; init; }
+    /// <summary>Opens the message as received, when the runner has it (wrap_message attaches it unchanged).</summary>
+    public Func<Stream>? OpenOriginal { get; init; }
 
     /// <summary>Set by the personalize handler: the random token that marks per-recipient slots.</summary>
     public string? SlotNonce { get; set; }

@@ -4,6 +4,7 @@ using Mailman.Dmarc;
 using Mailman.Hosting;
 using Mailman.Instance;
 using Mailman.Lists;
+using Mailman.Notices;
 using Mailman.Pipeline;
 using Mailman.Queues;
 using Mailman.Runners;
@@ -24,7 +25,8 @@ internal sealed class RunnerHarness : IDisposable
         var lists = new ListStoreFactory(instance.Paths);
         var dmarc = new DmarcServices(new DmarcPolicyLookup(Resolver, NullLogger<DmarcPolicyLookup>.Instance), Options.Dmarc.RemoveDkimHeaders, NullLogger.Instance);
         var catalog = new HandlerCatalog(lists.IsMember, lists.Members, dmarc);
-        Incoming = new IncomingRunner(Queues, Activity, Options, Time, lists, catalog, NullLogger<IncomingRunner>.Instance);
+        Notices = new NoticeSender(Queues, lists, Time, NullLogger<NoticeSender>.Instance);
+        Incoming = new IncomingRunner(Queues, Activity, Options, Time, lists, catalog, Notices, NullLogger<IncomingRunner>.Instance);
         Pipeline = new PipelineRunner(Queues, Activity, Options, Time, lists, catalog, NullLogger<PipelineRunner>.Instance);
         Outgoing = new OutgoingRunner(Queues, Activity, Options, Time, new FileSystem(), instance.Paths, NullLogger<OutgoingRunner>.Instance);
         Retry = new RetryRunner(Queues, Activity, Options, Time, NullLogger<RetryRunner>.Instance);
@@ -42,6 +44,8 @@ internal sealed class RunnerHarness : IDisposable
     public MailmanOptions Options { get; }
 
     public QueueSet Queues { get; }
+
+    public NoticeSender Notices { get; }
 
     public IncomingRunner Incoming { get; }
 

@@ -192,14 +192,16 @@ public sealed partial class DmarcMitigation(DmarcServices dmarc) : IHandler
         message.Body = new Multipart("mixed") { explanation, attached };
     }
 
-    // The post as received: the raw bytes when the runner has them (so the original's own DKIM
-    // signature still verifies inside the wrapper), else the message as it stands.
+    // The post as received, from the queue file when the runner can open it (so the original's
+    // own DKIM signature still verifies inside the wrapper), else the message as it stands.
+    // Loaded into memory (not persistent): wrapping is per post and rare, and the stream's life
+    // would otherwise have to outlast the handler.
     private static MimeMessage Original(PostContext post)
     {
-        if (!post.Raw.IsEmpty)
+        if (post.OpenOriginal is { } open)
         {
-            using var raw = new MemoryStream(post.Raw.ToArray(), writable: false);
-            return MimeMessage.Load(raw);
+            using var original = open();
+            return MimeMessage.Load(original);
         }
 
         using var copy = new MemoryStream();

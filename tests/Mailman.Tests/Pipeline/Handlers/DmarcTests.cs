@@ -33,7 +33,7 @@ public sealed class DmarcTests
         var bytes = Encoding.UTF8.GetBytes(raw);
         var list = new MailingList { Name = ListName.Parse("dev@example.org"), DisplayName = "Dev Team" };
         configure?.Invoke(list);
-        return new PostContext(list, PostParser.Parse(bytes), new EntryMetadata { List = list.Name.Fqdn, Sender = "bounce+x@reject.test" }, bytes.Length) { Raw = bytes };
+        return new PostContext(list, PostParser.Parse(bytes), new EntryMetadata { List = list.Name.Fqdn, Sender = "bounce+x@reject.test" }, bytes.Length) { OpenOriginal = () => new MemoryStream(bytes, writable: false) };
     }
 
     private static string Post(string from = "Anne Smith <anne@reject.test>", string extra = "")
