@@ -56,6 +56,7 @@ public sealed partial class EndToEnd(string mailman, string work)
             Personalize = Personalization.Full,
             NonMemberAction = NonMemberAction.Accept,
             FooterTemplate = "_______________________________________________\n$display_name mailing list\nsent to $user_address\n",
+            DmarcMitigateAction = row.Dns is null ? DmarcMitigateAction.NoMitigation : DmarcMitigateAction.MungeFrom,
         };
         store.CreateList(list);
         store.AddMembers(list.Name, members.Select(m => new Member(m, "")));
@@ -87,13 +88,13 @@ public sealed partial class EndToEnd(string mailman, string work)
     {
         var inject = Mailman("--home", home, "inject", "bench@example.org");
         Run(inject[0], inject[1..], post);
-        return Timed(Mailman("--home", home, "serve", "--exit-when-idle"), new Dictionary<string, string>
+        return Timed(Mailman("--home", home, "serve", "--exit-when-idle"), WithDns(row, new Dictionary<string, string>
         {
             ["Mailman__Smtp__Port"] = port.ToString(CultureInfo.InvariantCulture),
             ["Mailman__Smtp__MaxRecipients"] = row.MaxRecipients.ToString(CultureInfo.InvariantCulture),
             ["Mailman__Smtp__PreferBdat"] = bdat ? "true" : "false",
             ["Logging__Console"] = "false",
-        });
+        }));
     }
 
     /// <summary>`smtp-source -d -s 8` pushing <paramref name="count"/> messages of <paramref name="size"/> bytes, under /usr/bin/time.</summary>
@@ -122,11 +123,11 @@ public sealed partial class EndToEnd(string mailman, string work)
         var inject = Mailman("--home", home, "inject", "bench@example.org");
         Run(inject[0], inject[1..], post);
         var serve = Mailman("--home", home, "serve", "--exit-when-idle");
-        Run(serve[0], serve[1..], null, new Dictionary<string, string>
+        Run(serve[0], serve[1..], null, WithDns(row, new Dictionary<string, string>
         {
             ["Mailman__Smtp__Port"] = sink.Port.ToString(CultureInfo.InvariantCulture),
             ["Logging__Console"] = "false",
-        });
+        }));
         sink.Stop();
         var text = File.ReadAllText(dump, Encoding.Latin1);
         var ok = 0;
@@ -137,13 +138,24 @@ public sealed partial class EndToEnd(string mailman, string work)
             var at = rcpt.IndexOf('@', StringComparison.Ordinal);
             var verp = $"bench-bounces+{rcpt[..at]}={rcpt[(at + 1)..]}@example.org";
             var rest = text.AsSpan(m.Index + m.Length, Math.Min(4096, text.Length - m.Index - m.Length));
-            if (from == verp && rest.Contains("\nTo: " + rcpt + "\n", StringComparison.Ordinal))
+            var munged = row.Dns is null || rest.Contains("\nFrom: Barry Warsaw via Bench <bench@example.org>\n", StringComparison.Ordinal);
+            if (from == verp && munged && rest.Contains("\nTo: " + rcpt + "\n", StringComparison.Ordinal))
             {
                 ok++;
             }
         }
 
         return ok == sample.Count ? $"{ok}/{sample.Count} ok" : throw new InvalidOperationException($"{row.Name}: only {ok} of {sample.Count} sample copies had the VERP sender and personalized To:");
+    }
+
+    private static Dictionary<string, string> WithDns(Row row, Dictionary<string, string> env)
+    {
+        if (row.Dns is not null)
+        {
+            env["Mailman__Dns__Servers__0"] = row.Dns;
+        }
+
+        return env;
     }
 
     private static double D(string s) => double.Parse(s, CultureInfo.InvariantCulture);

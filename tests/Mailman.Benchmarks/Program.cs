@@ -75,6 +75,13 @@ if (scale == 0)
     rows = rows.Where(r => r.Members == members).ToArray();
 }
 
+// --dmarc: each pair also runs the row with munge_from on, the poster's domain (example.com)
+// publishing p=reject in a private dnsmasq (one lookup per post, then the cache), interleaved
+// with the plain run so both see the same machine; its line follows the row's.
+using var dmarcDns = args.Contains("--dmarc")
+    ? Mailman.TestSupport.DnsServer.Start([("_dmarc.example.com", "v=DMARC1; p=reject")], ["example.com"])
+    : null;
+
 var e2e = new EndToEnd(dll, work);
 var table = new StringBuilder();
 table.AppendLine(CultureInfo.InvariantCulture, $"Measured {DateTime.UtcNow:yyyy-MM-dd} on {Environment.ProcessorCount} cores; {pairs} alternating pairs per row; median ratio; {kind}.");
@@ -90,12 +97,20 @@ foreach (var row in rows)
     var runs = row.Members > members ? 1 : pairs;
     var ours = new List<Measurement>();
     var theirs = new List<Measurement>();
+    var dmarcRow = dmarcDns is null ? null : row with { Name = row.Name + ", munge_from (From: p=reject)", Dns = dmarcDns.Endpoint };
+    var dmarcCheck = dmarcRow is null ? "" : e2e.Verify(dmarcRow, list.Take(50).ToList(), post);
+    var dmarcRuns = new List<Measurement>();
     for (var i = 0; i < runs; i++)
     {
         var home = e2e.Instance(row, list, "row");
         ours.Add(e2e.Ours(row, home, post, row.Members));
         theirs.Add(e2e.SmtpSource(post.Length, row.Members));
         Console.Error.WriteLine($"   pair {i + 1}: ours {ours[^1].Wall:F2}s ({ours[^1].Cpu:F2}s CPU, {ours[^1].MaxRssKb / 1024} MB), smtp-source {theirs[^1].Wall:F2}s");
+        if (dmarcRow is not null)
+        {
+            dmarcRuns.Add(e2e.Ours(dmarcRow, e2e.Instance(dmarcRow, list, "row"), post, row.Members));
+            Console.Error.WriteLine($"           munge_from {dmarcRuns[^1].Wall:F2}s ({dmarcRuns[^1].Cpu:F2}s CPU)");
+        }
     }
 
     var ratios = ours.Zip(theirs, (a, b) => a.Wall / b.Wall).Order().ToList();
@@ -105,7 +120,7 @@ foreach (var row in rows)
     var cpu = ours.Select(m => m.Cpu).Order().ElementAt(ours.Count / 2) / row.Members * 1000;
     var rss = ours.Max(m => m.MaxRssKb) / 1024;
     var baselineText = "-";
-    if (baseline && row.Members == members)
+    if (baseline && row.Members == members && row.Dns is null)
     {
         var sink = new TcpSinkForBaseline();
         var (bWall, bCpu) = sink.Run(post, list);
@@ -115,6 +130,17 @@ foreach (var row in rows)
     var y2003 = row.Minutes2003 > 0 ? string.Create(CultureInfo.InvariantCulture, $"{row.Minutes2003} min") : "-";
     table.AppendLine(CultureInfo.InvariantCulture,
         $"| {row.Name} | {row.Members:N0} | {y2003} | {wall:F2} | {row.Members / wall * 3600:N0} | {source:F2} | {ratio:F2} | {cpu:F3} | {rss} | {baselineText} | {check} |");
+    if (dmarcRow is not null)
+    {
+        var dWall = dmarcRuns.Select(m => m.Wall).Order().ElementAt(dmarcRuns.Count / 2);
+        var dRatio = dmarcRuns.Zip(theirs, (a, b) => a.Wall / b.Wall).Order().ElementAt(dmarcRuns.Count / 2);
+        var dCpu = dmarcRuns.Select(m => m.Cpu).Order().ElementAt(dmarcRuns.Count / 2) / row.Members * 1000;
+        table.AppendLine(CultureInfo.InvariantCulture,
+            $"| {dmarcRow.Name} | {row.Members:N0} | - | {dWall:F2} | {row.Members / dWall * 3600:N0} | {source:F2} | {dRatio:F2} | {dCpu:F3} | {dmarcRuns.Max(m => m.MaxRssKb) / 1024} | - | {dmarcCheck} |");
+        Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"   CPU ms/copy, median (min): plain {cpu:F3} ({ours.Min(m => m.Cpu) / row.Members * 1000:F3}), munge_from {dCpu:F3} ({dmarcRuns.Min(m => m.Cpu) / row.Members * 1000:F3})"));
+    }
+
     Console.Error.WriteLine(table.ToString().Split('\n')[^2]);
 }
 

@@ -47,7 +47,8 @@ public static class DaemonHost
         builder.Services.AddSingleton(sp =>
         {
             var lists = sp.GetRequiredService<ListStoreFactory>();
-            return new HandlerCatalog(lists.IsMember, lists.Members);
+            var dmarc = Dmarc.DmarcServices.Create(options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>());
+            return new HandlerCatalog(lists.IsMember, lists.Members, dmarc);
         });
 
         // Registration order is start order: recovery finishes before any runner claims.

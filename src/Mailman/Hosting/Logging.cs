@@ -85,7 +85,8 @@ internal sealed class AreaEnricher : Serilog.Core.ILogEventEnricher
     {
         var source = logEvent.Properties.TryGetValue("SourceContext", out var v) && v is ScalarValue { Value: string s } ? s : "";
         var area = logEvent.MessageTemplate.Text.StartsWith("Bounce", StringComparison.Ordinal) ? "bounce"
-            : source.EndsWith("IncomingRunner", StringComparison.Ordinal) || source.EndsWith("PipelineRunner", StringComparison.Ordinal) ? "post"
+            : source.EndsWith("IncomingRunner", StringComparison.Ordinal) || source.EndsWith("PipelineRunner", StringComparison.Ordinal)
+                || source.StartsWith("Mailman.Dmarc", StringComparison.Ordinal) ? "post"
             : source.EndsWith("OutgoingRunner", StringComparison.Ordinal) || source.Contains(".Delivery", StringComparison.Ordinal) ? "smtp"
             : "qrunner";
         logEvent.AddPropertyIfAbsent(propertyFactory.CreateProperty("Area", area));

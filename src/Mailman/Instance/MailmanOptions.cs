@@ -17,6 +17,9 @@ public sealed class MailmanOptions
 
     public MetricsOptions Metrics { get; set; } = new();
 
+    public DnsOptions Dns { get; set; } = new();
+
+    public DmarcOptions Dmarc { get; set; } = new();
     /// <summary>How long SIGTERM may take: in-flight work finishes or is put back within it (systemd's TimeoutStopSec is a little longer).</summary>
     public TimeSpan StopTimeout { get; set; } = TimeSpan.FromSeconds(90);
 
@@ -39,6 +42,18 @@ public sealed class MailmanOptions
         Check(Queues.MaxRecoveries >= 0, "Mailman:Queues:MaxRecoveries must be >= 0");
         Check(Queues.PollInterval > TimeSpan.Zero, "Mailman:Queues:PollInterval must be positive");
         Check(Pipeline.Handlers.Count > 0, "Mailman:Pipeline:Handlers must name at least one handler");
+        Check(Dns.TimeoutMilliseconds is >= 100 and <= 60_000, "Mailman:Dns:TimeoutMilliseconds must be 100-60000");
+        foreach (var server in Dns.Servers)
+        {
+            try
+            {
+                Mailman.Dmarc.DnsTxtResolver.ParseServer(server);
+            }
+            catch (FormatException e)
+            {
+                Check(false, "Mailman:Dns:Servers: " + e.Message);
+            }
+        }
         Check(StopTimeout >= TimeSpan.FromSeconds(1), "Mailman:StopTimeout must be at least 1 second");
     }
 
@@ -116,6 +131,21 @@ public sealed class MetricsOptions
 {
     /// <summary>Prometheus scrape endpoint, e.g. http://127.0.0.1:9464/ (serves /metrics); empty: off. Loopback only.</summary>
     public string PrometheusUrl { get; set; } = "";
+}
+
+public sealed class DnsOptions
+{
+    /// <summary>Resolvers as IP[:port] ([::1]:53 for IPv6); empty: the system's (/etc/resolv.conf).</summary>
+    public List<string> Servers { get; set; } = [];
+
+    /// <summary>One DNS query's timeout; a lookup that times out is mitigated, never held.</summary>
+    public int TimeoutMilliseconds { get; set; } = 2000;
+}
+
+public sealed class DmarcOptions
+{
+    /// <summary>Mailman 3's remove_dkim_headers: drop DKIM-Signature, DomainKey-Signature and Authentication-Results from posts.</summary>
+    public bool RemoveDkimHeaders { get; set; }
 }
 
 public sealed class PipelineOptions

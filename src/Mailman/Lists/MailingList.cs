@@ -24,6 +24,16 @@ public enum ReplyToPolicy
     Explicit,
 }
 
+/// <summary>Mailman 3's dmarc_mitigate_action: what to do with a post From: a p=reject or p=quarantine domain.</summary>
+public enum DmarcMitigateAction
+{
+    NoMitigation,
+    MungeFrom,
+    WrapMessage,
+    Reject,
+    Discard,
+}
+
 public enum NonMemberAction
 {
     Accept,
@@ -60,6 +70,17 @@ public sealed class MailingList
 
     public string ArchiveUrl { get; set; } = "";
 
+    public DmarcMitigateAction DmarcMitigateAction { get; set; } = DmarcMitigateAction.NoMitigation;
+
+    /// <summary>Apply munge_from or wrap_message to every post, whatever the From: domain publishes.</summary>
+    public bool DmarcMitigateUnconditionally { get; set; }
+
+    /// <summary>The reason given to the poster when dmarc_mitigate_action is reject; empty for Mailman 3's text.</summary>
+    public string DmarcModerationNotice { get; set; } = "";
+
+    /// <summary>Text placed before the original in a wrapped post; empty for none.</summary>
+    public string DmarcWrappedMessageText { get; set; } = "";
+
     public string UnsubscribeUrl { get; set; } = "";
 
     /// <summary>Mailman 3's max_autoresponses_per_day: automatic replies to one address per day (0: no limit).</summary>
@@ -86,6 +107,10 @@ public sealed class MailingList
         ["welcome_message"] = "body of the welcome notice (template list:user:notice:welcome)",
         ["goodbye_message"] = "body of the goodbye notice (template list:user:notice:goodbye)",
         ["template:NAME"] = "body of the notice template NAME (empty: the default)",
+        ["dmarc_mitigate_action"] = "no_mitigation | munge_from | wrap_message | reject | discard",
+        ["dmarc_mitigate_unconditionally"] = "true | false: munge or wrap every post, not only From: p=reject/quarantine domains",
+        ["dmarc_moderation_notice"] = "reason sent to the poster for dmarc_mitigate_action reject (may use \\n)",
+        ["dmarc_wrapped_message_text"] = "text before the original in a wrapped post (may use \\n)",
     };
 
     /// <summary>Sets one named setting from text.</summary>
@@ -116,6 +141,10 @@ public sealed class MailingList
             case "max_autoresponses_per_day": MaxAutoresponsesPerDay = Whole(key, value); break;
             case "welcome_message": SetTemplate(Notices.NoticeTemplates.Welcome, value); break;
             case "goodbye_message": SetTemplate(Notices.NoticeTemplates.Goodbye, value); break;
+            case "dmarc_mitigate_action": DmarcMitigateAction = ParseSnake<DmarcMitigateAction>(key, value); break;
+            case "dmarc_mitigate_unconditionally": DmarcMitigateUnconditionally = ParseBool(key, value); break;
+            case "dmarc_moderation_notice": DmarcModerationNotice = Unescape(value); break;
+            case "dmarc_wrapped_message_text": DmarcWrappedMessageText = Unescape(value); break;
             default: throw new ArgumentException($"unknown setting '{key}'; known: {string.Join(", ", SettingNames.Keys)}");
         }
     }
@@ -141,6 +170,10 @@ public sealed class MailingList
         {
             yield return new("template:" + name, body.Replace("\n", "\\n", StringComparison.Ordinal));
         }
+        yield return new("dmarc_mitigate_action", Snake(DmarcMitigateAction.ToString()));
+        yield return new("dmarc_mitigate_unconditionally", DmarcMitigateUnconditionally ? "true" : "false");
+        yield return new("dmarc_moderation_notice", DmarcModerationNotice.Replace("\n", "\\n", StringComparison.Ordinal));
+        yield return new("dmarc_wrapped_message_text", DmarcWrappedMessageText.Replace("\n", "\\n", StringComparison.Ordinal));
     }
 
     private void SetTemplate(string name, string value)
@@ -170,6 +203,34 @@ public sealed class MailingList
         => Enum.TryParse<T>(value, ignoreCase: true, out var v) && Enum.IsDefined(v) && !int.TryParse(value, out _)
             ? v
             : throw new ArgumentException($"{key}: expected one of {string.Join(" | ", Enum.GetNames<T>().Select(n => n.ToLowerInvariant()))}, got '{value}'");
+
+    // Mailman 3 spells enum values in snake case (munge_from); MungeFrom is the C# name.
+    private static T ParseSnake<T>(string key, string value)
+        where T : struct, Enum
+    {
+        var wanted = value.Trim().ToLowerInvariant();
+        foreach (var v in Enum.GetValues<T>())
+        {
+            if (Snake(v.ToString()) == wanted)
+            {
+                return v;
+            }
+        }
+
+        throw new ArgumentException($"{key}: expected one of {string.Join(" | ", Enum.GetNames<T>().Select(Snake))}, got '{value}'");
+    }
+
+    /// <summary>MungeFrom → munge_from.</summary>
+    internal static string Snake(string name)
+        => string.Concat(name.Select((c, i) => char.IsUpper(c) ? (i > 0 ? "_" : "") + char.ToLowerInvariant(c) : c.ToString()));
+
+    private static bool ParseBool(string key, string value)
+        => value.Trim().ToLowerInvariant() switch
+        {
+            "true" or "yes" or "on" or "1" => true,
+            "false" or "no" or "off" or "0" => false,
+            _ => throw new ArgumentException($"{key}: expected true or false, got '{value}'"),
+        };
 
     // Values that end up in headers may not carry line breaks (no header injection).
     private static string SingleLine(string key, string value)

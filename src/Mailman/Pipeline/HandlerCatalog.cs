@@ -1,5 +1,6 @@
 // Every handler by name, and the default orders. A pipeline is data: the configuration lists
 // handler names; this turns the names into instances.
+using Mailman.Dmarc;
 using Mailman.Lists;
 using Mailman.Pipeline.Handlers;
 
@@ -8,21 +9,21 @@ namespace Mailman.Pipeline;
 public sealed class HandlerCatalog
 {
     /// <summary>The checks the incoming runner applies before a post enters the pipeline.</summary>
-    public static readonly IReadOnlyList<string> IncomingChecks = ["loop-detection", "maximum-size", "nonmember-policy"];
+    public static readonly IReadOnlyList<string> IncomingChecks = ["loop-detection", "dmarc-moderation", "maximum-size", "nonmember-policy"];
 
     /// <summary>The default pipeline (config/mailman.json ships the same).</summary>
     public static readonly IReadOnlyList<string> DefaultPipeline =
     [
-        "list-id", "list-headers", "x-beenthere", "subject-prefix", "reply-to", "personalize", "decorate", "member-recipients",
+        "dmarc", "list-id", "list-headers", "x-beenthere", "subject-prefix", "reply-to", "personalize", "decorate", "member-recipients",
     ];
 
     private readonly Dictionary<string, IHandler> _handlers;
 
-    public HandlerCatalog(Func<ListName, string, bool> isMember, Func<ListName, IEnumerable<Member>> members)
+    public HandlerCatalog(Func<ListName, string, bool> isMember, Func<ListName, IEnumerable<Member>> members, DmarcServices dmarc)
     {
         IHandler[] all =
         [
-            new LoopDetection(), new MaximumSize(), new NonMemberPolicy(isMember),
+            new LoopDetection(), new DmarcModeration(dmarc), new MaximumSize(), new NonMemberPolicy(isMember), new DmarcMitigation(dmarc),
             new ListIdHeader(), new ListHeaders(), new BeenThere(), new SubjectPrefix(), new ReplyTo(),
             new Personalize(), new Decorate(), new MemberRecipients(members),
         ];

@@ -25,6 +25,9 @@ public sealed class PostContext
     /// <summary>Size of the message as received, in bytes.</summary>
     public long RawSize { get; }
 
+    /// <summary>Opens the message as received, when the runner has it (wrap_message attaches it unchanged).</summary>
+    public Func<Stream>? OpenOriginal { get; init; }
+
     /// <summary>Set by the personalize handler: the random token that marks per-recipient slots.</summary>
     public string? SlotNonce { get; set; }
 

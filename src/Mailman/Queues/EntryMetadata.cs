@@ -60,6 +60,8 @@ public sealed class EntryMetadata
 
     /// <summary>What an out entry is, when it is not a post ("notice list:user:notice:welcome", "owner forward"): for logs and `queue show`.</summary>
     public string? Purpose { get; set; }
+    /// <summary>What the incoming dmarc-moderation check found for the From: domain; null when it did not look.</summary>
+    public DmarcNote? Dmarc { get; set; }
 
     public EntryMetadata Clone() => (EntryMetadata)MemberwiseClone();
 }
@@ -82,6 +84,11 @@ public sealed class EntryState
     /// <summary>Why it was set aside.</summary>
     public string? Error { get; set; }
 }
+/// <summary>The DMARC policy found for a post, so the pipeline acts on it without a second lookup.</summary>
+/// <param name="Domain">The From: domain the verdict is for.</param>
+/// <param name="Policy">reject, quarantine, none, no-record, dns-error, invalid-domain, or unconditional.</param>
+/// <param name="Mitigate">Whether the list's munge_from or wrap_message applies.</param>
+public sealed record DmarcNote(string Domain, string Policy, bool Mitigate);
 
 /// <summary>Source-generated serialization of the metadata line: no reflection, no JIT of serializers.</summary>
 [JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]

@@ -39,7 +39,7 @@ public sealed class PipelineRunner(
             ?? throw new InvalidOperationException($"no such list: {metadata.List}");
         using var stream = Queue.OpenMessage(head);
         var message = MimeMessage.Load(stream, persistent: true, CancellationToken.None);
-        var post = new PostContext(list, message, metadata, metadata.MessageLength);
+        var post = new PostContext(list, message, metadata, metadata.MessageLength) { OpenOriginal = () => Queue.OpenMessage(head) };
         var result = RunHandlers(_handlers, post);
         if (result.Action != HandlerAction.Continue)
         {

@@ -1,5 +1,6 @@
 // Runs the real runners against a real temp instance with a fake clock, one RunOnce at a time.
 using System.IO.Abstractions;
+using Mailman.Dmarc;
 using Mailman.Hosting;
 using Mailman.Instance;
 using Mailman.Lists;
@@ -22,7 +23,8 @@ internal sealed class RunnerHarness : IDisposable
         configure?.Invoke(Options);
         Queues = new QueueSet(new FileSystem(), instance.Paths, Time);
         var lists = new ListStoreFactory(instance.Paths);
-        var catalog = new HandlerCatalog(lists.IsMember, lists.Members);
+        var dmarc = new DmarcServices(new DmarcPolicyLookup(Resolver, NullLogger<DmarcPolicyLookup>.Instance), Options.Dmarc.RemoveDkimHeaders, NullLogger.Instance);
+        var catalog = new HandlerCatalog(lists.IsMember, lists.Members, dmarc);
         Notices = new NoticeSender(Queues, lists, Time, NullLogger<NoticeSender>.Instance);
         Incoming = new IncomingRunner(Queues, Activity, Options, Time, lists, catalog, Notices, NullLogger<IncomingRunner>.Instance);
         Pipeline = new PipelineRunner(Queues, Activity, Options, Time, lists, catalog, NullLogger<PipelineRunner>.Instance);
@@ -31,6 +33,9 @@ internal sealed class RunnerHarness : IDisposable
     }
 
     public TempInstance Instance { get; }
+
+    /// <summary>The DMARC lookups' DNS: scripted per test (Dmarc/FakeTxtResolver).</summary>
+    public Tests.Dmarc.FakeTxtResolver Resolver { get; } = new();
 
     public FakeTimeProvider Time { get; } = new(new DateTimeOffset(2026, 11, 28, 12, 0, 0, TimeSpan.Zero));
 
