@@ -73,6 +73,20 @@ public static class AddressText
         return char.IsAsciiLetterOrDigit(d) || d is '.' or '_';
     }
 
+    /// <summary>The words of a line that are addresses once quotes, brackets and trailing
+    /// punctuation are trimmed ("calvin@example.com", &lt;a@b&gt;, a@b:).</summary>
+    public static IEnumerable<string> AddressesIn(string line)
+    {
+        foreach (var word in line.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries))
+        {
+            var address = Clean(word.TrimEnd(':', ',', ';', '.'));
+            if (LooksLikeAddress(address))
+            {
+                yield return address;
+            }
+        }
+    }
+
     /// <summary>The first RFC 3463 status code (<c>5.1.1</c>) in a text, or null.</summary>
     public static string? FindStatus(ReadOnlySpan<char> text)
     {

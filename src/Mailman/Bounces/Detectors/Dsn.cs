@@ -165,14 +165,16 @@ public sealed class Dsn : IBounceDetector
         public string? StatusCode() => AddressText.FindStatus(Status) ?? AddressText.FindStatus(Diagnostic);
 
         /// <summary>Action decides (comments after it ignored; opensmtpd writes "error"); without a
-        /// usable Action, the status class. A 4.x.x status is never permanent.</summary>
+        /// usable Action, the status class: 5.x.x failed, 4.x.x delayed. "failed" with a 4.x.x
+        /// status stays failed: RFC 3464 2.3.3 makes failed final (no further attempts), and a
+        /// 4.4.7 "gave up after retrying" is exactly that (corpus dsn_02).</summary>
         public Outcome Classify()
         {
             var action = (Action ?? "").TrimStart();
             var status = StatusCode();
             if (Starts(action, "fail") || Starts(action, "error") || Starts(action, "bounce"))
             {
-                return status is ['4', ..] ? Outcome.Delayed : Outcome.Failed;
+                return Outcome.Failed;
             }
 
             if (Starts(action, "delay"))

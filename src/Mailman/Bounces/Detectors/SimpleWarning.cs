@@ -1,5 +1,5 @@
-// Heuristically delimited delay warnings ("will retry", "not yet been delivered"): recognised
-// as temporary, so they are never scored. Mailman 2.1's SimpleWarning table, plus flufl.bounce's.
+// Heuristically recognised delay warnings ("will retry", "not yet been delivered"): temporary,
+// so they are never scored. Mailman 2.1's SimpleWarning formats, plus flufl.bounce's.
 using System.Text.RegularExpressions;
 using static Mailman.Bounces.LinePattern;
 
@@ -9,53 +9,88 @@ public sealed partial class SimpleWarning : IBounceDetector
 {
     private const RegexOptions Options = RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.NonBacktracking;
 
-    // Several formats only say they are warnings after the address: their start phrase is the
-    // proof, and any following line that starts with an address is taken (Mailman's kludge).
+    /// <summary>Formats that name the addresses after their start phrase.</summary>
     private static readonly LinePattern[] Patterns =
     [
         // pop3.pta.lia.net
         new("the address to which the message has not yet been delivered is", l => Has(l, "The address to which the message has not yet been delivered is"), l => Has(l, "No action is required on your part"), l => SimpleMatch.Group(SimpleMatch.AnyAddress(), l)),
-        // MessageSwitch
-        new("this is just a warning, you do not need to take any action", l => Has(l, "This is just a warning, you do not need to take any action"), l => l.Length > 0, NonEmpty),
-        // Symantec AntiVirus for SMTP Gateways
-        new("delivery attempts will continue to be made", l => Has(l, "Delivery attempts will continue to be made"), l => l.Length > 0, NonEmpty),
         // googlemail.com
         new("this is a warning message only", l => Has(l, "THIS IS A WARNING MESSAGE ONLY"), l => Has(l, "Message will be retried"), l => SimpleMatch.Group(SimpleMatch.AnyAddress(), l)),
-        // googlemail.com, older
-        new("delivery to the following recipient has been delayed", l => Has(l, "Delivery to the following recipient has been delayed"), l => l.Length > 0, NonEmpty),
-        // RS ver 1.0.95vs
-        new("we will continue to try to deliver", l => Has(l, "We will continue to try to deliver"), l => l.Length > 0, NonEmpty),
         // kundenserver.de
         new("not yet been delivered", l => Has(l, "not yet been delivered"), l => Has(l, "No action is required on your part"), l => SimpleMatch.Group(BracketedAddress(), l)),
         // Exchange advisory
         new("this is an advisory-only email", l => Has(l, "This is an advisory-only email"), l => Has(l, "has been postponed"), l => SimpleMatch.Group(Quoted(), l)),
     ];
 
+    /// <summary>Phrases that only say "this is a warning" after the addresses (MessageSwitch,
+    /// Symantec AntiVirus for SMTP Gateways, RS 1.0.95vs, googlemail.com): the phrase is the
+    /// proof, and the addresses are those written in the same part before it.</summary>
+    private static readonly string[] Afterwords =
+    [
+        "this is just a warning, you do not need to take any action",
+        "delivery attempts will continue to be made",
+        "we will continue to try to deliver",
+        "delivery to the following recipient has been delayed",
+    ];
+
+    /// <summary>Lines before an afterword that are searched for addresses.</summary>
+    private const int LinesBefore = 40;
+
     public string Name => "SimpleWarning";
 
-    public string Description => "heuristic delay warnings (Mailman 2.1's SimpleWarning table): temporary";
+    public string Description => "heuristic delay warnings (Mailman 2.1's SimpleWarning formats): temporary";
 
     public BounceAnalysis? Detect(BounceContext message)
     {
         var found = Scan(message, Patterns, plausibleOnly: true);
-        if (found.Count == 0)
+        if (found.Count > 0)
         {
-            return null;
+            return new BounceAnalysis(BounceKind.Temporary, found.Addresses, Name);
         }
 
-        // The kludge patterns take whole lines: keep the address each starts with.
-        var addresses = new AddressCollector();
-        foreach (var line in found.Addresses)
+        foreach (var phrase in Afterwords)
         {
-            var address = line.Address;
-            var end = address.AsSpan().IndexOfAny(" \t:,;");
-            addresses.Add((end < 0 ? address : address[..end]).TrimEnd('.'));
+            if (!message.Mentions(phrase))
+            {
+                continue;
+            }
+
+            foreach (var text in message.TextParts)
+            {
+                var at = IndexOf(text.Lines, phrase);
+                if (at < 0)
+                {
+                    continue;
+                }
+
+                var addresses = new AddressCollector();
+                for (var i = Math.Max(0, at - LinesBefore); i <= at; i++)
+                {
+                    foreach (var address in AddressText.AddressesIn(text.Lines[i]))
+                    {
+                        addresses.Add(address);
+                    }
+                }
+
+                return new BounceAnalysis(BounceKind.Temporary, addresses.Addresses, Name);
+            }
         }
 
-        return new BounceAnalysis(BounceKind.Temporary, addresses.Addresses, Name);
+        return null;
     }
 
-    private static string? NonEmpty(string line) => line.Length > 0 ? line : null;
+    private static int IndexOf(IReadOnlyList<string> lines, string phrase)
+    {
+        for (var i = 0; i < lines.Count; i++)
+        {
+            if (Has(lines[i], phrase))
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
 
     [GeneratedRegex(@"<?(?<addr>\S+@[^>\s]+)>?", Options)]
     private static partial Regex BracketedAddress();
