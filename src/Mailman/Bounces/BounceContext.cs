@@ -111,12 +111,21 @@ public sealed class BounceContext
         try
         {
             using var stream = part.Content.Open();
-            var buffer = new byte[Math.Min(maxBytes, Math.Max(1024, (int)Math.Min(int.MaxValue, SafeLength(stream))))];
+            var buffer = new byte[Math.Min(maxBytes, 64 * 1024)];
             var total = 0;
             int read;
-            while (total < buffer.Length && (read = stream.Read(buffer, total, buffer.Length - total)) > 0)
+            while ((read = stream.Read(buffer, total, buffer.Length - total)) > 0)
             {
                 total += read;
+                if (total == buffer.Length)
+                {
+                    if (buffer.Length >= maxBytes)
+                    {
+                        break;
+                    }
+
+                    Array.Resize(ref buffer, (int)Math.Min(maxBytes, buffer.Length * 2L));
+                }
             }
 
             return Decode(buffer.AsSpan(0, total));
@@ -167,18 +176,6 @@ public sealed class BounceContext
         }
 
         return lines;
-    }
-
-    private static long SafeLength(Stream stream)
-    {
-        try
-        {
-            return stream.CanSeek ? stream.Length : TextPrefixBytes;
-        }
-        catch (NotSupportedException)
-        {
-            return TextPrefixBytes;
-        }
     }
 
     private static List<BodyPart> Walk(MimeMessage message)
