@@ -73,6 +73,34 @@ public static class AddressText
         return char.IsAsciiLetterOrDigit(d) || d is '.' or '_';
     }
 
+    /// <summary>The first whitespace-delimited word with an <c>@</c> that has something on
+    /// both sides, as written (what <c>\S+@\S+</c> matches, found without a regex: that
+    /// pattern's capture phase is quadratic on a long line of "a@a@a@").</summary>
+    public static string? FirstAddressWord(string line)
+    {
+        var i = 0;
+        while (i < line.Length)
+        {
+            while (i < line.Length && char.IsWhiteSpace(line[i]))
+            {
+                i++;
+            }
+
+            var start = i;
+            while (i < line.Length && !char.IsWhiteSpace(line[i]))
+            {
+                i++;
+            }
+
+            if (i - start >= 3 && line.AsSpan(start + 1, i - start - 2).Contains('@'))
+            {
+                return line[start..i];
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>The words of a line that are addresses once quotes, brackets and trailing
     /// punctuation are trimmed ("calvin@example.com", &lt;a@b&gt;, a@b:).</summary>
     public static IEnumerable<string> AddressesIn(string line)

@@ -17,7 +17,8 @@ public sealed record TextBody(MimePart Part, int Depth, IReadOnlyList<string> Li
 /// Bounds, so that a 20 MB bounce costs what a small one does and no regex ever runs over
 /// megabytes: at most <see cref="MaxParts"/> parts are walked, <see cref="MaxDepth"/> attached
 /// messages deep; only the first <see cref="MaxTextParts"/> text parts are read, and of each only
-/// the first <see cref="TextPrefixBytes"/> decoded bytes. Text is decoded as UTF-8 when it is
+/// the first <see cref="TextPrefixBytes"/> decoded bytes, in lines of at most
+/// <see cref="MaxLineLength"/> characters. Text is decoded as UTF-8 when it is
 /// valid UTF-8 and as Latin-1 otherwise, whatever the charset parameter claims: bounce texts and
 /// addresses are ASCII in practice, and a broken or unknown charset can never throw.
 /// </remarks>
@@ -31,6 +32,9 @@ public sealed class BounceContext
 
     /// <summary>Parts walked.</summary>
     public const int MaxParts = 256;
+
+    /// <summary>Characters kept of one line (RFC 5322 allows 998): a regex never sees more.</summary>
+    public const int MaxLineLength = 4096;
 
     /// <summary>Attached messages descended into.</summary>
     public const int MaxDepth = 4;
@@ -111,7 +115,10 @@ public sealed class BounceContext
         try
         {
             using var stream = part.Content.Open();
-            var buffer = new byte[Math.Min(maxBytes, 64 * 1024)];
+            // Decoding never grows content (7bit, 8bit, base64, quoted-printable): the encoded
+            // length is a good first size.
+            var encoded = part.Content.Stream is { CanSeek: true } raw ? raw.Length : 64 * 1024;
+            var buffer = new byte[(int)Math.Clamp(encoded + 16, 256, maxBytes)];
             var total = 0;
             int read;
             while ((read = stream.Read(buffer, total, buffer.Length - total)) > 0)
@@ -150,7 +157,8 @@ public sealed class BounceContext
         return Encoding.Latin1.GetString(bytes);
     }
 
-    /// <summary>Splits text into lines on LF, CRLF or CR, without the line ends.</summary>
+    /// <summary>Splits text into lines on LF, CRLF or CR, without the line ends; a line longer
+    /// than <see cref="MaxLineLength"/> keeps only its start.</summary>
     public static List<string> SplitLines(string text)
     {
         var lines = new List<string>();
@@ -160,7 +168,7 @@ public sealed class BounceContext
             var c = text[i];
             if (c is '\n' or '\r')
             {
-                lines.Add(text[start..i]);
+                lines.Add(text[start..Math.Min(i, start + MaxLineLength)]);
                 if (c == '\r' && i + 1 < text.Length && text[i + 1] == '\n')
                 {
                     i++;
@@ -172,7 +180,7 @@ public sealed class BounceContext
 
         if (start < text.Length)
         {
-            lines.Add(text[start..]);
+            lines.Add(text[start..Math.Min(text.Length, start + MaxLineLength)]);
         }
 
         return lines;

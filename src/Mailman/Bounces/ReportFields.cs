@@ -22,11 +22,16 @@ public static class ReportFields
     {
         var fields = new List<ReportField>();
         string? name = null;
-        var value = new System.Text.StringBuilder();
+        string? value = null;
+        System.Text.StringBuilder? folded = null;
         var lastBlank = true;
-        foreach (var range in text.AsSpan().Split('\n'))
+        var position = 0;
+        while (position <= text.Length)
         {
-            var line = text.AsSpan(range.Start.Value, range.End.Value - range.Start.Value).TrimEnd('\r');
+            var newline = text.IndexOf('\n', position);
+            var end = newline < 0 ? text.Length : newline;
+            var line = text.AsSpan(position, end - position).TrimEnd('\r');
+            position = end + 1;
             if (line.IsWhiteSpace())
             {
                 Flush();
@@ -36,29 +41,31 @@ public static class ReportFields
                 }
 
                 lastBlank = true;
-                continue;
             }
-
-            if (line[0] is ' ' or '\t')
+            else if (line[0] is ' ' or '\t')
             {
                 if (name is not null)
                 {
-                    value.Append(' ').Append(line.Trim());
+                    folded ??= new System.Text.StringBuilder();
+                    if (folded.Length == 0)
+                    {
+                        folded.Append(value);
+                    }
+
+                    folded.Append(' ').Append(line.Trim());
                 }
-
-                continue;
             }
-
-            Flush();
-            var colon = line.IndexOf(':');
-            if (colon <= 0 || line[..colon].ContainsAny(" \t"))
+            else
             {
-                continue;
+                Flush();
+                var colon = line.IndexOf(':');
+                if (colon > 0 && !line[..colon].ContainsAny(' ', '\t'))
+                {
+                    name = line[..colon].ToString();
+                    value = line[(colon + 1)..].Trim().ToString();
+                    lastBlank = false;
+                }
             }
-
-            name = line[..colon].ToString();
-            value.Append(line[(colon + 1)..].Trim());
-            lastBlank = false;
         }
 
         Flush();
@@ -68,11 +75,11 @@ public static class ReportFields
         {
             if (name is not null)
             {
-                fields.Add(new ReportField(name, value.ToString()));
+                fields.Add(new ReportField(name, folded is { Length: > 0 } ? folded.ToString() : value!));
             }
 
             name = null;
-            value.Clear();
+            folded?.Clear();
         }
     }
 }

@@ -22,7 +22,7 @@ public sealed partial class SimpleMatch : IBounceDetector
         // s1.com (InterScan E-Mail VirusWall NT)
         new("message from interscan e-mail viruswall nt", l => Has(l, "message from interscan e-mail viruswall nt"), l => Has(l, "end of message"), l => Group(RcptTo(), l)),
         // Smail
-        new("failed addresses follow:", l => Has(l, "failed addresses follow:"), l => Has(l, "message text follows:"), l => Group(AnyAddress(), l)),
+        new("failed addresses follow:", l => Has(l, "failed addresses follow:"), l => Has(l, "message text follows:"), AddressText.FirstAddressWord),
         // newmail.ru
         new("this is the machine generated message from mail service.", l => Has(l, "This is the machine generated message from mail service."), l => Has(l, "--- Below the next line is a copy of the message."), Angle),
         // turbosport.com (MDaemon 3.5.2)
@@ -113,9 +113,6 @@ public sealed partial class SimpleMatch : IBounceDetector
 
     [GeneratedRegex(@"rcpt to:\s*<(?<addr>[^>]*)>", Options)]
     private static partial Regex RcptTo();
-
-    [GeneratedRegex(@"(?<addr>\S+@\S+)", Options)]
-    internal static partial Regex AnyAddress();
 
     [GeneratedRegex(@">\s*(?<addr>.*)$", Options)]
     private static partial Regex AfterGreaterThan();

@@ -13,11 +13,11 @@ public sealed partial class SimpleWarning : IBounceDetector
     private static readonly LinePattern[] Patterns =
     [
         // pop3.pta.lia.net
-        new("the address to which the message has not yet been delivered is", l => Has(l, "The address to which the message has not yet been delivered is"), l => Has(l, "No action is required on your part"), l => SimpleMatch.Group(SimpleMatch.AnyAddress(), l)),
+        new("the address to which the message has not yet been delivered is", l => Has(l, "The address to which the message has not yet been delivered is"), l => Has(l, "No action is required on your part"), AddressText.FirstAddressWord),
         // googlemail.com
-        new("this is a warning message only", l => Has(l, "THIS IS A WARNING MESSAGE ONLY"), l => Has(l, "Message will be retried"), l => SimpleMatch.Group(SimpleMatch.AnyAddress(), l)),
+        new("this is a warning message only", l => Has(l, "THIS IS A WARNING MESSAGE ONLY"), l => Has(l, "Message will be retried"), AddressText.FirstAddressWord),
         // kundenserver.de
-        new("not yet been delivered", l => Has(l, "not yet been delivered"), l => Has(l, "No action is required on your part"), l => SimpleMatch.Group(BracketedAddress(), l)),
+        new("not yet been delivered", l => Has(l, "not yet been delivered"), l => Has(l, "No action is required on your part"), AddressText.FirstAddressWord),
         // Exchange advisory
         new("this is an advisory-only email", l => Has(l, "This is an advisory-only email"), l => Has(l, "has been postponed"), l => SimpleMatch.Group(Quoted(), l)),
     ];
@@ -91,9 +91,6 @@ public sealed partial class SimpleWarning : IBounceDetector
 
         return -1;
     }
-
-    [GeneratedRegex(@"<?(?<addr>\S+@[^>\s]+)>?", Options)]
-    private static partial Regex BracketedAddress();
 
     [GeneratedRegex("\"(?<addr>[^\"]+)\"", Options)]
     private static partial Regex Quoted();
