@@ -59,7 +59,12 @@ internal static class BouncesCommand
 }
 
 /// <summary>One line of `mailman bounces scan --json`.</summary>
-internal sealed record ScanLine(string File, string Kind, List<string> Addresses, string? Detector, ScanComplaint? Complaint)
+internal sealed record ScanLine(
+    string File,
+    string Kind,
+    List<string> Addresses,
+    string? Detector,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] ScanComplaint? Complaint)
 {
     public static ScanLine From(string file, BounceAnalysis result) => new(
         file,
@@ -72,7 +77,7 @@ internal sealed record ScanLine(string File, string Kind, List<string> Addresses
 /// <summary>An ARF complaint in `mailman bounces scan --json`.</summary>
 internal sealed record ScanComplaint(string? FeedbackType, List<string> Recipients);
 
-/// <summary>Source-generated (Native AOT), camelCase; the complaint only when there is one.</summary>
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+/// <summary>Source-generated (Native AOT), camelCase; "detector" is null when unrecognized.</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
 [JsonSerializable(typeof(ScanLine))]
 internal sealed partial class BouncesJson : JsonSerializerContext;
