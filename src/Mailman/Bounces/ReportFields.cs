@@ -26,7 +26,7 @@ public static class ReportFields
         System.Text.StringBuilder? folded = null;
         var lastBlank = true;
         var position = 0;
-        while (position <= text.Length)
+        while (position < text.Length)
         {
             var newline = text.IndexOf('\n', position);
             var end = newline < 0 ? text.Length : newline;

@@ -171,7 +171,6 @@ public sealed class Dsn : IBounceDetector
         public Outcome Classify()
         {
             var action = (Action ?? "").TrimStart();
-            var status = StatusCode();
             if (Starts(action, "fail") || Starts(action, "error") || Starts(action, "bounce"))
             {
                 return Outcome.Failed;
@@ -187,7 +186,7 @@ public sealed class Dsn : IBounceDetector
                 return Outcome.Succeeded;
             }
 
-            return status switch
+            return StatusCode() switch
             {
                 ['5', ..] => Outcome.Failed,
                 ['4', ..] => Outcome.Delayed,
