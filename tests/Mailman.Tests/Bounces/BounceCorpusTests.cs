@@ -94,6 +94,29 @@ public sealed class BounceCorpusTests
         }
     }
 
+    [Fact]
+    public void Damaged_corpus_files_never_make_the_classifier_throw()
+    {
+        Assert.True(Corpus.Value.Directory is not null, $"the bounce corpus was not found; looked in: {Corpus.Value.Searched}");
+        var random = new Random(3464);
+        foreach (var file in Directory.GetFiles(Corpus.Value.Directory!, "*.txt"))
+        {
+            var raw = File.ReadAllBytes(file);
+            var truncated = raw[..(raw.Length / 2)];
+            var flipped = (byte[])raw.Clone();
+            for (var i = 0; i < flipped.Length / 50; i++)
+            {
+                flipped[random.Next(flipped.Length)] = (byte)random.Next(256);
+            }
+
+            foreach (var damaged in new[] { truncated, flipped })
+            {
+                var result = BounceClassifier.Classify(new MemoryStream(damaged));
+                Assert.True(result.Kind != BounceKind.Permanent || result.Addresses.Count > 0, Path.GetFileName(file));
+            }
+        }
+    }
+
     private static BounceAnalysis Classify(string file)
     {
         using var message = MimeMessage.Load(Path.Combine(Corpus.Value.Directory!, file));
