@@ -19,6 +19,17 @@ string Arg(string name, string fallback)
 }
 
 EndToEnd.CheckTools();
+if (args.Length > 0 && args[0] is "queue-depth" or "large-posts")
+{
+    var benchWork = Path.Combine(Path.GetTempPath(), "mailman-benchmark");
+    Directory.CreateDirectory(benchWork);
+    var binary = Arg("--mailman", "") is { Length: > 0 } given ? given : Publish.Deployed(benchWork, out _) ?? Path.Combine(AppContext.BaseDirectory, "mailman.dll");
+    Console.WriteLine(args[0] == "queue-depth"
+        ? Hardening.QueueDepth(binary, benchWork, Arg("--depths", "1000,10000,100000").Split(',').Select(int.Parse).ToList(), args.Contains("--disk"))
+        : Hardening.LargePosts(binary, benchWork, Arg("--sizes", "10,100,1000").Split(',').Select(int.Parse).ToList()));
+    return 0;
+}
+
 var pairs = int.Parse(Arg("--pairs", "3"), CultureInfo.InvariantCulture);
 var members = int.Parse(Arg("--members", "8000"), CultureInfo.InvariantCulture);
 var scale = int.Parse(Arg("--scale", "200000"), CultureInfo.InvariantCulture);

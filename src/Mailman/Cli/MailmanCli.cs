@@ -43,11 +43,18 @@ public static class MailmanCli
     }
 
     /// <summary>Runs a verb: user errors become one stderr line and an exit code.</summary>
-    public static int Guard(ParseResult parse, Func<InstancePaths, int> action, int defaultErrorCode = 1)
+    /// <param name="readOnly">The verb writes nothing into the instance (status), so root may run it on any instance.</param>
+    public static int Guard(ParseResult parse, Func<InstancePaths, int> action, int defaultErrorCode = 1, bool readOnly = false)
     {
         try
         {
-            return action(InstancePaths.Resolve(parse.GetValue(Home)));
+            var paths = InstancePaths.Resolve(parse.GetValue(Home));
+            if (!readOnly)
+            {
+                RefuseForeignInstance(paths);
+            }
+
+            return action(paths);
         }
         catch (CliException e)
         {
@@ -59,5 +66,22 @@ public static class MailmanCli
             Console.Error.WriteLine("mailman: " + e.Message);
             return defaultErrorCode;
         }
+    }
+
+    /// <summary>
+    /// Root writing into an instance another user owns would leave files (queue entries, the
+    /// database's journal, logs) that user's daemon cannot read: refused with one line and 77.
+    /// </summary>
+    /// <exception cref="CliException">Root on another user's instance.</exception>
+    private static void RefuseForeignInstance(InstancePaths paths)
+    {
+        if (FileOwner.EffectiveUid != 0 || !Directory.Exists(paths.Home) || FileOwner.Uid(paths.Home) is not { } owner || owner == 0)
+        {
+            return;
+        }
+
+        var user = FileOwner.UserName(owner);
+        throw new CliException(ExitCodes.NoPerm,
+            $"the instance {paths.Home} belongs to {user}; run mailman as {user} (runuser -u {user} -- mailman ...) so the files it writes stay readable by the daemon");
     }
 }

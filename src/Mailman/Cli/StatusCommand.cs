@@ -48,7 +48,7 @@ internal static class StatusCommand
 
                 timer.WaitForNextTickAsync().AsTask().GetAwaiter().GetResult();
             }
-        }));
+        }, readOnly: true));
         return command;
     }
 

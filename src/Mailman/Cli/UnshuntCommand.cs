@@ -1,4 +1,6 @@
-// `mailman unshunt`: puts shunted entries back in the queue they failed in (after a fix).
+// `mailman unshunt`: puts shunted entries back in the queue they failed in (after a fix), under
+// their own name and with their delivery checkpoint, so a delivery that failed half-way
+// resumes where it stopped instead of starting again.
 using System.CommandLine;
 using System.IO.Abstractions;
 using Mailman.Queues;
@@ -17,21 +19,19 @@ internal static class UnshuntCommand
             var moved = 0;
             foreach (var name in shunt.Pending())
             {
-                var claim = shunt.Claim(name);
-                if (claim is null)
+                var from = shunt.ReadState(name)?.FromQueue;
+                var target = from is not null && QueueSet.Names.Contains(from) && from is not QueueSet.Shunt and not QueueSet.Bad ? from : QueueSet.In;
+                if (queues[target].Holds(name))
                 {
+                    Console.Error.WriteLine($"mailman: {name} not moved: {target} already holds an entry of that name");
                     continue;
                 }
 
-                var entry = shunt.Load(claim);
-                var metadata = entry.Metadata.Clone();
-                var target = QueueSet.Names.Contains(metadata.FromQueue ?? "") ? metadata.FromQueue! : QueueSet.In;
-                metadata.FromQueue = null;
-                metadata.Error = null;
-                queues[target].Enqueue(metadata, entry.Message, metadata.HasRecipients ? shunt.Recipients(entry) : null);
-                shunt.Finish(claim);
-                Console.WriteLine($"{name} -> {target}");
-                moved++;
+                if (shunt.Restore(name, queues[target]))
+                {
+                    Console.WriteLine($"{name} -> {target}");
+                    moved++;
+                }
             }
 
             Console.WriteLine($"{moved} entries moved back");

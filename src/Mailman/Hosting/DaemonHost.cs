@@ -15,7 +15,7 @@ namespace Mailman.Hosting;
 
 public static class DaemonHost
 {
-    /// <summary>How long in-flight work may take to finish or be put back on SIGTERM.</summary>
+    /// <summary>The default of Mailman:StopTimeout: how long in-flight work may take to finish or be put back on SIGTERM.</summary>
     public static readonly TimeSpan ShutdownTimeout = TimeSpan.FromSeconds(90);
 
     public static IHost Build(InstancePaths paths, bool exitWhenIdle, TimeProvider? time = null, IEnumerable<KeyValuePair<string, string?>>? overrides = null)
@@ -30,7 +30,7 @@ public static class DaemonHost
         builder.Services.AddSerilog(logger, dispose: true);
         builder.Services.Configure<HostOptions>(o =>
         {
-            o.ShutdownTimeout = ShutdownTimeout;
+            o.ShutdownTimeout = options.StopTimeout;
             o.ServicesStartConcurrently = false;
             o.ServicesStopConcurrently = true;
             o.BackgroundServiceExceptionBehavior = BackgroundServiceExceptionBehavior.StopHost;
@@ -43,6 +43,7 @@ public static class DaemonHost
         builder.Services.AddSingleton<QueueSet>();
         builder.Services.AddSingleton<Activity>();
         builder.Services.AddSingleton<ListStoreFactory>();
+        builder.Services.AddSingleton<Notices.NoticeSender>();
         builder.Services.AddSingleton(sp =>
         {
             var lists = sp.GetRequiredService<ListStoreFactory>();

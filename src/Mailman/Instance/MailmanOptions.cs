@@ -17,6 +17,12 @@ public sealed class MailmanOptions
 
     public MetricsOptions Metrics { get; set; } = new();
 
+    /// <summary>How long SIGTERM may take: in-flight work finishes or is put back within it (systemd's TimeoutStopSec is a little longer).</summary>
+    public TimeSpan StopTimeout { get; set; } = TimeSpan.FromSeconds(90);
+
+    /// <summary>When a stopping delivery cuts its in-flight SMTP transactions: early enough that recording and putting back fit in the stop timeout.</summary>
+    public TimeSpan StopGrace => StopTimeout - TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(15).Ticks, StopTimeout.Ticks / 4));
+
     /// <summary>Throws <see cref="InvalidOperationException"/> naming the first bad setting.</summary>
     public void Validate()
     {
@@ -33,6 +39,7 @@ public sealed class MailmanOptions
         Check(Queues.MaxRecoveries >= 0, "Mailman:Queues:MaxRecoveries must be >= 0");
         Check(Queues.PollInterval > TimeSpan.Zero, "Mailman:Queues:PollInterval must be positive");
         Check(Pipeline.Handlers.Count > 0, "Mailman:Pipeline:Handlers must name at least one handler");
+        Check(StopTimeout >= TimeSpan.FromSeconds(1), "Mailman:StopTimeout must be at least 1 second");
     }
 
     private static void Check(bool ok, string message)

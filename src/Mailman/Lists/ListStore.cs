@@ -5,10 +5,11 @@ using Microsoft.Data.Sqlite;
 
 namespace Mailman.Lists;
 
-/// <summary>The list and member database of one instance.</summary>
-public sealed class ListStore : IDisposable
+/// <summary>The list and member database of one instance. One file per feature (ListStore.*.cs).</summary>
+public sealed partial class ListStore : IDisposable
 {
     private readonly SqliteConnection _db;
+    private SqliteTransaction? _transaction;
 
     /// <exception cref="SqliteException">The database cannot be opened or migrated.</exception>
     public ListStore(string databasePath)
@@ -21,21 +22,11 @@ public sealed class ListStore : IDisposable
         }.ToString());
         _db.Open();
         Execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;");
-        Execute("""
-            CREATE TABLE IF NOT EXISTS lists (
-                id INTEGER PRIMARY KEY,
-                fqdn TEXT NOT NULL UNIQUE,
-                settings TEXT NOT NULL);
-            CREATE TABLE IF NOT EXISTS members (
-                id INTEGER PRIMARY KEY,
-                list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
-                address TEXT NOT NULL,
-                address_key TEXT NOT NULL,
-                display_name TEXT NOT NULL DEFAULT '',
-                delivery_enabled INTEGER NOT NULL DEFAULT 1,
-                UNIQUE (list_id, address_key));
-            """);
+        EnsureSchema();
     }
+
+    /// <summary>The database file, for error messages.</summary>
+    public string Path => _db.DataSource;
 
     public void Dispose() => _db.Dispose();
 
@@ -87,18 +78,19 @@ public sealed class ListStore : IDisposable
     public int AddMembers(ListName list, IEnumerable<Member> members)
     {
         var listId = ListId(list);
-        using var tx = _db.BeginTransaction();
-        using var cmd = _db.CreateCommand();
-        cmd.Transaction = tx;
-        cmd.CommandText = """
-            INSERT INTO members (list_id, address, address_key, display_name, delivery_enabled)
-            VALUES ($list, $address, $key, $name, $enabled) ON CONFLICT DO NOTHING
-            """;
+        using var tx = Begin();
+        using var cmd = Command("""
+            INSERT INTO members (list_id, address, address_key, display_name, delivery_enabled, disabled_reason, joined_at, serial)
+            VALUES ($list, $address, $key, $name, $enabled, $reason, $joined, $serial) ON CONFLICT DO NOTHING
+            """);
         var pList = cmd.Parameters.Add("$list", SqliteType.Integer);
         var pAddress = cmd.Parameters.Add("$address", SqliteType.Text);
         var pKey = cmd.Parameters.Add("$key", SqliteType.Text);
         var pName = cmd.Parameters.Add("$name", SqliteType.Text);
         var pEnabled = cmd.Parameters.Add("$enabled", SqliteType.Integer);
+        var pReason = cmd.Parameters.Add("$reason", SqliteType.Text);
+        var pSerial = cmd.Parameters.Add("$serial", SqliteType.Text);
+        cmd.Parameters.AddWithValue("$joined", Timestamp(DateTimeOffset.UtcNow));
         cmd.Prepare();
         pList.Value = listId;
         var added = 0;
@@ -108,6 +100,8 @@ public sealed class ListStore : IDisposable
             pKey.Value = AddressKey(m.Address);
             pName.Value = Member.Sanitize(m.DisplayName);
             pEnabled.Value = m.DeliveryEnabled ? 1 : 0;
+            pReason.Value = m.DeliveryEnabled ? DisabledReason.None : DisabledReason.Moderator;
+            pSerial.Value = NewSerial();
             added += cmd.ExecuteNonQuery();
         }
 
@@ -119,9 +113,8 @@ public sealed class ListStore : IDisposable
     public int RemoveMembers(ListName list, IEnumerable<string> addresses)
     {
         var listId = ListId(list);
-        using var tx = _db.BeginTransaction();
+        using var tx = Begin();
         using var cmd = Command("DELETE FROM members WHERE list_id = $list AND address_key = $key", ("$list", listId), ("$key", ""));
-        cmd.Transaction = tx;
         var removed = 0;
         foreach (var a in addresses)
         {
@@ -184,9 +177,46 @@ public sealed class ListStore : IDisposable
         cmd.ExecuteNonQuery();
     }
 
+    /// <summary>Runs <paramref name="action"/> in one transaction (batches of updates: one fsync).</summary>
+    public T InTransaction<T>(Func<T> action)
+    {
+        using var tx = Begin();
+        var result = action();
+        tx.Commit();
+        return result;
+    }
+
+    // An IMMEDIATE transaction every command of this store joins, or a no-op scope inside one
+    // that is already open (InTransaction around methods that begin their own).
+    private Scope Begin()
+    {
+        if (_transaction is not null)
+        {
+            return new Scope(this, null);
+        }
+
+        _transaction = _db.BeginTransaction(deferred: false);
+        return new Scope(this, _transaction);
+    }
+
+    private sealed class Scope(ListStore store, SqliteTransaction? owned) : IDisposable
+    {
+        public void Commit() => owned?.Commit();
+
+        public void Dispose()
+        {
+            if (owned is not null)
+            {
+                owned.Dispose();
+                store._transaction = null;
+            }
+        }
+    }
+
     private SqliteCommand Command(string sql, params (string Name, object Value)[] parameters)
     {
         var cmd = _db.CreateCommand();
+        cmd.Transaction = _transaction;
         cmd.CommandText = sql;
         foreach (var (n, v) in parameters)
         {

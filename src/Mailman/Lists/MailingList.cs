@@ -62,6 +62,12 @@ public sealed class MailingList
 
     public string UnsubscribeUrl { get; set; } = "";
 
+    /// <summary>Mailman 3's max_autoresponses_per_day: automatic replies to one address per day (0: no limit).</summary>
+    public int MaxAutoresponsesPerDay { get; set; } = 10;
+
+    /// <summary>Notice bodies this list replaces, by template name (Notices/NoticeTemplates.cs).</summary>
+    public Dictionary<string, string> Templates { get; set; } = new(StringComparer.Ordinal);
+
     /// <summary>Setting names accepted by <c>lists set</c>, with their help text.</summary>
     public static readonly IReadOnlyDictionary<string, string> SettingNames = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase)
     {
@@ -76,12 +82,22 @@ public sealed class MailingList
         ["footer"] = "footer template (may use \\n for newlines)",
         ["archive_url"] = "URL for List-Archive",
         ["unsubscribe_url"] = "URL for List-Unsubscribe (https enables RFC 8058 one-click)",
+        ["max_autoresponses_per_day"] = "automatic replies to one address per day (0: no limit)",
+        ["welcome_message"] = "body of the welcome notice (template list:user:notice:welcome)",
+        ["goodbye_message"] = "body of the goodbye notice (template list:user:notice:goodbye)",
+        ["template:NAME"] = "body of the notice template NAME (empty: the default)",
     };
 
     /// <summary>Sets one named setting from text.</summary>
     /// <exception cref="ArgumentException">Unknown key or invalid value.</exception>
     public void Set(string key, string value)
     {
+        if (key.StartsWith("template:", StringComparison.OrdinalIgnoreCase))
+        {
+            SetTemplate(key["template:".Length..], value);
+            return;
+        }
+
         switch (key.ToLowerInvariant())
         {
             case "display_name": DisplayName = SingleLine(key, value); break;
@@ -97,6 +113,9 @@ public sealed class MailingList
             case "footer": FooterTemplate = Unescape(value); break;
             case "archive_url": ArchiveUrl = Url(key, value); break;
             case "unsubscribe_url": UnsubscribeUrl = Url(key, value); break;
+            case "max_autoresponses_per_day": MaxAutoresponsesPerDay = Whole(key, value); break;
+            case "welcome_message": SetTemplate(Notices.NoticeTemplates.Welcome, value); break;
+            case "goodbye_message": SetTemplate(Notices.NoticeTemplates.Goodbye, value); break;
             default: throw new ArgumentException($"unknown setting '{key}'; known: {string.Join(", ", SettingNames.Keys)}");
         }
     }
@@ -117,7 +136,34 @@ public sealed class MailingList
         yield return new("footer", FooterTemplate.Replace("\n", "\\n", StringComparison.Ordinal));
         yield return new("archive_url", ArchiveUrl);
         yield return new("unsubscribe_url", UnsubscribeUrl);
+        yield return new("max_autoresponses_per_day", MaxAutoresponsesPerDay.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        foreach (var (name, body) in Templates.OrderBy(t => t.Key, StringComparer.Ordinal))
+        {
+            yield return new("template:" + name, body.Replace("\n", "\\n", StringComparison.Ordinal));
+        }
     }
+
+    private void SetTemplate(string name, string value)
+    {
+        if (!Notices.NoticeTemplates.IsKnown(name))
+        {
+            throw new ArgumentException($"unknown notice template '{name}'; known: {string.Join(", ", Notices.NoticeTemplates.Names)}");
+        }
+
+        var body = Unescape(value);
+        if (body.Length == 0)
+        {
+            Templates.Remove(name);
+        }
+        else
+        {
+            Templates[name] = body;
+        }
+    }
+
+    /// <summary>A whole number >= 0.</summary>
+    private static int Whole(string key, string value)
+        => int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : throw new ArgumentException($"{key}: expected a whole number >= 0, got '{value}'");
 
     private static T ParseEnum<T>(string key, string value)
         where T : struct, Enum

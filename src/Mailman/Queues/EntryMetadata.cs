@@ -52,13 +52,39 @@ public sealed class EntryMetadata
     /// <summary>Why the entry was shunted, held or sent to bad.</summary>
     public string? Error { get; set; }
 
-    /// <summary>Which inject address received it (post, bounces, request, ...).</summary>
+    /// <summary>Which inject address received it (post, bounces, request, ...): for a bounce, the VERP address.</summary>
     public string? Destination { get; set; }
 
+    /// <summary>The MAIL FROM for an out entry that is not a list post (notices, forwarded owner mail); null: the list's own.</summary>
+    public string? EnvelopeSender { get; set; }
+
+    /// <summary>What an out entry is, when it is not a post ("notice list:user:notice:welcome", "owner forward"): for logs and `queue show`.</summary>
+    public string? Purpose { get; set; }
+
     public EntryMetadata Clone() => (EntryMetadata)MemberwiseClone();
+}
+
+/// <summary>
+/// What changes about an entry after it was written, kept in NAME.state beside it (entry files
+/// are never rewritten): crash recoveries, and why it was set aside.
+/// </summary>
+public sealed class EntryState
+{
+    /// <summary>Recoveries in a row without the delivery checkpoint growing.</summary>
+    public int Recoveries { get; set; }
+
+    /// <summary>Length of the delivery checkpoint at the last recovery.</summary>
+    public long Progress { get; set; }
+
+    /// <summary>The queue the entry was set aside from.</summary>
+    public string? FromQueue { get; set; }
+
+    /// <summary>Why it was set aside.</summary>
+    public string? Error { get; set; }
 }
 
 /// <summary>Source-generated serialization of the metadata line: no reflection, no JIT of serializers.</summary>
 [JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(EntryMetadata))]
+[JsonSerializable(typeof(EntryState))]
 internal sealed partial class EntryMetadataJson : JsonSerializerContext;

@@ -5,6 +5,7 @@ using Mailman.Lists;
 using Mailman.Pipeline;
 using Mailman.Queues;
 using Microsoft.Extensions.Logging;
+using MimeKit;
 
 namespace Mailman.Runners;
 
@@ -29,32 +30,38 @@ public sealed class PipelineRunner(
         return HandlerResult.Continue;
     }
 
-    protected override void Process(LoadedEntry entry, CancellationToken stoppingToken)
+    // Parsed in place (MimeKit's persistent mode) and flattened straight into the out entry's
+    // file: the post is never held in memory whole, however large.
+    protected override bool ProcessHead(EntryHead head, CancellationToken stoppingToken)
     {
-        var metadata = entry.Metadata.Clone();
+        var metadata = head.Metadata.Clone();
         var list = lists.FindList(ListOf(metadata))
             ?? throw new InvalidOperationException($"no such list: {metadata.List}");
-        var message = PostParser.Parse(entry.Message);
-        var post = new PostContext(list, message, metadata, entry.Message.Length);
+        using var stream = Queue.OpenMessage(head);
+        var message = MimeMessage.Load(stream, persistent: true, CancellationToken.None);
+        var post = new PostContext(list, message, metadata, metadata.MessageLength);
         var result = RunHandlers(_handlers, post);
         if (result.Action != HandlerAction.Continue)
         {
             if (result.Action == HandlerAction.Hold)
             {
-                metadata.Error = result.Reason;
-                Queues[QueueSet.Hold].Enqueue(metadata, entry.Message, name: entry.Claim.Name);
+                var held = head.Metadata.Clone();
+                held.Error = result.Reason;
+                Queue.Forward(head, Queues[QueueSet.Hold], held);
             }
 
             Log.LogWarning("Post {MessageId} to {ListId} {Action} in the pipeline: {Reason}", metadata.MessageId, list.Name.Fqdn, result.Action, result.Reason);
-            Queue.Finish(entry.Claim);
-            return;
+            Queue.Finish(head.Claim);
+            return true;
         }
 
-        using var flat = new MemoryStream(entry.Message.Length + 4096);
-        message.WriteTo(Delivery.WireFormat.Options, flat, CancellationToken.None);
         var recipients = post.Recipients?.Invoke() ?? [];
-        var name = Queues[QueueSet.Out].Enqueue(metadata, flat.GetBuffer().AsSpan(0, (int)flat.Length), recipients, entry.Claim.Name);
-        Queue.Finish(entry.Claim);
+        var name = Queues[QueueSet.Out].Enqueue(metadata, s => message.WriteTo(Delivery.WireFormat.Options, s, CancellationToken.None), recipients, head.Claim.Name);
+        Queue.Finish(head.Claim);
         Log.LogDebug("Post {MessageId} to {ListId} decorated, queued for delivery as {QueueEntry}", metadata.MessageId, list.Name.Fqdn, name);
+        return true;
     }
+
+    protected override void Process(LoadedEntry entry, CancellationToken stoppingToken)
+        => throw new InvalidOperationException("the pipeline runner works on entry heads");
 }

@@ -3,6 +3,7 @@ using System.IO.Abstractions;
 using Mailman.Hosting;
 using Mailman.Instance;
 using Mailman.Lists;
+using Mailman.Notices;
 using Mailman.Pipeline;
 using Mailman.Queues;
 using Mailman.Runners;
@@ -22,7 +23,8 @@ internal sealed class RunnerHarness : IDisposable
         Queues = new QueueSet(new FileSystem(), instance.Paths, Time);
         var lists = new ListStoreFactory(instance.Paths);
         var catalog = new HandlerCatalog(lists.IsMember, lists.Members);
-        Incoming = new IncomingRunner(Queues, Activity, Options, Time, lists, catalog, NullLogger<IncomingRunner>.Instance);
+        Notices = new NoticeSender(Queues, lists, Time, NullLogger<NoticeSender>.Instance);
+        Incoming = new IncomingRunner(Queues, Activity, Options, Time, lists, catalog, Notices, NullLogger<IncomingRunner>.Instance);
         Pipeline = new PipelineRunner(Queues, Activity, Options, Time, lists, catalog, NullLogger<PipelineRunner>.Instance);
         Outgoing = new OutgoingRunner(Queues, Activity, Options, Time, new FileSystem(), instance.Paths, NullLogger<OutgoingRunner>.Instance);
         Retry = new RetryRunner(Queues, Activity, Options, Time, NullLogger<RetryRunner>.Instance);
@@ -37,6 +39,8 @@ internal sealed class RunnerHarness : IDisposable
     public MailmanOptions Options { get; }
 
     public QueueSet Queues { get; }
+
+    public NoticeSender Notices { get; }
 
     public IncomingRunner Incoming { get; }
 

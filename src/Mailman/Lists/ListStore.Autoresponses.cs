@@ -1,0 +1,46 @@
+// How many automatic replies each address got from each list today: the cap that keeps a
+// forged flood of requests from turning the server into a mail cannon against one victim
+// (Mailman 3's max_autoresponses_per_day).
+namespace Mailman.Lists;
+
+public sealed partial class ListStore
+{
+    private static string[] AutoresponseSchema =>
+    [
+        """
+        CREATE TABLE IF NOT EXISTS autoresponses (
+            list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
+            address_key TEXT NOT NULL,
+            day TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (list_id, address_key, day))
+        """,
+    ];
+
+    /// <summary>
+    /// Counts one automatic reply to <paramref name="address"/> on <paramref name="day"/> (UTC)
+    /// if fewer than <paramref name="limit"/> were sent that day; atomically.
+    /// </summary>
+    /// <returns>True when the reply may be sent (and was counted).</returns>
+    public bool TryCountAutoresponse(ListName list, string address, DateOnly day, int limit)
+    {
+        if (limit <= 0)
+        {
+            return true; // 0: no limit, as in Mailman
+        }
+
+        var listId = ListId(list);
+        using var tx = Begin();
+        using var cleanup = Command("DELETE FROM autoresponses WHERE list_id = $list AND day < $day", ("$list", listId), ("$day", Day(day)));
+        cleanup.ExecuteNonQuery();
+        using var cmd = Command("""
+            INSERT INTO autoresponses (list_id, address_key, day, count) VALUES ($list, $key, $day, 1)
+            ON CONFLICT (list_id, address_key, day) DO UPDATE SET count = count + 1 WHERE count < $limit
+            """, ("$list", listId), ("$key", AddressKey(address)), ("$day", Day(day)), ("$limit", limit));
+        var counted = cmd.ExecuteNonQuery() > 0;
+        tx.Commit();
+        return counted;
+    }
+
+    private static string Day(DateOnly day) => day.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,139 @@
+// Requests that wait for someone: a subscription or unsubscription to be confirmed by the
+// address, one to be approved by a moderator, a held post to be reviewed. Each carries a random
+// token (128 bits, sent by mail or shown to a moderator) of which only the SHA-256 hash is
+// stored; a token is single use and expires.
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Data.Sqlite;
+
+namespace Mailman.Lists;
+
+/// <summary>What a pending request waits for.</summary>
+public static class PendingKind
+{
+    /// <summary>The address confirms its subscription.</summary>
+    public const string Subscribe = "subscribe";
+
+    /// <summary>The address confirms its unsubscription.</summary>
+    public const string Unsubscribe = "unsubscribe";
+
+    /// <summary>A moderator approves a subscription.</summary>
+    public const string ModerateSubscription = "moderate-subscribe";
+
+    /// <summary>A moderator reviews a held post (the key is its hold queue entry name).</summary>
+    public const string HeldPost = "held-post";
+}
+
+/// <summary>A pending request as stored (without its token: only the hash is kept).</summary>
+public sealed record PendingRequest(
+    long Id, ListName List, string Kind, string Key, string Address, string DisplayName, string Data, DateTimeOffset Created, DateTimeOffset Expires);
+
+public sealed partial class ListStore
+{
+    private static string[] PendingSchema =>
+    [
+        """
+        CREATE TABLE IF NOT EXISTS pending (
+            id INTEGER PRIMARY KEY,
+            list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            address TEXT NOT NULL,
+            display_name TEXT NOT NULL DEFAULT '',
+            data TEXT NOT NULL DEFAULT '',
+            token_hash TEXT NOT NULL UNIQUE,
+            created TEXT NOT NULL,
+            expires TEXT NOT NULL,
+            UNIQUE (list_id, kind, key))
+        """,
+    ];
+
+    /// <summary>True for text that has the shape of a token (32 lower-case hex digits).</summary>
+    public static bool IsTokenShaped(string? token)
+        => token is { Length: 32 } && token.All(c => char.IsAsciiDigit(c) || c is >= 'a' and <= 'f');
+
+    /// <summary>
+    /// Creates the request (list, kind, key), or renews the one that exists: a second request
+    /// never makes a second entry; it gets a fresh token (the old one stops working) and a
+    /// fresh expiry. Returns the token, which is not stored and cannot be recovered later.
+    /// </summary>
+    public (string Token, bool Renewed) UpsertPending(ListName list, string kind, string key, string address, string displayName, string data, DateTimeOffset now, DateTimeOffset expires)
+    {
+        var token = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+        var listId = ListId(list);
+        using var tx = Begin();
+        using var find = Command("SELECT id FROM pending WHERE list_id = $list AND kind = $kind AND key = $key", ("$list", listId), ("$kind", kind), ("$key", key));
+        var existing = find.ExecuteScalar();
+        using var write = existing is long id
+            ? Command("UPDATE pending SET token_hash = $hash, address = $address, display_name = $name, data = $data, created = $now, expires = $expires WHERE id = $id",
+                ("$id", id), ("$hash", Hash(token)), ("$address", address), ("$name", Member.Sanitize(displayName)), ("$data", data), ("$now", Timestamp(now)), ("$expires", Timestamp(expires)))
+            : Command("""
+                INSERT INTO pending (list_id, kind, key, address, display_name, data, token_hash, created, expires)
+                VALUES ($list, $kind, $key, $address, $name, $data, $hash, $now, $expires)
+                """, ("$list", listId), ("$kind", kind), ("$key", key), ("$address", address), ("$name", Member.Sanitize(displayName)), ("$data", data),
+                ("$hash", Hash(token)), ("$now", Timestamp(now)), ("$expires", Timestamp(expires)));
+        write.ExecuteNonQuery();
+        tx.Commit();
+        return (token, existing is not null);
+    }
+
+    /// <summary>The live request a token names, or null (unknown, malformed, or expired at <paramref name="now"/>).</summary>
+    public PendingRequest? FindPending(string token, DateTimeOffset now)
+    {
+        if (!IsTokenShaped(token))
+        {
+            return null;
+        }
+
+        using var cmd = Command(PendingSelect + " WHERE p.token_hash = $hash AND p.expires > $now", ("$hash", Hash(token)), ("$now", Timestamp(now)));
+        return ReadPending(cmd).FirstOrDefault();
+    }
+
+    /// <summary>The request (list, kind, key), live or expired, or null.</summary>
+    public PendingRequest? FindPending(ListName list, string kind, string key)
+    {
+        using var cmd = Command(PendingSelect + " WHERE l.fqdn = $fqdn AND p.kind = $kind AND p.key = $key", ("$fqdn", list.Fqdn), ("$kind", kind), ("$key", key));
+        return ReadPending(cmd).FirstOrDefault();
+    }
+
+    /// <summary>Every request, or those of one list, oldest first.</summary>
+    public IReadOnlyList<PendingRequest> PendingRequests(ListName? list = null)
+    {
+        using var cmd = list is null
+            ? Command(PendingSelect + " ORDER BY p.id")
+            : Command(PendingSelect + " WHERE l.fqdn = $fqdn ORDER BY p.id", ("$fqdn", list.Fqdn));
+        return ReadPending(cmd).ToList();
+    }
+
+    /// <summary>Removes a request: used (single use), discarded or expired.</summary>
+    /// <returns>False when it was gone already (someone else used it first).</returns>
+    public bool DeletePending(long id)
+    {
+        using var cmd = Command("DELETE FROM pending WHERE id = $id", ("$id", id));
+        return cmd.ExecuteNonQuery() > 0;
+    }
+
+    /// <summary>Requests whose expiry is at or before <paramref name="now"/>.</summary>
+    public IReadOnlyList<PendingRequest> ExpiredPending(DateTimeOffset now)
+    {
+        using var cmd = Command(PendingSelect + " WHERE p.expires <= $now ORDER BY p.id", ("$now", Timestamp(now)));
+        return ReadPending(cmd).ToList();
+    }
+
+    private const string PendingSelect = """
+        SELECT p.id, l.fqdn, p.kind, p.key, p.address, p.display_name, p.data, p.created, p.expires
+        FROM pending p JOIN lists l ON l.id = p.list_id
+        """;
+
+    private static IEnumerable<PendingRequest> ReadPending(SqliteCommand cmd)
+    {
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+        {
+            yield return new PendingRequest(r.GetInt64(0), ListName.Parse(r.GetString(1)), r.GetString(2), r.GetString(3), r.GetString(4), r.GetString(5), r.GetString(6),
+                ReadTimestamp(r, 7)!.Value, ReadTimestamp(r, 8)!.Value);
+        }
+    }
+
+    private static string Hash(string token) => Convert.ToHexStringLower(SHA256.HashData(Encoding.ASCII.GetBytes(token)));
+}

@@ -1,0 +1,45 @@
+// What a runner asks the notice sender for: which text, to whom, in answer to what.
+using Mailman.Lists;
+using MimeKit;
+
+namespace Mailman.Notices;
+
+public enum NoticeKind
+{
+    /// <summary>An answer to a message (RFC 3834 auto-replied): the answered message's rules and the daily limit apply.</summary>
+    Reply,
+
+    /// <summary>Mail the server starts itself (RFC 3834 auto-generated): bounce warnings, owner and moderator notices.</summary>
+    Generated,
+}
+
+/// <summary>One automatic message to one address.</summary>
+public sealed record Notice(MailingList List, string Template, string To)
+{
+    public string ToName { get; init; } = "";
+
+    public NoticeKind Kind { get; init; } = NoticeKind.Generated;
+
+    /// <summary>The From: address; default the list's -request address.</summary>
+    public string? From { get; init; }
+
+    public string? ReplyTo { get; init; }
+
+    /// <summary>The message this notice answers (Reply): In-Reply-To, References, and the never-answer rules.</summary>
+    public MimeMessage? Answering { get; init; }
+
+    /// <summary>The envelope sender of <see cref="Answering"/> as the MTA gave it (null: unknown).</summary>
+    public string? AnsweringSender { get; init; }
+
+    /// <summary>Values for the template's placeholders besides the list's and the recipient's.</summary>
+    public IReadOnlyDictionary<string, string> Values { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>Attached after the text (a held post as message/rfc822, say).</summary>
+    public MimeEntity? Attachment { get; init; }
+}
+
+/// <summary>What became of a notice: queued as an out entry, or not sent and why.</summary>
+public sealed record NoticeResult(string? Entry, string? NotSentBecause)
+{
+    public bool Queued => Entry is not null;
+}

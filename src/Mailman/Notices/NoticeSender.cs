@@ -1,0 +1,130 @@
+// The one component that sends mail the server writes by itself: it fills the template, adds
+// the RFC 3834 headers (Auto-Submitted, In-Reply-To), applies the never-answer rules and the
+// per-address daily limit, and queues the notice in `out`. A notice is an out entry whose name
+// derives from the entry that caused it and the notice's purpose, so a crash before that entry
+// is finished cannot queue it twice. Its envelope sender is the list's VERP address for the
+// recipient: a bounce of a notice names who it was for and never produces another notice.
+using Mailman.Delivery;
+using Mailman.Lists;
+using Mailman.Queues;
+using Mailman.Templates;
+using Microsoft.Extensions.Logging;
+using MimeKit;
+using MimeKit.Utils;
+
+namespace Mailman.Notices;
+
+public sealed class NoticeSender(QueueSet queues, ListStoreFactory lists, TimeProvider time, ILogger<NoticeSender> logger)
+{
+    /// <summary>
+    /// Queues <paramref name="notice"/> unless a rule forbids it. <paramref name="triggerEntry"/>
+    /// and <paramref name="purpose"/> name it: the same pair never queues a second notice.
+    /// </summary>
+    /// <exception cref="IOException">The out queue cannot be written (the caller's entry stays claimed and is retried).</exception>
+    public NoticeResult Send(Notice notice, string triggerEntry, string purpose)
+    {
+        var list = notice.List;
+        var why = WhyNot(notice);
+        if (why is not null)
+        {
+            logger.LogInformation("No {Template} notice from {ListId} to {Recipient}: {Reason}", notice.Template, list.Name.Fqdn, notice.To, why);
+            return new NoticeResult(null, why);
+        }
+
+        var message = Build(notice);
+        var metadata = new EntryMetadata
+        {
+            List = list.Name.Fqdn,
+            Received = time.GetUtcNow(),
+            MessageId = message.MessageId,
+            EnvelopeSender = Verp.Encode(list.Name, notice.To),
+            Purpose = "notice " + notice.Template,
+        };
+        var name = queues[QueueSet.Out].Enqueue(metadata, WireFormat.Flatten(message), [new Recipient(notice.To, Member.Sanitize(notice.ToName))],
+            Switchboard.DerivedName(triggerEntry, purpose));
+        logger.LogInformation("Notice {Template} from {ListId} to {Recipient} queued as {QueueEntry}", notice.Template, list.Name.Fqdn, notice.To, name);
+        return new NoticeResult(name, null);
+    }
+
+    /// <summary>The notice as a message (also for tests and `held show`).</summary>
+    public MimeMessage Build(Notice notice)
+    {
+        var list = notice.List;
+        var template = NoticeTemplates.For(list, notice.Template);
+        var listValues = Template.ListValues(list);
+        string? Lookup(string name) => notice.Values.TryGetValue(name, out var v) ? v
+            : name switch
+            {
+                "user_email" or "user_address" or "member" => notice.To,
+                "user_name" => notice.ToName.Length > 0 ? notice.ToName : notice.To,
+                "listname" => list.Name.Fqdn,
+                "request_email" => list.Name.RequestAddress,
+                "owner_email" => list.Name.OwnerAddress,
+                _ => listValues(name),
+            };
+
+        var message = new MimeMessage();
+        message.From.Add(new MailboxAddress(Encoding, Member.Sanitize(DisplayName(list)), notice.From ?? list.Name.RequestAddress));
+        message.To.Add(new MailboxAddress(Encoding, Member.Sanitize(notice.ToName), notice.To));
+        if (notice.ReplyTo is not null)
+        {
+            message.ReplyTo.Add(MailboxAddress.Parse(notice.ReplyTo));
+        }
+
+        // Template values may come from mail (a subject, a reason): no line break reaches a header.
+        message.Subject = Member.Sanitize(Template.Expand(template.Subject, Lookup));
+        message.Date = time.GetUtcNow();
+        message.MessageId = MimeUtils.GenerateMessageId(list.Name.Domain);
+        message.Headers.Add(HeaderId.AutoSubmitted, notice.Kind == NoticeKind.Reply ? "auto-replied" : "auto-generated");
+        message.Headers.Add(HeaderId.Precedence, "bulk");
+        message.Headers.Add("X-Mailman-Notice", notice.Template);
+        if (notice.Answering?.MessageId is { } answered)
+        {
+            message.InReplyTo = answered;
+            foreach (var reference in notice.Answering.References)
+            {
+                message.References.Add(reference);
+            }
+
+            message.References.Add(answered);
+        }
+
+        var text = new TextPart("plain") { Text = Template.Expand(template.Body, Lookup).ReplaceLineEndings("\n") };
+        text.ContentType.Charset = "utf-8";
+        message.Body = notice.Attachment is null ? text : new Multipart("mixed") { text, notice.Attachment };
+        return message;
+    }
+
+    private string? WhyNot(Notice notice)
+    {
+        if (AutomaticMail.IsRobotAddress(notice.To))
+        {
+            return $"{notice.To} is the null sender or a robot address";
+        }
+
+        using var store = lists.Open();
+        if (ListAddress.TryResolve(notice.To, out var resolved, out _) && store.FindList(resolved.List) is not null)
+        {
+            return $"{notice.To} is an address of the list {resolved.List}";
+        }
+
+        if (notice.Kind != NoticeKind.Reply)
+        {
+            return null;
+        }
+
+        if (notice.Answering is not null && AutomaticMail.WhyNotAnswer(notice.Answering.Headers, notice.AnsweringSender) is { } rule)
+        {
+            return rule;
+        }
+
+        var today = DateOnly.FromDateTime(time.GetUtcNow().UtcDateTime);
+        return store.TryCountAutoresponse(notice.List.Name, notice.To, today, notice.List.MaxAutoresponsesPerDay)
+            ? null
+            : $"the daily limit of {notice.List.MaxAutoresponsesPerDay} automatic replies to {notice.To} is reached";
+    }
+
+    private static string DisplayName(MailingList list) => string.IsNullOrEmpty(list.DisplayName) ? list.Name.LocalPart : list.DisplayName;
+
+    private static readonly System.Text.Encoding Encoding = System.Text.Encoding.UTF8;
+}

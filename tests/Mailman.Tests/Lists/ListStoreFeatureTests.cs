@@ -1,0 +1,140 @@
+using Mailman.Lists;
+using Mailman.TestSupport;
+using Microsoft.Data.Sqlite;
+
+namespace Mailman.Tests.Lists;
+
+public sealed class ListStoreFeatureTests : IDisposable
+{
+    private static readonly ListName Dev = ListName.Parse("dev@example.org");
+    private static readonly DateTimeOffset Now = new(2026, 12, 1, 12, 0, 0, TimeSpan.Zero);
+    private readonly TempInstance _instance = new();
+
+    public ListStoreFeatureTests() => _instance.CreateList("dev@example.org");
+
+    public void Dispose() => _instance.Dispose();
+
+    [Fact]
+    public void A_database_of_the_first_schema_is_migrated_in_place_and_keeps_its_members()
+    {
+        var path = Path.Combine(_instance.Home, "old.db");
+        using (var db = new SqliteConnection("Data Source=" + path))
+        {
+            db.Open();
+            using var cmd = db.CreateCommand();
+            cmd.CommandText = """
+                CREATE TABLE lists (id INTEGER PRIMARY KEY, fqdn TEXT NOT NULL UNIQUE, settings TEXT NOT NULL);
+                CREATE TABLE members (id INTEGER PRIMARY KEY, list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
+                    address TEXT NOT NULL, address_key TEXT NOT NULL, display_name TEXT NOT NULL DEFAULT '',
+                    delivery_enabled INTEGER NOT NULL DEFAULT 1, UNIQUE (list_id, address_key));
+                INSERT INTO lists (fqdn, settings) VALUES ('dev@example.org', '{}');
+                INSERT INTO members (list_id, address, address_key, display_name) VALUES (1, 'Anne@example.com', 'anne@example.com', 'Anne');
+                """;
+            cmd.ExecuteNonQuery();
+        }
+
+        SqliteConnection.ClearAllPools();
+        using (var store = new ListStore(path))
+        {
+            var anne = store.FindMember(Dev, "anne@example.com")!;
+            Assert.True(anne.DeliveryEnabled);
+            Assert.Equal("defer", anne.ModerationAction);
+            Assert.Equal(0, anne.BounceScore);
+        }
+
+        // Opening again finds the schema current and changes nothing.
+        using var again = new ListStore(path);
+        Assert.Equal("Anne", again.FindMember(Dev, "ANNE@example.com")!.DisplayName);
+    }
+
+    [Fact]
+    public void Disabling_records_the_reason_and_enabling_resets_the_bounce_state()
+    {
+        using var store = new ListStore(_instance.Paths.Database);
+        store.AddMembers(Dev, [new Member("a@example.com", "A")]);
+        Assert.True(store.SetDelivery(Dev, "a@example.com", DisabledReason.Bounces, Now));
+        var a = store.FindMember(Dev, "a@example.com")!;
+        Assert.False(a.DeliveryEnabled);
+        Assert.Equal(DisabledReason.Bounces, a.DisabledReason);
+        Assert.Equal(Now, a.DisabledAt);
+        Assert.Empty(store.Members(Dev, deliveryEnabledOnly: true));
+        Assert.Equal(1, store.CountDisabledSince(Now.AddHours(-1)));
+
+        Assert.True(store.SetDelivery(Dev, "a@example.com", DisabledReason.None, Now));
+        a = store.FindMember(Dev, "a@example.com")!;
+        Assert.True(a.DeliveryEnabled);
+        Assert.Equal("", a.DisabledReason);
+        Assert.Null(a.DisabledAt);
+        Assert.False(store.SetDelivery(Dev, "nobody@example.com", DisabledReason.User, Now));
+    }
+
+    [Fact]
+    public void A_new_subscription_gets_a_new_serial()
+    {
+        using var store = new ListStore(_instance.Paths.Database);
+        store.AddMembers(Dev, [new Member("a@example.com", "A")]);
+        var first = store.FindMember(Dev, "a@example.com")!.Serial;
+        store.RemoveMembers(Dev, ["a@example.com"]);
+        store.AddMembers(Dev, [new Member("a@example.com", "A")]);
+        var second = store.FindMember(Dev, "a@example.com")!.Serial;
+        Assert.Equal(16, first.Length);
+        Assert.NotEqual(first, second);
+    }
+
+    [Fact]
+    public void Owners_and_moderators_are_kept_per_role()
+    {
+        using var store = new ListStore(_instance.Paths.Database);
+        Assert.Equal(1, store.AddRole(Dev, ListRole.Owner, [new Member("Boss@example.com", "Boss"), new Member("boss@example.com", "dup")]));
+        store.AddRole(Dev, ListRole.Moderator, [new Member("mod@example.com", "Mod")]);
+        Assert.Equal(["Boss@example.com"], store.Roles(Dev, ListRole.Owner).Select(m => m.Address));
+        Assert.True(store.HasRole(Dev, ListRole.Moderator, "MOD@example.com"));
+        Assert.False(store.HasRole(Dev, ListRole.Owner, "mod@example.com"));
+        Assert.Equal(1, store.RemoveRole(Dev, ListRole.Owner, ["boss@EXAMPLE.com"]));
+        Assert.Throws<ArgumentException>(() => store.Roles(Dev, "admin"));
+    }
+
+    [Fact]
+    public void A_pending_request_is_found_by_its_token_only_while_live_and_a_second_request_renews_it()
+    {
+        using var store = new ListStore(_instance.Paths.Database);
+        var (token, renewed) = store.UpsertPending(Dev, PendingKind.Subscribe, "a@example.com", "a@example.com", "A", "", Now, Now.AddDays(3));
+        Assert.False(renewed);
+        Assert.True(ListStore.IsTokenShaped(token));
+        Assert.Equal("a@example.com", store.FindPending(token, Now)!.Address);
+        Assert.Null(store.FindPending(token, Now.AddDays(3)));
+
+        var (second, again) = store.UpsertPending(Dev, PendingKind.Subscribe, "a@example.com", "a@example.com", "A", "", Now, Now.AddDays(3));
+        Assert.True(again);
+        Assert.Null(store.FindPending(token, Now));
+        var request = store.FindPending(second, Now)!;
+        Assert.Single(store.PendingRequests(Dev));
+        Assert.True(store.DeletePending(request.Id));
+        Assert.False(store.DeletePending(request.Id));
+        Assert.Null(store.FindPending(second, Now));
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("../../etc/passwd")]
+    [InlineData("ABCDEF0123456789ABCDEF0123456789")]
+    [InlineData("0123456789abcdef0123456789abcde")]
+    [InlineData("0123456789abcdef0123456789abcdef0")]
+    public void Tokens_of_the_wrong_shape_find_nothing(string token)
+    {
+        using var store = new ListStore(_instance.Paths.Database);
+        store.UpsertPending(Dev, PendingKind.Subscribe, "a@example.com", "a@example.com", "", "", Now, Now.AddDays(1));
+        Assert.Null(store.FindPending(token, Now));
+    }
+
+    [Fact]
+    public void Automatic_replies_to_one_address_stop_at_the_daily_limit_and_start_again_the_next_day()
+    {
+        using var store = new ListStore(_instance.Paths.Database);
+        var day = DateOnly.FromDateTime(Now.UtcDateTime);
+        Assert.Equal(3, Enumerable.Range(0, 10).Count(_ => store.TryCountAutoresponse(Dev, "victim@example.com", day, 3)));
+        Assert.True(store.TryCountAutoresponse(Dev, "other@example.com", day, 3));
+        Assert.True(store.TryCountAutoresponse(Dev, "VICTIM@example.com", day.AddDays(1), 3));
+        Assert.True(store.TryCountAutoresponse(Dev, "victim@example.com", day, 0));
+    }
+}

@@ -1,0 +1,142 @@
+using Mailman.Lists;
+using Mailman.Notices;
+using Mailman.Queues;
+using Mailman.Tests.Runners;
+using Mailman.TestSupport;
+using MimeKit;
+
+namespace Mailman.Tests.Notices;
+
+public sealed class NoticeSenderTests : IDisposable
+{
+    private const string Trigger = "17000000000000000-0000abcd";
+    private readonly TempInstance _instance = new();
+    private readonly MailingList _list;
+
+    public NoticeSenderTests() => _list = _instance.CreateList("dev@example.org", l => l.MaxAutoresponsesPerDay = 3);
+
+    public void Dispose() => _instance.Dispose();
+
+    private static MimeMessage Request(string headers = "")
+        => MimeMessage.Load(new MemoryStream(System.Text.Encoding.ASCII.GetBytes(
+            $"From: Anne <anne@example.com>\nTo: dev-request@example.org\nSubject: join\nMessage-Id: <req1@example.com>\n{headers}\nplease\n")));
+
+    private static (EntryMetadata Metadata, MimeMessage Message, List<Recipient> Recipients) Only(RunnerHarness h)
+    {
+        var queue = h.Queues[QueueSet.Out];
+        var entry = queue.Load(Assert.IsType<ClaimedEntry>(queue.TryClaim()));
+        return (entry.Metadata, MimeMessage.Load(new MemoryStream(entry.Message)), queue.Recipients(entry).ToList());
+    }
+
+    [Fact]
+    public void A_reply_carries_the_RFC_3834_headers_a_VERP_sender_and_the_filled_template()
+    {
+        using var h = new RunnerHarness(_instance);
+        var result = h.Notices.Send(new Notice(_list, NoticeTemplates.Welcome, "anne@example.com")
+        {
+            ToName = "Anne",
+            Kind = NoticeKind.Reply,
+            Answering = Request(),
+            AnsweringSender = "anne@example.com",
+        }, Trigger, "welcome");
+
+        Assert.True(result.Queued);
+        var (metadata, message, recipients) = Only(h);
+        Assert.Equal("dev-bounces+anne=example.com@example.org", metadata.EnvelopeSender);
+        Assert.False(metadata.Personalized);
+        Assert.Equal(["anne@example.com"], recipients.Select(r => r.Address));
+        Assert.Equal("auto-replied", message.Headers[HeaderId.AutoSubmitted]);
+        Assert.Equal("req1@example.com", message.InReplyTo);
+        Assert.Equal("dev-request@example.org", message.From.Mailboxes.Single().Address);
+        Assert.Equal("Welcome to the \"dev\" mailing list", message.Subject);
+        Assert.Contains("dev@example.org", message.TextBody, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_same_trigger_and_purpose_queue_one_notice_however_often_asked()
+    {
+        using var h = new RunnerHarness(_instance);
+        var notice = new Notice(_list, NoticeTemplates.OwnerSubscribed, "owner@example.com") { Values = new Dictionary<string, string> { ["member"] = "a@example.com" } };
+        var first = h.Notices.Send(notice, Trigger, "owner-notice");
+        var second = h.Notices.Send(notice, Trigger, "owner-notice");
+        var other = h.Notices.Send(notice, Trigger, "another-purpose");
+        Assert.Equal(first.Entry, second.Entry);
+        Assert.NotEqual(first.Entry, other.Entry);
+        Assert.Equal(2, h.Queues[QueueSet.Out].Pending().Count);
+    }
+
+    [Theory]
+    [InlineData("Auto-Submitted: auto-replied", "anne@example.com")]
+    [InlineData("Precedence: bulk", "anne@example.com")]
+    [InlineData("List-Id: <other.example.net>", "anne@example.com")]
+    [InlineData("", "")]
+    [InlineData("", "MAILER-DAEMON@example.com")]
+    public void No_reply_to_automatic_or_list_mail_or_the_null_sender(string header, string sender)
+    {
+        using var h = new RunnerHarness(_instance);
+        var result = h.Notices.Send(new Notice(_list, NoticeTemplates.ConfirmSubscribe, "anne@example.com")
+        {
+            Kind = NoticeKind.Reply,
+            Answering = Request(header),
+            AnsweringSender = sender,
+        }, Trigger, "confirm");
+        Assert.False(result.Queued);
+        Assert.Empty(h.Queues[QueueSet.Out].Pending());
+    }
+
+    [Theory]
+    [InlineData("dev@example.org")]
+    [InlineData("dev-leave@example.org")]
+    [InlineData("DEV-bounces+x=y@example.org")]
+    [InlineData("<>")]
+    public void Nothing_is_ever_sent_to_a_list_address_or_nobody(string to)
+    {
+        using var h = new RunnerHarness(_instance);
+        Assert.False(h.Notices.Send(new Notice(_list, NoticeTemplates.OwnerSubscribed, to), Trigger, "x").Queued);
+    }
+
+    [Fact]
+    public void A_flood_of_requests_gets_at_most_the_daily_limit_of_replies()
+    {
+        using var h = new RunnerHarness(_instance);
+        var queued = Enumerable.Range(0, 50).Count(i => h.Notices.Send(new Notice(_list, NoticeTemplates.ConfirmSubscribe, "victim@example.com")
+        {
+            Kind = NoticeKind.Reply,
+            Answering = Request(),
+            AnsweringSender = "victim@example.com",
+        }, Trigger, "confirm " + i).Queued);
+        Assert.Equal(3, queued);
+        h.Time.Advance(TimeSpan.FromDays(1));
+        Assert.True(h.Notices.Send(new Notice(_list, NoticeTemplates.ConfirmSubscribe, "victim@example.com") { Kind = NoticeKind.Reply, Answering = Request() }, Trigger, "next day").Queued);
+    }
+
+    [Fact]
+    public void Values_from_mail_cannot_add_a_header()
+    {
+        using var h = new RunnerHarness(_instance);
+        h.Notices.Send(new Notice(_list, NoticeTemplates.Hold, "anne@example.com")
+        {
+            ToName = "Anne\r\nBcc: evil@example.com",
+            Values = new Dictionary<string, string> { ["subject"] = "hi\r\nBcc: evil@example.com", ["reason"] = "x" },
+        }, Trigger, "hold");
+        var raw = System.Text.Encoding.UTF8.GetString(h.Queues[QueueSet.Out].Load(h.Queues[QueueSet.Out].TryClaim()!).Message);
+        var head = raw[..raw.IndexOf("\r\n\r\n", StringComparison.Ordinal)];
+        Assert.DoesNotContain("\nBcc:", head, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public void A_list_can_replace_a_notice_body()
+    {
+        _list.Set("welcome_message", "Hello $user_name,\\nwelcome to $display_name.");
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            store.SaveList(_list);
+        }
+
+        using var h = new RunnerHarness(_instance);
+        var list = new ListStoreFactory(_instance.Paths).FindList(_list.Name)!;
+        h.Notices.Send(new Notice(list, NoticeTemplates.Welcome, "anne@example.com") { ToName = "Anne" }, Trigger, "welcome");
+        Assert.Equal("Hello Anne,\nwelcome to dev.", Only(h).Message.TextBody?.TrimEnd());
+        Assert.Throws<ArgumentException>(() => _list.Set("template:list:user:notice:nonsense", "x"));
+    }
+}
