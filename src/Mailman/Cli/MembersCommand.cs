@@ -1,5 +1,6 @@
-// `mailman members add|list|remove`. `add --file` imports one member a line (`addr` or
-// `Display Name <addr>`) in one transaction.
+// `mailman members add|list|remove|show|enable|disable`. `add --file` imports one member a line
+// (`addr` or `Display Name <addr>`) in one transaction; show, enable and disable are the
+// operator's side of bounce processing (why delivery is off, the score, the warnings).
 using System.CommandLine;
 using Mailman.Lists;
 
@@ -9,7 +10,7 @@ internal static class MembersCommand
 {
     public static Command Create()
     {
-        var command = new Command("members", "add, list and remove list members");
+        var command = new Command("members", "add, list, show, enable, disable and remove list members");
 
         var list = new Argument<string>("list") { Description = "the list, LIST@HOST" };
         var addresses = new Argument<string[]>("address") { Description = "addresses (or 'Name <addr>')", Arity = ArgumentArity.ZeroOrMore };
@@ -46,22 +47,33 @@ internal static class MembersCommand
         command.Subcommands.Add(add);
 
         var listName = new Argument<string>("list") { Description = "the list, LIST@HOST" };
-        var show = new Command("list", "list members") { listName };
+        var status = new Option<string>("--status") { Description = "enabled | disabled | all", DefaultValueFactory = _ => "all" };
+        var show = new Command("list", "list members") { listName, status };
         show.SetAction(parse => MailmanCli.Guard(parse, paths =>
         {
+            bool? enabled = parse.GetValue(status)!.ToLowerInvariant() switch
+            {
+                "all" => null,
+                "enabled" => true,
+                "disabled" => false,
+                var other => throw new CliException(ExitCodes.Usage, $"--status: expected enabled, disabled or all, got '{other}'"),
+            };
             using var store = new ListStore(paths.Database);
             var name = ListsCommand.Parse(parse.GetValue(listName)!);
             store.GetList(name);
             using var output = new StreamWriter(Console.OpenStandardOutput());
-            foreach (var m in store.Members(name))
+            foreach (var m in store.MemberRecords(name, enabled))
             {
                 output.Write(string.IsNullOrEmpty(m.DisplayName) ? m.Address : $"{m.DisplayName} <{m.Address}>");
-                output.WriteLine(m.DeliveryEnabled ? "" : "\t(delivery disabled)");
+                output.WriteLine(m.DeliveryEnabled ? "" : $"\tdisabled: {(m.DisabledReason.Length > 0 ? m.DisabledReason : "unknown")}");
             }
 
             return 0;
         }));
         command.Subcommands.Add(show);
+        command.Subcommands.Add(ShowMember());
+        command.Subcommands.Add(SetDelivery("enable", "turn delivery back on (and reset the bounce score and warnings)", DisabledReason.None));
+        command.Subcommands.Add(SetDelivery("disable", "turn delivery off (reason: moderator)", DisabledReason.Moderator));
 
         var removeList = new Argument<string>("list") { Description = "the list, LIST@HOST" };
         var removeAddresses = new Argument<string[]>("address") { Description = "addresses to remove", Arity = ArgumentArity.OneOrMore };
@@ -75,6 +87,60 @@ internal static class MembersCommand
             return 0;
         }));
         command.Subcommands.Add(remove);
+        return command;
+    }
+
+    // `members show LIST ADDR`: everything the store knows about one member, one "key: value" a line.
+    private static Command ShowMember()
+    {
+        var list = new Argument<string>("list") { Description = "the list, LIST@HOST" };
+        var address = new Argument<string>("address") { Description = "the member's address" };
+        var show = new Command("show", "show a member's delivery status, bounce score and warnings") { list, address };
+        show.SetAction(parse => MailmanCli.Guard(parse, paths =>
+        {
+            using var store = new ListStore(paths.Database);
+            var name = ListsCommand.Parse(parse.GetValue(list)!);
+            store.GetList(name);
+            var m = store.FindMember(name, parse.GetValue(address)!)
+                ?? throw new CliException(1, $"{parse.GetValue(address)} is not a member of {name}");
+            static string When(DateTimeOffset? t) => t is { } v ? v.ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture) : "-";
+            Console.WriteLine($"address: {m.Address}");
+            Console.WriteLine($"display_name: {m.DisplayName}");
+            Console.WriteLine($"delivery: {(m.DeliveryEnabled ? "enabled" : "disabled")}");
+            Console.WriteLine($"disabled_reason: {(m.DeliveryEnabled ? "-" : m.DisabledReason)}");
+            Console.WriteLine($"disabled_at: {When(m.DisabledAt)}");
+            Console.WriteLine($"bounce_score: {m.BounceScore.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture)}");
+            Console.WriteLine($"last_bounce: {When(m.LastBounce)}");
+            Console.WriteLine($"warnings_sent: {m.WarningsSent}");
+            Console.WriteLine($"last_warning: {When(m.LastWarning)}");
+            Console.WriteLine($"joined: {When(m.JoinedAt)}");
+            return 0;
+        }));
+        return show;
+    }
+
+    // `members enable|disable LIST ADDR...`: one transaction; addresses that are not members are
+    // named on stderr and make the exit code 1, the others are still changed.
+    private static Command SetDelivery(string verb, string description, string reason)
+    {
+        var list = new Argument<string>("list") { Description = "the list, LIST@HOST" };
+        var addresses = new Argument<string[]>("address") { Description = "members' addresses", Arity = ArgumentArity.OneOrMore };
+        var command = new Command(verb, description) { list, addresses };
+        command.SetAction(parse => MailmanCli.Guard(parse, paths =>
+        {
+            using var store = new ListStore(paths.Database);
+            var name = ListsCommand.Parse(parse.GetValue(list)!);
+            store.GetList(name);
+            var now = DateTimeOffset.UtcNow;
+            var missing = store.InTransaction(() => parse.GetValue(addresses)!.Where(a => !store.SetDelivery(name, a, reason, now)).ToList());
+            foreach (var a in missing)
+            {
+                Console.Error.WriteLine($"mailman: {a} is not a member of {name}");
+            }
+
+            Console.WriteLine($"{name}: {parse.GetValue(addresses)!.Length - missing.Count} {verb}d");
+            return missing.Count == 0 ? 0 : 1;
+        }));
         return command;
     }
 

@@ -1,5 +1,6 @@
 // `mailman status [--json] [--watch]`: per queue, how many entries and how old the oldest is;
-// the post being delivered now with its progress; when retry tries next. --watch redraws in
+// the post being delivered now with its progress; when retry tries next; members whose delivery
+// was disabled today. --watch redraws in
 // place like top on a terminal, and prints plain snapshots one after another otherwise.
 using System.CommandLine;
 using System.Globalization;
@@ -65,9 +66,10 @@ internal static class StatusCommand
         }).ToList();
         var progress = ProgressFile.Read(paths);
         var nextRetry = NextRetry(queues[QueueSet.Retry]);
+        var disabledToday = DisabledToday(paths, now);
         if (asJson)
         {
-            return JsonSerializer.Serialize(new StatusReport(rows, progress, nextRetry), StatusJson.Default.StatusReport) + Environment.NewLine;
+            return JsonSerializer.Serialize(new StatusReport(rows, progress, nextRetry) { DisabledToday = disabledToday }, StatusJson.Default.StatusReport) + Environment.NewLine;
         }
 
         var sb = new StringBuilder();
@@ -90,7 +92,29 @@ internal static class StatusCommand
         }
 
         sb.Append(nextRetry is { } next ? $"retry: next attempt at {next.ToLocalTime():yyyy-MM-dd HH:mm:ss} (in {Age((next - now).TotalSeconds)})\n" : "retry: nothing waiting\n");
+        sb.Append(CultureInfo.InvariantCulture, $"members disabled today: {(disabledToday is { } d ? d.ToString(CultureInfo.InvariantCulture) : "? (the database is not readable as this user)")}\n");
         return sb.ToString();
+    }
+
+    // Members whose delivery was turned off since midnight UTC (by bounces, mostly). Only read as
+    // the database's owner: SQLite creates its -wal and -shm files on open, and root's would
+    // lock the daemon out of its own database.
+    private static long? DisabledToday(InstancePaths paths, DateTimeOffset now)
+    {
+        if (!File.Exists(paths.Database) || FileOwner.Uid(paths.Database) != FileOwner.EffectiveUid)
+        {
+            return null;
+        }
+
+        try
+        {
+            using var store = new Lists.ListStore(paths.Database);
+            return store.CountDisabledSince(new DateTimeOffset(now.UtcDateTime.Date, TimeSpan.Zero));
+        }
+        catch (Microsoft.Data.Sqlite.SqliteException)
+        {
+            return null;
+        }
     }
 
     private static DateTimeOffset? NextRetry(Switchboard retry)
@@ -133,4 +157,8 @@ internal static class StatusCommand
 internal sealed record QueueStatus(string Queue, int Entries, int Claimed, double? OldestAgeSeconds);
 
 /// <summary>`mailman status --json`.</summary>
-internal sealed record StatusReport(List<QueueStatus> Queues, DeliveryProgressSnapshot? Delivering, DateTimeOffset? NextRetry);
+internal sealed record StatusReport(List<QueueStatus> Queues, DeliveryProgressSnapshot? Delivering, DateTimeOffset? NextRetry)
+{
+    /// <summary>Members whose delivery was disabled since midnight UTC; null when the database could not be read.</summary>
+    public long? DisabledToday { get; init; }
+}

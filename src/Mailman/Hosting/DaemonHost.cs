@@ -44,6 +44,7 @@ public static class DaemonHost
         builder.Services.AddSingleton<Activity>();
         builder.Services.AddSingleton<ListStoreFactory>();
         builder.Services.AddSingleton<Notices.NoticeSender>();
+        builder.Services.AddSingleton<Bounces.BounceProcessor>();
         builder.Services.AddSingleton(sp =>
         {
             var lists = sp.GetRequiredService<ListStoreFactory>();
@@ -59,6 +60,7 @@ public static class DaemonHost
         builder.Services.AddHostedService<PipelineRunner>();
         builder.Services.AddHostedService<OutgoingRunner>();
         builder.Services.AddHostedService<RetryRunner>();
+        builder.Services.AddHostedService<BounceRunner>();
         if (exitWhenIdle)
         {
             builder.Services.AddHostedService<IdleMonitor>();

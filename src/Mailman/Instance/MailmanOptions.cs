@@ -20,6 +20,9 @@ public sealed class MailmanOptions
     public DnsOptions Dns { get; set; } = new();
 
     public DmarcOptions Dmarc { get; set; } = new();
+
+    public BounceOptions Bounces { get; set; } = new();
+
     /// <summary>How long SIGTERM may take: in-flight work finishes or is put back within it (systemd's TimeoutStopSec is a little longer).</summary>
     public TimeSpan StopTimeout { get; set; } = TimeSpan.FromSeconds(90);
 
@@ -54,6 +57,8 @@ public sealed class MailmanOptions
                 Check(false, "Mailman:Dns:Servers: " + e.Message);
             }
         }
+        Check(Bounces.BatchSize is >= 1 and <= 10_000, "Mailman:Bounces:BatchSize must be 1-10000");
+        Check(Bounces.SweepInterval >= TimeSpan.FromSeconds(1), "Mailman:Bounces:SweepInterval must be at least 1 second");
         Check(StopTimeout >= TimeSpan.FromSeconds(1), "Mailman:StopTimeout must be at least 1 second");
     }
 
@@ -146,6 +151,15 @@ public sealed class DmarcOptions
 {
     /// <summary>Mailman 3's remove_dkim_headers: drop DKIM-Signature, DomainKey-Signature and Authentication-Results from posts.</summary>
     public bool RemoveDkimHeaders { get; set; }
+}
+
+public sealed class BounceOptions
+{
+    /// <summary>Bounce entries the runner claims and scores in one database transaction.</summary>
+    public int BatchSize { get; set; } = 200;
+
+    /// <summary>How often the warning sweep looks for disabled members due a warning or removal (also once at start).</summary>
+    public TimeSpan SweepInterval { get; set; } = TimeSpan.FromHours(1);
 }
 
 public sealed class PipelineOptions

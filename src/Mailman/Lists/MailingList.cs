@@ -86,6 +86,27 @@ public sealed class MailingList
     /// <summary>Mailman 3's max_autoresponses_per_day: automatic replies to one address per day (0: no limit).</summary>
     public int MaxAutoresponsesPerDay { get; set; } = 10;
 
+    /// <summary>Mailman's process_bounces: score bounces, disable and remove dead addresses (Bounces/).</summary>
+    public bool ProcessBounces { get; set; } = true;
+
+    /// <summary>Mailman's bounce_score_threshold: the score at which delivery is disabled (a permanent bounce adds 1.0, once a day).</summary>
+    public double BounceScoreThreshold { get; set; } = 5.0;
+
+    /// <summary>Mailman's bounce_info_stale_after, in days: an older score is reset before a new bounce counts.</summary>
+    public int BounceInfoStaleAfterDays { get; set; } = 7;
+
+    /// <summary>Mailman's bounce_you_are_disabled_warnings: notices a disabled member gets before removal (0: removed at once).</summary>
+    public int BounceYouAreDisabledWarnings { get; set; } = 3;
+
+    /// <summary>Mailman's bounce_you_are_disabled_warnings_interval, in days.</summary>
+    public int BounceYouAreDisabledWarningsIntervalDays { get; set; } = 7;
+
+    /// <summary>Mailman's bounce_notify_owner_on_disable.</summary>
+    public bool BounceNotifyOwnerOnDisable { get; set; } = true;
+
+    /// <summary>Mailman's bounce_notify_owner_on_removal.</summary>
+    public bool BounceNotifyOwnerOnRemoval { get; set; } = true;
+
     /// <summary>Notice bodies this list replaces, by template name (Notices/NoticeTemplates.cs).</summary>
     public Dictionary<string, string> Templates { get; set; } = new(StringComparer.Ordinal);
 
@@ -111,6 +132,13 @@ public sealed class MailingList
         ["dmarc_mitigate_unconditionally"] = "true | false: munge or wrap every post, not only From: p=reject/quarantine domains",
         ["dmarc_moderation_notice"] = "reason sent to the poster for dmarc_mitigate_action reject (may use \\n)",
         ["dmarc_wrapped_message_text"] = "text before the original in a wrapped post (may use \\n)",
+        ["process_bounces"] = "true | false: score bounces, disable and remove dead addresses",
+        ["bounce_score_threshold"] = "score at which a member's delivery is disabled (default 5.0)",
+        ["bounce_info_stale_after"] = "days after which an old bounce score is reset (default 7)",
+        ["bounce_you_are_disabled_warnings"] = "notices a disabled member gets before removal (default 3; 0: remove at once)",
+        ["bounce_you_are_disabled_warnings_interval"] = "days between those notices (default 7)",
+        ["bounce_notify_owner_on_disable"] = "true | false: tell the owners when bounces disable a member",
+        ["bounce_notify_owner_on_removal"] = "true | false: tell the owners when bounces remove a member",
     };
 
     /// <summary>Sets one named setting from text.</summary>
@@ -145,6 +173,13 @@ public sealed class MailingList
             case "dmarc_mitigate_unconditionally": DmarcMitigateUnconditionally = ParseBool(key, value); break;
             case "dmarc_moderation_notice": DmarcModerationNotice = Unescape(value); break;
             case "dmarc_wrapped_message_text": DmarcWrappedMessageText = Unescape(value); break;
+            case "process_bounces": ProcessBounces = ParseBool(key, value); break;
+            case "bounce_score_threshold": BounceScoreThreshold = PositiveNumber(key, value); break;
+            case "bounce_info_stale_after": BounceInfoStaleAfterDays = Days(key, value); break;
+            case "bounce_you_are_disabled_warnings": BounceYouAreDisabledWarnings = Whole(key, value); break;
+            case "bounce_you_are_disabled_warnings_interval": BounceYouAreDisabledWarningsIntervalDays = Days(key, value); break;
+            case "bounce_notify_owner_on_disable": BounceNotifyOwnerOnDisable = ParseBool(key, value); break;
+            case "bounce_notify_owner_on_removal": BounceNotifyOwnerOnRemoval = ParseBool(key, value); break;
             default: throw new ArgumentException($"unknown setting '{key}'; known: {string.Join(", ", SettingNames.Keys)}");
         }
     }
@@ -174,6 +209,14 @@ public sealed class MailingList
         yield return new("dmarc_mitigate_unconditionally", DmarcMitigateUnconditionally ? "true" : "false");
         yield return new("dmarc_moderation_notice", DmarcModerationNotice.Replace("\n", "\\n", StringComparison.Ordinal));
         yield return new("dmarc_wrapped_message_text", DmarcWrappedMessageText.Replace("\n", "\\n", StringComparison.Ordinal));
+        var invariant = System.Globalization.CultureInfo.InvariantCulture;
+        yield return new("process_bounces", ProcessBounces ? "true" : "false");
+        yield return new("bounce_score_threshold", BounceScoreThreshold.ToString("0.0##", invariant));
+        yield return new("bounce_info_stale_after", BounceInfoStaleAfterDays.ToString(invariant) + "d");
+        yield return new("bounce_you_are_disabled_warnings", BounceYouAreDisabledWarnings.ToString(invariant));
+        yield return new("bounce_you_are_disabled_warnings_interval", BounceYouAreDisabledWarningsIntervalDays.ToString(invariant) + "d");
+        yield return new("bounce_notify_owner_on_disable", BounceNotifyOwnerOnDisable ? "true" : "false");
+        yield return new("bounce_notify_owner_on_removal", BounceNotifyOwnerOnRemoval ? "true" : "false");
     }
 
     private void SetTemplate(string name, string value)
@@ -197,6 +240,26 @@ public sealed class MailingList
     /// <summary>A whole number >= 0.</summary>
     private static int Whole(string key, string value)
         => int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : throw new ArgumentException($"{key}: expected a whole number >= 0, got '{value}'");
+
+    /// <summary>Whole days, as "7" or "7d" (Mailman compares bounce dates by the day).</summary>
+    private static int Days(string key, string value)
+    {
+        var v = value.Trim();
+        if (v.EndsWith('d') || v.EndsWith('D'))
+        {
+            v = v[..^1];
+        }
+
+        return int.TryParse(v, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) && n <= 36_500
+            ? n
+            : throw new ArgumentException($"{key}: expected a whole number of days (7 or 7d), got '{value}'");
+    }
+
+    /// <summary>A number > 0 (5, 2.5).</summary>
+    private static double PositiveNumber(string key, string value)
+        => double.TryParse(value, System.Globalization.NumberStyles.AllowDecimalPoint, System.Globalization.CultureInfo.InvariantCulture, out var d) && d > 0 && d < 1e6
+            ? d
+            : throw new ArgumentException($"{key}: expected a number > 0, got '{value}'");
 
     private static T ParseEnum<T>(string key, string value)
         where T : struct, Enum

@@ -18,8 +18,11 @@ public sealed class QueueSet : IDisposable
     public const string Request = "request";
     public const string Owner = "owner";
 
+    /// <summary>Bounces the runner could not act on (names no member, or nobody and the list has no owner), kept for an operator.</summary>
+    public const string Unrecognized = "unrecognized";
+
     /// <summary>Every queue, in the order a post moves through them.</summary>
-    public static readonly IReadOnlyList<string> Names = [In, Pipeline, Out, Retry, Hold, Bounces, Request, Owner, Shunt, Bad];
+    public static readonly IReadOnlyList<string> Names = [In, Pipeline, Out, Retry, Hold, Bounces, Request, Owner, Unrecognized, Shunt, Bad];
 
     private readonly Dictionary<string, Switchboard> _queues = new(StringComparer.Ordinal);
     private readonly List<QueueSignal> _signals = [];

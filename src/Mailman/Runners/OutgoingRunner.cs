@@ -1,9 +1,11 @@
 // outgoing: prepares each decorated post once and delivers it to its recipients, recording
 // progress in the entry's checkpoint as it goes. Recipients the server deferred go to retry with
-// backoff; bounces are logged per member; on shutdown the entry goes back to the queue with its
+// backoff; recipients refused with a 5xx are scored as bounces (Bounces/BounceProcessor, the same
+// code as mailed bounces) and logged per member; on shutdown the entry goes back to the queue with its
 // checkpoint, so the next run resumes where this one stopped. The entry is deleted only after
 // every outcome is durably queued.
 using System.IO.Abstractions;
+using Mailman.Bounces;
 using Mailman.Delivery;
 using Mailman.Instance;
 using Mailman.Lists;
@@ -13,7 +15,8 @@ using Microsoft.Extensions.Logging;
 namespace Mailman.Runners;
 
 public sealed class OutgoingRunner(
-    QueueSet queues, Activity activity, MailmanOptions options, TimeProvider time, IFileSystem fs, InstancePaths paths, ILogger<OutgoingRunner> logger)
+    QueueSet queues, Activity activity, MailmanOptions options, TimeProvider time, IFileSystem fs, InstancePaths paths, ILogger<OutgoingRunner> logger,
+    BounceProcessor? bounces = null)
     : QueueRunner(queues, QueueSet.Out, activity, options, time, logger)
 {
     private readonly PostDelivery _delivery = new(options.Smtp);
@@ -175,6 +178,30 @@ public sealed class OutgoingRunner(
         }
     }
 
+    // Once per chunk that had refusals, never per delivered copy. Scoring must not stop a
+    // delivery: if the database cannot take it, the refusal is still logged.
+    private void Refused(ListName list, EntryMetadata metadata, IReadOnlyList<(Recipient Recipient, int Status, string Response)> bounced)
+    {
+        if (bounces is not null)
+        {
+            try
+            {
+                bounces.ProcessRefusals(list, metadata.MessageId, bounced.Select(b => (b.Recipient.Address, b.Status, b.Response)).ToList());
+                return;
+            }
+            catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or IOException or InvalidOperationException)
+            {
+                Log.LogError(e, "Bounces refused by the SMTP server for {ListId} could not be scored: {Error}", list.Fqdn, e.Message);
+            }
+        }
+
+        foreach (var (recipient, status, response) in bounced)
+        {
+            Log.LogWarning("Bounce: {Recipient} of {ListId} refused Message-Id {MessageId}: {SmtpStatus} {SmtpResponse}",
+                recipient.Address, list.Fqdn, metadata.MessageId, status, response);
+        }
+    }
+
     private static TimeSpan CpuTime()
     {
         using var p = System.Diagnostics.Process.GetCurrentProcess();
@@ -199,16 +226,17 @@ public sealed class OutgoingRunner(
             Hosting.Metrics.Bounced.Add(bounced.Count, tags);
             Publish(delivered, deferred.Count, bounced.Count);
 
+            // Scored before the chunk is recorded: a crash in between sends the chunk again and
+            // its refusals score again on the same day, which counts once.
+            if (bounced.Count > 0)
+            {
+                runner.Refused(list, metadata, bounced);
+            }
+
             if (durable || deferred.Count > 0)
             {
                 // Deferred recipients are always recorded: the log is where retry finds them.
                 checkpoint.Record(chunk, transactions, deferred.Select(d => d.Recipient));
-            }
-
-            foreach (var (recipient, status, response) in bounced)
-            {
-                runner.Log.LogWarning("Bounce: {Recipient} of {ListId} refused Message-Id {MessageId}: {SmtpStatus} {SmtpResponse}",
-                    recipient.Address, list.Fqdn, metadata.MessageId, status, response);
             }
         }
 

@@ -21,6 +21,9 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
 
     protected QueueSet Queues { get; } = queues;
 
+    /// <summary>Work in progress, for --exit-when-idle.</summary>
+    protected Activity Activity { get; } = activity;
+
     protected Switchboard Queue { get; } = queues[queueName];
 
     protected ILogger Log { get; } = logger;
@@ -42,6 +45,20 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
     /// already (a post over the size limit is held without being read into memory).
     /// </summary>
     protected virtual bool ProcessHead(EntryHead head, CancellationToken stoppingToken) => false;
+
+    /// <summary>
+    /// Entries claimed per round for <see cref="ProcessBatch"/>; 0 (the default) claims one at a
+    /// time for <see cref="ProcessHead"/> and <see cref="Process"/>.
+    /// </summary>
+    protected virtual int BatchSize => 0;
+
+    /// <summary>
+    /// Processes claimed entries together (one database transaction for all, say); must finish or
+    /// move each. When it throws, what it did not finish is processed again one entry at a
+    /// time, so only the entry at fault is shunted.
+    /// </summary>
+    protected virtual void ProcessBatch(IReadOnlyList<EntryHead> heads, CancellationToken stoppingToken)
+        => throw new NotSupportedException($"{RunnerName} does not process batches");
 
     /// <summary>Which waiting entries may be claimed now (retry: only those due).</summary>
     protected virtual bool IsEligible(string name) => true;
@@ -105,6 +122,11 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
     /// <exception cref="Exception">A transient failure (<see cref="IsTransient"/>): the entry is back in its queue.</exception>
     public bool RunOnce(CancellationToken stoppingToken)
     {
+        if (BatchSize > 0)
+        {
+            return RunBatch(stoppingToken);
+        }
+
         var claim = Queue.TryClaim(IsEligible);
         if (claim is null)
         {
@@ -112,7 +134,7 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
             return false;
         }
 
-        using var busy = activity.Begin();
+        using var busy = Activity.Begin();
         EntryHead head;
         try
         {
@@ -161,6 +183,120 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
 
         Resume();
         return true;
+    }
+
+    // Claims up to BatchSize entries, then processes them together. A transient failure puts back
+    // every claim not finished; any other failure replays the unfinished ones alone.
+    private bool RunBatch(CancellationToken stoppingToken)
+    {
+        var heads = new List<EntryHead>(BatchSize);
+        IDisposable? busy = null;
+        try
+        {
+            while (heads.Count < BatchSize)
+            {
+                var claim = Queue.TryClaim(IsEligible);
+                if (claim is null)
+                {
+                    break;
+                }
+
+                busy ??= Activity.Begin();
+                try
+                {
+                    heads.Add(Queue.LoadHead(claim));
+                }
+                catch (CorruptEntryException e)
+                {
+                    Log.LogError("{Runner}: entry {QueueEntry} in {Queue} is unreadable, moved to bad: {Error}", RunnerName, claim.Name, Queue.Name, e.Message);
+                    Queue.SetAside(claim, Queues[QueueSet.Bad], e.Message);
+                }
+                catch (UnauthorizedAccessException)
+                {
+                    SetAsideForeign(claim);
+                }
+                catch (Exception e) when (IsTransient(e))
+                {
+                    Queue.Unclaim(claim);
+                    UnclaimUnfinished(heads);
+                    throw;
+                }
+            }
+
+            if (busy is null)
+            {
+                Resume();
+                return false;
+            }
+
+            if (heads.Count > 0)
+            {
+                try
+                {
+                    ProcessBatch(heads, stoppingToken);
+                }
+                catch (Exception e) when (IsTransient(e))
+                {
+                    UnclaimUnfinished(heads);
+                    throw;
+                }
+                catch (Exception e) when (heads.Count > 1)
+                {
+                    Log.LogWarning("{Runner}: a batch of {Count} entries failed ({Error}); processing them one at a time", RunnerName, heads.Count, e.Message);
+                    for (var i = 0; i < heads.Count; i++)
+                    {
+                        if (!File.Exists(heads[i].Claim.Path))
+                        {
+                            continue;
+                        }
+
+                        try
+                        {
+                            ProcessBatch([heads[i]], stoppingToken);
+                        }
+                        catch (Exception again) when (IsTransient(again))
+                        {
+                            UnclaimUnfinished(heads);
+                            throw;
+                        }
+                        catch (CorruptEntryException corrupt)
+                        {
+                            Queue.SetAside(heads[i].Claim, Queues[QueueSet.Bad], corrupt.Message);
+                        }
+                        catch (Exception single)
+                        {
+                            Shunt(heads[i], single);
+                        }
+                    }
+                }
+                catch (CorruptEntryException e)
+                {
+                    Queue.SetAside(heads[0].Claim, Queues[QueueSet.Bad], e.Message);
+                }
+                catch (Exception e)
+                {
+                    Shunt(heads[0], e);
+                }
+            }
+        }
+        finally
+        {
+            busy?.Dispose();
+        }
+
+        Resume();
+        return true;
+    }
+
+    private void UnclaimUnfinished(List<EntryHead> heads)
+    {
+        foreach (var head in heads)
+        {
+            if (File.Exists(head.Claim.Path))
+            {
+                Queue.Unclaim(head.Claim);
+            }
+        }
     }
 
     /// <summary>The list an entry names; a name that is not a safe LIST@HOST never goes further.</summary>

@@ -1,0 +1,501 @@
+// The one code path from "list L, address A bounced, permanently or not, at T" to what follows:
+// the score (BounceScoring's policy), delivery disabled, the member's warnings and the owners'
+// notices (through NoticeSender), removal. Mail returned to a -bounces address (the bounce
+// runner) and refusals at SMTP time (the outgoing runner) both come through here. It also
+// decides who a returned message names (VERP first, else the report) and where a message that
+// names nobody goes. It never touches the entry that carried a bounce: runners move entries.
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using Mailman.Delivery;
+using Mailman.Lists;
+using Mailman.Notices;
+using Mailman.Queues;
+using Microsoft.Extensions.Logging;
+using MimeKit;
+
+namespace Mailman.Bounces;
+
+/// <summary>One address of one list that bounced at <paramref name="When"/>.</summary>
+public sealed record BounceEvent(ListName List, string Address, bool Permanent, DateTimeOffset When);
+
+/// <summary>What became of one bounced address: the action taken and the score after it.</summary>
+public sealed record BounceOutcome(string Address, BounceAction Action, double Score);
+
+/// <summary>A message returned to a -bounces address, classified.</summary>
+/// <param name="Entry">The queue entry that carries it (names the notices it causes).</param>
+/// <param name="Destination">The envelope recipient Postfix gave (the VERP address), if known.</param>
+/// <param name="Received">When it arrived: the day it scores on (a replay after a crash scores the same day).</param>
+public sealed record ReturnedMessage(string Entry, ListName List, string? Destination, BounceAnalysis Analysis, DateTimeOffset Received)
+{
+    /// <summary>Whether the message returns one of our own notices (it shows X-Mailman-Notice): never forwarded, never set aside.</summary>
+    public Func<bool> IsNoticeBounce { get; init; } = static () => false;
+
+    /// <summary>The message itself, to forward to the owners (null when it cannot be read).</summary>
+    public Func<MimeMessage?> Load { get; init; } = static () => null;
+}
+
+/// <summary>Where the entry of a returned message goes: finished, or set aside with a reason.</summary>
+public enum BounceDisposition
+{
+    /// <summary>Processed (scored, logged, forwarded): the entry is finished.</summary>
+    Done,
+
+    /// <summary>Names nobody who is a member, or nobody at all and the list has no owner to read it: kept in <c>unrecognized</c>.</summary>
+    Unrecognized,
+
+    /// <summary>The list does not exist (any more): kept in <c>bad</c>.</summary>
+    NoSuchList,
+}
+
+/// <summary>The processor's answer for one returned message.</summary>
+public sealed record ReturnedResult(BounceDisposition Disposition, string Reason);
+
+public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices, TimeProvider time, ILogger<BounceProcessor> logger)
+{
+    private readonly object _sweep = new();
+
+    /// <summary>
+    /// Processes a batch of returned messages: every score change in one transaction, then per
+    /// message its log line and, for one that names nobody, the forward to the owners; then the
+    /// first notices of members disabled just now. Replaying a batch (a crash before its entries
+    /// were finished) changes nothing more: a member scores at most once on the day its bounce
+    /// arrived, and each notice's name derives from the entry that caused it.
+    /// </summary>
+    /// <returns>One result per message, in order.</returns>
+    /// <exception cref="IOException">A forward could not be queued (the batch is replayed later).</exception>
+    /// <exception cref="Microsoft.Data.Sqlite.SqliteException">The database is busy or broken.</exception>
+    public IReadOnlyList<ReturnedResult> Process(IReadOnlyList<ReturnedMessage> messages)
+    {
+        using var store = lists.Open();
+        var known = new Dictionary<ListName, MailingList?>();
+        var plans = new Plan[messages.Count];
+        var events = new List<BounceEvent>();
+        for (var i = 0; i < messages.Count; i++)
+        {
+            plans[i] = PlanFor(store, known, messages[i], events);
+        }
+
+        List<BounceOutcome> outcomes = events.Count == 0 ? [] : store.InTransaction(() => Score(store, known, events));
+        var results = new ReturnedResult[messages.Count];
+        for (var i = 0; i < messages.Count; i++)
+        {
+            var plan = plans[i];
+            results[i] = Conclude(store, messages[i], plan, outcomes.GetRange(plan.First, plan.Count));
+        }
+
+        FirstNotices(events, outcomes);
+        return results;
+    }
+
+    /// <summary>
+    /// Scores the recipients the SMTP server refused with a 5xx for one post (one call per
+    /// delivery chunk), through the same policy as mailed bounces, and logs one line each.
+    /// </summary>
+    /// <exception cref="Microsoft.Data.Sqlite.SqliteException">The database is busy or broken.</exception>
+    public List<BounceOutcome> ProcessRefusals(ListName list, string? messageId, IReadOnlyList<(string Address, int Status, string Response)> refusals)
+    {
+        var now = time.GetUtcNow();
+        using var store = lists.Open();
+        var known = new Dictionary<ListName, MailingList?> { [list] = store.FindList(list) };
+        var events = refusals.Select(r => new BounceEvent(list, r.Address, true, now)).ToList();
+        var outcomes = store.InTransaction(() => Score(store, known, events));
+        for (var i = 0; i < refusals.Count; i++)
+        {
+            var (address, status, response) = refusals[i];
+            logger.LogWarning("Bounce: {Recipient} of {ListId} refused Message-Id {MessageId}: {SmtpStatus} {SmtpResponse}; score {Score}: {Action}",
+                address, list.Fqdn, messageId, status, response, outcomes[i].Score, Describe(outcomes[i].Action));
+        }
+
+        FirstNotices(events, outcomes);
+        return outcomes;
+    }
+
+    /// <summary>
+    /// The warning sweep: for every member bounces disabled (on lists that process bounces) whose
+    /// next step is due at <paramref name="now"/>, tells the owners of the disable, sends the next
+    /// warning, or removes the member. Each notice is queued before the step is recorded, under a
+    /// name derived from (member, disable, step): a crash in between sends nothing twice while the
+    /// notice still waits in out. Serialized: one sweep at a time in this process.
+    /// </summary>
+    /// <param name="only">Just these members (the ones disabled a moment ago); null: every list.</param>
+    /// <returns>The steps taken.</returns>
+    /// <exception cref="IOException">A notice could not be queued; the next sweep tries again.</exception>
+    public int Sweep(DateTimeOffset now, IReadOnlyCollection<(ListName List, string Address)>? only = null)
+    {
+        lock (_sweep)
+        {
+            using var store = lists.Open();
+            var steps = 0;
+            foreach (var (list, member) in Candidates(store, only))
+            {
+                var settings = BounceSettings.Of(list);
+                var step = BounceScoring.Next(member, now, settings);
+                if (!step.IsNone)
+                {
+                    Take(store, list, settings, member, step, now);
+                    steps++;
+                }
+            }
+
+            return steps;
+        }
+    }
+
+    private static IEnumerable<(MailingList List, MemberRecord Member)> Candidates(ListStore store, IReadOnlyCollection<(ListName List, string Address)>? only)
+    {
+        if (only is null)
+        {
+            foreach (var list in store.AllLists().Where(l => l.ProcessBounces))
+            {
+                foreach (var member in store.BounceDisabledMembers(list.Name))
+                {
+                    yield return (list, member);
+                }
+            }
+
+            yield break;
+        }
+
+        foreach (var (name, address) in only)
+        {
+            if (store.FindList(name) is { ProcessBounces: true } list && store.FindMember(name, address) is { } member)
+            {
+                yield return (list, member);
+            }
+        }
+    }
+
+    private void Take(ListStore store, MailingList list, BounceSettings settings, MemberRecord member, SweepStep step, DateTimeOffset now)
+    {
+        var trigger = TriggerName(list.Name, member);
+        var values = new Dictionary<string, string>
+        {
+            ["member"] = member.Address,
+            ["score"] = member.BounceScore.ToString("0.##", CultureInfo.InvariantCulture),
+            ["warnings_left"] = Math.Max(0, settings.Warnings - step.Warning).ToString(CultureInfo.InvariantCulture),
+        };
+
+        if (step.Remove)
+        {
+            var told = settings.NotifyOwnerOnRemoval ? TellOwners(store, list, NoticeTemplates.OwnerRemoved, values, trigger, "bounce-removal-owner") : 0;
+            var removed = store.RemoveBounceDisabled(list.Name, member.Address);
+            logger.LogWarning("Bounce removal: {Member} {Result} {ListId} after {Warnings} warnings; {Owners} owners told",
+                member.Address, removed ? "removed from" : "no longer disabled by bounces on", list.Name.Fqdn, member.WarningsSent, told);
+            return;
+        }
+
+        if (step.NotifyOwnersOfDisable && settings.NotifyOwnerOnDisable)
+        {
+            TellOwners(store, list, NoticeTemplates.OwnerDisabled, values, trigger, "bounce-disable-owner");
+        }
+
+        // From the bounces address (a bounce of the warning is residual: it names a disabled
+        // member); replies go to the owners.
+        var result = notices.Send(new Notice(list, NoticeTemplates.DisabledWarning, member.Address)
+        {
+            ToName = member.DisplayName,
+            From = list.Name.BouncesAddress,
+            ReplyTo = list.Name.OwnerAddress,
+            Values = values,
+        }, trigger, "bounce-warning " + step.Warning.ToString(CultureInfo.InvariantCulture));
+        var recorded = store.RecordBounceWarning(list.Name, member.Address, step.Warning, now);
+        logger.LogInformation("Bounce warning {Warning} of {Warnings} to {Member} of {ListId}: {Result}",
+            step.Warning, settings.Warnings, member.Address, list.Name.Fqdn,
+            !recorded ? "the member's state changed meanwhile" : result.Queued ? "queued as " + result.Entry : "not sent: " + result.NotSentBecause);
+    }
+
+    private int TellOwners(ListStore store, MailingList list, string template, Dictionary<string, string> values, string trigger, string purpose)
+    {
+        var told = 0;
+        foreach (var owner in store.Roles(list.Name, ListRole.Owner))
+        {
+            var result = notices.Send(new Notice(list, template, owner.Address) { ToName = owner.DisplayName, Values = values },
+                trigger, purpose + " " + owner.Address.ToLowerInvariant());
+            told += result.Queued ? 1 : 0;
+        }
+
+        return told;
+    }
+
+    /// <summary>
+    /// A stable entry name for a member's disable episode: the disable time and a hash of (list,
+    /// address). The notices of the episode derive their names from it; a later disable (after a
+    /// re-enable) is another episode with other names.
+    /// </summary>
+    internal static string TriggerName(ListName list, MemberRecord member)
+    {
+        var at = member.DisabledAt ?? DateTimeOffset.UnixEpoch;
+        var micros = Math.Clamp((at - DateTimeOffset.UnixEpoch).Ticks / 10, 0, 99_999_999_999_999_999);
+        var hash = SHA256.HashData(Encoding.UTF8.GetBytes(list.Fqdn + "\n" + member.Address.Trim().ToLowerInvariant()));
+        return micros.ToString("D17", CultureInfo.InvariantCulture) + "-" + Convert.ToHexStringLower(hash.AsSpan(0, 4));
+    }
+
+    // Members disabled by this batch get their first notices now; a failure here only delays
+    // them to the next sweep (at start-up and every Bounces:SweepInterval), it loses nothing.
+    private void FirstNotices(List<BounceEvent> events, List<BounceOutcome> outcomes)
+    {
+        var disabled = new List<(ListName, string)>();
+        for (var i = 0; i < outcomes.Count; i++)
+        {
+            if (outcomes[i].Action == BounceAction.Disabled)
+            {
+                disabled.Add((events[i].List, events[i].Address));
+            }
+        }
+
+        if (disabled.Count == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            Sweep(time.GetUtcNow(), disabled);
+        }
+        catch (Exception e) when (e is IOException or Microsoft.Data.Sqlite.SqliteException)
+        {
+            logger.LogError(e, "Bounce notices for {Count} members disabled just now could not be queued: {Error}; the next sweep sends them", disabled.Count, e.Message);
+        }
+    }
+
+    /// <summary>Scores every event, in order, on the open transaction of <paramref name="store"/>.</summary>
+    private static List<BounceOutcome> Score(ListStore store, Dictionary<ListName, MailingList?> known, List<BounceEvent> events)
+    {
+        var outcomes = new List<BounceOutcome>(events.Count);
+        foreach (var e in events)
+        {
+            if (!known.TryGetValue(e.List, out var list))
+            {
+                known[e.List] = list = store.FindList(e.List);
+            }
+
+            if (list is null)
+            {
+                outcomes.Add(new(e.Address, BounceAction.NoSuchList, 0));
+                continue;
+            }
+
+            if (!list.ProcessBounces)
+            {
+                outcomes.Add(new(e.Address, BounceAction.ProcessingOff, 0));
+                continue;
+            }
+
+            var member = store.FindMember(e.List, e.Address);
+            if (member is null)
+            {
+                outcomes.Add(new(e.Address, BounceAction.NotAMember, 0));
+                continue;
+            }
+
+            if (!e.Permanent)
+            {
+                outcomes.Add(new(e.Address, BounceAction.Temporary, member.BounceScore));
+                continue;
+            }
+
+            var decision = BounceScoring.Score(member, e.When, BounceSettings.Of(list));
+            if (decision.Writes && !store.RecordBounce(e.List, e.Address, decision.Score, e.When, decision.Action == BounceAction.Disabled))
+            {
+                decision = new(BounceAction.AlreadyDisabled, member.BounceScore);
+            }
+
+            outcomes.Add(new(e.Address, decision.Action, decision.Score));
+        }
+
+        return outcomes;
+    }
+
+    /// <summary>What a returned message means before anything is written: who it names, or why it names nobody.</summary>
+    private sealed record Plan(string Kind, MailingList? List, string? Verp, int First, int Count);
+
+    // VERP first: the envelope recipient names the member whatever the report says, unless the
+    // report is a delay notice (never scored) or not a bounce at all (an auto-reply, a complaint).
+    // Without VERP the report's own addresses are scored, if they are members.
+    private static Plan PlanFor(ListStore store, Dictionary<ListName, MailingList?> known, ReturnedMessage m, List<BounceEvent> events)
+    {
+        if (!known.TryGetValue(m.List, out var list))
+        {
+            known[m.List] = list = store.FindList(m.List);
+        }
+
+        if (list is null)
+        {
+            return new("no-list", null, null, events.Count, 0);
+        }
+
+        var verp = m.Destination is { } destination ? Verp.Decode(m.List, destination) : null;
+        if (!list.ProcessBounces)
+        {
+            return new("off", list, verp, events.Count, 0);
+        }
+
+        var kind = m.Analysis.Kind;
+        if (kind is BounceKind.Temporary or BounceKind.NotABounce)
+        {
+            return new("info", list, verp, events.Count, 0);
+        }
+
+        var first = events.Count;
+        if (verp is not null)
+        {
+            events.Add(new(m.List, verp, true, m.Received));
+            return new("verp", list, verp, first, 1);
+        }
+
+        if (kind == BounceKind.Permanent && m.Analysis.Addresses.Count > 0)
+        {
+            foreach (var a in m.Analysis.Addresses)
+            {
+                events.Add(new(m.List, a.Address, true, m.Received));
+            }
+
+            return new("report", list, null, first, m.Analysis.Addresses.Count);
+        }
+
+        return new("nobody", list, null, first, 0);
+    }
+
+    private ReturnedResult Conclude(ListStore store, ReturnedMessage m, Plan plan, List<BounceOutcome> outcomes)
+    {
+        var a = m.Analysis;
+        var detector = a.Detector ?? "-";
+        switch (plan.Kind)
+        {
+            case "no-list":
+                Log(m, "nobody", "-", "the list does not exist: entry kept in bad");
+                return new(BounceDisposition.NoSuchList, $"bounce for {m.List.Fqdn}, which does not exist");
+
+            case "off":
+                Log(m, plan.Verp ?? Addresses(a), "-", "process_bounces is off: not scored");
+                return new(BounceDisposition.Done, "");
+
+            case "info" when a.Complaint is { } complaint:
+                var who = plan.Verp ?? (complaint.OriginalRecipients.Count > 0 ? string.Join(' ', complaint.OriginalRecipients) : "unknown");
+                logger.LogWarning("Bounce: {Who} of {ListId}, {Kind} ({Detector}), score {Score}: complaint ({FeedbackType}) logged, not scored (entry {QueueEntry})",
+                    who, m.List.Fqdn, a.KindName, detector, "-", complaint.FeedbackType ?? "unknown", m.Entry);
+                return new(BounceDisposition.Done, "");
+
+            case "info":
+                Log(m, plan.Verp ?? Addresses(a), ScoreText(store, m.List, plan.Verp), a.Kind == BounceKind.Temporary ? "temporary: not scored" : "not a bounce: not scored");
+                return new(BounceDisposition.Done, "");
+
+            case "verp":
+                var outcome = outcomes[0];
+                if (outcome.Action != BounceAction.NotAMember)
+                {
+                    Log(m, plan.Verp!, Number(outcome.Score), Describe(outcome.Action));
+                    return new(BounceDisposition.Done, "");
+                }
+
+                // A notice to an owner or a poster that bounced, or a forged local part: never
+                // forwarded (no loops), never scored.
+                return NamesNobody(m, plan.Verp!, $"VERP names {plan.Verp}, who is not a member");
+
+            case "report":
+                if (outcomes.Any(o => o.Action != BounceAction.NotAMember))
+                {
+                    Log(m, Addresses(a), outcomes.Count == 1 ? Number(outcomes[0].Score) : "-", Summary(outcomes));
+                    return new(BounceDisposition.Done, "");
+                }
+
+                return NamesNobody(m, Addresses(a), "the report names no member");
+
+            default:
+                return Unrecognized(store, m, plan.List!);
+        }
+    }
+
+    private ReturnedResult NamesNobody(ReturnedMessage m, string who, string reason)
+    {
+        if (m.IsNoticeBounce())
+        {
+            Log(m, who, "-", reason + "; a bounce of one of our notices: logged only");
+            return new(BounceDisposition.Done, "");
+        }
+
+        Log(m, who, "-", reason + ": not scored, entry kept in unrecognized");
+        return new(BounceDisposition.Unrecognized, reason);
+    }
+
+    // Names nobody and is not recognized: the owners read it (Mailman's "unrecognized bounce"),
+    // unless it returns one of our own notices (a notice about a notice would be a loop).
+    private ReturnedResult Unrecognized(ListStore store, ReturnedMessage m, MailingList list)
+    {
+        if (m.IsNoticeBounce())
+        {
+            Log(m, "nobody", "-", "unrecognized bounce of one of our notices: logged only, never forwarded");
+            return new(BounceDisposition.Done, "");
+        }
+
+        var owners = store.Roles(list.Name, ListRole.Owner);
+        if (owners.Count == 0)
+        {
+            Log(m, "nobody", "-", "unrecognized and the list has no owner: entry kept in unrecognized");
+            return new(BounceDisposition.Unrecognized, "unrecognized bounce; the list has no owner to forward it to");
+        }
+
+        using var message = m.Load();
+        if (message is null)
+        {
+            Log(m, "nobody", "-", "unrecognized and unreadable: entry kept in unrecognized");
+            return new(BounceDisposition.Unrecognized, "unrecognized bounce that could not be read to forward");
+        }
+
+        var forwarded = 0;
+        foreach (var owner in owners)
+        {
+            var result = notices.Send(new Notice(list, NoticeTemplates.OwnerUnrecognizedBounce, owner.Address)
+            {
+                ToName = owner.DisplayName,
+                Attachment = new MessagePart { Message = message },
+            }, m.Entry, "unrecognized-bounce " + owner.Address.ToLowerInvariant());
+            forwarded += result.Queued ? 1 : 0;
+        }
+
+        if (forwarded == 0)
+        {
+            Log(m, "nobody", "-", "unrecognized and no owner can be sent it: entry kept in unrecognized");
+            return new(BounceDisposition.Unrecognized, "unrecognized bounce; no owner address can be sent it");
+        }
+
+        Log(m, "nobody", "-", $"unrecognized: forwarded to {forwarded} owners");
+        return new(BounceDisposition.Done, "");
+    }
+
+    private void Log(ReturnedMessage m, string who, string score, string action)
+        => logger.LogInformation("Bounce: {Who} of {ListId}, {Kind} ({Detector}), score {Score}: {Action} (entry {QueueEntry})",
+            who, m.List.Fqdn, m.Analysis.KindName, m.Analysis.Detector ?? "-", score, action, m.Entry);
+
+    private static string ScoreText(ListStore store, ListName list, string? address)
+        => address is not null && store.FindMember(list, address) is { } member ? Number(member.BounceScore) : "-";
+
+    private static string Number(double score) => score.ToString("0.##", CultureInfo.InvariantCulture);
+
+    /// <summary>The report's addresses for a log line: at most ten, then how many more.</summary>
+    private static string Addresses(BounceAnalysis a)
+        => a.Addresses.Count == 0 ? "nobody"
+            : a.Addresses.Count <= 10 ? string.Join(' ', a.Addresses.Select(x => x.Address))
+            : string.Join(' ', a.Addresses.Take(10).Select(x => x.Address)) + $" and {a.Addresses.Count - 10} more";
+
+    /// <summary>Per address for a few, counts by action for many (a DSN may name 10,000).</summary>
+    private static string Summary(List<BounceOutcome> outcomes)
+        => outcomes.Count <= 10
+            ? string.Join("; ", outcomes.Select(o => $"{o.Address} {Describe(o.Action)}" + (o.Action == BounceAction.NotAMember ? "" : $" (score {Number(o.Score)})")))
+            : string.Join(", ", outcomes.GroupBy(o => o.Action).OrderBy(g => g.Key).Select(g => $"{g.Count()} {Describe(g.Key)}"));
+
+    /// <summary>The action as log lines write it.</summary>
+    public static string Describe(BounceAction action) => action switch
+    {
+        BounceAction.Scored => "scored",
+        BounceAction.ScoreReset => "stale score reset, scored",
+        BounceAction.Disabled => "delivery disabled",
+        BounceAction.AlreadyScoredToday => "scored today already",
+        BounceAction.AlreadyDisabled => "delivery already disabled (residual bounce)",
+        BounceAction.Temporary => "temporary: not scored",
+        BounceAction.NotAMember => "not a member",
+        BounceAction.ProcessingOff => "process_bounces is off: not scored",
+        _ => "the list does not exist",
+    };
+}

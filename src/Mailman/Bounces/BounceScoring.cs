@@ -1,0 +1,136 @@
+// The scoring policy of bounce processing, Mailman's model: pure functions of one member's bounce
+// record, the list's settings and the time. It decides; it never reads or writes the database,
+// and never sends mail (BounceProcessor does both).
+using Mailman.Lists;
+
+namespace Mailman.Bounces;
+
+/// <summary>A list's bounce settings, by Mailman's names (Lists/MailingList.cs).</summary>
+public sealed record BounceSettings(
+    bool Process, double Threshold, int StaleAfterDays, int Warnings, TimeSpan WarningInterval, bool NotifyOwnerOnDisable, bool NotifyOwnerOnRemoval)
+{
+    public static BounceSettings Of(MailingList list) => new(
+        list.ProcessBounces,
+        list.BounceScoreThreshold,
+        list.BounceInfoStaleAfterDays,
+        list.BounceYouAreDisabledWarnings,
+        TimeSpan.FromDays(list.BounceYouAreDisabledWarningsIntervalDays),
+        list.BounceNotifyOwnerOnDisable,
+        list.BounceNotifyOwnerOnRemoval);
+}
+
+/// <summary>What became of one bounced address (logged as written here).</summary>
+public enum BounceAction
+{
+    /// <summary>The score went up by one.</summary>
+    Scored,
+
+    /// <summary>The old score was stale: reset, then this bounce counted (score 1).</summary>
+    ScoreReset,
+
+    /// <summary>The score reached the threshold: delivery disabled.</summary>
+    Disabled,
+
+    /// <summary>The member scored a bounce today already (at most once a day).</summary>
+    AlreadyScoredToday,
+
+    /// <summary>Delivery is off already: a bounce of a copy or notice sent before (Mailman's "residual bounce").</summary>
+    AlreadyDisabled,
+
+    /// <summary>A delay or "will retry" notice: never scored.</summary>
+    Temporary,
+
+    /// <summary>The address is not a member of the list.</summary>
+    NotAMember,
+
+    /// <summary>The list's process_bounces is off.</summary>
+    ProcessingOff,
+
+    /// <summary>The list does not exist (any more).</summary>
+    NoSuchList,
+}
+
+/// <summary>The score decision for one permanent bounce.</summary>
+public readonly record struct ScoreDecision(BounceAction Action, double Score)
+{
+    /// <summary>True when the member's record changes.</summary>
+    public bool Writes => Action is BounceAction.Scored or BounceAction.ScoreReset or BounceAction.Disabled;
+}
+
+/// <summary>What the warning sweep does next for a member disabled by bounces.</summary>
+/// <param name="NotifyOwnersOfDisable">The first step after the disable: the owners hear of it.</param>
+/// <param name="Warning">The number of the warning to send now (1-based), 0 for none.</param>
+/// <param name="Remove">The last warning's interval is over (or there are no warnings): remove the member.</param>
+public readonly record struct SweepStep(bool NotifyOwnersOfDisable, int Warning, bool Remove)
+{
+    public static SweepStep None => default;
+
+    public bool IsNone => !NotifyOwnersOfDisable && Warning == 0 && !Remove;
+}
+
+public static class BounceScoring
+{
+    /// <summary>What a permanent bounce does to a member's score: points per bounce, as Mailman 3.</summary>
+    public const double PointsPerBounce = 1.0;
+
+    /// <summary>
+    /// Scores one permanent bounce of <paramref name="member"/> received at <paramref name="when"/>.
+    /// As Mailman 3 does it: a disabled member's bounce is residual; a member scores at most once
+    /// per day (UTC); a score whose last bounce is more than stale-after days old is reset before
+    /// this bounce counts; at the threshold delivery is disabled.
+    /// </summary>
+    public static ScoreDecision Score(MemberRecord member, DateTimeOffset when, BounceSettings settings)
+    {
+        if (!member.DeliveryEnabled)
+        {
+            return new(BounceAction.AlreadyDisabled, member.BounceScore);
+        }
+
+        var today = Day(when);
+        var reset = true;
+        if (member.LastBounce is { } last)
+        {
+            var lastDay = Day(last);
+
+            // A last bounce dated after this one (a replayed batch, a clock step back) counts as today.
+            if (lastDay >= today)
+            {
+                return new(BounceAction.AlreadyScoredToday, member.BounceScore);
+            }
+
+            reset = today.DayNumber - lastDay.DayNumber > settings.StaleAfterDays;
+        }
+
+        var score = reset ? PointsPerBounce : member.BounceScore + PointsPerBounce;
+        return score >= settings.Threshold
+            ? new(BounceAction.Disabled, score)
+            : new(reset && member.BounceScore > 0 ? BounceAction.ScoreReset : BounceAction.Scored, score);
+    }
+
+    /// <summary>
+    /// The sweep's next step for a member: the first step after a disable tells the owners and
+    /// sends warning 1; each next warning waits the interval after the one before; one interval
+    /// after the last warning (at once when there are none) the member is removed, as Mailman 2.1's
+    /// cron/disabled does. Nothing for members not disabled by bounces.
+    /// </summary>
+    public static SweepStep Next(MemberRecord member, DateTimeOffset now, BounceSettings settings)
+    {
+        if (member.DeliveryEnabled || member.DisabledReason != DisabledReason.Bounces)
+        {
+            return SweepStep.None;
+        }
+
+        var first = member.WarningsSent == 0 && member.LastWarning is null;
+        if (!first && member.LastWarning is { } last && now < last + settings.WarningInterval)
+        {
+            return SweepStep.None;
+        }
+
+        return member.WarningsSent < settings.Warnings
+            ? new SweepStep(first, member.WarningsSent + 1, false)
+            : new SweepStep(first, 0, true);
+    }
+
+    /// <summary>The UTC day of a time: "once a day" and staleness count days, as Mailman compares dates.</summary>
+    public static DateOnly Day(DateTimeOffset t) => DateOnly.FromDateTime(t.UtcDateTime);
+}
