@@ -5,13 +5,66 @@ namespace Mailman.Tests.Delivery;
 
 public sealed class VerpTests
 {
+    private static readonly ListName List = ListName.Parse("dev@example.org");
+
     [Fact]
     public void Encodes_in_Mailmans_format_and_decodes_back()
     {
-        var list = ListName.Parse("dev@example.org");
-        var verp = Verp.Encode(list, "anne.person@example.com");
+        var verp = Verp.Encode(List, "anne.person@example.com");
         Assert.Equal("dev-bounces+anne.person=example.com@example.org", verp);
-        Assert.Equal("anne.person@example.com", Verp.Decode(list, verp));
-        Assert.Null(Verp.Decode(list, "other-bounces+a=b.c@example.org"));
+        Assert.Equal("anne.person@example.com", Verp.Decode(List, verp));
+        Assert.Null(Verp.Decode(List, "other-bounces+a=b.c@example.org"));
+    }
+
+    // Local parts may carry the very characters VERP uses ('+', '=') and the old %-hack: the
+    // domain never holds '=' (a host name), so the last '=' is always the separator.
+    [Theory]
+    [InlineData("anne@example.com")]
+    [InlineData("anne+lists@example.com")]
+    [InlineData("a=b@example.com")]
+    [InlineData("a=b=c@sub.example.co.uk")]
+    [InlineData("user%relay.example.net@gateway.example.com")]
+    [InlineData("x+y=z%w@example.com")]
+    [InlineData("o'brien@example.ie")]
+    [InlineData("!#$&*/?^_`{|}~-@example.com")]
+    [InlineData("Anne.Person@Example.COM")]
+    public void Every_encodable_address_round_trips(string member)
+    {
+        var verp = Verp.TryEncode(List, member);
+        Assert.NotNull(verp);
+        Assert.StartsWith("dev-bounces+", verp, StringComparison.Ordinal);
+        Assert.EndsWith("@example.org", verp, StringComparison.Ordinal);
+        Assert.Equal(member, Verp.Decode(List, verp));
+
+        // Postfix may hand the recipient over in another case: the member is still found (the
+        // store compares addresses case-insensitively).
+        Assert.Equal(member, Verp.Decode(List, verp.ToUpperInvariant()), StringComparer.OrdinalIgnoreCase);
+    }
+
+    [Theory]
+    [InlineData("\"a b\"@example.com")]
+    [InlineData("user@[192.0.2.1]")]
+    [InlineData("a..b@example.com")]
+    [InlineData(".a@example.com")]
+    [InlineData("no-at-sign")]
+    [InlineData("δοκιμή@example.com")]
+    public void An_address_that_cannot_be_encoded_gets_the_plain_bounces_address(string member)
+    {
+        Assert.Null(Verp.TryEncode(List, member));
+        Assert.Equal("dev-bounces@example.org", Verp.Encode(List, member));
+        Assert.Null(Verp.Decode(List, "dev-bounces@example.org"));
+    }
+
+    [Theory]
+    [InlineData("dev-bounces+@example.org")]            // no member at all
+    [InlineData("dev-bounces+anne@example.org")]        // no '='
+    [InlineData("dev-bounces+=example.com@example.org")] // empty local part
+    [InlineData("dev-bounces+anne=@example.org")]       // empty domain
+    [InlineData("dev-bounces+anne=example.com@other.org")]
+    [InlineData("devx-bounces+anne=example.com@example.org")]
+    [InlineData("dev-request+anne=example.com@example.org")]
+    public void Anything_else_decodes_to_nobody(string address)
+    {
+        Assert.Null(Verp.Decode(List, address));
     }
 }

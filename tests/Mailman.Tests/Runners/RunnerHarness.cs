@@ -1,5 +1,6 @@
 // Runs the real runners against a real temp instance with a fake clock, one RunOnce at a time.
 using System.IO.Abstractions;
+using Mailman.Bounces;
 using Mailman.Dmarc;
 using Mailman.Hosting;
 using Mailman.Instance;
@@ -28,7 +29,9 @@ internal sealed class RunnerHarness : IDisposable
         Notices = new NoticeSender(Queues, lists, Time, NullLogger<NoticeSender>.Instance);
         Incoming = new IncomingRunner(Queues, Activity, Options, Time, lists, catalog, Notices, NullLogger<IncomingRunner>.Instance);
         Pipeline = new PipelineRunner(Queues, Activity, Options, Time, lists, catalog, NullLogger<PipelineRunner>.Instance);
-        Outgoing = new OutgoingRunner(Queues, Activity, Options, Time, new FileSystem(), instance.Paths, NullLogger<OutgoingRunner>.Instance);
+        Processor = new BounceProcessor(lists, Notices, Time, BounceLog);
+        Bounces = new BounceRunner(Queues, Activity, Options, Time, Processor, BounceLog.For<BounceRunner>());
+        Outgoing = new OutgoingRunner(Queues, Activity, Options, Time, new FileSystem(), instance.Paths, NullLogger<OutgoingRunner>.Instance, Processor);
         Retry = new RetryRunner(Queues, Activity, Options, Time, NullLogger<RetryRunner>.Instance);
     }
 
@@ -55,6 +58,17 @@ internal sealed class RunnerHarness : IDisposable
 
     public RetryRunner Retry { get; }
 
+    public BounceProcessor Processor { get; }
+
+    public BounceRunner Bounces { get; }
+
+    /// <summary>What the bounce processor and runner logged (the bounce log area).</summary>
+    public CapturingLogger<BounceProcessor> BounceLog { get; } = new();
+
+    /// <summary>Queues a message as inject does for LIST-bounces[+VERP]@HOST (Postfix's ${recipient} as the destination).</summary>
+    public string InjectBounce(string list, string destination, byte[] raw, string? sender = "MAILER-DAEMON")
+        => Queues[QueueSet.Bounces].Enqueue(new EntryMetadata { List = list, Received = Time.GetUtcNow(), Destination = destination, Sender = sender }, raw);
+
     public string Inject(string list, byte[] raw)
         => Queues[QueueSet.In].Enqueue(new EntryMetadata { List = list, Received = Time.GetUtcNow() }, raw);
 
@@ -77,5 +91,6 @@ internal sealed class RunnerHarness : IDisposable
         Pipeline.Dispose();
         Outgoing.Dispose();
         Retry.Dispose();
+        Bounces.Dispose();
     }
 }

@@ -1,0 +1,472 @@
+// Component tests of bounce processing: the bounce runner and the processor against a real temp
+// instance (queues on disk, SQLite) with a fake clock, mail returned as inject files it.
+using System.Text;
+using Mailman.Bounces;
+using Mailman.Delivery;
+using Mailman.Lists;
+using Mailman.Notices;
+using Mailman.Queues;
+using Mailman.TestSupport;
+using MimeKit;
+
+namespace Mailman.Tests.Runners;
+
+public sealed class BounceRunnerTests : IDisposable
+{
+    private const string List = "dev@example.org";
+    private const string Owner = "owner@example.net";
+    private static readonly ListName Name = ListName.Parse(List);
+    private readonly TempInstance _instance = new();
+
+    public void Dispose() => _instance.Dispose();
+
+    private void CreateList(Action<MailingList>? configure = null, int members = 3, bool owner = true)
+    {
+        _instance.CreateList(List, l =>
+        {
+            l.NonMemberAction = NonMemberAction.Accept;
+            configure?.Invoke(l);
+        });
+        _instance.AddMembers(List, TempInstance.NumberedMembers(members));
+        if (owner)
+        {
+            using var store = new ListStore(_instance.Paths.Database);
+            store.AddRole(Name, ListRole.Owner, [new Member(Owner, "Olga Owner")]);
+        }
+    }
+
+    private MemberRecord? Member(string address)
+    {
+        using var store = new ListStore(_instance.Paths.Database);
+        return store.FindMember(Name, address);
+    }
+
+    private static string VerpOf(string member) => Verp.Encode(Name, member);
+
+    private static byte[] Dsn(string address, string action = "failed", string status = "5.1.1", string? original = null)
+        => BounceMessages.Dsn([BounceMessages.Recipient(address, action, status)], original);
+
+    /// <summary>Returns a DSN for <paramref name="member"/> to its VERP address and runs the bounce runner.</summary>
+    private static void Bounce(RunnerHarness h, string member, byte[]? message = null)
+    {
+        h.InjectBounce(List, VerpOf(member), message ?? Dsn("someone-else@relay.example.net"));
+        Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
+    }
+
+    private static List<(EntryMetadata Metadata, MimeMessage Message, List<string> To)> Notices(RunnerHarness h)
+    {
+        var queue = h.Queues[QueueSet.Out];
+        return queue.Pending().Select(name =>
+        {
+            var claim = new ClaimedEntry(QueueSet.Out, name, queue.PathOf(name, Switchboard.EntryExtension));
+            var entry = queue.Load(claim);
+            return (entry.Metadata, MimeMessage.Load(new MemoryStream(entry.Message)), queue.Recipients(entry).Select(r => r.Address).ToList());
+        }).ToList();
+    }
+
+    [Fact]
+    public void A_VERP_bounce_scores_the_member_it_names_at_most_once_a_day()
+    {
+        CreateList();
+        using var h = new RunnerHarness(_instance);
+
+        // The report names another address (a forwarder's, say): VERP decides.
+        Bounce(h, "m00001@example.com");
+        var m = Member("m00001@example.com")!;
+        Assert.Equal(1, m.BounceScore);
+        Assert.Equal(h.Time.GetUtcNow(), m.LastBounce);
+        Assert.Empty(h.Queues[QueueSet.Bounces].Pending());
+        Assert.Contains(h.BounceLog.Lines, l => l.StartsWith("Bounce: m00001@example.com of dev@example.org, permanent (DSN), score 1: scored (entry ", StringComparison.Ordinal));
+
+        h.Time.Advance(TimeSpan.FromHours(11));
+        Bounce(h, "m00001@example.com");
+        Assert.Equal(1, Member("m00001@example.com")!.BounceScore);
+        Assert.Contains(h.BounceLog.Lines, l => l.Contains("score 1: scored today already", StringComparison.Ordinal));
+
+        h.Time.Advance(TimeSpan.FromHours(1));
+        Bounce(h, "m00001@example.com");
+        Assert.Equal(2, Member("m00001@example.com")!.BounceScore);
+        Assert.Equal(0, Member("m00002@example.com")!.BounceScore);
+    }
+
+    [Fact]
+    public void At_the_threshold_delivery_is_disabled_the_member_and_owners_are_told_and_the_next_post_skips_the_member()
+    {
+        CreateList(l => l.BounceScoreThreshold = 3);
+        using var h = new RunnerHarness(_instance);
+        for (var day = 0; day < 3; day++)
+        {
+            Assert.Empty(h.Queues[QueueSet.Out].Pending());
+            Bounce(h, "m00001@example.com");
+            h.Time.Advance(TimeSpan.FromDays(1));
+        }
+
+        var m = Member("m00001@example.com")!;
+        Assert.False(m.DeliveryEnabled);
+        Assert.Equal(DisabledReason.Bounces, m.DisabledReason);
+        Assert.Equal(3, m.BounceScore);
+        Assert.Equal(1, m.WarningsSent);
+        Assert.Contains(h.BounceLog.Lines, l => l.Contains("score 3: delivery disabled", StringComparison.Ordinal));
+
+        var notices = Notices(h);
+        Assert.Equal(2, notices.Count);
+        var warning = Assert.Single(notices, n => n.To.SequenceEqual(["m00001@example.com"]));
+        Assert.Equal("dev-bounces@example.org", warning.Message.From.Mailboxes.Single().Address);
+        Assert.Equal("dev-owner@example.org", warning.Message.ReplyTo.Mailboxes.Single().Address);
+        Assert.Equal("auto-generated", warning.Message.Headers[HeaderId.AutoSubmitted]);
+        Assert.Equal(NoticeTemplates.DisabledWarning, warning.Message.Headers["X-Mailman-Notice"]);
+        Assert.Equal("dev-bounces+m00001=example.com@example.org", warning.Metadata.EnvelopeSender);
+        Assert.Contains("bounced too often", warning.Message.TextBody, StringComparison.Ordinal);
+        Assert.Contains("after 2 more warning(s)", warning.Message.TextBody, StringComparison.Ordinal);
+        var owner = Assert.Single(notices, n => n.To.SequenceEqual([Owner]));
+        Assert.Equal(NoticeTemplates.OwnerDisabled, owner.Message.Headers["X-Mailman-Notice"]);
+        Assert.Contains("m00001@example.com", owner.Message.Subject, StringComparison.Ordinal);
+
+        h.Inject(List, Posts.Plain());
+        RunnerHarness.Drain(h.Incoming);
+        RunnerHarness.Drain(h.Pipeline);
+        var outQueue = h.Queues[QueueSet.Out];
+        var post = outQueue.Pending().Select(n => outQueue.ReadMetadata(n)).Single(md => md.Purpose is null);
+        Assert.Equal(2, post.RecipientCount);
+    }
+
+    [Fact]
+    public void Warnings_repeat_every_interval_then_the_member_is_removed_and_the_owners_told()
+    {
+        CreateList(l => l.BounceScoreThreshold = 1);
+        using var h = new RunnerHarness(_instance);
+        Bounce(h, "m00001@example.com");
+        Assert.Equal(1, Member("m00001@example.com")!.WarningsSent);
+
+        var steps = new List<int>();
+        for (var day = 1; day <= 22; day++)
+        {
+            h.Time.Advance(TimeSpan.FromDays(1));
+            steps.Add(h.Bounces.Sweep());
+        }
+
+        // Warnings 2 and 3 on days 7 and 14, removal on day 21 (an interval after the last).
+        Assert.Equal([7, 14, 21], steps.Select((n, i) => (n, day: i + 1)).Where(x => x.n > 0).Select(x => x.day));
+        Assert.Null(Member("m00001@example.com"));
+        Assert.NotNull(Member("m00002@example.com"));
+        var notices = Notices(h);
+        Assert.Equal(3, notices.Count(n => n.To.SequenceEqual(["m00001@example.com"])));
+        Assert.Equal([NoticeTemplates.OwnerDisabled, NoticeTemplates.OwnerRemoved],
+            notices.Where(n => n.To.SequenceEqual([Owner])).Select(n => n.Message.Headers["X-Mailman-Notice"]).Order(StringComparer.Ordinal));
+        Assert.Contains(h.BounceLog.Lines, l => l.StartsWith("Bounce removal: m00001@example.com removed from dev@example.org after 3 warnings", StringComparison.Ordinal));
+        Assert.Equal(0, h.Bounces.Sweep());
+    }
+
+    [Fact]
+    public void With_no_warnings_configured_the_member_is_removed_at_once_and_owner_notices_follow_the_settings()
+    {
+        CreateList(l =>
+        {
+            l.BounceScoreThreshold = 1;
+            l.BounceYouAreDisabledWarnings = 0;
+            l.BounceNotifyOwnerOnRemoval = false;
+        });
+        using var h = new RunnerHarness(_instance);
+        Bounce(h, "m00001@example.com");
+        Assert.Null(Member("m00001@example.com"));
+        Assert.Empty(h.Queues[QueueSet.Out].Pending());
+    }
+
+    [Fact]
+    public void A_stale_score_is_reset_before_the_new_bounce_counts()
+    {
+        CreateList();
+        using var h = new RunnerHarness(_instance);
+        Bounce(h, "m00001@example.com");
+        h.Time.Advance(TimeSpan.FromDays(1));
+        Bounce(h, "m00001@example.com");
+        Assert.Equal(2, Member("m00001@example.com")!.BounceScore);
+        h.Time.Advance(TimeSpan.FromDays(8));
+        Bounce(h, "m00001@example.com");
+        Assert.Equal(1, Member("m00001@example.com")!.BounceScore);
+        Assert.Contains(h.BounceLog.Lines, l => l.Contains("score 1: stale score reset, scored", StringComparison.Ordinal));
+    }
+
+    public static TheoryData<string, string> NotBounces => new()
+    {
+        { "delay", "temporary: not scored" },
+        { "vacation", "not a bounce: not scored" },
+        { "complaint", "complaint (abuse) logged, not scored" },
+        { "delivered", "not a bounce: not scored" },
+    };
+
+    [Theory]
+    [MemberData(nameof(NotBounces))]
+    public void Delay_notices_auto_replies_and_complaints_never_score_even_with_VERP(string kind, string logged)
+    {
+        CreateList(l => l.BounceScoreThreshold = 1);
+        using var h = new RunnerHarness(_instance);
+        var message = kind switch
+        {
+            "delay" => Dsn("m00001@example.com", "delayed", "4.4.1"),
+            "vacation" => BounceMessages.Vacation("m00001@example.com"),
+            "complaint" => BounceMessages.Arf(originalTo: "m00001@example.com"),
+            _ => Dsn("m00001@example.com", "delivered", "2.0.0"),
+        };
+        Bounce(h, "m00001@example.com", message);
+        Assert.Equal(0, Member("m00001@example.com")!.BounceScore);
+        Assert.True(Member("m00001@example.com")!.DeliveryEnabled);
+        Assert.Contains(h.BounceLog.Lines, l => l.StartsWith("Bounce: m00001@example.com of dev@example.org", StringComparison.Ordinal) && l.Contains(logged, StringComparison.Ordinal));
+        Assert.Empty(h.Queues[QueueSet.Out].Pending());
+        Assert.Empty(h.Queues[QueueSet.Bounces].Pending());
+    }
+
+    [Fact]
+    public void Without_VERP_the_addresses_of_the_report_score_if_they_are_members()
+    {
+        CreateList();
+        using var h = new RunnerHarness(_instance);
+        h.InjectBounce(List, "dev-bounces@example.org", BounceMessages.Dsn([
+            BounceMessages.Recipient("M00001@Example.com"),
+            BounceMessages.Recipient("stranger@example.net"),
+            BounceMessages.Recipient("m00002@example.com"),
+            BounceMessages.Recipient("m00000@example.com", "delayed", "4.2.2"),
+        ]));
+        Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
+        Assert.Equal(1, Member("m00001@example.com")!.BounceScore);
+        Assert.Equal(1, Member("m00002@example.com")!.BounceScore);
+        Assert.Equal(0, Member("m00000@example.com")!.BounceScore);
+        var line = Assert.Single(h.BounceLog.Lines, l => l.StartsWith("Bounce:", StringComparison.Ordinal));
+        Assert.Contains("M00001@Example.com scored (score 1); stranger@example.net not a member; m00002@example.com scored (score 1)", line, StringComparison.Ordinal);
+        Assert.Empty(h.Queues[QueueSet.Bounces].Pending());
+        Assert.Empty(h.Queues[QueueSet.Unrecognized].Pending());
+    }
+
+    [Fact]
+    public void An_unrecognized_bounce_waits_in_unrecognized_until_the_list_has_an_owner_then_is_forwarded()
+    {
+        CreateList(owner: false);
+        using var h = new RunnerHarness(_instance);
+        var garbage = "From: someone@example.net\nSubject: ???\n\nqwerty uiop asdf\n"u8.ToArray();
+        h.InjectBounce(List, "dev-bounces@example.org", garbage, sender: "someone@example.net");
+        Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
+        var unrecognized = h.Queues[QueueSet.Unrecognized];
+        var name = Assert.Single(unrecognized.Pending());
+        Assert.Contains("no owner", unrecognized.ReadState(name)!.Error, StringComparison.Ordinal);
+        Assert.Equal(QueueSet.Bounces, unrecognized.ReadState(name)!.FromQueue);
+        Assert.Contains(h.BounceLog.Lines, l => l.StartsWith("Bounce: nobody of dev@example.org, unrecognized (-), score -: unrecognized and the list has no owner", StringComparison.Ordinal));
+        Assert.Empty(h.Queues[QueueSet.Out].Pending());
+
+        // The operator names an owner and sends the waiting bounces round again.
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            store.AddRole(Name, ListRole.Owner, [new Member(Owner, "Olga")]);
+        }
+
+        var unshunt = MailmanProcess.Run(_instance.Home, ["unshunt", "--queue", "unrecognized"]);
+        Assert.True(unshunt.ExitCode == 0, unshunt.Stderr);
+        Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
+        Assert.Empty(unrecognized.Pending());
+        var forward = Assert.Single(Notices(h));
+        Assert.Equal([Owner], forward.To);
+        Assert.Equal(NoticeTemplates.OwnerUnrecognizedBounce, forward.Message.Headers["X-Mailman-Notice"]);
+        var attached = forward.Message.BodyParts.OfType<MessagePart>().Single();
+        Assert.Equal("???", attached.Message!.Subject);
+        Assert.Contains("qwerty uiop asdf", attached.Message.TextBody, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(Owner)]
+    [InlineData("stranger@example.net")]
+    [InlineData("m00001@forged.example")]
+    public void A_VERP_address_naming_a_non_member_scores_nothing_is_never_forwarded_and_is_kept(string named)
+    {
+        CreateList(l => l.BounceScoreThreshold = 1);
+        using var h = new RunnerHarness(_instance);
+        Bounce(h, named);
+        Assert.Empty(h.Queues[QueueSet.Out].Pending());
+        var unrecognized = h.Queues[QueueSet.Unrecognized];
+        var name = Assert.Single(unrecognized.Pending());
+        Assert.Equal($"VERP names {named}, who is not a member", unrecognized.ReadState(name)!.Error);
+        Assert.All(TempInstance.NumberedMembers(3), m => Assert.Equal(0, Member(m.Address)!.BounceScore));
+        Assert.Contains(h.BounceLog.Lines, l => l.StartsWith($"Bounce: {named} of dev@example.org", StringComparison.Ordinal) && l.Contains("not a member", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_returned_notice_never_produces_another_notice()
+    {
+        CreateList(l => l.BounceScoreThreshold = 1);
+        using var h = new RunnerHarness(_instance);
+        Bounce(h, "m00001@example.com");
+        var before = h.Queues[QueueSet.Out].Pending().Count;
+        Assert.Equal(2, before); // warning 1 and the owner's notice
+
+        // The warning bounces (VERP names the disabled member): residual, nothing sent.
+        var warning = Notices(h).Single(n => n.To.SequenceEqual(["m00001@example.com"]));
+        var original = Encoding.UTF8.GetString(WireFormat.Flatten(warning.Message));
+        Bounce(h, "m00001@example.com", Dsn("m00001@example.com", original: original));
+        Assert.Contains(h.BounceLog.Lines, l => l.Contains("delivery already disabled (residual bounce)", StringComparison.Ordinal));
+
+        // The owner's notice bounces (VERP names the owner): logged, not kept, not forwarded.
+        var ownerNotice = Notices(h).Single(n => n.To.SequenceEqual([Owner]));
+        Bounce(h, Owner, Dsn(Owner, original: Encoding.UTF8.GetString(WireFormat.Flatten(ownerNotice.Message))));
+        Assert.Contains(h.BounceLog.Lines, l => l.Contains("a bounce of one of our notices: logged only", StringComparison.Ordinal));
+
+        // Unrecognized, and without VERP, but it returns a notice: logged, never forwarded.
+        var headers = original.ReplaceLineEndings("\n")[..original.ReplaceLineEndings("\n").IndexOf("\n\n", StringComparison.Ordinal)];
+        h.InjectBounce(List, "dev-bounces@example.org", Encoding.UTF8.GetBytes("From: postmaster@example.net\nSubject: returned\n\nThis came back:\n\n" + headers + "\n"));
+        Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
+        Assert.Contains(h.BounceLog.Lines, l => l.Contains("unrecognized bounce of one of our notices", StringComparison.Ordinal));
+
+        Assert.Equal(before, h.Queues[QueueSet.Out].Pending().Count);
+        Assert.Empty(h.Queues[QueueSet.Unrecognized].Pending());
+        Assert.Empty(h.Queues[QueueSet.Bounces].Pending());
+    }
+
+    [Fact]
+    public void A_bounce_for_a_list_that_was_deleted_is_kept_in_bad_with_the_reason()
+    {
+        CreateList();
+        using var h = new RunnerHarness(_instance);
+        h.InjectBounce("gone@example.org", "gone-bounces+m00001=example.com@example.org", Dsn("m00001@example.com"));
+        h.InjectBounce(List, VerpOf("m00002@example.com"), Dsn("m00002@example.com"));
+        Assert.Equal(1, RunnerHarness.Drain(h.Bounces)); // one batch
+        var bad = h.Queues[QueueSet.Bad];
+        var name = Assert.Single(bad.Pending());
+        Assert.Equal("bounce for gone@example.org, which does not exist", bad.ReadState(name)!.Error);
+        Assert.Equal(1, Member("m00002@example.com")!.BounceScore);
+    }
+
+    [Fact]
+    public void An_entry_that_names_an_invalid_list_is_shunted_and_the_rest_of_its_batch_processed()
+    {
+        CreateList();
+        using var h = new RunnerHarness(_instance);
+        h.Queues[QueueSet.Bounces].Enqueue(new EntryMetadata { List = "../etc@example.org", Received = h.Time.GetUtcNow() }, Dsn("x@example.com"));
+        h.InjectBounce(List, VerpOf("m00002@example.com"), Dsn("m00002@example.com"));
+        RunnerHarness.Drain(h.Bounces);
+        Assert.Single(h.Queues[QueueSet.Shunt].Pending());
+        Assert.Equal(1, Member("m00002@example.com")!.BounceScore);
+        Assert.Empty(h.Queues[QueueSet.Bounces].Pending());
+    }
+
+    [Fact]
+    public void Garbage_a_20_MB_bounce_a_bounce_of_a_bounce_and_a_DSN_naming_10000_recipients_are_processed()
+    {
+        CreateList(members: 20);
+        using var h = new RunnerHarness(_instance);
+
+        // Garbage (not even a header) to a VERP address: unrecognized content, VERP names the member.
+        h.InjectBounce(List, VerpOf("m00001@example.com"), "\0\0\0\u0001 not mail at all \n\n\n"u8.ToArray());
+
+        // 20 MB: a DSN with a 20 MB original attached.
+        var big = new StringBuilder("From: x@example.org\nSubject: big\n\n");
+        var line = new string('x', 999) + "\n";
+        while (big.Length < 20 << 20)
+        {
+            big.Append(line);
+        }
+
+        h.InjectBounce(List, VerpOf("m00002@example.com"), BounceMessages.Dsn([BounceMessages.Recipient("m00002@example.com")], big.ToString()));
+
+        // A bounce of a bounce: the outer report names m00003; the attached one names m00004.
+        var inner = Encoding.UTF8.GetString(BounceMessages.Dsn([BounceMessages.Recipient("m00004@example.com")], boundary: "INNER"));
+        h.InjectBounce(List, "dev-bounces@example.org", BounceMessages.Dsn([BounceMessages.Recipient("m00003@example.com")], inner, boundary: "OUTER"));
+
+        // 10,000 recipients, 10 of them members, no VERP.
+        var groups = Enumerable.Range(0, 10_000).Select(i => BounceMessages.Recipient(i % 1000 == 0 ? $"m{10 + i / 1000:D5}@example.com" : $"r{i}@elsewhere.example"));
+        h.InjectBounce(List, "dev-bounces@example.org", BounceMessages.Dsn(groups));
+
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), $"took {watch.Elapsed}");
+
+        Assert.Equal(1, Member("m00001@example.com")!.BounceScore);
+        Assert.Equal(1, Member("m00002@example.com")!.BounceScore);
+        Assert.Equal(1, Member("m00003@example.com")!.BounceScore);
+        Assert.Equal(0, Member("m00004@example.com")!.BounceScore);
+        Assert.All(Enumerable.Range(10, 10), i => Assert.Equal(1, Member($"m{i:D5}@example.com")!.BounceScore));
+        Assert.Contains(h.BounceLog.Lines, l => l.Contains("and 9990 more", StringComparison.Ordinal) && l.Contains("10 scored, 9990 not a member", StringComparison.Ordinal));
+        Assert.Empty(h.Queues[QueueSet.Bounces].Pending());
+        Assert.Empty(h.Queues[QueueSet.Shunt].Pending());
+        Assert.Empty(h.Queues[QueueSet.Bad].Pending());
+    }
+
+    [Fact]
+    public void A_replayed_batch_changes_no_score_and_queues_no_second_notice()
+    {
+        CreateList(l => l.BounceScoreThreshold = 2);
+        using var h = new RunnerHarness(_instance);
+        Bounce(h, "m00001@example.com");
+        h.Time.Advance(TimeSpan.FromDays(1));
+
+        // The batch as the runner hands it over; processed, then again as after a crash before
+        // its entries were finished (even hours later: the day is the bounce's arrival).
+        string[] addresses = ["m00001@example.com", "m00002@example.com", "m00001@example.com"];
+        var batch = addresses
+            .Select((a, i) => new ReturnedMessage($"1764331200000000{i}-0000000{i}", Name, VerpOf(a),
+                BounceClassifier.Classify(new MemoryStream(Dsn(a))), h.Time.GetUtcNow()))
+            .ToList();
+        var first = h.Processor.Process(batch);
+        Assert.All(first, r => Assert.Equal(BounceDisposition.Done, r.Disposition));
+        var afterFirst = (Member("m00001@example.com")!, Member("m00002@example.com")!, Notices(h).Count);
+        Assert.False(afterFirst.Item1.DeliveryEnabled);
+        Assert.Equal(2, afterFirst.Count);
+
+        h.Time.Advance(TimeSpan.FromHours(6));
+        h.Processor.Process(batch);
+        Assert.Equal(afterFirst, (Member("m00001@example.com")!, Member("m00002@example.com")!, Notices(h).Count));
+    }
+
+    [Fact]
+    public void Bounces_are_not_processed_on_a_list_that_turned_processing_off()
+    {
+        CreateList(l =>
+        {
+            l.ProcessBounces = false;
+            l.BounceScoreThreshold = 1;
+        });
+        using var h = new RunnerHarness(_instance);
+        Bounce(h, "m00001@example.com");
+        Assert.Equal(0, Member("m00001@example.com")!.BounceScore);
+        Assert.Contains(h.BounceLog.Lines, l => l.Contains("process_bounces is off", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Re_enabling_resets_the_score_and_the_warnings_and_stops_the_sweep()
+    {
+        CreateList(l => l.BounceScoreThreshold = 1);
+        using var h = new RunnerHarness(_instance);
+        Bounce(h, "m00001@example.com");
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            Assert.True(store.SetDelivery(Name, "m00001@example.com", DisabledReason.None, h.Time.GetUtcNow()));
+        }
+
+        var m = Member("m00001@example.com")!;
+        Assert.True(m.DeliveryEnabled);
+        Assert.Equal(0, m.BounceScore);
+        Assert.Equal(0, m.WarningsSent);
+        Assert.Null(m.LastBounce);
+        h.Time.Advance(TimeSpan.FromDays(30));
+        Assert.Equal(0, h.Bounces.Sweep());
+        Assert.NotNull(Member("m00001@example.com"));
+    }
+
+    [Fact]
+    public void Refusals_at_SMTP_time_score_through_the_same_processor()
+    {
+        CreateList(l => l.BounceScoreThreshold = 1, members: 4);
+        using var server = ScriptedSmtpServer.Start(rcpt: a => a.StartsWith("m00001@", StringComparison.Ordinal) ? ScriptedSmtpServer.Reply(550, "5.1.1 no such user")
+            : a.StartsWith("m00002@", StringComparison.Ordinal) ? ScriptedSmtpServer.Reply(450, "4.2.1 try later") : null);
+        using var h = new RunnerHarness(_instance, o => o.Smtp.Port = server.Port);
+        h.Inject(List, Posts.Plain());
+        RunnerHarness.Drain(h.Incoming);
+        RunnerHarness.Drain(h.Pipeline);
+        Assert.True(h.Outgoing.RunOnce(CancellationToken.None));
+
+        var m = Member("m00001@example.com")!;
+        Assert.False(m.DeliveryEnabled);
+        Assert.Equal(DisabledReason.Bounces, m.DisabledReason);
+        Assert.Equal(0, Member("m00002@example.com")!.BounceScore); // deferred, not bounced
+        Assert.Contains(h.BounceLog.Lines, l => l.StartsWith("Bounce: m00001@example.com of dev@example.org refused Message-Id post1@example.com: 550", StringComparison.Ordinal)
+            && l.EndsWith("score 1: delivery disabled", StringComparison.Ordinal));
+        Assert.Equal(2, Notices(h).Count); // warning 1 and the owner's notice, queued by the outgoing runner's call
+        Assert.Single(h.Queues[QueueSet.Retry].Pending());
+    }
+}
