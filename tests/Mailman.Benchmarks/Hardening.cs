@@ -143,7 +143,7 @@ internal static class Hardening
         return (inject / 1024, serve / 1024);
     }
 
-    private static (double Wall, double Cpu, long RssKb) Timed(string mailman, string home, string[] args, IDictionary<string, string>? env)
+    internal static (double Wall, double Cpu, long RssKb) Timed(string mailman, string home, string[] args, IDictionary<string, string>? env)
     {
         var timing = Path.Combine(Path.GetTempPath(), "mailman-bench-time.txt");
         string[] command = mailman.EndsWith(".dll", StringComparison.Ordinal) ? ["dotnet", mailman, "--home", home, .. args] : [mailman, "--home", home, .. args];

@@ -19,6 +19,16 @@ string Arg(string name, string fallback)
 }
 
 EndToEnd.CheckTools();
+if (args.Length > 0 && args[0] == "bounces")
+{
+    var benchWork = Path.Combine(Path.GetTempPath(), "mailman-benchmark");
+    Directory.CreateDirectory(benchWork);
+    var binary = Arg("--mailman", "") is { Length: > 0 } given ? given : Publish.Deployed(benchWork, out _) ?? Path.Combine(AppContext.BaseDirectory, "mailman.dll");
+    Console.Error.WriteLine($"mailman: {binary}");
+    Console.WriteLine(BounceRows.Run(binary, benchWork, Arg("--counts", "1000,10000").Split(',').Select(int.Parse).ToList(), int.Parse(Arg("--members", "200000"), CultureInfo.InvariantCulture)));
+    return 0;
+}
+
 if (args.Length > 0 && args[0] is "queue-depth" or "large-posts")
 {
     var benchWork = Path.Combine(Path.GetTempPath(), "mailman-benchmark");
