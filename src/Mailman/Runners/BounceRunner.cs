@@ -39,8 +39,9 @@ public sealed class BounceRunner(QueueSet queues, Activity activity, MailmanOpti
         {
             return processor.Sweep(Time.GetUtcNow());
         }
-        catch (Exception e) when (e is IOException or Microsoft.Data.Sqlite.SqliteException or InvalidOperationException)
+        catch (Exception e)
         {
+            // Never fatal, at start least of all: the daemon delivers posts without its sweep.
             Log.LogError(e, "Bounce sweep failed: {Error}; retried in {Interval}", e.Message, Options.Bounces.SweepInterval);
             return 0;
         }

@@ -189,7 +189,7 @@ public sealed class OutgoingRunner(
                 bounces.ProcessRefusals(list, metadata.MessageId, bounced.Select(b => (b.Recipient.Address, b.Status, b.Response)).ToList());
                 return;
             }
-            catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or IOException or InvalidOperationException)
+            catch (Exception e)
             {
                 Log.LogError(e, "Bounces refused by the SMTP server for {ListId} could not be scored: {Error}", list.Fqdn, e.Message);
             }
