@@ -25,7 +25,8 @@ if (args.Length > 0 && args[0] == "bounces")
     Directory.CreateDirectory(benchWork);
     var binary = Arg("--mailman", "") is { Length: > 0 } given ? given : Publish.Deployed(benchWork, out _) ?? Path.Combine(AppContext.BaseDirectory, "mailman.dll");
     Console.Error.WriteLine($"mailman: {binary}");
-    Console.WriteLine(BounceRows.Run(binary, benchWork, Arg("--counts", "1000,10000").Split(',').Select(int.Parse).ToList(), int.Parse(Arg("--members", "200000"), CultureInfo.InvariantCulture)));
+    Console.WriteLine(BounceRows.Run(binary, benchWork, Arg("--counts", "1000,10000").Split(',').Select(int.Parse).ToList(), int.Parse(Arg("--members", "200000"), CultureInfo.InvariantCulture),
+        args.Contains("--direct"), args.Contains("--keep")));
     return 0;
 }
 
