@@ -84,7 +84,8 @@ internal sealed class AreaEnricher : Serilog.Core.ILogEventEnricher
     public void Enrich(LogEvent logEvent, Serilog.Core.ILogEventPropertyFactory propertyFactory)
     {
         var source = logEvent.Properties.TryGetValue("SourceContext", out var v) && v is ScalarValue { Value: string s } ? s : "";
-        var area = logEvent.MessageTemplate.Text.StartsWith("Bounce", StringComparison.Ordinal) ? "bounce"
+        var area = logEvent.MessageTemplate.Text.StartsWith("Bounce", StringComparison.Ordinal)
+                || source.StartsWith("Mailman.Bounces", StringComparison.Ordinal) || source.EndsWith("BounceRunner", StringComparison.Ordinal) ? "bounce"
             : source.EndsWith("IncomingRunner", StringComparison.Ordinal) || source.EndsWith("PipelineRunner", StringComparison.Ordinal)
                 || source.StartsWith("Mailman.Dmarc", StringComparison.Ordinal) ? "post"
             : source.EndsWith("OutgoingRunner", StringComparison.Ordinal) || source.Contains(".Delivery", StringComparison.Ordinal) ? "smtp"
