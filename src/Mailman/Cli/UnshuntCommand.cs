@@ -20,7 +20,15 @@ internal static class UnshuntCommand
             foreach (var name in shunt.Pending())
             {
                 var from = shunt.ReadState(name)?.FromQueue;
-                var target = from is not null && QueueSet.Names.Contains(from) && from is not QueueSet.Shunt and not QueueSet.Bad ? from : QueueSet.In;
+                if (from is null || !QueueSet.Names.Contains(from) || from is QueueSet.Shunt or QueueSet.Bad)
+                {
+                    // No record of where it came from (a state file lost): an entry with
+                    // recipients was on its way out; never send one back through the list.
+                    from = Infer(shunt, name);
+                    Console.Error.WriteLine($"mailman: {name}: where it was shunted from is not recorded; it goes to {from}");
+                }
+
+                var target = from;
                 if (queues[target].Holds(name))
                 {
                     Console.Error.WriteLine($"mailman: {name} not moved: {target} already holds an entry of that name");
@@ -38,5 +46,18 @@ internal static class UnshuntCommand
             return 0;
         }));
         return command;
+    }
+
+    private static string Infer(Switchboard shunt, string name)
+    {
+        try
+        {
+            var metadata = shunt.ReadMetadata(name);
+            return metadata.HasRecipients ? QueueSet.Out : metadata.SlotNonce is not null || metadata.Personalized ? QueueSet.Out : QueueSet.In;
+        }
+        catch (Exception e) when (e is CorruptEntryException or IOException or UnauthorizedAccessException)
+        {
+            return QueueSet.In;
+        }
     }
 }

@@ -61,7 +61,8 @@ public sealed partial class Switchboard
     private TimeSpan _scanCost;
     private bool _scanned;
 
-    public Switchboard(IFileSystem fs, string directory, string name, TimeProvider time, QueueSignal? signal = null)
+    /// <param name="create">Create the directory if missing; false for readers that must leave no trace (status as another user).</param>
+    public Switchboard(IFileSystem fs, string directory, string name, TimeProvider time, QueueSignal? signal = null, bool create = true)
     {
         _fs = fs;
         _time = time;
@@ -69,7 +70,10 @@ public sealed partial class Switchboard
         Name = name;
         Directory = directory;
         _realDisk = fs is FileSystem;
-        _fs.Directory.CreateDirectory(directory);
+        if (create)
+        {
+            _fs.Directory.CreateDirectory(directory);
+        }
     }
 
     public string Name { get; }
@@ -319,6 +323,18 @@ public sealed partial class Switchboard
         TryDelete(PathOf(entry.Name, StateExtension));
     }
 
+    /// <summary>Deletes a claim of <paramref name="name"/> here, with its checkpoint and state, when there is one (see QueueSet.SettleUpstream).</summary>
+    public void DropStaleClaim(string name)
+    {
+        var path = PathOf(name, ClaimedExtension);
+        if (_fs.File.Exists(path))
+        {
+            TryDelete(path);
+            TryDelete(CheckpointPath(name));
+            TryDelete(PathOf(name, StateExtension));
+        }
+    }
+
     /// <summary>Where the delivery checkpoint of entry <paramref name="name"/> lives.</summary>
     public string CheckpointPath(string name) => PathOf(name, CheckpointExtension);
 
@@ -341,6 +357,7 @@ public sealed partial class Switchboard
     /// file as it is, its delivery checkpoint (so a later unshunt resumes where delivery
     /// stopped), and a state file saying where it came from and why.
     /// </summary>
+    /// <exception cref="IOException">The state file cannot be written (a full disk): nothing moved.</exception>
     public void SetAside(ClaimedEntry entry, Switchboard target, string error)
     {
         var state = ReadState(entry.Name) ?? new EntryState();
@@ -354,15 +371,9 @@ public sealed partial class Switchboard
             state.Error += $" (its name {entry.Name} was taken in {target.Name})";
         }
 
-        try
-        {
-            target.WriteState(name, state);
-        }
-        catch (IOException)
-        {
-            // A full disk: the entry moves all the same; only the reason is lost (the log has it).
-        }
-
+        // Where it came from must go with it (unshunt puts it back there): on a full disk this
+        // throws and the entry stays claimed for the caller to put back.
+        target.WriteState(name, state);
         TryDelete(PathOf(entry.Name, StateExtension));
 
         // The entry first, then its checkpoint: a crash between leaves the checkpoint without
@@ -393,13 +404,18 @@ public sealed partial class Switchboard
             return false;
         }
 
-        _fs.File.Move(claim.Path, target.PathOf(name, EntryExtension), overwrite: true);
-        Released();
+        // The checkpoint first, then the entry: the target's runner may claim the entry the
+        // moment it appears, and must find its checkpoint there or it would start from the first
+        // member. A crash between leaves the checkpoint without its entry: start-up recovery
+        // takes it back to the entry.
         if (_fs.File.Exists(CheckpointPath(name)))
         {
             _fs.File.Move(CheckpointPath(name), target.CheckpointPath(name), overwrite: true);
+            target.SyncDirectory();
         }
 
+        _fs.File.Move(claim.Path, target.PathOf(name, EntryExtension));
+        Released();
         TryDelete(PathOf(name, StateExtension));
         target.SyncDirectory();
         target.Added(name);
@@ -499,9 +515,16 @@ public sealed partial class Switchboard
             state.Progress = progress;
             if (unusable is not null || state.Recoveries > maxRecoveries)
             {
-                SetAside(entry, bad, unusable ?? $"left claimed by {state.Recoveries} crashed runs in a row that made no progress");
-                toBad++;
-                continue;
+                try
+                {
+                    SetAside(entry, bad, unusable ?? $"left claimed by {state.Recoveries} crashed runs in a row that made no progress");
+                    toBad++;
+                    continue;
+                }
+                catch (IOException)
+                {
+                    // A full disk: it waits in its queue like the others; the next start counts again.
+                }
             }
 
             // Back first, counted second: a kill between under-counts one crash, never loses the
@@ -766,6 +789,11 @@ public sealed partial class Switchboard
     private List<string> List(string extension)
     {
         var names = new List<string>();
+        if (!_fs.Directory.Exists(Directory))
+        {
+            return names;
+        }
+
         foreach (var path in _fs.Directory.EnumerateFiles(Directory, "*" + extension))
         {
             var name = _fs.Path.GetFileNameWithoutExtension(path);

@@ -121,7 +121,7 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
         catch (CorruptEntryException e)
         {
             Log.LogError("{Runner}: entry {QueueEntry} in {Queue} is unreadable, moved to bad: {Error}", RunnerName, claim.Name, Queue.Name, e.Message);
-            Queue.SetAside(claim, Queues[QueueSet.Bad], e.Message);
+            SetAside(claim, QueueSet.Bad, e.Message);
             return true;
         }
         catch (UnauthorizedAccessException)
@@ -135,6 +135,7 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
             throw;
         }
 
+        Queues.SettleUpstream(claim, head.Metadata);
         try
         {
             if (!ProcessHead(head, stoppingToken))
@@ -152,7 +153,7 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
         catch (CorruptEntryException e)
         {
             Log.LogError("{Runner}: entry {QueueEntry} in {Queue} is unreadable, moved to bad: {Error}", RunnerName, claim.Name, Queue.Name, e.Message);
-            Queue.SetAside(claim, Queues[QueueSet.Bad], e.Message);
+            SetAside(claim, QueueSet.Bad, e.Message);
         }
         catch (Exception e)
         {
@@ -174,7 +175,7 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
     protected void Shunt(EntryHead entry, Exception error)
     {
         var message = error.GetType().Name + ": " + error.Message;
-        Queue.SetAside(entry.Claim, Queues[QueueSet.Shunt], message);
+        SetAside(entry.Claim, QueueSet.Shunt, message);
         Log.LogError(error, "{Runner}: entry {QueueEntry} of {ListId} (Message-Id {MessageId}) shunted: {Error}",
             RunnerName, entry.Claim.Name, entry.Metadata.List, entry.Metadata.MessageId, message);
     }
@@ -184,9 +185,26 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
         var owner = FileOwner.Describe(claim.Path);
         var me = FileOwner.UserName(FileOwner.EffectiveUid);
         var error = $"not readable by {me} ({owner})";
-        Queue.SetAside(claim, Queues[QueueSet.Shunt], error);
+        SetAside(claim, QueueSet.Shunt, error);
         Log.LogError("{Runner}: entry {QueueEntry} in {Queue} is {Owner} and cannot be read by {User}; set aside in shunt. Fix: chown {User} {Path} (or run every mailman verb as {User}), then `mailman unshunt`",
             RunnerName, claim.Name, Queue.Name, owner, me, me, Queues[QueueSet.Shunt].PathOf(claim.Name, Switchboard.EntryExtension), me);
+    }
+
+    // Setting aside writes a small state file; when it cannot (a full disk) the entry goes back
+    // to its queue instead and the runner pauses, as for any hop that cannot be written.
+    private void SetAside(ClaimedEntry claim, string target, string error)
+    {
+        try
+        {
+            Queue.SetAside(claim, Queues[target], error);
+        }
+        catch
+        {
+            // Not set aside (its state could not be written): back in its queue, never stuck
+            // claimed; the loop pauses and tries again.
+            Queue.Unclaim(claim);
+            throw;
+        }
     }
 
     private void Pause(Exception e)
