@@ -80,7 +80,7 @@ public sealed class DeliveryCheckpoint : IDisposable
         var sb = new StringBuilder();
         foreach (var r in deferred)
         {
-            sb.Append("R ").Append(Clean(r.Address)).Append('\t').Append(Clean(r.DisplayName)).Append('\n');
+            sb.Append("R ").Append(r.ToLine());
         }
 
         sb.Append("D ").Append(chunk).Append(' ').Append(transactions).Append('\n');
@@ -110,8 +110,7 @@ public sealed class DeliveryCheckpoint : IDisposable
         {
             if (line.StartsWith("R ", StringComparison.Ordinal))
             {
-                var tab = line.IndexOf('\t', StringComparison.Ordinal);
-                yield return tab < 0 ? new Recipient(line[2..], "") : new Recipient(line[2..tab], line[(tab + 1)..]);
+                yield return Recipient.Parse(line[2..]);
             }
         }
     }
@@ -170,6 +169,4 @@ public sealed class DeliveryCheckpoint : IDisposable
             yield return line;
         }
     }
-
-    private static string Clean(string s) => s.Replace('\t', ' ').Replace('\n', ' ').Replace('\r', ' ');
 }
