@@ -5,6 +5,7 @@ using Mailman.Instance;
 using Mailman.Lists;
 using Mailman.Pipeline;
 using Mailman.Queues;
+using Mailman.Requests;
 using Mailman.Runners;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -44,11 +45,15 @@ public static class DaemonHost
         builder.Services.AddSingleton<Activity>();
         builder.Services.AddSingleton<ListStoreFactory>();
         builder.Services.AddSingleton<Notices.NoticeSender>();
+        builder.Services.AddSingleton<SecretKey>();
+        builder.Services.AddSingleton<Http.OneClickLinks>();
         builder.Services.AddSingleton(sp =>
         {
             var lists = sp.GetRequiredService<ListStoreFactory>();
-            return new HandlerCatalog(lists.IsMember, lists.Members);
+            return new HandlerCatalog(lists.IsMember, lists.Members, sp.GetRequiredService<Http.OneClickLinks>());
         });
+        builder.Services.AddRequests();
+        builder.Services.AddSingleton<Http.OneClickEndpoint>();
 
         // Registration order is start order: recovery finishes before any runner claims.
         builder.Services.AddHostedService<StartupRecovery>();
@@ -58,6 +63,11 @@ public static class DaemonHost
         builder.Services.AddHostedService<PipelineRunner>();
         builder.Services.AddHostedService<OutgoingRunner>();
         builder.Services.AddHostedService<RetryRunner>();
+        builder.Services.AddHostedService<RequestRunner>();
+        if (options.Http.Url.Length > 0)
+        {
+            builder.Services.AddHostedService<Http.OneClickServer>();
+        }
         if (exitWhenIdle)
         {
             builder.Services.AddHostedService<IdleMonitor>();
