@@ -25,6 +25,6 @@ public sealed class CapturedLogs : ILoggerProvider
         public bool IsEnabled(LogLevel logLevel) => true;
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-            => lines.Enqueue($"{logLevel} {category}: {formatter(state, exception)}");
+            => lines.Enqueue($"{logLevel} {category}: {formatter(state, exception)}" + (exception is null ? "" : " " + exception));
     }
 }

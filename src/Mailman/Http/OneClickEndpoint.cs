@@ -14,7 +14,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Mailman.Http;
 
-public sealed class OneClickEndpoint(OneClickLinks links, ListStoreFactory lists, Membership membership, TimeProvider time, ILogger<OneClickEndpoint> logger)
+public sealed partial class OneClickEndpoint(OneClickLinks links, ListStoreFactory lists, Membership membership, TimeProvider time, ILogger<OneClickEndpoint> logger)
 {
     /// <summary>Largest request body read (a one-click body is 26 bytes; a multipart one a few hundred).</summary>
     public const int MaxBodyBytes = 4096;
@@ -25,6 +25,15 @@ public sealed class OneClickEndpoint(OneClickLinks links, ListStoreFactory lists
     {
         app.MapGet(Route, Get);
         app.MapPost(Route, Post);
+
+        // Anything else under /u/ is a broken link: the same failure page, not a 404.
+        app.MapMethods("/u/{**rest}", ["GET", "POST"], Broken);
+    }
+
+    private Task Broken(HttpContext context)
+    {
+        logger.LogInformation("One-click {Method} to {Path} refused: malformed link", context.Request.Method, Printable(context.Request.Path));
+        return Answer(context, 400, OneClickPages.Failed);
     }
 
     private Task Get(HttpContext context)
@@ -93,13 +102,9 @@ public sealed class OneClickEndpoint(OneClickLinks links, ListStoreFactory lists
     private static bool IsOneClick(byte[] body, string? contentType)
     {
         var text = Encoding.ASCII.GetString(body);
-        if (contentType is not null && contentType.StartsWith("multipart/form-data", StringComparison.OrdinalIgnoreCase))
-        {
-            var at = text.IndexOf("name=\"List-Unsubscribe\"", StringComparison.OrdinalIgnoreCase);
-            return at >= 0 && text.AsSpan(at).Contains("\r\n\r\nOne-Click", StringComparison.Ordinal);
-        }
-
-        return text.Trim().Split('&').Any(pair => pair == "List-Unsubscribe=One-Click");
+        return contentType is not null && contentType.StartsWith("multipart/form-data", StringComparison.OrdinalIgnoreCase)
+            ? MultipartOneClick().IsMatch(text)
+            : text.Trim().Split('&').Any(pair => pair == "List-Unsubscribe=One-Click");
     }
 
     private static async Task<byte[]?> ReadBody(HttpContext context)
@@ -134,4 +139,8 @@ public sealed class OneClickEndpoint(OneClickLinks links, ListStoreFactory lists
     }
 
     private static string Printable(PathString path) => Member.Sanitize(path.Value ?? "");
+
+    // A form-data part named List-Unsubscribe (quoted or not) whose value is One-Click.
+    [System.Text.RegularExpressions.GeneratedRegex("Content-Disposition:[^\r\n]*;\\s*name=\"?List-Unsubscribe\"?(;[^\r\n]*)?\r\n(?:[^\r\n]+\r\n)*\r\nOne-Click\r\n", System.Text.RegularExpressions.RegexOptions.IgnoreCase)]
+    private static partial System.Text.RegularExpressions.Regex MultipartOneClick();
 }

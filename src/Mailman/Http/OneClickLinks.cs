@@ -44,12 +44,15 @@ public sealed class OneClickLinks(MailmanOptions options, SecretKey key)
     /// <summary>Whether <paramref name="token"/> is the token of (list, address, serial); constant time.</summary>
     public bool Verify(ListName list, string address, string serial, string token)
     {
+        // Compared as text: a token with other trailing bits (or any other spelling) is not the token.
         Span<byte> mac = stackalloc byte[32];
         Compute(list, address, serial, mac);
-        Span<byte> given = stackalloc byte[TokenBytes];
-        return token.Length == TokenLength
-            && Base64Url.TryDecodeFromChars(token, given, out var written) && written == TokenBytes
-            && CryptographicOperations.FixedTimeEquals(mac[..TokenBytes], given);
+        Span<byte> expected = stackalloc byte[TokenLength];
+        Base64Url.EncodeToUtf8(mac[..TokenBytes], expected, out _, out _);
+        Span<byte> given = stackalloc byte[TokenLength];
+        return token.Length == TokenLength && token.All(char.IsAscii)
+            && Encoding.ASCII.GetBytes(token, given) == TokenLength
+            && CryptographicOperations.FixedTimeEquals(expected, given);
     }
 
     /// <summary>
@@ -83,8 +86,19 @@ public sealed class OneClickLinks(MailmanOptions options, SecretKey key)
             return false;
         }
 
+        // Base64Url's Try method throws on some malformed input; and only the canonical spelling
+        // of an address counts (the one the link was made with).
         Span<byte> bytes = stackalloc byte[256];
-        if (!Base64Url.TryDecodeFromChars(addressSegment, bytes, out var n) || n is 0 or > 254)
+        int n;
+        try
+        {
+            if (!Base64Url.TryDecodeFromChars(addressSegment, bytes, out n) || n is 0 or > 254 || Base64Url.EncodeToString(bytes[..n]) != addressSegment)
+            {
+                name = null;
+                return false;
+            }
+        }
+        catch (FormatException)
         {
             name = null;
             return false;

@@ -33,6 +33,10 @@ public sealed class OneClickLinksTests : IDisposable
         var flipped = (token[0] == 'A' ? 'B' : 'A') + token[1..];
         Assert.False(_links.Verify(Dev, "anne@example.com", "s1", flipped));
         Assert.False(_links.Verify(Dev, "anne@example.com", "s1", token[..^1]));
+
+        // Other trailing bits in the last character decode to the same bytes: still not the token.
+        Assert.False(_links.Verify(Dev, "anne@example.com", "s1", token[..^1] + (char)(token[^1] + 1)));
+        Assert.False(_links.Verify(Dev, "anne@example.com", "s1", token[..^1] + "\u00e9"));
     }
 
     [Fact]
@@ -68,6 +72,8 @@ public sealed class OneClickLinksTests : IDisposable
     [InlineData("dev@example.org", "bm8tYXQtc2lnbg", "AAAAAAAAAAAAAAAAAAAAAA")]
     [InlineData("dev@example.org", "YUBiCg", "AAAAAAAAAAAAAAAAAAAAAA")]
     [InlineData("dev@example.org", "_-_-", "AAAAAAAAAAAAAAAAAAAAAA")]
+    [InlineData("dev@example.org", "QW5uZUBleGFtcGxlLmNvbR", "AAAAAAAAAAAAAAAAAAAAAA")]
+    [InlineData("dev@example.org", "Q", "AAAAAAAAAAAAAAAAAAAAAA")]
     [InlineData("DEV@example.org", "QW5uZUBleGFtcGxlLmNvbQ", "AAAAAAAAAAAAAAAAAAAAAA")]
     [InlineData("../etc@example.org", "QW5uZUBleGFtcGxlLmNvbQ", "AAAAAAAAAAAAAAAAAAAAAA")]
     [InlineData("dev", "QW5uZUBleGFtcGxlLmNvbQ", "AAAAAAAAAAAAAAAAAAAAAA")]
