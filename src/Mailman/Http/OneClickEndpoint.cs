@@ -7,9 +7,7 @@
 using System.Text;
 using Mailman.Lists;
 using Mailman.Requests;
-using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Logging;
 
 namespace Mailman.Http;
@@ -19,30 +17,45 @@ public sealed partial class OneClickEndpoint(OneClickLinks links, ListStoreFacto
     /// <summary>Largest request body read (a one-click body is 26 bytes; a multipart one a few hundred).</summary>
     public const int MaxBodyBytes = 4096;
 
-    public const string Route = "/u/{list}/{address}/{token}";
-
-    public void Map(IEndpointRouteBuilder app)
+    /// <summary>
+    /// Answers one request: /u/LIST/ADDRESS/TOKEN by GET or POST; anything else under /u/ is a
+    /// broken link (the failure page); any other path is not found. No routing tables: three
+    /// path segments are all there is.
+    /// </summary>
+    public Task Handle(HttpContext context)
     {
-        app.MapGet(Route, Get);
-        app.MapPost(Route, Post);
+        var segments = (context.Request.Path.Value ?? "").Split('/');
+        if (segments.Length < 2 || segments[0].Length != 0 || segments[1] != "u")
+        {
+            context.Response.StatusCode = 404;
+            return Task.CompletedTask;
+        }
 
-        // Anything else under /u/ is a broken link: the same failure page, not a 404.
-        app.MapMethods("/u/{**rest}", ["GET", "POST"], Broken);
+        var method = context.Request.Method;
+        if (!HttpMethods.IsGet(method) && !HttpMethods.IsPost(method))
+        {
+            context.Response.StatusCode = 405;
+            context.Response.Headers.Allow = "GET, POST";
+            return Task.CompletedTask;
+        }
+
+        var link = segments.Length == 5 ? (segments[2], segments[3], segments[4]) : default;
+        if (link == default)
+        {
+            logger.LogInformation("One-click {Method} to {Path} refused: malformed link", method, Printable(context.Request.Path));
+            return Answer(context, 400, OneClickPages.Failed);
+        }
+
+        return HttpMethods.IsGet(method) ? Get(context, link) : Post(context, link);
     }
 
-    private Task Broken(HttpContext context)
+    private Task Get(HttpContext context, (string List, string Address, string Token) link)
     {
-        logger.LogInformation("One-click {Method} to {Path} refused: malformed link", context.Request.Method, Printable(context.Request.Path));
-        return Answer(context, 400, OneClickPages.Failed);
-    }
-
-    private Task Get(HttpContext context)
-    {
-        var target = Check(context, "GET");
+        var target = Check(context, "GET", link);
         return target is null ? Answer(context, 400, OneClickPages.Failed) : Answer(context, 200, OneClickPages.Ask(target.Value.List.Name.Fqdn, target.Value.Address));
     }
 
-    private async Task Post(HttpContext context)
+    private async Task Post(HttpContext context, (string List, string Address, string Token) link)
     {
         var body = await ReadBody(context);
         if (body is null || !IsOneClick(body, context.Request.ContentType))
@@ -52,7 +65,7 @@ public sealed partial class OneClickEndpoint(OneClickLinks links, ListStoreFacto
             return;
         }
 
-        var target = Check(context, "POST");
+        var target = Check(context, "POST", link);
         if (target is not { } t)
         {
             await Answer(context, 400, OneClickPages.Failed);
@@ -69,10 +82,9 @@ public sealed partial class OneClickEndpoint(OneClickLinks links, ListStoreFacto
     }
 
     // The list and member a valid link names, or null (logged) for any failure.
-    private (MailingList List, string Address)? Check(HttpContext context, string method)
+    private (MailingList List, string Address)? Check(HttpContext context, string method, (string List, string Address, string Token) link)
     {
-        var values = context.Request.RouteValues;
-        if (!OneClickLinks.TryParse(values["list"] as string, values["address"] as string, values["token"] as string, out var name, out var address))
+        if (!OneClickLinks.TryParse(link.List, link.Address, link.Token, out var name, out var address))
         {
             logger.LogInformation("One-click {Method} to {Path} refused: malformed link", method, Printable(context.Request.Path));
             return null;
@@ -87,7 +99,7 @@ public sealed partial class OneClickEndpoint(OneClickLinks links, ListStoreFacto
         }
 
         // The HMAC is computed whether or not the address is a member: no timing difference.
-        var valid = links.Verify(name!, address, member?.Serial ?? "", (string)values["token"]!);
+        var valid = links.Verify(name!, address, member?.Serial ?? "", link.Token);
         if (list is null || member is null || !valid)
         {
             logger.LogInformation("One-click {Method} for {Recipient} of {ListId} refused: {Reason}", method, address, name!.Fqdn,

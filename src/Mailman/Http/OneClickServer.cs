@@ -20,14 +20,10 @@ public sealed class OneClickServer(MailmanOptions options, InstancePaths paths, 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var url = new Uri(options.Http.Url);
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
-        {
-            // No appsettings.json watcher on the content root, no ASPNETCORE_URLS taking over.
-            Args = ["--hostBuilder:reloadConfigOnChange=false"],
-            ContentRootPath = paths.Home,
-            ApplicationName = "mailman",
-        });
-        builder.Logging.ClearProviders();
+        // The empty builder: no configuration sources (no appsettings.json, no ASPNETCORE_URLS),
+        // no logging providers of its own, only Kestrel's core.
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ContentRootPath = paths.Home, ApplicationName = "mailman" });
+        builder.WebHost.UseKestrelCore();
         builder.Services.AddSingleton(loggers);
         builder.Services.AddSingleton<IHostLifetime, DaemonOwnsSignals>();
         builder.WebHost.ConfigureKestrel(kestrel =>
@@ -43,7 +39,7 @@ public sealed class OneClickServer(MailmanOptions options, InstancePaths paths, 
             kestrel.Listen(url.Host == "localhost" ? IPAddress.Loopback : IPAddress.Parse(url.Host.Trim('[', ']')), url.Port);
         });
         _app = builder.Build();
-        endpoint.Map(_app);
+        _app.Run(endpoint.Handle);
         await _app.StartAsync(cancellationToken);
         logger.LogInformation("One-click unsubscribe endpoint listening on {Url}; links point to {PublicUrl}", url.AbsoluteUri,
             options.Http.PublicUrl.Length > 0 ? options.Http.PublicUrl : "(none: Mailman:Http:PublicUrl is not set)");
