@@ -68,6 +68,7 @@ public static class DaemonHost
         {
             builder.Services.AddHostedService<Http.OneClickServer>();
         }
+
         if (exitWhenIdle)
         {
             builder.Services.AddHostedService<IdleMonitor>();

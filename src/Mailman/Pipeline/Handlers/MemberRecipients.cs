@@ -17,8 +17,8 @@ public sealed class MemberRecipients(Func<ListName, IEnumerable<Member>> members
         var list = post.List.Name;
 
         // Streamed at the moment the out entry is written; the store's unique key on the
-        // lower-cased address already rules out duplicates.
-        // Per member (an HMAC, about a microsecond), while the out entry is written.
+        // lower-cased address already rules out duplicates. A one-click token is an HMAC per
+        // member (under 2 µs), computed as the member streams by.
         var links = post.OneClick ? oneClick : null;
         post.Recipients = () => members(list)
             .Where(m => m.DeliveryEnabled)
