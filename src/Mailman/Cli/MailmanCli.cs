@@ -23,6 +23,7 @@ public static class MailmanCli
         root.Subcommands.Add(InjectCommand.Create());
         root.Subcommands.Add(ListsCommand.Create());
         root.Subcommands.Add(MembersCommand.Create());
+        root.Subcommands.Add(PendingCommand.Create());
         root.Subcommands.Add(StatusCommand.Create());
         root.Subcommands.Add(UnshuntCommand.Create());
         root.Subcommands.Add(AliasesCommand.Create());

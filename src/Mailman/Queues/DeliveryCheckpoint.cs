@@ -109,7 +109,7 @@ public sealed class DeliveryCheckpoint : IDisposable
         var sb = new StringBuilder();
         foreach (var r in deferred)
         {
-            sb.Append("R ").Append(Clean(r.Address)).Append('\t').Append(Clean(r.DisplayName)).Append('\n');
+            sb.Append("R ").Append(r.ToLine());
         }
 
         sb.Append("D ").Append(chunk).Append(' ').Append(transactions).Append('\n');
@@ -141,8 +141,7 @@ public sealed class DeliveryCheckpoint : IDisposable
             {
                 if (line.StartsWith("R ", StringComparison.Ordinal))
                 {
-                    var tab = line.IndexOf('\t', StringComparison.Ordinal);
-                    yield return tab < 0 ? new Recipient(line[2..], "") : new Recipient(line[2..tab], line[(tab + 1)..]);
+                    yield return Recipient.Parse(line[2..]);
                 }
             }
         }
@@ -351,6 +350,4 @@ public sealed class DeliveryCheckpoint : IDisposable
             stream.Flush();
         }
     }
-
-    private static string Clean(string s) => s.Replace('\t', ' ').Replace('\n', ' ').Replace('\r', ' ');
 }

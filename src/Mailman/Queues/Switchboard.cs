@@ -918,14 +918,11 @@ public sealed partial class Switchboard
     private static void WriteRecipient(ArrayBufferWriter<byte> buffer, Recipient r)
     {
         // Addresses and names never contain TAB or LF here: the store sanitizes names and
-        // validates addresses; this is the last line of defence for the record format.
-        var line = Clean(r.Address) + "\t" + Clean(r.DisplayName) + "\n";
+        // validates addresses; this is the last line of defence for the record format (Recipient.ToLine).
+        var line = r.ToLine();
         var span = buffer.GetSpan(Encoding.UTF8.GetMaxByteCount(line.Length));
         buffer.Advance(Encoding.UTF8.GetBytes(line, span));
     }
-
-    private static string Clean(string s)
-        => s.AsSpan().IndexOfAny('\t', '\n', '\r') < 0 ? s : s.Replace('\t', ' ').Replace('\n', ' ').Replace('\r', ' ');
 
     private IEnumerable<Recipient> ReadRecipients(ClaimedEntry claim, long offset, long skip)
     {
@@ -945,8 +942,7 @@ public sealed partial class Switchboard
                 continue;
             }
 
-            var tab = line.IndexOf('\t', StringComparison.Ordinal);
-            yield return tab < 0 ? new Recipient(line, "") : new Recipient(line[..tab], line[(tab + 1)..]);
+            yield return Recipient.Parse(line);
         }
 
         throw new CorruptEntryException($"entry {claim.Name}: recipient list has no end marker");

@@ -9,13 +9,13 @@ namespace Mailman.Runners;
 public sealed class IdleMonitor(QueueSet queues, Activity activity, TimeProvider time, IHostApplicationLifetime lifetime, ILogger<IdleMonitor> logger)
     : BackgroundService
 {
-    private static readonly string[] Active = [QueueSet.In, QueueSet.Pipeline, QueueSet.Out];
+    private static readonly string[] Active = [QueueSet.In, QueueSet.Pipeline, QueueSet.Out, QueueSet.Request];
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var quietChecks = 0;
         var lastGeneration = -1L;
-        // Cheap (four directory listings); frequent enough that an idle exit follows the work by
+        // Cheap (a few directory listings); frequent enough that an idle exit follows the work by
         // tens of milliseconds, not a tenth of a second.
         using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(10));
         while (await timer.WaitForNextTickAsync(stoppingToken))
