@@ -17,8 +17,11 @@ public sealed record Measurement(double Wall, double User, double Sys, long MaxR
     public double Cpu => User + Sys;
 }
 
-public sealed partial class EndToEnd(string mailman, string work)
+public sealed partial class EndToEnd(string mailman, string work, bool oneClick = false)
 {
+    /// <summary>The public URL the --one-click rows set: every copy carries its member's RFC 8058 link.</summary>
+    public const string OneClickUrl = "https://lists.example.org/mm";
+
     // A mailman.dll runs under dotnet; a published executable runs as itself.
     private string[] Mailman(params string[] args)
         => mailman.EndsWith(".dll", StringComparison.Ordinal) ? ["dotnet", mailman, .. args] : [mailman, .. args];
@@ -93,6 +96,7 @@ public sealed partial class EndToEnd(string mailman, string work)
             ["Mailman__Smtp__Port"] = port.ToString(CultureInfo.InvariantCulture),
             ["Mailman__Smtp__MaxRecipients"] = row.MaxRecipients.ToString(CultureInfo.InvariantCulture),
             ["Mailman__Smtp__PreferBdat"] = bdat ? "true" : "false",
+            ["Mailman__Http__PublicUrl"] = oneClick ? OneClickUrl : "",
             ["Logging__Console"] = "false",
         }));
     }
@@ -113,7 +117,7 @@ public sealed partial class EndToEnd(string mailman, string work)
         return new Measurement(wall, D(t[1]), D(t[2]), long.Parse(t[3], CultureInfo.InvariantCulture), 0);
     }
 
-    /// <summary>Delivers to a sample of members with smtp-sink's -D dump and checks VERP sender and personalized To:.</summary>
+    /// <summary>Delivers to a sample of members with smtp-sink's -D dump and checks VERP sender, personalized To: and (--one-click) the member's own link.</summary>
     public string Verify(Row row, IReadOnlyList<string> sample, byte[] post)
     {
         var home = Instance(row, sample, "verify");
@@ -126,6 +130,7 @@ public sealed partial class EndToEnd(string mailman, string work)
         Run(serve[0], serve[1..], null, WithDns(row, new Dictionary<string, string>
         {
             ["Mailman__Smtp__Port"] = sink.Port.ToString(CultureInfo.InvariantCulture),
+            ["Mailman__Http__PublicUrl"] = oneClick ? OneClickUrl : "",
             ["Logging__Console"] = "false",
         }));
         sink.Stop();
@@ -139,7 +144,8 @@ public sealed partial class EndToEnd(string mailman, string work)
             var verp = $"bench-bounces+{rcpt[..at]}={rcpt[(at + 1)..]}@example.org";
             var rest = text.AsSpan(m.Index + m.Length, Math.Min(4096, text.Length - m.Index - m.Length));
             var munged = row.Dns is null || rest.Contains("\nFrom: Barry Warsaw via Bench <bench@example.org>\n", StringComparison.Ordinal);
-            if (from == verp && munged && rest.Contains("\nTo: " + rcpt + "\n", StringComparison.Ordinal))
+            var link = $"\nList-Unsubscribe: <{OneClickUrl}/u/bench@example.org/{Convert.ToBase64String(Encoding.UTF8.GetBytes(rcpt)).TrimEnd('=').Replace('+', '-').Replace('/', '_')}/";
+            if (from == verp && munged && rest.Contains("\nTo: " + rcpt + "\n", StringComparison.Ordinal) && (!oneClick || rest.Contains(link, StringComparison.Ordinal)))
             {
                 ok++;
             }

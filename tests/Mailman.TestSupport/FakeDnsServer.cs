@@ -50,6 +50,32 @@ public sealed class FakeDnsServer : IDisposable
             ? Response(query, 0, [Cname(name, "loop." + zone), Cname("loop." + zone, name)])
             : Response(query, 3, []));
 
+    /// <summary>
+    /// Answers what parsers trip on: a name containing "ptrloop" gets an answer whose record name
+    /// is a compression pointer to itself; one containing "wrongid" an answer with another
+    /// transaction id (and never the right one); anything else NXDOMAIN.
+    /// </summary>
+    public static FakeDnsServer Hostile() => new((name, query) =>
+    {
+        if (name.Contains("ptrloop", StringComparison.Ordinal))
+        {
+            var response = Response(query, 0, []);
+            response[7] = 1; // one answer record...
+            var at = response.Length;
+            // ...whose name is a pointer to itself.
+            return [.. response, (byte)(0xC0 | (at >> 8)), (byte)at, 0, 16, 0, 1, 0, 0, 1, 0, 0, 2, 1, (byte)'x'];
+        }
+
+        if (name.Contains("wrongid", StringComparison.Ordinal))
+        {
+            var response = Response(query, 3, []);
+            response[0] ^= 0xFF;
+            return response;
+        }
+
+        return Response(query, 3, []);
+    });
+
     public void Dispose()
     {
         _socket.Dispose();

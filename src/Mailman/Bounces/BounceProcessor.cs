@@ -325,7 +325,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
             return new("no-list", null, null, events.Count, 0);
         }
 
-        var verp = m.Destination is { } destination ? Verp.Decode(m.List, destination) : null;
+        var verp = m.Destination is { } destination && Verp.Decode(m.List, destination) is { } decoded ? MemberAddress(store, m.List, decoded) : null;
         if (!list.ProcessBounces)
         {
             return new("off", list, verp, events.Count, 0);
@@ -355,6 +355,29 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
         }
 
         return new("nobody", list, null, first, 0);
+    }
+
+    // VERP carries an IDN domain as A-labels (MAIL FROM must be ASCII); the member may be
+    // stored with U-labels. Only such addresses cost a lookup here.
+    private static string MemberAddress(ListStore store, ListName list, string decoded)
+    {
+        var at = decoded.LastIndexOf('@');
+        if (at < 0 || !decoded.AsSpan(at).Contains("xn--", StringComparison.OrdinalIgnoreCase))
+        {
+            return decoded;
+        }
+
+        string unicode;
+        try
+        {
+            unicode = decoded[..(at + 1)] + new IdnMapping().GetUnicode(decoded[(at + 1)..]);
+        }
+        catch (ArgumentException)
+        {
+            return decoded;
+        }
+
+        return store.FindMember(list, decoded) is null && store.FindMember(list, unicode) is not null ? unicode : decoded;
     }
 
     private ReturnedResult Conclude(ListStore store, ReturnedMessage m, Plan plan, List<BounceOutcome> outcomes)

@@ -1,6 +1,7 @@
 // `mailman aliases`: the Postfix side of every list. Writes a postmap-ready transport map that
-// routes each list address (LIST, LIST-bounces, -request, -owner, -join, -leave) to a `mailman`
-// pipe transport, and the exact main.cf and master.cf lines that go with it.
+// routes each list address (LIST, LIST-bounces, -request, -owner, -join, -leave, -subscribe,
+// -unsubscribe, -confirm: ListAddress.Suffixes) to a `mailman` pipe transport, and the exact
+// main.cf and master.cf lines that go with it.
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text;

@@ -81,10 +81,15 @@ internal static class InjectCommand
                     throw new CliException(ExitCodes.NoUser, $"no such list: {name}");
                 }
             }
+            catch (Microsoft.Data.Sqlite.SqliteException e) when (e.SqliteErrorCode is 3 or 8 or 14 or 23)
+            {
+                // PERM, READONLY, CANTOPEN, AUTH: this user may not use the database.
+                throw new CliException(ExitCodes.TempFail, $"cannot open the list database {paths.Database} as {FileOwner.UserName(FileOwner.EffectiveUid)} ({FileOwner.Describe(paths.Database)}): {e.Message}; "
+                    + "run inject as the instance's user (Postfix: user= in master.cf)");
+            }
             catch (Microsoft.Data.Sqlite.SqliteException e)
             {
-                throw new CliException(ExitCodes.TempFail, $"cannot read the list database {paths.Database} as {FileOwner.UserName(FileOwner.EffectiveUid)} ({FileOwner.Describe(paths.Database)}): {e.Message}; "
-                    + "run inject as the instance's user (Postfix: user= in master.cf)");
+                throw new CliException(ExitCodes.TempFail, $"cannot read the list database {paths.Database}: {e.Message}");
             }
 
             var time = TimeProvider.System;

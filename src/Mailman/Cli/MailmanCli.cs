@@ -23,11 +23,13 @@ public static class MailmanCli
         root.Subcommands.Add(InjectCommand.Create());
         root.Subcommands.Add(ListsCommand.Create());
         root.Subcommands.Add(MembersCommand.Create());
+        root.Subcommands.Add(PendingCommand.Create());
         root.Subcommands.Add(StatusCommand.Create());
         root.Subcommands.Add(UnshuntCommand.Create());
         root.Subcommands.Add(AliasesCommand.Create());
         root.Subcommands.Add(BouncesCommand.Create());
-        var parsed = root.Parse(args);
+        // No response files: an argument starting with '@' (a sender Postfix passes) is an argument.
+        var parsed = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
         if (parsed.Errors.Count > 0)
         {
             foreach (var error in parsed.Errors)

@@ -56,7 +56,7 @@ internal static class StatusCommand
     internal static string Render(InstancePaths paths, bool asJson)
     {
         var time = TimeProvider.System;
-        using var queues = new QueueSet(new FileSystem(), paths, time);
+        using var queues = new QueueSet(new FileSystem(), paths, time, create: false);
         var now = time.GetUtcNow();
         var rows = queues.All.Select(q =>
         {

@@ -12,11 +12,11 @@ internal static class UnshuntCommand
 {
     public static Command Create()
     {
-        var from = new Option<string>("--queue") { Description = "shunt (default) or unrecognized", DefaultValueFactory = _ => QueueSet.Shunt };
-        var command = new Command("unshunt", "move shunted (or unrecognized) entries back to the queue they came from") { from };
+        var queue = new Option<string>("--queue") { Description = "shunt (default) or unrecognized", DefaultValueFactory = _ => QueueSet.Shunt };
+        var command = new Command("unshunt", "move shunted (or unrecognized) entries back to the queue they came from") { queue };
         command.SetAction(parse => MailmanCli.Guard(parse, paths =>
         {
-            var source = parse.GetValue(from)!.ToLowerInvariant();
+            var source = parse.GetValue(queue)!.ToLowerInvariant();
             if (source is not (QueueSet.Shunt or QueueSet.Unrecognized))
             {
                 throw new CliException(ExitCodes.Usage, $"--queue: expected shunt or unrecognized, got '{source}'");
@@ -27,10 +27,17 @@ internal static class UnshuntCommand
             var moved = 0;
             foreach (var name in shunt.Pending())
             {
-                var origin = shunt.ReadState(name)?.FromQueue;
-                var target = origin is not null && QueueSet.Names.Contains(origin) && origin is not QueueSet.Shunt and not QueueSet.Bad and not QueueSet.Unrecognized
-                    ? origin
-                    : source == QueueSet.Unrecognized ? QueueSet.Bounces : QueueSet.In;
+                var from = shunt.ReadState(name)?.FromQueue;
+                if (from is null || !QueueSet.Names.Contains(from) || from is QueueSet.Shunt or QueueSet.Bad or QueueSet.Unrecognized)
+                {
+                    // No record of where it came from (a state file lost): an entry with
+                    // recipients was on its way out; never send one back through the list.
+                    // What waits in unrecognized came from bounces.
+                    from = source == QueueSet.Unrecognized ? QueueSet.Bounces : Infer(shunt, name);
+                    Console.Error.WriteLine($"mailman: {name}: where it was set aside from is not recorded; it goes to {from}");
+                }
+
+                var target = from;
                 if (queues[target].Holds(name))
                 {
                     Console.Error.WriteLine($"mailman: {name} not moved: {target} already holds an entry of that name");
@@ -48,5 +55,18 @@ internal static class UnshuntCommand
             return 0;
         }));
         return command;
+    }
+
+    private static string Infer(Switchboard shunt, string name)
+    {
+        try
+        {
+            var metadata = shunt.ReadMetadata(name);
+            return metadata.HasRecipients ? QueueSet.Out : metadata.SlotNonce is not null || metadata.Personalized ? QueueSet.Out : QueueSet.In;
+        }
+        catch (Exception e) when (e is CorruptEntryException or IOException or UnauthorizedAccessException)
+        {
+            return QueueSet.In;
+        }
     }
 }

@@ -123,8 +123,9 @@ public sealed class PostDelivery(SmtpOptions options)
     /// <param name="envelopeSender">MAIL FROM for a post that is not personalized; null: the list's bounces address.</param>
     public DeliveryReport Deliver(
         PreparedPost post, ListName list, bool personalized, IEnumerable<Recipient> recipients, IDeliveryProgress progress, CancellationToken stop,
-        string? envelopeSender = null, int? chunkSize = null, TimeSpan? abortAfter = null, Action<string?>? onPause = null)
+        string? envelopeSender = null, int? chunkSize = null, TimeSpan? abortAfter = null, Action<string?>? onPause = null, int? maxRecipients = null)
     {
+        var perTransaction = maxRecipients ?? options.MaxRecipients;
         var plainSender = envelopeSender ?? list.BouncesAddress;
         var report = new DeliveryReport();
         var watch = Stopwatch.StartNew();
@@ -325,7 +326,7 @@ public sealed class PostDelivery(SmtpOptions options)
             }
         }
 
-        var chunks = Chunks(recipients, chunkSize ?? ChunkSize(personalized), personalized).GetEnumerator();
+        var chunks = Chunks(recipients, chunkSize ?? ChunkSize(personalized), personalized, perTransaction).GetEnumerator();
         try
         {
             while (!Stopping() && chunks.MoveNext())
@@ -364,7 +365,7 @@ public sealed class PostDelivery(SmtpOptions options)
         return report;
     }
 
-    private IEnumerable<Chunk> Chunks(IEnumerable<Recipient> recipients, int size, bool personalized)
+    private static IEnumerable<Chunk> Chunks(IEnumerable<Recipient> recipients, int size, bool personalized, int maxRecipients)
     {
         long index = 0;
         var buffer = new List<Recipient>(size);
@@ -373,14 +374,14 @@ public sealed class PostDelivery(SmtpOptions options)
             buffer.Add(r);
             if (buffer.Count == size)
             {
-                yield return new Chunk(index++, Transactions(buffer, personalized));
+                yield return new Chunk(index++, Transactions(buffer, personalized, maxRecipients));
                 buffer.Clear();
             }
         }
 
         if (buffer.Count > 0)
         {
-            yield return new Chunk(index, Transactions(buffer, personalized));
+            yield return new Chunk(index, Transactions(buffer, personalized, maxRecipients));
         }
     }
 
@@ -389,7 +390,7 @@ public sealed class PostDelivery(SmtpOptions options)
     /// way): one per recipient when personalized, else batches of MaxRecipients per domain in
     /// order of first appearance.
     /// </summary>
-    private List<Recipient[]> Transactions(List<Recipient> chunk, bool personalized)
+    private static List<Recipient[]> Transactions(List<Recipient> chunk, bool personalized, int maxRecipients)
     {
         var result = new List<Recipient[]>(personalized ? chunk.Count : 4);
         if (personalized)
@@ -417,9 +418,9 @@ public sealed class PostDelivery(SmtpOptions options)
 
         foreach (var group in order)
         {
-            for (var i = 0; i < group.Count; i += options.MaxRecipients)
+            for (var i = 0; i < group.Count; i += maxRecipients)
             {
-                result.Add([.. group.Skip(i).Take(options.MaxRecipients)]);
+                result.Add([.. group.Skip(i).Take(maxRecipients)]);
             }
         }
 

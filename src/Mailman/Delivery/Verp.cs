@@ -30,6 +30,19 @@ public static class Verp
             return null;
         }
 
+        // MAIL FROM must be ASCII for a server without SMTPUTF8: an IDN domain goes as its A-labels.
+        if (!System.Text.Ascii.IsValid(domain))
+        {
+            try
+            {
+                domain = new System.Globalization.IdnMapping().GetAscii(domain.ToString());
+            }
+            catch (ArgumentException)
+            {
+                return null;
+            }
+        }
+
         return string.Concat(list.LocalPart, "-bounces+", recipient.AsSpan(0, at)) + "=" + string.Concat(domain, "@", list.Domain);
     }
 

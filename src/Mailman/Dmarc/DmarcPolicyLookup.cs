@@ -118,6 +118,13 @@ public sealed class DmarcPolicyLookup(ITxtResolver resolver, ILogger<DmarcPolicy
             {
                 strictest = result;
             }
+
+            // The post is mitigated either way; more timeouts would only hold up every list's
+            // posts behind this one (a From: of several blackholed domains).
+            if (result.Verdict == DmarcVerdict.DnsError)
+            {
+                break;
+            }
         }
 
         return strictest;

@@ -44,9 +44,11 @@ public sealed class DnsTxtResolver : ITxtResolver
         {
             return new TxtAnswer(DnsStatus.Timeout, [], TimeSpan.Zero, e.Message);
         }
-        catch (Exception e) when (e is DnsResponseException or System.Net.Sockets.SocketException or IOException or OperationCanceledException or ArgumentException)
+        catch (Exception e)
         {
-            return new TxtAnswer(DnsStatus.ServerFailure, [], TimeSpan.Zero, e.Message);
+            // Whatever a hostile or broken server sends (a compression loop, a wrong transaction
+            // id, a truncated packet) is a failed lookup, never an error that shunts the post.
+            return new TxtAnswer(DnsStatus.ServerFailure, [], TimeSpan.Zero, e.GetType().Name + ": " + e.Message);
         }
 
         var code = response.Header.ResponseCode;

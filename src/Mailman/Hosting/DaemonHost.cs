@@ -5,6 +5,7 @@ using Mailman.Instance;
 using Mailman.Lists;
 using Mailman.Pipeline;
 using Mailman.Queues;
+using Mailman.Requests;
 using Mailman.Runners;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -44,13 +45,17 @@ public static class DaemonHost
         builder.Services.AddSingleton<Activity>();
         builder.Services.AddSingleton<ListStoreFactory>();
         builder.Services.AddSingleton<Notices.NoticeSender>();
+        builder.Services.AddSingleton<SecretKey>();
+        builder.Services.AddSingleton<Http.OneClickLinks>();
         builder.Services.AddSingleton<Bounces.BounceProcessor>();
         builder.Services.AddSingleton(sp =>
         {
             var lists = sp.GetRequiredService<ListStoreFactory>();
             var dmarc = Dmarc.DmarcServices.Create(options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>());
-            return new HandlerCatalog(lists.IsMember, lists.Members, dmarc);
+            return new HandlerCatalog(lists.IsMember, lists.Members, dmarc, sp.GetRequiredService<Http.OneClickLinks>());
         });
+        builder.Services.AddRequests();
+        builder.Services.AddSingleton<Http.OneClickEndpoint>();
 
         // Registration order is start order: recovery finishes before any runner claims.
         builder.Services.AddHostedService<StartupRecovery>();
@@ -60,7 +65,13 @@ public static class DaemonHost
         builder.Services.AddHostedService<PipelineRunner>();
         builder.Services.AddHostedService<OutgoingRunner>();
         builder.Services.AddHostedService<RetryRunner>();
+        builder.Services.AddHostedService<RequestRunner>();
         builder.Services.AddHostedService<BounceRunner>();
+        if (options.Http.Url.Length > 0)
+        {
+            builder.Services.AddHostedService<Http.OneClickServer>();
+        }
+
         if (exitWhenIdle)
         {
             builder.Services.AddHostedService<IdleMonitor>();

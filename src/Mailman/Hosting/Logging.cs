@@ -59,7 +59,7 @@ public static class Logging
             Directory.CreateDirectory(paths.LogsDirectory);
 
             // Everything in mailman-DATE.log; and, as Mailman does, one file per area
-            // (post, smtp, bounce, qrunner) plus error-DATE.log for errors from any area.
+            // (post, smtp, bounce, qrunner, subscribe) plus error-DATE.log for errors from any area.
             File(config, Path.Combine(paths.LogsDirectory, "mailman-.log"), compact);
             foreach (var area in AreaEnricher.Areas)
             {
@@ -76,7 +76,7 @@ public static class Logging
 /// <summary>Adds Area: which of Mailman's log files an event belongs in.</summary>
 internal sealed class AreaEnricher : Serilog.Core.ILogEventEnricher
 {
-    public static readonly string[] Areas = ["post", "smtp", "bounce", "qrunner"];
+    public static readonly string[] Areas = ["post", "smtp", "bounce", "qrunner", "subscribe"];
 
     public static bool Is(LogEvent e, string area)
         => e.Properties.TryGetValue("Area", out var value) && value is ScalarValue { Value: string s } && s == area;
@@ -89,6 +89,8 @@ internal sealed class AreaEnricher : Serilog.Core.ILogEventEnricher
             : source.EndsWith("IncomingRunner", StringComparison.Ordinal) || source.EndsWith("PipelineRunner", StringComparison.Ordinal)
                 || source.StartsWith("Mailman.Dmarc", StringComparison.Ordinal) ? "post"
             : source.EndsWith("OutgoingRunner", StringComparison.Ordinal) || source.Contains(".Delivery", StringComparison.Ordinal) ? "smtp"
+            : source.EndsWith("RequestRunner", StringComparison.Ordinal) || source.StartsWith("Mailman.Requests", StringComparison.Ordinal)
+                || source.StartsWith("Mailman.Http", StringComparison.Ordinal) ? "subscribe"
             : "qrunner";
         logEvent.AddPropertyIfAbsent(propertyFactory.CreateProperty("Area", area));
     }

@@ -21,6 +21,8 @@ public sealed class MailmanOptions
 
     public DmarcOptions Dmarc { get; set; } = new();
 
+    public HttpOptions Http { get; set; } = new();
+
     public BounceOptions Bounces { get; set; } = new();
 
     /// <summary>How long SIGTERM may take: in-flight work finishes or is put back within it (systemd's TimeoutStopSec is a little longer).</summary>
@@ -60,6 +62,7 @@ public sealed class MailmanOptions
         Check(Bounces.BatchSize is >= 1 and <= 10_000, "Mailman:Bounces:BatchSize must be 1-10000");
         Check(Bounces.SweepInterval >= TimeSpan.FromSeconds(1), "Mailman:Bounces:SweepInterval must be at least 1 second");
         Check(StopTimeout >= TimeSpan.FromSeconds(1), "Mailman:StopTimeout must be at least 1 second");
+        Http.Validate(Check);
     }
 
     private static void Check(bool ok, string message)
@@ -166,4 +169,39 @@ public sealed class PipelineOptions
 {
     /// <summary>Handler names in the order they run; see <c>Pipeline/Handlers</c>.</summary>
     public List<string> Handlers { get; set; } = [];
+}
+
+/// <summary>The one-click unsubscribe endpoint (RFC 8058) and the links that lead to it.</summary>
+public sealed class HttpOptions
+{
+    /// <summary>Where the endpoint listens, e.g. http://127.0.0.1:8024; empty: off. Plain HTTP: a reverse proxy terminates TLS.</summary>
+    public string Url { get; set; } = "";
+
+    /// <summary>The public HTTPS base the proxy serves the endpoint under, e.g. https://lists.example.org/mm; empty: no one-click links.</summary>
+    public string PublicUrl { get; set; } = "";
+
+    /// <summary>Listen on an address other than loopback (only behind a firewall: the endpoint speaks no TLS).</summary>
+    public bool AllowNonLoopback { get; set; }
+
+    internal void Validate(Action<bool, string> check)
+    {
+        if (Url.Length > 0)
+        {
+            var ok = Uri.TryCreate(Url, UriKind.Absolute, out var url);
+            check(ok && url!.Scheme == "http", "Mailman:Http:Url must be an http:// URL such as http://127.0.0.1:8024 (TLS belongs to the reverse proxy)");
+            check(url!.AbsolutePath == "/" && url.Query.Length == 0 && url.Fragment.Length == 0 && url.UserInfo.Length == 0,
+                "Mailman:Http:Url takes no path: the proxy maps the public path onto the root");
+            check(url.HostNameType is UriHostNameType.IPv4 or UriHostNameType.IPv6 || url.Host == "localhost",
+                "Mailman:Http:Url must name an IP address or localhost");
+            check(url.IsLoopback || AllowNonLoopback, "Mailman:Http:Url must be a loopback address unless Mailman:Http:AllowNonLoopback is true");
+        }
+
+        if (PublicUrl.Length > 0)
+        {
+            var ok = Uri.TryCreate(PublicUrl, UriKind.Absolute, out var url);
+            check(ok && url!.Scheme == "https", "Mailman:Http:PublicUrl must be an https:// URL (RFC 8058 one-click needs HTTPS)");
+            check(url!.Query.Length == 0 && url.Fragment.Length == 0 && url.UserInfo.Length == 0 && url.AbsoluteUri.Length <= 300
+                && url.AbsoluteUri.All(char.IsAscii), "Mailman:Http:PublicUrl must be a plain base URL (no query, fragment or user; at most 300 characters)");
+        }
+    }
 }

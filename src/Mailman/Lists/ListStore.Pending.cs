@@ -56,10 +56,17 @@ public sealed partial class ListStore
     /// Creates the request (list, kind, key), or renews the one that exists: a second request
     /// never makes a second entry; it gets a fresh token (the old one stops working) and a
     /// fresh expiry. Returns the token, which is not stored and cannot be recovered later.
+    /// <paramref name="token"/> is one the caller derived (a secret HMAC of the request's queue
+    /// entry, so a crashed run that is repeated stores the token it already mailed); null: random.
     /// </summary>
-    public (string Token, bool Renewed) UpsertPending(ListName list, string kind, string key, string address, string displayName, string data, DateTimeOffset now, DateTimeOffset expires)
+    public (string Token, bool Renewed) UpsertPending(ListName list, string kind, string key, string address, string displayName, string data, DateTimeOffset now, DateTimeOffset expires, string? token = null)
     {
-        var token = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+        if (token is not null && !IsTokenShaped(token))
+        {
+            throw new ArgumentException("a token is 32 lower-case hex digits", nameof(token));
+        }
+
+        token ??= Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
         var listId = ListId(list);
         using var tx = Begin();
         using var find = Command("SELECT id FROM pending WHERE list_id = $list AND kind = $kind AND key = $key", ("$list", listId), ("$kind", kind), ("$key", key));

@@ -42,6 +42,39 @@ public enum NonMemberAction
     Discard,
 }
 
+/// <summary>How a request to join is handled (Mailman 3's subscription_policy).</summary>
+public enum SubscriptionPolicy
+{
+    /// <summary>The address confirms by replying to a confirmation mail.</summary>
+    Confirm,
+
+    /// <summary>Anyone joins at once.</summary>
+    Open,
+
+    /// <summary>A moderator approves every request.</summary>
+    Moderate,
+
+    /// <summary>The address confirms, then a moderator approves.</summary>
+    ConfirmThenModerate,
+}
+
+/// <summary>How a request to leave is handled (Mailman 3's unsubscription_policy).</summary>
+public enum UnsubscriptionPolicy
+{
+    Confirm,
+    Open,
+}
+
+/// <summary>What an RFC 8058 one-click unsubscribe does to the member.</summary>
+public enum OneClickAction
+{
+    /// <summary>The member is removed, as by a confirmed leave.</summary>
+    Remove,
+
+    /// <summary>The member stays with delivery disabled "by user"; a later join re-enables.</summary>
+    Disable,
+}
+
 /// <summary>A list and its settings, as stored in the database.</summary>
 public sealed class MailingList
 {
@@ -85,6 +118,19 @@ public sealed class MailingList
 
     /// <summary>Mailman 3's max_autoresponses_per_day: automatic replies to one address per day (0: no limit).</summary>
     public int MaxAutoresponsesPerDay { get; set; } = 10;
+
+    public SubscriptionPolicy SubscriptionPolicy { get; set; } = SubscriptionPolicy.Confirm;
+
+    public UnsubscriptionPolicy UnsubscriptionPolicy { get; set; } = UnsubscriptionPolicy.Confirm;
+
+    /// <summary>How long a confirmation token or a subscription awaiting a moderator stays valid.</summary>
+    public TimeSpan PendingRequestLife { get; set; } = TimeSpan.FromDays(3);
+
+    public bool SendWelcomeMessage { get; set; } = true;
+
+    public bool SendGoodbyeMessage { get; set; } = true;
+
+    public OneClickAction OneClickAction { get; set; } = OneClickAction.Remove;
 
     /// <summary>Mailman's process_bounces: score bounces, disable and remove dead addresses (Bounces/).</summary>
     public bool ProcessBounces { get; set; } = true;
@@ -132,6 +178,12 @@ public sealed class MailingList
         ["dmarc_mitigate_unconditionally"] = "true | false: munge or wrap every post, not only From: p=reject/quarantine domains",
         ["dmarc_moderation_notice"] = "reason sent to the poster for dmarc_mitigate_action reject (may use \\n)",
         ["dmarc_wrapped_message_text"] = "text before the original in a wrapped post (may use \\n)",
+        ["subscription_policy"] = "confirm | open | moderate | confirm_then_moderate",
+        ["unsubscription_policy"] = "confirm | open",
+        ["pending_request_life"] = "how long a confirmation or a request awaiting a moderator stays valid (3d, 72h, 1.12:00:00)",
+        ["send_welcome_message"] = "true | false: welcome new members",
+        ["send_goodbye_message"] = "true | false: say goodbye to members who leave",
+        ["one_click_action"] = "remove | disable: what an RFC 8058 one-click unsubscribe does",
         ["process_bounces"] = "true | false: score bounces, disable and remove dead addresses",
         ["bounce_score_threshold"] = "score at which a member's delivery is disabled (default 5.0)",
         ["bounce_info_stale_after"] = "days after which an old bounce score is reset (default 7)",
@@ -173,6 +225,12 @@ public sealed class MailingList
             case "dmarc_mitigate_unconditionally": DmarcMitigateUnconditionally = ParseBool(key, value); break;
             case "dmarc_moderation_notice": DmarcModerationNotice = Unescape(value); break;
             case "dmarc_wrapped_message_text": DmarcWrappedMessageText = Unescape(value); break;
+            case "subscription_policy": SubscriptionPolicy = ParseSnake<SubscriptionPolicy>(key, value); break;
+            case "unsubscription_policy": UnsubscriptionPolicy = ParseSnake<UnsubscriptionPolicy>(key, value); break;
+            case "pending_request_life": PendingRequestLife = Duration(key, value); break;
+            case "send_welcome_message": SendWelcomeMessage = ParseBool(key, value); break;
+            case "send_goodbye_message": SendGoodbyeMessage = ParseBool(key, value); break;
+            case "one_click_action": OneClickAction = ParseSnake<OneClickAction>(key, value); break;
             case "process_bounces": ProcessBounces = ParseBool(key, value); break;
             case "bounce_score_threshold": BounceScoreThreshold = PositiveNumber(key, value); break;
             case "bounce_info_stale_after": BounceInfoStaleAfterDays = Days(key, value); break;
@@ -201,6 +259,12 @@ public sealed class MailingList
         yield return new("archive_url", ArchiveUrl);
         yield return new("unsubscribe_url", UnsubscribeUrl);
         yield return new("max_autoresponses_per_day", MaxAutoresponsesPerDay.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        yield return new("subscription_policy", Snake(SubscriptionPolicy.ToString()));
+        yield return new("unsubscription_policy", Snake(UnsubscriptionPolicy.ToString()));
+        yield return new("pending_request_life", DescribeDuration(PendingRequestLife));
+        yield return new("send_welcome_message", SendWelcomeMessage ? "true" : "false");
+        yield return new("send_goodbye_message", SendGoodbyeMessage ? "true" : "false");
+        yield return new("one_click_action", Snake(OneClickAction.ToString()));
         foreach (var (name, body) in Templates.OrderBy(t => t.Key, StringComparer.Ordinal))
         {
             yield return new("template:" + name, body.Replace("\n", "\\n", StringComparison.Ordinal));
@@ -240,6 +304,38 @@ public sealed class MailingList
     /// <summary>A whole number >= 0.</summary>
     private static int Whole(string key, string value)
         => int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : throw new ArgumentException($"{key}: expected a whole number >= 0, got '{value}'");
+
+    /// <summary>"3d", "72h", "90m", "30s", "2w", or a .NET TimeSpan ("3.00:00:00"); positive, at most a year.</summary>
+    internal static TimeSpan Duration(string key, string value)
+    {
+        var v = value.Trim().ToLowerInvariant();
+        TimeSpan result;
+        if (v.Length >= 2 && "smhdw".Contains(v[^1], StringComparison.Ordinal)
+            && int.TryParse(v[..^1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) && n <= 100_000)
+        {
+            result = v[^1] switch
+            {
+                's' => TimeSpan.FromSeconds(n),
+                'm' => TimeSpan.FromMinutes(n),
+                'h' => TimeSpan.FromHours(n),
+                'd' => TimeSpan.FromDays(n),
+                _ => TimeSpan.FromDays(7 * n),
+            };
+        }
+        else if (!TimeSpan.TryParse(v, System.Globalization.CultureInfo.InvariantCulture, out result))
+        {
+            throw new ArgumentException($"{key}: expected a duration such as 3d, 72h or 1.12:00:00, got '{value}'");
+        }
+
+        return result > TimeSpan.Zero && result <= TimeSpan.FromDays(366)
+            ? result
+            : throw new ArgumentException($"{key}: must be positive and at most a year, got '{value}'");
+    }
+
+    private static string DescribeDuration(TimeSpan t)
+        => t.Ticks % TimeSpan.TicksPerDay == 0 ? $"{t.Days}d"
+            : t.Ticks % TimeSpan.TicksPerHour == 0 ? $"{(long)t.TotalHours}h"
+            : t.ToString("c", System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>Whole days, as "7" or "7d" (Mailman compares bounce dates by the day).</summary>
     private static int Days(string key, string value)

@@ -19,13 +19,17 @@ public sealed class HandlerCatalog
 
     private readonly Dictionary<string, IHandler> _handlers;
 
-    public HandlerCatalog(Func<ListName, string, bool> isMember, Func<ListName, IEnumerable<Member>> members, DmarcServices dmarc)
+    /// <param name="isMember">Whether an address is a member of a list.</param>
+    /// <param name="members">Streams a list's members (with their serials).</param>
+    /// <param name="dmarc">The DMARC policy lookup and site settings.</param>
+    /// <param name="oneClick">One-click unsubscribe links, when the instance has a public URL.</param>
+    public HandlerCatalog(Func<ListName, string, bool> isMember, Func<ListName, IEnumerable<Member>> members, DmarcServices dmarc, Http.OneClickLinks? oneClick = null)
     {
         IHandler[] all =
         [
             new LoopDetection(), new DmarcModeration(dmarc), new MaximumSize(), new NonMemberPolicy(isMember), new DmarcMitigation(dmarc),
             new ListIdHeader(), new ListHeaders(), new BeenThere(), new SubjectPrefix(), new ReplyTo(),
-            new Personalize(), new Decorate(), new MemberRecipients(members),
+            new Personalize(oneClick), new Decorate(), new MemberRecipients(members, oneClick),
         ];
         _handlers = all.ToDictionary(h => h.Name, StringComparer.OrdinalIgnoreCase);
     }

@@ -31,6 +31,9 @@ public sealed class PostContext
     /// <summary>Set by the personalize handler: the random token that marks per-recipient slots.</summary>
     public string? SlotNonce { get; set; }
 
+    /// <summary>Set by the personalize handler when List-Unsubscribe carries a per-recipient one-click link.</summary>
+    public bool OneClick { get; set; }
+
     /// <summary>Set by the recipients handler: streams the recipients of this post.</summary>
     public Func<IEnumerable<Recipient>>? Recipients { get; set; }
 }

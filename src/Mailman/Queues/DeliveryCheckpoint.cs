@@ -35,6 +35,9 @@ public sealed class DeliveryCheckpoint : IDisposable
     /// <summary>The chunk size recorded when the delivery started, or null for a new delivery.</summary>
     public int? ChunkSize { get; private set; }
 
+    /// <summary>The recipients per transaction recorded when the delivery started (batched posts), or null.</summary>
+    public int? MaxRecipients { get; private set; }
+
     /// <summary>Torn records found (and removed) when the log was opened.</summary>
     public int TornRecords { get; private set; }
 
@@ -75,13 +78,18 @@ public sealed class DeliveryCheckpoint : IDisposable
         return checkpoint;
     }
 
-    /// <summary>Records the chunk size a new delivery is cut with; a resumed one keeps the recorded size.</summary>
-    public void Start(int chunkSize)
+    /// <summary>
+    /// Records how a new delivery is cut: recipients per chunk and per transaction. A resumed one
+    /// keeps what was recorded: progress is counted in transactions of chunks, so cutting the
+    /// recipients any other way on resume would skip or repeat members.
+    /// </summary>
+    public void Start(int chunkSize, int maxRecipients)
     {
         if (ChunkSize is null)
         {
-            Append("C " + chunkSize.ToString(System.Globalization.CultureInfo.InvariantCulture) + "\n");
+            Append(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"C {chunkSize} {maxRecipients}\n"));
             ChunkSize = chunkSize;
+            MaxRecipients = maxRecipients;
         }
     }
 
@@ -101,7 +109,7 @@ public sealed class DeliveryCheckpoint : IDisposable
         var sb = new StringBuilder();
         foreach (var r in deferred)
         {
-            sb.Append("R ").Append(Clean(r.Address)).Append('\t').Append(Clean(r.DisplayName)).Append('\n');
+            sb.Append("R ").Append(r.ToLine());
         }
 
         sb.Append("D ").Append(chunk).Append(' ').Append(transactions).Append('\n');
@@ -133,8 +141,7 @@ public sealed class DeliveryCheckpoint : IDisposable
             {
                 if (line.StartsWith("R ", StringComparison.Ordinal))
                 {
-                    var tab = line.IndexOf('\t', StringComparison.Ordinal);
-                    yield return tab < 0 ? new Recipient(line[2..], "") : new Recipient(line[2..tab], line[(tab + 1)..]);
+                    yield return Recipient.Parse(line[2..]);
                 }
             }
         }
@@ -174,9 +181,14 @@ public sealed class DeliveryCheckpoint : IDisposable
                     _done[chunk] = Math.Max(count, _done.GetValueOrDefault(chunk));
                 }
             }
-            else if (line.StartsWith("C ", StringComparison.Ordinal) && int.TryParse(line.AsSpan(2), out var size) && size > 0)
+            else if (line.StartsWith("C ", StringComparison.Ordinal) && ChunkSize is null)
             {
-                ChunkSize ??= size;
+                var parts = line.Split(' ');
+                if (int.TryParse(parts[1], out var size) && size > 0)
+                {
+                    ChunkSize = size;
+                    MaxRecipients = parts.Length > 2 && int.TryParse(parts[2], out var max) && max > 0 ? max : null;
+                }
             }
             else if (line == "F")
             {
@@ -338,6 +350,4 @@ public sealed class DeliveryCheckpoint : IDisposable
             stream.Flush();
         }
     }
-
-    private static string Clean(string s) => s.Replace('\t', ' ').Replace('\n', ' ').Replace('\r', ' ');
 }

@@ -58,6 +58,9 @@ public sealed class EntryMetadata
     /// <summary>The MAIL FROM for an out entry that is not a list post (notices, forwarded owner mail); null: the list's own.</summary>
     public string? EnvelopeSender { get; set; }
 
+    /// <summary>The entry whose work wrote this one under a derived name (a retry entry's out entry): done once this one is claimed.</summary>
+    public string? Parent { get; set; }
+
     /// <summary>What an out entry is, when it is not a post ("notice list:user:notice:welcome", "owner forward"): for logs and `queue show`.</summary>
     public string? Purpose { get; set; }
     /// <summary>What the incoming dmarc-moderation check found for the From: domain; null when it did not look.</summary>

@@ -54,12 +54,15 @@ public sealed partial class Switchboard
     // under a tenth of the time (a scan of a million names takes about a second).
     private readonly object _gate = new();
     private readonly SortedSet<string> _waiting = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _seen = new(StringComparer.Ordinal);
+    private long _generation;
     private readonly Dictionary<string, DateTimeOffset?> _notBefore = new(StringComparer.Ordinal);
     private long _scannedAt;
     private TimeSpan _scanCost;
     private bool _scanned;
 
-    public Switchboard(IFileSystem fs, string directory, string name, TimeProvider time, QueueSignal? signal = null)
+    /// <param name="create">Create the directory if missing; false for readers that must leave no trace (status as another user).</param>
+    public Switchboard(IFileSystem fs, string directory, string name, TimeProvider time, QueueSignal? signal = null, bool create = true)
     {
         _fs = fs;
         _time = time;
@@ -67,7 +70,10 @@ public sealed partial class Switchboard
         Name = name;
         Directory = directory;
         _realDisk = fs is FileSystem;
-        _fs.Directory.CreateDirectory(directory);
+        if (create)
+        {
+            _fs.Directory.CreateDirectory(directory);
+        }
     }
 
     public string Name { get; }
@@ -75,6 +81,11 @@ public sealed partial class Switchboard
     public string Directory { get; }
 
     public QueueSignal? Signal => _signal;
+
+    /// <summary>Entries this process has claimed and not yet finished, put back or moved.</summary>
+    public int ClaimsHeld => Volatile.Read(ref _claimsHeld);
+
+    private int _claimsHeld;
 
     /// <summary>Directory scans done for claims so far (the index's cost, observable).</summary>
     public int Scans { get; private set; }
@@ -199,8 +210,7 @@ public sealed partial class Switchboard
                     return null;
                 }
 
-                _waiting.Remove(candidate);
-                _notBefore.Remove(candidate);
+                IndexRemove(candidate);
                 var claimed = Claim(candidate);
                 if (claimed is not null)
                 {
@@ -228,10 +238,10 @@ public sealed partial class Switchboard
 
         lock (_gate)
         {
-            _waiting.Remove(name);
-            _notBefore.Remove(name);
+            IndexRemove(name);
         }
 
+        Interlocked.Increment(ref _claimsHeld);
         return new ClaimedEntry(Name, name, claimedPath);
     }
 
@@ -308,8 +318,21 @@ public sealed partial class Switchboard
     public void Finish(ClaimedEntry entry)
     {
         _fs.File.Delete(entry.Path);
+        Released();
         TryDelete(CheckpointPath(entry.Name));
         TryDelete(PathOf(entry.Name, StateExtension));
+    }
+
+    /// <summary>Deletes a claim of <paramref name="name"/> here, with its checkpoint and state, when there is one (see QueueSet.SettleUpstream).</summary>
+    public void DropStaleClaim(string name)
+    {
+        var path = PathOf(name, ClaimedExtension);
+        if (_fs.File.Exists(path))
+        {
+            TryDelete(path);
+            TryDelete(CheckpointPath(name));
+            TryDelete(PathOf(name, StateExtension));
+        }
     }
 
     /// <summary>Where the delivery checkpoint of entry <paramref name="name"/> lives.</summary>
@@ -319,9 +342,10 @@ public sealed partial class Switchboard
     public void Unclaim(ClaimedEntry entry)
     {
         _fs.File.Move(entry.Path, PathOf(entry.Name, EntryExtension));
+        Released();
         lock (_gate)
         {
-            _waiting.Add(entry.Name);
+            IndexAdd(entry.Name);
         }
 
         _signal?.Set();
@@ -333,6 +357,7 @@ public sealed partial class Switchboard
     /// file as it is, its delivery checkpoint (so a later unshunt resumes where delivery
     /// stopped), and a state file saying where it came from and why.
     /// </summary>
+    /// <exception cref="IOException">The state file cannot be written (a full disk): nothing moved.</exception>
     public void SetAside(ClaimedEntry entry, Switchboard target, string error)
     {
         var state = ReadState(entry.Name) ?? new EntryState();
@@ -346,21 +371,16 @@ public sealed partial class Switchboard
             state.Error += $" (its name {entry.Name} was taken in {target.Name})";
         }
 
-        try
-        {
-            target.WriteState(name, state);
-        }
-        catch (IOException)
-        {
-            // A full disk: the entry moves all the same; only the reason is lost (the log has it).
-        }
-
+        // Where it came from must go with it (unshunt puts it back there): on a full disk this
+        // throws and the entry stays claimed for the caller to put back.
+        target.WriteState(name, state);
         TryDelete(PathOf(entry.Name, StateExtension));
 
         // The entry first, then its checkpoint: a crash between leaves the checkpoint without
         // its entry, and start-up recovery moves it after the entry (never the other way round,
         // which would resume a delivery from its start).
         _fs.File.Move(entry.Path, target.PathOf(name, EntryExtension));
+        Released();
         if (_fs.File.Exists(CheckpointPath(entry.Name)))
         {
             _fs.File.Move(CheckpointPath(entry.Name), target.CheckpointPath(name), overwrite: true);
@@ -384,12 +404,18 @@ public sealed partial class Switchboard
             return false;
         }
 
-        _fs.File.Move(claim.Path, target.PathOf(name, EntryExtension), overwrite: true);
+        // The checkpoint first, then the entry: the target's runner may claim the entry the
+        // moment it appears, and must find its checkpoint there or it would start from the first
+        // member. A crash between leaves the checkpoint without its entry: start-up recovery
+        // takes it back to the entry.
         if (_fs.File.Exists(CheckpointPath(name)))
         {
             _fs.File.Move(CheckpointPath(name), target.CheckpointPath(name), overwrite: true);
+            target.SyncDirectory();
         }
 
+        _fs.File.Move(claim.Path, target.PathOf(name, EntryExtension));
+        Released();
         TryDelete(PathOf(name, StateExtension));
         target.SyncDirectory();
         target.Added(name);
@@ -420,6 +446,7 @@ public sealed partial class Switchboard
         // NAME.msg and NAME.bak, which recovery settles in favour of the complete NAME.msg.
         _fs.File.Move(temp, PathOf(entry.Name, EntryExtension));
         _fs.File.Delete(entry.Path);
+        Released();
         SyncDirectory();
         Added(entry.Name);
     }
@@ -488,9 +515,16 @@ public sealed partial class Switchboard
             state.Progress = progress;
             if (unusable is not null || state.Recoveries > maxRecoveries)
             {
-                SetAside(entry, bad, unusable ?? $"left claimed by {state.Recoveries} crashed runs in a row that made no progress");
-                toBad++;
-                continue;
+                try
+                {
+                    SetAside(entry, bad, unusable ?? $"left claimed by {state.Recoveries} crashed runs in a row that made no progress");
+                    toBad++;
+                    continue;
+                }
+                catch (IOException)
+                {
+                    // A full disk: it waits in its queue like the others; the next start counts again.
+                }
             }
 
             // Back first, counted second: a kill between under-counts one crash, never loses the
@@ -633,7 +667,7 @@ public sealed partial class Switchboard
     {
         lock (_gate)
         {
-            _waiting.Add(name);
+            IndexAdd(name);
         }
 
         _signal?.Set();
@@ -648,9 +682,20 @@ public sealed partial class Switchboard
             return;
         }
 
-        var names = List(EntryExtension);
-        _waiting.Clear();
-        _waiting.UnionWith(names);
+        if (_realDisk)
+        {
+            ScanIncrementally();
+        }
+        else
+        {
+            _waiting.Clear();
+            _seen.Clear();
+            foreach (var name in List(EntryExtension))
+            {
+                IndexAdd(name);
+            }
+        }
+
         if (_notBefore.Count > 0)
         {
             foreach (var gone in _notBefore.Keys.Where(k => !_waiting.Contains(k)).ToList())
@@ -665,9 +710,90 @@ public sealed partial class Switchboard
         Scans++;
     }
 
+    // A scan that allocates only for names it has not seen before: at a million entries, a
+    // rebuild would make a million strings and set nodes of garbage every scan.
+    private void ScanIncrementally()
+    {
+        var generation = ++_generation;
+        var lookup = _seen.GetAlternateLookup<ReadOnlySpan<char>>();
+        var scan = new System.IO.Enumeration.FileSystemEnumerable<bool>(Directory, (ref System.IO.Enumeration.FileSystemEntry entry) =>
+        {
+            var file = entry.FileName;
+            if (!file.EndsWith(EntryExtension, StringComparison.Ordinal))
+            {
+                return false;
+            }
+
+            var name = file[..^EntryExtension.Length];
+            if (!EntryNameRegex().IsMatch(name))
+            {
+                return false;
+            }
+
+            if (lookup.ContainsKey(name))
+            {
+                lookup[name] = generation;
+            }
+            else
+            {
+                var s = name.ToString();
+                _seen[s] = generation;
+                _waiting.Add(s);
+            }
+
+            return true;
+        });
+        foreach (var _ in scan)
+        {
+        }
+
+        List<string>? gone = null;
+        foreach (var (name, seenAt) in _seen)
+        {
+            if (seenAt != generation)
+            {
+                (gone ??= []).Add(name);
+            }
+        }
+
+        foreach (var name in gone ?? [])
+        {
+            _seen.Remove(name);
+            _waiting.Remove(name);
+        }
+
+    }
+
+    // Never below zero: recovery releases claims that a crashed run made, not this one.
+    private void Released()
+    {
+        if (Interlocked.Decrement(ref _claimsHeld) < 0)
+        {
+            Interlocked.Exchange(ref _claimsHeld, 0);
+        }
+    }
+
+    private void IndexAdd(string name)
+    {
+        _waiting.Add(name);
+        _seen[name] = _generation;
+    }
+
+    private void IndexRemove(string name)
+    {
+        _waiting.Remove(name);
+        _seen.Remove(name);
+        _notBefore.Remove(name);
+    }
+
     private List<string> List(string extension)
     {
         var names = new List<string>();
+        if (!_fs.Directory.Exists(Directory))
+        {
+            return names;
+        }
+
         foreach (var path in _fs.Directory.EnumerateFiles(Directory, "*" + extension))
         {
             var name = _fs.Path.GetFileNameWithoutExtension(path);
@@ -792,14 +918,11 @@ public sealed partial class Switchboard
     private static void WriteRecipient(ArrayBufferWriter<byte> buffer, Recipient r)
     {
         // Addresses and names never contain TAB or LF here: the store sanitizes names and
-        // validates addresses; this is the last line of defence for the record format.
-        var line = Clean(r.Address) + "\t" + Clean(r.DisplayName) + "\n";
+        // validates addresses; this is the last line of defence for the record format (Recipient.ToLine).
+        var line = r.ToLine();
         var span = buffer.GetSpan(Encoding.UTF8.GetMaxByteCount(line.Length));
         buffer.Advance(Encoding.UTF8.GetBytes(line, span));
     }
-
-    private static string Clean(string s)
-        => s.AsSpan().IndexOfAny('\t', '\n', '\r') < 0 ? s : s.Replace('\t', ' ').Replace('\n', ' ').Replace('\r', ' ');
 
     private IEnumerable<Recipient> ReadRecipients(ClaimedEntry claim, long offset, long skip)
     {
@@ -819,8 +942,7 @@ public sealed partial class Switchboard
                 continue;
             }
 
-            var tab = line.IndexOf('\t', StringComparison.Ordinal);
-            yield return tab < 0 ? new Recipient(line, "") : new Recipient(line[..tab], line[(tab + 1)..]);
+            yield return Recipient.Parse(line);
         }
 
         throw new CorruptEntryException($"entry {claim.Name}: recipient list has no end marker");

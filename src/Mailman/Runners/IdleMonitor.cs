@@ -9,7 +9,7 @@ namespace Mailman.Runners;
 public sealed class IdleMonitor(QueueSet queues, Activity activity, TimeProvider time, IHostApplicationLifetime lifetime, ILogger<IdleMonitor> logger)
     : BackgroundService
 {
-    private static readonly string[] Active = [QueueSet.In, QueueSet.Pipeline, QueueSet.Out, QueueSet.Bounces];
+    private static readonly string[] Active = [QueueSet.In, QueueSet.Pipeline, QueueSet.Out, QueueSet.Request, QueueSet.Bounces];
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -44,7 +44,7 @@ public sealed class IdleMonitor(QueueSet queues, Activity activity, TimeProvider
         foreach (var name in Active)
         {
             var q = queues[name];
-            if (q.HasWaiting() || q.Claimed().Count > 0)
+            if (q.HasWaiting() || q.ClaimsHeld > 0)
             {
                 return true;
             }
@@ -52,6 +52,6 @@ public sealed class IdleMonitor(QueueSet queues, Activity activity, TimeProvider
 
         var retry = queues[QueueSet.Retry];
         var now = time.GetUtcNow();
-        return retry.Claimed().Count > 0 || (retry.HasWaiting() && retry.Pending().Any(n => RetryRunner.IsDue(retry, n, now)));
+        return retry.ClaimsHeld > 0 || (retry.HasWaiting() && retry.Pending().Any(n => RetryRunner.IsDue(retry, n, now)));
     }
 }

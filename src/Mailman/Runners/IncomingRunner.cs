@@ -27,6 +27,14 @@ public sealed class IncomingRunner(
         var size = metadata.MessageLength;
         Hosting.Metrics.Received.Add(1, new KeyValuePair<string, object?>("list", list.Name.Fqdn));
         var limit = (long)list.MaxMessageSizeKb * 1024;
+        if (size > MaxDeliverable)
+        {
+            Log.LogInformation("Post received for {ListId}: Message-Id {MessageId}, envelope sender {Sender}, {Size} bytes, entry {QueueEntry}",
+                list.Name.Fqdn, metadata.MessageId, metadata.Sender, size, head.Claim.Name);
+            Move(head, QueueSet.Hold, list, HandlerResult.Hold($"maximum-size: message size {size} bytes is more than the {MaxDeliverable} bytes a post can be delivered with"));
+            return true;
+        }
+
         if (limit > 0 && size > limit)
         {
             Log.LogInformation("Post received for {ListId}: Message-Id {MessageId}, envelope sender {Sender}, {Size} bytes, entry {QueueEntry}",
@@ -81,6 +89,13 @@ public sealed class IncomingRunner(
             Log.LogWarning("Post {MessageId} to {ListId} held as {QueueEntry}: {Reason}", head.Metadata.MessageId, list.Name.Fqdn, name, result.Reason);
         }
     }
+
+    /// <summary>
+    /// The largest post the outgoing runner can deliver: it holds the flattened post in one array
+    /// (a little more than the post, with its list headers and footer). Larger ones are held
+    /// whatever the list's limit.
+    /// </summary>
+    public const long MaxDeliverable = 2_000_000_000;
 
     // A From: with 100,000 addresses must not make a 4 MB log line.
     private static string Truncated(string s) => s.Length <= 300 ? s : s[..300] + "...";

@@ -50,7 +50,7 @@ public sealed class OutgoingRunner(
         // way on resume would skip or repeat members.
         if (Options.Smtp.Checkpoint)
         {
-            checkpoint.Start(_delivery.ChunkSize(metadata.Personalized));
+            checkpoint.Start(_delivery.ChunkSize(metadata.Personalized), Options.Smtp.MaxRecipients);
         }
 
         var chunkSize = checkpoint.ChunkSize ?? _delivery.ChunkSize(metadata.Personalized);
@@ -75,7 +75,7 @@ public sealed class OutgoingRunner(
                         Log.LogError("Delivery of {MessageId} to {ListId} ({QueueEntry}) cannot record its progress: {Error}; paused until it can",
                             metadata.MessageId, list.Fqdn, entry.Claim.Name, reason);
                     }
-                });
+                }, checkpoint.MaxRecipients);
         }
         finally
         {
@@ -118,6 +118,7 @@ public sealed class OutgoingRunner(
     private long Defer(LoadedEntry entry, EntryMetadata metadata, IEnumerable<Recipient> deferred, DateTimeOffset now)
     {
         var retry = metadata.Clone();
+        retry.Parent = entry.Claim.Name;
         retry.Attempts++;
         retry.FirstAttempt ??= now;
         if (now - retry.FirstAttempt.Value >= Options.Retry.MaximumLifetime)

@@ -143,7 +143,7 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
         catch (CorruptEntryException e)
         {
             Log.LogError("{Runner}: entry {QueueEntry} in {Queue} is unreadable, moved to bad: {Error}", RunnerName, claim.Name, Queue.Name, e.Message);
-            Queue.SetAside(claim, Queues[QueueSet.Bad], e.Message);
+            SetAside(claim, QueueSet.Bad, e.Message);
             return true;
         }
         catch (UnauthorizedAccessException)
@@ -157,6 +157,7 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
             throw;
         }
 
+        Queues.SettleUpstream(claim, head.Metadata);
         try
         {
             if (!ProcessHead(head, stoppingToken))
@@ -174,7 +175,7 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
         catch (CorruptEntryException e)
         {
             Log.LogError("{Runner}: entry {QueueEntry} in {Queue} is unreadable, moved to bad: {Error}", RunnerName, claim.Name, Queue.Name, e.Message);
-            Queue.SetAside(claim, Queues[QueueSet.Bad], e.Message);
+            SetAside(claim, QueueSet.Bad, e.Message);
         }
         catch (Exception e)
         {
@@ -204,12 +205,14 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
                 busy ??= Activity.Begin();
                 try
                 {
-                    heads.Add(Queue.LoadHead(claim));
+                    var head = Queue.LoadHead(claim);
+                    Queues.SettleUpstream(claim, head.Metadata);
+                    heads.Add(head);
                 }
                 catch (CorruptEntryException e)
                 {
                     Log.LogError("{Runner}: entry {QueueEntry} in {Queue} is unreadable, moved to bad: {Error}", RunnerName, claim.Name, Queue.Name, e.Message);
-                    Queue.SetAside(claim, Queues[QueueSet.Bad], e.Message);
+                    SetAside(claim, QueueSet.Bad, e.Message);
                 }
                 catch (UnauthorizedAccessException)
                 {
@@ -261,7 +264,8 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
                         }
                         catch (CorruptEntryException corrupt)
                         {
-                            Queue.SetAside(heads[i].Claim, Queues[QueueSet.Bad], corrupt.Message);
+                            Log.LogError("{Runner}: entry {QueueEntry} in {Queue} is unreadable, moved to bad: {Error}", RunnerName, heads[i].Claim.Name, Queue.Name, corrupt.Message);
+                            SetAside(heads[i].Claim, QueueSet.Bad, corrupt.Message);
                         }
                         catch (Exception single)
                         {
@@ -271,7 +275,8 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
                 }
                 catch (CorruptEntryException e)
                 {
-                    Queue.SetAside(heads[0].Claim, Queues[QueueSet.Bad], e.Message);
+                    Log.LogError("{Runner}: entry {QueueEntry} in {Queue} is unreadable, moved to bad: {Error}", RunnerName, heads[0].Claim.Name, Queue.Name, e.Message);
+                    SetAside(heads[0].Claim, QueueSet.Bad, e.Message);
                 }
                 catch (Exception e)
                 {
@@ -310,7 +315,7 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
     protected void Shunt(EntryHead entry, Exception error)
     {
         var message = error.GetType().Name + ": " + error.Message;
-        Queue.SetAside(entry.Claim, Queues[QueueSet.Shunt], message);
+        SetAside(entry.Claim, QueueSet.Shunt, message);
         Log.LogError(error, "{Runner}: entry {QueueEntry} of {ListId} (Message-Id {MessageId}) shunted: {Error}",
             RunnerName, entry.Claim.Name, entry.Metadata.List, entry.Metadata.MessageId, message);
     }
@@ -320,9 +325,26 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
         var owner = FileOwner.Describe(claim.Path);
         var me = FileOwner.UserName(FileOwner.EffectiveUid);
         var error = $"not readable by {me} ({owner})";
-        Queue.SetAside(claim, Queues[QueueSet.Shunt], error);
+        SetAside(claim, QueueSet.Shunt, error);
         Log.LogError("{Runner}: entry {QueueEntry} in {Queue} is {Owner} and cannot be read by {User}; set aside in shunt. Fix: chown {User} {Path} (or run every mailman verb as {User}), then `mailman unshunt`",
             RunnerName, claim.Name, Queue.Name, owner, me, me, Queues[QueueSet.Shunt].PathOf(claim.Name, Switchboard.EntryExtension), me);
+    }
+
+    // Setting aside writes a small state file; when it cannot (a full disk) the entry goes back
+    // to its queue instead and the runner pauses, as for any hop that cannot be written.
+    private void SetAside(ClaimedEntry claim, string target, string error)
+    {
+        try
+        {
+            Queue.SetAside(claim, Queues[target], error);
+        }
+        catch
+        {
+            // Not set aside (its state could not be written): back in its queue, never stuck
+            // claimed; the loop pauses and tries again.
+            Queue.Unclaim(claim);
+            throw;
+        }
     }
 
     private void Pause(Exception e)

@@ -253,6 +253,55 @@ public sealed class DmarcDeliveryTests : IDisposable
     }
 
     [Fact]
+    public void Answers_that_trip_the_DNS_parser_are_a_failed_lookup_and_the_post_is_mitigated_not_shunted()
+    {
+        using var dns = FakeDnsServer.Hostile();
+        using var sink = SmtpSink.Start();
+        CreateList("rej", DmarcMitigateAction.Reject);
+        Inject("rej", Post("ptrloop", "Anne <anne@ptrloop.test>"), sender: "anne@ptrloop.test");
+        Inject("rej", Post("wrongid", "Anne <anne@wrongid.test>"), sender: "anne@wrongid.test");
+        Serve(sink, dns.Endpoint, timeoutMs: 300);
+
+        var messages = sink.WaitFor(2);
+        Assert.Equal(2, messages.Count);
+        Assert.All(messages, m => Assert.EndsWith("@" + ListDomain, Parse(m).From.Mailboxes.Single().Address, StringComparison.Ordinal));
+        Assert.Equal(0, _instance.Count("shunt") + _instance.Count("hold"));
+    }
+
+    [Fact]
+    public void A_post_from_several_silent_domains_waits_for_one_timeout_not_one_per_domain()
+    {
+        using var dns = FakeDnsServer.Silent();
+        using var sink = SmtpSink.Start();
+        CreateList("dev", DmarcMitigateAction.MungeFrom);
+        Inject("dev", Post("five", "a@silent.p1a.test, b@silent.p1b.test, c@silent.p1c.test, d@silent.p1d.test, e@silent.p1e.test"));
+        Serve(sink, dns.Endpoint, timeoutMs: 300);
+
+        Assert.Single(sink.WaitFor(1));
+        Assert.Single(dns.Queries.Distinct());
+    }
+
+    [Fact]
+    public void A_display_name_of_a_million_at_signs_is_munged_capped_and_the_author_name_cannot_break_a_header()
+    {
+        using var dns = DnsServer.Start(Zone, ["test"]);
+        using var sink = SmtpSink.Start();
+        CreateList("dev", DmarcMitigateAction.MungeFrom);
+        Inject("dev", Post("ats", "\"" + new string('@', 1_000_000) + "\" <anne@reject.test>"));
+        Inject("dev", Post("crlf", "=?utf-8?q?Evil=0D=0ABcc=3A_x=40y.com?= <anne@reject.test>"));
+        Serve(sink, dns.Endpoint);
+
+        var messages = sink.WaitFor(2);
+        foreach (var m in messages)
+        {
+            var copy = Parse(m);
+            Assert.True((copy.From.Mailboxes.Single().Name ?? "").Length <= 220);
+            Assert.DoesNotContain("\nBcc:", m.Headers, StringComparison.OrdinalIgnoreCase);
+            Assert.All(copy.ReplyTo.Mailboxes.Concat(copy.Cc.Mailboxes), a => Assert.DoesNotContain('\n', a.Name ?? ""));
+        }
+    }
+
+    [Fact]
     public void A_CNAME_loop_in_the_answers_cannot_lengthen_the_tree_walk()
     {
         using var dns = FakeDnsServer.CnameLoop("loop.test");

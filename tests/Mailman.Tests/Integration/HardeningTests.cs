@@ -130,7 +130,7 @@ public sealed class HardeningTests : IDisposable
         var claim = queue.Claim(queue.Enqueue(new EntryMetadata { List = List }, "post"u8, [new Recipient("a@example.com", "")]))!;
         using (var checkpoint = DeliveryCheckpoint.Open(fs, queue, claim))
         {
-            checkpoint.Start(100);
+            checkpoint.Start(100, 100);
             checkpoint.Record(0, 100, [new Recipient("m0@example.com", "M0")]);
         }
 

@@ -173,6 +173,18 @@ public sealed class BounceRunnerTests : IDisposable
     }
 
     [Fact]
+    public void A_member_with_an_IDN_domain_is_found_from_the_A_labels_VERP_carries()
+    {
+        CreateList();
+        _instance.AddMembers(List, [new Member("anne@bücher.example", "Anne")]);
+        using var h = new RunnerHarness(_instance);
+        Assert.Equal("dev-bounces+anne=xn--bcher-kva.example@example.org", VerpOf("anne@bücher.example"));
+        Bounce(h, "anne@bücher.example");
+        Assert.Equal(1, Member("anne@bücher.example")!.BounceScore);
+        Assert.Empty(h.Queues[QueueSet.Unrecognized].Pending());
+    }
+
+    [Fact]
     public void A_stale_score_is_reset_before_the_new_bounce_counts()
     {
         CreateList();

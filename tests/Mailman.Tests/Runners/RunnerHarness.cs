@@ -8,8 +8,11 @@ using Mailman.Lists;
 using Mailman.Notices;
 using Mailman.Pipeline;
 using Mailman.Queues;
+using Mailman.Requests;
 using Mailman.Runners;
 using Mailman.TestSupport;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 
@@ -25,8 +28,15 @@ internal sealed class RunnerHarness : IDisposable
         Queues = new QueueSet(new FileSystem(), instance.Paths, Time);
         var lists = new ListStoreFactory(instance.Paths);
         var dmarc = new DmarcServices(new DmarcPolicyLookup(Resolver, NullLogger<DmarcPolicyLookup>.Instance), Options.Dmarc.RemoveDkimHeaders, NullLogger.Instance);
-        var catalog = new HandlerCatalog(lists.IsMember, lists.Members, dmarc);
-        Notices = new NoticeSender(Queues, lists, Time, NullLogger<NoticeSender>.Instance);
+        var catalog = new HandlerCatalog(lists.IsMember, lists.Members, dmarc, new Mailman.Http.OneClickLinks(Options, new SecretKey(instance.Paths)));
+        _loggers = LoggerFactory.Create(b => b.AddProvider(Logs));
+        Notices = new NoticeSender(Queues, lists, Time, new Logger<NoticeSender>(_loggers));
+        _services = new ServiceCollection()
+            .AddSingleton(instance.Paths).AddSingleton(Options).AddSingleton<TimeProvider>(Time).AddSingleton(Queues).AddSingleton(lists).AddSingleton(Notices)
+            .AddSingleton(_loggers).AddSingleton(typeof(ILogger<>), typeof(Logger<>))
+            .AddRequests()
+            .BuildServiceProvider();
+        Requests = new RequestRunner(Queues, Activity, Options, Time, _services.GetRequiredService<RequestProcessor>(), NullLogger<RequestRunner>.Instance);
         Incoming = new IncomingRunner(Queues, Activity, Options, Time, lists, catalog, Notices, NullLogger<IncomingRunner>.Instance);
         Pipeline = new PipelineRunner(Queues, Activity, Options, Time, lists, catalog, NullLogger<PipelineRunner>.Instance);
         Processor = new BounceProcessor(lists, Notices, Time, BounceLog);
@@ -58,6 +68,17 @@ internal sealed class RunnerHarness : IDisposable
 
     public RetryRunner Retry { get; }
 
+    public RequestRunner Requests { get; }
+
+    /// <summary>Everything the request component, the notice sender and the endpoint logged.</summary>
+    public CapturedLogs Logs { get; } = new();
+
+    /// <summary>The request component's services (Membership, Confirmations, ...), as the daemon composes them.</summary>
+    public IServiceProvider Services => _services;
+
+    private readonly ServiceProvider _services;
+    private readonly ILoggerFactory _loggers;
+
     public BounceProcessor Processor { get; }
 
     public BounceRunner Bounces { get; }
@@ -71,6 +92,13 @@ internal sealed class RunnerHarness : IDisposable
 
     public string Inject(string list, byte[] raw)
         => Queues[QueueSet.In].Enqueue(new EntryMetadata { List = list, Received = Time.GetUtcNow() }, raw);
+
+    /// <summary>Queues a mail to one of a list's request addresses (LIST-join@, LIST-confirm+TOKEN@, ...), as inject does.</summary>
+    public string InjectRequest(string address, byte[] raw, string? sender)
+    {
+        ListAddress.TryResolve(address, out var resolved, out _);
+        return Queues[QueueSet.Request].Enqueue(new EntryMetadata { List = resolved!.List.Fqdn, Sender = sender, Destination = address, Received = Time.GetUtcNow() }, raw);
+    }
 
     /// <summary>Runs a runner until its queue has nothing it can claim.</summary>
     public static int Drain(QueueRunner runner)
@@ -91,6 +119,9 @@ internal sealed class RunnerHarness : IDisposable
         Pipeline.Dispose();
         Outgoing.Dispose();
         Retry.Dispose();
+        Requests.Dispose();
+        _services.Dispose();
+        _loggers.Dispose();
         Bounces.Dispose();
     }
 }

@@ -101,7 +101,8 @@ public sealed partial class DmarcMitigation(DmarcServices dmarc) : IHandler
         MailboxAddress? original;
         if (froms.Count == 1)
         {
-            original = new MailboxAddress(froms[0].Name, froms[0].Address);
+            // The author's name goes back out in Reply-To: or Cc: as well: no line breaks in it.
+            original = new MailboxAddress(Lists.Member.Sanitize(froms[0].Name ?? ""), froms[0].Address);
         }
         else
         {
@@ -112,6 +113,8 @@ public sealed partial class DmarcMitigation(DmarcServices dmarc) : IHandler
         var realname = original is null ? "" : string.IsNullOrWhiteSpace(original.Name) ? original.Address : original.Name;
 
         // An address in the name would put a second domain in From: (spam filters dislike it).
+        // Names are capped first: a match is linear, but not a name of megabytes.
+        realname = Lists.Member.Sanitize(realname);
         realname = AddressInName().Replace(realname, "---");
         realname = new string(realname.Select(c => char.IsControl(c) ? ' ' : c).ToArray()).Trim();
         var listName = string.IsNullOrEmpty(list.DisplayName) ? list.Name.LocalPart : list.DisplayName;
@@ -210,6 +213,6 @@ public sealed partial class DmarcMitigation(DmarcServices dmarc) : IHandler
         return MimeMessage.Load(copy);
     }
 
-    [GeneratedRegex(@"@([^ .]+\.)+[^ .]+$")]
+    [GeneratedRegex(@"@([^ .]+\.)+[^ .]+$", RegexOptions.NonBacktracking)]
     private static partial Regex AddressInName();
 }
