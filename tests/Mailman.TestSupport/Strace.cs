@@ -18,6 +18,21 @@ public static class Strace
     /// <returns>The process result; exit code 137 means the injected SIGKILL landed.</returns>
     public static ProcessResult Run(string home, IEnumerable<string> args, string calls, string fault, int when, IDictionary<string, string>? env = null, string? path = null, TimeSpan? timeout = null)
     {
+        using var process = Start(home, args, calls, fault, when, env, path);
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(timeout ?? TimeSpan.FromMinutes(3)))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"mailman {string.Join(' ', args)} under strace did not finish");
+        }
+
+        return new ProcessResult(process.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    /// <summary>Starts `mailman ARGS` under strace and returns at once (stdout and stderr redirected; read or drain them).</summary>
+    public static Process Start(string home, IEnumerable<string> args, string calls, string fault, int when, IDictionary<string, string>? env = null, string? path = null)
+    {
         var inner = MailmanProcess.StartInfo(home, args, env);
         var psi = new ProcessStartInfo(Binary)
         {
@@ -44,16 +59,8 @@ public static class Strace
 
         // The runtime's diagnostics socket is a file too; keep the counted calls the program's own.
         psi.Environment["DOTNET_EnableDiagnostics"] = "0";
-        using var process = Process.Start(psi)!;
+        var process = Process.Start(psi)!;
         process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(timeout ?? TimeSpan.FromMinutes(3)))
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"mailman {string.Join(' ', args)} under strace did not finish");
-        }
-
-        return new ProcessResult(process.ExitCode, stdout.Result, stderr.Result);
+        return process;
     }
 }

@@ -67,4 +67,13 @@ public sealed class VerpTests
     {
         Assert.Null(Verp.Decode(List, address));
     }
+
+    [Fact]
+    public void An_IDN_domain_is_written_in_A_labels_so_MAIL_FROM_stays_ASCII()
+    {
+        var list = Mailman.Lists.ListName.Parse("dev@example.org");
+        Assert.Equal("dev-bounces+a=xn--bcher-kva.de@example.org", Verp.Encode(list, "a@bücher.de"));
+        Assert.Equal("dev-bounces@example.org", Verp.Encode(list, "\"a b\"@example.com"));
+        Assert.Equal("dev-bounces@example.org", Verp.Encode(list, "u@[192.0.2.1]"));
+    }
 }

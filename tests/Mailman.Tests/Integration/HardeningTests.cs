@@ -99,7 +99,7 @@ public sealed class HardeningTests : IDisposable
     {
         CreateList(200);
         var odd = new[] { "\"quoted\"@example.com", "user@[127.0.0.1]", "a.\"b\"@example.org" };
-        var added = MailmanProcess.Run(_instance.Home, ["members", "add", List, .. odd]);
+        var added = MailmanProcess.Run(_instance.Home, ["members", "add", List, "--no-welcome", .. odd]);
         Assert.True(added.ExitCode == 0, added.Stderr);
         _instance.CreateList("other@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
         _instance.AddMembers("other@example.org", TempInstance.NumberedMembers(10, "example.net"));
@@ -591,6 +591,137 @@ public sealed class HardeningTests : IDisposable
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(paths.Database));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(paths.LogsDirectory));
         Assert.All(Directory.GetFiles(paths.LogsDirectory), f => Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(f)));
+    }
+
+    // Review 1: a restart with another MaxRecipients re-cut a half-done chunk and skipped members.
+    [Fact]
+    public void A_restart_with_another_MaxRecipients_cuts_the_resumed_delivery_as_it_started()
+    {
+        const int members = 100;
+        CreateList(members, l => l.Personalize = Personalization.None);
+        using var sink = SmtpSink.Start("-w", "1");
+        Inject();
+        var env = Env(sink.Port);
+        env["Mailman__Smtp__MaxRecipients"] = "10";
+        env["Mailman__Smtp__Connections"] = "1";
+        env["Mailman__Smtp__CheckpointRecipients"] = "100";
+        using (var daemon = DaemonProcess.Start(_instance.Home, env))
+        {
+            Wait.Until(() => sink.Messages().Count >= 3 || daemon.HasExited, TimeSpan.FromSeconds(60), "three transactions");
+            daemon.Terminate();
+            Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(60)));
+        }
+
+        env["Mailman__Smtp__MaxRecipients"] = "100";
+        MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, env);
+
+        var copies = sink.Messages().SelectMany(m => m.Recipients).ToList();
+        AssertEveryMemberOnce(copies, members, 0);
+    }
+
+    // Review 2: an entry set aside on a full disk lost where it came from, and unshunt sent it to `in`.
+    [Fact]
+    public void An_entry_that_cannot_be_set_aside_stays_in_its_queue_and_one_without_a_record_is_unshunted_to_out()
+    {
+        var fs = new System.IO.Abstractions.FileSystem();
+        var queues = new QueueSet(fs, _instance.Paths, TimeProvider.System);
+        var name = queues[QueueSet.Out].Enqueue(new EntryMetadata { List = List }, "post"u8, [new Recipient("a@example.com", "")]);
+        var claim = queues[QueueSet.Out].Claim(name)!;
+
+        // The state file cannot be written (here: a directory stands where its temporary goes).
+        var blocker = Path.Combine(_instance.QueueDir("shunt"), name + ".state.tmp");
+        Directory.CreateDirectory(blocker);
+        Assert.ThrowsAny<Exception>(() => queues[QueueSet.Out].SetAside(claim, queues[QueueSet.Shunt], "boom"));
+        Assert.True(File.Exists(claim.Path));
+        Assert.False(queues[QueueSet.Shunt].Holds(name));
+        Directory.Delete(blocker);
+
+        // A shunted entry whose state was lost some other way: it has recipients, so it goes out.
+        queues[QueueSet.Out].SetAside(claim, queues[QueueSet.Shunt], "boom");
+        File.Delete(Path.Combine(_instance.QueueDir("shunt"), name + ".state"));
+        var unshunt = MailmanProcess.Run(_instance.Home, ["unshunt"]);
+        Assert.Contains(name + " -> out", unshunt.Stdout, StringComparison.Ordinal);
+        queues.Dispose();
+    }
+
+    // Review 4: unshunt moved the entry before its checkpoint, and a running daemon delivered it from the first member.
+    [Fact]
+    public void Unshunt_while_the_daemon_runs_resumes_the_delivery_where_it_stopped()
+    {
+        Assert.True(Strace.IsInstalled, "strace is missing");
+        const int members = 2000;
+        CreateList(members);
+        using var sink = SmtpSink.Start();
+        var name = Inject();
+        var failed = Strace.Run(_instance.Home, ["serve", "--exit-when-idle"], "write,pwrite64", "error=EACCES", 40, Env(sink.Port),
+            Path.Combine(_instance.QueueDir("out"), name + ".ckpt"));
+        Assert.True(failed.ExitCode == 0, failed.Stderr + failed.Stdout);
+        Assert.Equal(1, _instance.Count("shunt", ".ckpt"));
+
+        using var daemon = DaemonProcess.Start(_instance.Home, Env(sink.Port));
+        // Each of unshunt's renames waits two seconds: a runner that could claim the entry
+        // between them would find it without its checkpoint.
+        var unshunt = Strace.Run(_instance.Home, ["unshunt"], "rename,renameat,renameat2", "delay_enter=2000000", 1, null);
+        Assert.True(unshunt.ExitCode == 0, unshunt.Stderr);
+        Wait.Until(() => Copies(sink).Distinct().Count() == members || daemon.HasExited, TimeSpan.FromSeconds(120), "every member served");
+        daemon.Terminate();
+        Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(60)));
+
+        AssertEveryMemberOnce(Copies(sink), members, Bound);
+    }
+
+    // Review 5: a hop that stalled between writing the next entry and finishing its own claim,
+    // then died, had its claim recovered after the post was delivered: the whole list twice.
+    [Fact]
+    public void A_hop_that_stalls_after_writing_and_then_dies_is_not_done_again()
+    {
+        Assert.True(Strace.IsInstalled, "strace is missing");
+        const int members = 300;
+        CreateList(members);
+        using var sink = SmtpSink.Start();
+        var name = Inject();
+
+        // The pipeline's delete of its claim waits 30 s; the out entry is delivered meanwhile.
+        using (var stalled = Strace.Start(_instance.Home, ["serve"], "unlink,unlinkat", "delay_enter=30000000", 1, Env(sink.Port),
+            Path.Combine(_instance.QueueDir("pipeline"), name + ".bak")))
+        {
+            _ = stalled.StandardOutput.ReadToEndAsync();
+            _ = stalled.StandardError.ReadToEndAsync();
+            Wait.Until(() => Copies(sink).Count >= members, TimeSpan.FromSeconds(120), "every copy");
+            stalled.Kill(entireProcessTree: true);
+            stalled.WaitForExit();
+        }
+
+        MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, Env(sink.Port));
+        AssertEveryMemberOnce(Copies(sink), members, 0);
+        AssertQueuesEmpty();
+    }
+
+    // Review 6: root's `mailman status` created root-owned queue directories, and every later inject failed.
+    [Fact]
+    public void Status_run_as_root_on_another_users_instance_creates_nothing()
+    {
+        CreateList(1);
+        Directory.Delete(_instance.Paths.QueuesDirectory, recursive: true);
+        Directory.CreateDirectory(_instance.Paths.QueuesDirectory);
+        Assert.Equal(0, PostfixInstance.Run("chown", "-R", "nobody:nogroup", _instance.Home));
+        var status = MailmanProcess.Run(_instance.Home, ["status"]);
+        Assert.True(status.ExitCode == 0, status.Stderr);
+        Assert.Empty(Directory.GetFileSystemEntries(_instance.Paths.QueuesDirectory));
+        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["inject", List], Posts.Plain(), runAs: "nobody").ExitCode);
+    }
+
+    // Review: an argument starting with '@' was read as a response file of more arguments.
+    [Fact]
+    public void An_argument_starting_with_an_at_sign_is_an_argument_not_a_file_of_arguments()
+    {
+        CreateList(1);
+        var file = Path.Combine(_instance.Home, "rsp");
+        File.WriteAllText(file, "--queue\nowner\n");
+        var result = MailmanProcess.Run(_instance.Home, ["inject", "--sender", "@" + file, List], Posts.Plain());
+        Assert.Equal(0, result.ExitCode);
+        Assert.Equal(1, _instance.Count("in"));
+        Assert.Equal(0, _instance.Count("owner"));
     }
 
     private static IEnumerable<string> Regex(string text, string pattern)

@@ -70,12 +70,12 @@ public sealed class PostfixRequestTests : IDisposable
     // Postfix pipes into `mailman inject` as nobody: the instance is theirs between daemon runs.
     private void Handover() => Assert.Equal(0, PostfixInstance.Run("chown", "-R", "nobody:nogroup", _instance.Home));
 
-    // Waits for Postfix to pipe the mail in, runs the daemon until idle (as the test user), hands
+    // Waits for Postfix to pipe the mail in, runs the daemon until idle (as nobody, whose instance it is), hands
     // the instance back, and waits for the answer at the sink.
     private SinkMessage Serve(PostfixInstance postfix, SmtpSink sink, Func<SinkMessage, bool> answer, string what)
     {
         Wait.Until(() => _instance.Count("request") == 1, TimeSpan.FromSeconds(60), "Postfix to pipe the request into inject; log: " + postfix.Log());
-        MailmanProcess.ServeUntilIdle(_instance.Home, postfix.Port);
+        MailmanProcess.ServeUntilIdle(_instance.Home, postfix.Port, runAs: "nobody");
         Handover();
         return Wait.For(() => sink.Messages().LastOrDefault(answer), TimeSpan.FromSeconds(90), what + " at the sink; log: " + postfix.Log());
     }
