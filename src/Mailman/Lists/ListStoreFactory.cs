@@ -6,7 +6,16 @@ namespace Mailman.Lists;
 
 public sealed class ListStoreFactory(InstancePaths paths)
 {
-    public ListStore Open() => new(paths.Database);
+    private long _opened;
+
+    /// <summary>Connections opened so far (metric mailman.db.connections.opened): one per post is the budget.</summary>
+    public long Opened => Interlocked.Read(ref _opened);
+
+    public ListStore Open()
+    {
+        Interlocked.Increment(ref _opened);
+        return new(paths.Database);
+    }
 
     public MailingList? FindList(ListName name)
     {
