@@ -3,6 +3,7 @@
 using System.IO.Abstractions;
 using Mailman.Instance;
 using Mailman.Lists;
+using Mailman.Moderation;
 using Mailman.Pipeline;
 using Mailman.Queues;
 using Mailman.Runners;
@@ -47,8 +48,14 @@ public static class DaemonHost
         builder.Services.AddSingleton(sp =>
         {
             var lists = sp.GetRequiredService<ListStoreFactory>();
-            return new HandlerCatalog(lists.IsMember, lists.Members);
+            return new HandlerCatalog(lists.Members);
         });
+        builder.Services.AddSingleton(sp => new ModerationChain(options.Moderation.Chain, sp.GetRequiredService<HandlerCatalog>(), sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<ModerationChain>>()));
+        builder.Services.AddSingleton<HeldTokens>();
+        builder.Services.AddSingleton<HeldPosts>();
+        builder.Services.AddSingleton<HoldExpiry>();
+        // The request runner hands a moderator's reply to LIST-confirm+TOKEN@ to the handler of its kind.
+        builder.Services.AddSingleton<Requests.IConfirmationHandler, HeldPostConfirmation>();
 
         // Registration order is start order: recovery finishes before any runner claims.
         builder.Services.AddHostedService<StartupRecovery>();
@@ -58,6 +65,8 @@ public static class DaemonHost
         builder.Services.AddHostedService<PipelineRunner>();
         builder.Services.AddHostedService<OutgoingRunner>();
         builder.Services.AddHostedService<RetryRunner>();
+        builder.Services.AddHostedService<OwnerRunner>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<HoldExpiry>());
         if (exitWhenIdle)
         {
             builder.Services.AddHostedService<IdleMonitor>();

@@ -56,10 +56,18 @@ public sealed partial class ListStore
     /// Creates the request (list, kind, key), or renews the one that exists: a second request
     /// never makes a second entry; it gets a fresh token (the old one stops working) and a
     /// fresh expiry. Returns the token, which is not stored and cannot be recovered later.
+    /// <paramref name="token"/> gives the token instead of a random one: a token derived from the
+    /// request (an HMAC), so that repeating the step after a crash names the same token.
     /// </summary>
-    public (string Token, bool Renewed) UpsertPending(ListName list, string kind, string key, string address, string displayName, string data, DateTimeOffset now, DateTimeOffset expires)
+    /// <exception cref="ArgumentException"><paramref name="token"/> is not 32 lower-case hex digits.</exception>
+    public (string Token, bool Renewed) UpsertPending(ListName list, string kind, string key, string address, string displayName, string data, DateTimeOffset now, DateTimeOffset expires, string? token = null)
     {
-        var token = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+        if (token is not null && !IsTokenShaped(token))
+        {
+            throw new ArgumentException("a token is 32 lower-case hex digits", nameof(token));
+        }
+
+        token ??= Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
         var listId = ListId(list);
         using var tx = Begin();
         using var find = Command("SELECT id FROM pending WHERE list_id = $list AND kind = $kind AND key = $key", ("$list", listId), ("$kind", kind), ("$key", key));

@@ -1,5 +1,6 @@
-// Every handler by name, and the default orders. A pipeline is data: the configuration lists
-// handler names; this turns the names into instances.
+// Every handler by name, and the default order. A pipeline is data: the configuration lists
+// handler names; this turns the names into instances. The checks among them (loop-detection,
+// maximum-size) run in the moderation chain (Moderation/ModerationChain.cs), before the pipeline.
 using Mailman.Lists;
 using Mailman.Pipeline.Handlers;
 
@@ -7,9 +8,6 @@ namespace Mailman.Pipeline;
 
 public sealed class HandlerCatalog
 {
-    /// <summary>The checks the incoming runner applies before a post enters the pipeline.</summary>
-    public static readonly IReadOnlyList<string> IncomingChecks = ["loop-detection", "maximum-size", "nonmember-policy"];
-
     /// <summary>The default pipeline (config/mailman.json ships the same).</summary>
     public static readonly IReadOnlyList<string> DefaultPipeline =
     [
@@ -18,11 +16,11 @@ public sealed class HandlerCatalog
 
     private readonly Dictionary<string, IHandler> _handlers;
 
-    public HandlerCatalog(Func<ListName, string, bool> isMember, Func<ListName, IEnumerable<Member>> members)
+    public HandlerCatalog(Func<ListName, IEnumerable<Member>> members)
     {
         IHandler[] all =
         [
-            new LoopDetection(), new MaximumSize(), new NonMemberPolicy(isMember),
+            new LoopDetection(), new MaximumSize(),
             new ListIdHeader(), new ListHeaders(), new BeenThere(), new SubjectPrefix(), new ReplyTo(),
             new Personalize(), new Decorate(), new MemberRecipients(members),
         ];

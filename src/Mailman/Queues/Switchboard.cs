@@ -187,6 +187,10 @@ public sealed partial class Switchboard
         return ReadHead(stream, name).Metadata;
     }
 
+    /// <summary>Reads the metadata at the head of an open entry file, leaving the stream at the message.</summary>
+    /// <exception cref="CorruptEntryException">The head cannot be read.</exception>
+    internal EntryMetadata ReadMetadata(Stream stream, string name) => ReadHead(stream, name).Metadata;
+
     /// <summary>Streams the recipient lines of a loaded entry, skipping the first <paramref name="skip"/>.</summary>
     public IEnumerable<Recipient> Recipients(LoadedEntry entry, long skip = 0)
     {

@@ -1,7 +1,10 @@
-// incoming: parses each injected post, drops loops, and applies the list's size limit and
-// non-member policy before the post enters the pipeline. The raw bytes move on unchanged.
+// incoming: parses each injected post and runs the moderation chain over it (Moderation/), with
+// one list database connection for the whole chain; then moves it on: to the pipeline, to hold
+// (with the moderators and the poster told), or nowhere (rejected with a notice, or discarded).
+// The raw bytes move on unchanged unless a rule changed the post (an Approved: password removed).
 using Mailman.Instance;
 using Mailman.Lists;
+using Mailman.Moderation;
 using Mailman.Notices;
 using Mailman.Pipeline;
 using Mailman.Queues;
@@ -11,49 +14,46 @@ using MimeKit;
 namespace Mailman.Runners;
 
 public sealed class IncomingRunner(
-    QueueSet queues, Activity activity, MailmanOptions options, TimeProvider time, ListStoreFactory lists, HandlerCatalog catalog, NoticeSender notices, ILogger<IncomingRunner> logger)
+    QueueSet queues, Activity activity, MailmanOptions options, TimeProvider time, ListStoreFactory lists, ModerationChain chain, HeldPosts held,
+    NoticeSender notices, ILogger<IncomingRunner> logger)
     : QueueRunner(queues, QueueSet.In, activity, options, time, logger)
 {
-    private readonly IReadOnlyList<IHandler> _checks = catalog.Resolve(HandlerCatalog.IncomingChecks);
-
     protected override void Process(LoadedEntry entry, CancellationToken stoppingToken)
     {
         var metadata = entry.Metadata;
-        var list = lists.FindList(ListOf(metadata))
+        using var store = lists.Open();
+        var list = store.FindList(ListOf(metadata))
             ?? throw new InvalidOperationException($"no such list: {metadata.List}");
         var message = PostParser.Parse(entry.Message);
         metadata.MessageId ??= message.MessageId;
-        Hosting.Metrics.Received.Add(1, new KeyValuePair<string, object?>("list", list.Name.Fqdn));
-        var post = new PostContext(list, message, metadata, entry.Message.Length);
-        Log.LogInformation("Post received for {ListId}: Message-Id {MessageId}, from {Sender}, {Size} bytes, entry {QueueEntry}",
-            list.Name.Fqdn, metadata.MessageId, message.From.ToString(), entry.Message.Length, entry.Claim.Name);
-
-        var result = PipelineRunner.RunHandlers(_checks, post);
-        var next = result.Action switch
+        if (!metadata.Approved)
         {
-            HandlerAction.Continue => QueueSet.Pipeline,
-            HandlerAction.Hold => QueueSet.Hold,
-            _ => null,
-        };
-        if (next is not null)
-        {
-            var moved = metadata.Clone();
-            moved.Error = result.Reason;
-            var name = Queues[next].Enqueue(moved, entry.Message, name: entry.Claim.Name);
-            if (result.Action == HandlerAction.Hold)
-            {
-                Log.LogWarning("Post {MessageId} to {ListId} held as {QueueEntry}: {Reason}", metadata.MessageId, list.Name.Fqdn, name, result.Reason);
-            }
+            Hosting.Metrics.Received.Add(1, new KeyValuePair<string, object?>("list", list.Name.Fqdn));
         }
-        else
+
+        var post = new PostContext(list, message, metadata, entry.Message.Length);
+        var context = new ModerationContext(post, store);
+        Log.LogInformation("Post received for {ListId}: Message-Id {MessageId}, from {Sender}, {Size} bytes, entry {QueueEntry}{Approved}",
+            list.Name.Fqdn, metadata.MessageId, context.Senders.Summary, entry.Message.Length, entry.Claim.Name,
+            metadata.Approved ? $" (approved by {metadata.ApprovedBy})" : "");
+
+        var decision = chain.Evaluate(context, entry.Claim.Name);
+        var bytes = context.Modified ? Delivery.WireFormat.Flatten(message) : entry.Message;
+        switch (decision.Verdict)
         {
-            // Discard and reject are the list's own policy: logged with everything needed to find the post.
-            Log.LogWarning("Post {MessageId} to {ListId} {Action} (entry {QueueEntry}): {Reason}",
-                metadata.MessageId, list.Name.Fqdn, result.Action.ToString().ToLowerInvariant(), entry.Claim.Name, result.Reason);
-            if (result.Action == HandlerAction.Reject)
-            {
-                Notify(entry.Claim.Name, list, message, metadata, result.Reason ?? "rejected");
-            }
+            case Verdict.Hold:
+                held.Put(list, message, metadata, bytes, entry.Claim.Name, decision.Hits, store);
+                break;
+            case Verdict.Reject:
+                Notify(entry.Claim.Name, list, message, metadata, decision.Hits[^1].Reason);
+                break;
+            case Verdict.Discard:
+                break;
+            default:
+                var next = metadata.Clone();
+                next.Error = null;
+                Queues[QueueSet.Pipeline].Enqueue(next, bytes, name: entry.Claim.Name);
+                break;
         }
 
         Queue.Finish(entry.Claim);
@@ -63,8 +63,7 @@ public sealed class IncomingRunner(
     // none); the notice sender applies the never-answer rules and the daily limit.
     private void Notify(string entryName, MailingList list, MimeMessage post, EntryMetadata metadata, string reason)
     {
-        var to = metadata.Sender ?? post.From.Mailboxes.FirstOrDefault()?.Address ?? "";
-        notices.Send(new Notice(list, NoticeTemplates.Rejected, to.Trim().Trim('<', '>'))
+        notices.Send(new Notice(list, NoticeTemplates.Rejected, HeldPosts.Poster(metadata, post))
         {
             Kind = NoticeKind.Reply,
             Answering = post,

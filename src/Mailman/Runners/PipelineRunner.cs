@@ -2,6 +2,7 @@
 // post to bytes and queues it for outgoing with its recipients.
 using Mailman.Instance;
 using Mailman.Lists;
+using Mailman.Moderation;
 using Mailman.Pipeline;
 using Mailman.Queues;
 using Microsoft.Extensions.Logging;
@@ -9,7 +10,7 @@ using Microsoft.Extensions.Logging;
 namespace Mailman.Runners;
 
 public sealed class PipelineRunner(
-    QueueSet queues, Activity activity, MailmanOptions options, TimeProvider time, ListStoreFactory lists, HandlerCatalog catalog, ILogger<PipelineRunner> logger)
+    QueueSet queues, Activity activity, MailmanOptions options, TimeProvider time, ListStoreFactory lists, HandlerCatalog catalog, HeldPosts held, ILogger<PipelineRunner> logger)
     : QueueRunner(queues, QueueSet.Pipeline, activity, options, time, logger)
 {
     private readonly IReadOnlyList<IHandler> _handlers = catalog.Resolve(options.Pipeline.Handlers.Count > 0 ? options.Pipeline.Handlers : HandlerCatalog.DefaultPipeline);
@@ -41,8 +42,11 @@ public sealed class PipelineRunner(
         {
             if (result.Action == HandlerAction.Hold)
             {
-                metadata.Error = result.Reason;
-                Queues[QueueSet.Hold].Enqueue(metadata, entry.Message, name: entry.Claim.Name);
+                // Held like any post: moderators and poster told, approvable; the raw post, not the decorated one.
+                var reason = result.Reason ?? "held";
+                var colon = reason.IndexOf(": ", StringComparison.Ordinal);
+                var hit = colon > 0 ? new RuleHit(reason[..colon], Verdict.Hold, reason[(colon + 2)..]) : new RuleHit("pipeline", Verdict.Hold, reason);
+                held.Put(list, PostParser.Parse(entry.Message), metadata, entry.Message, entry.Claim.Name, [hit]);
             }
 
             Log.LogWarning("Post {MessageId} to {ListId} {Action} in the pipeline: {Reason}", metadata.MessageId, list.Name.Fqdn, result.Action, result.Reason);

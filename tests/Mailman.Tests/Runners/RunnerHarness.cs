@@ -3,6 +3,7 @@ using System.IO.Abstractions;
 using Mailman.Hosting;
 using Mailman.Instance;
 using Mailman.Lists;
+using Mailman.Moderation;
 using Mailman.Notices;
 using Mailman.Pipeline;
 using Mailman.Queues;
@@ -21,11 +22,15 @@ internal sealed class RunnerHarness : IDisposable
         Options = MailmanConfiguration.Options(MailmanConfiguration.Build(instance.Paths));
         configure?.Invoke(Options);
         Queues = new QueueSet(new FileSystem(), instance.Paths, Time);
-        var lists = new ListStoreFactory(instance.Paths);
-        var catalog = new HandlerCatalog(lists.IsMember, lists.Members);
-        Notices = new NoticeSender(Queues, lists, Time, NullLogger<NoticeSender>.Instance);
-        Incoming = new IncomingRunner(Queues, Activity, Options, Time, lists, catalog, Notices, NullLogger<IncomingRunner>.Instance);
-        Pipeline = new PipelineRunner(Queues, Activity, Options, Time, lists, catalog, NullLogger<PipelineRunner>.Instance);
+        Lists = new ListStoreFactory(instance.Paths);
+        var catalog = new HandlerCatalog(Lists.Members);
+        Notices = new NoticeSender(Queues, Lists, Time, NullLogger<NoticeSender>.Instance);
+        Chain = new ModerationChain(Options.Moderation.Chain, catalog);
+        Held = new HeldPosts(Queues, Lists, Notices, new HeldTokens(instance.Paths), Options, Time, NullLogger<HeldPosts>.Instance);
+        Incoming = new IncomingRunner(Queues, Activity, Options, Time, Lists, Chain, Held, Notices, NullLogger<IncomingRunner>.Instance);
+        Pipeline = new PipelineRunner(Queues, Activity, Options, Time, Lists, catalog, Held, NullLogger<PipelineRunner>.Instance);
+        Owner = new OwnerRunner(Queues, Activity, Options, Time, Lists, NullLogger<OwnerRunner>.Instance);
+        Expiry = new HoldExpiry(Queues, Lists, Held, Time, NullLogger<HoldExpiry>.Instance);
         Outgoing = new OutgoingRunner(Queues, Activity, Options, Time, new FileSystem(), instance.Paths, NullLogger<OutgoingRunner>.Instance);
         Retry = new RetryRunner(Queues, Activity, Options, Time, NullLogger<RetryRunner>.Instance);
     }
@@ -41,6 +46,16 @@ internal sealed class RunnerHarness : IDisposable
     public QueueSet Queues { get; }
 
     public NoticeSender Notices { get; }
+
+    public ListStoreFactory Lists { get; }
+
+    public ModerationChain Chain { get; }
+
+    public HeldPosts Held { get; }
+
+    public OwnerRunner Owner { get; }
+
+    public HoldExpiry Expiry { get; }
 
     public IncomingRunner Incoming { get; }
 
@@ -72,5 +87,7 @@ internal sealed class RunnerHarness : IDisposable
         Pipeline.Dispose();
         Outgoing.Dispose();
         Retry.Dispose();
+        Owner.Dispose();
+        Expiry.Dispose();
     }
 }
