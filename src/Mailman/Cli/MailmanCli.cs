@@ -26,6 +26,8 @@ public static class MailmanCli
         root.Subcommands.Add(StatusCommand.Create());
         root.Subcommands.Add(UnshuntCommand.Create());
         root.Subcommands.Add(AliasesCommand.Create());
+        root.Subcommands.Add(HeldCommand.Create());
+        root.Subcommands.Add(QueueCommand.Create());
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {

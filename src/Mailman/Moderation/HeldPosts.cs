@@ -101,7 +101,7 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
 
         Hold.Enqueue(held, bytes, name: name);
         logger.LogWarning("HOLD: post {MessageId} to {ListId} from {Sender} held as {QueueEntry} by {Rules}: {Reason}",
-            metadata.MessageId, list.Name.Fqdn, senders.Summary, name, string.Join(", ", hits.Select(h => h.Rule)), held.Error);
+            metadata.MessageId, list.Name.Fqdn, senders.Summary, name, string.Join(", ", hits.Select(h => h.Rule)), Bound(string.Join("; ", hits.Select(h => h.Reason)), 2000));
         return name;
     }
 

@@ -24,6 +24,9 @@ public sealed record ChainDecision(Verdict Verdict, IReadOnlyList<RuleHit> Hits)
 
     /// <summary>The reasons, "rule: reason; ...".</summary>
     public string Reason => string.Join("; ", Hits);
+
+    /// <summary>The reasons alone, "reason; ..." (beside <see cref="Rules"/> in a log line).</summary>
+    public string Reasons => string.Join("; ", Hits.Select(h => h.Reason));
 }
 
 public sealed class ModerationChain
@@ -71,7 +74,7 @@ public sealed class ModerationChain
         {
             _logger.Log(decision.Verdict == Verdict.Accept ? LogLevel.Information : LogLevel.Warning,
                 "{Action}: post {MessageId} to {ListId} from {Sender} (entry {QueueEntry}) by {Rules}: {Reason}",
-                decision.Verdict.ToString().ToUpperInvariant(), context.Metadata.MessageId, context.List.Name.Fqdn, context.Senders.Summary, entry, decision.Rules, decision.Reason);
+                decision.Verdict.ToString().ToUpperInvariant(), context.Metadata.MessageId, context.List.Name.Fqdn, context.Senders.Summary, entry, decision.Rules, decision.Reasons);
         }
 
         return decision;

@@ -47,7 +47,8 @@ public static class EntryHeads
                 if (bodyAt >= 0)
                 {
                     stream.Position = messageStart + bodyAt;
-                    read = stream.ReadAtLeast(body, (int)Math.Min(bodyBytes, Math.Max(0, metadata.MessageLength - bodyAt)), throwOnEndOfStream: false);
+                    var want = (int)Math.Min(bodyBytes, Math.Max(0, metadata.MessageLength - bodyAt));
+                    read = stream.ReadAtLeast(body.AsSpan(0, want), want, throwOnEndOfStream: false);
                 }
 
                 return new EntryHead(queue.Name, name, claimed, metadata, headers, Encoding.UTF8.GetString(body, 0, read), stream.Length);
