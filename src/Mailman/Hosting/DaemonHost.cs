@@ -50,7 +50,7 @@ public static class DaemonHost
             var lists = sp.GetRequiredService<ListStoreFactory>();
             return new HandlerCatalog(lists.Members);
         });
-        builder.Services.AddSingleton(sp => new ModerationChain(options.Moderation.Chain, sp.GetRequiredService<HandlerCatalog>(), sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<ModerationChain>>()));
+        builder.Services.AddSingleton(sp => new ModerationChain(options.Moderation.Chain, sp.GetRequiredService<HandlerCatalog>().All, sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<ModerationChain>>()));
         builder.Services.AddSingleton<HeldTokens>();
         builder.Services.AddSingleton<HeldPosts>();
         builder.Services.AddSingleton<HoldExpiry>();

@@ -21,12 +21,20 @@ public static partial class ApprovedPassword
     {
         modified = false;
         string? password = null;
+        foreach (var header in message.Headers)
+        {
+            if (HeaderNames.Contains(header.Field, StringComparer.OrdinalIgnoreCase))
+            {
+                password = header.Value.Trim(); // the first one
+                break;
+            }
+        }
+
         foreach (var name in HeaderNames)
         {
-            if (message.Headers[name] is { } value)
+            while (message.Headers.Contains(name))
             {
-                password ??= value.Trim();
-                message.Headers.RemoveAll(name);
+                message.Headers.Remove(name);
                 modified = true;
             }
         }
@@ -76,7 +84,7 @@ public static partial class ApprovedPassword
 
     // Every line that is the pseudo-header with this password, and a blank line right after it.
     private static string StripPlain(string text, string password)
-        => Regex.Replace(text, @"^[ \t]*(?:X-)?Approved?:[ \t]*" + Regex.Escape(password) + @"[ \t]*\r?\n(?:[ \t]*\r?\n)?", "",
+        => Regex.Replace(text, @"^[ \t]*(?:X-)?Approved?:[ \t]*" + Regex.Escape(password) + @"[ \t]*(?:\r?\n(?:[ \t]*\r?\n)?|$)", "",
             RegexOptions.Multiline | RegexOptions.IgnoreCase | RegexOptions.NonBacktracking | RegexOptions.CultureInvariant);
 
     // In HTML the words may be split by tags, entities and line breaks ("<p>Approved:&nbsp;<b>pw</b>").

@@ -149,12 +149,18 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
             throw new InvalidOperationException($"{id}: the list {entry.Metadata.List} no longer exists; the post stays held (`mailman held discard {id}`)");
         }
 
+        // The post must never be both in `in` and (claimed) in hold: a kill between the two,
+        // under a running daemon, would deliver it and then hold it again at the next start.
+        // So the entry is marked approved in place, claimed again and moved by one rename:
+        // at every instant it is in exactly one queue.
         var metadata = entry.Metadata.Clone();
         metadata.Approved = true;
         metadata.ApprovedBy = Bound(actor, 200);
         metadata.Error = null;
-        queues[QueueSet.In].Enqueue(metadata, entry.Message, name: id);
-        Hold.Finish(claim);
+        Hold.Rewrite(claim, entry, metadata);
+        var again = Hold.Claim(id) ?? throw new InvalidOperationException($"{id}: taken by another moderator while being approved; it is marked approved and still held");
+        Hold.MoveRaw(again, queues[QueueSet.In]);
+        queues[QueueSet.In].Signal?.Set();
         return "approved: it goes to the list";
     });
 

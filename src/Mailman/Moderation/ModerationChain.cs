@@ -44,11 +44,14 @@ public sealed class ModerationChain
     private readonly ILogger _logger;
 
     /// <exception cref="InvalidOperationException">A name is neither a rule nor a handler.</exception>
-    public ModerationChain(IEnumerable<string> names, HandlerCatalog catalog, ILogger<ModerationChain>? logger = null)
+    /// <param name="names">The rule names, in order.</param>
+    /// <param name="checks">Handlers a name may also refer to (the handler catalog's).</param>
+    /// <param name="logger">For the vette log.</param>
+    public ModerationChain(IEnumerable<string> names, IEnumerable<IHandler> checks, ILogger<ModerationChain>? logger = null)
     {
         _logger = logger ?? NullLogger<ModerationChain>.Instance;
         var own = AllRules().ToDictionary(r => r.Name, StringComparer.OrdinalIgnoreCase);
-        var handlers = catalog.All.ToDictionary(h => h.Name, StringComparer.OrdinalIgnoreCase);
+        var handlers = checks.ToDictionary(h => h.Name, StringComparer.OrdinalIgnoreCase);
         Rules = names.Select(n => own.TryGetValue(n, out var rule) ? rule
             : handlers.TryGetValue(n, out var handler) ? new HandlerRule(handler, !AlwaysRun.Contains(n))
             : throw new InvalidOperationException($"configuration: unknown moderation rule '{n}'; known: {string.Join(", ", own.Keys.Concat(handlers.Keys))}")).ToList();

@@ -25,7 +25,7 @@ internal sealed class RunnerHarness : IDisposable
         Lists = new ListStoreFactory(instance.Paths);
         var catalog = new HandlerCatalog(Lists.Members);
         Notices = new NoticeSender(Queues, Lists, Time, NullLogger<NoticeSender>.Instance);
-        Chain = new ModerationChain(Options.Moderation.Chain, catalog);
+        Chain = new ModerationChain(Options.Moderation.Chain, catalog.All);
         Held = new HeldPosts(Queues, Lists, Notices, new HeldTokens(instance.Paths), Options, Time, NullLogger<HeldPosts>.Instance);
         Incoming = new IncomingRunner(Queues, Activity, Options, Time, Lists, Chain, Held, Notices, NullLogger<IncomingRunner>.Instance);
         Pipeline = new PipelineRunner(Queues, Activity, Options, Time, Lists, catalog, Held, NullLogger<PipelineRunner>.Instance);

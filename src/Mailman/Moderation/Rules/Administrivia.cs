@@ -13,7 +13,7 @@ public sealed class Administrivia : IRule
     // Command → the most arguments it takes (Mailman 3's email commands).
     private static readonly Dictionary<string, int> Commands = new(StringComparer.OrdinalIgnoreCase)
     {
-        ["subscribe"] = 3, ["unsubscribe"] = 2, ["join"] = 3, ["leave"] = 2, ["remove"] = 2, ["help"] = 0,
+        ["subscribe"] = 2, ["unsubscribe"] = 1, ["join"] = 2, ["leave"] = 1, ["remove"] = 1, ["help"] = 0,
         ["confirm"] = 1, ["who"] = 2, ["info"] = 0, ["lists"] = 0, ["set"] = 3, ["end"] = 0,
     };
 

@@ -20,18 +20,10 @@ public sealed class MemberModeration : IRule
             return RuleResult.Miss;
         }
 
-        var action = ModerationAction.Defer;
-        var who = "";
-        foreach (var member in members)
-        {
-            var own = Enum.TryParse<ModerationAction>(member.ModerationAction, ignoreCase: true, out var a) ? a : ModerationAction.Defer;
-            var effective = own == ModerationAction.Defer ? context.List.DefaultMemberAction : own;
-            if (Strictness(effective) > Strictness(action))
-            {
-                action = effective;
-                who = member.Address;
-            }
-        }
+        // The strictest of the authors' actions: one author cannot lift another's moderation.
+        var (action, who) = members
+            .Select(m => (Action: Effective(m, context.List), m.Address))
+            .MaxBy(x => Strictness(x.Action));
 
         return action switch
         {
@@ -43,7 +35,13 @@ public sealed class MemberModeration : IRule
         };
     }
 
-    // accept < defer < hold < reject < discard: one author cannot lift another's moderation.
+    private static ModerationAction Effective(MemberRecord member, MailingList list)
+    {
+        var own = Enum.TryParse<ModerationAction>(member.ModerationAction, ignoreCase: true, out var a) && Enum.IsDefined(a) ? a : ModerationAction.Defer;
+        return own == ModerationAction.Defer ? list.DefaultMemberAction : own;
+    }
+
+    // accept < defer < hold < reject < discard.
     private static int Strictness(ModerationAction action) => action switch
     {
         ModerationAction.Accept => 0,
