@@ -15,12 +15,22 @@ public sealed class PipelineRunner(
 {
     private readonly IReadOnlyList<IHandler> _handlers = catalog.Resolve(options.Pipeline.Handlers.Count > 0 ? options.Pipeline.Handlers : HandlerCatalog.DefaultPipeline);
 
-    /// <summary>Runs handlers until one does not continue.</summary>
-    public static HandlerResult RunHandlers(IEnumerable<IHandler> handlers, PostContext post)
+    /// <summary>
+    /// Runs handlers until one does not continue. A post a moderator approved is not held
+    /// again: a hold from a handler is logged and the post goes on.
+    /// </summary>
+    public HandlerResult RunHandlers(IEnumerable<IHandler> handlers, PostContext post)
     {
         foreach (var handler in handlers)
         {
             var result = handler.Process(post);
+            if (result.Action == HandlerAction.Hold && post.Metadata.Approved)
+            {
+                Log.LogInformation("Post {MessageId} to {ListId}: {Handler} would hold it ({Reason}); a moderator approved it",
+                    post.Metadata.MessageId, post.List.Name.Fqdn, handler.Name, result.Reason);
+                continue;
+            }
+
             if (result.Action != HandlerAction.Continue)
             {
                 return result with { Reason = $"{handler.Name}: {result.Reason}" };
