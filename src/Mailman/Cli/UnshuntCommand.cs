@@ -12,6 +12,7 @@ internal static class UnshuntCommand
         var command = new Command("unshunt", "move shunted entries back to the queue they came from");
         command.SetAction(parse => MailmanCli.Guard(parse, paths =>
         {
+            using var verbLock = QueueLock.Shared(paths, TimeSpan.FromSeconds(60));
             using var queues = new QueueSet(new FileSystem(), paths, TimeProvider.System);
             var shunt = queues[QueueSet.Shunt];
             var moved = 0;

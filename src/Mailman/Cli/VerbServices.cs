@@ -1,6 +1,7 @@
 // What the operator verbs that act on queues and held posts need, composed by hand as the host
 // composes the daemon: the queues, the list store, the notice sender and the held posts, with a
-// logger whose vette lines go to the same vette-DATE.log as the daemon's.
+// logger whose vette lines go to the same vette-DATE.log as the daemon's, and the queue lock
+// that keeps a starting daemon's recovery off the entries they claim.
 using System.IO.Abstractions;
 using Mailman.Hosting;
 using Mailman.Instance;
@@ -17,10 +18,14 @@ internal sealed class VerbServices : IDisposable
 {
     private readonly Serilog.Core.Logger _log;
     private readonly SerilogLoggerFactory _factory;
+    private readonly IDisposable _queueLock;
 
     public VerbServices(InstancePaths paths)
     {
         paths.EnsureCreated();
+
+        // These verbs claim entries: a daemon starting now must not take them for a crash's leftovers.
+        _queueLock = QueueLock.Shared(paths, TimeSpan.FromSeconds(60));
         var configuration = MailmanConfiguration.Build(paths);
         Options = MailmanConfiguration.Options(configuration);
         _log = Logging.CreateForVerb(configuration, paths);
@@ -48,5 +53,6 @@ internal sealed class VerbServices : IDisposable
         Queues.Dispose();
         _factory.Dispose();
         _log.Dispose();
+        _queueLock.Dispose();
     }
 }

@@ -345,12 +345,20 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
         }
 
         using var store = lists.Open();
-        foreach (var request in store.PendingRequests(list is not null && ListName.TryParse(list, out var name, out _) ? name : null))
+        if (list is not null && ListName.TryParse(list, out var name, out _))
         {
-            if (request.Kind == PendingKind.HeldPost && request.Key == id)
+            if (store.FindPending(name, PendingKind.HeldPost, id) is { } request)
             {
                 store.DeletePending(request.Id);
             }
+
+            return;
+        }
+
+        // The entry is gone, and with it the list's name: look through every list's requests.
+        foreach (var request in store.PendingRequests().Where(r => r.Kind == PendingKind.HeldPost && r.Key == id))
+        {
+            store.DeletePending(request.Id);
         }
     }
 

@@ -15,6 +15,9 @@ public sealed class StartupRecovery(InstancePaths paths, QueueSet queues, Mailma
     public Task StartAsync(CancellationToken cancellationToken)
     {
         _lock = AcquireServeLock(paths);
+
+        // A verb claiming entries right now (`held approve` ...) is not a crashed run: wait for it.
+        using var verbs = QueueLock.Exclusive(paths, TimeSpan.FromSeconds(60));
         foreach (var queue in queues.All)
         {
             if (queue.Name == QueueSet.Bad)
