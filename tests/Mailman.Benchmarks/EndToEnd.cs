@@ -17,8 +17,11 @@ public sealed record Measurement(double Wall, double User, double Sys, long MaxR
     public double Cpu => User + Sys;
 }
 
-public sealed partial class EndToEnd(string mailman, string work)
+public sealed partial class EndToEnd(string mailman, string work, bool oneClick = false)
 {
+    /// <summary>The public URL the --one-click rows set: every copy carries its member's RFC 8058 link.</summary>
+    public const string OneClickUrl = "https://lists.example.org/mm";
+
     // A mailman.dll runs under dotnet; a published executable runs as itself.
     private string[] Mailman(params string[] args)
         => mailman.EndsWith(".dll", StringComparison.Ordinal) ? ["dotnet", mailman, .. args] : [mailman, .. args];
@@ -56,6 +59,7 @@ public sealed partial class EndToEnd(string mailman, string work)
             Personalize = Personalization.Full,
             NonMemberAction = NonMemberAction.Accept,
             FooterTemplate = "_______________________________________________\n$display_name mailing list\nsent to $user_address\n",
+            DmarcMitigateAction = row.Dns is null ? DmarcMitigateAction.NoMitigation : DmarcMitigateAction.MungeFrom,
         };
         store.CreateList(list);
         store.AddMembers(list.Name, members.Select(m => new Member(m, "")));
@@ -87,13 +91,14 @@ public sealed partial class EndToEnd(string mailman, string work)
     {
         var inject = Mailman("--home", home, "inject", "bench@example.org");
         Run(inject[0], inject[1..], post);
-        return Timed(Mailman("--home", home, "serve", "--exit-when-idle"), new Dictionary<string, string>
+        return Timed(Mailman("--home", home, "serve", "--exit-when-idle"), WithDns(row, new Dictionary<string, string>
         {
             ["Mailman__Smtp__Port"] = port.ToString(CultureInfo.InvariantCulture),
             ["Mailman__Smtp__MaxRecipients"] = row.MaxRecipients.ToString(CultureInfo.InvariantCulture),
             ["Mailman__Smtp__PreferBdat"] = bdat ? "true" : "false",
+            ["Mailman__Http__PublicUrl"] = oneClick ? OneClickUrl : "",
             ["Logging__Console"] = "false",
-        });
+        }));
     }
 
     /// <summary>`smtp-source -d -s 8` pushing <paramref name="count"/> messages of <paramref name="size"/> bytes, under /usr/bin/time.</summary>
@@ -112,7 +117,7 @@ public sealed partial class EndToEnd(string mailman, string work)
         return new Measurement(wall, D(t[1]), D(t[2]), long.Parse(t[3], CultureInfo.InvariantCulture), 0);
     }
 
-    /// <summary>Delivers to a sample of members with smtp-sink's -D dump and checks VERP sender and personalized To:.</summary>
+    /// <summary>Delivers to a sample of members with smtp-sink's -D dump and checks VERP sender, personalized To: and (--one-click) the member's own link.</summary>
     public string Verify(Row row, IReadOnlyList<string> sample, byte[] post)
     {
         var home = Instance(row, sample, "verify");
@@ -122,11 +127,12 @@ public sealed partial class EndToEnd(string mailman, string work)
         var inject = Mailman("--home", home, "inject", "bench@example.org");
         Run(inject[0], inject[1..], post);
         var serve = Mailman("--home", home, "serve", "--exit-when-idle");
-        Run(serve[0], serve[1..], null, new Dictionary<string, string>
+        Run(serve[0], serve[1..], null, WithDns(row, new Dictionary<string, string>
         {
             ["Mailman__Smtp__Port"] = sink.Port.ToString(CultureInfo.InvariantCulture),
+            ["Mailman__Http__PublicUrl"] = oneClick ? OneClickUrl : "",
             ["Logging__Console"] = "false",
-        });
+        }));
         sink.Stop();
         var text = File.ReadAllText(dump, Encoding.Latin1);
         var ok = 0;
@@ -137,13 +143,25 @@ public sealed partial class EndToEnd(string mailman, string work)
             var at = rcpt.IndexOf('@', StringComparison.Ordinal);
             var verp = $"bench-bounces+{rcpt[..at]}={rcpt[(at + 1)..]}@example.org";
             var rest = text.AsSpan(m.Index + m.Length, Math.Min(4096, text.Length - m.Index - m.Length));
-            if (from == verp && rest.Contains("\nTo: " + rcpt + "\n", StringComparison.Ordinal))
+            var munged = row.Dns is null || rest.Contains("\nFrom: Barry Warsaw via Bench <bench@example.org>\n", StringComparison.Ordinal);
+            var link = $"\nList-Unsubscribe: <{OneClickUrl}/u/bench@example.org/{Convert.ToBase64String(Encoding.UTF8.GetBytes(rcpt)).TrimEnd('=').Replace('+', '-').Replace('/', '_')}/";
+            if (from == verp && munged && rest.Contains("\nTo: " + rcpt + "\n", StringComparison.Ordinal) && (!oneClick || rest.Contains(link, StringComparison.Ordinal)))
             {
                 ok++;
             }
         }
 
         return ok == sample.Count ? $"{ok}/{sample.Count} ok" : throw new InvalidOperationException($"{row.Name}: only {ok} of {sample.Count} sample copies had the VERP sender and personalized To:");
+    }
+
+    private static Dictionary<string, string> WithDns(Row row, Dictionary<string, string> env)
+    {
+        if (row.Dns is not null)
+        {
+            env["Mailman__Dns__Servers__0"] = row.Dns;
+        }
+
+        return env;
     }
 
     private static double D(string s) => double.Parse(s, CultureInfo.InvariantCulture);

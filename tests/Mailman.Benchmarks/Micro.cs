@@ -19,9 +19,14 @@ public class RenderPerRecipient
     private Carrier _carrier = null!;
     private MimeMessage _scratch = null!;
     private Recipient _recipient;
+    private string _home = "";
 
     [Params(10 * 1024, 1024 * 1024)]
     public int Size { get; set; }
+
+    /// <summary>With the member's one-click List-Unsubscribe link spliced in (Mailman:Http:PublicUrl set).</summary>
+    [Params(false, true)]
+    public bool OneClick { get; set; }
 
     [GlobalSetup]
     public void Setup()
@@ -29,13 +34,22 @@ public class RenderPerRecipient
         var raw = Workloads.Post(new Row("micro", Size, false, 100, 0, 1));
         var list = new MailingList { Name = ListName.Parse("bench@example.org"), FooterTemplate = "sent to $user_address" };
         var post = new PostContext(list, PostParser.Parse(raw), new EntryMetadata { List = list.Name.Fqdn }, raw.Length);
-        new Personalize().Process(post);
+        var options = new Mailman.Instance.MailmanOptions();
+        options.Http.PublicUrl = OneClick ? EndToEnd.OneClickUrl : "";
+        _home = Path.Combine(Path.GetTempPath(), "mailman-bench-micro-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(Path.Combine(_home, "var"));
+        var links = new Mailman.Http.OneClickLinks(options, new Mailman.Instance.SecretKey(new Mailman.Instance.InstancePaths(_home)));
+        new ListHeaders().Process(post);
+        new Personalize(links).Process(post);
         new Decorate().Process(post);
         var flat = WireFormat.Flatten(post.Message);
         _carrier = new Carrier(PreparedPost.Create(flat, post.SlotNonce));
         _scratch = RecipientValues.NewScratch();
-        _recipient = new Recipient("abcdefg@example.com", "");
+        _recipient = new Recipient("abcdefg@example.com", "") { UnsubscribeToken = OneClick ? links.Token(list.Name, "abcdefg@example.com", "0123456789abcdef") : null };
     }
+
+    [GlobalCleanup]
+    public void Cleanup() => Directory.Delete(_home, true);
 
     /// <summary>Everything per copy except the socket: values, To:, and writing the copy.</summary>
     [Benchmark]

@@ -13,15 +13,24 @@ public static class MailmanProcess
     /// <summary>A published executable to test instead of the build output, if MAILMAN_BINARY is set.</summary>
     public static string? Binary => Environment.GetEnvironmentVariable("MAILMAN_BINARY") is { Length: > 0 } b ? b : null;
 
-    public static ProcessStartInfo StartInfo(string home, IEnumerable<string> args, IDictionary<string, string>? env = null)
+    /// <param name="runAs">A user to run as (through runuser), as an instance owned by that user requires.</param>
+    public static ProcessStartInfo StartInfo(string home, IEnumerable<string> args, IDictionary<string, string>? env = null, string? runAs = null)
     {
-        var psi = new ProcessStartInfo(Binary ?? "dotnet")
+        var psi = new ProcessStartInfo(runAs is null ? Binary ?? "dotnet" : "runuser")
         {
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (runAs is not null)
+        {
+            foreach (var a in new[] { "-u", runAs, "--", Binary ?? "dotnet" })
+            {
+                psi.ArgumentList.Add(a);
+            }
+        }
+
         if (Binary is null)
         {
             psi.ArgumentList.Add(Dll);
@@ -48,17 +57,26 @@ public static class MailmanProcess
     }
 
     /// <summary>Runs to completion (killed after <paramref name="timeout"/>, which fails the test).</summary>
-    public static ProcessResult Run(string home, IEnumerable<string> args, byte[]? stdin = null, IDictionary<string, string>? env = null, TimeSpan? timeout = null)
+    public static ProcessResult Run(string home, IEnumerable<string> args, byte[]? stdin = null, IDictionary<string, string>? env = null, TimeSpan? timeout = null, string? runAs = null)
     {
-        using var process = Process.Start(StartInfo(home, args, env))!;
+        using var process = Process.Start(StartInfo(home, args, env, runAs))!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
-        if (stdin is not null)
+        try
         {
-            process.StandardInput.BaseStream.Write(stdin);
+            if (stdin is not null)
+            {
+                process.StandardInput.BaseStream.Write(stdin);
+            }
+
+            process.StandardInput.Close();
+        }
+        catch (IOException)
+        {
+            // The process stopped reading (it refused the message, or failed to queue it): its
+            // exit code says which, as Postfix's pipe sees it.
         }
 
-        process.StandardInput.Close();
         if (!process.WaitForExit(timeout ?? TimeSpan.FromMinutes(3)))
         {
             process.Kill(entireProcessTree: true);
@@ -69,13 +87,13 @@ public static class MailmanProcess
     }
 
     /// <summary>`serve --exit-when-idle` with the SMTP port (and other settings) from the environment.</summary>
-    public static ProcessResult ServeUntilIdle(string home, int smtpPort, IDictionary<string, string>? env = null)
+    public static ProcessResult ServeUntilIdle(string home, int smtpPort, IDictionary<string, string>? env = null, string? runAs = null)
     {
         var all = new Dictionary<string, string>(env ?? new Dictionary<string, string>())
         {
             ["Mailman__Smtp__Port"] = smtpPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
         };
-        var result = Run(home, ["serve", "--exit-when-idle"], env: all);
+        var result = Run(home, ["serve", "--exit-when-idle"], env: all, runAs: runAs);
         if (result.ExitCode != 0)
         {
             throw new InvalidOperationException($"serve exited {result.ExitCode}: {result.Stderr}{result.Stdout}");

@@ -1,6 +1,7 @@
 // `mailman aliases`: the Postfix side of every list. Writes a postmap-ready transport map that
-// routes each list address (LIST, LIST-bounces, -request, -owner, -join, -leave) to a `mailman`
-// pipe transport, and the exact main.cf and master.cf lines that go with it.
+// routes each list address (LIST, LIST-bounces, -request, -owner, -join, -leave, -subscribe,
+// -unsubscribe, -confirm: ListAddress.Suffixes) to a `mailman` pipe transport, and the exact
+// main.cf and master.cf lines that go with it.
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text;
@@ -28,6 +29,7 @@ internal static class AliasesCommand
             if (parse.GetValue(postmap))
             {
                 RunPostmap(files.Transport, parse.GetValue(postfixConfig));
+                Public(files.Transport + ".db");
             }
 
             Console.WriteLine($"wrote {files.Transport} ({lists.Count} lists)");
@@ -81,6 +83,23 @@ internal static class AliasesCommand
             """;
         File.WriteAllText(Path.Combine(dir, "main.cf.snippet"), mainCf);
         File.WriteAllText(Path.Combine(dir, "master.cf.snippet"), masterCf);
+
+        // List addresses are not secret, and Postfix's own users read the map.
+        foreach (var f in new[] { transportPath, Path.Combine(dir, "main.cf.snippet"), Path.Combine(dir, "master.cf.snippet") })
+        {
+            Public(f);
+        }
+
+        Public(dir, directory: true);
+
+        // Postfix's trivial-rewrite (user postfix) must reach the map through var/: traverse
+        // only (0711), so the database and the other files there stay unlisted and private.
+        var parent = Path.GetDirectoryName(dir);
+        if (parent == paths.VarDirectory && Directory.Exists(parent))
+        {
+            var mode = File.GetUnixFileMode(parent);
+            File.SetUnixFileMode(parent, mode | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+        }
         return new PostfixFiles(transportPath, mainCf, masterCf);
     }
 
@@ -90,6 +109,15 @@ internal static class AliasesCommand
         var process = Environment.ProcessPath ?? "dotnet";
         var dll = Path.Combine(AppContext.BaseDirectory, "mailman.dll");
         return Path.GetFileNameWithoutExtension(process) == "dotnet" ? $"{process} {dll}" : process;
+    }
+
+    private static void Public(string path, bool directory = false)
+    {
+        if (File.Exists(path) || Directory.Exists(path))
+        {
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead
+                | (directory ? UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute : 0));
+        }
     }
 
     private static void RunPostmap(string transport, string? configDirectory)

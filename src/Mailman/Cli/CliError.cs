@@ -11,6 +11,7 @@ public static class ExitCodes
     public const int Software = 70;
     public const int CantCreate = 73;
     public const int TempFail = 75;
+    public const int NoPerm = 77;
     public const int Config = 78;
 }
 

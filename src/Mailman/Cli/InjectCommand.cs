@@ -29,7 +29,11 @@ internal static class InjectCommand
         return command;
     }
 
-    /// <summary>Queues one message. Returns 0 only when it is durably on disk.</summary>
+    /// <summary>
+    /// Queues one message. Returns 0 only when it is durably on disk. The message streams from
+    /// its source into the queue file: only its header block is looked at in memory, so a post
+    /// of any size costs the same few megabytes.
+    /// </summary>
     /// <exception cref="CliException">With the sysexits code the MTA should act on.</exception>
     public static int Inject(InstancePaths paths, string address, string? file, string? sender, string? queueName, Stream stdin)
     {
@@ -45,88 +49,131 @@ internal static class InjectCommand
             throw new CliException(ExitCodes.Usage, $"unknown queue '{queueName}': expected in, bounces, request or owner");
         }
 
-        byte[] raw;
+        Stream source;
         try
         {
-            raw = Read(file, stdin);
-        }
-        catch (IOException e)
-        {
-            throw new CliException(file is null ? ExitCodes.TempFail : ExitCodes.NoInput, $"cannot read the message: {e.Message}");
-        }
-
-        string? messageId = CheckMessage(raw);
-        paths.EnsureCreated();
-        try
-        {
-            using var store = new ListStore(paths.Database);
-            if (store.FindList(name) is null)
-            {
-                throw new CliException(ExitCodes.NoUser, $"no such list: {name}");
-            }
-        }
-        catch (Microsoft.Data.Sqlite.SqliteException e)
-        {
-            throw new CliException(ExitCodes.TempFail, $"cannot read the list database: {e.Message}");
-        }
-
-        var time = TimeProvider.System;
-        var metadata = new EntryMetadata
-        {
-            List = name.Fqdn,
-            Sender = sender,
-            Received = time.GetUtcNow(),
-            MessageId = messageId,
-            Destination = address,
-        };
-        try
-        {
-            var switchboard = new Switchboard(new FileSystem(), paths.Queue(queue), queue, time);
-            var entry = switchboard.Enqueue(metadata, raw);
-            Console.Error.WriteLine($"mailman: queued {entry} in {queue} for {name} ({raw.Length} bytes)");
+            source = file is null ? stdin : File.OpenRead(file);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new CliException(ExitCodes.TempFail, $"cannot write to the queue: {e.Message}");
+            throw new CliException(ExitCodes.NoInput, $"cannot read the message: {e.Message}");
+        }
+
+        using (source)
+        {
+            byte[] head;
+            try
+            {
+                head = ReadHead(source);
+            }
+            catch (IOException e)
+            {
+                throw new CliException(file is null ? ExitCodes.TempFail : ExitCodes.NoInput, $"cannot read the message: {e.Message}");
+            }
+
+            var messageId = CheckMessage(head);
+            paths.EnsureCreated();
+            try
+            {
+                using var store = new ListStore(paths.Database);
+                if (store.FindList(name) is null)
+                {
+                    throw new CliException(ExitCodes.NoUser, $"no such list: {name}");
+                }
+            }
+            catch (Microsoft.Data.Sqlite.SqliteException e) when (e.SqliteErrorCode is 3 or 8 or 14 or 23)
+            {
+                // PERM, READONLY, CANTOPEN, AUTH: this user may not use the database.
+                throw new CliException(ExitCodes.TempFail, $"cannot open the list database {paths.Database} as {FileOwner.UserName(FileOwner.EffectiveUid)} ({FileOwner.Describe(paths.Database)}): {e.Message}; "
+                    + "run inject as the instance's user (Postfix: user= in master.cf)");
+            }
+            catch (Microsoft.Data.Sqlite.SqliteException e)
+            {
+                throw new CliException(ExitCodes.TempFail, $"cannot read the list database {paths.Database}: {e.Message}");
+            }
+
+            var time = TimeProvider.System;
+            var metadata = new EntryMetadata
+            {
+                List = name.Fqdn,
+                Sender = sender,
+                Received = time.GetUtcNow(),
+                MessageId = messageId,
+                Destination = address,
+            };
+            try
+            {
+                var switchboard = new Switchboard(new FileSystem(), paths.Queue(queue), queue, time);
+                var entry = switchboard.Enqueue(metadata, s =>
+                {
+                    s.Write(head);
+                    source.CopyTo(s, 1 << 16);
+                }, null);
+                Console.Error.WriteLine($"mailman: queued {entry} in {queue} for {name} ({metadata.MessageLength} bytes)");
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new CliException(ExitCodes.TempFail, $"cannot write to the queue {paths.Queue(queue)} as {FileOwner.UserName(FileOwner.EffectiveUid)}: {e.Message}");
+            }
         }
 
         return ExitCodes.Ok;
     }
 
-    private static byte[] Read(string? file, Stream stdin)
+    // The start of the message up to the blank line that ends its header block, or the first
+    // 4 MiB when the header block is longer (the rest streams after it).
+    private static byte[] ReadHead(Stream source)
     {
-        if (file is not null)
+        const int Limit = 4 << 20;
+        using var head = new MemoryStream();
+        var buffer = new byte[1 << 16];
+        var scanFrom = 0;
+        while (head.Length < Limit)
         {
-            return File.ReadAllBytes(file);
+            var n = source.Read(buffer, 0, (int)Math.Min(buffer.Length, Limit - head.Length));
+            if (n == 0)
+            {
+                break;
+            }
+
+            head.Write(buffer, 0, n);
+            var span = head.GetBuffer().AsSpan(0, (int)head.Length);
+            if (span[Math.Max(0, scanFrom - 3)..].IndexOf("\n\n"u8) >= 0 || span[Math.Max(0, scanFrom - 3)..].IndexOf("\n\r\n"u8) >= 0)
+            {
+                break;
+            }
+
+            scanFrom = (int)head.Length;
         }
 
-        using var buffer = new MemoryStream();
-        stdin.CopyTo(buffer);
-        return buffer.ToArray();
+        return head.ToArray();
     }
 
-    /// <summary>The message must start with a parseable header block. Returns its Message-Id.</summary>
-    private static string? CheckMessage(byte[] raw)
+    /// <summary>The message must start with a header field (name, colon). Returns its Message-Id if the head shows one.</summary>
+    private static string? CheckMessage(byte[] head)
     {
-        if (raw.AsSpan().Trim("\r\n\t "u8).IsEmpty)
+        var span = head.AsSpan();
+        if (span.Trim("\r\n\t "u8).IsEmpty)
         {
             throw new CliException(ExitCodes.DataError, "empty message");
         }
 
+        // RFC 5322 §2.2: a field name is printable US-ASCII but the colon, then a colon.
+        var colon = span.IndexOf((byte)':');
+        if (colon <= 0 || span[..colon].IndexOfAnyExceptInRange((byte)33, (byte)126) >= 0)
+        {
+            throw new CliException(ExitCodes.DataError, "not a message: it does not start with a header line");
+        }
+
         try
         {
-            using var stream = new MemoryStream(raw, writable: false);
+            using var stream = new MemoryStream(head, writable: false);
             var headers = HeaderList.Load(stream);
-            if (headers.Count == 0)
-            {
-                throw new CliException(ExitCodes.DataError, "not a message: no header lines");
-            }
-
             return headers[HeaderId.MessageId] is { } id ? id.Trim().Trim('<', '>') : null;
         }
-        catch (FormatException e)
+        catch (FormatException)
         {
-            throw new CliException(ExitCodes.DataError, $"not a message: {e.Message}");
+            return null; // a header block longer than the head, or broken further down: queued as it is
         }
     }
 }

@@ -227,6 +227,7 @@ internal static class ListsCommand
         return command;
     }
 
+    // Set aside by renames (the file as it is, with where it came from and why beside it).
     private static bool MoveToBad(QueueSet queues, Switchboard queue, string id, string why)
     {
         var claim = queue.Claim(id);
@@ -235,20 +236,7 @@ internal static class ListsCommand
             return false;
         }
 
-        try
-        {
-            var entry = queue.Load(claim);
-            var metadata = entry.Metadata.Clone();
-            metadata.FromQueue = queue.Name;
-            metadata.Error = why;
-            queues[QueueSet.Bad].Enqueue(metadata, entry.Message, entry.Metadata.HasRecipients ? queue.Recipients(entry) : null, id);
-            queue.Finish(claim);
-        }
-        catch (CorruptEntryException)
-        {
-            queue.MoveRaw(claim, queues[QueueSet.Bad]);
-        }
-
+        queue.SetAside(claim, queues[QueueSet.Bad], why);
         return true;
     }
 

@@ -1,8 +1,12 @@
-// `mailman members add|list|remove|set`. `add --file` and `remove --file` read one member a line
-// (`addr` or `Display Name <addr>`); `add` is one transaction. Removing an address that is not a
-// member is an error (exit 1), the others are removed.
+// `mailman members add|list|remove|set`. `add --file` imports one member a line (`addr` or
+// `Display Name <addr>`) in one transaction; new members are welcomed when the list sends
+// welcome messages (send_welcome_message), or as --welcome / --no-welcome say. `remove --file`
+// reads the same format; removing an address that is not a member is an error (exit 1), the
+// others are removed.
 using System.CommandLine;
 using Mailman.Lists;
+using Mailman.Requests;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Mailman.Cli;
 
@@ -15,7 +19,9 @@ internal static class MembersCommand
         var list = new Argument<string>("list") { Description = "the list, LIST@HOST" };
         var addresses = new Argument<string[]>("address") { Description = "addresses (or 'Name <addr>')", Arity = ArgumentArity.ZeroOrMore };
         var file = new Option<string?>("--file") { Description = "one member a line; '-' reads standard input" };
-        var add = new Command("add", "add members") { list, addresses, file };
+        var welcome = new Option<bool>("--welcome") { Description = "send new members the welcome message (default: the list's send_welcome_message)" };
+        var noWelcome = new Option<bool>("--no-welcome") { Description = "send no welcome message (bulk imports)" };
+        var add = new Command("add", "add members") { list, addresses, file, welcome, noWelcome };
         add.SetAction(parse => MailmanCli.Guard(parse, paths =>
         {
             var name = ListsCommand.Parse(parse.GetValue(list)!);
@@ -39,9 +45,25 @@ internal static class MembersCommand
                 }
             }
 
+            if (parse.GetValue(welcome) && parse.GetValue(noWelcome))
+            {
+                throw new CliException(ExitCodes.Usage, "--welcome and --no-welcome exclude each other");
+            }
+
             using var store = new ListStore(paths.Database);
-            var added = store.AddMembers(name, members);
-            Console.WriteLine($"{name}: {added} added, {members.Count - added} already members");
+            var mailingList = store.GetList(name);
+            var added = new List<Member>();
+            store.AddMembers(name, members, added);
+            var welcomed = 0;
+            if (added.Count > 0 && !parse.GetValue(noWelcome) && (parse.GetValue(welcome) || mailingList.SendWelcomeMessage))
+            {
+                using var services = CliServices.Build(paths);
+                var membership = services.GetRequiredService<Membership>();
+                var trigger = Membership.NewTrigger(services.GetRequiredService<TimeProvider>());
+                welcomed = added.Count(m => membership.Welcome(mailingList, m, trigger));
+            }
+
+            Console.WriteLine($"{name}: {added.Count} added, {members.Count - added.Count} already members" + (welcomed > 0 ? $", {welcomed} welcomed" : ""));
             return 0;
         }));
         command.Subcommands.Add(add);

@@ -39,7 +39,7 @@ internal static class QueueCommand
                 count++;
                 try
                 {
-                    if (EntryHeads.Read(queue, id, bodyBytes: 0) is not { } head)
+                    if (EntryPeeks.Read(queue, id, bodyBytes: 0) is not { } head)
                     {
                         continue;
                     }
@@ -68,10 +68,10 @@ internal static class QueueCommand
             var queue = Find(services.Queues, id);
             Console.WriteLine($"id: {id}");
             Console.WriteLine($"queue: {queue.Name}");
-            EntryHead? head;
+            EntryPeek? head;
             try
             {
-                head = EntryHeads.Read(queue, id);
+                head = EntryPeeks.Read(queue, id);
             }
             catch (Exception e) when (e is CorruptEntryException or IOException)
             {

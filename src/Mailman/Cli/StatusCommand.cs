@@ -48,14 +48,14 @@ internal static class StatusCommand
 
                 timer.WaitForNextTickAsync().AsTask().GetAwaiter().GetResult();
             }
-        }));
+        }, readOnly: true));
         return command;
     }
 
     internal static string Render(InstancePaths paths, bool asJson)
     {
         var time = TimeProvider.System;
-        using var queues = new QueueSet(new FileSystem(), paths, time);
+        using var queues = new QueueSet(new FileSystem(), paths, time, create: false);
         var now = time.GetUtcNow();
         var rows = queues.All.Select(q =>
         {

@@ -1,4 +1,6 @@
-// `mailman unshunt`: puts shunted entries back in the queue they failed in (after a fix).
+// `mailman unshunt`: puts shunted entries back in the queue they failed in (after a fix), under
+// their own name and with their delivery checkpoint, so a delivery that failed half-way
+// resumes where it stopped instead of starting again.
 using System.CommandLine;
 using System.IO.Abstractions;
 using Mailman.Queues;
@@ -18,26 +20,45 @@ internal static class UnshuntCommand
             var moved = 0;
             foreach (var name in shunt.Pending())
             {
-                var claim = shunt.Claim(name);
-                if (claim is null)
+                var from = shunt.ReadState(name)?.FromQueue;
+                if (from is null || !QueueSet.Names.Contains(from) || from is QueueSet.Shunt or QueueSet.Bad)
                 {
+                    // No record of where it came from (a state file lost): an entry with
+                    // recipients was on its way out; never send one back through the list.
+                    from = Infer(shunt, name);
+                    Console.Error.WriteLine($"mailman: {name}: where it was shunted from is not recorded; it goes to {from}");
+                }
+
+                var target = from;
+                if (queues[target].Holds(name))
+                {
+                    Console.Error.WriteLine($"mailman: {name} not moved: {target} already holds an entry of that name");
                     continue;
                 }
 
-                var entry = shunt.Load(claim);
-                var metadata = entry.Metadata.Clone();
-                var target = QueueSet.Names.Contains(metadata.FromQueue ?? "") ? metadata.FromQueue! : QueueSet.In;
-                metadata.FromQueue = null;
-                metadata.Error = null;
-                queues[target].Enqueue(metadata, entry.Message, metadata.HasRecipients ? shunt.Recipients(entry) : null);
-                shunt.Finish(claim);
-                Console.WriteLine($"{name} -> {target}");
-                moved++;
+                if (shunt.Restore(name, queues[target]))
+                {
+                    Console.WriteLine($"{name} -> {target}");
+                    moved++;
+                }
             }
 
             Console.WriteLine($"{moved} entries moved back");
             return 0;
         }));
         return command;
+    }
+
+    private static string Infer(Switchboard shunt, string name)
+    {
+        try
+        {
+            var metadata = shunt.ReadMetadata(name);
+            return metadata.HasRecipients ? QueueSet.Out : metadata.SlotNonce is not null || metadata.Personalized ? QueueSet.Out : QueueSet.In;
+        }
+        catch (Exception e) when (e is CorruptEntryException or IOException or UnauthorizedAccessException)
+        {
+            return QueueSet.In;
+        }
     }
 }

@@ -9,6 +9,7 @@ using Mailman.Lists;
 using Mailman.Moderation;
 using Mailman.Notices;
 using Mailman.Queues;
+using Mailman.Requests;
 using Microsoft.Extensions.Logging;
 using Serilog.Extensions.Logging;
 
@@ -34,7 +35,7 @@ internal sealed class VerbServices : IDisposable
         Queues = new QueueSet(new FileSystem(), paths, time);
         Lists = new ListStoreFactory(paths);
         var notices = new NoticeSender(Queues, Lists, time, _factory.CreateLogger<NoticeSender>());
-        Held = new HeldPosts(Queues, Lists, notices, new HeldTokens(paths), Options, time, _factory.CreateLogger<HeldPosts>());
+        Held = new HeldPosts(Queues, Lists, notices, new ConfirmationTokens(new SecretKey(paths)), Options, time, _factory.CreateLogger<HeldPosts>());
     }
 
     public MailmanOptions Options { get; }

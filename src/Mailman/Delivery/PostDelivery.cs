@@ -10,6 +10,7 @@ using Mailman.Delivery.Smtp;
 using Mailman.Instance;
 using Mailman.Lists;
 using Mailman.Queues;
+using MimeKit;
 
 namespace Mailman.Delivery;
 
@@ -23,6 +24,9 @@ public enum DeliveryStop
 
     /// <summary>The server could not be reached: recipients not yet attempted wait in retry.</summary>
     ServerUnreachable,
+
+    /// <summary>An unexpected error on a delivery thread (a bug): progress is recorded, the entry is shunted with its checkpoint.</summary>
+    Failed,
 }
 
 /// <summary>Where a delivery records and finds its progress (a checkpoint, or nothing).</summary>
@@ -80,6 +84,11 @@ public sealed class DeliveryReport : IDisposable
 
     public DeliveryStop Stop { get; set; }
 
+    /// <summary>The unexpected error that stopped the delivery (<see cref="DeliveryStop.Failed"/>).</summary>
+    public Exception? Failure { get; set; }
+
+    internal Timer? AbortTimer { get; set; }
+
     public string? StopReason { get; set; }
 
     public TimeSpan Elapsed { get; set; }
@@ -100,13 +109,23 @@ public sealed record Chunk(long Index, List<Recipient[]> Transactions);
 
 public sealed class PostDelivery(SmtpOptions options)
 {
-    /// <summary>Recipients per checkpoint chunk: at least MaxRecipients for batched posts.</summary>
+    /// <summary>Recipients per checkpoint chunk for a new delivery: at least MaxRecipients for batched posts.</summary>
     public int ChunkSize(bool personalized) => personalized ? options.CheckpointRecipients : Math.Max(options.CheckpointRecipients, options.MaxRecipients);
 
-    /// <summary>Delivers <paramref name="post"/>; stops taking new transactions when <paramref name="stop"/> fires.</summary>
+    /// <summary>
+    /// Delivers <paramref name="post"/>, cut into chunks of <paramref name="chunkSize"/> (the size
+    /// recorded when the delivery started: a resumed delivery must cut the same way). Stops
+    /// taking new transactions when <paramref name="stop"/> fires, and <paramref name="abortAfter"/>
+    /// later closes the connections, so a stalled server cannot hold the shutdown past its timeout.
+    /// Never throws for what happens on a delivery thread: an unexpected error stops the
+    /// delivery and is reported in <see cref="DeliveryReport.Failure"/>.
+    /// </summary>
     /// <param name="envelopeSender">MAIL FROM for a post that is not personalized; null: the list's bounces address.</param>
-    public DeliveryReport Deliver(PreparedPost post, ListName list, bool personalized, IEnumerable<Recipient> recipients, IDeliveryProgress progress, CancellationToken stop, string? envelopeSender = null)
+    public DeliveryReport Deliver(
+        PreparedPost post, ListName list, bool personalized, IEnumerable<Recipient> recipients, IDeliveryProgress progress, CancellationToken stop,
+        string? envelopeSender = null, int? chunkSize = null, TimeSpan? abortAfter = null, Action<string?>? onPause = null, int? maxRecipients = null)
     {
+        var perTransaction = maxRecipients ?? options.MaxRecipients;
         var plainSender = envelopeSender ?? list.BouncesAddress;
         var report = new DeliveryReport();
         var watch = Stopwatch.StartNew();
@@ -114,86 +133,55 @@ public sealed class PostDelivery(SmtpOptions options)
         var gate = new object();
         var unreachable = 0;
         string? unreachableReason = null;
+        Exception? failure = null;
+        var pausedWorkers = 0;
+        var connections = new List<SmtpConnection>();
 
-        bool Stopping() => stop.IsCancellationRequested || Volatile.Read(ref unreachable) != 0;
+        bool Stopping() => stop.IsCancellationRequested || Volatile.Read(ref unreachable) != 0 || Volatile.Read(ref failure) is not null;
+
+        // After the grace, in-flight transactions are cut: their recipients are deferred, and
+        // recorded, so nothing is lost; only the shutdown is not held up.
+        using var abort = stop.Register(() =>
+        {
+            var timer = new Timer(_ =>
+            {
+                lock (gate)
+                {
+                    foreach (var c in connections)
+                    {
+                        c.Abort();
+                    }
+                }
+            }, null, abortAfter ?? TimeSpan.FromSeconds(options.TimeoutSeconds), Timeout.InfiniteTimeSpan);
+            lock (gate)
+            {
+                report.AbortTimer = timer;
+            }
+        });
 
         var workers = new Thread[options.Connections];
         for (var i = 0; i < workers.Length; i++)
         {
             workers[i] = new Thread(() =>
             {
-                using var connection = new SmtpConnection(options);
-                var carrier = new Carrier(post);
-                var scratch = RecipientValues.NewScratch();
-                var result = new TransactionResult();
-                foreach (var chunk in work.GetConsumingEnumerable())
+                try
                 {
-                    var transactions = chunk.Transactions;
-                    var done = progress.TransactionsDone(chunk.Index);
-                    var deferred = new List<(Recipient, int, string)>();
-                    var bounced = new List<(Recipient, int, string)>();
-                    long delivered = 0, sent = 0;
-                    var t = done;
-                    for (; t < transactions.Count; t++)
-                    {
-                        if (Stopping())
-                        {
-                            break;
-                        }
-
-                        var batch = transactions[t];
-                        result.Clear();
-                        try
-                        {
-                            string sender;
-                            if (personalized)
-                            {
-                                carrier.SetRecipient(RecipientValues.For(batch[0], scratch));
-                                sender = Verp.Encode(list, batch[0].Address);
-                            }
-                            else
-                            {
-                                carrier.SetRecipient(null);
-                                sender = plainSender;
-                            }
-
-                            var started = Stopwatch.GetTimestamp();
-                            connection.Send(carrier.Message, sender, batch, result);
-                            Hosting.Metrics.TransactionSeconds.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
-                        }
-                        catch (SmtpConnectException e)
-                        {
-                            lock (gate)
-                            {
-                                unreachableReason ??= e.Message;
-                            }
-
-                            Volatile.Write(ref unreachable, 1);
-                            break;
-                        }
-
-                        sent++;
-                        delivered += result.Delivered.Count;
-                        deferred.AddRange(result.Deferred);
-                        bounced.AddRange(result.Bounced);
-                    }
-
-                    if (t > done)
-                    {
-                        progress.Record(chunk.Index, t, delivered, deferred, bounced);
-                    }
-
+                    using var connection = new SmtpConnection(options);
                     lock (gate)
                     {
-                        for (var rest = t; rest < transactions.Count; rest++)
-                        {
-                            report.NotAttempted.AddRange(transactions[rest]);
-                        }
+                        connections.Add(connection);
+                    }
 
-                        report.Transactions += sent;
-                        report.Delivered += delivered;
-                        report.Deferred += deferred.Count;
-                        report.Bounced += bounced.Count;
+                    Work(connection);
+                }
+                catch (Exception e)
+                {
+                    // A bug must stop this delivery, never the process: the entry is shunted
+                    // with its checkpoint and resumes after a fix.
+                    Interlocked.CompareExchange(ref failure, e, null);
+                    foreach (var _ in work.GetConsumingEnumerable())
+                    {
+                        // Drain, so the producer is never blocked on a full queue.
                     }
                 }
             })
@@ -204,8 +192,141 @@ public sealed class PostDelivery(SmtpOptions options)
             workers[i].Start();
         }
 
-        var size = ChunkSize(personalized);
-        var chunks = Chunks(recipients, size, personalized).GetEnumerator();
+        void Work(SmtpConnection connection)
+        {
+            var carrier = new Carrier(post);
+            var scratch = RecipientValues.NewScratch();
+            var result = new TransactionResult();
+            foreach (var chunk in work.GetConsumingEnumerable())
+            {
+                var transactions = chunk.Transactions;
+                var done = progress.TransactionsDone(chunk.Index);
+                var deferred = new List<(Recipient, int, string)>();
+                var bounced = new List<(Recipient, int, string)>();
+                long delivered = 0, sent = 0;
+                var t = done;
+                for (; t < transactions.Count; t++)
+                {
+                    if (Stopping())
+                    {
+                        break;
+                    }
+
+                    var batch = transactions[t];
+                    result.Clear();
+                    try
+                    {
+                        string sender;
+                        try
+                        {
+                            if (personalized)
+                            {
+                                carrier.SetRecipient(RecipientValues.For(batch[0], scratch));
+                                sender = Verp.Encode(list, batch[0].Address);
+                            }
+                            else
+                            {
+                                carrier.SetRecipient(null);
+                                sender = plainSender;
+                            }
+                        }
+                        catch (Exception e) when (e is ParseException or FormatException or ArgumentException)
+                        {
+                            // A member address or name the client cannot write: a permanent
+                            // failure of these recipients alone; the delivery goes on.
+                            foreach (var r in batch)
+                            {
+                                result.Bounced.Add((r, 553, "cannot address this recipient: " + e.Message));
+                            }
+
+                            bounced.AddRange(result.Bounced);
+                            sent++;
+                            continue;
+                        }
+
+                        var started = Stopwatch.GetTimestamp();
+                        connection.Send(carrier.Message, sender, batch, result);
+                        Hosting.Metrics.TransactionSeconds.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
+                    }
+                    catch (SmtpConnectException e)
+                    {
+                        lock (gate)
+                        {
+                            unreachableReason ??= e.Message;
+                        }
+
+                        Volatile.Write(ref unreachable, 1);
+                        break;
+                    }
+
+                    sent++;
+                    delivered += result.Delivered.Count;
+                    deferred.AddRange(result.Deferred);
+                    bounced.AddRange(result.Bounced);
+                }
+
+                if (t > done)
+                {
+                    RecordDurably(chunk.Index, t, delivered, deferred, bounced);
+                }
+
+                lock (gate)
+                {
+                    for (var rest = t; rest < transactions.Count; rest++)
+                    {
+                        report.NotAttempted.AddRange(transactions[rest]);
+                    }
+
+                    report.Transactions += sent;
+                    report.Delivered += delivered;
+                    report.Deferred += deferred.Count;
+                    report.Bounced += bounced.Count;
+                }
+            }
+        }
+
+        // A full disk pauses the delivery here until the record can be written: onPause hears
+        // the reason when the first worker pauses and null when the last one resumes. A shutdown
+        // meanwhile gives up on the record: that chunk is sent again on resume.
+        void RecordDurably(long chunk, int transactions, long delivered, List<(Recipient, int, string)> deferred, List<(Recipient, int, string)> bounced)
+        {
+            var wait = TimeSpan.FromSeconds(1);
+            var paused = false;
+            while (true)
+            {
+                try
+                {
+                    progress.Record(chunk, transactions, delivered, deferred, bounced);
+                    if (paused && Interlocked.Decrement(ref pausedWorkers) == 0)
+                    {
+                        onPause?.Invoke(null);
+                    }
+
+                    return;
+                }
+                catch (IOException e) when (Runners.QueueRunner.IsTransient(e))
+                {
+                    if (!paused)
+                    {
+                        paused = true;
+                        if (Interlocked.Increment(ref pausedWorkers) == 1)
+                        {
+                            onPause?.Invoke(e.Message);
+                        }
+                    }
+
+                    if (stop.WaitHandle.WaitOne(wait))
+                    {
+                        Interlocked.Decrement(ref pausedWorkers);
+                        return;
+                    }
+
+                    wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, TimeSpan.FromSeconds(30).Ticks));
+                }
+            }
+        }
+
+        var chunks = Chunks(recipients, chunkSize ?? ChunkSize(personalized), personalized, perTransaction).GetEnumerator();
         try
         {
             while (!Stopping() && chunks.MoveNext())
@@ -226,18 +347,25 @@ public sealed class PostDelivery(SmtpOptions options)
             {
                 w.Join();
             }
+
+            lock (gate)
+            {
+                report.AbortTimer?.Dispose();
+            }
         }
 
-        report.Stop = stop.IsCancellationRequested ? DeliveryStop.Shutdown
+        report.Failure = failure;
+        report.Stop = failure is not null ? DeliveryStop.Failed
+            : stop.IsCancellationRequested ? DeliveryStop.Shutdown
             : unreachable != 0 ? DeliveryStop.ServerUnreachable
             : DeliveryStop.Completed;
-        report.StopReason = unreachableReason;
+        report.StopReason = failure?.Message ?? unreachableReason;
         report.Elapsed = watch.Elapsed;
         report.KeepRest(chunks, chunk => chunk.Transactions.Skip(progress.TransactionsDone(chunk.Index)).SelectMany(b => b));
         return report;
     }
 
-    private IEnumerable<Chunk> Chunks(IEnumerable<Recipient> recipients, int size, bool personalized)
+    private static IEnumerable<Chunk> Chunks(IEnumerable<Recipient> recipients, int size, bool personalized, int maxRecipients)
     {
         long index = 0;
         var buffer = new List<Recipient>(size);
@@ -246,14 +374,14 @@ public sealed class PostDelivery(SmtpOptions options)
             buffer.Add(r);
             if (buffer.Count == size)
             {
-                yield return new Chunk(index++, Transactions(buffer, personalized));
+                yield return new Chunk(index++, Transactions(buffer, personalized, maxRecipients));
                 buffer.Clear();
             }
         }
 
         if (buffer.Count > 0)
         {
-            yield return new Chunk(index, Transactions(buffer, personalized));
+            yield return new Chunk(index, Transactions(buffer, personalized, maxRecipients));
         }
     }
 
@@ -262,7 +390,7 @@ public sealed class PostDelivery(SmtpOptions options)
     /// way): one per recipient when personalized, else batches of MaxRecipients per domain in
     /// order of first appearance.
     /// </summary>
-    private List<Recipient[]> Transactions(List<Recipient> chunk, bool personalized)
+    private static List<Recipient[]> Transactions(List<Recipient> chunk, bool personalized, int maxRecipients)
     {
         var result = new List<Recipient[]>(personalized ? chunk.Count : 4);
         if (personalized)
@@ -290,9 +418,9 @@ public sealed class PostDelivery(SmtpOptions options)
 
         foreach (var group in order)
         {
-            for (var i = 0; i < group.Count; i += options.MaxRecipients)
+            for (var i = 0; i < group.Count; i += maxRecipients)
             {
-                result.Add([.. group.Skip(i).Take(options.MaxRecipients)]);
+                result.Add([.. group.Skip(i).Take(maxRecipients)]);
             }
         }
 

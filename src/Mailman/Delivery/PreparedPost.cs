@@ -29,13 +29,14 @@ public sealed class PreparedPost
     private readonly byte[] _stuffed;
     private readonly (int Offset, int Length)[] _stuffedRanges;
 
-    private PreparedPost(byte[] bytes, int headerLength, Segment[] body, bool eightBit, string? toToken)
+    private PreparedPost(byte[] bytes, int headerLength, Segment[] body, bool eightBit, string? toToken, UnsubscribeSlot? unsubscribe = null)
     {
         _bytes = bytes;
         HeaderLength = headerLength;
         _body = body;
         EightBit = eightBit;
         ToToken = toToken;
+        Unsubscribe = unsubscribe;
         foreach (var s in body)
         {
             _bodyLiteralLength += s.Length;
@@ -52,6 +53,9 @@ public sealed class PreparedPost
 
     /// <summary>The raw value of the To: slot (" token CRLF"), or null when To: is not per recipient.</summary>
     public string? ToToken { get; }
+
+    /// <summary>The List-Unsubscribe header with a one-click slot, or null when the post has none.</summary>
+    public UnsubscribeSlot? Unsubscribe { get; }
 
     public ReadOnlyMemory<byte> HeaderBlock => _bytes.AsMemory(0, HeaderLength);
 
@@ -83,6 +87,7 @@ public sealed class PreparedPost
             toToken = " " + to + "\r\n";
         }
 
+        var unsubscribe = UnsubscribeSlot.Find(span[..headerLength], Slots.Token(nonce, SlotKind.ListUnsubscribe));
         var marker = Encoding.ASCII.GetBytes(Slots.Prefix + nonce);
         var start = bodyStart;
         while (true)
@@ -96,7 +101,7 @@ public sealed class PreparedPost
 
             var at = start + found;
             var kind = (SlotKind)flattened[at + marker.Length];
-            if (!Enum.IsDefined(kind) || kind == SlotKind.ToHeader)
+            if (!Enum.IsDefined(kind) || kind is SlotKind.ToHeader or SlotKind.ListUnsubscribe)
             {
                 // Not a body slot after all: keep it as text.
                 segments.Add(new Segment(start, at + marker.Length - start, null));
@@ -109,7 +114,7 @@ public sealed class PreparedPost
             eightBit = true; // names may be non-ASCII UTF-8 in a body slot
         }
 
-        return new PreparedPost(flattened, headerLength, [.. segments], eightBit, toToken);
+        return new PreparedPost(flattened, headerLength, [.. segments], eightBit, toToken, unsubscribe);
     }
 
     /// <summary>Exact size of the copy for <paramref name="values"/>, as MailKit will send it.</summary>
@@ -119,6 +124,11 @@ public sealed class PreparedPost
         if (ToToken is not null && values is not null)
         {
             size += values.ToRawValue.Length - ToToken.Length;
+        }
+
+        if (Unsubscribe is { } slot && values is not null)
+        {
+            size += slot.RawValueLength(values.Unsubscribe) - slot.SlottedLength;
         }
 
         foreach (var s in _body)
@@ -283,4 +293,87 @@ public sealed class PreparedPost
     }
 
     private readonly record struct Segment(int Offset, int Length, SlotKind? Slot);
+}
+
+/// <summary>
+/// The List-Unsubscribe header of a prepared post around its one-click slot: the raw value is
+/// Prefix + ADDRESS/TOKEN + Suffix per recipient, or the mailto alone for a recipient without a
+/// token. Hot path: one small array per copy.
+/// </summary>
+public sealed class UnsubscribeSlot
+{
+    private UnsubscribeSlot(byte[] prefix, byte[] suffix, byte[] fallback)
+    {
+        Prefix = prefix;
+        Suffix = suffix;
+        Fallback = fallback;
+    }
+
+    /// <summary>The raw value up to the slot (" &lt;https://host/u/LIST/").</summary>
+    public byte[] Prefix { get; }
+
+    /// <summary>The raw value after the slot ("&gt;,CRLF &lt;mailto:LIST-leave@HOST&gt;CRLF").</summary>
+    public byte[] Suffix { get; }
+
+    /// <summary>The raw value for a recipient without a token: the mailto alone.</summary>
+    public byte[] Fallback { get; }
+
+    /// <summary>The raw value as flattened, with the slot token in it (how the carrier finds the header).</summary>
+    public int SlottedLength => Prefix.Length + Slots.TokenLength + Suffix.Length;
+
+    public int RawValueLength(byte[] piece) => piece.Length == 0 ? Fallback.Length : Prefix.Length + piece.Length + Suffix.Length;
+
+    /// <summary>This recipient's raw List-Unsubscribe value.</summary>
+    public byte[] RawValue(byte[] piece)
+    {
+        if (piece.Length == 0)
+        {
+            return Fallback;
+        }
+
+        var raw = new byte[Prefix.Length + piece.Length + Suffix.Length];
+        Prefix.CopyTo(raw, 0);
+        piece.CopyTo(raw, Prefix.Length);
+        Suffix.CopyTo(raw, Prefix.Length + piece.Length);
+        return raw;
+    }
+
+    /// <summary>Whether <paramref name="raw"/> is this header's slotted raw value.</summary>
+    public bool Matches(ReadOnlySpan<byte> raw)
+        => raw.Length == SlottedLength && raw.StartsWith(Prefix) && raw.EndsWith(Suffix) && raw.Slice(Prefix.Length, Slots.TokenLength).StartsWith("MMSLOT"u8);
+
+    /// <summary>Finds the field that holds <paramref name="token"/> in a CRLF header block, or null.</summary>
+    internal static UnsubscribeSlot? Find(ReadOnlySpan<byte> headerBlock, string token)
+    {
+        var at = headerBlock.IndexOf(Encoding.ASCII.GetBytes(token));
+        if (at < 0)
+        {
+            return null;
+        }
+
+        // The field starts after the last CRLF before the slot that is not a folding one.
+        var lineStart = at;
+        while (lineStart > 0 && !(headerBlock[lineStart - 1] == (byte)'\n' && headerBlock[lineStart] is not ((byte)' ' or (byte)'\t')))
+        {
+            lineStart--;
+        }
+
+        var colon = headerBlock[lineStart..at].IndexOf((byte)':');
+        if (colon < 0)
+        {
+            return null;
+        }
+
+        var end = at;
+        while (end < headerBlock.Length && !(headerBlock[end] == (byte)'\n' && (end + 1 == headerBlock.Length || headerBlock[end + 1] is not ((byte)' ' or (byte)'\t'))))
+        {
+            end++;
+        }
+
+        var prefix = headerBlock[(lineStart + colon + 1)..at].ToArray();
+        var suffix = headerBlock[(at + token.Length)..Math.Min(end + 1, headerBlock.Length)].ToArray();
+        var mailto = suffix.AsSpan().IndexOf("<mailto:"u8);
+        byte[] fallback = mailto < 0 ? [.. " <>\r\n"u8] : [(byte)' ', .. suffix.AsSpan(mailto)];
+        return new UnsubscribeSlot(prefix, suffix, fallback);
+    }
 }

@@ -14,6 +14,9 @@ public sealed class RecipientValues
     /// <summary>The raw value of this recipient's To: header: " Name &lt;addr&gt;" folded, then CRLF.</summary>
     public byte[] ToRawValue { get; private set; } = [];
 
+    /// <summary>The one-click link's per-recipient part (ADDRESS/TOKEN), or empty when the recipient has no token.</summary>
+    public byte[] Unsubscribe { get; private set; } = [];
+
     private byte[] _address = [];
     private byte[] _name = [];
 
@@ -35,11 +38,13 @@ public sealed class RecipientValues
         scratch.To.Clear();
         scratch.To.Add(mailbox);
         var raw = scratch.Headers[scratch.Headers.IndexOf(HeaderId.To)].RawValue;
+        var address = Encoding.UTF8.GetBytes(recipient.Address);
         return new RecipientValues
         {
             ToRawValue = ToCrlf(raw),
-            _address = Encoding.UTF8.GetBytes(recipient.Address),
+            _address = address,
             _name = Encoding.UTF8.GetBytes(name.Length > 0 ? name : recipient.Address),
+            Unsubscribe = recipient.UnsubscribeToken is { } token ? Http.OneClickLinks.Piece(address, token) : [],
         };
     }
 

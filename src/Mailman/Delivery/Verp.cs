@@ -1,18 +1,49 @@
 // VERP envelope senders in Mailman's format: LIST-bounces+LOCAL=DOMAIN@HOST. A bounce to that
-// address names the member it was for without parsing the bounce body.
+// address names the member it was for without parsing the bounce body. Only a member address
+// whose local part is a dot-atom and whose domain is a host name can be written that way; a
+// quoted local part ("a b"@x) or an address literal (u@[192.0.2.1]) would make the sender an
+// invalid address, so those members' copies go out with the plain bounces address and their
+// bounces are recognized from the report instead (RFC 5321 allows such addresses; we keep them).
 using Mailman.Lists;
 
 namespace Mailman.Delivery;
 
 public static class Verp
 {
-    /// <summary>The VERP sender for <paramref name="recipient"/> on <paramref name="list"/>.</summary>
+    /// <summary>The VERP sender for <paramref name="recipient"/> on <paramref name="list"/>, or the list's plain bounces address when it cannot be encoded.</summary>
     public static string Encode(ListName list, string recipient)
+        => TryEncode(list, recipient) ?? list.BouncesAddress;
+
+    /// <summary>The VERP sender, or null when <paramref name="recipient"/> cannot be written into one.</summary>
+    public static string? TryEncode(ListName list, string recipient)
     {
         var at = recipient.LastIndexOf('@');
-        var local = at < 0 ? recipient : recipient[..at];
-        var domain = at < 0 ? "" : recipient[(at + 1)..];
-        return string.Concat(list.LocalPart, "-bounces+", local, "=", domain, "@", list.Domain);
+        if (at <= 0 || at == recipient.Length - 1)
+        {
+            return null;
+        }
+
+        var local = recipient.AsSpan(0, at);
+        var domain = recipient.AsSpan(at + 1);
+        if (!IsDotAtom(local) || !IsHostName(domain))
+        {
+            return null;
+        }
+
+        // MAIL FROM must be ASCII for a server without SMTPUTF8: an IDN domain goes as its A-labels.
+        if (!System.Text.Ascii.IsValid(domain))
+        {
+            try
+            {
+                domain = new System.Globalization.IdnMapping().GetAscii(domain.ToString());
+            }
+            catch (ArgumentException)
+            {
+                return null;
+            }
+        }
+
+        return string.Concat(list.LocalPart, "-bounces+", recipient.AsSpan(0, at)) + "=" + string.Concat(domain, "@", list.Domain);
     }
 
     /// <summary>The member address encoded in a VERP address, or null if it is not one of <paramref name="list"/>'s.</summary>
@@ -27,6 +58,52 @@ public static class Verp
 
         var middle = verpAddress[prefix.Length..^suffix.Length];
         var eq = middle.LastIndexOf('=');
-        return eq <= 0 ? null : middle[..eq] + "@" + middle[(eq + 1)..];
+        return eq <= 0 || eq == middle.Length - 1 ? null : middle[..eq] + "@" + middle[(eq + 1)..];
+    }
+
+    // RFC 5322 §3.2.3 dot-atom: atext runs separated by single dots.
+    private static bool IsDotAtom(ReadOnlySpan<char> s)
+    {
+        if (s.IsEmpty || s[0] == '.' || s[^1] == '.')
+        {
+            return false;
+        }
+
+        for (var i = 0; i < s.Length; i++)
+        {
+            var c = s[i];
+            if (c == '.')
+            {
+                if (s[i - 1] == '.')
+                {
+                    return false;
+                }
+            }
+            else if (!(char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-/=?^_`{|}~".Contains(c)))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    // Letters, digits, hyphens and dots (IDNs arrive as A-labels or UTF-8; UTF-8 is left to the MTA).
+    private static bool IsHostName(ReadOnlySpan<char> s)
+    {
+        if (s.IsEmpty || s[0] is '.' or '-' or '[')
+        {
+            return false;
+        }
+
+        foreach (var c in s)
+        {
+            if (!(char.IsLetterOrDigit(c) || c is '-' or '.'))
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 }

@@ -6,6 +6,7 @@ using Mailman.Lists;
 using Mailman.Moderation;
 using Mailman.Pipeline;
 using Mailman.Queues;
+using Mailman.Requests;
 using Mailman.Runners;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -16,7 +17,7 @@ namespace Mailman.Hosting;
 
 public static class DaemonHost
 {
-    /// <summary>How long in-flight work may take to finish or be put back on SIGTERM.</summary>
+    /// <summary>The default of Mailman:StopTimeout: how long in-flight work may take to finish or be put back on SIGTERM.</summary>
     public static readonly TimeSpan ShutdownTimeout = TimeSpan.FromSeconds(90);
 
     public static IHost Build(InstancePaths paths, bool exitWhenIdle, TimeProvider? time = null, IEnumerable<KeyValuePair<string, string?>>? overrides = null)
@@ -31,7 +32,7 @@ public static class DaemonHost
         builder.Services.AddSerilog(logger, dispose: true);
         builder.Services.Configure<HostOptions>(o =>
         {
-            o.ShutdownTimeout = ShutdownTimeout;
+            o.ShutdownTimeout = options.StopTimeout;
             o.ServicesStartConcurrently = false;
             o.ServicesStopConcurrently = true;
             o.BackgroundServiceExceptionBehavior = BackgroundServiceExceptionBehavior.StopHost;
@@ -45,13 +46,17 @@ public static class DaemonHost
         builder.Services.AddSingleton<Activity>();
         builder.Services.AddSingleton<ListStoreFactory>();
         builder.Services.AddSingleton<Notices.NoticeSender>();
+        builder.Services.AddSingleton<SecretKey>();
+        builder.Services.AddSingleton<Http.OneClickLinks>();
         builder.Services.AddSingleton(sp =>
         {
             var lists = sp.GetRequiredService<ListStoreFactory>();
-            return new HandlerCatalog(lists.Members);
+            var dmarc = Dmarc.DmarcServices.Create(options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>());
+            return new HandlerCatalog(lists.Members, dmarc, sp.GetRequiredService<Http.OneClickLinks>());
         });
+        builder.Services.AddRequests();
+        builder.Services.AddSingleton<Http.OneClickEndpoint>();
         builder.Services.AddSingleton(sp => new ModerationChain(options.Moderation.Chain, sp.GetRequiredService<HandlerCatalog>().All, sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<ModerationChain>>()));
-        builder.Services.AddSingleton<HeldTokens>();
         builder.Services.AddSingleton<HeldPosts>();
         builder.Services.AddSingleton<HoldExpiry>();
         // The request runner hands a moderator's reply to LIST-confirm+TOKEN@ to the handler of its kind.
@@ -65,8 +70,14 @@ public static class DaemonHost
         builder.Services.AddHostedService<PipelineRunner>();
         builder.Services.AddHostedService<OutgoingRunner>();
         builder.Services.AddHostedService<RetryRunner>();
+        builder.Services.AddHostedService<RequestRunner>();
         builder.Services.AddHostedService<OwnerRunner>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<HoldExpiry>());
+        if (options.Http.Url.Length > 0)
+        {
+            builder.Services.AddHostedService<Http.OneClickServer>();
+        }
+
         if (exitWhenIdle)
         {
             builder.Services.AddHostedService<IdleMonitor>();

@@ -60,7 +60,7 @@ public static class Logging
             Directory.CreateDirectory(paths.LogsDirectory);
 
             // Everything in mailman-DATE.log; and, as Mailman does, one file per area
-            // (post, smtp, bounce, qrunner, vette) plus error-DATE.log for errors from any area.
+            // (post, smtp, bounce, qrunner, subscribe, vette) plus error-DATE.log for errors from any area.
             // vette is appended to by the `held` verbs too: whole lines, O_APPEND (AppendFileSink).
             File(config, Path.Combine(paths.LogsDirectory, "mailman-.log"), compact);
             foreach (var area in AreaEnricher.Areas.Where(a => a != AreaEnricher.Vette))
@@ -103,7 +103,7 @@ internal sealed class AreaEnricher : Serilog.Core.ILogEventEnricher
 {
     public const string Vette = "vette";
 
-    public static readonly string[] Areas = ["post", "smtp", "bounce", "qrunner", Vette];
+    public static readonly string[] Areas = ["post", "smtp", "bounce", "qrunner", "subscribe", Vette];
 
     public static bool Is(LogEvent e, string area)
         => e.Properties.TryGetValue("Area", out var value) && value is ScalarValue { Value: string s } && s == area;
@@ -113,8 +113,11 @@ internal sealed class AreaEnricher : Serilog.Core.ILogEventEnricher
         var source = logEvent.Properties.TryGetValue("SourceContext", out var v) && v is ScalarValue { Value: string s } ? s : "";
         var area = logEvent.MessageTemplate.Text.StartsWith("Bounce", StringComparison.Ordinal) ? "bounce"
             : source.StartsWith("Mailman.Moderation", StringComparison.Ordinal) ? Vette
-            : source.EndsWith("IncomingRunner", StringComparison.Ordinal) || source.EndsWith("PipelineRunner", StringComparison.Ordinal) ? "post"
+            : source.EndsWith("IncomingRunner", StringComparison.Ordinal) || source.EndsWith("PipelineRunner", StringComparison.Ordinal)
+                || source.StartsWith("Mailman.Dmarc", StringComparison.Ordinal) ? "post"
             : source.EndsWith("OutgoingRunner", StringComparison.Ordinal) || source.Contains(".Delivery", StringComparison.Ordinal) ? "smtp"
+            : source.EndsWith("RequestRunner", StringComparison.Ordinal) || source.StartsWith("Mailman.Requests", StringComparison.Ordinal)
+                || source.StartsWith("Mailman.Http", StringComparison.Ordinal) ? "subscribe"
             : "qrunner";
         logEvent.AddPropertyIfAbsent(propertyFactory.CreateProperty("Area", area));
     }

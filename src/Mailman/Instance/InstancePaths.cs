@@ -24,6 +24,9 @@ public sealed class InstancePaths
 
     public string Database => Path.Combine(VarDirectory, "mailman.db");
 
+    /// <summary>The instance's secret HMAC key (one-click links, confirmation tokens): 32 random bytes, mode 0600.</summary>
+    public string SecretKeyFile => Path.Combine(VarDirectory, "secret.key");
+
     /// <summary>Held with a kernel lock while <c>serve</c> runs.</summary>
     public string ServeLock => Path.Combine(VarDirectory, "serve.lock");
 

@@ -25,6 +25,18 @@ public sealed class MailmanOptions
     /// </summary>
     public string SiteOwner { get; set; } = "";
 
+    public DnsOptions Dns { get; set; } = new();
+
+    public DmarcOptions Dmarc { get; set; } = new();
+
+    public HttpOptions Http { get; set; } = new();
+
+    /// <summary>How long SIGTERM may take: in-flight work finishes or is put back within it (systemd's TimeoutStopSec is a little longer).</summary>
+    public TimeSpan StopTimeout { get; set; } = TimeSpan.FromSeconds(90);
+
+    /// <summary>When a stopping delivery cuts its in-flight SMTP transactions: early enough that recording and putting back fit in the stop timeout.</summary>
+    public TimeSpan StopGrace => StopTimeout - TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(15).Ticks, StopTimeout.Ticks / 4));
+
     /// <summary>Throws <see cref="InvalidOperationException"/> naming the first bad setting.</summary>
     public void Validate()
     {
@@ -41,6 +53,20 @@ public sealed class MailmanOptions
         Check(Queues.MaxRecoveries >= 0, "Mailman:Queues:MaxRecoveries must be >= 0");
         Check(Queues.PollInterval > TimeSpan.Zero, "Mailman:Queues:PollInterval must be positive");
         Check(Pipeline.Handlers.Count > 0, "Mailman:Pipeline:Handlers must name at least one handler");
+        Check(Dns.TimeoutMilliseconds is >= 100 and <= 60_000, "Mailman:Dns:TimeoutMilliseconds must be 100-60000");
+        foreach (var server in Dns.Servers)
+        {
+            try
+            {
+                Mailman.Dmarc.DnsTxtResolver.ParseServer(server);
+            }
+            catch (FormatException e)
+            {
+                Check(false, "Mailman:Dns:Servers: " + e.Message);
+            }
+        }
+        Check(StopTimeout >= TimeSpan.FromSeconds(1), "Mailman:StopTimeout must be at least 1 second");
+        Http.Validate(Check);
         Check(Moderation.Chain.Count > 0, "Mailman:Moderation:Chain must name at least one rule");
         Check(SiteOwner.Length == 0 || IsAddress(SiteOwner), $"Mailman:SiteOwner must be an email address, got '{SiteOwner}'");
     }
@@ -135,8 +161,58 @@ public sealed class ModerationOptions
     public List<string> Chain { get; set; } = [];
 }
 
+public sealed class DnsOptions
+{
+    /// <summary>Resolvers as IP[:port] ([::1]:53 for IPv6); empty: the system's (/etc/resolv.conf).</summary>
+    public List<string> Servers { get; set; } = [];
+
+    /// <summary>One DNS query's timeout; a lookup that times out is mitigated, never held.</summary>
+    public int TimeoutMilliseconds { get; set; } = 2000;
+}
+
+public sealed class DmarcOptions
+{
+    /// <summary>Mailman 3's remove_dkim_headers: drop DKIM-Signature, DomainKey-Signature and Authentication-Results from posts.</summary>
+    public bool RemoveDkimHeaders { get; set; }
+}
+
 public sealed class PipelineOptions
 {
     /// <summary>Handler names in the order they run; see <c>Pipeline/Handlers</c>.</summary>
     public List<string> Handlers { get; set; } = [];
+}
+
+/// <summary>The one-click unsubscribe endpoint (RFC 8058) and the links that lead to it.</summary>
+public sealed class HttpOptions
+{
+    /// <summary>Where the endpoint listens, e.g. http://127.0.0.1:8024; empty: off. Plain HTTP: a reverse proxy terminates TLS.</summary>
+    public string Url { get; set; } = "";
+
+    /// <summary>The public HTTPS base the proxy serves the endpoint under, e.g. https://lists.example.org/mm; empty: no one-click links.</summary>
+    public string PublicUrl { get; set; } = "";
+
+    /// <summary>Listen on an address other than loopback (only behind a firewall: the endpoint speaks no TLS).</summary>
+    public bool AllowNonLoopback { get; set; }
+
+    internal void Validate(Action<bool, string> check)
+    {
+        if (Url.Length > 0)
+        {
+            var ok = Uri.TryCreate(Url, UriKind.Absolute, out var url);
+            check(ok && url!.Scheme == "http", "Mailman:Http:Url must be an http:// URL such as http://127.0.0.1:8024 (TLS belongs to the reverse proxy)");
+            check(url!.AbsolutePath == "/" && url.Query.Length == 0 && url.Fragment.Length == 0 && url.UserInfo.Length == 0,
+                "Mailman:Http:Url takes no path: the proxy maps the public path onto the root");
+            check(url.HostNameType is UriHostNameType.IPv4 or UriHostNameType.IPv6 || url.Host == "localhost",
+                "Mailman:Http:Url must name an IP address or localhost");
+            check(url.IsLoopback || AllowNonLoopback, "Mailman:Http:Url must be a loopback address unless Mailman:Http:AllowNonLoopback is true");
+        }
+
+        if (PublicUrl.Length > 0)
+        {
+            var ok = Uri.TryCreate(PublicUrl, UriKind.Absolute, out var url);
+            check(ok && url!.Scheme == "https", "Mailman:Http:PublicUrl must be an https:// URL (RFC 8058 one-click needs HTTPS)");
+            check(url!.Query.Length == 0 && url.Fragment.Length == 0 && url.UserInfo.Length == 0 && url.AbsoluteUri.Length <= 300
+                && url.AbsoluteUri.All(char.IsAscii), "Mailman:Http:PublicUrl must be a plain base URL (no query, fragment or user; at most 300 characters)");
+        }
+    }
 }

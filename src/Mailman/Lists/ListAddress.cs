@@ -1,5 +1,5 @@
-// Maps any address of a list (dev@, dev-bounces+VERP@, dev-request@, dev-join@, ...) to the list
-// and the queue its mail belongs in, as Mailman's own aliases do.
+// Maps any address of a list (dev@, dev-bounces+VERP@, dev-request@, dev-join@, dev-confirm+TOKEN@,
+// ...) to the list and the queue its mail belongs in, as Mailman's own aliases do.
 using System.Diagnostics.CodeAnalysis;
 
 namespace Mailman.Lists;
@@ -11,7 +11,14 @@ public sealed record ListAddress(ListName List, string Queue)
     public static readonly IReadOnlyList<(string Suffix, string Queue)> Suffixes =
     [
         ("", "in"), ("-bounces", "bounces"), ("-request", "request"), ("-owner", "owner"), ("-join", "request"), ("-leave", "request"),
+        ("-subscribe", "request"), ("-unsubscribe", "request"), ("-confirm", "request"),
     ];
+
+    /// <summary>The suffix the address used ("" for the list itself, "-join", "-confirm", ...), lower-cased.</summary>
+    public string Suffix { get; init; } = "";
+
+    /// <summary>The "+extension" of the local part (a VERP address, a confirmation token), or null.</summary>
+    public string? Extension { get; init; }
 
     /// <summary>
     /// Resolves <paramref name="address"/>: a "+extension" (VERP) is ignored, a known suffix picks the
@@ -28,9 +35,11 @@ public sealed record ListAddress(ListName List, string Queue)
         }
 
         var local = address[..at];
+        string? extension = null;
         var plus = local.IndexOf('+', StringComparison.Ordinal);
         if (plus > 0)
         {
+            extension = local[(plus + 1)..];
             local = local[..plus];
         }
 
@@ -40,7 +49,7 @@ public sealed record ListAddress(ListName List, string Queue)
             {
                 if (ListName.TryParse(local[..^suffix.Length] + address[at..], out var list, out error))
                 {
-                    result = new ListAddress(list, queue);
+                    result = new ListAddress(list, queue) { Suffix = suffix, Extension = extension };
                     return true;
                 }
 
@@ -50,7 +59,7 @@ public sealed record ListAddress(ListName List, string Queue)
 
         if (ListName.TryParse(local + address[at..], out var name, out error))
         {
-            result = new ListAddress(name, "in");
+            result = new ListAddress(name, "in") { Extension = extension };
             return true;
         }
 

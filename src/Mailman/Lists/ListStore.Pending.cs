@@ -56,10 +56,9 @@ public sealed partial class ListStore
     /// Creates the request (list, kind, key), or renews the one that exists: a second request
     /// never makes a second entry; it gets a fresh token (the old one stops working) and a
     /// fresh expiry. Returns the token, which is not stored and cannot be recovered later.
-    /// <paramref name="token"/> gives the token instead of a random one: a token derived from the
-    /// request (an HMAC), so that repeating the step after a crash names the same token.
+    /// <paramref name="token"/> is one the caller derived (a secret HMAC of the request's queue
+    /// entry, so a crashed run that is repeated stores the token it already mailed); null: random.
     /// </summary>
-    /// <exception cref="ArgumentException"><paramref name="token"/> is not 32 lower-case hex digits.</exception>
     public (string Token, bool Renewed) UpsertPending(ListName list, string kind, string key, string address, string displayName, string data, DateTimeOffset now, DateTimeOffset expires, string? token = null)
     {
         if (token is not null && !IsTokenShaped(token))

@@ -24,6 +24,16 @@ public enum ReplyToPolicy
     Explicit,
 }
 
+/// <summary>Mailman 3's dmarc_mitigate_action: what to do with a post From: a p=reject or p=quarantine domain.</summary>
+public enum DmarcMitigateAction
+{
+    NoMitigation,
+    MungeFrom,
+    WrapMessage,
+    Reject,
+    Discard,
+}
+
 public enum NonMemberAction
 {
     Accept,
@@ -54,6 +64,39 @@ public enum AutoReplyAction
     Accept,
 }
 
+/// <summary>How a request to join is handled (Mailman 3's subscription_policy).</summary>
+public enum SubscriptionPolicy
+{
+    /// <summary>The address confirms by replying to a confirmation mail.</summary>
+    Confirm,
+
+    /// <summary>Anyone joins at once.</summary>
+    Open,
+
+    /// <summary>A moderator approves every request.</summary>
+    Moderate,
+
+    /// <summary>The address confirms, then a moderator approves.</summary>
+    ConfirmThenModerate,
+}
+
+/// <summary>How a request to leave is handled (Mailman 3's unsubscription_policy).</summary>
+public enum UnsubscriptionPolicy
+{
+    Confirm,
+    Open,
+}
+
+/// <summary>What an RFC 8058 one-click unsubscribe does to the member.</summary>
+public enum OneClickAction
+{
+    /// <summary>The member is removed, as by a confirmed leave.</summary>
+    Remove,
+
+    /// <summary>The member stays with delivery disabled "by user"; a later join re-enables.</summary>
+    Disable,
+}
+
 /// <summary>A list and its settings, as stored in the database.</summary>
 public sealed class MailingList
 {
@@ -82,10 +125,34 @@ public sealed class MailingList
 
     public string ArchiveUrl { get; set; } = "";
 
+    public DmarcMitigateAction DmarcMitigateAction { get; set; } = DmarcMitigateAction.NoMitigation;
+
+    /// <summary>Apply munge_from or wrap_message to every post, whatever the From: domain publishes.</summary>
+    public bool DmarcMitigateUnconditionally { get; set; }
+
+    /// <summary>The reason given to the poster when dmarc_mitigate_action is reject; empty for Mailman 3's text.</summary>
+    public string DmarcModerationNotice { get; set; } = "";
+
+    /// <summary>Text placed before the original in a wrapped post; empty for none.</summary>
+    public string DmarcWrappedMessageText { get; set; } = "";
+
     public string UnsubscribeUrl { get; set; } = "";
 
     /// <summary>Mailman 3's max_autoresponses_per_day: automatic replies to one address per day (0: no limit).</summary>
     public int MaxAutoresponsesPerDay { get; set; } = 10;
+
+    public SubscriptionPolicy SubscriptionPolicy { get; set; } = SubscriptionPolicy.Confirm;
+
+    public UnsubscriptionPolicy UnsubscriptionPolicy { get; set; } = UnsubscriptionPolicy.Confirm;
+
+    /// <summary>How long a confirmation token or a subscription awaiting a moderator stays valid.</summary>
+    public TimeSpan PendingRequestLife { get; set; } = TimeSpan.FromDays(3);
+
+    public bool SendWelcomeMessage { get; set; } = true;
+
+    public bool SendGoodbyeMessage { get; set; } = true;
+
+    public OneClickAction OneClickAction { get; set; } = OneClickAction.Remove;
 
     /// <summary>Mailman 3's emergency: hold every post (approved ones pass).</summary>
     public bool Emergency { get; set; }
@@ -156,6 +223,16 @@ public sealed class MailingList
         ["welcome_message"] = "body of the welcome notice (template list:user:notice:welcome)",
         ["goodbye_message"] = "body of the goodbye notice (template list:user:notice:goodbye)",
         ["template:NAME"] = "body of the notice template NAME (empty: the default)",
+        ["dmarc_mitigate_action"] = "no_mitigation | munge_from | wrap_message | reject | discard",
+        ["dmarc_mitigate_unconditionally"] = "true | false: munge or wrap every post, not only From: p=reject/quarantine domains",
+        ["dmarc_moderation_notice"] = "reason sent to the poster for dmarc_mitigate_action reject (may use \\n)",
+        ["dmarc_wrapped_message_text"] = "text before the original in a wrapped post (may use \\n)",
+        ["subscription_policy"] = "confirm | open | moderate | confirm_then_moderate",
+        ["unsubscription_policy"] = "confirm | open",
+        ["pending_request_life"] = "how long a confirmation or a request awaiting a moderator stays valid (3d, 72h, 1.12:00:00)",
+        ["send_welcome_message"] = "true | false: welcome new members",
+        ["send_goodbye_message"] = "true | false: say goodbye to members who leave",
+        ["one_click_action"] = "remove | disable: what an RFC 8058 one-click unsubscribe does",
     };
 
     /// <summary>Sets one named setting from text.</summary>
@@ -200,6 +277,16 @@ public sealed class MailingList
             case "auto_reply_action": AutoReplyAction = ParseEnum<AutoReplyAction>(key, value); break;
             case "welcome_message": SetTemplate(Notices.NoticeTemplates.Welcome, value); break;
             case "goodbye_message": SetTemplate(Notices.NoticeTemplates.Goodbye, value); break;
+            case "dmarc_mitigate_action": DmarcMitigateAction = ParseSnake<DmarcMitigateAction>(key, value); break;
+            case "dmarc_mitigate_unconditionally": DmarcMitigateUnconditionally = ParseBool(key, value); break;
+            case "dmarc_moderation_notice": DmarcModerationNotice = Unescape(value); break;
+            case "dmarc_wrapped_message_text": DmarcWrappedMessageText = Unescape(value); break;
+            case "subscription_policy": SubscriptionPolicy = ParseSnake<SubscriptionPolicy>(key, value); break;
+            case "unsubscription_policy": UnsubscriptionPolicy = ParseSnake<UnsubscriptionPolicy>(key, value); break;
+            case "pending_request_life": PendingRequestLife = Duration(key, value); break;
+            case "send_welcome_message": SendWelcomeMessage = ParseBool(key, value); break;
+            case "send_goodbye_message": SendGoodbyeMessage = ParseBool(key, value); break;
+            case "one_click_action": OneClickAction = ParseSnake<OneClickAction>(key, value); break;
             default: throw new ArgumentException($"unknown setting '{key}'; known: {string.Join(", ", SettingNames.Keys)}");
         }
     }
@@ -221,6 +308,12 @@ public sealed class MailingList
         yield return new("archive_url", ArchiveUrl);
         yield return new("unsubscribe_url", UnsubscribeUrl);
         yield return new("max_autoresponses_per_day", MaxAutoresponsesPerDay.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        yield return new("subscription_policy", Snake(SubscriptionPolicy.ToString()));
+        yield return new("unsubscription_policy", Snake(UnsubscriptionPolicy.ToString()));
+        yield return new("pending_request_life", DescribeDuration(PendingRequestLife));
+        yield return new("send_welcome_message", SendWelcomeMessage ? "true" : "false");
+        yield return new("send_goodbye_message", SendGoodbyeMessage ? "true" : "false");
+        yield return new("one_click_action", Snake(OneClickAction.ToString()));
         yield return new("emergency", Lower(Emergency));
         yield return new("default_member_action", DefaultMemberAction.ToString().ToLowerInvariant());
         yield return new("administrivia", Lower(Administrivia));
@@ -237,6 +330,10 @@ public sealed class MailingList
         {
             yield return new("template:" + name, body.Replace("\n", "\\n", StringComparison.Ordinal));
         }
+        yield return new("dmarc_mitigate_action", Snake(DmarcMitigateAction.ToString()));
+        yield return new("dmarc_mitigate_unconditionally", DmarcMitigateUnconditionally ? "true" : "false");
+        yield return new("dmarc_moderation_notice", DmarcModerationNotice.Replace("\n", "\\n", StringComparison.Ordinal));
+        yield return new("dmarc_wrapped_message_text", DmarcWrappedMessageText.Replace("\n", "\\n", StringComparison.Ordinal));
     }
 
     private void SetTemplate(string name, string value)
@@ -352,11 +449,71 @@ public sealed class MailingList
     private static int Whole(string key, string value)
         => int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : throw new ArgumentException($"{key}: expected a whole number >= 0, got '{value}'");
 
+    /// <summary>"3d", "72h", "90m", "30s", "2w", or a .NET TimeSpan ("3.00:00:00"); positive, at most a year.</summary>
+    internal static TimeSpan Duration(string key, string value)
+    {
+        var v = value.Trim().ToLowerInvariant();
+        TimeSpan result;
+        if (v.Length >= 2 && "smhdw".Contains(v[^1], StringComparison.Ordinal)
+            && int.TryParse(v[..^1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) && n <= 100_000)
+        {
+            result = v[^1] switch
+            {
+                's' => TimeSpan.FromSeconds(n),
+                'm' => TimeSpan.FromMinutes(n),
+                'h' => TimeSpan.FromHours(n),
+                'd' => TimeSpan.FromDays(n),
+                _ => TimeSpan.FromDays(7 * n),
+            };
+        }
+        else if (!TimeSpan.TryParse(v, System.Globalization.CultureInfo.InvariantCulture, out result))
+        {
+            throw new ArgumentException($"{key}: expected a duration such as 3d, 72h or 1.12:00:00, got '{value}'");
+        }
+
+        return result > TimeSpan.Zero && result <= TimeSpan.FromDays(366)
+            ? result
+            : throw new ArgumentException($"{key}: must be positive and at most a year, got '{value}'");
+    }
+
+    private static string DescribeDuration(TimeSpan t)
+        => t.Ticks % TimeSpan.TicksPerDay == 0 ? $"{t.Days}d"
+            : t.Ticks % TimeSpan.TicksPerHour == 0 ? $"{(long)t.TotalHours}h"
+            : t.ToString("c", System.Globalization.CultureInfo.InvariantCulture);
+
     private static T ParseEnum<T>(string key, string value)
         where T : struct, Enum
         => Enum.TryParse<T>(value, ignoreCase: true, out var v) && Enum.IsDefined(v) && !int.TryParse(value, out _)
             ? v
             : throw new ArgumentException($"{key}: expected one of {string.Join(" | ", Enum.GetNames<T>().Select(n => n.ToLowerInvariant()))}, got '{value}'");
+
+    // Mailman 3 spells enum values in snake case (munge_from); MungeFrom is the C# name.
+    private static T ParseSnake<T>(string key, string value)
+        where T : struct, Enum
+    {
+        var wanted = value.Trim().ToLowerInvariant();
+        foreach (var v in Enum.GetValues<T>())
+        {
+            if (Snake(v.ToString()) == wanted)
+            {
+                return v;
+            }
+        }
+
+        throw new ArgumentException($"{key}: expected one of {string.Join(" | ", Enum.GetNames<T>().Select(Snake))}, got '{value}'");
+    }
+
+    /// <summary>MungeFrom → munge_from.</summary>
+    internal static string Snake(string name)
+        => string.Concat(name.Select((c, i) => char.IsUpper(c) ? (i > 0 ? "_" : "") + char.ToLowerInvariant(c) : c.ToString()));
+
+    private static bool ParseBool(string key, string value)
+        => value.Trim().ToLowerInvariant() switch
+        {
+            "true" or "yes" or "on" or "1" => true,
+            "false" or "no" or "off" or "0" => false,
+            _ => throw new ArgumentException($"{key}: expected true or false, got '{value}'"),
+        };
 
     // Values that end up in headers may not carry line breaks (no header injection).
     private static string SingleLine(string key, string value)

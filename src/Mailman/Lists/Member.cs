@@ -6,6 +6,9 @@ namespace Mailman.Lists;
 /// <summary>A member: the address mail goes to, an optional display name, and whether delivery is on.</summary>
 public sealed record Member(string Address, string DisplayName, bool DeliveryEnabled = true)
 {
+    /// <summary>The subscription serial as the store streams it (one-click links hash it); empty when not read.</summary>
+    public string Serial { get; init; } = "";
+
     /// <summary>
     /// Parses <c>addr</c> or <c>Display Name &lt;addr&gt;</c>. Control characters in the name are
     /// replaced by spaces: a name never carries a line break into a header or footer.

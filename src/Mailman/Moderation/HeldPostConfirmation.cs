@@ -1,6 +1,7 @@
 // A moderator's reply to a held-post notice (mail to LIST-confirm+TOKEN@, found by the request
 // runner): "approve", "reject REASON" or "discard" in the first line decides the post. Anything
-// else changes nothing: the post stays held, the token stays good, and the answer says why.
+// else changes nothing: the post stays held, the token stays good, and the answer says why. A
+// confirmation without a reply (`mailman pending confirm N`) approves.
 using Mailman.Lists;
 using Mailman.Requests;
 using MimeKit;
@@ -13,6 +14,13 @@ public sealed class HeldPostConfirmation(HeldPosts held) : IConfirmationHandler
 
     public ConfirmationResult Confirm(PendingRequest request, string? command, MimeMessage? reply, string actor, string triggerEntry)
     {
+        // `mailman pending confirm N` on a held post: a plain confirmation, from an operator.
+        if (command is null && reply is null)
+        {
+            var approved = held.Approve(request.Key, actor);
+            return new ConfirmationResult(approved.Done, $"held post to {request.List}: {approved.Summary}");
+        }
+
         // What the request runner passed, else the first line of the reply's text.
         var said = "";
         foreach (var candidate in new[] { command, FirstLine(reply) })

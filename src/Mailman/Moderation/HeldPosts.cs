@@ -12,6 +12,7 @@ using Mailman.Instance;
 using Mailman.Lists;
 using Mailman.Notices;
 using Mailman.Queues;
+using Mailman.Requests;
 using Microsoft.Extensions.Logging;
 using MimeKit;
 
@@ -23,7 +24,7 @@ public sealed record HeldPost(string Id, string List, string From, string Subjec
 /// <summary>What a moderation action did, in one line for the operator or the moderator.</summary>
 public sealed record ModerationOutcome(bool Done, string Summary);
 
-public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSender notices, HeldTokens tokens, MailmanOptions options, TimeProvider time, ILogger<HeldPosts> logger)
+public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSender notices, ConfirmationTokens tokens, MailmanOptions options, TimeProvider time, ILogger<HeldPosts> logger)
 {
     /// <summary>Posts larger than this go to the moderators as their headers only (text/rfc822-headers).</summary>
     public const int AttachmentLimit = 2 * 1024 * 1024;
@@ -35,12 +36,15 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
 
     /// <summary>
     /// Holds a post: its pending request (the token), the moderators' notices and the poster's,
-    /// then the entry itself in hold under <paramref name="name"/>. Repeated after a crash, every
-    /// step names the same thing (the token is derived, notices have derived names, the entry
-    /// keeps its name), so nothing is sent twice while it is still queued.
+    /// then the entry itself in hold under <paramref name="name"/>, written by
+    /// <paramref name="enqueue"/> with the metadata given. Repeated after a crash, every step
+    /// names the same thing (the token is derived from the entry, notices have derived names, the
+    /// entry keeps its name), so nothing is sent twice while it is still queued.
     /// </summary>
+    /// <param name="post">The post (or only its header block, for one too large to read: Body null).</param>
+    /// <param name="size">The post's size in bytes.</param>
     /// <returns>The hold entry's name.</returns>
-    public string Put(MailingList list, MimeMessage post, EntryMetadata metadata, ReadOnlySpan<byte> bytes, string name, IReadOnlyList<RuleHit> hits, ListStore? store = null)
+    public string Put(MailingList list, MimeMessage post, EntryMetadata metadata, long size, string name, IReadOnlyList<RuleHit> hits, Func<EntryMetadata, string> enqueue, ListStore? store = null)
     {
         var now = time.GetUtcNow();
         var held = metadata.Clone();
@@ -57,11 +61,11 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
         try
         {
             var db = store ?? owned!;
-            var token = tokens.For(list.Name, name);
+            var token = tokens.For(name, PendingKind.HeldPost);
             db.UpsertPending(list.Name, PendingKind.HeldPost, name, poster, "", Bound(post.Subject ?? "", 200), now, DateTimeOffset.MaxValue, token);
             if (list.AdminImmedNotify)
             {
-                var attachment = bytes.Length <= AttachmentLimit ? (MimeEntity)new MessagePart { Message = post } : HeadersOnly(post);
+                var attachment = size <= AttachmentLimit && post.Body is not null ? (MimeEntity)new MessagePart { Message = post } : HeadersOnly(post);
                 foreach (var moderator in Moderators(db, list))
                 {
                     notices.Send(new Notice(list, NoticeTemplates.ModeratorPost, moderator.Address)
@@ -99,7 +103,7 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
             owned?.Dispose();
         }
 
-        Hold.Enqueue(held, bytes, name: name);
+        enqueue(held);
         logger.LogWarning("HOLD: post {MessageId} to {ListId} from {Sender} held as {QueueEntry} by {Rules}: {Reason}",
             metadata.MessageId, list.Name.Fqdn, senders.Summary, name, string.Join(", ", hits.Select(h => h.Rule)), Bound(string.Join("; ", hits.Select(h => h.Reason)), 2000));
         return name;
@@ -111,10 +115,10 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
         var result = new List<HeldPost>();
         foreach (var name in Hold.Pending().Concat(Hold.Claimed()).Distinct().Order(StringComparer.Ordinal))
         {
-            EntryHead? head;
+            EntryPeek? head;
             try
             {
-                head = EntryHeads.Read(Hold, name);
+                head = EntryPeeks.Read(Hold, name);
             }
             catch (Exception e) when (e is CorruptEntryException or IOException)
             {
@@ -134,10 +138,10 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
 
     /// <summary>One held post with its headers and the start of its body; null when <paramref name="id"/> is not held.</summary>
     /// <exception cref="ArgumentException"><paramref name="id"/> is not a queue entry name.</exception>
-    public (HeldPost Post, EntryHead Head)? Show(string id)
+    public (HeldPost Post, EntryPeek Head)? Show(string id)
     {
         CheckId(id);
-        var head = EntryHeads.Read(Hold, id);
+        var head = EntryPeeks.Read(Hold, id);
         return head is null ? null : (Describe(head), head);
     }
 
@@ -157,9 +161,12 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
         metadata.Approved = true;
         metadata.ApprovedBy = Bound(actor, 200);
         metadata.Error = null;
-        Hold.Rewrite(claim, entry, metadata);
-        var again = Hold.Claim(id) ?? throw new InvalidOperationException($"{id}: taken by another moderator while being approved; it is marked approved and still held");
-        Hold.MoveRaw(again, queues[QueueSet.In]);
+        Hold.Rewrite(claim, metadata);
+        if (!Hold.Restore(id, queues[QueueSet.In]))
+        {
+            throw new InvalidOperationException($"{id}: taken by another moderator while being approved; it is marked approved and still held");
+        }
+
         queues[QueueSet.In].Signal?.Set();
         return "approved: it goes to the list";
     });
@@ -296,7 +303,7 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
         }
         catch (Exception e) when (e is CorruptEntryException or IOException)
         {
-            Hold.MoveRaw(claim, queues[QueueSet.Bad]);
+            Hold.SetAside(claim, queues[QueueSet.Bad], e.Message);
             logger.LogError("Held post {QueueEntry} is unreadable, moved to bad: {Error}", id, e.Message);
             return new ModerationOutcome(false, $"{id}: unreadable ({e.Message}); moved to bad");
         }
@@ -362,7 +369,7 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
         }
     }
 
-    private static HeldPost Describe(EntryHead head)
+    private static HeldPost Describe(EntryPeek head)
     {
         var m = head.Metadata;
         var from = head.Headers[HeaderId.From] ?? m.Sender ?? "";

@@ -1,7 +1,7 @@
 // The moderation chain: every post runs through these rules, in Mailman 3's order, before it
 // enters the pipeline. The chain is data (Mailman:Moderation:Chain, a list of names, as the
 // pipeline is); a name is one of the rules in Moderation/Rules or a check from the handler
-// catalog (loop-detection, maximum-size, DMARC's). Accept, reject and discard end the chain;
+// catalog (loop-detection, dmarc-moderation, maximum-size). Accept, reject and discard end the chain;
 // a hold does not: the remaining rules run and every one that hits is recorded with the held post.
 using Mailman.Moderation.Rules;
 using Mailman.Pipeline;
@@ -31,11 +31,14 @@ public sealed record ChainDecision(Verdict Verdict, IReadOnlyList<RuleHit> Hits)
 
 public sealed class ModerationChain
 {
-    /// <summary>Mailman 3's order (config/mailman.json ships the same); loop detection first.</summary>
+    /// <summary>
+    /// Mailman 3's order (config/mailman.json ships the same); loop detection first. The size
+    /// limit is not among them: the incoming runner holds a post over it before reading it.
+    /// </summary>
     public static readonly IReadOnlyList<string> DefaultRules =
     [
-        "loop-detection", "approved", "emergency", "auto-reply", "member-moderation", "nonmember-moderation",
-        "administrivia", "max-recipients", "implicit-dest", "maximum-size", "suspicious-header",
+        "loop-detection", "dmarc-moderation", "approved", "emergency", "auto-reply", "member-moderation", "nonmember-moderation",
+        "administrivia", "max-recipients", "implicit-dest", "suspicious-header",
     ];
 
     // Checks from the handler catalog that guard the list itself: they run for approved posts too.

@@ -102,6 +102,11 @@ public sealed class NoticeSender(QueueSet queues, ListStoreFactory lists, TimePr
             return $"{notice.To} is the null sender or a robot address";
         }
 
+        if (!MailboxAddress.TryParse(notice.To, out var parsed) || parsed.Address != notice.To.Trim())
+        {
+            return $"'{Member.Sanitize(notice.To)}' is not one address";
+        }
+
         using var store = lists.Open();
         if (ListAddress.TryResolve(notice.To, out var resolved, out _) && store.FindList(resolved.List) is not null)
         {

@@ -1,6 +1,8 @@
 // Every handler by name, and the default order. A pipeline is data: the configuration lists
 // handler names; this turns the names into instances. The checks among them (loop-detection,
-// maximum-size) run in the moderation chain (Moderation/ModerationChain.cs), before the pipeline.
+// dmarc-moderation, maximum-size) run in the moderation chain (Moderation/ModerationChain.cs),
+// before the pipeline.
+using Mailman.Dmarc;
 using Mailman.Lists;
 using Mailman.Pipeline.Handlers;
 
@@ -11,18 +13,21 @@ public sealed class HandlerCatalog
     /// <summary>The default pipeline (config/mailman.json ships the same).</summary>
     public static readonly IReadOnlyList<string> DefaultPipeline =
     [
-        "list-id", "list-headers", "x-beenthere", "subject-prefix", "reply-to", "personalize", "decorate", "member-recipients",
+        "dmarc", "list-id", "list-headers", "x-beenthere", "subject-prefix", "reply-to", "personalize", "decorate", "member-recipients",
     ];
 
     private readonly Dictionary<string, IHandler> _handlers;
 
-    public HandlerCatalog(Func<ListName, IEnumerable<Member>> members)
+    /// <param name="members">Streams a list's members (with their serials).</param>
+    /// <param name="dmarc">The DMARC policy lookup and site settings.</param>
+    /// <param name="oneClick">One-click unsubscribe links, when the instance has a public URL.</param>
+    public HandlerCatalog(Func<ListName, IEnumerable<Member>> members, DmarcServices dmarc, Http.OneClickLinks? oneClick = null)
     {
         IHandler[] all =
         [
-            new LoopDetection(), new MaximumSize(),
+            new LoopDetection(), new DmarcModeration(dmarc), new MaximumSize(), new DmarcMitigation(dmarc),
             new ListIdHeader(), new ListHeaders(), new BeenThere(), new SubjectPrefix(), new ReplyTo(),
-            new Personalize(), new Decorate(), new MemberRecipients(members),
+            new Personalize(oneClick), new Decorate(), new MemberRecipients(members, oneClick),
         ];
         _handlers = all.ToDictionary(h => h.Name, StringComparer.OrdinalIgnoreCase);
     }

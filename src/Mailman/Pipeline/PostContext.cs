@@ -25,8 +25,14 @@ public sealed class PostContext
     /// <summary>Size of the message as received, in bytes.</summary>
     public long RawSize { get; }
 
+    /// <summary>Opens the message as received, when the runner has it (wrap_message attaches it unchanged).</summary>
+    public Func<Stream>? OpenOriginal { get; init; }
+
     /// <summary>Set by the personalize handler: the random token that marks per-recipient slots.</summary>
     public string? SlotNonce { get; set; }
+
+    /// <summary>Set by the personalize handler when List-Unsubscribe carries a per-recipient one-click link.</summary>
+    public bool OneClick { get; set; }
 
     /// <summary>Set by the recipients handler: streams the recipients of this post.</summary>
     public Func<IEnumerable<Recipient>>? Recipients { get; set; }

@@ -1,8 +1,12 @@
-// The delivery log of one claimed out entry (NAME.ckpt beside NAME.bak): which chunks of its
-// recipients are done, which recipients were deferred, and whether every outcome is durably
-// queued elsewhere. Appended and fsynced per chunk, so after a crash delivery resumes after the
-// last recorded chunk: at most the chunks in flight are sent twice.
+// The delivery log of one claimed out entry (NAME.ckpt beside NAME.bak): the chunk size the
+// delivery was cut with, which chunks of its recipients are done, which recipients were
+// deferred, and whether every outcome is durably queued elsewhere. Appended and fsynced per
+// chunk, so after a crash delivery resumes after the last recorded chunk: at most the chunks in
+// flight are sent twice. Every record is framed with its length and a hash of its bytes, so a
+// record torn by a crash or a full disk is recognized wherever it lies and never read as data;
+// the log is cleaned of torn bytes before anything is appended after them.
 using System.IO.Abstractions;
+using System.Security.Cryptography;
 using System.Text;
 
 namespace Mailman.Queues;
@@ -15,6 +19,7 @@ public sealed class DeliveryCheckpoint : IDisposable
     private readonly Dictionary<long, int> _done = [];
     private readonly object _gate = new();
     private Stream? _log;
+    private long _goodLength;
 
     private DeliveryCheckpoint(IFileSystem fs, string path)
     {
@@ -26,6 +31,15 @@ public sealed class DeliveryCheckpoint : IDisposable
 
     /// <summary>True when every outcome was durably queued elsewhere: the entry only needs deleting.</summary>
     public bool Final { get; private set; }
+
+    /// <summary>The chunk size recorded when the delivery started, or null for a new delivery.</summary>
+    public int? ChunkSize { get; private set; }
+
+    /// <summary>The recipients per transaction recorded when the delivery started (batched posts), or null.</summary>
+    public int? MaxRecipients { get; private set; }
+
+    /// <summary>Torn records found (and removed) when the log was opened.</summary>
+    public int TornRecords { get; private set; }
 
     /// <summary>Chunks with at least one transaction recorded.</summary>
     public int ChunksRecorded
@@ -39,30 +53,44 @@ public sealed class DeliveryCheckpoint : IDisposable
         }
     }
 
-    /// <summary>Opens (and reads) the log of <paramref name="entry"/>; a torn last line is ignored.</summary>
+    /// <summary>Opens (and reads) the log of <paramref name="entry"/>; torn records are dropped and the file cleaned.</summary>
+    /// <exception cref="IOException">The log exists but cannot be cleaned (a full disk): retried later.</exception>
     public static DeliveryCheckpoint Open(IFileSystem fs, Switchboard queue, ClaimedEntry entry)
     {
         var checkpoint = new DeliveryCheckpoint(fs, queue.CheckpointPath(entry.Name));
         if (fs.File.Exists(checkpoint._path))
         {
-            foreach (var line in ReadLines(fs, checkpoint._path))
+            var bytes = fs.File.ReadAllBytes(checkpoint._path);
+            var records = Records(bytes, out var torn);
+            foreach (var record in records)
             {
-                if (line.StartsWith("D ", StringComparison.Ordinal))
-                {
-                    var parts = line.Split(' ');
-                    if (parts.Length == 3 && long.TryParse(parts[1], out var chunk) && int.TryParse(parts[2], out var count))
-                    {
-                        checkpoint._done[chunk] = Math.Max(count, checkpoint._done.GetValueOrDefault(chunk));
-                    }
-                }
-                else if (line == "F")
-                {
-                    checkpoint.Final = true;
-                }
+                checkpoint.Apply(record);
+            }
+
+            checkpoint.TornRecords = torn;
+            checkpoint._goodLength = bytes.Length;
+            if (torn > 0)
+            {
+                checkpoint.Compact(records);
             }
         }
 
         return checkpoint;
+    }
+
+    /// <summary>
+    /// Records how a new delivery is cut: recipients per chunk and per transaction. A resumed one
+    /// keeps what was recorded: progress is counted in transactions of chunks, so cutting the
+    /// recipients any other way on resume would skip or repeat members.
+    /// </summary>
+    public void Start(int chunkSize, int maxRecipients)
+    {
+        if (ChunkSize is null)
+        {
+            Append(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"C {chunkSize} {maxRecipients}\n"));
+            ChunkSize = chunkSize;
+            MaxRecipients = maxRecipients;
+        }
     }
 
     /// <summary>How many transactions of <paramref name="chunk"/> are already done.</summary>
@@ -75,12 +103,13 @@ public sealed class DeliveryCheckpoint : IDisposable
     }
 
     /// <summary>Records that the first <paramref name="transactions"/> of a chunk are done, with the recipients they deferred. Durable on return.</summary>
+    /// <exception cref="IOException">Not recorded (a full disk): nothing of it will be read back.</exception>
     public void Record(long chunk, int transactions, IEnumerable<Recipient> deferred)
     {
         var sb = new StringBuilder();
         foreach (var r in deferred)
         {
-            sb.Append("R ").Append(Clean(r.Address)).Append('\t').Append(Clean(r.DisplayName)).Append('\n');
+            sb.Append("R ").Append(r.ToLine());
         }
 
         sb.Append("D ").Append(chunk).Append(' ').Append(transactions).Append('\n');
@@ -98,7 +127,7 @@ public sealed class DeliveryCheckpoint : IDisposable
         Final = true;
     }
 
-    /// <summary>Every recipient deferred so far, in all runs, streamed from the log.</summary>
+    /// <summary>Every recipient deferred so far, in all runs, streamed from the log record by record.</summary>
     public IEnumerable<Recipient> Deferred()
     {
         if (!_fs.File.Exists(_path))
@@ -106,13 +135,28 @@ public sealed class DeliveryCheckpoint : IDisposable
             yield break;
         }
 
-        foreach (var line in ReadLines(_fs, _path))
+        foreach (var record in Records(_fs.File.ReadAllBytes(_path), out _))
         {
-            if (line.StartsWith("R ", StringComparison.Ordinal))
+            foreach (var line in record.Split('\n', StringSplitOptions.RemoveEmptyEntries))
             {
-                var tab = line.IndexOf('\t', StringComparison.Ordinal);
-                yield return tab < 0 ? new Recipient(line[2..], "") : new Recipient(line[2..tab], line[(tab + 1)..]);
+                if (line.StartsWith("R ", StringComparison.Ordinal))
+                {
+                    yield return Recipient.Parse(line[2..]);
+                }
             }
+        }
+    }
+
+    /// <summary>Reads whether the log at <paramref name="path"/> says every outcome is queued (start-up recovery).</summary>
+    public static bool IsFinal(IFileSystem fs, string path)
+    {
+        try
+        {
+            return fs.File.Exists(path) && Records(fs.File.ReadAllBytes(path), out _).Any(r => r == "F\n");
+        }
+        catch (IOException)
+        {
+            return false;
         }
     }
 
@@ -125,51 +169,185 @@ public sealed class DeliveryCheckpoint : IDisposable
         }
     }
 
-    private void Append(string records)
+    private void Apply(string record)
     {
-        var bytes = Encoding.UTF8.GetBytes(records);
+        foreach (var line in record.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (line.StartsWith("D ", StringComparison.Ordinal))
+            {
+                var parts = line.Split(' ');
+                if (parts.Length == 3 && long.TryParse(parts[1], out var chunk) && int.TryParse(parts[2], out var count))
+                {
+                    _done[chunk] = Math.Max(count, _done.GetValueOrDefault(chunk));
+                }
+            }
+            else if (line.StartsWith("C ", StringComparison.Ordinal) && ChunkSize is null)
+            {
+                var parts = line.Split(' ');
+                if (int.TryParse(parts[1], out var size) && size > 0)
+                {
+                    ChunkSize = size;
+                    MaxRecipients = parts.Length > 2 && int.TryParse(parts[2], out var max) && max > 0 ? max : null;
+                }
+            }
+            else if (line == "F")
+            {
+                Final = true;
+            }
+        }
+    }
+
+    // A record on disk: "#" LENGTH " " HASH "\n" PAYLOAD, HASH the first 8 bytes of the
+    // payload's SHA-256 in hex. The payload is written in the same write call as its frame.
+    private static byte[] Frame(string payload)
+    {
+        var body = Encoding.UTF8.GetBytes(payload);
+        var head = Encoding.ASCII.GetBytes($"#{body.Length} {Hash(body)}\n");
+        return [.. head, .. body];
+    }
+
+    private static string Hash(ReadOnlySpan<byte> body) => Convert.ToHexStringLower(SHA256.HashData(body).AsSpan(0, 8));
+
+    // Valid records in order; anything that does not verify is skipped by looking for the next
+    // frame that does (a torn record in the middle, left by a crash before an append).
+    private static List<string> Records(byte[] bytes, out int torn)
+    {
+        var records = new List<string>();
+        torn = 0;
+        var at = 0;
+        var inGarbage = false;
+        while (at < bytes.Length)
+        {
+            if (TryRecord(bytes, at, out var payload, out var next))
+            {
+                records.Add(payload);
+                at = next;
+                inGarbage = false;
+                continue;
+            }
+
+            if (!inGarbage)
+            {
+                torn++;
+                inGarbage = true;
+            }
+
+            var nextHash = bytes.AsSpan(at + 1).IndexOf((byte)'#');
+            if (nextHash < 0)
+            {
+                break;
+            }
+
+            at += 1 + nextHash;
+        }
+
+        return records;
+    }
+
+    private static bool TryRecord(byte[] bytes, int at, out string payload, out int next)
+    {
+        payload = "";
+        next = at;
+        if (bytes[at] != (byte)'#')
+        {
+            return false;
+        }
+
+        var lf = bytes.AsSpan(at).IndexOf((byte)'\n');
+        if (lf < 0 || lf > 40)
+        {
+            return false;
+        }
+
+        var head = Encoding.ASCII.GetString(bytes, at + 1, lf - 1).Split(' ');
+        if (head.Length != 2 || !int.TryParse(head[0], out var length) || length < 0)
+        {
+            return false;
+        }
+
+        var start = at + lf + 1;
+        if (start + length > bytes.Length || Hash(bytes.AsSpan(start, length)) != head[1])
+        {
+            return false;
+        }
+
+        payload = Encoding.UTF8.GetString(bytes, start, length);
+        next = start + length;
+        return true;
+    }
+
+    // Rewrites the log with only its valid records (temp file, fsync, rename), so nothing is
+    // ever appended after torn bytes.
+    private void Compact(List<string> records)
+    {
+        var temp = _path + Switchboard.TempExtension;
+        using (var stream = _fs.FileStream.New(temp, new FileStreamOptions
+        {
+            Mode = FileMode.Create,
+            Access = FileAccess.Write,
+            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        }))
+        {
+            foreach (var r in records)
+            {
+                stream.Write(Frame(r));
+            }
+
+            Flush(stream);
+            _goodLength = stream.Length;
+        }
+
+        _fs.File.Move(temp, _path, overwrite: true);
+    }
+
+    private void Append(string payload)
+    {
+        var bytes = Frame(payload);
         lock (_gate)
         {
             _log ??= _fs.FileStream.New(_path, new FileStreamOptions
             {
-                Mode = FileMode.Append,
+                Mode = FileMode.OpenOrCreate,
                 Access = FileAccess.Write,
                 Share = FileShare.Read,
+                BufferSize = 0,
                 UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
             });
-            _log.Write(bytes);
-            if (_log is FileSystemStream fss)
+            try
             {
-                fss.Flush(flushToDisk: true);
+                _log.Position = _goodLength;
+                _log.Write(bytes);
+                Flush(_log);
+                _goodLength += bytes.Length;
             }
-            else
+            catch (IOException)
             {
-                _log.Flush();
+                // Cut the torn record off, so the next append starts on a record boundary; if
+                // even that fails, the next Open finds and removes it.
+                try
+                {
+                    _log.SetLength(_goodLength);
+                }
+                catch (IOException)
+                {
+                }
+
+                _log.Dispose();
+                _log = null;
+                throw;
             }
         }
     }
 
-    // Complete lines only: a crash mid-append leaves a torn last record, which never happened.
-    private static IEnumerable<string> ReadLines(IFileSystem fs, string path)
+    private static void Flush(Stream stream)
     {
-        string text;
-        using (var stream = fs.FileStream.New(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite))
-        using (var reader = new StreamReader(stream, Encoding.UTF8))
+        if (stream is FileSystemStream fss)
         {
-            text = reader.ReadToEnd();
+            fss.Flush(flushToDisk: true);
         }
-
-        var end = text.LastIndexOf('\n');
-        if (end < 0)
+        else
         {
-            yield break;
-        }
-
-        foreach (var line in text[..end].Split('\n'))
-        {
-            yield return line;
+            stream.Flush();
         }
     }
-
-    private static string Clean(string s) => s.Replace('\t', ' ').Replace('\n', ' ').Replace('\r', ' ');
 }

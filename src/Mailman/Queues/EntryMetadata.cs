@@ -58,8 +58,13 @@ public sealed class EntryMetadata
     /// <summary>The MAIL FROM for an out entry that is not a list post (notices, forwarded owner mail); null: the list's own.</summary>
     public string? EnvelopeSender { get; set; }
 
+    /// <summary>The entry whose work wrote this one under a derived name (a retry entry's out entry): done once this one is claimed.</summary>
+    public string? Parent { get; set; }
+
     /// <summary>What an out entry is, when it is not a post ("notice list:user:notice:welcome", "owner forward"): for logs and `queue show`.</summary>
     public string? Purpose { get; set; }
+    /// <summary>What the incoming dmarc-moderation check found for the From: domain; null when it did not look.</summary>
+    public DmarcNote? Dmarc { get; set; }
 
     /// <summary>A held post: every moderation rule that hit, as "rule: reason", in chain order.</summary>
     public List<string>? HoldReasons { get; set; }
@@ -82,7 +87,32 @@ public sealed class EntryMetadata
     }
 }
 
+/// <summary>
+/// What changes about an entry after it was written, kept in NAME.state beside it (entry files
+/// are never rewritten): crash recoveries, and why it was set aside.
+/// </summary>
+public sealed class EntryState
+{
+    /// <summary>Recoveries in a row without the delivery checkpoint growing.</summary>
+    public int Recoveries { get; set; }
+
+    /// <summary>Length of the delivery checkpoint at the last recovery.</summary>
+    public long Progress { get; set; }
+
+    /// <summary>The queue the entry was set aside from.</summary>
+    public string? FromQueue { get; set; }
+
+    /// <summary>Why it was set aside.</summary>
+    public string? Error { get; set; }
+}
+/// <summary>The DMARC policy found for a post, so the pipeline acts on it without a second lookup.</summary>
+/// <param name="Domain">The From: domain the verdict is for.</param>
+/// <param name="Policy">reject, quarantine, none, no-record, dns-error, invalid-domain, or unconditional.</param>
+/// <param name="Mitigate">Whether the list's munge_from or wrap_message applies.</param>
+public sealed record DmarcNote(string Domain, string Policy, bool Mitigate);
+
 /// <summary>Source-generated serialization of the metadata line: no reflection, no JIT of serializers.</summary>
 [JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(EntryMetadata))]
+[JsonSerializable(typeof(EntryState))]
 internal sealed partial class EntryMetadataJson : JsonSerializerContext;

@@ -24,19 +24,43 @@ public sealed class QueueSet : IDisposable
     private readonly Dictionary<string, Switchboard> _queues = new(StringComparer.Ordinal);
     private readonly List<QueueSignal> _signals = [];
 
-    public QueueSet(IFileSystem fs, InstancePaths paths, TimeProvider time)
+    /// <param name="create">Create missing queue directories; false for read-only callers (status).</param>
+    public QueueSet(IFileSystem fs, InstancePaths paths, TimeProvider time, bool create = true)
     {
         foreach (var name in Names)
         {
             var signal = new QueueSignal();
             _signals.Add(signal);
-            _queues[name] = new Switchboard(fs, paths.Queue(name), name, time, signal);
+            _queues[name] = new Switchboard(fs, paths.Queue(name), name, time, signal, create);
         }
     }
 
     public Switchboard this[string name] => _queues.TryGetValue(name, out var q) ? q : throw new ArgumentException($"no queue named '{name}'", nameof(name));
 
     public IEnumerable<Switchboard> All => Names.Select(n => _queues[n]);
+
+    /// <summary>
+    /// Called when an entry is claimed: the claim of the run that wrote it (the same name in
+    /// another queue, or its <see cref="EntryMetadata.Parent"/>) is done, whatever became of the
+    /// run that held it. A run that stalled between writing this entry and finishing its own
+    /// claim, and then died, would otherwise have its claim recovered and the post processed
+    /// again after this entry was delivered.
+    /// </summary>
+    public void SettleUpstream(ClaimedEntry claim, EntryMetadata metadata)
+    {
+        foreach (var queue in All)
+        {
+            if (queue.Name != claim.Queue)
+            {
+                queue.DropStaleClaim(claim.Name);
+            }
+
+            if (metadata.Parent is { } parent && Switchboard.IsValidEntryName(parent))
+            {
+                queue.DropStaleClaim(parent);
+            }
+        }
+    }
 
     public void Dispose()
     {

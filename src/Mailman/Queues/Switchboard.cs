@@ -1,8 +1,12 @@
 // One file-backed queue: a directory of entry files. Enqueue writes under a temporary name,
 // flushes, renames into place and syncs the directory; a runner claims an entry by renaming it
-// to .bak, and finishes by deleting it once its result is durably elsewhere. It never decides
-// what happens to a message: runners do.
+// to .bak, and finishes by deleting it once its result is durably elsewhere. Entry files are
+// written once and never rewritten: what changes later (recovery counts, why an entry was set
+// aside) lives in a small .state file beside it. Claims take the oldest waiting entry from an
+// in-memory index, refreshed by a directory scan only now and then, so a claim costs the same
+// with ten entries waiting or a million. It never decides what happens to a message: runners do.
 using System.Buffers;
+using System.Diagnostics;
 using System.IO.Abstractions;
 using System.Security.Cryptography;
 using System.Text;
@@ -17,6 +21,12 @@ public sealed record ClaimedEntry(string Queue, string Name, string Path);
 /// <summary>A loaded entry: metadata, message bytes, and where the recipient lines start.</summary>
 public sealed record LoadedEntry(ClaimedEntry Claim, EntryMetadata Metadata, byte[] Message, long RecipientsOffset);
 
+/// <summary>An entry's head: its metadata and where its message lies in the file; nothing of the message is read.</summary>
+public sealed record EntryHead(ClaimedEntry Claim, EntryMetadata Metadata, long MessageOffset)
+{
+    public long RecipientsOffset => MessageOffset + Metadata.MessageLength;
+}
+
 /// <summary>A file-backed queue (Mailman's switchboard), one directory under <c>queues/</c>.</summary>
 public sealed partial class Switchboard
 {
@@ -25,6 +35,10 @@ public sealed partial class Switchboard
     public const string ClaimedExtension = ".bak";
     public const string TempExtension = ".tmp";
     public const string CheckpointExtension = ".ckpt";
+    public const string StateExtension = ".state";
+
+    private const long LengthPlaceholder = 999_999_999_999_999;
+    private const long CountPlaceholder = 999_999_999_999;
 
     private static readonly byte[] Magic = "MAILMAN-QUEUE/1\n"u8.ToArray();
     private static readonly byte[] Trailer = "MAILMAN-END\n"u8.ToArray();
@@ -34,7 +48,21 @@ public sealed partial class Switchboard
     private readonly QueueSignal? _signal;
     private readonly bool _realDisk;
 
-    public Switchboard(IFileSystem fs, string directory, string name, TimeProvider time, QueueSignal? signal = null)
+    // The index of waiting entries. Entries this process enqueues or unclaims are added at once;
+    // entries other processes write (inject, the verbs) are found by a scan, done when the index
+    // has nothing to offer or ScanInterval has passed, and never more often than keeps scanning
+    // under a tenth of the time (a scan of a million names takes about a second).
+    private readonly object _gate = new();
+    private readonly SortedSet<string> _waiting = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _seen = new(StringComparer.Ordinal);
+    private long _generation;
+    private readonly Dictionary<string, DateTimeOffset?> _notBefore = new(StringComparer.Ordinal);
+    private long _scannedAt;
+    private TimeSpan _scanCost;
+    private bool _scanned;
+
+    /// <param name="create">Create the directory if missing; false for readers that must leave no trace (status as another user).</param>
+    public Switchboard(IFileSystem fs, string directory, string name, TimeProvider time, QueueSignal? signal = null, bool create = true)
     {
         _fs = fs;
         _time = time;
@@ -42,7 +70,10 @@ public sealed partial class Switchboard
         Name = name;
         Directory = directory;
         _realDisk = fs is FileSystem;
-        _fs.Directory.CreateDirectory(directory);
+        if (create)
+        {
+            _fs.Directory.CreateDirectory(directory);
+        }
     }
 
     public string Name { get; }
@@ -50,6 +81,20 @@ public sealed partial class Switchboard
     public string Directory { get; }
 
     public QueueSignal? Signal => _signal;
+
+    /// <summary>Entries this process has claimed and not yet finished, put back or moved.</summary>
+    public int ClaimsHeld => Volatile.Read(ref _claimsHeld);
+
+    private int _claimsHeld;
+
+    /// <summary>Directory scans done for claims so far (the index's cost, observable).</summary>
+    public int Scans { get; private set; }
+
+    /// <summary>How stale the index may get before a claim scans the directory for entries of other processes.</summary>
+    public TimeSpan ScanInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>True for names this queue could have written: <c>{17 digits}-{8 hex}</c>.</summary>
+    public static bool IsValidEntryName(string name) => EntryNameRegex().IsMatch(name);
 
     /// <summary>
     /// The name of an entry derived from <paramref name="name"/> for <paramref name="purpose"/>
@@ -67,9 +112,6 @@ public sealed partial class Switchboard
         return name[..17] + "-" + Convert.ToHexStringLower(hash.AsSpan(0, 4));
     }
 
-    /// <summary>True for names this queue could have written: <c>{17 digits}-{8 hex}</c>.</summary>
-    public static bool IsValidEntryName(string name) => EntryNameRegex().IsMatch(name);
-
     /// <summary>Writes an entry durably and makes it visible in one rename.</summary>
     /// <param name="name">
     /// The name to use, for a hop that forwards an entry: the post keeps its name from queue to
@@ -78,7 +120,694 @@ public sealed partial class Switchboard
     /// </param>
     /// <returns>The entry name.</returns>
     /// <exception cref="IOException">The entry could not be written (disk full, permissions); nothing is left behind.</exception>
-    public string Enqueue(EntryMetadata metadata, ReadOnlySpan<byte> message, IEnumerable<Recipient>? recipients = null, string? name = null)
+    public unsafe string Enqueue(EntryMetadata metadata, ReadOnlySpan<byte> message, IEnumerable<Recipient>? recipients = null, string? name = null)
+    {
+        // Written from where the bytes are (pinned for the call), never copied first.
+        fixed (byte* bytes = message)
+        {
+            using var source = new UnmanagedMemoryStream(bytes, message.Length);
+            var length = message.Length;
+            return Write(metadata, s => Copy(source, s, length), recipients is null ? null : s => WriteRecipients(s, recipients), name);
+        }
+    }
+
+    /// <summary>Writes an entry whose message <paramref name="writeMessage"/> streams into the file (a flattened post), with recipients.</summary>
+    public string Enqueue(EntryMetadata metadata, Action<Stream> writeMessage, IEnumerable<Recipient>? recipients, string? name = null)
+        => Write(metadata, s =>
+        {
+            var start = s.Position;
+            writeMessage(s);
+            return s.Position - start;
+        }, recipients is null ? null : s => WriteRecipients(s, recipients), name);
+
+    /// <summary>
+    /// Writes a copy of a claimed entry into <paramref name="target"/> under the same name with
+    /// <paramref name="metadata"/>, streaming its message and recipient lines: a post of any
+    /// size moves without being loaded. The claim is left for the caller to finish.
+    /// </summary>
+    public string Forward(EntryHead head, Switchboard target, EntryMetadata metadata)
+    {
+        using var source = _fs.File.OpenRead(head.Claim.Path);
+        metadata.MessageLength = head.Metadata.MessageLength;
+        metadata.RecipientCount = head.Metadata.RecipientCount;
+        var hasRecipients = head.Metadata.HasRecipients;
+        source.Position = head.MessageOffset;
+        return target.Write(metadata, s => Copy(source, s, head.Metadata.MessageLength), hasRecipients
+            ? s =>
+            {
+                // The recipient lines, as they are, up to (not including) the trailer.
+                var length = source.Length - Trailer.Length - head.RecipientsOffset;
+                source.Position = head.RecipientsOffset;
+                Copy(source, s, length);
+                return head.Metadata.RecipientCount;
+            }
+        : null, head.Claim.Name);
+    }
+
+    /// <summary>Whether an entry of this name is waiting or claimed here.</summary>
+    public bool Holds(string name)
+        => _fs.File.Exists(PathOf(name, EntryExtension)) || _fs.File.Exists(PathOf(name, ClaimedExtension));
+
+    /// <summary>Entry names waiting (not claimed), oldest first: a directory listing, for operators and tests.</summary>
+    public IReadOnlyList<string> Pending() => List(EntryExtension);
+
+    /// <summary>Entry names currently claimed by a runner (or left claimed by a crash).</summary>
+    public IReadOnlyList<string> Claimed() => List(ClaimedExtension);
+
+    /// <summary>Whether any entry waits (cheap: the index, refreshed as claims refresh it).</summary>
+    public bool HasWaiting()
+    {
+        lock (_gate)
+        {
+            RefreshIfDue(force: _waiting.Count == 0);
+            return _waiting.Count > 0;
+        }
+    }
+
+    /// <summary>Claims the oldest waiting entry; safe against other workers claiming the same one.</summary>
+    public ClaimedEntry? TryClaim() => TryClaim(static _ => true);
+
+    /// <summary>Claims the oldest waiting entry that <paramref name="eligible"/> accepts (by name).</summary>
+    public ClaimedEntry? TryClaim(Func<string, bool> eligible)
+    {
+        lock (_gate)
+        {
+            RefreshIfDue(force: _waiting.Count == 0);
+            while (true)
+            {
+                string? candidate = null;
+                foreach (var name in _waiting)
+                {
+                    if (eligible(name))
+                    {
+                        candidate = name;
+                        break;
+                    }
+                }
+
+                if (candidate is null)
+                {
+                    return null;
+                }
+
+                IndexRemove(candidate);
+                var claimed = Claim(candidate);
+                if (claimed is not null)
+                {
+                    return claimed;
+                }
+
+                // Claimed or removed by another process since the scan: go on with the next.
+            }
+        }
+    }
+
+    /// <summary>Claims one named entry; null when another worker got it first.</summary>
+    public ClaimedEntry? Claim(string name)
+    {
+        var claimedPath = PathOf(name, ClaimedExtension);
+        try
+        {
+            // rename(2) is atomic: of two workers renaming the same file, exactly one succeeds.
+            _fs.File.Move(PathOf(name, EntryExtension), claimedPath);
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+
+        lock (_gate)
+        {
+            IndexRemove(name);
+        }
+
+        Interlocked.Increment(ref _claimsHeld);
+        return new ClaimedEntry(Name, name, claimedPath);
+    }
+
+    /// <summary>Reads a claimed entry's metadata and message bytes.</summary>
+    /// <exception cref="CorruptEntryException">Torn, truncated or unknown format.</exception>
+    /// <exception cref="UnauthorizedAccessException">The file is not readable by this user.</exception>
+    public LoadedEntry Load(ClaimedEntry entry)
+    {
+        using var stream = _fs.File.OpenRead(entry.Path);
+        var head = ReadHead(stream, entry);
+        stream.Position = head.MessageOffset;
+        var message = new byte[head.Metadata.MessageLength];
+        stream.ReadExactly(message);
+        return new LoadedEntry(entry, head.Metadata, message, head.RecipientsOffset);
+    }
+
+    /// <summary>Reads a claimed entry's head (metadata, checked against the file's length and trailer) without its message.</summary>
+    /// <exception cref="CorruptEntryException">Torn, truncated or unknown format.</exception>
+    public EntryHead LoadHead(ClaimedEntry entry)
+    {
+        using var stream = _fs.File.OpenRead(entry.Path);
+        return ReadHead(stream, entry);
+    }
+
+    /// <summary>A read-only stream over the message bytes of a claimed entry (for parsing large posts in place).</summary>
+    public Stream OpenMessage(EntryHead head)
+    {
+        var stream = _fs.File.OpenRead(head.Claim.Path);
+        return new MimeKit.IO.BoundStream(stream, head.MessageOffset, head.RecipientsOffset, leaveOpen: false);
+    }
+
+    /// <summary>Reads only the metadata of an entry (status, retry scheduling), with its state applied.</summary>
+    /// <exception cref="CorruptEntryException">The head cannot be read.</exception>
+    public EntryMetadata ReadMetadata(string name, string extension = EntryExtension)
+    {
+        using var stream = _fs.File.OpenRead(PathOf(name, extension));
+        var (metadata, _) = ReadMetadataLine(stream, name);
+        ApplyState(name, metadata);
+        return metadata;
+    }
+
+    /// <summary>When a waiting entry may be claimed (retry backoff), cached: entry files never change.</summary>
+    public DateTimeOffset? NotBefore(string name)
+    {
+        lock (_gate)
+        {
+            if (_notBefore.TryGetValue(name, out var cached))
+            {
+                return cached;
+            }
+        }
+
+        var value = ReadMetadata(name).NotBefore;
+        lock (_gate)
+        {
+            if (_waiting.Contains(name))
+            {
+                _notBefore[name] = value;
+            }
+        }
+
+        return value;
+    }
+
+    /// <summary>Streams the recipient lines of a loaded entry, skipping the first <paramref name="skip"/>.</summary>
+    public IEnumerable<Recipient> Recipients(LoadedEntry entry, long skip = 0)
+        => entry.Metadata.HasRecipients ? ReadRecipients(entry.Claim, entry.RecipientsOffset, skip) : [];
+
+    /// <summary>Streams the recipient lines of an entry read by its head.</summary>
+    public IEnumerable<Recipient> Recipients(EntryHead head, long skip = 0)
+        => head.Metadata.HasRecipients ? ReadRecipients(head.Claim, head.RecipientsOffset, skip) : [];
+
+    /// <summary>Deletes a claimed entry (and its checkpoint and state): its result is durably elsewhere.</summary>
+    public void Finish(ClaimedEntry entry)
+    {
+        _fs.File.Delete(entry.Path);
+        Released();
+        TryDelete(CheckpointPath(entry.Name));
+        TryDelete(PathOf(entry.Name, StateExtension));
+    }
+
+    /// <summary>Deletes a claim of <paramref name="name"/> here, with its checkpoint and state, when there is one (see QueueSet.SettleUpstream).</summary>
+    public void DropStaleClaim(string name)
+    {
+        var path = PathOf(name, ClaimedExtension);
+        if (_fs.File.Exists(path))
+        {
+            TryDelete(path);
+            TryDelete(CheckpointPath(name));
+            TryDelete(PathOf(name, StateExtension));
+        }
+    }
+
+    /// <summary>Where the delivery checkpoint of entry <paramref name="name"/> lives.</summary>
+    public string CheckpointPath(string name) => PathOf(name, CheckpointExtension);
+
+    /// <summary>Puts a claimed entry back, untouched (graceful shutdown; a hop that could not be written now).</summary>
+    public void Unclaim(ClaimedEntry entry)
+    {
+        _fs.File.Move(entry.Path, PathOf(entry.Name, EntryExtension));
+        Released();
+        lock (_gate)
+        {
+            IndexAdd(entry.Name);
+        }
+
+        _signal?.Set();
+    }
+
+    /// <summary>
+    /// Sets a claimed entry aside into <paramref name="target"/> (shunt, bad) under its name, by
+    /// renames only, so it works on a full disk and on files this user cannot read: the entry
+    /// file as it is, its delivery checkpoint (so a later unshunt resumes where delivery
+    /// stopped), and a state file saying where it came from and why.
+    /// </summary>
+    /// <exception cref="IOException">The state file cannot be written (a full disk): nothing moved.</exception>
+    public void SetAside(ClaimedEntry entry, Switchboard target, string error)
+    {
+        var state = ReadState(entry.Name) ?? new EntryState();
+        state.FromQueue = Name;
+        state.Error = error;
+        var name = entry.Name;
+        if (target.Holds(name))
+        {
+            // Never over another entry: this one takes a name derived from its own.
+            name = DerivedName(name, "set aside from " + Name);
+            state.Error += $" (its name {entry.Name} was taken in {target.Name})";
+        }
+
+        // Where it came from must go with it (unshunt puts it back there): on a full disk this
+        // throws and the entry stays claimed for the caller to put back.
+        target.WriteState(name, state);
+        TryDelete(PathOf(entry.Name, StateExtension));
+
+        // The entry first, then its checkpoint: a crash between leaves the checkpoint without
+        // its entry, and start-up recovery moves it after the entry (never the other way round,
+        // which would resume a delivery from its start).
+        _fs.File.Move(entry.Path, target.PathOf(name, EntryExtension));
+        Released();
+        if (_fs.File.Exists(CheckpointPath(entry.Name)))
+        {
+            _fs.File.Move(CheckpointPath(entry.Name), target.CheckpointPath(name), overwrite: true);
+        }
+
+        target.SyncDirectory();
+        SyncDirectory();
+        target.Added(name);
+    }
+
+    /// <summary>
+    /// Moves a waiting entry set aside here back to <paramref name="target"/> under its name,
+    /// with its checkpoint, forgetting why it was set aside (unshunt).
+    /// </summary>
+    /// <returns>False when the entry is gone or claimed by someone else.</returns>
+    public bool Restore(string name, Switchboard target)
+    {
+        var claim = Claim(name);
+        if (claim is null)
+        {
+            return false;
+        }
+
+        // The checkpoint first, then the entry: the target's runner may claim the entry the
+        // moment it appears, and must find its checkpoint there or it would start from the first
+        // member. A crash between leaves the checkpoint without its entry: start-up recovery
+        // takes it back to the entry.
+        if (_fs.File.Exists(CheckpointPath(name)))
+        {
+            _fs.File.Move(CheckpointPath(name), target.CheckpointPath(name), overwrite: true);
+            target.SyncDirectory();
+        }
+
+        _fs.File.Move(claim.Path, target.PathOf(name, EntryExtension));
+        Released();
+        TryDelete(PathOf(name, StateExtension));
+        target.SyncDirectory();
+        target.Added(name);
+        return true;
+    }
+
+    /// <summary>Replaces a claimed entry's metadata and puts it back under the same name, durably (tests, tools).</summary>
+    public void Rewrite(ClaimedEntry entry, EntryMetadata metadata)
+    {
+        var head = LoadHead(entry);
+        var temp = PathOf(entry.Name, TempExtension);
+        TryDelete(temp);
+        using (var source = _fs.File.OpenRead(entry.Path))
+        {
+            metadata.MessageLength = head.Metadata.MessageLength;
+            metadata.RecipientCount = head.Metadata.RecipientCount;
+            source.Position = head.MessageOffset;
+            WriteEntry(temp, metadata, s => Copy(source, s, head.Metadata.MessageLength), head.Metadata.HasRecipients
+                ? s =>
+                {
+                    Copy(source, s, source.Length - Trailer.Length - head.RecipientsOffset);
+                    return head.Metadata.RecipientCount;
+                }
+            : null);
+        }
+
+        // The new file replaces the claim in two renames-worth of steps; a crash between leaves
+        // NAME.msg and NAME.bak, which recovery settles in favour of the complete NAME.msg.
+        _fs.File.Move(temp, PathOf(entry.Name, EntryExtension));
+        _fs.File.Delete(entry.Path);
+        Released();
+        SyncDirectory();
+        Added(entry.Name);
+    }
+
+    /// <summary>
+    /// Start-up recovery, idempotent at every step (a kill anywhere in it and a second run end
+    /// consistent): temporary files no live writer holds are removed; a claim beside a complete
+    /// entry of the same name (a rewrite cut short) is dropped; state files of gone entries are
+    /// removed. Each entry left claimed by a crash is then, in this order: finished when
+    /// <paramref name="done"/> says its work is durably elsewhere; dropped when another queue
+    /// holds its name and it has no checkpoint (<paramref name="forwarded"/>: the hop was done);
+    /// set aside into <paramref name="bad"/> when unreadable or when it was recovered more than
+    /// <paramref name="maxRecoveries"/> times without its checkpoint growing in between; else
+    /// put back to be processed again.
+    /// </summary>
+    /// <returns>(recovered, sent to bad).</returns>
+    public (int Recovered, int ToBad) Recover(Switchboard bad, int maxRecoveries, Func<string, bool>? forwarded = null, Func<string, bool>? done = null)
+    {
+        RemoveStaleTemporaries();
+        foreach (var name in Claimed())
+        {
+            if (_fs.File.Exists(PathOf(name, EntryExtension)))
+            {
+                TryDelete(PathOf(name, ClaimedExtension));
+            }
+        }
+
+        foreach (var path in _fs.Directory.EnumerateFiles(Directory, "*" + StateExtension))
+        {
+            var name = _fs.Path.GetFileNameWithoutExtension(path);
+            if (IsValidEntryName(name) && !Holds(name))
+            {
+                TryDelete(path);
+            }
+        }
+
+        int recovered = 0, toBad = 0;
+        foreach (var name in Claimed())
+        {
+            var entry = new ClaimedEntry(Name, name, PathOf(name, ClaimedExtension));
+            var hasCheckpoint = _fs.File.Exists(CheckpointPath(name));
+            if (done?.Invoke(name) == true || (forwarded?.Invoke(name) == true && !hasCheckpoint))
+            {
+                Finish(entry);
+                recovered++;
+                continue;
+            }
+
+            string? unusable = null;
+            try
+            {
+                LoadHead(entry);
+            }
+            catch (CorruptEntryException e)
+            {
+                unusable = e.Message;
+            }
+            catch (UnauthorizedAccessException e)
+            {
+                unusable = e.Message;
+            }
+
+            var state = ReadState(name) ?? new EntryState();
+            var progress = hasCheckpoint ? _fs.FileInfo.New(CheckpointPath(name)).Length : 0;
+            state.Recoveries = progress > state.Progress ? 0 : state.Recoveries + 1;
+            state.Progress = progress;
+            if (unusable is not null || state.Recoveries > maxRecoveries)
+            {
+                try
+                {
+                    SetAside(entry, bad, unusable ?? $"left claimed by {state.Recoveries} crashed runs in a row that made no progress");
+                    toBad++;
+                    continue;
+                }
+                catch (IOException)
+                {
+                    // A full disk: it waits in its queue like the others; the next start counts again.
+                }
+            }
+
+            // Back first, counted second: a kill between under-counts one crash, never loses the
+            // entry or counts a crash twice. On a full disk the count is not raised.
+            Unclaim(entry);
+            try
+            {
+                WriteState(name, state);
+            }
+            catch (IOException)
+            {
+            }
+
+            recovered++;
+        }
+
+        return (recovered, toBad);
+    }
+
+    /// <summary>Names of delivery checkpoints here whose entry is not here (finished, or moved by a crashed run).</summary>
+    public IReadOnlyList<string> OrphanCheckpoints()
+        => _fs.Directory.EnumerateFiles(Directory, "*" + CheckpointExtension)
+            .Select(p => _fs.Path.GetFileNameWithoutExtension(p))
+            .Where(n => IsValidEntryName(n) && !Holds(n))
+            .ToList();
+
+    /// <summary>Moves the orphan checkpoint <paramref name="name"/> to its entry in <paramref name="target"/>, or deletes it when null.</summary>
+    public void SettleOrphanCheckpoint(string name, Switchboard? target)
+    {
+        if (target is not null && !_fs.File.Exists(target.CheckpointPath(name)))
+        {
+            _fs.File.Move(CheckpointPath(name), target.CheckpointPath(name));
+            target.SyncDirectory();
+        }
+        else
+        {
+            TryDelete(CheckpointPath(name));
+        }
+    }
+
+    /// <summary>The state beside an entry (recovery count, why it was set aside), or null.</summary>
+    public EntryState? ReadState(string name)
+    {
+        var path = PathOf(name, StateExtension);
+        try
+        {
+            return _fs.File.Exists(path) ? JsonSerializer.Deserialize(_fs.File.ReadAllBytes(path), EntryMetadataJson.Default.EntryState) : null;
+        }
+        catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException)
+        {
+            return null; // a torn state file: the entry itself is intact
+        }
+    }
+
+    internal string PathOf(string name, string extension)
+    {
+        if (!IsValidEntryName(name))
+        {
+            throw new ArgumentException($"invalid queue entry name '{name}'", nameof(name));
+        }
+
+        return _fs.Path.Combine(Directory, name + extension);
+    }
+
+    private void WriteState(string name, EntryState state)
+    {
+        var path = PathOf(name, StateExtension);
+        var temp = path + TempExtension;
+        try
+        {
+            using (var stream = _fs.FileStream.New(temp, new FileStreamOptions
+            {
+                Mode = FileMode.Create,
+                Access = FileAccess.Write,
+                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+            }))
+            {
+                stream.Write(JsonSerializer.SerializeToUtf8Bytes(state, EntryMetadataJson.Default.EntryState));
+                Flush(stream);
+            }
+
+            _fs.File.Move(temp, path, overwrite: true);
+        }
+        catch
+        {
+            TryDelete(temp);
+            throw;
+        }
+    }
+
+    private void ApplyState(string name, EntryMetadata metadata)
+    {
+        if (ReadState(name) is { } state)
+        {
+            metadata.Recoveries = state.Recoveries;
+            metadata.FromQueue = state.FromQueue ?? metadata.FromQueue;
+            metadata.Error = state.Error ?? metadata.Error;
+        }
+    }
+
+    // A writer holds an exclusive lock on its temporary file from creation to rename (.NET takes
+    // flock(2) for FileShare.None), so a file nobody can lock is being written right now by a
+    // live inject, and stays. The lock dies with its process: a crashed writer's file goes.
+    private void RemoveStaleTemporaries()
+    {
+        foreach (var temp in _fs.Directory.EnumerateFiles(Directory, "*" + TempExtension))
+        {
+            var file = _fs.Path.GetFileName(temp);
+            var dot = file.IndexOf('.', StringComparison.Ordinal);
+            if (dot < 0 || !IsValidEntryName(file[..dot]))
+            {
+                continue;
+            }
+
+            if (_realDisk)
+            {
+                try
+                {
+                    using var probe = new FileStream(temp, FileMode.Open, FileAccess.Read, FileShare.None);
+                }
+                catch (FileNotFoundException)
+                {
+                    continue;
+                }
+                catch (IOException)
+                {
+                    continue; // locked: a live writer
+                }
+                catch (UnauthorizedAccessException)
+                {
+                    continue;
+                }
+            }
+
+            TryDelete(temp);
+        }
+    }
+
+    private void Added(string name)
+    {
+        lock (_gate)
+        {
+            IndexAdd(name);
+        }
+
+        _signal?.Set();
+    }
+
+    private void RefreshIfDue(bool force)
+    {
+        var now = Stopwatch.GetTimestamp();
+        var interval = ScanInterval > _scanCost * 10 ? ScanInterval : _scanCost * 10;
+        if (_scanned && Stopwatch.GetElapsedTime(_scannedAt, now) < (force ? _scanCost * 10 : interval))
+        {
+            return;
+        }
+
+        if (_realDisk)
+        {
+            ScanIncrementally();
+        }
+        else
+        {
+            _waiting.Clear();
+            _seen.Clear();
+            foreach (var name in List(EntryExtension))
+            {
+                IndexAdd(name);
+            }
+        }
+
+        if (_notBefore.Count > 0)
+        {
+            foreach (var gone in _notBefore.Keys.Where(k => !_waiting.Contains(k)).ToList())
+            {
+                _notBefore.Remove(gone);
+            }
+        }
+
+        _scanCost = Stopwatch.GetElapsedTime(now);
+        _scannedAt = Stopwatch.GetTimestamp();
+        _scanned = true;
+        Scans++;
+    }
+
+    // A scan that allocates only for names it has not seen before: at a million entries, a
+    // rebuild would make a million strings and set nodes of garbage every scan.
+    private void ScanIncrementally()
+    {
+        var generation = ++_generation;
+        var lookup = _seen.GetAlternateLookup<ReadOnlySpan<char>>();
+        var scan = new System.IO.Enumeration.FileSystemEnumerable<bool>(Directory, (ref System.IO.Enumeration.FileSystemEntry entry) =>
+        {
+            var file = entry.FileName;
+            if (!file.EndsWith(EntryExtension, StringComparison.Ordinal))
+            {
+                return false;
+            }
+
+            var name = file[..^EntryExtension.Length];
+            if (!EntryNameRegex().IsMatch(name))
+            {
+                return false;
+            }
+
+            if (lookup.ContainsKey(name))
+            {
+                lookup[name] = generation;
+            }
+            else
+            {
+                var s = name.ToString();
+                _seen[s] = generation;
+                _waiting.Add(s);
+            }
+
+            return true;
+        });
+        foreach (var _ in scan)
+        {
+        }
+
+        List<string>? gone = null;
+        foreach (var (name, seenAt) in _seen)
+        {
+            if (seenAt != generation)
+            {
+                (gone ??= []).Add(name);
+            }
+        }
+
+        foreach (var name in gone ?? [])
+        {
+            _seen.Remove(name);
+            _waiting.Remove(name);
+        }
+
+    }
+
+    // Never below zero: recovery releases claims that a crashed run made, not this one.
+    private void Released()
+    {
+        if (Interlocked.Decrement(ref _claimsHeld) < 0)
+        {
+            Interlocked.Exchange(ref _claimsHeld, 0);
+        }
+    }
+
+    private void IndexAdd(string name)
+    {
+        _waiting.Add(name);
+        _seen[name] = _generation;
+    }
+
+    private void IndexRemove(string name)
+    {
+        _waiting.Remove(name);
+        _seen.Remove(name);
+        _notBefore.Remove(name);
+    }
+
+    private List<string> List(string extension)
+    {
+        var names = new List<string>();
+        if (!_fs.Directory.Exists(Directory))
+        {
+            return names;
+        }
+
+        foreach (var path in _fs.Directory.EnumerateFiles(Directory, "*" + extension))
+        {
+            var name = _fs.Path.GetFileNameWithoutExtension(path);
+            if (IsValidEntryName(name))
+            {
+                names.Add(name);
+            }
+        }
+
+        names.Sort(StringComparer.Ordinal);
+        return names;
+    }
+
+    private string Write(EntryMetadata metadata, Func<Stream, long> writeMessage, Func<Stream, long>? writeRecipients, string? name)
     {
         if (name is not null)
         {
@@ -98,7 +827,8 @@ public sealed partial class Switchboard
         var temp = PathOf(name, TempExtension);
         try
         {
-            WriteEntry(temp, metadata, message, recipients);
+            metadata.Recoveries = 0;
+            WriteEntry(temp, metadata, writeMessage, writeRecipients);
             _fs.File.Move(temp, final);
             SyncDirectory();
         }
@@ -108,99 +838,96 @@ public sealed partial class Switchboard
             throw;
         }
 
-        _signal?.Set();
+        Added(name);
         return name;
     }
 
-    /// <summary>Whether an entry of this name is waiting or claimed here.</summary>
-    public bool Holds(string name)
-        => _fs.File.Exists(PathOf(name, EntryExtension)) || _fs.File.Exists(PathOf(name, ClaimedExtension));
-
-    /// <summary>Entry names waiting (not claimed), oldest first.</summary>
-    public IReadOnlyList<string> Pending() => List(EntryExtension);
-
-    /// <summary>Entry names currently claimed by a runner (or left claimed by a crash).</summary>
-    public IReadOnlyList<string> Claimed() => List(ClaimedExtension);
-
-    /// <summary>Claims the oldest waiting entry; safe against other workers claiming the same one.</summary>
-    public ClaimedEntry? TryClaim() => TryClaim(static _ => true);
-
-    /// <summary>Claims the oldest waiting entry that <paramref name="eligible"/> accepts (by name).</summary>
-    public ClaimedEntry? TryClaim(Func<string, bool> eligible)
+    // Magic line, one JSON metadata line, the message, the recipient lines, the trailer. The
+    // message length and recipient count are not known until they have streamed by: they are
+    // patched in place in fixed-width fields, so neither a large post nor a million members is
+    // ever held in memory.
+    private void WriteEntry(string path, EntryMetadata metadata, Func<Stream, long> writeMessage, Func<Stream, long>? writeRecipients)
     {
-        foreach (var name in Pending())
+        metadata.Version = FormatVersion;
+        metadata.HasRecipients = writeRecipients is not null;
+        metadata.MessageLength = LengthPlaceholder;
+        metadata.RecipientCount = writeRecipients is null ? 0 : CountPlaceholder;
+        var options = new FileStreamOptions
         {
-            if (!eligible(name))
+            Mode = FileMode.CreateNew,
+            Access = FileAccess.ReadWrite,
+            Share = FileShare.None,
+            BufferSize = 1 << 16,
+            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        };
+        using var stream = _fs.FileStream.New(path, options);
+        stream.Write(Magic);
+        var json = JsonSerializer.SerializeToUtf8Bytes(metadata, EntryMetadataJson.Default.EntryMetadata);
+        var lengthAt = Magic.Length + Field(json, "\"MessageLength\":"u8, LengthPlaceholder);
+        var countAt = writeRecipients is null ? -1 : Magic.Length + Field(json, "\"RecipientCount\":"u8, CountPlaceholder);
+        stream.Write(json);
+        stream.WriteByte((byte)'\n');
+        var length = writeMessage(stream);
+        var count = writeRecipients?.Invoke(stream) ?? 0;
+        stream.Write(Trailer);
+
+        // JSON allows whitespace after a number, not leading zeros: pad on the right.
+        stream.Position = lengthAt;
+        stream.Write(Encoding.ASCII.GetBytes(length.ToString(System.Globalization.CultureInfo.InvariantCulture).PadRight(15)));
+        if (countAt >= 0)
+        {
+            stream.Position = countAt;
+            stream.Write(Encoding.ASCII.GetBytes(count.ToString(System.Globalization.CultureInfo.InvariantCulture).PadRight(12)));
+        }
+
+        Flush(stream);
+        metadata.MessageLength = length;
+        metadata.RecipientCount = count;
+    }
+
+    private static int Field(byte[] json, ReadOnlySpan<byte> key, long placeholder)
+    {
+        var at = json.AsSpan().IndexOf(key);
+        if (at < 0 || !json.AsSpan(at + key.Length).StartsWith(Encoding.ASCII.GetBytes(placeholder.ToString(System.Globalization.CultureInfo.InvariantCulture))))
+        {
+            throw new InvalidOperationException("metadata serialization lost a placeholder");
+        }
+
+        return at + key.Length;
+    }
+
+    private static long WriteRecipients(Stream stream, IEnumerable<Recipient> recipients)
+    {
+        long count = 0;
+        var buffer = new ArrayBufferWriter<byte>(1 << 16);
+        foreach (var r in recipients)
+        {
+            WriteRecipient(buffer, r);
+            count++;
+            if (buffer.WrittenCount > (1 << 16) - 1024)
             {
-                continue;
-            }
-
-            var claimed = Claim(name);
-            if (claimed is not null)
-            {
-                return claimed;
+                stream.Write(buffer.WrittenSpan);
+                buffer.ResetWrittenCount();
             }
         }
 
-        return null;
+        stream.Write(buffer.WrittenSpan);
+        return count;
     }
 
-    /// <summary>Claims one named entry; null when another worker got it first.</summary>
-    public ClaimedEntry? Claim(string name)
+    private static void WriteRecipient(ArrayBufferWriter<byte> buffer, Recipient r)
     {
-        var claimedPath = PathOf(name, ClaimedExtension);
-        try
-        {
-            // rename(2) is atomic: of two workers renaming the same file, exactly one succeeds.
-            _fs.File.Move(PathOf(name, EntryExtension), claimedPath);
-            return new ClaimedEntry(Name, name, claimedPath);
-        }
-        catch (FileNotFoundException)
-        {
-            return null;
-        }
+        // Addresses and names never contain TAB or LF here: the store sanitizes names and
+        // validates addresses; this is the last line of defence for the record format (Recipient.ToLine).
+        var line = r.ToLine();
+        var span = buffer.GetSpan(Encoding.UTF8.GetMaxByteCount(line.Length));
+        buffer.Advance(Encoding.UTF8.GetBytes(line, span));
     }
 
-    /// <summary>Reads a claimed entry's metadata and message bytes.</summary>
-    /// <exception cref="CorruptEntryException">Torn, truncated or unknown format.</exception>
-    public LoadedEntry Load(ClaimedEntry entry)
+    private IEnumerable<Recipient> ReadRecipients(ClaimedEntry claim, long offset, long skip)
     {
-        using var stream = _fs.File.OpenRead(entry.Path);
-        var (metadata, messageOffset) = ReadHead(stream, entry.Name);
-        if (stream.Length < messageOffset + metadata.MessageLength + Trailer.Length)
-        {
-            throw new CorruptEntryException($"entry {entry.Name} is truncated: {stream.Length} bytes, message needs {metadata.MessageLength}");
-        }
-
-        CheckTrailer(stream, entry.Name);
-        stream.Position = messageOffset;
-        var message = new byte[metadata.MessageLength];
-        stream.ReadExactly(message);
-        return new LoadedEntry(entry, metadata, message, messageOffset + metadata.MessageLength);
-    }
-
-    /// <summary>Reads only the metadata of a waiting entry (status, retry scheduling).</summary>
-    /// <exception cref="CorruptEntryException">The head cannot be read.</exception>
-    public EntryMetadata ReadMetadata(string name, string extension = EntryExtension)
-    {
-        using var stream = _fs.File.OpenRead(PathOf(name, extension));
-        return ReadHead(stream, name).Metadata;
-    }
-
-    /// <summary>Reads the metadata at the head of an open entry file, leaving the stream at the message.</summary>
-    /// <exception cref="CorruptEntryException">The head cannot be read.</exception>
-    internal EntryMetadata ReadMetadata(Stream stream, string name) => ReadHead(stream, name).Metadata;
-
-    /// <summary>Streams the recipient lines of a loaded entry, skipping the first <paramref name="skip"/>.</summary>
-    public IEnumerable<Recipient> Recipients(LoadedEntry entry, long skip = 0)
-    {
-        if (!entry.Metadata.HasRecipients)
-        {
-            yield break;
-        }
-
-        using var stream = _fs.File.OpenRead(entry.Claim.Path);
-        stream.Position = entry.RecipientsOffset;
+        using var stream = _fs.File.OpenRead(claim.Path);
+        stream.Position = offset;
         using var reader = new StreamReader(stream, Encoding.UTF8, false, 1 << 16);
         long index = 0;
         while (reader.ReadLine() is { } line)
@@ -215,216 +942,33 @@ public sealed partial class Switchboard
                 continue;
             }
 
-            var tab = line.IndexOf('\t', StringComparison.Ordinal);
-            yield return tab < 0 ? new Recipient(line, "") : new Recipient(line[..tab], line[(tab + 1)..]);
+            yield return Recipient.Parse(line);
         }
 
-        throw new CorruptEntryException($"entry {entry.Claim.Name}: recipient list has no end marker");
+        throw new CorruptEntryException($"entry {claim.Name}: recipient list has no end marker");
     }
 
-    /// <summary>Deletes a claimed entry (and its delivery checkpoint): its result is durably elsewhere.</summary>
-    public void Finish(ClaimedEntry entry)
+    private EntryHead ReadHead(Stream stream, ClaimedEntry entry)
     {
-        _fs.File.Delete(entry.Path);
-        TryDelete(CheckpointPath(entry.Name));
-    }
-
-    /// <summary>Where the delivery checkpoint of entry <paramref name="name"/> lives.</summary>
-    public string CheckpointPath(string name) => PathOf(name, CheckpointExtension);
-
-    /// <summary>Puts a claimed entry back, untouched (graceful shutdown).</summary>
-    public void Unclaim(ClaimedEntry entry)
-    {
-        _fs.File.Move(entry.Path, PathOf(entry.Name, EntryExtension));
-        _signal?.Set();
-    }
-
-    /// <summary>Moves a claimed entry's file, as it is, into <paramref name="target"/> (corrupt entries to bad).</summary>
-    public void MoveRaw(ClaimedEntry entry, Switchboard target)
-    {
-        _fs.File.Move(entry.Path, target.PathOf(entry.Name, EntryExtension));
-        target.SyncDirectory();
-    }
-
-    /// <summary>
-    /// Start-up recovery: temporary files of interrupted writes are removed; entries left claimed
-    /// by a crash go back to the queue with their recovery count raised, or to <paramref name="bad"/>
-    /// once it exceeds <paramref name="maxRecoveries"/>. A claimed entry whose name another queue
-    /// already holds (<paramref name="forwarded"/>) was forwarded before the crash: it is dropped,
-    /// or a restart would process the post a second time (a second copy to every member).
-    /// </summary>
-    /// <returns>(recovered, sent to bad).</returns>
-    public (int Recovered, int ToBad) Recover(Switchboard bad, int maxRecoveries, Func<string, bool>? forwarded = null)
-    {
-        foreach (var temp in _fs.Directory.EnumerateFiles(Directory, "*" + TempExtension))
+        var (metadata, messageOffset) = ReadMetadataLine(stream, entry.Name);
+        if (stream.Length < messageOffset + metadata.MessageLength + Trailer.Length)
         {
-            TryDelete(temp);
+            throw new CorruptEntryException($"entry {entry.Name} is truncated: {stream.Length} bytes, message needs {metadata.MessageLength}");
         }
 
-        // A checkpoint whose entry is gone (finished, crash before the checkpoint was deleted).
-        foreach (var checkpoint in _fs.Directory.EnumerateFiles(Directory, "*" + CheckpointExtension))
+        Span<byte> tail = stackalloc byte[12];
+        stream.Position = stream.Length - tail.Length;
+        stream.ReadExactly(tail);
+        if (!tail.SequenceEqual(Trailer))
         {
-            var name = _fs.Path.GetFileNameWithoutExtension(checkpoint);
-            if (IsValidEntryName(name) && !_fs.File.Exists(PathOf(name, EntryExtension)) && !_fs.File.Exists(PathOf(name, ClaimedExtension)))
-            {
-                TryDelete(checkpoint);
-            }
+            throw new CorruptEntryException($"entry {entry.Name} is truncated (no end marker)");
         }
 
-        int recovered = 0, toBad = 0;
-        foreach (var name in Claimed())
-        {
-            var entry = new ClaimedEntry(Name, name, PathOf(name, ClaimedExtension));
-            if (forwarded?.Invoke(name) == true && !_fs.File.Exists(CheckpointPath(name)))
-            {
-                Finish(entry);
-                recovered++;
-                continue;
-            }
-
-            LoadedEntry loaded;
-            try
-            {
-                loaded = Load(entry);
-            }
-            catch (CorruptEntryException)
-            {
-                MoveRaw(entry, bad);
-                toBad++;
-                continue;
-            }
-
-            var metadata = loaded.Metadata.Clone();
-            metadata.Recoveries++;
-            if (metadata.Recoveries > maxRecoveries)
-            {
-                metadata.FromQueue = Name;
-                metadata.Error = $"left claimed by {metadata.Recoveries} crashed runs";
-                bad.Enqueue(metadata, loaded.Message, Recipients(loaded));
-                Finish(entry);
-                toBad++;
-            }
-            else
-            {
-                Rewrite(entry, loaded, metadata);
-                recovered++;
-            }
-        }
-
-        return (recovered, toBad);
+        ApplyState(entry.Name, metadata);
+        return new EntryHead(entry, metadata, messageOffset);
     }
 
-    /// <summary>Replaces a claimed entry's metadata and puts it back under the same name, durably.</summary>
-    public void Rewrite(ClaimedEntry entry, LoadedEntry loaded, EntryMetadata metadata)
-    {
-        var temp = PathOf(entry.Name, TempExtension);
-        WriteEntry(temp, metadata, loaded.Message, loaded.Metadata.HasRecipients ? Recipients(loaded) : null);
-        _fs.File.Move(temp, PathOf(entry.Name, EntryExtension));
-        _fs.File.Delete(entry.Path);
-        SyncDirectory();
-        _signal?.Set();
-    }
-
-    internal string PathOf(string name, string extension)
-    {
-        if (!IsValidEntryName(name))
-        {
-            throw new ArgumentException($"invalid queue entry name '{name}'", nameof(name));
-        }
-
-        return _fs.Path.Combine(Directory, name + extension);
-    }
-
-    private List<string> List(string extension)
-    {
-        var names = new List<string>();
-        foreach (var path in _fs.Directory.EnumerateFiles(Directory, "*" + extension))
-        {
-            var name = _fs.Path.GetFileNameWithoutExtension(path);
-            if (IsValidEntryName(name))
-            {
-                names.Add(name);
-            }
-        }
-
-        names.Sort(StringComparer.Ordinal);
-        return names;
-    }
-
-    private void WriteEntry(string path, EntryMetadata metadata, ReadOnlySpan<byte> message, IEnumerable<Recipient>? recipients)
-    {
-        metadata.Version = FormatVersion;
-        metadata.MessageLength = message.Length;
-        metadata.HasRecipients = recipients is not null;
-        var options = new FileStreamOptions
-        {
-            Mode = FileMode.CreateNew,
-            Access = FileAccess.Write,
-            Share = FileShare.None,
-            BufferSize = 1 << 16,
-            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-        };
-        using var stream = _fs.FileStream.New(path, options);
-        stream.Write(Magic);
-        long count = 0;
-        long countPosition = -1;
-        if (recipients is not null)
-        {
-            // The count is not known until the recipients have streamed by; it is patched in place
-            // in a fixed-width field, so a million members are never held in memory.
-            metadata.RecipientCount = 999_999_999_999;
-        }
-
-        var json = JsonSerializer.SerializeToUtf8Bytes(metadata, EntryMetadataJson.Default.EntryMetadata);
-        if (recipients is not null)
-        {
-            var marker = "\"RecipientCount\":999999999999"u8;
-            var at = json.AsSpan().IndexOf(marker);
-            countPosition = Magic.Length + at + marker.Length - 12;
-        }
-
-        stream.Write(json);
-        stream.WriteByte((byte)'\n');
-        stream.Write(message);
-        if (recipients is not null)
-        {
-            var buffer = new ArrayBufferWriter<byte>(1 << 16);
-            foreach (var r in recipients)
-            {
-                WriteRecipient(buffer, r);
-                count++;
-                if (buffer.WrittenCount > (1 << 16) - 1024)
-                {
-                    stream.Write(buffer.WrittenSpan);
-                    buffer.ResetWrittenCount();
-                }
-            }
-
-            stream.Write(buffer.WrittenSpan);
-            stream.Position = countPosition;
-            // JSON allows whitespace after a number, not leading zeros: pad on the right.
-            stream.Write(Encoding.ASCII.GetBytes(count.ToString(System.Globalization.CultureInfo.InvariantCulture).PadRight(12)));
-            stream.Seek(0, SeekOrigin.End);
-            metadata.RecipientCount = count;
-        }
-
-        stream.Write(Trailer);
-        stream.Flush(flushToDisk: true);
-    }
-
-    private static void WriteRecipient(ArrayBufferWriter<byte> buffer, Recipient r)
-    {
-        // Addresses and names never contain TAB or LF here: the store sanitizes names and
-        // validates addresses; this is the last line of defence for the record format.
-        var line = Clean(r.Address) + "\t" + Clean(r.DisplayName) + "\n";
-        var span = buffer.GetSpan(Encoding.UTF8.GetMaxByteCount(line.Length));
-        buffer.Advance(Encoding.UTF8.GetBytes(line, span));
-    }
-
-    private static string Clean(string s)
-        => s.AsSpan().IndexOfAny('\t', '\n', '\r') < 0 ? s : s.Replace('\t', ' ').Replace('\n', ' ').Replace('\r', ' ');
-
-    private (EntryMetadata Metadata, long MessageOffset) ReadHead(Stream stream, string name)
+    private static (EntryMetadata Metadata, long MessageOffset) ReadMetadataLine(Stream stream, string name)
     {
         Span<byte> magic = stackalloc byte[16];
         if (stream.ReadAtLeast(magic, magic.Length, throwOnEndOfStream: false) != magic.Length || !magic.SequenceEqual(Magic))
@@ -455,22 +999,54 @@ public sealed partial class Switchboard
             throw new CorruptEntryException($"entry {name} has unreadable metadata: {e.Message}", e);
         }
 
-        if (metadata is null || metadata.Version != FormatVersion || metadata.MessageLength < 0)
+        if (metadata is null || metadata.Version != FormatVersion || metadata.MessageLength is < 0 or >= LengthPlaceholder)
         {
             throw new CorruptEntryException($"entry {name} has metadata of an unknown version");
         }
 
-        return (metadata, stream.Position);
+        return (metadata, Magic.Length + line.WrittenCount + 1);
     }
 
-    private static void CheckTrailer(Stream stream, string name)
+    private static long Copy(Stream source, Stream destination, long limit)
     {
-        Span<byte> tail = stackalloc byte[12];
-        stream.Position = stream.Length - tail.Length;
-        stream.ReadExactly(tail);
-        if (!tail.SequenceEqual(Trailer))
+        var buffer = ArrayPool<byte>.Shared.Rent(1 << 16);
+        try
         {
-            throw new CorruptEntryException($"entry {name} is truncated (no end marker)");
+            long total = 0;
+            while (total < limit)
+            {
+                var n = source.Read(buffer, 0, (int)Math.Min(buffer.Length, limit - total));
+                if (n == 0)
+                {
+                    if (limit != long.MaxValue)
+                    {
+                        throw new CorruptEntryException($"source ended after {total} of {limit} bytes");
+                    }
+
+                    break;
+                }
+
+                destination.Write(buffer, 0, n);
+                total += n;
+            }
+
+            return total;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private static void Flush(Stream stream)
+    {
+        if (stream is FileSystemStream fss)
+        {
+            fss.Flush(flushToDisk: true);
+        }
+        else
+        {
+            stream.Flush();
         }
     }
 

@@ -11,13 +11,13 @@ namespace Mailman.Runners;
 public sealed class IdleMonitor(QueueSet queues, Activity activity, TimeProvider time, HoldExpiry expiry, IHostApplicationLifetime lifetime, ILogger<IdleMonitor> logger)
     : BackgroundService
 {
-    private static readonly string[] Active = [QueueSet.In, QueueSet.Pipeline, QueueSet.Out, QueueSet.Owner];
+    private static readonly string[] Active = [QueueSet.In, QueueSet.Pipeline, QueueSet.Out, QueueSet.Request, QueueSet.Owner];
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var quietChecks = 0;
         var lastGeneration = -1L;
-        // Cheap (five directory listings); frequent enough that an idle exit follows the work by
+        // Cheap (a few directory listings); frequent enough that an idle exit follows the work by
         // tens of milliseconds, not a tenth of a second.
         using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(10));
         while (await timer.WaitForNextTickAsync(stoppingToken))
@@ -46,7 +46,7 @@ public sealed class IdleMonitor(QueueSet queues, Activity activity, TimeProvider
         foreach (var name in Active)
         {
             var q = queues[name];
-            if (q.Pending().Count > 0 || q.Claimed().Count > 0)
+            if (q.HasWaiting() || q.ClaimsHeld > 0)
             {
                 return true;
             }
@@ -54,6 +54,6 @@ public sealed class IdleMonitor(QueueSet queues, Activity activity, TimeProvider
 
         var retry = queues[QueueSet.Retry];
         var now = time.GetUtcNow();
-        return retry.Claimed().Count > 0 || retry.Pending().Any(n => RetryRunner.IsDue(retry, n, now)) || expiry.HasDueWork(now);
+        return retry.ClaimsHeld > 0 || (retry.HasWaiting() && retry.Pending().Any(n => RetryRunner.IsDue(retry, n, now))) || expiry.HasDueWork(now);
     }
 }

@@ -1,7 +1,8 @@
-// incoming: parses each injected post and runs the moderation chain over it (Moderation/), with
-// one list database connection for the whole chain; then moves it on: to the pipeline, to hold
-// (with the moderators and the poster told), or nowhere (rejected with a notice, or discarded).
-// The raw bytes move on unchanged unless a rule changed the post (an Approved: password removed).
+// incoming: runs the moderation chain (Moderation/) over each injected post, with one list
+// database connection for the whole chain, then moves it on: to the pipeline, to hold (the
+// moderators and the poster told), or nowhere (rejected with a notice, or discarded). The post
+// is parsed in place and moves on byte for byte unless a rule changed it (an Approved: password
+// removed); a post over the size limit is held without being read past its header block.
 using Mailman.Instance;
 using Mailman.Lists;
 using Mailman.Moderation;
@@ -18,45 +19,108 @@ public sealed class IncomingRunner(
     NoticeSender notices, ILogger<IncomingRunner> logger)
     : QueueRunner(queues, QueueSet.In, activity, options, time, logger)
 {
-    protected override void Process(LoadedEntry entry, CancellationToken stoppingToken)
+    /// <summary>
+    /// The largest post the outgoing runner can deliver: it holds the flattened post in one array
+    /// (a little more than the post, with its list headers and footer). Larger ones are held
+    /// whatever the list's limit.
+    /// </summary>
+    public const long MaxDeliverable = 2_000_000_000;
+
+    // Everything happens on the head and a stream over the file: a post over the list's size
+    // limit is held without being read, and a post under it is parsed in place (MimeKit's
+    // persistent mode keeps part contents on disk), so memory does not grow with the post.
+    protected override bool ProcessHead(EntryHead head, CancellationToken stoppingToken)
     {
-        var metadata = entry.Metadata;
+        var metadata = head.Metadata;
         using var store = lists.Open();
         var list = store.FindList(ListOf(metadata))
             ?? throw new InvalidOperationException($"no such list: {metadata.List}");
-        var message = PostParser.Parse(entry.Message);
-        metadata.MessageId ??= message.MessageId;
+        var size = metadata.MessageLength;
         if (!metadata.Approved)
         {
             Hosting.Metrics.Received.Add(1, new KeyValuePair<string, object?>("list", list.Name.Fqdn));
         }
 
-        var post = new PostContext(list, message, metadata, entry.Message.Length);
-        var context = new ModerationContext(post, store);
-        Log.LogInformation("Post received for {ListId}: Message-Id {MessageId}, from {Sender}, {Size} bytes, entry {QueueEntry}{Approved}",
-            list.Name.Fqdn, metadata.MessageId, context.Senders.Summary, entry.Message.Length, entry.Claim.Name,
-            metadata.Approved ? $" (approved by {metadata.ApprovedBy})" : "");
+        using var stream = Queue.OpenMessage(head);
+        var limit = (long)list.MaxMessageSizeKb * 1024;
+        var tooLarge = size > MaxDeliverable ? $"message size {size} bytes is more than the {MaxDeliverable} bytes a post can be delivered with"
+            : limit > 0 && size > limit && !metadata.Approved ? $"message size {size} bytes exceeds the list's limit of {list.MaxMessageSizeKb} KiB"
+            : null;
+        if (tooLarge is not null)
+        {
+            // Held at once (before the other rules: reading it is what the limit spares), the
+            // moderators shown its header block.
+            var headers = HeadersOnly(stream);
+            LogReceived(list, metadata, Senders.Of(headers, metadata.Sender), size, head.Claim.Name);
+            if (metadata.Approved)
+            {
+                throw new InvalidOperationException($"approved, but {tooLarge}");
+            }
 
-        var decision = chain.Evaluate(context, entry.Claim.Name);
-        var bytes = context.Modified ? Delivery.WireFormat.Flatten(message) : entry.Message;
+            held.Put(list, headers, metadata, size, head.Claim.Name, [new RuleHit("maximum-size", Verdict.Hold, tooLarge)],
+                m => Queue.Forward(head, Queues[QueueSet.Hold], m), store);
+            Queue.Finish(head.Claim);
+            return true;
+        }
+
+        var message = MimeMessage.Load(stream, persistent: true, CancellationToken.None);
+        metadata.MessageId ??= message.MessageId;
+        var post = new PostContext(list, message, metadata, size);
+        var context = new ModerationContext(post, store);
+        LogReceived(list, metadata, context.Senders, size, head.Claim.Name);
+
+        var decision = chain.Evaluate(context, head.Claim.Name);
+
+        // Byte for byte, unless a rule changed the post: then it is written as it is now.
+        string Move(EntryMetadata next, string queue) => context.Modified
+            ? Queues[queue].Enqueue(next, s => message.WriteTo(Delivery.WireFormat.Options, s, CancellationToken.None), null, head.Claim.Name)
+            : Queue.Forward(head, Queues[queue], next);
+
         switch (decision.Verdict)
         {
             case Verdict.Hold:
-                held.Put(list, message, metadata, bytes, entry.Claim.Name, decision.Hits, store);
+                held.Put(list, message, metadata, size, head.Claim.Name, decision.Hits, m => Move(m, QueueSet.Hold), store);
                 break;
             case Verdict.Reject:
-                Notify(entry.Claim.Name, list, message, metadata, decision.Hits[^1].Reason);
+                Notify(head.Claim.Name, list, message, metadata, decision.Hits[^1].Reason);
                 break;
             case Verdict.Discard:
                 break;
             default:
                 var next = metadata.Clone();
                 next.Error = null;
-                Queues[QueueSet.Pipeline].Enqueue(next, bytes, name: entry.Claim.Name);
+                Move(next, QueueSet.Pipeline);
                 break;
         }
 
-        Queue.Finish(entry.Claim);
+        Queue.Finish(head.Claim);
+        return true;
+    }
+
+    protected override void Process(LoadedEntry entry, CancellationToken stoppingToken)
+        => throw new InvalidOperationException("the incoming runner works on entry heads");
+
+    private void LogReceived(MailingList list, EntryMetadata metadata, Senders senders, long size, string entry)
+        => Log.LogInformation("Post received for {ListId}: Message-Id {MessageId}, from {From}, envelope sender {Sender}, {Size} bytes, entry {QueueEntry}{Approved}",
+            list.Name.Fqdn, metadata.MessageId, senders.Summary, metadata.Sender, size, entry, metadata.Approved ? $" (approved by {metadata.ApprovedBy})" : "");
+
+    // The header block only (a post too large to read whole).
+    private static MimeMessage HeadersOnly(Stream stream)
+    {
+        var message = new MimeMessage();
+        message.Headers.Clear();
+        try
+        {
+            foreach (var header in HeaderList.Load(stream))
+            {
+                message.Headers.Add(header);
+            }
+        }
+        catch (FormatException)
+        {
+        }
+
+        return message;
     }
 
     // RFC 3834 §4: the answer goes to the envelope sender (the From: address when the MTA gave

@@ -31,22 +31,48 @@ public sealed class OutgoingRunner(
             return;
         }
 
-        if (checkpoint.ChunksRecorded > 0)
+        if (checkpoint.TornRecords > 0)
         {
-            Log.LogInformation("Resuming delivery of {MessageId} to {ListId} ({QueueEntry}) after {Chunks} recorded chunks",
-                metadata.MessageId, list.Fqdn, entry.Claim.Name, checkpoint.ChunksRecorded);
+            Log.LogWarning("Checkpoint of {QueueEntry} had {Torn} torn records (a crash or a full disk mid-write); they were dropped and their chunks are sent again",
+                entry.Claim.Name, checkpoint.TornRecords);
         }
 
+        if (checkpoint.ChunksRecorded > 0)
+        {
+            Log.LogInformation("Resuming delivery of {MessageId} to {ListId} ({QueueEntry}) after {Chunks} recorded chunks of {ChunkSize}",
+                metadata.MessageId, list.Fqdn, entry.Claim.Name, checkpoint.ChunksRecorded, checkpoint.ChunkSize);
+        }
+
+        // The chunk size is the one the delivery started with: cutting the recipients another
+        // way on resume would skip or repeat members.
+        if (Options.Smtp.Checkpoint)
+        {
+            checkpoint.Start(_delivery.ChunkSize(metadata.Personalized), Options.Smtp.MaxRecipients);
+        }
+
+        var chunkSize = checkpoint.ChunkSize ?? _delivery.ChunkSize(metadata.Personalized);
         var post = PreparedPost.Create(entry.Message, metadata.Personalized ? metadata.SlotNonce : null);
         var now = Time.GetUtcNow();
         var cpu = CpuTime();
-        var resumedAt = Math.Min(metadata.RecipientCount, (long)checkpoint.ChunksRecorded * _delivery.ChunkSize(metadata.Personalized));
+        var resumedAt = Math.Min(metadata.RecipientCount, (long)checkpoint.ChunksRecorded * chunkSize);
         var progress = new CheckpointProgress(checkpoint, Options.Smtp.Checkpoint, this, list, metadata, new DeliveryProgressSnapshot(
             Environment.ProcessId, list.Fqdn, metadata.MessageId, entry.Claim.Name, metadata.RecipientCount, resumedAt, 0, 0, 0, now, now) { ResumedAt = resumedAt });
         DeliveryReport report;
         try
         {
-            report = _delivery.Deliver(post, list, metadata.Personalized, Queue.Recipients(entry), progress, stoppingToken, metadata.EnvelopeSender);
+            report = _delivery.Deliver(post, list, metadata.Personalized, Queue.Recipients(entry), progress, stoppingToken, metadata.EnvelopeSender, chunkSize,
+                Options.StopGrace, reason =>
+                {
+                    if (reason is null)
+                    {
+                        Log.LogInformation("Delivery of {MessageId} to {ListId} ({QueueEntry}) records its progress again and goes on", metadata.MessageId, list.Fqdn, entry.Claim.Name);
+                    }
+                    else
+                    {
+                        Log.LogError("Delivery of {MessageId} to {ListId} ({QueueEntry}) cannot record its progress: {Error}; paused until it can",
+                            metadata.MessageId, list.Fqdn, entry.Claim.Name, reason);
+                    }
+                }, checkpoint.MaxRecipients);
         }
         finally
         {
@@ -54,6 +80,12 @@ public sealed class OutgoingRunner(
         }
 
         using var _ = report;
+
+        if (report.Stop == DeliveryStop.Failed)
+        {
+            // Shunted by the base loop with its checkpoint: `mailman unshunt` resumes it.
+            throw new InvalidOperationException($"delivery stopped by an unexpected error after {report.Delivered} copies: {report.Failure!.Message}", report.Failure);
+        }
 
         if (report.Stop == DeliveryStop.Shutdown)
         {
@@ -83,6 +115,7 @@ public sealed class OutgoingRunner(
     private long Defer(LoadedEntry entry, EntryMetadata metadata, IEnumerable<Recipient> deferred, DateTimeOffset now)
     {
         var retry = metadata.Clone();
+        retry.Parent = entry.Claim.Name;
         retry.Attempts++;
         retry.FirstAttempt ??= now;
         if (now - retry.FirstAttempt.Value >= Options.Retry.MaximumLifetime)
@@ -104,7 +137,11 @@ public sealed class OutgoingRunner(
         }
 
         retry.NotBefore = now + Options.Retry.DelayFor(retry.Attempts);
-        var name = EnqueueIfAny(Queues[QueueSet.Retry], retry, entry.Message, deferred);
+
+        // The retry entry's name derives from this one: after a crash before the checkpoint's
+        // final mark, the same deferral finds its entry written and writes nothing twice, and
+        // start-up recovery sees from the name that this entry's work is done.
+        var name = EnqueueIfAny(Queues[QueueSet.Retry], retry, entry.Message, deferred, RetryName(entry.Claim.Name));
         if (name is null)
         {
             return 0;
@@ -115,8 +152,11 @@ public sealed class OutgoingRunner(
         return retry.RecipientCount;
     }
 
+    /// <summary>The name of the retry entry that takes the deferred recipients of out entry <paramref name="name"/>.</summary>
+    public static string RetryName(string name) => Switchboard.DerivedName(name, "retry");
+
     /// <summary>Enqueues only when <paramref name="recipients"/> has at least one element (single pass).</summary>
-    private static string? EnqueueIfAny(Switchboard queue, EntryMetadata metadata, byte[] message, IEnumerable<Recipient> recipients)
+    private static string? EnqueueIfAny(Switchboard queue, EntryMetadata metadata, byte[] message, IEnumerable<Recipient> recipients, string name)
     {
         using var e = recipients.GetEnumerator();
         if (!e.MoveNext())
@@ -124,7 +164,7 @@ public sealed class OutgoingRunner(
             return null;
         }
 
-        return queue.Enqueue(metadata, message, Rest(e));
+        return queue.Enqueue(metadata, message, Rest(e), name);
 
         static IEnumerable<Recipient> Rest(IEnumerator<Recipient> e)
         {

@@ -15,29 +15,31 @@ public sealed class OwnerRunner(
     QueueSet queues, Activity activity, MailmanOptions options, TimeProvider time, ListStoreFactory lists, ILogger<OwnerRunner> logger)
     : QueueRunner(queues, QueueSet.Owner, activity, options, time, logger)
 {
-    protected override void Process(LoadedEntry entry, CancellationToken stoppingToken)
+    // Parsed in place and written straight into the out entry: owner mail of any size.
+    protected override bool ProcessHead(EntryHead head, CancellationToken stoppingToken)
     {
-        var metadata = entry.Metadata;
+        var metadata = head.Metadata;
         using var store = lists.Open();
         var list = store.FindList(ListOf(metadata));
         if (list is null)
         {
-            Keep(entry, $"no such list: {metadata.List}");
-            return;
+            Keep(head, $"no such list: {metadata.List}");
+            return true;
         }
 
-        var message = PostParser.Parse(entry.Message);
+        using var stream = Queue.OpenMessage(head);
+        var message = MimeKit.MimeMessage.Load(stream, persistent: true, CancellationToken.None);
         if (OwnerMail.WhyKeep(store, list, message, metadata.Sender) is { } why)
         {
-            Keep(entry, why);
-            return;
+            Keep(head, why);
+            return true;
         }
 
         var owners = OwnerMail.Recipients(store, list, Options);
         if (owners.Count == 0)
         {
-            Keep(entry, $"{list.Name.Fqdn} has no owner and Mailman:SiteOwner is not set");
-            return;
+            Keep(head, $"{list.Name.Fqdn} has no owner and Mailman:SiteOwner is not set");
+            return true;
         }
 
         message.Headers.Insert(0, new MimeKit.Header(OwnerMail.TraceHeader, list.Name.OwnerAddress));
@@ -53,20 +55,20 @@ public sealed class OwnerRunner(
             Purpose = "owner forward",
         };
         var recipients = owners.Select(o => new Recipient(o.Address, Member.Sanitize(o.DisplayName))).ToList();
-        var name = Queues[QueueSet.Out].Enqueue(forward, Delivery.WireFormat.Flatten(message), recipients, entry.Claim.Name);
-        Queue.Finish(entry.Claim);
+        var name = Queues[QueueSet.Out].Enqueue(forward, s => message.WriteTo(Delivery.WireFormat.Options, s, CancellationToken.None), recipients, head.Claim.Name);
+        Queue.Finish(head.Claim);
         Log.LogInformation("Owner mail {MessageId} for {ListId} from {Sender} forwarded to {Count} owners as {QueueEntry}",
             forward.MessageId, list.Name.Fqdn, Senders.Of(message, metadata.Sender).Summary, recipients.Count, name);
+        return true;
     }
 
-    // Kept where an operator sees it (`mailman queue list bad`), with the reason.
-    private void Keep(LoadedEntry entry, string why)
+    protected override void Process(LoadedEntry entry, CancellationToken stoppingToken)
+        => throw new InvalidOperationException("the owner runner works on entry heads");
+
+    // Kept where an operator sees it (`mailman queue list bad`), with the reason beside it.
+    private void Keep(EntryHead head, string why)
     {
-        var metadata = entry.Metadata.Clone();
-        metadata.FromQueue = Queue.Name;
-        metadata.Error = why;
-        var name = Queues[QueueSet.Bad].Enqueue(metadata, entry.Message, name: entry.Claim.Name);
-        Queue.Finish(entry.Claim);
-        Log.LogWarning("Owner mail {MessageId} for {ListId} kept in bad as {QueueEntry}, not forwarded: {Reason}", metadata.MessageId, metadata.List, name, why);
+        Queue.SetAside(head.Claim, Queues[QueueSet.Bad], why);
+        Log.LogWarning("Owner mail {MessageId} for {ListId} kept in bad as {QueueEntry}, not forwarded: {Reason}", head.Metadata.MessageId, head.Metadata.List, head.Claim.Name, why);
     }
 }

@@ -1,8 +1,12 @@
 // The base loop of every runner (Mailman's Runner): claim the oldest entry, process it, and
-// never die. An entry that cannot be read goes to bad; an entry whose processing throws goes to
-// shunt with the error beside it. Nothing is deleted that was not processed.
+// never die. An entry that cannot be read goes to bad, one this user may not read to shunt
+// (with its owner, mode and the fix in the log); an entry whose processing throws goes to shunt
+// with the error beside it. A full disk or a locked database is not the entry's fault: the
+// entry goes back to its queue and the runner pauses, retrying with backoff until the
+// condition clears. Nothing is deleted that was not processed.
 using Mailman.Instance;
 using Mailman.Queues;
+using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -11,6 +15,10 @@ namespace Mailman.Runners;
 public abstract class QueueRunner(QueueSet queues, string queueName, Activity activity, MailmanOptions options, TimeProvider time, ILogger logger)
     : BackgroundService
 {
+    private static readonly TimeSpan MaxPause = TimeSpan.FromMinutes(1);
+    private TimeSpan _pause;
+    private string? _pausedBecause;
+
     protected QueueSet Queues { get; } = queues;
 
     protected Switchboard Queue { get; } = queues[queueName];
@@ -23,15 +31,37 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
 
     protected string RunnerName => GetType().Name;
 
+    /// <summary>Why the runner is paused (a full disk, a locked database), or null while it works.</summary>
+    public string? PausedBecause => _pausedBecause;
+
     /// <summary>Processes one claimed entry; must finish, move or unclaim it.</summary>
     protected abstract void Process(LoadedEntry entry, CancellationToken stoppingToken);
+
+    /// <summary>
+    /// Looks at an entry before its message is loaded; returns true when it dealt with the entry
+    /// already (a post over the size limit is held without being read into memory).
+    /// </summary>
+    protected virtual bool ProcessHead(EntryHead head, CancellationToken stoppingToken) => false;
 
     /// <summary>Which waiting entries may be claimed now (retry: only those due).</summary>
     protected virtual bool IsEligible(string name) => true;
 
+    /// <summary>
+    /// True for failures of the machine, not of the entry: a full disk or quota, an I/O error, a
+    /// busy or full database. The entry is put back and the runner retries later.
+    /// </summary>
+    public static bool IsTransient(Exception e) => e switch
+    {
+        IOException io when io.GetType() == typeof(IOException) && io.HResult is 28 or 122 or 5 => true, // ENOSPC, EDQUOT, EIO
+        SqliteException sql => sql.SqliteErrorCode is 5 or 6 or 10 or 13, // BUSY, LOCKED, IOERR, FULL
+        _ when e.InnerException is { } inner => IsTransient(inner),
+        _ => false,
+    };
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await Task.Yield();
+        Queue.ScanInterval = Options.Queues.PollInterval;
         Log.LogInformation("{Runner} started on queue {Queue}", RunnerName, Queue.Name);
         while (!stoppingToken.IsCancellationRequested)
         {
@@ -40,23 +70,31 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
             {
                 worked = RunOnce(stoppingToken);
             }
+            catch (Exception e) when (IsTransient(e))
+            {
+                Pause(e);
+            }
             catch (Exception e)
             {
-                // The loop must not die: an error outside any one entry (a full disk while
-                // listing, say) is logged and retried after the poll interval.
-                Log.LogError(e, "{Runner} loop error on queue {Queue}", RunnerName, Queue.Name);
+                // The loop must not die: an error outside any one entry (a queue directory this
+                // user may not write, say) is logged and retried after a pause.
+                Pause(e);
             }
 
-            if (!worked)
+            try
             {
-                try
+                if (_pausedBecause is not null)
+                {
+                    await Task.Delay(_pause, Time, stoppingToken);
+                }
+                else if (!worked)
                 {
                     await Queue.Signal!.WaitAsync(Options.Queues.PollInterval, stoppingToken);
                 }
-                catch (OperationCanceledException)
-                {
-                    break;
-                }
+            }
+            catch (OperationCanceledException)
+            {
+                break;
             }
         }
 
@@ -64,36 +102,65 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
     }
 
     /// <summary>Claims and processes one entry; false when there was none.</summary>
+    /// <exception cref="Exception">A transient failure (<see cref="IsTransient"/>): the entry is back in its queue.</exception>
     public bool RunOnce(CancellationToken stoppingToken)
     {
         var claim = Queue.TryClaim(IsEligible);
         if (claim is null)
         {
+            Resume();
             return false;
         }
 
         using var busy = activity.Begin();
-        LoadedEntry entry;
+        EntryHead head;
         try
         {
-            entry = Queue.Load(claim);
+            head = Queue.LoadHead(claim);
         }
-        catch (Exception e) when (e is CorruptEntryException or IOException)
+        catch (CorruptEntryException e)
         {
             Log.LogError("{Runner}: entry {QueueEntry} in {Queue} is unreadable, moved to bad: {Error}", RunnerName, claim.Name, Queue.Name, e.Message);
-            Queue.MoveRaw(claim, Queues[QueueSet.Bad]);
+            SetAside(claim, QueueSet.Bad, e.Message);
             return true;
         }
+        catch (UnauthorizedAccessException)
+        {
+            SetAsideForeign(claim);
+            return true;
+        }
+        catch (Exception e) when (IsTransient(e))
+        {
+            Queue.Unclaim(claim);
+            throw;
+        }
 
+        Queues.SettleUpstream(claim, head.Metadata);
         try
         {
-            Process(entry, stoppingToken);
+            if (!ProcessHead(head, stoppingToken))
+            {
+                Process(Queue.Load(claim), stoppingToken);
+            }
+        }
+        catch (Exception e) when (IsTransient(e))
+        {
+            // Whatever the entry got to write before the failure is idempotent by name; the
+            // claim goes back whole and is processed again once the condition clears.
+            Queue.Unclaim(claim);
+            throw;
+        }
+        catch (CorruptEntryException e)
+        {
+            Log.LogError("{Runner}: entry {QueueEntry} in {Queue} is unreadable, moved to bad: {Error}", RunnerName, claim.Name, Queue.Name, e.Message);
+            SetAside(claim, QueueSet.Bad, e.Message);
         }
         catch (Exception e)
         {
-            Shunt(entry, e);
+            Shunt(head, e);
         }
 
+        Resume();
         return true;
     }
 
@@ -104,15 +171,63 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
             ? name
             : throw new InvalidOperationException($"the entry names an invalid list: {error}");
 
-    /// <summary>Moves an entry to shunt with the error recorded in its metadata.</summary>
-    protected void Shunt(LoadedEntry entry, Exception error)
+    /// <summary>Moves an entry to shunt with the error recorded beside it (its checkpoint goes with it).</summary>
+    protected void Shunt(EntryHead entry, Exception error)
     {
-        var metadata = entry.Metadata.Clone();
-        metadata.FromQueue = Queue.Name;
-        metadata.Error = error.GetType().Name + ": " + error.Message;
-        var name = Queues[QueueSet.Shunt].Enqueue(metadata, entry.Message, entry.Metadata.HasRecipients ? Queue.Recipients(entry) : null, entry.Claim.Name);
-        Queue.Finish(entry.Claim);
-        Log.LogError(error, "{Runner}: entry {QueueEntry} of {ListId} (Message-Id {MessageId}) shunted as {ShuntEntry}: {Error}",
-            RunnerName, entry.Claim.Name, metadata.List, metadata.MessageId, name, metadata.Error);
+        var message = error.GetType().Name + ": " + error.Message;
+        SetAside(entry.Claim, QueueSet.Shunt, message);
+        Log.LogError(error, "{Runner}: entry {QueueEntry} of {ListId} (Message-Id {MessageId}) shunted: {Error}",
+            RunnerName, entry.Claim.Name, entry.Metadata.List, entry.Metadata.MessageId, message);
+    }
+
+    private void SetAsideForeign(ClaimedEntry claim)
+    {
+        var owner = FileOwner.Describe(claim.Path);
+        var me = FileOwner.UserName(FileOwner.EffectiveUid);
+        var error = $"not readable by {me} ({owner})";
+        SetAside(claim, QueueSet.Shunt, error);
+        Log.LogError("{Runner}: entry {QueueEntry} in {Queue} is {Owner} and cannot be read by {User}; set aside in shunt. Fix: chown {User} {Path} (or run every mailman verb as {User}), then `mailman unshunt`",
+            RunnerName, claim.Name, Queue.Name, owner, me, me, Queues[QueueSet.Shunt].PathOf(claim.Name, Switchboard.EntryExtension), me);
+    }
+
+    // Setting aside writes a small state file; when it cannot (a full disk) the entry goes back
+    // to its queue instead and the runner pauses, as for any hop that cannot be written.
+    private void SetAside(ClaimedEntry claim, string target, string error)
+    {
+        try
+        {
+            Queue.SetAside(claim, Queues[target], error);
+        }
+        catch
+        {
+            // Not set aside (its state could not be written): back in its queue, never stuck
+            // claimed; the loop pauses and tries again.
+            Queue.Unclaim(claim);
+            throw;
+        }
+    }
+
+    private void Pause(Exception e)
+    {
+        var reason = e.Message;
+        _pause = _pause == TimeSpan.Zero ? TimeSpan.FromSeconds(1) : TimeSpan.FromTicks(Math.Min(_pause.Ticks * 2, MaxPause.Ticks));
+        if (_pausedBecause != reason)
+        {
+            // One line per episode, not one per retry.
+            Log.LogError(e, "{Runner} paused on queue {Queue}: {Error}; retrying every {Seconds:F0}s at most until it clears", RunnerName, Queue.Name, reason, MaxPause.TotalSeconds);
+        }
+
+        _pausedBecause = reason;
+    }
+
+    private void Resume()
+    {
+        if (_pausedBecause is not null)
+        {
+            Log.LogInformation("{Runner} resumed on queue {Queue} after: {Error}", RunnerName, Queue.Name, _pausedBecause);
+        }
+
+        _pausedBecause = null;
+        _pause = TimeSpan.Zero;
     }
 }

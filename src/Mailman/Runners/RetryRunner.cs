@@ -13,10 +13,9 @@ public sealed class RetryRunner(QueueSet queues, Activity activity, MailmanOptio
     {
         try
         {
-            var metadata = retry.ReadMetadata(name);
-            return metadata.NotBefore is null || metadata.NotBefore <= now;
+            return retry.NotBefore(name) is not { } at || at <= now;
         }
-        catch (CorruptEntryException)
+        catch (Exception e) when (e is CorruptEntryException or UnauthorizedAccessException)
         {
             return true;
         }
@@ -28,13 +27,19 @@ public sealed class RetryRunner(QueueSet queues, Activity activity, MailmanOptio
 
     protected override bool IsEligible(string name) => IsDue(Queue, name, Time.GetUtcNow());
 
-    protected override void Process(LoadedEntry entry, CancellationToken stoppingToken)
+    // The entry keeps its name back in out (streamed, not loaded): a crash between the two
+    // steps is seen at start-up, as for every hop.
+    protected override bool ProcessHead(EntryHead head, CancellationToken stoppingToken)
     {
-        var metadata = entry.Metadata.Clone();
+        var metadata = head.Metadata.Clone();
         metadata.NotBefore = null;
-        var name = Queues[QueueSet.Out].Enqueue(metadata, entry.Message, Queue.Recipients(entry));
-        Queue.Finish(entry.Claim);
+        var name = Queue.Forward(head, Queues[QueueSet.Out], metadata);
+        Queue.Finish(head.Claim);
         Log.LogInformation("Retry: {MessageId} to {ListId} back to out as {QueueEntry} ({Count} recipients, attempt {Attempts})",
             metadata.MessageId, metadata.List, name, metadata.RecipientCount, metadata.Attempts + 1);
+        return true;
     }
+
+    protected override void Process(LoadedEntry entry, CancellationToken stoppingToken)
+        => throw new InvalidOperationException("the retry runner works on entry heads");
 }

@@ -16,6 +16,12 @@ public enum SlotKind : byte
     Name = (byte)'N',
 
     DeliveredTo = (byte)'D',
+
+    /// <summary>
+    /// The per-recipient part (<c>ADDRESS/TOKEN</c>) of the one-click link in List-Unsubscribe:
+    /// a header slot, spliced like To:.
+    /// </summary>
+    ListUnsubscribe = (byte)'U',
 }
 
 public static class Slots

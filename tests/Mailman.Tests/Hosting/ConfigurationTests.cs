@@ -15,7 +15,10 @@ public sealed class ConfigurationTests : IDisposable
         var defaults = MailmanConfiguration.Options(MailmanConfiguration.Build(_instance.Paths));
         Assert.Equal(25, defaults.Smtp.Port);
         Assert.Equal(100, defaults.Smtp.MaxRecipients);
-        Assert.Equal(8, defaults.Pipeline.Handlers.Count);
+        Assert.Equal(Mailman.Pipeline.HandlerCatalog.DefaultPipeline, defaults.Pipeline.Handlers);
+        Assert.Empty(defaults.Dns.Servers);
+        Assert.Equal(2000, defaults.Dns.TimeoutMilliseconds);
+        Assert.False(defaults.Dmarc.RemoveDkimHeaders);
 
         File.WriteAllText(_instance.Paths.ConfigFile, """{ "Mailman": { "Smtp": { "Port": 2525 }, "Pipeline": { "Handlers": [ "list-id", "member-recipients" ] } } }""");
         var configured = MailmanConfiguration.Options(MailmanConfiguration.Build(_instance.Paths, [new("Mailman:Smtp:MaxRecipients", "500")]));
@@ -29,6 +32,25 @@ public sealed class ConfigurationTests : IDisposable
     {
         var e = Assert.Throws<InvalidOperationException>(() => MailmanConfiguration.Options(MailmanConfiguration.Build(_instance.Paths, [new("Mailman:Smtp:MaxRecipients", "0")])));
         Assert.Contains("MaxRecipients", e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("Mailman:Dns:Servers:0", "dns.example.net", "Mailman:Dns:Servers")]
+    [InlineData("Mailman:Dns:Servers:0", "127.0.0.1:99999", "Mailman:Dns:Servers")]
+    [InlineData("Mailman:Dns:TimeoutMilliseconds", "0", "TimeoutMilliseconds")]
+    public void Bad_DNS_settings_are_refused_at_start(string key, string value, string named)
+    {
+        var e = Assert.Throws<InvalidOperationException>(() => MailmanConfiguration.Options(MailmanConfiguration.Build(_instance.Paths, [new(key, value)])));
+        Assert.Contains(named, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void DNS_servers_are_IP_addresses_with_an_optional_port()
+    {
+        var options = MailmanConfiguration.Options(MailmanConfiguration.Build(_instance.Paths,
+            [new("Mailman:Dns:Servers:0", "127.0.0.1:5353"), new("Mailman:Dns:Servers:1", "[::1]:53"), new("Mailman:Dns:Servers:2", "192.0.2.53"), new("Mailman:Dmarc:RemoveDkimHeaders", "true")]));
+        Assert.Equal(["127.0.0.1:5353", "[::1]:53", "192.0.2.53:53"], options.Dns.Servers.Select(s => Mailman.Dmarc.DnsTxtResolver.ParseServer(s).ToString()));
+        Assert.True(options.Dmarc.RemoveDkimHeaders);
     }
 
     [Fact]

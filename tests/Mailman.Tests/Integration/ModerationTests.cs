@@ -212,10 +212,9 @@ public sealed class ModerationTests : IDisposable
         // Three days pass for the held post.
         var hold = new Switchboard(new System.IO.Abstractions.FileSystem(), _instance.QueueDir(QueueSet.Hold), QueueSet.Hold, TimeProvider.System);
         var claim = hold.Claim(id)!;
-        var entry = hold.Load(claim);
-        var metadata = entry.Metadata.Clone();
+        var metadata = hold.Load(claim).Metadata.Clone();
         metadata.HeldAt = DateTimeOffset.UtcNow.AddDays(-3);
-        hold.Rewrite(claim, entry, metadata);
+        hold.Rewrite(claim, metadata);
         MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port);
         Assert.Equal(1, _instance.Count(QueueSet.Hold)); // kept for ever by default
 

@@ -93,14 +93,10 @@ public sealed class ModeratorReplyTests : IDisposable
         return postfix;
     }
 
-    // Postfix's pipe runs `inject` as nobody; the daemon here runs as the test's user.
+    // Postfix's pipe runs `inject` as nobody: the instance is theirs, and so is the daemon.
     private void Chown() => Assert.Equal(0, PostfixInstance.Run("chown", "-R", "nobody:nogroup", _instance.Home));
 
-    private void Serve(PostfixInstance postfix)
-    {
-        MailmanProcess.ServeUntilIdle(_instance.Home, postfix.Port);
-        Chown();
-    }
+    private void Serve(PostfixInstance postfix) => MailmanProcess.ServeUntilIdle(_instance.Home, postfix.Port, runAs: "nobody");
 
     private MimeMessage HoldThroughPostfix(PostfixInstance postfix, SmtpSink sink)
     {

@@ -39,7 +39,7 @@ public sealed class PostfixTests : IDisposable
         Send(postfix.Port, "poster@example.com", List, "post-1@example.com");
         Wait.Until(() => _instance.Count("in") == 1, TimeSpan.FromSeconds(60), "Postfix to pipe the post into inject; log: " + postfix.Log());
 
-        MailmanProcess.ServeUntilIdle(_instance.Home, postfix.Port);
+        MailmanProcess.ServeUntilIdle(_instance.Home, postfix.Port, runAs: "nobody");
         var copies = sink.WaitFor(20, TimeSpan.FromSeconds(90));
         Assert.Equal(20, copies.Count);
         foreach (var m in copies)

@@ -27,6 +27,28 @@ public sealed class ListStoreTests : IDisposable
     }
 
     [Fact]
+    public void DMARC_settings_use_Mailman_3s_names_and_values_and_round_trip()
+    {
+        _instance.CreateList("dev@example.org", l =>
+        {
+            l.Set("dmarc_mitigate_action", "Wrap_Message");
+            l.Set("dmarc_mitigate_unconditionally", "yes");
+            l.Set("dmarc_moderation_notice", "No.\\nAsk $listowner.");
+            l.Set("dmarc_wrapped_message_text", "Wrapped.");
+        });
+        using var store = new ListStore(_instance.Paths.Database);
+        var list = store.GetList(ListName.Parse("dev@example.org"));
+        Assert.Equal(DmarcMitigateAction.WrapMessage, list.DmarcMitigateAction);
+        Assert.True(list.DmarcMitigateUnconditionally);
+        Assert.Equal("No.\nAsk $listowner.", list.DmarcModerationNotice);
+        var shown = list.Describe().ToDictionary(kv => kv.Key, kv => kv.Value);
+        Assert.Equal("wrap_message", shown["dmarc_mitigate_action"]);
+        Assert.Equal("true", shown["dmarc_mitigate_unconditionally"]);
+        Assert.Equal("No.\\nAsk $listowner.", shown["dmarc_moderation_notice"]);
+        Assert.Equal(DmarcMitigateAction.NoMitigation, new MailingList().DmarcMitigateAction);
+    }
+
+    [Fact]
     public void Members_are_unique_per_address_ignoring_case_and_stream_in_join_order()
     {
         _instance.CreateList("dev@example.org");
@@ -56,6 +78,9 @@ public sealed class ListStoreTests : IDisposable
     [InlineData("subject_prefix", "[x]\r\nBcc: evil@example.com")]
     [InlineData("archive_url", "javascript:alert(1)")]
     [InlineData("no_such_key", "x")]
+    [InlineData("dmarc_mitigate_action", "mungefrom")]
+    [InlineData("dmarc_mitigate_action", "1")]
+    [InlineData("dmarc_mitigate_unconditionally", "maybe")]
     public void Bad_settings_are_refused(string key, string value)
         => Assert.Throws<ArgumentException>(() => new MailingList().Set(key, value));
 }

@@ -127,7 +127,9 @@ public sealed class HeldPostsTests : IDisposable
         var entry = h.Queues[QueueSet.Hold].Load(claim);
         var post = Mailman.Runners.PostParser.Parse(entry.Message);
         h.Queues[QueueSet.Hold].Unclaim(claim);
-        h.Held.Put(Assert.IsType<MailingList>(new ListStore(_instance.Paths.Database).FindList(Name)), post, entry.Metadata, entry.Message, id, [new RuleHit("nonmember-moderation", Verdict.Hold, "again")]);
+        var hold = h.Queues[QueueSet.Hold];
+        h.Held.Put(Assert.IsType<MailingList>(new ListStore(_instance.Paths.Database).FindList(Name)), post, entry.Metadata, entry.Message.Length, id,
+            [new RuleHit("nonmember-moderation", Verdict.Hold, "again")], m => hold.Enqueue(m, entry.Message, name: id));
 
         Assert.Equal(before.Count, Out(h).Count);
         Assert.Single(h.Queues[QueueSet.Hold].Pending());
@@ -306,6 +308,7 @@ public sealed class HeldPostsTests : IDisposable
     [InlineData("please approve this", null)]
     [InlineData(null, "> approve\nThanks!\n")]
     [InlineData("", "")]
+    [InlineData(null, "")]
     [InlineData("\u0000\u0001 garbage", "\ud83d\ude00")]
     public void A_reply_with_garbage_changes_nothing_and_says_what_was_expected(string? command, string? replyBody)
     {

@@ -13,10 +13,9 @@ internal static class RetryTestHelper
         foreach (var name in retry.Pending())
         {
             var claim = retry.Claim(name)!;
-            var loaded = retry.Load(claim);
-            var metadata = loaded.Metadata.Clone();
+            var metadata = retry.LoadHead(claim).Metadata.Clone();
             metadata.NotBefore = DateTimeOffset.UnixEpoch;
-            retry.Rewrite(claim, loaded, metadata);
+            retry.Rewrite(claim, metadata);
         }
     }
 }

@@ -1,5 +1,6 @@
 // Runs the real runners against a real temp instance with a fake clock, one RunOnce at a time.
 using System.IO.Abstractions;
+using Mailman.Dmarc;
 using Mailman.Hosting;
 using Mailman.Instance;
 using Mailman.Lists;
@@ -7,8 +8,11 @@ using Mailman.Moderation;
 using Mailman.Notices;
 using Mailman.Pipeline;
 using Mailman.Queues;
+using Mailman.Requests;
 using Mailman.Runners;
 using Mailman.TestSupport;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 
@@ -22,20 +26,33 @@ internal sealed class RunnerHarness : IDisposable
         Options = MailmanConfiguration.Options(MailmanConfiguration.Build(instance.Paths));
         configure?.Invoke(Options);
         Queues = new QueueSet(new FileSystem(), instance.Paths, Time);
-        Lists = new ListStoreFactory(instance.Paths);
-        var catalog = new HandlerCatalog(Lists.Members);
-        Notices = new NoticeSender(Queues, Lists, Time, NullLogger<NoticeSender>.Instance);
+        var lists = Lists = new ListStoreFactory(instance.Paths);
+        var dmarc = new DmarcServices(new DmarcPolicyLookup(Resolver, NullLogger<DmarcPolicyLookup>.Instance), Options.Dmarc.RemoveDkimHeaders, NullLogger.Instance);
+        var catalog = new HandlerCatalog(lists.Members, dmarc, new Mailman.Http.OneClickLinks(Options, new SecretKey(instance.Paths)));
+        _loggers = LoggerFactory.Create(b => b.AddProvider(Logs));
+        Notices = new NoticeSender(Queues, lists, Time, new Logger<NoticeSender>(_loggers));
+        _services = new ServiceCollection()
+            .AddSingleton(instance.Paths).AddSingleton(Options).AddSingleton<TimeProvider>(Time).AddSingleton(Queues).AddSingleton(lists).AddSingleton(Notices)
+            .AddSingleton(_loggers).AddSingleton(typeof(ILogger<>), typeof(Logger<>))
+            .AddRequests()
+            .AddSingleton<HeldPosts>()
+            .AddSingleton<IConfirmationHandler, HeldPostConfirmation>()
+            .BuildServiceProvider();
+        Held = _services.GetRequiredService<HeldPosts>();
         Chain = new ModerationChain(Options.Moderation.Chain, catalog.All);
-        Held = new HeldPosts(Queues, Lists, Notices, new HeldTokens(instance.Paths), Options, Time, NullLogger<HeldPosts>.Instance);
-        Incoming = new IncomingRunner(Queues, Activity, Options, Time, Lists, Chain, Held, Notices, NullLogger<IncomingRunner>.Instance);
-        Pipeline = new PipelineRunner(Queues, Activity, Options, Time, Lists, catalog, Held, NullLogger<PipelineRunner>.Instance);
-        Owner = new OwnerRunner(Queues, Activity, Options, Time, Lists, NullLogger<OwnerRunner>.Instance);
-        Expiry = new HoldExpiry(Queues, Lists, Held, Time, NullLogger<HoldExpiry>.Instance);
+        Requests = new RequestRunner(Queues, Activity, Options, Time, _services.GetRequiredService<RequestProcessor>(), NullLogger<RequestRunner>.Instance);
+        Incoming = new IncomingRunner(Queues, Activity, Options, Time, lists, Chain, Held, Notices, NullLogger<IncomingRunner>.Instance);
+        Pipeline = new PipelineRunner(Queues, Activity, Options, Time, lists, catalog, Held, NullLogger<PipelineRunner>.Instance);
+        Owner = new OwnerRunner(Queues, Activity, Options, Time, lists, NullLogger<OwnerRunner>.Instance);
+        Expiry = new HoldExpiry(Queues, lists, Held, Time, NullLogger<HoldExpiry>.Instance);
         Outgoing = new OutgoingRunner(Queues, Activity, Options, Time, new FileSystem(), instance.Paths, NullLogger<OutgoingRunner>.Instance);
         Retry = new RetryRunner(Queues, Activity, Options, Time, NullLogger<RetryRunner>.Instance);
     }
 
     public TempInstance Instance { get; }
+
+    /// <summary>The DMARC lookups' DNS: scripted per test (Dmarc/FakeTxtResolver).</summary>
+    public Tests.Dmarc.FakeTxtResolver Resolver { get; } = new();
 
     public FakeTimeProvider Time { get; } = new(new DateTimeOffset(2026, 11, 28, 12, 0, 0, TimeSpan.Zero));
 
@@ -65,8 +82,26 @@ internal sealed class RunnerHarness : IDisposable
 
     public RetryRunner Retry { get; }
 
+    public RequestRunner Requests { get; }
+
+    /// <summary>Everything the request component, the notice sender and the endpoint logged.</summary>
+    public CapturedLogs Logs { get; } = new();
+
+    /// <summary>The request component's services (Membership, Confirmations, ...), as the daemon composes them.</summary>
+    public IServiceProvider Services => _services;
+
+    private readonly ServiceProvider _services;
+    private readonly ILoggerFactory _loggers;
+
     public string Inject(string list, byte[] raw)
         => Queues[QueueSet.In].Enqueue(new EntryMetadata { List = list, Received = Time.GetUtcNow() }, raw);
+
+    /// <summary>Queues a mail to one of a list's request addresses (LIST-join@, LIST-confirm+TOKEN@, ...), as inject does.</summary>
+    public string InjectRequest(string address, byte[] raw, string? sender)
+    {
+        ListAddress.TryResolve(address, out var resolved, out _);
+        return Queues[QueueSet.Request].Enqueue(new EntryMetadata { List = resolved!.List.Fqdn, Sender = sender, Destination = address, Received = Time.GetUtcNow() }, raw);
+    }
 
     /// <summary>Runs a runner until its queue has nothing it can claim.</summary>
     public static int Drain(QueueRunner runner)
@@ -87,7 +122,10 @@ internal sealed class RunnerHarness : IDisposable
         Pipeline.Dispose();
         Outgoing.Dispose();
         Retry.Dispose();
+        Requests.Dispose();
         Owner.Dispose();
         Expiry.Dispose();
+        _services.Dispose();
+        _loggers.Dispose();
     }
 }

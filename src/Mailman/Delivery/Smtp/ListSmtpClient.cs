@@ -14,6 +14,15 @@ internal sealed class ListSmtpClient(bool preferBdat) : SmtpClient
     /// <summary>Recipients the server refused in the current transaction, with its reply.</summary>
     public List<(string Address, SmtpStatusCode Status, string Response)> Refused { get; } = [];
 
+    /// <summary>Whether the server answered MAIL FROM in the current transaction (before it, no data was sent).</summary>
+    public bool SenderAccepted { get; set; }
+
+    protected override void OnSenderAccepted(MimeMessage message, MailboxAddress mailbox, SmtpResponse response)
+    {
+        SenderAccepted = true;
+        base.OnSenderAccepted(message, mailbox, response);
+    }
+
     protected override bool PreferSendAsBinaryData => preferBdat;
 
     protected override void OnRecipientNotAccepted(MimeMessage message, MailboxAddress mailbox, SmtpResponse response)

@@ -19,13 +19,41 @@ internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
     private const int WireBuffer = 64 * 1024;
 
     private ListSmtpClient? _client;
+    private Socket? _socket;
     private int _sent;
+
+    /// <summary>Closes the socket under an in-flight transaction (shutdown grace over): it fails at once and its recipients are deferred.</summary>
+    public void Abort()
+    {
+        try
+        {
+            _socket?.Close();
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
 
     /// <summary>Sends one transaction; never throws for SMTP or network failures, it classifies them.</summary>
     /// <exception cref="SmtpConnectException">The server could not be reached at all.</exception>
     public void Send(MimeMessage carrier, string sender, IReadOnlyList<Recipient> recipients, TransactionResult result)
     {
+        // A reused connection the server closed since (after its last reply, or with a 421)
+        // fails before MAIL FROM is answered, when nothing of the copy has been sent: open a new
+        // one and try once more at once, instead of deferring the copy for an hour.
+        var reused = _client is { IsConnected: true };
+        if (!SendOnce(carrier, sender, recipients, result) && reused)
+        {
+            result.Clear();
+            SendOnce(carrier, sender, recipients, result);
+        }
+    }
+
+    // False when the connection broke before the server answered MAIL FROM.
+    private bool SendOnce(MimeMessage carrier, string sender, IReadOnlyList<Recipient> recipients, TransactionResult result)
+    {
         var client = EnsureConnected();
+        client.SenderAccepted = false;
         var mailboxes = new List<MailboxAddress>(recipients.Count);
         HashSet<string>? invalid = null;
         foreach (var r in recipients)
@@ -43,16 +71,28 @@ internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
 
         if (mailboxes.Count == 0)
         {
-            return;
+            return true;
         }
 
         client.Refused.Clear();
+        MailboxAddress from;
+        try
+        {
+            from = MailboxAddress.Parse(sender);
+        }
+        catch (ParseException) when (sender.Contains('+', StringComparison.Ordinal))
+        {
+            // Verp only builds valid addresses; if one ever is not, the copy still goes out
+            // with the plain bounces address.
+            from = MailboxAddress.Parse(sender[..sender.IndexOf('+', StringComparison.Ordinal)] + sender[sender.LastIndexOf('@')..]);
+        }
+
         SmtpStatusCode? transactionStatus = null;
         string? transactionResponse = null;
         var broken = false;
         try
         {
-            client.Send(Carrier.SendOptions, carrier, MailboxAddress.Parse(sender), mailboxes, CancellationToken.None);
+            client.Send(Carrier.SendOptions, carrier, from, mailboxes, CancellationToken.None);
             _sent++;
         }
         catch (SmtpCommandException e) when (client.IsConnected)
@@ -62,7 +102,7 @@ internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
             transactionResponse = e.Message;
             _sent++;
         }
-        catch (Exception e) when (e is SmtpProtocolException or IOException or SocketException or SmtpCommandException or OperationCanceledException or ServiceNotConnectedException)
+        catch (Exception e) when (e is SmtpProtocolException or IOException or SocketException or SmtpCommandException or OperationCanceledException or ServiceNotConnectedException or ObjectDisposedException)
         {
             broken = true;
             transactionResponse = e.Message;
@@ -99,6 +139,8 @@ internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
                 result.Delivered.Add(r);
             }
         }
+
+        return !(broken && !client.SenderAccepted);
     }
 
     public void Dispose()
@@ -132,7 +174,7 @@ internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
 
     private ListSmtpClient EnsureConnected()
     {
-        if (_client is { IsConnected: true } && (options.MaxSessionsPerConnection == 0 || _sent < options.MaxSessionsPerConnection))
+        if (_client is { IsConnected: true } && (options.MaxSessionsPerConnection == 0 || _sent < options.MaxSessionsPerConnection) && !ClosedByServer())
         {
             return _client;
         }
@@ -167,8 +209,24 @@ internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
         }
 
         _client = client;
+        _socket = socket;
         _sent = 0;
         return client;
+    }
+
+    // Between transactions the server has nothing to say: a readable socket means it closed the
+    // connection (EOF) or sent an unsolicited 421. Either way, open a new one now rather than
+    // fail the next copy on a dead connection (one poll(2), no read).
+    private bool ClosedByServer()
+    {
+        try
+        {
+            return _socket is null || _socket.Poll(0, SelectMode.SelectRead);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            return true;
+        }
     }
 
     // Never a non-blocking or async socket call: on Linux .NET never returns a socket to blocking
@@ -217,6 +275,7 @@ internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
         // failed write left in its buffer into a dead socket.
         _client?.Dispose();
         _client = null;
+        _socket = null;
     }
 }
 

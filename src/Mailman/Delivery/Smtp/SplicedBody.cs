@@ -85,6 +85,8 @@ internal sealed class SplicedBody : Multipart
 internal sealed class Carrier
 {
     private readonly Header? _to;
+    private readonly Header? _unsubscribe;
+    private readonly UnsubscribeSlot? _unsubscribeSlot;
 
     public Carrier(PreparedPost post)
     {
@@ -103,6 +105,13 @@ internal sealed class Carrier
             {
                 _to = header;
             }
+
+            if (post.Unsubscribe is { } slot && _unsubscribe is null && header.Field.Equals("List-Unsubscribe", StringComparison.OrdinalIgnoreCase)
+                && slot.Matches(header.RawValue))
+            {
+                _unsubscribe = header;
+                _unsubscribeSlot = slot;
+            }
         }
 
         Body = new SplicedBody(post);
@@ -113,13 +122,18 @@ internal sealed class Carrier
 
     public SplicedBody Body { get; }
 
-    /// <summary>Sets the per-recipient parts: the To: header and the body slots.</summary>
+    /// <summary>Sets the per-recipient parts: the To: and List-Unsubscribe headers and the body slots.</summary>
     public void SetRecipient(RecipientValues? values)
     {
         Body.Values = values;
         if (_to is not null && values is not null)
         {
             _to.SetRawValue(values.ToRawValue);
+        }
+
+        if (_unsubscribe is not null && values is not null)
+        {
+            _unsubscribe.SetRawValue(_unsubscribeSlot!.RawValue(values.Unsubscribe));
         }
     }
 

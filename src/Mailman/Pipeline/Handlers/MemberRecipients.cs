@@ -1,10 +1,12 @@
-// The recipients of a post: the list's members with delivery enabled, each once.
+// The recipients of a post: the list's members with delivery enabled, each once; with each
+// member's one-click unsubscribe token when the post carries one-click links.
+using Mailman.Http;
 using Mailman.Lists;
 using Mailman.Queues;
 
 namespace Mailman.Pipeline.Handlers;
 
-public sealed class MemberRecipients(Func<ListName, IEnumerable<Member>> members) : IHandler
+public sealed class MemberRecipients(Func<ListName, IEnumerable<Member>> members, OneClickLinks? oneClick = null) : IHandler
 {
     public string Name => "member-recipients";
 
@@ -15,10 +17,12 @@ public sealed class MemberRecipients(Func<ListName, IEnumerable<Member>> members
         var list = post.List.Name;
 
         // Streamed at the moment the out entry is written; the store's unique key on the
-        // lower-cased address already rules out duplicates.
+        // lower-cased address already rules out duplicates. A one-click token is an HMAC per
+        // member (under 2 µs), computed as the member streams by.
+        var links = post.OneClick ? oneClick : null;
         post.Recipients = () => members(list)
             .Where(m => m.DeliveryEnabled)
-            .Select(m => new Recipient(m.Address, m.DisplayName));
+            .Select(m => new Recipient(m.Address, m.DisplayName) { UnsubscribeToken = links?.Token(list, m.Address, m.Serial) });
         return HandlerResult.Continue;
     }
 }

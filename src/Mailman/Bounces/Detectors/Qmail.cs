@@ -1,0 +1,59 @@
+// qmail's QSBMF (cr.yp.to/proto/qsbmf.txt) and its relatives: an intro paragraph, then one
+// paragraph per recipient opening with "<addr>:", then a break paragraph starting with '-'.
+namespace Mailman.Bounces.Detectors;
+
+public sealed class Qmail : IBounceDetector
+{
+    /// <summary>Intro lines seen in the wild (the standard's "Hi. This is the" first).</summary>
+    private static readonly string[] Intros =
+    [
+        "Hi. This is the",
+        "Hi. The MTA program at",
+        "We're sorry. There's a problem",
+        "Check your send e-mail address.",
+        "This is the mail delivery agent at",
+        "Unfortunately, your mail was not delivered",
+        "Your mail message to the following",
+    ];
+
+    public string Name => "Qmail";
+
+    public string Description => "qmail bounces (QSBMF): <addr>: paragraphs after the intro";
+
+    public BounceAnalysis? Detect(BounceContext message)
+    {
+        if (!message.Mentions("<"))
+        {
+            return null;
+        }
+
+        var found = new AddressCollector();
+        var state = 0; // 0: looking for the intro, 1: in the intro, 2: in the recipient paragraphs
+        foreach (var raw in message.BodyLines)
+        {
+            var line = raw.Trim();
+            if (state == 0)
+            {
+                if (Array.Exists(Intros, intro => line.StartsWith(intro, StringComparison.Ordinal)))
+                {
+                    state = 1;
+                }
+            }
+            else if (state == 1)
+            {
+                state = line.Length == 0 ? 2 : 1;
+            }
+            else
+            {
+                if (line.StartsWith('-'))
+                {
+                    break;
+                }
+
+                found.Add(AngleColon.AtStart(line));
+            }
+        }
+
+        return found.Result(BounceKind.Permanent, Name);
+    }
+}

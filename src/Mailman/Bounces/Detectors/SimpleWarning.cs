@@ -1,0 +1,97 @@
+// Heuristically recognised delay warnings ("will retry", "not yet been delivered"): temporary,
+// so they are never scored. Mailman 2.1's SimpleWarning formats, plus flufl.bounce's.
+using System.Text.RegularExpressions;
+using static Mailman.Bounces.LinePattern;
+
+namespace Mailman.Bounces.Detectors;
+
+public sealed partial class SimpleWarning : IBounceDetector
+{
+    private const RegexOptions Options = RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.NonBacktracking;
+
+    /// <summary>Formats that name the addresses after their start phrase.</summary>
+    private static readonly LinePattern[] Patterns =
+    [
+        // pop3.pta.lia.net
+        new("the address to which the message has not yet been delivered is", l => Has(l, "The address to which the message has not yet been delivered is"), l => Has(l, "No action is required on your part"), AddressText.FirstAddressWord),
+        // googlemail.com
+        new("this is a warning message only", l => Has(l, "THIS IS A WARNING MESSAGE ONLY"), l => Has(l, "Message will be retried"), AddressText.FirstAddressWord),
+        // kundenserver.de
+        new("not yet been delivered", l => Has(l, "not yet been delivered"), l => Has(l, "No action is required on your part"), AddressText.FirstAddressWord),
+        // Exchange advisory
+        new("this is an advisory-only email", l => Has(l, "This is an advisory-only email"), l => Has(l, "has been postponed"), l => SimpleMatch.Group(Quoted(), l)),
+    ];
+
+    /// <summary>Phrases that only say "this is a warning" after the addresses (MessageSwitch,
+    /// Symantec AntiVirus for SMTP Gateways, RS 1.0.95vs, googlemail.com): the phrase is the
+    /// proof, and the addresses are those written in the same part before it.</summary>
+    private static readonly string[] Afterwords =
+    [
+        "this is just a warning, you do not need to take any action",
+        "delivery attempts will continue to be made",
+        "we will continue to try to deliver",
+        "delivery to the following recipient has been delayed",
+    ];
+
+    /// <summary>Lines before an afterword that are searched for addresses.</summary>
+    private const int LinesBefore = 40;
+
+    public string Name => "SimpleWarning";
+
+    public string Description => "heuristic delay warnings (Mailman 2.1's SimpleWarning formats): temporary";
+
+    public BounceAnalysis? Detect(BounceContext message)
+    {
+        var found = Scan(message, Patterns, plausibleOnly: true);
+        if (found.Count > 0)
+        {
+            return new BounceAnalysis(BounceKind.Temporary, found.Addresses, Name);
+        }
+
+        foreach (var phrase in Afterwords)
+        {
+            if (!message.Mentions(phrase))
+            {
+                continue;
+            }
+
+            foreach (var text in message.TextParts)
+            {
+                var at = IndexOf(text.Lines, phrase);
+                if (at < 0)
+                {
+                    continue;
+                }
+
+                var addresses = new AddressCollector();
+                for (var i = Math.Max(0, at - LinesBefore); i <= at; i++)
+                {
+                    foreach (var address in AddressText.AddressesIn(text.Lines[i]))
+                    {
+                        addresses.Add(address);
+                    }
+                }
+
+                return new BounceAnalysis(BounceKind.Temporary, addresses.Addresses, Name);
+            }
+        }
+
+        return null;
+    }
+
+    private static int IndexOf(IReadOnlyList<string> lines, string phrase)
+    {
+        for (var i = 0; i < lines.Count; i++)
+        {
+            if (Has(lines[i], phrase))
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+
+    [GeneratedRegex("\"(?<addr>[^\"]+)\"", Options)]
+    private static partial Regex Quoted();
+}

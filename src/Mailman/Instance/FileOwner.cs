@@ -1,0 +1,81 @@
+// Who owns a file, and who we are: for one-line errors that name the owner, mode and fix of a
+// file the daemon cannot use, and for refusing to write root-owned files into another user's
+// instance. .NET has no API for st_uid; stat(2) and geteuid(2) come from libc.
+using System.Runtime.InteropServices;
+
+namespace Mailman.Instance;
+
+public static partial class FileOwner
+{
+    /// <summary>The effective user id of this process.</summary>
+    public static uint EffectiveUid => GetEuid();
+
+    /// <summary>The uid that owns <paramref name="path"/>, or null when it cannot be read (no such file, unknown platform layout).</summary>
+    public static unsafe uint? Uid(string path)
+    {
+        // struct stat: st_uid sits at byte 28 on x86_64 and at byte 24 on arm64 (asm-generic).
+        var offset = RuntimeInformation.ProcessArchitecture switch
+        {
+            Architecture.X64 => 28,
+            Architecture.Arm64 => 24,
+            _ => -1,
+        };
+        if (offset < 0)
+        {
+            return null;
+        }
+
+        var buffer = stackalloc byte[256];
+        return Stat(path, buffer) == 0 ? *(uint*)(buffer + offset) : null;
+    }
+
+    /// <summary>The user name of <paramref name="uid"/> from /etc/passwd, else the number.</summary>
+    public static string UserName(uint uid)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/etc/passwd"))
+            {
+                var fields = line.Split(':');
+                if (fields.Length > 2 && uint.TryParse(fields[2], out var u) && u == uid)
+                {
+                    return fields[0];
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+
+        return uid.ToString(System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>"owned by root, mode 0600" for an error line.</summary>
+    public static string Describe(string path)
+    {
+        var uid = Uid(path);
+        string mode;
+        try
+        {
+            mode = Convert.ToString((int)File.GetUnixFileMode(path), 8).PadLeft(4, '0');
+        }
+        catch (IOException)
+        {
+            mode = "?";
+        }
+
+        return $"owned by {(uid is { } u ? UserName(u) : "?")}, mode {mode}";
+    }
+
+    /// <summary>umask(077): files this process creates are readable by their owner only.</summary>
+    public static void RestrictUmask() => _ = Umask(0x3f);
+
+    [LibraryImport("libc", EntryPoint = "umask")]
+    private static partial uint Umask(uint mask);
+
+    [LibraryImport("libc", EntryPoint = "geteuid")]
+    private static partial uint GetEuid();
+
+    [LibraryImport("libc", EntryPoint = "stat", StringMarshalling = StringMarshalling.Utf8)]
+    private static unsafe partial int Stat(string path, byte* buffer);
+}

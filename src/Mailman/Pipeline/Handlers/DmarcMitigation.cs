@@ -1,0 +1,218 @@
+// The dmarc handler (Mailman 3's handlers/dmarc.py): for a post whose From: domain publishes
+// p=reject or p=quarantine (found by the dmarc-moderation check), or for every post when the list
+// mitigates unconditionally, munge From: to the list ("Anne Smith via Dev Team" <dev@...>, the
+// original in Reply-To: or Cc:) or wrap the post, whole and byte for byte, as a message/rfc822
+// attachment of a message from the list. Runs before the other handlers, so the list's headers,
+// subject prefix, personalization and footer go on the outer message. Also applies the site's
+// remove_dkim_headers (Mailman 3's cleanse-dkim) to every post.
+using System.Text;
+using System.Text.RegularExpressions;
+using Mailman.Dmarc;
+using Mailman.Lists;
+using Mailman.Queues;
+using Microsoft.Extensions.Logging;
+using MimeKit;
+using MimeKit.Utils;
+
+namespace Mailman.Pipeline.Handlers;
+
+public sealed partial class DmarcMitigation(DmarcServices dmarc) : IHandler
+{
+    /// <summary>Headers of the post kept on a wrapper (Mailman 3's KEEPERS, matched as prefixes).</summary>
+    private static readonly string[] Keepers =
+    [
+        "archived-at", "date", "in-reply-to", "list-", "precedence", "references", "subject", "to", "x-mailman-",
+    ];
+
+    /// <summary>What Mailman 3's cleanse-dkim removes.</summary>
+    private static readonly string[] DkimHeaders = ["DomainKey-Signature", "DKIM-Signature", "Authentication-Results"];
+
+    public string Name => "dmarc";
+
+    public string Description => "munge From: or wrap the post for p=reject/quarantine From: domains (dmarc_mitigate_action)";
+
+    public HandlerResult Process(PostContext post)
+    {
+        if (dmarc.RemoveDkimHeaders)
+        {
+            foreach (var field in DkimHeaders)
+            {
+                post.Message.Headers.RemoveAll(field);
+            }
+        }
+
+        var list = post.List;
+        var action = list.DmarcMitigateAction;
+        if (action == DmarcMitigateAction.NoMitigation)
+        {
+            return HandlerResult.Continue;
+        }
+
+        var note = post.Metadata.Dmarc ?? LookUp(post);
+        var unconditional = list.DmarcMitigateUnconditionally && action is DmarcMitigateAction.MungeFrom or DmarcMitigateAction.WrapMessage;
+        if (!note.Mitigate && !unconditional)
+        {
+            return HandlerResult.Continue;
+        }
+
+        // reject/discard only reach here when DNS failed (the check lets those through): munging
+        // is harmless, a bounce at every member's provider is not.
+        var applied = action == DmarcMitigateAction.WrapMessage ? DmarcMitigateAction.WrapMessage : DmarcMitigateAction.MungeFrom;
+        if (applied == DmarcMitigateAction.WrapMessage)
+        {
+            Wrap(post);
+        }
+        else
+        {
+            MungeFrom(post.Message, list, post.Metadata.Sender);
+        }
+
+        dmarc.Log.LogInformation("DMARC mitigation of post {MessageId} to {ListId}: From: domain {Domain}, policy {Policy}, action {Action}",
+            post.Metadata.MessageId, list.Name.Fqdn, note.Domain, note.Policy, MailingList.Snake(applied.ToString()));
+        return HandlerResult.Continue;
+    }
+
+    // A post that reached the pipeline without the incoming check's note (queued before it existed).
+    private DmarcNote LookUp(PostContext post)
+    {
+        var result = dmarc.Lookup.LookupAll(DmarcModeration.FromDomains(post));
+        var note = result is null ? new DmarcNote("", "no-from", false) : new DmarcNote(result.Domain, result.PolicyName, result.NeedsMitigation);
+        post.Metadata.Dmarc = note;
+        return note;
+    }
+
+    /// <summary>Replaces From: with the list's address and adds the original to Reply-To: or Cc:.</summary>
+    public static void MungeFrom(MimeMessage message, MailingList list, string? envelopeSender)
+    {
+        var (from, original) = MungedFrom(message, list, envelopeSender);
+        AddOriginal(message, list, original);
+        message.From.Clear();
+        message.From.Add(from);
+    }
+
+    /// <summary>
+    /// Mailman 3's munged_headers: the new From:, and the author to add to Reply-To:/Cc:. With one
+    /// From: mailbox that is the author; with none or several, the envelope sender (as Mailman 3's
+    /// original_sender).
+    /// </summary>
+    public static (MailboxAddress From, MailboxAddress? Original) MungedFrom(MimeMessage message, MailingList list, string? envelopeSender)
+    {
+        var froms = message.From.Mailboxes.Where(m => m.Address.Contains('@', StringComparison.Ordinal)).ToList();
+        MailboxAddress? original;
+        if (froms.Count == 1)
+        {
+            // The author's name goes back out in Reply-To: or Cc: as well: no line breaks in it.
+            original = new MailboxAddress(Lists.Member.Sanitize(froms[0].Name ?? ""), froms[0].Address);
+        }
+        else
+        {
+            var sender = envelopeSender?.Trim().Trim('<', '>');
+            original = string.IsNullOrEmpty(sender) ? null : new MailboxAddress("", sender);
+        }
+
+        var realname = original is null ? "" : string.IsNullOrWhiteSpace(original.Name) ? original.Address : original.Name;
+
+        // An address in the name would put a second domain in From: (spam filters dislike it).
+        // Names are capped first: a match is linear, but not a name of megabytes.
+        realname = Lists.Member.Sanitize(realname);
+        realname = AddressInName().Replace(realname, "---");
+        realname = new string(realname.Select(c => char.IsControl(c) ? ' ' : c).ToArray()).Trim();
+        var listName = string.IsNullOrEmpty(list.DisplayName) ? list.Name.LocalPart : list.DisplayName;
+        var display = realname.Length == 0 ? listName : $"{realname} via {listName}";
+        return (new MailboxAddress(display, list.Name.Fqdn), original);
+    }
+
+    // Mailman 3: Reply-To: when the list leaves Reply-To alone, else Cc:, so reply and reply-all
+    // do what they do on other posts of the list. Not added twice.
+    private static void AddOriginal(MimeMessage message, MailingList list, MailboxAddress? original)
+    {
+        if (original is null)
+        {
+            return;
+        }
+
+        var target = list.ReplyTo == ReplyToPolicy.None ? message.ReplyTo : message.Cc;
+        if (!target.Mailboxes.Any(m => m.Address.Equals(original.Address, StringComparison.OrdinalIgnoreCase)))
+        {
+            target.Add(original);
+        }
+    }
+
+    /// <summary>
+    /// Mailman 3's wrap_message: the post keeps only the <see cref="Keepers"/> headers, gets a new
+    /// Message-ID, the munged From: and Reply-To:/Cc:, and a body of the wrapped-message text (if
+    /// any) and the original as received, attached whole as message/rfc822.
+    /// </summary>
+    public static void Wrap(PostContext post)
+    {
+        var message = post.Message;
+        var list = post.List;
+        var original = Original(post);
+        var (from, author) = MungedFrom(message, list, post.Metadata.Sender);
+        var replyTo = message.ReplyTo.ToList();
+        var cc = message.Cc.ToList();
+        var headers = message.Headers;
+        for (var i = headers.Count - 1; i >= 0; i--)
+        {
+            var field = headers[i].Field;
+            if (!Keepers.Any(k => field.StartsWith(k, StringComparison.OrdinalIgnoreCase)))
+            {
+                headers.RemoveAt(i);
+            }
+        }
+
+        headers.Add(HeaderId.MimeVersion, "1.0");
+        message.MessageId = MimeUtils.GenerateMessageId(list.Name.Domain);
+        message.From.Add(from);
+
+        // The original's Reply-To: or Cc: (whichever Mailman 3 would add the author to) comes back with the author.
+        if (list.ReplyTo == ReplyToPolicy.None)
+        {
+            message.ReplyTo.AddRange(replyTo);
+        }
+        else
+        {
+            message.Cc.AddRange(cc);
+        }
+
+        AddOriginal(message, list, author);
+        var attached = new MessagePart("rfc822") { Message = original, ContentDisposition = new ContentDisposition(ContentDisposition.Inline) };
+        var text = list.DmarcWrappedMessageText;
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            message.Body = attached;
+            return;
+        }
+
+        text = text.ReplaceLineEndings("\n");
+        var explanation = new TextPart("plain")
+        {
+            Content = new MimeContent(new MemoryStream(Encoding.UTF8.GetBytes(text.EndsWith('\n') ? text : text + "\n")), ContentEncoding.EightBit),
+            ContentTransferEncoding = ContentEncoding.EightBit,
+            ContentDisposition = new ContentDisposition(ContentDisposition.Inline),
+        };
+        explanation.ContentType.Charset = "utf-8";
+        message.Body = new Multipart("mixed") { explanation, attached };
+    }
+
+    // The post as received, from the queue file when the runner can open it (so the original's
+    // own DKIM signature still verifies inside the wrapper), else the message as it stands.
+    // Loaded into memory (not persistent): wrapping is per post and rare, and the stream's life
+    // would otherwise have to outlast the handler.
+    private static MimeMessage Original(PostContext post)
+    {
+        if (post.OpenOriginal is { } open)
+        {
+            using var original = open();
+            return MimeMessage.Load(original);
+        }
+
+        using var copy = new MemoryStream();
+        post.Message.WriteTo(copy);
+        copy.Position = 0;
+        return MimeMessage.Load(copy);
+    }
+
+    [GeneratedRegex(@"@([^ .]+\.)+[^ .]+$", RegexOptions.NonBacktracking)]
+    private static partial Regex AddressInName();
+}

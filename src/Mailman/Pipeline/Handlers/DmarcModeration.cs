@@ -1,0 +1,74 @@
+// Incoming check: looks up the DMARC policy of the post's From: domain once (Dmarc/), records it
+// in the entry metadata for the dmarc handler, and rejects or discards the post when the list's
+// dmarc_mitigate_action says so (Mailman 3's dmarc-mitigation rule). A DNS failure never holds
+// or rejects a post: the pipeline munges it instead.
+using Mailman.Dmarc;
+using Mailman.Lists;
+using Mailman.Queues;
+using Mailman.Templates;
+using Microsoft.Extensions.Logging;
+
+namespace Mailman.Pipeline.Handlers;
+
+public sealed class DmarcModeration(DmarcServices dmarc) : IHandler
+{
+    /// <summary>Mailman 3's default reason for dmarc_mitigate_action reject (rules/dmarc.py).</summary>
+    public const string DefaultNotice =
+        "You are not allowed to post to this mailing list From: a domain which publishes a DMARC policy of reject or quarantine, "
+        + "and your message has been automatically rejected.  If you think that your messages are being rejected in error, "
+        + "contact the mailing list owner at ${listowner}.";
+
+    public string Name => "dmarc-moderation";
+
+    public string Description => "look up the From: domain's DMARC policy; reject or discard per dmarc_mitigate_action";
+
+    public HandlerResult Process(PostContext post)
+    {
+        var list = post.List;
+        var action = list.DmarcMitigateAction;
+        if (action == DmarcMitigateAction.NoMitigation)
+        {
+            // As Mailman 3: no lookup for a list that would do nothing with the answer.
+            return HandlerResult.Continue;
+        }
+
+        var domains = FromDomains(post);
+        if (list.DmarcMitigateUnconditionally && action is DmarcMitigateAction.MungeFrom or DmarcMitigateAction.WrapMessage)
+        {
+            post.Metadata.Dmarc = new DmarcNote(string.Join(",", domains), "unconditional", Mitigate: true);
+            return HandlerResult.Continue;
+        }
+
+        var result = dmarc.Lookup.LookupAll(domains);
+        if (result is null)
+        {
+            post.Metadata.Dmarc = new DmarcNote("", "no-from", Mitigate: false);
+            return HandlerResult.Continue;
+        }
+
+        post.Metadata.Dmarc = new DmarcNote(result.Domain, result.PolicyName, result.NeedsMitigation);
+        if (!result.NeedsMitigation || result.Verdict == DmarcVerdict.DnsError || action is DmarcMitigateAction.MungeFrom or DmarcMitigateAction.WrapMessage)
+        {
+            // reject/discard act on a policy found, never on a DNS outage: the dmarc handler munges those.
+            return HandlerResult.Continue;
+        }
+
+        dmarc.Log.LogWarning("DMARC mitigation of post {MessageId} to {ListId}: From: domain {Domain}, policy {Policy} ({Detail}), action {Action}",
+            post.Metadata.MessageId, list.Name.Fqdn, result.Domain, result.PolicyName, result.Detail, MailingList.Snake(action.ToString()));
+        return action == DmarcMitigateAction.Reject
+            ? HandlerResult.Reject(Notice(list))
+            : HandlerResult.Discard($"DMARC moderation: {result.Domain} publishes {result.PolicyName}");
+    }
+
+    /// <summary>The From: domains, in order (empty for an address without one).</summary>
+    public static List<string> FromDomains(PostContext post)
+        => post.Message.From.Mailboxes.Select(m => m.Address.LastIndexOf('@') is var at && at >= 0 ? m.Address[(at + 1)..] : "").ToList();
+
+    /// <summary>The list's notice, or Mailman 3's, with $listowner and the list placeholders expanded.</summary>
+    public static string Notice(MailingList list)
+    {
+        var text = string.IsNullOrWhiteSpace(list.DmarcModerationNotice) ? DefaultNotice : list.DmarcModerationNotice;
+        var values = Template.ListValues(list);
+        return Template.Expand(text, name => name == "listowner" ? list.Name.OwnerAddress : values(name));
+    }
+}

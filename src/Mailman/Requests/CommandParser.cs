@@ -1,0 +1,141 @@
+// Finds the commands in a mail to LIST-request@: the Subject (when it names a command), then the
+// first lines of the body's plain text. Quoted reply text ("> ...", "On ... wrote:") and
+// signatures ("-- ") are not commands, and only the first lines are read: a 10 MB body costs
+// what its first 64 KB cost.
+using System.Text;
+using MimeKit;
+
+namespace Mailman.Requests;
+
+/// <summary>One line that may be a command: its words, and whether it came from the Subject.</summary>
+public sealed record CommandLine(string Text, bool FromSubject)
+{
+    private static readonly char[] Blanks = [' ', '\t'];
+
+    public IReadOnlyList<string> Words { get; } = Text.Split(Blanks, StringSplitOptions.RemoveEmptyEntries);
+
+    /// <summary>The command word, lower-cased ("" for none).</summary>
+    public string Name => Words.Count == 0 ? "" : Words[0].ToLowerInvariant();
+
+    public IReadOnlyList<string> Arguments => Words.Skip(1).ToList();
+}
+
+public static class CommandParser
+{
+    /// <summary>Body lines looked at (not counting blank and quoted ones), as Mailman's email_commands_max_lines.</summary>
+    public const int MaxBodyLines = 10;
+
+    /// <summary>Characters of body text read at most.</summary>
+    public const int MaxBodyChars = 64 * 1024;
+
+    /// <summary>A longer line is cut: no command is that long.</summary>
+    public const int MaxLineLength = 1000;
+
+    private static readonly string[] ReplyPrefixes = ["re:", "aw:", "sv:", "fw:", "fwd:", "wg:", "tr:"];
+
+    /// <summary>The candidate command lines of <paramref name="message"/>.</summary>
+    public static IReadOnlyList<CommandLine> Read(MimeMessage message) => Read(message.Subject, BodyText(message));
+
+    /// <summary>The candidate command lines of a subject and a plain-text body.</summary>
+    public static IReadOnlyList<CommandLine> Read(string? subject, string body)
+    {
+        var lines = new List<CommandLine>();
+        var s = Clean(StripReplyPrefixes(subject ?? ""));
+        if (s.Length > 0)
+        {
+            lines.Add(new CommandLine(s, FromSubject: true));
+        }
+
+        var taken = 0;
+        using var reader = new StringReader(body);
+        while (taken < MaxBodyLines && reader.ReadLine() is { } raw)
+        {
+            if (raw is "-- " or "--" || raw.StartsWith("-----Original Message", StringComparison.OrdinalIgnoreCase) || raw.StartsWith("________________", StringComparison.Ordinal))
+            {
+                break; // a signature or the start of a forwarded or quoted message
+            }
+
+            var line = Clean(raw);
+            if (line.Length == 0 || line.StartsWith('>'))
+            {
+                continue;
+            }
+
+            if (line.EndsWith("wrote:", StringComparison.OrdinalIgnoreCase) || line.EndsWith("schrieb:", StringComparison.OrdinalIgnoreCase))
+            {
+                break; // "On Mon, Anne wrote:": what follows is the quoted message
+            }
+
+            lines.Add(new CommandLine(line, FromSubject: false));
+            taken++;
+        }
+
+        return lines;
+    }
+
+    /// <summary>The subject without "Re:", "Fwd:" and "[tag]" prefixes, however many.</summary>
+    public static string StripReplyPrefixes(string subject)
+    {
+        var s = subject.Trim();
+        while (true)
+        {
+            var before = s;
+            foreach (var p in ReplyPrefixes)
+            {
+                if (s.StartsWith(p, StringComparison.OrdinalIgnoreCase))
+                {
+                    s = s[p.Length..].TrimStart();
+                }
+            }
+
+            if (s.StartsWith('[') && s.IndexOf(']', StringComparison.Ordinal) is var close and > 0)
+            {
+                s = s[(close + 1)..].TrimStart();
+            }
+
+            if (s == before)
+            {
+                return s;
+            }
+        }
+    }
+
+    /// <summary>The start of the first plain-text part that is not an attachment, decoded; "" when there is none.</summary>
+    public static string BodyText(MimeMessage message)
+    {
+        var part = message.BodyParts.OfType<TextPart>().FirstOrDefault(p => p.IsPlain && !p.IsAttachment);
+        if (part?.Content is null)
+        {
+            return "";
+        }
+
+        Encoding encoding;
+        try
+        {
+            encoding = part.ContentType.CharsetEncoding ?? Encoding.UTF8;
+        }
+        catch (NotSupportedException)
+        {
+            encoding = Encoding.UTF8; // an unknown charset: commands are ASCII anyway
+        }
+
+        using var stream = part.Content.Open();
+        using var reader = new StreamReader(stream, encoding, detectEncodingFromByteOrderMarks: true);
+        var buffer = new char[MaxBodyChars];
+        var read = reader.ReadBlock(buffer, 0, buffer.Length);
+        return new string(buffer, 0, read);
+    }
+
+    // Control characters become spaces; long lines are cut.
+    private static string Clean(string line)
+    {
+        var s = line.Length > MaxLineLength ? line[..MaxLineLength] : line;
+        return string.Create(s.Length, s, static (span, src) =>
+        {
+            for (var i = 0; i < src.Length; i++)
+            {
+                span[i] = char.IsControl(src[i]) ? ' ' : src[i];
+            }
+        }).Trim();
+    }
+}

@@ -1,0 +1,58 @@
+// Finds the pending request a token (or, from the command line, a number) names, checks it is
+// live and belongs to the list, and hands it to the IConfirmationHandler registered for its kind:
+// subscriptions here, held posts in moderation. One log line per confirmation; tokens are never
+// logged.
+using Mailman.Lists;
+using Microsoft.Extensions.Logging;
+using MimeKit;
+
+namespace Mailman.Requests;
+
+public sealed class Confirmations(IEnumerable<IConfirmationHandler> handlers, ListStoreFactory lists, TimeProvider time, ILogger<Confirmations> logger)
+{
+    private readonly Dictionary<string, IConfirmationHandler> _byKind = handlers
+        .SelectMany(h => h.Kinds.Select(k => (Kind: k, Handler: h)))
+        .ToDictionary(x => x.Kind, x => x.Handler, StringComparer.Ordinal);
+
+    /// <summary>The kinds some handler acts on.</summary>
+    public IEnumerable<string> Kinds => _byKind.Keys;
+
+    /// <summary>Confirms the live request of <paramref name="list"/> that <paramref name="token"/> names (null Request: none).</summary>
+    public (PendingRequest? Request, ConfirmationResult Result) ConfirmToken(ListName list, string token, string? command, MimeMessage? reply, string actor, string triggerEntry)
+    {
+        var t = token.Trim().ToLowerInvariant();
+        if (!ListStore.IsTokenShaped(t))
+        {
+            logger.LogInformation("Confirmation for {ListId} by {Actor} refused: the token is malformed ({Length} characters)", list.Fqdn, actor, token.Length);
+            return (null, new ConfirmationResult(false, "that is not a confirmation token (32 hexadecimal digits)"));
+        }
+
+        PendingRequest? request;
+        using (var store = lists.Open())
+        {
+            request = store.FindPending(t, time.GetUtcNow());
+        }
+
+        if (request is null || request.List != list)
+        {
+            logger.LogInformation("Confirmation for {ListId} by {Actor} refused: unknown or expired token", list.Fqdn, actor);
+            return (null, new ConfirmationResult(false, "the confirmation token is unknown, used or expired; ask again if you still want it"));
+        }
+
+        return (request, Confirm(request, command, reply, actor, triggerEntry));
+    }
+
+    /// <summary>Hands a live request to the handler for its kind.</summary>
+    public ConfirmationResult Confirm(PendingRequest request, string? command, MimeMessage? reply, string actor, string triggerEntry)
+    {
+        if (!_byKind.TryGetValue(request.Kind, out var handler))
+        {
+            logger.LogWarning("Confirmation of {Kind} for {Recipient} to {ListId}: no handler for this kind", request.Kind, request.Address, request.List.Fqdn);
+            return new ConfirmationResult(false, $"requests of kind {request.Kind} cannot be confirmed here");
+        }
+
+        var result = handler.Confirm(request, command, reply, actor, triggerEntry);
+        logger.LogInformation("Confirmation of {Kind} for {Recipient} to {ListId} by {Actor}: {Summary}", request.Kind, request.Address, request.List.Fqdn, actor, result.Summary);
+        return result;
+    }
+}

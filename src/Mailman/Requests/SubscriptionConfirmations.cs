@@ -1,0 +1,104 @@
+// What confirming means for subscriptions: a confirmed join subscribes (or, for
+// confirm_then_moderate, goes before the moderators), a confirmed leave unsubscribes, a
+// moderator's approval subscribes. "reject REASON" and "discard" drop the request; a rejected
+// subscription tells the address why. The pending request is used in the same transaction as the
+// change, so a token works once.
+using Mailman.Lists;
+using Mailman.Notices;
+using MimeKit;
+
+namespace Mailman.Requests;
+
+public sealed class SubscriptionConfirmations(ListStoreFactory lists, Membership membership, SubscriptionRequests requests, NoticeSender notices) : IConfirmationHandler
+{
+    public IReadOnlyCollection<string> Kinds { get; } = [PendingKind.Subscribe, PendingKind.Unsubscribe, PendingKind.ModerateSubscription];
+
+    public ConfirmationResult Confirm(PendingRequest request, string? command, MimeMessage? reply, string actor, string triggerEntry)
+    {
+        var list = lists.FindList(request.List);
+        if (list is null)
+        {
+            Drop(request);
+            return new ConfirmationResult(false, $"the list {request.List.Fqdn} no longer exists");
+        }
+
+        var (verb, reason) = Decision(command);
+        if (verb != "approve")
+        {
+            if (!Drop(request))
+            {
+                return Used(request);
+            }
+
+            if (verb == "reject" && request.Kind == PendingKind.ModerateSubscription)
+            {
+                notices.Send(new Notice(list, NoticeTemplates.Refused, request.Address)
+                {
+                    ToName = request.DisplayName,
+                    Values = new Dictionary<string, string> { ["reason"] = reason.Length > 0 ? reason : "no reason given" },
+                }, triggerEntry, "refused:" + request.Key);
+            }
+
+            return new ConfirmationResult(true, $"the {Describe(request.Kind)} of {request.Address} was {(verb == "reject" ? "rejected" : "discarded")}");
+        }
+
+        // The welcome or goodbye answers the reply only when it came from the address itself.
+        var answering = reply is not null && reply.From.Mailboxes.Any(m => string.Equals(m.Address, request.Address, StringComparison.OrdinalIgnoreCase)) ? reply : null;
+        switch (request.Kind)
+        {
+            case PendingKind.Subscribe when request.Data == SubscriptionRequests.ThenModerate:
+                if (!Drop(request))
+                {
+                    return Used(request);
+                }
+
+                requests.AskModerators(list, request.Address, request.DisplayName, triggerEntry);
+                return new ConfirmationResult(true, $"{request.Address} confirmed; the request awaits the approval of a moderator");
+            case PendingKind.Subscribe or PendingKind.ModerateSubscription:
+                var how = request.Kind == PendingKind.Subscribe ? "confirmed by " + actor : "approved by " + actor;
+                var joined = membership.Join(list, request.Address, request.DisplayName, how, triggerEntry, answering, null, request.Id);
+                return joined.Result switch
+                {
+                    null => Used(request),
+                    JoinResult.AlreadyMember => new ConfirmationResult(true, $"{request.Address} is already a member of {list.Name.Fqdn}"),
+                    _ => new ConfirmationResult(true, $"{request.Address} is now subscribed to {list.Name.Fqdn}"),
+                };
+            default:
+                var left = membership.Leave(list, request.Address, "confirmed by " + actor, triggerEntry, answering: answering, pendingId: request.Id);
+                return left.PendingUsed ? Used(request)
+                    : left.Changed ? new ConfirmationResult(true, $"{request.Address} is no longer subscribed to {list.Name.Fqdn}")
+                    : new ConfirmationResult(true, $"{request.Address} was not a member of {list.Name.Fqdn}");
+        }
+    }
+
+    /// <summary>approve (also a plain confirmation: null, "confirm", "accept"), reject REASON, discard.</summary>
+    private static (string Verb, string Reason) Decision(string? command)
+    {
+        var c = (command ?? "").Trim();
+        var space = c.IndexOfAny([' ', '\t']);
+        var word = (space < 0 ? c : c[..space]).ToLowerInvariant();
+        var rest = space < 0 ? "" : Member.Sanitize(c[(space + 1)..]);
+        return word switch
+        {
+            "reject" or "deny" => ("reject", rest),
+            "discard" or "cancel" => ("discard", rest),
+            _ => ("approve", ""),
+        };
+    }
+
+    private bool Drop(PendingRequest request)
+    {
+        using var store = lists.Open();
+        return store.DeletePending(request.Id);
+    }
+
+    private static ConfirmationResult Used(PendingRequest request)
+        => new(false, $"the {Describe(request.Kind)} of {request.Address} was confirmed or discarded already");
+
+    private static string Describe(string kind) => kind switch
+    {
+        PendingKind.Subscribe => "subscription request",
+        PendingKind.Unsubscribe => "unsubscription request",
+        _ => "subscription awaiting a moderator",
+    };
+}

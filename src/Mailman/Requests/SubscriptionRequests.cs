@@ -1,0 +1,152 @@
+// The subscription policies (Mailman 3's names): what a request to join or leave does on a list.
+// confirm: a confirmation mail with a token goes to the address, from LIST-confirm+TOKEN@ so a
+// plain reply confirms; open: at once; moderate: the list's moderators approve; confirm_then_moderate:
+// both. A second request renews the one pending request (a fresh token); a confirmation the daily
+// limit or the never-answer rules stop is not sent, and then the pending request is left as it was.
+using Mailman.Lists;
+using Mailman.Notices;
+using Mailman.Queues;
+using Microsoft.Extensions.Logging;
+
+namespace Mailman.Requests;
+
+public sealed class SubscriptionRequests(
+    ListStoreFactory lists, QueueSet queues, NoticeSender notices, Membership membership, ConfirmationTokens tokens, TimeProvider time, ILogger<SubscriptionRequests> logger)
+{
+    /// <summary>Pending data of a confirmed subscription that a moderator approves next.</summary>
+    public const string ThenModerate = "then-moderate";
+
+    /// <summary>LIST-confirm+TOKEN@HOST: where a reply to a confirmation goes.</summary>
+    public static string ConfirmAddress(ListName list, string token) => $"{list.LocalPart}-confirm+{token}@{list.Domain}";
+
+    /// <summary>The sender asks to join.</summary>
+    public CommandOutcome RequestJoin(RequestContext request)
+    {
+        var list = request.List;
+        MemberRecord? member;
+        using (var store = lists.Open())
+        {
+            member = store.FindMember(list.Name, request.Sender);
+        }
+
+        // A member whose delivery is off by their own choice or by bounces joins again (and is
+        // re-enabled); one a moderator disabled is still a member.
+        if (member is not null && (member.DeliveryEnabled || member.DisabledReason == DisabledReason.Moderator))
+        {
+            return new CommandOutcome($"{request.Sender} is already a member of {list.Name.Fqdn}", NeedsReply: true);
+        }
+
+        switch (list.SubscriptionPolicy)
+        {
+            case SubscriptionPolicy.Open:
+                var joined = membership.Join(list, request.Sender, request.SenderName, "open subscription policy", request.TriggerEntry, request.Message, request.EnvelopeSender);
+                return new CommandOutcome($"{request.Sender} is now subscribed to {list.Name.Fqdn}", NeedsReply: !joined.WelcomeSent);
+            case SubscriptionPolicy.Moderate:
+                AskModerators(list, request.Sender, request.SenderName, request.TriggerEntry);
+                return new CommandOutcome($"your request to join {list.Name.Fqdn} awaits the approval of a moderator", NeedsReply: true);
+            default:
+                return Confirm(request, PendingKind.Subscribe, list.SubscriptionPolicy == SubscriptionPolicy.ConfirmThenModerate ? ThenModerate : "");
+        }
+    }
+
+    /// <summary>The sender asks to leave.</summary>
+    public CommandOutcome RequestLeave(RequestContext request)
+    {
+        var list = request.List;
+        bool isMember;
+        using (var store = lists.Open())
+        {
+            isMember = store.FindMember(list.Name, request.Sender) is not null;
+        }
+
+        if (!isMember)
+        {
+            return new CommandOutcome($"{request.Sender} is not a member of {list.Name.Fqdn}", NeedsReply: true);
+        }
+
+        if (list.UnsubscriptionPolicy == UnsubscriptionPolicy.Open)
+        {
+            var left = membership.Leave(list, request.Sender, "open unsubscription policy", request.TriggerEntry, answering: request.Message, answeringSender: request.EnvelopeSender);
+            return new CommandOutcome($"{request.Sender} is no longer subscribed to {list.Name.Fqdn}", NeedsReply: !left.GoodbyeSent);
+        }
+
+        return Confirm(request, PendingKind.Unsubscribe, "");
+    }
+
+    /// <summary>
+    /// Puts a subscription before the list's moderators: a pending request (its token derived
+    /// from <paramref name="triggerEntry"/>) and a notice to each owner and moderator, from
+    /// LIST-confirm+TOKEN@ so a reply "approve" or "reject REASON" decides it.
+    /// </summary>
+    public void AskModerators(MailingList list, string address, string displayName, string triggerEntry)
+    {
+        var token = tokens.For(triggerEntry, PendingKind.ModerateSubscription);
+        var now = time.GetUtcNow();
+        List<Member> moderators;
+        using (var store = lists.Open())
+        {
+            store.UpsertPending(list.Name, PendingKind.ModerateSubscription, Key(address), address, displayName, "", now, now + list.PendingRequestLife, token);
+            moderators = store.Roles(list.Name, ListRole.Moderator).Concat(store.Roles(list.Name, ListRole.Owner))
+                .DistinctBy(m => Key(m.Address)).ToList();
+        }
+
+        logger.LogInformation("Pending: {Recipient} asks to join {ListId}, awaiting a moderator ({Moderators} notified), expires {Expires:u}",
+            address, list.Name.Fqdn, moderators.Count, now + list.PendingRequestLife);
+        if (moderators.Count == 0)
+        {
+            logger.LogWarning("{ListId} has no owner or moderator to approve {Recipient}: `mailman pending list` shows the request", list.Name.Fqdn, address);
+        }
+
+        var from = ConfirmAddress(list.Name, token);
+        foreach (var moderator in moderators)
+        {
+            notices.Send(new Notice(list, NoticeTemplates.ModeratorSubscribe, moderator.Address)
+            {
+                ToName = moderator.DisplayName,
+                From = from,
+                Values = new Dictionary<string, string> { ["user_email"] = address, ["token"] = token, ["confirm_email"] = from },
+            }, triggerEntry, "moderate-subscribe:" + Key(moderator.Address));
+        }
+    }
+
+    // The confirmation goes first; only when it is queued does the pending request take its
+    // token, so a flood stopped by the daily limit does not void the confirmation already sent.
+    private CommandOutcome Confirm(RequestContext request, string kind, string data)
+    {
+        var list = request.List;
+        var purpose = "confirm-" + kind;
+        var token = tokens.For(request.TriggerEntry, purpose);
+        var from = ConfirmAddress(list.Name, token);
+        var queued = queues[QueueSet.Out].Holds(Switchboard.DerivedName(request.TriggerEntry, purpose));
+        if (!queued)
+        {
+            var result = notices.Send(new Notice(list, kind == PendingKind.Subscribe ? NoticeTemplates.ConfirmSubscribe : NoticeTemplates.ConfirmUnsubscribe, request.Sender)
+            {
+                ToName = request.SenderName,
+                Kind = NoticeKind.Reply,
+                Answering = request.Message,
+                AnsweringSender = request.EnvelopeSender,
+                From = from,
+                Values = new Dictionary<string, string> { ["token"] = token, ["confirm_email"] = from },
+            }, request.TriggerEntry, purpose);
+            if (!result.Queued)
+            {
+                logger.LogInformation("No confirmation of {Kind} for {Recipient} to {ListId}: {Reason}", kind, request.Sender, list.Name.Fqdn, result.NotSentBecause);
+                return new CommandOutcome($"no confirmation was sent: {result.NotSentBecause}", NeedsReply: false);
+            }
+        }
+
+        var now = time.GetUtcNow();
+        bool renewed;
+        using (var store = lists.Open())
+        {
+            (_, renewed) = store.UpsertPending(list.Name, kind, Key(request.Sender), request.Sender, request.SenderName, data, now, now + list.PendingRequestLife, token);
+        }
+
+        logger.LogInformation("Pending: {Kind} of {Recipient} to {ListId}, confirmation sent ({Renewed}), expires {Expires:u}",
+            kind, request.Sender, list.Name.Fqdn, renewed ? "renewed, the earlier token is void" : "new", now + list.PendingRequestLife);
+        return new CommandOutcome($"a confirmation was sent to {request.Sender}", NeedsReply: false);
+    }
+
+    private static string Key(string address) => address.Trim().ToLowerInvariant();
+}

@@ -1,0 +1,129 @@
+// A minimal SMTP server on a raw socket for faults neither smtp-sink nor the SmtpServer
+// package can script: close the connection after every accepted message, or stall forever in
+// DATA (never answering the end of data). Records what it accepted.
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace Mailman.TestSupport;
+
+public sealed class RawSmtpServer : IDisposable
+{
+    private readonly TcpListener _listener;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly bool _closeAfterMessage;
+    private readonly bool _stallInData;
+
+    private RawSmtpServer(bool closeAfterMessage, bool stallInData)
+    {
+        _closeAfterMessage = closeAfterMessage;
+        _stallInData = stallInData;
+        _listener = new TcpListener(IPAddress.Loopback, 0);
+        _listener.Start();
+        Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
+        _ = Task.Run(AcceptLoop);
+    }
+
+    public int Port { get; }
+
+    /// <summary>Recipients of every message accepted (250 after the data).</summary>
+    public ConcurrentQueue<string> Delivered { get; } = new();
+
+    /// <summary>Sessions opened so far.</summary>
+    public int Connections => Volatile.Read(ref _connections);
+
+    private int _connections;
+
+    public static RawSmtpServer ClosingAfterEachMessage() => new(closeAfterMessage: true, stallInData: false);
+
+    public static RawSmtpServer StallingInData() => new(closeAfterMessage: false, stallInData: true);
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _listener.Stop();
+    }
+
+    private async Task AcceptLoop()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            TcpClient client;
+            try
+            {
+                client = await _listener.AcceptTcpClientAsync(_stop.Token);
+            }
+            catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
+            {
+                return;
+            }
+
+            Interlocked.Increment(ref _connections);
+            _ = Task.Run(() => Session(client));
+        }
+    }
+
+    private async Task Session(TcpClient client)
+    {
+        using var _ = client;
+        try
+        {
+            var stream = client.GetStream();
+            using var reader = new StreamReader(stream, Encoding.Latin1);
+            await using var writer = new StreamWriter(stream, Encoding.Latin1) { NewLine = "\r\n", AutoFlush = true };
+            await writer.WriteLineAsync("220 raw ESMTP");
+            var rcpts = new List<string>();
+            while (await reader.ReadLineAsync(_stop.Token) is { } line)
+            {
+                var verb = line.Split(' ')[0].ToUpperInvariant();
+                switch (verb)
+                {
+                    case "EHLO":
+                        await writer.WriteLineAsync("250-raw\r\n250 PIPELINING");
+                        break;
+                    case "MAIL":
+                        rcpts.Clear();
+                        await writer.WriteLineAsync("250 ok");
+                        break;
+                    case "RCPT":
+                        rcpts.Add(line[(line.IndexOf('<') + 1)..line.IndexOf('>')]);
+                        await writer.WriteLineAsync("250 ok");
+                        break;
+                    case "DATA":
+                        await writer.WriteLineAsync("354 go");
+                        while (await reader.ReadLineAsync(_stop.Token) is { } data && data != ".")
+                        {
+                        }
+
+                        if (_stallInData)
+                        {
+                            await Task.Delay(Timeout.Infinite, _stop.Token);
+                        }
+
+                        foreach (var r in rcpts)
+                        {
+                            Delivered.Enqueue(r);
+                        }
+
+                        await writer.WriteLineAsync("250 queued");
+                        if (_closeAfterMessage)
+                        {
+                            return;
+                        }
+
+                        break;
+                    case "QUIT":
+                        await writer.WriteLineAsync("221 bye");
+                        return;
+                    default:
+                        await writer.WriteLineAsync("250 ok");
+                        break;
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)
+        {
+        }
+    }
+}

@@ -1,0 +1,27 @@
+// Addresses as reports write them: what is trimmed, what is kept.
+using Mailman.Bounces;
+
+namespace Mailman.Tests.Bounces;
+
+public sealed class AddressTextTests
+{
+    [Theory]
+    [InlineData("anne@example.com", "anne@example.com")]
+    [InlineData(" <Anne@Example.COM> ", "Anne@Example.COM")]
+    [InlineData("rfc822;anne@example.com", "anne@example.com")]
+    [InlineData("RFC822; <anne@example.com>", "anne@example.com")]
+    [InlineData("\"anne@example.com\"", "anne@example.com")]
+    [InlineData("'anne@example.com'", "anne@example.com")]
+    [InlineData("<<anne@example.com>", "anne@example.com")]
+    [InlineData("", "")]
+    [InlineData("<>", "")]
+    public void Clean_trims_only_the_wrapping(string raw, string expected) => Assert.Equal(expected, AddressText.Clean(raw));
+
+    [Theory]
+    [InlineData("smtp; 550 5.1.1 <a@b>: unknown", "5.1.1")]
+    [InlineData("4.4.1 (no answer from host)", "4.4.1")]
+    [InlineData("553 Exceeded maximum size", null)]
+    [InlineData("version 15.1.2345.0", null)]
+    [InlineData("5.7.1", "5.7.1")]
+    public void FindStatus_finds_rfc3463_codes_only(string text, string? expected) => Assert.Equal(expected, AddressText.FindStatus(text));
+}

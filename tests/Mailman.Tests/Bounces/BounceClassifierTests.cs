@@ -1,0 +1,156 @@
+// The classifier as a whole: the detector order, and mail it must survive (garbage, 20 MB,
+// broken charsets, hostile lines, deep nesting). Results only: no test here measures time.
+using System.Text;
+using Mailman.Bounces;
+using Mailman.Tests.Bounces.Detectors;
+using Mailman.TestSupport;
+using MimeKit;
+
+namespace Mailman.Tests.Bounces;
+
+public sealed class BounceClassifierTests
+{
+    private static BounceAnalysis Classify(string raw) => DsnTests.Classify(Encoding.UTF8.GetBytes(raw.Replace("\r\n", "\n", StringComparison.Ordinal)));
+
+    [Fact]
+    public void Detector_names_are_unique_and_stable()
+    {
+        Assert.Equal(
+            ["ARF", "DSN", "Exim", "Postfix", "Qmail", "Yahoo", "Sina", "AOL", "SMTP32", "Exchange", "Netscape", "Microsoft", "GroupWise", "AutoReply", "SimpleMatch", "SimpleWarning", "Yale", "LLNL"],
+            BounceDetectors.All.Select(d => d.Name));
+        Assert.All(BounceDetectors.All, d => Assert.False(string.IsNullOrWhiteSpace(d.Description)));
+    }
+
+    [Fact]
+    public void An_ordinary_message_is_unrecognized()
+    {
+        var result = DsnTests.Classify(Posts.Plain());
+        Assert.Equal(BounceKind.Unrecognized, result.Kind);
+        Assert.Null(result.Detector);
+        Assert.Empty(result.Addresses);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(100)]
+    [InlineData(100_000)]
+    public void Garbage_is_unrecognized(int length)
+    {
+        var bytes = new byte[length];
+        new Random(length).NextBytes(bytes);
+        Assert.Equal(BounceKind.Unrecognized, BounceClassifier.Classify(new MemoryStream(bytes)).Kind);
+    }
+
+    [Fact]
+    public void A_twenty_megabyte_bounce_is_read_only_as_far_as_it_needs()
+    {
+        var original = "From: dev@example.org\nTo: anne@example.com\nSubject: big\n\n" + new string('x', 76) + "\n";
+        var big = new StringBuilder(original.Length * 270_000);
+        for (var i = 0; i < 270_000; i++)
+        {
+            big.Append(new string('x', 76)).Append('\n');
+        }
+
+        var result = DsnTests.Classify(BounceMessages.Dsn([BounceMessages.Recipient("anne@example.com")], attachedOriginal: original + big));
+        Assert.Equal(BounceKind.Permanent, result.Kind);
+        Assert.Equal("anne@example.com", Assert.Single(result.Addresses).Address);
+    }
+
+    [Fact]
+    public void A_twenty_megabyte_text_bounce_is_scanned_only_in_its_first_64_KB()
+    {
+        var text = new StringBuilder("From: MAILER-DAEMON@mx.example.com\nSubject: failure\n\nA message that you sent could not be delivered to one or more of its recipients.\n\n  <anne@example.com>\n");
+        while (text.Length < 20 * 1024 * 1024)
+        {
+            text.Append("  <late@example.com> and more text on a line of ordinary length\n");
+        }
+
+        var result = Classify(text.ToString());
+        Assert.Equal(BounceKind.Permanent, result.Kind);
+        Assert.Contains(result.Addresses, a => a.Address == "anne@example.com");
+        Assert.True(result.Addresses.Count < 2000, "only the first 64 KB of the part is read");
+    }
+
+    [Theory]
+    [InlineData("<")]
+    [InlineData("a")]
+    [InlineData("a@")]
+    [InlineData(" a")]
+    public void A_huge_hostile_line_after_every_start_phrase_cannot_make_a_regex_backtrack(string unit)
+    {
+        var hostile = string.Concat(Enumerable.Repeat(unit, 60_000 / unit.Length));
+        var phrases = string.Join('\n', Mailman.Bounces.Detectors.SimpleMatch.Patterns.Select(p => p.Hint));
+        var result = Classify($"From: someone@example.com\nSubject: x\n\n{phrases}\nthis message was undeliverable due to the following reason:\n{hostile}\n");
+        Assert.NotEqual(BounceKind.Temporary, result.Kind);
+    }
+
+    [Fact]
+    public void Unknown_and_lying_charsets_never_throw_and_ascii_addresses_are_still_found()
+    {
+        var head = "From: MAILER-DAEMON@mx.example.com\nSubject: failure\nMIME-Version: 1.0\nContent-Type: text/plain; charset=\"x-no-such-charset\"\nContent-Transfer-Encoding: 8bit\n\n";
+        var body = "Hi. This is the qmail-send program at mx.example.com.\n\xe9t\xe9 \xff\xfe invalid utf-8\n\n<anne@example.com>:\nSorry, no mailbox here by that name.\n\n--- Below this line is a copy of the message.\n";
+        var raw = Encoding.Latin1.GetBytes(head + body);
+        var result = DsnTests.Classify(raw);
+        Assert.Equal(BounceKind.Permanent, result.Kind);
+        Assert.Equal("Qmail", result.Detector);
+        Assert.Equal("anne@example.com", Assert.Single(result.Addresses).Address);
+    }
+
+    [Fact]
+    public void A_utf8_address_in_a_global_dsn_is_returned_as_written()
+    {
+        var raw = BounceMessages.Dsn(["Final-Recipient: utf-8; jos\u00e9@exampl\u00e9.com\nAction: failed\nStatus: 5.1.1"]);
+        var text = Encoding.UTF8.GetString(raw).Replace("message/delivery-status", "message/global-delivery-status", StringComparison.Ordinal);
+        var result = DsnTests.Classify(Encoding.UTF8.GetBytes(text));
+        Assert.Equal("jos\u00e9@exampl\u00e9.com", Assert.Single(result.Addresses).Address);
+    }
+
+    [Fact]
+    public void A_base64_delivery_status_with_broken_bytes_is_decoded_leniently()
+    {
+        var fields = Encoding.Latin1.GetBytes("Final-Recipient: rfc822; anne@example.com\nAction: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 caf\xe9 \xff\n");
+        var text = Encoding.UTF8.GetString(BounceMessages.Dsn(["X-Placeholder: 1"]))
+            .Replace("Content-Type: message/delivery-status\n\n", "Content-Type: message/delivery-status\nContent-Transfer-Encoding: base64\n\n" + Convert.ToBase64String(fields) + "\n!!garbage!!\n\nX-Ignored: ", StringComparison.Ordinal);
+        var result = DsnTests.Classify(Encoding.UTF8.GetBytes(text));
+        Assert.Equal(BounceKind.Permanent, result.Kind);
+        Assert.Equal("anne@example.com", Assert.Single(result.Addresses).Address);
+    }
+
+    [Fact]
+    public void Deeply_nested_attachments_and_thousands_of_parts_are_walked_within_bounds()
+    {
+        var nested = "From: a@example.com\nSubject: 0\n\nbody\n";
+        for (var i = 1; i < 60; i++)
+        {
+            nested = $"From: a@example.com\nSubject: {i}\nMIME-Version: 1.0\nContent-Type: message/rfc822\n\n{nested}";
+        }
+
+        Assert.Equal(BounceKind.Unrecognized, Classify(nested).Kind);
+
+        var many = new StringBuilder("From: a@example.com\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=B\n\n");
+        for (var i = 0; i < 5000; i++)
+        {
+            many.Append("--B\nContent-Type: text/plain\n\npart ").Append(i).Append('\n');
+        }
+
+        many.Append("--B--\n");
+        using var message = MimeMessage.Load(new MemoryStream(Encoding.ASCII.GetBytes(many.ToString())));
+        var context = new BounceContext(message);
+        Assert.Equal(BounceContext.MaxParts, context.Parts.Count);
+        Assert.Equal(BounceContext.MaxTextParts, context.TextParts.Count);
+        Assert.Equal(BounceKind.Unrecognized, BounceClassifier.Classify(message).Kind);
+    }
+
+    [Fact]
+    public void A_qmail_bounce_attaching_a_dsn_names_the_qmail_recipient()
+    {
+        var inner = Encoding.UTF8.GetString(BounceMessages.Dsn([BounceMessages.Recipient("anne@example.com")]));
+        var raw = "From: MAILER-DAEMON@mx.example.net\nSubject: failure notice\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=Q\n\n"
+            + "--Q\nContent-Type: text/plain\n\nHi. This is the qmail-send program at mx.example.net.\nI'm afraid I wasn't able to deliver your message.\n\n<owner@example.net>:\nSorry, no mailbox here by that name.\n\n--- Below this line is a copy of the message.\n"
+            + "--Q\nContent-Type: message/rfc822\n\n" + inner + "\n--Q--\n";
+        var result = Classify(raw);
+        Assert.Equal("Qmail", result.Detector);
+        Assert.Equal(["owner@example.net"], result.Addresses.Select(a => a.Address));
+    }
+}

@@ -1,0 +1,85 @@
+// `mailman pending` and `members add --welcome/--no-welcome`, run as a real process against a
+// temp instance whose pending requests the real request runner made.
+using Mailman.Lists;
+using Mailman.Tests.Runners;
+using Mailman.TestSupport;
+
+namespace Mailman.Tests.Cli;
+
+public sealed class PendingCommandTests : IDisposable
+{
+    private readonly TempInstance _instance = new();
+
+    public void Dispose() => _instance.Dispose();
+
+    private ProcessResult Run(params string[] args) => MailmanProcess.Run(_instance.Home, args);
+
+    private bool IsMember(string address)
+    {
+        using var store = new ListStore(_instance.Paths.Database);
+        return store.IsMember(ListName.Parse("dev@example.org"), address);
+    }
+
+    [Fact]
+    public void Subscriptions_awaiting_a_moderator_are_listed_shown_approved_and_rejected_from_the_command_line()
+    {
+        _instance.CreateList("dev@example.org", l => l.Set("subscription_policy", "moderate"));
+        using (var h = new RunnerHarness(_instance))
+        {
+            // The verbs judge expiry by the real clock.
+            if (DateTimeOffset.UtcNow > h.Time.GetUtcNow())
+            {
+                h.Time.SetUtcNow(DateTimeOffset.UtcNow);
+            }
+
+            h.InjectRequest("dev-join@example.org", RequestRunnerTests.Mail("dev-join@example.org"), "anne@example.com");
+            h.Time.Advance(TimeSpan.FromSeconds(1));
+            h.InjectRequest("dev-join@example.org", RequestRunnerTests.Mail("dev-join@example.org", from: "Bob <bob@example.com>", id: "b@example.com"), "bob@example.com");
+            RunnerHarness.Drain(h.Requests);
+            RequestRunnerTests.Deliver(h);
+        }
+
+        var list = Run("pending", "list").Stdout.Trim().Split('\n');
+        Assert.Equal(2, list.Length);
+        Assert.Matches(@"^1\tdev@example.org\tmoderate-subscribe\tAnne <anne@example.com>\tasked .*\texpires ", list[0]);
+        Assert.Contains("address: bob@example.com", Run("pending", "show", "2").Stdout, StringComparison.Ordinal);
+
+        var approve = Run("pending", "confirm", "1");
+        Assert.Equal(0, approve.ExitCode);
+        Assert.Equal("anne@example.com is now subscribed to dev@example.org", approve.Stdout.Trim());
+        Assert.True(IsMember("anne@example.com"));
+        Assert.Equal(1, _instance.Count("out")); // the welcome
+
+        var again = Run("pending", "confirm", "1");
+        Assert.Equal(1, again.ExitCode);
+        Assert.StartsWith("mailman: no pending request 1", Assert.Single(again.Stderr.Trim().Split('\n')), StringComparison.Ordinal);
+
+        var reject = Run("pending", "discard", "2", "--reason", "members of the team only");
+        Assert.Equal(0, reject.ExitCode);
+        Assert.False(IsMember("bob@example.com"));
+        Assert.Equal(2, _instance.Count("out")); // the refusal
+        Assert.Empty(Run("pending", "list", "dev@example.org").Stdout.Trim());
+        Assert.Contains(File.ReadAllText(Directory.GetFiles(_instance.Paths.LogsDirectory, "subscribe-*.log").Single()).Split('\n'),
+            l => l.Contains("Join: anne@example.com subscribed to dev@example.org (approved by the command line", StringComparison.Ordinal));
+
+        Assert.Equal(Mailman.Cli.ExitCodes.Usage, Run("pending", "confirm", "../../etc").ExitCode);
+        Assert.Equal(1, Run("pending", "confirm", "0123456789abcdef0123456789abcdef").ExitCode);
+    }
+
+    [Fact]
+    public void Members_add_welcomes_new_members_as_the_list_says_unless_told_otherwise()
+    {
+        Assert.Equal(0, Run("lists", "create", "dev@example.org").ExitCode);
+        Assert.Contains("1 added, 0 already members, 1 welcomed", Run("members", "add", "dev@example.org", "Anne <anne@example.com>").Stdout, StringComparison.Ordinal);
+        Assert.Equal(1, _instance.Count("out"));
+        Assert.Equal(0, Run("members", "add", "dev@example.org", "anne@example.com", "bob@example.com", "--no-welcome").ExitCode);
+        Assert.Equal(1, _instance.Count("out"));
+
+        Assert.Equal(0, Run("lists", "set", "dev@example.org", "send_welcome_message", "false").ExitCode);
+        Assert.Equal(0, Run("members", "add", "dev@example.org", "carol@example.com").ExitCode);
+        Assert.Equal(1, _instance.Count("out"));
+        Assert.Equal(0, Run("members", "add", "dev@example.org", "dave@example.com", "--welcome").ExitCode);
+        Assert.Equal(2, _instance.Count("out"));
+        Assert.Equal(64, Run("members", "add", "dev@example.org", "eve@example.com", "--welcome", "--no-welcome").ExitCode);
+    }
+}

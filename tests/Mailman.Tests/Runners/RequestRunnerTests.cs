@@ -1,0 +1,522 @@
+// Component tests: the request runner against a real temp instance with a fake clock: the
+// confirmation flows of every policy, expiry, renewal, a forged flood, mail that must never be
+// answered, and bad input.
+using System.Text;
+using Mailman.Lists;
+using Mailman.Queues;
+using Mailman.Requests;
+using Mailman.TestSupport;
+using Microsoft.Extensions.DependencyInjection;
+using MimeKit;
+
+namespace Mailman.Tests.Runners;
+
+public sealed class RequestRunnerTests : IDisposable
+{
+    private const string List = "dev@example.org";
+    private static readonly ListName Dev = ListName.Parse(List);
+    private readonly TempInstance _instance = new();
+
+    public void Dispose() => _instance.Dispose();
+
+    internal static byte[] Mail(string to, string subject = "", string body = "", string from = "Anne <anne@example.com>", string headers = "", string id = "req1@example.com")
+        => Encoding.UTF8.GetBytes($"From: {from}\nTo: {to}\nSubject: {subject}\nMessage-Id: <{id}>\nDate: Tue, 01 Dec 2026 10:00:00 +0000\n{headers}\n{body}");
+
+    /// <summary>Every message waiting in out, with its recipients and envelope sender; the queue is left as it was.</summary>
+    internal static List<(MimeMessage Message, string To, string? EnvelopeSender)> Out(RunnerHarness h)
+    {
+        var queue = h.Queues[QueueSet.Out];
+        var result = new List<(MimeMessage, string, string?)>();
+        foreach (var name in queue.Pending())
+        {
+            var claim = queue.Claim(name)!;
+            var entry = queue.Load(claim);
+            result.Add((MimeMessage.Load(new MemoryStream(entry.Message)), queue.Recipients(entry).Single().Address, entry.Metadata.EnvelopeSender));
+            queue.Unclaim(claim);
+        }
+
+        return result;
+    }
+
+    /// <summary>Removes everything from out (as if delivered).</summary>
+    internal static void Deliver(RunnerHarness h)
+    {
+        var queue = h.Queues[QueueSet.Out];
+        while (queue.TryClaim() is { } claim)
+        {
+            queue.Finish(claim);
+        }
+    }
+
+    internal static string TokenOf(MimeMessage confirmation)
+    {
+        var from = confirmation.From.Mailboxes.Single().Address;
+        Assert.StartsWith("dev-confirm+", from, StringComparison.Ordinal);
+        return from[(from.IndexOf('+', StringComparison.Ordinal) + 1)..from.IndexOf('@', StringComparison.Ordinal)];
+    }
+
+    private MemberRecord? Member(string address)
+    {
+        using var store = new ListStore(_instance.Paths.Database);
+        return store.FindMember(Dev, address);
+    }
+
+    private IReadOnlyList<PendingRequest> Pending()
+    {
+        using var store = new ListStore(_instance.Paths.Database);
+        return store.PendingRequests(Dev);
+    }
+
+    [Fact]
+    public void A_join_sends_one_confirmation_from_the_confirm_address_and_a_plain_reply_subscribes_and_welcomes()
+    {
+        _instance.CreateList(List);
+        using var h = new RunnerHarness(_instance);
+        h.InjectRequest("dev-join@example.org", Mail("dev-join@example.org"), "anne@example.com");
+        Assert.Equal(1, RunnerHarness.Drain(h.Requests));
+
+        var (confirmation, to, envelope) = Assert.Single(Out(h));
+        Assert.Equal("anne@example.com", to);
+        Assert.Equal("dev-bounces+anne=example.com@example.org", envelope);
+        Assert.Equal("auto-replied", confirmation.Headers[HeaderId.AutoSubmitted]);
+        Assert.Equal("req1@example.com", confirmation.InReplyTo);
+        var token = TokenOf(confirmation);
+        Assert.True(ListStore.IsTokenShaped(token));
+        Assert.Equal("confirm " + token, confirmation.Subject);
+        Assert.Contains($"dev-confirm+{token}@example.org", confirmation.TextBody, StringComparison.Ordinal);
+        var pending = Assert.Single(Pending());
+        Assert.Equal(PendingKind.Subscribe, pending.Kind);
+        Assert.Equal("Anne", pending.DisplayName);
+        Assert.Null(Member("anne@example.com"));
+        Deliver(h);
+
+        // The reply: to the confirm address, the original quoted.
+        h.InjectRequest($"dev-confirm+{token}@example.org", Mail($"dev-confirm+{token}@example.org", "Re: confirm " + token, "> Someone (hopefully you) asked\n", id: "reply1@example.com"), "anne@example.com");
+        Assert.Equal(1, RunnerHarness.Drain(h.Requests));
+        var anne = Member("anne@example.com")!;
+        Assert.True(anne.DeliveryEnabled);
+        Assert.Equal("Anne", anne.DisplayName);
+        Assert.Empty(Pending());
+        var (welcome, welcomeTo, _) = Assert.Single(Out(h));
+        Assert.Equal("anne@example.com", welcomeTo);
+        Assert.Equal("Welcome to the \"dev\" mailing list", welcome.Subject);
+        Assert.Equal("reply1@example.com", welcome.InReplyTo);
+        Assert.Contains(h.Logs.Lines, l => l.Contains("Join: anne@example.com subscribed to dev@example.org", StringComparison.Ordinal));
+        Assert.DoesNotContain(h.Logs.Lines, l => l.Contains(token, StringComparison.Ordinal));
+        Deliver(h);
+
+        // Single use: the same reply again changes nothing and is told so.
+        h.InjectRequest($"dev-confirm+{token}@example.org", Mail($"dev-confirm+{token}@example.org", "Re: confirm " + token, id: "reply2@example.com"), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        var (results, _, _) = Assert.Single(Out(h));
+        Assert.Equal("The results of your email commands", results.Subject);
+        Assert.Contains("unknown, used or expired", results.TextBody, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_leave_is_confirmed_then_the_member_is_removed_and_gets_the_goodbye()
+    {
+        _instance.CreateList(List);
+        _instance.AddMembers(List, [new Member("anne@example.com", "Anne")]);
+        using var h = new RunnerHarness(_instance);
+        h.InjectRequest("dev-leave@example.org", Mail("dev-leave@example.org"), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        var (confirmation, _, _) = Assert.Single(Out(h));
+        Assert.Contains("unsubscribe anne@example.com", confirmation.TextBody, StringComparison.Ordinal);
+        Assert.NotNull(Member("anne@example.com"));
+        var token = TokenOf(confirmation);
+        Deliver(h);
+
+        h.InjectRequest($"dev-confirm+{token}@example.org", Mail($"dev-confirm+{token}@example.org", "Re: confirm " + token), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        Assert.Null(Member("anne@example.com"));
+        var (goodbye, _, _) = Assert.Single(Out(h));
+        Assert.Equal("You have been unsubscribed from the dev mailing list", goodbye.Subject);
+        Assert.Contains(h.Logs.Lines, l => l.Contains("Leave: anne@example.com unsubscribed from dev@example.org", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Open_policies_join_and_leave_at_once_and_the_messages_follow_the_list_settings()
+    {
+        _instance.CreateList(List, l =>
+        {
+            l.Set("subscription_policy", "open");
+            l.Set("unsubscription_policy", "open");
+            l.Set("send_goodbye_message", "false");
+            l.Set("welcome_message", "Hello $user_name, welcome to $display_name.");
+        });
+        using var h = new RunnerHarness(_instance);
+        h.InjectRequest("dev-subscribe@example.org", Mail("dev-subscribe@example.org"), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        Assert.NotNull(Member("anne@example.com"));
+        Assert.Equal("Hello Anne, welcome to dev.", Assert.Single(Out(h)).Message.TextBody!.Trim());
+        Deliver(h);
+
+        // No goodbye: the results say what was done.
+        h.InjectRequest("dev-unsubscribe@example.org", Mail("dev-unsubscribe@example.org"), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        Assert.Null(Member("anne@example.com"));
+        var (results, _, _) = Assert.Single(Out(h));
+        Assert.Equal("The results of your email commands", results.Subject);
+        Assert.Contains("anne@example.com is no longer subscribed to dev@example.org", results.TextBody, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_second_request_renews_the_one_pending_request_and_only_the_newest_token_works()
+    {
+        _instance.CreateList(List);
+        using var h = new RunnerHarness(_instance);
+        h.InjectRequest("dev-join@example.org", Mail("dev-join@example.org", id: "a@example.com"), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        var first = TokenOf(Assert.Single(Out(h)).Message);
+        Deliver(h);
+        h.Time.Advance(TimeSpan.FromDays(2));
+        h.InjectRequest("dev-join@example.org", Mail("dev-join@example.org", id: "b@example.com"), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        var second = TokenOf(Assert.Single(Out(h)).Message);
+        Deliver(h);
+
+        Assert.NotEqual(first, second);
+        var pending = Assert.Single(Pending());
+        Assert.Equal(h.Time.GetUtcNow().AddDays(3), pending.Expires);
+
+        h.InjectRequest($"dev-confirm+{first}@example.org", Mail($"dev-confirm+{first}@example.org", "Re: confirm " + first), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        Assert.Null(Member("anne@example.com"));
+        Deliver(h);
+        h.InjectRequest($"dev-confirm+{second}@example.org", Mail($"dev-confirm+{second}@example.org", "Re: confirm " + second), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        Assert.NotNull(Member("anne@example.com"));
+    }
+
+    [Fact]
+    public void A_confirmation_expires_after_pending_request_life()
+    {
+        _instance.CreateList(List, l => l.Set("pending_request_life", "72h"));
+        using var h = new RunnerHarness(_instance);
+        h.InjectRequest("dev-join@example.org", Mail("dev-join@example.org"), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        var token = TokenOf(Assert.Single(Out(h)).Message);
+        Deliver(h);
+
+        h.Time.Advance(TimeSpan.FromHours(72));
+        h.InjectRequest($"dev-confirm+{token}@example.org", Mail($"dev-confirm+{token}@example.org", "Re: confirm " + token), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        Assert.Null(Member("anne@example.com"));
+        Assert.Empty(Pending());
+        Assert.Contains(h.Logs.Lines, l => l.Contains("Pending subscribe of anne@example.com to dev@example.org expired", StringComparison.Ordinal));
+        Assert.Contains("unknown, used or expired", Assert.Single(Out(h)).Message.TextBody, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_thousand_forged_joins_for_one_victim_send_at_most_the_daily_limit_of_confirmations_and_the_last_one_works()
+    {
+        _instance.CreateList(List);
+        using var h = new RunnerHarness(_instance);
+        for (var i = 0; i < 1000; i++)
+        {
+            h.Time.Advance(TimeSpan.FromMilliseconds(1)); // queue order is arrival order
+            h.InjectRequest("dev-join@example.org", Mail("dev-join@example.org", from: "victim@example.net", id: $"forged{i}@example.com"), "attacker@example.com");
+        }
+
+        Assert.Equal(1000, RunnerHarness.Drain(h.Requests));
+        var mails = Out(h);
+        Assert.Equal(10, mails.Count);
+        Assert.All(mails, m => Assert.Equal("victim@example.net", m.To));
+        Assert.Single(Pending());
+        Assert.Equal(0, _instance.Count(QueueSet.Shunt));
+
+        // The confirmation sent last is the one the pending request holds.
+        var last = mails.Select(m => TokenOf(m.Message)).Last();
+        Deliver(h);
+        h.InjectRequest($"dev-confirm+{last}@example.org", Mail($"dev-confirm+{last}@example.org", "Re: confirm " + last, from: "victim@example.net"), "victim@example.net");
+        RunnerHarness.Drain(h.Requests);
+        Assert.NotNull(Member("victim@example.net"));
+
+        // The next day the limit starts again.
+        h.Time.Advance(TimeSpan.FromDays(1));
+        Deliver(h);
+        h.InjectRequest("dev-join@example.org", Mail("dev-join@example.org", from: "other@example.net"), "other@example.net");
+        RunnerHarness.Drain(h.Requests);
+        Assert.Single(Out(h));
+    }
+
+    [Theory]
+    [InlineData("", "")]
+    [InlineData("<>", "")]
+    [InlineData("anne@example.com", "Auto-Submitted: auto-replied\n")]
+    [InlineData("anne@example.com", "Precedence: bulk\n")]
+    [InlineData("anne@example.com", "Precedence: junk\n")]
+    [InlineData("anne@example.com", "List-Id: <other.example.net>\n")]
+    [InlineData("anne@example.com", "X-BeenThere: other@example.net\n")]
+    [InlineData("MAILER-DAEMON@example.com", "")]
+    public void Mail_from_the_null_sender_an_auto_responder_or_a_list_is_neither_acted_on_nor_answered(string sender, string headers)
+    {
+        _instance.CreateList(List, l => l.Set("subscription_policy", "open"));
+        using var h = new RunnerHarness(_instance);
+        h.InjectRequest("dev-join@example.org", Mail("dev-join@example.org", headers: headers), sender);
+        h.InjectRequest("dev-request@example.org", Mail("dev-request@example.org", "help", headers: headers, id: "help@example.com"), sender);
+        Assert.Equal(2, RunnerHarness.Drain(h.Requests));
+        Assert.Empty(Out(h));
+        Assert.Null(Member("anne@example.com"));
+        Assert.Equal(2, h.Logs.Lines.Count(l => l.Contains("ignored, no reply", StringComparison.Ordinal)));
+    }
+
+    [Theory]
+    [InlineData("dev@example.org")]
+    [InlineData("dev-bounces@example.org")]
+    [InlineData("owner-x@example.com")]
+    public void A_request_from_a_list_or_robot_address_is_ignored(string from)
+    {
+        _instance.CreateList(List, l => l.Set("subscription_policy", "open"));
+        using var h = new RunnerHarness(_instance);
+        h.InjectRequest("dev-join@example.org", Mail("dev-join@example.org", from: from), null);
+        RunnerHarness.Drain(h.Requests);
+        Assert.Empty(Out(h));
+        Assert.Null(Member(from));
+    }
+
+    [Fact]
+    public void A_confirmation_that_bounces_does_not_loop()
+    {
+        _instance.CreateList(List);
+        using var h = new RunnerHarness(_instance);
+        h.InjectRequest("dev-join@example.org", Mail("dev-join@example.org", from: "nobody@nowhere.example"), "nobody@nowhere.example");
+        RunnerHarness.Drain(h.Requests);
+        var (confirmation, _, envelope) = Assert.Single(Out(h));
+        var token = TokenOf(confirmation);
+        Deliver(h);
+
+        // Bounces go to the VERP envelope sender, the bounce queue: never to a request address.
+        Assert.True(ListAddress.TryResolve(envelope!, out var bounceAddress, out _));
+        Assert.Equal(QueueSet.Bounces, bounceAddress.Queue);
+
+        // A broken MTA that bounces to From: (the confirm address) reaches the request runner: no reply, no confirmation.
+        var dsn = Mail($"dev-confirm+{token}@example.org", "Undelivered Mail Returned to Sender", "This is the mail system.\n\nconfirm " + token + "\n",
+            from: "Mail Delivery System <MAILER-DAEMON@nowhere.example>", headers: "Auto-Submitted: auto-replied\n", id: "dsn@nowhere.example");
+        h.InjectRequest($"dev-confirm+{token}@example.org", dsn, "");
+        RunnerHarness.Drain(h.Requests);
+        Assert.Empty(Out(h));
+        Assert.Single(Pending());
+        Assert.Null(Member("nobody@nowhere.example"));
+    }
+
+    [Fact]
+    public void Commands_to_the_request_address_come_from_the_subject_and_the_first_lines_and_quoted_text_is_not_a_command()
+    {
+        _instance.CreateList(List, l => l.Set("subscription_policy", "open"));
+        using var h = new RunnerHarness(_instance);
+        var body = "help\n\n> leave\n> unsubscribe\nOn Monday, Bob wrote:\nleave\n-- \nleave\n";
+        h.InjectRequest("dev-request@example.org", Mail("dev-request@example.org", "Re: [dev] join", body), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        Assert.NotNull(Member("anne@example.com"));
+        var subjects = Out(h).Select(m => m.Message.Subject).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(["Help for the dev mailing list", "Welcome to the \"dev\" mailing list"], subjects);
+        Assert.Contains(h.Logs.Lines, l => l.Contains("from anne@example.com: join: anne@example.com is now subscribed to dev@example.org; help: help sent", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("subscribe someone-else@example.com", "naming another address")]
+    [InlineData("join address=someone-else@example.com", "naming another address")]
+    [InlineData("join digest=yes", "takes no options")]
+    [InlineData("confirm", "exactly one token")]
+    [InlineData("frobnicate the list", "not a command")]
+    [InlineData("", "no commands found")]
+    public void Commands_that_cannot_be_done_are_answered_with_the_results_and_change_nothing(string command, string result)
+    {
+        _instance.CreateList(List, l => l.Set("subscription_policy", "open"));
+        using var h = new RunnerHarness(_instance);
+        h.InjectRequest("dev-request@example.org", Mail("dev-request@example.org", "", command + "\n"), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        Assert.Null(Member("anne@example.com"));
+        Assert.Null(Member("someone-else@example.com"));
+        var (results, to, _) = Assert.Single(Out(h));
+        Assert.Equal("anne@example.com", to);
+        Assert.Equal("The results of your email commands", results.Subject);
+        Assert.Contains(result, results.TextBody, StringComparison.Ordinal);
+        Assert.Contains("\"help\"", results.TextBody, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Prose_is_read_three_lines_deep_and_end_stops_the_commands()
+    {
+        _instance.CreateList(List, l => l.Set("subscription_policy", "open"));
+        using var h = new RunnerHarness(_instance);
+        h.InjectRequest("dev-request@example.org", Mail("dev-request@example.org", "", "Dear admin,\nplease add me\nthanks a lot\njoin\n"), "anne@example.com");
+        h.InjectRequest("dev-request@example.org", Mail("dev-request@example.org", "", "end\njoin\n", from: "bob@example.com"), "bob@example.com");
+        RunnerHarness.Drain(h.Requests);
+        Assert.Null(Member("anne@example.com"));
+        Assert.Null(Member("bob@example.com"));
+        Assert.Contains("the rest of the message was ignored", Assert.Single(Out(h), m => m.To == "anne@example.com").Message.TextBody, StringComparison.Ordinal);
+        Assert.DoesNotContain(Out(h), m => m.To == "bob@example.com");
+    }
+
+    [Fact]
+    public void A_member_joining_again_is_told_so_and_a_non_member_leaving_too()
+    {
+        _instance.CreateList(List);
+        _instance.AddMembers(List, [new Member("anne@example.com", "Anne")]);
+        using var h = new RunnerHarness(_instance);
+        h.InjectRequest("dev-join@example.org", Mail("dev-join@example.org"), "anne@example.com");
+        h.InjectRequest("dev-leave@example.org", Mail("dev-leave@example.org", from: "bob@example.com"), "bob@example.com");
+        RunnerHarness.Drain(h.Requests);
+        var mails = Out(h);
+        Assert.Contains("already a member", mails.Single(m => m.To == "anne@example.com").Message.TextBody, StringComparison.Ordinal);
+        Assert.Contains("not a member", mails.Single(m => m.To == "bob@example.com").Message.TextBody, StringComparison.Ordinal);
+        Assert.Empty(Pending());
+    }
+
+    [Fact]
+    public void With_the_moderate_policy_the_moderators_are_asked_and_a_reply_approve_subscribes()
+    {
+        _instance.CreateList(List, l => l.Set("subscription_policy", "moderate"));
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            store.AddRole(Dev, ListRole.Moderator, [new Member("mod@example.com", "Mod")]);
+            store.AddRole(Dev, ListRole.Owner, [new Member("boss@example.com", "Boss")]);
+        }
+
+        using var h = new RunnerHarness(_instance);
+        h.InjectRequest("dev-join@example.org", Mail("dev-join@example.org"), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        var mails = Out(h);
+        Assert.Equal(["anne@example.com", "boss@example.com", "mod@example.com"], mails.Select(m => m.To).Order(StringComparer.Ordinal));
+        Assert.Contains("awaits the approval of a moderator", mails.Single(m => m.To == "anne@example.com").Message.TextBody, StringComparison.Ordinal);
+        var ask = mails.Single(m => m.To == "mod@example.com").Message;
+        Assert.Equal("dev@example.org subscription request from anne@example.com", ask.Subject);
+        var token = TokenOf(ask);
+        Assert.Equal(PendingKind.ModerateSubscription, Assert.Single(Pending()).Kind);
+        Deliver(h);
+
+        h.InjectRequest($"dev-confirm+{token}@example.org", Mail($"dev-confirm+{token}@example.org", "Re: " + ask.Subject, "approve\n\n> anne asks\n", from: "mod@example.com"), "mod@example.com");
+        RunnerHarness.Drain(h.Requests);
+        Assert.NotNull(Member("anne@example.com"));
+        mails = Out(h);
+        Assert.Equal("Welcome to the \"dev\" mailing list", mails.Single(m => m.To == "anne@example.com").Message.Subject);
+        Assert.Contains("anne@example.com is now subscribed", mails.Single(m => m.To == "mod@example.com").Message.TextBody, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_moderator_who_rejects_tells_the_address_why()
+    {
+        _instance.CreateList(List, l => l.Set("subscription_policy", "moderate"));
+        using var h = new RunnerHarness(_instance);
+        h.InjectRequest("dev-join@example.org", Mail("dev-join@example.org"), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        Deliver(h);
+        var request = Assert.Single(Pending());
+        var result = h.Services.GetRequiredService<Confirmations>().Confirm(request, "reject not on the team", null, "test", Membership.NewTrigger(h.Time));
+        Assert.True(result.Done);
+        Assert.Null(Member("anne@example.com"));
+        Assert.Empty(Pending());
+        var (refused, to, _) = Assert.Single(Out(h));
+        Assert.Equal("anne@example.com", to);
+        Assert.Contains("not on the team", refused.TextBody, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Confirm_then_moderate_needs_the_address_and_then_a_moderator()
+    {
+        _instance.CreateList(List, l => l.Set("subscription_policy", "confirm_then_moderate"));
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            store.AddRole(Dev, ListRole.Moderator, [new Member("mod@example.com", "Mod")]);
+        }
+
+        using var h = new RunnerHarness(_instance);
+        h.InjectRequest("dev-join@example.org", Mail("dev-join@example.org"), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        var token = TokenOf(Assert.Single(Out(h)).Message);
+        Deliver(h);
+
+        h.InjectRequest($"dev-confirm+{token}@example.org", Mail($"dev-confirm+{token}@example.org", "Re: confirm " + token), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        Assert.Null(Member("anne@example.com"));
+        Assert.Equal(PendingKind.ModerateSubscription, Assert.Single(Pending()).Kind);
+        var mails = Out(h);
+        Assert.Contains("awaits the approval of a moderator", mails.Single(m => m.To == "anne@example.com").Message.TextBody, StringComparison.Ordinal);
+        var moderatorToken = TokenOf(mails.Single(m => m.To == "mod@example.com").Message);
+        Deliver(h);
+
+        h.InjectRequest($"dev-confirm+{moderatorToken}@example.org", Mail($"dev-confirm+{moderatorToken}@example.org", "Re: request", "approve\n", from: "mod@example.com"), "mod@example.com");
+        RunnerHarness.Drain(h.Requests);
+        Assert.NotNull(Member("anne@example.com"));
+    }
+
+    [Fact]
+    public void A_run_repeated_after_a_crash_mails_one_confirmation_whose_token_works()
+    {
+        _instance.CreateList(List);
+        using var h = new RunnerHarness(_instance);
+        var raw = Mail("dev-join@example.org");
+        var metadata = new EntryMetadata { List = List, Sender = "anne@example.com", Destination = "dev-join@example.org" };
+        var processor = h.Services.GetRequiredService<RequestProcessor>();
+        processor.Process("17961428495653330-28502773", metadata, raw);
+        processor.Process("17961428495653330-28502773", metadata, raw);
+
+        var token = TokenOf(Assert.Single(Out(h)).Message);
+        Deliver(h);
+        h.InjectRequest($"dev-confirm+{token}@example.org", Mail($"dev-confirm+{token}@example.org", "Re: confirm " + token), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        Assert.NotNull(Member("anne@example.com"));
+    }
+
+    [Fact]
+    public void A_reply_whose_address_lost_its_token_confirms_by_the_subject()
+    {
+        _instance.CreateList(List);
+        using var h = new RunnerHarness(_instance);
+        h.InjectRequest("dev-join@example.org", Mail("dev-join@example.org"), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        var token = TokenOf(Assert.Single(Out(h)).Message);
+        Deliver(h);
+        h.InjectRequest("dev-confirm@example.org", Mail("dev-confirm@example.org", "Re: confirm " + token), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        Assert.NotNull(Member("anne@example.com"));
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("abc")]
+    [InlineData("0123456789abcdef0123456789abcdeg")]
+    [InlineData("0123456789abcdef0123456789abcdef00")]
+    [InlineData("../../../../etc/passwd")]
+    [InlineData("%00%0a")]
+    [InlineData("x\u00e9\u00e9\u00e9")]
+    public void Tokens_of_every_wrong_shape_are_refused_with_a_clear_log_line_and_nothing_is_lost(string token)
+    {
+        _instance.CreateList(List);
+        using var h = new RunnerHarness(_instance);
+        var address = token.Length == 0 ? "dev-confirm@example.org" : $"dev-confirm+{token}@example.org";
+        h.InjectRequest(address, Mail(address, "Re: confirm"), "anne@example.com");
+        h.InjectRequest("dev-request@example.org", Mail("dev-request@example.org", "confirm " + token, id: "r2@example.com"), "anne@example.com");
+        Assert.Equal(2, RunnerHarness.Drain(h.Requests));
+        Assert.Equal(0, _instance.Count(QueueSet.Shunt) + _instance.Count(QueueSet.Bad) + _instance.Count(QueueSet.Request));
+        Assert.Contains(h.Logs.Lines, l => l.Contains("Request", StringComparison.Ordinal) && l.Contains("confirm (token)", StringComparison.Ordinal));
+        Assert.All(Out(h), m => Assert.Equal("The results of your email commands", m.Message.Subject));
+    }
+
+    [Fact]
+    public void A_10_MB_request_and_a_subject_that_is_not_UTF_8_are_handled_and_logged()
+    {
+        _instance.CreateList(List, l => l.Set("subscription_policy", "open"));
+        using var h = new RunnerHarness(_instance);
+        var huge = new StringBuilder("join\n");
+        while (huge.Length < 10 * 1024 * 1024)
+        {
+            huge.Append("lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor\n");
+        }
+
+        h.InjectRequest("dev-request@example.org", Mail("dev-request@example.org", "", huge.ToString()), "anne@example.com");
+        byte[] latin1 = [.. Encoding.ASCII.GetBytes("From: bob@example.com\nTo: dev-request@example.org\nSubject: "), .. Encoding.Latin1.GetBytes("\u00e9t\u00e9 \u00ff\u00fe join\u0001"), .. Encoding.ASCII.GetBytes("\nMessage-Id: <l1@example.com>\n\n\xff\xfe\n")];
+        h.InjectRequest("dev-request@example.org", latin1, "bob@example.com");
+        byte[] garbage = [.. Encoding.ASCII.GetBytes("From: carol@example.com\nContent-Type: multipart/mixed; boundary=x\n\n--x\nContent-Transfer-Encoding: base64\n\n!!!not base64\n--y--\n"), 0, 1, 2, 0xff];
+        h.InjectRequest("dev-request@example.org", garbage, "carol@example.com");
+
+        Assert.Equal(3, RunnerHarness.Drain(h.Requests));
+        Assert.NotNull(Member("anne@example.com"));
+        Assert.Equal(0, _instance.Count(QueueSet.Shunt) + _instance.Count(QueueSet.Bad) + _instance.Count(QueueSet.Request));
+        Assert.Equal(3, h.Logs.Lines.Count(l => l.Contains("Mailman.Requests.RequestProcessor: Request", StringComparison.Ordinal)));
+        Assert.Contains("not a command", Out(h).Single(m => m.To == "carol@example.com").Message.TextBody, StringComparison.Ordinal);
+    }
+}
