@@ -1,5 +1,6 @@
 // Finds the moderator password a post carries (an Approved:/Approve: header, or the same as the
-// first line of the first text/plain part, Mailman's pseudo-header) and removes it from the post
+// first line of the first text/plain part, Mailman's pseudo-header; only the start of that part
+// is read unless it holds one) and removes it from the post
 // everywhere: every such header, and every text part that repeats it, including the HTML copy of
 // a multipart/alternative, where mail clients wrap it in markup. A password must never reach the
 // members, right or wrong.
@@ -45,7 +46,7 @@ public static partial class ApprovedPassword
         }
 
         var first = TextParts(message).FirstOrDefault(p => p.IsPlain);
-        if (first is null || FirstLine(first.Text) is not { } line || PseudoHeader().Match(line) is not { Success: true } match)
+        if (first is null || FirstLine(TextStart.Of(first)) is not { } line || PseudoHeader().Match(line) is not { Success: true } match)
         {
             return null;
         }

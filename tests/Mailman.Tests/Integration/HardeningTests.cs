@@ -99,13 +99,13 @@ public sealed class HardeningTests : IDisposable
     {
         CreateList(200);
         var odd = new[] { "\"quoted\"@example.com", "user@[127.0.0.1]", "a.\"b\"@example.org" };
-        var added = MailmanProcess.Run(_instance.Home, ["members", "add", List, .. odd]);
+        var added = MailmanProcess.Run(_instance.Home, ["members", "add", List, "--no-welcome", .. odd]);
         Assert.True(added.ExitCode == 0, added.Stderr);
         _instance.CreateList("other@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
         _instance.AddMembers("other@example.org", TempInstance.NumberedMembers(10, "example.net"));
         using var sink = SmtpSink.Start();
         Inject();
-        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["inject", "other@example.org"], Posts.Plain(messageId: "other@example.com")).ExitCode);
+        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["inject", "other@example.org"], Posts.Plain(to: "other@example.org", messageId: "other@example.com")).ExitCode);
 
         MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, Env(sink.Port));
 

@@ -42,7 +42,7 @@ public sealed class Administrivia : IRule
         }
 
         var lines = 0;
-        foreach (var line in Lines(body.Text))
+        foreach (var line in Lines(TextStart.Of(body)))
         {
             if (line.Length == 0)
             {
