@@ -1,6 +1,7 @@
-// `mailman lists create|list|show|set`.
+// `mailman lists create|list|show|set|delete|owners|moderators`.
 using System.CommandLine;
 using Mailman.Lists;
+using Mailman.Queues;
 
 namespace Mailman.Cli;
 
@@ -13,7 +14,8 @@ internal static class ListsCommand
         var name = new Argument<string>("list") { Description = "the list, LIST@HOST" };
         var displayName = new Option<string?>("--display-name") { Description = "name shown in the subject prefix and footer" };
         var personalize = new Option<string>("--personalize") { Description = "none | full", DefaultValueFactory = _ => "full" };
-        var create = new Command("create", "create a list") { name, displayName, personalize };
+        var owner = new Option<string[]>("--owner") { Description = "an owner, `addr` or `Name <addr>` (repeatable)", Arity = ArgumentArity.ZeroOrMore };
+        var create = new Command("create", "create a list") { name, displayName, personalize, owner };
         create.SetAction(parse => MailmanCli.Guard(parse, paths =>
         {
             var listName = Parse(parse.GetValue(name)!);
@@ -25,9 +27,19 @@ internal static class ListsCommand
 
             list.Set("personalize", parse.GetValue(personalize)!);
             paths.EnsureCreated();
+            var owners = (parse.GetValue(owner) ?? []).Select(Person).ToList();
             using var store = new ListStore(paths.Database);
-            store.CreateList(list);
-            Console.WriteLine($"created {listName}");
+            foreach (var o in owners)
+            {
+                NotAListAddress(store, o.Address, listName);
+            }
+
+            store.InTransaction(() =>
+            {
+                store.CreateList(list);
+                return store.AddRole(listName, ListRole.Owner, owners);
+            });
+            Console.WriteLine($"created {listName}" + (owners.Count > 0 ? $" (owners: {string.Join(", ", owners.Select(o => o.Address))})" : ""));
             return 0;
         }));
         command.Subcommands.Add(create);
@@ -58,6 +70,8 @@ internal static class ListsCommand
             }
 
             Console.WriteLine($"members: {store.CountMembers(list.Name)}");
+            Console.WriteLine($"owners: {string.Join(", ", store.Roles(list.Name, ListRole.Owner).Select(Show))}");
+            Console.WriteLine($"moderators: {string.Join(", ", store.Roles(list.Name, ListRole.Moderator).Select(Show))}");
             return 0;
         }));
         command.Subcommands.Add(show);
@@ -76,8 +90,190 @@ internal static class ListsCommand
             return 0;
         }));
         command.Subcommands.Add(set);
+        command.Subcommands.Add(Roles("owners", ListRole.Owner));
+        command.Subcommands.Add(Roles("moderators", ListRole.Moderator));
+        command.Subcommands.Add(Delete());
         return command;
     }
+
+    // `lists owners|moderators LIST add|remove|list [ADDR...]`
+    private static Command Roles(string verb, string role)
+    {
+        var listArg = new Argument<string>("list") { Description = "the list, LIST@HOST" };
+        var action = new Argument<string>("action") { Description = "add | remove | list" };
+        var people = new Argument<string[]>("address") { Description = "`addr` or `Name <addr>`", Arity = ArgumentArity.ZeroOrMore };
+        var command = new Command(verb, $"add, remove or list the list's {verb}") { listArg, action, people };
+        command.SetAction(parse => MailmanCli.Guard(parse, paths =>
+        {
+            var listName = Parse(parse.GetValue(listArg)!);
+            var addresses = parse.GetValue(people) ?? [];
+            using var store = new ListStore(paths.Database);
+            store.GetList(listName);
+            switch (parse.GetValue(action))
+            {
+                case "list":
+                    foreach (var p in store.Roles(listName, role))
+                    {
+                        Console.WriteLine(Show(p));
+                    }
+
+                    return 0;
+                case "add":
+                {
+                    var members = addresses.Length > 0 ? addresses.Select(Person).ToList() : throw new CliException(ExitCodes.Usage, $"lists {verb} add: name at least one address");
+                    foreach (var m in members)
+                    {
+                        NotAListAddress(store, m.Address, listName);
+                    }
+
+                    var added = store.AddRole(listName, role, members);
+                    Console.WriteLine($"{listName}: {added} {verb} added, {members.Count - added} already {verb}");
+                    return 0;
+                }
+
+                case "remove":
+                {
+                    if (addresses.Length == 0)
+                    {
+                        throw new CliException(ExitCodes.Usage, $"lists {verb} remove: name at least one address");
+                    }
+
+                    var missing = addresses.Select(a => Person(a).Address).Where(a => !store.HasRole(listName, role, a)).ToList();
+                    var removed = store.RemoveRole(listName, role, addresses.Select(a => Person(a).Address));
+                    Console.WriteLine($"{listName}: {removed} {verb} removed");
+                    if (missing.Count > 0)
+                    {
+                        throw new CliException(1, $"not {role}s of {listName}: {string.Join(", ", missing)}");
+                    }
+
+                    return 0;
+                }
+
+                default:
+                    throw new CliException(ExitCodes.Usage, $"lists {verb}: expected add, remove or list, got '{parse.GetValue(action)}'");
+            }
+        }));
+        return command;
+    }
+
+    // `lists delete LIST [--keep-archives]`
+    private static Command Delete()
+    {
+        var listArg = new Argument<string>("list") { Description = "the list, LIST@HOST" };
+        var keepArchives = new Option<bool>("--keep-archives") { Description = "accepted for Mailman's sake: this server keeps no archives (archive_url points elsewhere)" };
+        var command = new Command("delete", "delete a list: its members, owners, pending requests and held posts; its queued posts go to bad") { listArg, keepArchives };
+        command.SetAction(parse => MailmanCli.Guard(parse, paths =>
+        {
+            var listName = Parse(parse.GetValue(listArg)!);
+            using var services = new VerbServices(paths);
+            long members;
+            using (var store = services.Lists.Open())
+            {
+                store.GetList(listName);
+                members = store.CountMembers(listName);
+
+                // First the database: from here on inject refuses the list (exit 67) and runners
+                // shunt what they pick up for it; then the queues.
+                store.DeleteList(listName);
+            }
+
+            int held = 0, moved = 0, busy = 0;
+            foreach (var queue in services.Queues.All.Where(q => q.Name != QueueSet.Bad))
+            {
+                foreach (var id in queue.Pending())
+                {
+                    string list;
+                    try
+                    {
+                        list = queue.ReadMetadata(id).List;
+                    }
+                    catch (Exception e) when (e is CorruptEntryException or IOException)
+                    {
+                        continue;
+                    }
+
+                    if (!list.Equals(listName.Fqdn, StringComparison.OrdinalIgnoreCase))
+                    {
+                        continue;
+                    }
+
+                    if (queue.Name == QueueSet.Hold)
+                    {
+                        held += services.Held.Discard(id, VerbServices.Actor).Done ? 1 : 0;
+                    }
+                    else if (MoveToBad(services.Queues, queue, id, $"the list {listName.Fqdn} was deleted ({VerbServices.Actor}); not delivered"))
+                    {
+                        moved++;
+                    }
+                }
+
+                busy += queue.Claimed().Count(id => ClaimedFor(queue, id, listName));
+            }
+
+            Console.WriteLine($"deleted {listName}: {members} members, its owners, moderators and pending requests; {held} held posts discarded; {moved} queued entries moved to bad");
+            if (busy > 0)
+            {
+                Console.WriteLine($"{busy} entries for it are in the daemon's hands right now; they end in shunt or bad with the reason");
+            }
+
+            if (parse.GetValue(keepArchives))
+            {
+                Console.WriteLine("this server keeps no archives: nothing to keep");
+            }
+
+            Console.WriteLine("run `mailman aliases` (and postmap) so that Postfix stops accepting mail for it");
+            return 0;
+        }));
+        return command;
+    }
+
+    // Set aside by renames (the file as it is, with where it came from and why beside it).
+    private static bool MoveToBad(QueueSet queues, Switchboard queue, string id, string why)
+    {
+        var claim = queue.Claim(id);
+        if (claim is null)
+        {
+            return false;
+        }
+
+        queue.SetAside(claim, queues[QueueSet.Bad], why);
+        return true;
+    }
+
+    private static bool ClaimedFor(Switchboard queue, string id, ListName list)
+    {
+        try
+        {
+            return queue.ReadMetadata(id, Switchboard.ClaimedExtension).List.Equals(list.Fqdn, StringComparison.OrdinalIgnoreCase);
+        }
+        catch (Exception e) when (e is CorruptEntryException or IOException)
+        {
+            return false;
+        }
+    }
+
+    private static Member Person(string text)
+    {
+        try
+        {
+            return Member.Parse(text);
+        }
+        catch (FormatException e)
+        {
+            throw new CliException(ExitCodes.DataError, e.Message);
+        }
+    }
+
+    // Mail to an owner or moderator that is an address of a list here would loop.
+    private static void NotAListAddress(ListStore store, string address, ListName list)
+    {
+        if (ListAddress.TryResolve(address, out var resolved, out _) && (resolved.List == list || store.FindList(resolved.List) is not null))
+        {
+            throw new CliException(ExitCodes.DataError, $"{address} is an address of the list {resolved.List}: mail to it would loop");
+        }
+    }
+
+    private static string Show(Member m) => string.IsNullOrEmpty(m.DisplayName) ? m.Address : $"{m.DisplayName} <{m.Address}>";
 
     internal static ListName Parse(string text)
         => ListName.TryParse(text, out var name, out var error) ? name : throw new CliException(ExitCodes.Usage, error);

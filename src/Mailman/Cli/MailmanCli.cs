@@ -28,6 +28,8 @@ public static class MailmanCli
         root.Subcommands.Add(UnshuntCommand.Create());
         root.Subcommands.Add(AliasesCommand.Create());
         root.Subcommands.Add(BouncesCommand.Create());
+        root.Subcommands.Add(HeldCommand.Create());
+        root.Subcommands.Add(QueueCommand.Create());
         // No response files: an argument starting with '@' (a sender Postfix passes) is an argument.
         var parsed = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
         if (parsed.Errors.Count > 0)

@@ -1,8 +1,9 @@
-// `mailman members add|list|remove|show|enable|disable`. `add --file` imports one member a line
-// (`addr` or `Display Name <addr>`) in one transaction; new members are welcomed when the list
-// sends welcome messages (send_welcome_message), or as --welcome / --no-welcome say. show,
-// enable and disable are the operator's side of bounce processing (why delivery is off, the
-// score, the warnings).
+// `mailman members add|list|remove|show|enable|disable|set`. `add --file` imports one member a
+// line (`addr` or `Display Name <addr>`) in one transaction; new members are welcomed when the
+// list sends welcome messages (send_welcome_message), or as --welcome / --no-welcome say.
+// `remove --file` reads the same format; removing an address that is not a member is an error
+// (exit 1), the others are removed. show, enable and disable are the operator's side of bounce
+// processing (why delivery is off, the score, the warnings).
 using System.CommandLine;
 using Mailman.Lists;
 using Mailman.Requests;
@@ -98,17 +99,83 @@ internal static class MembersCommand
         command.Subcommands.Add(SetDelivery("disable", "turn delivery off (reason: moderator)", DisabledReason.Moderator));
 
         var removeList = new Argument<string>("list") { Description = "the list, LIST@HOST" };
-        var removeAddresses = new Argument<string[]>("address") { Description = "addresses to remove", Arity = ArgumentArity.OneOrMore };
-        var remove = new Command("remove", "remove members") { removeList, removeAddresses };
+        var removeAddresses = new Argument<string[]>("address") { Description = "addresses to remove", Arity = ArgumentArity.ZeroOrMore };
+        var removeFile = new Option<string?>("--file") { Description = "one address a line; '-' reads standard input" };
+        var remove = new Command("remove", "remove members") { removeList, removeAddresses, removeFile };
         remove.SetAction(parse => MailmanCli.Guard(parse, paths =>
         {
-            using var store = new ListStore(paths.Database);
             var name = ListsCommand.Parse(parse.GetValue(removeList)!);
-            var removed = store.RemoveMembers(name, parse.GetValue(removeAddresses)!);
+            var addresses = new List<string>();
+            var lineNo = 0;
+            foreach (var line in parse.GetValue(removeAddresses)!.Concat(ReadLines(parse.GetValue(removeFile))))
+            {
+                lineNo++;
+                if (string.IsNullOrWhiteSpace(line) || line.TrimStart().StartsWith('#'))
+                {
+                    continue;
+                }
+
+                try
+                {
+                    addresses.Add(Member.Parse(line).Address);
+                }
+                catch (FormatException e)
+                {
+                    throw new CliException(ExitCodes.DataError, $"member {lineNo}: {e.Message}; nothing was removed");
+                }
+            }
+
+            if (addresses.Count == 0)
+            {
+                throw new CliException(ExitCodes.Usage, "name the addresses to remove, or --file");
+            }
+
+            using var store = new ListStore(paths.Database);
+            store.GetList(name);
+            var missing = addresses.Where(a => !store.IsMember(name, a)).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
+            var removed = store.RemoveMembers(name, addresses);
             Console.WriteLine($"{name}: {removed} removed");
+            if (missing.Count > 0)
+            {
+                throw new CliException(1, $"not members of {name}: {string.Join(", ", missing.Take(20))}{(missing.Count > 20 ? $" and {missing.Count - 20} more" : "")}");
+            }
+
             return 0;
         }));
         command.Subcommands.Add(remove);
+
+        var setList = new Argument<string>("list") { Description = "the list, LIST@HOST" };
+        var setAddress = new Argument<string>("address") { Description = "the member" };
+        var setKey = new Argument<string>("key") { Description = "moderation_action" };
+        var setValue = new Argument<string>("value") { Description = "defer | accept | hold | reject | discard" };
+        var set = new Command("set", "change a member's setting (moderation_action)") { setList, setAddress, setKey, setValue };
+        set.SetAction(parse => MailmanCli.Guard(parse, paths =>
+        {
+            var name = ListsCommand.Parse(parse.GetValue(setList)!);
+            var key = parse.GetValue(setKey)!;
+            if (!key.Equals("moderation_action", StringComparison.OrdinalIgnoreCase))
+            {
+                throw new CliException(ExitCodes.Usage, $"unknown member setting '{key}'; known: moderation_action");
+            }
+
+            var value = parse.GetValue(setValue)!;
+            if (!Enum.TryParse<ModerationAction>(value, ignoreCase: true, out var action) || !Enum.IsDefined(action) || int.TryParse(value, out _))
+            {
+                throw new CliException(ExitCodes.Usage, $"moderation_action: expected defer, accept, hold, reject or discard, got '{value}'");
+            }
+
+            using var store = new ListStore(paths.Database);
+            store.GetList(name);
+            var address = parse.GetValue(setAddress)!;
+            if (!store.SetModerationAction(name, address, action.ToString().ToLowerInvariant()))
+            {
+                throw new CliException(1, $"{address} is not a member of {name}");
+            }
+
+            Console.WriteLine($"{name}: {address} moderation_action {action.ToString().ToLowerInvariant()}");
+            return 0;
+        }));
+        command.Subcommands.Add(set);
         return command;
     }
 

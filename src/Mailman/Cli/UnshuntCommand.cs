@@ -22,6 +22,7 @@ internal static class UnshuntCommand
                 throw new CliException(ExitCodes.Usage, $"--queue: expected shunt or unrecognized, got '{source}'");
             }
 
+            using var verbLock = QueueLock.Shared(paths, TimeSpan.FromSeconds(60));
             using var queues = new QueueSet(new FileSystem(), paths, TimeProvider.System);
             var shunt = queues[source];
             var moved = 0;

@@ -3,6 +3,7 @@
 using System.IO.Abstractions;
 using Mailman.Instance;
 using Mailman.Lists;
+using Mailman.Moderation;
 using Mailman.Pipeline;
 using Mailman.Queues;
 using Mailman.Requests;
@@ -52,10 +53,15 @@ public static class DaemonHost
         {
             var lists = sp.GetRequiredService<ListStoreFactory>();
             var dmarc = Dmarc.DmarcServices.Create(options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>());
-            return new HandlerCatalog(lists.IsMember, lists.Members, dmarc, sp.GetRequiredService<Http.OneClickLinks>());
+            return new HandlerCatalog(lists.Members, dmarc, sp.GetRequiredService<Http.OneClickLinks>());
         });
         builder.Services.AddRequests();
         builder.Services.AddSingleton<Http.OneClickEndpoint>();
+        builder.Services.AddSingleton(sp => new ModerationChain(options.Moderation.Chain, sp.GetRequiredService<HandlerCatalog>().All, sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<ModerationChain>>()));
+        builder.Services.AddSingleton<HeldPosts>();
+        builder.Services.AddSingleton<HoldExpiry>();
+        // The request runner hands a moderator's reply to LIST-confirm+TOKEN@ to the handler of its kind.
+        builder.Services.AddSingleton<Requests.IConfirmationHandler, HeldPostConfirmation>();
 
         // Registration order is start order: recovery finishes before any runner claims.
         builder.Services.AddHostedService<StartupRecovery>();
@@ -67,6 +73,8 @@ public static class DaemonHost
         builder.Services.AddHostedService<RetryRunner>();
         builder.Services.AddHostedService<RequestRunner>();
         builder.Services.AddHostedService<BounceRunner>();
+        builder.Services.AddHostedService<OwnerRunner>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<HoldExpiry>());
         if (options.Http.Url.Length > 0)
         {
             builder.Services.AddHostedService<Http.OneClickServer>();

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Configuration;
 using Serilog;
 using Serilog.Events;
 using Serilog.Formatting.Compact;
+using Serilog.Formatting.Display;
 using Serilog.Sinks.SystemConsole.Themes;
 
 namespace Mailman.Hosting;
@@ -59,24 +60,50 @@ public static class Logging
             Directory.CreateDirectory(paths.LogsDirectory);
 
             // Everything in mailman-DATE.log; and, as Mailman does, one file per area
-            // (post, smtp, bounce, qrunner, subscribe) plus error-DATE.log for errors from any area.
+            // (post, smtp, bounce, qrunner, subscribe, vette) plus error-DATE.log for errors from any area.
+            // vette is appended to by the `held` verbs too: whole lines, O_APPEND (AppendFileSink).
             File(config, Path.Combine(paths.LogsDirectory, "mailman-.log"), compact);
-            foreach (var area in AreaEnricher.Areas)
+            foreach (var area in AreaEnricher.Areas.Where(a => a != AreaEnricher.Vette))
             {
                 config.WriteTo.Logger(sub => File(sub.Filter.ByIncludingOnly(e => AreaEnricher.Is(e, area)), Path.Combine(paths.LogsDirectory, area + "-.log"), compact));
             }
+
+            config.WriteTo.Logger(sub => sub.Filter.ByIncludingOnly(e => AreaEnricher.Is(e, AreaEnricher.Vette)).WriteTo.Sink(VetteSink(paths, compact)));
 
             config.WriteTo.Logger(sub => File(sub.Filter.ByIncludingOnly(e => e.Level >= LogEventLevel.Error), Path.Combine(paths.LogsDirectory, "error-.log"), compact));
         }
 
         return config.CreateLogger();
     }
+
+    /// <summary>
+    /// The logger of an operator verb that acts on held posts: its vette lines go to the same
+    /// vette-DATE.log as the daemon's (safely, while the daemon runs); nothing else is logged.
+    /// </summary>
+    public static Serilog.Core.Logger CreateForVerb(IConfiguration configuration, InstancePaths paths)
+    {
+        var section = configuration.GetSection("Logging");
+        var level = Enum.TryParse<LogEventLevel>(section["MinimumLevel"], true, out var l) ? l : LogEventLevel.Information;
+        var config = new LoggerConfiguration().MinimumLevel.Is(level).Enrich.With<AreaEnricher>();
+        if (section.GetValue("File", true))
+        {
+            config.WriteTo.Logger(sub => sub.Filter.ByIncludingOnly(e => AreaEnricher.Is(e, AreaEnricher.Vette))
+                .WriteTo.Sink(VetteSink(paths, section.GetValue("CompactJson", false))));
+        }
+
+        return config.CreateLogger();
+    }
+
+    private static AppendFileSink VetteSink(InstancePaths paths, bool compact)
+        => new(paths.LogsDirectory, AreaEnricher.Vette + "-", compact ? new CompactJsonFormatter() : new MessageTemplateTextFormatter(Template, System.Globalization.CultureInfo.InvariantCulture), 30);
 }
 
 /// <summary>Adds Area: which of Mailman's log files an event belongs in.</summary>
 internal sealed class AreaEnricher : Serilog.Core.ILogEventEnricher
 {
-    public static readonly string[] Areas = ["post", "smtp", "bounce", "qrunner", "subscribe"];
+    public const string Vette = "vette";
+
+    public static readonly string[] Areas = ["post", "smtp", "bounce", "qrunner", "subscribe", Vette];
 
     public static bool Is(LogEvent e, string area)
         => e.Properties.TryGetValue("Area", out var value) && value is ScalarValue { Value: string s } && s == area;
@@ -86,6 +113,7 @@ internal sealed class AreaEnricher : Serilog.Core.ILogEventEnricher
         var source = logEvent.Properties.TryGetValue("SourceContext", out var v) && v is ScalarValue { Value: string s } ? s : "";
         var area = logEvent.MessageTemplate.Text.StartsWith("Bounce", StringComparison.Ordinal)
                 || source.StartsWith("Mailman.Bounces", StringComparison.Ordinal) || source.EndsWith("BounceRunner", StringComparison.Ordinal) ? "bounce"
+            : source.StartsWith("Mailman.Moderation", StringComparison.Ordinal) ? Vette
             : source.EndsWith("IncomingRunner", StringComparison.Ordinal) || source.EndsWith("PipelineRunner", StringComparison.Ordinal)
                 || source.StartsWith("Mailman.Dmarc", StringComparison.Ordinal) ? "post"
             : source.EndsWith("OutgoingRunner", StringComparison.Ordinal) || source.Contains(".Delivery", StringComparison.Ordinal) ? "smtp"

@@ -29,16 +29,17 @@ public static class MailmanConfiguration
     {
         var options = new MailmanOptions();
         configuration.GetSection(MailmanOptions.Section).Bind(options);
-        options.Pipeline.Handlers = Handlers(configuration);
+        options.Pipeline.Handlers = OrderedList(configuration, "Mailman:Pipeline:Handlers");
+        options.Moderation.Chain = OrderedList(configuration, "Mailman:Moderation:Chain");
         options.Validate();
         return options;
     }
 
-    // .NET configuration merges arrays index by index across layers; a pipeline is an ordered
-    // whole, so the list comes entirely from the highest layer that sets one.
-    private static List<string> Handlers(IConfigurationRoot configuration)
+    // .NET configuration merges arrays index by index across layers; a pipeline (or the
+    // moderation chain) is an ordered whole, so the list comes entirely from the highest layer
+    // that sets one.
+    private static List<string> OrderedList(IConfigurationRoot configuration, string key)
     {
-        const string key = "Mailman:Pipeline:Handlers";
         foreach (var provider in configuration.Providers.Reverse())
         {
             var result = new List<string>();

@@ -29,6 +29,10 @@ public static class Metrics
         => Meter.CreateObservableGauge("mailman.queue.depth", () => queues.All.Select(q =>
             new Measurement<long>(q.Pending().Count + q.Claimed().Count, new KeyValuePair<string, object?>("queue", q.Name))), "{entry}", "entries in each queue");
 
+    /// <summary>Observes how many database connections the daemon opened (one per post is the budget).</summary>
+    public static void ObserveDatabase(Lists.ListStoreFactory lists)
+        => Meter.CreateObservableCounter("mailman.db.connections.opened", () => lists.Opened, "{connection}", "list database connections opened");
+
     /// <summary>Starts the Prometheus scrape listener on <paramref name="url"/>; loopback only.</summary>
     /// <exception cref="InvalidOperationException">The URL is not an http URL on a loopback address.</exception>
     public static MeterProvider StartPrometheus(string url)

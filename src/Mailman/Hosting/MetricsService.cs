@@ -8,13 +8,14 @@ using OpenTelemetry.Metrics;
 
 namespace Mailman.Hosting;
 
-public sealed class MetricsService(MailmanOptions options, QueueSet queues, ILogger<MetricsService> logger) : IHostedService, IDisposable
+public sealed class MetricsService(MailmanOptions options, QueueSet queues, Lists.ListStoreFactory lists, ILogger<MetricsService> logger) : IHostedService, IDisposable
 {
     private MeterProvider? _provider;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
         Metrics.ObserveQueues(queues);
+        Metrics.ObserveDatabase(lists);
         if (!string.IsNullOrEmpty(options.Metrics.PrometheusUrl))
         {
             _provider = Metrics.StartPrometheus(options.Metrics.PrometheusUrl);

@@ -17,6 +17,14 @@ public sealed class MailmanOptions
 
     public MetricsOptions Metrics { get; set; } = new();
 
+    public ModerationOptions Moderation { get; set; } = new();
+
+    /// <summary>
+    /// Mailman's site_owner: receives owner mail for lists that have no owner, and the notices of
+    /// held posts on lists with neither owners nor moderators. Empty: nobody (such mail is kept in bad).
+    /// </summary>
+    public string SiteOwner { get; set; } = "";
+
     public DnsOptions Dns { get; set; } = new();
 
     public DmarcOptions Dmarc { get; set; } = new();
@@ -63,6 +71,16 @@ public sealed class MailmanOptions
         Check(Bounces.SweepInterval >= TimeSpan.FromSeconds(1), "Mailman:Bounces:SweepInterval must be at least 1 second");
         Check(StopTimeout >= TimeSpan.FromSeconds(1), "Mailman:StopTimeout must be at least 1 second");
         Http.Validate(Check);
+        Check(Moderation.Chain.Count > 0, "Mailman:Moderation:Chain must name at least one rule");
+        Check(SiteOwner.Length == 0 || IsAddress(SiteOwner), $"Mailman:SiteOwner must be an email address, got '{SiteOwner}'");
+    }
+
+    private static bool IsAddress(string text)
+    {
+        var at = text.LastIndexOf('@');
+        return at > 0 && at < text.Length - 1 && text.Length <= 254
+            && !text.Any(c => char.IsControl(c) || char.IsWhiteSpace(c) || c is '<' or '>' or ',' or ';' or '"')
+            && MimeKit.MailboxAddress.TryParse(text, out _);
     }
 
     private static void Check(bool ok, string message)
@@ -139,6 +157,12 @@ public sealed class MetricsOptions
 {
     /// <summary>Prometheus scrape endpoint, e.g. http://127.0.0.1:9464/ (serves /metrics); empty: off. Loopback only.</summary>
     public string PrometheusUrl { get; set; } = "";
+}
+
+public sealed class ModerationOptions
+{
+    /// <summary>The moderation chain's rule names in the order they run before a post enters the pipeline; see <c>Moderation/</c>.</summary>
+    public List<string> Chain { get; set; } = [];
 }
 
 public sealed class DnsOptions

@@ -42,6 +42,28 @@ public enum NonMemberAction
     Discard,
 }
 
+/// <summary>What the moderation chain does with a member's post (Mailman 3's Action).</summary>
+public enum ModerationAction
+{
+    /// <summary>No shortcut: the list's regular rules decide.</summary>
+    Defer,
+
+    /// <summary>Accepted without the remaining rules.</summary>
+    Accept,
+
+    Hold,
+    Reject,
+    Discard,
+}
+
+/// <summary>What happens to an automatic reply (RFC 3834 Auto-Submitted, Precedence: bulk/junk) posted to the list.</summary>
+public enum AutoReplyAction
+{
+    Discard,
+    Hold,
+    Accept,
+}
+
 /// <summary>How a request to join is handled (Mailman 3's subscription_policy).</summary>
 public enum SubscriptionPolicy
 {
@@ -153,6 +175,42 @@ public sealed class MailingList
     /// <summary>Mailman's bounce_notify_owner_on_removal.</summary>
     public bool BounceNotifyOwnerOnRemoval { get; set; } = true;
 
+    /// <summary>Mailman 3's emergency: hold every post (approved ones pass).</summary>
+    public bool Emergency { get; set; }
+
+    /// <summary>The action for a member whose own moderation_action is defer.</summary>
+    public ModerationAction DefaultMemberAction { get; set; } = ModerationAction.Defer;
+
+    /// <summary>Hold posts that look like commands (subscribe, unsubscribe, help, ...) meant for LIST-request.</summary>
+    public bool Administrivia { get; set; } = true;
+
+    /// <summary>Hold posts naming this many explicit recipients (To: and Cc:) or more; 0: no limit.</summary>
+    public int MaxNumRecipients { get; set; } = 10;
+
+    /// <summary>Hold posts that name the list in neither To: nor Cc: (nor an acceptable alias).</summary>
+    public bool RequireExplicitDestination { get; set; } = true;
+
+    /// <summary>Other addresses that count as the list for require_explicit_destination: an address, or a regex starting with ^.</summary>
+    public List<string> AcceptableAliases { get; set; } = [];
+
+    /// <summary>Suspicious headers: "Header: regex" lines; a post with a matching header is held.</summary>
+    public List<string> BounceMatchingHeaders { get; set; } = [];
+
+    /// <summary>PBKDF2 hash of the password an Approved: header must carry (Lists/PasswordHash.cs); empty: none.</summary>
+    public string ModeratorPasswordHash { get; set; } = "";
+
+    /// <summary>Held posts older than this many days are discarded; 0 keeps them for ever.</summary>
+    public int MaxDaysToHold { get; set; }
+
+    /// <summary>Tell the poster that their post awaits approval.</summary>
+    public bool RespondToPostRequests { get; set; } = true;
+
+    /// <summary>Tell the owners and moderators at once when a post is held.</summary>
+    public bool AdminImmedNotify { get; set; } = true;
+
+    /// <summary>What to do with automatic replies posted to the list.</summary>
+    public AutoReplyAction AutoReplyAction { get; set; } = AutoReplyAction.Discard;
+
     /// <summary>Notice bodies this list replaces, by template name (Notices/NoticeTemplates.cs).</summary>
     public Dictionary<string, string> Templates { get; set; } = new(StringComparer.Ordinal);
 
@@ -171,6 +229,18 @@ public sealed class MailingList
         ["archive_url"] = "URL for List-Archive",
         ["unsubscribe_url"] = "URL for List-Unsubscribe (https enables RFC 8058 one-click)",
         ["max_autoresponses_per_day"] = "automatic replies to one address per day (0: no limit)",
+        ["emergency"] = "true | false: hold every post for a moderator",
+        ["default_member_action"] = "defer | accept | hold | reject | discard: for members whose own action is defer",
+        ["administrivia"] = "true | false: hold posts that look like commands for LIST-request",
+        ["max_num_recipients"] = "hold posts with this many To:/Cc: recipients or more (0: no limit)",
+        ["require_explicit_destination"] = "true | false: hold posts that do not name the list in To: or Cc:",
+        ["acceptable_aliases"] = "addresses (or ^regexes) that count as the list, one a line (\\n)",
+        ["bounce_matching_headers"] = "suspicious headers, 'Header: regex' one a line (\\n): a match holds the post",
+        ["moderator_password"] = "password an Approved: header must carry (stored hashed; empty: none)",
+        ["max_days_to_hold"] = "discard held posts after this many days (0: never)",
+        ["respond_to_post_requests"] = "true | false: tell posters their post awaits approval",
+        ["admin_immed_notify"] = "true | false: tell owners and moderators at once of each held post",
+        ["auto_reply_action"] = "discard | hold | accept: automatic replies posted to the list",
         ["welcome_message"] = "body of the welcome notice (template list:user:notice:welcome)",
         ["goodbye_message"] = "body of the goodbye notice (template list:user:notice:goodbye)",
         ["template:NAME"] = "body of the notice template NAME (empty: the default)",
@@ -219,6 +289,20 @@ public sealed class MailingList
             case "archive_url": ArchiveUrl = Url(key, value); break;
             case "unsubscribe_url": UnsubscribeUrl = Url(key, value); break;
             case "max_autoresponses_per_day": MaxAutoresponsesPerDay = Whole(key, value); break;
+            case "emergency": Emergency = Bool(key, value); break;
+            case "default_member_action": DefaultMemberAction = ParseEnum<ModerationAction>(key, value); break;
+            case "administrivia": Administrivia = Bool(key, value); break;
+            case "max_num_recipients": MaxNumRecipients = Whole(key, value); break;
+            case "require_explicit_destination": RequireExplicitDestination = Bool(key, value); break;
+            case "acceptable_aliases": AcceptableAliases = Aliases(key, value); break;
+            case "bounce_matching_headers": BounceMatchingHeaders = HeaderPatterns(key, value); break;
+            case "moderator_password":
+                ModeratorPasswordHash = value.Length == 0 ? "" : PasswordHash.Create(value.Any(char.IsControl) ? throw new ArgumentException($"{key}: control characters are not allowed") : value);
+                break;
+            case "max_days_to_hold": MaxDaysToHold = Whole(key, value); break;
+            case "respond_to_post_requests": RespondToPostRequests = Bool(key, value); break;
+            case "admin_immed_notify": AdminImmedNotify = Bool(key, value); break;
+            case "auto_reply_action": AutoReplyAction = ParseEnum<AutoReplyAction>(key, value); break;
             case "welcome_message": SetTemplate(Notices.NoticeTemplates.Welcome, value); break;
             case "goodbye_message": SetTemplate(Notices.NoticeTemplates.Goodbye, value); break;
             case "dmarc_mitigate_action": DmarcMitigateAction = ParseSnake<DmarcMitigateAction>(key, value); break;
@@ -265,6 +349,18 @@ public sealed class MailingList
         yield return new("send_welcome_message", SendWelcomeMessage ? "true" : "false");
         yield return new("send_goodbye_message", SendGoodbyeMessage ? "true" : "false");
         yield return new("one_click_action", Snake(OneClickAction.ToString()));
+        yield return new("emergency", Lower(Emergency));
+        yield return new("default_member_action", DefaultMemberAction.ToString().ToLowerInvariant());
+        yield return new("administrivia", Lower(Administrivia));
+        yield return new("max_num_recipients", MaxNumRecipients.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        yield return new("require_explicit_destination", Lower(RequireExplicitDestination));
+        yield return new("acceptable_aliases", string.Join("\\n", AcceptableAliases));
+        yield return new("bounce_matching_headers", string.Join("\\n", BounceMatchingHeaders));
+        yield return new("moderator_password", ModeratorPasswordHash.Length > 0 ? "(set)" : "");
+        yield return new("max_days_to_hold", MaxDaysToHold.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        yield return new("respond_to_post_requests", Lower(RespondToPostRequests));
+        yield return new("admin_immed_notify", Lower(AdminImmedNotify));
+        yield return new("auto_reply_action", AutoReplyAction.ToString().ToLowerInvariant());
         foreach (var (name, body) in Templates.OrderBy(t => t.Key, StringComparer.Ordinal))
         {
             yield return new("template:" + name, body.Replace("\n", "\\n", StringComparison.Ordinal));
@@ -300,6 +396,97 @@ public sealed class MailingList
             Templates[name] = body;
         }
     }
+
+    /// <summary>
+    /// The suspicious-header patterns as (header, regex), compiled for linear-time matching
+    /// (RegexOptions.NonBacktracking: a header crafted against the pattern cannot make it slow).
+    /// </summary>
+    public IEnumerable<(string Header, System.Text.RegularExpressions.Regex Pattern)> SuspiciousHeaders()
+    {
+        foreach (var line in BounceMatchingHeaders)
+        {
+            if (SplitHeaderPattern(line) is { } p)
+            {
+                yield return (p.Header, BoundedRegex(p.Pattern));
+            }
+        }
+    }
+
+    /// <summary>A user-supplied regex, matched in linear time, case-insensitively.</summary>
+    /// <exception cref="ArgumentException">Not a valid regex.</exception>
+    public static System.Text.RegularExpressions.Regex BoundedRegex(string pattern)
+        => new(pattern, System.Text.RegularExpressions.RegexOptions.NonBacktracking | System.Text.RegularExpressions.RegexOptions.IgnoreCase | System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
+    private static (string Header, string Pattern)? SplitHeaderPattern(string line)
+    {
+        var t = line.Trim();
+        var colon = t.IndexOf(':', StringComparison.Ordinal);
+        return t.Length == 0 || t.StartsWith('#') || colon <= 0 ? null : (t[..colon].Trim(), t[(colon + 1)..].Trim());
+    }
+
+    private static List<string> Aliases(string key, string value)
+    {
+        var result = new List<string>();
+        foreach (var line in Unescape(value).Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (line.StartsWith('^'))
+            {
+                Pattern(key, line);
+            }
+            else if (line.IndexOf('@', StringComparison.Ordinal) <= 0 || line.Any(c => char.IsControl(c) || char.IsWhiteSpace(c)))
+            {
+                throw new ArgumentException($"{key}: '{line}' is neither an address nor a regex starting with ^");
+            }
+
+            result.Add(line);
+        }
+
+        return result;
+    }
+
+    private static List<string> HeaderPatterns(string key, string value)
+    {
+        var result = new List<string>();
+        foreach (var line in Unescape(value).Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (line.StartsWith('#'))
+            {
+                continue;
+            }
+
+            var p = SplitHeaderPattern(line) ?? throw new ArgumentException($"{key}: '{line}' is not of the form 'Header: regex'");
+            if (p.Header.Any(c => c <= ' ' || c >= 127))
+            {
+                throw new ArgumentException($"{key}: '{p.Header}' is not a header name");
+            }
+
+            Pattern(key, p.Pattern);
+            result.Add(line);
+        }
+
+        return result;
+    }
+
+    private static void Pattern(string key, string pattern)
+    {
+        try
+        {
+            BoundedRegex(pattern);
+        }
+        catch (Exception e) when (e is ArgumentException or NotSupportedException)
+        {
+            throw new ArgumentException($"{key}: '{pattern}' is not a usable regex: {e.Message}");
+        }
+    }
+
+    private static bool Bool(string key, string value) => value.Trim().ToLowerInvariant() switch
+    {
+        "true" or "yes" or "on" or "1" => true,
+        "false" or "no" or "off" or "0" => false,
+        _ => throw new ArgumentException($"{key}: expected true or false, got '{value}'"),
+    };
+
+    private static string Lower(bool value) => value ? "true" : "false";
 
     /// <summary>A whole number >= 0.</summary>
     private static int Whole(string key, string value)

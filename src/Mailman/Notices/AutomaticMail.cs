@@ -17,8 +17,10 @@ public static class AutomaticMail
     /// <summary>
     /// Why <paramref name="headers"/> mark the message as sent by a program (RFC 3834
     /// Auto-Submitted other than "no", or Precedence bulk/junk/list), or null when they do not.
+    /// <paramref name="includeListPrecedence"/> false leaves out Precedence: list (mail a list
+    /// distributed: a post, for the moderation chain, not an automatic reply).
     /// </summary>
-    public static string? AutoSubmitted(HeaderList headers)
+    public static string? AutoSubmitted(HeaderList headers, bool includeListPrecedence = true)
     {
         var autoSubmitted = headers[HeaderId.AutoSubmitted];
         if (autoSubmitted is not null && !Keyword(autoSubmitted).Equals("no", StringComparison.OrdinalIgnoreCase))
@@ -27,7 +29,8 @@ public static class AutomaticMail
         }
 
         var precedence = headers[HeaderId.Precedence];
-        if (precedence is not null && Keyword(precedence).ToLowerInvariant() is "bulk" or "junk" or "list")
+        if (precedence is not null && (Keyword(precedence).ToLowerInvariant() is "bulk" or "junk"
+            || (includeListPrecedence && Keyword(precedence).Equals("list", StringComparison.OrdinalIgnoreCase))))
         {
             return "Precedence: " + Keyword(precedence).ToLowerInvariant();
         }

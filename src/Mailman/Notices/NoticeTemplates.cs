@@ -33,7 +33,7 @@ public static class NoticeTemplates
     public static readonly IReadOnlySet<string> CommonPlaceholders = new HashSet<string>(StringComparer.Ordinal)
     {
         "user_email", "user_address", "user_name", "listname", "owner_email", "request_email", "confirm_email", "token", "subject", "reason",
-        "sender_email", "score", "warnings_left", "member", "rules", "count",
+        "sender_email", "score", "warnings_left", "member", "rules", "count", "entry",
     };
 
     private static readonly Dictionary<string, NoticeTemplate> Defaults = new NoticeTemplate[]
@@ -135,7 +135,8 @@ public static class NoticeTemplates
                 Reason:  $reason
 
             Reply to this message with "approve", "reject REASON" or "discard" in the
-            first line of the body, or use `mailman held approve|reject|discard $token`.
+            first line of the body (the reply goes to $confirm_email),
+            or run `mailman held approve|reject|discard $entry` on the server.
             The post is attached.
             """),
         new(ModeratorSubscribe, "$listname subscription request from $user_email", """

@@ -1,5 +1,7 @@
-// Every handler by name, and the default orders. A pipeline is data: the configuration lists
-// handler names; this turns the names into instances.
+// Every handler by name, and the default order. A pipeline is data: the configuration lists
+// handler names; this turns the names into instances. The checks among them (loop-detection,
+// dmarc-moderation, maximum-size) run in the moderation chain (Moderation/ModerationChain.cs),
+// before the pipeline.
 using Mailman.Dmarc;
 using Mailman.Lists;
 using Mailman.Pipeline.Handlers;
@@ -8,9 +10,6 @@ namespace Mailman.Pipeline;
 
 public sealed class HandlerCatalog
 {
-    /// <summary>The checks the incoming runner applies before a post enters the pipeline.</summary>
-    public static readonly IReadOnlyList<string> IncomingChecks = ["loop-detection", "dmarc-moderation", "maximum-size", "nonmember-policy"];
-
     /// <summary>The default pipeline (config/mailman.json ships the same).</summary>
     public static readonly IReadOnlyList<string> DefaultPipeline =
     [
@@ -19,15 +18,14 @@ public sealed class HandlerCatalog
 
     private readonly Dictionary<string, IHandler> _handlers;
 
-    /// <param name="isMember">Whether an address is a member of a list.</param>
     /// <param name="members">Streams a list's members (with their serials).</param>
     /// <param name="dmarc">The DMARC policy lookup and site settings.</param>
     /// <param name="oneClick">One-click unsubscribe links, when the instance has a public URL.</param>
-    public HandlerCatalog(Func<ListName, string, bool> isMember, Func<ListName, IEnumerable<Member>> members, DmarcServices dmarc, Http.OneClickLinks? oneClick = null)
+    public HandlerCatalog(Func<ListName, IEnumerable<Member>> members, DmarcServices dmarc, Http.OneClickLinks? oneClick = null)
     {
         IHandler[] all =
         [
-            new LoopDetection(), new DmarcModeration(dmarc), new MaximumSize(), new NonMemberPolicy(isMember), new DmarcMitigation(dmarc),
+            new LoopDetection(), new DmarcModeration(dmarc), new MaximumSize(), new DmarcMitigation(dmarc),
             new ListIdHeader(), new ListHeaders(), new BeenThere(), new SubjectPrefix(), new ReplyTo(),
             new Personalize(oneClick), new Decorate(), new MemberRecipients(members, oneClick),
         ];

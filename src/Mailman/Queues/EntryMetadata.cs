@@ -66,7 +66,25 @@ public sealed class EntryMetadata
     /// <summary>What the incoming dmarc-moderation check found for the From: domain; null when it did not look.</summary>
     public DmarcNote? Dmarc { get; set; }
 
-    public EntryMetadata Clone() => (EntryMetadata)MemberwiseClone();
+    /// <summary>A held post: every moderation rule that hit, as "rule: reason", in chain order.</summary>
+    public List<string>? HoldReasons { get; set; }
+
+    /// <summary>When the post was held (max_days_to_hold counts from here).</summary>
+    public DateTimeOffset? HeldAt { get; set; }
+
+    /// <summary>A moderator approved the post: the chain skips its moderation rules (loop detection still runs).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool Approved { get; set; }
+
+    /// <summary>Who approved it (an address, or "cli:USER"), for the log.</summary>
+    public string? ApprovedBy { get; set; }
+
+    public EntryMetadata Clone()
+    {
+        var copy = (EntryMetadata)MemberwiseClone();
+        copy.HoldReasons = HoldReasons is null ? null : [.. HoldReasons];
+        return copy;
+    }
 }
 
 /// <summary>

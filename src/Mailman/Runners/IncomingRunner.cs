@@ -1,7 +1,11 @@
-// incoming: parses each injected post, drops loops, and applies the list's size limit and
-// non-member policy before the post enters the pipeline. The raw bytes move on unchanged.
+// incoming: runs the moderation chain (Moderation/) over each injected post, with one list
+// database connection for the whole chain, then moves it on: to the pipeline, to hold (the
+// moderators and the poster told), or nowhere (rejected with a notice, or discarded). The post
+// is parsed in place and moves on byte for byte unless a rule changed it (an Approved: password
+// removed); a post over the size limit is held without being read past its header block.
 using Mailman.Instance;
 using Mailman.Lists;
+using Mailman.Moderation;
 using Mailman.Notices;
 using Mailman.Pipeline;
 using Mailman.Queues;
@@ -11,85 +15,10 @@ using MimeKit;
 namespace Mailman.Runners;
 
 public sealed class IncomingRunner(
-    QueueSet queues, Activity activity, MailmanOptions options, TimeProvider time, ListStoreFactory lists, HandlerCatalog catalog, NoticeSender notices, ILogger<IncomingRunner> logger)
+    QueueSet queues, Activity activity, MailmanOptions options, TimeProvider time, ListStoreFactory lists, ModerationChain chain, HeldPosts held,
+    NoticeSender notices, ILogger<IncomingRunner> logger)
     : QueueRunner(queues, QueueSet.In, activity, options, time, logger)
 {
-    private readonly IReadOnlyList<IHandler> _checks = catalog.Resolve(HandlerCatalog.IncomingChecks);
-
-    // Everything happens on the head and a stream over the file: a post over the list's size
-    // limit is held without being read, and a post under it is parsed in place (MimeKit's
-    // persistent mode keeps part contents on disk), so memory does not grow with the post.
-    protected override bool ProcessHead(EntryHead head, CancellationToken stoppingToken)
-    {
-        var metadata = head.Metadata;
-        var list = lists.FindList(ListOf(metadata))
-            ?? throw new InvalidOperationException($"no such list: {metadata.List}");
-        var size = metadata.MessageLength;
-        Hosting.Metrics.Received.Add(1, new KeyValuePair<string, object?>("list", list.Name.Fqdn));
-        var limit = (long)list.MaxMessageSizeKb * 1024;
-        if (size > MaxDeliverable)
-        {
-            Log.LogInformation("Post received for {ListId}: Message-Id {MessageId}, envelope sender {Sender}, {Size} bytes, entry {QueueEntry}",
-                list.Name.Fqdn, metadata.MessageId, metadata.Sender, size, head.Claim.Name);
-            Move(head, QueueSet.Hold, list, HandlerResult.Hold($"maximum-size: message size {size} bytes is more than the {MaxDeliverable} bytes a post can be delivered with"));
-            return true;
-        }
-
-        if (limit > 0 && size > limit)
-        {
-            Log.LogInformation("Post received for {ListId}: Message-Id {MessageId}, envelope sender {Sender}, {Size} bytes, entry {QueueEntry}",
-                list.Name.Fqdn, metadata.MessageId, metadata.Sender, size, head.Claim.Name);
-            Move(head, QueueSet.Hold, list, HandlerResult.Hold($"maximum-size: message size {size} bytes exceeds the list's limit of {list.MaxMessageSizeKb} KiB"));
-            return true;
-        }
-
-        using var stream = Queue.OpenMessage(head);
-        var message = MimeMessage.Load(stream, persistent: true, CancellationToken.None);
-        metadata.MessageId ??= message.MessageId;
-        var post = new PostContext(list, message, metadata, size);
-        Log.LogInformation("Post received for {ListId}: Message-Id {MessageId}, from {From}, envelope sender {Sender}, {Size} bytes, entry {QueueEntry}",
-            list.Name.Fqdn, metadata.MessageId, Truncated(message.From.ToString()), metadata.Sender, size, head.Claim.Name);
-
-        var result = PipelineRunner.RunHandlers(_checks, post);
-        switch (result.Action)
-        {
-            case HandlerAction.Continue:
-                Move(head, QueueSet.Pipeline, list, result);
-                break;
-            case HandlerAction.Hold:
-                Move(head, QueueSet.Hold, list, result);
-                break;
-            default:
-                // Discard and reject are the list's own policy: logged with everything needed to find the post.
-                Log.LogWarning("Post {MessageId} to {ListId} {Action} (entry {QueueEntry}): {Reason}",
-                    metadata.MessageId, list.Name.Fqdn, result.Action.ToString().ToLowerInvariant(), head.Claim.Name, result.Reason);
-                if (result.Action == HandlerAction.Reject)
-                {
-                    Notify(head.Claim.Name, list, message, metadata, result.Reason ?? "rejected");
-                }
-
-                Queue.Finish(head.Claim);
-                break;
-        }
-
-        return true;
-    }
-
-    protected override void Process(LoadedEntry entry, CancellationToken stoppingToken)
-        => throw new InvalidOperationException("the incoming runner works on entry heads");
-
-    private void Move(EntryHead head, string next, MailingList list, HandlerResult result)
-    {
-        var moved = head.Metadata.Clone();
-        moved.Error = result.Reason;
-        var name = Queue.Forward(head, Queues[next], moved);
-        Queue.Finish(head.Claim);
-        if (result.Action == HandlerAction.Hold)
-        {
-            Log.LogWarning("Post {MessageId} to {ListId} held as {QueueEntry}: {Reason}", head.Metadata.MessageId, list.Name.Fqdn, name, result.Reason);
-        }
-    }
-
     /// <summary>
     /// The largest post the outgoing runner can deliver: it holds the flattened post in one array
     /// (a little more than the post, with its list headers and footer). Larger ones are held
@@ -97,15 +26,108 @@ public sealed class IncomingRunner(
     /// </summary>
     public const long MaxDeliverable = 2_000_000_000;
 
-    // A From: with 100,000 addresses must not make a 4 MB log line.
-    private static string Truncated(string s) => s.Length <= 300 ? s : s[..300] + "...";
+    // Everything happens on the head and a stream over the file: a post over the list's size
+    // limit is held without being read, and a post under it is parsed in place (MimeKit's
+    // persistent mode keeps part contents on disk), so memory does not grow with the post.
+    protected override bool ProcessHead(EntryHead head, CancellationToken stoppingToken)
+    {
+        var metadata = head.Metadata;
+        using var store = lists.Open();
+        var list = store.FindList(ListOf(metadata))
+            ?? throw new InvalidOperationException($"no such list: {metadata.List}");
+        var size = metadata.MessageLength;
+        if (!metadata.Approved)
+        {
+            Hosting.Metrics.Received.Add(1, new KeyValuePair<string, object?>("list", list.Name.Fqdn));
+        }
+
+        using var stream = Queue.OpenMessage(head);
+        var limit = (long)list.MaxMessageSizeKb * 1024;
+        var tooLarge = size > MaxDeliverable ? $"message size {size} bytes is more than the {MaxDeliverable} bytes a post can be delivered with"
+            : limit > 0 && size > limit && !metadata.Approved ? $"message size {size} bytes exceeds the list's limit of {list.MaxMessageSizeKb} KiB"
+            : null;
+        if (tooLarge is not null)
+        {
+            // Held at once (before the other rules: reading it is what the limit spares), the
+            // moderators shown its header block.
+            var headers = HeadersOnly(stream);
+            LogReceived(list, metadata, Senders.Of(headers, metadata.Sender), size, head.Claim.Name);
+            if (metadata.Approved)
+            {
+                throw new InvalidOperationException($"approved, but {tooLarge}");
+            }
+
+            held.Put(list, headers, metadata, size, head.Claim.Name, [new RuleHit("maximum-size", Verdict.Hold, tooLarge)],
+                m => Queue.Forward(head, Queues[QueueSet.Hold], m), store);
+            Queue.Finish(head.Claim);
+            return true;
+        }
+
+        var message = MimeMessage.Load(stream, persistent: true, CancellationToken.None);
+        metadata.MessageId ??= message.MessageId;
+        var post = new PostContext(list, message, metadata, size);
+        var context = new ModerationContext(post, store);
+        LogReceived(list, metadata, context.Senders, size, head.Claim.Name);
+
+        var decision = chain.Evaluate(context, head.Claim.Name);
+
+        // Byte for byte, unless a rule changed the post: then it is written as it is now.
+        string Move(EntryMetadata next, string queue) => context.Modified
+            ? Queues[queue].Enqueue(next, s => message.WriteTo(Delivery.WireFormat.Options, s, CancellationToken.None), null, head.Claim.Name)
+            : Queue.Forward(head, Queues[queue], next);
+
+        switch (decision.Verdict)
+        {
+            case Verdict.Hold:
+                held.Put(list, message, metadata, size, head.Claim.Name, decision.Hits, m => Move(m, QueueSet.Hold), store);
+                break;
+            case Verdict.Reject:
+                Notify(head.Claim.Name, list, message, metadata, decision.Hits[^1].Reason);
+                break;
+            case Verdict.Discard:
+                break;
+            default:
+                var next = metadata.Clone();
+                next.Error = null;
+                Move(next, QueueSet.Pipeline);
+                break;
+        }
+
+        Queue.Finish(head.Claim);
+        return true;
+    }
+
+    protected override void Process(LoadedEntry entry, CancellationToken stoppingToken)
+        => throw new InvalidOperationException("the incoming runner works on entry heads");
+
+    private void LogReceived(MailingList list, EntryMetadata metadata, Senders senders, long size, string entry)
+        => Log.LogInformation("Post received for {ListId}: Message-Id {MessageId}, from {From}, envelope sender {Sender}, {Size} bytes, entry {QueueEntry}{Approved}",
+            list.Name.Fqdn, metadata.MessageId, senders.Summary, metadata.Sender, size, entry, metadata.Approved ? $" (approved by {metadata.ApprovedBy})" : "");
+
+    // The header block only (a post too large to read whole).
+    private static MimeMessage HeadersOnly(Stream stream)
+    {
+        var message = new MimeMessage();
+        message.Headers.Clear();
+        try
+        {
+            foreach (var header in HeaderList.Load(stream))
+            {
+                message.Headers.Add(header);
+            }
+        }
+        catch (FormatException)
+        {
+        }
+
+        return message;
+    }
 
     // RFC 3834 §4: the answer goes to the envelope sender (the From: address when the MTA gave
     // none); the notice sender applies the never-answer rules and the daily limit.
     private void Notify(string entryName, MailingList list, MimeMessage post, EntryMetadata metadata, string reason)
     {
-        var to = metadata.Sender ?? post.From.Mailboxes.FirstOrDefault()?.Address ?? "";
-        notices.Send(new Notice(list, NoticeTemplates.Rejected, to.Trim().Trim('<', '>'))
+        notices.Send(new Notice(list, NoticeTemplates.Rejected, HeldPosts.Poster(metadata, post))
         {
             Kind = NoticeKind.Reply,
             Answering = post,

@@ -16,6 +16,9 @@ public sealed class StartupRecovery(InstancePaths paths, QueueSet queues, Mailma
     public Task StartAsync(CancellationToken cancellationToken)
     {
         _lock = AcquireServeLock(paths);
+
+        // A verb claiming entries right now (`held approve` ...) is not a crashed run: wait for it.
+        using var verbs = QueueLock.Exclusive(paths, TimeSpan.FromSeconds(60));
         Recover(queues, options.Queues.MaxRecoveries, fs, logger);
         return Task.CompletedTask;
     }

@@ -128,7 +128,10 @@ public sealed class DeliveryTests : IDisposable
         var result = MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port);
 
         Assert.Equal(1, _instance.Count("hold"));
-        Assert.Empty(sink.Messages());
+        // No member gets the post; the poster is told it awaits approval (RFC 3834 auto-reply).
+        var notice = Assert.Single(sink.Messages());
+        Assert.Equal(["stranger@example.net"], notice.Recipients);
+        Assert.Equal("auto-replied", notice.Header("Auto-Submitted"));
         Assert.Contains("held", result.Stdout + result.Stderr, StringComparison.Ordinal);
     }
 

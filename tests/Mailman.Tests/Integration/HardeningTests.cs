@@ -105,7 +105,7 @@ public sealed class HardeningTests : IDisposable
         _instance.AddMembers("other@example.org", TempInstance.NumberedMembers(10, "example.net"));
         using var sink = SmtpSink.Start();
         Inject();
-        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["inject", "other@example.org"], Posts.Plain(messageId: "other@example.com")).ExitCode);
+        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["inject", "other@example.org"], Posts.Plain(to: "other@example.org", messageId: "other@example.com")).ExitCode);
 
         MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, Env(sink.Port));
 

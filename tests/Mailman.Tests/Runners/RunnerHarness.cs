@@ -5,6 +5,7 @@ using Mailman.Dmarc;
 using Mailman.Hosting;
 using Mailman.Instance;
 using Mailman.Lists;
+using Mailman.Moderation;
 using Mailman.Notices;
 using Mailman.Pipeline;
 using Mailman.Queues;
@@ -26,19 +27,25 @@ internal sealed class RunnerHarness : IDisposable
         Options = MailmanConfiguration.Options(MailmanConfiguration.Build(instance.Paths));
         configure?.Invoke(Options);
         Queues = new QueueSet(new FileSystem(), instance.Paths, Time);
-        var lists = new ListStoreFactory(instance.Paths);
+        var lists = Lists = new ListStoreFactory(instance.Paths);
         var dmarc = new DmarcServices(new DmarcPolicyLookup(Resolver, NullLogger<DmarcPolicyLookup>.Instance), Options.Dmarc.RemoveDkimHeaders, NullLogger.Instance);
-        var catalog = new HandlerCatalog(lists.IsMember, lists.Members, dmarc, new Mailman.Http.OneClickLinks(Options, new SecretKey(instance.Paths)));
+        var catalog = new HandlerCatalog(lists.Members, dmarc, new Mailman.Http.OneClickLinks(Options, new SecretKey(instance.Paths)));
         _loggers = LoggerFactory.Create(b => b.AddProvider(Logs));
         Notices = new NoticeSender(Queues, lists, Time, new Logger<NoticeSender>(_loggers));
         _services = new ServiceCollection()
             .AddSingleton(instance.Paths).AddSingleton(Options).AddSingleton<TimeProvider>(Time).AddSingleton(Queues).AddSingleton(lists).AddSingleton(Notices)
             .AddSingleton(_loggers).AddSingleton(typeof(ILogger<>), typeof(Logger<>))
             .AddRequests()
+            .AddSingleton<HeldPosts>()
+            .AddSingleton<IConfirmationHandler, HeldPostConfirmation>()
             .BuildServiceProvider();
+        Held = _services.GetRequiredService<HeldPosts>();
+        Chain = new ModerationChain(Options.Moderation.Chain, catalog.All);
         Requests = new RequestRunner(Queues, Activity, Options, Time, _services.GetRequiredService<RequestProcessor>(), NullLogger<RequestRunner>.Instance);
-        Incoming = new IncomingRunner(Queues, Activity, Options, Time, lists, catalog, Notices, NullLogger<IncomingRunner>.Instance);
-        Pipeline = new PipelineRunner(Queues, Activity, Options, Time, lists, catalog, NullLogger<PipelineRunner>.Instance);
+        Incoming = new IncomingRunner(Queues, Activity, Options, Time, lists, Chain, Held, Notices, NullLogger<IncomingRunner>.Instance);
+        Pipeline = new PipelineRunner(Queues, Activity, Options, Time, lists, catalog, Held, NullLogger<PipelineRunner>.Instance);
+        Owner = new OwnerRunner(Queues, Activity, Options, Time, lists, NullLogger<OwnerRunner>.Instance);
+        Expiry = new HoldExpiry(Queues, lists, Held, Time, NullLogger<HoldExpiry>.Instance);
         Processor = new BounceProcessor(lists, Notices, Time, BounceLog);
         Bounces = new BounceRunner(Queues, Activity, Options, Time, Processor, BounceLog.For<BounceRunner>());
         Outgoing = new OutgoingRunner(Queues, Activity, Options, Time, new FileSystem(), instance.Paths, NullLogger<OutgoingRunner>.Instance, Processor);
@@ -59,6 +66,16 @@ internal sealed class RunnerHarness : IDisposable
     public QueueSet Queues { get; }
 
     public NoticeSender Notices { get; }
+
+    public ListStoreFactory Lists { get; }
+
+    public ModerationChain Chain { get; }
+
+    public HeldPosts Held { get; }
+
+    public OwnerRunner Owner { get; }
+
+    public HoldExpiry Expiry { get; }
 
     public IncomingRunner Incoming { get; }
 
@@ -120,6 +137,8 @@ internal sealed class RunnerHarness : IDisposable
         Outgoing.Dispose();
         Retry.Dispose();
         Requests.Dispose();
+        Owner.Dispose();
+        Expiry.Dispose();
         _services.Dispose();
         _loggers.Dispose();
         Bounces.Dispose();

@@ -37,7 +37,7 @@ public sealed class RunnerTests : IDisposable
     public void A_post_whose_processing_throws_is_shunted_with_the_error_and_unshunt_puts_it_back()
     {
         using var h = new RunnerHarness(_instance);
-        h.Inject("ghost@example.org", Posts.Plain());
+        h.Inject("ghost@example.org", Posts.Plain(to: "ghost@example.org"));
 
         Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
         var shunt = h.Queues[QueueSet.Shunt];

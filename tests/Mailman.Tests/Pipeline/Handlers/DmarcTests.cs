@@ -264,7 +264,7 @@ public sealed class DmarcTests
             l.Personalize = Personalization.Full;
         });
         Check(post);
-        var catalog = new HandlerCatalog((_, _) => true, _ => [], Services());
+        var catalog = new HandlerCatalog(_ => [], Services());
         Assert.Equal(HandlerAction.Continue, PipelineRunner.RunHandlers(catalog.Resolve(HandlerCatalog.DefaultPipeline), post).Action);
         var flat = WireFormat.Flatten(post.Message);
         var prepared = PreparedPost.Create(flat, post.SlotNonce);

@@ -81,18 +81,6 @@ public sealed class HeaderHandlerTests
         Assert.Equal(HandlerAction.Continue, new LoopDetection().Process(Pipeline.PostBuilder.Context(Posts.Plain())).Action);
     }
 
-    [Theory]
-    [InlineData(NonMemberAction.Accept, HandlerAction.Continue)]
-    [InlineData(NonMemberAction.Hold, HandlerAction.Hold)]
-    [InlineData(NonMemberAction.Reject, HandlerAction.Reject)]
-    [InlineData(NonMemberAction.Discard, HandlerAction.Discard)]
-    public void Non_member_policy_applies_only_to_non_members(NonMemberAction action, HandlerAction expected)
-    {
-        var handler = new NonMemberPolicy((_, address) => address == "member@example.com");
-        Assert.Equal(expected, handler.Process(Pipeline.PostBuilder.Context(Posts.Plain(from: "x@example.net"), l => l.NonMemberAction = action)).Action);
-        Assert.Equal(HandlerAction.Continue, handler.Process(Pipeline.PostBuilder.Context(Posts.Plain(from: "member@example.com"), l => l.NonMemberAction = action)).Action);
-    }
-
     [Fact]
     public void Oversized_posts_are_held()
     {

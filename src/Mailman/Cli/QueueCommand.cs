@@ -1,0 +1,184 @@
+// `mailman queue list QUEUE`, `queue show ID`, `queue delete ID --yes`: what an operator needs to
+// look into the queues the daemon leaves entries in (hold, shunt, bad, bounces, request, owner):
+// each entry's list, sender, subject and error; one entry's metadata, headers and start of body.
+// IDs are checked before they become paths; delete asks for --yes and refuses the queues the
+// daemon works through (in, pipeline, out, retry), where an entry is in flight.
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Mailman.Queues;
+using MimeKit;
+
+namespace Mailman.Cli;
+
+internal static class QueueCommand
+{
+    /// <summary>Queues an operator may delete from: entries there wait for a person, not for a runner.</summary>
+    public static readonly IReadOnlyList<string> Deletable = [QueueSet.Hold, QueueSet.Shunt, QueueSet.Bad, QueueSet.Bounces, QueueSet.Request, QueueSet.Owner];
+
+    public static Command Create()
+    {
+        var command = new Command("queue", "look into the queues: list, show and delete entries");
+
+        var queueName = new Argument<string>("queue") { Description = "one of " + string.Join(", ", QueueSet.Names) };
+        var list = new Command("list", "list the entries of a queue, oldest first") { queueName };
+        list.SetAction(parse => MailmanCli.Guard(parse, paths =>
+        {
+            var name = parse.GetValue(queueName)!.ToLowerInvariant();
+            if (!QueueSet.Names.Contains(name))
+            {
+                throw new CliException(ExitCodes.Usage, $"no queue named '{Printable(name)}'; queues: {string.Join(", ", QueueSet.Names)}");
+            }
+
+            using var services = new VerbServices(paths);
+            var queue = services.Queues[name];
+            var count = 0;
+            foreach (var id in queue.Pending().Concat(queue.Claimed()).Distinct().Order(StringComparer.Ordinal))
+            {
+                count++;
+                try
+                {
+                    if (EntryPeeks.Read(queue, id, bodyBytes: 0) is not { } head)
+                    {
+                        continue;
+                    }
+
+                    var m = head.Metadata;
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"{id}\t{(head.Claimed ? "claimed" : "waiting")}\t{m.List}\t{Bound(Header(head.Headers, HeaderId.From) ?? m.Sender ?? "", 60)}\t{Bound(Header(head.Headers, HeaderId.Subject) ?? "", 60)}\t{m.MessageLength} bytes\t{Bound(m.Error ?? m.Purpose ?? "", 200)}"));
+                }
+                catch (Exception e) when (e is CorruptEntryException or IOException)
+                {
+                    Console.WriteLine($"{id}\tunreadable\t{Bound(e.Message, 200)}");
+                }
+            }
+
+            Console.Error.WriteLine($"{count} entries in {name}");
+            return 0;
+        }));
+        command.Subcommands.Add(list);
+
+        var showId = new Argument<string>("id") { Description = "the entry's id (from `queue list`)" };
+        var show = new Command("show", "show an entry: its metadata, error, headers and the start of its body") { showId };
+        show.SetAction(parse => MailmanCli.Guard(parse, paths =>
+        {
+            var id = CheckedId(parse.GetValue(showId)!);
+            using var services = new VerbServices(paths);
+            var queue = Find(services.Queues, id);
+            Console.WriteLine($"id: {id}");
+            Console.WriteLine($"queue: {queue.Name}");
+            EntryPeek? head;
+            try
+            {
+                head = EntryPeeks.Read(queue, id);
+            }
+            catch (Exception e) when (e is CorruptEntryException or IOException)
+            {
+                Console.WriteLine($"unreadable: {e.Message}");
+                return 0;
+            }
+
+            if (head is null)
+            {
+                throw new CliException(1, $"{id}: gone from {queue.Name} meanwhile");
+            }
+
+            Console.WriteLine($"state: {(head.Claimed ? "claimed (a runner or a verb is acting on it)" : "waiting")}");
+            if (head.Metadata.Error is { } error)
+            {
+                Console.WriteLine($"error: {error}");
+            }
+
+            Console.WriteLine("metadata: " + Indented(JsonSerializer.SerializeToUtf8Bytes(head.Metadata, EntryMetadataJson.Default.EntryMetadata)));
+            Console.WriteLine();
+            PrintHeaders(head.Headers);
+            Console.WriteLine();
+            Console.WriteLine(head.BodyStart);
+            return 0;
+        }));
+        command.Subcommands.Add(show);
+
+        var deleteId = new Argument<string>("id") { Description = "the entry's id" };
+        var yes = new Option<bool>("--yes") { Description = "really delete it (it cannot be undone)" };
+        var delete = new Command("delete", "delete an entry from " + string.Join(", ", Deletable)) { deleteId, yes };
+        delete.SetAction(parse => MailmanCli.Guard(parse, paths =>
+        {
+            var id = CheckedId(parse.GetValue(deleteId)!);
+            using var services = new VerbServices(paths);
+            var queue = Find(services.Queues, id);
+            if (!Deletable.Contains(queue.Name))
+            {
+                throw new CliException(1, $"{id} is in {queue.Name}, where the daemon is working on it; only entries in {string.Join(", ", Deletable)} can be deleted");
+            }
+
+            if (!parse.GetValue(yes))
+            {
+                throw new CliException(1, $"{id} in {queue.Name} would be deleted for good; add --yes to do it");
+            }
+
+            if (queue.Name == QueueSet.Hold)
+            {
+                var outcome = services.Held.Discard(id, VerbServices.Actor);
+                Console.WriteLine(outcome.Done ? $"deleted {id} from hold (discarded)" : throw new CliException(1, outcome.Summary));
+                return 0;
+            }
+
+            var claim = queue.Claim(id) ?? throw new CliException(1, $"{id}: a runner is acting on it (or it just went); try again");
+            queue.Finish(claim);
+            Console.WriteLine($"deleted {id} from {queue.Name}");
+            return 0;
+        }));
+        command.Subcommands.Add(delete);
+        return command;
+    }
+
+    /// <summary>Prints a header block for a person: one line per header, values cut and cleaned of control characters.</summary>
+    public static void PrintHeaders(HeaderList headers)
+    {
+        var n = 0;
+        foreach (var header in headers)
+        {
+            if (++n > 200)
+            {
+                Console.WriteLine($"... {headers.Count - 200} more headers");
+                break;
+            }
+
+            Console.WriteLine($"{Printable(header.Field)}: {Bound(Printable(header.Value.Trim()), 1000)}");
+        }
+    }
+
+    private static string CheckedId(string id)
+        => Switchboard.IsValidEntryName(id) ? id : throw new CliException(ExitCodes.Usage, $"'{Printable(id)}' is not a queue entry id (17 digits, '-', 8 hex digits)");
+
+    private static Switchboard Find(QueueSet queues, string id)
+        => queues.All.FirstOrDefault(q => q.Holds(id)) ?? throw new CliException(1, $"{id}: no such entry in any queue");
+
+    private static string? Header(HeaderList headers, HeaderId id) => headers[id] is { } v ? Printable(v.Trim()) : null;
+
+    private static string Indented(byte[] json)
+    {
+        using var document = JsonDocument.Parse(json);
+        using var buffer = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
+        {
+            document.WriteTo(writer);
+        }
+
+        return Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    private static string Bound(string text, int max) => text.Length <= max ? text : text[..(max - 3)] + "...";
+
+    private static string Printable(string s)
+    {
+        var sb = new StringBuilder(Math.Min(s.Length, 4096));
+        foreach (var c in s.Length > 4096 ? s[..4096] : s)
+        {
+            sb.Append(char.IsControl(c) ? ' ' : c);
+        }
+
+        return sb.ToString();
+    }
+}

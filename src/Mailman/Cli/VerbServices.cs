@@ -1,0 +1,59 @@
+// What the operator verbs that act on queues and held posts need, composed by hand as the host
+// composes the daemon: the queues, the list store, the notice sender and the held posts, with a
+// logger whose vette lines go to the same vette-DATE.log as the daemon's, and the queue lock
+// that keeps a starting daemon's recovery off the entries they claim.
+using System.IO.Abstractions;
+using Mailman.Hosting;
+using Mailman.Instance;
+using Mailman.Lists;
+using Mailman.Moderation;
+using Mailman.Notices;
+using Mailman.Queues;
+using Mailman.Requests;
+using Microsoft.Extensions.Logging;
+using Serilog.Extensions.Logging;
+
+namespace Mailman.Cli;
+
+internal sealed class VerbServices : IDisposable
+{
+    private readonly Serilog.Core.Logger _log;
+    private readonly SerilogLoggerFactory _factory;
+    private readonly IDisposable _queueLock;
+
+    public VerbServices(InstancePaths paths)
+    {
+        paths.EnsureCreated();
+
+        // These verbs claim entries: a daemon starting now must not take them for a crash's leftovers.
+        _queueLock = QueueLock.Shared(paths, TimeSpan.FromSeconds(60));
+        var configuration = MailmanConfiguration.Build(paths);
+        Options = MailmanConfiguration.Options(configuration);
+        _log = Logging.CreateForVerb(configuration, paths);
+        _factory = new SerilogLoggerFactory(_log);
+        var time = TimeProvider.System;
+        Queues = new QueueSet(new FileSystem(), paths, time);
+        Lists = new ListStoreFactory(paths);
+        var notices = new NoticeSender(Queues, Lists, time, _factory.CreateLogger<NoticeSender>());
+        Held = new HeldPosts(Queues, Lists, notices, new ConfirmationTokens(new SecretKey(paths)), Options, time, _factory.CreateLogger<HeldPosts>());
+    }
+
+    public MailmanOptions Options { get; }
+
+    public QueueSet Queues { get; }
+
+    public ListStoreFactory Lists { get; }
+
+    public HeldPosts Held { get; }
+
+    /// <summary>Who acts from the command line, for the vette log.</summary>
+    public static string Actor => "cli:" + Environment.UserName;
+
+    public void Dispose()
+    {
+        Queues.Dispose();
+        _factory.Dispose();
+        _log.Dispose();
+        _queueLock.Dispose();
+    }
+}

@@ -1,0 +1,424 @@
+// Held posts and what moderators do with them. A post is held under its own entry name in
+// queues/hold, its metadata recording every rule that hit; a pending request gives it a token
+// for the moderators' replies; the owners and moderators and the poster are told at once (all
+// through Notices/). Approve moves it back to `in` under the same name, marked approved (the
+// chain then skips its moderation rules); reject tells the poster why; discard drops it; defer
+// leaves it. The `held` verbs, a moderator's reply (HeldPostConfirmation) and the expiry sweep
+// all act here. Every action claims the entry first: of two moderators acting at once, or one
+// acting twice, exactly one finds the post.
+using System.Globalization;
+using Mailman.Delivery;
+using Mailman.Instance;
+using Mailman.Lists;
+using Mailman.Notices;
+using Mailman.Queues;
+using Mailman.Requests;
+using Microsoft.Extensions.Logging;
+using MimeKit;
+
+namespace Mailman.Moderation;
+
+/// <summary>A held post as `held list` shows it.</summary>
+public sealed record HeldPost(string Id, string List, string From, string Subject, string? MessageId, DateTimeOffset HeldAt, IReadOnlyList<string> Reasons, long Size, bool Claimed);
+
+/// <summary>What a moderation action did, in one line for the operator or the moderator.</summary>
+public sealed record ModerationOutcome(bool Done, string Summary);
+
+public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSender notices, ConfirmationTokens tokens, MailmanOptions options, TimeProvider time, ILogger<HeldPosts> logger)
+{
+    /// <summary>Posts larger than this go to the moderators as their headers only (text/rfc822-headers).</summary>
+    public const int AttachmentLimit = 2 * 1024 * 1024;
+
+    private Switchboard Hold => queues[QueueSet.Hold];
+
+    /// <summary>The address a moderator's reply goes to: LIST-confirm+TOKEN@HOST.</summary>
+    public static string ConfirmAddress(ListName list, string token) => $"{list.LocalPart}-confirm+{token}@{list.Domain}";
+
+    /// <summary>
+    /// Holds a post: its pending request (the token), the moderators' notices and the poster's,
+    /// then the entry itself in hold under <paramref name="name"/>, written by
+    /// <paramref name="enqueue"/> with the metadata given. Repeated after a crash, every step
+    /// names the same thing (the token is derived from the entry, notices have derived names, the
+    /// entry keeps its name), so nothing is sent twice while it is still queued.
+    /// </summary>
+    /// <param name="post">The post (or only its header block, for one too large to read: Body null).</param>
+    /// <param name="size">The post's size in bytes.</param>
+    /// <returns>The hold entry's name.</returns>
+    public string Put(MailingList list, MimeMessage post, EntryMetadata metadata, long size, string name, IReadOnlyList<RuleHit> hits, Func<EntryMetadata, string> enqueue, ListStore? store = null)
+    {
+        var now = time.GetUtcNow();
+        var held = metadata.Clone();
+        held.HoldReasons = hits.Select(h => Bound(h.ToString(), 1000)).ToList();
+        held.HeldAt = now;
+        held.Error = Bound(string.Join("; ", held.HoldReasons), 2000);
+        held.Approved = false;
+        held.ApprovedBy = null;
+        var senders = Senders.Of(post, metadata.Sender);
+        var poster = Poster(metadata, post);
+        var reasons = string.Join("\n    ", held.HoldReasons);
+
+        var owned = store is null ? lists.Open() : null;
+        try
+        {
+            var db = store ?? owned!;
+            var token = tokens.For(name, PendingKind.HeldPost);
+            db.UpsertPending(list.Name, PendingKind.HeldPost, name, poster, "", Bound(post.Subject ?? "", 200), now, DateTimeOffset.MaxValue, token);
+            if (list.AdminImmedNotify)
+            {
+                var attachment = size <= AttachmentLimit && post.Body is not null ? (MimeEntity)new MessagePart { Message = post } : HeadersOnly(post);
+                foreach (var moderator in Moderators(db, list))
+                {
+                    notices.Send(new Notice(list, NoticeTemplates.ModeratorPost, moderator.Address)
+                    {
+                        ToName = moderator.DisplayName,
+                        From = list.Name.OwnerAddress,
+                        ReplyTo = ConfirmAddress(list.Name, token),
+                        Values = new Dictionary<string, string>
+                        {
+                            ["sender_email"] = senders.Summary,
+                            ["subject"] = Bound(post.Subject ?? "(no subject)", 200),
+                            ["reason"] = reasons,
+                            ["token"] = token,
+                            ["entry"] = name,
+                            ["confirm_email"] = ConfirmAddress(list.Name, token),
+                        },
+                        Attachment = attachment,
+                    }, name, "moderator notice " + moderator.Address.ToLowerInvariant());
+                }
+            }
+
+            if (list.RespondToPostRequests && poster.Length > 0)
+            {
+                notices.Send(new Notice(list, NoticeTemplates.Hold, poster)
+                {
+                    Kind = NoticeKind.Reply,
+                    Answering = post,
+                    AnsweringSender = metadata.Sender,
+                    Values = new Dictionary<string, string> { ["subject"] = Bound(post.Subject ?? "(no subject)", 200), ["reason"] = reasons },
+                }, name, "hold notice");
+            }
+        }
+        finally
+        {
+            owned?.Dispose();
+        }
+
+        enqueue(held);
+        logger.LogWarning("HOLD: post {MessageId} to {ListId} from {Sender} held as {QueueEntry} by {Rules}: {Reason}",
+            metadata.MessageId, list.Name.Fqdn, senders.Summary, name, string.Join(", ", hits.Select(h => h.Rule)), Bound(string.Join("; ", hits.Select(h => h.Reason)), 2000));
+        return name;
+    }
+
+    /// <summary>The held posts of every list, or of <paramref name="list"/>, oldest first.</summary>
+    public IReadOnlyList<HeldPost> List(ListName? list = null)
+    {
+        var result = new List<HeldPost>();
+        foreach (var name in Hold.Pending().Concat(Hold.Claimed()).Distinct().Order(StringComparer.Ordinal))
+        {
+            EntryPeek? head;
+            try
+            {
+                head = EntryPeeks.Read(Hold, name);
+            }
+            catch (Exception e) when (e is CorruptEntryException or IOException)
+            {
+                continue; // being removed, or unreadable: `queue show` says which
+            }
+
+            if (head is null || (list is not null && !head.Metadata.List.Equals(list.Fqdn, StringComparison.OrdinalIgnoreCase)))
+            {
+                continue;
+            }
+
+            result.Add(Describe(head));
+        }
+
+        return result;
+    }
+
+    /// <summary>One held post with its headers and the start of its body; null when <paramref name="id"/> is not held.</summary>
+    /// <exception cref="ArgumentException"><paramref name="id"/> is not a queue entry name.</exception>
+    public (HeldPost Post, EntryPeek Head)? Show(string id)
+    {
+        CheckId(id);
+        var head = EntryPeeks.Read(Hold, id);
+        return head is null ? null : (Describe(head), head);
+    }
+
+    /// <summary>Sends the post through the chain (moderation rules skipped) and the pipeline again, under its own name.</summary>
+    public ModerationOutcome Approve(string id, string actor) => Act(id, actor, "approved", (claim, entry, list) =>
+    {
+        if (list is null)
+        {
+            throw new InvalidOperationException($"{id}: the list {entry.Metadata.List} no longer exists; the post stays held (`mailman held discard {id}`)");
+        }
+
+        // The post must never be both in `in` and (claimed) in hold: a kill between the two,
+        // under a running daemon, would deliver it and then hold it again at the next start.
+        // So the entry is marked approved in place, claimed again and moved by one rename:
+        // at every instant it is in exactly one queue.
+        var metadata = entry.Metadata.Clone();
+        metadata.Approved = true;
+        metadata.ApprovedBy = Bound(actor, 200);
+        metadata.Error = null;
+        Hold.Rewrite(claim, metadata);
+        if (!Hold.Restore(id, queues[QueueSet.In]))
+        {
+            throw new InvalidOperationException($"{id}: taken by another moderator while being approved; it is marked approved and still held");
+        }
+
+        queues[QueueSet.In].Signal?.Set();
+        return "approved: it goes to the list";
+    });
+
+    /// <summary>Drops the post and tells the poster <paramref name="reason"/>.</summary>
+    public ModerationOutcome Reject(string id, string? reason, string actor) => Act(id, actor, "rejected", (claim, entry, list) =>
+    {
+        var text = string.IsNullOrWhiteSpace(reason) ? "[No reason given]" : Bound(reason.Trim(), 2000);
+        var told = "";
+        if (list is not null)
+        {
+            var post = Parse(entry.Message);
+            var poster = Poster(entry.Metadata, post);
+            var result = poster.Length == 0 ? new NoticeResult(null, "no sender")
+                : notices.Send(new Notice(list, NoticeTemplates.Rejected, poster)
+                {
+                    Kind = NoticeKind.Reply,
+                    Answering = post,
+                    AnsweringSender = entry.Metadata.Sender,
+                    Values = new Dictionary<string, string> { ["reason"] = text },
+                    Attachment = entry.Message.Length <= AttachmentLimit ? new MessagePart { Message = post } : HeadersOnly(post),
+                }, id, "rejected");
+            told = result.Queued ? $"; {poster} is told why" : $"; the poster is not told ({result.NotSentBecause})";
+        }
+
+        Hold.Finish(claim);
+        return "rejected" + told;
+    }, reason);
+
+    /// <summary>Drops the post; nobody is told.</summary>
+    public ModerationOutcome Discard(string id, string actor) => Act(id, actor, "discarded", (claim, _, _) =>
+    {
+        Hold.Finish(claim);
+        return "discarded";
+    });
+
+    /// <summary>Leaves the post held (Mailman's defer: decide later).</summary>
+    public ModerationOutcome Defer(string id, string actor) => Act(id, actor, "deferred", (claim, _, _) =>
+    {
+        Hold.Unclaim(claim);
+        return "deferred: it stays held";
+    }, keepsPending: true);
+
+    /// <summary>
+    /// Discards the post <paramref name="id"/> that nobody acted on in <paramref name="days"/>
+    /// days (max_days_to_hold) and tells the moderators.
+    /// </summary>
+    public ModerationOutcome Expire(string id, int days) => Act(id, "max_days_to_hold", "expired", (claim, entry, list) =>
+    {
+        if (list is not null)
+        {
+            var post = Parse(entry.Message);
+            var from = Senders.Of(post, entry.Metadata.Sender).Summary;
+            using var store = lists.Open();
+            foreach (var moderator in Moderators(store, list))
+            {
+                notices.Send(new Notice(list, NoticeTemplates.OwnerHeldExpired, moderator.Address)
+                {
+                    ToName = moderator.DisplayName,
+                    From = list.Name.OwnerAddress,
+                    Values = new Dictionary<string, string>
+                    {
+                        ["count"] = days.ToString(CultureInfo.InvariantCulture),
+                        ["sender_email"] = from,
+                        ["subject"] = Bound(post.Subject ?? "(no subject)", 200),
+                    },
+                }, id, "held-expired " + moderator.Address.ToLowerInvariant());
+            }
+        }
+
+        Hold.Finish(claim);
+        return $"discarded after {days} days";
+    });
+
+    /// <summary>
+    /// Who is told of held posts: the list's owners and moderators (never an address of a list
+    /// on this server), else the site owner, else nobody.
+    /// </summary>
+    public IReadOnlyList<Member> Moderators(ListStore store, MailingList list)
+    {
+        var people = store.Roles(list.Name, ListRole.Owner).Concat(store.Roles(list.Name, ListRole.Moderator))
+            .DistinctBy(m => m.Address.ToLowerInvariant())
+            .Where(m => !IsListAddress(store, m.Address))
+            .ToList();
+        if (people.Count == 0 && options.SiteOwner.Length > 0)
+        {
+            people.Add(new Member(options.SiteOwner, "Site owner"));
+        }
+
+        return people;
+    }
+
+    /// <summary>True when <paramref name="address"/> is any address of a list on this server: mail there would loop.</summary>
+    public static bool IsListAddress(ListStore store, string address)
+        => ListAddress.TryResolve(address, out var resolved, out _) && store.FindList(resolved.List) is not null;
+
+    /// <summary>Who the poster is for a notice: the envelope sender (RFC 3834 §4), else the first From: address.</summary>
+    public static string Poster(EntryMetadata metadata, MimeMessage post)
+    {
+        var envelope = (metadata.Sender ?? "").Trim().Trim('<', '>').Trim();
+        return envelope.Length > 0 ? envelope : post.From.Mailboxes.FirstOrDefault()?.Address ?? "";
+    }
+
+    /// <exception cref="ArgumentException"><paramref name="id"/> is not a queue entry name (it never becomes a path).</exception>
+    public static void CheckId(string id)
+    {
+        if (!Switchboard.IsValidEntryName(id))
+        {
+            throw new ArgumentException($"'{Printable(id)}' is not a queue entry id (17 digits, '-', 8 hex digits)");
+        }
+    }
+
+    // Claims the post, runs the action, removes the pending request (unless the post stays) and
+    // logs one vette line. The claim is what makes a second action find nothing.
+    private ModerationOutcome Act(string id, string actor, string verb, Func<ClaimedEntry, LoadedEntry, MailingList?, string> action, string? reason = null, bool keepsPending = false)
+    {
+        if (!Switchboard.IsValidEntryName(id))
+        {
+            return new ModerationOutcome(false, $"'{Printable(id)}' is not a queue entry id (17 digits, '-', 8 hex digits)");
+        }
+
+        var claim = Hold.Claim(id);
+        if (claim is null)
+        {
+            var why = Hold.Holds(id) ? "another moderator or the daemon is acting on it right now" : "it is not held (already approved, rejected, discarded or expired?)";
+            ForgetPending(id, keepIfHeld: true);
+            return new ModerationOutcome(false, $"{id}: {why}");
+        }
+
+        LoadedEntry entry;
+        try
+        {
+            entry = Hold.Load(claim);
+        }
+        catch (Exception e) when (e is CorruptEntryException or IOException)
+        {
+            Hold.SetAside(claim, queues[QueueSet.Bad], e.Message);
+            logger.LogError("Held post {QueueEntry} is unreadable, moved to bad: {Error}", id, e.Message);
+            return new ModerationOutcome(false, $"{id}: unreadable ({e.Message}); moved to bad");
+        }
+
+        MailingList? list = null;
+        if (ListName.TryParse(entry.Metadata.List, out var listName, out _))
+        {
+            using var store = lists.Open();
+            list = store.FindList(listName);
+        }
+
+        string summary;
+        try
+        {
+            summary = action(claim, entry, list);
+        }
+        catch
+        {
+            if (File.Exists(claim.Path))
+            {
+                Hold.Unclaim(claim); // the post stays held; the error goes to the caller
+            }
+
+            throw;
+        }
+
+        if (!keepsPending)
+        {
+            ForgetPending(id, keepIfHeld: false, entry.Metadata.List);
+        }
+
+        var rules = string.Join(", ", (entry.Metadata.HoldReasons ?? []).Select(r => r.Split(':')[0]));
+        var post = Senders.Of(Parse(entry.Message, headersOnly: true), entry.Metadata.Sender).Summary;
+        logger.LogWarning("{Action}: held post {QueueEntry} ({MessageId}) to {ListId} from {Sender}, held by {Rules}; by {Actor}{Reason}",
+            verb.ToUpperInvariant(), id, entry.Metadata.MessageId, entry.Metadata.List, post, rules, actor, reason is null ? "" : ": " + Bound(reason, 500));
+
+        return new ModerationOutcome(true, $"{id}: {summary}");
+    }
+
+    // The pending request of a post that left hold (or that is gone under a running daemon).
+    private void ForgetPending(string id, bool keepIfHeld, string? list = null)
+    {
+        if (keepIfHeld && Hold.Holds(id))
+        {
+            return;
+        }
+
+        using var store = lists.Open();
+        if (list is not null && ListName.TryParse(list, out var name, out _))
+        {
+            if (store.FindPending(name, PendingKind.HeldPost, id) is { } request)
+            {
+                store.DeletePending(request.Id);
+            }
+
+            return;
+        }
+
+        // The entry is gone, and with it the list's name: look through every list's requests.
+        foreach (var request in store.PendingRequests().Where(r => r.Kind == PendingKind.HeldPost && r.Key == id))
+        {
+            store.DeletePending(request.Id);
+        }
+    }
+
+    private static HeldPost Describe(EntryPeek head)
+    {
+        var m = head.Metadata;
+        var from = head.Headers[HeaderId.From] ?? m.Sender ?? "";
+        return new HeldPost(head.Name, m.List, Bound(Member.Sanitize(from), 120), Bound(Member.Sanitize(Decode(head.Headers[HeaderId.Subject] ?? "")), 120), m.MessageId,
+            m.HeldAt ?? m.Received, m.HoldReasons ?? (m.Error is { } e ? [e] : []), m.MessageLength, head.Claimed);
+    }
+
+    private static string Decode(string value)
+    {
+        try
+        {
+            return MimeKit.Utils.Rfc2047.DecodeText(System.Text.Encoding.UTF8.GetBytes(value));
+        }
+        catch (ArgumentException)
+        {
+            return value;
+        }
+    }
+
+    private static MimeMessage Parse(byte[] raw, bool headersOnly = false)
+    {
+        using var stream = new MemoryStream(raw, writable: false);
+        if (!headersOnly)
+        {
+            return MimeMessage.Load(stream);
+        }
+
+        var message = new MimeMessage();
+        foreach (var header in HeaderList.Load(stream))
+        {
+            message.Headers.Add(header);
+        }
+
+        return message;
+    }
+
+    // For posts too large to attach: their header block, as Mailman does for digests of bounces.
+    private static MimePart HeadersOnly(MimeMessage post)
+    {
+        using var headers = new MemoryStream();
+        post.Headers.WriteTo(WireFormat.Options, headers);
+        return new MimePart("text", "rfc822-headers")
+        {
+            Content = new MimeContent(new MemoryStream(headers.ToArray())),
+            ContentDisposition = new ContentDisposition(ContentDisposition.Inline),
+        };
+    }
+
+    private static string Bound(string text, int max) => text.Length <= max ? text : text[..(max - 3)] + "...";
+
+    private static string Printable(string s) => Bound(new string(s.Select(c => char.IsControl(c) ? '?' : c).ToArray()), 80);
+}

@@ -1,0 +1,105 @@
+// The hold-expiry sweep: held posts older than their list's max_days_to_hold are discarded, with
+// a log line and a note to the moderators (HeldPosts.Expire). It runs at start, then when the next
+// post falls due, at least hourly (so a changed setting is seen), on the TimeProvider's clock.
+using Mailman.Lists;
+using Mailman.Queues;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Mailman.Moderation;
+
+public sealed class HoldExpiry(QueueSet queues, ListStoreFactory lists, HeldPosts held, TimeProvider time, ILogger<HoldExpiry> logger) : BackgroundService
+{
+    /// <summary>The longest the sweep sleeps.</summary>
+    public static readonly TimeSpan Interval = TimeSpan.FromHours(1);
+
+    private long _nextDue = DateTimeOffset.MaxValue.UtcTicks;
+    private volatile bool _swept;
+
+    /// <summary>When the next held post falls due, as the last sweep saw it.</summary>
+    public DateTimeOffset NextDue => new(Interlocked.Read(ref _nextDue), TimeSpan.Zero);
+
+    /// <summary>For `serve --exit-when-idle`: the first sweep has not run yet, or a held post is due now.</summary>
+    public bool HasDueWork(DateTimeOffset now) => !_swept || NextDue <= now;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        await Task.Yield();
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                Sweep();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException or InvalidOperationException)
+            {
+                logger.LogError(e, "Hold expiry sweep failed; trying again in {Interval}", Interval);
+                Interlocked.Exchange(ref _nextDue, (time.GetUtcNow() + Interval).UtcTicks);
+                _swept = true;
+            }
+
+            var wait = NextDue - time.GetUtcNow();
+            wait = wait < TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : wait > Interval ? Interval : wait;
+            try
+            {
+                await Task.Delay(wait, time, stoppingToken);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+        }
+    }
+
+    /// <summary>Discards every held post that is due now.</summary>
+    /// <returns>How many were discarded.</returns>
+    public int Sweep()
+    {
+        var hold = queues[QueueSet.Hold];
+        var now = time.GetUtcNow();
+        var next = DateTimeOffset.MaxValue;
+        var expired = 0;
+        var settings = new Dictionary<string, MailingList?>(StringComparer.OrdinalIgnoreCase);
+        using (var store = lists.Open())
+        {
+            foreach (var name in hold.Pending())
+            {
+                EntryMetadata metadata;
+                try
+                {
+                    metadata = hold.ReadMetadata(name);
+                }
+                catch (Exception e) when (e is CorruptEntryException or IOException)
+                {
+                    continue; // acted on meanwhile, or unreadable (an action on it moves it to bad)
+                }
+
+                if (!settings.TryGetValue(metadata.List, out var list))
+                {
+                    list = settings[metadata.List] = ListName.TryParse(metadata.List, out var listName, out _) ? store.FindList(listName) : null;
+                }
+
+                if (list is null || list.MaxDaysToHold <= 0)
+                {
+                    continue;
+                }
+
+                var due = (metadata.HeldAt ?? metadata.Received) + TimeSpan.FromDays(list.MaxDaysToHold);
+                if (due > now)
+                {
+                    next = due < next ? due : next;
+                    continue;
+                }
+
+                if (held.Expire(name, list.MaxDaysToHold).Done)
+                {
+                    expired++;
+                }
+            }
+        }
+
+        Interlocked.Exchange(ref _nextDue, next.UtcTicks);
+        _swept = true;
+        return expired;
+    }
+}

@@ -1,0 +1,30 @@
+// approved: a post carrying the list's moderator password (Approved: header or first body line)
+// is accepted without the remaining rules; a wrong one holds it. Either way the password is
+// removed from the post, also for posts a moderator approved by other means.
+using Mailman.Lists;
+
+namespace Mailman.Moderation.Rules;
+
+public sealed class Approved : IRule
+{
+    public string Name => "approved";
+
+    public string Description => "accept posts carrying the moderator password in Approved:, hold those with a wrong one; strip it everywhere";
+
+    public bool SkippedWhenApproved => false;
+
+    public RuleResult Check(ModerationContext context)
+    {
+        var password = ApprovedPassword.Take(context.Message, out var modified);
+        context.Modified |= modified;
+        if (password is null || context.Approved)
+        {
+            return RuleResult.Miss;
+        }
+
+        var hash = context.List.ModeratorPasswordHash;
+        return hash.Length > 0 && PasswordHash.Verify(password, hash)
+            ? RuleResult.Accept("the post carries the moderator password")
+            : RuleResult.Hold(hash.Length > 0 ? "the Approved: password does not match the moderator password" : "an Approved: password, but the list has no moderator password");
+    }
+}

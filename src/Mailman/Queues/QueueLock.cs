@@ -1,0 +1,46 @@
+// Keeps start-up recovery and the operator verbs that claim queue entries apart. Recovery puts
+// every claimed entry back, assuming only a crashed run could have left it claimed; but `held
+// approve`, `queue delete`, `lists delete` and `unshunt` claim entries too, and may run while the
+// daemon starts. Such a verb holds var/queues.lock shared while it acts, recovery holds it
+// exclusively (flock(2) through FileShare; the kernel drops it when a process dies, so a killed
+// verb never blocks a start).
+using Mailman.Instance;
+
+namespace Mailman.Queues;
+
+public static class QueueLock
+{
+    /// <summary>For a verb: shared with other verbs, excluded from recovery.</summary>
+    /// <exception cref="IOException">Recovery held it for longer than <paramref name="wait"/>.</exception>
+    public static IDisposable Shared(InstancePaths paths, TimeSpan wait) => Take(paths, exclusive: false, wait);
+
+    /// <summary>For start-up recovery: waits for the verbs acting now to finish.</summary>
+    /// <exception cref="IOException">A verb held it for longer than <paramref name="wait"/>.</exception>
+    public static IDisposable Exclusive(InstancePaths paths, TimeSpan wait) => Take(paths, exclusive: true, wait);
+
+    private static FileStream Take(InstancePaths paths, bool exclusive, TimeSpan wait)
+    {
+        paths.EnsureCreated();
+        var path = Path.Combine(paths.VarDirectory, "queues.lock");
+        var deadline = DateTime.UtcNow + wait;
+        while (true)
+        {
+            try
+            {
+                // .NET on Linux: FileShare.None takes flock(LOCK_EX), a read-only open with sharing LOCK_SH.
+                return exclusive
+                    ? new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None)
+                    : new FileStream(path, FileMode.OpenOrCreate, FileAccess.Read, FileShare.ReadWrite);
+            }
+            catch (IOException) when (DateTime.UtcNow < deadline && File.Exists(path))
+            {
+                // Held the other way: a verb is acting, or recovery is running. Poll, it is short.
+                Thread.Sleep(50);
+            }
+            catch (IOException e) when (File.Exists(path))
+            {
+                throw new IOException($"{path} is held by {(exclusive ? "an operator verb acting on the queues" : "a starting daemon recovering the queues")}; try again ({e.Message})", e);
+            }
+        }
+    }
+}

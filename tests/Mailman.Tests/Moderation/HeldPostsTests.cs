@@ -1,0 +1,443 @@
+// Component tests: held posts through the real runners on a temp instance with a fake clock.
+// Holding tells the moderators and the poster; approve, reject, discard, defer, a moderator's
+// reply and the expiry sweep act once; bad ids and vanished entries are refused cleanly.
+using Mailman.Lists;
+using Mailman.Moderation;
+using Mailman.Queues;
+using Mailman.Tests.Runners;
+using Mailman.TestSupport;
+using MimeKit;
+
+namespace Mailman.Tests.Moderation;
+
+public sealed class HeldPostsTests : IDisposable
+{
+    private const string List = "dev@example.org";
+    private readonly TempInstance _instance = new();
+
+    public HeldPostsTests()
+    {
+        _instance.CreateList(List);
+        _instance.AddMembers(List, [new Member("ann@example.com", "Ann"), new Member("bob@example.com", "Bob")]);
+    }
+
+    public void Dispose() => _instance.Dispose();
+
+    private static ListName Name => ListName.Parse(List);
+
+    private void Roles(string role, params string[] people)
+    {
+        using var store = new ListStore(_instance.Paths.Database);
+        store.AddRole(Name, role, people.Select(Member.Parse));
+    }
+
+    private void Configure(Action<MailingList> change)
+    {
+        using var store = new ListStore(_instance.Paths.Database);
+        var list = store.GetList(Name);
+        change(list);
+        store.SaveList(list);
+    }
+
+    private static string Hold(RunnerHarness h, string from = "stranger@example.net", string extra = "")
+    {
+        h.Queues[QueueSet.In].Enqueue(new EntryMetadata { List = List, Sender = from, Received = h.Time.GetUtcNow() },
+            System.Text.Encoding.UTF8.GetBytes($"From: Stranger <{from}>\nTo: {List}\nSubject: Hello there\nMessage-Id: <held@example.net>\n{extra}\nPlease post this.\n"));
+        Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
+        return Assert.Single(h.Queues[QueueSet.Hold].Pending());
+    }
+
+    // Every waiting out entry, parsed, left in place.
+    private static List<(EntryMetadata Metadata, MimeMessage Message, List<Recipient> To)> Out(RunnerHarness h)
+    {
+        var q = h.Queues[QueueSet.Out];
+        var result = new List<(EntryMetadata, MimeMessage, List<Recipient>)>();
+        foreach (var name in q.Pending())
+        {
+            var claim = q.Claim(name)!;
+            var entry = q.Load(claim);
+            result.Add((entry.Metadata, MimeMessage.Load(new MemoryStream(entry.Message)), q.Recipients(entry).ToList()));
+            q.Unclaim(claim);
+        }
+
+        return result;
+    }
+
+    private static string Token(MimeMessage notice)
+    {
+        var replyTo = Assert.Single(notice.ReplyTo.Mailboxes).Address;
+        Assert.Matches("^dev-confirm\\+[0-9a-f]{32}@example\\.org$", replyTo);
+        return replyTo["dev-confirm+".Length..replyTo.IndexOf('@', StringComparison.Ordinal)];
+    }
+
+    private PendingRequest? Pending(string token, RunnerHarness h)
+    {
+        using var store = new ListStore(_instance.Paths.Database);
+        return store.FindPending(token, h.Time.GetUtcNow());
+    }
+
+    [Fact]
+    public void A_held_post_tells_each_owner_and_moderator_once_with_the_post_attached_and_the_poster_that_it_awaits_approval()
+    {
+        Roles(ListRole.Owner, "Olga <olga@example.com>", "oscar@example.com");
+        Roles(ListRole.Moderator, "Mo <mo@example.com>", "OLGA@example.com");
+        using var h = new RunnerHarness(_instance);
+        var id = Hold(h);
+
+        var metadata = h.Queues[QueueSet.Hold].ReadMetadata(id);
+        Assert.Equal(h.Time.GetUtcNow(), metadata.HeldAt);
+        Assert.StartsWith("nonmember-moderation: ", Assert.Single(metadata.HoldReasons!), StringComparison.Ordinal);
+
+        var notices = Out(h);
+        Assert.Equal(4, notices.Count);
+        var moderators = notices.Where(n => n.Message.Headers["X-Mailman-Notice"] == "list:admin:action:post").ToList();
+        Assert.Equal(["mo@example.com", "olga@example.com", "oscar@example.com"], moderators.Select(n => Assert.Single(n.To).Address).Order());
+        foreach (var (m, message, to) in moderators)
+        {
+            Assert.Equal("dev-owner@example.org", Assert.Single(message.From.Mailboxes).Address);
+            Assert.Equal("auto-generated", message.Headers[HeaderId.AutoSubmitted]);
+            Assert.Equal($"dev-bounces+{to[0].Address.Replace('@', '=')}@example.org", m.EnvelopeSender);
+            Assert.Contains(id, message.TextBody, StringComparison.Ordinal);
+            Assert.Contains("post from non-member stranger@example.net", message.TextBody, StringComparison.Ordinal);
+            var attached = Assert.Single(Assert.IsType<Multipart>(message.Body).OfType<MessagePart>());
+            Assert.Equal("held@example.net", attached.Message?.MessageId);
+            var request = Assert.IsType<PendingRequest>(Pending(Token(message), h));
+            Assert.Equal((PendingKind.HeldPost, id), (request.Kind, request.Key));
+        }
+
+        Assert.Single(moderators.Select(n => Token(n.Message)).Distinct());
+        var poster = Assert.Single(notices, n => n.Message.Headers["X-Mailman-Notice"] == "list:user:notice:hold");
+        Assert.Equal("stranger@example.net", Assert.Single(poster.To).Address);
+        Assert.Equal("auto-replied", poster.Message.Headers[HeaderId.AutoSubmitted]);
+        Assert.Equal("held@example.net", poster.Message.InReplyTo);
+        Assert.Contains("awaits moderator approval", poster.Message.Subject, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Holding_again_after_a_crash_names_the_same_token_and_queues_no_second_notice()
+    {
+        Roles(ListRole.Owner, "olga@example.com");
+        using var h = new RunnerHarness(_instance);
+        var id = Hold(h);
+        var before = Out(h);
+        var token = Token(before.Single(n => n.To[0].Address == "olga@example.com").Message);
+
+        // The incoming runner's hold step run a second time for the same entry, as after a kill.
+        var claim = h.Queues[QueueSet.Hold].Claim(id)!;
+        var entry = h.Queues[QueueSet.Hold].Load(claim);
+        var post = Mailman.Runners.PostParser.Parse(entry.Message);
+        h.Queues[QueueSet.Hold].Unclaim(claim);
+        var hold = h.Queues[QueueSet.Hold];
+        h.Held.Put(Assert.IsType<MailingList>(new ListStore(_instance.Paths.Database).FindList(Name)), post, entry.Metadata, entry.Message.Length, id,
+            [new RuleHit("nonmember-moderation", Verdict.Hold, "again")], m => hold.Enqueue(m, entry.Message, name: id));
+
+        Assert.Equal(before.Count, Out(h).Count);
+        Assert.Single(h.Queues[QueueSet.Hold].Pending());
+        Assert.Equal(id, Pending(token, h)?.Key);
+    }
+
+    [Fact]
+    public void Settings_turn_the_notices_off_and_the_site_owner_stands_in_for_a_list_without_people()
+    {
+        using (var h = new RunnerHarness(_instance, o => o.SiteOwner = "site@example.com"))
+        {
+            Hold(h);
+            Assert.Equal(["site@example.com", "stranger@example.net"], Out(h).Select(n => n.To[0].Address).Order());
+        }
+
+        using (var h = new RunnerHarness(_instance))
+        {
+            foreach (var n in h.Queues[QueueSet.Out].Pending())
+            {
+                h.Queues[QueueSet.Out].Finish(h.Queues[QueueSet.Out].Claim(n)!);
+            }
+
+            Configure(l =>
+            {
+                l.RespondToPostRequests = false;
+                l.AdminImmedNotify = false;
+            });
+            h.Queues[QueueSet.In].Enqueue(new EntryMetadata { List = List, Sender = "x@example.net" }, ModerationFixture.Post("From: x@example.net\n"));
+            RunnerHarness.Drain(h.Incoming);
+            Assert.Equal(2, h.Queues[QueueSet.Hold].Pending().Count);
+            Assert.Empty(Out(h));
+        }
+    }
+
+    [Fact]
+    public void Approve_sends_the_post_through_the_rest_of_the_chain_and_the_pipeline_once()
+    {
+        Roles(ListRole.Moderator, "mo@example.com");
+        using var h = new RunnerHarness(_instance);
+        var id = Hold(h);
+        var token = Token(Out(h).First(n => n.To[0].Address == "mo@example.com").Message);
+
+        var first = h.Held.Approve(id, "cli:test");
+        Assert.True(first.Done, first.Summary);
+        var second = h.Held.Approve(id, "cli:test");
+        Assert.False(second.Done);
+        Assert.Contains("not held", second.Summary, StringComparison.Ordinal);
+        Assert.Null(Pending(token, h));
+        Assert.Empty(h.Queues[QueueSet.Hold].Pending());
+        Assert.Empty(h.Queues[QueueSet.Hold].Claimed());
+        var metadata = h.Queues[QueueSet.In].ReadMetadata(id);
+        Assert.True(metadata.Approved);
+        Assert.Equal("cli:test", metadata.ApprovedBy);
+
+        Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
+        Assert.Equal(1, RunnerHarness.Drain(h.Pipeline));
+        var copy = Out(h).Single(n => n.Metadata.MessageId == "held@example.net");
+        Assert.Equal(["ann@example.com", "bob@example.com"], copy.To.Select(r => r.Address));
+        Assert.Empty(h.Queues[QueueSet.Hold].Pending());
+    }
+
+    [Fact]
+    public void Reject_tells_only_the_poster_why_discard_tells_nobody_and_defer_keeps_the_post()
+    {
+        Configure(l => l.RespondToPostRequests = false);
+        using var h = new RunnerHarness(_instance);
+        var id = Hold(h);
+        Assert.Empty(Out(h));
+
+        Assert.True(h.Held.Defer(id, "cli:test").Done);
+        Assert.Equal([id], h.Queues[QueueSet.Hold].Pending());
+
+        var rejected = h.Held.Reject(id, "Off topic, see the list rules", "mo@example.com");
+        Assert.True(rejected.Done, rejected.Summary);
+        var notice = Assert.Single(Out(h));
+        Assert.Equal("stranger@example.net", Assert.Single(notice.To).Address);
+        Assert.Contains("Off topic, see the list rules", notice.Message.TextBody, StringComparison.Ordinal);
+        Assert.Equal("auto-replied", notice.Message.Headers[HeaderId.AutoSubmitted]);
+        Assert.Empty(h.Queues[QueueSet.Hold].Pending());
+
+        h.Queues[QueueSet.Out].Finish(h.Queues[QueueSet.Out].TryClaim()!);
+        var other = Hold(h, from: "spammer@example.net");
+        Assert.True(h.Held.Discard(other, "cli:test").Done);
+        Assert.Empty(Out(h));
+        Assert.Empty(h.Queues[QueueSet.Hold].Pending());
+        Assert.Empty(h.Queues[QueueSet.In].Pending());
+    }
+
+    [Theory]
+    [InlineData("../../etc/passwd")]
+    [InlineData("")]
+    [InlineData("17000000000000000-0000abcd/../x")]
+    [InlineData("17000000000000000-0000ABCD")]
+    [InlineData("17000000000000000-0000abcd")]
+    public void Ids_that_are_not_held_entries_are_refused_and_nothing_is_touched(string id)
+    {
+        using var h = new RunnerHarness(_instance);
+        var held = Hold(h);
+        foreach (var outcome in new[] { h.Held.Approve(id, "t"), h.Held.Reject(id, "r", "t"), h.Held.Discard(id, "t"), h.Held.Defer(id, "t") })
+        {
+            Assert.False(outcome.Done, outcome.Summary);
+        }
+
+        Assert.Equal([held], h.Queues[QueueSet.Hold].Pending());
+        Assert.Empty(h.Queues[QueueSet.In].Pending());
+    }
+
+    [Fact]
+    public void A_held_entry_deleted_under_a_running_daemon_is_reported_gone_and_its_token_forgotten()
+    {
+        Roles(ListRole.Owner, "olga@example.com");
+        using var h = new RunnerHarness(_instance);
+        var id = Hold(h);
+        var token = Token(Out(h).First(n => n.To[0].Address == "olga@example.com").Message);
+        File.Delete(Path.Combine(_instance.QueueDir(QueueSet.Hold), id + ".msg"));
+
+        Assert.Empty(h.Held.List());
+        var outcome = new HeldPostConfirmation(h.Held).Confirm(Pending(token, h)!, "approve", null, "olga@example.com", id);
+        Assert.False(outcome.Done);
+        Assert.Contains("not held", outcome.Summary, StringComparison.Ordinal);
+        Assert.Null(Pending(token, h));
+        Assert.Empty(h.Queues[QueueSet.In].Pending());
+    }
+
+    [Fact]
+    public void An_unreadable_held_entry_goes_to_bad_when_acted_on()
+    {
+        using var h = new RunnerHarness(_instance);
+        var id = Hold(h);
+        File.WriteAllText(Path.Combine(_instance.QueueDir(QueueSet.Hold), id + ".msg"), "torn");
+        var outcome = h.Held.Approve(id, "t");
+        Assert.False(outcome.Done);
+        Assert.Contains("moved to bad", outcome.Summary, StringComparison.Ordinal);
+        Assert.Equal([id], h.Queues[QueueSet.Bad].Pending());
+        Assert.Empty(h.Queues[QueueSet.In].Pending());
+    }
+
+    [Theory]
+    [InlineData("approve", null, "in")]
+    [InlineData(null, "Approve\n\n> quoted notice\n", "in")]
+    [InlineData("reject Please use the forum", null, "rejected")]
+    [InlineData("discard", null, "gone")]
+    public void A_moderators_reply_decides_the_post(string? command, string? replyBody, string expected)
+    {
+        Roles(ListRole.Moderator, "mo@example.com");
+        using var h = new RunnerHarness(_instance);
+        var id = Hold(h);
+        var token = Token(Out(h).First(n => n.To[0].Address == "mo@example.com").Message);
+        foreach (var n in h.Queues[QueueSet.Out].Pending())
+        {
+            h.Queues[QueueSet.Out].Finish(h.Queues[QueueSet.Out].Claim(n)!);
+        }
+
+        var reply = replyBody is null ? null : new MimeMessage { Body = new TextPart("plain") { Text = replyBody } };
+        var result = new HeldPostConfirmation(h.Held).Confirm(Pending(token, h)!, command, reply, "mo@example.com", "17000000000000000-0000abcd");
+
+        Assert.True(result.Done, result.Summary);
+        Assert.Null(Pending(token, h));
+        Assert.Empty(h.Queues[QueueSet.Hold].Pending());
+        switch (expected)
+        {
+            case "in":
+                Assert.True(h.Queues[QueueSet.In].ReadMetadata(id).Approved);
+                break;
+            case "rejected":
+                Assert.Contains("Please use the forum", Assert.Single(Out(h)).Message.TextBody, StringComparison.Ordinal);
+                break;
+            default:
+                Assert.Empty(Out(h));
+                Assert.Empty(h.Queues[QueueSet.In].Pending());
+                break;
+        }
+    }
+
+    [Theory]
+    [InlineData("please approve this", null)]
+    [InlineData(null, "> approve\nThanks!\n")]
+    [InlineData("", "")]
+    [InlineData(null, "")]
+    [InlineData("\u0000\u0001 garbage", "\ud83d\ude00")]
+    public void A_reply_with_garbage_changes_nothing_and_says_what_was_expected(string? command, string? replyBody)
+    {
+        Roles(ListRole.Moderator, "mo@example.com");
+        using var h = new RunnerHarness(_instance);
+        var id = Hold(h);
+        var token = Token(Out(h).First(n => n.To[0].Address == "mo@example.com").Message);
+        var reply = replyBody is null ? null : new MimeMessage { Body = new TextPart("plain") { Text = replyBody } };
+
+        var result = new HeldPostConfirmation(h.Held).Confirm(Pending(token, h)!, command, reply, "mo@example.com", "17000000000000000-0000abcd");
+
+        Assert.False(result.Done);
+        Assert.Contains("\"approve\", \"reject REASON\" or \"discard\"", result.Summary, StringComparison.Ordinal);
+        Assert.Equal([id], h.Queues[QueueSet.Hold].Pending());
+        Assert.NotNull(Pending(token, h));
+    }
+
+    [Fact]
+    public void Held_posts_older_than_max_days_to_hold_are_discarded_and_the_moderators_told()
+    {
+        Roles(ListRole.Owner, "olga@example.com");
+        Configure(l =>
+        {
+            l.MaxDaysToHold = 2;
+            l.RespondToPostRequests = false;
+        });
+        using var h = new RunnerHarness(_instance);
+        var old = Hold(h);
+        h.Time.Advance(TimeSpan.FromDays(1));
+        h.Queues[QueueSet.In].Enqueue(new EntryMetadata { List = List, Sender = "x@example.net", Received = h.Time.GetUtcNow() }, ModerationFixture.Post("From: x@example.net\n"));
+        RunnerHarness.Drain(h.Incoming);
+        foreach (var n in h.Queues[QueueSet.Out].Pending())
+        {
+            h.Queues[QueueSet.Out].Finish(h.Queues[QueueSet.Out].Claim(n)!);
+        }
+
+        Assert.Equal(0, h.Expiry.Sweep());
+        Assert.Equal(h.Time.GetUtcNow() + TimeSpan.FromDays(1), h.Expiry.NextDue);
+        Assert.False(h.Expiry.HasDueWork(h.Time.GetUtcNow()));
+        h.Time.Advance(TimeSpan.FromDays(1));
+        Assert.True(h.Expiry.HasDueWork(h.Time.GetUtcNow()));
+
+        Assert.Equal(1, h.Expiry.Sweep());
+        Assert.DoesNotContain(old, h.Queues[QueueSet.Hold].Pending());
+        Assert.Single(h.Queues[QueueSet.Hold].Pending());
+        var notice = Assert.Single(Out(h));
+        Assert.Equal("olga@example.com", notice.To[0].Address);
+        Assert.Equal("list:admin:notice:held-expired", notice.Message.Headers["X-Mailman-Notice"]);
+        Assert.Contains("2 days", notice.Message.Subject, StringComparison.Ordinal);
+
+        Configure(l => l.MaxDaysToHold = 0);
+        h.Time.Advance(TimeSpan.FromDays(365));
+        Assert.Equal(0, h.Expiry.Sweep());
+        Assert.Single(h.Queues[QueueSet.Hold].Pending());
+    }
+
+    [Fact]
+    public async Task The_expiry_service_wakes_on_the_clock()
+    {
+        Configure(l =>
+        {
+            l.MaxDaysToHold = 1;
+            l.RespondToPostRequests = false;
+        });
+        using var h = new RunnerHarness(_instance);
+        Hold(h);
+        await h.Expiry.StartAsync(CancellationToken.None);
+        try
+        {
+            Wait.Until(() => h.Expiry.NextDue < DateTimeOffset.MaxValue, TimeSpan.FromSeconds(30), "the first sweep");
+            Assert.Single(h.Queues[QueueSet.Hold].Pending());
+
+            // A day later the service's timer fires (its wait is at most an hour, at least a second).
+            h.Time.Advance(TimeSpan.FromHours(25));
+            Wait.Until(() =>
+            {
+                if (h.Queues[QueueSet.Hold].Pending().Count == 0)
+                {
+                    return true;
+                }
+
+                h.Time.Advance(TimeSpan.FromHours(1)); // the service sleeps an hour at most, whatever it saw
+                return false;
+            }, TimeSpan.FromSeconds(30), "the post to expire");
+        }
+        finally
+        {
+            await h.Expiry.StopAsync(CancellationToken.None);
+        }
+    }
+
+    [Fact]
+    public void A_wrong_Approved_password_is_held_without_it_and_approving_delivers_no_password()
+    {
+        Configure(l => l.Set("moderator_password", "right"));
+        using var h = new RunnerHarness(_instance);
+        var id = Hold(h, extra: "Approved: wrong-guess\n");
+        var reasons = h.Queues[QueueSet.Hold].ReadMetadata(id).HoldReasons!;
+        Assert.Contains(reasons, r => r.StartsWith("approved: ", StringComparison.Ordinal));
+        Assert.Contains(reasons, r => r.StartsWith("nonmember-moderation: ", StringComparison.Ordinal));
+
+        var claim = h.Queues[QueueSet.Hold].Claim(id)!;
+        Assert.DoesNotContain("wrong-guess", System.Text.Encoding.UTF8.GetString(h.Queues[QueueSet.Hold].Load(claim).Message), StringComparison.Ordinal);
+        h.Queues[QueueSet.Hold].Unclaim(claim);
+        Assert.DoesNotContain(Out(h), n => n.Message.ToString().Contains("wrong-guess", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_hold_in_the_pipeline_is_a_held_post_like_any_other()
+    {
+        Roles(ListRole.Owner, "olga@example.com");
+        Configure(l => l.MaxMessageSizeKb = 1);
+        using var h = new RunnerHarness(_instance, o =>
+        {
+            o.Moderation.Chain = ["loop-detection", "member-moderation", "nonmember-moderation"];
+            o.Pipeline.Handlers = ["maximum-size", .. o.Pipeline.Handlers];
+        });
+        h.Queues[QueueSet.In].Enqueue(new EntryMetadata { List = List, Sender = "ann@example.com" }, ModerationFixture.Post("From: ann@example.com\n", new string('x', 4000)));
+        RunnerHarness.Drain(h.Incoming);
+        RunnerHarness.Drain(h.Pipeline);
+        var id = Assert.Single(h.Queues[QueueSet.Hold].Pending());
+        Assert.StartsWith("maximum-size: ", Assert.Single(h.Queues[QueueSet.Hold].ReadMetadata(id).HoldReasons!), StringComparison.Ordinal);
+        Assert.Contains(Out(h), n => n.To[0].Address == "olga@example.com");
+
+        // Approved, it is not held by the same handler again.
+        Assert.True(h.Held.Approve(id, "t").Done);
+        RunnerHarness.Drain(h.Incoming);
+        RunnerHarness.Drain(h.Pipeline);
+        Assert.Empty(h.Queues[QueueSet.Hold].Pending());
+        Assert.Contains(Out(h), n => n.Metadata.MessageId == "t@example.com" && n.To.Count == 2);
+    }
+}

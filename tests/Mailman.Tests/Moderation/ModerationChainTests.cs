@@ -1,0 +1,119 @@
+// The chain: Mailman 3's order, decisive verdicts end it, holds collect every later hit,
+// approved posts skip moderation but not loop detection, names come from configuration.
+using Mailman.Dmarc;
+using Mailman.Lists;
+using Mailman.Moderation;
+using Mailman.Pipeline;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Mailman.Tests.Moderation;
+
+public sealed class ModerationChainTests : IDisposable
+{
+    private readonly ModerationFixture _f = new();
+
+    public void Dispose() => _f.Dispose();
+
+    // The catalog's checks, with DMARC looking up a DNS that publishes nothing.
+    private static IEnumerable<IHandler> Checks()
+        => new HandlerCatalog(_ => [], new DmarcServices(new DmarcPolicyLookup(new Dmarc.FakeTxtResolver(), NullLogger<DmarcPolicyLookup>.Instance), false, NullLogger.Instance)).All;
+
+    private static ModerationChain Chain(IEnumerable<string>? names = null)
+        => new(names ?? ModerationChain.DefaultRules, Checks());
+
+    [Fact]
+    public void The_default_chain_is_the_shipped_configuration_in_Mailman_3s_order_with_loop_detection_first()
+    {
+        var options = Mailman.Hosting.MailmanConfiguration.Options(Mailman.Hosting.MailmanConfiguration.Build(_f.Instance.Paths));
+        Assert.Equal(ModerationChain.DefaultRules, options.Moderation.Chain);
+        Assert.Equal("loop-detection", Chain().Rules[0].Name);
+        Assert.Equal(ModerationChain.DefaultRules, Chain().Rules.Select(r => r.Name));
+    }
+
+    [Fact]
+    public void A_members_plain_post_is_accepted_with_no_hits()
+    {
+        var decision = Chain().Evaluate(_f.Context(ModerationFixture.Post("From: ann@example.com\n")));
+        Assert.Equal(Verdict.Accept, decision.Verdict);
+        Assert.Empty(decision.Hits);
+    }
+
+    [Fact]
+    public void A_hold_records_every_rule_that_hits_after_it()
+    {
+        _f.Configure(l =>
+        {
+            l.MaxNumRecipients = 2;
+            l.MaxMessageSizeKb = 1;
+            l.Set("bounce_matching_headers", "X-Spam: yes");
+        });
+        var post = ModerationFixture.Post("From: stranger@example.net\nTo: other@example.net, third@example.net\nX-Spam: yes\n", "help\n" + new string('x', 2000) + "\n");
+        var decision = Chain([.. ModerationChain.DefaultRules, "maximum-size"]).Evaluate(_f.Context(post));
+        Assert.Equal(Verdict.Hold, decision.Verdict);
+        Assert.Equal(["nonmember-moderation", "administrivia", "max-recipients", "implicit-dest", "suspicious-header", "maximum-size"], decision.Hits.Select(h => h.Rule));
+    }
+
+    [Fact]
+    public void Accept_reject_and_discard_end_the_chain()
+    {
+        _f.SetAction("ann@example.com", "accept");
+        _f.Configure(l => l.MaxMessageSizeKb = 1);
+        var big = ModerationFixture.Post("From: ann@example.com\n", new string('x', 5000));
+        var accepted = Chain([.. ModerationChain.DefaultRules, "maximum-size"]).Evaluate(_f.Context(big));
+        Assert.Equal(Verdict.Accept, accepted.Verdict);
+        Assert.Equal("member-moderation", Assert.Single(accepted.Hits).Rule);
+
+        _f.SetAction("ann@example.com", "discard");
+        Assert.Equal(Verdict.Discard, Chain().Evaluate(_f.Context(big)).Verdict);
+    }
+
+    [Fact]
+    public void Emergency_holds_even_what_a_member_rule_would_discard_but_an_approved_password_passes_it()
+    {
+        _f.Configure(l =>
+        {
+            l.Emergency = true;
+            l.Set("moderator_password", "pw");
+        });
+        _f.SetAction("ann@example.com", "discard");
+        var held = Chain().Evaluate(_f.Context(ModerationFixture.Post("From: ann@example.com\n")));
+        Assert.Equal(Verdict.Hold, held.Verdict);
+        Assert.Equal(["emergency"], held.Hits.Select(h => h.Rule));
+
+        var approved = Chain().Evaluate(_f.Context(ModerationFixture.Post("From: stranger@example.net\nApproved: pw\n")));
+        Assert.Equal(Verdict.Accept, approved.Verdict);
+    }
+
+    [Fact]
+    public void An_approved_post_skips_the_moderation_rules_but_loop_detection_still_runs()
+    {
+        _f.Configure(l => l.Emergency = true);
+        Assert.Equal(Verdict.Accept, Chain().Evaluate(_f.Context(ModerationFixture.Post("From: stranger@example.net\n"), approved: true)).Verdict);
+        var loop = Chain().Evaluate(_f.Context(ModerationFixture.Post("From: stranger@example.net\nX-BeenThere: dev@example.org\n"), approved: true));
+        Assert.Equal(Verdict.Discard, loop.Verdict);
+        Assert.Equal("loop-detection", Assert.Single(loop.Hits).Rule);
+    }
+
+    [Fact]
+    public void A_check_from_the_handler_catalog_takes_its_place_by_name_and_unknown_names_are_refused()
+    {
+        var chain = new ModerationChain(["loop-detection", "always-hold"], Checks().Append(new AlwaysHold()));
+        var decision = chain.Evaluate(_f.Context(ModerationFixture.Post("From: ann@example.com\n")));
+        Assert.Equal(Verdict.Hold, decision.Verdict);
+        Assert.Equal("always-hold", Assert.Single(decision.Hits).Rule);
+        Assert.True(chain.Rules[1].SkippedWhenApproved);
+        Assert.False(chain.Rules[0].SkippedWhenApproved);
+
+        var e = Assert.Throws<InvalidOperationException>(() => Chain(["loop-detection", "no-such-rule"]));
+        Assert.Contains("no-such-rule", e.Message, StringComparison.Ordinal);
+    }
+
+    private sealed class AlwaysHold : IHandler
+    {
+        public string Name => "always-hold";
+
+        public string Description => "test";
+
+        public HandlerResult Process(PostContext post) => HandlerResult.Hold("because");
+    }
+}
