@@ -2,6 +2,7 @@
 // no queue has work that can be done now).
 using System.CommandLine;
 using Mailman.Hosting;
+using Mailman.Instance;
 using Microsoft.Extensions.Hosting;
 
 namespace Mailman.Cli;
@@ -14,10 +15,24 @@ internal static class ServeCommand
         var command = new Command("serve", "run the delivery daemon") { exitWhenIdle };
         command.SetAction(parse => MailmanCli.Guard(parse, paths =>
         {
+            using var serveLock = TakeLock(paths);
             using var host = DaemonHost.Build(paths, parse.GetValue(exitWhenIdle));
             host.Run();
             return 0;
         }, ExitCodes.Config));
         return command;
+    }
+
+    // Before the host is built: a second daemon answers in one line and touches nothing.
+    private static ServeLock TakeLock(InstancePaths paths)
+    {
+        try
+        {
+            return ServeLock.Acquire(paths);
+        }
+        catch (ServeLockException e)
+        {
+            throw new CliException(e.Held ? ExitCodes.TempFail : e.Permission ? ExitCodes.NoPerm : ExitCodes.CantCreate, e.Message);
+        }
     }
 }

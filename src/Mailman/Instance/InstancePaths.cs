@@ -27,9 +27,6 @@ public sealed class InstancePaths
     /// <summary>The instance's secret HMAC key (one-click links, confirmation tokens): 32 random bytes, mode 0600.</summary>
     public string SecretKeyFile => Path.Combine(VarDirectory, "secret.key");
 
-    /// <summary>Held with a kernel lock while <c>serve</c> runs.</summary>
-    public string ServeLock => Path.Combine(VarDirectory, "serve.lock");
-
     public string Queue(string name) => Path.Combine(QueuesDirectory, name);
 
     /// <summary>The home given by <c>--home</c>, else <c>$MAILMAN_HOME</c>, else the current directory.</summary>

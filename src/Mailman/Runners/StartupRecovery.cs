@@ -1,6 +1,6 @@
-// Start-up work that must finish before any runner claims an entry: take the instance's serve
-// lock (a kernel lock: a second daemon on the same instance refuses to start) and recover the
-// entries a crashed run left claimed.
+// Start-up work that must finish before any runner claims an entry: recover the entries a
+// crashed run left claimed. `serve` holds the instance's lock (Instance/ServeLock.cs) before
+// this runs, so no other daemon is claiming.
 using System.IO.Abstractions;
 using Mailman.Instance;
 using Mailman.Queues;
@@ -9,14 +9,10 @@ using Microsoft.Extensions.Logging;
 
 namespace Mailman.Runners;
 
-public sealed class StartupRecovery(InstancePaths paths, QueueSet queues, MailmanOptions options, IFileSystem fs, ILogger<StartupRecovery> logger) : IHostedService, IDisposable
+public sealed class StartupRecovery(InstancePaths paths, QueueSet queues, MailmanOptions options, IFileSystem fs, ILogger<StartupRecovery> logger) : IHostedService
 {
-    private FileStream? _lock;
-
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        _lock = AcquireServeLock(paths);
-
         // A verb claiming entries right now (`held approve` ...) is not a crashed run: wait for it.
         using var verbs = QueueLock.Exclusive(paths, TimeSpan.FromSeconds(60));
         Recover(queues, options.Queues.MaxRecoveries, fs, logger);
@@ -64,51 +60,4 @@ public sealed class StartupRecovery(InstancePaths paths, QueueSet queues, Mailma
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public void Dispose() => _lock?.Dispose();
-
-    /// <summary>
-    /// Holds an exclusive lock on var/serve.lock for the life of the process. .NET implements
-    /// FileShare.None with flock(2) on Linux, which the kernel drops when the process dies.
-    /// </summary>
-    /// <exception cref="InvalidOperationException">Another daemon holds it, or the file cannot be opened (with why).</exception>
-    public static FileStream AcquireServeLock(InstancePaths paths)
-    {
-        paths.EnsureCreated();
-        FileStream stream;
-        try
-        {
-            stream = new FileStream(paths.ServeLock, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-        }
-        catch (IOException e) when (e.HResult == 11)
-        {
-            // EWOULDBLOCK from flock: the lock is held.
-            var holder = "";
-            try
-            {
-                holder = File.ReadAllText(paths.ServeLock).Trim();
-            }
-            catch (IOException)
-            {
-            }
-
-            throw new InvalidOperationException($"another mailman serve (pid {(holder.Length > 0 ? holder : "unknown")}) is running on the instance {paths.Home}");
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new InvalidOperationException($"cannot open {paths.ServeLock}: {e.Message}", e);
-        }
-
-        try
-        {
-            // The pid is for the message above; a full disk may keep it from being written.
-            stream.SetLength(0);
-            stream.Write(System.Text.Encoding.ASCII.GetBytes(Environment.ProcessId + "\n"));
-            stream.Flush();
-        }
-        catch (IOException)
-        {
-        }
-
-        return stream;
-    }
 }

@@ -63,7 +63,7 @@ public sealed class VerbTests : IDisposable
     [Fact]
     public void A_second_daemon_on_the_same_instance_refuses_to_start()
     {
-        using var held = Mailman.Runners.StartupRecovery.AcquireServeLock(_instance.Paths);
+        using var held = Mailman.Instance.ServeLock.Acquire(_instance.Paths);
         var result = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"]);
         Assert.NotEqual(0, result.ExitCode);
         Assert.Contains("another mailman serve", result.Stderr, StringComparison.Ordinal);

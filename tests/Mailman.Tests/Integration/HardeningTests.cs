@@ -201,6 +201,54 @@ public sealed class HardeningTests : IDisposable
         AssertQueuesEmpty();
     }
 
+    // 9 and 10. Deleting var/serve.lock under a running daemon let a second one start beside it;
+    // the refusal read the pid from the locked file (empty); it came with a stack trace.
+    [Fact]
+    public void A_second_serve_is_refused_in_one_line_naming_the_first_even_after_var_is_cleaned_out()
+    {
+        using var sink = SmtpSink.Start();
+        using var first = DaemonProcess.Start(_instance.Home, Env(sink.Port));
+        var pidFile = Path.Combine(_instance.Paths.VarDirectory, "serve.pid");
+        Wait.Until(() => File.Exists(pidFile) || first.HasExited, TimeSpan.FromSeconds(60), "the first daemon's pid file");
+        Assert.False(first.HasExited, first.Output);
+
+        var second = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: Env(sink.Port));
+        Assert.Equal(75, second.ExitCode);
+        Assert.Equal($"mailman: another mailman serve (pid {first.Pid}) is running on the instance {_instance.Home}", second.Stderr.Trim());
+
+        // An operator tidying var/ removes everything but the database.
+        foreach (var file in Directory.GetFiles(_instance.Paths.VarDirectory).Where(f => !Path.GetFileName(f).StartsWith("mailman.db", StringComparison.Ordinal)))
+        {
+            File.Delete(file);
+        }
+
+        var third = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: Env(sink.Port));
+        Assert.Equal(75, third.ExitCode);
+        Assert.Equal($"mailman: another mailman serve (pid unknown) is running on the instance {_instance.Home}", third.Stderr.Trim());
+
+        Assert.False(first.HasExited, "the first daemon stopped: " + first.Output);
+        first.Terminate();
+        Assert.True(first.WaitForExit(TimeSpan.FromSeconds(60)), "the first daemon did not stop");
+        Assert.Equal(0, first.ExitCode);
+        var fourth = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: Env(sink.Port));
+        Assert.True(fourth.ExitCode == 0, fourth.Stderr);
+    }
+
+    // 10. A full var/ failed the stop (exit 78): the pid, buffered on the locked file, was flushed at exit.
+    [Fact]
+    public void Serve_with_var_full_starts_delivers_and_stops_with_exit_0()
+    {
+        using var disk = Tmpfs.Mount(_instance.Paths.VarDirectory, "4m");
+        CreateList(20);
+        using var sink = SmtpSink.Start();
+        Inject();
+        disk.Fill();
+        var result = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: Env(sink.Port), timeout: TimeSpan.FromSeconds(120));
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        Assert.DoesNotContain("   at ", result.Stderr, StringComparison.Ordinal);
+        AssertEveryMemberOnce(Copies(sink), 20, 0);
+    }
+
     // 3. A kill during recovery made the daemon unstartable. From one crashed state, a run is
     // traced to list every rename and delete it makes in the queues (recovery first, then the
     // hops); then, for each of them, the state is restored, a run is killed (SIGKILL) exactly

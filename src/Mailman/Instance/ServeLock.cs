@@ -1,0 +1,144 @@
+// One daemon per instance. `serve` takes flock(2) LOCK_EX on the queues directory itself, before
+// the host is built, and holds it for its whole life; the kernel drops it when the process dies.
+// A lock file in var/ could be deleted under a running daemon (a second one then locked a fresh
+// file and ran beside it, both claiming entries); the directory holding the queues cannot be
+// removed while it holds them. The pid goes to var/serve.pid only for the message a second
+// daemon prints: a full disk may keep it from being written, never the lock from being taken,
+// and nothing is ever buffered on the locked descriptor (a failed flush at exit cannot fail the
+// stop).
+using System.Runtime.InteropServices;
+
+namespace Mailman.Instance;
+
+public sealed partial class ServeLock : IDisposable
+{
+    private const int ORdOnly = 0;
+    private const int ODirectory = 0x10000;
+    private const int OCloexec = 0x80000;
+    private const int LockEx = 2;
+    private const int LockNb = 4;
+    private const int EWouldBlock = 11;
+    private const int EAccess = 13;
+
+    private readonly InstancePaths _paths;
+    private int _fd;
+
+    private ServeLock(InstancePaths paths, int fd)
+    {
+        _paths = paths;
+        _fd = fd;
+    }
+
+    public static string PidFile(InstancePaths paths) => Path.Combine(paths.VarDirectory, "serve.pid");
+
+    /// <summary>Takes the instance's serve lock, or says who holds it.</summary>
+    /// <exception cref="ServeLockException">Another daemon holds it (<see cref="ServeLockException.Held"/>), or the queues directory cannot be opened.</exception>
+    public static ServeLock Acquire(InstancePaths paths)
+    {
+        paths.EnsureCreated();
+        var fd = Open(paths.QueuesDirectory, ORdOnly | ODirectory | OCloexec);
+        if (fd < 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            throw new ServeLockException(held: false, errno == EAccess,
+                $"cannot open {paths.QueuesDirectory}: {Marshal.GetPInvokeErrorMessage(errno)}");
+        }
+
+        if (Flock(fd, LockEx | LockNb) != 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            _ = Close(fd);
+            if (errno == EWouldBlock)
+            {
+                var pid = Holder(paths);
+                throw new ServeLockException(held: true, permission: false,
+                    $"another mailman serve (pid {pid ?? "unknown"}) is running on the instance {paths.Home}");
+            }
+
+            throw new ServeLockException(held: false, permission: false,
+                $"cannot lock {paths.QueuesDirectory}: {Marshal.GetPInvokeErrorMessage(errno)}");
+        }
+
+        var taken = new ServeLock(paths, fd);
+        taken.WritePid();
+        return taken;
+    }
+
+    /// <summary>The pid the running daemon recorded, if it could; null when unknown.</summary>
+    public static string? Holder(InstancePaths paths)
+    {
+        try
+        {
+            var text = File.ReadAllText(PidFile(paths)).Trim();
+            return int.TryParse(text, out var pid) && pid > 0 ? pid.ToString(System.Globalization.CultureInfo.InvariantCulture) : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_fd < 0)
+        {
+            return;
+        }
+
+        // The pid file goes first: once the lock is released another daemon may write its own.
+        try
+        {
+            if (Holder(_paths) == Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture))
+            {
+                File.Delete(PidFile(_paths));
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
+
+        _ = Close(_fd);
+        _fd = -1;
+    }
+
+    private void WritePid()
+    {
+        // Written whole through a temporary name: a second daemon never reads half a pid.
+        var file = PidFile(_paths);
+        var temp = file + ".tmp";
+        try
+        {
+            File.WriteAllText(temp, Environment.ProcessId + "\n");
+            File.Move(temp, file, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A crashed daemon's pid must not be named instead of ours.
+            try
+            {
+                File.Delete(temp);
+                File.Delete(file);
+            }
+            catch (Exception again) when (again is IOException or UnauthorizedAccessException)
+            {
+            }
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "flock", SetLastError = true)]
+    private static partial int Flock(int fd, int operation);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    private static partial int Close(int fd);
+}
+
+/// <summary>The serve lock could not be taken: held by another daemon, or the queues directory is unusable.</summary>
+public sealed class ServeLockException(bool held, bool permission, string message) : Exception(message)
+{
+    public bool Held { get; } = held;
+
+    public bool Permission { get; } = permission;
+}
