@@ -17,7 +17,15 @@ internal static class ServeCommand
         {
             using var serveLock = TakeLock(paths);
             using var host = DaemonHost.Build(paths, parse.GetValue(exitWhenIdle));
-            host.Run();
+            // A runner that died of an unexpected error stops the host (logged in error-DATE.log);
+            // the exit code must say so, or systemd's Restart=on-failure leaves the daemon down.
+            var failed = DaemonHost.RunCountingFailures(host);
+            if (failed > 0)
+            {
+                Console.Error.WriteLine($"mailman: {failed} runner(s) stopped on an unexpected error (see the error log); exiting {ExitCodes.Software}");
+                return ExitCodes.Software;
+            }
+
             return 0;
         }, ExitCodes.Config));
         return command;

@@ -87,4 +87,13 @@ public static class DaemonHost
 
         return builder.Build();
     }
+
+    /// <summary>Runs the host until it stops; returns how many runners stopped on an unexpected error.</summary>
+    public static int RunCountingFailures(IHost host)
+    {
+        // Taken before Run, which disposes the services on its way out.
+        var runners = host.Services.GetServices<IHostedService>().OfType<BackgroundService>().ToList();
+        host.Run();
+        return runners.Count(r => r.ExecuteTask is { IsFaulted: true });
+    }
 }

@@ -178,7 +178,8 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
         var told = "";
         if (list is not null)
         {
-            var post = Parse(entry.Message);
+            var small = entry.Metadata.MessageLength <= AttachmentLimit;
+            var post = Parse(entry, headersOnly: !small);
             var poster = Poster(entry.Metadata, post);
             var result = poster.Length == 0 ? new NoticeResult(null, "no sender")
                 : notices.Send(new Notice(list, NoticeTemplates.Rejected, poster)
@@ -187,7 +188,7 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
                     Answering = post,
                     AnsweringSender = entry.Metadata.Sender,
                     Values = new Dictionary<string, string> { ["reason"] = text },
-                    Attachment = entry.Message.Length <= AttachmentLimit ? new MessagePart { Message = post } : HeadersOnly(post),
+                    Attachment = small ? new MessagePart { Message = post } : HeadersOnly(post),
                 }, id, "rejected");
             told = result.Queued ? $"; {poster} is told why" : $"; the poster is not told ({result.NotSentBecause})";
         }
@@ -218,7 +219,7 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
     {
         if (list is not null)
         {
-            var post = Parse(entry.Message);
+            var post = Parse(entry, headersOnly: true);
             var from = Senders.Of(post, entry.Metadata.Sender).Summary;
             using var store = lists.Open();
             foreach (var moderator in Moderators(store, list))
@@ -281,7 +282,7 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
 
     // Claims the post, runs the action, removes the pending request (unless the post stays) and
     // logs one vette line. The claim is what makes a second action find nothing.
-    private ModerationOutcome Act(string id, string actor, string verb, Func<ClaimedEntry, LoadedEntry, MailingList?, string> action, string? reason = null, bool keepsPending = false)
+    private ModerationOutcome Act(string id, string actor, string verb, Func<ClaimedEntry, EntryHead, MailingList?, string> action, string? reason = null, bool keepsPending = false)
     {
         if (!Switchboard.IsValidEntryName(id))
         {
@@ -296,10 +297,12 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
             return new ModerationOutcome(false, $"{id}: {why}");
         }
 
-        LoadedEntry entry;
+        // Only the head: a held post may be larger than memory (the size rule holds posts without
+        // reading them); what an action needs of the message it parses from the file.
+        EntryHead entry;
         try
         {
-            entry = Hold.Load(claim);
+            entry = Hold.LoadHead(claim);
         }
         catch (Exception e) when (e is CorruptEntryException or IOException)
         {
@@ -315,6 +318,18 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
             list = store.FindList(listName);
         }
 
+        // Who posted it, for the vette line: read now, the action may remove the entry.
+        string post;
+        try
+        {
+            post = Senders.Of(Parse(entry, headersOnly: true), entry.Metadata.Sender).Summary;
+        }
+        catch
+        {
+            Hold.Unclaim(claim);
+            throw;
+        }
+
         string summary;
         try
         {
@@ -322,6 +337,8 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
         }
         catch
         {
+            // Whatever went wrong (a full disk, a post MimeKit chokes on), the claim is put back:
+            // a post is never left claimed by a verb.
             if (File.Exists(claim.Path))
             {
                 Hold.Unclaim(claim); // the post stays held; the error goes to the caller
@@ -336,7 +353,6 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
         }
 
         var rules = string.Join(", ", (entry.Metadata.HoldReasons ?? []).Select(r => r.Split(':')[0]));
-        var post = Senders.Of(Parse(entry.Message, headersOnly: true), entry.Metadata.Sender).Summary;
         logger.LogWarning("{Action}: held post {QueueEntry} ({MessageId}) to {ListId} from {Sender}, held by {Rules}; by {Actor}{Reason}",
             verb.ToUpperInvariant(), id, entry.Metadata.MessageId, entry.Metadata.List, post, rules, actor, reason is null ? "" : ": " + Bound(reason, 500));
 
@@ -389,9 +405,9 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
         }
     }
 
-    private static MimeMessage Parse(byte[] raw, bool headersOnly = false)
+    private MimeMessage Parse(EntryHead entry, bool headersOnly)
     {
-        using var stream = new MemoryStream(raw, writable: false);
+        using var stream = Hold.OpenMessage(entry);
         if (!headersOnly)
         {
             return MimeMessage.Load(stream);

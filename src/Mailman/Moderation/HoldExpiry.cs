@@ -31,8 +31,9 @@ public sealed class HoldExpiry(QueueSet queues, ListStoreFactory lists, HeldPost
             {
                 Sweep();
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException or InvalidOperationException)
+            catch (Exception e) when (e is not OperationCanceledException)
             {
+                // Whatever it was, the daemon goes on: a sweep that fails is logged and tried again.
                 logger.LogError(e, "Hold expiry sweep failed; trying again in {Interval}", Interval);
                 Interlocked.Exchange(ref _nextDue, (time.GetUtcNow() + Interval).UtcTicks);
                 _swept = true;

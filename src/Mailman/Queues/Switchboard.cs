@@ -248,10 +248,17 @@ public sealed partial class Switchboard
     /// <summary>Reads a claimed entry's metadata and message bytes.</summary>
     /// <exception cref="CorruptEntryException">Torn, truncated or unknown format.</exception>
     /// <exception cref="UnauthorizedAccessException">The file is not readable by this user.</exception>
+    /// <remarks>A message over 2 GB is reported as <see cref="CorruptEntryException"/>: read it with <see cref="OpenMessage"/>.</remarks>
     public LoadedEntry Load(ClaimedEntry entry)
     {
         using var stream = _fs.File.OpenRead(entry.Path);
         var head = ReadHead(stream, entry);
+        if (head.Metadata.MessageLength > Array.MaxLength)
+        {
+            // Only streaming readers (LoadHead, OpenMessage) can take it; it is kept, not read.
+            throw new CorruptEntryException($"{entry.Name}: the message ({head.Metadata.MessageLength} bytes) is too large to be read whole");
+        }
+
         stream.Position = head.MessageOffset;
         var message = new byte[head.Metadata.MessageLength];
         stream.ReadExactly(message);

@@ -440,4 +440,27 @@ public sealed class HeldPostsTests : IDisposable
         Assert.Empty(h.Queues[QueueSet.Hold].Pending());
         Assert.Contains(Out(h), n => n.Metadata.MessageId == "t@example.com" && n.To.Count == 2);
     }
+
+    // A post over 2 GB is held without being read; acting on it reads only its head. The verbs
+    // loaded it whole: an OverflowException, a stack trace for the moderator, the post left claimed.
+    [Fact]
+    public void A_held_post_over_2_GB_is_rejected_from_its_head_alone()
+    {
+        using var h = new RunnerHarness(_instance);
+        h.Queues[QueueSet.In].Enqueue(new EntryMetadata { List = List, Sender = "big@example.net", Received = h.Time.GetUtcNow() }, s =>
+        {
+            s.Write(System.Text.Encoding.ASCII.GetBytes($"From: big@example.net\nTo: {List}\nSubject: huge\nMessage-Id: <huge@example.net>\n\n"));
+            s.Seek(2_200_000_000, SeekOrigin.Current); // a hole: the file is sparse
+            s.Write("end\n"u8);
+        }, null);
+        RunnerHarness.Drain(h.Incoming);
+        var id = Assert.Single(h.Queues[QueueSet.Hold].Pending());
+
+        var rejected = h.Held.Reject(id, "far too big", "mo@example.com");
+        Assert.True(rejected.Done, rejected.Summary);
+        Assert.Empty(h.Queues[QueueSet.Hold].Pending());
+        Assert.Empty(h.Queues[QueueSet.Hold].Claimed());
+        var notice = Assert.Single(Out(h), n => n.To[0].Address == "big@example.net" && n.Message.TextBody?.Contains("far too big", StringComparison.Ordinal) == true);
+        Assert.True(notice.Metadata.MessageLength < 64 * 1024, $"the notice carries {notice.Metadata.MessageLength} bytes");
+    }
 }
