@@ -1,9 +1,11 @@
 // Finds the moderator password a post carries (an Approved:/Approve: header, or the same as the
-// first line of the first text/plain part, Mailman's pseudo-header; only the start of that part
-// is read unless it holds one) and removes it from the post
-// everywhere: every such header, and every text part that repeats it, including the HTML copy of
-// a multipart/alternative, where mail clients wrap it in markup. A password must never reach the
-// members, right or wrong.
+// first line of the first text/plain part, or of the first HTML part when there is no plain one:
+// Mailman's pseudo-header; only the start of that part is read unless it holds one) and removes
+// it from the post everywhere: every such header, and every text part that repeats it, whichever
+// way it came (header or body), including the HTML copy of a multipart/alternative, where mail
+// clients wrap it (and split it) in markup, text attachments and attached messages. A password
+// must never reach the members, right or wrong: what stripping cannot remove, Remains finds, and
+// the post is held.
 using System.Net;
 using System.Text.RegularExpressions;
 using MimeKit;
@@ -40,19 +42,28 @@ public static partial class ApprovedPassword
             }
         }
 
-        if (password is not null)
+        if (password is null)
         {
-            return password;
+            // Mailman's pseudo-header: the first line of the first text/plain part, or of the
+            // first HTML part (its text) when there is no plain one.
+            var parts = TextParts(message, attachments: false).ToList();
+            var first = parts.FirstOrDefault(p => p.IsPlain) ?? parts.FirstOrDefault(p => p.IsHtml);
+            if (first is null)
+            {
+                return null;
+            }
+
+            var start = TextStart.Of(first);
+            if (FirstLine(first.IsHtml ? HtmlText(start) : start) is not { } line || PseudoHeader().Match(line) is not { Success: true } match)
+            {
+                return null;
+            }
+
+            password = match.Groups[1].Value.Trim();
         }
 
-        var first = TextParts(message).FirstOrDefault(p => p.IsPlain);
-        if (first is null || FirstLine(TextStart.Of(first)) is not { } line || PseudoHeader().Match(line) is not { Success: true } match)
-        {
-            return null;
-        }
-
-        password = match.Groups[1].Value.Trim();
-        foreach (var part in TextParts(message))
+        // Wherever the post repeats it: every text part, attachments and attached messages too.
+        foreach (var part in TextParts(message, attachments: true))
         {
             var text = part.Text;
             var stripped = part.IsHtml ? StripHtml(text, password) : StripPlain(text, password);
@@ -66,9 +77,70 @@ public static partial class ApprovedPassword
         return password;
     }
 
-    // Text parts of the post itself: not attachments, not the insides of attached messages.
-    private static IEnumerable<TextPart> TextParts(MimeMessage message)
-        => message.BodyParts.OfType<TextPart>().Where(p => !p.IsAttachment);
+    /// <summary>
+    /// Whether <paramref name="password"/> is still readable in a text part of the post after
+    /// <see cref="Take"/> (split by markup in a way the stripping did not follow, or in a line
+    /// that is not the pseudo-header): such a post is held, never delivered with it.
+    /// </summary>
+    public static bool Remains(MimeMessage message, string password)
+    {
+        if (password.Length == 0)
+        {
+            return false;
+        }
+
+        foreach (var part in TextParts(message, attachments: true))
+        {
+            var text = part.Text;
+            if (text.Contains(password, StringComparison.Ordinal)
+                || (part.IsHtml && Squeeze(HtmlText(text)).Contains(Squeeze(password), StringComparison.Ordinal)))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    // Text parts of the post: without attachments for finding the pseudo-header; with them, and
+    // with the insides of attached messages, for removing the password.
+    private static IEnumerable<TextPart> TextParts(MimeMessage message, bool attachments)
+    {
+        var pending = new Stack<MimeEntity>();
+        if (message.Body is not null)
+        {
+            pending.Push(message.Body);
+        }
+
+        while (pending.Count > 0)
+        {
+            switch (pending.Pop())
+            {
+                case Multipart multipart:
+                    for (var i = multipart.Count - 1; i >= 0; i--)
+                    {
+                        pending.Push(multipart[i]);
+                    }
+
+                    break;
+                case MessagePart { Message.Body: { } inner } when attachments:
+                    pending.Push(inner);
+                    break;
+                case TextPart text when attachments || !text.IsAttachment:
+                    yield return text;
+                    break;
+            }
+        }
+    }
+
+    // The text a reader sees in HTML: block tags are line breaks, other tags dropped, entities decoded.
+    private static string HtmlText(string html)
+        => WebUtility.HtmlDecode(Regex.Replace(
+            Regex.Replace(html, @"<(?:br|/?p|/?div|/?tr|/?li|/?h[1-6]|/?td|/?title|/?blockquote)\b[^<>]*>", "\n", RegexOptions.NonBacktracking | RegexOptions.IgnoreCase),
+            "<[^<>]*>", "", RegexOptions.NonBacktracking));
+
+    private static string Squeeze(string text)
+        => Regex.Replace(text, @"\s+", "", RegexOptions.NonBacktracking);
 
     private static string? FirstLine(string text)
     {
@@ -88,13 +160,65 @@ public static partial class ApprovedPassword
         => Regex.Replace(text, @"^[ \t]*(?:X-)?Approved?:[ \t]*" + Regex.Escape(password) + @"[ \t]*(?:\r?\n(?:[ \t]*\r?\n)?|$)", "",
             RegexOptions.Multiline | RegexOptions.IgnoreCase | RegexOptions.NonBacktracking | RegexOptions.CultureInvariant);
 
-    // In HTML the words may be split by tags, entities and line breaks ("<p>Approved:&nbsp;<b>pw</b>").
+    // In HTML the words may be split by tags, entities and line breaks ("<p>Approved:&nbsp;<b>pw</b>",
+    // "<span>s3c</span><span>ret</span>"): the pseudo-header is found in the text a reader sees,
+    // and exactly its characters (each a byte or an entity of the source) are cut from the HTML,
+    // the markup between them left in place.
     private static string StripHtml(string html, string password)
     {
-        var between = @"(?:\s|&nbsp;|&#160;|&#xa0;|<[^<>]{0,500}>)*";
-        var passwords = new[] { password, WebUtility.HtmlEncode(password) }.Distinct(StringComparer.Ordinal).Select(Regex.Escape);
-        var pattern = "(?:X-)?Approved?:" + between + "(?:" + string.Join('|', passwords) + ")";
-        return Regex.Replace(html, pattern, "", RegexOptions.IgnoreCase | RegexOptions.NonBacktracking | RegexOptions.CultureInvariant);
+        var visible = new System.Text.StringBuilder(html.Length);
+        var spans = new List<(int Start, int End)>(html.Length);
+        for (var i = 0; i < html.Length;)
+        {
+            if (html[i] == '<' && html.IndexOf('>', i) is var close and > 0)
+            {
+                i = close + 1;
+                continue;
+            }
+
+            if (html[i] == '&' && html.IndexOf(';', i) is var semi && semi > i && semi - i <= 10
+                && WebUtility.HtmlDecode(html[i..(semi + 1)]) is { Length: 1 } decoded && decoded != html[i..(semi + 1)])
+            {
+                visible.Append(decoded[0]);
+                spans.Add((i, semi + 1));
+                i = semi + 1;
+                continue;
+            }
+
+            visible.Append(html[i]);
+            spans.Add((i, i + 1));
+            i++;
+        }
+
+        var pattern = @"(?:X-)?Approved?:\s*" + Regex.Escape(password);
+        var matches = Regex.Matches(visible.ToString(), pattern, RegexOptions.IgnoreCase | RegexOptions.NonBacktracking | RegexOptions.CultureInvariant);
+        if (matches.Count == 0)
+        {
+            return html;
+        }
+
+        var cut = new bool[html.Length];
+        foreach (Match m in matches)
+        {
+            for (var k = m.Index; k < m.Index + m.Length; k++)
+            {
+                for (var j = spans[k].Start; j < spans[k].End; j++)
+                {
+                    cut[j] = true;
+                }
+            }
+        }
+
+        var result = new System.Text.StringBuilder(html.Length);
+        for (var j = 0; j < html.Length; j++)
+        {
+            if (!cut[j])
+            {
+                result.Append(html[j]);
+            }
+        }
+
+        return result.ToString();
     }
 
     private static void SetText(TextPart part, string text)

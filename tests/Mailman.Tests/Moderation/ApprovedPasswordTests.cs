@@ -90,5 +90,92 @@ public sealed class ApprovedPasswordTests
         Assert.False(modified);
     }
 
+    // The review's leaks: the header and the first body line both carrying it (the body line was
+    // delivered), a text attachment and an attached message repeating it, HTML that splits it
+    // across tags, and an HTML-only post.
+    [Fact]
+    public void A_password_from_the_header_is_also_removed_from_the_body_attachments_and_attached_messages()
+    {
+        var raw = $"""
+            From: a@example.com
+            Approved: {Password}
+            Subject: s
+            MIME-Version: 1.0
+            Content-Type: multipart/mixed; boundary="MIX"
+
+            --MIX
+            Content-Type: text/plain; charset=utf-8
+
+            Approved: {Password}
+
+            Hello list.
+            --MIX
+            Content-Type: text/plain; charset=utf-8
+            Content-Disposition: attachment; filename="notes.txt"
+
+            Approved: {Password}
+            notes
+            --MIX
+            Content-Type: message/rfc822
+
+            From: b@example.com
+            Subject: inner
+
+            Approved: {Password}
+            inner text
+            --MIX--
+
+            """.Replace("\r\n", "\n", StringComparison.Ordinal);
+        var post = PostParser.Parse(Encoding.UTF8.GetBytes(raw));
+        Assert.Equal(Password, ApprovedPassword.Take(post, out _));
+        var flat = Flat(post);
+        Assert.True(!flat.Contains(Password, StringComparison.Ordinal), flat);
+        Assert.False(ApprovedPassword.Remains(post, Password));
+        Assert.Contains("notes", flat, StringComparison.Ordinal);
+        Assert.Contains("inner text", flat, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_password_split_by_markup_in_the_HTML_copy_is_removed_and_one_that_stays_readable_is_found()
+    {
+        var raw = $"""
+            From: a@example.com
+            Subject: s
+            MIME-Version: 1.0
+            Content-Type: multipart/alternative; boundary="ALT"
+
+            --ALT
+            Content-Type: text/plain; charset=utf-8
+
+            Approved: s3cretPW
+
+            Hello list.
+            --ALT
+            Content-Type: text/html; charset=utf-8
+
+            <div>Approved:&nbsp;<span>s3cret</span><span>PW</span></div><div>Hello list.</div>
+            --ALT--
+
+            """.Replace("\r\n", "\n", StringComparison.Ordinal);
+        var post = PostParser.Parse(Encoding.UTF8.GetBytes(raw));
+        Assert.Equal("s3cretPW", ApprovedPassword.Take(post, out _));
+        Assert.DoesNotContain("s3cret", Flat(post), StringComparison.Ordinal);
+        Assert.False(ApprovedPassword.Remains(post, "s3cretPW"));
+
+        var quoted = PostParser.Parse(Encoding.UTF8.GetBytes("From: a@example.com\nApproved: s3cretPW\nContent-Type: text/html\n\n<p>my password is s3<i>cret</i>PW, do not tell</p>\n"));
+        Assert.Equal("s3cretPW", ApprovedPassword.Take(quoted, out _));
+        Assert.True(ApprovedPassword.Remains(quoted, "s3cretPW"));
+    }
+
+    [Fact]
+    public void The_first_line_of_an_HTML_only_post_is_a_pseudo_header_too()
+    {
+        var post = PostParser.Parse(Encoding.UTF8.GetBytes($"From: a@example.com\nSubject: s\nContent-Type: text/html; charset=utf-8\n\n<html><body><p>Approved: {WebUtility(Password)}</p><p>Hello list.</p></body></html>\n"));
+        Assert.Equal(Password, ApprovedPassword.Take(post, out var modified));
+        Assert.True(modified);
+        Assert.DoesNotContain(WebUtility(Password), Flat(post), StringComparison.Ordinal);
+        Assert.Contains("Hello list.", post.HtmlBody, StringComparison.Ordinal);
+    }
+
     private static string WebUtility(string s) => System.Net.WebUtility.HtmlEncode(s);
 }

@@ -194,6 +194,15 @@ public sealed class RuleTests : IDisposable
     }
 
     [Fact]
+    public void The_right_password_repeated_where_it_cannot_be_removed_holds_the_post()
+    {
+        _f.Configure(l => l.Set("moderator_password", "s3cret pw"));
+        var leaky = _f.Context(ModerationFixture.Post("From: stranger@example.net\nApproved: s3cret pw\n", "Hello\nps: the password is s3cret pw\n"));
+        var result = new Approved().Check(leaky);
+        Assert.Equal(Verdict.Hold, result.Verdict);
+    }
+
+    [Fact]
     public void Without_a_moderator_password_an_Approved_header_holds_the_post()
     {
         Assert.Equal(Verdict.Hold, Check(new Approved(), "From: stranger@example.net\nApproved: anything\n").Verdict);

@@ -23,8 +23,13 @@ public sealed class Approved : IRule
         }
 
         var hash = context.List.ModeratorPasswordHash;
-        return hash.Length > 0 && PasswordHash.Verify(password, hash)
-            ? RuleResult.Accept("the post carries the moderator password")
-            : RuleResult.Hold(hash.Length > 0 ? "the Approved: password does not match the moderator password" : "an Approved: password, but the list has no moderator password");
+        if (hash.Length > 0 && PasswordHash.Verify(password, hash))
+        {
+            return ApprovedPassword.Remains(context.Message, password)
+                ? RuleResult.Hold("the post carries the moderator password, and repeats it where it cannot be removed (a moderator must edit it)")
+                : RuleResult.Accept("the post carries the moderator password");
+        }
+
+        return RuleResult.Hold(hash.Length > 0 ? "the Approved: password does not match the moderator password" : "an Approved: password, but the list has no moderator password");
     }
 }
