@@ -75,13 +75,18 @@ public sealed class DeliveryCheckpoint : IDisposable
         return checkpoint;
     }
 
-    /// <summary>Records the chunk size a new delivery is cut with; a resumed one keeps the recorded size.</summary>
-    public void Start(int chunkSize)
+    /// <summary>The destination grouping recorded when the delivery started ("" for none, and for checkpoints older than grouping).</summary>
+    public string? Grouping { get; private set; }
+
+    /// <summary>Records the chunk size and destination grouping a new delivery is cut with; a resumed one keeps the recorded ones.</summary>
+    public void Start(int chunkSize, string grouping = "")
     {
         if (ChunkSize is null)
         {
-            Append("C " + chunkSize.ToString(System.Globalization.CultureInfo.InvariantCulture) + "\n");
+            var groups = grouping.Length > 0 ? "G " + Clean(grouping) + "\n" : "";
+            Append("C " + chunkSize.ToString(System.Globalization.CultureInfo.InvariantCulture) + "\n" + groups);
             ChunkSize = chunkSize;
+            Grouping = grouping;
         }
     }
 
@@ -177,6 +182,11 @@ public sealed class DeliveryCheckpoint : IDisposable
             else if (line.StartsWith("C ", StringComparison.Ordinal) && int.TryParse(line.AsSpan(2), out var size) && size > 0)
             {
                 ChunkSize ??= size;
+                Grouping ??= "";
+            }
+            else if (line.StartsWith("G ", StringComparison.Ordinal))
+            {
+                Grouping = line[2..];
             }
             else if (line == "F")
             {

@@ -16,7 +16,7 @@ public sealed class OutgoingRunner(
     QueueSet queues, Activity activity, MailmanOptions options, TimeProvider time, IFileSystem fs, InstancePaths paths, ILogger<OutgoingRunner> logger)
     : QueueRunner(queues, QueueSet.Out, activity, options, time, logger)
 {
-    private readonly PostDelivery _delivery = new(options.Smtp);
+    private readonly PostDelivery _delivery = new(options.Smtp, logger, relays => RelaysFile.Write(paths, relays));
     private readonly InstancePaths _paths = paths;
 
     protected override void Process(LoadedEntry entry, CancellationToken stoppingToken)
@@ -47,10 +47,11 @@ public sealed class OutgoingRunner(
         // way on resume would skip or repeat members.
         if (Options.Smtp.Checkpoint)
         {
-            checkpoint.Start(_delivery.ChunkSize(metadata.Personalized));
+            checkpoint.Start(_delivery.ChunkSize(metadata.Personalized), _delivery.Grouping);
         }
 
         var chunkSize = checkpoint.ChunkSize ?? _delivery.ChunkSize(metadata.Personalized);
+        var grouping = checkpoint.Grouping ?? _delivery.Grouping;
         var post = PreparedPost.Create(entry.Message, metadata.Personalized ? metadata.SlotNonce : null);
         var now = Time.GetUtcNow();
         var cpu = CpuTime();
@@ -72,7 +73,7 @@ public sealed class OutgoingRunner(
                         Log.LogError("Delivery of {MessageId} to {ListId} ({QueueEntry}) cannot record its progress: {Error}; paused until it can",
                             metadata.MessageId, list.Fqdn, entry.Claim.Name, reason);
                     }
-                });
+                }, grouping);
         }
         finally
         {
@@ -99,7 +100,7 @@ public sealed class OutgoingRunner(
         if (report.Stop == DeliveryStop.ServerUnreachable)
         {
             deferred = deferred.Concat(report.Remaining);
-            Log.LogWarning("SMTP server unreachable delivering {MessageId} to {ListId}: {Error}", metadata.MessageId, list.Fqdn, report.StopReason);
+            Log.LogWarning("SMTP server unreachable (every relay is down) delivering {MessageId} to {ListId}: {Error}", metadata.MessageId, list.Fqdn, report.StopReason);
         }
 
         var deferredCount = Defer(entry, metadata, deferred, now);
