@@ -34,6 +34,12 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
 
     public Relay Relay => relay;
 
+    /// <summary>The open connection's socket (tests check its flags).</summary>
+    internal Socket? Socket => _socket;
+
+    /// <summary>Copies' bodies go to MailKit's own TLS stream (found through the validation callback), not to its SmtpStream.</summary>
+    internal bool BodyOnTlsStream => _client?.Wire is BufferedStream { UnderlyingStream: SslStream };
+
     /// <summary>Whether the open connection is encrypted (after STARTTLS or implicit TLS).</summary>
     public bool IsSecure => _client is { IsConnected: true, IsSecure: true };
 
@@ -274,7 +280,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
                 : new BufferedStream(new NetworkStream(socket, ownsSocket: false) { WriteTimeout = options.TimeoutSeconds * 1000 }, WireBuffer);
         }
         catch (Exception e) when (e is SocketException or IOException or TimeoutException or OperationCanceledException or SmtpProtocolException or SmtpCommandException
-            or AuthenticationException or NotSupportedException or System.Security.Authentication.AuthenticationException or SmtpConnectException)
+            or AuthenticationException or SslHandshakeException or NotSupportedException or System.Security.Authentication.AuthenticationException or SmtpConnectException)
         {
             socket?.Dispose();
             client.Dispose();
