@@ -13,7 +13,11 @@ using SmtpServer.Storage;
 namespace Mailman.TestSupport;
 
 /// <summary>A received transaction; <paramref name="User"/> is who authenticated, and Secure whether the session was under TLS.</summary>
-public sealed record ReceivedMessage(string MailFrom, IReadOnlyList<string> Recipients, byte[] Content, string? User = null, bool Secure = false);
+public sealed record ReceivedMessage(string MailFrom, IReadOnlyList<string> Recipients, byte[] Content, string? User = null, bool Secure = false)
+{
+    /// <summary>When the server accepted it.</summary>
+    public DateTime At { get; init; } = DateTime.UtcNow;
+}
 
 public sealed class ScriptedSmtpServer : IDisposable
 {

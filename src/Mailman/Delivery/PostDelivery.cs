@@ -232,17 +232,11 @@ public sealed class PostDelivery
                         continue;
                     }
 
-                    if (!Pool.WithinShare(r, now))
-                    {
-                        Monitor.Wait(gate, 20);
-                        continue;
-                    }
-
                     var pending = false;
                     for (var k = 0; k < groups.Count; k++)
                     {
                         var g = groups[(nextGroup + k) % groups.Count];
-                        if (g.Returned.Count == 0 && g.Exhausted)
+                        if (g.Returned.Count == 0 && g.Exhausted && !g.Prefetch())
                         {
                             continue;
                         }
@@ -253,11 +247,19 @@ public sealed class PostDelivery
                             continue;
                         }
 
-                        var chunk = g.Returned.Count > 0 ? g.Returned.Dequeue() : g.Pull();
-                        if (chunk is null)
+                        if (g.Returned.Count == 0 && !g.Prefetch())
                         {
                             continue;
                         }
+
+                        // There is work: a relay ahead of its weighted share leaves it to the others.
+                        if (!Pool.WithinShare(r, now))
+                        {
+                            pending = true;
+                            break;
+                        }
+
+                        var chunk = g.Returned.Count > 0 ? g.Returned.Dequeue() : g.Pull()!;
 
                         nextGroup = (nextGroup + k + 1) % groups.Count;
                         g.Holders++;
@@ -578,8 +580,20 @@ public sealed class PostDelivery
 
         public int Holders { get; set; }
 
+        private Chunk? _next;
+
+        /// <summary>Reads the next chunk not done in an earlier run, if any, without taking it.</summary>
+        public bool Prefetch() => (_next ??= Read()) is not null;
+
         /// <summary>The next chunk not done in an earlier run, or null at the end.</summary>
         public Chunk? Pull()
+        {
+            var chunk = _next ?? Read();
+            _next = null;
+            return chunk;
+        }
+
+        private Chunk? Read()
         {
             while (!Exhausted && _source.MoveNext())
             {
@@ -601,6 +615,15 @@ public sealed class PostDelivery
             {
                 var chunk = Returned.Dequeue();
                 foreach (var r in chunk.Transactions.Skip(Math.Max(chunk.Start, done.TransactionsDone(chunk.Index))).SelectMany(b => b))
+                {
+                    yield return r;
+                }
+            }
+
+            if (_next is { } prefetched)
+            {
+                _next = null;
+                foreach (var r in prefetched.Transactions.Skip(done.TransactionsDone(prefetched.Index)).SelectMany(b => b))
                 {
                     yield return r;
                 }
