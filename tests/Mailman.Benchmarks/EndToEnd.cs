@@ -75,6 +75,140 @@ public sealed partial class EndToEnd(string mailman, string work)
         return timed with { Count = count };
     }
 
+    /// <summary>
+    /// A running list server: `serve` started first and idle, then the clock runs from `mailman
+    /// inject` to the last copy counted at the sink. CPU and peak RSS are the daemon's (from /proc)
+    /// plus inject's. <paramref name="extra"/> adds settings (a paced destination).
+    /// </summary>
+    public Measurement Warm(Row row, string home, byte[] post, long expected, IDictionary<string, string>? extra = null, bool stopAtExpected = false)
+    {
+        using var sink = Sink.Start();
+        var env = new Dictionary<string, string>
+        {
+            ["Mailman__Smtp__Port"] = sink.Port.ToString(CultureInfo.InvariantCulture),
+            ["Mailman__Smtp__MaxRecipients"] = row.MaxRecipients.ToString(CultureInfo.InvariantCulture),
+            ["Logging__Console"] = "true",
+            ["Logging__File"] = "false",
+        };
+        foreach (var (k, v) in extra ?? new Dictionary<string, string>())
+        {
+            env[k] = v;
+        }
+
+        var serve = Mailman("--home", home, "serve");
+        var psi = new ProcessStartInfo(serve[0]) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
+        foreach (var a in serve[1..])
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        foreach (var (k, v) in env)
+        {
+            psi.Environment[k] = v;
+        }
+
+        using var daemon = Process.Start(psi)!;
+        var output = new StringBuilder();
+        daemon.OutputDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
+        daemon.ErrorDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
+        daemon.BeginOutputReadLine();
+        daemon.BeginErrorReadLine();
+        try
+        {
+            var ready = Stopwatch.StartNew();
+            while (true)
+            {
+                lock (output)
+                {
+                    if (output.ToString().Contains("RetryRunner started", StringComparison.Ordinal))
+                    {
+                        break;
+                    }
+                }
+
+                if (daemon.HasExited || ready.Elapsed > TimeSpan.FromSeconds(60))
+                {
+                    throw new InvalidOperationException("serve did not start: " + output);
+                }
+
+                Thread.Sleep(20);
+            }
+
+            Thread.Sleep(500); // idle, as a running server is between posts
+            var cpuBefore = ProcCpu(daemon.Id);
+            var watch = Stopwatch.StartNew();
+            var inject = Mailman("--home", home, "inject", "bench@example.org");
+            var injectCpu = TimedCpu(inject, post);
+            while (sink.Count() < expected)
+            {
+                if (daemon.HasExited || watch.Elapsed > TimeSpan.FromMinutes(30))
+                {
+                    throw new InvalidOperationException($"{row.Name}: warm run stopped at {sink.Count()} of {expected}: {output}");
+                }
+
+                Thread.Sleep(2);
+            }
+
+            var wall = watch.Elapsed.TotalSeconds;
+            var cpu = ProcCpu(daemon.Id) - cpuBefore + injectCpu;
+            var rss = ProcPeakRssKb(daemon.Id);
+            Terminate(daemon);
+            var count = sink.Stop();
+            if (!stopAtExpected && count != expected)
+            {
+                throw new InvalidOperationException($"{row.Name}: the sink counted {count} copies, expected {expected}");
+            }
+
+            return new Measurement(wall, cpu, 0, rss, count);
+        }
+        finally
+        {
+            if (!daemon.HasExited)
+            {
+                daemon.Kill();
+            }
+        }
+    }
+
+    // utime + stime of a process, in seconds (clock ticks of 100 Hz).
+    private static double ProcCpu(int pid)
+    {
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
+    }
+
+    private static long ProcPeakRssKb(int pid)
+    {
+        foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+        {
+            if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+            {
+                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+            }
+        }
+
+        return 0;
+    }
+
+    private double TimedCpu(string[] command, byte[] stdin)
+    {
+        var timing = Path.Combine(work, "time-inject.txt");
+        Run("/usr/bin/time", ["-f", "%e %U %S %M", "-o", timing, .. command], stdin);
+        var t = File.ReadAllText(timing).Trim().Split('\n')[^1].Split(' ');
+        return D(t[1]) + D(t[2]);
+    }
+
+    private static void Terminate(Process daemon)
+    {
+        using var kill = Process.Start("kill", ["-TERM", daemon.Id.ToString(CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+        if (!daemon.WaitForExit(120_000))
+        {
+            daemon.Kill();
+        }
+    }
+
     public Measurement SmtpSource(int size, int count)
     {
         using var sink = Sink.Start();
@@ -83,17 +217,23 @@ public sealed partial class EndToEnd(string mailman, string work)
     }
 
     /// <summary>`mailman inject` of the post, then `serve --exit-when-idle` into <paramref name="port"/> under /usr/bin/time.</summary>
-    private Measurement InjectAndServe(Row row, string home, byte[] post, int port, bool bdat = false)
+    private Measurement InjectAndServe(Row row, string home, byte[] post, int port, bool bdat = false, IDictionary<string, string>? extra = null)
     {
         var inject = Mailman("--home", home, "inject", "bench@example.org");
         Run(inject[0], inject[1..], post);
-        return Timed(Mailman("--home", home, "serve", "--exit-when-idle"), new Dictionary<string, string>
+        var env = new Dictionary<string, string>
         {
             ["Mailman__Smtp__Port"] = port.ToString(CultureInfo.InvariantCulture),
             ["Mailman__Smtp__MaxRecipients"] = row.MaxRecipients.ToString(CultureInfo.InvariantCulture),
             ["Mailman__Smtp__PreferBdat"] = bdat ? "true" : "false",
             ["Logging__Console"] = "false",
-        });
+        };
+        foreach (var (k, v) in extra ?? new Dictionary<string, string>())
+        {
+            env[k] = v;
+        }
+
+        return Timed(Mailman("--home", home, "serve", "--exit-when-idle"), env);
     }
 
     /// <summary>`smtp-source -d -s 8` pushing <paramref name="count"/> messages of <paramref name="size"/> bytes, under /usr/bin/time.</summary>
@@ -255,7 +395,7 @@ public sealed partial class EndToEnd(string mailman, string work)
             }
         }
 
-        private long Count()
+        public long Count()
         {
             string text;
             lock (_output)

@@ -642,65 +642,87 @@ public sealed class PostDelivery
         public void Dispose() => _source.Dispose();
     }
 
+    // Deterministic (a resumed run must cut the same way) and streaming. Personalized: one
+    // recipient per transaction, `size` per chunk. Batched: transactions of up to MaxRecipients
+    // recipients of one domain, a chunk closed once it holds `size` recipients of whole
+    // transactions; a domain's partial batch is carried into the next chunk rather than cut
+    // short (up to `size` recipients of them), so a chunk boundary does not add transactions.
     private IEnumerable<Chunk> Chunks(IEnumerable<Recipient> recipients, int size, bool personalized, long first, Destination? destination)
     {
         var index = first;
-        var buffer = new List<Recipient>(size);
-        foreach (var r in recipients)
-        {
-            buffer.Add(r);
-            if (buffer.Count == size)
-            {
-                yield return new Chunk(index++, Transactions(buffer, personalized), destination);
-                buffer.Clear();
-            }
-        }
-
-        if (buffer.Count > 0)
-        {
-            yield return new Chunk(index, Transactions(buffer, personalized), destination);
-        }
-    }
-
-    /// <summary>
-    /// The transactions of a chunk, in a deterministic order (a resumed run must cut the same
-    /// way): one per recipient when personalized, else batches of MaxRecipients per domain in
-    /// order of first appearance.
-    /// </summary>
-    private List<Recipient[]> Transactions(List<Recipient> chunk, bool personalized)
-    {
-        var result = new List<Recipient[]>(personalized ? chunk.Count : 4);
         if (personalized)
         {
-            foreach (var r in chunk)
+            var chunk = new List<Recipient[]>(size);
+            foreach (var r in recipients)
             {
-                result.Add([r]);
+                chunk.Add([r]);
+                if (chunk.Count == size)
+                {
+                    yield return new Chunk(index++, chunk, destination);
+                    chunk = new List<Recipient[]>(size);
+                }
             }
 
-            return result;
+            if (chunk.Count > 0)
+            {
+                yield return new Chunk(index, chunk, destination);
+            }
+
+            yield break;
         }
 
-        var groups = new Dictionary<string, List<Recipient>>(StringComparer.OrdinalIgnoreCase);
-        var order = new List<List<Recipient>>();
-        foreach (var r in chunk)
+        var open = new Dictionary<string, List<Recipient>>(StringComparer.OrdinalIgnoreCase);
+        var order = new List<string>(); // open batches by first appearance
+        var openCount = 0;
+        var transactions = new List<Recipient[]>();
+        var count = 0;
+        foreach (var r in recipients)
         {
-            if (!groups.TryGetValue(r.Domain, out var group))
+            if (!open.TryGetValue(r.Domain, out var batch))
             {
-                groups[r.Domain] = group = [];
-                order.Add(group);
+                open[r.Domain] = batch = [];
+                order.Add(r.Domain);
             }
 
-            group.Add(r);
+            batch.Add(r);
+            openCount++;
+            if (batch.Count == options.MaxRecipients)
+            {
+                Close(r.Domain);
+            }
+
+            // Bounded memory: the oldest partial batches go out once more than `size` wait.
+            while (openCount > size)
+            {
+                Close(order[0]);
+            }
+
+            if (count >= size)
+            {
+                yield return new Chunk(index++, transactions, destination);
+                transactions = [];
+                count = 0;
+            }
         }
 
-        foreach (var group in order)
+        while (order.Count > 0)
         {
-            for (var i = 0; i < group.Count; i += options.MaxRecipients)
-            {
-                result.Add([.. group.Skip(i).Take(options.MaxRecipients)]);
-            }
+            Close(order[0]);
         }
 
-        return result;
+        if (transactions.Count > 0)
+        {
+            yield return new Chunk(index, transactions, destination);
+        }
+
+        void Close(string domain)
+        {
+            var batch = open[domain];
+            open.Remove(domain);
+            order.Remove(domain);
+            openCount -= batch.Count;
+            transactions.Add([.. batch]);
+            count += batch.Count;
+        }
     }
 }
