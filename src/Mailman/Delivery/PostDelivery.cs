@@ -318,7 +318,10 @@ public sealed class PostDelivery
         {
             var carrier = new Carrier(post);
             var scratch = RecipientValues.NewScratch();
-            var result = new TransactionResult();
+
+            // Two results: with pipelining, one transaction's outcome is read while the next is
+            // sent (TransactionResult.Pending until then).
+            TransactionResult[] results = [new(), new()];
             while (Next(relay) is { } chunk)
             {
                 var transactions = chunk.Transactions;
@@ -327,6 +330,33 @@ public sealed class PostDelivery
                 var bounced = new List<(Recipient, int, string)>();
                 long delivered = 0, sent = 0;
                 var handBack = false;
+                TransactionResult? pending = null;
+                Destination? pendingDestination = null;
+                var pendingCopies = 0;
+
+                void Account(TransactionResult result, Destination destination, int copies)
+                {
+                    Pacer.Done(destination, result.Delivered.Count, result.Throttled);
+                    lock (gate)
+                    {
+                        Pool.MarkUp(relay, copies, Stopwatch.GetTimestamp());
+                    }
+
+                    sent++;
+                    delivered += result.Delivered.Count;
+                    deferred.AddRange(result.Deferred);
+                    bounced.AddRange(result.Bounced);
+                }
+
+                void Settle()
+                {
+                    if (pending is { Pending: false })
+                    {
+                        Account(pending, pendingDestination!, pendingCopies);
+                        pending = null;
+                    }
+                }
+
                 var t = done;
                 for (; t < transactions.Count; t++)
                 {
@@ -355,37 +385,38 @@ public sealed class PostDelivery
                         continue;
                     }
 
+                    var result = results[0] == pending ? results[1] : results[0];
                     result.Clear();
+                    string sender;
                     try
                     {
-                        string sender;
-                        try
+                        if (personalized)
                         {
-                            if (personalized)
-                            {
-                                carrier.SetRecipient(RecipientValues.For(batch[0], scratch));
-                                sender = Verp.Encode(list, batch[0].Address);
-                            }
-                            else
-                            {
-                                carrier.SetRecipient(null);
-                                sender = plainSender;
-                            }
+                            carrier.SetRecipient(RecipientValues.For(batch[0], scratch));
+                            sender = Verp.Encode(list, batch[0].Address);
                         }
-                        catch (Exception e) when (e is ParseException or FormatException or ArgumentException)
+                        else
                         {
-                            // A member address or name the client cannot write: a permanent
-                            // failure of these recipients alone; the delivery goes on.
-                            foreach (var r in batch)
-                            {
-                                result.Bounced.Add((r, 553, "cannot address this recipient: " + e.Message));
-                            }
-
-                            bounced.AddRange(result.Bounced);
-                            sent++;
-                            continue;
+                            carrier.SetRecipient(null);
+                            sender = plainSender;
+                        }
+                    }
+                    catch (Exception e) when (e is ParseException or FormatException or ArgumentException)
+                    {
+                        // A member address or name the client cannot write: a permanent
+                        // failure of these recipients alone; the delivery goes on.
+                        Pacer.Done(destination, 0, false);
+                        foreach (var r in batch)
+                        {
+                            bounced.Add((r, 553, "cannot address this recipient: " + e.Message));
                         }
 
+                        sent++;
+                        continue;
+                    }
+
+                    try
+                    {
                         var started = Stopwatch.GetTimestamp();
                         connection.Send(carrier.Message, sender, batch, result);
                         Hosting.Metrics.TransactionSeconds.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
@@ -394,6 +425,8 @@ public sealed class PostDelivery
                     {
                         // Nothing of this transaction was sent: the rest of the chunk goes to
                         // another relay (or, when every relay is down, to retry).
+                        Pacer.Done(destination, 0, false);
+                        Settle();
                         lock (gate)
                         {
                             Pool.MarkDown(relay, e.Message, Stopwatch.GetTimestamp());
@@ -402,21 +435,23 @@ public sealed class PostDelivery
                         handBack = true;
                         break;
                     }
-                    finally
-                    {
-                        Pacer.Done(destination, result.Delivered.Count, result.Throttled);
-                    }
 
-                    lock (gate)
+                    Settle();
+                    if (result.Pending)
                     {
-                        Pool.MarkUp(relay, batch.Length, Stopwatch.GetTimestamp());
+                        pending = result;
+                        pendingDestination = destination;
+                        pendingCopies = batch.Length;
                     }
-
-                    sent++;
-                    delivered += result.Delivered.Count;
-                    deferred.AddRange(result.Deferred);
-                    bounced.AddRange(result.Bounced);
+                    else
+                    {
+                        Account(result, destination, batch.Length);
+                    }
                 }
+
+                // Every transaction counted as done must have its outcome before it is recorded.
+                connection.Complete();
+                Settle();
 
                 if (t > done)
                 {

@@ -36,6 +36,7 @@ public sealed class PreparedPost
         _body = body;
         EightBit = eightBit;
         ToToken = toToken;
+        ToTokenAt = toToken is null ? -1 : bytes.AsSpan(0, headerLength).IndexOf(Encoding.ASCII.GetBytes(toToken));
         foreach (var s in body)
         {
             _bodyLiteralLength += s.Length;
@@ -52,6 +53,9 @@ public sealed class PreparedPost
 
     /// <summary>The raw value of the To: slot (" token CRLF"), or null when To: is not per recipient.</summary>
     public string? ToToken { get; }
+
+    /// <summary>Where <see cref="ToToken"/> starts in the header block, or -1.</summary>
+    public int ToTokenAt { get; }
 
     public ReadOnlyMemory<byte> HeaderBlock => _bytes.AsMemory(0, HeaderLength);
 

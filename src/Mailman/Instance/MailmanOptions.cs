@@ -85,6 +85,9 @@ public sealed class SmtpOptions
     /// <summary>Use BDAT (RFC 3030 CHUNKING) when the server offers it: no dot-stuffing.</summary>
     public bool PreferBdat { get; set; }
 
+    /// <summary>RFC 2920: MAIL, RCPT and DATA in one write and a copy's end of data with the next transaction, where the server offers PIPELINING.</summary>
+    public bool Pipelining { get; set; } = true;
+
     /// <summary>Connection security of Host: none, starttls (required), opportunistic, tls (implicit, port 465).</summary>
     public string Security { get; set; } = "none";
 

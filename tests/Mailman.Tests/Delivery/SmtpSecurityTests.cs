@@ -47,6 +47,7 @@ public sealed class SmtpSecurityTests : IDisposable
         try
         {
             connection.Send(carrier.Message, "dev-bounces@example.org", [new Recipient("ann@example.com", "")], result);
+            connection.Complete(); // pipelined: the reply to the end of data comes with the next copy, or now
             return (result.Delivered.Count == 1, result.Deferred.Select(d => d.Response).FirstOrDefault());
         }
         catch (SmtpConnectException e)

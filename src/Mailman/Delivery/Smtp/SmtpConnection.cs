@@ -24,7 +24,13 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
     private Socket? _socket;
     private SslStream? _tls;
     private string? _tlsRefusal;
+    private PipelinedWriter? _pipe;
     private int _sent;
+
+    // No TLS session resumption: on a resumed session SslStream may skip the certificate
+    // callback, which both checks the relay's trust and hands us MailKit's TLS stream.
+    // Connections live for up to MaxSessionsPerConnection copies: a full handshake each is cheap.
+    static SmtpConnection() => AppContext.SetSwitch("System.Net.Security.DisableTlsResume", true);
 
     /// <summary>A plain connection to Host:Port (tests and tools).</summary>
     public SmtpConnection(SmtpOptions options)
@@ -122,6 +128,19 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             from = MailboxAddress.Parse(sender[..sender.IndexOf('+', StringComparison.Ordinal)] + sender[sender.LastIndexOf('@')..]);
         }
 
+        if (_pipe is not null && carrier.Body is SplicedBody body && PipelinedWriter.Suits(body.Post, from.Address)
+            && mailboxes.TrueForAll(m => System.Text.Ascii.IsValid(m.Address)))
+        {
+            return SendPipelined(body, from.Address, recipients, invalid, result);
+        }
+
+        // MailKit's path: the pipelined transaction before it must be finished first.
+        Complete();
+        if (_client is not { IsConnected: true })
+        {
+            return false;
+        }
+
         SmtpStatusCode? transactionStatus = null;
         string? transactionResponse = null;
         var broken = false;
@@ -192,8 +211,68 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
     internal static bool IsThrottle(int status, string response)
         => status == 421 || (status is >= 400 and < 500 && response.TrimStart().StartsWith("4.7.", StringComparison.Ordinal));
 
+    // The lean path (PipelinedWriter): false when the connection broke before MAIL FROM was answered.
+    private bool SendPipelined(SplicedBody body, string sender, IReadOnlyList<Recipient> recipients, HashSet<string>? invalid, TransactionResult result)
+    {
+        var valid = invalid is null ? recipients : [.. recipients.Where(r => !invalid.Contains(r.Address))];
+        result.Pending = true;
+        try
+        {
+            _pipe!.Send(body.Post, body.Values, sender, valid, result);
+            result.Pending = _pipe.Pending?.Result == result;
+            _sent++;
+            return true;
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+        {
+            // The transaction read before this one, if its reply was still due, is deferred
+            // (its data may have arrived); this one is deferred when its MAIL FROM was answered,
+            // and sent again on a new connection when it was not.
+            var senderAccepted = _pipe!.SenderAccepted;
+            _pipe.Abandon(e.Message);
+            result.Pending = false;
+            Drop();
+            if (!senderAccepted && result.Bounced.Count + result.Deferred.Count == 0)
+            {
+                result.Deferred.AddRange(valid.Select(r => (r, 0, e.Message)));
+                return false;
+            }
+
+            var settled = result.Delivered.Concat(result.Deferred.Select(d => d.Recipient)).Concat(result.Bounced.Select(b => b.Recipient)).ToHashSet();
+            foreach (var r in valid)
+            {
+                if (!settled.Contains(r))
+                {
+                    result.Deferred.Add((r, 0, e.Message));
+                }
+            }
+
+            return true;
+        }
+    }
+
+    /// <summary>Reads the outcome of a pipelined transaction still waiting for it (end of a chunk, before MailKit's path, before closing).</summary>
+    public void Complete()
+    {
+        if (_pipe?.Pending is null)
+        {
+            return;
+        }
+
+        try
+        {
+            _pipe.Complete();
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+        {
+            _pipe.Abandon(e.Message);
+            Drop();
+        }
+    }
+
     public void Dispose()
     {
+        Complete();
         if (_client is { IsConnected: true } client)
         {
             try
@@ -209,7 +288,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
     }
 
     // RFC 5321 §4.2.1: 4yz is transient; 552 (storage exceeded) may be treated as transient too (§4.5.3.1.10).
-    private static void Classify(TransactionResult result, Recipient r, int status, string response)
+    internal static void Classify(TransactionResult result, Recipient r, int status, string response)
     {
         if (status is >= 400 and < 500 or 552)
         {
@@ -229,6 +308,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         }
 
         Dispose();
+        _pipe = null;
         var client = new ListSmtpClient(options.PreferBdat)
         {
             Timeout = options.TimeoutSeconds * 1000,
@@ -239,20 +319,12 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             client.LocalDomain = options.HeloName;
         }
 
-        // SslStream hands itself to the validation callback as its sender: that is MailKit's TLS
-        // stream, the one the copies' bodies must be written to (never the socket under it).
+        // The relay's trust decides; MailKit passes the host as the sender here. MailKit's TLS
+        // stream, the one the copies' bodies must be written to (never the socket under it),
+        // reaches ListSmtpClient.Tls through the SslStream's own callback.
         _tls = null;
         _tlsRefusal = null;
-        client.ServerCertificateValidationCallback = (sender, certificate, chain, errors) =>
-        {
-            if (!relay.Trust.Accept(certificate, chain, errors, out _tlsRefusal))
-            {
-                return false;
-            }
-
-            _tls = sender as SslStream;
-            return true;
-        };
+        client.ServerCertificateValidationCallback = (_, certificate, chain, errors) => relay.Trust.Accept(certificate, chain, errors, out _tlsRefusal);
 
         Socket? socket = null;
         try
@@ -275,9 +347,18 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
                 client.Authenticate(relay.User, password, CancellationToken.None);
             }
 
+            _tls = client.Tls;
             client.Wire = client.IsSecure
                 ? _tls is { IsAuthenticated: true } tls ? new BufferedStream(tls, WireBuffer) : null
                 : new BufferedStream(new NetworkStream(socket, ownsSocket: false) { WriteTimeout = options.TimeoutSeconds * 1000 }, WireBuffer);
+
+            // RFC 2920: one round trip per copy where the server pipelines (BDAT stays MailKit's).
+            if (options.Pipelining && client.Wire is not null && !(options.PreferBdat && client.Capabilities.HasFlag(SmtpCapabilities.Chunking))
+                && client.Capabilities.HasFlag(SmtpCapabilities.Pipelining))
+            {
+                Stream input = client.IsSecure ? _tls! : new NetworkStream(socket, ownsSocket: false) { ReadTimeout = options.TimeoutSeconds * 1000 };
+                _pipe = new PipelinedWriter(client.Wire, input, client.Capabilities.HasFlag(SmtpCapabilities.Size), client.Capabilities.HasFlag(SmtpCapabilities.EightBitMime));
+            }
         }
         catch (Exception e) when (e is SocketException or IOException or TimeoutException or OperationCanceledException or SmtpProtocolException or SmtpCommandException
             or AuthenticationException or SslHandshakeException or NotSupportedException or System.Security.Authentication.AuthenticationException or SmtpConnectException)
@@ -362,6 +443,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
 
     private void Drop()
     {
+        _pipe = null;
         // The wire owns nothing (the client closes the socket); disposing it would flush what a
         // failed write left in its buffer into a dead socket.
         _client?.Dispose();
@@ -386,11 +468,15 @@ public sealed class TransactionResult
     /// <summary>The destination answered 421 or 4.7.x: it asks us to slow down.</summary>
     public bool Throttled { get; set; }
 
+    /// <summary>Pipelined: the data is sent, its reply is read with the next transaction or at <see cref="SmtpConnection.Complete"/>.</summary>
+    public bool Pending { get; set; }
+
     public void Clear()
     {
         Delivered.Clear();
         Deferred.Clear();
         Bounced.Clear();
         Throttled = false;
+        Pending = false;
     }
 }
