@@ -2,8 +2,8 @@
 // flight to it, at most MaxPerMinute copies a minute (a token bucket), and an adaptive slow-down
 // when it answers 421 or 4.7.x: its rate and concurrency are halved, then recover by a tenth a
 // minute. A destination is a recipient domain, or several domains configured as one (the same MX).
-// State lives as long as the daemon: a provider's throttle outlasts a post.
-using System.Diagnostics;
+// State lives as long as the daemon: a provider's throttle outlasts a post. Time is the daemon's
+// TimeProvider (its timestamps), so tests can move it.
 using Mailman.Instance;
 using Microsoft.Extensions.Logging;
 
@@ -57,14 +57,17 @@ public sealed class Destination
 
 public sealed class Pacer
 {
-    private static readonly long Second = Stopwatch.Frequency;
+    private readonly TimeProvider _time;
+    private readonly long _second;
     private readonly Dictionary<string, Destination> _byDomain = new(StringComparer.OrdinalIgnoreCase);
     private readonly DestinationOptions _defaults;
     private readonly ILogger? _log;
     private readonly object _gate = new();
 
-    public Pacer(SmtpOptions options, ILogger? log = null)
+    public Pacer(SmtpOptions options, ILogger? log = null, TimeProvider? time = null)
     {
+        _time = time ?? TimeProvider.System;
+        _second = _time.TimestampFrequency;
         _defaults = options.DestinationDefaults;
         _log = log;
         foreach (var (name, d) in options.Destinations.OrderBy(d => d.Key, StringComparer.OrdinalIgnoreCase))
@@ -109,7 +112,7 @@ public sealed class Pacer
     {
         lock (_gate)
         {
-            var now = Stopwatch.GetTimestamp();
+            var now = _time.GetTimestamp();
             Recover(d, now);
             wait = TimeSpan.Zero;
             if (d.Concurrency is { } max && d.InFlight >= max)
@@ -120,7 +123,7 @@ public sealed class Pacer
 
             if (d.Rate is { } rate)
             {
-                var perTick = rate / 60.0 / Second;
+                var perTick = rate / 60.0 / _second;
                 var burst = Math.Max(1, rate / 60.0);
                 d.Tokens = Math.Min(burst, d.Tokens + (now - d.Refilled) * perTick);
                 d.Refilled = now;
@@ -152,14 +155,14 @@ public sealed class Pacer
     {
         lock (_gate)
         {
-            var now = Stopwatch.GetTimestamp();
+            var now = _time.GetTimestamp();
             Recover(d, now);
             if (d.Concurrency is { } max && d.InFlight >= max)
             {
                 return false;
             }
 
-            return d.Rate is not { } rate || Math.Min(Math.Max(1, rate / 60.0), d.Tokens + (now - d.Refilled) * rate / 60.0 / Second) >= 1;
+            return d.Rate is not { } rate || Math.Min(Math.Max(1, rate / 60.0), d.Tokens + (now - d.Refilled) * rate / 60.0 / _second) >= 1;
         }
     }
 
@@ -168,16 +171,16 @@ public sealed class Pacer
     {
         lock (_gate)
         {
-            var now = Stopwatch.GetTimestamp();
+            var now = _time.GetTimestamp();
             d.InFlight--;
-            if (d.WindowStart == 0 || now - d.WindowStart > 60 * Second)
+            if (d.WindowStart == 0 || now - d.WindowStart > 60 * _second)
             {
                 d.WindowStart = now;
                 d.WindowCount = 0;
             }
 
             d.WindowCount += copies;
-            if (!throttled || now - d.LastThrottle < Second)
+            if (!throttled || now - d.LastThrottle < _second)
             {
                 return; // one halving per second, however many connections hear the 421 at once
             }
@@ -185,7 +188,7 @@ public sealed class Pacer
             d.LastThrottle = now;
             d.LastRecovery = now;
             d.Throttles++;
-            var observed = d.WindowCount * 60.0 * Second / Math.Max(Second, now - d.WindowStart);
+            var observed = d.WindowCount * 60.0 * _second / Math.Max(_second, now - d.WindowStart);
             d.Rate = Math.Max(1, (d.Rate ?? observed) / 2);
             d.Concurrency = Math.Max(1, (d.Concurrency ?? Math.Max(1, d.InFlight + 1)) / 2);
             d.Tokens = Math.Min(d.Tokens, 1);
@@ -195,15 +198,15 @@ public sealed class Pacer
     }
 
     // A tenth more per quiet minute, back to the configured limits (or none).
-    private static void Recover(Destination d, long now)
+    private void Recover(Destination d, long now)
     {
-        if (d.LastThrottle == 0 || now - d.LastRecovery < 60 * Second)
+        if (d.LastThrottle == 0 || now - d.LastRecovery < 60 * _second)
         {
             return;
         }
 
-        var minutes = (now - d.LastRecovery) / (60 * Second);
-        d.LastRecovery += minutes * 60 * Second;
+        var minutes = (now - d.LastRecovery) / (60 * _second);
+        d.LastRecovery += minutes * 60 * _second;
         for (var i = 0; i < minutes; i++)
         {
             if (d.Rate is { } rate)
@@ -218,7 +221,7 @@ public sealed class Pacer
         }
 
         // After ten quiet minutes the configured limits (or none) are in force again.
-        if (now - d.LastThrottle > 600 * Second)
+        if (now - d.LastThrottle > 600 * _second)
         {
             d.Rate = d.MaxPerMinute;
             d.Concurrency = d.MaxConnections;

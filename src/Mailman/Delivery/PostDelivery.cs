@@ -128,17 +128,18 @@ public sealed class PostDelivery
     private readonly SmtpOptions options;
     private readonly ILogger? _log;
 
-    public PostDelivery(SmtpOptions options, ILogger? log = null, Action<IReadOnlyList<RelayStatus>>? publish = null)
-        : this(options, options.ResolvedRelays(), log, publish)
+    public PostDelivery(SmtpOptions options, ILogger? log = null, Action<IReadOnlyList<RelayStatus>>? publish = null, TimeProvider? time = null)
+        : this(options, options.ResolvedRelays(), log, publish, time)
     {
     }
 
-    public PostDelivery(SmtpOptions options, IReadOnlyList<Relay> relays, ILogger? log = null, Action<IReadOnlyList<RelayStatus>>? publish = null)
+    /// <param name="time">The clock of relay backoff and destination pacing (the daemon's; a test's fake one).</param>
+    public PostDelivery(SmtpOptions options, IReadOnlyList<Relay> relays, ILogger? log = null, Action<IReadOnlyList<RelayStatus>>? publish = null, TimeProvider? time = null)
     {
         this.options = options;
         _log = log;
-        Pool = new RelayPool(relays, log, publish);
-        Pacer = new Pacer(options, log);
+        Pool = new RelayPool(relays, log, publish, time);
+        Pacer = new Pacer(options, log, time);
     }
 
     public RelayPool Pool { get; }
@@ -169,6 +170,7 @@ public sealed class PostDelivery
         var report = new DeliveryReport();
         var watch = Stopwatch.StartNew();
         var gate = Pool.Gate;
+        var clock = Pool.Time;
         var unreachable = 0;
         string? unreachableReason = null;
         Exception? failure = null;
@@ -217,7 +219,7 @@ public sealed class PostDelivery
                         return null;
                     }
 
-                    var now = Stopwatch.GetTimestamp();
+                    var now = clock.GetTimestamp();
                     if (Pool.AllDown(now))
                     {
                         unreachableReason ??= string.Join("; ", Pool.Relays.Select(x => x.Relay.Name + ": " + x.LastError));
@@ -228,7 +230,7 @@ public sealed class PostDelivery
 
                     if (!RelayPool.Usable(r, now))
                     {
-                        Monitor.Wait(gate, TimeSpan.FromTicks(Math.Clamp((r.DownUntil - now) * TimeSpan.TicksPerSecond / Stopwatch.Frequency, TimeSpan.TicksPerMillisecond, 100 * TimeSpan.TicksPerMillisecond)));
+                        Monitor.Wait(gate, TimeSpan.FromTicks(Math.Clamp((long)((r.DownUntil - now) * (double)TimeSpan.TicksPerSecond / clock.TimestampFrequency), TimeSpan.TicksPerMillisecond, 100 * TimeSpan.TicksPerMillisecond)));
                         continue;
                     }
 
@@ -332,14 +334,20 @@ public sealed class PostDelivery
                 var handBack = false;
                 TransactionResult? pending = null;
                 Destination? pendingDestination = null;
-                var pendingCopies = 0;
 
-                void Account(TransactionResult result, Destination destination, int copies)
+                void Account(TransactionResult result, Destination destination)
                 {
                     Pacer.Done(destination, result.Delivered.Count, result.Throttled);
-                    lock (gate)
+
+                    // Only a reply says the relay is up: a transaction whose connection broke
+                    // (deferred with no status) must not end the down episode another
+                    // connection to the same relay just began (it would be logged twice).
+                    if (result.Delivered.Count > 0 || result.Bounced.Count > 0 || result.Deferred.Exists(d => d.Status != 0))
                     {
-                        Pool.MarkUp(relay, copies, Stopwatch.GetTimestamp());
+                        lock (gate)
+                        {
+                            Pool.MarkUp(relay, result.Delivered.Count, clock.GetTimestamp());
+                        }
                     }
 
                     sent++;
@@ -352,7 +360,7 @@ public sealed class PostDelivery
                 {
                     if (pending is { Pending: false })
                     {
-                        Account(pending, pendingDestination!, pendingCopies);
+                        Account(pending, pendingDestination!);
                         pending = null;
                     }
                 }
@@ -429,7 +437,7 @@ public sealed class PostDelivery
                         Settle();
                         lock (gate)
                         {
-                            Pool.MarkDown(relay, e.Message, Stopwatch.GetTimestamp());
+                            Pool.MarkDown(relay, e.Message, clock.GetTimestamp());
                         }
 
                         handBack = true;
@@ -441,11 +449,10 @@ public sealed class PostDelivery
                     {
                         pending = result;
                         pendingDestination = destination;
-                        pendingCopies = batch.Length;
                     }
                     else
                     {
-                        Account(result, destination, batch.Length);
+                        Account(result, destination);
                     }
                 }
 

@@ -1,7 +1,7 @@
 // The relays of the outbound pool and what the daemon knows of each across posts: up or down
 // (with backoff after a refusal, logged once per episode, not per copy), copies sent and their
-// recent rate. var/relays.json publishes it for `mailman status`.
-using System.Diagnostics;
+// recent rate. var/relays.json publishes it for `mailman status`. Timestamps are the daemon's
+// TimeProvider's.
 using Mailman.Delivery.Smtp;
 using Microsoft.Extensions.Logging;
 
@@ -14,7 +14,7 @@ public sealed class RelayState(Relay relay, int index)
 
     public int Index { get; } = index;
 
-    /// <summary>Down until this timestamp (Stopwatch ticks); 0 when up.</summary>
+    /// <summary>Down until this timestamp (the pool's TimeProvider); 0 when up.</summary>
     internal long DownUntil { get; set; }
 
     internal TimeSpan Backoff { get; set; }
@@ -45,16 +45,22 @@ public sealed class RelayPool
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(60);
     private readonly ILogger? _log;
     private readonly Action<IReadOnlyList<RelayStatus>>? _publish;
+    private readonly long _second;
     private long _published;
 
-    public RelayPool(IReadOnlyList<Relay> relays, ILogger? log = null, Action<IReadOnlyList<RelayStatus>>? publish = null)
+    public RelayPool(IReadOnlyList<Relay> relays, ILogger? log = null, Action<IReadOnlyList<RelayStatus>>? publish = null, TimeProvider? time = null)
     {
+        Time = time ?? TimeProvider.System;
+        _second = Time.TimestampFrequency;
         Relays = [.. relays.Select((r, i) => new RelayState(r, i))];
         _log = log;
         _publish = publish;
     }
 
     public IReadOnlyList<RelayState> Relays { get; }
+
+    /// <summary>The clock of every decision here (backoff, rates); PostDelivery's scheduler reads it too.</summary>
+    public TimeProvider Time { get; }
 
     /// <summary>Every connection of the pool: the number of chunks that can be in flight at once.</summary>
     public int Connections => Relays.Sum(r => r.Relay.Connections);
@@ -106,7 +112,7 @@ public sealed class RelayPool
     {
         var first = r.DownUntil == 0;
         r.Backoff = first ? FirstBackoff : TimeSpan.FromTicks(Math.Min(r.Backoff.Ticks * 2, MaxBackoff.Ticks));
-        r.DownUntil = now + (long)(r.Backoff.TotalSeconds * Stopwatch.Frequency);
+        r.DownUntil = now + (long)(r.Backoff.TotalSeconds * _second);
         r.LastError = reason;
         if (first)
         {
@@ -127,16 +133,16 @@ public sealed class RelayPool
     {
         if (r.DownUntil != 0)
         {
-            _log?.LogInformation("Relay {Relay} is up again after {Seconds:F0}s down", r.Relay.Name, (double)(now - r.DownSince) / Stopwatch.Frequency);
+            _log?.LogInformation("Relay {Relay} is up again after {Seconds:F0}s down", r.Relay.Name, (double)(now - r.DownSince) / _second);
             r.DownUntil = 0;
             r.Backoff = TimeSpan.Zero;
             r.LastError = null;
         }
 
         r.Sent += copies;
-        if (now - r.WindowStart >= Stopwatch.Frequency)
+        if (now - r.WindowStart >= _second)
         {
-            r.Rate = r.WindowStart == 0 ? 0 : r.WindowCount * (double)Stopwatch.Frequency / (now - r.WindowStart);
+            r.Rate = r.WindowStart == 0 ? 0 : r.WindowCount * (double)_second / (now - r.WindowStart);
             r.WindowStart = now;
             r.WindowCount = 0;
         }
@@ -172,7 +178,7 @@ public sealed class RelayPool
 
     private List<RelayStatus> SnapshotLocked()
     {
-        var now = Stopwatch.GetTimestamp();
+        var now = Time.GetTimestamp();
         return [.. Relays.Select(r => new RelayStatus(
             r.Relay.Name,
             r.Relay.Security.ToString().ToLowerInvariant(),
@@ -181,7 +187,7 @@ public sealed class RelayPool
             r.Relay.Weight,
             r.Sent,
             Math.Round(r.Rate, 1),
-            r.IsDown ? Math.Max(0, (double)(r.DownUntil - now) / Stopwatch.Frequency) : null,
+            r.IsDown ? Math.Max(0, (double)(r.DownUntil - now) / _second) : null,
             r.LastError))];
     }
 
@@ -192,8 +198,8 @@ public sealed class RelayPool
             return;
         }
 
-        var now = Stopwatch.GetTimestamp();
-        if (!force && now - _published < Stopwatch.Frequency)
+        var now = Time.GetTimestamp();
+        if (!force && now - _published < _second)
         {
             return;
         }

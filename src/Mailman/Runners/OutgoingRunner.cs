@@ -16,6 +16,9 @@ public sealed class OutgoingRunner(
     QueueSet queues, Activity activity, MailmanOptions options, TimeProvider time, IFileSystem fs, InstancePaths paths, ILogger<OutgoingRunner> logger)
     : QueueRunner(queues, QueueSet.Out, activity, options, time, logger)
 {
+    // Relay backoff and pacing run on the system clock, not `time`: their waits are real (a
+    // delivery thread sleeps until a token is due), and a fake clock that a component test never
+    // moves would never refill the bucket the thread waits on. The daemon's `time` is the system's.
     private readonly PostDelivery _delivery = new(options.Smtp, logger, relays => RelaysFile.Write(paths, relays));
     private readonly InstancePaths _paths = paths;
 

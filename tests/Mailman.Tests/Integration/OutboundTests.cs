@@ -255,6 +255,48 @@ public sealed class OutboundTests : IDisposable
         Assert.Single(Logs().Split('\n'), l => l.Contains($"Relay 127.0.0.1:{dying.Port} is down", StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData("CONNECT")]
+    [InlineData("MAIL")]
+    public void A_relay_that_answers_421_is_marked_down_once_and_status_shows_it_while_the_other_delivers_everything(string when)
+    {
+        const int members = 500;
+        CreateList(TempInstance.NumberedMembers(members));
+        using var refusing = SmtpSink.Start("-Q", when);
+        using var taking = SmtpSink.Start();
+        Inject();
+
+        using (var daemon = DaemonProcess.Start(_instance.Home, Pool((refusing.Port, 1), (taking.Port, 1))))
+        {
+            Wait.Until(() => Copies(taking).Count >= members || daemon.HasExited, TimeSpan.FromSeconds(120), "every member's copy through the other relay");
+
+            // The daemon publishes the pool when the delivery ends: status shows it from then on.
+            Dictionary<string, System.Text.Json.JsonElement> relays = [];
+            Wait.Until(() =>
+            {
+                using var status = System.Text.Json.JsonDocument.Parse(MailmanProcess.Run(_instance.Home, ["status", "--json"]).Stdout);
+                relays = status.RootElement.GetProperty("relays") is { ValueKind: System.Text.Json.JsonValueKind.Array } list
+                    ? list.EnumerateArray().ToDictionary(r => r.GetProperty("relay").GetString()!, r => r.Clone())
+                    : [];
+                return daemon.HasExited || (relays.TryGetValue("127.0.0.1:" + P(taking.Port), out var r) && r.GetProperty("sent").GetInt64() >= members);
+            }, TimeSpan.FromSeconds(30), "status to show every copy sent");
+            var down = relays["127.0.0.1:" + P(refusing.Port)];
+            Assert.Equal("down", down.GetProperty("state").GetString());
+            Assert.True(down.GetProperty("lastError").GetString()!.Contains("421", StringComparison.Ordinal), down.GetProperty("lastError").GetString());
+            Assert.Equal(0, down.GetProperty("sent").GetInt64());
+            var up = relays["127.0.0.1:" + P(taking.Port)];
+            Assert.Equal("up", up.GetProperty("state").GetString());
+            Assert.Equal(members, up.GetProperty("sent").GetInt64());
+            Assert.True(up.TryGetProperty("rate", out _));
+            daemon.Terminate();
+            Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(90)));
+        }
+
+        AssertEveryoneWithin(Copies(refusing, taking), TempInstance.NumberedMembers(members).Select(m => m.Address), 0);
+        Assert.Empty(Copies(refusing));
+        Assert.Single(Logs().Split('\n'), l => l.Contains($"Relay 127.0.0.1:{refusing.Port} is down", StringComparison.Ordinal));
+    }
+
     [Fact]
     public void SIGKILL_during_a_delivery_over_two_relays_then_restart_stays_within_connections_times_chunk()
     {

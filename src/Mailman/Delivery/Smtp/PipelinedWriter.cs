@@ -26,6 +26,9 @@ internal sealed class PipelinedWriter(Stream wire, Stream input, bool size, bool
     /// <summary>Whether MAIL FROM of the last transaction was answered (before it, nothing of the copy was sent).</summary>
     public bool SenderAccepted { get; private set; }
 
+    /// <summary>The server answered MAIL FROM with 421: it is closing the connection (RFC 5321 §3.8), drop it.</summary>
+    public bool ServerClosing { get; private set; }
+
     /// <summary>Whether a post can take this path at all (else MailKit sends it).</summary>
     public static bool Suits(PreparedPost post, string sender)
     {
@@ -77,6 +80,19 @@ internal sealed class PipelinedWriter(Stream wire, Stream input, bool size, bool
 
         var mail = ReadReply();
         SenderAccepted = mail.Code / 100 == 2;
+        if (mail.Code == 421)
+        {
+            // Nothing more is answered on this connection: its recipients wait with the 421,
+            // and the caller opens another (or marks the relay down).
+            ServerClosing = true;
+            foreach (var r in recipients)
+            {
+                SmtpConnection.Classify(result, r, mail.Code, mail.Text);
+            }
+
+            return;
+        }
+
         var accepted = new List<Recipient>(recipients.Count);
         foreach (var r in recipients)
         {

@@ -71,7 +71,7 @@ public sealed class Relay
     public override string ToString() => Name;
 
     /// <summary>A relay for tests and tools: plain, no AUTH.</summary>
-    public static Relay Plain(string host, int port, int connections = 1) => new(host, port, RelaySecurity.None, "", null, RelayTrust.System, connections, 1);
+    public static Relay Plain(string host, int port, int connections = 1, int weight = 1) => new(host, port, RelaySecurity.None, "", null, RelayTrust.System, connections, weight);
 
     /// <summary>
     /// Resolves the configured relays: reads passwords (refusing files others may read) and CA

@@ -85,7 +85,9 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
 
         // A fresh connection that breaks or answers 421 before MAIL FROM is accepted: the relay
         // is not taking mail. Nothing of the copy was sent; the pool gives it to another relay.
-        var reason = result.Deferred.Count > 0 ? result.Deferred[0].Response : "connection lost before MAIL FROM";
+        var reason = result.Deferred.Count == 0 ? "connection lost before MAIL FROM"
+            : result.Deferred[0].Status != 0 ? $"{result.Deferred[0].Status} {result.Deferred[0].Response}"
+            : result.Deferred[0].Response;
         result.Clear();
         throw new SmtpConnectException($"SMTP server {relay.Name} refused the transaction before MAIL FROM: {reason}", null);
     }
@@ -219,6 +221,14 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         try
         {
             _pipe!.Send(body.Post, body.Values, sender, valid, result);
+            if (_pipe.ServerClosing)
+            {
+                // 421 to MAIL FROM: nothing of the copy was sent (as a broken connection before it).
+                result.Pending = false;
+                Drop();
+                return false;
+            }
+
             result.Pending = _pipe.Pending?.Result == result;
             _sent++;
             return true;
@@ -372,6 +382,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
                 AuthenticationException => $"AUTH as {relay.User} refused: {e.Message}",
                 NotSupportedException when relay.Security == RelaySecurity.StartTls && !client.Capabilities.HasFlag(SmtpCapabilities.StartTLS) => "it offers no STARTTLS, and Security is starttls",
                 NotSupportedException when relay.Password is not null => "it offers no AUTH: " + e.Message,
+                SmtpCommandException c => $"{(int)c.StatusCode} {c.Message}",
                 _ => e.Message,
             };
             throw new SmtpConnectException(e is SmtpConnectException ? why : $"cannot connect to SMTP server {relay.Name}: {why}", e);
