@@ -40,6 +40,8 @@ public sealed partial class EndToEnd(string mailman, string work)
     /// <summary>A fresh instance with the list and members; returns its home.</summary>
     public string Instance(Row row, IReadOnlyList<string> members, string name)
     {
+        // A pooled SQLite connection would still see the deleted database of the last run.
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
         var home = Path.Combine(work, name);
         if (Directory.Exists(home))
         {
@@ -78,18 +80,33 @@ public sealed partial class EndToEnd(string mailman, string work)
     /// <summary>
     /// A running list server: `serve` started first and idle, then the clock runs from `mailman
     /// inject` to the last copy counted at the sink. CPU and peak RSS are the daemon's (from /proc)
-    /// plus inject's. <paramref name="extra"/> adds settings (a paced destination).
+    /// plus inject's. <paramref name="extra"/> adds settings (a paced destination). With
+    /// <paramref name="relays"/> above 1, a pool: that many smtp-sinks, each a relay of
+    /// <paramref name="relayConnections"/> connections and weight 1, their counts summed.
     /// </summary>
-    public Measurement Warm(Row row, string home, byte[] post, long expected, IDictionary<string, string>? extra = null, bool stopAtExpected = false)
+    public Measurement Warm(Row row, string home, byte[] post, long expected, IDictionary<string, string>? extra = null, bool stopAtExpected = false,
+        int relays = 1, int relayConnections = 2)
     {
-        using var sink = Sink.Start();
+        var sinks = Enumerable.Range(0, relays).Select(_ => Sink.Start()).ToList();
+        using var stopSinks = new Disposer(() => sinks.ForEach(s => s.Dispose()));
+        long Counted() => sinks.Sum(s => s.Count());
         var env = new Dictionary<string, string>
         {
-            ["Mailman__Smtp__Port"] = sink.Port.ToString(CultureInfo.InvariantCulture),
+            ["Mailman__Smtp__Port"] = sinks[0].Port.ToString(CultureInfo.InvariantCulture),
             ["Mailman__Smtp__MaxRecipients"] = row.MaxRecipients.ToString(CultureInfo.InvariantCulture),
             ["Logging__Console"] = "true",
             ["Logging__File"] = "false",
         };
+        if (relays > 1)
+        {
+            for (var i = 0; i < relays; i++)
+            {
+                env[$"Mailman__Smtp__Relays__{i}__Address"] = "127.0.0.1:" + sinks[i].Port.ToString(CultureInfo.InvariantCulture);
+                env[$"Mailman__Smtp__Relays__{i}__Connections"] = relayConnections.ToString(CultureInfo.InvariantCulture);
+                env[$"Mailman__Smtp__Relays__{i}__Weight"] = "1";
+            }
+        }
+
         foreach (var (k, v) in extra ?? new Dictionary<string, string>())
         {
             env[k] = v;
@@ -139,11 +156,11 @@ public sealed partial class EndToEnd(string mailman, string work)
             var watch = Stopwatch.StartNew();
             var inject = Mailman("--home", home, "inject", "bench@example.org");
             var injectCpu = TimedCpu(inject, post);
-            while (sink.Count() < expected)
+            while (Counted() < expected)
             {
                 if (daemon.HasExited || watch.Elapsed > TimeSpan.FromMinutes(30))
                 {
-                    throw new InvalidOperationException($"{row.Name}: warm run stopped at {sink.Count()} of {expected}: {output}");
+                    throw new InvalidOperationException($"{row.Name}: warm run stopped at {Counted()} of {expected}: {output}");
                 }
 
                 Thread.Sleep(2);
@@ -153,7 +170,7 @@ public sealed partial class EndToEnd(string mailman, string work)
             var cpu = ProcCpu(daemon.Id) - cpuBefore + injectCpu;
             var rss = ProcPeakRssKb(daemon.Id);
             Terminate(daemon);
-            var count = sink.Stop();
+            var count = sinks.Sum(s => s.Stop());
             if (!stopAtExpected && count != expected)
             {
                 throw new InvalidOperationException($"{row.Name}: the sink counted {count} copies, expected {expected}");
@@ -315,6 +332,11 @@ public sealed partial class EndToEnd(string mailman, string work)
         {
             throw new InvalidOperationException($"{file} {string.Join(' ', args)} exited {p.ExitCode}: {stderr.Result}{stdout.Result}");
         }
+    }
+
+    private sealed class Disposer(Action dispose) : IDisposable
+    {
+        public void Dispose() => dispose();
     }
 
     [GeneratedRegex(@"X-Mail-Args: <(?<from>[^>]*)>[^\n]*\nX-Rcpt-Args: <(?<rcpt>[^>]*)>")]

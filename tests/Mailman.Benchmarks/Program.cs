@@ -122,6 +122,12 @@ foreach (var row in rows)
     Console.Error.WriteLine(table.ToString().Split('\n')[^2]);
 }
 
+if (args.Contains("--outbound"))
+{
+    table.AppendLine();
+    table.Append(OutboundTable(e2e, pairs, members));
+}
+
 if (args.Contains("--throttled"))
 {
     table.AppendLine();
@@ -198,6 +204,51 @@ static string PostfixTable(EndToEnd e2e, int pairs)
         static double Med(IEnumerable<double> xs) => xs.Order().ElementAt(xs.Count() / 2);
         sb.AppendLine(CultureInfo.InvariantCulture,
             $"| {row.Name} | {row.Members:N0} | {Med(ours.Select(m => m.Wall)):F2} | - | {Med(source.Select(m => m.Wall)):F2} (plain) | {Med(ours.Zip(source, (a, b) => a.Wall / b.Wall)):F2} | - | {Med(ours.Select(m => m.Cpu)) / row.Members * 1000:F3} | - |");
+    }
+
+    return sb.ToString();
+}
+
+// The outbound choices at 10 KB, warm, each against smtp-source in the same pair: the default
+// (pipelined, 4 connections × 50-recipient chunks), pipelining off (MailKit's three round trips
+// a copy), 8 connections × 25 (the same 200-copy crash bound), and a pool of two smtp-sinks of
+// two connections each.
+static string OutboundTable(EndToEnd e2e, int pairs, int members)
+{
+    var row = new Row("10 KB text/plain", 10 * 1024, false, 500, 0, members);
+    (string Name, Dictionary<string, string> Env, int Relays)[] variants =
+    [
+        ("pipelined, 4 connections × 50 (default)", [], 1),
+        ("not pipelined (Pipelining false), 4 × 50", new() { ["Mailman__Smtp__Pipelining"] = "false" }, 1),
+        ("pipelined, 8 connections × 25", new() { ["Mailman__Smtp__Connections"] = "8", ["Mailman__Smtp__CheckpointRecipients"] = "25" }, 1),
+        ("pool of two smtp-sinks, 2 connections each × 50", [], 2),
+    ];
+    var list = Workloads.Members(row.Members).ToList();
+    var post = Workloads.Post(row);
+    var source = new List<Measurement>();
+    var ours = variants.Select(_ => new List<Measurement>()).ToArray();
+    Console.Error.WriteLine("== outbound variants, 10 KB warm");
+    for (var i = 0; i < pairs; i++)
+    {
+        source.Add(e2e.SmtpSource(post.Length, row.Members));
+        for (var v = 0; v < variants.Length; v++)
+        {
+            ours[v].Add(e2e.Warm(row, e2e.Instance(row, list, "row"), post, row.Members, variants[v].Env, relays: variants[v].Relays));
+        }
+
+        Console.Error.WriteLine($"   pair {i + 1}: smtp-source {source[^1].Wall:F2}s, " + string.Join(", ", ours.Select((m, v) => $"{variants[v].Name} {m[^1].Wall:F2}s")));
+    }
+
+    static double Med(IEnumerable<double> xs) => xs.Order().ElementAt(xs.Count() / 2);
+    var sb = new StringBuilder();
+    sb.AppendLine(CultureInfo.InvariantCulture, $"Outbound choices, {row.Name}, {row.Members:N0} copies, warm:");
+    sb.AppendLine();
+    sb.AppendLine("| variant | ours warm (s) | smtp-source -d -s 8 (s) | ratio | CPU ms/copy |");
+    sb.AppendLine("|---|---|---|---|---|");
+    for (var v = 0; v < variants.Length; v++)
+    {
+        sb.AppendLine(CultureInfo.InvariantCulture,
+            $"| {variants[v].Name} | {Med(ours[v].Select(m => m.Wall)):F2} | {Med(source.Select(m => m.Wall)):F2} | {Med(ours[v].Zip(source, (a, b) => a.Wall / b.Wall)):F2} | {Med(ours[v].Select(m => m.Cpu)) / row.Members * 1000:F3} |");
     }
 
     return sb.ToString();
