@@ -43,6 +43,8 @@ public sealed partial class EndToEnd(string mailman, string work, bool oneClick 
     /// <summary>A fresh instance with the list and members; returns its home.</summary>
     public string Instance(Row row, IReadOnlyList<string> members, string name)
     {
+        // A pooled SQLite connection would still see the deleted database of the last run.
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
         var home = Path.Combine(work, name);
         if (Directory.Exists(home))
         {
@@ -79,6 +81,155 @@ public sealed partial class EndToEnd(string mailman, string work, bool oneClick 
         return timed with { Count = count };
     }
 
+    /// <summary>
+    /// A running list server: `serve` started first and idle, then the clock runs from `mailman
+    /// inject` to the last copy counted at the sink. CPU and peak RSS are the daemon's (from /proc)
+    /// plus inject's. <paramref name="extra"/> adds settings (a paced destination). With
+    /// <paramref name="relays"/> above 1, a pool: that many smtp-sinks, each a relay of
+    /// <paramref name="relayConnections"/> connections and weight 1, their counts summed.
+    /// </summary>
+    public Measurement Warm(Row row, string home, byte[] post, long expected, IDictionary<string, string>? extra = null, bool stopAtExpected = false,
+        int relays = 1, int relayConnections = 2)
+    {
+        var sinks = Enumerable.Range(0, relays).Select(_ => Sink.Start()).ToList();
+        using var stopSinks = new Disposer(() => sinks.ForEach(s => s.Dispose()));
+        long Counted() => sinks.Sum(s => s.Count());
+        var env = new Dictionary<string, string>
+        {
+            ["Mailman__Smtp__Port"] = sinks[0].Port.ToString(CultureInfo.InvariantCulture),
+            ["Mailman__Smtp__MaxRecipients"] = row.MaxRecipients.ToString(CultureInfo.InvariantCulture),
+            ["Logging__Console"] = "true",
+            ["Logging__File"] = "false",
+        };
+        if (relays > 1)
+        {
+            for (var i = 0; i < relays; i++)
+            {
+                env[$"Mailman__Smtp__Relays__{i}__Address"] = "127.0.0.1:" + sinks[i].Port.ToString(CultureInfo.InvariantCulture);
+                env[$"Mailman__Smtp__Relays__{i}__Connections"] = relayConnections.ToString(CultureInfo.InvariantCulture);
+                env[$"Mailman__Smtp__Relays__{i}__Weight"] = "1";
+            }
+        }
+
+        foreach (var (k, v) in extra ?? new Dictionary<string, string>())
+        {
+            env[k] = v;
+        }
+
+        var serve = Mailman("--home", home, "serve");
+        var psi = new ProcessStartInfo(serve[0]) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
+        foreach (var a in serve[1..])
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        foreach (var (k, v) in env)
+        {
+            psi.Environment[k] = v;
+        }
+
+        using var daemon = Process.Start(psi)!;
+        var output = new StringBuilder();
+        daemon.OutputDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
+        daemon.ErrorDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
+        daemon.BeginOutputReadLine();
+        daemon.BeginErrorReadLine();
+        try
+        {
+            var ready = Stopwatch.StartNew();
+            while (true)
+            {
+                lock (output)
+                {
+                    if (output.ToString().Contains("RetryRunner started", StringComparison.Ordinal))
+                    {
+                        break;
+                    }
+                }
+
+                if (daemon.HasExited || ready.Elapsed > TimeSpan.FromSeconds(60))
+                {
+                    throw new InvalidOperationException("serve did not start: " + output);
+                }
+
+                Thread.Sleep(20);
+            }
+
+            Thread.Sleep(500); // idle, as a running server is between posts
+            var cpuBefore = ProcCpu(daemon.Id);
+            var watch = Stopwatch.StartNew();
+            var inject = Mailman("--home", home, "inject", "bench@example.org");
+            var injectCpu = TimedCpu(inject, post);
+            while (Counted() < expected)
+            {
+                if (daemon.HasExited || watch.Elapsed > TimeSpan.FromMinutes(30))
+                {
+                    throw new InvalidOperationException($"{row.Name}: warm run stopped at {Counted()} of {expected}: {output}");
+                }
+
+                Thread.Sleep(2);
+            }
+
+            var wall = watch.Elapsed.TotalSeconds;
+            var cpu = ProcCpu(daemon.Id) - cpuBefore + injectCpu;
+            var rss = ProcPeakRssKb(daemon.Id);
+            Terminate(daemon);
+            var count = sinks.Sum(s => s.Stop());
+            if (!stopAtExpected && count != expected)
+            {
+                throw new InvalidOperationException($"{row.Name}: the sink counted {count} copies, expected {expected}");
+            }
+
+            return new Measurement(wall, cpu, 0, rss, count);
+        }
+        finally
+        {
+            if (!daemon.HasExited)
+            {
+                daemon.Kill();
+            }
+        }
+    }
+
+    // utime + stime of a process, in seconds (clock ticks of 100 Hz).
+    private static double ProcCpu(int pid)
+    {
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
+    }
+
+    private static long ProcPeakRssKb(int pid)
+    {
+        foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+        {
+            if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+            {
+                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+            }
+        }
+
+        return 0;
+    }
+
+    private double TimedCpu(string[] command, byte[] stdin)
+    {
+        var timing = Path.Combine(work, "time-inject.txt");
+        Run("/usr/bin/time", ["-f", "%e %U %S %M", "-o", timing, .. command], stdin);
+        var t = File.ReadAllText(timing).Trim().Split('\n')[^1].Split(' ');
+        return D(t[1]) + D(t[2]);
+    }
+
+    private static void Terminate(Process daemon)
+    {
+        using var kill = Process.Start("kill", ["-TERM", daemon.Id.ToString(CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+        if (!daemon.WaitForExit(120_000))
+        {
+            daemon.Kill();
+        }
+    }
+
     public Measurement SmtpSource(int size, int count)
     {
         using var sink = Sink.Start();
@@ -87,18 +238,24 @@ public sealed partial class EndToEnd(string mailman, string work, bool oneClick 
     }
 
     /// <summary>`mailman inject` of the post, then `serve --exit-when-idle` into <paramref name="port"/> under /usr/bin/time.</summary>
-    private Measurement InjectAndServe(Row row, string home, byte[] post, int port, bool bdat = false)
+    private Measurement InjectAndServe(Row row, string home, byte[] post, int port, bool bdat = false, IDictionary<string, string>? extra = null)
     {
         var inject = Mailman("--home", home, "inject", "bench@example.org");
         Run(inject[0], inject[1..], post);
-        return Timed(Mailman("--home", home, "serve", "--exit-when-idle"), WithDns(row, new Dictionary<string, string>
+        var env = WithDns(row, new Dictionary<string, string>
         {
             ["Mailman__Smtp__Port"] = port.ToString(CultureInfo.InvariantCulture),
             ["Mailman__Smtp__MaxRecipients"] = row.MaxRecipients.ToString(CultureInfo.InvariantCulture),
             ["Mailman__Smtp__PreferBdat"] = bdat ? "true" : "false",
             ["Mailman__Http__PublicUrl"] = oneClick ? OneClickUrl : "",
             ["Logging__Console"] = "false",
-        }));
+        });
+        foreach (var (k, v) in extra ?? new Dictionary<string, string>())
+        {
+            env[k] = v;
+        }
+
+        return Timed(Mailman("--home", home, "serve", "--exit-when-idle"), env);
     }
 
     /// <summary>`smtp-source -d -s 8` pushing <paramref name="count"/> messages of <paramref name="size"/> bytes, under /usr/bin/time.</summary>
@@ -195,6 +352,11 @@ public sealed partial class EndToEnd(string mailman, string work, bool oneClick 
         }
     }
 
+    private sealed class Disposer(Action dispose) : IDisposable
+    {
+        public void Dispose() => dispose();
+    }
+
     [GeneratedRegex(@"X-Mail-Args: <(?<from>[^>]*)>[^\n]*\nX-Rcpt-Args: <(?<rcpt>[^>]*)>")]
     private static partial Regex TransactionRegex();
 
@@ -217,7 +379,14 @@ public sealed partial class EndToEnd(string mailman, string work, bool oneClick 
                 {
                     lock (_output)
                     {
+                        // Only the last counters matter: a warm run polls Count every 2 ms, and
+                        // a regex over the whole output of 8,000 redraws took a core from the
+                        // daemon on this 2-core machine (warm ran slower than cold).
                         _output.Append(buffer, 0, n);
+                        if (_output.Length > 8192)
+                        {
+                            _output.Remove(0, _output.Length - 1024);
+                        }
                     }
                 }
             });
@@ -273,7 +442,7 @@ public sealed partial class EndToEnd(string mailman, string work, bool oneClick 
             }
         }
 
-        private long Count()
+        public long Count()
         {
             string text;
             lock (_output)

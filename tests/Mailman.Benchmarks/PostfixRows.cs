@@ -10,23 +10,29 @@ namespace Mailman.Benchmarks;
 public sealed partial class EndToEnd
 {
     /// <summary>Starts the private Postfix: loopback smtpd, everything to discard:.</summary>
-    public static PostfixInstance StartPostfix()
+    public static PostfixInstance StartPostfix(TestCertificates? tls = null)
     {
-        var postfix = PostfixInstance.Create(relayPort: 9, mainCf: """
+        var tlsCf = tls is null ? "" : $"""
+            smtpd_tls_security_level = may
+            smtpd_tls_cert_file = {tls.ServerCertFile}
+            smtpd_tls_key_file = {tls.ServerKeyFile}
+            """;
+        var postfix = PostfixInstance.Create(relayPort: 9, mainCf: $"""
             default_transport = discard:benchmark
             relay_transport = discard:benchmark
             default_process_limit = 100
             smtpd_client_connection_count_limit = 0
-            """, masterCf: "");
+            {tlsCf}
+            """, masterCf: tls is null ? "" : "tlsmgr    unix  -       -       n       1000?   1       tlsmgr");
         postfix.Start();
         return postfix;
     }
 
     /// <summary>`serve --exit-when-idle` into Postfix: timed until Postfix accepted every copy (its 250).</summary>
-    public Measurement OursVia(PostfixInstance postfix, Row row, string home, byte[] post, bool bdat)
+    public Measurement OursVia(PostfixInstance postfix, Row row, string home, byte[] post, bool bdat, IDictionary<string, string>? extra = null)
     {
         var before = Discarded(postfix);
-        var timed = InjectAndServe(row, home, post, postfix.Port, bdat);
+        var timed = InjectAndServe(row, home, post, postfix.Port, bdat, extra);
         return timed with { Count = WaitForDiscards(postfix, before + row.Members) - before };
     }
 

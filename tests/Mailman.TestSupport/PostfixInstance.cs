@@ -27,7 +27,8 @@ public sealed class PostfixInstance : IDisposable
     public static bool IsInstalled => File.Exists("/usr/sbin/postfix");
 
     /// <summary>Configures Postfix; <paramref name="mainCf"/> and <paramref name="masterCf"/> are appended (mailman's snippets). Call <see cref="Start"/> next.</summary>
-    public static PostfixInstance Create(int relayPort, string mainCf, string masterCf)
+    /// <param name="implicitTls">smtpd speaks TLS from the first byte (smtpd_tls_wrappermode, as on port 465).</param>
+    public static PostfixInstance Create(int relayPort, string mainCf, string masterCf, bool implicitTls = false)
     {
         var root = Path.Combine(Path.GetTempPath(), "mailman-postfix-" + Guid.NewGuid().ToString("N")[..10]);
         foreach (var d in new[] { "etc", "spool", "data" })
@@ -63,7 +64,7 @@ public sealed class PostfixInstance : IDisposable
             {mainCf}
             """);
         File.WriteAllText(Path.Combine(root, "etc", "master.cf"), $"""
-            127.0.0.1:{port} inet n - n - - smtpd
+            127.0.0.1:{port} inet n - n - - smtpd{(implicitTls ? " -o smtpd_tls_wrappermode=yes -o smtpd_tls_security_level=encrypt" : "")}
             pickup    unix  n       -       n       60      1       pickup
             cleanup   unix  n       -       n       -       0       cleanup
             qmgr      unix  n       -       n       300     1       qmgr

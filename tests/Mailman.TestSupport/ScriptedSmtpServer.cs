@@ -1,6 +1,8 @@
 // The SmtpServer package in-process on an ephemeral loopback port, for faults smtp-sink cannot
-// script per recipient: refuse some RCPTs with 4xx or 5xx, or answer the end of DATA with an error.
+// script per recipient: refuse some RCPTs with 4xx or 5xx, or answer the end of DATA with an
+// error; and, with a certificate and a user table, a server that offers STARTTLS and requires AUTH.
 using System.Buffers;
+using System.Security.Cryptography.X509Certificates;
 using System.Collections.Concurrent;
 using System.Net;
 using SmtpServer;
@@ -10,24 +12,49 @@ using SmtpServer.Storage;
 
 namespace Mailman.TestSupport;
 
-/// <summary>A received transaction.</summary>
-public sealed record ReceivedMessage(string MailFrom, IReadOnlyList<string> Recipients, byte[] Content);
+/// <summary>A received transaction; <paramref name="User"/> is who authenticated, and Secure whether the session was under TLS.</summary>
+public sealed record ReceivedMessage(string MailFrom, IReadOnlyList<string> Recipients, byte[] Content, string? User = null, bool Secure = false)
+{
+    /// <summary>When the server accepted it.</summary>
+    public DateTime At { get; init; } = DateTime.UtcNow;
+}
 
 public sealed class ScriptedSmtpServer : IDisposable
 {
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _running;
 
-    private ScriptedSmtpServer(int port, Func<string, SmtpResponse?> rcpt, Func<IReadOnlyList<string>, SmtpResponse?> data)
+    private ScriptedSmtpServer(int port, Func<string, SmtpResponse?> rcpt, Func<IReadOnlyList<string>, SmtpResponse?> data, X509Certificate2? certificate, IReadOnlyDictionary<string, string>? users)
     {
         Port = port;
         var options = new SmtpServerOptionsBuilder()
             .ServerName("localhost")
-            .Endpoint(b => b.Endpoint(new IPEndPoint(IPAddress.Loopback, port)))
+            .Endpoint(b =>
+            {
+                b.Endpoint(new IPEndPoint(IPAddress.Loopback, port));
+                if (certificate is not null)
+                {
+                    b.Certificate(certificate).AllowUnsecureAuthentication(false);
+                }
+
+                if (users is not null)
+                {
+                    b.AuthenticationRequired(true);
+                }
+            })
             .Build();
         var services = new SmtpServer.ComponentModel.ServiceProvider();
         services.Add(new Filter(rcpt));
         services.Add(new Store(this, data));
+        if (users is not null)
+        {
+            services.Add(new SmtpServer.Authentication.DelegatingUserAuthenticator((user, password) =>
+            {
+                var ok = users.TryGetValue(user, out var expected) && expected == password;
+                AuthAttempts.Enqueue((user, ok));
+                return ok;
+            }));
+        }
         var server = new SmtpServer.SmtpServer(options, services);
         _running = server.StartAsync(_stop.Token);
     }
@@ -36,14 +63,20 @@ public sealed class ScriptedSmtpServer : IDisposable
 
     public ConcurrentQueue<ReceivedMessage> Received { get; } = new();
 
+    /// <summary>Every AUTH attempt: the user name and whether it was accepted.</summary>
+    public ConcurrentQueue<(string User, bool Accepted)> AuthAttempts { get; } = new();
+
     /// <summary>
     /// <paramref name="rcpt"/> answers each RCPT TO (null: accept); <paramref name="data"/> answers
     /// the end of DATA for the accepted recipients (null: 250). A 421 to RCPT also hangs up.
     /// </summary>
-    public static ScriptedSmtpServer Start(Func<string, SmtpResponse?>? rcpt = null, Func<IReadOnlyList<string>, SmtpResponse?>? data = null)
+    /// <param name="certificate">Offer STARTTLS with this certificate (and never AUTH before it).</param>
+    /// <param name="users">Require AUTH (PLAIN or LOGIN) as one of these users, by password.</param>
+    public static ScriptedSmtpServer Start(Func<string, SmtpResponse?>? rcpt = null, Func<IReadOnlyList<string>, SmtpResponse?>? data = null,
+        X509Certificate2? certificate = null, IReadOnlyDictionary<string, string>? users = null)
     {
         var port = Net.FreePort();
-        var server = new ScriptedSmtpServer(port, rcpt ?? (_ => null), data ?? (_ => null));
+        var server = new ScriptedSmtpServer(port, rcpt ?? (_ => null), data ?? (_ => null), certificate, users);
         Wait.Until(() => Net.CanConnect(port), TimeSpan.FromSeconds(10), "the SMTP server to listen");
         return server;
     }
@@ -89,7 +122,8 @@ public sealed class ScriptedSmtpServer : IDisposable
                 return Task.FromResult(response);
             }
 
-            owner.Received.Enqueue(new ReceivedMessage(transaction.From.AsAddress(), recipients, buffer.ToArray()));
+            var user = context.Authentication.IsAuthenticated ? context.Authentication.User : null;
+            owner.Received.Enqueue(new ReceivedMessage(transaction.From.AsAddress(), recipients, buffer.ToArray(), user, context.Pipe is { IsSecure: true }));
             return Task.FromResult(SmtpResponse.Ok);
         }
     }

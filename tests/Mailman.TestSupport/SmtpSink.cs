@@ -156,6 +156,16 @@ public sealed class SmtpSink : IDisposable
         return messages;
     }
 
+    /// <summary>SIGKILL, as a relay that dies: what it dumped stays readable until Dispose.</summary>
+    public void Kill()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill();
+            _process.WaitForExit();
+        }
+    }
+
     public void Dispose()
     {
         try

@@ -67,9 +67,10 @@ internal static class StatusCommand
         var progress = ProgressFile.Read(paths);
         var nextRetry = NextRetry(queues[QueueSet.Retry]);
         var disabledToday = DisabledToday(paths, now);
+        var relays = RelaysFile.Read(paths)?.Relays;
         if (asJson)
         {
-            return JsonSerializer.Serialize(new StatusReport(rows, progress, nextRetry) { DisabledToday = disabledToday }, StatusJson.Default.StatusReport) + Environment.NewLine;
+            return JsonSerializer.Serialize(new StatusReport(rows, progress, nextRetry, relays) { DisabledToday = disabledToday }, StatusJson.Default.StatusReport) + Environment.NewLine;
         }
 
         var sb = new StringBuilder();
@@ -89,6 +90,15 @@ internal static class StatusCommand
             var percent = progress.Total > 0 ? 100.0 * progress.Done / progress.Total : 100;
             sb.Append(CultureInfo.InvariantCulture,
                 $"delivering: {progress.MessageId} to {progress.List}: {progress.Done}/{progress.Total} ({percent:F0}%), {progress.Delivered} delivered, {progress.Deferred} deferred, {progress.Bounced} bounced, {progress.Rate:F0} msg/s, {(progress.Remaining is { } eta ? Age(eta.TotalSeconds) : "?")} left\n");
+        }
+
+        if (relays is not null)
+        {
+            foreach (var r in relays)
+            {
+                sb.Append(CultureInfo.InvariantCulture,
+                    $"relay {r.Relay} ({r.Security}, {r.Connections} connections, weight {r.Weight}): {r.State}, {r.Rate:F0} msg/s, {r.Sent} sent{(r.State == "down" ? $", retried in {r.RetryInSeconds:F0}s: {r.LastError}" : "")}\n");
+            }
         }
 
         sb.Append(nextRetry is { } next ? $"retry: next attempt at {next.ToLocalTime():yyyy-MM-dd HH:mm:ss} (in {Age((next - now).TotalSeconds)})\n" : "retry: nothing waiting\n");
@@ -157,7 +167,7 @@ internal static class StatusCommand
 internal sealed record QueueStatus(string Queue, int Entries, int Claimed, double? OldestAgeSeconds);
 
 /// <summary>`mailman status --json`.</summary>
-internal sealed record StatusReport(List<QueueStatus> Queues, DeliveryProgressSnapshot? Delivering, DateTimeOffset? NextRetry)
+internal sealed record StatusReport(List<QueueStatus> Queues, DeliveryProgressSnapshot? Delivering, DateTimeOffset? NextRetry, List<Mailman.Delivery.RelayStatus>? Relays)
 {
     /// <summary>Members whose delivery was disabled since midnight UTC; null when the database could not be read.</summary>
     public long? DisabledToday { get; init; }

@@ -1,15 +1,18 @@
-// Delivers one prepared post to a stream of recipients over N parallel SMTP connections, each on
-// its own thread with synchronous sends (cheaper than SendAsync per copy). The stream is cut into
-// fixed chunks; a worker takes a whole chunk and reports it when done, so a checkpoint can record
-// progress and a resumed delivery skips what is done. Personalized posts go one recipient per
-// transaction with a VERP sender; others in batches of MaxRecipients grouped by domain. It
-// reports what became of every recipient; it never touches a queue.
-using System.Collections.Concurrent;
+// Delivers one prepared post to a stream of recipients over the relay pool: each relay's
+// connections on threads of their own with synchronous sends (cheaper than SendAsync per copy).
+// The stream is cut into fixed chunks, a configured destination's recipients into chunks of
+// their own; a worker takes a whole chunk and records it when done, so a checkpoint can record
+// progress and a resumed delivery skips what is done. A worker whose relay goes down, or whose
+// destination must wait, records what it did and hands the rest of its chunk back: one worker
+// holds a chunk at a time, so only the chunks in flight are ever unrecorded. Personalized posts
+// go one recipient per transaction with a VERP sender; others in batches of MaxRecipients
+// grouped by domain. It reports what became of every recipient; it never touches a queue.
 using System.Diagnostics;
 using Mailman.Delivery.Smtp;
 using Mailman.Instance;
 using Mailman.Lists;
 using Mailman.Queues;
+using Microsoft.Extensions.Logging;
 using MimeKit;
 
 namespace Mailman.Delivery;
@@ -22,7 +25,7 @@ public enum DeliveryStop
     /// <summary>The host is stopping: progress is recorded, the rest is for the next run.</summary>
     Shutdown,
 
-    /// <summary>The server could not be reached: recipients not yet attempted wait in retry.</summary>
+    /// <summary>No relay could be reached: recipients not yet attempted wait in retry.</summary>
     ServerUnreachable,
 
     /// <summary>An unexpected error on a delivery thread (a bug): progress is recorded, the entry is shunted with its checkpoint.</summary>
@@ -47,8 +50,8 @@ public interface IDeliveryProgress
 /// <summary>What became of a post's recipients in this run. Dispose after reading <see cref="Remaining"/>.</summary>
 public sealed class DeliveryReport : IDisposable
 {
-    private IEnumerator<Chunk>? _rest;
-    private Func<Chunk, IEnumerable<Recipient>>? _pending;
+    private Func<IEnumerable<Recipient>>? _rest;
+    private Action? _dispose;
 
     public long Delivered { get; set; }
 
@@ -72,9 +75,9 @@ public sealed class DeliveryReport : IDisposable
                 yield return r;
             }
 
-            while (_rest is not null && _pending is not null && _rest.MoveNext())
+            if (_rest is not null)
             {
-                foreach (var r in _pending(_rest.Current))
+                foreach (var r in _rest())
                 {
                     yield return r;
                 }
@@ -95,47 +98,92 @@ public sealed class DeliveryReport : IDisposable
 
     public long Transactions { get; set; }
 
-    internal void KeepRest(IEnumerator<Chunk> rest, Func<Chunk, IEnumerable<Recipient>> pending)
+    internal void KeepRest(Func<IEnumerable<Recipient>> rest, Action dispose)
     {
         _rest = rest;
-        _pending = pending;
+        _dispose = dispose;
     }
 
-    public void Dispose() => _rest?.Dispose();
+    public void Dispose() => _dispose?.Invoke();
 }
 
 /// <summary>A numbered slice of the recipient stream, already cut into its transactions.</summary>
-public sealed record Chunk(long Index, List<Recipient[]> Transactions);
-
-public sealed class PostDelivery(SmtpOptions options)
+/// <param name="Destination">The configured destination all its recipients belong to, or null for a mixed chunk.</param>
+public sealed record Chunk(long Index, List<Recipient[]> Transactions, Destination? Destination = null)
 {
+    /// <summary>Transactions done in this run before the chunk was handed back (recorded, or not recorded when checkpoints are off).</summary>
+    internal int Start { get; set; }
+}
+
+public sealed class PostDelivery
+{
+    // Chunk indexes: the group (0: mixed; g: the g-th configured destination) in the high bits.
+    private const int GroupShift = 40;
+
+    // How long a mixed chunk's transaction waits for its domain's pacing before its recipients
+    // are deferred to retry, and a destination's chunk before it is handed back.
+    private static readonly TimeSpan MixedWait = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan ChunkWait = TimeSpan.FromMilliseconds(250);
+
+    private readonly SmtpOptions options;
+    private readonly ILogger? _log;
+
+    public PostDelivery(SmtpOptions options, ILogger? log = null, Action<IReadOnlyList<RelayStatus>>? publish = null, TimeProvider? time = null)
+        : this(options, options.ResolvedRelays(), log, publish, time)
+    {
+    }
+
+    /// <param name="time">The clock of relay backoff and destination pacing (the daemon's; a test's fake one).</param>
+    public PostDelivery(SmtpOptions options, IReadOnlyList<Relay> relays, ILogger? log = null, Action<IReadOnlyList<RelayStatus>>? publish = null, TimeProvider? time = null)
+    {
+        this.options = options;
+        _log = log;
+        Pool = new RelayPool(relays, log, publish, time);
+        Pacer = new Pacer(options, log, time);
+    }
+
+    public RelayPool Pool { get; }
+
+    public Pacer Pacer { get; }
+
     /// <summary>Recipients per checkpoint chunk for a new delivery: at least MaxRecipients for batched posts.</summary>
     public int ChunkSize(bool personalized) => personalized ? options.CheckpointRecipients : Math.Max(options.CheckpointRecipients, options.MaxRecipients);
 
+    /// <summary>The destination grouping a new delivery is cut with (recorded in its checkpoint).</summary>
+    public string Grouping => Pacer.Grouping;
+
     /// <summary>
-    /// Delivers <paramref name="post"/>, cut into chunks of <paramref name="chunkSize"/> (the size
-    /// recorded when the delivery started: a resumed delivery must cut the same way). Stops
-    /// taking new transactions when <paramref name="stop"/> fires, and <paramref name="abortAfter"/>
-    /// later closes the connections, so a stalled server cannot hold the shutdown past its timeout.
-    /// Never throws for what happens on a delivery thread: an unexpected error stops the
-    /// delivery and is reported in <see cref="DeliveryReport.Failure"/>.
+    /// Delivers <paramref name="post"/>, cut into chunks of <paramref name="chunkSize"/> and
+    /// grouped by <paramref name="grouping"/> (as recorded when the delivery started: a resumed
+    /// delivery must cut the same way). Stops taking new transactions when <paramref name="stop"/>
+    /// fires, and <paramref name="abortAfter"/> later closes the connections, so a stalled server
+    /// cannot hold the shutdown past its timeout. Never throws for what happens on a delivery
+    /// thread: an unexpected error stops the delivery and is reported in <see cref="DeliveryReport.Failure"/>.
     /// </summary>
     /// <param name="envelopeSender">MAIL FROM for a post that is not personalized; null: the list's bounces address.</param>
     public DeliveryReport Deliver(
         PreparedPost post, ListName list, bool personalized, IEnumerable<Recipient> recipients, IDeliveryProgress progress, CancellationToken stop,
-        string? envelopeSender = null, int? chunkSize = null, TimeSpan? abortAfter = null, Action<string?>? onPause = null, int? maxRecipients = null)
+        string? envelopeSender = null, int? chunkSize = null, TimeSpan? abortAfter = null, Action<string?>? onPause = null, string? grouping = null, int? maxRecipients = null)
     {
         var perTransaction = maxRecipients ?? options.MaxRecipients;
         var plainSender = envelopeSender ?? list.BouncesAddress;
+        var size = chunkSize ?? ChunkSize(personalized);
         var report = new DeliveryReport();
         var watch = Stopwatch.StartNew();
-        using var work = new BlockingCollection<Chunk>(options.Connections * 2);
-        var gate = new object();
+        var gate = Pool.Gate;
+        var clock = Pool.Time;
         var unreachable = 0;
         string? unreachableReason = null;
         Exception? failure = null;
         var pausedWorkers = 0;
+        var inFlight = 0;
         var connections = new List<SmtpConnection>();
+        var groups = Groups(recipients, size, personalized, grouping ?? Grouping, progress, perTransaction);
+        var nextGroup = 0;
+        lock (gate)
+        {
+            Pool.StartDelivery();
+        }
 
         bool Stopping() => stop.IsCancellationRequested || Volatile.Read(ref unreachable) != 0 || Volatile.Read(ref failure) is not null;
 
@@ -156,54 +204,168 @@ public sealed class PostDelivery(SmtpOptions options)
             lock (gate)
             {
                 report.AbortTimer = timer;
+                Monitor.PulseAll(gate);
             }
         });
 
-        var workers = new Thread[options.Connections];
-        for (var i = 0; i < workers.Length; i++)
+        // The next chunk for a worker of relay r: null when the delivery is over for it.
+        Chunk? Next(RelayState r)
         {
-            workers[i] = new Thread(() =>
+            lock (gate)
             {
-                try
+                while (true)
                 {
-                    using var connection = new SmtpConnection(options);
-                    lock (gate)
+                    if (Stopping())
                     {
-                        connections.Add(connection);
+                        return null;
                     }
 
-                    Work(connection);
-                }
-                catch (Exception e)
-                {
-                    // A bug must stop this delivery, never the process: the entry is shunted
-                    // with its checkpoint and resumes after a fix.
-                    Interlocked.CompareExchange(ref failure, e, null);
-                    foreach (var _ in work.GetConsumingEnumerable())
+                    var now = clock.GetTimestamp();
+                    if (Pool.AllDown(now))
                     {
-                        // Drain, so the producer is never blocked on a full queue.
+                        unreachableReason ??= string.Join("; ", Pool.Relays.Select(x => x.Relay.Name + ": " + x.LastError));
+                        Volatile.Write(ref unreachable, 1);
+                        Monitor.PulseAll(gate);
+                        return null;
                     }
+
+                    if (!RelayPool.Usable(r, now))
+                    {
+                        Monitor.Wait(gate, TimeSpan.FromTicks(Math.Clamp((long)((r.DownUntil - now) * (double)TimeSpan.TicksPerSecond / clock.TimestampFrequency), TimeSpan.TicksPerMillisecond, 100 * TimeSpan.TicksPerMillisecond)));
+                        continue;
+                    }
+
+                    var pending = false;
+                    for (var k = 0; k < groups.Count; k++)
+                    {
+                        var g = groups[(nextGroup + k) % groups.Count];
+                        if (g.Returned.Count == 0 && g.Exhausted && !g.Prefetch())
+                        {
+                            continue;
+                        }
+
+                        if (g.Destination is { } d && (!Pacer.MayHold(d, g.Holders) || !Pacer.Ready(d)))
+                        {
+                            pending = true;
+                            continue;
+                        }
+
+                        if (g.Returned.Count == 0 && !g.Prefetch())
+                        {
+                            continue;
+                        }
+
+                        // There is work: a relay ahead of its weighted share leaves it to the others.
+                        if (!Pool.WithinShare(r, now))
+                        {
+                            pending = true;
+                            break;
+                        }
+
+                        var chunk = g.Returned.Count > 0 ? g.Returned.Dequeue() : g.Pull()!;
+
+                        nextGroup = (nextGroup + k + 1) % groups.Count;
+                        g.Holders++;
+                        r.Taken++;
+                        inFlight++;
+                        return chunk;
+                    }
+
+                    if (!pending && inFlight == 0)
+                    {
+                        return null; // every chunk is done
+                    }
+
+                    Monitor.Wait(gate, 50);
                 }
-            })
-            {
-                IsBackground = true,
-                Name = $"smtp-{i}",
-            };
-            workers[i].Start();
+            }
         }
 
-        void Work(SmtpConnection connection)
+        var workers = new List<Thread>();
+        foreach (var relay in Pool.Relays)
+        {
+            for (var i = 0; i < relay.Relay.Connections; i++)
+            {
+                var thread = new Thread(() =>
+                {
+                    try
+                    {
+                        using var connection = new SmtpConnection(relay.Relay, options);
+                        lock (gate)
+                        {
+                            connections.Add(connection);
+                        }
+
+                        Work(relay, connection);
+                    }
+                    catch (Exception e)
+                    {
+                        // A bug must stop this delivery, never the process: the entry is shunted
+                        // with its checkpoint and resumes after a fix.
+                        Interlocked.CompareExchange(ref failure, e, null);
+                        lock (gate)
+                        {
+                            Monitor.PulseAll(gate);
+                        }
+                    }
+                })
+                {
+                    IsBackground = true,
+                    Name = $"smtp-{relay.Index}-{i}",
+                };
+                workers.Add(thread);
+            }
+        }
+
+        void Work(RelayState relay, SmtpConnection connection)
         {
             var carrier = new Carrier(post);
             var scratch = RecipientValues.NewScratch();
-            var result = new TransactionResult();
-            foreach (var chunk in work.GetConsumingEnumerable())
+
+            // Two results: with pipelining, one transaction's outcome is read while the next is
+            // sent (TransactionResult.Pending until then).
+            TransactionResult[] results = [new(), new()];
+            while (Next(relay) is { } chunk)
             {
                 var transactions = chunk.Transactions;
-                var done = progress.TransactionsDone(chunk.Index);
+                var done = Math.Max(chunk.Start, progress.TransactionsDone(chunk.Index));
                 var deferred = new List<(Recipient, int, string)>();
                 var bounced = new List<(Recipient, int, string)>();
                 long delivered = 0, sent = 0;
+                var handBack = false;
+                TransactionResult? pending = null;
+                Destination? pendingDestination = null;
+
+                void Account(TransactionResult result, Destination destination)
+                {
+                    Pacer.Done(destination, result.Delivered.Count, result.Throttled);
+
+                    // Only a reply says the relay is up: a transaction whose connection broke
+                    // (deferred with no status) must not end the down episode another
+                    // connection to the same relay just began (it would be logged twice).
+                    if (result.Delivered.Count > 0 || result.Bounced.Count > 0 || result.Deferred.Exists(d => d.Status != 0))
+                    {
+                        lock (gate)
+                        {
+                            Pool.MarkUp(relay, result.Delivered.Count, clock.GetTimestamp());
+                        }
+                    }
+
+                    sent++;
+                    delivered += result.Delivered.Count;
+                    deferred.AddRange(result.Deferred);
+                    bounced.AddRange(result.Bounced);
+                }
+
+                void Settle()
+                {
+                    if (pending is { Pending: false })
+                    {
+                        Account(pending, pendingDestination!);
+                        pending = null;
+                    }
+                }
+
                 var t = done;
                 for (; t < transactions.Count; t++)
                 {
@@ -213,57 +375,91 @@ public sealed class PostDelivery(SmtpOptions options)
                     }
 
                     var batch = transactions[t];
+                    var destination = chunk.Destination ?? Pacer.Of(batch[0].Domain);
+                    if (!Acquire(destination, chunk.Destination is null ? MixedWait : ChunkWait))
+                    {
+                        if (chunk.Destination is not null)
+                        {
+                            handBack = true; // this destination must wait; the worker does other work
+                            break;
+                        }
+
+                        // A mixed chunk never waits long for one domain: its recipients wait in retry.
+                        foreach (var r in batch)
+                        {
+                            deferred.Add((r, 0, $"paced: {destination.Name} asked us to slow down"));
+                        }
+
+                        sent++;
+                        continue;
+                    }
+
+                    var result = results[0] == pending ? results[1] : results[0];
                     result.Clear();
+                    string sender;
                     try
                     {
-                        string sender;
-                        try
+                        if (personalized)
                         {
-                            if (personalized)
-                            {
-                                carrier.SetRecipient(RecipientValues.For(batch[0], scratch));
-                                sender = Verp.Encode(list, batch[0].Address);
-                            }
-                            else
-                            {
-                                carrier.SetRecipient(null);
-                                sender = plainSender;
-                            }
+                            carrier.SetRecipient(RecipientValues.For(batch[0], scratch));
+                            sender = Verp.Encode(list, batch[0].Address);
                         }
-                        catch (Exception e) when (e is ParseException or FormatException or ArgumentException)
+                        else
                         {
-                            // A member address or name the client cannot write: a permanent
-                            // failure of these recipients alone; the delivery goes on.
-                            foreach (var r in batch)
-                            {
-                                result.Bounced.Add((r, 553, "cannot address this recipient: " + e.Message));
-                            }
-
-                            bounced.AddRange(result.Bounced);
-                            sent++;
-                            continue;
+                            carrier.SetRecipient(null);
+                            sender = plainSender;
+                        }
+                    }
+                    catch (Exception e) when (e is ParseException or FormatException or ArgumentException)
+                    {
+                        // A member address or name the client cannot write: a permanent
+                        // failure of these recipients alone; the delivery goes on.
+                        Pacer.Done(destination, 0, false);
+                        foreach (var r in batch)
+                        {
+                            bounced.Add((r, 553, "cannot address this recipient: " + e.Message));
                         }
 
+                        sent++;
+                        continue;
+                    }
+
+                    try
+                    {
                         var started = Stopwatch.GetTimestamp();
                         connection.Send(carrier.Message, sender, batch, result);
                         Hosting.Metrics.TransactionSeconds.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
                     }
                     catch (SmtpConnectException e)
                     {
+                        // Nothing of this transaction was sent: the rest of the chunk goes to
+                        // another relay (or, when every relay is down, to retry).
+                        Pacer.Done(destination, 0, false);
+                        Settle();
                         lock (gate)
                         {
-                            unreachableReason ??= e.Message;
+                            Pool.MarkDown(relay, e.Message, clock.GetTimestamp());
                         }
 
-                        Volatile.Write(ref unreachable, 1);
+                        handBack = true;
                         break;
                     }
 
-                    sent++;
-                    delivered += result.Delivered.Count;
-                    deferred.AddRange(result.Deferred);
-                    bounced.AddRange(result.Bounced);
+                    Settle();
+                    if (result.Pending)
+                    {
+                        pending = result;
+                        pendingDestination = destination;
+                    }
+                    else
+                    {
+                        Account(result, destination);
+                    }
                 }
+
+                // Every transaction counted as done must have its outcome before it is recorded.
+                connection.Complete();
+                Settle();
 
                 if (t > done)
                 {
@@ -272,16 +468,48 @@ public sealed class PostDelivery(SmtpOptions options)
 
                 lock (gate)
                 {
-                    for (var rest = t; rest < transactions.Count; rest++)
+                    chunk.Start = t;
+                    inFlight--;
+                    groups[(int)(chunk.Index >> GroupShift)].Holders--;
+                    if (handBack && t < transactions.Count && !Stopping())
                     {
-                        report.NotAttempted.AddRange(transactions[rest]);
+                        groups[(int)(chunk.Index >> GroupShift)].Returned.Enqueue(chunk);
+                    }
+                    else
+                    {
+                        for (var rest = t; rest < transactions.Count; rest++)
+                        {
+                            report.NotAttempted.AddRange(transactions[rest]);
+                        }
                     }
 
                     report.Transactions += sent;
                     report.Delivered += delivered;
                     report.Deferred += deferred.Count;
                     report.Bounced += bounced.Count;
+                    Monitor.PulseAll(gate);
                 }
+            }
+        }
+
+        // A slot for one transaction to d, waiting at most `patience` (and never past a stop).
+        bool Acquire(Destination d, TimeSpan patience)
+        {
+            var waited = TimeSpan.Zero;
+            while (true)
+            {
+                if (Pacer.TryAcquire(d, out var wait))
+                {
+                    return true;
+                }
+
+                if (waited + wait > patience || Stopping())
+                {
+                    return false;
+                }
+
+                stop.WaitHandle.WaitOne(wait);
+                waited += wait;
             }
         }
 
@@ -326,34 +554,22 @@ public sealed class PostDelivery(SmtpOptions options)
             }
         }
 
-        var chunks = Chunks(recipients, chunkSize ?? ChunkSize(personalized), personalized, perTransaction).GetEnumerator();
-        try
+        foreach (var w in workers)
         {
-            while (!Stopping() && chunks.MoveNext())
-            {
-                var chunk = chunks.Current;
-                if (progress.TransactionsDone(chunk.Index) >= chunk.Transactions.Count)
-                {
-                    continue; // done in an earlier run
-                }
-
-                work.Add(chunk, CancellationToken.None);
-            }
-        }
-        finally
-        {
-            work.CompleteAdding();
-            foreach (var w in workers)
-            {
-                w.Join();
-            }
-
-            lock (gate)
-            {
-                report.AbortTimer?.Dispose();
-            }
+            w.Start();
         }
 
+        foreach (var w in workers)
+        {
+            w.Join();
+        }
+
+        lock (gate)
+        {
+            report.AbortTimer?.Dispose();
+        }
+
+        Pool.Idle();
         report.Failure = failure;
         report.Stop = failure is not null ? DeliveryStop.Failed
             : stop.IsCancellationRequested ? DeliveryStop.Shutdown
@@ -361,69 +577,195 @@ public sealed class PostDelivery(SmtpOptions options)
             : DeliveryStop.Completed;
         report.StopReason = failure?.Message ?? unreachableReason;
         report.Elapsed = watch.Elapsed;
-        report.KeepRest(chunks, chunk => chunk.Transactions.Skip(progress.TransactionsDone(chunk.Index)).SelectMany(b => b));
+        report.KeepRest(() => groups.SelectMany(g => g.Rest(progress)), () => groups.ForEach(g => g.Dispose()));
         return report;
     }
 
-    private static IEnumerable<Chunk> Chunks(IEnumerable<Recipient> recipients, int size, bool personalized, int maxRecipients)
+    // The recipient stream split into its groups: the mixed one, then one per configured
+    // destination of the grouping, each read lazily from the stream with its own filter.
+    private List<Group> Groups(IEnumerable<Recipient> recipients, int size, bool personalized, string grouping, IDeliveryProgress progress, int maxRecipients)
     {
-        long index = 0;
-        var buffer = new List<Recipient>(size);
-        foreach (var r in recipients)
+        var byDomain = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
+        var names = new List<string>();
+        foreach (var entry in grouping.Split(';', StringSplitOptions.RemoveEmptyEntries))
         {
-            buffer.Add(r);
-            if (buffer.Count == size)
+            var eq = entry.IndexOf('=', StringComparison.Ordinal);
+            var name = eq < 0 ? entry : entry[..eq];
+            names.Add(name);
+            foreach (var domain in (eq < 0 ? name : entry[(eq + 1)..]).Split(',', StringSplitOptions.RemoveEmptyEntries))
             {
-                yield return new Chunk(index++, Transactions(buffer, personalized, maxRecipients));
-                buffer.Clear();
+                byDomain[domain] = names.Count;
             }
         }
 
-        if (buffer.Count > 0)
+        var result = new List<Group>();
+        for (var g = 0; g <= names.Count; g++)
         {
-            yield return new Chunk(index, Transactions(buffer, personalized, maxRecipients));
-        }
-    }
-
-    /// <summary>
-    /// The transactions of a chunk, in a deterministic order (a resumed run must cut the same
-    /// way): one per recipient when personalized, else batches of MaxRecipients per domain in
-    /// order of first appearance.
-    /// </summary>
-    private static List<Recipient[]> Transactions(List<Recipient> chunk, bool personalized, int maxRecipients)
-    {
-        var result = new List<Recipient[]>(personalized ? chunk.Count : 4);
-        if (personalized)
-        {
-            foreach (var r in chunk)
-            {
-                result.Add([r]);
-            }
-
-            return result;
-        }
-
-        var groups = new Dictionary<string, List<Recipient>>(StringComparer.OrdinalIgnoreCase);
-        var order = new List<List<Recipient>>();
-        foreach (var r in chunk)
-        {
-            if (!groups.TryGetValue(r.Domain, out var group))
-            {
-                groups[r.Domain] = group = [];
-                order.Add(group);
-            }
-
-            group.Add(r);
-        }
-
-        foreach (var group in order)
-        {
-            for (var i = 0; i < group.Count; i += maxRecipients)
-            {
-                result.Add([.. group.Skip(i).Take(maxRecipients)]);
-            }
+            var id = g;
+            var destination = g == 0 ? null : Pacer.Of(names[g - 1]);
+            var source = byDomain.Count == 0 ? recipients : recipients.Where(r => byDomain.GetValueOrDefault(r.Domain) == id);
+            result.Add(new Group(Chunks(source, size, personalized, (long)g << GroupShift, destination, maxRecipients), destination, progress));
         }
 
         return result;
+    }
+
+    /// <summary>One group's chunks: read lazily, the ones handed back first.</summary>
+    private sealed class Group(IEnumerable<Chunk> chunks, Destination? destination, IDeliveryProgress progress) : IDisposable
+    {
+        private readonly IEnumerator<Chunk> _source = chunks.GetEnumerator();
+
+        public Destination? Destination { get; } = destination;
+
+        public Queue<Chunk> Returned { get; } = new();
+
+        public bool Exhausted { get; private set; }
+
+        public int Holders { get; set; }
+
+        private Chunk? _next;
+
+        /// <summary>Reads the next chunk not done in an earlier run, if any, without taking it.</summary>
+        public bool Prefetch() => (_next ??= Read()) is not null;
+
+        /// <summary>The next chunk not done in an earlier run, or null at the end.</summary>
+        public Chunk? Pull()
+        {
+            var chunk = _next ?? Read();
+            _next = null;
+            return chunk;
+        }
+
+        private Chunk? Read()
+        {
+            while (!Exhausted && _source.MoveNext())
+            {
+                var chunk = _source.Current;
+                if (progress.TransactionsDone(chunk.Index) < chunk.Transactions.Count)
+                {
+                    return chunk;
+                }
+            }
+
+            Exhausted = true;
+            return null;
+        }
+
+        /// <summary>Every recipient not done: chunks handed back, then the rest of the stream.</summary>
+        public IEnumerable<Recipient> Rest(IDeliveryProgress done)
+        {
+            while (Returned.Count > 0)
+            {
+                var chunk = Returned.Dequeue();
+                foreach (var r in chunk.Transactions.Skip(Math.Max(chunk.Start, done.TransactionsDone(chunk.Index))).SelectMany(b => b))
+                {
+                    yield return r;
+                }
+            }
+
+            if (_next is { } prefetched)
+            {
+                _next = null;
+                foreach (var r in prefetched.Transactions.Skip(done.TransactionsDone(prefetched.Index)).SelectMany(b => b))
+                {
+                    yield return r;
+                }
+            }
+
+            while (!Exhausted && _source.MoveNext())
+            {
+                var chunk = _source.Current;
+                foreach (var r in chunk.Transactions.Skip(done.TransactionsDone(chunk.Index)).SelectMany(b => b))
+                {
+                    yield return r;
+                }
+            }
+        }
+
+        public void Dispose() => _source.Dispose();
+    }
+
+    // Deterministic (a resumed run must cut the same way) and streaming. Personalized: one
+    // recipient per transaction, `size` per chunk. Batched: transactions of up to MaxRecipients
+    // recipients of one domain, a chunk closed once it holds `size` recipients of whole
+    // transactions; a domain's partial batch is carried into the next chunk rather than cut
+    // short (up to `size` recipients of them), so a chunk boundary does not add transactions.
+    private IEnumerable<Chunk> Chunks(IEnumerable<Recipient> recipients, int size, bool personalized, long first, Destination? destination, int maxRecipients)
+    {
+        var index = first;
+        if (personalized)
+        {
+            var chunk = new List<Recipient[]>(size);
+            foreach (var r in recipients)
+            {
+                chunk.Add([r]);
+                if (chunk.Count == size)
+                {
+                    yield return new Chunk(index++, chunk, destination);
+                    chunk = new List<Recipient[]>(size);
+                }
+            }
+
+            if (chunk.Count > 0)
+            {
+                yield return new Chunk(index, chunk, destination);
+            }
+
+            yield break;
+        }
+
+        var open = new Dictionary<string, List<Recipient>>(StringComparer.OrdinalIgnoreCase);
+        var order = new List<string>(); // open batches by first appearance
+        var openCount = 0;
+        var transactions = new List<Recipient[]>();
+        var count = 0;
+        foreach (var r in recipients)
+        {
+            if (!open.TryGetValue(r.Domain, out var batch))
+            {
+                open[r.Domain] = batch = [];
+                order.Add(r.Domain);
+            }
+
+            batch.Add(r);
+            openCount++;
+            if (batch.Count == maxRecipients)
+            {
+                Close(r.Domain);
+            }
+
+            // Bounded memory: the oldest partial batches go out once more than `size` wait.
+            while (openCount > size)
+            {
+                Close(order[0]);
+            }
+
+            if (count >= size)
+            {
+                yield return new Chunk(index++, transactions, destination);
+                transactions = [];
+                count = 0;
+            }
+        }
+
+        while (order.Count > 0)
+        {
+            Close(order[0]);
+        }
+
+        if (transactions.Count > 0)
+        {
+            yield return new Chunk(index, transactions, destination);
+        }
+
+        void Close(string domain)
+        {
+            var batch = open[domain];
+            open.Remove(domain);
+            order.Remove(domain);
+            openCount -= batch.Count;
+            transactions.Add([.. batch]);
+            count += batch.Count;
+        }
     }
 }

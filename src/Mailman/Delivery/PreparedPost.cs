@@ -37,6 +37,7 @@ public sealed class PreparedPost
         EightBit = eightBit;
         ToToken = toToken;
         Unsubscribe = unsubscribe;
+        ToTokenAt = toToken is null ? -1 : bytes.AsSpan(0, headerLength).IndexOf(Encoding.ASCII.GetBytes(toToken));
         foreach (var s in body)
         {
             _bodyLiteralLength += s.Length;
@@ -56,6 +57,9 @@ public sealed class PreparedPost
 
     /// <summary>The List-Unsubscribe header with a one-click slot, or null when the post has none.</summary>
     public UnsubscribeSlot? Unsubscribe { get; }
+
+    /// <summary>Where <see cref="ToToken"/> starts in the header block, or -1.</summary>
+    public int ToTokenAt { get; }
 
     public ReadOnlyMemory<byte> HeaderBlock => _bytes.AsMemory(0, HeaderLength);
 
@@ -309,6 +313,9 @@ public sealed class UnsubscribeSlot
         Fallback = fallback;
     }
 
+    /// <summary>Where the slotted raw value starts in the post's header block (it is <see cref="SlottedLength"/> bytes long).</summary>
+    public int ValueAt { get; private init; }
+
     /// <summary>The raw value up to the slot (" &lt;https://host/u/LIST/").</summary>
     public byte[] Prefix { get; }
 
@@ -374,6 +381,6 @@ public sealed class UnsubscribeSlot
         var suffix = headerBlock[(at + token.Length)..Math.Min(end + 1, headerBlock.Length)].ToArray();
         var mailto = suffix.AsSpan().IndexOf("<mailto:"u8);
         byte[] fallback = mailto < 0 ? [.. " <>\r\n"u8] : [(byte)' ', .. suffix.AsSpan(mailto)];
-        return new UnsubscribeSlot(prefix, suffix, fallback);
+        return new UnsubscribeSlot(prefix, suffix, fallback) { ValueAt = lineStart + colon + 1 };
     }
 }

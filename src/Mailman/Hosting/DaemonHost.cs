@@ -25,6 +25,9 @@ public static class DaemonHost
         paths.EnsureCreated();
         var configuration = MailmanConfiguration.Build(paths, overrides);
         var options = MailmanConfiguration.Options(configuration);
+
+        // Passwords and CA files are read once, here: a bad one refuses the start with one line.
+        options.Smtp.ResolvedRelays();
         var logger = Logging.Create(configuration, paths);
 
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });

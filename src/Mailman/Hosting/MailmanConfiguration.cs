@@ -27,6 +27,16 @@ public static class MailmanConfiguration
     /// <exception cref="InvalidOperationException">A setting is invalid.</exception>
     public static MailmanOptions Options(IConfigurationRoot configuration)
     {
+        // A password in a configuration value would be readable by anyone who can read the file
+        // or the process environment: refused, with where it belongs instead.
+        foreach (var key in configuration.AsEnumerable().Select(p => p.Key))
+        {
+            if (key.StartsWith("Mailman:Smtp:", StringComparison.OrdinalIgnoreCase) && key.EndsWith(":Password", StringComparison.OrdinalIgnoreCase))
+            {
+                throw new InvalidOperationException($"configuration: {key} is not read: put the password in a file named by PasswordFile (mode 0600), or in a systemd credential named by Credential");
+            }
+        }
+
         var options = new MailmanOptions();
         configuration.GetSection(MailmanOptions.Section).Bind(options);
         options.Pipeline.Handlers = OrderedList(configuration, "Mailman:Pipeline:Handlers");

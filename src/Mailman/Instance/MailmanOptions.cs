@@ -73,6 +73,7 @@ public sealed class MailmanOptions
         Http.Validate(Check);
         Check(Moderation.Chain.Count > 0, "Mailman:Moderation:Chain must name at least one rule");
         Check(SiteOwner.Length == 0 || IsAddress(SiteOwner), $"Mailman:SiteOwner must be an email address, got '{SiteOwner}'");
+        Smtp.ValidateOutbound();
     }
 
     private static bool IsAddress(string text)
@@ -83,7 +84,7 @@ public sealed class MailmanOptions
             && MimeKit.MailboxAddress.TryParse(text, out _);
     }
 
-    private static void Check(bool ok, string message)
+    internal static void Check(bool ok, string message)
     {
         if (!ok)
         {
@@ -104,8 +105,8 @@ public sealed class SmtpOptions
     /// <summary>Messages sent over one connection before it is closed and re-opened; 0 means unlimited.</summary>
     public int MaxSessionsPerConnection { get; set; } = 1000;
 
-    /// <summary>Parallel SMTP connections the outgoing runner uses for one post.</summary>
-    public int Connections { get; set; } = 2;
+    /// <summary>Parallel SMTP connections the outgoing runner uses for one post (per relay when Relays lists several).</summary>
+    public int Connections { get; set; } = 4;
 
     /// <summary>Network timeout for every SMTP read and write.</summary>
     public int TimeoutSeconds { get; set; } = 60;
@@ -117,13 +118,166 @@ public sealed class SmtpOptions
     /// Recipients per delivery checkpoint (at least MaxRecipients for batched posts). After a
     /// crash at most Connections × this many members get a second copy.
     /// </summary>
-    public int CheckpointRecipients { get; set; } = 100;
+    public int CheckpointRecipients { get; set; } = 50;
 
     /// <summary>Record delivery progress durably (the crash guarantee). Off only to measure what it costs.</summary>
     public bool Checkpoint { get; set; } = true;
 
     /// <summary>Use BDAT (RFC 3030 CHUNKING) when the server offers it: no dot-stuffing.</summary>
     public bool PreferBdat { get; set; }
+
+    /// <summary>RFC 2920: MAIL, RCPT and DATA in one write and a copy's end of data with the next transaction, where the server offers PIPELINING.</summary>
+    public bool Pipelining { get; set; } = true;
+
+    /// <summary>Connection security of Host: none, starttls (required), opportunistic, tls (implicit, port 465).</summary>
+    public string Security { get; set; } = "none";
+
+    /// <summary>AUTH user name; the password comes from <see cref="PasswordFile"/> or <see cref="Credential"/>, never from configuration.</summary>
+    public string User { get; set; } = "";
+
+    /// <summary>A file holding the password (mode 0600 or 0400, owned by the daemon's user).</summary>
+    public string PasswordFile { get; set; } = "";
+
+    /// <summary>The name of a systemd credential (LoadCredential=NAME:...): $CREDENTIALS_DIRECTORY/NAME holds the password.</summary>
+    public string Credential { get; set; } = "";
+
+    /// <summary>PEM file of the CA certificates the server's certificate must chain to, instead of the system store.</summary>
+    public string CaFile { get; set; } = "";
+
+    /// <summary>SHA-256 fingerprint of the server's certificate (hex, colons allowed): pinned instead of a chain.</summary>
+    public string Fingerprint { get; set; } = "";
+
+    /// <summary>A pool of relays (smarthosts) instead of Host/Port; each entry inherits the settings above that it leaves empty.</summary>
+    public List<RelayOptions> Relays { get; set; } = [];
+
+    /// <summary>Per-destination pacing, by destination name (a domain; its Domains may group more).</summary>
+    public Dictionary<string, DestinationOptions> Destinations { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>Pacing of every domain without its own entry in Destinations.</summary>
+    public DestinationOptions DestinationDefaults { get; set; } = new() { MaxConnections = 20 };
+
+    /// <summary>The security modes, as configured.</summary>
+    public static readonly string[] SecurityModes = ["none", "starttls", "opportunistic", "tls"];
+
+    /// <summary>The relays as configured, each completed with the settings of this section; credentials are not read here.</summary>
+    public IReadOnlyList<RelayOptions> EffectiveRelays()
+    {
+        if (Relays.Count == 0)
+        {
+            return [new RelayOptions
+            {
+                Address = Delivery.Smtp.Relay.FormatAddress(Host, Port),
+                Security = Security,
+                User = User,
+                PasswordFile = PasswordFile,
+                Credential = Credential,
+                CaFile = CaFile,
+                Fingerprint = Fingerprint,
+                Connections = Connections,
+                Weight = 1,
+            }];
+        }
+
+        return [.. Relays.Select(r => new RelayOptions
+        {
+            Address = r.Address,
+            Security = string.IsNullOrEmpty(r.Security) ? Security : r.Security,
+            User = string.IsNullOrEmpty(r.User) ? User : r.User,
+            PasswordFile = string.IsNullOrEmpty(r.User) ? PasswordFile : r.PasswordFile,
+            Credential = string.IsNullOrEmpty(r.User) ? Credential : r.Credential,
+            CaFile = string.IsNullOrEmpty(r.CaFile) ? CaFile : r.CaFile,
+            Fingerprint = string.IsNullOrEmpty(r.Fingerprint) ? Fingerprint : r.Fingerprint,
+            Connections = r.Connections ?? Connections,
+            Weight = r.Weight,
+        })];
+    }
+
+    private IReadOnlyList<Delivery.Smtp.Relay>? _resolved;
+
+    /// <summary>The relays with their passwords and CA files read, once (at start).</summary>
+    /// <exception cref="InvalidOperationException">A password or CA file cannot be used.</exception>
+    public IReadOnlyList<Delivery.Smtp.Relay> ResolvedRelays() => _resolved ??= Delivery.Smtp.Relay.Resolve(this);
+
+    /// <summary>All connections of the pool: the crash duplicate bound is this × CheckpointRecipients.</summary>
+    public int TotalConnections => EffectiveRelays().Sum(r => r.Connections ?? Connections);
+
+    // Security, credentials, relays and pacing; one line naming the first bad setting.
+    internal void ValidateOutbound()
+    {
+        const string s = "Mailman:Smtp:";
+        var relays = EffectiveRelays();
+        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        for (var i = 0; i < relays.Count; i++)
+        {
+            var r = relays[i];
+            var key = Relays.Count == 0 ? s : $"{s}Relays:{i}:";
+            MailmanOptions.Check(Delivery.Smtp.Relay.TryParseAddress(r.Address, Relays.Count == 0 ? Port : 25, out var host, out var port),
+                $"{key}Address must be host:port (got '{r.Address}')");
+            MailmanOptions.Check(seen.Add(Delivery.Smtp.Relay.FormatAddress(host, port)), $"{s}Relays lists {r.Address} twice");
+            MailmanOptions.Check(SecurityModes.Contains(r.Security, StringComparer.OrdinalIgnoreCase),
+                $"{key}Security must be none, starttls, opportunistic or tls (got '{r.Security}')");
+            MailmanOptions.Check(r.Weight >= 1, $"{key}Weight must be at least 1 (got {r.Weight})");
+            MailmanOptions.Check(r.Connections is >= 1 and <= 64, $"{key}Connections must be 1-64");
+            MailmanOptions.Check(string.IsNullOrEmpty(r.PasswordFile) || string.IsNullOrEmpty(r.Credential),
+                $"{key}PasswordFile and Credential are both set: use one");
+            var hasUser = !string.IsNullOrEmpty(r.User);
+            MailmanOptions.Check(!hasUser || !string.IsNullOrEmpty(r.PasswordFile) || !string.IsNullOrEmpty(r.Credential),
+                $"{key}User is set but neither PasswordFile nor Credential says where its password is");
+            MailmanOptions.Check(hasUser || (string.IsNullOrEmpty(r.PasswordFile) && string.IsNullOrEmpty(r.Credential)),
+                $"{key}PasswordFile or Credential is set without User");
+            MailmanOptions.Check(!hasUser || !r.Security.Equals("none", StringComparison.OrdinalIgnoreCase),
+                $"{key}User needs Security starttls, opportunistic or tls: a password is never sent over a plain connection");
+            MailmanOptions.Check(string.IsNullOrEmpty(r.Fingerprint) || Delivery.Smtp.RelayTrust.TryParseFingerprint(r.Fingerprint, out _),
+                $"{key}Fingerprint must be a SHA-256 fingerprint: 64 hex digits, colons allowed");
+            MailmanOptions.Check(string.IsNullOrEmpty(r.Credential) || (r.Credential.IndexOfAny(['/', '\\']) < 0 && r.Credential is not "." and not ".."),
+                $"{key}Credential must be a credential name, not a path");
+        }
+
+        foreach (var (name, d) in Destinations.Append(new("DestinationDefaults", DestinationDefaults)))
+        {
+            var key = name == "DestinationDefaults" ? s + name + ":" : $"{s}Destinations:{name}:";
+            MailmanOptions.Check(d.MaxConnections is null or >= 1, $"{key}MaxConnections must be at least 1 (leave it out for no limit)");
+            MailmanOptions.Check(d.MaxPerMinute is null or >= 1, $"{key}MaxPerMinute must be at least 1 (leave it out for no limit)");
+        }
+    }
+}
+
+/// <summary>One relay (smarthost) of the pool; empty settings are taken from Mailman:Smtp.</summary>
+public sealed class RelayOptions
+{
+    /// <summary>host:port ([v6]:port for an IPv6 literal).</summary>
+    public string Address { get; set; } = "";
+
+    public string Security { get; set; } = "";
+
+    public string User { get; set; } = "";
+
+    public string PasswordFile { get; set; } = "";
+
+    public string Credential { get; set; } = "";
+
+    public string CaFile { get; set; } = "";
+
+    public string Fingerprint { get; set; } = "";
+
+    /// <summary>Parallel connections to this relay; default Mailman:Smtp:Connections.</summary>
+    public int? Connections { get; set; }
+
+    /// <summary>Share of the copies relative to the other relays.</summary>
+    public int Weight { get; set; } = 1;
+}
+
+/// <summary>Pacing of one destination (a recipient domain, or several grouped).</summary>
+public sealed class DestinationOptions
+{
+    /// <summary>Transactions in flight to this destination at once; null: no limit.</summary>
+    public int? MaxConnections { get; set; }
+
+    /// <summary>Copies (transactions) a minute; null: no limit (until the destination answers 421 or 4.7.x).</summary>
+    public int? MaxPerMinute { get; set; }
+
+    /// <summary>More domains that share this destination (the same MX): paced together.</summary>
+    public List<string> Domains { get; set; } = [];
 }
 
 public sealed class RetryOptions

@@ -78,18 +78,24 @@ public sealed class DeliveryCheckpoint : IDisposable
         return checkpoint;
     }
 
+    /// <summary>The destination grouping recorded when the delivery started ("" for none, and for checkpoints older than grouping).</summary>
+    public string? Grouping { get; private set; }
+
     /// <summary>
-    /// Records how a new delivery is cut: recipients per chunk and per transaction. A resumed one
-    /// keeps what was recorded: progress is counted in transactions of chunks, so cutting the
-    /// recipients any other way on resume would skip or repeat members.
+    /// Records how a new delivery is cut: recipients per chunk and per transaction, and the
+    /// destination grouping. A resumed one keeps what was recorded: progress is counted in
+    /// transactions of chunks, so cutting the recipients any other way on resume would skip or
+    /// repeat members.
     /// </summary>
-    public void Start(int chunkSize, int maxRecipients)
+    public void Start(int chunkSize, int maxRecipients, string grouping = "")
     {
         if (ChunkSize is null)
         {
-            Append(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"C {chunkSize} {maxRecipients}\n"));
+            var groups = grouping.Length > 0 ? "G " + grouping.Replace("\n", "", StringComparison.Ordinal).Replace("\r", "", StringComparison.Ordinal) + "\n" : "";
+            Append(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"C {chunkSize} {maxRecipients}\n") + groups);
             ChunkSize = chunkSize;
             MaxRecipients = maxRecipients;
+            Grouping = grouping;
         }
     }
 
@@ -188,7 +194,12 @@ public sealed class DeliveryCheckpoint : IDisposable
                 {
                     ChunkSize = size;
                     MaxRecipients = parts.Length > 2 && int.TryParse(parts[2], out var max) && max > 0 ? max : null;
+                    Grouping ??= "";
                 }
+            }
+            else if (line.StartsWith("G ", StringComparison.Ordinal))
+            {
+                Grouping = line[2..];
             }
             else if (line == "F")
             {

@@ -26,6 +26,9 @@ public sealed class IncomingRunner(
     /// </summary>
     public const long MaxDeliverable = 2_000_000_000;
 
+    // Posts arrive from `inject`, run by the MTA.
+    protected override bool WrittenByOtherProcesses => true;
+
     // Everything happens on the head and a stream over the file: a post over the list's size
     // limit is held without being read, and a post under it is parsed in place (MimeKit's
     // persistent mode keeps part contents on disk), so memory does not grow with the post.

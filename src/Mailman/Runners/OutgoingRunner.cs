@@ -19,7 +19,10 @@ public sealed class OutgoingRunner(
     BounceProcessor? bounces = null)
     : QueueRunner(queues, QueueSet.Out, activity, options, time, logger)
 {
-    private readonly PostDelivery _delivery = new(options.Smtp);
+    // Relay backoff and pacing run on the system clock, not `time`: their waits are real (a
+    // delivery thread sleeps until a token is due), and a fake clock that a component test never
+    // moves would never refill the bucket the thread waits on. The daemon's `time` is the system's.
+    private readonly PostDelivery _delivery = new(options.Smtp, logger, relays => RelaysFile.Write(paths, relays));
     private readonly InstancePaths _paths = paths;
 
     protected override void Process(LoadedEntry entry, CancellationToken stoppingToken)
@@ -50,10 +53,11 @@ public sealed class OutgoingRunner(
         // way on resume would skip or repeat members.
         if (Options.Smtp.Checkpoint)
         {
-            checkpoint.Start(_delivery.ChunkSize(metadata.Personalized), Options.Smtp.MaxRecipients);
+            checkpoint.Start(_delivery.ChunkSize(metadata.Personalized), Options.Smtp.MaxRecipients, _delivery.Grouping);
         }
 
         var chunkSize = checkpoint.ChunkSize ?? _delivery.ChunkSize(metadata.Personalized);
+        var grouping = checkpoint.Grouping ?? _delivery.Grouping;
         var post = PreparedPost.Create(entry.Message, metadata.Personalized ? metadata.SlotNonce : null);
         var now = Time.GetUtcNow();
         var cpu = CpuTime();
@@ -75,7 +79,7 @@ public sealed class OutgoingRunner(
                         Log.LogError("Delivery of {MessageId} to {ListId} ({QueueEntry}) cannot record its progress: {Error}; paused until it can",
                             metadata.MessageId, list.Fqdn, entry.Claim.Name, reason);
                     }
-                }, checkpoint.MaxRecipients);
+                }, grouping, checkpoint.MaxRecipients);
         }
         finally
         {
@@ -102,7 +106,7 @@ public sealed class OutgoingRunner(
         if (report.Stop == DeliveryStop.ServerUnreachable)
         {
             deferred = deferred.Concat(report.Remaining);
-            Log.LogWarning("SMTP server unreachable delivering {MessageId} to {ListId}: {Error}", metadata.MessageId, list.Fqdn, report.StopReason);
+            Log.LogWarning("SMTP server unreachable (every relay is down) delivering {MessageId} to {ListId}: {Error}", metadata.MessageId, list.Fqdn, report.StopReason);
         }
 
         var deferredCount = Defer(entry, metadata, deferred, now);

@@ -62,4 +62,43 @@ public static class ProgressFile
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
 [JsonSerializable(typeof(DeliveryProgressSnapshot))]
 [JsonSerializable(typeof(StatusReport))]
+[JsonSerializable(typeof(RelaysSnapshot))]
 internal sealed partial class StatusJson : JsonSerializerContext;
+
+/// <summary>var/relays.json: each relay's state and rate, written by the daemon when it changes (at most once a second otherwise).</summary>
+public static class RelaysFile
+{
+    public static string PathOf(InstancePaths paths) => Path.Combine(paths.VarDirectory, "relays.json");
+
+    public static void Write(InstancePaths paths, IReadOnlyList<Delivery.RelayStatus> relays)
+    {
+        try
+        {
+            var path = PathOf(paths);
+            var temp = path + ".tmp";
+            File.WriteAllText(temp, JsonSerializer.Serialize(new RelaysSnapshot(Environment.ProcessId, DateTimeOffset.UtcNow, [.. relays]), StatusJson.Default.RelaysSnapshot));
+            File.Move(temp, path, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Status output only: a full disk must not stop a delivery.
+        }
+    }
+
+    /// <summary>The relays as the running daemon last wrote them, or null.</summary>
+    public static RelaysSnapshot? Read(InstancePaths paths)
+    {
+        try
+        {
+            var snapshot = JsonSerializer.Deserialize(File.ReadAllText(PathOf(paths)), StatusJson.Default.RelaysSnapshot);
+            return snapshot is not null && Directory.Exists($"/proc/{snapshot.Pid}") ? snapshot : null;
+        }
+        catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+}
+
+/// <summary>var/relays.json.</summary>
+public sealed record RelaysSnapshot(int Pid, DateTimeOffset Updated, List<Delivery.RelayStatus> Relays);

@@ -64,6 +64,13 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
     protected virtual bool IsEligible(string name) => true;
 
     /// <summary>
+    /// Whether other processes write this queue as a matter of course (`inject` into in): the
+    /// runner then watches its directory (inotify) and wakes the moment an entry is renamed
+    /// into place, instead of at the next poll. Entries this process enqueues wake it anyway.
+    /// </summary>
+    protected virtual bool WrittenByOtherProcesses => false;
+
+    /// <summary>
     /// True for failures of the machine, not of the entry: a full disk or quota, an I/O error, a
     /// busy or full database. The entry is put back and the runner retries later.
     /// </summary>
@@ -79,6 +86,7 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
     {
         await Task.Yield();
         Queue.ScanInterval = Options.Queues.PollInterval;
+        using var watcher = WrittenByOtherProcesses ? Watch() : null;
         Log.LogInformation("{Runner} started on queue {Queue}", RunnerName, Queue.Name);
         while (!stoppingToken.IsCancellationRequested)
         {
@@ -116,6 +124,33 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
         }
 
         Log.LogInformation("{Runner} stopped", RunnerName);
+    }
+
+    // A running list server's latency per post: `inject` renames NAME.tmp to NAME.msg, and the
+    // poll would find it up to PollInterval later. The poll stays the fallback: a watcher can
+    // overflow, or fail to start (the machine's inotify instances are used up), which is logged.
+    private FileSystemWatcher? Watch()
+    {
+        try
+        {
+            var watcher = new FileSystemWatcher(Queue.Directory) { NotifyFilter = NotifyFilters.FileName, IncludeSubdirectories = false };
+            watcher.Renamed += (_, e) =>
+            {
+                if (e.Name?.EndsWith(Switchboard.EntryExtension, StringComparison.Ordinal) == true)
+                {
+                    Queue.Signal?.Set();
+                }
+            };
+            watcher.Error += (_, _) => Queue.Signal?.Set();
+            watcher.EnableRaisingEvents = true;
+            return watcher;
+        }
+        catch (Exception e) when (e is IOException or ArgumentException or PlatformNotSupportedException or UnauthorizedAccessException)
+        {
+            Log.LogWarning("{Runner} cannot watch {Queue} ({Error}); entries from other processes are found by the poll, every {Interval}",
+                RunnerName, Queue.Directory, e.Message, Options.Queues.PollInterval);
+            return null;
+        }
     }
 
     /// <summary>Claims and processes one entry; false when there was none.</summary>

@@ -54,23 +54,28 @@ public sealed class DotStuffingTests
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void Lines_of_dots_arrive_intact_over_SMTP(bool personalized)
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    [InlineData(true, true)]
+    public void Lines_of_dots_arrive_intact_over_SMTP(bool personalized, bool pipelined)
     {
         var body = personalized
             ? $".\r\n..\r\n.leading\r\n{T(SlotKind.Name)}\r\nlast line .\r\n"
             : ".\r\n..\r\n.leading\r\n\r\n.\r\nlast line .\r\n";
         var post = PreparedPost.Create(Encoding.UTF8.GetBytes("Subject: dots\r\nFrom: a@example.com\r\n\r\n" + body), personalized ? Nonce : null);
         using var server = ScriptedSmtpServer.Start();
-        using var connection = new SmtpConnection(new SmtpOptions { Port = server.Port, TimeoutSeconds = 10 });
+        using var connection = new SmtpConnection(new SmtpOptions { Port = server.Port, TimeoutSeconds = 10, Pipelining = pipelined });
         var carrier = new Carrier(post);
         var values = personalized ? Values(".Dot Name") : null;
         carrier.SetRecipient(values);
         var result = new TransactionResult();
 
         connection.Send(carrier.Message, "dev-bounces@example.org", [new Recipient("ann@example.com", "")], result);
+        Assert.Equal(pipelined, result.Pending);
+        connection.Complete();
 
+        Assert.False(result.Pending);
         Assert.Single(result.Delivered);
         var received = Assert.Single(server.Received);
         using var expected = new MemoryStream();

@@ -69,7 +69,7 @@ public sealed class SmtpConnectTests
         Assert.Equal(SocketError.ConnectionRefused, e.SocketErrorCode);
     }
 
-    private static int FileStatusFlags(Socket socket)
+    internal static int FileStatusFlags(Socket socket)
     {
         var fdinfo = File.ReadAllLines($"/proc/self/fdinfo/{socket.Handle}");
         var flags = fdinfo.Single(l => l.StartsWith("flags:", StringComparison.Ordinal))["flags:".Length..].Trim();

@@ -1,5 +1,6 @@
 // SMTP faults against real servers: per-recipient 4xx and 5xx, 421 and hang-up after DATA
-// (SmtpServer in-process); unreachable and slow servers (smtp-sink, real processes).
+// (SmtpServer in-process); unreachable and slow servers (smtp-sink, real processes). Run twice:
+// through the pipelined writer (both servers offer PIPELINING) and through MailKit's path.
 using System.Collections.Concurrent;
 using System.Globalization;
 using Mailman.Lists;
@@ -10,17 +11,41 @@ using Mailman.TestSupport;
 namespace Mailman.Tests.Delivery;
 
 [Collection("smtp-sink")]
-public sealed class SmtpFaultTests : IDisposable
+public sealed class PipelinedSmtpFaultTests() : SmtpFaultTests(pipelining: true);
+
+[Collection("smtp-sink")]
+public sealed class MailKitSmtpFaultTests() : SmtpFaultTests(pipelining: false);
+
+public abstract class SmtpFaultTests : IDisposable
 {
     private readonly TempInstance _instance = new();
+    private readonly bool _pipelining;
 
-    public SmtpFaultTests()
+    protected SmtpFaultTests(bool pipelining)
     {
+        _pipelining = pipelining;
         _instance.CreateList("dev@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
         _instance.AddMembers("dev@example.org", TempInstance.NumberedMembers(10));
     }
 
-    public void Dispose() => _instance.Dispose();
+    public void Dispose()
+    {
+        _instance.Dispose();
+        GC.SuppressFinalize(this);
+    }
+
+    private RunnerHarness Harness(int? port = null) => new(_instance, o =>
+    {
+        o.Smtp.Port = port ?? o.Smtp.Port;
+        o.Smtp.Pipelining = _pipelining;
+    });
+
+    private Dictionary<string, string> Env(Dictionary<string, string>? env = null)
+    {
+        env ??= [];
+        env["Mailman__Smtp__Pipelining"] = _pipelining ? "true" : "false";
+        return env;
+    }
 
     private static string M(int i) => $"m{i:D5}@example.com";
 
@@ -60,7 +85,7 @@ public sealed class SmtpFaultTests : IDisposable
 
         var refuse = new ConcurrentDictionary<string, bool>(new[] { M(2), M(7) }.ToDictionary(a => a, _ => true));
         using var server = ScriptedSmtpServer.Start(rcpt: a => refuse.ContainsKey(a) ? ScriptedSmtpServer.Reply(450, "mailbox busy") : null);
-        using var h = new RunnerHarness(_instance, o => o.Smtp.Port = server.Port);
+        using var h = Harness(server.Port);
         ToOut(h);
 
         RunnerHarness.Drain(h.Outgoing);
@@ -81,7 +106,7 @@ public sealed class SmtpFaultTests : IDisposable
     public void A_5xx_on_some_RCPTs_bounces_those_and_delivers_everyone_else()
     {
         using var server = ScriptedSmtpServer.Start(rcpt: a => a == M(3) || a == M(4) ? ScriptedSmtpServer.Reply(550, "no such user") : null);
-        using var h = new RunnerHarness(_instance, o => o.Smtp.Port = server.Port);
+        using var h = Harness(server.Port);
         ToOut(h);
 
         RunnerHarness.Drain(h.Outgoing);
@@ -101,16 +126,22 @@ public sealed class SmtpFaultTests : IDisposable
         var failures = new ConcurrentDictionary<string, int>();
         using var server = ScriptedSmtpServer.Start(data: rcpts =>
             rcpts.Contains(M(5)) && failures.AddOrUpdate(M(5), 1, (_, n) => n + 1) == 1 ? ScriptedSmtpServer.Reply(code, "try again later") : null);
-        using var h = new RunnerHarness(_instance, o => o.Smtp.Port = server.Port);
+        using var h = Harness(server.Port);
         ToOut(h);
 
         RunnerHarness.Drain(h.Outgoing);
         Assert.Equal(9, server.Received.Count);
         Assert.Equal([M(5)], RetryRecipients(h));
 
-        h.Time.Advance(h.Options.Retry.DelayFor(1));
-        RunnerHarness.Drain(h.Retry);
-        RunnerHarness.Drain(h.Outgoing);
+        // A 421 or 4.7.x also halves the domain's pace (Pacer): under load a retried copy can
+        // find no token within its second and wait in retry once more; none is lost or doubled.
+        for (var round = 1; round <= 5 && h.Queues[QueueSet.Retry].Pending().Any(); round++)
+        {
+            h.Time.Advance(h.Options.Retry.DelayFor(round));
+            RunnerHarness.Drain(h.Retry);
+            RunnerHarness.Drain(h.Outgoing);
+        }
+
         Assert.Equal(10, server.Received.Select(m => m.Recipients[0]).Distinct().Count());
         Assert.Equal(10, server.Received.Count);
     }
@@ -121,7 +152,7 @@ public sealed class SmtpFaultTests : IDisposable
         // smtp-sink -q .: hang up after the end of DATA without replying, on every message.
         using (var dropping = SmtpSink.Start("-q", "."))
         {
-            using var h = new RunnerHarness(_instance, o => o.Smtp.Port = dropping.Port);
+            using var h = Harness(dropping.Port);
             ToOut(h);
             RunnerHarness.Drain(h.Outgoing);
             Assert.Equal(10, RetryRecipients(h).Count);
@@ -129,18 +160,18 @@ public sealed class SmtpFaultTests : IDisposable
 
         Runners.RetryTestHelper.MakeDue(_instance);
         using var sink = SmtpSink.Start();
-        MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port);
+        MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, Env());
         Assert.Equal(10, sink.WaitFor(10).Select(m => m.Recipients[0]).Distinct().Count());
     }
 
     [Fact]
     public void An_unreachable_server_leaves_the_post_waiting_in_retry_until_it_comes_back()
     {
-        using var h = new RunnerHarness(_instance);
+        using var h = Harness();
         var port = Net.FreePort();
         var env = new Dictionary<string, string> { ["Mailman__Smtp__Port"] = port.ToString(CultureInfo.InvariantCulture) };
         Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["inject", "dev@example.org"], Posts.Plain()).ExitCode);
-        var first = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: env);
+        var first = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: Env(env));
         Assert.Equal(0, first.ExitCode);
         Assert.Contains("unreachable", first.Stdout + first.Stderr, StringComparison.Ordinal);
         Assert.Equal(10, RetryRecipients(h).Count);
@@ -152,7 +183,7 @@ public sealed class SmtpFaultTests : IDisposable
 
         Runners.RetryTestHelper.MakeDue(_instance);
         using var sink = SmtpSink.StartOn(port);
-        MailmanProcess.ServeUntilIdle(_instance.Home, port);
+        MailmanProcess.ServeUntilIdle(_instance.Home, port, Env());
         Assert.Equal(10, sink.WaitFor(10).Count);
         Assert.Empty(RetryRecipients(h));
     }
@@ -174,9 +205,8 @@ public sealed class SmtpFaultTests : IDisposable
         }
 
         Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["inject", "dev@example.org"], Posts.Plain()).ExitCode);
-        MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, env);
+        MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, Env(env));
         Assert.Equal(Math.Min(delivered, 4), sink.Messages().Count(m => m.Body.Contains("bye", StringComparison.Ordinal)));
         Assert.Equal(delivered == 0 ? 1 : 0, _instance.Count(QueueSet.Retry));
     }
-
 }

@@ -183,6 +183,38 @@ public sealed class DeliveryTests : IDisposable
         Assert.Equal(0, _instance.Count("retry"));
     }
 
+    [Fact]
+    public void A_running_daemon_takes_an_injected_post_at_once_not_at_the_next_poll()
+    {
+        _instance.CreateList("dev@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
+        _instance.AddMembers("dev@example.org", TempInstance.NumberedMembers(3));
+        using var sink = SmtpSink.Start();
+
+        // A poll an hour apart: only the watch on queues/in can find what inject writes.
+        using var daemon = DaemonProcess.Start(_instance.Home, new Dictionary<string, string>
+        {
+            ["Mailman__Smtp__Port"] = sink.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Mailman__Queues__PollInterval"] = "01:00:00",
+        });
+        Wait.Until(() => daemon.HasExited || Logs().Contains("IncomingRunner started", StringComparison.Ordinal), TimeSpan.FromSeconds(60), "the incoming runner to start");
+        for (var post = 1; post <= 2; post++)
+        {
+            Inject("dev@example.org", Posts.Plain());
+            Wait.Until(() => daemon.HasExited || sink.Messages().Count >= 3 * post, TimeSpan.FromSeconds(60), $"post {post} at the sink");
+            Assert.False(daemon.HasExited, daemon.Output);
+        }
+
+        Assert.DoesNotContain("cannot watch", Logs(), StringComparison.Ordinal);
+        daemon.Terminate();
+        Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(90)));
+    }
+
+    private string Logs() => string.Concat(Directory.GetFiles(_instance.Paths.LogsDirectory, "mailman-*.log").Select(f =>
+    {
+        using var s = new FileStream(f, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        return new StreamReader(s).ReadToEnd();
+    }));
+
     private void Inject(string list, byte[] message)
     {
         var result = MailmanProcess.Run(_instance.Home, ["inject", list], stdin: message);

@@ -1,6 +1,7 @@
 // MailKit's SmtpClient with the seams a list server needs: per-recipient refusals are recorded
 // instead of failing the transaction, the size is known without serializing the copy again, and
 // nothing is re-encoded per copy.
+using System.Net.Security;
 using MailKit.Net.Smtp;
 using MimeKit;
 
@@ -10,6 +11,25 @@ internal sealed class ListSmtpClient(bool preferBdat) : SmtpClient
 {
     /// <summary>The connection's socket as a buffered stream: copies write their bodies to it (DATA and BDAT).</summary>
     public Stream? Wire { get; set; }
+
+    /// <summary>
+    /// MailKit's own TLS stream, once negotiated: SslStream passes itself as the sender of the
+    /// client certificate selection callback, which it calls as the handshake starts. (MailKit
+    /// hands the certificate validation callback the host name instead, and keeps the stream.)
+    /// </summary>
+    public SslStream? Tls { get; private set; }
+
+    protected override SslClientAuthenticationOptions GetSslClientAuthenticationOptions(string host, RemoteCertificateValidationCallback remoteCertificateValidationCallback)
+    {
+        var options = base.GetSslClientAuthenticationOptions(host, remoteCertificateValidationCallback);
+        var select = options.LocalCertificateSelectionCallback;
+        options.LocalCertificateSelectionCallback = (sender, targetHost, local, remote, issuers) =>
+        {
+            Tls = sender as SslStream;
+            return select?.Invoke(sender, targetHost, local, remote, issuers) ?? (local.Count > 0 ? local[0] : null)!;
+        };
+        return options;
+    }
 
     /// <summary>Recipients the server refused in the current transaction, with its reply.</summary>
     public List<(string Address, SmtpStatusCode Status, string Response)> Refused { get; } = [];

@@ -1,7 +1,9 @@
-// One SMTP connection of the outgoing runner: opened on demand with TCP_NODELAY, reused for up
-// to MaxSessionsPerConnection messages, dropped after an I/O error. Sends one transaction and
+// One SMTP connection of the outgoing runner to one relay: opened on demand with TCP_NODELAY,
+// secured (STARTTLS or implicit TLS) and authenticated as the relay says, reused for up to
+// MaxSessionsPerConnection messages, dropped after an I/O error. Sends one transaction and
 // classifies every recipient: delivered, deferred (4xx, 552, broken connection) or bounced (5xx).
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
 using Mailman.Instance;
 using Mailman.Queues;
@@ -12,7 +14,7 @@ using MimeKit;
 
 namespace Mailman.Delivery.Smtp;
 
-internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
+internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDisposable
 {
     // Coalesces the small writes of a copy's body (values, dots) into one send; larger literal
     // pieces go to the socket directly.
@@ -20,7 +22,32 @@ internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
 
     private ListSmtpClient? _client;
     private Socket? _socket;
+    private SslStream? _tls;
+    private string? _tlsRefusal;
+    private PipelinedWriter? _pipe;
     private int _sent;
+
+    // No TLS session resumption: on a resumed session SslStream may skip the certificate
+    // callback, which both checks the relay's trust and hands us MailKit's TLS stream.
+    // Connections live for up to MaxSessionsPerConnection copies: a full handshake each is cheap.
+    static SmtpConnection() => AppContext.SetSwitch("System.Net.Security.DisableTlsResume", true);
+
+    /// <summary>A plain connection to Host:Port (tests and tools).</summary>
+    public SmtpConnection(SmtpOptions options)
+        : this(Relay.Plain(options.Host, options.Port), options)
+    {
+    }
+
+    public Relay Relay => relay;
+
+    /// <summary>The open connection's socket (tests check its flags).</summary>
+    internal Socket? Socket => _socket;
+
+    /// <summary>Copies' bodies go to MailKit's own TLS stream (found through the validation callback), not to its SmtpStream.</summary>
+    internal bool BodyOnTlsStream => _client?.Wire is BufferedStream { UnderlyingStream: SslStream };
+
+    /// <summary>Whether the open connection is encrypted (after STARTTLS or implicit TLS).</summary>
+    public bool IsSecure => _client is { IsConnected: true, IsSecure: true };
 
     /// <summary>Closes the socket under an in-flight transaction (shutdown grace over): it fails at once and its recipients are deferred.</summary>
     public void Abort()
@@ -42,11 +69,27 @@ internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
         // fails before MAIL FROM is answered, when nothing of the copy has been sent: open a new
         // one and try once more at once, instead of deferring the copy for an hour.
         var reused = _client is { IsConnected: true };
-        if (!SendOnce(carrier, sender, recipients, result) && reused)
+        if (SendOnce(carrier, sender, recipients, result))
+        {
+            return;
+        }
+
+        if (reused)
         {
             result.Clear();
-            SendOnce(carrier, sender, recipients, result);
+            if (SendOnce(carrier, sender, recipients, result))
+            {
+                return;
+            }
         }
+
+        // A fresh connection that breaks or answers 421 before MAIL FROM is accepted: the relay
+        // is not taking mail. Nothing of the copy was sent; the pool gives it to another relay.
+        var reason = result.Deferred.Count == 0 ? "connection lost before MAIL FROM"
+            : result.Deferred[0].Status != 0 ? $"{result.Deferred[0].Status} {result.Deferred[0].Response}"
+            : result.Deferred[0].Response;
+        result.Clear();
+        throw new SmtpConnectException($"SMTP server {relay.Name} refused the transaction before MAIL FROM: {reason}", null);
     }
 
     // False when the connection broke before the server answered MAIL FROM.
@@ -87,6 +130,19 @@ internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
             from = MailboxAddress.Parse(sender[..sender.IndexOf('+', StringComparison.Ordinal)] + sender[sender.LastIndexOf('@')..]);
         }
 
+        if (_pipe is not null && carrier.Body is SplicedBody body && PipelinedWriter.Suits(body.Post, from.Address)
+            && mailboxes.TrueForAll(m => System.Text.Ascii.IsValid(m.Address)))
+        {
+            return SendPipelined(body, from.Address, recipients, invalid, result);
+        }
+
+        // MailKit's path: the pipelined transaction before it must be finished first.
+        Complete();
+        if (_client is not { IsConnected: true })
+        {
+            return false;
+        }
+
         SmtpStatusCode? transactionStatus = null;
         string? transactionResponse = null;
         var broken = false;
@@ -95,7 +151,7 @@ internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
             client.Send(Carrier.SendOptions, carrier, from, mailboxes, CancellationToken.None);
             _sent++;
         }
-        catch (SmtpCommandException e) when (client.IsConnected)
+        catch (SmtpCommandException e) when (client.IsConnected && !(e.StatusCode == SmtpStatusCode.ServiceNotAvailable && !client.SenderAccepted))
         {
             // The server refused a command; MailKit has sent RSET and the connection stays usable.
             transactionStatus = e.StatusCode;
@@ -125,6 +181,10 @@ internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
             if (refused.TryGetValue(r.Address, out var refusal))
             {
                 Classify(result, r, (int)refusal.Status, refusal.Response);
+                if (IsThrottle((int)refusal.Status, refusal.Response))
+                {
+                    result.Throttled = true;
+                }
             }
             else if (broken)
             {
@@ -133,6 +193,10 @@ internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
             else if (transactionStatus is { } status)
             {
                 Classify(result, r, (int)status, transactionResponse ?? "");
+                if (IsThrottle((int)status, transactionResponse ?? "") && client.SenderAccepted)
+                {
+                    result.Throttled = true;
+                }
             }
             else
             {
@@ -140,11 +204,85 @@ internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
             }
         }
 
-        return !(broken && !client.SenderAccepted);
+        // A 421 before MAIL FROM was accepted closes the session like a broken connection.
+        return !((broken || transactionStatus == SmtpStatusCode.ServiceNotAvailable) && !client.SenderAccepted);
+    }
+
+    // RFC 3463 4.7.x (security or policy, what providers send when they rate-limit), or a 421
+    // to a recipient: the destination asks us to slow down.
+    internal static bool IsThrottle(int status, string response)
+        => status == 421 || (status is >= 400 and < 500 && response.TrimStart().StartsWith("4.7.", StringComparison.Ordinal));
+
+    // The lean path (PipelinedWriter): false when the connection broke before MAIL FROM was answered.
+    private bool SendPipelined(SplicedBody body, string sender, IReadOnlyList<Recipient> recipients, HashSet<string>? invalid, TransactionResult result)
+    {
+        var valid = invalid is null ? recipients : [.. recipients.Where(r => !invalid.Contains(r.Address))];
+        result.Pending = true;
+        try
+        {
+            _pipe!.Send(body.Post, body.Values, sender, valid, result);
+            if (_pipe.ServerClosing)
+            {
+                // 421 to MAIL FROM: nothing of the copy was sent (as a broken connection before it).
+                result.Pending = false;
+                Drop();
+                return false;
+            }
+
+            result.Pending = _pipe.Pending?.Result == result;
+            _sent++;
+            return true;
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+        {
+            // The transaction read before this one, if its reply was still due, is deferred
+            // (its data may have arrived); this one is deferred when its MAIL FROM was answered,
+            // and sent again on a new connection when it was not.
+            var senderAccepted = _pipe!.SenderAccepted;
+            _pipe.Abandon(e.Message);
+            result.Pending = false;
+            Drop();
+            if (!senderAccepted && result.Bounced.Count + result.Deferred.Count == 0)
+            {
+                result.Deferred.AddRange(valid.Select(r => (r, 0, e.Message)));
+                return false;
+            }
+
+            var settled = result.Delivered.Concat(result.Deferred.Select(d => d.Recipient)).Concat(result.Bounced.Select(b => b.Recipient)).ToHashSet();
+            foreach (var r in valid)
+            {
+                if (!settled.Contains(r))
+                {
+                    result.Deferred.Add((r, 0, e.Message));
+                }
+            }
+
+            return true;
+        }
+    }
+
+    /// <summary>Reads the outcome of a pipelined transaction still waiting for it (end of a chunk, before MailKit's path, before closing).</summary>
+    public void Complete()
+    {
+        if (_pipe?.Pending is null)
+        {
+            return;
+        }
+
+        try
+        {
+            _pipe.Complete();
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+        {
+            _pipe.Abandon(e.Message);
+            Drop();
+        }
     }
 
     public void Dispose()
     {
+        Complete();
         if (_client is { IsConnected: true } client)
         {
             try
@@ -160,7 +298,7 @@ internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
     }
 
     // RFC 5321 §4.2.1: 4yz is transient; 552 (storage exceeded) may be treated as transient too (§4.5.3.1.10).
-    private static void Classify(TransactionResult result, Recipient r, int status, string response)
+    internal static void Classify(TransactionResult result, Recipient r, int status, string response)
     {
         if (status is >= 400 and < 500 or 552)
         {
@@ -180,6 +318,7 @@ internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
         }
 
         Dispose();
+        _pipe = null;
         var client = new ListSmtpClient(options.PreferBdat)
         {
             Timeout = options.TimeoutSeconds * 1000,
@@ -190,6 +329,13 @@ internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
             client.LocalDomain = options.HeloName;
         }
 
+        // The relay's trust decides; MailKit passes the host as the sender here. MailKit's TLS
+        // stream, the one the copies' bodies must be written to (never the socket under it),
+        // reaches ListSmtpClient.Tls through the SslStream's own callback.
+        _tls = null;
+        _tlsRefusal = null;
+        client.ServerCertificateValidationCallback = (_, certificate, chain, errors) => relay.Trust.Accept(certificate, chain, errors, out _tlsRefusal);
+
         Socket? socket = null;
         try
         {
@@ -198,14 +344,48 @@ internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
             socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             ConnectWithTimeout(socket, Endpoint(), TimeSpan.FromSeconds(options.TimeoutSeconds));
 
-            client.Connect(socket, options.Host, options.Port, SecureSocketOptions.None, CancellationToken.None);
-            client.Wire = new BufferedStream(new NetworkStream(socket, ownsSocket: false) { WriteTimeout = options.TimeoutSeconds * 1000 }, WireBuffer);
+            // The handshake is synchronous over the blocking socket (AuthenticateAsClient): no
+            // async call ever turns the socket non-blocking.
+            client.Connect(socket, relay.Host, relay.Port, relay.SocketOptions, CancellationToken.None);
+            if (relay.Password is { } password)
+            {
+                if (!client.IsSecure)
+                {
+                    throw new SmtpConnectException($"SMTP server {relay.Name} offers no STARTTLS: the password is not sent over a plain connection", null);
+                }
+
+                client.Authenticate(relay.User, password, CancellationToken.None);
+            }
+
+            _tls = client.Tls;
+            client.Wire = client.IsSecure
+                ? _tls is { IsAuthenticated: true } tls ? new BufferedStream(tls, WireBuffer) : null
+                : new BufferedStream(new NetworkStream(socket, ownsSocket: false) { WriteTimeout = options.TimeoutSeconds * 1000 }, WireBuffer);
+
+            // RFC 2920: one round trip per copy where the server pipelines (BDAT stays MailKit's).
+            if (options.Pipelining && client.Wire is not null && !(options.PreferBdat && client.Capabilities.HasFlag(SmtpCapabilities.Chunking))
+                && client.Capabilities.HasFlag(SmtpCapabilities.Pipelining))
+            {
+                Stream input = client.IsSecure ? _tls! : new NetworkStream(socket, ownsSocket: false) { ReadTimeout = options.TimeoutSeconds * 1000 };
+                _pipe = new PipelinedWriter(client.Wire, input, client.Capabilities.HasFlag(SmtpCapabilities.Size), client.Capabilities.HasFlag(SmtpCapabilities.EightBitMime));
+            }
         }
-        catch (Exception e) when (e is SocketException or IOException or TimeoutException or OperationCanceledException or SmtpProtocolException or SmtpCommandException)
+        catch (Exception e) when (e is SocketException or IOException or TimeoutException or OperationCanceledException or SmtpProtocolException or SmtpCommandException
+            or AuthenticationException or SslHandshakeException or NotSupportedException or System.Security.Authentication.AuthenticationException or SmtpConnectException)
         {
             socket?.Dispose();
             client.Dispose();
-            throw new SmtpConnectException($"cannot connect to SMTP server {options.Host}:{options.Port}: {e.Message}", e);
+            var why = e switch
+            {
+                SmtpConnectException => e.Message,
+                SslHandshakeException or System.Security.Authentication.AuthenticationException when _tlsRefusal is not null => "TLS refused: " + _tlsRefusal,
+                AuthenticationException => $"AUTH as {relay.User} refused: {e.Message}",
+                NotSupportedException when relay.Security == RelaySecurity.StartTls && !client.Capabilities.HasFlag(SmtpCapabilities.StartTLS) => "it offers no STARTTLS, and Security is starttls",
+                NotSupportedException when relay.Password is not null => "it offers no AUTH: " + e.Message,
+                SmtpCommandException c => $"{(int)c.StatusCode} {c.Message}",
+                _ => e.Message,
+            };
+            throw new SmtpConnectException(e is SmtpConnectException ? why : $"cannot connect to SMTP server {relay.Name}: {why}", e);
         }
 
         _client = client;
@@ -221,7 +401,10 @@ internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
     {
         try
         {
-            return _socket is null || _socket.Poll(0, SelectMode.SelectRead);
+            // Under TLS a readable socket may only hold a record the server sends by itself (a
+            // TLS 1.3 session ticket): only an end of file says it closed. An unsolicited 421 in
+            // TLS then fails the next copy before MAIL FROM, which is sent again on a new connection.
+            return _socket is null || (_socket.Poll(0, SelectMode.SelectRead) && (_client is not { IsSecure: true } || _socket.Available == 0));
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
@@ -267,20 +450,22 @@ internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
     }
 
     private EndPoint Endpoint()
-        => IPAddress.TryParse(options.Host, out var ip) ? new IPEndPoint(ip, options.Port) : new DnsEndPoint(options.Host, options.Port);
+        => IPAddress.TryParse(relay.Host, out var ip) ? new IPEndPoint(ip, relay.Port) : new DnsEndPoint(relay.Host, relay.Port);
 
     private void Drop()
     {
+        _pipe = null;
         // The wire owns nothing (the client closes the socket); disposing it would flush what a
         // failed write left in its buffer into a dead socket.
         _client?.Dispose();
         _client = null;
         _socket = null;
+        _tls = null;
     }
 }
 
-/// <summary>The server could not be reached: every recipient of the post waits in retry.</summary>
-public sealed class SmtpConnectException(string message, Exception inner) : Exception(message, inner);
+/// <summary>The relay could not be reached, secured or authenticated to, or refused service before MAIL FROM.</summary>
+public sealed class SmtpConnectException(string message, Exception? inner) : Exception(message, inner);
 
 /// <summary>What became of each recipient of one or more transactions.</summary>
 public sealed class TransactionResult
@@ -291,10 +476,18 @@ public sealed class TransactionResult
 
     public List<(Recipient Recipient, int Status, string Response)> Bounced { get; } = [];
 
+    /// <summary>The destination answered 421 or 4.7.x: it asks us to slow down.</summary>
+    public bool Throttled { get; set; }
+
+    /// <summary>Pipelined: the data is sent, its reply is read with the next transaction or at <see cref="SmtpConnection.Complete"/>.</summary>
+    public bool Pending { get; set; }
+
     public void Clear()
     {
         Delivered.Clear();
         Deferred.Clear();
         Bounced.Clear();
+        Throttled = false;
+        Pending = false;
     }
 }

@@ -30,7 +30,9 @@ internal sealed class SplicedBody : Multipart
     public long Size => Post.SizeFor(Values);
 
     /// <summary>
-    /// Set by <see cref="ListSmtpClient"/> per transaction: the socket as a buffered stream. MailKit
+    /// Set by <see cref="ListSmtpClient"/> per transaction: the socket as a buffered stream, or
+    /// under TLS MailKit's own SslStream buffered (null when it is not known: the body then goes
+    /// to MailKit's stream, never to the socket under the TLS session). MailKit
     /// writes a message into its own stream in 4 KB sends, and for DATA through a
     /// <see cref="FilteredStream"/> whose one filter dot-stuffs byte by byte (two thirds of the CPU
     /// of a 1 MB copy). The header block still takes MailKit's path; the body, dot-stuffed once
@@ -48,27 +50,35 @@ internal sealed class SplicedBody : Multipart
 
     public override void WriteTo(FormatOptions options, Stream stream, bool contentOnly, CancellationToken cancellationToken = default)
     {
-        if (Wire is { } wire)
+        // DATA: MailKit's dot-stuffing filter over its stream. BDAT: its stream itself.
+        var mailkit = DotStuff
+            ? (stream as FilteredStream)?.Source
+            : stream.GetType().FullName == "MailKit.Net.Smtp.SmtpStream" ? stream : null;
+        if (mailkit is not null)
         {
-            // DATA: MailKit's dot-stuffing filter over its stream. BDAT: its stream itself.
-            var mailkit = DotStuff
-                ? (stream as FilteredStream)?.Source
-                : stream.GetType().FullName == "MailKit.Net.Smtp.SmtpStream" ? stream : null;
-            if (mailkit is not null)
+            // One path for the whole body: the wire (the plain socket, or MailKit's own TLS
+            // stream) after MailKit's buffer is flushed, or else MailKit's stream itself.
+            var target = Wire ?? mailkit;
+            if (Wire is not null)
             {
                 mailkit.Flush();
-                if (DotStuff)
-                {
-                    Post.WriteBodyDotStuffedTo(wire, Values, cancellationToken);
-                }
-                else
-                {
-                    Post.WriteBodyTo(wire, Values, cancellationToken, PreparedPost.SocketWriteChunk);
-                }
-
-                wire.Flush();
-                return;
             }
+
+            if (DotStuff)
+            {
+                Post.WriteBodyDotStuffedTo(target, Values, cancellationToken);
+            }
+            else
+            {
+                Post.WriteBodyTo(target, Values, cancellationToken, Wire is null ? 16 * 1024 : PreparedPost.SocketWriteChunk);
+            }
+
+            if (Wire is not null)
+            {
+                target.Flush();
+            }
+
+            return;
         }
 
         Post.WriteBodyTo(stream, Values, cancellationToken);

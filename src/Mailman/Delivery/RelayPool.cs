@@ -1,0 +1,213 @@
+// The relays of the outbound pool and what the daemon knows of each across posts: up or down
+// (with backoff after a refusal, logged once per episode, not per copy), copies sent and their
+// recent rate. var/relays.json publishes it for `mailman status`. Timestamps are the daemon's
+// TimeProvider's.
+using Mailman.Delivery.Smtp;
+using Microsoft.Extensions.Logging;
+
+namespace Mailman.Delivery;
+
+/// <summary>One relay's state in the pool. Guarded by the pool's lock.</summary>
+public sealed class RelayState(Relay relay, int index)
+{
+    public Relay Relay { get; } = relay;
+
+    public int Index { get; } = index;
+
+    /// <summary>Down until this timestamp (the pool's TimeProvider); 0 when up.</summary>
+    internal long DownUntil { get; set; }
+
+    internal TimeSpan Backoff { get; set; }
+
+    internal long DownSince { get; set; }
+
+    internal string? LastError { get; set; }
+
+    /// <summary>Chunks handed to this relay in the current delivery (its weighted share).</summary>
+    internal long Taken { get; set; }
+
+    public long Sent { get; internal set; }
+
+    // Copies in the current one-second window and the rate of the last full window.
+    internal long WindowStart { get; set; }
+
+    internal long WindowCount { get; set; }
+
+    public double Rate { get; internal set; }
+
+    public bool IsDown => DownUntil != 0;
+}
+
+/// <summary>The pool: which relay takes the next chunk, and who is down.</summary>
+public sealed class RelayPool
+{
+    private static readonly TimeSpan FirstBackoff = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(60);
+    private readonly ILogger? _log;
+    private readonly Action<IReadOnlyList<RelayStatus>>? _publish;
+    private readonly long _second;
+    private long _published;
+
+    public RelayPool(IReadOnlyList<Relay> relays, ILogger? log = null, Action<IReadOnlyList<RelayStatus>>? publish = null, TimeProvider? time = null)
+    {
+        Time = time ?? TimeProvider.System;
+        _second = Time.TimestampFrequency;
+        Relays = [.. relays.Select((r, i) => new RelayState(r, i))];
+        _log = log;
+        _publish = publish;
+    }
+
+    public IReadOnlyList<RelayState> Relays { get; }
+
+    /// <summary>The clock of every decision here (backoff, rates); PostDelivery's scheduler reads it too.</summary>
+    public TimeProvider Time { get; }
+
+    /// <summary>Every connection of the pool: the number of chunks that can be in flight at once.</summary>
+    public int Connections => Relays.Sum(r => r.Relay.Connections);
+
+    /// <summary>Lock for every RelayState; PostDelivery's scheduler takes it too.</summary>
+    internal object Gate { get; } = new();
+
+    /// <summary>Under the gate: forgets last delivery's shares.</summary>
+    internal void StartDelivery()
+    {
+        foreach (var r in Relays)
+        {
+            r.Taken = 0;
+        }
+    }
+
+    /// <summary>Under the gate: whether <paramref name="r"/> may be tried now (up, or its backoff is over).</summary>
+    internal static bool Usable(RelayState r, long now) => r.DownUntil == 0 || now >= r.DownUntil;
+
+    /// <summary>Under the gate: every relay is down and none of them may be tried yet.</summary>
+    internal bool AllDown(long now) => Relays.All(r => !Usable(r, now));
+
+    /// <summary>
+    /// Under the gate: whether <paramref name="r"/> is within its weighted share: no usable relay
+    /// is more than one round of the pool behind it.
+    /// </summary>
+    internal bool WithinShare(RelayState r, long now)
+    {
+        if (Relays.Count == 1)
+        {
+            return true;
+        }
+
+        var slack = (double)Connections / Relays.Sum(x => x.Relay.Weight);
+        var mine = (double)r.Taken / r.Relay.Weight;
+        foreach (var q in Relays)
+        {
+            if (q != r && Usable(q, now) && mine > (double)q.Taken / q.Relay.Weight + slack)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>Under the gate: the relay refused; true when this starts a new episode (logged once).</summary>
+    internal void MarkDown(RelayState r, string reason, long now)
+    {
+        var first = r.DownUntil == 0;
+        r.Backoff = first ? FirstBackoff : TimeSpan.FromTicks(Math.Min(r.Backoff.Ticks * 2, MaxBackoff.Ticks));
+        r.DownUntil = now + (long)(r.Backoff.TotalSeconds * _second);
+        r.LastError = reason;
+        if (first)
+        {
+            r.DownSince = now;
+            _log?.LogWarning("Relay {Relay} is down: {Error}; its copies go to the other relays, and it is tried again in {Backoff:F0}s with backoff",
+                r.Relay.Name, reason, r.Backoff.TotalSeconds);
+        }
+        else
+        {
+            _log?.LogDebug("Relay {Relay} still down: {Error}; next try in {Backoff:F0}s", r.Relay.Name, reason, r.Backoff.TotalSeconds);
+        }
+
+        PublishLocked(force: true);
+    }
+
+    /// <summary>Under the gate: a transaction went through <paramref name="r"/>.</summary>
+    internal void MarkUp(RelayState r, int copies, long now)
+    {
+        if (r.DownUntil != 0)
+        {
+            _log?.LogInformation("Relay {Relay} is up again after {Seconds:F0}s down", r.Relay.Name, (double)(now - r.DownSince) / _second);
+            r.DownUntil = 0;
+            r.Backoff = TimeSpan.Zero;
+            r.LastError = null;
+        }
+
+        r.Sent += copies;
+        if (now - r.WindowStart >= _second)
+        {
+            r.Rate = r.WindowStart == 0 ? 0 : r.WindowCount * (double)_second / (now - r.WindowStart);
+            r.WindowStart = now;
+            r.WindowCount = 0;
+        }
+
+        r.WindowCount += copies;
+        PublishLocked(force: false);
+    }
+
+    /// <summary>What `status` shows, now.</summary>
+    public IReadOnlyList<RelayStatus> Snapshot()
+    {
+        lock (Gate)
+        {
+            return SnapshotLocked();
+        }
+    }
+
+    /// <summary>Publishes the state (rates decay to 0 when a delivery ends).</summary>
+    public void Idle()
+    {
+        lock (Gate)
+        {
+            foreach (var r in Relays)
+            {
+                r.Rate = 0;
+                r.WindowStart = 0;
+                r.WindowCount = 0;
+            }
+
+            PublishLocked(force: true);
+        }
+    }
+
+    private List<RelayStatus> SnapshotLocked()
+    {
+        var now = Time.GetTimestamp();
+        return [.. Relays.Select(r => new RelayStatus(
+            r.Relay.Name,
+            r.Relay.Security.ToString().ToLowerInvariant(),
+            r.IsDown ? "down" : "up",
+            r.Relay.Connections,
+            r.Relay.Weight,
+            r.Sent,
+            Math.Round(r.Rate, 1),
+            r.IsDown ? Math.Max(0, (double)(r.DownUntil - now) / _second) : null,
+            r.LastError))];
+    }
+
+    private void PublishLocked(bool force)
+    {
+        if (_publish is null)
+        {
+            return;
+        }
+
+        var now = Time.GetTimestamp();
+        if (!force && now - _published < _second)
+        {
+            return;
+        }
+
+        _published = now;
+        _publish(SnapshotLocked());
+    }
+}
+
+/// <summary>One relay in `mailman status`.</summary>
+public sealed record RelayStatus(string Relay, string Security, string State, int Connections, int Weight, long Sent, double Rate, double? RetryInSeconds, string? LastError);

@@ -1,0 +1,303 @@
+// The hot path of a transaction, beside MailKit's connection (which still does the greeting,
+// EHLO, STARTTLS, AUTH and QUIT): RFC 2920 pipelining of MAIL, every RCPT and DATA in one write,
+// and the end of one copy's data sent together with the next transaction's commands, so a copy
+// costs one round trip instead of MailKit's three (MAIL+RCPT, DATA, end of data). Used only when
+// the server offers PIPELINING and the copy is plain ASCII addressing; everything else (BDAT,
+// SMTPUTF8, a header line starting with a dot) takes MailKit's path. Hot path: per copy.
+using System.Globalization;
+using System.Text;
+using Mailman.Queues;
+
+namespace Mailman.Delivery.Smtp;
+
+internal sealed class PipelinedWriter(Stream wire, Stream input, bool size, bool eightBitMime)
+{
+    private static readonly byte[] EndOfData = ".\r\n"u8.ToArray();
+    private static readonly byte[] Crlf = "\r\n"u8.ToArray();
+    private readonly byte[] _in = new byte[8192];
+    private readonly StringBuilder _commands = new(256);
+    private byte[] _out = new byte[1024];
+    private int _start;
+    private int _end;
+
+    /// <summary>The transaction whose end of data is written but whose reply is not read yet.</summary>
+    public (TransactionResult Result, IReadOnlyList<Recipient> Accepted)? Pending { get; private set; }
+
+    /// <summary>Whether MAIL FROM of the last transaction was answered (before it, nothing of the copy was sent).</summary>
+    public bool SenderAccepted { get; private set; }
+
+    /// <summary>The server answered MAIL FROM with 421: it is closing the connection (RFC 5321 §3.8), drop it.</summary>
+    public bool ServerClosing { get; private set; }
+
+    /// <summary>Whether a post can take this path at all (else MailKit sends it).</summary>
+    public static bool Suits(PreparedPost post, string sender)
+    {
+        var header = post.HeaderBlock.Span;
+        return header.Length > 0 && header[0] != (byte)'.' && header.IndexOf("\n."u8) < 0 && Ascii.IsValid(sender);
+    }
+
+    /// <summary>
+    /// Sends one transaction; the reply to its end of data is read with the next one (or by
+    /// <see cref="Complete"/>), when <paramref name="result"/> is finished. A transaction refused
+    /// before its data is finished here, and RSET sent. Never throws for a refusal; an I/O error
+    /// leaves the pending transaction and this one to the caller (<see cref="IOException"/>).
+    /// </summary>
+    /// <exception cref="IOException">The connection broke.</exception>
+    public void Send(PreparedPost post, RecipientValues? values, string sender, IReadOnlyList<Recipient> recipients, TransactionResult result)
+    {
+        SenderAccepted = false;
+        _commands.Clear();
+        _commands.Append("MAIL FROM:<").Append(sender).Append('>');
+        if (size)
+        {
+            _commands.Append(" SIZE=").Append(post.SizeFor(values).ToString(CultureInfo.InvariantCulture));
+        }
+
+        if (eightBitMime && post.EightBit)
+        {
+            _commands.Append(" BODY=8BITMIME");
+        }
+
+        _commands.Append("\r\n");
+        foreach (var r in recipients)
+        {
+            _commands.Append("RCPT TO:<").Append(r.Address).Append(">\r\n");
+        }
+
+        _commands.Append("DATA\r\n");
+        var n = _commands.Length;
+        if (_out.Length < n)
+        {
+            _out = new byte[Math.Max(n, _out.Length * 2)];
+        }
+
+        Encoding.ASCII.GetBytes(_commands.ToString(), 0, n, _out, 0);
+
+        // The previous copy's end of data and these commands leave in one write.
+        wire.Write(_out, 0, n);
+        wire.Flush();
+        FinishPending();
+
+        var mail = ReadReply();
+        SenderAccepted = mail.Code / 100 == 2;
+        if (mail.Code == 421)
+        {
+            // Nothing more is answered on this connection: its recipients wait with the 421,
+            // and the caller opens another (or marks the relay down).
+            ServerClosing = true;
+            foreach (var r in recipients)
+            {
+                SmtpConnection.Classify(result, r, mail.Code, mail.Text);
+            }
+
+            return;
+        }
+
+        var accepted = new List<Recipient>(recipients.Count);
+        foreach (var r in recipients)
+        {
+            var reply = ReadReply();
+            if (!SenderAccepted)
+            {
+                continue;
+            }
+
+            if (reply.Code / 100 == 2)
+            {
+                accepted.Add(r);
+            }
+            else
+            {
+                SmtpConnection.Classify(result, r, reply.Code, reply.Text);
+                result.Throttled |= SmtpConnection.IsThrottle(reply.Code, reply.Text);
+            }
+        }
+
+        var data = ReadReply();
+        if (data.Code == 354 && (!SenderAccepted || accepted.Count == 0))
+        {
+            // A server that took DATA without a valid recipient: end the empty message.
+            wire.Write(EndOfData);
+            wire.Flush();
+            ReadReply();
+        }
+
+        if (!SenderAccepted)
+        {
+            foreach (var r in recipients)
+            {
+                SmtpConnection.Classify(result, r, mail.Code, mail.Text);
+            }
+
+            Reset();
+            return;
+        }
+
+        if (accepted.Count == 0)
+        {
+            Reset();
+            return;
+        }
+
+        if (data.Code != 354)
+        {
+            foreach (var r in accepted)
+            {
+                SmtpConnection.Classify(result, r, data.Code, data.Text);
+            }
+
+            result.Throttled |= SmtpConnection.IsThrottle(data.Code, data.Text);
+            Reset();
+            return;
+        }
+
+        WriteHeader(post, values);
+        wire.Write(Crlf);
+        post.WriteBodyDotStuffedTo(wire, values, CancellationToken.None);
+        wire.Write(EndOfData);
+        Pending = (result, accepted);
+    }
+
+    /// <summary>Sends what is buffered and reads the pending transaction's reply, finishing its result.</summary>
+    /// <exception cref="IOException">The connection broke.</exception>
+    public void Complete()
+    {
+        if (Pending is null)
+        {
+            return;
+        }
+
+        wire.Flush();
+        FinishPending();
+    }
+
+    /// <summary>The connection broke: the pending transaction's data may or may not have arrived.</summary>
+    public void Abandon(string why)
+    {
+        if (Pending is { } p)
+        {
+            foreach (var r in p.Accepted)
+            {
+                p.Result.Deferred.Add((r, 0, why));
+            }
+
+            p.Result.Pending = false;
+            Pending = null;
+        }
+    }
+
+    private void FinishPending()
+    {
+        if (Pending is not { } p)
+        {
+            return;
+        }
+
+        var reply = ReadReply();
+        Pending = null;
+        p.Result.Pending = false;
+        foreach (var r in p.Accepted)
+        {
+            if (reply.Code / 100 == 2)
+            {
+                p.Result.Delivered.Add(r);
+            }
+            else
+            {
+                SmtpConnection.Classify(p.Result, r, reply.Code, reply.Text);
+            }
+        }
+
+        p.Result.Throttled |= reply.Code / 100 != 2 && SmtpConnection.IsThrottle(reply.Code, reply.Text);
+    }
+
+    // The copy's header block: the post's, with this recipient's To: value and List-Unsubscribe
+    // link (RFC 8058) in their slots, in the order they stand.
+    private void WriteHeader(PreparedPost post, RecipientValues? values)
+    {
+        var header = post.HeaderBlock.Span;
+        if (values is null)
+        {
+            wire.Write(header);
+            return;
+        }
+
+        var to = post.ToTokenAt >= 0 ? (At: post.ToTokenAt, Length: post.ToToken!.Length, Value: values.ToRawValue) : default;
+        var unsubscribe = post.Unsubscribe is { } slot ? (At: slot.ValueAt, Length: slot.SlottedLength, Value: slot.RawValue(values.Unsubscribe)) : default;
+        var first = to.Value is null || (unsubscribe.Value is not null && unsubscribe.At < to.At) ? unsubscribe : to;
+        var second = ReferenceEquals(first.Value, to.Value) ? unsubscribe : to;
+        var written = 0;
+        foreach (var (at, length, value) in new[] { first, second })
+        {
+            if (value is null)
+            {
+                continue;
+            }
+
+            wire.Write(header[written..at]);
+            wire.Write(value);
+            written = at + length;
+        }
+
+        wire.Write(header[written..]);
+    }
+
+    private void Reset()
+    {
+        wire.Write("RSET\r\n"u8);
+        wire.Flush();
+        ReadReply();
+    }
+
+    // One reply, multi-line included: the code and the text of its last line.
+    private (int Code, string Text) ReadReply()
+    {
+        while (true)
+        {
+            var line = ReadLine();
+            if (line.Length < 3 || !int.TryParse(line.AsSpan(0, 3), NumberStyles.None, CultureInfo.InvariantCulture, out var code))
+            {
+                throw new IOException("malformed SMTP reply: " + line);
+            }
+
+            if (line.Length == 3 || line[3] != '-')
+            {
+                return (code, line.Length > 4 ? line[4..] : "");
+            }
+        }
+    }
+
+    private string ReadLine()
+    {
+        while (true)
+        {
+            var lf = _in.AsSpan(_start, _end - _start).IndexOf((byte)'\n');
+            if (lf >= 0)
+            {
+                var line = Encoding.Latin1.GetString(_in, _start, lf > 0 && _in[_start + lf - 1] == '\r' ? lf - 1 : lf);
+                _start += lf + 1;
+                return line;
+            }
+
+            if (_start > 0)
+            {
+                Buffer.BlockCopy(_in, _start, _in, 0, _end - _start);
+                _end -= _start;
+                _start = 0;
+            }
+
+            if (_end == _in.Length)
+            {
+                throw new IOException("SMTP reply line too long");
+            }
+
+            var read = input.Read(_in, _end, _in.Length - _end);
+            if (read == 0)
+            {
+                throw new IOException("the SMTP server closed the connection");
+            }
+
+            _end += read;
+        }
+    }
+}

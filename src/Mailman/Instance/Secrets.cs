@@ -1,0 +1,79 @@
+// Reads a relay's password once at start: from a file only its owner can read, or from the
+// directory systemd's LoadCredential= fills ($CREDENTIALS_DIRECTORY). Never from configuration
+// values or the command line, which other users can see; the value is never logged.
+namespace Mailman.Instance;
+
+public static class Secrets
+{
+    /// <summary>Reads <paramref name="path"/>: it must belong to this process's user and be unreadable by group and others.</summary>
+    /// <exception cref="InvalidOperationException">Missing, unreadable, shared or empty; the message names the setting and the fix.</exception>
+    public static string ReadPasswordFile(string path, string setting)
+    {
+        if (!File.Exists(path))
+        {
+            throw new InvalidOperationException($"configuration: {setting} {path} does not exist");
+        }
+
+        var mode = File.GetUnixFileMode(path);
+        const UnixFileMode shared = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
+            | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
+        if ((mode & shared) != 0)
+        {
+            throw new InvalidOperationException(
+                $"configuration: {setting} {path} is readable by others (mode {Octal(mode)}): chmod 600 {path}");
+        }
+
+        var owner = FileOwner.Uid(path);
+        if (owner is { } uid && uid != FileOwner.EffectiveUid)
+        {
+            throw new InvalidOperationException(
+                $"configuration: {setting} {path} belongs to {FileOwner.UserName(uid)}, not to {FileOwner.UserName(FileOwner.EffectiveUid)} who runs mailman: chown it");
+        }
+
+        return Read(path, setting);
+    }
+
+    /// <summary>Reads the systemd credential <paramref name="name"/> (LoadCredential=NAME:/path in the unit).</summary>
+    /// <exception cref="InvalidOperationException">No credentials directory, or no such credential.</exception>
+    public static string ReadCredential(string name, string setting)
+    {
+        var dir = Environment.GetEnvironmentVariable("CREDENTIALS_DIRECTORY");
+        if (string.IsNullOrEmpty(dir))
+        {
+            throw new InvalidOperationException(
+                $"configuration: {setting} {name} needs systemd's LoadCredential={name}:/path/to/file in the unit ($CREDENTIALS_DIRECTORY is not set)");
+        }
+
+        var path = Path.Combine(dir, name);
+        if (!File.Exists(path))
+        {
+            throw new InvalidOperationException($"configuration: {setting} {name}: no such credential in {dir}");
+        }
+
+        return Read(path, setting);
+    }
+
+    private static string Read(string path, string setting)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidOperationException($"configuration: {setting} {path} cannot be read: {e.Message}", e);
+        }
+
+        // One line: a final line break is not part of the password.
+        var password = text.TrimEnd('\r', '\n');
+        if (password.Length == 0 || password.Contains('\n', StringComparison.Ordinal))
+        {
+            throw new InvalidOperationException($"configuration: {setting} {path} must hold the password on one line");
+        }
+
+        return password;
+    }
+
+    private static string Octal(UnixFileMode mode) => "0" + Convert.ToString((int)mode, 8);
+}

@@ -1,0 +1,127 @@
+// Per-destination pacing on a fake clock: the token bucket of a configured rate, the concurrency
+// limit, the halving on 421/4.7.x (once a second however many connections hear it), and the
+// recovery by a tenth a quiet minute back to the configured limits.
+using Mailman.Delivery;
+using Mailman.Instance;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Mailman.Tests.Delivery;
+
+public sealed class PacingTests
+{
+    private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 11, 28, 12, 0, 0, TimeSpan.Zero));
+
+    private Pacer Pacer(int? maxPerMinute, int? maxConnections) => new(new SmtpOptions
+    {
+        Destinations = new(StringComparer.OrdinalIgnoreCase)
+        {
+            ["gmail.com"] = new() { MaxPerMinute = maxPerMinute, MaxConnections = maxConnections, Domains = ["googlemail.com"] },
+        },
+        DestinationDefaults = new() { MaxConnections = 20 },
+    }, time: _time);
+
+    [Fact]
+    public void A_configured_rate_gives_a_token_per_interval_and_says_how_long_to_wait()
+    {
+        var pacer = Pacer(maxPerMinute: 60, maxConnections: null);
+        var d = pacer.Of("GoogleMail.com");
+        Assert.Same(pacer.Of("gmail.com"), d);
+
+        Assert.True(pacer.TryAcquire(d, out _));
+        pacer.Done(d, 1, throttled: false);
+        Assert.False(pacer.TryAcquire(d, out var wait));
+        Assert.Equal(TimeSpan.FromSeconds(1), wait);
+        Assert.False(pacer.Ready(d));
+
+        _time.Advance(TimeSpan.FromSeconds(1));
+        Assert.True(pacer.Ready(d));
+        Assert.True(pacer.TryAcquire(d, out _));
+        pacer.Done(d, 1, throttled: false);
+
+        // A quiet minute fills the bucket only up to one second's worth (a burst of one at 60/min).
+        _time.Advance(TimeSpan.FromMinutes(1));
+        Assert.True(pacer.TryAcquire(d, out _));
+        pacer.Done(d, 1, throttled: false);
+        Assert.False(pacer.TryAcquire(d, out _));
+    }
+
+    [Fact]
+    public void The_concurrency_limit_holds_transactions_in_flight()
+    {
+        var pacer = Pacer(maxPerMinute: null, maxConnections: 2);
+        var d = pacer.Of("gmail.com");
+        Assert.True(pacer.TryAcquire(d, out _));
+        Assert.True(pacer.TryAcquire(d, out _));
+        Assert.False(pacer.TryAcquire(d, out _));
+        Assert.False(pacer.MayHold(d, holders: 2));
+        pacer.Done(d, 1, throttled: false);
+        Assert.True(pacer.TryAcquire(d, out _));
+    }
+
+    [Fact]
+    public void A_throttle_halves_rate_and_concurrency_once_a_second_and_a_tenth_comes_back_each_quiet_minute()
+    {
+        var pacer = Pacer(maxPerMinute: 600, maxConnections: 8);
+        var d = pacer.Of("gmail.com");
+        Assert.True(pacer.TryAcquire(d, out _));
+        pacer.Done(d, 0, throttled: true);
+        Assert.Equal(300, d.Rate);
+        Assert.Equal(4, d.Concurrency);
+
+        // Four connections hearing the same 421 within the second halve it once.
+        for (var i = 0; i < 4; i++)
+        {
+            Assert.True(pacer.TryAcquire(d, out _) || true);
+            pacer.Done(d, 0, throttled: true);
+        }
+
+        Assert.Equal(300, d.Rate);
+        Assert.Equal(1, d.Throttles);
+
+        _time.Advance(TimeSpan.FromSeconds(2));
+        pacer.TryAcquire(d, out _);
+        pacer.Done(d, 0, throttled: true);
+        Assert.Equal(150, d.Rate);
+        Assert.Equal(2, d.Concurrency);
+
+        _time.Advance(TimeSpan.FromSeconds(59));
+        pacer.Ready(d);
+        Assert.Equal(150, d.Rate);
+
+        _time.Advance(TimeSpan.FromSeconds(1));
+        pacer.Ready(d);
+        Assert.Equal(165, d.Rate!.Value, 6);
+        Assert.Equal(3, d.Concurrency);
+
+        // Ten quiet minutes after the last throttle: the configured limits again.
+        _time.Advance(TimeSpan.FromMinutes(10));
+        pacer.Ready(d);
+        Assert.Equal(600, d.Rate);
+        Assert.Equal(8, d.Concurrency);
+    }
+
+    [Fact]
+    public void An_unlimited_domain_that_throttles_gets_half_its_observed_rate_then_none_again()
+    {
+        var pacer = Pacer(maxPerMinute: null, maxConnections: null);
+        var d = pacer.Of("example.net");
+        Assert.Null(d.Rate);
+        for (var i = 0; i < 100; i++)
+        {
+            Assert.True(pacer.TryAcquire(d, out _));
+            pacer.Done(d, 1, throttled: false);
+        }
+
+        // 100 copies in the first second (the window counts at least a second): 6000 a minute observed.
+        _time.Advance(TimeSpan.FromSeconds(1));
+        Assert.True(pacer.TryAcquire(d, out _));
+        pacer.Done(d, 0, throttled: true);
+        Assert.Equal(3000, d.Rate);
+        Assert.Equal(10, d.Concurrency); // half the defaults' 20
+
+        _time.Advance(TimeSpan.FromMinutes(11));
+        Assert.True(pacer.Ready(d));
+        Assert.Null(d.Rate);
+        Assert.Equal(20, d.Concurrency);
+    }
+}

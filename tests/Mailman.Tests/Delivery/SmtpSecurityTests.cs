@@ -1,0 +1,226 @@
+// The connection to a relay secured and authenticated for real: STARTTLS and implicit TLS with a
+// certificate the test makes, trusted through a pinned CA file or fingerprint and refused when it
+// chains elsewhere or has expired (a private Postfix with smtpd_tls_security_level = encrypt), AUTH
+// against a server that requires it (SmtpServer in-process); the socket stays blocking under TLS
+// and the body of a copy goes through the TLS session, never beside it.
+using System.Globalization;
+using System.Text;
+using Mailman.Delivery;
+using Mailman.Delivery.Smtp;
+using Mailman.Instance;
+using Mailman.Queues;
+using Mailman.TestSupport;
+
+namespace Mailman.Tests.Delivery;
+
+[Collection("smtp-sink")]
+public sealed class SmtpSecurityTests : IDisposable
+{
+    private readonly TestCertificates _certs = TestCertificates.Create();
+
+    public void Dispose() => _certs.Dispose();
+
+    private static Relay RelayFor(int port, string security, string caFile = "", string fingerprint = "", string user = "", string passwordFile = "")
+    {
+        var options = new SmtpOptions
+        {
+            Host = "127.0.0.1",
+            Port = port,
+            Security = security,
+            CaFile = caFile,
+            Fingerprint = fingerprint,
+            User = user,
+            PasswordFile = passwordFile,
+            TimeoutSeconds = 20,
+        };
+        new MailmanOptions { Smtp = options, Pipeline = { Handlers = ["list-id"] } }.Validate();
+        return Assert.Single(Relay.Resolve(options));
+    }
+
+    private static (bool Delivered, string? Error) SendOne(Relay relay, byte[] message, out SmtpConnection connection)
+    {
+        var post = PreparedPost.Create(message, null);
+        connection = new SmtpConnection(relay, new SmtpOptions { TimeoutSeconds = 20 });
+        var carrier = new Carrier(post);
+        carrier.SetRecipient(null);
+        var result = new TransactionResult();
+        try
+        {
+            connection.Send(carrier.Message, "dev-bounces@example.org", [new Recipient("ann@example.com", "")], result);
+            connection.Complete(); // pipelined: the reply to the end of data comes with the next copy, or now
+            return (result.Delivered.Count == 1, result.Deferred.Select(d => d.Response).FirstOrDefault());
+        }
+        catch (SmtpConnectException e)
+        {
+            return (false, e.Message);
+        }
+    }
+
+    private PostfixInstance StartTlsPostfix(int relayPort, string certFile, string keyFile, string level = "encrypt")
+    {
+        var postfix = PostfixInstance.Create(relayPort, $"""
+            smtpd_tls_security_level = {level}
+            smtpd_tls_cert_file = {certFile}
+            smtpd_tls_key_file = {keyFile}
+            smtpd_tls_loglevel = 1
+            """, "tlsmgr    unix  -       -       n       1000?   1       tlsmgr");
+        postfix.Start();
+        return postfix;
+    }
+
+    private static byte[] Message(string body = "hello over TLS\r\n")
+        => Encoding.ASCII.GetBytes("From: a@example.com\r\nTo: dev@example.org\r\nSubject: tls\r\n\r\n" + body);
+
+    [Fact]
+    public void STARTTLS_to_Postfix_with_the_pinned_CA_delivers_through_the_TLS_session_and_the_socket_stays_blocking()
+    {
+        using var sink = SmtpSink.Start();
+        using var postfix = StartTlsPostfix(sink.Port, _certs.ServerCertFile, _certs.ServerKeyFile);
+        var (delivered, error) = SendOne(RelayFor(postfix.Port, "starttls", _certs.CaFile), Message(), out var connection);
+        using (connection)
+        {
+            Assert.True(delivered, error + "\n" + postfix.Log());
+            Assert.True(connection.IsSecure);
+            Assert.True(connection.BodyOnTlsStream);
+            Assert.Equal(0, SmtpConnectTests.FileStatusFlags(connection.Socket!) & 0x800);
+        }
+
+        Assert.Contains("hello over TLS", Assert.Single(sink.WaitFor(1)).Body, StringComparison.Ordinal);
+        Assert.Contains("TLS connection established from", postfix.Log(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("other CA", "does not chain to CaFile")]
+    [InlineData("expired", "not valid now")]
+    [InlineData("wrong fingerprint", "not the pinned one")]
+    public void A_certificate_that_fails_its_check_is_refused_and_nothing_is_sent_in_clear(string kind, string why)
+    {
+        using var sink = SmtpSink.Start();
+        var expired = kind == "expired";
+        using var postfix = StartTlsPostfix(sink.Port, expired ? _certs.ExpiredCertFile : _certs.ServerCertFile, expired ? _certs.ExpiredKeyFile : _certs.ServerKeyFile,
+            level: "may");
+        var relay = kind switch
+        {
+            "other CA" => RelayFor(postfix.Port, "starttls", _certs.OtherCaFile),
+            "expired" => RelayFor(postfix.Port, "starttls", _certs.CaFile),
+            _ => RelayFor(postfix.Port, "starttls", fingerprint: new string('a', 64)),
+        };
+
+        var (delivered, error) = SendOne(relay, Message(), out var connection);
+        connection.Dispose();
+
+        Assert.False(delivered);
+        Assert.Contains(why, error, StringComparison.Ordinal);
+        Assert.Empty(sink.Messages());
+        Assert.DoesNotContain("MAIL FROM", postfix.Log(), StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public void A_pinned_fingerprint_is_trusted_without_a_CA_and_required_STARTTLS_refuses_a_server_without_it()
+    {
+        using var sink = SmtpSink.Start();
+        using (var postfix = StartTlsPostfix(sink.Port, _certs.ServerCertFile, _certs.ServerKeyFile))
+        {
+            var fingerprint = string.Join(':', RelayTrust.FingerprintOf(_certs.Server).Chunk(2).Select(c => new string(c)));
+            var (delivered, error) = SendOne(RelayFor(postfix.Port, "starttls", fingerprint: fingerprint), Message(), out var connection);
+            connection.Dispose();
+            Assert.True(delivered, error);
+        }
+
+        // smtp-sink offers no STARTTLS: required refuses, opportunistic goes plain.
+        var (refused, why) = SendOne(RelayFor(sink.Port, "starttls", _certs.CaFile), Message(), out var c1);
+        c1.Dispose();
+        Assert.False(refused);
+        Assert.Contains("offers no STARTTLS", why, StringComparison.Ordinal);
+        var (plain, _) = SendOne(RelayFor(sink.Port, "opportunistic"), Message(), out var c2);
+        c2.Dispose();
+        Assert.True(plain);
+    }
+
+    [Theory]
+    [InlineData("tls")]
+    [InlineData("starttls")]
+    public void A_multi_megabyte_copy_with_dot_lines_arrives_intact_over_TLS(string security)
+    {
+        using var sink = SmtpSink.Start();
+        var mainCf = security == "tls" ? "" : "smtpd_tls_security_level = encrypt\n";
+        using var postfix = PostfixInstance.Create(sink.Port, $"""
+            {mainCf}smtpd_tls_cert_file = {_certs.ServerCertFile}
+            smtpd_tls_key_file = {_certs.ServerKeyFile}
+            smtpd_tls_loglevel = 1
+            """, "tlsmgr    unix  -       -       n       1000?   1       tlsmgr", implicitTls: security == "tls");
+        postfix.Start();
+        var body = DotBody(3_000_000);
+
+        var (delivered, error) = SendOne(RelayFor(postfix.Port, security, _certs.CaFile), Message(body), out var connection);
+        using (connection)
+        {
+            Assert.True(delivered, error);
+            Assert.True(connection.IsSecure);
+            Assert.True(connection.BodyOnTlsStream);
+        }
+
+        // smtp-sink's dump is written as the data arrives: wait for all of it.
+        var expected = body.Replace("\r\n", "\n", StringComparison.Ordinal);
+        var received = Wait.For(() => sink.Messages() is [var m] && m.Body.Length >= expected.Length ? m : null, TimeSpan.FromSeconds(90), "the whole copy at the sink");
+        Assert.Equal(expected, received.Body.TrimEnd('\n') + "\n");
+    }
+
+    [Fact]
+    public void AUTH_over_STARTTLS_is_accepted_with_the_right_password_and_a_wrong_one_is_a_relay_refusal()
+    {
+        using var server = ScriptedSmtpServer.Start(certificate: _certs.Server, users: new Dictionary<string, string> { ["lists"] = "s3cret-pw" });
+        var good = Path.Combine(_certs.Directory, "good.pw");
+        var bad = Path.Combine(_certs.Directory, "bad.pw");
+        File.WriteAllText(good, "s3cret-pw\n");
+        File.WriteAllText(bad, "wrong-pw\n");
+        File.SetUnixFileMode(good, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        File.SetUnixFileMode(bad, UnixFileMode.UserRead);
+
+        var (delivered, error) = SendOne(RelayFor(server.Port, "starttls", _certs.CaFile, user: "lists", passwordFile: good), Message(), out var c1);
+        c1.Dispose();
+        Assert.True(delivered, error);
+        var received = Assert.Single(server.Received);
+        Assert.Equal("lists", received.User);
+        Assert.True(received.Secure);
+
+        var (refused, why) = SendOne(RelayFor(server.Port, "starttls", _certs.CaFile, user: "lists", passwordFile: bad), Message(), out var c2);
+        c2.Dispose();
+        Assert.False(refused);
+        Assert.Contains("AUTH as lists refused", why, StringComparison.Ordinal);
+        Assert.DoesNotContain("wrong-pw", why, StringComparison.Ordinal);
+        Assert.Single(server.Received);
+        Assert.Contains(("lists", false), server.AuthAttempts);
+    }
+
+    [Fact]
+    public void Opportunistic_never_sends_the_password_over_a_plain_connection()
+    {
+        using var sink = SmtpSink.Start();
+        var pw = Path.Combine(_certs.Directory, "pw");
+        File.WriteAllText(pw, "pw\n");
+        File.SetUnixFileMode(pw, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var (delivered, why) = SendOne(RelayFor(sink.Port, "opportunistic", user: "lists", passwordFile: pw), Message(), out var c);
+        c.Dispose();
+        Assert.False(delivered);
+        Assert.Contains("password is not sent over a plain connection", why, StringComparison.Ordinal);
+    }
+
+    // Wrapped 100-character lines, every seventh a dot line, ".", or "..": what dot-stuffing must keep.
+    internal static string DotBody(int bytes)
+    {
+        var sb = new StringBuilder();
+        for (var i = 0; sb.Length < bytes; i++)
+        {
+            sb.Append((i % 21) switch
+            {
+                0 => ".",
+                7 => "..",
+                14 => "." + new string('d', 99),
+                _ => string.Create(CultureInfo.InvariantCulture, $"{i:D8} ") + new string('x', 91),
+            }).Append("\r\n");
+        }
+
+        return sb.ToString();
+    }
+}

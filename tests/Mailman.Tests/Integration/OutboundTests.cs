@@ -1,0 +1,368 @@
+// The outbound side with real processes and real servers: configuration refused at start with one
+// line, a password that never reaches a log, STARTTLS to a private Postfix, a pool of two
+// smtp-sinks (weights, one killed mid-delivery, the daemon SIGKILLed), and destinations that
+// throttle (a server that answers 421 4.7.0 for one domain, a configured rate).
+using System.Globalization;
+using Mailman.Cli;
+using Mailman.Lists;
+using Mailman.TestSupport;
+
+namespace Mailman.Tests.Integration;
+
+[Collection("smtp-sink")]
+public sealed class OutboundTests : IDisposable
+{
+    private const string List = "dev@example.org";
+    private const string EndMarker = "--END-OF-COPY--";
+    private const int Chunk = 20;
+    private readonly TempInstance _instance = new();
+
+    public void Dispose() => _instance.Dispose();
+
+    private void CreateList(IEnumerable<Member> members)
+    {
+        _instance.CreateList(List, l =>
+        {
+            l.NonMemberAction = NonMemberAction.Accept;
+            l.FooterTemplate = "to $user_address\n" + EndMarker;
+        });
+        _instance.AddMembers(List, members);
+    }
+
+    private void Inject()
+    {
+        var result = MailmanProcess.Run(_instance.Home, ["inject", List], Posts.Plain());
+        Assert.True(result.ExitCode == 0, result.Stderr);
+    }
+
+    private static string P(int port) => port.ToString(CultureInfo.InvariantCulture);
+
+    private static Dictionary<string, string> Pool(params (int Port, int Weight)[] relays)
+    {
+        var env = new Dictionary<string, string>
+        {
+            ["Mailman__Smtp__CheckpointRecipients"] = P(Chunk),
+            ["Mailman__Queues__PollInterval"] = "00:00:00.050",
+            ["Mailman__Retry__MinimumDelay"] = "00:00:00.200",
+            ["Mailman__Retry__MaximumDelay"] = "00:00:00.400",
+        };
+        for (var i = 0; i < relays.Length; i++)
+        {
+            env[$"Mailman__Smtp__Relays__{i}__Address"] = "127.0.0.1:" + P(relays[i].Port);
+            env[$"Mailman__Smtp__Relays__{i}__Connections"] = "2";
+            env[$"Mailman__Smtp__Relays__{i}__Weight"] = P(relays[i].Weight);
+        }
+
+        return env;
+    }
+
+    private static List<string> Copies(params SmtpSink[] sinks)
+        => [.. sinks.SelectMany(s => s.Messages()).Where(m => m.Body.Contains(EndMarker, StringComparison.Ordinal)).Select(m => Assert.Single(m.Recipients))];
+
+    private static void AssertEveryoneWithin(List<string> copies, IEnumerable<string> members, int bound)
+    {
+        var all = members.ToList();
+        var got = copies.ToHashSet();
+        var missing = all.Where(a => !got.Contains(a)).ToList();
+        Assert.True(missing.Count == 0, $"{missing.Count} members got no copy, e.g. {string.Join(", ", missing.Take(5))}");
+        Assert.InRange(copies.Count - all.Count, 0, bound);
+    }
+
+    // Every event is in mailman-DATE.log (the area files repeat some).
+    private string Logs() => string.Concat(Directory.GetFiles(_instance.Paths.LogsDirectory, "mailman-*.log").Select(f =>
+    {
+        using var s = new FileStream(f, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        return new StreamReader(s).ReadToEnd();
+    }));
+
+    // Serves until idle, making retries due in between, until nothing is left to retry.
+    private void ServeUntilDone(Dictionary<string, string> env, int port)
+    {
+        for (var i = 0; i < 20; i++)
+        {
+            MailmanProcess.ServeUntilIdle(_instance.Home, port, env);
+            if (_instance.Count("retry") == 0)
+            {
+                return;
+            }
+
+            Runners.RetryTestHelper.MakeDue(_instance);
+        }
+
+        Assert.Fail("recipients still waiting in retry after 20 runs");
+    }
+
+    public static TheoryData<string, string, string> BadConfigurations => new()
+    {
+        { "Mailman__Smtp__Security", "startls", "Mailman:Smtp:Security must be none, starttls, opportunistic or tls (got 'startls')" },
+        { "Mailman__Smtp__PasswordFile", "missing", "does not exist" },
+        { "Mailman__Smtp__PasswordFile", "world-readable", "is readable by others (mode 0644): chmod 600" },
+        { "Mailman__Smtp__Credential", "smtp", "LoadCredential=smtp" },
+        { "Mailman__Smtp__Relays__1__Address", "127.0.0.1:2525", "Mailman:Smtp:Relays lists 127.0.0.1:2525 twice" },
+        { "Mailman__Smtp__Relays__0__Weight", "0", "Mailman:Smtp:Relays:0:Weight must be at least 1" },
+        { "Mailman__Smtp__Destinations__gmail.com__MaxConnections", "0", "Mailman:Smtp:Destinations:gmail.com:MaxConnections must be at least 1" },
+        { "Mailman__Smtp__Password", "hunter2", "Mailman:Smtp:Password is not read" },
+        { "Mailman__Smtp__CaFile", "/nonexistent/ca.pem", "CaFile /nonexistent/ca.pem cannot be read" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadConfigurations))]
+    public void Bad_outbound_configuration_is_refused_at_start_with_one_line_and_exit_78(string key, string value, string message)
+    {
+        var env = new Dictionary<string, string> { [key] = value };
+        if (key.Contains("Relays", StringComparison.Ordinal))
+        {
+            env["Mailman__Smtp__Relays__0__Address"] = "127.0.0.1:2525";
+        }
+
+        if (key.EndsWith("PasswordFile", StringComparison.Ordinal) || key.EndsWith("Credential", StringComparison.Ordinal))
+        {
+            env["Mailman__Smtp__User"] = "lists";
+            env["Mailman__Smtp__Security"] = "starttls";
+            if (value == "world-readable")
+            {
+                var file = Path.Combine(_instance.Home, "pw");
+                File.WriteAllText(file, "secret\n");
+                File.SetUnixFileMode(file, (UnixFileMode)Convert.ToInt32("644", 8));
+                env[key] = file;
+            }
+            else if (value == "missing")
+            {
+                env[key] = Path.Combine(_instance.Home, "no-such-file");
+            }
+        }
+
+        var result = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: env);
+
+        Assert.Equal(ExitCodes.Config, result.ExitCode);
+        var line = Assert.Single(result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("mailman: configuration: ", line, StringComparison.Ordinal);
+        Assert.Contains(message, line, StringComparison.Ordinal);
+        Assert.DoesNotContain("hunter2", result.Stdout + result.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_password_from_a_file_or_a_systemd_credential_authenticates_and_never_reaches_a_log()
+    {
+        const string password = "Pw-7c1e9d-never-logged";
+        const string wrong = "Wrong-4b2a-never-logged";
+        using var certs = TestCertificates.Create();
+        using var server = ScriptedSmtpServer.Start(certificate: certs.Server, users: new Dictionary<string, string> { ["lists"] = password });
+        CreateList(TempInstance.NumberedMembers(5));
+        var file = Path.Combine(_instance.Home, "smtp.pw");
+        File.WriteAllText(file, wrong + "\n");
+        File.SetUnixFileMode(file, UnixFileMode.UserRead);
+        var env = new Dictionary<string, string>
+        {
+            ["Mailman__Smtp__Security"] = "starttls",
+            ["Mailman__Smtp__CaFile"] = certs.CaFile,
+            ["Mailman__Smtp__User"] = "lists",
+            ["Mailman__Smtp__PasswordFile"] = file,
+            ["Logging__MinimumLevel"] = "Verbose",
+        };
+
+        // A refused password: the relay is down, the copies wait in retry, the log says why.
+        Inject();
+        var first = MailmanProcess.ServeUntilIdle(_instance.Home, server.Port, env);
+        Assert.Equal(1, _instance.Count("retry"));
+        Assert.Contains("AUTH as lists refused", Logs(), StringComparison.Ordinal);
+
+        // The right one, as systemd's LoadCredential= hands it over.
+        var credentials = Path.Combine(_instance.Home, "credentials");
+        Directory.CreateDirectory(credentials);
+        File.WriteAllText(Path.Combine(credentials, "smtp"), password + "\n");
+        env.Remove("Mailman__Smtp__PasswordFile");
+        env["Mailman__Smtp__Credential"] = "smtp";
+        env["CREDENTIALS_DIRECTORY"] = credentials;
+        Runners.RetryTestHelper.MakeDue(_instance);
+        var second = MailmanProcess.ServeUntilIdle(_instance.Home, server.Port, env);
+
+        Assert.Equal(5, server.Received.Count);
+        Assert.All(server.Received, m => Assert.Equal("lists", m.User));
+        Assert.All(server.Received, m => Assert.True(m.Secure));
+        var everything = Logs() + first.Stdout + first.Stderr + second.Stdout + second.Stderr;
+        Assert.DoesNotContain(password, everything, StringComparison.Ordinal);
+        Assert.DoesNotContain(wrong, everything, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_daemon_delivers_over_required_STARTTLS_through_Postfix()
+    {
+        using var certs = TestCertificates.Create();
+        using var sink = SmtpSink.Start();
+        using var postfix = PostfixInstance.Create(sink.Port, $"""
+            smtpd_tls_security_level = encrypt
+            smtpd_tls_cert_file = {certs.ServerCertFile}
+            smtpd_tls_key_file = {certs.ServerKeyFile}
+            smtpd_tls_loglevel = 1
+            """, "tlsmgr    unix  -       -       n       1000?   1       tlsmgr");
+        postfix.Start();
+        CreateList(TempInstance.NumberedMembers(20));
+        Inject();
+
+        MailmanProcess.ServeUntilIdle(_instance.Home, postfix.Port, new Dictionary<string, string>
+        {
+            ["Mailman__Smtp__Security"] = "starttls",
+            ["Mailman__Smtp__CaFile"] = certs.CaFile,
+        });
+
+        var copies = sink.WaitFor(20, TimeSpan.FromSeconds(90));
+        Assert.Equal(20, copies.Select(m => Assert.Single(m.Recipients)).Distinct().Count());
+        Assert.All(copies, m => Assert.Contains("\n.leading dot\n..two dots\nbye\n", m.Body, StringComparison.Ordinal));
+        Assert.Contains("TLS connection established from localhost", postfix.Log(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Copies_spread_over_the_relays_by_weight()
+    {
+        const int members = 2000;
+        CreateList(TempInstance.NumberedMembers(members));
+        using var heavy = SmtpSink.Start();
+        using var light = SmtpSink.Start();
+        Inject();
+
+        ServeUntilDone(Pool((heavy.Port, 3), (light.Port, 1)), heavy.Port);
+
+        AssertEveryoneWithin(Copies(heavy, light), TempInstance.NumberedMembers(members).Select(m => m.Address), 0);
+        var share = (double)Copies(heavy).Count / members;
+        Assert.InRange(share, 0.65, 0.85);
+    }
+
+    [Fact]
+    public void A_relay_killed_mid_delivery_is_marked_down_once_its_work_goes_to_the_other_and_nothing_is_lost()
+    {
+        const int members = 2000;
+        CreateList(TempInstance.NumberedMembers(members));
+        using var dying = SmtpSink.Start();
+        using var surviving = SmtpSink.Start();
+        Inject();
+        var env = Pool((dying.Port, 1), (surviving.Port, 1));
+
+        using (var daemon = DaemonProcess.Start(_instance.Home, env))
+        {
+            Wait.Until(() => Copies(dying).Count >= 300 || daemon.HasExited, TimeSpan.FromSeconds(120), "300 copies through the first relay");
+            dying.Kill();
+            Wait.Until(() => Copies(dying, surviving).ToHashSet().Count >= members || daemon.HasExited, TimeSpan.FromSeconds(180), "every member's copy");
+            var status = MailmanProcess.Run(_instance.Home, ["status"]).Stdout;
+            Assert.Contains($"relay 127.0.0.1:{dying.Port} (none, 2 connections, weight 1): down", status, StringComparison.Ordinal);
+            Assert.Contains($"relay 127.0.0.1:{surviving.Port} (none, 2 connections, weight 1): up", status, StringComparison.Ordinal);
+            daemon.Terminate();
+            Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(90)));
+        }
+
+        // Copies the dying sink took whose reply never came were retried: within the bound.
+        AssertEveryoneWithin(Copies(dying, surviving), TempInstance.NumberedMembers(members).Select(m => m.Address), 4 * Chunk);
+        Assert.Single(Logs().Split('\n'), l => l.Contains($"Relay 127.0.0.1:{dying.Port} is down", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("CONNECT")]
+    [InlineData("MAIL")]
+    public void A_relay_that_answers_421_is_marked_down_once_and_status_shows_it_while_the_other_delivers_everything(string when)
+    {
+        const int members = 500;
+        CreateList(TempInstance.NumberedMembers(members));
+        using var refusing = SmtpSink.Start("-Q", when);
+        using var taking = SmtpSink.Start();
+        Inject();
+
+        using (var daemon = DaemonProcess.Start(_instance.Home, Pool((refusing.Port, 1), (taking.Port, 1))))
+        {
+            Wait.Until(() => Copies(taking).Count >= members || daemon.HasExited, TimeSpan.FromSeconds(120), "every member's copy through the other relay");
+
+            // The daemon publishes the pool when the delivery ends: status shows it from then on.
+            Dictionary<string, System.Text.Json.JsonElement> relays = [];
+            Wait.Until(() =>
+            {
+                using var status = System.Text.Json.JsonDocument.Parse(MailmanProcess.Run(_instance.Home, ["status", "--json"]).Stdout);
+                relays = status.RootElement.GetProperty("relays") is { ValueKind: System.Text.Json.JsonValueKind.Array } list
+                    ? list.EnumerateArray().ToDictionary(r => r.GetProperty("relay").GetString()!, r => r.Clone())
+                    : [];
+                return daemon.HasExited || (relays.TryGetValue("127.0.0.1:" + P(taking.Port), out var r) && r.GetProperty("sent").GetInt64() >= members);
+            }, TimeSpan.FromSeconds(30), "status to show every copy sent");
+            var down = relays["127.0.0.1:" + P(refusing.Port)];
+            Assert.Equal("down", down.GetProperty("state").GetString());
+            Assert.True(down.GetProperty("lastError").GetString()!.Contains("421", StringComparison.Ordinal), down.GetProperty("lastError").GetString());
+            Assert.Equal(0, down.GetProperty("sent").GetInt64());
+            var up = relays["127.0.0.1:" + P(taking.Port)];
+            Assert.Equal("up", up.GetProperty("state").GetString());
+            Assert.Equal(members, up.GetProperty("sent").GetInt64());
+            Assert.True(up.TryGetProperty("rate", out _));
+            daemon.Terminate();
+            Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(90)));
+        }
+
+        AssertEveryoneWithin(Copies(refusing, taking), TempInstance.NumberedMembers(members).Select(m => m.Address), 0);
+        Assert.Empty(Copies(refusing));
+        Assert.Single(Logs().Split('\n'), l => l.Contains($"Relay 127.0.0.1:{refusing.Port} is down", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void SIGKILL_during_a_delivery_over_two_relays_then_restart_stays_within_connections_times_chunk()
+    {
+        const int members = 2000;
+        CreateList(TempInstance.NumberedMembers(members));
+        using var a = SmtpSink.Start();
+        using var b = SmtpSink.Start();
+        Inject();
+        var env = Pool((a.Port, 1), (b.Port, 1));
+        using (var daemon = DaemonProcess.Start(_instance.Home, env))
+        {
+            Wait.Until(() => Copies(a, b).Count >= members / 2 || daemon.HasExited, TimeSpan.FromSeconds(120), "half the copies");
+            Assert.False(daemon.HasExited, daemon.Output);
+            daemon.Kill();
+        }
+
+        ServeUntilDone(env, a.Port);
+
+        // Two relays of two connections each: at most 4 chunks in flight.
+        AssertEveryoneWithin(Copies(a, b), TempInstance.NumberedMembers(members).Select(m => m.Address), 4 * Chunk);
+    }
+
+    [Fact]
+    public void A_destination_that_answers_421_4_7_0_is_slowed_down_and_the_other_domains_are_delivered_meanwhile()
+    {
+        var members = TempInstance.NumberedMembers(70).Concat(TempInstance.NumberedMembers(30, "slow.example")).ToList();
+        CreateList(members);
+        var refusals = 0;
+        using var server = ScriptedSmtpServer.Start(rcpt: a =>
+            a.EndsWith("@slow.example", StringComparison.Ordinal) && Interlocked.Increment(ref refusals) <= 10
+                ? ScriptedSmtpServer.Reply(421, "4.7.0 Try again later, closing connection")
+                : null);
+        Inject();
+        var env = Pool((server.Port, 1));
+
+        MailmanProcess.ServeUntilIdle(_instance.Home, server.Port, env);
+        var firstRun = server.Received.SelectMany(m => m.Recipients).ToList();
+        Assert.Equal(70, firstRun.Count(r => r.EndsWith("@example.com", StringComparison.Ordinal)));
+        Assert.Contains("Destination slow.example asks us to slow down", Logs(), StringComparison.Ordinal);
+
+        ServeUntilDone(env, server.Port);
+        var all = server.Received.SelectMany(m => m.Recipients).ToList();
+        Assert.Equal(members.Count, all.Count);
+        Assert.Equal(members.Count, all.Distinct().Count());
+    }
+
+    [Fact]
+    public void A_configured_rate_paces_its_destination_without_holding_up_the_others()
+    {
+        var members = TempInstance.NumberedMembers(8, "paced.example").Concat(TempInstance.NumberedMembers(150)).ToList();
+        CreateList(members);
+        using var server = ScriptedSmtpServer.Start();
+        Inject();
+        var env = Pool((server.Port, 1));
+        env["Mailman__Smtp__Destinations__paced.example__MaxPerMinute"] = "60";
+
+        ServeUntilDone(env, server.Port);
+
+        var received = server.Received.ToList();
+        Assert.Equal(members.Count, received.Select(m => m.Recipients[0]).Distinct().Count());
+        var paced = received.Where(m => m.Recipients[0].EndsWith("@paced.example", StringComparison.Ordinal)).ToList();
+        var lastOther = received.FindLastIndex(m => m.Recipients[0].EndsWith("@example.com", StringComparison.Ordinal));
+        Assert.True(received.Take(lastOther).Count(m => m.Recipients[0].EndsWith("@paced.example", StringComparison.Ordinal)) <= 4,
+            "the paced destination held up the others");
+
+        // One a second (a burst of one): eight copies span at least six seconds, however fast the machine.
+        Assert.True(paced[^1].At - paced[0].At >= TimeSpan.FromSeconds(6), $"8 paced copies in {(paced[^1].At - paced[0].At).TotalSeconds:F1}s");
+    }
+}
