@@ -27,10 +27,10 @@ public sealed class PostfixTests : IDisposable
         Assert.True(aliases.ExitCode == 0, aliases.Stderr);
         var dir = Path.Combine(_instance.Paths.VarDirectory, "postfix");
         var transport = Path.Combine(dir, "transport");
-        Assert.Contains("dev-bounces@lists.example.org\tmailman:", File.ReadAllText(transport), StringComparison.Ordinal);
+        Assert.Contains("dev-bounces@lists.example.org\tmailmanq:", File.ReadAllText(transport), StringComparison.Ordinal);
 
         // A map that still names a list deleted since: Postfix pipes, inject answers 67.
-        File.AppendAllText(transport, "gone@lists.example.org\tmailman:\n");
+        File.AppendAllText(transport, "gone@lists.example.org\tmailmanq:\n");
         Assert.Equal(0, PostfixInstance.Run("chown", "-R", "nobody:nogroup", _instance.Home));
         using var postfix = PostfixInstance.Create(sink.Port, File.ReadAllText(Path.Combine(dir, "main.cf.snippet")), File.ReadAllText(Path.Combine(dir, "master.cf.snippet")));
         postfix.Postmap(transport);
