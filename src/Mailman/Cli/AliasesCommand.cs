@@ -129,7 +129,9 @@ internal static class AliasesCommand
 
             """
             : """
-            # nothing: Postfix's own lmtp transport delivers to the daemon (Mailman:Lmtp:Url).
+            # nothing new: Postfix's own lmtp transport delivers to the daemon (Mailman:Lmtp:Url).
+            # Debian's stock master.cf has it; if yours does not, add:
+            # lmtp      unix  -       -       y       -       -       lmtp
 
             """;
         File.WriteAllText(Path.Combine(dir, "main.cf.snippet"), mainCf);

@@ -70,6 +70,12 @@ public static class DaemonHost
             builder.Services.AddHostedService<Http.OneClickServer>();
         }
 
+        // After the runners, so an entry LMTP accepts wakes a runner that is already waiting.
+        if (options.Lmtp.Url.Length > 0)
+        {
+            builder.Services.AddHostedService<Lmtp.LmtpServer>();
+        }
+
         if (exitWhenIdle)
         {
             builder.Services.AddHostedService<IdleMonitor>();

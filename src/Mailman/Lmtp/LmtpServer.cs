@@ -76,12 +76,14 @@ public sealed class LmtpServer(MailmanOptions options, InstancePaths paths, Queu
             threads = _sessions.Values.Select(s => s.Thread).ToList();
         }
 
-        foreach (var thread in threads)
+        try
         {
-            while (thread.IsAlive && !cancellationToken.IsCancellationRequested)
-            {
-                await Task.Delay(20, CancellationToken.None);
-            }
+            // Sessions in a transaction finish writing their entries; the host's stop timeout bounds the wait.
+            await Task.Run(() => threads.ForEach(t => t.Join()), CancellationToken.None).WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            logger.LogWarning("LMTP: sessions still in a transaction at the stop timeout; their posts were not answered 250 and the client will retry");
         }
 
         lock (_gate)
