@@ -28,15 +28,22 @@ public static class MailmanCli
         root.Subcommands.Add(UnshuntCommand.Create());
         root.Subcommands.Add(AliasesCommand.Create());
         root.Subcommands.Add(BouncesCommand.Create());
+        root.Subcommands.Add(InitCommand.Create());
+
+        // --version answers whatever else is on the line (--home DIR included): it reads no instance.
+        if (args.Contains("--version", StringComparer.Ordinal))
+        {
+            Console.WriteLine("mailman " + Version);
+            return ExitCodes.Ok;
+        }
+
         // No response files: an argument starting with '@' (a sender Postfix passes) is an argument.
         var parsed = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
         if (parsed.Errors.Count > 0)
         {
-            foreach (var error in parsed.Errors)
-            {
-                Console.Error.WriteLine("mailman: " + error.Message);
-            }
-
+            // One line: the first error says what is wrong ("unrecognized command 'bogus'"); the
+            // parser's follow-ups ("required command was not provided") only repeat it.
+            Console.Error.WriteLine("mailman: " + parsed.Errors[0].Message + " (mailman --help lists the verbs)");
             return ExitCodes.Usage;
         }
 
@@ -44,14 +51,40 @@ public static class MailmanCli
         return parsed.Invoke(new InvocationConfiguration { ProcessTerminationTimeout = null, EnableDefaultExceptionHandler = false });
     }
 
-    /// <summary>Runs a verb: user errors become one stderr line and an exit code.</summary>
-    /// <param name="readOnly">The verb writes nothing into the instance (status), so root may run it on any instance.</param>
-    public static int Guard(ParseResult parse, Func<InstancePaths, int> action, int defaultErrorCode = 1, bool readOnly = false)
+    /// <summary>The version the binary was built as (the assembly's informational version, without the commit suffix).</summary>
+    public static string Version
     {
+        get
+        {
+            var version = typeof(MailmanCli).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+                .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "0.0.0";
+            var plus = version.IndexOf('+', StringComparison.Ordinal);
+            return plus < 0 ? version : version[..plus];
+        }
+    }
+
+    /// <summary>
+    /// Runs a verb: every failure becomes one stderr line and a sysexits code, the same for every
+    /// verb: 64 usage, 65 bad data (a value, a file's contents), 66 unreadable input, 67 no such
+    /// list or request, 73 cannot create, 75 try again (the database or a queue cannot be used
+    /// now), 77 permission, 78 configuration (a setting, no instance here).
+    /// </summary>
+    /// <param name="configErrorCode">The code of an InvalidOperationException (a setting; <c>serve</c>'s start-up).</param>
+    /// <param name="readOnly">The verb writes nothing into the instance (status), so root may run it on any instance.</param>
+    /// <param name="needsInstance">The verb reads or writes an instance (all but `bounces scan`).</param>
+    public static int Guard(ParseResult parse, Func<InstancePaths, int> action, int configErrorCode = ExitCodes.Config, bool readOnly = false, bool needsInstance = true)
+    {
+        InstancePaths? paths = null;
         try
         {
-            var paths = InstancePaths.Resolve(parse.GetValue(Home));
-            if (!readOnly)
+            paths = InstancePaths.Resolve(parse.GetValue(Home));
+            if (needsInstance && paths.Implicit && !paths.Exists)
+            {
+                throw new CliException(ExitCodes.Config,
+                    $"{paths.Home} is not a mailman instance (no config/mailman.json or var/mailman.db): give --home DIR, set MAILMAN_HOME, or create one with `mailman init DIR`");
+            }
+
+            if (!readOnly && needsInstance)
             {
                 RefuseForeignInstance(paths);
             }
@@ -60,14 +93,44 @@ public static class MailmanCli
         }
         catch (CliException e)
         {
-            Console.Error.WriteLine("mailman: " + e.Message);
-            return e.ExitCode;
+            return Fail(e.Message, e.ExitCode);
         }
-        catch (Exception e) when (e is InvalidOperationException or FormatException or ArgumentException or IOException or UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException)
+        catch (Microsoft.Data.Sqlite.SqliteException e)
         {
-            Console.Error.WriteLine("mailman: " + e.Message);
-            return defaultErrorCode;
+            // The database is named: "unable to open database file" alone does not say which.
+            return Fail($"the list database {paths?.Database}: {e.Message}", ExitCodes.TempFail);
         }
+        catch (Lists.NoSuchListException e)
+        {
+            return Fail(e.Message, ExitCodes.NoUser);
+        }
+        catch (Lists.ListExistsException e)
+        {
+            return Fail(e.Message, ExitCodes.CantCreate);
+        }
+        catch (InvalidOperationException e)
+        {
+            return Fail(e.Message, configErrorCode);
+        }
+        catch (Exception e) when (e is FormatException or ArgumentException)
+        {
+            return Fail(e.Message, ExitCodes.DataError);
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            return Fail(e.Message, ExitCodes.NoPerm);
+        }
+        catch (IOException e)
+        {
+            return Fail(e.Message, ExitCodes.CantCreate);
+        }
+    }
+
+    private static int Fail(string message, int code)
+    {
+        // One line whatever the message holds (an SQLite or OS message can span two).
+        Console.Error.WriteLine("mailman: " + message.ReplaceLineEndings(" ").Trim());
+        return code;
     }
 
     /// <summary>

@@ -17,7 +17,7 @@ internal static class ServeCommand
             using var host = DaemonHost.Build(paths, parse.GetValue(exitWhenIdle));
             host.Run();
             return 0;
-        }, ExitCodes.Config));
+        }));
         return command;
     }
 }
