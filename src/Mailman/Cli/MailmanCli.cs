@@ -51,17 +51,8 @@ public static class MailmanCli
         return parsed.Invoke(new InvocationConfiguration { ProcessTerminationTimeout = null, EnableDefaultExceptionHandler = false });
     }
 
-    /// <summary>The version the binary was built as (the assembly's informational version, without the commit suffix).</summary>
-    public static string Version
-    {
-        get
-        {
-            var version = typeof(MailmanCli).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
-                .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "0.0.0";
-            var plus = version.IndexOf('+', StringComparison.Ordinal);
-            return plus < 0 ? version : version[..plus];
-        }
-    }
+    /// <summary>The version the binary was built as.</summary>
+    public static string Version => Hosting.LifecycleLog.Version;
 
     /// <summary>
     /// Runs a verb: every failure becomes one stderr line and a sysexits code, the same for every

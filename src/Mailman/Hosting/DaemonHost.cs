@@ -58,6 +58,7 @@ public static class DaemonHost
 
         // Registration order is start order: recovery finishes before any runner claims.
         builder.Services.AddHostedService<StartupRecovery>();
+        builder.Services.AddHostedService<LifecycleLog>();
         builder.Services.AddHostedService<HangupHandler>();
         builder.Services.AddHostedService<MetricsService>();
         builder.Services.AddHostedService<IncomingRunner>();
