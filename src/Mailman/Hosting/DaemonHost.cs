@@ -66,6 +66,7 @@ public static class DaemonHost
         builder.Services.AddHostedService<OutgoingRunner>();
         builder.Services.AddHostedService<RetryRunner>();
         builder.Services.AddHostedService<RequestRunner>();
+        builder.Services.AddHostedService<ClaimWatchdog>();
         if (options.Http.Url.Length > 0)
         {
             builder.Services.AddHostedService<Http.OneClickServer>();
