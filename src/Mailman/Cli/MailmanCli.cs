@@ -115,6 +115,34 @@ public static class MailmanCli
         {
             return Fail(e.Message, ExitCodes.CantCreate);
         }
+        catch (Exception e)
+        {
+            // A bug: the stack trace goes to the error log, the user gets one line.
+            var logged = paths is not null && LogError(paths, e);
+            return Fail($"internal error: {e.GetType().Name}: {e.Message}" + (logged ? $" (stack trace in {paths!.LogsDirectory}/error-DATE.log)" : ""), ExitCodes.Software);
+        }
+    }
+
+    private static bool LogError(InstancePaths paths, Exception e)
+    {
+        if (!paths.Exists)
+        {
+            return false;
+        }
+
+        try
+        {
+            var configuration = Hosting.MailmanConfiguration.Build(paths, [new("Logging:Console", "false")]);
+            var logger = Hosting.Logging.Create(configuration, paths);
+            logger.ForContext("SourceContext", "Mailman.Cli").Error(e, "mailman {Verb} failed: {Error}", string.Join(' ', Environment.GetCommandLineArgs().Skip(1)), e.Message);
+            (logger as IDisposable)?.Dispose();
+            return true;
+        }
+        catch (Exception logFailure) when (logFailure is not OutOfMemoryException)
+        {
+            // The log itself cannot be written: the one line still says what happened.
+            return false;
+        }
     }
 
     private static int Fail(string message, int code)

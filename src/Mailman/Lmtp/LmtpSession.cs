@@ -124,6 +124,13 @@ internal sealed class LmtpSession(LmtpConnection connection, Intake intake, Lmtp
             }
         }
 
+        // The sender goes into the entry and, for bounces and notices, back onto the wire.
+        if (sender.Length > 256 || sender.Any(char.IsControl))
+        {
+            connection.Reply("501 5.1.7 Bad sender address syntax");
+            return;
+        }
+
         _sender = sender;
         _state = LmtpState.Mail;
         connection.Reply("250 2.1.0 Ok");

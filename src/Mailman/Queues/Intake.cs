@@ -196,6 +196,13 @@ public sealed class Intake
             // A header block longer than the head, or broken further down: queued as it is.
         }
 
-        return new MessageHead(messageId, returnPath ?? fromLine, skip);
+        // An envelope sender read from the message is used only when it is one plausible address.
+        var envelope = returnPath ?? fromLine;
+        if (envelope is not null && (envelope.Length > 256 || envelope.Any(c => char.IsControl(c) || char.IsWhiteSpace(c))))
+        {
+            envelope = null;
+        }
+
+        return new MessageHead(messageId, envelope, skip);
     }
 }

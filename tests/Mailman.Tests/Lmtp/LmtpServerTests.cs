@@ -83,6 +83,7 @@ public sealed class LmtpServerTests : IDisposable
         using var client = new LmtpClient(_port);
         Assert.Contains("250 SIZE 1024", client.Command("LHLO postfix.example.org"), StringComparison.Ordinal);
         Assert.StartsWith("552 5.3.4 ", client.Command("MAIL FROM:<poster@example.com> SIZE=5000"), StringComparison.Ordinal);
+        Assert.StartsWith("501 5.1.7 ", client.Command("MAIL FROM:<post\u0001er@example.com>"), StringComparison.Ordinal);
 
         // A client that does not declare the size is refused after DATA, per recipient, and nothing is kept.
         Assert.StartsWith("250 ", client.Command("MAIL FROM:<poster@example.com>"), StringComparison.Ordinal);

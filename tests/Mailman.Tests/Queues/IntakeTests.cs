@@ -40,6 +40,11 @@ public sealed class IntakeTests
     public void The_null_sender_is_empty(string text) => Assert.Equal("", Inspect(text).EnvelopeSender);
 
     [Theory]
+    [InlineData("Return-Path: <a b@example.com>\nFrom: x@example.com\n\nb\n")]
+    [InlineData("Return-Path: <a\u0001b@example.com>\nFrom: x@example.com\n\nb\n")]
+    public void An_envelope_sender_that_is_not_one_plausible_address_is_not_used(string text) => Assert.Null(Inspect(text).EnvelopeSender);
+
+    [Theory]
     [InlineData("From poster@example.com Tue Dec  1 19:00:00 2026\n")]
     [InlineData("From poster@example.com Tue Dec  1 19:00:00 2026\n\n\n")]
     [InlineData("From poster@example.com Tue Dec  1 19:00:00 2026\nnot a header\n\nbody\n")]
