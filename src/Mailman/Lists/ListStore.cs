@@ -32,7 +32,7 @@ public sealed partial class ListStore : IDisposable
 
     public void Dispose() => _db.Dispose();
 
-    /// <exception cref="InvalidOperationException">The list exists already.</exception>
+    /// <exception cref="ListExistsException">The list exists already.</exception>
     public void CreateList(MailingList list)
     {
         using var cmd = Command("INSERT INTO lists (fqdn, settings) VALUES ($fqdn, $settings) ON CONFLICT DO NOTHING",
