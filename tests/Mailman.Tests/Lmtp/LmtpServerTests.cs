@@ -106,6 +106,30 @@ public sealed class LmtpServerTests : IDisposable
     }
 
     [Fact]
+    public void A_full_disk_is_a_452_for_that_recipient_and_the_post_is_taken_once_there_is_room()
+    {
+        using var disk = Tmpfs.Mount(_instance.QueueDir("owner"), "2m");
+        using var daemon = Serve();
+        using var client = new LmtpClient(_port);
+        client.Command("LHLO postfix.example.org");
+        disk.Fill();
+        client.Command("MAIL FROM:<poster@example.com>");
+        Assert.StartsWith("250 ", client.Command($"RCPT TO:<{Owner}>"), StringComparison.Ordinal);
+        var replies = new List<string>();
+        client.Data(Post("full"), 1, replies);
+        Assert.StartsWith("452 4.3.1 ", Assert.Single(replies), StringComparison.Ordinal);
+        Assert.Empty(OwnerEntries());
+
+        disk.Free();
+        client.Command("MAIL FROM:<poster@example.com>");
+        client.Command($"RCPT TO:<{Owner}>");
+        replies.Clear();
+        client.Data(Post("full"), 1, replies);
+        Assert.StartsWith("250 ", Assert.Single(replies), StringComparison.Ordinal);
+        Assert.Single(OwnerEntries());
+    }
+
+    [Fact]
     public void Postfix_delivers_over_its_lmtp_transport_with_what_aliases_lmtp_writes()
     {
         using var daemon = Serve();
