@@ -144,6 +144,26 @@ public sealed class VerbTests : IDisposable
         Assert.Contains(_instance.Paths.Database, Assert.Single(result.Stderr.Trim().Split('\n')), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Aliases_name_our_own_pipe_service_and_warn_when_a_list_domain_is_in_mydestination()
+    {
+        Run("lists", "create", "dev@lists.example.org");
+        var config = Path.Combine(_instance.Home, "postfix-etc");
+        Directory.CreateDirectory(config);
+        File.WriteAllText(Path.Combine(config, "main.cf"), "myhostname = host.example.org\nmydestination = $myhostname, lists.example.org\n");
+        File.WriteAllText(Path.Combine(config, "master.cf"), "");
+        var result = Run("aliases", "--pipe-user", "nobody", "--postfix-config", config);
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        Assert.Contains("mailmanq  unix", result.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("\nmailman  ", result.Stdout, StringComparison.Ordinal);
+        Assert.Contains("# WARNING: lists.example.org is in mydestination", result.Stdout, StringComparison.Ordinal);
+
+        File.WriteAllText(Path.Combine(config, "main.cf"), "myhostname = host.example.org\nmydestination = $myhostname, localhost\n");
+        var clean = Run("aliases", "--pipe-user", "nobody", "--postfix-config", config);
+        Assert.DoesNotContain("WARNING", clean.Stdout, StringComparison.Ordinal);
+        Assert.Contains("NOT in mydestination", clean.Stdout, StringComparison.Ordinal);
+    }
+
     // The verb run in a directory with neither --home nor $MAILMAN_HOME.
     private static ProcessResult RunIn(string directory, params string[] args)
     {
