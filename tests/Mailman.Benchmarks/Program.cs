@@ -41,6 +41,15 @@ if (args.Length > 0 && args[0] is "queue-depth" or "large-posts")
     return 0;
 }
 
+if (args.Length > 0 && args[0] == "intake")
+{
+    var intakeWork = Path.Combine(Path.GetTempPath(), "mailman-benchmark");
+    Directory.CreateDirectory(intakeWork);
+    var binary = Arg("--mailman", "") is { Length: > 0 } given ? given : Publish.Deployed(intakeWork, out _) ?? Path.Combine(AppContext.BaseDirectory, "mailman.dll");
+    Console.WriteLine(IntakeRows.Run(binary, intakeWork, int.Parse(Arg("--posts", "2000"), CultureInfo.InvariantCulture), int.Parse(Arg("--size", "10240"), CultureInfo.InvariantCulture)));
+    return 0;
+}
+
 var pairs = int.Parse(Arg("--pairs", "3"), CultureInfo.InvariantCulture);
 var members = int.Parse(Arg("--members", "8000"), CultureInfo.InvariantCulture);
 var scale = int.Parse(Arg("--scale", "200000"), CultureInfo.InvariantCulture);

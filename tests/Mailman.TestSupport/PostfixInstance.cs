@@ -77,6 +77,7 @@ public sealed class PostfixInstance : IDisposable
             proxymap  unix  -       -       n       -       -       proxymap
             smtp      unix  -       -       n       -       -       smtp
             relay     unix  -       -       n       -       -       smtp
+            lmtp      unix  -       -       n       -       -       lmtp
             showq     unix  n       -       n       -       -       showq
             error     unix  -       -       n       -       -       error
             retry     unix  -       -       n       -       -       error

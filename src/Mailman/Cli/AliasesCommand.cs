@@ -1,7 +1,8 @@
 // `mailman aliases`: the Postfix side of every list. Writes a postmap-ready transport map that
 // routes each list address (LIST, LIST-bounces, -request, -owner, -join, -leave, -subscribe,
-// -unsubscribe, -confirm: ListAddress.Suffixes) to a `mailman` pipe transport, and the exact
-// main.cf and master.cf lines that go with it.
+// -unsubscribe, -confirm: ListAddress.Suffixes) to the `mailmanq` pipe transport (or, with
+// --lmtp, to the daemon's LMTP listener), the exact main.cf and master.cf lines that go with
+// it, and what to check in the Postfix configuration it is added to.
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text;
@@ -18,14 +19,22 @@ internal static class AliasesCommand
         var user = new Option<string>("--pipe-user") { Description = "user the pipe runs as (Postfix never pipes as root)", DefaultValueFactory = _ => "mailman" };
         var postmap = new Option<bool>("--postmap") { Description = "run postmap on the transport map" };
         var postfixConfig = new Option<string?>("--postfix-config") { Description = "Postfix configuration directory for postmap -c (default: Postfix's own)" };
-        var command = new Command("aliases", "write the Postfix transport map and configuration for every list") { output, user, postmap, postfixConfig };
+        var lmtp = new Option<bool>("--lmtp") { Description = "route the lists to the daemon's LMTP listener (Mailman:Lmtp:Url, default 127.0.0.1:8024) instead of the pipe" };
+        var command = new Command("aliases", "write the Postfix transport map and configuration for every list") { output, user, postmap, postfixConfig, lmtp };
         command.SetAction(parse => MailmanCli.Guard(parse, paths =>
         {
             var dir = Path.GetFullPath(parse.GetValue(output) ?? Path.Combine(paths.VarDirectory, "postfix"));
             Directory.CreateDirectory(dir);
             using var store = new ListStore(paths.Database);
             var lists = store.AllLists();
-            var files = Write(paths, dir, lists.Select(l => l.Name), parse.GetValue(user)!);
+            string? lmtpNexthop = null;
+            if (parse.GetValue(lmtp))
+            {
+                var options = Hosting.MailmanConfiguration.Options(Hosting.MailmanConfiguration.Build(paths));
+                lmtpNexthop = LmtpNexthop(options.Lmtp.Url.Length > 0 ? options.Lmtp.Url : Instance.LmtpOptions.DefaultUrl);
+            }
+
+            var files = Write(paths, dir, lists.Select(l => l.Name), parse.GetValue(user)!, lmtpNexthop);
             if (parse.GetValue(postmap))
             {
                 RunPostmap(files.Transport, parse.GetValue(postfixConfig));
@@ -41,6 +50,12 @@ internal static class AliasesCommand
             Console.Write(files.MasterCf);
             Console.WriteLine();
             Console.WriteLine($"# then: postmap hash:{files.Transport} && postfix reload");
+            Console.WriteLine();
+            foreach (var line in Checks(lists.Select(l => l.Name.Domain).Distinct(StringComparer.OrdinalIgnoreCase).ToList(), parse.GetValue(postfixConfig), lmtpNexthop is not null))
+            {
+                Console.WriteLine(line);
+            }
+
             return 0;
         }));
         return command;
@@ -48,9 +63,27 @@ internal static class AliasesCommand
 
     public sealed record PostfixFiles(string Transport, string MainCf, string MasterCf);
 
-    /// <summary>Writes transport, main.cf.snippet and master.cf.snippet into <paramref name="dir"/>.</summary>
-    public static PostfixFiles Write(InstancePaths paths, string dir, IEnumerable<ListName> lists, string pipeUser)
+    /// <summary>
+    /// The master.cf service of the pipe. Not `mailman`: Debian's stock master.cf already has a
+    /// `mailman` service (GNU Mailman 2.1's postfix-to-mailman.py), and a second entry of the same
+    /// name makes Postfix warn on every start and use the last one. No hyphen either, so the
+    /// per-transport parameter (mailmanq_destination_recipient_limit) is a plain name.
+    /// </summary>
+    public const string Service = "mailmanq";
+
+    /// <summary>Postfix's nexthop for an LMTP URL: lmtp://127.0.0.1:8024 → lmtp:inet:127.0.0.1:8024.</summary>
+    public static string LmtpNexthop(string url)
     {
+        var uri = new Uri(url);
+        var host = uri.HostNameType == UriHostNameType.IPv6 ? "[" + uri.Host.Trim('[', ']') + "]" : uri.Host;
+        return $"lmtp:inet:{host}:{(uri.Port > 0 ? uri.Port : Instance.LmtpOptions.DefaultPort)}";
+    }
+
+    /// <summary>Writes transport, main.cf.snippet and master.cf.snippet into <paramref name="dir"/>.</summary>
+    /// <param name="lmtpNexthop">Route to the daemon's LMTP listener (lmtp:inet:HOST:PORT) instead of the pipe.</param>
+    public static PostfixFiles Write(InstancePaths paths, string dir, IEnumerable<ListName> lists, string pipeUser, string? lmtpNexthop = null)
+    {
+        var nexthop = lmtpNexthop ?? Service + ":";
         var transport = new StringBuilder("# Generated by `mailman aliases`; do not edit. postmap hash:" + Path.Combine(dir, "transport") + "\n");
         var domains = new SortedSet<string>(StringComparer.Ordinal);
         foreach (var list in lists.OrderBy(l => l.Fqdn, StringComparer.Ordinal))
@@ -58,27 +91,47 @@ internal static class AliasesCommand
             domains.Add(list.Domain);
             foreach (var (suffix, _) in ListAddress.Suffixes)
             {
-                transport.Append(list.LocalPart).Append(suffix).Append('@').Append(list.Domain).Append("\tmailman:\n");
+                transport.Append(list.LocalPart).Append(suffix).Append('@').Append(list.Domain).Append('\t').Append(nexthop).Append('\n');
             }
         }
 
         var transportPath = Path.Combine(dir, "transport");
         File.WriteAllText(transportPath, transport.ToString());
 
-        var mainCf = $"""
-            # Mailman: list domains, routed to the mailman pipe by the transport map.
+        var mainCf = lmtpNexthop is null
+            ? $"""
+            # Mailman: list domains (never in mydestination), routed to the {Service} pipe by the transport map.
             relay_domains = {string.Join(", ", domains)}
             relay_recipient_maps = hash:{transportPath}
             transport_maps = hash:{transportPath}
             # VERP bounces (LIST-bounces+member=domain@HOST) match LIST-bounces@HOST.
             recipient_delimiter = +
             # One recipient per pipe call, so each post is injected once per list address.
-            mailman_destination_recipient_limit = 1
+            {Service}_destination_recipient_limit = 1
+
+            """
+            : $"""
+            # Mailman: list domains (never in mydestination), delivered over LMTP to the daemon ({lmtpNexthop}).
+            relay_domains = {string.Join(", ", domains)}
+            relay_recipient_maps = hash:{transportPath}
+            transport_maps = hash:{transportPath}
+            # VERP bounces (LIST-bounces+member=domain@HOST) match LIST-bounces@HOST.
+            recipient_delimiter = +
 
             """;
-        var masterCf = $$"""
-            mailman   unix  -       n       n       -       -       pipe
+        // Flags: X final delivery (Postfix logs "delivered"). Sites that keep Mailman 2.1's
+        // flags=FR or DRhu work too: inject drops the From_ line and reads the envelope sender
+        // from it or from Return-Path when --sender is absent.
+        var masterCf = lmtpNexthop is null
+            ? $$"""
+            {{Service}}  unix  -       n       n       -       -       pipe
               flags=X user={{pipeUser}} argv={{Invocation()}} --home {{paths.Home}} inject --sender ${sender} ${recipient}
+
+            """
+            : """
+            # nothing new: Postfix's own lmtp transport delivers to the daemon (Mailman:Lmtp:Url).
+            # Debian's stock master.cf has it; if yours does not, add:
+            # lmtp      unix  -       -       y       -       -       lmtp
 
             """;
         File.WriteAllText(Path.Combine(dir, "main.cf.snippet"), mainCf);
@@ -101,6 +154,73 @@ internal static class AliasesCommand
             File.SetUnixFileMode(parent, mode | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
         }
         return new PostfixFiles(transportPath, mainCf, masterCf);
+    }
+
+    /// <summary>
+    /// What to check in the Postfix the snippets go into: a list domain in mydestination makes
+    /// Postfix deliver the lists' mail locally (and refuse it as unknown users) instead of
+    /// relaying it to us; Debian's own `mailman` service stays beside ours. Asks postconf when it
+    /// is installed.
+    /// </summary>
+    public static IEnumerable<string> Checks(IReadOnlyList<string> domains, string? configDirectory, bool lmtp)
+    {
+        yield return "# check:";
+        yield return "#   the list domains must be in relay_domains and NOT in mydestination (postconf -h mydestination);";
+        yield return $"#   master.cf keeps any `mailman` service (Debian's GNU Mailman 2.1); ours is named `{Service}`{(lmtp ? " (not needed with --lmtp)" : "")}.";
+        if (lmtp)
+        {
+            yield return "#   the daemon must run with Mailman:Lmtp:Url set to the address in the transport map.";
+        }
+
+        var mydestination = Postconf("mydestination", configDirectory);
+        if (mydestination is null)
+        {
+            yield break;
+        }
+
+        var names = mydestination.Split([',', ' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
+        var hostname = Postconf("myhostname", configDirectory) ?? "";
+        var domain = Postconf("mydomain", configDirectory) ?? "";
+        var expanded = names.Select(n => n.Replace("$myhostname", hostname, StringComparison.Ordinal).Replace("$mydomain", domain, StringComparison.Ordinal)).ToList();
+        foreach (var d in domains.Where(d => expanded.Contains(d, StringComparer.OrdinalIgnoreCase)))
+        {
+            yield return $"# WARNING: {d} is in mydestination ({mydestination}): Postfix would deliver its mail locally. Remove it there; relay_domains carries it.";
+        }
+    }
+
+    private static string? Postconf(string parameter, string? configDirectory)
+    {
+        if (!File.Exists("/usr/sbin/postconf"))
+        {
+            return null;
+        }
+
+        var psi = new ProcessStartInfo("/usr/sbin/postconf") { RedirectStandardError = true, RedirectStandardOutput = true };
+        if (configDirectory is not null)
+        {
+            psi.ArgumentList.Add("-c");
+            psi.ArgumentList.Add(configDirectory);
+        }
+
+        psi.ArgumentList.Add("-h");
+        psi.ArgumentList.Add(parameter);
+        try
+        {
+            using var p = Process.Start(psi);
+            if (p is null)
+            {
+                return null;
+            }
+
+            var output = p.StandardOutput.ReadToEnd();
+            p.StandardError.ReadToEnd();
+            p.WaitForExit();
+            return p.ExitCode == 0 ? output.Trim() : null;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return null;
+        }
     }
 
     /// <summary>How to run this mailman: `dotnet /path/mailman.dll` or the apphost itself.</summary>

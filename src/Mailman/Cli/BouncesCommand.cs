@@ -42,7 +42,7 @@ internal static class BouncesCommand
             }
 
             return exit;
-        }));
+        }, readOnly: true, needsInstance: false));
         command.Subcommands.Add(scan);
         return command;
     }

@@ -1,18 +1,13 @@
 // `mailman inject LIST@HOST`: what the MTA pipes each message into. Exit codes follow
 // sysexits.h; 0 only once the message is durably in the queue.
 using System.CommandLine;
-using System.IO.Abstractions;
 using Mailman.Instance;
-using Mailman.Lists;
 using Mailman.Queues;
-using MimeKit;
 
 namespace Mailman.Cli;
 
 internal static class InjectCommand
 {
-    private static readonly HashSet<string> Queues = new(StringComparer.OrdinalIgnoreCase) { QueueSet.In, QueueSet.Bounces, QueueSet.Request, QueueSet.Owner };
-
     public static Command Create()
     {
         var list = new Argument<string>("address") { Description = "the list (LIST@HOST) or any of its addresses (LIST-bounces+VERP@HOST, LIST-request@HOST, ...), as Postfix's ${recipient}" };
@@ -32,92 +27,87 @@ internal static class InjectCommand
     /// <summary>
     /// Queues one message. Returns 0 only when it is durably on disk. The message streams from
     /// its source into the queue file: only its header block is looked at in memory, so a post
-    /// of any size costs the same few megabytes.
+    /// of any size costs the same few megabytes. A leading mbox From_ line (Postfix's pipe flag
+    /// F) is dropped, and with a Return-Path: (flag R) gives the envelope sender when --sender
+    /// is absent, as every MDA does.
     /// </summary>
     /// <exception cref="CliException">With the sysexits code the MTA should act on.</exception>
     public static int Inject(InstancePaths paths, string address, string? file, string? sender, string? queueName, Stream stdin)
     {
-        if (!ListAddress.TryResolve(address, out var resolved, out var error))
-        {
-            throw new CliException(ExitCodes.NoUser, error);
-        }
-
-        var name = resolved.List;
-        var queue = (queueName ?? resolved.Queue).ToLowerInvariant();
-        if (!Queues.Contains(queue))
-        {
-            throw new CliException(ExitCodes.Usage, $"unknown queue '{queueName}': expected in, bounces, request or owner");
-        }
-
-        Stream source;
+        var intake = new Intake(paths, TimeProvider.System);
         try
         {
-            source = file is null ? stdin : File.OpenRead(file);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new CliException(ExitCodes.NoInput, $"cannot read the message: {e.Message}");
-        }
-
-        using (source)
-        {
-            byte[] head;
+            var route = Intake.Route(address, queueName);
+            Stream source;
             try
             {
-                head = ReadHead(source);
-            }
-            catch (IOException e)
-            {
-                throw new CliException(file is null ? ExitCodes.TempFail : ExitCodes.NoInput, $"cannot read the message: {e.Message}");
-            }
-
-            var messageId = CheckMessage(head);
-            paths.EnsureCreated();
-            try
-            {
-                using var store = new ListStore(paths.Database);
-                if (store.FindList(name) is null)
-                {
-                    throw new CliException(ExitCodes.NoUser, $"no such list: {name}");
-                }
-            }
-            catch (Microsoft.Data.Sqlite.SqliteException e) when (e.SqliteErrorCode is 3 or 8 or 14 or 23)
-            {
-                // PERM, READONLY, CANTOPEN, AUTH: this user may not use the database.
-                throw new CliException(ExitCodes.TempFail, $"cannot open the list database {paths.Database} as {FileOwner.UserName(FileOwner.EffectiveUid)} ({FileOwner.Describe(paths.Database)}): {e.Message}; "
-                    + "run inject as the instance's user (Postfix: user= in master.cf)");
-            }
-            catch (Microsoft.Data.Sqlite.SqliteException e)
-            {
-                throw new CliException(ExitCodes.TempFail, $"cannot read the list database {paths.Database}: {e.Message}");
-            }
-
-            var time = TimeProvider.System;
-            var metadata = new EntryMetadata
-            {
-                List = name.Fqdn,
-                Sender = sender,
-                Received = time.GetUtcNow(),
-                MessageId = messageId,
-                Destination = address,
-            };
-            try
-            {
-                var switchboard = new Switchboard(new FileSystem(), paths.Queue(queue), queue, time);
-                var entry = switchboard.Enqueue(metadata, s =>
-                {
-                    s.Write(head);
-                    source.CopyTo(s, 1 << 16);
-                }, null);
-                Console.Error.WriteLine($"mailman: queued {entry} in {queue} for {name} ({metadata.MessageLength} bytes)");
+                source = file is null ? stdin : File.OpenRead(file);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                throw new CliException(ExitCodes.TempFail, $"cannot write to the queue {paths.Queue(queue)} as {FileOwner.UserName(FileOwner.EffectiveUid)}: {e.Message}");
+                throw new CliException(ExitCodes.NoInput, $"cannot read the message: {e.Message}");
             }
+
+            using (source)
+            {
+                byte[] head;
+                try
+                {
+                    head = ReadHead(source);
+                }
+                catch (IOException e)
+                {
+                    throw new CliException(file is null ? ExitCodes.TempFail : ExitCodes.NoInput, $"cannot read the message: {e.Message}");
+                }
+
+                var inspected = Intake.Inspect(head);
+                paths.EnsureCreated();
+                intake.CheckList(route);
+                var envelope = sender ?? inspected.EnvelopeSender;
+                var (entry, metadata) = intake.Enqueue(route, envelope, inspected.MessageId, s =>
+                {
+                    s.Write(head.AsSpan(inspected.Skip));
+                    source.CopyTo(s, 1 << 16);
+                });
+                Console.Error.WriteLine($"mailman: queued {entry} in {route.Queue} for {route.List} ({metadata.MessageLength} bytes)");
+                if (route.Queue != QueueSet.In)
+                {
+                    // Posts are logged when the incoming runner takes them ("Post received");
+                    // nothing else looks at what went to bounces, request or owner until its runner does.
+                    LogQueued(paths, route, entry, metadata);
+                }
+            }
+        }
+        catch (IntakeException e)
+        {
+            throw new CliException(e.Failure switch
+            {
+                IntakeFailure.NoSuchList => ExitCodes.NoUser,
+                IntakeFailure.NotAMessage => ExitCodes.DataError,
+                IntakeFailure.Usage => ExitCodes.Usage,
+                _ => ExitCodes.TempFail,
+            }, e.Message);
         }
 
         return ExitCodes.Ok;
+    }
+
+    /// <summary>One line in the post log for mail queued outside the post path; a log that cannot be written never fails the injection.</summary>
+    internal static void LogQueued(InstancePaths paths, IntakeRoute route, string entry, EntryMetadata metadata)
+    {
+        try
+        {
+            var configuration = Hosting.MailmanConfiguration.Build(paths, [new("Logging:Console", "false")]);
+            var logger = Hosting.Logging.Create(configuration, paths);
+            using var dispose = logger as IDisposable;
+            logger.ForContext("Area", "post").ForContext("SourceContext", "Mailman.Cli.Inject").Information(
+                "Queued for {ListId} in {Queue}: to {Destination}, Message-Id {MessageId}, envelope sender {Sender}, {Size} bytes, entry {QueueEntry}",
+                route.List.Fqdn, route.Queue, route.Address, metadata.MessageId, metadata.Sender, metadata.MessageLength, entry);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or FormatException)
+        {
+            Console.Error.WriteLine($"mailman: queued, but the post log could not be written: {e.Message}");
+        }
     }
 
     // The start of the message up to the blank line that ends its header block, or the first
@@ -147,33 +137,5 @@ internal static class InjectCommand
         }
 
         return head.ToArray();
-    }
-
-    /// <summary>The message must start with a header field (name, colon). Returns its Message-Id if the head shows one.</summary>
-    private static string? CheckMessage(byte[] head)
-    {
-        var span = head.AsSpan();
-        if (span.Trim("\r\n\t "u8).IsEmpty)
-        {
-            throw new CliException(ExitCodes.DataError, "empty message");
-        }
-
-        // RFC 5322 §2.2: a field name is printable US-ASCII but the colon, then a colon.
-        var colon = span.IndexOf((byte)':');
-        if (colon <= 0 || span[..colon].IndexOfAnyExceptInRange((byte)33, (byte)126) >= 0)
-        {
-            throw new CliException(ExitCodes.DataError, "not a message: it does not start with a header line");
-        }
-
-        try
-        {
-            using var stream = new MemoryStream(head, writable: false);
-            var headers = HeaderList.Load(stream);
-            return headers[HeaderId.MessageId] is { } id ? id.Trim().Trim('<', '>') : null;
-        }
-        catch (FormatException)
-        {
-            return null; // a header block longer than the head, or broken further down: queued as it is
-        }
     }
 }

@@ -30,15 +30,22 @@ public static class MailmanCli
         root.Subcommands.Add(BouncesCommand.Create());
         root.Subcommands.Add(HeldCommand.Create());
         root.Subcommands.Add(QueueCommand.Create());
+        root.Subcommands.Add(InitCommand.Create());
+
+        // --version answers whatever else is on the line (--home DIR included): it reads no instance.
+        if (args.Contains("--version", StringComparer.Ordinal))
+        {
+            Console.WriteLine("mailman " + Version);
+            return ExitCodes.Ok;
+        }
+
         // No response files: an argument starting with '@' (a sender Postfix passes) is an argument.
         var parsed = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
         if (parsed.Errors.Count > 0)
         {
-            foreach (var error in parsed.Errors)
-            {
-                Console.Error.WriteLine("mailman: " + error.Message);
-            }
-
+            // One line: the first error says what is wrong ("unrecognized command 'bogus'"); the
+            // parser's follow-ups ("required command was not provided") only repeat it.
+            Console.Error.WriteLine("mailman: " + parsed.Errors[0].Message + " (mailman --help lists the verbs)");
             return ExitCodes.Usage;
         }
 
@@ -46,14 +53,31 @@ public static class MailmanCli
         return parsed.Invoke(new InvocationConfiguration { ProcessTerminationTimeout = null, EnableDefaultExceptionHandler = false });
     }
 
-    /// <summary>Runs a verb: user errors become one stderr line and an exit code.</summary>
+    /// <summary>The version the binary was built as.</summary>
+    public static string Version => Hosting.LifecycleLog.Version;
+
+    /// <summary>
+    /// Runs a verb: every failure becomes one stderr line and a sysexits code, the same for every
+    /// verb: 64 usage, 65 bad data (a value, a file's contents), 66 unreadable input, 67 no such
+    /// list or request, 73 cannot create, 75 try again (the database or a queue cannot be used
+    /// now), 77 permission, 78 configuration (a setting, no instance here).
+    /// </summary>
+    /// <param name="configErrorCode">The code of an InvalidOperationException (a setting; <c>serve</c>'s start-up).</param>
     /// <param name="readOnly">The verb writes nothing into the instance (status), so root may run it on any instance.</param>
-    public static int Guard(ParseResult parse, Func<InstancePaths, int> action, int defaultErrorCode = 1, bool readOnly = false)
+    /// <param name="needsInstance">The verb reads or writes an instance (all but `bounces scan`).</param>
+    public static int Guard(ParseResult parse, Func<InstancePaths, int> action, int configErrorCode = ExitCodes.Config, bool readOnly = false, bool needsInstance = true)
     {
+        InstancePaths? paths = null;
         try
         {
-            var paths = InstancePaths.Resolve(parse.GetValue(Home));
-            if (!readOnly)
+            paths = InstancePaths.Resolve(parse.GetValue(Home));
+            if (needsInstance && paths.Implicit && !paths.Exists)
+            {
+                throw new CliException(ExitCodes.Config,
+                    $"{paths.Home} is not a mailman instance (no config/mailman.json or var/mailman.db): give --home DIR, set MAILMAN_HOME, or create one with `mailman init DIR`");
+            }
+
+            if (!readOnly && needsInstance)
             {
                 RefuseForeignInstance(paths);
             }
@@ -62,14 +86,72 @@ public static class MailmanCli
         }
         catch (CliException e)
         {
-            Console.Error.WriteLine("mailman: " + e.Message);
-            return e.ExitCode;
+            return Fail(e.Message, e.ExitCode);
         }
-        catch (Exception e) when (e is InvalidOperationException or FormatException or ArgumentException or IOException or UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException)
+        catch (Microsoft.Data.Sqlite.SqliteException e)
         {
-            Console.Error.WriteLine("mailman: " + e.Message);
-            return defaultErrorCode;
+            // The database is named: "unable to open database file" alone does not say which.
+            return Fail($"the list database {paths?.Database}: {e.Message}", ExitCodes.TempFail);
         }
+        catch (Lists.NoSuchListException e)
+        {
+            return Fail(e.Message, ExitCodes.NoUser);
+        }
+        catch (Lists.ListExistsException e)
+        {
+            return Fail(e.Message, ExitCodes.CantCreate);
+        }
+        catch (InvalidOperationException e)
+        {
+            return Fail(e.Message, configErrorCode);
+        }
+        catch (Exception e) when (e is FormatException or ArgumentException)
+        {
+            return Fail(e.Message, ExitCodes.DataError);
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            return Fail(e.Message, ExitCodes.NoPerm);
+        }
+        catch (IOException e)
+        {
+            return Fail(e.Message, ExitCodes.CantCreate);
+        }
+        catch (Exception e)
+        {
+            // A bug: the stack trace goes to the error log, the user gets one line.
+            var logged = paths is not null && LogError(paths, e);
+            return Fail($"internal error: {e.GetType().Name}: {e.Message}" + (logged ? $" (stack trace in {paths!.LogsDirectory}/error-DATE.log)" : ""), ExitCodes.Software);
+        }
+    }
+
+    private static bool LogError(InstancePaths paths, Exception e)
+    {
+        if (!paths.Exists)
+        {
+            return false;
+        }
+
+        try
+        {
+            var configuration = Hosting.MailmanConfiguration.Build(paths, [new("Logging:Console", "false")]);
+            var logger = Hosting.Logging.Create(configuration, paths);
+            logger.ForContext("SourceContext", "Mailman.Cli").Error(e, "mailman {Verb} failed: {Error}", string.Join(' ', Environment.GetCommandLineArgs().Skip(1)), e.Message);
+            (logger as IDisposable)?.Dispose();
+            return true;
+        }
+        catch (Exception logFailure) when (logFailure is not OutOfMemoryException)
+        {
+            // The log itself cannot be written: the one line still says what happened.
+            return false;
+        }
+    }
+
+    private static int Fail(string message, int code)
+    {
+        // One line whatever the message holds (an SQLite or OS message can span two).
+        Console.Error.WriteLine("mailman: " + message.ReplaceLineEndings(" ").Trim());
+        return code;
     }
 
     /// <summary>

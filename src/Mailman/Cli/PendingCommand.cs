@@ -81,7 +81,7 @@ internal static class PendingCommand
         var request = Find(paths, which);
         if (request.Expires <= DateTimeOffset.UtcNow)
         {
-            throw new CliException(1, $"request {request.Id} expired at {request.Expires:u}; `mailman pending discard {request.Id}` removes it");
+            throw new CliException(ExitCodes.NoUser, $"request {request.Id} expired at {request.Expires:u}; `mailman pending discard {request.Id}` removes it");
         }
 
         using var services = CliServices.Build(paths);
@@ -89,7 +89,7 @@ internal static class PendingCommand
         var result = services.GetRequiredService<Confirmations>().Confirm(request, command, null, $"the command line ({Environment.UserName})", Membership.NewTrigger(time));
         if (!result.Done)
         {
-            throw new CliException(1, result.Summary);
+            throw new CliException(ExitCodes.DataError, result.Summary);
         }
 
         Console.WriteLine(result.Summary);
@@ -105,7 +105,7 @@ internal static class PendingCommand
         PendingRequest? request = w.Length is > 0 and < 19 && w.All(char.IsAsciiDigit) ? store.FindPending(long.Parse(w, CultureInfo.InvariantCulture))
             : ListStore.IsTokenShaped(w) ? store.FindPending(w, DateTimeOffset.UtcNow)
             : throw new CliException(ExitCodes.Usage, $"'{Member.Sanitize(which)}' is neither a request number (see `mailman pending list`) nor a token");
-        return request ?? throw new CliException(1, $"no pending request {Member.Sanitize(which)} (used, discarded or expired)");
+        return request ?? throw new CliException(ExitCodes.NoUser, $"no pending request {Member.Sanitize(which)} (used, discarded or expired)");
     }
 
     private static string Show(PendingRequest r) => r.DisplayName.Length > 0 ? $"{r.DisplayName} <{r.Address}>" : r.Address;

@@ -68,6 +68,7 @@ public static class DaemonHost
 
         // Registration order is start order: recovery finishes before any runner claims.
         builder.Services.AddHostedService<StartupRecovery>();
+        builder.Services.AddHostedService<LifecycleLog>();
         builder.Services.AddHostedService<HangupHandler>();
         builder.Services.AddHostedService<MetricsService>();
         builder.Services.AddHostedService<IncomingRunner>();
@@ -78,9 +79,16 @@ public static class DaemonHost
         builder.Services.AddHostedService<BounceRunner>();
         builder.Services.AddHostedService<OwnerRunner>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<HoldExpiry>());
+        builder.Services.AddHostedService<ClaimWatchdog>();
         if (options.Http.Url.Length > 0)
         {
             builder.Services.AddHostedService<Http.OneClickServer>();
+        }
+
+        // After the runners, so an entry LMTP accepts wakes a runner that is already waiting.
+        if (options.Lmtp.Url.Length > 0)
+        {
+            builder.Services.AddHostedService<Lmtp.LmtpServer>();
         }
 
         if (exitWhenIdle)

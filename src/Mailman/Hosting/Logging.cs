@@ -12,13 +12,18 @@ namespace Mailman.Hosting;
 
 public static class Logging
 {
-    private const string Template = "{Timestamp:yyyy-MM-dd HH:mm:ss.fff} [{Level:u3}] {SourceContext:l}: {Message:lj}{NewLine}{Exception}";
+    // ISO 8601 with the offset (2026-12-01T19:30:00.123+00:00): unambiguous across time zones
+    // and daylight saving, sortable. The messages carry the error's text ({Error}); the stack
+    // trace goes to error-DATE.log only, where a developer looks, never into the operator's lines.
+    private const string Template = "{Timestamp:yyyy-MM-ddTHH:mm:ss.fffzzz} [{Level:u3}] {SourceContext:l}: {Message:lj}{NewLine}";
+
+    private const string ErrorTemplate = "{Timestamp:yyyy-MM-ddTHH:mm:ss.fffzzz} [{Level:u3}] {SourceContext:l}: {Message:lj}{NewLine}{Exception}";
 
     // Under systemd (JOURNAL_STREAM set) journald reads a "<N>" syslog priority prefix per line
     // and adds its own timestamp.
-    private const string JournalTemplate = "<{SyslogPriority}>[{Level:u3}] {SourceContext:l}: {Message:lj}{NewLine}{Exception}";
+    private const string JournalTemplate = "<{SyslogPriority}>[{Level:u3}] {SourceContext:l}: {Message:lj}{NewLine}";
 
-    private static void File(LoggerConfiguration config, string path, bool compact)
+    private static void File(LoggerConfiguration config, string path, bool compact, string template = Template)
     {
         if (compact)
         {
@@ -26,7 +31,7 @@ public static class Logging
         }
         else
         {
-            config.WriteTo.File(path, outputTemplate: Template, rollingInterval: RollingInterval.Day, retainedFileCountLimit: 30, formatProvider: System.Globalization.CultureInfo.InvariantCulture);
+            config.WriteTo.File(path, outputTemplate: template, rollingInterval: RollingInterval.Day, retainedFileCountLimit: 30, formatProvider: System.Globalization.CultureInfo.InvariantCulture);
         }
     }
 
@@ -70,7 +75,7 @@ public static class Logging
 
             config.WriteTo.Logger(sub => sub.Filter.ByIncludingOnly(e => AreaEnricher.Is(e, AreaEnricher.Vette)).WriteTo.Sink(VetteSink(paths, compact)));
 
-            config.WriteTo.Logger(sub => File(sub.Filter.ByIncludingOnly(e => e.Level >= LogEventLevel.Error), Path.Combine(paths.LogsDirectory, "error-.log"), compact));
+            config.WriteTo.Logger(sub => File(sub.Filter.ByIncludingOnly(e => e.Level >= LogEventLevel.Error), Path.Combine(paths.LogsDirectory, "error-.log"), compact, ErrorTemplate));
         }
 
         return config.CreateLogger();
@@ -111,7 +116,10 @@ internal sealed class AreaEnricher : Serilog.Core.ILogEventEnricher
     public void Enrich(LogEvent logEvent, Serilog.Core.ILogEventPropertyFactory propertyFactory)
     {
         var source = logEvent.Properties.TryGetValue("SourceContext", out var v) && v is ScalarValue { Value: string s } ? s : "";
-        var area = logEvent.MessageTemplate.Text.StartsWith("Bounce", StringComparison.Ordinal)
+        // A runner's own start and stop ("{Runner} started ...") are the queue machinery's, whatever queue it runs.
+        var text = logEvent.MessageTemplate.Text;
+        var area = text.StartsWith("{Runner} ", StringComparison.Ordinal) ? "qrunner"
+            : text.StartsWith("Bounce", StringComparison.Ordinal)
                 || source.StartsWith("Mailman.Bounces", StringComparison.Ordinal) || source.EndsWith("BounceRunner", StringComparison.Ordinal) ? "bounce"
             : source.StartsWith("Mailman.Moderation", StringComparison.Ordinal) ? Vette
             : source.EndsWith("IncomingRunner", StringComparison.Ordinal) || source.EndsWith("PipelineRunner", StringComparison.Ordinal)

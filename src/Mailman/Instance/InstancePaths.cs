@@ -1,16 +1,24 @@
 // The layout of an instance directory: config/, queues/, var/ (SQLite) and logs/. Missing
-// directories are created on first use, so any empty directory is a working instance.
+// directories are created on first use in a directory named by --home or $MAILMAN_HOME; the
+// current directory is used only when it is an instance already (`mailman init DIR` makes one).
 namespace Mailman.Instance;
 
 /// <summary>Paths inside one Mailman instance directory.</summary>
 public sealed class InstancePaths
 {
-    public InstancePaths(string home)
+    public InstancePaths(string home, bool isImplicit = false)
     {
         Home = Path.GetFullPath(home);
+        Implicit = isImplicit;
     }
 
     public string Home { get; }
+
+    /// <summary>Neither --home nor $MAILMAN_HOME named it: the current directory, which must already be an instance.</summary>
+    public bool Implicit { get; }
+
+    /// <summary>The directory is an instance: it has a configuration file or a list database.</summary>
+    public bool Exists => File.Exists(ConfigFile) || File.Exists(Database);
 
     public string ConfigDirectory => Path.Combine(Home, "config");
 
@@ -37,7 +45,7 @@ public sealed class InstancePaths
             home = Environment.GetEnvironmentVariable("MAILMAN_HOME");
         }
 
-        return new InstancePaths(string.IsNullOrEmpty(home) ? Directory.GetCurrentDirectory() : home);
+        return string.IsNullOrEmpty(home) ? new InstancePaths(Directory.GetCurrentDirectory(), isImplicit: true) : new InstancePaths(home);
     }
 
     /// <summary>Creates the instance directories (queue files are private: 0700).</summary>

@@ -33,6 +33,11 @@ public sealed class MailmanOptions
 
     public BounceOptions Bounces { get; set; } = new();
 
+    public LmtpOptions Lmtp { get; set; } = new();
+
+    /// <summary>The watchdog: an entry claimed this many times longer than its delivery should take is reported once.</summary>
+    public double ClaimWarningFactor { get; set; } = 10;
+
     /// <summary>How long SIGTERM may take: in-flight work finishes or is put back within it (systemd's TimeoutStopSec is a little longer).</summary>
     public TimeSpan StopTimeout { get; set; } = TimeSpan.FromSeconds(90);
 
@@ -74,6 +79,8 @@ public sealed class MailmanOptions
         Check(Moderation.Chain.Count > 0, "Mailman:Moderation:Chain must name at least one rule");
         Check(SiteOwner.Length == 0 || IsAddress(SiteOwner), $"Mailman:SiteOwner must be an email address, got '{SiteOwner}'");
         Smtp.ValidateOutbound();
+        Lmtp.Validate(Check);
+        Check(ClaimWarningFactor >= 1, "Mailman:ClaimWarningFactor must be at least 1");
     }
 
     private static bool IsAddress(string text)
@@ -381,5 +388,58 @@ public sealed class HttpOptions
             check(url!.Query.Length == 0 && url.Fragment.Length == 0 && url.UserInfo.Length == 0 && url.AbsoluteUri.Length <= 300
                 && url.AbsoluteUri.All(char.IsAscii), "Mailman:Http:PublicUrl must be a plain base URL (no query, fragment or user; at most 300 characters)");
         }
+    }
+}
+
+/// <summary>The LMTP listener (RFC 2033) Postfix delivers list mail to, as Mailman 3 sites do.</summary>
+public sealed class LmtpOptions
+{
+    /// <summary>Mailman 3's LMTP port.</summary>
+    public const int DefaultPort = 8024;
+
+    public const string DefaultUrl = "lmtp://127.0.0.1:8024";
+
+    /// <summary>Where the listener listens, e.g. lmtp://127.0.0.1:8024; empty: off.</summary>
+    public string Url { get; set; } = "";
+
+    /// <summary>Listen on an address other than loopback (LMTP has no authentication: only behind a firewall).</summary>
+    public bool AllowNonLoopback { get; set; }
+
+    /// <summary>Largest message accepted (announced as SIZE), in KiB.</summary>
+    public int MaxMessageSizeKb { get; set; } = 100 * 1024;
+
+    /// <summary>Recipients per transaction (RFC 5321 §4.5.3.1.8 asks for at least 100).</summary>
+    public int MaxRecipients { get; set; } = 100;
+
+    /// <summary>Sessions at once; one more is answered 421 and closed.</summary>
+    public int MaxSessions { get; set; } = 64;
+
+    /// <summary>How long a session may wait for a command or a line of data (RFC 5321 §4.5.3.2: at least 5 minutes for commands).</summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>The address and port to listen on (validated).</summary>
+    public System.Net.IPEndPoint EndPoint()
+    {
+        var url = new Uri(Url);
+        var address = url.Host == "localhost" ? System.Net.IPAddress.Loopback : System.Net.IPAddress.Parse(url.Host.Trim('[', ']'));
+        return new System.Net.IPEndPoint(address, url.Port > 0 ? url.Port : DefaultPort);
+    }
+
+    internal void Validate(Action<bool, string> check)
+    {
+        check(MaxMessageSizeKb >= 1, "Mailman:Lmtp:MaxMessageSizeKb must be at least 1");
+        check(MaxRecipients is >= 1 and <= 10_000, "Mailman:Lmtp:MaxRecipients must be 1-10000");
+        check(MaxSessions is >= 1 and <= 10_000, "Mailman:Lmtp:MaxSessions must be 1-10000");
+        check(Timeout >= TimeSpan.FromSeconds(1), "Mailman:Lmtp:Timeout must be at least 1 second");
+        if (Url.Length == 0)
+        {
+            return;
+        }
+
+        var ok = Uri.TryCreate(Url, UriKind.Absolute, out var url);
+        check(ok && url!.Scheme == "lmtp", "Mailman:Lmtp:Url must be an lmtp:// URL such as lmtp://127.0.0.1:8024");
+        check(url!.AbsolutePath is "/" or "" && url.Query.Length == 0 && url.UserInfo.Length == 0, "Mailman:Lmtp:Url takes no path");
+        check(url.HostNameType is UriHostNameType.IPv4 or UriHostNameType.IPv6 || url.Host == "localhost", "Mailman:Lmtp:Url must name an IP address or localhost");
+        check(url.IsLoopback || AllowNonLoopback, "Mailman:Lmtp:Url must be a loopback address unless Mailman:Lmtp:AllowNonLoopback is true");
     }
 }

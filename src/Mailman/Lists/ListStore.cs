@@ -32,14 +32,14 @@ public sealed partial class ListStore : IDisposable
 
     public void Dispose() => _db.Dispose();
 
-    /// <exception cref="InvalidOperationException">The list exists already.</exception>
+    /// <exception cref="ListExistsException">The list exists already.</exception>
     public void CreateList(MailingList list)
     {
         using var cmd = Command("INSERT INTO lists (fqdn, settings) VALUES ($fqdn, $settings) ON CONFLICT DO NOTHING",
             ("$fqdn", list.Name.Fqdn), ("$settings", JsonSerializer.Serialize(list, MailingListJson.Default.MailingList)));
         if (cmd.ExecuteNonQuery() == 0)
         {
-            throw new InvalidOperationException($"list {list.Name} already exists");
+            throw new ListExistsException($"list {list.Name} already exists");
         }
     }
 
@@ -49,7 +49,7 @@ public sealed partial class ListStore : IDisposable
             ("$fqdn", list.Name.Fqdn), ("$settings", JsonSerializer.Serialize(list, MailingListJson.Default.MailingList)));
         if (cmd.ExecuteNonQuery() == 0)
         {
-            throw new InvalidOperationException($"no such list: {list.Name}");
+            throw new NoSuchListException($"no such list: {list.Name}");
         }
     }
 
@@ -60,7 +60,7 @@ public sealed partial class ListStore : IDisposable
     }
 
     /// <exception cref="InvalidOperationException">No such list.</exception>
-    public MailingList GetList(ListName name) => FindList(name) ?? throw new InvalidOperationException($"no such list: {name}");
+    public MailingList GetList(ListName name) => FindList(name) ?? throw new NoSuchListException($"no such list: {name}");
 
     public IReadOnlyList<MailingList> AllLists()
     {
@@ -170,7 +170,7 @@ public sealed partial class ListStore : IDisposable
     private long ListId(ListName list)
     {
         using var cmd = Command("SELECT id FROM lists WHERE fqdn = $fqdn", ("$fqdn", list.Fqdn));
-        return cmd.ExecuteScalar() is long id ? id : throw new InvalidOperationException($"no such list: {list}");
+        return cmd.ExecuteScalar() is long id ? id : throw new NoSuchListException($"no such list: {list}");
     }
 
     private static MailingList Deserialize(ListName name, string json)
@@ -235,3 +235,9 @@ public sealed partial class ListStore : IDisposable
         return cmd;
     }
 }
+
+/// <summary>The list named does not exist (the CLI's exit 67).</summary>
+public sealed class NoSuchListException(string message) : InvalidOperationException(message);
+
+/// <summary>A list of that name exists already (the CLI's exit 73).</summary>
+public sealed class ListExistsException(string message) : InvalidOperationException(message);

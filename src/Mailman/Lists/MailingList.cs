@@ -276,16 +276,25 @@ public sealed class MailingList
         switch (key.ToLowerInvariant())
         {
             case "display_name": DisplayName = SingleLine(key, value); break;
-            case "subject_prefix": SubjectPrefix = SingleLine(key, value); break;
+            case "subject_prefix": SubjectPrefix = Placeholders(key, SingleLine(key, value), Mailman.Templates.Template.ListPlaceholders); break;
             case "personalize": Personalize = ParseEnum<Personalization>(key, value); break;
-            case "reply_to": ReplyTo = ParseEnum<ReplyToPolicy>(key, value); break;
-            case "reply_to_address": ReplyToAddress = SingleLine(key, value); break;
+            case "reply_to":
+                var policy = ParseEnum<ReplyToPolicy>(key, value);
+                ReplyTo = policy == ReplyToPolicy.Explicit && ReplyToAddress.Length == 0
+                    ? throw new ArgumentException("reply_to explicit needs an address: set reply_to_address first")
+                    : policy;
+                break;
+            case "reply_to_address":
+                ReplyToAddress = value.Length == 0 && ReplyTo == ReplyToPolicy.Explicit
+                    ? throw new ArgumentException("reply_to_address: reply_to is explicit and needs it; set reply_to to none or list first")
+                    : Address(key, value);
+                break;
             case "max_message_size_kb":
                 MaxMessageSizeKb = int.TryParse(value, out var kb) && kb >= 0 ? kb : throw new ArgumentException($"{key}: expected a whole number of KiB >= 0, got '{value}'");
                 break;
             case "nonmember_action": NonMemberAction = ParseEnum<NonMemberAction>(key, value); break;
-            case "header": HeaderTemplate = Unescape(value); break;
-            case "footer": FooterTemplate = Unescape(value); break;
+            case "header": HeaderTemplate = Placeholders(key, Unescape(value), Mailman.Templates.Template.DecorationPlaceholders); break;
+            case "footer": FooterTemplate = Placeholders(key, Unescape(value), Mailman.Templates.Template.DecorationPlaceholders); break;
             case "archive_url": ArchiveUrl = Url(key, value); break;
             case "unsubscribe_url": UnsubscribeUrl = Url(key, value); break;
             case "max_autoresponses_per_day": MaxAutoresponsesPerDay = Whole(key, value); break;
@@ -307,7 +316,7 @@ public sealed class MailingList
             case "goodbye_message": SetTemplate(Notices.NoticeTemplates.Goodbye, value); break;
             case "dmarc_mitigate_action": DmarcMitigateAction = ParseSnake<DmarcMitigateAction>(key, value); break;
             case "dmarc_mitigate_unconditionally": DmarcMitigateUnconditionally = ParseBool(key, value); break;
-            case "dmarc_moderation_notice": DmarcModerationNotice = Unescape(value); break;
+            case "dmarc_moderation_notice": DmarcModerationNotice = Placeholders(key, Unescape(value), DmarcNoticePlaceholders); break;
             case "dmarc_wrapped_message_text": DmarcWrappedMessageText = Unescape(value); break;
             case "subscription_policy": SubscriptionPolicy = ParseSnake<SubscriptionPolicy>(key, value); break;
             case "unsubscription_policy": UnsubscriptionPolicy = ParseSnake<UnsubscriptionPolicy>(key, value); break;
@@ -386,7 +395,7 @@ public sealed class MailingList
             throw new ArgumentException($"unknown notice template '{name}'; known: {string.Join(", ", Notices.NoticeTemplates.Names)}");
         }
 
-        var body = Unescape(value);
+        var body = Placeholders(name, Unescape(value), Notices.NoticeTemplates.Placeholders);
         if (body.Length == 0)
         {
             Templates.Remove(name);
@@ -579,6 +588,32 @@ public sealed class MailingList
         };
 
     // Values that end up in headers may not carry line breaks (no header injection).
+    private static readonly IReadOnlySet<string> DmarcNoticePlaceholders = new HashSet<string>(Mailman.Templates.Template.ListPlaceholders.Append("listowner"), StringComparer.Ordinal);
+
+    /// <summary>
+    /// A template may only name placeholders its expansion fills: an unknown one would go out to
+    /// every member as written. "$$" and a '$' not followed by a name ("$5") stay literal.
+    /// </summary>
+    private static string Placeholders(string key, string template, IReadOnlySet<string> known)
+    {
+        var unknown = Mailman.Templates.Template.PlaceholderNames(template).Where(n => !known.Contains(n)).Distinct(StringComparer.Ordinal).ToList();
+        return unknown.Count == 0
+            ? template
+            : throw new ArgumentException($"{key}: unknown placeholder {string.Join(", ", unknown.Select(n => "$" + n))}; known: {string.Join(", ", known.Order(StringComparer.Ordinal).Select(n => "$" + n))} ($$ for a dollar sign)");
+    }
+
+    /// <summary>One mailbox, "addr@domain" or "Name &lt;addr@domain&gt;": what the Reply-To handler writes (empty clears it).</summary>
+    private static string Address(string key, string value)
+    {
+        value = SingleLine(key, value.Trim());
+        if (value.Length > 0 && !(MimeKit.MailboxAddress.TryParse(value, out var mailbox) && mailbox.Address.IndexOf('@', StringComparison.Ordinal) > 0 && !mailbox.Address.EndsWith('@')))
+        {
+            throw new ArgumentException($"{key}: expected one email address such as dev-replies@example.org, got '{value}'");
+        }
+
+        return value;
+    }
+
     private static string SingleLine(string key, string value)
         => value.Any(char.IsControl) ? throw new ArgumentException($"{key}: control characters and line breaks are not allowed") : value;
 

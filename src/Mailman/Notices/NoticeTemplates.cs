@@ -36,6 +36,9 @@ public static class NoticeTemplates
         "sender_email", "score", "warnings_left", "member", "rules", "count", "entry",
     };
 
+    /// <summary>What a notice template may name: the list's placeholders and the common ones.</summary>
+    public static readonly IReadOnlySet<string> Placeholders = new HashSet<string>(Templates.Template.ListPlaceholders.Concat(CommonPlaceholders), StringComparer.Ordinal);
+
     private static readonly Dictionary<string, NoticeTemplate> Defaults = new NoticeTemplate[]
     {
         new(Welcome, "Welcome to the \"$display_name\" mailing list", """

@@ -13,6 +13,34 @@ public static class Template
         "user_address", "user_name", "user_delivered_to", "user_email",
     };
 
+    /// <summary>The names <see cref="ListValues"/> fills.</summary>
+    public static readonly IReadOnlySet<string> ListPlaceholders = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "list_name", "display_name", "list_id", "fqdn_listname", "domain", "mail_host", "listinfo_uri", "archive_url", "unsubscribe_url", "request_email", "owner_email",
+    };
+
+    /// <summary>What a header or footer may name: the list's placeholders and the recipient's.</summary>
+    public static readonly IReadOnlySet<string> DecorationPlaceholders = new HashSet<string>(ListPlaceholders.Concat(RecipientPlaceholders), StringComparer.Ordinal);
+
+    /// <summary>
+    /// The placeholder names <paramref name="template"/> uses, as <see cref="Expand"/> reads them:
+    /// "$name" where the name starts with a letter or '_', and every "${name}"; "$$" is not one.
+    /// </summary>
+    public static IEnumerable<string> PlaceholderNames(string template)
+    {
+        var names = new List<string>();
+        Expand(template, name =>
+        {
+            if (name.Length > 0 && (char.IsAsciiLetter(name[0]) || name[0] == '_' || !name.All(c => char.IsAsciiLetterOrDigit(c) || c == '_')))
+            {
+                names.Add(name);
+            }
+
+            return null;
+        });
+        return names;
+    }
+
     /// <summary>Expands <paramref name="template"/>; <paramref name="lookup"/> returns null for names it does not know.</summary>
     public static string Expand(string template, Func<string, string?> lookup)
     {

@@ -28,6 +28,27 @@ public sealed class InjectTests : IDisposable
         Assert.Contains("\"Sender\":\"poster@example.com\"", Encoding.UTF8.GetString(bytes), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void A_leading_From_line_is_dropped_and_with_Return_Path_gives_the_sender_when_none_is_given()
+    {
+        var raw = Posts.Plain();
+        var piped = Encoding.ASCII.GetBytes("From bounce@example.com  Tue Dec  1 19:00:00 2026\nReturn-Path: <poster@example.com>\n").Concat(raw).ToArray();
+        Assert.Equal(ExitCodes.Ok, Inject("dev@example.org", piped).ExitCode);
+        var text = Encoding.UTF8.GetString(File.ReadAllBytes(Assert.Single(Directory.GetFiles(_instance.QueueDir("in"), "*.msg"))));
+        Assert.Contains("\"Sender\":\"poster@example.com\"", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("From bounce@example.com", text, StringComparison.Ordinal);
+        Assert.Contains("Return-Path: <poster@example.com>\n" + Encoding.UTF8.GetString(raw), text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_explicit_sender_wins_over_the_From_line()
+    {
+        var piped = Encoding.ASCII.GetBytes("From other@example.com Tue Dec  1 19:00:00 2026\n").Concat(Posts.Plain()).ToArray();
+        Assert.Equal(ExitCodes.Ok, Inject("dev@example.org", piped, "--sender", "poster@example.com").ExitCode);
+        var text = Encoding.UTF8.GetString(File.ReadAllBytes(Assert.Single(Directory.GetFiles(_instance.QueueDir("in"), "*.msg"))));
+        Assert.Contains("\"Sender\":\"poster@example.com\"", text, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("nobody@example.org", ExitCodes.NoUser)]
     [InlineData("../../etc@example.org", ExitCodes.NoUser)]

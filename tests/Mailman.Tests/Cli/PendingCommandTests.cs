@@ -51,7 +51,7 @@ public sealed class PendingCommandTests : IDisposable
         Assert.Equal(1, _instance.Count("out")); // the welcome
 
         var again = Run("pending", "confirm", "1");
-        Assert.Equal(1, again.ExitCode);
+        Assert.Equal(Mailman.Cli.ExitCodes.NoUser, again.ExitCode);
         Assert.StartsWith("mailman: no pending request 1", Assert.Single(again.Stderr.Trim().Split('\n')), StringComparison.Ordinal);
 
         var reject = Run("pending", "discard", "2", "--reason", "members of the team only");
@@ -63,7 +63,7 @@ public sealed class PendingCommandTests : IDisposable
             l => l.Contains("Join: anne@example.com subscribed to dev@example.org (approved by the command line", StringComparison.Ordinal));
 
         Assert.Equal(Mailman.Cli.ExitCodes.Usage, Run("pending", "confirm", "../../etc").ExitCode);
-        Assert.Equal(1, Run("pending", "confirm", "0123456789abcdef0123456789abcdef").ExitCode);
+        Assert.Equal(Mailman.Cli.ExitCodes.NoUser, Run("pending", "confirm", "0123456789abcdef0123456789abcdef").ExitCode);
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 // The operator verbs, run as a real process against a temp instance.
+using Mailman.Cli;
 using Mailman.TestSupport;
 
 namespace Mailman.Tests.Cli;
@@ -44,6 +45,140 @@ public sealed class VerbTests : IDisposable
         var line = Assert.Single(result.Stderr.Trim().Split('\n'));
         Assert.StartsWith("mailman: ", line, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", result.Stderr, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(ExitCodes.Usage, "bogus")]
+    [InlineData(ExitCodes.Usage, "lists", "frobnicate")]
+    [InlineData(ExitCodes.NoUser, "lists", "show", "nobody@example.org")]
+    [InlineData(ExitCodes.NoUser, "lists", "set", "nobody@example.org", "display_name", "x")]
+    [InlineData(ExitCodes.CantCreate, "lists", "create", "dev@example.org")]
+    [InlineData(ExitCodes.DataError, "lists", "set", "dev@example.org", "personalize", "sometimes")]
+    [InlineData(ExitCodes.DataError, "lists", "set", "dev@example.org", "reply_to_address", "not an address")]
+    [InlineData(ExitCodes.DataError, "lists", "set", "dev@example.org", "reply_to", "explicit")]
+    [InlineData(ExitCodes.DataError, "members", "add", "dev@example.org", "not-an-address")]
+    public void Each_kind_of_failure_has_its_sysexits_code_and_one_line(int code, params string[] args)
+    {
+        Run("lists", "create", "dev@example.org");
+        var result = Run(args);
+        Assert.True(code == result.ExitCode, $"exit {result.ExitCode}, expected {code}: {result.Stderr}");
+        Assert.StartsWith("mailman: ", Assert.Single(result.Stderr.Trim().Split('\n')), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Version_answers_with_home_given()
+    {
+        var result = Run("--version");
+        Assert.Equal(0, result.ExitCode);
+        Assert.StartsWith("mailman ", result.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Reply_to_explicit_needs_a_valid_address_set_first()
+    {
+        Run("lists", "create", "dev@example.org");
+        Assert.Equal(0, Run("lists", "set", "dev@example.org", "reply_to_address", "Dev Replies <replies@example.org>").ExitCode);
+        Assert.Equal(0, Run("lists", "set", "dev@example.org", "reply_to", "explicit").ExitCode);
+        var clear = Run("lists", "set", "dev@example.org", "reply_to_address", "");
+        Assert.Equal(ExitCodes.DataError, clear.ExitCode);
+        Assert.Contains("reply_to", clear.Stderr, StringComparison.Ordinal);
+        Assert.Contains("reply_to_address: Dev Replies <replies@example.org>", Run("lists", "show", "dev@example.org").Stdout, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("footer", "sent to $user_adress")]
+    [InlineData("header", "${nonsense}")]
+    [InlineData("subject_prefix", "[$user_name] ")]
+    [InlineData("welcome_message", "hello $nobody")]
+    public void Templates_with_unknown_placeholders_are_refused_with_the_known_ones(string key, string value)
+    {
+        Run("lists", "create", "dev@example.org");
+        var result = Run("lists", "set", "dev@example.org", key, value);
+        Assert.Equal(ExitCodes.DataError, result.ExitCode);
+        var line = Assert.Single(result.Stderr.Trim().Split('\n'));
+        Assert.Contains("unknown placeholder", line, StringComparison.Ordinal);
+        Assert.Contains("known: ", line, StringComparison.Ordinal);
+        Assert.Contains("$display_name", line, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("footer", "to $user_address, ${display_name}; costs $5 or $$10")]
+    [InlineData("welcome_message", "welcome $user_name to $listname")]
+    public void Templates_with_known_placeholders_and_literal_dollars_are_kept(string key, string value)
+    {
+        Run("lists", "create", "dev@example.org");
+        var result = Run("lists", "set", "dev@example.org", key, value);
+        Assert.True(result.ExitCode == 0, result.Stderr);
+    }
+
+    [Fact]
+    public void Without_home_a_directory_that_is_not_an_instance_is_left_alone_and_init_makes_one()
+    {
+        var dir = Directory.CreateTempSubdirectory("mailman-noinstance-").FullName;
+        try
+        {
+            var result = RunIn(dir, "lists", "list");
+            Assert.Equal(ExitCodes.Config, result.ExitCode);
+            Assert.Contains("not a mailman instance", Assert.Single(result.Stderr.Trim().Split('\n')), StringComparison.Ordinal);
+            Assert.Empty(Directory.GetFileSystemEntries(dir));
+
+            var target = Path.Combine(dir, "lists");
+            Assert.Equal(0, RunIn(dir, "init", target).ExitCode);
+            Assert.True(File.Exists(Path.Combine(target, "config", "mailman.json")));
+            Assert.Equal(0, RunIn(target, "lists", "create", "dev@example.org").ExitCode);
+            Assert.Contains("dev@example.org", RunIn(target, "lists", "list").Stdout, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void A_database_that_cannot_be_opened_is_named()
+    {
+        _instance.Paths.EnsureCreated();
+        Directory.CreateDirectory(_instance.Paths.Database);
+        var result = Run("lists", "list");
+        Assert.Equal(ExitCodes.TempFail, result.ExitCode);
+        Assert.Contains(_instance.Paths.Database, Assert.Single(result.Stderr.Trim().Split('\n')), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Aliases_name_our_own_pipe_service_and_warn_when_a_list_domain_is_in_mydestination()
+    {
+        Run("lists", "create", "dev@lists.example.org");
+        var config = Path.Combine(_instance.Home, "postfix-etc");
+        Directory.CreateDirectory(config);
+        File.WriteAllText(Path.Combine(config, "main.cf"), "myhostname = host.example.org\nmydestination = $myhostname, lists.example.org\n");
+        File.WriteAllText(Path.Combine(config, "master.cf"), "");
+        var result = Run("aliases", "--pipe-user", "nobody", "--postfix-config", config);
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        Assert.Contains("mailmanq  unix", result.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("\nmailman  ", result.Stdout, StringComparison.Ordinal);
+        Assert.Contains("# WARNING: lists.example.org is in mydestination", result.Stdout, StringComparison.Ordinal);
+
+        File.WriteAllText(Path.Combine(config, "main.cf"), "myhostname = host.example.org\nmydestination = $myhostname, localhost\n");
+        var clean = Run("aliases", "--pipe-user", "nobody", "--postfix-config", config);
+        Assert.DoesNotContain("WARNING", clean.Stdout, StringComparison.Ordinal);
+        Assert.Contains("NOT in mydestination", clean.Stdout, StringComparison.Ordinal);
+    }
+
+    // The verb run in a directory with neither --home nor $MAILMAN_HOME.
+    private static ProcessResult RunIn(string directory, params string[] args)
+    {
+        var psi = MailmanProcess.StartInfo("unused", args);
+        var at = psi.ArgumentList.IndexOf("--home");
+        psi.ArgumentList.RemoveAt(at);
+        psi.ArgumentList.RemoveAt(at);
+        psi.WorkingDirectory = directory;
+        psi.Environment.Remove("MAILMAN_HOME");
+        using var process = System.Diagnostics.Process.Start(psi)!;
+        process.StandardInput.Close();
+        var stderr = process.StandardError.ReadToEndAsync();
+        var stdout = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        return new ProcessResult(process.ExitCode, stdout, stderr.Result);
     }
 
     [Fact]

@@ -26,7 +26,7 @@ public sealed class PostfixRequestTests : IDisposable
         Assert.True(aliases.ExitCode == 0, aliases.Stderr);
         var dir = Path.Combine(_instance.Paths.VarDirectory, "postfix");
         var transport = Path.Combine(dir, "transport");
-        Assert.Contains("dev-confirm@lists.example.org\tmailman:", File.ReadAllText(transport), StringComparison.Ordinal);
+        Assert.Contains("dev-confirm@lists.example.org\tmailmanq:", File.ReadAllText(transport), StringComparison.Ordinal);
         using var postfix = PostfixInstance.Create(sink.Port, File.ReadAllText(Path.Combine(dir, "main.cf.snippet")), File.ReadAllText(Path.Combine(dir, "master.cf.snippet")));
         postfix.Postmap(transport);
         Handover();

@@ -27,10 +27,10 @@ public sealed class PostfixTests : IDisposable
         Assert.True(aliases.ExitCode == 0, aliases.Stderr);
         var dir = Path.Combine(_instance.Paths.VarDirectory, "postfix");
         var transport = Path.Combine(dir, "transport");
-        Assert.Contains("dev-bounces@lists.example.org\tmailman:", File.ReadAllText(transport), StringComparison.Ordinal);
+        Assert.Contains("dev-bounces@lists.example.org\tmailmanq:", File.ReadAllText(transport), StringComparison.Ordinal);
 
         // A map that still names a list deleted since: Postfix pipes, inject answers 67.
-        File.AppendAllText(transport, "gone@lists.example.org\tmailman:\n");
+        File.AppendAllText(transport, "gone@lists.example.org\tmailmanq:\n");
         Assert.Equal(0, PostfixInstance.Run("chown", "-R", "nobody:nogroup", _instance.Home));
         using var postfix = PostfixInstance.Create(sink.Port, File.ReadAllText(Path.Combine(dir, "main.cf.snippet")), File.ReadAllText(Path.Combine(dir, "master.cf.snippet")));
         postfix.Postmap(transport);
@@ -65,6 +65,47 @@ public sealed class PostfixTests : IDisposable
         Wait.Until(() => postfix.Log().Contains("status=deferred", StringComparison.Ordinal), TimeSpan.FromSeconds(60), "Postfix to defer");
         Assert.Contains(List, postfix.Queue(), StringComparison.Ordinal);
         Assert.DoesNotContain("post-3", sink.Messages().Select(m => m.Text).Where(t => t.Contains("Status: 5", StringComparison.Ordinal)));
+    }
+
+    // Debian's Mailman 2.1 sites run the pipe with flags=FR or DRhu and no --sender: Postfix
+    // prepends an mbox From_ line, Return-Path: and Delivered-To:, and inject takes the envelope
+    // sender from them.
+    [Theory]
+    [InlineData("FRq")]
+    [InlineData("DRhu")]
+    public void Debian_pipe_flags_are_accepted_and_give_the_envelope_sender(string flags)
+    {
+        CreateList(members: 1);
+        using var sink = SmtpSink.Start();
+        var aliases = MailmanProcess.Run(_instance.Home, ["aliases", "--pipe-user", "nobody"]);
+        Assert.True(aliases.ExitCode == 0, aliases.Stderr);
+        var dir = Path.Combine(_instance.Paths.VarDirectory, "postfix");
+        var transport = Path.Combine(dir, "transport");
+        var masterCf = File.ReadAllText(Path.Combine(dir, "master.cf.snippet"));
+        Assert.Contains("flags=X ", masterCf, StringComparison.Ordinal);
+        Assert.Contains(" --sender ${sender} ", masterCf, StringComparison.Ordinal);
+        masterCf = masterCf.Replace("flags=X ", $"flags={flags} ", StringComparison.Ordinal).Replace(" --sender ${sender} ", " ", StringComparison.Ordinal);
+        Assert.Equal(0, PostfixInstance.Run("chown", "-R", "nobody:nogroup", _instance.Home));
+        using var postfix = PostfixInstance.Create(sink.Port, File.ReadAllText(Path.Combine(dir, "main.cf.snippet")), masterCf);
+        postfix.Postmap(transport);
+        postfix.Start();
+
+        Send(postfix.Port, "poster@example.com", List, "flags-1@example.com");
+        Wait.Until(() => _instance.Count("in") == 1, TimeSpan.FromSeconds(60), "Postfix to pipe the post into inject; log: " + postfix.Log());
+        Wait.Until(() => postfix.Log().Contains("status=sent", StringComparison.Ordinal), TimeSpan.FromSeconds(60), "Postfix to log the pipe's success; log: " + postfix.Log());
+        var entry = File.ReadAllText(Assert.Single(Directory.GetFiles(_instance.QueueDir("in"), "*.msg")));
+        Assert.Contains("\"Sender\":\"poster@example.com\"", entry, StringComparison.Ordinal);
+        Assert.DoesNotContain("\nFrom poster@example.com", entry, StringComparison.Ordinal);
+        Assert.Contains("Return-Path: <poster@example.com>", entry, StringComparison.Ordinal);
+        if (flags.Contains('D', StringComparison.Ordinal))
+        {
+            Assert.Contains("Delivered-To: dev@lists.example.org", entry, StringComparison.Ordinal);
+        }
+
+        // The daemon delivers it as any post, the VERP sender its own.
+        MailmanProcess.ServeUntilIdle(_instance.Home, postfix.Port, runAs: "nobody");
+        var copy = Assert.Single(sink.WaitFor(1, TimeSpan.FromSeconds(90)));
+        Assert.StartsWith("dev-bounces+", copy.MailFrom, StringComparison.Ordinal);
     }
 
     [Fact]

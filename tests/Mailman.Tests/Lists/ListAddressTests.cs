@@ -34,7 +34,7 @@ public sealed class ListAddressTests
         var transport = File.ReadAllText(files.Transport);
         foreach (var suffix in new[] { "", "-bounces", "-request", "-owner", "-join", "-leave", "-subscribe", "-unsubscribe", "-confirm" })
         {
-            Assert.Contains($"dev{suffix}@example.org\tmailman:\n", transport, StringComparison.Ordinal);
+            Assert.Contains($"dev{suffix}@example.org\tmailmanq:\n", transport, StringComparison.Ordinal);
         }
 
         Assert.Contains("recipient_delimiter = +", files.MainCf, StringComparison.Ordinal);

@@ -23,7 +23,7 @@ public sealed class ListStoreTests : IDisposable
         Assert.Equal("Dev", list.DisplayName);
         Assert.Equal(Personalization.None, list.Personalize);
         Assert.Equal("a\nb", list.FooterTemplate);
-        Assert.Throws<InvalidOperationException>(() => store.CreateList(new MailingList { Name = list.Name }));
+        Assert.Throws<ListExistsException>(() => store.CreateList(new MailingList { Name = list.Name }));
     }
 
     [Fact]

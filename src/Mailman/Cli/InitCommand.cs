@@ -1,0 +1,50 @@
+// `mailman init DIR`: makes DIR an instance (config/mailman.json, queues/, var/ with the list
+// database, logs/), so that verbs run there without --home. Never overwrites a configuration.
+using System.CommandLine;
+using Mailman.Instance;
+using Mailman.Lists;
+
+namespace Mailman.Cli;
+
+internal static class InitCommand
+{
+    // The shipped file is the embedded defaults; an instance's own file holds what it changes.
+    private const string Starter = """
+        {
+          "Mailman": {
+            "Smtp": { "Host": "127.0.0.1", "Port": 25 }
+          }
+        }
+
+        """;
+
+    public static Command Create()
+    {
+        var dir = new Argument<string>("directory") { Description = "the new instance's directory (created if missing)" };
+        var command = new Command("init", "create an instance: config/mailman.json, queues/, var/ (the list database), logs/") { dir };
+        command.SetAction(parse => MailmanCli.Guard(parse, _ =>
+        {
+            var paths = new InstancePaths(parse.GetValue(dir)!);
+            if (paths.Exists)
+            {
+                Console.WriteLine($"{paths.Home} is an instance already");
+                return ExitCodes.Ok;
+            }
+
+            paths.EnsureCreated();
+            using (var file = new FileStream(paths.ConfigFile, FileMode.CreateNew, FileAccess.Write))
+            {
+                file.Write(System.Text.Encoding.UTF8.GetBytes(Starter));
+            }
+
+            using (new ListStore(paths.Database))
+            {
+                // Opening creates the schema.
+            }
+
+            Console.WriteLine($"created the instance {paths.Home}; next: mailman --home {paths.Home} lists create LIST@HOST");
+            return ExitCodes.Ok;
+        }, needsInstance: false));
+        return command;
+    }
+}

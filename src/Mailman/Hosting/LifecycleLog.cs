@@ -1,0 +1,94 @@
+// The daemon's story in the log, start to end: one line when it starts (version, instance, SMTP
+// target, runners, listeners, queue counts after recovery), one when SIGTERM or SIGINT arrives,
+// one when the stop is done. Lines only: it decides nothing and stops nothing itself.
+using System.Reflection;
+using System.Runtime.InteropServices;
+using Mailman.Instance;
+using Mailman.Queues;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Mailman.Hosting;
+
+public sealed class LifecycleLog(
+    InstancePaths paths,
+    MailmanOptions options,
+    QueueSet queues,
+    IServiceProvider services,
+    IHostApplicationLifetime lifetime,
+    TimeProvider time,
+    ILogger<LifecycleLog> logger) : IHostedService, IDisposable
+{
+    private readonly List<PosixSignalRegistration> _signals = [];
+    private DateTimeOffset _started;
+
+    /// <summary>The version the binary was built as (the informational version without the commit suffix).</summary>
+    public static string Version
+    {
+        get
+        {
+            var version = typeof(LifecycleLog).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0";
+            var plus = version.IndexOf('+', StringComparison.Ordinal);
+            return plus < 0 ? version : version[..plus];
+        }
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        _started = time.GetUtcNow();
+        // Resolved now, not injected: this service is one of them.
+        var runners = services.GetServices<IHostedService>().OfType<Runners.QueueRunner>().Select(r => r.GetType().Name).ToList();
+        var listeners = new List<string>();
+        if (options.Lmtp.Url.Length > 0)
+        {
+            listeners.Add("LMTP " + options.Lmtp.Url);
+        }
+
+        if (options.Http.Url.Length > 0)
+        {
+            listeners.Add("HTTP " + options.Http.Url);
+        }
+
+        logger.LogInformation("Mailman {Version} starting: instance {Instance}, SMTP {SmtpHost}:{SmtpPort}, runners {Runners}, listening {Listeners}, queues {Queues}",
+            Version, paths.Home, options.Smtp.Host, options.Smtp.Port, string.Join(", ", runners), listeners.Count == 0 ? "nothing" : string.Join(", ", listeners), Counts());
+
+        // Logged beside the host's own handlers, which do the stopping.
+        foreach (var signal in new[] { PosixSignal.SIGTERM, PosixSignal.SIGINT })
+        {
+            _signals.Add(PosixSignalRegistration.Create(signal, _ =>
+                logger.LogInformation("{Signal} received: stopping; work in flight finishes or is put back within {StopTimeout}", signal.ToString(), options.StopTimeout.ToString("c", System.Globalization.CultureInfo.InvariantCulture))));
+        }
+
+        lifetime.ApplicationStopped.Register(() =>
+            logger.LogInformation("Mailman stopped after {Uptime}: queues {Queues}", (time.GetUtcNow() - _started).ToString(@"d\.hh\:mm\:ss", System.Globalization.CultureInfo.InvariantCulture), Counts()));
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public void Dispose()
+    {
+        foreach (var registration in _signals)
+        {
+            registration.Dispose();
+        }
+    }
+
+    // "in 3, out 1 (1 claimed)": the queues that hold something.
+    private string Counts()
+    {
+        var parts = new List<string>();
+        foreach (var queue in queues.All)
+        {
+            var pending = queue.Pending().Count;
+            var claimed = queue.Claimed().Count;
+            if (pending + claimed > 0)
+            {
+                parts.Add(claimed > 0 ? $"{queue.Name} {pending + claimed} ({claimed} claimed)" : $"{queue.Name} {pending}");
+            }
+        }
+
+        return parts.Count == 0 ? "empty" : string.Join(", ", parts);
+    }
+}

@@ -1,0 +1,201 @@
+// The bytes of one LMTP connection: command lines in, replies out, and the DATA block with its
+// dot-stuffing undone (RFC 5321 §4.5.2). A blocking socket read by one dedicated thread: no
+// event loop between the bytes and the session (see LmtpServer). Replies are buffered and sent
+// when the session is about to wait for the client, so a pipelined MAIL/RCPT/DATA batch gets its
+// replies in one write (RFC 2920). Hot path: every byte of every post passes ReadData once.
+using System.Net.Sockets;
+using System.Text;
+
+namespace Mailman.Lmtp;
+
+internal sealed class LmtpConnection(Socket socket) : IDisposable
+{
+    /// <summary>Longest command line read (RFC 5321 §4.5.3.1.4: 512 octets; room for long addresses).</summary>
+    public const int MaxCommandLine = 4096;
+
+    private readonly byte[] _in = new byte[1 << 16];
+    private readonly MemoryStream _out = new();
+    private int _start;
+    private int _end;
+
+    /// <summary>Called with true before a read that waits for a command, false after it returned (shutdown closes idle sessions only).</summary>
+    public Action<bool>? Waiting { get; set; }
+
+    public void Reply(string line)
+    {
+        var bytes = Encoding.UTF8.GetBytes(line + "\r\n");
+        _out.Write(bytes);
+    }
+
+    public void Flush()
+    {
+        if (_out.Length > 0)
+        {
+            socket.Send(_out.GetBuffer().AsSpan(0, (int)_out.Length));
+            _out.SetLength(0);
+        }
+    }
+
+    /// <summary>The next command line without its CRLF; null when the client closed. A line over the limit returns "" after it is skipped whole.</summary>
+    public string? ReadLine()
+    {
+        var skipping = false;
+        while (true)
+        {
+            var available = _in.AsSpan(_start, _end - _start);
+            var nl = available.IndexOf((byte)'\n');
+            if (nl >= 0)
+            {
+                var line = available[..nl];
+                _start += nl + 1;
+                if (skipping || line.Length > MaxCommandLine)
+                {
+                    return "";
+                }
+
+                if (line.Length > 0 && line[^1] == '\r')
+                {
+                    line = line[..^1];
+                }
+
+                return Encoding.UTF8.GetString(line);
+            }
+
+            if (available.Length >= MaxCommandLine)
+            {
+                skipping = true;
+                _start = _end = 0;
+            }
+
+            if (!Fill(command: true))
+            {
+                return null;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Reads the DATA block up to its "." line into <paramref name="spool"/>, undoing dot-stuffing
+    /// and storing lines with LF endings as the MTA's pipe does. Past <paramref name="limit"/>
+    /// bytes it stops storing but reads on to the end, so the session can refuse and go on.
+    /// </summary>
+    /// <returns>False when the message was larger than the limit.</returns>
+    /// <exception cref="IOException">The client closed the connection before the "." line.</exception>
+    public bool ReadData(MessageSpool spool, long limit)
+    {
+        var atLineStart = true;
+        long stored = 0;
+        var fits = true;
+        while (true)
+        {
+            if (_end - _start < 3 && !HasLineEnd())
+            {
+                Compact();
+                if (!Fill(command: false))
+                {
+                    throw new IOException("the client closed the connection in the middle of DATA");
+                }
+
+                continue;
+            }
+
+            var available = _in.AsSpan(_start, _end - _start);
+            if (atLineStart && available[0] == '.')
+            {
+                if (available.StartsWith(".\r\n"u8) || available.StartsWith(".\n"u8))
+                {
+                    _start += available[1] == '\r' ? 3 : 2;
+                    return fits;
+                }
+
+                _start++; // a stuffed dot
+                atLineStart = false;
+                continue;
+            }
+
+            var nl = available.IndexOf((byte)'\n');
+            ReadOnlySpan<byte> chunk;
+            if (nl < 0)
+            {
+                // Part of a long line; a CR at the end may be the start of a CRLF: keep it for the next read.
+                chunk = available[^1] == '\r' ? available[..^1] : available;
+                _start += chunk.Length;
+                atLineStart = false;
+                if (chunk.Length == 0)
+                {
+                    Compact();
+                    if (!Fill(command: false))
+                    {
+                        throw new IOException("the client closed the connection in the middle of DATA");
+                    }
+
+                    continue;
+                }
+            }
+            else
+            {
+                var line = available[..nl];
+                _start += nl + 1;
+                atLineStart = true;
+                chunk = line.Length > 0 && line[^1] == '\r' ? line[..^1] : line;
+            }
+
+            stored += chunk.Length + (atLineStart ? 1 : 0);
+            if (fits && stored > limit)
+            {
+                fits = false;
+            }
+
+            if (fits)
+            {
+                spool.Write(chunk);
+                if (atLineStart)
+                {
+                    spool.Write("\n"u8);
+                }
+            }
+        }
+    }
+
+    private bool HasLineEnd() => _in.AsSpan(_start, _end - _start).IndexOf((byte)'\n') >= 0;
+
+    private void Compact()
+    {
+        if (_start > 0)
+        {
+            _in.AsSpan(_start, _end - _start).CopyTo(_in);
+            _end -= _start;
+            _start = 0;
+        }
+    }
+
+    // Sends what is buffered first: the client waits for our replies before it sends more.
+    private bool Fill(bool command)
+    {
+        Flush();
+        Compact();
+        if (_end == _in.Length)
+        {
+            throw new InvalidOperationException("LMTP read buffer full");
+        }
+
+        Waiting?.Invoke(command);
+        int n;
+        try
+        {
+            n = socket.Receive(_in, _end, _in.Length - _end, SocketFlags.None);
+        }
+        finally
+        {
+            if (command)
+            {
+                Waiting?.Invoke(false);
+            }
+        }
+
+        _end += n;
+        return n > 0;
+    }
+
+    public void Dispose() => socket.Dispose();
+}

@@ -1,0 +1,230 @@
+// Runs the LMTP listener in the daemon when Mailman:Lmtp:Url is set (loopback unless allowed
+// otherwise): Postfix's `lmtp:inet:127.0.0.1:8024` delivers list mail to it without starting a
+// process per post. Blocking sockets, one dedicated thread per session and one for accept: a
+// session's time goes to fsync (two per recipient, in Switchboard), which would hold a thread
+// whichever way it is written, and blocking reads keep the event loop out of the path, as the
+// SMTP client's connections do (README Performance). Nothing is decided here: sessions turn
+// commands into the same Intake calls inject makes.
+using System.Net;
+using System.Net.Sockets;
+using Mailman.Instance;
+using Mailman.Queues;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Mailman.Lmtp;
+
+public sealed class LmtpServer(MailmanOptions options, InstancePaths paths, QueueSet queues, TimeProvider time, ILogger<LmtpServer> logger) : IHostedService, IDisposable
+{
+    private readonly object _gate = new();
+    private readonly Dictionary<LmtpSession, (Socket Socket, Thread Thread, bool Idle)> _sessions = [];
+    private Socket? _listener;
+    private Thread? _acceptor;
+    private volatile bool _stopping;
+    private long _accepted;
+
+    /// <summary>Where the listener is bound (the port the OS chose when the URL named port 0).</summary>
+    public IPEndPoint? EndPoint { get; private set; }
+
+    private string SpoolDirectory => Path.Combine(paths.VarDirectory, "lmtp");
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        var endPoint = options.Lmtp.EndPoint();
+        RemoveStaleSpools();
+        var listener = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            listener.Bind(endPoint);
+            listener.Listen(128);
+        }
+        catch (SocketException e)
+        {
+            listener.Dispose();
+            throw new InvalidOperationException($"configuration: Mailman:Lmtp:Url {options.Lmtp.Url}: cannot listen on {endPoint}: {e.Message}", e);
+        }
+
+        _listener = listener;
+        EndPoint = (IPEndPoint)listener.LocalEndPoint!;
+        var limits = new LmtpLimits(options.Smtp.HeloName.Length > 0 ? options.Smtp.HeloName : Dns.GetHostName(), (long)options.Lmtp.MaxMessageSizeKb * 1024, options.Lmtp.MaxRecipients);
+        var intake = new Intake(paths, time, queues);
+        _acceptor = new Thread(() => Accept(listener, intake, limits)) { IsBackground = true, Name = "lmtp-accept" };
+        _acceptor.Start();
+        logger.LogInformation("LMTP listening on {EndPoint} (Postfix: lmtp:inet:{EndPoint}); SIZE {MaxBytes}, {MaxRecipients} recipients per transaction",
+            EndPoint, EndPoint, limits.MaxMessageBytes, limits.MaxRecipients);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Closes the listener and idle sessions at once; sessions in a transaction finish it (their entries stay durable), then say 421.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        _stopping = true;
+        _listener?.Dispose();
+        List<Thread> threads;
+        lock (_gate)
+        {
+            foreach (var (session, (socket, _, idle)) in _sessions)
+            {
+                session.Stopping = true;
+                if (idle)
+                {
+                    ShutDown(socket);
+                }
+            }
+
+            threads = _sessions.Values.Select(s => s.Thread).ToList();
+        }
+
+        try
+        {
+            // Sessions in a transaction finish writing their entries; the host's stop timeout bounds the wait.
+            await Task.Run(() => threads.ForEach(t => t.Join()), CancellationToken.None).WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            logger.LogWarning("LMTP: sessions still in a transaction at the stop timeout; their posts were not answered 250 and the client will retry");
+        }
+
+        lock (_gate)
+        {
+            foreach (var (socket, _, _) in _sessions.Values)
+            {
+                socket.Dispose();
+            }
+        }
+
+        logger.LogInformation("LMTP listener stopped after accepting {Accepted} entries", Interlocked.Read(ref _accepted));
+    }
+
+    public void Dispose() => _listener?.Dispose();
+
+    private void Accept(Socket listener, Intake intake, LmtpLimits limits)
+    {
+        while (!_stopping)
+        {
+            Socket socket;
+            try
+            {
+                socket = listener.Accept();
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                if (_stopping)
+                {
+                    return;
+                }
+
+                logger.LogWarning("LMTP accept failed: {Error}", e.Message);
+                continue;
+            }
+
+            socket.NoDelay = true;
+            socket.ReceiveTimeout = socket.SendTimeout = (int)options.Lmtp.Timeout.TotalMilliseconds;
+            lock (_gate)
+            {
+                if (_sessions.Count >= options.Lmtp.MaxSessions || _stopping)
+                {
+                    TryRefuse(socket, _stopping ? "421 4.3.2 Service shutting down, try again later" : "421 4.3.2 Too many sessions, try again later");
+                    continue;
+                }
+
+                var connection = new LmtpConnection(socket);
+                var session = new LmtpSession(connection, intake, limits, SpoolDirectory, logger);
+                connection.Waiting = idle => SetIdle(session, idle);
+                var thread = new Thread(() => Run(session, connection)) { IsBackground = true, Name = "lmtp-session" };
+                _sessions[session] = (socket, thread, false);
+                thread.Start();
+            }
+        }
+    }
+
+    private void Run(LmtpSession session, LmtpConnection connection)
+    {
+        try
+        {
+            session.Run();
+        }
+        catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException)
+        {
+            // The client went away or timed out: anything not yet answered 250 was never accepted.
+            logger.LogDebug("LMTP session ended: {Error}", e.Message);
+        }
+        catch (Exception e)
+        {
+            // Nothing that happens in one session ends the process.
+            logger.LogError(e, "LMTP session failed: {Error}", e.Message);
+        }
+        finally
+        {
+            Interlocked.Add(ref _accepted, session.Accepted);
+            lock (_gate)
+            {
+                _sessions.Remove(session);
+            }
+
+            connection.Dispose();
+        }
+    }
+
+    // An idle session (waiting for a command) is closed at once on shutdown; a busy one finishes.
+    private void SetIdle(LmtpSession session, bool idle)
+    {
+        lock (_gate)
+        {
+            if (!_sessions.TryGetValue(session, out var entry))
+            {
+                return;
+            }
+
+            _sessions[session] = entry with { Idle = idle };
+            if (idle && _stopping)
+            {
+                ShutDown(entry.Socket);
+            }
+        }
+    }
+
+    private static void ShutDown(Socket socket)
+    {
+        try
+        {
+            socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+        }
+    }
+
+    private static void TryRefuse(Socket socket, string reply)
+    {
+        try
+        {
+            socket.Send(System.Text.Encoding.ASCII.GetBytes(reply + "\r\n"));
+        }
+        catch (SocketException)
+        {
+        }
+
+        socket.Dispose();
+    }
+
+    private void RemoveStaleSpools()
+    {
+        if (!Directory.Exists(SpoolDirectory))
+        {
+            return;
+        }
+
+        foreach (var file in Directory.EnumerateFiles(SpoolDirectory, "*.spool"))
+        {
+            try
+            {
+                File.Delete(file);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+}

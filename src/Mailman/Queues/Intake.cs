@@ -1,0 +1,208 @@
+// What the MTA hands over, by either door (inject's pipe, an LMTP recipient): the address picks
+// the list and the queue (ListAddress), the list must exist, the head must look like a message,
+// and the entry is written durably (Switchboard: fsync, rename, directory fsync) before the
+// caller may say "accepted". It never answers the MTA itself: callers turn an IntakeException
+// into an exit code (inject) or a reply (LMTP).
+using System.IO.Abstractions;
+using Mailman.Instance;
+using Mailman.Lists;
+using MimeKit;
+
+namespace Mailman.Queues;
+
+/// <summary>Why something could not be taken in; each caller maps it to its own answer.</summary>
+public enum IntakeFailure
+{
+    /// <summary>Not an address of a list, or no such list (sysexits 67, LMTP 550 5.1.1).</summary>
+    NoSuchList,
+
+    /// <summary>Empty, or not a message (65, LMTP 554 5.6.0).</summary>
+    NotAMessage,
+
+    /// <summary>The database or the queue cannot be used now (75, LMTP 451/452): try again later.</summary>
+    TryAgain,
+
+    /// <summary>An argument is wrong (64).</summary>
+    Usage,
+}
+
+/// <summary>One refusal, with the line to show or log.</summary>
+public sealed class IntakeException(IntakeFailure failure, string message, Exception? inner = null) : Exception(message, inner)
+{
+    public IntakeFailure Failure { get; } = failure;
+
+    /// <summary>The queue could not be written for lack of space (ENOSPC, EDQUOT): LMTP's 452.</summary>
+    public bool OutOfSpace => InnerException is IOException { HResult: 28 or 122 };
+}
+
+/// <summary>Where an address's mail goes: the list and the queue.</summary>
+public sealed record IntakeRoute(ListName List, string Queue, string Address);
+
+/// <summary>What the head of a message says: its Message-Id, the envelope sender it records (an mbox From_ line, Return-Path), and how many leading bytes are not the message.</summary>
+public sealed record MessageHead(string? MessageId, string? EnvelopeSender, int Skip);
+
+public sealed class Intake
+{
+    /// <summary>The queues mail can be injected into.</summary>
+    public static readonly IReadOnlySet<string> Queues = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { QueueSet.In, QueueSet.Bounces, QueueSet.Request, QueueSet.Owner };
+
+    private readonly InstancePaths _paths;
+    private readonly QueueSet? _queues;
+    private readonly TimeProvider _time;
+
+    /// <param name="queues">The daemon's queues (an enqueue wakes the runner at once); null opens the one queue needed (inject).</param>
+    public Intake(InstancePaths paths, TimeProvider time, QueueSet? queues = null)
+    {
+        _paths = paths;
+        _time = time;
+        _queues = queues;
+    }
+
+    /// <summary>The list and queue of <paramref name="address"/> (a "+extension" is ignored; a suffix picks the queue). The list is not looked up.</summary>
+    /// <exception cref="IntakeException">Not an address of a list; an unknown queue.</exception>
+    public static IntakeRoute Route(string address, string? queue = null)
+    {
+        if (!ListAddress.TryResolve(address, out var resolved, out var error))
+        {
+            throw new IntakeException(IntakeFailure.NoSuchList, error);
+        }
+
+        var name = (queue ?? resolved.Queue).ToLowerInvariant();
+        if (!Queues.Contains(name))
+        {
+            throw new IntakeException(IntakeFailure.Usage, $"unknown queue '{queue}': expected in, bounces, request or owner");
+        }
+
+        return new IntakeRoute(resolved.List, name, address);
+    }
+
+    /// <summary>Checks that the route's list exists.</summary>
+    /// <exception cref="IntakeException">No such list; the database cannot be read (TryAgain, naming the file and the user).</exception>
+    public void CheckList(IntakeRoute route)
+    {
+        try
+        {
+            using var store = new ListStore(_paths.Database);
+            if (store.FindList(route.List) is null)
+            {
+                throw new IntakeException(IntakeFailure.NoSuchList, $"no such list: {route.List}");
+            }
+        }
+        catch (Microsoft.Data.Sqlite.SqliteException e) when (e.SqliteErrorCode is 3 or 8 or 14 or 23)
+        {
+            // PERM, READONLY, CANTOPEN, AUTH: this user may not use the database.
+            throw new IntakeException(IntakeFailure.TryAgain, $"cannot open the list database {_paths.Database} as {FileOwner.UserName(FileOwner.EffectiveUid)} ({FileOwner.Describe(_paths.Database)}): {e.Message}; "
+                + "run inject as the instance's user (Postfix: user= in master.cf)", e);
+        }
+        catch (Microsoft.Data.Sqlite.SqliteException e)
+        {
+            throw new IntakeException(IntakeFailure.TryAgain, $"cannot read the list database {_paths.Database}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// Writes one entry for <paramref name="route"/> and returns its name once it is durably on
+    /// disk. <paramref name="writeMessage"/> streams the message bytes (without any From_ line).
+    /// </summary>
+    /// <exception cref="IntakeException">The queue cannot be written (TryAgain); nothing is left behind.</exception>
+    public (string Entry, EntryMetadata Metadata) Enqueue(IntakeRoute route, string? sender, string? messageId, Action<Stream> writeMessage)
+    {
+        var metadata = new EntryMetadata
+        {
+            List = route.List.Fqdn,
+            Sender = sender,
+            Received = _time.GetUtcNow(),
+            MessageId = messageId,
+            Destination = route.Address,
+        };
+        try
+        {
+            var switchboard = _queues?[route.Queue] ?? new Switchboard(new FileSystem(), _paths.Queue(route.Queue), route.Queue, _time);
+            var entry = switchboard.Enqueue(metadata, writeMessage, null);
+            return (entry, metadata);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IntakeException(IntakeFailure.TryAgain, $"cannot write to the queue {_paths.Queue(route.Queue)} as {FileOwner.UserName(FileOwner.EffectiveUid)}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// Reads what the start of a message says. A leading mbox <c>From sender date</c> line (what
+    /// Postfix's pipe flag F, procmail and every MDA's mbox format put first) is not part of the
+    /// message: <see cref="MessageHead.Skip"/> covers it, and it gives the envelope sender unless
+    /// a <c>Return-Path:</c> (flag R) says otherwise. After it the message must start with a header field.
+    /// </summary>
+    /// <exception cref="IntakeException">Empty, or not a message (NotAMessage).</exception>
+    public static MessageHead Inspect(ReadOnlySpan<byte> head)
+    {
+        if (head.Trim("\r\n\t "u8).IsEmpty)
+        {
+            throw new IntakeException(IntakeFailure.NotAMessage, "empty message");
+        }
+
+        var skip = 0;
+        string? fromLine = null;
+        if (head.StartsWith("From "u8))
+        {
+            var end = head.IndexOf((byte)'\n');
+            if (end < 0)
+            {
+                throw new IntakeException(IntakeFailure.NotAMessage, "not a message: an mbox From_ line and nothing after it");
+            }
+
+            skip = end + 1;
+            // "From sender date": Postfix writes MAILER-DAEMON for the null sender.
+            var line = System.Text.Encoding.UTF8.GetString(head[5..end]).Trim();
+            var space = line.IndexOf(' ', StringComparison.Ordinal);
+            fromLine = space < 0 ? line : line[..space];
+            if (fromLine.Equals("MAILER-DAEMON", StringComparison.OrdinalIgnoreCase) || fromLine == "<>")
+            {
+                fromLine = "";
+            }
+        }
+
+        var message = head[skip..];
+        if (message.Trim("\r\n\t "u8).IsEmpty)
+        {
+            throw new IntakeException(IntakeFailure.NotAMessage, "empty message");
+        }
+
+        // RFC 5322 §2.2: a field name is printable US-ASCII but the colon, then a colon.
+        var colon = message.IndexOf((byte)':');
+        var lineEnd = message.IndexOf((byte)'\n');
+        if (colon <= 0 || (lineEnd >= 0 && colon > lineEnd) || message[..colon].IndexOfAnyExceptInRange((byte)33, (byte)126) >= 0)
+        {
+            throw new IntakeException(IntakeFailure.NotAMessage, "not a message: it does not start with a header line");
+        }
+
+        string? messageId = null, returnPath = null;
+        try
+        {
+            using var stream = new MemoryStream(message.ToArray(), writable: false);
+            var headers = HeaderList.Load(stream);
+            messageId = headers[HeaderId.MessageId] is { } id ? id.Trim().Trim('<', '>') : null;
+            if (headers[HeaderId.ReturnPath] is { } rp)
+            {
+                // Return-Path: <address> (RFC 5322 §3.6.7); <> is the null sender.
+                var value = rp.Trim();
+                var open = value.IndexOf('<', StringComparison.Ordinal);
+                var close = value.LastIndexOf('>');
+                returnPath = open >= 0 && close > open ? value[(open + 1)..close].Trim() : value;
+            }
+        }
+        catch (FormatException)
+        {
+            // A header block longer than the head, or broken further down: queued as it is.
+        }
+
+        // An envelope sender read from the message is used only when it is one plausible address.
+        var envelope = returnPath ?? fromLine;
+        if (envelope is not null && (envelope.Length > 256 || envelope.Any(c => char.IsControl(c) || char.IsWhiteSpace(c))))
+        {
+            envelope = null;
+        }
+
+        return new MessageHead(messageId, envelope, skip);
+    }
+}

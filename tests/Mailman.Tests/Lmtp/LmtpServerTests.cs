@@ -1,0 +1,225 @@
+// The LMTP listener in a real `mailman serve` process, spoken to by a plain client, by Postfix's
+// own lmtp transport (the private Postfix, configured by `mailman aliases --lmtp`) and by
+// `smtp-source -L`. Posts to LIST-owner@ stay in the owner queue (no runner takes them in this
+// daemon), so what was accepted can be counted on disk afterwards.
+using System.Diagnostics;
+using System.Text;
+using Mailman.Lists;
+using Mailman.TestSupport;
+using MailKit.Net.Smtp;
+using MimeKit;
+
+namespace Mailman.Tests.Lmtp;
+
+[Collection("smtp-sink")]
+public sealed class LmtpServerTests : IDisposable
+{
+    private const string List = "dev@lists.example.org";
+    private const string Owner = "dev-owner@lists.example.org";
+    private readonly TempInstance _instance = new();
+    private readonly SmtpSink _sink = SmtpSink.Start();
+    private readonly int _port = Net.FreePort();
+
+    public LmtpServerTests() => _instance.CreateList(List, l => l.NonMemberAction = NonMemberAction.Hold);
+
+    public void Dispose()
+    {
+        _sink.Dispose();
+        _instance.Dispose();
+    }
+
+    private DaemonProcess Serve(int maxMessageSizeKb = 102400)
+    {
+        var daemon = DaemonProcess.Start(_instance.Home, new Dictionary<string, string>
+        {
+            ["Mailman__Smtp__Port"] = _sink.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Mailman__Lmtp__Url"] = $"lmtp://127.0.0.1:{_port}",
+            ["Mailman__Lmtp__MaxMessageSizeKb"] = maxMessageSizeKb.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        });
+        Wait.Until(() => Net.CanConnect(_port) || daemon.HasExited, TimeSpan.FromSeconds(60), "the LMTP listener");
+        Assert.False(daemon.HasExited, daemon.Output);
+        return daemon;
+    }
+
+    private static string Post(string id, string from = "poster@example.com") => $"From: {from}\nTo: {List}\nSubject: lmtp {id}\nMessage-Id: <{id}@example.com>\n\nbody of {id}\n.leading dot\n";
+
+    private string[] OwnerEntries() => Directory.GetFiles(_instance.QueueDir("owner"), "*.msg");
+
+    [Fact]
+    public void Unknown_lists_are_refused_at_RCPT_and_each_accepted_recipient_gets_its_own_reply_once_on_disk()
+    {
+        using var daemon = Serve();
+        using var client = new LmtpClient(_port);
+        Assert.StartsWith("220 ", client.Greeting, StringComparison.Ordinal);
+        var lhlo = client.Command("LHLO postfix.example.org");
+        Assert.Contains("250 SIZE 104857600", lhlo, StringComparison.Ordinal);
+        Assert.Contains("250-PIPELINING", lhlo, StringComparison.Ordinal);
+        Assert.StartsWith("250 ", client.Command("MAIL FROM:<poster@example.com> BODY=8BITMIME"), StringComparison.Ordinal);
+        Assert.StartsWith("550 5.1.1 ", client.Command("RCPT TO:<gone@lists.example.org>"), StringComparison.Ordinal);
+        Assert.StartsWith("550 5.1.1 ", client.Command("RCPT TO:<../etc@lists.example.org>"), StringComparison.Ordinal);
+        Assert.StartsWith("250 ", client.Command($"RCPT TO:<{List}>"), StringComparison.Ordinal);
+        Assert.StartsWith("250 ", client.Command($"RCPT TO:<{Owner}>"), StringComparison.Ordinal);
+        var replies = new List<string>();
+        Assert.StartsWith("354", client.Data(Post("one"), 2, replies), StringComparison.Ordinal);
+        Assert.Equal(2, replies.Count);
+        Assert.All(replies, r => Assert.StartsWith("250 2.0.0 ", r, StringComparison.Ordinal));
+        Assert.Contains($"<{Owner}> queued as ", replies[1], StringComparison.Ordinal);
+
+        // The owner's entry is on disk when its 250 arrives: the sender and the message as sent, dot-stuffing undone.
+        var entry = File.ReadAllText(Assert.Single(OwnerEntries()));
+        Assert.Contains("\"Sender\":\"poster@example.com\"", entry, StringComparison.Ordinal);
+        Assert.Contains("body of one\n.leading dot\n", entry, StringComparison.Ordinal);
+
+        // The post itself went the way of any post: held, the list being members-only.
+        Wait.Until(() => _instance.Count("hold") == 1, TimeSpan.FromSeconds(60), "the post to be held");
+        Assert.StartsWith("503 ", client.Command("DATA"), StringComparison.Ordinal);
+        Assert.StartsWith("221 ", client.Command("QUIT"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_size_limit_is_announced_and_enforced_and_a_queue_that_cannot_be_written_is_a_451()
+    {
+        using var daemon = Serve(maxMessageSizeKb: 1);
+        using var client = new LmtpClient(_port);
+        Assert.Contains("250 SIZE 1024", client.Command("LHLO postfix.example.org"), StringComparison.Ordinal);
+        Assert.StartsWith("552 5.3.4 ", client.Command("MAIL FROM:<poster@example.com> SIZE=5000"), StringComparison.Ordinal);
+        Assert.StartsWith("501 5.1.7 ", client.Command("MAIL FROM:<post\u0001er@example.com>"), StringComparison.Ordinal);
+
+        // A client that does not declare the size is refused after DATA, per recipient, and nothing is kept.
+        Assert.StartsWith("250 ", client.Command("MAIL FROM:<poster@example.com>"), StringComparison.Ordinal);
+        Assert.StartsWith("250 ", client.Command($"RCPT TO:<{Owner}>"), StringComparison.Ordinal);
+        var replies = new List<string>();
+        client.Data(Post("big") + new string('x', 4000) + "\n", 1, replies);
+        Assert.StartsWith("552 5.3.4 ", Assert.Single(replies), StringComparison.Ordinal);
+        Assert.Empty(OwnerEntries());
+
+        // The owner queue is not a directory now: 451 for that recipient, the session goes on.
+        var owner = _instance.QueueDir("owner");
+        Directory.Delete(owner, recursive: true);
+        File.WriteAllText(owner, "not a directory");
+        Assert.StartsWith("250 ", client.Command("MAIL FROM:<poster@example.com>"), StringComparison.Ordinal);
+        Assert.StartsWith("250 ", client.Command($"RCPT TO:<{Owner}>"), StringComparison.Ordinal);
+        replies.Clear();
+        client.Data(Post("small"), 1, replies);
+        Assert.StartsWith("451 4.3.0 ", Assert.Single(replies), StringComparison.Ordinal);
+        Assert.StartsWith("250 ", client.Command("NOOP"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_full_disk_is_a_452_for_that_recipient_and_the_post_is_taken_once_there_is_room()
+    {
+        using var disk = Tmpfs.Mount(_instance.QueueDir("owner"), "2m");
+        using var daemon = Serve();
+        using var client = new LmtpClient(_port);
+        client.Command("LHLO postfix.example.org");
+        disk.Fill();
+        client.Command("MAIL FROM:<poster@example.com>");
+        Assert.StartsWith("250 ", client.Command($"RCPT TO:<{Owner}>"), StringComparison.Ordinal);
+        var replies = new List<string>();
+        client.Data(Post("full"), 1, replies);
+        Assert.StartsWith("452 4.3.1 ", Assert.Single(replies), StringComparison.Ordinal);
+        Assert.Empty(OwnerEntries());
+
+        disk.Free();
+        client.Command("MAIL FROM:<poster@example.com>");
+        client.Command($"RCPT TO:<{Owner}>");
+        replies.Clear();
+        client.Data(Post("full"), 1, replies);
+        Assert.StartsWith("250 ", Assert.Single(replies), StringComparison.Ordinal);
+        Assert.Single(OwnerEntries());
+    }
+
+    [Fact]
+    public void Postfix_delivers_over_its_lmtp_transport_with_what_aliases_lmtp_writes()
+    {
+        using var daemon = Serve();
+        var aliases = MailmanProcess.Run(_instance.Home, ["aliases", "--lmtp"], env: new Dictionary<string, string> { ["Mailman__Lmtp__Url"] = $"lmtp://127.0.0.1:{_port}" });
+        Assert.True(aliases.ExitCode == 0, aliases.Stderr);
+        var dir = Path.Combine(_instance.Paths.VarDirectory, "postfix");
+        var transport = Path.Combine(dir, "transport");
+        Assert.Contains($"{Owner}\tlmtp:inet:127.0.0.1:{_port}\n", File.ReadAllText(transport), StringComparison.Ordinal);
+        Assert.Contains("relay_domains", aliases.Stdout, StringComparison.Ordinal);
+        Assert.Contains("mydestination", aliases.Stdout, StringComparison.Ordinal);
+        using var postfix = PostfixInstance.Create(_sink.Port, File.ReadAllText(Path.Combine(dir, "main.cf.snippet")), File.ReadAllText(Path.Combine(dir, "master.cf.snippet")));
+        postfix.Postmap(transport);
+        postfix.Start();
+
+        var message = new MimeMessage();
+        message.From.Add(MailboxAddress.Parse("poster@example.com"));
+        message.To.Add(MailboxAddress.Parse(Owner));
+        message.Subject = "via lmtp";
+        message.MessageId = "lmtp-postfix@example.com";
+        message.Body = new TextPart("plain") { Text = "Hello over LMTP\n" };
+        using (var smtp = new SmtpClient())
+        {
+            smtp.Connect("127.0.0.1", postfix.Port, MailKit.Security.SecureSocketOptions.None);
+            smtp.Send(message);
+            smtp.Disconnect(true);
+        }
+
+        Wait.Until(() => postfix.Log().Contains("status=sent", StringComparison.Ordinal), TimeSpan.FromSeconds(60), "Postfix to deliver over LMTP; log: " + postfix.Log());
+        Assert.Contains($"relay=127.0.0.1[127.0.0.1]:{_port}", postfix.Log(), StringComparison.Ordinal);
+        var entry = File.ReadAllText(Assert.Single(OwnerEntries()));
+        Assert.Contains("\"Sender\":\"poster@example.com\"", entry, StringComparison.Ordinal);
+        Assert.Contains("Message-Id: <lmtp-postfix@example.com>", entry, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public async Task Smtp_source_in_LMTP_mode_with_8_sessions_gets_every_post_durably_queued()
+    {
+        const int posts = 2000;
+        using var daemon = Serve();
+        var psi = new ProcessStartInfo("/usr/sbin/smtp-source") { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var a in new[] { "-L", "-s", "8", "-m", posts.ToString(System.Globalization.CultureInfo.InvariantCulture), "-l", "2000", "-f", "poster@example.com", "-t", Owner, $"127.0.0.1:{_port}" })
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        using var source = Process.Start(psi)!;
+        var stderr = source.StandardError.ReadToEndAsync();
+        await source.StandardOutput.ReadToEndAsync();
+        await source.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(5));
+        Assert.True(source.ExitCode == 0, "smtp-source: " + await stderr);
+        Assert.Equal(posts, OwnerEntries().Length);
+    }
+
+    [Fact]
+    public async Task A_daemon_killed_mid_stream_answered_250_only_for_posts_on_disk()
+    {
+        var daemon = Serve();
+        var accepted = new System.Collections.Concurrent.ConcurrentBag<string>();
+        var sessions = Enumerable.Range(0, 8).Select(s => Task.Run(() =>
+        {
+            try
+            {
+                using var client = new LmtpClient(_port);
+                client.Command("LHLO load.example.org");
+                for (var i = 0; ; i++)
+                {
+                    client.Command("MAIL FROM:<poster@example.com>");
+                    client.Command($"RCPT TO:<{Owner}>");
+                    var replies = new List<string>();
+                    client.Data(Post($"kill-{s}-{i}"), 1, replies);
+                    foreach (var reply in replies.Where(r => r.StartsWith("250 ", StringComparison.Ordinal)))
+                    {
+                        accepted.Add(reply[(reply.LastIndexOf(' ') + 1)..]);
+                    }
+                }
+            }
+            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
+            {
+                // The daemon is gone: this session ends with what it was told.
+            }
+        })).ToArray();
+
+        Wait.Until(() => accepted.Count >= 300, TimeSpan.FromSeconds(120), "300 posts accepted");
+        daemon.Kill();
+        await Task.WhenAll(sessions).WaitAsync(TimeSpan.FromSeconds(60));
+        daemon.Dispose();
+
+        var onDisk = OwnerEntries().Select(f => Path.GetFileNameWithoutExtension(f)).ToHashSet(StringComparer.Ordinal);
+        var missing = accepted.Where(name => !onDisk.Contains(name) && !onDisk.Contains(Path.GetFileNameWithoutExtension(name))).ToList();
+        Assert.True(missing.Count == 0, $"{missing.Count} of {accepted.Count} posts answered 250 are not on disk: {string.Join(", ", missing.Take(5))}");
+        Assert.True(onDisk.Count >= accepted.Count);
+    }
+}
