@@ -19,6 +19,16 @@ internal static class ListsCommand
         create.SetAction(parse => MailmanCli.Guard(parse, paths =>
         {
             var listName = Parse(parse.GetValue(name)!);
+
+            // dev-owner@, x-join@ ... are the role addresses of dev and x: mail to them would
+            // never reach a list of that name (inject routes by suffix), and would go to another
+            // list's owners or subscribe its sender.
+            if (ListAddress.Suffixes.FirstOrDefault(r => r.Suffix.Length > 0 && listName.LocalPart.EndsWith(r.Suffix, StringComparison.OrdinalIgnoreCase)) is { Suffix.Length: > 0 } role)
+            {
+                throw new CliException(ExitCodes.DataError,
+                    $"a list name cannot end in {role.Suffix}: {listName} is the {role.Suffix[1..]} address of {listName.LocalPart[..^role.Suffix.Length]}@{listName.Domain}");
+            }
+
             var list = new MailingList { Name = listName, DisplayName = listName.LocalPart };
             if (parse.GetValue(displayName) is { } dn)
             {

@@ -27,6 +27,14 @@ public sealed record ListAddress(ListName List, string Queue)
     public static bool TryResolve(string address, [NotNullWhen(true)] out ListAddress? result, [NotNullWhen(false)] out string? error)
     {
         result = null;
+
+        // A quoted local part ("dev"@host) is the same mailbox as the bare one (RFC 5321 4.1.2):
+        // compared unquoted, or a list's own address could pass for someone else's.
+        if (address.LastIndexOf('@') is var quoteEnd and > 1 && address[0] == '"' && address[quoteEnd - 1] == '"')
+        {
+            address = System.Text.RegularExpressions.Regex.Replace(address[1..(quoteEnd - 1)], @"\\(.)", "$1") + address[quoteEnd..];
+        }
+
         var at = address.LastIndexOf('@');
         if (at <= 0)
         {

@@ -59,6 +59,15 @@ public sealed class ModerationVerbTests : IDisposable
         Assert.Equal("Olga <olga@example.com>", Ok("lists", "owners", List, "list").Stdout.Trim());
         OneLineError(Run("lists", "owners", List, "remove", "nobody@example.com"));
         OneLineError(Run("lists", "owners", List, "add", "dev-owner@example.org"));
+        OneLineError(Run("lists", "owners", List, "add", "\"dev\"@example.org"));
+        OneLineError(Run("lists", "moderators", List, "add", "\"other-owner\"@example.org"));
+        foreach (var taken in new[] { "dev-owner@example.org", "dev-bounces@example.org", "dev-confirm@example.org", "x-join@example.org" })
+        {
+            var refused = Run("lists", "create", taken);
+            Assert.Equal(65, refused.ExitCode);
+            OneLineError(refused);
+        }
+
         OneLineError(Run("lists", "moderators", List, "add", "other-request@example.org"));
         OneLineError(Run("lists", "owners", List, "fire", "olga@example.com"));
         OneLineError(Run("lists", "owners", List, "add", "not an address"));

@@ -1,5 +1,6 @@
 // Discards a post that already went through this list (our own X-BeenThere or List-Id is
-// present): a mail loop between lists or through an autoresponder.
+// present, or the X-BeenThere the owner runner adds for LIST-owner@): a mail loop between
+// lists, through an autoresponder, or from owner mail forwarded back to the list.
 using MimeKit;
 
 namespace Mailman.Pipeline.Handlers;
@@ -16,9 +17,10 @@ public sealed class LoopDetection : IHandler
         foreach (var header in post.Message.Headers)
         {
             if (header.Field.Equals("X-BeenThere", StringComparison.OrdinalIgnoreCase)
-                && header.Value.Trim().Equals(list.Fqdn, StringComparison.OrdinalIgnoreCase))
+                && header.Value.Trim() is var been
+                && (been.Equals(list.Fqdn, StringComparison.OrdinalIgnoreCase) || been.Equals(list.OwnerAddress, StringComparison.OrdinalIgnoreCase)))
             {
-                return HandlerResult.Discard($"loop: X-BeenThere {list.Fqdn} present");
+                return HandlerResult.Discard($"loop: X-BeenThere {been} present");
             }
 
             if (header.Id == HeaderId.ListId && header.Value.Contains("<" + list.ListId + ">", StringComparison.OrdinalIgnoreCase))

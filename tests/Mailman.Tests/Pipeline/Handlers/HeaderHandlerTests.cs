@@ -73,6 +73,7 @@ public sealed class HeaderHandlerTests
 
     [Theory]
     [InlineData("X-BeenThere: dev@example.org\n")]
+    [InlineData("X-BeenThere: dev-owner@example.org\n")]
     [InlineData("List-Id: Dev <dev.example.org>\n")]
     public void Loops_are_discarded(string header)
     {
