@@ -33,7 +33,7 @@ public sealed class SmtpSecurityTests : IDisposable
             PasswordFile = passwordFile,
             TimeoutSeconds = 20,
         };
-        new MailmanOptions { Smtp = options, Pipeline = { Handlers = ["list-id"] } }.Validate();
+        new MailmanOptions { Smtp = options, Pipeline = { Handlers = ["list-id"] }, Moderation = { Chain = ["approved"] } }.Validate();
         return Assert.Single(Relay.Resolve(options));
     }
 
