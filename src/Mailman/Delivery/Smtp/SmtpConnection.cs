@@ -65,7 +65,7 @@ internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
             catch (ParseException e)
             {
                 (invalid ??= []).Add(r.Address);
-                result.Bounced.Add((r, 553, "invalid address: " + e.Message));
+                result.Bounced.Add(new(r, 553, "invalid address: " + e.Message, AtRecipient: true));
             }
         }
 
@@ -124,7 +124,7 @@ internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
 
             if (refused.TryGetValue(r.Address, out var refusal))
             {
-                Classify(result, r, (int)refusal.Status, refusal.Response);
+                Classify(result, r, (int)refusal.Status, refusal.Response, atRecipient: true);
             }
             else if (broken)
             {
@@ -132,7 +132,8 @@ internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
             }
             else if (transactionStatus is { } status)
             {
-                Classify(result, r, (int)status, transactionResponse ?? "");
+                // MAIL FROM or the end of DATA: the message or the sender, not this address.
+                Classify(result, r, (int)status, transactionResponse ?? "", atRecipient: false);
             }
             else
             {
@@ -160,7 +161,7 @@ internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
     }
 
     // RFC 5321 §4.2.1: 4yz is transient; 552 (storage exceeded) may be treated as transient too (§4.5.3.1.10).
-    private static void Classify(TransactionResult result, Recipient r, int status, string response)
+    private static void Classify(TransactionResult result, Recipient r, int status, string response, bool atRecipient)
     {
         if (status is >= 400 and < 500 or 552)
         {
@@ -168,7 +169,7 @@ internal sealed class SmtpConnection(SmtpOptions options) : IDisposable
         }
         else
         {
-            result.Bounced.Add((r, status, response));
+            result.Bounced.Add(new(r, status, response, atRecipient));
         }
     }
 
@@ -289,7 +290,7 @@ public sealed class TransactionResult
 
     public List<(Recipient Recipient, int Status, string Response)> Deferred { get; } = [];
 
-    public List<(Recipient Recipient, int Status, string Response)> Bounced { get; } = [];
+    public List<Refusal> Bounced { get; } = [];
 
     public void Clear()
     {
