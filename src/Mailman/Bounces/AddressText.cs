@@ -73,6 +73,42 @@ public static class AddressText
         return char.IsAsciiLetterOrDigit(d) || d is '.' or '_';
     }
 
+    /// <summary>
+    /// The address inside a word as warnings write it: after a leading <c>&lt;</c> (or the
+    /// last one before the <c>@</c>: <c>TO:&lt;anne@example.com&gt;:</c>), up to the first
+    /// <c>&gt; , ; ) "</c> after the <c>@</c>, without trailing dots or colons
+    /// (Sendmail's <c>&lt;anne@example.com&gt;...</c>). Null for null.
+    /// </summary>
+    public static string? Trimmed(string? word)
+    {
+        if (word is null)
+        {
+            return null;
+        }
+
+        var s = word.AsSpan();
+        var at = s.LastIndexOf('@');
+        if (at < 0)
+        {
+            return word;
+        }
+
+        var open = s[..at].LastIndexOfAny('<', '"');
+        if (open >= 0)
+        {
+            s = s[(open + 1)..];
+            at -= open + 1;
+        }
+
+        var close = s[at..].IndexOfAny(">,;)\"");
+        if (close >= 0)
+        {
+            s = s[..(at + close)];
+        }
+
+        return s.TrimEnd(".:").ToString();
+    }
+
     /// <summary>The first whitespace-delimited word with an <c>@</c> that has something on
     /// both sides, as written (what <c>\S+@\S+</c> matches, found without a regex: that
     /// pattern's capture phase is quadratic on a long line of "a@a@a@").</summary>

@@ -31,8 +31,8 @@ public sealed record ReturnedMessage(string Entry, ListName List, string? Destin
     /// <summary>Whether the message returns one of our own notices (it shows X-Mailman-Notice): never forwarded, never set aside.</summary>
     public Func<bool> IsNoticeBounce { get; init; } = static () => false;
 
-    /// <summary>The message itself, to forward to the owners (null when it cannot be read).</summary>
-    public Func<MimeMessage?> Load { get; init; } = static () => null;
+    /// <summary>What the owners get attached when it is forwarded: the message, or for a large one its headers and start (null when it cannot be read).</summary>
+    public Func<MimeEntity?> Load { get; init; } = static () => null;
 }
 
 /// <summary>Where the entry of a returned message goes: finished, or set aside with a reason.</summary>
@@ -90,21 +90,58 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
 
     /// <summary>
     /// Scores the recipients the SMTP server refused with a 5xx for one post (one call per
-    /// delivery chunk), through the same policy as mailed bounces, and logs one line each.
+    /// delivery chunk), through the same policy as mailed bounces, and logs one line each. Only
+    /// refusals about the address score (<see cref="SmtpRefusals.IsAboutTheAddress"/>); when a
+    /// transaction's every recipient (or the whole chunk's, <paramref name="attempted"/> of them)
+    /// was refused with the same reply, that is the relay refusing us: nothing of it scores,
+    /// and one error line says so.
     /// </summary>
+    /// <param name="attempted">How many recipients the chunk's transactions tried in this run.</param>
     /// <exception cref="Microsoft.Data.Sqlite.SqliteException">The database is busy or broken.</exception>
-    public List<BounceOutcome> ProcessRefusals(ListName list, string? messageId, IReadOnlyList<(string Address, int Status, string Response)> refusals)
+    public List<BounceOutcome> ProcessRefusals(ListName list, string? messageId, IReadOnlyList<SmtpRefusal> refusals, long attempted)
     {
         var now = time.GetUtcNow();
+        var alike = SmtpRefusals.RefusedAlike(refusals, attempted);
+        if (alike.Count > 0)
+        {
+            var relay = refusals.Where(r => alike.Contains(r.Transaction)).ToList();
+            logger.LogError("SMTP server refused all {Count} recipients of {Transactions} transactions of Message-Id {MessageId} to {ListId} with the same reply, {SmtpStatus} {SmtpResponse}: the relay refuses, not the members; nothing scored (check the relay's configuration)",
+                relay.Count, alike.Count, messageId, list.Fqdn, relay[0].Status, relay[0].Response);
+        }
+
+        var scored = new List<SmtpRefusal>();
+        foreach (var r in refusals)
+        {
+            if (alike.Contains(r.Transaction))
+            {
+                continue;
+            }
+
+            if (SmtpRefusals.IsAboutTheAddress(r, out var why))
+            {
+                scored.Add(r);
+            }
+            else
+            {
+                logger.LogWarning("Bounce: {Recipient} of {ListId} refused Message-Id {MessageId}: {SmtpStatus} {SmtpResponse}; score {Score}: not scored ({Reason})",
+                    r.Address, list.Fqdn, messageId, r.Status, r.Response, "-", why);
+            }
+        }
+
+        if (scored.Count == 0)
+        {
+            return [];
+        }
+
         using var store = lists.Open();
         var known = new Dictionary<ListName, MailingList?> { [list] = store.FindList(list) };
-        var events = refusals.Select(r => new BounceEvent(list, r.Address, true, now)).ToList();
+        var events = scored.Select(r => new BounceEvent(list, r.Address, true, now)).ToList();
         var outcomes = store.InTransaction(() => Score(store, known, events));
-        for (var i = 0; i < refusals.Count; i++)
+        for (var i = 0; i < scored.Count; i++)
         {
-            var (address, status, response) = refusals[i];
+            var r = scored[i];
             logger.LogWarning("Bounce: {Recipient} of {ListId} refused Message-Id {MessageId}: {SmtpStatus} {SmtpResponse}; score {Score}: {Action}",
-                address, list.Fqdn, messageId, status, response, outcomes[i].Score, Describe(outcomes[i].Action));
+                r.Address, list.Fqdn, messageId, r.Status, r.Response, outcomes[i].Score, Describe(outcomes[i].Action));
         }
 
         FirstNotices(events, outcomes);
@@ -308,11 +345,16 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
     }
 
     /// <summary>What a returned message means before anything is written: who it names, or why it names nobody.</summary>
-    private sealed record Plan(string Kind, MailingList? List, string? Verp, int First, int Count);
+    /// <param name="Untrusted">Addresses of a report without VERP on a list that sends with VERP: not scored.</param>
+    private sealed record Plan(string Kind, MailingList? List, string? Verp, int First, int Count, int Untrusted = 0);
 
-    // VERP first: the envelope recipient names the member whatever the report says, unless the
-    // report is a delay notice (never scored) or not a bounce at all (an auto-reply, a complaint).
-    // Without VERP the report's own addresses are scored, if they are members.
+    // VERP first: the envelope recipient names the member whatever the report says, but only a
+    // report recognised as a permanent failure scores; a delay notice, an auto-reply, a complaint
+    // and mail we do not recognise (a human reply, an out-of-office without RFC 3834 headers, a
+    // challenge) do not. Without VERP the report's own addresses are scored, if they are members,
+    // unless the list sends with VERP: then its copies' bounces come to VERP addresses, and a
+    // report at the plain address is trusted only for members VERP cannot encode (anyone can
+    // mail LIST-bounces@ a report naming every member).
     private static Plan PlanFor(ListStore store, Dictionary<ListName, MailingList?> known, ReturnedMessage m, List<BounceEvent> events)
     {
         if (!known.TryGetValue(m.List, out var list))
@@ -340,18 +382,30 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
         var first = events.Count;
         if (verp is not null)
         {
+            if (kind != BounceKind.Permanent)
+            {
+                return new(store.FindMember(m.List, verp) is null ? "verp-nobody" : "verp-unrecognized", list, verp, first, 0);
+            }
+
             events.Add(new(m.List, verp, true, m.Received));
             return new("verp", list, verp, first, 1);
         }
 
         if (kind == BounceKind.Permanent && m.Analysis.Addresses.Count > 0)
         {
+            var untrusted = 0;
             foreach (var a in m.Analysis.Addresses)
             {
+                if (list.Personalize == Personalization.Full && Verp.TryEncode(m.List, a.Address) is not null)
+                {
+                    untrusted++;
+                    continue;
+                }
+
                 events.Add(new(m.List, a.Address, true, m.Received));
             }
 
-            return new("report", list, null, first, m.Analysis.Addresses.Count);
+            return new("report", list, null, first, events.Count - first, untrusted);
         }
 
         return new("nobody", list, null, first, 0);
@@ -416,17 +470,26 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
                 // forwarded (no loops), never scored.
                 return NamesNobody(m, plan.Verp!, $"VERP names {plan.Verp}, who is not a member");
 
+            case "verp-unrecognized":
+                // Not a report we know: kept or forwarded as any unrecognized mail, never scored.
+                return Unrecognized(store, m, plan.List!, plan.Verp!);
+
+            case "verp-nobody":
+                return NamesNobody(m, plan.Verp!, $"VERP names {plan.Verp}, who is not a member, and the message is not a recognised bounce");
+
             case "report":
+                var distrust = plan.Untrusted == 0 ? ""
+                    : $"{plan.Untrusted} addresses not scored: the list sends with VERP and this report came without it (anyone can mail one)";
                 if (outcomes.Any(o => o.Action != BounceAction.NotAMember))
                 {
-                    Log(m, Addresses(a), outcomes.Count == 1 ? Number(outcomes[0].Score) : "-", Summary(outcomes));
+                    Log(m, Addresses(a), outcomes.Count == 1 ? Number(outcomes[0].Score) : "-", Summary(outcomes) + (distrust.Length > 0 ? "; " + distrust : ""));
                     return new(BounceDisposition.Done, "");
                 }
 
-                return NamesNobody(m, Addresses(a), "the report names no member");
+                return NamesNobody(m, Addresses(a), distrust.Length > 0 ? distrust : "the report names no member");
 
             default:
-                return Unrecognized(store, m, plan.List!);
+                return Unrecognized(store, m, plan.List!, "nobody");
         }
     }
 
@@ -444,25 +507,29 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
 
     // Names nobody and is not recognized: the owners read it (Mailman's "unrecognized bounce"),
     // unless it returns one of our own notices (a notice about a notice would be a loop).
-    private ReturnedResult Unrecognized(ListStore store, ReturnedMessage m, MailingList list)
+    // Names nobody, or VERP names a member but the message is no report we know: the owners read
+    // it (Mailman's "unrecognized bounce"), unless it returns one of our own notices (a notice
+    // about a notice would be a loop). Never scored.
+    private ReturnedResult Unrecognized(ListStore store, ReturnedMessage m, MailingList list, string who)
     {
+        var score = who == "nobody" ? "-" : ScoreText(store, m.List, who);
         if (m.IsNoticeBounce())
         {
-            Log(m, "nobody", "-", "unrecognized bounce of one of our notices: logged only, never forwarded");
+            Log(m, who, score, "unrecognized bounce of one of our notices: logged only, never forwarded");
             return new(BounceDisposition.Done, "");
         }
 
         var owners = store.Roles(list.Name, ListRole.Owner);
         if (owners.Count == 0)
         {
-            Log(m, "nobody", "-", "unrecognized and the list has no owner: entry kept in unrecognized");
+            Log(m, who, score, "unrecognized and the list has no owner: not scored, entry kept in unrecognized");
             return new(BounceDisposition.Unrecognized, "unrecognized bounce; the list has no owner to forward it to");
         }
 
-        using var message = m.Load();
+        var message = m.Load();
         if (message is null)
         {
-            Log(m, "nobody", "-", "unrecognized and unreadable: entry kept in unrecognized");
+            Log(m, who, score, "unrecognized and unreadable: not scored, entry kept in unrecognized");
             return new(BounceDisposition.Unrecognized, "unrecognized bounce that could not be read to forward");
         }
 
@@ -472,18 +539,18 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
             var result = notices.Send(new Notice(list, NoticeTemplates.OwnerUnrecognizedBounce, owner.Address)
             {
                 ToName = owner.DisplayName,
-                Attachment = new MessagePart { Message = message },
+                Attachment = message,
             }, m.Entry, "unrecognized-bounce " + owner.Address.ToLowerInvariant());
             forwarded += result.Queued ? 1 : 0;
         }
 
         if (forwarded == 0)
         {
-            Log(m, "nobody", "-", "unrecognized and no owner can be sent it: entry kept in unrecognized");
+            Log(m, who, score, "unrecognized and no owner can be sent it: not scored, entry kept in unrecognized");
             return new(BounceDisposition.Unrecognized, "unrecognized bounce; no owner address can be sent it");
         }
 
-        Log(m, "nobody", "-", $"unrecognized: forwarded to {forwarded} owners");
+        Log(m, who, score, who == "nobody" ? $"unrecognized: forwarded to {forwarded} owners" : $"unrecognized: not scored, forwarded to {forwarded} owners");
         return new(BounceDisposition.Done, "");
     }
 

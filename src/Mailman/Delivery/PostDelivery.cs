@@ -32,6 +32,12 @@ public enum DeliveryStop
     Failed,
 }
 
+/// <summary>A recipient refused with a 5xx (a permanent failure: not retried), and where in the transaction.</summary>
+/// <param name="AtRecipient">In answer to its RCPT TO, or an address the client cannot write; false: at MAIL FROM or after DATA.</param>
+/// <param name="Transaction">The transaction's index in its delivery chunk.</param>
+/// <param name="TransactionSize">The recipients of that transaction.</param>
+public readonly record struct Refusal(Recipient Recipient, int Status, string Response, bool AtRecipient, int Transaction = 0, int TransactionSize = 1);
+
 /// <summary>Where a delivery records and finds its progress (a checkpoint, or nothing).</summary>
 public interface IDeliveryProgress
 {
@@ -44,7 +50,7 @@ public interface IDeliveryProgress
     /// <paramref name="bounced"/> their temporary and permanent failures.
     /// Called from delivery threads; must be durable on return and thread-safe.
     /// </summary>
-    void Record(long chunk, int transactions, long delivered, IReadOnlyList<(Recipient Recipient, int Status, string Response)> deferred, IReadOnlyList<(Recipient Recipient, int Status, string Response)> bounced);
+    void Record(long chunk, int transactions, long delivered, IReadOnlyList<(Recipient Recipient, int Status, string Response)> deferred, IReadOnlyList<Refusal> bounced);
 }
 
 /// <summary>What became of a post's recipients in this run. Dispose after reading <see cref="Remaining"/>.</summary>
@@ -330,7 +336,7 @@ public sealed class PostDelivery
                 var transactions = chunk.Transactions;
                 var done = Math.Max(chunk.Start, progress.TransactionsDone(chunk.Index));
                 var deferred = new List<(Recipient, int, string)>();
-                var bounced = new List<(Recipient, int, string)>();
+                var bounced = new List<Refusal>();
                 long delivered = 0, sent = 0;
                 var handBack = false;
                 TransactionResult? pending = null;
@@ -354,7 +360,10 @@ public sealed class PostDelivery
                     sent++;
                     delivered += result.Delivered.Count;
                     deferred.AddRange(result.Deferred);
-                    bounced.AddRange(result.Bounced);
+                    foreach (var b in result.Bounced)
+                    {
+                        bounced.Add(b with { Transaction = result.Transaction.Index, TransactionSize = result.Transaction.Size });
+                    }
                 }
 
                 void Settle()
@@ -396,6 +405,7 @@ public sealed class PostDelivery
 
                     var result = results[0] == pending ? results[1] : results[0];
                     result.Clear();
+                    result.Transaction = (t, batch.Length);
                     string sender;
                     try
                     {
@@ -417,7 +427,7 @@ public sealed class PostDelivery
                         Pacer.Done(destination, 0, false);
                         foreach (var r in batch)
                         {
-                            bounced.Add((r, 553, "cannot address this recipient: " + e.Message));
+                            bounced.Add(new Refusal(r, 553, "cannot address this recipient: " + e.Message, AtRecipient: true, t, batch.Length));
                         }
 
                         sent++;
@@ -516,7 +526,7 @@ public sealed class PostDelivery
         // A full disk pauses the delivery here until the record can be written: onPause hears
         // the reason when the first worker pauses and null when the last one resumes. A shutdown
         // meanwhile gives up on the record: that chunk is sent again on resume.
-        void RecordDurably(long chunk, int transactions, long delivered, List<(Recipient, int, string)> deferred, List<(Recipient, int, string)> bounced)
+        void RecordDurably(long chunk, int transactions, long delivered, List<(Recipient, int, string)> deferred, List<Refusal> bounced)
         {
             var wait = TimeSpan.FromSeconds(1);
             var paused = false;

@@ -74,6 +74,7 @@ public sealed class MailmanOptions
         }
         Check(Bounces.BatchSize is >= 1 and <= 10_000, "Mailman:Bounces:BatchSize must be 1-10000");
         Check(Bounces.SweepInterval >= TimeSpan.FromSeconds(1), "Mailman:Bounces:SweepInterval must be at least 1 second");
+        Check(Bounces.UnrecognizedKeepDays is >= 0 and <= 36_500, "Mailman:Bounces:UnrecognizedKeepDays must be 0-36500");
         Check(StopTimeout >= TimeSpan.FromSeconds(1), "Mailman:StopTimeout must be at least 1 second");
         Http.Validate(Check);
         Check(Moderation.Chain.Count > 0, "Mailman:Moderation:Chain must name at least one rule");
@@ -348,6 +349,9 @@ public sealed class BounceOptions
 
     /// <summary>How often the warning sweep looks for disabled members due a warning or removal (also once at start).</summary>
     public TimeSpan SweepInterval { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Days a bounce set aside in <c>unrecognized</c> is kept (from its arrival) before the sweep deletes it; 0 keeps it forever.</summary>
+    public int UnrecognizedKeepDays { get; set; } = 30;
 }
 
 public sealed class PipelineOptions

@@ -159,7 +159,8 @@ public static class NoticeTemplates
             """),
         new(OwnerUnrecognizedBounce, "Unrecognized bounce for $listname", """
             The attached message arrived at the bounce address of the "$display_name"
-            mailing list, but it names no member the server could recognize. It is
+            mailing list, but the server did not recognize it as a delivery failure
+            report naming a member, so no member's bounce score changed. It is
             attached for you to act on.
             """),
         new(OwnerSubscribed, "$listname subscription notification", """

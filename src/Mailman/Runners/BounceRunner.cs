@@ -2,8 +2,11 @@
 // each message (Bounces/BounceClassifier), hands the batch to the bounce processor (one database
 // transaction for every score), then finishes each entry or sets it aside where an operator sees
 // it (unrecognized, bad). Also runs the processor's warning sweep at start and every
-// Bounces:SweepInterval. It never decides what a bounce means and never writes mail itself.
+// Bounces:SweepInterval, and deletes what waited in unrecognized longer than
+// Bounces:UnrecognizedKeepDays. It never decides what a bounce means and never writes mail itself.
+using System.Globalization;
 using Mailman.Bounces;
+using Mailman.Delivery;
 using Mailman.Instance;
 using Mailman.Queues;
 using Microsoft.Extensions.Logging;
@@ -18,6 +21,25 @@ public sealed class BounceRunner(QueueSet queues, Activity activity, MailmanOpti
     // headers near the top, and a 20 MB bounce is not read whole for it.
     private const int NoticeMarkerWindow = 256 * 1024;
 
+    /// <summary>
+    /// A bounce larger than this is never read whole: the owners get its headers and at most
+    /// this much of its start (real DSNs are a few KB; the largest of Mailman 2.1's corpus is 8 KB;
+    /// what makes a bounce large is the original it returns).
+    /// </summary>
+    public const int ForwardLimit = 1024 * 1024;
+
+    /// <summary>
+    /// How much of a bounce the classifier parses (in place, part contents left in the file): the
+    /// classifier's own limit on a delivery-status part, so a DSN naming 10,000 recipients is read
+    /// whole, and a multi-GB bounce is never scanned to its end.
+    /// </summary>
+    public const long ClassifyWindow = 16L * 1024 * 1024;
+
+    /// <summary>After a sweep that failed (a full disk, a locked database), the next one comes this soon, not an interval later.</summary>
+    public static readonly TimeSpan SweepRetry = TimeSpan.FromMinutes(1);
+
+    private volatile bool _sweepFailed;
+
     protected override int BatchSize => Math.Max(1, Options.Bounces.BatchSize);
 
     /// <summary>The start-up sweep runs before the host reports started (and before --exit-when-idle looks).</summary>
@@ -30,22 +52,93 @@ public sealed class BounceRunner(QueueSet queues, Activity activity, MailmanOpti
     protected override Task ExecuteAsync(CancellationToken stoppingToken)
         => Task.WhenAll(base.ExecuteAsync(stoppingToken), SweepPeriodically(stoppingToken));
 
-    /// <summary>Warnings and removals that are due now; errors are logged and retried at the next sweep.</summary>
-    /// <returns>The steps taken.</returns>
+    /// <summary>The wait before the next sweep: the interval, or <see cref="SweepRetry"/> after a failed one.</summary>
+    public TimeSpan NextSweepDelay => _sweepFailed && SweepRetry < Options.Bounces.SweepInterval ? SweepRetry : Options.Bounces.SweepInterval;
+
+    /// <summary>
+    /// Warnings and removals that are due now, then the expiry of <c>unrecognized</c>; errors
+    /// are logged and the sweep is tried again after <see cref="SweepRetry"/>.
+    /// </summary>
+    /// <returns>The warning and removal steps taken.</returns>
     public int Sweep()
     {
         using var busy = Activity.Begin();
+        var steps = 0;
+        var failed = false;
         try
         {
-            return processor.Sweep(Time.GetUtcNow());
+            steps = processor.Sweep(Time.GetUtcNow());
         }
         catch (Exception e)
         {
             // Never fatal, at start least of all: the daemon delivers posts without its sweep.
-            Log.LogError(e, "Bounce sweep failed: {Error}; retried in {Interval}", e.Message, Options.Bounces.SweepInterval);
+            failed = true;
+            Log.LogError(e, "Bounce sweep failed: {Error}; retried in {Interval}", e.Message, SweepRetry < Options.Bounces.SweepInterval ? SweepRetry : Options.Bounces.SweepInterval);
+        }
+
+        try
+        {
+            ExpireUnrecognized();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            failed = true;
+            Log.LogError(e, "Expiry of the unrecognized queue failed: {Error}; retried at the next sweep", e.Message);
+        }
+
+        _sweepFailed = failed;
+        return steps;
+    }
+
+    /// <summary>
+    /// Deletes the entries of <c>unrecognized</c> that arrived more than
+    /// Bounces:UnrecognizedKeepDays ago (a forged VERP local part, an owner's notice that
+    /// bounced, a list without owners nobody fixed), one log line each.
+    /// </summary>
+    /// <returns>How many were deleted.</returns>
+    public int ExpireUnrecognized()
+    {
+        var days = Options.Bounces.UnrecognizedKeepDays;
+        if (days <= 0)
+        {
             return 0;
         }
+
+        var queue = Queues[QueueSet.Unrecognized];
+        var now = Time.GetUtcNow();
+        var expired = 0;
+        foreach (var name in queue.Pending())
+        {
+            EntryMetadata metadata;
+            try
+            {
+                metadata = queue.ReadMetadata(name);
+            }
+            catch (Exception e) when (e is CorruptEntryException or IOException or UnauthorizedAccessException)
+            {
+                continue; // unshunted meanwhile, or unreadable: left for the operator
+            }
+
+            var arrived = metadata.Received != default ? metadata.Received : NameTime(name);
+            if (arrived is null || now - arrived.Value < TimeSpan.FromDays(days) || queue.Claim(name) is not { } claim)
+            {
+                continue;
+            }
+
+            var reason = queue.ReadState(name)?.Error ?? "unknown";
+            queue.Finish(claim);
+            expired++;
+            Log.LogWarning("Bounce: entry {QueueEntry} of {ListId} kept in unrecognized since {Received} deleted after {Days} days (Bounces:UnrecognizedKeepDays); it was kept because: {Reason}",
+                name, metadata.List, arrived.Value, days, reason);
+        }
+
+        return expired;
     }
+
+    // Entry names start with the enqueue time in microseconds since the epoch (17 digits).
+    private static DateTimeOffset? NameTime(string name)
+        => name.Length >= 17 && long.TryParse(name.AsSpan(0, 17), NumberStyles.None, CultureInfo.InvariantCulture, out var micros)
+            ? DateTimeOffset.UnixEpoch.AddTicks(micros * 10) : null;
 
     // A crash between the processor's transaction and the finishes below replays the batch:
     // every member scored it on the day its bounce arrived already (at most once a day), and
@@ -60,7 +153,7 @@ public sealed class BounceRunner(QueueSet queues, Activity activity, MailmanOpti
                 metadata.Received == default ? Time.GetUtcNow() : metadata.Received)
             {
                 IsNoticeBounce = () => ShowsNoticeMarker(head),
-                Load = () => Load(head),
+                Load = () => ForOwners(head),
             });
         }
 
@@ -92,7 +185,7 @@ public sealed class BounceRunner(QueueSet queues, Activity activity, MailmanOpti
         {
             try
             {
-                await Task.Delay(Options.Bounces.SweepInterval, Time, stoppingToken);
+                await Task.Delay(NextSweepDelay, Time, stoppingToken);
             }
             catch (OperationCanceledException)
             {
@@ -103,11 +196,13 @@ public sealed class BounceRunner(QueueSet queues, Activity activity, MailmanOpti
         }
     }
 
-    // Parsed in place (MimeKit's persistent mode: part contents stay in the file) and classified;
-    // the classifier reads bounded amounts, so a 20 MB bounce costs what a small one does.
+    // Parsed in place (MimeKit's persistent mode: part contents stay in the file), at most its
+    // first ClassifyWindow bytes, and classified; the classifier reads bounded amounts, so a
+    // 20 MB bounce costs what a small one does, and a 5 GB one is not scanned to its end.
     private BounceAnalysis Classify(EntryHead head)
     {
-        using var stream = Queue.OpenMessage(head);
+        using var file = Queue.OpenMessage(head);
+        using var stream = head.Metadata.MessageLength > ClassifyWindow ? new MimeKit.IO.BoundStream(file, 0, ClassifyWindow, leaveOpen: true) : file;
         try
         {
             using var message = MimeMessage.Load(stream, persistent: true, CancellationToken.None);
@@ -119,12 +214,44 @@ public sealed class BounceRunner(QueueSet queues, Activity activity, MailmanOpti
         }
     }
 
-    private MimeMessage? Load(EntryHead head)
+    // What the owners get attached: the message whole (message/rfc822) up to ForwardLimit;
+    // above it, only its first ForwardLimit bytes are read, and the owners get a note, the
+    // headers (text/rfc822-headers) and the first part as far as it got.
+    private MimeEntity? ForOwners(EntryHead head)
     {
         try
         {
             using var stream = Queue.OpenMessage(head);
-            return MimeMessage.Load(stream, CancellationToken.None);
+            var length = head.Metadata.MessageLength;
+            if (length <= ForwardLimit)
+            {
+                return new MessagePart { Message = MimeMessage.Load(stream, CancellationToken.None) };
+            }
+
+            var prefix = new byte[ForwardLimit];
+            var n = stream.ReadAtLeast(prefix, prefix.Length, throwOnEndOfStream: false);
+            var start = MimeMessage.Load(new MemoryStream(prefix, 0, n, writable: false), CancellationToken.None);
+            using var headers = new MemoryStream();
+            start.Headers.WriteTo(WireFormat.Options, headers);
+            var shortened = new Multipart("mixed")
+            {
+                new TextPart("plain")
+                {
+                    Text = string.Create(CultureInfo.InvariantCulture,
+                        $"This bounce is {length} bytes, too large to forward whole (over {ForwardLimit / 1024} KB): its headers and the start of its first part follow; the rest was not read.\n"),
+                },
+                new MimePart("text", "rfc822-headers")
+                {
+                    Content = new MimeContent(new MemoryStream(headers.ToArray())),
+                    ContentDisposition = new ContentDisposition(ContentDisposition.Inline),
+                },
+            };
+            if ((start.Body is Multipart { Count: > 0 } multipart ? multipart[0] : start.Body) is { } first)
+            {
+                shortened.Add(first);
+            }
+
+            return shortened;
         }
         catch (FormatException)
         {

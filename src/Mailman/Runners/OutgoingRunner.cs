@@ -1,7 +1,8 @@
 // outgoing: prepares each decorated post once and delivers it to its recipients, recording
 // progress in the entry's checkpoint as it goes. Recipients the server deferred go to retry with
-// backoff; recipients refused with a 5xx are scored as bounces (Bounces/BounceProcessor, the same
-// code as mailed bounces) and logged per member; on shutdown the entry goes back to the queue with its
+// backoff; recipients refused with a 5xx are not retried, and those refusals that are about the
+// address are scored as bounces (Bounces/BounceProcessor, the same code as mailed bounces) and
+// logged per member; on shutdown the entry goes back to the queue with its
 // checkpoint, so the next run resumes where this one stopped. The entry is deleted only after
 // every outcome is durably queued.
 using System.IO.Abstractions;
@@ -185,13 +186,14 @@ public sealed class OutgoingRunner(
 
     // Once per chunk that had refusals, never per delivered copy. Scoring must not stop a
     // delivery: if the database cannot take it, the refusal is still logged.
-    private void Refused(ListName list, EntryMetadata metadata, IReadOnlyList<(Recipient Recipient, int Status, string Response)> bounced)
+    private void Refused(ListName list, EntryMetadata metadata, IReadOnlyList<Refusal> bounced, long attempted)
     {
         if (bounces is not null)
         {
             try
             {
-                bounces.ProcessRefusals(list, metadata.MessageId, bounced.Select(b => (b.Recipient.Address, b.Status, b.Response)).ToList());
+                bounces.ProcessRefusals(list, metadata.MessageId,
+                    bounced.Select(b => new SmtpRefusal(b.Recipient.Address, b.Status, b.Response, b.AtRecipient, b.Transaction, b.TransactionSize)).ToList(), attempted);
                 return;
             }
             catch (Exception e)
@@ -200,7 +202,7 @@ public sealed class OutgoingRunner(
             }
         }
 
-        foreach (var (recipient, status, response) in bounced)
+        foreach (var (recipient, status, response, _, _, _) in bounced)
         {
             Log.LogWarning("Bounce: {Recipient} of {ListId} refused Message-Id {MessageId}: {SmtpStatus} {SmtpResponse}",
                 recipient.Address, list.Fqdn, metadata.MessageId, status, response);
@@ -223,7 +225,7 @@ public sealed class OutgoingRunner(
 
         public int TransactionsDone(long chunk) => checkpoint.TransactionsDone(chunk);
 
-        public void Record(long chunk, int transactions, long delivered, IReadOnlyList<(Recipient Recipient, int Status, string Response)> deferred, IReadOnlyList<(Recipient Recipient, int Status, string Response)> bounced)
+        public void Record(long chunk, int transactions, long delivered, IReadOnlyList<(Recipient Recipient, int Status, string Response)> deferred, IReadOnlyList<Refusal> bounced)
         {
             var tags = new KeyValuePair<string, object?>("list", list.Fqdn);
             Hosting.Metrics.Delivered.Add(delivered, tags);
@@ -235,7 +237,7 @@ public sealed class OutgoingRunner(
             // its refusals score again on the same day, which counts once.
             if (bounced.Count > 0)
             {
-                runner.Refused(list, metadata, bounced);
+                runner.Refused(list, metadata, bounced, delivered + deferred.Count + bounced.Count);
             }
 
             if (durable || deferred.Count > 0)

@@ -153,4 +153,85 @@ public sealed class BounceClassifierTests
         Assert.Equal("Qmail", result.Detector);
         Assert.Equal(["owner@example.net"], result.Addresses.Select(a => a.Address));
     }
+
+    [Fact]
+    public void Exims_delay_warning_naming_RCPT_TO_in_its_delay_reason_is_temporary()
+    {
+        var result = Classify("""
+            From: Mail Delivery System <Mailer-Daemon@mx.example.net>
+            To: dev-bounces@example.org
+            Subject: Warning: message 1tABCD-000123-Ef delayed 24 hours
+            Auto-Submitted: auto-replied
+
+            This message was created automatically by mail delivery software.
+            A message that you sent has not yet been delivered to one or more of its
+            recipients after more than 24 hours on the queue on mx.example.net.
+
+            The message identifier is:     1tABCD-000123-Ef
+            The subject of the message is: [dev] hello
+            The date of the message is:    Mon, 30 Nov 2026 10:00:00 +0000
+
+            The address to which the message has not yet been delivered is:
+
+              anne@example.com
+                Delay reason: SMTP error from remote mail server after RCPT TO:<anne@example.com>:
+                host mx.example.com [192.0.2.1]: 451 4.7.1 Greylisted, try again later
+
+            No action is required on your part. Delivery attempts will continue for
+            some time, and this warning may be repeated at intervals if the message
+            remains undelivered. Eventually the mail delivery software will give up,
+            and when that happens, the message will be returned to you.
+            """);
+        Assert.Equal(BounceKind.Temporary, result.Kind);
+        Assert.Equal("SimpleWarning", result.Detector);
+        Assert.Equal("anne@example.com", Assert.Single(result.Addresses).Address);
+    }
+
+    [Fact]
+    public void A_Sendmail_warning_names_the_address_without_its_dressing()
+    {
+        var result = Classify("""
+            From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.net>
+            To: dev-bounces@example.org
+            Subject: Warning: could not send message for past 4 hours
+
+                **********************************************
+                **      THIS IS A WARNING MESSAGE ONLY      **
+                **  YOU DO NOT NEED TO RESEND YOUR MESSAGE  **
+                **********************************************
+
+            The original message was received at Mon, 30 Nov 2026 10:00:00 GMT
+            from localhost [127.0.0.1]
+
+               ----- Transcript of session follows -----
+            <anne@example.com>... Deferred: Connection timed out with mx.example.com.
+            Warning: message still undelivered after 4 hours
+            Will keep trying until message is 5 days old
+            """);
+        Assert.Equal(BounceKind.Temporary, result.Kind);
+        Assert.Equal("anne@example.com", Assert.Single(result.Addresses).Address);
+    }
+
+    [Theory]
+    [InlineData("Out of Office: [dev] hello", "X-MS-Exchange-Inbox-Rules-Loop: anne@example.com")]
+    [InlineData("Automatic reply: [dev] hello", "X-MS-Exchange-Inbox-Rules-Loop: anne@example.com")]
+    [InlineData("Abwesenheitsnotiz: [dev] hello", "Precedence: junk")]
+    [InlineData("Out of the office", "Precedence: bulk")]
+    [InlineData("Re: [dev] hello", "X-Autoreply: yes")]
+    [InlineData("Re: [dev] hello", "X-Autorespond: yes")]
+    public void Absence_notices_marked_only_by_Precedence_or_Exchange_or_autoreply_headers_are_not_bounces(string subject, string header)
+    {
+        var result = Classify($"From: Anne <anne@example.com>\nTo: dev-bounces+anne=example.com@example.org\nSubject: {subject}\n{header}\n\nI am away until Monday.\n");
+        Assert.Equal(BounceKind.NotABounce, result.Kind);
+        Assert.Equal("AutoReply", result.Detector);
+    }
+
+    [Theory]
+    [InlineData("Re: [dev] hello", "Precedence: bulk")]
+    [InlineData("Out of Office: [dev] hello", "X-Mailer: Outlook")]
+    public void A_reply_without_both_an_absence_subject_and_a_generated_marker_stays_unrecognized(string subject, string header)
+    {
+        var result = Classify($"From: Anne <anne@example.com>\nSubject: {subject}\n{header}\n\nThanks, that works.\n");
+        Assert.Equal(BounceKind.Unrecognized, result.Kind);
+    }
 }

@@ -6,6 +6,7 @@ using Mailman.Delivery;
 using Mailman.Lists;
 using Mailman.Notices;
 using Mailman.Queues;
+using Mailman.Runners;
 using Mailman.TestSupport;
 using MimeKit;
 
@@ -231,7 +232,7 @@ public sealed class BounceRunnerTests : IDisposable
     [Fact]
     public void Without_VERP_the_addresses_of_the_report_score_if_they_are_members()
     {
-        CreateList();
+        CreateList(l => l.Personalize = Personalization.None);
         using var h = new RunnerHarness(_instance);
         h.InjectBounce(List, "dev-bounces@example.org", BounceMessages.Dsn([
             BounceMessages.Recipient("M00001@Example.com"),
@@ -360,10 +361,12 @@ public sealed class BounceRunnerTests : IDisposable
     [Fact]
     public void Garbage_a_20_MB_bounce_a_bounce_of_a_bounce_and_a_DSN_naming_10000_recipients_are_processed()
     {
-        CreateList(members: 20);
+        // Not personalized: the reports without VERP are trusted.
+        CreateList(l => l.Personalize = Personalization.None, members: 20);
         using var h = new RunnerHarness(_instance);
 
-        // Garbage (not even a header) to a VERP address: unrecognized content, VERP names the member.
+        // Garbage (not even a header) to a VERP address: unrecognized content, never scored even
+        // though VERP names a member; forwarded to the owner.
         h.InjectBounce(List, VerpOf("m00001@example.com"), "\0\0\0\u0001 not mail at all \n\n\n"u8.ToArray());
 
         // 20 MB: a DSN with a 20 MB original attached.
@@ -388,7 +391,8 @@ public sealed class BounceRunnerTests : IDisposable
         Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), $"took {watch.Elapsed}");
 
-        Assert.Equal(1, Member("m00001@example.com")!.BounceScore);
+        Assert.Equal(0, Member("m00001@example.com")!.BounceScore);
+        Assert.Contains(h.BounceLog.Lines, l => l.StartsWith("Bounce: m00001@example.com of dev@example.org, unrecognized (-), score 0: unrecognized", StringComparison.Ordinal));
         Assert.Equal(1, Member("m00002@example.com")!.BounceScore);
         Assert.Equal(1, Member("m00003@example.com")!.BounceScore);
         Assert.Equal(0, Member("m00004@example.com")!.BounceScore);
@@ -480,5 +484,237 @@ public sealed class BounceRunnerTests : IDisposable
             && l.EndsWith("score 1: delivery disabled", StringComparison.Ordinal));
         Assert.Equal(2, Notices(h).Count); // warning 1 and the owner's notice, queued by the outgoing runner's call
         Assert.Single(h.Queues[QueueSet.Retry].Pending());
+    }
+
+    private static byte[] Text(string text) => Encoding.UTF8.GetBytes(text.ReplaceLineEndings("\n"));
+
+    [Fact]
+    public void On_a_VERP_list_a_report_without_VERP_scores_only_members_VERP_cannot_encode()
+    {
+        CreateList(l => l.BounceScoreThreshold = 1); // personalize full: copies carry VERP
+        _instance.AddMembers(List, [new Member("\"quoted\"@example.com", "Quoted")]);
+        using var h = new RunnerHarness(_instance);
+
+        // A forged report to the plain address naming every member, five days running.
+        for (var day = 0; day < 5; day++)
+        {
+            h.InjectBounce(List, "dev-bounces@example.org", BounceMessages.Dsn(TempInstance.NumberedMembers(3).Select(m => BounceMessages.Recipient(m.Address))));
+            Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
+            h.Time.Advance(TimeSpan.FromDays(1));
+        }
+
+        Assert.All(TempInstance.NumberedMembers(3), m => Assert.True(Member(m.Address)! is { BounceScore: 0, DeliveryEnabled: true }));
+        Assert.Contains(h.BounceLog.Lines, l => l.Contains("3 addresses not scored: the list sends with VERP and this report came without it", StringComparison.Ordinal));
+        Assert.Equal(5, h.Queues[QueueSet.Unrecognized].Pending().Count);
+        Assert.Empty(h.Queues[QueueSet.Out].Pending());
+
+        // A member VERP cannot encode gets the plain sender: its bounces are still read from the report.
+        h.InjectBounce(List, "dev-bounces@example.org", BounceMessages.Dsn([BounceMessages.Recipient("m00001@example.com"), BounceMessages.Recipient("\"quoted\"@example.com")]));
+        Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
+        Assert.False(Member("\"quoted\"@example.com")!.DeliveryEnabled);
+        Assert.Equal(0, Member("m00001@example.com")!.BounceScore);
+        Assert.Contains(h.BounceLog.Lines, l => l.Contains("\"quoted\"@example.com delivery disabled", StringComparison.Ordinal) && l.Contains("1 addresses not scored", StringComparison.Ordinal));
+    }
+
+    public static TheoryData<string> NotReports => new()
+    {
+        "From: Anne <m00001@example.com>\nSubject: Out of Office: [dev] hello\n\nI am out until Monday.\n",
+        "From: Anne <m00001@example.com>\nSubject: Abwesenheitsnotiz: [dev] hello\n\nIch bin bis Montag nicht im Büro.\n",
+        "From: Anne <m00001@example.com>\nSubject: Re: [dev] hello\nIn-Reply-To: <post1@example.com>\n\nThanks, that works for me.\n",
+        "From: Spam Arrest <verify@challenge.example.net>\nSubject: Please verify your e-mail address\n\nTo get your message delivered, click the link below.\n",
+    };
+
+    [Theory]
+    [MemberData(nameof(NotReports))]
+    public void Mail_at_a_VERP_address_that_is_no_report_is_forwarded_to_the_owners_and_never_scored(string message)
+    {
+        CreateList(l => l.BounceScoreThreshold = 1);
+        using var h = new RunnerHarness(_instance);
+        for (var day = 0; day < 3; day++)
+        {
+            Bounce(h, "m00001@example.com", Text(message));
+            h.Time.Advance(TimeSpan.FromDays(1));
+        }
+
+        Assert.True(Member("m00001@example.com")! is { BounceScore: 0, DeliveryEnabled: true });
+        var forwards = Notices(h);
+        Assert.Equal(3, forwards.Count);
+        Assert.All(forwards, n => Assert.Equal(NoticeTemplates.OwnerUnrecognizedBounce, n.Message.Headers["X-Mailman-Notice"]));
+        Assert.Contains(h.BounceLog.Lines, l => l.StartsWith("Bounce: m00001@example.com of dev@example.org, unrecognized (-), score 0: unrecognized: not scored, forwarded to 1 owners", StringComparison.Ordinal));
+    }
+
+    private static void Deliver(RunnerHarness h)
+    {
+        h.Inject(List, Posts.Plain());
+        RunnerHarness.Drain(h.Incoming);
+        RunnerHarness.Drain(h.Pipeline);
+        Assert.True(h.Outgoing.RunOnce(CancellationToken.None));
+    }
+
+    public static TheoryData<string, int, string> RelayRefusals => new()
+    {
+        { "rcpt", 554, "5.7.1 <{0}>: Relay access denied" }, // policy
+        { "rcpt", 550, "relaying denied" },                   // every recipient alike: the relay
+        { "rcpt", 550, "5.7.1 sender rejected by policy" },
+        { "rcpt", 550, "5.4.4 unable to route" },
+        { "rcpt", 554, "transaction failed" },
+        { "data", 554, "5.6.0 content rejected by filter" },
+        { "data", 550, "5.1.1 no such user" },                // after DATA: the content, whatever it says
+    };
+
+    [Theory]
+    [MemberData(nameof(RelayRefusals))]
+    public void Refusals_from_the_relay_that_are_not_about_the_address_score_nobody(string stage, int code, string text)
+    {
+        CreateList(l => l.BounceScoreThreshold = 1, members: 4);
+        using var server = stage == "rcpt"
+            ? ScriptedSmtpServer.Start(rcpt: a => ScriptedSmtpServer.Reply(code, string.Format(System.Globalization.CultureInfo.InvariantCulture, text, a)))
+            : ScriptedSmtpServer.Start(data: _ => ScriptedSmtpServer.Reply(code, text));
+        using var h = new RunnerHarness(_instance, o => o.Smtp.Port = server.Port);
+        Deliver(h); // one scored refusal would disable (threshold 1)
+
+        Assert.All(TempInstance.NumberedMembers(4), m => Assert.True(Member(m.Address)! is { BounceScore: 0, DeliveryEnabled: true }));
+        Assert.Empty(h.Queues[QueueSet.Retry].Pending()); // still permanent failures: not retried
+        Assert.Empty(h.Queues[QueueSet.Out].Pending());
+    }
+
+    [Fact]
+    public void Refusals_at_RCPT_score_only_when_they_are_about_the_address()
+    {
+        CreateList(l => l.BounceScoreThreshold = 5, members: 6);
+        using var server = ScriptedSmtpServer.Start(rcpt: a => a[..6] switch
+        {
+            "m00001" => ScriptedSmtpServer.Reply(550, "5.1.1 <" + a + ">: Recipient address rejected: User unknown"),
+            "m00002" => ScriptedSmtpServer.Reply(552, "5.2.2 mailbox full"),       // 552: deferred, as RFC 5321 allows
+            "m00003" => ScriptedSmtpServer.Reply(553, "mailbox name not allowed"), // plain 553: the address
+            "m00004" => ScriptedSmtpServer.Reply(554, "5.7.1 <" + a + ">: Relay access denied"),
+            "m00005" => ScriptedSmtpServer.Reply(550, "5.2.1 mailbox disabled"),
+            _ => null,
+        });
+        using var h = new RunnerHarness(_instance, o => o.Smtp.Port = server.Port);
+        Deliver(h);
+        Assert.Equal([0, 1, 0, 1, 0, 1], Enumerable.Range(0, 6).Select(i => Member($"m{i:D5}@example.com")!.BounceScore));
+        Assert.Contains(h.BounceLog.Lines, l => l.StartsWith("Bounce: m00004@example.com of dev@example.org refused Message-Id post1@example.com: 554", StringComparison.Ordinal)
+            && l.Contains("not scored (5.7.x is about the security or policy, not the address)", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_relay_refusing_every_recipient_alike_is_one_error_line_and_no_score()
+    {
+        CreateList(l =>
+        {
+            l.BounceScoreThreshold = 1;
+            l.Personalize = Personalization.None; // one transaction for all
+        }, members: 4);
+        using var server = ScriptedSmtpServer.Start(rcpt: a => ScriptedSmtpServer.Reply(550, "5.1.1 <" + a + ">: User unknown in relay recipient table"));
+        using var h = new RunnerHarness(_instance, o => o.Smtp.Port = server.Port);
+        Deliver(h);
+        Assert.True(TempInstance.NumberedMembers(4).All(m => Member(m.Address)!.BounceScore == 0), string.Join("\n", h.BounceLog.Lines));
+        Assert.Single(h.BounceLog.Lines, l => l.StartsWith("SMTP server refused all 4 recipients of 1 transactions of Message-Id post1@example.com to dev@example.org with the same reply", StringComparison.Ordinal));
+        Assert.DoesNotContain(h.BounceLog.Lines, l => l.StartsWith("Bounce:", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_100_MB_unrecognized_bounce_is_forwarded_as_its_headers_and_start_only()
+    {
+        CreateList();
+        using var h = new RunnerHarness(_instance);
+        const long size = 100L << 20;
+        var line = Encoding.ASCII.GetBytes(new string('x', 999) + "\n");
+        h.Queues[QueueSet.Bounces].Enqueue(new EntryMetadata { List = List, Received = h.Time.GetUtcNow(), Destination = "dev-bounces@example.org", Sender = "postmaster@example.net" }, stream =>
+        {
+            stream.Write("From: postmaster@example.net\nSubject: huge and odd\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"B\"\n\n--B\nContent-Type: text/plain\n\nSomething went wrong.\n\n--B\nContent-Type: application/octet-stream\n\n"u8);
+            for (long n = 0; n < size; n += line.Length)
+            {
+                stream.Write(line);
+            }
+
+            stream.Write("\n--B--\n"u8);
+        }, null);
+
+        Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
+        Assert.Empty(h.Queues[QueueSet.Bounces].Pending());
+        Assert.Empty(h.Queues[QueueSet.Unrecognized].Pending());
+        var outQueue = h.Queues[QueueSet.Out];
+        var name = Assert.Single(outQueue.Pending());
+        Assert.True(outQueue.ReadMetadata(name).MessageLength < 2 * BounceRunner.ForwardLimit, $"forward is {outQueue.ReadMetadata(name).MessageLength} bytes");
+        var forward = Assert.Single(Notices(h));
+        Assert.Equal([Owner], forward.To);
+        var text = forward.Message.BodyParts.OfType<MimePart>().Select(p =>
+        {
+            using var content = new MemoryStream();
+            p.Content?.DecodeTo(content);
+            return Encoding.UTF8.GetString(content.ToArray());
+        }).ToList();
+        Assert.Contains(text, t => t.Contains("too large to forward whole", StringComparison.Ordinal));
+        Assert.Contains("Subject: huge and odd", forward.Message.ToString(), StringComparison.Ordinal); // text/rfc822-headers
+        Assert.Contains(text, t => t.Contains("Something went wrong.", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Entries_kept_in_unrecognized_are_deleted_after_UnrecognizedKeepDays_with_a_log_line()
+    {
+        CreateList();
+        using var h = new RunnerHarness(_instance);
+        Assert.Equal(30, h.Options.Bounces.UnrecognizedKeepDays);
+        Bounce(h, "stranger@example.net");
+        var unrecognized = h.Queues[QueueSet.Unrecognized];
+        var name = Assert.Single(unrecognized.Pending());
+
+        h.Time.Advance(TimeSpan.FromDays(29));
+        h.Bounces.Sweep();
+        Assert.Single(unrecognized.Pending());
+
+        h.Time.Advance(TimeSpan.FromDays(1));
+        h.Bounces.Sweep();
+        Assert.Empty(unrecognized.Pending());
+        Assert.Contains(h.BounceLog.Lines, l => l.StartsWith($"Bounce: entry {name} of dev@example.org kept in unrecognized since", StringComparison.Ordinal)
+            && l.Contains("VERP names stranger@example.net, who is not a member", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_sweep_that_failed_at_start_is_tried_again_a_minute_later_not_an_hour()
+    {
+        CreateList(l => l.BounceScoreThreshold = 1);
+        using var h = new RunnerHarness(_instance);
+        Bounce(h, "m00001@example.com");
+        Assert.Equal(1, Member("m00001@example.com")!.WarningsSent);
+        h.Time.Advance(TimeSpan.FromDays(7)); // warning 2 is due
+
+        // The out queue cannot be written (as on a full disk): the start-up sweep fails.
+        var outDir = _instance.QueueDir(QueueSet.Out);
+        Directory.Move(outDir, outDir + ".away");
+        File.WriteAllText(outDir, "not a directory");
+        using var stop = new CancellationTokenSource();
+        await h.Bounces.StartAsync(stop.Token);
+        try
+        {
+            Assert.Equal(1, Member("m00001@example.com")!.WarningsSent);
+            Assert.Contains(h.BounceLog.Lines, l => l.StartsWith("Bounce sweep failed", StringComparison.Ordinal));
+            Assert.Equal(BounceRunner.SweepRetry, h.Bounces.NextSweepDelay);
+
+            File.Delete(outDir);
+            Directory.Move(outDir + ".away", outDir);
+
+            // Two minutes of the fake clock, in steps, at most: enough for the retry, far short of the interval.
+            var advanced = TimeSpan.Zero;
+            Wait.Until(() =>
+            {
+                if (advanced < TimeSpan.FromMinutes(2))
+                {
+                    h.Time.Advance(TimeSpan.FromSeconds(5));
+                    advanced += TimeSpan.FromSeconds(5);
+                }
+
+                return Member("m00001@example.com")!.WarningsSent == 2;
+            }, TimeSpan.FromSeconds(30), "the sweep to be retried");
+            Assert.True(advanced <= TimeSpan.FromMinutes(2));
+            Assert.Equal(h.Options.Bounces.SweepInterval, h.Bounces.NextSweepDelay);
+        }
+        finally
+        {
+            stop.Cancel();
+            await h.Bounces.StopAsync(CancellationToken.None);
+        }
     }
 }

@@ -29,7 +29,10 @@ public sealed class AutoReply : IBounceDetector
     }
 
     /// <summary>Auto-Submitted: auto-replied (RFC 3834 section 5), the vacation programs' own
-    /// headers, or an auto-generated message whose subject says it is an absence notice.</summary>
+    /// headers, or a message whose subject says it is an absence notice and whose headers say it
+    /// was generated: Auto-Submitted, X-Auto-Response-Suppress, Exchange's inbox-rule loop marker
+    /// (X-MS-Exchange-Inbox-Rules-Loop, all an Outlook rule's "Automatic reply:" may carry), or
+    /// Precedence bulk or junk (what vacation programs before RFC 3834 set).</summary>
     private static bool IsAutomaticResponse(MimeMessage message)
     {
         var headers = message.Headers;
@@ -41,7 +44,10 @@ public sealed class AutoReply : IBounceDetector
             return true;
         }
 
-        var generated = autoSubmitted.StartsWith("auto-", StringComparison.OrdinalIgnoreCase) || headers.Contains("X-Auto-Response-Suppress");
+        var precedence = Keyword(headers[HeaderId.Precedence]);
+        var generated = autoSubmitted.StartsWith("auto-", StringComparison.OrdinalIgnoreCase) || headers.Contains("X-Auto-Response-Suppress")
+            || headers.Contains("X-MS-Exchange-Inbox-Rules-Loop")
+            || precedence.Equals("bulk", StringComparison.OrdinalIgnoreCase) || precedence.Equals("junk", StringComparison.OrdinalIgnoreCase);
         var subject = message.Subject ?? "";
         return generated && Array.Exists(SubjectCues, cue => subject.Contains(cue, StringComparison.OrdinalIgnoreCase));
     }

@@ -100,8 +100,10 @@ public sealed partial class SimpleMatch : IBounceDetector
 
     public string Description => "heuristic bounce texts of many MTAs (Mailman 2.1's SimpleMatch table)";
 
+    // A delay notice is SimpleWarning's, however much of it looks like a failure (Exim's warning
+    // starts as its failures do and quotes RCPT TO:<...> in its "Delay reason").
     public BounceAnalysis? Detect(BounceContext message)
-        => Scan(message, Patterns, plausibleOnly: true).Result(BounceKind.Permanent, Name);
+        => SimpleWarning.IsDelayNotice(message) ? null : Scan(message, Patterns, plausibleOnly: true).Result(BounceKind.Permanent, Name);
 
     internal static string? Angle(string line) => AngleColon.Angle(line);
 

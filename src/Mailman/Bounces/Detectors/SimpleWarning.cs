@@ -13,11 +13,11 @@ public sealed partial class SimpleWarning : IBounceDetector
     private static readonly LinePattern[] Patterns =
     [
         // pop3.pta.lia.net
-        new("the address to which the message has not yet been delivered is", l => Has(l, "The address to which the message has not yet been delivered is"), l => Has(l, "No action is required on your part"), AddressText.FirstAddressWord),
+        new("the address to which the message has not yet been delivered is", l => Has(l, "The address to which the message has not yet been delivered is"), l => Has(l, "No action is required on your part"), Word),
         // googlemail.com
-        new("this is a warning message only", l => Has(l, "THIS IS A WARNING MESSAGE ONLY"), l => Has(l, "Message will be retried"), AddressText.FirstAddressWord),
+        new("this is a warning message only", l => Has(l, "THIS IS A WARNING MESSAGE ONLY"), l => Has(l, "Message will be retried"), Word),
         // kundenserver.de
-        new("not yet been delivered", l => Has(l, "not yet been delivered"), l => Has(l, "No action is required on your part"), AddressText.FirstAddressWord),
+        new("not yet been delivered", l => Has(l, "not yet been delivered"), l => Has(l, "No action is required on your part"), Word),
         // Exchange advisory
         new("this is an advisory-only email", l => Has(l, "This is an advisory-only email"), l => Has(l, "has been postponed"), l => SimpleMatch.Group(Quoted(), l)),
     ];
@@ -91,6 +91,19 @@ public sealed partial class SimpleWarning : IBounceDetector
 
         return -1;
     }
+
+    /// <summary>
+    /// Whether the text reads as a delay notice: "not yet been delivered" with "no action is
+    /// required" or "delivery attempts will continue" (Exim's standard warning, whose "Delay
+    /// reason" line quotes <c>RCPT TO:&lt;...&gt;</c> like a failure would). SimpleMatch, asked
+    /// before this detector, leaves such a message to it.
+    /// </summary>
+    public static bool IsDelayNotice(BounceContext message)
+        => message.Mentions("not yet been delivered")
+            && (message.Mentions("no action is required") || message.Mentions("delivery attempts will continue"));
+
+    // The first word with an @, without Sendmail's "<anne@example.com>..." dressing.
+    private static string? Word(string line) => AddressText.Trimmed(AddressText.FirstAddressWord(line));
 
     [GeneratedRegex("\"(?<addr>[^\"]+)\"", Options)]
     private static partial Regex Quoted();

@@ -87,7 +87,7 @@ internal sealed class PipelinedWriter(Stream wire, Stream input, bool size, bool
             ServerClosing = true;
             foreach (var r in recipients)
             {
-                SmtpConnection.Classify(result, r, mail.Code, mail.Text);
+                SmtpConnection.Classify(result, r, mail.Code, mail.Text, atRecipient: false);
             }
 
             return;
@@ -108,7 +108,7 @@ internal sealed class PipelinedWriter(Stream wire, Stream input, bool size, bool
             }
             else
             {
-                SmtpConnection.Classify(result, r, reply.Code, reply.Text);
+                SmtpConnection.Classify(result, r, reply.Code, reply.Text, atRecipient: true);
                 result.Throttled |= SmtpConnection.IsThrottle(reply.Code, reply.Text);
             }
         }
@@ -126,7 +126,7 @@ internal sealed class PipelinedWriter(Stream wire, Stream input, bool size, bool
         {
             foreach (var r in recipients)
             {
-                SmtpConnection.Classify(result, r, mail.Code, mail.Text);
+                SmtpConnection.Classify(result, r, mail.Code, mail.Text, atRecipient: false);
             }
 
             Reset();
@@ -143,7 +143,7 @@ internal sealed class PipelinedWriter(Stream wire, Stream input, bool size, bool
         {
             foreach (var r in accepted)
             {
-                SmtpConnection.Classify(result, r, data.Code, data.Text);
+                SmtpConnection.Classify(result, r, data.Code, data.Text, atRecipient: false);
             }
 
             result.Throttled |= SmtpConnection.IsThrottle(data.Code, data.Text);
@@ -204,7 +204,7 @@ internal sealed class PipelinedWriter(Stream wire, Stream input, bool size, bool
             }
             else
             {
-                SmtpConnection.Classify(p.Result, r, reply.Code, reply.Text);
+                SmtpConnection.Classify(p.Result, r, reply.Code, reply.Text, atRecipient: false);
             }
         }
 

@@ -108,7 +108,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             catch (ParseException e)
             {
                 (invalid ??= []).Add(r.Address);
-                result.Bounced.Add((r, 553, "invalid address: " + e.Message));
+                result.Bounced.Add(new(r, 553, "invalid address: " + e.Message, AtRecipient: true));
             }
         }
 
@@ -180,7 +180,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
 
             if (refused.TryGetValue(r.Address, out var refusal))
             {
-                Classify(result, r, (int)refusal.Status, refusal.Response);
+                Classify(result, r, (int)refusal.Status, refusal.Response, atRecipient: true);
                 if (IsThrottle((int)refusal.Status, refusal.Response))
                 {
                     result.Throttled = true;
@@ -192,7 +192,8 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             }
             else if (transactionStatus is { } status)
             {
-                Classify(result, r, (int)status, transactionResponse ?? "");
+                // MAIL FROM or the end of DATA: the message or the sender, not this address.
+                Classify(result, r, (int)status, transactionResponse ?? "", atRecipient: false);
                 if (IsThrottle((int)status, transactionResponse ?? "") && client.SenderAccepted)
                 {
                     result.Throttled = true;
@@ -298,7 +299,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
     }
 
     // RFC 5321 §4.2.1: 4yz is transient; 552 (storage exceeded) may be treated as transient too (§4.5.3.1.10).
-    internal static void Classify(TransactionResult result, Recipient r, int status, string response)
+    internal static void Classify(TransactionResult result, Recipient r, int status, string response, bool atRecipient)
     {
         if (status is >= 400 and < 500 or 552)
         {
@@ -306,7 +307,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         }
         else
         {
-            result.Bounced.Add((r, status, response));
+            result.Bounced.Add(new(r, status, response, atRecipient));
         }
     }
 
@@ -474,10 +475,13 @@ public sealed class TransactionResult
 
     public List<(Recipient Recipient, int Status, string Response)> Deferred { get; } = [];
 
-    public List<(Recipient Recipient, int Status, string Response)> Bounced { get; } = [];
+    public List<Refusal> Bounced { get; } = [];
 
     /// <summary>The destination answered 421 or 4.7.x: it asks us to slow down.</summary>
     public bool Throttled { get; set; }
+
+    /// <summary>The transaction's index in its chunk and its recipients (where a refusal stood, for bounce scoring).</summary>
+    public (int Index, int Size) Transaction { get; set; }
 
     /// <summary>Pipelined: the data is sent, its reply is read with the next transaction or at <see cref="SmtpConnection.Complete"/>.</summary>
     public bool Pending { get; set; }

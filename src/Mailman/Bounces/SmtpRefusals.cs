@@ -1,0 +1,151 @@
+// Which 5xx refusals at SMTP time say something about the member's address, and so may score:
+// the relay we hand posts to refuses for many reasons that are its own (relay access, policy,
+// a content filter, a broken configuration) and would otherwise disable a whole list in days.
+// Pure policy: no database, no sockets.
+using System.Text;
+
+namespace Mailman.Bounces;
+
+/// <summary>A recipient the SMTP server refused with a 5xx while a post was delivered (or whose address the client could not write).</summary>
+/// <param name="Address">The recipient.</param>
+/// <param name="Status">The SMTP reply code.</param>
+/// <param name="Response">The reply text (with its RFC 3463 enhanced status code, when the server gives one).</param>
+/// <param name="AtRecipient">Refused in answer to its RCPT TO (or not writable at all); false: at MAIL FROM or after DATA (the message, not the address).</param>
+/// <param name="Transaction">Which transaction of the delivery chunk it was in.</param>
+/// <param name="TransactionSize">How many recipients that transaction had.</param>
+public sealed record SmtpRefusal(string Address, int Status, string Response, bool AtRecipient, int Transaction = 0, int TransactionSize = 1);
+
+public static class SmtpRefusals
+{
+    /// <summary>
+    /// Whether a refusal is about the address and may score: at RCPT, an enhanced status 5.1.x
+    /// (address) or 5.2.x (mailbox), or without an enhanced code a plain 550, 551 or 553
+    /// (RFC 5321 §4.2.2: mailbox unavailable, not local, name not allowed). Never a refusal
+    /// after DATA (the content), never 5.3.x, 5.4.x, 5.5.x, 5.6.x or 5.7.x (RFC 3463: the
+    /// system, network, protocol, content and policy), never 554 without an enhanced code.
+    /// </summary>
+    public static bool IsAboutTheAddress(SmtpRefusal refusal, out string why)
+    {
+        if (!refusal.AtRecipient)
+        {
+            why = "refused after DATA or at MAIL FROM: the message, not the address";
+            return false;
+        }
+
+        if (EnhancedCode(refusal.Response) is { } code)
+        {
+            if (code.Class == '5' && code.Subject is '1' or '2')
+            {
+                why = "";
+                return true;
+            }
+
+            why = $"{code.Class}.{code.Subject}.x is about the {Subject(code.Subject)}, not the address";
+            return false;
+        }
+
+        if (refusal.Status is 550 or 551 or 553)
+        {
+            why = "";
+            return true;
+        }
+
+        why = $"{refusal.Status} without an enhanced status code does not say the address is at fault";
+        return false;
+    }
+
+    /// <summary>
+    /// The transactions in which the server refused every recipient with the same reply (the
+    /// addresses in it aside): the relay refusing us, not the members. A chunk of one-recipient
+    /// transactions (a personalized post) counts as one when all of its
+    /// <paramref name="attempted"/> recipients (at least 2) were refused alike.
+    /// </summary>
+    /// <returns>The transactions; empty when none, or every one of the chunk's when it is the whole chunk.</returns>
+    public static HashSet<int> RefusedAlike(IReadOnlyList<SmtpRefusal> refusals, long attempted)
+    {
+        var alike = new HashSet<int>();
+        var all = refusals.ToList();
+        if (all.Count >= 2 && all.Count == attempted && AllAlike(all))
+        {
+            foreach (var r in all)
+            {
+                alike.Add(r.Transaction);
+            }
+
+            return alike;
+        }
+
+        foreach (var group in refusals.GroupBy(r => r.Transaction))
+        {
+            var list = group.ToList();
+            if (list.Count >= 2 && list.Count == list[0].TransactionSize && AllAlike(list))
+            {
+                alike.Add(group.Key);
+            }
+        }
+
+        return alike;
+    }
+
+    private static bool AllAlike(List<SmtpRefusal> refusals)
+    {
+        var first = Normalized(refusals[0]);
+        return refusals.TrueForAll(r => Normalized(r) == first);
+    }
+
+    /// <summary>
+    /// The status and text, lower case, with what differs per recipient taken out: addresses
+    /// (<c>&lt;...&gt;</c>, words with an @: servers echo the recipient) and, after the first
+    /// word (the enhanced code), words with digits (counters, queue ids).
+    /// </summary>
+    internal static string Normalized(SmtpRefusal r)
+    {
+        var sb = new StringBuilder().Append(r.Status).Append(' ');
+        var first = true;
+        foreach (var word in r.Response.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries))
+        {
+            var keep = !word.Contains('@', StringComparison.Ordinal) && !(word.StartsWith('<') && word.TrimEnd(':', ',', ';', '.').EndsWith('>'))
+                && (first || !word.AsSpan().ContainsAnyInRange('0', '9'));
+            first = false;
+            if (keep)
+            {
+                sb.Append(word.ToLowerInvariant()).Append(' ');
+            }
+        }
+
+        return sb.ToString();
+    }
+
+    // RFC 3463: class.subject.detail at the start of the text (MailKit gives the text after the reply code).
+    private static (char Class, char Subject)? EnhancedCode(string response)
+    {
+        var s = response.AsSpan().TrimStart();
+        if (s.Length >= 5 && s[0] is '2' or '4' or '5' && s[1] == '.' && char.IsAsciiDigit(s[2]))
+        {
+            var i = 2;
+            while (i < s.Length && char.IsAsciiDigit(s[i]))
+            {
+                i++;
+            }
+
+            if (i < s.Length - 1 && s[i] == '.' && char.IsAsciiDigit(s[i + 1]))
+            {
+                // Subjects are one digit in RFC 3463's registry; a longer one is none of 1 or 2.
+                return (s[0], i == 3 ? s[2] : 'x');
+            }
+        }
+
+        return null;
+    }
+
+    private static string Subject(char subject) => subject switch
+    {
+        '0' => "other or undefined",
+        '3' => "mail system",
+        '4' => "network or routing",
+        '5' => "protocol",
+        '6' => "content",
+        '7' => "security or policy",
+        _ => "status",
+    };
+}

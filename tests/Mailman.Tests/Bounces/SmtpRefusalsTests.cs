@@ -1,0 +1,45 @@
+// Which SMTP-time refusals are about the member's address (and may score), and when a relay
+// refusing everyone alike is told from members' own failures. Pure policy, no server.
+using Mailman.Bounces;
+
+namespace Mailman.Tests.Bounces;
+
+public sealed class SmtpRefusalsTests
+{
+    [Theory]
+    [InlineData(550, "5.1.1 <anne@example.com>: Recipient address rejected: User unknown", true, true)]
+    [InlineData(550, "5.1.10 RESOLVER.ADR.RecipientNotFound", true, true)]
+    [InlineData(550, "5.2.1 mailbox disabled", true, true)]
+    [InlineData(550, "no such user", true, true)]
+    [InlineData(551, "user not local", true, true)]
+    [InlineData(553, "mailbox name not allowed", true, true)]
+    [InlineData(553, "invalid address: bad", true, true)]
+    [InlineData(554, "5.7.1 <anne@example.com>: Relay access denied", true, false)]
+    [InlineData(550, "5.7.1 rejected by policy", true, false)]
+    [InlineData(550, "5.4.4 unable to route", true, false)]
+    [InlineData(550, "5.3.0 mail system full", true, false)]
+    [InlineData(501, "5.5.4 syntax error", true, false)]
+    [InlineData(554, "transaction failed", true, false)]
+    [InlineData(550, "5.1.1 no such user", false, false)]
+    [InlineData(554, "5.6.0 content rejected", false, false)]
+    public void Only_address_refusals_at_RCPT_are_about_the_address(int status, string response, bool atRcpt, bool expected)
+        => Assert.Equal(expected, SmtpRefusals.IsAboutTheAddress(new SmtpRefusal("anne@example.com", status, response, atRcpt), out _));
+
+    [Fact]
+    public void Every_recipient_of_a_transaction_refused_alike_is_the_relay()
+    {
+        SmtpRefusal R(string a, int t, int size, string text = "5.1.1 <{0}>: User unknown")
+            => new(a, 550, string.Format(System.Globalization.CultureInfo.InvariantCulture, text, a), true, t, size);
+
+        // Transaction 0: both refused alike (the address echoed aside); transaction 1: one of two.
+        Assert.Equal([0], SmtpRefusals.RefusedAlike([R("a@x.example", 0, 2), R("b@y.example", 0, 2), R("c@z.example", 1, 2)], 10));
+
+        // Different replies: members' own failures.
+        Assert.Empty(SmtpRefusals.RefusedAlike([R("a@x.example", 0, 2), R("b@y.example", 0, 2, "5.1.1 mailbox gone")], 10));
+
+        // One-recipient transactions (personalized): the whole chunk refused alike.
+        Assert.Equal([0, 1, 2], SmtpRefusals.RefusedAlike([R("a@x.example", 0, 1), R("b@x.example", 1, 1), R("c@x.example", 2, 1)], 3));
+        Assert.Empty(SmtpRefusals.RefusedAlike([R("a@x.example", 0, 1), R("b@x.example", 1, 1)], 3));
+        Assert.Empty(SmtpRefusals.RefusedAlike([R("a@x.example", 0, 1)], 1));
+    }
+}
