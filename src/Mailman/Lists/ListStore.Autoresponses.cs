@@ -36,10 +36,19 @@ public sealed partial class ListStore
         using var cmd = Command("""
             INSERT INTO autoresponses (list_id, address_key, day, count) VALUES ($list, $key, $day, 1)
             ON CONFLICT (list_id, address_key, day) DO UPDATE SET count = count + 1 WHERE count < $limit
-            """, ("$list", listId), ("$key", AddressKey(address)), ("$day", Day(day)), ("$limit", limit));
+            """, ("$list", listId), ("$key", MailboxKey(address)), ("$day", Day(day)), ("$limit", limit));
         var counted = cmd.ExecuteNonQuery() > 0;
         tx.Commit();
         return counted;
+    }
+
+    // The mailbox the replies land in: user+1@ ... user+30@ are one victim's, counted together.
+    private static string MailboxKey(string address)
+    {
+        var key = AddressKey(address);
+        var at = key.LastIndexOf('@');
+        var plus = at > 0 ? key.IndexOf('+', StringComparison.Ordinal) : -1;
+        return plus > 0 && plus < at ? key[..plus] + key[at..] : key;
     }
 
     private static string Day(DateOnly day) => day.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);

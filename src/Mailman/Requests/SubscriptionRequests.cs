@@ -85,6 +85,17 @@ public sealed class SubscriptionRequests(
         List<Member> moderators;
         using (var store = lists.Open())
         {
+            // One request per address awaits the moderators, told once: a flood of joins from one
+            // address must not become a flood of notices (a replay of the same request, after a
+            // crash, still sends what it had not sent: its notices are named by the request).
+            if (store.FindPending(list.Name, PendingKind.ModerateSubscription, Key(address)) is { } waiting && waiting.Expires > now
+                && store.FindPending(token, now)?.Id != waiting.Id)
+            {
+                logger.LogInformation("Pending: {Recipient} asks again to join {ListId}; the request of {Created:u} already awaits a moderator",
+                    address, list.Name.Fqdn, waiting.Created);
+                return;
+            }
+
             store.UpsertPending(list.Name, PendingKind.ModerateSubscription, Key(address), address, displayName, "", now, now + list.PendingRequestLife, token);
             moderators = store.Roles(list.Name, ListRole.Moderator).Concat(store.Roles(list.Name, ListRole.Owner))
                 .DistinctBy(m => Key(m.Address)).ToList();

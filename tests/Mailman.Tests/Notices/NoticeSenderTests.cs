@@ -110,6 +110,20 @@ public sealed class NoticeSenderTests : IDisposable
         Assert.True(h.Notices.Send(new Notice(_list, NoticeTemplates.ConfirmSubscribe, "victim@example.com") { Kind = NoticeKind.Reply, Answering = Request() }, Trigger, "next day").Queued);
     }
 
+    // The review sent 30 confirmations to victim+1@ ... victim+30@: one mailbox, one limit.
+    [Fact]
+    public void Subaddresses_of_one_mailbox_share_its_daily_limit()
+    {
+        using var h = new RunnerHarness(_instance);
+        var queued = Enumerable.Range(0, 30).Count(i => h.Notices.Send(new Notice(_list, NoticeTemplates.ConfirmSubscribe, $"victim+{i}@example.com")
+        {
+            Kind = NoticeKind.Reply,
+            Answering = Request(),
+            AnsweringSender = $"victim+{i}@example.com",
+        }, Trigger, "confirm " + i).Queued);
+        Assert.Equal(3, queued);
+    }
+
     [Fact]
     public void Values_from_mail_cannot_add_a_header()
     {

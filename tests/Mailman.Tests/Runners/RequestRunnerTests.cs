@@ -396,6 +396,27 @@ public sealed class RequestRunnerTests : IDisposable
         Assert.Contains("anne@example.com is now subscribed", mails.Single(m => m.To == "mod@example.com").Message.TextBody, StringComparison.Ordinal);
     }
 
+    // The review's 25 joins from one address sent 25 notices to the owner: one request, told once.
+    [Fact]
+    public void Repeated_joins_from_one_address_ask_the_moderators_once()
+    {
+        _instance.CreateList(List, l => l.Set("subscription_policy", "moderate"));
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            store.AddRole(Dev, ListRole.Moderator, [new Member("mod@example.com", "Mod")]);
+        }
+
+        using var h = new RunnerHarness(_instance);
+        for (var i = 0; i < 10; i++)
+        {
+            h.InjectRequest("dev-join@example.org", Mail("dev-join@example.org"), "anne@example.com");
+        }
+
+        RunnerHarness.Drain(h.Requests);
+        Assert.Single(Out(h), m => m.To == "mod@example.com");
+        Assert.Single(Pending());
+    }
+
     [Fact]
     public void A_moderator_who_rejects_tells_the_address_why()
     {
