@@ -27,6 +27,15 @@ public sealed class RequestProcessor(ListStoreFactory lists, NoticeSender notice
     /// <exception cref="IOException">A notice could not be queued (the runner shunts it; nothing is lost).</exception>
     public void Process(string entryName, EntryMetadata metadata, byte[] raw)
     {
+        using var stream = new MemoryStream(raw, writable: false);
+        Process(entryName, metadata, stream);
+    }
+
+    /// <summary>Processes one request entry whose message is read from <paramref name="raw"/> as needed (it stays open until this returns).</summary>
+    /// <exception cref="InvalidOperationException">The entry names no existing list (the runner shunts it).</exception>
+    /// <exception cref="IOException">A notice could not be queued (the runner shunts it; nothing is lost).</exception>
+    public void Process(string entryName, EntryMetadata metadata, Stream raw)
+    {
         var name = ListName.TryParse(metadata.List, out var parsed, out var error) ? parsed : throw new InvalidOperationException($"the entry names an invalid list: {error}");
         var list = lists.FindList(name) ?? throw new InvalidOperationException($"no such list: {metadata.List}");
         ExpireRequests();
@@ -35,11 +44,8 @@ public sealed class RequestProcessor(ListStoreFactory lists, NoticeSender notice
         var address = ListAddress.TryResolve(destination, out var resolved, out _) && resolved.List == list.Name ? resolved : new ListAddress(list.Name, QueueSet.Request) { Suffix = "-request" };
         // Tokens stay out of the logs: a confirmation address is logged without its +TOKEN.
         var to = address.Suffix == "-confirm" && address.Extension is not null ? $"{list.Name.LocalPart}-confirm+(token)@{list.Name.Domain}" : Member.Sanitize(destination);
-        MimeMessage message;
-        using (var stream = new MemoryStream(raw, writable: false))
-        {
-            message = MimeMessage.Load(stream);
-        }
+        // Persistent: the parts' contents stay in the file until a command reads them.
+        var message = MimeMessage.Load(raw, persistent: true);
 
         if (WhyIgnore(message, metadata.Sender) is { } why)
         {
