@@ -146,6 +146,24 @@ public abstract class SmtpFaultTests : IDisposable
         Assert.Equal(10, server.Received.Count);
     }
 
+    // The README promised a refused MAIL FROM defers; it was recorded as every member's bounce.
+    [Fact]
+    public void A_5xx_to_MAIL_FROM_defers_every_copy_to_retry_and_bounces_nobody()
+    {
+        using (var refusing = SmtpSink.Start("-f", "MAIL"))
+        {
+            using var h = Harness(refusing.Port);
+            ToOut(h);
+            RunnerHarness.Drain(h.Outgoing);
+            Assert.Equal(10, RetryRecipients(h).Count);
+        }
+
+        Runners.RetryTestHelper.MakeDue(_instance);
+        using var sink = SmtpSink.Start();
+        MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, Env());
+        Assert.Equal(10, sink.WaitFor(10).Select(m => m.Recipients[0]).Distinct().Count());
+    }
+
     [Fact]
     public void A_dropped_connection_in_the_middle_of_DATA_is_retried_and_nothing_is_lost()
     {

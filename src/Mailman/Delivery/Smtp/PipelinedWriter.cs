@@ -124,9 +124,10 @@ internal sealed class PipelinedWriter(Stream wire, Stream input, bool size, bool
 
         if (!SenderAccepted)
         {
+            // Our configuration, not the members (as MailKit's path): the copies wait in retry.
             foreach (var r in recipients)
             {
-                SmtpConnection.Classify(result, r, mail.Code, mail.Text, atRecipient: false);
+                result.Deferred.Add((r, mail.Code, mail.Text));
             }
 
             Reset();

@@ -190,9 +190,15 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             {
                 result.Deferred.Add((r, 0, transactionResponse ?? "connection lost"));
             }
+            else if (transactionStatus is { } refusedSender && !client.SenderAccepted)
+            {
+                // A refused MAIL FROM is our configuration (the relay's sender rules), not the
+                // members: the copies wait in retry, whatever the code, and nobody is scored.
+                result.Deferred.Add((r, (int)refusedSender, transactionResponse ?? ""));
+            }
             else if (transactionStatus is { } status)
             {
-                // MAIL FROM or the end of DATA: the message or the sender, not this address.
+                // The end of DATA: the message, not this address.
                 Classify(result, r, (int)status, transactionResponse ?? "", atRecipient: false);
                 if (IsThrottle((int)status, transactionResponse ?? "") && client.SenderAccepted)
                 {
