@@ -212,6 +212,9 @@ public sealed class HardeningTests : IDisposable
         Wait.Until(() => File.Exists(pidFile) || first.HasExited, TimeSpan.FromSeconds(60), "the first daemon's pid file");
         Assert.False(first.HasExited, first.Output);
 
+        // The lock and the pid come before the host: its SIGTERM handling is there once it has started.
+        Wait.Until(() => Log().Contains(" starting: instance ", StringComparison.Ordinal) || first.HasExited, TimeSpan.FromSeconds(60), "the first daemon's start line");
+
         var second = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: Env(sink.Port));
         Assert.Equal(75, second.ExitCode);
         Assert.Equal($"mailman: another mailman serve (pid {first.Pid}) is running on the instance {_instance.Home}", second.Stderr.Trim());
