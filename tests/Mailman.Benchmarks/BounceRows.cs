@@ -100,7 +100,8 @@ internal static class BounceRows
         return sb.ToString();
     }
 
-    private static DateTime Stamp(string line) => DateTime.ParseExact(line[..23], "yyyy-MM-dd HH:mm:ss.fff", CultureInfo.InvariantCulture);
+    // Log lines start with an ISO 8601 timestamp (2026-12-01T21:49:27.415+00:00).
+    private static DateTime Stamp(string line) => DateTime.ParseExact(line[..23], "yyyy-MM-dd'T'HH:mm:ss.fff", CultureInfo.InvariantCulture);
 
     private static void Inject(string mailman, string home, string member, byte[] message)
     {
