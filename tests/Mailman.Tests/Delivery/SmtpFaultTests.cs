@@ -130,8 +130,19 @@ public abstract class SmtpFaultTests : IDisposable
         ToOut(h);
 
         RunnerHarness.Drain(h.Outgoing);
-        Assert.Equal(9, server.Received.Count);
-        Assert.Equal([M(5)], RetryRecipients(h));
+        if (code == 421)
+        {
+            // A 421 also halves the domain's pace: under load a later copy of this run can find
+            // no token and wait in retry beside M(5). Every member is sent or waiting, once.
+            var waiting = RetryRecipients(h);
+            Assert.Contains(M(5), waiting);
+            Assert.Equal(10, server.Received.Count + waiting.Count);
+        }
+        else
+        {
+            Assert.Equal(9, server.Received.Count);
+            Assert.Equal([M(5)], RetryRecipients(h));
+        }
 
         // A 421 or 4.7.x also halves the domain's pace (Pacer): under load a retried copy can
         // find no token within its second and wait in retry once more; none is lost or doubled.

@@ -80,7 +80,9 @@ public sealed class SenderCheckTests : IDisposable
         Inject(Post($"From: {from}\n", "many@example.net"), sender: "a0@example.net");
         Wait.Until(() => _instance.Count("hold") == 1 || daemon.HasExited, TimeSpan.FromSeconds(60), "the post to be held");
         Wait.Until(() => _instance.Count("out") == 0 && _instance.Count("in") == 0, TimeSpan.FromSeconds(60), "the notices to be sent");
-        var opened = Opened() - before;
+        // The endpoint may answer from its scrape cache for a moment: wait for the count to move.
+        long opened = 0;
+        Wait.Until(() => (opened = Opened() - before) >= 1, TimeSpan.FromSeconds(30), "the post's connections in the metric");
         daemon.Terminate();
         Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(60)));
 
