@@ -6,7 +6,11 @@ namespace Mailman.TestSupport;
 public static class Wait
 {
     /// <exception cref="TimeoutException">The condition did not hold before the deadline.</exception>
-    public static void Until(Func<bool> condition, TimeSpan timeout, string what)
+    public static void Until(Func<bool> condition, TimeSpan timeout, string what) => Until(condition, timeout, what, null);
+
+    /// <summary>As <see cref="Until(Func{bool}, TimeSpan, string)"/>; on timeout the message ends with what <paramref name="state"/> says then.</summary>
+    /// <exception cref="TimeoutException">The condition did not hold before the deadline.</exception>
+    public static void Until(Func<bool> condition, TimeSpan timeout, string what, Func<string>? state)
     {
         var watch = Stopwatch.StartNew();
         var spin = new SpinWait();
@@ -14,7 +18,7 @@ public static class Wait
         {
             if (watch.Elapsed > timeout)
             {
-                throw new TimeoutException($"timed out after {timeout.TotalSeconds:F0}s waiting for {what}");
+                throw new TimeoutException($"timed out after {timeout.TotalSeconds:F0}s waiting for {what}" + (state is null ? "" : "; " + state()));
             }
 
             // Yield the CPU between checks; this is a poll on a condition, not a sleep standing in for one.

@@ -348,12 +348,13 @@ public sealed class PostDelivery
 
                     // Only a reply says the relay is up: a transaction whose connection broke
                     // (deferred with no status) must not end the down episode another
-                    // connection to the same relay just began (it would be logged twice).
+                    // connection to the same relay just began (it would be logged twice), nor
+                    // may the late reply of one sent before that episode began.
                     if (result.Delivered.Count > 0 || result.Bounced.Count > 0 || result.Deferred.Exists(d => d.Status != 0))
                     {
                         lock (gate)
                         {
-                            Pool.MarkUp(relay, result.Delivered.Count, clock.GetTimestamp());
+                            Pool.MarkUp(relay, result.Delivered.Count, result.Started, clock.GetTimestamp());
                         }
                     }
 
@@ -406,6 +407,7 @@ public sealed class PostDelivery
                     var result = results[0] == pending ? results[1] : results[0];
                     result.Clear();
                     result.Transaction = (t, batch.Length);
+                    result.Started = clock.GetTimestamp();
                     string sender;
                     try
                     {

@@ -128,10 +128,14 @@ public sealed class RelayPool
         PublishLocked(force: true);
     }
 
-    /// <summary>Under the gate: a transaction went through <paramref name="r"/>.</summary>
-    internal void MarkUp(RelayState r, int copies, long now)
+    /// <summary>
+    /// Under the gate: a transaction begun at <paramref name="started"/> went through
+    /// <paramref name="r"/>. It ends a down episode only when it began after the episode did: a
+    /// reply read late (pipelined) to a transaction sent before the refusal says nothing new.
+    /// </summary>
+    internal void MarkUp(RelayState r, int copies, long started, long now)
     {
-        if (r.DownUntil != 0)
+        if (r.DownUntil != 0 && started >= r.DownSince)
         {
             _log?.LogInformation("Relay {Relay} is up again after {Seconds:F0}s down", r.Relay.Name, (double)(now - r.DownSince) / _second);
             r.DownUntil = 0;

@@ -49,7 +49,7 @@ public sealed class RelayPoolTests
         var down = published[^1].Single(s => s.Relay == "127.0.0.1:2525");
         Assert.Equal(("down", "421 4.3.2 busy"), (down.State, down.LastError));
 
-        pool.MarkUp(r, 1, _time.GetTimestamp());
+        pool.MarkUp(r, 1, _time.GetTimestamp(), _time.GetTimestamp());
         Assert.False(r.IsDown);
         Assert.Contains(_log.Lines, l => l.Text.Contains("is up again", StringComparison.Ordinal));
 
@@ -58,6 +58,32 @@ public sealed class RelayPoolTests
         _time.Advance(TimeSpan.FromSeconds(2));
         Assert.True(RelayPool.Usable(r, _time.GetTimestamp()));
         Assert.Equal(2, _log.Lines.Count(l => l.Level == LogLevel.Warning));
+    }
+
+    [Fact]
+    public void A_late_reply_to_a_transaction_sent_before_the_refusal_counts_the_copy_but_does_not_end_the_episode()
+    {
+        var pool = new RelayPool([Relay.Plain("127.0.0.1", 2525), Relay.Plain("127.0.0.1", 2526)], _log, time: _time);
+        var r = pool.Relays[0];
+        var sentBefore = _time.GetTimestamp();
+        _time.Advance(TimeSpan.FromMilliseconds(5));
+        pool.MarkDown(r, "connection refused", _time.GetTimestamp());
+        _time.Advance(TimeSpan.FromMilliseconds(2));
+
+        // Another connection reads the reply to what it sent before the relay died.
+        pool.MarkUp(r, 10, sentBefore, _time.GetTimestamp());
+        Assert.True(r.IsDown);
+        Assert.Equal(10, r.Sent);
+
+        // Its next transaction is refused too: still the same episode, logged once.
+        pool.MarkDown(r, "connection refused", _time.GetTimestamp());
+        Assert.Single(_log.Lines, l => l.Level == LogLevel.Warning);
+        Assert.DoesNotContain(_log.Lines, l => l.Text.Contains("is up again", StringComparison.Ordinal));
+
+        // A transaction begun after the refusal that gets a reply ends it.
+        _time.Advance(TimeSpan.FromSeconds(4));
+        pool.MarkUp(r, 1, _time.GetTimestamp(), _time.GetTimestamp());
+        Assert.False(r.IsDown);
     }
 
     [Fact]

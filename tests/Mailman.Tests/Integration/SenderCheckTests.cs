@@ -14,6 +14,7 @@ namespace Mailman.Tests.Integration;
 public sealed class SenderCheckTests : IDisposable
 {
     private const string List = "dev@example.org";
+    private static readonly string[] Queues = ["in", "out", "retry", "hold", "bad", "shunt"];
     private readonly TempInstance _instance = new();
 
     public void Dispose() => _instance.Dispose();
@@ -54,7 +55,7 @@ public sealed class SenderCheckTests : IDisposable
             ["Mailman__Metrics__PrometheusUrl"] = $"http://127.0.0.1:{port}/",
             ["Mailman__Queues__PollInterval"] = "00:00:00.050",
         });
-        using var http = new HttpClient();
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
         long Opened()
         {
             var text = http.GetStringAsync(new Uri($"http://127.0.0.1:{port}/metrics")).GetAwaiter().GetResult();
@@ -67,22 +68,28 @@ public sealed class SenderCheckTests : IDisposable
         {
             try
             {
-                return (before = Opened()) >= 0;
+                return (before = Opened()) >= 0 || daemon.HasExited;
             }
-            catch (HttpRequestException)
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
             {
-                return false;
+                return daemon.HasExited;
             }
         }, TimeSpan.FromSeconds(60), "the metrics endpoint");
+        Assert.False(daemon.HasExited, daemon.Output);
+
+        string State() => string.Join(", ", Queues.Select(q => $"{q}={_instance.Count(q)}"))
+            + "; logs: " + new string(string.Join("\n", Directory.GetFiles(_instance.Paths.LogsDirectory).Select(File.ReadAllText)).TakeLast(4000).ToArray());
 
         // 300 authors, none of them members.
         var from = string.Join(", ", Enumerable.Range(0, 300).Select(i => $"a{i}@example.net"));
         Inject(Post($"From: {from}\n", "many@example.net"), sender: "a0@example.net");
-        Wait.Until(() => _instance.Count("hold") == 1 || daemon.HasExited, TimeSpan.FromSeconds(60), "the post to be held");
-        Wait.Until(() => _instance.Count("out") == 0 && _instance.Count("in") == 0, TimeSpan.FromSeconds(60), "the notices to be sent");
+        Wait.Until(() => _instance.Count("hold") == 1 || daemon.HasExited, TimeSpan.FromSeconds(60), "the post to be held", State);
+        Assert.False(daemon.HasExited, daemon.Output);
+        Wait.Until(() => (_instance.Count("out") == 0 && _instance.Count("in") == 0) || daemon.HasExited, TimeSpan.FromSeconds(60), "the notices to be sent", State);
+        Assert.False(daemon.HasExited, daemon.Output);
         // The endpoint may answer from its scrape cache for a moment: wait for the count to move.
         long opened = 0;
-        Wait.Until(() => (opened = Opened() - before) >= 1, TimeSpan.FromSeconds(30), "the post's connections in the metric");
+        Wait.Until(() => (opened = Opened() - before) >= 1, TimeSpan.FromSeconds(30), "the post's connections in the metric", State);
         daemon.Terminate();
         Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(60)));
 

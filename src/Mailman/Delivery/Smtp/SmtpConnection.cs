@@ -492,6 +492,9 @@ public sealed class TransactionResult
     /// <summary>Pipelined: the data is sent, its reply is read with the next transaction or at <see cref="SmtpConnection.Complete"/>.</summary>
     public bool Pending { get; set; }
 
+    /// <summary>When the transaction began, on the relay pool's clock: a reply to a transaction begun before the relay was marked down does not say it is up again.</summary>
+    public long Started { get; set; }
+
     public void Clear()
     {
         Delivered.Clear();
