@@ -65,7 +65,7 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
             db.UpsertPending(list.Name, PendingKind.HeldPost, name, poster, "", Bound(post.Subject ?? "", 200), now, DateTimeOffset.MaxValue, token);
             if (list.AdminImmedNotify)
             {
-                var attachment = size <= AttachmentLimit && post.Body is not null ? (MimeEntity)new MessagePart { Message = post } : HeadersOnly(post);
+                var attachment = size <= AttachmentLimit && post.Body is not null ? (MimeEntity)new MessagePart { Message = post } : NoticeAttachments.HeadersOf(post);
                 foreach (var moderator in Moderators(db, list))
                 {
                     notices.Send(new Notice(list, NoticeTemplates.ModeratorPost, moderator.Address)
@@ -188,7 +188,7 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
                     Answering = post,
                     AnsweringSender = entry.Metadata.Sender,
                     Values = new Dictionary<string, string> { ["reason"] = text },
-                    Attachment = small ? new MessagePart { Message = post } : HeadersOnly(post),
+                    Attachment = small ? new MessagePart { Message = post } : NoticeAttachments.HeadersOf(post),
                 }, id, "rejected");
             told = result.Queued ? $"; {poster} is told why" : $"; the poster is not told ({result.NotSentBecause})";
         }
@@ -420,18 +420,6 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
         }
 
         return message;
-    }
-
-    // For posts too large to attach: their header block, as Mailman does for digests of bounces.
-    private static MimePart HeadersOnly(MimeMessage post)
-    {
-        using var headers = new MemoryStream();
-        post.Headers.WriteTo(WireFormat.Options, headers);
-        return new MimePart("text", "rfc822-headers")
-        {
-            Content = new MimeContent(new MemoryStream(headers.ToArray())),
-            ContentDisposition = new ContentDisposition(ContentDisposition.Inline),
-        };
     }
 
     private static string Bound(string text, int max) => text.Length <= max ? text : text[..(max - 3)] + "...";

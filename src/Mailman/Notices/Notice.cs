@@ -1,4 +1,5 @@
 // What a runner asks the notice sender for: which text, to whom, in answer to what.
+using Mailman.Delivery;
 using Mailman.Lists;
 using MimeKit;
 
@@ -42,4 +43,20 @@ public sealed record Notice(MailingList List, string Template, string To)
 public sealed record NoticeResult(string? Entry, string? NotSentBecause)
 {
     public bool Queued => Entry is not null;
+}
+
+/// <summary>What a notice attaches in place of a message too large to attach whole.</summary>
+public static class NoticeAttachments
+{
+    /// <summary>The message's header block as text/rfc822-headers (RFC 6522), inline.</summary>
+    public static MimePart HeadersOf(MimeMessage message)
+    {
+        using var headers = new MemoryStream();
+        message.Headers.WriteTo(WireFormat.Options, headers);
+        return new MimePart("text", "rfc822-headers")
+        {
+            Content = new MimeContent(new MemoryStream(headers.ToArray())),
+            ContentDisposition = new ContentDisposition(ContentDisposition.Inline),
+        };
+    }
 }

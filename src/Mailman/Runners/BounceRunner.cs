@@ -8,6 +8,7 @@ using System.Globalization;
 using Mailman.Bounces;
 using Mailman.Delivery;
 using Mailman.Instance;
+using Mailman.Notices;
 using Mailman.Queues;
 using Microsoft.Extensions.Logging;
 using MimeKit;
@@ -231,8 +232,6 @@ public sealed class BounceRunner(QueueSet queues, Activity activity, MailmanOpti
             var prefix = new byte[ForwardLimit];
             var n = stream.ReadAtLeast(prefix, prefix.Length, throwOnEndOfStream: false);
             var start = MimeMessage.Load(new MemoryStream(prefix, 0, n, writable: false), CancellationToken.None);
-            using var headers = new MemoryStream();
-            start.Headers.WriteTo(WireFormat.Options, headers);
             var shortened = new Multipart("mixed")
             {
                 new TextPart("plain")
@@ -240,11 +239,7 @@ public sealed class BounceRunner(QueueSet queues, Activity activity, MailmanOpti
                     Text = string.Create(CultureInfo.InvariantCulture,
                         $"This bounce is {length} bytes, too large to forward whole (over {ForwardLimit / 1024} KB): its headers and the start of its first part follow; the rest was not read.\n"),
                 },
-                new MimePart("text", "rfc822-headers")
-                {
-                    Content = new MimeContent(new MemoryStream(headers.ToArray())),
-                    ContentDisposition = new ContentDisposition(ContentDisposition.Inline),
-                },
+                NoticeAttachments.HeadersOf(start),
             };
             if ((start.Body is Multipart { Count: > 0 } multipart ? multipart[0] : start.Body) is { } first)
             {

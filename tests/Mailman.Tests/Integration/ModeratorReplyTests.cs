@@ -69,18 +69,13 @@ public sealed class ModeratorReplyTests : IDisposable
             store.AddRole(ListName.Parse(List), ListRole.Moderator, [new Member("mo@example.com", "Mo")]);
         }
 
-        var aliases = MailmanProcess.Run(_instance.Home, ["aliases", "--pipe-user", "nobody"]);
-        Assert.True(aliases.ExitCode == 0, aliases.Stderr);
-        var dir = Path.Combine(_instance.Paths.VarDirectory, "postfix");
+        var aliases = AliasFiles.Write(_instance.Home);
         Chown();
-        var postfix = PostfixInstance.Create(sink.Port, File.ReadAllText(Path.Combine(dir, "main.cf.snippet")), File.ReadAllText(Path.Combine(dir, "master.cf.snippet")));
-        postfix.Postmap(Path.Combine(dir, "transport"));
-        postfix.Start();
-        return postfix;
+        return aliases.StartPostfix(sink.Port);
     }
 
     // Postfix's pipe runs `inject` as nobody: the instance is theirs, and so is the daemon.
-    private void Chown() => Assert.Equal(0, PostfixInstance.Run("chown", "-R", "nobody:nogroup", _instance.Home));
+    private void Chown() => AliasFiles.HandToNobody(_instance.Home);
 
     private void Serve(PostfixInstance postfix) => MailmanProcess.ServeUntilIdle(_instance.Home, postfix.Port, runAs: "nobody");
 

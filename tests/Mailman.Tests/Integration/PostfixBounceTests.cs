@@ -42,18 +42,11 @@ public sealed class PostfixBounceTests : IDisposable
         using var sink = SmtpSink.Start();
         using var refusing = SmtpSink.Start("-f", "RCPT");
         var closedPort = Net.FreePort();
-        var aliases = MailmanProcess.Run(_instance.Home, ["aliases", "--pipe-user", "nobody"]);
-        Assert.True(aliases.ExitCode == 0, aliases.Stderr);
-        var dir = Path.Combine(_instance.Paths.VarDirectory, "postfix");
-        var transport = Path.Combine(dir, "transport");
-        File.AppendAllText(transport, $"dead.example.com\tsmtp:[127.0.0.1]:{refusing.Port}\nslow.example.com\tsmtp:[127.0.0.1]:{closedPort}\n");
+        var aliases = AliasFiles.Write(_instance.Home);
+        File.AppendAllText(aliases.Transport, $"dead.example.com\tsmtp:[127.0.0.1]:{refusing.Port}\nslow.example.com\tsmtp:[127.0.0.1]:{closedPort}\n");
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        Assert.Equal(0, PostfixInstance.Run("chown", "-R", "nobody:nogroup", _instance.Home));
-        using var postfix = PostfixInstance.Create(sink.Port,
-            File.ReadAllText(Path.Combine(dir, "main.cf.snippet")) + "delay_warning_time = 1s\n",
-            File.ReadAllText(Path.Combine(dir, "master.cf.snippet")));
-        postfix.Postmap(transport);
-        postfix.Start();
+        AliasFiles.HandToNobody(_instance.Home);
+        using var postfix = aliases.StartPostfix(sink.Port, mainCf: aliases.MainCf + "delay_warning_time = 1s\n");
 
         // Post 1: the dead member's copy bounces; Postfix's DSN comes back to its VERP address.
         Post(postfix, 1);

@@ -22,15 +22,10 @@ public sealed class PostfixRequestTests : IDisposable
     {
         _instance.CreateList(List, l => l.DisplayName = "Dev");
         using var sink = SmtpSink.Start();
-        var aliases = MailmanProcess.Run(_instance.Home, ["aliases", "--pipe-user", "nobody"]);
-        Assert.True(aliases.ExitCode == 0, aliases.Stderr);
-        var dir = Path.Combine(_instance.Paths.VarDirectory, "postfix");
-        var transport = Path.Combine(dir, "transport");
-        Assert.Contains("dev-confirm@lists.example.org\tmailmanq:", File.ReadAllText(transport), StringComparison.Ordinal);
-        using var postfix = PostfixInstance.Create(sink.Port, File.ReadAllText(Path.Combine(dir, "main.cf.snippet")), File.ReadAllText(Path.Combine(dir, "master.cf.snippet")));
-        postfix.Postmap(transport);
+        var aliases = AliasFiles.Write(_instance.Home);
+        Assert.Contains("dev-confirm@lists.example.org\tmailmanq:", File.ReadAllText(aliases.Transport), StringComparison.Ordinal);
         Handover();
-        postfix.Start();
+        using var postfix = aliases.StartPostfix(sink.Port);
 
         // join → confirmation → reply → welcome
         Send(postfix.Port, "dev-join@lists.example.org", "join", "please\n", "join-1@example.com");
@@ -68,7 +63,7 @@ public sealed class PostfixRequestTests : IDisposable
     }
 
     // Postfix pipes into `mailman inject` as nobody: the instance is theirs between daemon runs.
-    private void Handover() => Assert.Equal(0, PostfixInstance.Run("chown", "-R", "nobody:nogroup", _instance.Home));
+    private void Handover() => AliasFiles.HandToNobody(_instance.Home);
 
     // Waits for Postfix to pipe the mail in, runs the daemon until idle (as nobody, whose instance it is), hands
     // the instance back, and waits for the answer at the sink.

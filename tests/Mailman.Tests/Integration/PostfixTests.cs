@@ -23,18 +23,13 @@ public sealed class PostfixTests : IDisposable
         CreateList(members: 20);
         using var sink = SmtpSink.Start();
 
-        var aliases = MailmanProcess.Run(_instance.Home, ["aliases", "--pipe-user", "nobody"]);
-        Assert.True(aliases.ExitCode == 0, aliases.Stderr);
-        var dir = Path.Combine(_instance.Paths.VarDirectory, "postfix");
-        var transport = Path.Combine(dir, "transport");
-        Assert.Contains("dev-bounces@lists.example.org\tmailmanq:", File.ReadAllText(transport), StringComparison.Ordinal);
+        var aliases = AliasFiles.Write(_instance.Home);
+        Assert.Contains("dev-bounces@lists.example.org\tmailmanq:", File.ReadAllText(aliases.Transport), StringComparison.Ordinal);
 
         // A map that still names a list deleted since: Postfix pipes, inject answers 67.
-        File.AppendAllText(transport, "gone@lists.example.org\tmailmanq:\n");
-        Assert.Equal(0, PostfixInstance.Run("chown", "-R", "nobody:nogroup", _instance.Home));
-        using var postfix = PostfixInstance.Create(sink.Port, File.ReadAllText(Path.Combine(dir, "main.cf.snippet")), File.ReadAllText(Path.Combine(dir, "master.cf.snippet")));
-        postfix.Postmap(transport);
-        postfix.Start();
+        File.AppendAllText(aliases.Transport, "gone@lists.example.org\tmailmanq:\n");
+        AliasFiles.HandToNobody(_instance.Home);
+        using var postfix = aliases.StartPostfix(sink.Port);
 
         Send(postfix.Port, "poster@example.com", List, "post-1@example.com");
         Wait.Until(() => _instance.Count("in") == 1, TimeSpan.FromSeconds(60), "Postfix to pipe the post into inject; log: " + postfix.Log());
@@ -77,18 +72,12 @@ public sealed class PostfixTests : IDisposable
     {
         CreateList(members: 1);
         using var sink = SmtpSink.Start();
-        var aliases = MailmanProcess.Run(_instance.Home, ["aliases", "--pipe-user", "nobody"]);
-        Assert.True(aliases.ExitCode == 0, aliases.Stderr);
-        var dir = Path.Combine(_instance.Paths.VarDirectory, "postfix");
-        var transport = Path.Combine(dir, "transport");
-        var masterCf = File.ReadAllText(Path.Combine(dir, "master.cf.snippet"));
-        Assert.Contains("flags=X ", masterCf, StringComparison.Ordinal);
-        Assert.Contains(" --sender ${sender} ", masterCf, StringComparison.Ordinal);
-        masterCf = masterCf.Replace("flags=X ", $"flags={flags} ", StringComparison.Ordinal).Replace(" --sender ${sender} ", " ", StringComparison.Ordinal);
-        Assert.Equal(0, PostfixInstance.Run("chown", "-R", "nobody:nogroup", _instance.Home));
-        using var postfix = PostfixInstance.Create(sink.Port, File.ReadAllText(Path.Combine(dir, "main.cf.snippet")), masterCf);
-        postfix.Postmap(transport);
-        postfix.Start();
+        var aliases = AliasFiles.Write(_instance.Home);
+        Assert.Contains("flags=X ", aliases.MasterCf, StringComparison.Ordinal);
+        Assert.Contains(" --sender ${sender} ", aliases.MasterCf, StringComparison.Ordinal);
+        var masterCf = aliases.MasterCf.Replace("flags=X ", $"flags={flags} ", StringComparison.Ordinal).Replace(" --sender ${sender} ", " ", StringComparison.Ordinal);
+        AliasFiles.HandToNobody(_instance.Home);
+        using var postfix = aliases.StartPostfix(sink.Port, masterCf: masterCf);
 
         Send(postfix.Port, "poster@example.com", List, "flags-1@example.com");
         Wait.Until(() => _instance.Count("in") == 1, TimeSpan.FromSeconds(60), "Postfix to pipe the post into inject; log: " + postfix.Log());

@@ -159,16 +159,11 @@ public sealed class LmtpServerTests : IDisposable
     public void Postfix_delivers_over_its_lmtp_transport_with_what_aliases_lmtp_writes()
     {
         using var daemon = Serve();
-        var aliases = MailmanProcess.Run(_instance.Home, ["aliases", "--lmtp"], env: new Dictionary<string, string> { ["Mailman__Lmtp__Url"] = $"lmtp://127.0.0.1:{_port}" });
-        Assert.True(aliases.ExitCode == 0, aliases.Stderr);
-        var dir = Path.Combine(_instance.Paths.VarDirectory, "postfix");
-        var transport = Path.Combine(dir, "transport");
-        Assert.Contains($"{Owner}\tlmtp:inet:127.0.0.1:{_port}\n", File.ReadAllText(transport), StringComparison.Ordinal);
+        var aliases = AliasFiles.Write(_instance.Home, ["--lmtp"], new Dictionary<string, string> { ["Mailman__Lmtp__Url"] = $"lmtp://127.0.0.1:{_port}" });
+        Assert.Contains($"{Owner}\tlmtp:inet:127.0.0.1:{_port}\n", File.ReadAllText(aliases.Transport), StringComparison.Ordinal);
         Assert.Contains("relay_domains", aliases.Stdout, StringComparison.Ordinal);
         Assert.Contains("mydestination", aliases.Stdout, StringComparison.Ordinal);
-        using var postfix = PostfixInstance.Create(_sink.Port, File.ReadAllText(Path.Combine(dir, "main.cf.snippet")), File.ReadAllText(Path.Combine(dir, "master.cf.snippet")));
-        postfix.Postmap(transport);
-        postfix.Start();
+        using var postfix = aliases.StartPostfix(_sink.Port);
 
         var message = new MimeMessage();
         message.From.Add(MailboxAddress.Parse("poster@example.com"));
