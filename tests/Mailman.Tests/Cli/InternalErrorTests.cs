@@ -1,0 +1,47 @@
+// A bug in a verb (an exception no verb expects): the user gets one line and EX_SOFTWARE (70),
+// the stack trace goes to the instance's error log, never to the terminal.
+using System.CommandLine;
+using Mailman.Cli;
+using Mailman.TestSupport;
+
+namespace Mailman.Tests.Cli;
+
+[Collection("console")]
+public sealed class InternalErrorTests : IDisposable
+{
+    private readonly TempInstance _instance = new();
+
+    public void Dispose() => _instance.Dispose();
+
+    [Fact]
+    public void An_unexpected_exception_is_one_line_and_exit_70_with_the_stack_trace_in_the_error_log()
+    {
+        _instance.CreateList("dev@example.org");
+        var root = new RootCommand { Options = { MailmanCli.Home } };
+        var parse = root.Parse(["--home", _instance.Home]);
+        var stderr = new StringWriter();
+        var saved = Console.Error;
+        int code;
+        try
+        {
+            Console.SetError(stderr);
+            code = MailmanCli.Guard(parse, _ => Explode());
+        }
+        finally
+        {
+            Console.SetError(saved);
+        }
+
+        Assert.Equal(ExitCodes.Software, code);
+        var line = Assert.Single(stderr.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("mailman: internal error: KeyNotFoundException: the bug", line, StringComparison.Ordinal);
+        Assert.Contains("error-DATE.log", line, StringComparison.Ordinal);
+        Assert.DoesNotContain(" at ", line, StringComparison.Ordinal);
+
+        var log = string.Concat(Directory.GetFiles(_instance.Paths.LogsDirectory, "error-*.log").Select(File.ReadAllText));
+        Assert.Contains("the bug", log, StringComparison.Ordinal);
+        Assert.Contains(nameof(Explode), log, StringComparison.Ordinal);
+    }
+
+    private static int Explode() => throw new KeyNotFoundException("the bug");
+}
