@@ -27,7 +27,8 @@ public static class Logging
     {
         if (compact)
         {
-            config.WriteTo.File(new CompactJsonFormatter(), path, rollingInterval: RollingInterval.Day, retainedFileCountLimit: 30);
+            var json = template == ErrorTemplate ? (Serilog.Formatting.ITextFormatter)new CompactJsonFormatter() : new WithoutException(new CompactJsonFormatter());
+            config.WriteTo.File(json, path, rollingInterval: RollingInterval.Day, retainedFileCountLimit: 30);
         }
         else
         {
@@ -50,7 +51,7 @@ public static class Logging
         {
             if (compact)
             {
-                config.WriteTo.Console(new CompactJsonFormatter(), standardErrorFromLevel: LogEventLevel.Verbose);
+                config.WriteTo.Console(new WithoutException(new CompactJsonFormatter()), standardErrorFromLevel: LogEventLevel.Verbose);
             }
             else
             {
@@ -100,7 +101,28 @@ public static class Logging
     }
 
     private static AppendFileSink VetteSink(InstancePaths paths, bool compact)
-        => new(paths.LogsDirectory, AreaEnricher.Vette + "-", compact ? new CompactJsonFormatter() : new MessageTemplateTextFormatter(Template, System.Globalization.CultureInfo.InvariantCulture), 30);
+        => new(paths.LogsDirectory, AreaEnricher.Vette + "-", compact ? new WithoutException(new CompactJsonFormatter()) : new MessageTemplateTextFormatter(Template, System.Globalization.CultureInfo.InvariantCulture), 30);
+}
+
+/// <summary>
+/// Compact JSON for the operator's files and the console: the event without its exception (the
+/// message carries the error's text; the stack trace goes to error-DATE.log only, as in the
+/// plain-text templates).
+/// </summary>
+internal sealed class WithoutException(Serilog.Formatting.ITextFormatter inner) : Serilog.Formatting.ITextFormatter
+{
+    public void Format(LogEvent logEvent, TextWriter output)
+    {
+        if (logEvent.Exception is null)
+        {
+            inner.Format(logEvent, output);
+            return;
+        }
+
+        var bare = new LogEvent(logEvent.Timestamp, logEvent.Level, null, logEvent.MessageTemplate,
+            logEvent.Properties.Select(p => new LogEventProperty(p.Key, p.Value)), logEvent.TraceId ?? default, logEvent.SpanId ?? default);
+        inner.Format(bare, output);
+    }
 }
 
 /// <summary>Adds Area: which of Mailman's log files an event belongs in.</summary>

@@ -1,0 +1,59 @@
+// The log files as configured: an error's stack trace goes to error-DATE.log only, in plain text
+// and in compact JSON alike; the operator's files carry the error's text in the message.
+using Mailman.Hosting;
+using Mailman.TestSupport;
+using Microsoft.Extensions.Configuration;
+
+namespace Mailman.Tests.Hosting;
+
+public sealed class LoggingTests : IDisposable
+{
+    private readonly TempInstance _instance = new();
+
+    public void Dispose() => _instance.Dispose();
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_stack_trace_is_written_to_the_error_log_only(bool compact)
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Logging:Console"] = "false",
+            ["Logging:CompactJson"] = compact ? "true" : "false",
+        }).Build();
+        using (var logger = (Serilog.Core.Logger)Logging.Create(configuration, _instance.Paths))
+        {
+            logger.ForContext("SourceContext", "Mailman.Runners.OutgoingRunner").Error(Thrown(), "Delivery of {Entry} failed: {Error}", "0123-abcd", "the disk is on fire");
+        }
+
+        string Read(string prefix) => File.ReadAllText(Directory.GetFiles(_instance.Paths.LogsDirectory, prefix + "*.log").Single());
+        foreach (var file in new[] { "mailman-", "smtp-" })
+        {
+            var text = Read(file);
+            Assert.Contains("the disk is on fire", text, StringComparison.Ordinal);
+            Assert.DoesNotContain(nameof(Thrown), text, StringComparison.Ordinal);
+            Assert.DoesNotContain("\"@x\"", text, StringComparison.Ordinal);
+        }
+
+        var error = Read("error-");
+        Assert.Contains("the disk is on fire", error, StringComparison.Ordinal);
+        Assert.Contains(nameof(Thrown), error, StringComparison.Ordinal);
+        if (compact)
+        {
+            Assert.Contains("\"@x\"", error, StringComparison.Ordinal);
+        }
+    }
+
+    private static InvalidOperationException Thrown()
+    {
+        try
+        {
+            throw new InvalidOperationException("the disk is on fire");
+        }
+        catch (InvalidOperationException e)
+        {
+            return e;
+        }
+    }
+}
