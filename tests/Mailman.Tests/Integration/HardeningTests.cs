@@ -604,15 +604,21 @@ public sealed class HardeningTests : IDisposable
         Inject();
         var env = Env(server.Port);
         env["Mailman__Smtp__TimeoutSeconds"] = "600";
-        env["Mailman__StopTimeout"] = "00:00:05";
+        // The transactions are cut at three quarters of the stop timeout; the rest of it is for
+        // recording and putting the entry back, which a loaded machine (a CI run, JIT compiling
+        // the error paths) did not always fit in the 1.25 s left of a 5 s timeout. An entry
+        // still claimed when the timeout ends is not lost (start-up recovery puts it back), but
+        // the promise here is the clean stop.
+        env["Mailman__StopTimeout"] = "00:00:12";
         using var daemon = DaemonProcess.Start(_instance.Home, env);
         Wait.Until(() => _instance.Count("out", ".bak") == 1 && server.Connections > 0, TimeSpan.FromSeconds(60), "the delivery to stall");
 
         daemon.Terminate();
         Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(60)), "serve did not stop: the stalled transaction held it");
         Assert.Equal(0, daemon.ExitCode);
-        Assert.Equal(1, _instance.Count("out"));
-        Assert.Equal(0, _instance.Count("out", ".bak"));
+        var state = $"out {_instance.Count("out")}, claimed {_instance.Count("out", ".bak")}, retry {_instance.Count("retry")}, shunt {_instance.Count("shunt")}; output: {daemon.Output}";
+        Assert.True(_instance.Count("out") == 1, state);
+        Assert.True(_instance.Count("out", ".bak") == 0, state);
     }
 
     // 11. A connection the server closed was reused and the copy deferred (11 attempts, about 5 hours).
