@@ -58,7 +58,8 @@ public sealed class DnsServer : IDisposable
     /// Starts dnsmasq serving <paramref name="txt"/> (name, text; any length: dnsmasq splits it into
     /// 255-byte strings) with <paramref name="ttl"/>, authoritative (NXDOMAIN) under <paramref name="zones"/>.
     /// </summary>
-    public static DnsServer Start(IEnumerable<(string Name, string Text)> txt, IEnumerable<string> zones, int ttl = 300)
+    /// <param name="mx">MX records: (domain, exchange host, preference).</param>
+    public static DnsServer Start(IEnumerable<(string Name, string Text)> txt, IEnumerable<string> zones, int ttl = 300, IEnumerable<(string Domain, string Host, int Preference)>? mx = null)
     {
         if (!IsInstalled)
         {
@@ -95,6 +96,11 @@ public sealed class DnsServer : IDisposable
             foreach (var (name, text) in records)
             {
                 psi.ArgumentList.Add($"--txt-record={name},{text}");
+            }
+
+            foreach (var (domain, host, preference) in mx ?? [])
+            {
+                psi.ArgumentList.Add(string.Create(CultureInfo.InvariantCulture, $"--mx-host={domain},{host},{preference}"));
             }
 
             var process = Process.Start(psi)!;

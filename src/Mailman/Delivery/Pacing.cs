@@ -1,7 +1,9 @@
 // Per-destination pacing, as Postfix paces a destination: at most MaxConnections transactions in
 // flight to it, at most MaxPerMinute copies a minute (a token bucket), and an adaptive slow-down
 // when it answers 421 or 4.7.x: its rate and concurrency are halved, then recover by a tenth a
-// minute. A destination is a recipient domain, or several domains configured as one (the same MX).
+// minute. A destination is a recipient domain, several domains configured as one, or (with
+// Mailman:Smtp:GroupByMx) every domain whose primary MX is the same host, as soon as MxGroups
+// knows it; a configured destination may claim MX hosts by suffix (MxHosts: google.com).
 // State lives as long as the daemon: a provider's throttle outlasts a post. Time is the daemon's
 // TimeProvider (its timestamps), so tests can move it.
 using Mailman.Instance;
@@ -63,13 +65,21 @@ public sealed class Pacer
     private readonly DestinationOptions _defaults;
     private readonly ILogger? _log;
     private readonly object _gate = new();
+    private readonly MxGroups? _mx;
 
-    public Pacer(SmtpOptions options, ILogger? log = null, TimeProvider? time = null)
+    // With MX grouping: one destination per primary MX host, domains paced alone until their MX
+    // is known, and the configured destinations' MX host suffixes.
+    private readonly Dictionary<string, Destination> _byMx = new(StringComparer.OrdinalIgnoreCase);
+    private readonly Dictionary<string, Destination> _unresolved = new(StringComparer.OrdinalIgnoreCase);
+    private readonly List<(string Suffix, Destination Destination)> _mxSuffixes = [];
+
+    public Pacer(SmtpOptions options, ILogger? log = null, TimeProvider? time = null, MxGroups? mx = null)
     {
         _time = time ?? TimeProvider.System;
         _second = _time.TimestampFrequency;
         _defaults = options.DestinationDefaults;
         _log = log;
+        _mx = mx;
         foreach (var (name, d) in options.Destinations.OrderBy(d => d.Key, StringComparer.OrdinalIgnoreCase))
         {
             var destination = new Destination(name.ToLowerInvariant(), d, configured: true);
@@ -78,28 +88,66 @@ public sealed class Pacer
             {
                 _byDomain[domain] = destination;
             }
+
+            foreach (var host in d.MxHosts)
+            {
+                _mxSuffixes.Add((host.Trim().TrimEnd('.').ToLowerInvariant(), destination));
+            }
         }
+
+        Grouping = string.Join(';', Configured.Select(d => d.Name + "=" + string.Join(',', _byDomain.Where(p => p.Value == d).Select(p => p.Key.ToLowerInvariant()).Order(StringComparer.Ordinal))));
     }
 
     /// <summary>The configured destinations, in a stable order: each gets its own chunks.</summary>
     public List<Destination> Configured { get; } = [];
 
-    /// <summary>The grouping as the checkpoint records it: "name=domain,domain;..." (empty: none).</summary>
-    public string Grouping => string.Join(';', Configured.Select(d => d.Name + "=" + string.Join(',', _byDomain.Where(p => p.Value == d).Select(p => p.Key.ToLowerInvariant()).Order(StringComparer.Ordinal))));
+    /// <summary>
+    /// The grouping as the checkpoint records it: "name=domain,domain;..." (empty: none). Only the
+    /// domains named in the configuration: domains that join a destination by their MX travel in
+    /// the mixed chunks and share its pace.
+    /// </summary>
+    public string Grouping { get; }
 
     /// <summary>The destination of a recipient domain.</summary>
     public Destination Of(string domain)
     {
         lock (_gate)
         {
-            if (!_byDomain.TryGetValue(domain, out var d))
+            if (_byDomain.TryGetValue(domain, out var d))
             {
-                // Unconfigured domains are remembered (their throttles must outlast a post);
-                // a list of a million domains costs a small object each.
-                d = new Destination(domain.ToLowerInvariant(), _defaults, configured: false);
-                _byDomain[domain] = d;
+                return d;
             }
 
+            if (_mx is not null)
+            {
+                if (_mx.PrimaryMx(domain) is { } host)
+                {
+                    if (!_byMx.TryGetValue(host, out d))
+                    {
+                        d = _mxSuffixes.Find(s => host == s.Suffix || host.EndsWith("." + s.Suffix, StringComparison.Ordinal)).Destination
+                            ?? new Destination(host, _defaults, configured: false);
+                        _byMx[host] = d;
+                    }
+
+                    _unresolved.Remove(domain);
+                    _byDomain[domain] = d;
+                    return d;
+                }
+
+                // Not known yet (or no MX to be had): paced on its own meanwhile.
+                if (!_unresolved.TryGetValue(domain, out d))
+                {
+                    d = new Destination(domain.ToLowerInvariant(), _defaults, configured: false);
+                    _unresolved[domain] = d;
+                }
+
+                return d;
+            }
+
+            // Unconfigured domains are remembered (their throttles must outlast a post);
+            // a list of a million domains costs a small object each.
+            d = new Destination(domain.ToLowerInvariant(), _defaults, configured: false);
+            _byDomain[domain] = d;
             return d;
         }
     }

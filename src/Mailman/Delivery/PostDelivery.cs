@@ -134,18 +134,19 @@ public sealed class PostDelivery
     private readonly SmtpOptions options;
     private readonly ILogger? _log;
 
-    public PostDelivery(SmtpOptions options, ILogger? log = null, Action<IReadOnlyList<RelayStatus>>? publish = null, TimeProvider? time = null)
-        : this(options, options.ResolvedRelays(), log, publish, time)
+    public PostDelivery(SmtpOptions options, ILogger? log = null, Action<IReadOnlyList<RelayStatus>>? publish = null, TimeProvider? time = null, MxGroups? mx = null)
+        : this(options, options.ResolvedRelays(), log, publish, time, mx)
     {
     }
 
     /// <param name="time">The clock of relay backoff and destination pacing (the daemon's; a test's fake one).</param>
-    public PostDelivery(SmtpOptions options, IReadOnlyList<Relay> relays, ILogger? log = null, Action<IReadOnlyList<RelayStatus>>? publish = null, TimeProvider? time = null)
+    /// <param name="mx">With Mailman:Smtp:GroupByMx: the MX lookups pacing groups domains by.</param>
+    public PostDelivery(SmtpOptions options, IReadOnlyList<Relay> relays, ILogger? log = null, Action<IReadOnlyList<RelayStatus>>? publish = null, TimeProvider? time = null, MxGroups? mx = null)
     {
         this.options = options;
         _log = log;
         Pool = new RelayPool(relays, log, publish, time);
-        Pacer = new Pacer(options, log, time);
+        Pacer = new Pacer(options, log, time, mx);
     }
 
     public RelayPool Pool { get; }

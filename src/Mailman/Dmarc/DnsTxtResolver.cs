@@ -73,6 +73,44 @@ public sealed class DnsTxtResolver : ITxtResolver
         return new TxtAnswer(DnsStatus.Ok, txt.Select(r => string.Concat(r.Text)).ToList(), TimeSpan.FromSeconds(Math.Max(0, ttl)));
     }
 
+    /// <summary>
+    /// The primary (lowest-preference) MX host of <paramref name="domain"/> for destination
+    /// pacing: the domain itself when it has no MX (RFC 5321 §5.1's implicit MX), none for
+    /// NXDOMAIN or a null MX (RFC 7505), none for a failed lookup (then with no TTL: tried again soon).
+    /// </summary>
+    public async Task<Delivery.MxAnswer> PrimaryMxAsync(string domain, CancellationToken cancellationToken)
+    {
+        IDnsQueryResponse response;
+        try
+        {
+            response = await _client.QueryAsync(domain, QueryType.MX, QueryClass.IN, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            return new Delivery.MxAnswer(null, TimeSpan.Zero);
+        }
+
+        var code = response.Header.ResponseCode;
+        if (code == DnsHeaderResponseCode.NotExistentDomain)
+        {
+            return new Delivery.MxAnswer(null, NegativeTtl(response));
+        }
+
+        if (code != DnsHeaderResponseCode.NoError)
+        {
+            return new Delivery.MxAnswer(null, TimeSpan.Zero);
+        }
+
+        var mx = response.Answers.MxRecords().OrderBy(r => r.Preference).ThenBy(r => r.Exchange.Value, StringComparer.OrdinalIgnoreCase).FirstOrDefault();
+        if (mx is null)
+        {
+            return new Delivery.MxAnswer(domain, NegativeTtl(response));
+        }
+
+        var host = mx.Exchange.Value.TrimEnd('.');
+        return new Delivery.MxAnswer(host.Length == 0 ? null : host, TimeSpan.FromSeconds(Math.Max(0, mx.TimeToLive)));
+    }
+
     // RFC 2308 §5: a negative answer lives for min(SOA TTL, SOA MINIMUM).
     private static TimeSpan NegativeTtl(IDnsQueryResponse response)
     {

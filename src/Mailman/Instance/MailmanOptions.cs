@@ -161,6 +161,13 @@ public sealed class SmtpOptions
     /// <summary>Per-destination pacing, by destination name (a domain; its Domains may group more).</summary>
     public Dictionary<string, DestinationOptions> Destinations { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 
+    /// <summary>
+    /// Pace recipient domains that share a primary MX host together (as Postfix paces a next
+    /// hop): MX lookups through Mailman:Dns in the background, kept for their TTL; a domain is
+    /// paced alone until its MX is known. Off by default (no DNS traffic).
+    /// </summary>
+    public bool GroupByMx { get; set; }
+
     /// <summary>Pacing of every domain without its own entry in Destinations.</summary>
     public DestinationOptions DestinationDefaults { get; set; } = new() { MaxConnections = 20 };
 
@@ -246,6 +253,8 @@ public sealed class SmtpOptions
             var key = name == "DestinationDefaults" ? s + name + ":" : $"{s}Destinations:{name}:";
             MailmanOptions.Check(d.MaxConnections is null or >= 1, $"{key}MaxConnections must be at least 1 (leave it out for no limit)");
             MailmanOptions.Check(d.MaxPerMinute is null or >= 1, $"{key}MaxPerMinute must be at least 1 (leave it out for no limit)");
+            MailmanOptions.Check(d.MxHosts.All(h => Uri.CheckHostName(h.Trim().TrimEnd('.')) == UriHostNameType.Dns), $"{key}MxHosts must be host names (google.com)");
+            MailmanOptions.Check(d.MxHosts.Count == 0 || GroupByMx, $"{key}MxHosts needs Mailman:Smtp:GroupByMx true (MX hosts are only known from MX lookups)");
         }
     }
 }
@@ -286,6 +295,9 @@ public sealed class DestinationOptions
 
     /// <summary>More domains that share this destination (the same MX): paced together.</summary>
     public List<string> Domains { get; set; } = [];
+
+    /// <summary>With Mailman:Smtp:GroupByMx: every recipient domain whose primary MX host is one of these or under one (google.com takes aspmx.l.google.com) shares this destination's pace.</summary>
+    public List<string> MxHosts { get; set; } = [];
 }
 
 public sealed class RetryOptions
