@@ -1,6 +1,7 @@
 // A minimal SMTP server on a raw socket for faults neither smtp-sink nor the SmtpServer
 // package can script: close the connection after every accepted message, or stall forever in
-// DATA (never answering the end of data). Records what it accepted.
+// DATA (never answering the end of data), from the first message or after some were accepted.
+// Records what it accepted.
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
@@ -14,11 +15,14 @@ public sealed class RawSmtpServer : IDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly bool _closeAfterMessage;
     private readonly bool _stallInData;
+    private readonly int _stallAfter;
+    private int _accepted;
 
-    private RawSmtpServer(bool closeAfterMessage, bool stallInData)
+    private RawSmtpServer(bool closeAfterMessage, bool stallInData, int stallAfter = 0)
     {
         _closeAfterMessage = closeAfterMessage;
         _stallInData = stallInData;
+        _stallAfter = stallAfter;
         _listener = new TcpListener(IPAddress.Loopback, 0);
         _listener.Start();
         Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
@@ -37,7 +41,8 @@ public sealed class RawSmtpServer : IDisposable
 
     public static RawSmtpServer ClosingAfterEachMessage() => new(closeAfterMessage: true, stallInData: false);
 
-    public static RawSmtpServer StallingInData() => new(closeAfterMessage: false, stallInData: true);
+    /// <summary>Accepts <paramref name="after"/> messages, then never answers the end of data again (on any connection).</summary>
+    public static RawSmtpServer StallingInData(int after = 0) => new(closeAfterMessage: false, stallInData: true, stallAfter: after);
 
     public void Dispose()
     {
@@ -96,7 +101,7 @@ public sealed class RawSmtpServer : IDisposable
                         {
                         }
 
-                        if (_stallInData)
+                        if (_stallInData && Interlocked.Increment(ref _accepted) > _stallAfter)
                         {
                             await Task.Delay(Timeout.Infinite, _stop.Token);
                         }

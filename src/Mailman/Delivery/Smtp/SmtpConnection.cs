@@ -22,6 +22,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
 
     private ListSmtpClient? _client;
     private Socket? _socket;
+    private volatile bool _aborted;
     private SslStream? _tls;
     private string? _tlsRefusal;
     private PipelinedWriter? _pipe;
@@ -52,6 +53,19 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
     /// <summary>Closes the socket under an in-flight transaction (shutdown grace over): it fails at once and its recipients are deferred.</summary>
     public void Abort()
     {
+        _aborted = true;
+
+        // shutdown(2) first: on Linux close(2) does not wake a thread blocked in recv(2) on the
+        // same socket (the pipelined reader waiting for the reply to a final dot would sleep
+        // until its timeout, past the stop timeout, leaving the entry claimed).
+        try
+        {
+            _socket?.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+        }
+
         try
         {
             _socket?.Close();
@@ -69,7 +83,10 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         // fails before MAIL FROM is answered, when nothing of the copy has been sent: open a new
         // one and try once more at once, instead of deferring the copy for an hour.
         var reused = _client is { IsConnected: true };
-        if (SendOnce(carrier, sender, recipients, result))
+
+        // Cut by a stopping daemon: never a new connection (it would stall again with no one
+        // left to cut it, past the stop timeout).
+        if (Aborted(recipients, result) || SendOnce(carrier, sender, recipients, result) || Aborted(recipients, result))
         {
             return;
         }
@@ -90,6 +107,30 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             : result.Deferred[0].Response;
         result.Clear();
         throw new SmtpConnectException($"SMTP server {relay.Name} refused the transaction before MAIL FROM: {reason}", null);
+    }
+
+    // After Abort, true: what has no outcome yet is deferred (recorded; the entry goes back with
+    // its checkpoint, and the resumed delivery sends the deferred to retry).
+    private bool Aborted(IReadOnlyList<Recipient> recipients, TransactionResult result)
+    {
+        if (!_aborted)
+        {
+            return false;
+        }
+
+        if (!result.Pending && result.Delivered.Count + result.Deferred.Count + result.Bounced.Count < recipients.Count)
+        {
+            var settled = result.Delivered.Concat(result.Deferred.Select(d => d.Recipient)).Concat(result.Bounced.Select(b => b.Recipient)).ToHashSet();
+            foreach (var r in recipients)
+            {
+                if (!settled.Contains(r))
+                {
+                    result.Deferred.Add((r, 0, "the transaction was cut: the daemon is stopping"));
+                }
+            }
+        }
+
+        return true;
     }
 
     // False when the connection broke before the server answered MAIL FROM.
