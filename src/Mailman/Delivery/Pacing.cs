@@ -236,12 +236,15 @@ public sealed class Pacer
             d.LastThrottle = now;
             d.LastRecovery = now;
             d.Throttles++;
-            var observed = d.WindowCount * 60.0 * _second / Math.Max(_second, now - d.WindowStart);
-            d.Rate = Math.Max(1, (d.Rate ?? observed) / 2);
+            // The rate it was being sent at, halved; when nothing had gone through yet there is
+            // no rate to halve (a 421 to the first copy would otherwise mean one a minute): only
+            // the concurrency is halved.
+            double? observed = d.WindowCount > 0 ? d.WindowCount * 60.0 * _second / Math.Max(_second, now - d.WindowStart) : null;
+            d.Rate = (d.Rate ?? observed) is { } current ? Math.Max(1, current / 2) : null;
             d.Concurrency = Math.Max(1, (d.Concurrency ?? Math.Max(1, d.InFlight + 1)) / 2);
             d.Tokens = Math.Min(d.Tokens, 1);
-            _log?.LogWarning("Destination {Destination} asks us to slow down (421 or 4.7.x): now {Rate:F0} copies a minute on {Concurrency} connections, recovering a tenth a minute",
-                d.Name, d.Rate, d.Concurrency);
+            _log?.LogWarning("Destination {Destination} asks us to slow down (421 or 4.7.x): now {Rate} copies a minute on {Concurrency} connections, recovering a tenth a minute",
+                d.Name, d.Rate is { } r ? r.ToString("F0", System.Globalization.CultureInfo.InvariantCulture) : "any number of", d.Concurrency);
         }
     }
 

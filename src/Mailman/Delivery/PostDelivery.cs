@@ -274,6 +274,7 @@ public sealed class PostDelivery
                         nextGroup = (nextGroup + k + 1) % groups.Count;
                         g.Holders++;
                         r.Taken++;
+                        r.Busy++;
                         inFlight++;
                         return chunk;
                     }
@@ -351,7 +352,23 @@ public sealed class PostDelivery
                     // (deferred with no status) must not end the down episode another
                     // connection to the same relay just began (it would be logged twice), nor
                     // may the late reply of one sent before that episode began.
-                    if (result.Delivered.Count > 0 || result.Bounced.Count > 0 || result.Deferred.Exists(d => d.Status != 0))
+                    if (result.TimedOut)
+                    {
+                        // No reply within the timeout: the relay stalls; its work goes to the others.
+                        lock (gate)
+                        {
+                            Pool.MarkDown(relay, $"no reply within {options.TimeoutSeconds} s", clock.GetTimestamp());
+                        }
+                    }
+                    else if (result.Deferred.Find(d => SmtpConnection.IsRelayClosing(d.Status, d.Response)) is { Response: not null } closing)
+                    {
+                        // 421 4.3.x/4.4.x: the relay itself is going away, not the destination slowing us down.
+                        lock (gate)
+                        {
+                            Pool.MarkDown(relay, $"{closing.Status} {closing.Response}", clock.GetTimestamp());
+                        }
+                    }
+                    else if (result.Delivered.Count > 0 || result.Bounced.Count > 0 || result.Deferred.Exists(d => d.Status != 0))
                     {
                         lock (gate)
                         {
@@ -387,7 +404,16 @@ public sealed class PostDelivery
 
                     var batch = transactions[t];
                     var destination = chunk.Destination ?? Pacer.Of(batch[0].Domain);
-                    if (!Acquire(destination, chunk.Destination is null ? MixedWait : ChunkWait))
+                    var slot = Pacer.TryAcquire(destination, out _);
+                    if (!slot && pending is not null)
+                    {
+                        // This worker's own transaction whose reply is still to be read may hold
+                        // the slot (MaxConnections 1, or a concurrency halved to 1): read it first.
+                        connection.Complete();
+                        Settle();
+                    }
+
+                    if (!slot && !Acquire(destination, chunk.Destination is null ? MixedWait : ChunkWait))
                     {
                         if (chunk.Destination is not null)
                         {
@@ -483,6 +509,7 @@ public sealed class PostDelivery
                 {
                     chunk.Start = t;
                     inFlight--;
+                    relay.Busy--;
                     groups[(int)(chunk.Index >> GroupShift)].Holders--;
                     if (handBack && t < transactions.Count && !Stopping())
                     {

@@ -26,6 +26,12 @@ public sealed class RelayState(Relay relay, int index)
     /// <summary>Chunks handed to this relay in the current delivery (its weighted share).</summary>
     internal long Taken { get; set; }
 
+    /// <summary>Its workers holding a chunk now.</summary>
+    internal int Busy { get; set; }
+
+    /// <summary>When it last answered a transaction (or the delivery began).</summary>
+    internal long LastReply { get; set; }
+
     public long Sent { get; internal set; }
 
     // Copies in the current one-second window and the rate of the last full window.
@@ -43,6 +49,9 @@ public sealed class RelayPool
 {
     private static readonly TimeSpan FirstBackoff = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(60);
+
+    /// <summary>A relay whose every connection is busy and that answered nothing for this long holds no one back (it stalls).</summary>
+    internal static readonly TimeSpan StallAfter = TimeSpan.FromSeconds(2);
     private readonly ILogger? _log;
     private readonly Action<IReadOnlyList<RelayStatus>>? _publish;
     private readonly long _second;
@@ -71,9 +80,12 @@ public sealed class RelayPool
     /// <summary>Under the gate: forgets last delivery's shares.</summary>
     internal void StartDelivery()
     {
+        var now = Time.GetTimestamp();
         foreach (var r in Relays)
         {
             r.Taken = 0;
+            r.Busy = 0;
+            r.LastReply = now;
         }
     }
 
@@ -85,7 +97,8 @@ public sealed class RelayPool
 
     /// <summary>
     /// Under the gate: whether <paramref name="r"/> is within its weighted share: no usable relay
-    /// is more than one round of the pool behind it.
+    /// is more than one round of the pool behind it. A relay that stalls (every connection busy,
+    /// no reply for <see cref="StallAfter"/>) holds no one back: its share goes to the others.
     /// </summary>
     internal bool WithinShare(RelayState r, long now)
     {
@@ -94,11 +107,13 @@ public sealed class RelayPool
             return true;
         }
 
-        var slack = (double)Connections / Relays.Sum(x => x.Relay.Weight);
+        var slack = (double)Connections / Relays.Sum(x => (double)x.Relay.Weight);
         var mine = (double)r.Taken / r.Relay.Weight;
+        var stall = (long)(StallAfter.TotalSeconds * _second);
         foreach (var q in Relays)
         {
-            if (q != r && Usable(q, now) && mine > (double)q.Taken / q.Relay.Weight + slack)
+            if (q != r && Usable(q, now) && !(q.Busy >= q.Relay.Connections && now - q.LastReply > stall)
+                && mine > (double)q.Taken / q.Relay.Weight + slack)
             {
                 return false;
             }
@@ -144,6 +159,7 @@ public sealed class RelayPool
         }
 
         r.Sent += copies;
+        r.LastReply = now;
         if (now - r.WindowStart >= _second)
         {
             r.Rate = r.WindowStart == 0 ? 0 : r.WindowCount * (double)_second / (now - r.WindowStart);

@@ -50,8 +50,8 @@ public sealed class LifecycleLog(
             listeners.Add("HTTP " + options.Http.Url);
         }
 
-        logger.LogInformation("Mailman {Version} starting: instance {Instance}, SMTP {SmtpHost}:{SmtpPort}, runners {Runners}, listening {Listeners}, queues {Queues}",
-            Version, paths.Home, options.Smtp.Host, options.Smtp.Port, string.Join(", ", runners), listeners.Count == 0 ? "nothing" : string.Join(", ", listeners), Counts());
+        logger.LogInformation("Mailman {Version} starting: instance {Instance}, SMTP {Smtp}, runners {Runners}, listening {Listeners}, queues {Queues}",
+            Version, paths.Home, string.Join(", ", options.Smtp.EffectiveRelays().Select(r => r.Address)), string.Join(", ", runners), listeners.Count == 0 ? "nothing" : string.Join(", ", listeners), Counts());
 
         // Logged beside the host's own handlers, which do the stopping.
         foreach (var signal in new[] { PosixSignal.SIGTERM, PosixSignal.SIGINT })

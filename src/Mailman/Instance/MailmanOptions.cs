@@ -231,7 +231,7 @@ public sealed class SmtpOptions
             MailmanOptions.Check(seen.Add(Delivery.Smtp.Relay.FormatAddress(host, port)), $"{s}Relays lists {r.Address} twice");
             MailmanOptions.Check(SecurityModes.Contains(r.Security, StringComparer.OrdinalIgnoreCase),
                 $"{key}Security must be none, starttls, opportunistic or tls (got '{r.Security}')");
-            MailmanOptions.Check(r.Weight >= 1, $"{key}Weight must be at least 1 (got {r.Weight})");
+            MailmanOptions.Check(r.Weight is >= 1 and <= 1000, $"{key}Weight must be 1-1000 (got {r.Weight})");
             MailmanOptions.Check(r.Connections is >= 1 and <= 64, $"{key}Connections must be 1-64");
             MailmanOptions.Check(string.IsNullOrEmpty(r.PasswordFile) || string.IsNullOrEmpty(r.Credential),
                 $"{key}PasswordFile and Credential are both set: use one");
@@ -246,6 +246,20 @@ public sealed class SmtpOptions
                 $"{key}Fingerprint must be a SHA-256 fingerprint: 64 hex digits, colons allowed");
             MailmanOptions.Check(string.IsNullOrEmpty(r.Credential) || (r.Credential.IndexOfAny(['/', '\\']) < 0 && r.Credential is not "." and not ".."),
                 $"{key}Credential must be a credential name, not a path");
+            MailmanOptions.Check((string.IsNullOrEmpty(r.CaFile) && string.IsNullOrEmpty(r.Fingerprint)) || !r.Security.Equals("none", StringComparison.OrdinalIgnoreCase),
+                $"{key}CaFile or Fingerprint is set with Security none: a plain connection checks no certificate (use starttls or tls)");
+        }
+
+        MailmanOptions.Check(HeloName.Length == 0 || Uri.CheckHostName(HeloName) is UriHostNameType.Dns or UriHostNameType.IPv4 || (HeloName.StartsWith('[') && HeloName.EndsWith(']') && System.Net.IPAddress.TryParse(HeloName[1..^1], out _)),
+            $"{s}HeloName must be a host name or an address literal ([192.0.2.1])");
+        var claimed = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (name, d) in Destinations)
+        {
+            foreach (var domain in d.Domains.Prepend(name))
+            {
+                MailmanOptions.Check(claimed.TryAdd(domain.Trim(), name) || claimed[domain.Trim()].Equals(name, StringComparison.OrdinalIgnoreCase),
+                    $"{s}Destinations: {domain} belongs to both {claimed.GetValueOrDefault(domain.Trim())} and {name}");
+            }
         }
 
         foreach (var (name, d) in Destinations.Append(new("DestinationDefaults", DestinationDefaults)))

@@ -138,7 +138,7 @@ public sealed class OutgoingRunner(
             foreach (var r in deferred)
             {
                 count++;
-                Log.LogWarning("Bounce: {Recipient} of {ListId} gave up on Message-Id {MessageId} after {Attempts} attempts since {FirstAttempt}",
+                Log.LogWarning("Bounce: {Recipient} of {ListId} gave up on Message-Id {MessageId} after {Attempts} attempts since {FirstAttempt:yyyy-MM-ddTHH:mm:sszzz}",
                     r.Address, metadata.List, metadata.MessageId, retry.Attempts, retry.FirstAttempt);
             }
 
@@ -161,7 +161,7 @@ public sealed class OutgoingRunner(
             return 0;
         }
 
-        Log.LogWarning("{Count} recipients of {MessageId} to {ListId} deferred to retry as {QueueEntry}, attempt {Attempts}, next at {NotBefore}",
+        Log.LogWarning("{Count} recipients of {MessageId} to {ListId} deferred to retry as {QueueEntry}, attempt {Attempts}, next at {NotBefore:yyyy-MM-ddTHH:mm:sszzz}",
             retry.RecipientCount, metadata.MessageId, metadata.List, name, retry.Attempts, retry.NotBefore);
         return retry.RecipientCount;
     }

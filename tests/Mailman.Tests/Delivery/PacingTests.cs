@@ -100,6 +100,39 @@ public sealed class PacingTests
         Assert.Equal(8, d.Concurrency);
     }
 
+    // The review of #14: a 421 to a domain's very first copy set its rate to one a minute.
+    [Fact]
+    public void A_throttle_before_any_copy_went_through_halves_the_concurrency_and_sets_no_rate()
+    {
+        var pacer = Pacer(maxPerMinute: null, maxConnections: null);
+        var d = pacer.Of("example.net");
+        for (var i = 0; i < 4; i++)
+        {
+            Assert.True(pacer.TryAcquire(d, out _));
+        }
+
+        pacer.Done(d, 0, throttled: true);
+        Assert.Null(d.Rate);
+        Assert.Equal(10, d.Concurrency); // the default 20, halved
+
+        _time.Advance(TimeSpan.FromMinutes(11));
+        pacer.Ready(d);
+        Assert.Equal(20, d.Concurrency);
+    }
+
+    [Theory]
+    [InlineData(421, "4.7.0 Try again later", true, false)]
+    [InlineData(421, "Service not available", true, false)]
+    [InlineData(450, "4.7.1 Rate limited", true, false)]
+    [InlineData(421, "4.3.2 System shutting down", false, true)]
+    [InlineData(421, "4.4.5 Too many connections", false, true)]
+    [InlineData(451, "4.3.0 Local error", false, false)]
+    public void A_421_about_the_relay_itself_is_not_a_destinations_throttle(int status, string response, bool throttle, bool relayClosing)
+    {
+        Assert.Equal(throttle, Mailman.Delivery.Smtp.SmtpConnection.IsThrottle(status, response));
+        Assert.Equal(relayClosing, Mailman.Delivery.Smtp.SmtpConnection.IsRelayClosing(status, response));
+    }
+
     [Fact]
     public void An_unlimited_domain_that_throttles_gets_half_its_observed_rate_then_none_again()
     {

@@ -99,10 +99,13 @@ public sealed class OutboundTests : IDisposable
         { "Mailman__Smtp__PasswordFile", "world-readable", "is readable by others (mode 0644): chmod 600" },
         { "Mailman__Smtp__Credential", "smtp", "LoadCredential=smtp" },
         { "Mailman__Smtp__Relays__1__Address", "127.0.0.1:2525", "Mailman:Smtp:Relays lists 127.0.0.1:2525 twice" },
-        { "Mailman__Smtp__Relays__0__Weight", "0", "Mailman:Smtp:Relays:0:Weight must be at least 1" },
+        { "Mailman__Smtp__Relays__0__Weight", "0", "Mailman:Smtp:Relays:0:Weight must be 1-1000" },
+        { "Mailman__Smtp__Relays__0__Weight", "2147483647", "Mailman:Smtp:Relays:0:Weight must be 1-1000" },
         { "Mailman__Smtp__Destinations__gmail.com__MaxConnections", "0", "Mailman:Smtp:Destinations:gmail.com:MaxConnections must be at least 1" },
         { "Mailman__Smtp__Password", "hunter2", "Mailman:Smtp:Password is not read" },
         { "Mailman__Smtp__CaFile", "/nonexistent/ca.pem", "CaFile /nonexistent/ca.pem cannot be read" },
+        { "Mailman__Smtp__CaFile", "ca.pem", "CaFile or Fingerprint is set with Security none" },
+        { "Mailman__Smtp__HeloName", "evil\r\nMAIL FROM:<x@evil>", "Mailman:Smtp:HeloName must be a host name" },
     };
 
     [Theory]
@@ -113,6 +116,11 @@ public sealed class OutboundTests : IDisposable
         if (key.Contains("Relays", StringComparison.Ordinal))
         {
             env["Mailman__Smtp__Relays__0__Address"] = "127.0.0.1:2525";
+        }
+
+        if (key.EndsWith("CaFile", StringComparison.Ordinal) && value.StartsWith('/'))
+        {
+            env["Mailman__Smtp__Security"] = "starttls";
         }
 
         if (key.EndsWith("PasswordFile", StringComparison.Ordinal) || key.EndsWith("Credential", StringComparison.Ordinal))
@@ -253,6 +261,51 @@ public sealed class OutboundTests : IDisposable
         // Copies the dying sink took whose reply never came were retried: within the bound.
         AssertEveryoneWithin(Copies(dying, surviving), TempInstance.NumberedMembers(members).Select(m => m.Address), 4 * Chunk);
         Assert.Single(Logs().Split('\n'), l => l.Contains($"Relay 127.0.0.1:{dying.Port} is down", StringComparison.Ordinal));
+    }
+
+    // The review of #14: a relay that accepted copies and then stalled (no reply to the end of
+    // data) was never marked down, and the weighted share held the healthy relay back to its pace.
+    [Fact]
+    public void A_relay_that_stops_answering_is_marked_down_after_the_timeout_and_the_other_takes_the_post()
+    {
+        const int members = 600;
+        CreateList(TempInstance.NumberedMembers(members));
+        using var stalling = RawSmtpServer.StallingInData(after: 10);
+        using var taking = SmtpSink.Start();
+        Inject();
+        var env = Pool((stalling.Port, 1), (taking.Port, 1));
+        env["Mailman__Smtp__TimeoutSeconds"] = "3";
+
+        using (var daemon = DaemonProcess.Start(_instance.Home, env))
+        {
+            Wait.Until(() => daemon.HasExited || Logs().Contains($"Relay 127.0.0.1:{stalling.Port} is down: no reply within 3 s", StringComparison.Ordinal),
+                TimeSpan.FromSeconds(120), "the stalled relay to be marked down", () => Logs());
+            Wait.Until(() => daemon.HasExited || (_instance.Count("out") == 0 && _instance.Count("in") == 0), TimeSpan.FromSeconds(120), "the post to be delivered", () => Logs());
+            Assert.False(daemon.HasExited, daemon.Output);
+            daemon.Terminate();
+            Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(90)));
+        }
+
+        // Only the transactions the stalled relay held when it stalled wait in retry; the healthy
+        // relay took every other copy in the same delivery.
+        var got = Copies(taking).Concat(stalling.Delivered).ToHashSet();
+        var waiting = QueuedRecipients("retry").Concat(QueuedRecipients("out")).ToHashSet();
+        Assert.All(TempInstance.NumberedMembers(members), m => Assert.True(got.Contains(m.Address) || waiting.Contains(m.Address), m.Address + " is neither delivered nor queued"));
+        Assert.InRange(got.Count, members - (2 * Chunk), members);
+    }
+
+    private HashSet<string> QueuedRecipients(string queue)
+    {
+        var q = new Mailman.Queues.Switchboard(new System.IO.Abstractions.FileSystem(), _instance.QueueDir(queue), queue, TimeProvider.System);
+        var result = new HashSet<string>();
+        foreach (var name in q.Pending())
+        {
+            var claim = q.Claim(name)!;
+            result.UnionWith(q.Recipients(q.Load(claim)).Select(r => r.Address));
+            q.Unclaim(claim);
+        }
+
+        return result;
     }
 
     [Theory]

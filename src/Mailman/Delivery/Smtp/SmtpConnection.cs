@@ -202,6 +202,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         catch (Exception e) when (e is SmtpProtocolException or IOException or SocketException or SmtpCommandException or OperationCanceledException or ServiceNotConnectedException or ObjectDisposedException)
         {
             broken = true;
+            result.TimedOut = IsTimeout(e);
             transactionResponse = e.Message;
             Drop();
         }
@@ -256,10 +257,22 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         return !((broken || transactionStatus == SmtpStatusCode.ServiceNotAvailable) && !client.SenderAccepted);
     }
 
+    // The server did not answer within Smtp:TimeoutSeconds (not our own abort, not a reset).
+    private bool IsTimeout(Exception e)
+        => !_aborted && (e is TimeoutException || e is SocketException { SocketErrorCode: SocketError.TimedOut }
+            || e.InnerException is SocketException { SocketErrorCode: SocketError.TimedOut } || e.InnerException is TimeoutException
+            || (e is OperationCanceledException && e.InnerException is TimeoutException));
+
     // RFC 3463 4.7.x (security or policy, what providers send when they rate-limit), or a 421
     // to a recipient: the destination asks us to slow down.
+    // A 421 whose enhanced status says the system or the network (4.3.x, 4.4.x: "system shutting
+    // down", "too many connections") is the relay's own state: it is marked down instead.
     internal static bool IsThrottle(int status, string response)
-        => status == 421 || (status is >= 400 and < 500 && response.TrimStart().StartsWith("4.7.", StringComparison.Ordinal));
+        => (status == 421 && !IsRelayClosing(status, response)) || (status is >= 400 and < 500 && response.TrimStart().StartsWith("4.7.", StringComparison.Ordinal));
+
+    /// <summary>421 4.3.x or 4.4.x: the relay is shutting down or overloaded, whatever the recipient.</summary>
+    internal static bool IsRelayClosing(int status, string? response)
+        => status == 421 && response is not null && response.TrimStart() is var r && (r.StartsWith("4.3.", StringComparison.Ordinal) || r.StartsWith("4.4.", StringComparison.Ordinal));
 
     // The lean path (PipelinedWriter): false when the connection broke before MAIL FROM was answered.
     private bool SendPipelined(SplicedBody body, string sender, IReadOnlyList<Recipient> recipients, HashSet<string>? invalid, TransactionResult result)
@@ -286,6 +299,12 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             // The transaction read before this one, if its reply was still due, is deferred
             // (its data may have arrived); this one is deferred when its MAIL FROM was answered,
             // and sent again on a new connection when it was not.
+            result.TimedOut = IsTimeout(e);
+            if (_pipe!.Pending is { } previous)
+            {
+                previous.Result.TimedOut = result.TimedOut;
+            }
+
             var senderAccepted = _pipe!.SenderAccepted;
             _pipe.Abandon(e.Message);
             result.Pending = false;
@@ -323,6 +342,11 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
         {
+            if (_pipe.Pending is { } pending)
+            {
+                pending.Result.TimedOut = IsTimeout(e);
+            }
+
             _pipe.Abandon(e.Message);
             Drop();
         }
@@ -533,6 +557,9 @@ public sealed class TransactionResult
     /// <summary>Pipelined: the data is sent, its reply is read with the next transaction or at <see cref="SmtpConnection.Complete"/>.</summary>
     public bool Pending { get; set; }
 
+    /// <summary>The server did not answer within the timeout: the relay stalls.</summary>
+    public bool TimedOut { get; set; }
+
     /// <summary>When the transaction began, on the relay pool's clock: a reply to a transaction begun before the relay was marked down does not say it is up again.</summary>
     public long Started { get; set; }
 
@@ -543,5 +570,6 @@ public sealed class TransactionResult
         Bounced.Clear();
         Throttled = false;
         Pending = false;
+        TimedOut = false;
     }
 }
