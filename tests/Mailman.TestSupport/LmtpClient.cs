@@ -55,6 +55,9 @@ public sealed class LmtpClient : IDisposable
         return go;
     }
 
+    /// <summary>Sends bytes as they are (a hostile client's: no dot-stuffing, any line ends).</summary>
+    public void Raw(string text) => _stream.Write(Encoding.UTF8.GetBytes(text));
+
     public string Reply()
     {
         var lines = new List<string>();

@@ -125,7 +125,7 @@ internal static class AliasesCommand
         var masterCf = lmtpNexthop is null
             ? $$"""
             {{Service}}  unix  -       n       n       -       -       pipe
-              flags=X user={{pipeUser}} argv={{Invocation()}} --home {{paths.Home}} inject --sender ${sender} ${recipient}
+              flags=X user={{pipeUser}} argv={{Invocation()}} --home {{paths.Home}} inject --sender=${sender} -- ${recipient}
 
             """
             : """

@@ -53,7 +53,7 @@ internal static class HeldCommand
             using var services = new VerbServices(paths);
             var id = parse.GetValue(showId)!;
             HeldPosts.CheckId(id);
-            var found = services.Held.Show(id) ?? throw new CliException(1, $"{id}: no such held post");
+            var found = services.Held.Show(id) ?? throw new CliException(ExitCodes.NoUser, $"{id}: no such held post");
             var (post, head) = found;
             Console.WriteLine($"id: {post.Id}");
             Console.WriteLine($"list: {post.List}");

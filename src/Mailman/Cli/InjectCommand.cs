@@ -38,6 +38,12 @@ internal static class InjectCommand
         try
         {
             var route = Intake.Route(address, queueName);
+            if (sender is not null && sender.Any(char.IsControl))
+            {
+                // Postfix never passes one; a caller that does would write lines of its own into the logs.
+                throw new CliException(ExitCodes.Usage, "--sender holds control characters: not an envelope sender");
+            }
+
             Stream source;
             try
             {
@@ -77,6 +83,17 @@ internal static class InjectCommand
                     LogQueued(paths, route, entry, metadata);
                 }
             }
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            // The pipe runs as a user who may not use this instance: Postfix must defer (75) and
+            // keep the post until the operator fixes user= or the ownership, never bounce it.
+            throw new CliException(ExitCodes.TempFail, $"{e.Message} (inject runs as {FileOwner.UserName(FileOwner.EffectiveUid)}; {paths.Home} is {FileOwner.Describe(paths.Home)}): "
+                + "run inject as the instance's user (Postfix: user= in master.cf)");
+        }
+        catch (IOException e)
+        {
+            throw new CliException(ExitCodes.TempFail, e.Message);
         }
         catch (IntakeException e)
         {

@@ -45,7 +45,8 @@ public static class MailmanCli
         {
             // One line: the first error says what is wrong ("unrecognized command 'bogus'"); the
             // parser's follow-ups ("required command was not provided") only repeat it.
-            Console.Error.WriteLine("mailman: " + parsed.Errors[0].Message + " (mailman --help lists the verbs)");
+            var error = parsed.Errors.FirstOrDefault(e => e.Message.StartsWith("Unrecognized command", StringComparison.OrdinalIgnoreCase)) ?? parsed.Errors[0];
+            Console.Error.WriteLine("mailman: " + error.Message + " (mailman --help lists the verbs)");
             return ExitCodes.Usage;
         }
 

@@ -169,7 +169,7 @@ internal static class MembersCommand
             var address = parse.GetValue(setAddress)!;
             if (!store.SetModerationAction(name, address, action.ToString().ToLowerInvariant()))
             {
-                throw new CliException(1, $"{address} is not a member of {name}");
+                throw new CliException(ExitCodes.NoUser, $"{address} is not a member of {name}");
             }
 
             Console.WriteLine($"{name}: {address} moderation_action {action.ToString().ToLowerInvariant()}");
@@ -191,7 +191,7 @@ internal static class MembersCommand
             var name = ListsCommand.Parse(parse.GetValue(list)!);
             store.GetList(name);
             var m = store.FindMember(name, parse.GetValue(address)!)
-                ?? throw new CliException(1, $"{parse.GetValue(address)} is not a member of {name}");
+                ?? throw new CliException(ExitCodes.NoUser, $"{parse.GetValue(address)} is not a member of {name}");
             static string When(DateTimeOffset? t) => t is { } v ? v.ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture) : "-";
             Console.WriteLine($"address: {m.Address}");
             Console.WriteLine($"display_name: {m.DisplayName}");

@@ -81,7 +81,7 @@ internal static class QueueCommand
 
             if (head is null)
             {
-                throw new CliException(1, $"{id}: gone from {queue.Name} meanwhile");
+                throw new CliException(ExitCodes.NoUser, $"{id}: gone from {queue.Name} meanwhile");
             }
 
             Console.WriteLine($"state: {(head.Claimed ? "claimed (a runner or a verb is acting on it)" : "waiting")}");
@@ -109,22 +109,22 @@ internal static class QueueCommand
             var queue = Find(services.Queues, id);
             if (!Deletable.Contains(queue.Name))
             {
-                throw new CliException(1, $"{id} is in {queue.Name}, where the daemon is working on it; only entries in {string.Join(", ", Deletable)} can be deleted");
+                throw new CliException(ExitCodes.Usage, $"{id} is in {queue.Name}, where the daemon is working on it; only entries in {string.Join(", ", Deletable)} can be deleted");
             }
 
             if (!parse.GetValue(yes))
             {
-                throw new CliException(1, $"{id} in {queue.Name} would be deleted for good; add --yes to do it");
+                throw new CliException(ExitCodes.Usage, $"{id} in {queue.Name} would be deleted for good; add --yes to do it");
             }
 
             if (queue.Name == QueueSet.Hold)
             {
                 var outcome = services.Held.Discard(id, VerbServices.Actor);
-                Console.WriteLine(outcome.Done ? $"deleted {id} from hold (discarded)" : throw new CliException(1, outcome.Summary));
+                Console.WriteLine(outcome.Done ? $"deleted {id} from hold (discarded)" : throw new CliException(ExitCodes.TempFail, outcome.Summary));
                 return 0;
             }
 
-            var claim = queue.Claim(id) ?? throw new CliException(1, $"{id}: a runner is acting on it (or it just went); try again");
+            var claim = queue.Claim(id) ?? throw new CliException(ExitCodes.TempFail, $"{id}: a runner is acting on it (or it just went); try again");
             queue.Finish(claim);
             Console.WriteLine($"deleted {id} from {queue.Name}");
             return 0;
@@ -153,7 +153,7 @@ internal static class QueueCommand
         => Switchboard.IsValidEntryName(id) ? id : throw new CliException(ExitCodes.Usage, $"'{Printable(id)}' is not a queue entry id (17 digits, '-', 8 hex digits)");
 
     private static Switchboard Find(QueueSet queues, string id)
-        => queues.All.FirstOrDefault(q => q.Holds(id)) ?? throw new CliException(1, $"{id}: no such entry in any queue");
+        => queues.All.FirstOrDefault(q => q.Holds(id)) ?? throw new CliException(ExitCodes.NoUser, $"{id}: no such entry in any queue");
 
     private static string? Header(HeaderList headers, HeaderId id) => headers[id] is { } v ? Printable(v.Trim()) : null;
 

@@ -55,6 +55,23 @@ internal static class StatusCommand
 
     internal static string Render(InstancePaths paths, bool asJson)
     {
+        // A user who cannot read the queues would see every queue empty: say so instead.
+        try
+        {
+            if (Directory.Exists(paths.QueuesDirectory))
+            {
+                _ = Directory.EnumerateFileSystemEntries(paths.QueuesDirectory).Any();
+                foreach (var dir in Directory.EnumerateDirectories(paths.QueuesDirectory))
+                {
+                    _ = Directory.EnumerateFileSystemEntries(dir).Any();
+                }
+            }
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            throw new CliException(ExitCodes.NoPerm, $"cannot read the queues as {FileOwner.UserName(FileOwner.EffectiveUid)} ({paths.QueuesDirectory} is {FileOwner.Describe(paths.QueuesDirectory)}): {e.Message}; run status as the instance's user");
+        }
+
         var time = TimeProvider.System;
         using var queues = new QueueSet(new FileSystem(), paths, time, create: false);
         var now = time.GetUtcNow();

@@ -66,8 +66,21 @@ public static class DaemonHost
         // The request runner hands a moderator's reply to LIST-confirm+TOKEN@ to the handler of its kind.
         builder.Services.AddSingleton<Requests.IConfirmationHandler, HeldPostConfirmation>();
 
-        // Registration order is start order: recovery finishes before any runner claims.
+        // Registration order is start order: recovery finishes before any runner claims; the
+        // listeners bind before the start line says they listen and before any runner takes
+        // work, so a port already in use stops the start with nothing begun (an entry they
+        // accept before the runners wait is found by the runners' first scan).
         builder.Services.AddHostedService<StartupRecovery>();
+        if (options.Lmtp.Url.Length > 0)
+        {
+            builder.Services.AddHostedService<Lmtp.LmtpServer>();
+        }
+
+        if (options.Http.Url.Length > 0)
+        {
+            builder.Services.AddHostedService<Http.OneClickServer>();
+        }
+
         builder.Services.AddHostedService<LifecycleLog>();
         builder.Services.AddHostedService<HangupHandler>();
         builder.Services.AddHostedService<MetricsService>();
@@ -80,16 +93,6 @@ public static class DaemonHost
         builder.Services.AddHostedService<OwnerRunner>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<HoldExpiry>());
         builder.Services.AddHostedService<ClaimWatchdog>();
-        if (options.Http.Url.Length > 0)
-        {
-            builder.Services.AddHostedService<Http.OneClickServer>();
-        }
-
-        // After the runners, so an entry LMTP accepts wakes a runner that is already waiting.
-        if (options.Lmtp.Url.Length > 0)
-        {
-            builder.Services.AddHostedService<Lmtp.LmtpServer>();
-        }
 
         if (exitWhenIdle)
         {

@@ -46,7 +46,8 @@ public static class Logging
             .MinimumLevel.Override("Microsoft", LogEventLevel.Warning)
             .Enrich.FromLogContext()
             .Enrich.With<SyslogPriorityEnricher>()
-            .Enrich.With<AreaEnricher>();
+            .Enrich.With<AreaEnricher>()
+            .Enrich.With<ControlCharacterEscaper>();
         if (section.GetValue("Console", true))
         {
             if (compact)
@@ -90,7 +91,7 @@ public static class Logging
     {
         var section = configuration.GetSection("Logging");
         var level = Enum.TryParse<LogEventLevel>(section["MinimumLevel"], true, out var l) ? l : LogEventLevel.Information;
-        var config = new LoggerConfiguration().MinimumLevel.Is(level).Enrich.With<AreaEnricher>();
+        var config = new LoggerConfiguration().MinimumLevel.Is(level).Enrich.With<AreaEnricher>().Enrich.With<ControlCharacterEscaper>();
         if (section.GetValue("File", true))
         {
             config.WriteTo.Logger(sub => sub.Filter.ByIncludingOnly(e => AreaEnricher.Is(e, AreaEnricher.Vette))
@@ -122,6 +123,49 @@ internal sealed class WithoutException(Serilog.Formatting.ITextFormatter inner) 
         var bare = new LogEvent(logEvent.Timestamp, logEvent.Level, null, logEvent.MessageTemplate,
             logEvent.Properties.Select(p => new LogEventProperty(p.Key, p.Value)), logEvent.TraceId ?? default, logEvent.SpanId ?? default);
         inner.Format(bare, output);
+    }
+}
+
+/// <summary>
+/// One event, one line: CR, LF and the other control characters in string values (an address, a
+/// subject, a server's reply: whatever a sender controls) are written escaped (\n, \u001b), so
+/// no value can start a forged line of its own.
+/// </summary>
+internal sealed class ControlCharacterEscaper : Serilog.Core.ILogEventEnricher
+{
+    public void Enrich(LogEvent logEvent, Serilog.Core.ILogEventPropertyFactory propertyFactory)
+    {
+        List<LogEventProperty>? escaped = null;
+        foreach (var (name, value) in logEvent.Properties)
+        {
+            if (value is ScalarValue { Value: string s } && s.AsSpan().IndexOfAnyInRange('\0', '\u001f') >= 0)
+            {
+                (escaped ??= []).Add(new LogEventProperty(name, new ScalarValue(Escape(s))));
+            }
+        }
+
+        foreach (var p in escaped ?? [])
+        {
+            logEvent.AddOrUpdateProperty(p);
+        }
+    }
+
+    internal static string Escape(string s)
+    {
+        var b = new System.Text.StringBuilder(s.Length + 8);
+        foreach (var c in s)
+        {
+            _ = c switch
+            {
+                '\n' => b.Append("\\n"),
+                '\r' => b.Append("\\r"),
+                '\t' => b.Append('\t'),
+                < ' ' => b.Append(System.Globalization.CultureInfo.InvariantCulture, $"\\u{(int)c:x4}"),
+                _ => b.Append(c),
+            };
+        }
+
+        return b.ToString();
     }
 }
 

@@ -21,7 +21,15 @@ public static class MailmanConfiguration
             builder.AddInMemoryCollection(overrides);
         }
 
-        return builder.Build();
+        try
+        {
+            return builder.Build();
+        }
+        catch (InvalidDataException e)
+        {
+            // A syntax error in config/mailman.json: a configuration error (78), with where it is.
+            throw new InvalidOperationException($"configuration: {paths.ConfigFile} is not valid JSON: {e.InnerException?.Message ?? e.Message}", e);
+        }
     }
 
     /// <exception cref="InvalidOperationException">A setting is invalid.</exception>

@@ -59,7 +59,7 @@ public static partial class FileOwner
         {
             mode = Convert.ToString((int)File.GetUnixFileMode(path), 8).PadLeft(4, '0');
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             mode = "?";
         }

@@ -63,8 +63,11 @@ internal sealed class LmtpConnection(Socket socket) : IDisposable
 
             if (available.Length >= MaxCommandLine)
             {
-                skipping = true;
-                _start = _end = 0;
+                // A command line that never ends would hold a session slot for as long as the
+                // client trickles bytes: answered once, and the session ends.
+                Reply("500 5.5.0 Error: command line too long; closing");
+                Flush();
+                return null;
             }
 
             if (!Fill(command: true))
@@ -83,6 +86,9 @@ internal sealed class LmtpConnection(Socket socket) : IDisposable
     /// <exception cref="IOException">The client closed the connection before the "." line.</exception>
     public bool ReadData(MessageSpool spool, long limit)
     {
+        // Only a line that began after a CRLF can end the data or be dot-stuffed: "\n.\n" or
+        // "\n.\r\n" inside the data is data (a bare LF ending DATA is how mail is smuggled
+        // past one server's view of where a message ends).
         var atLineStart = true;
         long stored = 0;
         var fits = true;
@@ -102,9 +108,9 @@ internal sealed class LmtpConnection(Socket socket) : IDisposable
             var available = _in.AsSpan(_start, _end - _start);
             if (atLineStart && available[0] == '.')
             {
-                if (available.StartsWith(".\r\n"u8) || available.StartsWith(".\n"u8))
+                if (available.StartsWith(".\r\n"u8))
                 {
-                    _start += available[1] == '\r' ? 3 : 2;
+                    _start += 3;
                     return fits;
                 }
 
@@ -136,8 +142,22 @@ internal sealed class LmtpConnection(Socket socket) : IDisposable
             {
                 var line = available[..nl];
                 _start += nl + 1;
-                atLineStart = true;
-                chunk = line.Length > 0 && line[^1] == '\r' ? line[..^1] : line;
+                var crlf = line.Length > 0 && line[^1] == '\r';
+                chunk = crlf ? line[..^1] : line;
+                stored += chunk.Length + 1;
+                if (fits && stored > limit)
+                {
+                    fits = false;
+                }
+
+                if (fits)
+                {
+                    spool.Write(chunk);
+                    spool.Write("\n"u8);
+                }
+
+                atLineStart = crlf;
+                continue;
             }
 
             stored += chunk.Length + (atLineStart ? 1 : 0);

@@ -206,8 +206,18 @@ internal sealed class LmtpSession(LmtpConnection connection, Intake intake, Lmtp
 
         // One entry per recipient, each durable before its own reply (RFC 2033 §4.2: one reply
         // per accepted RCPT, in order). A From_ line is not expected here, but skipped like inject.
+        // The same address twice in one transaction is one entry (a client must not multiply a
+        // post by repeating RCPT): the repeat gets the first one's reply.
+        var answered = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         foreach (var route in recipients)
         {
+            if (answered.TryGetValue(route.Address, out var same))
+            {
+                connection.Reply(same);
+                connection.Flush();
+                continue;
+            }
+
             try
             {
                 var (entry, metadata) = intake.Enqueue(route, sender, head.MessageId, s =>
@@ -234,14 +244,16 @@ internal sealed class LmtpSession(LmtpConnection connection, Intake intake, Lmtp
                         route.List.Fqdn, route.Queue, route.Address, metadata.MessageId, metadata.Sender, metadata.MessageLength, entry);
                 }
 
-                connection.Reply($"250 2.0.0 <{route.Address}> queued as {entry}");
+                answered[route.Address] = $"250 2.0.0 <{route.Address}> queued as {entry}";
+                connection.Reply(answered[route.Address]);
             }
             catch (IntakeException e)
             {
                 logger.LogWarning("LMTP: message for {Recipient} deferred: {Error}", route.Address, e.Message);
-                connection.Reply(e.OutOfSpace
+                answered[route.Address] = e.OutOfSpace
                     ? $"452 4.3.1 <{route.Address}> Insufficient system storage, try again later"
-                    : $"451 4.3.0 <{route.Address}> Error: the queue cannot be written now, try again later");
+                    : $"451 4.3.0 <{route.Address}> Error: the queue cannot be written now, try again later";
+                connection.Reply(answered[route.Address]);
             }
 
             // Each reply goes out as soon as its entry is on disk.

@@ -62,6 +62,11 @@ public sealed class Intake
     /// <exception cref="IntakeException">Not an address of a list; an unknown queue.</exception>
     public static IntakeRoute Route(string address, string? queue = null)
     {
+        if (address.Any(char.IsControl))
+        {
+            throw new IntakeException(IntakeFailure.NoSuchList, "no such list address: it holds control characters");
+        }
+
         if (!ListAddress.TryResolve(address, out var resolved, out var error))
         {
             throw new IntakeException(IntakeFailure.NoSuchList, error);

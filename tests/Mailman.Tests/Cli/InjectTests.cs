@@ -28,6 +28,22 @@ public sealed class InjectTests : IDisposable
         Assert.Contains("\"Sender\":\"poster@example.com\"", Encoding.UTF8.GetString(bytes), StringComparison.Ordinal);
     }
 
+    // The day-one review: a sender or an address with a line break wrote a forged line of its
+    // own into the logs; a sender starting with '-' was taken for an option (64: Postfix bounced).
+    [Fact]
+    public void Control_characters_in_the_sender_or_address_are_refused_and_a_dash_sender_is_an_address()
+    {
+        var forged = Inject("dev@example.org", Posts.Plain(), "--sender", "evil@x.y\n2026-12-01T00:00:00.000+00:00 [INF] FAKE LINE");
+        Assert.Equal(ExitCodes.Usage, forged.ExitCode);
+        var address = Inject("dev-bounces+a\nFAKE=b.c@example.org", Posts.Plain());
+        Assert.Equal(ExitCodes.NoUser, address.ExitCode);
+        Assert.Equal(0, _instance.Count("in"));
+
+        var dash = MailmanProcess.Run(_instance.Home, ["inject", "--sender=-oops@example.com", "--", "dev@example.org"], Posts.Plain());
+        Assert.True(dash.ExitCode == ExitCodes.Ok, dash.Stderr);
+        Assert.Contains("\"Sender\":\"-oops@example.com\"", File.ReadAllText(Assert.Single(Directory.GetFiles(_instance.QueueDir("in"), "*.msg"))), StringComparison.Ordinal);
+    }
+
     [Fact]
     public void A_leading_From_line_is_dropped_and_with_Return_Path_gives_the_sender_when_none_is_given()
     {

@@ -51,7 +51,7 @@ public sealed class MemberStatusVerbTests : IDisposable
         Assert.Matches(@"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$", fields["disabled_at"]);
 
         var nobody = Run("members", "show", List, "zed@example.com");
-        Assert.Equal(1, nobody.ExitCode);
+        Assert.Equal(67, nobody.ExitCode);
         Assert.Equal("mailman: zed@example.com is not a member of dev@example.org", nobody.Stderr.Trim());
     }
 

@@ -32,6 +32,18 @@ public sealed class VerbTests : IDisposable
         Assert.Contains("dev@example.org\tDev Team\t2 members", Run("lists", "list").Stdout, StringComparison.Ordinal);
     }
 
+    // The day-one review: a syntax error in config/mailman.json made serve exit 70 ("internal error").
+    [Fact]
+    public void A_configuration_file_that_is_not_JSON_stops_serve_with_78_naming_the_file()
+    {
+        Assert.Equal(0, Run("lists", "create", "dev@example.org").ExitCode);
+        File.WriteAllText(_instance.Paths.ConfigFile, "{ \"Mailman\": { \"Smtp\": { \"Port\": 25 }\n");
+        var serve = Run("serve", "--exit-when-idle");
+        Assert.Equal(ExitCodes.Config, serve.ExitCode);
+        var line = Assert.Single(serve.Stderr.Trim().Split('\n'));
+        Assert.Contains(_instance.Paths.ConfigFile + " is not valid JSON", line, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("lists", "create", "../evil@example.org")]
     [InlineData("lists", "set", "dev@example.org", "personalize", "sometimes")]

@@ -45,6 +45,20 @@ public sealed class LoggingTests : IDisposable
         }
     }
 
+    [Fact]
+    public void A_value_with_line_breaks_is_written_on_one_line()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Logging:Console"] = "false" }).Build();
+        using (var logger = (Serilog.Core.Logger)Logging.Create(configuration, _instance.Paths))
+        {
+            logger.ForContext("SourceContext", "Mailman.Runners.IncomingRunner").Information("Post received from {Sender}", "evil@x.y\r\n2026-12-01T00:00:00.000+00:00 [INF] FAKE\u001b[2J");
+        }
+
+        var lines = File.ReadAllLines(Directory.GetFiles(_instance.Paths.LogsDirectory, "post-*.log").Single());
+        var line = Assert.Single(lines);
+        Assert.Contains("evil@x.y\\r\\n2026-12-01T00:00:00.000+00:00 [INF] FAKE\\u001b[2J", line, StringComparison.Ordinal);
+    }
+
     private static InvalidOperationException Thrown()
     {
         try

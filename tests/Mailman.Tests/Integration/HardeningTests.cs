@@ -392,6 +392,20 @@ public sealed class HardeningTests : IDisposable
         Assert.Equal(ExitCodes.TempFail, asNobody.ExitCode);
         Assert.Contains("mailman.db", asNobody.Stderr, StringComparison.Ordinal);
         Assert.Contains("owned by root, mode 0600", asNobody.Stderr, StringComparison.Ordinal);
+
+        // var/ that nobody may enter (0700, as before `mailman aliases` opens it): still 75, so
+        // Postfix defers and keeps the post (it was 77, and Postfix bounced it), in one line.
+        Assert.Equal(0, PostfixInstance.Run("chmod", "0700", _instance.Paths.VarDirectory));
+        var shut = MailmanProcess.Run(_instance.Home, ["inject", List], Posts.Plain(), runAs: "nobody");
+        Assert.True(shut.ExitCode == ExitCodes.TempFail, shut.Stderr);
+        Assert.Single(shut.Stderr.Trim().Split('\n'));
+        Assert.Contains("run inject as the instance's user", shut.Stderr, StringComparison.Ordinal);
+
+        // status as a user who cannot read the queues says so, instead of showing them empty.
+        Assert.Equal(0, PostfixInstance.Run("chmod", "0700", _instance.Paths.QueuesDirectory));
+        var status = MailmanProcess.Run(_instance.Home, ["status"], runAs: "nobody");
+        Assert.True(status.ExitCode == ExitCodes.NoPerm, status.Stdout + status.Stderr);
+        Assert.Contains("cannot read the queues", status.Stderr, StringComparison.Ordinal);
     }
 
     // 5. The retry hop and the deferred write got new names: 1000 duplicates with a 200 bound.

@@ -245,7 +245,7 @@ public sealed class ModerationTests : IDisposable
         var approve = Run("held", "approve", id);
         Assert.Equal(1, approve.ExitCode);
         Assert.Contains("not held", approve.Stderr, StringComparison.Ordinal);
-        Assert.Equal(1, Run("held", "show", id).ExitCode);
+        Assert.Equal(67, Run("held", "show", id).ExitCode);
         Assert.Equal("", Run("held", "list").Stdout.Trim());
 
         Inject(List, Post("ann@example.com", "after@example.com"), "ann@example.com");

@@ -74,8 +74,8 @@ public sealed class PostfixTests : IDisposable
         using var sink = SmtpSink.Start();
         var aliases = AliasFiles.Write(_instance.Home);
         Assert.Contains("flags=X ", aliases.MasterCf, StringComparison.Ordinal);
-        Assert.Contains(" --sender ${sender} ", aliases.MasterCf, StringComparison.Ordinal);
-        var masterCf = aliases.MasterCf.Replace("flags=X ", $"flags={flags} ", StringComparison.Ordinal).Replace(" --sender ${sender} ", " ", StringComparison.Ordinal);
+        Assert.Contains(" --sender=${sender} -- ${recipient}", aliases.MasterCf, StringComparison.Ordinal);
+        var masterCf = aliases.MasterCf.Replace("flags=X ", $"flags={flags} ", StringComparison.Ordinal).Replace(" --sender=${sender} ", " ", StringComparison.Ordinal);
         AliasFiles.HandToNobody(_instance.Home);
         using var postfix = aliases.StartPostfix(sink.Port, masterCf: masterCf);
 

@@ -4,6 +4,7 @@
 // daemon), so what was accepted can be counted on disk afterwards.
 using System.Diagnostics;
 using System.Text;
+using Mailman.Cli;
 using Mailman.Lists;
 using Mailman.TestSupport;
 using MailKit.Net.Smtp;
@@ -100,6 +101,72 @@ public sealed class LmtpServerTests : IDisposable
         Wait.Until(() => _instance.Count("hold") == 1, TimeSpan.FromSeconds(60), "the post to be held");
         Assert.StartsWith("503 ", client.Command("DATA"), StringComparison.Ordinal);
         Assert.StartsWith("221 ", client.Command("QUIT"), StringComparison.Ordinal);
+    }
+
+    // The day-one review: RCPT repeated 100 times made 100 entries (every member got the post
+    // 100 times); a bare LF ended DATA (the rest was read as commands: SMTP smuggling); a command
+    // line that never ends held its session slot for as long as the client trickled bytes.
+    [Fact]
+    public void A_repeated_RCPT_is_one_entry_only_CRLF_dot_CRLF_ends_the_data_and_an_endless_command_line_ends_the_session()
+    {
+        using var daemon = Serve();
+        using (var client = new LmtpClient(_port))
+        {
+            client.Command("LHLO postfix.example.org");
+            client.Command("MAIL FROM:<poster@example.com>");
+            for (var i = 0; i < 5; i++)
+            {
+                Assert.StartsWith("250 ", client.Command($"RCPT TO:<{Owner}>"), StringComparison.Ordinal);
+            }
+
+            var replies = new List<string>();
+            client.Data(Post("dup"), 5, replies);
+            Assert.Equal(5, replies.Count);
+            Assert.All(replies, r => Assert.Equal(replies[0], r));
+            Assert.StartsWith("250 2.0.0 ", replies[0], StringComparison.Ordinal);
+            Wait.Until(() => OwnerEntries().Length >= 1, TimeSpan.FromSeconds(30), "the owner entry");
+            Assert.Single(OwnerEntries());
+
+            // A bare-LF dot line is data; the message ends at CRLF.CRLF only.
+            client.Command("MAIL FROM:<poster@example.com>");
+            client.Command($"RCPT TO:<{List}>");
+            Assert.StartsWith("354", client.Command("DATA"), StringComparison.Ordinal);
+            client.Raw($"From: poster@example.com\r\nTo: {List}\r\nSubject: smuggled\r\nMessage-Id: <smuggle@example.com>\r\n\r\nfirst\n.\nMAIL FROM:<evil@example.net>\r\nRCPT TO:<{Owner}>\r\nDATA\r\nsecond\r\n.\r\n");
+            var reply = client.Reply();
+            Assert.StartsWith("250 2.0.0 ", reply, StringComparison.Ordinal);
+            Assert.StartsWith("250 ", client.Command("NOOP"), StringComparison.Ordinal);
+            Wait.Until(() => Directory.GetFiles(_instance.QueueDir("in")).Concat(Directory.GetFiles(_instance.QueueDir("pipeline"))).Concat(Directory.GetFiles(_instance.QueueDir("hold")))
+                .Any(f => f.EndsWith(".msg", StringComparison.Ordinal) && File.ReadAllText(f).Contains("smuggle@example.com", StringComparison.Ordinal)), TimeSpan.FromSeconds(30), "the smuggling post");
+            Assert.Single(OwnerEntries());
+        }
+
+        using (var client = new LmtpClient(_port))
+        {
+            client.Raw(new string('x', 5000));
+            Assert.StartsWith("500 ", client.Reply(), StringComparison.Ordinal);
+            Assert.Throws<IOException>(() => client.Reply());
+        }
+    }
+
+    // The day-one review: with the LMTP port taken, the runners had started (and taken a post)
+    // before the bind failed; the teardown then shunted it.
+    [Fact]
+    public void A_taken_LMTP_port_stops_the_start_before_any_runner_takes_work()
+    {
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, _port);
+        taken.Start();
+        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["inject", List], System.Text.Encoding.ASCII.GetBytes(Post("early"))).ExitCode);
+        var serve = MailmanProcess.Run(_instance.Home, ["serve"], env: new Dictionary<string, string>
+        {
+            ["Mailman__Smtp__Port"] = _sink.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Mailman__Lmtp__Url"] = $"lmtp://127.0.0.1:{_port}",
+        });
+        Assert.Equal(ExitCodes.Config, serve.ExitCode);
+        Assert.Equal(1, _instance.Count("in"));
+        Assert.Equal(0, _instance.Count("shunt"));
+        var log = string.Concat(Directory.GetFiles(_instance.Paths.LogsDirectory, "mailman-*.log").Select(File.ReadAllText));
+        Assert.DoesNotContain("started on queue", log, StringComparison.Ordinal);
+        Assert.DoesNotContain(" starting: ", log, StringComparison.Ordinal);
     }
 
     [Fact]
