@@ -194,6 +194,12 @@ public sealed class Intake
                 var open = value.IndexOf('<', StringComparison.Ordinal);
                 var close = value.LastIndexOf('>');
                 returnPath = open >= 0 && close > open ? value[(open + 1)..close].Trim() : value;
+
+                // Postfix's flag R writes <MAILER-DAEMON> for the null sender, as its From_ line does.
+                if (returnPath.Equals("MAILER-DAEMON", StringComparison.OrdinalIgnoreCase))
+                {
+                    returnPath = "";
+                }
             }
         }
         catch (FormatException)

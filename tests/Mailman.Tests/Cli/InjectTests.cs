@@ -56,6 +56,16 @@ public sealed class InjectTests : IDisposable
         Assert.Contains("Return-Path: <poster@example.com>\n" + Encoding.UTF8.GetString(raw), text, StringComparison.Ordinal);
     }
 
+    // Postfix's flag R writes Return-Path: <MAILER-DAEMON> for the null sender (a bounce).
+    [Fact]
+    public void A_Return_Path_of_MAILER_DAEMON_is_the_null_sender()
+    {
+        var piped = Encoding.ASCII.GetBytes("Return-Path: <MAILER-DAEMON>\n").Concat(Posts.Plain()).ToArray();
+        Assert.Equal(ExitCodes.Ok, Inject("dev@example.org", piped).ExitCode);
+        var text = Encoding.UTF8.GetString(File.ReadAllBytes(Assert.Single(Directory.GetFiles(_instance.QueueDir("in"), "*.msg"))));
+        Assert.Contains("\"Sender\":\"\"", text, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void An_explicit_sender_wins_over_the_From_line()
     {
