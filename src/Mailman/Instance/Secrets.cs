@@ -11,7 +11,10 @@ public static class Secrets
     {
         if (!File.Exists(path))
         {
-            throw new InvalidOperationException($"configuration: {setting} {path} does not exist");
+            var why = Directory.Exists(path) ? "is a directory, not a file"
+                : new FileInfo(path).LinkTarget is { } target ? $"is a symbolic link to {target}, which cannot be read as a file"
+                : "does not exist";
+            throw new InvalidOperationException($"configuration: {setting} {path} {why}");
         }
 
         var mode = File.GetUnixFileMode(path);
