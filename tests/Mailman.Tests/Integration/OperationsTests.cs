@@ -86,9 +86,12 @@ public sealed class OperationsTests : IDisposable
             ["Mailman__Smtp__Port"] = "1",
             ["Mailman__Queues__PollInterval"] = "01:00:00",
         });
-        // "; exit $?" keeps sh the parent: a lone command would be exec'd in its place.
+        // "; exit $?" keeps sh the parent: a lone command would be exec'd in its place. systemd
+        // starts a service with every signal at its default; a test run started under nohup or
+        // in a shell's background has SIGHUP (and SIGINT, SIGQUIT) ignored, which a child inherits
+        // and .NET respects (the daemon then ignores SIGHUP instead of logging it): env resets them.
         psi.ArgumentList.Insert(0, psi.FileName);
-        foreach (var a in new[] { "systemd", "\"$@\"; exit $?", "-c" })
+        foreach (var a in new[] { "--default-signal=HUP,INT,QUIT", "env", "systemd", "\"$@\"; exit $?", "-c" })
         {
             psi.ArgumentList.Insert(0, a);
         }
