@@ -118,36 +118,29 @@ public sealed class Pacer
                 return d;
             }
 
-            if (_mx is not null)
+            if (_mx?.PrimaryMx(domain) is { } host)
             {
-                if (_mx.PrimaryMx(domain) is { } host)
+                if (!_byMx.TryGetValue(host, out d))
                 {
-                    if (!_byMx.TryGetValue(host, out d))
-                    {
-                        d = _mxSuffixes.Find(s => host == s.Suffix || host.EndsWith("." + s.Suffix, StringComparison.Ordinal)).Destination
-                            ?? new Destination(host, _defaults, configured: false);
-                        _byMx[host] = d;
-                    }
-
-                    _unresolved.Remove(domain);
-                    _byDomain[domain] = d;
-                    return d;
+                    d = _mxSuffixes.Find(s => host == s.Suffix || host.EndsWith("." + s.Suffix, StringComparison.Ordinal)).Destination
+                        ?? new Destination(host, _defaults, configured: false);
+                    _byMx[host] = d;
                 }
 
-                // Not known yet (or no MX to be had): paced on its own meanwhile.
-                if (!_unresolved.TryGetValue(domain, out d))
-                {
-                    d = new Destination(domain.ToLowerInvariant(), _defaults, configured: false);
-                    _unresolved[domain] = d;
-                }
-
+                _unresolved.Remove(domain);
+                _byDomain[domain] = d;
                 return d;
             }
 
-            // Unconfigured domains are remembered (their throttles must outlast a post);
-            // a list of a million domains costs a small object each.
-            d = new Destination(domain.ToLowerInvariant(), _defaults, configured: false);
-            _byDomain[domain] = d;
+            // Paced on its own: remembered (its throttles must outlast a post; a list of a
+            // million domains costs a small object each), with MX grouping until its MX is known.
+            var alone = _mx is null ? _byDomain : _unresolved;
+            if (!alone.TryGetValue(domain, out d))
+            {
+                d = new Destination(domain.ToLowerInvariant(), _defaults, configured: false);
+                alone[domain] = d;
+            }
+
             return d;
         }
     }

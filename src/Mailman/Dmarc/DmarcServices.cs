@@ -17,8 +17,7 @@ public sealed class DmarcServices(DmarcPolicyLookup lookup, bool removeDkimHeade
     /// <summary>The daemon's: DnsClient over the configured servers, behind a TTL cache on <paramref name="time"/>.</summary>
     public static DmarcServices Create(MailmanOptions options, TimeProvider time, ILoggerFactory loggers)
     {
-        IReadOnlyList<IPEndPoint> servers = options.Dns.Servers.Select(DnsTxtResolver.ParseServer).ToList();
-        var resolver = new TxtCache(new DnsTxtResolver(servers, TimeSpan.FromMilliseconds(options.Dns.TimeoutMilliseconds)), time);
+        var resolver = new TxtCache(DnsTxtResolver.FromOptions(options.Dns), time);
         return new DmarcServices(
             new DmarcPolicyLookup(resolver, loggers.CreateLogger<DmarcPolicyLookup>()),
             options.Dmarc.RemoveDkimHeaders,

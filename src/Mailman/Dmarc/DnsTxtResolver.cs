@@ -33,6 +33,11 @@ public sealed class DnsTxtResolver : ITxtResolver
         _client = new LookupClient(options);
     }
 
+    /// <summary>The resolver Mailman:Dns configures (DMARC's TXT lookups, destination MX lookups).</summary>
+    /// <exception cref="FormatException">A server is not an IP address with an optional port.</exception>
+    public static DnsTxtResolver FromOptions(Instance.DnsOptions dns)
+        => new([.. dns.Servers.Select(ParseServer)], TimeSpan.FromMilliseconds(dns.TimeoutMilliseconds));
+
     public TxtAnswer QueryTxt(string name)
     {
         IDnsQueryResponse response;

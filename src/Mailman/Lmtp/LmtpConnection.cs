@@ -92,16 +92,20 @@ internal sealed class LmtpConnection(Socket socket) : IDisposable
         var atLineStart = true;
         long stored = 0;
         var fits = true;
+        void Refill()
+        {
+            Compact();
+            if (!Fill(command: false))
+            {
+                throw new IOException("the client closed the connection in the middle of DATA");
+            }
+        }
+
         while (true)
         {
             if (_end - _start < 3 && !HasLineEnd())
             {
-                Compact();
-                if (!Fill(command: false))
-                {
-                    throw new IOException("the client closed the connection in the middle of DATA");
-                }
-
+                Refill();
                 continue;
             }
 
@@ -119,61 +123,32 @@ internal sealed class LmtpConnection(Socket socket) : IDisposable
                 continue;
             }
 
+            // A whole line (stored with an LF end), or part of a long one (a CR at the end may be
+            // the start of a CRLF: kept for the next read).
             var nl = available.IndexOf((byte)'\n');
-            ReadOnlySpan<byte> chunk;
-            if (nl < 0)
+            var whole = nl >= 0;
+            var line = whole ? available[..nl] : available[^1] == '\r' ? available[..^1] : available;
+            if (line.Length == 0 && !whole)
             {
-                // Part of a long line; a CR at the end may be the start of a CRLF: keep it for the next read.
-                chunk = available[^1] == '\r' ? available[..^1] : available;
-                _start += chunk.Length;
-                atLineStart = false;
-                if (chunk.Length == 0)
-                {
-                    Compact();
-                    if (!Fill(command: false))
-                    {
-                        throw new IOException("the client closed the connection in the middle of DATA");
-                    }
-
-                    continue;
-                }
-            }
-            else
-            {
-                var line = available[..nl];
-                _start += nl + 1;
-                var crlf = line.Length > 0 && line[^1] == '\r';
-                chunk = crlf ? line[..^1] : line;
-                stored += chunk.Length + 1;
-                if (fits && stored > limit)
-                {
-                    fits = false;
-                }
-
-                if (fits)
-                {
-                    spool.Write(chunk);
-                    spool.Write("\n"u8);
-                }
-
-                atLineStart = crlf;
+                Refill();
                 continue;
             }
 
-            stored += chunk.Length + (atLineStart ? 1 : 0);
-            if (fits && stored > limit)
-            {
-                fits = false;
-            }
-
+            _start += whole ? nl + 1 : line.Length;
+            var crlf = whole && line.Length > 0 && line[^1] == '\r';
+            var chunk = crlf ? line[..^1] : line;
+            stored += chunk.Length + (whole ? 1 : 0);
+            fits &= stored <= limit;
             if (fits)
             {
                 spool.Write(chunk);
-                if (atLineStart)
+                if (whole)
                 {
                     spool.Write("\n"u8);
                 }
             }
+
+            atLineStart = crlf;
         }
     }
 

@@ -23,14 +23,9 @@ public sealed class OutgoingRunner(
     // Relay backoff and pacing run on the system clock, not `time`: their waits are real (a
     // delivery thread sleeps until a token is due), and a fake clock that a component test never
     // moves would never refill the bucket the thread waits on. The daemon's `time` is the system's.
-    private readonly PostDelivery _delivery = new(options.Smtp, logger, relays => RelaysFile.Write(paths, relays), mx: options.Smtp.GroupByMx ? MxLookups(options, time) : null);
+    private readonly PostDelivery _delivery = new(options.Smtp, logger, relays => RelaysFile.Write(paths, relays),
+        mx: options.Smtp.GroupByMx ? new MxGroups(Dmarc.DnsTxtResolver.FromOptions(options.Dns).PrimaryMxAsync, time) : null);
     private readonly InstancePaths _paths = paths;
-
-    private static MxGroups MxLookups(MailmanOptions options, TimeProvider time)
-    {
-        var resolver = new Dmarc.DnsTxtResolver(options.Dns.Servers.Select(Dmarc.DnsTxtResolver.ParseServer).ToList(), TimeSpan.FromMilliseconds(options.Dns.TimeoutMilliseconds));
-        return new MxGroups(resolver.PrimaryMxAsync, time);
-    }
 
     protected override void Process(LoadedEntry entry, CancellationToken stoppingToken)
     {

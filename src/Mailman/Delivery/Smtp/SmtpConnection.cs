@@ -118,16 +118,9 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             return false;
         }
 
-        if (!result.Pending && result.Delivered.Count + result.Deferred.Count + result.Bounced.Count < recipients.Count)
+        if (!result.Pending)
         {
-            var settled = result.Delivered.Concat(result.Deferred.Select(d => d.Recipient)).Concat(result.Bounced.Select(b => b.Recipient)).ToHashSet();
-            foreach (var r in recipients)
-            {
-                if (!settled.Contains(r))
-                {
-                    result.Deferred.Add((r, 0, "the transaction was cut: the daemon is stopping"));
-                }
-            }
+            result.DeferUnsettled(recipients, "the transaction was cut: the daemon is stopping");
         }
 
         return true;
@@ -315,15 +308,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
                 return false;
             }
 
-            var settled = result.Delivered.Concat(result.Deferred.Select(d => d.Recipient)).Concat(result.Bounced.Select(b => b.Recipient)).ToHashSet();
-            foreach (var r in valid)
-            {
-                if (!settled.Contains(r))
-                {
-                    result.Deferred.Add((r, 0, e.Message));
-                }
-            }
-
+            result.DeferUnsettled(valid, e.Message);
             return true;
         }
     }
@@ -562,6 +547,24 @@ public sealed class TransactionResult
 
     /// <summary>When the transaction began, on the relay pool's clock: a reply to a transaction begun before the relay was marked down does not say it is up again.</summary>
     public long Started { get; set; }
+
+    /// <summary>Defers, with no status, every one of <paramref name="recipients"/> that has no outcome here yet.</summary>
+    public void DeferUnsettled(IReadOnlyList<Recipient> recipients, string reason)
+    {
+        if (Delivered.Count + Deferred.Count + Bounced.Count >= recipients.Count)
+        {
+            return;
+        }
+
+        var settled = Delivered.Concat(Deferred.Select(d => d.Recipient)).Concat(Bounced.Select(b => b.Recipient)).ToHashSet();
+        foreach (var r in recipients)
+        {
+            if (!settled.Contains(r))
+            {
+                Deferred.Add((r, 0, reason));
+            }
+        }
+    }
 
     public void Clear()
     {
