@@ -29,14 +29,7 @@ internal static class BounceRows
         foreach (var count in counts)
         {
             var home = Path.Combine(work, "bounces");
-            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-            if (Directory.Exists(home))
-            {
-                Directory.Delete(home, true);
-            }
-
-            var paths = new Mailman.Instance.InstancePaths(home);
-            paths.EnsureCreated();
+            var paths = Workloads.FreshInstance(home);
             using (var store = new ListStore(paths.Database))
             {
                 store.CreateList(new MailingList { Name = List, NonMemberAction = NonMemberAction.Accept });

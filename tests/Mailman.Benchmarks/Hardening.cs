@@ -30,15 +30,7 @@ internal static class Hardening
         foreach (var depth in depths)
         {
             var home = Path.Combine(work, "depth");
-            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-            if (Directory.Exists(home))
-            {
-                Unmount(Path.Combine(home, "queues"));
-                Directory.Delete(home, true);
-            }
-
-            var paths = new Mailman.Instance.InstancePaths(home);
-            paths.EnsureCreated();
+            var paths = Workloads.FreshInstance(home, () => Unmount(Path.Combine(home, "queues")));
             if (!disk)
             {
                 Run("mount", "-t", "tmpfs", "-o", "size=4g,mode=0700", "tmpfs", paths.QueuesDirectory);
@@ -118,14 +110,7 @@ internal static class Hardening
     private static (long Inject, long Serve) Measure(string mailman, string work, string file, int limitKb)
     {
         var home = Path.Combine(work, "large");
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        if (Directory.Exists(home))
-        {
-            Directory.Delete(home, true);
-        }
-
-        var paths = new Mailman.Instance.InstancePaths(home);
-        paths.EnsureCreated();
+        var paths = Workloads.FreshInstance(home);
         using (var store = new ListStore(paths.Database))
         {
             store.CreateList(new MailingList { Name = ListName.Parse("bench@example.org"), NonMemberAction = NonMemberAction.Accept, MaxMessageSizeKb = limitKb });

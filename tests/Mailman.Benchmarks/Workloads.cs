@@ -10,6 +10,21 @@ public sealed record Row(string Name, int Bytes, bool Related, int MaxRecipients
 
 public static class Workloads
 {
+    /// <summary>An empty instance at <paramref name="home"/>: what a previous row left there is deleted first.</summary>
+    public static Mailman.Instance.InstancePaths FreshInstance(string home, Action? beforeDelete = null)
+    {
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        if (Directory.Exists(home))
+        {
+            beforeDelete?.Invoke();
+            Directory.Delete(home, true);
+        }
+
+        var paths = new Mailman.Instance.InstancePaths(home);
+        paths.EnsureCreated();
+        return paths;
+    }
+
     public static IEnumerable<string> Members(int count, int seed = 2003)
     {
         var random = new Random(seed);
