@@ -36,10 +36,25 @@ public static class Logging
         }
     }
 
+    /// <summary>Logging:MinimumLevel, Information when unset; a value that names no level is refused, not read as the default.</summary>
+    /// <exception cref="InvalidOperationException">The value is not a level's name.</exception>
+    public static LogEventLevel MinimumLevel(IConfiguration section)
+    {
+        var value = section["MinimumLevel"];
+        if (string.IsNullOrWhiteSpace(value))
+        {
+            return LogEventLevel.Information;
+        }
+
+        return Enum.TryParse<LogEventLevel>(value, true, out var level) && Enum.IsDefined(level) && !char.IsAsciiDigit(value.Trim()[0])
+            ? level
+            : throw new InvalidOperationException($"configuration: Logging:MinimumLevel \"{value}\" is not one of {string.Join(", ", Enum.GetNames<LogEventLevel>())}");
+    }
+
     public static Serilog.ILogger Create(IConfiguration configuration, InstancePaths paths)
     {
         var section = configuration.GetSection("Logging");
-        var level = Enum.TryParse<LogEventLevel>(section["MinimumLevel"], true, out var l) ? l : LogEventLevel.Information;
+        var level = MinimumLevel(section);
         var compact = section.GetValue("CompactJson", false);
         var config = new LoggerConfiguration()
             .MinimumLevel.Is(level)
@@ -90,7 +105,7 @@ public static class Logging
     public static Serilog.Core.Logger CreateForVerb(IConfiguration configuration, InstancePaths paths)
     {
         var section = configuration.GetSection("Logging");
-        var level = Enum.TryParse<LogEventLevel>(section["MinimumLevel"], true, out var l) ? l : LogEventLevel.Information;
+        var level = MinimumLevel(section);
         var config = new LoggerConfiguration().MinimumLevel.Is(level).Enrich.With<AreaEnricher>().Enrich.With<ControlCharacterEscaper>();
         if (section.GetValue("File", true))
         {

@@ -45,6 +45,25 @@ public sealed class VerbTests : IDisposable
     }
 
     [Theory]
+    [InlineData("Loud")]
+    [InlineData("7")]
+    public void Serve_refuses_a_log_level_that_names_no_level(string level)
+    {
+        File.WriteAllText(_instance.Paths.ConfigFile, $$"""{ "Logging": { "MinimumLevel": "{{level}}" } }""");
+        var serve = Run("serve", "--exit-when-idle");
+        Assert.Equal(ExitCodes.Config, serve.ExitCode);
+        var line = Assert.Single(serve.Stderr.Trim().Split('\n'));
+        Assert.Contains($"Logging:MinimumLevel \"{level}\" is not one of Verbose, Debug, Information, Warning, Error, Fatal", line, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_log_level_is_read_in_any_case()
+    {
+        File.WriteAllText(_instance.Paths.ConfigFile, """{ "Logging": { "MinimumLevel": "warning" } }""");
+        Assert.Equal(0, Run("serve", "--exit-when-idle").ExitCode);
+    }
+
+    [Theory]
     [InlineData("lists", "create", "../evil@example.org")]
     [InlineData("lists", "set", "dev@example.org", "personalize", "sometimes")]
     [InlineData("lists", "show", "nobody@example.org")]
