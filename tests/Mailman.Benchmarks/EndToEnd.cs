@@ -15,6 +15,9 @@ namespace Mailman.Benchmarks;
 public sealed record Measurement(double Wall, double User, double Sys, long MaxRssKb, long Count)
 {
     public double Cpu => User + Sys;
+
+    /// <summary>The receiving server's CPU seconds for the run (the rows through Postfix), where measured.</summary>
+    public double? ServerCpu { get; init; }
 }
 
 public sealed partial class EndToEnd(string mailman, string work, bool oneClick = false)
@@ -86,17 +89,33 @@ public sealed partial class EndToEnd(string mailman, string work, bool oneClick 
     /// inject` to the last copy counted at the sink. CPU and peak RSS are the daemon's (from /proc)
     /// plus inject's. <paramref name="extra"/> adds settings (a paced destination). With
     /// <paramref name="relays"/> above 1, a pool: that many smtp-sinks, each a relay of
-    /// <paramref name="relayConnections"/> connections and weight 1, their counts summed.
+    /// <paramref name="relayConnections"/> connections and weight 1, their counts summed. With
+    /// <paramref name="via"/>, into that Postfix instead: timed until the daemon logs the post
+    /// delivered (Postfix's last 250), counted from Postfix's log, Postfix's CPU from
+    /// <paramref name="viaCpu"/> until it discarded them all.
     /// </summary>
     public Measurement Warm(Row row, string home, byte[] post, long expected, IDictionary<string, string>? extra = null, bool stopAtExpected = false,
-        int relays = 1, int relayConnections = 2)
+        int relays = 1, int relayConnections = 2, PostfixInstance? via = null, ProcessTreeCpu? viaCpu = null)
     {
-        var sinks = Enumerable.Range(0, relays).Select(_ => Sink.Start()).ToList();
+        var sinks = via is null ? Enumerable.Range(0, relays).Select(_ => Sink.Start()).ToList() : [];
         using var stopSinks = new Disposer(() => sinks.ForEach(s => s.Dispose()));
-        long Counted() => sinks.Sum(s => s.Count());
+        var output = new StringBuilder();
+        long Counted()
+        {
+            if (via is null)
+            {
+                return sinks.Sum(s => s.Count());
+            }
+
+            lock (output)
+            {
+                return output.ToString().Contains(" delivered: ", StringComparison.Ordinal) ? expected : 0;
+            }
+        }
+
         var env = new Dictionary<string, string>
         {
-            ["Mailman__Smtp__Port"] = sinks[0].Port.ToString(CultureInfo.InvariantCulture),
+            ["Mailman__Smtp__Port"] = (via?.Port ?? sinks[0].Port).ToString(CultureInfo.InvariantCulture),
             ["Mailman__Smtp__MaxRecipients"] = row.MaxRecipients.ToString(CultureInfo.InvariantCulture),
             ["Logging__Console"] = "true",
             ["Logging__File"] = "false",
@@ -129,7 +148,6 @@ public sealed partial class EndToEnd(string mailman, string work, bool oneClick 
         }
 
         using var daemon = Process.Start(psi)!;
-        var output = new StringBuilder();
         daemon.OutputDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
         daemon.ErrorDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
         daemon.BeginOutputReadLine();
@@ -156,6 +174,8 @@ public sealed partial class EndToEnd(string mailman, string work, bool oneClick 
             }
 
             Thread.Sleep(500); // idle, as a running server is between posts
+            var discardedBefore = via is null ? 0 : Discarded(via);
+            var serverCpuBefore = viaCpu?.Seconds();
             var cpuBefore = ProcCpu(daemon.Id);
             var watch = Stopwatch.StartNew();
             var inject = Mailman("--home", home, "inject", "bench@example.org");
@@ -174,13 +194,13 @@ public sealed partial class EndToEnd(string mailman, string work, bool oneClick 
             var cpu = ProcCpu(daemon.Id) - cpuBefore + injectCpu;
             var rss = ProcPeakRssKb(daemon.Id);
             Terminate(daemon);
-            var count = sinks.Sum(s => s.Stop());
+            var count = via is null ? sinks.Sum(s => s.Stop()) : WaitForDiscards(via, discardedBefore + expected) - discardedBefore;
             if (!stopAtExpected && count != expected)
             {
                 throw new InvalidOperationException($"{row.Name}: the sink counted {count} copies, expected {expected}");
             }
 
-            return new Measurement(wall, cpu, 0, rss, count);
+            return new Measurement(wall, cpu, 0, rss, count) { ServerCpu = viaCpu?.Seconds() - serverCpuBefore };
         }
         finally
         {
@@ -259,9 +279,9 @@ public sealed partial class EndToEnd(string mailman, string work, bool oneClick 
     }
 
     /// <summary>`smtp-source -d -s 8` pushing <paramref name="count"/> messages of <paramref name="size"/> bytes, under /usr/bin/time.</summary>
-    private Measurement SourceInto(int port, int size, int count)
+    private Measurement SourceInto(int port, int size, int count, string[]? extra = null)
         => Timed([SourceBinary, "-d", "-s", "8", "-m", count.ToString(CultureInfo.InvariantCulture), "-l", size.ToString(CultureInfo.InvariantCulture),
-            "-f", "bench-bounces@example.org", "-t", "member@example.com", $"127.0.0.1:{port}"], null);
+            "-f", "bench-bounces@example.org", "-t", "member@example.com", .. extra ?? [], $"127.0.0.1:{port}"], null);
 
     // Wall time from here; user, system and peak RSS from /usr/bin/time. Count is the caller's.
     private Measurement Timed(string[] command, IDictionary<string, string>? env)

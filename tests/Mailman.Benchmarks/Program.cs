@@ -190,30 +190,45 @@ if (args.Contains("--postfix"))
 Console.WriteLine(table);
 return 0;
 
-// Ours (DATA, then BDAT) and smtp-source into one private Postfix that discards everything.
+// Ours (DATA, then BDAT) and smtp-source, with distinct recipients (-N, as our copies have) and
+// with its one repeated recipient, alternating into one private Postfix that discards everything;
+// Postfix's own CPU per message beside each, where a cgroup can count it.
 static string PostfixTable(EndToEnd e2e, int pairs)
 {
     var sb = new StringBuilder();
-    sb.AppendLine("Through a private Postfix (loopback smtpd, discard: transport), timed until Postfix accepted every message:");
+    sb.AppendLine("Through a private Postfix (loopback smtpd, discard: transport), timed until Postfix accepted every message; Postfix's CPU (all its processes, until it discarded them) per message:");
     sb.AppendLine();
-    sb.AppendLine("| row | copies | ours DATA (s) | ours BDAT (s) | smtp-source -d -s 8 (s) | ratio DATA | ratio BDAT | ours CPU ms/copy DATA | BDAT |");
-    sb.AppendLine("|---|---|---|---|---|---|---|---|---|");
-    using var postfix = EndToEnd.StartPostfix();
-    foreach (var row in new Row[] { new("10 KB text/plain", 10 * 1024, false, 500, 0, 8000), new("1 MB text/plain", 1024 * 1024, false, 500, 0, 1000) })
+    sb.AppendLine("| row | copies | ours cold DATA (s) | ours warm DATA (s) | ours cold BDAT (s) | smtp-source -N (s) | smtp-source (s) | ratio cold DATA / -N | warm DATA / -N | cold BDAT / -N | cold DATA / plain | Postfix CPU ms/msg: ours cold DATA | warm DATA | BDAT | -N | plain | client CPU ms/msg: ours cold DATA | warm DATA | BDAT | smtp-source -N |");
+    sb.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    using var certs = Mailman.TestSupport.TestCertificates.Create();
+    var rows = new (Row Row, bool Tls)[]
     {
-        Console.Error.WriteLine($"== Postfix: {row.Name}, {row.Members} members");
+        (new("10 KB text/plain", 10 * 1024, false, 500, 0, 8000), false),
+        (new("1 MB text/plain", 1024 * 1024, false, 500, 0, 1000), false),
+        (new("10 KB text/plain, STARTTLS (smtp-source plain: it has no TLS)", 10 * 1024, false, 500, 0, 8000), true),
+    };
+    foreach (var (row, tls) in rows)
+    {
+        using var postfix = EndToEnd.StartPostfix(tls ? certs : null);
+        using var postfixCpu = EndToEnd.TrackCpu(postfix);
+        Console.Error.WriteLine($"== Postfix: {row.Name}, {row.Members} members{(postfixCpu is null ? " (Postfix's CPU not counted: no cgroup could be made)" : "")}");
         var list = Workloads.Members(row.Members).ToList();
         var post = Workloads.Post(row);
-        var data = new List<Measurement>();
-        var bdat = new List<Measurement>();
-        var source = new List<Measurement>();
+        var extra = tls ? new Dictionary<string, string> { ["Mailman__Smtp__Security"] = "starttls", ["Mailman__Smtp__CaFile"] = certs.CaFile } : null;
+        var runs = new Dictionary<string, List<Measurement>> { ["DATA"] = [], ["warm"] = [], ["BDAT"] = [], ["-N"] = [], ["plain"] = [] };
         for (var i = 0; i < pairs; i++)
         {
-            data.Add(e2e.OursVia(postfix, row, e2e.Instance(row, list, "row"), post, bdat: false));
-            bdat.Add(e2e.OursVia(postfix, row, e2e.Instance(row, list, "row"), post, bdat: true));
-            source.Add(e2e.SmtpSourceVia(postfix, post.Length, row.Members));
-            Console.Error.WriteLine($"   run {i + 1}: DATA {data[^1].Wall:F2}s, BDAT {bdat[^1].Wall:F2}s, smtp-source {source[^1].Wall:F2}s");
-            foreach (var m in new[] { data[^1], bdat[^1], source[^1] })
+            runs["DATA"].Add(e2e.OursVia(postfix, postfixCpu, row, e2e.Instance(row, list, "row"), post, bdat: false, extra));
+            runs["warm"].Add(e2e.Warm(row, e2e.Instance(row, list, "row"), post, row.Members, extra, via: postfix, viaCpu: postfixCpu));
+            if (!tls)
+            {
+                runs["BDAT"].Add(e2e.OursVia(postfix, postfixCpu, row, e2e.Instance(row, list, "row"), post, bdat: true));
+            }
+
+            runs["-N"].Add(e2e.SmtpSourceVia(postfix, postfixCpu, post.Length, row.Members, distinct: true));
+            runs["plain"].Add(e2e.SmtpSourceVia(postfix, postfixCpu, post.Length, row.Members, distinct: false));
+            Console.Error.WriteLine($"   run {i + 1}: " + string.Join(", ", runs.Where(r => r.Value.Count > i).Select(r => $"{r.Key} {r.Value[i].Wall:F2}s")));
+            foreach (var m in runs.Values.Where(r => r.Count > i).Select(r => r[i]))
             {
                 if (m.Count != row.Members)
                 {
@@ -223,34 +238,15 @@ static string PostfixTable(EndToEnd e2e, int pairs)
         }
 
         static double Median(IEnumerable<double> xs) => xs.Order().ElementAt(xs.Count() / 2);
-        var ratioData = Median(data.Zip(source, (a, b) => a.Wall / b.Wall));
-        var ratioBdat = Median(bdat.Zip(source, (a, b) => a.Wall / b.Wall));
+        string Seconds(string key) => runs[key].Count == 0 ? "-" : Median(runs[key].Select(m => m.Wall)).ToString("F2", CultureInfo.InvariantCulture);
+        string Ratio(string ours, string source) => runs[ours].Count == 0 ? "-"
+            : Median(runs[ours].Zip(runs[source], (a, b) => a.Wall / b.Wall)).ToString("F2", CultureInfo.InvariantCulture);
+        string ServerMs(string key) => runs[key].Count == 0 || runs[key].Any(m => m.ServerCpu is null) ? "-"
+            : (Median(runs[key].Select(m => m.ServerCpu!.Value)) / row.Members * 1000).ToString("F2", CultureInfo.InvariantCulture);
+        string ClientMs(string key) => runs[key].Count == 0 ? "-" : (Median(runs[key].Select(m => m.Cpu)) / row.Members * 1000).ToString("F3", CultureInfo.InvariantCulture);
         sb.AppendLine(CultureInfo.InvariantCulture,
-            $"| {row.Name} | {row.Members:N0} | {Median(data.Select(m => m.Wall)):F2} | {Median(bdat.Select(m => m.Wall)):F2} | {Median(source.Select(m => m.Wall)):F2} | {ratioData:F2} | {ratioBdat:F2} | {Median(data.Select(m => m.Cpu)) / row.Members * 1000:F3} | {Median(bdat.Select(m => m.Cpu)) / row.Members * 1000:F3} |");
+            $"| {row.Name} | {row.Members:N0} | {Seconds("DATA")} | {Seconds("warm")} | {Seconds("BDAT")} | {Seconds("-N")} | {Seconds("plain")} | {Ratio("DATA", "-N")} | {Ratio("warm", "-N")} | {Ratio("BDAT", "-N")} | {Ratio("DATA", "plain")} | {ServerMs("DATA")} | {ServerMs("warm")} | {ServerMs("BDAT")} | {ServerMs("-N")} | {ServerMs("plain")} | {ClientMs("DATA")} | {ClientMs("warm")} | {ClientMs("BDAT")} | {ClientMs("-N")} |");
         Console.Error.WriteLine(sb.ToString().Split('\n')[^2]);
-    }
-
-    // STARTTLS into a Postfix that offers it (smtp-source, which has no TLS, sends plain into the same one).
-    using var certs = Mailman.TestSupport.TestCertificates.Create();
-    using (var tls = EndToEnd.StartPostfix(certs))
-    {
-        var row = new Row("10 KB text/plain, STARTTLS", 10 * 1024, false, 500, 0, 8000);
-        Console.Error.WriteLine($"== Postfix: {row.Name}");
-        var list = Workloads.Members(row.Members).ToList();
-        var post = Workloads.Post(row);
-        var extra = new Dictionary<string, string> { ["Mailman__Smtp__Security"] = "starttls", ["Mailman__Smtp__CaFile"] = certs.CaFile };
-        var ours = new List<Measurement>();
-        var source = new List<Measurement>();
-        for (var i = 0; i < pairs; i++)
-        {
-            ours.Add(e2e.OursVia(tls, row, e2e.Instance(row, list, "row"), post, bdat: false, extra));
-            source.Add(e2e.SmtpSourceVia(tls, post.Length, row.Members));
-            Console.Error.WriteLine($"   run {i + 1}: STARTTLS {ours[^1].Wall:F2}s, smtp-source (plain) {source[^1].Wall:F2}s");
-        }
-
-        static double Med(IEnumerable<double> xs) => xs.Order().ElementAt(xs.Count() / 2);
-        sb.AppendLine(CultureInfo.InvariantCulture,
-            $"| {row.Name} | {row.Members:N0} | {Med(ours.Select(m => m.Wall)):F2} | - | {Med(source.Select(m => m.Wall)):F2} (plain) | {Med(ours.Zip(source, (a, b) => a.Wall / b.Wall)):F2} | - | {Med(ours.Select(m => m.Cpu)) / row.Members * 1000:F3} | - |");
     }
 
     return sb.ToString();

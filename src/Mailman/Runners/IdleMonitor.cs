@@ -17,11 +17,13 @@ public sealed class IdleMonitor(QueueSet queues, Activity activity, TimeProvider
     {
         var quietChecks = 0;
         var lastGeneration = -1L;
-        // Cheap (a few directory listings); frequent enough that an idle exit follows the work by
-        // tens of milliseconds, not a tenth of a second.
-        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(10));
-        while (await timer.WaitForNextTickAsync(stoppingToken))
+        while (true)
         {
+            // While work runs there is nothing to check: no timer wakes the process per 10 ms of a
+            // long delivery. Between hops and after the last, checks every 10 ms (cheap: a few
+            // directory listings), so an idle exit follows the work by tens of milliseconds.
+            await activity.WhenQuietAsync(stoppingToken);
+            await Task.Delay(TimeSpan.FromMilliseconds(10), stoppingToken);
             var generation = activity.Generation;
             var idle = !activity.IsBusy && generation == lastGeneration && !HasWork();
             lastGeneration = generation;
