@@ -226,7 +226,7 @@ public sealed class SmtpOptions
         {
             var r = relays[i];
             var key = Relays.Count == 0 ? s : $"{s}Relays:{i}:";
-            MailmanOptions.Check(Delivery.Smtp.Relay.TryParseAddress(r.Address, Relays.Count == 0 ? Port : 25, out var host, out var port),
+            MailmanOptions.Check(Delivery.Smtp.Relay.TryParseAddress(r.Address, Relays.Count == 0 ? Port : Delivery.Smtp.Relay.DefaultPort(r.Security), out var host, out var port),
                 $"{key}Address must be host:port (got '{r.Address}')");
             MailmanOptions.Check(seen.Add(Delivery.Smtp.Relay.FormatAddress(host, port)), $"{s}Relays lists {r.Address} twice");
             MailmanOptions.Check(SecurityModes.Contains(r.Security, StringComparer.OrdinalIgnoreCase),

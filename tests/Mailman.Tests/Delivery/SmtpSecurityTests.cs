@@ -37,6 +37,19 @@ public sealed class SmtpSecurityTests : IDisposable
         return Assert.Single(Relay.Resolve(options));
     }
 
+    // A pool entry without a port: implicit TLS means 465 (its own or the inherited Security), anything else 25.
+    [Theory]
+    [InlineData("tls", "none", 465)]
+    [InlineData("", "tls", 465)]
+    [InlineData("starttls", "none", 25)]
+    [InlineData("", "none", 25)]
+    public void A_relay_address_without_a_port_takes_the_port_of_its_security(string relaySecurity, string smtpSecurity, int expected)
+    {
+        var options = new SmtpOptions { Security = smtpSecurity, Relays = [new RelayOptions { Address = "mx.example.org", Security = relaySecurity }] };
+        new MailmanOptions { Smtp = options, Pipeline = { Handlers = ["list-id"] }, Moderation = { Chain = ["approved"] } }.Validate();
+        Assert.Equal(expected, Assert.Single(Relay.Resolve(options)).Port);
+    }
+
     private static (bool Delivered, string? Error) SendOne(Relay relay, byte[] message, out SmtpConnection connection)
     {
         var post = PreparedPost.Create(message, null);

@@ -86,7 +86,7 @@ public sealed class Relay
         {
             var r = configured[i];
             var key = options.Relays.Count == 0 ? "Mailman:Smtp:" : $"Mailman:Smtp:Relays:{i}:";
-            TryParseAddress(r.Address, options.Relays.Count == 0 ? options.Port : 25, out var host, out var port);
+            TryParseAddress(r.Address, options.Relays.Count == 0 ? options.Port : DefaultPort(r.Security), out var host, out var port);
             var security = ParseSecurity(r.Security);
             string? password = null;
             if (!string.IsNullOrEmpty(r.User))
@@ -110,6 +110,9 @@ public sealed class Relay
         "tls" => RelaySecurity.Tls,
         _ => RelaySecurity.None,
     };
+
+    /// <summary>The port of a pool entry whose Address names none: 465 for implicit TLS, else 25.</summary>
+    public static int DefaultPort(string security) => ParseSecurity(security) == RelaySecurity.Tls ? 465 : 25;
 
     public static string FormatAddress(string host, int port)
         => (host.Contains(':', StringComparison.Ordinal) ? "[" + host + "]" : host) + ":" + port.ToString(CultureInfo.InvariantCulture);
