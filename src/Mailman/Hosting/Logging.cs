@@ -46,9 +46,11 @@ public static class Logging
             return LogEventLevel.Information;
         }
 
-        return Enum.TryParse<LogEventLevel>(value, true, out var level) && Enum.IsDefined(level) && !char.IsAsciiDigit(value.Trim()[0])
-            ? level
-            : throw new InvalidOperationException($"configuration: Logging:MinimumLevel \"{value}\" is not one of {string.Join(", ", Enum.GetNames<LogEventLevel>())}");
+        // By name only: Enum.TryParse would also take "7" or "Debug, Error".
+        var names = Enum.GetNames<LogEventLevel>();
+        return Array.Find(names, n => n.Equals(value.Trim(), StringComparison.OrdinalIgnoreCase)) is { } name
+            ? Enum.Parse<LogEventLevel>(name)
+            : throw new InvalidOperationException($"configuration: Logging:MinimumLevel \"{value}\" is not one of {string.Join(", ", names)}");
     }
 
     public static Serilog.ILogger Create(IConfiguration configuration, InstancePaths paths)

@@ -214,6 +214,9 @@ public sealed class SmtpOptions
     public IReadOnlyList<Delivery.Smtp.Relay> ResolvedRelays() => _resolved ??= Delivery.Smtp.Relay.Resolve(this);
 
     /// <summary>All connections of the pool: the crash duplicate bound is this × CheckpointRecipients.</summary>
+    /// <summary>The port of an effective relay whose Address names none: Port for Host:Port alone; in a pool 465 with Security tls, else 25.</summary>
+    public int DefaultPortOf(RelayOptions relay) => Relays.Count == 0 ? Port : Delivery.Smtp.Relay.DefaultPort(relay.Security);
+
     public int TotalConnections => EffectiveRelays().Sum(r => r.Connections ?? Connections);
 
     // Security, credentials, relays and pacing; one line naming the first bad setting.
@@ -226,7 +229,7 @@ public sealed class SmtpOptions
         {
             var r = relays[i];
             var key = Relays.Count == 0 ? s : $"{s}Relays:{i}:";
-            MailmanOptions.Check(Delivery.Smtp.Relay.TryParseAddress(r.Address, Relays.Count == 0 ? Port : Delivery.Smtp.Relay.DefaultPort(r.Security), out var host, out var port),
+            MailmanOptions.Check(Delivery.Smtp.Relay.TryParseAddress(r.Address, DefaultPortOf(r), out var host, out var port),
                 $"{key}Address must be host:port (got '{r.Address}')");
             MailmanOptions.Check(seen.Add(Delivery.Smtp.Relay.FormatAddress(host, port)), $"{s}Relays lists {r.Address} twice");
             MailmanOptions.Check(SecurityModes.Contains(r.Security, StringComparer.OrdinalIgnoreCase),

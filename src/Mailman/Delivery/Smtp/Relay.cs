@@ -86,7 +86,7 @@ public sealed class Relay
         {
             var r = configured[i];
             var key = options.Relays.Count == 0 ? "Mailman:Smtp:" : $"Mailman:Smtp:Relays:{i}:";
-            TryParseAddress(r.Address, options.Relays.Count == 0 ? options.Port : DefaultPort(r.Security), out var host, out var port);
+            TryParseAddress(r.Address, options.DefaultPortOf(r), out var host, out var port);
             var security = ParseSecurity(r.Security);
             string? password = null;
             if (!string.IsNullOrEmpty(r.User))
