@@ -95,7 +95,7 @@ public sealed partial class EndToEnd(string mailman, string work, bool oneClick 
     /// <paramref name="viaCpu"/> until it discarded them all.
     /// </summary>
     public Measurement Warm(Row row, string home, byte[] post, long expected, IDictionary<string, string>? extra = null, bool stopAtExpected = false,
-        int relays = 1, int relayConnections = 2, PostfixInstance? via = null, ProcessTreeCpu? viaCpu = null)
+        int relays = 1, int relayConnections = 4, PostfixInstance? via = null, ProcessTreeCpu? viaCpu = null)
     {
         var sinks = via is null ? Enumerable.Range(0, relays).Select(_ => Sink.Start()).ToList() : [];
         using var stopSinks = new Disposer(() => sinks.ForEach(s => s.Dispose()));

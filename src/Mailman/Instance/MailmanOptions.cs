@@ -114,7 +114,7 @@ public sealed class SmtpOptions
     public int MaxSessionsPerConnection { get; set; } = 1000;
 
     /// <summary>Parallel SMTP connections the outgoing runner uses for one post (per relay when Relays lists several).</summary>
-    public int Connections { get; set; } = 4;
+    public int Connections { get; set; } = 8;
 
     /// <summary>Network timeout for every SMTP read and write.</summary>
     public int TimeoutSeconds { get; set; } = 60;
@@ -126,7 +126,7 @@ public sealed class SmtpOptions
     /// Recipients per delivery checkpoint (at least MaxRecipients for batched posts). After a
     /// crash at most Connections × this many members get a second copy.
     /// </summary>
-    public int CheckpointRecipients { get; set; } = 50;
+    public int CheckpointRecipients { get; set; } = 25;
 
     /// <summary>Record delivery progress durably (the crash guarantee). Off only to measure what it costs.</summary>
     public bool Checkpoint { get; set; } = true;
