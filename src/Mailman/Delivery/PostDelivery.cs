@@ -298,7 +298,25 @@ public sealed class PostDelivery
                 {
                     try
                     {
-                        using var connection = new SmtpConnection(relay.Relay, options);
+                        using var connection = new SmtpConnection(relay.Relay, options)
+                        {
+                            SessionsChanged = change =>
+                            {
+                                lock (gate)
+                                {
+                                    relay.Open += change;
+                                    Monitor.PulseAll(gate);
+                                }
+                            },
+                            AttemptsChanged = change =>
+                            {
+                                lock (gate)
+                                {
+                                    relay.Connecting += change;
+                                    Monitor.PulseAll(gate);
+                                }
+                            },
+                        };
                         lock (gate)
                         {
                             connections.Add(connection);
@@ -333,7 +351,8 @@ public sealed class PostDelivery
             // Two results: with pipelining, one transaction's outcome is read while the next is
             // sent (TransactionResult.Pending until then).
             TransactionResult[] results = [new(), new()];
-            while (Next(relay) is { } chunk)
+            var retire = false;
+            while (!retire && Next(relay) is { } chunk)
             {
                 var transactions = chunk.Transactions;
                 var done = Math.Max(chunk.Start, progress.TransactionsDone(chunk.Index));
@@ -472,12 +491,21 @@ public sealed class PostDelivery
                     catch (SmtpConnectException e)
                     {
                         // Nothing of this transaction was sent: the rest of the chunk goes to
-                        // another relay (or, when every relay is down, to retry).
+                        // another worker (this relay's, when it only refused one connection too
+                        // many and this worker retires; else another relay's, or retry when
+                        // every relay is down).
                         Pacer.Done(destination, 0, false);
                         Settle();
                         lock (gate)
                         {
-                            Pool.MarkDown(relay, e.Message, clock.GetTimestamp());
+                            // Another of ours still connecting to this relay: whether it gets in
+                            // tells a limit on our connections from a relay that is down.
+                            while (relay.Open == 0 && relay.Connecting > 0 && !Stopping())
+                            {
+                                Monitor.Wait(gate, 100);
+                            }
+
+                            retire = Pool.Refused(relay, e.Message, clock.GetTimestamp());
                         }
 
                         handBack = true;

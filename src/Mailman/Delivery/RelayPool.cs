@@ -29,6 +29,18 @@ public sealed class RelayState(Relay relay, int index)
     /// <summary>Its workers holding a chunk now.</summary>
     internal int Busy { get; set; }
 
+    /// <summary>Sessions of ours open to it now (connected, secured, authenticated).</summary>
+    internal int Open { get; set; }
+
+    /// <summary>Connection attempts of ours to it under way now.</summary>
+    internal int Connecting { get; set; }
+
+    /// <summary>Its workers retired in the current delivery: it refused their connections while others of ours were open.</summary>
+    internal int Retired { get; set; }
+
+    /// <summary>Its workers still working in the current delivery.</summary>
+    internal int Working => Relay.Connections - Retired;
+
     /// <summary>When it last answered a transaction (or the delivery began).</summary>
     internal long LastReply { get; set; }
 
@@ -85,6 +97,7 @@ public sealed class RelayPool
         {
             r.Taken = 0;
             r.Busy = 0;
+            r.Retired = 0;
             r.LastReply = now;
         }
     }
@@ -112,7 +125,7 @@ public sealed class RelayPool
         var stall = (long)(StallAfter.TotalSeconds * _second);
         foreach (var q in Relays)
         {
-            if (q != r && Usable(q, now) && !(q.Busy >= q.Relay.Connections && now - q.LastReply > stall)
+            if (q != r && Usable(q, now) && !(q.Busy >= q.Working && now - q.LastReply > stall)
                 && mine > (double)q.Taken / q.Relay.Weight + slack)
             {
                 return false;
@@ -120,6 +133,29 @@ public sealed class RelayPool
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// Under the gate: a connection to <paramref name="r"/> could not be opened, secured or
+    /// authenticated, or was refused before MAIL FROM. While other sessions of ours to it are
+    /// open, that is its limit on connections from us (Postfix's anvil answers "421 4.7.0 too many
+    /// connections"), not the relay being down: the worker retires for the rest of this delivery
+    /// (true) and its work goes to the others, the way Postfix lowers a destination's concurrency
+    /// instead of marking it dead while other sessions to it succeed. The last worker marks the
+    /// relay down.
+    /// </summary>
+    internal bool Refused(RelayState r, string reason, long now)
+    {
+        if (r.Open > 0 && r.Working > 1)
+        {
+            r.Retired++;
+            _log?.LogWarning("Relay {Relay} refused a connection while {Open} of ours were open ({Reason}): {Working} connections to it for the rest of this delivery",
+                r.Relay.Name, r.Open, reason, r.Working);
+            return true;
+        }
+
+        MarkDown(r, reason, now);
+        return false;
     }
 
     /// <summary>Under the gate: the relay refused; true when this starts a new episode (logged once).</summary>

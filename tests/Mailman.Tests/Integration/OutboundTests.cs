@@ -220,6 +220,39 @@ public sealed class OutboundTests : IDisposable
         Assert.Contains("TLS connection established from localhost", postfix.Log(), StringComparison.Ordinal);
     }
 
+    // A smarthost that takes fewer connections from us than we open (Postfix's anvil: 421 4.7.0
+    // "too many connections" at the greeting) is not down: the refused connections retire and
+    // the open ones carry the whole post in one attempt, nothing deferred to retry.
+    [Fact]
+    public void A_relay_that_takes_fewer_connections_than_configured_gets_the_whole_post_over_those_it_takes()
+    {
+        const int members = 200;
+        using var sink = SmtpSink.Start();
+        using var postfix = PostfixInstance.Create(sink.Port, """
+            smtpd_client_connection_count_limit = 2
+            smtpd_client_event_limit_exceptions =
+            """, "");
+        postfix.Start();
+        CreateList(TempInstance.NumberedMembers(members));
+        Inject();
+
+        MailmanProcess.ServeUntilIdle(_instance.Home, postfix.Port, new Dictionary<string, string>
+        {
+            ["Mailman__Smtp__Connections"] = "6",
+            ["Mailman__Smtp__CheckpointRecipients"] = "10",
+        });
+
+        Assert.Equal(0, _instance.Count("retry"));
+        Assert.Equal(0, _instance.Count("out"));
+        var logs = Logs();
+        Assert.Contains("refused a connection while", logs, StringComparison.Ordinal);
+        Assert.Contains("too many connections", logs, StringComparison.Ordinal);
+        Assert.DoesNotContain("is down", logs, StringComparison.Ordinal);
+        Assert.Contains("Connection concurrency limit exceeded", postfix.Log(), StringComparison.Ordinal);
+        var copies = sink.WaitFor(members, TimeSpan.FromSeconds(90));
+        Assert.Equal(members, copies.Select(m => Assert.Single(m.Recipients)).Distinct().Count());
+    }
+
     [Fact]
     public void Copies_spread_over_the_relays_by_weight()
     {

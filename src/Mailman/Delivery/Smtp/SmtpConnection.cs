@@ -41,6 +41,12 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
 
     public Relay Relay => relay;
 
+    /// <summary>Hears +1 when a session is established (greeted, secured, authenticated) and -1 when it ends.</summary>
+    public Action<int>? SessionsChanged { get; init; }
+
+    /// <summary>Hears +1 when a connection attempt starts and -1 when it ends, after SessionsChanged heard a success.</summary>
+    public Action<int>? AttemptsChanged { get; init; }
+
     /// <summary>The open connection's socket (tests check its flags).</summary>
     internal Socket? Socket => _socket;
 
@@ -376,6 +382,19 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
 
         Dispose();
         _pipe = null;
+        AttemptsChanged?.Invoke(1);
+        try
+        {
+            return Connect();
+        }
+        finally
+        {
+            AttemptsChanged?.Invoke(-1);
+        }
+    }
+
+    private ListSmtpClient Connect()
+    {
         var client = new ListSmtpClient(options.PreferBdat)
         {
             Timeout = options.TimeoutSeconds * 1000,
@@ -448,6 +467,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         _client = client;
         _socket = socket;
         _sent = 0;
+        SessionsChanged?.Invoke(1);
         return client;
     }
 
@@ -514,7 +534,12 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         _pipe = null;
         // The wire owns nothing (the client closes the socket); disposing it would flush what a
         // failed write left in its buffer into a dead socket.
-        _client?.Dispose();
+        if (_client is { } client)
+        {
+            client.Dispose();
+            SessionsChanged?.Invoke(-1);
+        }
+
         _client = null;
         _socket = null;
         _tls = null;
