@@ -292,7 +292,7 @@ public sealed class PostDelivery
         var workers = new List<Thread>();
         foreach (var relay in Pool.Relays)
         {
-            for (var i = 0; i < relay.Relay.Connections; i++)
+            for (var i = 0; i < relay.Working; i++)
             {
                 var thread = new Thread(() =>
                 {
@@ -352,8 +352,10 @@ public sealed class PostDelivery
             // sent (TransactionResult.Pending until then).
             TransactionResult[] results = [new(), new()];
             var retire = false;
+            var busyRefusals = 0; // 421s to this worker's new connections in a row while others were open
             while (!retire && Next(relay) is { } chunk)
             {
+                var pause = false;
                 var transactions = chunk.Transactions;
                 var done = Math.Max(chunk.Start, progress.TransactionsDone(chunk.Index));
                 var deferred = new List<(Recipient, int, string)>();
@@ -486,6 +488,7 @@ public sealed class PostDelivery
                     {
                         var started = Stopwatch.GetTimestamp();
                         connection.Send(carrier.Message, sender, batch, result);
+                        busyRefusals = 0;
                         Hosting.Metrics.TransactionSeconds.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
                     }
                     catch (SmtpConnectException e)
@@ -498,14 +501,28 @@ public sealed class PostDelivery
                         Settle();
                         lock (gate)
                         {
-                            // Another of ours still connecting to this relay: whether it gets in
-                            // tells a limit on our connections from a relay that is down.
-                            while (relay.Open == 0 && relay.Connecting > 0 && !Stopping())
+                            // A 421 while another of ours is still connecting to this relay:
+                            // whether that one gets in tells a limit from a relay that is down.
+                            while (e.Busy && relay.Open == 0 && relay.Connecting > 0 && !Stopping())
                             {
                                 Monitor.Wait(gate, 100);
                             }
 
-                            retire = Pool.Refused(relay, e.Message, clock.GetTimestamp());
+                            if (!RelayPool.AtLimit(relay, e.Busy))
+                            {
+                                Pool.MarkDown(relay, e.Message, clock.GetTimestamp());
+                            }
+                            else if (++busyRefusals < 2)
+                            {
+                                // Once may be a session of ours the server has not counted
+                                // out yet (a reconnect after MaxSessionsPerConnection): pause, then try again.
+                                pause = true;
+                            }
+                            else
+                            {
+                                Pool.Retire(relay, e.Message, clock.GetTimestamp());
+                                retire = true;
+                            }
                         }
 
                         handBack = true;
@@ -556,6 +573,11 @@ public sealed class PostDelivery
                     report.Deferred += deferred.Count;
                     report.Bounced += bounced.Count;
                     Monitor.PulseAll(gate);
+                }
+
+                if (pause)
+                {
+                    stop.WaitHandle.WaitOne(TimeSpan.FromSeconds(1));
                 }
             }
         }

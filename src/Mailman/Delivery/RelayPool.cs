@@ -35,11 +35,16 @@ public sealed class RelayState(Relay relay, int index)
     /// <summary>Connection attempts of ours to it under way now.</summary>
     internal int Connecting { get; set; }
 
-    /// <summary>Its workers retired in the current delivery: it refused their connections while others of ours were open.</summary>
+    /// <summary>Its workers retired (for <see cref="RelayPool.RetireFor"/>): it refused their connections while others of ours were open.</summary>
     internal int Retired { get; set; }
 
-    /// <summary>Its workers still working in the current delivery.</summary>
-    internal int Working => Relay.Connections - Retired;
+    internal long RetiredAt { get; set; }
+
+    /// <summary>Connections to it the current delivery uses.</summary>
+    public int Working => Relay.Connections - Retired;
+
+    /// <summary>Its weight for the share of chunks: the configured one, in proportion to the connections it takes.</summary>
+    internal double Share => Relay.Weight * (double)Working / Relay.Connections;
 
     /// <summary>When it last answered a transaction (or the delivery began).</summary>
     internal long LastReply { get; set; }
@@ -60,6 +65,9 @@ public sealed class RelayState(Relay relay, int index)
 public sealed class RelayPool
 {
     private static readonly TimeSpan FirstBackoff = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long a relay that refused connections beyond some number keeps that many fewer.</summary>
+    internal static readonly TimeSpan RetireFor = TimeSpan.FromMinutes(10);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(60);
 
     /// <summary>A relay whose every connection is busy and that answered nothing for this long holds no one back (it stalls).</summary>
@@ -97,7 +105,10 @@ public sealed class RelayPool
         {
             r.Taken = 0;
             r.Busy = 0;
-            r.Retired = 0;
+            if (r.Retired > 0 && now - r.RetiredAt >= (long)(RetireFor.TotalSeconds * _second))
+            {
+                r.Retired = 0; // try the configured connections again
+            }
             r.LastReply = now;
         }
     }
@@ -120,13 +131,13 @@ public sealed class RelayPool
             return true;
         }
 
-        var slack = (double)Connections / Relays.Sum(x => (double)x.Relay.Weight);
-        var mine = (double)r.Taken / r.Relay.Weight;
+        var slack = (double)Relays.Sum(x => x.Working) / Relays.Sum(x => x.Share);
+        var mine = r.Taken / r.Share;
         var stall = (long)(StallAfter.TotalSeconds * _second);
         foreach (var q in Relays)
         {
             if (q != r && Usable(q, now) && !(q.Busy >= q.Working && now - q.LastReply > stall)
-                && mine > (double)q.Taken / q.Relay.Weight + slack)
+                && mine > q.Taken / q.Share + slack)
             {
                 return false;
             }
@@ -136,26 +147,25 @@ public sealed class RelayPool
     }
 
     /// <summary>
-    /// Under the gate: a connection to <paramref name="r"/> could not be opened, secured or
-    /// authenticated, or was refused before MAIL FROM. While other sessions of ours to it are
-    /// open, that is its limit on connections from us (Postfix's anvil answers "421 4.7.0 too many
-    /// connections"), not the relay being down: the worker retires for the rest of this delivery
-    /// (true) and its work goes to the others, the way Postfix lowers a destination's concurrency
-    /// instead of marking it dead while other sessions to it succeed. The last worker marks the
-    /// relay down.
+    /// Under the gate: whether a new connection to <paramref name="r"/> that the server answered
+    /// with 421 (<paramref name="busy"/>) while other sessions of ours to it are open is its limit
+    /// on connections from us (Postfix's anvil: "421 4.7.0 too many connections"), not the relay
+    /// being down. Its last worker never counts as over the limit: that one marks it down.
     /// </summary>
-    internal bool Refused(RelayState r, string reason, long now)
-    {
-        if (r.Open > 0 && r.Working > 1)
-        {
-            r.Retired++;
-            _log?.LogWarning("Relay {Relay} refused a connection while {Open} of ours were open ({Reason}): {Working} connections to it for the rest of this delivery",
-                r.Relay.Name, r.Open, reason, r.Working);
-            return true;
-        }
+    internal static bool AtLimit(RelayState r, bool busy) => busy && r.Open > 0 && r.Working > 1;
 
-        MarkDown(r, reason, now);
-        return false;
+    /// <summary>
+    /// Under the gate: one worker of <paramref name="r"/> stops for this delivery and the next
+    /// ones for <see cref="RetireFor"/>, and its work goes to the others: the way Postfix lowers a
+    /// destination's concurrency, instead of marking it dead, while other sessions to it succeed.
+    /// </summary>
+    internal void Retire(RelayState r, string reason, long now)
+    {
+        r.Retired++;
+        r.RetiredAt = now;
+        _log?.LogWarning("Relay {Relay} refused a connection twice while {Open} of ours were open ({Reason}): {Working} connections to it for {Minutes:F0} min",
+            r.Relay.Name, r.Open, reason, r.Working, RetireFor.TotalMinutes);
+        PublishLocked(force: true);
     }
 
     /// <summary>Under the gate: the relay refused; true when this starts a new episode (logged once).</summary>

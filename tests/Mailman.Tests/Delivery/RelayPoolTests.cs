@@ -1,6 +1,7 @@
 // The relay pool on a fake clock: a relay marked down waits 2 s, then twice as long each time it
 // refuses again up to 60 s, is logged once per episode, and comes back on its first success;
-// chunks go out by weight while every relay is up.
+// chunks go out by weight while every relay is up; a relay that refuses connections beyond a
+// limit keeps fewer workers for ten minutes and a share in proportion.
 using Mailman.Delivery;
 using Mailman.Delivery.Smtp;
 using Microsoft.Extensions.Logging;
@@ -128,5 +129,57 @@ public sealed class RelayPoolTests
         Assert.False(pool.WithinShare(heavy, now));
         pool.MarkDown(light, "refused", now);
         Assert.True(pool.WithinShare(heavy, now));
+    }
+
+    [Fact]
+    public void A_relay_at_its_connection_limit_keeps_fewer_workers_for_ten_minutes_and_carries_a_share_in_proportion()
+    {
+        var pool = new RelayPool([Relay.Plain("127.0.0.1", 2525, connections: 4), Relay.Plain("127.0.0.1", 2526, connections: 4)], _log, time: _time);
+        var (limited, other) = (pool.Relays[0], pool.Relays[1]);
+        var now = _time.GetTimestamp();
+        pool.StartDelivery();
+
+        // A 421 to a new connection with nothing of ours open is the relay down; so is a refusal
+        // that is not a 421 (connection refused, TLS, AUTH) with sessions open.
+        Assert.False(RelayPool.AtLimit(limited, busy: true));
+        limited.Open = 1;
+        Assert.False(RelayPool.AtLimit(limited, busy: false));
+        Assert.True(RelayPool.AtLimit(limited, busy: true));
+
+        for (var i = 0; i < 3; i++)
+        {
+            pool.Retire(limited, "421 4.7.0 Error: too many connections from 127.0.0.1", now);
+        }
+
+        Assert.Equal(1, limited.Working);
+        Assert.False(RelayPool.AtLimit(limited, busy: true)); // the last worker marks it down instead
+        Assert.Equal(3, _log.Lines.Count(l => l.Level == LogLevel.Warning && l.Text.Contains("refused a connection twice while 1 of ours were open", StringComparison.Ordinal)));
+        Assert.Contains("1 connections to it for 10 min", _log.Lines[^1].Text, StringComparison.Ordinal);
+
+        // One connection of four: a quarter of the other's chunks, however often it asks.
+        for (var round = 0; round < 100; round++)
+        {
+            for (var k = 0; k < 10; k++)
+            {
+                if (pool.WithinShare(limited, now))
+                {
+                    limited.Taken++;
+                }
+            }
+
+            Assert.True(pool.WithinShare(other, now));
+            other.Taken++;
+            Assert.InRange(limited.Taken, other.Taken / 4.0, (other.Taken / 4.0) + 2);
+        }
+
+        // The next posts start with what it takes, until ten minutes after the last refusal.
+        pool.StartDelivery();
+        Assert.Equal(1, limited.Working);
+        _time.Advance(RelayPool.RetireFor - TimeSpan.FromSeconds(1));
+        pool.StartDelivery();
+        Assert.Equal(1, limited.Working);
+        _time.Advance(TimeSpan.FromSeconds(1));
+        pool.StartDelivery();
+        Assert.Equal(4, limited.Working);
     }
 }

@@ -413,6 +413,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         client.ServerCertificateValidationCallback = (_, certificate, chain, errors) => relay.Trust.Accept(certificate, chain, errors, out _tlsRefusal);
 
         Socket? socket = null;
+        var greeted = false;
         try
         {
             // MailKit's Connect(host, port) leaves Nagle on: the last segment of every message
@@ -423,6 +424,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             // The handshake is synchronous over the blocking socket (AuthenticateAsClient): no
             // async call ever turns the socket non-blocking.
             client.Connect(socket, relay.Host, relay.Port, relay.SocketOptions, CancellationToken.None);
+            greeted = true;
             if (relay.Password is { } password)
             {
                 if (!client.IsSecure)
@@ -461,7 +463,12 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
                 SmtpCommandException c => $"{(int)c.StatusCode} {c.Message}",
                 _ => e.Message,
             };
-            throw new SmtpConnectException(e is SmtpConnectException ? why : $"cannot connect to SMTP server {relay.Name}: {why}", e);
+            throw new SmtpConnectException(e is SmtpConnectException ? why : $"cannot connect to SMTP server {relay.Name}: {why}", e)
+            {
+                // The server is there and took the connection, but not one more session (a limit
+                // on connections from us, or a load shed): 421 to the greeting, EHLO or STARTTLS.
+                Busy = !greeted && e is SmtpCommandException { StatusCode: SmtpStatusCode.ServiceNotAvailable },
+            };
         }
 
         _client = client;
@@ -547,7 +554,11 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
 }
 
 /// <summary>The relay could not be reached, secured or authenticated to, or refused service before MAIL FROM.</summary>
-public sealed class SmtpConnectException(string message, Exception? inner) : Exception(message, inner);
+public sealed class SmtpConnectException(string message, Exception? inner) : Exception(message, inner)
+{
+    /// <summary>The server answered the new connection with 421 before any transaction: it is up, but takes no more sessions from us now.</summary>
+    public bool Busy { get; init; }
+}
 
 /// <summary>What became of each recipient of one or more transactions.</summary>
 public sealed class TransactionResult
