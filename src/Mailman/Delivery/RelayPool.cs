@@ -41,7 +41,7 @@ public sealed class RelayState(Relay relay, int index)
     internal long RetiredAt { get; set; }
 
     /// <summary>Connections to it the current delivery uses.</summary>
-    public int Working => Relay.Connections - Retired;
+    internal int Working => Relay.Connections - Retired;
 
     /// <summary>Its weight for the share of chunks: the configured one, in proportion to the connections it takes.</summary>
     internal double Share => Relay.Weight * (double)Working / Relay.Connections;
@@ -65,10 +65,10 @@ public sealed class RelayState(Relay relay, int index)
 public sealed class RelayPool
 {
     private static readonly TimeSpan FirstBackoff = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(60);
 
     /// <summary>How long a relay that refused connections beyond some number keeps that many fewer.</summary>
     internal static readonly TimeSpan RetireFor = TimeSpan.FromMinutes(10);
-    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(60);
 
     /// <summary>A relay whose every connection is busy and that answered nothing for this long holds no one back (it stalls).</summary>
     internal static readonly TimeSpan StallAfter = TimeSpan.FromSeconds(2);
@@ -249,7 +249,7 @@ public sealed class RelayPool
             r.Relay.Name,
             r.Relay.Security.ToString().ToLowerInvariant(),
             r.IsDown ? "down" : "up",
-            r.Relay.Connections,
+            r.Working,
             r.Relay.Weight,
             r.Sent,
             Math.Round(r.Rate, 1),
