@@ -238,6 +238,13 @@ public sealed class PostDelivery
 
                     if (!RelayPool.Usable(r, now))
                     {
+                        // The other relays may have done everything meanwhile: the delivery is
+                        // over, not waiting for this one's backoff.
+                        if (inFlight == 0 && groups.TrueForAll(g => g.Returned.Count == 0 && !g.Prefetch()))
+                        {
+                            return null;
+                        }
+
                         Monitor.Wait(gate, TimeSpan.FromTicks(Math.Clamp((long)((r.DownUntil - now) * (double)TimeSpan.TicksPerSecond / clock.TimestampFrequency), TimeSpan.TicksPerMillisecond, 100 * TimeSpan.TicksPerMillisecond)));
                         continue;
                     }
@@ -353,6 +360,7 @@ public sealed class PostDelivery
             TransactionResult[] results = [new(), new()];
             var retire = false;
             var busyRefusals = 0; // 421s to this worker's new connections in a row while others were open
+            var hadSession = false;
             while (!retire && Next(relay) is { } chunk)
             {
                 var pause = false;
@@ -489,6 +497,7 @@ public sealed class PostDelivery
                         var started = Stopwatch.GetTimestamp();
                         connection.Send(carrier.Message, sender, batch, result);
                         busyRefusals = 0;
+                        hadSession = true;
                         Hosting.Metrics.TransactionSeconds.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
                     }
                     catch (SmtpConnectException e)
@@ -512,10 +521,12 @@ public sealed class PostDelivery
                             {
                                 Pool.MarkDown(relay, e.Message, clock.GetTimestamp());
                             }
-                            else if (++busyRefusals < 2)
+                            else if (hadSession && ++busyRefusals < 2)
                             {
-                                // Once may be a session of ours the server has not counted
-                                // out yet (a reconnect after MaxSessionsPerConnection): pause, then try again.
+                                // A reconnect (after MaxSessionsPerConnection, or a connection
+                                // the server closed) may meet its own last session not yet
+                                // counted out by the server: pause, then try once more. A
+                                // worker that never got in retires at once.
                                 pause = true;
                             }
                             else

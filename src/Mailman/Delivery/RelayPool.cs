@@ -163,7 +163,7 @@ public sealed class RelayPool
     {
         r.Retired++;
         r.RetiredAt = now;
-        _log?.LogWarning("Relay {Relay} refused a connection twice while {Open} of ours were open ({Reason}): {Working} connections to it for {Minutes:F0} min",
+        _log?.LogWarning("Relay {Relay} refused a connection while {Open} of ours were open ({Reason}): {Working} connections to it for {Minutes:F0} min",
             r.Relay.Name, r.Open, reason, r.Working, RetireFor.TotalMinutes);
         PublishLocked(force: true);
     }
@@ -171,6 +171,14 @@ public sealed class RelayPool
     /// <summary>Under the gate: the relay refused; true when this starts a new episode (logged once).</summary>
     internal void MarkDown(RelayState r, string reason, long now)
     {
+        if (r.DownUntil != 0 && now < r.DownUntil)
+        {
+            // Another connection of ours, tried before the relay was marked down, failing too:
+            // the same try, not a new one (eight refusals at once would take the backoff to 60 s).
+            r.LastError = reason;
+            return;
+        }
+
         var first = r.DownUntil == 0;
         r.Backoff = first ? FirstBackoff : TimeSpan.FromTicks(Math.Min(r.Backoff.Ticks * 2, MaxBackoff.Ticks));
         r.DownUntil = now + (long)(r.Backoff.TotalSeconds * _second);
