@@ -91,9 +91,6 @@ public sealed class RelayPool
     /// <summary>The clock of every decision here (backoff, rates); PostDelivery's scheduler reads it too.</summary>
     public TimeProvider Time { get; }
 
-    /// <summary>Every connection of the pool: the number of chunks that can be in flight at once.</summary>
-    public int Connections => Relays.Sum(r => r.Relay.Connections);
-
     /// <summary>Lock for every RelayState; PostDelivery's scheduler takes it too.</summary>
     internal object Gate { get; } = new();
 
@@ -168,7 +165,7 @@ public sealed class RelayPool
         PublishLocked(force: true);
     }
 
-    /// <summary>Under the gate: the relay refused; true when this starts a new episode (logged once).</summary>
+    /// <summary>Under the gate: the relay refused; a new episode is logged once, a failed try after the backoff doubles it.</summary>
     internal void MarkDown(RelayState r, string reason, long now)
     {
         if (r.DownUntil != 0 && now < r.DownUntil)

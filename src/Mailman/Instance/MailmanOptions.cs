@@ -213,10 +213,10 @@ public sealed class SmtpOptions
     /// <exception cref="InvalidOperationException">A password or CA file cannot be used.</exception>
     public IReadOnlyList<Delivery.Smtp.Relay> ResolvedRelays() => _resolved ??= Delivery.Smtp.Relay.Resolve(this);
 
-    /// <summary>All connections of the pool: the crash duplicate bound is this × CheckpointRecipients.</summary>
     /// <summary>The port of an effective relay whose Address names none: Port for Host:Port alone; in a pool 465 with Security tls, else 25.</summary>
     public int DefaultPortOf(RelayOptions relay) => Relays.Count == 0 ? Port : Delivery.Smtp.Relay.DefaultPort(relay.Security);
 
+    /// <summary>All connections of the pool: the crash duplicate bound is this × CheckpointRecipients.</summary>
     public int TotalConnections => EffectiveRelays().Sum(r => r.Connections ?? Connections);
 
     // Security, credentials, relays and pacing; one line naming the first bad setting.

@@ -108,20 +108,7 @@ public sealed class RelayPoolTests
 
         // The light relay asks ten times as often as the heavy one: its share holds it to a
         // third of the heavy one's chunks, at most a round of the pool (one chunk) ahead.
-        for (var round = 0; round < 100; round++)
-        {
-            for (var k = 0; k < 10; k++)
-            {
-                if (pool.WithinShare(light, now))
-                {
-                    light.Taken++;
-                }
-            }
-
-            Assert.True(pool.WithinShare(heavy, now));
-            heavy.Taken++;
-            Assert.InRange(light.Taken, heavy.Taken / 3.0, (heavy.Taken / 3.0) + 2);
-        }
+        AskTenTimesAsOften(pool, light, heavy, 3, now);
 
         // A relay that is down does not hold the other to its share.
         light.Taken = 0;
@@ -158,20 +145,7 @@ public sealed class RelayPoolTests
         Assert.Contains("1 connections to it for 10 min", _log.Lines[^1].Text, StringComparison.Ordinal);
 
         // One connection of four: a quarter of the other's chunks, however often it asks.
-        for (var round = 0; round < 100; round++)
-        {
-            for (var k = 0; k < 10; k++)
-            {
-                if (pool.WithinShare(limited, now))
-                {
-                    limited.Taken++;
-                }
-            }
-
-            Assert.True(pool.WithinShare(other, now));
-            other.Taken++;
-            Assert.InRange(limited.Taken, other.Taken / 4.0, (other.Taken / 4.0) + 2);
-        }
+        AskTenTimesAsOften(pool, limited, other, 4, now);
 
         // The next posts start with what it takes, until ten minutes after the last refusal.
         pool.StartDelivery();
@@ -182,5 +156,25 @@ public sealed class RelayPoolTests
         _time.Advance(TimeSpan.FromSeconds(1));
         pool.StartDelivery();
         Assert.Equal(4, limited.Working);
+    }
+
+    // `small` asks for a chunk ten times as often as `big`: it gets 1/ratio of big's chunks,
+    // at most a round of the pool ahead.
+    private static void AskTenTimesAsOften(RelayPool pool, RelayState small, RelayState big, double ratio, long now)
+    {
+        for (var round = 0; round < 100; round++)
+        {
+            for (var k = 0; k < 10; k++)
+            {
+                if (pool.WithinShare(small, now))
+                {
+                    small.Taken++;
+                }
+            }
+
+            Assert.True(pool.WithinShare(big, now));
+            big.Taken++;
+            Assert.InRange(small.Taken, big.Taken / ratio, (big.Taken / ratio) + 2);
+        }
     }
 }
