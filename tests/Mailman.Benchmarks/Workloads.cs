@@ -81,6 +81,38 @@ public static class Workloads
         return Encoding.ASCII.GetBytes(sb.ToString());
     }
 
+    /// <summary>
+    /// A text/plain post of <paramref name="size"/> bytes whose body has the shape of what
+    /// `smtp-source -l` sends: lines of 78 characters, none starting with a dot. Through Postfix
+    /// the work per message follows the line count (a record per line in smtpd, cleanup and the
+    /// queue file), so a row that compares us with smtp-source there sends the same lines.
+    /// </summary>
+    public static byte[] PlainLikeSmtpSource(int size)
+    {
+        var sb = new StringBuilder(Head("text/plain")).Append("Content-Type: text/plain; charset=us-ascii\n\n");
+        var random = new Random(size);
+        var words = "the quick brown fox jumps over lazy dogs mailman list delivery performance python postfix".Split(' ');
+        var line = new StringBuilder();
+        while (sb.Length < size)
+        {
+            line.Clear();
+            while (line.Length < 78)
+            {
+                line.Append(words[random.Next(words.Length)]).Append(' ');
+            }
+
+            line.Length = Math.Min(78, size - sb.Length);
+            if (line[^1] == ' ')
+            {
+                line[^1] = 's';
+            }
+
+            sb.Append(line).Append('\n');
+        }
+
+        return Encoding.ASCII.GetBytes(sb.ToString());
+    }
+
     private static byte[] Related(int size)
     {
         var random = new Random(size);
