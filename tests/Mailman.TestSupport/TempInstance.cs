@@ -13,6 +13,11 @@ public sealed class TempInstance : IDisposable
         Directory.CreateDirectory(dir);
         Paths = new InstancePaths(dir);
         Paths.EnsureCreated();
+
+        // An instance as `mailman init` leaves one: verbs other than serve and lists create refuse a directory that is not one.
+        using (new ListStore(Paths.Database))
+        {
+        }
     }
 
     public InstancePaths Paths { get; }

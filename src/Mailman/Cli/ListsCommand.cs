@@ -51,7 +51,7 @@ internal static class ListsCommand
             });
             Console.WriteLine($"created {listName}" + (owners.Count > 0 ? $" (owners: {string.Join(", ", owners.Select(o => o.Address))})" : ""));
             return 0;
-        }));
+        }, createsInstance: true));
         command.Subcommands.Add(create);
 
         var all = new Command("list", "list every list");

@@ -63,19 +63,27 @@ public static class MailmanCli
     /// list or request, 73 cannot create, 75 try again (the database or a queue cannot be used
     /// now), 77 permission, 78 configuration (a setting, no instance here).
     /// </summary>
-    /// <param name="configErrorCode">The code of an InvalidOperationException (a setting; <c>serve</c>'s start-up).</param>
+    /// <param name="configErrorCode">The code of an InvalidOperationException (a setting; <c>serve</c>'s start-up) and of a home that is not an instance.</param>
     /// <param name="readOnly">The verb writes nothing into the instance (status), so root may run it on any instance.</param>
     /// <param name="needsInstance">The verb reads or writes an instance (all but `bounces scan`).</param>
-    public static int Guard(ParseResult parse, Func<InstancePaths, int> action, int configErrorCode = ExitCodes.Config, bool readOnly = false, bool needsInstance = true)
+    /// <param name="createsInstance">
+    /// The verb makes the instance named by --home or $MAILMAN_HOME on first use (`serve`,
+    /// `lists create`); every other verb has nothing to act on in a directory that is not one, and
+    /// says so rather than leave an empty instance where a mistyped --home pointed.
+    /// </param>
+    public static int Guard(ParseResult parse, Func<InstancePaths, int> action, int configErrorCode = ExitCodes.Config, bool readOnly = false, bool needsInstance = true,
+        bool createsInstance = false)
     {
         InstancePaths? paths = null;
         try
         {
             paths = InstancePaths.Resolve(parse.GetValue(Home));
-            if (needsInstance && paths.Implicit && !paths.Exists)
+            if (needsInstance && !paths.Exists && (paths.Implicit || !createsInstance))
             {
-                throw new CliException(ExitCodes.Config,
-                    $"{paths.Home} is not a mailman instance (no config/mailman.json or var/mailman.db): give --home DIR, set MAILMAN_HOME, or create one with `mailman init DIR`");
+                // configErrorCode: inject's 75, so that the MTA keeps the message until the path is mended.
+                throw new CliException(configErrorCode, paths.Implicit
+                    ? $"{paths.Home} is not a mailman instance (no config/mailman.json or var/mailman.db): give --home DIR, set MAILMAN_HOME, or create one with `mailman init DIR`"
+                    : $"{paths.Home} is not a mailman instance (no config/mailman.json or var/mailman.db): check --home or MAILMAN_HOME, or create one with `mailman init DIR`");
             }
 
             if (!readOnly && needsInstance)

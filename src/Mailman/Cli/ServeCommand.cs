@@ -27,7 +27,7 @@ internal static class ServeCommand
             }
 
             return 0;
-        }));
+        }, createsInstance: true));
         return command;
     }
 

@@ -1,6 +1,7 @@
-// The layout of an instance directory: config/, queues/, var/ (SQLite) and logs/. Missing
-// directories are created on first use in a directory named by --home or $MAILMAN_HOME; the
-// current directory is used only when it is an instance already (`mailman init DIR` makes one).
+// The layout of an instance directory: config/, queues/, var/ (SQLite) and logs/. `serve` and
+// `lists create` create missing directories in a directory named by --home or $MAILMAN_HOME;
+// every other verb, and any verb in the current directory, needs an instance there already
+// (`mailman init DIR` makes one).
 namespace Mailman.Instance;
 
 /// <summary>Paths inside one Mailman instance directory.</summary>

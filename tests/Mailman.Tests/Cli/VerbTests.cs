@@ -166,9 +166,36 @@ public sealed class VerbTests : IDisposable
     }
 
     [Fact]
+    public void A_mistyped_home_is_not_made_an_instance_inject_defers_and_only_serve_and_lists_create_make_one()
+    {
+        var typo = Path.Combine(_instance.Home, "lsits");
+        foreach (var verb in new[] { new[] { "status" }, ["members", "list", "dev@example.org"], ["held", "list", "dev@example.org"], ["unshunt"] })
+        {
+            var result = MailmanProcess.Run(typo, verb);
+            Assert.True(result.ExitCode == ExitCodes.Config, $"{string.Join(' ', verb)}: {result.ExitCode} {result.Stdout}{result.Stderr}");
+            Assert.Equal($"mailman: {typo} is not a mailman instance (no config/mailman.json or var/mailman.db): check --home or MAILMAN_HOME, or create one with `mailman init DIR`",
+                result.Stderr.Trim());
+            Assert.False(Directory.Exists(typo), string.Join(' ', verb) + " made the directory");
+        }
+
+        // Postfix defers on 75: the post waits in its queue until master.cf names the right home.
+        var injected = MailmanProcess.Run(typo, ["inject", "dev@example.org"], Posts.Plain());
+        Assert.Equal(ExitCodes.TempFail, injected.ExitCode);
+        Assert.Contains("is not a mailman instance", injected.Stderr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(typo));
+
+        Assert.Equal(0, MailmanProcess.Run(typo, ["lists", "create", "dev@example.org"]).ExitCode);
+        Assert.Equal(0, MailmanProcess.Run(typo, ["status"]).ExitCode);
+        var serveHome = Path.Combine(_instance.Home, "new");
+        Assert.Equal(0, MailmanProcess.Run(serveHome, ["serve", "--exit-when-idle"], env: new Dictionary<string, string> { ["Mailman__Smtp__Port"] = "9" }).ExitCode);
+        Assert.True(new Mailman.Instance.InstancePaths(serveHome).Exists);
+    }
+
+    [Fact]
     public void A_database_that_cannot_be_opened_is_named()
     {
-        _instance.Paths.EnsureCreated();
+        File.Delete(_instance.Paths.Database);
+        File.WriteAllText(_instance.Paths.ConfigFile, "{}");
         Directory.CreateDirectory(_instance.Paths.Database);
         var result = Run("lists", "list");
         Assert.Equal(ExitCodes.TempFail, result.ExitCode);
