@@ -193,7 +193,7 @@ return 0;
 // Ours (DATA at the default 8 connections × 25 and at 4 × 50, warm, BDAT) and smtp-source, with
 // distinct recipients (-N, as our copies have) and with its one repeated recipient, alternating into one private Postfix that discards everything;
 // Postfix's own CPU per message beside each, where a cgroup can count it. The post has
-// smtp-source's line shape: with the prose post's shorter lines Postfix spent 10% more CPU on a
+// smtp-source's line shape: with the prose post's shorter lines Postfix spent 4-10% more CPU on a
 // 1 MB copy than on smtp-source's message of the same size (2026-12-02), work the row is not about.
 static string PostfixTable(EndToEnd e2e, int pairs)
 {

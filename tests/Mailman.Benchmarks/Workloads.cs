@@ -45,6 +45,8 @@ public static class Workloads
         }
     }
 
+    private static readonly string[] Words = "the quick brown fox jumps over lazy dogs mailman list delivery performance python postfix".Split(' ');
+
     public static byte[] Post(Row row) => row.Related ? Related(row.Bytes) : Plain(row.Bytes);
 
     private static string Head(string contentType) =>
@@ -59,7 +61,7 @@ public static class Workloads
     {
         var sb = new StringBuilder(Head("text/plain")).Append("Content-Type: text/plain; charset=us-ascii\n\n");
         var random = new Random(size);
-        var words = "the quick brown fox jumps over lazy dogs mailman list delivery performance python postfix".Split(' ');
+        var words = Words;
         var line = new StringBuilder();
         var n = 0;
         while (sb.Length < size)
@@ -91,7 +93,7 @@ public static class Workloads
     {
         var sb = new StringBuilder(Head("text/plain")).Append("Content-Type: text/plain; charset=us-ascii\n\n");
         var random = new Random(size);
-        var words = "the quick brown fox jumps over lazy dogs mailman list delivery performance python postfix".Split(' ');
+        var words = Words;
         var line = new StringBuilder();
         while (sb.Length < size)
         {

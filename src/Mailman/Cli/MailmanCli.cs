@@ -81,9 +81,9 @@ public static class MailmanCli
             if (needsInstance && !paths.Exists && (paths.Implicit || !createsInstance))
             {
                 // configErrorCode: inject's 75, so that the MTA keeps the message until the path is mended.
-                throw new CliException(configErrorCode, paths.Implicit
-                    ? $"{paths.Home} is not a mailman instance (no config/mailman.json or var/mailman.db): give --home DIR, set MAILMAN_HOME, or create one with `mailman init DIR`"
-                    : $"{paths.Home} is not a mailman instance (no config/mailman.json or var/mailman.db): check --home or MAILMAN_HOME, or create one with `mailman init DIR`");
+                var remedy = paths.Implicit ? "give --home DIR, set MAILMAN_HOME" : "check --home or MAILMAN_HOME";
+                throw new CliException(configErrorCode,
+                    $"{paths.Home} is not a mailman instance (no config/mailman.json or var/mailman.db): {remedy}, or create one with `mailman init DIR`");
             }
 
             if (!readOnly && needsInstance)
