@@ -14,10 +14,10 @@ public sealed class TempInstance : IDisposable
         Paths = new InstancePaths(dir);
         Paths.EnsureCreated();
 
-        // An instance as `mailman init` leaves one: verbs other than serve and lists create refuse a directory that is not one.
-        using (new ListStore(Paths.Database))
-        {
-        }
+        // An instance as `mailman init` leaves one (verbs other than serve and lists create refuse
+        // a directory that is not one); no database yet: an open pooled connection would keep the
+        // file a test mounts a tmpfs over.
+        File.WriteAllText(Paths.ConfigFile, "{}\n");
     }
 
     public InstancePaths Paths { get; }

@@ -78,7 +78,7 @@ public static class MailmanCli
         try
         {
             paths = InstancePaths.Resolve(parse.GetValue(Home));
-            if (needsInstance && !paths.Exists && (paths.Implicit || !createsInstance))
+            if (needsInstance && !paths.Exists && !paths.VarUnreadable && (paths.Implicit || !createsInstance))
             {
                 // configErrorCode: inject's 75, so that the MTA keeps the message until the path is mended.
                 var remedy = paths.Implicit ? "give --home DIR, set MAILMAN_HOME" : "check --home or MAILMAN_HOME";

@@ -21,6 +21,28 @@ public sealed class InstancePaths
     /// <summary>The directory is an instance: it has a configuration file or a list database.</summary>
     public bool Exists => File.Exists(ConfigFile) || File.Exists(Database);
 
+    /// <summary>var/ is there but this user may not look into it: whether the database is there cannot be told (the verb's own error says why).</summary>
+    public bool VarUnreadable
+    {
+        get
+        {
+            try
+            {
+                using var entries = Directory.EnumerateFileSystemEntries(VarDirectory).GetEnumerator();
+                entries.MoveNext();
+                return false;
+            }
+            catch (UnauthorizedAccessException)
+            {
+                return true;
+            }
+            catch (IOException)
+            {
+                return false;
+            }
+        }
+    }
+
     public string ConfigDirectory => Path.Combine(Home, "config");
 
     public string ConfigFile => Path.Combine(ConfigDirectory, "mailman.json");

@@ -194,8 +194,6 @@ public sealed class VerbTests : IDisposable
     [Fact]
     public void A_database_that_cannot_be_opened_is_named()
     {
-        File.Delete(_instance.Paths.Database);
-        File.WriteAllText(_instance.Paths.ConfigFile, "{}");
         Directory.CreateDirectory(_instance.Paths.Database);
         var result = Run("lists", "list");
         Assert.Equal(ExitCodes.TempFail, result.ExitCode);
