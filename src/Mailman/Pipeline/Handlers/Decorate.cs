@@ -24,20 +24,21 @@ public sealed class Decorate : IHandler
         }
 
         var message = post.Message;
+        var ascii = IsPlainAscii(header, post) && IsPlainAscii(footer, post);
         if (message.Body is TextPart text && CanAppendInPlace(text))
         {
-            AppendInPlace(text, header, footer);
+            AppendInPlace(text, header, footer, ascii);
         }
         else if (message.Body is Multipart mixed && mixed.ContentType.IsMimeType("multipart", "mixed") && mixed is not MimeKit.Cryptography.MultipartSigned)
         {
             if (header.Length > 0)
             {
-                mixed.Insert(0, NewTextPart(header));
+                mixed.Insert(0, NewTextPart(header, ascii));
             }
 
             if (footer.Length > 0)
             {
-                mixed.Add(NewTextPart(footer));
+                mixed.Add(NewTextPart(footer, ascii));
             }
         }
         else
@@ -45,7 +46,7 @@ public sealed class Decorate : IHandler
             var wrapper = new Multipart("mixed");
             if (header.Length > 0)
             {
-                wrapper.Add(NewTextPart(header));
+                wrapper.Add(NewTextPart(header, ascii));
             }
 
             if (message.Body is not null)
@@ -55,7 +56,7 @@ public sealed class Decorate : IHandler
 
             if (footer.Length > 0)
             {
-                wrapper.Add(NewTextPart(footer));
+                wrapper.Add(NewTextPart(footer, ascii));
             }
 
             message.Body = wrapper;
@@ -87,6 +88,10 @@ public sealed class Decorate : IHandler
         return text.EndsWith('\n') ? text : text + "\n";
     }
 
+    // ASCII and no member's value: a name or an address may need UTF-8, known only per copy.
+    private static bool IsPlainAscii(string text, PostContext post)
+        => System.Text.Ascii.IsValid(text) && (post.SlotNonce is null || !text.Contains(Slots.Prefix + post.SlotNonce, StringComparison.Ordinal));
+
     // Appending to the text itself is safe only when the bytes in the part are the text:
     // 7bit/8bit (not base64 or quoted-printable), and a charset UTF-8 can extend.
     private static bool CanAppendInPlace(TextPart part)
@@ -111,7 +116,7 @@ public sealed class Decorate : IHandler
     // The text is not copied: its content (a stream over the entry file when the post was parsed
     // in place) is chained between the header and footer bytes, so a 40 MB text post costs no
     // 40 MB here.
-    private static void AppendInPlace(TextPart part, string header, string footer)
+    private static void AppendInPlace(TextPart part, string header, string footer, bool ascii)
     {
         var chained = new MimeKit.IO.ChainedStream();
         chained.Add(new MemoryStream(Encoding.UTF8.GetBytes(header)), leaveOpen: false);
@@ -130,21 +135,31 @@ public sealed class Decorate : IHandler
 
         chained.Add(new MemoryStream(Encoding.UTF8.GetBytes(footer)), leaveOpen: false);
 
-        // US-ASCII is a subset of UTF-8: the original bytes stay valid, and names may need UTF-8.
+        // A 7-bit ASCII post with ASCII added stays as it was declared (no 8BITMIME needed on
+        // the way, nothing for a relay to convert). Otherwise: US-ASCII is a subset of UTF-8, so
+        // the original bytes stay valid, and names may need UTF-8.
+        if (ascii && part.ContentTransferEncoding is ContentEncoding.Default or ContentEncoding.SevenBit
+            && (part.ContentType.Charset is null || part.ContentType.Charset.Equals("us-ascii", StringComparison.OrdinalIgnoreCase)))
+        {
+            part.Content = new MimeContent(chained, part.ContentTransferEncoding);
+            return;
+        }
+
         part.ContentType.Charset = "utf-8";
         part.Content = new MimeContent(chained, ContentEncoding.EightBit);
         part.ContentTransferEncoding = ContentEncoding.EightBit;
     }
 
-    private static TextPart NewTextPart(string text)
+    private static TextPart NewTextPart(string text, bool ascii)
     {
         var bytes = Encoding.UTF8.GetBytes(text);
+        var encoding = ascii ? ContentEncoding.SevenBit : ContentEncoding.EightBit;
         var part = new TextPart("plain")
         {
-            Content = new MimeContent(new MemoryStream(bytes), ContentEncoding.EightBit),
-            ContentTransferEncoding = ContentEncoding.EightBit,
+            Content = new MimeContent(new MemoryStream(bytes), encoding),
+            ContentTransferEncoding = encoding,
         };
-        part.ContentType.Charset = "utf-8";
+        part.ContentType.Charset = ascii ? "us-ascii" : "utf-8";
         part.ContentDisposition = new ContentDisposition(ContentDisposition.Inline);
         return part;
     }

@@ -19,7 +19,46 @@ public sealed class DecorateTests
         new Decorate().Process(post);
         var part = Assert.IsType<TextPart>(post.Message.Body);
         Assert.Equal("Header for dev\nBody line\nFooter: dev@example.org\n", part.Text.ReplaceLineEndings("\n"));
-        Assert.Equal("utf-8", part.ContentType.Charset);
+    }
+
+    // A 7-bit ASCII post decorated with ASCII stays 7bit as declared (no 8BITMIME needed on the
+    // way); non-ASCII text, or a member's name or address (known only per copy), makes it UTF-8.
+    [Theory]
+    [InlineData("Footer: $fqdn_listname", null, ContentEncoding.Default, null)]
+    [InlineData("Footer: $fqdn_listname", "us-ascii", ContentEncoding.SevenBit, "us-ascii")]
+    [InlineData("Pied de page : Développeurs", null, ContentEncoding.EightBit, "utf-8")]
+    [InlineData("to $user_address", null, ContentEncoding.EightBit, "utf-8")]
+    [InlineData("Footer: $fqdn_listname", "utf-8", ContentEncoding.EightBit, "utf-8")]
+    public void A_7bit_post_stays_7bit_unless_what_is_added_may_need_utf8(string footer, string? charset, ContentEncoding expected, string? expectedCharset)
+    {
+        var head = charset is null ? "" : $"MIME-Version: 1.0\nContent-Type: text/plain; charset={charset}\n" + (charset == "us-ascii" ? "Content-Transfer-Encoding: 7bit\n" : "");
+        var post = Pipeline.PostBuilder.Context(Encoding.ASCII.GetBytes($"From: a@example.com\nSubject: s\n{head}\nBody line\n"), l => l.FooterTemplate = footer);
+        post.SlotNonce = "0123456789abcdef";
+        new Decorate().Process(post);
+        var part = Assert.IsType<TextPart>(post.Message.Body);
+        Assert.Equal(expected, part.ContentTransferEncoding);
+        Assert.Equal(expectedCharset, part.ContentType.Charset);
+        Assert.StartsWith("Body line\n", part.Text.ReplaceLineEndings("\n"), StringComparison.Ordinal);
+
+        using var flat = new MemoryStream();
+        post.Message.WriteTo(flat);
+        var text = Encoding.UTF8.GetString(flat.ToArray());
+        Assert.Equal(expected == ContentEncoding.EightBit, text.Contains("Content-Transfer-Encoding: 8bit", StringComparison.OrdinalIgnoreCase));
+        Assert.Contains(footer.StartsWith("Footer", StringComparison.Ordinal) ? "Footer: dev@example.org" : footer.Split(' ')[0], text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_ascii_footer_part_is_us_ascii_7bit_and_a_utf8_one_8bit()
+    {
+        var ascii = Pipeline.PostBuilder.Context(Posts.Alternative(), l => l.FooterTemplate = "foot");
+        new Decorate().Process(ascii);
+        var part = Assert.IsType<TextPart>(Assert.IsType<Multipart>(ascii.Message.Body)[1]);
+        Assert.Equal(("us-ascii", ContentEncoding.SevenBit), (part.ContentType.Charset, part.ContentTransferEncoding));
+
+        var utf8 = Pipeline.PostBuilder.Context(Posts.Alternative(), l => l.FooterTemplate = "pied de page ünd");
+        new Decorate().Process(utf8);
+        part = Assert.IsType<TextPart>(Assert.IsType<Multipart>(utf8.Message.Body)[1]);
+        Assert.Equal(("utf-8", ContentEncoding.EightBit), (part.ContentType.Charset, part.ContentTransferEncoding));
     }
 
     [Fact]
