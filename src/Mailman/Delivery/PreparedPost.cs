@@ -92,7 +92,7 @@ public sealed class PreparedPost
         }
 
         var unsubscribe = UnsubscribeSlot.Find(span[..headerLength], Slots.Token(nonce, SlotKind.ListUnsubscribe));
-        var marker = Encoding.ASCII.GetBytes(Slots.Prefix + nonce);
+        var marker = Encoding.ASCII.GetBytes(Slots.Marker(nonce));
         var start = bodyStart;
         while (true)
         {

@@ -33,7 +33,10 @@ public static class Slots
 
     public static string NewNonce() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
 
-    public static string Token(string nonce, SlotKind kind) => Prefix + nonce + (char)kind;
+    public static string Token(string nonce, SlotKind kind) => Marker(nonce) + (char)kind;
+
+    /// <summary>What every token of a post starts with: the prefix and the post's nonce.</summary>
+    public static string Marker(string nonce) => Prefix + nonce;
 
     /// <summary>The slot for a recipient placeholder name, or null if the name is not per recipient.</summary>
     public static SlotKind? ForPlaceholder(string name) => name switch

@@ -90,7 +90,7 @@ public sealed class Decorate : IHandler
 
     // ASCII and no member's value: a name or an address may need UTF-8, known only per copy.
     private static bool IsPlainAscii(string text, PostContext post)
-        => System.Text.Ascii.IsValid(text) && (post.SlotNonce is null || !text.Contains(Slots.Prefix + post.SlotNonce, StringComparison.Ordinal));
+        => Ascii.IsValid(text) && (post.SlotNonce is null || !text.Contains(Slots.Marker(post.SlotNonce), StringComparison.Ordinal));
 
     // Appending to the text itself is safe only when the bytes in the part are the text:
     // 7bit/8bit (not base64 or quoted-printable), and a charset UTF-8 can extend.
