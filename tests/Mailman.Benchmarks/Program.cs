@@ -124,9 +124,18 @@ foreach (var row in rows)
     var dmarcRuns = new List<Measurement>();
     for (var i = 0; i < runs; i++)
     {
-        ours.Add(e2e.Ours(row, e2e.Instance(row, list, "row"), post, row.Members));
-        theirs.Add(e2e.SmtpSource(post.Length, row.Members));
-        warm.Add(e2e.Warm(row, e2e.Instance(row, list, "row"), post, row.Members));
+        // smtp-source between our two; every other pair in reverse order (no run always first).
+        var order = new Action[]
+        {
+            () => ours.Add(e2e.Ours(row, e2e.Instance(row, list, "row"), post, row.Members)),
+            () => theirs.Add(e2e.SmtpSource(post.Length, row.Members)),
+            () => warm.Add(e2e.Warm(row, e2e.Instance(row, list, "row"), post, row.Members)),
+        };
+        foreach (var run in i % 2 == 0 ? order : order.Reverse())
+        {
+            run();
+        }
+
         Console.Error.WriteLine($"   pair {i + 1}: ours cold {ours[^1].Wall:F2}s ({ours[^1].Cpu:F2}s CPU, {ours[^1].MaxRssKb / 1024} MB), warm {warm[^1].Wall:F2}s ({warm[^1].Cpu:F2}s CPU), smtp-source {theirs[^1].Wall:F2}s");
         if (dmarcRow is not null)
         {
@@ -218,18 +227,28 @@ static string PostfixTable(EndToEnd e2e, int pairs)
         var post = Workloads.PlainLikeSmtpSource(row.Bytes);
         var extra = tls ? new Dictionary<string, string> { ["Mailman__Smtp__Security"] = "starttls", ["Mailman__Smtp__CaFile"] = certs.CaFile } : null;
         var runs = new Dictionary<string, List<Measurement>> { ["DATA"] = [], ["4x50"] = [], ["warm"] = [], ["BDAT"] = [], ["-N"] = [], ["plain"] = [] };
+        var variants = new List<(string Key, Func<Measurement> Run)>
+        {
+            ("DATA", () => e2e.OursVia(postfix, postfixCpu, row, e2e.Instance(row, list, "row"), post, bdat: false, extra)),
+            ("4x50", () => e2e.OursVia(postfix, postfixCpu, row, e2e.Instance(row, list, "row"), post, bdat: false, FourByFifty().Concat(extra ?? []).ToDictionary())),
+            ("warm", () => e2e.Warm(row, e2e.Instance(row, list, "row"), post, row.Members, extra, via: postfix, viaCpu: postfixCpu)),
+            ("-N", () => e2e.SmtpSourceVia(postfix, postfixCpu, post.Length, row.Members, distinct: true)),
+            ("plain", () => e2e.SmtpSourceVia(postfix, postfixCpu, post.Length, row.Members, distinct: false)),
+        };
+        if (!tls)
+        {
+            variants.Insert(3, ("BDAT", () => e2e.OursVia(postfix, postfixCpu, row, e2e.Instance(row, list, "row"), post, bdat: true)));
+        }
+
         for (var i = 0; i < pairs; i++)
         {
-            runs["DATA"].Add(e2e.OursVia(postfix, postfixCpu, row, e2e.Instance(row, list, "row"), post, bdat: false, extra));
-            runs["4x50"].Add(e2e.OursVia(postfix, postfixCpu, row, e2e.Instance(row, list, "row"), post, bdat: false, FourByFifty().Concat(extra ?? []).ToDictionary()));
-            runs["warm"].Add(e2e.Warm(row, e2e.Instance(row, list, "row"), post, row.Members, extra, via: postfix, viaCpu: postfixCpu));
-            if (!tls)
+            // Every other round in reverse order, so that no variant always runs first or last
+            // (a drift over the round, or what the run before leaves Postfix, falls on all alike).
+            foreach (var (key, run) in i % 2 == 0 ? variants : Enumerable.Reverse(variants))
             {
-                runs["BDAT"].Add(e2e.OursVia(postfix, postfixCpu, row, e2e.Instance(row, list, "row"), post, bdat: true));
+                runs[key].Add(run());
             }
 
-            runs["-N"].Add(e2e.SmtpSourceVia(postfix, postfixCpu, post.Length, row.Members, distinct: true));
-            runs["plain"].Add(e2e.SmtpSourceVia(postfix, postfixCpu, post.Length, row.Members, distinct: false));
             Console.Error.WriteLine($"   run {i + 1}: " + string.Join(", ", runs.Where(r => r.Value.Count > i).Select(r => $"{r.Key} {r.Value[i].Wall:F2}s")));
             foreach (var m in runs.Values.Where(r => r.Count > i).Select(r => r[i]))
             {

@@ -57,31 +57,7 @@ public static class Workloads
         "Date: Wed, 14 May 2003 17:21:08 -0400\n" +
         "MIME-Version: 1.0\n";
 
-    private static byte[] Plain(int size)
-    {
-        var sb = new StringBuilder(Head("text/plain")).Append("Content-Type: text/plain; charset=us-ascii\n\n");
-        var random = new Random(size);
-        var words = Words;
-        var line = new StringBuilder();
-        var n = 0;
-        while (sb.Length < size)
-        {
-            line.Clear();
-            if (n++ % 23 == 0)
-            {
-                line.Append('.');
-            }
-
-            while (line.Length < 68)
-            {
-                line.Append(words[random.Next(words.Length)]).Append(' ');
-            }
-
-            sb.Append(line.ToString().TrimEnd()).Append('\n');
-        }
-
-        return Encoding.ASCII.GetBytes(sb.ToString());
-    }
+    private static byte[] Plain(int size) => Text(size, width: 68, exact: false, dotEvery: 23);
 
     /// <summary>
     /// A text/plain post of <paramref name="size"/> bytes whose body has the shape of what
@@ -89,27 +65,45 @@ public static class Workloads
     /// the work per message follows the line count (a record per line in smtpd, cleanup and the
     /// queue file), so a row that compares us with smtp-source there sends the same lines.
     /// </summary>
-    public static byte[] PlainLikeSmtpSource(int size)
+    public static byte[] PlainLikeSmtpSource(int size) => Text(size, width: 78, exact: true, dotEvery: 0);
+
+    // Word soup in lines: at least width characters, cut at a word (a prose post's 68-75) or
+    // exactly width (the last line to fill size); every dotEvery-th line starts with a dot.
+    private static byte[] Text(int size, int width, bool exact, int dotEvery)
     {
         var sb = new StringBuilder(Head("text/plain")).Append("Content-Type: text/plain; charset=us-ascii\n\n");
         var random = new Random(size);
-        var words = Words;
         var line = new StringBuilder();
+        var n = 0;
         while (sb.Length < size)
         {
             line.Clear();
-            while (line.Length < 78)
+            if (dotEvery > 0 && n++ % dotEvery == 0)
             {
-                line.Append(words[random.Next(words.Length)]).Append(' ');
+                line.Append('.');
             }
 
-            line.Length = Math.Min(78, size - sb.Length);
-            if (line[^1] == ' ')
+            while (line.Length < width)
             {
-                line[^1] = 's';
+                line.Append(Words[random.Next(Words.Length)]).Append(' ');
             }
 
-            sb.Append(line).Append('\n');
+            if (exact)
+            {
+                line.Length = Math.Min(width, size - sb.Length);
+                if (line[^1] == ' ')
+                {
+                    line[^1] = 's';
+                }
+
+                sb.Append(line);
+            }
+            else
+            {
+                sb.Append(line.ToString().TrimEnd());
+            }
+
+            sb.Append('\n');
         }
 
         return Encoding.ASCII.GetBytes(sb.ToString());
