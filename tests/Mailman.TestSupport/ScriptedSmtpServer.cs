@@ -77,7 +77,13 @@ public sealed class ScriptedSmtpServer : IDisposable
     {
         var port = Net.FreePort();
         var server = new ScriptedSmtpServer(port, rcpt ?? (_ => null), data ?? (_ => null), certificate, users);
-        Wait.Until(() => Net.CanConnect(port), TimeSpan.FromSeconds(10), "the SMTP server to listen");
+        Wait.Until(() => Net.CanConnect(port) || server._running.IsCompleted, TimeSpan.FromSeconds(10), "the SMTP server to listen");
+        if (server._running.IsCompleted)
+        {
+            // It could not listen (the port taken): whatever answered the probe is not this server.
+            throw new InvalidOperationException($"the SMTP server on port {port} stopped: {server._running.Exception?.GetBaseException().Message}");
+        }
+
         return server;
     }
 
