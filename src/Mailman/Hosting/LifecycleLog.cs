@@ -1,6 +1,7 @@
 // The daemon's story in the log, start to end: one line when it starts (version, instance, SMTP
-// target, runners, listeners, queue counts after recovery), one when SIGTERM or SIGINT arrives,
-// one when the stop is done. Lines only: it decides nothing and stops nothing itself.
+// target, runners, listeners, queue counts after recovery), one when SIGTERM or SIGINT arrives
+// (a short one for each after it), one when the stop is done. Lines only: it decides nothing and
+// stops nothing itself.
 using System.Reflection;
 using System.Runtime.InteropServices;
 using Mailman.Instance;
@@ -21,6 +22,7 @@ public sealed class LifecycleLog(
     ILogger<LifecycleLog> logger) : IHostedService, IDisposable
 {
     private readonly List<PosixSignalRegistration> _signals = [];
+    private int _signalled;
     private DateTimeOffset _started;
 
     /// <summary>The version the binary was built as (the informational version without the commit suffix).</summary>
@@ -56,8 +58,7 @@ public sealed class LifecycleLog(
         // Logged beside the host's own handlers, which do the stopping.
         foreach (var signal in new[] { PosixSignal.SIGTERM, PosixSignal.SIGINT })
         {
-            _signals.Add(PosixSignalRegistration.Create(signal, _ =>
-                logger.LogInformation("{Signal} received: stopping; work in flight finishes or is put back within {StopTimeout}", signal.ToString(), options.StopTimeout.ToString("c", System.Globalization.CultureInfo.InvariantCulture))));
+            _signals.Add(PosixSignalRegistration.Create(signal, _ => Signalled(signal)));
         }
 
         lifetime.ApplicationStopped.Register(() =>
@@ -66,6 +67,23 @@ public sealed class LifecycleLog(
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>
+    /// The line for a stop signal. One may come twice (`timeout 30 dotnet run -- serve` delivered
+    /// SIGTERM twice: dotnet run passes its own on; a terminal's Ctrl-C reaches the whole process
+    /// group; an operator repeats it): the first says what happens, a later one that it is under way.
+    /// </summary>
+    internal void Signalled(PosixSignal signal)
+    {
+        if (Interlocked.Increment(ref _signalled) == 1)
+        {
+            logger.LogInformation("{Signal} received: stopping; work in flight finishes or is put back within {StopTimeout}", signal.ToString(), options.StopTimeout.ToString("c", System.Globalization.CultureInfo.InvariantCulture));
+        }
+        else
+        {
+            logger.LogInformation("{Signal} received again: already stopping", signal.ToString());
+        }
+    }
 
     public void Dispose()
     {

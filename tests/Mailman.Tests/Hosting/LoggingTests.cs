@@ -1,8 +1,13 @@
 // The log files as configured: an error's stack trace goes to error-DATE.log only, in plain text
 // and in compact JSON alike; the operator's files carry the error's text in the message.
+using System.IO.Abstractions;
+using System.Runtime.InteropServices;
 using Mailman.Hosting;
+using Mailman.Instance;
+using Mailman.Queues;
 using Mailman.TestSupport;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Mailman.Tests.Hosting;
 
@@ -57,6 +62,22 @@ public sealed class LoggingTests : IDisposable
         var lines = File.ReadAllLines(Directory.GetFiles(_instance.Paths.LogsDirectory, "post-*.log").Single());
         var line = Assert.Single(lines);
         Assert.Contains("evil@x.y\\r\\n2026-12-01T00:00:00.000+00:00 [INF] FAKE\\u001b[2J", line, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_second_stop_signal_says_the_stop_is_under_way_instead_of_announcing_it_again()
+    {
+        var logger = new Runners.CapturingLogger<LifecycleLog>();
+        using var queues = new QueueSet(new FileSystem(), _instance.Paths, TimeProvider.System);
+        using var lifecycle = new LifecycleLog(_instance.Paths, new MailmanOptions(), queues, new ServiceCollection().BuildServiceProvider(), null!, TimeProvider.System, logger);
+
+        lifecycle.Signalled(PosixSignal.SIGINT);
+        lifecycle.Signalled(PosixSignal.SIGINT);
+        lifecycle.Signalled(PosixSignal.SIGTERM);
+
+        Assert.Equal(
+            ["SIGINT received: stopping; work in flight finishes or is put back within 00:01:30", "SIGINT received again: already stopping", "SIGTERM received again: already stopping"],
+            logger.Lines);
     }
 
     private static InvalidOperationException Thrown()
