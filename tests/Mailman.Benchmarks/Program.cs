@@ -131,7 +131,7 @@ foreach (var row in rows)
             () => theirs.Add(e2e.SmtpSource(post.Length, row.Members)),
             () => warm.Add(e2e.Warm(row, e2e.Instance(row, list, "row"), post, row.Members)),
         };
-        foreach (var run in i % 2 == 0 ? order : order.Reverse())
+        foreach (var run in i % 2 == 0 ? order : Enumerable.Reverse(order))
         {
             run();
         }

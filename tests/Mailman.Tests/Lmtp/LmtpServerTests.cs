@@ -47,6 +47,7 @@ public sealed class LmtpServerTests : IDisposable
     // Mail for LIST-owner@: the owner runner moves it on to bad (the list has no owner and there
     // is no site owner) by a rename under the same name; an accepted post is in one of these.
     private static readonly string[] OwnerMailQueues = ["owner", "bad"];
+    private static readonly string[] PostQueues = ["in", "pipeline", "hold"];
 
     private string[] OwnerEntries()
         => OwnerMailQueues.SelectMany(q => Directory.GetFiles(_instance.QueueDir(q)))
@@ -57,19 +58,22 @@ public sealed class LmtpServerTests : IDisposable
     private string OwnerEntryText()
     {
         string? text = null;
-        Wait.Until(() =>
-        {
-            try
-            {
-                text = File.ReadAllText(Assert.Single(OwnerEntries()));
-                return true;
-            }
-            catch (FileNotFoundException)
-            {
-                return false; // moved between the listing and the read
-            }
-        }, TimeSpan.FromSeconds(30), "the owner entry");
+        Wait.Until(() => (text = ReadIfStill(Assert.Single(OwnerEntries()))) is not null, TimeSpan.FromSeconds(30), "the owner entry");
         return text!;
+    }
+
+    // A queue file's text, or null when it moved on (the runner's next hop) between the listing
+    // and the read.
+    private static string? ReadIfStill(string file)
+    {
+        try
+        {
+            return File.ReadAllText(file);
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
     }
 
     [Fact]
@@ -136,7 +140,7 @@ public sealed class LmtpServerTests : IDisposable
             Assert.StartsWith("250 2.0.0 ", reply, StringComparison.Ordinal);
             Assert.StartsWith("250 ", client.Command("NOOP"), StringComparison.Ordinal);
             Wait.Until(() => PostQueues.SelectMany(q => Directory.GetFiles(_instance.QueueDir(q), "*.msg"))
-                .Any(f => Holds(f, "smuggle@example.com")), TimeSpan.FromSeconds(30), "the smuggling post");
+                .Any(f => ReadIfStill(f)?.Contains("smuggle@example.com", StringComparison.Ordinal) == true), TimeSpan.FromSeconds(30), "the smuggling post");
             Assert.Single(OwnerEntries());
         }
 
@@ -310,20 +314,5 @@ public sealed class LmtpServerTests : IDisposable
         var missing = accepted.Where(name => !onDisk.Contains(name) && !onDisk.Contains(Path.GetFileNameWithoutExtension(name))).ToList();
         Assert.True(missing.Count == 0, $"{missing.Count} of {accepted.Count} posts answered 250 are not on disk: {string.Join(", ", missing.Take(5))}");
         Assert.True(onDisk.Count >= accepted.Count);
-    }
-
-    private static readonly string[] PostQueues = ["in", "pipeline", "hold"];
-
-    // A queue file may move on (the runner's next hop) between listing and reading it.
-    private static bool Holds(string file, string text)
-    {
-        try
-        {
-            return File.ReadAllText(file).Contains(text, StringComparison.Ordinal);
-        }
-        catch (FileNotFoundException)
-        {
-            return false;
-        }
     }
 }
