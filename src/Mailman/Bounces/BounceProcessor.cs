@@ -1,8 +1,8 @@
 // The one code path from "list L, address A bounced, permanently or not, at T" to what follows:
-// the score (BounceScoring's policy), delivery disabled, the member's warnings and the owners'
-// notices (through NoticeSender), removal. Mail returned to a -bounces address (the bounce
+// the score (BounceScoring's policy), the probe a mailed report at the threshold earns, delivery
+// disabled, the member's warnings and the owners' notices (through NoticeSender), removal. Mail returned to a -bounces address (the bounce
 // runner) and refusals at SMTP time (the outgoing runner) both come through here. It also
-// decides who a returned message names (VERP first, else the report) and where a message that
+// decides who a returned message names (a probe's one-time address, VERP, else the report) and where a message that
 // names nobody goes. It never touches the entry that carried a bounce: runners move entries.
 using System.Globalization;
 using System.Security.Cryptography;
@@ -16,11 +16,15 @@ using MimeKit;
 
 namespace Mailman.Bounces;
 
-/// <summary>One address of one list that bounced at <paramref name="When"/>.</summary>
-public sealed record BounceEvent(ListName List, string Address, bool Permanent, DateTimeOffset When);
+/// <summary>One address of one list that bounced at <paramref name="When"/>, and what says so.</summary>
+public sealed record BounceEvent(ListName List, string Address, bool Permanent, DateTimeOffset When, BounceEvidence Evidence = BounceEvidence.Mailed);
 
 /// <summary>What became of one bounced address: the action taken and the score after it.</summary>
-public sealed record BounceOutcome(string Address, BounceAction Action, double Score);
+public sealed record BounceOutcome(string Address, BounceAction Action, double Score)
+{
+    /// <summary>For <see cref="BounceAction.ProbeSent"/>: the token of the probe to send, recorded with the score.</summary>
+    public string? ProbeToken { get; init; }
+}
 
 /// <summary>A message returned to a -bounces address, classified.</summary>
 /// <param name="Entry">The queue entry that carries it (names the notices it causes).</param>
@@ -85,6 +89,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
         }
 
         FirstNotices(events, outcomes);
+        Probes(events, outcomes);
         return results;
     }
 
@@ -135,7 +140,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
 
         using var store = lists.Open();
         var known = new Dictionary<ListName, MailingList?> { [list] = store.FindList(list) };
-        var events = scored.Select(r => new BounceEvent(list, r.Address, true, now)).ToList();
+        var events = scored.Select(r => new BounceEvent(list, r.Address, true, now, BounceEvidence.Refusal)).ToList();
         var outcomes = store.InTransaction(() => Score(store, known, events));
         for (var i = 0; i < scored.Count; i++)
         {
@@ -260,11 +265,13 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
     /// address). The notices of the episode derive their names from it; a later disable (after a
     /// re-enable) is another episode with other names.
     /// </summary>
-    internal static string TriggerName(ListName list, MemberRecord member)
+    internal static string TriggerName(ListName list, MemberRecord member) => TriggerName(list, member.Address, member.DisabledAt ?? DateTimeOffset.UnixEpoch);
+
+    /// <summary>The entry name of a member's event at <paramref name="at"/> (a disable, a probe): its time and a hash of (list, address).</summary>
+    internal static string TriggerName(ListName list, string address, DateTimeOffset at)
     {
-        var at = member.DisabledAt ?? DateTimeOffset.UnixEpoch;
         var micros = Math.Clamp((at - DateTimeOffset.UnixEpoch).Ticks / 10, 0, 99_999_999_999_999_999);
-        var hash = SHA256.HashData(Encoding.UTF8.GetBytes(list.Fqdn + "\n" + member.Address.Trim().ToLowerInvariant()));
+        var hash = SHA256.HashData(Encoding.UTF8.GetBytes(list.Fqdn + "\n" + address.Trim().ToLowerInvariant()));
         return micros.ToString("D17", CultureInfo.InvariantCulture) + "-" + Convert.ToHexStringLower(hash.AsSpan(0, 4));
     }
 
@@ -293,6 +300,53 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
         catch (Exception e) when (e is IOException or Microsoft.Data.Sqlite.SqliteException)
         {
             logger.LogError(e, "Bounce notices for {Count} members disabled just now could not be queued: {Error}; the next sweep sends them", disabled.Count, e.Message);
+        }
+    }
+
+    // Members whose score reached the threshold on a mailed report get their probe now, from a
+    // one-time bounce address; only its bounce (or a refusal at SMTP time while it waits)
+    // disables. A probe that cannot be queued (a full disk) was recorded all the same: it goes
+    // through unanswered after verp_probe_wait, and the next bounce starts the score again.
+    private void Probes(List<BounceEvent> events, List<BounceOutcome> outcomes)
+    {
+        for (var i = 0; i < outcomes.Count; i++)
+        {
+            if (outcomes[i].ProbeToken is not { } token)
+            {
+                continue;
+            }
+
+            var e = events[i];
+            try
+            {
+                using var store = lists.Open();
+                if (store.FindList(e.List) is not { } list || store.FindMember(e.List, e.Address) is not { } member)
+                {
+                    continue;
+                }
+
+                var sender = Verp.ProbeAddress(list.Name, token);
+                var result = notices.Send(new Notice(list, NoticeTemplates.Probe, member.Address)
+                {
+                    ToName = member.DisplayName,
+                    From = list.Name.BouncesAddress,
+                    ReplyTo = list.Name.OwnerAddress,
+                    EnvelopeSender = sender,
+                    Values = new Dictionary<string, string>
+                    {
+                        ["score"] = Number(member.BounceScore),
+                        ["count"] = list.VerpProbeWaitDays.ToString(CultureInfo.InvariantCulture),
+                    },
+                }, TriggerName(list.Name, member.Address, member.ProbeSent ?? e.When), "bounce-probe");
+                logger.LogWarning("Bounce probe to {Member} of {ListId}, score {Score}: {Result}; delivery stays on unless it bounces within {Days} days",
+                    member.Address, list.Name.Fqdn, Number(member.BounceScore),
+                    result.Queued ? $"queued as {result.Entry} from {sender}" : "not sent: " + result.NotSentBecause, list.VerpProbeWaitDays);
+            }
+            catch (Exception x) when (x is IOException or Microsoft.Data.Sqlite.SqliteException)
+            {
+                logger.LogError(x, "Bounce probe to {Member} of {ListId} could not be queued: {Error}; it counts as gone through after verp_probe_wait, and the next bounce scores again",
+                    e.Address, e.List.Fqdn, x.Message);
+            }
         }
     }
 
@@ -332,13 +386,20 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
                 continue;
             }
 
-            var decision = BounceScoring.Score(member, e.When, BounceSettings.Of(list));
-            if (decision.Writes && !store.RecordBounce(e.List, e.Address, decision.Score, e.When, decision.Action == BounceAction.Disabled))
+            var settings = BounceSettings.Of(list);
+            var decision = BounceScoring.Score(member, e.When, settings, e.Evidence);
+            var token = decision.Action == BounceAction.ProbeSent ? Verp.NewProbeToken() : null;
+            var probeOver = member.ProbeSent is { } sent && e.When >= sent + settings.ProbeWait;
+            if (decision.Writes
+                && !(token is not null
+                    ? store.RecordProbe(e.List, e.Address, decision.Score, e.When, token)
+                    : store.RecordBounce(e.List, e.Address, decision.Score, e.When, decision.Action == BounceAction.Disabled, clearProbe: probeOver)))
             {
                 decision = new(BounceAction.AlreadyDisabled, member.BounceScore);
+                token = null;
             }
 
-            outcomes.Add(new(e.Address, decision.Action, decision.Score));
+            outcomes.Add(new(e.Address, decision.Action, decision.Score) { ProbeToken = token });
         }
 
         return outcomes;
@@ -346,7 +407,8 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
 
     /// <summary>What a returned message means before anything is written: who it names, or why it names nobody.</summary>
     /// <param name="Untrusted">Addresses of a report without VERP on a list that sends with VERP: not scored.</param>
-    private sealed record Plan(string Kind, MailingList? List, string? Verp, int First, int Count, int Untrusted = 0);
+    /// <param name="Probe">The message came back to a probe's one-time address (Verp is the member it was sent to).</param>
+    private sealed record Plan(string Kind, MailingList? List, string? Verp, int First, int Count, int Untrusted = 0, bool Probe = false);
 
     // VERP first: the envelope recipient names the member whatever the report says, but only a
     // report recognised as a permanent failure scores; a delay notice, an auto-reply, a complaint
@@ -367,7 +429,24 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
             return new("no-list", null, null, events.Count, 0);
         }
 
-        var verp = m.Destination is { } destination && Verp.Decode(m.List, destination) is { } decoded ? MemberAddress(store, m.List, decoded) : null;
+        // A probe's one-time address names the member only while the probe is outstanding.
+        string? verp = null;
+        var probe = false;
+        if (m.Destination is { } to && Verp.DecodeProbe(m.List, to) is { } token)
+        {
+            if (store.FindProbe(m.List, token) is not { } probed)
+            {
+                return new("probe-unknown", list, null, events.Count, 0);
+            }
+
+            verp = probed.Address;
+            probe = true;
+        }
+        else if (m.Destination is { } destination && Verp.Decode(m.List, destination) is { } decoded)
+        {
+            verp = MemberAddress(store, m.List, decoded);
+        }
+
         if (!list.ProcessBounces)
         {
             return new("off", list, verp, events.Count, 0);
@@ -387,8 +466,8 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
                 return new(store.FindMember(m.List, verp) is null ? "verp-nobody" : "verp-unrecognized", list, verp, first, 0);
             }
 
-            events.Add(new(m.List, verp, true, m.Received));
-            return new("verp", list, verp, first, 1);
+            events.Add(new(m.List, verp, true, m.Received, probe ? BounceEvidence.Probe : BounceEvidence.Mailed));
+            return new("verp", list, verp, first, 1, Probe: probe);
         }
 
         if (kind == BounceKind.Permanent && m.Analysis.Addresses.Count > 0)
@@ -462,7 +541,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
                 var outcome = outcomes[0];
                 if (outcome.Action != BounceAction.NotAMember)
                 {
-                    Log(m, plan.Verp!, Number(outcome.Score), Describe(outcome.Action));
+                    Log(m, plan.Verp!, Number(outcome.Score), (plan.Probe ? "its probe bounced: " : "") + Describe(outcome.Action));
                     return new(BounceDisposition.Done, "");
                 }
 
@@ -473,6 +552,9 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
             case "verp-unrecognized":
                 // Not a report we know: kept or forwarded as any unrecognized mail, never scored.
                 return Unrecognized(store, m, plan.List!, plan.Verp!);
+
+            case "probe-unknown":
+                return NamesNobody(m, m.Destination!, "a probe address that names no outstanding probe (it was answered, went through, or never sent)");
 
             case "verp-nobody":
                 return NamesNobody(m, plan.Verp!, $"VERP names {plan.Verp}, who is not a member, and the message is not a recognised bounce");
@@ -581,6 +663,9 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
         BounceAction.Scored => "scored",
         BounceAction.ScoreReset => "stale score reset, scored",
         BounceAction.Disabled => "delivery disabled",
+        BounceAction.ProbeSent => "threshold reached: probe sent, delivery stays on unless it bounces",
+        BounceAction.ProbePending => "scored, the probe sent before awaits its bounce",
+        BounceAction.ProbeWentThrough => "the last probe went through: score reset, scored",
         BounceAction.AlreadyScoredToday => "scored today already",
         BounceAction.AlreadyDisabled => "delivery already disabled (residual bounce)",
         BounceAction.Temporary => "temporary: not scored",

@@ -1,13 +1,16 @@
 // The scoring policy of bounce processing, Mailman's model: pure functions of one member's bounce
-// record, the list's settings and the time. It decides; it never reads or writes the database,
+// record, the list's settings, the time and how far the evidence is trusted. It decides; it never reads or writes the database,
 // and never sends mail (BounceProcessor does both).
 using Mailman.Lists;
 
 namespace Mailman.Bounces;
 
 /// <summary>A list's bounce settings, by Mailman's names (Lists/MailingList.cs).</summary>
+/// <param name="Probes">verp_probes: at the threshold a mailed bounce sends a probe instead of disabling.</param>
+/// <param name="ProbeWait">verp_probe_wait: a probe that did not bounce within this went through.</param>
 public sealed record BounceSettings(
-    bool Process, double Threshold, int StaleAfterDays, int Warnings, TimeSpan WarningInterval, bool NotifyOwnerOnDisable, bool NotifyOwnerOnRemoval)
+    bool Process, double Threshold, int StaleAfterDays, int Warnings, TimeSpan WarningInterval, bool NotifyOwnerOnDisable, bool NotifyOwnerOnRemoval,
+    bool Probes = false, TimeSpan ProbeWait = default)
 {
     public static BounceSettings Of(MailingList list) => new(
         list.ProcessBounces,
@@ -16,7 +19,22 @@ public sealed record BounceSettings(
         list.BounceYouAreDisabledWarnings,
         TimeSpan.FromDays(list.BounceYouAreDisabledWarningsIntervalDays),
         list.BounceNotifyOwnerOnDisable,
-        list.BounceNotifyOwnerOnRemoval);
+        list.BounceNotifyOwnerOnRemoval,
+        list.VerpProbes,
+        TimeSpan.FromDays(list.VerpProbeWaitDays));
+}
+
+/// <summary>What says the address failed, and so how far it is trusted.</summary>
+public enum BounceEvidence
+{
+    /// <summary>A report mailed to a bounces address: anyone can write one (VERP names who, not that it is true).</summary>
+    Mailed,
+
+    /// <summary>A refusal at SMTP time in our own session: seen, not told.</summary>
+    Refusal,
+
+    /// <summary>A report mailed back to an outstanding probe's one-time address: only a copy that reached the member's server carried it.</summary>
+    Probe,
 }
 
 /// <summary>What became of one bounced address (logged as written here).</summary>
@@ -30,6 +48,15 @@ public enum BounceAction
 
     /// <summary>The score reached the threshold: delivery disabled.</summary>
     Disabled,
+
+    /// <summary>The score reached the threshold on a mailed report: a probe goes out, and only its bounce disables.</summary>
+    ProbeSent,
+
+    /// <summary>Scored while the member's probe waits for its bounce.</summary>
+    ProbePending,
+
+    /// <summary>The member's last probe waited its time without a bounce (the address works): the score started again at this bounce.</summary>
+    ProbeWentThrough,
 
     /// <summary>The member scored a bounce today already (at most once a day).</summary>
     AlreadyScoredToday,
@@ -54,7 +81,7 @@ public enum BounceAction
 public readonly record struct ScoreDecision(BounceAction Action, double Score)
 {
     /// <summary>True when the member's record changes.</summary>
-    public bool Writes => Action is BounceAction.Scored or BounceAction.ScoreReset or BounceAction.Disabled;
+    public bool Writes => Action is BounceAction.Scored or BounceAction.ScoreReset or BounceAction.Disabled or BounceAction.ProbeSent or BounceAction.ProbePending or BounceAction.ProbeWentThrough;
 }
 
 /// <summary>What the warning sweep does next for a member disabled by bounces.</summary>
@@ -77,13 +104,22 @@ public static class BounceScoring
     /// Scores one permanent bounce of <paramref name="member"/> received at <paramref name="when"/>.
     /// As Mailman 3 does it: a disabled member's bounce is residual; a member scores at most once
     /// per day (UTC); a score whose last bounce is more than stale-after days old is reset before
-    /// this bounce counts; at the threshold delivery is disabled.
+    /// this bounce counts; at the threshold delivery is disabled. With probes (Mailman's
+    /// verp_probes), a mailed report that reaches the threshold sends a probe instead, and what
+    /// disables is the probe's bounce, or a refusal at SMTP time while it waits (a copy we tried);
+    /// a probe that waited its time without either went through: the score starts again.
     /// </summary>
-    public static ScoreDecision Score(MemberRecord member, DateTimeOffset when, BounceSettings settings)
+    public static ScoreDecision Score(MemberRecord member, DateTimeOffset when, BounceSettings settings, BounceEvidence evidence = BounceEvidence.Mailed)
     {
         if (!member.DeliveryEnabled)
         {
             return new(BounceAction.AlreadyDisabled, member.BounceScore);
+        }
+
+        var probing = member.ProbeSent is { } sent && when < sent + settings.ProbeWait;
+        if ((evidence == BounceEvidence.Probe && member.ProbeSent is not null) || (evidence == BounceEvidence.Refusal && probing))
+        {
+            return new(BounceAction.Disabled, Math.Max(member.BounceScore, settings.Threshold));
         }
 
         var today = Day(when);
@@ -101,10 +137,17 @@ public static class BounceScoring
             reset = today.DayNumber - lastDay.DayNumber > settings.StaleAfterDays;
         }
 
-        var score = reset ? PointsPerBounce : member.BounceScore + PointsPerBounce;
-        return score >= settings.Threshold
-            ? new(BounceAction.Disabled, score)
-            : new(reset && member.BounceScore > 0 ? BounceAction.ScoreReset : BounceAction.Scored, score);
+        // A probe that waited its time without bouncing went through: the address works.
+        var wentThrough = member.ProbeSent is not null && !probing;
+        var score = reset || wentThrough ? PointsPerBounce : member.BounceScore + PointsPerBounce;
+        if (score < settings.Threshold)
+        {
+            return new(wentThrough ? BounceAction.ProbeWentThrough : reset && member.BounceScore > 0 ? BounceAction.ScoreReset : BounceAction.Scored, score);
+        }
+
+        return !settings.Probes || evidence == BounceEvidence.Refusal ? new(BounceAction.Disabled, score)
+            : probing ? new(BounceAction.ProbePending, score)
+            : new(BounceAction.ProbeSent, score);
     }
 
     /// <summary>

@@ -4,6 +4,8 @@
 // quoted local part ("a b"@x) or an address literal (u@[192.0.2.1]) would make the sender an
 // invalid address, so those members' copies go out with the plain bounces address and their
 // bounces are recognized from the report instead (RFC 5321 allows such addresses; we keep them).
+// A probe (Bounces/BounceScoring) goes from LIST-bounces+probe-TOKEN@HOST instead: no '=' in it,
+// so it is never taken for a member's address, and only the member's mailbox ever saw the token.
 using Mailman.Lists;
 
 namespace Mailman.Delivery;
@@ -59,6 +61,29 @@ public static class Verp
         var middle = verpAddress[prefix.Length..^suffix.Length];
         var eq = middle.LastIndexOf('=');
         return eq <= 0 || eq == middle.Length - 1 ? null : middle[..eq] + "@" + middle[(eq + 1)..];
+    }
+
+    private const string ProbeMark = "probe-";
+
+    /// <summary>A new probe token: 128 random bits as 32 lowercase hex digits (no '=', so never a member's VERP).</summary>
+    public static string NewProbeToken() => Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+
+    /// <summary>The envelope sender of a VERP probe: LIST-bounces+probe-TOKEN@HOST; its bounce names the probe, not an address anyone can write.</summary>
+    public static string ProbeAddress(ListName list, string token) => string.Concat(list.LocalPart, "-bounces+", ProbeMark, token, "@", list.Domain);
+
+    /// <summary>The token of a probe address of <paramref name="list"/>, or null if <paramref name="address"/> is not one.</summary>
+    public static string? DecodeProbe(ListName list, string address)
+    {
+        var prefix = list.LocalPart + "-bounces+" + ProbeMark;
+        var suffix = "@" + list.Domain;
+        if (address.Length != prefix.Length + 32 + suffix.Length
+            || !address.StartsWith(prefix, StringComparison.OrdinalIgnoreCase) || !address.EndsWith(suffix, StringComparison.OrdinalIgnoreCase))
+        {
+            return null;
+        }
+
+        var token = address.Substring(prefix.Length, 32).ToLowerInvariant();
+        return token.All(char.IsAsciiHexDigitLower) ? token : null;
     }
 
     // RFC 5322 §3.2.3 dot-atom: atext runs separated by single dots.

@@ -1,5 +1,5 @@
 // What bounce processing writes about a member: the score and the day of the last bounce,
-// delivery disabled by bounces, warnings sent, removal. Every write is conditional on the state
+// delivery disabled by bounces, the outstanding VERP probe, warnings sent, removal. Every write is conditional on the state
 // it was decided from, so a decision taken on a stale read (an operator re-enabled the member
 // meanwhile) changes nothing. The columns are MemberStatus's; no schema of its own.
 namespace Mailman.Lists;
@@ -9,17 +9,43 @@ public sealed partial class ListStore
     /// <summary>
     /// Records a scored bounce: the new score and when; with <paramref name="disable"/> the
     /// member's delivery is turned off for bounces at <paramref name="when"/> and the warning
-    /// count starts again. Only a member whose delivery is still on is changed.
+    /// count starts again. A disable, or <paramref name="clearProbe"/> (the probe went through),
+    /// ends the member's outstanding probe. Only a member whose delivery is still on is changed.
     /// </summary>
     /// <returns>False when the address is not an enabled member (any more).</returns>
-    public bool RecordBounce(ListName list, string address, double score, DateTimeOffset when, bool disable)
+    public bool RecordBounce(ListName list, string address, double score, DateTimeOffset when, bool disable, bool clearProbe = false)
     {
         using var cmd = Command(
             "UPDATE members SET bounce_score = $score, last_bounce = $when"
             + (disable ? ", delivery_enabled = 0, disabled_reason = $reason, disabled_at = $when, warnings_sent = 0, last_warning = NULL" : "")
+            + (disable || clearProbe ? ", probe_token = NULL, probe_sent = NULL" : "")
             + " WHERE list_id = (SELECT id FROM lists WHERE fqdn = $fqdn) AND address_key = $key AND delivery_enabled = 1",
             ("$fqdn", list.Fqdn), ("$key", AddressKey(address)), ("$score", score), ("$when", Timestamp(when)), ("$reason", DisabledReason.Bounces));
         return cmd.ExecuteNonQuery() > 0;
+    }
+
+    /// <summary>
+    /// Records a bounce that reached the threshold of a list that probes: the score, and the
+    /// probe about to be sent under <paramref name="token"/> (its envelope sender's token).
+    /// Only a member whose delivery is still on is changed.
+    /// </summary>
+    /// <returns>False when the address is not an enabled member (any more).</returns>
+    public bool RecordProbe(ListName list, string address, double score, DateTimeOffset when, string token)
+    {
+        using var cmd = Command("""
+            UPDATE members SET bounce_score = $score, last_bounce = $when, probe_token = $token, probe_sent = $when
+            WHERE list_id = (SELECT id FROM lists WHERE fqdn = $fqdn) AND address_key = $key AND delivery_enabled = 1
+            """, ("$fqdn", list.Fqdn), ("$key", AddressKey(address)), ("$score", score), ("$when", Timestamp(when)), ("$token", token));
+        return cmd.ExecuteNonQuery() > 0;
+    }
+
+    /// <summary>The member whose outstanding probe carries <paramref name="token"/>, or null (none: answered, ended, or never sent).</summary>
+    public MemberRecord? FindProbe(ListName list, string token)
+    {
+        using var cmd = Command($"SELECT {MemberColumns} FROM members WHERE list_id = $list AND probe_token = $token",
+            ("$list", ListId(list)), ("$token", token));
+        using var reader = cmd.ExecuteReader();
+        return reader.Read() ? ReadMemberRecord(reader) : null;
     }
 
     /// <summary>Members whose delivery bounces disabled, oldest disable first (the warning sweep).</summary>

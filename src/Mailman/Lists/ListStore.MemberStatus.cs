@@ -27,13 +27,17 @@ public sealed record MemberRecord(
     int WarningsSent,
     string ModerationAction,
     DateTimeOffset? JoinedAt,
-    string Serial);
+    string Serial)
+{
+    /// <summary>When the outstanding VERP probe was sent (Bounces/BounceScoring); null: none.</summary>
+    public DateTimeOffset? ProbeSent { get; init; }
+}
 
 public sealed partial class ListStore
 {
     private const string MemberColumns = """
         address, display_name, delivery_enabled, disabled_reason, disabled_at, bounce_score, last_bounce,
-        last_warning, warnings_sent, moderation_action, joined_at, serial
+        last_warning, warnings_sent, moderation_action, joined_at, serial, probe_sent
         """;
 
     private static string[] MemberStatusSchema =>
@@ -47,6 +51,9 @@ public sealed partial class ListStore
         "COLUMN members moderation_action TEXT NOT NULL DEFAULT 'defer'",
         "COLUMN members joined_at TEXT",
         "COLUMN members serial TEXT NOT NULL DEFAULT ''",
+        "COLUMN members probe_token TEXT",
+        "COLUMN members probe_sent TEXT",
+        "CREATE INDEX IF NOT EXISTS members_probe ON members (probe_token) WHERE probe_token IS NOT NULL",
         "CREATE INDEX IF NOT EXISTS members_disabled ON members (list_id, delivery_enabled, disabled_at)",
     ];
 
@@ -85,7 +92,7 @@ public sealed partial class ListStore
         using var cmd = enable
             ? Command("""
                 UPDATE members SET delivery_enabled = 1, disabled_reason = '', disabled_at = NULL,
-                    bounce_score = 0, last_bounce = NULL, last_warning = NULL, warnings_sent = 0
+                    bounce_score = 0, last_bounce = NULL, last_warning = NULL, warnings_sent = 0, probe_token = NULL, probe_sent = NULL
                 WHERE list_id = $list AND address_key = $key
                 """, ("$list", ListId(list)), ("$key", AddressKey(address)))
             : Command("""
@@ -122,5 +129,5 @@ public sealed partial class ListStore
 
     private static MemberRecord ReadMemberRecord(SqliteDataReader r) => new(
         r.GetString(0), r.GetString(1), r.GetInt64(2) != 0, r.GetString(3), ReadTimestamp(r, 4), r.GetDouble(5), ReadTimestamp(r, 6),
-        ReadTimestamp(r, 7), r.GetInt32(8), r.GetString(9), ReadTimestamp(r, 10), r.GetString(11));
+        ReadTimestamp(r, 7), r.GetInt32(8), r.GetString(9), ReadTimestamp(r, 10), r.GetString(11)) { ProbeSent = ReadTimestamp(r, 12) };
 }

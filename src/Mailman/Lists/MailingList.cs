@@ -175,6 +175,16 @@ public sealed class MailingList
     /// <summary>Mailman's bounce_notify_owner_on_removal.</summary>
     public bool BounceNotifyOwnerOnRemoval { get; set; } = true;
 
+    /// <summary>
+    /// Mailman's verp_probes (a site setting there, off by default; here per list and on): at the
+    /// threshold a mailed bounce does not disable; a probe goes to the member from a one-time
+    /// bounce address, and only its bounce (or a refusal at SMTP time) disables.
+    /// </summary>
+    public bool VerpProbes { get; set; } = true;
+
+    /// <summary>Days a probe waits for its bounce; one that did not bounce by then went through, and the score starts again.</summary>
+    public int VerpProbeWaitDays { get; set; } = 5;
+
     /// <summary>Mailman 3's emergency: hold every post (approved ones pass).</summary>
     public bool Emergency { get; set; }
 
@@ -261,6 +271,8 @@ public sealed class MailingList
         ["bounce_you_are_disabled_warnings_interval"] = "days between those notices (default 7)",
         ["bounce_notify_owner_on_disable"] = "true | false: tell the owners when bounces disable a member",
         ["bounce_notify_owner_on_removal"] = "true | false: tell the owners when bounces remove a member",
+        ["verp_probes"] = "true | false: at the threshold send a probe, and disable only if it bounces (forged bounces cannot disable)",
+        ["verp_probe_wait"] = "days a probe waits for its bounce before it counts as delivered (default 5, at least 1)",
     };
 
     /// <summary>Sets one named setting from text.</summary>
@@ -331,6 +343,8 @@ public sealed class MailingList
             case "bounce_you_are_disabled_warnings_interval": BounceYouAreDisabledWarningsIntervalDays = Days(key, value); break;
             case "bounce_notify_owner_on_disable": BounceNotifyOwnerOnDisable = ParseBool(key, value); break;
             case "bounce_notify_owner_on_removal": BounceNotifyOwnerOnRemoval = ParseBool(key, value); break;
+            case "verp_probes": VerpProbes = ParseBool(key, value); break;
+            case "verp_probe_wait": VerpProbeWaitDays = Days(key, value) is >= 1 and var days ? days : throw new ArgumentException($"{key}: at least 1 day, got '{value}'"); break;
             default: throw new ArgumentException($"unknown setting '{key}'; known: {string.Join(", ", SettingNames.Keys)}");
         }
     }
@@ -386,6 +400,8 @@ public sealed class MailingList
         yield return new("bounce_you_are_disabled_warnings_interval", BounceYouAreDisabledWarningsIntervalDays.ToString(invariant) + "d");
         yield return new("bounce_notify_owner_on_disable", BounceNotifyOwnerOnDisable ? "true" : "false");
         yield return new("bounce_notify_owner_on_removal", BounceNotifyOwnerOnRemoval ? "true" : "false");
+        yield return new("verp_probes", VerpProbes ? "true" : "false");
+        yield return new("verp_probe_wait", VerpProbeWaitDays.ToString(invariant) + "d");
     }
 
     private void SetTemplate(string name, string value)

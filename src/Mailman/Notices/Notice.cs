@@ -26,6 +26,9 @@ public sealed record Notice(MailingList List, string Template, string To)
 
     public string? ReplyTo { get; init; }
 
+    /// <summary>The envelope sender; default the list's VERP address for the recipient (a probe has its own one-time address).</summary>
+    public string? EnvelopeSender { get; init; }
+
     /// <summary>The message this notice answers (Reply): In-Reply-To, References, and the never-answer rules.</summary>
     public MimeMessage? Answering { get; init; }
 

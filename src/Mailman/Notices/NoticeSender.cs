@@ -3,7 +3,8 @@
 // per-address daily limit, and queues the notice in `out`. A notice is an out entry whose name
 // derives from the entry that caused it and the notice's purpose, so a crash before that entry
 // is finished cannot queue it twice. Its envelope sender is the list's VERP address for the
-// recipient: a bounce of a notice names who it was for and never produces another notice.
+// recipient (a bounce probe's, its one-time probe address): a bounce of a notice names who it
+// was for and never produces another notice.
 using Mailman.Delivery;
 using Mailman.Lists;
 using Mailman.Queues;
@@ -37,7 +38,7 @@ public sealed class NoticeSender(QueueSet queues, ListStoreFactory lists, TimePr
             List = list.Name.Fqdn,
             Received = time.GetUtcNow(),
             MessageId = message.MessageId,
-            EnvelopeSender = Verp.Encode(list.Name, notice.To),
+            EnvelopeSender = notice.EnvelopeSender ?? Verp.Encode(list.Name, notice.To),
             Purpose = "notice " + notice.Template,
         };
         var name = queues[QueueSet.Out].Enqueue(metadata, WireFormat.Flatten(message), [new Recipient(notice.To, Member.Sanitize(notice.ToName))],

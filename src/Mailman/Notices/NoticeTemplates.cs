@@ -19,6 +19,7 @@ public static class NoticeTemplates
     public const string Rejected = "list:user:notice:rejected";
     public const string Refused = "list:user:notice:refuse";
     public const string DisabledWarning = "list:user:notice:warning";
+    public const string Probe = "list:user:notice:probe";
     public const string Results = "list:user:notice:results";
     public const string ModeratorPost = "list:admin:action:post";
     public const string ModeratorSubscribe = "list:admin:action:subscribe";
@@ -123,6 +124,17 @@ public static class NoticeTemplates
             To receive mail again, send a message to $list_name-join@$domain or ask
             the list owner ($owner_email) to re-enable you. Unless you do, you will be
             removed from the list after $warnings_left more warning(s).
+            """),
+        new(Probe, "$display_name mailing list probe message", """
+            This is a probe message from the "$display_name" mailing list ($listname).
+            You can ignore it.
+
+            The list has received reports that mail to $user_email bounced, which may
+            mean that this address no longer receives mail. This message checks: if it
+            reaches you, nothing more happens and you stay a member. If it bounces within
+            $count days, delivery from the list to $user_email is disabled.
+
+            The list owner can be reached at $owner_email.
             """),
         new(Results, "The results of your email commands", """
             The results of your email commands to $listname:

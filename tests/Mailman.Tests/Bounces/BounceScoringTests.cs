@@ -17,7 +17,7 @@ public sealed class BounceScoringTests
     [Fact]
     public void Mailmans_defaults()
     {
-        Assert.Equal(new BounceSettings(true, 5.0, 7, 3, TimeSpan.FromDays(7), true, true), Defaults);
+        Assert.Equal(new BounceSettings(true, 5.0, 7, 3, TimeSpan.FromDays(7), true, true, Probes: true, ProbeWait: TimeSpan.FromDays(5)), Defaults);
     }
 
     [Fact]
@@ -53,10 +53,36 @@ public sealed class BounceScoringTests
     [Fact]
     public void Reaching_the_threshold_disables()
     {
-        Assert.Equal(new ScoreDecision(BounceAction.Scored, 4), BounceScoring.Score(Member(3, Noon.AddDays(-1)), Noon, Defaults));
-        Assert.Equal(new ScoreDecision(BounceAction.Disabled, 5), BounceScoring.Score(Member(4, Noon.AddDays(-1)), Noon, Defaults));
-        Assert.Equal(new ScoreDecision(BounceAction.Disabled, 1), BounceScoring.Score(Member(), Noon, Defaults with { Threshold = 1 }));
-        Assert.Equal(BounceAction.Disabled, BounceScoring.Score(Member(), Noon, Defaults with { Threshold = 0.5 }).Action);
+        var noProbes = Defaults with { Probes = false };
+        Assert.Equal(new ScoreDecision(BounceAction.Scored, 4), BounceScoring.Score(Member(3, Noon.AddDays(-1)), Noon, noProbes));
+        Assert.Equal(new ScoreDecision(BounceAction.Disabled, 5), BounceScoring.Score(Member(4, Noon.AddDays(-1)), Noon, noProbes));
+        Assert.Equal(new ScoreDecision(BounceAction.Disabled, 1), BounceScoring.Score(Member(), Noon, noProbes with { Threshold = 1 }));
+        Assert.Equal(BounceAction.Disabled, BounceScoring.Score(Member(), Noon, noProbes with { Threshold = 0.5 }).Action);
+    }
+
+    [Fact]
+    public void With_probes_a_mailed_report_at_the_threshold_sends_a_probe_and_only_what_we_saw_disables()
+    {
+        var yesterday = Noon.AddDays(-1);
+        Assert.Equal(new ScoreDecision(BounceAction.ProbeSent, 5), BounceScoring.Score(Member(4, yesterday), Noon, Defaults));
+
+        // A refusal in our own SMTP session is seen, not told: it disables at the threshold as before.
+        Assert.Equal(new ScoreDecision(BounceAction.Disabled, 5), BounceScoring.Score(Member(4, yesterday), Noon, Defaults, BounceEvidence.Refusal));
+
+        // While the probe waits: reports score; a refusal, or the probe's own bounce (any day), disables.
+        var probing = Member(5, yesterday) with { ProbeSent = yesterday };
+        Assert.Equal(new ScoreDecision(BounceAction.ProbePending, 6), BounceScoring.Score(probing, Noon, Defaults));
+        Assert.Equal(new ScoreDecision(BounceAction.Disabled, 5), BounceScoring.Score(probing, Noon, Defaults, BounceEvidence.Refusal));
+        Assert.Equal(new ScoreDecision(BounceAction.Disabled, 5), BounceScoring.Score(probing, yesterday.AddHours(1), Defaults, BounceEvidence.Probe));
+
+        // Once its wait is over the probe went through: the score starts again (a refusal too only scores).
+        var after = yesterday + Defaults.ProbeWait;
+        Assert.Equal(new ScoreDecision(BounceAction.ProbeWentThrough, 1), BounceScoring.Score(probing, after, Defaults));
+        Assert.Equal(new ScoreDecision(BounceAction.ProbeWentThrough, 1), BounceScoring.Score(probing, after, Defaults, BounceEvidence.Refusal));
+        Assert.Equal(new ScoreDecision(BounceAction.ProbePending, 6), BounceScoring.Score(probing, after.AddTicks(-1), Defaults));
+
+        // "The probe bounced" for a member with no probe (re-enabled meanwhile) is an ordinary report.
+        Assert.Equal(new ScoreDecision(BounceAction.Scored, 1), BounceScoring.Score(Member(), Noon, Defaults, BounceEvidence.Probe));
     }
 
     [Theory]

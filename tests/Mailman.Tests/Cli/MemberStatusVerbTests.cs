@@ -20,6 +20,9 @@ public sealed class MemberStatusVerbTests : IDisposable
         var now = DateTimeOffset.UtcNow;
         store.RecordBounce(ListName.Parse(List), "bob@example.com", 5, now, disable: true);
         store.RecordBounceWarning(ListName.Parse(List), "bob@example.com", 1, now);
+
+        // Cy reached the threshold on mailed reports: a probe waits for its bounce.
+        store.RecordProbe(ListName.Parse(List), "cy@example.com", 5, now, Mailman.Delivery.Verp.NewProbeToken());
     }
 
     public void Dispose() => _instance.Dispose();
@@ -49,6 +52,10 @@ public sealed class MemberStatusVerbTests : IDisposable
         Assert.Equal("1", fields["warnings_sent"]);
         Assert.Matches(@"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$", fields["last_bounce"]);
         Assert.Matches(@"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$", fields["disabled_at"]);
+        Assert.Equal("-", fields["probe_sent"]);
+        var cy = Lines(Run("members", "show", List, "cy@example.com")).Select(l => l.Split(": ", 2)).ToDictionary(p => p[0], p => p[1]);
+        Assert.Equal(("enabled", "5"), (cy["delivery"], cy["bounce_score"]));
+        Assert.Matches(@"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$", cy["probe_sent"]);
 
         var nobody = Run("members", "show", List, "zed@example.com");
         Assert.Equal(67, nobody.ExitCode);
@@ -63,6 +70,9 @@ public sealed class MemberStatusVerbTests : IDisposable
         Assert.Contains("1 enabled", enable.Stdout, StringComparison.Ordinal);
         var fields = Lines(Run("members", "show", List, "bob@example.com")).Select(l => l.Split(": ", 2)).ToDictionary(p => p[0], p => p[1]);
         Assert.Equal(("enabled", "0", "0", "-"), (fields["delivery"], fields["bounce_score"], fields["warnings_sent"], fields["last_bounce"]));
+        Assert.Equal(0, Run("members", "enable", List, "cy@example.com").ExitCode);
+        var cy = Lines(Run("members", "show", List, "cy@example.com")).Select(l => l.Split(": ", 2)).ToDictionary(p => p[0], p => p[1]);
+        Assert.Equal(("0", "-"), (cy["bounce_score"], cy["probe_sent"]));
 
         var disable = Run("members", "disable", List, "ann@example.com", "zed@example.com");
         Assert.Equal(1, disable.ExitCode);
@@ -89,7 +99,7 @@ public sealed class MemberStatusVerbTests : IDisposable
         {
             ("bounce_score_threshold", "2.5"), ("bounce_info_stale_after", "10d"), ("bounce_you_are_disabled_warnings", "1"),
             ("bounce_you_are_disabled_warnings_interval", "3"), ("bounce_notify_owner_on_disable", "false"), ("bounce_notify_owner_on_removal", "no"),
-            ("process_bounces", "off"),
+            ("process_bounces", "off"), ("verp_probes", "false"), ("verp_probe_wait", "2d"),
         })
         {
             var set = Run("lists", "set", List, key, value);
@@ -101,6 +111,7 @@ public sealed class MemberStatusVerbTests : IDisposable
         {
             "bounce_score_threshold: 2.5", "bounce_info_stale_after: 10d", "bounce_you_are_disabled_warnings: 1",
             "bounce_you_are_disabled_warnings_interval: 3d", "bounce_notify_owner_on_disable: false", "bounce_notify_owner_on_removal: false", "process_bounces: false",
+            "verp_probes: false", "verp_probe_wait: 2d",
         })
         {
             Assert.Contains(line, show, StringComparison.Ordinal);
@@ -108,6 +119,7 @@ public sealed class MemberStatusVerbTests : IDisposable
 
         Assert.NotEqual(0, Run("lists", "set", List, "bounce_score_threshold", "-1").ExitCode);
         Assert.NotEqual(0, Run("lists", "set", List, "bounce_info_stale_after", "a week").ExitCode);
+        Assert.NotEqual(0, Run("lists", "set", List, "verp_probe_wait", "0").ExitCode);
     }
 
     private static string[] Lines(ProcessResult result)

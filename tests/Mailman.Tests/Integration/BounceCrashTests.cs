@@ -1,6 +1,6 @@
 // A bounce batch killed between its database transaction and the finishes of its entries: the
 // real daemon, a real disk, a real SIGKILL (strace) at the first delete of a claimed bounce entry.
-// The restart replays the batch: no score counts twice, no notice is queued twice.
+// The restart replays the batch: no score counts twice, no notice (or probe) is queued twice.
 using System.Globalization;
 using Mailman.Lists;
 using Mailman.Delivery;
@@ -16,11 +16,17 @@ public sealed class BounceCrashTests : IDisposable
 
     public void Dispose() => _instance.Dispose();
 
-    [Fact]
-    public void SIGKILL_after_the_scores_are_committed_and_before_the_entries_are_finished_replays_harmlessly()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void SIGKILL_after_the_scores_are_committed_and_before_the_entries_are_finished_replays_harmlessly(bool probes)
     {
         Assert.True(Strace.IsInstalled, "strace is missing: apt-get install strace (see .ci/run)");
-        _instance.CreateList(List, l => l.BounceScoreThreshold = 1);
+        _instance.CreateList(List, l =>
+        {
+            l.BounceScoreThreshold = 1;
+            l.VerpProbes = probes;
+        });
         _instance.AddMembers(List, TempInstance.NumberedMembers(3));
         using (var store = new ListStore(_instance.Paths.Database))
         {
@@ -43,27 +49,37 @@ public sealed class BounceCrashTests : IDisposable
             ["Mailman__Queues__PollInterval"] = "00:00:00.050",
         };
 
-        // The first finish of the batch: its scores are committed and its notices queued.
+        // The first finish of the batch: its scores are committed and its notices (or probes) queued.
         var claimed = Path.Combine(_instance.QueueDir("bounces"), entries[0] + ".bak");
         var killed = Strace.Run(_instance.Home, ["serve", "--exit-when-idle"], "unlink,unlinkat", "signal=KILL", 1, env, claimed);
         Assert.True(killed.ExitCode == 137, $"exit {killed.ExitCode}: {killed.Stderr}");
         Assert.True(File.Exists(claimed), "the batch's first entry is still claimed");
         var afterKill = Scores();
         Assert.Equal([1.0, 1.0, 1.0], afterKill.Select(m => m.BounceScore));
-        Assert.All(afterKill, m => Assert.False(m.DeliveryEnabled));
+        Assert.All(afterKill, m => Assert.Equal(probes, m.DeliveryEnabled));
+        Assert.All(afterKill, m => Assert.Equal(probes, m.ProbeSent is not null));
 
         var again = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: env);
         Assert.True(again.ExitCode == 0, again.Stderr + again.Stdout);
         Assert.Equal(0, _instance.Count("bounces") + _instance.Count("bounces", ".bak") + _instance.Count("unrecognized") + _instance.Count("shunt") + _instance.Count("bad"));
         var final = Scores();
-        Assert.Equal(afterKill.Select(m => (m.BounceScore, m.DeliveryEnabled, m.WarningsSent, m.LastBounce)), final.Select(m => (m.BounceScore, m.DeliveryEnabled, m.WarningsSent, m.LastBounce)));
+        Assert.Equal(afterKill.Select(m => (m.BounceScore, m.DeliveryEnabled, m.WarningsSent, m.LastBounce, m.ProbeSent)),
+            final.Select(m => (m.BounceScore, m.DeliveryEnabled, m.WarningsSent, m.LastBounce, m.ProbeSent)));
         var log = File.ReadAllText(Directory.GetFiles(_instance.Paths.LogsDirectory, "bounce-*.log").Single());
-        Assert.Contains("delivery already disabled (residual bounce)", log, StringComparison.Ordinal);
+        Assert.Contains(probes ? "scored today already" : "delivery already disabled (residual bounce)", log, StringComparison.Ordinal);
 
         // Each notice was queued once: one Message-Id each (a copy resent after the kill would
-        // repeat its Message-Id; a notice queued twice would not).
-        var notices = sink.WaitFor(6, TimeSpan.FromSeconds(60))
-            .GroupBy(m => m.Header("X-Mailman-Notice") ?? "none").ToDictionary(g => g.Key, g => g.Select(m => m.Header("Message-Id")).Distinct().Count());
+        // repeat its Message-Id; a notice queued twice would not). With probes: one probe each,
+        // from its own one-time address, and no disable notices.
+        var messages = sink.WaitFor(probes ? 3 : 6, TimeSpan.FromSeconds(60));
+        var notices = messages.GroupBy(m => m.Header("X-Mailman-Notice") ?? "none").ToDictionary(g => g.Key, g => g.Select(m => m.Header("Message-Id")).Distinct().Count());
+        if (probes)
+        {
+            Assert.Equal(3, Assert.Single(notices, n => n.Key == "list:user:notice:probe").Value);
+            Assert.Equal(3, messages.Select(m => m.MailFrom).Distinct().Count(f => f.StartsWith("dev-bounces+probe-", StringComparison.Ordinal)));
+            return;
+        }
+
         Assert.Equal(2, notices.Count);
         Assert.Equal(3, notices["list:user:notice:warning"]);
         Assert.Equal(3, notices["list:admin:notice:disable"]);

@@ -1,7 +1,8 @@
 // Bounce processing end to end through a real Postfix: a member whose domain Postfix cannot
 // deliver to (its transport is a server that refuses every RCPT with a 5xx) gets copies;
-// Postfix's own DSNs come back through the mailman pipe to the VERP address; the member is
-// disabled at the threshold, the notices go out, the next post skips the member. A member whose
+// Postfix's own DSNs come back through the mailman pipe to the VERP address; at the threshold
+// the member gets a probe from a one-time address (verp_probes, the default), Postfix bounces it
+// too, and that bounce disables; the notices go out, the next post skips the member. A member whose
 // server cannot be reached (a closed port) gets Postfix's delay DSN (delay_warning_time 1s),
 // which changes nothing. (An error: or retry: transport would not do: Postfix's smtpd refuses
 // such recipients at RCPT time, which is the outgoing runner's refusal path, not a DSN.)
@@ -64,14 +65,23 @@ public sealed class PostfixBounceTests : IDisposable
         Assert.Equal(("enabled", "1"), Show(Dead));
         Assert.Contains(BounceLog(), l => l.Contains($"{Dead} of {List}, permanent (DSN), score 1: scored today already", StringComparison.Ordinal));
 
-        // A day passes (the last bounce is moved back a day); post 3's bounce reaches the threshold.
+        // A day passes (the last bounce is moved back a day); post 3's bounce reaches the
+        // threshold: a mailed report (anyone can write one) sends a probe and does not disable.
         Backdate(Dead);
         Post(postfix, 3);
         Serve(postfix);
         WaitPiped(postfix, Dead, 3);
         Serve(postfix);
+        Assert.Equal(("enabled", "2"), Show(Dead));
+        Assert.Contains(BounceLog(), l => l.Contains($"{Dead} of {List}, permanent (DSN), score 2: threshold reached: probe sent", StringComparison.Ordinal));
+
+        // The probe went to Postfix from its one-time address, bounced, and Postfix's DSN came
+        // back to that address through the pipe: now delivery is disabled.
+        Wait.Until(() => Count(postfix, "to=<dev-bounces+probe-", "relay=mailman", "status=sent") == 1, TimeSpan.FromSeconds(90),
+            $"the probe's DSN piped into inject; log: {postfix.Log()}");
+        Serve(postfix);
         Assert.Equal(("disabled", "2"), Show(Dead));
-        Assert.Contains(BounceLog(), l => l.Contains($"{Dead} of {List}, permanent (DSN), score 2: delivery disabled", StringComparison.Ordinal));
+        Assert.Contains(BounceLog(), l => l.Contains($"{Dead} of {List}, permanent (DSN), score 2: its probe bounced: delivery disabled", StringComparison.Ordinal));
 
         // The owner's notice arrives; the member's warning went to Postfix too, bounced, and its
         // DSN is a residual bounce: no notice about a notice.
@@ -79,7 +89,7 @@ public sealed class PostfixBounceTests : IDisposable
         Assert.Equal("list:admin:notice:disable", ownerNotice.Header("X-Mailman-Notice"));
         Assert.Equal("auto-generated", ownerNotice.Header("Auto-Submitted"));
         Assert.Matches("^dev-bounces\\+owner=example.com@lists.example.org$", ownerNotice.MailFrom);
-        Wait.Until(() => Count(postfix, $"to=<{Dead}>", "status=bounced") == 4, TimeSpan.FromSeconds(60), "the warning to bounce in Postfix");
+        Wait.Until(() => Count(postfix, $"to=<{Dead}>", "status=bounced") == 5, TimeSpan.FromSeconds(60), "the warning to bounce in Postfix");
         WaitPiped(postfix, Dead, 4);
         Serve(postfix);
         Assert.Contains(BounceLog(), l => l.Contains($"{Dead} of {List}", StringComparison.Ordinal) && l.Contains("delivery already disabled (residual bounce)", StringComparison.Ordinal));
@@ -90,7 +100,7 @@ public sealed class PostfixBounceTests : IDisposable
         var serve = Serve(postfix);
         Assert.Contains("delivered: 3 recipients", serve.Stderr + serve.Stdout, StringComparison.Ordinal);
         Wait.Until(() => sink.Messages().Count(m => m.Header("Message-Id") == "<post-4@example.com>") == 2, TimeSpan.FromSeconds(60), "post 4 at the sink for anne and bob");
-        Assert.Equal(4, Count(postfix, $"to=<{Dead}>", "status=bounced"));
+        Assert.Equal(5, Count(postfix, $"to=<{Dead}>", "status=bounced"));
 
         // The slow member: deferred at every attempt, and Postfix's delay warning (Action:
         // delayed, Status 4.4.1) came back through the pipe to its VERP address. Not scored.

@@ -12,7 +12,7 @@ using MimeKit;
 
 namespace Mailman.Tests.Runners;
 
-public sealed class BounceRunnerTests : IDisposable
+public sealed partial class BounceRunnerTests : IDisposable
 {
     private const string List = "dev@example.org";
     private const string Owner = "owner@example.net";
@@ -21,11 +21,14 @@ public sealed class BounceRunnerTests : IDisposable
 
     public void Dispose() => _instance.Dispose();
 
-    private void CreateList(Action<MailingList>? configure = null, int members = 3, bool owner = true)
+    // The threshold's own mechanics are tested without probes (verp_probes false); the probe
+    // tests (BounceRunnerTests.Probes.cs) keep the default.
+    private void CreateList(Action<MailingList>? configure = null, int members = 3, bool owner = true, bool probes = false)
     {
         _instance.CreateList(List, l =>
         {
             l.NonMemberAction = NonMemberAction.Accept;
+            l.VerpProbes = probes;
             configure?.Invoke(l);
         });
         _instance.AddMembers(List, TempInstance.NumberedMembers(members));

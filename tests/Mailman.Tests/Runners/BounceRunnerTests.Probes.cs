@@ -1,0 +1,159 @@
+// VERP probes (verp_probes, on by default): a mailed report that reaches the threshold sends the
+// member a probe from a one-time bounce address instead of disabling; the probe's bounce, or a
+// refusal at SMTP time while it waits, disables; a probe that waited its time went through.
+using System.Text.RegularExpressions;
+using Mailman.Bounces;
+using Mailman.Delivery;
+using Mailman.Lists;
+using Mailman.Notices;
+using Mailman.Queues;
+using Mailman.TestSupport;
+using MimeKit;
+
+namespace Mailman.Tests.Runners;
+
+public sealed partial class BounceRunnerTests
+{
+    private const string Probed = "m00001@example.com";
+
+    // Reaches the threshold (3) with one report a day to the member's VERP address: anyone could have mailed them.
+    private (EntryMetadata Metadata, MimeMessage Message, List<string> To) ReachThreshold(RunnerHarness h)
+    {
+        for (var day = 0; day < 3; day++)
+        {
+            Bounce(h, Probed);
+            h.Time.Advance(TimeSpan.FromDays(1));
+        }
+
+        return Assert.Single(Notices(h));
+    }
+
+    private static string TokenOf(EntryMetadata probe)
+        => Regex.Match(probe.EnvelopeSender!, "^dev-bounces\\+probe-([0-9a-f]{32})@example\\.org$").Groups[1].Value;
+
+    [Fact]
+    public void Forged_reports_reaching_the_threshold_send_a_probe_and_do_not_disable_and_an_unanswered_probe_starts_the_score_again()
+    {
+        CreateList(l => l.BounceScoreThreshold = 3, probes: true);
+        using var h = new RunnerHarness(_instance);
+
+        var probe = ReachThreshold(h);
+        var m = Member(Probed)!;
+        Assert.True(m.DeliveryEnabled);
+        Assert.Equal(3, m.BounceScore);
+        Assert.Equal(h.Time.GetUtcNow() - TimeSpan.FromDays(1), m.ProbeSent);
+        Assert.Contains(h.BounceLog.Lines, l => l.Contains($"{Probed} of {List}, permanent (DSN), score 3: threshold reached: probe sent, delivery stays on unless it bounces", StringComparison.Ordinal));
+        Assert.Contains(h.BounceLog.Lines, l => l.StartsWith($"Bounce probe to {Probed} of {List}, score 3: queued as ", StringComparison.Ordinal));
+
+        // The probe: to the member alone, from a one-time address that is not the member's VERP.
+        Assert.Equal([Probed], probe.To);
+        Assert.Equal(32, TokenOf(probe.Metadata).Length);
+        Assert.NotEqual(VerpOf(Probed), probe.Metadata.EnvelopeSender);
+        Assert.Equal(NoticeTemplates.Probe, probe.Message.Headers["X-Mailman-Notice"]);
+        Assert.Equal("auto-generated", probe.Message.Headers[HeaderId.AutoSubmitted]);
+        Assert.Equal("dev-bounces@example.org", probe.Message.From.Mailboxes.Single().Address);
+        Assert.Equal("dev-owner@example.org", probe.Message.ReplyTo.Mailboxes.Single().Address);
+        Assert.Contains($"If it bounces within\n5 days, delivery from the list to {Probed} is disabled.", probe.Message.TextBody!.ReplaceLineEndings("\n"), StringComparison.Ordinal);
+        Assert.DoesNotContain(TokenOf(probe.Metadata), probe.Message.TextBody, StringComparison.Ordinal);
+
+        // More reports while the probe waits score, and send no second probe.
+        Bounce(h, Probed);
+        Assert.True(Member(Probed)!.DeliveryEnabled);
+        Assert.Equal(4, Member(Probed)!.BounceScore);
+        Assert.Contains(h.BounceLog.Lines, l => l.Contains("score 4: scored, the probe sent before awaits its bounce", StringComparison.Ordinal));
+        Assert.Single(Notices(h));
+
+        // Five days after the probe nothing bounced it: the address works, and the score starts again.
+        h.Time.Advance(TimeSpan.FromDays(5));
+        Bounce(h, Probed);
+        m = Member(Probed)!;
+        Assert.True(m.DeliveryEnabled);
+        Assert.Equal(1, m.BounceScore);
+        Assert.Null(m.ProbeSent);
+        Assert.Contains(h.BounceLog.Lines, l => l.Contains("score 1: the last probe went through: score reset, scored", StringComparison.Ordinal));
+        Assert.Single(Notices(h));
+        Assert.DoesNotContain(Notices(h), n => n.To.Contains(Owner));
+
+        // The old probe's address names nobody now: a late or forged report to it is kept, not scored.
+        h.InjectBounce(List, probe.Metadata.EnvelopeSender!, Dsn(Probed));
+        Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
+        Assert.Equal(1, Member(Probed)!.BounceScore);
+        Assert.True(Member(Probed)!.DeliveryEnabled);
+        Assert.Single(h.Queues[QueueSet.Unrecognized].Pending());
+        Assert.Contains(h.BounceLog.Lines, l => l.Contains("a probe address that names no outstanding probe", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void The_probes_bounce_disables_the_member_and_the_usual_notices_follow()
+    {
+        CreateList(l => l.BounceScoreThreshold = 3, probes: true);
+        using var h = new RunnerHarness(_instance);
+        var probe = ReachThreshold(h);
+        var sender = probe.Metadata.EnvelopeSender!;
+
+        // A delay notice of the probe changes nothing; the same day's report to the plain VERP address neither.
+        h.InjectBounce(List, sender, Dsn(Probed, "delayed", "4.4.1"));
+        Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
+        Assert.True(Member(Probed)!.DeliveryEnabled);
+        Assert.NotNull(Member(Probed)!.ProbeSent);
+
+        // The probe bounces (the report may name any address: the one-time address decides), upper-cased by some MTA on the way.
+        h.InjectBounce(List, sender.ToUpperInvariant().Replace("EXAMPLE.ORG", "example.org", StringComparison.Ordinal), Dsn("forwarded@elsewhere.example.net"));
+        Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
+        var m = Member(Probed)!;
+        Assert.False(m.DeliveryEnabled);
+        Assert.Equal(DisabledReason.Bounces, m.DisabledReason);
+        Assert.Null(m.ProbeSent);
+        Assert.Equal(1, m.WarningsSent);
+        Assert.Contains(h.BounceLog.Lines, l => l.Contains($"Bounce: {Probed} of {List}, permanent (DSN), score 3: its probe bounced: delivery disabled", StringComparison.Ordinal));
+        var notices = Notices(h);
+        Assert.Contains(notices, n => n.To.SequenceEqual([Probed]) && n.Message.Headers["X-Mailman-Notice"] == NoticeTemplates.DisabledWarning);
+        Assert.Contains(notices, n => n.To.SequenceEqual([Owner]) && n.Message.Headers["X-Mailman-Notice"] == NoticeTemplates.OwnerDisabled);
+        Assert.Empty(h.Queues[QueueSet.Unrecognized].Pending());
+    }
+
+    [Fact]
+    public void A_report_to_a_probe_address_that_was_never_sent_scores_nobody_and_is_kept()
+    {
+        CreateList(l => l.BounceScoreThreshold = 1, probes: true);
+        using var h = new RunnerHarness(_instance);
+        var guessed = Verp.ProbeAddress(Name, new string('a', 32));
+        h.InjectBounce(List, guessed, Dsn(Probed));
+        Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
+        Assert.Equal(0, Member(Probed)!.BounceScore);
+        Assert.Single(h.Queues[QueueSet.Unrecognized].Pending());
+
+        // Not a probe address at all (wrong length): nobody either, as any VERP local part without '='.
+        Assert.Null(Verp.DecodeProbe(Name, "dev-bounces+probe-abc@example.org"));
+        Assert.Null(Verp.DecodeProbe(Name, Verp.ProbeAddress(Name, new string('a', 32)).Replace("example.org", "example.net", StringComparison.Ordinal)));
+        Assert.Null(Verp.Decode(Name, guessed));
+    }
+
+    [Fact]
+    public void A_refusal_at_SMTP_time_while_the_probe_waits_disables_and_one_without_a_probe_scores_as_before()
+    {
+        CreateList(l => l.BounceScoreThreshold = 3, probes: true);
+        using var h = new RunnerHarness(_instance);
+        ReachThreshold(h);
+
+        // A refusal of another member, with no probe outstanding, only scores.
+        var other = h.Processor.ProcessRefusals(Name, "<post@example.com>", [new SmtpRefusal("m00002@example.com", 550, "5.1.1 no such user", true)], 5);
+        Assert.Equal(BounceAction.Scored, Assert.Single(other).Action);
+
+        // The member's copy (the probe, a post) refused at RCPT while the probe waits: seen, not told.
+        var outcome = Assert.Single(h.Processor.ProcessRefusals(Name, "<probe@example.org>", [new SmtpRefusal(Probed, 550, "5.1.1 no such user", true)], 1));
+        Assert.Equal(BounceAction.Disabled, outcome.Action);
+        Assert.False(Member(Probed)!.DeliveryEnabled);
+        Assert.Null(Member(Probed)!.ProbeSent);
+    }
+
+    [Fact]
+    public void Refusals_at_SMTP_time_reaching_the_threshold_disable_without_a_probe()
+    {
+        CreateList(l => l.BounceScoreThreshold = 1, probes: true);
+        using var h = new RunnerHarness(_instance);
+        var outcome = Assert.Single(h.Processor.ProcessRefusals(Name, "<post@example.com>", [new SmtpRefusal(Probed, 550, "5.1.1 no such user", true)], 5));
+        Assert.Equal(BounceAction.Disabled, outcome.Action);
+        Assert.DoesNotContain(Notices(h), n => n.Message.Headers["X-Mailman-Notice"] == NoticeTemplates.Probe);
+    }
+}
