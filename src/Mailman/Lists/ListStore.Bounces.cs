@@ -1,7 +1,8 @@
 // What bounce processing writes about a member: the score and the day of the last bounce,
-// delivery disabled by bounces, the outstanding VERP probe, warnings sent, removal. Every write is conditional on the state
-// it was decided from, so a decision taken on a stale read (an operator re-enabled the member
-// meanwhile) changes nothing. The columns are MemberStatus's; no schema of its own.
+// delivery disabled by bounces, the outstanding VERP probe, warnings sent, removal. Every write
+// is conditional on the state it was decided from, so a decision taken on a stale read (an
+// operator re-enabled the member meanwhile) changes nothing. The columns are MemberStatus's; no
+// schema of its own.
 namespace Mailman.Lists;
 
 public sealed partial class ListStore
