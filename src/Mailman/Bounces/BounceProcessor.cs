@@ -288,6 +288,11 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
             }
         }
 
+        NoticesForDisabled(disabled);
+    }
+
+    private void NoticesForDisabled(List<(ListName, string)> disabled)
+    {
         if (disabled.Count == 0)
         {
             return;
@@ -297,7 +302,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
         {
             Sweep(time.GetUtcNow(), disabled);
         }
-        catch (Exception e) when (e is IOException or Microsoft.Data.Sqlite.SqliteException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException)
         {
             logger.LogError(e, "Bounce notices for {Count} members disabled just now could not be queued: {Error}; the next sweep sends them", disabled.Count, e.Message);
         }
@@ -305,10 +310,15 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
 
     // Members whose score reached the threshold on a mailed report get their probe now, from a
     // one-time bounce address; only its bounce (or a refusal at SMTP time while it waits)
-    // disables. A probe that cannot be queued (a full disk) was recorded all the same: it goes
-    // through unanswered after verp_probe_wait, and the next bounce starts the score again.
+    // disables. Its wait starts when it is queued (probe_sent). It is named after the member and
+    // the report that recorded it: a replay of that report before the probe was marked sent
+    // queues it, and finds it if it waits in out already. A probe that cannot be queued is
+    // forgotten (the next report at the threshold probes again); one that
+    // Notices will not send (a robot or list address) cannot bounce: the member is disabled
+    // without it, as with verp_probes false.
     private void Probes(List<BounceEvent> events, List<BounceOutcome> outcomes)
     {
+        var disabled = new List<(ListName, string)>();
         for (var i = 0; i < outcomes.Count; i++)
         {
             if (outcomes[i].ProbeToken is not { } token)
@@ -320,34 +330,59 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
             try
             {
                 using var store = lists.Open();
-                if (store.FindList(e.List) is not { } list || store.FindMember(e.List, e.Address) is not { } member)
+                if (store.FindList(e.List) is not { } list || store.FindMember(e.List, e.Address) is not { DeliveryEnabled: true } member
+                    || member.ProbeToken != token)
                 {
+                    continue; // disabled, re-enabled or probed anew meanwhile
+                }
+
+                NoticeResult result;
+                try
+                {
+                    result = notices.Send(new Notice(list, NoticeTemplates.Probe, member.Address)
+                    {
+                        ToName = member.DisplayName,
+                        From = list.Name.BouncesAddress,
+                        ReplyTo = list.Name.OwnerAddress,
+                        EnvelopeSender = Verp.ProbeAddress(list.Name, token),
+                        Values = new Dictionary<string, string>
+                        {
+                            ["score"] = Number(member.BounceScore),
+                            ["count"] = list.VerpProbeWaitDays.ToString(CultureInfo.InvariantCulture),
+                        },
+                    }, TriggerName(list.Name, member.Address, member.LastBounce ?? e.When), "bounce-probe");
+                }
+                catch (Exception x) when (x is IOException or UnauthorizedAccessException)
+                {
+                    store.ClearProbe(list.Name, member.Address, token);
+                    logger.LogError(x, "Bounce probe to {Member} of {ListId} could not be queued: {Error}; forgotten, the next report at the threshold probes again",
+                        member.Address, list.Name.Fqdn, x.Message);
                     continue;
                 }
 
-                var sender = Verp.ProbeAddress(list.Name, token);
-                var result = notices.Send(new Notice(list, NoticeTemplates.Probe, member.Address)
+                if (result.Queued)
                 {
-                    ToName = member.DisplayName,
-                    From = list.Name.BouncesAddress,
-                    ReplyTo = list.Name.OwnerAddress,
-                    EnvelopeSender = sender,
-                    Values = new Dictionary<string, string>
-                    {
-                        ["score"] = Number(member.BounceScore),
-                        ["count"] = list.VerpProbeWaitDays.ToString(CultureInfo.InvariantCulture),
-                    },
-                }, TriggerName(list.Name, member.Address, member.ProbeSent ?? e.When), "bounce-probe");
-                logger.LogWarning("Bounce probe to {Member} of {ListId}, score {Score}: {Result}; delivery stays on unless it bounces within {Days} days",
-                    member.Address, list.Name.Fqdn, Number(member.BounceScore),
-                    result.Queued ? $"queued as {result.Entry} from {sender}" : "not sent: " + result.NotSentBecause, list.VerpProbeWaitDays);
+                    store.MarkProbeSent(list.Name, member.Address, token, time.GetUtcNow());
+
+                    // The entry, not the envelope sender: the token stays out of the logs.
+                    logger.LogWarning("Bounce probe to {Member} of {ListId}, score {Score}: queued as {QueueEntry}; delivery stays on unless it bounces within {Days} days",
+                        member.Address, list.Name.Fqdn, Number(member.BounceScore), result.Entry, list.VerpProbeWaitDays);
+                }
+                else if (store.RecordBounce(list.Name, member.Address, member.BounceScore, member.LastBounce ?? e.When, disable: true))
+                {
+                    logger.LogWarning("Bounce probe to {Member} of {ListId} not sent: {Reason}; score {Score}: delivery disabled without it",
+                        member.Address, list.Name.Fqdn, result.NotSentBecause, Number(member.BounceScore));
+                    disabled.Add((list.Name, member.Address));
+                }
             }
-            catch (Exception x) when (x is IOException or Microsoft.Data.Sqlite.SqliteException)
+            catch (Microsoft.Data.Sqlite.SqliteException x)
             {
-                logger.LogError(x, "Bounce probe to {Member} of {ListId} could not be queued: {Error}; it counts as gone through after verp_probe_wait, and the next bounce scores again",
+                logger.LogError(x, "Bounce probe to {Member} of {ListId} could not be queued: {Error}; if it was recorded, it goes through after verp_probe_wait and the next report scores again",
                     e.Address, e.List.Fqdn, x.Message);
             }
         }
+
+        NoticesForDisabled(disabled);
     }
 
     /// <summary>Scores every event, in order, on the open transaction of <paramref name="store"/>.</summary>
@@ -388,7 +423,9 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
 
             var settings = BounceSettings.Of(list);
             var decision = BounceScoring.Score(member, e.When, settings, e.Evidence);
-            var token = decision.Action == BounceAction.ProbeSent ? Verp.NewProbeToken() : null;
+            var token = decision.Action == BounceAction.ProbeSent ? Verp.NewProbeToken()
+                : decision.Action == BounceAction.AlreadyScoredToday && IsReplayOfProbe(member, e) ? member.ProbeToken
+                : null;
             var probeOver = member.ProbeSent is { } sent && e.When >= sent + settings.ProbeWait;
             if (decision.Writes
                 && !(token is not null
@@ -404,6 +441,13 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
 
         return outcomes;
     }
+
+    // The report that recorded the member's probe, processed again before the probe was marked
+    // sent (its batch replayed after a crash in between): the probe goes out now, under the name
+    // it had then.
+    private static bool IsReplayOfProbe(MemberRecord member, BounceEvent e)
+        => e.Evidence == BounceEvidence.Mailed && member.ProbeToken is not null && member.ProbeSent is null && member.LastBounce is { } last
+            && ListStore.Timestamp(last) == ListStore.Timestamp(e.When);
 
     /// <summary>What a returned message means before anything is written: who it names, or why it names nobody.</summary>
     /// <param name="Untrusted">Addresses of a report without VERP on a list that sends with VERP: not scored.</param>
@@ -429,12 +473,12 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
             return new("no-list", null, null, events.Count, 0);
         }
 
-        // A probe's one-time address names the member only while the probe is outstanding.
+        // A probe's one-time address names the member only while the probe waits for its bounce.
         string? verp = null;
         var probe = false;
         if (m.Destination is { } to && Verp.DecodeProbe(m.List, to) is { } token)
         {
-            if (store.FindProbe(m.List, token) is not { } probed)
+            if (store.FindProbe(m.List, token) is not { ProbeSent: { } sent } probed || m.Received >= sent + TimeSpan.FromDays(list.VerpProbeWaitDays))
             {
                 return new("probe-unknown", list, null, events.Count, 0);
             }
@@ -541,7 +585,8 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
                 var outcome = outcomes[0];
                 if (outcome.Action != BounceAction.NotAMember)
                 {
-                    Log(m, plan.Verp!, Number(outcome.Score), (plan.Probe ? "its probe bounced: " : "") + Describe(outcome.Action));
+                    var probeNote = !plan.Probe ? "" : outcome.Action == BounceAction.Disabled ? "its probe bounced: " : "a bounce of its probe, no longer waited for: ";
+                    Log(m, plan.Verp!, Number(outcome.Score), probeNote + Describe(outcome.Action));
                     return new(BounceDisposition.Done, "");
                 }
 
@@ -554,7 +599,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
                 return Unrecognized(store, m, plan.List!, plan.Verp!);
 
             case "probe-unknown":
-                return NamesNobody(m, m.Destination!, "a probe address that names no outstanding probe (it was answered, went through, or never sent)");
+                return NamesNobody(m, m.Destination!, "a probe address that names no outstanding probe (it bounced already, its wait is over, or it was never sent)");
 
             case "verp-nobody":
                 return NamesNobody(m, plan.Verp!, $"VERP names {plan.Verp}, who is not a member, and the message is not a recognised bounce");
@@ -663,7 +708,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
         BounceAction.Scored => "scored",
         BounceAction.ScoreReset => "stale score reset, scored",
         BounceAction.Disabled => "delivery disabled",
-        BounceAction.ProbeSent => "threshold reached: probe sent, delivery stays on unless it bounces",
+        BounceAction.ProbeSent => "threshold reached: probing, delivery stays on unless the probe bounces",
         BounceAction.ProbePending => "scored, the probe sent before awaits its bounce",
         BounceAction.ProbeWentThrough => "the last probe went through: score reset, scored",
         BounceAction.AlreadyScoredToday => "scored today already",

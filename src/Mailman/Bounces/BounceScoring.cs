@@ -117,7 +117,7 @@ public static class BounceScoring
         }
 
         var probing = member.ProbeSent is { } sent && when < sent + settings.ProbeWait;
-        if ((evidence == BounceEvidence.Probe && member.ProbeSent is not null) || (evidence == BounceEvidence.Refusal && probing))
+        if (probing && evidence is BounceEvidence.Probe or BounceEvidence.Refusal)
         {
             return new(BounceAction.Disabled, Math.Max(member.BounceScore, settings.Threshold));
         }

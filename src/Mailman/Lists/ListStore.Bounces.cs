@@ -27,16 +27,36 @@ public sealed partial class ListStore
 
     /// <summary>
     /// Records a bounce that reached the threshold of a list that probes: the score, and the
-    /// probe about to be sent under <paramref name="token"/> (its envelope sender's token).
-    /// Only a member whose delivery is still on is changed.
+    /// probe about to be queued under <paramref name="token"/> (its envelope sender's token), not
+    /// sent yet (<see cref="MarkProbeSent"/>). Only a member whose delivery is still on is changed.
     /// </summary>
     /// <returns>False when the address is not an enabled member (any more).</returns>
     public bool RecordProbe(ListName list, string address, double score, DateTimeOffset when, string token)
     {
         using var cmd = Command("""
-            UPDATE members SET bounce_score = $score, last_bounce = $when, probe_token = $token, probe_sent = $when
+            UPDATE members SET bounce_score = $score, last_bounce = $when, probe_token = $token, probe_sent = NULL
             WHERE list_id = (SELECT id FROM lists WHERE fqdn = $fqdn) AND address_key = $key AND delivery_enabled = 1
             """, ("$fqdn", list.Fqdn), ("$key", AddressKey(address)), ("$score", score), ("$when", Timestamp(when)), ("$token", token));
+        return cmd.ExecuteNonQuery() > 0;
+    }
+
+    /// <summary>The probe <paramref name="token"/> is queued: its wait for a bounce starts at <paramref name="when"/>.</summary>
+    public bool MarkProbeSent(ListName list, string address, string token, DateTimeOffset when)
+    {
+        using var cmd = Command("""
+            UPDATE members SET probe_sent = $when
+            WHERE list_id = (SELECT id FROM lists WHERE fqdn = $fqdn) AND address_key = $key AND probe_token = $token AND delivery_enabled = 1
+            """, ("$fqdn", list.Fqdn), ("$key", AddressKey(address)), ("$token", token), ("$when", Timestamp(when)));
+        return cmd.ExecuteNonQuery() > 0;
+    }
+
+    /// <summary>Forgets the probe <paramref name="token"/> (it could not be sent): the next report at the threshold probes again.</summary>
+    public bool ClearProbe(ListName list, string address, string token)
+    {
+        using var cmd = Command("""
+            UPDATE members SET probe_token = NULL, probe_sent = NULL
+            WHERE list_id = (SELECT id FROM lists WHERE fqdn = $fqdn) AND address_key = $key AND probe_token = $token
+            """, ("$fqdn", list.Fqdn), ("$key", AddressKey(address)), ("$token", token));
         return cmd.ExecuteNonQuery() > 0;
     }
 

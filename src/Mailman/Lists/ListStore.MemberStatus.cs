@@ -31,13 +31,16 @@ public sealed record MemberRecord(
 {
     /// <summary>When the outstanding VERP probe was sent (Bounces/BounceScoring); null: none.</summary>
     public DateTimeOffset? ProbeSent { get; init; }
+
+    /// <summary>The outstanding probe's token (its envelope sender's); never shown.</summary>
+    public string? ProbeToken { get; init; }
 }
 
 public sealed partial class ListStore
 {
     private const string MemberColumns = """
         address, display_name, delivery_enabled, disabled_reason, disabled_at, bounce_score, last_bounce,
-        last_warning, warnings_sent, moderation_action, joined_at, serial, probe_sent
+        last_warning, warnings_sent, moderation_action, joined_at, serial, probe_sent, probe_token
         """;
 
     private static string[] MemberStatusSchema =>
@@ -129,5 +132,5 @@ public sealed partial class ListStore
 
     private static MemberRecord ReadMemberRecord(SqliteDataReader r) => new(
         r.GetString(0), r.GetString(1), r.GetInt64(2) != 0, r.GetString(3), ReadTimestamp(r, 4), r.GetDouble(5), ReadTimestamp(r, 6),
-        ReadTimestamp(r, 7), r.GetInt32(8), r.GetString(9), ReadTimestamp(r, 10), r.GetString(11)) { ProbeSent = ReadTimestamp(r, 12) };
+        ReadTimestamp(r, 7), r.GetInt32(8), r.GetString(9), ReadTimestamp(r, 10), r.GetString(11)) { ProbeSent = ReadTimestamp(r, 12), ProbeToken = r.IsDBNull(13) ? null : r.GetString(13) };
 }

@@ -182,8 +182,12 @@ public sealed class MailingList
     /// </summary>
     public bool VerpProbes { get; set; } = true;
 
-    /// <summary>Days a probe waits for its bounce; one that did not bounce by then went through, and the score starts again.</summary>
-    public int VerpProbeWaitDays { get; set; } = 5;
+    /// <summary>
+    /// Days a probe waits for its bounce; one that did not bounce by then went through, and the
+    /// score starts again. Longer than MTAs keep a message they cannot deliver before they
+    /// bounce it (Postfix's maximal_queue_lifetime and sendmail's queuereturn are 5 days).
+    /// </summary>
+    public int VerpProbeWaitDays { get; set; } = 7;
 
     /// <summary>Mailman 3's emergency: hold every post (approved ones pass).</summary>
     public bool Emergency { get; set; }
@@ -272,7 +276,7 @@ public sealed class MailingList
         ["bounce_notify_owner_on_disable"] = "true | false: tell the owners when bounces disable a member",
         ["bounce_notify_owner_on_removal"] = "true | false: tell the owners when bounces remove a member",
         ["verp_probes"] = "true | false: at the threshold send a probe, and disable only if it bounces (forged bounces cannot disable)",
-        ["verp_probe_wait"] = "days a probe waits for its bounce before it counts as delivered (default 5, at least 1)",
+        ["verp_probe_wait"] = "days a probe waits for its bounce before it counts as delivered (default 7, at least 1; longer than your MTA keeps undeliverable mail)",
     };
 
     /// <summary>Sets one named setting from text.</summary>

@@ -17,7 +17,7 @@ public sealed class BounceScoringTests
     [Fact]
     public void Mailmans_defaults()
     {
-        Assert.Equal(new BounceSettings(true, 5.0, 7, 3, TimeSpan.FromDays(7), true, true, Probes: true, ProbeWait: TimeSpan.FromDays(5)), Defaults);
+        Assert.Equal(new BounceSettings(true, 5.0, 7, 3, TimeSpan.FromDays(7), true, true, Probes: true, ProbeWait: TimeSpan.FromDays(7)), Defaults);
     }
 
     [Fact]
@@ -80,6 +80,7 @@ public sealed class BounceScoringTests
         Assert.Equal(new ScoreDecision(BounceAction.ProbeWentThrough, 1), BounceScoring.Score(probing, after, Defaults));
         Assert.Equal(new ScoreDecision(BounceAction.ProbeWentThrough, 1), BounceScoring.Score(probing, after, Defaults, BounceEvidence.Refusal));
         Assert.Equal(new ScoreDecision(BounceAction.ProbePending, 6), BounceScoring.Score(probing, after.AddTicks(-1), Defaults));
+        Assert.Equal(new ScoreDecision(BounceAction.ProbeWentThrough, 1), BounceScoring.Score(probing, after, Defaults, BounceEvidence.Probe));
 
         // "The probe bounced" for a member with no probe (re-enabled meanwhile) is an ordinary report.
         Assert.Equal(new ScoreDecision(BounceAction.Scored, 1), BounceScoring.Score(Member(), Noon, Defaults, BounceEvidence.Probe));

@@ -22,7 +22,9 @@ public sealed class MemberStatusVerbTests : IDisposable
         store.RecordBounceWarning(ListName.Parse(List), "bob@example.com", 1, now);
 
         // Cy reached the threshold on mailed reports: a probe waits for its bounce.
-        store.RecordProbe(ListName.Parse(List), "cy@example.com", 5, now, Mailman.Delivery.Verp.NewProbeToken());
+        var token = Mailman.Delivery.Verp.NewProbeToken();
+        store.RecordProbe(ListName.Parse(List), "cy@example.com", 5, now, token);
+        store.MarkProbeSent(ListName.Parse(List), "cy@example.com", token, now);
     }
 
     public void Dispose() => _instance.Dispose();

@@ -72,16 +72,17 @@ public sealed class PostfixBounceTests : IDisposable
         Serve(postfix);
         WaitPiped(postfix, Dead, 3);
         Serve(postfix);
-        Assert.Equal(("enabled", "2"), Show(Dead));
-        Assert.Contains(BounceLog(), l => l.Contains($"{Dead} of {List}, permanent (DSN), score 2: threshold reached: probe sent", StringComparison.Ordinal));
+        Assert.Contains(BounceLog(), l => l.Contains($"{Dead} of {List}, permanent (DSN), score 2: threshold reached: probing", StringComparison.Ordinal));
 
         // The probe went to Postfix from its one-time address, bounced, and Postfix's DSN came
-        // back to that address through the pipe: now delivery is disabled.
+        // back to that address through the pipe (the serve that queued the probe may have taken
+        // it already): that bounce, not the report, disables.
         Wait.Until(() => Count(postfix, "to=<dev-bounces+probe-", "relay=mailman", "status=sent") == 1, TimeSpan.FromSeconds(90),
             $"the probe's DSN piped into inject; log: {postfix.Log()}");
         Serve(postfix);
         Assert.Equal(("disabled", "2"), Show(Dead));
         Assert.Contains(BounceLog(), l => l.Contains($"{Dead} of {List}, permanent (DSN), score 2: its probe bounced: delivery disabled", StringComparison.Ordinal));
+        Assert.Single(BounceLog(), l => l.Contains($"{Dead} of {List}", StringComparison.Ordinal) && l.Contains(": delivery disabled", StringComparison.Ordinal));
 
         // The owner's notice arrives; the member's warning went to Postfix too, bounced, and its
         // DSN is a residual bounce: no notice about a notice.

@@ -28,6 +28,16 @@ public sealed partial class BounceRunnerTests
         return Assert.Single(Notices(h));
     }
 
+    private void UndoProbeMark()
+    {
+        using var db = new Microsoft.Data.Sqlite.SqliteConnection("Data Source=" + _instance.Paths.Database);
+        db.Open();
+        using var cmd = db.CreateCommand();
+        cmd.CommandText = "UPDATE members SET probe_sent = NULL WHERE address_key = $a";
+        cmd.Parameters.AddWithValue("$a", Probed);
+        Assert.Equal(1, cmd.ExecuteNonQuery());
+    }
+
     private static string TokenOf(EntryMetadata probe)
         => Regex.Match(probe.EnvelopeSender!, "^dev-bounces\\+probe-([0-9a-f]{32})@example\\.org$").Groups[1].Value;
 
@@ -42,8 +52,9 @@ public sealed partial class BounceRunnerTests
         Assert.True(m.DeliveryEnabled);
         Assert.Equal(3, m.BounceScore);
         Assert.Equal(h.Time.GetUtcNow() - TimeSpan.FromDays(1), m.ProbeSent);
-        Assert.Contains(h.BounceLog.Lines, l => l.Contains($"{Probed} of {List}, permanent (DSN), score 3: threshold reached: probe sent, delivery stays on unless it bounces", StringComparison.Ordinal));
+        Assert.Contains(h.BounceLog.Lines, l => l.Contains($"{Probed} of {List}, permanent (DSN), score 3: threshold reached: probing, delivery stays on unless the probe bounces", StringComparison.Ordinal));
         Assert.Contains(h.BounceLog.Lines, l => l.StartsWith($"Bounce probe to {Probed} of {List}, score 3: queued as ", StringComparison.Ordinal));
+        Assert.DoesNotContain(h.BounceLog.Lines, l => l.Contains(TokenOf(probe.Metadata), StringComparison.Ordinal));
 
         // The probe: to the member alone, from a one-time address that is not the member's VERP.
         Assert.Equal([Probed], probe.To);
@@ -53,7 +64,7 @@ public sealed partial class BounceRunnerTests
         Assert.Equal("auto-generated", probe.Message.Headers[HeaderId.AutoSubmitted]);
         Assert.Equal("dev-bounces@example.org", probe.Message.From.Mailboxes.Single().Address);
         Assert.Equal("dev-owner@example.org", probe.Message.ReplyTo.Mailboxes.Single().Address);
-        Assert.Contains($"If it bounces within\n5 days, delivery from the list to {Probed} is disabled.", probe.Message.TextBody!.ReplaceLineEndings("\n"), StringComparison.Ordinal);
+        Assert.Contains($"If it bounces within\n7 days, delivery from the list to {Probed} is disabled.", probe.Message.TextBody!.ReplaceLineEndings("\n"), StringComparison.Ordinal);
         Assert.DoesNotContain(TokenOf(probe.Metadata), probe.Message.TextBody, StringComparison.Ordinal);
 
         // More reports while the probe waits score, and send no second probe.
@@ -63,8 +74,8 @@ public sealed partial class BounceRunnerTests
         Assert.Contains(h.BounceLog.Lines, l => l.Contains("score 4: scored, the probe sent before awaits its bounce", StringComparison.Ordinal));
         Assert.Single(Notices(h));
 
-        // Five days after the probe nothing bounced it: the address works, and the score starts again.
-        h.Time.Advance(TimeSpan.FromDays(5));
+        // Seven days after the probe nothing bounced it: the address works, and the score starts again.
+        h.Time.Advance(TimeSpan.FromDays(6));
         Bounce(h, Probed);
         m = Member(Probed)!;
         Assert.True(m.DeliveryEnabled);
@@ -81,6 +92,112 @@ public sealed partial class BounceRunnerTests
         Assert.True(Member(Probed)!.DeliveryEnabled);
         Assert.Single(h.Queues[QueueSet.Unrecognized].Pending());
         Assert.Contains(h.BounceLog.Lines, l => l.Contains("a probe address that names no outstanding probe", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_bounce_of_the_probe_after_its_wait_scores_nobody()
+    {
+        CreateList(l => l.BounceScoreThreshold = 3, probes: true);
+        using var h = new RunnerHarness(_instance);
+        var probe = ReachThreshold(h);
+
+        // Sent a day ago; seven days is the wait: a week after the probe its address names nobody
+        // (it is good for the wait, not for ever).
+        h.Time.Advance(TimeSpan.FromDays(6));
+        h.InjectBounce(List, probe.Metadata.EnvelopeSender!, Dsn(Probed));
+        Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
+        Assert.True(Member(Probed)!.DeliveryEnabled);
+        Assert.Single(h.Queues[QueueSet.Unrecognized].Pending());
+        Assert.Equal(3, Member(Probed)!.BounceScore);
+    }
+
+    [Fact]
+    public void A_member_Notices_will_not_write_to_is_disabled_at_the_threshold_without_a_probe()
+    {
+        CreateList(l => l.BounceScoreThreshold = 1, probes: true);
+        _instance.AddMembers(List, [new Member("postmaster@example.net", "")]);
+        using var h = new RunnerHarness(_instance);
+        Bounce(h, "postmaster@example.net");
+        var m = Member("postmaster@example.net")!;
+        Assert.False(m.DeliveryEnabled);
+        Assert.Equal(DisabledReason.Bounces, m.DisabledReason);
+        Assert.Null(m.ProbeSent);
+        Assert.Contains(h.BounceLog.Lines, l => l.StartsWith("Bounce probe to postmaster@example.net of dev@example.org not sent: ", StringComparison.Ordinal)
+            && l.EndsWith("score 1: delivery disabled without it", StringComparison.Ordinal));
+        Assert.Contains(Notices(h), n => n.To.SequenceEqual([Owner]) && n.Message.Headers["X-Mailman-Notice"] == NoticeTemplates.OwnerDisabled);
+    }
+
+    [Fact]
+    public void A_probe_that_cannot_be_queued_is_forgotten_and_the_next_report_probes_again()
+    {
+        CreateList(l => l.BounceScoreThreshold = 1, probes: true);
+        using var h = new RunnerHarness(_instance);
+        var outDir = _instance.QueueDir(QueueSet.Out);
+        Directory.Move(outDir, outDir + ".away");
+        File.WriteAllText(outDir, "not a directory");
+        try
+        {
+            Bounce(h, Probed);
+        }
+        finally
+        {
+            File.Delete(outDir);
+            Directory.Move(outDir + ".away", outDir);
+        }
+
+        Assert.True(Member(Probed)!.DeliveryEnabled);
+        Assert.Null(Member(Probed)!.ProbeSent);
+        Assert.Contains(h.BounceLog.Lines, l => l.StartsWith($"Bounce probe to {Probed} of {List} could not be queued", StringComparison.Ordinal));
+
+        h.Time.Advance(TimeSpan.FromDays(1));
+        Bounce(h, Probed);
+        Assert.NotNull(Member(Probed)!.ProbeSent);
+        Assert.Single(Notices(h), n => n.Message.Headers["X-Mailman-Notice"] == NoticeTemplates.Probe);
+    }
+
+    [Fact]
+    public void A_batch_replayed_after_a_crash_before_its_probe_was_marked_sent_queues_it_then_and_only_once()
+    {
+        CreateList(l => l.BounceScoreThreshold = 1, probes: true);
+        using var h = new RunnerHarness(_instance);
+        var batch = new List<ReturnedMessage>
+        {
+            new("17643312000000000-00000000", Name, VerpOf(Probed), BounceClassifier.Classify(new MemoryStream(Dsn(Probed))), h.Time.GetUtcNow()),
+        };
+        h.Processor.Process(batch);
+        var probe = Assert.Single(Notices(h));
+        var token = TokenOf(probe.Metadata);
+
+        // Replayed after it was marked sent: nothing more.
+        h.Time.Advance(TimeSpan.FromHours(1));
+        h.Processor.Process(batch);
+        Assert.Single(Notices(h));
+        Assert.NotNull(Member(Probed)!.ProbeSent);
+
+        // A crash after the commit and before the mark (here: the mark undone), the probe still in out: found there, not queued twice.
+        UndoProbeMark();
+        h.Processor.Process(batch);
+        Assert.Equal(token, TokenOf(Assert.Single(Notices(h)).Metadata));
+        Assert.NotNull(Member(Probed)!.ProbeSent);
+
+        // A crash before the probe reached out (its entry taken out, the mark undone): the replay queues it, same token.
+        foreach (var file in Directory.GetFiles(_instance.QueueDir(QueueSet.Out)))
+        {
+            File.Delete(file);
+        }
+
+        UndoProbeMark();
+        h.Processor.Process(batch);
+        Assert.Equal(token, TokenOf(Assert.Single(Notices(h)).Metadata));
+
+        // Another report the same day is no replay: no probe.
+        foreach (var file in Directory.GetFiles(_instance.QueueDir(QueueSet.Out)))
+        {
+            File.Delete(file);
+        }
+
+        Bounce(h, Probed);
+        Assert.Empty(Notices(h));
     }
 
     [Fact]
