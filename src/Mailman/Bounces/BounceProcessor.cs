@@ -345,6 +345,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
                         From = list.Name.BouncesAddress,
                         ReplyTo = list.Name.OwnerAddress,
                         EnvelopeSender = Verp.ProbeAddress(list.Name, token),
+                        ToMember = true,
                         Values = new Dictionary<string, string>
                         {
                             ["score"] = Number(member.BounceScore),
@@ -362,13 +363,19 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
 
                 if (result.Queued)
                 {
-                    store.MarkProbeSent(list.Name, member.Address, token, time.GetUtcNow());
-
                     // The entry, not the envelope sender: the token stays out of the logs.
-                    logger.LogWarning("Bounce probe to {Member} of {ListId}, score {Score}: queued as {QueueEntry}; delivery stays on unless it bounces within {Days} days",
-                        member.Address, list.Name.Fqdn, Number(member.BounceScore), result.Entry, list.VerpProbeWaitDays);
+                    if (store.MarkProbeSent(list.Name, member.Address, token, time.GetUtcNow()))
+                    {
+                        logger.LogWarning("Bounce probe to {Member} of {ListId}, score {Score}: queued as {QueueEntry}; delivery stays on unless it bounces within {Days} days",
+                            member.Address, list.Name.Fqdn, Number(member.BounceScore), result.Entry, list.VerpProbeWaitDays);
+                    }
+                    else
+                    {
+                        logger.LogWarning("Bounce probe to {Member} of {ListId} queued as {QueueEntry}, but the member was enabled, disabled or removed meanwhile: its bounce will count for nothing",
+                            member.Address, list.Name.Fqdn, result.Entry);
+                    }
                 }
-                else if (store.RecordBounce(list.Name, member.Address, member.BounceScore, member.LastBounce ?? e.When, disable: true))
+                else if (store.RecordBounce(list.Name, member.Address, member.BounceScore, member.LastBounce ?? e.When, disable: true, whileProbe: token))
                 {
                     logger.LogWarning("Bounce probe to {Member} of {ListId} not sent: {Reason}; score {Score}: delivery disabled without it",
                         member.Address, list.Name.Fqdn, result.NotSentBecause, Number(member.BounceScore));
@@ -377,7 +384,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
             }
             catch (Microsoft.Data.Sqlite.SqliteException x)
             {
-                logger.LogError(x, "Bounce probe to {Member} of {ListId} could not be queued: {Error}; if it was recorded, it goes through after verp_probe_wait and the next report scores again",
+                logger.LogError(x, "Bounce probe to {Member} of {ListId} could not be queued: {Error}; a probe not marked sent is sent anew at the next report at the threshold",
                     e.Address, e.List.Fqdn, x.Message);
             }
         }
@@ -452,7 +459,26 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
     /// <summary>What a returned message means before anything is written: who it names, or why it names nobody.</summary>
     /// <param name="Untrusted">Addresses of a report without VERP on a list that sends with VERP: not scored.</param>
     /// <param name="Probe">The message came back to a probe's one-time address (Verp is the member it was sent to).</param>
-    private sealed record Plan(string Kind, MailingList? List, string? Verp, int First, int Count, int Untrusted = 0, bool Probe = false);
+    private sealed record Plan(string Kind, MailingList? List, string? Verp, int First, int Count, int Untrusted = 0, bool Probe = false)
+    {
+        /// <summary>For "probe-policy": the report's status, which is not about the address.</summary>
+        public string? Status { get; init; }
+    }
+
+    // The status of a report whose every address has one and none says the address (5.1.x) or
+    // the mailbox (5.2.x) failed, as SmtpRefusals judges a refusal; null when one does, or when
+    // the report gives no status (a format without one: it cannot say otherwise).
+    private static string? PolicyOnly(BounceAnalysis analysis)
+    {
+        if (analysis.Addresses.Count == 0 || analysis.Addresses.Any(a => a.Status is null))
+        {
+            return null;
+        }
+
+        static bool AboutTheAddress(string status)
+            => status.Length >= 3 && status[0] == '5' && status[1] == '.' && status[2] is '1' or '2' && (status.Length == 3 || status[3] == '.');
+        return analysis.Addresses.Any(a => AboutTheAddress(a.Status!)) ? null : analysis.Addresses[0].Status;
+    }
 
     // VERP first: the envelope recipient names the member whatever the report says, but only a
     // report recognised as a permanent failure scores; a delay notice, an auto-reply, a complaint
@@ -508,6 +534,14 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
             if (kind != BounceKind.Permanent)
             {
                 return new(store.FindMember(m.List, verp) is null ? "verp-nobody" : "verp-unrecognized", list, verp, first, 0);
+            }
+
+            // The probe's bounce disables only when it is about the address, as a refusal at SMTP
+            // time must be: a provider refusing our server (5.7.x policy, a blocklist) would
+            // otherwise disable every member there.
+            if (probe && PolicyOnly(m.Analysis) is { } status)
+            {
+                return new("probe-policy", list, verp, first, 0, Probe: true) { Status = status };
             }
 
             events.Add(new(m.List, verp, true, m.Received, probe ? BounceEvidence.Probe : BounceEvidence.Mailed));
@@ -598,8 +632,12 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
                 // Not a report we know: kept or forwarded as any unrecognized mail, never scored.
                 return Unrecognized(store, m, plan.List!, plan.Verp!);
 
+            case "probe-policy":
+                Log(m, plan.Verp!, ScoreText(store, m.List, plan.Verp), $"its probe bounced with {plan.Status}, which is not about the address: not scored, the probe still waits");
+                return new(BounceDisposition.Done, "");
+
             case "probe-unknown":
-                return NamesNobody(m, m.Destination!, "a probe address that names no outstanding probe (it bounced already, its wait is over, or it was never sent)");
+                return NamesNobody(m, Verp.Redact(m.Destination!), "a probe address that names no outstanding probe (it bounced already, its wait is over, or it was never sent)");
 
             case "verp-nobody":
                 return NamesNobody(m, plan.Verp!, $"VERP names {plan.Verp}, who is not a member, and the message is not a recognised bounce");

@@ -86,6 +86,28 @@ public static class Verp
         return token.All(char.IsAsciiHexDigitLower) ? token : null;
     }
 
+    /// <summary>
+    /// <paramref name="address"/> for a log line: a probe address's token cut to its first four
+    /// digits (whoever reads the log could otherwise bounce the probe).
+    /// </summary>
+    public static string Redact(string address)
+    {
+        var at = address.IndexOf("-bounces+" + ProbeMark, StringComparison.OrdinalIgnoreCase);
+        if (at < 0)
+        {
+            return address;
+        }
+
+        var start = at + "-bounces+".Length + ProbeMark.Length;
+        var end = start;
+        while (end < address.Length && char.IsAsciiHexDigit(address[end]))
+        {
+            end++;
+        }
+
+        return end - start <= 4 ? address : string.Concat(address.AsSpan(0, start + 4), "...", address.AsSpan(end));
+    }
+
     // RFC 5322 §3.2.3 dot-atom: atext runs separated by single dots.
     private static bool IsDotAtom(ReadOnlySpan<char> s)
     {

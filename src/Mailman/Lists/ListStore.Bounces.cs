@@ -11,17 +11,19 @@ public sealed partial class ListStore
     /// Records a scored bounce: the new score and when; with <paramref name="disable"/> the
     /// member's delivery is turned off for bounces at <paramref name="when"/> and the warning
     /// count starts again. A disable, or <paramref name="clearProbe"/> (the probe went through),
-    /// ends the member's outstanding probe. Only a member whose delivery is still on is changed.
+    /// ends the member's outstanding probe. Only a member whose delivery is still on is changed,
+    /// and with <paramref name="whileProbe"/> only while that probe is the member's.
     /// </summary>
     /// <returns>False when the address is not an enabled member (any more).</returns>
-    public bool RecordBounce(ListName list, string address, double score, DateTimeOffset when, bool disable, bool clearProbe = false)
+    public bool RecordBounce(ListName list, string address, double score, DateTimeOffset when, bool disable, bool clearProbe = false, string? whileProbe = null)
     {
         using var cmd = Command(
             "UPDATE members SET bounce_score = $score, last_bounce = $when"
             + (disable ? ", delivery_enabled = 0, disabled_reason = $reason, disabled_at = $when, warnings_sent = 0, last_warning = NULL" : "")
             + (disable || clearProbe ? ", probe_token = NULL, probe_sent = NULL" : "")
-            + " WHERE list_id = (SELECT id FROM lists WHERE fqdn = $fqdn) AND address_key = $key AND delivery_enabled = 1",
-            ("$fqdn", list.Fqdn), ("$key", AddressKey(address)), ("$score", score), ("$when", Timestamp(when)), ("$reason", DisabledReason.Bounces));
+            + " WHERE list_id = (SELECT id FROM lists WHERE fqdn = $fqdn) AND address_key = $key AND delivery_enabled = 1"
+            + (whileProbe is null ? "" : " AND probe_token = $token"),
+            ("$fqdn", list.Fqdn), ("$key", AddressKey(address)), ("$score", score), ("$when", Timestamp(when)), ("$reason", DisabledReason.Bounces), ("$token", (object?)whileProbe ?? DBNull.Value));
         return cmd.ExecuteNonQuery() > 0;
     }
 

@@ -56,7 +56,7 @@ public sealed partial class ListStore
         "COLUMN members serial TEXT NOT NULL DEFAULT ''",
         "COLUMN members probe_token TEXT",
         "COLUMN members probe_sent TEXT",
-        "CREATE INDEX IF NOT EXISTS members_probe ON members (probe_token) WHERE probe_token IS NOT NULL",
+        "CREATE INDEX IF NOT EXISTS members_probe_token ON members (list_id, probe_token) WHERE probe_token IS NOT NULL",
         "CREATE INDEX IF NOT EXISTS members_disabled ON members (list_id, delivery_enabled, disabled_at)",
     ];
 
@@ -86,7 +86,7 @@ public sealed partial class ListStore
 
     /// <summary>
     /// Turns a member's delivery off for <paramref name="reason"/>, or on (reason
-    /// <see cref="DisabledReason.None"/>), which also resets the bounce score and warnings.
+    /// <see cref="DisabledReason.None"/>), which also resets the bounce score and warnings; either ends an outstanding bounce probe.
     /// </summary>
     /// <returns>False when the address is not a member.</returns>
     public bool SetDelivery(ListName list, string address, string reason, DateTimeOffset now)
@@ -99,7 +99,7 @@ public sealed partial class ListStore
                 WHERE list_id = $list AND address_key = $key
                 """, ("$list", ListId(list)), ("$key", AddressKey(address)))
             : Command("""
-                UPDATE members SET delivery_enabled = 0, disabled_reason = $reason, disabled_at = $now
+                UPDATE members SET delivery_enabled = 0, disabled_reason = $reason, disabled_at = $now, probe_token = NULL, probe_sent = NULL
                 WHERE list_id = $list AND address_key = $key
                 """, ("$list", ListId(list)), ("$key", AddressKey(address)), ("$reason", reason), ("$now", Timestamp(now)));
         return cmd.ExecuteNonQuery() > 0;

@@ -241,7 +241,7 @@ internal sealed class LmtpSession(LmtpConnection connection, Intake intake, Lmtp
                 else
                 {
                     logger.LogInformation("Queued for {ListId} in {Queue}: to {Destination}, Message-Id {MessageId}, envelope sender {Sender}, {Size} bytes, entry {QueueEntry} (LMTP)",
-                        route.List.Fqdn, route.Queue, route.Address, metadata.MessageId, metadata.Sender, metadata.MessageLength, entry);
+                        route.List.Fqdn, route.Queue, Delivery.Verp.Redact(route.Address), metadata.MessageId, metadata.Sender, metadata.MessageLength, entry);
                 }
 
                 answered[route.Address] = $"250 2.0.0 <{route.Address}> queued as {entry}";
@@ -249,7 +249,7 @@ internal sealed class LmtpSession(LmtpConnection connection, Intake intake, Lmtp
             }
             catch (IntakeException e)
             {
-                logger.LogWarning("LMTP: message for {Recipient} deferred: {Error}", route.Address, e.Message);
+                logger.LogWarning("LMTP: message for {Recipient} deferred: {Error}", Delivery.Verp.Redact(route.Address), e.Message);
                 answered[route.Address] = e.OutOfSpace
                     ? $"452 4.3.1 <{route.Address}> Insufficient system storage, try again later"
                     : $"451 4.3.0 <{route.Address}> Error: the queue cannot be written now, try again later";

@@ -29,6 +29,13 @@ public sealed record Notice(MailingList List, string Template, string To)
     /// <summary>The envelope sender; default the list's VERP address for the recipient (a probe has its own one-time address).</summary>
     public string? EnvelopeSender { get; init; }
 
+    /// <summary>
+    /// The recipient is a member the list delivers every post to (a bounce probe): a robot-like
+    /// name (postmaster@, sys-admin@) is no reason to refuse, it gets the posts already. The
+    /// null sender and the addresses of lists still are.
+    /// </summary>
+    public bool ToMember { get; init; }
+
     /// <summary>The message this notice answers (Reply): In-Reply-To, References, and the never-answer rules.</summary>
     public MimeMessage? Answering { get; init; }
 

@@ -98,7 +98,7 @@ public sealed class NoticeSender(QueueSet queues, ListStoreFactory lists, TimePr
 
     private string? WhyNot(Notice notice)
     {
-        if (AutomaticMail.IsRobotAddress(notice.To))
+        if (notice.To.Trim().Length == 0 || (!notice.ToMember && AutomaticMail.IsRobotAddress(notice.To)))
         {
             return $"{notice.To} is the null sender or a robot address";
         }

@@ -1,5 +1,6 @@
 // Bounce processing end to end through a real Postfix: a member whose domain Postfix cannot
-// deliver to (its transport is a server that refuses every RCPT with a 5xx) gets copies;
+// deliver to (its transport is a server that refuses every RCPT with 550 5.1.1, user unknown)
+// gets copies;
 // Postfix's own DSNs come back through the mailman pipe to the VERP address; at the threshold
 // the member gets a probe from a one-time address (verp_probes, the default), Postfix bounces it
 // too, and that bounce disables; the notices go out, the next post skips the member. A member whose
@@ -41,7 +42,7 @@ public sealed class PostfixBounceTests : IDisposable
         }
 
         using var sink = SmtpSink.Start();
-        using var refusing = SmtpSink.Start("-f", "RCPT");
+        using var refusing = ScriptedSmtpServer.Start(rcpt: a => ScriptedSmtpServer.Reply(550, $"5.1.1 <{a}>: Recipient address rejected: User unknown"));
         var closedPort = Net.FreePort();
         var aliases = AliasFiles.Write(_instance.Home);
         File.AppendAllText(aliases.Transport, $"dead.example.com\tsmtp:[127.0.0.1]:{refusing.Port}\nslow.example.com\tsmtp:[127.0.0.1]:{closedPort}\n");

@@ -112,19 +112,88 @@ public sealed partial class BounceRunnerTests
     }
 
     [Fact]
-    public void A_member_Notices_will_not_write_to_is_disabled_at_the_threshold_without_a_probe()
+    public void A_member_with_a_robot_like_name_is_probed_and_a_member_that_is_a_list_here_is_disabled_without_a_probe()
     {
         CreateList(l => l.BounceScoreThreshold = 1, probes: true);
-        _instance.AddMembers(List, [new Member("postmaster@example.net", "")]);
+        _instance.CreateList("other@example.org");
+        _instance.AddMembers(List, [new Member("sys-admin@example.net", ""), new Member("other@example.org", "")]);
         using var h = new RunnerHarness(_instance);
-        Bounce(h, "postmaster@example.net");
-        var m = Member("postmaster@example.net")!;
+
+        // It gets every post; a probe is no more a loop than a post.
+        Bounce(h, "sys-admin@example.net");
+        Assert.True(Member("sys-admin@example.net")!.DeliveryEnabled);
+        Assert.Single(Notices(h), n => n.To.SequenceEqual(["sys-admin@example.net"]) && n.Message.Headers["X-Mailman-Notice"] == NoticeTemplates.Probe);
+
+        // Notices never write to a list of this server: no probe can bounce, so none is waited for.
+        Bounce(h, "other@example.org");
+        var m = Member("other@example.org")!;
         Assert.False(m.DeliveryEnabled);
         Assert.Equal(DisabledReason.Bounces, m.DisabledReason);
         Assert.Null(m.ProbeSent);
-        Assert.Contains(h.BounceLog.Lines, l => l.StartsWith("Bounce probe to postmaster@example.net of dev@example.org not sent: ", StringComparison.Ordinal)
+        Assert.Contains(h.BounceLog.Lines, l => l.StartsWith("Bounce probe to other@example.org of dev@example.org not sent: ", StringComparison.Ordinal)
             && l.EndsWith("score 1: delivery disabled without it", StringComparison.Ordinal));
         Assert.Contains(Notices(h), n => n.To.SequenceEqual([Owner]) && n.Message.Headers["X-Mailman-Notice"] == NoticeTemplates.OwnerDisabled);
+    }
+
+    [Fact]
+    public void A_probe_bounce_for_a_reason_not_about_the_address_does_not_disable()
+    {
+        CreateList(l => l.BounceScoreThreshold = 3, probes: true);
+        using var h = new RunnerHarness(_instance);
+        var sender = ReachThreshold(h).Metadata.EnvelopeSender!;
+
+        // The member's provider refuses our server (a blocklist): nothing about the address.
+        h.InjectBounce(List, sender, Dsn(Probed, status: "5.7.1"));
+        Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
+        Assert.True(Member(Probed)!.DeliveryEnabled);
+        Assert.NotNull(Member(Probed)!.ProbeSent);
+        Assert.Contains(h.BounceLog.Lines, l => l.Contains("its probe bounced with 5.7.1, which is not about the address: not scored, the probe still waits", StringComparison.Ordinal));
+
+        h.InjectBounce(List, sender, Dsn(Probed, status: "5.2.1"));
+        Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
+        Assert.False(Member(Probed)!.DeliveryEnabled);
+    }
+
+    [Fact]
+    public void A_member_who_turns_delivery_off_or_rejoins_leaves_no_probe_behind()
+    {
+        CreateList(l => l.BounceScoreThreshold = 3, probes: true);
+        using var h = new RunnerHarness(_instance);
+        var sender = ReachThreshold(h).Metadata.EnvelopeSender!;
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            Assert.True(store.SetDelivery(Name, Probed, DisabledReason.User, h.Time.GetUtcNow()));
+            Assert.Equal(JoinResult.Reenabled, store.Join(Name, Probed, "", h.Time.GetUtcNow()));
+        }
+
+        var m = Member(Probed)!;
+        Assert.True(m.DeliveryEnabled);
+        Assert.Equal((0.0, (DateTimeOffset?)null, (string?)null), (m.BounceScore, m.ProbeSent, m.ProbeToken));
+        h.InjectBounce(List, sender, Dsn(Probed));
+        Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
+        Assert.True(Member(Probed)!.DeliveryEnabled);
+    }
+
+    [Fact]
+    public void The_token_stays_out_of_the_logs_of_inject_whatever_arrives_at_the_probe_address()
+    {
+        CreateList(l => l.BounceScoreThreshold = 3, probes: true);
+        string sender;
+        using (var h = new RunnerHarness(_instance))
+        {
+            sender = ReachThreshold(h).Metadata.EnvelopeSender!;
+        }
+
+        var token = Regex.Match(sender, "probe-([0-9a-f]{32})@").Groups[1].Value;
+        var outOfOffice = "From: anne@example.com\nTo: " + sender + "\nSubject: Out of office\n\nBack on Monday.\n";
+        var inject = MailmanProcess.Run(_instance.Home, ["inject", sender, "--sender", "anne@example.com"], System.Text.Encoding.ASCII.GetBytes(outOfOffice));
+        Assert.True(inject.ExitCode == 0, inject.Stderr);
+        var logs = Directory.GetFiles(_instance.Paths.LogsDirectory).Select(File.ReadAllText).ToList();
+        Assert.Contains(logs, l => l.Contains("to dev-bounces+probe-" + token[..4] + "...@example.org", StringComparison.Ordinal));
+        Assert.DoesNotContain(logs, l => l.Contains(token, StringComparison.Ordinal));
+        Assert.DoesNotContain(token, inject.Stderr + inject.Stdout, StringComparison.Ordinal);
+        Assert.Equal("x-bounces+probe-1234...@h", Verp.Redact("x-bounces+probe-" + token.Replace(token[..4], "1234", StringComparison.Ordinal) + "@h"));
+        Assert.Equal("anne@example.com", Verp.Redact("anne@example.com"));
     }
 
     [Fact]
