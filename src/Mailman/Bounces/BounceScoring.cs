@@ -1,6 +1,6 @@
 // The scoring policy of bounce processing, Mailman's model: pure functions of one member's bounce
-// record, the list's settings, the time and how far the evidence is trusted. It decides; it never reads or writes the database,
-// and never sends mail (BounceProcessor does both).
+// record, the list's settings, the time and how far the evidence is trusted. It decides; it never
+// reads or writes the database, and never sends mail (BounceProcessor does both).
 using Mailman.Lists;
 
 namespace Mailman.Bounces;

@@ -5,7 +5,7 @@
 // invalid address, so those members' copies go out with the plain bounces address and their
 // bounces are recognized from the report instead (RFC 5321 allows such addresses; we keep them).
 // A probe (Bounces/BounceScoring) goes from LIST-bounces+probe-TOKEN@HOST instead: no '=' in it,
-// so it is never taken for a member's address, and only the member's mailbox ever saw the token.
+// so it is never taken for a member's address, and only the member's mail path sees the token.
 using Mailman.Lists;
 
 namespace Mailman.Delivery;
