@@ -1,9 +1,10 @@
 // The one code path from "list L, address A bounced, permanently or not, at T" to what follows:
 // the score (BounceScoring's policy), the probe a mailed report at the threshold earns, delivery
-// disabled, the member's warnings and the owners' notices (through NoticeSender), removal. Mail returned to a -bounces address (the bounce
-// runner) and refusals at SMTP time (the outgoing runner) both come through here. It also
-// decides who a returned message names (a probe's one-time address, VERP, else the report) and where a message that
-// names nobody goes. It never touches the entry that carried a bounce: runners move entries.
+// disabled, the member's warnings and the owners' notices (through NoticeSender), removal. Mail
+// returned to a -bounces address (the bounce runner) and refusals at SMTP time (the outgoing
+// runner) both come through here. It also decides who a returned message names (a probe's
+// one-time address, VERP, else the report) and where a message that names nobody goes. It
+// never touches the entry that carried a bounce: runners move entries.
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
@@ -313,9 +314,9 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
     // disables. Its wait starts when it is queued (probe_sent). It is named after the member and
     // the report that recorded it: a replay of that report before the probe was marked sent
     // queues it, and finds it if it waits in out already. A probe that cannot be queued is
-    // forgotten (the next report at the threshold probes again); one that
-    // Notices will not send (a robot or list address) cannot bounce: the member is disabled
-    // without it, as with verp_probes false.
+    // forgotten (the next report at the threshold probes again); one Notices will not send (to
+    // an address of a list of this server) cannot bounce: the member is disabled without it, as
+    // with verp_probes false.
     private void Probes(List<BounceEvent> events, List<BounceOutcome> outcomes)
     {
         var disabled = new List<(ListName, string)>();
