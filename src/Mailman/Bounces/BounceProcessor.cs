@@ -97,7 +97,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
     /// <summary>
     /// Scores the recipients the SMTP server refused with a 5xx for one post (one call per
     /// delivery chunk), through the same policy as mailed bounces, and logs one line each. Only
-    /// refusals about the address score (<see cref="SmtpRefusals.IsAboutTheAddress"/>); when a
+    /// refusals about the address score (<see cref="SmtpRefusals.IsAboutTheAddress(SmtpRefusal, out string)"/>); when a
     /// transaction's every recipient (or the whole chunk's, <paramref name="attempted"/> of them)
     /// was refused with the same reply, that is the relay refusing us: nothing of it scores,
     /// and one error line says so.
@@ -434,11 +434,11 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
             var token = decision.Action == BounceAction.ProbeSent ? Verp.NewProbeToken()
                 : decision.Action == BounceAction.AlreadyScoredToday && IsReplayOfProbe(member, e) ? member.ProbeToken
                 : null;
-            var probeOver = member.ProbeSent is { } sent && e.When >= sent + settings.ProbeWait;
             if (decision.Writes
                 && !(token is not null
                     ? store.RecordProbe(e.List, e.Address, decision.Score, e.When, token)
-                    : store.RecordBounce(e.List, e.Address, decision.Score, e.When, decision.Action == BounceAction.Disabled, clearProbe: probeOver)))
+                    : store.RecordBounce(e.List, e.Address, decision.Score, e.When, decision.Action == BounceAction.Disabled,
+                        clearProbe: decision.Action == BounceAction.ProbeWentThrough)))
             {
                 decision = new(BounceAction.AlreadyDisabled, member.BounceScore);
                 token = null;
@@ -470,16 +470,9 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
     // the mailbox (5.2.x) failed, as SmtpRefusals judges a refusal; null when one does, or when
     // the report gives no status (a format without one: it cannot say otherwise).
     private static string? PolicyOnly(BounceAnalysis analysis)
-    {
-        if (analysis.Addresses.Count == 0 || analysis.Addresses.Any(a => a.Status is null))
-        {
-            return null;
-        }
-
-        static bool AboutTheAddress(string status)
-            => status.Length >= 3 && status[0] == '5' && status[1] == '.' && status[2] is '1' or '2' && (status.Length == 3 || status[3] == '.');
-        return analysis.Addresses.Any(a => AboutTheAddress(a.Status!)) ? null : analysis.Addresses[0].Status;
-    }
+        => analysis.Addresses.Count == 0 || analysis.Addresses.Any(a => a.Status is null || SmtpRefusals.IsAboutTheAddress(a.Status))
+            ? null
+            : analysis.Addresses[0].Status;
 
     // VERP first: the envelope recipient names the member whatever the report says, but only a
     // report recognised as a permanent failure scores; a delay notice, an auto-reply, a complaint
@@ -505,7 +498,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
         var probe = false;
         if (m.Destination is { } to && Verp.DecodeProbe(m.List, to) is { } token)
         {
-            if (store.FindProbe(m.List, token) is not { ProbeSent: { } sent } probed || m.Received >= sent + TimeSpan.FromDays(list.VerpProbeWaitDays))
+            if (store.FindProbe(m.List, token) is not { } probed || !BounceScoring.Probing(probed, m.Received, BounceSettings.Of(list)))
             {
                 return new("probe-unknown", list, null, events.Count, 0);
             }

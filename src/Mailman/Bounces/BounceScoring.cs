@@ -116,7 +116,7 @@ public static class BounceScoring
             return new(BounceAction.AlreadyDisabled, member.BounceScore);
         }
 
-        var probing = member.ProbeSent is { } sent && when < sent + settings.ProbeWait;
+        var probing = Probing(member, when, settings);
         if (probing && evidence is BounceEvidence.Probe or BounceEvidence.Refusal)
         {
             return new(BounceAction.Disabled, Math.Max(member.BounceScore, settings.Threshold));
@@ -149,6 +149,10 @@ public static class BounceScoring
             : probing ? new(BounceAction.ProbePending, score)
             : new(BounceAction.ProbeSent, score);
     }
+
+    /// <summary>Whether <paramref name="member"/>'s probe was sent and still waits for its bounce at <paramref name="when"/>.</summary>
+    public static bool Probing(MemberRecord member, DateTimeOffset when, BounceSettings settings)
+        => member.ProbeSent is { } sent && when < sent + settings.ProbeWait;
 
     /// <summary>
     /// The sweep's next step for a member: the first step after a disable tells the owners and

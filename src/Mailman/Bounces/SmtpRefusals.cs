@@ -34,7 +34,7 @@ public static class SmtpRefusals
 
         if (EnhancedCode(refusal.Response) is { } code)
         {
-            if (code.Class == '5' && code.Subject is '1' or '2')
+            if (IsAddressCode(code))
             {
                 why = "";
                 return true;
@@ -53,6 +53,11 @@ public static class SmtpRefusals
         why = $"{refusal.Status} without an enhanced status code does not say the address is at fault";
         return false;
     }
+
+    /// <summary>Whether an RFC 3463 status (a DSN's Status: field, "5.1.1") says the address (5.1.x) or the mailbox (5.2.x) failed.</summary>
+    public static bool IsAboutTheAddress(string status) => EnhancedCode(status) is { } code && IsAddressCode(code);
+
+    private static bool IsAddressCode((char Class, char Subject) code) => code.Class == '5' && code.Subject is '1' or '2';
 
     /// <summary>
     /// The transactions in which the server refused every recipient with the same reply (the

@@ -47,7 +47,7 @@ public sealed class MemberStatusVerbTests : IDisposable
     {
         var show = Run("members", "show", List, "BOB@example.com");
         Assert.Equal(0, show.ExitCode);
-        var fields = Lines(show).Select(l => l.Split(": ", 2)).ToDictionary(p => p[0], p => p[1]);
+        var fields = Fields(show);
         Assert.Equal("disabled", fields["delivery"]);
         Assert.Equal("bounce", fields["disabled_reason"]);
         Assert.Equal("5", fields["bounce_score"]);
@@ -55,7 +55,7 @@ public sealed class MemberStatusVerbTests : IDisposable
         Assert.Matches(@"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$", fields["last_bounce"]);
         Assert.Matches(@"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$", fields["disabled_at"]);
         Assert.Equal("-", fields["probe_sent"]);
-        var cy = Lines(Run("members", "show", List, "cy@example.com")).Select(l => l.Split(": ", 2)).ToDictionary(p => p[0], p => p[1]);
+        var cy = Fields(Run("members", "show", List, "cy@example.com"));
         Assert.Equal(("enabled", "5"), (cy["delivery"], cy["bounce_score"]));
         Assert.Matches(@"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$", cy["probe_sent"]);
 
@@ -70,10 +70,10 @@ public sealed class MemberStatusVerbTests : IDisposable
         var enable = Run("members", "enable", List, "bob@example.com");
         Assert.Equal(0, enable.ExitCode);
         Assert.Contains("1 enabled", enable.Stdout, StringComparison.Ordinal);
-        var fields = Lines(Run("members", "show", List, "bob@example.com")).Select(l => l.Split(": ", 2)).ToDictionary(p => p[0], p => p[1]);
+        var fields = Fields(Run("members", "show", List, "bob@example.com"));
         Assert.Equal(("enabled", "0", "0", "-"), (fields["delivery"], fields["bounce_score"], fields["warnings_sent"], fields["last_bounce"]));
         Assert.Equal(0, Run("members", "enable", List, "cy@example.com").ExitCode);
-        var cy = Lines(Run("members", "show", List, "cy@example.com")).Select(l => l.Split(": ", 2)).ToDictionary(p => p[0], p => p[1]);
+        var cy = Fields(Run("members", "show", List, "cy@example.com"));
         Assert.Equal(("0", "-"), (cy["bounce_score"], cy["probe_sent"]));
 
         var disable = Run("members", "disable", List, "ann@example.com", "zed@example.com");
@@ -123,6 +123,9 @@ public sealed class MemberStatusVerbTests : IDisposable
         Assert.NotEqual(0, Run("lists", "set", List, "bounce_info_stale_after", "a week").ExitCode);
         Assert.NotEqual(0, Run("lists", "set", List, "verp_probe_wait", "0").ExitCode);
     }
+
+    // `members show`'s `key: value` lines.
+    private static Dictionary<string, string> Fields(ProcessResult result) => Lines(result).Select(l => l.Split(": ", 2)).ToDictionary(p => p[0], p => p[1]);
 
     private static string[] Lines(ProcessResult result)
     {
