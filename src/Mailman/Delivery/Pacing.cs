@@ -1,5 +1,5 @@
-// Per-destination pacing, as Postfix paces a destination: at most MaxConnections transactions in
-// flight to it, at most MaxPerMinute copies a minute (a token bucket), and an adaptive slow-down
+// Per-destination pacing, as Postfix paces a destination: at most MaxConnections connections
+// with a transaction in flight to it, at most MaxPerMinute copies a minute (a token bucket), and an adaptive slow-down
 // when it answers 421 or 4.7.x: its rate and concurrency are halved, then recover by a tenth a
 // minute. A destination is a recipient domain, several domains configured as one, or (with
 // Mailman:Smtp:GroupByMx) every domain whose primary MX is the same host, as soon as MxGroups
@@ -149,14 +149,17 @@ public sealed class Pacer
     /// Takes a slot and a token for one transaction to <paramref name="d"/>, or says how long
     /// until one could be had (<paramref name="wait"/>). Release the slot with <see cref="Done"/>.
     /// </summary>
-    public bool TryAcquire(Destination d, out TimeSpan wait)
+    /// <param name="slotHeld">The caller's connection already holds a slot of <paramref name="d"/> (its
+    /// pipelined transaction before this one): only a token is taken. A destination's concurrency
+    /// counts connections, as Postfix's does, not the two transactions a pipelined one overlaps.</param>
+    public bool TryAcquire(Destination d, out TimeSpan wait, bool slotHeld = false)
     {
         lock (_gate)
         {
             var now = _time.GetTimestamp();
             Recover(d, now);
             wait = TimeSpan.Zero;
-            if (d.Concurrency is { } max && d.InFlight >= max)
+            if (!slotHeld && d.Concurrency is { } max && d.InFlight >= max)
             {
                 wait = TimeSpan.FromMilliseconds(20);
                 return false;
@@ -177,8 +180,24 @@ public sealed class Pacer
                 d.Tokens -= 1;
             }
 
-            d.InFlight++;
+            if (!slotHeld)
+            {
+                d.InFlight++;
+            }
+
             return true;
+        }
+    }
+
+    /// <summary>Why a transaction to <paramref name="d"/> has to wait (a deferral's reason): its own limit, or its slow-down.</summary>
+    public string Why(Destination d)
+    {
+        lock (_gate)
+        {
+            var slowed = d.LastThrottle != 0 ? "slowed down by its 421 or 4.7.x, " : "";
+            return d.Concurrency is { } c && d.InFlight >= c
+                ? $"paced: {d.Name} {slowed}at {c} connections"
+                : $"paced: {d.Name} {slowed}at {d.Rate?.ToString("F0", System.Globalization.CultureInfo.InvariantCulture)} copies a minute";
         }
     }
 
@@ -208,12 +227,17 @@ public sealed class Pacer
     }
 
     /// <summary>A transaction to <paramref name="d"/> ended; <paramref name="throttled"/>: it answered 421 or 4.7.x.</summary>
-    public void Done(Destination d, int copies, bool throttled)
+    /// <param name="release">False when the next transaction on the same connection took its slot over.</param>
+    public void Done(Destination d, int copies, bool throttled, bool release = true)
     {
         lock (_gate)
         {
             var now = _time.GetTimestamp();
-            d.InFlight--;
+            if (release)
+            {
+                d.InFlight--;
+            }
+
             if (d.WindowStart == 0 || now - d.WindowStart > 60 * _second)
             {
                 d.WindowStart = now;

@@ -372,10 +372,11 @@ public sealed class PostDelivery
                 var handBack = false;
                 TransactionResult? pending = null;
                 Destination? pendingDestination = null;
+                var pendingOwnsSlot = false; // false once the next transaction took its destination slot over
 
-                void Account(TransactionResult result, Destination destination)
+                void Account(TransactionResult result, Destination destination, bool release = true)
                 {
-                    Pacer.Done(destination, result.Delivered.Count, result.Throttled);
+                    Pacer.Done(destination, result.Delivered.Count, result.Throttled, release);
 
                     // Only a reply says the relay is up: a transaction whose connection broke
                     // (deferred with no status) must not end the down episode another
@@ -418,7 +419,7 @@ public sealed class PostDelivery
                 {
                     if (pending is { Pending: false })
                     {
-                        Account(pending, pendingDestination!);
+                        Account(pending, pendingDestination!, pendingOwnsSlot);
                         pending = null;
                     }
                 }
@@ -433,11 +434,28 @@ public sealed class PostDelivery
 
                     var batch = transactions[t];
                     var destination = chunk.Destination ?? Pacer.Of(batch[0].Domain);
-                    var slot = Pacer.TryAcquire(destination, out _);
+
+                    // The connection keeps one slot of a destination: a transaction after a
+                    // pipelined one to the same destination, whose reply is still to be read,
+                    // takes its slot over (only a token of a rate is taken anew). Else eight
+                    // connections would want sixteen slots, and a mixed chunk's copies be
+                    // deferred for our own overlap.
+                    var inherited = pending is not null && pendingOwnsSlot && ReferenceEquals(pendingDestination, destination);
+                    var slot = Pacer.TryAcquire(destination, out _, slotHeld: inherited);
+                    if (slot && inherited)
+                    {
+                        pendingOwnsSlot = false;
+                    }
+                    else
+                    {
+                        inherited = false;
+                    }
+
                     if (!slot && pending is not null)
                     {
                         // This worker's own transaction whose reply is still to be read may hold
-                        // the slot (MaxConnections 1, or a concurrency halved to 1): read it first.
+                        // a slot (another destination's, or this one's when only a token of its
+                        // rate is missing): read it first.
                         connection.Complete();
                         Settle();
                     }
@@ -451,9 +469,10 @@ public sealed class PostDelivery
                         }
 
                         // A mixed chunk never waits long for one domain: its recipients wait in retry.
+                        var why = Pacer.Why(destination);
                         foreach (var r in batch)
                         {
-                            deferred.Add((r, 0, $"paced: {destination.Name} asked us to slow down"));
+                            deferred.Add((r, 0, why));
                         }
 
                         sent++;
@@ -481,8 +500,17 @@ public sealed class PostDelivery
                     catch (Exception e) when (e is ParseException or FormatException or ArgumentException)
                     {
                         // A member address or name the client cannot write: a permanent
-                        // failure of these recipients alone; the delivery goes on.
-                        Pacer.Done(destination, 0, false);
+                        // failure of these recipients alone; the delivery goes on. A slot
+                        // taken over goes back to the transaction still in flight.
+                        if (inherited)
+                        {
+                            pendingOwnsSlot = true;
+                        }
+                        else
+                        {
+                            Pacer.Done(destination, 0, false);
+                        }
+
                         foreach (var r in batch)
                         {
                             bounced.Add(new Refusal(r, 553, "cannot address this recipient: " + e.Message, AtRecipient: true, t, batch.Length));
@@ -545,6 +573,7 @@ public sealed class PostDelivery
                     {
                         pending = result;
                         pendingDestination = destination;
+                        pendingOwnsSlot = true;
                     }
                     else
                     {

@@ -221,6 +221,7 @@ public sealed class OutgoingRunner(
         : IDeliveryProgress
     {
         private readonly object _gate = new();
+        private readonly string _entry = start.Entry;
         private DeliveryProgressSnapshot _snapshot = start;
         private DateTimeOffset _written = DateTimeOffset.MinValue;
 
@@ -241,11 +242,26 @@ public sealed class OutgoingRunner(
                 runner.Refused(list, metadata, bounced, delivered + deferred.Count + bounced.Count);
             }
 
+            if (deferred.Count > 0)
+            {
+                // Once per chunk, with why: the retry entry keeps the recipients, not the replies.
+                runner.Log.LogWarning("{Count} recipients of {MessageId} to {ListId} deferred ({QueueEntry}, chunk {Chunk}): {Reasons}",
+                    deferred.Count, metadata.MessageId, list.Fqdn, _entry, chunk, Reasons(deferred));
+            }
+
             if (durable || deferred.Count > 0)
             {
                 // Deferred recipients are always recorded: the log is where retry finds them.
                 checkpoint.Record(chunk, transactions, deferred.Select(d => d.Recipient));
             }
+        }
+
+        // The distinct replies (at most three), each with how many recipients it deferred.
+        private static string Reasons(IReadOnlyList<(Recipient Recipient, int Status, string Response)> deferred)
+        {
+            var groups = deferred.GroupBy(d => d.Status == 0 ? d.Response : $"{d.Status} {d.Response}").ToList();
+            var shown = groups.Take(3).Select(g => g.Count() == 1 ? g.Key : $"{g.Key} ({g.Count()})");
+            return string.Join("; ", shown) + (groups.Count > 3 ? $"; {groups.Count - 3} more" : "");
         }
 
         // At most once a second: `mailman status` shows it.

@@ -58,6 +58,40 @@ public sealed class PacingTests
         Assert.True(pacer.TryAcquire(d, out _));
     }
 
+    // A pipelined connection sends its next copy before the last one's reply is read: it keeps
+    // its one slot (as Postfix counts a destination's concurrency in connections), else eight
+    // connections wanted sixteen slots and a mixed chunk's copies were deferred as "paced".
+    [Fact]
+    public void A_connection_keeps_one_slot_while_its_pipelined_transactions_overlap()
+    {
+        var pacer = Pacer(maxPerMinute: null, maxConnections: 2);
+        var d = pacer.Of("gmail.com");
+        Assert.True(pacer.TryAcquire(d, out _));
+        Assert.True(pacer.TryAcquire(d, out _, slotHeld: true));
+        pacer.Done(d, 1, throttled: false, release: false);
+        Assert.Equal(1, d.InFlight);
+
+        Assert.True(pacer.TryAcquire(d, out _));
+        Assert.False(pacer.TryAcquire(d, out _));
+        Assert.Equal("paced: gmail.com at 2 connections", pacer.Why(d));
+        pacer.Done(d, 1, throttled: false);
+        Assert.True(pacer.TryAcquire(d, out _));
+    }
+
+    [Fact]
+    public void A_slot_kept_still_takes_a_token_of_the_rate_and_the_deferral_says_which_limit()
+    {
+        var pacer = Pacer(maxPerMinute: 60, maxConnections: null);
+        var d = pacer.Of("gmail.com");
+        Assert.True(pacer.TryAcquire(d, out _));
+        Assert.False(pacer.TryAcquire(d, out var wait, slotHeld: true));
+        Assert.Equal(TimeSpan.FromSeconds(1), wait);
+        Assert.Equal("paced: gmail.com at 60 copies a minute", pacer.Why(d));
+
+        pacer.Done(d, 1, throttled: true);
+        Assert.Equal("paced: gmail.com slowed down by its 421 or 4.7.x, at 30 copies a minute", pacer.Why(d));
+    }
+
     [Fact]
     public void A_throttle_halves_rate_and_concurrency_once_a_second_and_a_tenth_comes_back_each_quiet_minute()
     {

@@ -92,6 +92,10 @@ public abstract class SmtpFaultTests : IDisposable
         Assert.Equal(8, server.Received.SelectMany(m => m.Recipients).Count());
         Assert.Equal([M(2), M(7)], RetryRecipients(h).Order());
 
+        // Logged once for the chunk, with the server's reply (the retry entry keeps only the addresses).
+        Assert.True(h.Logs.Lines.Any(l => l.Contains("2 recipients of ", StringComparison.Ordinal)
+            && l.Contains(" deferred (", StringComparison.Ordinal) && l.Contains(": 450 mailbox busy", StringComparison.Ordinal) && l.EndsWith("(2)", StringComparison.Ordinal)), string.Join("\n", h.Logs.Lines));
+
         refuse.Clear();
         h.Time.Advance(h.Options.Retry.DelayFor(1));
         Assert.Equal(1, RunnerHarness.Drain(h.Retry));

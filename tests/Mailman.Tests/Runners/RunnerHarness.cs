@@ -48,7 +48,7 @@ internal sealed class RunnerHarness : IDisposable
         Expiry = new HoldExpiry(Queues, lists, Held, Time, NullLogger<HoldExpiry>.Instance);
         Processor = new BounceProcessor(lists, Notices, Time, BounceLog);
         Bounces = new BounceRunner(Queues, Activity, Options, Time, Processor, BounceLog.For<BounceRunner>());
-        Outgoing = new OutgoingRunner(Queues, Activity, Options, Time, new FileSystem(), instance.Paths, NullLogger<OutgoingRunner>.Instance, Processor);
+        Outgoing = new OutgoingRunner(Queues, Activity, Options, Time, new FileSystem(), instance.Paths, new Logger<OutgoingRunner>(_loggers), Processor);
         Retry = new RetryRunner(Queues, Activity, Options, Time, NullLogger<RetryRunner>.Instance);
     }
 
