@@ -121,12 +121,15 @@ public sealed class OutgoingRunner(
             seconds > 0 ? report.Transactions / seconds : 0, (CpuTime() - cpu).TotalSeconds, report.Transactions);
     }
 
-    private long Defer(LoadedEntry entry, EntryMetadata metadata, IEnumerable<Recipient> deferred, DateTimeOffset now)
+    // The first attempt is when this delivery began; the backoff counts from its end, so a
+    // delivery longer than the delay does not give a retry that is due already.
+    private long Defer(LoadedEntry entry, EntryMetadata metadata, IEnumerable<Recipient> deferred, DateTimeOffset started)
     {
         var retry = metadata.Clone();
         retry.Parent = entry.Claim.Name;
         retry.Attempts++;
-        retry.FirstAttempt ??= now;
+        retry.FirstAttempt ??= started;
+        var now = Time.GetUtcNow();
         if (now - retry.FirstAttempt.Value >= Options.Retry.MaximumLifetime)
         {
             long count = 0;

@@ -151,6 +151,34 @@ public sealed class RunnerTests : IDisposable
     }
 
     [Fact]
+    public void The_backoff_counts_from_the_end_of_the_delivery_not_its_start()
+    {
+        _instance.CreateList("dev@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
+        _instance.AddMembers("dev@example.org", TempInstance.NumberedMembers(3));
+        using var sink = SmtpSink.Start("-r", "RCPT");
+        using var h = new RunnerHarness(_instance, o =>
+        {
+            o.Smtp.Port = sink.Port;
+            o.Smtp.CheckpointRecipients = 1;
+            o.Retry.MinimumDelay = TimeSpan.FromMinutes(1);
+        });
+        h.Inject("dev@example.org", Posts.Plain());
+        RunnerHarness.Drain(h.Incoming);
+        RunnerHarness.Drain(h.Pipeline);
+
+        // A long delivery: every reading of the clock during it is a minute later.
+        var before = h.Time.GetUtcNow();
+        h.Time.AutoAdvanceAmount = TimeSpan.FromMinutes(1);
+        Assert.Equal(1, RunnerHarness.Drain(h.Outgoing));
+        h.Time.AutoAdvanceAmount = TimeSpan.Zero;
+        var after = h.Time.GetUtcNow();
+
+        var metadata = h.Queues[QueueSet.Retry].ReadMetadata(Assert.Single(h.Queues[QueueSet.Retry].Pending()));
+        Assert.True(metadata.FirstAttempt < metadata.NotBefore!.Value.AddMinutes(-1), $"first attempt {metadata.FirstAttempt} is the delivery's start");
+        Assert.True(metadata.NotBefore >= after, $"next attempt {metadata.NotBefore} due by the end of the delivery ({before} to {after})");
+    }
+
+    [Fact]
     public void A_5xx_for_every_recipient_is_a_bounce_and_is_not_retried()
     {
         _instance.CreateList("dev@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
