@@ -30,6 +30,12 @@ public enum DeliveryStop
 
     /// <summary>An unexpected error on a delivery thread (a bug): progress is recorded, the entry is shunted with its checkpoint.</summary>
     Failed,
+
+    /// <summary>
+    /// Only paced destinations' work was left, past the slice, while another post waited:
+    /// progress is recorded, the rest is for a later run (as after a shutdown).
+    /// </summary>
+    Yielded,
 }
 
 /// <summary>A recipient refused with a 5xx (a permanent failure: not retried), and where in the transaction.</summary>
@@ -168,9 +174,15 @@ public sealed class PostDelivery
     /// thread: an unexpected error stops the delivery and is reported in <see cref="DeliveryReport.Failure"/>.
     /// </summary>
     /// <param name="envelopeSender">MAIL FROM for a post that is not personalized; null: the list's bounces address.</param>
+    /// <param name="yieldTo">
+    /// Whether another post waits (asked at most once a second): once <paramref name="slice"/> has
+    /// passed and every chunk left waits for its destination's pacing, the delivery stops as
+    /// <see cref="DeliveryStop.Yielded"/>. Null: never (a delivery without a durable checkpoint).
+    /// </param>
     public DeliveryReport Deliver(
         PreparedPost post, ListName list, bool personalized, IEnumerable<Recipient> recipients, IDeliveryProgress progress, CancellationToken stop,
-        string? envelopeSender = null, int? chunkSize = null, TimeSpan? abortAfter = null, Action<string?>? onPause = null, string? grouping = null, int? maxRecipients = null)
+        string? envelopeSender = null, int? chunkSize = null, TimeSpan? abortAfter = null, Action<string?>? onPause = null, string? grouping = null, int? maxRecipients = null,
+        Func<bool>? yieldTo = null, TimeSpan slice = default)
     {
         var perTransaction = maxRecipients ?? options.MaxRecipients;
         var plainSender = envelopeSender ?? list.BouncesAddress;
@@ -187,12 +199,36 @@ public sealed class PostDelivery
         var connections = new List<SmtpConnection>();
         var groups = Groups(recipients, size, personalized, grouping ?? Grouping, progress, perTransaction);
         var nextGroup = 0;
+        var yielded = 0;
+        string? yieldReason = null;
+        var yieldAsked = TimeSpan.Zero;
         lock (gate)
         {
             Pool.StartDelivery();
         }
 
-        bool Stopping() => stop.IsCancellationRequested || Volatile.Read(ref unreachable) != 0 || Volatile.Read(ref failure) is not null;
+        bool Stopping() => stop.IsCancellationRequested || Volatile.Read(ref unreachable) != 0 || Volatile.Read(ref failure) is not null || Volatile.Read(ref yielded) != 0;
+
+        // Under the gate, when every chunk left waits for pacing: whether to make way for another post.
+        bool YieldNow(List<Destination> waiting)
+        {
+            var elapsed = watch.Elapsed;
+            if (yieldTo is null || elapsed < slice || (yieldAsked != TimeSpan.Zero && elapsed - yieldAsked < TimeSpan.FromSeconds(1)))
+            {
+                return false;
+            }
+
+            yieldAsked = elapsed;
+            if (!yieldTo())
+            {
+                return false;
+            }
+
+            yieldReason = string.Join("; ", waiting.Distinct().Select(Pacer.Why));
+            Volatile.Write(ref yielded, 1);
+            Monitor.PulseAll(gate);
+            return true;
+        }
 
         // After the grace, in-flight transactions are cut: their recipients are deferred, and
         // recorded, so nothing is lost; only the shutdown is not held up.
@@ -250,6 +286,9 @@ public sealed class PostDelivery
                     }
 
                     var pending = false;
+                    var share = false;
+                    List<Destination>? paced = null;
+                    var pacedHolders = 0;
                     for (var k = 0; k < groups.Count; k++)
                     {
                         var g = groups[(nextGroup + k) % groups.Count];
@@ -261,6 +300,8 @@ public sealed class PostDelivery
                         if (g.Destination is { } d && (!Pacer.MayHold(d, g.Holders) || !Pacer.Ready(d)))
                         {
                             pending = true;
+                            (paced ??= []).Add(d);
+                            pacedHolders += g.Holders;
                             continue;
                         }
 
@@ -273,6 +314,7 @@ public sealed class PostDelivery
                         if (!Pool.WithinShare(r, now))
                         {
                             pending = true;
+                            share = true;
                             break;
                         }
 
@@ -289,6 +331,13 @@ public sealed class PostDelivery
                     if (!pending && inFlight == 0)
                     {
                         return null; // every chunk is done
+                    }
+
+                    // Only paced destinations' chunks are left, and only theirs are in flight: past
+                    // the slice, another post may go first.
+                    if (!share && paced is not null && inFlight == pacedHolders && YieldNow(paced))
+                    {
+                        return null;
                     }
 
                     Monitor.Wait(gate, 50);
@@ -704,8 +753,9 @@ public sealed class PostDelivery
         report.Stop = failure is not null ? DeliveryStop.Failed
             : stop.IsCancellationRequested ? DeliveryStop.Shutdown
             : unreachable != 0 ? DeliveryStop.ServerUnreachable
+            : yielded != 0 ? DeliveryStop.Yielded
             : DeliveryStop.Completed;
-        report.StopReason = failure?.Message ?? unreachableReason;
+        report.StopReason = failure?.Message ?? unreachableReason ?? (yielded != 0 ? yieldReason : null);
         report.Elapsed = watch.Elapsed;
         report.KeepRest(() => groups.SelectMany(g => g.Rest(progress)), () => groups.ForEach(g => g.Dispose()));
         return report;

@@ -53,6 +53,7 @@ public sealed class MailmanOptions
         Check(Smtp.MaxSessionsPerConnection >= 0, "Mailman:Smtp:MaxSessionsPerConnection must be >= 0 (0: unlimited)");
         Check(Smtp.Connections is >= 1 and <= 64, "Mailman:Smtp:Connections must be 1-64");
         Check(Smtp.TimeoutSeconds >= 1, "Mailman:Smtp:TimeoutSeconds must be >= 1");
+        Check(Smtp.YieldAfterSeconds >= 0, "Mailman:Smtp:YieldAfterSeconds must be >= 0");
         Check(Smtp.CheckpointRecipients is >= 1 and <= 100_000, "Mailman:Smtp:CheckpointRecipients must be 1-100000");
         Check(Retry.MinimumDelay > TimeSpan.Zero, "Mailman:Retry:MinimumDelay must be positive");
         Check(Retry.MaximumDelay >= Retry.MinimumDelay, "Mailman:Retry:MaximumDelay must be >= MinimumDelay");
@@ -157,6 +158,13 @@ public sealed class SmtpOptions
 
     /// <summary>A pool of relays (smarthosts) instead of Host/Port; each entry inherits the settings above that it leaves empty.</summary>
     public List<RelayOptions> Relays { get; set; } = [];
+
+    /// <summary>
+    /// A post whose chunks left all wait for paced destinations makes way for the next waiting
+    /// post once it has been delivering this long, and resumes from its checkpoint after the posts
+    /// waiting then: a throttled provider never holds up the posts behind it. 0: at once.
+    /// </summary>
+    public int YieldAfterSeconds { get; set; } = 30;
 
     /// <summary>Per-destination pacing, by destination name (a domain; its Domains may group more).</summary>
     public Dictionary<string, DestinationOptions> Destinations { get; set; } = new(StringComparer.OrdinalIgnoreCase);

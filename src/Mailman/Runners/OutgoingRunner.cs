@@ -27,6 +27,36 @@ public sealed class OutgoingRunner(
         mx: options.Smtp.GroupByMx ? new MxGroups(Dmarc.DnsTxtResolver.FromOptions(options.Dns).PrimaryMxAsync, time) : null);
     private readonly InstancePaths _paths = paths;
 
+    // Entries that made way for others (DeliveryStop.Yielded), in the order they did: claimed
+    // again only when no other entry waits, the longest waiting first. Lost with the process,
+    // which only changes the order.
+    private readonly List<string> _yielded = [];
+
+    protected override ClaimedEntry? ClaimNext()
+    {
+        if (_yielded.Count == 0)
+        {
+            return Queue.TryClaim();
+        }
+
+        if (Queue.TryClaim(name => !_yielded.Contains(name)) is { } claim)
+        {
+            return claim;
+        }
+
+        while (_yielded.Count > 0)
+        {
+            var name = _yielded[0];
+            _yielded.RemoveAt(0);
+            if (Queue.Claim(name) is { } again)
+            {
+                return again;
+            }
+        }
+
+        return null;
+    }
+
     protected override void Process(LoadedEntry entry, CancellationToken stoppingToken)
     {
         var metadata = entry.Metadata;
@@ -81,7 +111,8 @@ public sealed class OutgoingRunner(
                         Log.LogError("Delivery of {MessageId} to {ListId} ({QueueEntry}) cannot record its progress: {Error}; paused until it can",
                             metadata.MessageId, list.Fqdn, entry.Claim.Name, reason);
                     }
-                }, grouping, checkpoint.MaxRecipients);
+                }, grouping, checkpoint.MaxRecipients,
+                Options.Smtp.Checkpoint ? Queue.HasWaiting : null, TimeSpan.FromSeconds(Options.Smtp.YieldAfterSeconds));
         }
         finally
         {
@@ -101,6 +132,15 @@ public sealed class OutgoingRunner(
             Queue.Unclaim(entry.Claim);
             Log.LogInformation("Shutdown: delivery of {MessageId} to {ListId} stopped after {Delivered} copies; {QueueEntry} stays in out with its checkpoint",
                 metadata.MessageId, list.Fqdn, report.Delivered, entry.Claim.Name);
+            return;
+        }
+
+        if (report.Stop == DeliveryStop.Yielded)
+        {
+            Queue.Unclaim(entry.Claim);
+            _yielded.Add(entry.Claim.Name);
+            Log.LogInformation("Delivery of {MessageId} to {ListId} ({QueueEntry}) makes way for the posts waiting after {Delivered} copies in {Seconds:F0}s; the rest waits for its paced destinations ({Reason}) and goes on after them",
+                metadata.MessageId, list.Fqdn, entry.Claim.Name, report.Delivered, report.Elapsed.TotalSeconds, report.StopReason);
             return;
         }
 

@@ -60,6 +60,9 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
     protected virtual void ProcessBatch(IReadOnlyList<EntryHead> heads, CancellationToken stoppingToken)
         => throw new NotSupportedException($"{RunnerName} does not process batches");
 
+    /// <summary>Claims the next entry to process: the oldest eligible one, unless a runner orders them otherwise.</summary>
+    protected virtual ClaimedEntry? ClaimNext() => Queue.TryClaim(IsEligible);
+
     /// <summary>Which waiting entries may be claimed now (retry: only those due).</summary>
     protected virtual bool IsEligible(string name) => true;
 
@@ -162,7 +165,7 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
             return RunBatch(stoppingToken);
         }
 
-        var claim = Queue.TryClaim(IsEligible);
+        var claim = ClaimNext();
         if (claim is null)
         {
             Resume();

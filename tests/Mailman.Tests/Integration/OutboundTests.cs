@@ -29,9 +29,9 @@ public sealed class OutboundTests : IDisposable
         _instance.AddMembers(List, members);
     }
 
-    private void Inject()
+    private void Inject(string messageId = "post1@example.com")
     {
-        var result = MailmanProcess.Run(_instance.Home, ["inject", List], Posts.Plain());
+        var result = MailmanProcess.Run(_instance.Home, ["inject", List], Posts.Plain(messageId: messageId));
         Assert.True(result.ExitCode == 0, result.Stderr);
     }
 
@@ -450,5 +450,36 @@ public sealed class OutboundTests : IDisposable
 
         // One a second (a burst of one): eight copies span at least six seconds, however fast the machine.
         Assert.True(paced[^1].At - paced[0].At >= TimeSpan.FromSeconds(6), $"8 paced copies in {(paced[^1].At - paced[0].At).TotalSeconds:F1}s");
+    }
+
+    [Fact]
+    public void A_post_left_waiting_for_a_paced_destination_makes_way_for_the_next_post()
+    {
+        var members = TempInstance.NumberedMembers(3, "paced.example").Concat(TempInstance.NumberedMembers(40)).ToList();
+        CreateList(members);
+        using var server = ScriptedSmtpServer.Start();
+        Inject("first@example.com");
+        Inject("second@example.com");
+        var env = Pool((server.Port, 1));
+        env["Mailman__Smtp__Destinations__paced.example__MaxPerMinute"] = "60";
+        env["Mailman__Smtp__YieldAfterSeconds"] = "1";
+
+        ServeUntilDone(env, server.Port);
+
+        var received = server.Received.ToList();
+        bool Of(ReceivedMessage m, string id) => System.Text.Encoding.UTF8.GetString(m.Content).Contains($"<{id}>", StringComparison.Ordinal);
+        foreach (var id in new[] { "first@example.com", "second@example.com" })
+        {
+            var copies = received.Where(m => Of(m, id)).Select(m => Assert.Single(m.Recipients)).ToList();
+            Assert.Equal(members.Select(m => m.Address).Order(StringComparer.Ordinal), copies.Order(StringComparer.Ordinal));
+        }
+
+        // The first post's three paced copies take two seconds at least (one a second): the
+        // second post's other members have theirs before the last of them.
+        var lastPacedOfFirst = received.FindLastIndex(m => Of(m, "first@example.com") && m.Recipients[0].EndsWith("@paced.example", StringComparison.Ordinal));
+        var lastOtherOfSecond = received.FindLastIndex(m => Of(m, "second@example.com") && m.Recipients[0].EndsWith("@example.com", StringComparison.Ordinal));
+        Assert.True(lastOtherOfSecond < lastPacedOfFirst, "the second post waited for the first one's paced destination");
+        Assert.Contains("makes way for the posts waiting", Logs(), StringComparison.Ordinal);
+        Assert.Contains("paced: paced.example at 60 copies a minute", Logs(), StringComparison.Ordinal);
     }
 }
