@@ -44,4 +44,21 @@ public sealed class PoolDeliveryTests
         // Its four connections failed together: one try, the first backoff (2 s), not 2 × 2⁴.
         Assert.Equal(2, down.RetryInSeconds);
     }
+
+    [Fact]
+    public void A_relay_that_takes_the_connection_and_never_greets_is_down_for_that_not_for_a_failed_connect()
+    {
+        // The kernel completes the handshake for a listener that never accepts: connected, silent.
+        using var silent = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        silent.Start();
+        var port = ((System.Net.IPEndPoint)silent.LocalEndpoint).Port;
+        var delivery = new PostDelivery(new SmtpOptions { TimeoutSeconds = 1 }, [Relay.Plain("127.0.0.1", port, connections: 1)]);
+        var post = PreparedPost.Create(Encoding.UTF8.GetBytes("Subject: t\r\nFrom: a@example.com\r\n\r\nbody\r\n"), null);
+
+        using var report = delivery.Deliver(post, ListName.Parse("dev@example.org"), personalized: false, [new Recipient("m@example.com", "")], new Progress(), CancellationToken.None);
+
+        Assert.Equal(DeliveryStop.ServerUnreachable, report.Stop);
+        Assert.Contains($"SMTP server 127.0.0.1:{port} took the connection but sent no greeting or EHLO reply within 1 s", report.StopReason, StringComparison.Ordinal);
+        Assert.Equal(["m@example.com"], report.Remaining.Select(r => r.Address));
+    }
 }

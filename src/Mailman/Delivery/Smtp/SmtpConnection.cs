@@ -393,6 +393,13 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         }
     }
 
+    private static bool TimedOut(Exception e) => e switch
+    {
+        TimeoutException or OperationCanceledException => true,
+        SocketException { SocketErrorCode: SocketError.TimedOut } => true,
+        _ => e.InnerException is { } inner && TimedOut(inner),
+    };
+
     private ListSmtpClient Connect()
     {
         var client = new ListSmtpClient(options.PreferBdat)
@@ -413,6 +420,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         client.ServerCertificateValidationCallback = (_, certificate, chain, errors) => relay.Trust.Accept(certificate, chain, errors, out _tlsRefusal);
 
         Socket? socket = null;
+        var connected = false;
         var greeted = false;
         try
         {
@@ -420,6 +428,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             // then waits for a delayed ACK (~40 ms). Our own socket has TCP_NODELAY.
             socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             ConnectWithTimeout(socket, Endpoint(), TimeSpan.FromSeconds(options.TimeoutSeconds));
+            connected = true;
 
             // The handshake is synchronous over the blocking socket (AuthenticateAsClient): no
             // async call ever turns the socket non-blocking.
@@ -463,7 +472,11 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
                 SmtpCommandException c => $"{(int)c.StatusCode} {c.Message}",
                 _ => e.Message,
             };
-            throw new SmtpConnectException(e is SmtpConnectException ? why : $"cannot connect to SMTP server {relay.Name}: {why}", e)
+            var silent = connected && !greeted && TimedOut(e);
+            throw new SmtpConnectException(
+                e is SmtpConnectException ? why
+                : silent ? $"SMTP server {relay.Name} took the connection but sent no greeting or EHLO reply within {options.TimeoutSeconds} s"
+                : $"cannot connect to SMTP server {relay.Name}: {why}", e)
             {
                 // The server is there and took the connection, but not one more session (a limit
                 // on connections from us, or a load shed): 421 to the greeting, EHLO or STARTTLS.
