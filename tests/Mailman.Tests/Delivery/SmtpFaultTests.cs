@@ -182,6 +182,34 @@ public abstract class SmtpFaultTests : IDisposable
         Assert.Equal(10, sink.WaitFor(10).Select(m => m.Recipients[0]).Distinct().Count());
     }
 
+    // RFC 6531 §3.2: a non-ASCII local part needs SMTPUTF8, which smtp-sink does not offer. The
+    // copy is not sent raw: it is refused here, as Postfix does (5.6.7), and not scored (the
+    // relay's capability, not the member's address); the others are delivered.
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void A_non_ASCII_local_part_is_refused_with_5_6_7_when_the_relay_offers_no_SMTPUTF8(bool personalized)
+    {
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            var list = store.GetList(ListName.Parse("dev@example.org"));
+            list.Personalize = personalized ? Personalization.Full : Personalization.None;
+            store.SaveList(list);
+        }
+
+        _instance.AddMembers("dev@example.org", [new Member("jörg@example.com", "Jörg")]);
+        using var sink = SmtpSink.Start();
+        using var h = Harness(sink.Port);
+        ToOut(h);
+        RunnerHarness.Drain(h.Outgoing);
+
+        Wait.Until(() => sink.Messages().SelectMany(m => m.Recipients).Count() >= 10, TimeSpan.FromSeconds(60), "10 copies at the sink");
+        Assert.Equal(10, sink.Messages().SelectMany(m => m.Recipients).Distinct().Count());
+        Assert.DoesNotContain(sink.Messages(), m => m.Recipients.Any(r => !System.Text.Ascii.IsValid(r)));
+        Assert.Empty(RetryRecipients(h));
+        Assert.True(h.BounceLog.Lines.Any(l => l.Contains("jörg@example.com", StringComparison.Ordinal) && l.Contains("5.6.7 SMTPUTF8 is required", StringComparison.Ordinal) && l.Contains("not scored", StringComparison.Ordinal)), string.Join("\n", h.BounceLog.Lines));
+    }
+
     [Fact]
     public void An_unreachable_server_leaves_the_post_waiting_in_retry_until_it_comes_back()
     {

@@ -139,8 +139,19 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         client.SenderAccepted = false;
         var mailboxes = new List<MailboxAddress>(recipients.Count);
         HashSet<string>? invalid = null;
+        var utf8 = client.Capabilities.HasFlag(SmtpCapabilities.UTF8);
         foreach (var r in recipients)
         {
+            // RFC 6531 §3.2: a non-ASCII local part needs SMTPUTF8 (an IDN domain goes as its
+            // A-labels); without it the copy cannot be sent, as Postfix says, with 5.6.7: not the
+            // address's fault, so not scored, and not retried.
+            if (!utf8 && !System.Text.Ascii.IsValid(r.Address.AsSpan(0, Math.Max(0, r.Address.LastIndexOf('@')))))
+            {
+                (invalid ??= []).Add(r.Address);
+                result.Bounced.Add(new(r, 553, $"5.6.7 SMTPUTF8 is required, but was not offered by {relay.Name}", AtRecipient: true));
+                continue;
+            }
+
             try
             {
                 mailboxes.Add(new MailboxAddress("", r.Address));
