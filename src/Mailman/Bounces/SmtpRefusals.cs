@@ -92,6 +92,19 @@ public static class SmtpRefusals
         return alike;
     }
 
+    /// <summary>
+    /// The transactions <see cref="RefusedAlike"/> at RCPT with a reply that is not about the
+    /// address (Postfix's <c>554 5.7.1 Relay access denied</c>): the relay's policy refusing us,
+    /// our configuration, as a refused MAIL FROM is. Their recipients wait in retry instead of
+    /// losing the post. Alike refusals about the address, or after DATA (the message), stay bounces.
+    /// </summary>
+    public static HashSet<int> RefusedByTheRelay(IReadOnlyList<SmtpRefusal> refusals, long attempted)
+    {
+        var alike = RefusedAlike(refusals, attempted);
+        alike.RemoveWhere(t => refusals.First(r => r.Transaction == t) is var first && (!first.AtRecipient || IsAboutTheAddress(first, out _)));
+        return alike;
+    }
+
     private static bool AllAlike(List<SmtpRefusal> refusals)
     {
         var first = Normalized(refusals[0]);

@@ -42,7 +42,10 @@ public enum DeliveryStop
 /// <param name="AtRecipient">In answer to its RCPT TO, or an address the client cannot write; false: at MAIL FROM or after DATA.</param>
 /// <param name="Transaction">The transaction's index in its delivery chunk.</param>
 /// <param name="TransactionSize">The recipients of that transaction.</param>
-public readonly record struct Refusal(Recipient Recipient, int Status, string Response, bool AtRecipient, int Transaction = 0, int TransactionSize = 1);
+public readonly record struct Refusal(Recipient Recipient, int Status, string Response, bool AtRecipient, int Transaction = 0, int TransactionSize = 1)
+{
+    internal Bounces.SmtpRefusal ToSmtpRefusal() => new(Recipient.Address, Status, Response, AtRecipient, Transaction, TransactionSize);
+}
 
 /// <summary>Where a delivery records and finds its progress (a checkpoint, or nothing).</summary>
 public interface IDeliveryProgress
@@ -633,6 +636,10 @@ public sealed class PostDelivery
                 // Every transaction counted as done must have its outcome before it is recorded.
                 connection.Complete();
                 Settle();
+                if (bounced.Count >= 2)
+                {
+                    RelayRefusals(relay, bounced, deferred, delivered);
+                }
 
                 if (t > done)
                 {
@@ -669,6 +676,22 @@ public sealed class PostDelivery
                     stop.WaitHandle.WaitOne(TimeSpan.FromSeconds(1));
                 }
             }
+        }
+
+        // Recipients the relay refused alike for its own policy wait in retry, not lost as bounces.
+        void RelayRefusals(RelayState relay, List<Refusal> bounced, List<(Recipient, int, string)> deferred, long delivered)
+        {
+            var refusedByRelay = Bounces.SmtpRefusals.RefusedByTheRelay(bounced.ConvertAll(b => b.ToSmtpRefusal()), delivered + deferred.Count + bounced.Count);
+            if (refusedByRelay.Count == 0)
+            {
+                return;
+            }
+
+            var moved = bounced.FindAll(b => refusedByRelay.Contains(b.Transaction));
+            bounced.RemoveAll(b => refusedByRelay.Contains(b.Transaction));
+            deferred.AddRange(moved.Select(b => (b.Recipient, b.Status, b.Response)));
+            _log?.LogError("SMTP server refused all {Count} recipients of {Transactions} transactions to {ListId} with the same reply, {SmtpStatus} {SmtpResponse}, which is not about the address: relay {Relay} refuses us, not the members; they wait in retry (check the relay's configuration)",
+                moved.Count, refusedByRelay.Count, list.Fqdn, moved[0].Status, moved[0].Response, relay.Relay.Name);
         }
 
         // A slot for one transaction to d, waiting at most `patience` (and never past a stop).

@@ -237,7 +237,7 @@ public sealed class OutgoingRunner(
             try
             {
                 bounces.ProcessRefusals(list, metadata.MessageId,
-                    bounced.Select(b => new SmtpRefusal(b.Recipient.Address, b.Status, b.Response, b.AtRecipient, b.Transaction, b.TransactionSize)).ToList(), attempted);
+                    bounced.Select(b => b.ToSmtpRefusal()).ToList(), attempted);
                 return;
             }
             catch (Exception e)

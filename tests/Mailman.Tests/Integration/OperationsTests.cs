@@ -142,13 +142,15 @@ public sealed class OperationsTests : IDisposable
         var lines = result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.NotEmpty(lines);
         Assert.All(lines.Where(l => l.StartsWith('<')), l => Assert.Matches(@"^<[2-7]>\[", l));
-        // smtp-sink refuses every RCPT alike: the relay refusing us, one error line, nobody scored.
+        // smtp-sink refuses every RCPT alike (550 5.3.0): the relay refusing us, one error line,
+        // nobody scored, the recipients wait in retry.
         Assert.Contains(lines, l => l.StartsWith("<3>", StringComparison.Ordinal) && l.Contains("SMTP server refused all 3 recipients", StringComparison.Ordinal));
         Assert.DoesNotContain("\u001b[", result.Stderr, StringComparison.Ordinal);
 
         Assert.Contains("Post received", File.ReadAllText(LogFile("post")), StringComparison.Ordinal);
         Assert.Contains("delivered:", File.ReadAllText(LogFile("smtp")), StringComparison.Ordinal);
-        Assert.Contains("SMTP server refused all 3 recipients", File.ReadAllText(LogFile("bounce")), StringComparison.Ordinal);
+        Assert.Contains("SMTP server refused all 3 recipients", File.ReadAllText(LogFile("smtp")), StringComparison.Ordinal);
+        Assert.Equal(1, _instance.Count("retry"));
         Assert.Contains("started on queue", File.ReadAllText(LogFile("qrunner")), StringComparison.Ordinal);
         Assert.DoesNotContain("Bounce:", File.ReadAllText(LogFile("post")), StringComparison.Ordinal);
     }

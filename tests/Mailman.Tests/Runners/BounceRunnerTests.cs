@@ -552,20 +552,22 @@ public sealed partial class BounceRunnerTests : IDisposable
         Assert.True(h.Outgoing.RunOnce(CancellationToken.None));
     }
 
-    public static TheoryData<string, int, string> RelayRefusals => new()
+    // The last column: whether the recipients wait in retry. Every recipient refused alike at
+    // RCPT for a reason that is not about the address is the relay's policy, our configuration.
+    public static TheoryData<string, int, string, bool> RelayRefusals => new()
     {
-        { "rcpt", 554, "5.7.1 <{0}>: Relay access denied" }, // policy
-        { "rcpt", 550, "relaying denied" },                   // every recipient alike: the relay
-        { "rcpt", 550, "5.7.1 sender rejected by policy" },
-        { "rcpt", 550, "5.4.4 unable to route" },
-        { "rcpt", 554, "transaction failed" },
-        { "data", 554, "5.6.0 content rejected by filter" },
-        { "data", 550, "5.1.1 no such user" },                // after DATA: the content, whatever it says
+        { "rcpt", 554, "5.7.1 <{0}>: Relay access denied", true }, // policy
+        { "rcpt", 550, "relaying denied", false },                  // every recipient alike: the relay; a plain 550 is a bounce
+        { "rcpt", 550, "5.7.1 sender rejected by policy", true },
+        { "rcpt", 550, "5.4.4 unable to route", true },
+        { "rcpt", 554, "transaction failed", true },
+        { "data", 554, "5.6.0 content rejected by filter", false },
+        { "data", 550, "5.1.1 no such user", false },               // after DATA: the content, whatever it says
     };
 
     [Theory]
     [MemberData(nameof(RelayRefusals))]
-    public void Refusals_from_the_relay_that_are_not_about_the_address_score_nobody(string stage, int code, string text)
+    public void Refusals_from_the_relay_that_are_not_about_the_address_score_nobody(string stage, int code, string text, bool retried)
     {
         CreateList(l => l.BounceScoreThreshold = 1, members: 4);
         using var server = stage == "rcpt"
@@ -575,7 +577,7 @@ public sealed partial class BounceRunnerTests : IDisposable
         Deliver(h); // one scored refusal would disable (threshold 1)
 
         Assert.All(TempInstance.NumberedMembers(4), m => Assert.True(Member(m.Address)! is { BounceScore: 0, DeliveryEnabled: true }));
-        Assert.Empty(h.Queues[QueueSet.Retry].Pending()); // still permanent failures: not retried
+        Assert.Equal(retried ? 1 : 0, h.Queues[QueueSet.Retry].Pending().Count);
         Assert.Empty(h.Queues[QueueSet.Out].Pending());
     }
 
@@ -613,6 +615,30 @@ public sealed partial class BounceRunnerTests : IDisposable
         Assert.True(TempInstance.NumberedMembers(4).All(m => Member(m.Address)!.BounceScore == 0), string.Join("\n", h.BounceLog.Lines));
         Assert.Single(h.BounceLog.Lines, l => l.StartsWith("SMTP server refused all 4 recipients of 1 transactions of Message-Id post1@example.com to dev@example.org with the same reply", StringComparison.Ordinal));
         Assert.DoesNotContain(h.BounceLog.Lines, l => l.StartsWith("Bounce:", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData(Personalization.None)] // one transaction of four
+    [InlineData(Personalization.Full)] // four transactions, the whole chunk alike
+    public void A_relay_refusing_every_recipient_alike_for_its_own_policy_leaves_them_waiting_in_retry(Personalization personalize)
+    {
+        CreateList(l =>
+        {
+            l.BounceScoreThreshold = 1;
+            l.Personalize = personalize;
+        }, members: 4);
+        using var server = ScriptedSmtpServer.Start(rcpt: a => ScriptedSmtpServer.Reply(554, "5.7.1 <" + a + ">: Relay access denied"));
+        using var h = new RunnerHarness(_instance, o => o.Smtp.Port = server.Port);
+        Deliver(h);
+
+        var retry = h.Queues[QueueSet.Retry];
+        var entry = retry.Load(retry.Claim(Assert.Single(retry.Pending()))!);
+        Assert.Equal(TempInstance.NumberedMembers(4).Select(m => m.Address), retry.Recipients(entry).Select(r => r.Address).Order(StringComparer.Ordinal));
+        Assert.True(TempInstance.NumberedMembers(4).All(m => Member(m.Address)!.BounceScore == 0));
+        Assert.DoesNotContain(h.BounceLog.Lines, l => l.StartsWith("Bounce:", StringComparison.Ordinal));
+        Assert.True(h.Logs.Lines.Count(l => l.Contains("refused all 4 recipients of", StringComparison.Ordinal)
+            && l.Contains(">: Relay access denied", StringComparison.Ordinal) && l.Contains(", which is not about the address", StringComparison.Ordinal) && l.Contains("they wait in retry", StringComparison.Ordinal)) == 1,
+            string.Join("\n", h.Logs.Lines));
     }
 
     [Fact]
