@@ -84,7 +84,7 @@ internal static class StatusCommand
         var progress = ProgressFile.Read(paths);
         var nextRetry = NextRetry(queues[QueueSet.Retry]);
         var disabledToday = DisabledToday(paths, now);
-        var relays = RelaysFile.Read(paths)?.Relays;
+        var relays = RelaysNow(RelaysFile.Read(paths), now);
         if (asJson)
         {
             return JsonSerializer.Serialize(new StatusReport(rows, progress, nextRetry, relays) { DisabledToday = disabledToday }, StatusJson.Default.StatusReport) + Environment.NewLine;
@@ -114,7 +114,7 @@ internal static class StatusCommand
             foreach (var r in relays)
             {
                 sb.Append(CultureInfo.InvariantCulture,
-                    $"relay {r.Relay} ({r.Security}, {r.Connections} connections, weight {r.Weight}): {r.State}, {r.Rate:F0} msg/s, {r.Sent} sent{(r.State == "down" ? $", retried in {r.RetryInSeconds:F0}s: {r.LastError}" : "")}\n");
+                    $"relay {r.Relay} ({r.Security}, {r.Connections} connections, weight {r.Weight}): {r.State}, {r.Rate:F0} msg/s, {r.Sent} sent{(r.State == "down" ? $", {(r.RetryInSeconds > 0 ? $"retried in {r.RetryInSeconds:F0}s" : "retried with the next copy")}: {r.LastError}" : "")}\n");
             }
         }
 
@@ -122,6 +122,11 @@ internal static class StatusCommand
         sb.Append(CultureInfo.InvariantCulture, $"members disabled today: {(disabledToday is { } d ? d.ToString(CultureInfo.InvariantCulture) : "? (the database is not readable as this user)")}\n");
         return sb.ToString();
     }
+
+    // The daemon writes the relays when their state changes, not every second: a down relay's
+    // wait counts down from when it was written.
+    private static List<Delivery.RelayStatus>? RelaysNow(RelaysSnapshot? snapshot, DateTimeOffset now)
+        => snapshot?.Relays.ConvertAll(r => r.RetryInSeconds is { } wait ? r with { RetryInSeconds = Math.Max(0, Math.Round(wait - (now - snapshot.Updated).TotalSeconds)) } : r);
 
     // Members whose delivery was turned off since midnight UTC (by bounces, mostly). Only read as
     // the database's owner: SQLite creates its -wal and -shm files on open, and root's would

@@ -27,6 +27,13 @@ public sealed class OutgoingRunner(
         mx: options.Smtp.GroupByMx ? new MxGroups(Dmarc.DnsTxtResolver.FromOptions(options.Dns).PrimaryMxAsync, time) : null);
     private readonly InstancePaths _paths = paths;
 
+    // `status` shows the relays from the start, not only once a post has gone out.
+    public override Task StartAsync(CancellationToken cancellationToken)
+    {
+        _delivery.Pool.Idle();
+        return base.StartAsync(cancellationToken);
+    }
+
     // Entries that made way for others (DeliveryStop.Yielded), in the order they did: claimed
     // again only when no other entry waits, the longest waiting first. Lost with the process,
     // which only changes the order.

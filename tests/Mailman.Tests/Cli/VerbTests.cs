@@ -259,4 +259,24 @@ public sealed class VerbTests : IDisposable
         Assert.NotEqual(0, result.ExitCode);
         Assert.Contains("another mailman serve", result.Stderr, StringComparison.Ordinal);
     }
+
+    // relays.json is written when a relay's state changes: a down relay's wait is shown as it
+    // stands now, and one whose wait is over says so instead of a time in the past.
+    [Fact]
+    public void Status_counts_a_down_relays_wait_down_from_when_the_daemon_wrote_it()
+    {
+        Directory.CreateDirectory(_instance.Paths.VarDirectory);
+        var written = DateTimeOffset.UtcNow.AddSeconds(-30);
+        var snapshot = new Mailman.Runners.RelaysSnapshot(Environment.ProcessId, written,
+        [
+            new("127.0.0.1:2525", "none", "down", 2, 1, 0, 0, 90, "cannot connect"),
+            new("127.0.0.1:2526", "none", "down", 2, 1, 0, 0, 10, "421 4.3.2 shutting down"),
+        ]);
+        File.WriteAllText(Mailman.Runners.RelaysFile.PathOf(_instance.Paths), System.Text.Json.JsonSerializer.Serialize(snapshot, Mailman.Runners.StatusJson.Default.RelaysSnapshot));
+
+        var text = StatusCommand.Render(_instance.Paths, asJson: false);
+
+        Assert.Matches(@"relay 127\.0\.0\.1:2525 \(none, 2 connections, weight 1\): down, 0 msg/s, 0 sent, retried in (59|60|61)s: cannot connect", text);
+        Assert.Contains("relay 127.0.0.1:2526 (none, 2 connections, weight 1): down, 0 msg/s, 0 sent, retried with the next copy: 421 4.3.2 shutting down", text, StringComparison.Ordinal);
+    }
 }
