@@ -45,12 +45,33 @@ public static class MailmanConfiguration
             }
         }
 
+        // A misspelt key (Mailman:Smtp:Secrity) would otherwise be ignored without a word, and
+        // the daemon run with the default it meant to change.
         var options = new MailmanOptions();
-        configuration.GetSection(MailmanOptions.Section).Bind(options);
+        try
+        {
+            configuration.GetSection(MailmanOptions.Section).Bind(options, o => o.ErrorOnUnknownConfiguration = true);
+        }
+        catch (InvalidOperationException e) when (e.Message.Contains("ErrorOnUnknownConfiguration", StringComparison.Ordinal))
+        {
+            throw new InvalidOperationException($"configuration: {UnknownKeys(e.Message)}", e);
+        }
+
         options.Pipeline.Handlers = OrderedList(configuration, "Mailman:Pipeline:Handlers");
         options.Moderation.Chain = OrderedList(configuration, "Mailman:Moderation:Chain");
         options.Validate();
         return options;
+    }
+
+    // The binder names the properties it did not find and the type it looked in ("... the
+    // following properties were not found on the instance of Mailman.Instance.SmtpOptions:
+    // 'Secrity'"): said the way an operator writes settings.
+    private static string UnknownKeys(string message)
+    {
+        var match = System.Text.RegularExpressions.Regex.Match(message, @"instance of (?:[\w.]+\.)?(\w+):\s*(.+)$", System.Text.RegularExpressions.RegexOptions.Singleline);
+        return match.Success
+            ? $"unknown setting {match.Groups[2].Value.Trim()} in {match.Groups[1].Value.Replace("Options", "", StringComparison.Ordinal)} (misspelt? the settings are in the README's Configuration)"
+            : message;
     }
 
     // .NET configuration merges arrays index by index across layers; a pipeline (or the

@@ -106,6 +106,8 @@ public sealed class OutboundTests : IDisposable
         { "Mailman__Smtp__CaFile", "/nonexistent/ca.pem", "CaFile /nonexistent/ca.pem cannot be read" },
         { "Mailman__Smtp__CaFile", "ca.pem", "CaFile or Fingerprint is set with Security none" },
         { "Mailman__Smtp__HeloName", "evil\r\nMAIL FROM:<x@evil>", "Mailman:Smtp:HeloName must be a host name" },
+        { "Mailman__Smtp__Secrity", "tls", "unknown setting 'Secrity' in Smtp" },                         // a typo is not ignored
+        { "Mailman__Smtp__Destinations__gmail.com__MaxPerMinut", "5", "unknown setting 'MaxPerMinut' in Destination" },
     };
 
     [Theory]
