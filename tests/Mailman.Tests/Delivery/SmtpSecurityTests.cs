@@ -148,6 +148,14 @@ public sealed class SmtpSecurityTests : IDisposable
         var (plain, _) = SendOne(RelayFor(sink.Port, "opportunistic"), Message(), out var c2);
         c2.Dispose();
         Assert.True(plain);
+
+        // Implicit TLS to a server that speaks plain text: said as that, not as a certificate problem.
+        var (implicitTls, whyTls) = SendOne(RelayFor(sink.Port, "tls", _certs.CaFile), Message(), out var c3);
+        c3.Dispose();
+        Assert.False(implicitTls);
+        Assert.Contains("TLS handshake failed (", whyTls, StringComparison.Ordinal);
+        Assert.Contains("a server that greets in plain text and offers STARTTLS needs starttls", whyTls, StringComparison.Ordinal);
+        Assert.DoesNotContain("certificate", whyTls, StringComparison.OrdinalIgnoreCase);
     }
 
     [Theory]

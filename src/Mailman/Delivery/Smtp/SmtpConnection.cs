@@ -404,6 +404,8 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         }
     }
 
+    private static Exception Innermost(Exception e) => e.InnerException is { } inner ? Innermost(inner) : e;
+
     private static bool TimedOut(Exception e) => e switch
     {
         TimeoutException or OperationCanceledException => true,
@@ -477,6 +479,11 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             {
                 SmtpConnectException => e.Message,
                 SslHandshakeException or System.Security.Authentication.AuthenticationException when _tlsRefusal is not null => "TLS refused: " + _tlsRefusal,
+
+                // MailKit's own text is about untrusted certificates, whatever went wrong; with no
+                // refusal of ours the handshake itself failed (a plain server on a TLS port, say).
+                SslHandshakeException or System.Security.Authentication.AuthenticationException => $"TLS handshake failed ({Innermost(e).Message.TrimEnd('.')})"
+                    + (relay.Security == RelaySecurity.Tls ? "; Security tls is implicit TLS (port 465): a server that greets in plain text and offers STARTTLS needs starttls" : ""),
                 AuthenticationException => $"AUTH as {relay.User} refused: {e.Message}",
                 NotSupportedException when relay.Security == RelaySecurity.StartTls && !client.Capabilities.HasFlag(SmtpCapabilities.StartTLS) => "it offers no STARTTLS, and Security is starttls",
                 NotSupportedException when relay.Password is not null => "it offers no AUTH: " + e.Message,
