@@ -181,10 +181,12 @@ public sealed class RunnerTests : IDisposable
     [Fact]
     public void A_5xx_for_every_recipient_is_a_bounce_and_is_not_retried()
     {
+        // About each address (5.1.1): bounces. The same 5xx to everyone for the relay's own
+        // policy waits in retry instead (BounceRunnerTests).
         _instance.CreateList("dev@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
         _instance.AddMembers("dev@example.org", TempInstance.NumberedMembers(3));
-        using var sink = SmtpSink.Start("-f", "RCPT");
-        using var h = new RunnerHarness(_instance, o => o.Smtp.Port = sink.Port);
+        using var server = ScriptedSmtpServer.Start(rcpt: a => ScriptedSmtpServer.Reply(550, "5.1.1 <" + a + ">: User unknown"));
+        using var h = new RunnerHarness(_instance, o => o.Smtp.Port = server.Port);
         h.Inject("dev@example.org", Posts.Plain());
         RunnerHarness.Drain(h.Incoming);
         RunnerHarness.Drain(h.Pipeline);
