@@ -183,9 +183,9 @@ public abstract class SmtpFaultTests : IDisposable
     }
 
     // RFC 6531 §3.2: a non-ASCII local part needs SMTPUTF8, which smtp-sink does not offer (an IDN
-    // domain goes as its A-labels). The
-    // copy is not sent raw: it is refused here, as Postfix does (5.6.7), and not scored (the
-    // relay's capability, not the member's address); the others are delivered.
+    // domain goes as its A-labels). The copy is not sent raw: it is refused here, as Postfix does
+    // (5.6.7), and not scored (the relay's capability, not the member's address); the others are
+    // delivered.
     [Theory]
     [InlineData(true)]
     [InlineData(false)]

@@ -111,22 +111,32 @@ public sealed class RunnerTests : IDisposable
         Assert.Single(h.Queues[QueueSet.Out].Pending());
     }
 
-    [Fact]
-    public void Deferred_recipients_back_off_exponentially_and_give_up_after_the_lifetime()
+    // A three-member list whose post waits in out, the harness delivering to the sink.
+    private RunnerHarness ThreeMembersInOut(SmtpSink sink, Action<Mailman.Instance.MailmanOptions> configure)
     {
         _instance.CreateList("dev@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
         _instance.AddMembers("dev@example.org", TempInstance.NumberedMembers(3));
-        using var sink = SmtpSink.Start("-r", "RCPT");
-        using var h = new RunnerHarness(_instance, o =>
+        var h = new RunnerHarness(_instance, o =>
         {
             o.Smtp.Port = sink.Port;
-            o.Retry.MinimumDelay = TimeSpan.FromMinutes(1);
-            o.Retry.MaximumDelay = TimeSpan.FromMinutes(3);
-            o.Retry.MaximumLifetime = TimeSpan.FromMinutes(10);
+            configure(o);
         });
         h.Inject("dev@example.org", Posts.Plain());
         RunnerHarness.Drain(h.Incoming);
         RunnerHarness.Drain(h.Pipeline);
+        return h;
+    }
+
+    [Fact]
+    public void Deferred_recipients_back_off_exponentially_and_give_up_after_the_lifetime()
+    {
+        using var sink = SmtpSink.Start("-r", "RCPT");
+        using var h = ThreeMembersInOut(sink, o =>
+        {
+            o.Retry.MinimumDelay = TimeSpan.FromMinutes(1);
+            o.Retry.MaximumDelay = TimeSpan.FromMinutes(3);
+            o.Retry.MaximumLifetime = TimeSpan.FromMinutes(10);
+        });
 
         var retry = h.Queues[QueueSet.Retry];
         var expectedDelays = new[] { 1, 2, 3, 3 };
@@ -153,18 +163,12 @@ public sealed class RunnerTests : IDisposable
     [Fact]
     public void The_backoff_counts_from_the_end_of_the_delivery_not_its_start()
     {
-        _instance.CreateList("dev@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
-        _instance.AddMembers("dev@example.org", TempInstance.NumberedMembers(3));
         using var sink = SmtpSink.Start("-r", "RCPT");
-        using var h = new RunnerHarness(_instance, o =>
+        using var h = ThreeMembersInOut(sink, o =>
         {
-            o.Smtp.Port = sink.Port;
             o.Smtp.CheckpointRecipients = 1;
             o.Retry.MinimumDelay = TimeSpan.FromMinutes(1);
         });
-        h.Inject("dev@example.org", Posts.Plain());
-        RunnerHarness.Drain(h.Incoming);
-        RunnerHarness.Drain(h.Pipeline);
 
         // A long delivery: every reading of the clock during it is a minute later.
         var before = h.Time.GetUtcNow();
