@@ -110,7 +110,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
         var alike = SmtpRefusals.RefusedAlike(refusals, attempted);
         if (alike.Count > 0)
         {
-            var relay = refusals.Where(r => alike.Contains(r.Transaction)).ToList();
+            var relay = refusals.Where(r => !r.Ours && alike.Contains(r.Transaction)).ToList();
             logger.LogError("SMTP server refused all {Count} recipients of {Transactions} transactions of Message-Id {MessageId} to {ListId} with the same reply, {SmtpStatus} {SmtpResponse}: the relay refuses, not the members; nothing scored (check the relay's configuration)",
                 relay.Count, alike.Count, messageId, list.Fqdn, relay[0].Status, relay[0].Response);
         }
@@ -118,7 +118,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
         var scored = new List<SmtpRefusal>();
         foreach (var r in refusals)
         {
-            if (alike.Contains(r.Transaction))
+            if (!r.Ours && alike.Contains(r.Transaction))
             {
                 continue;
             }

@@ -13,7 +13,8 @@ namespace Mailman.Bounces;
 /// <param name="AtRecipient">Refused in answer to its RCPT TO (or not writable at all); false: at MAIL FROM or after DATA (the message, not the address).</param>
 /// <param name="Transaction">Which transaction of the delivery chunk it was in.</param>
 /// <param name="TransactionSize">How many recipients that transaction had.</param>
-public sealed record SmtpRefusal(string Address, int Status, string Response, bool AtRecipient, int Transaction = 0, int TransactionSize = 1);
+/// <param name="Ours">Refused on our side, never sent (an address the relay cannot be given): not the relay's answer.</param>
+public sealed record SmtpRefusal(string Address, int Status, string Response, bool AtRecipient, int Transaction = 0, int TransactionSize = 1, bool Ours = false);
 
 public static class SmtpRefusals
 {
@@ -63,13 +64,16 @@ public static class SmtpRefusals
     /// The transactions in which the server refused every recipient with the same reply (the
     /// addresses in it aside): the relay refusing us, not the members. A chunk of one-recipient
     /// transactions (a personalized post) counts as one when all of its
-    /// <paramref name="attempted"/> recipients (at least 2) were refused alike.
+    /// <paramref name="attempted"/> recipients (at least 2) were refused alike. Our own refusals
+    /// (<see cref="SmtpRefusal.Ours"/>) are not the server's replies and never count.
     /// </summary>
     /// <returns>The transactions; empty when none, or every one of the chunk's when it is the whole chunk.</returns>
     public static HashSet<int> RefusedAlike(IReadOnlyList<SmtpRefusal> refusals, long attempted)
     {
         var alike = new HashSet<int>();
-        var all = refusals.ToList();
+        var all = refusals.Where(r => !r.Ours).ToList();
+        attempted -= refusals.Count - all.Count;
+        refusals = all;
         if (all.Count >= 2 && all.Count == attempted && AllAlike(all))
         {
             foreach (var r in all)
@@ -101,7 +105,7 @@ public static class SmtpRefusals
     public static HashSet<int> RefusedByTheRelay(IReadOnlyList<SmtpRefusal> refusals, long attempted)
     {
         var alike = RefusedAlike(refusals, attempted);
-        alike.RemoveWhere(t => refusals.First(r => r.Transaction == t) is var first && (!first.AtRecipient || IsAboutTheAddress(first, out _)));
+        alike.RemoveWhere(t => refusals.First(r => !r.Ours && r.Transaction == t) is var first && (!first.AtRecipient || IsAboutTheAddress(first, out _)));
         return alike;
     }
 

@@ -42,9 +42,10 @@ public enum DeliveryStop
 /// <param name="AtRecipient">In answer to its RCPT TO, or an address the client cannot write; false: at MAIL FROM or after DATA.</param>
 /// <param name="Transaction">The transaction's index in its delivery chunk.</param>
 /// <param name="TransactionSize">The recipients of that transaction.</param>
-public readonly record struct Refusal(Recipient Recipient, int Status, string Response, bool AtRecipient, int Transaction = 0, int TransactionSize = 1)
+/// <param name="Ours">Refused on our side before it was sent (an address the relay cannot be given), not by the relay.</param>
+public readonly record struct Refusal(Recipient Recipient, int Status, string Response, bool AtRecipient, int Transaction = 0, int TransactionSize = 1, bool Ours = false)
 {
-    internal Bounces.SmtpRefusal ToSmtpRefusal() => new(Recipient.Address, Status, Response, AtRecipient, Transaction, TransactionSize);
+    internal Bounces.SmtpRefusal ToSmtpRefusal() => new(Recipient.Address, Status, Response, AtRecipient, Transaction, TransactionSize, Ours);
 }
 
 /// <summary>Where a delivery records and finds its progress (a checkpoint, or nothing).</summary>
@@ -565,7 +566,7 @@ public sealed class PostDelivery
 
                         foreach (var r in batch)
                         {
-                            bounced.Add(new Refusal(r, 553, "cannot address this recipient: " + e.Message, AtRecipient: true, t, batch.Length));
+                            bounced.Add(new Refusal(r, 553, "cannot address this recipient: " + e.Message, AtRecipient: true, t, batch.Length, Ours: true));
                         }
 
                         sent++;
@@ -687,8 +688,8 @@ public sealed class PostDelivery
                 return;
             }
 
-            var moved = bounced.FindAll(b => refusedByRelay.Contains(b.Transaction));
-            bounced.RemoveAll(b => refusedByRelay.Contains(b.Transaction));
+            var moved = bounced.FindAll(b => !b.Ours && refusedByRelay.Contains(b.Transaction));
+            bounced.RemoveAll(b => !b.Ours && refusedByRelay.Contains(b.Transaction));
             deferred.AddRange(moved.Select(b => (b.Recipient, b.Status, b.Response)));
             _log?.LogError("SMTP server refused all {Count} recipients of {Transactions} transactions to {ListId} with the same reply, {SmtpStatus} {SmtpResponse}, which is not about the address: relay {Relay} refuses us, not the members; they wait in retry (check the relay's configuration)",
                 moved.Count, refusedByRelay.Count, list.Fqdn, moved[0].Status, moved[0].Response, relay.Relay.Name);

@@ -253,7 +253,7 @@ public sealed class OutgoingRunner(
             }
         }
 
-        foreach (var (recipient, status, response, _, _, _) in bounced)
+        foreach (var (recipient, status, response, _, _, _, _) in bounced)
         {
             Log.LogWarning("Bounce: {Recipient} of {ListId} refused Message-Id {MessageId}: {SmtpStatus} {SmtpResponse}",
                 recipient.Address, list.Fqdn, metadata.MessageId, status, response);

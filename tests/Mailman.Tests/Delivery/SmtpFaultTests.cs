@@ -212,6 +212,33 @@ public abstract class SmtpFaultTests : IDisposable
         Assert.True(h.BounceLog.Lines.Any(l => l.Contains("jörg@example.com", StringComparison.Ordinal) && l.Contains("5.6.7 SMTPUTF8 is required", StringComparison.Ordinal) && l.Contains("not scored", StringComparison.Ordinal)), string.Join("\n", h.BounceLog.Lines));
     }
 
+    // Our own refusals are not the relay's: a list whose every member needs SMTPUTF8 is refused
+    // alike, by us, and must not be taken for a relay refusing us (that waits in retry).
+    [Fact]
+    public void Members_refused_alike_on_our_side_are_bounces_not_a_relay_refusing_us()
+    {
+        _instance.CreateList("intl@example.org", l =>
+        {
+            l.NonMemberAction = NonMemberAction.Accept;
+            l.Personalize = Personalization.Full;
+        });
+        _instance.AddMembers("intl@example.org", [new Member("jörg@example.com", "Jörg"), new Member("zoë@example.net", "Zoë")]);
+        using var sink = SmtpSink.Start();
+        using var h = Harness(sink.Port);
+        h.Inject("intl@example.org", Posts.Plain(to: "intl@example.org"));
+        RunnerHarness.Drain(h.Incoming);
+        RunnerHarness.Drain(h.Pipeline);
+        RunnerHarness.Drain(h.Outgoing);
+
+        Assert.Empty(RetryRecipients(h));
+        foreach (var member in new[] { "jörg@example.com", "zoë@example.net" })
+        {
+            Assert.True(h.BounceLog.Lines.Any(l => l.Contains(member, StringComparison.Ordinal) && l.Contains("5.6.7 SMTPUTF8 is required", StringComparison.Ordinal)), string.Join("\n", h.BounceLog.Lines));
+        }
+
+        Assert.DoesNotContain(h.BounceLog.Lines, l => l.Contains("the relay refuses", StringComparison.Ordinal));
+    }
+
     [Fact]
     public void An_unreachable_server_leaves_the_post_waiting_in_retry_until_it_comes_back()
     {

@@ -148,7 +148,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             if (!utf8 && !System.Text.Ascii.IsValid(r.Address.AsSpan(0, Math.Max(0, r.Address.LastIndexOf('@')))))
             {
                 (invalid ??= []).Add(r.Address);
-                result.Bounced.Add(new(r, 553, $"5.6.7 SMTPUTF8 is required, but was not offered by {relay.Name}", AtRecipient: true));
+                result.Bounced.Add(new(r, 553, $"5.6.7 SMTPUTF8 is required, but was not offered by {relay.Name}", AtRecipient: true, Ours: true));
                 continue;
             }
 
@@ -159,7 +159,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             catch (ParseException e)
             {
                 (invalid ??= []).Add(r.Address);
-                result.Bounced.Add(new(r, 553, "invalid address: " + e.Message, AtRecipient: true));
+                result.Bounced.Add(new(r, 553, "invalid address: " + e.Message, AtRecipient: true, Ours: true));
             }
         }
 
