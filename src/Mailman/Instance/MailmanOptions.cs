@@ -232,14 +232,22 @@ public sealed class SmtpOptions
     {
         const string s = "Mailman:Smtp:";
         var relays = EffectiveRelays();
-        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        var seen = new Dictionary<string, string>(StringComparer.Ordinal);
         for (var i = 0; i < relays.Count; i++)
         {
             var r = relays[i];
             var key = Relays.Count == 0 ? s : $"{s}Relays:{i}:";
             MailmanOptions.Check(Delivery.Smtp.Relay.TryParseAddress(r.Address, DefaultPortOf(r), out var host, out var port),
                 $"{key}Address must be host:port (got '{r.Address}')");
-            MailmanOptions.Check(seen.Add(Delivery.Smtp.Relay.FormatAddress(host, port)), $"{s}Relays lists {r.Address} twice");
+            var server = Delivery.Smtp.Relay.ServerKey(host, port);
+            if (!seen.TryAdd(server, r.Address))
+            {
+                var first = seen[server];
+                MailmanOptions.Check(false, first.Trim().Equals(r.Address.Trim(), StringComparison.OrdinalIgnoreCase)
+                    ? $"{s}Relays lists {r.Address} twice"
+                    : $"{s}Relays lists {first} and {r.Address}, one server ({server}) twice: give it more Connections instead");
+            }
+
             MailmanOptions.Check(SecurityModes.Contains(r.Security, StringComparer.OrdinalIgnoreCase),
                 $"{key}Security must be none, starttls, opportunistic or tls (got '{r.Security}')");
             MailmanOptions.Check(r.Weight is >= 1 and <= 1000, $"{key}Weight must be 1-1000 (got {r.Weight})");

@@ -99,6 +99,7 @@ public sealed class OutboundTests : IDisposable
         { "Mailman__Smtp__PasswordFile", "world-readable", "is readable by others (mode 0644): chmod 600" },
         { "Mailman__Smtp__Credential", "smtp", "LoadCredential=smtp" },
         { "Mailman__Smtp__Relays__1__Address", "127.0.0.1:2525", "Mailman:Smtp:Relays lists 127.0.0.1:2525 twice" },
+        { "Mailman__Smtp__Relays__1__Address", "LocalHost.:2525", "Mailman:Smtp:Relays lists 127.0.0.1:2525 and LocalHost.:2525, one server (127.0.0.1:2525) twice" },
         { "Mailman__Smtp__Relays__0__Weight", "0", "Mailman:Smtp:Relays:0:Weight must be 1-1000" },
         { "Mailman__Smtp__Relays__0__Weight", "2147483647", "Mailman:Smtp:Relays:0:Weight must be 1-1000" },
         { "Mailman__Smtp__Destinations__gmail.com__MaxConnections", "0", "Mailman:Smtp:Destinations:gmail.com:MaxConnections must be at least 1" },

@@ -117,6 +117,27 @@ public sealed class Relay
     public static string FormatAddress(string host, int port)
         => (host.Contains(':', StringComparison.Ordinal) ? "[" + host + "]" : host) + ":" + port.ToString(CultureInfo.InvariantCulture);
 
+    /// <summary>
+    /// What one server is known by, without DNS: an IP literal in its canonical form, the
+    /// loopback (localhost, 127.0.0.1, ::1, the way Postfix's loopback-only listens) as one, any
+    /// other name lower case without its final dot.
+    /// </summary>
+    public static string ServerKey(string host, int port)
+    {
+        var name = host.TrimEnd('.').ToLowerInvariant();
+        if (System.Net.IPAddress.TryParse(name, out var ip))
+        {
+            ip = ip.IsIPv4MappedToIPv6 ? ip.MapToIPv4() : ip;
+            name = ip.Equals(System.Net.IPAddress.IPv6Loopback) ? "127.0.0.1" : ip.ToString();
+        }
+        else if (name == "localhost")
+        {
+            name = "127.0.0.1";
+        }
+
+        return FormatAddress(name, port);
+    }
+
     /// <summary>Parses host:port or [v6]:port; a bare host takes <paramref name="defaultPort"/>.</summary>
     public static bool TryParseAddress(string address, int defaultPort, out string host, out int port)
     {
