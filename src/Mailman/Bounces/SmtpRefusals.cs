@@ -97,16 +97,30 @@ public static class SmtpRefusals
     }
 
     /// <summary>
-    /// The transactions <see cref="RefusedAlike"/> at RCPT with a reply that is not about the
-    /// address (Postfix's <c>554 5.7.1 Relay access denied</c>): the relay's policy refusing us,
-    /// our configuration, as a refused MAIL FROM is. Their recipients wait in retry instead of
-    /// losing the post. Alike refusals about the address, or after DATA (the message), stay bounces.
+    /// The refusals that wait in retry instead of bouncing: the relay refusing us, not the
+    /// members. Only at RCPT (after DATA it is the message) and only the server's (never
+    /// <see cref="SmtpRefusal.Ours"/>): every refusal of a transaction, or of the whole chunk,
+    /// <see cref="RefusedAlike"/> whatever it says (a relay that takes the members' domain for
+    /// its own answers 5.1.1 to all of them), and any one whose RFC 3463 status is about the
+    /// mail system, the network or routing, or policy (5.3.x, 5.4.x, 5.7.x: Postfix's
+    /// <c>554 5.7.1 Relay access denied</c>, a smarthost's <c>550 5.4.5</c> sending quota), which
+    /// say the relay's state or configuration, never the address.
     /// </summary>
-    public static HashSet<int> RefusedByTheRelay(IReadOnlyList<SmtpRefusal> refusals, long attempted)
+    /// <returns>Indexes into <paramref name="refusals"/>, ascending.</returns>
+    public static List<int> ForTheRelay(IReadOnlyList<SmtpRefusal> refusals, long attempted)
     {
         var alike = RefusedAlike(refusals, attempted);
-        alike.RemoveWhere(t => refusals.First(r => !r.Ours && r.Transaction == t) is var first && (!first.AtRecipient || IsAboutTheAddress(first, out _)));
-        return alike;
+        var found = new List<int>();
+        for (var i = 0; i < refusals.Count; i++)
+        {
+            var r = refusals[i];
+            if (r.AtRecipient && !r.Ours && (alike.Contains(r.Transaction) || EnhancedCode(r.Response) is { Subject: '3' or '4' or '7' }))
+            {
+                found.Add(i);
+            }
+        }
+
+        return found;
     }
 
     private static bool AllAlike(List<SmtpRefusal> refusals)

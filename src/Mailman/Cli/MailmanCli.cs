@@ -88,7 +88,9 @@ public static class MailmanCli
 
             if (!readOnly && needsInstance)
             {
-                RefuseForeignInstance(paths);
+                // inject's 75 here too: Postfix bounces a 77 (5.7.0), and the post would be lost
+                // for a fault of the set-up (root's pipe on the mailman user's instance).
+                RefuseForeignInstance(paths, configErrorCode == ExitCodes.TempFail ? ExitCodes.TempFail : ExitCodes.NoPerm);
             }
 
             return action(paths);
@@ -165,10 +167,11 @@ public static class MailmanCli
 
     /// <summary>
     /// Root writing into an instance another user owns would leave files (queue entries, the
-    /// database's journal, logs) that user's daemon cannot read: refused with one line and 77.
+    /// database's journal, logs) that user's daemon cannot read: refused with one line and 77
+    /// (<paramref name="code"/>: inject's 75, so that the MTA keeps the message).
     /// </summary>
     /// <exception cref="CliException">Root on another user's instance.</exception>
-    private static void RefuseForeignInstance(InstancePaths paths)
+    private static void RefuseForeignInstance(InstancePaths paths, int code)
     {
         if (FileOwner.EffectiveUid != 0 || !Directory.Exists(paths.Home) || FileOwner.Uid(paths.Home) is not { } owner || owner == 0)
         {
@@ -176,7 +179,7 @@ public static class MailmanCli
         }
 
         var user = FileOwner.UserName(owner);
-        throw new CliException(ExitCodes.NoPerm,
+        throw new CliException(code,
             $"the instance {paths.Home} belongs to {user}; run mailman as {user} (runuser -u {user} -- mailman ...) so the files it writes stay readable by the daemon");
     }
 }

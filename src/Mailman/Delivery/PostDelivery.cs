@@ -637,7 +637,7 @@ public sealed class PostDelivery
                 // Every transaction counted as done must have its outcome before it is recorded.
                 connection.Complete();
                 Settle();
-                if (bounced.Count >= 2)
+                if (bounced.Count > 0)
                 {
                     RelayRefusals(relay, bounced, deferred, delivered);
                 }
@@ -679,20 +679,26 @@ public sealed class PostDelivery
             }
         }
 
-        // Recipients the relay refused alike for its own policy wait in retry, not lost as bounces.
+        // Recipients the relay refused for itself (alike, or for its policy or quota) wait in
+        // retry, not lost as bounces: one line per chunk.
         void RelayRefusals(RelayState relay, List<Refusal> bounced, List<(Recipient, int, string)> deferred, long delivered)
         {
-            var refusedByRelay = Bounces.SmtpRefusals.RefusedByTheRelay(bounced.ConvertAll(b => b.ToSmtpRefusal()), delivered + deferred.Count + bounced.Count);
-            if (refusedByRelay.Count == 0)
+            var attempted = delivered + deferred.Count + bounced.Count;
+            var forRelay = Bounces.SmtpRefusals.ForTheRelay(bounced.ConvertAll(b => b.ToSmtpRefusal()), attempted);
+            if (forRelay.Count == 0)
             {
                 return;
             }
 
-            var moved = bounced.FindAll(b => !b.Ours && refusedByRelay.Contains(b.Transaction));
-            bounced.RemoveAll(b => !b.Ours && refusedByRelay.Contains(b.Transaction));
+            var moved = forRelay.ConvertAll(i => bounced[i]);
+            for (var k = forRelay.Count - 1; k >= 0; k--)
+            {
+                bounced.RemoveAt(forRelay[k]);
+            }
+
             deferred.AddRange(moved.Select(b => (b.Recipient, b.Status, b.Response)));
-            _log?.LogError("SMTP server refused all {Count} recipients of {Transactions} transactions to {ListId} with the same reply, {SmtpStatus} {SmtpResponse}, which is not about the address: relay {Relay} refuses us, not the members; they wait in retry (check the relay's configuration)",
-                moved.Count, refusedByRelay.Count, list.Fqdn, moved[0].Status, moved[0].Response, relay.Relay.Name);
+            _log?.LogError("Relay {Relay} refused {Count} of {Attempted} recipients to {ListId} for itself, not for the members: {SmtpStatus} {SmtpResponse}{Others}; they wait in retry (check the relay's configuration, or its sending quota)",
+                relay.Relay.Name, moved.Count, attempted, list.Fqdn, moved[0].Status, moved[0].Response, moved.Count > 1 ? " (the first of them)" : "");
         }
 
         // A slot for one transaction to d, waiting at most `patience` (and never past a stop).

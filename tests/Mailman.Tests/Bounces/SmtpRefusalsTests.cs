@@ -42,4 +42,21 @@ public sealed class SmtpRefusalsTests
         Assert.Empty(SmtpRefusals.RefusedAlike([R("a@x.example", 0, 1), R("b@x.example", 1, 1)], 3));
         Assert.Empty(SmtpRefusals.RefusedAlike([R("a@x.example", 0, 1)], 1));
     }
+
+    [Fact]
+    public void The_relay_refusing_for_itself_is_told_apart_at_RCPT_only()
+    {
+        SmtpRefusal R(string a, int t, string text, bool atRcpt = true, bool ours = false)
+            => new(a, 550, text, atRcpt, t, 1, ours);
+
+        // One recipient refused for a quota or policy mid-chunk: the relay's; 5.1.1 and 5.6.x are not.
+        Assert.Equal([1, 2, 3], SmtpRefusals.ForTheRelay(
+            [R("a@x.example", 0, "5.1.1 user unknown"), R("b@x.example", 1, "5.4.5 Daily user sending quota exceeded"), R("c@x.example", 2, "5.7.1 Relay access denied"),
+             R("d@x.example", 3, "5.3.0 mail system full"), R("e@x.example", 4, "5.6.0 content rejected")], 10));
+
+        // The same reply to the whole chunk, whatever it says; after DATA (the message) never; ours never.
+        Assert.Equal([0, 1], SmtpRefusals.ForTheRelay([R("a@x.example", 0, "5.1.1 <a@x.example>: user unknown"), R("b@x.example", 1, "5.1.1 <b@x.example>: user unknown")], 2));
+        Assert.Empty(SmtpRefusals.ForTheRelay([R("a@x.example", 0, "5.7.1 spam", atRcpt: false), R("b@x.example", 1, "5.7.1 spam", atRcpt: false)], 2));
+        Assert.Empty(SmtpRefusals.ForTheRelay([R("a@x.example", 0, "5.6.7 SMTPUTF8 is required", ours: true), R("b@x.example", 1, "5.6.7 SMTPUTF8 is required", ours: true)], 2));
+    }
 }

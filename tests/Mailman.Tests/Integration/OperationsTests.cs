@@ -144,12 +144,12 @@ public sealed class OperationsTests : IDisposable
         Assert.All(lines.Where(l => l.StartsWith('<')), l => Assert.Matches(@"^<[2-7]>\[", l));
         // smtp-sink refuses every RCPT alike (550 5.3.0): the relay refusing us, one error line,
         // nobody scored, the recipients wait in retry.
-        Assert.Contains(lines, l => l.StartsWith("<3>", StringComparison.Ordinal) && l.Contains("SMTP server refused all 3 recipients", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("<3>", StringComparison.Ordinal) && l.Contains("refused 3 of 3 recipients to dev@example.org for itself", StringComparison.Ordinal));
         Assert.DoesNotContain("\u001b[", result.Stderr, StringComparison.Ordinal);
 
         Assert.Contains("Post received", File.ReadAllText(LogFile("post")), StringComparison.Ordinal);
         Assert.Contains("delivered:", File.ReadAllText(LogFile("smtp")), StringComparison.Ordinal);
-        Assert.Contains("SMTP server refused all 3 recipients", File.ReadAllText(LogFile("smtp")), StringComparison.Ordinal);
+        Assert.Contains("refused 3 of 3 recipients to dev@example.org for itself", File.ReadAllText(LogFile("smtp")), StringComparison.Ordinal);
         Assert.Equal(1, _instance.Count("retry"));
         Assert.Contains("started on queue", File.ReadAllText(LogFile("qrunner")), StringComparison.Ordinal);
         Assert.DoesNotContain("Bounce:", File.ReadAllText(LogFile("post")), StringComparison.Ordinal);

@@ -553,11 +553,11 @@ public sealed partial class BounceRunnerTests : IDisposable
     }
 
     // The last column: whether the recipients wait in retry. Every recipient refused alike at
-    // RCPT for a reason that is not about the address is the relay's policy, our configuration.
+    // RCPT, or for policy, routing or the mail system, is the relay refusing us, our configuration.
     public static TheoryData<string, int, string, bool> RelayRefusals => new()
     {
         { "rcpt", 554, "5.7.1 <{0}>: Relay access denied", true }, // policy
-        { "rcpt", 550, "relaying denied", false },                  // every recipient alike: the relay; a plain 550 is a bounce
+        { "rcpt", 550, "relaying denied", true },                   // every recipient alike: the relay, whatever it says
         { "rcpt", 550, "5.7.1 sender rejected by policy", true },
         { "rcpt", 550, "5.4.4 unable to route", true },
         { "rcpt", 554, "transaction failed", true },
@@ -590,44 +590,56 @@ public sealed partial class BounceRunnerTests : IDisposable
             "m00001" => ScriptedSmtpServer.Reply(550, "5.1.1 <" + a + ">: Recipient address rejected: User unknown"),
             "m00002" => ScriptedSmtpServer.Reply(552, "5.2.2 mailbox full"),       // 552: deferred, as RFC 5321 allows
             "m00003" => ScriptedSmtpServer.Reply(553, "mailbox name not allowed"), // plain 553: the address
-            "m00004" => ScriptedSmtpServer.Reply(554, "5.7.1 <" + a + ">: Relay access denied"),
+            "m00004" => ScriptedSmtpServer.Reply(554, "5.7.1 <" + a + ">: Relay access denied"), // the relay's policy: waits in retry
             "m00005" => ScriptedSmtpServer.Reply(550, "5.2.1 mailbox disabled"),
             _ => null,
         });
         using var h = new RunnerHarness(_instance, o => o.Smtp.Port = server.Port);
         Deliver(h);
         Assert.Equal([0, 1, 0, 1, 0, 1], Enumerable.Range(0, 6).Select(i => Member($"m{i:D5}@example.com")!.BounceScore));
-        Assert.Contains(h.BounceLog.Lines, l => l.StartsWith("Bounce: m00004@example.com of dev@example.org refused Message-Id post1@example.com: 554", StringComparison.Ordinal)
-            && l.Contains("not scored (5.7.x is about the security or policy, not the address)", StringComparison.Ordinal));
+        var retry = h.Queues[QueueSet.Retry];
+        var entry = retry.Load(retry.Claim(Assert.Single(retry.Pending()))!);
+        Assert.Equal(["m00002@example.com", "m00004@example.com"], retry.Recipients(entry).Select(r => r.Address).Order(StringComparer.Ordinal));
+        Assert.DoesNotContain(h.BounceLog.Lines, l => l.Contains("m00004", StringComparison.Ordinal));
     }
 
-    [Fact]
-    public void A_relay_refusing_every_recipient_alike_is_one_error_line_and_no_score()
+    // A smarthost's sending quota reached mid-delivery (Gmail answers 550 5.4.5 at RCPT), or a
+    // one-member list refused for policy: nothing is alike, and still nobody loses the post.
+    [Theory]
+    [InlineData(4, 2, "5.4.5 Daily user sending quota exceeded")]
+    [InlineData(1, 0, "5.7.1 <{0}>: Relay access denied")]
+    public void A_refusal_for_the_relays_quota_or_policy_waits_in_retry_even_when_not_every_recipient_has_it(int members, int accepted, string reply)
     {
-        CreateList(l =>
-        {
-            l.BounceScoreThreshold = 1;
-            l.Personalize = Personalization.None; // one transaction for all
-        }, members: 4);
-        using var server = ScriptedSmtpServer.Start(rcpt: a => ScriptedSmtpServer.Reply(550, "5.1.1 <" + a + ">: User unknown in relay recipient table"));
+        CreateList(l => l.BounceScoreThreshold = 1, members: members);
+        var taken = 0;
+        using var server = ScriptedSmtpServer.Start(rcpt: a => Interlocked.Increment(ref taken) > accepted
+            ? ScriptedSmtpServer.Reply(550, string.Format(System.Globalization.CultureInfo.InvariantCulture, reply, a))
+            : null);
         using var h = new RunnerHarness(_instance, o => o.Smtp.Port = server.Port);
         Deliver(h);
-        Assert.True(TempInstance.NumberedMembers(4).All(m => Member(m.Address)!.BounceScore == 0), string.Join("\n", h.BounceLog.Lines));
-        Assert.Single(h.BounceLog.Lines, l => l.StartsWith("SMTP server refused all 4 recipients of 1 transactions of Message-Id post1@example.com to dev@example.org with the same reply", StringComparison.Ordinal));
+
+        var retry = h.Queues[QueueSet.Retry];
+        var entry = retry.Load(retry.Claim(Assert.Single(retry.Pending()))!);
+        Assert.Equal(members - accepted, retry.Recipients(entry).Count());
+        Assert.Equal(accepted, server.Received.Count);
+        Assert.True(TempInstance.NumberedMembers(members).All(m => Member(m.Address)!.BounceScore == 0));
         Assert.DoesNotContain(h.BounceLog.Lines, l => l.StartsWith("Bounce:", StringComparison.Ordinal));
+        Assert.Single(h.Logs.Lines, l => l.Contains($"refused {members - accepted} of {members} recipients to dev@example.org for itself", StringComparison.Ordinal));
     }
 
+    // 5.1.1 to all alike: a relay that takes the members' domain for its own, not four dead members.
     [Theory]
-    [InlineData(Personalization.None)] // one transaction of four
-    [InlineData(Personalization.Full)] // four transactions, the whole chunk alike
-    public void A_relay_refusing_every_recipient_alike_for_its_own_policy_leaves_them_waiting_in_retry(Personalization personalize)
+    [InlineData(Personalization.None, 554, "5.7.1 <{0}>: Relay access denied")] // one transaction of four
+    [InlineData(Personalization.Full, 554, "5.7.1 <{0}>: Relay access denied")] // four transactions, the whole chunk alike
+    [InlineData(Personalization.None, 550, "5.1.1 <{0}>: Recipient address rejected: User unknown in local recipient table")]
+    public void A_relay_refusing_every_recipient_alike_leaves_them_waiting_in_retry_with_one_error_line(Personalization personalize, int code, string reply)
     {
         CreateList(l =>
         {
             l.BounceScoreThreshold = 1;
             l.Personalize = personalize;
         }, members: 4);
-        using var server = ScriptedSmtpServer.Start(rcpt: a => ScriptedSmtpServer.Reply(554, "5.7.1 <" + a + ">: Relay access denied"));
+        using var server = ScriptedSmtpServer.Start(rcpt: a => ScriptedSmtpServer.Reply(code, string.Format(System.Globalization.CultureInfo.InvariantCulture, reply, a)));
         using var h = new RunnerHarness(_instance, o => o.Smtp.Port = server.Port);
         Deliver(h);
 
@@ -636,9 +648,10 @@ public sealed partial class BounceRunnerTests : IDisposable
         Assert.Equal(TempInstance.NumberedMembers(4).Select(m => m.Address), retry.Recipients(entry).Select(r => r.Address).Order(StringComparer.Ordinal));
         Assert.True(TempInstance.NumberedMembers(4).All(m => Member(m.Address)!.BounceScore == 0));
         Assert.DoesNotContain(h.BounceLog.Lines, l => l.StartsWith("Bounce:", StringComparison.Ordinal));
-        Assert.True(h.Logs.Lines.Count(l => l.Contains("refused all 4 recipients of", StringComparison.Ordinal)
-            && l.Contains(">: Relay access denied", StringComparison.Ordinal) && l.Contains(", which is not about the address", StringComparison.Ordinal) && l.Contains("they wait in retry", StringComparison.Ordinal)) == 1,
+        Assert.True(h.Logs.Lines.Count(l => l.Contains("refused 4 of 4 recipients to dev@example.org for itself, not for the members", StringComparison.Ordinal)
+            && l.Contains(reply[..5], StringComparison.Ordinal) && l.Contains("they wait in retry", StringComparison.Ordinal)) == 1,
             string.Join("\n", h.Logs.Lines));
+        Assert.DoesNotContain(h.BounceLog.Lines, l => l.Contains("the relay refuses", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -183,13 +183,13 @@ public sealed class RunnerTests : IDisposable
     }
 
     [Fact]
-    public void A_5xx_for_every_recipient_is_a_bounce_and_is_not_retried()
+    public void A_5xx_about_the_address_is_a_bounce_and_is_not_retried()
     {
-        // About each address (5.1.1): bounces. The same 5xx to everyone for the relay's own
-        // policy waits in retry instead (BounceRunnerTests).
+        // About each address (5.1.1, two replies): bounces. The same 5xx to everyone is the
+        // relay's, and waits in retry instead (BounceRunnerTests).
         _instance.CreateList("dev@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
         _instance.AddMembers("dev@example.org", TempInstance.NumberedMembers(3));
-        using var server = ScriptedSmtpServer.Start(rcpt: a => ScriptedSmtpServer.Reply(550, "5.1.1 <" + a + ">: User unknown"));
+        using var server = ScriptedSmtpServer.Start(rcpt: a => ScriptedSmtpServer.Reply(550, a.StartsWith("m00001", StringComparison.Ordinal) ? "5.1.1 <" + a + ">: User unknown" : "5.2.1 mailbox disabled"));
         using var h = new RunnerHarness(_instance, o => o.Smtp.Port = server.Port);
         h.Inject("dev@example.org", Posts.Plain());
         RunnerHarness.Drain(h.Incoming);
