@@ -48,6 +48,7 @@ public static class MailmanConfiguration
         // A misspelt key (Mailman:Smtp:Secrity) would otherwise be ignored without a word, and
         // the daemon run with the default it meant to change.
         var options = new MailmanOptions();
+        RefuseValuesForLists(configuration);
         try
         {
             configuration.GetSection(MailmanOptions.Section).Bind(options, o => o.ErrorOnUnknownConfiguration = true);
@@ -56,11 +57,37 @@ public static class MailmanConfiguration
         {
             throw new InvalidOperationException($"configuration: {UnknownKeys(e.Message)}", e);
         }
+        catch (InvalidOperationException e) when (!e.Message.StartsWith("configuration:", StringComparison.Ordinal))
+        {
+            // "Failed to convert configuration value 'abc' at 'Mailman:Smtp:Port' to type 'System.Int32'."
+            throw new InvalidOperationException($"configuration: {e.Message}", e);
+        }
 
         options.Pipeline.Handlers = OrderedList(configuration, "Mailman:Pipeline:Handlers");
         options.Moderation.Chain = OrderedList(configuration, "Mailman:Moderation:Chain");
         options.Validate();
         return options;
+    }
+
+    // A list or map written as one value ("Relays": "mx:25", Mailman__Smtp__Relays=mx:25) binds
+    // to nothing, silently: the mail would go to Host:Port instead of the relay the operator named.
+    private static void RefuseValuesForLists(IConfiguration configuration)
+    {
+        var m = MailmanOptions.Section;
+        var keys = new List<string> { "Smtp:Relays", "Smtp:Destinations", "Dns:Servers", "Pipeline:Handlers", "Moderation:Chain" };
+        foreach (var destination in configuration.GetSection($"{m}:Smtp:Destinations").GetChildren())
+        {
+            keys.Add($"Smtp:Destinations:{destination.Key}:Domains");
+            keys.Add($"Smtp:Destinations:{destination.Key}:MxHosts");
+        }
+
+        foreach (var key in keys)
+        {
+            if (configuration.GetSection($"{m}:{key}") is { Value: { Length: > 0 } value })
+            {
+                throw new InvalidOperationException($"configuration: {m}:{key} must be a list (JSON [ ... ], or {m}__{key.Replace(":", "__", StringComparison.Ordinal)}__0 in the environment), not the value '{value}'");
+            }
+        }
     }
 
     // The binder names the properties it did not find and the type it looked in ("... the

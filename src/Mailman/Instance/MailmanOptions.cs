@@ -276,6 +276,7 @@ public sealed class SmtpOptions
         {
             foreach (var domain in d.Domains.Prepend(name))
             {
+                MailmanOptions.Check(IsDomain(domain), $"{s}Destinations:{name}: '{domain.ReplaceLineEndings(" ")}' is not a domain name");
                 MailmanOptions.Check(claimed.TryAdd(domain.Trim(), name) || claimed[domain.Trim()].Equals(name, StringComparison.OrdinalIgnoreCase),
                     $"{s}Destinations: {domain} belongs to both {claimed.GetValueOrDefault(domain.Trim())} and {name}");
             }
@@ -288,6 +289,18 @@ public sealed class SmtpOptions
             MailmanOptions.Check(d.MaxPerMinute is null or >= 1, $"{key}MaxPerMinute must be at least 1 (leave it out for no limit)");
             MailmanOptions.Check(d.MxHosts.All(h => Uri.CheckHostName(h.Trim().TrimEnd('.')) == UriHostNameType.Dns), $"{key}MxHosts must be host names (google.com)");
             MailmanOptions.Check(d.MxHosts.Count == 0 || GroupByMx, $"{key}MxHosts needs Mailman:Smtp:GroupByMx true (MX hosts are only known from MX lookups)");
+        }
+
+        static bool IsDomain(string domain)
+        {
+            try
+            {
+                return Uri.CheckHostName(new System.Globalization.IdnMapping().GetAscii(domain.Trim().TrimEnd('.'))) == UriHostNameType.Dns;
+            }
+            catch (ArgumentException)
+            {
+                return false;
+            }
         }
     }
 }

@@ -108,6 +108,10 @@ public sealed class OutboundTests : IDisposable
         { "Mailman__Smtp__CaFile", "ca.pem", "CaFile or Fingerprint is set with Security none" },
         { "Mailman__Smtp__HeloName", "evil\r\nMAIL FROM:<x@evil>", "Mailman:Smtp:HeloName must be a host name" },
         { "Mailman__Smtp__Secrity", "tls", "unknown setting 'Secrity' in Smtp" },                         // a typo is not ignored
+        { "Mailman__Smtp__Port", "abc", "Failed to convert configuration value 'abc' at 'Mailman:Smtp:Port'" },
+        { "Mailman__Smtp__Relays", "127.0.0.1:2999", "Mailman:Smtp:Relays must be a list" },              // a list as one value binds to nothing
+        { "Mailman__Smtp__Relays__1__Address", "127.0.0.1:", "Mailman:Smtp:Relays:1:Address must be host:port (got '127.0.0.1:')" },
+        { "Mailman__Smtp__Destinations__gmail.com__Domains__0", "not a domain", "Mailman:Smtp:Destinations:gmail.com: 'not a domain' is not a domain name" },
         { "Mailman__Smtp__Destinations__gmail.com__MaxPerMinut", "5", "unknown setting 'MaxPerMinut' in Destination" },
     };
 
@@ -116,7 +120,7 @@ public sealed class OutboundTests : IDisposable
     public void Bad_outbound_configuration_is_refused_at_start_with_one_line_and_exit_78(string key, string value, string message)
     {
         var env = new Dictionary<string, string> { [key] = value };
-        if (key.Contains("Relays", StringComparison.Ordinal))
+        if (key.Contains("Relays__", StringComparison.Ordinal))
         {
             env["Mailman__Smtp__Relays__0__Address"] = "127.0.0.1:2525";
         }

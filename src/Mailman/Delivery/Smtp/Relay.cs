@@ -149,7 +149,7 @@ public sealed class Relay
             return false;
         }
 
-        string portText = "";
+        string? portText = null; // null: no port given; "" after a colon is refused
         if (address.StartsWith('['))
         {
             var close = address.IndexOf(']', StringComparison.Ordinal);
@@ -179,10 +179,10 @@ public sealed class Relay
             }
 
             host = colon < 0 ? address : address[..colon];
-            portText = colon < 0 ? "" : address[(colon + 1)..];
+            portText = colon < 0 ? null : address[(colon + 1)..];
         }
 
-        if (portText.Length > 0 && !int.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out port))
+        if (portText is not null && !int.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out port))
         {
             return false;
         }
