@@ -30,6 +30,14 @@ public sealed class TestCertificates : IDisposable
 
     public string ExpiredKeyFile => Path.Combine(Directory, "expired.key");
 
+    /// <summary>Signed by the CA, valid, but for wrong.example only (not localhost or 127.0.0.1).</summary>
+    public string WrongNameCertFile => Path.Combine(Directory, "wrong-name.pem");
+
+    public string WrongNameKeyFile => Path.Combine(Directory, "wrong-name.key");
+
+    /// <summary>The wrong-name certificate with its key.</summary>
+    public X509Certificate2 WrongName { get; private set; } = null!;
+
     /// <summary>The valid server certificate with its key (for an in-process server).</summary>
     public X509Certificate2 Server { get; private set; } = null!;
 
@@ -45,12 +53,14 @@ public sealed class TestCertificates : IDisposable
         File.WriteAllText(certs.OtherCaFile, other.ExportCertificatePem() + "\n");
         certs.Server = MakeServer(ca, now.AddDays(-1), now.AddDays(30), certs.ServerCertFile, certs.ServerKeyFile);
         MakeServer(ca, now.AddDays(-20), now.AddDays(-2), certs.ExpiredCertFile, certs.ExpiredKeyFile).Dispose();
+        certs.WrongName = MakeServer(ca, now.AddDays(-1), now.AddDays(30), certs.WrongNameCertFile, certs.WrongNameKeyFile, "wrong.example");
         return certs;
     }
 
     public void Dispose()
     {
         Server?.Dispose();
+        WrongName?.Dispose();
         try
         {
             System.IO.Directory.Delete(Directory, true);
@@ -70,14 +80,18 @@ public sealed class TestCertificates : IDisposable
         return request.CreateSelfSigned(now.AddDays(-30), now.AddDays(60));
     }
 
-    private static X509Certificate2 MakeServer(X509Certificate2 ca, DateTimeOffset notBefore, DateTimeOffset notAfter, string certFile, string keyFile)
+    private static X509Certificate2 MakeServer(X509Certificate2 ca, DateTimeOffset notBefore, DateTimeOffset notAfter, string certFile, string keyFile, string name = "localhost")
     {
         // RSA: Postfix's smtpd_tls_cert_file is its RSA slot.
         var key = RSA.Create(2048);
-        var request = new CertificateRequest("CN=localhost", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        var request = new CertificateRequest("CN=" + name, key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
         var names = new SubjectAlternativeNameBuilder();
-        names.AddDnsName("localhost");
-        names.AddIpAddress(IPAddress.Loopback);
+        names.AddDnsName(name);
+        if (name == "localhost")
+        {
+            names.AddIpAddress(IPAddress.Loopback);
+        }
+
         request.CertificateExtensions.Add(names.Build());
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, false));
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyEncipherment, true));

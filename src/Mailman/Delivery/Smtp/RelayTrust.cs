@@ -1,7 +1,10 @@
 // Whether a relay's TLS certificate is accepted: by the system's trust store (the default), by a
 // pinned CA file (the chain must end in one of its certificates), or by a pinned SHA-256
-// fingerprint of the server's own certificate. Names and validity dates are checked in every
-// case; revocation is not (no network access assumed beyond the relay).
+// fingerprint of the server's own certificate. Validity dates are checked in every case, names
+// with the trust store or a CA file; a pinned fingerprint names the one certificate accepted, so
+// the host name is not compared with it (Postfix's fingerprint level: the pin is the identity, and
+// a relay reached by its address keeps working). Revocation is not checked (no network access
+// assumed beyond the relay).
 using System.Net.Security;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
