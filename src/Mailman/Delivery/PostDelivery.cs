@@ -61,6 +61,15 @@ public interface IDeliveryProgress
     /// Called from delivery threads; must be durable on return and thread-safe.
     /// </summary>
     void Record(long chunk, int transactions, long delivered, IReadOnlyList<(Recipient Recipient, int Status, string Response)> deferred, IReadOnlyList<Refusal> bounced);
+
+    /// <summary>
+    /// <paramref name="recipients"/> more were found done in an earlier run (their chunks, or the
+    /// first transactions of one, recorded), as the recipients are read: what a resumed delivery
+    /// has behind it.
+    /// </summary>
+    void Skipped(long recipients)
+    {
+    }
 }
 
 /// <summary>What became of a post's recipients in this run. Dispose after reading <see cref="Remaining"/>.</summary>
@@ -851,7 +860,13 @@ public sealed class PostDelivery
             while (!Exhausted && _source.MoveNext())
             {
                 var chunk = _source.Current;
-                if (progress.TransactionsDone(chunk.Index) < chunk.Transactions.Count)
+                var done = progress.TransactionsDone(chunk.Index);
+                if (done > 0)
+                {
+                    progress.Skipped(chunk.Transactions.Take(done).Sum(t => (long)t.Length));
+                }
+
+                if (done < chunk.Transactions.Count)
                 {
                     return chunk;
                 }

@@ -100,9 +100,9 @@ public sealed class OutgoingRunner(
         var post = PreparedPost.Create(entry.Message, metadata.Personalized ? metadata.SlotNonce : null);
         var now = Time.GetUtcNow();
         var cpu = CpuTime();
-        var resumedAt = Math.Min(metadata.RecipientCount, (long)checkpoint.ChunksRecorded * chunkSize);
+        // Done in earlier runs: counted as the recorded chunks are read past (IDeliveryProgress.Skipped).
         var progress = new CheckpointProgress(checkpoint, Options.Smtp.Checkpoint, this, list, metadata, new DeliveryProgressSnapshot(
-            Environment.ProcessId, list.Fqdn, metadata.MessageId, entry.Claim.Name, metadata.RecipientCount, resumedAt, 0, 0, 0, now, now) { ResumedAt = resumedAt });
+            Environment.ProcessId, list.Fqdn, metadata.MessageId, entry.Claim.Name, metadata.RecipientCount, 0, 0, 0, 0, now, now));
         DeliveryReport report;
         try
         {
@@ -162,10 +162,12 @@ public sealed class OutgoingRunner(
         checkpoint.MarkFinal();
         Queue.Finish(entry.Claim);
         var seconds = report.Elapsed.TotalSeconds;
+        var earlier = progress.Earlier;
         Log.LogInformation(
-            "Post {MessageId} to {ListId} delivered: {Recipients} recipients, {Delivered} delivered, {Deferred} deferred, {Bounced} bounced, in {Seconds:F2}s ({Rate:F0} msg/s, {CpuSeconds:F2}s CPU), {Transactions} transactions",
+            "Post {MessageId} to {ListId} delivered: {Recipients} recipients, {Delivered} delivered, {Deferred} deferred, {Bounced} bounced, in {Seconds:F2}s ({Rate:F0} msg/s, {CpuSeconds:F2}s CPU), {Transactions} transactions{Resumed}",
             metadata.MessageId, list.Fqdn, metadata.RecipientCount, report.Delivered, deferredCount, report.Bounced, seconds,
-            seconds > 0 ? report.Transactions / seconds : 0, (CpuTime() - cpu).TotalSeconds, report.Transactions);
+            seconds > 0 ? report.Transactions / seconds : 0, (CpuTime() - cpu).TotalSeconds, report.Transactions,
+            earlier > 0 ? $"; resumed: {earlier} recipients were done in earlier runs (delivered, bounced or deferred), the counts are this run's" : "");
     }
 
     // The first attempt is when this delivery began; the backoff counts from its end, so a
@@ -276,6 +278,26 @@ public sealed class OutgoingRunner(
         private DateTimeOffset _written = DateTimeOffset.MinValue;
 
         public int TransactionsDone(long chunk) => checkpoint.TransactionsDone(chunk);
+
+        /// <summary>Recipients found done in earlier runs so far.</summary>
+        public long Earlier
+        {
+            get
+            {
+                lock (_gate)
+                {
+                    return _snapshot.ResumedAt;
+                }
+            }
+        }
+
+        public void Skipped(long recipients)
+        {
+            lock (_gate)
+            {
+                _snapshot = _snapshot with { Done = _snapshot.Done + recipients, ResumedAt = _snapshot.ResumedAt + recipients };
+            }
+        }
 
         public void Record(long chunk, int transactions, long delivered, IReadOnlyList<(Recipient Recipient, int Status, string Response)> deferred, IReadOnlyList<Refusal> bounced)
         {

@@ -488,5 +488,11 @@ public sealed class OutboundTests : IDisposable
         Assert.True(lastOtherOfSecond < lastPacedOfFirst, "the second post waited for the first one's paced destination");
         Assert.Contains("makes way for the posts waiting", Logs(), StringComparison.Ordinal);
         Assert.Contains("paced: paced.example at 60 copies a minute", Logs(), StringComparison.Ordinal);
+
+        // The resumed run's summary counts its own copies and says how many were done before:
+        // together every member, once (status counts the same way).
+        var summary = System.Text.RegularExpressions.Regex.Match(Logs(), @"Post <?first@example\.com>? to \S+ delivered: 43 recipients, (\d+) delivered, 0 deferred, 0 bounced.*; resumed: (\d+) recipients were done in earlier runs");
+        Assert.True(summary.Success, Logs());
+        Assert.Equal(43, int.Parse(summary.Groups[1].Value, CultureInfo.InvariantCulture) + int.Parse(summary.Groups[2].Value, CultureInfo.InvariantCulture));
     }
 }
