@@ -260,8 +260,8 @@ public sealed class Pacer
             d.Rate = (d.Rate ?? observed) is { } current ? Math.Max(1, current / 2) : null;
             d.Concurrency = Math.Max(1, (d.Concurrency ?? Math.Max(1, d.InFlight + 1)) / 2);
             d.Tokens = Math.Min(d.Tokens, 1);
-            _log?.LogWarning("Destination {Destination} asks us to slow down (421 or 4.7.x): now {Rate} copies a minute on {Concurrency} connections, recovering a tenth a minute",
-                d.Name, d.Rate is { } r ? r.ToString("F0", System.Globalization.CultureInfo.InvariantCulture) : "any number of", d.Concurrency);
+            _log?.LogWarning("Destination {Destination} asks us to slow down (421 or 4.7.x): now {Rate} on {Concurrency} connections, recovering a tenth a minute",
+                d.Name, d.Rate is { } r ? r.ToString("F0", System.Globalization.CultureInfo.InvariantCulture) + " copies a minute" : "no rate (none sent yet this minute to halve)", d.Concurrency);
         }
     }
 
