@@ -48,8 +48,9 @@ internal static class QueueCommand
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"{id}\t{(head.Claimed ? "claimed" : "waiting")}\t{m.List}\t{Bound(Header(head.Headers, HeaderId.From) ?? m.Sender ?? "", 60)}\t{Bound(Header(head.Headers, HeaderId.Subject) ?? "", 60)}\t{m.MessageLength} bytes\t{Bound(m.Error ?? m.Purpose ?? "", 200)}"));
                 }
-                catch (Exception e) when (e is CorruptEntryException or IOException)
+                catch (Exception e) when (e is CorruptEntryException or IOException or UnauthorizedAccessException)
                 {
+                    // One entry this user may not read (left by root) does not hide the others.
                     Console.WriteLine($"{id}\tunreadable\t{Bound(e.Message, 200)}");
                 }
             }

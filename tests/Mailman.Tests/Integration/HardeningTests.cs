@@ -374,6 +374,11 @@ public sealed class HardeningTests : IDisposable
 
         // The next start is a start, not a crash loop.
         MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, Env(sink.Port), runAs: "nobody");
+
+        // The operator's `queue list` shows it as unreadable instead of failing on it.
+        var listed = MailmanProcess.Run(_instance.Home, ["queue", "list", "shunt"], runAs: "nobody");
+        Assert.True(listed.ExitCode == 0, listed.Stderr);
+        Assert.Contains($"{foreign}\tunreadable", listed.Stdout, StringComparison.Ordinal);
     }
 
     // 4. Verbs run as root on another user's instance wrote files that user cannot read.
