@@ -91,10 +91,10 @@ internal static class StatusCommand
         }
 
         var sb = new StringBuilder();
-        sb.Append(CultureInfo.InvariantCulture, $"{"queue",-10} {"entries",8} {"claimed",8}  oldest\n");
+        sb.Append(CultureInfo.InvariantCulture, $"{"queue",-12} {"entries",8} {"claimed",8}  oldest\n");
         foreach (var r in rows)
         {
-            sb.Append(CultureInfo.InvariantCulture, $"{r.Queue,-10} {r.Entries,8} {r.Claimed,8}  {(r.OldestAgeSeconds is { } s ? Age(s) : "-")}\n");
+            sb.Append(CultureInfo.InvariantCulture, $"{r.Queue,-12} {r.Entries,8} {r.Claimed,8}  {(r.OldestAgeSeconds is { } s ? Age(s) : "-")}\n");
         }
 
         sb.Append('\n');

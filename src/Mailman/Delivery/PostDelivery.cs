@@ -145,6 +145,12 @@ public sealed class PostDelivery
     // Chunk indexes: the group (0: mixed; g: the g-th configured destination) in the high bits.
     private const int GroupShift = 40;
 
+    /// <summary>A chunk's index for a log line: "3" in the mixed group, "2/3" for the third chunk of configured destination group 2.</summary>
+    public static string ChunkName(long index)
+        => (index >> GroupShift) is var g and > 0
+            ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{g}/{index & ((1L << GroupShift) - 1)}")
+            : index.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
     // How long a mixed chunk's transaction waits for its domain's pacing before its recipients
     // are deferred to retry, and a destination's chunk before it is handed back.
     private static readonly TimeSpan MixedWait = TimeSpan.FromSeconds(1);

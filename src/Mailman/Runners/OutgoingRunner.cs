@@ -318,7 +318,7 @@ public sealed class OutgoingRunner(
             {
                 // Once per chunk, with why: the retry entry keeps the recipients, not the replies.
                 runner.Log.LogWarning("{Count} recipients of {MessageId} to {ListId} deferred ({QueueEntry}, chunk {Chunk}): {Reasons}",
-                    deferred.Count, metadata.MessageId, list.Fqdn, _entry, chunk, Reasons(deferred));
+                    deferred.Count, metadata.MessageId, list.Fqdn, _entry, PostDelivery.ChunkName(chunk), Reasons(deferred));
             }
 
             if (durable || deferred.Count > 0)
