@@ -104,17 +104,24 @@ public static class SmtpRefusals
     /// its own answers 5.1.1 to all of them), and any one whose RFC 3463 status is about the
     /// mail system, the network or routing, or policy (5.3.x, 5.4.x, 5.7.x: Postfix's
     /// <c>554 5.7.1 Relay access denied</c>, a smarthost's <c>550 5.4.5</c> sending quota), which
-    /// say the relay's state or configuration, never the address.
+    /// say the relay's state or configuration, never the address. Alike replies that are about
+    /// the address count only when they are the whole chunk of at least 3.
     /// </summary>
     /// <returns>Indexes into <paramref name="refusals"/>, ascending.</returns>
     public static List<int> ForTheRelay(IReadOnlyList<SmtpRefusal> refusals, long attempted)
     {
         var alike = RefusedAlike(refusals, attempted);
+
+        // Alike replies about the address are the relay's only for a whole chunk of at least 3:
+        // two dead members of one domain share a batched transaction and Postfix's wording.
+        var answers = refusals.Count(r => !r.Ours);
+        var wholeChunk = answers >= 3 && answers == attempted - (refusals.Count - answers);
         var found = new List<int>();
         for (var i = 0; i < refusals.Count; i++)
         {
             var r = refusals[i];
-            if (r.AtRecipient && !r.Ours && (alike.Contains(r.Transaction) || EnhancedCode(r.Response) is { Subject: '3' or '4' or '7' }))
+            if (r.AtRecipient && !r.Ours
+                && ((alike.Contains(r.Transaction) && (wholeChunk || !IsAboutTheAddress(r, out _))) || EnhancedCode(r.Response) is { Subject: '3' or '4' or '7' }))
             {
                 found.Add(i);
             }

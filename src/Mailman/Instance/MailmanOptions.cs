@@ -76,7 +76,10 @@ public sealed class MailmanOptions
         Check(Bounces.BatchSize is >= 1 and <= 10_000, "Mailman:Bounces:BatchSize must be 1-10000");
         Check(Bounces.SweepInterval >= TimeSpan.FromSeconds(1), "Mailman:Bounces:SweepInterval must be at least 1 second");
         Check(Bounces.UnrecognizedKeepDays is >= 0 and <= 36_500, "Mailman:Bounces:UnrecognizedKeepDays must be 0-36500");
-        Check(StopTimeout >= TimeSpan.FromSeconds(1), "Mailman:StopTimeout must be at least 1 second");
+        Check(StopTimeout >= TimeSpan.FromSeconds(1) && StopTimeout <= TimeSpan.FromHours(1), $"Mailman:StopTimeout must be 1 second to 1 hour, as hh:mm:ss (got {StopTimeout}; a bare number is days)");
+        Check(Queues.PollInterval <= TimeSpan.FromDays(1), $"Mailman:Queues:PollInterval must be at most a day, as hh:mm:ss (got {Queues.PollInterval}; a bare number is days)");
+        Check(Bounces.SweepInterval <= TimeSpan.FromDays(1), $"Mailman:Bounces:SweepInterval must be at most a day, as hh:mm:ss (got {Bounces.SweepInterval}; a bare number is days)");
+        Check(Retry.MinimumDelay < Retry.MaximumLifetime, $"Mailman:Retry:MinimumDelay must be shorter than MaximumLifetime, as hh:mm:ss (got {Retry.MinimumDelay}; a bare number is days)");
         Http.Validate(Check);
         Check(Moderation.Chain.Count > 0, "Mailman:Moderation:Chain must name at least one rule");
         Check(SiteOwner.Length == 0 || IsAddress(SiteOwner), $"Mailman:SiteOwner must be an email address, got '{SiteOwner}'");

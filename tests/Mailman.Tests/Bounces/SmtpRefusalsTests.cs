@@ -55,7 +55,12 @@ public sealed class SmtpRefusalsTests
              R("d@x.example", 3, "5.3.0 mail system full"), R("e@x.example", 4, "5.6.0 content rejected")], 10));
 
         // The same reply to the whole chunk, whatever it says; after DATA (the message) never; ours never.
-        Assert.Equal([0, 1], SmtpRefusals.ForTheRelay([R("a@x.example", 0, "5.1.1 <a@x.example>: user unknown"), R("b@x.example", 1, "5.1.1 <b@x.example>: user unknown")], 2));
+        Assert.Equal([0, 1, 2], SmtpRefusals.ForTheRelay([R("a@x.example", 0, "5.1.1 <a@x.example>: user unknown"), R("b@x.example", 1, "5.1.1 <b@x.example>: user unknown"), R("c@x.example", 2, "5.1.1 <c@x.example>: user unknown")], 3));
+
+        // Two dead members of one domain in a batched transaction, the chunk's others accepted: bounces.
+        SmtpRefusal B(string a) => new(a, 550, $"5.1.1 <{a}>: User unknown in virtual mailbox table", true, 1, 2);
+        Assert.Empty(SmtpRefusals.ForTheRelay([B("x1@small.example"), B("x2@small.example")], 7));
+        Assert.Empty(SmtpRefusals.ForTheRelay([B("x1@small.example"), B("x2@small.example")], 2));
         Assert.Empty(SmtpRefusals.ForTheRelay([R("a@x.example", 0, "5.7.1 spam", atRcpt: false), R("b@x.example", 1, "5.7.1 spam", atRcpt: false)], 2));
         Assert.Empty(SmtpRefusals.ForTheRelay([R("a@x.example", 0, "5.6.7 SMTPUTF8 is required", ours: true), R("b@x.example", 1, "5.6.7 SMTPUTF8 is required", ours: true)], 2));
     }
