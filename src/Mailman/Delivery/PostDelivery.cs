@@ -310,8 +310,10 @@ public sealed class PostDelivery
                     var pacedHolders = 0;
                     for (var k = 0; k < groups.Count; k++)
                     {
+                        // A group with nothing (left) for this post is skipped before its pace is
+                        // asked: a post without a paced destination's members never waits for it.
                         var g = groups[(nextGroup + k) % groups.Count];
-                        if (g.Returned.Count == 0 && g.Exhausted && !g.Prefetch())
+                        if (g.Returned.Count == 0 && !g.Prefetch())
                         {
                             continue;
                         }
