@@ -71,10 +71,8 @@ public static class SmtpRefusals
     public static HashSet<int> RefusedAlike(IReadOnlyList<SmtpRefusal> refusals, long attempted)
     {
         var alike = new HashSet<int>();
-        var all = refusals.Where(r => !r.Ours).ToList();
-        attempted -= refusals.Count - all.Count;
-        refusals = all;
-        if (all.Count >= 2 && all.Count == attempted && AllAlike(all))
+        var (all, answered) = ServerAnswers(refusals, attempted);
+        if (all.Count >= 2 && all.Count == answered && AllAlike(all))
         {
             foreach (var r in all)
             {
@@ -84,7 +82,7 @@ public static class SmtpRefusals
             return alike;
         }
 
-        foreach (var group in refusals.GroupBy(r => r.Transaction))
+        foreach (var group in all.GroupBy(r => r.Transaction))
         {
             var list = group.ToList();
             if (list.Count >= 2 && list.Count == list[0].TransactionSize && AllAlike(list))
@@ -114,8 +112,8 @@ public static class SmtpRefusals
 
         // Alike replies about the address are the relay's only for a whole chunk of at least 3:
         // two dead members of one domain share a batched transaction and Postfix's wording.
-        var answers = refusals.Count(r => !r.Ours);
-        var wholeChunk = answers >= 3 && answers == attempted - (refusals.Count - answers);
+        var (answers, answered) = ServerAnswers(refusals, attempted);
+        var wholeChunk = answers.Count >= 3 && answers.Count == answered;
         var found = new List<int>();
         for (var i = 0; i < refusals.Count; i++)
         {
@@ -128,6 +126,13 @@ public static class SmtpRefusals
         }
 
         return found;
+    }
+
+    // The server's own refusals, and how many recipients it was asked about: ours were never sent.
+    private static (List<SmtpRefusal> Answers, long Attempted) ServerAnswers(IReadOnlyList<SmtpRefusal> refusals, long attempted)
+    {
+        var answers = refusals.Where(r => !r.Ours).ToList();
+        return (answers, attempted - (refusals.Count - answers.Count));
     }
 
     private static bool AllAlike(List<SmtpRefusal> refusals)

@@ -82,16 +82,16 @@ public sealed class Pacer
         _mx = mx;
         foreach (var (name, d) in options.Destinations.OrderBy(d => d.Key, StringComparer.OrdinalIgnoreCase))
         {
-            var destination = new Destination(name.ToLowerInvariant(), d, configured: true);
+            var destination = new Destination(SmtpOptions.DestinationDomain(name).ToLowerInvariant(), d, configured: true);
             Configured.Add(destination);
             foreach (var domain in d.Domains.Prepend(name))
             {
-                _byDomain[domain] = destination;
+                _byDomain[SmtpOptions.DestinationDomain(domain)] = destination;
             }
 
             foreach (var host in d.MxHosts)
             {
-                _mxSuffixes.Add((host.Trim().TrimEnd('.').ToLowerInvariant(), destination));
+                _mxSuffixes.Add((SmtpOptions.DestinationDomain(host).ToLowerInvariant(), destination));
             }
         }
 

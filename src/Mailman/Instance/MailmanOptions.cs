@@ -230,6 +230,9 @@ public sealed class SmtpOptions
     /// <summary>All connections of the pool: the crash duplicate bound is this × CheckpointRecipients.</summary>
     public int TotalConnections => EffectiveRelays().Sum(r => r.Connections ?? Connections);
 
+    /// <summary>A destination's domain or MX host as the pacer keys it: trimmed, without the final dot ("gmail.com." is gmail.com).</summary>
+    public static string DestinationDomain(string domain) => domain.Trim().TrimEnd('.');
+
     // Security, credentials, relays and pacing; one line naming the first bad setting.
     internal void ValidateOutbound()
     {
@@ -280,8 +283,9 @@ public sealed class SmtpOptions
             foreach (var domain in d.Domains.Prepend(name))
             {
                 MailmanOptions.Check(IsDomain(domain), $"{s}Destinations:{name}: '{domain.ReplaceLineEndings(" ")}' is not a domain name");
-                MailmanOptions.Check(claimed.TryAdd(domain.Trim(), name) || claimed[domain.Trim()].Equals(name, StringComparison.OrdinalIgnoreCase),
-                    $"{s}Destinations: {domain} belongs to both {claimed.GetValueOrDefault(domain.Trim())} and {name}");
+                var key = DestinationDomain(domain);
+                MailmanOptions.Check(claimed.TryAdd(key, name) || claimed[key].Equals(name, StringComparison.OrdinalIgnoreCase),
+                    $"{s}Destinations: {domain} belongs to both {claimed.GetValueOrDefault(key)} and {name}");
             }
         }
 
@@ -290,7 +294,7 @@ public sealed class SmtpOptions
             var key = name == "DestinationDefaults" ? s + name + ":" : $"{s}Destinations:{name}:";
             MailmanOptions.Check(d.MaxConnections is null or >= 1, $"{key}MaxConnections must be at least 1 (leave it out for no limit)");
             MailmanOptions.Check(d.MaxPerMinute is null or >= 1, $"{key}MaxPerMinute must be at least 1 (leave it out for no limit)");
-            MailmanOptions.Check(d.MxHosts.All(h => Uri.CheckHostName(h.Trim().TrimEnd('.')) == UriHostNameType.Dns), $"{key}MxHosts must be host names (google.com)");
+            MailmanOptions.Check(d.MxHosts.All(IsDomain), $"{key}MxHosts must be host names (google.com)");
             MailmanOptions.Check(d.MxHosts.Count == 0 || GroupByMx, $"{key}MxHosts needs Mailman:Smtp:GroupByMx true (MX hosts are only known from MX lookups)");
         }
 
@@ -298,7 +302,7 @@ public sealed class SmtpOptions
         {
             try
             {
-                return Uri.CheckHostName(new System.Globalization.IdnMapping().GetAscii(domain.Trim().TrimEnd('.'))) == UriHostNameType.Dns;
+                return Uri.CheckHostName(new System.Globalization.IdnMapping().GetAscii(DestinationDomain(domain))) == UriHostNameType.Dns;
             }
             catch (ArgumentException)
             {

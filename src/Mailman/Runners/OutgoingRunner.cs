@@ -167,7 +167,7 @@ public sealed class OutgoingRunner(
             "Post {MessageId} to {ListId} delivered: {Recipients} recipients, {Delivered} delivered, {Deferred} deferred, {Bounced} bounced, in {Seconds:F2}s ({Rate:F0} msg/s, {CpuSeconds:F2}s CPU), {Transactions} transactions{Resumed}",
             metadata.MessageId, list.Fqdn, metadata.RecipientCount, report.Delivered, deferredCount, report.Bounced, seconds,
             seconds > 0 ? report.Transactions / seconds : 0, (CpuTime() - cpu).TotalSeconds, report.Transactions,
-            earlier > 0 ? $"; resumed: {earlier} recipients were done in earlier runs (delivered, bounced or deferred), the counts are this run's" : "");
+            earlier > 0 ? $"; resumed: {earlier} recipients were done in earlier runs (delivered, bounced or deferred); delivered and bounced are this run's, deferred every recipient of the post sent to retry" : "");
     }
 
     // The first attempt is when this delivery began; the backoff counts from its end, so a

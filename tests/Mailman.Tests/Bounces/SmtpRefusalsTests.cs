@@ -41,6 +41,11 @@ public sealed class SmtpRefusalsTests
         Assert.Equal([0, 1, 2], SmtpRefusals.RefusedAlike([R("a@x.example", 0, 1), R("b@x.example", 1, 1), R("c@x.example", 2, 1)], 3));
         Assert.Empty(SmtpRefusals.RefusedAlike([R("a@x.example", 0, 1), R("b@x.example", 1, 1)], 3));
         Assert.Empty(SmtpRefusals.RefusedAlike([R("a@x.example", 0, 1)], 1));
+
+        // Our own refusals (never sent) are not the server's: two in one transaction are not alike.
+        SmtpRefusal Ours(string a) => new(a, 553, "5.6.7 SMTPUTF8 is required, but was not offered by 127.0.0.1:25", true, 0, 2, Ours: true);
+        Assert.Empty(SmtpRefusals.RefusedAlike([Ours("jörg@x.example"), Ours("zoë@x.example")], 5));
+        Assert.Empty(SmtpRefusals.RefusedAlike([Ours("jörg@x.example"), Ours("zoë@x.example")], 2));
     }
 
     [Fact]

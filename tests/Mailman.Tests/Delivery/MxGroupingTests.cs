@@ -24,6 +24,21 @@ public sealed class MxGroupingTests
         },
     };
 
+    // "gmail.com." passed the start check but keyed the pace by the name as written: it paced nothing.
+    [Fact]
+    public void A_destination_written_with_its_final_dot_paces_its_domain()
+    {
+        var pacer = new Pacer(new SmtpOptions
+        {
+            Destinations = new(StringComparer.OrdinalIgnoreCase) { ["Gmail.com."] = new() { MaxPerMinute = 2, Domains = ["googlemail.com."] } },
+        }, time: _time);
+
+        var gmail = pacer.Of("gmail.com");
+        Assert.True(gmail.Configured);
+        Assert.Equal("gmail.com", gmail.Name);
+        Assert.Same(gmail, pacer.Of("googlemail.com"));
+    }
+
     [Fact]
     public void Domains_sharing_a_primary_MX_share_a_destination_once_it_is_known_and_a_configured_one_claims_its_MX_hosts()
     {
