@@ -58,7 +58,7 @@ public static class SmtpRefusals
     /// <summary>Whether an RFC 3463 status (a DSN's Status: field, "5.1.1") says the address (5.1.x) or the mailbox (5.2.x) failed.</summary>
     public static bool IsAboutTheAddress(string status) => EnhancedCode(status) is { } code && IsAddressCode(code);
 
-    private static bool IsAddressCode((char Class, char Subject) code) => code.Class == '5' && code.Subject is '1' or '2';
+    private static bool IsAddressCode((char Class, char Subject, char Detail) code) => code.Class == '5' && code.Subject is '1' or '2';
 
     /// <summary>
     /// The transactions in which the server refused every recipient with the same reply (the
@@ -96,8 +96,9 @@ public static class SmtpRefusals
 
     /// <summary>
     /// The refusals that wait in retry instead of bouncing: the relay refusing us, not the
-    /// members. Only at RCPT (after DATA it is the message) and only the server's (never
-    /// <see cref="SmtpRefusal.Ours"/>): every refusal of a transaction, or of the whole chunk,
+    /// members. Only the server's (never <see cref="SmtpRefusal.Ours"/>). After DATA only those
+    /// whose status says the relay's state (5.4.x, 5.3.x but 5.3.3/5.3.4: a sending quota
+    /// answered at the end of DATA); any other is the message's. At RCPT: every refusal of a transaction, or of the whole chunk,
     /// <see cref="RefusedAlike"/> whatever it says (a relay that takes the members' domain for
     /// its own answers 5.1.1 to all of them), and any one whose RFC 3463 status is about the
     /// mail system, the network or routing, or policy (5.3.x, 5.4.x, 5.7.x: Postfix's
@@ -118,8 +119,14 @@ public static class SmtpRefusals
         for (var i = 0; i < refusals.Count; i++)
         {
             var r = refusals[i];
-            if (r.AtRecipient && !r.Ours
-                && ((alike.Contains(r.Transaction) && (wholeChunk || !IsAboutTheAddress(r, out _))) || EnhancedCode(r.Response) is { Subject: '3' or '4' or '7' }))
+            if (r.Ours)
+            {
+                continue;
+            }
+
+            if (r.AtRecipient
+                ? (alike.Contains(r.Transaction) && (wholeChunk || !IsAboutTheAddress(r, out _))) || EnhancedCode(r.Response) is { Subject: '3' or '4' or '7' }
+                : IsRelayStateAfterData(r.Response))
             {
                 found.Add(i);
             }
@@ -127,6 +134,12 @@ public static class SmtpRefusals
 
         return found;
     }
+
+    // After DATA the reply is about the message, except when its RFC 3463 status says the relay's
+    // own state: 5.4.x (routing, congestion: a smarthost's "550 5.4.5 Daily sending quota
+    // exceeded" at the end of DATA) and 5.3.x but 5.3.3 and 5.3.4 (features, size: the message's).
+    private static bool IsRelayStateAfterData(string response)
+        => EnhancedCode(response) is { Subject: '4' } or { Subject: '3', Detail: not ('3' or '4') };
 
     // The server's own refusals, and how many recipients it was asked about: ours were never sent.
     private static (List<SmtpRefusal> Answers, long Attempted) ServerAnswers(IReadOnlyList<SmtpRefusal> refusals, long attempted)
@@ -164,8 +177,9 @@ public static class SmtpRefusals
         return sb.ToString();
     }
 
-    // RFC 3463: class.subject.detail at the start of the text (MailKit gives the text after the reply code).
-    private static (char Class, char Subject)? EnhancedCode(string response)
+    // RFC 3463: class.subject.detail at the start of the text (MailKit gives the text after the
+    // reply code). Subjects and details of more than one digit are 'x' (none in the registry's sense used here).
+    private static (char Class, char Subject, char Detail)? EnhancedCode(string response)
     {
         var s = response.AsSpan().TrimStart();
         if (s.Length >= 5 && s[0] is '2' or '4' or '5' && s[1] == '.' && char.IsAsciiDigit(s[2]))
@@ -179,7 +193,8 @@ public static class SmtpRefusals
             if (i < s.Length - 1 && s[i] == '.' && char.IsAsciiDigit(s[i + 1]))
             {
                 // Subjects are one digit in RFC 3463's registry; a longer one is none of 1 or 2.
-                return (s[0], i == 3 ? s[2] : 'x');
+                var detail = i + 2 == s.Length || !char.IsAsciiDigit(s[i + 2]) ? s[i + 1] : 'x';
+                return (s[0], i == 3 ? s[2] : 'x', detail);
             }
         }
 

@@ -69,4 +69,19 @@ public sealed class SmtpRefusalsTests
         Assert.Empty(SmtpRefusals.ForTheRelay([R("a@x.example", 0, "5.7.1 spam", atRcpt: false), R("b@x.example", 1, "5.7.1 spam", atRcpt: false)], 2));
         Assert.Empty(SmtpRefusals.ForTheRelay([R("a@x.example", 0, "5.6.7 SMTPUTF8 is required", ours: true), R("b@x.example", 1, "5.6.7 SMTPUTF8 is required", ours: true)], 2));
     }
+
+    [Fact]
+    public void After_DATA_only_the_relays_own_state_waits_in_retry()
+    {
+        SmtpRefusal D(string a, int t, int status, string text) => new(a, status, text, false, t, 1);
+
+        // A sending quota or a mail system problem answered at the end of DATA: the relay's.
+        Assert.Equal([0, 1, 2], SmtpRefusals.ForTheRelay(
+            [D("a@x.example", 0, 550, "5.4.5 Daily user sending quota exceeded"), D("b@x.example", 1, 451, "5.3.0 mail system error"), D("c@x.example", 2, 554, "5.3.5 system incorrectly configured")], 10));
+
+        // The message's: too big, a feature it needs, its content, a policy on it, no code at all.
+        Assert.Empty(SmtpRefusals.ForTheRelay(
+            [D("a@x.example", 0, 552, "5.3.4 Message size exceeds fixed limit"), D("b@x.example", 1, 554, "5.3.3 8BITMIME not supported"), D("c@x.example", 2, 554, "5.6.0 content rejected"),
+             D("d@x.example", 3, 550, "5.7.1 spam"), D("e@x.example", 4, 554, "transaction failed"), D("f@x.example", 5, 550, "5.1.1 user unknown")], 10));
+    }
 }

@@ -627,6 +627,32 @@ public sealed partial class BounceRunnerTests : IDisposable
         Assert.Single(h.Logs.Lines, l => l.Contains($"refused {members - accepted} of {members} recipients to dev@example.org for itself", StringComparison.Ordinal));
     }
 
+    // The same quota answered at the end of DATA, from the third copy on (personalized: one
+    // transaction a copy): the two sent went, the others wait in retry, nobody scored.
+    [Fact]
+    public void A_sending_quota_answered_after_DATA_waits_in_retry()
+    {
+        CreateList(l =>
+        {
+            l.BounceScoreThreshold = 1;
+            l.Personalize = Personalization.Full;
+        }, members: 5);
+        var taken = 0;
+        using var server = ScriptedSmtpServer.Start(data: _ => Interlocked.Increment(ref taken) > 2
+            ? ScriptedSmtpServer.Reply(550, "5.4.5 Daily user sending quota exceeded")
+            : null);
+        using var h = new RunnerHarness(_instance, o => o.Smtp.Port = server.Port);
+        Deliver(h);
+
+        var retry = h.Queues[QueueSet.Retry];
+        var entry = retry.Load(retry.Claim(Assert.Single(retry.Pending()))!);
+        Assert.Equal(3, retry.Recipients(entry).Count());
+        Assert.Equal(2, server.Received.Count);
+        Assert.True(TempInstance.NumberedMembers(5).All(m => Member(m.Address)!.BounceScore == 0));
+        Assert.DoesNotContain(h.BounceLog.Lines, l => l.StartsWith("Bounce:", StringComparison.Ordinal));
+        Assert.Single(h.Logs.Lines, l => l.Contains("refused 3 of 5 recipients to dev@example.org for itself", StringComparison.Ordinal));
+    }
+
     // 5.1.1 to all alike: a relay that takes the members' domain for its own, not four dead members.
     [Theory]
     [InlineData(Personalization.None, 554, "5.7.1 <{0}>: Relay access denied")] // one transaction of four
