@@ -55,10 +55,17 @@ internal static class StatusCommand
 
     internal static string Render(InstancePaths paths, bool asJson)
     {
-        // A user who cannot read the queues would see every queue empty: say so instead.
+        // A user who cannot read the queues would see every queue empty: say so instead. One
+        // who cannot even enter the home sees no queues directory at all.
+        var denied = paths.QueuesDirectory;
         try
         {
-            if (Directory.Exists(paths.QueuesDirectory))
+            if (!Directory.Exists(paths.QueuesDirectory))
+            {
+                denied = paths.Home;
+                _ = Directory.EnumerateFileSystemEntries(paths.Home).Any();
+            }
+            else
             {
                 _ = Directory.EnumerateFileSystemEntries(paths.QueuesDirectory).Any();
                 foreach (var dir in Directory.EnumerateDirectories(paths.QueuesDirectory))
@@ -69,7 +76,7 @@ internal static class StatusCommand
         }
         catch (UnauthorizedAccessException e)
         {
-            throw new CliException(ExitCodes.NoPerm, $"cannot read the queues as {FileOwner.UserName(FileOwner.EffectiveUid)} ({paths.QueuesDirectory} is {FileOwner.Describe(paths.QueuesDirectory)}): {e.Message}; run status as the instance's user");
+            throw new CliException(ExitCodes.NoPerm, $"cannot read the queues as {FileOwner.UserName(FileOwner.EffectiveUid)} ({denied} is {FileOwner.Describe(denied)}): {e.Message}; run status as the instance's user");
         }
 
         var time = TimeProvider.System;

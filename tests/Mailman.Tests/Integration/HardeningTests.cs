@@ -419,6 +419,12 @@ public sealed class HardeningTests : IDisposable
         var status = MailmanProcess.Run(_instance.Home, ["status"], runAs: "nobody");
         Assert.True(status.ExitCode == ExitCodes.NoPerm, status.Stdout + status.Stderr);
         Assert.Contains("cannot read the queues", status.Stderr, StringComparison.Ordinal);
+
+        // Nor one who cannot enter the home at all (it showed every queue at 0, exit 0).
+        Assert.Equal(0, PostfixInstance.Run("chmod", "0700", _instance.Home));
+        var outsider = MailmanProcess.Run(_instance.Home, ["status"], runAs: "nobody");
+        Assert.True(outsider.ExitCode == ExitCodes.NoPerm, outsider.Stdout + outsider.Stderr);
+        Assert.Contains($"({_instance.Home} is owned by root, mode 0700)", outsider.Stderr, StringComparison.Ordinal);
     }
 
     // 5. The retry hop and the deferred write got new names: 1000 duplicates with a 200 bound.
