@@ -7,6 +7,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Mailman.Instance;
 using Mailman.Queues;
 using MimeKit;
 
@@ -78,6 +79,13 @@ internal static class QueueCommand
             {
                 Console.WriteLine($"unreadable: {e.Message}");
                 return 0;
+            }
+            catch (UnauthorizedAccessException)
+            {
+                // Left by root, say: name the owner and the mode, not .NET's sentence.
+                var file = queue.PathOf(id, Switchboard.EntryExtension);
+                file = File.Exists(file) ? file : queue.PathOf(id, Switchboard.ClaimedExtension);
+                throw new CliException(ExitCodes.NoPerm, $"{id}: cannot read it as {FileOwner.UserName(FileOwner.EffectiveUid)} ({file} is {FileOwner.Describe(file)}); run queue show as the instance's user");
             }
 
             if (head is null)

@@ -379,6 +379,11 @@ public sealed class HardeningTests : IDisposable
         var listed = MailmanProcess.Run(_instance.Home, ["queue", "list", "shunt"], runAs: "nobody");
         Assert.True(listed.ExitCode == 0, listed.Stderr);
         Assert.Contains($"{foreign}\tunreadable", listed.Stdout, StringComparison.Ordinal);
+
+        // `queue show` of it fails with 77 naming the owner and mode, not .NET's sentence.
+        var shown = MailmanProcess.Run(_instance.Home, ["queue", "show", foreign], runAs: "nobody");
+        Assert.True(shown.ExitCode == ExitCodes.NoPerm, shown.Stdout + shown.Stderr);
+        Assert.Contains("owned by root, mode 0600); run queue show as the instance's user", shown.Stderr, StringComparison.Ordinal);
     }
 
     // 4. Verbs run as root on another user's instance wrote files that user cannot read.
