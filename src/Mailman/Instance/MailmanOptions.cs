@@ -211,12 +211,15 @@ public sealed class SmtpOptions
             User = string.IsNullOrEmpty(r.User) ? User : r.User,
             PasswordFile = string.IsNullOrEmpty(r.User) ? PasswordFile : r.PasswordFile,
             Credential = string.IsNullOrEmpty(r.User) ? Credential : r.Credential,
-            CaFile = string.IsNullOrEmpty(r.CaFile) ? CaFile : r.CaFile,
-            Fingerprint = string.IsNullOrEmpty(r.Fingerprint) ? Fingerprint : r.Fingerprint,
+            // How the certificate is trusted comes whole: an entry's pin is not checked against a CaFile from above.
+            CaFile = OwnTrust(r) ? r.CaFile : CaFile,
+            Fingerprint = OwnTrust(r) ? r.Fingerprint : Fingerprint,
             Connections = r.Connections ?? Connections,
             Weight = r.Weight,
         })];
     }
+
+    private static bool OwnTrust(RelayOptions r) => !string.IsNullOrEmpty(r.CaFile) || !string.IsNullOrEmpty(r.Fingerprint);
 
     private IReadOnlyList<Delivery.Smtp.Relay>? _resolved;
 
@@ -271,6 +274,9 @@ public sealed class SmtpOptions
                 $"{key}Fingerprint must be a SHA-256 fingerprint: 64 hex digits, colons allowed");
             MailmanOptions.Check(string.IsNullOrEmpty(r.Credential) || (r.Credential.IndexOfAny(['/', '\\']) < 0 && r.Credential is not "." and not ".."),
                 $"{key}Credential must be a credential name, not a path");
+            var trustKey = Relays.Count > 0 && OwnTrust(Relays[i]) ? key : s;
+            MailmanOptions.Check(string.IsNullOrEmpty(r.CaFile) || string.IsNullOrEmpty(r.Fingerprint),
+                $"{trustKey}CaFile and {trustKey}Fingerprint are both set: use one (a pinned Fingerprint takes the place of the chain)");
             MailmanOptions.Check((string.IsNullOrEmpty(r.CaFile) && string.IsNullOrEmpty(r.Fingerprint)) || !r.Security.Equals("none", StringComparison.OrdinalIgnoreCase),
                 $"{key}CaFile or Fingerprint is set with Security none: a plain connection checks no certificate (use starttls or tls)");
         }

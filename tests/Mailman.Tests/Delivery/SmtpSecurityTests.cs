@@ -50,6 +50,30 @@ public sealed class SmtpSecurityTests : IDisposable
         Assert.Equal(expected, Assert.Single(Relay.Resolve(options)).Port);
     }
 
+    // How a pool entry trusts the certificate comes whole: its own pin is not also held to a
+    // CaFile from above (which it would then silently ignore), and an entry without either inherits both.
+    [Fact]
+    public void A_pool_entrys_own_pin_or_CA_replaces_the_inherited_trust_as_a_whole()
+    {
+        var pin = new string('a', 64);
+        var options = new SmtpOptions
+        {
+            Security = "starttls",
+            CaFile = "/etc/ssl/ca.pem",
+            Relays = [new RelayOptions { Address = "a.example:25", Fingerprint = pin }, new RelayOptions { Address = "b.example:25" }],
+        };
+        new MailmanOptions { Smtp = options, Pipeline = { Handlers = ["list-id"] }, Moderation = { Chain = ["approved"] } }.Validate();
+        var effective = options.EffectiveRelays();
+        Assert.Equal(("", pin), (effective[0].CaFile, effective[0].Fingerprint));
+        Assert.Equal(("/etc/ssl/ca.pem", ""), (effective[1].CaFile, effective[1].Fingerprint));
+
+        // Both on one entry: refused, naming the entry.
+        options.Relays[1].CaFile = "/etc/ssl/other.pem";
+        options.Relays[1].Fingerprint = pin;
+        var e = Assert.Throws<InvalidOperationException>(() => new MailmanOptions { Smtp = options, Pipeline = { Handlers = ["list-id"] }, Moderation = { Chain = ["approved"] } }.Validate());
+        Assert.Contains("Mailman:Smtp:Relays:1:CaFile and Mailman:Smtp:Relays:1:Fingerprint are both set", e.Message, StringComparison.Ordinal);
+    }
+
     private static (bool Delivered, string? Error) SendOne(Relay relay, byte[] message, out SmtpConnection connection)
     {
         var post = PreparedPost.Create(message, null);

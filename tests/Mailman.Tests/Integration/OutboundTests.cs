@@ -106,6 +106,7 @@ public sealed class OutboundTests : IDisposable
         { "Mailman__Smtp__Password", "hunter2", "Mailman:Smtp:Password is not read" },
         { "Mailman__Smtp__CaFile", "/nonexistent/ca.pem", "CaFile /nonexistent/ca.pem cannot be read" },
         { "Mailman__Smtp__CaFile", "ca.pem", "CaFile or Fingerprint is set with Security none" },
+        { "Mailman__Smtp__Fingerprint", new string('a', 64), "Mailman:Smtp:CaFile and Mailman:Smtp:Fingerprint are both set: use one" },
         { "Mailman__Smtp__HeloName", "evil\r\nMAIL FROM:<x@evil>", "Mailman:Smtp:HeloName must be a host name" },
         { "Mailman__Smtp__Secrity", "tls", "unknown setting 'Secrity' in Smtp" },                         // a typo is not ignored
         { "Mailman__Smtp__Port", "abc", "Failed to convert configuration value 'abc' at 'Mailman:Smtp:Port'" },
@@ -128,6 +129,12 @@ public sealed class OutboundTests : IDisposable
 
         if (key.EndsWith("CaFile", StringComparison.Ordinal) && value.StartsWith('/'))
         {
+            env["Mailman__Smtp__Security"] = "starttls";
+        }
+
+        if (key.EndsWith("Fingerprint", StringComparison.Ordinal))
+        {
+            env["Mailman__Smtp__CaFile"] = "/nonexistent/ca.pem";
             env["Mailman__Smtp__Security"] = "starttls";
         }
 
