@@ -82,7 +82,7 @@ public sealed class Pacer
         _mx = mx;
         foreach (var (name, d) in options.Destinations.OrderBy(d => d.Key, StringComparer.OrdinalIgnoreCase))
         {
-            var destination = new Destination(SmtpOptions.DestinationDomain(name).ToLowerInvariant(), d, configured: true);
+            var destination = new Destination(SmtpOptions.DestinationDomain(name), d, configured: true);
             Configured.Add(destination);
             foreach (var domain in d.Domains.Prepend(name))
             {
@@ -91,7 +91,7 @@ public sealed class Pacer
 
             foreach (var host in d.MxHosts)
             {
-                _mxSuffixes.Add((SmtpOptions.DestinationDomain(host).ToLowerInvariant(), destination));
+                _mxSuffixes.Add((SmtpOptions.DestinationDomain(host), destination));
             }
         }
 
@@ -111,6 +111,7 @@ public sealed class Pacer
     /// <summary>The destination of a recipient domain.</summary>
     public Destination Of(string domain)
     {
+        domain = SmtpOptions.RecipientDomainKey(domain);
         lock (_gate)
         {
             if (_byDomain.TryGetValue(domain, out var d))

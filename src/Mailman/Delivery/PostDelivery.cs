@@ -830,7 +830,7 @@ public sealed class PostDelivery
         {
             var id = g;
             var destination = g == 0 ? null : Pacer.Of(names[g - 1]);
-            var source = byDomain.Count == 0 ? recipients : recipients.Where(r => byDomain.GetValueOrDefault(r.Domain) == id);
+            var source = byDomain.Count == 0 ? recipients : recipients.Where(r => byDomain.GetValueOrDefault(SmtpOptions.RecipientDomainKey(r.Domain)) == id);
             result.Add(new Group(Chunks(source, size, personalized, (long)g << GroupShift, destination, maxRecipients), destination, progress));
         }
 

@@ -233,8 +233,31 @@ public sealed class SmtpOptions
     /// <summary>All connections of the pool: the crash duplicate bound is this × CheckpointRecipients.</summary>
     public int TotalConnections => EffectiveRelays().Sum(r => r.Connections ?? Connections);
 
-    /// <summary>A destination's domain or MX host as the pacer keys it: trimmed, without the final dot ("gmail.com." is gmail.com).</summary>
-    public static string DestinationDomain(string domain) => domain.Trim().TrimEnd('.');
+    /// <summary>
+    /// A destination's domain or MX host as the pacer keys it: trimmed, without the final dot
+    /// ("gmail.com." is gmail.com), an internationalized name as its A-labels (bücher.example is
+    /// xn--bcher-kva.example, as DNS and the MX answers spell it), lower case.
+    /// </summary>
+    public static string DestinationDomain(string domain)
+    {
+        var d = domain.Trim().TrimEnd('.');
+        if (!System.Text.Ascii.IsValid(d))
+        {
+            try
+            {
+                d = new System.Globalization.IdnMapping().GetAscii(d);
+            }
+            catch (ArgumentException)
+            {
+                // Not a valid IDN: keyed as written (the start check refuses it in the configuration).
+            }
+        }
+
+        return d.ToLowerInvariant();
+    }
+
+    /// <summary>A recipient's domain as the pacer keys it: an ASCII one as it is (the keys ignore case), else <see cref="DestinationDomain"/>.</summary>
+    public static string RecipientDomainKey(string domain) => System.Text.Ascii.IsValid(domain) ? domain : DestinationDomain(domain);
 
     // Security, credentials, relays and pacing; one line naming the first bad setting.
     internal void ValidateOutbound()

@@ -39,6 +39,28 @@ public sealed class MxGroupingTests
         Assert.Same(gmail, pacer.Of("googlemail.com"));
     }
 
+    // An internationalized name and its A-labels are one destination, however either is written.
+    [Fact]
+    public void A_destination_named_by_its_U_labels_paces_the_A_labels_too_and_both_named_apart_are_refused()
+    {
+        var pacer = new Pacer(new SmtpOptions
+        {
+            Destinations = new(StringComparer.OrdinalIgnoreCase) { ["bücher.example"] = new() { MaxPerMinute = 2, Domains = ["XN--MNCHEN-3YA.example"] } },
+        }, time: _time);
+
+        var books = pacer.Of("xn--bcher-kva.example");
+        Assert.True(books.Configured);
+        Assert.Same(books, pacer.Of("Bücher.example"));
+        Assert.Same(books, pacer.Of("münchen.example"));
+        Assert.False(pacer.Of("buecher.example").Configured);
+
+        var options = new MailmanOptions { Pipeline = { Handlers = ["list-id"] }, Moderation = { Chain = ["approved"] } };
+        options.Smtp.Destinations["bücher.example"] = new() { MaxPerMinute = 2 };
+        options.Smtp.Destinations["other"] = new() { MaxPerMinute = 2, Domains = ["xn--bcher-kva.example"] };
+        var e = Assert.Throws<InvalidOperationException>(options.Validate);
+        Assert.Contains("xn--bcher-kva.example belongs to both", e.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Domains_sharing_a_primary_MX_share_a_destination_once_it_is_known_and_a_configured_one_claims_its_MX_hosts()
     {
