@@ -326,11 +326,6 @@ public sealed class PostDelivery
                             continue;
                         }
 
-                        if (g.Returned.Count == 0 && !g.Prefetch())
-                        {
-                            continue;
-                        }
-
                         // There is work: a relay ahead of its weighted share leaves it to the others.
                         if (!Pool.WithinShare(r, now))
                         {

@@ -57,4 +57,35 @@ public sealed class DestinationSlotTests
         Assert.InRange(inFlight.Max(), 1, connections);
         Assert.Equal(0, delivery.Pacer.Of("example.com").InFlight);
     }
+
+    // Review 21: a post with nobody at a configured paced destination asked that destination's
+    // pace for its empty group, and so waited for another post's token (60 s at one a minute),
+    // or made way when another post was waiting. Time stands still here: the token never comes back.
+    [Fact]
+    public void A_post_without_members_at_a_paced_destination_never_waits_for_its_pace()
+    {
+        using var server = ScriptedSmtpServer.Start();
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 12, 3, 8, 0, 0, TimeSpan.Zero));
+        var options = new SmtpOptions
+        {
+            TimeoutSeconds = 10,
+            Destinations = new(StringComparer.OrdinalIgnoreCase) { ["paced.example"] = new() { MaxPerMinute = 1 } },
+        };
+        var delivery = new PostDelivery(options, [Relay.Plain("127.0.0.1", server.Port, 2)], time: time);
+        var paced = delivery.Pacer.Of("paced.example");
+        Assert.True(delivery.Pacer.TryAcquire(paced, out _));
+        delivery.Pacer.Done(paced, 1, throttled: false);
+        Assert.False(delivery.Pacer.TryAcquire(paced, out _)); // another post took this minute's token
+
+        var post = PreparedPost.Create(Encoding.UTF8.GetBytes("Subject: t\r\nFrom: a@example.com\r\n\r\nbody\r\n"), null);
+        var members = Enumerable.Range(0, 5).Select(i => new Recipient($"m{i:D2}@example.com", "")).ToList();
+        var asked = 0;
+        using var report = delivery.Deliver(post, ListName.Parse("dev@example.org"), personalized: true, members, new Progress(), CancellationToken.None,
+            chunkSize: 2, yieldTo: () => Interlocked.Increment(ref asked) > 0);
+
+        Assert.Equal(DeliveryStop.Completed, report.Stop);
+        Assert.Equal(5, report.Delivered);
+        Assert.Equal(5, server.Received.Count);
+        Assert.Equal(0, asked);
+    }
 }
