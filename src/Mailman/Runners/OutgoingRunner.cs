@@ -151,27 +151,35 @@ public sealed class OutgoingRunner(
             return;
         }
 
+        // Every recipient deferred in any run goes to retry; the summary counts this run's.
         var deferred = checkpoint.Deferred();
+        var thisRun = report.Deferred;
         if (report.Stop == DeliveryStop.ServerUnreachable)
         {
-            deferred = deferred.Concat(report.Remaining);
+            deferred = deferred.Concat(report.Remaining.Select(r =>
+            {
+                thisRun++;
+                return r;
+            }));
             Log.LogWarning("SMTP server unreachable (every relay is down) delivering {MessageId} to {ListId}: {Error}", metadata.MessageId, list.Fqdn, report.StopReason);
         }
 
-        var deferredCount = Defer(entry, metadata, deferred, now);
+        var givenUp = Defer(entry, metadata, deferred, now);
         checkpoint.MarkFinal();
         Queue.Finish(entry.Claim);
         var seconds = report.Elapsed.TotalSeconds;
         var earlier = progress.Earlier;
         Log.LogInformation(
-            "Post {MessageId} to {ListId} delivered: {Recipients} recipients, {Delivered} delivered, {Deferred} deferred, {Bounced} bounced, in {Seconds:F2}s ({Rate:F0} msg/s, {CpuSeconds:F2}s CPU), {Transactions} transactions{Resumed}",
-            metadata.MessageId, list.Fqdn, metadata.RecipientCount, report.Delivered, deferredCount, report.Bounced, seconds,
+            "Post {MessageId} to {ListId} delivered: {Recipients} recipients, {Delivered} delivered, {Deferred} deferred, {Bounced} bounced, in {Seconds:F2}s ({Rate:F0} msg/s, {CpuSeconds:F2}s CPU), {Transactions} transactions{Resumed}{GivenUp}",
+            metadata.MessageId, list.Fqdn, metadata.RecipientCount, report.Delivered, thisRun, report.Bounced, seconds,
             seconds > 0 ? report.Transactions / seconds : 0, (CpuTime() - cpu).TotalSeconds, report.Transactions,
-            earlier > 0 ? $"; resumed: {earlier} recipients were done in earlier runs (delivered, bounced or deferred); delivered and bounced are this run's, deferred every recipient of the post sent to retry" : "");
+            earlier > 0 ? $"; resumed: {earlier} recipients were done in earlier runs" : "",
+            givenUp > 0 ? $"; the retry lifetime expired: {givenUp} deferred recipients given up, none sent to retry" : "");
     }
 
     // The first attempt is when this delivery began; the backoff counts from its end, so a
     // delivery longer than the delay does not give a retry that is due already.
+    // Returns how many were given up (the lifetime expired): none went to retry then.
     private long Defer(LoadedEntry entry, EntryMetadata metadata, IEnumerable<Recipient> deferred, DateTimeOffset started)
     {
         var retry = metadata.Clone();
@@ -210,7 +218,7 @@ public sealed class OutgoingRunner(
 
         Log.LogWarning("{Count} recipients of {MessageId} to {ListId} deferred to retry as {QueueEntry}, attempt {Attempts}, next at {NotBefore:yyyy-MM-ddTHH:mm:sszzz}",
             retry.RecipientCount, metadata.MessageId, metadata.List, name, retry.Attempts, retry.NotBefore);
-        return retry.RecipientCount;
+        return 0;
     }
 
     /// <summary>The name of the retry entry that takes the deferred recipients of out entry <paramref name="name"/>.</summary>

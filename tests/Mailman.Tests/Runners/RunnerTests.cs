@@ -1,5 +1,6 @@
 // Component tests: the runners against a real temp instance, a fake clock, and (for outgoing)
 // a real smtp-sink.
+using System.Globalization;
 using Mailman.Lists;
 using Mailman.Queues;
 using Mailman.TestSupport;
@@ -158,6 +159,57 @@ public sealed class RunnerTests : IDisposable
         Assert.Empty(retry.Pending());
         Assert.Empty(h.Queues[QueueSet.Out].Pending());
         Assert.Empty(sink.Messages());
+
+        // Each run's summary counts its deferrals; the last one says they were given up, not sent to retry.
+        var summaries = h.Logs.Lines.Where(l => l.Contains(" delivered: 3 recipients, 0 delivered, 3 deferred, 0 bounced", StringComparison.Ordinal)).ToList();
+        Assert.True(summaries.Count == 6, string.Join("\n", h.Logs.Lines));
+        Assert.All(summaries[..^1], l => Assert.DoesNotContain("given up", l, StringComparison.Ordinal));
+        Assert.EndsWith("; the retry lifetime expired: 3 deferred recipients given up, none sent to retry", summaries[^1], StringComparison.Ordinal);
+    }
+
+    // A delivery stopped after one member was deferred, then resumed: the resumed run's summary
+    // counts its own copies (0 deferred), and with the earlier runs' they make every member once.
+    [Fact]
+    public void A_resumed_delivery_counts_this_runs_deferrals_and_the_earlier_ones_go_to_retry()
+    {
+        _instance.CreateList("dev@example.org", l =>
+        {
+            l.NonMemberAction = NonMemberAction.Accept;
+            l.Personalize = Personalization.Full;
+        });
+        _instance.AddMembers("dev@example.org", TempInstance.NumberedMembers(6));
+        using var stop = new CancellationTokenSource();
+        using var server = ScriptedSmtpServer.Start(rcpt: a =>
+        {
+            if (!a.StartsWith("m00001@", StringComparison.Ordinal))
+            {
+                return null;
+            }
+
+            stop.Cancel();
+            return ScriptedSmtpServer.Reply(451, "4.3.0 try again later");
+        });
+        using var h = new RunnerHarness(_instance, o =>
+        {
+            o.Smtp.Port = server.Port;
+            o.Smtp.CheckpointRecipients = 1;
+            o.Smtp.Connections = 1; // one chunk after the other: the stop leaves some for the next run
+        });
+        h.Inject("dev@example.org", Posts.Plain());
+        RunnerHarness.Drain(h.Incoming);
+        RunnerHarness.Drain(h.Pipeline);
+
+        h.Outgoing.RunOnce(stop.Token);
+        Assert.Single(h.Queues[QueueSet.Out].Pending()); // stopped: stays in out with its checkpoint
+        var first = server.Received.Count;
+        Assert.Equal(1, RunnerHarness.Drain(h.Outgoing));
+
+        var summary = System.Text.RegularExpressions.Regex.Match(string.Join("\n", h.Logs.Lines), @"delivered: 6 recipients, (\d+) delivered, 0 deferred, 0 bounced.*; resumed: (\d+) recipients were done in earlier runs");
+        Assert.True(summary.Success, string.Join("\n", h.Logs.Lines));
+        Assert.Equal(6, int.Parse(summary.Groups[1].Value, CultureInfo.InvariantCulture) + int.Parse(summary.Groups[2].Value, CultureInfo.InvariantCulture));
+        Assert.Equal(5 - first, int.Parse(summary.Groups[1].Value, CultureInfo.InvariantCulture));
+        var retry = h.Queues[QueueSet.Retry];
+        Assert.Equal(["m00001@example.com"], retry.Recipients(retry.Load(retry.Claim(Assert.Single(retry.Pending()))!)).Select(r => r.Address));
     }
 
     [Fact]
