@@ -263,22 +263,41 @@ public sealed class HardeningTests : IDisposable
         Assert.True(Strace.IsInstalled, "strace is missing: apt-get install strace (see .ci/run)");
         const int members = 100;
         CreateList(members);
-        using (var first = SmtpSink.Start())
-        {
-            Inject();
-            Inject(Posts.Plain(messageId: "second@example.com", body: "second post\n"));
-            SigkillMidDelivery(first, members, 0.3);
-            _delivered = [Copies(first, "leading dot"), Copies(first, "second post")];
-        }
-
+        Inject();
+        Inject(Posts.Plain(messageId: "second@example.com", body: "second post\n"));
+        var injected = _instance.Home + "-injected";
+        Copy(_instance.Home, injected);
         var snapshot = _instance.Home + "-snapshot";
-        Copy(_instance.Home, snapshot);
-        var steps = TraceSteps();
+
         // How many steps there are depends on where the crash left the second post (waiting, or
-        // started beside the first): the trace must see both entries renamed and deleted.
-        var entries = steps.Select(s => Path.GetFileName(s.Path).Split('.')[0]).Distinct().Count();
-        Assert.True(entries == 2 && steps.Any(s => s.Call.StartsWith("rename", StringComparison.Ordinal)) && steps.Any(s => s.Call.StartsWith("unlink", StringComparison.Ordinal)),
-            $"the trace missed steps: {string.Join(", ", steps)}");
+        // started beside the first): the trace must see both entries renamed and deleted. A kill
+        // that landed after the first post was all done (the daemon can outrun the sink's dump)
+        // leaves one: that crash is done again from the injected state, a few times at most.
+        var steps = new List<(string Call, string Path)>();
+        for (var attempt = 1; ; attempt++)
+        {
+            Restore(injected);
+            using (var first = SmtpSink.Start())
+            {
+                SigkillMidDelivery(first, members, 0.3);
+                _delivered = [Copies(first, "leading dot"), Copies(first, "second post")];
+            }
+
+            if (Directory.Exists(snapshot))
+            {
+                Directory.Delete(snapshot, recursive: true);
+            }
+
+            Copy(_instance.Home, snapshot);
+            steps = TraceSteps();
+            var entries = steps.Select(s => Path.GetFileName(s.Path).Split('.')[0]).Distinct().Count();
+            if (entries == 2 && steps.Any(s => s.Call.StartsWith("rename", StringComparison.Ordinal)) && steps.Any(s => s.Call.StartsWith("unlink", StringComparison.Ordinal)))
+            {
+                break;
+            }
+
+            Assert.True(attempt < 5, $"the trace missed steps in 5 crashes: {string.Join(", ", steps)}");
+        }
 
         var kills = 0;
         foreach (var (call, path) in steps)
@@ -296,6 +315,7 @@ public sealed class HardeningTests : IDisposable
 
         Assert.True(kills * 2 >= steps.Count, $"only {kills} of {steps.Count} kills landed");
         Directory.Delete(snapshot, recursive: true);
+        Directory.Delete(injected, recursive: true);
     }
 
     private List<string>[] _delivered = [];
