@@ -39,6 +39,10 @@ public sealed class OutgoingRunner(
     // which only changes the order.
     private readonly List<string> _yielded = [];
 
+    // How often each entry made way: after the first turn, its "makes way" and "Resuming" lines
+    // go to Debug (several posts waiting on one paced destination take turns every slice).
+    private readonly Dictionary<string, int> _turns = [];
+
     protected override ClaimedEntry? ClaimNext()
     {
         if (_yielded.Count == 0)
@@ -84,7 +88,7 @@ public sealed class OutgoingRunner(
 
         if (checkpoint.ChunksRecorded > 0)
         {
-            Log.LogInformation("Resuming delivery of {MessageId} to {ListId} ({QueueEntry}) after {Chunks} recorded chunks of {ChunkSize}",
+            Log.Log(_turns.GetValueOrDefault(entry.Claim.Name) > 1 ? LogLevel.Debug : LogLevel.Information, "Resuming delivery of {MessageId} to {ListId} ({QueueEntry}) after {Chunks} recorded chunks of {ChunkSize}",
                 metadata.MessageId, list.Fqdn, entry.Claim.Name, checkpoint.ChunksRecorded, checkpoint.ChunkSize);
         }
 
@@ -130,6 +134,7 @@ public sealed class OutgoingRunner(
 
         if (report.Stop == DeliveryStop.Failed)
         {
+            _turns.Remove(entry.Claim.Name);
             // Shunted by the base loop with its checkpoint: `mailman unshunt` resumes it.
             throw new InvalidOperationException($"delivery stopped by an unexpected error after {report.Delivered} copies: {report.Failure!.Message}", report.Failure);
         }
@@ -146,7 +151,8 @@ public sealed class OutgoingRunner(
         {
             Queue.Unclaim(entry.Claim);
             _yielded.Add(entry.Claim.Name);
-            Log.LogInformation("Delivery of {MessageId} to {ListId} ({QueueEntry}) makes way for the posts waiting after {Delivered} copies in {Seconds:F0}s; the rest waits for its paced destinations ({Reason}) and goes on after them",
+            var turns = _turns[entry.Claim.Name] = _turns.GetValueOrDefault(entry.Claim.Name) + 1;
+            Log.Log(turns > 1 ? LogLevel.Debug : LogLevel.Information, "Delivery of {MessageId} to {ListId} ({QueueEntry}) makes way for the posts waiting after {Delivered} copies in {Seconds:F0}s; the rest waits for its paced destinations ({Reason}) and goes on after them",
                 metadata.MessageId, list.Fqdn, entry.Claim.Name, report.Delivered, report.Elapsed.TotalSeconds, report.StopReason);
             return;
         }
@@ -167,13 +173,14 @@ public sealed class OutgoingRunner(
         var givenUp = Defer(entry, metadata, deferred, now);
         checkpoint.MarkFinal();
         Queue.Finish(entry.Claim);
+        _turns.Remove(entry.Claim.Name, out var madeWay);
         var seconds = report.Elapsed.TotalSeconds;
         var earlier = progress.Earlier;
         Log.LogInformation(
             "Post {MessageId} to {ListId} delivered: {Recipients} recipients, {Delivered} delivered, {Deferred} deferred, {Bounced} bounced, in {Seconds:F2}s ({Rate:F0} msg/s, {CpuSeconds:F2}s CPU), {Transactions} transactions{Resumed}{GivenUp}",
             metadata.MessageId, list.Fqdn, metadata.RecipientCount, report.Delivered, thisRun, report.Bounced, seconds,
             seconds > 0 ? report.Transactions / seconds : 0, (CpuTime() - cpu).TotalSeconds, report.Transactions,
-            earlier > 0 ? $"; resumed: {earlier} recipients were done in earlier runs" : "",
+            (earlier > 0 ? $"; resumed: {earlier} recipients were done in earlier runs" : "") + (madeWay > 0 ? $"; made way for other posts {(madeWay == 1 ? "once" : $"{madeWay} times")}" : ""),
             givenUp > 0 ? $"; the retry lifetime expired: {givenUp} deferred recipients given up, none sent to retry" : "");
     }
 
