@@ -70,6 +70,9 @@ public interface IDeliveryProgress
     void Skipped(long recipients)
     {
     }
+
+    /// <summary>The post's Message-Id and queue entry, for the delivery's own log lines (null when there are none).</summary>
+    (string? MessageId, string? Entry) Post => (null, null);
 }
 
 /// <summary>What became of a post's recipients in this run. Dispose after reading <see cref="Remaining"/>.</summary>
@@ -709,8 +712,9 @@ public sealed class PostDelivery
             }
 
             deferred.AddRange(moved.Select(b => (b.Recipient, b.Status, b.Response)));
-            _log?.LogError("Relay {Relay} refused {Count} of {Attempted} recipients to {ListId} for itself, not for the members: {SmtpStatus} {SmtpResponse}{Others}; they wait in retry (check the relay's configuration, or its sending quota)",
-                relay.Relay.Name, moved.Count, attempted, list.Fqdn, moved[0].Status, moved[0].Response, moved.Count > 1 ? " (the first of them)" : "");
+            _log?.LogError("Relay {Relay} refused {Count} of {Attempted} recipients to {ListId} for itself, not for the members: {SmtpStatus} {SmtpResponse}{Others}; they wait in retry (check the relay's configuration, or its sending quota); Message-Id {MessageId}, queue entry {QueueEntry}",
+                relay.Relay.Name, moved.Count, attempted, list.Fqdn, moved[0].Status, moved[0].Response, moved.Count > 1 ? " (the first of them)" : "",
+                progress.Post.MessageId ?? "-", progress.Post.Entry ?? "-");
         }
 
         // A slot for one transaction to d, waiting at most `patience` (and never past a stop).

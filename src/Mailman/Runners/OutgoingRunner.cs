@@ -294,6 +294,8 @@ public sealed class OutgoingRunner(
 
         public int TransactionsDone(long chunk) => checkpoint.TransactionsDone(chunk);
 
+        public (string? MessageId, string? Entry) Post => (metadata.MessageId, _entry);
+
         /// <summary>Recipients found done in earlier runs so far.</summary>
         public long Earlier
         {

@@ -650,7 +650,8 @@ public sealed partial class BounceRunnerTests : IDisposable
         Assert.Equal(2, server.Received.Count);
         Assert.True(TempInstance.NumberedMembers(5).All(m => Member(m.Address)!.BounceScore == 0));
         Assert.DoesNotContain(h.BounceLog.Lines, l => l.StartsWith("Bounce:", StringComparison.Ordinal));
-        Assert.Single(h.Logs.Lines, l => l.Contains("refused 3 of 5 recipients to dev@example.org for itself", StringComparison.Ordinal));
+        var line = Assert.Single(h.Logs.Lines, l => l.Contains("refused 3 of 5 recipients to dev@example.org for itself", StringComparison.Ordinal));
+        Assert.Matches(@"; Message-Id <?[^ -][^ ]*>?, queue entry [0-9a-z]", line);
     }
 
     // 5.1.1 to all alike: a relay that takes the members' domain for its own, not four dead members.
