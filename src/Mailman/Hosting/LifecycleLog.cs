@@ -62,7 +62,7 @@ public sealed class LifecycleLog(
         }
 
         lifetime.ApplicationStopped.Register(() =>
-            logger.LogInformation("Mailman stopped after {Uptime}: queues {Queues}", (time.GetUtcNow() - _started).ToString(@"d\.hh\:mm\:ss", System.Globalization.CultureInfo.InvariantCulture), Counts()));
+            logger.LogInformation("Mailman stopped after {Uptime}: queues {Queues}", Uptime(time.GetUtcNow() - _started), Counts()));
         return Task.CompletedTask;
     }
 
@@ -109,4 +109,10 @@ public sealed class LifecycleLog(
 
         return parts.Count == 0 ? "empty" : string.Join(", ", parts);
     }
+
+    // "0.4s" under a minute, "1:02:03" under a day, "2d 01:02:03" beyond.
+    internal static string Uptime(TimeSpan t)
+        => t < TimeSpan.FromMinutes(1) ? t.TotalSeconds.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture) + "s"
+            : t < TimeSpan.FromDays(1) ? t.ToString(@"h\:mm\:ss", System.Globalization.CultureInfo.InvariantCulture)
+            : t.ToString(@"d\d\ hh\:mm\:ss", System.Globalization.CultureInfo.InvariantCulture);
 }

@@ -64,6 +64,13 @@ public sealed class LoggingTests : IDisposable
         Assert.Contains("evil@x.y\\r\\n2026-12-01T00:00:00.000+00:00 [INF] FAKE\\u001b[2J", line, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(0.4, "0.4s")]
+    [InlineData(3723, "1:02:03")]
+    [InlineData(2 * 86400 + 3723, "2d 01:02:03")]
+    public void The_stop_line_says_the_uptime_as_a_person_reads_it(double seconds, string expected)
+        => Assert.Equal(expected, LifecycleLog.Uptime(TimeSpan.FromSeconds(seconds)));
+
     [Fact]
     public void A_second_stop_signal_says_the_stop_is_under_way_instead_of_announcing_it_again()
     {
