@@ -97,8 +97,8 @@ public static class SmtpRefusals
     /// <summary>
     /// The refusals that wait in retry instead of bouncing: the relay refusing us, not the
     /// members. Only the server's (never <see cref="SmtpRefusal.Ours"/>). After DATA only those
-    /// whose status says the relay's state (5.4.x, 5.3.x but 5.3.3/5.3.4: a sending quota
-    /// answered at the end of DATA); any other is the message's. At RCPT: every refusal of a transaction, or of the whole chunk,
+    /// whose status names the relay's state (5.3.1, 5.3.2, 5.3.5, 5.4.1-5.4.5, 5.4.7: a sending
+    /// quota answered at the end of DATA); any other is the message's (a loop, its size, content). At RCPT: every refusal of a transaction, or of the whole chunk,
     /// <see cref="RefusedAlike"/> whatever it says (a relay that takes the members' domain for
     /// its own answers 5.1.1 to all of them), and any one whose RFC 3463 status is about the
     /// mail system, the network or routing, or policy (5.3.x, 5.4.x, 5.7.x: Postfix's
@@ -135,11 +135,15 @@ public static class SmtpRefusals
         return found;
     }
 
-    // After DATA the reply is about the message, except when its RFC 3463 status says the relay's
-    // own state: 5.4.x (routing, congestion: a smarthost's "550 5.4.5 Daily sending quota
-    // exceeded" at the end of DATA) and 5.3.x but 5.3.3 and 5.3.4 (features, size: the message's).
+    // After DATA the reply is about the message, except when its RFC 3463 status names the
+    // relay's own state: 5.3.1 system full, 5.3.2 not accepting messages, 5.3.5 misconfigured;
+    // 5.4.1-5.4.5 and 5.4.7 (no answer, bad connection, directory failure, unable to route,
+    // congestion: a smarthost's "550 5.4.5 Daily sending quota exceeded" at the end of DATA,
+    // expired). Never 5.3.0 or 5.4.0 (undefined: Postfix's "554 5.4.0 too many hops"), 5.4.6 or
+    // a longer detail (loops: Exchange's 5.4.14 hop count), 5.3.3 or 5.3.4 (features, size): the
+    // message's, and retrying it would send it again to every member until the lifetime ends.
     private static bool IsRelayStateAfterData(string response)
-        => EnhancedCode(response) is { Subject: '4' } or { Subject: '3', Detail: not ('3' or '4') };
+        => EnhancedCode(response) is { Subject: '3', Detail: '1' or '2' or '5' } or { Subject: '4', Detail: '1' or '2' or '3' or '4' or '5' or '7' };
 
     // The server's own refusals, and how many recipients it was asked about: ours were never sent.
     private static (List<SmtpRefusal> Answers, long Attempted) ServerAnswers(IReadOnlyList<SmtpRefusal> refusals, long attempted)

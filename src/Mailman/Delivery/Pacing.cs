@@ -95,7 +95,7 @@ public sealed class Pacer
             }
         }
 
-        Grouping = string.Join(';', Configured.Select(d => d.Name + "=" + string.Join(',', _byDomain.Where(p => p.Value == d).Select(p => p.Key.ToLowerInvariant()).Order(StringComparer.Ordinal))));
+        Grouping = Configured.Count == 0 ? "" : ALabels + ";" + string.Join(';', Configured.Select(d => d.Name + "=" + string.Join(',', _byDomain.Where(p => p.Value == d).Select(p => p.Key.ToLowerInvariant()).Order(StringComparer.Ordinal))));
     }
 
     /// <summary>The configured destinations, in a stable order: each gets its own chunks.</summary>
@@ -107,6 +107,14 @@ public sealed class Pacer
     /// the mixed chunks and share its pace.
     /// </summary>
     public string Grouping { get; }
+
+    /// <summary>
+    /// The first element of a grouping whose domains are keyed as <see cref="SmtpOptions.DestinationDomain"/>
+    /// keys them (internationalized names as A-labels), a recipient's domain by
+    /// <see cref="SmtpOptions.RecipientDomainKey"/>. A grouping without it was recorded before, and
+    /// matches a recipient's domain as written: a resumed delivery must cut as it started.
+    /// </summary>
+    public const string ALabels = "*a-labels";
 
     /// <summary>The destination of a recipient domain.</summary>
     public Destination Of(string domain)

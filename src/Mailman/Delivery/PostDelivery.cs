@@ -712,7 +712,7 @@ public sealed class PostDelivery
             }
 
             deferred.AddRange(moved.Select(b => (b.Recipient, b.Status, b.Response)));
-            _log?.LogError("Relay {Relay} refused {Count} of {Attempted} recipients to {ListId} for itself, not for the members: {SmtpStatus} {SmtpResponse}{Others}; they wait in retry (check the relay's configuration, or its sending quota); Message-Id {MessageId}, queue entry {QueueEntry}",
+            _log?.LogError("Relay {Relay} refused {Count} of {Attempted} recipients to {ListId} for itself, not for the members: {SmtpStatus} {SmtpResponse}{Others}; they wait in retry (check the relay: its configuration, its state or its sending quota); Message-Id {MessageId}, queue entry {QueueEntry}",
                 relay.Relay.Name, moved.Count, attempted, list.Fqdn, moved[0].Status, moved[0].Response, moved.Count > 1 ? " (the first of them)" : "",
                 progress.Post.MessageId ?? "-", progress.Post.Entry ?? "-");
         }
@@ -813,7 +813,9 @@ public sealed class PostDelivery
     {
         var byDomain = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
         var names = new List<string>();
-        foreach (var entry in grouping.Split(';', StringSplitOptions.RemoveEmptyEntries))
+        var entries = grouping.Split(';', StringSplitOptions.RemoveEmptyEntries);
+        var aLabels = entries.Length > 0 && entries[0] == Pacer.ALabels;
+        foreach (var entry in aLabels ? entries[1..] : entries)
         {
             var eq = entry.IndexOf('=', StringComparison.Ordinal);
             var name = eq < 0 ? entry : entry[..eq];
@@ -829,7 +831,7 @@ public sealed class PostDelivery
         {
             var id = g;
             var destination = g == 0 ? null : Pacer.Of(names[g - 1]);
-            var source = byDomain.Count == 0 ? recipients : recipients.Where(r => byDomain.GetValueOrDefault(SmtpOptions.RecipientDomainKey(r.Domain)) == id);
+            var source = byDomain.Count == 0 ? recipients : recipients.Where(r => byDomain.GetValueOrDefault(aLabels ? SmtpOptions.RecipientDomainKey(r.Domain) : r.Domain) == id);
             result.Add(new Group(Chunks(source, size, personalized, (long)g << GroupShift, destination, maxRecipients), destination, progress));
         }
 

@@ -240,7 +240,9 @@ public sealed class SmtpOptions
     /// </summary>
     public static string DestinationDomain(string domain)
     {
-        var d = domain.Trim().TrimEnd('.');
+        // Lower case first: with invariant globalization IdnMapping does not fold case (BÜCHER
+        // would be another A-label than bücher).
+        var d = domain.Trim().TrimEnd('.').ToLowerInvariant();
         if (!System.Text.Ascii.IsValid(d))
         {
             try
@@ -253,7 +255,7 @@ public sealed class SmtpOptions
             }
         }
 
-        return d.ToLowerInvariant();
+        return d;
     }
 
     /// <summary>A recipient's domain as the pacer keys it: an ASCII one as it is (the keys ignore case), else <see cref="DestinationDomain"/>.</summary>

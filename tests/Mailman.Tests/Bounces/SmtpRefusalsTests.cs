@@ -77,11 +77,14 @@ public sealed class SmtpRefusalsTests
 
         // A sending quota or a mail system problem answered at the end of DATA: the relay's.
         Assert.Equal([0, 1, 2], SmtpRefusals.ForTheRelay(
-            [D("a@x.example", 0, 550, "5.4.5 Daily user sending quota exceeded"), D("b@x.example", 1, 451, "5.3.0 mail system error"), D("c@x.example", 2, 554, "5.3.5 system incorrectly configured")], 10));
+            [D("a@x.example", 0, 550, "5.4.5 Daily user sending quota exceeded"), D("b@x.example", 1, 552, "5.3.1 mail system full"), D("c@x.example", 2, 554, "5.3.5 system incorrectly configured")], 10));
 
-        // The message's: too big, a feature it needs, its content, a policy on it, no code at all.
+        // The message's: too big, a feature it needs, its content, a policy on it, no code at all,
+        // a loop (Postfix's 5.4.0 too many hops, 5.4.6, Exchange's 5.4.14), anything undefined.
         Assert.Empty(SmtpRefusals.ForTheRelay(
             [D("a@x.example", 0, 552, "5.3.4 Message size exceeds fixed limit"), D("b@x.example", 1, 554, "5.3.3 8BITMIME not supported"), D("c@x.example", 2, 554, "5.6.0 content rejected"),
-             D("d@x.example", 3, 550, "5.7.1 spam"), D("e@x.example", 4, 554, "transaction failed"), D("f@x.example", 5, 550, "5.1.1 user unknown")], 10));
+             D("d@x.example", 3, 550, "5.7.1 spam"), D("e@x.example", 4, 554, "transaction failed"), D("f@x.example", 5, 550, "5.1.1 user unknown"),
+             D("g@x.example", 6, 554, "5.4.0 too many hops"), D("h@x.example", 7, 554, "5.4.6 routing loop detected"), D("i@x.example", 8, 550, "5.4.14 Hop count exceeded - possible mail loop"),
+             D("j@x.example", 9, 554, "5.3.0 message content rejected")], 20));
     }
 }

@@ -58,6 +58,42 @@ public sealed class DestinationSlotTests
         Assert.Equal(0, delivery.Pacer.Of("example.com").InFlight);
     }
 
+    // Review 22: a delivery recorded before internationalized names were keyed as A-labels
+    // resumes with its recorded grouping cut as it was (bücher.example as written), or members
+    // are skipped or sent twice; one recorded now says so and matches by A-label.
+    [Theory]
+    [InlineData("bücher.example=bücher.example", new[] { "b", "c" })]
+    [InlineData(Mailman.Delivery.Pacer.ALabels + ";xn--bcher-kva.example=xn--bcher-kva.example", new[] { "c" })]
+    public void A_resumed_delivery_groups_recipients_as_its_recorded_grouping_did(string grouping, string[] expected)
+    {
+        using var server = ScriptedSmtpServer.Start();
+        var options = new SmtpOptions
+        {
+            TimeoutSeconds = 10,
+            Destinations = new(StringComparer.OrdinalIgnoreCase) { ["bücher.example"] = new() { MaxPerMinute = 600 } },
+        };
+        var delivery = new PostDelivery(options, [Relay.Plain("127.0.0.1", server.Port, 1)]);
+        var post = PreparedPost.Create(Encoding.UTF8.GetBytes("Subject: t\r\nFrom: a@example.com\r\n\r\nbody\r\n"), null);
+        Recipient[] members = [new("a@bücher.example", ""), new("b@xn--bcher-kva.example", ""), new("c@other.example", "")];
+
+        // The first chunk of the destination's group was done in the earlier run.
+        using var report = delivery.Deliver(post, ListName.Parse("dev@example.org"), personalized: true, members, new DoneBefore(1L << 40, 2), CancellationToken.None,
+            chunkSize: 2, grouping: grouping);
+
+        Assert.Equal(DeliveryStop.Completed, report.Stop);
+        // Local parts: the server may see an IDN domain in either form.
+        Assert.Equal(expected, server.Received.Select(m => Assert.Single(m.Recipients).Split('@')[0]).Order(StringComparer.Ordinal));
+    }
+
+    private sealed class DoneBefore(long chunk, int transactions) : IDeliveryProgress
+    {
+        public int TransactionsDone(long c) => c == chunk ? transactions : 0;
+
+        public void Record(long c, int t, long delivered, IReadOnlyList<(Recipient Recipient, int Status, string Response)> deferred, IReadOnlyList<Refusal> bounced)
+        {
+        }
+    }
+
     // Review 21: a post with nobody at a configured paced destination asked that destination's
     // pace for its empty group, and so waited for another post's token (60 s at one a minute),
     // or made way when another post was waiting. Time stands still here: the token never comes back.

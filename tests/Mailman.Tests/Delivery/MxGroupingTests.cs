@@ -52,6 +52,7 @@ public sealed class MxGroupingTests
         Assert.True(books.Configured);
         Assert.Same(books, pacer.Of("Bücher.example"));
         Assert.Same(books, pacer.Of("münchen.example"));
+        Assert.Equal("xn--bcher-kva.example", SmtpOptions.DestinationDomain("BÜCHER.example."));
         Assert.False(pacer.Of("buecher.example").Configured);
 
         var options = new MailmanOptions { Pipeline = { Handlers = ["list-id"] }, Moderation = { Chain = ["approved"] } };
@@ -59,6 +60,9 @@ public sealed class MxGroupingTests
         options.Smtp.Destinations["other"] = new() { MaxPerMinute = 2, Domains = ["xn--bcher-kva.example"] };
         var e = Assert.Throws<InvalidOperationException>(options.Validate);
         Assert.Contains("xn--bcher-kva.example belongs to both", e.Message, StringComparison.Ordinal);
+        options.Smtp.Destinations["other"].Domains[0] = "BÜCHER.example";
+        e = Assert.Throws<InvalidOperationException>(options.Validate);
+        Assert.Contains("BÜCHER.example belongs to both", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -114,7 +118,7 @@ public sealed class MxGroupingTests
         Assert.Equal(600, pacer.Of("hosted.example").MaxPerMinute);
 
         // The checkpoint's grouping names only configured domains: it does not change as MX answers come.
-        Assert.Equal("google=google", pacer.Grouping);
+        Assert.Equal("*a-labels;google=google", pacer.Grouping);
     }
 
     [Fact]
