@@ -265,6 +265,12 @@ public sealed class SmtpOptions
     internal void ValidateOutbound()
     {
         const string s = "Mailman:Smtp:";
+
+        // The keys above the pool are checked whether or not an entry inherits them.
+        MailmanOptions.Check(string.IsNullOrEmpty(CaFile) || string.IsNullOrEmpty(Fingerprint),
+            $"{s}CaFile and {s}Fingerprint are both set: use one (a pinned Fingerprint takes the place of the chain)");
+        MailmanOptions.Check(string.IsNullOrEmpty(Fingerprint) || Delivery.Smtp.RelayTrust.TryParseFingerprint(Fingerprint, out _),
+            $"{s}Fingerprint must be a SHA-256 fingerprint: 64 hex digits, colons allowed");
         var relays = EffectiveRelays();
         var seen = new Dictionary<string, string>(StringComparer.Ordinal);
         for (var i = 0; i < relays.Count; i++)
@@ -302,8 +308,9 @@ public sealed class SmtpOptions
             var trustKey = Relays.Count > 0 && OwnTrust(Relays[i]) ? key : s;
             MailmanOptions.Check(string.IsNullOrEmpty(r.CaFile) || string.IsNullOrEmpty(r.Fingerprint),
                 $"{trustKey}CaFile and {trustKey}Fingerprint are both set: use one (a pinned Fingerprint takes the place of the chain)");
+            var securityKey = Relays.Count > 0 && !string.IsNullOrEmpty(Relays[i].Security) ? key : s;
             MailmanOptions.Check((string.IsNullOrEmpty(r.CaFile) && string.IsNullOrEmpty(r.Fingerprint)) || !r.Security.Equals("none", StringComparison.OrdinalIgnoreCase),
-                $"{key}CaFile or Fingerprint is set with Security none: a plain connection checks no certificate (use starttls or tls)");
+                $"{trustKey}{(string.IsNullOrEmpty(r.CaFile) ? "Fingerprint" : "CaFile")} is set with {securityKey}Security none{(Relays.Count > 0 ? $" (for {r.Address})" : "")}: a plain connection checks no certificate (use starttls or tls)");
         }
 
         MailmanOptions.Check(HeloName.Length == 0 || Uri.CheckHostName(HeloName) is UriHostNameType.Dns or UriHostNameType.IPv4 || (HeloName.StartsWith('[') && HeloName.EndsWith(']') && System.Net.IPAddress.TryParse(HeloName[1..^1], out _)),

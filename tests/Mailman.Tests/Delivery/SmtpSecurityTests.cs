@@ -72,6 +72,24 @@ public sealed class SmtpSecurityTests : IDisposable
         options.Relays[1].Fingerprint = pin;
         var e = Assert.Throws<InvalidOperationException>(() => new MailmanOptions { Smtp = options, Pipeline = { Handlers = ["list-id"] }, Moderation = { Chain = ["approved"] } }.Validate());
         Assert.Contains("Mailman:Smtp:Relays:1:CaFile and Mailman:Smtp:Relays:1:Fingerprint are both set", e.Message, StringComparison.Ordinal);
+
+        // Both above the pool, or a malformed pin there, are refused even when every entry has its own.
+        options.Relays[1].Fingerprint = "";
+        options.Fingerprint = pin;
+        e = Assert.Throws<InvalidOperationException>(() => new MailmanOptions { Smtp = options, Pipeline = { Handlers = ["list-id"] }, Moderation = { Chain = ["approved"] } }.Validate());
+        Assert.Contains("Mailman:Smtp:CaFile and Mailman:Smtp:Fingerprint are both set", e.Message, StringComparison.Ordinal);
+        options.CaFile = "";
+        options.Fingerprint = "zz";
+        e = Assert.Throws<InvalidOperationException>(() => new MailmanOptions { Smtp = options, Pipeline = { Handlers = ["list-id"] }, Moderation = { Chain = ["approved"] } }.Validate());
+        Assert.Contains("Mailman:Smtp:Fingerprint must be a SHA-256 fingerprint", e.Message, StringComparison.Ordinal);
+
+        // An inherited CA with an entry's own Security none: the message names where each came from.
+        options.Fingerprint = "";
+        options.CaFile = "/etc/ssl/ca.pem";
+        options.Relays[1].CaFile = "";
+        options.Relays[1].Security = "none";
+        e = Assert.Throws<InvalidOperationException>(() => new MailmanOptions { Smtp = options, Pipeline = { Handlers = ["list-id"] }, Moderation = { Chain = ["approved"] } }.Validate());
+        Assert.Contains("Mailman:Smtp:CaFile is set with Mailman:Smtp:Relays:1:Security none (for b.example:25)", e.Message, StringComparison.Ordinal);
     }
 
     private static (bool Delivered, string? Error) SendOne(Relay relay, byte[] message, out SmtpConnection connection)

@@ -105,7 +105,7 @@ public sealed class OutboundTests : IDisposable
         { "Mailman__Smtp__Destinations__gmail.com__MaxConnections", "0", "Mailman:Smtp:Destinations:gmail.com:MaxConnections must be at least 1" },
         { "Mailman__Smtp__Password", "hunter2", "Mailman:Smtp:Password is not read" },
         { "Mailman__Smtp__CaFile", "/nonexistent/ca.pem", "CaFile /nonexistent/ca.pem cannot be read" },
-        { "Mailman__Smtp__CaFile", "ca.pem", "CaFile or Fingerprint is set with Security none" },
+        { "Mailman__Smtp__CaFile", "ca.pem", "Mailman:Smtp:CaFile is set with Mailman:Smtp:Security none" },
         { "Mailman__Smtp__Fingerprint", new string('a', 64), "Mailman:Smtp:CaFile and Mailman:Smtp:Fingerprint are both set: use one" },
         { "Mailman__Smtp__HeloName", "evil\r\nMAIL FROM:<x@evil>", "Mailman:Smtp:HeloName must be a host name" },
         { "Mailman__Smtp__Secrity", "tls", "unknown setting 'Secrity' in Smtp" },                         // a typo is not ignored
