@@ -49,9 +49,13 @@ internal static class QueueCommand
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"{id}\t{(head.Claimed ? "claimed" : "waiting")}\t{m.List}\t{Bound(Header(head.Headers, HeaderId.From) ?? m.Sender ?? "", 60)}\t{Bound(Header(head.Headers, HeaderId.Subject) ?? "", 60)}\t{m.MessageLength} bytes\t{Bound(m.Error ?? m.Purpose ?? "", 200)}"));
                 }
-                catch (Exception e) when (e is CorruptEntryException or IOException or UnauthorizedAccessException)
+                catch (UnauthorizedAccessException)
                 {
                     // One entry this user may not read (left by root) does not hide the others.
+                    Console.WriteLine($"{id}\tunreadable\t{CannotRead(queue, id)}");
+                }
+                catch (Exception e) when (e is CorruptEntryException or IOException)
+                {
                     Console.WriteLine($"{id}\tunreadable\t{Bound(e.Message, 200)}");
                 }
             }
@@ -68,8 +72,6 @@ internal static class QueueCommand
             var id = CheckedId(parse.GetValue(showId)!);
             using var services = new VerbServices(paths);
             var queue = Find(services.Queues, id);
-            Console.WriteLine($"id: {id}");
-            Console.WriteLine($"queue: {queue.Name}");
             EntryPeek? head;
             try
             {
@@ -77,16 +79,19 @@ internal static class QueueCommand
             }
             catch (Exception e) when (e is CorruptEntryException or IOException)
             {
+                Console.WriteLine($"id: {id}");
+                Console.WriteLine($"queue: {queue.Name}");
                 Console.WriteLine($"unreadable: {e.Message}");
                 return 0;
             }
             catch (UnauthorizedAccessException)
             {
                 // Left by root, say: name the owner and the mode, not .NET's sentence.
-                var file = queue.PathOf(id, Switchboard.EntryExtension);
-                file = File.Exists(file) ? file : queue.PathOf(id, Switchboard.ClaimedExtension);
-                throw new CliException(ExitCodes.NoPerm, $"{id}: cannot read it as {FileOwner.UserName(FileOwner.EffectiveUid)} ({file} is {FileOwner.Describe(file)}); run queue show as the instance's user");
+                throw new CliException(ExitCodes.NoPerm, $"{id} in {queue.Name}: {CannotRead(queue, id)}; run queue show as the instance's user");
             }
+
+            Console.WriteLine($"id: {id}");
+            Console.WriteLine($"queue: {queue.Name}");
 
             if (head is null)
             {
@@ -176,6 +181,14 @@ internal static class QueueCommand
         }
 
         return Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    // An entry this user may not read: whose it is and its mode (left by root, say).
+    private static string CannotRead(Switchboard queue, string id)
+    {
+        var file = queue.PathOf(id, Switchboard.EntryExtension);
+        file = File.Exists(file) ? file : queue.PathOf(id, Switchboard.ClaimedExtension);
+        return $"cannot read it as {FileOwner.UserName(FileOwner.EffectiveUid)} ({file} is {FileOwner.Describe(file)})";
     }
 
     private static string Bound(string text, int max) => text.Length <= max ? text : text[..(max - 3)] + "...";

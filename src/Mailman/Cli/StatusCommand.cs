@@ -53,6 +53,26 @@ internal static class StatusCommand
         return command;
     }
 
+    // The first directory on the way to `path` this user cannot enter (a parent closed to it
+    // hides everything below): the path itself when every parent lets it through.
+    private static string FirstClosed(string path)
+    {
+        var full = Path.GetFullPath(path);
+        var at = Path.GetPathRoot(full)!;
+        foreach (var part in full[at.Length..].Split('/', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var next = Path.Combine(at, part);
+            if (!Directory.Exists(next))
+            {
+                return Directory.Exists(at) ? at : full;
+            }
+
+            at = next;
+        }
+
+        return full;
+    }
+
     internal static string Render(InstancePaths paths, bool asJson)
     {
         // A user who cannot read the queues would see every queue empty: say so instead. One
@@ -62,7 +82,7 @@ internal static class StatusCommand
         {
             if (!Directory.Exists(paths.QueuesDirectory))
             {
-                denied = paths.Home;
+                denied = FirstClosed(paths.Home);
                 _ = Directory.EnumerateFileSystemEntries(paths.Home).Any();
             }
             else

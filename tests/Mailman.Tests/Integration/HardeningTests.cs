@@ -398,12 +398,14 @@ public sealed class HardeningTests : IDisposable
         // The operator's `queue list` shows it as unreadable instead of failing on it.
         var listed = MailmanProcess.Run(_instance.Home, ["queue", "list", "shunt"], runAs: "nobody");
         Assert.True(listed.ExitCode == 0, listed.Stderr);
-        Assert.Contains($"{foreign}\tunreadable", listed.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"{foreign}\tunreadable\tcannot read it as nobody (", listed.Stdout, StringComparison.Ordinal);
+        Assert.Contains("is owned by root, mode 0600)", listed.Stdout, StringComparison.Ordinal);
 
         // `queue show` of it fails with 77 naming the owner and mode, not .NET's sentence.
         var shown = MailmanProcess.Run(_instance.Home, ["queue", "show", foreign], runAs: "nobody");
         Assert.True(shown.ExitCode == ExitCodes.NoPerm, shown.Stdout + shown.Stderr);
         Assert.Contains("owned by root, mode 0600); run queue show as the instance's user", shown.Stderr, StringComparison.Ordinal);
+        Assert.Empty(shown.Stdout);
     }
 
     // 4. Verbs run as root on another user's instance wrote files that user cannot read.
@@ -450,6 +452,23 @@ public sealed class HardeningTests : IDisposable
         var outsider = MailmanProcess.Run(_instance.Home, ["status"], runAs: "nobody");
         Assert.True(outsider.ExitCode == ExitCodes.NoPerm, outsider.Stdout + outsider.Stderr);
         Assert.Contains($"({_instance.Home} is owned by root, mode 0700)", outsider.Stderr, StringComparison.Ordinal);
+
+        // A closed parent is named, not the home behind it.
+        var wrap = _instance.Home + "-wrap";
+        Directory.CreateDirectory(wrap);
+        try
+        {
+            Assert.Equal(0, PostfixInstance.Run("cp", "-a", _instance.Home, Path.Combine(wrap, "inst")));
+            Assert.Equal(0, PostfixInstance.Run("chmod", "0755", Path.Combine(wrap, "inst")));
+            Assert.Equal(0, PostfixInstance.Run("chmod", "0700", wrap));
+            var behind = MailmanProcess.Run(Path.Combine(wrap, "inst"), ["status"], runAs: "nobody");
+            Assert.True(behind.ExitCode == ExitCodes.NoPerm, behind.Stdout + behind.Stderr);
+            Assert.Contains($"({wrap} is owned by root, mode 0700)", behind.Stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(wrap, recursive: true);
+        }
     }
 
     // 5. The retry hop and the deferred write got new names: 1000 duplicates with a 200 bound.
