@@ -98,8 +98,9 @@ public static class SmtpRefusals
     /// The refusals that wait in retry instead of bouncing: the relay refusing us, not the
     /// members. Only the server's (never <see cref="SmtpRefusal.Ours"/>). After DATA only those
     /// whose status names the relay's state (5.3.1, 5.3.2, 5.3.5, 5.4.1-5.4.5, 5.4.7: a sending
-    /// quota answered at the end of DATA); any other is the message's (a loop, its size, content). At RCPT: every refusal of a transaction, or of the whole chunk,
-    /// <see cref="RefusedAlike"/> whatever it says (a relay that takes the members' domain for
+    /// quota answered at the end of DATA); any other is the message's (a loop, its size, content).
+    /// At RCPT: every refusal of a transaction, or of the whole chunk, <see cref="RefusedAlike"/>
+    /// whatever it says (a relay that takes the members' domain for
     /// its own answers 5.1.1 to all of them), and any one whose RFC 3463 status is about the
     /// mail system, the network or routing, or policy (5.3.x, 5.4.x, 5.7.x: Postfix's
     /// <c>554 5.7.1 Relay access denied</c>, a smarthost's <c>550 5.4.5</c> sending quota), which
