@@ -87,7 +87,12 @@ internal static class QueueCommand
             catch (UnauthorizedAccessException)
             {
                 // Left by root, say: name the owner and the mode, not .NET's sentence.
-                throw new CliException(ExitCodes.NoPerm, $"{id} in {queue.Name}: {CannotRead(queue, id)}; run queue show as the instance's user");
+                // The instance's own user meets an entry another user (root) left: chown it.
+                var me = FileOwner.UserName(FileOwner.EffectiveUid);
+                var remedy = FileOwner.Uid(paths.Home) == FileOwner.EffectiveUid
+                    ? $"as root, chown {me} {EntryFile(queue, id)} (another user left it)"
+                    : "run queue show as the instance's user";
+                throw new CliException(ExitCodes.NoPerm, $"{id} in {queue.Name}: {CannotRead(queue, id)}; {remedy}");
             }
 
             Console.WriteLine($"id: {id}");
@@ -186,9 +191,15 @@ internal static class QueueCommand
     // An entry this user may not read: whose it is and its mode (left by root, say).
     private static string CannotRead(Switchboard queue, string id)
     {
-        var file = queue.PathOf(id, Switchboard.EntryExtension);
-        file = File.Exists(file) ? file : queue.PathOf(id, Switchboard.ClaimedExtension);
+        var file = EntryFile(queue, id);
         return $"cannot read it as {FileOwner.UserName(FileOwner.EffectiveUid)} ({file} is {FileOwner.Describe(file)})";
+    }
+
+    // The entry's file: waiting, or claimed.
+    private static string EntryFile(Switchboard queue, string id)
+    {
+        var file = queue.PathOf(id, Switchboard.EntryExtension);
+        return File.Exists(file) ? file : queue.PathOf(id, Switchboard.ClaimedExtension);
     }
 
     private static string Bound(string text, int max) => text.Length <= max ? text : text[..(max - 3)] + "...";

@@ -90,6 +90,7 @@ internal static class StatusCommand
                 _ = Directory.EnumerateFileSystemEntries(paths.QueuesDirectory).Any();
                 foreach (var dir in Directory.EnumerateDirectories(paths.QueuesDirectory))
                 {
+                    denied = dir;
                     _ = Directory.EnumerateFileSystemEntries(dir).Any();
                 }
             }

@@ -95,7 +95,10 @@ public sealed class Pacer
             }
         }
 
-        Grouping = Configured.Count == 0 ? "" : ALabels + ";" + string.Join(';', Configured.Select(d => d.Name + "=" + string.Join(',', _byDomain.Where(p => p.Value == d).Select(p => p.Key.ToLowerInvariant()).Order(StringComparer.Ordinal))));
+        // The marker only where it changes how recipients match (an A-label key): an ASCII-only
+        // grouping stays in the form an older build reads the same way.
+        var marker = _byDomain.Keys.Any(k => k.Contains("xn--", StringComparison.OrdinalIgnoreCase)) ? ALabels + ";" : "";
+        Grouping = Configured.Count == 0 ? "" : marker + string.Join(';', Configured.Select(d => d.Name + "=" + string.Join(',', _byDomain.Where(p => p.Value == d).Select(p => p.Key.ToLowerInvariant()).Order(StringComparer.Ordinal))));
     }
 
     /// <summary>The configured destinations, in a stable order: each gets its own chunks.</summary>
@@ -111,8 +114,9 @@ public sealed class Pacer
     /// <summary>
     /// The first element of a grouping whose domains are keyed as <see cref="SmtpOptions.DestinationDomain"/>
     /// keys them (internationalized names as A-labels), a recipient's domain by
-    /// <see cref="SmtpOptions.RecipientDomainKey"/>. A grouping without it was recorded before, and
-    /// matches a recipient's domain as written: a resumed delivery must cut as it started.
+    /// <see cref="SmtpOptions.RecipientDomainKey"/>; written only when a key is an A-label. A
+    /// grouping without it (recorded before, or all ASCII) matches a recipient's domain as
+    /// written, which for ASCII keys is the same: a resumed delivery must cut as it started.
     /// </summary>
     public const string ALabels = "*a-labels";
 

@@ -908,8 +908,15 @@ public sealed class PostDelivery
 
             while (!Exhausted && _source.MoveNext())
             {
+                // Never read in this run: what an earlier run did of it counts as Read() counts it.
                 var chunk = _source.Current;
-                foreach (var r in chunk.Transactions.Skip(done.TransactionsDone(chunk.Index)).SelectMany(b => b))
+                var recorded = done.TransactionsDone(chunk.Index);
+                if (recorded > 0)
+                {
+                    done.Skipped(chunk.Transactions.Take(recorded).Sum(t => (long)t.Length));
+                }
+
+                foreach (var r in chunk.Transactions.Skip(recorded).SelectMany(b => b))
                 {
                     yield return r;
                 }

@@ -404,7 +404,7 @@ public sealed class HardeningTests : IDisposable
         // `queue show` of it fails with 77 naming the owner and mode, not .NET's sentence.
         var shown = MailmanProcess.Run(_instance.Home, ["queue", "show", foreign], runAs: "nobody");
         Assert.True(shown.ExitCode == ExitCodes.NoPerm, shown.Stdout + shown.Stderr);
-        Assert.Contains("owned by root, mode 0600); run queue show as the instance's user", shown.Stderr, StringComparison.Ordinal);
+        Assert.Contains($"owned by root, mode 0600); as root, chown nobody {Path.Combine(_instance.QueueDir("shunt"), foreign + ".msg")}", shown.Stderr, StringComparison.Ordinal);
         Assert.Empty(shown.Stdout);
     }
 
@@ -446,6 +446,14 @@ public sealed class HardeningTests : IDisposable
         var status = MailmanProcess.Run(_instance.Home, ["status"], runAs: "nobody");
         Assert.True(status.ExitCode == ExitCodes.NoPerm, status.Stdout + status.Stderr);
         Assert.Contains("cannot read the queues", status.Stderr, StringComparison.Ordinal);
+
+        // One queue closed: that queue is named, not the open directory above it.
+        Directory.CreateDirectory(_instance.QueueDir("out"));
+        Assert.Equal(0, PostfixInstance.Run("chmod", "0755", _instance.Paths.QueuesDirectory));
+        Assert.Equal(0, PostfixInstance.Run("chmod", "0700", _instance.QueueDir("out")));
+        var oneQueue = MailmanProcess.Run(_instance.Home, ["status"], runAs: "nobody");
+        Assert.True(oneQueue.ExitCode == ExitCodes.NoPerm, oneQueue.Stdout + oneQueue.Stderr);
+        Assert.Contains($"({_instance.QueueDir("out")} is owned by root, mode 0700)", oneQueue.Stderr, StringComparison.Ordinal);
 
         // Nor one who cannot enter the home at all (it showed every queue at 0, exit 0).
         Assert.Equal(0, PostfixInstance.Run("chmod", "0700", _instance.Home));

@@ -654,6 +654,25 @@ public sealed partial class BounceRunnerTests : IDisposable
         Assert.Matches(@"; Message-Id <?[^ -][^ ]*>?, queue entry [0-9a-z]", line);
     }
 
+    // A post too big for the relay (Postfix's 552 5.3.4 at the end of DATA) is not retried: it
+    // would go to every member again at every attempt for the retry lifetime. Nobody scores.
+    [Fact]
+    public void A_post_too_big_for_the_relay_after_DATA_is_bounced_not_retried_and_scores_nobody()
+    {
+        CreateList(l =>
+        {
+            l.BounceScoreThreshold = 1;
+            l.Personalize = Personalization.Full;
+        }, members: 3);
+        using var server = ScriptedSmtpServer.Start(data: _ => ScriptedSmtpServer.Reply(552, "5.3.4 Message size exceeds fixed limit"));
+        using var h = new RunnerHarness(_instance, o => o.Smtp.Port = server.Port);
+        Deliver(h);
+
+        Assert.Empty(h.Queues[QueueSet.Retry].Pending());
+        Assert.True(TempInstance.NumberedMembers(3).All(m => Member(m.Address)!.BounceScore == 0));
+        Assert.Contains(h.Logs.Lines, l => l.Contains("delivered: 3 recipients, 0 delivered, 0 deferred, 3 bounced", StringComparison.Ordinal));
+    }
+
     // 5.1.1 to all alike: a relay that takes the members' domain for its own, not four dead members.
     [Theory]
     [InlineData(Personalization.None, 554, "5.7.1 <{0}>: Relay access denied")] // one transaction of four

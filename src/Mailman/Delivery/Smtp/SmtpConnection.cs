@@ -371,10 +371,12 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         Drop();
     }
 
-    // RFC 5321 §4.2.1: 4yz is transient; 552 (storage exceeded) may be treated as transient too (§4.5.3.1.10).
+    // RFC 5321 §4.2.1: 4yz is transient; 552 (storage exceeded) may be treated as transient too
+    // (§4.5.3.1.10), but not 552 5.3.4 after DATA: the message is too big for the relay (Postfix's
+    // "message size exceeds fixed limit"), and would be sent to every member again at every retry.
     internal static void Classify(TransactionResult result, Recipient r, int status, string response, bool atRecipient)
     {
-        if (status is >= 400 and < 500 or 552)
+        if (status is >= 400 and < 500 || (status == 552 && (atRecipient || !response.AsSpan().TrimStart().StartsWith("5.3.4", StringComparison.Ordinal))))
         {
             result.Deferred.Add((r, status, response));
         }
