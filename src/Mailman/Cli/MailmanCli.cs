@@ -122,7 +122,10 @@ public static class MailmanCli
         }
         catch (UnauthorizedAccessException e)
         {
-            return Fail(e.Message, ExitCodes.NoPerm);
+            // .NET's sentence names the path; say whose the instance is and as whom we ran.
+            var whose = paths is null || FileOwner.Uid(paths.Home) is not { } owner || owner == FileOwner.EffectiveUid ? ""
+                : $" (running as {FileOwner.UserName(FileOwner.EffectiveUid)}; {paths.Home} is {FileOwner.Describe(paths.Home)}: run mailman as its owner)";
+            return Fail(e.Message + whose, ExitCodes.NoPerm);
         }
         catch (IOException e)
         {

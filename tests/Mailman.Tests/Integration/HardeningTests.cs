@@ -455,6 +455,11 @@ public sealed class HardeningTests : IDisposable
         Assert.True(oneQueue.ExitCode == ExitCodes.NoPerm, oneQueue.Stdout + oneQueue.Stderr);
         Assert.Contains($"({_instance.QueueDir("out")} is owned by root, mode 0700)", oneQueue.Stderr, StringComparison.Ordinal);
 
+        // Other verbs refused by the file system say as whom they ran and whose the instance is.
+        var listAsNobody = MailmanProcess.Run(_instance.Home, ["queue", "list", "in"], runAs: "nobody");
+        Assert.True(listAsNobody.ExitCode == ExitCodes.NoPerm, listAsNobody.Stdout + listAsNobody.Stderr);
+        Assert.Contains($"(running as nobody; {_instance.Home} is owned by root, mode 0755: run mailman as its owner)", listAsNobody.Stderr, StringComparison.Ordinal);
+
         // Nor one who cannot enter the home at all (it showed every queue at 0, exit 0).
         Assert.Equal(0, PostfixInstance.Run("chmod", "0700", _instance.Home));
         var outsider = MailmanProcess.Run(_instance.Home, ["status"], runAs: "nobody");
