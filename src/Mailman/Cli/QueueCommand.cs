@@ -52,7 +52,8 @@ internal static class QueueCommand
                 catch (UnauthorizedAccessException)
                 {
                     // One entry this user may not read (left by root) does not hide the others.
-                    Console.WriteLine($"{id}\tunreadable\t{CannotRead(queue, id)}");
+                    var claimed = EntryFile(queue, id).EndsWith(Switchboard.ClaimedExtension, StringComparison.Ordinal);
+                    Console.WriteLine($"{id}\tunreadable{(claimed ? " (claimed)" : "")}\t{CannotRead(queue, id)}");
                 }
                 catch (Exception e) when (e is CorruptEntryException or IOException)
                 {

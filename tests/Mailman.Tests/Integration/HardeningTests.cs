@@ -406,6 +406,12 @@ public sealed class HardeningTests : IDisposable
         Assert.True(shown.ExitCode == ExitCodes.NoPerm, shown.Stdout + shown.Stderr);
         Assert.Contains($"owned by root, mode 0600); as root, chown nobody {Path.Combine(_instance.QueueDir("shunt"), foreign + ".msg")}", shown.Stderr, StringComparison.Ordinal);
         Assert.Empty(shown.Stdout);
+
+        // Claimed (as a runner that died holding it would leave it): listed with that state.
+        File.Move(Path.Combine(_instance.QueueDir("shunt"), foreign + ".msg"), Path.Combine(_instance.QueueDir("shunt"), foreign + ".bak"));
+        var claimed = MailmanProcess.Run(_instance.Home, ["queue", "list", "shunt"], runAs: "nobody");
+        Assert.True(claimed.ExitCode == 0, claimed.Stderr);
+        Assert.Contains($"{foreign}\tunreadable (claimed)\tcannot read it as nobody (", claimed.Stdout, StringComparison.Ordinal);
     }
 
     // 4. Verbs run as root on another user's instance wrote files that user cannot read.
