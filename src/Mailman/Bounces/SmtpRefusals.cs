@@ -70,8 +70,14 @@ public static class SmtpRefusals
     /// <returns>The transactions; empty when none, or every one of the chunk's when it is the whole chunk.</returns>
     public static HashSet<int> RefusedAlike(IReadOnlyList<SmtpRefusal> refusals, long attempted)
     {
-        var alike = new HashSet<int>();
         var (all, answered) = ServerAnswers(refusals, attempted);
+        return RefusedAlike(all, answered);
+    }
+
+    // The server's answers alone, and how many recipients it was asked about.
+    private static HashSet<int> RefusedAlike(List<SmtpRefusal> all, long answered)
+    {
+        var alike = new HashSet<int>();
         if (all.Count >= 2 && all.Count == answered && AllAlike(all))
         {
             foreach (var r in all)
@@ -110,11 +116,11 @@ public static class SmtpRefusals
     /// <returns>Indexes into <paramref name="refusals"/>, ascending.</returns>
     public static List<int> ForTheRelay(IReadOnlyList<SmtpRefusal> refusals, long attempted)
     {
-        var alike = RefusedAlike(refusals, attempted);
+        var (answers, answered) = ServerAnswers(refusals, attempted);
+        var alike = RefusedAlike(answers, answered);
 
         // Alike replies about the address are the relay's only for a whole chunk of at least 3:
         // two dead members of one domain share a batched transaction and Postfix's wording.
-        var (answers, answered) = ServerAnswers(refusals, attempted);
         var wholeChunk = answers.Count >= 3 && answers.Count == answered;
         var found = new List<int>();
         for (var i = 0; i < refusals.Count; i++)

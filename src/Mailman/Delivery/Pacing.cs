@@ -98,7 +98,7 @@ public sealed class Pacer
         // The marker only where it changes how recipients match (an A-label key): an ASCII-only
         // grouping stays in the form an older build reads the same way.
         var marker = _byDomain.Keys.Any(k => k.Contains("xn--", StringComparison.OrdinalIgnoreCase)) ? ALabels + ";" : "";
-        Grouping = Configured.Count == 0 ? "" : marker + string.Join(';', Configured.Select(d => d.Name + "=" + string.Join(',', _byDomain.Where(p => p.Value == d).Select(p => p.Key.ToLowerInvariant()).Order(StringComparer.Ordinal))));
+        Grouping = Configured.Count == 0 ? "" : marker + string.Join(';', Configured.Select(d => d.Name + "=" + string.Join(',', _byDomain.Where(p => p.Value == d).Select(p => p.Key).Order(StringComparer.Ordinal))));
     }
 
     /// <summary>The configured destinations, in a stable order: each gets its own chunks.</summary>

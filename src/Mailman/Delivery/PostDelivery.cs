@@ -803,7 +803,7 @@ public sealed class PostDelivery
             : DeliveryStop.Completed;
         report.StopReason = failure?.Message ?? unreachableReason ?? (yielded != 0 ? yieldReason : null);
         report.Elapsed = watch.Elapsed;
-        report.KeepRest(() => groups.SelectMany(g => g.Rest(progress)), () => groups.ForEach(g => g.Dispose()));
+        report.KeepRest(() => groups.SelectMany(g => g.Rest()), () => groups.ForEach(g => g.Dispose()));
         return report;
     }
 
@@ -869,13 +869,7 @@ public sealed class PostDelivery
             while (!Exhausted && _source.MoveNext())
             {
                 var chunk = _source.Current;
-                var done = progress.TransactionsDone(chunk.Index);
-                if (done > 0)
-                {
-                    progress.Skipped(chunk.Transactions.Take(done).Sum(t => (long)t.Length));
-                }
-
-                if (done < chunk.Transactions.Count)
+                if (DoneBefore(chunk) < chunk.Transactions.Count)
                 {
                     return chunk;
                 }
@@ -885,13 +879,26 @@ public sealed class PostDelivery
             return null;
         }
 
+        // How many transactions of a chunk read from the stream an earlier run did, counted once
+        // as the resumed delivery's "done before" (IDeliveryProgress.Skipped).
+        private int DoneBefore(Chunk chunk)
+        {
+            var done = progress.TransactionsDone(chunk.Index);
+            if (done > 0)
+            {
+                progress.Skipped(chunk.Transactions.Take(done).Sum(t => (long)t.Length));
+            }
+
+            return done;
+        }
+
         /// <summary>Every recipient not done: chunks handed back, then the rest of the stream.</summary>
-        public IEnumerable<Recipient> Rest(IDeliveryProgress done)
+        public IEnumerable<Recipient> Rest()
         {
             while (Returned.Count > 0)
             {
                 var chunk = Returned.Dequeue();
-                foreach (var r in chunk.Transactions.Skip(Math.Max(chunk.Start, done.TransactionsDone(chunk.Index))).SelectMany(b => b))
+                foreach (var r in chunk.Transactions.Skip(Math.Max(chunk.Start, progress.TransactionsDone(chunk.Index))).SelectMany(b => b))
                 {
                     yield return r;
                 }
@@ -900,7 +907,7 @@ public sealed class PostDelivery
             if (_next is { } prefetched)
             {
                 _next = null;
-                foreach (var r in prefetched.Transactions.Skip(done.TransactionsDone(prefetched.Index)).SelectMany(b => b))
+                foreach (var r in prefetched.Transactions.Skip(progress.TransactionsDone(prefetched.Index)).SelectMany(b => b))
                 {
                     yield return r;
                 }
@@ -908,15 +915,9 @@ public sealed class PostDelivery
 
             while (!Exhausted && _source.MoveNext())
             {
-                // Never read in this run: what an earlier run did of it counts as Read() counts it.
+                // Never read in this run: what an earlier run did of it counts as in Read().
                 var chunk = _source.Current;
-                var recorded = done.TransactionsDone(chunk.Index);
-                if (recorded > 0)
-                {
-                    done.Skipped(chunk.Transactions.Take(recorded).Sum(t => (long)t.Length));
-                }
-
-                foreach (var r in chunk.Transactions.Skip(recorded).SelectMany(b => b))
+                foreach (var r in chunk.Transactions.Skip(DoneBefore(chunk)).SelectMany(b => b))
                 {
                     yield return r;
                 }

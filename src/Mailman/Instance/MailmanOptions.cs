@@ -266,11 +266,17 @@ public sealed class SmtpOptions
     {
         const string s = "Mailman:Smtp:";
 
-        // The keys above the pool are checked whether or not an entry inherits them.
-        MailmanOptions.Check(string.IsNullOrEmpty(CaFile) || string.IsNullOrEmpty(Fingerprint),
-            $"{s}CaFile and {s}Fingerprint are both set: use one (a pinned Fingerprint takes the place of the chain)");
-        MailmanOptions.Check(string.IsNullOrEmpty(Fingerprint) || Delivery.Smtp.RelayTrust.TryParseFingerprint(Fingerprint, out _),
-            $"{s}Fingerprint must be a SHA-256 fingerprint: 64 hex digits, colons allowed");
+        // How the certificate is trusted, on each level that sets it: the keys above the pool
+        // whether or not an entry inherits them, and each entry's own.
+        static void CheckTrust(string level, string caFile, string fingerprint)
+        {
+            MailmanOptions.Check(string.IsNullOrEmpty(caFile) || string.IsNullOrEmpty(fingerprint),
+                $"{level}CaFile and {level}Fingerprint are both set: use one (a pinned Fingerprint takes the place of the chain)");
+            MailmanOptions.Check(string.IsNullOrEmpty(fingerprint) || Delivery.Smtp.RelayTrust.TryParseFingerprint(fingerprint, out _),
+                $"{level}Fingerprint must be a SHA-256 fingerprint: 64 hex digits, colons allowed");
+        }
+
+        CheckTrust(s, CaFile, Fingerprint);
         var relays = EffectiveRelays();
         var seen = new Dictionary<string, string>(StringComparer.Ordinal);
         for (var i = 0; i < relays.Count; i++)
@@ -301,13 +307,14 @@ public sealed class SmtpOptions
                 $"{key}PasswordFile or Credential is set without User");
             MailmanOptions.Check(!hasUser || !r.Security.Equals("none", StringComparison.OrdinalIgnoreCase),
                 $"{key}User needs Security starttls, opportunistic or tls: a password is never sent over a plain connection");
-            MailmanOptions.Check(string.IsNullOrEmpty(r.Fingerprint) || Delivery.Smtp.RelayTrust.TryParseFingerprint(r.Fingerprint, out _),
-                $"{key}Fingerprint must be a SHA-256 fingerprint: 64 hex digits, colons allowed");
             MailmanOptions.Check(string.IsNullOrEmpty(r.Credential) || (r.Credential.IndexOfAny(['/', '\\']) < 0 && r.Credential is not "." and not ".."),
                 $"{key}Credential must be a credential name, not a path");
             var trustKey = Relays.Count > 0 && OwnTrust(Relays[i]) ? key : s;
-            MailmanOptions.Check(string.IsNullOrEmpty(r.CaFile) || string.IsNullOrEmpty(r.Fingerprint),
-                $"{trustKey}CaFile and {trustKey}Fingerprint are both set: use one (a pinned Fingerprint takes the place of the chain)");
+            if (trustKey == key)
+            {
+                CheckTrust(key, r.CaFile, r.Fingerprint);
+            }
+
             var securityKey = Relays.Count > 0 && !string.IsNullOrEmpty(Relays[i].Security) ? key : s;
             MailmanOptions.Check((string.IsNullOrEmpty(r.CaFile) && string.IsNullOrEmpty(r.Fingerprint)) || !r.Security.Equals("none", StringComparison.OrdinalIgnoreCase),
                 $"{trustKey}{(string.IsNullOrEmpty(r.CaFile) ? "Fingerprint" : "CaFile")} is set with {securityKey}Security none{(Relays.Count > 0 ? $" (for {r.Address})" : "")}: a plain connection checks no certificate (use starttls or tls)");
