@@ -563,26 +563,14 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
     }
 
     // VERP carries an IDN domain as A-labels (MAIL FROM must be ASCII); the member may be
-    // stored with U-labels. Only such addresses cost a lookup here.
+    // stored with U-labels, one member by its key: named as the list spells it. Only such
+    // addresses cost a lookup here.
     private static string MemberAddress(ListStore store, ListName list, string decoded)
     {
         var at = decoded.LastIndexOf('@');
-        if (at < 0 || !decoded.AsSpan(at).Contains("xn--", StringComparison.OrdinalIgnoreCase))
-        {
-            return decoded;
-        }
-
-        string unicode;
-        try
-        {
-            unicode = decoded[..(at + 1)] + new IdnMapping().GetUnicode(decoded[(at + 1)..]);
-        }
-        catch (ArgumentException)
-        {
-            return decoded;
-        }
-
-        return store.FindMember(list, decoded) is null && store.FindMember(list, unicode) is not null ? unicode : decoded;
+        return at >= 0 && decoded.AsSpan(at).Contains("xn--", StringComparison.OrdinalIgnoreCase)
+            ? store.FindMember(list, decoded)?.Address ?? decoded
+            : decoded;
     }
 
     private ReturnedResult Conclude(ListStore store, ReturnedMessage m, Plan plan, List<BounceOutcome> outcomes)

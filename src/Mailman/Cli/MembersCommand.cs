@@ -132,7 +132,7 @@ internal static class MembersCommand
 
             using var store = new ListStore(paths.Database);
             store.GetList(name);
-            var missing = addresses.Where(a => !store.IsMember(name, a)).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
+            var missing = addresses.Where(a => !store.IsMember(name, a)).DistinctBy(ListStore.AddressKey).ToList();
             var removed = store.RemoveMembers(name, addresses);
             Console.WriteLine($"{name}: {removed} removed");
             if (missing.Count > 0)

@@ -163,9 +163,22 @@ public sealed partial class ListStore : IDisposable
         }
     }
 
-    // Addresses compare case-insensitively in practice (RFC 5321 allows case-sensitive local
-    // parts, but no list server treats them so: a member must not get two copies).
-    private static string AddressKey(string address) => address.Trim().ToLowerInvariant();
+    /// <summary>
+    /// What two spellings of one mailbox share, so that a member never gets two copies: trimmed,
+    /// lower case (RFC 5321 allows a case-sensitive local part, but no list server treats one so),
+    /// an internationalized domain as its A-labels (x@bücher.example is x@xn--bcher-kva.example).
+    /// </summary>
+    public static string AddressKey(string address)
+    {
+        var key = address.Trim().ToLowerInvariant();
+        var at = key.LastIndexOf('@');
+        return at < 0 || System.Text.Ascii.IsValid(key.AsSpan(at + 1))
+            ? key
+            : string.Concat(key.AsSpan(0, at + 1), Instance.SmtpOptions.DestinationDomain(key[(at + 1)..]));
+    }
+
+    /// <summary>True when the two addresses are one mailbox (<see cref="AddressKey"/>).</summary>
+    public static bool SameAddress(string a, string b) => AddressKey(a) == AddressKey(b);
 
     private long ListId(ListName list)
     {

@@ -43,7 +43,7 @@ public sealed class SubscriptionConfirmations(ListStoreFactory lists, Membership
         }
 
         // The welcome or goodbye answers the reply only when it came from the address itself.
-        var answering = reply is not null && reply.From.Mailboxes.Any(m => string.Equals(m.Address, request.Address, StringComparison.OrdinalIgnoreCase)) ? reply : null;
+        var answering = reply is not null && reply.From.Mailboxes.Any(m => ListStore.SameAddress(m.Address, request.Address)) ? reply : null;
         switch (request.Kind)
         {
             case PendingKind.Subscribe when request.Data == SubscriptionRequests.ThenModerate:

@@ -88,7 +88,7 @@ public sealed class SubscriptionRequests(
             // One request per address awaits the moderators, told once: a flood of joins from one
             // address must not become a flood of notices (a replay of the same request, after a
             // crash, still sends what it had not sent: its notices are named by the request).
-            if (store.FindPending(list.Name, PendingKind.ModerateSubscription, Key(address)) is { } waiting && waiting.Expires > now
+            if (store.FindPending(list.Name, PendingKind.ModerateSubscription, ListStore.AddressKey(address)) is { } waiting && waiting.Expires > now
                 && store.FindPending(token, now)?.Id != waiting.Id)
             {
                 logger.LogInformation("Pending: {Recipient} asks again to join {ListId}; the request of {Created:u} already awaits a moderator",
@@ -96,9 +96,9 @@ public sealed class SubscriptionRequests(
                 return;
             }
 
-            store.UpsertPending(list.Name, PendingKind.ModerateSubscription, Key(address), address, displayName, "", now, now + list.PendingRequestLife, token);
+            store.UpsertPending(list.Name, PendingKind.ModerateSubscription, ListStore.AddressKey(address), address, displayName, "", now, now + list.PendingRequestLife, token);
             moderators = store.Roles(list.Name, ListRole.Moderator).Concat(store.Roles(list.Name, ListRole.Owner))
-                .DistinctBy(m => Key(m.Address)).ToList();
+                .DistinctBy(m => ListStore.AddressKey(m.Address)).ToList();
         }
 
         logger.LogInformation("Pending: {Recipient} asks to join {ListId}, awaiting a moderator ({Moderators} notified), expires {Expires:u}",
@@ -116,7 +116,7 @@ public sealed class SubscriptionRequests(
                 ToName = moderator.DisplayName,
                 From = from,
                 Values = new Dictionary<string, string> { ["user_email"] = address, ["token"] = token, ["confirm_email"] = from },
-            }, triggerEntry, "moderate-subscribe:" + Key(moderator.Address));
+            }, triggerEntry, "moderate-subscribe:" + ListStore.AddressKey(moderator.Address));
         }
     }
 
@@ -151,13 +151,11 @@ public sealed class SubscriptionRequests(
         bool renewed;
         using (var store = lists.Open())
         {
-            (_, renewed) = store.UpsertPending(list.Name, kind, Key(request.Sender), request.Sender, request.SenderName, data, now, now + list.PendingRequestLife, token);
+            (_, renewed) = store.UpsertPending(list.Name, kind, ListStore.AddressKey(request.Sender), request.Sender, request.SenderName, data, now, now + list.PendingRequestLife, token);
         }
 
         logger.LogInformation("Pending: {Kind} of {Recipient} to {ListId}, confirmation sent ({Renewed}), expires {Expires:u}",
             kind, request.Sender, list.Name.Fqdn, renewed ? "renewed, the earlier token is void" : "new", now + list.PendingRequestLife);
         return new CommandOutcome($"a confirmation was sent to {request.Sender}", NeedsReply: false);
     }
-
-    private static string Key(string address) => address.Trim().ToLowerInvariant();
 }

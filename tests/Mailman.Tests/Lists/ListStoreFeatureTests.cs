@@ -48,6 +48,84 @@ public sealed class ListStoreFeatureTests : IDisposable
     }
 
     [Fact]
+    public void One_mailbox_with_its_domain_in_U_labels_and_in_A_labels_is_one_member()
+    {
+        using var store = new ListStore(_instance.Paths.Database);
+        Assert.Equal(1, store.AddMembers(Dev, [new Member("anne@bücher.example", "Anne"), new Member("anne@xn--bcher-kva.example", "Anne"), new Member("ANNE@BÜCHER.example", "")]));
+        Assert.True(store.IsMember(Dev, "Anne@XN--BCHER-KVA.example"));
+        Assert.Equal("anne@bücher.example", store.FindMember(Dev, "anne@xn--bcher-kva.example")!.Address);
+        Assert.Single(store.Members(Dev));
+
+        Assert.Equal(1, store.AddRole(Dev, ListRole.Owner, [new Member("olga@xn--mnchen-3ya.example", ""), new Member("olga@münchen.example", "")]));
+        Assert.True(store.HasRole(Dev, ListRole.Owner, "olga@münchen.example"));
+        Assert.True(store.TryCountAutoresponse(Dev, "anne+1@bücher.example", DateOnly.FromDateTime(Now.UtcDateTime), 1));
+        Assert.False(store.TryCountAutoresponse(Dev, "anne@xn--bcher-kva.example", DateOnly.FromDateTime(Now.UtcDateTime), 1));
+        Assert.True(ListStore.SameAddress("x@Bücher.example", " X@xn--bcher-kva.EXAMPLE"));
+        Assert.False(ListStore.SameAddress("x@bücher.example", "x@bucher.example"));
+
+        Assert.Equal(1, store.RemoveMembers(Dev, ["anne@XN--bcher-kva.example"]));
+        Assert.Empty(store.Members(Dev));
+    }
+
+    // A database whose keys were written before an internationalized domain was keyed by its
+    // A-labels: both spellings of a mailbox are there. Opening it makes them one: the first
+    // subscription and role stay, the latest pending request (its token is the one that counts),
+    // the day's automatic-reply counts add up; a lone old key is re-keyed.
+    [Fact]
+    public void Keys_of_an_older_database_are_made_one_per_mailbox_when_it_is_opened()
+    {
+        var path = _instance.Paths.Database;
+        using (var store = new ListStore(path))
+        {
+            store.CreateList(new MailingList { Name = ListName.Parse("ops@example.org") });
+        }
+
+        using (var db = new SqliteConnection("Data Source=" + path))
+        {
+            db.Open();
+            using var cmd = db.CreateCommand();
+            cmd.CommandText = """
+                INSERT INTO members (list_id, address, address_key, display_name, serial) VALUES
+                    (1, 'anne@bücher.example', 'anne@bücher.example', 'first', 's1'),
+                    (1, 'anne@xn--bcher-kva.example', 'anne@xn--bcher-kva.example', 'second', 's2'),
+                    (1, 'bob@xn--mnchen-3ya.example', 'bob@xn--mnchen-3ya.example', 'first', 's3'),
+                    (1, 'Bob@München.example', 'bob@münchen.example', 'second', 's4'),
+                    (1, 'carl@münchen.example', 'carl@münchen.example', 'alone', 's5'),
+                    (2, 'anne@bücher.example', 'anne@bücher.example', 'other list', 's6');
+                INSERT INTO roles (list_id, role, address, address_key) VALUES
+                    (1, 'owner', 'olga@münchen.example', 'olga@münchen.example'),
+                    (1, 'owner', 'olga@xn--mnchen-3ya.example', 'olga@xn--mnchen-3ya.example'),
+                    (1, 'moderator', 'olga@münchen.example', 'olga@münchen.example');
+                INSERT INTO pending (list_id, kind, key, address, token_hash, created, expires) VALUES
+                    (1, 'subscribe', 'dora@bücher.example', 'dora@bücher.example', 'h1', '2026-12-01T00:00:00Z', '2026-12-04T00:00:00Z'),
+                    (1, 'subscribe', 'dora@xn--bcher-kva.example', 'dora@xn--bcher-kva.example', 'h2', '2026-12-02T00:00:00Z', '2026-12-05T00:00:00Z');
+                INSERT INTO autoresponses (list_id, address_key, day, count) VALUES
+                    (1, 'eve@bücher.example', '2026-12-01', 1), (1, 'eve@xn--bcher-kva.example', '2026-12-01', 1);
+                PRAGMA user_version = 1;
+                """;
+            cmd.ExecuteNonQuery();
+        }
+
+        SqliteConnection.ClearAllPools();
+        using (var store = new ListStore(path))
+        {
+            Assert.Equal(["first", "first", "alone"], store.Members(Dev).Select(m => m.DisplayName));
+            Assert.Equal("anne@bücher.example", store.FindMember(Dev, "anne@xn--bcher-kva.example")!.Address);
+            Assert.Equal("bob@xn--mnchen-3ya.example", store.FindMember(Dev, "bob@münchen.example")!.Address);
+            Assert.True(store.IsMember(Dev, "carl@xn--mnchen-3ya.example"));
+            Assert.True(store.IsMember(ListName.Parse("ops@example.org"), "anne@xn--bcher-kva.example"));
+            Assert.Single(store.Roles(Dev, ListRole.Owner));
+            Assert.True(store.HasRole(Dev, ListRole.Moderator, "olga@xn--mnchen-3ya.example"));
+            Assert.Equal("dora@xn--bcher-kva.example", store.FindPending(Dev, PendingKind.Subscribe, ListStore.AddressKey("dora@bücher.example"))!.Address);
+            Assert.True(store.TryCountAutoresponse(Dev, "eve@bücher.example", DateOnly.FromDateTime(Now.UtcDateTime), 3));
+            Assert.False(store.TryCountAutoresponse(Dev, "eve@bücher.example", DateOnly.FromDateTime(Now.UtcDateTime), 3));
+        }
+
+        using var again = new ListStore(path);
+        Assert.Equal(3, again.CountMembers(Dev));
+    }
+
+    [Fact]
     public void Disabling_records_the_reason_and_enabling_resets_the_bounce_state()
     {
         using var store = new ListStore(_instance.Paths.Database);

@@ -23,7 +23,7 @@ public sealed class ConfirmCommand(Confirmations confirmations) : IRequestComman
         // The address's own confirmed join or leave is answered by its welcome or goodbye; a
         // moderator's decision, a join that now awaits a moderator, and failures by the results.
         var answered = result.Done && pending is { Kind: PendingKind.Subscribe or PendingKind.Unsubscribe } p
-            && p.Data != SubscriptionRequests.ThenModerate && string.Equals(p.Address, request.Sender, StringComparison.OrdinalIgnoreCase);
+            && p.Data != SubscriptionRequests.ThenModerate && ListStore.SameAddress(p.Address, request.Sender);
         return new CommandOutcome(result.Summary, NeedsReply: !answered);
     }
 }
