@@ -119,8 +119,8 @@ public sealed class Relay
 
     /// <summary>
     /// What one server is known by, without DNS: an IP literal in its canonical form, the
-    /// loopback (localhost, 127.0.0.1, ::1, the way Postfix's loopback-only listens) as one, any
-    /// other name lower case without its final dot.
+    /// loopback (localhost, 127.0.0.1, ::1, the way Postfix's loopback-only listens) as one,
+    /// "loopback", any other name lower case without its final dot.
     /// </summary>
     public static string ServerKey(string host, int port)
     {
@@ -128,11 +128,11 @@ public sealed class Relay
         if (System.Net.IPAddress.TryParse(name, out var ip))
         {
             ip = ip.IsIPv4MappedToIPv6 ? ip.MapToIPv4() : ip;
-            name = ip.Equals(System.Net.IPAddress.IPv6Loopback) ? "127.0.0.1" : ip.ToString();
+            name = ip.Equals(System.Net.IPAddress.IPv6Loopback) || ip.Equals(System.Net.IPAddress.Loopback) ? "loopback" : ip.ToString();
         }
         else if (name == "localhost")
         {
-            name = "127.0.0.1";
+            name = "loopback";
         }
 
         return FormatAddress(name, port);
