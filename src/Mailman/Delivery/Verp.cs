@@ -108,7 +108,9 @@ public static class Verp
         return end - start <= 4 ? address : string.Concat(address.AsSpan(0, start + 4), "...", address.AsSpan(end));
     }
 
-    // RFC 5322 §3.2.3 dot-atom: atext runs separated by single dots.
+    // RFC 5322 §3.2.3 dot-atom: atext runs separated by single dots; atext includes UTF-8
+    // (RFC 6532 §3.2), so jörg@example.com gets dev-bounces+jörg=example.com@HOST: its copy needs
+    // SMTPUTF8 anyway (without it the copy is never sent), and the sender rides on it.
     private static bool IsDotAtom(ReadOnlySpan<char> s)
     {
         if (s.IsEmpty || s[0] == '.' || s[^1] == '.')
@@ -126,7 +128,7 @@ public static class Verp
                     return false;
                 }
             }
-            else if (!(char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-/=?^_`{|}~".Contains(c)))
+            else if (!(char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-/=?^_`{|}~".Contains(c) || (c > '\x7f' && !char.IsControl(c) && !char.IsWhiteSpace(c))))
             {
                 return false;
             }

@@ -115,6 +115,32 @@ public sealed class PostfixBounceTests : IDisposable
         Assert.Contains("dsn=4.4.1, status=deferred", postfix.Log(), StringComparison.Ordinal);
     }
 
+    // RFC 6531: a member whose local part is UTF-8 gets a UTF-8 VERP sender (the copy needs
+    // SMTPUTF8 anyway, and Postfix offers it); the member's server refuses it, and Postfix's DSN
+    // to that sender comes back through the pipe naming the member.
+    [Fact]
+    public void A_member_with_a_UTF_8_local_part_is_named_by_the_DSN_to_its_VERP_sender()
+    {
+        const string Jorg = "jörg@dead.example.com";
+        Assert.True(PostfixInstance.IsInstalled, "Postfix is missing (see README)");
+        _instance.CreateList(List, l => l.NonMemberAction = NonMemberAction.Accept);
+        _instance.AddMembers(List, [new Member("anne@example.com", "Anne"), new Member(Jorg, "Jörg")]);
+        using var sink = SmtpSink.Start();
+        using var refusing = ScriptedSmtpServer.Start(rcpt: a => ScriptedSmtpServer.Reply(550, $"5.1.1 <{a}>: Recipient address rejected: User unknown"));
+        var aliases = AliasFiles.Write(_instance.Home);
+        File.AppendAllText(aliases.Transport, $"dead.example.com\tsmtp:[127.0.0.1]:{refusing.Port}\n");
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        AliasFiles.HandToNobody(_instance.Home);
+        using var postfix = aliases.StartPostfix(sink.Port);
+
+        Post(postfix, 1);
+        Serve(postfix);
+        Assert.Contains($"from=<dev-bounces+jörg=dead.example.com@lists.example.org>", postfix.Log(), StringComparison.Ordinal);
+        WaitPiped(postfix, Jorg, 1);
+        Serve(postfix);
+        Assert.Contains(BounceLog(), l => l.Contains($"Bounce: {Jorg} of {List}, permanent (DSN)", StringComparison.Ordinal));
+    }
+
     private ProcessResult Serve(PostfixInstance postfix) => MailmanProcess.ServeUntilIdle(_instance.Home, postfix.Port, runAs: "nobody");
 
     // Postfix's pipe delivered a DSN to the member's VERP address (`inject` exited 0) this many times.
