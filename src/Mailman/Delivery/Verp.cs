@@ -32,14 +32,12 @@ public static class Verp
             return null;
         }
 
-        // MAIL FROM must be ASCII for a server without SMTPUTF8: an IDN domain goes as its A-labels.
+        // MAIL FROM must be ASCII for a server without SMTPUTF8: an IDN domain goes as its
+        // A-labels, lower case first (BÜCHER is bücher, as the member's key and RCPT TO have it).
         if (!System.Text.Ascii.IsValid(domain))
         {
-            try
-            {
-                domain = new System.Globalization.IdnMapping().GetAscii(domain.ToString());
-            }
-            catch (ArgumentException)
+            domain = Instance.SmtpOptions.DestinationDomain(domain.ToString());
+            if (!System.Text.Ascii.IsValid(domain))
             {
                 return null;
             }

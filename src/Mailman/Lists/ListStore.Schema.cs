@@ -37,6 +37,7 @@ public sealed partial class ListStore
         .. RolesSchema,
         .. PendingSchema,
         .. AutoresponseSchema,
+        MergedRowsSchema,
         "DATA address-keys-idna",
     ];
 
@@ -95,32 +96,43 @@ public sealed partial class ListStore
             case "address-keys-idna":
                 // Keys written before an internationalized domain was keyed by its A-labels:
                 // x@bücher.example and x@xn--bcher-kva.example were two members, two copies.
-                Rekey(tx, "members", "address_key", ["list_id"], Survivor.First, "");
-                Rekey(tx, "roles", "address_key", ["list_id", "role"], Survivor.First, "");
-                Rekey(tx, "pending", "key", ["list_id", "kind"], Survivor.Latest,
+                // Of two rows now one, the member who was getting mail stays (the first such),
+                // with the stricter moderation action of the two; the first role; the pending
+                // request created last (its token is the one mailed last); the day's counts add
+                // up. What a merge dropped is kept, as JSON, in merged_rows.
+                Rekey(tx, "members", "address_key", ["list_id"], "delivery_enabled DESC, rowid");
+                Rekey(tx, "roles", "address_key", ["list_id", "role"], "rowid");
+                Rekey(tx, "pending", "key", ["list_id", "kind"], "created DESC, rowid DESC",
                     $" AND kind IN ('{PendingKind.Subscribe}', '{PendingKind.Unsubscribe}', '{PendingKind.ModerateSubscription}')");
-                Rekey(tx, "autoresponses", "address_key", ["list_id", "day"], Survivor.Sum, "");
+                Rekey(tx, "autoresponses", "address_key", ["list_id", "day"], null);
                 break;
             default:
                 throw new InvalidOperationException($"unknown data step {name}");
         }
     }
 
-    // Which row stays where the old and the new key are both there: the first (adding a member
-    // who is one leaves the first subscription as it is), the latest (a renewed request voids the
-    // earlier token), or the one holding the sum of both counts.
-    private enum Survivor { First, Latest, Sum }
+    // What a data step's merge of two rows dropped (table, the row kept, the dropped row as JSON).
+    private const string MergedRowsSchema = """
+        CREATE TABLE IF NOT EXISTS merged_rows (
+            id INTEGER PRIMARY KEY,
+            table_name TEXT NOT NULL,
+            kept_rowid INTEGER NOT NULL,
+            dropped TEXT NOT NULL,
+            merged_at TEXT NOT NULL)
+        """;
+
+    // Moderation actions from the most lenient to the strictest.
+    private const string ActionRank = "CASE moderation_action WHEN 'accept' THEN 0 WHEN 'defer' THEN 1 WHEN 'hold' THEN 2 WHEN 'reject' THEN 3 ELSE 4 END";
 
     // Re-keys the rows whose key has a character outside printable ASCII (only those can change)
-    // by AddressKey, within the rows that share the scope columns.
-    private void Rekey(SqliteTransaction tx, string table, string keyColumn, string[] scope, Survivor survivor, string where)
+    // by AddressKey, within the rows that share the scope columns. Where the new key is taken,
+    // the row first by survivorOrder stays and the other is dropped (null: the counts add up).
+    private void Rekey(SqliteTransaction tx, string table, string keyColumn, string[] scope, string? survivorOrder, string where = "")
     {
         var rows = new List<(long RowId, object[] Scope, string Key)>();
-        using (var select = _db.CreateCommand())
+        using (var select = Command(tx, $"SELECT rowid, {string.Join(", ", scope)}, {keyColumn} FROM {table} WHERE {keyColumn} GLOB '*[^ -~]*'{where}"))
+        using (var reader = select.ExecuteReader())
         {
-            select.Transaction = tx;
-            select.CommandText = $"SELECT rowid, {string.Join(", ", scope)}, {keyColumn} FROM {table} WHERE {keyColumn} GLOB '*[^ -~]*'{where}";
-            using var reader = select.ExecuteReader();
             while (reader.Read())
             {
                 rows.Add((reader.GetInt64(0), [.. scope.Select((_, i) => reader.GetValue(i + 1))], reader.GetString(scope.Length + 1)));
@@ -136,27 +148,77 @@ public sealed partial class ListStore
                 continue;
             }
 
-            using var cmd = _db.CreateCommand();
-            cmd.Transaction = tx;
+            using var cmd = Command(tx, $"SELECT rowid FROM {table} WHERE {sameScope} AND {keyColumn} = $key");
             for (var i = 0; i < scope.Length; i++)
             {
                 cmd.Parameters.AddWithValue($"$s{i}", values[i]);
             }
 
-            cmd.Parameters.AddWithValue("$row", rowId);
             cmd.Parameters.AddWithValue("$key", newKey);
-            cmd.CommandText = $"SELECT rowid FROM {table} WHERE {sameScope} AND {keyColumn} = $key";
-            var other = cmd.ExecuteScalar() as long?;
-            cmd.CommandText = (other, survivor) switch
+            if (cmd.ExecuteScalar() is not long other)
             {
-                (null, _) => $"UPDATE {table} SET {keyColumn} = $key WHERE rowid = $row",
-                (_, Survivor.Sum) => $"UPDATE {table} SET count = count + (SELECT count FROM {table} WHERE rowid = $row) WHERE {sameScope} AND {keyColumn} = $key; DELETE FROM {table} WHERE rowid = $row",
-                (long o, Survivor.First) when o < rowId => $"DELETE FROM {table} WHERE rowid = $row",
-                (long o, Survivor.Latest) when o > rowId => $"DELETE FROM {table} WHERE rowid = $row",
-                _ => $"DELETE FROM {table} WHERE {sameScope} AND {keyColumn} = $key; UPDATE {table} SET {keyColumn} = $key WHERE rowid = $row",
-            };
-            cmd.ExecuteNonQuery();
+                Run(tx, $"UPDATE {table} SET {keyColumn} = $key WHERE rowid = $row", ("$key", newKey), ("$row", rowId));
+                continue;
+            }
+
+            if (survivorOrder is null)
+            {
+                Run(tx, $"UPDATE {table} SET count = count + (SELECT count FROM {table} WHERE rowid = $row) WHERE rowid = $other; DELETE FROM {table} WHERE rowid = $row",
+                    ("$row", rowId), ("$other", other));
+                continue;
+            }
+
+            using var pick = Command(tx, $"SELECT rowid FROM {table} WHERE rowid IN ($row, $other) ORDER BY {survivorOrder} LIMIT 1");
+            pick.Parameters.AddWithValue("$row", rowId);
+            pick.Parameters.AddWithValue("$other", other);
+            var kept = (long)pick.ExecuteScalar()!;
+            var dropped = kept == rowId ? other : rowId;
+            Run(tx, "INSERT INTO merged_rows (table_name, kept_rowid, dropped, merged_at) VALUES ($table, $kept, $row, $now)",
+                ("$table", table), ("$kept", kept), ("$row", RowJson(tx, table, dropped)), ("$now", Timestamp(DateTimeOffset.UtcNow)));
+            if (table == "members")
+            {
+                Run(tx, $"UPDATE members SET moderation_action = (SELECT moderation_action FROM members WHERE rowid IN ($kept, $dropped) ORDER BY {ActionRank} DESC LIMIT 1) WHERE rowid = $kept",
+                    ("$kept", kept), ("$dropped", dropped));
+            }
+
+            Run(tx, $"DELETE FROM {table} WHERE rowid = $dropped; UPDATE {table} SET {keyColumn} = $key WHERE rowid = $kept",
+                ("$dropped", dropped), ("$kept", kept), ("$key", newKey));
         }
+    }
+
+    // One row, every column, as a JSON object.
+    private string RowJson(SqliteTransaction tx, string table, long rowId)
+    {
+        using var cmd = Command(tx, $"SELECT * FROM {table} WHERE rowid = $row");
+        cmd.Parameters.AddWithValue("$row", rowId);
+        using var reader = cmd.ExecuteReader();
+        reader.Read();
+        var row = new System.Text.Json.Nodes.JsonObject();
+        for (var i = 0; i < reader.FieldCount; i++)
+        {
+            row[reader.GetName(i)] = reader.IsDBNull(i) ? null : System.Text.Json.Nodes.JsonValue.Create(reader.GetValue(i).ToString());
+        }
+
+        return row.ToJsonString();
+    }
+
+    private SqliteCommand Command(SqliteTransaction tx, string sql)
+    {
+        var cmd = _db.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = sql;
+        return cmd;
+    }
+
+    private void Run(SqliteTransaction tx, string sql, params (string Name, object Value)[] parameters)
+    {
+        using var cmd = Command(tx, sql);
+        foreach (var (n, v) in parameters)
+        {
+            cmd.Parameters.AddWithValue(n, v);
+        }
+
+        cmd.ExecuteNonQuery();
     }
 
     private long UserVersion(SqliteTransaction? tx = null)

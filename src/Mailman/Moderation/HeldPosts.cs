@@ -249,7 +249,7 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
     public IReadOnlyList<Member> Moderators(ListStore store, MailingList list)
     {
         var people = store.Roles(list.Name, ListRole.Owner).Concat(store.Roles(list.Name, ListRole.Moderator))
-            .DistinctBy(m => m.Address.ToLowerInvariant())
+            .DistinctBy(m => ListStore.AddressKey(m.Address))
             .Where(m => !IsListAddress(store, m.Address))
             .ToList();
         if (people.Count == 0 && options.SiteOwner.Length > 0)

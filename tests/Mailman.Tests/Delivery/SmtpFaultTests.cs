@@ -198,15 +198,16 @@ public abstract class SmtpFaultTests : IDisposable
             store.SaveList(list);
         }
 
-        _instance.AddMembers("dev@example.org", [new Member("jörg@example.com", "Jörg"), new Member("anna@bücher.example", "Anna")]);
+        _instance.AddMembers("dev@example.org", [new Member("jörg@example.com", "Jörg"), new Member("anna@bücher.example", "Anna"), new Member("carl@MÜNCHEN.example", "Carl")]);
         using var sink = SmtpSink.Start();
         using var h = Harness(sink.Port);
         ToOut(h);
         RunnerHarness.Drain(h.Outgoing);
 
-        Wait.Until(() => sink.Messages().SelectMany(m => m.Recipients).Count() >= 11, TimeSpan.FromSeconds(60), "11 copies at the sink");
-        Assert.Equal(11, sink.Messages().SelectMany(m => m.Recipients).Distinct().Count());
+        Wait.Until(() => sink.Messages().SelectMany(m => m.Recipients).Count() >= 12, TimeSpan.FromSeconds(60), "12 copies at the sink");
+        Assert.Equal(12, sink.Messages().SelectMany(m => m.Recipients).Distinct().Count());
         Assert.Contains(sink.Messages(), m => m.Recipients.Contains("anna@xn--bcher-kva.example")); // an IDN domain needs no SMTPUTF8
+        Assert.Contains(sink.Messages(), m => m.Recipients.Contains("carl@xn--mnchen-3ya.example")); // lower case before IDNA, as DNS has it
         Assert.DoesNotContain(sink.Messages(), m => m.Recipients.Any(r => !System.Text.Ascii.IsValid(r)));
         Assert.Empty(RetryRecipients(h));
         Assert.True(h.BounceLog.Lines.Any(l => l.Contains("jörg@example.com", StringComparison.Ordinal) && l.Contains("5.6.7 SMTPUTF8 is required", StringComparison.Ordinal) && l.Contains("not scored", StringComparison.Ordinal)), string.Join("\n", h.BounceLog.Lines));

@@ -68,9 +68,10 @@ public sealed class ListStoreFeatureTests : IDisposable
     }
 
     // A database whose keys were written before an internationalized domain was keyed by its
-    // A-labels: both spellings of a mailbox are there. Opening it makes them one: the first
-    // subscription and role stay, the latest pending request (its token is the one that counts),
-    // the day's automatic-reply counts add up; a lone old key is re-keyed.
+    // A-labels: both spellings of a mailbox are there. Opening it makes them one: the member who
+    // was getting mail stays (the first such) with the stricter moderation action, the first
+    // role, the pending request created last (its token was mailed last), the day's automatic-
+    // reply counts add up; a lone old key is re-keyed; every dropped row is kept in merged_rows.
     [Fact]
     public void Keys_of_an_older_database_are_made_one_per_mailbox_when_it_is_opened()
     {
@@ -85,20 +86,22 @@ public sealed class ListStoreFeatureTests : IDisposable
             db.Open();
             using var cmd = db.CreateCommand();
             cmd.CommandText = """
-                INSERT INTO members (list_id, address, address_key, display_name, serial) VALUES
-                    (1, 'anne@bücher.example', 'anne@bücher.example', 'first', 's1'),
-                    (1, 'anne@xn--bcher-kva.example', 'anne@xn--bcher-kva.example', 'second', 's2'),
-                    (1, 'bob@xn--mnchen-3ya.example', 'bob@xn--mnchen-3ya.example', 'first', 's3'),
-                    (1, 'Bob@München.example', 'bob@münchen.example', 'second', 's4'),
-                    (1, 'carl@münchen.example', 'carl@münchen.example', 'alone', 's5'),
-                    (2, 'anne@bücher.example', 'anne@bücher.example', 'other list', 's6');
+                INSERT INTO members (list_id, address, address_key, display_name, serial, delivery_enabled, moderation_action) VALUES
+                    (1, 'anne@bücher.example', 'anne@bücher.example', 'first', 's1', 1, 'defer'),
+                    (1, 'anne@xn--bcher-kva.example', 'anne@xn--bcher-kva.example', 'second', 's2', 1, 'reject'),
+                    (1, 'bob@xn--mnchen-3ya.example', 'bob@xn--mnchen-3ya.example', 'first', 's3', 1, 'defer'),
+                    (1, 'Bob@München.example', 'bob@münchen.example', 'second', 's4', 1, 'accept'),
+                    (1, 'carl@münchen.example', 'carl@münchen.example', 'alone', 's5', 1, 'defer'),
+                    (2, 'anne@bücher.example', 'anne@bücher.example', 'other list', 's6', 1, 'defer'),
+                    (1, 'gus@bücher.example', 'gus@bücher.example', 'disabled', 's7', 0, 'hold'),
+                    (1, 'gus@xn--bcher-kva.example', 'gus@xn--bcher-kva.example', 'getting mail', 's8', 1, 'accept');
                 INSERT INTO roles (list_id, role, address, address_key) VALUES
                     (1, 'owner', 'olga@münchen.example', 'olga@münchen.example'),
                     (1, 'owner', 'olga@xn--mnchen-3ya.example', 'olga@xn--mnchen-3ya.example'),
                     (1, 'moderator', 'olga@münchen.example', 'olga@münchen.example');
                 INSERT INTO pending (list_id, kind, key, address, token_hash, created, expires) VALUES
-                    (1, 'subscribe', 'dora@bücher.example', 'dora@bücher.example', 'h1', '2026-12-01T00:00:00Z', '2026-12-04T00:00:00Z'),
-                    (1, 'subscribe', 'dora@xn--bcher-kva.example', 'dora@xn--bcher-kva.example', 'h2', '2026-12-02T00:00:00Z', '2026-12-05T00:00:00Z');
+                    (1, 'subscribe', 'dora@bücher.example', 'dora@bücher.example', 'h1', '2026-12-02T00:00:00.000Z', '2026-12-05T00:00:00.000Z'),
+                    (1, 'subscribe', 'dora@xn--bcher-kva.example', 'dora@xn--bcher-kva.example', 'h2', '2026-12-01T00:00:00.000Z', '2026-12-04T00:00:00.000Z');
                 INSERT INTO autoresponses (list_id, address_key, day, count) VALUES
                     (1, 'eve@bücher.example', '2026-12-01', 1), (1, 'eve@xn--bcher-kva.example', '2026-12-01', 1);
                 PRAGMA user_version = 1;
@@ -109,20 +112,40 @@ public sealed class ListStoreFeatureTests : IDisposable
         SqliteConnection.ClearAllPools();
         using (var store = new ListStore(path))
         {
-            Assert.Equal(["first", "first", "alone"], store.Members(Dev).Select(m => m.DisplayName));
+            Assert.Equal(["first", "first", "alone", "getting mail"], store.Members(Dev).Select(m => m.DisplayName));
             Assert.Equal("anne@bücher.example", store.FindMember(Dev, "anne@xn--bcher-kva.example")!.Address);
+            Assert.Equal("reject", store.FindMember(Dev, "anne@bücher.example")!.ModerationAction);
             Assert.Equal("bob@xn--mnchen-3ya.example", store.FindMember(Dev, "bob@münchen.example")!.Address);
+            Assert.Equal("defer", store.FindMember(Dev, "bob@münchen.example")!.ModerationAction);
+            var gus = store.FindMember(Dev, "gus@bücher.example")!;
+            Assert.Equal(("gus@xn--bcher-kva.example", true, "hold"), (gus.Address, gus.DeliveryEnabled, gus.ModerationAction));
             Assert.True(store.IsMember(Dev, "carl@xn--mnchen-3ya.example"));
             Assert.True(store.IsMember(ListName.Parse("ops@example.org"), "anne@xn--bcher-kva.example"));
             Assert.Single(store.Roles(Dev, ListRole.Owner));
             Assert.True(store.HasRole(Dev, ListRole.Moderator, "olga@xn--mnchen-3ya.example"));
-            Assert.Equal("dora@xn--bcher-kva.example", store.FindPending(Dev, PendingKind.Subscribe, ListStore.AddressKey("dora@bücher.example"))!.Address);
+            Assert.Equal("dora@bücher.example", store.FindPending(Dev, PendingKind.Subscribe, ListStore.AddressKey("dora@xn--bcher-kva.example"))!.Address);
             Assert.True(store.TryCountAutoresponse(Dev, "eve@bücher.example", DateOnly.FromDateTime(Now.UtcDateTime), 3));
             Assert.False(store.TryCountAutoresponse(Dev, "eve@bücher.example", DateOnly.FromDateTime(Now.UtcDateTime), 3));
         }
 
+        using (var db = new SqliteConnection("Data Source=" + path))
+        {
+            db.Open();
+            using var cmd = db.CreateCommand();
+            cmd.CommandText = "SELECT table_name, json_extract(dropped, '$.address') FROM merged_rows ORDER BY id";
+            using var reader = cmd.ExecuteReader();
+            var merged = new List<string>();
+            while (reader.Read())
+            {
+                merged.Add(reader.GetString(0) + " " + reader.GetString(1));
+            }
+
+            Assert.Equal(["members anne@xn--bcher-kva.example", "members Bob@München.example", "members gus@bücher.example", "roles olga@xn--mnchen-3ya.example", "pending dora@xn--bcher-kva.example"], merged);
+        }
+
+        SqliteConnection.ClearAllPools();
         using var again = new ListStore(path);
-        Assert.Equal(3, again.CountMembers(Dev));
+        Assert.Equal(4, again.CountMembers(Dev));
     }
 
     [Fact]

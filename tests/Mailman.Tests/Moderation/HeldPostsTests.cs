@@ -79,8 +79,8 @@ public sealed class HeldPostsTests : IDisposable
     [Fact]
     public void A_held_post_tells_each_owner_and_moderator_once_with_the_post_attached_and_the_poster_that_it_awaits_approval()
     {
-        Roles(ListRole.Owner, "Olga <olga@example.com>", "oscar@example.com");
-        Roles(ListRole.Moderator, "Mo <mo@example.com>", "OLGA@example.com");
+        Roles(ListRole.Owner, "Olga <olga@example.com>", "oscar@example.com", "ida@bücher.example");
+        Roles(ListRole.Moderator, "Mo <mo@example.com>", "OLGA@example.com", "IDA@XN--BCHER-KVA.EXAMPLE");
         using var h = new RunnerHarness(_instance);
         var id = Hold(h);
 
@@ -89,14 +89,15 @@ public sealed class HeldPostsTests : IDisposable
         Assert.StartsWith("nonmember-moderation: ", Assert.Single(metadata.HoldReasons!), StringComparison.Ordinal);
 
         var notices = Out(h);
-        Assert.Equal(4, notices.Count);
+        Assert.Equal(5, notices.Count);
         var moderators = notices.Where(n => n.Message.Headers["X-Mailman-Notice"] == "list:admin:action:post").ToList();
-        Assert.Equal(["mo@example.com", "olga@example.com", "oscar@example.com"], moderators.Select(n => Assert.Single(n.To).Address).Order());
+        Assert.Equal(["ida@bücher.example", "mo@example.com", "olga@example.com", "oscar@example.com"], moderators.Select(n => Assert.Single(n.To).Address).Order());
         foreach (var (m, message, to) in moderators)
         {
             Assert.Equal("dev-owner@example.org", Assert.Single(message.From.Mailboxes).Address);
             Assert.Equal("auto-generated", message.Headers[HeaderId.AutoSubmitted]);
-            Assert.Equal($"dev-bounces+{to[0].Address.Replace('@', '=')}@example.org", m.EnvelopeSender);
+            Assert.Equal(Mailman.Delivery.Verp.Encode(Name, to[0].Address), m.EnvelopeSender);
+            Assert.StartsWith($"dev-bounces+{to[0].Address.Split('@')[0]}=", m.EnvelopeSender, StringComparison.Ordinal);
             Assert.Contains(id, message.TextBody, StringComparison.Ordinal);
             Assert.Contains("post from non-member stranger@example.net", message.TextBody, StringComparison.Ordinal);
             var attached = Assert.Single(Assert.IsType<Multipart>(message.Body).OfType<MessagePart>());

@@ -186,6 +186,13 @@ public sealed partial class BounceRunnerTests : IDisposable
         Bounce(h, "anne@bücher.example");
         Assert.Equal(1, Member("anne@bücher.example")!.BounceScore);
         Assert.Empty(h.Queues[QueueSet.Unrecognized].Pending());
+
+        // An upper-case U-label is lower-cased before IDNA, in VERP as in the member's key.
+        _instance.AddMembers(List, [new Member("carl@BÜCHER.example", "Carl")]);
+        Assert.Equal("dev-bounces+carl=xn--bcher-kva.example@example.org", VerpOf("carl@BÜCHER.example"));
+        Bounce(h, "carl@BÜCHER.example");
+        Assert.Equal(1, Member("carl@bücher.example")!.BounceScore);
+        Assert.Empty(h.Queues[QueueSet.Unrecognized].Pending());
     }
 
     [Fact]

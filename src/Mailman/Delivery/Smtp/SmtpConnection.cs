@@ -132,6 +132,17 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         return true;
     }
 
+    // The recipient as RCPT TO carries it on MailKit's path: an internationalized domain as its
+    // A-labels, lower case first (MailKit's own conversion does not fold case under invariant
+    // globalization: BÜCHER.example would go to a domain that does not exist).
+    private static string Wire(string address)
+    {
+        var at = address.LastIndexOf('@');
+        return at < 0 || System.Text.Ascii.IsValid(address.AsSpan(at + 1))
+            ? address
+            : string.Concat(address.AsSpan(0, at + 1), Instance.SmtpOptions.DestinationDomain(address[(at + 1)..]));
+    }
+
     // False when the connection broke before the server answered MAIL FROM.
     private bool SendOnce(MimeMessage carrier, string sender, IReadOnlyList<Recipient> recipients, TransactionResult result)
     {
@@ -139,6 +150,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         client.SenderAccepted = false;
         var mailboxes = new List<MailboxAddress>(recipients.Count);
         HashSet<string>? invalid = null;
+        var rewritten = false;
         var utf8 = client.Capabilities.HasFlag(SmtpCapabilities.UTF8);
         foreach (var r in recipients)
         {
@@ -154,7 +166,9 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
 
             try
             {
-                mailboxes.Add(new MailboxAddress("", r.Address));
+                var wire = Wire(r.Address);
+                rewritten |= !ReferenceEquals(wire, r.Address);
+                mailboxes.Add(new MailboxAddress("", wire));
             }
             catch (ParseException e)
             {
@@ -182,7 +196,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         }
 
         if (_pipe is not null && carrier.Body is SplicedBody body && PipelinedWriter.Suits(body.Post, from.Address)
-            && mailboxes.TrueForAll(m => System.Text.Ascii.IsValid(m.Address)))
+            && !rewritten && mailboxes.TrueForAll(m => System.Text.Ascii.IsValid(m.Address)))
         {
             return SendPipelined(body, from.Address, recipients, invalid, result);
         }
@@ -230,7 +244,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
                 continue;
             }
 
-            if (refused.TryGetValue(r.Address, out var refusal))
+            if (refused.TryGetValue(Wire(r.Address), out var refusal))
             {
                 Classify(result, r, (int)refusal.Status, refusal.Response, atRecipient: true);
                 if (IsThrottle((int)refusal.Status, refusal.Response))
