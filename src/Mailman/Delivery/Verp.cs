@@ -126,10 +126,36 @@ public static class Verp
                     return false;
                 }
             }
-            else if (!(char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-/=?^_`{|}~".Contains(c) || (c > '\x7f' && !char.IsControl(c) && !char.IsWhiteSpace(c))))
+            else if (!(char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-/=?^_`{|}~".Contains(c) || IsVisibleNonAscii(s, ref i)))
             {
                 return false;
             }
+        }
+
+        return true;
+    }
+
+    // A non-ASCII character that shows in a log line as itself: not a control, space, format
+    // character (bidi overrides, zero-width ones: they would reorder or hide what the log says)
+    // or a lone surrogate; a surrogate pair is stepped over whole.
+    private static bool IsVisibleNonAscii(ReadOnlySpan<char> s, ref int i)
+    {
+        var c = s[i];
+        if (c <= '\x7f' || char.IsControl(c) || char.IsWhiteSpace(c) || char.IsLowSurrogate(c)
+            || System.Globalization.CharUnicodeInfo.GetUnicodeCategory(c) == System.Globalization.UnicodeCategory.Format)
+        {
+            return false;
+        }
+
+        if (char.IsHighSurrogate(c))
+        {
+            if (i + 1 >= s.Length || !char.IsLowSurrogate(s[i + 1])
+                || System.Globalization.CharUnicodeInfo.GetUnicodeCategory(char.ConvertToUtf32(c, s[i + 1])) == System.Globalization.UnicodeCategory.Format)
+            {
+                return false;
+            }
+
+            i++;
         }
 
         return true;

@@ -258,6 +258,19 @@ public sealed class SmtpOptions
         return d;
     }
 
+    /// <summary>
+    /// An address as RCPT TO carries it: the local part as it is, an internationalized domain as
+    /// <see cref="DestinationDomain"/> has it (MailKit's own conversion does not fold case under
+    /// invariant globalization: BÜCHER.example would go to a domain that does not exist).
+    /// </summary>
+    public static string WireAddress(string address)
+    {
+        var at = address.LastIndexOf('@');
+        return at < 0 || System.Text.Ascii.IsValid(address.AsSpan(at + 1))
+            ? address
+            : string.Concat(address.AsSpan(0, at + 1), DestinationDomain(address[(at + 1)..]));
+    }
+
     /// <summary>A recipient's domain as the pacer keys it: an ASCII one as it is (the keys ignore case), else <see cref="DestinationDomain"/>.</summary>
     public static string RecipientDomainKey(string domain) => System.Text.Ascii.IsValid(domain) ? domain : DestinationDomain(domain);
 

@@ -168,14 +168,7 @@ public sealed partial class ListStore : IDisposable
     /// lower case (RFC 5321 allows a case-sensitive local part, but no list server treats one so),
     /// an internationalized domain as its A-labels (x@bücher.example is x@xn--bcher-kva.example).
     /// </summary>
-    public static string AddressKey(string address)
-    {
-        var key = address.Trim().ToLowerInvariant();
-        var at = key.LastIndexOf('@');
-        return at < 0 || System.Text.Ascii.IsValid(key.AsSpan(at + 1))
-            ? key
-            : string.Concat(key.AsSpan(0, at + 1), Instance.SmtpOptions.DestinationDomain(key[(at + 1)..]));
-    }
+    public static string AddressKey(string address) => Instance.SmtpOptions.WireAddress(address.Trim().ToLowerInvariant());
 
     /// <summary>True when the two addresses are one mailbox (<see cref="AddressKey"/>).</summary>
     public static bool SameAddress(string a, string b) => AddressKey(a) == AddressKey(b);

@@ -121,6 +121,46 @@ public abstract class SmtpFaultTests : IDisposable
         Assert.Empty(h.Queues[QueueSet.Out].Pending());
     }
 
+    // RCPT TO carries an IDN domain lower case (as A-labels, or as U-labels where MailKit uses
+    // SMTPUTF8), and MimeKit names a refused A-label mailbox in U-labels: the refusal is still
+    // the member's, as the list spells it, on both list kinds: a 5xx bounces, a 4xx retries,
+    // neither is taken for delivered.
+    [Theory]
+    [InlineData(true, 550)]
+    [InlineData(false, 550)]
+    [InlineData(true, 450)]
+    [InlineData(false, 450)]
+    public void A_refused_IDN_member_rewritten_for_RCPT_TO_is_that_members_refusal(bool personalized, int code)
+    {
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            var list = store.GetList(ListName.Parse("dev@example.org"));
+            list.Personalize = personalized ? Personalization.Full : Personalization.None;
+            store.SaveList(list);
+        }
+
+        _instance.AddMembers("dev@example.org", [new Member("carl@MÜNCHEN.example", "Carl"), new Member("anna@xn--bcher-kva.example", "Anna")]);
+        using var server = ScriptedSmtpServer.Start(rcpt: a => a.StartsWith("carl@", StringComparison.Ordinal) || a.StartsWith("anna@", StringComparison.Ordinal)
+            ? ScriptedSmtpServer.Reply(code, code == 550 ? "5.1.1 no such user" : "4.2.0 try later") : null);
+        using var h = Harness(server.Port);
+        ToOut(h);
+
+        RunnerHarness.Drain(h.Outgoing);
+        var delivered = server.Received.SelectMany(m => m.Recipients).ToList();
+        Assert.Equal(10, delivered.Count);
+        Assert.DoesNotContain(delivered, r => r.StartsWith("carl@", StringComparison.Ordinal) || r.StartsWith("anna@", StringComparison.Ordinal));
+        if (code == 550)
+        {
+            Assert.Empty(h.Queues[QueueSet.Retry].Pending());
+            Assert.Contains(h.BounceLog.Lines, l => l.Contains("carl@MÜNCHEN.example", StringComparison.Ordinal) && l.Contains("5.1.1 no such user", StringComparison.Ordinal));
+            Assert.Contains(h.BounceLog.Lines, l => l.Contains("anna@xn--bcher-kva.example", StringComparison.Ordinal) && l.Contains("5.1.1 no such user", StringComparison.Ordinal));
+        }
+        else
+        {
+            Assert.Equal(["anna@xn--bcher-kva.example", "carl@MÜNCHEN.example"], RetryRecipients(h).Order(StringComparer.Ordinal));
+        }
+    }
+
     [Theory]
     [InlineData(421)]
     [InlineData(451)]

@@ -85,6 +85,10 @@ public sealed class VerpTests
     [InlineData("zoë.o'neil@bücher.de", "dev-bounces+zoë.o'neil=xn--bcher-kva.de@example.org")]
     [InlineData("j\u00a0rg@example.com", "dev-bounces@example.org")]
     [InlineData("j\u0085rg@example.com", "dev-bounces@example.org")]
+    [InlineData("a\u202eb@example.com", "dev-bounces@example.org")]
+    [InlineData("a\u200bb@example.com", "dev-bounces@example.org")]
+    [InlineData("a\\ud800b@example.com", "dev-bounces@example.org")]
+    [InlineData("\ud83d\ude00@example.com", "dev-bounces+\ud83d\ude00=example.com@example.org")]
     public void A_UTF_8_local_part_is_written_into_the_VERP_sender_and_decodes_back(string member, string sender)
     {
         var list = Mailman.Lists.ListName.Parse("dev@example.org");

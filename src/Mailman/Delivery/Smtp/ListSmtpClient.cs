@@ -32,7 +32,7 @@ internal sealed class ListSmtpClient(bool preferBdat) : SmtpClient
     }
 
     /// <summary>Recipients the server refused in the current transaction, with its reply.</summary>
-    public List<(string Address, SmtpStatusCode Status, string Response)> Refused { get; } = [];
+    public List<(MailboxAddress Mailbox, SmtpStatusCode Status, string Response)> Refused { get; } = [];
 
     /// <summary>Whether the server answered MAIL FROM in the current transaction (before it, no data was sent).</summary>
     public bool SenderAccepted { get; set; }
@@ -46,7 +46,7 @@ internal sealed class ListSmtpClient(bool preferBdat) : SmtpClient
     protected override bool PreferSendAsBinaryData => preferBdat;
 
     protected override void OnRecipientNotAccepted(MimeMessage message, MailboxAddress mailbox, SmtpResponse response)
-        => Refused.Add((mailbox.Address, response.StatusCode, response.Response));
+        => Refused.Add((mailbox, response.StatusCode, response.Response));
 
     protected override void Prepare(FormatOptions options, MimeMessage message, EncodingConstraint constraint, int maxLineLength)
     {

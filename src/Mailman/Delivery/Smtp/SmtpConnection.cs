@@ -132,23 +132,13 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         return true;
     }
 
-    // The recipient as RCPT TO carries it on MailKit's path: an internationalized domain as its
-    // A-labels, lower case first (MailKit's own conversion does not fold case under invariant
-    // globalization: BÜCHER.example would go to a domain that does not exist).
-    private static string Wire(string address)
-    {
-        var at = address.LastIndexOf('@');
-        return at < 0 || System.Text.Ascii.IsValid(address.AsSpan(at + 1))
-            ? address
-            : string.Concat(address.AsSpan(0, at + 1), Instance.SmtpOptions.DestinationDomain(address[(at + 1)..]));
-    }
-
     // False when the connection broke before the server answered MAIL FROM.
     private bool SendOnce(MimeMessage carrier, string sender, IReadOnlyList<Recipient> recipients, TransactionResult result)
     {
         var client = EnsureConnected();
         client.SenderAccepted = false;
         var mailboxes = new List<MailboxAddress>(recipients.Count);
+        var sentTo = new List<Recipient>(recipients.Count); // whom each mailbox is for
         HashSet<string>? invalid = null;
         var rewritten = false;
         var utf8 = client.Capabilities.HasFlag(SmtpCapabilities.UTF8);
@@ -166,9 +156,10 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
 
             try
             {
-                var wire = Wire(r.Address);
+                var wire = Instance.SmtpOptions.WireAddress(r.Address);
                 rewritten |= !ReferenceEquals(wire, r.Address);
                 mailboxes.Add(new MailboxAddress("", wire));
+                sentTo.Add(r);
             }
             catch (ParseException e)
             {
@@ -231,10 +222,17 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             Drop();
         }
 
-        var refused = new Dictionary<string, (SmtpStatusCode Status, string Response)>(StringComparer.OrdinalIgnoreCase);
-        foreach (var (address, status, response) in client.Refused)
+        // A refusal names the mailbox it was for; MimeKit spells an A-label domain back in
+        // U-labels, so it is matched by the mailbox, not by the address text.
+        var refused = new Dictionary<Recipient, (SmtpStatusCode Status, string Response)>();
+        foreach (var (mailbox, status, response) in client.Refused)
         {
-            refused[address] = (status, response);
+            var i = mailboxes.FindIndex(m => ReferenceEquals(m, mailbox));
+            i = i >= 0 ? i : mailboxes.FindIndex(m => string.Equals(m.Address, mailbox.Address, StringComparison.OrdinalIgnoreCase));
+            if (i >= 0)
+            {
+                refused[sentTo[i]] = (status, response);
+            }
         }
 
         foreach (var r in recipients)
@@ -244,7 +242,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
                 continue;
             }
 
-            if (refused.TryGetValue(Wire(r.Address), out var refusal))
+            if (refused.TryGetValue(r, out var refusal))
             {
                 Classify(result, r, (int)refusal.Status, refusal.Response, atRecipient: true);
                 if (IsThrottle((int)refusal.Status, refusal.Response))
