@@ -92,14 +92,21 @@ public sealed partial class OneClickEndpoint(OneClickLinks links, ListStoreFacto
 
         MailingList? list;
         MemberRecord? member;
+        IReadOnlyList<string> merged;
         using (var store = lists.Open())
         {
             list = store.FindList(name!);
             member = list is null ? null : store.FindMember(list.Name, address);
+            merged = member is null ? [] : store.MergedSerials(list!.Name, address);
         }
 
         // The HMAC is computed whether or not the address is a member: no timing difference.
+        // A copy sent to a spelling an upgrade merged into this member carries that row's serial.
         var valid = links.Verify(name!, address, member?.Serial ?? "", link.Token);
+        foreach (var serial in merged)
+        {
+            valid |= links.Verify(name!, address, serial, link.Token);
+        }
         if (list is null || member is null || !valid)
         {
             logger.LogInformation("One-click {Method} for {Recipient} of {ListId} refused: {Reason}", method, address, name!.Fqdn,

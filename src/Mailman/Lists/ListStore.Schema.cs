@@ -121,6 +121,30 @@ public sealed partial class ListStore
             merged_at TEXT NOT NULL)
         """;
 
+    /// <summary>
+    /// The subscription serials of rows a re-keying merged into <paramref name="address"/>'s: the
+    /// one-click links in copies sent to the dropped spelling carry them.
+    /// </summary>
+    public IReadOnlyList<string> MergedSerials(ListName list, string address)
+    {
+        var key = AddressKey(address);
+        using var cmd = Command("""
+            SELECT json_extract(dropped, '$.address_key'), json_extract(dropped, '$.serial') FROM merged_rows
+            WHERE table_name = 'members' AND json_extract(dropped, '$.list_id') = $list
+            """, ("$list", ListId(list).ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        using var reader = cmd.ExecuteReader();
+        var serials = new List<string>();
+        while (reader.Read())
+        {
+            if (!reader.IsDBNull(0) && !reader.IsDBNull(1) && AddressKey(reader.GetString(0)) == key)
+            {
+                serials.Add(reader.GetString(1));
+            }
+        }
+
+        return serials;
+    }
+
     // Moderation actions from the most lenient to the strictest.
     private const string ActionRank = "CASE moderation_action WHEN 'accept' THEN 0 WHEN 'defer' THEN 1 WHEN 'hold' THEN 2 WHEN 'reject' THEN 3 ELSE 4 END";
 
@@ -143,9 +167,11 @@ public sealed partial class ListStore
         foreach (var (rowId, values, key) in rows)
         {
             var newKey = AddressKey(key);
-            if (newKey == key)
+            using var exists = Command(tx, $"SELECT 1 FROM {table} WHERE rowid = $row");
+            exists.Parameters.AddWithValue("$row", rowId);
+            if (newKey == key || exists.ExecuteScalar() is null)
             {
-                continue;
+                continue; // unchanged, or merged away by an earlier row of this pass (a junk key another's became)
             }
 
             using var cmd = Command(tx, $"SELECT rowid FROM {table} WHERE {sameScope} AND {keyColumn} = $key");
@@ -177,8 +203,15 @@ public sealed partial class ListStore
                 ("$table", table), ("$kept", kept), ("$row", RowJson(tx, table, dropped)), ("$now", Timestamp(DateTimeOffset.UtcNow)));
             if (table == "members")
             {
-                Run(tx, $"UPDATE members SET moderation_action = (SELECT moderation_action FROM members WHERE rowid IN ($kept, $dropped) ORDER BY {ActionRank} DESC LIMIT 1) WHERE rowid = $kept",
-                    ("$kept", kept), ("$dropped", dropped));
+                // The stricter moderation action, the higher bounce score with its date, and a
+                // probe the dropped spelling waits on (its bounce must still find the member).
+                Run(tx, $"""
+                    UPDATE members SET moderation_action = (SELECT moderation_action FROM members WHERE rowid IN ($kept, $dropped) ORDER BY {ActionRank} DESC LIMIT 1) WHERE rowid = $kept;
+                    UPDATE members SET (bounce_score, last_bounce) = (SELECT bounce_score, last_bounce FROM members WHERE rowid = $dropped)
+                        WHERE rowid = $kept AND bounce_score < (SELECT bounce_score FROM members WHERE rowid = $dropped);
+                    UPDATE members SET (probe_token, probe_sent) = (SELECT probe_token, probe_sent FROM members WHERE rowid = $dropped)
+                        WHERE rowid = $kept AND probe_token IS NULL;
+                    """, ("$kept", kept), ("$dropped", dropped));
             }
 
             Run(tx, $"DELETE FROM {table} WHERE rowid = $dropped; UPDATE {table} SET {keyColumn} = $key WHERE rowid = $kept",

@@ -121,6 +121,31 @@ public abstract class SmtpFaultTests : IDisposable
         Assert.Empty(h.Queues[QueueSet.Out].Pending());
     }
 
+    // An IDN domain with an ASCII local part needs no SMTPUTF8: the lean path sends it as lower-
+    // case A-labels even to a server that offers SMTPUTF8, as this one does; MailKit's path sends
+    // it there in U-labels with SMTPUTF8 (RFC 6531 allows either).
+    [Fact]
+    public void An_IDN_member_goes_as_lower_case_A_labels_on_the_lean_path()
+    {
+        _instance.AddMembers("dev@example.org", [new Member("dora@BÜCHER.example", "Dora")]);
+        using var server = ScriptedSmtpServer.Start();
+        using var h = Harness(server.Port);
+        ToOut(h);
+
+        RunnerHarness.Drain(h.Outgoing);
+        var delivered = server.Received.SelectMany(m => m.Recipients).ToList();
+        Assert.Equal(11, delivered.Count);
+        if (_pipelining)
+        {
+            Assert.Contains("dora@xn--bcher-kva.example", delivered);
+        }
+        else
+        {
+            // This test server reads the UTF-8 bytes as ASCII: the domain is U-labels, lower case.
+            Assert.Contains(delivered, r => r.StartsWith("dora@b", StringComparison.Ordinal) && r.EndsWith("cher.example", StringComparison.Ordinal) && !r.Contains("xn--", StringComparison.Ordinal));
+        }
+    }
+
     // RCPT TO carries an IDN domain lower case (as A-labels, or as U-labels where MailKit uses
     // SMTPUTF8), and MimeKit names a refused A-label mailbox in U-labels: the refusal is still
     // the member's, as the list spells it, on both list kinds: a 5xx bounces, a 4xx retries,

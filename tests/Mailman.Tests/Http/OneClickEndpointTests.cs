@@ -102,6 +102,34 @@ public sealed class OneClickEndpointTests : IAsyncLifetime, IDisposable
         Assert.Equal(HttpStatusCode.BadRequest, again.StatusCode);
     }
 
+    // An upgrade that made two spellings of one mailbox one member keeps the dropped row in
+    // merged_rows: the link in a copy sent to that spelling, with that row's serial, still works.
+    [Fact]
+    public async Task A_link_with_the_serial_of_a_spelling_an_upgrade_merged_still_unsubscribes()
+    {
+        using (var db = new Microsoft.Data.Sqlite.SqliteConnection("Data Source=" + _instance.Paths.Database))
+        {
+            db.Open();
+            using var cmd = db.CreateCommand();
+            cmd.CommandText = """
+                INSERT INTO merged_rows (table_name, kept_rowid, dropped, merged_at) VALUES ('members', 1,
+                    json_object('list_id', (SELECT CAST(id AS TEXT) FROM lists WHERE fqdn = 'dev@example.org'), 'address', 'ANNE@example.com',
+                        'address_key', 'anne@example.com', 'serial', 'feedbeef00000001'), '2026-12-01T00:00:00.000Z')
+                """;
+            cmd.ExecuteNonQuery();
+        }
+
+        using (var forged = await OneClick(Path("dev@example.org", "ANNE@example.com", Links.Token(Dev, "ANNE@example.com", "feedbeef00000002"))))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, forged.StatusCode);
+        }
+
+        using var response = await OneClick(Path("dev@example.org", "ANNE@example.com", Links.Token(Dev, "ANNE@example.com", "feedbeef00000001")));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Null(Member("dev@example.org", "anne@example.com"));
+        Assert.NotNull(Member("other@example.org", "anne@example.com"));
+    }
+
     [Fact]
     public async Task A_GET_shows_one_button_that_posts_and_unsubscribes_nobody()
     {

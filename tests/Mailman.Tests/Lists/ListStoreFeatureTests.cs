@@ -86,9 +86,10 @@ public sealed class ListStoreFeatureTests : IDisposable
             db.Open();
             using var cmd = db.CreateCommand();
             cmd.CommandText = """
+                INSERT INTO members (list_id, address, address_key, display_name, serial, delivery_enabled, moderation_action, bounce_score, last_bounce, probe_token) VALUES
+                    (1, 'anne@bücher.example', 'anne@bücher.example', 'first', 's1', 1, 'defer', 1, '2026-11-30T00:00:00.000Z', NULL),
+                    (1, 'anne@xn--bcher-kva.example', 'anne@xn--bcher-kva.example', 'second', 's2', 1, 'reject', 2.5, '2026-11-29T00:00:00.000Z', 'tok');
                 INSERT INTO members (list_id, address, address_key, display_name, serial, delivery_enabled, moderation_action) VALUES
-                    (1, 'anne@bücher.example', 'anne@bücher.example', 'first', 's1', 1, 'defer'),
-                    (1, 'anne@xn--bcher-kva.example', 'anne@xn--bcher-kva.example', 'second', 's2', 1, 'reject'),
                     (1, 'bob@xn--mnchen-3ya.example', 'bob@xn--mnchen-3ya.example', 'first', 's3', 1, 'defer'),
                     (1, 'Bob@München.example', 'bob@münchen.example', 'second', 's4', 1, 'accept'),
                     (1, 'carl@münchen.example', 'carl@münchen.example', 'alone', 's5', 1, 'defer'),
@@ -114,7 +115,10 @@ public sealed class ListStoreFeatureTests : IDisposable
         {
             Assert.Equal(["first", "first", "alone", "getting mail"], store.Members(Dev).Select(m => m.DisplayName));
             Assert.Equal("anne@bücher.example", store.FindMember(Dev, "anne@xn--bcher-kva.example")!.Address);
-            Assert.Equal("reject", store.FindMember(Dev, "anne@bücher.example")!.ModerationAction);
+            var anne = store.FindMember(Dev, "anne@bücher.example")!;
+            Assert.Equal(("reject", 2.5, "anne@bücher.example"), (anne.ModerationAction, anne.BounceScore, store.FindProbe(Dev, "tok")?.Address));
+            Assert.Equal(["s2"], store.MergedSerials(Dev, "ANNE@xn--bcher-kva.example"));
+            Assert.Empty(store.MergedSerials(Dev, "carl@münchen.example"));
             Assert.Equal("bob@xn--mnchen-3ya.example", store.FindMember(Dev, "bob@münchen.example")!.Address);
             Assert.Equal("defer", store.FindMember(Dev, "bob@münchen.example")!.ModerationAction);
             var gus = store.FindMember(Dev, "gus@bücher.example")!;

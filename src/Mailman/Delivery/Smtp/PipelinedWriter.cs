@@ -61,7 +61,7 @@ internal sealed class PipelinedWriter(Stream wire, Stream input, bool size, bool
         _commands.Append("\r\n");
         foreach (var r in recipients)
         {
-            _commands.Append("RCPT TO:<").Append(r.Address).Append(">\r\n");
+            _commands.Append("RCPT TO:<").Append(Instance.SmtpOptions.WireAddress(r.Address)).Append(">\r\n");
         }
 
         _commands.Append("DATA\r\n");

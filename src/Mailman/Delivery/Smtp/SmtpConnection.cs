@@ -140,7 +140,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         var mailboxes = new List<MailboxAddress>(recipients.Count);
         var sentTo = new List<Recipient>(recipients.Count); // whom each mailbox is for
         HashSet<string>? invalid = null;
-        var rewritten = false;
+        var ascii = true; // every address as RCPT TO carries it (the lean path writes only ASCII)
         var utf8 = client.Capabilities.HasFlag(SmtpCapabilities.UTF8);
         foreach (var r in recipients)
         {
@@ -157,7 +157,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             try
             {
                 var wire = Instance.SmtpOptions.WireAddress(r.Address);
-                rewritten |= !ReferenceEquals(wire, r.Address);
+                ascii &= System.Text.Ascii.IsValid(wire);
                 mailboxes.Add(new MailboxAddress("", wire));
                 sentTo.Add(r);
             }
@@ -187,7 +187,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         }
 
         if (_pipe is not null && carrier.Body is SplicedBody body && PipelinedWriter.Suits(body.Post, from.Address)
-            && !rewritten && mailboxes.TrueForAll(m => System.Text.Ascii.IsValid(m.Address)))
+            && ascii)
         {
             return SendPipelined(body, from.Address, recipients, invalid, result);
         }
