@@ -95,9 +95,12 @@ public sealed class Intake
         }
         catch (Microsoft.Data.Sqlite.SqliteException e) when (e.SqliteErrorCode is 3 or 8 or 14 or 23)
         {
-            // PERM, READONLY, CANTOPEN, AUTH: this user may not use the database.
-            throw new IntakeException(IntakeFailure.TryAgain, $"cannot open the list database {_paths.Database} as {FileOwner.UserName(FileOwner.EffectiveUid)} ({FileOwner.Describe(_paths.Database)}): {e.Message}; "
-                + "run inject as the instance's user (Postfix: user= in master.cf)", e);
+            // PERM, READONLY, CANTOPEN, AUTH: this user may not use the database; or it is this
+            // user's and cannot be written (a mode, a read-only mount): then user= is not the fix.
+            var remedy = FileOwner.Uid(_paths.Database) == FileOwner.EffectiveUid
+                ? "the file is this user's: check its mode, its directory's and whether the file system is read-only"
+                : "run inject as the instance's user (Postfix: user= in master.cf)";
+            throw new IntakeException(IntakeFailure.TryAgain, $"cannot open the list database {_paths.Database} as {FileOwner.UserName(FileOwner.EffectiveUid)} ({FileOwner.Describe(_paths.Database)}): {e.Message}; {remedy}", e);
         }
         catch (Microsoft.Data.Sqlite.SqliteException e)
         {

@@ -414,6 +414,25 @@ public sealed class HardeningTests : IDisposable
         Assert.Contains($"{foreign}\tunreadable (claimed)\tcannot read it as nobody (", claimed.Stdout, StringComparison.Ordinal);
     }
 
+    // The database is inject's own user's but cannot be written (a mode, a read-only mount):
+    // still 75, and the remedy named is not user= in master.cf (review 26).
+    [Fact]
+    public void Inject_on_its_own_read_only_database_defers_and_does_not_blame_the_pipe_user()
+    {
+        CreateList(1);
+        Assert.Equal(0, PostfixInstance.Run("chown", "-R", "nobody:nogroup", _instance.Home));
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        File.Delete(_instance.Paths.Database + "-wal");
+        File.Delete(_instance.Paths.Database + "-shm");
+
+        Assert.Equal(0, PostfixInstance.Run("chmod", "0500", _instance.Paths.VarDirectory));
+        var result = MailmanProcess.Run(_instance.Home, ["inject", List], Posts.Plain(), runAs: "nobody");
+        Assert.True(result.ExitCode == ExitCodes.TempFail, result.Stderr);
+        Assert.Contains("the file is this user's", result.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("user= in master.cf", result.Stderr, StringComparison.Ordinal);
+        Assert.Equal(0, _instance.Count("in"));
+    }
+
     // 4. Verbs run as root on another user's instance wrote files that user cannot read.
     [Fact]
     public void Root_is_refused_on_another_users_instance_inject_with_75_and_a_pipe_user_without_the_database_gets_75_and_why()
