@@ -122,16 +122,19 @@ public sealed partial class ListStore
         """;
 
     /// <summary>
-    /// The subscription serials of rows a re-keying merged into <paramref name="address"/>'s: the
-    /// one-click links in copies sent to the dropped spelling carry them.
+    /// The subscription serials of rows a re-keying merged into <paramref name="address"/>'s
+    /// subscription: the one-click links in copies sent to the dropped spelling carry them. Not
+    /// after a new subscription (it voids every earlier link, as a new serial does).
     /// </summary>
     public IReadOnlyList<string> MergedSerials(ListName list, string address)
     {
         var key = AddressKey(address);
+        var listId = ListId(list);
         using var cmd = Command("""
             SELECT json_extract(dropped, '$.address_key'), json_extract(dropped, '$.serial') FROM merged_rows
-            WHERE table_name = 'members' AND json_extract(dropped, '$.list_id') = $list
-            """, ("$list", ListId(list).ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            WHERE table_name = 'members' AND json_extract(dropped, '$.list_id') = $listText
+              AND merged_at > (SELECT coalesce(joined_at, '') FROM members WHERE list_id = $list AND address_key = $key)
+            """, ("$listText", listId.ToString(System.Globalization.CultureInfo.InvariantCulture)), ("$list", listId), ("$key", key));
         using var reader = cmd.ExecuteReader();
         var serials = new List<string>();
         while (reader.Read())

@@ -114,7 +114,7 @@ public sealed class OneClickEndpointTests : IAsyncLifetime, IDisposable
             cmd.CommandText = """
                 INSERT INTO merged_rows (table_name, kept_rowid, dropped, merged_at) VALUES ('members', 1,
                     json_object('list_id', (SELECT CAST(id AS TEXT) FROM lists WHERE fqdn = 'dev@example.org'), 'address', 'ANNE@example.com',
-                        'address_key', 'anne@example.com', 'serial', 'feedbeef00000001'), '2026-12-01T00:00:00.000Z')
+                        'address_key', 'anne@example.com', 'serial', 'feedbeef00000001'), strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+1 second'))
                 """;
             cmd.ExecuteNonQuery();
         }

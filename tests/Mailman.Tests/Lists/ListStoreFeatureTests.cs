@@ -119,6 +119,11 @@ public sealed class ListStoreFeatureTests : IDisposable
             Assert.Equal(("reject", 2.5, "anne@bücher.example"), (anne.ModerationAction, anne.BounceScore, store.FindProbe(Dev, "tok")?.Address));
             Assert.Equal(["s2"], store.MergedSerials(Dev, "ANNE@xn--bcher-kva.example"));
             Assert.Empty(store.MergedSerials(Dev, "carl@münchen.example"));
+            store.RemoveMembers(Dev, ["anne@bücher.example"]);
+            store.AddMembers(Dev, [new Member("anne@bücher.example", "again")]);
+            Assert.Empty(store.MergedSerials(Dev, "anne@bücher.example")); // a new subscription voids the old links
+            Assert.Equal(1, store.RemoveMembers(Dev, ["anne@bücher.example"]));
+            store.AddMembers(Dev, [new Member("anne@bücher.example", "first")]);
             Assert.Equal("bob@xn--mnchen-3ya.example", store.FindMember(Dev, "bob@münchen.example")!.Address);
             Assert.Equal("defer", store.FindMember(Dev, "bob@münchen.example")!.ModerationAction);
             var gus = store.FindMember(Dev, "gus@bücher.example")!;
