@@ -265,11 +265,5 @@ public sealed partial class ListStore
         return (long)cmd.ExecuteScalar()!;
     }
 
-    private void Execute(string sql, SqliteTransaction tx)
-    {
-        using var cmd = _db.CreateCommand();
-        cmd.Transaction = tx;
-        cmd.CommandText = sql;
-        cmd.ExecuteNonQuery();
-    }
+    private void Execute(string sql, SqliteTransaction tx) => Run(tx, sql);
 }
