@@ -107,7 +107,14 @@ public sealed class PostfixInstance : IDisposable
 
     public void Dispose()
     {
-        Run("postfix", "-c", ConfigDirectory, "stop");
+        // Stopped within a bound: once postlogd wedged on its own full socket (a send to
+        // public/postlog from postlogd itself, seen once on this machine) and `postfix stop`
+        // waited on it for good. Then the stop and the instance's processes are killed.
+        if (Run("postfix", TimeSpan.FromSeconds(30), "-c", ConfigDirectory, "stop") is null)
+        {
+            KillInstance();
+        }
+
         try
         {
             Directory.Delete(Root, true);
@@ -131,7 +138,10 @@ public sealed class PostfixInstance : IDisposable
         }
     }
 
-    public static int Run(string file, params string[] args)
+    public static int Run(string file, params string[] args) => Run(file, Timeout.InfiniteTimeSpan, args)!.Value;
+
+    /// <summary>Runs <paramref name="file"/>; null when it did not end within <paramref name="limit"/> (it and its children are killed).</summary>
+    public static int? Run(string file, TimeSpan limit, params string[] args)
     {
         var psi = new ProcessStartInfo(file) { RedirectStandardError = true, RedirectStandardOutput = true };
         foreach (var a in args)
@@ -140,10 +150,51 @@ public sealed class PostfixInstance : IDisposable
         }
 
         using var p = Process.Start(psi)!;
-        p.StandardOutput.ReadToEnd();
-        p.StandardError.ReadToEnd();
+        var output = p.StandardOutput.ReadToEndAsync();
+        var error = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(limit))
+        {
+            p.Kill(entireProcessTree: true);
+            p.WaitForExit();
+            return null;
+        }
+
         p.WaitForExit();
+        Task.WaitAll(output, error);
         return p.ExitCode;
+    }
+
+    // Every process of this instance: its master (whose pid file names it) and the master's
+    // children, by SIGKILL.
+    private void KillInstance()
+    {
+        var pidFile = Path.Combine(Root, "spool", "pid", "master.pid");
+        if (!File.Exists(pidFile) || !int.TryParse(File.ReadAllText(pidFile).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var master))
+        {
+            return;
+        }
+
+        foreach (var dir in Directory.GetDirectories("/proc"))
+        {
+            if (int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && (pid == master || ParentOf(dir) == master))
+            {
+                Run("kill", "-9", pid.ToString(CultureInfo.InvariantCulture));
+            }
+        }
+    }
+
+    private static int? ParentOf(string procDir)
+    {
+        try
+        {
+            var stat = File.ReadAllText(Path.Combine(procDir, "stat"));
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return int.Parse(fields[1], CultureInfo.InvariantCulture);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
+        {
+            return null;
+        }
     }
 
     private static string RunOutput(string file, params string[] args)
