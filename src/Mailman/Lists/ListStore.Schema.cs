@@ -170,11 +170,16 @@ public sealed partial class ListStore
         foreach (var (rowId, values, key) in rows)
         {
             var newKey = AddressKey(key);
+            if (newKey == key)
+            {
+                continue;
+            }
+
             using var exists = Command(tx, $"SELECT 1 FROM {table} WHERE rowid = $row");
             exists.Parameters.AddWithValue("$row", rowId);
-            if (newKey == key || exists.ExecuteScalar() is null)
+            if (exists.ExecuteScalar() is null)
             {
-                continue; // unchanged, or merged away by an earlier row of this pass (a junk key another's became)
+                continue; // merged away by an earlier row of this pass (a junk key another's became)
             }
 
             using var cmd = Command(tx, $"SELECT rowid FROM {table} WHERE {sameScope} AND {keyColumn} = $key");

@@ -41,9 +41,10 @@ internal sealed class PipelinedWriter(Stream wire, Stream input, bool size, bool
     /// <see cref="Complete"/>), when <paramref name="result"/> is finished. A transaction refused
     /// before its data is finished here, and RSET sent. Never throws for a refusal; an I/O error
     /// leaves the pending transaction and this one to the caller (<see cref="IOException"/>).
+    /// <paramref name="rcptTo"/>: each recipient's address as RCPT TO carries it (SmtpOptions.WireAddress), in order.
     /// </summary>
     /// <exception cref="IOException">The connection broke.</exception>
-    public void Send(PreparedPost post, RecipientValues? values, string sender, IReadOnlyList<Recipient> recipients, TransactionResult result)
+    public void Send(PreparedPost post, RecipientValues? values, string sender, IReadOnlyList<Recipient> recipients, IReadOnlyList<string> rcptTo, TransactionResult result)
     {
         SenderAccepted = false;
         _commands.Clear();
@@ -59,9 +60,9 @@ internal sealed class PipelinedWriter(Stream wire, Stream input, bool size, bool
         }
 
         _commands.Append("\r\n");
-        foreach (var r in recipients)
+        foreach (var address in rcptTo)
         {
-            _commands.Append("RCPT TO:<").Append(Instance.SmtpOptions.WireAddress(r.Address)).Append(">\r\n");
+            _commands.Append("RCPT TO:<").Append(address).Append(">\r\n");
         }
 
         _commands.Append("DATA\r\n");

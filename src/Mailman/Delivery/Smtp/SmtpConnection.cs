@@ -139,6 +139,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         client.SenderAccepted = false;
         var mailboxes = new List<MailboxAddress>(recipients.Count);
         var sentTo = new List<Recipient>(recipients.Count); // whom each mailbox is for
+        var wires = new List<string>(recipients.Count); // each mailbox's address as RCPT TO carries it
         HashSet<string>? invalid = null;
         var ascii = true; // every address as RCPT TO carries it (the lean path writes only ASCII)
         var utf8 = client.Capabilities.HasFlag(SmtpCapabilities.UTF8);
@@ -160,6 +161,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
                 ascii &= System.Text.Ascii.IsValid(wire);
                 mailboxes.Add(new MailboxAddress("", wire));
                 sentTo.Add(r);
+                wires.Add(wire);
             }
             catch (ParseException e)
             {
@@ -189,7 +191,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         if (_pipe is not null && carrier.Body is SplicedBody body && PipelinedWriter.Suits(body.Post, from.Address)
             && ascii)
         {
-            return SendPipelined(body, from.Address, recipients, invalid, result);
+            return SendPipelined(body, from.Address, sentTo, wires, result);
         }
 
         // MailKit's path: the pipelined transaction before it must be finished first.
@@ -297,13 +299,13 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         => status == 421 && response is not null && response.TrimStart() is var r && (r.StartsWith("4.3.", StringComparison.Ordinal) || r.StartsWith("4.4.", StringComparison.Ordinal));
 
     // The lean path (PipelinedWriter): false when the connection broke before MAIL FROM was answered.
-    private bool SendPipelined(SplicedBody body, string sender, IReadOnlyList<Recipient> recipients, HashSet<string>? invalid, TransactionResult result)
+    // valid: the recipients the client could write (in the order of wires, their RCPT TO addresses).
+    private bool SendPipelined(SplicedBody body, string sender, List<Recipient> valid, List<string> wires, TransactionResult result)
     {
-        var valid = invalid is null ? recipients : [.. recipients.Where(r => !invalid.Contains(r.Address))];
         result.Pending = true;
         try
         {
-            _pipe!.Send(body.Post, body.Values, sender, valid, result);
+            _pipe!.Send(body.Post, body.Values, sender, valid, wires, result);
             if (_pipe.ServerClosing)
             {
                 // 421 to MAIL FROM: nothing of the copy was sent (as a broken connection before it).
