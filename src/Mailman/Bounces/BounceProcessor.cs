@@ -610,6 +610,14 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
                 // forwarded (no loops), never scored.
                 return NamesNobody(m, plan.Verp!, $"VERP names {plan.Verp}, who is not a member");
 
+            case "verp-unrecognized" when store.HasRole(m.List, ListRole.Owner, plan.Verp!) || store.HasRole(m.List, ListRole.Moderator, plan.Verp!):
+                // The member is also an owner or moderator: this may answer one of our notices to
+                // them (a challenge-response robot, an auto-responder without markers), and a
+                // forward to the owners would be answered again (review 27: a loop through an
+                // owner's own mailbox). Kept for the operator, as for an owner who is no member.
+                Log(m, plan.Verp!, ScoreText(store, m.List, plan.Verp), "unrecognized mail at the VERP address of an owner or moderator: not scored, not forwarded (it may answer a notice), entry kept in unrecognized");
+                return new(BounceDisposition.Unrecognized, $"VERP names {plan.Verp}, an owner or moderator of the list, and the message is not a recognised bounce");
+
             case "verp-unrecognized":
                 // Not a report we know: kept or forwarded as any unrecognized mail, never scored.
                 return Unrecognized(store, m, plan.List!, plan.Verp!);

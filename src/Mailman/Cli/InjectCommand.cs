@@ -100,7 +100,7 @@ internal static class InjectCommand
             throw new CliException(e.Failure switch
             {
                 IntakeFailure.NoSuchList => ExitCodes.NoUser,
-                IntakeFailure.NotAMessage => ExitCodes.DataError,
+                IntakeFailure.NotAMessage or IntakeFailure.HeaderTooLarge => ExitCodes.DataError,
                 IntakeFailure.Usage => ExitCodes.Usage,
                 _ => ExitCodes.TempFail,
             }, e.Message);
@@ -128,10 +128,10 @@ internal static class InjectCommand
     }
 
     // The start of the message up to the blank line that ends its header block, or the first
-    // 4 MiB when the header block is longer (the rest streams after it).
+    // Intake.HeadBytes when the header block is longer (the rest streams after it).
     private static byte[] ReadHead(Stream source)
     {
-        const int Limit = 4 << 20;
+        const int Limit = Intake.HeadBytes;
         using var head = new MemoryStream();
         var buffer = new byte[1 << 16];
         var scanFrom = 0;

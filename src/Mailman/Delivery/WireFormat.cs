@@ -16,6 +16,19 @@ public static class WireFormat
         return output.ToArray();
     }
 
+    /// <summary>
+    /// Ends the last header line of a message that ended inside it (headers only, no newline at
+    /// the end): MimeKit writes such a line as it came, so no blank line would end the header
+    /// block and the outgoing runner would refuse the entry (review 27).
+    /// </summary>
+    public static void EndLastHeaderLine(MimeMessage message)
+    {
+        if (message.Headers.Count > 0 && message.Headers[message.Headers.Count - 1] is { RawValue: { Length: > 0 } raw } last && raw[^1] != (byte)'\n')
+        {
+            last.SetRawValue([.. raw, (byte)'\n']);
+        }
+    }
+
     private static FormatOptions Create()
     {
         var options = FormatOptions.Default.Clone();

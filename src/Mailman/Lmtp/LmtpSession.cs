@@ -195,12 +195,12 @@ internal sealed class LmtpSession(LmtpConnection connection, Intake intake, Lmtp
         MessageHead head;
         try
         {
-            head = Intake.Inspect(spool.Head(1 << 20));
+            head = Intake.Inspect(spool.Head(Intake.HeadBytes));
         }
         catch (IntakeException e)
         {
             logger.LogInformation("LMTP: message from {Sender} refused: {Error}", sender, e.Message);
-            Each(recipients, "554 5.6.0 Error: " + e.Message);
+            Each(recipients, (e.Failure == IntakeFailure.HeaderTooLarge ? "552 5.3.4 Error: " : "554 5.6.0 Error: ") + e.Message);
             return;
         }
 

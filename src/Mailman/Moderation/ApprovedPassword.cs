@@ -33,11 +33,14 @@ public static partial class ApprovedPassword
             }
         }
 
-        foreach (var name in HeaderNames)
+        // One pass from the end (a post of thousands of Approved: lines once cost minutes of
+        // CPU as a search from the start for each).
+        var headers = message.Headers;
+        for (var i = headers.Count - 1; i >= 0; i--)
         {
-            while (message.Headers.Contains(name))
+            if (HeaderNames.Contains(headers[i].Field, StringComparer.OrdinalIgnoreCase))
             {
-                message.Headers.Remove(name);
+                headers.RemoveAt(i);
                 modified = true;
             }
         }

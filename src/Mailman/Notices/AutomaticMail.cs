@@ -13,6 +13,7 @@ public static class AutomaticMail
     private static readonly string[] RobotLocalParts = ["mailer-daemon", "listserv", "majordomo", "postmaster"];
     private static readonly string[] RobotPrefixes = ["owner-"];
     private static readonly string[] RobotSuffixes = ["-request", "-bounces", "-owner", "-admin"];
+    private static readonly string[] ResponderHeaders = ["X-Autoreply", "X-Autorespond", "X-Autoresponder"];
 
     /// <summary>
     /// Why <paramref name="headers"/> mark the message as sent by a program (RFC 3834
@@ -35,6 +36,17 @@ public static class AutomaticMail
             return "Precedence: " + Keyword(precedence).ToLowerInvariant();
         }
 
+        if (ResponderMarker(headers) is { } marker)
+        {
+            return marker;
+        }
+
+        // An Outlook inbox rule acted on the message (forwarded or answered it): not a person.
+        if (headers["X-MS-Exchange-Inbox-Rules-Loop"] is not null)
+        {
+            return "X-MS-Exchange-Inbox-Rules-Loop";
+        }
+
         // Microsoft's own marker for its out-of-office replies.
         if (headers["X-Auto-Response-Suppress"] is { } suppress
             && (suppress.Contains("All", StringComparison.OrdinalIgnoreCase) || suppress.Contains("AutoReply", StringComparison.OrdinalIgnoreCase))
@@ -44,6 +56,27 @@ public static class AutomaticMail
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// The vacation programs' own markers, from before and beside RFC 3834 (X-Autoreply,
+    /// X-Autorespond, X-Autoresponder, Precedence: auto_reply), or null. Shared with the bounce
+    /// detector for auto-replies (review 27: a responder marking itself only so confirmed a join
+    /// or a forged leave).
+    /// </summary>
+    public static string? ResponderMarker(HeaderList headers)
+    {
+        foreach (var field in ResponderHeaders)
+        {
+            if (headers.Contains(field))
+            {
+                return field;
+            }
+        }
+
+        return headers[HeaderId.Precedence] is { } precedence && Keyword(precedence).Equals("auto_reply", StringComparison.OrdinalIgnoreCase)
+            ? "Precedence: auto_reply"
+            : null;
     }
 
     /// <summary>Why the message came from a mailing list (List-Id, X-BeenThere, List-Post), or null.</summary>

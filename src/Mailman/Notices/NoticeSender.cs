@@ -79,21 +79,48 @@ public sealed class NoticeSender(QueueSet queues, ListStoreFactory lists, TimePr
         message.Headers.Add(HeaderId.AutoSubmitted, notice.Kind == NoticeKind.Reply ? "auto-replied" : "auto-generated");
         message.Headers.Add(HeaderId.Precedence, "bulk");
         message.Headers.Add("X-Mailman-Notice", notice.Template);
-        if (notice.Answering?.MessageId is { } answered)
+        // The answered post's ids as MimeKit parsed them: "Message-ID: <>" parses to "", which
+        // MimeKit refuses to write (review 27: a held post's notice threw and the post went to
+        // shunt). A reply without threading headers is still the reply.
+        if (notice.Answering?.MessageId is { Length: > 0 } answered && TryThread(message, answered))
         {
-            message.InReplyTo = answered;
             foreach (var reference in notice.Answering.References)
             {
-                message.References.Add(reference);
+                TryReference(message, reference);
             }
 
-            message.References.Add(answered);
+            TryReference(message, answered);
         }
 
         var text = new TextPart("plain") { Text = Template.Expand(template.Body, Lookup).ReplaceLineEndings("\n") };
         text.ContentType.Charset = "utf-8";
         message.Body = notice.Attachment is null ? text : new Multipart("mixed") { text, notice.Attachment };
         return message;
+    }
+
+    private static bool TryThread(MimeMessage message, string id)
+    {
+        try
+        {
+            message.InReplyTo = id;
+            return true;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+    }
+
+    private static void TryReference(MimeMessage message, string id)
+    {
+        try
+        {
+            message.References.Add(id);
+        }
+        catch (ArgumentException)
+        {
+            // Not an id MimeKit will write: left out.
+        }
     }
 
     private string? WhyNot(Notice notice)

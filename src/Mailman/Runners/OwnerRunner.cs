@@ -43,6 +43,7 @@ public sealed class OwnerRunner(
         }
 
         message.Headers.Insert(0, new MimeKit.Header(OwnerMail.TraceHeader, list.Name.OwnerAddress));
+        Delivery.WireFormat.EndLastHeaderLine(message);
         var forward = new EntryMetadata
         {
             List = list.Name.Fqdn,

@@ -1,6 +1,7 @@
 // `mailman inject` as Postfix runs it: a real process, the message on stdin, sysexits codes.
 using System.Text;
 using Mailman.Cli;
+using Mailman.Queues;
 using Mailman.TestSupport;
 
 namespace Mailman.Tests.Cli;
@@ -96,6 +97,16 @@ public sealed class InjectTests : IDisposable
         var result = Inject("dev@example.org", Encoding.Latin1.GetBytes(stdin));
         Assert.Equal(ExitCodes.DataError, result.ExitCode);
         Assert.StartsWith("mailman: ", result.Stderr, StringComparison.Ordinal);
+        Assert.Equal(0, _instance.Count("in"));
+    }
+
+    [Fact]
+    public void A_header_block_over_the_limits_exits_65_and_queues_nothing()
+    {
+        var fields = string.Concat(Enumerable.Range(0, Intake.MaxHeaderFields + 1).Select(i => $"X-F{i}: x\n"));
+        var result = Inject("dev@example.org", Encoding.ASCII.GetBytes("From: a@example.com\n" + fields + "\nbody\n"));
+        Assert.Equal(ExitCodes.DataError, result.ExitCode);
+        Assert.Contains("more than 20,000 header fields", result.Stderr, StringComparison.Ordinal);
         Assert.Equal(0, _instance.Count("in"));
     }
 

@@ -203,6 +203,22 @@ public sealed class LmtpServerTests : IDisposable
     }
 
     [Fact]
+    public void A_header_block_over_the_limits_is_a_552_and_nothing_is_kept()
+    {
+        using var daemon = Serve();
+        using var client = new LmtpClient(_port);
+        client.Command("LHLO postfix.example.org");
+        Assert.StartsWith("250 ", client.Command("MAIL FROM:<poster@example.com>"), StringComparison.Ordinal);
+        Assert.StartsWith("250 ", client.Command($"RCPT TO:<{Owner}>"), StringComparison.Ordinal);
+        var replies = new List<string>();
+        var fields = string.Concat(Enumerable.Range(0, Mailman.Queues.Intake.MaxHeaderFields).Select(i => $"X-F{i}: x\n"));
+        client.Data(fields + Post("many"), 1, replies);
+        Assert.Equal("552 5.3.4 Error: more than 20,000 header fields: not taken", Assert.Single(replies));
+        Assert.Empty(OwnerEntries());
+        Assert.StartsWith("250 ", client.Command("NOOP"), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_full_disk_is_a_452_for_that_recipient_and_the_post_is_taken_once_there_is_room()
     {
         using var disk = Tmpfs.Mount(_instance.QueueDir("owner"), "2m");

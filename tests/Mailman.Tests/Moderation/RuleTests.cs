@@ -27,6 +27,8 @@ public sealed class RuleTests : IDisposable
     [InlineData("Auto-Submitted: auto-generated\n", Verdict.Discard)]
     [InlineData("Precedence: bulk\n", Verdict.Discard)]
     [InlineData("Precedence: junk\n", Verdict.Discard)]
+    [InlineData("X-Autoreply: yes\n", Verdict.Discard)]
+    [InlineData("Precedence: auto_reply\n", Verdict.Discard)]
     [InlineData("Auto-Submitted: no\n", Verdict.None)]
     [InlineData("Precedence: list\n", Verdict.None)]
     [InlineData("", Verdict.None)]

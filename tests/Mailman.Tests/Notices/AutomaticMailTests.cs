@@ -25,6 +25,11 @@ public sealed class AutomaticMailTests
     [InlineData("Precedence: list")]
     [InlineData("List-Id: <other.example.net>")]
     [InlineData("X-BeenThere: other@example.net")]
+    [InlineData("X-Autoreply: yes")]
+    [InlineData("X-Autorespond: Out of office")]
+    [InlineData("X-Autoresponder: 1")]
+    [InlineData("Precedence: auto_reply")]
+    [InlineData("X-MS-Exchange-Inbox-Rules-Loop: anne@example.com")]
     public void Automatic_and_list_mail_is_never_answered(string header)
         => Assert.NotNull(AutomaticMail.WhyNotAnswer(Headers(header), "person@example.com"));
 

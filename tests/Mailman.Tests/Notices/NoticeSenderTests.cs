@@ -52,6 +52,30 @@ public sealed class NoticeSenderTests : IDisposable
         Assert.Contains("dev@example.org", message.TextBody, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("<>", "References: <a@example.com> <>\n")]
+    [InlineData("<>", "")]
+    [InlineData("", "In-Reply-To: <>\n")]
+    public void A_reply_to_a_post_with_an_empty_Message_ID_is_sent_without_threading(string messageId, string extra)
+    {
+        // Review 27: "Message-ID: <>" parses to "", MimeKit refused it as In-Reply-To, and a held
+        // post (its poster's notice) went to shunt after its moderators had been told.
+        var answering = MimeMessage.Load(new MemoryStream(System.Text.Encoding.ASCII.GetBytes(
+            $"From: Anne <anne@example.com>\nTo: dev@example.org\nSubject: hi\nMessage-ID: {messageId}\n{extra}\nhello\n")));
+        using var h = new RunnerHarness(_instance);
+        var result = h.Notices.Send(new Notice(_list, NoticeTemplates.Welcome, "anne@example.com")
+        {
+            Kind = NoticeKind.Reply,
+            Answering = answering,
+            AnsweringSender = "anne@example.com",
+        }, Trigger, "welcome");
+
+        Assert.True(result.Queued);
+        var (_, message, _) = Only(h);
+        Assert.Null(message.InReplyTo);
+        Assert.DoesNotContain("<>", message.Headers.Select(x => x.Value.Trim()));
+    }
+
     [Fact]
     public void The_same_trigger_and_purpose_queue_one_notice_however_often_asked()
     {

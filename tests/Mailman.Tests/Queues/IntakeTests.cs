@@ -9,6 +9,31 @@ public sealed class IntakeTests
 {
     private static MessageHead Inspect(string text) => Intake.Inspect(Encoding.UTF8.GetBytes(text));
 
+    private static string Fields(int count) => string.Concat(Enumerable.Range(0, count).Select(i => $"X-F{i}: x\n"));
+
+    [Fact]
+    public void A_header_block_over_the_limits_is_refused_and_what_stays_under_them_is_taken()
+    {
+        // Review 27: a million one-line fields (9 MB, under the 40 MiB post limit) cost the
+        // pipeline gigabytes of memory, and each runner parses the header block.
+        Assert.Null(Inspect("From: a@example.com\n" + Fields(Intake.MaxHeaderFields - 1) + "\nbody\n").MessageId);
+        var tooMany = Assert.Throws<IntakeException>(() => Inspect("From: a@example.com\n" + Fields(Intake.MaxHeaderFields) + "\nbody\n"));
+        Assert.Equal(IntakeFailure.HeaderTooLarge, tooMany.Failure);
+        Assert.Equal("more than 20,000 header fields: not taken", tooMany.Message);
+
+        // Headers only, with no blank line, count as the header block; continuation lines are
+        // part of their field; a body without the blank line before it ends the block.
+        Assert.Throws<IntakeException>(() => Inspect("From: a@example.com\n" + Fields(Intake.MaxHeaderFields)));
+        Inspect("From: a@example.com\nX-Long: a\n" + string.Concat(Enumerable.Repeat(" folded\n", 30_000)) + "\nbody\n");
+        Inspect("From: a@example.com\nSubject: x\nA body line with no blank line before it\n" + Fields(30_000));
+
+        // A 1 MB header line is taken (Guarantees); a block past 4 MiB is not, even cut short.
+        Inspect("From: a@example.com\nX-Big: " + new string('a', 1 << 20) + "\n\nbody\n");
+        var big = "From: a@example.com\n" + string.Concat(Enumerable.Repeat("X-Big: " + new string('a', 1 << 20) + "\n", 5));
+        var tooBig = Assert.Throws<IntakeException>(() => Intake.Inspect(Encoding.UTF8.GetBytes(big).AsSpan(0, Intake.HeadBytes)));
+        Assert.Equal("a header block larger than 4 MiB: not taken", tooBig.Message);
+    }
+
     [Fact]
     public void A_plain_message_has_no_envelope_sender_and_nothing_skipped()
     {

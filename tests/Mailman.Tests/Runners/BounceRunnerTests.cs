@@ -310,6 +310,32 @@ public sealed partial class BounceRunnerTests : IDisposable
         Assert.Contains(h.BounceLog.Lines, l => l.StartsWith($"Bounce: {named} of dev@example.org", StringComparison.Ordinal) && l.Contains("not a member", StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData(ListRole.Owner)]
+    [InlineData(ListRole.Moderator)]
+    public void Unrecognized_mail_at_the_VERP_address_of_a_member_who_is_an_owner_or_moderator_is_kept_not_forwarded(string role)
+    {
+        // Review 27: an owner who is also a member, with a challenge-response robot: each of its
+        // replies to a forward came back at the owner's VERP address and was forwarded again.
+        CreateList(l => l.BounceScoreThreshold = 1);
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            store.AddRole(Name, role, [new Member("m00002@example.com", "Mo")]);
+        }
+
+        using var h = new RunnerHarness(_instance);
+        Bounce(h, "m00002@example.com", Text("From: Mo's robot <verify@m00002.example>\nSubject: Please verify: Unrecognized bounce for dev@example.org\n\nClick to verify.\n"));
+        Assert.Empty(h.Queues[QueueSet.Out].Pending());
+        var unrecognized = h.Queues[QueueSet.Unrecognized];
+        var name = Assert.Single(unrecognized.Pending());
+        Assert.Contains("an owner or moderator of the list", unrecognized.ReadState(name)!.Error, StringComparison.Ordinal);
+        Assert.Equal(0, Member("m00002@example.com")!.BounceScore);
+
+        // An ordinary member's is still the owners' to read.
+        Bounce(h, "m00001@example.com", Text("From: Anne <m00001@example.com>\nSubject: Re: [dev] hello\n\nThanks.\n"));
+        Assert.Contains(Notices(h), n => n.To.SequenceEqual([Owner]) && n.Message.Headers["X-Mailman-Notice"] == NoticeTemplates.OwnerUnrecognizedBounce);
+    }
+
     [Fact]
     public void A_returned_notice_never_produces_another_notice()
     {

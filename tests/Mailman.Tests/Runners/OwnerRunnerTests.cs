@@ -67,6 +67,26 @@ public sealed class OwnerRunnerTests : IDisposable
     }
 
     [Theory]
+    [InlineData("From: x@example.net\nTo: dev-owner@example.org\nSubject: only headers")]
+    [InlineData("From: x@example.net\nTo: dev-owner@example.org\nSubject: only headers\n")]
+    [InlineData("From: x@example.net\nTo: dev-owner@example.org\nSubject: folded\n end")]
+    public void Owner_mail_of_headers_only_is_delivered(string raw)
+    {
+        // Review 27: without a newline after the last header line the forward had no end of
+        // header block and the outgoing runner shunted it for good.
+        Owners("olga@example.com");
+        using var sink = SmtpSink.Start();
+        using var h = new RunnerHarness(_instance, o => o.Smtp.Port = sink.Port);
+        Enqueue(h, Encoding.UTF8.GetBytes(raw));
+        Assert.Equal(1, RunnerHarness.Drain(h.Owner));
+        Assert.Equal(1, RunnerHarness.Drain(h.Outgoing));
+        var copy = Assert.Single(sink.WaitFor(1));
+        Assert.Equal("x@example.net", copy.Header("From"));
+        Assert.Empty(h.Queues[QueueSet.Shunt].Pending());
+        Assert.Empty(h.Queues[QueueSet.Out].Pending());
+    }
+
+    [Theory]
     [InlineData("From: a@example.net\nX-BeenThere: dev@example.org\n", "a@example.net", "already went through")]
     [InlineData("From: a@example.net\nX-BeenThere: DEV-owner@example.org\n", "a@example.net", "already went through")]
     [InlineData("From: dev-bounces@example.org\n", "a@example.net", "from the list itself")]

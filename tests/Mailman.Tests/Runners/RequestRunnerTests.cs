@@ -135,6 +135,30 @@ public sealed class RequestRunnerTests : IDisposable
         Assert.Contains(h.Logs.Lines, l => l.Contains("Leave: anne@example.com unsubscribed from dev@example.org", StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData("X-Autoreply: yes\n")]
+    [InlineData("X-Autorespond: Out of office\n")]
+    [InlineData("Precedence: auto_reply\n")]
+    public void A_vacation_reply_to_a_forged_leaves_confirmation_does_not_unsubscribe(string marker)
+    {
+        // Review 27: a responder that marks itself only with its own header confirmed a leave
+        // someone else asked for in the member's name.
+        _instance.CreateList(List);
+        _instance.AddMembers(List, [new Member("anne@example.com", "Anne")]);
+        using var h = new RunnerHarness(_instance);
+        h.InjectRequest("dev-leave@example.org", Mail("dev-leave@example.org", from: "anne@example.com"), "mallory@example.net");
+        RunnerHarness.Drain(h.Requests);
+        var (confirmation, _, _) = Assert.Single(Out(h));
+        var token = TokenOf(confirmation);
+        Deliver(h);
+
+        h.InjectRequest($"dev-confirm+{token}@example.org", Mail($"dev-confirm+{token}@example.org", "Away: confirm " + token, "I am away until Monday.\n", headers: marker, id: "away@example.com"), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        Assert.NotNull(Member("anne@example.com"));
+        Assert.Empty(Out(h));
+        Assert.Contains(h.Logs.Lines, l => l.Contains("ignored, no reply", StringComparison.Ordinal));
+    }
+
     [Fact]
     public void Open_policies_join_and_leave_at_once_and_the_messages_follow_the_list_settings()
     {
@@ -249,6 +273,8 @@ public sealed class RequestRunnerTests : IDisposable
     [InlineData("anne@example.com", "Precedence: junk\n")]
     [InlineData("anne@example.com", "List-Id: <other.example.net>\n")]
     [InlineData("anne@example.com", "X-BeenThere: other@example.net\n")]
+    [InlineData("anne@example.com", "X-Autoreply: yes\n")]
+    [InlineData("anne@example.com", "Precedence: auto_reply\n")]
     [InlineData("MAILER-DAEMON@example.com", "")]
     public void Mail_from_the_null_sender_an_auto_responder_or_a_list_is_neither_acted_on_nor_answered(string sender, string headers)
     {

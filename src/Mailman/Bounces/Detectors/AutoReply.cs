@@ -37,9 +37,7 @@ public sealed class AutoReply : IBounceDetector
     {
         var headers = message.Headers;
         var autoSubmitted = Keyword(headers["Auto-Submitted"]);
-        if (autoSubmitted.Equals("auto-replied", StringComparison.OrdinalIgnoreCase)
-            || headers.Contains("X-Autoreply") || headers.Contains("X-Autorespond") || headers.Contains("X-Autoresponder")
-            || Keyword(headers[HeaderId.Precedence]).Equals("auto_reply", StringComparison.OrdinalIgnoreCase))
+        if (autoSubmitted.Equals("auto-replied", StringComparison.OrdinalIgnoreCase) || Notices.AutomaticMail.ResponderMarker(headers) is not null)
         {
             return true;
         }

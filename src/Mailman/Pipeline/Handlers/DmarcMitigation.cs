@@ -22,6 +22,11 @@ public sealed partial class DmarcMitigation(DmarcServices dmarc) : IHandler
     private static readonly string[] Keepers =
     [
         "archived-at", "date", "in-reply-to", "list-", "precedence", "references", "subject", "to", "x-mailman-",
+
+        // Not Mailman 3's: the loop marker of every list the post already went through. Without
+        // it two wrapping lists that are members of each other pass one post back and forth for
+        // good (List-Id is replaced by each list, so X-BeenThere is what loop-detection finds).
+        "x-beenthere",
     ];
 
     /// <summary>What Mailman 3's cleanse-dkim removes.</summary>

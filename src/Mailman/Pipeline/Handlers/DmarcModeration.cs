@@ -2,6 +2,7 @@
 // in the entry metadata for the dmarc handler, and rejects or discards the post when the list's
 // dmarc_mitigate_action says so (Mailman 3's dmarc-mitigation rule). A DNS failure never holds
 // or rejects a post: the pipeline munges it instead.
+using System.Text.RegularExpressions;
 using Mailman.Dmarc;
 using Mailman.Lists;
 using Mailman.Queues;
@@ -10,7 +11,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Mailman.Pipeline.Handlers;
 
-public sealed class DmarcModeration(DmarcServices dmarc) : IHandler
+public sealed partial class DmarcModeration(DmarcServices dmarc) : IHandler
 {
     /// <summary>Mailman 3's default reason for dmarc_mitigate_action reject (rules/dmarc.py).</summary>
     public const string DefaultNotice =
@@ -60,9 +61,44 @@ public sealed class DmarcModeration(DmarcServices dmarc) : IHandler
             : HandlerResult.Discard($"DMARC moderation: {result.Domain} publishes {result.PolicyName}");
     }
 
-    /// <summary>The From: domains, in order (empty for an address without one).</summary>
+    /// <summary>
+    /// The From: domains, in order (empty for an address without one). A From: that MimeKit
+    /// cannot parse into a mailbox with a domain ("Anne Smith anne@reject.test", an unclosed
+    /// comment) still names a domain to a lenient receiver: the domains written in it are used,
+    /// so such a post cannot pass a p=reject domain by the list unmitigated.
+    /// </summary>
     public static List<string> FromDomains(PostContext post)
-        => post.Message.From.Mailboxes.Select(m => m.Address.LastIndexOf('@') is var at && at >= 0 ? m.Address[(at + 1)..] : "").ToList();
+    {
+        var domains = post.Message.From.Mailboxes.Select(m => m.Address.LastIndexOf('@') is var at && at >= 0 ? m.Address[(at + 1)..] : "").ToList();
+        if (domains.Exists(d => d.Length > 0))
+        {
+            return domains;
+        }
+
+        var written = new List<string>();
+        foreach (var header in post.Message.Headers)
+        {
+            if (header.Id != MimeKit.HeaderId.From)
+            {
+                continue;
+            }
+
+            foreach (Match match in WrittenDomain().Matches(header.Value))
+            {
+                var domain = match.Groups[1].Value.TrimEnd('.');
+                if (domain.Length > 0 && !written.Contains(domain, StringComparer.OrdinalIgnoreCase))
+                {
+                    written.Add(domain);
+                }
+            }
+        }
+
+        return written.Count > 0 ? written : domains;
+    }
+
+    // "@domain" as written in a header value: up to a space, bracket, quote, comma or another @.
+    [GeneratedRegex(@"@([^\s<>()\[\]"",;:@\\]+)", RegexOptions.NonBacktracking)]
+    private static partial Regex WrittenDomain();
 
     /// <summary>The list's notice, or Mailman 3's, with $listowner and the list placeholders expanded.</summary>
     public static string Notice(MailingList list)

@@ -295,6 +295,38 @@ public sealed class DmarcTests
         Assert.NotNull(post.SlotNonce);
     }
 
+    [Theory]
+    [InlineData("Anne <anne@reject.test> (comment")]
+    [InlineData("Anne Smith anne@reject.test")]
+    [InlineData("\"Anne\" anne@reject.test")]
+    [InlineData("Anne\\ Smith <anne@reject.test>")]
+    public void A_From_MimeKit_cannot_parse_is_looked_up_by_the_domain_written_in_it(string from)
+    {
+        // Review 27: these gave no mailbox, so no lookup, and went out unmitigated with the
+        // p=reject domain in From: for a lenient receiver to read.
+        var post = Context(Post(from), l => l.DmarcMitigateAction = DmarcMitigateAction.MungeFrom);
+        Assert.DoesNotContain(post.Message.From.Mailboxes, m => m.Address.Contains('@', StringComparison.Ordinal));
+        Check(post);
+        Assert.Equal(new DmarcNote("reject.test", "reject", true), post.Metadata.Dmarc);
+        new DmarcMitigation(Services()).Process(post);
+        Assert.Equal("bounce+x--- via Dev Team <dev@example.org>", Show(post.Message.From));
+        Assert.DoesNotContain("anne@", Header(post.Message, HeaderId.From), StringComparison.Ordinal);
+
+        Assert.Equal(HandlerAction.Reject, Check(Context(Post(from), l => l.DmarcMitigateAction = DmarcMitigateAction.Reject)).Action);
+    }
+
+    [Fact]
+    public void A_wrapped_post_keeps_the_X_BeenThere_of_the_lists_it_went_through()
+    {
+        // Review 27: wrap_message dropped X-BeenThere, so two wrapping lists that are members of
+        // each other passed one post back and forth for good.
+        var post = Context(Post(extra: "X-BeenThere: other@example.net\nX-BeenThere: dev@example.org\n"), l => l.DmarcMitigateAction = DmarcMitigateAction.WrapMessage);
+        Check(post);
+        new DmarcMitigation(Services()).Process(post);
+        Assert.Equal(["other@example.net", "dev@example.org"], post.Message.Headers.Where(h => h.Field == "X-BeenThere").Select(h => h.Value.Trim()));
+        Assert.Equal(HandlerAction.Discard, new LoopDetection().Process(post).Action);
+    }
+
     [Fact]
     public void Unconditional_munging_applies_to_a_domain_without_policy()
     {
