@@ -55,6 +55,41 @@ public sealed class Tmpfs : IDisposable
 
     public void Free() => File.Delete(_filler);
 
+    /// <summary>
+    /// Makes <paramref name="directory"/> read-only until disposed (a read-only bind mount over
+    /// it, as a file system remounted read-only after an error): new opens and renames fail with
+    /// EROFS. Root only.
+    /// </summary>
+    public static IDisposable ReadOnly(string directory)
+    {
+        if (Run("mount", "--bind", directory, directory) != 0)
+        {
+            throw new InvalidOperationException($"cannot bind-mount {directory} (needs root)");
+        }
+
+        if (Run("mount", "-o", "remount,bind,ro", directory) != 0)
+        {
+            Run("umount", "-l", directory);
+            throw new InvalidOperationException($"cannot make {directory} read-only");
+        }
+
+        return new Unmount(directory);
+    }
+
+    private sealed class Unmount(string directory) : IDisposable
+    {
+        private bool _done;
+
+        public void Dispose()
+        {
+            if (!_done)
+            {
+                _done = true;
+                Run("umount", "-l", directory);
+            }
+        }
+    }
+
     public void Dispose() => Run("umount", "-l", Directory);
 
     private static int Run(string file, params string[] args)

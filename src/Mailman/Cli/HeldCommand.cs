@@ -68,7 +68,7 @@ internal static class HeldCommand
             Console.WriteLine();
             QueueCommand.PrintHeaders(head.Headers);
             Console.WriteLine();
-            Console.WriteLine(head.BodyStart);
+            Console.WriteLine(QueueCommand.PrintableBody(head.BodyStart));
             return 0;
         }));
         command.Subcommands.Add(show);

@@ -114,7 +114,7 @@ internal static class QueueCommand
             Console.WriteLine();
             PrintHeaders(head.Headers);
             Console.WriteLine();
-            Console.WriteLine(head.BodyStart);
+            Console.WriteLine(PrintableBody(head.BodyStart));
             return 0;
         }));
         command.Subcommands.Add(show);
@@ -210,9 +210,27 @@ internal static class QueueCommand
         var sb = new StringBuilder(Math.Min(s.Length, 4096));
         foreach (var c in s.Length > 4096 ? s[..4096] : s)
         {
-            sb.Append(char.IsControl(c) ? ' ' : c);
+            sb.Append(char.IsControl(c) || IsFormat(c) ? ' ' : c);
         }
 
         return sb.ToString();
     }
+
+    /// <summary>
+    /// The start of a body for the terminal: lines and tabs kept, every other control character
+    /// (an escape sequence that clears the screen or writes the clipboard) and format character
+    /// (a bidi override) shown as '?' (review 27: they reached the operator's terminal raw).
+    /// </summary>
+    internal static string PrintableBody(string s)
+    {
+        var sb = new StringBuilder(s.Length);
+        foreach (var c in s.Replace("\r\n", "\n", StringComparison.Ordinal))
+        {
+            sb.Append(c is '\n' or '\t' ? c : char.IsControl(c) || IsFormat(c) ? '?' : c);
+        }
+
+        return sb.ToString();
+    }
+
+    private static bool IsFormat(char c) => c > 127 && CharUnicodeInfo.GetUnicodeCategory(c) == UnicodeCategory.Format;
 }

@@ -1,8 +1,9 @@
-// One daemon per instance. `serve` takes flock(2) LOCK_EX on the queues directory itself, before
-// the host is built, and holds it for its whole life; the kernel drops it when the process dies.
-// A lock file in var/ could be deleted under a running daemon (a second one then locked a fresh
-// file and ran beside it, both claiming entries); the directory holding the queues cannot be
-// removed while it holds them. The pid goes to var/serve.pid only for the message a second
+// One daemon per instance. `serve` takes flock(2) LOCK_EX on the instance's home and on the
+// queues directory itself, before the host is built, and holds them for its whole life; the
+// kernel drops them when the process dies. A lock file in var/ could be deleted under a running
+// daemon (a second one then locked a fresh file and ran beside it, both claiming entries); the
+// directory holding the queues cannot be removed while it holds them, and the home stays
+// locked when queues/ is replaced or removed all the same. The pid goes to var/serve.pid only for the message a second
 // daemon prints: a full disk may keep it from being written, never the lock from being taken,
 // and nothing is ever buffered on the locked descriptor (a failed flush at exit cannot fail the
 // stop).
@@ -22,10 +23,12 @@ public sealed partial class ServeLock : IDisposable
 
     private readonly InstancePaths _paths;
     private int _fd;
+    private int _homeFd;
 
-    private ServeLock(InstancePaths paths, int fd)
+    private ServeLock(InstancePaths paths, int homeFd, int fd)
     {
         _paths = paths;
+        _homeFd = homeFd;
         _fd = fd;
     }
 
@@ -36,12 +39,30 @@ public sealed partial class ServeLock : IDisposable
     public static ServeLock Acquire(InstancePaths paths)
     {
         paths.EnsureCreated();
-        var fd = Open(paths.QueuesDirectory, ORdOnly | ODirectory | OCloexec);
+
+        // The instance's home as well as its queues: an operator who replaced queues/ under a
+        // running daemon (a copy moved into place) let a second one lock the new directory and
+        // deliver the same post beside the first (review 28).
+        var home = Lock(paths, paths.Home);
+        try
+        {
+            return new ServeLock(paths, home, Lock(paths, paths.QueuesDirectory)).WithPid();
+        }
+        catch
+        {
+            _ = Close(home);
+            throw;
+        }
+    }
+
+    private static int Lock(InstancePaths paths, string directory)
+    {
+        var fd = Open(directory, ORdOnly | ODirectory | OCloexec);
         if (fd < 0)
         {
             var errno = Marshal.GetLastPInvokeError();
             throw new ServeLockException(held: false, errno == EAccess,
-                $"cannot open {paths.QueuesDirectory}: {Marshal.GetPInvokeErrorMessage(errno)}");
+                $"cannot open {directory}: {Marshal.GetPInvokeErrorMessage(errno)}");
         }
 
         if (Flock(fd, LockEx | LockNb) != 0)
@@ -56,12 +77,16 @@ public sealed partial class ServeLock : IDisposable
             }
 
             throw new ServeLockException(held: false, permission: false,
-                $"cannot lock {paths.QueuesDirectory}: {Marshal.GetPInvokeErrorMessage(errno)}");
+                $"cannot lock {directory}: {Marshal.GetPInvokeErrorMessage(errno)}");
         }
 
-        var taken = new ServeLock(paths, fd);
-        taken.WritePid();
-        return taken;
+        return fd;
+    }
+
+    private ServeLock WithPid()
+    {
+        WritePid();
+        return this;
     }
 
     /// <summary>The pid the running daemon recorded, if it could; null when unknown.</summary>
@@ -98,7 +123,9 @@ public sealed partial class ServeLock : IDisposable
         }
 
         _ = Close(_fd);
+        _ = Close(_homeFd);
         _fd = -1;
+        _homeFd = -1;
     }
 
     private void WritePid()

@@ -26,6 +26,9 @@ public sealed class LmtpServer(MailmanOptions options, InstancePaths paths, Queu
     /// <summary>Where the listener is bound (the port the OS chose when the URL named port 0).</summary>
     public IPEndPoint? EndPoint { get; private set; }
 
+    private const int SolSocket = 1;
+    private const int SoReuseAddr = 2;
+
     private string SpoolDirectory => Path.Combine(paths.VarDirectory, "lmtp");
 
     public Task StartAsync(CancellationToken cancellationToken)
@@ -35,7 +38,11 @@ public sealed class LmtpServer(MailmanOptions options, InstancePaths paths, Queu
         var listener = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
-            listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            // SO_REUSEADDR alone (a restart binds past the last run's TIME_WAIT connections).
+            // Not .NET's ReuseAddress: on Linux it sets SO_REUSEPORT too, and a second daemon
+            // with the same URL then shared the port, half of Postfix's deliveries answered
+            // "no such list" by an instance without the list (review 28).
+            listener.SetRawSocketOption(SolSocket, SoReuseAddr, BitConverter.GetBytes(1));
             listener.Bind(endPoint);
             listener.Listen(128);
         }

@@ -18,6 +18,7 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
     private static readonly TimeSpan MaxPause = TimeSpan.FromMinutes(1);
     private TimeSpan _pause;
     private string? _pausedBecause;
+    private readonly List<ClaimedEntry> _stranded = [];
 
     protected QueueSet Queues { get; } = queues;
 
@@ -79,7 +80,7 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
     /// </summary>
     public static bool IsTransient(Exception e) => e switch
     {
-        IOException io when io.GetType() == typeof(IOException) && io.HResult is 28 or 122 or 5 => true, // ENOSPC, EDQUOT, EIO
+        IOException io when io.GetType() == typeof(IOException) && io.HResult is 28 or 122 or 5 or 30 => true, // ENOSPC, EDQUOT, EIO, EROFS
         SqliteException sql => sql.SqliteErrorCode is 5 or 6 or 10 or 13, // BUSY, LOCKED, IOERR, FULL
         _ when e.InnerException is { } inner => IsTransient(inner),
         _ => false,
@@ -160,6 +161,7 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
     /// <exception cref="Exception">A transient failure (<see cref="IsTransient"/>): the entry is back in its queue.</exception>
     public bool RunOnce(CancellationToken stoppingToken)
     {
+        PutBackStranded();
         if (BatchSize > 0)
         {
             return RunBatch(stoppingToken);
@@ -191,7 +193,7 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
         }
         catch (Exception e) when (IsTransient(e))
         {
-            Queue.Unclaim(claim);
+            PutBack(claim);
             throw;
         }
 
@@ -207,7 +209,7 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
         {
             // Whatever the entry got to write before the failure is idempotent by name; the
             // claim goes back whole and is processed again once the condition clears.
-            Queue.Unclaim(claim);
+            PutBack(claim);
             throw;
         }
         catch (CorruptEntryException e)
@@ -258,7 +260,7 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
                 }
                 catch (Exception e) when (IsTransient(e))
                 {
-                    Queue.Unclaim(claim);
+                    PutBack(claim);
                     UnclaimUnfinished(heads);
                     throw;
                 }
@@ -331,13 +333,44 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
         return true;
     }
 
+    // Puts a claim back in its queue. When even that rename fails (a file system gone read-only
+    // or failing), the claim is remembered and put back before the next claim, so a delivered or
+    // half-done entry does not stay claimed until a restart (review 28).
+    private void PutBack(ClaimedEntry claim)
+    {
+        try
+        {
+            Queue.Unclaim(claim);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _stranded.Add(claim);
+            throw;
+        }
+    }
+
+    private void PutBackStranded()
+    {
+        for (var i = _stranded.Count - 1; i >= 0; i--)
+        {
+            var claim = _stranded[i];
+            if (File.Exists(claim.Path))
+            {
+                Queue.Unclaim(claim); // failing again: the loop pauses, as for any hop that cannot be written
+                Log.LogInformation("{Runner}: entry {QueueEntry} put back in {Queue} now that the queue can be written", RunnerName, claim.Name, Queue.Name);
+            }
+
+            _stranded.RemoveAt(i);
+        }
+    }
+
     private void UnclaimUnfinished(List<EntryHead> heads)
     {
         foreach (var head in heads)
         {
             if (File.Exists(head.Claim.Path))
             {
-                Queue.Unclaim(head.Claim);
+                PutBack(head.Claim);
             }
         }
     }
@@ -364,8 +397,17 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
         var me = FileOwner.UserName(FileOwner.EffectiveUid);
         var error = $"not readable by {me} ({owner})";
         SetAside(claim, QueueSet.Shunt, error);
+        var path = Queues[QueueSet.Shunt].PathOf(claim.Name, Switchboard.EntryExtension);
+        if (FileOwner.Uid(path) == FileOwner.EffectiveUid)
+        {
+            // Ours, but its mode keeps us out (review 28: the advice was to chown it to ourselves).
+            Log.LogError("{Runner}: entry {QueueEntry} in {Queue} is {Owner} and cannot be read by {User}; set aside in shunt. Fix: chmod 600 {Path}, then `mailman unshunt`",
+                RunnerName, claim.Name, Queue.Name, owner, me, path);
+            return;
+        }
+
         Log.LogError("{Runner}: entry {QueueEntry} in {Queue} is {Owner} and cannot be read by {User}; set aside in shunt. Fix: chown {User} {Path} (or run every mailman verb as {User}), then `mailman unshunt`",
-            RunnerName, claim.Name, Queue.Name, owner, me, me, Queues[QueueSet.Shunt].PathOf(claim.Name, Switchboard.EntryExtension), me);
+            RunnerName, claim.Name, Queue.Name, owner, me, me, path, me);
     }
 
     // Setting aside writes a small state file; when it cannot (a full disk) the entry goes back
@@ -380,7 +422,7 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
         {
             // Not set aside (its state could not be written): back in its queue, never stuck
             // claimed; the loop pauses and tries again.
-            Queue.Unclaim(claim);
+            PutBack(claim);
             throw;
         }
     }

@@ -32,9 +32,9 @@ public sealed class ModerationVerbTests : IDisposable
     }
 
     // A held post, made by the real incoming runner (serve), without an SMTP server for notices.
-    private string HoldOne(string from = "stranger@example.net", string messageId = "held1@example.net")
+    private string HoldOne(string from = "stranger@example.net", string messageId = "held1@example.net", string body = "body\n")
     {
-        var post = System.Text.Encoding.UTF8.GetBytes($"From: {from}\nTo: {List}\nSubject: Held one\nMessage-Id: <{messageId}>\n\nbody\n");
+        var post = System.Text.Encoding.UTF8.GetBytes($"From: {from}\nTo: {List}\nSubject: Held one\nMessage-Id: <{messageId}>\n\n{body}");
         using var queue = new QueueSet(new System.IO.Abstractions.FileSystem(), _instance.Paths, TimeProvider.System);
         var before = queue[QueueSet.Hold].Pending().ToHashSet();
         Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["inject", List, "--sender", from], post).ExitCode);
@@ -153,6 +153,19 @@ public sealed class ModerationVerbTests : IDisposable
         Assert.Contains("reason: nonmember-moderation: post from non-member stranger@example.net", show, StringComparison.Ordinal);
         Assert.Contains("Subject: Held one", show, StringComparison.Ordinal);
         Assert.DoesNotContain("MAILMAN-END", show, StringComparison.Ordinal);
+
+        // Review 27: escape sequences and bidi overrides in a body reached the terminal raw.
+        var hostile = HoldOne("mallory@example.net", "held2@example.net", "\u001b[2J\u001b]52;c;cm0gLXJmIH4=\u0007wipe\u202Eevil\nnext line\ttab\n");
+        foreach (var verb in new[] { "held", "queue" })
+        {
+            var text = Ok(verb, "show", hostile).Stdout;
+            Assert.DoesNotContain('\u001b', text);
+            Assert.DoesNotContain('\u0007', text);
+            Assert.DoesNotContain('\u202E', text);
+            Assert.Contains("?[2J?]52;c;cm0gLXJmIH4=?wipe?evil\nnext line\ttab", text, StringComparison.Ordinal);
+        }
+
+        Ok("held", "discard", hostile);
 
         foreach (var bad in new[] { "../../../etc/passwd", "/etc/passwd", "17000000000000000-0000abcd/../../x", "x", "" })
         {

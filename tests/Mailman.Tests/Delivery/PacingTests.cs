@@ -156,7 +156,8 @@ public sealed class PacingTests
 
     [Theory]
     [InlineData(421, "4.7.0 Try again later", true, false)]
-    [InlineData(421, "Service not available", true, false)]
+    [InlineData(421, "Service not available", false, true)]
+    [InlineData(421, "4.0.0 Server closing connection", false, true)]
     [InlineData(450, "4.7.1 Rate limited", true, false)]
     [InlineData(421, "4.3.2 System shutting down", false, true)]
     [InlineData(421, "4.4.5 Too many connections", false, true)]

@@ -177,6 +177,30 @@ public sealed class HardeningTests : IDisposable
         AssertQueuesEmpty();
     }
 
+    // Review 28: the queues went read-only mid-delivery; the delivered post could be neither
+    // finished nor put back, and stayed claimed in out until a restart.
+    [Fact]
+    public void Queues_that_go_read_only_mid_delivery_pause_it_and_everything_finishes_once_they_are_writable()
+    {
+        const int members = 2000;
+        CreateList(members);
+        using var sink = SmtpSink.Start();
+        using var disk = Tmpfs.Mount(_instance.Paths.QueuesDirectory, "16m");
+        Inject();
+        using var daemon = DaemonProcess.Start(_instance.Home, Env(sink.Port, chunk: 5), exitWhenIdle: true);
+        Wait.Until(() => _instance.Count("out", ".ckpt") == 1 || daemon.HasExited, TimeSpan.FromSeconds(60), "the delivery to start");
+        using (Tmpfs.ReadOnly(_instance.Paths.QueuesDirectory))
+        {
+            Wait.Until(() => Log().Contains("Read-only file system", StringComparison.Ordinal) || daemon.HasExited, TimeSpan.FromSeconds(60), "a line about the read-only queues");
+            Assert.False(daemon.HasExited, "the daemon stopped on read-only queues: " + daemon.Output);
+        }
+
+        Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(180)), "the delivery did not finish");
+        Assert.Equal(0, daemon.ExitCode);
+        AssertEveryMemberOnce(Copies(sink), members, Bound);
+        AssertQueuesEmpty();
+    }
+
     // 2 and 10. Start-up on a full disk blamed another daemon; a hop that cannot be written stayed claimed.
     [Fact]
     public void On_a_full_disk_start_up_recovers_the_hops_wait_and_everything_moves_on_when_space_returns()
@@ -228,6 +252,16 @@ public sealed class HardeningTests : IDisposable
         var third = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: Env(sink.Port));
         Assert.Equal(75, third.ExitCode);
         Assert.Equal($"mailman: another mailman serve (pid unknown) is running on the instance {_instance.Home}", third.Stderr.Trim());
+
+        // Review 28: queues/ replaced by a copy under the running daemon; the copy is not locked.
+        var queues = _instance.Paths.QueuesDirectory;
+        Directory.Move(queues, queues + ".old");
+        Directory.CreateDirectory(queues);
+        var replaced = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: Env(sink.Port));
+        Directory.Delete(queues, recursive: true);
+        Directory.Move(queues + ".old", queues);
+        Assert.Equal(75, replaced.ExitCode);
+        Assert.Contains("another mailman serve", replaced.Stderr, StringComparison.Ordinal);
 
         Assert.False(first.HasExited, "the first daemon stopped: " + first.Output);
         first.Terminate();

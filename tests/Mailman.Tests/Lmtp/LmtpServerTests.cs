@@ -154,10 +154,19 @@ public sealed class LmtpServerTests : IDisposable
 
     // The day-one review: with the LMTP port taken, the runners had started (and taken a post)
     // before the bind failed; the teardown then shunted it.
-    [Fact]
-    public void A_taken_LMTP_port_stops_the_start_before_any_runner_takes_work()
+    // Review 28: taken by a listener with SO_REUSEPORT (what .NET's ReuseAddress sets on Linux,
+    // so another daemon's), the port was shared and Postfix's deliveries split between them.
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_taken_LMTP_port_stops_the_start_before_any_runner_takes_work(bool reusePort)
     {
         using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, _port);
+        if (reusePort)
+        {
+            taken.Server.SetSocketOption(System.Net.Sockets.SocketOptionLevel.Socket, System.Net.Sockets.SocketOptionName.ReuseAddress, true);
+        }
+
         taken.Start();
         Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["inject", List], System.Text.Encoding.ASCII.GetBytes(Post("early"))).ExitCode);
         var serve = MailmanProcess.Run(_instance.Home, ["serve"], env: new Dictionary<string, string>

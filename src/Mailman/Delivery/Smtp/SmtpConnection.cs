@@ -287,16 +287,20 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             || e.InnerException is SocketException { SocketErrorCode: SocketError.TimedOut } || e.InnerException is TimeoutException
             || (e is OperationCanceledException && e.InnerException is TimeoutException));
 
-    // RFC 3463 4.7.x (security or policy, what providers send when they rate-limit), or a 421
-    // to a recipient: the destination asks us to slow down.
-    // A 421 whose enhanced status says the system or the network (4.3.x, 4.4.x: "system shutting
-    // down", "too many connections") is the relay's own state: it is marked down instead.
+    // RFC 3463 4.7.x (security or policy: what providers send when they rate-limit, 421 4.7.0
+    // "try again later" and 450 4.7.1 alike): the destination asks us to slow down.
     internal static bool IsThrottle(int status, string response)
-        => (status == 421 && !IsRelayClosing(status, response)) || (status is >= 400 and < 500 && response.TrimStart().StartsWith("4.7.", StringComparison.Ordinal));
+        => status is >= 400 and < 500 && IsPolicy(response);
 
-    /// <summary>421 4.3.x or 4.4.x: the relay is shutting down or overloaded, whatever the recipient.</summary>
+    /// <summary>
+    /// Any other 421 (4.3.x "shutting down", 4.4.x "too many connections", 4.0.0, none): the relay
+    /// is closing the session, whatever the recipient, and is marked down. Review 28: one sick
+    /// relay's "421 4.0.0" at RCPT was taken for every domain's throttle and slowed the whole pool.
+    /// </summary>
     internal static bool IsRelayClosing(int status, string? response)
-        => status == 421 && response is not null && response.TrimStart() is var r && (r.StartsWith("4.3.", StringComparison.Ordinal) || r.StartsWith("4.4.", StringComparison.Ordinal));
+        => status == 421 && !IsPolicy(response ?? "");
+
+    private static bool IsPolicy(string response) => response.TrimStart().StartsWith("4.7.", StringComparison.Ordinal);
 
     // The lean path (PipelinedWriter): false when the connection broke before MAIL FROM was answered.
     // valid: the recipients the client could write (in the order of wires, their RCPT TO addresses).
