@@ -108,6 +108,10 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
                 // The loop must not die: an error outside any one entry (a queue directory this
                 // user may not write, say) is logged and retried after a pause.
                 Pause(e);
+                if (e is DirectoryNotFoundException)
+                {
+                    RecreateMissingQueues();
+                }
             }
 
             try
@@ -385,10 +389,52 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
     /// <summary>Moves an entry to shunt with the error recorded beside it (its checkpoint goes with it).</summary>
     protected void Shunt(EntryHead entry, Exception error)
     {
+        if (error is DirectoryNotFoundException && RecreateMissingQueues())
+        {
+            // Not the entry's fault: it goes back and is processed again now the queues are there.
+            if (File.Exists(entry.Claim.Path))
+            {
+                PutBack(entry.Claim);
+            }
+
+            return;
+        }
+
         var message = error.GetType().Name + ": " + error.Message;
         SetAside(entry.Claim, QueueSet.Shunt, message);
         Log.LogError(error, "{Runner}: entry {QueueEntry} of {ListId} (Message-Id {MessageId}) shunted: {Error}",
             RunnerName, entry.Claim.Name, entry.Metadata.List, entry.Metadata.MessageId, message);
+    }
+
+    // queues/ or a queue removed under the running daemon (review 28): every claim and hop into it
+    // failed until a restart, and what inject took meanwhile waited. Made again (umask 077), with
+    // one line; true when any was missing.
+    private bool RecreateMissingQueues()
+    {
+        var made = new List<string>();
+        try
+        {
+            foreach (var queue in Queues.All)
+            {
+                if (!System.IO.Directory.Exists(queue.Directory))
+                {
+                    System.IO.Directory.CreateDirectory(queue.Directory);
+                    made.Add(queue.Name);
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Log.LogError("{Runner}: a queue directory is missing and cannot be made again: {Error}", RunnerName, e.Message);
+            return false;
+        }
+
+        if (made.Count > 0)
+        {
+            Log.LogWarning("{Runner}: queue directories {Queues} were missing (removed while the daemon ran?): made again", RunnerName, string.Join(", ", made));
+        }
+
+        return made.Count > 0;
     }
 
     private void SetAsideForeign(ClaimedEntry claim)

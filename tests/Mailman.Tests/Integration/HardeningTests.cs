@@ -201,6 +201,26 @@ public sealed class HardeningTests : IDisposable
         AssertQueuesEmpty();
     }
 
+    // Review 28: queues/ removed under an idle daemon; inject made queues/in again, the runners
+    // never made the rest, and the post waited for a restart.
+    [Fact]
+    public void Queues_removed_under_a_running_daemon_are_made_again_and_the_next_post_is_delivered()
+    {
+        CreateList(20);
+        using var sink = SmtpSink.Start();
+        using var daemon = DaemonProcess.Start(_instance.Home, Env(sink.Port));
+        Wait.Until(() => Log().Contains(" started on queue out", StringComparison.Ordinal) || daemon.HasExited, TimeSpan.FromSeconds(60), "the runners to start");
+        Directory.Delete(_instance.Paths.QueuesDirectory, recursive: true);
+        Inject();
+        Wait.Until(() => (Copies(sink).Count >= 20 && Log().Contains(" delivered: 20 recipients", StringComparison.Ordinal)) || daemon.HasExited, TimeSpan.FromSeconds(120), "the post's delivery");
+        Assert.False(daemon.HasExited, daemon.Output);
+        Assert.Contains("were missing (removed while the daemon ran?): made again", Log(), StringComparison.Ordinal);
+        daemon.Terminate();
+        Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(60)));
+        AssertEveryMemberOnce(Copies(sink), 20, 0);
+        AssertQueuesEmpty();
+    }
+
     // 2 and 10. Start-up on a full disk blamed another daemon; a hop that cannot be written stayed claimed.
     [Fact]
     public void On_a_full_disk_start_up_recovers_the_hops_wait_and_everything_moves_on_when_space_returns()
