@@ -26,6 +26,9 @@ public sealed class IncomingRunner(
     /// </summary>
     public const long MaxDeliverable = 2_000_000_000;
 
+    // The entries whose "Post received" line this process wrote and which are not finished yet.
+    private readonly HashSet<string> _received = new(StringComparer.Ordinal);
+
     // Posts arrive from `inject`, run by the MTA.
     protected override bool WrittenByOtherProcesses => true;
 
@@ -39,7 +42,7 @@ public sealed class IncomingRunner(
         var list = store.FindList(ListOf(metadata))
             ?? throw new InvalidOperationException($"no such list: {metadata.List}");
         var size = metadata.MessageLength;
-        if (!metadata.Approved)
+        if (!metadata.Approved && !_received.Contains(head.Claim.Name))
         {
             Hosting.Metrics.Received.Add(1, new KeyValuePair<string, object?>("list", list.Name.Fqdn));
         }
@@ -63,6 +66,7 @@ public sealed class IncomingRunner(
             held.Put(list, headers, metadata, size, head.Claim.Name, [new RuleHit("maximum-size", Verdict.Hold, tooLarge)],
                 m => Queue.Forward(head, Queues[QueueSet.Hold], m), store);
             Queue.Finish(head.Claim);
+            _received.Remove(head.Claim.Name);
             return true;
         }
 
@@ -97,15 +101,28 @@ public sealed class IncomingRunner(
         }
 
         Queue.Finish(head.Claim);
+        _received.Remove(head.Claim.Name);
         return true;
     }
 
     protected override void Process(LoadedEntry entry, CancellationToken stoppingToken)
         => throw new InvalidOperationException("the incoming runner works on entry heads");
 
+    // Once per post: a hop that cannot be written (a full disk) takes the post again and again
+    // until it can, and each try logged "Post received" anew (review 28).
     private void LogReceived(MailingList list, EntryMetadata metadata, Senders senders, long size, string entry)
-        => Log.LogInformation("Post received for {ListId}: Message-Id {MessageId}, from {From}, envelope sender {Sender}, {Size} bytes, entry {QueueEntry}{Approved}",
-            list.Name.Fqdn, metadata.MessageId, senders.Summary, metadata.Sender, size, entry, metadata.Approved ? $" (approved by {metadata.ApprovedBy})" : "");
+    {
+        if (_received.Count > 10_000)
+        {
+            _received.Clear(); // names of posts shunted or taken by another process: bounded
+        }
+
+        if (_received.Add(entry))
+        {
+            Log.LogInformation("Post received for {ListId}: Message-Id {MessageId}, from {From}, envelope sender {Sender}, {Size} bytes, entry {QueueEntry}{Approved}",
+                list.Name.Fqdn, metadata.MessageId, senders.Summary, metadata.Sender, size, entry, metadata.Approved ? $" (approved by {metadata.ApprovedBy})" : "");
+        }
+    }
 
     // The header block only (a post too large to read whole).
     private static MimeMessage HeadersOnly(Stream stream)

@@ -241,6 +241,7 @@ public sealed class HardeningTests : IDisposable
         disk.Free();
         Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(120)), "the post did not move on");
         Assert.Equal(0, daemon.ExitCode);
+        Assert.Single(Regex(Log(), "Post received")); // review 28: once per retry of the hop
         AssertEveryMemberOnce(Copies(sink), 50, 0);
         AssertQueuesEmpty();
     }
