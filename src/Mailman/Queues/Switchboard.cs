@@ -632,10 +632,14 @@ public sealed partial class Switchboard
         }
     }
 
-    // A writer holds an exclusive lock on its temporary file from creation to rename (.NET takes
-    // flock(2) for FileShare.None), so a file nobody can lock is being written right now by a
-    // live inject, and stays. The lock dies with its process: a crashed writer's file goes.
-    private void RemoveStaleTemporaries()
+    /// <summary>
+    /// Removes the temporary files of writers that died (start-up, and the incoming runner when
+    /// idle: an inject killed by the MTA's time limit leaves one). A writer holds an exclusive
+    /// lock on its temporary file from creation to rename (.NET takes flock(2) for
+    /// FileShare.None), so a file nobody can lock is being written right now by a live inject,
+    /// and stays. The lock dies with its process: a crashed writer's file goes.
+    /// </summary>
+    public void RemoveStaleTemporaries()
     {
         foreach (var temp in _fs.Directory.EnumerateFiles(Directory, "*" + TempExtension))
         {

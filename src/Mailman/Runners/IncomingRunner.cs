@@ -26,6 +26,29 @@ public sealed class IncomingRunner(
     /// </summary>
     public const long MaxDeliverable = 2_000_000_000;
 
+    private long _sweptAt = long.MinValue;
+
+    // The temporaries of injects killed while the daemon runs (Postfix's time limit on a pipe)
+    // went only at the next start (review 28): swept when idle, at most every ten minutes.
+    protected override void Idle()
+    {
+        var now = Time.GetTimestamp();
+        if (_sweptAt != long.MinValue && Time.GetElapsedTime(_sweptAt, now) < TimeSpan.FromMinutes(10))
+        {
+            return;
+        }
+
+        _sweptAt = now;
+        try
+        {
+            Queue.RemoveStaleTemporaries();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Log.LogDebug("Sweeping the temporary files in {Queue}: {Error}", Queue.Name, e.Message);
+        }
+    }
+
     // The entries whose "Post received" line this process wrote and which are not finished yet.
     private readonly HashSet<string> _received = new(StringComparer.Ordinal);
 

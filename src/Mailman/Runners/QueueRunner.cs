@@ -175,6 +175,7 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
         if (claim is null)
         {
             Resume();
+            Idle();
             return false;
         }
 
@@ -273,6 +274,7 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
             if (busy is null)
             {
                 Resume();
+                Idle();
                 return false;
             }
 
@@ -484,6 +486,11 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
         }
 
         _pausedBecause = reason;
+    }
+
+    /// <summary>Called when the queue had nothing to claim.</summary>
+    protected virtual void Idle()
+    {
     }
 
     private void Resume()

@@ -35,6 +35,36 @@ public sealed class RunnerTests : IDisposable
     }
 
     [Fact]
+    public void The_incoming_runner_sweeps_the_temporaries_of_killed_injects_when_idle_every_ten_minutes()
+    {
+        // Review 28: they went only at the next start.
+        using var h = new RunnerHarness(_instance);
+        var inQueue = h.Queues[QueueSet.In];
+        string Stale(string name)
+        {
+            var path = inQueue.PathOf(name, Switchboard.TempExtension);
+            File.WriteAllText(path, "From: a@example.com\n");
+            return path;
+        }
+
+        var first = Stale("17000000000000000-0000aaaa");
+        Assert.False(h.Incoming.RunOnce(CancellationToken.None));
+        Assert.False(File.Exists(first));
+
+        var second = Stale("17000000000000000-0000bbbb");
+        using (var live = new FileStream(Stale("17000000000000000-0000cccc"), FileMode.Open, FileAccess.ReadWrite, FileShare.None))
+        {
+            h.Time.Advance(TimeSpan.FromMinutes(5));
+            h.Incoming.RunOnce(CancellationToken.None);
+            Assert.True(File.Exists(second));
+            h.Time.Advance(TimeSpan.FromMinutes(5));
+            h.Incoming.RunOnce(CancellationToken.None);
+            Assert.False(File.Exists(second));
+            Assert.True(File.Exists(live.Name)); // a live writer's
+        }
+    }
+
+    [Fact]
     public void A_post_whose_processing_throws_is_shunted_with_the_error_and_unshunt_puts_it_back()
     {
         using var h = new RunnerHarness(_instance);
