@@ -1,5 +1,5 @@
 // `mailman members add|list|remove|show|enable|disable|set`. `add --file` imports one member a
-// line (`addr` or `Display Name <addr>`) in one transaction; new members are welcomed when the
+// line (`addr` or `Display Name <addr>`, what `members list` writes) in one transaction; new members are welcomed when the
 // list sends welcome messages (send_welcome_message), or as --welcome / --no-welcome say.
 // `remove --file` reads the same format; removing an address that is not a member is an error
 // (exit 1), the others are removed. show, enable and disable are the operator's side of bounce
@@ -87,7 +87,11 @@ internal static class MembersCommand
             using var output = new StreamWriter(Console.OpenStandardOutput());
             foreach (var m in store.MemberRecords(name, enabled))
             {
-                output.Write(string.IsNullOrEmpty(m.DisplayName) ? m.Address : $"{m.DisplayName} <{m.Address}>");
+                // Quoted as a mailbox when the name needs it ("Bob <x@evil.test>, Carl"), so the
+                // list reads back with add --file (review 27: one such name aborted the import).
+                output.Write(string.IsNullOrEmpty(m.DisplayName) ? m.Address
+                    : m.DisplayName.AsSpan().IndexOfAny(NameSpecials) < 0 ? $"{m.DisplayName} <{m.Address}>"
+                    : new MimeKit.MailboxAddress(m.DisplayName, m.Address).ToString());
                 output.WriteLine(m.DeliveryEnabled ? "" : $"\tdisabled: {(m.DisabledReason.Length > 0 ? m.DisabledReason : "unknown")}");
             }
 
@@ -234,6 +238,9 @@ internal static class MembersCommand
         return command;
     }
 
+    // RFC 5322's specials: a display name with one is written quoted.
+    private static readonly System.Buffers.SearchValues<char> NameSpecials = System.Buffers.SearchValues.Create("()<>[]:;@\\,.\"");
+
     private static IEnumerable<string> ReadLines(string? file)
     {
         if (file is null)
@@ -244,7 +251,9 @@ internal static class MembersCommand
         using var reader = file == "-" ? new StreamReader(Console.OpenStandardInput()) : new StreamReader(file);
         while (reader.ReadLine() is { } line)
         {
-            yield return line;
+            // `members list` writes "\tdisabled: REASON" after a disabled member: not part of the address.
+            var tab = line.IndexOf('\t', StringComparison.Ordinal);
+            yield return tab < 0 ? line : line[..tab];
         }
     }
 }

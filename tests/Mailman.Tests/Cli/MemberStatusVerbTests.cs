@@ -32,6 +32,27 @@ public sealed class MemberStatusVerbTests : IDisposable
     private ProcessResult Run(params string[] args) => MailmanProcess.Run(_instance.Home, args);
 
     [Fact]
+    public void What_members_list_writes_reads_back_with_add_file_whatever_the_names()
+    {
+        // Review 27: a display name with an address and a comma in it ("Bob <x@evil.test>, Carl")
+        // was written unquoted and aborted the import of the whole list.
+        _instance.AddMembers(List, [new Member("dan@example.com", "Bob <attacker@evil.test>, Carl"), new Member("eve@example.com", "Eve \"the\" (admin)"), new Member("fay@example.com", "Fäy Ünicode")]);
+        var export = Path.Combine(_instance.Home, "export.txt");
+        File.WriteAllText(export, Run("members", "list", List).Stdout);
+        Assert.Equal(0, Run("lists", "create", "copy@example.org").ExitCode);
+        var add = Run("members", "add", "copy@example.org", "--file", export, "--no-welcome");
+        Assert.True(add.ExitCode == 0, add.Stderr);
+
+        using var store = new ListStore(_instance.Paths.Database);
+        var copied = store.MemberRecords(ListName.Parse("copy@example.org"), null).ToDictionary(m => m.Address, m => m.DisplayName);
+        Assert.Equal(6, copied.Count);
+        Assert.Equal("Bob <attacker@evil.test>, Carl", copied["dan@example.com"]);
+        Assert.Equal("Eve \"the\" (admin)", copied["eve@example.com"]);
+        Assert.Equal("Fäy Ünicode", copied["fay@example.com"]);
+        Assert.Equal("", copied["bob@example.com"]);
+    }
+
+    [Fact]
     public void Members_list_filters_by_delivery_status_and_says_why_delivery_is_off()
     {
         Assert.Equal(["Ann <ann@example.com>", "bob@example.com\tdisabled: bounce", "cy@example.com"], Lines(Run("members", "list", List)));
