@@ -40,7 +40,19 @@ public sealed class OneClickServer(MailmanOptions options, InstancePaths paths, 
         });
         _app = builder.Build();
         _app.Run(endpoint.Handle);
-        await _app.StartAsync(cancellationToken);
+        try
+        {
+            await _app.StartAsync(cancellationToken);
+        }
+        catch (IOException e)
+        {
+            // As the LMTP listener: a configuration error (78) naming the setting, not 73
+            // (review 28: "Failed to bind to address", exit 73).
+            await _app.DisposeAsync();
+            _app = null;
+            throw new InvalidOperationException($"configuration: Mailman:Http:Url {options.Http.Url}: cannot listen: {e.Message}", e);
+        }
+
         logger.LogInformation("One-click unsubscribe endpoint listening on {Url}; links point to {PublicUrl}", url.AbsoluteUri,
             options.Http.PublicUrl.Length > 0 ? options.Http.PublicUrl : "(none: Mailman:Http:PublicUrl is not set)");
     }

@@ -47,6 +47,22 @@ public sealed class OneClickTests : IDisposable
         => _client.PostAsync(url, new StringContent("List-Unsubscribe=One-Click", Encoding.ASCII, "application/x-www-form-urlencoded"));
 
     [Fact]
+    public void A_taken_HTTP_port_is_a_configuration_error_naming_the_setting()
+    {
+        // Review 28: it exited 73 with Kestrel's sentence; the LMTP listener's is 78.
+        using var taken = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        taken.Start();
+        var port = ((IPEndPoint)taken.LocalEndpoint).Port.ToString(CultureInfo.InvariantCulture);
+        var serve = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: new Dictionary<string, string>
+        {
+            ["Mailman__Smtp__Port"] = "9",
+            ["Mailman__Http__Url"] = "http://127.0.0.1:" + port,
+        });
+        Assert.Equal(78, serve.ExitCode);
+        Assert.StartsWith("mailman: configuration: Mailman:Http:Url http://127.0.0.1:" + port + ": cannot listen", serve.Stderr.Trim().Split('\n')[^1], StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_one_click_POST_of_the_link_in_a_copy_unsubscribes_that_member_and_the_next_post_does_not_reach_them()
     {
         _instance.CreateList("dev@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
