@@ -639,13 +639,22 @@ public sealed partial class Switchboard
     /// FileShare.None), so a file nobody can lock is being written right now by a live inject,
     /// and stays. The lock dies with its process: a crashed writer's file goes.
     /// </summary>
-    public void RemoveStaleTemporaries()
+    /// <param name="olderThan">Only files last written longer ago than this: a writer opens its
+    /// file before it locks it, and a sweep while the daemon runs must not take a file in that
+    /// instant (it did: the inject's rename then found nothing).</param>
+    public void RemoveStaleTemporaries(TimeSpan olderThan = default)
     {
+        var cutoff = _time.GetUtcNow().UtcDateTime - olderThan;
         foreach (var temp in _fs.Directory.EnumerateFiles(Directory, "*" + TempExtension))
         {
             var file = _fs.Path.GetFileName(temp);
             var dot = file.IndexOf('.', StringComparison.Ordinal);
             if (dot < 0 || !IsValidEntryName(file[..dot]))
+            {
+                continue;
+            }
+
+            if (olderThan > TimeSpan.Zero && _fs.File.GetLastWriteTimeUtc(temp) > cutoff)
             {
                 continue;
             }

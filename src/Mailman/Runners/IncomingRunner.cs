@@ -41,7 +41,9 @@ public sealed class IncomingRunner(
         _sweptAt = now;
         try
         {
-            Queue.RemoveStaleTemporaries();
+            // An hour: longer than Postfix's pipe time limit (1000 s) lets an inject live, and a
+            // live one's writes keep its file younger.
+            Queue.RemoveStaleTemporaries(TimeSpan.FromHours(1));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -44,12 +44,17 @@ public sealed class RunnerTests : IDisposable
         {
             var path = inQueue.PathOf(name, Switchboard.TempExtension);
             File.WriteAllText(path, "From: a@example.com\n");
+            File.SetLastWriteTimeUtc(path, h.Time.GetUtcNow().UtcDateTime - TimeSpan.FromHours(2));
             return path;
         }
 
         var first = Stale("17000000000000000-0000aaaa");
+        var young = inQueue.PathOf("17000000000000000-0000dddd", Switchboard.TempExtension);
+        File.WriteAllText(young, "From: a@example.com\n"); // an inject that has opened its file and not yet locked it
+        File.SetLastWriteTimeUtc(young, h.Time.GetUtcNow().UtcDateTime - TimeSpan.FromMinutes(30));
         Assert.False(h.Incoming.RunOnce(CancellationToken.None));
         Assert.False(File.Exists(first));
+        Assert.True(File.Exists(young));
 
         var second = Stale("17000000000000000-0000bbbb");
         using (var live = new FileStream(Stale("17000000000000000-0000cccc"), FileMode.Open, FileAccess.ReadWrite, FileShare.None))

@@ -62,20 +62,16 @@ public sealed partial class DmarcModeration(DmarcServices dmarc) : IHandler
     }
 
     /// <summary>
-    /// The From: domains, in order (empty for an address without one). A From: that MimeKit
-    /// cannot parse into a mailbox with a domain ("Anne Smith anne@reject.test", an unclosed
-    /// comment) still names a domain to a lenient receiver: the domains written in it are used,
-    /// so such a post cannot pass a p=reject domain by the list unmitigated.
+    /// The From: domains, in order (empty for an address without one): those of the mailboxes
+    /// MimeKit parsed, then any other domain written after an @ outside a quoted string in any
+    /// From: header. A From: MimeKit cannot parse whole ("bob@none.test, Anne Smith
+    /// anne@reject.test", an unclosed comment, a second From: header) still names its domains to
+    /// a lenient receiver, so such a post cannot pass a p=reject domain by the list unmitigated
+    /// (reviews 27 and 29).
     /// </summary>
     public static List<string> FromDomains(PostContext post)
     {
         var domains = post.Message.From.Mailboxes.Select(m => m.Address.LastIndexOf('@') is var at && at >= 0 ? m.Address[(at + 1)..] : "").ToList();
-        if (domains.Exists(d => d.Length > 0))
-        {
-            return domains;
-        }
-
-        var written = new List<string>();
         foreach (var header in post.Message.Headers)
         {
             if (header.Id != MimeKit.HeaderId.From)
@@ -83,17 +79,47 @@ public sealed partial class DmarcModeration(DmarcServices dmarc) : IHandler
                 continue;
             }
 
-            foreach (Match match in WrittenDomain().Matches(header.Value))
+            foreach (Match match in WrittenDomain().Matches(OutsideQuotes(header.Value)))
             {
                 var domain = match.Groups[1].Value.TrimEnd('.');
-                if (domain.Length > 0 && !written.Contains(domain, StringComparer.OrdinalIgnoreCase))
+                if (domain.Length > 0 && !domains.Contains(domain, StringComparer.OrdinalIgnoreCase))
                 {
-                    written.Add(domain);
+                    domains.Add(domain);
                 }
             }
         }
 
-        return written.Count > 0 ? written : domains;
+        return domains;
+    }
+
+    // A quoted string (a display name: "anne@reject.test via Dev") blanked out, its quotes kept.
+    private static string OutsideQuotes(string value)
+    {
+        if (!value.Contains('"', StringComparison.Ordinal))
+        {
+            return value;
+        }
+
+        var chars = value.ToCharArray();
+        var quoted = false;
+        for (var i = 0; i < chars.Length; i++)
+        {
+            if (chars[i] == '\\' && quoted && i + 1 < chars.Length)
+            {
+                chars[i] = chars[i + 1] = ' ';
+                i++;
+            }
+            else if (chars[i] == '"')
+            {
+                quoted = !quoted;
+            }
+            else if (quoted)
+            {
+                chars[i] = ' ';
+            }
+        }
+
+        return new string(chars);
     }
 
     // "@domain" as written in a header value: up to a space, bracket, quote, comma or another @.

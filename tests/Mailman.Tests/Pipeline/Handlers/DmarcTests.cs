@@ -315,6 +315,33 @@ public sealed class DmarcTests
         Assert.Equal(HandlerAction.Reject, Check(Context(Post(from), l => l.DmarcMitigateAction = DmarcMitigateAction.Reject)).Action);
     }
 
+    [Theory]
+    [InlineData("bob@none.test, Anne Smith anne@reject.test", "")]
+    [InlineData("bob@none.test,anne@reject.test(x", "")]
+    [InlineData("bob@none.test, \"Anne\" anne@reject.test", "")]
+    [InlineData("anne@none.test@reject.test", "")]
+    [InlineData("bob@none.test", "From: Anne Smith anne@reject.test\n")]
+    public void A_From_MimeKit_parses_only_in_part_is_looked_up_by_every_domain_written_in_it(string from, string extra)
+    {
+        // Review 29: one good mailbox hid the p=reject domain MimeKit dropped.
+        var post = Context(Post(from, extra), l => l.DmarcMitigateAction = DmarcMitigateAction.MungeFrom);
+        Check(post);
+        Assert.Equal(new DmarcNote("reject.test", "reject", true), post.Metadata.Dmarc);
+        new DmarcMitigation(Services()).Process(post);
+        Assert.All(post.Message.Headers.Where(h => h.Id == HeaderId.From), h => Assert.DoesNotContain("reject.test", h.Value, StringComparison.Ordinal));
+        Assert.Equal(HandlerAction.Reject, Check(Context(Post(from, extra), l => l.DmarcMitigateAction = DmarcMitigateAction.Reject)).Action);
+    }
+
+    [Theory]
+    [InlineData("\"anne@reject.test via Dev\" <bob@none.test>")]
+    [InlineData("\"Anne \\\" anne@reject.test\" <bob@none.test>")]
+    public void An_address_in_a_quoted_display_name_is_not_a_From_domain(string from)
+    {
+        var post = Context(Post(from), l => l.DmarcMitigateAction = DmarcMitigateAction.Reject);
+        Assert.Equal(HandlerAction.Continue, Check(post).Action);
+        Assert.Equal(new DmarcNote("none.test", "none", false), post.Metadata.Dmarc);
+    }
+
     [Fact]
     public void A_wrapped_post_keeps_the_X_BeenThere_of_the_lists_it_went_through()
     {
