@@ -38,7 +38,7 @@ internal static class HeldCommand
             foreach (var p in posts)
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{p.Id}\t{p.List}\t{p.HeldAt:yyyy-MM-dd HH:mm}\t{p.From}\t{p.Subject}\t{string.Join("; ", p.Reasons.Select(r => r.Split(':')[0]))}{(p.Claimed ? "\t(being acted on)" : "")}"));
+                    $"{p.Id}\t{p.List}\t{p.HeldAt:yyyy-MM-dd HH:mm}\t{QueueCommand.Printable(p.From)}\t{QueueCommand.Printable(p.Subject)}\t{QueueCommand.Printable(string.Join("; ", p.Reasons.Select(r => r.Split(':')[0])))}{(p.Claimed ? "\t(being acted on)" : "")}"));
             }
 
             Console.Error.WriteLine($"{posts.Count} held");
@@ -58,11 +58,11 @@ internal static class HeldCommand
             Console.WriteLine($"id: {post.Id}");
             Console.WriteLine($"list: {post.List}");
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"held at: {post.HeldAt:yyyy-MM-dd HH:mm:ss zzz}"));
-            Console.WriteLine($"envelope sender: {head.Metadata.Sender ?? "(none)"}");
+            Console.WriteLine($"envelope sender: {(head.Metadata.Sender is { } sender ? QueueCommand.Printable(sender) : "(none)")}");
             Console.WriteLine($"size: {post.Size} bytes");
             foreach (var reason in post.Reasons)
             {
-                Console.WriteLine($"reason: {reason}");
+                Console.WriteLine($"reason: {QueueCommand.Printable(reason)}");
             }
 
             Console.WriteLine();

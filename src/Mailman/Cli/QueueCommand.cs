@@ -107,7 +107,7 @@ internal static class QueueCommand
             Console.WriteLine($"state: {(head.Claimed ? "claimed (a runner or a verb is acting on it)" : "waiting")}");
             if (head.Metadata.Error is { } error)
             {
-                Console.WriteLine($"error: {error}");
+                Console.WriteLine($"error: {Printable(error)}");
             }
 
             Console.WriteLine("metadata: " + Indented(JsonSerializer.SerializeToUtf8Bytes(head.Metadata, EntryMetadataJson.Default.EntryMetadata)));
@@ -205,7 +205,8 @@ internal static class QueueCommand
 
     private static string Bound(string text, int max) => text.Length <= max ? text : text[..(max - 3)] + "...";
 
-    private static string Printable(string s)
+    /// <summary>One line for the terminal: control and format characters (a bidi override) as spaces, at most 4,096 characters.</summary>
+    internal static string Printable(string s)
     {
         var sb = new StringBuilder(Math.Min(s.Length, 4096));
         foreach (var c in s.Length > 4096 ? s[..4096] : s)

@@ -155,7 +155,8 @@ public sealed class ModerationVerbTests : IDisposable
         Assert.DoesNotContain("MAILMAN-END", show, StringComparison.Ordinal);
 
         // Review 27: escape sequences and bidi overrides in a body reached the terminal raw.
-        var hostile = HoldOne("mallory@example.net", "held2@example.net", "\u001b[2J\u001b]52;c;cm0gLXJmIH4=\u0007wipe\u202Eevil\nnext line\ttab\n");
+        var hostile = HoldOne("mall\u202Eory@example.net", "held2@example.net", "\u001b[2J\u001b]52;c;cm0gLXJmIH4=\u0007wipe\u202Eevil\nnext line\ttab\n");
+        Assert.DoesNotContain('\u202E', Ok("held", "list").Stdout); // review 29: From:, the envelope sender and the reason too
         foreach (var verb in new[] { "held", "queue" })
         {
             var text = Ok(verb, "show", hostile).Stdout;

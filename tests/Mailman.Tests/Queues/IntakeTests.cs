@@ -27,6 +27,11 @@ public sealed class IntakeTests
         Inspect("From: a@example.com\nX-Long: a\n" + string.Concat(Enumerable.Repeat(" folded\n", 30_000)) + "\nbody\n");
         Inspect("From: a@example.com\nSubject: x\nA body line with no blank line before it\n" + Fields(30_000));
 
+        // Continuation lines count as lines (review 29: MimeKit's parse of one field is quadratic in them).
+        Inspect("From: a@example.com\nX-Fold: a\n" + string.Concat(Enumerable.Repeat(" b\n", Intake.MaxHeaderLines - 2)) + "\nbody\n");
+        var folded = Assert.Throws<IntakeException>(() => Inspect("From: a@example.com\nX-Fold: a\n" + string.Concat(Enumerable.Repeat(" b\n", Intake.MaxHeaderLines - 1)) + "\nbody\n"));
+        Assert.Equal("more than 50,000 header lines: not taken", folded.Message);
+
         // A 1 MB header line is taken (Guarantees); a block past 4 MiB is not, even cut short.
         Inspect("From: a@example.com\nX-Big: " + new string('a', 1 << 20) + "\n\nbody\n");
         var big = "From: a@example.com\n" + string.Concat(Enumerable.Repeat("X-Big: " + new string('a', 1 << 20) + "\n", 5));
