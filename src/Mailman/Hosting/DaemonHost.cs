@@ -83,6 +83,7 @@ public static class DaemonHost
 
         builder.Services.AddHostedService<LifecycleLog>();
         builder.Services.AddHostedService<HangupHandler>();
+        builder.Services.AddHostedService<InstanceWatch>();
         builder.Services.AddHostedService<MetricsService>();
         builder.Services.AddHostedService<IncomingRunner>();
         builder.Services.AddHostedService<PipelineRunner>();

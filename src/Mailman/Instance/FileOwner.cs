@@ -29,6 +29,13 @@ public static partial class FileOwner
         return Stat(path, buffer) == 0 ? *(uint*)(buffer + offset) : null;
     }
 
+    /// <summary>The device and inode of <paramref name="path"/> (st_dev, st_ino: the first two fields of struct stat on x86_64 and arm64), or null when it cannot be read.</summary>
+    public static unsafe (ulong Device, ulong Inode)? Identity(string path)
+    {
+        var buffer = stackalloc byte[256];
+        return Stat(path, buffer) == 0 ? (*(ulong*)buffer, *(ulong*)(buffer + 8)) : null;
+    }
+
     /// <summary>The user name of <paramref name="uid"/> from /etc/passwd, else the number.</summary>
     public static string UserName(uint uid)
     {

@@ -221,6 +221,32 @@ public sealed class HardeningTests : IDisposable
         AssertQueuesEmpty();
     }
 
+    // Review 29: the home moved away and a copy put in its place under a running daemon; a second
+    // daemon locked the copy, and both delivered from it.
+    [Fact]
+    public void A_home_moved_away_and_replaced_by_a_copy_under_a_running_daemon_stops_it()
+    {
+        CreateList(5);
+        using var sink = SmtpSink.Start();
+        using var daemon = DaemonProcess.Start(_instance.Home, Env(sink.Port));
+        Wait.Until(() => Log().Contains(" started on queue out", StringComparison.Ordinal) || daemon.HasExited, TimeSpan.FromSeconds(60), "the runners to start");
+        var moved = _instance.Home + ".moved";
+        var logs = Path.GetRelativePath(_instance.Home, _instance.Paths.LogsDirectory);
+        Directory.Move(_instance.Home, moved);
+        try
+        {
+            Assert.Equal(0, PostfixInstance.Run("cp", "-a", moved, _instance.Home));
+            Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(30)), "the daemon went on with its home replaced");
+            Assert.Equal(0, daemon.ExitCode);
+            var log = string.Concat(Directory.GetFiles(Path.Combine(moved, logs), "mailman-*.log").Select(File.ReadAllText));
+            Assert.Contains("is no longer the directory this daemon started on", log, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(moved, recursive: true);
+        }
+    }
+
     // 2 and 10. Start-up on a full disk blamed another daemon; a hop that cannot be written stayed claimed.
     [Fact]
     public void On_a_full_disk_start_up_recovers_the_hops_wait_and_everything_moves_on_when_space_returns()
