@@ -22,10 +22,13 @@ public sealed class IntakeTests
         Assert.Equal("more than 20,000 header fields: not taken", tooMany.Message);
 
         // Headers only, with no blank line, count as the header block; continuation lines are
-        // part of their field; a body without the blank line before it ends the block.
+        // part of their field; every line up to the blank one counts, a field or not (review 30:
+        // MimeKit reads on past a line that is no field).
         Assert.Throws<IntakeException>(() => Inspect("From: a@example.com\n" + Fields(Intake.MaxHeaderFields)));
         Inspect("From: a@example.com\nX-Long: a\n" + string.Concat(Enumerable.Repeat(" folded\n", 30_000)) + "\nbody\n");
-        Inspect("From: a@example.com\nSubject: x\nA body line with no blank line before it\n" + Fields(30_000));
+        Assert.Throws<IntakeException>(() => Inspect("From: a@example.com\nSubject: x\nA line with no colon\n" + Fields(Intake.MaxHeaderFields)));
+        Assert.Throws<IntakeException>(() => Inspect("From: a@example.com\nBad Field: x\nSubject: a\n" + string.Concat(Enumerable.Repeat(" \n", Intake.MaxHeaderLines)) + "\nbody\n"));
+        Inspect("From: a@example.com\nSubject: x\n" + string.Concat(Enumerable.Repeat("a body line without the blank line before it\n", 30_000)));
 
         // Continuation lines count as lines (review 29: MimeKit's parse of one field is quadratic in them).
         Inspect("From: a@example.com\nX-Fold: a\n" + string.Concat(Enumerable.Repeat(" b\n", Intake.MaxHeaderLines - 2)) + "\nbody\n");

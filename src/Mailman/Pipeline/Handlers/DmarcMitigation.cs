@@ -80,7 +80,14 @@ public sealed partial class DmarcMitigation(DmarcServices dmarc) : IHandler
     // A post that reached the pipeline without the incoming check's note (queued before it existed).
     private DmarcNote LookUp(PostContext post)
     {
-        var result = dmarc.Lookup.LookupAll(DmarcModeration.FromDomains(post));
+        var domains = DmarcModeration.FromDomains(post);
+        if (DmarcModeration.TooManyDomains(domains) is { } many)
+        {
+            post.Metadata.Dmarc = many;
+            return many;
+        }
+
+        var result = dmarc.Lookup.LookupAll(domains);
         var note = result is null ? new DmarcNote("", "no-from", false) : new DmarcNote(result.Domain, result.PolicyName, result.NeedsMitigation);
         post.Metadata.Dmarc = note;
         return note;

@@ -40,6 +40,14 @@ public sealed partial class DmarcModeration(DmarcServices dmarc) : IHandler
             return HandlerResult.Continue;
         }
 
+        if (TooManyDomains(domains) is { } many)
+        {
+            post.Metadata.Dmarc = many;
+            dmarc.Log.LogWarning("DMARC: post {MessageId} to {ListId} has more than {Count} From: domains ({Domains}): mitigated without a lookup",
+                post.Metadata.MessageId, list.Name.Fqdn, DmarcPolicyLookup.MaximumDomainsPerPost, many.Domain);
+            return HandlerResult.Continue;
+        }
+
         var result = dmarc.Lookup.LookupAll(domains);
         if (result is null)
         {
@@ -63,15 +71,16 @@ public sealed partial class DmarcModeration(DmarcServices dmarc) : IHandler
 
     /// <summary>
     /// The From: domains, in order (empty for an address without one): those of the mailboxes
-    /// MimeKit parsed, then any other domain written after an @ outside a quoted string in any
-    /// From: header. A From: MimeKit cannot parse whole ("bob@none.test, Anne Smith
-    /// anne@reject.test", an unclosed comment, a second From: header) still names its domains to
-    /// a lenient receiver, so such a post cannot pass a p=reject domain by the list unmitigated
-    /// (reviews 27 and 29).
+    /// MimeKit parsed, then any other domain written after an @ in any From: header as it came
+    /// (encoded words not decoded), outside quoted strings and comments. A From: MimeKit cannot
+    /// parse whole ("bob@none.test, Anne Smith anne@reject.test", an unclosed comment, a second
+    /// From: header) still names its domains to a lenient receiver (reviews 27, 29, 30). The scan
+    /// stops once there are more than <see cref="DmarcPolicyLookup.MaximumDomainsPerPost"/>.
     /// </summary>
     public static List<string> FromDomains(PostContext post)
     {
         var domains = post.Message.From.Mailboxes.Select(m => m.Address.LastIndexOf('@') is var at && at >= 0 ? m.Address[(at + 1)..] : "").ToList();
+        var seen = new HashSet<string>(domains, StringComparer.OrdinalIgnoreCase);
         foreach (var header in post.Message.Headers)
         {
             if (header.Id != MimeKit.HeaderId.From)
@@ -79,12 +88,16 @@ public sealed partial class DmarcModeration(DmarcServices dmarc) : IHandler
                 continue;
             }
 
-            foreach (Match match in WrittenDomain().Matches(OutsideQuotes(header.Value)))
+            foreach (Match match in WrittenDomain().Matches(Bare(System.Text.Encoding.UTF8.GetString(header.RawValue))))
             {
                 var domain = match.Groups[1].Value.TrimEnd('.');
-                if (domain.Length > 0 && !domains.Contains(domain, StringComparer.OrdinalIgnoreCase))
+                if (domain.Length > 0 && seen.Add(domain))
                 {
                     domains.Add(domain);
+                    if (seen.Count > DmarcPolicyLookup.MaximumDomainsPerPost + 1)
+                    {
+                        return domains;
+                    }
                 }
             }
         }
@@ -92,28 +105,48 @@ public sealed partial class DmarcModeration(DmarcServices dmarc) : IHandler
         return domains;
     }
 
-    // A quoted string (a display name: "anne@reject.test via Dev") blanked out, its quotes kept.
-    private static string OutsideQuotes(string value)
+    /// <summary>
+    /// More distinct From: domains than are looked up: one past the fifth may publish p=reject
+    /// (review 30: five decoys first). Mitigated like a DNS failure, never rejected for it.
+    /// </summary>
+    public static DmarcNote? TooManyDomains(List<string> domains)
+        => domains.Where(d => d.Length > 0).Distinct(StringComparer.OrdinalIgnoreCase).Count() > DmarcPolicyLookup.MaximumDomainsPerPost
+            ? new DmarcNote(string.Join(",", domains.Where(d => d.Length > 0).Take(DmarcPolicyLookup.MaximumDomainsPerPost)) + ",...", "too-many-domains", Mitigate: true)
+            : null;
+
+    // Quoted strings ("anne@reject.test via Dev") and comments ("(sent via anne@reject.test)")
+    // blanked out, their delimiters kept: neither names the address.
+    private static string Bare(string value)
     {
-        if (!value.Contains('"', StringComparison.Ordinal))
+        if (value.IndexOfAny(['"', '(']) < 0)
         {
             return value;
         }
 
         var chars = value.ToCharArray();
         var quoted = false;
+        var depth = 0;
         for (var i = 0; i < chars.Length; i++)
         {
-            if (chars[i] == '\\' && quoted && i + 1 < chars.Length)
+            var c = chars[i];
+            if (c == '\\' && (quoted || depth > 0) && i + 1 < chars.Length)
             {
                 chars[i] = chars[i + 1] = ' ';
                 i++;
             }
-            else if (chars[i] == '"')
+            else if (!quoted && c == '(')
+            {
+                depth++;
+            }
+            else if (!quoted && depth > 0 && c == ')')
+            {
+                depth--;
+            }
+            else if (depth == 0 && c == '"')
             {
                 quoted = !quoted;
             }
-            else if (quoted)
+            else if (quoted || depth > 0)
             {
                 chars[i] = ' ';
             }

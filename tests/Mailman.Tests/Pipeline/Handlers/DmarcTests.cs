@@ -332,10 +332,36 @@ public sealed class DmarcTests
         Assert.Equal(HandlerAction.Reject, Check(Context(Post(from, extra), l => l.DmarcMitigateAction = DmarcMitigateAction.Reject)).Action);
     }
 
+    [Fact]
+    public void Decoys_in_a_comment_do_not_hide_the_domain_and_more_than_five_domains_are_mitigated_unlooked_up()
+    {
+        // Review 30: five decoy domains first left the sixth, p=reject, unlooked-up.
+        var post = Context(Post("(@a.test @b.test @c.test @d.test @e.test) Anne Smith anne@reject.test"), l => l.DmarcMitigateAction = DmarcMitigateAction.Reject);
+        Assert.Equal(HandlerAction.Reject, Check(post).Action);
+
+        var six = "bob@a.test, bob@b.test, bob@c.test, bob@d.test, bob@e.test, anne@reject.test";
+        post = Context(Post(six), l => l.DmarcMitigateAction = DmarcMitigateAction.Reject);
+        var queries = _dns.Queries.Count;
+        Assert.Equal(HandlerAction.Continue, Check(post).Action); // never rejected for it: munged
+        Assert.Equal(("too-many-domains", true), (post.Metadata.Dmarc!.Policy, post.Metadata.Dmarc.Mitigate));
+        Assert.Equal(queries, _dns.Queries.Count);
+        new DmarcMitigation(Services()).Process(post);
+        Assert.Equal("bounce+x--- via Dev Team <dev@example.org>", Show(post.Message.From));
+
+        // Fifty thousand written domains: the scan stops after the sixth.
+        var many = string.Concat(Enumerable.Range(0, 50_000).Select(i => $"@d{i}.test ")) + "bob@none.test";
+        post = Context(Post(many), l => l.DmarcMitigateAction = DmarcMitigateAction.MungeFrom);
+        Check(post);
+        Assert.Equal("too-many-domains", post.Metadata.Dmarc!.Policy);
+    }
+
     [Theory]
     [InlineData("\"anne@reject.test via Dev\" <bob@none.test>")]
     [InlineData("\"Anne \\\" anne@reject.test\" <bob@none.test>")]
-    public void An_address_in_a_quoted_display_name_is_not_a_From_domain(string from)
+    [InlineData("Bob <bob@none.test> (sent via anne@reject.test)")]
+    [InlineData("=?utf-8?q?Ren=C3=A9_=28rene=40reject=2Etest=29?= <bob@none.test>")]
+    [InlineData("Mailer-Daemon <bob@none.test> (Mail Delivery System; see postmaster@reject.test)")]
+    public void An_address_in_a_quoted_or_encoded_display_name_or_a_comment_is_not_a_From_domain(string from)
     {
         var post = Context(Post(from), l => l.DmarcMitigateAction = DmarcMitigateAction.Reject);
         Assert.Equal(HandlerAction.Continue, Check(post).Action);
