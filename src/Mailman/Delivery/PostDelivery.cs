@@ -500,16 +500,6 @@ public sealed class PostDelivery
                         break;
                     }
 
-                    if (relay.IsDown)
-                    {
-                        // The relay went down during this chunk (a 421 or a timeout, seen by this
-                        // connection or another): the rest goes to the other relays now. Review
-                        // 29: a relay that answered 421 at RCPT and took the next connection
-                        // again had each of its chunks' copies deferred to retry one by one.
-                        handBack = true;
-                        break;
-                    }
-
                     var batch = transactions[t];
                     var destination = chunk.Destination ?? Pacer.Of(batch[0].Domain);
 
