@@ -32,9 +32,7 @@ public static class AutomaticMail
                 return "Auto-Submitted: " + submitted;
             }
 
-            if ((header.Id == HeaderId.Precedence || header.Field.Equals("X-Precedence", StringComparison.OrdinalIgnoreCase))
-                && Keyword(header.Value).ToLowerInvariant() is var precedence
-                && (precedence is "bulk" or "junk" || (includeListPrecedence && precedence == "list")))
+            if (Precedence(header) is { } precedence && (precedence is "bulk" or "junk" || (includeListPrecedence && precedence == "list")))
             {
                 return header.Field + ": " + precedence;
             }
@@ -78,8 +76,7 @@ public static class AutomaticMail
                 return header.Field;
             }
 
-            if ((header.Id == HeaderId.Precedence || header.Field.Equals("X-Precedence", StringComparison.OrdinalIgnoreCase))
-                && Keyword(header.Value).ToLowerInvariant() is "auto_reply" or "auto-reply")
+            if (Precedence(header) is "auto_reply" or "auto-reply")
             {
                 return header.Field + ": auto_reply";
             }
@@ -155,6 +152,12 @@ public static class AutomaticMail
             : FromList(headers) is { } list ? "message from a list (" + list + ")"
             : null;
     }
+
+    // The keyword of a Precedence: or X-Precedence: header, lower-cased; null for other headers.
+    private static string? Precedence(Header header)
+        => header.Id == HeaderId.Precedence || header.Field.Equals("X-Precedence", StringComparison.OrdinalIgnoreCase)
+            ? Keyword(header.Value).ToLowerInvariant()
+            : null;
 
     // The first word of a header value ("auto-replied; owner-email=..." → "auto-replied").
     private static string Keyword(string value)
