@@ -63,4 +63,67 @@ public static class Strace
         process.StandardInput.Close();
         return process;
     }
+
+    /// <summary>
+    /// SIGKILLs strace and the program it traces, and returns once both are gone: the traced
+    /// one, reparented when strace dies, may still be exiting (holding its locks) after strace
+    /// was reaped; a serve started then found the instance taken.
+    /// </summary>
+    public static void Kill(Process traced)
+    {
+        var pids = Descendants(traced.Id).ToList();
+        traced.Kill(entireProcessTree: true);
+        traced.WaitForExit();
+        Wait.Until(() => pids.TrueForAll(Gone), TimeSpan.FromSeconds(30), "the traced processes to exit", () => string.Join(", ", pids.Where(p => !Gone(p))));
+    }
+
+    private static IEnumerable<int> Descendants(int pid)
+    {
+        string[] tasks;
+        try
+        {
+            tasks = Directory.GetDirectories($"/proc/{pid}/task");
+        }
+        catch (IOException)
+        {
+            yield break;
+        }
+
+        foreach (var task in tasks)
+        {
+            string children;
+            try
+            {
+                children = File.ReadAllText(Path.Combine(task, "children"));
+            }
+            catch (IOException)
+            {
+                continue;
+            }
+
+            foreach (var child in children.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            {
+                var id = int.Parse(child, System.Globalization.CultureInfo.InvariantCulture);
+                yield return id;
+                foreach (var d in Descendants(id))
+                {
+                    yield return d;
+                }
+            }
+        }
+    }
+
+    // Exited: no longer in /proc, or a zombie (its files, and so its locks, are closed).
+    private static bool Gone(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..].StartsWith('Z');
+        }
+        catch (IOException)
+        {
+            return true;
+        }
+    }
 }

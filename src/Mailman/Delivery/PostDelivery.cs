@@ -500,6 +500,16 @@ public sealed class PostDelivery
                         break;
                     }
 
+                    if (relay.IsDown && HandOver(relay))
+                    {
+                        // The relay went down during this chunk (a 421 or a timeout, seen by this
+                        // connection or another) and another relay is up: the rest goes there
+                        // now. Review 29: a relay that answered 421 at RCPT and took the next
+                        // connection again had each of its chunks' copies deferred to retry.
+                        handBack = true;
+                        break;
+                    }
+
                     var batch = transactions[t];
                     var destination = chunk.Destination ?? Pacer.Of(batch[0].Domain);
 
@@ -691,6 +701,19 @@ public sealed class PostDelivery
                 {
                     stop.WaitHandle.WaitOne(TimeSpan.FromSeconds(1));
                 }
+            }
+        }
+
+        // Whether a worker of relay r, which went down, gives its chunk back: only while r is in
+        // its backoff and another relay may be tried. Once the backoff is over the next
+        // transaction is the try that can mark it up again; a sole relay goes on as it would
+        // after a reconnect (every relay down ends the delivery in Next).
+        bool HandOver(RelayState r)
+        {
+            lock (gate)
+            {
+                var now = clock.GetTimestamp();
+                return !RelayPool.Usable(r, now) && !Pool.AllDown(now);
             }
         }
 

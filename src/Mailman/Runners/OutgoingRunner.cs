@@ -27,6 +27,9 @@ public sealed class OutgoingRunner(
         mx: options.Smtp.GroupByMx ? new MxGroups(Dmarc.DnsTxtResolver.FromOptions(options.Dns).PrimaryMxAsync, time) : null);
     private readonly InstancePaths _paths = paths;
 
+    /// <summary>The relay pool (its backoff is on the system clock, see above).</summary>
+    internal RelayPool Relays => _delivery.Pool;
+
     // `status` shows the relays from the start, not only once a post has gone out.
     public override Task StartAsync(CancellationToken cancellationToken)
     {

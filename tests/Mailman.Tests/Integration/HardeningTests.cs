@@ -947,8 +947,7 @@ public sealed class HardeningTests : IDisposable
             _ = stalled.StandardOutput.ReadToEndAsync();
             _ = stalled.StandardError.ReadToEndAsync();
             Wait.Until(() => Copies(sink).Count >= members, TimeSpan.FromSeconds(120), "every copy");
-            stalled.Kill(entireProcessTree: true);
-            stalled.WaitForExit();
+            Strace.Kill(stalled);
         }
 
         MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, Env(sink.Port));

@@ -423,6 +423,31 @@ public sealed class OutboundTests : IDisposable
         AssertEveryoneWithin(Copies(a, b), TempInstance.NumberedMembers(members).Select(m => m.Address), 4 * Chunk);
     }
 
+    // Review 29: a relay that answers 421 (not 4.7.x) at RCPT and takes the next connection again
+    // was marked down, but each of its chunks went on, every copy deferred to retry.
+    [Fact]
+    public void A_relay_that_answers_421_at_RCPT_hands_the_rest_of_its_chunks_to_the_other_at_once()
+    {
+        const int members = 300;
+        CreateList(TempInstance.NumberedMembers(members));
+        using var sick = ScriptedSmtpServer.Start(rcpt: _ => ScriptedSmtpServer.Reply(421, "4.4.5 Too many connections"));
+        using var taking = SmtpSink.Start();
+        Inject();
+        var env = Pool((sick.Port, 1), (taking.Port, 1));
+        env["Mailman__Retry__MinimumDelay"] = "00:10:00"; // what the first run defers stays deferred
+        env["Mailman__Retry__MaximumDelay"] = "00:10:00";
+        using var daemon = DaemonProcess.Start(_instance.Home, env);
+        Wait.Until(() => Logs().Contains($" delivered: {members} recipients", StringComparison.Ordinal) || daemon.HasExited, TimeSpan.FromSeconds(120), "the delivery line");
+        daemon.Terminate();
+        Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(60)));
+
+        var line = Logs().Split('\n').Single(l => l.Contains($" delivered: {members} recipients", StringComparison.Ordinal));
+        var deferred = int.Parse(System.Text.RegularExpressions.Regex.Match(line, @"(\d+) deferred").Groups[1].Value, CultureInfo.InvariantCulture);
+        Assert.True(deferred <= 4, $"{deferred} copies deferred: only the transactions in flight on the sick relay's two connections may be ({line})");
+        Assert.Equal(members - deferred, Copies(taking).Distinct().Count());
+        Assert.Empty(sick.Received);
+    }
+
     [Fact]
     public void A_destination_that_answers_421_4_7_0_is_slowed_down_and_the_other_domains_are_delivered_meanwhile()
     {
