@@ -72,8 +72,13 @@ internal static class InjectCommand
                 var envelope = sender ?? inspected.EnvelopeSender;
                 var (entry, metadata) = intake.Enqueue(route, envelope, inspected.MessageId, s =>
                 {
-                    s.Write(head.AsSpan(inspected.Skip));
-                    source.CopyTo(s, 1 << 16);
+                    // The parts' header blocks are counted as the bytes go by (Intake.CheckHeaderBlock
+                    // counted the message's own): past a limit nothing is left behind, and 65.
+                    var shape = new MimeShape();
+                    var watched = shape.Watch(s);
+                    watched.Write(head.AsSpan(inspected.Skip));
+                    source.CopyTo(watched, 1 << 16);
+                    shape.End();
                 });
                 Console.Error.WriteLine($"mailman: queued {entry} in {route.Queue} for {route.List} ({metadata.MessageLength} bytes)");
                 if (route.Queue != QueueSet.In)

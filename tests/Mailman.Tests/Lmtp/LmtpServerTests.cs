@@ -225,6 +225,15 @@ public sealed class LmtpServerTests : IDisposable
         Assert.Equal("552 5.3.4 Error: more than 20,000 header fields: not taken", Assert.Single(replies));
         Assert.Empty(OwnerEntries());
         Assert.StartsWith("250 ", client.Command("NOOP"), StringComparison.Ordinal);
+
+        // The parts' header blocks too (an attached message of 100,000 fields).
+        Assert.StartsWith("250 ", client.Command("MAIL FROM:<poster@example.com>"), StringComparison.Ordinal);
+        Assert.StartsWith("250 ", client.Command($"RCPT TO:<{Owner}>"), StringComparison.Ordinal);
+        replies.Clear();
+        var nested = string.Concat(Enumerable.Range(0, Mailman.Queues.MimeShape.MaxFields).Select(i => $"X-F{i}: x\n"));
+        client.Data($"From: a@example.com\nSubject: nested\nContent-Type: message/rfc822\n\n{nested}\nbody\n", 1, replies);
+        Assert.Equal("552 5.3.4 Error: more than 100,000 header fields in the message and its parts: not taken", Assert.Single(replies));
+        Assert.Empty(OwnerEntries());
     }
 
     [Fact]

@@ -1,0 +1,337 @@
+// How much MIME structure a message asks its parser for, counted as its bytes stream into the
+// queue: header fields and lines in every header block (the message's, its parts', and those of
+// messages attached as message/*), and parts. Intake's limits on the top-level header block
+// (Intake.CheckHeaderBlock) left the parts' unbounded: a 13 MB post of a million one-line fields
+// in a message/rfc822 part cost MimeKit 771 MB in each runner that parses it.
+//
+// The count never undercounts what MimeKit parses, only over: a line starting with "--" and a
+// boundary that any Content-Type of the message declared starts a candidate header block (any
+// line starting with "--" does once a multipart's boundary cannot be read plainly: RFC 2231
+// pieces, encoded words, quoted pairs, too long, more than 64), and the block after a header
+// block whose Content-Type names message/ or rfc822 (or is too long to read) is counted as the
+// attached message's. The limits are far above real mail's.
+namespace Mailman.Queues;
+
+public sealed class MimeShape
+{
+    /// <summary>The most header fields in all the header blocks of a message (MimeKit keeps each as an object of some hundred bytes).</summary>
+    public const int MaxFields = 100_000;
+
+    /// <summary>The most lines in all its header blocks (continuation lines and lines that are no field included).</summary>
+    public const int MaxLines = 200_000;
+
+    /// <summary>The most header blocks after the message's own: parts and attached messages (Dovecot's default is 10,000 parts).</summary>
+    public const int MaxParts = 50_000;
+
+    // The start of a line kept to classify it, and of a Content-Type value to read it.
+    private const int Keep = 1024;
+
+    private readonly byte[] _line = new byte[Keep];
+    private readonly byte[] _type = new byte[Keep];
+    private int _lineLength;
+    private bool _lineCut;
+    private int _typeLength;
+    private bool _typeCut;
+    private bool _inType;
+    private bool _inBlock = true; // the message's own header block first
+    private bool _attached; // this block's Content-Type names message/ or rfc822: the next block is the attached message's
+    private bool _multipart;
+    private readonly List<byte[]> _boundaries = [];
+    private bool _anyDashes; // a boundary could not be read: every "--" line may be one
+    private int _bodyKeep = 2; // what a body line needs kept: "--" and the longest boundary
+    private bool _ended;
+
+    public long Fields { get; private set; }
+
+    public long Lines { get; private set; }
+
+    public long Parts { get; private set; }
+
+    /// <summary>Counts the next bytes of the message.</summary>
+    /// <exception cref="IntakeException">A limit is passed (HeaderTooLarge).</exception>
+    public void Feed(ReadOnlySpan<byte> bytes)
+    {
+        while (!bytes.IsEmpty)
+        {
+            var newline = bytes.IndexOf((byte)'\n');
+            var piece = newline < 0 ? bytes : bytes[..newline];
+            // A body line is only looked at for a leading "--".
+            var take = Math.Clamp((_inBlock ? Keep : _bodyKeep) - _lineLength, 0, piece.Length);
+            if (take > 0)
+            {
+                piece[..take].CopyTo(_line.AsSpan(_lineLength));
+                _lineLength += take;
+            }
+
+            _lineCut |= piece.Length > take;
+            if (newline < 0)
+            {
+                return;
+            }
+
+            EndLine(cutByEnd: false);
+            bytes = bytes[(newline + 1)..];
+        }
+    }
+
+    /// <summary>The message ended (a last line without a newline counts).</summary>
+    /// <exception cref="IntakeException">A limit is passed (HeaderTooLarge).</exception>
+    public void End()
+    {
+        if (!_ended)
+        {
+            _ended = true;
+            if (_lineLength > 0 || _lineCut)
+            {
+                EndLine(cutByEnd: true);
+            }
+
+            EndType();
+        }
+    }
+
+    private void EndLine(bool cutByEnd)
+    {
+        var line = _line.AsSpan(0, _lineLength);
+        var cut = _lineCut;
+        if (!cut && !cutByEnd && line.Length > 0 && line[^1] == (byte)'\r')
+        {
+            line = line[..^1];
+        }
+
+        var empty = line.IsEmpty && !cut;
+        var dashes = IsBoundary(line);
+        _lineLength = 0;
+        _lineCut = false;
+        if (!_inBlock)
+        {
+            if (dashes)
+            {
+                StartBlock();
+            }
+
+            return;
+        }
+
+        if (empty)
+        {
+            EndType();
+            if (_attached)
+            {
+                StartBlock();
+            }
+            else
+            {
+                _inBlock = false;
+            }
+
+            return;
+        }
+
+        if (dashes)
+        {
+            EndType();
+            StartBlock();
+            return;
+        }
+
+        if (++Lines > MaxLines)
+        {
+            throw new IntakeException(IntakeFailure.HeaderTooLarge, $"more than {MaxLines:N0} header lines in the message and its parts: not taken");
+        }
+
+        if (line.Length > 0 && line[0] is (byte)' ' or (byte)'\t')
+        {
+            if (_inType)
+            {
+                AppendType(line, cut);
+            }
+
+            return;
+        }
+
+        EndType();
+        var colon = line.IndexOf((byte)':');
+        if (colon <= 0 || line[..colon].TrimEnd(" \t"u8) is var name && (name.IsEmpty || name.IndexOfAnyExceptInRange((byte)33, (byte)126) >= 0))
+        {
+            return; // no field: MimeKit reads on to the blank line all the same, counted as a line
+        }
+
+        if (++Fields > MaxFields)
+        {
+            throw new IntakeException(IntakeFailure.HeaderTooLarge, $"more than {MaxFields:N0} header fields in the message and its parts: not taken");
+        }
+
+        if (System.Text.Ascii.EqualsIgnoreCase(name, "Content-Type"u8))
+        {
+            _inType = true;
+            _typeLength = 0;
+            _typeCut = false;
+            AppendType(line[(colon + 1)..], cut);
+        }
+    }
+
+    // A value longer than what is kept (or from a line longer than that) is cut.
+    private void AppendType(ReadOnlySpan<byte> value, bool cut)
+    {
+        var take = Math.Min(Keep - _typeLength, value.Length);
+        value[..take].CopyTo(_type.AsSpan(_typeLength));
+        _typeLength += take;
+        _typeCut |= cut || value.Length > take;
+    }
+
+    // What a Content-Type said, read loosely (any comment or spacing MimeKit reads past): a
+    // value too long to keep counts as both multipart and attached.
+    private void EndType()
+    {
+        if (!_inType)
+        {
+            return;
+        }
+
+        _inType = false;
+        var value = _type.AsSpan(0, _typeLength);
+        if (_typeCut || IndexOf(value, "multipart"u8, 0) >= 0)
+        {
+            _multipart = true;
+            ReadBoundaries(value);
+        }
+
+        if (_typeCut || IndexOf(value, "message"u8, 0) >= 0 || IndexOf(value, "rfc822"u8, 0) >= 0)
+        {
+            _attached = true;
+        }
+    }
+
+    private void StartBlock()
+    {
+        if (++Parts > MaxParts)
+        {
+            throw new IntakeException(IntakeFailure.HeaderTooLarge, $"more than {MaxParts:N0} MIME parts: not taken");
+        }
+
+        _inBlock = true;
+        _attached = false;
+        _inType = false;
+    }
+
+    /// <summary>A write-only stream that counts what is written and passes it on to <paramref name="inner"/>.</summary>
+    public Stream Watch(Stream inner) => new Watching(this, inner);
+
+    // Whether a line may be a boundary of a multipart of this message (compared as a prefix and
+    // ignoring case: more than MimeKit takes, never less).
+    private bool IsBoundary(ReadOnlySpan<byte> line)
+    {
+        if (!_multipart || !line.StartsWith("--"u8))
+        {
+            return false;
+        }
+
+        if (_anyDashes)
+        {
+            return true;
+        }
+
+        foreach (var b in _boundaries)
+        {
+            if (line.Length - 2 >= b.Length && System.Text.Ascii.EqualsIgnoreCase(line.Slice(2, b.Length), b))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    // Every boundary= in a multipart's Content-Type value, read plainly (a token or a quoted
+    // string without quoted pairs); anything else makes every "--" line a boundary.
+    private void ReadBoundaries(ReadOnlySpan<byte> value)
+    {
+        var found = false;
+        for (var at = IndexOf(value, "boundary"u8, 0); at >= 0 && !_anyDashes; at = IndexOf(value, "boundary"u8, at + 1))
+        {
+            var rest = value[(at + "boundary".Length)..].TrimStart(" \t"u8);
+            if (rest.StartsWith("*"u8))
+            {
+                _anyDashes = true; // RFC 2231 pieces or charset
+                break;
+            }
+
+            if (!rest.StartsWith("="u8))
+            {
+                continue;
+            }
+
+            rest = rest[1..].TrimStart(" \t"u8);
+            ReadOnlySpan<byte> boundary;
+            if (rest.StartsWith("\""u8))
+            {
+                var close = rest[1..].IndexOf((byte)'"');
+                boundary = close < 0 ? [] : rest[1..(close + 1)];
+                _anyDashes |= close < 0 || boundary.Contains((byte)'\\');
+            }
+            else
+            {
+                var end = rest.IndexOfAny(" \t;(\""u8);
+                boundary = end < 0 ? rest : rest[..end];
+            }
+
+            if (_typeCut || boundary.IsEmpty || boundary.Length > Keep - 2 || IndexOf(boundary, "=?"u8, 0) >= 0 || _boundaries.Count >= 64)
+            {
+                _anyDashes = true;
+                break;
+            }
+
+            found = true;
+            _boundaries.Add(boundary.ToArray());
+            _bodyKeep = Math.Max(_bodyKeep, boundary.Length + 2);
+        }
+
+        if (!found)
+        {
+            _anyDashes = true;
+        }
+    }
+
+    private static int IndexOf(ReadOnlySpan<byte> value, ReadOnlySpan<byte> word, int from)
+    {
+        for (var i = from; i + word.Length <= value.Length; i++)
+        {
+            if (System.Text.Ascii.EqualsIgnoreCase(value.Slice(i, word.Length), word))
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+
+    private sealed class Watching(MimeShape shape, Stream inner) : Stream
+    {
+        public override bool CanRead => false;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            shape.Feed(buffer);
+            inner.Write(buffer);
+        }
+
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+        public override void Flush() => inner.Flush();
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+    }
+}

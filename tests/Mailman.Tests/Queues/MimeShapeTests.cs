@@ -1,0 +1,164 @@
+// MimeShape: the header blocks of a message's parts, counted as it streams in. It must never
+// count fewer fields than MimeKit parses (real mail from other projects and hostile shapes),
+// must not depend on how the bytes are cut, and must leave real mail far under its limits.
+using System.Text;
+using Mailman.Queues;
+using MimeKit;
+
+namespace Mailman.Tests.Queues;
+
+public sealed class MimeShapeTests
+{
+    private static string Fields(int count) => string.Concat(Enumerable.Range(0, count).Select(i => $"X-F{i}: x\n"));
+
+    // Hostile shapes, by the number of nested fields they carry.
+    public static TheoryData<string> Shapes() => new()
+    {
+        "attached", // a message/rfc822 part of a multipart
+        "top-level", // the message itself is message/rfc822
+        "folded", // Content-Type folded before its value
+        "commented", // "multipart (x) / mixed", "message (y) / rfc822"
+        "nested-twice", // an attached message attached to an attached message
+        "crlf",
+    };
+
+    private static string Shape(string kind, int fields)
+    {
+        var nested = Fields(fields);
+        var text = kind switch
+        {
+            "attached" => $"From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: message/rfc822\n\n{nested}\nbody\n--b--\n",
+            "top-level" => $"From: a@example.com\nContent-Type: message/rfc822\n\n{nested}\nbody\n",
+            "folded" => $"From: a@example.com\nContent-Type:\n multipart/mixed;\n boundary=b\n\n--b\nContent-Type:\n\tmessage/rfc822\n\n{nested}\nbody\n--b--\n",
+            "commented" => $"From: a@example.com\nContent-Type: multipart (x) / mixed; boundary=b\n\n--b\nContent-Type: message (y) / rfc822\n\n{nested}\nbody\n--b--\n",
+            "nested-twice" => $"From: a@example.com\nContent-Type: message/rfc822\n\nFrom: b@example.com\nContent-Type: message/rfc822\n\n{nested}\nbody\n",
+            "crlf" => $"From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: message/rfc822\n\n{nested}\nbody\n--b--\n".Replace("\n", "\r\n", StringComparison.Ordinal),
+            _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+        };
+        return text;
+    }
+
+    private static MimeShape Count(byte[] message, int chunk = int.MaxValue)
+    {
+        var shape = new MimeShape();
+        for (var at = 0; at < message.Length; at += chunk)
+        {
+            shape.Feed(message.AsSpan(at, Math.Min(chunk, message.Length - at)));
+        }
+
+        shape.End();
+        return shape;
+    }
+
+    // Every header MimeKit keeps: the message's, each part's, each attached message's.
+    private static int Parsed(MimeMessage message) => message.Headers.Count + (message.Body is { } body ? Parsed(body) : 0);
+
+    private static int Parsed(MimeEntity entity) => entity.Headers.Count + entity switch
+    {
+        Multipart multipart => multipart.Sum(Parsed),
+        MessagePart { Message: { } inner } => Parsed(inner),
+        _ => 0,
+    };
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Fields_in_parts_are_counted_at_least_as_MimeKit_parses_them_and_past_the_limit_refused(string kind)
+    {
+        var small = Encoding.ASCII.GetBytes(Shape(kind, 1000));
+        using (var message = MimeMessage.Load(new MemoryStream(small)))
+        {
+            var parsed = Parsed(message);
+            Assert.True(parsed > 1000, $"MimeKit parsed {parsed} fields of {kind}: the shape is not what this test means");
+            Assert.True(Count(small).Fields >= parsed, $"{kind}: counted {Count(small).Fields}, MimeKit parsed {parsed}");
+        }
+
+        Count(Encoding.ASCII.GetBytes(Shape(kind, MimeShape.MaxFields - 10)));
+        var refused = Assert.Throws<IntakeException>(() => Count(Encoding.ASCII.GetBytes(Shape(kind, MimeShape.MaxFields))));
+        Assert.Equal(IntakeFailure.HeaderTooLarge, refused.Failure);
+        Assert.Equal("more than 100,000 header fields in the message and its parts: not taken", refused.Message);
+    }
+
+    [Fact]
+    public void Continuation_lines_and_lines_that_are_no_field_count_as_lines_and_parts_are_limited()
+    {
+        var folded = $"From: a@example.com\nContent-Type: message/rfc822\n\nX-Fold: a\n{string.Concat(Enumerable.Repeat(" b\n", MimeShape.MaxLines))}\nbody\n";
+        Assert.Equal("more than 200,000 header lines in the message and its parts: not taken", Assert.Throws<IntakeException>(() => Count(Encoding.ASCII.GetBytes(folded))).Message);
+        var noField = $"From: a@example.com\nContent-Type: message/rfc822\n\nFrom: b@example.com\n{string.Concat(Enumerable.Repeat("no field here\n", MimeShape.MaxLines))}\nbody\n";
+        Assert.Throws<IntakeException>(() => Count(Encoding.ASCII.GetBytes(noField)));
+
+        var parts = $"From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n{string.Concat(Enumerable.Repeat("--b\n\n", MimeShape.MaxParts + 1))}--b--\n";
+        Assert.Equal("more than 50,000 MIME parts: not taken", Assert.Throws<IntakeException>(() => Count(Encoding.ASCII.GetBytes(parts))).Message);
+
+        // A Content-Type too long to read counts as multipart and attached.
+        var longType = $"From: a@example.com\nContent-Type: text/plain; x=\"{new string('a', 5000)}\"\n\n{Fields(MimeShape.MaxFields)}\nbody\n";
+        Assert.Throws<IntakeException>(() => Count(Encoding.ASCII.GetBytes(longType)));
+    }
+
+    [Fact]
+    public void Bodies_of_real_size_are_not_header_blocks()
+    {
+        // Lines that look like fields and lines starting with "--" in bodies: a long plain-text
+        // post (an inline diff, a YAML file), the same as an 8bit part of a multipart, and a
+        // 6 MB base64 attachment.
+        var lines = string.Concat(Enumerable.Range(0, 300_000).Select(i => i % 3 == 0 ? $"--- a/file{i}\n" : $"key{i}: value\n"));
+        var plain = Encoding.ASCII.GetBytes($"From: a@example.com\nSubject: patch\n\n{lines}");
+        var shape = Count(plain);
+        Assert.Equal((2, 0), (shape.Fields, shape.Parts));
+
+        var base64 = Convert.ToBase64String(new byte[6 << 20], Base64FormattingOptions.InsertLineBreaks).Replace("\r\n", "\n", StringComparison.Ordinal);
+        var multipart = Encoding.ASCII.GetBytes(
+            $"From: a@example.com\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b\"\n\n--b\nContent-Type: text/plain\n\n{lines}\n--b\n"
+            + $"Content-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n{base64}\n--b--\n");
+        shape = Count(multipart);
+        Assert.True(shape.Fields < 10 && shape.Parts == 3, $"{shape.Fields} fields, {shape.Parts} parts");
+    }
+
+    // A boundary MimeKit may read otherwise than plainly (RFC 2231 pieces, an encoded word, a
+    // quoted pair, none at all) makes every line starting with "--" a candidate: never fewer.
+    [Theory]
+    [InlineData("boundary*0=\"b\"; boundary*1=\"c\"")]
+    [InlineData("boundary=\"=?us-ascii?q?bc?=\"")]
+    [InlineData("boundary=\"b\\c\"")]
+    [InlineData("charset=x")]
+    public void A_boundary_not_read_plainly_makes_every_dash_line_a_candidate(string parameters)
+    {
+        var body = string.Concat(Enumerable.Repeat("--x\nX-A: 1\nX-B: 2\n\n", MimeShape.MaxFields / 2));
+        var message = Encoding.ASCII.GetBytes($"From: a@example.com\nContent-Type: multipart/mixed; {parameters}\n\n{body}");
+        Assert.Throws<IntakeException>(() => Count(message));
+        var plain = Encoding.ASCII.GetBytes($"From: a@example.com\nContent-Type: multipart/mixed; boundary=bc\n\n{body}");
+        Assert.Equal(0, Count(plain).Parts);
+    }
+
+    [Fact]
+    public void Real_mail_from_other_projects_is_counted_at_least_as_MimeKit_parses_it_however_the_bytes_are_cut()
+    {
+        var corpus = CorpusFiles();
+        Assert.True(corpus.Count > 100, $"the corpora were not found ({corpus.Count} files)");
+        foreach (var file in corpus)
+        {
+            var bytes = File.ReadAllBytes(file);
+            var whole = Count(bytes);
+            using var message = MimeMessage.Load(new MemoryStream(bytes));
+            Assert.True(whole.Fields >= Parsed(message), $"{Path.GetFileName(file)}: counted {whole.Fields}, MimeKit parsed {Parsed(message)}");
+            foreach (var chunk in new[] { 1, 2, 3, 7, 1000 })
+            {
+                var cut = Count(bytes, chunk);
+                Assert.Equal((whole.Fields, whole.Lines, whole.Parts), (cut.Fields, cut.Lines, cut.Parts));
+            }
+        }
+    }
+
+    private static List<string> CorpusFiles()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            var corpora = Path.Combine(dir.FullName, "shared", "corpora");
+            if (Directory.Exists(Path.Combine(corpora, "bounces-mailman21")))
+            {
+                return [.. Directory.GetFiles(Path.Combine(corpora, "bounces-mailman21"), "*.txt"), .. Directory.GetFiles(Path.Combine(corpora, "dkim-mimekit"), "*.msg")];
+            }
+        }
+
+        return [];
+    }
+}
