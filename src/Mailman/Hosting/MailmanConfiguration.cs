@@ -49,6 +49,7 @@ public static class MailmanConfiguration
         // the daemon run with the default it meant to change.
         var options = new MailmanOptions();
         RefuseValuesForLists(configuration);
+        RefuseEmptyNumbers(configuration);
         try
         {
             configuration.GetSection(MailmanOptions.Section).Bind(options, o => o.ErrorOnUnknownConfiguration = true);
@@ -86,6 +87,36 @@ public static class MailmanConfiguration
             if (configuration.GetSection($"{m}:{key}") is { Value: { Length: > 0 } value })
             {
                 throw new InvalidOperationException($"configuration: {m}:{key} must be a list (JSON [ ... ], or {m}__{key.Replace(":", "__", StringComparison.Ordinal)}__0 in the environment), not the value '{value}'");
+            }
+        }
+    }
+
+    // The binder leaves a property alone when its value is empty: Mailman__Smtp__Port= (a
+    // variable set from an unset shell one) ran the daemon on port 25 without a word. Empty is a
+    // value for text settings (HeloName, PasswordFile) only: the empty ones are bound once more
+    // as a NUL, which no number, switch, enum or time span takes.
+    private static void RefuseEmptyNumbers(IConfiguration configuration)
+    {
+        var empty = configuration.GetSection(MailmanOptions.Section).AsEnumerable()
+            .Where(p => p.Value is { } v && string.IsNullOrWhiteSpace(v) && !configuration.GetSection(p.Key).GetChildren().Any())
+            .Select(p => p.Key).ToList();
+        if (empty.Count == 0)
+        {
+            return;
+        }
+
+        var probe = new ConfigurationBuilder().AddConfiguration(configuration)
+            .AddInMemoryCollection(empty.Select(k => new KeyValuePair<string, string?>(k, "\0"))).Build();
+        try
+        {
+            probe.GetSection(MailmanOptions.Section).Bind(new MailmanOptions());
+        }
+        catch (InvalidOperationException e)
+        {
+            // Another bad value (Port=abc) is left to the binding that follows to name.
+            if (empty.Find(k => e.Message.Contains($"'{k}'", StringComparison.OrdinalIgnoreCase)) is { } key)
+            {
+                throw new InvalidOperationException($"configuration: {key} is empty: give it a value, or remove it to keep the default", e);
             }
         }
     }

@@ -111,6 +111,10 @@ public sealed class OutboundTests : IDisposable
         { "Mailman__Smtp__HeloName", "evil\r\nMAIL FROM:<x@evil>", "Mailman:Smtp:HeloName must be a host name" },
         { "Mailman__Smtp__Secrity", "tls", "unknown setting 'Secrity' in Smtp" },                         // a typo is not ignored
         { "Mailman__Smtp__Port", "abc", "Failed to convert configuration value 'abc' at 'Mailman:Smtp:Port'" },
+        { "Mailman__Smtp__Port", "", "Mailman:Smtp:Port is empty: give it a value, or remove it to keep the default" }, // the binder skipped it: port 25
+        { "Mailman__Smtp__Relays__0__Connections", " ", "Mailman:Smtp:Relays:0:Connections is empty" },
+        { "Mailman__Smtp__Checkpoint", "", "Mailman:Smtp:Checkpoint is empty" },
+        { "Mailman__StopTimeout", "", "Mailman:StopTimeout is empty" },
         { "Mailman__StopTimeout", "90", "Mailman:StopTimeout must be 1 second to 1 hour, as hh:mm:ss (got 90.00:00:00; a bare number is days)" },
         { "Mailman__Smtp__Relays", "127.0.0.1:2999", "Mailman:Smtp:Relays must be a list" },              // a list as one value binds to nothing
         { "Mailman__Smtp__Relays__1__Address", "127.0.0.1:", "Mailman:Smtp:Relays:1:Address must be host:port (got '127.0.0.1:')" },
