@@ -1,6 +1,7 @@
 // A minimal SMTP server on a raw socket for faults neither smtp-sink nor the SmtpServer
 // package can script: close the connection after every accepted message, or stall forever in
-// DATA (never answering the end of data), from the first message or after some were accepted.
+// DATA (never answering the end of data), from the first message or after some were accepted,
+// or never greet at all.
 // Records what it accepted.
 using System.Collections.Concurrent;
 using System.Net;
@@ -16,10 +17,12 @@ public sealed class RawSmtpServer : IDisposable
     private readonly bool _closeAfterMessage;
     private readonly bool _stallInData;
     private readonly int _stallAfter;
+    private readonly bool _silent;
     private int _accepted;
 
-    private RawSmtpServer(bool closeAfterMessage, bool stallInData, int stallAfter = 0)
+    private RawSmtpServer(bool closeAfterMessage, bool stallInData, int stallAfter = 0, bool silent = false)
     {
+        _silent = silent;
         _closeAfterMessage = closeAfterMessage;
         _stallInData = stallInData;
         _stallAfter = stallAfter;
@@ -43,6 +46,9 @@ public sealed class RawSmtpServer : IDisposable
 
     /// <summary>Accepts <paramref name="after"/> messages, then never answers the end of data again (on any connection).</summary>
     public static RawSmtpServer StallingInData(int after = 0) => new(closeAfterMessage: false, stallInData: true, stallAfter: after);
+
+    /// <summary>Takes every connection and never says a word (no greeting).</summary>
+    public static RawSmtpServer Silent() => new(closeAfterMessage: false, stallInData: false, silent: true);
 
     public void Dispose()
     {
@@ -77,6 +83,11 @@ public sealed class RawSmtpServer : IDisposable
             var stream = client.GetStream();
             using var reader = new StreamReader(stream, Encoding.Latin1);
             await using var writer = new StreamWriter(stream, Encoding.Latin1) { NewLine = "\r\n", AutoFlush = true };
+            if (_silent)
+            {
+                await Task.Delay(Timeout.Infinite, _stop.Token);
+            }
+
             await writer.WriteLineAsync("220 raw ESMTP");
             var rcpts = new List<string>();
             while (await reader.ReadLineAsync(_stop.Token) is { } line)

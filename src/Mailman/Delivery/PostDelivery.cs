@@ -286,6 +286,17 @@ public sealed class PostDelivery
                     }
 
                     var now = clock.GetTimestamp();
+                    if (Pool.AllDown(now) && Pool.WorthWaiting())
+                    {
+                        if (inFlight == 0 && groups.TrueForAll(g => g.Returned.Count == 0 && !g.Prefetch()))
+                        {
+                            return null; // nothing is left to wait for
+                        }
+
+                        Monitor.Wait(gate, TimeSpan.FromTicks(Math.Clamp((long)((Pool.NextTry() - now) * (double)TimeSpan.TicksPerSecond / clock.TimestampFrequency), TimeSpan.TicksPerMillisecond, 100 * TimeSpan.TicksPerMillisecond)));
+                        continue;
+                    }
+
                     if (Pool.AllDown(now))
                     {
                         unreachableReason ??= string.Join("; ", Pool.Relays.Select(x => x.Relay.Name + ": " + x.LastError));
@@ -463,7 +474,7 @@ public sealed class PostDelivery
                         // 421 4.3.x/4.4.x: the relay itself is going away, not the destination slowing us down.
                         lock (gate)
                         {
-                            Pool.MarkDown(relay, $"{closing.Status} {closing.Response}", clock.GetTimestamp());
+                            Pool.MarkDown(relay, $"{closing.Status} {closing.Response}", clock.GetTimestamp(), answered: true);
                         }
                     }
                     else if (result.Delivered.Count > 0 || result.Bounced.Count > 0 || result.Deferred.Exists(d => d.Status != 0))
@@ -623,7 +634,11 @@ public sealed class PostDelivery
                                 Monitor.Wait(gate, 100);
                             }
 
-                            if (!RelayPool.AtLimit(relay, e.Busy))
+                            if (stop.IsCancellationRequested)
+                            {
+                                // Cut by the shutdown (Abort): the relay said nothing.
+                            }
+                            else if (!RelayPool.AtLimit(relay, e.Busy))
                             {
                                 Pool.MarkDown(relay, e.Message, clock.GetTimestamp());
                             }

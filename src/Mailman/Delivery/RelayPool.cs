@@ -23,6 +23,9 @@ public sealed class RelayState(Relay relay, int index)
 
     internal string? LastError { get; set; }
 
+    /// <summary>Every failure of the current down episode was a 421 in a session it took: it is there, and is waited for once.</summary>
+    internal bool Answered { get; set; }
+
     /// <summary>Chunks handed to this relay in the current delivery (its weighted share).</summary>
     internal long Taken { get; set; }
 
@@ -64,7 +67,7 @@ public sealed class RelayState(Relay relay, int index)
 /// <summary>The pool: which relay takes the next chunk, and who is down.</summary>
 public sealed class RelayPool
 {
-    private static readonly TimeSpan FirstBackoff = TimeSpan.FromSeconds(2);
+    internal static readonly TimeSpan FirstBackoff = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(60);
 
     /// <summary>How long a relay that refused connections beyond some number keeps that many fewer.</summary>
@@ -117,6 +120,18 @@ public sealed class RelayPool
     internal bool AllDown(long now) => Relays.All(r => !Usable(r, now));
 
     /// <summary>
+    /// Under the gate, when every relay is down: whether each of them only answered a 421 in a
+    /// session (it took the connection) and is in its first backoff. The delivery waits for the
+    /// first to be tried again instead of sending the rest to retry (review 31: one stray 421 on
+    /// a sole relay's last transaction of a chunk sent 476 of 500 copies to retry). A second
+    /// 421 in a row, a refused connection or a stall ends it as before.
+    /// </summary>
+    internal bool WorthWaiting() => Relays.All(r => r.Answered && r.Backoff == FirstBackoff);
+
+    /// <summary>Under the gate: when the first relay that is down may be tried again.</summary>
+    internal long NextTry() => Relays.Min(r => r.DownUntil);
+
+    /// <summary>
     /// Under the gate: whether <paramref name="r"/> is within its weighted share: no usable relay
     /// is more than one round of the pool behind it. A relay that stalls (every connection busy,
     /// no reply for <see cref="StallAfter"/>) holds no one back: its share goes to the others.
@@ -166,17 +181,20 @@ public sealed class RelayPool
     }
 
     /// <summary>Under the gate: the relay refused; a new episode is logged once, a failed try after the backoff doubles it.</summary>
-    internal void MarkDown(RelayState r, string reason, long now)
+    /// <param name="answered">A 421 in a session the relay took (not a refused or silent connection, not a stall).</param>
+    internal void MarkDown(RelayState r, string reason, long now, bool answered = false)
     {
         if (r.DownUntil != 0 && now < r.DownUntil)
         {
             // Another connection of ours, tried before the relay was marked down, failing too:
             // the same try, not a new one (eight refusals at once would take the backoff to 60 s).
             r.LastError = reason;
+            r.Answered &= answered;
             return;
         }
 
         var first = r.DownUntil == 0;
+        r.Answered = first ? answered : r.Answered && answered;
         r.Backoff = first ? FirstBackoff : TimeSpan.FromTicks(Math.Min(r.Backoff.Ticks * 2, MaxBackoff.Ticks));
         r.DownUntil = now + (long)(r.Backoff.TotalSeconds * _second);
         r.LastError = reason;

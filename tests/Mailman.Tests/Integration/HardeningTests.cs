@@ -800,13 +800,16 @@ public sealed class HardeningTests : IDisposable
     // the stall came after some copies (the pipelined reply to a final dot), the cut connections
     // reconnected at once for the next transaction, stalled again with no one left to cut them,
     // and the stop timeout ended the process with the entry still claimed (the review of #14).
+    // Review 31: a server that takes the connection and never greets held the stop the same way
+    // (a connection still being made could not be cut): after MaxRecoveries stops the post went to bad.
     [Theory]
-    [InlineData(0)]
-    [InlineData(20)]
-    public void SIGTERM_with_a_stalled_server_stops_within_the_stop_timeout_and_puts_the_entry_back(int stallAfter)
+    [InlineData(0, false)]
+    [InlineData(20, false)]
+    [InlineData(0, true)]
+    public void SIGTERM_with_a_stalled_server_stops_within_the_stop_timeout_and_puts_the_entry_back(int stallAfter, bool silent)
     {
         CreateList(stallAfter + 40);
-        using var server = RawSmtpServer.StallingInData(stallAfter);
+        using var server = silent ? RawSmtpServer.Silent() : RawSmtpServer.StallingInData(stallAfter);
         Inject();
         var env = Env(server.Port);
         env["Mailman__Smtp__TimeoutSeconds"] = "600";

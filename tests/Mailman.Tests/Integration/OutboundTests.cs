@@ -452,6 +452,38 @@ public sealed class OutboundTests : IDisposable
         Assert.Empty(sick.Received);
     }
 
+    // Review 31: a sole relay's one 421 (not 4.7.x) on the last transaction of a chunk left
+    // every relay in its backoff when the worker asked for the next chunk: the delivery ended as
+    // unreachable and 476 of 500 copies went to retry. The relay is waited for once. MailKit's
+    // path (no pipelining) marks it down too: it lost the 421 when MailKit dropped the session.
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void A_sole_relays_one_421_defers_only_that_transaction(bool pipelining)
+    {
+        const int members = 100;
+        CreateList(TempInstance.NumberedMembers(members));
+        var seen = 0;
+        using var relay = ScriptedSmtpServer.Start(rcpt: _ => Interlocked.Increment(ref seen) == Chunk ? ScriptedSmtpServer.Reply(421, "closing now") : null);
+        Inject();
+        var env = Pool((relay.Port, 1));
+        env["Mailman__Smtp__Relays__0__Connections"] = "1";
+        env["Mailman__Smtp__Pipelining"] = pipelining ? "true" : "false";
+        env["Mailman__Retry__MinimumDelay"] = "00:10:00"; // what the first run defers stays deferred
+        env["Mailman__Retry__MaximumDelay"] = "00:10:00";
+        using var daemon = DaemonProcess.Start(_instance.Home, env);
+        Wait.Until(() => Logs().Contains($" delivered: {members} recipients", StringComparison.Ordinal) || daemon.HasExited, TimeSpan.FromSeconds(120), "the delivery line");
+        daemon.Terminate();
+        Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(60)));
+
+        var logs = Logs();
+        var line = logs.Split('\n').Single(l => l.Contains($" delivered: {members} recipients", StringComparison.Ordinal));
+        Assert.Contains(" 1 deferred", line, StringComparison.Ordinal);
+        Assert.Equal(members - 1, relay.Received.SelectMany(m => m.Recipients).Distinct().Count());
+        Assert.Contains($"Relay 127.0.0.1:{P(relay.Port)} is down", logs, StringComparison.Ordinal);
+        Assert.DoesNotContain("SMTP server unreachable", logs, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void A_destination_that_answers_421_4_7_0_is_slowed_down_and_the_other_domains_are_delivered_meanwhile()
     {

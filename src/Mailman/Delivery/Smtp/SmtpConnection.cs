@@ -22,6 +22,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
 
     private ListSmtpClient? _client;
     private Socket? _socket;
+    private Socket? _connecting; // the socket of a Connect under way, for Abort
     private volatile bool _aborted;
     private SslStream? _tls;
     private string? _tlsRefusal;
@@ -64,20 +65,26 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         // shutdown(2) first: on Linux close(2) does not wake a thread blocked in recv(2) on the
         // same socket (the pipelined reader waiting for the reply to a final dot would sleep
         // until its timeout, past the stop timeout, leaving the entry claimed).
-        try
+        // A connection still being made (connect, greeting, EHLO, STARTTLS, AUTH) is cut too
+        // (review 31: a relay that took connections and never greeted held the stop for the
+        // whole timeout, and the entry stayed claimed: after MaxRecoveries it went to bad).
+        foreach (var socket in new[] { _socket, Volatile.Read(ref _connecting) })
         {
-            _socket?.Shutdown(SocketShutdown.Both);
-        }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
-        {
-        }
+            try
+            {
+                socket?.Shutdown(SocketShutdown.Both);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+            }
 
-        try
-        {
-            _socket?.Close();
-        }
-        catch (ObjectDisposedException)
-        {
+            try
+            {
+                socket?.Close();
+            }
+            catch (ObjectDisposedException)
+            {
+            }
         }
     }
 
@@ -204,6 +211,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         SmtpStatusCode? transactionStatus = null;
         string? transactionResponse = null;
         var broken = false;
+        var brokenStatus = 0;
         try
         {
             client.Send(Carrier.SendOptions, carrier, from, mailboxes, CancellationToken.None);
@@ -221,6 +229,10 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             broken = true;
             result.TimedOut = IsTimeout(e);
             transactionResponse = e.Message;
+
+            // A 421 closes the session (MailKit disconnects): kept with its code, as the
+            // pipelined path keeps it, so the relay is marked down the same way (review 31).
+            brokenStatus = e is SmtpCommandException { StatusCode: SmtpStatusCode.ServiceNotAvailable } ? 421 : 0;
             Drop();
         }
 
@@ -254,7 +266,11 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             }
             else if (broken)
             {
-                result.Deferred.Add((r, 0, transactionResponse ?? "connection lost"));
+                result.Deferred.Add((r, brokenStatus, transactionResponse ?? "connection lost"));
+                if (brokenStatus != 0 && IsThrottle(brokenStatus, transactionResponse ?? "") && client.SenderAccepted)
+                {
+                    result.Throttled = true;
+                }
             }
             else if (transactionStatus is { } refusedSender && !client.SenderAccepted)
             {
@@ -460,6 +476,12 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             // MailKit's Connect(host, port) leaves Nagle on: the last segment of every message
             // then waits for a delayed ACK (~40 ms). Our own socket has TCP_NODELAY.
             socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            Volatile.Write(ref _connecting, socket);
+            if (_aborted)
+            {
+                throw new OperationCanceledException("the daemon is stopping");
+            }
+
             ConnectWithTimeout(socket, Endpoint(), TimeSpan.FromSeconds(options.TimeoutSeconds));
             connected = true;
 
@@ -491,8 +513,10 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             }
         }
         catch (Exception e) when (e is SocketException or IOException or TimeoutException or OperationCanceledException or SmtpProtocolException or SmtpCommandException
-            or AuthenticationException or SslHandshakeException or NotSupportedException or System.Security.Authentication.AuthenticationException or SmtpConnectException)
+            or AuthenticationException or SslHandshakeException or NotSupportedException or System.Security.Authentication.AuthenticationException or SmtpConnectException
+            or ObjectDisposedException)
         {
+            Volatile.Write(ref _connecting, null);
             socket?.Dispose();
             client.Dispose();
             var why = e switch
@@ -524,6 +548,12 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
 
         _client = client;
         _socket = socket;
+        Volatile.Write(ref _connecting, null);
+        if (_aborted)
+        {
+            Abort(); // it came between: the session is cut before its first transaction
+        }
+
         _sent = 0;
         SessionsChanged?.Invoke(1);
         return client;
