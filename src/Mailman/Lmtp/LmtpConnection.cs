@@ -141,11 +141,7 @@ internal sealed class LmtpConnection(Socket socket) : IDisposable
             fits &= stored <= limit;
             if (fits)
             {
-                spool.Write(chunk);
-                if (whole)
-                {
-                    spool.Write("\n"u8);
-                }
+                spool.Write(chunk, whole);
             }
 
             atLineStart = crlf;

@@ -196,9 +196,7 @@ internal sealed class LmtpSession(LmtpConnection connection, Intake intake, Lmtp
         try
         {
             head = Intake.Inspect(spool.Head(Intake.HeadBytes));
-            var shape = new MimeShape();
-            spool.CopyTo(shape.Watch(Stream.Null));
-            shape.End();
+            spool.CheckShape();
         }
         catch (IntakeException e)
         {

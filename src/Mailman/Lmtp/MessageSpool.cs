@@ -10,10 +10,64 @@ internal sealed class MessageSpool(string directory) : IDisposable
     private const int MemoryLimit = 1 << 20;
     private Stream _stream = new MemoryStream();
 
+    // The MIME structure, counted as the data arrives (one pass); the first limit passed is
+    // kept for Check: the data is read to its end all the same.
+    private readonly Queues.MimeShape _shape = new();
+    private Queues.IntakeException? _tooLarge;
+
     public long Length => _stream.Length;
 
-    public void Write(ReadOnlySpan<byte> bytes)
+    /// <summary>After the data: whether its parts stayed within the limits.</summary>
+    /// <exception cref="Queues.IntakeException">They did not (HeaderTooLarge).</exception>
+    public void CheckShape()
     {
+        if (_tooLarge is null)
+        {
+            try
+            {
+                _shape.End();
+            }
+            catch (Queues.IntakeException e)
+            {
+                _tooLarge = e;
+            }
+        }
+
+        if (_tooLarge is not null)
+        {
+            throw _tooLarge;
+        }
+    }
+
+    /// <summary>Stores part of a line (<paramref name="piece"/> holds no LF), and its LF when <paramref name="ends"/>.</summary>
+    public void Write(ReadOnlySpan<byte> piece, bool ends)
+    {
+        Write(piece);
+        if (ends)
+        {
+            Write("\n"u8);
+        }
+
+        if (_tooLarge is null)
+        {
+            try
+            {
+                _shape.Append(piece);
+                if (ends)
+                {
+                    _shape.EndOfLine();
+                }
+            }
+            catch (Queues.IntakeException e)
+            {
+                _tooLarge = e;
+            }
+        }
+    }
+
+    private void Write(ReadOnlySpan<byte> bytes)
+    {
+
         if (_stream is MemoryStream memory && memory.Length + bytes.Length > MemoryLimit)
         {
             Directory.CreateDirectory(directory);

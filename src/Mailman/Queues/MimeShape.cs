@@ -54,25 +54,35 @@ public sealed class MimeShape
         while (!bytes.IsEmpty)
         {
             var newline = bytes.IndexOf((byte)'\n');
-            var piece = newline < 0 ? bytes : bytes[..newline];
-            // A body line is only looked at for a leading "--".
-            var take = Math.Clamp((_inBlock ? Keep : _bodyKeep) - _lineLength, 0, piece.Length);
-            if (take > 0)
-            {
-                piece[..take].CopyTo(_line.AsSpan(_lineLength));
-                _lineLength += take;
-            }
-
-            _lineCut |= piece.Length > take;
             if (newline < 0)
             {
+                Append(bytes);
                 return;
             }
 
-            EndLine(cutByEnd: false);
+            Append(bytes[..newline]);
+            EndOfLine();
             bytes = bytes[(newline + 1)..];
         }
     }
+
+    /// <summary>Counts more of the current line (<paramref name="piece"/> holds no LF); for a reader that splits lines itself.</summary>
+    public void Append(ReadOnlySpan<byte> piece)
+    {
+        // A body line is only looked at for a leading "--" and a boundary.
+        var take = Math.Clamp((_inBlock ? Keep : _bodyKeep) - _lineLength, 0, piece.Length);
+        if (take > 0)
+        {
+            piece[..take].CopyTo(_line.AsSpan(_lineLength));
+            _lineLength += take;
+        }
+
+        _lineCut |= piece.Length > take;
+    }
+
+    /// <summary>The current line ended (its LF).</summary>
+    /// <exception cref="IntakeException">A limit is passed (HeaderTooLarge).</exception>
+    public void EndOfLine() => EndLine(cutByEnd: false);
 
     /// <summary>The message ended (a last line without a newline counts).</summary>
     /// <exception cref="IntakeException">A limit is passed (HeaderTooLarge).</exception>
