@@ -722,7 +722,7 @@ public sealed class PostDelivery
         // Whether a worker of relay r, which went down, gives its chunk back: only while r is in
         // its backoff and another relay may be tried. Once the backoff is over the next
         // transaction is the try that can mark it up again; a sole relay goes on as it would
-        // after a reconnect (every relay down ends the delivery in Next).
+        // after a reconnect (every relay down is settled in Next: waited for once, or the end).
         bool HandOver(RelayState r)
         {
             lock (gate)
