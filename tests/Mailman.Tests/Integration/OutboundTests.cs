@@ -427,6 +427,18 @@ public sealed class OutboundTests : IDisposable
         AssertEveryoneWithin(Copies(a, b), TempInstance.NumberedMembers(members).Select(m => m.Address), 4 * Chunk);
     }
 
+    // Runs the daemon until the post's delivery line (what it defers stays in retry) and returns the line.
+    private string DeliverOnce(Dictionary<string, string> env, int members)
+    {
+        env["Mailman__Retry__MinimumDelay"] = "00:10:00";
+        env["Mailman__Retry__MaximumDelay"] = "00:10:00";
+        using var daemon = DaemonProcess.Start(_instance.Home, env);
+        Wait.Until(() => Logs().Contains($" delivered: {members} recipients", StringComparison.Ordinal) || daemon.HasExited, TimeSpan.FromSeconds(120), "the delivery line");
+        daemon.Terminate();
+        Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(60)));
+        return Logs().Split('\n').Single(l => l.Contains($" delivered: {members} recipients", StringComparison.Ordinal));
+    }
+
     // Review 29: a relay that answers 421 (not 4.7.x) at RCPT and takes the next connection again
     // was marked down, but each of its chunks went on, every copy deferred to retry.
     [Fact]
@@ -437,15 +449,7 @@ public sealed class OutboundTests : IDisposable
         using var sick = ScriptedSmtpServer.Start(rcpt: _ => ScriptedSmtpServer.Reply(421, "4.4.5 Too many connections"));
         using var taking = SmtpSink.Start();
         Inject();
-        var env = Pool((sick.Port, 1), (taking.Port, 1));
-        env["Mailman__Retry__MinimumDelay"] = "00:10:00"; // what the first run defers stays deferred
-        env["Mailman__Retry__MaximumDelay"] = "00:10:00";
-        using var daemon = DaemonProcess.Start(_instance.Home, env);
-        Wait.Until(() => Logs().Contains($" delivered: {members} recipients", StringComparison.Ordinal) || daemon.HasExited, TimeSpan.FromSeconds(120), "the delivery line");
-        daemon.Terminate();
-        Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(60)));
-
-        var line = Logs().Split('\n').Single(l => l.Contains($" delivered: {members} recipients", StringComparison.Ordinal));
+        var line = DeliverOnce(Pool((sick.Port, 1), (taking.Port, 1)), members);
         var deferred = int.Parse(System.Text.RegularExpressions.Regex.Match(line, @"(\d+) deferred").Groups[1].Value, CultureInfo.InvariantCulture);
         Assert.True(deferred <= 4, $"{deferred} copies deferred: only the transactions in flight on the sick relay's two connections may be ({line})");
         Assert.Equal(members - deferred, Copies(taking).Distinct().Count());
@@ -469,15 +473,8 @@ public sealed class OutboundTests : IDisposable
         var env = Pool((relay.Port, 1));
         env["Mailman__Smtp__Relays__0__Connections"] = "1";
         env["Mailman__Smtp__Pipelining"] = pipelining ? "true" : "false";
-        env["Mailman__Retry__MinimumDelay"] = "00:10:00"; // what the first run defers stays deferred
-        env["Mailman__Retry__MaximumDelay"] = "00:10:00";
-        using var daemon = DaemonProcess.Start(_instance.Home, env);
-        Wait.Until(() => Logs().Contains($" delivered: {members} recipients", StringComparison.Ordinal) || daemon.HasExited, TimeSpan.FromSeconds(120), "the delivery line");
-        daemon.Terminate();
-        Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(60)));
-
+        var line = DeliverOnce(env, members);
         var logs = Logs();
-        var line = logs.Split('\n').Single(l => l.Contains($" delivered: {members} recipients", StringComparison.Ordinal));
         Assert.Contains(" 1 deferred", line, StringComparison.Ordinal);
         Assert.Equal(members - 1, relay.Received.SelectMany(m => m.Recipients).Distinct().Count());
         Assert.Contains($"Relay 127.0.0.1:{P(relay.Port)} is down", logs, StringComparison.Ordinal);
