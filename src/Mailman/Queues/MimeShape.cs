@@ -8,8 +8,10 @@
 // boundary that any Content-Type of the message declared starts a candidate header block (any
 // line starting with "--" does once a multipart's boundary cannot be read plainly: RFC 2231
 // pieces, encoded words, quoted pairs, too long, more than 64), and the block after a header
-// block whose Content-Type names message/ or rfc822 (or is too long to read) is counted as the
-// attached message's. The limits are far above real mail's.
+// block whose media type is message/* or */rfc822-headers (or too long to read), or after a
+// digest's part without a Content-Type, is counted as the attached message's. The limits are
+// far above real mail's. A Content-* field folded over many lines and a part's header block
+// over 4 MiB are refused too: MimeKit's time and memory on them grow faster than their size.
 namespace Mailman.Queues;
 
 public sealed class MimeShape
@@ -22,6 +24,16 @@ public sealed class MimeShape
 
     /// <summary>The most header blocks after the message's own: parts and attached messages (Dovecot's default is 10,000 parts).</summary>
     public const int MaxParts = 50_000;
+
+    /// <summary>
+    /// The most lines a Content-* field is folded over: MimeKit's parse of a folded parameter
+    /// list grows with the square of its lines (review 32: a Content-Type of 49,000 lines, 3.9
+    /// MB, cost 441 s of CPU; 1,000 lines parse in a fraction of a second).
+    /// </summary>
+    public const int MaxContentFolds = 1_000;
+
+    /// <summary>The largest header block of a part or attached message (as the message's own, Intake.MaxHeaderBytes).</summary>
+    public const int MaxBlockBytes = Intake.MaxHeaderBytes;
 
     // The start of a line kept to classify it, and of a Content-Type value to read it.
     private const int Keep = 1024;
@@ -36,6 +48,12 @@ public sealed class MimeShape
     private bool _inBlock = true; // the message's own header block first
     private bool _attached; // this block's Content-Type names message/ or rfc822: the next block is the attached message's
     private bool _multipart;
+    private bool _digest; // a multipart/digest was declared: its parts without a Content-Type are messages (RFC 2046 §5.1.5)
+    private bool _blockFromBoundary; // this block began after a boundary line (a part's header), not after another block
+    private bool _blockHasType;
+    private bool _contentField; // the field being read is a Content-* one
+    private int _folds; // its lines after the first
+    private long _blockBytes;
     private readonly List<byte[]> _boundaries = [];
     private bool _anyDashes; // a boundary could not be read: every "--" line may be one
     private int _bodyKeep = 2; // what a body line needs kept: "--" and the longest boundary
@@ -69,6 +87,11 @@ public sealed class MimeShape
     /// <summary>Counts more of the current line (<paramref name="piece"/> holds no LF); for a reader that splits lines itself.</summary>
     public void Append(ReadOnlySpan<byte> piece)
     {
+        if (_inBlock && (_blockBytes += piece.Length) > MaxBlockBytes)
+        {
+            throw new IntakeException(IntakeFailure.HeaderTooLarge, $"a header block larger than {MaxBlockBytes >> 20} MiB in the message or its parts: not taken");
+        }
+
         // A body line is only looked at for a leading "--" and a boundary.
         var take = Math.Clamp((_inBlock ? Keep : _bodyKeep) - _lineLength, 0, piece.Length);
         if (take > 0)
@@ -117,7 +140,7 @@ public sealed class MimeShape
         {
             if (dashes)
             {
-                StartBlock();
+                StartBlock(fromBoundary: true);
             }
 
             return;
@@ -126,9 +149,9 @@ public sealed class MimeShape
         if (empty)
         {
             EndType();
-            if (_attached)
+            if (_attached || (_digest && _blockFromBoundary && !_blockHasType))
             {
-                StartBlock();
+                StartBlock(fromBoundary: false);
             }
             else
             {
@@ -141,7 +164,7 @@ public sealed class MimeShape
         if (dashes)
         {
             EndType();
-            StartBlock();
+            StartBlock(fromBoundary: true);
             return;
         }
 
@@ -152,6 +175,7 @@ public sealed class MimeShape
 
         if (line.Length > 0 && line[0] is (byte)' ' or (byte)'\t')
         {
+            Fold();
             if (_inType)
             {
                 AppendType(line, cut);
@@ -164,7 +188,8 @@ public sealed class MimeShape
         var colon = line.IndexOf((byte)':');
         if (colon <= 0 || line[..colon].TrimEnd(" \t"u8) is var name && (name.IsEmpty || name.IndexOfAnyExceptInRange((byte)33, (byte)126) >= 0))
         {
-            return; // no field: MimeKit reads on to the blank line all the same, counted as a line
+            Fold(); // no field: MimeKit reads on to the blank line all the same, counted as a line (and a fold)
+            return;
         }
 
         if (++Fields > MaxFields)
@@ -172,8 +197,11 @@ public sealed class MimeShape
             throw new IntakeException(IntakeFailure.HeaderTooLarge, $"more than {MaxFields:N0} header fields in the message and its parts: not taken");
         }
 
+        _contentField = name.Length >= 8 && System.Text.Ascii.EqualsIgnoreCase(name[..8], "Content-"u8);
+        _folds = 0;
         if (System.Text.Ascii.EqualsIgnoreCase(name, "Content-Type"u8))
         {
+            _blockHasType = true;
             _inType = true;
             _typeLength = 0;
             _typeCut = false;
@@ -201,19 +229,64 @@ public sealed class MimeShape
 
         _inType = false;
         var value = _type.AsSpan(0, _typeLength);
-        if (_typeCut || IndexOf(value, "multipart"u8, 0) >= 0)
+        var (type, subtype) = MediaType(value);
+        if (_typeCut || type == "multipart")
         {
             _multipart = true;
+            _digest |= _typeCut || subtype == "digest";
             ReadBoundaries(value);
         }
 
-        if (_typeCut || IndexOf(value, "message"u8, 0) >= 0 || IndexOf(value, "rfc822"u8, 0) >= 0)
+        // Not "message" anywhere in the value: review 32's attachment named Message_from_CEO.pdf
+        // had its 11 MB of base64 counted as header lines and was refused.
+        if (_typeCut || type == "message" || subtype.Contains("rfc822", StringComparison.Ordinal))
         {
             _attached = true;
         }
     }
 
-    private void StartBlock()
+    private void Fold()
+    {
+        if (_contentField && ++_folds > MaxContentFolds)
+        {
+            throw new IntakeException(IntakeFailure.HeaderTooLarge, $"a Content- field folded over more than {MaxContentFolds:N0} lines: not taken");
+        }
+    }
+
+    // The media type before the first ';', lower case, read past spaces, quotes and comments
+    // ("message (x) / rfc822" is message/rfc822 to MimeKit too).
+    private static (string Type, string Subtype) MediaType(ReadOnlySpan<byte> value)
+    {
+        var text = new System.Text.StringBuilder();
+        var depth = 0;
+        foreach (var b in value)
+        {
+            if (depth > 0)
+            {
+                depth += b == (byte)'(' ? 1 : b == (byte)')' ? -1 : 0;
+                continue;
+            }
+
+            if (b == (byte)'(')
+            {
+                depth = 1;
+            }
+            else if (b == (byte)';' || text.Length > 200)
+            {
+                break;
+            }
+            else if (b is not ((byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'"'))
+            {
+                text.Append(char.ToLowerInvariant((char)b));
+            }
+        }
+
+        var type = text.ToString();
+        var slash = type.IndexOf('/', StringComparison.Ordinal);
+        return slash < 0 ? (type, "") : (type[..slash], type[(slash + 1)..]);
+    }
+
+    private void StartBlock(bool fromBoundary)
     {
         if (++Parts > MaxParts)
         {
@@ -223,6 +296,10 @@ public sealed class MimeShape
         _inBlock = true;
         _attached = false;
         _inType = false;
+        _blockFromBoundary = fromBoundary;
+        _blockHasType = false;
+        _contentField = false;
+        _blockBytes = 0;
     }
 
     /// <summary>A write-only stream that counts what is written and passes it on to <paramref name="inner"/>.</summary>

@@ -24,6 +24,7 @@ public sealed class MimeShapeTests
         "space-before", // after a line of one space
         "from-before", // after an mbox From_ line
         "preamble-dashes", // the boundary written with trailing spaces
+        "digest", // a digest's part without a Content-Type is a message (review 32: 613 MB from 5 MB)
     };
 
     private static string Shape(string kind, int fields)
@@ -39,6 +40,7 @@ public sealed class MimeShapeTests
             "space-before" => $"From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: message/rfc822\n\n \n{nested}\nbody\n--b--\n",
             "from-before" => $"From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: message/rfc822\n\nFrom x@y Mon Jan  1 00:00:00 2026\n{nested}\nbody\n--b--\n",
             "preamble-dashes" => $"From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n--b   \nContent-Type: message/rfc822\n\n{nested}\nbody\n--b--\n",
+            "digest" => $"From: a@example.com\nContent-Type: multipart/digest; boundary=b\n\n--b\n\n{nested}\nbody\n--b--\n",
             "crlf" => $"From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: message/rfc822\n\n{nested}\nbody\n--b--\n".Replace("\n", "\r\n", StringComparison.Ordinal),
             _ => throw new ArgumentOutOfRangeException(nameof(kind)),
         };
@@ -115,9 +117,30 @@ public sealed class MimeShapeTests
         var base64 = Convert.ToBase64String(new byte[6 << 20], Base64FormattingOptions.InsertLineBreaks).Replace("\r\n", "\n", StringComparison.Ordinal);
         var multipart = Encoding.ASCII.GetBytes(
             $"From: a@example.com\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b\"\n\n--b\nContent-Type: text/plain\n\n{lines}\n--b\n"
-            + $"Content-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n{base64}\n--b--\n");
+            + $"Content-Type: application/pdf; name=\"Message_from_CEO.rfc822.pdf\"\nContent-Transfer-Encoding: base64\n\n{base64}\n--b--\n");
         shape = Count(multipart);
-        Assert.True(shape.Fields < 10 && shape.Parts == 3, $"{shape.Fields} fields, {shape.Parts} parts");
+        Assert.True(shape.Fields < 10 && shape.Lines < 20 && shape.Parts == 3, $"{shape.Fields} fields, {shape.Lines} lines, {shape.Parts} parts");
+    }
+
+    // Review 32: MimeKit's parse of a folded parameter list is quadratic in its lines (a 3.9 MB
+    // Content-Type of 49,000 lines, under the top-level limits, cost 441 s of CPU); a part's
+    // header block had no byte limit.
+    [Theory]
+    [InlineData("From: a@example.com\nContent-Type: text/plain; charset=us-ascii{0}\n\nbody\n")]
+    [InlineData("From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Disposition: attachment{0}\n\nx\n--b--\n")]
+    [InlineData("From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain{0}\nno field\n\nx\n--b--\n")]
+    public void A_Content_field_folded_over_more_than_a_thousand_lines_is_refused(string template)
+    {
+        string Folded(int lines) => string.Format(System.Globalization.CultureInfo.InvariantCulture, template, string.Concat(Enumerable.Range(0, lines).Select(i => $";\n p{i}=a")));
+        Count(Encoding.ASCII.GetBytes(Folded(MimeShape.MaxContentFolds - 1)));
+        var refused = Assert.Throws<IntakeException>(() => Count(Encoding.ASCII.GetBytes(Folded(MimeShape.MaxContentFolds + 1))));
+        Assert.Equal("a Content- field folded over more than 1,000 lines: not taken", refused.Message);
+
+        // Other fields fold as far as the line limits let them (MimeKit reads them in linear time).
+        Count(Encoding.ASCII.GetBytes("From: a@example.com\nSubject: a" + string.Concat(Enumerable.Repeat("\n b", 40_000)) + "\n\nbody\n"));
+
+        var big = $"From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n--b\nX-Big: {new string('a', MimeShape.MaxBlockBytes)}\n\nx\n--b--\n";
+        Assert.Equal("a header block larger than 4 MiB in the message or its parts: not taken", Assert.Throws<IntakeException>(() => Count(Encoding.ASCII.GetBytes(big))).Message);
     }
 
     // A boundary MimeKit may read otherwise than plainly (RFC 2231 pieces, an encoded word, a
