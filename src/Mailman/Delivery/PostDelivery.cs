@@ -720,7 +720,8 @@ public sealed class PostDelivery
         }
 
         // Whether a worker of relay r, which went down, gives its chunk back: only while r is in
-        // its backoff and another relay may be tried. Once the backoff is over the next
+        // its backoff and another relay may be tried, or r refuses every transaction (then, with
+        // no other relay up, Next ends the delivery). Once the backoff is over the next
         // transaction is the try that can mark it up again; a sole relay goes on as it would
         // after a reconnect (every relay down is settled in Next: waited for once, or the end).
         bool HandOver(RelayState r)
@@ -728,7 +729,7 @@ public sealed class PostDelivery
             lock (gate)
             {
                 var now = clock.GetTimestamp();
-                return !RelayPool.Usable(r, now) && !Pool.AllDown(now);
+                return !RelayPool.Usable(r, now) && (!Pool.AllDown(now) || r.RefusesAll);
             }
         }
 

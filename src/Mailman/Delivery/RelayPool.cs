@@ -26,6 +26,9 @@ public sealed class RelayState(Relay relay, int index)
     /// <summary>Every failure of the current down episode was a 421 in a session it took: it is there, and is waited for once.</summary>
     internal bool Answered { get; set; }
 
+    /// <summary>421s it answered in the current down episode (every connection's).</summary>
+    internal int Refusals { get; set; }
+
     /// <summary>Chunks handed to this relay in the current delivery (its weighted share).</summary>
     internal long Taken { get; set; }
 
@@ -62,6 +65,13 @@ public sealed class RelayState(Relay relay, int index)
     public double Rate { get; internal set; }
 
     public bool IsDown => DownUntil != 0;
+
+    /// <summary>
+    /// It answered more 421s in this episode than it has connections: not one stray refusal but
+    /// every transaction (review 32: a relay answering 421 to all had every copy of the post
+    /// tried within its first backoff). Its workers stop; with no other relay up, the rest waits in retry.
+    /// </summary>
+    internal bool RefusesAll => Answered && Refusals > Working;
 }
 
 /// <summary>The pool: which relay takes the next chunk, and who is down.</summary>
@@ -126,7 +136,7 @@ public sealed class RelayPool
     /// a sole relay's last transaction of a chunk sent 476 of 500 copies to retry). A second
     /// 421 in a row, a refused connection or a stall ends it as before.
     /// </summary>
-    internal bool WorthWaiting() => Relays.All(r => r.Answered && r.Backoff == FirstBackoff);
+    internal bool WorthWaiting() => Relays.All(r => r.Answered && r.Backoff == FirstBackoff && !r.RefusesAll);
 
     /// <summary>Under the gate: when the first relay that is down may be tried again.</summary>
     internal long NextTry() => Relays.Min(r => r.DownUntil);
@@ -190,11 +200,13 @@ public sealed class RelayPool
             // the same try, not a new one (eight refusals at once would take the backoff to 60 s).
             r.LastError = reason;
             r.Answered &= answered;
+            r.Refusals += answered ? 1 : 0;
             return;
         }
 
         var first = r.DownUntil == 0;
         r.Answered = first ? answered : r.Answered && answered;
+        r.Refusals = (first ? 0 : r.Refusals) + (answered ? 1 : 0);
         r.Backoff = first ? FirstBackoff : TimeSpan.FromTicks(Math.Min(r.Backoff.Ticks * 2, MaxBackoff.Ticks));
         r.DownUntil = now + (long)(r.Backoff.TotalSeconds * _second);
         r.LastError = reason;
@@ -225,6 +237,7 @@ public sealed class RelayPool
             r.DownUntil = 0;
             r.Backoff = TimeSpan.Zero;
             r.LastError = null;
+            r.Refusals = 0;
         }
 
         r.Sent += copies;

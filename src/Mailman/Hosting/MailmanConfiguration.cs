@@ -97,8 +97,11 @@ public static class MailmanConfiguration
     // as a NUL, which no number, switch, enum or time span takes.
     private static void RefuseEmptyNumbers(IConfiguration configuration)
     {
+        // A relay entry's empty key takes the one above it (README: Mailman:Smtp:Relays).
+        var relays = $"{MailmanOptions.Section}:Smtp:Relays:";
         var empty = configuration.GetSection(MailmanOptions.Section).AsEnumerable()
-            .Where(p => p.Value is { } v && string.IsNullOrWhiteSpace(v) && !configuration.GetSection(p.Key).GetChildren().Any())
+            .Where(p => p.Value is { } v && string.IsNullOrWhiteSpace(v) && !configuration.GetSection(p.Key).GetChildren().Any()
+                && !p.Key.StartsWith(relays, StringComparison.OrdinalIgnoreCase))
             .Select(p => p.Key).ToList();
         if (empty.Count == 0)
         {

@@ -34,6 +34,20 @@ public sealed class ConfigurationTests : IDisposable
         Assert.Contains("MaxRecipients", e.Message, StringComparison.Ordinal);
     }
 
+    // An empty number is refused (the binder skipped it: the default ran without a word); empty
+    // text means none, and a relay entry's empty key takes the one above it.
+    [Fact]
+    public void Empty_numbers_are_refused_and_empty_text_and_relay_entry_keys_are_not()
+    {
+        var e = Assert.Throws<InvalidOperationException>(() => MailmanConfiguration.Options(MailmanConfiguration.Build(_instance.Paths, [new("Mailman:Dns:TimeoutMilliseconds", "")])));
+        Assert.Equal("configuration: Mailman:Dns:TimeoutMilliseconds is empty: give it a value, or remove it to keep the default", e.Message);
+
+        var options = MailmanConfiguration.Options(MailmanConfiguration.Build(_instance.Paths,
+            [new("Mailman:Smtp:HeloName", ""), new("Mailman:SiteOwner", ""), new("Mailman:Smtp:Relays:0:Address", "127.0.0.1:2525"), new("Mailman:Smtp:Relays:0:Connections", ""), new("Mailman:Smtp:Relays:0:Weight", "")]));
+        Assert.Equal("", options.Smtp.HeloName);
+        Assert.Single(options.Smtp.ResolvedRelays());
+    }
+
     [Theory]
     [InlineData("Mailman:Dns:Servers:0", "dns.example.net", "Mailman:Dns:Servers")]
     [InlineData("Mailman:Dns:Servers:0", "127.0.0.1:99999", "Mailman:Dns:Servers")]

@@ -112,7 +112,7 @@ public sealed class OutboundTests : IDisposable
         { "Mailman__Smtp__Secrity", "tls", "unknown setting 'Secrity' in Smtp" },                         // a typo is not ignored
         { "Mailman__Smtp__Port", "abc", "Failed to convert configuration value 'abc' at 'Mailman:Smtp:Port'" },
         { "Mailman__Smtp__Port", "", "Mailman:Smtp:Port is empty: give it a value, or remove it to keep the default" }, // the binder skipped it: port 25
-        { "Mailman__Smtp__Relays__0__Connections", " ", "Mailman:Smtp:Relays:0:Connections is empty" },
+        { "Mailman__Smtp__MaxRecipients", " ", "Mailman:Smtp:MaxRecipients is empty" },
         { "Mailman__Smtp__Checkpoint", "", "Mailman:Smtp:Checkpoint is empty" },
         { "Mailman__StopTimeout", "", "Mailman:StopTimeout is empty" },
         { "Mailman__StopTimeout", "90", "Mailman:StopTimeout must be 1 second to 1 hour, as hh:mm:ss (got 90.00:00:00; a bare number is days)" },
@@ -479,6 +479,28 @@ public sealed class OutboundTests : IDisposable
         Assert.Equal(members - 1, relay.Received.SelectMany(m => m.Recipients).Distinct().Count());
         Assert.Contains($"Relay 127.0.0.1:{P(relay.Port)} is down", logs, StringComparison.Ordinal);
         Assert.DoesNotContain("SMTP server unreachable", logs, StringComparison.Ordinal);
+    }
+
+    // Review 32: a sole relay that answers 421 to every transaction was waited for once, but
+    // only after every copy of the post had been tried within its first backoff. Once it has
+    // refused more transactions than it has connections, the rest waits in retry.
+    [Fact]
+    public void A_sole_relay_that_answers_421_to_everything_is_not_tried_with_every_copy()
+    {
+        const int members = 200;
+        CreateList(TempInstance.NumberedMembers(members));
+        var tried = 0;
+        using var relay = ScriptedSmtpServer.Start(rcpt: _ =>
+        {
+            Interlocked.Increment(ref tried);
+            return ScriptedSmtpServer.Reply(421, "4.3.2 going away");
+        });
+        Inject();
+        var line = DeliverOnce(Pool((relay.Port, 1)), members);
+        Assert.Contains(" 0 delivered", line, StringComparison.Ordinal);
+        Assert.True(Volatile.Read(ref tried) <= 8, $"{tried} transactions tried on a relay refusing every one ({line})");
+        Assert.Contains("SMTP server unreachable", Logs(), StringComparison.Ordinal);
+        Assert.Equal(members, QueuedRecipients("retry").Distinct().Count());
     }
 
     [Fact]
