@@ -38,6 +38,8 @@ public sealed class MimeShape
     // The start of a line kept to classify it, and of a Content-Type value to read it.
     private const int Keep = 1024;
 
+    private static readonly System.Buffers.SearchValues<byte> TokenEnd = System.Buffers.SearchValues.Create(" \t\r;(\""u8);
+
     private readonly byte[] _line = new byte[Keep];
     private readonly byte[] _type = new byte[Keep];
     private int _lineLength;
@@ -185,12 +187,16 @@ public sealed class MimeShape
         }
 
         EndType();
+        // Any line with a colon is a field: MimeKit keeps "X F0: x" and "X\u00e9F0: x" as headers
+        // too (review 33). A line without one is a line (and a fold of the field before it).
         var colon = line.IndexOf((byte)':');
-        if (colon <= 0 || line[..colon].TrimEnd(" \t"u8) is var name && (name.IsEmpty || name.IndexOfAnyExceptInRange((byte)33, (byte)126) >= 0))
+        if (colon < 0)
         {
-            Fold(); // no field: MimeKit reads on to the blank line all the same, counted as a line (and a fold)
+            Fold();
             return;
         }
+
+        var name = TrimControls(line[..colon]);
 
         if (++Fields > MaxFields)
         {
@@ -229,17 +235,25 @@ public sealed class MimeShape
 
         _inType = false;
         var value = _type.AsSpan(0, _typeLength);
-        var (type, subtype) = MediaType(value);
-        if (_typeCut || type == "multipart")
+        var (type, subtype, plain) = MediaType(value);
+        if (_typeCut || !plain)
+        {
+            // Read otherwise than plainly (review 33: "multipart (\)) /mixed", a quoted pair in a
+            // comment, hid a million fields): any kind, any boundary.
+            _multipart = _digest = _anyDashes = _attached = true;
+            return;
+        }
+
+        if (type == "multipart")
         {
             _multipart = true;
-            _digest |= _typeCut || subtype == "digest";
+            _digest |= subtype == "digest";
             ReadBoundaries(value);
         }
 
         // Not "message" anywhere in the value: review 32's attachment named Message_from_CEO.pdf
         // had its 11 MB of base64 counted as header lines and was refused.
-        if (_typeCut || type == "message" || subtype.Contains("rfc822", StringComparison.Ordinal))
+        if (type == "message" || subtype.Contains("rfc822", StringComparison.Ordinal))
         {
             _attached = true;
         }
@@ -254,13 +268,20 @@ public sealed class MimeShape
     }
 
     // The media type before the first ';', lower case, read past spaces, quotes and comments
-    // ("message (x) / rfc822" is message/rfc822 to MimeKit too).
-    private static (string Type, string Subtype) MediaType(ReadOnlySpan<byte> value)
+    // ("message (x) / rfc822" is message/rfc822 to MimeKit too). Not plain: a backslash, a
+    // byte that is not printable ASCII, or a type or subtype that is not a token.
+    private static (string Type, string Subtype, bool Plain) MediaType(ReadOnlySpan<byte> value)
     {
         var text = new System.Text.StringBuilder();
         var depth = 0;
+        var plain = true;
         foreach (var b in value)
         {
+            if (b == (byte)'\\' || b >= 0x7F || (b < 0x20 && b is not ((byte)'\t' or (byte)'\r')))
+            {
+                plain = false;
+            }
+
             if (depth > 0)
             {
                 depth += b == (byte)'(' ? 1 : b == (byte)')' ? -1 : 0;
@@ -281,9 +302,36 @@ public sealed class MimeShape
             }
         }
 
-        var type = text.ToString();
-        var slash = type.IndexOf('/', StringComparison.Ordinal);
-        return slash < 0 ? (type, "") : (type[..slash], type[(slash + 1)..]);
+        var media = text.ToString();
+        var slash = media.IndexOf('/', StringComparison.Ordinal);
+        var (type, subtype) = slash < 0 ? (media, "") : (media[..slash], media[(slash + 1)..]);
+        plain &= IsToken(type) && (slash < 0 || IsToken(subtype));
+        return (type, subtype, plain);
+    }
+
+    // RFC 2045 token characters (an empty type is MimeKit's text/plain: plain too).
+    private static bool IsToken(string s)
+    {
+        foreach (var c in s)
+        {
+            if (c is <= ' ' or >= (char)0x7F or '(' or ')' or '<' or '>' or '@' or ',' or ';' or ':' or '\\' or '"' or '/' or '[' or ']' or '?' or '=')
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static ReadOnlySpan<byte> TrimControls(ReadOnlySpan<byte> name)
+    {
+        var end = name.Length;
+        while (end > 0 && name[end - 1] <= (byte)' ')
+        {
+            end--;
+        }
+
+        return name[..end];
     }
 
     private void StartBlock(bool fromBoundary)
@@ -337,7 +385,7 @@ public sealed class MimeShape
         var found = false;
         for (var at = IndexOf(value, "boundary"u8, 0); at >= 0 && !_anyDashes; at = IndexOf(value, "boundary"u8, at + 1))
         {
-            var rest = value[(at + "boundary".Length)..].TrimStart(" \t"u8);
+            var rest = value[(at + "boundary".Length)..].TrimStart(" \t\r"u8);
             if (rest.StartsWith("*"u8))
             {
                 _anyDashes = true; // RFC 2231 pieces or charset
@@ -349,7 +397,7 @@ public sealed class MimeShape
                 continue;
             }
 
-            rest = rest[1..].TrimStart(" \t"u8);
+            rest = rest[1..].TrimStart(" \t\r"u8);
             ReadOnlySpan<byte> boundary;
             if (rest.StartsWith("\""u8))
             {
@@ -359,11 +407,13 @@ public sealed class MimeShape
             }
             else
             {
-                var end = rest.IndexOfAny(" \t;(\""u8);
+                var end = rest.IndexOfAny(TokenEnd);
                 boundary = end < 0 ? rest : rest[..end];
             }
 
-            if (_typeCut || boundary.IsEmpty || boundary.Length > Keep - 2 || IndexOf(boundary, "=?"u8, 0) >= 0 || _boundaries.Count >= 64)
+            // Only printable ASCII (and spaces) is compared: review 33's "\u00e9" and "\rb" never matched.
+            if (_typeCut || boundary.IsEmpty || boundary.Length > Keep - 2 || IndexOf(boundary, "=?"u8, 0) >= 0 || _boundaries.Count >= 64
+                || boundary.IndexOfAnyExceptInRange((byte)' ', (byte)'~') >= 0)
             {
                 _anyDashes = true;
                 break;

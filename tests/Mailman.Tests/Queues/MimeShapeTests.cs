@@ -25,6 +25,10 @@ public sealed class MimeShapeTests
         "from-before", // after an mbox From_ line
         "preamble-dashes", // the boundary written with trailing spaces
         "digest", // a digest's part without a Content-Type is a message (review 32: 613 MB from 5 MB)
+        "quoted-pair", // review 33: "multipart (\\)) /mixed" read as multipart) and no boundary
+        "non-ascii-boundary", // review 33: a boundary of "\u00e9" never matched
+        "cr-boundary", // review 33: boundary=\rb kept the CR
+        "odd-names", // fields whose names MimeKit keeps though they are no RFC 5322 names
     };
 
     private static string Shape(string kind, int fields)
@@ -40,6 +44,10 @@ public sealed class MimeShapeTests
             "space-before" => $"From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: message/rfc822\n\n \n{nested}\nbody\n--b--\n",
             "from-before" => $"From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: message/rfc822\n\nFrom x@y Mon Jan  1 00:00:00 2026\n{nested}\nbody\n--b--\n",
             "preamble-dashes" => $"From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n--b   \nContent-Type: message/rfc822\n\n{nested}\nbody\n--b--\n",
+            "quoted-pair" => $"From: a@example.com\nContent-Type: multipart (\\)) /mixed; boundary=b\n\n--b\n{nested}\nbody\n--b--\n",
+            "non-ascii-boundary" => $"From: a@example.com\nContent-Type: multipart/mixed; boundary=\"\u00e9\"\n\n--\u00e9\n{nested}\nbody\n--\u00e9--\n",
+            "cr-boundary" => $"From: a@example.com\nContent-Type: multipart/mixed; boundary=\rb\n\n--b\n{nested}\nbody\n--b--\n",
+            "odd-names" => $"From: a@example.com\nContent-Type: message/rfc822\n\nFrom: b@example.com\n{nested.Replace("X-F", "X F", StringComparison.Ordinal)}\nbody\n",
             "digest" => $"From: a@example.com\nContent-Type: multipart/digest; boundary=b\n\n--b\n\n{nested}\nbody\n--b--\n",
             "crlf" => $"From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: message/rfc822\n\n{nested}\nbody\n--b--\n".Replace("\n", "\r\n", StringComparison.Ordinal),
             _ => throw new ArgumentOutOfRangeException(nameof(kind)),
@@ -73,7 +81,7 @@ public sealed class MimeShapeTests
     [MemberData(nameof(Shapes))]
     public void Fields_in_parts_are_counted_at_least_as_MimeKit_parses_them_and_past_the_limit_refused(string kind)
     {
-        var small = Encoding.ASCII.GetBytes(Shape(kind, 1000));
+        var small = Encoding.UTF8.GetBytes(Shape(kind, 1000));
         using (var message = MimeMessage.Load(new MemoryStream(small)))
         {
             var parsed = Parsed(message);
@@ -81,8 +89,8 @@ public sealed class MimeShapeTests
             Assert.True(Count(small).Fields >= parsed, $"{kind}: counted {Count(small).Fields}, MimeKit parsed {parsed}");
         }
 
-        Count(Encoding.ASCII.GetBytes(Shape(kind, MimeShape.MaxFields - 10)));
-        var refused = Assert.Throws<IntakeException>(() => Count(Encoding.ASCII.GetBytes(Shape(kind, MimeShape.MaxFields))));
+        Count(Encoding.UTF8.GetBytes(Shape(kind, MimeShape.MaxFields - 10)));
+        var refused = Assert.Throws<IntakeException>(() => Count(Encoding.UTF8.GetBytes(Shape(kind, MimeShape.MaxFields))));
         Assert.Equal(IntakeFailure.HeaderTooLarge, refused.Failure);
         Assert.Equal("more than 100,000 header fields in the message and its parts: not taken", refused.Message);
     }
