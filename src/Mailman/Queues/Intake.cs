@@ -273,10 +273,10 @@ public sealed class Intake
             }
 
             // A line that is no field does not end the block for MimeKit, which reads on to the
-            // blank line (review 30: one such line let a million continuation lines through); it
-            // counts as a line. MimeKit keeps every line with a colon as a header, whatever its
-            // name ("Bad Field: x", review 33): each is a field here.
-            if (line[0] is not ((byte)' ' or (byte)'\t') && line.Contains((byte)':'))
+            // blank line (review 30: one such line let a million continuation lines through), and
+            // keeps it as a header ("Bad Field: x", review 33; a line without a colon, review
+            // 34): every line but a continuation is a field here.
+            if (line[0] is not ((byte)' ' or (byte)'\t'))
             {
                 if (++fields > MaxHeaderFields)
                 {

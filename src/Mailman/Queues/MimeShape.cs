@@ -187,8 +187,14 @@ public sealed class MimeShape
         }
 
         EndType();
-        // Any line with a colon is a field: MimeKit keeps "X F0: x" and "X\u00e9F0: x" as headers
-        // too (review 33). A line without one is a line (and a fold of the field before it).
+        // Every line is a field: MimeKit keeps "X F0: x" (review 33), a line without a colon and
+        // one whose name is longer than what is kept here (review 34) as headers too. One
+        // without a colon also counts as a fold of the field before it.
+        if (++Fields > MaxFields)
+        {
+            throw new IntakeException(IntakeFailure.HeaderTooLarge, $"more than {MaxFields:N0} header fields in the message and its parts: not taken");
+        }
+
         var colon = line.IndexOf((byte)':');
         if (colon < 0)
         {
@@ -196,12 +202,9 @@ public sealed class MimeShape
             return;
         }
 
-        var name = TrimControls(line[..colon]);
-
-        if (++Fields > MaxFields)
-        {
-            throw new IntakeException(IntakeFailure.HeaderTooLarge, $"more than {MaxFields:N0} header fields in the message and its parts: not taken");
-        }
+        // The name as MimeKit matches it: review 34's "Content-Type\x01:" is no Content-Type to
+        // MimeKit (a digest's part stays a message), so it must not be one here.
+        var name = line[..colon].TrimEnd(" \t"u8);
 
         _contentField = name.Length >= 8 && System.Text.Ascii.EqualsIgnoreCase(name[..8], "Content-"u8);
         _folds = 0;
@@ -321,17 +324,6 @@ public sealed class MimeShape
         }
 
         return true;
-    }
-
-    private static ReadOnlySpan<byte> TrimControls(ReadOnlySpan<byte> name)
-    {
-        var end = name.Length;
-        while (end > 0 && name[end - 1] <= (byte)' ')
-        {
-            end--;
-        }
-
-        return name[..end];
     }
 
     private void StartBlock(bool fromBoundary)

@@ -29,6 +29,8 @@ public sealed class MimeShapeTests
         "non-ascii-boundary", // review 33: a boundary of "\u00e9" never matched
         "cr-boundary", // review 33: boundary=\rb kept the CR
         "odd-names", // fields whose names MimeKit keeps though they are no RFC 5322 names
+        "colonless", // review 34: lines without a colon are headers to MimeKit
+        "digest-odd-type", // review 34: "Content-Type\x01:" is no Content-Type to MimeKit
     };
 
     private static string Shape(string kind, int fields)
@@ -48,6 +50,8 @@ public sealed class MimeShapeTests
             "non-ascii-boundary" => $"From: a@example.com\nContent-Type: multipart/mixed; boundary=\"\u00e9\"\n\n--\u00e9\n{nested}\nbody\n--\u00e9--\n",
             "cr-boundary" => $"From: a@example.com\nContent-Type: multipart/mixed; boundary=\rb\n\n--b\n{nested}\nbody\n--b--\n",
             "odd-names" => $"From: a@example.com\nContent-Type: message/rfc822\n\nFrom: b@example.com\n{nested.Replace("X-F", "X F", StringComparison.Ordinal)}\nbody\n",
+            "colonless" => $"From: a@example.com\nContent-Type: message/rfc822\n\nFrom: b@example.com\n{string.Concat(Enumerable.Repeat("a\n", fields))}\nbody\n",
+            "digest-odd-type" => $"From: a@example.com\nContent-Type: multipart/digest; boundary=b\n\n--b\nContent-Type\u0001: text/plain\n\n{nested}\nbody\n--b--\n",
             "digest" => $"From: a@example.com\nContent-Type: multipart/digest; boundary=b\n\n--b\n\n{nested}\nbody\n--b--\n",
             "crlf" => $"From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: message/rfc822\n\n{nested}\nbody\n--b--\n".Replace("\n", "\r\n", StringComparison.Ordinal),
             _ => throw new ArgumentOutOfRangeException(nameof(kind)),
@@ -93,6 +97,17 @@ public sealed class MimeShapeTests
         var refused = Assert.Throws<IntakeException>(() => Count(Encoding.UTF8.GetBytes(Shape(kind, MimeShape.MaxFields))));
         Assert.Equal(IntakeFailure.HeaderTooLarge, refused.Failure);
         Assert.Equal("more than 100,000 header fields in the message and its parts: not taken", refused.Message);
+    }
+
+    // Review 34: a name longer than what MimeShape keeps of a line hid its colon.
+    [Fact]
+    public void Fields_with_names_longer_than_a_kilobyte_are_counted()
+    {
+        var nested = string.Concat(Enumerable.Range(0, 2000).Select(i => new string('A', 1100) + i + ": x\n"));
+        var bytes = Encoding.ASCII.GetBytes($"From: a@example.com\nContent-Type: message/rfc822\n\nFrom: b@example.com\n{nested}\nbody\n");
+        using var message = MimeMessage.Load(new MemoryStream(bytes));
+        Assert.True(Parsed(message) > 2000);
+        Assert.True(Count(bytes).Fields >= Parsed(message), $"counted {Count(bytes).Fields}, MimeKit parsed {Parsed(message)}");
     }
 
     [Fact]
