@@ -113,13 +113,24 @@ public static class Strace
         }
     }
 
-    // Exited: no longer in /proc, or a zombie (its files, and so its locks, are closed).
+    // Exited: no longer in /proc, or every thread a zombie (its files, and so its locks, are
+    // closed only when the last thread is gone: a zombie leader alone says nothing).
     private static bool Gone(int pid)
     {
         try
         {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            return stat[(stat.LastIndexOf(')') + 2)..].StartsWith('Z');
+            return Directory.GetDirectories($"/proc/{pid}/task").All(task =>
+            {
+                try
+                {
+                    var stat = File.ReadAllText(Path.Combine(task, "stat"));
+                    return stat[(stat.LastIndexOf(')') + 2)..].StartsWith('Z');
+                }
+                catch (IOException)
+                {
+                    return true;
+                }
+            });
         }
         catch (IOException)
         {

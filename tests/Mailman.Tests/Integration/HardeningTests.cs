@@ -953,6 +953,9 @@ public sealed class HardeningTests : IDisposable
             Strace.Kill(stalled);
         }
 
+        // The instance lock is free once the killed daemon's last thread is gone (flock(1) on the home).
+        Wait.Until(() => PostfixInstance.Run("flock", "-n", _instance.Home, "true") == 0, TimeSpan.FromSeconds(60), "the killed daemon's instance lock");
+
         MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, Env(sink.Port));
         AssertEveryMemberOnce(Copies(sink), members, 0);
         AssertQueuesEmpty();
