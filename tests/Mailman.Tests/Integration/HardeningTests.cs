@@ -307,8 +307,26 @@ public sealed class HardeningTests : IDisposable
         Directory.Move(queues, queues + ".old");
         Directory.CreateDirectory(queues);
         var replaced = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: Env(sink.Port));
-        Directory.Delete(queues, recursive: true);
-        Directory.Move(queues + ".old", queues);
+
+        // The running daemon makes missing queue directories again (review 28) while they are
+        // removed here: the original goes back once no directory of its is in the way.
+        Wait.Until(() =>
+        {
+            try
+            {
+                if (Directory.Exists(queues))
+                {
+                    Directory.Delete(queues, recursive: true);
+                }
+
+                Directory.Move(queues + ".old", queues);
+                return true;
+            }
+            catch (IOException)
+            {
+                return false;
+            }
+        }, TimeSpan.FromSeconds(30), "the original queues/ back in place");
         Assert.Equal(75, replaced.ExitCode);
         Assert.Contains("another mailman serve", replaced.Stderr, StringComparison.Ordinal);
 
