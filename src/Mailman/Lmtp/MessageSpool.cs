@@ -21,22 +21,12 @@ internal sealed class MessageSpool(string directory) : IDisposable
     /// <exception cref="Queues.IntakeException">They did not (HeaderTooLarge).</exception>
     public void CheckShape()
     {
-        if (_tooLarge is null)
-        {
-            try
-            {
-                _shape.End();
-            }
-            catch (Queues.IntakeException e)
-            {
-                _tooLarge = e;
-            }
-        }
-
         if (_tooLarge is not null)
         {
             throw _tooLarge;
         }
+
+        _shape.End();
     }
 
     /// <summary>Stores part of a line (<paramref name="piece"/> holds no LF), and its LF when <paramref name="ends"/>.</summary>
