@@ -1,7 +1,8 @@
 // A minimal SMTP server on a raw socket for faults neither smtp-sink nor the SmtpServer
 // package can script: close the connection after every accepted message, or stall forever in
 // DATA (never answering the end of data), from the first message or after some were accepted,
-// or never greet at all.
+// or never greet at all, or trickle a multi-line reply (one line at a time, never its last)
+// as its greeting or after the end of data.
 // Records what it accepted.
 using System.Collections.Concurrent;
 using System.Net;
@@ -18,11 +19,15 @@ public sealed class RawSmtpServer : IDisposable
     private readonly bool _stallInData;
     private readonly int _stallAfter;
     private readonly bool _silent;
+    private readonly string? _trickle;
+    private readonly TimeSpan _trickleEvery;
     private int _accepted;
 
-    private RawSmtpServer(bool closeAfterMessage, bool stallInData, int stallAfter = 0, bool silent = false)
+    private RawSmtpServer(bool closeAfterMessage, bool stallInData, int stallAfter = 0, bool silent = false, string? trickle = null, TimeSpan trickleEvery = default)
     {
         _silent = silent;
+        _trickle = trickle;
+        _trickleEvery = trickleEvery;
         _closeAfterMessage = closeAfterMessage;
         _stallInData = stallInData;
         _stallAfter = stallAfter;
@@ -49,6 +54,17 @@ public sealed class RawSmtpServer : IDisposable
 
     /// <summary>Takes every connection and never says a word (no greeting).</summary>
     public static RawSmtpServer Silent() => new(closeAfterMessage: false, stallInData: false, silent: true);
+
+    /// <summary>
+    /// Sends one line of a multi-line reply every <paramref name="every"/> and never the last:
+    /// as its greeting (<paramref name="where"/> "greeting"), or to every end of data ("data").
+    /// </summary>
+    public static RawSmtpServer Trickling(string where, TimeSpan every) => new(closeAfterMessage: false, stallInData: false, trickle: where, trickleEvery: every);
+
+    /// <summary>Lines of trickled replies sent so far.</summary>
+    public int Trickled => Volatile.Read(ref _trickled);
+
+    private int _trickled;
 
     public void Dispose()
     {
@@ -88,6 +104,11 @@ public sealed class RawSmtpServer : IDisposable
                 await Task.Delay(Timeout.Infinite, _stop.Token);
             }
 
+            if (_trickle == "greeting")
+            {
+                await Trickle(writer, "220");
+            }
+
             await writer.WriteLineAsync("220 raw ESMTP");
             var rcpts = new List<string>();
             while (await reader.ReadLineAsync(_stop.Token) is { } line)
@@ -110,6 +131,11 @@ public sealed class RawSmtpServer : IDisposable
                         await writer.WriteLineAsync("354 go");
                         while (await reader.ReadLineAsync(_stop.Token) is { } data && data != ".")
                         {
+                        }
+
+                        if (_trickle == "data")
+                        {
+                            await Trickle(writer, "250");
                         }
 
                         if (_stallInData && Interlocked.Increment(ref _accepted) > _stallAfter)
@@ -140,6 +166,17 @@ public sealed class RawSmtpServer : IDisposable
         }
         catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)
         {
+        }
+    }
+
+    // Until the client goes away (the write fails) or the server is disposed.
+    private async Task Trickle(StreamWriter writer, string code)
+    {
+        while (true)
+        {
+            await writer.WriteLineAsync(code + "-still thinking");
+            Interlocked.Increment(ref _trickled);
+            await Task.Delay(_trickleEvery, _stop.Token);
         }
     }
 }

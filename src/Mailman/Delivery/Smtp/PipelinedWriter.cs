@@ -10,8 +10,9 @@ using Mailman.Queues;
 
 namespace Mailman.Delivery.Smtp;
 
-internal sealed class PipelinedWriter(Stream wire, Stream input, bool size, bool eightBitMime)
+internal sealed class PipelinedWriter(Stream wire, Stream input, bool size, bool eightBitMime, TimeSpan replyDeadline)
 {
+    private readonly long _replyDeadline = (long)replyDeadline.TotalMilliseconds;
     private static readonly byte[] EndOfData = ".\r\n"u8.ToArray();
     private static readonly byte[] Crlf = "\r\n"u8.ToArray();
     private readonly byte[] _in = new byte[8192];
@@ -252,11 +253,15 @@ internal sealed class PipelinedWriter(Stream wire, Stream input, bool size, bool
     }
 
     // One reply, multi-line included: the code and the text of its last line.
+    // The input's timeout is per read: a reply as a whole must end within the deadline too, or a
+    // server sending one line of it every few seconds would hold the connection for ever (checked
+    // before each read, so a reply gets at most the deadline and one read's timeout).
     private (int Code, string Text) ReadReply()
     {
+        var due = Environment.TickCount64 + _replyDeadline;
         while (true)
         {
-            var line = ReadLine();
+            var line = ReadLine(due);
             if (line.Length < 3 || !int.TryParse(line.AsSpan(0, 3), NumberStyles.None, CultureInfo.InvariantCulture, out var code))
             {
                 throw new IOException("malformed SMTP reply: " + line);
@@ -269,7 +274,7 @@ internal sealed class PipelinedWriter(Stream wire, Stream input, bool size, bool
         }
     }
 
-    private string ReadLine()
+    private string ReadLine(long due)
     {
         while (true)
         {
@@ -291,6 +296,12 @@ internal sealed class PipelinedWriter(Stream wire, Stream input, bool size, bool
             if (_end == _in.Length)
             {
                 throw new IOException("SMTP reply line too long");
+            }
+
+            if (Environment.TickCount64 > due)
+            {
+                throw new IOException($"the SMTP server's reply did not end within {_replyDeadline / 1000} s",
+                    new TimeoutException("SMTP reply deadline"));
             }
 
             var read = input.Read(_in, _end, _in.Length - _end);

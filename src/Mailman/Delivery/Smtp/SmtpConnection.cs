@@ -29,6 +29,20 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
     private PipelinedWriter? _pipe;
     private int _sent;
 
+    // MailKit's timeout and the socket's are per read: a server that sends a line of a reply
+    // every few seconds and never ends it would hold the connection for ever (review 32). A
+    // session's setup and each of MailKit's transactions get an overall deadline; past it the
+    // socket is cut, as by Abort, and the wait counts as a timeout. (The pipelined path checks its
+    // own, per reply, without a timer.)
+    private readonly Lock _deadlineGate = new();
+    private Timer? _deadline;
+    private long _deadlineAt; // Environment.TickCount64 when armed and due; 0: not armed
+    private volatile bool _expired;
+    private long _deadlineSeconds;
+
+    /// <summary>A session's greeting, EHLO, STARTTLS and AUTH together get this many timeouts.</summary>
+    internal const int SetupTimeouts = 5;
+
     // No TLS session resumption: on a resumed session SslStream may skip the certificate
     // callback, which both checks the relay's trust and hands us MailKit's TLS stream.
     // Connections live for up to MaxSessionsPerConnection copies: a full handshake each is cheap.
@@ -61,6 +75,11 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
     public void Abort()
     {
         _aborted = true;
+        Cut();
+    }
+
+    private void Cut()
+    {
 
         // shutdown(2) first: on Linux close(2) does not wake a thread blocked in recv(2) on the
         // same socket (the pipelined reader waiting for the reply to a final dot would sleep
@@ -214,6 +233,9 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         var brokenStatus = 0;
         try
         {
+            // Every reply within the timeout, and the data at no less than 1 MiB a timeout.
+            var size = carrier.Body is SplicedBody spliced ? spliced.Size : 0;
+            Arm(3 + mailboxes.Count + (int)Math.Min(size >> 20, 100_000));
             client.Send(Carrier.SendOptions, carrier, from, mailboxes, CancellationToken.None);
             _sent++;
         }
@@ -228,12 +250,16 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         {
             broken = true;
             result.TimedOut = IsTimeout(e);
-            transactionResponse = e.Message;
+            transactionResponse = _expired && !_aborted ? $"the SMTP server's replies did not end within {_deadlineSeconds} s (each read within {options.TimeoutSeconds} s)" : e.Message;
 
             // A 421 closes the session (MailKit disconnects): kept with its code, as the
             // pipelined path keeps it, so the relay is marked down the same way (review 31).
             brokenStatus = e is SmtpCommandException { StatusCode: SmtpStatusCode.ServiceNotAvailable } ? 421 : 0;
             Drop();
+        }
+        finally
+        {
+            Disarm();
         }
 
         // A refusal names the mailbox it was for; MimeKit spells an A-label domain back in
@@ -297,9 +323,48 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         return !((broken || transactionStatus == SmtpStatusCode.ServiceNotAvailable) && !client.SenderAccepted);
     }
 
-    // The server did not answer within Smtp:TimeoutSeconds (not our own abort, not a reset).
+    // Cuts the connection unless disarmed within `timeouts` timeouts.
+    private void Arm(int timeouts)
+    {
+        var span = TimeSpan.FromSeconds((double)options.TimeoutSeconds * timeouts);
+        lock (_deadlineGate)
+        {
+            _expired = false;
+            _deadlineSeconds = (long)span.TotalSeconds;
+            _deadlineAt = Math.Max(1, Environment.TickCount64 + (long)span.TotalMilliseconds);
+            (_deadline ??= new Timer(static self => ((SmtpConnection)self!).Expire(), this, Timeout.Infinite, Timeout.Infinite)).Change(span, Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    private void Disarm()
+    {
+        lock (_deadlineGate)
+        {
+            _deadlineAt = 0;
+            _deadline?.Change(Timeout.Infinite, Timeout.Infinite);
+        }
+    }
+
+    private void Expire()
+    {
+        lock (_deadlineGate)
+        {
+            // Disarmed, or armed again since this firing was due.
+            if (_deadlineAt == 0 || Environment.TickCount64 < _deadlineAt)
+            {
+                return;
+            }
+
+            _deadlineAt = 0;
+            _expired = true;
+            Cut();
+        }
+    }
+
+    // The server did not answer within Smtp:TimeoutSeconds, or did not finish within a deadline
+    // (not our own abort, not a reset).
     private bool IsTimeout(Exception e)
-        => !_aborted && (e is TimeoutException || e is SocketException { SocketErrorCode: SocketError.TimedOut }
+        => !_aborted && (_expired || e is TimeoutException || e is SocketException { SocketErrorCode: SocketError.TimedOut }
             || e.InnerException is SocketException { SocketErrorCode: SocketError.TimedOut } || e.InnerException is TimeoutException
             || (e is OperationCanceledException && e.InnerException is TimeoutException));
 
@@ -395,14 +460,21 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         {
             try
             {
+                Arm(1);
                 client.Disconnect(quit: true);
             }
-            catch (Exception e) when (e is IOException or SocketException or SmtpProtocolException or SmtpCommandException)
+            catch (Exception e) when (e is IOException or SocketException or SmtpProtocolException or SmtpCommandException or ObjectDisposedException)
             {
             }
         }
 
         Drop();
+        lock (_deadlineGate)
+        {
+            _deadlineAt = 0;
+            _deadline?.Dispose();
+            _deadline = null;
+        }
     }
 
     // RFC 5321 §4.2.1: 4yz is transient; 552 (storage exceeded) may be treated as transient too
@@ -484,6 +556,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
 
             ConnectWithTimeout(socket, Endpoint(), TimeSpan.FromSeconds(options.TimeoutSeconds));
             connected = true;
+            Arm(SetupTimeouts);
 
             // The handshake is synchronous over the blocking socket (AuthenticateAsClient): no
             // async call ever turns the socket non-blocking.
@@ -509,13 +582,18 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
                 && client.Capabilities.HasFlag(SmtpCapabilities.Pipelining))
             {
                 Stream input = client.IsSecure ? _tls! : new NetworkStream(socket, ownsSocket: false) { ReadTimeout = options.TimeoutSeconds * 1000 };
-                _pipe = new PipelinedWriter(client.Wire, input, client.Capabilities.HasFlag(SmtpCapabilities.Size), client.Capabilities.HasFlag(SmtpCapabilities.EightBitMime));
+                _pipe = new PipelinedWriter(client.Wire, input, client.Capabilities.HasFlag(SmtpCapabilities.Size), client.Capabilities.HasFlag(SmtpCapabilities.EightBitMime),
+                    TimeSpan.FromSeconds(options.TimeoutSeconds));
             }
+
+            Disarm();
         }
         catch (Exception e) when (e is SocketException or IOException or TimeoutException or OperationCanceledException or SmtpProtocolException or SmtpCommandException
             or AuthenticationException or SslHandshakeException or NotSupportedException or System.Security.Authentication.AuthenticationException or SmtpConnectException
             or ObjectDisposedException)
         {
+            Disarm();
+            var expired = _expired && !_aborted;
             Volatile.Write(ref _connecting, null);
             socket?.Dispose();
             client.Dispose();
@@ -534,9 +612,10 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
                 SmtpCommandException c => $"{(int)c.StatusCode} {c.Message}",
                 _ => e.Message,
             };
-            var silent = connected && !greeted && TimedOut(e);
+            var silent = connected && !greeted && (expired || TimedOut(e));
             throw new SmtpConnectException(
                 e is SmtpConnectException ? why
+                : expired ? $"SMTP server {relay.Name} took the connection but did not finish its greeting, EHLO, STARTTLS and AUTH within {_deadlineSeconds} s"
                 : silent ? $"SMTP server {relay.Name} took the connection but sent no greeting or EHLO reply within {options.TimeoutSeconds} s"
                 : $"cannot connect to SMTP server {relay.Name}: {why}", e)
             {

@@ -1,0 +1,68 @@
+// A server that trickles a reply (one line of a multi-line reply at a time, more often than the
+// timeout, never the last) is cut once the reply has taken longer than its deadline: the
+// timeouts of MailKit and of the socket are per read, and alone would wait for ever.
+using System.Text;
+using Mailman.Delivery;
+using Mailman.Delivery.Smtp;
+using Mailman.Instance;
+using Mailman.Queues;
+using Mailman.TestSupport;
+
+namespace Mailman.Tests.Delivery;
+
+public sealed class ReplyDeadlineTests
+{
+    // Each line well within the timeout, even on a loaded machine: only the deadline can cut.
+    private const int Timeout = 3;
+    private static readonly TimeSpan Every = TimeSpan.FromMilliseconds(250);
+
+    // Far above what the deadlines give (15 s at most): only a hang reaches it.
+    private static readonly TimeSpan Hang = TimeSpan.FromSeconds(90);
+
+    [Fact]
+    public void A_greeting_that_never_ends_fails_the_connection_as_a_stall()
+    {
+        using var server = RawSmtpServer.Trickling("greeting", Every);
+        using var connection = new SmtpConnection(new SmtpOptions { Port = server.Port, TimeoutSeconds = Timeout });
+        var result = new TransactionResult();
+
+        var send = Task.Run(() => connection.Send(Carrier().Message, "dev-bounces@example.org", [new Recipient("ann@example.com", "")], result));
+
+        Assert.True(((IAsyncResult)send).AsyncWaitHandle.WaitOne(Hang), "the connection still waits for the greeting to end");
+        var e = Assert.IsType<SmtpConnectException>(send.Exception?.InnerException);
+        Assert.Contains($"did not finish its greeting, EHLO, STARTTLS and AUTH within {SmtpConnection.SetupTimeouts * Timeout} s", e.Message, StringComparison.Ordinal);
+        Assert.True(server.Trickled > 1, "the greeting came in one piece");
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void A_reply_to_the_data_that_never_ends_defers_the_copy_as_a_stall(bool pipelined)
+    {
+        using var server = RawSmtpServer.Trickling("data", Every);
+        using var connection = new SmtpConnection(new SmtpOptions { Port = server.Port, TimeoutSeconds = Timeout, Pipelining = pipelined });
+        var result = new TransactionResult();
+
+        var send = Task.Run(() =>
+        {
+            connection.Send(Carrier().Message, "dev-bounces@example.org", [new Recipient("ann@example.com", "")], result);
+            connection.Complete();
+        });
+
+        Assert.True(((IAsyncResult)send).AsyncWaitHandle.WaitOne(Hang), "the transaction still waits for the reply to its data to end");
+        Assert.Null(send.Exception);
+        Assert.Empty(result.Delivered);
+        var (recipient, _, response) = Assert.Single(result.Deferred);
+        Assert.Equal("ann@example.com", recipient.Address);
+        Assert.True(result.TimedOut, response);
+        Assert.Contains("did not end within", response, StringComparison.Ordinal);
+        Assert.True(server.Trickled > 1, "the reply came in one piece");
+    }
+
+    private static Carrier Carrier()
+    {
+        var carrier = new Carrier(PreparedPost.Create(Encoding.UTF8.GetBytes("Subject: t\r\nFrom: a@example.com\r\n\r\nbody\r\n"), null));
+        carrier.SetRecipient(null);
+        return carrier;
+    }
+}
