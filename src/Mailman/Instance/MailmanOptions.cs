@@ -52,7 +52,7 @@ public sealed class MailmanOptions
         Check(Smtp.MaxRecipients is >= 1 and <= 100_000, "Mailman:Smtp:MaxRecipients must be 1-100000");
         Check(Smtp.MaxSessionsPerConnection >= 0, "Mailman:Smtp:MaxSessionsPerConnection must be >= 0 (0: unlimited)");
         Check(Smtp.Connections is >= 1 and <= 64, "Mailman:Smtp:Connections must be 1-64");
-        Check(Smtp.TimeoutSeconds >= 1, "Mailman:Smtp:TimeoutSeconds must be >= 1");
+        Check(Smtp.TimeoutSeconds is >= 1 and <= 86_400, "Mailman:Smtp:TimeoutSeconds must be 1-86400"); // in milliseconds it must fit an int
         Check(Smtp.YieldAfterSeconds >= 0, "Mailman:Smtp:YieldAfterSeconds must be >= 0");
         Check(Smtp.CheckpointRecipients is >= 1 and <= 100_000, "Mailman:Smtp:CheckpointRecipients must be 1-100000");
         Check(Retry.MinimumDelay > TimeSpan.Zero, "Mailman:Retry:MinimumDelay must be positive");

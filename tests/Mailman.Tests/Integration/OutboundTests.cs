@@ -113,6 +113,7 @@ public sealed class OutboundTests : IDisposable
         { "Mailman__Smtp__Port", "abc", "Failed to convert configuration value 'abc' at 'Mailman:Smtp:Port'" },
         { "Mailman__Smtp__Port", "", "Mailman:Smtp:Port is empty: give it a value, or remove it to keep the default" }, // the binder skipped it: port 25
         { "Mailman__Smtp__MaxRecipients", " ", "Mailman:Smtp:MaxRecipients is empty" },
+        { "Mailman__Smtp__TimeoutSeconds", "3000000", "Mailman:Smtp:TimeoutSeconds must be 1-86400" },   // milliseconds past int.MaxValue
         { "Mailman__Smtp__Checkpoint", "", "Mailman:Smtp:Checkpoint is empty" },
         { "Mailman__StopTimeout", "", "Mailman:StopTimeout is empty" },
         { "Mailman__StopTimeout", "90", "Mailman:StopTimeout must be 1 second to 1 hour, as hh:mm:ss (got 90.00:00:00; a bare number is days)" },

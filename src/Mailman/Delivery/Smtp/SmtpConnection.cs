@@ -40,6 +40,9 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
     private volatile bool _expired;
     private long _deadlineSeconds;
 
+    // A timer's longest due time is 49 days.
+    private static readonly TimeSpan MaxDeadline = TimeSpan.FromDays(30);
+
     /// <summary>A session's greeting, EHLO, STARTTLS and AUTH together get this many timeouts.</summary>
     internal const int SetupTimeouts = 5;
 
@@ -326,7 +329,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
     // Cuts the connection unless disarmed within `timeouts` timeouts.
     private void Arm(int timeouts)
     {
-        var span = TimeSpan.FromSeconds((double)options.TimeoutSeconds * timeouts);
+        var span = TimeSpan.FromSeconds(Math.Min((double)options.TimeoutSeconds * timeouts, MaxDeadline.TotalSeconds));
         lock (_deadlineGate)
         {
             _expired = false;
