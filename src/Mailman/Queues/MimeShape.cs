@@ -32,6 +32,17 @@ public sealed class MimeShape
     /// </summary>
     public const int MaxContentFolds = 1_000;
 
+    /// <summary>
+    /// The most work MimeKit's boundary checks may take, in bytes compared: it matches every line
+    /// starting with "--" against each multipart it is inside (review 35: 1,020 nested
+    /// multiparts with 1,000-byte boundaries and 32,000 near-miss lines, 34 MB, cost 20.7 s a
+    /// parse). Counted as if every multipart declared so far were open: a line costs its length
+    /// times their number, at most the bytes of their Content-Type values. A MIME digest of 1,000
+    /// multipart posts needs a twelfth of it (the count grows with the square of the posts: some
+    /// 3,400 reach it).
+    /// </summary>
+    public const long MaxBoundaryWork = 1_000_000_000;
+
     /// <summary>The largest header block of a part or attached message (as the message's own, Intake.MaxHeaderBytes).</summary>
     public const int MaxBlockBytes = Intake.MaxHeaderBytes;
 
@@ -43,10 +54,15 @@ public sealed class MimeShape
     private readonly byte[] _line = new byte[Keep];
     private readonly byte[] _type = new byte[Keep];
     private int _lineLength;
+    private long _lineTotal; // the whole line's length, beyond what is kept
     private bool _lineCut;
     private int _typeLength;
     private bool _typeCut;
     private bool _inType;
+    private long _typeTotal; // the Content-Type value's whole length, folds included
+    private long _declared; // Content-Type values that may be multiparts (each may be open in MimeKit)
+    private long _declaredBytes; // their lengths: no boundary of theirs is longer
+    private long _boundaryWork;
     private bool _inBlock = true; // the message's own header block first
     private bool _attached; // this block's Content-Type names message/ or rfc822: the next block is the attached message's
     private bool _multipart;
@@ -66,6 +82,9 @@ public sealed class MimeShape
     public long Lines { get; private set; }
 
     public long Parts { get; private set; }
+
+    /// <summary>Bytes MimeKit's boundary checks may compare, at most (<see cref="MaxBoundaryWork"/>).</summary>
+    public long BoundaryWork => _boundaryWork;
 
     /// <summary>Counts the next bytes of the message.</summary>
     /// <exception cref="IntakeException">A limit is passed (HeaderTooLarge).</exception>
@@ -103,6 +122,7 @@ public sealed class MimeShape
         }
 
         _lineCut |= piece.Length > take;
+        _lineTotal += piece.Length;
     }
 
     /// <summary>The current line ended (its LF).</summary>
@@ -136,8 +156,16 @@ public sealed class MimeShape
 
         var empty = line.IsEmpty && !cut;
         var dashes = IsBoundary(line);
+        var total = _lineTotal;
         _lineLength = 0;
+        _lineTotal = 0;
         _lineCut = false;
+        if (_declared > 0 && line.StartsWith("--"u8)
+            && (_boundaryWork += Math.Min(_declared * total, _declaredBytes)) > MaxBoundaryWork)
+        {
+            throw new IntakeException(IntakeFailure.HeaderTooLarge, $"more lines starting with \"--\" than its {_declared:N0} multipart boundaries can be checked against in time: not taken");
+        }
+
         if (!_inBlock)
         {
             if (dashes)
@@ -163,16 +191,24 @@ public sealed class MimeShape
             return;
         }
 
-        if (dashes)
-        {
-            EndType();
-            StartBlock(fromBoundary: true);
-            return;
-        }
-
         if (++Lines > MaxLines)
         {
             throw new IntakeException(IntakeFailure.HeaderTooLarge, $"more than {MaxLines:N0} header lines in the message and its parts: not taken");
+        }
+
+        if (dashes)
+        {
+            // A boundary here ends the block for MimeKit only when it is exactly one of a
+            // multipart it is inside; otherwise the line is a field of this block, which goes on
+            // (review 35: "--bX" under "Content-Type: message/rfc822" cleared the attached
+            // message, and a million fields in it went uncounted). Both are counted: the line as
+            // a field, and the new block as still this one's for what follows its blank line.
+            CountField();
+            EndType();
+            var attached = _attached;
+            StartBlock(fromBoundary: true);
+            _attached = attached;
+            return;
         }
 
         if (line.Length > 0 && line[0] is (byte)' ' or (byte)'\t')
@@ -180,6 +216,7 @@ public sealed class MimeShape
             Fold();
             if (_inType)
             {
+                _typeTotal += total;
                 AppendType(line, cut);
             }
 
@@ -190,12 +227,23 @@ public sealed class MimeShape
         // Every line is a field: MimeKit keeps "X F0: x" (review 33), a line without a colon and
         // one whose name is longer than what is kept here (review 34) as headers too. One
         // without a colon also counts as a fold of the field before it.
-        if (++Fields > MaxFields)
+        CountField();
+        var colon = line.IndexOf((byte)':');
+        if (colon < 0 && cut && line.TrimEnd(" \t"u8) is var padded && padded.Length < line.Length && padded.IndexOfAny(" \t"u8) < 0)
         {
-            throw new IntakeException(IntakeFailure.HeaderTooLarge, $"more than {MaxFields:N0} header fields in the message and its parts: not taken");
+            // A name, then blanks past the kept kilobyte, then maybe its colon: MimeKit reads
+            // "Content-Type<1,100 spaces>: message/rfc822" as a Content-Type (review 35: a
+            // million fields hidden, and 190,000 folds of a Content-* field uncounted).
+            StartField(padded);
+            if (_inType)
+            {
+                _typeCut = true; // its value was not seen: any kind
+                _typeTotal = total;
+            }
+
+            return;
         }
 
-        var colon = line.IndexOf((byte)':');
         if (colon < 0)
         {
             Fold();
@@ -204,8 +252,24 @@ public sealed class MimeShape
 
         // The name as MimeKit matches it: review 34's "Content-Type\x01:" is no Content-Type to
         // MimeKit (a digest's part stays a message), so it must not be one here.
-        var name = line[..colon].TrimEnd(" \t"u8);
+        StartField(line[..colon].TrimEnd(" \t"u8));
+        if (_inType)
+        {
+            _typeTotal = total - (colon + 1);
+            AppendType(line[(colon + 1)..], cut);
+        }
+    }
 
+    private void CountField()
+    {
+        if (++Fields > MaxFields)
+        {
+            throw new IntakeException(IntakeFailure.HeaderTooLarge, $"more than {MaxFields:N0} header fields in the message and its parts: not taken");
+        }
+    }
+
+    private void StartField(ReadOnlySpan<byte> name)
+    {
         _contentField = name.Length >= 8 && System.Text.Ascii.EqualsIgnoreCase(name[..8], "Content-"u8);
         _folds = 0;
         if (System.Text.Ascii.EqualsIgnoreCase(name, "Content-Type"u8))
@@ -214,7 +278,7 @@ public sealed class MimeShape
             _inType = true;
             _typeLength = 0;
             _typeCut = false;
-            AppendType(line[(colon + 1)..], cut);
+            _typeTotal = 0;
         }
     }
 
@@ -244,11 +308,13 @@ public sealed class MimeShape
             // Read otherwise than plainly (review 33: "multipart (\)) /mixed", a quoted pair in a
             // comment, hid a million fields): any kind, any boundary.
             _multipart = _digest = _anyDashes = _attached = true;
+            Declare();
             return;
         }
 
         if (type == "multipart")
         {
+            Declare();
             _multipart = true;
             _digest |= subtype == "digest";
             ReadBoundaries(value);
@@ -260,6 +326,13 @@ public sealed class MimeShape
         {
             _attached = true;
         }
+    }
+
+    // A multipart MimeKit may open: every later line starting with "--" is checked against it.
+    private void Declare()
+    {
+        _declared++;
+        _declaredBytes += _typeTotal;
     }
 
     private void Fold()
