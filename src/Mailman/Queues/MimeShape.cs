@@ -55,6 +55,7 @@ public sealed class MimeShape
     private readonly byte[] _type = new byte[Keep];
     private int _lineLength;
     private long _lineTotal; // the whole line's length, beyond what is kept
+    private bool _colonPastKeep; // a header line's colon, beyond what is kept
     private bool _lineCut;
     private int _typeLength;
     private bool _typeCut;
@@ -123,6 +124,10 @@ public sealed class MimeShape
 
         _lineCut |= piece.Length > take;
         _lineTotal += piece.Length;
+        if (_inBlock && piece.Length > take && !_colonPastKeep)
+        {
+            _colonPastKeep = piece[take..].Contains((byte)':');
+        }
     }
 
     /// <summary>The current line ended (its LF).</summary>
@@ -157,8 +162,10 @@ public sealed class MimeShape
         var empty = line.IsEmpty && !cut;
         var dashes = IsBoundary(line);
         var total = _lineTotal;
+        var colonPastKeep = _colonPastKeep;
         _lineLength = 0;
         _lineTotal = 0;
+        _colonPastKeep = false;
         _lineCut = false;
         if (_declared > 0 && line.StartsWith("--"u8)
             && (_boundaryWork += Math.Min(_declared * total, _declaredBytes)) > MaxBoundaryWork)
@@ -229,9 +236,9 @@ public sealed class MimeShape
         // without a colon also counts as a fold of the field before it.
         CountField();
         var colon = line.IndexOf((byte)':');
-        if (colon < 0 && cut && line.TrimEnd(" \t"u8) is var padded && padded.Length < line.Length && padded.IndexOfAny(" \t"u8) < 0)
+        if (colon < 0 && colonPastKeep && line.TrimEnd(" \t"u8) is var padded && padded.Length < line.Length && padded.IndexOfAny(" \t"u8) < 0)
         {
-            // A name, then blanks past the kept kilobyte, then maybe its colon: MimeKit reads
+            // A name, then blanks past the kept kilobyte, then its colon: MimeKit reads
             // "Content-Type<1,100 spaces>: message/rfc822" as a Content-Type (review 35: a
             // million fields hidden, and 190,000 folds of a Content-* field uncounted).
             StartField(padded);

@@ -184,6 +184,12 @@ public sealed class MimeShapeTests
         Count(Encoding.ASCII.GetBytes(Folded(MimeShape.MaxContentFolds - 1)));
         var refused = Assert.Throws<IntakeException>(() => Count(Encoding.ASCII.GetBytes(Folded(MimeShape.MaxContentFolds + 1))));
         Assert.Equal("a Content- field folded over more than 1,000 lines: not taken", refused.Message);
+
+        // Padded lines without any colon stay what they were: lines folded into the field before.
+        var colonless = $"From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain;\n"
+            + string.Concat(Enumerable.Range(0, MimeShape.MaxContentFolds + 1).Select(i => $"p{i}{new string(' ', 1100)}\n")) + "\nx\n--b--\n";
+        refused = Assert.Throws<IntakeException>(() => Count(Encoding.ASCII.GetBytes(colonless)));
+        Assert.Equal("a Content- field folded over more than 1,000 lines: not taken", refused.Message);
     }
 
     // Review 35: MimeKit checks every line starting with "--" against each multipart it is
