@@ -9,9 +9,12 @@
 // line starting with "--" does once a multipart's boundary cannot be read plainly: RFC 2231
 // pieces, encoded words, quoted pairs, too long, more than 64), and the block after a header
 // block whose media type is message/* or */rfc822-headers (or too long to read), or after a
-// digest's part without a Content-Type, is counted as the attached message's. The limits are
-// far above real mail's. A Content-* field folded over many lines and a part's header block
-// over 4 MiB are refused too: MimeKit's time and memory on them grow faster than their size.
+// digest's part without a Content-Type, is counted as the attached message's. Every line of a
+// header block but a continuation is a field (a "--" line in one both a field and a boundary; a
+// name whose colon stands past the kept kilobyte still that name). The limits are far above real
+// mail's. A Content-* field folded over many lines, a part's header block over 4 MiB, and more
+// "--" lines than the declared multiparts can be checked against in time (MaxBoundaryWork) are
+// refused too: MimeKit's time and memory on them grow faster than their size.
 namespace Mailman.Queues;
 
 public sealed class MimeShape
@@ -241,12 +244,8 @@ public sealed class MimeShape
             // A name, then blanks past the kept kilobyte, then its colon: MimeKit reads
             // "Content-Type<1,100 spaces>: message/rfc822" as a Content-Type (review 35: a
             // million fields hidden, and 190,000 folds of a Content-* field uncounted).
-            StartField(padded);
-            if (_inType)
-            {
-                _typeCut = true; // its value was not seen: any kind
-                _typeTotal = total;
-            }
+            StartField(padded, total);
+            _typeCut |= _inType; // its value was not seen: any kind
 
             return;
         }
@@ -259,10 +258,9 @@ public sealed class MimeShape
 
         // The name as MimeKit matches it: review 34's "Content-Type\x01:" is no Content-Type to
         // MimeKit (a digest's part stays a message), so it must not be one here.
-        StartField(line[..colon].TrimEnd(" \t"u8));
+        StartField(line[..colon].TrimEnd(" \t"u8), total - (colon + 1));
         if (_inType)
         {
-            _typeTotal = total - (colon + 1);
             AppendType(line[(colon + 1)..], cut);
         }
     }
@@ -275,7 +273,9 @@ public sealed class MimeShape
         }
     }
 
-    private void StartField(ReadOnlySpan<byte> name)
+    // valueBytes: the length of the value on the field's first line (a Content-Type's counts
+    // toward the longest boundary it may declare).
+    private void StartField(ReadOnlySpan<byte> name, long valueBytes)
     {
         _contentField = name.Length >= 8 && System.Text.Ascii.EqualsIgnoreCase(name[..8], "Content-"u8);
         _folds = 0;
@@ -285,7 +285,7 @@ public sealed class MimeShape
             _inType = true;
             _typeLength = 0;
             _typeCut = false;
-            _typeTotal = 0;
+            _typeTotal = valueBytes;
         }
     }
 
