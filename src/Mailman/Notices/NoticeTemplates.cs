@@ -158,7 +158,7 @@ public static class NoticeTemplates
             $user_email asks to join the "$display_name" mailing list and the list
             requires a moderator's approval.
 
-            Reply with "approve" or "reject REASON" in the first line, or use
+            Reply with "approve", "reject REASON" or "discard" in the first line, or use
             `mailman pending confirm $token` / `mailman pending discard $token`.
             """),
         new(OwnerDisabled, "$member's delivery from $listname disabled by bounces", """

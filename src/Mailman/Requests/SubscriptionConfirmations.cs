@@ -22,6 +22,18 @@ public sealed class SubscriptionConfirmations(ListStoreFactory lists, Membership
             return new ConfirmationResult(false, $"the list {request.List.Fqdn} no longer exists");
         }
 
+        // A moderator decides in words: a reply to the request's notice that says neither
+        // "approve", "reject REASON" nor "discard" ("who is this? do not let them in") changes
+        // nothing (review 36: any reply subscribed the address). The address's own plain reply
+        // confirms, and so does `mailman pending confirm` (no reply).
+        if (request.Kind == PendingKind.ModerateSubscription && reply is not null && string.IsNullOrWhiteSpace(command))
+        {
+            var said = FirstLine(reply);
+            var shown = said is null ? "nothing" : "'" + (said.Length > 60 ? said[..60] + "..." : said) + "'";
+            return new ConfirmationResult(false,
+                $"the {Describe(request.Kind)} of {request.Address}: the reply said {shown}; expected \"approve\", \"reject REASON\" or \"discard\" in its first line. Nothing was done; the request still awaits a moderator.");
+        }
+
         var (verb, reason) = Decision(command);
         if (verb != "approve")
         {
@@ -84,6 +96,13 @@ public sealed class SubscriptionConfirmations(ListStoreFactory lists, Membership
             "discard" or "cancel" => ("discard", rest),
             _ => ("approve", ""),
         };
+    }
+
+    // The first line the moderator wrote, before any quoted text (for the answer only).
+    private static string? FirstLine(MimeMessage reply)
+    {
+        var line = CommandParser.BodyText(reply).Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.Length > 0);
+        return line is null || line.StartsWith('>') ? null : Member.Sanitize(line);
     }
 
     private bool Drop(PendingRequest request)

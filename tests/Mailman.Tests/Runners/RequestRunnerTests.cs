@@ -422,6 +422,41 @@ public sealed class RequestRunnerTests : IDisposable
         Assert.Contains("anne@example.com is now subscribed", mails.Single(m => m.To == "mod@example.com").Message.TextBody, StringComparison.Ordinal);
     }
 
+    // Review 36: a moderator's reply that said no decision ("who is this?") subscribed the address.
+    [Fact]
+    public void A_moderator_reply_without_approve_reject_or_discard_changes_nothing()
+    {
+        _instance.CreateList(List, l => l.Set("subscription_policy", "moderate"));
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            store.AddRole(Dev, ListRole.Moderator, [new Member("mod@example.com", "Mod")]);
+        }
+
+        using var h = new RunnerHarness(_instance);
+        h.InjectRequest("dev-join@example.org", Mail("dev-join@example.org", from: "mallory@example.net"), "mallory@example.net");
+        RunnerHarness.Drain(h.Requests);
+        var ask = Out(h).Single(m => m.To == "mod@example.com").Message;
+        var token = TokenOf(ask);
+        Deliver(h);
+
+        h.InjectRequest($"dev-confirm+{token}@example.org",
+            Mail($"dev-confirm+{token}@example.org", "Re: " + ask.Subject, "Who is this? Do not let them in.\n\n> mallory asks\n", from: "mod@example.com"), "mod@example.com");
+        RunnerHarness.Drain(h.Requests);
+        Assert.Null(Member("mallory@example.net"));
+        Assert.Equal(PendingKind.ModerateSubscription, Assert.Single(Pending()).Kind);
+        var answer = Assert.Single(Out(h));
+        Assert.Equal("mod@example.com", answer.To);
+        Assert.Contains("expected \"approve\", \"reject REASON\" or \"discard\"", answer.Message.TextBody, StringComparison.Ordinal);
+        Assert.Contains("'Who is this? Do not let them in.'", answer.Message.TextBody, StringComparison.Ordinal);
+        Deliver(h);
+
+        // The token still works for a decision.
+        h.InjectRequest($"dev-confirm+{token}@example.org", Mail($"dev-confirm+{token}@example.org", "Re: " + ask.Subject, "discard\n", from: "mod@example.com"), "mod@example.com");
+        RunnerHarness.Drain(h.Requests);
+        Assert.Null(Member("mallory@example.net"));
+        Assert.Empty(Pending());
+    }
+
     // The review's 25 joins from one address sent 25 notices to the owner: one request, told once.
     [Fact]
     public void Repeated_joins_from_one_address_ask_the_moderators_once()
