@@ -38,6 +38,7 @@ public sealed partial class ListStore
         .. PendingSchema,
         .. AutoresponseSchema,
         MergedRowsSchema,
+        .. OwedNoticeSchema,
         "DATA address-keys-idna",
     ];
 

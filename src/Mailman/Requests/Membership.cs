@@ -1,8 +1,12 @@
 // Joining and leaving, however they were asked for (a confirmed mail, an open policy, a
 // moderator, one click, the command line): the store change, one log line, and the welcome or
-// goodbye notice when the list sends them.
+// goodbye notice when the list sends them. The notice is recorded as owed in the change's own
+// transaction and the record deleted once the notice is queued: a run killed in between (or an
+// out queue that cannot be written) leaves it owed, and the replay of the same entry, or
+// PayOwedNotices for a trigger no request entry holds any more, sends it under the same name.
 using Mailman.Lists;
 using Mailman.Notices;
+using Mailman.Queues;
 using Microsoft.Extensions.Logging;
 using MimeKit;
 
@@ -14,7 +18,7 @@ public sealed record JoinOutcome(JoinResult? Result, bool WelcomeSent);
 /// <summary>What a leave did: false Changed when the address was not (or no longer) a member.</summary>
 public sealed record LeaveOutcome(bool Changed, bool GoodbyeSent, bool PendingUsed = false);
 
-public sealed class Membership(ListStoreFactory lists, NoticeSender notices, TimeProvider time, ILogger<Membership> logger)
+public sealed class Membership(ListStoreFactory lists, NoticeSender notices, QueueSet queues, TimeProvider time, ILogger<Membership> logger)
 {
     /// <summary>
     /// Subscribes <paramref name="address"/> (or re-enables it) and welcomes it when the list does
@@ -25,12 +29,29 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Tim
     public JoinOutcome Join(MailingList list, string address, string displayName, string how, string triggerEntry,
         MimeMessage? answering = null, string? answeringSender = null, long? pendingId = null, bool? welcome = null)
     {
+        var purpose = Purpose(NoticeTemplates.Welcome, address);
+        var welcomes = welcome ?? list.SendWelcomeMessage;
         JoinResult? result;
+        OwedNotice? owed;
         using (var store = lists.Open())
         {
-            result = store.InTransaction(() => pendingId is { } id && !store.DeletePending(id)
-                ? (JoinResult?)null
-                : store.Join(list.Name, address, displayName, time.GetUtcNow()));
+            // The replay of this very join (its run stopped before the welcome was queued).
+            owed = store.FindOwedNotice(triggerEntry, purpose);
+            result = owed is not null ? JoinResult.Added : store.InTransaction(() =>
+            {
+                if (pendingId is { } id && !store.DeletePending(id))
+                {
+                    return (JoinResult?)null;
+                }
+
+                var joined = store.Join(list.Name, address, displayName, time.GetUtcNow());
+                if (welcomes && joined is JoinResult.Added or JoinResult.Reenabled)
+                {
+                    store.OweNotice(list.Name, NoticeTemplates.Welcome, address, displayName, triggerEntry, purpose, time.GetUtcNow());
+                }
+
+                return joined;
+            });
         }
 
         if (result is not (JoinResult.Added or JoinResult.Reenabled))
@@ -38,9 +59,51 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Tim
             return new JoinOutcome(result, false);
         }
 
-        logger.LogInformation("Join: {Recipient} subscribed to {ListId} ({How})", address, list.Name.Fqdn, result == JoinResult.Added ? how : how + ", delivery re-enabled");
-        var sent = (welcome ?? list.SendWelcomeMessage) && Notify(list, NoticeTemplates.Welcome, address, displayName, triggerEntry, answering, answeringSender);
+        if (owed is null)
+        {
+            logger.LogInformation("Join: {Recipient} subscribed to {ListId} ({How})", address, list.Name.Fqdn, result == JoinResult.Added ? how : how + ", delivery re-enabled");
+        }
+
+        var sent = (owed is not null || welcomes) && Pay(list, NoticeTemplates.Welcome, address, displayName, triggerEntry, answering, answeringSender);
         return new JoinOutcome(result, sent);
+    }
+
+    /// <summary>Whether <paramref name="triggerEntry"/> subscribed or unsubscribed <paramref name="address"/> and its welcome or goodbye is still owed (the entry is run again).</summary>
+    public bool Owes(string triggerEntry, string template, string address)
+    {
+        using var store = lists.Open();
+        return store.FindOwedNotice(triggerEntry, Purpose(template, address)) is not null;
+    }
+
+    /// <summary>
+    /// Sends the welcomes and goodbyes still owed whose trigger no request entry holds (its run
+    /// ended, went to shunt, or was a command line or one-click request): as generated notices,
+    /// under the names they would have had. The entries still held pay their own when run again.
+    /// </summary>
+    /// <exception cref="IOException">The out queue cannot be written (they stay owed).</exception>
+    public int PayOwedNotices()
+    {
+        List<OwedNotice> owed;
+        using (var store = lists.Open())
+        {
+            owed = store.OwedNotices().Where(o => !queues[QueueSet.Request].Holds(o.Trigger)).ToList();
+        }
+
+        var paid = 0;
+        foreach (var o in owed)
+        {
+            if (lists.FindList(o.List) is not { } list)
+            {
+                continue;
+            }
+
+            logger.LogWarning("Notice {Template} to {Recipient} from {ListId}, owed since {Created:u} by {QueueEntry} (its run stopped before queuing it), sent now",
+                o.Template, o.Address, o.List.Fqdn, o.Created, o.Trigger);
+            Pay(list, o.Template, o.Address, o.DisplayName, o.Trigger, null, null);
+            paid++;
+        }
+
+        return paid;
     }
 
     /// <summary>
@@ -50,24 +113,38 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Tim
     public LeaveOutcome Leave(MailingList list, string address, string how, string triggerEntry, bool disable = false,
         MimeMessage? answering = null, string? answeringSender = null, long? pendingId = null)
     {
+        var purpose = Purpose(NoticeTemplates.Goodbye, address);
         bool? changed;
+        OwedNotice? owed;
         using (var store = lists.Open())
         {
-            changed = store.InTransaction<bool?>(() =>
+            // The replay of this very leave (its run stopped before the goodbye was queued).
+            owed = store.FindOwedNotice(triggerEntry, purpose);
+            changed = owed is not null ? true : store.InTransaction<bool?>(() =>
             {
                 if (pendingId is { } id && !store.DeletePending(id))
                 {
                     return null;
                 }
 
+                bool left;
                 if (!disable)
                 {
-                    return store.RemoveMembers(list.Name, [address]) > 0;
+                    left = store.RemoveMembers(list.Name, [address]) > 0;
+                }
+                else
+                {
+                    var member = store.FindMember(list.Name, address);
+                    left = member is not null && !(member is { DeliveryEnabled: false, DisabledReason: DisabledReason.User })
+                        && store.SetDelivery(list.Name, address, DisabledReason.User, time.GetUtcNow());
                 }
 
-                var member = store.FindMember(list.Name, address);
-                return member is not null && !(member is { DeliveryEnabled: false, DisabledReason: DisabledReason.User })
-                    && store.SetDelivery(list.Name, address, DisabledReason.User, time.GetUtcNow());
+                if (left && list.SendGoodbyeMessage)
+                {
+                    store.OweNotice(list.Name, NoticeTemplates.Goodbye, address, "", triggerEntry, purpose, time.GetUtcNow());
+                }
+
+                return left;
             });
         }
 
@@ -76,8 +153,12 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Tim
             return new LeaveOutcome(false, false, PendingUsed: changed is null);
         }
 
-        logger.LogInformation("Leave: {Recipient} unsubscribed from {ListId} ({How})", address, list.Name.Fqdn, disable ? how + ", delivery disabled by user" : how);
-        var sent = list.SendGoodbyeMessage && Notify(list, NoticeTemplates.Goodbye, address, "", triggerEntry, answering, answeringSender);
+        if (owed is null)
+        {
+            logger.LogInformation("Leave: {Recipient} unsubscribed from {ListId} ({How})", address, list.Name.Fqdn, disable ? how + ", delivery disabled by user" : how);
+        }
+
+        var sent = (owed is not null || list.SendGoodbyeMessage) && Pay(list, NoticeTemplates.Goodbye, address, "", triggerEntry, answering, answeringSender);
         return new LeaveOutcome(true, sent);
     }
 
@@ -92,7 +173,18 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Tim
             Kind = answering is null ? NoticeKind.Generated : NoticeKind.Reply,
             Answering = answering,
             AnsweringSender = answeringSender,
-        }, triggerEntry, template + ":" + address.Trim().ToLowerInvariant()).Queued;
+        }, triggerEntry, Purpose(template, address)).Queued;
+
+    // Queues the owed notice (or a rule says not to send it), then it is no longer owed.
+    private bool Pay(MailingList list, string template, string address, string name, string triggerEntry, MimeMessage? answering, string? answeringSender)
+    {
+        var sent = Notify(list, template, address, name, triggerEntry, answering, answeringSender);
+        using var store = lists.Open();
+        store.PaidNotice(triggerEntry, Purpose(template, address));
+        return sent;
+    }
+
+    private static string Purpose(string template, string address) => template + ":" + address.Trim().ToLowerInvariant();
 
     /// <summary>
     /// A fresh name in the queue entry alphabet, for notices caused by something that is not a

@@ -30,13 +30,15 @@ public sealed class SubscriptionRequests(
         }
 
         // A member whose delivery is off by their own choice or by bounces joins again (and is
-        // re-enabled); one a moderator disabled is still a member.
-        if (member is not null && (member.DeliveryEnabled || member.DisabledReason == DisabledReason.Moderator))
+        // re-enabled); one a moderator disabled is still a member. This entry's own join, run
+        // again before its welcome was queued, finishes as the first run would have.
+        var replay = member is not null && membership.Owes(request.TriggerEntry, NoticeTemplates.Welcome, request.Sender);
+        if (member is not null && (member.DeliveryEnabled || member.DisabledReason == DisabledReason.Moderator) && !replay)
         {
             return new CommandOutcome($"{request.Sender} is already a member of {list.Name.Fqdn}", NeedsReply: true);
         }
 
-        switch (list.SubscriptionPolicy)
+        switch (replay ? SubscriptionPolicy.Open : list.SubscriptionPolicy)
         {
             case SubscriptionPolicy.Open:
                 var joined = membership.Join(list, request.Sender, request.SenderName, "open subscription policy", request.TriggerEntry, request.Message, request.EnvelopeSender);
@@ -59,12 +61,14 @@ public sealed class SubscriptionRequests(
             isMember = store.FindMember(list.Name, request.Sender) is not null;
         }
 
-        if (!isMember)
+        // This entry's own leave, run again before its goodbye was queued, finishes as the first run would have.
+        var replay = !isMember && membership.Owes(request.TriggerEntry, NoticeTemplates.Goodbye, request.Sender);
+        if (!isMember && !replay)
         {
             return new CommandOutcome($"{request.Sender} is not a member of {list.Name.Fqdn}", NeedsReply: true);
         }
 
-        if (list.UnsubscriptionPolicy == UnsubscriptionPolicy.Open)
+        if (replay || list.UnsubscriptionPolicy == UnsubscriptionPolicy.Open)
         {
             var left = membership.Leave(list, request.Sender, "open unsubscription policy", request.TriggerEntry, answering: request.Message, answeringSender: request.EnvelopeSender);
             return new CommandOutcome($"{request.Sender} is no longer subscribed to {list.Name.Fqdn}", NeedsReply: !left.GoodbyeSent);

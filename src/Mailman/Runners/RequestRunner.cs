@@ -7,9 +7,14 @@ using Microsoft.Extensions.Logging;
 
 namespace Mailman.Runners;
 
-public sealed class RequestRunner(QueueSet queues, Activity activity, MailmanOptions options, TimeProvider time, RequestProcessor requests, ILogger<RequestRunner> logger)
+public sealed class RequestRunner(QueueSet queues, Activity activity, MailmanOptions options, TimeProvider time, RequestProcessor requests, Membership membership, ILogger<RequestRunner> logger)
     : QueueRunner(queues, QueueSet.Request, activity, options, time, logger)
 {
+    /// <summary>How often an idle runner looks for welcomes and goodbyes still owed (Requests/Membership).</summary>
+    public static readonly TimeSpan OwedNoticeInterval = TimeSpan.FromMinutes(1);
+
+    private DateTimeOffset _owedLooked = DateTimeOffset.MinValue;
+
     // Parsed in place from the entry's file: a 100 MB mail to -request costs what the commands
     // read of it (the first lines of its first text part), not its size.
     protected override bool ProcessHead(EntryHead head, CancellationToken stoppingToken)
@@ -27,5 +32,27 @@ public sealed class RequestRunner(QueueSet queues, Activity activity, MailmanOpt
     {
         requests.Process(entry.Claim.Name, entry.Metadata, entry.Message);
         Queue.Finish(entry.Claim);
+    }
+
+    // With nothing to claim (so at start, once recovery's entries are done, then once a minute):
+    // the notices of membership changes whose run stopped before queuing them, whose entry is
+    // gone (finished, shunted) or never was one (a one-click or command-line change).
+    protected override void Idle()
+    {
+        var now = Time.GetUtcNow();
+        if (now - _owedLooked < OwedNoticeInterval)
+        {
+            return;
+        }
+
+        _owedLooked = now;
+        try
+        {
+            membership.PayOwedNotices();
+        }
+        catch (Exception e) when (e is IOException or Microsoft.Data.Sqlite.SqliteException or UnauthorizedAccessException)
+        {
+            Log.LogError("Owed welcome or goodbye notices not sent now, tried again in {Interval}: {Error}", OwedNoticeInterval, e.Message);
+        }
     }
 }

@@ -543,6 +543,81 @@ public sealed class RequestRunnerTests : IDisposable
         Assert.NotNull(Member("anne@example.com"));
     }
 
+    // Review 36: a join committed, then its run stopped (killed; here the out queue cannot be
+    // written) before the welcome was queued: run again, the entry was answered "already a
+    // member" and the welcome never went.
+    [Fact]
+    public void A_join_run_again_after_its_welcome_could_not_be_queued_sends_the_welcome()
+    {
+        _instance.CreateList(List, l => l.Set("subscription_policy", "open"));
+        using var h = new RunnerHarness(_instance);
+        var raw = Mail("dev-join@example.org");
+        var metadata = new EntryMetadata { List = List, Sender = "anne@example.com", Destination = "dev-join@example.org" };
+        var processor = h.Services.GetRequiredService<RequestProcessor>();
+        using (OutQueueBroken())
+        {
+            Assert.ThrowsAny<IOException>(() => processor.Process("17961428495653330-28502773", metadata, raw));
+        }
+
+        Assert.NotNull(Member("anne@example.com"));
+        processor.Process("17961428495653330-28502773", metadata, raw);
+        var (welcome, to, _) = Assert.Single(Out(h));
+        Assert.Equal("anne@example.com", to);
+        Assert.Equal("Welcome to the \"dev\" mailing list", welcome.Subject);
+        Assert.Equal("req1@example.com", welcome.InReplyTo);
+        Assert.Equal(0, h.Services.GetRequiredService<Membership>().PayOwedNotices());
+
+        // Once paid, the same entry again is an ordinary repeated join.
+        Deliver(h);
+        processor.Process("17961428495653330-28502773", metadata, raw);
+        Assert.Contains("already a member", Assert.Single(Out(h)).Message.TextBody, StringComparison.Ordinal);
+    }
+
+    // The same for a leave whose entry is gone (shunted, say): the idle runner sends the goodbye.
+    [Fact]
+    public void A_goodbye_owed_by_an_entry_no_longer_queued_is_sent_by_the_idle_runner()
+    {
+        _instance.CreateList(List, l => l.Set("unsubscription_policy", "open"));
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            store.AddMembers(Dev, [new Member("anne@example.com", "Anne")]);
+        }
+
+        using var h = new RunnerHarness(_instance);
+        var processor = h.Services.GetRequiredService<RequestProcessor>();
+        var metadata = new EntryMetadata { List = List, Sender = "anne@example.com", Destination = "dev-leave@example.org" };
+        using (OutQueueBroken())
+        {
+            Assert.ThrowsAny<IOException>(() => processor.Process("17961428495653331-28502774", metadata, Mail("dev-leave@example.org")));
+        }
+
+        Assert.Null(Member("anne@example.com"));
+        Assert.Empty(Out(h));
+        RunnerHarness.Drain(h.Requests); // an idle pass
+        var (goodbye, to, _) = Assert.Single(Out(h));
+        Assert.Equal("anne@example.com", to);
+        Assert.StartsWith("You have been unsubscribed", goodbye.Subject, StringComparison.Ordinal);
+        Assert.Equal(0, h.Services.GetRequiredService<Membership>().PayOwedNotices());
+    }
+
+    // The out queue cannot be written (as on a full disk) until disposed.
+    private Restore OutQueueBroken()
+    {
+        var outDir = _instance.QueueDir(QueueSet.Out);
+        Directory.Move(outDir, outDir + ".away");
+        File.WriteAllText(outDir, "not a directory");
+        return new Restore(() =>
+        {
+            File.Delete(outDir);
+            Directory.Move(outDir + ".away", outDir);
+        });
+    }
+
+    private sealed class Restore(Action undo) : IDisposable
+    {
+        public void Dispose() => undo();
+    }
+
     [Fact]
     public void A_reply_whose_address_lost_its_token_confirms_by_the_subject()
     {

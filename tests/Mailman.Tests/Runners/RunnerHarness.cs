@@ -41,7 +41,7 @@ internal sealed class RunnerHarness : IDisposable
             .BuildServiceProvider();
         Held = _services.GetRequiredService<HeldPosts>();
         Chain = new ModerationChain(Options.Moderation.Chain, catalog.All);
-        Requests = new RequestRunner(Queues, Activity, Options, Time, _services.GetRequiredService<RequestProcessor>(), NullLogger<RequestRunner>.Instance);
+        Requests = new RequestRunner(Queues, Activity, Options, Time, _services.GetRequiredService<RequestProcessor>(), _services.GetRequiredService<Membership>(), NullLogger<RequestRunner>.Instance);
         Incoming = new IncomingRunner(Queues, Activity, Options, Time, lists, Chain, Held, Notices, NullLogger<IncomingRunner>.Instance);
         Pipeline = new PipelineRunner(Queues, Activity, Options, Time, lists, catalog, Held, NullLogger<PipelineRunner>.Instance);
         Owner = new OwnerRunner(Queues, Activity, Options, Time, lists, NullLogger<OwnerRunner>.Instance);
