@@ -8,10 +8,22 @@ using System.Text;
 
 namespace Mailman.Lmtp;
 
-internal sealed class LmtpConnection(Socket socket) : IDisposable
+// The socket's timeout is per read: a client that sends a byte of a command line every few
+// seconds, or its data at a few bytes a second, would hold a session slot for ever (review 36:
+// Lmtp:MaxSessions such clients stopped all intake). As Postfix's smtpd_per_record_deadline and
+// smtpd_min_data_rate: a command line must be whole within the timeout, and DATA must arrive
+// within the timeout plus one second per MinDataRate bytes. Checked before each read (a read
+// waits at most the timeout), so the hot path costs one clock read per 64 KB.
+internal sealed class LmtpConnection(Socket socket, TimeSpan timeout) : IDisposable
 {
     /// <summary>Longest command line read (RFC 5321 §4.5.3.1.4: 512 octets; room for long addresses).</summary>
     public const int MaxCommandLine = 4096;
+
+    /// <summary>The slowest DATA taken, in bytes a second (Postfix's smtpd_min_data_rate).</summary>
+    public const int MinDataRate = 500;
+
+    private readonly long _timeout = (long)timeout.TotalMilliseconds;
+    private long _received;
 
     private readonly byte[] _in = new byte[1 << 16];
     private readonly MemoryStream _out = new();
@@ -40,6 +52,7 @@ internal sealed class LmtpConnection(Socket socket) : IDisposable
     public string? ReadLine()
     {
         var skipping = false;
+        long due = 0;
         while (true)
         {
             var available = _in.AsSpan(_start, _end - _start);
@@ -70,6 +83,20 @@ internal sealed class LmtpConnection(Socket socket) : IDisposable
                 return null;
             }
 
+            // The line's first byte starts its deadline (waiting for it is the socket's timeout).
+            if (available.Length > 0)
+            {
+                var now = Environment.TickCount64;
+                due = due == 0 ? now + _timeout : due;
+                if (now > due)
+                {
+                    // Part of a line came, its end did not within the timeout.
+                    Reply("421 4.4.2 Error: timeout exceeded; closing");
+                    Flush();
+                    return null;
+                }
+            }
+
             if (!Fill(command: true))
             {
                 return null;
@@ -92,9 +119,18 @@ internal sealed class LmtpConnection(Socket socket) : IDisposable
         var atLineStart = true;
         long stored = 0;
         var fits = true;
+        var started = Environment.TickCount64;
+        var before = _received - (_end - _start);
         void Refill()
         {
             Compact();
+            if (Environment.TickCount64 - started > _timeout + (_received - before) * 1000 / MinDataRate)
+            {
+                Reply("421 4.4.2 Error: timeout exceeded; closing");
+                Flush();
+                throw new IOException($"DATA came slower than {MinDataRate} bytes a second (after {(_received - before) / 1024} KiB)");
+            }
+
             if (!Fill(command: false))
             {
                 throw new IOException("the client closed the connection in the middle of DATA");
@@ -185,6 +221,7 @@ internal sealed class LmtpConnection(Socket socket) : IDisposable
         }
 
         _end += n;
+        _received += n;
         return n > 0;
     }
 

@@ -136,7 +136,7 @@ public sealed class LmtpServer(MailmanOptions options, InstancePaths paths, Queu
                     continue;
                 }
 
-                var connection = new LmtpConnection(socket);
+                var connection = new LmtpConnection(socket, options.Lmtp.Timeout);
                 var session = new LmtpSession(connection, intake, limits, SpoolDirectory, logger);
                 connection.Waiting = idle => SetIdle(session, idle);
                 var thread = new Thread(() => Run(session, connection)) { IsBackground = true, Name = "lmtp-session" };

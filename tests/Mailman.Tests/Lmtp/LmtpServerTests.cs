@@ -29,13 +29,14 @@ public sealed class LmtpServerTests : IDisposable
         _instance.Dispose();
     }
 
-    private DaemonProcess Serve(int maxMessageSizeKb = 102400)
+    private DaemonProcess Serve(int maxMessageSizeKb = 102400, string timeout = "00:05:00")
     {
         var daemon = DaemonProcess.Start(_instance.Home, new Dictionary<string, string>
         {
             ["Mailman__Smtp__Port"] = _sink.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Mailman__Lmtp__Url"] = $"lmtp://127.0.0.1:{_port}",
             ["Mailman__Lmtp__MaxMessageSizeKb"] = maxMessageSizeKb.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Mailman__Lmtp__Timeout"] = timeout,
         });
         Wait.Until(() => Net.CanConnect(_port) || daemon.HasExited, TimeSpan.FromSeconds(60), "the LMTP listener");
         Assert.False(daemon.HasExited, daemon.Output);
@@ -150,6 +151,79 @@ public sealed class LmtpServerTests : IDisposable
             Assert.StartsWith("500 ", client.Reply(), StringComparison.Ordinal);
             Assert.Throws<IOException>(() => client.Reply());
         }
+    }
+
+    // Review 36: the timeout was per read, so clients that sent a byte every second (of a command
+    // line, or of DATA) held their session slots for ever and Lmtp:MaxSessions of them stopped intake.
+    [Fact]
+    public void A_command_line_or_DATA_that_trickles_in_is_cut_at_the_deadline()
+    {
+        using var daemon = Serve(timeout: "00:00:02");
+        using (var client = new LmtpClient(_port))
+        {
+            var cut = Trickle(client, "NOOPNOOPNOOPNOOPNOOPNOOPNOOPNOOPNOOPNOOPNOOPNOOPNOOPNOOPNOOPNOOPNOOPNOOPNOOPNOOP");
+            Assert.StartsWith("421 4.4.2 ", cut, StringComparison.Ordinal);
+        }
+
+        using (var client = new LmtpClient(_port))
+        {
+            client.Command("LHLO postfix.example.org");
+            client.Command("MAIL FROM:<poster@example.com>");
+            Assert.StartsWith("250 ", client.Command($"RCPT TO:<{List}>"), StringComparison.Ordinal);
+            Assert.StartsWith("354", client.Command("DATA"), StringComparison.Ordinal);
+            client.Raw($"From: poster@example.com\r\nTo: {List}\r\nSubject: slow\r\n\r\n");
+            var cut = Trickle(client, new string('x', 200));
+            Assert.StartsWith("421 4.4.2 ", cut, StringComparison.Ordinal);
+        }
+
+        // A client at a normal pace is unaffected.
+        using (var client = new LmtpClient(_port))
+        {
+            client.Command("LHLO postfix.example.org");
+            client.Command("MAIL FROM:<poster@example.com>");
+            client.Command($"RCPT TO:<{List}>");
+            var replies = new List<string>();
+            client.Data(Post("paced"), 1, replies);
+            Assert.StartsWith("250 2.0.0 ", Assert.Single(replies), StringComparison.Ordinal);
+        }
+    }
+
+    // Sends one byte every 100 ms (a client's pace, not a wait) until the server answers or
+    // closes; the server must do so well within the text's 10 s at that pace.
+    private static string Trickle(LmtpClient client, string text)
+    {
+        var answer = Task.Run(() =>
+        {
+            try
+            {
+                return client.Reply();
+            }
+            catch (IOException e)
+            {
+                return "closed: " + e.Message;
+            }
+        });
+        foreach (var c in text)
+        {
+            if (answer.IsCompleted)
+            {
+                break;
+            }
+
+            try
+            {
+                client.Raw(c.ToString());
+            }
+            catch (IOException)
+            {
+                break;
+            }
+
+            Thread.Sleep(100);
+        }
+
+        Assert.True(answer.Wait(TimeSpan.FromSeconds(30)), "no answer");
+        return answer.Result;
     }
 
     // The day-one review: with the LMTP port taken, the runners had started (and taken a post)
