@@ -13,8 +13,12 @@
 // header block but a continuation is a field (a "--" line in one both a field and a boundary; a
 // name whose colon stands past the kept kilobyte still that name). The limits are far above real
 // mail's. A Content-* field folded over many lines, a part's header block over 4 MiB, and more
-// "--" lines than the declared multiparts can be checked against in time (MaxBoundaryWork) are
-// refused too: MimeKit's time and memory on them grow faster than their size.
+// "--" lines than the declared multiparts can be checked against in time (MaxBoundaryWork) and
+// fields folded over more lines than MimeKit can copy in time (MaxHeaderCopyWork) are refused
+// too: MimeKit's time and memory on them grow faster than their size. Review 36: MimeKit checks
+// the piece of a header line after each of its 4 KiB reads as a boundary, so a "--" and a
+// boundary anywhere in a header line starts a candidate block as well; a Content-Type value
+// longer than what is kept is read by its media type when that ends within it.
 namespace Mailman.Queues;
 
 public sealed class MimeShape
@@ -46,6 +50,17 @@ public sealed class MimeShape
     /// </summary>
     public const long MaxBoundaryWork = 1_000_000_000;
 
+    /// <summary>
+    /// The most bytes MimeKit's header parser may copy growing its buffer: it grows the buffer of
+    /// the field being read to just the size needed each time it appends to it (once per line,
+    /// and once per 4 KiB read of a long line), copying what the field had so far, so a field
+    /// folded over L lines costs some L²/2 line lengths (review 36: an X- field of 49,900 lines
+    /// of 83 bytes, 4.1 MB, cost 49 s of CPU a parse, 472 s in the daemon). Counted by
+    /// <see cref="CopyWork"/> over every header block, the message's own included; a Cc of
+    /// 5,000 addresses, one a line, needs 41% of it, a 1 MB header line 13%.
+    /// </summary>
+    public const long MaxHeaderCopyWork = 1_000_000_000;
+
     /// <summary>The largest header block of a part or attached message (as the message's own, Intake.MaxHeaderBytes).</summary>
     public const int MaxBlockBytes = Intake.MaxHeaderBytes;
 
@@ -67,6 +82,12 @@ public sealed class MimeShape
     private long _declared; // Content-Type values that may be multiparts (each may be open in MimeKit)
     private long _declaredBytes; // their lengths: no boundary of theirs is longer
     private long _boundaryWork;
+    private long _copyWork;
+    private long _fieldBytes; // the field being read so far, as MimeKit's header buffer holds it
+    private long _fieldCapacity; // that buffer's size
+    private long _sinceRead; // header bytes since a 4 KiB read of MimeKit's ended
+    private bool _dashesPastKeep; // a header line holds "--" past its kept kilobyte
+    private byte _lastByte; // the last byte of the line appended so far
     private bool _inBlock = true; // the message's own header block first
     private bool _attached; // this block's Content-Type names message/ or rfc822: the next block is the attached message's
     private bool _multipart;
@@ -89,6 +110,39 @@ public sealed class MimeShape
 
     /// <summary>Bytes MimeKit's boundary checks may compare, at most (<see cref="MaxBoundaryWork"/>).</summary>
     public long BoundaryWork => _boundaryWork;
+
+    /// <summary>Bytes MimeKit's header parser may copy growing its buffers, at most (<see cref="MaxHeaderCopyWork"/>).</summary>
+    public long HeaderCopyWork => _copyWork;
+
+    /// <summary>
+    /// What MimeKit copies to take one more header line of <paramref name="length"/> bytes (its
+    /// LF included): it appends the line in pieces, one more wherever one of its 4 KiB reads
+    /// ends, and each piece that does not fit grows the field's buffer to just the size needed
+    /// in 64-byte steps, copying the field so far. <paramref name="fieldBytes"/> and
+    /// <paramref name="capacity"/> are the field's so far (0 for a line that starts a field),
+    /// <paramref name="sinceRead"/> the bytes since a read ended (where exactly is MimeKit's
+    /// business: one every 4 KiB); all advanced past the line.
+    /// </summary>
+    public static long CopyWork(ref long fieldBytes, ref long capacity, ref long sinceRead, long length)
+    {
+        long work = 0;
+        for (var rest = length + 1; rest > 0;)
+        {
+            var piece = Math.Min(rest, 4096 - sinceRead);
+            var need = fieldBytes + piece;
+            if (need > capacity)
+            {
+                work += fieldBytes;
+                capacity = (need + 63) & ~63L;
+            }
+
+            fieldBytes = need;
+            rest -= piece;
+            sinceRead = (sinceRead + piece) & 4095;
+        }
+
+        return work;
+    }
 
     /// <summary>Counts the next bytes of the message.</summary>
     /// <exception cref="IntakeException">A limit is passed (HeaderTooLarge).</exception>
@@ -127,9 +181,19 @@ public sealed class MimeShape
 
         _lineCut |= piece.Length > take;
         _lineTotal += piece.Length;
-        if (_inBlock && piece.Length > take && !_colonPastKeep)
+        if (_inBlock && piece.Length > take)
         {
-            _colonPastKeep = piece[take..].Contains((byte)':');
+            var rest = piece[take..];
+            _colonPastKeep = _colonPastKeep || rest.Contains((byte)':');
+
+            // "--" past the kept kilobyte, within this piece or across its start.
+            var before = take > 0 ? piece[take - 1] : _lastByte;
+            _dashesPastKeep = _dashesPastKeep || rest.IndexOf("--"u8) >= 0 || (before == (byte)'-' && rest[0] == (byte)'-');
+        }
+
+        if (!piece.IsEmpty)
+        {
+            _lastByte = piece[^1];
         }
     }
 
@@ -166,9 +230,12 @@ public sealed class MimeShape
         var dashes = IsBoundary(line);
         var total = _lineTotal;
         var colonPastKeep = _colonPastKeep;
+        var dashesPastKeep = _dashesPastKeep;
         _lineLength = 0;
         _lineTotal = 0;
         _colonPastKeep = false;
+        _dashesPastKeep = false;
+        _lastByte = 0;
         _lineCut = false;
         if (_declared > 0 && line.StartsWith("--"u8)
             && (_boundaryWork += Math.Min(_declared * total, _declaredBytes)) > MaxBoundaryWork)
@@ -206,6 +273,18 @@ public sealed class MimeShape
             throw new IntakeException(IntakeFailure.HeaderTooLarge, $"more than {MaxLines:N0} header lines in the message and its parts: not taken");
         }
 
+        // What MimeKit copies for this line: a continuation adds to the field before it; any
+        // other line is a header of its own to MimeKit, colon or not.
+        if (line.IsEmpty || line[0] is not ((byte)' ' or (byte)'\t'))
+        {
+            _fieldBytes = _fieldCapacity = 0;
+        }
+
+        if ((_copyWork += CopyWork(ref _fieldBytes, ref _fieldCapacity, ref _sinceRead, total)) > MaxHeaderCopyWork)
+        {
+            throw new IntakeException(IntakeFailure.HeaderTooLarge, "header fields folded over more lines than can be parsed in time: not taken");
+        }
+
         if (dashes)
         {
             // A boundary here ends the block for MimeKit only when it is exactly one of a
@@ -221,6 +300,28 @@ public sealed class MimeShape
             return;
         }
 
+        Field(line, cut, total, colonPastKeep);
+
+        // MimeKit reads a header block in 4 KiB pieces and checks the piece of a line after
+        // each edge as a boundary (review 36: "X:a--b" lines, one of which an edge splits
+        // before its "--b", ended a digest's part there, and a million fields after it went
+        // uncounted as body text): a "--" and a boundary anywhere in a header line (any "--"
+        // past the kept kilobyte) also starts a block, as the line's own does above, once the
+        // line was read as a field of this one (when no read ends in it). A Content-Type it
+        // leaves unfinished, before its ';', counts as any kind: its folds may follow.
+        if (_multipart && (dashesPastKeep || HasInnerBoundary(line, cut)))
+        {
+            _typeCut |= _inType;
+            EndType();
+            var attached = _attached;
+            StartBlock(fromBoundary: true);
+            _attached = attached;
+        }
+    }
+
+    // A header line that is no boundary line: a fold of the field before it, or a field.
+    private void Field(ReadOnlySpan<byte> line, bool cut, long total, bool colonPastKeep)
+    {
         if (line.Length > 0 && line[0] is (byte)' ' or (byte)'\t')
         {
             Fold();
@@ -309,8 +410,13 @@ public sealed class MimeShape
 
         _inType = false;
         var value = _type.AsSpan(0, _typeLength);
-        var (type, subtype, plain) = MediaType(value);
-        if (_typeCut || !plain)
+        var (type, subtype, plain, whole) = MediaType(value);
+
+        // A value longer than what is kept is still read by its media type when that ends (at
+        // its ';') within the kept part: review 36's attachment with a 100-character Chinese
+        // file name (RFC 2231, 1.1 KB) was read as "any kind", its 5 MB of base64 as an attached
+        // message's header block, and the post refused.
+        if ((_typeCut && !whole) || !plain)
         {
             // Read otherwise than plainly (review 33: "multipart (\)) /mixed", a quoted pair in a
             // comment, hid a million fields): any kind, any boundary.
@@ -353,11 +459,12 @@ public sealed class MimeShape
     // The media type before the first ';', lower case, read past spaces, quotes and comments
     // ("message (x) / rfc822" is message/rfc822 to MimeKit too). Not plain: a backslash, a
     // byte that is not printable ASCII, or a type or subtype that is not a token.
-    private static (string Type, string Subtype, bool Plain) MediaType(ReadOnlySpan<byte> value)
+    private static (string Type, string Subtype, bool Plain, bool Whole) MediaType(ReadOnlySpan<byte> value)
     {
         var text = new System.Text.StringBuilder();
         var depth = 0;
         var plain = true;
+        var whole = false;
         foreach (var b in value)
         {
             if (b == (byte)'\\' || b >= 0x7F || (b < 0x20 && b is not ((byte)'\t' or (byte)'\r')))
@@ -377,6 +484,7 @@ public sealed class MimeShape
             }
             else if (b == (byte)';' || text.Length > 200)
             {
+                whole = b == (byte)';';
                 break;
             }
             else if (b is not ((byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'"'))
@@ -389,7 +497,7 @@ public sealed class MimeShape
         var slash = media.IndexOf('/', StringComparison.Ordinal);
         var (type, subtype) = slash < 0 ? (media, "") : (media[..slash], media[(slash + 1)..]);
         plain &= IsToken(type) && (slash < 0 || IsToken(subtype));
-        return (type, subtype, plain);
+        return (type, subtype, plain, whole);
     }
 
     // RFC 2045 token characters (an empty type is MimeKit's text/plain: plain too).
@@ -420,6 +528,7 @@ public sealed class MimeShape
         _blockHasType = false;
         _contentField = false;
         _blockBytes = 0;
+        _fieldBytes = _fieldCapacity = 0;
     }
 
     /// <summary>A write-only stream that counts what is written and passes it on to <paramref name="inner"/>.</summary>
@@ -444,6 +553,39 @@ public sealed class MimeShape
             if (line.Length - 2 >= b.Length && System.Text.Ascii.EqualsIgnoreCase(line.Slice(2, b.Length), b))
             {
                 return true;
+            }
+        }
+
+        return false;
+    }
+
+    // A "--" after the line's start followed by a boundary of this message (or the start of one,
+    // where the kept part of a longer line ends); any "--" once a boundary could not be read.
+    private bool HasInnerBoundary(ReadOnlySpan<byte> line, bool cut)
+    {
+        for (var at = 1; at + 1 < line.Length; at++)
+        {
+            var next = line[at..].IndexOf("--"u8);
+            if (next < 0)
+            {
+                return false;
+            }
+
+            at += next;
+            if (_anyDashes)
+            {
+                return true;
+            }
+
+            var rest = line[(at + 2)..];
+            foreach (var b in _boundaries)
+            {
+                if (rest.Length >= b.Length
+                    ? System.Text.Ascii.EqualsIgnoreCase(rest[..b.Length], b)
+                    : cut && System.Text.Ascii.EqualsIgnoreCase(rest, b.AsSpan(0, rest.Length)))
+                {
+                    return true;
+                }
             }
         }
 
