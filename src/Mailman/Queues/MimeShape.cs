@@ -94,6 +94,9 @@ public sealed class MimeShape
     private bool _digest; // a multipart/digest was declared: its parts without a Content-Type are messages (RFC 2046 §5.1.5)
     private bool _blockFromBoundary; // this block began after a boundary line (a part's header), not after another block
     private bool _blockHasType;
+    private bool _cteSeen; // this block's first Content-Transfer-Encoding was read (MimeKit looks at the first only)
+    private bool _cteOpen; // ...and it is the field being read: a fold makes its value unread
+    private bool _encoded; // ...and says base64 or quoted-printable, plainly
     private bool _contentField; // the field being read is a Content-* one
     private int _folds; // its lines after the first
     private long _blockBytes;
@@ -256,7 +259,11 @@ public sealed class MimeShape
         if (empty)
         {
             EndType();
-            if (_attached || (_digest && _blockFromBoundary && !_blockHasType))
+            // An attached message that is base64 or quoted-printable is an opaque part to
+            // MimeKit (ParserOptions.CreateEntity: a MessagePart only when not encoded), its
+            // content only scanned for boundaries (review 36: a forwarded message of 3 MB in
+            // base64 was counted as one header block of 4 MiB and the post refused).
+            if ((_attached || (_digest && _blockFromBoundary && !_blockHasType)) && !_encoded)
             {
                 StartBlock(fromBoundary: false);
             }
@@ -294,9 +301,7 @@ public sealed class MimeShape
             // a field, and the new block as still this one's for what follows its blank line.
             CountField();
             EndType();
-            var attached = _attached;
-            StartBlock(fromBoundary: true);
-            _attached = attached;
+            ContinueBlock();
             return;
         }
 
@@ -313,10 +318,20 @@ public sealed class MimeShape
         {
             _typeCut |= _inType;
             EndType();
-            var attached = _attached;
-            StartBlock(fromBoundary: true);
-            _attached = attached;
+            ContinueBlock();
         }
+    }
+
+    // A new candidate block that MimeKit may still read as this one: it keeps what this one
+    // made of the next (an attached message), and a Content-Transfer-Encoding this one had
+    // (MimeKit reads the first) leaves it never counted as encoded.
+    private void ContinueBlock()
+    {
+        var attached = _attached;
+        var cteSeen = _cteSeen;
+        StartBlock(fromBoundary: true);
+        _attached = attached;
+        _cteSeen = cteSeen;
     }
 
     // A header line that is no boundary line: a fold of the field before it, or a field.
@@ -325,6 +340,7 @@ public sealed class MimeShape
         if (line.Length > 0 && line[0] is (byte)' ' or (byte)'\t')
         {
             Fold();
+            _encoded &= !_cteOpen;
             if (_inType)
             {
                 _typeTotal += total;
@@ -347,6 +363,7 @@ public sealed class MimeShape
             // million fields hidden, and 190,000 folds of a Content-* field uncounted).
             StartField(padded, total);
             _typeCut |= _inType; // its value was not seen: any kind
+            _encoded &= !_cteOpen; // nor this one's: not encoded
 
             return;
         }
@@ -354,12 +371,18 @@ public sealed class MimeShape
         if (colon < 0)
         {
             Fold();
+            _encoded &= !_cteOpen;
             return;
         }
 
         // The name as MimeKit matches it: review 34's "Content-Type\x01:" is no Content-Type to
         // MimeKit (a digest's part stays a message), so it must not be one here.
         StartField(line[..colon].TrimEnd(" \t"u8), total - (colon + 1));
+        if (_cteOpen)
+        {
+            _encoded = !cut && IsEncoding(line[(colon + 1)..]);
+        }
+
         if (_inType)
         {
             AppendType(line[(colon + 1)..], cut);
@@ -380,6 +403,8 @@ public sealed class MimeShape
     {
         _contentField = name.Length >= 8 && System.Text.Ascii.EqualsIgnoreCase(name[..8], "Content-"u8);
         _folds = 0;
+        _cteOpen = !_cteSeen && System.Text.Ascii.EqualsIgnoreCase(name, "Content-Transfer-Encoding"u8);
+        _cteSeen |= _cteOpen;
         if (System.Text.Ascii.EqualsIgnoreCase(name, "Content-Type"u8))
         {
             _blockHasType = true;
@@ -529,6 +554,7 @@ public sealed class MimeShape
         _contentField = false;
         _blockBytes = 0;
         _fieldBytes = _fieldCapacity = 0;
+        _cteSeen = _cteOpen = _encoded = false;
     }
 
     /// <summary>A write-only stream that counts what is written and passes it on to <paramref name="inner"/>.</summary>
@@ -557,6 +583,16 @@ public sealed class MimeShape
         }
 
         return false;
+    }
+
+    // A Content-Transfer-Encoding value MimeKit surely reads as base64 or quoted-printable: that
+    // token alone, in printable ASCII without an encoded word (anything else reads as not
+    // encoded here, which counts more).
+    private static bool IsEncoding(ReadOnlySpan<byte> value)
+    {
+        var token = value.Trim(" \t\r"u8);
+        return token.IndexOfAnyExceptInRange((byte)'!', (byte)'~') < 0
+            && (System.Text.Ascii.EqualsIgnoreCase(token, "base64"u8) || System.Text.Ascii.EqualsIgnoreCase(token, "quoted-printable"u8));
     }
 
     // A "--" after the line's start followed by a boundary of this message (or the start of one,

@@ -35,6 +35,8 @@ public sealed class MimeShapeTests
         "dashes-at-top", // review 35: in the message's own block, even the boundary itself is
         "padded-name", // review 35: blanks past the kept kilobyte before the colon of a Content-Type
         "padded-multipart", // the same, of a multipart's
+        "cte-twice", // review 36: an encoded message is opaque to MimeKit, which reads the first Content-Transfer-Encoding only
+        "cte-after-dashes", // the same across a "--" line MimeKit keeps as a field
     };
 
     private static string Shape(string kind, int fields)
@@ -60,6 +62,8 @@ public sealed class MimeShapeTests
             "dashes-at-top" => $"From: a@example.com\nContent-Type: message/rfc822\nContent-Type: multipart/mixed; boundary=b\nX: y\n--b\n\n{nested}\nbody\n",
             "padded-name" => $"From: a@example.com\nContent-Type{new string(' ', 1100)}: message/rfc822\n\n{nested}\nbody\n",
             "padded-multipart" => $"From: a@example.com\nContent-Type{new string('\t', 1100)}: multipart/mixed; boundary=b\n\n--b\n{nested}\nbody\n--b--\n",
+            "cte-twice" => $"From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: message/rfc822\nContent-Transfer-Encoding: 7bit\nContent-Transfer-Encoding: base64\n\n{nested}\nbody\n--b--\n",
+            "cte-after-dashes" => $"From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: message/rfc822\nContent-Transfer-Encoding: 8bit\n--bX\nContent-Transfer-Encoding: base64\n\n{nested}\nbody\n--b--\n",
             "digest" => $"From: a@example.com\nContent-Type: multipart/digest; boundary=b\n\n--b\n\n{nested}\nbody\n--b--\n",
             "crlf" => $"From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: message/rfc822\n\n{nested}\nbody\n--b--\n".Replace("\n", "\r\n", StringComparison.Ordinal),
             _ => throw new ArgumentOutOfRangeException(nameof(kind)),
@@ -137,6 +141,27 @@ public sealed class MimeShapeTests
         Assert.Equal(0, Count(Encoding.ASCII.GetBytes(longParameters)).Parts);
         var longMessage = $"From: a@example.com\nContent-Type: message/rfc822; x=\"{new string('a', 5000)}\"\n\n{Fields(MimeShape.MaxFields)}\nbody\n";
         Assert.Throws<IntakeException>(() => Count(Encoding.ASCII.GetBytes(longMessage)));
+    }
+
+    // Review 36: a message/rfc822 part in base64 (a forward some clients write) is an opaque
+    // part to MimeKit; its 3 MB were counted as the attached message's header block and refused.
+    [Theory]
+    [InlineData("multipart/mixed; boundary=b", "Content-Type: message/rfc822\n")]
+    [InlineData("multipart/digest; boundary=b", "")]
+    public void An_encoded_attached_message_is_an_opaque_part(string type, string partType)
+    {
+        var inner = Convert.ToBase64String(Encoding.ASCII.GetBytes(Fields(250_000)), Base64FormattingOptions.InsertLineBreaks).Replace("\r\n", "\n", StringComparison.Ordinal);
+        var bytes = Encoding.ASCII.GetBytes($"From: a@example.com\nContent-Type: {type}\n\n--b\n{partType}Content-Transfer-Encoding: Base64\n\n{inner}\n--b--\n");
+        var shape = Count(bytes);
+        using var message = MimeMessage.Load(new MemoryStream(bytes));
+        Assert.True(shape.Fields >= Parsed(message) && shape.Fields < 10, $"counted {shape.Fields}, MimeKit parsed {Parsed(message)}");
+
+        // Not plainly base64 (folded, an encoded word, a second token): counted as a message.
+        foreach (var cte in new[] { "\n base64", " =?us-ascii?q?base64?=", " base64 x", " 7bit" })
+        {
+            var other = Encoding.ASCII.GetBytes($"From: a@example.com\nContent-Type: {type}\n\n--b\n{partType}Content-Transfer-Encoding:{cte}\n\n{Fields(MimeShape.MaxFields)}\n--b--\n");
+            Assert.Throws<IntakeException>(() => Count(other));
+        }
     }
 
     // Review 36: MimeKit reads a header block in 4 KiB pieces and checks the piece of a line
