@@ -42,6 +42,14 @@ public sealed partial class ListStore
         return counted;
     }
 
+    /// <summary>Takes back one count of <see cref="TryCountAutoresponse"/>: the reply it let through could not be queued.</summary>
+    public void UncountAutoresponse(ListName list, string address, DateOnly day)
+    {
+        using var cmd = Command("UPDATE autoresponses SET count = count - 1 WHERE list_id = $list AND address_key = $key AND day = $day AND count > 0",
+            ("$list", ListId(list)), ("$key", MailboxKey(address)), ("$day", Day(day)));
+        cmd.ExecuteNonQuery();
+    }
+
     // The mailbox the replies land in: user+1@ ... user+30@ are one victim's, counted together.
     private static string MailboxKey(string address)
     {

@@ -149,7 +149,28 @@ public static class AutomaticMail
         }
 
         return AutoSubmitted(headers) is { } automatic ? "automatic message (" + automatic + ")"
+            : Report(headers) is { } report ? "automatic message (a " + report + " report)"
             : FromList(headers) is { } list ? "message from a list (" + list + ")"
+            : null;
+    }
+
+    /// <summary>
+    /// A delivery status, disposition or feedback report (RFC 6522 multipart/report, RFC 3464,
+    /// RFC 8098, RFC 5965), whatever its envelope sender: an MTA or a mail client wrote it, and
+    /// it must neither be answered nor confirm anything (review 36: a DSN sent from
+    /// bounces@ to a confirmation address subscribed the address it was about).
+    /// </summary>
+    public static string? Report(HeaderList headers)
+    {
+        if (headers[HeaderId.ContentType] is not { } value || !ContentType.TryParse(value, out var type))
+        {
+            return null;
+        }
+
+        return type.IsMimeType("multipart", "report") ? type.Parameters["report-type"] is { Length: > 0 } kind ? kind.ToLowerInvariant() : "multipart/report"
+            : type.MediaType.Equals("message", StringComparison.OrdinalIgnoreCase)
+                && type.MediaSubtype.ToLowerInvariant() is "delivery-status" or "global-delivery-status" or "disposition-notification" or "global-disposition-notification" or "feedback-report"
+                ? type.MimeType.ToLowerInvariant()
             : null;
     }
 

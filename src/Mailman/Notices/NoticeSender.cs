@@ -25,7 +25,14 @@ public sealed class NoticeSender(QueueSet queues, ListStoreFactory lists, TimePr
     public NoticeResult Send(Notice notice, string triggerEntry, string purpose)
     {
         var list = notice.List;
-        var why = WhyNot(notice);
+        var derived = Switchboard.DerivedName(triggerEntry, purpose);
+        if (queues[QueueSet.Out].Holds(derived))
+        {
+            // Queued by an earlier run of the same entry (a crash before it finished): counted then.
+            return new NoticeResult(derived, null);
+        }
+
+        var why = WhyNot(notice, out var countedOn);
         if (why is not null)
         {
             logger.LogInformation("No {Template} notice from {ListId} to {Recipient}: {Reason}", notice.Template, list.Name.Fqdn, notice.To, why);
@@ -41,8 +48,21 @@ public sealed class NoticeSender(QueueSet queues, ListStoreFactory lists, TimePr
             EnvelopeSender = notice.EnvelopeSender ?? Verp.Encode(list.Name, notice.To),
             Purpose = "notice " + notice.Template,
         };
-        var name = queues[QueueSet.Out].Enqueue(metadata, WireFormat.Flatten(message), [new Recipient(notice.To, Member.Sanitize(notice.ToName))],
-            Switchboard.DerivedName(triggerEntry, purpose));
+        string name;
+        try
+        {
+            name = queues[QueueSet.Out].Enqueue(metadata, WireFormat.Flatten(message), [new Recipient(notice.To, Member.Sanitize(notice.ToName))], derived);
+        }
+        catch (Exception) when (countedOn is { } day)
+        {
+            // Not sent (a full disk, say): it does not count toward the day's limit (review 36:
+            // each retry of a paused runner counted, and the address's limit was used up by
+            // replies that never went).
+            using var store = lists.Open();
+            store.UncountAutoresponse(list.Name, notice.To, day);
+            throw;
+        }
+
         logger.LogInformation("Notice {Template} from {ListId} to {Recipient} queued as {QueueEntry}", notice.Template, list.Name.Fqdn, notice.To, name);
         return new NoticeResult(name, null);
     }
@@ -123,8 +143,10 @@ public sealed class NoticeSender(QueueSet queues, ListStoreFactory lists, TimePr
         }
     }
 
-    private string? WhyNot(Notice notice)
+    // countedOn: the day a reply was counted toward the daily limit (null: not counted).
+    private string? WhyNot(Notice notice, out DateOnly? countedOn)
     {
+        countedOn = null;
         if (notice.To.Trim().Length == 0 || (!notice.ToMember && AutomaticMail.IsRobotAddress(notice.To)))
         {
             return $"{notice.To} is the null sender or a robot address";
@@ -152,9 +174,13 @@ public sealed class NoticeSender(QueueSet queues, ListStoreFactory lists, TimePr
         }
 
         var today = DateOnly.FromDateTime(time.GetUtcNow().UtcDateTime);
-        return store.TryCountAutoresponse(notice.List.Name, notice.To, today, notice.List.MaxAutoresponsesPerDay)
-            ? null
-            : $"the daily limit of {notice.List.MaxAutoresponsesPerDay} automatic replies to {notice.To} is reached";
+        if (!store.TryCountAutoresponse(notice.List.Name, notice.To, today, notice.List.MaxAutoresponsesPerDay))
+        {
+            return $"the daily limit of {notice.List.MaxAutoresponsesPerDay} automatic replies to {notice.To} is reached";
+        }
+
+        countedOn = notice.List.MaxAutoresponsesPerDay > 0 ? today : null;
+        return null;
     }
 
     private static string DisplayName(MailingList list) => string.IsNullOrEmpty(list.DisplayName) ? list.Name.LocalPart : list.DisplayName;

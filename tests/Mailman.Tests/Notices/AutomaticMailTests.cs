@@ -35,6 +35,11 @@ public sealed class AutomaticMailTests
     [InlineData("Precedence: auto-reply")]
     [InlineData("X-FC-MachineGenerated: true")]
     [InlineData("X-POST-MessageClass: 9; Autoresponder")]
+    [InlineData("Content-Type: multipart/report; report-type=delivery-status; boundary=b")] // review 36: a DSN from bounces@ confirmed a join
+    [InlineData("Content-Type: Multipart/Report; boundary=b")]
+    [InlineData("Content-Type: multipart/report; report-type=feedback-report; boundary=b")]
+    [InlineData("Content-Type: message/delivery-status")]
+    [InlineData("Content-Type: message/disposition-notification")]
     [InlineData("Auto-Submitted: no", "Auto-Submitted: auto-replied")]
     [InlineData("Precedence: normal", "Precedence: bulk")]
     public void Automatic_and_list_mail_is_never_answered(string header, string? second = null)
@@ -55,5 +60,8 @@ public sealed class AutomaticMailTests
     [InlineData(null)]
     [InlineData("person@example.com")]
     public void A_person_writing_by_hand_may_be_answered(string? sender)
-        => Assert.Null(AutomaticMail.WhyNotAnswer(Headers("Subject: join", "Auto-Submitted: no"), sender));
+    {
+        Assert.Null(AutomaticMail.WhyNotAnswer(Headers("Subject: join", "Auto-Submitted: no"), sender));
+        Assert.Null(AutomaticMail.WhyNotAnswer(Headers("Subject: join", "Content-Type: multipart/mixed; boundary=b"), sender));
+    }
 }

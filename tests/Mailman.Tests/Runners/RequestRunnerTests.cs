@@ -600,6 +600,38 @@ public sealed class RequestRunnerTests : IDisposable
         Assert.Equal(0, h.Services.GetRequiredService<Membership>().PayOwedNotices());
     }
 
+    // Review 36: on a full disk each retry of the request counted toward the address's daily
+    // limit of replies, though none was queued; the limit was used up and the confirmation never went.
+    [Fact]
+    public void Replies_that_could_not_be_queued_do_not_count_toward_the_daily_limit()
+    {
+        _instance.CreateList(List);
+        using var h = new RunnerHarness(_instance);
+        var processor = h.Services.GetRequiredService<RequestProcessor>();
+        var metadata = new EntryMetadata { List = List, Sender = "anne@example.com", Destination = "dev-join@example.org" };
+        using (OutQueueBroken())
+        {
+            for (var i = 0; i < 15; i++)
+            {
+                Assert.ThrowsAny<IOException>(() => processor.Process("17961428495653332-28502775", metadata, Mail("dev-join@example.org")));
+            }
+        }
+
+        processor.Process("17961428495653332-28502775", metadata, Mail("dev-join@example.org"));
+        var (confirmation, to, _) = Assert.Single(Out(h));
+        Assert.Equal("anne@example.com", to);
+        TokenOf(confirmation);
+
+        // And a run repeated once it was queued does not count it twice: nine more go out today.
+        processor.Process("17961428495653332-28502775", metadata, Mail("dev-join@example.org"));
+        for (var i = 0; i < 12; i++)
+        {
+            processor.Process($"179614284956533{i:D2}-285027{i:D2}", metadata, Mail("dev-join@example.org"));
+        }
+
+        Assert.Equal(10, Out(h).Count);
+    }
+
     // The out queue cannot be written (as on a full disk) until disposed.
     private Restore OutQueueBroken()
     {
