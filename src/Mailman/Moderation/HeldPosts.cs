@@ -172,9 +172,28 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
     });
 
     /// <summary>Drops the post and tells the poster <paramref name="reason"/>.</summary>
-    public ModerationOutcome Reject(string id, string? reason, string actor) => Act(id, actor, "rejected", (claim, entry, list) =>
+    public ModerationOutcome Reject(string id, string? reason, string actor) => Act(id, actor, "rejected", (claim, entry, list) => Rejecting(id, claim, entry, list, reason, actor), reason);
+
+    // Review 36: a `held reject` killed after the poster was told and before the post left hold
+    // left it held again at the next start, approvable: the post is marked rejected in place
+    // first, and whatever acts on a post so marked finishes the rejection (the notice has the
+    // name it had, so one still queued is not sent twice).
+    private string Rejecting(string id, ClaimedEntry claim, EntryHead entry, MailingList? list, string? reason, string actor)
     {
         var text = string.IsNullOrWhiteSpace(reason) ? "[No reason given]" : Bound(reason.Trim(), 2000);
+        if (entry.Metadata.Rejected is null)
+        {
+            var metadata = entry.Metadata.Clone();
+            metadata.Rejected = text;
+            metadata.RejectedBy = Bound(actor, 200);
+            Hold.Rewrite(claim, metadata);
+
+            // Rewrite puts the entry back; claimed again, by whoever comes first (another
+            // moderator's action then finishes this rejection).
+            claim = Hold.Claim(id) ?? throw new InvalidOperationException($"{id}: taken by another moderator while being rejected; it is marked rejected, and the next action on it finishes that");
+            entry = Hold.LoadHead(claim);
+        }
+
         var told = "";
         if (list is not null)
         {
@@ -195,7 +214,7 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
 
         Hold.Finish(claim);
         return "rejected" + told;
-    }, reason);
+    }
 
     /// <summary>Drops the post; nobody is told.</summary>
     public ModerationOutcome Discard(string id, string actor) => Act(id, actor, "discarded", (claim, _, _) =>
@@ -318,6 +337,21 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
             list = store.FindList(listName);
         }
 
+        // A rejection cut short: whatever was asked, it is finished as the rejection it was.
+        if (entry.Metadata.Rejected is { } rejected && verb != "rejected")
+        {
+            var by = entry.Metadata.RejectedBy ?? "a moderator";
+            logger.LogWarning("Held post {QueueEntry} to {ListId} was being rejected by {Actor} when that stopped; {Verb} by {Other} finishes the rejection instead",
+                id, entry.Metadata.List, by, verb, actor);
+            return Perform(id, claim, entry, list, by, "rejected", (c, e, l) => Rejecting(id, c, e, l, rejected, by), rejected, keepsPending: false, asked: verb);
+        }
+
+        return Perform(id, claim, entry, list, actor, verb, action, reason, keepsPending);
+    }
+
+    private ModerationOutcome Perform(string id, ClaimedEntry claim, EntryHead entry, MailingList? list, string actor, string verb, Func<ClaimedEntry, EntryHead, MailingList?, string> action,
+        string? reason, bool keepsPending, string? asked = null)
+    {
         // Who posted it, for the vette line: read now, the action may remove the entry.
         string post;
         try
@@ -356,7 +390,8 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
         logger.LogWarning("{Action}: held post {QueueEntry} ({MessageId}) to {ListId} from {Sender}, held by {Rules}; by {Actor}{Reason}",
             verb.ToUpperInvariant(), id, entry.Metadata.MessageId, entry.Metadata.List, post, rules, actor, reason is null ? "" : ": " + Bound(reason, 500));
 
-        return new ModerationOutcome(true, $"{id}: {summary}");
+        return asked is null ? new ModerationOutcome(true, $"{id}: {summary}")
+            : new ModerationOutcome(false, $"{id}: not {asked}: it had been rejected by {actor}, and that rejection is now finished ({summary})");
     }
 
     // The pending request of a post that left hold (or that is gone under a running daemon).

@@ -79,6 +79,16 @@ public sealed class EntryMetadata
     /// <summary>Who approved it (an address, or "cli:USER"), for the log.</summary>
     public string? ApprovedBy { get; set; }
 
+    /// <summary>
+    /// A moderator rejected the held post: the reason the poster is told. Marked before the
+    /// poster is told, so a rejection cut short (a kill) is finished by the next action on the
+    /// post, never turned into an approval.
+    /// </summary>
+    public string? Rejected { get; set; }
+
+    /// <summary>Who rejected it.</summary>
+    public string? RejectedBy { get; set; }
+
     public EntryMetadata Clone()
     {
         var copy = (EntryMetadata)MemberwiseClone();

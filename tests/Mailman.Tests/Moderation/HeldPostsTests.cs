@@ -219,6 +219,40 @@ public sealed class HeldPostsTests : IDisposable
         Assert.Empty(h.Queues[QueueSet.In].Pending());
     }
 
+    // Review 36: `held reject` killed after the poster was told and before the post left hold:
+    // at the next start the post was held again, and an approval delivered it. Here the kill is
+    // the out queue failing after the post was marked (the state a kill leaves is the same: the
+    // post marked rejected, back in hold after recovery).
+    [Fact]
+    public void A_rejection_cut_short_is_finished_by_the_next_action_never_turned_into_an_approval()
+    {
+        Configure(l => l.RespondToPostRequests = false);
+        using var h = new RunnerHarness(_instance);
+        var id = Hold(h);
+        var outDir = _instance.QueueDir(QueueSet.Out);
+        Directory.Move(outDir, outDir + ".away");
+        File.WriteAllText(outDir, "not a directory");
+        try
+        {
+            Assert.ThrowsAny<IOException>(() => h.Held.Reject(id, "Off topic", "mo@example.com"));
+        }
+        finally
+        {
+            File.Delete(outDir);
+            Directory.Move(outDir + ".away", outDir);
+        }
+
+        Assert.Equal([id], h.Queues[QueueSet.Hold].Pending());
+        var approve = h.Held.Approve(id, "cli:other");
+        Assert.False(approve.Done, approve.Summary);
+        Assert.Contains("rejected by mo@example.com", approve.Summary, StringComparison.Ordinal);
+        Assert.Empty(h.Queues[QueueSet.Hold].Pending());
+        Assert.Empty(h.Queues[QueueSet.In].Pending());
+        var notice = Assert.Single(Out(h));
+        Assert.Equal("stranger@example.net", Assert.Single(notice.To).Address);
+        Assert.Contains("Off topic", notice.Message.TextBody, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("../../etc/passwd")]
     [InlineData("")]
