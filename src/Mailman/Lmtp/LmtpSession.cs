@@ -86,6 +86,7 @@ internal sealed class LmtpSession(LmtpConnection connection, Intake intake, Lmtp
         connection.Reply("250-PIPELINING");
         connection.Reply("250-ENHANCEDSTATUSCODES");
         connection.Reply("250-8BITMIME");
+        connection.Reply("250-SMTPUTF8");
         connection.Reply(string.Create(CultureInfo.InvariantCulture, $"250 SIZE {limits.MaxMessageBytes}"));
     }
 
@@ -116,6 +117,11 @@ internal sealed class LmtpSession(LmtpConnection connection, Intake intake, Lmtp
                     connection.Reply("552 5.3.4 Message size exceeds fixed limit");
                     return;
                 }
+            }
+            else if (name.Equals("SMTPUTF8", StringComparison.OrdinalIgnoreCase) && eq < 0)
+            {
+                // RFC 6531: UTF-8 addresses and headers, as the pipe takes them (review 36: Postfix
+                // bounced mail that needs it, the bounces of UTF-8 members' copies among them).
             }
             else if (!name.Equals("BODY", StringComparison.OrdinalIgnoreCase) || !(value.Equals("7BIT", StringComparison.OrdinalIgnoreCase) || value.Equals("8BITMIME", StringComparison.OrdinalIgnoreCase)))
             {

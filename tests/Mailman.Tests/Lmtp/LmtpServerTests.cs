@@ -153,6 +153,24 @@ public sealed class LmtpServerTests : IDisposable
         }
     }
 
+    // Review 36: MAIL FROM with SMTPUTF8 was refused (555), so Postfix bounced what needs it:
+    // posts from internationalized addresses, bounces of copies to UTF-8 members.
+    [Fact]
+    public void SMTPUTF8_is_offered_and_UTF8_addresses_are_taken()
+    {
+        using var daemon = Serve();
+        using var client = new LmtpClient(_port);
+        Assert.Contains("250-SMTPUTF8", client.Command("LHLO postfix.example.org"), StringComparison.Ordinal);
+        client.Raw("MAIL FROM:<jörg@bücher.example> SMTPUTF8 BODY=8BITMIME\r\n");
+        Assert.StartsWith("250 ", client.Reply(), StringComparison.Ordinal);
+        client.Raw($"RCPT TO:<{Owner}>\r\n");
+        Assert.StartsWith("250 ", client.Reply(), StringComparison.Ordinal);
+        var replies = new List<string>();
+        client.Data("From: Jörg <jörg@bücher.example>\nTo: dev-owner@lists.example.org\nSubject: grüße\nMessage-Id: <utf8@bücher.example>\n\nhallo\n", 1, replies);
+        Assert.StartsWith("250 2.0.0 ", Assert.Single(replies), StringComparison.Ordinal);
+        Assert.Contains("jörg@bücher.example", OwnerEntryText(), StringComparison.Ordinal);
+    }
+
     // Review 36: the timeout was per read, so clients that sent a byte every second (of a command
     // line, or of DATA) held their session slots for ever and Lmtp:MaxSessions of them stopped intake.
     [Fact]
