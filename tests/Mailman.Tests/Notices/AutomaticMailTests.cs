@@ -52,6 +52,10 @@ public sealed class AutomaticMailTests
     [InlineData("owner-list@example.com")]
     [InlineData("dev-request@example.com")]
     [InlineData("dev-bounces+anne=example.com@example.org")]
+    [InlineData("other-confirm+0123456789abcdef0123456789abcdef@lists.example.net")] // review 36
+    [InlineData("other-join@lists.example.net")]
+    [InlineData("No-Reply@example.com")]
+    [InlineData("noreply@example.com")]
     [InlineData("not-an-address")]
     public void The_null_sender_and_robots_are_never_answered(string sender)
         => Assert.NotNull(AutomaticMail.WhyNotAnswer(Headers("Subject: join"), sender));
