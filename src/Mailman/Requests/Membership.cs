@@ -78,15 +78,18 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Que
     /// <summary>
     /// Sends the welcomes and goodbyes still owed whose trigger no request entry holds (its run
     /// ended, went to shunt, or was a command line or one-click request): as generated notices,
-    /// under the names they would have had. The entries still held pay their own when run again.
+    /// under the names they would have had. The entries still held pay their own when run again;
+    /// one owed for less than <paramref name="minimumAge"/> may be on its way (a one-click
+    /// unsubscription in this process, a command line), and is left to it.
     /// </summary>
     /// <exception cref="IOException">The out queue cannot be written (they stay owed).</exception>
-    public int PayOwedNotices()
+    public int PayOwedNotices(TimeSpan minimumAge)
     {
+        var before = time.GetUtcNow() - minimumAge;
         List<OwedNotice> owed;
         using (var store = lists.Open())
         {
-            owed = store.OwedNotices().Where(o => !queues[QueueSet.Request].Holds(o.Trigger)).ToList();
+            owed = store.OwedNotices().Where(o => o.Created <= before && !queues[QueueSet.Request].Holds(o.Trigger)).ToList();
         }
 
         var paid = 0;

@@ -36,7 +36,8 @@ public sealed class RequestRunner(QueueSet queues, Activity activity, MailmanOpt
 
     // With nothing to claim (so at start, once recovery's entries are done, then once a minute):
     // the notices of membership changes whose run stopped before queuing them, whose entry is
-    // gone (finished, shunted) or never was one (a one-click or command-line change).
+    // gone (finished, shunted) or never was one (a one-click or command-line change), owed for
+    // a minute at least (a change in progress pays its own).
     protected override void Idle()
     {
         var now = Time.GetUtcNow();
@@ -48,7 +49,7 @@ public sealed class RequestRunner(QueueSet queues, Activity activity, MailmanOpt
         _owedLooked = now;
         try
         {
-            membership.PayOwedNotices();
+            membership.PayOwedNotices(OwedNoticeInterval);
         }
         catch (Exception e) when (e is IOException or Microsoft.Data.Sqlite.SqliteException or UnauthorizedAccessException)
         {
