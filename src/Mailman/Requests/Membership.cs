@@ -20,6 +20,15 @@ public sealed record LeaveOutcome(bool Changed, bool GoodbyeSent, bool PendingUs
 
 public sealed class Membership(ListStoreFactory lists, NoticeSender notices, QueueSet queues, TimeProvider time, ILogger<Membership> logger)
 {
+    private volatile bool _owing;
+
+    /// <summary>
+    /// Whether a notice may be owed that this process left unpaid (its change's run stopped
+    /// before queuing it, or <see cref="PayOwedNotices"/> left one for later): the idle request
+    /// runner looks only then, and the daemon's start always.
+    /// </summary>
+    public bool MayOwe => _owing;
+
     /// <summary>
     /// Subscribes <paramref name="address"/> (or re-enables it) and welcomes it when the list does
     /// so (<paramref name="welcome"/> overrides the list's send_welcome_message). With
@@ -85,13 +94,18 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Que
     /// <exception cref="IOException">The out queue cannot be written (they stay owed).</exception>
     public int PayOwedNotices(TimeSpan minimumAge)
     {
+        _owing = true; // until the look below says otherwise
         var before = time.GetUtcNow() - minimumAge;
         List<OwedNotice> owed;
+        int left;
         using (var store = lists.Open())
         {
-            owed = store.OwedNotices().Where(o => o.Created <= before && !queues[QueueSet.Request].Holds(o.Trigger)).ToList();
+            var all = store.OwedNotices();
+            owed = all.Where(o => o.Created <= before && !queues[QueueSet.Request].Holds(o.Trigger)).ToList();
+            left = all.Count - owed.Count;
         }
 
+        _owing = left > 0;
         var paid = 0;
         foreach (var o in owed)
         {
@@ -181,7 +195,17 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Que
     // Queues the owed notice (or a rule says not to send it), then it is no longer owed.
     private bool Pay(MailingList list, string template, string address, string name, string triggerEntry, MimeMessage? answering, string? answeringSender)
     {
-        var sent = Notify(list, template, address, name, triggerEntry, answering, answeringSender);
+        bool sent;
+        try
+        {
+            sent = Notify(list, template, address, name, triggerEntry, answering, answeringSender);
+        }
+        catch
+        {
+            _owing = true;
+            throw;
+        }
+
         using var store = lists.Open();
         store.PaidNotice(triggerEntry, Purpose(template, address));
         return sent;

@@ -34,14 +34,15 @@ public sealed class RequestRunner(QueueSet queues, Activity activity, MailmanOpt
         Queue.Finish(entry.Claim);
     }
 
-    // With nothing to claim (so at start, once recovery's entries are done, then once a minute):
-    // the notices of membership changes whose run stopped before queuing them, whose entry is
-    // gone (finished, shunted) or never was one (a one-click or command-line change), owed for
-    // a minute at least (a change in progress pays its own).
+    // With nothing to claim, once a minute while this daemon may owe one (the start looks in
+    // StartupRecovery, without a database connection per idle pass): the notices of membership
+    // changes whose run stopped before queuing them, whose entry is gone (finished, shunted) or
+    // never was one (a one-click or command-line change), owed for a minute at least (a change
+    // in progress pays its own).
     protected override void Idle()
     {
         var now = Time.GetUtcNow();
-        if (now - _owedLooked < OwedNoticeInterval)
+        if (!membership.MayOwe || now - _owedLooked < OwedNoticeInterval)
         {
             return;
         }

@@ -9,13 +9,27 @@ using Microsoft.Extensions.Logging;
 
 namespace Mailman.Runners;
 
-public sealed class StartupRecovery(InstancePaths paths, QueueSet queues, MailmanOptions options, IFileSystem fs, ILogger<StartupRecovery> logger) : IHostedService
+public sealed class StartupRecovery(InstancePaths paths, QueueSet queues, MailmanOptions options, IFileSystem fs, Requests.Membership membership, ILogger<StartupRecovery> logger) : IHostedService
 {
     public Task StartAsync(CancellationToken cancellationToken)
     {
         // A verb claiming entries right now (`held approve` ...) is not a crashed run: wait for it.
-        using var verbs = QueueLock.Exclusive(paths, TimeSpan.FromSeconds(60));
-        Recover(queues, options.Queues.MaxRecoveries, fs, logger);
+        using (QueueLock.Exclusive(paths, TimeSpan.FromSeconds(60)))
+        {
+            Recover(queues, options.Queues.MaxRecoveries, fs, logger);
+        }
+
+        // Welcomes and goodbyes a crashed run (of this daemon or a command line) left owed; those
+        // of request entries just recovered are paid when the entries run again.
+        try
+        {
+            membership.PayOwedNotices(RequestRunner.OwedNoticeInterval);
+        }
+        catch (Exception e) when (e is IOException or Microsoft.Data.Sqlite.SqliteException or UnauthorizedAccessException)
+        {
+            logger.LogError("Owed welcome or goodbye notices not sent at start, tried again when the request runner is idle: {Error}", e.Message);
+        }
+
         return Task.CompletedTask;
     }
 
