@@ -38,7 +38,7 @@ internal static class HeldCommand
             foreach (var p in posts)
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{p.Id}\t{p.List}\t{p.HeldAt:yyyy-MM-dd HH:mm}\t{QueueCommand.Printable(p.From)}\t{QueueCommand.Printable(p.Subject)}\t{QueueCommand.Printable(string.Join("; ", p.Reasons.Select(r => r.Split(':')[0])))}{(p.Claimed ? "\t(being acted on)" : "")}"));
+                    $"{p.Id}\t{p.List}\t{p.HeldAt:yyyy-MM-dd HH:mm}\t{QueueCommand.Printable(p.From)}\t{QueueCommand.Printable(p.Subject)}\t{QueueCommand.Printable(string.Join("; ", p.Reasons.Select(r => r.Split(':')[0])))}{(p.Claimed ? "\t(being acted on)" : "")}{(p.RejectedBy is { } by ? $"\t(rejected by {QueueCommand.Printable(by)}: the next action finishes it)" : "")}"));
             }
 
             Console.Error.WriteLine($"{posts.Count} held");

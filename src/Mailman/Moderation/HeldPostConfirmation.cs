@@ -23,7 +23,7 @@ public sealed class HeldPostConfirmation(HeldPosts held) : IConfirmationHandler
 
         // What the request runner passed, else the first line of the reply's text.
         var said = "";
-        foreach (var candidate in new[] { command, FirstLine(reply) })
+        foreach (var candidate in new[] { command, reply is null ? null : CommandParser.FirstLine(reply) })
         {
             var line = (candidate ?? "").Trim();
             said = said.Length > 0 ? said : line;
@@ -43,31 +43,7 @@ public sealed class HeldPostConfirmation(HeldPosts held) : IConfirmationHandler
             }
         }
 
-        var shown = said.Length == 0 ? "nothing" : "'" + (said.Length > 60 ? said[..60] + "..." : said) + "'";
         return new ConfirmationResult(false,
-            $"held post {request.Key} to {request.List}: the reply said {shown}; expected \"approve\", \"reject REASON\" or \"discard\" in its first line. Nothing was done; the post is still held.");
-    }
-
-    // The first line the moderator wrote: the reply's text, before any quoted line.
-    private static string? FirstLine(MimeMessage? reply)
-    {
-        var text = reply?.TextBody;
-        if (text is null)
-        {
-            return null;
-        }
-
-        foreach (var raw in text.Split('\n'))
-        {
-            var line = raw.Trim();
-            if (line.Length == 0)
-            {
-                continue;
-            }
-
-            return line.StartsWith('>') ? null : line;
-        }
-
-        return null;
+            $"held post {request.Key} to {request.List}: the reply said {CommandParser.Said(said)}; expected \"approve\", \"reject REASON\" or \"discard\" in its first line. Nothing was done; the post is still held.");
     }
 }

@@ -19,7 +19,11 @@ using MimeKit;
 namespace Mailman.Moderation;
 
 /// <summary>A held post as `held list` shows it.</summary>
-public sealed record HeldPost(string Id, string List, string From, string Subject, string? MessageId, DateTimeOffset HeldAt, IReadOnlyList<string> Reasons, long Size, bool Claimed);
+public sealed record HeldPost(string Id, string List, string From, string Subject, string? MessageId, DateTimeOffset HeldAt, IReadOnlyList<string> Reasons, long Size, bool Claimed)
+{
+    /// <summary>Who rejected it when that was cut short (the next action on it finishes the rejection); null otherwise.</summary>
+    public string? RejectedBy { get; init; }
+}
 
 /// <summary>What a moderation action did, in one line for the operator or the moderator.</summary>
 public sealed record ModerationOutcome(bool Done, string Summary);
@@ -425,7 +429,10 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
         var m = head.Metadata;
         var from = head.Headers[HeaderId.From] ?? m.Sender ?? "";
         return new HeldPost(head.Name, m.List, Bound(Member.Sanitize(from), 120), Bound(Member.Sanitize(Decode(head.Headers[HeaderId.Subject] ?? "")), 120), m.MessageId,
-            m.HeldAt ?? m.Received, m.HoldReasons ?? (m.Error is { } e ? [e] : []), m.MessageLength, head.Claimed);
+            m.HeldAt ?? m.Received, m.HoldReasons ?? (m.Error is { } e ? [e] : []), m.MessageLength, head.Claimed)
+        {
+            RejectedBy = m.Rejected is null ? null : Bound(Member.Sanitize(m.RejectedBy ?? "a moderator"), 120),
+        };
     }
 
     private static string Decode(string value)

@@ -126,6 +126,17 @@ public static class CommandParser
         return new string(buffer, 0, read);
     }
 
+    /// <summary>The first line a reply's writer wrote, before any quoted text; null when there is none.</summary>
+    public static string? FirstLine(MimeMessage reply)
+    {
+        var line = BodyText(reply).Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.Length > 0);
+        return line is null || line.StartsWith('>') ? null : Clean(line);
+    }
+
+    /// <summary>What a reply said, for the answer that says what was expected instead.</summary>
+    public static string Said(string? line)
+        => string.IsNullOrEmpty(line) ? "nothing" : "'" + (line.Length > 60 ? line[..60] + "..." : line) + "'";
+
     // Control characters become spaces; long lines are cut.
     private static string Clean(string line)
     {

@@ -28,10 +28,8 @@ public sealed class SubscriptionConfirmations(ListStoreFactory lists, Membership
         // confirms, and so does `mailman pending confirm` (no reply).
         if (request.Kind == PendingKind.ModerateSubscription && reply is not null && string.IsNullOrWhiteSpace(command))
         {
-            var said = FirstLine(reply);
-            var shown = said is null ? "nothing" : "'" + (said.Length > 60 ? said[..60] + "..." : said) + "'";
             return new ConfirmationResult(false,
-                $"the {Describe(request.Kind)} of {request.Address}: the reply said {shown}; expected \"approve\", \"reject REASON\" or \"discard\" in its first line. Nothing was done; the request still awaits a moderator.");
+                $"the {Describe(request.Kind)} of {request.Address}: the reply said {CommandParser.Said(CommandParser.FirstLine(reply))}; expected \"approve\", \"reject REASON\" or \"discard\" in its first line. Nothing was done; the request still awaits a moderator.");
         }
 
         var (verb, reason) = Decision(command);
@@ -96,13 +94,6 @@ public sealed class SubscriptionConfirmations(ListStoreFactory lists, Membership
             "discard" or "cancel" => ("discard", rest),
             _ => ("approve", ""),
         };
-    }
-
-    // The first line the moderator wrote, before any quoted text (for the answer only).
-    private static string? FirstLine(MimeMessage reply)
-    {
-        var line = CommandParser.BodyText(reply).Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.Length > 0);
-        return line is null || line.StartsWith('>') ? null : Member.Sanitize(line);
     }
 
     private bool Drop(PendingRequest request)

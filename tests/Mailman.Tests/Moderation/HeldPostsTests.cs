@@ -243,6 +243,7 @@ public sealed class HeldPostsTests : IDisposable
         }
 
         Assert.Equal([id], h.Queues[QueueSet.Hold].Pending());
+        Assert.Equal("mo@example.com", Assert.Single(h.Held.List(null)).RejectedBy);
         var approve = h.Held.Approve(id, "cli:other");
         Assert.False(approve.Done, approve.Summary);
         Assert.Contains("rejected by mo@example.com", approve.Summary, StringComparison.Ordinal);
