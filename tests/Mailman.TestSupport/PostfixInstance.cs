@@ -165,11 +165,13 @@ public sealed class PostfixInstance : IDisposable
     }
 
     // Every process of this instance: its master (whose pid file names it) and the master's
-    // children, by SIGKILL.
+    // children, by SIGKILL. The pid file is read by cat: a live master holds flock(2) LOCK_EX on
+    // it, and .NET's own open takes LOCK_SH and fails ("being used by another process"), which
+    // left the instance running and, thrown from Dispose, hid the test's own failure (CI).
     private void KillInstance()
     {
         var pidFile = Path.Combine(Root, "spool", "pid", "master.pid");
-        if (!File.Exists(pidFile) || !int.TryParse(File.ReadAllText(pidFile).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var master))
+        if (!File.Exists(pidFile) || !int.TryParse(RunOutput("cat", pidFile).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var master))
         {
             return;
         }
