@@ -55,6 +55,13 @@ public sealed class LifecycleLog(
         logger.LogInformation("Mailman {Version} starting: instance {Instance}, SMTP {Smtp}, runners {Runners}, listening {Listeners}, queues {Queues}",
             Version, paths.Home, string.Join(", ", options.Smtp.EffectiveRelays().Select(r => r.Address)), string.Join(", ", runners), listeners.Count == 0 ? "nothing" : string.Join(", ", listeners), Counts());
 
+        if (options.Http.PublicUrl.Length > 0 && options.Http.Url.Length == 0)
+        {
+            // Copies then carry links to an endpoint this daemon does not run (review 37).
+            logger.LogWarning("Mailman:Http:PublicUrl is set but Mailman:Http:Url is not: copies carry one-click unsubscribe links to {PublicUrl} and this daemon does not serve them (set Mailman:Http:Url, or unset PublicUrl)",
+                options.Http.PublicUrl);
+        }
+
         // Logged beside the host's own handlers, which do the stopping.
         foreach (var signal in new[] { PosixSignal.SIGTERM, PosixSignal.SIGINT })
         {

@@ -23,16 +23,21 @@ public static class Logging
     // and adds its own timestamp.
     private const string JournalTemplate = "<{SyslogPriority}>[{Level:u3}] {SourceContext:l}: {Message:lj}{NewLine}";
 
+    // Serilog's default stops writing a file at 1 GiB until the next day, silently (review 37:
+    // lines after a flood were lost). A full file rolls to NAME-DATE_001.log instead; the 30
+    // files kept per log then bound its disk use.
+    private const long FileSizeLimit = 256L * 1024 * 1024;
+
     private static void File(LoggerConfiguration config, string path, bool compact, string template = Template)
     {
         if (compact)
         {
             var json = template == ErrorTemplate ? (Serilog.Formatting.ITextFormatter)new CompactJsonFormatter() : new WithoutException(new CompactJsonFormatter());
-            config.WriteTo.File(json, path, rollingInterval: RollingInterval.Day, retainedFileCountLimit: 30);
+            config.WriteTo.File(json, path, rollingInterval: RollingInterval.Day, retainedFileCountLimit: 30, fileSizeLimitBytes: FileSizeLimit, rollOnFileSizeLimit: true);
         }
         else
         {
-            config.WriteTo.File(path, outputTemplate: template, rollingInterval: RollingInterval.Day, retainedFileCountLimit: 30, formatProvider: System.Globalization.CultureInfo.InvariantCulture);
+            config.WriteTo.File(path, outputTemplate: template, rollingInterval: RollingInterval.Day, retainedFileCountLimit: 30, fileSizeLimitBytes: FileSizeLimit, rollOnFileSizeLimit: true, formatProvider: System.Globalization.CultureInfo.InvariantCulture);
         }
     }
 

@@ -4,10 +4,18 @@
 // token, body) answers 400 with the same page. The link is checked for shape before anything
 // touches the database, the HMAC is computed for members and non-members alike, and the effect is
 // the same call a confirmed leave makes (Requests/Membership).
+//
+// Anyone on the internet can send requests: a refused request's line (and a spent link's
+// "already done") is written for the first RefusalsLogged of each minute only, the rest counted
+// in one line the next minute (review 37: 30,000 bad links a second filled mailman- and
+// subscribe-DATE.log in minutes). Logged paths never carry the token. A database locked past the
+// store's busy timeout (a backup, a long import) is a 503 with Retry-After: the sender's client
+// tries again; nothing is half done.
 using System.Text;
 using Mailman.Lists;
 using Mailman.Requests;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
 
 namespace Mailman.Http;
@@ -16,6 +24,14 @@ public sealed partial class OneClickEndpoint(OneClickLinks links, ListStoreFacto
 {
     /// <summary>Largest request body read (a one-click body is 26 bytes; a multipart one a few hundred).</summary>
     public const int MaxBodyBytes = 4096;
+
+    /// <summary>Refused requests logged one by one in a minute; the rest are counted.</summary>
+    public const int RefusalsLogged = 20;
+
+    private readonly object _gate = new();
+    private long _window = -1;
+    private int _logged;
+    private long _unlogged;
 
     /// <summary>
     /// Answers one request: /u/LIST/ADDRESS/TOKEN by GET or POST; anything else under /u/ is a
@@ -42,7 +58,11 @@ public sealed partial class OneClickEndpoint(OneClickLinks links, ListStoreFacto
         var link = segments.Length == 5 ? (segments[2], segments[3], segments[4]) : default;
         if (link == default)
         {
-            logger.LogInformation("One-click {Method} to {Path} refused: malformed link", method, Printable(context.Request.Path));
+            if (MayLog())
+            {
+                logger.LogInformation("One-click {Method} to {Path} refused: malformed link", method, Printable(context.Request.Path));
+            }
+
             return Answer(context, 400, OneClickPages.Failed);
         }
 
@@ -51,7 +71,16 @@ public sealed partial class OneClickEndpoint(OneClickLinks links, ListStoreFacto
 
     private Task Get(HttpContext context, (string List, string Address, string Token) link)
     {
-        var target = Check(context, "GET", link);
+        (MailingList List, string Address)? target;
+        try
+        {
+            target = Check(context, "GET", link);
+        }
+        catch (SqliteException e) when (IsBusy(e))
+        {
+            return Busy(context, "GET", e);
+        }
+
         return target is null ? Answer(context, 400, OneClickPages.Failed) : Answer(context, 200, OneClickPages.Ask(target.Value.List.Name.Fqdn, target.Value.Address));
     }
 
@@ -60,25 +89,85 @@ public sealed partial class OneClickEndpoint(OneClickLinks links, ListStoreFacto
         var body = await ReadBody(context);
         if (body is null || !IsOneClick(body, context.Request.ContentType))
         {
-            logger.LogInformation("One-click POST to {Path} refused: the body is not List-Unsubscribe=One-Click", Printable(context.Request.Path));
+            if (MayLog())
+            {
+                logger.LogInformation("One-click POST to {Path} refused: the body is not List-Unsubscribe=One-Click", Printable(context.Request.Path));
+            }
+
             await Answer(context, 400, OneClickPages.Failed);
             return;
         }
 
-        var target = Check(context, "POST", link);
-        if (target is not { } t)
+        try
         {
-            await Answer(context, 400, OneClickPages.Failed);
-            return;
+            var target = Check(context, "POST", link);
+            if (target is not { } t)
+            {
+                await Answer(context, 400, OneClickPages.Failed);
+                return;
+            }
+
+            var left = membership.Leave(t.List, t.Address, "one-click unsubscribe", Membership.NewTrigger(time), disable: t.List.OneClickAction == OneClickAction.Disable);
+            if (!left.Changed && MayLog())
+            {
+                logger.LogInformation("One-click unsubscribe of {Recipient} from {ListId}: already done", t.Address, t.List.Name.Fqdn);
+            }
+
+            await Answer(context, 200, OneClickPages.Done(t.List.Name.Fqdn, t.Address));
+        }
+        catch (SqliteException e) when (IsBusy(e))
+        {
+            await Busy(context, "POST", e);
+        }
+    }
+
+    // SQLITE_BUSY or SQLITE_LOCKED past the store's own wait: the database is held by someone else.
+    private static bool IsBusy(SqliteException e) => e.SqliteErrorCode is 5 or 6;
+
+    // The sender tries again later (RFC 9110 503 with Retry-After); nothing was changed.
+    private Task Busy(HttpContext context, string method, SqliteException e)
+    {
+        if (MayLog())
+        {
+            logger.LogWarning("One-click {Method} to {Path} answered 503 (try again): the database is busy: {Error}", method, Printable(context.Request.Path), e.Message);
         }
 
-        var left = membership.Leave(t.List, t.Address, "one-click unsubscribe", Membership.NewTrigger(time), disable: t.List.OneClickAction == OneClickAction.Disable);
-        if (!left.Changed)
+        context.Response.Headers.RetryAfter = "120";
+        return Answer(context, 503, OneClickPages.TryLater);
+    }
+
+    // Whether this refusal may have a line of its own: the first RefusalsLogged of each minute.
+    // The count of those left out is logged when the next minute's first one comes.
+    private bool MayLog()
+    {
+        long unlogged;
+        lock (_gate)
         {
-            logger.LogInformation("One-click unsubscribe of {Recipient} from {ListId}: already done", t.Address, t.List.Name.Fqdn);
+            var window = time.GetUtcNow().ToUnixTimeSeconds() / 60;
+            if (window == _window)
+            {
+                if (_logged < RefusalsLogged)
+                {
+                    _logged++;
+                    return true;
+                }
+
+                _unlogged++;
+                return false;
+            }
+
+            unlogged = _unlogged;
+            _window = window;
+            _logged = 1;
+            _unlogged = 0;
         }
 
-        await Answer(context, 200, OneClickPages.Done(t.List.Name.Fqdn, t.Address));
+        if (unlogged > 0)
+        {
+            logger.LogWarning("One-click endpoint: {Count} more refused or repeated requests were not logged one by one (at most {Limit} a minute are)", unlogged, RefusalsLogged);
+        }
+
+        return true;
     }
 
     // The list and member a valid link names, or null (logged) for any failure.
@@ -86,7 +175,11 @@ public sealed partial class OneClickEndpoint(OneClickLinks links, ListStoreFacto
     {
         if (!OneClickLinks.TryParse(link.List, link.Address, link.Token, out var name, out var address))
         {
-            logger.LogInformation("One-click {Method} to {Path} refused: malformed link", method, Printable(context.Request.Path));
+            if (MayLog())
+            {
+                logger.LogInformation("One-click {Method} to {Path} refused: malformed link", method, Printable(context.Request.Path));
+            }
+
             return null;
         }
 
@@ -109,6 +202,11 @@ public sealed partial class OneClickEndpoint(OneClickLinks links, ListStoreFacto
         }
         if (list is null || member is null || !valid)
         {
+            if (!MayLog())
+            {
+                return null;
+            }
+
             logger.LogInformation("One-click {Method} for {Recipient} of {ListId} refused: {Reason}", method, address, name!.Fqdn,
                 list is null ? "no such list" : member is null ? "not a member" : "the token does not match (forged, or from before a re-subscription)");
             return null;
@@ -126,6 +224,9 @@ public sealed partial class OneClickEndpoint(OneClickLinks links, ListStoreFacto
             : text.Trim().Split('&').Any(pair => pair == "List-Unsubscribe=One-Click");
     }
 
+    // Null for a body over the limit, and for one Kestrel gives up on (chunked past
+    // MaxRequestBodySize, below its minimum data rate): a refusal like any other, not an
+    // unhandled exception with a stack trace per request in error-DATE.log.
     private static async Task<byte[]?> ReadBody(HttpContext context)
     {
         if (context.Request.ContentLength > MaxBodyBytes)
@@ -135,10 +236,21 @@ public sealed partial class OneClickEndpoint(OneClickLinks links, ListStoreFacto
 
         var buffer = new byte[MaxBodyBytes + 1];
         var total = 0;
-        int n;
-        while (total < buffer.Length && (n = await context.Request.Body.ReadAsync(buffer.AsMemory(total), context.RequestAborted)) > 0)
+        try
         {
-            total += n;
+            int n;
+            while (total < buffer.Length && (n = await context.Request.Body.ReadAsync(buffer.AsMemory(total), context.RequestAborted)) > 0)
+            {
+                total += n;
+            }
+        }
+        catch (BadHttpRequestException)
+        {
+            return null;
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException)
+        {
+            return null; // the client went away
         }
 
         return total > MaxBodyBytes ? null : buffer[..total];
@@ -147,6 +259,11 @@ public sealed partial class OneClickEndpoint(OneClickLinks links, ListStoreFacto
     private static Task Answer(HttpContext context, int status, byte[] page)
     {
         var response = context.Response;
+        if (response.HasStarted || context.RequestAborted.IsCancellationRequested)
+        {
+            return Task.CompletedTask;
+        }
+
         response.StatusCode = status;
         response.ContentType = "text/html; charset=utf-8";
         response.ContentLength = page.Length;
@@ -157,7 +274,19 @@ public sealed partial class OneClickEndpoint(OneClickLinks links, ListStoreFacto
         return response.Body.WriteAsync(page, context.RequestAborted).AsTask();
     }
 
-    private static string Printable(PathString path) => Member.Sanitize(path.Value ?? "");
+    // The path as a log shows it: control characters as spaces, and never the token (whoever
+    // reads a shipped log could unsubscribe the member with it): /u/LIST/ADDRESS/(token).
+    private static string Printable(PathString path)
+    {
+        var value = path.Value ?? "";
+        var segments = value.Split('/');
+        if (segments.Length == 5)
+        {
+            value = string.Join('/', segments[..4]) + "/(token)";
+        }
+
+        return Member.Sanitize(value);
+    }
 
     // A form-data part named List-Unsubscribe (quoted or not) whose value is One-Click.
     [System.Text.RegularExpressions.GeneratedRegex("Content-Disposition:[^\r\n]*;\\s*name=\"?List-Unsubscribe\"?(;[^\r\n]*)?\r\n(?:[^\r\n]+\r\n)*\r\nOne-Click\r\n", System.Text.RegularExpressions.RegexOptions.IgnoreCase)]

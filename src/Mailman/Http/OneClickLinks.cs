@@ -114,8 +114,9 @@ public sealed class OneClickLinks(MailmanOptions options, SecretKey key)
             return false;
         }
 
-        var at = address.LastIndexOf('@');
-        if (at <= 0 || at == address.Length - 1 || address.Any(c => char.IsControl(c) || char.IsWhiteSpace(c) || c is '<' or '>' or ',' or ';' or '"'))
+        // The addresses a member can have (Member.IsPlainAddress): a quoted local part
+        // ("john..doe"@example.com) is one, and its copies carry links (review 37).
+        if (!Member.IsPlainAddress(address))
         {
             name = null;
             address = "";

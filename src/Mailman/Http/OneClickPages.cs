@@ -22,6 +22,10 @@ internal static class OneClickPages
         <p>To leave a list, reply to its welcome message or send a message to its -leave address (LIST-leave@HOST).</p>
         """);
 
+    public static readonly byte[] TryLater = Page("Try again later", """
+        <p>The list server is busy. Nothing was changed: please try again in a few minutes.</p>
+        """);
+
     private static string Encode(string s) => WebUtility.HtmlEncode(s);
 
     private static byte[] Page(string title, string body) => Encoding.UTF8.GetBytes($"""

@@ -42,7 +42,8 @@ public sealed record Member(string Address, string DisplayName, bool DeliveryEna
         }).Trim();
     }
 
-    private static bool IsPlainAddress(string address)
+    /// <summary>One address as members have them: a local part, '@', a domain; no control characters, blanks or list punctuation; at most 254 characters.</summary>
+    public static bool IsPlainAddress(string address)
     {
         var at = address.LastIndexOf('@');
         return at > 0 && at < address.Length - 1 && address.Length <= 254

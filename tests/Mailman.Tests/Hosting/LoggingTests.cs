@@ -87,6 +87,37 @@ public sealed class LoggingTests : IDisposable
             logger.Lines);
     }
 
+    // Review 37: PublicUrl without Url put one-click links in every copy and nothing served them.
+    [Theory]
+    [InlineData("", true)]
+    [InlineData("http://127.0.0.1:8025", false)]
+    public async Task A_public_url_without_the_endpoint_is_warned_of_at_start(string url, bool warned)
+    {
+        var logger = new Runners.CapturingLogger<LifecycleLog>();
+        using var queues = new QueueSet(new FileSystem(), _instance.Paths, TimeProvider.System);
+        var options = new MailmanOptions();
+        options.Http.PublicUrl = "https://lists.example.org/mm";
+        options.Http.Url = url;
+        using var lifecycle = new LifecycleLog(_instance.Paths, options, queues, new ServiceCollection().BuildServiceProvider(), new Lifetime(), TimeProvider.System, logger);
+
+        await lifecycle.StartAsync(CancellationToken.None);
+
+        Assert.Equal(warned, logger.Lines.Any(l => l.StartsWith("Mailman:Http:PublicUrl is set but Mailman:Http:Url is not: copies carry one-click unsubscribe links to https://lists.example.org/mm", StringComparison.Ordinal)));
+    }
+
+    private sealed class Lifetime : Microsoft.Extensions.Hosting.IHostApplicationLifetime
+    {
+        public CancellationToken ApplicationStarted => CancellationToken.None;
+
+        public CancellationToken ApplicationStopping => CancellationToken.None;
+
+        public CancellationToken ApplicationStopped => CancellationToken.None;
+
+        public void StopApplication()
+        {
+        }
+    }
+
     private static InvalidOperationException Thrown()
     {
         try

@@ -224,6 +224,112 @@ public sealed class OneClickEndpointTests : IAsyncLifetime, IDisposable
         Assert.NotNull(Member("dev@example.org", "anne@example.com"));
     }
 
+    // Review 37: 30,000 bad links a second filled the logs to Serilog's daily cap in minutes (and
+    // a chunked body over the limit wrote a stack trace per request to error-DATE.log); logged
+    // paths carried the member's token.
+    [Fact]
+    public async Task A_flood_of_refused_requests_is_logged_a_few_a_minute_with_a_count_and_never_with_the_token()
+    {
+        var anne = Url("dev@example.org", "anne@example.com");
+        var token = anne[(anne.LastIndexOf('/') + 1)..];
+        var forged = anne[..^1] + (anne[^1] == 'A' ? 'B' : 'A');
+        // A chunked body over the limit: refused like the others, no unhandled exception.
+        using (var chunked = new StreamContent(new MemoryStream(Encoding.ASCII.GetBytes("List-Unsubscribe=One-Click&" + new string('x', 3 * OneClickEndpoint.MaxBodyBytes)))))
+        {
+            chunked.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/x-www-form-urlencoded");
+            using var request = new HttpRequestMessage(HttpMethod.Post, anne) { Content = chunked };
+            request.Headers.TransferEncodingChunked = true;
+            try
+            {
+                using var response = await _client.SendAsync(request);
+                Assert.NotEqual(HttpStatusCode.OK, response.StatusCode);
+            }
+            catch (HttpRequestException)
+            {
+                // Kestrel may close the connection while the client still writes.
+            }
+        }
+
+        Wait.Until(() => _h.Logs.Lines.Any(l => l.Contains("refused: the body is not", StringComparison.Ordinal)), TimeSpan.FromSeconds(30), "the chunked body's refusal");
+
+        for (var i = 0; i < 25; i++)
+        {
+            using var malformed = await _client.GetAsync($"http://127.0.0.1:{_port}/u/{new string('A', i + 1)}");
+            Assert.Equal(HttpStatusCode.BadRequest, malformed.StatusCode);
+            using var wrongBody = await OneClick(anne, "List-Unsubscribe=Yes");
+            Assert.Equal(HttpStatusCode.BadRequest, wrongBody.StatusCode);
+        }
+
+        using (var forgedPost = await OneClick(forged))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, forgedPost.StatusCode);
+        }
+
+        var refused = _h.Logs.Lines.Where(l => l.Contains("One-click", StringComparison.Ordinal) && l.Contains("refused", StringComparison.Ordinal)).ToList();
+        Assert.Equal(OneClickEndpoint.RefusalsLogged, refused.Count);
+        Assert.DoesNotContain(_h.Logs.Lines, l => l.Contains("unhandled", StringComparison.OrdinalIgnoreCase) || l.StartsWith("Error", StringComparison.Ordinal));
+        Assert.Contains(refused, l => l.Contains("/u/dev@example.org/YW5uZUBleGFtcGxlLmNvbQ/(token) refused", StringComparison.Ordinal));
+        // (ASP.NET Core's own Information lines name the whole URL; the daemon logs Microsoft.* from Warning up.)
+        Assert.DoesNotContain(_h.Logs.Lines.Where(l => !l.StartsWith("Information Microsoft.", StringComparison.Ordinal)), l => l.Contains(token[..^1], StringComparison.Ordinal));
+
+        // The next minute's first refusal is logged, after the count of those left out.
+        _h.Time.Advance(TimeSpan.FromMinutes(1));
+        using (var next = await OneClick(forged))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, next.StatusCode);
+        }
+
+        var after = _h.Logs.Lines.Where(l => l.Contains("One-click", StringComparison.Ordinal) && l.Contains("refused", StringComparison.Ordinal)).Skip(refused.Count).ToList();
+        Assert.Equal(2, after.Count);
+        Assert.Contains("One-click endpoint: 32 more refused or repeated requests were not logged one by one", after[0], StringComparison.Ordinal);
+        Assert.Contains("One-click POST for anne@example.com of dev@example.org refused: the token does not match", after[1], StringComparison.Ordinal);
+        Assert.NotNull(Member("dev@example.org", "anne@example.com"));
+    }
+
+    // Review 37: members with quoted local parts got links the endpoint refused as malformed.
+    [Fact]
+    public async Task A_member_with_a_quoted_local_part_unsubscribes_with_one_click()
+    {
+        string[] quoted = ["\"john..doe\"@example.com", "\"a\\\"b\"@example.com"];
+        _instance.AddMembers("dev@example.org", quoted.Select(a => new Member(a, "")).ToList());
+        foreach (var address in quoted)
+        {
+            Assert.NotNull(Member("dev@example.org", address));
+            using var response = await OneClick(Url("dev@example.org", address));
+            Assert.True(response.StatusCode == HttpStatusCode.OK, address + "\n" + string.Join("\n", _h.Logs.Lines));
+            Assert.Null(Member("dev@example.org", address));
+        }
+    }
+
+    // Review 37: a database held past the store's wait (a backup, a long import) gave a bare 500
+    // and a stack trace, and the unsubscription was lost. Now 503 with Retry-After: the mail
+    // client tries again, and then it works.
+    [Fact]
+    public async Task A_one_click_while_the_database_is_locked_is_a_503_to_try_again_and_changes_nothing()
+    {
+        var url = Url("dev@example.org", "bob@example.com");
+        using (var holder = new Microsoft.Data.Sqlite.SqliteConnection("Data Source=" + _instance.Paths.Database + ";Pooling=False"))
+        {
+            holder.Open();
+            using (var begin = holder.CreateCommand())
+            {
+                begin.CommandText = "BEGIN EXCLUSIVE";
+                begin.ExecuteNonQuery();
+            }
+
+            using var busy = await OneClick(url);
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, busy.StatusCode);
+            Assert.Equal(TimeSpan.FromSeconds(120), busy.Headers.RetryAfter?.Delta);
+            Assert.Contains("try again", await busy.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            Assert.Contains(_h.Logs.Lines, l => l.StartsWith("Warning", StringComparison.Ordinal) && l.Contains("answered 503 (try again): the database is busy", StringComparison.Ordinal));
+        }
+
+        Assert.NotNull(Member("dev@example.org", "bob@example.com"));
+        using var again = await OneClick(url);
+        Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        Assert.Null(Member("dev@example.org", "bob@example.com"));
+    }
+
     [Fact]
     public async Task A_multipart_form_data_one_click_body_is_accepted_too()
     {
