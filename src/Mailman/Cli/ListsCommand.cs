@@ -187,6 +187,13 @@ internal static class ListsCommand
                 store.DeleteList(listName);
             }
 
+            // Then the mark a delivery under way looks for: it stops at its next look (every
+            // OutgoingRunner.DeletedListCheck) and its entry goes to bad.
+            var marker = paths.DeletedListMarker(listName);
+            Directory.CreateDirectory(Path.GetDirectoryName(marker)!);
+            File.WriteAllText(marker, $"{listName.Fqdn} deleted by {VerbServices.Actor} at {DateTimeOffset.UtcNow:O}\n");
+            File.SetLastWriteTimeUtc(marker, DateTime.UtcNow);
+
             int held = 0, moved = 0, busy = 0;
             foreach (var queue in services.Queues.All.Where(q => q.Name != QueueSet.Bad))
             {
@@ -223,7 +230,7 @@ internal static class ListsCommand
             Console.WriteLine($"deleted {listName}: {members} members, its owners, moderators and pending requests; {held} held posts discarded; {moved} queued entries moved to bad");
             if (busy > 0)
             {
-                Console.WriteLine($"{busy} entries for it are in the daemon's hands right now; they end in shunt or bad with the reason");
+                Console.WriteLine($"{busy} entries for it are in the daemon's hands right now; a delivery under way stops within seconds and goes to bad, and the others end in shunt or bad with the reason");
             }
 
             if (parse.GetValue(keepArchives))

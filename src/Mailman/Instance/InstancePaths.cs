@@ -55,6 +55,13 @@ public sealed class InstancePaths
 
     public string Database => Path.Combine(VarDirectory, "mailman.db");
 
+    /// <summary>
+    /// Written by `lists delete` (its time is the deletion's): a delivery of the list's post under
+    /// way in the daemon stops when it sees one newer than its entry. The name is a validated
+    /// <see cref="Lists.ListName"/>'s (no '/', no "..").
+    /// </summary>
+    public string DeletedListMarker(Lists.ListName list) => Path.Combine(VarDirectory, "deleted-lists", list.Fqdn);
+
     /// <summary>The instance's secret HMAC key (one-click links, confirmation tokens): 32 random bytes, mode 0600.</summary>
     public string SecretKeyFile => Path.Combine(VarDirectory, "secret.key");
 

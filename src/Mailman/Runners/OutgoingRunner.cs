@@ -27,6 +27,9 @@ public sealed class OutgoingRunner(
         mx: options.Smtp.GroupByMx ? new MxGroups(Dmarc.DnsTxtResolver.FromOptions(options.Dns).PrimaryMxAsync, time) : null);
     private readonly InstancePaths _paths = paths;
 
+    /// <summary>How often a delivery under way looks for its list's deletion mark (`lists delete`).</summary>
+    public static readonly TimeSpan DeletedListCheck = TimeSpan.FromSeconds(1);
+
     /// <summary>The relay pool (its backoff is on the system clock, see above).</summary>
     internal RelayPool Relays => _delivery.Pool;
 
@@ -110,10 +113,33 @@ public sealed class OutgoingRunner(
         // Done in earlier runs: counted as the recorded chunks are read past (IDeliveryProgress.Skipped).
         var progress = new CheckpointProgress(checkpoint, Options.Smtp.Checkpoint, this, list, metadata, new DeliveryProgressSnapshot(
             Environment.ProcessId, list.Fqdn, metadata.MessageId, entry.Claim.Name, metadata.RecipientCount, 0, 0, 0, 0, now, now));
+        // `lists delete` under a delivery: its mark, newer than this entry, stops the delivery as
+        // a shutdown would (in-flight transactions finish, progress is recorded) and the entry
+        // goes to bad (review 37: the rest of the deleted list got the post). A stat a second, on
+        // the system clock (as the relay backoff above); the first look is at once.
+        var written = fs.File.GetLastWriteTimeUtc(entry.Claim.Path);
+        var marker = _paths.DeletedListMarker(list);
+        using var deletion = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        var deleted = 0;
+        using var watch = new Timer(_ =>
+        {
+            try
+            {
+                if (fs.File.Exists(marker) && fs.File.GetLastWriteTimeUtc(marker) >= written && Interlocked.Exchange(ref deleted, 1) == 0)
+                {
+                    deletion.Cancel();
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ObjectDisposedException)
+            {
+                // Unreadable mark: the next look; the delivery is over: nothing to stop.
+            }
+        }, null, TimeSpan.Zero, DeletedListCheck);
+
         DeliveryReport report;
         try
         {
-            report = _delivery.Deliver(post, list, metadata.Personalized, Queue.Recipients(entry), progress, stoppingToken, metadata.EnvelopeSender, chunkSize,
+            report = _delivery.Deliver(post, list, metadata.Personalized, Queue.Recipients(entry), progress, deletion.Token, metadata.EnvelopeSender, chunkSize,
                 Options.StopGrace, reason =>
                 {
                     if (reason is null)
@@ -140,6 +166,15 @@ public sealed class OutgoingRunner(
             _turns.Remove(entry.Claim.Name);
             // Shunted by the base loop with its checkpoint: `mailman unshunt` resumes it.
             throw new InvalidOperationException($"delivery stopped by an unexpected error after {report.Delivered} copies: {report.Failure!.Message}", report.Failure);
+        }
+
+        if (report.Stop == DeliveryStop.Shutdown && Volatile.Read(ref deleted) == 1 && !stoppingToken.IsCancellationRequested)
+        {
+            _turns.Remove(entry.Claim.Name);
+            Queue.SetAside(entry.Claim, Queues[QueueSet.Bad], $"the list {list.Fqdn} was deleted during its delivery, after {report.Delivered} copies; the rest not delivered");
+            Log.LogWarning("Delivery of {MessageId} to {ListId} ({QueueEntry}) stopped after {Delivered} copies: the list was deleted; the entry is in bad with its checkpoint",
+                metadata.MessageId, list.Fqdn, entry.Claim.Name, report.Delivered);
+            return;
         }
 
         if (report.Stop == DeliveryStop.Shutdown)

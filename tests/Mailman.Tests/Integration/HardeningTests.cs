@@ -873,6 +873,36 @@ public sealed class HardeningTests : IDisposable
         Assert.All(Directory.GetFiles(paths.LogsDirectory), f => Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(f)));
     }
 
+    // Review 37: `lists delete` said the entries in the daemon's hands "end in shunt or bad", and
+    // the delivery under way sent the post to the rest of the deleted list (300 of 300).
+    [Fact]
+    public void Lists_delete_stops_a_delivery_under_way_and_its_entry_goes_to_bad()
+    {
+        const int members = 300;
+        CreateList(members);
+        using var sink = SmtpSink.Start("-w", "1");
+        var name = Inject();
+        using var daemon = DaemonProcess.Start(_instance.Home, Env(sink.Port));
+        Wait.Until(() => Copies(sink).Count >= 4 || daemon.HasExited, TimeSpan.FromSeconds(60), "four copies");
+        Assert.False(daemon.HasExited, daemon.Output);
+
+        var deleted = MailmanProcess.Run(_instance.Home, ["lists", "delete", List]);
+        Assert.True(deleted.ExitCode == 0, deleted.Stderr);
+        Assert.Contains("1 entries for it are in the daemon's hands right now; a delivery under way stops within seconds and goes to bad", deleted.Stdout, StringComparison.Ordinal);
+        var atDelete = Copies(sink).Count;
+
+        Wait.Until(() => _instance.Count("bad") == 1, TimeSpan.FromSeconds(60), "the entry in bad");
+        Assert.Equal(0, _instance.Count("out"));
+        Assert.Equal(0, _instance.Count("out", ".bak"));
+        Assert.False(daemon.HasExited, daemon.Output);
+        Wait.Until(() => Log().Contains($"({name}) stopped after", StringComparison.Ordinal), TimeSpan.FromSeconds(30), "the stop line");
+        Assert.Contains("copies: the list was deleted; the entry is in bad with its checkpoint", Log(), StringComparison.Ordinal);
+
+        // In-flight transactions finish (one per connection, a second each here); nothing more goes out.
+        Assert.InRange(Copies(sink).Count, atDelete, atDelete + Bound);
+        Assert.InRange(Copies(sink).Count, 4, members / 2);
+    }
+
     // Review 1: a restart with another MaxRecipients re-cut a half-done chunk and skipped members.
     [Fact]
     public void A_restart_with_another_MaxRecipients_cuts_the_resumed_delivery_as_it_started()
