@@ -28,7 +28,7 @@ public static class DaemonHost
 
         // Passwords and CA files are read once, here: a bad one refuses the start with one line.
         options.Smtp.ResolvedRelays();
-        var logger = Logging.Create(configuration, paths);
+        var logger = Logging.Create(configuration, paths, out var logFiles);
 
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Configuration.AddConfiguration(configuration);
@@ -42,6 +42,7 @@ public static class DaemonHost
         });
         builder.Services.AddSystemd();
         builder.Services.AddSingleton(paths);
+        builder.Services.AddSingleton(logFiles);
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(time ?? TimeProvider.System);
         builder.Services.AddSingleton<IFileSystem, FileSystem>();

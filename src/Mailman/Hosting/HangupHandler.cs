@@ -1,13 +1,18 @@
-// SIGHUP (systemctl reload): logged and absorbed, so a reload never kills the daemon. Nothing
-// needs reloading: list settings and members are read from the database for every post, and
-// Serilog's file sink rolls to a new file each day by itself.
+// SIGHUP (systemctl reload): absorbed, so a reload never kills the daemon. Nothing needs
+// reloading (list settings and members are read from the database for every post), but two things
+// are done: the log files are closed and opened again by name (a log an operator or logrotate
+// removed or renamed is made anew, not at midnight: review 37), and the configuration files are
+// read and checked as a start would, so a broken config/mailman.json is said now, by the daemon
+// that keeps running with the settings it started with, not by the next start that fails.
 using System.Runtime.InteropServices;
+using Mailman.Instance;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Mailman.Hosting;
 
-public sealed class HangupHandler(ILogger<HangupHandler> logger) : IHostedService, IDisposable
+public sealed class HangupHandler(InstancePaths paths, LogFiles files, ILogger<HangupHandler> logger) : IHostedService, IDisposable
 {
     private PosixSignalRegistration? _registration;
 
@@ -16,9 +21,36 @@ public sealed class HangupHandler(ILogger<HangupHandler> logger) : IHostedServic
         _registration = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
         {
             context.Cancel = true;
-            logger.LogInformation("SIGHUP received: list settings are read per post and logs roll daily; nothing to reload");
+            Hangup();
         });
         return Task.CompletedTask;
+    }
+
+    /// <summary>What SIGHUP does: reopen the logs, check the configuration, say both.</summary>
+    internal void Hangup()
+    {
+        try
+        {
+            files.Reopen();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            logger.LogError("SIGHUP: the log files could not be opened again: {Error}", e.Message);
+        }
+
+        try
+        {
+            var configuration = MailmanConfiguration.Build(paths);
+            MailmanConfiguration.Options(configuration);
+            Logging.MinimumLevel(configuration.GetSection("Logging"));
+        }
+        catch (InvalidOperationException e)
+        {
+            logger.LogError("SIGHUP: the configuration would not start a daemon now: {Error}; this daemon keeps the settings it started with (fix it before the next start)", e.Message);
+            return;
+        }
+
+        logger.LogInformation("SIGHUP received: log files reopened; the configuration checks out (list settings are read per post; other settings take effect at the next start)");
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;

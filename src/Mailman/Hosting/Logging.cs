@@ -58,7 +58,13 @@ public static class Logging
             : throw new InvalidOperationException($"configuration: Logging:MinimumLevel \"{value}\" is not one of {string.Join(", ", names)}");
     }
 
-    public static Serilog.ILogger Create(IConfiguration configuration, InstancePaths paths)
+    public static Serilog.ILogger Create(IConfiguration configuration, InstancePaths paths) => Create(configuration, paths, out _);
+
+    /// <summary>
+    /// The logger, and its files as one sink that SIGHUP reopens (<see cref="LogFiles.Reopen"/>):
+    /// a log removed or renamed under the running daemon is made again at once, not at midnight.
+    /// </summary>
+    public static Serilog.ILogger Create(IConfiguration configuration, InstancePaths paths, out LogFiles files)
     {
         var section = configuration.GetSection("Logging");
         var level = MinimumLevel(section);
@@ -84,24 +90,32 @@ public static class Logging
             }
         }
 
+        files = LogFiles.None;
         if (section.GetValue("File", true))
         {
-            Directory.CreateDirectory(paths.LogsDirectory);
-
-            // Everything in mailman-DATE.log; and, as Mailman does, one file per area
-            // (post, smtp, bounce, qrunner, subscribe, vette) plus error-DATE.log for errors from any area.
-            // vette is appended to by the `held` verbs too: whole lines, O_APPEND (AppendFileSink).
-            File(config, Path.Combine(paths.LogsDirectory, "mailman-.log"), compact);
-            foreach (var area in AreaEnricher.Areas.Where(a => a != AreaEnricher.Vette))
-            {
-                config.WriteTo.Logger(sub => File(sub.Filter.ByIncludingOnly(e => AreaEnricher.Is(e, area)), Path.Combine(paths.LogsDirectory, area + "-.log"), compact));
-            }
-
-            config.WriteTo.Logger(sub => sub.Filter.ByIncludingOnly(e => AreaEnricher.Is(e, AreaEnricher.Vette)).WriteTo.Sink(VetteSink(paths, compact)));
-
-            config.WriteTo.Logger(sub => File(sub.Filter.ByIncludingOnly(e => e.Level >= LogEventLevel.Error), Path.Combine(paths.LogsDirectory, "error-.log"), compact, ErrorTemplate));
+            files = new LogFiles(() => Files(paths, compact));
+            config.WriteTo.Sink(files);
         }
 
+        return config.CreateLogger();
+    }
+
+    // Everything in mailman-DATE.log; and, as Mailman does, one file per area
+    // (post, smtp, bounce, qrunner, subscribe, vette) plus error-DATE.log for errors from any area.
+    // vette is appended to by the `held` verbs too: whole lines, O_APPEND (AppendFileSink).
+    // Levels are the outer logger's: this one takes what it is given.
+    private static Serilog.Core.Logger Files(InstancePaths paths, bool compact)
+    {
+        Directory.CreateDirectory(paths.LogsDirectory);
+        var config = new LoggerConfiguration().MinimumLevel.Verbose();
+        File(config, Path.Combine(paths.LogsDirectory, "mailman-.log"), compact);
+        foreach (var area in AreaEnricher.Areas.Where(a => a != AreaEnricher.Vette))
+        {
+            config.WriteTo.Logger(sub => File(sub.Filter.ByIncludingOnly(e => AreaEnricher.Is(e, area)), Path.Combine(paths.LogsDirectory, area + "-.log"), compact));
+        }
+
+        config.WriteTo.Logger(sub => sub.Filter.ByIncludingOnly(e => AreaEnricher.Is(e, AreaEnricher.Vette)).WriteTo.Sink(VetteSink(paths, compact)));
+        config.WriteTo.Logger(sub => File(sub.Filter.ByIncludingOnly(e => e.Level >= LogEventLevel.Error), Path.Combine(paths.LogsDirectory, "error-.log"), compact, ErrorTemplate));
         return config.CreateLogger();
     }
 
@@ -125,6 +139,41 @@ public static class Logging
 
     private static AppendFileSink VetteSink(InstancePaths paths, bool compact)
         => new(paths.LogsDirectory, AreaEnricher.Vette + "-", compact ? new WithoutException(new CompactJsonFormatter()) : new MessageTemplateTextFormatter(Template, System.Globalization.CultureInfo.InvariantCulture), 30);
+}
+
+/// <summary>
+/// The log files as one sink: <see cref="Reopen"/> closes them and opens them again by name (a
+/// file removed or renamed by an operator or logrotate is made anew), for SIGHUP.
+/// </summary>
+public sealed class LogFiles : Serilog.Core.ILogEventSink, IDisposable
+{
+    /// <summary>No files (Logging:File false): reopening does nothing.</summary>
+    public static readonly LogFiles None = new(null);
+
+    private readonly Func<Serilog.Core.Logger>? _open;
+    private Serilog.Core.Logger? _current;
+
+    internal LogFiles(Func<Serilog.Core.Logger>? open)
+    {
+        _open = open;
+        _current = open?.Invoke();
+    }
+
+    public void Emit(LogEvent logEvent) => Volatile.Read(ref _current)?.Write(logEvent);
+
+    /// <summary>Opens the files anew; the old ones are flushed and closed (a line being written to them still lands there).</summary>
+    public void Reopen()
+    {
+        if (_open is null)
+        {
+            return;
+        }
+
+        var old = Interlocked.Exchange(ref _current, _open());
+        old?.Dispose();
+    }
+
+    public void Dispose() => Interlocked.Exchange(ref _current, null)?.Dispose();
 }
 
 /// <summary>

@@ -87,6 +87,46 @@ public sealed class LoggingTests : IDisposable
             logger.Lines);
     }
 
+    // Review 37: logs removed under the running daemon stayed open (written to, space not freed)
+    // until midnight, and SIGHUP reopened nothing; a broken config/mailman.json went unnoticed
+    // until the next start failed.
+    [Fact]
+    public void SIGHUP_reopens_removed_log_files_and_says_when_the_configuration_would_not_start()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Logging:Console"] = "false" }).Build();
+        using var logger = (Serilog.Core.Logger)Logging.Create(configuration, _instance.Paths, out var files);
+        using Microsoft.Extensions.Logging.ILoggerFactory factory = new Serilog.Extensions.Logging.SerilogLoggerFactory(logger);
+        var handler = new HangupHandler(_instance.Paths, files, Microsoft.Extensions.Logging.LoggerFactoryExtensions.CreateLogger<HangupHandler>(factory));
+        logger.ForContext("SourceContext", "Mailman.Runners.IncomingRunner").Information("before the removal");
+        string[] Logs(string prefix) => Directory.GetFiles(_instance.Paths.LogsDirectory, prefix + "*.log");
+        string Read(string prefix) => string.Concat(Logs(prefix).Select(f =>
+        {
+            using var s = new FileStream(f, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            return new StreamReader(s).ReadToEnd();
+        }));
+        Assert.Contains("before the removal", Read("mailman-"), StringComparison.Ordinal);
+        foreach (var f in Directory.GetFiles(_instance.Paths.LogsDirectory))
+        {
+            File.Delete(f);
+        }
+
+        handler.Hangup();
+        logger.ForContext("SourceContext", "Mailman.Runners.IncomingRunner").Information("after the reopening");
+        var mailman = Read("mailman-");
+        Assert.Contains("SIGHUP received: log files reopened; the configuration checks out", mailman, StringComparison.Ordinal);
+        Assert.Contains("after the reopening", mailman, StringComparison.Ordinal);
+        Assert.Contains("after the reopening", Read("post-"), StringComparison.Ordinal);
+
+        Directory.CreateDirectory(_instance.Paths.ConfigDirectory);
+        File.WriteAllText(_instance.Paths.ConfigFile, "{ \"Mailman\": { \"Smtp\": ");
+        handler.Hangup();
+        Assert.Contains($"[ERR] Mailman.Hosting.HangupHandler: SIGHUP: the configuration would not start a daemon now: configuration: {_instance.Paths.ConfigFile} is not valid JSON", Read("error-"), StringComparison.Ordinal);
+
+        File.WriteAllText(_instance.Paths.ConfigFile, "{ \"Mailman\": { \"Smtp\": { \"Secrity\": \"tls\" } } }");
+        handler.Hangup();
+        Assert.Contains("unknown setting 'Secrity' in Smtp", Read("error-"), StringComparison.Ordinal);
+    }
+
     // Review 37: PublicUrl without Url put one-click links in every copy and nothing served them.
     [Theory]
     [InlineData("", true)]
