@@ -209,7 +209,7 @@ internal sealed class ControlCharacterEscaper : Serilog.Core.ILogEventEnricher
         List<LogEventProperty>? escaped = null;
         foreach (var (name, value) in logEvent.Properties)
         {
-            if (value is ScalarValue { Value: string s } && s.AsSpan().IndexOfAnyInRange('\0', '\u001f') >= 0)
+            if (value is ScalarValue { Value: string s } && s.AsSpan().IndexOfAny(Escaped) >= 0)
             {
                 (escaped ??= []).Add(new LogEventProperty(name, new ScalarValue(Escape(s))));
             }
@@ -221,6 +221,14 @@ internal sealed class ControlCharacterEscaper : Serilog.Core.ILogEventEnricher
         }
     }
 
+    // C0 controls, DEL, C1 controls, and the bidirectional formatting characters (U+202A-U+202E,
+    // U+2066-U+2069, U+200E/U+200F, U+061C), with which a value could make the rest of its line
+    // read in another order on a terminal (review 37: U+202E passed unescaped).
+    private static readonly System.Buffers.SearchValues<char> Escaped = System.Buffers.SearchValues.Create(
+        "\0\u0001\u0002\u0003\u0004\u0005\u0006\u0007\b\t\n\u000b\f\r\u000e\u000f\u0010\u0011\u0012\u0013\u0014\u0015\u0016\u0017\u0018\u0019\u001a\u001b\u001c\u001d\u001e\u001f"
+        + "\u007f\u0080\u0081\u0082\u0083\u0084\u0085\u0086\u0087\u0088\u0089\u008a\u008b\u008c\u008d\u008e\u008f\u0090\u0091\u0092\u0093\u0094\u0095\u0096\u0097\u0098\u0099\u009a\u009b\u009c\u009d\u009e\u009f"
+        + "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069");
+
     internal static string Escape(string s)
     {
         var b = new System.Text.StringBuilder(s.Length + 8);
@@ -231,7 +239,8 @@ internal sealed class ControlCharacterEscaper : Serilog.Core.ILogEventEnricher
                 '\n' => b.Append("\\n"),
                 '\r' => b.Append("\\r"),
                 '\t' => b.Append('\t'),
-                < ' ' => b.Append(System.Globalization.CultureInfo.InvariantCulture, $"\\u{(int)c:x4}"),
+                < ' ' or '\u007f' or (>= '\u0080' and <= '\u009f') or '\u061c' or '\u200e' or '\u200f' or (>= '\u202a' and <= '\u202e') or (>= '\u2066' and <= '\u2069')
+                    => b.Append(System.Globalization.CultureInfo.InvariantCulture, $"\\u{(int)c:x4}"),
                 _ => b.Append(c),
             };
         }

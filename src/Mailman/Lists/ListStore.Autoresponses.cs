@@ -29,8 +29,8 @@ public sealed partial class ListStore
             return true; // 0: no limit, as in Mailman
         }
 
-        var listId = ListId(list);
         using var tx = Begin();
+        var listId = ListId(list);
         using var cleanup = Command("DELETE FROM autoresponses WHERE list_id = $list AND day < $day", ("$list", listId), ("$day", Day(day)));
         cleanup.ExecuteNonQuery();
         using var cmd = Command("""

@@ -67,8 +67,8 @@ public sealed partial class ListStore
         }
 
         token ??= Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
-        var listId = ListId(list);
         using var tx = Begin();
+        var listId = ListId(list);
         using var find = Command("SELECT id FROM pending WHERE list_id = $list AND kind = $kind AND key = $key", ("$list", listId), ("$kind", kind), ("$key", key));
         var existing = find.ExecuteScalar();
         using var write = existing is long id

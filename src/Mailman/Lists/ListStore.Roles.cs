@@ -31,8 +31,8 @@ public sealed partial class ListStore
     public int AddRole(ListName list, string role, IEnumerable<Member> people)
     {
         CheckRole(role);
-        var listId = ListId(list);
         using var tx = Begin();
+        var listId = ListId(list);
         var added = 0;
         foreach (var p in people)
         {
@@ -50,8 +50,8 @@ public sealed partial class ListStore
     public int RemoveRole(ListName list, string role, IEnumerable<string> addresses)
     {
         CheckRole(role);
-        var listId = ListId(list);
         using var tx = Begin();
+        var listId = ListId(list);
         var removed = 0;
         foreach (var a in addresses)
         {

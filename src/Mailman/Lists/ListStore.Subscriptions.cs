@@ -24,8 +24,8 @@ public sealed partial class ListStore
     /// </summary>
     public JoinResult Join(ListName list, string address, string displayName, DateTimeOffset now)
     {
-        var listId = ListId(list);
         using var tx = Begin();
+        var listId = ListId(list);
         var existing = FindMember(list, address);
         JoinResult result;
         if (existing is null)

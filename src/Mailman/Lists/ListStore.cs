@@ -82,8 +82,8 @@ public sealed partial class ListStore : IDisposable
     /// <returns>How many were new.</returns>
     public int AddMembers(ListName list, IEnumerable<Member> members, ICollection<Member>? added = null)
     {
-        var listId = ListId(list);
         using var tx = Begin();
+        var listId = ListId(list);
         using var cmd = Command("""
             INSERT INTO members (list_id, address, address_key, display_name, delivery_enabled, disabled_reason, joined_at, serial)
             VALUES ($list, $address, $key, $name, $enabled, $reason, $joined, $serial) ON CONFLICT DO NOTHING
@@ -121,8 +121,8 @@ public sealed partial class ListStore : IDisposable
     /// <returns>How many were removed.</returns>
     public int RemoveMembers(ListName list, IEnumerable<string> addresses)
     {
-        var listId = ListId(list);
         using var tx = Begin();
+        var listId = ListId(list);
         using var cmd = Command("DELETE FROM members WHERE list_id = $list AND address_key = $key", ("$list", listId), ("$key", ""));
         var removed = 0;
         foreach (var a in addresses)
@@ -173,6 +173,9 @@ public sealed partial class ListStore : IDisposable
     /// <summary>True when the two addresses are one mailbox (<see cref="AddressKey"/>).</summary>
     public static bool SameAddress(string a, string b) => AddressKey(a) == AddressKey(b);
 
+    // Read inside the writing transaction (after Begin): a list deleted by another process
+    // meanwhile is then "no such list" (exit 67), not a foreign-key failure (75) with the rows of
+    // a deleted list (review 37: members add racing lists delete).
     private long ListId(ListName list)
     {
         using var cmd = Command("SELECT id FROM lists WHERE fqdn = $fqdn", ("$fqdn", list.Fqdn));

@@ -56,12 +56,12 @@ public sealed class LoggingTests : IDisposable
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Logging:Console"] = "false" }).Build();
         using (var logger = (Serilog.Core.Logger)Logging.Create(configuration, _instance.Paths))
         {
-            logger.ForContext("SourceContext", "Mailman.Runners.IncomingRunner").Information("Post received from {Sender}", "evil@x.y\r\n2026-12-01T00:00:00.000+00:00 [INF] FAKE\u001b[2J");
+            logger.ForContext("SourceContext", "Mailman.Runners.IncomingRunner").Information("Post received from {Sender}", "evil@x.y\r\n2026-12-01T00:00:00.000+00:00 [INF] FAKE\u001b[2J\u202Egpj.exe\u0085");
         }
 
         var lines = File.ReadAllLines(Directory.GetFiles(_instance.Paths.LogsDirectory, "post-*.log").Single());
         var line = Assert.Single(lines);
-        Assert.Contains("evil@x.y\\r\\n2026-12-01T00:00:00.000+00:00 [INF] FAKE\\u001b[2J", line, StringComparison.Ordinal);
+        Assert.Contains("evil@x.y\\r\\n2026-12-01T00:00:00.000+00:00 [INF] FAKE\\u001b[2J\\u202egpj.exe\\u0085", line, StringComparison.Ordinal);
     }
 
     [Theory]
