@@ -33,24 +33,23 @@ public static class Metrics
     public static void ObserveDatabase(Lists.ListStoreFactory lists)
         => Meter.CreateObservableCounter("mailman.db.connections.opened", () => lists.Opened, "{connection}", "list database connections opened");
 
-    /// <summary>Starts the Prometheus scrape listener on <paramref name="url"/>; loopback only.</summary>
+    /// <summary>
+    /// The meter provider the Prometheus scrape endpoint reads (served by <see cref="MetricsService"/>
+    /// on <paramref name="url"/>'s loopback address); the URL is checked here.
+    /// </summary>
     /// <exception cref="InvalidOperationException">The URL is not an http URL on a loopback address.</exception>
-    public static MeterProvider StartPrometheus(string url)
+    public static (MeterProvider Provider, Uri Url) StartPrometheus(string url)
     {
         if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme != "http" || !(uri.IsLoopback))
         {
             throw new InvalidOperationException($"configuration: Mailman:Metrics:PrometheusUrl must be an http URL on loopback (e.g. http://127.0.0.1:9464/), got '{url}'");
         }
 
-        return Sdk.CreateMeterProviderBuilder()
+        var provider = Sdk.CreateMeterProviderBuilder()
             .ConfigureResource(r => r.AddService("mailman"))
             .AddMeter(MeterName)
-            .AddPrometheusHttpListener(o =>
-            {
-                o.Host = uri.Host;
-                o.Port = uri.Port;
-                o.ScopeInfoEnabled = false;
-            })
+            .AddPrometheusExporter(o => o.ScopeInfoEnabled = false)
             .Build();
+        return (provider, uri);
     }
 }

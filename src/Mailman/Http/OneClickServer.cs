@@ -25,7 +25,7 @@ public sealed class OneClickServer(MailmanOptions options, InstancePaths paths, 
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ContentRootPath = paths.Home, ApplicationName = "mailman" });
         builder.WebHost.UseKestrelCore();
         builder.Services.AddSingleton(loggers);
-        builder.Services.AddSingleton<IHostLifetime, DaemonOwnsSignals>();
+        builder.Services.AddSingleton<IHostLifetime, Hosting.DaemonOwnsSignals>();
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
@@ -71,13 +71,5 @@ public sealed class OneClickServer(MailmanOptions options, InstancePaths paths, 
         {
             await _app.DisposeAsync();
         }
-    }
-
-    // SIGTERM and SIGINT belong to the daemon's host, which stops this server with everything else.
-    private sealed class DaemonOwnsSignals : IHostLifetime
-    {
-        public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-
-        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 }

@@ -278,6 +278,52 @@ public sealed class OperationsTests : IDisposable
         Assert.Contains("mailman_messages_received_total", metrics, StringComparison.Ordinal);
         Assert.Contains("mailman_queue_depth", metrics, StringComparison.Ordinal);
         Assert.Contains("mailman_smtp_transaction_duration_seconds_bucket", metrics, StringComparison.Ordinal);
+        System.Net.HttpStatusCode Status(string path)
+        {
+            using var response = http.GetAsync(new Uri($"http://127.0.0.1:{port}{path}")).GetAwaiter().GetResult();
+            return response.StatusCode;
+        }
+
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, Status("/other"));
+
+        // Review 37: 20,000 connections sending a header line every few seconds held as many
+        // descriptors (no limit, no header timeout) until every runner paused on "Too many open
+        // files" and the daemon aborted. Now at most MaxConnections are served; those that never
+        // finish their headers are closed, and the next scrape is served.
+        int Descriptors() => Directory.GetFileSystemEntries($"/proc/{daemon.Pid}/fd").Length;
+        var before = Descriptors();
+        var held = new List<Socket>();
+        try
+        {
+            for (var i = 0; i < 200; i++)
+            {
+                var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                held.Add(socket);
+                socket.Connect(System.Net.IPAddress.Loopback, port);
+                socket.Send("GET /metrics HTTP/1.1\r\nX-Slow: 1\r\n"u8);
+            }
+
+            // Those past the limit are accepted and closed at once, those within it when their headers time out.
+            var bound = before + Mailman.Hosting.MetricsService.MaxConnections + 8;
+            Wait.Until(() => Descriptors() <= bound, TimeSpan.FromSeconds(30), $"at most {bound} descriptors", () => $"{Descriptors()} descriptors");
+            Wait.Until(() =>
+            {
+                try
+                {
+                    return http.GetStringAsync(new Uri($"http://127.0.0.1:{port}/metrics")).GetAwaiter().GetResult().Contains("mailman_queue_depth", StringComparison.Ordinal);
+                }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+                {
+                    return false;
+                }
+            }, TimeSpan.FromSeconds(60), "a scrape served while 200 slow connections are held");
+            Assert.InRange(Descriptors(), 0, bound);
+        }
+        finally
+        {
+            held.ForEach(s => s.Dispose());
+        }
+
         daemon.Terminate();
         Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(60)));
 
