@@ -53,6 +53,20 @@ public sealed class MetricsService(MailmanOptions options, QueueSet queues, List
             kestrel.Listen(url.Host == "localhost" ? IPAddress.Loopback : IPAddress.Parse(url.Host.Trim('[', ']')), url.Port);
         });
         _app = builder.Build();
+
+        // A page in a browser on this machine may reach loopback under its own name (DNS
+        // rebinding): only loopback names are answered, as the HttpListener exporter did.
+        _app.Use((context, next) =>
+        {
+            var host = context.Request.Host.Host.Trim('[', ']');
+            if (host is "localhost" or "127.0.0.1" or "::1" || host == url.Host.Trim('[', ']'))
+            {
+                return next(context);
+            }
+
+            context.Response.StatusCode = StatusCodes.Status404NotFound;
+            return Task.CompletedTask;
+        });
         _app.UseOpenTelemetryPrometheusScrapingEndpoint(_provider, predicate: null, path: "/metrics", configureBranchedPipeline: null, optionsName: null);
         _app.Run(context =>
         {
