@@ -49,6 +49,14 @@ internal static class ListsCommand
                 store.CreateList(list);
                 return store.AddRole(listName, ListRole.Owner, owners);
             });
+
+            // A deletion mark of an earlier list of this name stops nothing of this one (review
+            // 38: with the clock stepped back, it stopped a post to the list made again).
+            if (File.Exists(paths.DeletedListMarker(listName)))
+            {
+                File.Delete(paths.DeletedListMarker(listName));
+            }
+
             Console.WriteLine($"created {listName}" + (owners.Count > 0 ? $" (owners: {string.Join(", ", owners.Select(o => o.Address))})" : ""));
             return 0;
         }, createsInstance: true));
@@ -189,10 +197,19 @@ internal static class ListsCommand
 
             // Then the mark a delivery under way looks for: it stops at its next look (every
             // OutgoingRunner.DeletedListCheck) and its entry goes to bad.
+            // If var/ cannot take it, the rest is still done (review 38: the command stopped
+            // here, the list gone, its held and queued posts left behind).
             var marker = paths.DeletedListMarker(listName);
-            Directory.CreateDirectory(Path.GetDirectoryName(marker)!);
-            File.WriteAllText(marker, $"{listName.Fqdn} deleted by {VerbServices.Actor} at {DateTimeOffset.UtcNow:O}\n");
-            File.SetLastWriteTimeUtc(marker, DateTime.UtcNow);
+            try
+            {
+                Directory.CreateDirectory(Path.GetDirectoryName(marker)!);
+                File.WriteAllText(marker, $"{listName.Fqdn} deleted by {VerbServices.Actor} at {DateTimeOffset.UtcNow:O}\n");
+                File.SetLastWriteTimeUtc(marker, DateTime.UtcNow);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                Console.Error.WriteLine($"mailman: warning: cannot write {marker} ({e.Message}): a delivery of the list under way in the daemon is not stopped");
+            }
 
             int held = 0, moved = 0, busy = 0;
             foreach (var queue in services.Queues.All.Where(q => q.Name != QueueSet.Bad))

@@ -151,6 +151,10 @@ public sealed class LogFiles : Serilog.Core.ILogEventSink, IDisposable
     public static readonly LogFiles None = new(null);
 
     private readonly Func<Serilog.Core.Logger>? _open;
+
+    // Writers share it; a reopening takes it alone, so no line is written to files being closed
+    // (review 38: a SIGHUP storm lost and tore lines in mailman-DATE.log).
+    private readonly ReaderWriterLockSlim _gate = new();
     private Serilog.Core.Logger? _current;
 
     internal LogFiles(Func<Serilog.Core.Logger>? open)
@@ -159,9 +163,20 @@ public sealed class LogFiles : Serilog.Core.ILogEventSink, IDisposable
         _current = open?.Invoke();
     }
 
-    public void Emit(LogEvent logEvent) => Volatile.Read(ref _current)?.Write(logEvent);
+    public void Emit(LogEvent logEvent)
+    {
+        _gate.EnterReadLock();
+        try
+        {
+            _current?.Write(logEvent);
+        }
+        finally
+        {
+            _gate.ExitReadLock();
+        }
+    }
 
-    /// <summary>Opens the files anew; the old ones are flushed and closed (a line being written to them still lands there).</summary>
+    /// <summary>Closes the files (every line written so far is in them) and opens them anew by name.</summary>
     public void Reopen()
     {
         if (_open is null)
@@ -169,11 +184,31 @@ public sealed class LogFiles : Serilog.Core.ILogEventSink, IDisposable
             return;
         }
 
-        var old = Interlocked.Exchange(ref _current, _open());
-        old?.Dispose();
+        _gate.EnterWriteLock();
+        try
+        {
+            _current?.Dispose();
+            _current = _open();
+        }
+        finally
+        {
+            _gate.ExitWriteLock();
+        }
     }
 
-    public void Dispose() => Interlocked.Exchange(ref _current, null)?.Dispose();
+    public void Dispose()
+    {
+        _gate.EnterWriteLock();
+        try
+        {
+            _current?.Dispose();
+            _current = null;
+        }
+        finally
+        {
+            _gate.ExitWriteLock();
+        }
+    }
 }
 
 /// <summary>

@@ -278,9 +278,11 @@ public sealed partial class OneClickEndpoint(OneClickLinks links, ListStoreFacto
     // reads a shipped log could unsubscribe the member with it): /u/LIST/ADDRESS/(token).
     private static string Printable(PathString path)
     {
+        // Whatever follows the address segment is cut, however many segments (review 38: a
+        // link with a trailing '/' was malformed and logged whole, its valid token with it).
         var value = path.Value ?? "";
         var segments = value.Split('/');
-        if (segments.Length == 5)
+        if (segments.Length >= 5)
         {
             value = string.Join('/', segments[..4]) + "/(token)";
         }

@@ -121,18 +121,30 @@ public sealed class OutgoingRunner(
         var marker = _paths.DeletedListMarker(list);
         using var deletion = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
         var deleted = 0;
+        bool Deleted()
+        {
+            try
+            {
+                return fs.File.Exists(marker) && fs.File.GetLastWriteTimeUtc(marker) >= written;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return false; // unreadable mark: the next look
+            }
+        }
+
         using var watch = new Timer(_ =>
         {
             try
             {
-                if (fs.File.Exists(marker) && fs.File.GetLastWriteTimeUtc(marker) >= written && Interlocked.Exchange(ref deleted, 1) == 0)
+                if (Deleted() && Interlocked.Exchange(ref deleted, 1) == 0)
                 {
                     deletion.Cancel();
                 }
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ObjectDisposedException)
+            catch (ObjectDisposedException)
             {
-                // Unreadable mark: the next look; the delivery is over: nothing to stop.
+                // The delivery is over: nothing to stop.
             }
         }, null, TimeSpan.Zero, DeletedListCheck);
 
@@ -168,7 +180,12 @@ public sealed class OutgoingRunner(
             throw new InvalidOperationException($"delivery stopped by an unexpected error after {report.Delivered} copies: {report.Failure!.Message}", report.Failure);
         }
 
-        if (report.Stop == DeliveryStop.Shutdown && Volatile.Read(ref deleted) == 1 && !stoppingToken.IsCancellationRequested)
+        // A look once more after the delivery: one that ended (every relay down, or with
+        // deferrals) in the second after the delete would otherwise write a retry entry newer
+        // than the mark, and the retry would deliver the deleted list's post (review 38).
+        if (!stoppingToken.IsCancellationRequested && report.Stop != DeliveryStop.Yielded
+            && (Volatile.Read(ref deleted) == 1 || Deleted())
+            && (report.Stop != DeliveryStop.Completed || report.Deferred > 0 || checkpoint.Deferred().Any()))
         {
             _turns.Remove(entry.Claim.Name);
             Queue.SetAside(entry.Claim, Queues[QueueSet.Bad], $"the list {list.Fqdn} was deleted during its delivery, after {report.Delivered} copies; the rest not delivered");

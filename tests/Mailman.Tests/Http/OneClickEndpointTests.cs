@@ -252,6 +252,19 @@ public sealed class OneClickEndpointTests : IAsyncLifetime, IDisposable
 
         Wait.Until(() => _h.Logs.Lines.Any(l => l.Contains("refused: the body is not", StringComparison.Ordinal)), TimeSpan.FromSeconds(30), "the chunked body's refusal");
 
+        // Review 38: a trailing segment made the link malformed and it was logged whole.
+        using (var trailing = await _client.GetAsync(anne + "/"))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, trailing.StatusCode);
+        }
+
+        using (var extra = await OneClick(anne + "/x"))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, extra.StatusCode);
+        }
+
+        Assert.Contains(_h.Logs.Lines, l => l.Contains("One-click GET to /u/dev@example.org/YW5uZUBleGFtcGxlLmNvbQ/(token) refused: malformed link", StringComparison.Ordinal));
+
         for (var i = 0; i < 25; i++)
         {
             using var malformed = await _client.GetAsync($"http://127.0.0.1:{_port}/u/{new string('A', i + 1)}");
@@ -281,7 +294,7 @@ public sealed class OneClickEndpointTests : IAsyncLifetime, IDisposable
 
         var after = _h.Logs.Lines.Where(l => l.Contains("One-click", StringComparison.Ordinal) && l.Contains("refused", StringComparison.Ordinal)).Skip(refused.Count).ToList();
         Assert.Equal(2, after.Count);
-        Assert.Contains("One-click endpoint: 32 more refused or repeated requests were not logged one by one", after[0], StringComparison.Ordinal);
+        Assert.Contains("One-click endpoint: 34 more refused or repeated requests were not logged one by one", after[0], StringComparison.Ordinal);
         Assert.Contains("One-click POST for anne@example.com of dev@example.org refused: the token does not match", after[1], StringComparison.Ordinal);
         Assert.NotNull(Member("dev@example.org", "anne@example.com"));
     }

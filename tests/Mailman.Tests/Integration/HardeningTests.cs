@@ -894,6 +894,11 @@ public sealed class HardeningTests : IDisposable
         Assert.Contains("1 entries for it are in the daemon's hands right now; a delivery under way stops within seconds and goes to bad", deleted.Stdout, StringComparison.Ordinal);
         var atDelete = Copies(sink).Count;
 
+        // The relay dies at once (review 38): a delivery that ends with every relay down in the
+        // second after the delete wrote the rest to retry, newer than the mark, and the retry
+        // delivered the deleted list's post. Both ways end in bad now.
+        sink.Kill();
+
         Wait.Until(() => _instance.Count("bad") == 1, TimeSpan.FromSeconds(60), "the entry in bad");
         Assert.Equal(0, _instance.Count("out"));
         Assert.Equal(0, _instance.Count("out", ".bak"));
@@ -904,6 +909,13 @@ public sealed class HardeningTests : IDisposable
         // In-flight transactions finish (one per connection, a second each here); nothing more goes out.
         Assert.InRange(Copies(sink).Count, atDelete, atDelete + Bound);
         Assert.InRange(Copies(sink).Count, 4, members / 2);
+        Assert.Equal(0, _instance.Count("retry"));
+
+        // The list made again: the mark of the deleted one is gone and stops nothing of it.
+        var marker = _instance.Paths.DeletedListMarker(Mailman.Lists.ListName.Parse(List));
+        Assert.True(File.Exists(marker));
+        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["lists", "create", List]).ExitCode);
+        Assert.False(File.Exists(marker));
     }
 
     // Review 1: a restart with another MaxRecipients re-cut a half-done chunk and skipped members.
