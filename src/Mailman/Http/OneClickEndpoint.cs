@@ -98,9 +98,10 @@ public sealed partial class OneClickEndpoint(OneClickLinks links, ListStoreFacto
             return;
         }
 
+        (MailingList List, string Address)? target = null;
         try
         {
-            var target = Check(context, "POST", link);
+            target = Check(context, "POST", link);
             if (target is not { } t)
             {
                 await Answer(context, 400, OneClickPages.Failed);
@@ -117,7 +118,30 @@ public sealed partial class OneClickEndpoint(OneClickLinks links, ListStoreFacto
         }
         catch (SqliteException e) when (IsBusy(e))
         {
+            // The leave may have been committed before the busy step (the goodbye's bookkeeping,
+            // which the idle request runner finishes): then it is done, and said so (review 38).
+            if (target is { } t && Gone(t.List, t.Address))
+            {
+                await Answer(context, 200, OneClickPages.Done(t.List.Name.Fqdn, t.Address));
+                return;
+            }
+
             await Busy(context, "POST", e);
+        }
+    }
+
+    // Whether the address is no longer a receiving member (a read: WAL readers are not blocked by a writer).
+    private bool Gone(MailingList list, string address)
+    {
+        try
+        {
+            using var store = lists.Open();
+            var member = store.FindMember(list.Name, address);
+            return member is null || (list.OneClickAction == OneClickAction.Disable && !member.DeliveryEnabled);
+        }
+        catch (SqliteException)
+        {
+            return false;
         }
     }
 
