@@ -176,7 +176,10 @@ public sealed class LogFiles : Serilog.Core.ILogEventSink, IDisposable
         }
     }
 
-    /// <summary>Closes the files (every line written so far is in them) and opens them anew by name.</summary>
+    /// <summary>
+    /// Opens the files anew by name and closes the old ones (every line written so far is in
+    /// them). If the new ones cannot be opened, the old stay in use and this throws.
+    /// </summary>
     public void Reopen()
     {
         if (_open is null)
@@ -187,8 +190,9 @@ public sealed class LogFiles : Serilog.Core.ILogEventSink, IDisposable
         _gate.EnterWriteLock();
         try
         {
+            var fresh = _open();
             _current?.Dispose();
-            _current = _open();
+            _current = fresh;
         }
         finally
         {

@@ -130,6 +130,16 @@ public sealed class LoggingTests : IDisposable
         File.WriteAllText(_instance.Paths.ConfigFile, "{ \"Mailman\": { \"Smtp\": { \"Security\": \"starttls\", \"User\": \"u\", \"PasswordFile\": \"/nonexistent/pw\" } } }");
         handler.Hangup();
         Assert.Contains("Mailman:Smtp:PasswordFile /nonexistent/pw does not exist", Read("error-"), StringComparison.Ordinal);
+
+        // Files that cannot be opened anew: the old ones stay in use, and say so.
+        var moved = _instance.Paths.LogsDirectory + ".old";
+        Directory.Move(_instance.Paths.LogsDirectory, moved);
+        File.WriteAllText(_instance.Paths.LogsDirectory, "a file where the directory was");
+        handler.Hangup();
+        var kept = string.Concat(Directory.GetFiles(moved, "error-*.log").Select(f => File.ReadAllText(f)));
+        Assert.Contains("SIGHUP: the log files could not be opened again", kept, StringComparison.Ordinal);
+        File.Delete(_instance.Paths.LogsDirectory);
+        Directory.Move(moved, _instance.Paths.LogsDirectory);
     }
 
     // Review 38: a SIGHUP storm while lines were written lost and tore lines (the files were
