@@ -52,9 +52,10 @@ internal static class ListsCommand
 
             // A deletion mark of an earlier list of this name stops nothing of this one (review
             // 38: with the clock stepped back, it stopped a post to the list made again).
-            if (File.Exists(paths.DeletedListMarker(listName)))
+            var mark = paths.DeletedListMarker(listName);
+            if (File.Exists(mark))
             {
-                File.Delete(paths.DeletedListMarker(listName));
+                File.Delete(mark);
             }
 
             Console.WriteLine($"created {listName}" + (owners.Count > 0 ? $" (owners: {string.Join(", ", owners.Select(o => o.Address))})" : ""));
@@ -196,7 +197,7 @@ internal static class ListsCommand
             }
 
             // Then the mark a delivery under way looks for: it stops at its next look (every
-            // OutgoingRunner.DeletedListCheck) and its entry goes to bad.
+            // ListDeletionWatch.Interval) and its entry goes to bad.
             // If var/ cannot take it, the rest is still done (review 38: the command stopped
             // here, the list gone, its held and queued posts left behind).
             var marker = paths.DeletedListMarker(listName);

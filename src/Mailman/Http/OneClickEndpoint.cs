@@ -58,11 +58,7 @@ public sealed partial class OneClickEndpoint(OneClickLinks links, ListStoreFacto
         var link = segments.Length == 5 ? (segments[2], segments[3], segments[4]) : default;
         if (link == default)
         {
-            if (MayLog())
-            {
-                logger.LogInformation("One-click {Method} to {Path} refused: malformed link", method, Printable(context.Request.Path));
-            }
-
+            Malformed(context, method);
             return Answer(context, 400, OneClickPages.Failed);
         }
 
@@ -145,6 +141,14 @@ public sealed partial class OneClickEndpoint(OneClickLinks links, ListStoreFacto
         }
     }
 
+    private void Malformed(HttpContext context, string method)
+    {
+        if (MayLog())
+        {
+            logger.LogInformation("One-click {Method} to {Path} refused: malformed link", method, Printable(context.Request.Path));
+        }
+    }
+
     // SQLITE_BUSY or SQLITE_LOCKED past the store's own wait: the database is held by someone else.
     private static bool IsBusy(SqliteException e) => e.SqliteErrorCode is 5 or 6;
 
@@ -199,11 +203,7 @@ public sealed partial class OneClickEndpoint(OneClickLinks links, ListStoreFacto
     {
         if (!OneClickLinks.TryParse(link.List, link.Address, link.Token, out var name, out var address))
         {
-            if (MayLog())
-            {
-                logger.LogInformation("One-click {Method} to {Path} refused: malformed link", method, Printable(context.Request.Path));
-            }
-
+            Malformed(context, method);
             return null;
         }
 

@@ -27,9 +27,6 @@ public sealed class OutgoingRunner(
         mx: options.Smtp.GroupByMx ? new MxGroups(Dmarc.DnsTxtResolver.FromOptions(options.Dns).PrimaryMxAsync, time) : null);
     private readonly InstancePaths _paths = paths;
 
-    /// <summary>How often a delivery under way looks for its list's deletion mark (`lists delete`).</summary>
-    public static readonly TimeSpan DeletedListCheck = TimeSpan.FromSeconds(1);
-
     /// <summary>The relay pool (its backoff is on the system clock, see above).</summary>
     internal RelayPool Relays => _delivery.Pool;
 
@@ -113,41 +110,9 @@ public sealed class OutgoingRunner(
         // Done in earlier runs: counted as the recorded chunks are read past (IDeliveryProgress.Skipped).
         var progress = new CheckpointProgress(checkpoint, Options.Smtp.Checkpoint, this, list, metadata, new DeliveryProgressSnapshot(
             Environment.ProcessId, list.Fqdn, metadata.MessageId, entry.Claim.Name, metadata.RecipientCount, 0, 0, 0, 0, now, now));
-        // `lists delete` under a delivery: its mark, newer than this entry, stops the delivery as
-        // a shutdown would (in-flight transactions finish, progress is recorded) and the entry
-        // goes to bad (review 37: the rest of the deleted list got the post). A stat a second, on
-        // the system clock (as the relay backoff above); the first look is at once.
-        var written = fs.File.GetLastWriteTimeUtc(entry.Claim.Path);
-        var marker = _paths.DeletedListMarker(list);
-        using var deletion = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-        var deleted = 0;
-        bool Deleted()
-        {
-            try
-            {
-                return fs.File.Exists(marker) && fs.File.GetLastWriteTimeUtc(marker) >= written;
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                return false; // unreadable mark: the next look
-            }
-        }
-
-        using var watch = new Timer(_ =>
-        {
-            try
-            {
-                if (Deleted() && Interlocked.Exchange(ref deleted, 1) == 0)
-                {
-                    deletion.Cancel();
-                }
-            }
-            catch (ObjectDisposedException)
-            {
-                // The delivery is over: nothing to stop.
-            }
-        }, null, TimeSpan.Zero, DeletedListCheck);
-
+        // `lists delete` under a delivery stops it as a shutdown would (review 37: the rest of
+        // the deleted list got the post); its entry goes to bad below.
+        using var deletion = new ListDeletionWatch(fs, _paths.DeletedListMarker(list), entry.Claim.Path, stoppingToken);
         DeliveryReport report;
         try
         {
@@ -184,7 +149,7 @@ public sealed class OutgoingRunner(
         // deferrals) in the second after the delete would otherwise write a retry entry newer
         // than the mark, and the retry would deliver the deleted list's post (review 38).
         if (!stoppingToken.IsCancellationRequested && report.Stop != DeliveryStop.Yielded
-            && (Volatile.Read(ref deleted) == 1 || Deleted())
+            && deletion.Deleted
             && (report.Stop != DeliveryStop.Completed || report.Deferred > 0 || checkpoint.Deferred().Any()))
         {
             _turns.Remove(entry.Claim.Name);
