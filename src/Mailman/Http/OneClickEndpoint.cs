@@ -7,7 +7,7 @@
 //
 // Anyone on the internet can send requests: a refused request's line (and a spent link's
 // "already done") is written for the first RefusalsLogged of each minute only, the rest counted
-// in one line the next minute (review 37: 30,000 bad links a second filled mailman- and
+// in one line when the minute ends (review 37: 30,000 bad links a second filled mailman- and
 // subscribe-DATE.log in minutes). Logged paths never carry the token. A database locked past the
 // store's busy timeout (a backup, a long import) is a 503 with Retry-After: the sender's client
 // tries again; nothing is half done.
@@ -20,7 +20,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Mailman.Http;
 
-public sealed partial class OneClickEndpoint(OneClickLinks links, ListStoreFactory lists, Membership membership, TimeProvider time, ILogger<OneClickEndpoint> logger)
+public sealed partial class OneClickEndpoint(OneClickLinks links, ListStoreFactory lists, Membership membership, TimeProvider time, ILogger<OneClickEndpoint> logger) : IDisposable
 {
     /// <summary>Largest request body read (a one-click body is 26 bytes; a multipart one a few hundred).</summary>
     public const int MaxBodyBytes = 4096;
@@ -32,6 +32,7 @@ public sealed partial class OneClickEndpoint(OneClickLinks links, ListStoreFacto
     private long _window = -1;
     private int _logged;
     private long _unlogged;
+    private ITimer? _countTimer;
 
     /// <summary>
     /// Answers one request: /u/LIST/ADDRESS/TOKEN by GET or POST; anything else under /u/ is a
@@ -165,13 +166,15 @@ public sealed partial class OneClickEndpoint(OneClickLinks links, ListStoreFacto
     }
 
     // Whether this refusal may have a line of its own: the first RefusalsLogged of each minute.
-    // The count of those left out is logged when the next minute's first one comes.
+    // The count of those left out is logged when the minute ends (a timer armed by the first one
+    // left out), or by the next minute's first refusal if that comes first.
     private bool MayLog()
     {
         long unlogged;
         lock (_gate)
         {
-            var window = time.GetUtcNow().ToUnixTimeSeconds() / 60;
+            var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+            var window = now / 60_000;
             if (window == _window)
             {
                 if (_logged < RefusalsLogged)
@@ -180,22 +183,55 @@ public sealed partial class OneClickEndpoint(OneClickLinks links, ListStoreFacto
                     return true;
                 }
 
-                _unlogged++;
+                if (_unlogged++ == 0)
+                {
+                    _countTimer?.Dispose();
+                    _countTimer = time.CreateTimer(_ => LogCount(), null, TimeSpan.FromMilliseconds((window + 1) * 60_000 - now), Timeout.InfiniteTimeSpan);
+                }
+
                 return false;
             }
 
             unlogged = _unlogged;
+            _unlogged = 0;
             _window = window;
             _logged = 1;
+        }
+
+        LogCount(unlogged);
+        return true;
+    }
+
+    private void LogCount()
+    {
+        long unlogged;
+        lock (_gate)
+        {
+            unlogged = _unlogged;
             _unlogged = 0;
         }
 
+        LogCount(unlogged);
+    }
+
+    private void LogCount(long unlogged)
+    {
         if (unlogged > 0)
         {
             logger.LogWarning("One-click endpoint: {Count} more refused or repeated requests were not logged one by one (at most {Limit} a minute are)", unlogged, RefusalsLogged);
         }
+    }
 
-        return true;
+    /// <summary>Writes the count of refusals not yet logged (the daemon is stopping).</summary>
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _countTimer?.Dispose();
+            _countTimer = null;
+        }
+
+        LogCount();
     }
 
     // The list and member a valid link names, or null (logged) for any failure.
