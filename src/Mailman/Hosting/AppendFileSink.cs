@@ -3,7 +3,11 @@
 // `held` verbs can both write vette-DATE.log while the daemon runs. (Serilog's file sink writes
 // at its own offset and would overwrite the other's lines; its shared mode needs a named mutex,
 // which Native AOT on Linux keeps within one process.) Named and rolled daily like the file
-// sink (vette-20261128.log), the last `retained` files kept.
+// sink (vette-20261128.log), and past `sizeLimit` bytes to the next of the day
+// (vette-20261128_001.log, as Serilog's rollOnFileSizeLimit names them): every writer looks at the
+// size of the file it appends to before each line and, past the limit, moves on to the day's
+// newest file, or the one after it when that is full too, so the processes meet in the same
+// file. The last `retained` files are kept.
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -13,7 +17,7 @@ using Serilog.Formatting;
 
 namespace Mailman.Hosting;
 
-internal sealed partial class AppendFileSink(string directory, string prefix, ITextFormatter formatter, int retained) : ILogEventSink, IDisposable
+internal sealed partial class AppendFileSink(string directory, string prefix, ITextFormatter formatter, int retained, long sizeLimit) : ILogEventSink, IDisposable
 {
     private const int OWrOnly = 0x1;
     private const int OCreat = 0x40;
@@ -24,6 +28,7 @@ internal sealed partial class AppendFileSink(string directory, string prefix, IT
     private readonly Lock _gate = new();
     private int _fd = -1;
     private DateOnly _day;
+    private string _path = "";
 
     public void Emit(LogEvent logEvent)
     {
@@ -33,7 +38,7 @@ internal sealed partial class AppendFileSink(string directory, string prefix, IT
         lock (_gate)
         {
             var day = DateOnly.FromDateTime(logEvent.Timestamp.LocalDateTime);
-            if (_fd < 0 || day != _day)
+            if (_fd < 0 || day != _day || Full(_path))
             {
                 Open(day);
             }
@@ -66,7 +71,20 @@ internal sealed partial class AppendFileSink(string directory, string prefix, IT
         }
 
         Directory.CreateDirectory(directory);
-        var path = Path.Combine(directory, $"{prefix}{day:yyyyMMdd}.log");
+        // The day's newest file, or the next one when it is full (older ones may have been deleted).
+        var stem = $"{prefix}{day:yyyyMMdd}";
+        var sequence = Directory.GetFiles(directory, stem + "*.log")
+            .Select(f => Path.GetFileNameWithoutExtension(f)[stem.Length..])
+            .Select(s => s.Length == 0 ? 0 : s.Length == 4 && s[0] == '_' && int.TryParse(s.AsSpan(1), NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : -1)
+            .DefaultIfEmpty(0).Max();
+        string Named(int n) => Path.Combine(directory, n == 0 ? stem + ".log" : $"{stem}_{n:000}.log");
+        var path = Named(Math.Max(sequence, 0));
+        if (Full(path) && sequence < 999)
+        {
+            path = Named(sequence + 1);
+        }
+
+        _path = path;
         _fd = OpenFile(path, OWrOnly | OCreat | OAppend | OCloExec, Mode0640);
         _day = day;
         if (_fd < 0)
@@ -84,6 +102,22 @@ internal sealed partial class AppendFileSink(string directory, string prefix, IT
             catch (IOException)
             {
             }
+        }
+    }
+
+    private bool Full(string path)
+    {
+        try
+        {
+            return new FileInfo(path) is { Exists: true } file && file.Length >= sizeLimit;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return false;
         }
     }
 

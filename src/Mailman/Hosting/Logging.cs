@@ -138,7 +138,7 @@ public static class Logging
     }
 
     private static AppendFileSink VetteSink(InstancePaths paths, bool compact)
-        => new(paths.LogsDirectory, AreaEnricher.Vette + "-", compact ? new WithoutException(new CompactJsonFormatter()) : new MessageTemplateTextFormatter(Template, System.Globalization.CultureInfo.InvariantCulture), 30);
+        => new(paths.LogsDirectory, AreaEnricher.Vette + "-", compact ? new WithoutException(new CompactJsonFormatter()) : new MessageTemplateTextFormatter(Template, System.Globalization.CultureInfo.InvariantCulture), 30, FileSizeLimit);
 }
 
 /// <summary>

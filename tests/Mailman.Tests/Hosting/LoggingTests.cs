@@ -196,6 +196,43 @@ public sealed class LoggingTests : IDisposable
         Assert.Equal(warned, logger.Lines.Any(l => l.StartsWith("Mailman:Http:PublicUrl is set but Mailman:Http:Url is not: copies carry one-click unsubscribe links to https://lists.example.org/mm", StringComparison.Ordinal)));
     }
 
+    // The vette log (appended to by the daemon and the held verbs) rolled daily only: it had no
+    // size limit like the other files. Two writers (as two processes) meet in the same next file.
+    [Fact]
+    public void The_vette_log_rolls_past_its_size_limit_and_two_writers_meet_in_the_same_file()
+    {
+        var directory = Path.Combine(_instance.Paths.LogsDirectory, "roll");
+        var formatter = new Serilog.Formatting.Display.MessageTemplateTextFormatter("{Message}{NewLine}", System.Globalization.CultureInfo.InvariantCulture);
+        using var first = new AppendFileSink(directory, "vette-", formatter, 4, 1000);
+        using var second = new AppendFileSink(directory, "vette-", formatter, 4, 1000);
+        using var one = new Serilog.LoggerConfiguration().WriteTo.Sink(first).CreateLogger();
+        using var two = new Serilog.LoggerConfiguration().WriteTo.Sink(second).CreateLogger();
+        for (var i = 0; i < 30; i++)
+        {
+            one.Information("line {N:000} of the first writer, padded to some forty bytes", i);
+            two.Information("line {N:000} of the second writer, padded to some forty bytes", i);
+        }
+
+        var files = Directory.GetFiles(directory).Order(StringComparer.Ordinal).ToList();
+        var day = DateTime.Now.ToString("yyyyMMdd", System.Globalization.CultureInfo.InvariantCulture);
+        string Name(int sequence) => sequence == 0 ? $"vette-{day}.log" : $"vette-{day}_{sequence:000}.log";
+        Assert.Equal(4, files.Count); // 60 lines of 57 bytes, 1,000 to a file
+        Assert.Equal(Enumerable.Range(0, 4).Select(Name), files.Select(Path.GetFileName));
+        var lines = files.SelectMany(File.ReadAllLines).ToList();
+        Assert.Equal(60, lines.Count);
+        Assert.Equal(60, lines.Distinct().Count());
+        Assert.All(files.SkipLast(1), f => Assert.InRange(new FileInfo(f).Length, 1000, 1000 + 64));
+
+        // Past `retained` files, the oldest go.
+        for (var i = 0; i < 60; i++)
+        {
+            one.Information("more line {N:000} of the first writer, padded to forty bytes", i);
+        }
+
+        var kept = Directory.GetFiles(directory).Order(StringComparer.Ordinal).Select(Path.GetFileName).ToList();
+        Assert.Equal(Enumerable.Range(3, 4).Select(Name), kept); // 0-6 written, the newest 4 kept
+    }
+
     private sealed class Lifetime : Microsoft.Extensions.Hosting.IHostApplicationLifetime
     {
         public CancellationToken ApplicationStarted => CancellationToken.None;
