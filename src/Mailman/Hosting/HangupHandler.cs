@@ -59,7 +59,7 @@ public sealed class HangupHandler(InstancePaths paths, LogFiles files, ILogger<H
         {
             var configuration = MailmanConfiguration.Build(paths);
             MailmanConfiguration.Options(configuration).Smtp.ResolvedRelays(); // password and CA files too, as a start reads them
-            Logging.MinimumLevel(configuration.GetSection("Logging"));
+            Logging.Read(configuration);
         }
         catch (InvalidOperationException e)
         {

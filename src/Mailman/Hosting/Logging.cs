@@ -41,10 +41,51 @@ public static class Logging
         }
     }
 
-    /// <summary>Logging:MinimumLevel, Information when unset; a value that names no level is refused, not read as the default.</summary>
-    /// <exception cref="InvalidOperationException">The value is not a level's name.</exception>
-    public static LogEventLevel MinimumLevel(IConfiguration section)
+    /// <summary>The Logging section's four settings; nothing else is read from it.</summary>
+    public readonly record struct Settings(LogEventLevel MinimumLevel, bool Console, bool File, bool CompactJson);
+
+    private static readonly string[] SettingNames = ["MinimumLevel", "Console", "File", "CompactJson"];
+
+    /// <summary>
+    /// The Logging section, checked as the Mailman section is: a key that is not one of its four
+    /// settings (a typo, or Microsoft's LogLevel, which nothing reads) and a value not of its kind
+    /// are refused with one line, not run with the default the operator meant to change. An unset
+    /// or empty value is the default.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">A key or value is wrong (the message names it).</exception>
+    public static Settings Read(IConfiguration configuration)
     {
+        var section = configuration.GetSection("Logging");
+        if (section.GetChildren().FirstOrDefault(c => !SettingNames.Contains(c.Key, StringComparer.OrdinalIgnoreCase)) is { } unknown)
+        {
+            var hint = unknown.Key.Equals("LogLevel", StringComparison.OrdinalIgnoreCase) ? "; Logging:MinimumLevel is the one level, Microsoft's LogLevel is not read" : "";
+            throw new InvalidOperationException($"configuration: unknown setting '{unknown.Key}' in Logging (misspelt? the settings are {string.Join(", ", SettingNames)}{hint})");
+        }
+
+        return new Settings(MinimumLevel(section), Switch(section, "Console", true), Switch(section, "File", true), Switch(section, "CompactJson", false));
+    }
+
+    private static bool Switch(IConfigurationSection section, string key, bool unset)
+    {
+        var value = section.GetSection(key);
+        if (value.GetChildren().Any())
+        {
+            throw new InvalidOperationException($"configuration: Logging:{key} is a section: give it true or false");
+        }
+
+        return string.IsNullOrWhiteSpace(value.Value) ? unset
+            : bool.TryParse(value.Value.Trim(), out var on) ? on
+            : throw new InvalidOperationException($"configuration: Logging:{key} \"{value.Value}\" is not true or false");
+    }
+
+    // Logging:MinimumLevel, Information when unset; a value that names no level is refused, not read as the default.
+    private static LogEventLevel MinimumLevel(IConfigurationSection section)
+    {
+        if (section.GetSection("MinimumLevel").GetChildren().Any())
+        {
+            throw new InvalidOperationException("configuration: Logging:MinimumLevel is a section: give it one level's name");
+        }
+
         var value = section["MinimumLevel"];
         if (string.IsNullOrWhiteSpace(value))
         {
@@ -66,17 +107,16 @@ public static class Logging
     /// </summary>
     public static Serilog.ILogger Create(IConfiguration configuration, InstancePaths paths, out LogFiles files)
     {
-        var section = configuration.GetSection("Logging");
-        var level = MinimumLevel(section);
-        var compact = section.GetValue("CompactJson", false);
+        var settings = Read(configuration);
+        var compact = settings.CompactJson;
         var config = new LoggerConfiguration()
-            .MinimumLevel.Is(level)
+            .MinimumLevel.Is(settings.MinimumLevel)
             .MinimumLevel.Override("Microsoft", LogEventLevel.Warning)
             .Enrich.FromLogContext()
             .Enrich.With<SyslogPriorityEnricher>()
             .Enrich.With<AreaEnricher>()
             .Enrich.With<ControlCharacterEscaper>();
-        if (section.GetValue("Console", true))
+        if (settings.Console)
         {
             if (compact)
             {
@@ -91,7 +131,7 @@ public static class Logging
         }
 
         files = LogFiles.None;
-        if (section.GetValue("File", true))
+        if (settings.File)
         {
             files = new LogFiles(() => Files(paths, compact));
             config.WriteTo.Sink(files);
@@ -125,13 +165,12 @@ public static class Logging
     /// </summary>
     public static Serilog.Core.Logger CreateForVerb(IConfiguration configuration, InstancePaths paths)
     {
-        var section = configuration.GetSection("Logging");
-        var level = MinimumLevel(section);
-        var config = new LoggerConfiguration().MinimumLevel.Is(level).Enrich.With<AreaEnricher>().Enrich.With<ControlCharacterEscaper>();
-        if (section.GetValue("File", true))
+        var settings = Read(configuration);
+        var config = new LoggerConfiguration().MinimumLevel.Is(settings.MinimumLevel).Enrich.With<AreaEnricher>().Enrich.With<ControlCharacterEscaper>();
+        if (settings.File)
         {
             config.WriteTo.Logger(sub => sub.Filter.ByIncludingOnly(e => AreaEnricher.Is(e, AreaEnricher.Vette))
-                .WriteTo.Sink(VetteSink(paths, section.GetValue("CompactJson", false))));
+                .WriteTo.Sink(VetteSink(paths, settings.CompactJson)));
         }
 
         return config.CreateLogger();

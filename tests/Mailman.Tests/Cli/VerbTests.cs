@@ -56,6 +56,32 @@ public sealed class VerbTests : IDisposable
         Assert.Contains($"Logging:MinimumLevel \"{level}\" is not one of Verbose, Debug, Information, Warning, Error, Fatal", line, StringComparison.Ordinal);
     }
 
+    // The Logging section was not checked: a typo ran with the default it meant to change, and
+    // Microsoft's LogLevel, which nothing reads, was taken silently.
+    [Theory]
+    [InlineData("""{ "Consol": false }""", "unknown setting 'Consol' in Logging (misspelt? the settings are MinimumLevel, Console, File, CompactJson)")]
+    [InlineData("""{ "LogLevel": { "Default": "Debug" } }""", "unknown setting 'LogLevel' in Logging (misspelt? the settings are MinimumLevel, Console, File, CompactJson; Logging:MinimumLevel is the one level, Microsoft's LogLevel is not read)")]
+    [InlineData("""{ "Console": "yes" }""", "Logging:Console \"yes\" is not true or false")]
+    [InlineData("""{ "CompactJson": { "On": true } }""", "Logging:CompactJson is a section: give it true or false")]
+    [InlineData("""{ "MinimumLevel": [ "Debug" ] }""", "Logging:MinimumLevel is a section: give it one level's name")]
+    public void Serve_refuses_a_logging_setting_that_is_not_one(string logging, string message)
+    {
+        Assert.Equal(0, Run("lists", "create", "dev@example.org").ExitCode);
+        File.WriteAllText(_instance.Paths.ConfigFile, $$"""{ "Logging": {{logging}} }""");
+        var serve = Run("serve", "--exit-when-idle");
+        Assert.Equal(ExitCodes.Config, serve.ExitCode);
+        var line = Assert.Single(serve.Stderr.Trim().Split('\n'));
+        Assert.Equal("mailman: configuration: " + message, line);
+
+        // inject still queues the post: the MTA's mail waits for no log setting (the daemon's start says what is wrong).
+        var post = Path.Combine(_instance.Home, "post.eml");
+        File.WriteAllText(post, "From: anne@example.com\r\nTo: dev@example.org\r\nSubject: hi\r\nMessage-Id: <1@example.com>\r\n\r\nbody\r\n");
+        var inject = Run("inject", "dev@example.org", "--file", post);
+        Assert.Equal(0, inject.ExitCode);
+        Assert.StartsWith("mailman: queued ", inject.Stderr, StringComparison.Ordinal);
+        Assert.Single(Directory.GetFiles(_instance.Paths.Queue("in")));
+    }
+
     [Fact]
     public void A_log_level_is_read_in_any_case()
     {
