@@ -50,13 +50,19 @@ public sealed partial class ListStore
         cmd.ExecuteNonQuery();
     }
 
-    // The mailbox the replies land in: user+1@ ... user+30@ are one victim's, counted together.
+    // The mailbox the replies land in: user+1@ ... user+30@ are one victim's, counted together;
+    // so are Gmail's u.s.e.r@ spellings, and googlemail.com is gmail.com.
     private static string MailboxKey(string address)
     {
         var key = AddressKey(address);
         var at = key.LastIndexOf('@');
         var plus = at > 0 ? key.IndexOf('+', StringComparison.Ordinal) : -1;
-        return plus > 0 && plus < at ? key[..plus] + key[at..] : key;
+        key = plus > 0 && plus < at ? key[..plus] + key[at..] : key;
+        at = key.LastIndexOf('@');
+        var domain = at > 0 ? key[(at + 1)..].ToLowerInvariant() : "";
+        return domain is "gmail.com" or "googlemail.com" && !key.StartsWith('"')
+            ? key[..at].Replace(".", "", StringComparison.Ordinal) + "@gmail.com"
+            : key;
     }
 
     private static string Day(DateOnly day) => day.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);

@@ -148,6 +148,29 @@ public sealed class NoticeSenderTests : IDisposable
         Assert.Equal(3, queued);
     }
 
+    // Review 36: Gmail ignores dots in the local part, so v.ictim@ and vi.ctim@ are one inbox.
+    [Fact]
+    public void Gmail_spellings_of_one_mailbox_share_its_daily_limit()
+    {
+        using var h = new RunnerHarness(_instance);
+        string[] spellings = ["victim@gmail.com", "v.ictim@gmail.com", "V.I.C.T.I.M@Gmail.com", "vic.tim+list@googlemail.com", "victim.@gmail.com"];
+        var queued = spellings.Count(a => h.Notices.Send(new Notice(_list, NoticeTemplates.ConfirmSubscribe, a)
+        {
+            Kind = NoticeKind.Reply,
+            Answering = Request(),
+            AnsweringSender = a,
+        }, Trigger, "confirm " + a).Queued);
+        Assert.Equal(3, queued);
+
+        // Dots count elsewhere: other providers may give v.ictim@ to someone else.
+        Assert.True(h.Notices.Send(new Notice(_list, NoticeTemplates.ConfirmSubscribe, "v.ictim@example.com")
+        {
+            Kind = NoticeKind.Reply,
+            Answering = Request(),
+            AnsweringSender = "v.ictim@example.com",
+        }, Trigger, "confirm elsewhere").Queued);
+    }
+
     [Fact]
     public void Values_from_mail_cannot_add_a_header()
     {
