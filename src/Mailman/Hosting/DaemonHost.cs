@@ -61,7 +61,7 @@ public static class DaemonHost
         });
         builder.Services.AddRequests();
         builder.Services.AddSingleton<Http.OneClickEndpoint>();
-        builder.Services.AddSingleton(sp => new ModerationChain(options.Moderation.Chain, sp.GetRequiredService<HandlerCatalog>().All, sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<ModerationChain>>()));
+        builder.Services.AddSingleton(sp => new ModerationChain(options.Moderation.Chain, sp.GetRequiredService<HandlerCatalog>().All.Where(h => HandlerCatalog.Checks.Contains(h.Name)), sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<ModerationChain>>()));
         builder.Services.AddSingleton<HeldPosts>();
         builder.Services.AddSingleton<HoldExpiry>();
         // The request runner hands a moderator's reply to LIST-confirm+TOKEN@ to the handler of its kind.

@@ -38,7 +38,16 @@ public sealed class HangupHandler(InstancePaths paths, LogFiles files, ILogger<H
         do
         {
             Interlocked.Exchange(ref _pending, 1);
-            Hangup();
+            try
+            {
+                Hangup();
+            }
+            catch (Exception e)
+            {
+                // Whatever it was, the count goes down below and the next SIGHUP is handled
+                // (review 39: an exception escaping here left every later SIGHUP unanswered).
+                logger.LogError(e, "SIGHUP could not be handled: {Error}", e.Message);
+            }
         }
         while (Interlocked.Decrement(ref _pending) > 0);
     }
@@ -64,6 +73,11 @@ public sealed class HangupHandler(InstancePaths paths, LogFiles files, ILogger<H
         catch (InvalidOperationException e)
         {
             logger.LogError("SIGHUP: the configuration would not start a daemon now: {Error}; this daemon keeps the settings it started with (fix it before the next start)", e.Message);
+            return;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            logger.LogError("SIGHUP: the configuration could not be read: {Error}; this daemon keeps the settings it started with (a start would fail the same way)", e.Message);
             return;
         }
 

@@ -62,6 +62,12 @@ public sealed class LifecycleLog(
                 options.Http.PublicUrl);
         }
 
+        if (!options.Moderation.Chain.Contains("loop-detection", StringComparer.OrdinalIgnoreCase))
+        {
+            // Allowed (a site may stop loops at the MTA), but a list's own copy coming back is then posted again.
+            logger.LogWarning("Mailman:Moderation:Chain has no loop-detection: a post that already carries this list's X-BeenThere is distributed again (a mail loop between lists is not stopped here)");
+        }
+
         // Logged beside the host's own handlers, which do the stopping.
         foreach (var signal in new[] { PosixSignal.SIGTERM, PosixSignal.SIGINT })
         {

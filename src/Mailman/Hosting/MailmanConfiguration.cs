@@ -1,6 +1,7 @@
 // Configuration layers, lowest first: the defaults embedded in the binary (a copy of the shipped
 // config/mailman.json), the instance's config/mailman.json, then environment variables
 // (Mailman__Smtp__Port=2525).
+using System.Diagnostics.CodeAnalysis;
 using Mailman.Instance;
 using Microsoft.Extensions.Configuration;
 
@@ -14,6 +15,12 @@ public static class MailmanConfiguration
         var defaults = typeof(MailmanConfiguration).Assembly.GetManifestResourceStream("mailman.defaults.json")
             ?? throw new InvalidOperationException("embedded default configuration is missing");
         builder.AddJsonStream(defaults);
+        if (Directory.Exists(paths.ConfigFile))
+        {
+            // Optional as a file, it would be taken for no file: every setting at its default.
+            throw new InvalidOperationException($"configuration: {paths.ConfigFile} is a directory, not a settings file");
+        }
+
         builder.AddJsonFile(paths.ConfigFile, optional: true, reloadOnChange: false);
         builder.AddEnvironmentVariables();
         if (overrides is not null)
@@ -48,7 +55,8 @@ public static class MailmanConfiguration
         // A misspelt key (Mailman:Smtp:Secrity) would otherwise be ignored without a word, and
         // the daemon run with the default it meant to change.
         var options = new MailmanOptions();
-        RefuseValuesForLists(configuration);
+        RefuseOtherFileSections(configuration);
+        CheckShape(configuration.GetSection(MailmanOptions.Section), typeof(MailmanOptions));
         RefuseEmptyNumbers(configuration);
         try
         {
@@ -70,23 +78,104 @@ public static class MailmanConfiguration
         return options;
     }
 
-    // A list or map written as one value ("Relays": "mx:25", Mailman__Smtp__Relays=mx:25) binds
-    // to nothing, silently: the mail would go to Host:Port instead of the relay the operator named.
-    private static void RefuseValuesForLists(IConfiguration configuration)
+    // The top level of config/mailman.json holds Mailman and Logging: a typo (Mailmn) or the
+    // settings without the Mailman wrapper ({"Smtp": ...}) would leave every default in force.
+    private static void RefuseOtherFileSections(IConfigurationRoot configuration)
     {
-        var m = MailmanOptions.Section;
-        var keys = new List<string> { "Smtp:Relays", "Smtp:Destinations", "Dns:Servers", "Pipeline:Handlers", "Moderation:Chain" };
-        foreach (var destination in configuration.GetSection($"{m}:Smtp:Destinations").GetChildren())
+        foreach (var provider in configuration.Providers.OfType<Microsoft.Extensions.Configuration.Json.JsonConfigurationProvider>())
         {
-            keys.Add($"Smtp:Destinations:{destination.Key}:Domains");
-            keys.Add($"Smtp:Destinations:{destination.Key}:MxHosts");
+            if (provider.Source.Path is not { } name)
+            {
+                continue;
+            }
+
+            var path = provider.Source.FileProvider?.GetFileInfo(name).PhysicalPath ?? name;
+
+            foreach (var key in provider.GetChildKeys([], null).Distinct(StringComparer.OrdinalIgnoreCase))
+            {
+                if (!key.Equals(MailmanOptions.Section, StringComparison.OrdinalIgnoreCase) && !key.Equals("Logging", StringComparison.OrdinalIgnoreCase))
+                {
+                    var inside = Array.Exists(typeof(MailmanOptions).GetProperties(), p => p.Name.Equals(key, StringComparison.OrdinalIgnoreCase))
+                        ? $"; {key} goes inside \"{MailmanOptions.Section}\": {{ ... }}" : "";
+                    throw new InvalidOperationException($"configuration: {path}: unknown section '{key}' at the top (the file holds \"{MailmanOptions.Section}\" and \"Logging\"{inside})");
+                }
+            }
+        }
+    }
+
+    // The binder takes what fits its type and drops the rest without a word: a list or section
+    // written as one value ("Relays": "mx:25", a relay as "mx:25" instead of {"Address": ...}),
+    // a value written as a list (Mailman__Http__Url__0=...), and JSON null (a text setting null
+    // reached the checks as no string at all; a number became 0). Each is refused by name.
+    private static void CheckShape(IConfigurationSection section, [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicProperties)] Type type)
+    {
+        foreach (var child in section.GetChildren())
+        {
+            // An unknown key is left to the binder, which names it.
+            if (Array.Find(type.GetProperties(), p => p.Name.Equals(child.Key, StringComparison.OrdinalIgnoreCase)) is { CanWrite: true } property)
+            {
+                CheckNode(child, property.PropertyType);
+            }
+        }
+    }
+
+    // The types walked are the options classes, whose properties the attributes keep in a trimmed build.
+    [DynamicDependency(DynamicallyAccessedMemberTypes.PublicProperties, typeof(MailmanOptions))]
+    [DynamicDependency(DynamicallyAccessedMemberTypes.PublicProperties, typeof(SmtpOptions))]
+    [DynamicDependency(DynamicallyAccessedMemberTypes.PublicProperties, typeof(RelayOptions))]
+    [DynamicDependency(DynamicallyAccessedMemberTypes.PublicProperties, typeof(DestinationOptions))]
+    [DynamicDependency(DynamicallyAccessedMemberTypes.PublicProperties, typeof(RetryOptions))]
+    [DynamicDependency(DynamicallyAccessedMemberTypes.PublicProperties, typeof(QueueOptions))]
+    [DynamicDependency(DynamicallyAccessedMemberTypes.PublicProperties, typeof(MetricsOptions))]
+    [DynamicDependency(DynamicallyAccessedMemberTypes.PublicProperties, typeof(ModerationOptions))]
+    [DynamicDependency(DynamicallyAccessedMemberTypes.PublicProperties, typeof(DnsOptions))]
+    [DynamicDependency(DynamicallyAccessedMemberTypes.PublicProperties, typeof(DmarcOptions))]
+    [DynamicDependency(DynamicallyAccessedMemberTypes.PublicProperties, typeof(BounceOptions))]
+    [DynamicDependency(DynamicallyAccessedMemberTypes.PublicProperties, typeof(PipelineOptions))]
+    [DynamicDependency(DynamicallyAccessedMemberTypes.PublicProperties, typeof(HttpOptions))]
+    [DynamicDependency(DynamicallyAccessedMemberTypes.PublicProperties, typeof(LmtpOptions))]
+    [UnconditionalSuppressMessage("Trimming", "IL2072", Justification = "Only the options types above are walked; DynamicDependency keeps their properties.")]
+    [UnconditionalSuppressMessage("Trimming", "IL2067", Justification = "As IL2072.")]
+    private static void CheckNode(IConfigurationSection node, Type type)
+    {
+        var children = node.GetChildren().ToList();
+        var env = $"{node.Path.Replace(":", "__", StringComparison.Ordinal)}";
+        var element = type.IsGenericType && type.GetGenericTypeDefinition() == typeof(List<>) ? type.GetGenericArguments()[0]
+            : type.IsGenericType && type.GetGenericTypeDefinition() == typeof(Dictionary<,>) ? type.GetGenericArguments()[1]
+            : null;
+        if (type == typeof(string) || type.IsValueType)
+        {
+            Refuse(children.Count > 0, $"{node.Path} is one value, not a list or a section");
+            // null for a number that may be left unset (MaxConnections) is that: no limit.
+            Refuse(node.Value is null && Nullable.GetUnderlyingType(type) is null,
+                $"{node.Path} is null: give it a value (\"\" for none, where the README allows it), or remove it to keep the default");
+        }
+        else if (element is not null)
+        {
+            // [] is an empty value; any other value is one item where a list was meant (beside the
+            // entries of a lower layer, it is still what the operator wrote).
+            Refuse(node.Value is { Length: > 0 },
+                type.GetGenericTypeDefinition() == typeof(List<>)
+                    ? $"{node.Path} must be a list (JSON [ ... ], or {env}__0 in the environment), not the value '{node.Value}'"
+                    : $"{node.Path} must be a section (JSON {{ ... }}, or {env}__NAME__... in the environment), not the value '{node.Value}'");
+            foreach (var item in children)
+            {
+                CheckNode(item, element);
+            }
+        }
+        else
+        {
+            Refuse(node.Value is { Length: > 0 }, type == typeof(RelayOptions)
+                ? $"{node.Path} must be a section with Address (JSON {{ \"Address\": \"{node.Value}\" }}, or {env}__Address in the environment), not the value '{node.Value}'"
+                : $"{node.Path} must be a section (JSON {{ ... }}), not the value '{node.Value}'");
+            CheckShape(node, type);
         }
 
-        foreach (var key in keys)
+        static void Refuse(bool bad, string message)
         {
-            if (configuration.GetSection($"{m}:{key}") is { Value: { Length: > 0 } value })
+            if (bad)
             {
-                throw new InvalidOperationException($"configuration: {m}:{key} must be a list (JSON [ ... ], or {m}__{key.Replace(":", "__", StringComparison.Ordinal)}__0 in the environment), not the value '{value}'");
+                throw new InvalidOperationException("configuration: " + message);
             }
         }
     }

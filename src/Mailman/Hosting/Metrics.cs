@@ -40,10 +40,7 @@ public static class Metrics
     /// <exception cref="InvalidOperationException">The URL is not an http URL on a loopback address.</exception>
     public static (MeterProvider Provider, Uri Url) StartPrometheus(string url)
     {
-        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme != "http" || !(uri.IsLoopback))
-        {
-            throw new InvalidOperationException($"configuration: Mailman:Metrics:PrometheusUrl must be an http URL on loopback (e.g. http://127.0.0.1:9464/), got '{url}'");
-        }
+        var uri = Instance.MetricsOptions.ParseUrl(url) ?? throw new InvalidOperationException("configuration: " + Instance.MetricsOptions.UrlError(url));
 
         var provider = Sdk.CreateMeterProviderBuilder()
             .ConfigureResource(r => r.AddService("mailman"))

@@ -55,12 +55,19 @@ public sealed class MailmanOptions
         Check(Smtp.TimeoutSeconds is >= 1 and <= 86_400, "Mailman:Smtp:TimeoutSeconds must be 1-86400"); // in milliseconds it must fit an int
         Check(Smtp.YieldAfterSeconds >= 0, "Mailman:Smtp:YieldAfterSeconds must be >= 0");
         Check(Smtp.CheckpointRecipients is >= 1 and <= 100_000, "Mailman:Smtp:CheckpointRecipients must be 1-100000");
-        Check(Retry.MinimumDelay > TimeSpan.Zero, "Mailman:Retry:MinimumDelay must be positive");
-        Check(Retry.MaximumDelay >= Retry.MinimumDelay, "Mailman:Retry:MaximumDelay must be >= MinimumDelay");
-        Check(Retry.MaximumLifetime > TimeSpan.Zero, "Mailman:Retry:MaximumLifetime must be positive");
+        // A bare number is days (Retry:MaximumDelay=3600 is ten years): each has a ceiling, and the message says the unit.
+        const string Days = "as hh:mm:ss or d.hh:mm:ss; a bare number is days";
+        Check(Retry.MinimumDelay > TimeSpan.Zero && Retry.MinimumDelay <= TimeSpan.FromDays(1), $"Mailman:Retry:MinimumDelay must be positive and at most a day, {Days} (got {Retry.MinimumDelay})");
+        Check(Retry.MaximumDelay >= Retry.MinimumDelay && Retry.MaximumDelay <= TimeSpan.FromDays(1),
+            $"Mailman:Retry:MaximumDelay must be at least MinimumDelay ({Retry.MinimumDelay}) and at most a day, {Days} (got {Retry.MaximumDelay})");
+        Check(Retry.MaximumLifetime > TimeSpan.Zero && Retry.MaximumLifetime <= TimeSpan.FromDays(30), $"Mailman:Retry:MaximumLifetime must be positive and at most 30 days, {Days} (got {Retry.MaximumLifetime})");
+        Check(Retry.MinimumDelay < Retry.MaximumLifetime, $"Mailman:Retry:MaximumLifetime ({Retry.MaximumLifetime}) must be longer than MinimumDelay ({Retry.MinimumDelay}), {Days}");
         Check(Queues.MaxRecoveries >= 0, "Mailman:Queues:MaxRecoveries must be >= 0");
         Check(Queues.PollInterval > TimeSpan.Zero, "Mailman:Queues:PollInterval must be positive");
-        Check(Pipeline.Handlers.Count > 0, "Mailman:Pipeline:Handlers must name at least one handler");
+        CheckNames("Mailman:Pipeline:Handlers", "handler", Pipeline.Handlers, Mailman.Pipeline.HandlerCatalog.Names.Where(n => !Mailman.Pipeline.HandlerCatalog.Checks.Contains(n)),
+            "a moderation check: it goes in Mailman:Moderation:Chain");
+        Check(Pipeline.Handlers.Contains(Mailman.Pipeline.HandlerCatalog.Recipients, StringComparer.OrdinalIgnoreCase),
+            $"Mailman:Pipeline:Handlers must hold {Mailman.Pipeline.HandlerCatalog.Recipients}: without it every post is delivered to nobody");
         Check(Dns.TimeoutMilliseconds is >= 100 and <= 60_000, "Mailman:Dns:TimeoutMilliseconds must be 100-60000");
         foreach (var server in Dns.Servers)
         {
@@ -79,13 +86,28 @@ public sealed class MailmanOptions
         Check(StopTimeout >= TimeSpan.FromSeconds(1) && StopTimeout <= TimeSpan.FromHours(1), $"Mailman:StopTimeout must be 1 second to 1 hour, as hh:mm:ss (got {StopTimeout}; a bare number is days)");
         Check(Queues.PollInterval <= TimeSpan.FromDays(1), $"Mailman:Queues:PollInterval must be at most a day, as hh:mm:ss (got {Queues.PollInterval}; a bare number is days)");
         Check(Bounces.SweepInterval <= TimeSpan.FromDays(1), $"Mailman:Bounces:SweepInterval must be at most a day, as hh:mm:ss (got {Bounces.SweepInterval}; a bare number is days)");
-        Check(Retry.MinimumDelay < Retry.MaximumLifetime, $"Mailman:Retry:MinimumDelay must be shorter than MaximumLifetime, as hh:mm:ss (got {Retry.MinimumDelay}; a bare number is days)");
         Http.Validate(Check);
-        Check(Moderation.Chain.Count > 0, "Mailman:Moderation:Chain must name at least one rule");
+        Check(Metrics.PrometheusUrl.Length == 0 || MetricsOptions.ParseUrl(Metrics.PrometheusUrl) is not null, MetricsOptions.UrlError(Metrics.PrometheusUrl));
+        CheckNames("Mailman:Moderation:Chain", "rule", Moderation.Chain, Mailman.Moderation.ModerationChain.Names,
+            "a pipeline handler: it goes in Mailman:Pipeline:Handlers");
         Check(SiteOwner.Length == 0 || IsAddress(SiteOwner), $"Mailman:SiteOwner must be an email address, got '{SiteOwner}'");
         Smtp.ValidateOutbound();
         Lmtp.Validate(Check);
         Check(ClaimWarningFactor >= 1, "Mailman:ClaimWarningFactor must be at least 1");
+    }
+
+    // A pipeline or chain: known names, each once (decorate twice is two footers), none of the other list's.
+    private static void CheckNames(string key, string kind, List<string> names, IEnumerable<string> known, string otherList)
+    {
+        Check(names.Count > 0, $"{key} must name at least one {kind}");
+        var knownSet = new HashSet<string>(known, StringComparer.OrdinalIgnoreCase);
+        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var name in names)
+        {
+            var other = Mailman.Pipeline.HandlerCatalog.Names.Concat(Mailman.Moderation.ModerationChain.Names).Contains(name, StringComparer.OrdinalIgnoreCase);
+            Check(knownSet.Contains(name), $"{key}: '{name.ReplaceLineEndings(" ")}' is {(other ? otherList : $"not a {kind}")}; the {kind}s are {string.Join(", ", knownSet)}");
+            Check(seen.Add(name), $"{key} names {name} twice");
+        }
     }
 
     private static bool IsAddress(string text)
@@ -442,6 +464,15 @@ public sealed class MetricsOptions
 {
     /// <summary>Prometheus scrape endpoint, e.g. http://127.0.0.1:9464/ (serves /metrics); empty: off. Loopback only.</summary>
     public string PrometheusUrl { get; set; } = "";
+
+    /// <summary>A scrape URL as the endpoint takes it: http, on loopback, no path but /; else null.</summary>
+    public static Uri? ParseUrl(string url)
+        => Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.Scheme == Uri.UriSchemeHttp && uri.IsLoopback && uri.AbsolutePath == "/"
+            && uri.Query.Length == 0 && uri.Fragment.Length == 0 && uri.UserInfo.Length == 0 ? uri : null;
+
+    /// <summary>Why <paramref name="url"/> is not one.</summary>
+    public static string UrlError(string url)
+        => $"Mailman:Metrics:PrometheusUrl must be an http URL on loopback without a path (e.g. http://127.0.0.1:9464/; it serves /metrics), got '{url.ReplaceLineEndings(" ")}'";
 }
 
 public sealed class ModerationOptions
@@ -557,7 +588,7 @@ public sealed class LmtpOptions
         check(MaxMessageSizeKb >= 1, "Mailman:Lmtp:MaxMessageSizeKb must be at least 1");
         check(MaxRecipients is >= 1 and <= 10_000, "Mailman:Lmtp:MaxRecipients must be 1-10000");
         check(MaxSessions is >= 1 and <= 10_000, "Mailman:Lmtp:MaxSessions must be 1-10000");
-        check(Timeout >= TimeSpan.FromSeconds(1), "Mailman:Lmtp:Timeout must be at least 1 second");
+        check(Timeout >= TimeSpan.FromSeconds(1) && Timeout <= TimeSpan.FromHours(1), $"Mailman:Lmtp:Timeout must be 1 second to 1 hour, as hh:mm:ss (got {Timeout}; a bare number is days)");
         if (Url.Length == 0)
         {
             return;

@@ -62,6 +62,9 @@ public sealed class ModerationChain
 
     public IReadOnlyList<IRule> Rules { get; }
 
+    /// <summary>Every name a chain may hold: the rules of Moderation/Rules and the handler catalog's checks.</summary>
+    public static IEnumerable<string> Names => AllRules().Select(r => r.Name).Concat(HandlerCatalog.Checks);
+
     /// <summary>Every rule of Moderation/Rules, by name.</summary>
     public static IEnumerable<IRule> AllRules() =>
     [

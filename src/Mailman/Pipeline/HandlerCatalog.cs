@@ -16,6 +16,19 @@ public sealed class HandlerCatalog
         "dmarc", "list-id", "list-headers", "x-beenthere", "subject-prefix", "reply-to", "personalize", "decorate", "member-recipients",
     ];
 
+    /// <summary>Every handler's name (the catalog test holds it to the instances).</summary>
+    public static readonly IReadOnlyList<string> Names =
+    [
+        "loop-detection", "dmarc-moderation", "maximum-size", "dmarc", "list-id", "list-headers", "x-beenthere", "subject-prefix",
+        "reply-to", "personalize", "decorate", "member-recipients",
+    ];
+
+    /// <summary>The handlers that are checks: they run in the moderation chain, which takes no other handler.</summary>
+    public static readonly IReadOnlySet<string> Checks = new HashSet<string>(["loop-detection", "dmarc-moderation", "maximum-size"], StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>The handler that gives a post its recipients: a pipeline without it delivers every post to nobody.</summary>
+    public const string Recipients = "member-recipients";
+
     private readonly Dictionary<string, IHandler> _handlers;
 
     /// <param name="members">Streams a list's members (with their serials).</param>

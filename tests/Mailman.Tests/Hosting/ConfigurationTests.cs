@@ -67,6 +67,62 @@ public sealed class ConfigurationTests : IDisposable
         Assert.True(options.Dmarc.RemoveDkimHeaders);
     }
 
+    // Review 39: each of these bound to nothing (or to null) without a word, and the daemon ran
+    // with defaults: mail to 127.0.0.1:25 instead of the relay named, or a NullReferenceException.
+    [Theory]
+    [InlineData("""{ "Mailman": { "Smtp": { "Relays": [ "127.0.0.1:61501" ] } } }""", "Mailman:Smtp:Relays:0 must be a section with Address (JSON { \"Address\": \"127.0.0.1:61501\" }")]
+    [InlineData("""{ "Mailman": { "Smtp": { "Relays": { "Address": "127.0.0.1:61501" } } } }""", "Mailman:Smtp:Relays:Address must be a section with Address")]
+    [InlineData("""{ "Mailman": { "Smtp": { "Host": [ "mx.example.net" ] } } }""", "Mailman:Smtp:Host is one value, not a list or a section")]
+    [InlineData("""{ "Mailman": { "Smtp": { "Port": { "Number": 25 } } } }""", "Mailman:Smtp:Port is one value, not a list or a section")]
+    [InlineData("""{ "Mailman": { "Smtp": { "Port": null } } }""", "Mailman:Smtp:Port is null: give it a value")]
+    [InlineData("""{ "Mailman": { "SiteOwner": null } }""", "Mailman:SiteOwner is null")]
+    [InlineData("""{ "Mailman": { "Smtp": { "HeloName": null } } }""", "Mailman:Smtp:HeloName is null")]
+    [InlineData("""{ "Mailman": { "Http": { "Url": null } } }""", "Mailman:Http:Url is null")]
+    [InlineData("""{ "Mailman": { "Lmtp": { "Url": {} } } }""", "Mailman:Lmtp:Url is null")]
+    [InlineData("""{ "Mailman": { "Smtp": { "Relays": [ { "Address": null } ] } } }""", "Mailman:Smtp:Relays:0:Address is null")]
+    [InlineData("""{ "Mailman": { "Dns": { "Servers": [ null ] } } }""", "Mailman:Dns:Servers:0 is null")]
+    [InlineData("""{ "Mailman": { "Smtp": { "Destinations": { "gmail.com": { "Domains": [ null ] } } } } }""", "Mailman:Smtp:Destinations:gmail.com:Domains:0 is null")]
+    [InlineData("""{ "Mailman": { "Smtp": { "Destinations": { "gmail.com": 5 } } } }""", "Mailman:Smtp:Destinations:gmail.com must be a section")]
+    [InlineData("""{ "Mailman": { "Smtp": { "Destinations": "gmail.com" } } }""", "Mailman:Smtp:Destinations must be a section (JSON { ... }")]
+    [InlineData("""{ "Mailman": { "Retry": 5 } }""", "Mailman:Retry must be a section (JSON { ... }), not the value '5'")]
+    [InlineData("""{ "Mailmn": { "Smtp": { "Port": 2525 } } }""", "unknown section 'Mailmn' at the top (the file holds \"Mailman\" and \"Logging\")")]
+    [InlineData("""{ "Smtp": { "Port": 2525 } }""", "unknown section 'Smtp' at the top (the file holds \"Mailman\" and \"Logging\"; Smtp goes inside \"Mailman\": { ... })")]
+    [InlineData("""{ "Mailman": { "Pipeline": { "Handlers": [ "list-id", "decorate" ] } } }""", "Mailman:Pipeline:Handlers must hold member-recipients: without it every post is delivered to nobody")]
+    [InlineData("""{ "Mailman": { "Pipeline": { "Handlers": [ "decorate", "decorate", "member-recipients" ] } } }""", "Mailman:Pipeline:Handlers names decorate twice")]
+    [InlineData("""{ "Mailman": { "Pipeline": { "Handlers": [ "loop-detection", "member-recipients" ] } } }""", "Mailman:Pipeline:Handlers: 'loop-detection' is a moderation check: it goes in Mailman:Moderation:Chain")]
+    [InlineData("""{ "Mailman": { "Pipeline": { "Handlers": [ "nosuch", "member-recipients" ] } } }""", "Mailman:Pipeline:Handlers: 'nosuch' is not a handler; the handlers are dmarc, list-id")]
+    [InlineData("""{ "Mailman": { "Moderation": { "Chain": [ "decorate" ] } } }""", "Mailman:Moderation:Chain: 'decorate' is a pipeline handler: it goes in Mailman:Pipeline:Handlers; the rules are ")]
+    [InlineData("""{ "Mailman": { "Moderation": { "Chain": [ "approved", "Approved" ] } } }""", "Mailman:Moderation:Chain names Approved twice")]
+    [InlineData("""{ "Mailman": { "Metrics": { "PrometheusUrl": "http://192.0.2.1:9464/" } } }""", "Mailman:Metrics:PrometheusUrl must be an http URL on loopback without a path")]
+    [InlineData("""{ "Mailman": { "Metrics": { "PrometheusUrl": "http://127.0.0.1:9464/stats" } } }""", "Mailman:Metrics:PrometheusUrl must be an http URL on loopback without a path")]
+    [InlineData("""{ "Mailman": { "Retry": { "MaximumDelay": "3600" } } }""", "Mailman:Retry:MaximumDelay must be at least MinimumDelay (00:01:00) and at most a day, as hh:mm:ss or d.hh:mm:ss; a bare number is days (got 3600.00:00:00)")]
+    [InlineData("""{ "Mailman": { "Retry": { "MaximumLifetime": "120" } } }""", "Mailman:Retry:MaximumLifetime must be positive and at most 30 days")]
+    [InlineData("""{ "Mailman": { "Retry": { "MinimumDelay": "02:00:00", "MaximumDelay": "03:00:00", "MaximumLifetime": "01:00:00" } } }""", "Mailman:Retry:MaximumLifetime (01:00:00) must be longer than MinimumDelay (02:00:00)")]
+    [InlineData("""{ "Mailman": { "Lmtp": { "Timeout": "300" } } }""", "Mailman:Lmtp:Timeout must be 1 second to 1 hour, as hh:mm:ss (got 300.00:00:00; a bare number is days)")]
+    public void A_setting_of_the_wrong_shape_is_refused_by_name(string json, string message)
+    {
+        File.WriteAllText(_instance.Paths.ConfigFile, json);
+        var e = Assert.Throws<InvalidOperationException>(() => MailmanConfiguration.Options(MailmanConfiguration.Build(_instance.Paths)));
+        Assert.StartsWith("configuration: ", e.Message, StringComparison.Ordinal);
+        Assert.Contains(message, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_settings_file_that_is_a_directory_is_refused_and_null_means_no_limit_where_leaving_out_means_a_default()
+    {
+        File.Delete(_instance.Paths.ConfigFile);
+        Directory.CreateDirectory(_instance.Paths.ConfigFile);
+        var e = Assert.Throws<InvalidOperationException>(() => MailmanConfiguration.Build(_instance.Paths));
+        Assert.Equal($"configuration: {_instance.Paths.ConfigFile} is a directory, not a settings file", e.Message);
+        Directory.Delete(_instance.Paths.ConfigFile);
+
+        // DestinationDefaults' MaxConnections is 20 unless set; null sets it to no limit. [] and {} are empty.
+        File.WriteAllText(_instance.Paths.ConfigFile, """{ "Mailman": { "Smtp": { "DestinationDefaults": { "MaxConnections": null }, "Relays": [], "Destinations": {} }, "Dns": { "Servers": [] } }, "Logging": {} }""");
+        var options = MailmanConfiguration.Options(MailmanConfiguration.Build(_instance.Paths));
+        Assert.Null(options.Smtp.DestinationDefaults.MaxConnections);
+        Assert.Empty(options.Smtp.Relays);
+    }
+
     [Fact]
     public void Backoff_doubles_between_minimum_and_maximum()
     {

@@ -126,6 +126,15 @@ public sealed class LoggingTests : IDisposable
         handler.Hangup();
         Assert.Contains("unknown setting 'Secrity' in Smtp", Read("error-"), StringComparison.Ordinal);
 
+        // Review 39: a null escaped as a NullReferenceException (and SIGHUP was dead after it);
+        // a metrics URL a start refuses "checked out".
+        File.WriteAllText(_instance.Paths.ConfigFile, "{ \"Mailman\": { \"SiteOwner\": null } }");
+        handler.Hangup();
+        Assert.Contains("SIGHUP: the configuration would not start a daemon now: configuration: Mailman:SiteOwner is null", Read("error-"), StringComparison.Ordinal);
+        File.WriteAllText(_instance.Paths.ConfigFile, "{ \"Mailman\": { \"Metrics\": { \"PrometheusUrl\": \"ftp://127.0.0.1:9464/\" } } }");
+        handler.Hangup();
+        Assert.Contains("Mailman:Metrics:PrometheusUrl must be an http URL on loopback", Read("error-"), StringComparison.Ordinal);
+
         // As a start: the password file is read too (review 38: a missing one "checked out").
         File.WriteAllText(_instance.Paths.ConfigFile, "{ \"Mailman\": { \"Smtp\": { \"Security\": \"starttls\", \"User\": \"u\", \"PasswordFile\": \"/nonexistent/pw\" } } }");
         handler.Hangup();

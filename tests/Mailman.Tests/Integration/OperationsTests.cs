@@ -35,6 +35,10 @@ public sealed class OperationsTests : IDisposable
         string Value(string key) => unit.Split('\n').Select(l => l.Trim()).First(l => l.StartsWith(key + "=", StringComparison.Ordinal))[(key.Length + 1)..];
         Assert.Equal("notify", Value("Type"));
         Assert.Equal("on-failure", Value("Restart"));
+        // Starting again does not cure a configuration, permission or usage error (review 39: a restart every 5 s).
+        Assert.Equal(
+            new[] { Mailman.Cli.ExitCodes.Usage, Mailman.Cli.ExitCodes.NoPerm, Mailman.Cli.ExitCodes.Config },
+            Value("RestartPreventExitStatus").Split(' ').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray());
         Assert.Equal("mailman", Value("User"));
         Assert.Equal("yes", Value("NoNewPrivileges"));
         Assert.Equal("strict", Value("ProtectSystem"));

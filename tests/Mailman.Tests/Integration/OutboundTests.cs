@@ -118,6 +118,8 @@ public sealed class OutboundTests : IDisposable
         { "Mailman__StopTimeout", "", "Mailman:StopTimeout is empty" },
         { "Mailman__StopTimeout", "90", "Mailman:StopTimeout must be 1 second to 1 hour, as hh:mm:ss (got 90.00:00:00; a bare number is days)" },
         { "Mailman__Smtp__Relays", "127.0.0.1:2999", "Mailman:Smtp:Relays must be a list" },              // a list as one value binds to nothing
+        { "Mailman__Smtp__Relays__1", "127.0.0.1:2999", "Mailman:Smtp:Relays:1 must be a section with Address" }, // an entry without a key: to nothing too
+        { "Mailman__Http__Url__0", "http://127.0.0.1:8024", "Mailman:Http:Url is one value, not a list or a section" },
         { "Mailman__Smtp__Relays__1__Address", "127.0.0.1:", "Mailman:Smtp:Relays:1:Address must be host:port (got '127.0.0.1:')" },
         { "Mailman__Smtp__Destinations__gmail.com__Domains__0", "not a domain", "Mailman:Smtp:Destinations:gmail.com: 'not a domain' is not a domain name" },
         { "Mailman__Smtp__Destinations__gmail.com__MaxPerMinut", "5", "unknown setting 'MaxPerMinut' in Destination" },

@@ -95,6 +95,15 @@ public sealed class ModerationChainTests : IDisposable
     }
 
     [Fact]
+    public void The_names_the_configuration_is_checked_against_are_the_catalogs_and_the_chains()
+    {
+        Assert.Equal(Checks().Select(h => h.Name).Order(), HandlerCatalog.Names.Order());
+        Assert.Subset(new HashSet<string>(HandlerCatalog.Names), new HashSet<string>(HandlerCatalog.Checks));
+        Assert.Subset(new HashSet<string>(ModerationChain.Names), new HashSet<string>(ModerationChain.DefaultRules));
+        Assert.Contains(HandlerCatalog.Recipients, HandlerCatalog.DefaultPipeline);
+    }
+
+    [Fact]
     public void A_check_from_the_handler_catalog_takes_its_place_by_name_and_unknown_names_are_refused()
     {
         var chain = new ModerationChain(["loop-detection", "always-hold"], Checks().Append(new AlwaysHold()));
