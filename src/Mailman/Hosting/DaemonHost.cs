@@ -28,6 +28,9 @@ public static class DaemonHost
 
         // Passwords and CA files are read once, here: a bad one refuses the start with one line.
         options.Smtp.ResolvedRelays();
+
+        // So is a list database that cannot be used (empty, not SQLite): not a start that shunts every post.
+        new ListStore(paths.Database).Dispose();
         var logger = Logging.Create(configuration, paths, out var logFiles);
 
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });

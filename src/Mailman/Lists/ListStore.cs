@@ -12,19 +12,76 @@ public sealed partial class ListStore : IDisposable
     private SqliteTransaction? _transaction;
 
     /// <exception cref="SqliteException">The database cannot be opened or migrated.</exception>
+    /// <exception cref="DatabaseUnusableException">The file is empty or not an SQLite database.</exception>
     public ListStore(string databasePath)
     {
-        _db = new SqliteConnection(new SqliteConnectionStringBuilder
+        if (!File.Exists(databasePath))
         {
-            DataSource = databasePath,
-            Mode = SqliteOpenMode.ReadWriteCreate,
-            // Pooled: closing the last connection of a process checkpoints the WAL and fsyncs; the
-            // daemon opens one per post and would pay that per post (13 posts/s measured).
-            Pooling = true,
-        }.ToString());
-        _db.Open();
-        Execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;");
+            Create(databasePath);
+        }
+        else if (new FileInfo(databasePath).Length == 0)
+        {
+            // A database is never empty once made (below): this one was truncated (a full disk, a
+            // bad restore). Opened, it would become a new empty one, every list gone and every
+            // post refused as to no such list (review 39).
+            throw new DatabaseUnusableException($"the list database {databasePath} is empty (0 bytes): it was truncated; restore it from a backup, or remove it to start anew with no lists");
+        }
+
+        // ReadWrite, not create: a file removed since the look above is an error, not a new empty database.
+        _db = Connect(databasePath, SqliteOpenMode.ReadWrite, pooling: true);
+        try
+        {
+            Execute(Pragmas);
+        }
+        catch (SqliteException e) when (e.SqliteErrorCode is 26 or 11)
+        {
+            _db.Dispose();
+            throw new DatabaseUnusableException($"the list database {databasePath} is not an SQLite database, or is damaged ({e.Message.ReplaceLineEndings(" ")}): restore it from a backup", e);
+        }
+
         EnsureSchema();
+    }
+
+    private ListStore(SqliteConnection db) => _db = db;
+
+    private const string Pragmas = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;";
+
+    // Pooled: closing the last connection of a process checkpoints the WAL and fsyncs; the
+    // daemon opens one per post and would pay that per post (13 posts/s measured).
+    private static SqliteConnection Connect(string path, SqliteOpenMode mode, bool pooling)
+    {
+        var db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Mode = mode, Pooling = pooling }.ToString());
+        db.Open();
+        return db;
+    }
+
+    // A new database is made whole under another name and renamed into place, so that the file
+    // under the real name is never empty: an empty one is refused above. Two processes making it
+    // at once: the first rename wins and the other's copy is dropped.
+    private static void Create(string path)
+    {
+        var temp = $"{path}.new-{Guid.NewGuid():N}";
+        try
+        {
+            using (var store = new ListStore(Connect(temp, SqliteOpenMode.ReadWriteCreate, pooling: false)))
+            {
+                store.Execute(Pragmas);
+                store.EnsureSchema();
+            }
+
+            File.Move(temp, path, overwrite: false);
+        }
+        catch (IOException) when (File.Exists(path))
+        {
+            // Made by the other process.
+        }
+        finally
+        {
+            foreach (var leftover in new[] { temp, temp + "-wal", temp + "-shm" })
+            {
+                File.Delete(leftover);
+            }
+        }
     }
 
     /// <summary>The database file, for error messages.</summary>
@@ -250,3 +307,6 @@ public sealed class NoSuchListException(string message) : InvalidOperationExcept
 
 /// <summary>A list of that name exists already (the CLI's exit 73).</summary>
 public sealed class ListExistsException(string message) : InvalidOperationException(message);
+
+/// <summary>The list database file cannot be used (empty, or not SQLite): one line naming it, never a new empty database in its place.</summary>
+public sealed class DatabaseUnusableException(string message, Exception? inner = null) : InvalidOperationException(message, inner);

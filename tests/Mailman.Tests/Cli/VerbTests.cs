@@ -82,6 +82,33 @@ public sealed class VerbTests : IDisposable
         Assert.Single(Directory.GetFiles(_instance.Paths.Queue("in")));
     }
 
+    // Review 39: a truncated database was made anew, empty (every post refused as to no such
+    // list: Postfix bounced them); a file that is not SQLite let serve start and shunt every post.
+    [Theory]
+    [InlineData("", "is empty (0 bytes): it was truncated; restore it from a backup, or remove it to start anew with no lists")]
+    [InlineData("not a database, but the start of a file of text", "is not an SQLite database, or is damaged (SQLite Error 26: 'file is not a database'.): restore it from a backup")]
+    public void A_list_database_that_cannot_be_used_is_never_made_anew_and_refuses_serve_and_defers_inject(string contents, string message)
+    {
+        Assert.Equal(0, Run("lists", "create", "dev@example.org").ExitCode);
+        foreach (var file in Directory.GetFiles(_instance.Paths.VarDirectory, "mailman.db*"))
+        {
+            File.Delete(file);
+        }
+
+        File.WriteAllText(_instance.Paths.Database, contents);
+        var serve = Run("serve", "--exit-when-idle");
+        Assert.Equal(ExitCodes.Config, serve.ExitCode);
+        Assert.Equal($"mailman: the list database {_instance.Paths.Database} {message}", Assert.Single(serve.Stderr.Trim().Split('\n')));
+
+        var post = Path.Combine(_instance.Home, "post.eml");
+        File.WriteAllText(post, "From: anne@example.com\r\nTo: dev@example.org\r\nSubject: hi\r\nMessage-Id: <1@example.com>\r\n\r\nbody\r\n");
+        var inject = Run("inject", "dev@example.org", "--file", post);
+        Assert.Equal(ExitCodes.TempFail, inject.ExitCode); // Postfix keeps the post until the database is restored
+        Assert.Contains(message, inject.Stderr, StringComparison.Ordinal);
+        Assert.Equal(contents, File.ReadAllText(_instance.Paths.Database));
+        Assert.Empty(Directory.GetFiles(_instance.Paths.VarDirectory, "mailman.db.new-*"));
+    }
+
     [Fact]
     public void A_log_level_is_read_in_any_case()
     {
