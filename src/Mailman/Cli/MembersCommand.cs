@@ -53,6 +53,12 @@ internal static class MembersCommand
 
             using var store = new ListStore(paths.Database);
             var mailingList = store.GetList(name);
+            if (members.Find(m => ListAddress.TryResolve(m.Address, out var own, out _) && own.List == name) is { } self)
+            {
+                // Each copy would come back as a post (review 39); another list of this server may be a member (an umbrella list).
+                throw new CliException(ExitCodes.DataError, $"{self.Address} is an address of the list {name} itself: its copies would come back as posts; nothing was added");
+            }
+
             var added = new List<Member>();
             store.AddMembers(name, members, added);
             var welcomed = 0;

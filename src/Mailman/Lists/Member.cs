@@ -17,6 +17,12 @@ public sealed record Member(string Address, string DisplayName, bool DeliveryEna
     public static Member Parse(string line)
     {
         line = line.Trim();
+        if (line.Any(c => char.IsControl(c) && c != '\t'))
+        {
+            // MimeKit reads "evil\n@example.com" as folded white space: evil@example.com (review 39).
+            throw new FormatException($"'{Sanitize(line)}' holds a line break or another control character: not one email address");
+        }
+
         if (!MailboxAddress.TryParse(ParserOptions.Default, line, out var mailbox) || !IsPlainAddress(mailbox.Address))
         {
             throw new FormatException($"'{Sanitize(line)}' is not an email address");

@@ -82,6 +82,28 @@ public sealed class VerbTests : IDisposable
         Assert.Single(Directory.GetFiles(_instance.Paths.Queue("in")));
     }
 
+    // Review 39: a list's own addresses were taken as members (each copy a new post), and a line
+    // break inside an address was read as folding white space.
+    [Fact]
+    public void A_lists_own_addresses_and_addresses_with_line_breaks_are_not_members_and_another_list_may_be_one()
+    {
+        Assert.Equal(0, Run("lists", "create", "r@example.org").ExitCode);
+        Assert.Equal(0, Run("lists", "create", "umbrella@example.org").ExitCode);
+        foreach (var own in new[] { "r@example.org", "r-bounces@example.org", "R-Owner@Example.org", "r-join+x@example.org" })
+        {
+            var add = Run("members", "add", "r@example.org", "ann@example.com", own, "--no-welcome");
+            Assert.Equal(ExitCodes.DataError, add.ExitCode);
+            Assert.Contains("is an address of the list r@example.org itself", add.Stderr, StringComparison.Ordinal);
+        }
+
+        var broken = Run("members", "add", "r@example.org", "evil\n@example.com", "--no-welcome");
+        Assert.Equal(ExitCodes.DataError, broken.ExitCode);
+        Assert.Contains("holds a line break", broken.Stderr, StringComparison.Ordinal);
+        Assert.Equal("", Run("members", "list", "r@example.org").Stdout.Trim());
+
+        Assert.Equal(0, Run("members", "add", "r@example.org", "umbrella@example.org", "--no-welcome").ExitCode);
+    }
+
     // Review 39: a truncated database was made anew, empty (every post refused as to no such
     // list: Postfix bounced them); a file that is not SQLite let serve start and shunt every post.
     [Theory]
