@@ -92,6 +92,19 @@ internal static class HeldCommand
 
         command.SetAction(parse => MailmanCli.Guard(parse, paths =>
         {
+            // An id that is not one is a usage error, as `queue show` has it, before any post is acted on.
+            foreach (var id in parse.GetValue(ids)!)
+            {
+                try
+                {
+                    HeldPosts.CheckId(id);
+                }
+                catch (ArgumentException e)
+                {
+                    throw new CliException(ExitCodes.Usage, e.Message + "; nothing was done");
+                }
+            }
+
             using var services = new VerbServices(paths);
             var failed = 0;
             foreach (var id in parse.GetValue(ids)!)

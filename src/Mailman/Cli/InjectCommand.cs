@@ -44,6 +44,11 @@ internal static class InjectCommand
                 throw new CliException(ExitCodes.Usage, "--sender holds control characters: not an envelope sender");
             }
 
+            if (file is null && StandardInputWasClosed())
+            {
+                throw new CliException(ExitCodes.NoInput, "standard input is closed: give the message on standard input or with --file");
+            }
+
             Stream source;
             try
             {
@@ -129,6 +134,24 @@ internal static class InjectCommand
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or FormatException)
         {
             Console.Error.WriteLine($"mailman: queued, but the post log could not be written: {e.Message}");
+        }
+    }
+
+    // Started with descriptor 0 closed (`inject L <&-`), the process finds there whatever the
+    // runtime opened first (the lowest free descriptor): its own pipe (a read waited forever) or
+    // /dev/urandom in the Native AOT build (random bytes read as a message; review 39). The
+    // runtime opens its files close-on-exec; a standard input that came through exec never is.
+    private static bool StandardInputWasClosed()
+    {
+        try
+        {
+            // "flags:\t02100000": octal; O_CLOEXEC is 02000000.
+            return File.ReadLines("/proc/self/fdinfo/0").FirstOrDefault(l => l.StartsWith("flags:", StringComparison.Ordinal)) is { } flags
+                && (Convert.ToInt32(flags[6..].Trim(), 8) & 0x80000) != 0;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
+        {
+            return false; // no /proc, or no descriptor 0 at all: the read decides
         }
     }
 

@@ -29,6 +29,33 @@ public sealed class InjectTests : IDisposable
         Assert.Contains("\"Sender\":\"poster@example.com\"", Encoding.UTF8.GetString(bytes), StringComparison.Ordinal);
     }
 
+    // Review 39: started with descriptor 0 closed, inject read the runtime's own pipe and waited forever.
+    [Fact]
+    public async Task Closed_standard_input_exits_66_at_once_and_a_pipe_is_still_read()
+    {
+        var inner = MailmanProcess.StartInfo(_instance.Home, ["inject", "dev@example.org"]);
+        var psi = new System.Diagnostics.ProcessStartInfo("/bin/sh") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "-c", "exec \"$@\" <&-", "sh", inner.FileName }.Concat(inner.ArgumentList))
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        foreach (var (k, v) in inner.Environment)
+        {
+            psi.Environment[k] = v;
+        }
+
+        using var process = System.Diagnostics.Process.Start(psi)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        Assert.True(process.WaitForExit(TimeSpan.FromMinutes(1)), "inject with standard input closed did not exit");
+        Assert.Equal(ExitCodes.NoInput, process.ExitCode);
+        Assert.Equal("mailman: standard input is closed: give the message on standard input or with --file", (await stderr).Trim());
+        Assert.False(Directory.Exists(_instance.QueueDir("in")) && Directory.GetFiles(_instance.QueueDir("in")).Length > 0);
+
+        Assert.Equal(ExitCodes.Ok, Inject("dev@example.org", Posts.Plain()).ExitCode);
+        Assert.Single(Directory.GetFiles(_instance.QueueDir("in"), "*.msg"));
+    }
+
     // The day-one review: a sender or an address with a line break wrote a forged line of its
     // own into the logs; a sender starting with '-' was taken for an option (64: Postfix bounced).
     [Fact]

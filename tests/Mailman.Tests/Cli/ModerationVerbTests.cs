@@ -24,11 +24,12 @@ public sealed class ModerationVerbTests : IDisposable
         return r;
     }
 
-    private static void OneLineError(ProcessResult r)
+    private static ProcessResult OneLineError(ProcessResult r)
     {
         Assert.NotEqual(0, r.ExitCode);
         Assert.StartsWith("mailman: ", r.Stderr.Trim().Split('\n')[^1], StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", r.Stderr, StringComparison.Ordinal);
+        return r;
     }
 
     // A held post, made by the real incoming runner (serve), without an SMTP server for notices.
@@ -170,9 +171,9 @@ public sealed class ModerationVerbTests : IDisposable
 
         foreach (var bad in new[] { "../../../etc/passwd", "/etc/passwd", "17000000000000000-0000abcd/../../x", "x", "" })
         {
-            OneLineError(Run("held", "approve", bad));
+            Assert.Equal(Mailman.Cli.ExitCodes.Usage, OneLineError(Run("held", "approve", bad)).ExitCode);
             OneLineError(Run("held", "show", bad));
-            OneLineError(Run("queue", "show", bad));
+            Assert.Equal(Mailman.Cli.ExitCodes.Usage, OneLineError(Run("queue", "show", bad)).ExitCode);
             OneLineError(Run("queue", "delete", bad, "--yes"));
         }
 
