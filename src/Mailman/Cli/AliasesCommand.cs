@@ -23,6 +23,14 @@ internal static class AliasesCommand
         var command = new Command("aliases", "write the Postfix transport map and configuration for every list") { output, user, postmap, postfixConfig, lmtp };
         command.SetAction(parse => MailmanCli.Guard(parse, paths =>
         {
+            // The name goes into master.cf as user=NAME: one word a Unix user name can be (review 39:
+            // 'bad user' broke the line).
+            var pipeUser = parse.GetValue(user)!;
+            if (!System.Text.RegularExpressions.Regex.IsMatch(pipeUser, "^[a-z_][a-z0-9_.-]{0,31}$"))
+            {
+                throw new CliException(ExitCodes.Usage, $"--pipe-user '{pipeUser.ReplaceLineEndings(" ")}' is not a user name (lower-case letters, digits, '_', '-', '.')");
+            }
+
             var dir = Path.GetFullPath(parse.GetValue(output) ?? Path.Combine(paths.VarDirectory, "postfix"));
             Directory.CreateDirectory(dir);
             using var store = new ListStore(paths.Database);
@@ -34,7 +42,7 @@ internal static class AliasesCommand
                 lmtpNexthop = LmtpNexthop(options.Lmtp.Url.Length > 0 ? options.Lmtp.Url : Instance.LmtpOptions.DefaultUrl);
             }
 
-            var files = Write(paths, dir, lists.Select(l => l.Name), parse.GetValue(user)!, lmtpNexthop);
+            var files = Write(paths, dir, lists.Select(l => l.Name), pipeUser, lmtpNexthop);
             if (parse.GetValue(postmap))
             {
                 RunPostmap(files.Transport, parse.GetValue(postfixConfig));
@@ -56,9 +64,27 @@ internal static class AliasesCommand
                 Console.WriteLine(line);
             }
 
+            if (lmtpNexthop is null && PipeUserWarning(pipeUser, paths) is { } warning)
+            {
+                Console.WriteLine(warning);
+            }
+
             return 0;
         }));
         return command;
+    }
+
+    // inject as a user that does not own the instance defers every post (75): said now, not in the mail log.
+    private static string? PipeUserWarning(string pipeUser, InstancePaths paths)
+    {
+        if (FileOwner.UidOf(pipeUser) is not { } uid)
+        {
+            return $"# WARNING: there is no user {pipeUser} on this machine: Postfix's pipe would fail (create it, or give --pipe-user the instance's owner)";
+        }
+
+        return FileOwner.Uid(paths.Home) is { } owner && owner != uid
+            ? $"# WARNING: the pipe user {pipeUser} does not own {paths.Home} ({FileOwner.Describe(paths.Home)}): inject would defer every post (75); give --pipe-user {FileOwner.UserName(owner)}"
+            : null;
     }
 
     public sealed record PostfixFiles(string Transport, string MainCf, string MasterCf);

@@ -57,6 +57,27 @@ public static partial class FileOwner
         return uid.ToString(System.Globalization.CultureInfo.InvariantCulture);
     }
 
+    /// <summary>The uid of user <paramref name="name"/> from /etc/passwd; null when there is none (or no file).</summary>
+    public static uint? UidOf(string name)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/etc/passwd"))
+            {
+                var fields = line.Split(':');
+                if (fields.Length > 2 && fields[0] == name && uint.TryParse(fields[2], out var u))
+                {
+                    return u;
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+
+        return null;
+    }
+
     /// <summary>"owned by root, mode 0600" for an error line.</summary>
     public static string Describe(string path)
     {

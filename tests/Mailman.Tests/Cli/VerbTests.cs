@@ -291,8 +291,17 @@ public sealed class VerbTests : IDisposable
 
         File.WriteAllText(Path.Combine(config, "main.cf"), "myhostname = host.example.org\nmydestination = $myhostname, localhost\n");
         var clean = Run("aliases", "--pipe-user", "nobody", "--postfix-config", config);
-        Assert.DoesNotContain("WARNING", clean.Stdout, StringComparison.Ordinal);
         Assert.Contains("NOT in mydestination", clean.Stdout, StringComparison.Ordinal);
+
+        // Review 39: the pipe user went into master.cf unchecked; one who cannot use the instance deferred every post.
+        var owner = Mailman.Instance.FileOwner.UserName(Mailman.Instance.FileOwner.Uid(_instance.Home)!.Value);
+        Assert.Contains($"# WARNING: the pipe user nobody does not own {_instance.Home}", clean.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"give --pipe-user {owner}", clean.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("WARNING", Run("aliases", "--pipe-user", owner, "--postfix-config", config).Stdout, StringComparison.Ordinal);
+        Assert.Contains("# WARNING: there is no user no-such-user on this machine", Run("aliases", "--pipe-user", "no-such-user", "--postfix-config", config).Stdout, StringComparison.Ordinal);
+        var bad = Run("aliases", "--pipe-user", "bad user", "--postfix-config", config);
+        Assert.Equal(ExitCodes.Usage, bad.ExitCode);
+        Assert.Contains("--pipe-user 'bad user' is not a user name", bad.Stderr, StringComparison.Ordinal);
     }
 
     // The verb run in a directory with neither --home nor $MAILMAN_HOME.
