@@ -126,7 +126,12 @@ internal static class StatusCommand
         }
 
         sb.Append('\n');
-        if (progress is null)
+        if (progress is null && rows.Find(r => r.Queue == QueueSet.Out) is { Claimed: > 0 } claimed)
+        {
+            // Progress is written at the first checkpoint: until then a delivery has started and counted nothing (review 39).
+            sb.Append(CultureInfo.InvariantCulture, $"delivering: {claimed.Claimed} post(s) being sent from out; counts from the first checkpoint on\n");
+        }
+        else if (progress is null)
         {
             sb.Append("delivering: nothing\n");
         }

@@ -249,6 +249,11 @@ public sealed class OperationsTests : IDisposable
         Assert.Equal(2, watch.Stdout.Split("queue ").Length - 1);
         Assert.DoesNotContain("\u001b[", watch.Stdout, StringComparison.Ordinal);
         Assert.Contains("delivering: nothing", watch.Stdout, StringComparison.Ordinal);
+
+        // A delivery taken but not yet at its first checkpoint is not "nothing" (review 39).
+        var outgoing = new Mailman.Queues.Switchboard(new System.IO.Abstractions.FileSystem(), _instance.QueueDir("out"), "out", TimeProvider.System);
+        outgoing.Claim(outgoing.Enqueue(new Mailman.Queues.EntryMetadata { List = "dev@example.org" }, Posts.Plain()));
+        Assert.Contains("delivering: 1 post(s) being sent from out; counts from the first checkpoint on", MailmanProcess.Run(_instance.Home, ["status"]).Stdout, StringComparison.Ordinal);
     }
 
     [Fact]
