@@ -64,8 +64,9 @@ public sealed class MailmanOptions
         Check(Retry.MinimumDelay < Retry.MaximumLifetime, $"Mailman:Retry:MaximumLifetime ({Retry.MaximumLifetime}) must be longer than MinimumDelay ({Retry.MinimumDelay}), {Days}");
         Check(Queues.MaxRecoveries >= 0, "Mailman:Queues:MaxRecoveries must be >= 0");
         Check(Queues.PollInterval > TimeSpan.Zero, "Mailman:Queues:PollInterval must be positive");
-        CheckNames("Mailman:Pipeline:Handlers", "handler", Pipeline.Handlers, Mailman.Pipeline.HandlerCatalog.Names.Where(n => !Mailman.Pipeline.HandlerCatalog.Checks.Contains(n)),
-            "a moderation check: it goes in Mailman:Moderation:Chain");
+        // A check may run in the pipeline too (a hold there is a held post like any other).
+        CheckNames("Mailman:Pipeline:Handlers", "handler", Pipeline.Handlers, Mailman.Pipeline.HandlerCatalog.Names,
+            "a moderation rule: it goes in Mailman:Moderation:Chain");
         Check(Pipeline.Handlers.Contains(Mailman.Pipeline.HandlerCatalog.Recipients, StringComparer.OrdinalIgnoreCase),
             $"Mailman:Pipeline:Handlers must hold {Mailman.Pipeline.HandlerCatalog.Recipients}: without it every post is delivered to nobody");
         Check(Dns.TimeoutMilliseconds is >= 100 and <= 60_000, "Mailman:Dns:TimeoutMilliseconds must be 100-60000");

@@ -15,11 +15,11 @@ public sealed partial class ListStore : IDisposable
     /// <exception cref="DatabaseUnusableException">The file is empty or not an SQLite database.</exception>
     public ListStore(string databasePath)
     {
-        if (!File.Exists(databasePath))
+        if (!File.Exists(databasePath) && !Directory.Exists(databasePath))
         {
             Create(databasePath);
         }
-        else if (new FileInfo(databasePath).Length == 0)
+        else if (File.Exists(databasePath) && new FileInfo(databasePath).Length == 0)
         {
             // A database is never empty once made (below): this one was truncated (a full disk, a
             // bad restore). Opened, it would become a new empty one, every list gone and every

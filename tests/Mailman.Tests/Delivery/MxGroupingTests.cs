@@ -56,7 +56,7 @@ public sealed class MxGroupingTests
         Assert.Equal("xn--bcher-kva.example", SmtpOptions.DestinationDomain("BÜCHER.example."));
         Assert.False(pacer.Of("buecher.example").Configured);
 
-        var options = new MailmanOptions { Pipeline = { Handlers = ["list-id"] }, Moderation = { Chain = ["approved"] } };
+        var options = new MailmanOptions { Pipeline = { Handlers = ["member-recipients"] }, Moderation = { Chain = ["approved"] } };
         options.Smtp.Destinations["bücher.example"] = new() { MaxPerMinute = 2 };
         options.Smtp.Destinations["other"] = new() { MaxPerMinute = 2, Domains = ["xn--bcher-kva.example"] };
         var e = Assert.Throws<InvalidOperationException>(options.Validate);

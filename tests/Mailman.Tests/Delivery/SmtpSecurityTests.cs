@@ -33,7 +33,7 @@ public sealed class SmtpSecurityTests : IDisposable
             PasswordFile = passwordFile,
             TimeoutSeconds = 20,
         };
-        new MailmanOptions { Smtp = options, Pipeline = { Handlers = ["list-id"] }, Moderation = { Chain = ["approved"] } }.Validate();
+        new MailmanOptions { Smtp = options, Pipeline = { Handlers = ["member-recipients"] }, Moderation = { Chain = ["approved"] } }.Validate();
         return Assert.Single(Relay.Resolve(options));
     }
 
@@ -46,7 +46,7 @@ public sealed class SmtpSecurityTests : IDisposable
     public void A_relay_address_without_a_port_takes_the_port_of_its_security(string relaySecurity, string smtpSecurity, int expected)
     {
         var options = new SmtpOptions { Security = smtpSecurity, Relays = [new RelayOptions { Address = "mx.example.org", Security = relaySecurity }] };
-        new MailmanOptions { Smtp = options, Pipeline = { Handlers = ["list-id"] }, Moderation = { Chain = ["approved"] } }.Validate();
+        new MailmanOptions { Smtp = options, Pipeline = { Handlers = ["member-recipients"] }, Moderation = { Chain = ["approved"] } }.Validate();
         Assert.Equal(expected, Assert.Single(Relay.Resolve(options)).Port);
     }
 
@@ -62,7 +62,7 @@ public sealed class SmtpSecurityTests : IDisposable
             CaFile = "/etc/ssl/ca.pem",
             Relays = [new RelayOptions { Address = "a.example:25", Fingerprint = pin }, new RelayOptions { Address = "b.example:25" }],
         };
-        new MailmanOptions { Smtp = options, Pipeline = { Handlers = ["list-id"] }, Moderation = { Chain = ["approved"] } }.Validate();
+        new MailmanOptions { Smtp = options, Pipeline = { Handlers = ["member-recipients"] }, Moderation = { Chain = ["approved"] } }.Validate();
         var effective = options.EffectiveRelays();
         Assert.Equal(("", pin), (effective[0].CaFile, effective[0].Fingerprint));
         Assert.Equal(("/etc/ssl/ca.pem", ""), (effective[1].CaFile, effective[1].Fingerprint));
@@ -70,17 +70,17 @@ public sealed class SmtpSecurityTests : IDisposable
         // Both on one entry: refused, naming the entry.
         options.Relays[1].CaFile = "/etc/ssl/other.pem";
         options.Relays[1].Fingerprint = pin;
-        var e = Assert.Throws<InvalidOperationException>(() => new MailmanOptions { Smtp = options, Pipeline = { Handlers = ["list-id"] }, Moderation = { Chain = ["approved"] } }.Validate());
+        var e = Assert.Throws<InvalidOperationException>(() => new MailmanOptions { Smtp = options, Pipeline = { Handlers = ["member-recipients"] }, Moderation = { Chain = ["approved"] } }.Validate());
         Assert.Contains("Mailman:Smtp:Relays:1:CaFile and Mailman:Smtp:Relays:1:Fingerprint are both set", e.Message, StringComparison.Ordinal);
 
         // Both above the pool, or a malformed pin there, are refused even when every entry has its own.
         options.Relays[1].Fingerprint = "";
         options.Fingerprint = pin;
-        e = Assert.Throws<InvalidOperationException>(() => new MailmanOptions { Smtp = options, Pipeline = { Handlers = ["list-id"] }, Moderation = { Chain = ["approved"] } }.Validate());
+        e = Assert.Throws<InvalidOperationException>(() => new MailmanOptions { Smtp = options, Pipeline = { Handlers = ["member-recipients"] }, Moderation = { Chain = ["approved"] } }.Validate());
         Assert.Contains("Mailman:Smtp:CaFile and Mailman:Smtp:Fingerprint are both set", e.Message, StringComparison.Ordinal);
         options.CaFile = "";
         options.Fingerprint = "zz";
-        e = Assert.Throws<InvalidOperationException>(() => new MailmanOptions { Smtp = options, Pipeline = { Handlers = ["list-id"] }, Moderation = { Chain = ["approved"] } }.Validate());
+        e = Assert.Throws<InvalidOperationException>(() => new MailmanOptions { Smtp = options, Pipeline = { Handlers = ["member-recipients"] }, Moderation = { Chain = ["approved"] } }.Validate());
         Assert.Contains("Mailman:Smtp:Fingerprint must be a SHA-256 fingerprint", e.Message, StringComparison.Ordinal);
 
         // An inherited CA with an entry's own Security none: the message names where each came from.
@@ -88,7 +88,7 @@ public sealed class SmtpSecurityTests : IDisposable
         options.CaFile = "/etc/ssl/ca.pem";
         options.Relays[1].CaFile = "";
         options.Relays[1].Security = "none";
-        e = Assert.Throws<InvalidOperationException>(() => new MailmanOptions { Smtp = options, Pipeline = { Handlers = ["list-id"] }, Moderation = { Chain = ["approved"] } }.Validate());
+        e = Assert.Throws<InvalidOperationException>(() => new MailmanOptions { Smtp = options, Pipeline = { Handlers = ["member-recipients"] }, Moderation = { Chain = ["approved"] } }.Validate());
         Assert.Contains("Mailman:Smtp:CaFile is set with Mailman:Smtp:Relays:1:Security none (for b.example:25)", e.Message, StringComparison.Ordinal);
     }
 
