@@ -129,7 +129,7 @@ internal static class InjectCommand
             using var dispose = logger as IDisposable;
             logger.ForContext("Area", "post").ForContext("SourceContext", "Mailman.Cli.Inject").Information(
                 "Queued for {ListId} in {Queue}: to {Destination}, Message-Id {MessageId}, envelope sender {Sender}, {Size} bytes, entry {QueueEntry}",
-                route.List.Fqdn, route.Queue, Delivery.Verp.Redact(route.Address), metadata.MessageId, metadata.Sender, metadata.MessageLength, entry);
+                route.List.Fqdn, route.Queue, Delivery.Verp.Redact(route.Address), metadata.MessageIdForLog, metadata.SenderForLog, metadata.MessageLength, entry);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or FormatException)
         {

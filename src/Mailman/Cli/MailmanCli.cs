@@ -77,6 +77,12 @@ public static class MailmanCli
         InstancePaths? paths = null;
         try
         {
+            if (parse.GetValue(Home) is { } given && string.IsNullOrWhiteSpace(given))
+            {
+                // --home "$UNSET" would act on $MAILMAN_HOME or the current directory instead (review 39); inject's 75 keeps the post.
+                throw new CliException(configErrorCode == ExitCodes.TempFail ? ExitCodes.TempFail : ExitCodes.Usage, "--home is empty: give the instance directory");
+            }
+
             paths = InstancePaths.Resolve(parse.GetValue(Home));
             if (needsInstance && !paths.Exists && !paths.VarUnreadable && (paths.Implicit || !createsInstance))
             {

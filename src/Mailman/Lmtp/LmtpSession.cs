@@ -248,7 +248,7 @@ internal sealed class LmtpSession(LmtpConnection connection, Intake intake, Lmtp
                 else
                 {
                     logger.LogInformation("Queued for {ListId} in {Queue}: to {Destination}, Message-Id {MessageId}, envelope sender {Sender}, {Size} bytes, entry {QueueEntry} (LMTP)",
-                        route.List.Fqdn, route.Queue, Delivery.Verp.Redact(route.Address), metadata.MessageId, metadata.Sender, metadata.MessageLength, entry);
+                        route.List.Fqdn, route.Queue, Delivery.Verp.Redact(route.Address), metadata.MessageIdForLog, metadata.SenderForLog, metadata.MessageLength, entry);
                 }
 
                 answered[route.Address] = $"250 2.0.0 <{route.Address}> queued as {entry}";

@@ -109,7 +109,7 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
 
         enqueue(held);
         logger.LogWarning("HOLD: post {MessageId} to {ListId} from {Sender} held as {QueueEntry} by {Rules}: {Reason}",
-            metadata.MessageId, list.Name.Fqdn, senders.Summary, name, string.Join(", ", hits.Select(h => h.Rule)), Bound(string.Join("; ", hits.Select(h => h.Reason)), 2000));
+            metadata.MessageIdForLog, list.Name.Fqdn, senders.Summary, name, string.Join(", ", hits.Select(h => h.Rule)), Bound(string.Join("; ", hits.Select(h => h.Reason)), 2000));
         return name;
     }
 

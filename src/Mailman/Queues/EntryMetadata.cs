@@ -21,6 +21,14 @@ public sealed class EntryMetadata
 
     public string? MessageId { get; set; }
 
+    /// <summary>The envelope sender as a log line says it: the null sender as &lt;&gt;, not "null".</summary>
+    [JsonIgnore]
+    public string SenderForLog => string.IsNullOrEmpty(Sender) ? "<>" : Sender;
+
+    /// <summary>The Message-Id as a log line says it: "(none)" when the post has none.</summary>
+    [JsonIgnore]
+    public string MessageIdForLog => string.IsNullOrEmpty(MessageId) ? "(none)" : MessageId;
+
     /// <summary>Length of the message bytes that follow the metadata line.</summary>
     public long MessageLength { get; set; }
 

@@ -145,7 +145,7 @@ public sealed class IncomingRunner(
         if (_received.Add(entry))
         {
             Log.LogInformation("Post received for {ListId}: Message-Id {MessageId}, from {From}, envelope sender {Sender}, {Size} bytes, entry {QueueEntry}{Approved}",
-                list.Name.Fqdn, metadata.MessageId, senders.Summary, metadata.Sender, size, entry, metadata.Approved ? $" (approved by {metadata.ApprovedBy})" : "");
+                list.Name.Fqdn, metadata.MessageIdForLog, senders.Summary, metadata.SenderForLog, size, entry, metadata.Approved ? $" (approved by {metadata.ApprovedBy})" : "");
         }
     }
 

@@ -82,6 +82,17 @@ public sealed class VerbTests : IDisposable
         Assert.Single(Directory.GetFiles(_instance.Paths.Queue("in")));
     }
 
+    [Fact]
+    public void An_empty_home_is_refused_not_taken_for_the_current_directory()
+    {
+        var status = RunIn(_instance.Home, "status", "--home", "");
+        Assert.Equal(ExitCodes.Usage, status.ExitCode);
+        Assert.Equal("mailman: --home is empty: give the instance directory", status.Stderr.Trim());
+        var inject = RunIn(_instance.Home, "inject", "dev@example.org", "--home", " ");
+        Assert.Equal(ExitCodes.TempFail, inject.ExitCode);
+        Assert.Equal("mailman: --home is empty: give the instance directory", inject.Stderr.Trim());
+    }
+
     // Review 39: a list's own addresses were taken as members (each copy a new post), and a line
     // break inside an address was read as folding white space.
     [Fact]
