@@ -320,7 +320,9 @@ public sealed class SmtpOptions
             var r = relays[i];
             var key = Relays.Count == 0 ? s : $"{s}Relays:{i}:";
             MailmanOptions.Check(Delivery.Smtp.Relay.TryParseAddress(r.Address, DefaultPortOf(r), out var host, out var port),
-                $"{key}Address must be host:port (got '{r.Address}')");
+                Relays.Count == 0
+                    ? $"{s}Host must be a host name or an address, without a port (the port is {s}Port; got '{Host.ReplaceLineEndings(" ")}')"
+                    : $"{key}Address must be host:port (got '{r.Address.ReplaceLineEndings(" ")}')");
             var server = Delivery.Smtp.Relay.ServerKey(host, port);
             if (!seen.TryAdd(server, r.Address))
             {

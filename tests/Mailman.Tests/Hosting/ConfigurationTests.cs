@@ -75,6 +75,7 @@ public sealed class ConfigurationTests : IDisposable
     [InlineData("""{ "Mailman": { "Smtp": { "Host": [ "mx.example.net" ] } } }""", "Mailman:Smtp:Host is one value, not a list or a section")]
     [InlineData("""{ "Mailman": { "Smtp": { "Port": { "Number": 25 } } } }""", "Mailman:Smtp:Port is one value, not a list or a section")]
     [InlineData("""{ "Mailman": { "Smtp": { "Port": null } } }""", "Mailman:Smtp:Port is null: give it a value")]
+    [InlineData("""{ "Mailman": { "Smtp": { "Host": "127.0.0.1:61500" } } }""", "Mailman:Smtp:Host must be a host name or an address, without a port (the port is Mailman:Smtp:Port; got '127.0.0.1:61500')")]
     [InlineData("""{ "Mailman": { "SiteOwner": null } }""", "Mailman:SiteOwner is null")]
     [InlineData("""{ "Mailman": { "Smtp": { "HeloName": null } } }""", "Mailman:Smtp:HeloName is null")]
     [InlineData("""{ "Mailman": { "Http": { "Url": null } } }""", "Mailman:Http:Url is null")]
