@@ -169,8 +169,10 @@ public static class MailmanCli
 
     private static int Fail(string message, int code)
     {
-        // One line whatever the message holds (an SQLite or OS message can span two).
-        Console.Error.WriteLine("mailman: " + message.ReplaceLineEndings(" ").Trim());
+        // One line whatever the message holds (an SQLite or OS message can span two); under
+        // systemd at error priority, as the daemon's own error lines are (review 39).
+        var priority = string.IsNullOrEmpty(Environment.GetEnvironmentVariable("JOURNAL_STREAM")) ? "" : "<3>";
+        Console.Error.WriteLine(priority + "mailman: " + message.ReplaceLineEndings(" ").Trim());
         return code;
     }
 

@@ -83,6 +83,14 @@ public sealed class VerbTests : IDisposable
     }
 
     [Fact]
+    public void Under_systemd_the_one_line_of_a_refused_start_has_error_priority()
+    {
+        var serve = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: new Dictionary<string, string> { ["JOURNAL_STREAM"] = "8:12345", ["Mailman__Smtp__Port"] = "0" });
+        Assert.Equal(ExitCodes.Config, serve.ExitCode);
+        Assert.Equal("<3>mailman: configuration: Mailman:Smtp:Port must be 1-65535", Assert.Single(serve.Stderr.Trim().Split('\n')));
+    }
+
+    [Fact]
     public void An_empty_home_is_refused_not_taken_for_the_current_directory()
     {
         var status = RunIn(_instance.Home, "status", "--home", "");
