@@ -45,6 +45,8 @@ public static class MailmanProcess
 
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         psi.Environment["Logging__File"] = "true";
+        // A test run under systemd must not turn every line into journald's form; the tests of that form set it.
+        psi.Environment.Remove("JOURNAL_STREAM");
         if (env is not null)
         {
             foreach (var (k, v) in env)
