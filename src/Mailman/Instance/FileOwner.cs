@@ -38,36 +38,24 @@ public static partial class FileOwner
 
     /// <summary>The user name of <paramref name="uid"/> from /etc/passwd, else the number.</summary>
     public static string UserName(uint uid)
-    {
-        try
-        {
-            foreach (var line in File.ReadLines("/etc/passwd"))
-            {
-                var fields = line.Split(':');
-                if (fields.Length > 2 && uint.TryParse(fields[2], out var u) && u == uid)
-                {
-                    return fields[0];
-                }
-            }
-        }
-        catch (IOException)
-        {
-        }
-
-        return uid.ToString(System.Globalization.CultureInfo.InvariantCulture);
-    }
+        => Users().FirstOrDefault(u => u.Uid == uid).Name ?? uid.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>The uid of user <paramref name="name"/> from /etc/passwd; null when there is none (or no file).</summary>
     public static uint? UidOf(string name)
+        => Users().Where(u => u.Name == name).Select(u => (uint?)u.Uid).FirstOrDefault();
+
+    // /etc/passwd's names and uids; none when it cannot be read.
+    private static List<(string Name, uint Uid)> Users()
     {
+        List<(string Name, uint Uid)> users = [];
         try
         {
             foreach (var line in File.ReadLines("/etc/passwd"))
             {
                 var fields = line.Split(':');
-                if (fields.Length > 2 && fields[0] == name && uint.TryParse(fields[2], out var u))
+                if (fields.Length > 2 && uint.TryParse(fields[2], out var u))
                 {
-                    return u;
+                    users.Add((fields[0], u));
                 }
             }
         }
@@ -75,7 +63,7 @@ public static partial class FileOwner
         {
         }
 
-        return null;
+        return users;
     }
 
     /// <summary>"owned by root, mode 0600" for an error line.</summary>

@@ -23,7 +23,7 @@ public sealed class HandlerCatalog
         "reply-to", "personalize", "decorate", "member-recipients",
     ];
 
-    /// <summary>The handlers that are checks: they run in the moderation chain, which takes no other handler.</summary>
+    /// <summary>The handlers that are checks: the only handlers the moderation chain takes (a pipeline may run them too).</summary>
     public static readonly IReadOnlySet<string> Checks = new HashSet<string>(["loop-detection", "dmarc-moderation", "maximum-size"], StringComparer.OrdinalIgnoreCase);
 
     /// <summary>The handler that gives a post its recipients: a pipeline without it delivers every post to nobody.</summary>
