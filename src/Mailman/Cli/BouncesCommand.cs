@@ -33,7 +33,7 @@ internal static class BouncesCommand
                 {
                     // Reported, and the others still scanned: EX_NOINPUT at the end.
                     output.Flush();
-                    Console.Error.WriteLine($"mailman: {file}: {e.Message}");
+                    Console.Error.WriteLine(Directory.Exists(file) ? $"mailman: {file} is a directory, not a file" : $"mailman: {file}: {e.Message}");
                     exit = ExitCodes.NoInput;
                     continue;
                 }

@@ -31,7 +31,29 @@ internal static class InitCommand
                 return ExitCodes.Ok;
             }
 
-            paths.EnsureCreated();
+            if (File.Exists(paths.Home))
+            {
+                throw new CliException(ExitCodes.CantCreate, $"cannot create the instance {paths.Home}: it is a file, not a directory");
+            }
+
+            try
+            {
+                paths.EnsureCreated();
+            }
+            catch (UnauthorizedAccessException)
+            {
+                // Say which directory refused, not the one the shell stood in (review 39).
+                var parent = Path.GetFullPath(paths.Home);
+                while (!Directory.Exists(parent) && Path.GetDirectoryName(parent) is { } up)
+                {
+                    parent = up;
+                }
+
+                var refusing = Directory.Exists(paths.Home) ? paths.Home : parent;
+                throw new CliException(ExitCodes.NoPerm,
+                    $"cannot create the instance {paths.Home}: {refusing} is {FileOwner.Describe(refusing)} and mailman runs as {FileOwner.UserName(FileOwner.EffectiveUid)}; choose a directory that user may write, or create it as its owner");
+            }
+
             using (var file = new FileStream(paths.ConfigFile, FileMode.CreateNew, FileAccess.Write))
             {
                 file.Write(System.Text.Encoding.UTF8.GetBytes(Starter));

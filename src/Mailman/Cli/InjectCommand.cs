@@ -56,7 +56,7 @@ internal static class InjectCommand
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                throw new CliException(ExitCodes.NoInput, $"cannot read the message: {e.Message}");
+                throw new CliException(ExitCodes.NoInput, $"cannot read the message: {FileOwner.WhyUnreadable(file!, e)}");
             }
 
             using (source)

@@ -25,7 +25,7 @@ internal static class ListsCommand
             // list's owners or subscribe its sender.
             if (ListAddress.Suffixes.FirstOrDefault(r => r.Suffix.Length > 0 && listName.LocalPart.EndsWith(r.Suffix, StringComparison.OrdinalIgnoreCase)) is { Suffix.Length: > 0 } role)
             {
-                throw new CliException(ExitCodes.DataError,
+                throw new CliException(ExitCodes.Usage,
                     $"a list name cannot end in {role.Suffix}: {listName} is the {role.Suffix[1..]} address of {listName.LocalPart[..^role.Suffix.Length]}@{listName.Domain}");
             }
 
@@ -103,6 +103,12 @@ internal static class ListsCommand
         {
             using var store = new ListStore(paths.Database);
             var list = store.GetList(Parse(parse.GetValue(setName)!));
+            if (MailingList.UnknownSetting(parse.GetValue(key)!) is { } unknown)
+            {
+                // A name that is not a setting is a usage error (64), as members set's; a bad value is data (65).
+                throw new CliException(ExitCodes.Usage, unknown);
+            }
+
             list.Set(parse.GetValue(key)!, parse.GetValue(value)!);
             store.SaveList(list);
             Console.WriteLine($"{list.Name}: {parse.GetValue(key)} set");

@@ -84,6 +84,12 @@ public static class MailmanCli
             }
 
             paths = InstancePaths.Resolve(parse.GetValue(Home));
+            if (File.Exists(paths.Home))
+            {
+                // .NET's "Could not find a part of the path '/etc/hostname/config'" (review 39).
+                throw new CliException(configErrorCode, $"{paths.Home} is a file, not an instance directory: check --home or MAILMAN_HOME");
+            }
+
             if (needsInstance && !paths.Exists && !paths.VarUnreadable && (paths.Implicit || !createsInstance))
             {
                 // configErrorCode: inject's 75, so that the MTA keeps the message until the path is mended.
@@ -104,6 +110,12 @@ public static class MailmanCli
         catch (CliException e)
         {
             return Fail(e.Message, e.ExitCode);
+        }
+        catch (Microsoft.Data.Sqlite.SqliteException e) when (e.SqliteErrorCode is 8 or 14 && configErrorCode != ExitCodes.TempFail && RunAsOwner(paths) is { Length: > 0 } hint)
+        {
+            // CANTOPEN or READONLY as another user than the instance's: a permission, not a busy
+            // database to try again (review 39). inject keeps its 75 below, so the MTA keeps the post.
+            return Fail($"the list database {paths?.Database} cannot be opened for writing{hint}", ExitCodes.NoPerm);
         }
         catch (Microsoft.Data.Sqlite.SqliteException e)
         {
@@ -129,9 +141,7 @@ public static class MailmanCli
         catch (UnauthorizedAccessException e)
         {
             // .NET's sentence names the path; say whose the instance is and as whom we ran.
-            var whose = paths is null || FileOwner.Uid(paths.Home) is not { } owner || owner == FileOwner.EffectiveUid ? ""
-                : $" (running as {FileOwner.UserName(FileOwner.EffectiveUid)}; {paths.Home} is {FileOwner.Describe(paths.Home)}: run mailman as its owner)";
-            return Fail(e.Message + whose, ExitCodes.NoPerm);
+            return Fail(e.Message + RunAsOwner(paths), ExitCodes.NoPerm);
         }
         catch (IOException e)
         {
@@ -182,6 +192,11 @@ public static class MailmanCli
     /// (<paramref name="code"/>: inject's 75, so that the MTA keeps the message).
     /// </summary>
     /// <exception cref="CliException">Root on another user's instance.</exception>
+    /// <summary>" (running as X; HOME is owned by Y ...: run mailman as its owner)", or "" when we are its owner.</summary>
+    private static string RunAsOwner(InstancePaths? paths) =>
+        paths is null || FileOwner.Uid(paths.Home) is not { } owner || owner == FileOwner.EffectiveUid ? ""
+            : $" (running as {FileOwner.UserName(FileOwner.EffectiveUid)}; {paths.Home} is {FileOwner.Describe(paths.Home)}: run mailman as its owner)";
+
     private static void RefuseForeignInstance(InstancePaths paths, int code)
     {
         if (FileOwner.EffectiveUid != 0 || !Directory.Exists(paths.Home) || FileOwner.Uid(paths.Home) is not { } owner || owner == 0)

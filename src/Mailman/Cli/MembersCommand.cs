@@ -171,7 +171,7 @@ internal static class MembersCommand
             var value = parse.GetValue(setValue)!;
             if (!Enum.TryParse<ModerationAction>(value, ignoreCase: true, out var action) || !Enum.IsDefined(action) || int.TryParse(value, out _))
             {
-                throw new CliException(ExitCodes.Usage, $"moderation_action: expected defer, accept, hold, reject or discard, got '{value}'");
+                throw new CliException(ExitCodes.DataError, $"moderation_action: expected defer, accept, hold, reject or discard, got '{value}'");
             }
 
             using var store = new ListStore(paths.Database);

@@ -16,7 +16,7 @@ namespace Mailman.Cli;
 internal static class QueueCommand
 {
     /// <summary>Queues an operator may delete from: entries there wait for a person, not for a runner.</summary>
-    public static readonly IReadOnlyList<string> Deletable = [QueueSet.Hold, QueueSet.Shunt, QueueSet.Bad, QueueSet.Bounces, QueueSet.Request, QueueSet.Owner];
+    public static readonly IReadOnlyList<string> Deletable = [QueueSet.Hold, QueueSet.Shunt, QueueSet.Bad, QueueSet.Bounces, QueueSet.Request, QueueSet.Owner, QueueSet.Unrecognized];
 
     public static Command Create()
     {

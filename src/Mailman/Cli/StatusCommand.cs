@@ -152,7 +152,7 @@ internal static class StatusCommand
         }
 
         sb.Append(nextRetry is { } next ? $"retry: next attempt at {next.ToLocalTime():yyyy-MM-dd HH:mm:ss} (in {Age((next - now).TotalSeconds)})\n" : "retry: nothing waiting\n");
-        sb.Append(CultureInfo.InvariantCulture, $"members disabled today: {(disabledToday is { } d ? d.ToString(CultureInfo.InvariantCulture) : "? (the database is not readable as this user)")}\n");
+        sb.Append(CultureInfo.InvariantCulture, $"members disabled today: {(disabledToday is { } d ? d.ToString(CultureInfo.InvariantCulture) : $"? ({WhyNotCounted(paths)})")}\n");
         return sb.ToString();
     }
 
@@ -181,6 +181,12 @@ internal static class StatusCommand
             return null;
         }
     }
+
+    // Root may read any file, but is not let into another user's database (above): "not readable" misled (review 39).
+    private static string WhyNotCounted(InstancePaths paths) =>
+        FileOwner.Uid(paths.Database) is { } owner && owner != FileOwner.EffectiveUid
+            ? $"counted only when status runs as the database's owner, {FileOwner.UserName(owner)}"
+            : "the database is not readable as this user";
 
     private static DateTimeOffset? NextRetry(Switchboard retry)
     {

@@ -56,7 +56,7 @@ public static class MailmanConfiguration
         // the daemon run with the default it meant to change.
         var options = new MailmanOptions();
         RefuseOtherFileSections(configuration);
-        CheckShape(configuration.GetSection(MailmanOptions.Section), typeof(MailmanOptions));
+        CheckNode(configuration.GetSection(MailmanOptions.Section), typeof(MailmanOptions), Layers(configuration));
         RefuseEmptyNumbers(configuration);
         try
         {
@@ -107,17 +107,27 @@ public static class MailmanConfiguration
     // written as one value ("Relays": "mx:25", a relay as "mx:25" instead of {"Address": ...}),
     // a value written as a list (Mailman__Http__Url__0=...), and JSON null (a text setting null
     // reached the checks as no string at all; a number became 0). Each is refused by name.
-    private static void CheckShape(IConfigurationSection section, [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicProperties)] Type type)
+    private static void CheckShape(IConfigurationSection section, [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicProperties)] Type type, IReadOnlyList<IConfigurationProvider> layers)
     {
         foreach (var child in section.GetChildren())
         {
             // An unknown key is left to the binder, which names it.
             if (Array.Find(type.GetProperties(), p => p.Name.Equals(child.Key, StringComparison.OrdinalIgnoreCase)) is { CanWrite: true } property)
             {
-                CheckNode(child, property.PropertyType);
+                CheckNode(child, property.PropertyType, layers);
             }
         }
     }
+
+    // The layers an operator writes (the file, the environment, overrides): not the embedded defaults.
+    private static List<IConfigurationProvider> Layers(IConfigurationRoot configuration) => configuration.Providers.Skip(1).ToList();
+
+    // The merged view shows the lower layer's entries under a section or list that a higher layer
+    // set to null, [], {} or "": "Chain": [] ran the whole default chain, "Smtp": null the default
+    // relay, without a word (review 40). The layer that wrote it is asked. Where nothing lies
+    // beneath ("Relays": [], as the shipped file has it), empty is what it says.
+    private static bool EmptiedInALayer(IConfigurationSection node, IReadOnlyList<IConfigurationProvider> layers)
+        => layers.Any(l => l.TryGet(node.Path, out var value) && string.IsNullOrEmpty(value) && !l.GetChildKeys([], node.Path).Any());
 
     // The types walked are the options classes, whose properties the attributes keep in a trimmed build.
     [DynamicDependency(DynamicallyAccessedMemberTypes.PublicProperties, typeof(MailmanOptions))]
@@ -136,7 +146,7 @@ public static class MailmanConfiguration
     [DynamicDependency(DynamicallyAccessedMemberTypes.PublicProperties, typeof(LmtpOptions))]
     [UnconditionalSuppressMessage("Trimming", "IL2072", Justification = "Only the options types above are walked; DynamicDependency keeps their properties.")]
     [UnconditionalSuppressMessage("Trimming", "IL2067", Justification = "As IL2072.")]
-    private static void CheckNode(IConfigurationSection node, Type type)
+    private static void CheckNode(IConfigurationSection node, Type type, IReadOnlyList<IConfigurationProvider> layers)
     {
         var children = node.GetChildren().ToList();
         var env = $"{node.Path.Replace(":", "__", StringComparison.Ordinal)}";
@@ -158,9 +168,10 @@ public static class MailmanConfiguration
                 type.GetGenericTypeDefinition() == typeof(List<>)
                     ? $"{node.Path} must be a list (JSON [ ... ], or {env}__0 in the environment), not the value '{node.Value}'"
                     : $"{node.Path} must be a section (JSON {{ ... }}, or {env}__NAME__... in the environment), not the value '{node.Value}'");
+            Refuse(children.Count > 0 && EmptiedInALayer(node, layers), $"{node.Path} is null or empty, which keeps the default entries beneath it: list the entries to use, or remove it");
             foreach (var item in children)
             {
-                CheckNode(item, element);
+                CheckNode(item, element, layers);
             }
         }
         else
@@ -168,7 +179,8 @@ public static class MailmanConfiguration
             Refuse(node.Value is { Length: > 0 }, type == typeof(RelayOptions)
                 ? $"{node.Path} must be a section with Address (JSON {{ \"Address\": \"{node.Value}\" }}, or {env}__Address in the environment), not the value '{node.Value}'"
                 : $"{node.Path} must be a section (JSON {{ ... }}), not the value '{node.Value}'");
-            CheckShape(node, type);
+            Refuse(children.Count > 0 && EmptiedInALayer(node, layers), $"{node.Path} is null or empty, which keeps the default settings beneath it: give the settings to change, or remove it");
+            CheckShape(node, type, layers);
         }
 
         static void Refuse(bool bad, string message)
@@ -227,23 +239,36 @@ public static class MailmanConfiguration
     // .NET configuration merges arrays index by index across layers; a pipeline (or the
     // moderation chain) is an ordered whole, so the list comes entirely from the highest layer
     // that sets one.
+    // The highest layer that names entries gives the whole list. Its entries are numbered 0..n-1:
+    // a gap (Chain__0 and Chain__2: one line of a drop-in deleted) ended the list there, and
+    // every rule after it was dropped without a word (review 40); a blank entry is refused too.
     private static List<string> OrderedList(IConfigurationRoot configuration, string key)
     {
         foreach (var provider in configuration.Providers.Reverse())
         {
-            var result = new List<string>();
-            for (var i = 0; provider.TryGet($"{key}:{i}", out var name); i++)
+            var keys = provider.GetChildKeys([], key).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
+            if (keys.Count == 0)
             {
-                if (!string.IsNullOrWhiteSpace(name))
-                {
-                    result.Add(name.Trim());
-                }
+                continue;
             }
 
-            if (result.Count > 0)
+            var result = new List<string>();
+            for (var i = 0; i < keys.Count; i++)
             {
-                return result;
+                if (!provider.TryGet($"{key}:{i}", out var name))
+                {
+                    var numbered = keys.All(k => int.TryParse(k, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out _));
+                    throw new InvalidOperationException(numbered
+                        ? $"configuration: {key} has entries {string.Join(", ", keys.Order(StringComparer.Ordinal))} but no {i}: number them 0, 1, 2 ... without a gap (an entry after a gap would be dropped)"
+                        : $"configuration: {key} must be a list (JSON [ ... ], or {key.Replace(":", "__", StringComparison.Ordinal)}__0 in the environment), not a section with '{keys.First(k => !int.TryParse(k, out _))}'");
+                }
+
+                result.Add(string.IsNullOrWhiteSpace(name)
+                    ? throw new InvalidOperationException($"configuration: {key}:{i} is empty: name a handler or rule, or remove the entry")
+                    : name.Trim());
             }
+
+            return result;
         }
 
         return [];

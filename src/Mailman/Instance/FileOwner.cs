@@ -7,6 +7,9 @@ namespace Mailman.Instance;
 
 public static partial class FileOwner
 {
+    /// <summary>Why <paramref name="path"/> could not be opened to read: .NET calls a directory "Access ... denied" (review 39).</summary>
+    public static string WhyUnreadable(string path, Exception e) => Directory.Exists(path) ? $"{path} is a directory, not a file" : e.Message;
+
     /// <summary>The effective user id of this process.</summary>
     public static uint EffectiveUid => GetEuid();
 

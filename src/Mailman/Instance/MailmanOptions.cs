@@ -297,6 +297,21 @@ public sealed class SmtpOptions
     /// <summary>A recipient's domain as the pacer keys it: an ASCII one as it is (the keys ignore case), else <see cref="DestinationDomain"/>.</summary>
     public static string RecipientDomainKey(string domain) => System.Text.Ascii.IsValid(domain) ? domain : DestinationDomain(domain);
 
+    // RFC 5321 4.1.3: [dotted quad] or [IPv6:address]. IPAddress.TryParse alone takes [1.2.3]
+    // (the old short forms) and a bare [::1], which a strict server refuses (review 39).
+    private static bool IsAddressLiteral(string name)
+    {
+        if (name.Length < 3 || name[0] != '[' || name[^1] != ']')
+        {
+            return false;
+        }
+
+        var inner = name[1..^1];
+        return inner.StartsWith("IPv6:", StringComparison.OrdinalIgnoreCase)
+            ? System.Net.IPAddress.TryParse(inner[5..], out var v6) && v6.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
+            : System.Net.IPAddress.TryParse(inner, out var v4) && v4.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork && v4.ToString() == inner;
+    }
+
     // Security, credentials, relays and pacing; one line naming the first bad setting.
     internal void ValidateOutbound()
     {
@@ -310,9 +325,22 @@ public sealed class SmtpOptions
                 $"{level}CaFile and {level}Fingerprint are both set: use one (a pinned Fingerprint takes the place of the chain)");
             MailmanOptions.Check(string.IsNullOrEmpty(fingerprint) || Delivery.Smtp.RelayTrust.TryParseFingerprint(fingerprint, out _),
                 $"{level}Fingerprint must be a SHA-256 fingerprint: 64 hex digits, colons allowed");
+            AbsoluteFile(level + "CaFile", caFile);
         }
 
+        // Relative to what? The daemon's working directory is / under systemd and wherever the
+        // operator stood for a verb: one file for one and another for the other (review 39).
+        static void AbsoluteFile(string setting, string path) =>
+            MailmanOptions.Check(string.IsNullOrEmpty(path) || Path.IsPathFullyQualified(path),
+                $"{setting} must be an absolute path (got '{path.ReplaceLineEndings(" ")}')");
+
         CheckTrust(s, CaFile, Fingerprint);
+        AbsoluteFile(s + "PasswordFile", PasswordFile);
+        for (var i = 0; i < Relays.Count; i++)
+        {
+            AbsoluteFile($"{s}Relays:{i}:PasswordFile", Relays[i].PasswordFile);
+        }
+
         var relays = EffectiveRelays();
         var seen = new Dictionary<string, string>(StringComparer.Ordinal);
         for (var i = 0; i < relays.Count; i++)
@@ -358,8 +386,8 @@ public sealed class SmtpOptions
                 $"{trustKey}{(string.IsNullOrEmpty(r.CaFile) ? "Fingerprint" : "CaFile")} is set with {securityKey}Security none{(Relays.Count > 0 ? $" (for {r.Address})" : "")}: a plain connection checks no certificate (use starttls or tls)");
         }
 
-        MailmanOptions.Check(HeloName.Length == 0 || Uri.CheckHostName(HeloName) is UriHostNameType.Dns or UriHostNameType.IPv4 || (HeloName.StartsWith('[') && HeloName.EndsWith(']') && System.Net.IPAddress.TryParse(HeloName[1..^1], out _)),
-            $"{s}HeloName must be a host name or an address literal ([192.0.2.1])");
+        MailmanOptions.Check(HeloName.Length == 0 || Uri.CheckHostName(HeloName) is UriHostNameType.Dns or UriHostNameType.IPv4 || IsAddressLiteral(HeloName),
+            $"{s}HeloName must be a host name or an address literal ([192.0.2.1], [IPv6:2001:db8::1])");
         var claimed = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         foreach (var (name, d) in Destinations)
         {

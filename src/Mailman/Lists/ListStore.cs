@@ -75,11 +75,24 @@ public sealed partial class ListStore : IDisposable
         {
             // Made by the other process.
         }
+        catch (Exception e) when (e is UnauthorizedAccessException || e is SqliteException { SqliteErrorCode: 14 } && !File.Exists(path))
+        {
+            // Also a database that is there but cannot be seen (var/ unreadable to us): name the
+            // real file, not the temporary one.
+            throw new UnauthorizedAccessException($"Access to the list database {path} is denied.", e);
+        }
         finally
         {
             foreach (var leftover in new[] { temp, temp + "-wal", temp + "-shm" })
             {
-                File.Delete(leftover);
+                try
+                {
+                    File.Delete(leftover);
+                }
+                catch (UnauthorizedAccessException)
+                {
+                    // var/ denies us: nothing of ours is there, and the error above says why.
+                }
             }
         }
     }

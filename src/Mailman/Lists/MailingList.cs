@@ -279,6 +279,11 @@ public sealed class MailingList
         ["verp_probe_wait"] = "days a probe waits for its bounce before it counts as delivered (default 7, at least 1; longer than your MTA keeps undeliverable mail)",
     };
 
+    /// <summary>Why <paramref name="key"/> is not a setting's name, or null when it is one.</summary>
+    public static string? UnknownSetting(string key) =>
+        SettingNames.ContainsKey(key) || key.StartsWith("template:", StringComparison.OrdinalIgnoreCase) ? null
+            : $"unknown setting '{key}'; known: {string.Join(", ", SettingNames.Keys)}";
+
     /// <summary>Sets one named setting from text.</summary>
     /// <exception cref="ArgumentException">Unknown key or invalid value.</exception>
     public void Set(string key, string value)
@@ -291,7 +296,7 @@ public sealed class MailingList
 
         switch (key.ToLowerInvariant())
         {
-            case "display_name": DisplayName = SingleLine(key, value); break;
+            case "display_name": DisplayName = value.Trim().Length > 0 ? SingleLine(key, value) : throw new ArgumentException($"{key}: cannot be empty (the subject prefix and the footer show it)"); break;
             case "subject_prefix": SubjectPrefix = Placeholders(key, SingleLine(key, value), Mailman.Templates.Template.ListPlaceholders); break;
             case "personalize": Personalize = ParseEnum<Personalization>(key, value); break;
             case "reply_to":
@@ -342,14 +347,17 @@ public sealed class MailingList
             case "one_click_action": OneClickAction = ParseSnake<OneClickAction>(key, value); break;
             case "process_bounces": ProcessBounces = ParseBool(key, value); break;
             case "bounce_score_threshold": BounceScoreThreshold = PositiveNumber(key, value); break;
-            case "bounce_info_stale_after": BounceInfoStaleAfterDays = Days(key, value); break;
+            case "bounce_info_stale_after":
+                // 0 would reset every score before its bounce counted: no member ever disabled (review 39).
+                BounceInfoStaleAfterDays = Days(key, value) is > 0 and var staleDays ? staleDays : throw new ArgumentException($"{key}: at least 1 day (0 would forget every bounce before it counted)");
+                break;
             case "bounce_you_are_disabled_warnings": BounceYouAreDisabledWarnings = Whole(key, value); break;
             case "bounce_you_are_disabled_warnings_interval": BounceYouAreDisabledWarningsIntervalDays = Days(key, value); break;
             case "bounce_notify_owner_on_disable": BounceNotifyOwnerOnDisable = ParseBool(key, value); break;
             case "bounce_notify_owner_on_removal": BounceNotifyOwnerOnRemoval = ParseBool(key, value); break;
             case "verp_probes": VerpProbes = ParseBool(key, value); break;
             case "verp_probe_wait": VerpProbeWaitDays = Days(key, value) is >= 1 and var days ? days : throw new ArgumentException($"{key}: at least 1 day, got '{value}'"); break;
-            default: throw new ArgumentException($"unknown setting '{key}'; known: {string.Join(", ", SettingNames.Keys)}");
+            default: throw new ArgumentException(UnknownSetting(key));
         }
     }
 
@@ -616,6 +624,13 @@ public sealed class MailingList
     /// </summary>
     private static string Placeholders(string key, string template, IReadOnlySet<string> known)
     {
+        if (Mailman.Templates.Template.UnclosedBrace(template) is var at and >= 0)
+        {
+            // Sent as written, "${user_address" in every copy's footer (review 39).
+            var rest = template[at..].ReplaceLineEndings(" ");
+            throw new ArgumentException($"{key}: '{(rest.Length > 30 ? rest[..30] + "..." : rest)}' has no closing brace ($$ for a dollar sign)");
+        }
+
         var unknown = Mailman.Templates.Template.PlaceholderNames(template).Where(n => !known.Contains(n)).Distinct(StringComparer.Ordinal).ToList();
         return unknown.Count == 0
             ? template

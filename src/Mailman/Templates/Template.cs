@@ -41,6 +41,24 @@ public static class Template
         return names;
     }
 
+    /// <summary>Where a "${" has no closing brace (it would be sent as written), or -1.</summary>
+    public static int UnclosedBrace(string template)
+    {
+        for (var i = template.IndexOf('$', StringComparison.Ordinal); i >= 0 && i + 1 < template.Length; i = template.IndexOf('$', i + 1))
+        {
+            if (template[i + 1] == '$')
+            {
+                i++;
+            }
+            else if (template[i + 1] == '{' && template.IndexOf('}', i + 2) < 0)
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+
     /// <summary>Expands <paramref name="template"/>; <paramref name="lookup"/> returns null for names it does not know.</summary>
     public static string Expand(string template, Func<string, string?> lookup)
     {

@@ -84,5 +84,10 @@ public sealed class BouncesCommandTests : IDisposable
         var line = Assert.Single(result.Stderr.Trim().Split('\n'));
         Assert.StartsWith($"mailman: {missing}: ", line, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", result.Stderr, StringComparison.Ordinal);
+
+        // A directory is called one, not "Access ... denied" (review 39).
+        var directory = MailmanProcess.Run(Home, ["bounces", "scan", _dir, dsn]);
+        Assert.Equal(ExitCodes.NoInput, directory.ExitCode);
+        Assert.Equal($"mailman: {_dir} is a directory, not a file", directory.Stderr.Trim());
     }
 }

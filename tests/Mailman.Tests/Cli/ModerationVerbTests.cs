@@ -2,6 +2,7 @@
 // queue inspection, list deletion, member removal; bad ids and mistakes give one line and a
 // non-zero exit, never a path outside the instance.
 using System.Text.Json;
+using Mailman.Cli;
 using Mailman.Lists;
 using Mailman.Queues;
 using Mailman.TestSupport;
@@ -65,7 +66,7 @@ public sealed class ModerationVerbTests : IDisposable
         foreach (var taken in new[] { "dev-owner@example.org", "dev-bounces@example.org", "dev-confirm@example.org", "x-join@example.org" })
         {
             var refused = Run("lists", "create", taken);
-            Assert.Equal(65, refused.ExitCode);
+            Assert.Equal(ExitCodes.Usage, refused.ExitCode);   // a name that cannot be a list's, as one with a bad character (review 39)
             OneLineError(refused);
         }
 
@@ -203,6 +204,7 @@ public sealed class ModerationVerbTests : IDisposable
         var owner = Assert.Single(queues[QueueSet.Owner].Pending());
         var post = Assert.Single(queues[QueueSet.In].Pending());
         File.WriteAllText(Path.Combine(_instance.QueueDir(QueueSet.Bad), "17000000000000000-0000abcd.msg"), "not an entry");
+        var kept = queues[QueueSet.Unrecognized].Enqueue(new EntryMetadata { List = List, Error = "an answer to a notice" }, Posts.Plain());
 
         Assert.Contains(owner + "\twaiting\t" + List, Ok("queue", "list", "owner").Stdout, StringComparison.Ordinal);
         Assert.Contains("unreadable", Ok("queue", "list", "bad").Stdout, StringComparison.Ordinal);
@@ -221,6 +223,8 @@ public sealed class ModerationVerbTests : IDisposable
         Ok("queue", "delete", "17000000000000000-0000abcd", "--yes");
         Assert.Empty(queues[QueueSet.Owner].Pending());
         Assert.Empty(queues[QueueSet.Bad].Pending());
+        Ok("queue", "delete", kept, "--yes");   // as the README says of unrecognized (review 39)
+        Assert.Empty(queues[QueueSet.Unrecognized].Pending());
         OneLineError(Run("queue", "show", owner));
     }
 

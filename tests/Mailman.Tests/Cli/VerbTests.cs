@@ -101,6 +101,33 @@ public sealed class VerbTests : IDisposable
         Assert.Equal("mailman: --home is empty: give the instance directory", inject.Stderr.Trim());
     }
 
+    // Review 39: .NET's "Could not find a part of the path '/etc/hostname/config'", and a refused
+    // init that named the shell's directory rather than the one that refused.
+    [Fact]
+    public void A_home_that_is_a_file_and_an_init_the_file_system_refuses_name_the_path_at_fault()
+    {
+        var file = Path.Combine(_instance.Home, "plain");
+        File.WriteAllText(file, "");
+        var create = MailmanProcess.Run(file, ["lists", "create", "dev@example.org"]);
+        Assert.Equal(ExitCodes.Config, create.ExitCode);
+        Assert.Equal($"mailman: {file} is a file, not an instance directory: check --home or MAILMAN_HOME", create.Stderr.Trim());
+        var inject = MailmanProcess.Run(file, ["inject", "dev@example.org"], Posts.Plain());
+        Assert.Equal(ExitCodes.TempFail, inject.ExitCode);
+        var init = RunIn(_instance.Home, "init", file);
+        Assert.Equal(ExitCodes.CantCreate, init.ExitCode);
+        Assert.Equal($"mailman: cannot create the instance {file}: it is a file, not a directory", init.Stderr.Trim());
+
+        var closed = Path.Combine(_instance.Home, "closed");
+        Directory.CreateDirectory(closed);
+        File.SetUnixFileMode(closed, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+        File.SetUnixFileMode(_instance.Home, File.GetUnixFileMode(_instance.Home) | UnixFileMode.OtherExecute);
+        var asNobody = MailmanProcess.Run(Path.GetTempPath(), ["init", Path.Combine(closed, "new")], runAs: "nobody");
+        Assert.Equal(ExitCodes.NoPerm, asNobody.ExitCode);
+        Assert.Equal($"mailman: cannot create the instance {closed}/new: {closed} is owned by root, mode 0755 and mailman runs as nobody; choose a directory that user may write, or create it as its owner",
+            asNobody.Stderr.Trim());
+        Assert.False(Directory.Exists(Path.Combine(closed, "new")));
+    }
+
     // Review 39: a list's own addresses were taken as members (each copy a new post), and a line
     // break inside an address was read as folding white space.
     [Fact]
@@ -182,6 +209,11 @@ public sealed class VerbTests : IDisposable
     [InlineData(ExitCodes.DataError, "lists", "set", "dev@example.org", "reply_to_address", "not an address")]
     [InlineData(ExitCodes.DataError, "lists", "set", "dev@example.org", "reply_to", "explicit")]
     [InlineData(ExitCodes.DataError, "members", "add", "dev@example.org", "not-an-address")]
+    [InlineData(ExitCodes.Usage, "lists", "set", "dev@example.org", "max_message_size", "40")]               // not a setting's name (review 39)
+    [InlineData(ExitCodes.Usage, "members", "set", "dev@example.org", "a@example.org", "delivery_mode", "x")]
+    [InlineData(ExitCodes.DataError, "members", "set", "dev@example.org", "a@example.org", "moderation_action", "bogus")]
+    [InlineData(ExitCodes.Usage, "lists", "create", "dev-bounces@example.org")]                              // a role address, as a bad name
+    [InlineData(ExitCodes.Usage, "lists", "create", "../dev@example.org")]
     public void Each_kind_of_failure_has_its_sysexits_code_and_one_line(int code, params string[] args)
     {
         Run("lists", "create", "dev@example.org");

@@ -48,6 +48,30 @@ public sealed class ConfigurationTests : IDisposable
         Assert.Single(options.Smtp.ResolvedRelays());
     }
 
+    // The environment's form of review 40's gap: one line of a systemd drop-in deleted.
+    [Fact]
+    public void A_chain_numbered_with_a_gap_is_refused_and_one_without_replaces_the_default_whole()
+    {
+        var e = Assert.Throws<InvalidOperationException>(() => MailmanConfiguration.Options(MailmanConfiguration.Build(_instance.Paths,
+            [new("Mailman:Moderation:Chain:0", "loop-detection"), new("Mailman:Moderation:Chain:2", "nonmember-moderation")])));
+        Assert.StartsWith("configuration: Mailman:Moderation:Chain has entries 0, 2 but no 1", e.Message, StringComparison.Ordinal);
+
+        var options = MailmanConfiguration.Options(MailmanConfiguration.Build(_instance.Paths,
+            [new("Mailman:Moderation:Chain:1", "nonmember-moderation"), new("Mailman:Moderation:Chain:0", "loop-detection")]));
+        Assert.Equal(["loop-detection", "nonmember-moderation"], options.Moderation.Chain);
+    }
+
+    // RFC 5321's address literals are taken; [1.2.3] and an untagged [::1] are refused (OutboundTests).
+    [Theory]
+    [InlineData("lists.example.org")]
+    [InlineData("[192.0.2.1]")]
+    [InlineData("[IPv6:2001:db8::1]")]
+    public void A_helo_name_may_be_a_host_name_or_an_address_literal(string name)
+    {
+        var options = MailmanConfiguration.Options(MailmanConfiguration.Build(_instance.Paths, [new("Mailman:Smtp:HeloName", name)]));
+        Assert.Equal(name, options.Smtp.HeloName);
+    }
+
     [Theory]
     [InlineData("Mailman:Dns:Servers:0", "dns.example.net", "Mailman:Dns:Servers")]
     [InlineData("Mailman:Dns:Servers:0", "127.0.0.1:99999", "Mailman:Dns:Servers")]
@@ -100,6 +124,16 @@ public sealed class ConfigurationTests : IDisposable
     [InlineData("""{ "Mailman": { "Retry": { "MaximumLifetime": "120" } } }""", "Mailman:Retry:MaximumLifetime must be positive and at most 30 days")]
     [InlineData("""{ "Mailman": { "Retry": { "MinimumDelay": "02:00:00", "MaximumDelay": "03:00:00", "MaximumLifetime": "01:00:00" } } }""", "Mailman:Retry:MaximumLifetime (01:00:00) must be longer than MinimumDelay (02:00:00)")]
     [InlineData("""{ "Mailman": { "Lmtp": { "Timeout": "300" } } }""", "Mailman:Lmtp:Timeout must be 1 second to 1 hour, as hh:mm:ss (got 300.00:00:00; a bare number is days)")]
+    // Review 40: a null, [] or {} where a section or list goes showed the defaults beneath it ("Chain": [] ran
+    // the whole default chain); a gap in a list's numbering dropped every entry after it.
+    [InlineData("""{ "Mailman": null }""", "Mailman is null or empty, which keeps the default settings beneath it")]
+    [InlineData("""{ "Mailman": "x" }""", "Mailman must be a section")]
+    [InlineData("""{ "Mailman": { "Smtp": null } }""", "Mailman:Smtp is null or empty, which keeps the default settings beneath it: give the settings to change, or remove it")]
+    [InlineData("""{ "Mailman": { "Moderation": { "Chain": [] } } }""", "Mailman:Moderation:Chain is null or empty, which keeps the default entries beneath it: list the entries to use, or remove it")]
+    [InlineData("""{ "Mailman": { "Pipeline": { "Handlers": [] } } }""", "Mailman:Pipeline:Handlers is null or empty")]
+    [InlineData("""{ "Mailman": { "Moderation": { "Chain": { "0": "loop-detection", "2": "nonmember-moderation" } } } }""", "Mailman:Moderation:Chain has entries 0, 2 but no 1: number them 0, 1, 2 ... without a gap")]
+    [InlineData("""{ "Mailman": { "Pipeline": { "Handlers": { "b": "decorate", "a": "member-recipients" } } } }""", "Mailman:Pipeline:Handlers must be a list")]
+    [InlineData("""{ "Mailman": { "Pipeline": { "Handlers": [ "", "member-recipients" ] } } }""", "Mailman:Pipeline:Handlers:0 is empty")]
     public void A_setting_of_the_wrong_shape_is_refused_by_name(string json, string message)
     {
         File.WriteAllText(_instance.Paths.ConfigFile, json);
@@ -118,7 +152,7 @@ public sealed class ConfigurationTests : IDisposable
         Directory.Delete(_instance.Paths.ConfigFile);
 
         // DestinationDefaults' MaxConnections is 20 unless set; null sets it to no limit. [] and {} are empty.
-        File.WriteAllText(_instance.Paths.ConfigFile, """{ "Mailman": { "Smtp": { "DestinationDefaults": { "MaxConnections": null }, "Relays": [], "Destinations": {} }, "Dns": { "Servers": [] } }, "Logging": {} }""");
+        File.WriteAllText(_instance.Paths.ConfigFile, """{ "Mailman": { "Smtp": { "DestinationDefaults": { "MaxConnections": null }, "Relays": null, "Destinations": { "gmail.com": {} } }, "Dns": { "Servers": [] } }, "Logging": {} }""");
         var options = MailmanConfiguration.Options(MailmanConfiguration.Build(_instance.Paths));
         Assert.Null(options.Smtp.DestinationDefaults.MaxConnections);
         Assert.Empty(options.Smtp.Relays);

@@ -89,6 +89,16 @@ public sealed class BadInputTests : IDisposable
         Assert.Equal(0, _instance.Count(QueueSet.In) + _instance.Count(QueueSet.Pipeline) + _instance.Count(QueueSet.Out));
     }
 
+    // "Access to the path ... is denied" of a directory sent the operator to the permissions (review 39).
+    [Fact]
+    public void Inject_from_a_directory_says_it_is_one_with_66_and_queues_nothing()
+    {
+        var result = MailmanProcess.Run(_instance.Home, ["inject", "dev@example.org", "--file", _instance.Home]);
+        Assert.True(result.ExitCode == ExitCodes.NoInput, result.Stderr);
+        Assert.Equal($"mailman: cannot read the message: {_instance.Home} is a directory, not a file", result.Stderr.Trim());
+        Assert.Equal(0, _instance.Count(QueueSet.In));
+    }
+
     [Fact]
     public void A_100_MB_post_above_the_lists_limit_is_held()
     {

@@ -553,6 +553,12 @@ public sealed class HardeningTests : IDisposable
         var members = MailmanProcess.Run(_instance.Home, ["members", "add", List, "new@example.com"]);
         Assert.Equal(ExitCodes.NoPerm, members.ExitCode);
 
+        // status reads as root, but keeps out of the database (its -wal and -shm would be root's):
+        // it says so rather than call the database unreadable (review 39).
+        var rootStatus = MailmanProcess.Run(_instance.Home, ["status"]);
+        Assert.Equal(0, rootStatus.ExitCode);
+        Assert.Contains("members disabled today: ? (counted only when status runs as the database's owner, nobody)", rootStatus.Stdout, StringComparison.Ordinal);
+
         Assert.Equal(0, PostfixInstance.Run("chown", "-R", "root:root", _instance.Home));
         Assert.Equal(0, PostfixInstance.Run("chmod", "0600", _instance.Paths.Database));
         Directory.CreateDirectory(_instance.QueueDir("in"));
@@ -562,6 +568,12 @@ public sealed class HardeningTests : IDisposable
         Assert.Contains("mailman.db", asNobody.Stderr, StringComparison.Ordinal);
         Assert.Contains("owned by root, mode 0600", asNobody.Stderr, StringComparison.Ordinal);
 
+        // Other verbs on that database: a permission (77) and whose it is, not SQLite's "unable to
+        // open database file" as a 75 to try again (review 39).
+        var membersAsNobody = MailmanProcess.Run(_instance.Home, ["members", "list", List], runAs: "nobody");
+        Assert.True(membersAsNobody.ExitCode == ExitCodes.NoPerm, membersAsNobody.Stdout + membersAsNobody.Stderr);
+        Assert.Contains($"the list database {_instance.Paths.Database} cannot be opened for writing (running as nobody;", membersAsNobody.Stderr, StringComparison.Ordinal);
+
         // var/ that nobody may enter (0700, as before `mailman aliases` opens it): still 75, so
         // Postfix defers and keeps the post (it was 77, and Postfix bounced it), in one line.
         Assert.Equal(0, PostfixInstance.Run("chmod", "0700", _instance.Paths.VarDirectory));
@@ -569,6 +581,10 @@ public sealed class HardeningTests : IDisposable
         Assert.True(shut.ExitCode == ExitCodes.TempFail, shut.Stderr);
         Assert.Single(shut.Stderr.Trim().Split('\n'));
         Assert.Contains("run inject as the instance's user", shut.Stderr, StringComparison.Ordinal);
+        var membersShut = MailmanProcess.Run(_instance.Home, ["members", "list", List], runAs: "nobody");
+        Assert.True(membersShut.ExitCode == ExitCodes.NoPerm, membersShut.Stdout + membersShut.Stderr);
+        Assert.Contains($"the list database {_instance.Paths.Database} is denied", membersShut.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain(".new-", membersShut.Stderr, StringComparison.Ordinal);
 
         // status as a user who cannot read the queues says so, instead of showing them empty.
         Assert.Equal(0, PostfixInstance.Run("chmod", "0700", _instance.Paths.QueuesDirectory));

@@ -106,9 +106,13 @@ public sealed class OutboundTests : IDisposable
         { "Mailman__Smtp__Destinations__gmail.com__MaxConnections", "0", "Mailman:Smtp:Destinations:gmail.com:MaxConnections must be at least 1" },
         { "Mailman__Smtp__Password", "hunter2", "Mailman:Smtp:Password is not read" },
         { "Mailman__Smtp__CaFile", "/nonexistent/ca.pem", "CaFile /nonexistent/ca.pem cannot be read" },
-        { "Mailman__Smtp__CaFile", "ca.pem", "Mailman:Smtp:CaFile is set with Mailman:Smtp:Security none" },
+        { "Mailman__Smtp__CaFile", "/etc", "CaFile /etc cannot be read: /etc is a directory, not a file" },
+        { "Mailman__Smtp__CaFile", "ca.pem", "Mailman:Smtp:CaFile must be an absolute path (got 'ca.pem')" },  // relative to / under systemd, to the shell's directory for a verb
+        { "Mailman__Smtp__PasswordFile", "config/pw", "Mailman:Smtp:PasswordFile must be an absolute path (got 'config/pw')" },
         { "Mailman__Smtp__Fingerprint", new string('a', 64), "Mailman:Smtp:CaFile and Mailman:Smtp:Fingerprint are both set: use one" },
         { "Mailman__Smtp__HeloName", "evil\r\nMAIL FROM:<x@evil>", "Mailman:Smtp:HeloName must be a host name" },
+        { "Mailman__Smtp__HeloName", "[1.2.3]", "Mailman:Smtp:HeloName must be a host name or an address literal" },   // IPAddress.TryParse's short form (review 39)
+        { "Mailman__Smtp__HeloName", "[::1]", "Mailman:Smtp:HeloName must be a host name or an address literal" },     // IPv6 needs its tag
         { "Mailman__Smtp__Secrity", "tls", "unknown setting 'Secrity' in Smtp" },                         // a typo is not ignored
         { "Mailman__Smtp__Port", "abc", "Failed to convert configuration value 'abc' at 'Mailman:Smtp:Port'" },
         { "Mailman__Smtp__Port", "", "Mailman:Smtp:Port is empty: give it a value, or remove it to keep the default" }, // the binder skipped it: port 25

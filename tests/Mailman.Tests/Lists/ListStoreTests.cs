@@ -81,6 +81,18 @@ public sealed class ListStoreTests : IDisposable
     [InlineData("dmarc_mitigate_action", "mungefrom")]
     [InlineData("dmarc_mitigate_action", "1")]
     [InlineData("dmarc_mitigate_unconditionally", "maybe")]
+    [InlineData("display_name", "")]                            // review 39: a "[] " prefix
+    [InlineData("display_name", "  ")]
+    [InlineData("bounce_info_stale_after", "0")]                // every score forgotten before it counted
+    [InlineData("footer", "-- \nleave: ${user_address")]       // sent as written
+    [InlineData("template:list:user:notice:welcome", "Hello ${user_address")]
     public void Bad_settings_are_refused(string key, string value)
         => Assert.Throws<ArgumentException>(() => new MailingList().Set(key, value));
+
+    [Theory]
+    [InlineData("footer", "costs $${x")]                        // $$ is a dollar sign: no placeholder opens
+    [InlineData("footer", "-- \n${user_address}")]
+    [InlineData("bounce_info_stale_after", "1")]
+    public void Settings_near_the_refused_ones_are_taken(string key, string value)
+        => new MailingList().Set(key, value);
 }

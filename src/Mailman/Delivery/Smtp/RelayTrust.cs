@@ -65,7 +65,7 @@ public sealed class RelayTrust
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or CryptographicException)
             {
-                throw new InvalidOperationException($"configuration: {key}CaFile {caFile} cannot be read: {e.Message}", e);
+                throw new InvalidOperationException($"configuration: {key}CaFile {caFile} cannot be read: {Instance.FileOwner.WhyUnreadable(caFile, e)}", e);
             }
 
             if (roots.Count == 0)
