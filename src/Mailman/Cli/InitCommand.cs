@@ -54,14 +54,23 @@ internal static class InitCommand
                     $"cannot create the instance {paths.Home}: {refusing} is {FileOwner.Describe(refusing)} and mailman runs as {FileOwner.UserName(FileOwner.EffectiveUid)}; choose a directory that user may write, or create it as its owner");
             }
 
+            // The database first: when it cannot be made (a full disk), no configuration is left
+            // behind to make the next init say "an instance already" (review 40).
+            try
+            {
+                using (new ListStore(paths.Database))
+                {
+                    // Opening creates the schema.
+                }
+            }
+            catch (Microsoft.Data.Sqlite.SqliteException e)
+            {
+                throw new CliException(ExitCodes.TempFail, $"the list database {paths.Database}: {e.Message}");
+            }
+
             using (var file = new FileStream(paths.ConfigFile, FileMode.CreateNew, FileAccess.Write))
             {
                 file.Write(System.Text.Encoding.UTF8.GetBytes(Starter));
-            }
-
-            using (new ListStore(paths.Database))
-            {
-                // Opening creates the schema.
             }
 
             Console.WriteLine($"created the instance {paths.Home}; next: mailman --home {paths.Home} lists create LIST@HOST");

@@ -111,7 +111,7 @@ public static class MailmanCli
         {
             return Fail(e.Message, e.ExitCode);
         }
-        catch (Microsoft.Data.Sqlite.SqliteException e) when (e.SqliteErrorCode is 8 or 14 && configErrorCode != ExitCodes.TempFail && RunAsOwner(paths) is { Length: > 0 } hint)
+        catch (Microsoft.Data.Sqlite.SqliteException e) when (e.SqliteErrorCode is 8 or 14 && configErrorCode != ExitCodes.TempFail && (RunAsOwner(paths) is { Length: > 0 } ? RunAsOwner(paths) : DatabaseNotOurs(paths)) is { Length: > 0 } hint)
         {
             // CANTOPEN or READONLY as another user than the instance's: a permission, not a busy
             // database to try again (review 39). inject keeps its 75 below, so the MTA keeps the post.
@@ -196,6 +196,11 @@ public static class MailmanCli
     private static string RunAsOwner(InstancePaths? paths) =>
         paths is null || FileOwner.Uid(paths.Home) is not { } owner || owner == FileOwner.EffectiveUid ? ""
             : $" (running as {FileOwner.UserName(FileOwner.EffectiveUid)}; {paths.Home} is {FileOwner.Describe(paths.Home)}: run mailman as its owner)";
+
+    // The instance is ours but its database is not (a root-run sqlite3 or cp): chown it, not run as another user.
+    private static string DatabaseNotOurs(InstancePaths? paths) =>
+        paths is null || FileOwner.Uid(paths.Database) is not { } owner || owner == FileOwner.EffectiveUid ? ""
+            : $" ({paths.Database} is {FileOwner.Describe(paths.Database)} and mailman runs as {FileOwner.UserName(FileOwner.EffectiveUid)}: chown it to {FileOwner.UserName(FileOwner.EffectiveUid)})";
 
     private static void RefuseForeignInstance(InstancePaths paths, int code)
     {

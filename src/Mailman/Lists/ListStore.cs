@@ -15,7 +15,20 @@ public sealed partial class ListStore : IDisposable
     /// <exception cref="DatabaseUnusableException">The file is empty or not an SQLite database.</exception>
     public ListStore(string databasePath)
     {
-        if (!File.Exists(databasePath) && !Directory.Exists(databasePath))
+        // Neither can ever be opened: a configuration fault (serve 78, not a 75 that systemd
+        // restarts every 5 s; review 40), and nothing is made in their place.
+        if (Directory.Exists(databasePath))
+        {
+            throw new DatabaseUnusableException($"the list database {databasePath} is a directory, not a database: move it away, and restore the database from a backup");
+        }
+
+        // (.NET's File.Exists is true of a link whose target is missing.)
+        if (new FileInfo(databasePath).LinkTarget is { } target && !Resolves(databasePath))
+        {
+            throw new DatabaseUnusableException($"the list database {databasePath} is a symbolic link to {target}, which does not exist (a file system not mounted?)");
+        }
+
+        if (!File.Exists(databasePath))
         {
             Create(databasePath);
         }
@@ -44,6 +57,18 @@ public sealed partial class ListStore : IDisposable
 
     private ListStore(SqliteConnection db) => _db = db;
 
+    private static bool Resolves(string link)
+    {
+        try
+        {
+            return File.ResolveLinkTarget(link, returnFinalTarget: true) is { Exists: true };
+        }
+        catch (IOException)
+        {
+            return false; // a loop of links
+        }
+    }
+
     private const string Pragmas = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;";
 
     // Pooled: closing the last connection of a process checkpoints the WAL and fsyncs; the
@@ -65,8 +90,17 @@ public sealed partial class ListStore : IDisposable
         {
             using (var store = new ListStore(Connect(temp, SqliteOpenMode.ReadWriteCreate, pooling: false)))
             {
-                store.Execute(Pragmas);
+                // A rollback journal, not WAL, while it is made: each commit is in the file itself,
+                // fsynced, or fails (SQLITE_FULL). In WAL the schema waited in the -wal file for the
+                // closing checkpoint, whose failure on a full disk is silent: the file renamed into
+                // place was damaged and the WAL deleted (review 40). The first open below turns WAL on.
+                store.Execute("PRAGMA journal_mode=DELETE; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
                 store.EnsureSchema();
+                using var check = store.Command("PRAGMA quick_check");
+                if (check.ExecuteScalar() is not "ok")
+                {
+                    throw new SqliteException("the new database failed its check", 11);
+                }
             }
 
             File.Move(temp, path, overwrite: false);

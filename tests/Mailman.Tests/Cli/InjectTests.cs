@@ -17,6 +17,23 @@ public sealed class InjectTests : IDisposable
     private ProcessResult Inject(string list, byte[] stdin, params string[] extra)
         => MailmanProcess.Run(_instance.Home, ["inject", list, .. extra], stdin);
 
+    // Review 40: inject made a new, empty database and refused the post as to no such list (67: Postfix bounced it).
+    [Fact]
+    public void A_database_that_went_away_is_not_made_anew_by_inject_which_exits_75()
+    {
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        foreach (var file in Directory.GetFiles(_instance.Paths.VarDirectory, "mailman.db*"))
+        {
+            File.Delete(file);
+        }
+
+        var result = Inject("dev@example.org", Posts.Plain());
+        Assert.True(result.ExitCode == ExitCodes.TempFail, result.Stderr);
+        Assert.Contains($"the list database {_instance.Paths.Database} does not exist", Assert.Single(result.Stderr.Trim().Split('\n')), StringComparison.Ordinal);
+        Assert.False(File.Exists(_instance.Paths.Database));
+        Assert.Equal(0, _instance.Count(QueueSet.In));
+    }
+
     [Fact]
     public void A_message_is_on_disk_in_the_in_queue_when_inject_exits_0()
     {

@@ -317,13 +317,28 @@ public sealed class VerbTests : IDisposable
         Assert.True(new Mailman.Instance.InstancePaths(serveHome).Exists);
     }
 
+    // Review 40: both were SQLite's "unable to open database file" as a 75: serve was restarted by systemd every 5 s.
     [Fact]
-    public void A_database_that_cannot_be_opened_is_named()
+    public void A_database_that_is_a_directory_or_a_dangling_link_is_named_and_stops_serve_with_78_and_inject_with_75()
     {
         Directory.CreateDirectory(_instance.Paths.Database);
         var result = Run("lists", "list");
-        Assert.Equal(ExitCodes.TempFail, result.ExitCode);
-        Assert.Contains(_instance.Paths.Database, Assert.Single(result.Stderr.Trim().Split('\n')), StringComparison.Ordinal);
+        Assert.Equal(ExitCodes.Config, result.ExitCode);
+        Assert.Equal($"mailman: the list database {_instance.Paths.Database} is a directory, not a database: move it away, and restore the database from a backup", result.Stderr.Trim());
+        var serve = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"]);
+        Assert.Equal(ExitCodes.Config, serve.ExitCode);
+        Assert.Contains("is a directory, not a database", serve.Stderr, StringComparison.Ordinal);
+        var inject = MailmanProcess.Run(_instance.Home, ["inject", "dev@example.org"], Posts.Plain());
+        Assert.Equal(ExitCodes.TempFail, inject.ExitCode);
+        Assert.Contains("is a directory, not a database", inject.Stderr, StringComparison.Ordinal);
+
+        Directory.Delete(_instance.Paths.Database);
+        var gone = Path.Combine(_instance.Home, "unmounted", "mailman.db");
+        File.CreateSymbolicLink(_instance.Paths.Database, gone);
+        var linked = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"]);
+        Assert.Equal(ExitCodes.Config, linked.ExitCode);
+        Assert.Contains($"is a symbolic link to {gone}, which does not exist", linked.Stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(gone));
     }
 
     [Fact]

@@ -72,6 +72,59 @@ public sealed class ListStoreTests : IDisposable
         Assert.Equal(100_000, store.Members(name, deliveryEnabledOnly: true).Count());
     }
 
+    // Review 40: a new database made on a filling disk was renamed into place while its schema
+    // still sat in the WAL, whose checkpoint failed; the WAL was deleted and the real path held a
+    // damaged file that every verb then refused ("restore it from a backup"). Whole, or absent.
+    [Fact]
+    public void A_database_made_on_a_filling_disk_is_whole_or_not_there()
+    {
+        var db = _instance.Paths.Database;
+        using var disk = Tmpfs.Mount(_instance.Paths.VarDirectory, "2m");
+        var outcomes = new List<string>();
+        for (var leave = 4; leave <= 200; leave += 12)
+        {
+            disk.Fill(leave * 1024);
+            try
+            {
+                using (new ListStore(db))
+                {
+                }
+
+                outcomes.Add($"{leave}K made");
+            }
+            catch (Microsoft.Data.Sqlite.SqliteException e) when (e.SqliteErrorCode is 10 or 13) // IOERR or FULL: 75, try again
+            {
+                outcomes.Add($"{leave}K full");
+            }
+            finally
+            {
+                Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+                disk.Free();
+            }
+
+            if (File.Exists(db))
+            {
+                // With the space back, the file under the real name is a database.
+                using (var store = new ListStore(db))
+                {
+                    store.CreateList(new MailingList { Name = ListName.Parse("dev@example.org"), DisplayName = "dev" });
+                    Assert.NotNull(store.FindList(ListName.Parse("dev@example.org")));
+                }
+
+                Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            }
+
+            Assert.Empty(Directory.GetFiles(_instance.Paths.VarDirectory, "mailman.db.new-*"));
+            foreach (var file in Directory.GetFiles(_instance.Paths.VarDirectory, "mailman.db*"))
+            {
+                File.Delete(file);
+            }
+        }
+
+        Assert.Contains(outcomes, o => o.EndsWith(" full", StringComparison.Ordinal));
+        Assert.Contains(outcomes, o => o.EndsWith(" made", StringComparison.Ordinal));
+    }
+
     [Theory]
     [InlineData("personalize", "sometimes")]
     [InlineData("nonmember_action", "7")]
