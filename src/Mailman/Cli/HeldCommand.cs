@@ -52,7 +52,16 @@ internal static class HeldCommand
         {
             using var services = new VerbServices(paths);
             var id = parse.GetValue(showId)!;
-            HeldPosts.CheckId(id);
+            try
+            {
+                HeldPosts.CheckId(id);
+            }
+            catch (ArgumentException e)
+            {
+                // 64, as approve|reject|discard|defer and queue show have it (review 40: it was 65).
+                throw new CliException(ExitCodes.Usage, e.Message);
+            }
+
             var found = services.Held.Show(id) ?? throw new CliException(ExitCodes.NoUser, $"{id}: no such held post");
             var (post, head) = found;
             Console.WriteLine($"id: {post.Id}");

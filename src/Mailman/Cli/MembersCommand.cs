@@ -254,7 +254,18 @@ internal static class MembersCommand
             yield break;
         }
 
-        using var reader = file == "-" ? new StreamReader(Console.OpenStandardInput()) : new StreamReader(file);
+        StreamReader reader;
+        try
+        {
+            reader = file == "-" ? new StreamReader(Console.OpenStandardInput()) : new StreamReader(file);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // 66, as inject --file (review 40: a missing file was 73, a directory 77).
+            throw new CliException(ExitCodes.NoInput, $"cannot read {file}: {Instance.FileOwner.WhyUnreadable(file, e)}");
+        }
+
+        using var _ = reader;
         while (reader.ReadLine() is { } line)
         {
             // `members list` writes "\tdisabled: REASON" after a disabled member: not part of the address.

@@ -21,6 +21,12 @@ public static class MailmanConfiguration
             throw new InvalidOperationException($"configuration: {paths.ConfigFile} is a directory, not a settings file");
         }
 
+        if (FileOwner.DanglingLinkTarget(paths.ConfigFile) is { } target)
+        {
+            // .NET's "Could not find file" as a 73 (review 40).
+            throw new InvalidOperationException($"configuration: {paths.ConfigFile} is a symbolic link to {target}, which does not exist");
+        }
+
         builder.AddJsonFile(paths.ConfigFile, optional: true, reloadOnChange: false);
         builder.AddEnvironmentVariables();
         if (overrides is not null)

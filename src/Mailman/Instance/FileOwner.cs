@@ -10,6 +10,27 @@ public static partial class FileOwner
     /// <summary>Why <paramref name="path"/> could not be opened to read: .NET calls a directory "Access ... denied" (review 39).</summary>
     public static string WhyUnreadable(string path, Exception e) => Directory.Exists(path) ? $"{path} is a directory, not a file" : e.Message;
 
+    /// <summary>
+    /// What <paramref name="path"/> links to when that is missing (or a loop of links), else null.
+    /// .NET's File.Exists is true of such a link, and opening it says "Could not find file".
+    /// </summary>
+    public static string? DanglingLinkTarget(string path)
+    {
+        if (new FileInfo(path).LinkTarget is not { } target)
+        {
+            return null;
+        }
+
+        try
+        {
+            return File.ResolveLinkTarget(path, returnFinalTarget: true) is { Exists: true } ? null : target;
+        }
+        catch (IOException)
+        {
+            return target;
+        }
+    }
+
     /// <summary>The effective user id of this process.</summary>
     public static uint EffectiveUid => GetEuid();
 

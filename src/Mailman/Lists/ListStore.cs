@@ -22,8 +22,7 @@ public sealed partial class ListStore : IDisposable
             throw new DatabaseUnusableException($"the list database {databasePath} is a directory, not a database: move it away, and restore the database from a backup");
         }
 
-        // (.NET's File.Exists is true of a link whose target is missing.)
-        if (new FileInfo(databasePath).LinkTarget is { } target && !Resolves(databasePath))
+        if (Instance.FileOwner.DanglingLinkTarget(databasePath) is { } target)
         {
             throw new DatabaseUnusableException($"the list database {databasePath} is a symbolic link to {target}, which does not exist (a file system not mounted?)");
         }
@@ -57,17 +56,6 @@ public sealed partial class ListStore : IDisposable
 
     private ListStore(SqliteConnection db) => _db = db;
 
-    private static bool Resolves(string link)
-    {
-        try
-        {
-            return File.ResolveLinkTarget(link, returnFinalTarget: true) is { Exists: true };
-        }
-        catch (IOException)
-        {
-            return false; // a loop of links
-        }
-    }
 
     private const string Pragmas = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;";
 
@@ -85,6 +73,7 @@ public sealed partial class ListStore : IDisposable
     // at once: the first rename wins and the other's copy is dropped.
     private static void Create(string path)
     {
+        RemoveStaleTemporaries(path);
         var temp = $"{path}.new-{Guid.NewGuid():N}";
         try
         {
@@ -128,6 +117,26 @@ public sealed partial class ListStore : IDisposable
                     // var/ denies us: nothing of ours is there, and the error above says why.
                 }
             }
+        }
+    }
+
+    // A process killed while it made the database leaves its temporary files (review 40): an
+    // hour on, no making is still under way.
+    private static void RemoveStaleTemporaries(string path)
+    {
+        try
+        {
+            foreach (var stale in new DirectoryInfo(System.IO.Path.GetDirectoryName(path)!).EnumerateFiles(System.IO.Path.GetFileName(path) + ".new-*"))
+            {
+                if (DateTime.UtcNow - stale.LastWriteTimeUtc > TimeSpan.FromHours(1))
+                {
+                    stale.Delete();
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Not ours to remove, or gone: the making below reports what matters.
         }
     }
 

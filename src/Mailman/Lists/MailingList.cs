@@ -655,6 +655,13 @@ public sealed class MailingList
     private static string Url(string key, string value)
     {
         value = SingleLine(key, value);
+        if (value.AsSpan().IndexOfAny("<> \"") >= 0)
+        {
+            // Uri takes (and escapes) them; written in List-Unsubscribe's <...> they would close it
+            // and open a second URL of anyone's choosing (review 40).
+            throw new ArgumentException($"{key}: one URL without spaces, quotes or angle brackets (percent-encode them), got '{value}'");
+        }
+
         if (value.Length > 0 && !(Uri.TryCreate(value, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" or "mailto"))
         {
             throw new ArgumentException($"{key}: expected an absolute http, https or mailto URL, got '{value}'");

@@ -108,7 +108,7 @@ public sealed class Intake
     /// <exception cref="IntakeException">No such list; the database cannot be read (TryAgain, naming the file and the user).</exception>
     public void CheckList(IntakeRoute route)
     {
-        if (!File.Exists(_paths.Database) && !_paths.VarUnreadable)
+        if (!File.Exists(_paths.Database) && !Directory.Exists(_paths.Database) && !_paths.VarUnreadable)
         {
             // Opened, it would be made anew and empty, and the post refused as to no such list:
             // Postfix bounces a 67. A database that went away (a bad restore, var/ not mounted)

@@ -214,6 +214,9 @@ public sealed class VerbTests : IDisposable
     [InlineData(ExitCodes.DataError, "members", "set", "dev@example.org", "a@example.org", "moderation_action", "bogus")]
     [InlineData(ExitCodes.Usage, "lists", "create", "dev-bounces@example.org")]                              // a role address, as a bad name
     [InlineData(ExitCodes.Usage, "lists", "create", "../dev@example.org")]
+    [InlineData(ExitCodes.NoInput, "members", "add", "dev@example.org", "--file", "/nonexistent/members.txt")]   // 66 as inject --file (review 40: 73)
+    [InlineData(ExitCodes.NoInput, "members", "remove", "dev@example.org", "--file", "/tmp")]                   // a directory (review 40: 77)
+    [InlineData(ExitCodes.Usage, "held", "show", "../x")]                                                        // as held approve (review 40: 65)
     public void Each_kind_of_failure_has_its_sysexits_code_and_one_line(int code, params string[] args)
     {
         Run("lists", "create", "dev@example.org");

@@ -151,6 +151,13 @@ public sealed class ConfigurationTests : IDisposable
         Assert.Equal($"configuration: {_instance.Paths.ConfigFile} is a directory, not a settings file", e.Message);
         Directory.Delete(_instance.Paths.ConfigFile);
 
+        // A link to nothing (the file's volume not mounted): 73 with .NET's "Could not find file" before (review 40).
+        var nowhere = Path.Combine(_instance.Home, "elsewhere", "mailman.json");
+        File.CreateSymbolicLink(_instance.Paths.ConfigFile, nowhere);
+        e = Assert.Throws<InvalidOperationException>(() => MailmanConfiguration.Build(_instance.Paths));
+        Assert.Equal($"configuration: {_instance.Paths.ConfigFile} is a symbolic link to {nowhere}, which does not exist", e.Message);
+        File.Delete(_instance.Paths.ConfigFile);
+
         // DestinationDefaults' MaxConnections is 20 unless set; null sets it to no limit. [] and {} are empty.
         File.WriteAllText(_instance.Paths.ConfigFile, """{ "Mailman": { "Smtp": { "DestinationDefaults": { "MaxConnections": null }, "Relays": null, "Destinations": { "gmail.com": {} } }, "Dns": { "Servers": [] } }, "Logging": {} }""");
         var options = MailmanConfiguration.Options(MailmanConfiguration.Build(_instance.Paths));

@@ -553,6 +553,14 @@ public sealed class HardeningTests : IDisposable
         var members = MailmanProcess.Run(_instance.Home, ["members", "add", List, "new@example.com"]);
         Assert.Equal(ExitCodes.NoPerm, members.ExitCode);
 
+        // The instance is nobody's but its database root's (a root-run sqlite3 or cp): chown it (review 40).
+        Assert.Equal(0, PostfixInstance.Run("chown", "root:root", _instance.Paths.Database));
+        Assert.Equal(0, PostfixInstance.Run("chmod", "0600", _instance.Paths.Database));
+        var rootsDatabase = MailmanProcess.Run(_instance.Home, ["members", "list", List], runAs: "nobody");
+        Assert.True(rootsDatabase.ExitCode == ExitCodes.NoPerm, rootsDatabase.Stdout + rootsDatabase.Stderr);
+        Assert.Contains($"({_instance.Paths.Database} is owned by root, mode 0600 and mailman runs as nobody: chown it to nobody)", rootsDatabase.Stderr, StringComparison.Ordinal);
+        Assert.Equal(0, PostfixInstance.Run("chown", "nobody:nogroup", _instance.Paths.Database));
+
         // status reads as root, but keeps out of the database (its -wal and -shm would be root's):
         // it says so rather than call the database unreadable (review 39).
         var rootStatus = MailmanProcess.Run(_instance.Home, ["status"]);

@@ -125,11 +125,35 @@ public sealed class ListStoreTests : IDisposable
         Assert.Contains(outcomes, o => o.EndsWith(" made", StringComparison.Ordinal));
     }
 
+    // Review 40: a process killed while it made the database left mailman.db.new-* for good.
+    [Fact]
+    public void The_temporary_files_of_a_making_killed_an_hour_ago_are_removed_by_the_next_and_a_recent_one_is_left()
+    {
+        var db = _instance.Paths.Database;
+        var old = db + ".new-0123456789abcdef0123456789abcdef";
+        var recent = db + ".new-fedcba9876543210fedcba9876543210";
+        File.WriteAllText(old, "half made");
+        File.WriteAllText(old + "-journal", "");
+        File.WriteAllText(recent, "being made");
+        File.SetLastWriteTimeUtc(old, DateTime.UtcNow.AddHours(-2));
+        File.SetLastWriteTimeUtc(old + "-journal", DateTime.UtcNow.AddHours(-2));
+
+        using (new ListStore(db))
+        {
+        }
+
+        Assert.False(File.Exists(old));
+        Assert.False(File.Exists(old + "-journal"));
+        Assert.True(File.Exists(recent));
+    }
+
     [Theory]
     [InlineData("personalize", "sometimes")]
     [InlineData("nonmember_action", "7")]
     [InlineData("subject_prefix", "[x]\r\nBcc: evil@example.com")]
     [InlineData("archive_url", "javascript:alert(1)")]
+    [InlineData("unsubscribe_url", "https://a.example/u>, <mailto:evil@evil.example")]   // review 40: a second URL in List-Unsubscribe
+    [InlineData("archive_url", "https://a.example/a b")]
     [InlineData("no_such_key", "x")]
     [InlineData("dmarc_mitigate_action", "mungefrom")]
     [InlineData("dmarc_mitigate_action", "1")]
