@@ -13,6 +13,7 @@ public sealed partial class ListStore : IDisposable
 
     /// <exception cref="SqliteException">The database cannot be opened or migrated.</exception>
     /// <exception cref="DatabaseUnusableException">The file is empty or not an SQLite database.</exception>
+    /// <exception cref="DatabaseReadOnlyException">It opened read-only.</exception>
     public ListStore(string databasePath)
     {
         // Neither can ever be opened: a configuration fault (serve 78, not a 75 that systemd
@@ -41,6 +42,14 @@ public sealed partial class ListStore : IDisposable
 
         // ReadWrite, not create: a file removed since the look above is an error, not a new empty database.
         _db = Connect(databasePath, SqliteOpenMode.ReadWrite, pooling: true);
+        if (SQLitePCL.raw.sqlite3_db_readonly(_db.Handle, "main") == 1)
+        {
+            // SQLite falls back to reading a file it may not write: serve started on a 0400
+            // database and failed at the first member change (review 40). Every user writes.
+            _db.Dispose();
+            throw new DatabaseReadOnlyException($"the list database {databasePath} cannot be written: {Unwritable(databasePath)}");
+        }
+
         try
         {
             Execute(Pragmas);
@@ -118,6 +127,15 @@ public sealed partial class ListStore : IDisposable
                 }
             }
         }
+    }
+
+    // "mailman.db mode 0400, mailman.db-shm mode 0400": SQLite makes -shm with the database's mode,
+    // so a chmod of the database alone does not mend it.
+    private static string Unwritable(string path)
+    {
+        var files = new[] { path, path + "-wal", path + "-shm" }.Where(File.Exists)
+            .Select(f => $"{System.IO.Path.GetFileName(f)} is {Instance.FileOwner.Describe(f)}");
+        return string.Join(", ", files) + $" (mailman runs as {Instance.FileOwner.UserName(Instance.FileOwner.EffectiveUid)}; a read-only file system?)";
     }
 
     // A process killed while it made the database leaves its temporary files (review 40): an
@@ -366,3 +384,6 @@ public sealed class ListExistsException(string message) : InvalidOperationExcept
 
 /// <summary>The list database file cannot be used (empty, or not SQLite): one line naming it, never a new empty database in its place.</summary>
 public sealed class DatabaseUnusableException(string message, Exception? inner = null) : InvalidOperationException(message, inner);
+
+/// <summary>The database opened read-only (its mode, its -shm's, a read-only mount): a permission (77; inject 75).</summary>
+public sealed class DatabaseReadOnlyException(string message) : UnauthorizedAccessException(message);

@@ -125,6 +125,10 @@ public sealed class Intake
                 throw new IntakeException(IntakeFailure.NoSuchList, $"no such list: {route.List}");
             }
         }
+        catch (DatabaseReadOnlyException e)
+        {
+            throw new IntakeException(IntakeFailure.TryAgain, e.Message, e);
+        }
         catch (Microsoft.Data.Sqlite.SqliteException e) when (e.SqliteErrorCode is 3 or 8 or 14 or 23)
         {
             // PERM, READONLY, CANTOPEN, AUTH: this user may not use the database; or it is this

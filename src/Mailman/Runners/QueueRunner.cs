@@ -76,12 +76,13 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
 
     /// <summary>
     /// True for failures of the machine, not of the entry: a full disk or quota, an I/O error, a
-    /// busy or full database. The entry is put back and the runner retries later.
+    /// busy, full or read-only database. The entry is put back and the runner retries later.
     /// </summary>
     public static bool IsTransient(Exception e) => e switch
     {
         IOException io when io.GetType() == typeof(IOException) && io.HResult is 28 or 122 or 5 or 30 => true, // ENOSPC, EDQUOT, EIO, EROFS
         SqliteException sql => sql.SqliteErrorCode is 5 or 6 or 10 or 13, // BUSY, LOCKED, IOERR, FULL
+        Lists.DatabaseReadOnlyException => true, // a chmod or a read-only remount: mended by the operator, not the entry's fault
         _ when e.InnerException is { } inner => IsTransient(inner),
         _ => false,
     };

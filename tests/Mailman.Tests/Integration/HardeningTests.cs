@@ -537,6 +537,29 @@ public sealed class HardeningTests : IDisposable
         Assert.Equal(0, _instance.Count("in"));
     }
 
+    // Review 40: SQLite opens a database it may not write for reading, without a word: serve
+    // started on a 0400 database (and its -shm, made 0400 too, kept writes failing after a chmod
+    // of the database alone). Refused by the owner's every verb: 77, inject 75.
+    [Fact]
+    public void A_database_its_owner_may_not_write_is_refused_with_its_mode_and_inject_keeps_the_post()
+    {
+        CreateList(1);
+        Assert.Equal(0, PostfixInstance.Run("chown", "-R", "nobody:nogroup", _instance.Home));
+        Assert.Equal(0, PostfixInstance.Run("chmod", "0400", _instance.Paths.Database));
+        var members = MailmanProcess.Run(_instance.Home, ["members", "list", List], runAs: "nobody");
+        Assert.True(members.ExitCode == ExitCodes.NoPerm, members.Stdout + members.Stderr);
+        Assert.StartsWith($"mailman: the list database {_instance.Paths.Database} cannot be written: mailman.db is owned by nobody, mode 0400", members.Stderr, StringComparison.Ordinal);
+        Assert.EndsWith("(mailman runs as nobody; a read-only file system?)", members.Stderr.Trim(), StringComparison.Ordinal);
+        var serve = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], runAs: "nobody");
+        Assert.True(serve.ExitCode == ExitCodes.NoPerm, serve.Stderr);   // in the unit's RestartPreventExitStatus
+        var inject = MailmanProcess.Run(_instance.Home, ["inject", List], Posts.Plain(), runAs: "nobody");
+        Assert.True(inject.ExitCode == ExitCodes.TempFail, inject.Stderr);
+        Assert.Contains("cannot be written", inject.Stderr, StringComparison.Ordinal);
+
+        Assert.Equal(0, PostfixInstance.Run("chmod", "0600", _instance.Paths.Database));
+        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["inject", List], Posts.Plain(), runAs: "nobody").ExitCode);
+    }
+
     // 4. Verbs run as root on another user's instance wrote files that user cannot read.
     [Fact]
     public void Root_is_refused_on_another_users_instance_inject_with_75_and_a_pipe_user_without_the_database_gets_75_and_why()
