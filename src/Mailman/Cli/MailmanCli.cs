@@ -111,7 +111,7 @@ public static class MailmanCli
         {
             return Fail(e.Message, e.ExitCode);
         }
-        catch (Microsoft.Data.Sqlite.SqliteException e) when (e.SqliteErrorCode is 8 or 14 && configErrorCode != ExitCodes.TempFail && (RunAsOwner(paths) is { Length: > 0 } ? RunAsOwner(paths) : DatabaseNotOurs(paths)) is { Length: > 0 } hint)
+        catch (Microsoft.Data.Sqlite.SqliteException e) when (e.SqliteErrorCode is 8 or 14 && configErrorCode != ExitCodes.TempFail && OwnershipHint(paths) is { Length: > 0 } hint)
         {
             // CANTOPEN or READONLY as another user than the instance's: a permission, not a busy
             // database to try again (review 39). inject keeps its 75 below, so the MTA keeps the post.
@@ -186,22 +186,24 @@ public static class MailmanCli
         return code;
     }
 
+    /// <summary>" (running as X; HOME is owned by Y ...: run mailman as its owner)", or "" when we are its owner.</summary>
+    private static string RunAsOwner(InstancePaths? paths) =>
+        paths is null || FileOwner.Uid(paths.Home) is not { } owner || owner == FileOwner.EffectiveUid ? ""
+            : $" (running as {FileOwner.UserName(FileOwner.EffectiveUid)}; {paths.Home} is {FileOwner.Describe(paths.Home)}: run mailman as its owner)";
+
+    // Whose the instance or, when the instance is ours, its database is (a root-run sqlite3 or cp:
+    // chown it, rather than run as another user); "" when both are ours.
+    private static string OwnershipHint(InstancePaths? paths) =>
+        RunAsOwner(paths) is { Length: > 0 } runAs ? runAs
+            : paths is null || FileOwner.Uid(paths.Database) is not { } owner || owner == FileOwner.EffectiveUid ? ""
+            : $" ({paths.Database} is {FileOwner.Describe(paths.Database)} and mailman runs as {FileOwner.UserName(FileOwner.EffectiveUid)}: chown it to {FileOwner.UserName(FileOwner.EffectiveUid)})";
+
     /// <summary>
     /// Root writing into an instance another user owns would leave files (queue entries, the
     /// database's journal, logs) that user's daemon cannot read: refused with one line and 77
     /// (<paramref name="code"/>: inject's 75, so that the MTA keeps the message).
     /// </summary>
     /// <exception cref="CliException">Root on another user's instance.</exception>
-    /// <summary>" (running as X; HOME is owned by Y ...: run mailman as its owner)", or "" when we are its owner.</summary>
-    private static string RunAsOwner(InstancePaths? paths) =>
-        paths is null || FileOwner.Uid(paths.Home) is not { } owner || owner == FileOwner.EffectiveUid ? ""
-            : $" (running as {FileOwner.UserName(FileOwner.EffectiveUid)}; {paths.Home} is {FileOwner.Describe(paths.Home)}: run mailman as its owner)";
-
-    // The instance is ours but its database is not (a root-run sqlite3 or cp): chown it, not run as another user.
-    private static string DatabaseNotOurs(InstancePaths? paths) =>
-        paths is null || FileOwner.Uid(paths.Database) is not { } owner || owner == FileOwner.EffectiveUid ? ""
-            : $" ({paths.Database} is {FileOwner.Describe(paths.Database)} and mailman runs as {FileOwner.UserName(FileOwner.EffectiveUid)}: chown it to {FileOwner.UserName(FileOwner.EffectiveUid)})";
-
     private static void RefuseForeignInstance(InstancePaths paths, int code)
     {
         if (FileOwner.EffectiveUid != 0 || !Directory.Exists(paths.Home) || FileOwner.Uid(paths.Home) is not { } owner || owner == 0)

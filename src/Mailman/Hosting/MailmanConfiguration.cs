@@ -27,6 +27,12 @@ public static class MailmanConfiguration
             throw new InvalidOperationException($"configuration: {paths.ConfigFile} is a symbolic link to {target}, which does not exist");
         }
 
+        if (FileOwner.IsRegularFile(paths.ConfigFile) is false && !Directory.Exists(paths.ConfigFile))
+        {
+            // A FIFO hung serve and SIGHUP for good; a link to /dev/zero read gigabytes (review 40).
+            throw new InvalidOperationException($"configuration: {paths.ConfigFile} is not a regular file (a FIFO, a device?)");
+        }
+
         builder.AddJsonFile(paths.ConfigFile, optional: true, reloadOnChange: false);
         builder.AddEnvironmentVariables();
         if (overrides is not null)

@@ -53,6 +53,20 @@ public static partial class FileOwner
         return Stat(path, buffer) == 0 ? *(uint*)(buffer + offset) : null;
     }
 
+    /// <summary>Whether <paramref name="path"/> (links followed) is a regular file; null when it cannot be read.</summary>
+    public static unsafe bool? IsRegularFile(string path)
+    {
+        // st_mode: byte 24 on x86_64, 16 on arm64; S_IFMT 0xF000, S_IFREG 0x8000.
+        var offset = RuntimeInformation.ProcessArchitecture switch
+        {
+            Architecture.X64 => 24,
+            Architecture.Arm64 => 16,
+            _ => -1,
+        };
+        var buffer = stackalloc byte[256];
+        return offset >= 0 && Stat(path, buffer) == 0 ? (*(uint*)(buffer + offset) & 0xF000) == 0x8000 : null;
+    }
+
     /// <summary>The device and inode of <paramref name="path"/> (st_dev, st_ino: the first two fields of struct stat on x86_64 and arm64), or null when it cannot be read.</summary>
     public static unsafe (ulong Device, ulong Inode)? Identity(string path)
     {

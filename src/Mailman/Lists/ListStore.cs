@@ -65,7 +65,6 @@ public sealed partial class ListStore : IDisposable
 
     private ListStore(SqliteConnection db) => _db = db;
 
-
     private const string Pragmas = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;";
 
     // Pooled: closing the last connection of a process checkpoints the WAL and fsyncs; the
@@ -82,6 +81,14 @@ public sealed partial class ListStore : IDisposable
     // at once: the first rename wins and the other's copy is dropped.
     private static void Create(string path)
     {
+        var directory = System.IO.Path.GetDirectoryName(path)!;
+        if (!Directory.Exists(directory))
+        {
+            // A verb that does not make the instance (serve, init and lists create make var/):
+            // SQLite's "unable to open" of a temporary name said nothing (review 40).
+            throw new DatabaseUnusableException($"the list database {path} cannot be made: {directory} does not exist (a file system not mounted?)");
+        }
+
         RemoveStaleTemporaries(path);
         var temp = $"{path}.new-{Guid.NewGuid():N}";
         try

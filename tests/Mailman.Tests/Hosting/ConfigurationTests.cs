@@ -143,9 +143,10 @@ public sealed class ConfigurationTests : IDisposable
     }
 
     [Fact]
-    public void A_settings_file_that_is_a_directory_is_refused_and_null_means_no_limit_where_leaving_out_means_a_default()
+    public void A_settings_file_that_is_a_directory_a_link_to_nothing_or_no_file_at_all_is_refused_and_null_means_no_limit_where_leaving_out_means_a_default()
     {
         File.Delete(_instance.Paths.ConfigFile);
+
         Directory.CreateDirectory(_instance.Paths.ConfigFile);
         var e = Assert.Throws<InvalidOperationException>(() => MailmanConfiguration.Build(_instance.Paths));
         Assert.Equal($"configuration: {_instance.Paths.ConfigFile} is a directory, not a settings file", e.Message);
@@ -156,6 +157,16 @@ public sealed class ConfigurationTests : IDisposable
         File.CreateSymbolicLink(_instance.Paths.ConfigFile, nowhere);
         e = Assert.Throws<InvalidOperationException>(() => MailmanConfiguration.Build(_instance.Paths));
         Assert.Equal($"configuration: {_instance.Paths.ConfigFile} is a symbolic link to {nowhere}, which does not exist", e.Message);
+        File.Delete(_instance.Paths.ConfigFile);
+
+        // A FIFO waited for a writer for good, and a link to /dev/zero read until memory ran out (review 40).
+        File.CreateSymbolicLink(_instance.Paths.ConfigFile, "/dev/zero");
+        e = Assert.Throws<InvalidOperationException>(() => MailmanConfiguration.Build(_instance.Paths));
+        Assert.Equal($"configuration: {_instance.Paths.ConfigFile} is not a regular file (a FIFO, a device?)", e.Message);
+        File.Delete(_instance.Paths.ConfigFile);
+        Assert.Equal(0, PostfixInstance.Run("mkfifo", _instance.Paths.ConfigFile));
+        e = Assert.Throws<InvalidOperationException>(() => MailmanConfiguration.Build(_instance.Paths));
+        Assert.Contains("is not a regular file", e.Message, StringComparison.Ordinal);
         File.Delete(_instance.Paths.ConfigFile);
 
         // DestinationDefaults' MaxConnections is 20 unless set; null sets it to no limit. [] and {} are empty.
