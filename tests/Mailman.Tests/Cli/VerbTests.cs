@@ -320,6 +320,17 @@ public sealed class VerbTests : IDisposable
         Assert.True(new Mailman.Instance.InstancePaths(serveHome).Exists);
     }
 
+    // Review 40: SQLite's "unable to open" of mailman.db.new-GUID, 73, when var/ was gone (a file system not mounted).
+    [Fact]
+    public void A_verb_on_an_instance_without_its_var_directory_says_so_and_makes_nothing()
+    {
+        Directory.Delete(_instance.Paths.VarDirectory, recursive: true);
+        var result = Run("members", "list", "dev@example.org");
+        Assert.Equal(ExitCodes.Config, result.ExitCode);
+        Assert.Equal($"mailman: the list database {_instance.Paths.Database} cannot be made: {_instance.Paths.VarDirectory} does not exist (a file system not mounted?)", result.Stderr.Trim());
+        Assert.False(Directory.Exists(_instance.Paths.VarDirectory));
+    }
+
     // Review 40: both were SQLite's "unable to open database file" as a 75: serve was restarted by systemd every 5 s.
     [Fact]
     public void A_database_that_is_a_directory_or_a_dangling_link_is_named_and_stops_serve_with_78_and_inject_with_75()
