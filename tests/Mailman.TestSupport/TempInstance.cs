@@ -28,7 +28,7 @@ public sealed class TempInstance : IDisposable
     {
         var list = new MailingList { Name = ListName.Parse(fqdn), DisplayName = fqdn.Split('@')[0] };
         configure?.Invoke(list);
-        using var store = new ListStore(Paths.Database);
+        using var store = new ListStore(Paths.Database, create: true);
         store.CreateList(list);
         return list;
     }

@@ -58,7 +58,7 @@ internal static class InitCommand
             // behind to make the next init say "an instance already" (review 40).
             try
             {
-                using (new ListStore(paths.Database))
+                using (new ListStore(paths.Database, create: true))
                 {
                     // Opening creates the schema.
                 }

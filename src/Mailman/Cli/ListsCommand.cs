@@ -38,7 +38,7 @@ internal static class ListsCommand
             list.Set("personalize", parse.GetValue(personalize)!);
             paths.EnsureCreated();
             var owners = (parse.GetValue(owner) ?? []).Select(Person).ToList();
-            using var store = new ListStore(paths.Database);
+            using var store = new ListStore(paths.Database, create: true);
             foreach (var o in owners)
             {
                 NotAListAddress(store, o.Address, listName);
@@ -66,7 +66,6 @@ internal static class ListsCommand
         var all = new Command("list", "list every list");
         all.SetAction(parse => MailmanCli.Guard(parse, paths =>
         {
-            paths.EnsureCreated();
             using var store = new ListStore(paths.Database);
             foreach (var list in store.AllLists())
             {

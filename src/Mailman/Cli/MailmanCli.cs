@@ -191,12 +191,21 @@ public static class MailmanCli
         paths is null || FileOwner.Uid(paths.Home) is not { } owner || owner == FileOwner.EffectiveUid ? ""
             : $" (running as {FileOwner.UserName(FileOwner.EffectiveUid)}; {paths.Home} is {FileOwner.Describe(paths.Home)}: run mailman as its owner)";
 
-    // Whose the instance or, when the instance is ours, its database is (a root-run sqlite3 or cp:
-    // chown it, rather than run as another user); "" when both are ours.
-    private static string OwnershipHint(InstancePaths? paths) =>
-        RunAsOwner(paths) is { Length: > 0 } runAs ? runAs
-            : paths is null || FileOwner.Uid(paths.Database) is not { } owner || owner == FileOwner.EffectiveUid ? ""
-            : $" ({paths.Database} is {FileOwner.Describe(paths.Database)} and mailman runs as {FileOwner.UserName(FileOwner.EffectiveUid)}: chown it to {FileOwner.UserName(FileOwner.EffectiveUid)})";
+    // Whose the instance or, when the instance is ours, its database or the database's -wal or
+    // -shm is (a root-run sqlite3 or cp: chown it, rather than run as another user; review 41);
+    // "" when all are ours.
+    private static string OwnershipHint(InstancePaths? paths)
+    {
+        if (RunAsOwner(paths) is { Length: > 0 } runAs)
+        {
+            return runAs;
+        }
+
+        var me = FileOwner.EffectiveUid;
+        return paths is null || new[] { paths.Database, paths.Database + "-wal", paths.Database + "-shm" }
+                .FirstOrDefault(f => FileOwner.Uid(f) is { } owner && owner != me) is not { } foreign ? ""
+            : $" ({foreign} is {FileOwner.Describe(foreign)} and mailman runs as {FileOwner.UserName(me)}: chown it to {FileOwner.UserName(me)})";
+    }
 
     /// <summary>
     /// Root writing into an instance another user owns would leave files (queue entries, the

@@ -176,8 +176,9 @@ internal static class StatusCommand
             using var store = new Lists.ListStore(paths.Database);
             return store.CountDisabledSince(new DateTimeOffset(now.UtcDateTime.Date, TimeSpan.Zero));
         }
-        catch (Microsoft.Data.Sqlite.SqliteException)
+        catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or Lists.DatabaseReadOnlyException or Lists.DatabaseUnusableException)
         {
+            // status shows the queues whatever the database's state (review 41: a 0400 one was 77 for all of it).
             return null;
         }
     }
@@ -186,7 +187,8 @@ internal static class StatusCommand
     private static string WhyNotCounted(InstancePaths paths) =>
         FileOwner.Uid(paths.Database) is { } owner && owner != FileOwner.EffectiveUid
             ? $"counted only when status runs as the database's owner, {FileOwner.UserName(owner)}"
-            : "the database is not readable as this user";
+            : !File.Exists(paths.Database) && !paths.VarUnreadable ? $"{paths.Database} does not exist"
+            : "the database cannot be opened as this user; any verb that changes lists says why";
 
     private static DateTimeOffset? NextRetry(Switchboard retry)
     {

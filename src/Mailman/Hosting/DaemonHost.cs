@@ -30,7 +30,7 @@ public static class DaemonHost
         options.Smtp.ResolvedRelays();
 
         // So is a list database that cannot be used (empty, not SQLite): not a start that shunts every post.
-        new ListStore(paths.Database).Dispose();
+        new ListStore(paths.Database, create: true).Dispose();
         var logger = Logging.Create(configuration, paths, out var logFiles);
 
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });

@@ -27,10 +27,10 @@ public static class MailmanConfiguration
             throw new InvalidOperationException($"configuration: {paths.ConfigFile} is a symbolic link to {target}, which does not exist");
         }
 
-        if (FileOwner.IsRegularFile(paths.ConfigFile) is false && !Directory.Exists(paths.ConfigFile))
+        if (FileOwner.NotASettingsFile(paths.ConfigFile, 16 << 20) is { } why)
         {
             // A FIFO hung serve and SIGHUP for good; a link to /dev/zero read gigabytes (review 40).
-            throw new InvalidOperationException($"configuration: {paths.ConfigFile} is not a regular file (a FIFO, a device?)");
+            throw new InvalidOperationException($"configuration: {paths.ConfigFile} {why}");
         }
 
         builder.AddJsonFile(paths.ConfigFile, optional: true, reloadOnChange: false);
@@ -138,8 +138,26 @@ public static class MailmanConfiguration
     // set to null, [], {} or "": "Chain": [] ran the whole default chain, "Smtp": null the default
     // relay, without a word (review 40). The layer that wrote it is asked. Where nothing lies
     // beneath ("Relays": [], as the shipped file has it), empty is what it says.
+    // Only the highest layer that names the node counts: "Chain": [] in the file under a Chain
+    // given whole in the environment is that Chain (review 41).
     private static bool EmptiedInALayer(IConfigurationSection node, IReadOnlyList<IConfigurationProvider> layers)
-        => layers.Any(l => l.TryGet(node.Path, out var value) && string.IsNullOrEmpty(value) && !l.GetChildKeys([], node.Path).Any());
+    {
+        foreach (var layer in layers.Reverse())
+        {
+            var hasChildren = layer.GetChildKeys([], node.Path).Any();
+            if (hasChildren)
+            {
+                return false;
+            }
+
+            if (layer.TryGet(node.Path, out var value))
+            {
+                return string.IsNullOrEmpty(value);
+            }
+        }
+
+        return false;
+    }
 
     // The types walked are the options classes, whose properties the attributes keep in a trimmed build.
     [DynamicDependency(DynamicallyAccessedMemberTypes.PublicProperties, typeof(MailmanOptions))]
@@ -264,15 +282,15 @@ public static class MailmanConfiguration
                 continue;
             }
 
+            static bool Index(string k) => int.TryParse(k, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out _);
             var result = new List<string>();
             for (var i = 0; i < keys.Count; i++)
             {
                 if (!provider.TryGet($"{key}:{i}", out var name))
                 {
-                    var numbered = keys.All(k => int.TryParse(k, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out _));
-                    throw new InvalidOperationException(numbered
+                    throw new InvalidOperationException(keys.TrueForAll(Index)
                         ? $"configuration: {key} has entries {string.Join(", ", keys.Order(StringComparer.Ordinal))} but no {i}: number them 0, 1, 2 ... without a gap (an entry after a gap would be dropped)"
-                        : $"configuration: {key} must be a list (JSON [ ... ], or {key.Replace(":", "__", StringComparison.Ordinal)}__0 in the environment), not a section with '{keys.First(k => !int.TryParse(k, out _))}'");
+                        : $"configuration: {key} must be a list (JSON [ ... ], or {key.Replace(":", "__", StringComparison.Ordinal)}__0 in the environment), not a section with '{keys.Find(k => !Index(k))}'");
                 }
 
                 result.Add(string.IsNullOrWhiteSpace(name)

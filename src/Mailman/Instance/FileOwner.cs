@@ -31,6 +31,24 @@ public static partial class FileOwner
         }
     }
 
+    /// <summary>
+    /// Gives <paramref name="existing"/> the name <paramref name="name"/> unless that name is taken
+    /// (link(2): the test and the naming are one step; File.Move without overwrite checks, then
+    /// renames over whatever came in between). False when it is taken.
+    /// </summary>
+    /// <exception cref="IOException">Any other failure.</exception>
+    public static bool TryLinkNew(string existing, string name)
+    {
+        if (Link(existing, name) == 0)
+        {
+            return true;
+        }
+
+        var errno = Marshal.GetLastPInvokeError();
+        return errno == 17 ? false // EEXIST
+            : throw new IOException($"cannot link {existing} to {name}: {Marshal.GetPInvokeErrorMessage(errno)}", errno);
+    }
+
     /// <summary>The effective user id of this process.</summary>
     public static uint EffectiveUid => GetEuid();
 
@@ -66,6 +84,19 @@ public static partial class FileOwner
         var buffer = stackalloc byte[256];
         return offset >= 0 && Stat(path, buffer) == 0 ? (*(uint*)(buffer + offset) & 0xF000) == 0x8000 : null;
     }
+
+    /// <summary>
+    /// Why a settings file (the configuration, a password, a CA file) is not read whole at start:
+    /// a FIFO waits for a writer for good, a device or a huge file reads until memory runs out
+    /// (reviews 40, 41). Null when it is a regular file of at most <paramref name="maxBytes"/>, or not there.
+    /// </summary>
+    public static string? NotASettingsFile(string path, long maxBytes)
+        => IsRegularFile(path) switch
+        {
+            false when !Directory.Exists(path) => "is not a regular file (a FIFO, a device?)",
+            true when new FileInfo(path).Length > maxBytes => $"is {new FileInfo(path).Length:N0} bytes, more than such a file holds ({maxBytes:N0} at most)",
+            _ => null,
+        };
 
     /// <summary>The device and inode of <paramref name="path"/> (st_dev, st_ino: the first two fields of struct stat on x86_64 and arm64), or null when it cannot be read.</summary>
     public static unsafe (ulong Device, ulong Inode)? Identity(string path)
@@ -126,6 +157,9 @@ public static partial class FileOwner
 
     [LibraryImport("libc", EntryPoint = "umask")]
     private static partial uint Umask(uint mask);
+
+    [LibraryImport("libc", EntryPoint = "link", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int Link(string existing, string name);
 
     [LibraryImport("libc", EntryPoint = "geteuid")]
     private static partial uint GetEuid();

@@ -308,7 +308,7 @@ public sealed class SmtpOptions
 
         var inner = name[1..^1];
         return inner.StartsWith("IPv6:", StringComparison.OrdinalIgnoreCase)
-            ? System.Net.IPAddress.TryParse(inner[5..], out var v6) && v6.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
+            ? !inner.Contains('%', StringComparison.Ordinal) && System.Net.IPAddress.TryParse(inner[5..], out var v6) && v6.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
             : System.Net.IPAddress.TryParse(inner, out var v4) && v4.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork && v4.ToString() == inner;
     }
 
@@ -386,8 +386,9 @@ public sealed class SmtpOptions
                 $"{trustKey}{(string.IsNullOrEmpty(r.CaFile) ? "Fingerprint" : "CaFile")} is set with {securityKey}Security none{(Relays.Count > 0 ? $" (for {r.Address})" : "")}: a plain connection checks no certificate (use starttls or tls)");
         }
 
-        MailmanOptions.Check(HeloName.Length == 0 || Uri.CheckHostName(HeloName) is UriHostNameType.Dns or UriHostNameType.IPv4 || IsAddressLiteral(HeloName),
-            $"{s}HeloName must be a host name or an address literal ([192.0.2.1], [IPv6:2001:db8::1])");
+        // ASCII: a U-label is sent raw and refused by reject_invalid_helo_hostname (review 41).
+        MailmanOptions.Check(HeloName.Length == 0 || (System.Text.Ascii.IsValid(HeloName) && Uri.CheckHostName(HeloName) is UriHostNameType.Dns or UriHostNameType.IPv4) || IsAddressLiteral(HeloName),
+            $"{s}HeloName must be a host name in ASCII (A-labels: xn--...) or an address literal ([192.0.2.1], [IPv6:2001:db8::1])");
         var claimed = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         foreach (var (name, d) in Destinations)
         {

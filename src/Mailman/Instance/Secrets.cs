@@ -58,6 +58,11 @@ public static class Secrets
 
     private static string Read(string path, string setting)
     {
+        if (FileOwner.NotASettingsFile(path, 64 << 10) is { } why)
+        {
+            throw new InvalidOperationException($"configuration: {setting} {path} {why}");
+        }
+
         string text;
         try
         {

@@ -14,7 +14,13 @@ public sealed partial class ListStore : IDisposable
     /// <exception cref="SqliteException">The database cannot be opened or migrated.</exception>
     /// <exception cref="DatabaseUnusableException">The file is empty or not an SQLite database.</exception>
     /// <exception cref="DatabaseReadOnlyException">It opened read-only.</exception>
-    public ListStore(string databasePath)
+    /// <param name="databasePath">var/mailman.db.</param>
+    /// <param name="create">
+    /// Make the database when there is none: `serve` at start, `init` and `lists create` only.
+    /// Anything else opening a missing one made a new empty one: every post after it refused as to
+    /// no such list, and bounced by the MTA (review 40).
+    /// </param>
+    public ListStore(string databasePath, bool create = false)
     {
         // Neither can ever be opened: a configuration fault (serve 78, not a 75 that systemd
         // restarts every 5 s; review 40), and nothing is made in their place.
@@ -30,6 +36,11 @@ public sealed partial class ListStore : IDisposable
 
         if (!File.Exists(databasePath))
         {
+            if (!create)
+            {
+                ThrowMissing(databasePath);
+            }
+
             Create(databasePath);
         }
         else if (File.Exists(databasePath) && new FileInfo(databasePath).Length == 0)
@@ -76,19 +87,11 @@ public sealed partial class ListStore : IDisposable
         return db;
     }
 
-    // A new database is made whole under another name and renamed into place, so that the file
+    // A new database is made whole under another name and linked into place, so that the file
     // under the real name is never empty: an empty one is refused above. Two processes making it
-    // at once: the first rename wins and the other's copy is dropped.
+    // at once: the first link wins and the other's copy is dropped.
     private static void Create(string path)
     {
-        var directory = System.IO.Path.GetDirectoryName(path)!;
-        if (!Directory.Exists(directory))
-        {
-            // A verb that does not make the instance (serve, init and lists create make var/):
-            // SQLite's "unable to open" of a temporary name said nothing (review 40).
-            throw new DatabaseUnusableException($"the list database {path} cannot be made: {directory} does not exist (a file system not mounted?)");
-        }
-
         RemoveStaleTemporaries(path);
         var temp = $"{path}.new-{Guid.NewGuid():N}";
         try
@@ -108,11 +111,9 @@ public sealed partial class ListStore : IDisposable
                 }
             }
 
-            File.Move(temp, path, overwrite: false);
-        }
-        catch (IOException) when (File.Exists(path))
-        {
-            // Made by the other process.
+            // The first to link wins; another's copy is dropped (a rename would replace a database
+            // the other process had already written lists into; review 41).
+            Instance.FileOwner.TryLinkNew(temp, path);
         }
         catch (Exception e) when (e is UnauthorizedAccessException || e is SqliteException { SqliteErrorCode: 14 } && !File.Exists(path))
         {
@@ -134,6 +135,30 @@ public sealed partial class ListStore : IDisposable
                 }
             }
         }
+    }
+
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    private static void ThrowMissing(string path)
+    {
+        var directory = System.IO.Path.GetDirectoryName(path)!;
+        if (!Directory.Exists(directory))
+        {
+            // SQLite's "unable to open" of a temporary name said nothing (review 40).
+            throw new DatabaseUnusableException($"the list database {path} does not exist, nor does {directory} (a file system not mounted?)");
+        }
+
+        try
+        {
+            // Not there, or not to be seen: var/ closed to this user is a permission, not a loss.
+            using var entries = Directory.EnumerateFileSystemEntries(directory).GetEnumerator();
+            entries.MoveNext();
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            throw new UnauthorizedAccessException($"Access to the list database {path} is denied.", e);
+        }
+
+        throw new DatabaseUnusableException($"the list database {path} does not exist (removed? var/ on a file system not mounted?): restore it from a backup, or `mailman lists create` makes a new, empty one");
     }
 
     // "mailman.db mode 0400, mailman.db-shm mode 0400": SQLite makes -shm with the database's mode,

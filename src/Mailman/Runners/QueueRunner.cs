@@ -83,6 +83,7 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
         IOException io when io.GetType() == typeof(IOException) && io.HResult is 28 or 122 or 5 or 30 => true, // ENOSPC, EDQUOT, EIO, EROFS
         SqliteException sql => sql.SqliteErrorCode is 5 or 6 or 10 or 13, // BUSY, LOCKED, IOERR, FULL
         Lists.DatabaseReadOnlyException => true, // a chmod or a read-only remount: mended by the operator, not the entry's fault
+        Lists.DatabaseUnusableException => true, // missing (var/ not mounted), damaged: as above
         _ when e.InnerException is { } inner => IsTransient(inner),
         _ => false,
     };

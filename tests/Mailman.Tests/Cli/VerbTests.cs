@@ -327,7 +327,8 @@ public sealed class VerbTests : IDisposable
         Directory.Delete(_instance.Paths.VarDirectory, recursive: true);
         var result = Run("members", "list", "dev@example.org");
         Assert.Equal(ExitCodes.Config, result.ExitCode);
-        Assert.Equal($"mailman: the list database {_instance.Paths.Database} cannot be made: {_instance.Paths.VarDirectory} does not exist (a file system not mounted?)", result.Stderr.Trim());
+        Assert.Equal($"mailman: the list database {_instance.Paths.Database} does not exist, nor does {_instance.Paths.VarDirectory} (a file system not mounted?)", result.Stderr.Trim());
+        Assert.Equal(ExitCodes.Config, Run("lists", "list").ExitCode);
         Assert.False(Directory.Exists(_instance.Paths.VarDirectory));
     }
 

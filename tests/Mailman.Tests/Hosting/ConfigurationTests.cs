@@ -59,6 +59,16 @@ public sealed class ConfigurationTests : IDisposable
         var options = MailmanConfiguration.Options(MailmanConfiguration.Build(_instance.Paths,
             [new("Mailman:Moderation:Chain:1", "nonmember-moderation"), new("Mailman:Moderation:Chain:0", "loop-detection")]));
         Assert.Equal(["loop-detection", "nonmember-moderation"], options.Moderation.Chain);
+
+        // An empty Chain in the file under one given whole by a higher layer is that one (review 41).
+        File.WriteAllText(_instance.Paths.ConfigFile, """{ "Mailman": { "Moderation": { "Chain": [] } } }""");
+        options = MailmanConfiguration.Options(MailmanConfiguration.Build(_instance.Paths, [new("Mailman:Moderation:Chain:0", "loop-detection")]));
+        Assert.Equal(["loop-detection"], options.Moderation.Chain);
+
+        // A negative index is no list entry: one line, not LINQ's "Sequence contains no matching element".
+        e = Assert.Throws<InvalidOperationException>(() => MailmanConfiguration.Options(MailmanConfiguration.Build(_instance.Paths,
+            [new("Mailman:Moderation:Chain:0", "loop-detection"), new("Mailman:Moderation:Chain:-1", "approved")])));
+        Assert.StartsWith("configuration: Mailman:Moderation:Chain must be a list (JSON [ ... ], or Mailman__Moderation__Chain__0 in the environment), not a section with '-1'", e.Message, StringComparison.Ordinal);
     }
 
     // RFC 5321's address literals are taken; [1.2.3] and an untagged [::1] are refused (OutboundTests).

@@ -97,6 +97,8 @@ public sealed class OutboundTests : IDisposable
         { "Mailman__Smtp__Security", "startls", "Mailman:Smtp:Security must be none, starttls, opportunistic or tls (got 'startls')" },
         { "Mailman__Smtp__PasswordFile", "missing", "does not exist" },
         { "Mailman__Smtp__PasswordFile", "world-readable", "is readable by others (mode 0644): chmod 600" },
+        { "Mailman__Smtp__PasswordFile", "fifo", "is not a regular file (a FIFO, a device?)" },            // serve waited for a writer for good (review 41)
+        { "Mailman__Smtp__CaFile", "/dev/zero", "CaFile /dev/zero is not a regular file (a FIFO, a device?)" }, // read until memory ran out: exit 70
         { "Mailman__Smtp__Credential", "smtp", "LoadCredential=smtp" },
         { "Mailman__Smtp__Relays__1__Address", "127.0.0.1:2525", "Mailman:Smtp:Relays lists 127.0.0.1:2525 twice" },
         { "Mailman__Smtp__Relays__1__Address", "LocalHost.:2525", "Mailman:Smtp:Relays lists 127.0.0.1:2525 and LocalHost.:2525, one server (loopback:2525) twice" },
@@ -111,8 +113,10 @@ public sealed class OutboundTests : IDisposable
         { "Mailman__Smtp__PasswordFile", "config/pw", "Mailman:Smtp:PasswordFile must be an absolute path (got 'config/pw')" },
         { "Mailman__Smtp__Fingerprint", new string('a', 64), "Mailman:Smtp:CaFile and Mailman:Smtp:Fingerprint are both set: use one" },
         { "Mailman__Smtp__HeloName", "evil\r\nMAIL FROM:<x@evil>", "Mailman:Smtp:HeloName must be a host name" },
-        { "Mailman__Smtp__HeloName", "[1.2.3]", "Mailman:Smtp:HeloName must be a host name or an address literal" },   // IPAddress.TryParse's short form (review 39)
-        { "Mailman__Smtp__HeloName", "[::1]", "Mailman:Smtp:HeloName must be a host name or an address literal" },     // IPv6 needs its tag
+        { "Mailman__Smtp__HeloName", "[1.2.3]", "Mailman:Smtp:HeloName must be a host name in ASCII" },   // IPAddress.TryParse's short form (review 39)
+        { "Mailman__Smtp__HeloName", "[::1]", "Mailman:Smtp:HeloName must be a host name in ASCII" },     // IPv6 needs its tag
+        { "Mailman__Smtp__HeloName", "münchen.example", "Mailman:Smtp:HeloName must be a host name in ASCII (A-labels: xn--...)" },  // sent raw (review 41)
+        { "Mailman__Smtp__HeloName", "[IPv6:fe80::1%eth0]", "Mailman:Smtp:HeloName must be a host name in ASCII" },             // a zone id is not a literal
         { "Mailman__Smtp__Secrity", "tls", "unknown setting 'Secrity' in Smtp" },                         // a typo is not ignored
         { "Mailman__Smtp__Port", "abc", "Failed to convert configuration value 'abc' at 'Mailman:Smtp:Port'" },
         { "Mailman__Smtp__Port", "", "Mailman:Smtp:Port is empty: give it a value, or remove it to keep the default" }, // the binder skipped it: port 25
@@ -160,6 +164,12 @@ public sealed class OutboundTests : IDisposable
                 File.WriteAllText(file, "secret\n");
                 File.SetUnixFileMode(file, (UnixFileMode)Convert.ToInt32("644", 8));
                 env[key] = file;
+            }
+            else if (value == "fifo")
+            {
+                var fifo = Path.Combine(_instance.Home, "pw-fifo");
+                Assert.Equal(0, PostfixInstance.Run("mkfifo", "-m", "600", fifo));
+                env[key] = fifo;
             }
             else if (value == "missing")
             {

@@ -86,7 +86,7 @@ public sealed class ListStoreTests : IDisposable
             disk.Fill(leave * 1024);
             try
             {
-                using (new ListStore(db))
+                using (new ListStore(db, create: true))
                 {
                 }
 
@@ -125,6 +125,24 @@ public sealed class ListStoreTests : IDisposable
         Assert.Contains(outcomes, o => o.EndsWith(" made", StringComparison.Ordinal));
     }
 
+    // Review 41: File.Move without overwrite checks and then renames, so the slower of two
+    // processes making the database replaced the one the faster had already written a list into.
+    // link(2) names the file only when the name is free, in one step.
+    [Fact]
+    public void A_database_is_put_in_place_only_where_none_is_and_never_over_another()
+    {
+        var theirs = _instance.Paths.Database;
+        var ours = theirs + ".new-ours";
+        File.WriteAllText(theirs, "the other process's database");
+        File.WriteAllText(ours, "ours");
+        Assert.False(Mailman.Instance.FileOwner.TryLinkNew(ours, theirs));
+        Assert.Equal("the other process's database", File.ReadAllText(theirs));
+        File.Delete(theirs);
+        Assert.True(Mailman.Instance.FileOwner.TryLinkNew(ours, theirs));
+        Assert.Equal("ours", File.ReadAllText(theirs));
+        Assert.Throws<IOException>(() => Mailman.Instance.FileOwner.TryLinkNew(theirs + ".none", theirs + ".other"));
+    }
+
     // Review 40: a process killed while it made the database left mailman.db.new-* for good.
     [Fact]
     public void The_temporary_files_of_a_making_killed_an_hour_ago_are_removed_by_the_next_and_a_recent_one_is_left()
@@ -138,7 +156,7 @@ public sealed class ListStoreTests : IDisposable
         File.SetLastWriteTimeUtc(old, DateTime.UtcNow.AddHours(-2));
         File.SetLastWriteTimeUtc(old + "-journal", DateTime.UtcNow.AddHours(-2));
 
-        using (new ListStore(db))
+        using (new ListStore(db, create: true))
         {
         }
 

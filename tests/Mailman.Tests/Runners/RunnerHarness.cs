@@ -27,6 +27,9 @@ internal sealed class RunnerHarness : IDisposable
         Options = MailmanConfiguration.Options(MailmanConfiguration.Build(instance.Paths));
         configure?.Invoke(Options);
         Queues = new QueueSet(new FileSystem(), instance.Paths, Time);
+
+        // As serve at its start: the runners open the database, never make it.
+        new ListStore(instance.Paths.Database, create: true).Dispose();
         var lists = Lists = new ListStoreFactory(instance.Paths);
         var dmarc = new DmarcServices(new DmarcPolicyLookup(Resolver, NullLogger<DmarcPolicyLookup>.Instance), Options.Dmarc.RemoveDkimHeaders, NullLogger.Instance);
         var catalog = new HandlerCatalog(lists.Members, dmarc, new Mailman.Http.OneClickLinks(Options, new SecretKey(instance.Paths)));

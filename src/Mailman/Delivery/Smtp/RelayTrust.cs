@@ -59,6 +59,11 @@ public sealed class RelayTrust
         if (!string.IsNullOrEmpty(caFile))
         {
             roots = [];
+            if (Instance.FileOwner.NotASettingsFile(caFile, 16 << 20) is { } why)
+            {
+                throw new InvalidOperationException($"configuration: {key}CaFile {caFile} {why}");
+            }
+
             try
             {
                 roots.ImportFromPemFile(caFile);
