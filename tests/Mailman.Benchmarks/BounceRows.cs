@@ -30,7 +30,7 @@ internal static class BounceRows
         {
             var home = Path.Combine(work, "bounces");
             var paths = Workloads.FreshInstance(home);
-            using (var store = new ListStore(paths.Database))
+            using (var store = new ListStore(paths.Database, create: true))
             {
                 store.CreateList(new MailingList { Name = List, NonMemberAction = NonMemberAction.Accept });
                 store.AddMembers(List, addresses.Select(a => new Member(a, "")));
@@ -78,7 +78,7 @@ internal static class BounceRows
             var first = Stamp(log.First(l => l.Contains("BounceRunner started on queue bounces", StringComparison.Ordinal)));
             var last = Stamp(lines[^1]);
             long scored;
-            using (var store = new ListStore(paths.Database))
+            using (var store = new ListStore(paths.Database, create: true))
             {
                 scored = store.MemberRecords(List).LongCount(m => m.BounceScore == 1);
             }

@@ -56,7 +56,7 @@ public sealed partial class EndToEnd(string mailman, string work, bool oneClick 
 
         var paths = new Mailman.Instance.InstancePaths(home);
         paths.EnsureCreated();
-        using var store = new ListStore(paths.Database);
+        using var store = new ListStore(paths.Database, create: true);
         var list = new MailingList
         {
             Name = ListName.Parse("bench@example.org"),

@@ -36,7 +36,7 @@ internal static class Hardening
                 Run("mount", "-t", "tmpfs", "-o", "size=4g,mode=0700", "tmpfs", paths.QueuesDirectory);
             }
 
-            using (var store = new ListStore(paths.Database))
+            using (var store = new ListStore(paths.Database, create: true))
             {
                 store.CreateList(new MailingList { Name = ListName.Parse("bench@example.org"), NonMemberAction = NonMemberAction.Accept, FooterTemplate = "" });
                 store.AddMembers(ListName.Parse("bench@example.org"), [new Member("member@example.com", "")]);
@@ -111,7 +111,7 @@ internal static class Hardening
     {
         var home = Path.Combine(work, "large");
         var paths = Workloads.FreshInstance(home);
-        using (var store = new ListStore(paths.Database))
+        using (var store = new ListStore(paths.Database, create: true))
         {
             store.CreateList(new MailingList { Name = ListName.Parse("bench@example.org"), NonMemberAction = NonMemberAction.Accept, MaxMessageSizeKb = limitKb });
             store.AddMembers(ListName.Parse("bench@example.org"), [new Member("a@example.com", ""), new Member("b@example.com", "")]);

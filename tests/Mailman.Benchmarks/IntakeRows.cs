@@ -88,7 +88,7 @@ internal static class IntakeRows
 
         var paths = new Mailman.Instance.InstancePaths(home);
         paths.EnsureCreated();
-        using var store = new ListStore(paths.Database);
+        using var store = new ListStore(paths.Database, create: true);
         store.CreateList(new MailingList { Name = ListName.Parse("bench@example.org"), DisplayName = "Bench" });
         return home;
     }
