@@ -268,8 +268,7 @@ public static class MailmanConfiguration
 
     // .NET configuration merges arrays index by index across layers; a pipeline (or the
     // moderation chain) is an ordered whole, so the list comes entirely from the highest layer
-    // that sets one.
-    // The highest layer that names entries gives the whole list. Its entries are numbered 0..n-1:
+    // that sets one. Its entries are numbered 0..n-1:
     // a gap (Chain__0 and Chain__2: one line of a drop-in deleted) ended the list there, and
     // every rule after it was dropped without a word (review 40); a blank entry is refused too.
     private static List<string> OrderedList(IConfigurationRoot configuration, string key)

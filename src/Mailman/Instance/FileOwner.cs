@@ -1,6 +1,8 @@
-// Who owns a file, and who we are: for one-line errors that name the owner, mode and fix of a
-// file the daemon cannot use, and for refusing to write root-owned files into another user's
-// instance. .NET has no API for st_uid; stat(2) and geteuid(2) come from libc.
+// Who owns a file, what kind of file it is, and who we are: for one-line errors that name the
+// owner, mode and fix of a file the daemon cannot use, for refusing to write root-owned files
+// into another user's instance, and for refusing settings files that are not files. .NET has no
+// API for st_uid or st_mode's type, nor a rename that never replaces; stat(2), link(2) and
+// geteuid(2) come from libc.
 using System.Runtime.InteropServices;
 
 namespace Mailman.Instance;

@@ -612,6 +612,9 @@ public sealed class HardeningTests : IDisposable
         var rootShm = MailmanProcess.Run(_instance.Home, ["lists", "list"], runAs: "nobody");
         Assert.True(rootShm.ExitCode == ExitCodes.NoPerm, rootShm.Stdout + rootShm.Stderr);
         Assert.Contains("mailman.db-shm is owned by root, mode 0600", rootShm.Stderr, StringComparison.Ordinal);
+        var injectShm = MailmanProcess.Run(_instance.Home, ["inject", List], Posts.Plain(), runAs: "nobody");
+        Assert.True(injectShm.ExitCode == ExitCodes.TempFail, injectShm.Stderr);
+        Assert.Contains("mailman.db-shm is owned by root, mode 0600", injectShm.Stderr, StringComparison.Ordinal);
     }
 
     // 4. Verbs run as root on another user's instance wrote files that user cannot read.
