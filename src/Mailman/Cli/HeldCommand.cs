@@ -51,16 +51,8 @@ internal static class HeldCommand
         show.SetAction(parse => MailmanCli.Guard(parse, paths =>
         {
             using var services = new VerbServices(paths);
-            var id = parse.GetValue(showId)!;
-            try
-            {
-                HeldPosts.CheckId(id);
-            }
-            catch (ArgumentException e)
-            {
-                // 64, as approve|reject|discard|defer and queue show have it (review 40: it was 65).
-                throw new CliException(ExitCodes.Usage, e.Message);
-            }
+            // 64, as approve|reject|discard|defer and queue show have it (review 40: it was 65).
+            var id = QueueCommand.CheckedId(parse.GetValue(showId)!);
 
             var found = services.Held.Show(id) ?? throw new CliException(ExitCodes.NoUser, $"{id}: no such held post");
             var (post, head) = found;
@@ -104,14 +96,7 @@ internal static class HeldCommand
             // An id that is not one is a usage error, as `queue show` has it, before any post is acted on.
             foreach (var id in parse.GetValue(ids)!)
             {
-                try
-                {
-                    HeldPosts.CheckId(id);
-                }
-                catch (ArgumentException e)
-                {
-                    throw new CliException(ExitCodes.Usage, e.Message + "; nothing was done");
-                }
+                QueueCommand.CheckedId(id, "; nothing was done");
             }
 
             using var services = new VerbServices(paths);

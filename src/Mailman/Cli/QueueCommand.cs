@@ -169,8 +169,9 @@ internal static class QueueCommand
         }
     }
 
-    private static string CheckedId(string id)
-        => Switchboard.IsValidEntryName(id) ? id : throw new CliException(ExitCodes.Usage, $"'{Printable(id)}' is not a queue entry id (17 digits, '-', 8 hex digits)");
+    /// <summary>The id, or a usage error (64) naming what an id looks like; before it becomes a path.</summary>
+    internal static string CheckedId(string id, string after = "")
+        => Switchboard.IsValidEntryName(id) ? id : throw new CliException(ExitCodes.Usage, $"'{Printable(id)}' is not a queue entry id (17 digits, '-', 8 hex digits){after}");
 
     private static Switchboard Find(QueueSet queues, string id)
         => queues.All.FirstOrDefault(q => q.Holds(id)) ?? throw new CliException(ExitCodes.NoUser, $"{id}: no such entry in any queue");

@@ -55,36 +55,24 @@ public static partial class FileOwner
     public static uint EffectiveUid => GetEuid();
 
     /// <summary>The uid that owns <paramref name="path"/>, or null when it cannot be read (no such file, unknown platform layout).</summary>
-    public static unsafe uint? Uid(string path)
-    {
-        // struct stat: st_uid sits at byte 28 on x86_64 and at byte 24 on arm64 (asm-generic).
-        var offset = RuntimeInformation.ProcessArchitecture switch
-        {
-            Architecture.X64 => 28,
-            Architecture.Arm64 => 24,
-            _ => -1,
-        };
-        if (offset < 0)
-        {
-            return null;
-        }
-
-        var buffer = stackalloc byte[256];
-        return Stat(path, buffer) == 0 ? *(uint*)(buffer + offset) : null;
-    }
+    public static uint? Uid(string path) => StatWord(path, x64: 28, arm64: 24); // st_uid
 
     /// <summary>Whether <paramref name="path"/> (links followed) is a regular file; null when it cannot be read.</summary>
-    public static unsafe bool? IsRegularFile(string path)
+    public static bool? IsRegularFile(string path)
+        => StatWord(path, x64: 24, arm64: 16) is { } mode ? (mode & 0xF000) == 0x8000 : null; // st_mode: S_IFMT, S_IFREG
+
+    // One 32-bit field of struct stat, at its byte offset on x86_64 or arm64 (asm-generic); null
+    // when the path cannot be stat'ed or the platform's layout is not known.
+    private static unsafe uint? StatWord(string path, int x64, int arm64)
     {
-        // st_mode: byte 24 on x86_64, 16 on arm64; S_IFMT 0xF000, S_IFREG 0x8000.
         var offset = RuntimeInformation.ProcessArchitecture switch
         {
-            Architecture.X64 => 24,
-            Architecture.Arm64 => 16,
+            Architecture.X64 => x64,
+            Architecture.Arm64 => arm64,
             _ => -1,
         };
         var buffer = stackalloc byte[256];
-        return offset >= 0 && Stat(path, buffer) == 0 ? (*(uint*)(buffer + offset) & 0xF000) == 0x8000 : null;
+        return offset >= 0 && Stat(path, buffer) == 0 ? *(uint*)(buffer + offset) : null;
     }
 
     /// <summary>

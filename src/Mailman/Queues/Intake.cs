@@ -108,15 +108,6 @@ public sealed class Intake
     /// <exception cref="IntakeException">No such list; the database cannot be read (TryAgain, naming the file and the user).</exception>
     public void CheckList(IntakeRoute route)
     {
-        if (!File.Exists(_paths.Database) && !Directory.Exists(_paths.Database) && !_paths.VarUnreadable)
-        {
-            // Opened, it would be made anew and empty, and the post refused as to no such list:
-            // Postfix bounces a 67. A database that went away (a bad restore, var/ not mounted)
-            // is a fault to mend while the MTA keeps the post (review 40).
-            throw new IntakeException(IntakeFailure.TryAgain,
-                $"the list database {_paths.Database} does not exist (removed? var/ on a file system not mounted?): restore it, or make a new one with `mailman lists create`; the MTA keeps the post meanwhile");
-        }
-
         try
         {
             using var store = new ListStore(_paths.Database);
@@ -125,8 +116,11 @@ public sealed class Intake
                 throw new IntakeException(IntakeFailure.NoSuchList, $"no such list: {route.List}");
             }
         }
-        catch (DatabaseReadOnlyException e)
+        catch (Exception e) when (e is DatabaseReadOnlyException or DatabaseUnusableException)
         {
+            // Missing (ListStore never makes one here: a new empty one would have the post refused
+            // as to no such list and bounced; review 40), damaged, a directory, or read-only: a
+            // fault to mend while the MTA keeps the post.
             throw new IntakeException(IntakeFailure.TryAgain, e.Message, e);
         }
         catch (Microsoft.Data.Sqlite.SqliteException e) when (e.SqliteErrorCode is 3 or 8 or 14 or 23)
