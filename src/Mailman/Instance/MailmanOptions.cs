@@ -387,8 +387,8 @@ public sealed class SmtpOptions
         }
 
         // ASCII: a U-label is sent raw and refused by reject_invalid_helo_hostname (review 41).
-        MailmanOptions.Check(HeloName.Length == 0 || (System.Text.Ascii.IsValid(HeloName) && Uri.CheckHostName(HeloName) is UriHostNameType.Dns or UriHostNameType.IPv4) || IsAddressLiteral(HeloName),
-            $"{s}HeloName must be a host name in ASCII (A-labels: xn--...) or an address literal ([192.0.2.1], [IPv6:2001:db8::1])");
+        MailmanOptions.Check(HeloName.Length == 0 || (System.Text.Ascii.IsValid(HeloName) && !HeloName.EndsWith('.') && Uri.CheckHostName(HeloName) is UriHostNameType.Dns or UriHostNameType.IPv4) || IsAddressLiteral(HeloName),
+            $"{s}HeloName must be a host name in ASCII (A-labels: xn--...) without a trailing dot, or an address literal ([192.0.2.1], [IPv6:2001:db8::1])");
         var claimed = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         foreach (var (name, d) in Destinations)
         {

@@ -117,6 +117,7 @@ public sealed class OutboundTests : IDisposable
         { "Mailman__Smtp__HeloName", "[::1]", "Mailman:Smtp:HeloName must be a host name in ASCII" },     // IPv6 needs its tag
         { "Mailman__Smtp__HeloName", "münchen.example", "Mailman:Smtp:HeloName must be a host name in ASCII (A-labels: xn--...)" },  // sent raw (review 41)
         { "Mailman__Smtp__HeloName", "[IPv6:fe80::1%eth0]", "Mailman:Smtp:HeloName must be a host name in ASCII" },             // a zone id is not a literal
+        { "Mailman__Smtp__HeloName", "mail.example.org.", "Mailman:Smtp:HeloName must be a host name in ASCII" },               // RFC 5321's Domain has no root dot
         { "Mailman__Smtp__Secrity", "tls", "unknown setting 'Secrity' in Smtp" },                         // a typo is not ignored
         { "Mailman__Smtp__Port", "abc", "Failed to convert configuration value 'abc' at 'Mailman:Smtp:Port'" },
         { "Mailman__Smtp__Port", "", "Mailman:Smtp:Port is empty: give it a value, or remove it to keep the default" }, // the binder skipped it: port 25
