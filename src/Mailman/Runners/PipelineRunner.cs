@@ -56,14 +56,9 @@ public sealed class PipelineRunner(
         {
             if (result.Action == HandlerAction.Hold)
             {
-                // Held like any post (moderators and poster told, approvable): the post as it
-                // came from incoming, not as the handlers left it.
                 var reason = result.Reason ?? "held";
                 var colon = reason.IndexOf(": ", StringComparison.Ordinal);
-                var hit = colon > 0 ? new RuleHit(reason[..colon], Verdict.Hold, reason[(colon + 2)..]) : new RuleHit("pipeline", Verdict.Hold, reason);
-                using var original = Queue.OpenMessage(head);
-                var asReceived = MimeMessage.Load(original, persistent: true, CancellationToken.None);
-                held.Put(list, asReceived, head.Metadata, head.Metadata.MessageLength, head.Claim.Name, [hit], m => Queue.Forward(head, Queues[QueueSet.Hold], m));
+                Hold(list, head, colon > 0 ? new RuleHit(reason[..colon], Verdict.Hold, reason[(colon + 2)..]) : new RuleHit("pipeline", Verdict.Hold, reason));
             }
 
             Log.LogWarning("Post {MessageId} to {ListId} {Action} in the pipeline: {Reason}", metadata.MessageId, list.Name.Fqdn, result.Action, result.Reason);
@@ -72,10 +67,48 @@ public sealed class PipelineRunner(
         }
 
         var recipients = post.Recipients?.Invoke() ?? [];
-        var name = Queues[QueueSet.Out].Enqueue(metadata, s => message.WriteTo(Delivery.WireFormat.Options, s, CancellationToken.None), recipients, head.Claim.Name);
+        string name;
+        try
+        {
+            name = Queues[QueueSet.Out].Enqueue(metadata, s => WriteChecked(message, s), recipients, head.Claim.Name);
+        }
+        catch (IntakeException e)
+        {
+            // Intake counted the post as it came; a field the handlers rewrote can come out
+            // folded over thousands of lines (a 1 MB Subject, prefixed, is 17,000 encoded words:
+            // 11 s of CPU for each of the outgoing runner's parses). Nothing went to out.
+            var why = $"the post as the list rewrites it (subject prefix, DMARC From, Reply-To) is beyond what can be delivered in time: {e.Message.Replace(": not taken", "", StringComparison.Ordinal)}";
+            if (metadata.Approved)
+            {
+                throw new InvalidOperationException(why + "; a moderator approved it, and it cannot be sent as it is", e);
+            }
+
+            Hold(list, head, new RuleHit("pipeline", Verdict.Hold, why));
+            Log.LogWarning("Post {MessageId} to {ListId} Hold in the pipeline: {Reason}", metadata.MessageId, list.Name.Fqdn, why);
+            Queue.Finish(head.Claim);
+            return true;
+        }
+
         Queue.Finish(head.Claim);
         Log.LogDebug("Post {MessageId} to {ListId} decorated, queued for delivery as {QueueEntry}", metadata.MessageId, list.Name.Fqdn, name);
         return true;
+    }
+
+    // Held like any post (moderators and poster told, approvable): the post as it came from
+    // incoming, not as the handlers left it.
+    private void Hold(MailingList list, EntryHead head, RuleHit hit)
+    {
+        using var original = Queue.OpenMessage(head);
+        var asReceived = MimeMessage.Load(original, persistent: true, CancellationToken.None);
+        held.Put(list, asReceived, head.Metadata, head.Metadata.MessageLength, head.Claim.Name, [hit], m => Queue.Forward(head, Queues[QueueSet.Hold], m));
+    }
+
+    // Flattened under intake's limits (MimeShape): what every later parse of the post can take.
+    private static void WriteChecked(MimeMessage message, Stream s)
+    {
+        var shape = new MimeShape();
+        message.WriteTo(Delivery.WireFormat.Options, shape.Watch(s), CancellationToken.None);
+        shape.End();
     }
 
     protected override void Process(LoadedEntry entry, CancellationToken stoppingToken)
