@@ -76,13 +76,17 @@ public sealed partial class ListStore : IDisposable
 
     private ListStore(SqliteConnection db) => _db = db;
 
+    private const int BusySeconds = 10;
+
     private const string Pragmas = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;";
 
     // Pooled: closing the last connection of a process checkpoints the WAL and fsyncs; the
     // daemon opens one per post and would pay that per post (13 posts/s measured).
     private static SqliteConnection Connect(string path, SqliteOpenMode mode, bool pooling)
     {
-        var db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Mode = mode, Pooling = pooling }.ToString());
+        // Microsoft.Data.Sqlite retries a busy statement for its command timeout (30 s by
+        // default) around SQLite's own busy_timeout (Pragmas): the wait is 10 s, as the pragma says.
+        var db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Mode = mode, Pooling = pooling, DefaultTimeout = BusySeconds }.ToString());
         db.Open();
         return db;
     }

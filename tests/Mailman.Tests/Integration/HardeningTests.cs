@@ -1110,9 +1110,14 @@ public sealed class HardeningTests : IDisposable
         using var sink = SmtpSink.Start();
         var name = Inject();
 
-        // The pipeline's delete of its claim waits 30 s; the out entry is delivered meanwhile.
-        using (var stalled = Strace.Start(_instance.Home, ["serve"], "unlink,unlinkat", "delay_enter=30000000", 1, Env(sink.Port),
-            Path.Combine(_instance.QueueDir("pipeline"), name + ".bak")))
+        // The pipeline's delete of its claim waits 10 s (it waited 30, for nothing). Without the
+        // outgoing runner's drop of the upstream claim (QueueSet.SettleUpstream) the out entry is
+        // delivered meanwhile (300 copies: a fraction of a second) and the kill lands inside the
+        // stall, with the pipeline's claim left for the restart's recovery, which must not do
+        // the hop again (checked by disabling the drop: 3 s, passed). With it, that drop is held
+        // as long (strace counts calls per thread) and the copies come after the stall.
+        var claim = Path.Combine(_instance.QueueDir("pipeline"), name + ".bak");
+        using (var stalled = Strace.Start(_instance.Home, ["serve"], "unlink,unlinkat", "delay_enter=10000000", 1, Env(sink.Port), claim))
         {
             _ = stalled.StandardOutput.ReadToEndAsync();
             _ = stalled.StandardError.ReadToEndAsync();
