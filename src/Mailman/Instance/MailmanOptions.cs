@@ -481,6 +481,18 @@ public sealed class RetryOptions
         var ticks = Math.Min((double)MinimumDelay.Ticks * Math.Pow(2, exponent), MaximumDelay.Ticks);
         return TimeSpan.FromTicks((long)ticks);
     }
+
+    /// <summary>The backoffs waited before attempt <paramref name="attempts"/>: the least time those attempts can have taken, whatever the clock did.</summary>
+    public TimeSpan Waited(int attempts)
+    {
+        var total = TimeSpan.Zero;
+        for (var k = 1; k < attempts && total < MaximumLifetime; k++)
+        {
+            total += DelayFor(k);
+        }
+
+        return total;
+    }
 }
 
 public sealed class QueueOptions

@@ -1,6 +1,7 @@
 // For `serve --exit-when-idle`: stops the host once no queue has work that could be done now.
 // Held posts (unless one is due for expiry) and retries not yet due do not count; what is left
 // is logged.
+using Mailman.Instance;
 using Mailman.Moderation;
 using Mailman.Queues;
 using Microsoft.Extensions.Hosting;
@@ -8,7 +9,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Mailman.Runners;
 
-public sealed class IdleMonitor(QueueSet queues, Activity activity, TimeProvider time, HoldExpiry expiry, IHostApplicationLifetime lifetime, ILogger<IdleMonitor> logger)
+public sealed class IdleMonitor(QueueSet queues, Activity activity, MailmanOptions options, TimeProvider time, HoldExpiry expiry, IHostApplicationLifetime lifetime, ILogger<IdleMonitor> logger)
     : BackgroundService
 {
     private static readonly string[] Active = [QueueSet.In, QueueSet.Pipeline, QueueSet.Out, QueueSet.Request, QueueSet.Bounces, QueueSet.Owner];
@@ -56,6 +57,6 @@ public sealed class IdleMonitor(QueueSet queues, Activity activity, TimeProvider
 
         var retry = queues[QueueSet.Retry];
         var now = time.GetUtcNow();
-        return retry.ClaimsHeld > 0 || (retry.HasWaiting() && retry.Pending().Any(n => RetryRunner.IsDue(retry, n, now))) || expiry.HasDueWork(now);
+        return retry.ClaimsHeld > 0 || (retry.HasWaiting() && retry.Pending().Any(n => RetryRunner.IsDue(retry, n, now, options.Retry.MaximumDelay))) || expiry.HasDueWork(now);
     }
 }

@@ -205,7 +205,10 @@ public sealed class OutgoingRunner(
     }
 
     // The first attempt is when this delivery began; the backoff counts from its end, so a
-    // delivery longer than the delay does not give a retry that is due already.
+    // delivery longer than the delay does not give a retry that is due already. The lifetime is
+    // over when the clock says so and the backoffs waited add up to it too: a clock stepped
+    // forward (a VM restored from a snapshot, a board without a clock before NTP) gave up every
+    // recipient in retry at its next failure (review 42).
     // Returns how many were given up (the lifetime expired): none went to retry then.
     private long Defer(LoadedEntry entry, EntryMetadata metadata, IEnumerable<Recipient> deferred, DateTimeOffset started)
     {
@@ -214,7 +217,7 @@ public sealed class OutgoingRunner(
         retry.Attempts++;
         retry.FirstAttempt ??= started;
         var now = Time.GetUtcNow();
-        if (now - retry.FirstAttempt.Value >= Options.Retry.MaximumLifetime)
+        if (now - retry.FirstAttempt.Value >= Options.Retry.MaximumLifetime && Options.Retry.Waited(retry.Attempts) >= Options.Retry.MaximumLifetime)
         {
             long count = 0;
             foreach (var r in deferred)

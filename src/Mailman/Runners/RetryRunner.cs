@@ -8,12 +8,17 @@ namespace Mailman.Runners;
 public sealed class RetryRunner(QueueSet queues, Activity activity, MailmanOptions options, TimeProvider time, ILogger<RetryRunner> logger)
     : QueueRunner(queues, QueueSet.Retry, activity, options, time, logger)
 {
-    /// <summary>True when the waiting entry's backoff has passed (unreadable ones are claimed, to go to bad).</summary>
-    public static bool IsDue(Switchboard retry, string name, DateTimeOffset now)
+    /// <summary>
+    /// True when the waiting entry's backoff has passed (unreadable ones are claimed, to go to
+    /// bad), or when it is due further ahead than any backoff (<paramref name="longestWait"/>,
+    /// Retry:MaximumDelay): set by a clock that was ahead and has been stepped back, it would
+    /// wait that much longer (a year, review 42).
+    /// </summary>
+    public static bool IsDue(Switchboard retry, string name, DateTimeOffset now, TimeSpan longestWait)
     {
         try
         {
-            return retry.NotBefore(name) is not { } at || at <= now;
+            return retry.NotBefore(name) is not { } at || at <= now || at - now > longestWait;
         }
         catch (Exception e) when (e is CorruptEntryException or UnauthorizedAccessException)
         {
@@ -25,7 +30,7 @@ public sealed class RetryRunner(QueueSet queues, Activity activity, MailmanOptio
         }
     }
 
-    protected override bool IsEligible(string name) => IsDue(Queue, name, Time.GetUtcNow());
+    protected override bool IsEligible(string name) => IsDue(Queue, name, Time.GetUtcNow(), Options.Retry.MaximumDelay);
 
     // The entry keeps its name back in out (streamed, not loaded): a crash between the two
     // steps is seen at start-up, as for every hop.

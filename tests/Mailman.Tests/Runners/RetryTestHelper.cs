@@ -7,14 +7,17 @@ namespace Mailman.Tests.Runners;
 internal static class RetryTestHelper
 {
     /// <summary>Rewrites every retry entry with NotBefore in the past, as the passing of time would.</summary>
-    public static void MakeDue(TempInstance instance)
+    public static void MakeDue(TempInstance instance) => SetNotBefore(instance, DateTimeOffset.UnixEpoch);
+
+    /// <summary>Sets every waiting retry entry's next attempt to <paramref name="at"/>.</summary>
+    public static void SetNotBefore(TempInstance instance, DateTimeOffset at)
     {
         var retry = new Switchboard(new FileSystem(), instance.QueueDir(QueueSet.Retry), QueueSet.Retry, TimeProvider.System);
         foreach (var name in retry.Pending())
         {
             var claim = retry.Claim(name)!;
             var metadata = retry.LoadHead(claim).Metadata.Clone();
-            metadata.NotBefore = DateTimeOffset.UnixEpoch;
+            metadata.NotBefore = at;
             retry.Rewrite(claim, metadata);
         }
     }

@@ -202,6 +202,51 @@ public sealed class RunnerTests : IDisposable
         Assert.EndsWith("; the retry lifetime expired: 3 deferred recipients given up, none sent to retry", summaries[^1], StringComparison.Ordinal);
     }
 
+    // Review 42: a clock stepped forward between two attempts (6 days: a VM restored from a
+    // snapshot) gave up every recipient in retry at the next failure; one stepped back left the
+    // entry due a year ahead, where the clock had been.
+    [Fact]
+    public void A_clock_step_neither_ends_the_retry_lifetime_nor_stalls_the_next_attempt()
+    {
+        using var sink = SmtpSink.Start("-r", "RCPT");
+        using var h = ThreeMembersInOut(sink, o =>
+        {
+            o.Retry.MinimumDelay = TimeSpan.FromMinutes(1);
+            o.Retry.MaximumDelay = TimeSpan.FromMinutes(3);
+            o.Retry.MaximumLifetime = TimeSpan.FromMinutes(10);
+        });
+        var retry = h.Queues[QueueSet.Retry];
+        Assert.Equal(1, RunnerHarness.Drain(h.Outgoing));
+        h.Time.Advance(TimeSpan.FromDays(6));
+        Assert.Equal(1, RunnerHarness.Drain(h.Retry));
+        Assert.Equal(1, RunnerHarness.Drain(h.Outgoing));
+        var metadata = retry.ReadMetadata(Assert.Single(retry.Pending()));
+        Assert.Equal((3, 2), (metadata.RecipientCount, metadata.Attempts));
+        Assert.DoesNotContain(h.Logs.Lines, l => l.Contains("gave up", StringComparison.Ordinal));
+
+        // Written by a clock a year ahead: due now all the same (further than Retry:MaximumDelay).
+        RetryTestHelper.SetNotBefore(_instance, h.Time.GetUtcNow().AddDays(365));
+        Assert.Equal(1, RunnerHarness.Drain(h.Retry));
+        Assert.Equal(1, RunnerHarness.Drain(h.Outgoing));
+
+        // Within the longest backoff it waits as it should.
+        metadata = retry.ReadMetadata(Assert.Single(retry.Pending()));
+        Assert.Equal(h.Time.GetUtcNow().AddMinutes(3), metadata.NotBefore);
+        Assert.Equal(0, RunnerHarness.Drain(h.Retry));
+
+        // The lifetime ends once the backoffs waited add up to it: 1 + 2 + 3 + 3 + 3 minutes.
+        for (var attempt = 4; attempt <= 6; attempt++)
+        {
+            h.Time.Advance(TimeSpan.FromMinutes(3));
+            Assert.Equal(1, RunnerHarness.Drain(h.Retry));
+            Assert.Equal(1, RunnerHarness.Drain(h.Outgoing));
+            Assert.Equal(attempt < 6, retry.Pending().Count == 1);
+        }
+
+        Assert.Contains(h.Logs.Lines, l => l.Contains("Retry lifetime of", StringComparison.Ordinal) && l.Contains("expired: 3 recipients recorded as bounced", StringComparison.Ordinal));
+        Assert.Empty(sink.Messages());
+    }
+
     // A delivery stopped after one member was deferred, then resumed: the resumed run's summary
     // counts its own copies (0 deferred), and with the earlier runs' they make every member once.
     [Fact]
