@@ -147,7 +147,7 @@ public sealed partial class Switchboard
     /// </summary>
     public string Forward(EntryHead head, Switchboard target, EntryMetadata metadata)
     {
-        using var source = _fs.File.OpenRead(head.Claim.Path);
+        using var source = OpenEntry(head.Claim.Path);
         metadata.MessageLength = head.Metadata.MessageLength;
         metadata.RecipientCount = head.Metadata.RecipientCount;
         var hasRecipients = head.Metadata.HasRecipients;
@@ -162,6 +162,19 @@ public sealed partial class Switchboard
                 return head.Metadata.RecipientCount;
             }
         : null, head.Claim.Name);
+    }
+
+    // A FIFO or a device under an entry's name (made or dropped there by hand) blocked open(2)
+    // for good: the runner that claimed it, start-up recovery and the verbs that list a queue
+    // hung (review 42). It is no entry: unreadable, so it goes to bad like one.
+    private System.IO.Abstractions.FileSystemStream OpenEntry(string path)
+    {
+        if (Instance.FileOwner.IsRegularFile(path) == false && !_fs.Directory.Exists(path))
+        {
+            throw new CorruptEntryException($"{_fs.Path.GetFileName(path)} is not a regular file (a FIFO, a device?): no entry");
+        }
+
+        return _fs.File.OpenRead(path);
     }
 
     /// <summary>Whether an entry of this name is waiting or claimed here.</summary>
@@ -251,7 +264,7 @@ public sealed partial class Switchboard
     /// <remarks>A message over 2 GB is reported as <see cref="CorruptEntryException"/>: read it with <see cref="OpenMessage"/>.</remarks>
     public LoadedEntry Load(ClaimedEntry entry)
     {
-        using var stream = _fs.File.OpenRead(entry.Path);
+        using var stream = OpenEntry(entry.Path);
         var head = ReadHead(stream, entry);
         if (head.Metadata.MessageLength > Array.MaxLength)
         {
@@ -269,14 +282,14 @@ public sealed partial class Switchboard
     /// <exception cref="CorruptEntryException">Torn, truncated or unknown format.</exception>
     public EntryHead LoadHead(ClaimedEntry entry)
     {
-        using var stream = _fs.File.OpenRead(entry.Path);
+        using var stream = OpenEntry(entry.Path);
         return ReadHead(stream, entry);
     }
 
     /// <summary>A read-only stream over the message bytes of a claimed entry (for parsing large posts in place).</summary>
     public Stream OpenMessage(EntryHead head)
     {
-        var stream = _fs.File.OpenRead(head.Claim.Path);
+        var stream = OpenEntry(head.Claim.Path);
         return new MimeKit.IO.BoundStream(stream, head.MessageOffset, head.RecipientsOffset, leaveOpen: false);
     }
 
@@ -284,7 +297,7 @@ public sealed partial class Switchboard
     /// <exception cref="CorruptEntryException">The head cannot be read.</exception>
     public EntryMetadata ReadMetadata(string name, string extension = EntryExtension)
     {
-        using var stream = _fs.File.OpenRead(PathOf(name, extension));
+        using var stream = OpenEntry(PathOf(name, extension));
         var (metadata, _) = ReadMetadataLine(stream, name);
         ApplyState(name, metadata);
         return metadata;
@@ -435,7 +448,7 @@ public sealed partial class Switchboard
         var head = LoadHead(entry);
         var temp = PathOf(entry.Name, TempExtension);
         TryDelete(temp);
-        using (var source = _fs.File.OpenRead(entry.Path))
+        using (var source = OpenEntry(entry.Path))
         {
             metadata.MessageLength = head.Metadata.MessageLength;
             metadata.RecipientCount = head.Metadata.RecipientCount;
@@ -946,7 +959,7 @@ public sealed partial class Switchboard
 
     private IEnumerable<Recipient> ReadRecipients(ClaimedEntry claim, long offset, long skip)
     {
-        using var stream = _fs.File.OpenRead(claim.Path);
+        using var stream = OpenEntry(claim.Path);
         stream.Position = offset;
         using var reader = new StreamReader(stream, Encoding.UTF8, false, 1 << 16);
         long index = 0;

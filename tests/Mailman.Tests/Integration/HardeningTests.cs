@@ -1133,6 +1133,36 @@ public sealed class HardeningTests : IDisposable
         AssertQueuesEmpty();
     }
 
+    // Review 42: a FIFO under an entry's name (made by hand, or moved in) blocked open(2) for
+    // good: the incoming runner hung on it without a line, start-up recovery of one left claimed
+    // hung serve before its first line (deaf to SIGTERM), and queue list / held list hung.
+    [Fact]
+    public void A_FIFO_under_an_entry_name_goes_to_bad_and_hangs_nothing()
+    {
+        CreateList(3);
+        using var sink = SmtpSink.Start();
+        string[] fifos = [Path.Combine(_instance.QueueDir("in"), "01796407700000011-aaaaaaac.msg"), Path.Combine(_instance.QueueDir("pipeline"), "01796407700000012-aaaaaaad.bak"),
+            Path.Combine(_instance.QueueDir("hold"), "01796407700000013-aaaaaaae.msg")];
+        foreach (var fifo in fifos)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(fifo)!);
+            Assert.Equal(0, PostfixInstance.Run("mkfifo", "-m", "600", fifo));
+        }
+
+        foreach (var verb in new[] { new[] { "queue", "list", "hold" }, ["held", "list"], ["queue", "list", "in"], ["status"] })
+        {
+            var listed = MailmanProcess.Run(_instance.Home, verb, timeout: TimeSpan.FromSeconds(60));
+            Assert.True(listed.ExitCode == 0, string.Join(' ', verb) + ": " + listed.Stderr);
+        }
+
+        Inject();
+        MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, Env(sink.Port));
+        AssertEveryMemberOnce(Copies(sink), 3, 0);
+        Assert.All(fifos.Take(2), f => Assert.False(File.Exists(f), f));
+        Assert.Equal(2, _instance.Count("bad"));
+        Assert.Contains("is not a regular file (a FIFO, a device?)", Log(), StringComparison.Ordinal);
+    }
+
     // Review 6: root's `mailman status` created root-owned queue directories, and every later inject failed.
     [Fact]
     public void Status_run_as_root_on_another_users_instance_creates_nothing()
