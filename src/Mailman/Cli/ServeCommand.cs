@@ -15,6 +15,11 @@ internal static class ServeCommand
         var command = new Command("serve", "run the delivery daemon") { exitWhenIdle };
         command.SetAction(parse => MailmanCli.Guard(parse, paths =>
         {
+            // SIGHUP's default action ends the process: until the host's HangupHandler is there
+            // (after start-up recovery, seconds with many claims left), a logrotate postrotate
+            // reading var/serve.pid killed the daemon without a line (review 42). Taken from
+            // before the pid file is written; the handler does the work once it is registered.
+            using var earlyHangup = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGHUP, c => c.Cancel = true);
             using var serveLock = TakeLock(paths);
             using var host = DaemonHost.Build(paths, parse.GetValue(exitWhenIdle));
             // A runner that died of an unexpected error stops the host (logged in error-DATE.log);
