@@ -126,7 +126,14 @@ internal static class StatusCommand
         }
 
         sb.Append('\n');
-        if (progress is null && rows.Find(r => r.Queue == QueueSet.Out) is { Claimed: > 0 } claimed)
+        var outClaimed = rows.Find(r => r.Queue == QueueSet.Out)?.Claimed ?? 0;
+        if (ServeLock.Running(paths) is null && (progress is not null || outClaimed > 0))
+        {
+            // A killed daemon leaves its claims and its last progress: nothing is being sent
+            // (review 42: status said a delivery was under way with no daemon running).
+            sb.Append(CultureInfo.InvariantCulture, $"delivering: nothing now: no daemon runs (var/serve.pid names none); {(outClaimed > 0 ? $"{outClaimed} post(s) left claimed in out are" : "the delivery it left is")} taken up again at its next start\n");
+        }
+        else if (progress is null && rows.Find(r => r.Queue == QueueSet.Out) is { Claimed: > 0 } claimed)
         {
             // Progress is written at the first checkpoint: until then a delivery has started and counted nothing (review 39).
             sb.Append(CultureInfo.InvariantCulture, $"delivering: {claimed.Claimed} post(s) being sent from out; counts from the first checkpoint on\n");

@@ -103,6 +103,14 @@ public sealed partial class ServeLock : IDisposable
         }
     }
 
+    /// <summary>
+    /// The pid of the daemon serving this instance, when its pid file names a live process
+    /// (a daemon that stopped removes the file; a killed one leaves it, naming no process, or in
+    /// time another one: then this errs on "running", as status did before).
+    /// </summary>
+    public static string? Running(InstancePaths paths)
+        => Holder(paths) is { } pid && Directory.Exists("/proc/" + pid) ? pid : null;
+
     public void Dispose()
     {
         if (_fd < 0)

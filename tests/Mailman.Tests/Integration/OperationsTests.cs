@@ -253,7 +253,14 @@ public sealed class OperationsTests : IDisposable
         // A delivery taken but not yet at its first checkpoint is not "nothing" (review 39).
         var outgoing = new Mailman.Queues.Switchboard(new System.IO.Abstractions.FileSystem(), _instance.QueueDir("out"), "out", TimeProvider.System);
         outgoing.Claim(outgoing.Enqueue(new Mailman.Queues.EntryMetadata { List = "dev@example.org" }, Posts.Plain()));
+        var pidFile = Path.Combine(_instance.Paths.VarDirectory, "serve.pid");
+        File.WriteAllText(pidFile, Environment.ProcessId + "\n"); // a live process, as a running daemon's
         Assert.Contains("delivering: 1 post(s) being sent from out; counts from the first checkpoint on", MailmanProcess.Run(_instance.Home, ["status"]).Stdout, StringComparison.Ordinal);
+
+        // A killed daemon's claim and pid file: nothing is being sent (review 42).
+        File.WriteAllText(pidFile, "4194304\n"); // above any pid_max: no such process
+        Assert.Contains("delivering: nothing now: no daemon runs (var/serve.pid names none); 1 post(s) left claimed in out are taken up again at its next start",
+            MailmanProcess.Run(_instance.Home, ["status"]).Stdout, StringComparison.Ordinal);
     }
 
     [Fact]
