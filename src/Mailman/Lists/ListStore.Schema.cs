@@ -40,6 +40,11 @@ public sealed partial class ListStore
         MergedRowsSchema,
         .. OwedNoticeSchema,
         "DATA address-keys-idna",
+
+        // How many of these steps the database has seen: a build that knows fewer is older
+        // (review 42: an older build took a newer database without a word, undid its keys'
+        // normalisation by writing rows the newer one merges, and set its own hash).
+        "CREATE TABLE IF NOT EXISTS schema_steps (id INTEGER PRIMARY KEY CHECK (id = 1), steps INTEGER NOT NULL)",
     ];
 
     private static readonly int SchemaVersion = (int)(BinaryPrimitives.ReadUInt32BigEndian(SHA256.HashData(Encoding.UTF8.GetBytes(string.Join("\n;\n", SchemaSteps)))) & 0x7fffffff);
@@ -55,6 +60,12 @@ public sealed partial class ListStore
         using var tx = _db.BeginTransaction(deferred: false);
         if (UserVersion(tx) != SchemaVersion)
         {
+            if (StepsSeen(tx) is { } seen && seen > SchemaSteps.Length)
+            {
+                throw new DatabaseUnusableException($"the list database {_db.DataSource} was brought up to date by a newer mailman ({seen} schema steps; this one knows {SchemaSteps.Length}): "
+                    + "run that version, or restore a backup taken before it was first used; nothing was changed");
+            }
+
             foreach (var step in SchemaSteps)
             {
                 if (step.StartsWith("COLUMN ", StringComparison.Ordinal))
@@ -72,6 +83,7 @@ public sealed partial class ListStore
                 }
             }
 
+            Execute($"INSERT OR REPLACE INTO schema_steps (id, steps) VALUES (1, {SchemaSteps.Length})", tx);
             Execute($"PRAGMA user_version = {SchemaVersion}", tx);
         }
 
@@ -261,6 +273,18 @@ public sealed partial class ListStore
         }
 
         cmd.ExecuteNonQuery();
+    }
+
+    private long? StepsSeen(SqliteTransaction tx)
+    {
+        using var cmd = Command(tx, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_steps'");
+        if (cmd.ExecuteScalar() is null)
+        {
+            return null;
+        }
+
+        using var steps = Command(tx, "SELECT steps FROM schema_steps WHERE id = 1");
+        return steps.ExecuteScalar() as long?;
     }
 
     private long UserVersion(SqliteTransaction? tx = null)

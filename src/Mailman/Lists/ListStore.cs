@@ -71,7 +71,15 @@ public sealed partial class ListStore : IDisposable
             throw new DatabaseUnusableException($"the list database {databasePath} is not an SQLite database, or is damaged ({e.Message.ReplaceLineEndings(" ")}): restore it from a backup", e);
         }
 
-        EnsureSchema();
+        try
+        {
+            EnsureSchema();
+        }
+        catch (DatabaseUnusableException)
+        {
+            _db.Dispose();
+            throw;
+        }
     }
 
     private ListStore(SqliteConnection db) => _db = db;

@@ -14,6 +14,40 @@ public sealed class ListStoreFeatureTests : IDisposable
 
     public void Dispose() => _instance.Dispose();
 
+    // Review 42: an older build took a newer database without a word (the schema's version is
+    // a hash: no order) and wrote rows the newer one would have merged.
+    [Fact]
+    public void A_database_a_newer_build_brought_up_to_date_is_refused_and_left_as_it_is()
+    {
+        var path = _instance.Paths.Database;
+        using (var store = new ListStore(path))
+        {
+            Assert.NotNull(store.FindList(Dev));
+        }
+
+        using (var db = new SqliteConnection("Data Source=" + path + ";Pooling=False"))
+        {
+            db.Open();
+            using var cmd = db.CreateCommand();
+            cmd.CommandText = "UPDATE schema_steps SET steps = steps + 1; PRAGMA user_version = 7;"; // as a newer build leaves it
+            cmd.ExecuteNonQuery();
+        }
+
+        SqliteConnection.ClearAllPools();
+        var refused = Assert.Throws<DatabaseUnusableException>(() => new ListStore(path));
+        Assert.Contains("was brought up to date by a newer mailman", refused.Message, StringComparison.Ordinal);
+        var lists = MailmanProcess.Run(_instance.Home, ["lists", "list"]);
+        Assert.True(lists.ExitCode == Mailman.Cli.ExitCodes.Config, lists.Stderr);
+        Assert.Contains("newer mailman", lists.Stderr, StringComparison.Ordinal);
+        Assert.Equal(75, MailmanProcess.Run(_instance.Home, ["inject", "dev@example.org"], Posts.Plain()).ExitCode);
+
+        using var check = new SqliteConnection("Data Source=" + path + ";Pooling=False");
+        check.Open();
+        using var version = check.CreateCommand();
+        version.CommandText = "PRAGMA user_version";
+        Assert.Equal(7L, (long)version.ExecuteScalar()!);
+    }
+
     [Fact]
     public void A_database_of_the_first_schema_is_migrated_in_place_and_keeps_its_members()
     {
