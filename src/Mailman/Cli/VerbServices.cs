@@ -30,6 +30,11 @@ internal sealed class VerbServices : IDisposable
         var configuration = MailmanConfiguration.Build(paths);
         Options = MailmanConfiguration.Options(configuration);
         _log = Logging.CreateForVerb(configuration, paths);
+        if (Logging.WhyUnwritable(configuration, paths) is { } unwritable)
+        {
+            // What is done here is still done; only its vette line is lost (review 42).
+            Console.Error.WriteLine($"mailman: warning: the log files in {paths.LogsDirectory} cannot be written ({unwritable}): what this command does is not recorded in the vette log");
+        }
         _factory = new SerilogLoggerFactory(_log);
         var time = TimeProvider.System;
         Queues = new QueueSet(new FileSystem(), paths, time);

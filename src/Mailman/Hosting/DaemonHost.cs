@@ -32,6 +32,12 @@ public static class DaemonHost
         // So is a list database that cannot be used (empty, not SQLite): not a start that shunts every post.
         new ListStore(paths.Database, create: true).Dispose();
         var logger = Logging.Create(configuration, paths, out var logFiles);
+        if (Logging.WhyUnwritable(configuration, paths) is { } unwritable)
+        {
+            // To the console (the journal), which has every line the files lose.
+            logger.Warning("The log files in {LogsDirectory} cannot be written ({Error}): their lines are lost until that is mended (the console and the journal have them); SIGHUP opens them again",
+                paths.LogsDirectory, unwritable);
+        }
 
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Configuration.AddConfiguration(configuration);

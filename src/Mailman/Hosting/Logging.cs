@@ -163,6 +163,32 @@ public static class Logging
     /// The logger of an operator verb that acts on held posts: its vette lines go to the same
     /// vette-DATE.log as the daemon's (safely, while the daemon runs); nothing else is logged.
     /// </summary>
+    /// <summary>
+    /// Why the log files cannot be written now (logs/ read-only, full, another user's), or null;
+    /// null too when Logging:File is off. The file sinks drop what they cannot write without a
+    /// word (review 42: serve on a read-only logs/ kept no log and said nothing).
+    /// </summary>
+    public static string? WhyUnwritable(IConfiguration configuration, InstancePaths paths)
+    {
+        if (!Read(configuration).File)
+        {
+            return null;
+        }
+
+        try
+        {
+            Directory.CreateDirectory(paths.LogsDirectory);
+            using var probe = new FileStream(Path.Combine(paths.LogsDirectory, $".probe-{Environment.ProcessId}"), FileMode.Create, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose);
+            probe.WriteByte((byte)'\n');
+            probe.Flush(flushToDisk: false);
+            return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return e.Message;
+        }
+    }
+
     public static Serilog.Core.Logger CreateForVerb(IConfiguration configuration, InstancePaths paths)
     {
         var settings = Read(configuration);

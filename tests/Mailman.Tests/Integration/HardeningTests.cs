@@ -1163,6 +1163,27 @@ public sealed class HardeningTests : IDisposable
         Assert.Contains("is not a regular file (a FIFO, a device?)", Log(), StringComparison.Ordinal);
     }
 
+    // Review 42: with logs/ not writable, serve kept no log file and said nothing, and held
+    // approve exited 0 without its vette line. Both say so now; the work is done all the same.
+    [Fact]
+    public void Log_files_that_cannot_be_written_are_said_by_serve_and_by_the_verbs()
+    {
+        CreateList(3);
+        using var sink = SmtpSink.Start();
+        Inject();
+        Assert.Equal(0, PostfixInstance.Run("chown", "-R", "nobody:nogroup", _instance.Home));
+        Assert.Equal(0, PostfixInstance.Run("chmod", "0500", _instance.Paths.LogsDirectory));
+
+        var served = MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, Env(sink.Port), runAs: "nobody");
+        Assert.Contains($"The log files in {_instance.Paths.LogsDirectory} cannot be written", served.Stdout + served.Stderr, StringComparison.Ordinal);
+        AssertEveryMemberOnce(Copies(sink), 3, 0);
+
+        var listed = MailmanProcess.Run(_instance.Home, ["queue", "list", "in"], runAs: "nobody");
+        Assert.True(listed.ExitCode == 0, listed.Stderr);
+        Assert.Contains("cannot be written", listed.Stderr, StringComparison.Ordinal);
+        Assert.Contains("not recorded in the vette log", listed.Stderr, StringComparison.Ordinal);
+    }
+
     // Review 6: root's `mailman status` created root-owned queue directories, and every later inject failed.
     [Fact]
     public void Status_run_as_root_on_another_users_instance_creates_nothing()
