@@ -160,10 +160,6 @@ public static class Logging
     }
 
     /// <summary>
-    /// The logger of an operator verb that acts on held posts: its vette lines go to the same
-    /// vette-DATE.log as the daemon's (safely, while the daemon runs); nothing else is logged.
-    /// </summary>
-    /// <summary>
     /// Why the log files cannot be written now (logs/ read-only, full, another user's), or null;
     /// null too when Logging:File is off. The file sinks drop what they cannot write without a
     /// word (review 42: serve on a read-only logs/ kept no log and said nothing).
@@ -189,6 +185,10 @@ public static class Logging
         }
     }
 
+    /// <summary>
+    /// The logger of an operator verb that acts on held posts: its vette lines go to the same
+    /// vette-DATE.log as the daemon's (safely, while the daemon runs); nothing else is logged.
+    /// </summary>
     public static Serilog.Core.Logger CreateForVerb(IConfiguration configuration, InstancePaths paths)
     {
         var settings = Read(configuration);

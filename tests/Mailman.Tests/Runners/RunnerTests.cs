@@ -163,16 +163,19 @@ public sealed class RunnerTests : IDisposable
         return h;
     }
 
+    // Backoffs of 1, 2, 3, 3 ... minutes and a lifetime of 10.
+    private RunnerHarness ThreeMembersInOutWithShortRetries(SmtpSink sink) => ThreeMembersInOut(sink, o =>
+    {
+        o.Retry.MinimumDelay = TimeSpan.FromMinutes(1);
+        o.Retry.MaximumDelay = TimeSpan.FromMinutes(3);
+        o.Retry.MaximumLifetime = TimeSpan.FromMinutes(10);
+    });
+
     [Fact]
     public void Deferred_recipients_back_off_exponentially_and_give_up_after_the_lifetime()
     {
         using var sink = SmtpSink.Start("-r", "RCPT");
-        using var h = ThreeMembersInOut(sink, o =>
-        {
-            o.Retry.MinimumDelay = TimeSpan.FromMinutes(1);
-            o.Retry.MaximumDelay = TimeSpan.FromMinutes(3);
-            o.Retry.MaximumLifetime = TimeSpan.FromMinutes(10);
-        });
+        using var h = ThreeMembersInOutWithShortRetries(sink);
 
         var retry = h.Queues[QueueSet.Retry];
         var expectedDelays = new[] { 1, 2, 3, 3 };
@@ -209,12 +212,7 @@ public sealed class RunnerTests : IDisposable
     public void A_clock_step_neither_ends_the_retry_lifetime_nor_stalls_the_next_attempt()
     {
         using var sink = SmtpSink.Start("-r", "RCPT");
-        using var h = ThreeMembersInOut(sink, o =>
-        {
-            o.Retry.MinimumDelay = TimeSpan.FromMinutes(1);
-            o.Retry.MaximumDelay = TimeSpan.FromMinutes(3);
-            o.Retry.MaximumLifetime = TimeSpan.FromMinutes(10);
-        });
+        using var h = ThreeMembersInOutWithShortRetries(sink);
         var retry = h.Queues[QueueSet.Retry];
         Assert.Equal(1, RunnerHarness.Drain(h.Outgoing));
         h.Time.Advance(TimeSpan.FromDays(6));
