@@ -78,9 +78,12 @@ public sealed class FakeDnsServer : IDisposable
 
     public void Dispose()
     {
+        Volatile.Write(ref _disposed, true);
         _socket.Dispose();
         _thread.Join(TimeSpan.FromSeconds(5));
     }
+
+    private bool _disposed;
 
     private void Serve()
     {
@@ -92,8 +95,10 @@ public sealed class FakeDnsServer : IDisposable
             {
                 query = _socket.Receive(ref from);
             }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            catch (Exception e) when (e is SocketException or ObjectDisposedException || (e is NullReferenceException && Volatile.Read(ref _disposed)))
             {
+                // UdpClient disposed under a Receive or Send throws NullReferenceException (it
+                // drops its socket): that crashed the test host and aborted a CI run.
                 return;
             }
 
@@ -115,8 +120,10 @@ public sealed class FakeDnsServer : IDisposable
                     _socket.Send(response, response.Length, from);
                 }
             }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            catch (Exception e) when (e is SocketException or ObjectDisposedException || (e is NullReferenceException && Volatile.Read(ref _disposed)))
             {
+                // UdpClient disposed under a Receive or Send throws NullReferenceException (it
+                // drops its socket): that crashed the test host and aborted a CI run.
                 return;
             }
         }

@@ -589,6 +589,11 @@ public sealed partial class Switchboard
     public EntryState? ReadState(string name)
     {
         var path = PathOf(name, StateExtension);
+        if (Instance.FileOwner.IsRegularFile(path) == false)
+        {
+            return null; // a FIFO blocked the read for good (review 43); the entry itself is intact
+        }
+
         try
         {
             return _fs.File.Exists(path) ? JsonSerializer.Deserialize(_fs.File.ReadAllBytes(path), EntryMetadataJson.Default.EntryState) : null;
@@ -672,7 +677,9 @@ public sealed partial class Switchboard
                 continue;
             }
 
-            if (_realDisk)
+            // A FIFO or device is no inject in progress, and opening it blocked start-up
+            // recovery for good, before its first line (review 43): removed as stale.
+            if (_realDisk && Instance.FileOwner.IsRegularFile(temp) != false)
             {
                 try
                 {

@@ -208,7 +208,8 @@ public sealed class OutgoingRunner(
     // delivery longer than the delay does not give a retry that is due already. The lifetime is
     // over when the clock says so and the backoffs waited add up to it too: a clock stepped
     // forward (a VM restored from a snapshot, a board without a clock before NTP) gave up every
-    // recipient in retry at its next failure (review 42).
+    // recipient in retry at its next failure (review 42). A first attempt ahead of now was
+    // stamped by a clock that was ahead: the backoffs waited alone count then (review 43).
     // Returns how many were given up (the lifetime expired): none went to retry then.
     private long Defer(LoadedEntry entry, EntryMetadata metadata, IEnumerable<Recipient> deferred, DateTimeOffset started)
     {
@@ -217,7 +218,8 @@ public sealed class OutgoingRunner(
         retry.Attempts++;
         retry.FirstAttempt ??= started;
         var now = Time.GetUtcNow();
-        if (now - retry.FirstAttempt.Value >= Options.Retry.MaximumLifetime && Options.Retry.Waited(retry.Attempts) >= Options.Retry.MaximumLifetime)
+        var elapsed = now - retry.FirstAttempt.Value;
+        if ((elapsed >= Options.Retry.MaximumLifetime || elapsed < TimeSpan.Zero) && Options.Retry.Waited(retry.Attempts) >= Options.Retry.MaximumLifetime)
         {
             long count = 0;
             foreach (var r in deferred)

@@ -48,6 +48,11 @@ public static class ProgressFile
     {
         try
         {
+            if (FileOwner.IsRegularFile(PathOf(paths)) != true)
+            {
+                return null; // none, or a FIFO that would block status for good (review 43)
+            }
+
             var snapshot = JsonSerializer.Deserialize(File.ReadAllText(PathOf(paths)), StatusJson.Default.DeliveryProgressSnapshot);
             return snapshot is not null && Directory.Exists($"/proc/{snapshot.Pid}") ? snapshot : null;
         }
@@ -90,6 +95,11 @@ public static class RelaysFile
     {
         try
         {
+            if (FileOwner.IsRegularFile(PathOf(paths)) != true)
+            {
+                return null;
+            }
+
             var snapshot = JsonSerializer.Deserialize(File.ReadAllText(PathOf(paths)), StatusJson.Default.RelaysSnapshot);
             return snapshot is not null && Directory.Exists($"/proc/{snapshot.Pid}") ? snapshot : null;
         }

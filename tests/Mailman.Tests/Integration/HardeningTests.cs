@@ -1149,16 +1149,26 @@ public sealed class HardeningTests : IDisposable
             Assert.Equal(0, PostfixInstance.Run("mkfifo", "-m", "600", fifo));
         }
 
+        // Review 43: beside an entry's name too: a temporary (start-up recovery opened it), the
+        // state file beside a real entry (the claim, queue list and unshunt read it), and the
+        // files status reads in var/.
+        var name = Inject();
+        string[] besides = [Path.Combine(_instance.QueueDir("in"), "01796407700000014-aaaaaaaf.tmp"), Path.Combine(_instance.QueueDir("in"), name + ".state"),
+            Path.Combine(_instance.Paths.VarDirectory, "serve.pid"), Path.Combine(_instance.Paths.VarDirectory, "progress.json"), Path.Combine(_instance.Paths.VarDirectory, "relays.json")];
+        foreach (var fifo in besides)
+        {
+            Assert.Equal(0, PostfixInstance.Run("mkfifo", "-m", "600", fifo));
+        }
+
         foreach (var verb in new[] { new[] { "queue", "list", "hold" }, ["held", "list"], ["queue", "list", "in"], ["status"] })
         {
             var listed = MailmanProcess.Run(_instance.Home, verb, timeout: TimeSpan.FromSeconds(60));
             Assert.True(listed.ExitCode == 0, string.Join(' ', verb) + ": " + listed.Stderr);
         }
 
-        Inject();
         MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, Env(sink.Port));
         AssertEveryMemberOnce(Copies(sink), 3, 0);
-        Assert.All(fifos.Take(2), f => Assert.False(File.Exists(f), f));
+        Assert.All(fifos.Take(2).Append(besides[0]), f => Assert.False(File.Exists(f), f));
         Assert.Equal(2, _instance.Count("bad"));
         Assert.Contains("is not a regular file (a FIFO, a device?)", Log(), StringComparison.Ordinal);
     }

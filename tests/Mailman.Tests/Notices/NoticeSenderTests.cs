@@ -76,6 +76,25 @@ public sealed class NoticeSenderTests : IDisposable
         Assert.DoesNotContain("<>", message.Headers.Select(x => x.Value.Trim()));
     }
 
+    // Review 43: 30,000 ids on one References line (919 KB, taken in) were added one by one,
+    // 94 s of CPU, and the notice's References came out folded over 15,000 lines.
+    [Fact]
+    public void A_reply_keeps_the_threads_first_reference_and_its_last_ones()
+    {
+        var ids = Enumerable.Range(0, 30_000).Select(i => $"<id{i}@example.net>");
+        using var h = new RunnerHarness(_instance);
+        var result = h.Notices.Send(new Notice(_list, NoticeTemplates.Welcome, "anne@example.com")
+        {
+            Kind = NoticeKind.Reply,
+            Answering = Request("References: " + string.Join(' ', ids) + "\n"),
+            AnsweringSender = "anne@example.com",
+        }, Trigger, "welcome");
+
+        Assert.True(result.Queued);
+        var (_, message, _) = Only(h);
+        Assert.Equal(["id0@example.net", .. Enumerable.Range(29_991, 9).Select(i => $"id{i}@example.net"), "req1@example.com"], message.References);
+    }
+
     [Fact]
     public void The_same_trigger_and_purpose_queue_one_notice_however_often_asked()
     {

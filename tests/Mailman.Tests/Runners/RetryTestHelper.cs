@@ -10,14 +10,17 @@ internal static class RetryTestHelper
     public static void MakeDue(TempInstance instance) => SetNotBefore(instance, DateTimeOffset.UnixEpoch);
 
     /// <summary>Sets every waiting retry entry's next attempt to <paramref name="at"/>.</summary>
-    public static void SetNotBefore(TempInstance instance, DateTimeOffset at)
+    public static void SetNotBefore(TempInstance instance, DateTimeOffset at) => Rewrite(instance, m => m.NotBefore = at);
+
+    /// <summary>Changes the metadata of every waiting retry entry.</summary>
+    public static void Rewrite(TempInstance instance, Action<EntryMetadata> change)
     {
         var retry = new Switchboard(new FileSystem(), instance.QueueDir(QueueSet.Retry), QueueSet.Retry, TimeProvider.System);
         foreach (var name in retry.Pending())
         {
             var claim = retry.Claim(name)!;
             var metadata = retry.LoadHead(claim).Metadata.Clone();
-            metadata.NotBefore = at;
+            change(metadata);
             retry.Rewrite(claim, metadata);
         }
     }

@@ -245,6 +245,27 @@ public sealed class RunnerTests : IDisposable
         Assert.Empty(sink.Messages());
     }
 
+    // Review 43: a first attempt stamped by a clock a year ahead kept the recipients in retry for
+    // that year (now - FirstAttempt stayed negative); the backoffs waited end it.
+    [Fact]
+    public void A_first_attempt_stamped_by_a_clock_that_was_ahead_still_ends_with_the_lifetime()
+    {
+        using var sink = SmtpSink.Start("-r", "RCPT");
+        using var h = ThreeMembersInOutWithShortRetries(sink);
+        var retry = h.Queues[QueueSet.Retry];
+        Assert.Equal(1, RunnerHarness.Drain(h.Outgoing));
+        RetryTestHelper.Rewrite(_instance, m => m.FirstAttempt = h.Time.GetUtcNow().AddDays(365));
+        for (var attempt = 2; attempt <= 6; attempt++)
+        {
+            h.Time.Advance(TimeSpan.FromMinutes(3));
+            Assert.Equal(1, RunnerHarness.Drain(h.Retry));
+            Assert.Equal(1, RunnerHarness.Drain(h.Outgoing));
+            Assert.Equal(attempt < 6, retry.Pending().Count == 1);
+        }
+
+        Assert.Contains(h.Logs.Lines, l => l.Contains("expired: 3 recipients recorded as bounced", StringComparison.Ordinal));
+    }
+
     // A delivery stopped after one member was deferred, then resumed: the resumed run's summary
     // counts its own copies (0 deferred), and with the earlier runs' they make every member once.
     [Fact]
