@@ -112,7 +112,11 @@ public sealed class OutgoingRunner(
             Environment.ProcessId, list.Fqdn, metadata.MessageId, entry.Claim.Name, metadata.RecipientCount, 0, 0, 0, 0, now, now));
         // `lists delete` under a delivery stops it as a shutdown would (review 37: the rest of
         // the deleted list got the post); its entry goes to bad below.
-        using var deletion = new ListDeletionWatch(fs, _paths.DeletedListMarker(list), entry.Claim.Path, stoppingToken);
+        using var deletion = new ListDeletionWatch(fs, _paths.DeletedListMarker(list), entry.Claim.Path, () =>
+        {
+            using var store = new ListStore(_paths.Database);
+            return store.FindList(list) is null;
+        }, stoppingToken);
         DeliveryReport report;
         try
         {

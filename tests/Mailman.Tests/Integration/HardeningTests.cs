@@ -1022,6 +1022,34 @@ public sealed class HardeningTests : IDisposable
         Assert.False(File.Exists(marker));
     }
 
+    // Review 42: with the clock stepped back between the post and `lists delete`, the mark looked
+    // older than the delivery's entry and the whole list got the post. A mark older than the
+    // entry stops nothing while the list is there (made again), and stops it once it is gone.
+    [Fact]
+    public void A_deletion_mark_older_than_the_delivery_stops_it_once_the_list_is_gone()
+    {
+        const int members = 300;
+        CreateList(members);
+        var marker = _instance.Paths.DeletedListMarker(Mailman.Lists.ListName.Parse(List));
+        Directory.CreateDirectory(Path.GetDirectoryName(marker)!);
+        File.WriteAllText(marker, "written by a clock an hour behind\n");
+        File.SetLastWriteTimeUtc(marker, DateTime.UtcNow.AddHours(-1));
+        using var sink = SmtpSink.Start("-w", "1");
+        Inject();
+        using var daemon = DaemonProcess.Start(_instance.Home, Env(sink.Port));
+        Wait.Until(() => Copies(sink).Count >= 4 || daemon.HasExited, TimeSpan.FromSeconds(60), "four copies");
+        Assert.False(daemon.HasExited, daemon.Output);
+
+        using (var store = new Mailman.Lists.ListStore(_instance.Paths.Database))
+        {
+            store.DeleteList(Mailman.Lists.ListName.Parse(List));
+        }
+
+        Wait.Until(() => _instance.Count("bad") == 1, TimeSpan.FromSeconds(60), "the entry in bad");
+        Assert.InRange(Copies(sink).Count, 4, members / 2);
+        Assert.Equal(0, _instance.Count("retry"));
+    }
+
     // Review 1: a restart with another MaxRecipients re-cut a half-done chunk and skipped members.
     [Fact]
     public void A_restart_with_another_MaxRecipients_cuts_the_resumed_delivery_as_it_started()
