@@ -201,10 +201,9 @@ public static class MailmanCli
             return runAs;
         }
 
-        var me = FileOwner.EffectiveUid;
-        return paths is null || new[] { paths.Database, paths.Database + "-wal", paths.Database + "-shm" }
-                .FirstOrDefault(f => FileOwner.Uid(f) is { } owner && owner != me) is not { } foreign ? ""
-            : $" ({foreign} is {FileOwner.Describe(foreign)} and mailman runs as {FileOwner.UserName(me)}: chown it to {FileOwner.UserName(me)})";
+        var me = FileOwner.UserName(FileOwner.EffectiveUid);
+        return paths is null || FileOwner.FirstNotOurs(paths.Database, paths.Database + "-wal", paths.Database + "-shm") is not { } foreign ? ""
+            : $" ({foreign} is {FileOwner.Describe(foreign)} and mailman runs as {me}: chown it to {me})";
     }
 
     /// <summary>

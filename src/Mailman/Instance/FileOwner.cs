@@ -75,6 +75,18 @@ public static partial class FileOwner
         return offset >= 0 && Stat(path, buffer) == 0 ? *(uint*)(buffer + offset) : null;
     }
 
+    /// <summary>The first of <paramref name="paths"/> owned by a user other than this process's; null when all are ours or not there.</summary>
+    public static string? FirstNotOurs(params string[] paths)
+        => Array.Find(paths, f => Uid(f) is { } owner && owner != EffectiveUid);
+
+    /// <summary>
+    /// The text of a small file the daemon writes (a pid, a snapshot), or null when there is none
+    /// or it is not a regular file: a FIFO there blocked the read, and status, for good (review 43).
+    /// </summary>
+    /// <exception cref="IOException">It could not be read.</exception>
+    public static string? ReadRegularText(string path)
+        => IsRegularFile(path) == true ? File.ReadAllText(path) : null;
+
     /// <summary>
     /// Why a settings file (the configuration, a password, a CA file) is not read whole at start:
     /// a FIFO waits for a writer for good, a device or a huge file reads until memory runs out

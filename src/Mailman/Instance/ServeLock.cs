@@ -94,12 +94,7 @@ public sealed partial class ServeLock : IDisposable
     {
         try
         {
-            if (FileOwner.IsRegularFile(PidFile(paths)) != true)
-            {
-                return null; // none, or a FIFO that would block status for good (review 43)
-            }
-
-            var text = File.ReadAllText(PidFile(paths)).Trim();
+            var text = FileOwner.ReadRegularText(PidFile(paths))?.Trim();
             return int.TryParse(text, out var pid) && pid > 0 ? pid.ToString(System.Globalization.CultureInfo.InvariantCulture) : null;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

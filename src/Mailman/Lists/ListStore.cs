@@ -86,7 +86,7 @@ public sealed partial class ListStore : IDisposable
 
     private const int BusySeconds = 10;
 
-    private const string Pragmas = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;";
+    private static readonly string Pragmas = $"PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout={BusySeconds * 1000}; PRAGMA foreign_keys=ON;";
 
     // Pooled: closing the last connection of a process checkpoints the WAL and fsyncs; the
     // daemon opens one per post and would pay that per post (13 posts/s measured).

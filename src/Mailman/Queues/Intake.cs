@@ -128,7 +128,7 @@ public sealed class Intake
             // PERM, READONLY, CANTOPEN, AUTH: this user may not use the database; or it is this
             // user's and cannot be written (a mode, a read-only mount): then user= is not the fix.
             var me = FileOwner.EffectiveUid;
-            var foreign = new[] { _paths.Database + "-wal", _paths.Database + "-shm" }.FirstOrDefault(f => FileOwner.Uid(f) is { } owner && owner != me);
+            var foreign = FileOwner.FirstNotOurs(_paths.Database + "-wal", _paths.Database + "-shm");
             var remedy = FileOwner.Uid(_paths.Database) != me ? "run inject as the instance's user (Postfix: user= in master.cf)"
                 : foreign is not null ? $"{foreign} is {FileOwner.Describe(foreign)} (a root-run sqlite3?): chown it to {FileOwner.UserName(me)}"
                 : "the file is this user's: check its mode, its directory's and whether the file system is read-only";

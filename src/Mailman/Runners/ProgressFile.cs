@@ -48,12 +48,7 @@ public static class ProgressFile
     {
         try
         {
-            if (FileOwner.IsRegularFile(PathOf(paths)) != true)
-            {
-                return null; // none, or a FIFO that would block status for good (review 43)
-            }
-
-            var snapshot = JsonSerializer.Deserialize(File.ReadAllText(PathOf(paths)), StatusJson.Default.DeliveryProgressSnapshot);
+            var snapshot = FileOwner.ReadRegularText(PathOf(paths)) is { } text ? JsonSerializer.Deserialize(text, StatusJson.Default.DeliveryProgressSnapshot) : null;
             return snapshot is not null && Directory.Exists($"/proc/{snapshot.Pid}") ? snapshot : null;
         }
         catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException)
@@ -95,12 +90,7 @@ public static class RelaysFile
     {
         try
         {
-            if (FileOwner.IsRegularFile(PathOf(paths)) != true)
-            {
-                return null;
-            }
-
-            var snapshot = JsonSerializer.Deserialize(File.ReadAllText(PathOf(paths)), StatusJson.Default.RelaysSnapshot);
+            var snapshot = FileOwner.ReadRegularText(PathOf(paths)) is { } text ? JsonSerializer.Deserialize(text, StatusJson.Default.RelaysSnapshot) : null;
             return snapshot is not null && Directory.Exists($"/proc/{snapshot.Pid}") ? snapshot : null;
         }
         catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException)
