@@ -10,10 +10,8 @@ using Mailman.TestSupport;
 
 namespace Mailman.Tests.Delivery;
 
-[Collection("smtp-sink")]
 public sealed class PipelinedSmtpFaultTests() : SmtpFaultTests(pipelining: true);
 
-[Collection("smtp-sink")]
 public sealed class MailKitSmtpFaultTests() : SmtpFaultTests(pipelining: false);
 
 public abstract class SmtpFaultTests : IDisposable

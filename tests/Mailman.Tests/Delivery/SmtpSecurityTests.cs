@@ -13,7 +13,6 @@ using Mailman.TestSupport;
 
 namespace Mailman.Tests.Delivery;
 
-[Collection("smtp-sink")]
 public sealed class SmtpSecurityTests : IDisposable
 {
     private readonly TestCertificates _certs = TestCertificates.Create();
@@ -95,7 +94,7 @@ public sealed class SmtpSecurityTests : IDisposable
     private static (bool Delivered, string? Error) SendOne(Relay relay, byte[] message, out SmtpConnection connection)
     {
         var post = PreparedPost.Create(message, null);
-        connection = new SmtpConnection(relay, new SmtpOptions { TimeoutSeconds = 20 });
+        connection = new SmtpConnection(relay, new SmtpOptions { TimeoutSeconds = 60 });
         var carrier = new Carrier(post);
         carrier.SetRecipient(null);
         var result = new TransactionResult();

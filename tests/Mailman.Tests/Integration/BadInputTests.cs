@@ -10,7 +10,6 @@ using Mailman.TestSupport;
 
 namespace Mailman.Tests.Integration;
 
-[Collection("smtp-sink")]
 public sealed class BadInputTests : IDisposable
 {
     private readonly TempInstance _instance = new();

@@ -8,7 +8,6 @@ using Mailman.TestSupport;
 
 namespace Mailman.Tests.Integration;
 
-[Collection("smtp-sink")]
 public sealed class BounceCrashTests : IDisposable
 {
     private const string List = "dev@example.org";

@@ -7,7 +7,6 @@ using Mailman.TestSupport;
 
 namespace Mailman.Tests.Integration;
 
-[Collection("smtp-sink")]
 public sealed class CrashTests : IDisposable
 {
     private const string EndMarker = "--END-OF-COPY--";

@@ -6,7 +6,6 @@ using Mailman.TestSupport;
 
 namespace Mailman.Tests.Integration;
 
-[Collection("smtp-sink")]
 public sealed class DeliveryTests : IDisposable
 {
     private readonly TempInstance _instance = new();
@@ -230,6 +229,3 @@ public sealed class DeliveryTests : IDisposable
         return ms.ToArray();
     }
 }
-
-[CollectionDefinition("smtp-sink", DisableParallelization = true)]
-public sealed class SmtpSinkCollection;

@@ -13,7 +13,6 @@ using MimeKit.Cryptography;
 
 namespace Mailman.Tests.Integration;
 
-[Collection("smtp-sink")]
 public sealed class DmarcDeliveryTests : IDisposable
 {
     private const string ListDomain = "lists.mailman.test";

@@ -13,7 +13,6 @@ using Mailman.TestSupport;
 
 namespace Mailman.Tests.Integration;
 
-[Collection("smtp-sink")]
 public sealed class HardeningTests : IDisposable
 {
     private const string List = "dev@example.org";

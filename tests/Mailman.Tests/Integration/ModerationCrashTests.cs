@@ -12,7 +12,6 @@ using Mailman.TestSupport;
 
 namespace Mailman.Tests.Integration;
 
-[Collection("smtp-sink")]
 public sealed class ModerationCrashTests : IDisposable
 {
     private const string List = "dev@example.org";

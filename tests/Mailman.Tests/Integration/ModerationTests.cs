@@ -11,7 +11,6 @@ using MimeKit;
 
 namespace Mailman.Tests.Integration;
 
-[Collection("smtp-sink")]
 public sealed class ModerationTests : IDisposable
 {
     private const string List = "dev@example.org";

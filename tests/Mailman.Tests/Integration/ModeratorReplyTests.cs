@@ -10,7 +10,6 @@ using MimeKit;
 
 namespace Mailman.Tests.Integration;
 
-[Collection("smtp-sink")]
 public sealed class ModeratorReplyTests : IDisposable
 {
     private const string List = "dev@lists.example.org";

@@ -11,7 +11,6 @@ using Mailman.TestSupport;
 
 namespace Mailman.Tests.Integration;
 
-[Collection("smtp-sink")]
 public sealed class OneClickTests : IDisposable
 {
     private const string PublicUrl = "https://lists.example.org/mm";

@@ -9,7 +9,6 @@ using Mailman.TestSupport;
 
 namespace Mailman.Tests.Integration;
 
-[Collection("smtp-sink")]
 public sealed class OperationsTests : IDisposable
 {
     private static readonly string UnitFile = Path.Combine(RepositoryRoot(), "config", "mailman.service");

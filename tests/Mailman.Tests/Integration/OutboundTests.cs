@@ -9,7 +9,6 @@ using Mailman.TestSupport;
 
 namespace Mailman.Tests.Integration;
 
-[Collection("smtp-sink")]
 public sealed class OutboundTests : IDisposable
 {
     private const string List = "dev@example.org";

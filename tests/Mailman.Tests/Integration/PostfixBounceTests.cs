@@ -15,7 +15,6 @@ using MimeKit;
 
 namespace Mailman.Tests.Integration;
 
-[Collection("smtp-sink")]
 public sealed class PostfixBounceTests : IDisposable
 {
     private const string List = "dev@lists.example.org";

@@ -9,7 +9,6 @@ using MimeKit;
 
 namespace Mailman.Tests.Integration;
 
-[Collection("smtp-sink")]
 public sealed class PostfixRequestTests : IDisposable
 {
     private const string List = "dev@lists.example.org";

@@ -10,7 +10,6 @@ using Mailman.TestSupport;
 
 namespace Mailman.Tests.Integration;
 
-[Collection("smtp-sink")]
 public sealed class SenderCheckTests : IDisposable
 {
     private const string List = "dev@example.org";

@@ -12,7 +12,6 @@ using MimeKit;
 
 namespace Mailman.Tests.Lmtp;
 
-[Collection("smtp-sink")]
 public sealed class LmtpServerTests : IDisposable
 {
     private const string List = "dev@lists.example.org";

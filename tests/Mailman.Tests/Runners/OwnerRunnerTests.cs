@@ -9,7 +9,6 @@ using MimeKit;
 
 namespace Mailman.Tests.Runners;
 
-[Collection("smtp-sink")]
 public sealed class OwnerRunnerTests : IDisposable
 {
     private const string List = "dev@example.org";

@@ -7,7 +7,6 @@ using Mailman.TestSupport;
 
 namespace Mailman.Tests.Runners;
 
-[Collection("smtp-sink")]
 public sealed class RunnerTests : IDisposable
 {
     private readonly TempInstance _instance = new();
