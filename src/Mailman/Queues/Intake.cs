@@ -53,6 +53,18 @@ public sealed class Intake
     /// </summary>
     public const int MaxHeaderBytes = 4 << 20;
 
+    /// <summary>
+    /// What must stay free on the queue's file system with a post of <paramref name="size"/>
+    /// bytes written for it to be taken: room for each of the daemon's hops to write its next copy
+    /// before it deletes the last, and some more (Postfix keeps 1.5 times its message size limit).
+    /// Review 44: posts taken until the disk was full sat in <c>in</c> for good, every hop failing
+    /// for want of a second copy's room, the daemon's own queue what filled it.
+    /// </summary>
+    public static long KeepFree(long size) => 2 * size + ReserveBytes;
+
+    /// <summary>The part of <see cref="KeepFree"/> that does not grow with the post: 8 MiB.</summary>
+    public const long ReserveBytes = 8 << 20;
+
     /// <summary>The most header fields taken in (twice the 10,000 Guarantees promise).</summary>
     public const int MaxHeaderFields = 20_000;
 
@@ -158,7 +170,7 @@ public sealed class Intake
         try
         {
             var switchboard = _queues?[route.Queue] ?? new Switchboard(new FileSystem(), _paths.Queue(route.Queue), route.Queue, _time);
-            var entry = switchboard.Enqueue(metadata, writeMessage, null);
+            var entry = switchboard.Enqueue(metadata, writeMessage, null, keepFree: KeepFree);
             return (entry, metadata);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

@@ -104,6 +104,25 @@ public sealed class MimeShape
     private bool _anyDashes; // a boundary could not be read: every "--" line may be one
     private int _bodyKeep = 2; // what a body line needs kept: "--" and the longest boundary
     private bool _ended;
+    private readonly int _slack;
+
+    /// <summary>Counts against the limits intake takes a post under.</summary>
+    public MimeShape()
+    {
+    }
+
+    /// <summary>
+    /// Counts a post as the list's handlers leave it: what they add (a footer or header part and
+    /// the multipart that holds it, DMARC's wrapper, the List-* fields) may take a post intake
+    /// took at a count limit over it (review 44: 49,999 parts, footed, were held), so the counts
+    /// of fields, lines and parts get <see cref="DecorationSlack"/> more each. The work limits stay.
+    /// </summary>
+    public static MimeShape ForDecorated() => new(DecorationSlack);
+
+    /// <summary>Fields, lines and parts a list's decoration may add to each of those counts.</summary>
+    public const int DecorationSlack = 256;
+
+    private MimeShape(int slack) => _slack = slack;
 
     public long Fields { get; private set; }
 
@@ -275,9 +294,9 @@ public sealed class MimeShape
             return;
         }
 
-        if (++Lines > MaxLines)
+        if (++Lines > MaxLines + _slack)
         {
-            throw new IntakeException(IntakeFailure.HeaderTooLarge, $"more than {MaxLines:N0} header lines in the message and its parts: not taken");
+            throw new IntakeException(IntakeFailure.HeaderTooLarge, $"more than {MaxLines + _slack:N0} header lines in the message and its parts: not taken");
         }
 
         // What MimeKit copies for this line: a continuation adds to the field before it; any
@@ -391,9 +410,9 @@ public sealed class MimeShape
 
     private void CountField()
     {
-        if (++Fields > MaxFields)
+        if (++Fields > MaxFields + _slack)
         {
-            throw new IntakeException(IntakeFailure.HeaderTooLarge, $"more than {MaxFields:N0} header fields in the message and its parts: not taken");
+            throw new IntakeException(IntakeFailure.HeaderTooLarge, $"more than {MaxFields + _slack:N0} header fields in the message and its parts: not taken");
         }
     }
 
@@ -541,9 +560,9 @@ public sealed class MimeShape
 
     private void StartBlock(bool fromBoundary)
     {
-        if (++Parts > MaxParts)
+        if (++Parts > MaxParts + _slack)
         {
-            throw new IntakeException(IntakeFailure.HeaderTooLarge, $"more than {MaxParts:N0} MIME parts: not taken");
+            throw new IntakeException(IntakeFailure.HeaderTooLarge, $"more than {MaxParts + _slack:N0} MIME parts: not taken");
         }
 
         _inBlock = true;

@@ -72,6 +72,13 @@ public sealed partial class Switchboard
         _realDisk = fs is FileSystem;
         if (create)
         {
+            // A file, FIFO or device (or a link, dangling or to one) in its place made this say
+            // only "The file ... already exists" (review 44).
+            if (!_fs.Directory.Exists(directory) && (_fs.File.Exists(directory) || _fs.FileInfo.New(directory).LinkTarget is not null))
+            {
+                throw new IOException($"{directory} is not a directory (a file, a FIFO, a device, or a link to one or to nothing?): move it away");
+            }
+
             _fs.Directory.CreateDirectory(directory);
         }
     }
@@ -132,13 +139,18 @@ public sealed partial class Switchboard
     }
 
     /// <summary>Writes an entry whose message <paramref name="writeMessage"/> streams into the file (a flattened post), with recipients.</summary>
-    public string Enqueue(EntryMetadata metadata, Action<Stream> writeMessage, IEnumerable<Recipient>? recipients, string? name = null)
+    /// <param name="keepFree">
+    /// The bytes that must stay free on the queue's file system with the entry written, from its
+    /// size; less and it is not put in place (an IOException of ENOSPC, nothing left behind).
+    /// Intake's, so that mail taken in leaves the daemon room to move it on.
+    /// </param>
+    public string Enqueue(EntryMetadata metadata, Action<Stream> writeMessage, IEnumerable<Recipient>? recipients, string? name = null, Func<long, long>? keepFree = null)
         => Write(metadata, s =>
         {
             var start = s.Position;
             writeMessage(s);
             return s.Position - start;
-        }, recipients is null ? null : s => WriteRecipients(s, recipients), name);
+        }, recipients is null ? null : s => WriteRecipients(s, recipients), name, keepFree);
 
     /// <summary>
     /// Writes a copy of a claimed entry into <paramref name="target"/> under the same name with
@@ -167,8 +179,16 @@ public sealed partial class Switchboard
     // A FIFO or a device under an entry's name (made or dropped there by hand) blocked open(2)
     // for good: the runner that claimed it, start-up recovery and the verbs that list a queue
     // hung (review 42). It is no entry: unreadable, so it goes to bad like one.
+    // A symbolic link is no entry either (every entry is a file this queue renamed into place):
+    // a dangling one under a claimed name stopped every start (review 44), and one in a queue
+    // stayed claimed for good, the runner pausing on it.
     private System.IO.Abstractions.FileSystemStream OpenEntry(string path)
     {
+        if (_fs.FileInfo.New(path).LinkTarget is { } target)
+        {
+            throw new CorruptEntryException($"{_fs.Path.GetFileName(path)} is a symbolic link (to {target}): no entry");
+        }
+
         if (Instance.FileOwner.IsRegularFile(path) == false && !_fs.Directory.Exists(path))
         {
             throw new CorruptEntryException($"{_fs.Path.GetFileName(path)} is not a regular file (a FIFO, a device?): no entry");
@@ -480,10 +500,11 @@ public sealed partial class Switchboard
     /// holds its name and it has no checkpoint (<paramref name="forwarded"/>: the hop was done);
     /// set aside into <paramref name="bad"/> when unreadable or when it was recovered more than
     /// <paramref name="maxRecoveries"/> times without its checkpoint growing in between; else
-    /// put back to be processed again.
+    /// put back to be processed again; <paramref name="setAside"/> is told the name and why of each
+    /// set aside (its log line with the entry's id).
     /// </summary>
     /// <returns>(recovered, sent to bad).</returns>
-    public (int Recovered, int ToBad) Recover(Switchboard bad, int maxRecoveries, Func<string, bool>? forwarded = null, Func<string, bool>? done = null)
+    public (int Recovered, int ToBad) Recover(Switchboard bad, int maxRecoveries, Func<string, bool>? forwarded = null, Func<string, bool>? done = null, Action<string, string>? setAside = null)
     {
         RemoveStaleTemporaries();
         foreach (var name in Claimed())
@@ -537,7 +558,9 @@ public sealed partial class Switchboard
             {
                 try
                 {
-                    SetAside(entry, bad, unusable ?? $"left claimed by {state.Recoveries} crashed runs in a row that made no progress");
+                    var why = unusable ?? $"left claimed by {state.Recoveries} crashed runs in a row that made no progress";
+                    SetAside(entry, bad, why);
+                    setAside?.Invoke(name, why);
                     toBad++;
                     continue;
                 }
@@ -759,9 +782,9 @@ public sealed partial class Switchboard
         var scan = new System.IO.Enumeration.FileSystemEnumerable<bool>(Directory, (ref System.IO.Enumeration.FileSystemEntry entry) =>
         {
             var file = entry.FileName;
-            if (!file.EndsWith(EntryExtension, StringComparison.Ordinal))
+            if (!file.EndsWith(EntryExtension, StringComparison.Ordinal) || entry.IsDirectory)
             {
-                return false;
+                return false; // a directory under an entry's name cannot be claimed (review 44: it kept the queue busy for good)
             }
 
             var name = file[..^EntryExtension.Length];
@@ -847,7 +870,7 @@ public sealed partial class Switchboard
         return names;
     }
 
-    private string Write(EntryMetadata metadata, Func<Stream, long> writeMessage, Func<Stream, long>? writeRecipients, string? name)
+    private string Write(EntryMetadata metadata, Func<Stream, long> writeMessage, Func<Stream, long>? writeRecipients, string? name, Func<long, long>? keepFree = null)
     {
         if (name is not null)
         {
@@ -869,6 +892,17 @@ public sealed partial class Switchboard
         {
             metadata.Recoveries = 0;
             WriteEntry(temp, metadata, writeMessage, writeRecipients);
+            if (keepFree is not null && _realDisk)
+            {
+                var size = _fs.FileInfo.New(temp).Length;
+                var need = keepFree(size);
+                var free = new DriveInfo(Directory).AvailableFreeSpace;
+                if (free < need)
+                {
+                    throw new IOException($"{free:N0} bytes are free on the file system of {Directory}, and a post of {size:N0} bytes is taken only with {need:N0} left free (room for the daemon to move it on)", 28);
+                }
+            }
+
             _fs.File.Move(temp, final);
             SyncDirectory();
         }

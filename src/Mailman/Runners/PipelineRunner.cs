@@ -77,7 +77,7 @@ public sealed class PipelineRunner(
             // Intake counted the post as it came; a field the handlers rewrote can come out
             // folded over thousands of lines (a 1 MB Subject, prefixed, is 17,000 encoded words:
             // 11 s of CPU for each of the outgoing runner's parses). Nothing went to out.
-            var why = $"the post as the list rewrites it (subject prefix, DMARC From, Reply-To) is beyond what can be delivered in time: {e.Message.Replace(": not taken", "", StringComparison.Ordinal)}";
+            var why = $"the post as the list rewrites it (subject prefix, DMARC From or wrapper, Reply-To, header and footer) is beyond what can be delivered in time: {e.Message.Replace(": not taken", "", StringComparison.Ordinal)}";
             if (metadata.Approved)
             {
                 throw new InvalidOperationException(why + "; a moderator approved it, and it cannot be sent as it is", e);
@@ -103,10 +103,11 @@ public sealed class PipelineRunner(
         held.Put(list, asReceived, head.Metadata, head.Metadata.MessageLength, head.Claim.Name, [hit], m => Queue.Forward(head, Queues[QueueSet.Hold], m));
     }
 
-    // Flattened under intake's limits (MimeShape): what every later parse of the post can take.
+    // Flattened under intake's limits (MimeShape), with room for what decoration adds: what every
+    // later parse of the post can take.
     private static void WriteChecked(MimeMessage message, Stream s)
     {
-        var shape = new MimeShape();
+        var shape = MimeShape.ForDecorated();
         message.WriteTo(Delivery.WireFormat.Options, shape.Watch(s), CancellationToken.None);
         shape.End();
     }

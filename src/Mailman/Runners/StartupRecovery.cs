@@ -64,7 +64,8 @@ public sealed class StartupRecovery(InstancePaths paths, QueueSet queues, Mailma
                     || queues.All.Any(q => q.Holds(OutgoingRunner.RetryName(name)))
                 : null;
             var (recovered, toBad) = queue.Recover(queues[QueueSet.Bad], maxRecoveries,
-                name => queues.All.Any(other => other != queue && other.Holds(name)), done);
+                name => queues.All.Any(other => other != queue && other.Holds(name)), done,
+                (name, why) => logger.LogError("Entry {QueueEntry} left claimed in {Queue} moved to bad: {Reason}", name, queue.Name, why));
             if (recovered + toBad > 0)
             {
                 logger.LogWarning("Recovered {Recovered} entries left claimed in {Queue}; {ToBad} moved to bad", recovered, queue.Name, toBad);

@@ -120,6 +120,29 @@ public sealed class BadInputTests : IDisposable
         Assert.Equal(0, _instance.Count(QueueSet.Out));
     }
 
+    // Review 44: a post of as many parts as intake takes was held when the list's footer added
+    // one ("... beyond what can be delivered in time: more than 50,000 MIME parts"), and approved
+    // it went to shunt: taken in, never deliverable. Decoration has room over intake's counts.
+    [Fact]
+    public void A_post_at_intakes_part_limit_gets_its_footer_and_is_delivered()
+    {
+        using var sink = SmtpSink.Start();
+        using var h = new RunnerHarness(_instance, o => o.Smtp.Port = sink.Port);
+        var post = Encoding.ASCII.GetBytes("From: poster@example.com\nTo: dev@example.org\nMessage-Id: <parts@example.com>\nSubject: parts\nContent-Type: multipart/mixed; boundary=b\n\n"
+            + string.Concat(Enumerable.Repeat("--b\n\nx\n", MimeShape.MaxParts - 1)) + "--b--\n");
+        var taken = MailmanProcess.Run(_instance.Home, ["inject", "dev@example.org"], post);
+        Assert.True(taken.ExitCode == ExitCodes.Ok, taken.Stderr);
+        RunnerHarness.Drain(h.Incoming);
+        RunnerHarness.Drain(h.Pipeline);
+        RunnerHarness.Drain(h.Outgoing);
+
+        Assert.Empty(h.Held.List());
+        var copies = sink.Messages().Where(m => m.Header("Message-Id") == "<parts@example.com>").ToList();
+        Assert.Equal(2, copies.Count);
+        Assert.All(copies, c => Assert.Contains("mailing list -- dev@example.org", c.Text, StringComparison.Ordinal));
+        Assert.Equal(0, _instance.Count(QueueSet.Out) + _instance.Count(QueueSet.Shunt) + _instance.Count(QueueSet.Bad));
+    }
+
     // "Access to the path ... is denied" of a directory sent the operator to the permissions (review 39).
     [Fact]
     public void Inject_from_a_directory_says_it_is_one_with_66_and_queues_nothing()
@@ -181,15 +204,28 @@ public sealed class BadInputTests : IDisposable
 
         try
         {
-            var big = Posts.Plain(body: new string('x', 2 << 20));
+            var big = Posts.Plain(body: new string('x', 12 << 20));
             var result = MailmanProcess.Run(_instance.Home, ["inject", "dev@example.org"], big);
             Assert.Equal(ExitCodes.TempFail, result.ExitCode);
-            Assert.Contains("queue", result.Stderr, StringComparison.Ordinal);
+            Assert.Contains("No space left on device", result.Stderr, StringComparison.Ordinal);
             Assert.Empty(Directory.GetFiles(queue));
 
             // A small message still fits: the failed write left nothing behind.
             Assert.Equal(ExitCodes.Ok, MailmanProcess.Run(_instance.Home, ["inject", "dev@example.org"], Posts.Plain()).ExitCode);
             Assert.Single(Directory.GetFiles(queue, "*.msg"));
+
+            // Review 44: posts taken until the disk was full stayed in `in` for good (each hop
+            // writes its next copy before it deletes the last). One that would leave less than
+            // twice its size and 8 MiB free is refused, and nothing of it is left.
+            var leaving = new DriveInfo(queue).AvailableFreeSpace;
+            var tooBig = Posts.Plain(body: new string('x', (int)((leaving - Intake.ReserveBytes) / 2) + (64 << 10)));
+            var refused = MailmanProcess.Run(_instance.Home, ["inject", "dev@example.org"], tooBig);
+            Assert.Equal(ExitCodes.TempFail, refused.ExitCode);
+            Assert.Contains("left free (room for the daemon to move it on)", refused.Stderr, StringComparison.Ordinal);
+            Assert.Single(Directory.GetFileSystemEntries(queue));
+            var fits = Posts.Plain(body: new string('x', (int)((leaving - Intake.ReserveBytes) / 4)));
+            Assert.Equal(ExitCodes.Ok, MailmanProcess.Run(_instance.Home, ["inject", "dev@example.org"], fits).ExitCode);
+            Assert.Equal(2, Directory.GetFiles(queue, "*.msg").Length);
         }
         finally
         {
@@ -197,7 +233,7 @@ public sealed class BadInputTests : IDisposable
         }
     }
 
-    private static bool Mount(string dir) => Run("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir) == 0;
+    private static bool Mount(string dir) => Run("mount", "-t", "tmpfs", "-o", "size=10m", "tmpfs", dir) == 0;
 
     private static int Run(string file, params string[] args)
     {

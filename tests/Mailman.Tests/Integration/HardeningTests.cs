@@ -254,7 +254,7 @@ public sealed class HardeningTests : IDisposable
     {
         CreateList(50);
         using var sink = SmtpSink.Start();
-        using var disk = Tmpfs.Mount(_instance.Paths.QueuesDirectory, "4m");
+        using var disk = Tmpfs.Mount(_instance.Paths.QueuesDirectory, "12m"); // inject keeps 8 MiB and twice the post free
         var name = Inject();
         File.Move(Path.Combine(_instance.QueueDir("in"), name + ".msg"), Path.Combine(_instance.QueueDir("in"), name + ".bak"));
         disk.Fill();
@@ -270,6 +270,31 @@ public sealed class HardeningTests : IDisposable
         Assert.Equal(0, daemon.ExitCode);
         Assert.Single(Regex(Log(), "Post received")); // review 28: once per retry of the hop
         AssertEveryMemberOnce(Copies(sink), 50, 0);
+        AssertQueuesEmpty();
+    }
+
+    // Review 44: concurrent injects filled a small disk with what they took, and the daemon could
+    // move none of it on (each hop writes its next copy before deleting the last): 0 deliveries
+    // in ten minutes. Intake leaves room; every post taken is delivered with no operator.
+    [Fact]
+    public void Posts_taken_onto_a_filling_disk_all_move_on_without_an_operator()
+    {
+        CreateList(3);
+        using var sink = SmtpSink.Start();
+        using var disk = Tmpfs.Mount(_instance.Paths.QueuesDirectory, "20m");
+        var results = Enumerable.Range(0, 10).AsParallel().WithDegreeOfParallelism(5)
+            .Select(i => MailmanProcess.Run(_instance.Home, ["inject", List], Posts.Plain(messageId: $"big{i}@example.com", body: $"big{i}\n" + new string('x', 2 << 20) + "\n")))
+            .ToList();
+        Assert.All(results, r => Assert.True(r.ExitCode is 0 or 75, r.Stderr));
+        var taken = results.Count(r => r.ExitCode == 0);
+        Assert.InRange(taken, 1, 9);
+        Assert.All(results.Where(r => r.ExitCode == 75), r => Assert.Contains("room for the daemon to move it on", r.Stderr, StringComparison.Ordinal));
+        Assert.Equal(taken, _instance.Count("in"));
+
+        var served = MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, Env(sink.Port));
+        Assert.True(served.ExitCode == 0, served.Stderr);
+        Assert.Equal(taken * 3, Copies(sink).Count);
+        Assert.Equal(taken, Copies(sink).Count(r => r == "m00000@example.com"));
         AssertQueuesEmpty();
     }
 
@@ -1198,6 +1223,45 @@ public sealed class HardeningTests : IDisposable
         Assert.All(fifos.Take(2).Append(besides[0]), f => Assert.False(File.Exists(f), f));
         Assert.Equal(2, _instance.Count("bad"));
         Assert.Contains("is not a regular file (a FIFO, a device?)", Log(), StringComparison.Ordinal);
+    }
+
+    // Review 44: a dangling link under a claimed name stopped every start ("Hosting failed to
+    // start ... Could not find file", 73); one under a waiting name was claimed and stayed so, the
+    // runner pausing on it and --exit-when-idle never ending; so did a directory named like an
+    // entry. A queue directory that was a link to a FIFO was "The file ... already exists".
+    [Fact]
+    public void Links_and_directories_under_entry_names_go_to_bad_or_are_passed_over_and_stop_nothing()
+    {
+        CreateList(3);
+        using var sink = SmtpSink.Start();
+        var name = Inject();
+        var outDir = _instance.QueueDir("out");
+        Directory.CreateDirectory(outDir);
+        var looping = Path.Combine(outDir, "01796407700000022-aaaaaab2.msg");
+        File.CreateSymbolicLink(Path.Combine(outDir, "01796407700000021-aaaaaab1.bak"), "/nonexistent");
+        File.CreateSymbolicLink(looping, looping);
+        File.CreateSymbolicLink(Path.Combine(_instance.QueueDir("in"), "01796407700000023-aaaaaab3.msg"), Path.Combine(_instance.QueueDir("in"), name + ".msg"));
+        var directory = Path.Combine(outDir, "01796407700000024-aaaaaab4.msg");
+        Directory.CreateDirectory(directory);
+
+        var served = MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, Env(sink.Port));
+        Assert.True(served.ExitCode == 0, served.Stderr);
+        AssertEveryMemberOnce(Copies(sink), 3, 0);
+        Assert.Equal(3, _instance.Count("bad"));
+        Assert.Equal(0, _instance.Count("out") + _instance.Count("in"));
+        Assert.True(Directory.Exists(directory));
+        Assert.Contains("is a symbolic link (to /nonexistent): no entry", Log(), StringComparison.Ordinal);
+        var bad = MailmanProcess.Run(_instance.Home, ["queue", "list", "bad"]);
+        Assert.True(bad.ExitCode == 0, bad.Stderr);
+        Assert.Equal(3, bad.Stdout.Split('\n').Count(l => l.Contains("is a symbolic link", StringComparison.Ordinal)));
+
+        var fifo = Path.Combine(_instance.Home, "fifo");
+        Assert.Equal(0, PostfixInstance.Run("mkfifo", "-m", "600", fifo));
+        Directory.Delete(_instance.QueueDir("in"), recursive: true);
+        File.CreateSymbolicLink(_instance.QueueDir("in"), fifo);
+        var refused = MailmanProcess.Run(_instance.Home, ["inject", List], Posts.Plain());
+        Assert.Equal(75, refused.ExitCode);
+        Assert.Contains($"{_instance.QueueDir("in")} is not a directory (a file, a FIFO, a device, or a link to one or to nothing?): move it away", refused.Stderr, StringComparison.Ordinal);
     }
 
     // Review 42: with logs/ not writable, serve kept no log file and said nothing, and held

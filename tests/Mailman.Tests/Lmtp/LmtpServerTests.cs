@@ -330,7 +330,7 @@ public sealed class LmtpServerTests : IDisposable
     [Fact]
     public void A_full_disk_is_a_452_for_that_recipient_and_the_post_is_taken_once_there_is_room()
     {
-        using var disk = Tmpfs.Mount(_instance.QueueDir("owner"), "2m");
+        using var disk = Tmpfs.Mount(_instance.QueueDir("owner"), "12m"); // intake keeps 8 MiB and twice the post free
         using var daemon = Serve();
         using var client = new LmtpClient(_port);
         client.Command("LHLO postfix.example.org");
