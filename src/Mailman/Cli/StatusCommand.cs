@@ -107,7 +107,7 @@ internal static class StatusCommand
         {
             var names = q.Pending().Concat(q.Claimed()).Order(StringComparer.Ordinal).ToList();
             double? age = names.Count == 0 ? null : (now - TimeOf(names[0])).TotalSeconds;
-            return new QueueStatus(q.Name, names.Count, q.Claimed().Count, age);
+            return new QueueStatus(q.Name, names.Count, q.Claimed().Count, age) { Strays = q.Strays() };
         }).ToList();
         var progress = ProgressFile.Read(paths);
         var nextRetry = NextRetry(queues[QueueSet.Retry]);
@@ -123,6 +123,13 @@ internal static class StatusCommand
         foreach (var r in rows)
         {
             sb.Append(CultureInfo.InvariantCulture, $"{r.Queue,-12} {r.Entries,8} {r.Claimed,8}  {(r.OldestAgeSeconds is { } s ? Age(s) : "-")}\n");
+        }
+
+        foreach (var r in rows.Where(r => r.Strays.Count > 0))
+        {
+            // Names as the directory holds them: a line break or an escape in one shows as '?'.
+            var named = string.Join(", ", r.Strays.Take(5).Select(n => string.Concat(n.Select(c => char.IsControl(c) ? '?' : c))));
+            sb.Append(CultureInfo.InvariantCulture, $"{r.Queue}: {r.Strays.Count} thing(s) that are no queue entries, never read: {named}{(r.Strays.Count > 5 ? ", ..." : "")}; move them out of queues/{r.Queue}\n");
         }
 
         sb.Append('\n');
@@ -234,7 +241,11 @@ internal static class StatusCommand
 }
 
 /// <summary>One queue in `mailman status`.</summary>
-internal sealed record QueueStatus(string Queue, int Entries, int Claimed, double? OldestAgeSeconds);
+internal sealed record QueueStatus(string Queue, int Entries, int Claimed, double? OldestAgeSeconds)
+{
+    /// <summary>Files and directories in the queue's directory that are no entries (Switchboard.Strays).</summary>
+    public IReadOnlyList<string> Strays { get; init; } = [];
+}
 
 /// <summary>`mailman status --json`.</summary>
 internal sealed record StatusReport(List<QueueStatus> Queues, DeliveryProgressSnapshot? Delivering, DateTimeOffset? NextRetry, List<Mailman.Delivery.RelayStatus>? Relays)

@@ -207,6 +207,34 @@ public sealed partial class Switchboard
     /// <summary>Entry names currently claimed by a runner (or left claimed by a crash).</summary>
     public IReadOnlyList<string> Claimed() => List(ClaimedExtension);
 
+    /// <summary>
+    /// What is in the directory that this queue never wrote and never reads: a directory, or a
+    /// file whose name is not an entry's name and an extension. For operators (status): a
+    /// directory under an entry's name is passed over for good (review 44), and other strays
+    /// (review 42) were seen by nothing. A file system's lost+found (a queue on its own mount) is none.
+    /// </summary>
+    public IReadOnlyList<string> Strays()
+    {
+        var strays = new List<string>();
+        if (!_fs.Directory.Exists(Directory))
+        {
+            return strays;
+        }
+
+        foreach (var path in _fs.Directory.EnumerateFileSystemEntries(Directory))
+        {
+            var file = _fs.Path.GetFileName(path);
+            var dot = file.IndexOf('.', StringComparison.Ordinal);
+            if (file != "lost+found" && (_fs.Directory.Exists(path) || dot < 0 || !IsValidEntryName(file[..dot])))
+            {
+                strays.Add(file);
+            }
+        }
+
+        strays.Sort(StringComparer.Ordinal);
+        return strays;
+    }
+
     /// <summary>Whether any entry waits (cheap: the index, refreshed as claims refresh it).</summary>
     public bool HasWaiting()
     {

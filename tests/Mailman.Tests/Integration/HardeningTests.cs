@@ -1251,6 +1251,14 @@ public sealed class HardeningTests : IDisposable
         Assert.Equal(0, _instance.Count("out") + _instance.Count("in"));
         Assert.True(Directory.Exists(directory));
         Assert.Contains("is a symbolic link (to /nonexistent): no entry", Log(), StringComparison.Ordinal);
+
+        // Passed over, and said by status with anything else no entry (review 42).
+        File.WriteAllText(Path.Combine(outDir, "notes\u001b[2J.txt"), "");
+        var status = MailmanProcess.Run(_instance.Home, ["status"]);
+        Assert.True(status.ExitCode == 0, status.Stderr);
+        Assert.Contains("out: 2 thing(s) that are no queue entries, never read: 01796407700000024-aaaaaab4.msg, notes?[2J.txt; move them out of queues/out\n", status.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("\nin: ", status.Stdout, StringComparison.Ordinal);
+        Assert.Contains("\"strays\":[\"01796407700000024-aaaaaab4.msg\"", MailmanProcess.Run(_instance.Home, ["status", "--json"]).Stdout, StringComparison.Ordinal);
         var bad = MailmanProcess.Run(_instance.Home, ["queue", "list", "bad"]);
         Assert.True(bad.ExitCode == 0, bad.Stderr);
         Assert.Equal(3, bad.Stdout.Split('\n').Count(l => l.Contains("is a symbolic link", StringComparison.Ordinal)));
