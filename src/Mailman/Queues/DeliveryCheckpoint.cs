@@ -58,6 +58,11 @@ public sealed class DeliveryCheckpoint : IDisposable
     public static DeliveryCheckpoint Open(IFileSystem fs, Switchboard queue, ClaimedEntry entry)
     {
         var checkpoint = new DeliveryCheckpoint(fs, queue.CheckpointPath(entry.Name));
+        if (NotALog(fs, checkpoint._path) is { } what)
+        {
+            throw new CorruptEntryException($"entry {entry.Name}: its checkpoint {what}: no log this queue wrote, so who has the post is not known");
+        }
+
         if (fs.File.Exists(checkpoint._path))
         {
             var bytes = fs.File.ReadAllBytes(checkpoint._path);
@@ -153,12 +158,30 @@ public sealed class DeliveryCheckpoint : IDisposable
         }
     }
 
+    /// <summary>
+    /// What is at a log's path that this queue did not write, or null (review 45): a FIFO there
+    /// blocked start-up recovery for good, deaf to SIGTERM; a link to /dev/zero was read until
+    /// memory ran out (70 at every start); a link elsewhere had the records appended to a file
+    /// outside the instance. The entry goes to bad with it.
+    /// </summary>
+    public static string? NotALog(IFileSystem fs, string path)
+    {
+        if (fs.FileInfo.New(path).LinkTarget is { } target)
+        {
+            return $"is a symbolic link (to {target})";
+        }
+
+        return fs is FileSystem && Instance.FileOwner.IsRegularFile(path) == false && !fs.Directory.Exists(path)
+            ? "is not a regular file (a FIFO, a device?)"
+            : null;
+    }
+
     /// <summary>Reads whether the log at <paramref name="path"/> says every outcome is queued (start-up recovery).</summary>
     public static bool IsFinal(IFileSystem fs, string path)
     {
         try
         {
-            return fs.File.Exists(path) && Records(fs.File.ReadAllBytes(path), out _).Any(r => r == "F\n");
+            return fs.File.Exists(path) && NotALog(fs, path) is null && Records(fs.File.ReadAllBytes(path), out _).Any(r => r == "F\n");
         }
         catch (IOException)
         {
@@ -292,9 +315,10 @@ public sealed class DeliveryCheckpoint : IDisposable
     private void Compact(List<string> records)
     {
         var temp = _path + Switchboard.TempExtension;
+        _fs.File.Delete(temp); // made anew, never opened through a link or a FIFO left there (review 45)
         using (var stream = _fs.FileStream.New(temp, new FileStreamOptions
         {
-            Mode = FileMode.Create,
+            Mode = FileMode.CreateNew,
             Access = FileAccess.Write,
             UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
         }))

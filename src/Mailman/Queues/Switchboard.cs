@@ -671,9 +671,10 @@ public sealed partial class Switchboard
         var temp = path + TempExtension;
         try
         {
+            _fs.File.Delete(temp); // made anew, never opened through a link or a FIFO left there (review 45)
             using (var stream = _fs.FileStream.New(temp, new FileStreamOptions
             {
-                Mode = FileMode.Create,
+                Mode = FileMode.CreateNew,
                 Access = FileAccess.Write,
                 UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
             }))

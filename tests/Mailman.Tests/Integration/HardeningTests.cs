@@ -1272,6 +1272,57 @@ public sealed class HardeningTests : IDisposable
         Assert.Contains($"{_instance.QueueDir("in")} is not a directory (a file, a FIFO, a device, or a link to one or to nothing?): move it away", refused.Stderr, StringComparison.Ordinal);
     }
 
+    // Review 45: a claimed out entry's checkpoint replaced by a FIFO hung every start before its
+    // first line, deaf to SIGTERM; by a link to /dev/zero, every start ran out of memory (70); by
+    // a link to a file elsewhere, the records were appended to that file. The entry goes to bad
+    // (who has the post is not known), nothing outside the instance is touched.
+    [Theory]
+    [InlineData("fifo")]
+    [InlineData("zero")]
+    [InlineData("elsewhere")]
+    public void A_checkpoint_that_is_no_log_sends_its_entry_to_bad_and_touches_nothing_outside(string kind)
+    {
+        const int members = 2000;
+        CreateList(members);
+        using var sink = SmtpSink.Start();
+        var name = Inject();
+        SigkillMidDelivery(sink, members, 0.3);
+        var checkpoint = Path.Combine(_instance.QueueDir("out"), name + ".ckpt");
+        Assert.True(File.Exists(checkpoint), "the kill came after the delivery ended");
+        File.Delete(checkpoint);
+        var outside = Path.Combine(_instance.Home, "..", Path.GetFileName(_instance.Home) + "-outside");
+        File.WriteAllText(outside, "");
+        try
+        {
+            switch (kind)
+            {
+                case "fifo":
+                    Assert.Equal(0, PostfixInstance.Run("mkfifo", "-m", "600", checkpoint));
+                    break;
+                case "zero":
+                    File.CreateSymbolicLink(checkpoint, "/dev/zero");
+                    break;
+                default:
+                    File.CreateSymbolicLink(checkpoint, outside);
+                    break;
+            }
+
+            // A link at the compaction's temporary is removed, never written through.
+            File.CreateSymbolicLink(checkpoint + ".tmp", outside);
+
+            var served = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: Env(sink.Port), timeout: TimeSpan.FromSeconds(120));
+            Assert.True(served.ExitCode == 0, served.Stderr + served.Stdout);
+            Assert.Equal(1, _instance.Count("bad"));
+            Assert.Equal(0, _instance.Count("out") + _instance.Count("out", ".bak"));
+            Assert.Contains($"entry {name}: its checkpoint is ", Log(), StringComparison.Ordinal);
+            Assert.Equal(0, new FileInfo(outside).Length);
+        }
+        finally
+        {
+            File.Delete(outside);
+        }
+    }
+
     // Review 42: with logs/ not writable, serve kept no log file and said nothing, and held
     // approve exited 0 without its vette line. Both say so now; the work is done all the same.
     [Fact]
