@@ -58,7 +58,9 @@ public sealed class DeliveryCheckpoint : IDisposable
     public static DeliveryCheckpoint Open(IFileSystem fs, Switchboard queue, ClaimedEntry entry)
     {
         var checkpoint = new DeliveryCheckpoint(fs, queue.CheckpointPath(entry.Name));
-        if (NotALog(fs, checkpoint._path) is { } what)
+        // A FIFO there blocked start-up for good, a link to /dev/zero ran it out of memory, a link
+        // elsewhere had the records appended outside the instance (review 45).
+        if (Switchboard.NotWrittenHere(fs, checkpoint._path) is { } what)
         {
             throw new CorruptEntryException($"entry {entry.Name}: its checkpoint {what}: no log this queue wrote, so who has the post is not known");
         }
@@ -158,30 +160,12 @@ public sealed class DeliveryCheckpoint : IDisposable
         }
     }
 
-    /// <summary>
-    /// What is at a log's path that this queue did not write, or null (review 45): a FIFO there
-    /// blocked start-up recovery for good, deaf to SIGTERM; a link to /dev/zero was read until
-    /// memory ran out (70 at every start); a link elsewhere had the records appended to a file
-    /// outside the instance. The entry goes to bad with it.
-    /// </summary>
-    public static string? NotALog(IFileSystem fs, string path)
-    {
-        if (fs.FileInfo.New(path).LinkTarget is { } target)
-        {
-            return $"is a symbolic link (to {target})";
-        }
-
-        return fs is FileSystem && Instance.FileOwner.IsRegularFile(path) == false && !fs.Directory.Exists(path)
-            ? "is not a regular file (a FIFO, a device?)"
-            : null;
-    }
-
     /// <summary>Reads whether the log at <paramref name="path"/> says every outcome is queued (start-up recovery).</summary>
     public static bool IsFinal(IFileSystem fs, string path)
     {
         try
         {
-            return fs.File.Exists(path) && NotALog(fs, path) is null && Records(fs.File.ReadAllBytes(path), out _).Any(r => r == "F\n");
+            return fs.File.Exists(path) && Switchboard.NotWrittenHere(fs, path) is null && Records(fs.File.ReadAllBytes(path), out _).Any(r => r == "F\n");
         }
         catch (IOException)
         {

@@ -183,18 +183,26 @@ public sealed partial class Switchboard
     // a dangling one under a claimed name stopped every start (review 44), and one in a queue
     // stayed claimed for good, the runner pausing on it.
     private System.IO.Abstractions.FileSystemStream OpenEntry(string path)
+        => NotWrittenHere(_fs, path) is { } what
+            ? throw new CorruptEntryException($"{_fs.Path.GetFileName(path)} {what}: no entry")
+            : _fs.File.OpenRead(path);
+
+    /// <summary>
+    /// What is at <paramref name="path"/> that no queue writes, or null: a symbolic link
+    /// (dangling, looping, to a device or to a file outside the instance) or a FIFO or device.
+    /// Entries and their checkpoints are files a queue made; opening anything else blocked, ran
+    /// out of memory or wrote outside the instance (reviews 42, 44, 45).
+    /// </summary>
+    internal static string? NotWrittenHere(IFileSystem fs, string path)
     {
-        if (_fs.FileInfo.New(path).LinkTarget is { } target)
+        if (fs.FileInfo.New(path).LinkTarget is { } target)
         {
-            throw new CorruptEntryException($"{_fs.Path.GetFileName(path)} is a symbolic link (to {target}): no entry");
+            return $"is a symbolic link (to {target})";
         }
 
-        if (Instance.FileOwner.IsRegularFile(path) == false && !_fs.Directory.Exists(path))
-        {
-            throw new CorruptEntryException($"{_fs.Path.GetFileName(path)} is not a regular file (a FIFO, a device?): no entry");
-        }
-
-        return _fs.File.OpenRead(path);
+        return fs is FileSystem && Instance.FileOwner.IsRegularFile(path) == false && !fs.Directory.Exists(path)
+            ? "is not a regular file (a FIFO, a device?)"
+            : null;
     }
 
     /// <summary>Whether an entry of this name is waiting or claimed here.</summary>
