@@ -113,9 +113,15 @@ internal static class StatusCommand
         var nextRetry = NextRetry(queues[QueueSet.Retry]);
         var disabledToday = DisabledToday(paths, now);
         var relays = RelaysNow(RelaysFile.Read(paths), now);
+        var daemon = ServeLock.Running(paths);
         if (asJson)
         {
-            return JsonSerializer.Serialize(new StatusReport(rows, progress, nextRetry, relays) { DisabledToday = disabledToday }, StatusJson.Default.StatusReport) + Environment.NewLine;
+            var report = new StatusReport(rows, progress, nextRetry, relays)
+            {
+                DisabledToday = disabledToday,
+                DaemonPid = daemon is null ? null : int.Parse(daemon, CultureInfo.InvariantCulture),
+            };
+            return JsonSerializer.Serialize(report, StatusJson.Default.StatusReport) + Environment.NewLine;
         }
 
         var sb = new StringBuilder();
@@ -133,8 +139,9 @@ internal static class StatusCommand
         }
 
         sb.Append('\n');
+        sb.Append(daemon is null ? "daemon: none runs\n" : $"daemon: serve runs, pid {daemon}\n");
         var outClaimed = rows.Find(r => r.Queue == QueueSet.Out)?.Claimed ?? 0;
-        if (ServeLock.Running(paths) is null && (progress is not null || outClaimed > 0))
+        if (daemon is null && (progress is not null || outClaimed > 0))
         {
             // A killed daemon leaves its claims and its last progress: nothing is being sent
             // (review 42: status said a delivery was under way with no daemon running).
@@ -252,4 +259,7 @@ internal sealed record StatusReport(List<QueueStatus> Queues, DeliveryProgressSn
 {
     /// <summary>Members whose delivery was disabled since midnight UTC; null when the database could not be read.</summary>
     public long? DisabledToday { get; init; }
+
+    /// <summary>The running daemon's process id (var/serve.pid, a live process); null when no daemon runs.</summary>
+    public int? DaemonPid { get; init; }
 }
