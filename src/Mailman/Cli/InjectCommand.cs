@@ -12,7 +12,7 @@ internal static class InjectCommand
     {
         var list = new Argument<string>("address") { Description = "the list (LIST@HOST) or any of its addresses (LIST-bounces+VERP@HOST, LIST-request@HOST, ...), as Postfix's ${recipient}" };
         var file = new Option<string?>("--file", "-f") { Description = "read the message from this file instead of standard input" };
-        var sender = new Option<string?>("--sender") { Description = "envelope sender (Postfix: ${sender})" };
+        var sender = new Option<string?>("--sender") { Description = "envelope sender (Postfix: ${sender}; empty, or <>, for the null sender)" };
         var queue = new Option<string?>("--queue")
         {
             Description = "in, bounces, request or owner (default: from the address)",

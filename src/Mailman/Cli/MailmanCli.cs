@@ -39,6 +39,14 @@ public static class MailmanCli
             return ExitCodes.Ok;
         }
 
+        // --sender= is the null sender as Postfix's pipe writes it with null_sender= (review 46:
+        // the parser took it for a missing value, 64, and every bounce was returned to Postfix).
+        var sender = Array.IndexOf(args, "--sender=");
+        if (sender >= 0 && (Array.IndexOf(args, "--") is var end && (end < 0 || sender < end)))
+        {
+            args = [.. args[..sender], "--sender", "", .. args[(sender + 1)..]];
+        }
+
         // No response files: an argument starting with '@' (a sender Postfix passes) is an argument.
         var parsed = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
         if (parsed.Errors.Count > 0)

@@ -205,6 +205,33 @@ public sealed partial class Switchboard
             : null;
     }
 
+    // What stands at path that no queue wrote and no rename may go over: a directory, a link, a
+    // FIFO or device; null for nothing there or a regular file.
+    private string? Blocker(string path)
+        => _fs.Directory.Exists(path) && _fs.FileInfo.New(path).LinkTarget is null ? "is a directory" : NotWrittenHere(_fs, path);
+
+    /// <summary>
+    /// What stands here at one of entry <paramref name="name"/>'s names (waiting, claimed,
+    /// checkpoint, state) that no queue wrote, said for an operator, or null: an entry cannot
+    /// be renamed to or beside it (review 46).
+    /// </summary>
+    /// <param name="name">The entry's name.</param>
+    /// <param name="withState">Its state file's names too (where a set-aside writes one).</param>
+    public string? Blocked(string name, bool withState = true)
+    {
+        foreach (var extension in withState
+            ? (ReadOnlySpan<string>)[EntryExtension, ClaimedExtension, CheckpointExtension, StateExtension, StateExtension + TempExtension]
+            : [EntryExtension, ClaimedExtension, CheckpointExtension])
+        {
+            if (Blocker(PathOf(name, extension)) is { } what)
+            {
+                return $"queues/{Name}/{name}{extension} {what}";
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>Whether an entry of this name is waiting or claimed here.</summary>
     public bool Holds(string name)
         => _fs.File.Exists(PathOf(name, EntryExtension)) || _fs.File.Exists(PathOf(name, ClaimedExtension));
@@ -313,6 +340,10 @@ public sealed partial class Switchboard
         catch (FileNotFoundException)
         {
             return null;
+        }
+        catch (IOException) when (Blocker(claimedPath) is { } what)
+        {
+            throw new EntryBlockedException(name, $"queues/{Name}/{name}{ClaimedExtension} {what}, where the entry's claim must go");
         }
 
         lock (_gate)
@@ -425,9 +456,19 @@ public sealed partial class Switchboard
     public string CheckpointPath(string name) => PathOf(name, CheckpointExtension);
 
     /// <summary>Puts a claimed entry back, untouched (graceful shutdown; a hop that could not be written now).</summary>
+    /// <exception cref="EntryBlockedException">Something no queue wrote stands at its waiting name: it stays claimed.</exception>
     public void Unclaim(ClaimedEntry entry)
     {
-        _fs.File.Move(entry.Path, PathOf(entry.Name, EntryExtension));
+        var back = PathOf(entry.Name, EntryExtension);
+        try
+        {
+            _fs.File.Move(entry.Path, back);
+        }
+        catch (IOException e) when (e is not FileNotFoundException && Blocker(back) is { } what)
+        {
+            throw new EntryBlockedException(entry.Name, $"queues/{Name}/{entry.Name}{EntryExtension} {what}, where the entry must go back");
+        }
+
         Released();
         lock (_gate)
         {
@@ -445,31 +486,63 @@ public sealed partial class Switchboard
     /// </summary>
     /// <exception cref="IOException">The state file cannot be written (a full disk): nothing moved.</exception>
     public void SetAside(ClaimedEntry entry, Switchboard target, string error)
+        => MoveAside(entry.Name, entry.Path, claimed: true, target, error);
+
+    /// <summary>
+    /// Sets aside a waiting entry that cannot be claimed (<see cref="EntryBlockedException"/>),
+    /// as <see cref="SetAside"/> does a claimed one; false when it is gone (taken by another).
+    /// </summary>
+    public bool SetAsideWaiting(string name, Switchboard target, string error)
     {
-        var state = ReadState(entry.Name) ?? new EntryState();
+        try
+        {
+            MoveAside(name, PathOf(name, EntryExtension), claimed: false, target, error);
+            return true;
+        }
+        catch (FileNotFoundException)
+        {
+            return false;
+        }
+    }
+
+    private void MoveAside(string entryName, string entryPath, bool claimed, Switchboard target, string error)
+    {
+        var state = ReadState(entryName) ?? new EntryState();
         state.FromQueue = Name;
         state.Error = error;
-        var name = entry.Name;
-        if (target.Holds(name))
+        var name = entryName;
+        if (target.Holds(name) || target.Blocked(name) is not null)
         {
-            // Never over another entry: this one takes a name derived from its own.
+            // Never over another entry, nor onto a directory or link left at its names (review
+            // 46): this one takes a name derived from its own.
             name = DerivedName(name, "set aside from " + Name);
-            state.Error += $" (its name {entry.Name} was taken in {target.Name})";
+            state.Error += $" (its name {entryName} was taken in {target.Name})";
         }
 
         // Where it came from must go with it (unshunt puts it back there): on a full disk this
         // throws and the entry stays claimed for the caller to put back.
         target.WriteState(name, state);
-        TryDelete(PathOf(entry.Name, StateExtension));
+        TryDelete(PathOf(entryName, StateExtension));
 
         // The entry first, then its checkpoint: a crash between leaves the checkpoint without
         // its entry, and start-up recovery moves it after the entry (never the other way round,
         // which would resume a delivery from its start).
-        _fs.File.Move(entry.Path, target.PathOf(name, EntryExtension));
-        Released();
-        if (_fs.File.Exists(CheckpointPath(entry.Name)))
+        _fs.File.Move(entryPath, target.PathOf(name, EntryExtension));
+        if (claimed)
         {
-            _fs.File.Move(CheckpointPath(entry.Name), target.CheckpointPath(name), overwrite: true);
+            Released();
+        }
+        else
+        {
+            lock (_gate)
+            {
+                IndexRemove(entryName);
+            }
+        }
+
+        if (_fs.File.Exists(CheckpointPath(entryName)))
+        {
+            _fs.File.Move(CheckpointPath(entryName), target.CheckpointPath(name), overwrite: true);
         }
 
         target.SyncDirectory();
@@ -482,8 +555,20 @@ public sealed partial class Switchboard
     /// with its checkpoint, forgetting why it was set aside (unshunt).
     /// </summary>
     /// <returns>False when the entry is gone or claimed by someone else.</returns>
+    /// <exception cref="CorruptEntryException">A link, FIFO or device under the entry's name here: no entry, left where it is.</exception>
+    /// <exception cref="EntryBlockedException">Something no queue wrote stands at its names in <paramref name="target"/>: nothing moved.</exception>
     public bool Restore(string name, Switchboard target)
     {
+        if (NotWrittenHere(_fs, PathOf(name, EntryExtension)) is { } what)
+        {
+            throw new CorruptEntryException($"{name} {what}: no entry");
+        }
+
+        if (target.Blocked(name, withState: false) is { } blocked)
+        {
+            throw new EntryBlockedException(name, blocked);
+        }
+
         var claim = Claim(name);
         if (claim is null)
         {
@@ -494,13 +579,30 @@ public sealed partial class Switchboard
         // moment it appears, and must find its checkpoint there or it would start from the first
         // member. A crash between leaves the checkpoint without its entry: start-up recovery
         // takes it back to the entry.
-        if (_fs.File.Exists(CheckpointPath(name)))
+        var checkpointMoved = false;
+        try
         {
-            _fs.File.Move(CheckpointPath(name), target.CheckpointPath(name), overwrite: true);
-            target.SyncDirectory();
+            if (_fs.File.Exists(CheckpointPath(name)))
+            {
+                _fs.File.Move(CheckpointPath(name), target.CheckpointPath(name), overwrite: true);
+                checkpointMoved = true;
+                target.SyncDirectory();
+            }
+
+            _fs.File.Move(claim.Path, target.PathOf(name, EntryExtension));
+        }
+        catch
+        {
+            // Back as it was, waiting here: a failed move left it claimed until the next start (review 46).
+            if (checkpointMoved)
+            {
+                _fs.File.Move(target.CheckpointPath(name), CheckpointPath(name));
+            }
+
+            Unclaim(claim);
+            throw;
         }
 
-        _fs.File.Move(claim.Path, target.PathOf(name, EntryExtension));
         Released();
         TryDelete(PathOf(name, StateExtension));
         target.SyncDirectory();
@@ -545,13 +647,16 @@ public sealed partial class Switchboard
     /// <paramref name="done"/> says its work is durably elsewhere; dropped when another queue
     /// holds its name and it has no checkpoint (<paramref name="forwarded"/>: the hop was done);
     /// set aside into <paramref name="bad"/> when unreadable or when it was recovered more than
-    /// <paramref name="maxRecoveries"/> times without its checkpoint growing in between; else
-    /// put back to be processed again; <paramref name="setAside"/> is told the name and why of each
-    /// set aside (its log line with the entry's id).
+    /// <paramref name="maxRecoveries"/> times without its checkpoint growing in between; set
+    /// aside into <paramref name="shunt"/> (<paramref name="bad"/> when none) when something no queue wrote stands where it must go
+    /// back (<see cref="EntryBlockedException"/>: one stopped every start, review 46); else put
+    /// back to be processed again. <paramref name="setAside"/> is told the name, why and where of
+    /// each set aside (its log line with the entry's id).
     /// </summary>
-    /// <returns>(recovered, sent to bad).</returns>
-    public (int Recovered, int ToBad) Recover(Switchboard bad, int maxRecoveries, Func<string, bool>? forwarded = null, Func<string, bool>? done = null, Action<string, string>? setAside = null)
+    /// <returns>(recovered, set aside).</returns>
+    public (int Recovered, int SetAside) Recover(Switchboard bad, int maxRecoveries, Func<string, bool>? forwarded = null, Func<string, bool>? done = null, Action<string, string, string>? setAside = null, Switchboard? shunt = null)
     {
+        shunt ??= bad;
         RemoveStaleTemporaries();
         foreach (var name in Claimed())
         {
@@ -606,7 +711,7 @@ public sealed partial class Switchboard
                 {
                     var why = unusable ?? $"left claimed by {state.Recoveries} crashed runs in a row that made no progress";
                     SetAside(entry, bad, why);
-                    setAside?.Invoke(name, why);
+                    setAside?.Invoke(name, why, bad.Name);
                     toBad++;
                     continue;
                 }
@@ -618,12 +723,23 @@ public sealed partial class Switchboard
 
             // Back first, counted second: a kill between under-counts one crash, never loses the
             // entry or counts a crash twice. On a full disk the count is not raised.
-            Unclaim(entry);
+            try
+            {
+                Unclaim(entry);
+            }
+            catch (EntryBlockedException e)
+            {
+                SetAside(entry, shunt, e.Message);
+                setAside?.Invoke(name, e.Message, shunt.Name);
+                toBad++;
+                continue;
+            }
+
             try
             {
                 WriteState(name, state);
             }
-            catch (IOException)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
             }
 
@@ -1193,8 +1309,9 @@ public sealed partial class Switchboard
         {
             _fs.File.Delete(path);
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
+            // A directory at the name (review 46: held approve said 77 after approving): left, status names it.
         }
     }
 

@@ -410,7 +410,7 @@ public sealed class OutgoingRunner(
             {
                 ProgressFile.Write(runner._paths, snapshot);
             }
-            catch (IOException e)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 runner.Log.LogDebug("Cannot write the progress file: {Error}", e.Message);
             }

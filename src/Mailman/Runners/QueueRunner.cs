@@ -173,7 +173,17 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
             return RunBatch(stoppingToken);
         }
 
-        var claim = ClaimNext();
+        ClaimedEntry? claim;
+        try
+        {
+            claim = ClaimNext();
+        }
+        catch (EntryBlockedException e)
+        {
+            SetAsideBlocked(e);
+            return true;
+        }
+
         if (claim is null)
         {
             Resume();
@@ -243,7 +253,27 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
         {
             while (heads.Count < BatchSize)
             {
-                var claim = Queue.TryClaim(IsEligible);
+                ClaimedEntry? claim;
+                try
+                {
+                    claim = Queue.TryClaim(IsEligible);
+                }
+                catch (EntryBlockedException e)
+                {
+                    busy ??= Activity.Begin();
+                    try
+                    {
+                        SetAsideBlocked(e);
+                    }
+                    catch
+                    {
+                        UnclaimUnfinished(heads);
+                        throw;
+                    }
+
+                    continue;
+                }
+
                 if (claim is null)
                 {
                     break;
@@ -348,7 +378,7 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
     {
         try
         {
-            Queue.Unclaim(claim);
+            UnclaimOrSetAside(claim);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -357,6 +387,34 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
         }
     }
 
+    // Puts a claim back; when something no queue wrote stands at its waiting name (a directory
+    // at NAME.msg: review 46), sets it aside in shunt instead of leaving it claimed.
+    private void UnclaimOrSetAside(ClaimedEntry claim)
+    {
+        try
+        {
+            Queue.Unclaim(claim);
+        }
+        catch (EntryBlockedException e)
+        {
+            Queue.SetAside(claim, Queues[QueueSet.Shunt], e.Message);
+            LogBlocked(claim.Name, e.Message);
+        }
+    }
+
+    // A waiting entry that cannot be claimed: to shunt, so the entries behind it go on (review 46:
+    // one directory at NAME.bak paused the whole queue for good).
+    private void SetAsideBlocked(EntryBlockedException e)
+    {
+        if (Queue.SetAsideWaiting(e.Name, Queues[QueueSet.Shunt], e.Message))
+        {
+            LogBlocked(e.Name, e.Message);
+        }
+    }
+
+    private void LogBlocked(string name, string why)
+        => Log.LogError("{Runner}: entry {QueueEntry} in {Queue} set aside in shunt: {Error}; move that away, then `mailman unshunt`", RunnerName, name, Queue.Name, why);
+
     private void PutBackStranded()
     {
         for (var i = _stranded.Count - 1; i >= 0; i--)
@@ -364,7 +422,7 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
             var claim = _stranded[i];
             if (File.Exists(claim.Path))
             {
-                Queue.Unclaim(claim); // failing again: the loop pauses, as for any hop that cannot be written
+                UnclaimOrSetAside(claim); // failing again: the loop pauses, as for any hop that cannot be written
                 Log.LogInformation("{Runner}: entry {QueueEntry} put back in {Queue} now that the queue can be written", RunnerName, claim.Name, Queue.Name);
             }
 

@@ -63,12 +63,13 @@ public sealed class StartupRecovery(InstancePaths paths, QueueSet queues, Mailma
                 ? name => DeliveryCheckpoint.IsFinal(fs, queue.CheckpointPath(name))
                     || queues.All.Any(q => q.Holds(OutgoingRunner.RetryName(name)))
                 : null;
-            var (recovered, toBad) = queue.Recover(queues[QueueSet.Bad], maxRecoveries,
+            var (recovered, setAside) = queue.Recover(queues[QueueSet.Bad], maxRecoveries,
                 name => queues.All.Any(other => other != queue && other.Holds(name)), done,
-                (name, why) => logger.LogError("Entry {QueueEntry} left claimed in {Queue} moved to bad: {Reason}", name, queue.Name, why));
-            if (recovered + toBad > 0)
+                (name, why, to) => logger.LogError("Entry {QueueEntry} left claimed in {Queue} moved to {Target}: {Reason}", name, queue.Name, to, why),
+                queues[QueueSet.Shunt]);
+            if (recovered + setAside > 0)
             {
-                logger.LogWarning("Recovered {Recovered} entries left claimed in {Queue}; {ToBad} moved to bad", recovered, queue.Name, toBad);
+                logger.LogWarning("Recovered {Recovered} entries left claimed in {Queue}; {SetAside} set aside (bad, shunt)", recovered, queue.Name, setAside);
             }
         }
     }

@@ -1109,12 +1109,23 @@ public sealed class HardeningTests : IDisposable
         var name = queues[QueueSet.Out].Enqueue(new EntryMetadata { List = List }, "post"u8, [new Recipient("a@example.com", "")]);
         var claim = queues[QueueSet.Out].Claim(name)!;
 
-        // The state file cannot be written (here: a directory stands where its temporary goes).
-        var blocker = Path.Combine(_instance.QueueDir("shunt"), name + ".state.tmp");
+        // The state file cannot be written (here: shunt is full).
+        using (var disk = Tmpfs.Mount(_instance.QueueDir("shunt"), "1m"))
+        {
+            disk.Fill();
+            Assert.ThrowsAny<IOException>(() => queues[QueueSet.Out].SetAside(claim, queues[QueueSet.Shunt], "boom"));
+            Assert.True(File.Exists(claim.Path));
+            Assert.False(queues[QueueSet.Shunt].Holds(name));
+        }
+
+        // A directory where its state's temporary goes (review 46): set aside under a name of its own.
+        var blocker = Path.Combine(_instance.QueueDir("shunt"), "01796407700000041-aaaaaad1.state.tmp");
         Directory.CreateDirectory(blocker);
-        Assert.ThrowsAny<Exception>(() => queues[QueueSet.Out].SetAside(claim, queues[QueueSet.Shunt], "boom"));
-        Assert.True(File.Exists(claim.Path));
-        Assert.False(queues[QueueSet.Shunt].Holds(name));
+        var other = queues[QueueSet.Out].Claim(queues[QueueSet.Out].Enqueue(new EntryMetadata { List = List }, "post"u8, [new Recipient("b@example.com", "")], name: "01796407700000041-aaaaaad1"))!;
+        queues[QueueSet.Out].SetAside(other, queues[QueueSet.Shunt], "boom");
+        Assert.False(File.Exists(other.Path));
+        Assert.Contains("(its name 01796407700000041-aaaaaad1 was taken in shunt)", queues[QueueSet.Shunt].ReadState(Assert.Single(queues[QueueSet.Shunt].Pending()))!.Error, StringComparison.Ordinal);
+        File.Delete(Path.Combine(_instance.QueueDir("shunt"), queues[QueueSet.Shunt].Pending()[0] + ".msg"));
         Directory.Delete(blocker);
 
         // A shunted entry whose state was lost some other way: it has recipients, so it goes out.
@@ -1321,6 +1332,123 @@ public sealed class HardeningTests : IDisposable
         {
             File.Delete(outside);
         }
+    }
+
+    // Review 46: a directory at the name a claimed entry goes back to (NAME.msg) stopped every
+    // start (73, "already exists"); one at its state file broke the end of its delivery. Start-up
+    // sets the entry aside in shunt with why; unshunt refuses (nothing left claimed) until the
+    // directory is moved away, then the delivery resumes from its checkpoint.
+    [Fact]
+    public void A_directory_where_a_claimed_entry_goes_back_sets_it_aside_and_unshunt_resumes_it_once_moved()
+    {
+        const int members = 2000;
+        CreateList(members);
+        using var sink = SmtpSink.Start();
+        var name = Inject();
+        SigkillMidDelivery(sink, members, 0.3);
+        var outDir = _instance.QueueDir("out");
+        Assert.True(File.Exists(Path.Combine(outDir, name + ".bak")), "the kill came after the delivery ended");
+        var directory = Path.Combine(outDir, name + ".msg");
+        Directory.CreateDirectory(directory);
+        Directory.CreateDirectory(Path.Combine(outDir, name + ".state"));
+
+        var served = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: Env(sink.Port), timeout: TimeSpan.FromSeconds(120));
+        Assert.True(served.ExitCode == 0, served.Stderr + served.Stdout);
+        Assert.Equal(1, _instance.Count("shunt"));
+        Assert.Contains($"Entry {name} left claimed in out moved to shunt: queues/out/{name}.msg is a directory, where the entry must go back", Log(), StringComparison.Ordinal);
+
+        var refused = MailmanProcess.Run(_instance.Home, ["unshunt"]);
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains($"mailman: {name} not moved: queues/out/{name}.msg is a directory; move that away and run unshunt again", refused.Stderr, StringComparison.Ordinal);
+        Assert.Equal((1, 0), (_instance.Count("shunt"), _instance.Count("shunt", ".bak")));
+
+        Directory.Delete(directory);
+        var unshunted = MailmanProcess.Run(_instance.Home, ["unshunt"]);
+        Assert.True(unshunted.ExitCode == 0, unshunted.Stderr);
+        served = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: Env(sink.Port), timeout: TimeSpan.FromSeconds(120));
+        Assert.True(served.ExitCode == 0, served.Stderr + served.Stdout);
+        AssertEveryMemberOnce(Copies(sink), members, Bound);
+        AssertQueuesEmpty();
+    }
+
+    // Review 46: a directory at a waiting entry's claim name (NAME.bak) paused its whole queue for
+    // good (--exit-when-idle never ended). That entry goes to shunt and the others go on; unshunt
+    // leaves links and FIFOs under entry names where they are (it moved them, counted, exit 0).
+    [Fact]
+    public void A_directory_at_a_waiting_entry_s_claim_name_stops_only_that_entry_and_unshunt_moves_only_entries()
+    {
+        CreateList(3);
+        using var sink = SmtpSink.Start();
+        var names = Enumerable.Range(0, 4).Select(i => Inject(Posts.Plain(body: $"post {i}\n", messageId: $"p{i}@example.com"))).ToList();
+        var claimName = Path.Combine(_instance.QueueDir("in"), names[0] + ".bak");
+        Directory.CreateDirectory(claimName);
+        var shunt = _instance.QueueDir("shunt");
+        Directory.CreateDirectory(shunt);
+        File.CreateSymbolicLink(Path.Combine(shunt, "01796407700000031-aaaaaac1.msg"), "/nonexistent");
+        Assert.Equal(0, PostfixInstance.Run("mkfifo", "-m", "600", Path.Combine(shunt, "01796407700000032-aaaaaac2.msg")));
+
+        var served = MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, Env(sink.Port));
+        Assert.True(served.ExitCode == 0, served.Stderr);
+        for (var i = 1; i < 4; i++)
+        {
+            AssertEveryMemberOnce(Copies(sink, $"post {i}"), 3, 0);
+        }
+
+        Assert.Empty(Copies(sink, "post 0"));
+        Assert.Contains($"IncomingRunner: entry {names[0]} in in set aside in shunt: queues/in/{names[0]}.bak is a directory, where the entry's claim must go; move that away, then `mailman unshunt`", Log(), StringComparison.Ordinal);
+
+        var refused = MailmanProcess.Run(_instance.Home, ["unshunt"]);
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("01796407700000031-aaaaaac1 is a symbolic link (to /nonexistent): no entry: not moved; move it out of queues/shunt", refused.Stderr, StringComparison.Ordinal);
+        Assert.Contains("01796407700000032-aaaaaac2 is not a regular file (a FIFO, a device?): no entry: not moved", refused.Stderr, StringComparison.Ordinal);
+        Assert.Contains($"mailman: {names[0]} not moved: queues/in/{names[0]}.bak is a directory", refused.Stderr, StringComparison.Ordinal);
+        Assert.Contains("0 entries moved back, 3 not moved (above)", refused.Stdout, StringComparison.Ordinal);
+        Assert.Equal((3, 0), (_instance.Count("shunt"), _instance.Count("shunt", ".bak")));
+
+        Directory.Delete(claimName);
+        var unshunted = MailmanProcess.Run(_instance.Home, ["unshunt"]);
+        Assert.Contains("1 entries moved back, 2 not moved (above)", unshunted.Stdout, StringComparison.Ordinal);
+        served = MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, Env(sink.Port));
+        Assert.True(served.ExitCode == 0, served.Stderr);
+        AssertEveryMemberOnce(Copies(sink, "post 0"), 3, 0);
+        Assert.Equal(2, _instance.Count("shunt"));
+    }
+
+    // Review 46: a directory at a held post's state file made held approve exit 77 after it had
+    // approved (no vette line); one at var/progress.json shunted every delivery at its end.
+    [Fact]
+    public void Directories_at_a_held_post_s_state_file_and_at_the_progress_file_stop_nothing()
+    {
+        CreateList(3, l => l.NonMemberAction = NonMemberAction.Hold);
+        using var sink = SmtpSink.Start();
+        var name = Inject();
+        var served = MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, Env(sink.Port));
+        Assert.True(served.ExitCode == 0, served.Stderr);
+        Assert.Equal(1, _instance.Count("hold"));
+        Directory.CreateDirectory(Path.Combine(_instance.QueueDir("hold"), name + ".state"));
+
+        var approved = MailmanProcess.Run(_instance.Home, ["held", "approve", name]);
+        Assert.True(approved.ExitCode == 0, approved.Stderr);
+        Assert.Contains($"APPROVED: held post {name}", string.Concat(Directory.GetFiles(_instance.Paths.LogsDirectory, "vette-*.log").Select(File.ReadAllText)), StringComparison.Ordinal);
+
+        Directory.CreateDirectory(Path.Combine(_instance.Paths.VarDirectory, "progress.json"));
+        Directory.CreateDirectory(Path.Combine(_instance.Paths.VarDirectory, "progress.json.tmp"));
+        served = MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, Env(sink.Port));
+        Assert.True(served.ExitCode == 0, served.Stderr);
+        AssertEveryMemberOnce(Copies(sink), 3, 0);
+        AssertQueuesEmpty();
+    }
+
+    // Review 46: Postfix's pipe with null_sender= passes --sender= for a bounce: the parser took
+    // it for a missing value (64) and every bounce went back to Postfix.
+    [Fact]
+    public void Inject_takes_an_empty_sender_as_the_null_sender()
+    {
+        CreateList(1);
+        var result = MailmanProcess.Run(_instance.Home, ["inject", "--sender=", "--", "dev-bounces@example.org"], Posts.Plain());
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        Assert.Equal(1, _instance.Count("bounces"));
+        Assert.Contains("envelope sender <>", Log(), StringComparison.Ordinal);
     }
 
     // Review 42: with logs/ not writable, serve kept no log file and said nothing, and held
