@@ -121,7 +121,7 @@ public sealed class BounceRunner(QueueSet queues, Activity activity, MailmanOpti
             }
 
             var arrived = metadata.Received != default ? metadata.Received : NameTime(name);
-            if (arrived is null || now - arrived.Value < TimeSpan.FromDays(days) || queue.Claim(name) is not { } claim)
+            if (arrived is null || now - arrived.Value < TimeSpan.FromDays(days) || TryClaim(queue, name) is not { } claim)
             {
                 continue;
             }
@@ -134,6 +134,20 @@ public sealed class BounceRunner(QueueSet queues, Activity activity, MailmanOpti
         }
 
         return expired;
+    }
+
+    // A directory or link where its claim goes (review 46): left for the operator, as an
+    // unreadable one is; the sweep (and the runner's idle) goes on.
+    private static ClaimedEntry? TryClaim(Switchboard queue, string name)
+    {
+        try
+        {
+            return queue.Claim(name);
+        }
+        catch (EntryBlockedException)
+        {
+            return null;
+        }
     }
 
     // Entry names start with the enqueue time in microseconds since the epoch (17 digits).

@@ -784,7 +784,17 @@ public sealed partial class BounceRunnerTests : IDisposable
         h.Bounces.Sweep();
         Assert.Single(unrecognized.Pending());
 
+        // A directory where an older one's claim goes (review 46): that one is left for the
+        // operator, the sweep goes on with the others.
+        var older = unrecognized.Enqueue(new EntryMetadata { List = "dev@example.org" }, "x"u8, name: "00000000000000001-aaaaaaa1");
+        var blocker = Path.Combine(_instance.QueueDir(QueueSet.Unrecognized), older + ".bak");
+        Directory.CreateDirectory(blocker);
         h.Time.Advance(TimeSpan.FromDays(1));
+        h.Bounces.Sweep();
+        Assert.Equal([older], unrecognized.Pending());
+        Assert.DoesNotContain(h.BounceLog.Lines, l => l.Contains("failed", StringComparison.Ordinal));
+
+        Directory.Delete(blocker);
         h.Bounces.Sweep();
         Assert.Empty(unrecognized.Pending());
         Assert.Contains(h.BounceLog.Lines, l => l.StartsWith($"Bounce: entry {name} of dev@example.org kept in unrecognized since", StringComparison.Ordinal)
