@@ -44,6 +44,13 @@ internal static class InjectCommand
                 throw new CliException(ExitCodes.Usage, "--sender holds control characters: not an envelope sender");
             }
 
+            // "<>" as SMTP writes it is the null sender, stored as Postfix's ${sender} gives it: empty
+            // (review 47: kept as the text "<>", some checks took it for an address).
+            if (sender is "<>")
+            {
+                sender = "";
+            }
+
             if (file is null && StandardInputWasClosed())
             {
                 throw new CliException(ExitCodes.NoInput, "standard input is closed: give the message on standard input or with --file");

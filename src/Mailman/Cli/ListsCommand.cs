@@ -237,9 +237,9 @@ internal static class ListsCommand
                         continue;
                     }
 
-                    if (queue.Name == QueueSet.Hold)
+                    if (queue.Name == QueueSet.Hold && services.Held.Discard(id, VerbServices.Actor).Done)
                     {
-                        held += services.Held.Discard(id, VerbServices.Actor).Done ? 1 : 0;
+                        held++;
                     }
                     else if (MoveToBad(services.Queues, queue, id, $"the list {listName.Fqdn} was deleted ({VerbServices.Actor}); not delivered"))
                     {
@@ -270,7 +270,17 @@ internal static class ListsCommand
     // Set aside by renames (the file as it is, with where it came from and why beside it).
     private static bool MoveToBad(QueueSet queues, Switchboard queue, string id, string why)
     {
-        var claim = queue.Claim(id);
+        ClaimedEntry? claim;
+        try
+        {
+            claim = queue.Claim(id);
+        }
+        catch (EntryBlockedException)
+        {
+            // A directory or link where its claim goes (review 47: the verb stopped half-way, 73).
+            return queue.SetAsideWaiting(id, queues[QueueSet.Bad], why);
+        }
+
         if (claim is null)
         {
             return false;

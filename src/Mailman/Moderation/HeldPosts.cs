@@ -312,7 +312,17 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
             return new ModerationOutcome(false, $"'{Printable(id)}' is not a queue entry id (17 digits, '-', 8 hex digits)");
         }
 
-        var claim = Hold.Claim(id);
+        ClaimedEntry? claim;
+        try
+        {
+            claim = Hold.Claim(id);
+        }
+        catch (EntryBlockedException e)
+        {
+            // Left held, the other ids acted on (review 47: the verb stopped at this one, 73).
+            return new ModerationOutcome(false, $"{id}: {e.Message}; move that away and act on it again");
+        }
+
         if (claim is null)
         {
             var why = Hold.Holds(id) ? "another moderator or the daemon is acting on it right now" : "it is not held (already approved, rejected, discarded or expired?)";

@@ -233,8 +233,14 @@ public sealed partial class Switchboard
     }
 
     /// <summary>Whether an entry of this name is waiting or claimed here.</summary>
+    /// <remarks>
+    /// Only a file an entry could be: a link or FIFO at its name made start-up recovery take a
+    /// claimed entry elsewhere for forwarded or done and delete it (review 47).
+    /// </remarks>
     public bool Holds(string name)
-        => _fs.File.Exists(PathOf(name, EntryExtension)) || _fs.File.Exists(PathOf(name, ClaimedExtension));
+        => IsEntryFile(PathOf(name, EntryExtension)) || IsEntryFile(PathOf(name, ClaimedExtension));
+
+    private bool IsEntryFile(string path) => _fs.File.Exists(path) && NotWrittenHere(_fs, path) is null;
 
     /// <summary>Entry names waiting (not claimed), oldest first: a directory listing, for operators and tests.</summary>
     public IReadOnlyList<string> Pending() => List(EntryExtension);
@@ -514,8 +520,19 @@ public sealed partial class Switchboard
         if (target.Holds(name) || target.Blocked(name) is not null)
         {
             // Never over another entry, nor onto a directory or link left at its names (review
-            // 46): this one takes a name derived from its own.
-            name = DerivedName(name, "set aside from " + Name);
+            // 46): this one takes a name of its own, the same time and a random part, until one
+            // is free (review 47: a derived name taken too stopped every start).
+            var tries = 0;
+            do
+            {
+                name = name[..17] + "-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
+                if (++tries > 100)
+                {
+                    throw new EntryBlockedException(entryName, $"its name and 100 others of its time are taken in queues/{target.Name}");
+                }
+            }
+            while (target.Holds(name) || target.Blocked(name) is not null);
+
             state.Error += $" (its name {entryName} was taken in {target.Name})";
         }
 
@@ -660,7 +677,9 @@ public sealed partial class Switchboard
         RemoveStaleTemporaries();
         foreach (var name in Claimed())
         {
-            if (_fs.File.Exists(PathOf(name, EntryExtension)))
+            // A rewrite cut short: the complete entry is NAME.msg. Not a link or FIFO there (review
+            // 47: the claimed post was deleted for one).
+            if (IsEntryFile(PathOf(name, EntryExtension)))
             {
                 TryDelete(PathOf(name, ClaimedExtension));
             }
@@ -1066,7 +1085,15 @@ public sealed partial class Switchboard
                 }
             }
 
-            _fs.File.Move(temp, final);
+            try
+            {
+                _fs.File.Move(temp, final);
+            }
+            catch (IOException e) when (e is not EntryBlockedException && Blocker(final) is { } what)
+            {
+                throw new EntryBlockedException(name, $"queues/{Name}/{name}{EntryExtension} {what}, where the entry must go");
+            }
+
             SyncDirectory();
         }
         catch

@@ -1414,6 +1414,79 @@ public sealed class HardeningTests : IDisposable
         Assert.Equal(2, _instance.Count("shunt"));
     }
 
+    // Review 47: a link or FIFO at NAME.msg beside a claimed NAME.bak made start-up recovery take
+    // the claim for a rewrite cut short and delete the post; one at the name in another queue
+    // made it take the claim for forwarded and delete it. The post goes to shunt (a name of its
+    // own when shunt's is taken too: a derived name taken stopped every start), unshunt brings it
+    // back, and it is delivered once; the link or FIFO goes to bad.
+    [Theory]
+    [InlineData("link")]
+    [InlineData("fifo")]
+    public void A_link_or_FIFO_beside_a_claimed_entry_never_costs_the_post(string kind)
+    {
+        CreateList(3);
+        using var sink = SmtpSink.Start();
+        var name = Inject();
+        var inDir = _instance.QueueDir("in");
+        File.Move(Path.Combine(inDir, name + ".msg"), Path.Combine(inDir, name + ".bak")); // claimed by a killed daemon
+        var waiting = Path.Combine(inDir, name + ".msg");
+        if (kind == "link")
+        {
+            File.CreateSymbolicLink(waiting, "/nonexistent");
+        }
+        else
+        {
+            Assert.Equal(0, PostfixInstance.Run("mkfifo", "-m", "600", waiting));
+        }
+
+        foreach (var queue in new[] { "bad", "pipeline" })
+        {
+            Directory.CreateDirectory(_instance.QueueDir(queue));
+            File.CreateSymbolicLink(Path.Combine(_instance.QueueDir(queue), name + ".msg"), "/nonexistent");
+        }
+
+        Directory.CreateDirectory(Path.Combine(_instance.QueueDir("shunt"), name + ".msg"));
+
+        var served = MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, Env(sink.Port));
+        Assert.True(served.ExitCode == 0, served.Stderr);
+        Assert.Equal(1, _instance.Count("shunt"));
+        Assert.Contains($"(its name {name} was taken in shunt)", MailmanProcess.Run(_instance.Home, ["queue", "list", "shunt"]).Stdout, StringComparison.Ordinal);
+        var unshunted = MailmanProcess.Run(_instance.Home, ["unshunt"]);
+        Assert.True(unshunted.ExitCode == 0, unshunted.Stderr + unshunted.Stdout);
+        served = MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, Env(sink.Port));
+        Assert.True(served.ExitCode == 0, served.Stderr);
+        AssertEveryMemberOnce(Copies(sink), 3, 0);
+        Assert.Equal(0, _instance.Count("shunt") + _instance.Count("in") + _instance.Count("in", ".bak"));
+    }
+
+    // Review 47: a directory at one held post's claim name stopped held approve A B at A (73, B
+    // not acted on); one at a queued entry's stopped lists delete half-way (73, the list gone, the
+    // rest not moved to bad).
+    [Fact]
+    public void Held_approve_and_lists_delete_go_on_past_an_entry_whose_claim_name_is_blocked()
+    {
+        CreateList(3, l => l.NonMemberAction = NonMemberAction.Hold);
+        using var sink = SmtpSink.Start();
+        var held = Enumerable.Range(0, 2).Select(i => Inject(Posts.Plain(body: $"post {i}\n", messageId: $"p{i}@example.com"))).ToList();
+        var served = MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, Env(sink.Port));
+        Assert.True(served.ExitCode == 0, served.Stderr);
+        Assert.Equal(2, _instance.Count("hold"));
+        Directory.CreateDirectory(Path.Combine(_instance.QueueDir("hold"), held[0] + ".bak"));
+
+        var approved = MailmanProcess.Run(_instance.Home, ["held", "approve", held[0], held[1]]);
+        Assert.Equal(1, approved.ExitCode);
+        Assert.Contains($"{held[0]}: queues/hold/{held[0]}.bak is a directory", approved.Stdout + approved.Stderr, StringComparison.Ordinal);
+        Assert.Equal(1, _instance.Count("hold"));
+        Assert.Equal(1, _instance.Count("in"));
+
+        var queued = Inject(Posts.Plain(body: "post 2\n", messageId: "p2@example.com"));
+        Directory.CreateDirectory(Path.Combine(_instance.QueueDir("in"), queued + ".bak"));
+        var deleted = MailmanProcess.Run(_instance.Home, ["lists", "delete", List]);
+        Assert.True(deleted.ExitCode == 0, deleted.Stderr);
+        Assert.Equal(0, _instance.Count("in") + _instance.Count("hold"));
+        Assert.Equal(3, _instance.Count("bad")); // the approved post, the queued one and the held one that could not be discarded
+    }
+
     // Review 46: a directory at a held post's state file made held approve exit 77 after it had
     // approved (no vette line); one at var/progress.json shunted every delivery at its end.
     [Fact]
