@@ -65,6 +65,12 @@ public sealed class DeliveryCheckpoint : IDisposable
             throw new CorruptEntryException($"entry {entry.Name}: its checkpoint {what}: no log this queue wrote, so who has the post is not known");
         }
 
+        // A directory there was shunted as "Access to the path is denied" (review 47): say what it is.
+        if (fs.Directory.Exists(checkpoint._path))
+        {
+            throw new EntryBlockedException(entry.Name, $"queues/{queue.Name}/{entry.Name}{Switchboard.CheckpointExtension} is a directory, where the entry's delivery checkpoint goes; move that away, then `mailman unshunt`");
+        }
+
         if (fs.File.Exists(checkpoint._path))
         {
             var bytes = fs.File.ReadAllBytes(checkpoint._path);

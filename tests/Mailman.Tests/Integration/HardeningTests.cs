@@ -1459,6 +1459,31 @@ public sealed class HardeningTests : IDisposable
         Assert.Equal(0, _instance.Count("shunt") + _instance.Count("in") + _instance.Count("in", ".bak"));
     }
 
+    // Review 47: a directory at an out entry's checkpoint shunted it as "Access to the path is
+    // denied": it says what stands there; unshunt waits for it to be moved away.
+    [Fact]
+    public void A_directory_at_a_delivery_s_checkpoint_is_named_and_unshunt_waits_for_it()
+    {
+        CreateList(3);
+        using var sink = SmtpSink.Start();
+        var name = Inject();
+        var checkpoint = Path.Combine(_instance.QueueDir("out"), name + ".ckpt");
+        Directory.CreateDirectory(checkpoint);
+
+        var served = MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, Env(sink.Port));
+        Assert.True(served.ExitCode == 0, served.Stderr);
+        Assert.Equal(1, _instance.Count("shunt"));
+        Assert.Contains($"queues/out/{name}.ckpt is a directory, where the entry's delivery checkpoint goes", Log(), StringComparison.Ordinal);
+        Assert.Equal(1, MailmanProcess.Run(_instance.Home, ["unshunt"]).ExitCode);
+
+        Directory.Delete(checkpoint);
+        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["unshunt"]).ExitCode);
+        served = MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, Env(sink.Port));
+        Assert.True(served.ExitCode == 0, served.Stderr);
+        AssertEveryMemberOnce(Copies(sink), 3, 0);
+        AssertQueuesEmpty();
+    }
+
     // Review 47: a directory at one held post's claim name stopped held approve A B at A (73, B
     // not acted on); one at a queued entry's stopped lists delete half-way (73, the list gone, the
     // rest not moved to bad).
