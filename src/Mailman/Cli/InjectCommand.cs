@@ -46,7 +46,7 @@ internal static class InjectCommand
 
             // "<>" as SMTP writes it is the null sender, stored as Postfix's ${sender} gives it: empty
             // (review 47: kept as the text "<>", some checks took it for an address).
-            if (sender is "<>")
+            if (sender?.Trim() is "<>")
             {
                 sender = "";
             }

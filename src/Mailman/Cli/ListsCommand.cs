@@ -278,7 +278,7 @@ internal static class ListsCommand
         catch (EntryBlockedException)
         {
             // A directory or link where its claim goes (review 47: the verb stopped half-way, 73).
-            return queue.SetAsideWaiting(id, queues[QueueSet.Bad], why);
+            return queue.SetAsideWaiting(id, queues[QueueSet.Bad], why) is not null;
         }
 
         if (claim is null)

@@ -42,7 +42,7 @@ public static class MailmanCli
         // --sender= is the null sender as Postfix's pipe writes it with null_sender= (review 46:
         // the parser took it for a missing value, 64, and every bounce was returned to Postfix).
         var sender = Array.IndexOf(args, "--sender=");
-        if (sender >= 0 && (Array.IndexOf(args, "--") is var end && (end < 0 || sender < end)))
+        if (sender > Array.IndexOf(args, "inject") && Array.IndexOf(args, "inject") >= 0 && (Array.IndexOf(args, "--") is var end && (end < 0 || sender < end)))
         {
             args = [.. args[..sender], "--sender", "", .. args[(sender + 1)..]];
         }

@@ -116,7 +116,7 @@ internal static class StatusCommand
         var daemon = ServeLock.Running(paths);
         if (asJson)
         {
-            var report = new StatusReport(rows, progress, nextRetry, relays)
+            var report = new StatusReport(rows, daemon is null ? null : progress, nextRetry, relays)
             {
                 DisabledToday = disabledToday,
                 DaemonPid = daemon is null ? null : int.Parse(daemon, CultureInfo.InvariantCulture),
@@ -145,7 +145,7 @@ internal static class StatusCommand
         {
             // A killed daemon leaves its claims and its last progress: nothing is being sent
             // (review 42: status said a delivery was under way with no daemon running).
-            sb.Append(CultureInfo.InvariantCulture, $"delivering: nothing now: no daemon runs (var/serve.pid names none); {(outClaimed > 0 ? $"{outClaimed} post(s) left claimed in out are" : "the delivery it left is")} taken up again at its next start\n");
+            sb.Append(CultureInfo.InvariantCulture, $"delivering: nothing now: no daemon runs; {(outClaimed > 0 ? $"{outClaimed} post(s) left claimed in out are" : "the delivery it left is")} taken up again at its next start\n");
         }
         else if (progress is null && rows.Find(r => r.Queue == QueueSet.Out) is { Claimed: > 0 } claimed)
         {

@@ -103,13 +103,37 @@ public sealed partial class ServeLock : IDisposable
         }
     }
 
-    /// <summary>
-    /// The pid of the daemon serving this instance, when its pid file names a live process
-    /// (a daemon that stopped removes the file; a killed one leaves it, naming no process, or in
-    /// time another one: then this errs on "running", as status did before).
-    /// </summary>
+    /// <summary>The pid of the daemon serving this instance, or null when none runs.</summary>
+    /// <remarks>
+    /// The kernel's word, not the pid file's: /proc/locks lists the flock serve holds on the home
+    /// with its pid (review 48: a killed daemon's pid file naming a pid reused since said a daemon
+    /// ran; a running daemon's pid file removed said none did). Without /proc/locks, the pid file.
+    /// </remarks>
     public static string? Running(InstancePaths paths)
-        => Holder(paths) is { } pid && Directory.Exists("/proc/" + pid) ? pid : null;
+    {
+        try
+        {
+            if (FileOwner.LockId(paths.Home) is { } id)
+            {
+                foreach (var line in File.ReadLines("/proc/locks"))
+                {
+                    // "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; waiters are "1: -> FLOCK ...".
+                    var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                    if (fields is [_, "FLOCK", _, "WRITE", var pid, var on, ..] && on == id)
+                    {
+                        return pid;
+                    }
+                }
+
+                return null;
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
+
+        return Holder(paths) is { } recorded && Directory.Exists("/proc/" + recorded) ? recorded : null;
+    }
 
     public void Dispose()
     {
@@ -143,7 +167,7 @@ public sealed partial class ServeLock : IDisposable
         var temp = file + ".tmp";
         try
         {
-            File.WriteAllText(temp, Environment.ProcessId + "\n");
+            FileOwner.WriteNew(temp, System.Text.Encoding.ASCII.GetBytes(Environment.ProcessId + "\n")); // review 48: a FIFO there hung every start
             File.Move(temp, file, overwrite: true);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

@@ -490,28 +490,29 @@ public sealed partial class Switchboard
     /// file as it is, its delivery checkpoint (so a later unshunt resumes where delivery
     /// stopped), and a state file saying where it came from and why.
     /// </summary>
+    /// <returns>Its name in <paramref name="target"/>: its own, or one of its time when that is taken there.</returns>
     /// <exception cref="IOException">The state file cannot be written (a full disk): nothing moved.</exception>
-    public void SetAside(ClaimedEntry entry, Switchboard target, string error)
+    public string SetAside(ClaimedEntry entry, Switchboard target, string error)
         => MoveAside(entry.Name, entry.Path, claimed: true, target, error);
 
     /// <summary>
     /// Sets aside a waiting entry that cannot be claimed (<see cref="EntryBlockedException"/>),
-    /// as <see cref="SetAside"/> does a claimed one; false when it is gone (taken by another).
+    /// as <see cref="SetAside"/> does a claimed one: its name in <paramref name="target"/>, or
+    /// null when it is gone (taken by another).
     /// </summary>
-    public bool SetAsideWaiting(string name, Switchboard target, string error)
+    public string? SetAsideWaiting(string name, Switchboard target, string error)
     {
         try
         {
-            MoveAside(name, PathOf(name, EntryExtension), claimed: false, target, error);
-            return true;
+            return MoveAside(name, PathOf(name, EntryExtension), claimed: false, target, error);
         }
         catch (FileNotFoundException)
         {
-            return false;
+            return null;
         }
     }
 
-    private void MoveAside(string entryName, string entryPath, bool claimed, Switchboard target, string error)
+    private string MoveAside(string entryName, string entryPath, bool claimed, Switchboard target, string error)
     {
         var state = ReadState(entryName) ?? new EntryState();
         state.FromQueue = Name;
@@ -565,6 +566,7 @@ public sealed partial class Switchboard
         target.SyncDirectory();
         SyncDirectory();
         target.Added(name);
+        return name;
     }
 
     /// <summary>
@@ -748,8 +750,8 @@ public sealed partial class Switchboard
             }
             catch (EntryBlockedException e)
             {
-                SetAside(entry, shunt, e.Message);
-                setAside?.Invoke(name, e.Message, shunt.Name);
+                var aside = SetAside(entry, shunt, e.Message);
+                setAside?.Invoke(name, e.Message, aside == name ? shunt.Name : $"{shunt.Name} as {aside}");
                 toBad++;
                 continue;
             }

@@ -28,19 +28,8 @@ public static class ProgressFile
     {
         var path = PathOf(paths);
         var temp = path + ".tmp";
-        WriteNew(temp, JsonSerializer.SerializeToUtf8Bytes(snapshot, StatusJson.Default.DeliveryProgressSnapshot));
+        FileOwner.WriteNew(temp, JsonSerializer.SerializeToUtf8Bytes(snapshot, StatusJson.Default.DeliveryProgressSnapshot));
         File.Move(temp, path, overwrite: true);
-    }
-
-    /// <summary>
-    /// Writes a temporary made anew: a link or a FIFO left at its name is removed, never written
-    /// through (a FIFO blocked the writer; a link had the snapshot written outside var/: review 45).
-    /// </summary>
-    internal static void WriteNew(string temp, byte[] bytes)
-    {
-        File.Delete(temp);
-        using var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write);
-        stream.Write(bytes);
     }
 
     public static void Clear(InstancePaths paths)
@@ -88,7 +77,7 @@ public static class RelaysFile
         {
             var path = PathOf(paths);
             var temp = path + ".tmp";
-            ProgressFile.WriteNew(temp, JsonSerializer.SerializeToUtf8Bytes(new RelaysSnapshot(Environment.ProcessId, DateTimeOffset.UtcNow, [.. relays]), StatusJson.Default.RelaysSnapshot));
+            FileOwner.WriteNew(temp, JsonSerializer.SerializeToUtf8Bytes(new RelaysSnapshot(Environment.ProcessId, DateTimeOffset.UtcNow, [.. relays]), StatusJson.Default.RelaysSnapshot));
             File.Move(temp, path, overwrite: true);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

@@ -397,8 +397,7 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
         }
         catch (EntryBlockedException e)
         {
-            Queue.SetAside(claim, Queues[QueueSet.Shunt], e.Message);
-            LogBlocked(claim.Name, e.Message);
+            LogBlocked(claim.Name, Queue.SetAside(claim, Queues[QueueSet.Shunt], e.Message), e.Message);
         }
     }
 
@@ -406,14 +405,16 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
     // one directory at NAME.bak paused the whole queue for good).
     private void SetAsideBlocked(EntryBlockedException e)
     {
-        if (Queue.SetAsideWaiting(e.Name, Queues[QueueSet.Shunt], e.Message))
+        if (Queue.SetAsideWaiting(e.Name, Queues[QueueSet.Shunt], e.Message) is { } aside)
         {
-            LogBlocked(e.Name, e.Message);
+            LogBlocked(e.Name, aside, e.Message);
         }
     }
 
-    private void LogBlocked(string name, string why)
-        => Log.LogError("{Runner}: entry {QueueEntry} in {Queue} set aside in shunt: {Error}; move that away, then `mailman unshunt`", RunnerName, name, Queue.Name, why);
+    // Under the name it has there (review 48: the log named one no queue held when shunt's was taken).
+    private void LogBlocked(string name, string aside, string why)
+        => Log.LogError("{Runner}: entry {QueueEntry} in {Queue} set aside in shunt{AsName}: {Error}; move that away, then `mailman unshunt`",
+            RunnerName, name, Queue.Name, aside == name ? "" : " as " + aside, why);
 
     private void PutBackStranded()
     {
@@ -463,9 +464,9 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
         }
 
         var message = error.GetType().Name + ": " + error.Message;
-        SetAside(entry.Claim, QueueSet.Shunt, message);
-        Log.LogError(error, "{Runner}: entry {QueueEntry} of {ListId} (Message-Id {MessageId}) shunted: {Error}",
-            RunnerName, entry.Claim.Name, entry.Metadata.List, entry.Metadata.MessageId, message);
+        var aside = SetAside(entry.Claim, QueueSet.Shunt, message);
+        Log.LogError(error, "{Runner}: entry {QueueEntry} of {ListId} (Message-Id {MessageId}) shunted{AsName}: {Error}",
+            RunnerName, entry.Claim.Name, entry.Metadata.List, entry.Metadata.MessageId, aside == entry.Claim.Name ? "" : " as " + aside, message);
     }
 
     // queues/ or a queue removed under the running daemon (review 28): every claim and hop into it
@@ -520,11 +521,11 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
 
     // Setting aside writes a small state file; when it cannot (a full disk) the entry goes back
     // to its queue instead and the runner pauses, as for any hop that cannot be written.
-    private void SetAside(ClaimedEntry claim, string target, string error)
+    private string SetAside(ClaimedEntry claim, string target, string error)
     {
         try
         {
-            Queue.SetAside(claim, Queues[target], error);
+            return Queue.SetAside(claim, Queues[target], error);
         }
         catch
         {

@@ -253,19 +253,21 @@ public sealed class OperationsTests : IDisposable
         var outgoing = new Mailman.Queues.Switchboard(new System.IO.Abstractions.FileSystem(), _instance.QueueDir("out"), "out", TimeProvider.System);
         outgoing.Claim(outgoing.Enqueue(new Mailman.Queues.EntryMetadata { List = "dev@example.org" }, Posts.Plain()));
         var pidFile = Path.Combine(_instance.Paths.VarDirectory, "serve.pid");
-        File.WriteAllText(pidFile, Environment.ProcessId + "\n"); // a live process, as a running daemon's
-        var running = MailmanProcess.Run(_instance.Home, ["status"]).Stdout;
-        Assert.Contains("delivering: 1 post(s) being sent from out; counts from the first checkpoint on", running, StringComparison.Ordinal);
-        Assert.Contains($"daemon: serve runs, pid {Environment.ProcessId}\n", running, StringComparison.Ordinal);
-        using (var json = System.Text.Json.JsonDocument.Parse(MailmanProcess.Run(_instance.Home, ["status", "--json"]).Stdout))
+        using (Mailman.Instance.ServeLock.Acquire(_instance.Paths)) // this process holds the lock, as a running daemon
         {
+            File.Delete(pidFile); // the kernel's lock says who runs, not the pid file (review 48)
+            var running = MailmanProcess.Run(_instance.Home, ["status"]).Stdout;
+            Assert.Contains("delivering: 1 post(s) being sent from out; counts from the first checkpoint on", running, StringComparison.Ordinal);
+            Assert.Contains($"daemon: serve runs, pid {Environment.ProcessId}\n", running, StringComparison.Ordinal);
+            using var json = System.Text.Json.JsonDocument.Parse(MailmanProcess.Run(_instance.Home, ["status", "--json"]).Stdout);
             Assert.Equal(Environment.ProcessId, json.RootElement.GetProperty("daemonPid").GetInt32());
         }
 
-        // A killed daemon's claim and pid file: nothing is being sent (review 42).
-        File.WriteAllText(pidFile, "4194304\n"); // above any pid_max: no such process
+        // A killed daemon's claim and pid file, its pid since taken by another process (here this
+        // one): nothing is being sent (reviews 42, 48).
+        File.WriteAllText(pidFile, Environment.ProcessId + "\n");
         var killed = MailmanProcess.Run(_instance.Home, ["status"]).Stdout;
-        Assert.Contains("delivering: nothing now: no daemon runs (var/serve.pid names none); 1 post(s) left claimed in out are taken up again at its next start", killed, StringComparison.Ordinal);
+        Assert.Contains("delivering: nothing now: no daemon runs; 1 post(s) left claimed in out are taken up again at its next start", killed, StringComparison.Ordinal);
         Assert.Contains("daemon: none runs\n", killed, StringComparison.Ordinal);
         using (var json = System.Text.Json.JsonDocument.Parse(MailmanProcess.Run(_instance.Home, ["status", "--json"]).Stdout))
         {
