@@ -41,8 +41,8 @@ public static class MailmanCli
 
         // --sender= is the null sender as Postfix's pipe writes it with null_sender= (review 46:
         // the parser took it for a missing value, 64, and every bounce was returned to Postfix).
-        var sender = Array.IndexOf(args, "--sender=");
-        if (sender > Array.IndexOf(args, "inject") && Array.IndexOf(args, "inject") >= 0 && (Array.IndexOf(args, "--") is var end && (end < 0 || sender < end)))
+        var (inject, sender, end) = (Array.IndexOf(args, "inject"), Array.IndexOf(args, "--sender="), Array.IndexOf(args, "--"));
+        if (inject >= 0 && sender > inject && (end < 0 || sender < end))
         {
             args = [.. args[..sender], "--sender", "", .. args[(sender + 1)..]];
         }

@@ -119,7 +119,7 @@ internal static class StatusCommand
             var report = new StatusReport(rows, daemon is null ? null : progress, nextRetry, relays)
             {
                 DisabledToday = disabledToday,
-                DaemonPid = daemon is null ? null : int.Parse(daemon, CultureInfo.InvariantCulture),
+                DaemonPid = int.TryParse(daemon, NumberStyles.Integer, CultureInfo.InvariantCulture, out var pid) ? pid : null,
             };
             return JsonSerializer.Serialize(report, StatusJson.Default.StatusReport) + Environment.NewLine;
         }
@@ -260,6 +260,6 @@ internal sealed record StatusReport(List<QueueStatus> Queues, DeliveryProgressSn
     /// <summary>Members whose delivery was disabled since midnight UTC; null when the database could not be read.</summary>
     public long? DisabledToday { get; init; }
 
-    /// <summary>The running daemon's process id (var/serve.pid, a live process); null when no daemon runs.</summary>
+    /// <summary>The running daemon's process id (the process holding serve's lock: ServeLock.Running); null when no daemon runs.</summary>
     public int? DaemonPid { get; init; }
 }

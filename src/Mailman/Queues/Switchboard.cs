@@ -615,7 +615,14 @@ public sealed partial class Switchboard
             // Back as it was, waiting here: a failed move left it claimed until the next start (review 46).
             if (checkpointMoved)
             {
-                _fs.File.Move(target.CheckpointPath(name), CheckpointPath(name));
+                try
+                {
+                    _fs.File.Move(target.CheckpointPath(name), CheckpointPath(name));
+                }
+                catch (IOException)
+                {
+                    // Left beside where the entry goes: start-up recovery takes it back to the entry.
+                }
             }
 
             Unclaim(claim);
