@@ -105,6 +105,59 @@ public sealed class PostfixInstance : IDisposable
 
     public string Log() => File.Exists(MailLog) ? File.ReadAllText(MailLog) : "";
 
+    /// <summary>
+    /// Sends <paramref name="message"/> to this Postfix's smtpd. A failure (once in CI the reply
+    /// to DATA never came, and MailKit waited its 2 minutes) is thrown with what the instance was
+    /// doing: its processes and their wait channels, its queue and its log's tail.
+    /// </summary>
+    public void Submit(MimeKit.MimeMessage message)
+    {
+        using var client = new MailKit.Net.Smtp.SmtpClient { Timeout = 60_000 };
+        try
+        {
+            client.Connect("127.0.0.1", Port, MailKit.Security.SecureSocketOptions.None);
+            client.Send(message);
+            client.Disconnect(true);
+        }
+        catch (Exception e) when (e is IOException or MailKit.ProtocolException or MailKit.Net.Smtp.SmtpCommandException or SocketException or TimeoutException or OperationCanceledException)
+        {
+            throw new InvalidOperationException($"{this} did not take {message.MessageId}: {e.Message}\n{Diagnostics()}", e);
+        }
+    }
+
+    /// <summary>The instance's processes (state, wait channel, command), its queue and the last 80 lines of its log.</summary>
+    public string Diagnostics()
+    {
+        var lines = new List<string> { "processes (pid state wchan command):" };
+        var master = MasterPid();
+        foreach (var dir in Directory.GetDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) || master is null || (pid != master && ParentOf(dir) != master))
+            {
+                continue;
+            }
+
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var state = stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[0];
+                var wchan = File.ReadAllText(Path.Combine(dir, "wchan"));
+                var cmd = File.ReadAllText(Path.Combine(dir, "cmdline")).Replace('\0', ' ').Trim();
+                lines.Add(string.Create(CultureInfo.InvariantCulture, $"  {pid} {state} {wchan} {cmd}"));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // gone meanwhile
+            }
+        }
+
+        lines.Add("queue: " + RunOutput("postqueue", "-c", ConfigDirectory, "-p").Trim());
+        var log = Log().Split('\n');
+        lines.Add("log tail:");
+        lines.AddRange(log[Math.Max(0, log.Length - 80)..]);
+        return string.Join('\n', lines);
+    }
+
     public void Dispose()
     {
         // Stopped within a bound: once postlogd wedged on its own full socket (a send to
@@ -170,8 +223,7 @@ public sealed class PostfixInstance : IDisposable
     // left the instance running and, thrown from Dispose, hid the test's own failure (CI).
     private void KillInstance()
     {
-        var pidFile = Path.Combine(Root, "spool", "pid", "master.pid");
-        if (!File.Exists(pidFile) || !int.TryParse(RunOutput("cat", pidFile).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var master))
+        if (MasterPid() is not { } master)
         {
             return;
         }
@@ -183,6 +235,12 @@ public sealed class PostfixInstance : IDisposable
                 Run("kill", "-9", pid.ToString(CultureInfo.InvariantCulture));
             }
         }
+    }
+
+    private int? MasterPid()
+    {
+        var pidFile = Path.Combine(Root, "spool", "pid", "master.pid");
+        return File.Exists(pidFile) && int.TryParse(RunOutput("cat", pidFile).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var master) ? master : null;
     }
 
     private static int? ParentOf(string procDir)

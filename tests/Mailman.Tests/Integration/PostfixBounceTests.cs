@@ -10,7 +10,6 @@
 using System.Globalization;
 using Mailman.Lists;
 using Mailman.TestSupport;
-using MailKit.Net.Smtp;
 using MimeKit;
 
 namespace Mailman.Tests.Integration;
@@ -191,12 +190,7 @@ public sealed class PostfixBounceTests : IDisposable
         message.Subject = "post " + n.ToString(CultureInfo.InvariantCulture);
         message.MessageId = $"post-{n}@example.com";
         message.Body = new TextPart("plain") { Text = "Hello through Postfix\n" };
-        using (var client = new SmtpClient())
-        {
-            client.Connect("127.0.0.1", postfix.Port, MailKit.Security.SecureSocketOptions.None);
-            client.Send(message);
-            client.Disconnect(true);
-        }
+        postfix.Submit(message);
 
         Wait.Until(() => Count(postfix, $"to=<{List}>", "relay=mailman", "status=sent") > before, TimeSpan.FromSeconds(60), "Postfix to pipe the post into inject; log: " + postfix.Log());
     }

@@ -4,7 +4,6 @@
 // welcome out, the member on the list; the same for `leave`.
 using Mailman.Lists;
 using Mailman.TestSupport;
-using MailKit.Net.Smtp;
 using MimeKit;
 
 namespace Mailman.Tests.Integration;
@@ -27,7 +26,7 @@ public sealed class PostfixRequestTests : IDisposable
         using var postfix = aliases.StartPostfix(sink.Port);
 
         // join → confirmation → reply → welcome
-        Send(postfix.Port, "dev-join@lists.example.org", "join", "please\n", "join-1@example.com");
+        Send(postfix, "dev-join@lists.example.org", "join", "please\n", "join-1@example.com");
         var confirmation = Serve(postfix, sink, m => m.Header("Subject")?.StartsWith("confirm ", StringComparison.Ordinal) == true, "the join confirmation");
         Assert.Equal(["anne@example.com"], confirmation.Recipients);
         Assert.Equal("dev-bounces+anne=example.com@lists.example.org", confirmation.MailFrom);
@@ -36,16 +35,16 @@ public sealed class PostfixRequestTests : IDisposable
         Assert.StartsWith("dev-confirm+", confirmAddress, StringComparison.Ordinal);
         Assert.False(IsMember());
 
-        Send(postfix.Port, confirmAddress, "Re: " + confirmation.Header("Subject"), "> Someone (hopefully you) asked\n", "join-2@example.com", inReplyTo: confirmation.Header("Message-Id"));
+        Send(postfix, confirmAddress, "Re: " + confirmation.Header("Subject"), "> Someone (hopefully you) asked\n", "join-2@example.com", inReplyTo: confirmation.Header("Message-Id"));
         var welcome = Serve(postfix, sink, m => m.Header("Subject") == "Welcome to the \"Dev\" mailing list", "the welcome");
         Assert.Equal(["anne@example.com"], welcome.Recipients);
         Assert.True(IsMember());
 
         // leave → confirmation → reply → goodbye
-        Send(postfix.Port, "dev-leave@lists.example.org", "leave", "", "leave-1@example.com");
+        Send(postfix, "dev-leave@lists.example.org", "leave", "", "leave-1@example.com");
         var leaveConfirmation = Serve(postfix, sink, m => m.Header("Subject")?.StartsWith("confirm ", StringComparison.Ordinal) == true && m.Text.Contains("to unsubscribe", StringComparison.Ordinal), "the leave confirmation");
         Assert.True(IsMember());
-        Send(postfix.Port, MailboxAddress.Parse(leaveConfirmation.Header("From")!).Address, "Re: " + leaveConfirmation.Header("Subject"), "", "leave-2@example.com");
+        Send(postfix, MailboxAddress.Parse(leaveConfirmation.Header("From")!).Address, "Re: " + leaveConfirmation.Header("Subject"), "", "leave-2@example.com");
         var goodbye = Serve(postfix, sink, m => m.Header("Subject")?.StartsWith("You have been unsubscribed", StringComparison.Ordinal) == true, "the goodbye");
         Assert.Equal(["anne@example.com"], goodbye.Recipients);
         Assert.False(IsMember());
@@ -74,7 +73,7 @@ public sealed class PostfixRequestTests : IDisposable
         return Wait.For(() => sink.Messages().LastOrDefault(answer), TimeSpan.FromSeconds(90), what + " at the sink; log: " + postfix.Log());
     }
 
-    private static void Send(int port, string to, string subject, string body, string messageId, string? inReplyTo = null)
+    private static void Send(PostfixInstance postfix, string to, string subject, string body, string messageId, string? inReplyTo = null)
     {
         var message = new MimeMessage();
         message.From.Add(new MailboxAddress("Anne", "anne@example.com"));
@@ -87,9 +86,6 @@ public sealed class PostfixRequestTests : IDisposable
         }
 
         message.Body = new TextPart("plain") { Text = body };
-        using var client = new SmtpClient();
-        client.Connect("127.0.0.1", port, MailKit.Security.SecureSocketOptions.None);
-        client.Send(message);
-        client.Disconnect(true);
+        postfix.Submit(message);
     }
 }

@@ -4,7 +4,6 @@
 using System.Globalization;
 using Mailman.Lists;
 using Mailman.TestSupport;
-using MailKit.Net.Smtp;
 using MimeKit;
 
 namespace Mailman.Tests.Integration;
@@ -30,7 +29,7 @@ public sealed class PostfixTests : IDisposable
         AliasFiles.HandToNobody(_instance.Home);
         using var postfix = aliases.StartPostfix(sink.Port);
 
-        Send(postfix.Port, "poster@example.com", List, "post-1@example.com");
+        Send(postfix, "poster@example.com", List, "post-1@example.com");
         Wait.Until(() => _instance.Count("in") == 1, TimeSpan.FromSeconds(60), "Postfix to pipe the post into inject; log: " + postfix.Log());
 
         MailmanProcess.ServeUntilIdle(_instance.Home, postfix.Port, runAs: "nobody");
@@ -46,7 +45,7 @@ public sealed class PostfixTests : IDisposable
         }
 
         // Unknown list: inject exits 67 (EX_NOUSER), Postfix bounces with a 5.x.x status.
-        Send(postfix.Port, "poster@example.com", "gone@lists.example.org", "post-2@example.com");
+        Send(postfix, "poster@example.com", "gone@lists.example.org", "post-2@example.com");
         var bounce = Wait.For(() => sink.Messages().FirstOrDefault(m => m.Recipients.Contains("poster@example.com")), TimeSpan.FromSeconds(60), "the bounce at the sink");
         Assert.Matches(@"Status: 5\.\d\.\d", bounce.Text);
         Assert.Contains("status=bounced", postfix.Log(), StringComparison.Ordinal);
@@ -55,7 +54,7 @@ public sealed class PostfixTests : IDisposable
         var queueIn = _instance.QueueDir("in");
         Directory.Delete(queueIn, recursive: true);
         File.WriteAllText(queueIn, "not a directory");
-        Send(postfix.Port, "poster@example.com", List, "post-3@example.com");
+        Send(postfix, "poster@example.com", List, "post-3@example.com");
         Wait.Until(() => postfix.Log().Contains("status=deferred", StringComparison.Ordinal), TimeSpan.FromSeconds(60), "Postfix to defer");
         Assert.Contains(List, postfix.Queue(), StringComparison.Ordinal);
         Assert.DoesNotContain("post-3", sink.Messages().Select(m => m.Text).Where(t => t.Contains("Status: 5", StringComparison.Ordinal)));
@@ -78,7 +77,7 @@ public sealed class PostfixTests : IDisposable
         AliasFiles.HandToNobody(_instance.Home);
         using var postfix = aliases.StartPostfix(sink.Port, masterCf: masterCf);
 
-        Send(postfix.Port, "poster@example.com", List, "flags-1@example.com");
+        Send(postfix, "poster@example.com", List, "flags-1@example.com");
         Wait.Until(() => _instance.Count("in") == 1, TimeSpan.FromSeconds(60), "Postfix to pipe the post into inject; log: " + postfix.Log());
         Wait.Until(() => postfix.Log().Contains("status=sent", StringComparison.Ordinal), TimeSpan.FromSeconds(60), "Postfix to log the pipe's success; log: " + postfix.Log());
         var entry = File.ReadAllText(Assert.Single(Directory.GetFiles(_instance.QueueDir("in"), "*.msg")));
@@ -94,6 +93,23 @@ public sealed class PostfixTests : IDisposable
         MailmanProcess.ServeUntilIdle(_instance.Home, postfix.Port, runAs: "nobody");
         var copy = Assert.Single(sink.WaitFor(1, TimeSpan.FromSeconds(90)));
         Assert.StartsWith("dev-bounces+", copy.MailFrom, StringComparison.Ordinal);
+    }
+
+    // The test support's own promise: a submission Postfix does not take is thrown with what the
+    // instance was doing (CI once saw its reply to DATA never come, and nothing to look at).
+    [Fact]
+    public void A_submission_Postfix_refuses_is_thrown_with_its_processes_queue_and_log()
+    {
+        using var sink = SmtpSink.Start();
+        using var postfix = PostfixInstance.Create(sink.Port, "smtpd_recipient_restrictions = reject\n", "");
+        postfix.Start();
+
+        var e = Assert.Throws<InvalidOperationException>(() => Send(postfix, "poster@example.com", List, "refused-1@example.com"));
+
+        Assert.Contains("did not take refused-1@example.com", e.Message, StringComparison.Ordinal);
+        Assert.Matches(@"\n  \d+ [RSD] \S* .*master", e.Message);
+        Assert.Contains("queue: ", e.Message, StringComparison.Ordinal);
+        Assert.Contains("log tail:", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -135,7 +151,7 @@ public sealed class PostfixTests : IDisposable
         _instance.AddMembers(List, TempInstance.NumberedMembers(members));
     }
 
-    private static void Send(int port, string from, string to, string messageId)
+    private static void Send(PostfixInstance postfix, string from, string to, string messageId)
     {
         var message = new MimeMessage();
         message.From.Add(MailboxAddress.Parse(from));
@@ -143,9 +159,6 @@ public sealed class PostfixTests : IDisposable
         message.Subject = "via postfix";
         message.MessageId = messageId;
         message.Body = new TextPart("plain") { Text = "Hello through Postfix\n" };
-        using var client = new SmtpClient();
-        client.Connect("127.0.0.1", port, MailKit.Security.SecureSocketOptions.None);
-        client.Send(message);
-        client.Disconnect(true);
+        postfix.Submit(message);
     }
 }

@@ -7,7 +7,6 @@ using System.Text;
 using Mailman.Cli;
 using Mailman.Lists;
 using Mailman.TestSupport;
-using MailKit.Net.Smtp;
 using MimeKit;
 
 namespace Mailman.Tests.Lmtp;
@@ -367,12 +366,7 @@ public sealed class LmtpServerTests : IDisposable
         message.Subject = "via lmtp";
         message.MessageId = "lmtp-postfix@example.com";
         message.Body = new TextPart("plain") { Text = "Hello over LMTP\n" };
-        using (var smtp = new SmtpClient())
-        {
-            smtp.Connect("127.0.0.1", postfix.Port, MailKit.Security.SecureSocketOptions.None);
-            smtp.Send(message);
-            smtp.Disconnect(true);
-        }
+        postfix.Submit(message);
 
         Wait.Until(() => postfix.Log().Contains("status=sent", StringComparison.Ordinal), TimeSpan.FromSeconds(60), "Postfix to deliver over LMTP; log: " + postfix.Log());
         Assert.Contains($"relay=127.0.0.1[127.0.0.1]:{_port}", postfix.Log(), StringComparison.Ordinal);
