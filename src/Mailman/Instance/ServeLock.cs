@@ -3,10 +3,10 @@
 // kernel drops them when the process dies. A lock file in var/ could be deleted under a running
 // daemon (a second one then locked a fresh file and ran beside it, both claiming entries); the
 // directory holding the queues cannot be removed while it holds them, and the home stays
-// locked when queues/ is replaced or removed all the same. The pid goes to var/serve.pid only for the message a second
-// daemon prints: a full disk may keep it from being written, never the lock from being taken,
-// and nothing is ever buffered on the locked descriptor (a failed flush at exit cannot fail the
-// stop).
+// locked when queues/ is replaced or removed all the same. Who holds the lock is read from
+// /proc/locks; the pid also goes to var/serve.pid for where that cannot be read: a full disk
+// may keep it from being written, never the lock from being taken, and nothing is ever
+// buffered on the locked descriptor (a failed flush at exit cannot fail the stop).
 using System.Runtime.InteropServices;
 
 namespace Mailman.Instance;
@@ -71,7 +71,8 @@ public sealed partial class ServeLock : IDisposable
             _ = Close(fd);
             if (errno == EWouldBlock)
             {
-                var pid = Holder(paths);
+                // The kernel names the holder (/proc/locks); the pid file only where it cannot.
+                var pid = Running(paths) ?? Holder(paths);
                 throw new ServeLockException(held: true, permission: false,
                     $"another mailman serve (pid {pid ?? "unknown"}) is running on the instance {paths.Home}");
             }

@@ -324,7 +324,7 @@ public sealed class HardeningTests : IDisposable
 
         var third = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: Env(sink.Port));
         Assert.Equal(75, third.ExitCode);
-        Assert.Equal($"mailman: another mailman serve (pid unknown) is running on the instance {_instance.Home}", third.Stderr.Trim());
+        Assert.Equal($"mailman: another mailman serve (pid {first.Pid}) is running on the instance {_instance.Home}", third.Stderr.Trim()); // the kernel's lock list names it
 
         // Review 28: queues/ replaced by a copy under the running daemon; the copy is not locked.
         var queues = _instance.Paths.QueuesDirectory;
