@@ -109,14 +109,16 @@ internal static class StatusCommand
             double? age = names.Count == 0 ? null : (now - TimeOf(names[0])).TotalSeconds;
             return new QueueStatus(q.Name, names.Count, q.Claimed().Count, age) { Strays = q.Strays() };
         }).ToList();
-        var progress = ProgressFile.Read(paths);
+        // Progress and relays are the running daemon's only: a killed one's files can name a pid
+        // reused since by another process (as its pid file could, review 48).
+        var daemon = ServeLock.Running(paths);
+        var progress = ProgressFile.Read(paths) is { } p && IsDaemon(p.Pid, daemon) ? p : null;
         var nextRetry = NextRetry(queues[QueueSet.Retry]);
         var disabledToday = DisabledToday(paths, now);
-        var relays = RelaysNow(RelaysFile.Read(paths), now);
-        var daemon = ServeLock.Running(paths);
+        var relays = RelaysNow(RelaysFile.Read(paths) is { } written && IsDaemon(written.Pid, daemon) ? written : null, now);
         if (asJson)
         {
-            var report = new StatusReport(rows, daemon is null ? null : progress, nextRetry, relays)
+            var report = new StatusReport(rows, progress, nextRetry, relays)
             {
                 DisabledToday = disabledToday,
                 DaemonPid = int.TryParse(daemon, NumberStyles.Integer, CultureInfo.InvariantCulture, out var pid) ? pid : null,
@@ -141,11 +143,11 @@ internal static class StatusCommand
         sb.Append('\n');
         sb.Append(daemon is null ? "daemon: none runs\n" : $"daemon: serve runs, pid {daemon}\n");
         var outClaimed = rows.Find(r => r.Queue == QueueSet.Out)?.Claimed ?? 0;
-        if (daemon is null && (progress is not null || outClaimed > 0))
+        if (daemon is null && outClaimed > 0)
         {
-            // A killed daemon leaves its claims and its last progress: nothing is being sent
-            // (review 42: status said a delivery was under way with no daemon running).
-            sb.Append(CultureInfo.InvariantCulture, $"delivering: nothing now: no daemon runs; {(outClaimed > 0 ? $"{outClaimed} post(s) left claimed in out are" : "the delivery it left is")} taken up again at its next start\n");
+            // A killed daemon leaves its claims: nothing is being sent (review 42: status said a
+            // delivery was under way with no daemon running).
+            sb.Append(CultureInfo.InvariantCulture, $"delivering: nothing now: no daemon runs; {outClaimed} post(s) left claimed in out are taken up again at its next start\n");
         }
         else if (progress is null && rows.Find(r => r.Queue == QueueSet.Out) is { Claimed: > 0 } claimed)
         {
@@ -179,6 +181,8 @@ internal static class StatusCommand
 
     // The daemon writes the relays when their state changes, not every second: a down relay's
     // wait counts down from when it was written.
+    private static bool IsDaemon(int pid, string? daemon) => daemon == pid.ToString(CultureInfo.InvariantCulture);
+
     private static List<Delivery.RelayStatus>? RelaysNow(RelaysSnapshot? snapshot, DateTimeOffset now)
         => snapshot?.Relays.ConvertAll(r => r.RetryInSeconds is { } wait ? r with { RetryInSeconds = Math.Max(0, Math.Round(wait - (now - snapshot.Updated).TotalSeconds)) } : r);
 

@@ -430,7 +430,7 @@ public sealed class VerbTests : IDisposable
     [Fact]
     public void Status_counts_a_down_relays_wait_down_from_when_the_daemon_wrote_it()
     {
-        Directory.CreateDirectory(_instance.Paths.VarDirectory);
+        using var daemon = Mailman.Instance.ServeLock.Acquire(_instance.Paths); // this process is the daemon that wrote it
         var written = DateTimeOffset.UtcNow.AddSeconds(-30);
         var snapshot = new Mailman.Runners.RelaysSnapshot(Environment.ProcessId, written,
         [
@@ -443,5 +443,32 @@ public sealed class VerbTests : IDisposable
 
         Assert.Matches(@"relay 127\.0\.0\.1:2525 \(none, 2 connections, weight 1\): down, 0 msg/s, 0 sent, retried in (59|60|61)s: cannot connect", text);
         Assert.Contains("relay 127.0.0.1:2526 (none, 2 connections, weight 1): down, 0 msg/s, 0 sent, retried with the next copy: 421 4.3.2 shutting down", text, StringComparison.Ordinal);
+    }
+
+    // A killed daemon's progress and relays files name its pid; once that pid is another
+    // process's, they were shown as a delivery under way (the pid file's mistake, review 48).
+    [Fact]
+    public void Status_shows_progress_and_relays_only_of_the_daemon_holding_the_lock()
+    {
+        Directory.CreateDirectory(_instance.Paths.VarDirectory);
+        var alive = Environment.ProcessId; // a live process that is no daemon of this instance
+        var progress = new Mailman.Runners.DeliveryProgressSnapshot(alive, "dev@example.org", "<stale@example.com>", "entry", 10, 4, 4, 0, 0, DateTimeOffset.UtcNow.AddSeconds(-5), DateTimeOffset.UtcNow);
+        File.WriteAllText(Path.Combine(_instance.Paths.VarDirectory, "progress.json"), System.Text.Json.JsonSerializer.Serialize(progress, Mailman.Runners.StatusJson.Default.DeliveryProgressSnapshot));
+        var relays = new Mailman.Runners.RelaysSnapshot(alive, DateTimeOffset.UtcNow, [new("127.0.0.1:2525", "none", "down", 2, 1, 0, 0, 90, "cannot connect")]);
+        File.WriteAllText(Mailman.Runners.RelaysFile.PathOf(_instance.Paths), System.Text.Json.JsonSerializer.Serialize(relays, Mailman.Runners.StatusJson.Default.RelaysSnapshot));
+
+        var text = StatusCommand.Render(_instance.Paths, asJson: false);
+        var json = StatusCommand.Render(_instance.Paths, asJson: true);
+
+        Assert.Contains("daemon: none runs\ndelivering: nothing\n", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("stale@example.com", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("relay 127.0.0.1:2525", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("stale@example.com", json, StringComparison.Ordinal);
+        Assert.DoesNotContain("2525", json, StringComparison.Ordinal);
+
+        using (Mailman.Instance.ServeLock.Acquire(_instance.Paths))
+        {
+            Assert.Contains("delivering: <stale@example.com> to dev@example.org: 4/10", StatusCommand.Render(_instance.Paths, asJson: false), StringComparison.Ordinal);
+        }
     }
 }
