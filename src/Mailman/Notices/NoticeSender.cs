@@ -174,7 +174,7 @@ public sealed class NoticeSender(QueueSet queues, ListStoreFactory lists, TimePr
             return null;
         }
 
-        if (notice.Answering is not null && AutomaticMail.WhyNotAnswer(notice.Answering.Headers, notice.AnsweringSender) is { } rule)
+        if (notice.Answering is not null && AutomaticMail.WhyNotAnswer(notice.Answering, notice.AnsweringSender) is { } rule)
         {
             return rule;
         }

@@ -144,7 +144,7 @@ public sealed class RequestProcessor(ListStoreFactory lists, NoticeSender notice
     // Why the request is neither acted on nor answered, or null.
     private string? WhyIgnore(MimeMessage message, string? envelopeSender)
     {
-        if (AutomaticMail.WhyNotAnswer(message.Headers, envelopeSender) is { } rule)
+        if (AutomaticMail.WhyNotAnswer(message, envelopeSender) is { } rule)
         {
             return rule;
         }

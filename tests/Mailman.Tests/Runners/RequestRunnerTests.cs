@@ -302,6 +302,34 @@ public sealed class RequestRunnerTests : IDisposable
         Assert.Null(Member(from));
     }
 
+    // Review 49: a DSN (multipart/report) at a confirmation address, from an MTA that marks it
+    // no other way and sends it from an ordinary-looking address, subscribed the address it was
+    // about: the report check read Content-Type where MimeKit does not keep it.
+    [Theory]
+    [InlineData("delivery-status", "message/delivery-status", "Reporting-MTA: dns; mx.example.net\n\nFinal-Recipient: rfc822; nobody@nowhere.example\nAction: failed\nStatus: 5.2.2\n")]
+    [InlineData("disposition-notification", "message/disposition-notification", "Final-Recipient: rfc822; nobody@nowhere.example\nDisposition: manual-action/MDN-sent-manually; displayed\n")]
+    public void A_report_at_a_confirmation_address_confirms_nothing_and_is_not_answered(string reportType, string partType, string fields)
+    {
+        _instance.CreateList(List);
+        using var h = new RunnerHarness(_instance);
+        h.InjectRequest("dev-join@example.org", Mail("dev-join@example.org", from: "nobody@nowhere.example"), "nobody@nowhere.example");
+        RunnerHarness.Drain(h.Requests);
+        var (confirmation, _, _) = Assert.Single(Out(h));
+        var token = TokenOf(confirmation);
+        Deliver(h);
+
+        var report = Mail($"dev-confirm+{token}@example.org", "Delivery Status Notification (Failure)",
+            $"--b\nContent-Type: text/plain\n\nYour message could not be delivered.\n\n--b\nContent-Type: {partType}\n\n{fields}\n--b\nContent-Type: text/rfc822-headers\n\nFrom: dev-confirm+{token}@example.org\nSubject: confirm {token}\n\n--b--\n",
+            from: "Mail Delivery System <mailsys@mx.example.net>", headers: $"MIME-Version: 1.0\nContent-Type: multipart/report; report-type={reportType}; boundary=b\n", id: "report@mx.example.net");
+        h.InjectRequest($"dev-confirm+{token}@example.org", report, "mailsys@mx.example.net");
+        RunnerHarness.Drain(h.Requests);
+
+        Assert.Empty(Out(h));
+        Assert.Single(Pending());
+        Assert.Null(Member("nobody@nowhere.example"));
+        Assert.Contains(h.Logs.Lines, l => l.Contains($"a {reportType} report", StringComparison.Ordinal) && l.Contains("ignored, no reply", StringComparison.Ordinal));
+    }
+
     [Fact]
     public void A_confirmation_that_bounces_does_not_loop()
     {
