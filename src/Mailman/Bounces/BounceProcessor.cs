@@ -460,17 +460,19 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
     /// <summary>What a returned message means before anything is written: who it names, or why it names nobody.</summary>
     /// <param name="Untrusted">Addresses of a report without VERP on a list that sends with VERP: not scored.</param>
     /// <param name="Probe">The message came back to a probe's one-time address (Verp is the member it was sent to).</param>
-    private sealed record Plan(string Kind, MailingList? List, string? Verp, int First, int Count, int Untrusted = 0, bool Probe = false)
+    /// <param name="NotAbout">Addresses of a report without VERP whose status is about the message or our server: not scored.</param>
+    private sealed record Plan(string Kind, MailingList? List, string? Verp, int First, int Count, int Untrusted = 0, bool Probe = false, int NotAbout = 0)
     {
-        /// <summary>For "probe-policy": the report's status, which is not about the address.</summary>
+        /// <summary>For "probe-policy", "verp-policy" and NotAbout: the report's status, which is not about the address.</summary>
         public string? Status { get; init; }
     }
 
-    // The status of a report whose every address has one and none says the address (5.1.x) or
-    // the mailbox (5.2.x) failed, as SmtpRefusals judges a refusal; null when one does, or when
-    // the report gives no status (a format without one: it cannot say otherwise).
+    // The status of a report whose every address has one and each puts the failure on the
+    // message or our server (SmtpRefusals.IsAboutTheMessageOrUs: 5.7.x policy, 5.3.4 size, ...);
+    // null when one does not, or when the report gives no status (a format without one: it
+    // cannot say otherwise).
     private static string? PolicyOnly(BounceAnalysis analysis)
-        => analysis.Addresses.Count == 0 || analysis.Addresses.Any(a => a.Status is null || SmtpRefusals.IsAboutTheAddress(a.Status))
+        => analysis.Addresses.Count == 0 || analysis.Addresses.Any(a => a.Status is null || !SmtpRefusals.IsAboutTheMessageOrUs(a.Status))
             ? null
             : analysis.Addresses[0].Status;
 
@@ -530,12 +532,12 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
                 return new(store.FindMember(m.List, verp) is null ? "verp-nobody" : "verp-unrecognized", list, verp, first, 0);
             }
 
-            // The probe's bounce disables only when it is about the address, as a refusal at SMTP
-            // time must be: a provider refusing our server (5.7.x policy, a blocklist) would
-            // otherwise disable every member there.
-            if (probe && PolicyOnly(m.Analysis) is { } status)
+            // A report scores, and a probe's bounce disables, only when it may be about the
+            // address: a provider refusing our server (5.7.x policy, a blocklist, DMARC) or the
+            // post (its size) would otherwise score every member there (review 49).
+            if (PolicyOnly(m.Analysis) is { } status)
             {
-                return new("probe-policy", list, verp, first, 0, Probe: true) { Status = status };
+                return new(probe ? "probe-policy" : "verp-policy", list, verp, first, 0, Probe: probe) { Status = status };
             }
 
             events.Add(new(m.List, verp, true, m.Received, probe ? BounceEvidence.Probe : BounceEvidence.Mailed));
@@ -545,6 +547,8 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
         if (kind == BounceKind.Permanent && m.Analysis.Addresses.Count > 0)
         {
             var untrusted = 0;
+            var notAbout = 0;
+            string? notAboutStatus = null;
             foreach (var a in m.Analysis.Addresses)
             {
                 if (list.Personalize == Personalization.Full && Verp.TryEncode(m.List, a.Address) is not null)
@@ -553,10 +557,17 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
                     continue;
                 }
 
+                if (a.Status is { } status && SmtpRefusals.IsAboutTheMessageOrUs(status))
+                {
+                    notAbout++;
+                    notAboutStatus ??= status;
+                    continue;
+                }
+
                 events.Add(new(m.List, a.Address, true, m.Received));
             }
 
-            return new("report", list, null, first, events.Count - first, untrusted);
+            return new("report", list, null, first, events.Count - first, untrusted, NotAbout: notAbout) { Status = notAboutStatus };
         }
 
         return new("nobody", list, null, first, 0);
@@ -622,6 +633,10 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
                 // Not a report we know: kept or forwarded as any unrecognized mail, never scored.
                 return Unrecognized(store, m, plan.List!, plan.Verp!);
 
+            case "verp-policy":
+                Log(m, plan.Verp!, ScoreText(store, m.List, plan.Verp), $"{plan.Status} is about the message or our server, not the address: not scored");
+                return new(BounceDisposition.Done, "");
+
             case "probe-policy":
                 Log(m, plan.Verp!, ScoreText(store, m.List, plan.Verp), $"its probe bounced with {plan.Status}, which is not about the address: not scored, the probe still waits");
                 return new(BounceDisposition.Done, "");
@@ -633,11 +648,19 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
                 return NamesNobody(m, plan.Verp!, $"VERP names {plan.Verp}, who is not a member, and the message is not a recognised bounce");
 
             case "report":
-                var distrust = plan.Untrusted == 0 ? ""
-                    : $"{plan.Untrusted} addresses not scored: the list sends with VERP and this report came without it (anyone can mail one)";
+                var distrust = string.Join("; ", ((string[])[
+                    plan.Untrusted == 0 ? "" : $"{plan.Untrusted} addresses not scored: the list sends with VERP and this report came without it (anyone can mail one)",
+                    plan.NotAbout == 0 ? "" : $"{plan.NotAbout} addresses not scored: {plan.Status} is about the message or our server, not the address",
+                ]).Where(n => n.Length > 0));
                 if (outcomes.Any(o => o.Action != BounceAction.NotAMember))
                 {
                     Log(m, Addresses(a), outcomes.Count == 1 ? Number(outcomes[0].Score) : "-", Summary(outcomes) + (distrust.Length > 0 ? "; " + distrust : ""));
+                    return new(BounceDisposition.Done, "");
+                }
+
+                if (plan.NotAbout > 0 && plan.Untrusted == 0)
+                {
+                    Log(m, Addresses(a), "-", distrust);
                     return new(BounceDisposition.Done, "");
                 }
 

@@ -61,6 +61,19 @@ public static class SmtpRefusals
     private static bool IsAddressCode((char Class, char Subject, char Detail) code) => code.Class == '5' && code.Subject is '1' or '2';
 
     /// <summary>
+    /// Whether a mailed report's status (a DSN's Status: field) puts the failure on the message
+    /// or on our server rather than on where the address leads: 5.5.x (protocol), 5.6.x (media,
+    /// content), 5.7.x (security and policy: a provider refusing our server, a blocklist, DMARC,
+    /// spam), 5.3.3 and 5.3.4 (a feature, the size). Not 5.0.0 (Postfix's status for a remote 550
+    /// without an enhanced code), 5.1.x, 5.2.x, the remote system's state (5.3.x) or routing
+    /// (5.4.x: 5.4.4 is a domain that does not exist, Microsoft answers 5.4.1 for an unknown
+    /// recipient). Behind Postfix every remote refusal comes back as such a report (review 49:
+    /// one poster's DMARC rejection or one oversized post scored every member it reached).
+    /// </summary>
+    public static bool IsAboutTheMessageOrUs(string status)
+        => EnhancedCode(status) is { Class: '5' } code && (code.Subject is '5' or '6' or '7' || (code.Subject == '3' && code.Detail is '3' or '4'));
+
+    /// <summary>
     /// The transactions in which the server refused every recipient with the same reply (the
     /// addresses in it aside): the relay refusing us, not the members. A chunk of one-recipient
     /// transactions (a personalized post) counts as one when all of its

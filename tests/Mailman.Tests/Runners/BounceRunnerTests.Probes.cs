@@ -154,6 +154,25 @@ public sealed partial class BounceRunnerTests
         Assert.False(Member(Probed)!.DeliveryEnabled);
     }
 
+    // Review 49: only 5.1.x and 5.2.x disabled, so a member at a domain that no longer exists
+    // (Postfix: 5.4.4) or whose server answers a plain 550 (Postfix: 5.0.0) was probed every
+    // week and never disabled.
+    [Theory]
+    [InlineData("5.4.4")]
+    [InlineData("5.0.0")]
+    [InlineData("5.3.0")]
+    public void A_probe_bounce_from_a_dead_domain_or_a_plain_550_disables(string status)
+    {
+        CreateList(l => l.BounceScoreThreshold = 3, probes: true);
+        using var h = new RunnerHarness(_instance);
+        var sender = ReachThreshold(h).Metadata.EnvelopeSender!;
+
+        h.InjectBounce(List, sender, Dsn(Probed, status: status));
+        Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
+        Assert.False(Member(Probed)!.DeliveryEnabled);
+        Assert.Contains(h.BounceLog.Lines, l => l.Contains("its probe bounced: delivery disabled", StringComparison.Ordinal));
+    }
+
     [Fact]
     public void A_member_who_turns_delivery_off_or_rejoins_leaves_no_probe_behind()
     {

@@ -260,6 +260,58 @@ public sealed partial class BounceRunnerTests : IDisposable
         Assert.Empty(h.Queues[QueueSet.Unrecognized].Pending());
     }
 
+    // Review 49: behind Postfix every remote refusal comes back as a DSN; one DMARC p=reject
+    // poster (5.7.x), a spam verdict or an oversized post (5.3.4) scored every member it reached
+    // and, with verp_probes off, disabled them. A dead domain (5.4.4), Microsoft's unknown
+    // recipient (5.4.1) and Postfix's status for a 550 without an enhanced code (5.0.0) still score.
+    [Theory]
+    [InlineData("5.7.1", false)]
+    [InlineData("5.7.26", false)]
+    [InlineData("5.7.0", false)]
+    [InlineData("5.3.4", false)]
+    [InlineData("5.6.0", false)]
+    [InlineData("5.5.2", false)]
+    [InlineData("5.1.1", true)]
+    [InlineData("5.2.2", true)]
+    [InlineData("5.0.0", true)]
+    [InlineData("5.4.4", true)]
+    [InlineData("5.4.1", true)]
+    public void A_mailed_report_scores_only_when_its_status_may_be_about_the_address(string status, bool scores)
+    {
+        CreateList(l => l.BounceScoreThreshold = 1);
+        using var h = new RunnerHarness(_instance);
+        Bounce(h, "m00001@example.com", BounceMessages.Dsn([BounceMessages.Recipient("m00001@example.com", status: status, diagnostic: $"smtp; 550 {status} refused")]));
+
+        var m = Member("m00001@example.com")!;
+        Assert.Equal(scores ? 1 : 0, m.BounceScore);
+        Assert.Equal(!scores, m.DeliveryEnabled);
+        var line = Assert.Single(h.BounceLog.Lines, l => l.StartsWith("Bounce:", StringComparison.Ordinal));
+        Assert.Equal(!scores, line.Contains($"{status} is about the message or our server, not the address: not scored", StringComparison.Ordinal));
+        Assert.Empty(h.Queues[QueueSet.Unrecognized].Pending());
+    }
+
+    [Fact]
+    public void Without_VERP_addresses_whose_status_is_about_the_message_or_us_do_not_score()
+    {
+        CreateList(l => l.Personalize = Personalization.None);
+        using var h = new RunnerHarness(_instance);
+        h.InjectBounce(List, "dev-bounces@example.org", BounceMessages.Dsn([
+            BounceMessages.Recipient("m00001@example.com", status: "5.7.1"),
+            BounceMessages.Recipient("m00002@example.com", status: "5.1.1"),
+        ]));
+        Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
+        Assert.Equal(0, Member("m00001@example.com")!.BounceScore);
+        Assert.Equal(1, Member("m00002@example.com")!.BounceScore);
+        Assert.Contains(h.BounceLog.Lines, l => l.Contains("m00002@example.com scored (score 1); 1 addresses not scored: 5.7.1 is about the message or our server, not the address", StringComparison.Ordinal));
+
+        // Only such addresses: logged, done, not kept as unrecognized.
+        h.InjectBounce(List, "dev-bounces@example.org", BounceMessages.Dsn([BounceMessages.Recipient("m00001@example.com", status: "5.3.4")], boundary: "second"));
+        Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
+        Assert.Equal(0, Member("m00001@example.com")!.BounceScore);
+        Assert.Contains(h.BounceLog.Lines, l => l.Contains("1 addresses not scored: 5.3.4 is about the message or our server", StringComparison.Ordinal));
+        Assert.Empty(h.Queues[QueueSet.Unrecognized].Pending());
+    }
+
     [Fact]
     public void An_unrecognized_bounce_waits_in_unrecognized_until_the_list_has_an_owner_then_is_forwarded()
     {
