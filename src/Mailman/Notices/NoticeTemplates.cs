@@ -99,8 +99,8 @@ public static class NoticeTemplates
 
                 $reason
 
-            You will be told when the moderator decides, or you may cancel nothing: no
-            action is needed on your part.
+            If the moderator approves it, it is posted to the list; if the moderator
+            rejects it, you will be told why. No action is needed on your part.
             """),
         new(Rejected, "Your message to $listname was rejected", """
             Your message to the "$display_name" mailing list was rejected:

@@ -112,6 +112,10 @@ public sealed class HeldPostsTests : IDisposable
         Assert.Equal("auto-replied", poster.Message.Headers[HeaderId.AutoSubmitted]);
         Assert.Equal("held@example.net", poster.Message.InReplyTo);
         Assert.Contains("awaits moderator approval", poster.Message.Subject, StringComparison.Ordinal);
+
+        // It promises what follows: approval posts it, a rejection is told, a discard is silent
+        // (review 49: it said "You will be told when the moderator decides, or you may cancel nothing").
+        Assert.Contains("If the moderator approves it, it is posted to the list; if the moderator\nrejects it, you will be told why.", poster.Message.TextBody!.ReplaceLineEndings("\n"), StringComparison.Ordinal);
     }
 
     [Fact]
