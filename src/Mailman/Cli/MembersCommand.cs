@@ -59,6 +59,15 @@ internal static class MembersCommand
                 throw new CliException(ExitCodes.DataError, $"{self.Address} is an address of the list {name} itself: its copies would come back as posts; nothing was added");
             }
 
+            // Another list here may be a member by its posting address, never by a role address
+            // (review 49: with b-bounces@ or b-owner@ a member, each post to this list became an
+            // unrecognized bounce or a forward to b's owners).
+            if (members.Find(m => ListAddress.TryResolve(m.Address, out var other, out _) && other.Suffix.Length > 0 && store.FindList(other.List) is not null) is { } role
+                && ListAddress.TryResolve(role.Address, out var of, out _))
+            {
+                throw new CliException(ExitCodes.DataError, $"{role.Address} is the {of.Suffix[1..]} address of the list {of.List}, no mailbox; a list is a member by its posting address ({of.List}); nothing was added");
+            }
+
             var added = new List<Member>();
             store.AddMembers(name, members, added);
             var welcomed = 0;

@@ -147,7 +147,17 @@ public sealed class VerbTests : IDisposable
         Assert.Contains("holds a line break", broken.Stderr, StringComparison.Ordinal);
         Assert.Equal("", Run("members", "list", "r@example.org").Stdout.Trim());
 
-        Assert.Equal(0, Run("members", "add", "r@example.org", "umbrella@example.org", "--no-welcome").ExitCode);
+        // Review 49: another list's role addresses neither (each post became an unrecognized bounce or a forward to its owners).
+        foreach (var role in new[] { "umbrella-bounces@example.org", "umbrella-owner@example.org", "Umbrella-Request@example.org", "umbrella-join@example.org" })
+        {
+            var add = Run("members", "add", "r@example.org", "ann@example.com", role, "--no-welcome");
+            Assert.Equal(ExitCodes.DataError, add.ExitCode);
+            Assert.Contains($"{role} is the ", add.Stderr, StringComparison.Ordinal);
+            Assert.Contains("address of the list umbrella@example.org, no mailbox; a list is a member by its posting address (umbrella@example.org); nothing was added", add.Stderr, StringComparison.Ordinal);
+        }
+
+        Assert.Equal("", Run("members", "list", "r@example.org").Stdout.Trim());
+        Assert.Equal(0, Run("members", "add", "r@example.org", "umbrella@example.org", "other-bounces@example.org", "--no-welcome").ExitCode); // no list "other" here
     }
 
     // Review 39: a truncated database was made anew, empty (every post refused as to no such
