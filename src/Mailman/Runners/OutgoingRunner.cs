@@ -125,7 +125,7 @@ public sealed class OutgoingRunner(
                 {
                     if (reason is null)
                     {
-                        Log.LogInformation("Delivery of {MessageId} to {ListId} ({QueueEntry}) records its progress again and goes on", metadata.MessageId, list.Fqdn, entry.Claim.Name);
+                        Log.LogInformation("Delivery of {MessageId} to {ListId} ({QueueEntry}) records its progress again and goes on", metadata.MessageIdForLog, list.Fqdn, entry.Claim.Name);
                     }
                     else
                     {
@@ -191,7 +191,7 @@ public sealed class OutgoingRunner(
                 thisRun++;
                 return r;
             }));
-            Log.LogWarning("SMTP server unreachable (every relay is down) delivering {MessageId} to {ListId}: {Error}", metadata.MessageId, list.Fqdn, report.StopReason);
+            Log.LogWarning("SMTP server unreachable (every relay is down) delivering {MessageId} to {ListId}: {Error}", metadata.MessageIdForLog, list.Fqdn, report.StopReason);
         }
 
         var givenUp = Defer(entry, metadata, deferred, now);
@@ -235,7 +235,7 @@ public sealed class OutgoingRunner(
 
             if (count > 0)
             {
-                Log.LogWarning("Retry lifetime of {MessageId} to {ListId} expired: {Count} recipients recorded as bounced", metadata.MessageId, metadata.List, count);
+                Log.LogWarning("Retry lifetime of {MessageId} to {ListId} expired: {Count} recipients recorded as bounced", metadata.MessageIdForLog, metadata.List, count);
             }
 
             return count;

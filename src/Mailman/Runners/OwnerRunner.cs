@@ -59,7 +59,7 @@ public sealed class OwnerRunner(
         var name = Queues[QueueSet.Out].Enqueue(forward, s => message.WriteTo(Delivery.WireFormat.Options, s, CancellationToken.None), recipients, head.Claim.Name);
         Queue.Finish(head.Claim);
         Log.LogInformation("Owner mail {MessageId} for {ListId} from {Sender} forwarded to {Count} owners as {QueueEntry}",
-            forward.MessageId, list.Name.Fqdn, Senders.Of(message, metadata.Sender).Summary, recipients.Count, name);
+            forward.MessageIdForLog, list.Name.Fqdn, Senders.Of(message, metadata.Sender).Summary, recipients.Count, name);
         return true;
     }
 
@@ -70,6 +70,6 @@ public sealed class OwnerRunner(
     private void Keep(EntryHead head, string why)
     {
         Queue.SetAside(head.Claim, Queues[QueueSet.Bad], why);
-        Log.LogWarning("Owner mail {MessageId} for {ListId} kept in bad as {QueueEntry}, not forwarded: {Reason}", head.Metadata.MessageId, head.Metadata.List, head.Claim.Name, why);
+        Log.LogWarning("Owner mail {MessageId} for {ListId} kept in bad as {QueueEntry}, not forwarded: {Reason}", head.Metadata.MessageIdForLog, head.Metadata.List, head.Claim.Name, why);
     }
 }

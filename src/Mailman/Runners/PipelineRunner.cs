@@ -61,7 +61,7 @@ public sealed class PipelineRunner(
                 Hold(list, head, colon > 0 ? new RuleHit(reason[..colon], Verdict.Hold, reason[(colon + 2)..]) : new RuleHit("pipeline", Verdict.Hold, reason));
             }
 
-            Log.LogWarning("Post {MessageId} to {ListId} {Action} in the pipeline: {Reason}", metadata.MessageId, list.Name.Fqdn, result.Action, result.Reason);
+            Log.LogWarning("Post {MessageId} to {ListId} {Action} in the pipeline: {Reason}", metadata.MessageIdForLog, list.Name.Fqdn, result.Action, result.Reason);
             Queue.Finish(head.Claim);
             return true;
         }
@@ -84,13 +84,13 @@ public sealed class PipelineRunner(
             }
 
             Hold(list, head, new RuleHit("pipeline", Verdict.Hold, why));
-            Log.LogWarning("Post {MessageId} to {ListId} Hold in the pipeline: {Reason}", metadata.MessageId, list.Name.Fqdn, why);
+            Log.LogWarning("Post {MessageId} to {ListId} Hold in the pipeline: {Reason}", metadata.MessageIdForLog, list.Name.Fqdn, why);
             Queue.Finish(head.Claim);
             return true;
         }
 
         Queue.Finish(head.Claim);
-        Log.LogDebug("Post {MessageId} to {ListId} decorated, queued for delivery as {QueueEntry}", metadata.MessageId, list.Name.Fqdn, name);
+        Log.LogDebug("Post {MessageId} to {ListId} decorated, queued for delivery as {QueueEntry}", metadata.MessageIdForLog, list.Name.Fqdn, name);
         return true;
     }
 

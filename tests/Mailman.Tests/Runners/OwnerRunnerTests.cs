@@ -83,6 +83,7 @@ public sealed class OwnerRunnerTests : IDisposable
         Assert.Equal("x@example.net", copy.Header("From"));
         Assert.Empty(h.Queues[QueueSet.Shunt].Pending());
         Assert.Empty(h.Queues[QueueSet.Out].Pending());
+        Assert.Contains(h.Logs.Lines, l => l.Contains("Owner mail (none) for dev@example.org from", StringComparison.Ordinal)); // review 49: "Owner mail null"
     }
 
     [Theory]

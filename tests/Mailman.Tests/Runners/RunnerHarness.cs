@@ -47,7 +47,7 @@ internal sealed class RunnerHarness : IDisposable
         Requests = new RequestRunner(Queues, Activity, Options, Time, _services.GetRequiredService<RequestProcessor>(), _services.GetRequiredService<Membership>(), NullLogger<RequestRunner>.Instance);
         Incoming = new IncomingRunner(Queues, Activity, Options, Time, lists, Chain, Held, Notices, NullLogger<IncomingRunner>.Instance);
         Pipeline = new PipelineRunner(Queues, Activity, Options, Time, lists, catalog, Held, NullLogger<PipelineRunner>.Instance);
-        Owner = new OwnerRunner(Queues, Activity, Options, Time, lists, NullLogger<OwnerRunner>.Instance);
+        Owner = new OwnerRunner(Queues, Activity, Options, Time, lists, new Logger<OwnerRunner>(_loggers));
         Expiry = new HoldExpiry(Queues, lists, Held, Time, NullLogger<HoldExpiry>.Instance);
         Processor = new BounceProcessor(lists, Notices, Time, BounceLog);
         Bounces = new BounceRunner(Queues, Activity, Options, Time, Processor, BounceLog.For<BounceRunner>());
