@@ -8,7 +8,7 @@ public static class BounceDetectors
 {
     /// <summary>The default order. The first detector that returns a verdict decides.</summary>
     /// <remarks>
-    /// ARF before DSN (both are multipart/report). Exchange before GroupWise, as in Mailman 2.1:
+    /// ARF and MDN before DSN (all are multipart/report). Exchange before GroupWise, as in Mailman 2.1:
     /// some Exchange bounces carry a GroupWise-like X-Mailer. AutoReply comes before the loose
     /// text heuristics, so a vacation reply quoting a post about bounces is never scored, and
     /// after the structured formats, whose bounces also carry <c>Auto-Submitted</c>. Yale and
@@ -17,6 +17,7 @@ public static class BounceDetectors
     public static readonly IReadOnlyList<IBounceDetector> All =
     [
         new Arf(),
+        new Mdn(),
         new Dsn(),
         new Exim(),
         new Postfix(),

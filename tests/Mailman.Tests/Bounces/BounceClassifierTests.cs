@@ -16,7 +16,7 @@ public sealed class BounceClassifierTests
     public void Detector_names_are_unique_and_stable()
     {
         Assert.Equal(
-            ["ARF", "DSN", "Exim", "Postfix", "Qmail", "Yahoo", "Sina", "AOL", "SMTP32", "Exchange", "Netscape", "Microsoft", "GroupWise", "AutoReply", "SimpleMatch", "SimpleWarning", "Yale", "LLNL"],
+            ["ARF", "MDN", "DSN", "Exim", "Postfix", "Qmail", "Yahoo", "Sina", "AOL", "SMTP32", "Exchange", "Netscape", "Microsoft", "GroupWise", "AutoReply", "SimpleMatch", "SimpleWarning", "Yale", "LLNL"],
             BounceDetectors.All.Select(d => d.Name));
         Assert.All(BounceDetectors.All, d => Assert.False(string.IsNullOrWhiteSpace(d.Description)));
     }

@@ -216,6 +216,7 @@ public sealed partial class BounceRunnerTests : IDisposable
         { "vacation", "not a bounce: not scored" },
         { "complaint", "complaint (abuse) logged, not scored" },
         { "delivered", "not a bounce: not scored" },
+        { "read receipt", "not a bounce: not scored" }, // review 49: it was unrecognized and forwarded to the owners
     };
 
     [Theory]
@@ -229,6 +230,7 @@ public sealed partial class BounceRunnerTests : IDisposable
             "delay" => Dsn("m00001@example.com", "delayed", "4.4.1"),
             "vacation" => BounceMessages.Vacation("m00001@example.com"),
             "complaint" => BounceMessages.Arf(originalTo: "m00001@example.com"),
+            "read receipt" => System.Text.Encoding.UTF8.GetBytes("From: m00001@example.com\nTo: dev-bounces+m00001=example.com@example.org\nSubject: Read: hello\nMIME-Version: 1.0\nContent-Type: multipart/report; report-type=disposition-notification; boundary=b\n\n--b\nContent-Type: text/plain\n\nRead.\n--b\nContent-Type: message/disposition-notification\n\nFinal-Recipient: rfc822; m00001@example.com\nDisposition: manual-action/MDN-sent-manually; displayed\n\n--b--\n"),
             _ => Dsn("m00001@example.com", "delivered", "2.0.0"),
         };
         Bounce(h, "m00001@example.com", message);
@@ -237,6 +239,7 @@ public sealed partial class BounceRunnerTests : IDisposable
         Assert.Contains(h.BounceLog.Lines, l => l.StartsWith("Bounce: m00001@example.com of dev@example.org", StringComparison.Ordinal) && l.Contains(logged, StringComparison.Ordinal));
         Assert.Empty(h.Queues[QueueSet.Out].Pending());
         Assert.Empty(h.Queues[QueueSet.Bounces].Pending());
+        Assert.Empty(h.Queues[QueueSet.Unrecognized].Pending());
     }
 
     [Fact]
