@@ -55,9 +55,6 @@ public static class SmtpRefusals
         return false;
     }
 
-    /// <summary>Whether an RFC 3463 status (a DSN's Status: field, "5.1.1") says the address (5.1.x) or the mailbox (5.2.x) failed.</summary>
-    public static bool IsAboutTheAddress(string status) => EnhancedCode(status) is { } code && IsAddressCode(code);
-
     private static bool IsAddressCode((char Class, char Subject, char Detail) code) => code.Class == '5' && code.Subject is '1' or '2';
 
     /// <summary>
