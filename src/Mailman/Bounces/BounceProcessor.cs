@@ -468,11 +468,11 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
     }
 
     // The status of a report whose every address has one and each puts the failure on the
-    // message or our server (SmtpRefusals.IsAboutTheMessageOrUs: 5.7.x policy, 5.3.4 size, ...);
+    // message or our server (SmtpRefusals.IsAboutTheMessageOrUs: 5.7.x policy, 5.3.4 size, a bare 554, ...);
     // null when one does not, or when the report gives no status (a format without one: it
     // cannot say otherwise).
     private static string? PolicyOnly(BounceAnalysis analysis)
-        => analysis.Addresses.Count == 0 || analysis.Addresses.Any(a => a.Status is null || !SmtpRefusals.IsAboutTheMessageOrUs(a.Status))
+        => analysis.Addresses.Count == 0 || analysis.Addresses.Any(a => !SmtpRefusals.IsAboutTheMessageOrUs(a.Status, a.Diagnostic))
             ? null
             : analysis.Addresses[0].Status;
 
@@ -557,10 +557,10 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
                     continue;
                 }
 
-                if (a.Status is { } status && SmtpRefusals.IsAboutTheMessageOrUs(status))
+                if (SmtpRefusals.IsAboutTheMessageOrUs(a.Status, a.Diagnostic))
                 {
                     notAbout++;
-                    notAboutStatus ??= status;
+                    notAboutStatus ??= a.Status;
                     continue;
                 }
 

@@ -47,11 +47,21 @@ internal static class BouncesCommand
         return command;
     }
 
-    /// <summary>"FILE: kind, addresses, detector" (a dash for none), and the complaint if any.</summary>
+    /// <summary>The addresses of a permanent report the bounce processor does not score (<see cref="SmtpRefusals.IsAboutTheMessageOrUs"/>), or null.</summary>
+    internal static List<BouncedAddress>? NotScored(BounceAnalysis result)
+        => result.Kind == BounceKind.Permanent && result.Addresses.Where(a => SmtpRefusals.IsAboutTheMessageOrUs(a.Status, a.Diagnostic)).ToList() is { Count: > 0 } list ? list : null;
+
+    /// <summary>"FILE: kind, addresses, detector" (a dash for none), the addresses not scored, and the complaint if any.</summary>
     internal static string Text(string file, BounceAnalysis result)
     {
         var addresses = result.Addresses.Count == 0 ? "-" : string.Join(' ', result.Addresses.Select(a => a.Address));
         var line = $"{file}: {result.KindName}, {addresses}, {result.Detector ?? "-"}";
+        if (NotScored(result) is { } notScored)
+        {
+            // Review 50: a DSN the processor will not score showed as any other permanent one.
+            line += $", not scored ({string.Join(' ', notScored.Select(a => $"{a.Address} {a.Status}"))}: about the message or our server, not the address)";
+        }
+
         return result.Complaint is { } c
             ? $"{line}, complaint {c.FeedbackType ?? "?"} by {(c.OriginalRecipients.Count == 0 ? "?" : string.Join(' ', c.OriginalRecipients))}"
             : line;
@@ -66,12 +76,19 @@ internal sealed record ScanLine(
     string? Detector,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] ScanComplaint? Complaint)
 {
+    /// <summary>Addresses of a permanent report that are not scored (their status is about the message or our server).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public List<string>? NotScored { get; init; }
+
     public static ScanLine From(string file, BounceAnalysis result) => new(
         file,
         result.KindName,
         result.Addresses.Select(a => a.Address).ToList(),
         result.Detector,
-        result.Complaint is { } c ? new ScanComplaint(c.FeedbackType, c.OriginalRecipients.ToList()) : null);
+        result.Complaint is { } c ? new ScanComplaint(c.FeedbackType, c.OriginalRecipients.ToList()) : null)
+    {
+        NotScored = BouncesCommand.NotScored(result)?.ConvertAll(a => a.Address),
+    };
 }
 
 /// <summary>An ARF complaint in `mailman bounces scan --json`.</summary>

@@ -112,10 +112,10 @@ internal static class StatusCommand
         // Progress and relays are the running daemon's only: a killed one's files can name a pid
         // reused since by another process (as its pid file could, review 48).
         var daemon = ServeLock.Running(paths);
-        var progress = ProgressFile.Read(paths) is { } p && IsDaemon(p.Pid, daemon) ? p : null;
+        var progress = ProgressFile.Read(paths) is { } p && ServeLock.IsDaemon(daemon, p.Pid) ? p : null;
         var nextRetry = NextRetry(queues[QueueSet.Retry]);
         var disabledToday = DisabledToday(paths, now);
-        var relays = RelaysNow(RelaysFile.Read(paths) is { } written && IsDaemon(written.Pid, daemon) ? written : null, now);
+        var relays = RelaysNow(RelaysFile.Read(paths) is { } written && ServeLock.IsDaemon(daemon, written.Pid) ? written : null, now);
         if (asJson)
         {
             var report = new StatusReport(rows, progress, nextRetry, relays)
@@ -181,8 +181,6 @@ internal static class StatusCommand
 
     // The daemon writes the relays when their state changes, not every second: a down relay's
     // wait counts down from when it was written.
-    private static bool IsDaemon(int pid, string? daemon) => daemon == pid.ToString(CultureInfo.InvariantCulture);
-
     private static List<Delivery.RelayStatus>? RelaysNow(RelaysSnapshot? snapshot, DateTimeOffset now)
         => snapshot?.Relays.ConvertAll(r => r.RetryInSeconds is { } wait ? r with { RetryInSeconds = Math.Max(0, Math.Round(wait - (now - snapshot.Updated).TotalSeconds)) } : r);
 

@@ -136,6 +136,37 @@ public sealed partial class ServeLock : IDisposable
         return Holder(paths) is { } recorded && Directory.Exists("/proc/" + recorded) ? recorded : null;
     }
 
+    /// <summary>
+    /// Whether <paramref name="recordedPid"/>, a pid the daemon wrote itself (var/progress.json,
+    /// var/relays.json), is the daemon <paramref name="daemonPid"/> that <see cref="Running"/>
+    /// named: the same number, or its pid inside its own pid namespace (a container, systemd's
+    /// PrivatePIDs=: it writes 1 where /proc/locks names the host's pid; review 50).
+    /// </summary>
+    public static bool IsDaemon(string? daemonPid, int recordedPid)
+    {
+        if (daemonPid is null)
+        {
+            return false;
+        }
+
+        var recorded = recordedPid.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        if (daemonPid == recorded)
+        {
+            return true;
+        }
+
+        try
+        {
+            // "NSpid:\t9342\t1": the pid in each namespace it is in, the innermost last.
+            return File.ReadLines($"/proc/{daemonPid}/status").FirstOrDefault(l => l.StartsWith("NSpid:", StringComparison.Ordinal)) is { } line
+                && line.Split((char[])['\t', ' '], StringSplitOptions.RemoveEmptyEntries)[^1] == recorded;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
     public void Dispose()
     {
         if (_fd < 0)

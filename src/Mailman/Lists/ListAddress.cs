@@ -35,6 +35,9 @@ public sealed record ListAddress(ListName List, string Queue)
             address = System.Text.RegularExpressions.Regex.Replace(address[1..(quoteEnd - 1)], @"\\(.)", "$1") + address[quoteEnd..];
         }
 
+        // A list's domain is its A-labels; an address may carry the U-labels (review 50:
+        // all@lists.bücher.example was taken for no list's and added to that list itself).
+        address = Instance.SmtpOptions.WireAddress(address);
         var at = address.LastIndexOf('@');
         if (at <= 0)
         {

@@ -44,13 +44,13 @@ public static class ProgressFile
         }
     }
 
-    /// <summary>The snapshot, if a running daemon wrote it.</summary>
+    /// <summary>The snapshot a daemon last wrote, if any.</summary>
     public static DeliveryProgressSnapshot? Read(InstancePaths paths)
     {
         try
         {
-            var snapshot = FileOwner.ReadRegularText(PathOf(paths)) is { } text ? JsonSerializer.Deserialize(text, StatusJson.Default.DeliveryProgressSnapshot) : null;
-            return snapshot is not null && Directory.Exists($"/proc/{snapshot.Pid}") ? snapshot : null;
+            // Whose it is, status asks ServeLock.IsDaemon (the pid may be one inside a container's namespace).
+            return FileOwner.ReadRegularText(PathOf(paths)) is { } text ? JsonSerializer.Deserialize(text, StatusJson.Default.DeliveryProgressSnapshot) : null;
         }
         catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException)
         {
@@ -86,13 +86,12 @@ public static class RelaysFile
         }
     }
 
-    /// <summary>The relays as the running daemon last wrote them, or null.</summary>
+    /// <summary>The relays as a daemon last wrote them, or null.</summary>
     public static RelaysSnapshot? Read(InstancePaths paths)
     {
         try
         {
-            var snapshot = FileOwner.ReadRegularText(PathOf(paths)) is { } text ? JsonSerializer.Deserialize(text, StatusJson.Default.RelaysSnapshot) : null;
-            return snapshot is not null && Directory.Exists($"/proc/{snapshot.Pid}") ? snapshot : null;
+            return FileOwner.ReadRegularText(PathOf(paths)) is { } text ? JsonSerializer.Deserialize(text, StatusJson.Default.RelaysSnapshot) : null;
         }
         catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException)
         {

@@ -25,17 +25,20 @@ public sealed class BouncesCommandTests : IDisposable
     public void Scan_prints_kind_addresses_and_detector_per_file_and_needs_no_instance()
     {
         var dsn = Save("dsn.eml", BounceMessages.Dsn([BounceMessages.Recipient("anne@example.com"), BounceMessages.Recipient("bob@example.com")]));
+        var policy = Save("policy.eml", BounceMessages.Dsn([BounceMessages.Recipient("erin@example.com", status: "5.7.1", diagnostic: "smtp; 550 5.7.1 Message rejected as spam"), BounceMessages.Recipient("fred@example.com")]));
         var delay = Save("delay.eml", BounceMessages.Dsn([BounceMessages.Recipient("carol@example.com", "delayed", "4.4.1")]));
         var arf = Save("arf.eml", BounceMessages.Arf("abuse", originalRcptTo: "dave@example.com"));
         var vacation = Save("vacation.eml", BounceMessages.Vacation());
         var post = Save("post.eml", Posts.Plain());
 
-        var result = MailmanProcess.Run(Home, ["bounces", "scan", dsn, delay, arf, vacation, post]);
+        var result = MailmanProcess.Run(Home, ["bounces", "scan", dsn, policy, delay, arf, vacation, post]);
 
         Assert.Equal(ExitCodes.Ok, result.ExitCode);
         Assert.Equal(
             [
                 $"{dsn}: permanent, anne@example.com bob@example.com, DSN",
+                $"{policy}: permanent, erin@example.com fred@example.com, DSN, not scored (erin@example.com 5.7.1: about the message or our server, not the address)", // review 50
+
                 $"{delay}: temporary, carol@example.com, DSN",
                 $"{arf}: not-a-bounce, -, ARF, complaint abuse by dave@example.com",
                 $"{vacation}: not-a-bounce, -, AutoReply",

@@ -158,6 +158,13 @@ public sealed class VerbTests : IDisposable
 
         Assert.Equal("", Run("members", "list", "r@example.org").Stdout.Trim());
         Assert.Equal(0, Run("members", "add", "r@example.org", "umbrella@example.org", "other-bounces@example.org", "--no-welcome").ExitCode); // no list "other" here
+
+        // Review 50: an IDN list's addresses written with its U-labels are its addresses too.
+        Assert.Equal(0, Run("lists", "create", "all@lists.xn--bcher-kva.example").ExitCode);
+        Assert.Equal(0, Run("lists", "create", "sub@lists.xn--bcher-kva.example").ExitCode);
+        Assert.Contains("itself", Run("members", "add", "all@lists.xn--bcher-kva.example", "all@lists.bücher.example", "--no-welcome").Stderr, StringComparison.Ordinal);
+        Assert.Contains("is the bounces address of the list sub@lists.xn--bcher-kva.example", Run("members", "add", "all@lists.xn--bcher-kva.example", "sub-bounces@lists.bücher.example", "--no-welcome").Stderr, StringComparison.Ordinal);
+        Assert.Equal("", Run("members", "list", "all@lists.xn--bcher-kva.example").Stdout.Trim());
     }
 
     // Review 39: a truncated database was made anew, empty (every post refused as to no such
@@ -480,5 +487,51 @@ public sealed class VerbTests : IDisposable
         {
             Assert.Contains("delivering: <stale@example.com> to dev@example.org: 4/10", StatusCommand.Render(_instance.Paths, asJson: false), StringComparison.Ordinal);
         }
+    }
+
+    // Review 50: a daemon in a pid namespace of its own (a container, PrivatePIDs=) writes the
+    // pid it has there (1) into progress.json and relays.json, where /proc/locks names its pid
+    // here: status hid both. A real namespace: unshare's child is 1 inside it.
+    [Fact]
+    public void A_pid_written_inside_a_pid_namespace_is_the_lock_holders()
+    {
+        using var unshare = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("unshare", ["--pid", "--fork", "--mount-proc", "sleep", "120"]))!;
+        try
+        {
+            int? child = null;
+            Wait.Until(() => (child = ChildOf(unshare.Id)) is not null, TimeSpan.FromSeconds(30), "unshare's child");
+            var holder = child!.Value.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+            Assert.True(Mailman.Instance.ServeLock.IsDaemon(holder, 1));
+            Assert.True(Mailman.Instance.ServeLock.IsDaemon(holder, child.Value));
+            Assert.False(Mailman.Instance.ServeLock.IsDaemon(holder, 2));
+            Assert.False(Mailman.Instance.ServeLock.IsDaemon(null, 1));
+            Assert.False(Mailman.Instance.ServeLock.IsDaemon(Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture), 1));
+        }
+        finally
+        {
+            unshare.Kill(entireProcessTree: true);
+            unshare.WaitForExit();
+        }
+    }
+
+    private static int? ChildOf(int parent)
+    {
+        foreach (var dir in Directory.GetDirectories("/proc"))
+        {
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                if (int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture) == parent)
+                {
+                    return int.Parse(Path.GetFileName(dir), System.Globalization.CultureInfo.InvariantCulture);
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
+            {
+            }
+        }
+
+        return null;
     }
 }

@@ -143,7 +143,7 @@ public sealed partial class BounceRunnerTests
         var sender = ReachThreshold(h).Metadata.EnvelopeSender!;
 
         // The member's provider refuses our server (a blocklist): nothing about the address.
-        h.InjectBounce(List, sender, Dsn(Probed, status: "5.7.1"));
+        h.InjectBounce(List, sender, BounceMessages.Dsn([BounceMessages.Recipient(Probed, status: "5.7.1", diagnostic: "smtp; 554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org")]));
         Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
         Assert.True(Member(Probed)!.DeliveryEnabled);
         Assert.NotNull(Member(Probed)!.ProbeSent);

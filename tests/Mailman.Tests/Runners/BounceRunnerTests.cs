@@ -268,22 +268,27 @@ public sealed partial class BounceRunnerTests : IDisposable
     // and, with verp_probes off, disabled them. A dead domain (5.4.4), Microsoft's unknown
     // recipient (5.4.1) and Postfix's status for a 550 without an enhanced code (5.0.0) still score.
     [Theory]
-    [InlineData("5.7.1", false)]
-    [InlineData("5.7.26", false)]
-    [InlineData("5.7.0", false)]
-    [InlineData("5.3.4", false)]
-    [InlineData("5.6.0", false)]
-    [InlineData("5.5.2", false)]
-    [InlineData("5.1.1", true)]
-    [InlineData("5.2.2", true)]
-    [InlineData("5.0.0", true)]
-    [InlineData("5.4.4", true)]
-    [InlineData("5.4.1", true)]
-    public void A_mailed_report_scores_only_when_its_status_may_be_about_the_address(string status, bool scores)
+    [InlineData("5.7.1", false, null)]
+    [InlineData("5.7.26", false, "smtp; 550-5.7.26 Unauthenticated email from example.net is not accepted due to domain's DMARC policy")]
+    [InlineData("5.7.0", false, null)]
+    [InlineData("5.3.4", false, "smtp; 552 5.3.4 Message size exceeds fixed limit")]
+    [InlineData("5.6.0", false, null)]
+    [InlineData("5.0.0", false, "smtp; 554 Your access to this mail system has been rejected due to the sending MTA's poor reputation")] // review 50: as at SMTP time
+    [InlineData("4.7.1", false, "smtp; 451 4.7.1 try again later")] // the reporting MTA gave up on a policy deferral
+    [InlineData("5.1.1", true, null)]
+    [InlineData("5.2.2", true, null)]
+    [InlineData("5.0.0", true, "smtp; 550 Requested action not taken: mailbox unavailable")]
+    [InlineData("5.4.4", true, null)]
+    [InlineData("5.4.1", true, null)]
+    [InlineData("5.5.0", true, "smtp; 550 5.5.0 Requested action not taken: mailbox unavailable")] // review 50: Outlook.com's unknown user
+    [InlineData("5.5.2", true, null)]
+    [InlineData("5.7.1", true, "smtp; 554 5.7.1 <m00001@example.com>: Relay access denied")] // review 50: the domain's old MX
+    [InlineData("5.7.1", true, "smtp; 550 5.7.1 <m00001@example.com>: Recipient address rejected: Access denied")]
+    public void A_mailed_report_scores_only_when_its_status_may_be_about_the_address(string status, bool scores, string? diagnostic)
     {
         CreateList(l => l.BounceScoreThreshold = 1);
         using var h = new RunnerHarness(_instance);
-        Bounce(h, "m00001@example.com", BounceMessages.Dsn([BounceMessages.Recipient("m00001@example.com", status: status, diagnostic: $"smtp; 550 {status} refused")]));
+        Bounce(h, "m00001@example.com", BounceMessages.Dsn([BounceMessages.Recipient("m00001@example.com", status: status, diagnostic: diagnostic ?? $"smtp; 550 {status} refused")]));
 
         var m = Member("m00001@example.com")!;
         Assert.Equal(scores ? 1 : 0, m.BounceScore);
@@ -299,7 +304,7 @@ public sealed partial class BounceRunnerTests : IDisposable
         CreateList(l => l.Personalize = Personalization.None);
         using var h = new RunnerHarness(_instance);
         h.InjectBounce(List, "dev-bounces@example.org", BounceMessages.Dsn([
-            BounceMessages.Recipient("m00001@example.com", status: "5.7.1"),
+            BounceMessages.Recipient("m00001@example.com", status: "5.7.1", diagnostic: "smtp; 550 5.7.1 Message rejected as spam"),
             BounceMessages.Recipient("m00002@example.com", status: "5.1.1"),
         ]));
         Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
@@ -308,7 +313,7 @@ public sealed partial class BounceRunnerTests : IDisposable
         Assert.Contains(h.BounceLog.Lines, l => l.Contains("m00002@example.com scored (score 1); 1 addresses not scored: 5.7.1 is about the message or our server, not the address", StringComparison.Ordinal));
 
         // Only such addresses: logged, done, not kept as unrecognized.
-        h.InjectBounce(List, "dev-bounces@example.org", BounceMessages.Dsn([BounceMessages.Recipient("m00001@example.com", status: "5.3.4")], boundary: "second"));
+        h.InjectBounce(List, "dev-bounces@example.org", BounceMessages.Dsn([BounceMessages.Recipient("m00001@example.com", status: "5.3.4", diagnostic: "smtp; 552 5.3.4 Message size exceeds fixed limit")], boundary: "second"));
         Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
         Assert.Equal(0, Member("m00001@example.com")!.BounceScore);
         Assert.Contains(h.BounceLog.Lines, l => l.Contains("1 addresses not scored: 5.3.4 is about the message or our server", StringComparison.Ordinal));

@@ -1,8 +1,10 @@
 // RFC 8098 message disposition notifications that are read receipts: a member's mail client
-// said the post was displayed (or dispatched, processed). Never a bounce, and not unrecognized
-// either (review 49: a read receipt at a VERP address was forwarded to the owners). A
-// notification that the message was deleted is left to the other detectors: Dovecot's Sieve
-// "reject" writes its refusals in this format (corpus simple_38, a permanent failure).
+// said the post was displayed (or dispatched, processed), or a person deleted it unread
+// (Outlook's "Not read", manual-action ...; deleted). Never a bounce, and not unrecognized
+// either (review 49: a read receipt at a VERP address was forwarded to the owners). One deleted
+// automatically is left to the other detectors: Dovecot's Sieve "reject" writes its refusals in
+// this format (corpus simple_38, a permanent failure); so is a report that also holds a
+// delivery-status part (review 50: a disposition part must not hide a DSN's failures).
 using MimeKit;
 
 namespace Mailman.Bounces.Detectors;
@@ -13,32 +15,48 @@ public sealed class Mdn : IBounceDetector
 
     public string Name => "MDN";
 
-    public string Description => "RFC 8098 read receipts (displayed, dispatched, processed): not a bounce";
+    public string Description => "RFC 8098 read receipts (displayed, dispatched, processed, deleted by hand): not a bounce";
 
     public BounceAnalysis? Detect(BounceContext message)
     {
+        MimePart? notification = null;
         foreach (var (entity, depth) in message.Parts)
         {
-            if (depth != 0 || entity is not MimePart part
-                || !(part.ContentType.IsMimeType("message", "disposition-notification") || part.ContentType.IsMimeType("message", "global-disposition-notification")))
+            if (depth != 0 || entity is not MimePart part)
             {
                 continue;
             }
 
-            foreach (var field in ReportFields.Parse(BounceContext.ReadText(part, BounceContext.TextPrefixBytes)))
+            if (part.ContentType.IsMimeType("message", "delivery-status") || part.ContentType.IsMimeType("message", "global-delivery-status"))
             {
-                // "Disposition: manual-action/MDN-sent-manually; displayed/error" (RFC 8098 §3.2.6).
-                if (field.Is("Disposition"))
-                {
-                    var semicolon = field.Value.IndexOf(';', StringComparison.Ordinal);
-                    var type = semicolon < 0 ? "" : field.Value[(semicolon + 1)..].Trim();
-                    var end = type.IndexOfAny(['/', ' ', '\t', '(']);
-                    type = (end < 0 ? type : type[..end]).ToLowerInvariant();
-                    return Array.IndexOf(ReceiptDispositions, type) >= 0 ? new BounceAnalysis(BounceKind.NotABounce, [], Name) : null;
-                }
+                return null;
             }
 
+            if (notification is null && (part.ContentType.IsMimeType("message", "disposition-notification") || part.ContentType.IsMimeType("message", "global-disposition-notification")))
+            {
+                notification = part;
+            }
+        }
+
+        if (notification is null)
+        {
             return null;
+        }
+
+        foreach (var field in ReportFields.Parse(BounceContext.ReadText(notification, BounceContext.TextPrefixBytes)))
+        {
+            // "Disposition: manual-action/MDN-sent-manually; displayed/error" (RFC 8098 §3.2.6).
+            if (field.Is("Disposition"))
+            {
+                var semicolon = field.Value.IndexOf(';', StringComparison.Ordinal);
+                var mode = (semicolon < 0 ? field.Value : field.Value[..semicolon]).Trim();
+                var type = semicolon < 0 ? "" : field.Value[(semicolon + 1)..].Trim();
+                var end = type.IndexOfAny(['/', ' ', '\t', '(']);
+                type = (end < 0 ? type : type[..end]).ToLowerInvariant();
+                var receipt = Array.IndexOf(ReceiptDispositions, type) >= 0
+                    || (type == "deleted" && mode.StartsWith("manual-action", StringComparison.OrdinalIgnoreCase));
+                return receipt ? new BounceAnalysis(BounceKind.NotABounce, [], Name) : null;
+            }
         }
 
         return null;

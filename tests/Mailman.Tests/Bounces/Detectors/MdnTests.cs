@@ -39,6 +39,7 @@ public sealed class MdnTests
     [InlineData("automatic-action/MDN-sent-automatically; Displayed")]
     [InlineData("manual-action/MDN-sent-manually; dispatched")]
     [InlineData("automatic-action/MDN-sent-automatically; processed/error")]
+    [InlineData("manual-action/MDN-sent-manually; deleted")] // review 50: Outlook's "Not read"
     public void A_read_receipt_is_not_a_bounce(string disposition)
     {
         var result = DsnTests.Classify(Mdn(disposition));
@@ -54,4 +55,15 @@ public sealed class MdnTests
     [Fact]
     public void A_deleted_notification_is_left_to_the_other_detectors()
         => Assert.NotEqual("MDN", DsnTests.Classify(Mdn("automatic-action/MDN-sent-automatically; deleted")).Detector);
+
+    // Review 50: a displayed disposition beside a failed delivery-status part hid the failure.
+    [Fact]
+    public void A_disposition_part_beside_a_delivery_status_part_is_left_to_DSN()
+    {
+        var text = Encoding.UTF8.GetString(Mdn("manual-action/MDN-sent-manually; displayed", reportType: "delivery-status"))
+            .Replace("--b--\n", "--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.com\n\nFinal-Recipient: rfc822; m00001@example.com\nAction: failed\nStatus: 5.1.1\n\n--b--\n", StringComparison.Ordinal);
+        var result = DsnTests.Classify(Encoding.UTF8.GetBytes(text));
+        Assert.Equal(BounceKind.Permanent, result.Kind);
+        Assert.Equal("DSN", result.Detector);
+    }
 }
