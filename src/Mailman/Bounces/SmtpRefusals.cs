@@ -57,56 +57,47 @@ public static class SmtpRefusals
 
     private static bool IsAddressCode((char Class, char Subject, char Detail) code) => code.Class == '5' && code.Subject is '1' or '2';
 
-    // What a remote server says when the address itself is at fault, whatever status it gave
-    // (Postfix's "554 5.7.1 Relay access denied" from a domain's old MX, check_recipient_access's
-    // "550 5.7.1 Recipient address rejected: Access denied"). None of these can be read as our
-    // server refused: no "sender", no blocklist.
+    // What a remote server says when the mailbox itself is unknown, whatever status it gave
+    // (Yandex's "5.7.1 No such user!"). Not "Recipient address rejected" (Postfix words every
+    // check_policy_service refusal so: SPF, greylisting, reputation; review 51), nor "Relay access
+    // denied" (most often our own smarthost refusing us: every member would score).
     private static readonly string[] AddressPhrases =
     [
         "user unknown", "unknown user", "no such user", "no such mailbox", "mailbox unavailable", "mailbox not found",
-        "recipient address rejected", "unknown recipient", "recipient unknown", "invalid recipient",
-        "relay access denied", "relaying denied", "unable to relay",
+        "unknown recipient", "recipient unknown", "invalid recipient",
     ];
 
     /// <summary>
     /// Whether a mailed report (a DSN's Status: and Diagnostic-Code:) puts the failure on the
     /// message or on our server rather than on where the address leads: X.6.x (media, content),
-    /// X.7.x (security and policy: a provider refusing our server, a blocklist, DMARC, spam),
-    /// X.3.3 and X.3.4 (a feature, the size), of class 5 or of a 4 the reporting MTA gave up on;
-    /// and an undefined X.0.0 (Postfix's status for a reply without an enhanced code) whose reply
-    /// was a 554 (refused, no reason given: as at SMTP time, never about the address). Not when
-    /// the diagnostic says the address is at fault (<see cref="AddressPhrases"/>), not 5.1.x,
-    /// 5.2.x, 5.5.x (Microsoft's consumer mail answers an unknown user "550 5.5.0 Requested
-    /// action not taken: mailbox unavailable"; review 50), the remote system's state (5.3.x) or
-    /// routing (5.4.x: 5.4.4 is a domain that does not exist, Microsoft answers 5.4.1 for an
-    /// unknown recipient). Behind Postfix every remote refusal comes back as such a report
-    /// (review 49: one poster's DMARC rejection or one oversized post scored every member it reached).
+    /// X.7.x (security and policy: a provider or relay refusing our server, a blocklist, SPF,
+    /// DMARC, spam), X.3.3 and X.3.4 (a feature, the size), X.1.7 and X.1.8 (our sender address),
+    /// of class 5 or of a 4 the reporting MTA gave up on, and any status whose diagnostic names our
+    /// sender address ("Sender address rejected"); otherwise never when the diagnostic says the
+    /// mailbox is unknown (<see cref="AddressPhrases"/>). Everything else scores: 5.0.0 (Postfix's status
+    /// for a reply without an enhanced code: Yahoo answers a dead mailbox "554 delivery error:
+    /// dd This user doesn't have a yahoo.com account"), 5.1.x, 5.2.x, 5.5.x (Outlook.com's unknown
+    /// user is "550 5.5.0 ... mailbox unavailable"), the remote system's state (5.3.x) and routing
+    /// (5.4.x: 5.4.4 is a domain that does not exist, Microsoft answers 5.4.1 for an unknown
+    /// recipient). Behind Postfix every remote refusal comes back as such a report (review 49:
+    /// one poster's DMARC rejection or one oversized post scored every member it reached).
     /// </summary>
     public static bool IsAboutTheMessageOrUs(string? status, string? diagnostic)
     {
+        // Our sender first: "Sender address rejected: User unknown in relay recipient table" is
+        // about our VERP address, not the member's mailbox.
+        if (diagnostic is not null && diagnostic.Contains("sender address", StringComparison.OrdinalIgnoreCase))
+        {
+            return true;
+        }
+
         if (diagnostic is not null && Array.Exists(AddressPhrases, p => diagnostic.Contains(p, StringComparison.OrdinalIgnoreCase)))
         {
             return false;
         }
 
-        if (status is null || EnhancedCode(status) is not { Class: '4' or '5' } code)
-        {
-            return false;
-        }
-
-        return code.Subject is '6' or '7' || (code.Subject == '3' && code.Detail is '3' or '4')
-            || (code.Subject == '0' && code.Detail == '0' && BasicReply(diagnostic) == 554);
-    }
-
-    // The reply code of a Diagnostic-Code ("smtp; 554 Your access ..."), or 0.
-    private static int BasicReply(string? diagnostic)
-    {
-        var d = diagnostic.AsSpan();
-        var semicolon = d.IndexOf(';');
-        d = (semicolon >= 0 ? d[(semicolon + 1)..] : d).TrimStart();
-        return d.Length >= 3 && char.IsAsciiDigit(d[0]) && char.IsAsciiDigit(d[1]) && char.IsAsciiDigit(d[2]) && (d.Length == 3 || !char.IsAsciiDigit(d[3]))
-            ? (d[0] - '0') * 100 + (d[1] - '0') * 10 + (d[2] - '0')
-            : 0;
+        return status is not null && EnhancedCode(status) is { Class: '4' or '5' } code
+            && (code.Subject is '6' or '7' || (code.Subject == '3' && code.Detail is '3' or '4') || (code.Subject == '1' && code.Detail is '7' or '8'));
     }
 
     /// <summary>

@@ -41,7 +41,13 @@ internal static class ServeCommand
     {
         try
         {
-            return ServeLock.Acquire(paths);
+            var held = ServeLock.Acquire(paths);
+
+            // What a killed daemon wrote for status is not this one's: in a container every daemon
+            // is pid 1 and would pass for the writer (review 51).
+            Runners.ProgressFile.Clear(paths);
+            Runners.RelaysFile.Clear(paths);
+            return held;
         }
         catch (ServeLockException e)
         {

@@ -37,11 +37,12 @@ public sealed record ListAddress(ListName List, string Queue)
 
         // A list's domain is its A-labels; an address may carry the U-labels (review 50:
         // all@lists.bücher.example was taken for no list's and added to that list itself).
+        var written = address;
         address = Instance.SmtpOptions.WireAddress(address);
         var at = address.LastIndexOf('@');
         if (at <= 0)
         {
-            error = $"'{address}' is not an address of a list (LIST@HOST)";
+            error = $"'{written}' is not an address of a list (LIST@HOST)";
             return false;
         }
 

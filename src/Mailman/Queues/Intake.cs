@@ -113,7 +113,9 @@ public sealed class Intake
             throw new IntakeException(IntakeFailure.Usage, $"unknown queue '{queue}': expected in, bounces, request or owner");
         }
 
-        return new IntakeRoute(resolved.List, name, address);
+        // Kept as the wire spells it: the VERP and probe addresses it is matched against carry the
+        // list's domain as A-labels (review 51: a bounce to the U-label form was not decoded).
+        return new IntakeRoute(resolved.List, name, Instance.SmtpOptions.WireAddress(address));
     }
 
     /// <summary>Checks that the route's list exists.</summary>

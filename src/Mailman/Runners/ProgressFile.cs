@@ -86,6 +86,18 @@ public static class RelaysFile
         }
     }
 
+    /// <summary>Removes what a daemon before this one wrote (a directory at its name stays: status reads none).</summary>
+    public static void Clear(InstancePaths paths)
+    {
+        try
+        {
+            File.Delete(PathOf(paths));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
+    }
+
     /// <summary>The relays as a daemon last wrote them, or null.</summary>
     public static RelaysSnapshot? Read(InstancePaths paths)
     {

@@ -489,6 +489,26 @@ public sealed class VerbTests : IDisposable
         }
     }
 
+    // Review 51: in a container every daemon is pid 1, so a killed one's relays.json (never
+    // cleared) and progress.json (cleared only on a clean end) passed for the next one's.
+    [Fact]
+    public void Serve_clears_the_status_files_a_killed_daemon_left()
+    {
+        Assert.Equal(0, Run("lists", "create", "dev@example.org").ExitCode);
+        var relays = new Mailman.Runners.RelaysSnapshot(1, DateTimeOffset.UtcNow, [new("127.0.0.1:2525", "none", "down", 2, 1, 0, 0, 90, "cannot connect")]);
+        File.WriteAllText(Mailman.Runners.RelaysFile.PathOf(_instance.Paths), System.Text.Json.JsonSerializer.Serialize(relays, Mailman.Runners.StatusJson.Default.RelaysSnapshot));
+        var progress = new Mailman.Runners.DeliveryProgressSnapshot(1, "dev@example.org", "<stale@example.com>", "entry", 10, 4, 4, 0, 0, DateTimeOffset.UtcNow, DateTimeOffset.UtcNow);
+        File.WriteAllText(Mailman.Runners.ProgressFile.PathOf(_instance.Paths), System.Text.Json.JsonSerializer.Serialize(progress, Mailman.Runners.StatusJson.Default.DeliveryProgressSnapshot));
+
+        using var sink = SmtpSink.Start();
+        var served = MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port);
+
+        Assert.True(served.ExitCode == 0, served.Stderr);
+        Assert.False(File.Exists(Mailman.Runners.ProgressFile.PathOf(_instance.Paths)));
+        var left = Mailman.Runners.RelaysFile.Read(_instance.Paths); // the new daemon's own, if it wrote one
+        Assert.True(left is null || (left.Pid != 1 && left.Relays.TrueForAll(r => r.State == "up")), left?.ToString());
+    }
+
     // Review 50: a daemon in a pid namespace of its own (a container, PrivatePIDs=) writes the
     // pid it has there (1) into progress.json and relays.json, where /proc/locks names its pid
     // here: status hid both. A real namespace: unshare's child is 1 inside it.

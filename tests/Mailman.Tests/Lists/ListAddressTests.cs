@@ -24,6 +24,20 @@ public sealed class ListAddressTests
         Assert.Equal(extension, resolved.Extension);
     }
 
+    // Reviews 50 and 51: a list's domain is its A-labels; an address written with the U-labels is
+    // the same list's, and intake keeps it as the wire spells it, so a VERP bounce there is decoded.
+    [Fact]
+    public void An_address_with_the_lists_domain_in_U_labels_is_that_lists_and_intake_keeps_the_A_labels()
+    {
+        Assert.True(ListAddress.TryResolve("dev-bounces+m=example.org@lists.bücher.example", out var resolved, out _));
+        Assert.Equal("dev@lists.xn--bcher-kva.example", resolved.List.Fqdn);
+        Assert.Equal("bounces", resolved.Queue);
+
+        var route = Mailman.Queues.Intake.Route("dev-bounces+m=example.org@lists.bücher.example");
+        Assert.Equal("dev-bounces+m=example.org@lists.xn--bcher-kva.example", route.Address);
+        Assert.Equal("m@example.org", Mailman.Delivery.Verp.Decode(route.List, route.Address));
+    }
+
     [Fact]
     public void Aliases_write_every_request_address_of_every_list()
     {

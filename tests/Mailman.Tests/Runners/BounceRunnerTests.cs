@@ -273,17 +273,22 @@ public sealed partial class BounceRunnerTests : IDisposable
     [InlineData("5.7.0", false, null)]
     [InlineData("5.3.4", false, "smtp; 552 5.3.4 Message size exceeds fixed limit")]
     [InlineData("5.6.0", false, null)]
-    [InlineData("5.0.0", false, "smtp; 554 Your access to this mail system has been rejected due to the sending MTA's poor reputation")] // review 50: as at SMTP time
     [InlineData("4.7.1", false, "smtp; 451 4.7.1 try again later")] // the reporting MTA gave up on a policy deferral
+    [InlineData("5.7.23", false, "smtp; 550 5.7.23 <m00001@example.com>: Recipient address rejected: Message rejected due to: SPF fail - not authorized")] // review 51: policyd-spf
+    [InlineData("4.7.1", false, "smtp; 450 4.7.1 <m00001@example.com>: Recipient address rejected: Greylisted for 300 seconds")]
+    [InlineData("5.7.1", false, "smtp; 554 5.7.1 <m00001@example.com>: Relay access denied")] // review 51: most often our own smarthost
+    [InlineData("5.7.64", false, "smtp; 550 5.7.64 TenantAttribution; Relay Access Denied")]
+    [InlineData("5.1.8", false, "smtp; 553 5.1.8 <dev-bounces+m00001=example.com@example.org>: Sender address rejected: Domain not found")]
+    [InlineData("5.1.1", false, "smtp; 550 5.1.1 <dev-bounces+m00001=example.com@example.org>: Sender address rejected: User unknown in relay recipient table")]
     [InlineData("5.1.1", true, null)]
     [InlineData("5.2.2", true, null)]
     [InlineData("5.0.0", true, "smtp; 550 Requested action not taken: mailbox unavailable")]
+    [InlineData("5.0.0", true, "smtp; 554 delivery error: dd This user doesn't have a yahoo.com account (m00001@example.com) [0] - mta1018.mail.gq1.yahoo.com")] // review 51
     [InlineData("5.4.4", true, null)]
     [InlineData("5.4.1", true, null)]
     [InlineData("5.5.0", true, "smtp; 550 5.5.0 Requested action not taken: mailbox unavailable")] // review 50: Outlook.com's unknown user
     [InlineData("5.5.2", true, null)]
-    [InlineData("5.7.1", true, "smtp; 554 5.7.1 <m00001@example.com>: Relay access denied")] // review 50: the domain's old MX
-    [InlineData("5.7.1", true, "smtp; 550 5.7.1 <m00001@example.com>: Recipient address rejected: Access denied")]
+    [InlineData("5.7.1", true, "smtp; 550 5.7.1 No such user!")] // Yandex
     public void A_mailed_report_scores_only_when_its_status_may_be_about_the_address(string status, bool scores, string? diagnostic)
     {
         CreateList(l => l.BounceScoreThreshold = 1);

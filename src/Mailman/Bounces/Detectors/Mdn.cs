@@ -52,9 +52,12 @@ public sealed class Mdn : IBounceDetector
                 var mode = (semicolon < 0 ? field.Value : field.Value[..semicolon]).Trim();
                 var type = semicolon < 0 ? "" : field.Value[(semicolon + 1)..].Trim();
                 var end = type.IndexOfAny(['/', ' ', '\t', '(']);
+                var modifier = end >= 0 && type[end] == '/' ? type[(end + 1)..].Trim() : "";
                 type = (end < 0 ? type : type[..end]).ToLowerInvariant();
-                var receipt = Array.IndexOf(ReceiptDispositions, type) >= 0
-                    || (type == "deleted" && mode.StartsWith("manual-action", StringComparison.OrdinalIgnoreCase));
+
+                // "processed/error": the message was not processed (RFC 8098 §3.2.6.3): not a receipt (review 51).
+                var receipt = !modifier.StartsWith("error", StringComparison.OrdinalIgnoreCase)
+                    && (Array.IndexOf(ReceiptDispositions, type) >= 0 || (type == "deleted" && mode.StartsWith("manual-action", StringComparison.OrdinalIgnoreCase)));
                 return receipt ? new BounceAnalysis(BounceKind.NotABounce, [], Name) : null;
             }
         }
