@@ -57,43 +57,68 @@ public static class SmtpRefusals
 
     private static bool IsAddressCode((char Class, char Subject, char Detail) code) => code.Class == '5' && code.Subject is '1' or '2';
 
-    // What a remote server says when the mailbox itself is unknown, whatever status it gave
-    // (Yandex's "5.7.1 No such user!"). Not "Recipient address rejected" (Postfix words every
+    // What a remote server says about our side, whatever else it says: our sender address (our
+    // VERP domain refused, Exim's "Sender verify failed", qmail's "your envelope sender has been
+    // denied") or our DNS (GMX: "mailbox unavailable ... invalid DNS MX or A/AAAA resource record").
+    private static readonly string[] OurPhrases = ["sender address", "sender verify", "envelope sender", "sender domain", "invalid dns"];
+
+    // What a remote server says when the mailbox itself is unknown or closed, whatever status it
+    // gave (Yandex's "5.7.1 No such user!", Yahoo's "dd This user doesn't have a yahoo.com
+    // account", "This mailbox is disabled"). Not "Recipient address rejected" (Postfix words every
     // check_policy_service refusal so: SPF, greylisting, reputation; review 51), nor "Relay access
     // denied" (most often our own smarthost refusing us: every member would score).
     private static readonly string[] AddressPhrases =
     [
         "user unknown", "unknown user", "no such user", "no such mailbox", "mailbox unavailable", "mailbox not found",
-        "unknown recipient", "recipient unknown", "invalid recipient",
+        "unknown recipient", "recipient unknown", "invalid recipient", "not a valid recipient", "doesn't have a",
+        "mailbox is disabled", "account is disabled", "account has been disabled",
+    ];
+
+    // What a refusal of our server or of the message says when it comes without an enhanced code
+    // (Postfix reports it as 5.0.0, or 4.0.0 when it gave up on a deferral; review 52): Cisco
+    // IronPort's "poor reputation", Proofpoint's "Blocked", GMX's "policy restrictions", Exim's
+    // "Administrative prohibition" and blocklists, Microsoft's OutboundSpamException, Gmail's 5.2.3
+    // size limit, a smarthost's sending limit.
+    private static readonly string[] PolicyPhrases =
+    [
+        "blacklist", "black list", "blocklist", "block list", "blocked", "spamhaus", "reputation", "administrative prohibition",
+        "policy", "spam", "size limit", "message size", "too large", "sending limit",
     ];
 
     /// <summary>
     /// Whether a mailed report (a DSN's Status: and Diagnostic-Code:) puts the failure on the
-    /// message or on our server rather than on where the address leads: X.6.x (media, content),
-    /// X.7.x (security and policy: a provider or relay refusing our server, a blocklist, SPF,
-    /// DMARC, spam), X.3.3 and X.3.4 (a feature, the size), X.1.7 and X.1.8 (our sender address),
-    /// of class 5 or of a 4 the reporting MTA gave up on, and any status whose diagnostic names our
-    /// sender address ("Sender address rejected"); otherwise never when the diagnostic says the
-    /// mailbox is unknown (<see cref="AddressPhrases"/>). Everything else scores: 5.0.0 (Postfix's status
-    /// for a reply without an enhanced code: Yahoo answers a dead mailbox "554 delivery error:
-    /// dd This user doesn't have a yahoo.com account"), 5.1.x, 5.2.x, 5.5.x (Outlook.com's unknown
-    /// user is "550 5.5.0 ... mailbox unavailable"), the remote system's state (5.3.x) and routing
-    /// (5.4.x: 5.4.4 is a domain that does not exist, Microsoft answers 5.4.1 for an unknown
-    /// recipient). Behind Postfix every remote refusal comes back as such a report (review 49:
-    /// one poster's DMARC rejection or one oversized post scored every member it reached).
+    /// message or on our server rather than on where the address leads. Its diagnostic first:
+    /// what names our side (<see cref="OurPhrases"/>) is ours; then what says the mailbox is
+    /// unknown or closed (<see cref="AddressPhrases"/>) is the address's; then what names a
+    /// policy, a blocklist, spam or the size (<see cref="PolicyPhrases"/>) is ours. Otherwise the
+    /// status: X.6.x (media, content), X.7.x (security and policy: a provider or relay refusing
+    /// our server, SPF, DMARC), X.3.3 and X.3.4 (a feature, the size), X.1.7 and X.1.8 (our
+    /// sender address), of class 5 or of a 4 the reporting MTA gave up on. Everything else
+    /// scores: 5.0.0 (Postfix's status for a reply without an enhanced code, as Yahoo's dead
+    /// mailboxes have), 5.1.x, 5.2.x, 5.5.x (Outlook.com's unknown user is "550 5.5.0 ... mailbox
+    /// unavailable"), the remote system's state (5.3.x) and routing (5.4.x: 5.4.4 is a domain that
+    /// does not exist, Microsoft answers 5.4.1 for an unknown recipient). Behind Postfix every
+    /// remote refusal comes back as such a report (review 49: one poster's DMARC rejection or one
+    /// oversized post scored every member it reached). It errs toward not scoring.
     /// </summary>
     public static bool IsAboutTheMessageOrUs(string? status, string? diagnostic)
     {
-        // Our sender first: "Sender address rejected: User unknown in relay recipient table" is
-        // about our VERP address, not the member's mailbox.
-        if (diagnostic is not null && diagnostic.Contains("sender address", StringComparison.OrdinalIgnoreCase))
+        if (diagnostic is not null)
         {
-            return true;
-        }
+            if (Array.Exists(OurPhrases, p => diagnostic.Contains(p, StringComparison.OrdinalIgnoreCase)))
+            {
+                return true;
+            }
 
-        if (diagnostic is not null && Array.Exists(AddressPhrases, p => diagnostic.Contains(p, StringComparison.OrdinalIgnoreCase)))
-        {
-            return false;
+            if (Array.Exists(AddressPhrases, p => diagnostic.Contains(p, StringComparison.OrdinalIgnoreCase)))
+            {
+                return false;
+            }
+
+            if (Array.Exists(PolicyPhrases, p => diagnostic.Contains(p, StringComparison.OrdinalIgnoreCase)))
+            {
+                return true;
+            }
         }
 
         return status is not null && EnhancedCode(status) is { Class: '4' or '5' } code
