@@ -53,19 +53,26 @@ internal static class MembersCommand
 
             using var store = new ListStore(paths.Database);
             var mailingList = store.GetList(name);
-            if (members.Find(m => ListAddress.TryResolve(m.Address, out var own, out _) && own.List == name) is { } self)
+            foreach (var m in members)
             {
-                // Each copy would come back as a post (review 39); another list of this server may be a member (an umbrella list).
-                throw new CliException(ExitCodes.DataError, $"{self.Address} is an address of the list {name} itself: its copies would come back as posts; nothing was added");
-            }
+                if (!ListAddress.TryResolve(m.Address, out var of, out _))
+                {
+                    continue;
+                }
 
-            // Another list here may be a member by its posting address, never by a role address
-            // (review 49: with b-bounces@ or b-owner@ a member, each post to this list became an
-            // unrecognized bounce or a forward to b's owners).
-            if (members.Find(m => ListAddress.TryResolve(m.Address, out var other, out _) && other.Suffix.Length > 0 && store.FindList(other.List) is not null) is { } role
-                && ListAddress.TryResolve(role.Address, out var of, out _))
-            {
-                throw new CliException(ExitCodes.DataError, $"{role.Address} is the {of.Suffix[1..]} address of the list {of.List}, no mailbox; a list is a member by its posting address ({of.List}); nothing was added");
+                if (of.List == name)
+                {
+                    // Each copy would come back as a post (review 39).
+                    throw new CliException(ExitCodes.DataError, $"{m.Address} is an address of the list {name} itself: its copies would come back as posts; nothing was added");
+                }
+
+                // Another list here may be a member by its posting address (an umbrella list), never
+                // by a role address (review 49: with b-bounces@ or b-owner@ a member, each post to
+                // this list became an unrecognized bounce or a forward to b's owners).
+                if (of.Suffix.Length > 0 && store.FindList(of.List) is not null)
+                {
+                    throw new CliException(ExitCodes.DataError, $"{m.Address} is the {of.Suffix[1..]} address of the list {of.List}, no mailbox; a list is a member by its posting address ({of.List}); nothing was added");
+                }
             }
 
             var added = new List<Member>();

@@ -92,6 +92,25 @@ public static partial class FileOwner
         stream.Write(bytes);
     }
 
+    /// <summary>Replaces <paramref name="path"/> whole: written anew as PATH.tmp (<see cref="WriteNew"/>), then renamed over it.</summary>
+    public static void Replace(string path, byte[] bytes)
+    {
+        WriteNew(path + ".tmp", bytes);
+        File.Move(path + ".tmp", path, overwrite: true);
+    }
+
+    /// <summary>Deletes <paramref name="path"/> if it can; a directory or a denied delete leaves it, said by whoever reads it.</summary>
+    public static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
+    }
+
     // One 32-bit field of struct stat, at its byte offset on x86_64 or arm64 (asm-generic); null
     // when the path cannot be stat'ed or the platform's layout is not known.
     private static unsafe uint? StatWord(string path, int x64, int arm64)

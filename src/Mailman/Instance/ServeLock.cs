@@ -199,8 +199,7 @@ public sealed partial class ServeLock : IDisposable
         var temp = file + ".tmp";
         try
         {
-            FileOwner.WriteNew(temp, System.Text.Encoding.ASCII.GetBytes(Environment.ProcessId + "\n")); // review 48: a FIFO there hung every start
-            File.Move(temp, file, overwrite: true);
+            FileOwner.Replace(file, System.Text.Encoding.ASCII.GetBytes(Environment.ProcessId + "\n")); // review 48: a FIFO at its temporary hung every start
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -738,8 +738,8 @@ public sealed partial class Switchboard
                 try
                 {
                     var why = unusable ?? $"left claimed by {state.Recoveries} crashed runs in a row that made no progress";
-                    SetAside(entry, bad, why);
-                    setAside?.Invoke(name, why, bad.Name);
+                    var toName = SetAside(entry, bad, why);
+                    setAside?.Invoke(name, why, toName == name ? bad.Name : $"{bad.Name} as {toName}");
                     toBad++;
                     continue;
                 }

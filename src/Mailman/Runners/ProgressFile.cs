@@ -25,24 +25,10 @@ public static class ProgressFile
     public static string PathOf(InstancePaths paths) => Path.Combine(paths.VarDirectory, "progress.json");
 
     public static void Write(InstancePaths paths, DeliveryProgressSnapshot snapshot)
-    {
-        var path = PathOf(paths);
-        var temp = path + ".tmp";
-        FileOwner.WriteNew(temp, JsonSerializer.SerializeToUtf8Bytes(snapshot, StatusJson.Default.DeliveryProgressSnapshot));
-        File.Move(temp, path, overwrite: true);
-    }
+        => FileOwner.Replace(PathOf(paths), JsonSerializer.SerializeToUtf8Bytes(snapshot, StatusJson.Default.DeliveryProgressSnapshot));
 
-    public static void Clear(InstancePaths paths)
-    {
-        try
-        {
-            File.Delete(PathOf(paths));
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // A directory at its name (review 46: the delivery was shunted): status shows no progress.
-        }
-    }
+    // A directory at its name stays (review 46: the delivery was shunted): status shows no progress.
+    public static void Clear(InstancePaths paths) => FileOwner.TryDelete(PathOf(paths));
 
     /// <summary>The snapshot a daemon last wrote, if any.</summary>
     public static DeliveryProgressSnapshot? Read(InstancePaths paths)
@@ -75,10 +61,7 @@ public static class RelaysFile
     {
         try
         {
-            var path = PathOf(paths);
-            var temp = path + ".tmp";
-            FileOwner.WriteNew(temp, JsonSerializer.SerializeToUtf8Bytes(new RelaysSnapshot(Environment.ProcessId, DateTimeOffset.UtcNow, [.. relays]), StatusJson.Default.RelaysSnapshot));
-            File.Move(temp, path, overwrite: true);
+            FileOwner.Replace(PathOf(paths), JsonSerializer.SerializeToUtf8Bytes(new RelaysSnapshot(Environment.ProcessId, DateTimeOffset.UtcNow, [.. relays]), StatusJson.Default.RelaysSnapshot));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -87,16 +70,7 @@ public static class RelaysFile
     }
 
     /// <summary>Removes what a daemon before this one wrote (a directory at its name stays: status reads none).</summary>
-    public static void Clear(InstancePaths paths)
-    {
-        try
-        {
-            File.Delete(PathOf(paths));
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-        }
-    }
+    public static void Clear(InstancePaths paths) => FileOwner.TryDelete(PathOf(paths));
 
     /// <summary>The relays as a daemon last wrote them, or null.</summary>
     public static RelaysSnapshot? Read(InstancePaths paths)
