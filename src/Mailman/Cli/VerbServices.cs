@@ -40,7 +40,8 @@ internal sealed class VerbServices : IDisposable
         Queues = new QueueSet(new FileSystem(), paths, time);
         Lists = new ListStoreFactory(paths);
         var notices = new NoticeSender(Queues, Lists, time, _factory.CreateLogger<NoticeSender>());
-        Held = new HeldPosts(Queues, Lists, notices, new ConfirmationTokens(new SecretKey(paths)), Options, time, _factory.CreateLogger<HeldPosts>());
+        var moderators = new ModeratorNotices(Queues, notices, Options, time, _factory.CreateLogger<ModeratorNotices>());
+        Held = new HeldPosts(Queues, Lists, notices, moderators, new ConfirmationTokens(new SecretKey(paths)), time, _factory.CreateLogger<HeldPosts>());
     }
 
     public MailmanOptions Options { get; }

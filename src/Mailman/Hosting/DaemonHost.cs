@@ -72,7 +72,8 @@ public static class DaemonHost
         builder.Services.AddSingleton<Http.OneClickEndpoint>();
         builder.Services.AddSingleton(sp => new ModerationChain(options.Moderation.Chain, sp.GetRequiredService<HandlerCatalog>().All.Where(h => HandlerCatalog.Checks.Contains(h.Name)), sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<ModerationChain>>()));
         builder.Services.AddSingleton<HeldPosts>();
-        builder.Services.AddSingleton<HoldExpiry>();
+        builder.Services.AddSingleton<ModeratorSummary>();
+        builder.Services.AddSingleton<ModerationSweep>();
         // The request runner hands a moderator's reply to LIST-confirm+TOKEN@ to the handler of its kind.
         builder.Services.AddSingleton<Requests.IConfirmationHandler, HeldPostConfirmation>();
 
@@ -102,7 +103,7 @@ public static class DaemonHost
         builder.Services.AddHostedService<RequestRunner>();
         builder.Services.AddHostedService<BounceRunner>();
         builder.Services.AddHostedService<OwnerRunner>();
-        builder.Services.AddHostedService(sp => sp.GetRequiredService<HoldExpiry>());
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ModerationSweep>());
         builder.Services.AddHostedService<ClaimWatchdog>();
 
         if (exitWhenIdle)

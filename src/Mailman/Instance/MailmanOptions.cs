@@ -91,6 +91,7 @@ public sealed class MailmanOptions
         Check(Metrics.PrometheusUrl.Length == 0 || MetricsOptions.ParseUrl(Metrics.PrometheusUrl) is not null, MetricsOptions.UrlError(Metrics.PrometheusUrl));
         CheckNames("Mailman:Moderation:Chain", "rule", Moderation.Chain, Mailman.Moderation.ModerationChain.Names,
             "a pipeline handler: it goes in Mailman:Pipeline:Handlers");
+        Check(Moderation.SummaryHour is >= -1 and <= 23, $"Mailman:Moderation:SummaryHour must be an hour of the day, 0-23 (local time), or -1 for no daily summary (got {Moderation.SummaryHour})");
         Check(SiteOwner.Length == 0 || IsAddress(SiteOwner), $"Mailman:SiteOwner must be an email address, got '{SiteOwner}'");
         Smtp.ValidateOutbound();
         Lmtp.Validate(Check);
@@ -523,6 +524,12 @@ public sealed class ModerationOptions
 {
     /// <summary>The moderation chain's rule names in the order they run before a post enters the pipeline; see <c>Moderation/</c>.</summary>
     public List<string> Chain { get; set; } = [];
+
+    /// <summary>
+    /// The hour of the day (local time, 0-23) the owners and moderators get the daily summary of
+    /// what awaits them (ModerationSweep); -1: no summary.
+    /// </summary>
+    public int SummaryHour { get; set; } = 8;
 }
 
 public sealed class DnsOptions

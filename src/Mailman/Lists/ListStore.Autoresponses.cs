@@ -1,6 +1,8 @@
 // How many automatic replies each address got from each list today: the cap that keeps a
 // forged flood of requests from turning the server into a mail cannon against one victim
-// (Mailman 3's max_autoresponses_per_day).
+// (Mailman 3's max_autoresponses_per_day). The same table keeps a list's own daily counters
+// (the moderators' notices, the daily summary) under keys that start with '#', which no
+// address key does.
 namespace Mailman.Lists;
 
 public sealed partial class ListStore
@@ -31,7 +33,7 @@ public sealed partial class ListStore
 
         using var tx = Begin();
         var listId = ListId(list);
-        using var cleanup = Command("DELETE FROM autoresponses WHERE list_id = $list AND day < $day", ("$list", listId), ("$day", Day(day)));
+        using var cleanup = Command("DELETE FROM autoresponses WHERE list_id = $list AND day < $day AND address_key NOT LIKE '#%'", ("$list", listId), ("$day", Day(day)));
         cleanup.ExecuteNonQuery();
         using var cmd = Command("""
             INSERT INTO autoresponses (list_id, address_key, day, count) VALUES ($list, $key, $day, 1)
@@ -49,6 +51,48 @@ public sealed partial class ListStore
             ("$list", ListId(list)), ("$key", MailboxKey(address)), ("$day", Day(day)));
         cmd.ExecuteNonQuery();
     }
+
+    /// <summary>
+    /// Counts one more on a list's own daily counter <paramref name="counter"/> for
+    /// <paramref name="day"/>, atomically, and returns the count after it.
+    /// </summary>
+    public int CountDaily(ListName list, string counter, DateOnly day)
+    {
+        using var tx = Begin();
+        var listId = ListId(list);
+        var key = CounterKey(counter);
+
+        // A week is kept: the day may be a local one, behind or ahead of UTC's.
+        using var cleanup = Command("DELETE FROM autoresponses WHERE list_id = $list AND address_key = $key AND day < $old",
+            ("$list", listId), ("$key", key), ("$old", Day(day.AddDays(-7))));
+        cleanup.ExecuteNonQuery();
+        using var cmd = Command("""
+            INSERT INTO autoresponses (list_id, address_key, day, count) VALUES ($list, $key, $day, 1)
+            ON CONFLICT (list_id, address_key, day) DO UPDATE SET count = count + 1
+            RETURNING count
+            """, ("$list", listId), ("$key", key), ("$day", Day(day)));
+        var count = Convert.ToInt32(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+        tx.Commit();
+        return count;
+    }
+
+    /// <summary>Takes back one count of <see cref="CountDaily"/>: what it counted could not be queued.</summary>
+    public void UncountDaily(ListName list, string counter, DateOnly day)
+    {
+        using var cmd = Command("UPDATE autoresponses SET count = count - 1 WHERE list_id = $list AND address_key = $key AND day = $day AND count > 0",
+            ("$list", ListId(list)), ("$key", CounterKey(counter)), ("$day", Day(day)));
+        cmd.ExecuteNonQuery();
+    }
+
+    /// <summary>A list's own daily counter <paramref name="counter"/> on <paramref name="day"/> (0: nothing counted).</summary>
+    public int DailyCount(ListName list, string counter, DateOnly day)
+    {
+        using var cmd = Command("SELECT count FROM autoresponses WHERE list_id = $list AND address_key = $key AND day = $day",
+            ("$list", ListId(list)), ("$key", CounterKey(counter)), ("$day", Day(day)));
+        return cmd.ExecuteScalar() is long n ? (int)n : 0;
+    }
+
+    private static string CounterKey(string counter) => "#" + counter;
 
     // The mailbox the replies land in: user+1@ ... user+30@ are one victim's, counted together;
     // so are Gmail's u.s.e.r@ spellings, and googlemail.com is gmail.com.

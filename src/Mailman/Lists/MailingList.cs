@@ -222,6 +222,12 @@ public sealed class MailingList
     /// <summary>Tell the owners and moderators at once when a post is held.</summary>
     public bool AdminImmedNotify { get; set; } = true;
 
+    /// <summary>
+    /// Held posts and subscription requests the moderators are told of one by one per day (UTC);
+    /// past it, one note says so and the daily summary lists the rest (0: no limit).
+    /// </summary>
+    public int MaxModeratorNoticesPerDay { get; set; } = 30;
+
     /// <summary>What to do with automatic replies posted to the list.</summary>
     public AutoReplyAction AutoReplyAction { get; set; } = AutoReplyAction.Discard;
 
@@ -254,6 +260,7 @@ public sealed class MailingList
         ["max_days_to_hold"] = "discard held posts after this many days (0: never)",
         ["respond_to_post_requests"] = "true | false: tell posters their post awaits approval",
         ["admin_immed_notify"] = "true | false: tell owners and moderators at once of each held post",
+        ["max_moderator_notices_per_day"] = "held posts and subscription requests told to the moderators one by one per day; past it, the daily summary (0: no limit)",
         ["auto_reply_action"] = "discard | hold | accept: automatic replies posted to the list",
         ["welcome_message"] = "body of the welcome notice (template list:user:notice:welcome)",
         ["goodbye_message"] = "body of the goodbye notice (template list:user:notice:goodbye)",
@@ -332,6 +339,7 @@ public sealed class MailingList
             case "max_days_to_hold": MaxDaysToHold = Whole(key, value); break;
             case "respond_to_post_requests": RespondToPostRequests = Bool(key, value); break;
             case "admin_immed_notify": AdminImmedNotify = Bool(key, value); break;
+            case "max_moderator_notices_per_day": MaxModeratorNoticesPerDay = Whole(key, value); break;
             case "auto_reply_action": AutoReplyAction = ParseEnum<AutoReplyAction>(key, value); break;
             case "welcome_message": SetTemplate(Notices.NoticeTemplates.Welcome, value); break;
             case "goodbye_message": SetTemplate(Notices.NoticeTemplates.Goodbye, value); break;
@@ -395,6 +403,7 @@ public sealed class MailingList
         yield return new("max_days_to_hold", MaxDaysToHold.ToString(System.Globalization.CultureInfo.InvariantCulture));
         yield return new("respond_to_post_requests", Lower(RespondToPostRequests));
         yield return new("admin_immed_notify", Lower(AdminImmedNotify));
+        yield return new("max_moderator_notices_per_day", MaxModeratorNoticesPerDay.ToString(System.Globalization.CultureInfo.InvariantCulture));
         yield return new("auto_reply_action", AutoReplyAction.ToString().ToLowerInvariant());
         foreach (var (name, body) in Templates.OrderBy(t => t.Key, StringComparer.Ordinal))
         {

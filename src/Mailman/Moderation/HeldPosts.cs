@@ -28,7 +28,7 @@ public sealed record HeldPost(string Id, string List, string From, string Subjec
 /// <summary>What a moderation action did, in one line for the operator or the moderator.</summary>
 public sealed record ModerationOutcome(bool Done, string Summary);
 
-public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSender notices, ConfirmationTokens tokens, MailmanOptions options, TimeProvider time, ILogger<HeldPosts> logger)
+public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSender notices, ModeratorNotices moderatorNotices, ConfirmationTokens tokens, TimeProvider time, ILogger<HeldPosts> logger)
 {
     /// <summary>Posts larger than this go to the moderators as their headers only (text/rfc822-headers).</summary>
     public const int AttachmentLimit = 2 * 1024 * 1024;
@@ -70,9 +70,8 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
             if (list.AdminImmedNotify)
             {
                 var attachment = size <= AttachmentLimit && post.Body is not null ? (MimeEntity)new MessagePart { Message = post } : NoticeAttachments.HeadersOf(post);
-                foreach (var moderator in Moderators(db, list))
-                {
-                    notices.Send(new Notice(list, NoticeTemplates.ModeratorPost, moderator.Address)
+                moderatorNotices.Tell(db, list, Moderators(db, list), "the held post " + name, name, moderator =>
+                    (new Notice(list, NoticeTemplates.ModeratorPost, moderator.Address)
                     {
                         ToName = moderator.DisplayName,
                         From = list.Name.OwnerAddress,
@@ -87,8 +86,7 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
                             ["confirm_email"] = ConfirmAddress(list.Name, token),
                         },
                         Attachment = attachment,
-                    }, name, "moderator notice " + moderator.Address.ToLowerInvariant());
-                }
+                    }, "moderator notice " + moderator.Address.ToLowerInvariant()));
             }
 
             if (list.RespondToPostRequests && poster.Length > 0)
@@ -265,23 +263,8 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
         return $"discarded after {days} days";
     });
 
-    /// <summary>
-    /// Who is told of held posts: the list's owners and moderators (never an address of a list
-    /// on this server), else the site owner, else nobody.
-    /// </summary>
-    public IReadOnlyList<Member> Moderators(ListStore store, MailingList list)
-    {
-        var people = store.Roles(list.Name, ListRole.Owner).Concat(store.Roles(list.Name, ListRole.Moderator))
-            .DistinctBy(m => ListStore.AddressKey(m.Address))
-            .Where(m => !IsListAddress(store, m.Address))
-            .ToList();
-        if (people.Count == 0 && options.SiteOwner.Length > 0)
-        {
-            people.Add(new Member(options.SiteOwner, "Site owner"));
-        }
-
-        return people;
-    }
+    /// <summary>Who is told of held posts (<see cref="ModeratorNotices.Recipients"/>).</summary>
+    public IReadOnlyList<Member> Moderators(ListStore store, MailingList list) => moderatorNotices.Recipients(store, list);
 
     /// <summary>True when <paramref name="address"/> is any address of a list on this server: mail there would loop.</summary>
     public static bool IsListAddress(ListStore store, string address)

@@ -29,12 +29,14 @@ public static class NoticeTemplates
     public const string OwnerSubscribed = "list:admin:notice:subscribe";
     public const string OwnerUnsubscribed = "list:admin:notice:unsubscribe";
     public const string OwnerHeldExpired = "list:admin:notice:held-expired";
+    public const string ModeratorLimit = "list:admin:notice:moderator-limit";
+    public const string ModeratorSummary = "list:admin:notice:pending";
 
     /// <summary>Placeholders every notice may use besides the list's own (Template.ListValues).</summary>
     public static readonly IReadOnlySet<string> CommonPlaceholders = new HashSet<string>(StringComparer.Ordinal)
     {
         "user_email", "user_address", "user_name", "listname", "owner_email", "request_email", "confirm_email", "token", "subject", "reason",
-        "sender_email", "score", "warnings_left", "member", "rules", "count", "entry",
+        "sender_email", "score", "warnings_left", "member", "rules", "count", "entry", "requests",
     };
 
     /// <summary>What a notice template may name: the list's placeholders and the common ones.</summary>
@@ -187,6 +189,25 @@ public static class NoticeTemplates
 
                 From:    $sender_email
                 Subject: $subject
+            """),
+        new(ModeratorLimit, "$listname: more than $count requests for the moderators today", """
+            More than $count held posts and subscription requests needed the moderators
+            of the "$display_name" mailing list ($listname) today: you are not told of
+            the rest one by one today; $reason.
+
+            Many at once from addresses never seen before may be a forged flood: a
+            list that asks new subscribers to confirm first (subscription_policy
+            confirm_then_moderate) keeps forged requests from you.
+            """),
+        new(ModeratorSummary, "$count requests await the moderators of $listname", """
+            $count requests await the moderators of the "$display_name" mailing list
+            ($listname).
+
+            $requests
+
+            To decide one, send a message to its address with "approve", "reject REASON"
+            or "discard" in the first line of the body, or run the command shown on the
+            server.
             """),
     }.ToDictionary(t => t.Name, StringComparer.Ordinal);
 

@@ -15,6 +15,7 @@ public static class RequestServices
     {
         services.TryAddSingleton<SecretKey>();
         services.AddSingleton<ConfirmationTokens>();
+        services.TryAddSingleton<Moderation.ModeratorNotices>();
         services.AddSingleton<Membership>();
         services.AddSingleton<SubscriptionRequests>();
         services.AddSingleton<IConfirmationHandler, SubscriptionConfirmations>();

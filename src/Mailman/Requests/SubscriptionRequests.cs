@@ -4,6 +4,7 @@
 // both. A second request renews the one pending request (a fresh token); a confirmation the daily
 // limit or the never-answer rules stop is not sent, and then the pending request is left as it was.
 using Mailman.Lists;
+using Mailman.Moderation;
 using Mailman.Notices;
 using Mailman.Queues;
 using Microsoft.Extensions.Logging;
@@ -11,7 +12,7 @@ using Microsoft.Extensions.Logging;
 namespace Mailman.Requests;
 
 public sealed class SubscriptionRequests(
-    ListStoreFactory lists, QueueSet queues, NoticeSender notices, Membership membership, ConfirmationTokens tokens, TimeProvider time, ILogger<SubscriptionRequests> logger)
+    ListStoreFactory lists, QueueSet queues, NoticeSender notices, ModeratorNotices moderatorNotices, Membership membership, ConfirmationTokens tokens, TimeProvider time, ILogger<SubscriptionRequests> logger)
 {
     /// <summary>Pending data of a confirmed subscription that a moderator approves next.</summary>
     public const string ThenModerate = "then-moderate";
@@ -79,31 +80,28 @@ public sealed class SubscriptionRequests(
 
     /// <summary>
     /// Puts a subscription before the list's moderators: a pending request (its token derived
-    /// from <paramref name="triggerEntry"/>) and a notice to each owner and moderator, from
+    /// from <paramref name="triggerEntry"/>, which its data keeps for the daily summary) and a
+    /// notice to each owner and moderator (ModeratorNotices: within the list's daily limit), from
     /// LIST-confirm+TOKEN@ so a reply "approve" or "reject REASON" decides it.
     /// </summary>
     public void AskModerators(MailingList list, string address, string displayName, string triggerEntry)
     {
         var token = tokens.For(triggerEntry, PendingKind.ModerateSubscription);
         var now = time.GetUtcNow();
-        List<Member> moderators;
-        using (var store = lists.Open())
+        using var store = lists.Open();
+        // One request per address awaits the moderators, told once: a flood of joins from one
+        // address must not become a flood of notices (a replay of the same request, after a
+        // crash, still sends what it had not sent: its notices are named by the request).
+        if (store.FindPending(list.Name, PendingKind.ModerateSubscription, ListStore.AddressKey(address)) is { } waiting && waiting.Expires > now
+            && store.FindPending(token, now)?.Id != waiting.Id)
         {
-            // One request per address awaits the moderators, told once: a flood of joins from one
-            // address must not become a flood of notices (a replay of the same request, after a
-            // crash, still sends what it had not sent: its notices are named by the request).
-            if (store.FindPending(list.Name, PendingKind.ModerateSubscription, ListStore.AddressKey(address)) is { } waiting && waiting.Expires > now
-                && store.FindPending(token, now)?.Id != waiting.Id)
-            {
-                logger.LogInformation("Pending: {Recipient} asks again to join {ListId}; the request of {Created:u} already awaits a moderator",
-                    address, list.Name.Fqdn, waiting.Created);
-                return;
-            }
-
-            store.UpsertPending(list.Name, PendingKind.ModerateSubscription, ListStore.AddressKey(address), address, displayName, "", now, now + list.PendingRequestLife, token);
-            moderators = store.Roles(list.Name, ListRole.Moderator).Concat(store.Roles(list.Name, ListRole.Owner))
-                .DistinctBy(m => ListStore.AddressKey(m.Address)).ToList();
+            logger.LogInformation("Pending: {Recipient} asks again to join {ListId}; the request of {Created:u} already awaits a moderator",
+                address, list.Name.Fqdn, waiting.Created);
+            return;
         }
+
+        store.UpsertPending(list.Name, PendingKind.ModerateSubscription, ListStore.AddressKey(address), address, displayName, triggerEntry, now, now + list.PendingRequestLife, token);
+        var moderators = moderatorNotices.Recipients(store, list);
 
         logger.LogInformation("Pending: {Recipient} asks to join {ListId}, awaiting a moderator ({Moderators} notified), expires {Expires:u}",
             address, list.Name.Fqdn, moderators.Count, now + list.PendingRequestLife);
@@ -113,15 +111,13 @@ public sealed class SubscriptionRequests(
         }
 
         var from = ConfirmAddress(list.Name, token);
-        foreach (var moderator in moderators)
-        {
-            notices.Send(new Notice(list, NoticeTemplates.ModeratorSubscribe, moderator.Address)
+        moderatorNotices.Tell(store, list, moderators, "the subscription request of " + address, triggerEntry, moderator =>
+            (new Notice(list, NoticeTemplates.ModeratorSubscribe, moderator.Address)
             {
                 ToName = moderator.DisplayName,
                 From = from,
                 Values = new Dictionary<string, string> { ["user_email"] = address, ["token"] = token, ["confirm_email"] = from },
-            }, triggerEntry, "moderate-subscribe:" + ListStore.AddressKey(moderator.Address));
-        }
+            }, "moderate-subscribe:" + ListStore.AddressKey(moderator.Address)));
     }
 
     // The confirmation goes first; only when it is queued does the pending request take its

@@ -9,7 +9,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Mailman.Runners;
 
-public sealed class IdleMonitor(QueueSet queues, Activity activity, MailmanOptions options, TimeProvider time, HoldExpiry expiry, IHostApplicationLifetime lifetime, ILogger<IdleMonitor> logger)
+public sealed class IdleMonitor(QueueSet queues, Activity activity, MailmanOptions options, TimeProvider time, ModerationSweep sweep, IHostApplicationLifetime lifetime, ILogger<IdleMonitor> logger)
     : BackgroundService
 {
     private static readonly string[] Active = [QueueSet.In, QueueSet.Pipeline, QueueSet.Out, QueueSet.Request, QueueSet.Bounces, QueueSet.Owner];
@@ -57,6 +57,6 @@ public sealed class IdleMonitor(QueueSet queues, Activity activity, MailmanOptio
 
         var retry = queues[QueueSet.Retry];
         var now = time.GetUtcNow();
-        return retry.ClaimsHeld > 0 || (retry.HasWaiting() && retry.Pending().Any(n => RetryRunner.IsDue(retry, n, now, options.Retry.MaximumDelay))) || expiry.HasDueWork(now);
+        return retry.ClaimsHeld > 0 || (retry.HasWaiting() && retry.Pending().Any(n => RetryRunner.IsDue(retry, n, now, options.Retry.MaximumDelay))) || sweep.HasDueWork(now);
     }
 }

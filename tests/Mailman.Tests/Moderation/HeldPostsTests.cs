@@ -375,7 +375,7 @@ public sealed class HeldPostsTests : IDisposable
             l.MaxDaysToHold = 2;
             l.RespondToPostRequests = false;
         });
-        using var h = new RunnerHarness(_instance);
+        using var h = new RunnerHarness(_instance, o => o.Moderation.SummaryHour = -1); // the summary has its own tests
         var old = Hold(h);
         h.Time.Advance(TimeSpan.FromDays(1));
         h.Queues[QueueSet.In].Enqueue(new EntryMetadata { List = List, Sender = "x@example.net", Received = h.Time.GetUtcNow() }, ModerationFixture.Post("From: x@example.net\n"));

@@ -40,6 +40,7 @@ internal sealed class RunnerHarness : IDisposable
             .AddSingleton(_loggers).AddSingleton(typeof(ILogger<>), typeof(Logger<>))
             .AddRequests()
             .AddSingleton<HeldPosts>()
+            .AddSingleton<ModeratorSummary>()
             .AddSingleton<IConfirmationHandler, HeldPostConfirmation>()
             .BuildServiceProvider();
         Held = _services.GetRequiredService<HeldPosts>();
@@ -48,7 +49,7 @@ internal sealed class RunnerHarness : IDisposable
         Incoming = new IncomingRunner(Queues, Activity, Options, Time, lists, Chain, Held, Notices, NullLogger<IncomingRunner>.Instance);
         Pipeline = new PipelineRunner(Queues, Activity, Options, Time, lists, catalog, Held, NullLogger<PipelineRunner>.Instance);
         Owner = new OwnerRunner(Queues, Activity, Options, Time, lists, new Logger<OwnerRunner>(_loggers));
-        Expiry = new HoldExpiry(Queues, lists, Held, Time, NullLogger<HoldExpiry>.Instance);
+        Expiry = new ModerationSweep(Queues, lists, Held, _services.GetRequiredService<ModeratorSummary>(), Time, NullLogger<ModerationSweep>.Instance);
         Processor = new BounceProcessor(lists, Notices, Time, BounceLog);
         Bounces = new BounceRunner(Queues, Activity, Options, Time, Processor, BounceLog.For<BounceRunner>());
         Outgoing = new OutgoingRunner(Queues, Activity, Options, Time, new FileSystem(), instance.Paths, new Logger<OutgoingRunner>(_loggers), Processor);
@@ -78,7 +79,7 @@ internal sealed class RunnerHarness : IDisposable
 
     public OwnerRunner Owner { get; }
 
-    public HoldExpiry Expiry { get; }
+    public ModerationSweep Expiry { get; }
 
     public IncomingRunner Incoming { get; }
 

@@ -1,6 +1,8 @@
-// The hold-expiry sweep: held posts older than their list's max_days_to_hold are discarded, with
-// a log line and a note to the moderators (HeldPosts.Expire). It runs at start, then when the next
-// post falls due, at least hourly (so a changed setting is seen), on the TimeProvider's clock.
+// The moderation sweep: held posts older than their list's max_days_to_hold are discarded, with
+// a log line and a note to the moderators (HeldPosts.Expire), and the daily summary of what
+// awaits the moderators goes out at its hour (ModeratorSummary). It runs at start, then when the
+// next post or summary falls due, at least hourly (so a changed setting is seen), on the
+// TimeProvider's clock.
 using Mailman.Lists;
 using Mailman.Queues;
 using Microsoft.Extensions.Hosting;
@@ -8,19 +10,23 @@ using Microsoft.Extensions.Logging;
 
 namespace Mailman.Moderation;
 
-public sealed class HoldExpiry(QueueSet queues, ListStoreFactory lists, HeldPosts held, TimeProvider time, ILogger<HoldExpiry> logger) : BackgroundService
+public sealed class ModerationSweep(QueueSet queues, ListStoreFactory lists, HeldPosts held, ModeratorSummary summary, TimeProvider time, ILogger<ModerationSweep> logger) : BackgroundService
 {
     /// <summary>The longest the sweep sleeps.</summary>
     public static readonly TimeSpan Interval = TimeSpan.FromHours(1);
 
     private long _nextDue = DateTimeOffset.MaxValue.UtcTicks;
+    private long _nextSummary = DateTimeOffset.MaxValue.UtcTicks;
     private volatile bool _swept;
 
     /// <summary>When the next held post falls due, as the last sweep saw it.</summary>
     public DateTimeOffset NextDue => new(Interlocked.Read(ref _nextDue), TimeSpan.Zero);
 
-    /// <summary>For `serve --exit-when-idle`: the first sweep has not run yet, or a held post is due now.</summary>
-    public bool HasDueWork(DateTimeOffset now) => !_swept || NextDue <= now;
+    /// <summary>When the next daily summary falls due, as the last sweep saw it (MaxValue: none).</summary>
+    public DateTimeOffset NextSummary => new(Interlocked.Read(ref _nextSummary), TimeSpan.Zero);
+
+    /// <summary>For `serve --exit-when-idle`: the first sweep has not run yet, or a held post or the summary is due now.</summary>
+    public bool HasDueWork(DateTimeOffset now) => !_swept || NextDue <= now || NextSummary <= now;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -34,12 +40,13 @@ public sealed class HoldExpiry(QueueSet queues, ListStoreFactory lists, HeldPost
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 // Whatever it was, the daemon goes on: a sweep that fails is logged and tried again.
-                logger.LogError(e, "Hold expiry sweep failed; trying again in {Interval}", Interval);
+                logger.LogError(e, "Moderation sweep failed; trying again in {Interval}", Interval);
                 Interlocked.Exchange(ref _nextDue, (time.GetUtcNow() + Interval).UtcTicks);
+                Interlocked.Exchange(ref _nextSummary, DateTimeOffset.MaxValue.UtcTicks);
                 _swept = true;
             }
 
-            var wait = NextDue - time.GetUtcNow();
+            var wait = (NextDue < NextSummary ? NextDue : NextSummary) - time.GetUtcNow();
             wait = wait < TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : wait > Interval ? Interval : wait;
             try
             {
@@ -52,9 +59,18 @@ public sealed class HoldExpiry(QueueSet queues, ListStoreFactory lists, HeldPost
         }
     }
 
-    /// <summary>Discards every held post that is due now.</summary>
-    /// <returns>How many were discarded.</returns>
+    /// <summary>Discards every held post that is due now, then sends the daily summaries if they are due.</summary>
+    /// <returns>How many posts were discarded.</returns>
     public int Sweep()
+    {
+        var expired = Expire();
+        summary.SendDue();
+        Interlocked.Exchange(ref _nextSummary, summary.NextAfter(time.GetUtcNow()).UtcTicks);
+        _swept = true;
+        return expired;
+    }
+
+    private int Expire()
     {
         var hold = queues[QueueSet.Hold];
         var now = time.GetUtcNow();

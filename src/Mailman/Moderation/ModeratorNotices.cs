@@ -1,0 +1,103 @@
+// What the owners and moderators are told of as it happens: each held post, each subscription
+// that awaits their approval. Each of them gets one notice per item, for up to the list's
+// max_moderator_notices_per_day items a day (UTC); the first item past it brings one note saying
+// so, and the rest wait for the daily summary (ModerationSweep), `held list` and `pending list`.
+// A forged flood of 1,000 held posts or joins from 1,000 addresses costs each moderator the
+// limit and a note, not 1,000 notices (the sender's own daily limit cannot see it: every
+// address is new).
+using Mailman.Instance;
+using Mailman.Lists;
+using Mailman.Notices;
+using Mailman.Queues;
+using Microsoft.Extensions.Logging;
+
+namespace Mailman.Moderation;
+
+public sealed class ModeratorNotices(QueueSet queues, NoticeSender notices, MailmanOptions options, TimeProvider time, ILogger<ModeratorNotices> logger)
+{
+    /// <summary>The list's daily counter of the items told one by one.</summary>
+    public const string Counter = "moderator-notices";
+
+    /// <summary>
+    /// Who is told: the list's owners and moderators (never an address of a list on this
+    /// server), else the site owner, else nobody.
+    /// </summary>
+    public IReadOnlyList<Member> Recipients(ListStore store, MailingList list)
+    {
+        var people = store.Roles(list.Name, ListRole.Owner).Concat(store.Roles(list.Name, ListRole.Moderator))
+            .DistinctBy(m => ListStore.AddressKey(m.Address))
+            .Where(m => !HeldPosts.IsListAddress(store, m.Address))
+            .ToList();
+        if (people.Count == 0 && options.SiteOwner.Length > 0)
+        {
+            people.Add(new Member(options.SiteOwner, "Site owner"));
+        }
+
+        return people;
+    }
+
+    /// <summary>
+    /// Tells each of <paramref name="moderators"/> of one new item (<paramref name="what"/>, for
+    /// the log) with the notice <paramref name="make"/> writes for them, named by
+    /// <paramref name="triggerEntry"/> and the purpose it gives; within the list's daily limit.
+    /// Repeated after a crash, it finds its notices queued and does not count the item again.
+    /// </summary>
+    /// <returns>True when they were told one by one; false past the limit.</returns>
+    /// <exception cref="IOException">The out queue cannot be written: the item is not counted.</exception>
+    public bool Tell(ListStore store, MailingList list, IReadOnlyList<Member> moderators, string what, string triggerEntry, Func<Member, (Notice Notice, string Purpose)> make)
+    {
+        if (moderators.Count == 0)
+        {
+            return true;
+        }
+
+        var made = moderators.Select(make).ToList();
+        var limit = list.MaxModeratorNoticesPerDay;
+        var replay = made.Exists(m => queues[QueueSet.Out].Holds(Switchboard.DerivedName(triggerEntry, m.Purpose)));
+        var day = DateOnly.FromDateTime(time.GetUtcNow().UtcDateTime);
+        var count = limit > 0 && !replay ? store.CountDaily(list.Name, Counter, day) : 0;
+        try
+        {
+            if (count <= limit || limit == 0)
+            {
+                foreach (var (notice, purpose) in made)
+                {
+                    notices.Send(notice, triggerEntry, purpose);
+                }
+
+                return true;
+            }
+
+            logger.LogWarning("The moderators of {ListId} are not told of {What} on its own: {Limit} items were told today (max_moderator_notices_per_day); {Rest}",
+                list.Name.Fqdn, what, limit, Rest);
+            if (count == limit + 1)
+            {
+                foreach (var moderator in moderators)
+                {
+                    notices.Send(new Notice(list, NoticeTemplates.ModeratorLimit, moderator.Address)
+                    {
+                        ToName = moderator.DisplayName,
+                        From = list.Name.OwnerAddress,
+                        Values = new Dictionary<string, string>
+                        {
+                            ["count"] = limit.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                            ["reason"] = Rest,
+                        },
+                    }, triggerEntry, "moderator limit " + moderator.Address.ToLowerInvariant());
+                }
+            }
+
+            return false;
+        }
+        catch (Exception) when (count > 0)
+        {
+            store.UncountDaily(list.Name, Counter, day);
+            throw;
+        }
+    }
+
+    // Where the rest is to be seen.
+    private string Rest => options.Moderation.SummaryHour >= 0
+        ? $"the daily summary at {options.Moderation.SummaryHour:00}:00 lists everything that waits; `mailman held list` and `mailman pending list` show it now"
+        : "`mailman held list` and `mailman pending list` on the server show what waits";
+}
