@@ -243,9 +243,10 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
             var post = Parse(entry, headersOnly: true);
             var from = Senders.Of(post, entry.Metadata.Sender).Summary;
             using var store = lists.Open();
-            foreach (var moderator in Moderators(store, list))
-            {
-                notices.Send(new Notice(list, NoticeTemplates.OwnerHeldExpired, moderator.Address)
+
+            // Within the daily limit: a flood held a week ago expires as a flood.
+            moderatorNotices.Tell(store, list, Moderators(store, list), "the expiry of the held post " + id, id, moderator =>
+                (new Notice(list, NoticeTemplates.OwnerHeldExpired, moderator.Address)
                 {
                     ToName = moderator.DisplayName,
                     From = list.Name.OwnerAddress,
@@ -255,8 +256,7 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
                         ["sender_email"] = from,
                         ["subject"] = Bound(post.Subject ?? "(no subject)", 200),
                     },
-                }, id, "held-expired " + moderator.Address.ToLowerInvariant());
-            }
+                }, "held-expired " + moderator.Address.ToLowerInvariant()));
         }
 
         Hold.Finish(claim);

@@ -1,10 +1,10 @@
 // What the owners and moderators are told of as it happens: each held post, each subscription
-// that awaits their approval. Each of them gets one notice per item, for up to the list's
-// max_moderator_notices_per_day items a day (UTC); the first item past it brings one note saying
-// so, and the rest wait for the daily summary (ModerationSweep), `held list` and `pending list`.
-// A forged flood of 1,000 held posts or joins from 1,000 addresses costs each moderator the
-// limit and a note, not 1,000 notices (the sender's own daily limit cannot see it: every
-// address is new).
+// that awaits their approval, each held post that expired. Each of them gets one notice per
+// item, for up to the list's max_moderator_notices_per_day items a day (UTC); the first item
+// past it brings one note saying so, and the rest are logged and wait for the daily summary
+// (ModeratorSummary), `held list` and `pending list`. A forged flood of 1,000 held posts or
+// joins from 1,000 addresses costs each moderator the limit and a note, not 1,000 notices (the
+// senders' own daily limit cannot see it: every address is new), and so does its expiry.
 using Mailman.Instance;
 using Mailman.Lists;
 using Mailman.Notices;

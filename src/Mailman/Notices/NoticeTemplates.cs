@@ -191,9 +191,9 @@ public static class NoticeTemplates
                 Subject: $subject
             """),
         new(ModeratorLimit, "$listname: more than $count requests for the moderators today", """
-            More than $count held posts and subscription requests needed the moderators
-            of the "$display_name" mailing list ($listname) today: you are not told of
-            the rest one by one today; $reason.
+            More than $count held posts, subscription requests and expired posts were
+            for the moderators of the "$display_name" mailing list ($listname) today:
+            you are not told of the rest one by one today; $reason.
 
             Many at once from addresses never seen before may be a forged flood: a
             list that asks new subscribers to confirm first (subscription_policy

@@ -83,6 +83,31 @@ public sealed class ModeratorNoticesTests : IDisposable
     }
 
     [Fact]
+    public void A_flood_that_expires_is_told_within_the_same_limit()
+    {
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            var list = store.GetList(Dev);
+            list.MaxDaysToHold = 1;
+            store.SaveList(list);
+        }
+
+        using var h = new RunnerHarness(_instance, o => o.Moderation.SummaryHour = -1);
+        for (var n = 1; n <= 5; n++)
+        {
+            Post(h, n);
+        }
+
+        RequestRunnerTests.Deliver(h);
+        h.Time.Advance(TimeSpan.FromDays(2));
+        Assert.Equal(5, h.Expiry.Sweep());
+        Assert.Empty(h.Queues[QueueSet.Hold].Pending());
+        Assert.Equal(6, Notices(h, "list:admin:notice:held-expired").Count);
+        Assert.Equal(2, Notices(h, "list:admin:notice:moderator-limit").Count);
+        Assert.Equal(2, h.Logs.Lines.Count(l => l.Contains("are not told of the expiry of the held post", StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public void Subscription_requests_count_toward_the_same_limit_and_every_one_still_waits()
     {
         using (var store = new ListStore(_instance.Paths.Database))
