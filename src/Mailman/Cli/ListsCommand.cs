@@ -59,6 +59,18 @@ internal static class ListsCommand
             }
 
             Console.WriteLine($"created {listName}" + (owners.Count > 0 ? $" (owners: {string.Join(", ", owners.Select(o => o.Address))})" : ""));
+
+            // Members added before this list existed may be its addresses (members add refuses
+            // them from now on): each post to their list would come here as a bounce, a request
+            // or a post.
+            foreach (var (other, address) in store.MembersStartingWith(listName.LocalPart, listName.Domain))
+            {
+                if (ListAddress.TryResolve(address, out var resolved, out _) && resolved.List == listName)
+                {
+                    Console.Error.WriteLine($"mailman: warning: {address}, a member of {other}, is an address of {listName}: {other}'s copies to it come here; "
+                        + $"remove it: mailman members remove {other} {address}");
+                }
+            }
             return 0;
         }, createsInstance: true));
         command.Subcommands.Add(create);

@@ -167,6 +167,20 @@ public sealed class VerbTests : IDisposable
         Assert.Equal("", Run("members", "list", "all@lists.xn--bcher-kva.example").Stdout.Trim());
     }
 
+    // Members added before their list existed: lists create names those that are its addresses.
+    [Fact]
+    public void Creating_a_list_warns_of_members_elsewhere_that_are_its_addresses()
+    {
+        Assert.Equal(0, Run("lists", "create", "r@example.org").ExitCode);
+        Assert.Equal(0, Run("members", "add", "r@example.org", "news-bounces@example.org", "News-Owner@Example.org", "newsletter@example.org", "news-bounces@example.net", "--no-welcome").ExitCode);
+        var create = Run("lists", "create", "news@example.org");
+        Assert.Equal(0, create.ExitCode);
+        Assert.Equal([
+            "mailman: warning: news-bounces@example.org, a member of r@example.org, is an address of news@example.org: r@example.org's copies to it come here; remove it: mailman members remove r@example.org news-bounces@example.org",
+            "mailman: warning: News-Owner@Example.org, a member of r@example.org, is an address of news@example.org: r@example.org's copies to it come here; remove it: mailman members remove r@example.org News-Owner@Example.org",
+        ], create.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
     // Review 39: a truncated database was made anew, empty (every post refused as to no such
     // list: Postfix bounced them); a file that is not SQLite let serve start and shunt every post.
     [Theory]
