@@ -49,6 +49,8 @@ public static class Verp
     /// <summary>The member address encoded in a VERP address, or null if it is not one of <paramref name="list"/>'s.</summary>
     public static string? Decode(ListName list, string verpAddress)
     {
+        // Quoted, or with the domain's U-labels (an entry queued before intake kept A-labels): the same address.
+        verpAddress = ListAddress.Comparable(verpAddress);
         var prefix = list.LocalPart + "-bounces+";
         var suffix = "@" + list.Domain;
         if (!verpAddress.StartsWith(prefix, StringComparison.OrdinalIgnoreCase) || !verpAddress.EndsWith(suffix, StringComparison.OrdinalIgnoreCase))
@@ -72,6 +74,7 @@ public static class Verp
     /// <summary>The token of a probe address of <paramref name="list"/>, or null if <paramref name="address"/> is not one.</summary>
     public static string? DecodeProbe(ListName list, string address)
     {
+        address = ListAddress.Comparable(address);
         var prefix = list.LocalPart + "-bounces+" + ProbeMark;
         var suffix = "@" + list.Domain;
         if (address.Length != prefix.Length + 32 + suffix.Length

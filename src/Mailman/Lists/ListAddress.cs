@@ -21,6 +21,20 @@ public sealed record ListAddress(ListName List, string Queue)
     public string? Extension { get; init; }
 
     /// <summary>
+    /// <paramref name="address"/> as a list's addresses are compared: a quoted local part
+    /// ("dev"@host) unquoted, as it is the same mailbox as the bare one (RFC 5321 4.1.2), or a
+    /// list's own address could pass for someone else's; the domain as its A-labels, as a list's
+    /// domain is (review 50: all@lists.bücher.example was taken for no list's and added to that
+    /// list itself).
+    /// </summary>
+    public static string Comparable(string address) => Instance.SmtpOptions.WireAddress(Unquote(address));
+
+    private static string Unquote(string address)
+        => address.LastIndexOf('@') is var quoteEnd and > 1 && address[0] == '"' && address[quoteEnd - 1] == '"'
+            ? System.Text.RegularExpressions.Regex.Replace(address[1..(quoteEnd - 1)], @"\\(.)", "$1") + address[quoteEnd..]
+            : address;
+
+    /// <summary>
     /// Resolves <paramref name="address"/>: a "+extension" (VERP) is ignored, a known suffix picks the
     /// queue. The list itself is not looked up here.
     /// </summary>
@@ -28,17 +42,8 @@ public sealed record ListAddress(ListName List, string Queue)
     {
         result = null;
 
-        // A quoted local part ("dev"@host) is the same mailbox as the bare one (RFC 5321 4.1.2):
-        // compared unquoted, or a list's own address could pass for someone else's.
-        if (address.LastIndexOf('@') is var quoteEnd and > 1 && address[0] == '"' && address[quoteEnd - 1] == '"')
-        {
-            address = System.Text.RegularExpressions.Regex.Replace(address[1..(quoteEnd - 1)], @"\\(.)", "$1") + address[quoteEnd..];
-        }
-
-        // A list's domain is its A-labels; an address may carry the U-labels (review 50:
-        // all@lists.bücher.example was taken for no list's and added to that list itself).
-        var written = address;
-        address = Instance.SmtpOptions.WireAddress(address);
+        var written = Unquote(address);
+        address = Comparable(address);
         var at = address.LastIndexOf('@');
         if (at <= 0)
         {

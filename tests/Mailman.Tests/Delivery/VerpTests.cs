@@ -16,6 +16,18 @@ public sealed class VerpTests
         Assert.Null(Verp.Decode(List, "other-bounces+a=b.c@example.org"));
     }
 
+    // Left: a quoted local part (RFC 5321 allows it; Postfix does not write it) and a list's
+    // domain in U-labels (as intake kept it before it kept A-labels) were never decoded.
+    [Fact]
+    public void A_quoted_local_part_and_a_domain_in_U_labels_decode_as_the_plain_address()
+    {
+        Assert.Equal("anne@example.com", Verp.Decode(List, "\"dev-bounces+anne=example.com\"@example.org"));
+        var idn = ListName.Parse("all@lists.xn--bcher-kva.example");
+        Assert.Equal("anne@example.com", Verp.Decode(idn, "all-bounces+anne=example.com@lists.bücher.example"));
+        var token = Verp.NewProbeToken();
+        Assert.Equal(token, Verp.DecodeProbe(idn, "\"all-bounces+probe-" + token + "\"@lists.bücher.example"));
+    }
+
     // Local parts may carry the very characters VERP uses ('+', '=') and the old %-hack: the
     // domain never holds '=' (a host name), so the last '=' is always the separator.
     [Theory]
