@@ -228,11 +228,14 @@ public abstract class SmtpFaultTests : IDisposable
     }
 
     // -f MAIL: a 5xx to MAIL FROM (the README promised a deferral; it was recorded as every
-    // member's bounce). -q .: hang up after the end of DATA without replying, on every message.
+    // member's bounce). -f DATA: a 5xx to the DATA command, before any of the message (review
+    // 53: every copy was bounced for good). -q .: hang up after the end of DATA without
+    // replying, on every message.
     [Theory]
     [InlineData("-f", "MAIL")]
+    [InlineData("-f", "DATA")]
     [InlineData("-q", ".")]
-    public void A_refused_MAIL_FROM_or_a_connection_dropped_after_DATA_defers_every_copy_to_retry_and_loses_nobody(string fault, string command)
+    public void A_refused_MAIL_FROM_or_DATA_or_a_connection_dropped_after_DATA_defers_every_copy_to_retry_and_loses_nobody(string fault, string command)
     {
         using (var faulty = SmtpSink.Start(fault, command))
         {

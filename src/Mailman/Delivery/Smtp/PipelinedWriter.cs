@@ -146,7 +146,7 @@ internal sealed class PipelinedWriter(Stream wire, Stream input, bool size, bool
         {
             foreach (var r in accepted)
             {
-                SmtpConnection.Classify(result, r, data.Code, data.Text, atRecipient: false);
+                SmtpConnection.ClassifyDataRefusal(result, r, data.Code, data.Text);
             }
 
             result.Throttled |= SmtpConnection.IsThrottle(data.Code, data.Text);

@@ -237,7 +237,13 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         try
         {
             // Every reply within the timeout, and the data at no less than 1 MiB a timeout.
-            var size = carrier.Body is SplicedBody spliced ? spliced.Size : 0;
+            var size = 0L;
+            if (carrier.Body is SplicedBody spliced)
+            {
+                size = spliced.Size;
+                spliced.Written = false;
+            }
+
             Arm(3 + mailboxes.Count + (int)Math.Min(size >> 20, 100_000));
             client.Send(Carrier.SendOptions, carrier, from, mailboxes, CancellationToken.None);
             _sent++;
@@ -306,6 +312,15 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
                 // A refused MAIL FROM is our configuration (the relay's sender rules), not the
                 // members: the copies wait in retry, whatever the code, and nobody is scored.
                 result.Deferred.Add((r, (int)refusedSender, transactionResponse ?? ""));
+            }
+            else if (transactionStatus is { } refusedData && carrier.Body is SplicedBody { Written: false })
+            {
+                // DATA itself refused, before a byte of the message was sent.
+                ClassifyDataRefusal(result, r, (int)refusedData, transactionResponse ?? "");
+                if (IsThrottle((int)refusedData, transactionResponse ?? ""))
+                {
+                    result.Throttled = true;
+                }
             }
             else if (transactionStatus is { } status)
             {
@@ -494,6 +509,15 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             result.Bounced.Add(new(r, status, response, atRecipient));
         }
     }
+
+    /// <summary>
+    /// A refused DATA command: nothing of the message was sent and every recipient was taken at
+    /// RCPT, so it is neither the message nor an address but the relay's state or policy at the
+    /// DATA stage (a rate limit in smtpd_data_restrictions, a protocol error): the recipients wait
+    /// in retry, 4xx or 5xx, as after a refused MAIL FROM (review 53: a 503 bounced them for good).
+    /// </summary>
+    internal static void ClassifyDataRefusal(TransactionResult result, Recipient r, int status, string response)
+        => result.Deferred.Add((r, status, response));
 
     private ListSmtpClient EnsureConnected()
     {

@@ -48,8 +48,12 @@ internal sealed class SplicedBody : Multipart
         // Flattened once in the pipeline; nothing to re-encode per copy.
     }
 
+    /// <summary>MailKit began to write this copy's body (DATA was answered 354, or BDAT began): a refusal from now on is the message's.</summary>
+    public bool Written { get; set; }
+
     public override void WriteTo(FormatOptions options, Stream stream, bool contentOnly, CancellationToken cancellationToken = default)
     {
+        Written = true;
         // DATA: MailKit's dot-stuffing filter over its stream. BDAT: its stream itself.
         var mailkit = DotStuff
             ? (stream as FilteredStream)?.Source
