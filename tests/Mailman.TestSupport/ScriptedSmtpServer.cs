@@ -24,7 +24,7 @@ public sealed class ScriptedSmtpServer : IDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _running;
 
-    private ScriptedSmtpServer(int port, Func<string, SmtpResponse?> rcpt, Func<IReadOnlyList<string>, SmtpResponse?> data, X509Certificate2? certificate, IReadOnlyDictionary<string, string>? users)
+    private ScriptedSmtpServer(int port, Func<string, SmtpResponse?> rcpt, Func<IReadOnlyList<string>, SmtpResponse?> data, X509Certificate2? certificate, IReadOnlyDictionary<string, string>? users, Func<string, SmtpResponse?> mail)
     {
         Port = port;
         var options = new SmtpServerOptionsBuilder()
@@ -44,7 +44,7 @@ public sealed class ScriptedSmtpServer : IDisposable
             })
             .Build();
         var services = new SmtpServer.ComponentModel.ServiceProvider();
-        services.Add(new Filter(rcpt));
+        services.Add(new Filter(rcpt, mail));
         services.Add(new Store(this, data));
         if (users is not null)
         {
@@ -68,15 +68,16 @@ public sealed class ScriptedSmtpServer : IDisposable
 
     /// <summary>
     /// <paramref name="rcpt"/> answers each RCPT TO (null: accept); <paramref name="data"/> answers
-    /// the end of DATA for the accepted recipients (null: 250). A 421 to RCPT also hangs up.
+    /// the end of DATA for the accepted recipients (null: 250); <paramref name="mail"/> each MAIL
+    /// FROM (null: accept). A 421 to MAIL or RCPT also hangs up.
     /// </summary>
     /// <param name="certificate">Offer STARTTLS with this certificate (and never AUTH before it).</param>
     /// <param name="users">Require AUTH (PLAIN or LOGIN) as one of these users, by password.</param>
     public static ScriptedSmtpServer Start(Func<string, SmtpResponse?>? rcpt = null, Func<IReadOnlyList<string>, SmtpResponse?>? data = null,
-        X509Certificate2? certificate = null, IReadOnlyDictionary<string, string>? users = null)
+        X509Certificate2? certificate = null, IReadOnlyDictionary<string, string>? users = null, Func<string, SmtpResponse?>? mail = null)
     {
         var port = Net.FreePort();
-        var server = new ScriptedSmtpServer(port, rcpt ?? (_ => null), data ?? (_ => null), certificate, users);
+        var server = new ScriptedSmtpServer(port, rcpt ?? (_ => null), data ?? (_ => null), certificate, users, mail ?? (_ => null));
         Wait.Until(() => Net.CanConnect(port) || server._running.IsCompleted, TimeSpan.FromSeconds(10), "the SMTP server to listen");
         if (server._running.IsCompleted)
         {
@@ -103,8 +104,19 @@ public sealed class ScriptedSmtpServer : IDisposable
         _stop.Dispose();
     }
 
-    private sealed class Filter(Func<string, SmtpResponse?> rcpt) : MailboxFilter
+    private sealed class Filter(Func<string, SmtpResponse?> rcpt, Func<string, SmtpResponse?> mail) : MailboxFilter
     {
+        public override Task<bool> CanAcceptFromAsync(ISessionContext context, IMailbox from, int size, CancellationToken cancellationToken)
+        {
+            var response = mail(from.AsAddress());
+            if (response is null)
+            {
+                return Task.FromResult(true);
+            }
+
+            throw new SmtpResponseException(response, quit: response.ReplyCode == SmtpReplyCode.ServiceUnavailable);
+        }
+
         public override Task<bool> CanDeliverToAsync(ISessionContext context, IMailbox to, IMailbox from, CancellationToken cancellationToken)
         {
             var response = rcpt(to.AsAddress());

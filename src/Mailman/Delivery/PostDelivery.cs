@@ -640,7 +640,7 @@ public sealed class PostDelivery
                             }
                             else if (!RelayPool.AtLimit(relay, e.Busy))
                             {
-                                Pool.MarkDown(relay, e.Message, clock.GetTimestamp());
+                                Pool.MarkDown(relay, e.Message, clock.GetTimestamp(), answered: e.Answered);
                             }
                             else if (hadSession && ++busyRefusals < 2)
                             {

@@ -498,6 +498,28 @@ public sealed class OutboundTests : IDisposable
         Assert.DoesNotContain("SMTP server unreachable", logs, StringComparison.Ordinal);
     }
 
+    // Review 53: a stray 421 to the very first MAIL FROM of a delivery (on a session the relay
+    // took), with eight connections, ended it: 7 delivered, 493 deferred, as if the relay had
+    // refused the connection. It is waited for like a 421 in a session.
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void A_sole_relays_421_to_the_first_MAIL_FROM_is_waited_for_once(bool pipelining)
+    {
+        const int members = 300;
+        CreateList(TempInstance.NumberedMembers(members));
+        var seen = 0;
+        using var relay = ScriptedSmtpServer.Start(mail: _ => Interlocked.Increment(ref seen) == 1 ? ScriptedSmtpServer.Reply(421, "4.3.0 stray") : null);
+        Inject();
+        var env = Pool((relay.Port, 1));
+        env["Mailman__Smtp__Relays__0__Connections"] = "8";
+        env["Mailman__Smtp__Pipelining"] = pipelining ? "true" : "false";
+        var line = DeliverOnce(env, members);
+        Assert.Contains($" {members} delivered, 0 deferred", line, StringComparison.Ordinal);
+        Assert.Equal(members, relay.Received.SelectMany(m => m.Recipients).Distinct().Count());
+        Assert.Contains($"Relay 127.0.0.1:{P(relay.Port)} is down", Logs(), StringComparison.Ordinal);
+    }
+
     // Review 32: a sole relay that answers 421 to every transaction was waited for once, but
     // only after every copy of the post had been tried within its first backoff. Once it has
     // refused more transactions than it has connections, the rest waits in retry.

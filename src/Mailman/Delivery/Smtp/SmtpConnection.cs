@@ -140,8 +140,9 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         var reason = result.Deferred.Count == 0 ? "connection lost before MAIL FROM"
             : result.Deferred[0].Status != 0 ? $"{result.Deferred[0].Status} {result.Deferred[0].Response}"
             : result.Deferred[0].Response;
+        var answered = result.Deferred.Count > 0 && result.Deferred[0].Status == 421;
         result.Clear();
-        throw new SmtpConnectException($"SMTP server {relay.Name} refused the transaction before MAIL FROM: {reason}", null);
+        throw new SmtpConnectException($"SMTP server {relay.Name} refused the transaction before MAIL FROM: {reason}", null) { Answered = answered };
     }
 
     // After Abort, true: what has no outcome yet is deferred (recorded; the entry goes back with
@@ -745,6 +746,13 @@ public sealed class SmtpConnectException(string message, Exception? inner) : Exc
 {
     /// <summary>The server answered the new connection with 421 before any transaction: it is up, but takes no more sessions from us now.</summary>
     public bool Busy { get; init; }
+
+    /// <summary>
+    /// The server took the session (greeting and EHLO answered) and answered our MAIL FROM with
+    /// 421: one stray refusal is waited for like a 421 in a session, not taken for a relay that
+    /// is gone (review 53: on the first transaction of a delivery it sent the rest to retry).
+    /// </summary>
+    public bool Answered { get; init; }
 }
 
 /// <summary>What became of each recipient of one or more transactions.</summary>
