@@ -213,8 +213,8 @@ public sealed class RelayPool
         if (first)
         {
             r.DownSince = now;
-            _log?.LogWarning("Relay {Relay} is down: {Error}; its copies go to the other relays, and it is tried again in {Backoff:F0}s with backoff",
-                r.Relay.Name, reason, r.Backoff.TotalSeconds);
+            _log?.LogWarning("Relay {Relay} is down: {Error}; {Where}, and it is tried again in {Backoff:F0}s with backoff",
+                r.Relay.Name, reason, Relays.Count > 1 ? "its copies go to the other relays" : "the copies wait for it (or in retry)", r.Backoff.TotalSeconds);
         }
         else
         {

@@ -9,7 +9,7 @@ public static class Secrets
     /// <exception cref="InvalidOperationException">Missing, unreadable, shared or empty; the message names the setting and the fix.</exception>
     public static string ReadPasswordFile(string path, string setting)
     {
-        if (!File.Exists(path))
+        if (!IsFile(path))
         {
             var why = Directory.Exists(path) ? "is a directory, not a file"
                 : new FileInfo(path).LinkTarget is { } target ? $"is a symbolic link to {target}, which cannot be read as a file"
@@ -48,7 +48,7 @@ public static class Secrets
         }
 
         var path = Path.Combine(dir, name);
-        if (!File.Exists(path))
+        if (!IsFile(path))
         {
             throw new InvalidOperationException($"configuration: {setting} {name}: no such credential in {dir}");
         }
@@ -82,6 +82,11 @@ public static class Secrets
 
         return password;
     }
+
+    // File.Exists is true for a symbolic link whose target is gone (review 53: the mode check
+    // then failed with "Could not find file", exit 73, naming no setting).
+    private static bool IsFile(string path)
+        => File.Exists(path) && (new FileInfo(path).LinkTarget is null || File.ResolveLinkTarget(path, returnFinalTarget: true) is { Exists: true });
 
     private static string Octal(UnixFileMode mode) => "0" + Convert.ToString((int)mode, 8);
 }

@@ -46,7 +46,7 @@ public sealed class RelayPoolTests
         }
 
         Assert.Single(_log.Lines, l => l.Level == LogLevel.Warning);
-        Assert.Contains("Relay 127.0.0.1:2525 is down: 421 4.3.2 busy", _log.Lines[0].Text, StringComparison.Ordinal);
+        Assert.Contains("Relay 127.0.0.1:2525 is down: 421 4.3.2 busy; its copies go to the other relays", _log.Lines[0].Text, StringComparison.Ordinal);
         var down = published[^1].Single(s => s.Relay == "127.0.0.1:2525");
         Assert.Equal(("down", "421 4.3.2 busy"), (down.State, down.LastError));
 
@@ -59,6 +59,11 @@ public sealed class RelayPoolTests
         _time.Advance(TimeSpan.FromSeconds(2));
         Assert.True(RelayPool.Usable(r, _time.GetTimestamp()));
         Assert.Equal(2, _log.Lines.Count(l => l.Level == LogLevel.Warning));
+
+        // A sole relay has no others to give its copies to (review 53: the line said it had).
+        var sole = new RelayPool([Relay.Plain("127.0.0.1", 2527)], _log, null, _time);
+        sole.MarkDown(sole.Relays[0], "421 4.3.2 busy", _time.GetTimestamp());
+        Assert.Contains("Relay 127.0.0.1:2527 is down: 421 4.3.2 busy; the copies wait for it (or in retry), and it is tried again in 2s", _log.Lines[^1].Text, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -95,6 +95,7 @@ public sealed class OutboundTests : IDisposable
     {
         { "Mailman__Smtp__Security", "startls", "Mailman:Smtp:Security must be none, starttls, opportunistic or tls (got 'startls')" },
         { "Mailman__Smtp__PasswordFile", "missing", "does not exist" },
+        { "Mailman__Smtp__PasswordFile", "dangling", "is a symbolic link to /nonexistent/pw, which cannot be read as a file" }, // exit 73, "Could not find file" (review 53)
         { "Mailman__Smtp__PasswordFile", "world-readable", "is readable by others (mode 0644): chmod 600" },
         { "Mailman__Smtp__PasswordFile", "fifo", "is not a regular file (a FIFO, a device?)" },            // serve waited for a writer for good (review 41)
         { "Mailman__Smtp__CaFile", "/dev/zero", "CaFile /dev/zero is not a regular file (a FIFO, a device?)" }, // read until memory ran out: exit 70
@@ -174,6 +175,12 @@ public sealed class OutboundTests : IDisposable
             else if (value == "missing")
             {
                 env[key] = Path.Combine(_instance.Home, "no-such-file");
+            }
+            else if (value == "dangling")
+            {
+                var link = Path.Combine(_instance.Home, "pw-link");
+                File.CreateSymbolicLink(link, "/nonexistent/pw");
+                env[key] = link;
             }
         }
 
