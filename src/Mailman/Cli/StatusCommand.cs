@@ -162,7 +162,7 @@ internal static class StatusCommand
         {
             var percent = progress.Total > 0 ? 100.0 * progress.Done / progress.Total : 100;
             sb.Append(CultureInfo.InvariantCulture,
-                $"delivering: {progress.MessageId} to {progress.List}: {progress.Done}/{progress.Total} ({percent:F0}%), {progress.Delivered} delivered, {progress.Deferred} deferred, {progress.Bounced} bounced, {progress.Rate:F0} msg/s, {(progress.Remaining is { } eta ? Age(eta.TotalSeconds) : "?")} left\n");
+                $"delivering: {progress.MessageId} to {progress.List}: {progress.Done}/{progress.Total} ({percent:F0}%) done; this run: {progress.Delivered} delivered, {progress.Deferred} deferred, {progress.Bounced} bounced, {progress.Rate:F0} msg/s, {(progress.Remaining is { } eta ? Age(eta.TotalSeconds) : "?")} left\n");
         }
 
         if (relays is not null)

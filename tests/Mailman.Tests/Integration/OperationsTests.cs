@@ -240,7 +240,7 @@ public sealed class OperationsTests : IDisposable
             return seen is not null || daemon.HasExited;
         }, TimeSpan.FromSeconds(120), "status to show the delivery");
         Assert.True(seen is not null, "the delivery finished before status saw it");
-        Assert.Matches(@"delivering: post1@example\.com to dev@example\.org: \d+/8000 \(\d+%\), \d+ delivered, 0 deferred, 0 bounced, \d+ msg/s, .+ left", seen);
+        Assert.Matches(@"delivering: post1@example\.com to dev@example\.org: \d+/8000 \(\d+%\) done; this run: \d+ delivered, 0 deferred, 0 bounced, \d+ msg/s, .+ left", seen);
         Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(120)));
 
         var watch = MailmanProcess.Run(_instance.Home, ["status", "--watch", "--interval", "0.1", "--iterations", "2"]);
