@@ -40,7 +40,7 @@ internal sealed class VerbServices : IDisposable
         Queues = new QueueSet(new FileSystem(), paths, time);
         Lists = new ListStoreFactory(paths);
         var notices = new NoticeSender(Queues, Lists, time, _factory.CreateLogger<NoticeSender>());
-        var moderators = new ModeratorNotices(Queues, notices, Options, time, _factory.CreateLogger<ModeratorNotices>());
+        var moderators = new ModeratorNotices(notices, Options, time, _factory.CreateLogger<ModeratorNotices>());
         Held = new HeldPosts(Queues, Lists, notices, moderators, new ConfirmationTokens(new SecretKey(paths)), time, _factory.CreateLogger<HeldPosts>());
     }
 

@@ -62,9 +62,9 @@ public sealed partial class ListStore
         var listId = ListId(list);
         var key = CounterKey(counter);
 
-        // A week is kept: the day may be a local one, behind or ahead of UTC's.
-        using var cleanup = Command("DELETE FROM autoresponses WHERE list_id = $list AND address_key = $key AND day < $old",
-            ("$list", listId), ("$key", key), ("$old", Day(day.AddDays(-7))));
+        // A week of the list's own counters is kept: the day may be a local one, behind or ahead of UTC's.
+        using var cleanup = Command("DELETE FROM autoresponses WHERE list_id = $list AND address_key LIKE '#%' AND day < $old",
+            ("$list", listId), ("$old", Day(day.AddDays(-7))));
         cleanup.ExecuteNonQuery();
         using var cmd = Command("""
             INSERT INTO autoresponses (list_id, address_key, day, count) VALUES ($list, $key, $day, 1)
@@ -82,6 +82,47 @@ public sealed partial class ListStore
         using var cmd = Command("UPDATE autoresponses SET count = count - 1 WHERE list_id = $list AND address_key = $key AND day = $day AND count > 0",
             ("$list", ListId(list)), ("$key", CounterKey(counter)), ("$day", Day(day)));
         cmd.ExecuteNonQuery();
+    }
+
+    /// <summary>
+    /// Counts <paramref name="item"/> once on a list's daily counter <paramref name="counter"/>:
+    /// the first time it takes the next number, atomically; asked again the same day (a run
+    /// repeated after a crash) it gets the number it took, so what was decided by it is decided
+    /// again the same way (review 54: a kill between counting and queueing counted twice, and
+    /// the note past the limit was never sent).
+    /// </summary>
+    public int CountDailyOnce(ListName list, string counter, string item, DateOnly day)
+    {
+        using var tx = Begin();
+        var listId = ListId(list);
+        var itemKey = CounterKey(counter + "/" + item);
+        using var find = Command("SELECT count FROM autoresponses WHERE list_id = $list AND address_key = $key AND day = $day",
+            ("$list", listId), ("$key", itemKey), ("$day", Day(day)));
+        if (find.ExecuteScalar() is long taken)
+        {
+            return (int)taken;
+        }
+
+        var count = CountDaily(list, counter, day);
+        using var mark = Command("INSERT INTO autoresponses (list_id, address_key, day, count) VALUES ($list, $key, $day, $count)",
+            ("$list", listId), ("$key", itemKey), ("$day", Day(day)), ("$count", count));
+        mark.ExecuteNonQuery();
+        tx.Commit();
+        return count;
+    }
+
+    /// <summary>Takes back <see cref="CountDailyOnce"/>: what it counted could not be queued.</summary>
+    public void UncountDailyOnce(ListName list, string counter, string item, DateOnly day)
+    {
+        using var tx = Begin();
+        using var cmd = Command("DELETE FROM autoresponses WHERE list_id = $list AND address_key = $key AND day = $day",
+            ("$list", ListId(list)), ("$key", CounterKey(counter + "/" + item)), ("$day", Day(day)));
+        if (cmd.ExecuteNonQuery() > 0)
+        {
+            UncountDaily(list, counter, day);
+        }
+
+        tx.Commit();
     }
 
     /// <summary>A list's own daily counter <paramref name="counter"/> on <paramref name="day"/> (0: nothing counted).</summary>

@@ -31,22 +31,22 @@ public sealed record Member(string Address, string DisplayName, bool DeliveryEna
         return new Member(mailbox.Address, Sanitize(mailbox.Name ?? ""));
     }
 
-    /// <summary>Replaces control characters (CR, LF, TAB, NUL, ...) with spaces and trims; caps the length.</summary>
-    public static string Sanitize(string name)
-    {
-        if (name.Length > 200)
-        {
-            name = name[..200];
-        }
+    /// <summary>Replaces control characters (CR, LF, TAB, NUL, NEL, ...) and Unicode's line and paragraph separators with spaces and trims; caps the length.</summary>
+    public static string Sanitize(string name) => OneLine(name.Length > 200 ? name[..200] : name);
 
-        return string.Create(name.Length, name, static (span, src) =>
+    /// <summary>
+    /// <paramref name="text"/> on one line: every character that .NET or a mail reader takes for
+    /// a line break or another control (CR, LF, NEL, U+2028, U+2029, ...) a space; trimmed
+    /// (review 54: a held post's Subject with U+2028 wrote its own lines into a notice's body).
+    /// </summary>
+    public static string OneLine(string text)
+        => string.Create(text.Length, text, static (span, src) =>
         {
             for (var i = 0; i < src.Length; i++)
             {
-                span[i] = char.IsControl(src[i]) ? ' ' : src[i];
+                span[i] = char.IsControl(src[i]) || src[i] is '\u2028' or '\u2029' ? ' ' : src[i];
             }
         }).Trim();
-    }
 
     /// <summary>One address as members have them: a local part, '@', a domain; no control characters, blanks or list punctuation; at most 254 characters.</summary>
     public static bool IsPlainAddress(string address)

@@ -52,7 +52,7 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
     {
         var now = time.GetUtcNow();
         var held = metadata.Clone();
-        held.HoldReasons = hits.Select(h => Bound(h.ToString(), 1000)).ToList();
+        held.HoldReasons = hits.Select(h => Bound(Member.OneLine(h.ToString()), 1000)).ToList(); // one line each: the notices join them line by line
         held.HeldAt = now;
         held.Error = Bound(string.Join("; ", held.HoldReasons), 2000);
         held.Approved = false;

@@ -66,6 +66,9 @@ public sealed class ModerationSweep(QueueSet queues, ListStoreFactory lists, Hel
         var expired = Expire();
         summary.SendDue();
         Interlocked.Exchange(ref _nextSummary, summary.NextAfter(time.GetUtcNow()).UtcTicks);
+
+        // Only now: `serve --exit-when-idle` waits for the first sweep, and its summaries are in
+        // out before it looks again (review 54: it exited with them queued).
         _swept = true;
         return expired;
     }
@@ -116,7 +119,6 @@ public sealed class ModerationSweep(QueueSet queues, ListStoreFactory lists, Hel
         }
 
         Interlocked.Exchange(ref _nextDue, next.UtcTicks);
-        _swept = true;
         return expired;
     }
 }

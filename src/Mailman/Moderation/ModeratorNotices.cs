@@ -8,12 +8,11 @@
 using Mailman.Instance;
 using Mailman.Lists;
 using Mailman.Notices;
-using Mailman.Queues;
 using Microsoft.Extensions.Logging;
 
 namespace Mailman.Moderation;
 
-public sealed class ModeratorNotices(QueueSet queues, NoticeSender notices, MailmanOptions options, TimeProvider time, ILogger<ModeratorNotices> logger)
+public sealed class ModeratorNotices(NoticeSender notices, MailmanOptions options, TimeProvider time, ILogger<ModeratorNotices> logger)
 {
     /// <summary>The list's daily counter of the items told one by one.</summary>
     public const string Counter = "moderator-notices";
@@ -37,10 +36,12 @@ public sealed class ModeratorNotices(QueueSet queues, NoticeSender notices, Mail
     }
 
     /// <summary>
-    /// Tells each of <paramref name="moderators"/> of one new item (<paramref name="what"/>, for
-    /// the log) with the notice <paramref name="make"/> writes for them, named by
-    /// <paramref name="triggerEntry"/> and the purpose it gives; within the list's daily limit.
-    /// Repeated after a crash, it finds its notices queued and does not count the item again.
+    /// Tells each of <paramref name="moderators"/> of one new item (<paramref name="what"/>: for
+    /// the log, and with <paramref name="triggerEntry"/> what names the item) with the notice
+    /// <paramref name="make"/> writes for them, named by <paramref name="triggerEntry"/> and the
+    /// purpose it gives; within the list's daily limit. The item takes its number in the day's
+    /// count once: repeated after a crash, it is decided as it was, and only what was not queued
+    /// yet is sent.
     /// </summary>
     /// <returns>True when they were told one by one; false past the limit.</returns>
     /// <exception cref="IOException">The out queue cannot be written: the item is not counted.</exception>
@@ -51,16 +52,15 @@ public sealed class ModeratorNotices(QueueSet queues, NoticeSender notices, Mail
             return true;
         }
 
-        var made = moderators.Select(make).ToList();
         var limit = list.MaxModeratorNoticesPerDay;
-        var replay = made.Exists(m => queues[QueueSet.Out].Holds(Switchboard.DerivedName(triggerEntry, m.Purpose)));
         var day = DateOnly.FromDateTime(time.GetUtcNow().UtcDateTime);
-        var count = limit > 0 && !replay ? store.CountDaily(list.Name, Counter, day) : 0;
+        var item = triggerEntry + " " + what;
+        var number = limit > 0 ? store.CountDailyOnce(list.Name, Counter, item, day) : 0;
         try
         {
-            if (count <= limit || limit == 0)
+            if (number <= limit || limit == 0)
             {
-                foreach (var (notice, purpose) in made)
+                foreach (var (notice, purpose) in moderators.Select(make))
                 {
                     notices.Send(notice, triggerEntry, purpose);
                 }
@@ -70,7 +70,7 @@ public sealed class ModeratorNotices(QueueSet queues, NoticeSender notices, Mail
 
             logger.LogWarning("The moderators of {ListId} are not told of {What} on its own: {Limit} items were told today (max_moderator_notices_per_day); {Rest}",
                 list.Name.Fqdn, what, limit, Rest);
-            if (count == limit + 1)
+            if (number == limit + 1)
             {
                 foreach (var moderator in moderators)
                 {
@@ -89,15 +89,18 @@ public sealed class ModeratorNotices(QueueSet queues, NoticeSender notices, Mail
 
             return false;
         }
-        catch (Exception) when (count > 0)
+        catch (Exception) when (number > 0)
         {
-            store.UncountDaily(list.Name, Counter, day);
+            store.UncountDailyOnce(list.Name, Counter, item, day);
             throw;
         }
     }
 
+    /// <summary>When the next daily summary falls due after <paramref name="now"/>; MaxValue when there is none.</summary>
+    public DateTimeOffset NextSummaryAfter(DateTimeOffset now) => ModeratorSummary.NextAfter(options.Moderation.SummaryHour, time.LocalTimeZone, now);
+
     // Where the rest is to be seen.
     private string Rest => options.Moderation.SummaryHour >= 0
-        ? $"the daily summary at {options.Moderation.SummaryHour:00}:00 lists everything that waits; `mailman held list` and `mailman pending list` show it now"
+        ? $"the daily summary at {options.Moderation.SummaryHour:00}:00 names what waits (the first {ModeratorSummary.MaxItems} of each kind); `mailman held list` and `mailman pending list` on the server show all of it now"
         : "`mailman held list` and `mailman pending list` on the server show what waits";
 }

@@ -29,16 +29,19 @@ public sealed class ModeratorSummary(
     public const int MaxItems = 100;
 
     /// <summary>When the next summary falls due after <paramref name="now"/>; MaxValue when there is none.</summary>
-    public DateTimeOffset NextAfter(DateTimeOffset now)
+    public DateTimeOffset NextAfter(DateTimeOffset now) => NextAfter(options.Moderation.SummaryHour, time.LocalTimeZone, now);
+
+    /// <summary>When the summary at <paramref name="hour"/> (-1: none) in <paramref name="zone"/> next falls due after <paramref name="now"/>.</summary>
+    public static DateTimeOffset NextAfter(int hour, TimeZoneInfo zone, DateTimeOffset now)
     {
-        if (options.Moderation.SummaryHour < 0)
+        if (hour < 0)
         {
             return DateTimeOffset.MaxValue;
         }
 
-        var today = DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(now, time.LocalTimeZone).DateTime);
-        var at = ScheduledAt(today);
-        return at > now ? at : ScheduledAt(today.AddDays(1));
+        var today = DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(now, zone).DateTime);
+        var at = ScheduledAt(hour, zone, today);
+        return at > now ? at : ScheduledAt(hour, zone, today.AddDays(1));
     }
 
     /// <summary>Sends today's summaries if they are due and not sent yet.</summary>
@@ -53,7 +56,7 @@ public sealed class ModeratorSummary(
 
         var now = time.GetUtcNow();
         var today = DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(now, time.LocalTimeZone).DateTime);
-        var scheduled = ScheduledAt(today);
+        var scheduled = ScheduledAt(options.Moderation.SummaryHour, time.LocalTimeZone, today);
         if (scheduled > now)
         {
             return 0;
@@ -69,7 +72,7 @@ public sealed class ModeratorSummary(
                 continue;
             }
 
-            posts ??= held.List().Where(p => !p.Claimed).ToLookup(p => p.List, StringComparer.OrdinalIgnoreCase);
+            posts ??= held.List().ToLookup(p => p.List, StringComparer.OrdinalIgnoreCase);
             var waitingPosts = posts[list.Name.Fqdn].Where(p => p.HeldAt < scheduled).ToList();
             var joins = store.PendingRequests(list.Name).Where(p => p.Kind == PendingKind.ModerateSubscription && p.Created < scheduled && p.Expires > now).ToList();
             if (waitingPosts.Count + joins.Count > 0 && Send(store, list, today, scheduled, now, waitingPosts, joins))
@@ -110,7 +113,7 @@ public sealed class ModeratorSummary(
         }
 
         logger.LogInformation("Summary of {Day}: {Posts} held posts and {Joins} subscription requests of {ListId} told to {People} owners and moderators",
-            day, posts.Count, joins.Count, list.Name.Fqdn, people.Count);
+            day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), posts.Count, joins.Count, list.Name.Fqdn, people.Count);
         return true;
     }
 
@@ -130,6 +133,11 @@ public sealed class ModeratorSummary(
                 }
 
                 text.Append(CultureInfo.InvariantCulture, $"  Decide:  {HeldPosts.ConfirmAddress(list.Name, token)}\n           mailman held approve|reject|discard {post.Id}\n");
+                if (post.Claimed)
+                {
+                    // A `held` verb killed mid-way, say: the daemon's next start puts it back.
+                    text.Append("  (being acted on now, or left so by an action cut short: `mailman held list` on the server)\n");
+                }
             }
 
             More(text, posts.Count, "mailman held list " + list.Name.Fqdn);
@@ -168,16 +176,15 @@ public sealed class ModeratorSummary(
     }
 
     // The summary's hour on the day, local time (an hour skipped by a clock change: the next).
-    private DateTimeOffset ScheduledAt(DateOnly day)
+    private static DateTimeOffset ScheduledAt(int hour, TimeZoneInfo zone, DateOnly day)
     {
-        var tz = time.LocalTimeZone;
-        var local = day.ToDateTime(new TimeOnly(options.Moderation.SummaryHour, 0));
-        if (tz.IsInvalidTime(local))
+        var local = day.ToDateTime(new TimeOnly(hour, 0));
+        if (zone.IsInvalidTime(local))
         {
             local = local.AddHours(1);
         }
 
-        return new DateTimeOffset(local, tz.GetUtcOffset(local));
+        return new DateTimeOffset(local, zone.GetUtcOffset(local));
     }
 
     // The name the day's notices of a list derive from: shaped as an entry name (its time, then

@@ -73,7 +73,10 @@ public sealed class NoticeSender(QueueSet queues, ListStoreFactory lists, TimePr
         var list = notice.List;
         var template = NoticeTemplates.For(list, notice.Template);
         var listValues = Template.ListValues(list);
-        string? Lookup(string name) => notice.Values.TryGetValue(name, out var v) ? v
+        // A value is one line unless it is one of the texts the server composes line by line
+        // (whose parts from mail are made one line each where they are composed): a Subject or
+        // an address from mail never writes lines of its own into the body.
+        string? Lookup(string name) => notice.Values.TryGetValue(name, out var v) ? (MultiLine.Contains(name) ? v : Member.OneLine(v))
             : name switch
             {
                 "user_email" or "user_address" or "member" => notice.To,
@@ -188,6 +191,9 @@ public sealed class NoticeSender(QueueSet queues, ListStoreFactory lists, TimePr
         countedOn = notice.List.MaxAutoresponsesPerDay > 0 ? today : null;
         return null;
     }
+
+    // Values the server writes as several lines: the rules that held a post, a command's results, the summary's items.
+    private static readonly HashSet<string> MultiLine = new(StringComparer.Ordinal) { "reason", "requests" };
 
     private static string DisplayName(MailingList list) => string.IsNullOrEmpty(list.DisplayName) ? list.Name.LocalPart : list.DisplayName;
 

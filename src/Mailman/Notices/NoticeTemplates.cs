@@ -199,9 +199,9 @@ public static class NoticeTemplates
             list that asks new subscribers to confirm first (subscription_policy
             confirm_then_moderate) keeps forged requests from you.
             """),
-        new(ModeratorSummary, "$count requests await the moderators of $listname", """
-            $count requests await the moderators of the "$display_name" mailing list
-            ($listname).
+        new(ModeratorSummary, "Waiting for the moderators of $listname: $count", """
+            Requests waiting for the moderators of the "$display_name" mailing list
+            ($listname): $count.
 
             $requests
 

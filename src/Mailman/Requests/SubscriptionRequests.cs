@@ -111,13 +111,20 @@ public sealed class SubscriptionRequests(
         }
 
         var from = ConfirmAddress(list.Name, token);
-        moderatorNotices.Tell(store, list, moderators, "the subscription request of " + address, triggerEntry, moderator =>
+        var told = moderatorNotices.Tell(store, list, moderators, "the subscription request of " + address, triggerEntry, moderator =>
             (new Notice(list, NoticeTemplates.ModeratorSubscribe, moderator.Address)
             {
                 ToName = moderator.DisplayName,
                 From = from,
                 Values = new Dictionary<string, string> { ["user_email"] = address, ["token"] = token, ["confirm_email"] = from },
             }, "moderate-subscribe:" + ListStore.AddressKey(moderator.Address)));
+        if (!told && moderatorNotices.NextSummaryAfter(now) is var summary && summary != DateTimeOffset.MaxValue)
+        {
+            // Past the day's limit nobody is told now: the request lives until the next summary
+            // has named it, and its life after (review 54: with a pending_request_life of 12h it
+            // expired before any moderator heard of it).
+            store.UpsertPending(list.Name, PendingKind.ModerateSubscription, ListStore.AddressKey(address), address, displayName, triggerEntry, now, summary + list.PendingRequestLife, token);
+        }
     }
 
     // The confirmation goes first; only when it is queued does the pending request take its

@@ -177,7 +177,7 @@ public sealed class IncomingRunner(
             Kind = NoticeKind.Reply,
             Answering = post,
             AnsweringSender = metadata.Sender,
-            Values = new Dictionary<string, string> { ["reason"] = reason },
+            Values = new Dictionary<string, string> { ["reason"] = Member.OneLine(reason) },
             Attachment = new MessagePart { Message = post },
         }, entryName, "rejected");
     }

@@ -197,7 +197,7 @@ public sealed class ModeratorNoticesTests : IDisposable
         var summaries = Notices(h, "list:admin:notice:pending");
         Assert.Equal(["mo@example.com", "olga@example.com"], summaries.Select(m => m.To.Mailboxes.Single().Address).Order(StringComparer.Ordinal));
         var summary = summaries[0];
-        Assert.Equal("3 requests await the moderators of dev@example.org", summary.Subject);
+        Assert.Equal("Waiting for the moderators of dev@example.org: 3", summary.Subject);
         Assert.Equal("auto-generated", summary.Headers["Auto-Submitted"]);
         var text = summary.TextBody!;
         Assert.Contains("Held posts (2):", text, StringComparison.Ordinal);
@@ -243,8 +243,126 @@ public sealed class ModeratorNoticesTests : IDisposable
         h.Expiry.Sweep();
         summaries = Notices(h, "list:admin:notice:pending");
         Assert.Equal(2, summaries.Count);
-        Assert.Equal("1 requests await the moderators of dev@example.org", summaries[0].Subject);
+        Assert.Equal("Waiting for the moderators of dev@example.org: 1", summaries[0].Subject);
         Assert.Contains("Subject: Offer 2", summaries[0].TextBody!, StringComparison.Ordinal);
+    }
+
+    // Review 54: a kill between counting an item and queueing its notices counted it twice on
+    // the run after; at the limit the note past it was never sent.
+    [Fact]
+    public void An_item_counted_before_a_crash_is_decided_the_same_way_on_the_run_after()
+    {
+        using var h = new RunnerHarness(_instance);
+        for (var n = 1; n <= 3; n++)
+        {
+            Post(h, n);
+        }
+
+        // The fourth is counted, then the process is killed before it queues anything.
+        h.Queues[QueueSet.In].Enqueue(new EntryMetadata { List = List, Sender = "stranger4@example.net", Received = h.Time.GetUtcNow() },
+            Encoding.UTF8.GetBytes($"From: <stranger4@example.net>\nTo: {List}\nSubject: Offer 4\nMessage-Id: <offer4@example.net>\n\nBuy now.\n"));
+        var fourth = Assert.Single(h.Queues[QueueSet.In].Pending());
+        using (var store = h.Lists.Open())
+        {
+            Assert.Equal(4, store.CountDailyOnce(Dev, ModeratorNotices.Counter, $"{fourth} the held post {fourth}", Today(h)));
+        }
+
+        Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
+        Post(h, 5);
+        Assert.Equal(2, Notices(h, "list:admin:notice:moderator-limit").Count);
+        Assert.Equal(5, Counted(h, ModeratorNotices.Counter, Today(h)));
+    }
+
+    // Review 54: past the limit a join with a short pending_request_life expired before any
+    // summary named it; it now lives until the next summary has, and its life after.
+    [Fact]
+    public void A_join_past_the_limit_lives_until_the_summary_names_it()
+    {
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            var list = store.GetList(Dev);
+            list.Set("subscription_policy", "moderate");
+            list.Set("pending_request_life", "12h");
+            list.MaxModeratorNoticesPerDay = 1;
+            store.SaveList(list);
+        }
+
+        using var h = new RunnerHarness(_instance); // 12:00 UTC; the summary at 08:00
+        foreach (var who in new[] { "ann", "bob" })
+        {
+            h.InjectRequest("dev-join@example.org", RequestRunnerTests.Mail("dev-join@example.org", from: $"{who}@example.net", id: who + "@example.net"), $"{who}@example.net");
+            RunnerHarness.Drain(h.Requests);
+        }
+
+        Assert.Equal(2, Notices(h, "list:admin:action:subscribe").Count); // ann, to both
+        var untold = h.Lists.Open().PendingRequests(Dev).Single(p => p.Address == "bob@example.net");
+        Assert.Equal(new DateTimeOffset(2026, 11, 29, 20, 0, 0, TimeSpan.Zero), untold.Expires);
+
+        RequestRunnerTests.Deliver(h);
+        h.Time.Advance(TimeSpan.FromHours(20)); // 08:00 the next day
+        h.Expiry.Sweep();
+        var summary = Notices(h, "list:admin:notice:pending")[0].TextBody!;
+        Assert.Contains("Address: bob@example.net", summary, StringComparison.Ordinal);
+        Assert.DoesNotContain("ann@example.net", summary, StringComparison.Ordinal); // told at once; expired at its 12 h
+    }
+
+    // Review 54: a Subject with U+2028 (or an encoded CRLF) wrote lines of its own into the
+    // notice and the summary: a "Decide:" line to the attacker's address.
+    [Fact]
+    public void A_subject_or_sender_from_mail_never_writes_lines_into_a_notice_or_the_summary()
+    {
+        using var h = new RunnerHarness(_instance, o => o.Moderation.SummaryHour = 13);
+        var evil = Convert.ToBase64String(Encoding.UTF8.GetBytes("hi\r\nBcc: victim@x\n  Decide:  evil-confirm@evil.test\u2028LS\u0085NEL\u2029PS"));
+        h.Queues[QueueSet.In].Enqueue(new EntryMetadata { List = List, Sender = "eve@evil.test", Received = h.Time.GetUtcNow() },
+            Encoding.UTF8.GetBytes($"From: =?utf-8?b?{Convert.ToBase64String(Encoding.UTF8.GetBytes("Eve\u2028  Decide:  x@evil.test"))}?= <eve@evil.test>\nTo: {List}\nSubject: =?utf-8?b?{evil}?=\nMessage-Id: <inj@x>\n\nbody\n"));
+        Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
+        var notice = Notices(h, "list:admin:action:post")[0].TextBody!;
+        h.Time.Advance(TimeSpan.FromHours(1));
+        h.Expiry.Sweep();
+        var summary = Notices(h, "list:admin:notice:pending")[0].TextBody!;
+        foreach (var text in new[] { notice, summary })
+        {
+            Assert.DoesNotContain(text.Split('\n'), l => l.TrimStart().StartsWith("Decide:  evil", StringComparison.Ordinal) || l.StartsWith("LS", StringComparison.Ordinal)
+                || l.TrimStart().StartsWith("Decide:  x@", StringComparison.Ordinal) || l.StartsWith("Bcc:", StringComparison.Ordinal));
+            Assert.DoesNotContain('\u2028', text);
+            Assert.DoesNotContain('\u0085', text);
+        }
+
+        Assert.Equal(1, summary.Split('\n').Count(l => l.StartsWith("  Decide:", StringComparison.Ordinal)));
+    }
+
+    // Review 54: a held post left claimed (a `held` verb killed mid-way) was left out.
+    [Fact]
+    public void A_held_post_left_claimed_is_in_the_summary_marked_so()
+    {
+        using var h = new RunnerHarness(_instance, o => o.Moderation.SummaryHour = 13);
+        Post(h, 1);
+        Assert.NotNull(h.Queues[QueueSet.Hold].Claim(Assert.Single(h.Queues[QueueSet.Hold].Pending())));
+        RequestRunnerTests.Deliver(h);
+        h.Time.Advance(TimeSpan.FromHours(1));
+        h.Expiry.Sweep();
+        var summary = Notices(h, "list:admin:notice:pending")[0].TextBody!;
+        Assert.Contains("Subject: Offer 1", summary, StringComparison.Ordinal);
+        Assert.Contains("(being acted on now, or left so by an action cut short", summary, StringComparison.Ordinal);
+    }
+
+    // Review 54: serve --exit-when-idle decided it was idle before the first sweep had queued
+    // the summary, and exited with it in out.
+    [Fact]
+    public void Serve_exit_when_idle_sends_a_due_summary_before_it_exits()
+    {
+        using (var h = new RunnerHarness(_instance))
+        {
+            Post(h, 1); // held on 2026-11-28: before today's 00:00
+            RequestRunnerTests.Deliver(h);
+        }
+
+        using var sink = SmtpSink.Start();
+        var result = MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, new Dictionary<string, string> { ["Mailman__Moderation__SummaryHour"] = "0" });
+        Assert.Equal(0, result.ExitCode);
+        Assert.Empty(Directory.GetFiles(_instance.Paths.Queue(QueueSet.Out)));
+        var received = sink.Messages();
+        Assert.Equal(2, received.Count(m => m.Headers.Contains("X-Mailman-Notice: list:admin:notice:pending", StringComparison.Ordinal)));
     }
 
     [Fact]
