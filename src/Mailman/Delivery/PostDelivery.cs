@@ -141,6 +141,9 @@ public sealed record Chunk(long Index, List<Recipient[]> Transactions, Destinati
 {
     /// <summary>Transactions done in this run before the chunk was handed back (recorded, or not recorded when checkpoints are off).</summary>
     internal int Start { get; set; }
+
+    /// <summary>Under the gate: how many times another worker took it over while the one holding it was still opening its connection, before anything of it was sent.</summary>
+    internal int Generation { get; set; }
 }
 
 public sealed class PostDelivery
@@ -219,6 +222,11 @@ public sealed class PostDelivery
         var pausedWorkers = 0;
         var inFlight = 0;
         var connections = new List<SmtpConnection>();
+        // Under the gate: chunks whose worker is opening its connection, and the connections
+        // still opening whose chunk another worker took over (cut when the delivery ends).
+        var opening = new List<(Chunk Chunk, int Generation, long Since, SmtpConnection Connection)>();
+        var abandoned = new List<SmtpConnection>();
+        var over = 0;
         var groups = Groups(recipients, size, personalized, grouping ?? Grouping, progress, perTransaction);
         var nextGroup = 0;
         var yielded = 0;
@@ -363,6 +371,15 @@ public sealed class PostDelivery
                         return null; // every chunk is done
                     }
 
+                    // Nothing to take: a chunk whose worker has been opening its connection for
+                    // StallAfter (a relay that took the connection and never greets) is taken
+                    // over; nothing of it was sent. Review 53: a silent relay in the pool held
+                    // its workers' chunks, and so every post, for Smtp:TimeoutSeconds.
+                    if (!pending && TakeOver(r, now) is { } taken)
+                    {
+                        return taken;
+                    }
+
                     // Only paced destinations' chunks are left, and only theirs are in flight: past
                     // the slice, another post may go first.
                     if (!share && paced is not null && inFlight == pacedHolders && YieldNow(paced))
@@ -373,6 +390,27 @@ public sealed class PostDelivery
                     Monitor.Wait(gate, 50);
                 }
             }
+        }
+
+        // Under the gate: a chunk another worker has been opening a connection for since
+        // StallAfter, for worker of relay r to send instead (it is in flight still: the count
+        // of its group's holders stays; the relays' shares move).
+        Chunk? TakeOver(RelayState r, long now)
+        {
+            var stall = (long)(RelayPool.StallAfter.TotalSeconds * clock.TimestampFrequency);
+            var i = opening.FindIndex(o => now - o.Since > stall);
+            if (i < 0)
+            {
+                return null;
+            }
+
+            var (chunk, _, _, connection) = opening[i];
+            opening.RemoveAt(i);
+            abandoned.Add(connection);
+            chunk.Generation++;
+            r.Taken++;
+            r.Busy++;
+            return chunk;
         }
 
         var workers = new List<Thread>();
@@ -440,6 +478,44 @@ public sealed class PostDelivery
             var retire = false;
             var busyRefusals = 0; // 421s to this worker's new connections in a row while others were open
             var hadSession = false;
+
+            // A connection of this worker refused before any transaction was sent on it: the
+            // relay is down, or at its limit of connections from us (then this worker pauses
+            // once, or retires).
+            void Refused(SmtpConnectException e, ref bool pause)
+            {
+                lock (gate)
+                {
+                    // A 421 while another of ours is still connecting to this relay:
+                    // whether that one gets in tells a limit from a relay that is down.
+                    while (e.Busy && relay.Open == 0 && relay.Connecting > 0 && !Stopping())
+                    {
+                        Monitor.Wait(gate, 100);
+                    }
+
+                    if (stop.IsCancellationRequested)
+                    {
+                        // Cut by the shutdown (Abort): the relay said nothing.
+                    }
+                    else if (!RelayPool.AtLimit(relay, e.Busy))
+                    {
+                        Pool.MarkDown(relay, e.Message, clock.GetTimestamp(), answered: e.Answered);
+                    }
+                    else if (hadSession && ++busyRefusals < 2)
+                    {
+                        // A reconnect (after MaxSessionsPerConnection, or a connection
+                        // the server closed) may meet its own last session not yet
+                        // counted out by the server: pause, then try once more. A
+                        // worker that never got in retires at once.
+                        pause = true;
+                    }
+                    else
+                    {
+                        Pool.Retire(relay, e.Message, clock.GetTimestamp());
+                        retire = true;
+                    }
+                }
+            }
             while (!retire && Next(relay) is { } chunk)
             {
                 var pause = false;
@@ -504,7 +580,71 @@ public sealed class PostDelivery
                 }
 
                 var t = done;
-                for (; t < transactions.Count; t++)
+                var skip = false;
+                if (!connection.IsOpen && !Stopping())
+                {
+                    // Opened before any transaction, where another worker may take the chunk
+                    // over if it takes too long (TakeOver): nothing of it is sent yet.
+                    int generation;
+                    lock (gate)
+                    {
+                        generation = chunk.Generation;
+                        opening.Add((chunk, generation, clock.GetTimestamp(), connection));
+                    }
+
+                    SmtpConnectException? refused = null;
+                    try
+                    {
+                        connection.Open();
+                    }
+                    catch (SmtpConnectException e)
+                    {
+                        refused = e;
+                    }
+
+                    bool takenOver;
+                    lock (gate)
+                    {
+                        takenOver = chunk.Generation != generation;
+                        if (takenOver)
+                        {
+                            // The other worker has it now: this one only leaves it.
+                            abandoned.Remove(connection);
+                            relay.Busy--;
+                            Monitor.PulseAll(gate);
+                        }
+                        else
+                        {
+                            opening.RemoveAll(o => ReferenceEquals(o.Connection, connection));
+                        }
+                    }
+
+                    if (takenOver)
+                    {
+                        // Cut because the delivery ended without it: the relay said nothing.
+                        if (refused is not null && Volatile.Read(ref over) == 0)
+                        {
+                            Refused(refused, ref pause);
+                        }
+
+                        if (pause)
+                        {
+                            stop.WaitHandle.WaitOne(TimeSpan.FromSeconds(1));
+                        }
+
+                        continue;
+                    }
+
+                    if (refused is not null)
+                    {
+                        // As at the first transaction: the chunk goes to another worker.
+                        Refused(refused, ref pause);
+                        handBack = true;
+                        skip = true;
+                    }
+                }
+
+                for (; !skip && t < transactions.Count; t++)
                 {
                     if (Stopping())
                     {
@@ -625,37 +765,7 @@ public sealed class PostDelivery
                         // every relay is down).
                         Pacer.Done(destination, 0, false);
                         Settle();
-                        lock (gate)
-                        {
-                            // A 421 while another of ours is still connecting to this relay:
-                            // whether that one gets in tells a limit from a relay that is down.
-                            while (e.Busy && relay.Open == 0 && relay.Connecting > 0 && !Stopping())
-                            {
-                                Monitor.Wait(gate, 100);
-                            }
-
-                            if (stop.IsCancellationRequested)
-                            {
-                                // Cut by the shutdown (Abort): the relay said nothing.
-                            }
-                            else if (!RelayPool.AtLimit(relay, e.Busy))
-                            {
-                                Pool.MarkDown(relay, e.Message, clock.GetTimestamp(), answered: e.Answered);
-                            }
-                            else if (hadSession && ++busyRefusals < 2)
-                            {
-                                // A reconnect (after MaxSessionsPerConnection, or a connection
-                                // the server closed) may meet its own last session not yet
-                                // counted out by the server: pause, then try once more. A
-                                // worker that never got in retires at once.
-                                pause = true;
-                            }
-                            else
-                            {
-                                Pool.Retire(relay, e.Message, clock.GetTimestamp());
-                                retire = true;
-                            }
-                        }
+                        Refused(e, ref pause);
 
                         handBack = true;
                         break;
@@ -825,7 +935,24 @@ public sealed class PostDelivery
 
         foreach (var w in workers)
         {
-            w.Join();
+            while (!w.Join(100))
+            {
+                // The connections still opening whose chunks others took over hold nothing:
+                // once the delivery is over they are cut, not waited for.
+                lock (gate)
+                {
+                    if (abandoned.Count > 0 && (Stopping() || (inFlight == 0 && groups.TrueForAll(g => g.Returned.Count == 0 && !g.Prefetch()))))
+                    {
+                        Volatile.Write(ref over, 1);
+                        foreach (var c in abandoned)
+                        {
+                            c.Abort();
+                        }
+
+                        abandoned.Clear();
+                    }
+                }
+            }
         }
 
         lock (gate)

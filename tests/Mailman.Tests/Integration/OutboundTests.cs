@@ -371,6 +371,30 @@ public sealed class OutboundTests : IDisposable
         Assert.InRange(got.Count, members - (2 * Chunk), members);
     }
 
+    // Review 53: a relay that takes connections and never greets held the chunks its workers had
+    // taken until Smtp:TimeoutSeconds, and with them every post. Another worker takes a chunk
+    // over once its worker has been opening its connection for 2 s (nothing of it was sent), and
+    // the delivery ends without waiting for the connections still opening.
+    [Fact]
+    public void A_relay_that_never_greets_holds_no_chunk_and_no_post()
+    {
+        const int members = 400;
+        CreateList(TempInstance.NumberedMembers(members));
+        using var silent = RawSmtpServer.Silent();
+        using var taking = SmtpSink.Start();
+        Inject();
+        var env = Pool((silent.Port, 1), (taking.Port, 1));
+        env["Mailman__Smtp__TimeoutSeconds"] = "40";
+        var line = DeliverOnce(env, members);
+        Assert.Contains($" {members} delivered, 0 deferred", line, StringComparison.Ordinal);
+        Assert.Equal(members, Copies(taking).ToHashSet().Count);
+        Assert.Equal(members, Copies(taking).Count);
+
+        // Ended while the silent relay's connections were still waiting for its greeting: they
+        // were cut, not counted against it.
+        Assert.DoesNotContain("sent no greeting", Logs(), StringComparison.Ordinal);
+    }
+
     private HashSet<string> QueuedRecipients(string queue)
     {
         var q = new Mailman.Queues.Switchboard(new System.IO.Abstractions.FileSystem(), _instance.QueueDir(queue), queue, TimeProvider.System);

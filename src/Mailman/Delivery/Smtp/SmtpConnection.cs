@@ -110,6 +110,19 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         }
     }
 
+    /// <summary>A session is open (it may still be replaced before the next transaction: after MaxSessionsPerConnection, or one the server closed).</summary>
+    public bool IsOpen => _client is { IsConnected: true };
+
+    /// <summary>Opens the session (connect, greeting, EHLO, STARTTLS, AUTH) unless one is open.</summary>
+    /// <exception cref="SmtpConnectException">The server could not be reached, or refused or failed the session.</exception>
+    public void Open()
+    {
+        if (!IsOpen)
+        {
+            EnsureConnected();
+        }
+    }
+
     /// <summary>Sends one transaction; never throws for SMTP or network failures, it classifies them.</summary>
     /// <exception cref="SmtpConnectException">The server could not be reached at all.</exception>
     public void Send(MimeMessage carrier, string sender, IReadOnlyList<Recipient> recipients, TransactionResult result)
@@ -117,7 +130,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         // A reused connection the server closed since (after its last reply, or with a 421)
         // fails before MAIL FROM is answered, when nothing of the copy has been sent: open a new
         // one and try once more at once, instead of deferring the copy for an hour.
-        var reused = _client is { IsConnected: true };
+        var reused = _client is { IsConnected: true } && _sent > 0; // one opened by Open() for this transaction is fresh
 
         // Cut by a stopping daemon: never a new connection (it would stall again with no one
         // left to cut it, past the stop timeout).
