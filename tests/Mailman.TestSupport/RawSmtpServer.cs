@@ -21,10 +21,12 @@ public sealed class RawSmtpServer : IDisposable
     private readonly bool _silent;
     private readonly string? _trickle;
     private readonly TimeSpan _trickleEvery;
+    private readonly TimeSpan _greetAfter;
     private int _accepted;
 
-    private RawSmtpServer(bool closeAfterMessage, bool stallInData, int stallAfter = 0, bool silent = false, string? trickle = null, TimeSpan trickleEvery = default)
+    private RawSmtpServer(bool closeAfterMessage, bool stallInData, int stallAfter = 0, bool silent = false, string? trickle = null, TimeSpan trickleEvery = default, TimeSpan greetAfter = default)
     {
+        _greetAfter = greetAfter;
         _silent = silent;
         _trickle = trickle;
         _trickleEvery = trickleEvery;
@@ -51,6 +53,9 @@ public sealed class RawSmtpServer : IDisposable
 
     /// <summary>Accepts <paramref name="after"/> messages, then never answers the end of data again (on any connection).</summary>
     public static RawSmtpServer StallingInData(int after = 0) => new(closeAfterMessage: false, stallInData: true, stallAfter: after);
+
+    /// <summary>Greets each connection only after <paramref name="delay"/> (a busy server), then works.</summary>
+    public static RawSmtpServer GreetingAfter(TimeSpan delay) => new(closeAfterMessage: false, stallInData: false, greetAfter: delay);
 
     /// <summary>Takes every connection and never says a word (no greeting).</summary>
     public static RawSmtpServer Silent() => new(closeAfterMessage: false, stallInData: false, silent: true);
@@ -102,6 +107,11 @@ public sealed class RawSmtpServer : IDisposable
             if (_silent)
             {
                 await Task.Delay(Timeout.Infinite, _stop.Token);
+            }
+
+            if (_greetAfter > TimeSpan.Zero)
+            {
+                await Task.Delay(_greetAfter, _stop.Token);
             }
 
             if (_trickle == "greeting")

@@ -222,11 +222,12 @@ public sealed class PostDelivery
         var pausedWorkers = 0;
         var inFlight = 0;
         var connections = new List<SmtpConnection>();
-        // Under the gate: chunks whose worker is opening its connection, and the connections
-        // still opening whose chunk another worker took over (cut when the delivery ends).
-        var opening = new List<(Chunk Chunk, int Generation, long Since, SmtpConnection Connection)>();
-        var abandoned = new List<SmtpConnection>();
-        var over = 0;
+        // Under the gate: chunks whose worker is opening its connection; the connections still
+        // opening whose chunk a worker of another relay took over; and those of them the end of
+        // the delivery cut (their relay is marked down here, not by the worker).
+        var opening = new List<(Chunk Chunk, int Generation, long Since, SmtpConnection Connection, RelayState Relay)>();
+        var abandoned = new List<(SmtpConnection Connection, RelayState Relay, long Since)>();
+        var cut = new HashSet<SmtpConnection>();
         var groups = Groups(recipients, size, personalized, grouping ?? Grouping, progress, perTransaction);
         var nextGroup = 0;
         var yielded = 0;
@@ -371,9 +372,9 @@ public sealed class PostDelivery
                         return null; // every chunk is done
                     }
 
-                    // Nothing to take: a chunk whose worker has been opening its connection for
-                    // StallAfter (a relay that took the connection and never greets) is taken
-                    // over; nothing of it was sent. Review 53: a silent relay in the pool held
+                    // Nothing to take: a chunk whose worker, of another relay, has been opening
+                    // its connection for StallAfter (a relay that took the connection and never
+                    // greets) is taken over; nothing of it was sent. Review 53: a silent relay in the pool held
                     // its workers' chunks, and so every post, for Smtp:TimeoutSeconds.
                     if (!pending && TakeOver(r, now) is { } taken)
                     {
@@ -392,21 +393,23 @@ public sealed class PostDelivery
             }
         }
 
-        // Under the gate: a chunk another worker has been opening a connection for since
-        // StallAfter, for worker of relay r to send instead (it is in flight still: the count
-        // of its group's holders stays; the relays' shares move).
+        // Under the gate: a chunk a worker of another relay has been opening a connection for
+        // since StallAfter, for a worker of relay r to send instead (it is in flight still: the
+        // count of its group's holders stays; the relays' shares move). Never one of r's own: a
+        // worker of the same relay would open a session to the same slow server (review 55: a
+        // sole slow relay took longer, with twice the connections).
         Chunk? TakeOver(RelayState r, long now)
         {
             var stall = (long)(RelayPool.StallAfter.TotalSeconds * clock.TimestampFrequency);
-            var i = opening.FindIndex(o => now - o.Since > stall);
+            var i = opening.FindIndex(o => o.Relay != r && now - o.Since > stall);
             if (i < 0)
             {
                 return null;
             }
 
-            var (chunk, _, _, connection) = opening[i];
+            var (chunk, _, since, connection, owner) = opening[i];
             opening.RemoveAt(i);
-            abandoned.Add(connection);
+            abandoned.Add((connection, owner, since));
             chunk.Generation++;
             r.Taken++;
             r.Busy++;
@@ -589,7 +592,7 @@ public sealed class PostDelivery
                     lock (gate)
                     {
                         generation = chunk.Generation;
-                        opening.Add((chunk, generation, clock.GetTimestamp(), connection));
+                        opening.Add((chunk, generation, clock.GetTimestamp(), connection, relay));
                     }
 
                     SmtpConnectException? refused = null;
@@ -603,13 +606,15 @@ public sealed class PostDelivery
                     }
 
                     bool takenOver;
+                    var wasCut = false;
                     lock (gate)
                     {
                         takenOver = chunk.Generation != generation;
                         if (takenOver)
                         {
                             // The other worker has it now: this one only leaves it.
-                            abandoned.Remove(connection);
+                            abandoned.RemoveAll(a => ReferenceEquals(a.Connection, connection));
+                            wasCut = cut.Remove(connection);
                             relay.Busy--;
                             Monitor.PulseAll(gate);
                         }
@@ -621,8 +626,8 @@ public sealed class PostDelivery
 
                     if (takenOver)
                     {
-                        // Cut because the delivery ended without it: the relay said nothing.
-                        if (refused is not null && Volatile.Read(ref over) == 0)
+                        // Cut by the end of the delivery, which marked the relay down itself.
+                        if (refused is not null && !wasCut)
                         {
                             Refused(refused, ref pause);
                         }
@@ -937,19 +942,29 @@ public sealed class PostDelivery
         {
             while (!w.Join(100))
             {
-                // The connections still opening whose chunks others took over hold nothing:
-                // once the delivery is over they are cut, not waited for.
+                // The connections still opening whose chunks others took over hold nothing: once
+                // the delivery is over, those opening for twice StallAfter are cut, not waited
+                // for, and their relay is marked down (it took the connection and answered
+                // nothing: logged once, and the next posts do not wait for it during its
+                // backoff); a slower greeting is waited for, so that a server counting our
+                // connections against a limit sees this one end (review 55).
                 lock (gate)
                 {
-                    if (abandoned.Count > 0 && (Stopping() || (inFlight == 0 && groups.TrueForAll(g => g.Returned.Count == 0 && !g.Prefetch()))))
+                    var stopping = Stopping();
+                    if (abandoned.Count > 0 && (stopping || (inFlight == 0 && groups.TrueForAll(g => g.Returned.Count == 0 && !g.Prefetch()))))
                     {
-                        Volatile.Write(ref over, 1);
-                        foreach (var c in abandoned)
+                        var now = clock.GetTimestamp();
+                        var patience = (long)(2 * RelayPool.StallAfter.TotalSeconds * clock.TimestampFrequency);
+                        foreach (var (connection, owner, since) in abandoned.Where(a => stopping || now - a.Since > patience).ToList())
                         {
-                            c.Abort();
+                            abandoned.RemoveAll(a => ReferenceEquals(a.Connection, connection));
+                            cut.Add(connection);
+                            connection.Abort();
+                            if (!stopping)
+                            {
+                                Pool.MarkDown(owner, $"SMTP server {owner.Relay.Name} took the connection but did not finish its greeting, EHLO, STARTTLS and AUTH within {(double)(now - since) / clock.TimestampFrequency:F0} s, while the other relays sent the post", now);
+                            }
                         }
-
-                        abandoned.Clear();
                     }
                 }
             }

@@ -391,8 +391,30 @@ public sealed class OutboundTests : IDisposable
         Assert.Equal(members, Copies(taking).Count);
 
         // Ended while the silent relay's connections were still waiting for its greeting: they
-        // were cut, not counted against it.
+        // were cut, and the relay marked down once (review 55: never reported), not after the
+        // 40 s timeout.
         Assert.DoesNotContain("sent no greeting", Logs(), StringComparison.Ordinal);
+        Assert.Single(Logs().Split('\n'), l => l.Contains($"Relay 127.0.0.1:{P(silent.Port)} is down: SMTP server 127.0.0.1:{P(silent.Port)} took the connection but did not finish its greeting", StringComparison.Ordinal)
+            && l.Contains("while the other relays sent the post", StringComparison.Ordinal));
+    }
+
+    // Review 55: a sole relay that greets slowly had its chunks taken over by its own other
+    // workers, who opened new sessions to the same slow server: slower, with twice the
+    // connections. Only a worker of another relay takes a chunk over.
+    [Fact]
+    public void A_sole_relay_that_greets_slowly_keeps_its_chunks_and_its_connection_count()
+    {
+        const int members = 100;
+        CreateList(TempInstance.NumberedMembers(members));
+        using var slow = RawSmtpServer.GreetingAfter(TimeSpan.FromSeconds(3));
+        Inject();
+        var env = Pool((slow.Port, 1));
+        env["Mailman__Smtp__Relays__0__Connections"] = "8"; // more workers than the post's 5 chunks: 3 have nothing to do
+        var line = DeliverOnce(env, members);
+        Assert.Contains($" {members} delivered, 0 deferred", line, StringComparison.Ordinal);
+        Assert.Equal(members, slow.Delivered.Count);
+        Assert.Equal(members / Chunk, slow.Connections); // one per chunk: the idle ones opened none
+        Assert.DoesNotContain(" is down", Logs(), StringComparison.Ordinal);
     }
 
     private HashSet<string> QueuedRecipients(string queue)
