@@ -61,14 +61,14 @@ public sealed partial class ListStore
     ];
 
     /// <summary>
-    /// Members of every list whose address is at <paramref name="domain"/> and starts with
-    /// <paramref name="localPrefix"/> (in any case), with their list: who may be an address of a
-    /// list named so.
+    /// Members of every list whose address is at <paramref name="domain"/> (a list's: A-labels)
+    /// and starts with <paramref name="localPrefix"/> (in any case), with their list: who may be
+    /// an address of a list named so.
     /// </summary>
     public IReadOnlyList<(ListName List, string Address)> MembersStartingWith(string localPrefix, string domain)
     {
         static string Escape(string s) => s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal);
-        var pattern = Escape(localPrefix.ToLowerInvariant()) + "%@" + Escape(Instance.SmtpOptions.WireAddress("x@" + domain.ToLowerInvariant())[2..]);
+        var pattern = Escape(localPrefix.ToLowerInvariant()) + "%@" + Escape(domain.ToLowerInvariant());
         using var cmd = Command("SELECT l.fqdn, m.address FROM members m JOIN lists l ON l.id = m.list_id WHERE m.address_key LIKE $pattern ESCAPE '\\' ORDER BY l.fqdn, m.address_key",
             ("$pattern", pattern));
         using var reader = cmd.ExecuteReader();

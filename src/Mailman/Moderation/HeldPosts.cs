@@ -70,7 +70,7 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
             if (list.AdminImmedNotify)
             {
                 var attachment = size <= AttachmentLimit && post.Body is not null ? (MimeEntity)new MessagePart { Message = post } : NoticeAttachments.HeadersOf(post);
-                moderatorNotices.Tell(db, list, Moderators(db, list), "the held post " + name, name, moderator =>
+                moderatorNotices.Tell(db, list, "the held post " + name, name, moderator =>
                     (new Notice(list, NoticeTemplates.ModeratorPost, moderator.Address)
                     {
                         ToName = moderator.DisplayName,
@@ -245,7 +245,7 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
             using var store = lists.Open();
 
             // Within the daily limit: a flood held a week ago expires as a flood.
-            moderatorNotices.Tell(store, list, Moderators(store, list), "the expiry of the held post " + id, id, moderator =>
+            moderatorNotices.Tell(store, list, "the expiry of the held post " + id, id, moderator =>
                 (new Notice(list, NoticeTemplates.OwnerHeldExpired, moderator.Address)
                 {
                     ToName = moderator.DisplayName,
@@ -262,9 +262,6 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
         Hold.Finish(claim);
         return $"discarded after {days} days";
     });
-
-    /// <summary>Who is told of held posts (<see cref="ModeratorNotices.Recipients"/>).</summary>
-    public IReadOnlyList<Member> Moderators(ListStore store, MailingList list) => moderatorNotices.Recipients(store, list);
 
     /// <summary>True when <paramref name="address"/> is any address of a list on this server: mail there would loop.</summary>
     public static bool IsListAddress(ListStore store, string address)

@@ -36,20 +36,21 @@ public sealed class ModeratorNotices(NoticeSender notices, MailmanOptions option
     }
 
     /// <summary>
-    /// Tells each of <paramref name="moderators"/> of one new item (<paramref name="what"/>: for
+    /// Tells each of the list's <see cref="Recipients"/> of one new item (<paramref name="what"/>: for
     /// the log, and with <paramref name="triggerEntry"/> what names the item) with the notice
     /// <paramref name="make"/> writes for them, named by <paramref name="triggerEntry"/> and the
     /// purpose it gives; within the list's daily limit. The item takes its number in the day's
     /// count once: repeated after a crash, it is decided as it was, and only what was not queued
     /// yet is sent.
     /// </summary>
-    /// <returns>True when they were told one by one; false past the limit.</returns>
+    /// <returns>How many people there are to tell, and whether the item was past the day's limit (then none was told of it).</returns>
     /// <exception cref="IOException">The out queue cannot be written: the item is not counted.</exception>
-    public bool Tell(ListStore store, MailingList list, IReadOnlyList<Member> moderators, string what, string triggerEntry, Func<Member, (Notice Notice, string Purpose)> make)
+    public ModeratorsTold Tell(ListStore store, MailingList list, string what, string triggerEntry, Func<Member, (Notice Notice, string Purpose)> make)
     {
+        var moderators = Recipients(store, list);
         if (moderators.Count == 0)
         {
-            return true;
+            return new ModeratorsTold(0, PastLimit: false);
         }
 
         var limit = list.MaxModeratorNoticesPerDay;
@@ -65,7 +66,7 @@ public sealed class ModeratorNotices(NoticeSender notices, MailmanOptions option
                     notices.Send(notice, triggerEntry, purpose);
                 }
 
-                return true;
+                return new ModeratorsTold(moderators.Count, PastLimit: false);
             }
 
             logger.LogWarning("The moderators of {ListId} are not told of {What} on its own: {Limit} items were told today (max_moderator_notices_per_day); {Rest}",
@@ -87,7 +88,7 @@ public sealed class ModeratorNotices(NoticeSender notices, MailmanOptions option
                 }
             }
 
-            return false;
+            return new ModeratorsTold(moderators.Count, PastLimit: true);
         }
         catch (Exception) when (number > 0)
         {
@@ -104,3 +105,6 @@ public sealed class ModeratorNotices(NoticeSender notices, MailmanOptions option
         ? $"the daily summary at {options.Moderation.SummaryHour:00}:00 names what waits (the first {ModeratorSummary.MaxItems} of each kind); `mailman held list` and `mailman pending list` on the server show all of it now"
         : "`mailman held list` and `mailman pending list` on the server show what waits";
 }
+
+/// <summary>What <see cref="ModeratorNotices.Tell"/> did: the owners and moderators (or site owner) there are, and whether the item was past the day's limit.</summary>
+public sealed record ModeratorsTold(int People, bool PastLimit);

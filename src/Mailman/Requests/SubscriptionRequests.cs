@@ -100,30 +100,30 @@ public sealed class SubscriptionRequests(
             return;
         }
 
-        store.UpsertPending(list.Name, PendingKind.ModerateSubscription, ListStore.AddressKey(address), address, displayName, triggerEntry, now, now + list.PendingRequestLife, token);
-        var moderators = moderatorNotices.Recipients(store, list);
-
-        logger.LogInformation("Pending: {Recipient} asks to join {ListId}, awaiting a moderator ({Moderators} notified), expires {Expires:u}",
-            address, list.Name.Fqdn, moderators.Count, now + list.PendingRequestLife);
-        if (moderators.Count == 0)
-        {
-            logger.LogWarning("{ListId} has no owner or moderator to approve {Recipient}: `mailman pending list` shows the request", list.Name.Fqdn, address);
-        }
-
+        var expires = now + list.PendingRequestLife;
+        store.UpsertPending(list.Name, PendingKind.ModerateSubscription, ListStore.AddressKey(address), address, displayName, triggerEntry, now, expires, token);
         var from = ConfirmAddress(list.Name, token);
-        var told = moderatorNotices.Tell(store, list, moderators, "the subscription request of " + address, triggerEntry, moderator =>
+        var told = moderatorNotices.Tell(store, list, "the subscription request of " + address, triggerEntry, moderator =>
             (new Notice(list, NoticeTemplates.ModeratorSubscribe, moderator.Address)
             {
                 ToName = moderator.DisplayName,
                 From = from,
                 Values = new Dictionary<string, string> { ["user_email"] = address, ["token"] = token, ["confirm_email"] = from },
             }, "moderate-subscribe:" + ListStore.AddressKey(moderator.Address)));
-        if (!told && moderatorNotices.NextSummaryAfter(now) is var summary && summary != DateTimeOffset.MaxValue)
+        if (told.PastLimit && moderatorNotices.NextSummaryAfter(now) is var summary && summary != DateTimeOffset.MaxValue)
         {
             // Past the day's limit nobody is told now: the request lives until the next summary
             // has named it, and its life after (review 54: with a pending_request_life of 12h it
             // expired before any moderator heard of it).
-            store.UpsertPending(list.Name, PendingKind.ModerateSubscription, ListStore.AddressKey(address), address, displayName, triggerEntry, now, summary + list.PendingRequestLife, token);
+            expires = summary + list.PendingRequestLife;
+            store.UpsertPending(list.Name, PendingKind.ModerateSubscription, ListStore.AddressKey(address), address, displayName, triggerEntry, now, expires, token);
+        }
+
+        logger.LogInformation("Pending: {Recipient} asks to join {ListId}, awaiting a moderator ({Moderators} notified), expires {Expires:u}",
+            address, list.Name.Fqdn, told.PastLimit ? 0 : told.People, expires);
+        if (told.People == 0)
+        {
+            logger.LogWarning("{ListId} has no owner or moderator to approve {Recipient}: `mailman pending list` shows the request", list.Name.Fqdn, address);
         }
     }
 
