@@ -53,7 +53,7 @@ public sealed class LifecycleLog(
         }
 
         logger.LogInformation("Mailman {Version} starting: instance {Instance}, SMTP {Smtp}, runners {Runners}, listening {Listeners}, queues {Queues}",
-            Version, paths.Home, string.Join(", ", options.Smtp.EffectiveRelays().Select(r => r.Address)), string.Join(", ", runners), listeners.Count == 0 ? "nothing" : string.Join(", ", listeners), Counts());
+            Version, paths.Home, string.Join(", ", options.Smtp.RelayNames()), string.Join(", ", runners), listeners.Count == 0 ? "nothing" : string.Join(", ", listeners), Counts());
 
         if (options.Http.PublicUrl.Length > 0 && options.Http.Url.Length == 0)
         {

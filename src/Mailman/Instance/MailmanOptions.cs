@@ -254,6 +254,12 @@ public sealed class SmtpOptions
     /// <summary>The port of an effective relay whose Address names none: Port for Host:Port alone; in a pool 465 with Security tls, else 25.</summary>
     public int DefaultPortOf(RelayOptions relay) => Relays.Count == 0 ? Port : Delivery.Smtp.Relay.DefaultPort(relay.Security);
 
+    /// <summary>Each relay as host:port, the port it defaults to named (review 53: the start line said "mx" for mx:25).</summary>
+    public IEnumerable<string> RelayNames()
+        => EffectiveRelays().Select(r => Delivery.Smtp.Relay.TryParseAddress(r.Address, DefaultPortOf(r), out var host, out var port)
+            ? Delivery.Smtp.Relay.FormatAddress(host, port)
+            : r.Address);
+
     /// <summary>All connections of the pool: the crash duplicate bound is this × CheckpointRecipients.</summary>
     public int TotalConnections => EffectiveRelays().Sum(r => r.Connections ?? Connections);
 

@@ -23,6 +23,9 @@ public sealed record HeldPost(string Id, string List, string From, string Subjec
 {
     /// <summary>Who rejected it when that was cut short (the next action on it finishes the rejection); null otherwise.</summary>
     public string? RejectedBy { get; init; }
+
+    /// <summary>The poster's address: the first From: mailbox, else the envelope sender; "" when neither is one.</summary>
+    public string Sender { get; init; } = "";
 }
 
 /// <summary>What a moderation action did, in one line for the operator or the moderator.</summary>
@@ -422,6 +425,7 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
             m.HeldAt ?? m.Received, m.HoldReasons ?? (m.Error is { } e ? [e] : []), m.MessageLength, head.Claimed)
         {
             RejectedBy = m.Rejected is null ? null : Bound(Member.Sanitize(m.RejectedBy ?? "a moderator"), 120),
+            Sender = (InternetAddressList.TryParse(head.Headers[HeaderId.From] ?? "", out var list) ? list.Mailboxes.FirstOrDefault()?.Address : null) ?? m.Sender ?? "",
         };
     }
 

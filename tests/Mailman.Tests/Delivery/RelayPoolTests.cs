@@ -93,6 +93,35 @@ public sealed class RelayPoolTests
     }
 
     [Fact]
+    public void A_relays_rate_shows_from_a_deliverys_first_quarter_second_and_ends_at_zero()
+    {
+        var published = new List<IReadOnlyList<RelayStatus>>();
+        var pool = new RelayPool([Relay.Plain("127.0.0.1", 2525)], _log, published.Add, _time);
+        var r = pool.Relays[0];
+        pool.StartDelivery();
+
+        // Review 53: copies went, status said 0 msg/s for the first second (a short post, all of it).
+        _time.Advance(TimeSpan.FromMilliseconds(500));
+        pool.MarkUp(r, 400, _time.GetTimestamp(), _time.GetTimestamp());
+        Assert.Equal(800, published[^1].Single().Rate);
+
+        // A full window's rate stands until the next one has run a quarter of a second.
+        _time.Advance(TimeSpan.FromMilliseconds(500));
+        pool.MarkUp(r, 100, _time.GetTimestamp(), _time.GetTimestamp());
+        Assert.Equal(400, pool.Snapshot().Single().Rate);
+        _time.Advance(TimeSpan.FromMilliseconds(100));
+        pool.MarkUp(r, 10, _time.GetTimestamp(), _time.GetTimestamp());
+        Assert.Equal(400, pool.Snapshot().Single().Rate);
+        _time.Advance(TimeSpan.FromMilliseconds(400));
+        pool.MarkUp(r, 190, _time.GetTimestamp(), _time.GetTimestamp());
+        Assert.Equal(600, pool.Snapshot().Single().Rate);
+
+        pool.Idle();
+        Assert.Equal(0, published[^1].Single().Rate);
+        Assert.Equal(700, published[^1].Single().Sent);
+    }
+
+    [Fact]
     public void Every_relay_down_is_all_down_until_the_first_backoff_ends()
     {
         var pool = new RelayPool([Relay.Plain("127.0.0.1", 2525), Relay.Plain("127.0.0.1", 2526)], time: _time);

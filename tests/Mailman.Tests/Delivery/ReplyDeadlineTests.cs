@@ -59,6 +59,36 @@ public sealed class ReplyDeadlineTests
         Assert.True(server.Trickled > 1, "the reply came in one piece");
     }
 
+    // Review 53: a fresh connection whose MAIL FROM went unanswered was logged as the relay
+    // having "refused the transaction before MAIL FROM: ... timed out".
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void A_MAIL_FROM_unanswered_on_a_fresh_connection_is_said_to_be_unanswered_not_refused(bool pipelined)
+    {
+        using var held = new ManualResetEventSlim();
+        using var server = ScriptedSmtpServer.Start(mail: _ =>
+        {
+            held.Wait(Hang);
+            return null;
+        });
+        try
+        {
+            using var connection = new SmtpConnection(new SmtpOptions { Port = server.Port, TimeoutSeconds = 1, Pipelining = pipelined });
+            var send = Task.Run(() => connection.Send(Carrier().Message, "dev-bounces@example.org", [new Recipient("ann@example.com", "")], new TransactionResult()));
+
+            Assert.True(((IAsyncResult)send).AsyncWaitHandle.WaitOne(Hang), "the transaction still waits for the reply to MAIL FROM");
+            var e = Assert.IsType<SmtpConnectException>(send.Exception?.InnerException);
+            Assert.Contains($"SMTP server 127.0.0.1:{server.Port} did not answer MAIL FROM in time: ", e.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain("refused", e.Message, StringComparison.Ordinal);
+            Assert.False(e.Answered);
+        }
+        finally
+        {
+            held.Set();
+        }
+    }
+
     private static Carrier Carrier()
     {
         var carrier = new Carrier(PreparedPost.Create(Encoding.UTF8.GetBytes("Subject: t\r\nFrom: a@example.com\r\n\r\nbody\r\n"), null));

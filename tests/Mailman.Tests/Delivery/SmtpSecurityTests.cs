@@ -47,6 +47,9 @@ public sealed class SmtpSecurityTests : IDisposable
         var options = new SmtpOptions { Security = smtpSecurity, Relays = [new RelayOptions { Address = "mx.example.org", Security = relaySecurity }] };
         new MailmanOptions { Smtp = options, Pipeline = { Handlers = ["member-recipients"] }, Moderation = { Chain = ["approved"] } }.Validate();
         Assert.Equal(expected, Assert.Single(Relay.Resolve(options)).Port);
+
+        // The start line names the port it took (review 53: "SMTP mx.example.org").
+        Assert.Equal($"mx.example.org:{expected}", Assert.Single(options.RelayNames()));
     }
 
     // How a pool entry trusts the certificate comes whole: its own pin is not also held to a

@@ -246,6 +246,51 @@ public sealed class ModeratorNoticesTests : IDisposable
         Assert.Contains("Subject: Offer 2", summaries[0].TextBody!, StringComparison.Ordinal);
     }
 
+    // Review 54: a flood early in the day filled the summary's 100 named posts; the day's later
+    // posts were counted, not named, to moderators who work by mail.
+    [Fact]
+    public void A_flood_does_not_crowd_the_days_other_posts_out_of_the_summary()
+    {
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            store.AddMembers(Dev, [new Member("kim@example.com", "Kim")]);
+            store.SetModerationAction(Dev, "kim@example.com", "hold");
+        }
+
+        using var h = new RunnerHarness(_instance, o => o.Moderation.SummaryHour = 13);
+        void PostFrom(string from, string subject, int n)
+        {
+            h.Queues[QueueSet.In].Enqueue(new EntryMetadata { List = List, Sender = from, Received = h.Time.GetUtcNow() },
+                Encoding.UTF8.GetBytes($"From: <{from}>\nTo: {List}\nSubject: {subject}\nMessage-Id: <m{n}@example.net>\n\nText.\n"));
+            Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
+            h.Time.Advance(TimeSpan.FromSeconds(1));
+        }
+
+        for (var n = 1; n <= 110; n++)
+        {
+            PostFrom("flood@example.net", $"Flood {n}", n);
+        }
+
+        PostFrom("late@example.net", "Late but real", 111);
+        PostFrom("kim@example.com", "From a moderated member", 112);
+        Assert.Equal(112, h.Queues[QueueSet.Hold].Pending().Count);
+
+        h.Time.Advance(TimeSpan.FromHours(1));
+        RequestRunnerTests.Deliver(h);
+        h.Expiry.Sweep();
+        var text = Notices(h, "list:admin:notice:pending")[0].TextBody!;
+        Assert.Contains("Held posts (112, 100 named: members' first, then each sender's oldest in turn):", text, StringComparison.Ordinal);
+        Assert.Equal(100, System.Text.RegularExpressions.Regex.Count(text, @"\n  From: "));
+        Assert.Contains("Subject: From a moderated member", text, StringComparison.Ordinal);
+        Assert.Contains("Subject: Late but real", text, StringComparison.Ordinal);
+        Assert.Contains("Subject: Flood 98\n", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("Subject: Flood 99\n", text, StringComparison.Ordinal);
+        Assert.Contains("... and 12 more: `mailman held list dev@example.org` shows every one.", text, StringComparison.Ordinal);
+
+        // Named in the order held: the flood's oldest, then the two others.
+        Assert.True(text.IndexOf("Subject: Flood 1\n", StringComparison.Ordinal) < text.IndexOf("Subject: Late but real", StringComparison.Ordinal));
+    }
+
     // Review 54: a kill between counting an item and queueing its notices counted it twice on
     // the run after; at the limit the note past it was never sent.
     [Fact]

@@ -150,12 +150,15 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
 
         // A fresh connection that breaks or answers 421 before MAIL FROM is accepted: the relay
         // is not taking mail. Nothing of the copy was sent; the pool gives it to another relay.
-        var reason = result.Deferred.Count == 0 ? "connection lost before MAIL FROM"
-            : result.Deferred[0].Status != 0 ? $"{result.Deferred[0].Status} {result.Deferred[0].Response}"
-            : result.Deferred[0].Response;
-        var answered = result.Deferred.Count > 0 && result.Deferred[0].Status == 421;
+        // Said as it happened: a reply timeout is no refusal (review 53).
+        var first = result.Deferred.Count > 0 ? result.Deferred[0] : default;
+        var what = result.Deferred.Count == 0 ? "lost the connection before MAIL FROM was answered"
+            : first.Status != 0 ? $"refused the transaction before MAIL FROM: {first.Status} {first.Response}"
+            : result.TimedOut ? $"did not answer MAIL FROM in time: {first.Response}"
+            : $"lost the connection before MAIL FROM was answered: {first.Response}";
+        var answered = first.Status == 421;
         result.Clear();
-        throw new SmtpConnectException($"SMTP server {relay.Name} refused the transaction before MAIL FROM: {reason}", null) { Answered = answered };
+        throw new SmtpConnectException($"SMTP server {relay.Name} {what}", null) { Answered = answered };
     }
 
     // After Abort, true: what has no outcome yet is deferred (recorded; the entry goes back with
