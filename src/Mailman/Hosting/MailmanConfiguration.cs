@@ -33,6 +33,21 @@ public static class MailmanConfiguration
             throw new InvalidOperationException($"configuration: {paths.ConfigFile} {why}");
         }
 
+        try
+        {
+            File.OpenHandle(paths.ConfigFile).Dispose();
+        }
+        catch (UnauthorizedAccessException)
+        {
+            // .NET's "Access to the path is denied" said neither whose the file is nor the fix (review 56).
+            throw new UnauthorizedAccessException(
+                $"configuration: {paths.ConfigFile} cannot be read as {FileOwner.UserName(FileOwner.EffectiveUid)} (it is {FileOwner.Describe(paths.ConfigFile)}): make it readable by the user mailman runs as (chown or chmod)");
+        }
+        catch (IOException)
+        {
+            // None (optional), or one that went since: the provider says what it finds.
+        }
+
         builder.AddJsonFile(paths.ConfigFile, optional: true, reloadOnChange: false);
         builder.AddEnvironmentVariables();
         if (overrides is not null)

@@ -4,8 +4,8 @@
 // it from the post everywhere: every such header, and every text part that repeats it, whichever
 // way it came (header or body), including the HTML copy of a multipart/alternative, where mail
 // clients wrap it (and split it) in markup, text attachments and attached messages. A password
-// must never reach the members, right or wrong: what stripping cannot remove, Remains finds, and
-// the post is held.
+// must never reach the members, right or wrong: what stripping cannot remove (and anything of it
+// in a header, a file name or a binary part), Remains finds, and the post is held.
 using System.Net;
 using System.Text.RegularExpressions;
 using MimeKit;
@@ -81,9 +81,12 @@ public static partial class ApprovedPassword
     }
 
     /// <summary>
-    /// Whether <paramref name="password"/> is still readable in a text part of the post after
-    /// <see cref="Take"/> (split by markup in a way the stripping did not follow, or in a line
-    /// that is not the pseudo-header): such a post is held, never delivered with it.
+    /// Whether <paramref name="password"/> is still in the post after <see cref="Take"/>: in a
+    /// text part (split by markup in a way the stripping did not follow, or in a line that is not
+    /// the pseudo-header), in any header of the post, of a part or of an attached message (the
+    /// Subject, a display name, a file name), in a preamble or epilogue, or in the decoded content
+    /// of a binary part. Such a post is held, never delivered with it (review 56: only text parts
+    /// were looked at; a Subject or an attachment carried the password to every member).
     /// </summary>
     public static bool Remains(MimeMessage message, string password)
     {
@@ -92,11 +95,87 @@ public static partial class ApprovedPassword
             return false;
         }
 
-        foreach (var part in TextParts(message, attachments: true))
+        var bytes = System.Text.Encoding.UTF8.GetBytes(password);
+        if (Shows(message.Headers, password))
         {
-            var text = part.Text;
-            if (text.Contains(password, StringComparison.Ordinal)
-                || (part.IsHtml && Squeeze(HtmlText(text)).Contains(Squeeze(password), StringComparison.Ordinal)))
+            return true;
+        }
+
+        var pending = new Stack<MimeEntity>();
+        if (message.Body is not null)
+        {
+            pending.Push(message.Body);
+        }
+
+        while (pending.Count > 0)
+        {
+            var entity = pending.Pop();
+            if (Shows(entity.Headers, password)
+                || entity.ContentType.Parameters.Any(p => p.Value.Contains(password, StringComparison.Ordinal))
+                || (entity.ContentDisposition?.Parameters.Any(p => p.Value.Contains(password, StringComparison.Ordinal)) ?? false))
+            {
+                return true;
+            }
+
+            switch (entity)
+            {
+                case Multipart multipart:
+                    if ((multipart.Preamble ?? "").Contains(password, StringComparison.Ordinal) || (multipart.Epilogue ?? "").Contains(password, StringComparison.Ordinal))
+                    {
+                        return true;
+                    }
+
+                    foreach (var child in multipart)
+                    {
+                        pending.Push(child);
+                    }
+
+                    break;
+                case MessagePart { Message: { } inner }:
+                    if (Shows(inner.Headers, password))
+                    {
+                        return true;
+                    }
+
+                    if (inner.Body is not null)
+                    {
+                        pending.Push(inner.Body);
+                    }
+
+                    break;
+                case TextPart part:
+                    var text = part.Text;
+                    if (text.Contains(password, StringComparison.Ordinal)
+                        || (part.IsHtml && Squeeze(HtmlText(text)).Contains(Squeeze(password), StringComparison.Ordinal)))
+                    {
+                        return true;
+                    }
+
+                    break;
+                case MimePart { Content: { } content }:
+                    using (var decoded = new MemoryStream())
+                    {
+                        content.DecodeTo(decoded);
+                        if (decoded.GetBuffer().AsSpan(0, (int)decoded.Length).IndexOf(bytes) >= 0)
+                        {
+                            return true;
+                        }
+                    }
+
+                    break;
+            }
+        }
+
+        return false;
+    }
+
+    // A header as written and as decoded (RFC 2047 words, a display name): either may show it.
+    private static bool Shows(HeaderList headers, string password)
+    {
+        foreach (var header in headers)
+        {
+            if (header.Value.Contains(password, StringComparison.Ordinal)
+                || System.Text.Encoding.UTF8.GetString(header.RawValue).Contains(password, StringComparison.Ordinal))
             {
                 return true;
             }

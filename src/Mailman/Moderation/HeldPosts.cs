@@ -385,7 +385,7 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
 
         var rules = string.Join(", ", (entry.Metadata.HoldReasons ?? []).Select(r => r.Split(':')[0]));
         logger.LogWarning("{Action}: held post {QueueEntry} ({MessageId}) to {ListId} from {Sender}, held by {Rules}; by {Actor}{Reason}",
-            verb.ToUpperInvariant(), id, entry.Metadata.MessageId, entry.Metadata.List, post, rules, actor, reason is null ? "" : ": " + Bound(reason, 500));
+            verb.ToUpperInvariant(), id, entry.Metadata.MessageIdForLog, entry.Metadata.List, post, rules, actor, reason is null ? "" : ": " + Bound(reason, 500));
 
         return asked is null ? new ModerationOutcome(true, $"{id}: {summary}")
             : new ModerationOutcome(false, $"{id}: not {asked}: it had been rejected by {actor}, and that rejection is now finished ({summary})");

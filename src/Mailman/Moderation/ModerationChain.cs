@@ -83,7 +83,7 @@ public sealed class ModerationChain
         {
             _logger.Log(decision.Verdict == Verdict.Accept ? LogLevel.Information : LogLevel.Warning,
                 "{Action}: post {MessageId} to {ListId} from {Sender} (entry {QueueEntry}) by {Rules}: {Reason}",
-                decision.Verdict.ToString().ToUpperInvariant(), context.Metadata.MessageId, context.List.Name.Fqdn, context.Senders.Summary, entry, decision.Rules, decision.Reasons);
+                decision.Verdict.ToString().ToUpperInvariant(), context.Metadata.MessageIdForLog, context.List.Name.Fqdn, context.Senders.Summary, entry, decision.Rules, decision.Reasons);
         }
 
         return decision;

@@ -111,6 +111,14 @@ public sealed class NoticeSender(QueueSet queues, ListStoreFactory lists, TimePr
             // trim it). Every one of 30,000 ids on one line, added one by one, cost 94 s of CPU
             // and made a References header of 15,000 lines (review 43).
             var references = notice.Answering.References;
+            if (references.Count == 0 && notice.Answering.Headers[HeaderId.InReplyTo] is { } inReplyTo
+                && MimeUtils.EnumerateReferences(inReplyTo).Take(2).ToList() is [var parent])
+            {
+                // RFC 5322 §3.6.4: a message without References threads by its one In-Reply-To
+                // (review 56: the parent of a reply to a confirmation was dropped).
+                references = [parent];
+            }
+
             foreach (var reference in references.Count <= MaxReferences ? references : references.Take(1).Concat(references.Skip(references.Count - (MaxReferences - 1))))
             {
                 TryReference(message, reference);

@@ -92,7 +92,7 @@ public sealed class OutgoingRunner(
         if (checkpoint.ChunksRecorded > 0)
         {
             Log.Log(_turns.GetValueOrDefault(entry.Claim.Name) > 1 ? LogLevel.Debug : LogLevel.Information, "Resuming delivery of {MessageId} to {ListId} ({QueueEntry}) after {Chunks} recorded chunks of {ChunkSize}",
-                metadata.MessageId, list.Fqdn, entry.Claim.Name, checkpoint.ChunksRecorded, checkpoint.ChunkSize);
+                metadata.MessageIdForLog, list.Fqdn, entry.Claim.Name, checkpoint.ChunksRecorded, checkpoint.ChunkSize);
         }
 
         // The chunk size is the one the delivery started with: cutting the recipients another
@@ -130,7 +130,7 @@ public sealed class OutgoingRunner(
                     else
                     {
                         Log.LogError("Delivery of {MessageId} to {ListId} ({QueueEntry}) cannot record its progress: {Error}; paused until it can",
-                            metadata.MessageId, list.Fqdn, entry.Claim.Name, reason);
+                            metadata.MessageIdForLog, list.Fqdn, entry.Claim.Name, reason);
                     }
                 }, grouping, checkpoint.MaxRecipients,
                 Options.Smtp.Checkpoint ? Queue.HasWaiting : null, TimeSpan.FromSeconds(Options.Smtp.YieldAfterSeconds));
@@ -159,7 +159,7 @@ public sealed class OutgoingRunner(
             _turns.Remove(entry.Claim.Name);
             Queue.SetAside(entry.Claim, Queues[QueueSet.Bad], $"the list {list.Fqdn} was deleted during its delivery, after {report.Delivered} copies; the rest not delivered");
             Log.LogWarning("Delivery of {MessageId} to {ListId} ({QueueEntry}) stopped after {Delivered} copies: the list was deleted; the entry is in bad with its checkpoint",
-                metadata.MessageId, list.Fqdn, entry.Claim.Name, report.Delivered);
+                metadata.MessageIdForLog, list.Fqdn, entry.Claim.Name, report.Delivered);
             return;
         }
 
@@ -167,7 +167,7 @@ public sealed class OutgoingRunner(
         {
             Queue.Unclaim(entry.Claim);
             Log.LogInformation("Shutdown: delivery of {MessageId} to {ListId} stopped after {Delivered} copies; {QueueEntry} stays in out with its checkpoint",
-                metadata.MessageId, list.Fqdn, report.Delivered, entry.Claim.Name);
+                metadata.MessageIdForLog, list.Fqdn, report.Delivered, entry.Claim.Name);
             return;
         }
 
@@ -177,7 +177,7 @@ public sealed class OutgoingRunner(
             _yielded.Add(entry.Claim.Name);
             var turns = _turns[entry.Claim.Name] = _turns.GetValueOrDefault(entry.Claim.Name) + 1;
             Log.Log(turns > 1 ? LogLevel.Debug : LogLevel.Information, "Delivery of {MessageId} to {ListId} ({QueueEntry}) makes way for the posts waiting after {Delivered} copies in {Seconds:F0}s; the rest waits for its paced destinations ({Reason}) and goes on after them",
-                metadata.MessageId, list.Fqdn, entry.Claim.Name, report.Delivered, report.Elapsed.TotalSeconds, report.StopReason);
+                metadata.MessageIdForLog, list.Fqdn, entry.Claim.Name, report.Delivered, report.Elapsed.TotalSeconds, report.StopReason);
             return;
         }
 
@@ -202,7 +202,7 @@ public sealed class OutgoingRunner(
         var earlier = progress.Earlier;
         Log.LogInformation(
             "Post {MessageId} to {ListId} delivered: {Recipients} recipients, {Delivered} delivered, {Deferred} deferred, {Bounced} bounced, in {Seconds:F2}s ({Rate:F0} msg/s, {CpuSeconds:F2}s CPU), {Transactions} transactions{Resumed}{GivenUp}",
-            metadata.MessageId, list.Fqdn, metadata.RecipientCount, report.Delivered, thisRun, report.Bounced, seconds,
+            metadata.MessageIdForLog, list.Fqdn, metadata.RecipientCount, report.Delivered, thisRun, report.Bounced, seconds,
             seconds > 0 ? report.Transactions / seconds : 0, (CpuTime() - cpu).TotalSeconds, report.Transactions,
             (earlier > 0 ? $"; resumed: {earlier} recipients were done in earlier runs" : "") + (madeWay > 0 ? $"; made way for other posts {(madeWay == 1 ? "once" : $"{madeWay} times")}" : ""),
             givenUp > 0 ? $"; the retry lifetime expired: {givenUp} deferred recipients given up, none sent to retry" : "");
@@ -230,7 +230,7 @@ public sealed class OutgoingRunner(
             {
                 count++;
                 Log.LogWarning("Bounce: {Recipient} of {ListId} gave up on Message-Id {MessageId} after {Attempts} attempts since {FirstAttempt:yyyy-MM-ddTHH:mm:sszzz}",
-                    r.Address, metadata.List, metadata.MessageId, retry.Attempts, retry.FirstAttempt);
+                    r.Address, metadata.List, metadata.MessageIdForLog, retry.Attempts, retry.FirstAttempt);
             }
 
             if (count > 0)
@@ -253,7 +253,7 @@ public sealed class OutgoingRunner(
         }
 
         Log.LogWarning("{Count} recipients of {MessageId} to {ListId} deferred to retry as {QueueEntry}, attempt {Attempts}, next at {NotBefore:yyyy-MM-ddTHH:mm:sszzz}",
-            retry.RecipientCount, metadata.MessageId, metadata.List, name, retry.Attempts, retry.NotBefore);
+            retry.RecipientCount, metadata.MessageIdForLog, metadata.List, name, retry.Attempts, retry.NotBefore);
         return 0;
     }
 
@@ -302,7 +302,7 @@ public sealed class OutgoingRunner(
         foreach (var (recipient, status, response, _, _, _, _) in bounced)
         {
             Log.LogWarning("Bounce: {Recipient} of {ListId} refused Message-Id {MessageId}: {SmtpStatus} {SmtpResponse}",
-                recipient.Address, list.Fqdn, metadata.MessageId, status, response);
+                recipient.Address, list.Fqdn, metadata.MessageIdForLog, status, response);
         }
     }
 
@@ -364,7 +364,7 @@ public sealed class OutgoingRunner(
             {
                 // Once per chunk, with why: the retry entry keeps the recipients, not the replies.
                 runner.Log.LogWarning("{Count} recipients of {MessageId} to {ListId} deferred ({QueueEntry}, chunk {Chunk}): {Reasons}",
-                    deferred.Count, metadata.MessageId, list.Fqdn, _entry, PostDelivery.ChunkName(chunk), Reasons(deferred));
+                    deferred.Count, metadata.MessageIdForLog, list.Fqdn, _entry, PostDelivery.ChunkName(chunk), Reasons(deferred));
             }
 
             if (durable || deferred.Count > 0)

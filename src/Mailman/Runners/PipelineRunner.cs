@@ -28,7 +28,7 @@ public sealed class PipelineRunner(
             if (result.Action == HandlerAction.Hold && post.Metadata.Approved)
             {
                 log?.LogInformation("Post {MessageId} to {ListId}: {Handler} would hold it ({Reason}); a moderator approved it",
-                    post.Metadata.MessageId, post.List.Name.Fqdn, handler.Name, result.Reason);
+                    post.Metadata.MessageIdForLog, post.List.Name.Fqdn, handler.Name, result.Reason);
                 continue;
             }
 
@@ -50,6 +50,7 @@ public sealed class PipelineRunner(
             ?? throw new InvalidOperationException($"no such list: {metadata.List}");
         using var stream = Queue.OpenMessage(head);
         var message = MimeMessage.Load(stream, persistent: true, CancellationToken.None);
+        Complete(message, metadata, head.Claim.Name, list.Name.Domain);
         var post = new PostContext(list, message, metadata, metadata.MessageLength) { OpenOriginal = () => Queue.OpenMessage(head) };
         var result = RunHandlers(_handlers, post, Log);
         if (result.Action != HandlerAction.Continue)
@@ -92,6 +93,25 @@ public sealed class PipelineRunner(
         Queue.Finish(head.Claim);
         Log.LogDebug("Post {MessageId} to {ListId} decorated, queued for delivery as {QueueEntry}", metadata.MessageIdForLog, list.Name.Fqdn, name);
         return true;
+    }
+
+    /// <summary>
+    /// A post without a Message-ID or a Date goes out with them, as Postfix's cleanup and Mailman
+    /// 3's inject add them (review 56: through a smarthost that adds neither, copies went without,
+    /// and the logs said "Post null"). The id is the entry's, the same if a crash repeats the run.
+    /// </summary>
+    internal void Complete(MimeMessage message, EntryMetadata metadata, string entry, string domain)
+    {
+        if (string.IsNullOrEmpty(message.MessageId))
+        {
+            message.MessageId = $"{entry}.mailman@{domain}";
+            metadata.MessageId = message.MessageId;
+        }
+
+        if (!message.Headers.Contains(MimeKit.HeaderId.Date))
+        {
+            message.Date = metadata.Received != default ? metadata.Received : Time.GetUtcNow();
+        }
     }
 
     // Held like any post (moderators and poster told, approvable): the post as it came from

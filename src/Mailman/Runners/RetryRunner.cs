@@ -41,7 +41,7 @@ public sealed class RetryRunner(QueueSet queues, Activity activity, MailmanOptio
         var name = Queue.Forward(head, Queues[QueueSet.Out], metadata);
         Queue.Finish(head.Claim);
         Log.LogInformation("Retry: {MessageId} to {ListId} back to out as {QueueEntry} ({Count} recipients, attempt {Attempts})",
-            metadata.MessageId, metadata.List, name, metadata.RecipientCount, metadata.Attempts + 1);
+            metadata.MessageIdForLog, metadata.List, name, metadata.RecipientCount, metadata.Attempts + 1);
         return true;
     }
 

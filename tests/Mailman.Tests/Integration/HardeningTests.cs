@@ -665,6 +665,15 @@ public sealed class HardeningTests : IDisposable
         Assert.Contains($"({_instance.Paths.Database} is owned by root, mode 0600 and mailman runs as nobody: chown it to nobody)", rootsDatabase.Stderr, StringComparison.Ordinal);
         Assert.Equal(0, PostfixInstance.Run("chown", "nobody:nogroup", _instance.Paths.Database));
 
+        // A settings file the daemon's user cannot read: whose it is and the fix, 77 (review 56:
+        // .NET's bare "Access to the path is denied").
+        Assert.Equal(0, PostfixInstance.Run("chown", "root:root", _instance.Paths.ConfigFile));
+        Assert.Equal(0, PostfixInstance.Run("chmod", "0600", _instance.Paths.ConfigFile));
+        var rootsSettings = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], runAs: "nobody");
+        Assert.True(rootsSettings.ExitCode == ExitCodes.NoPerm, rootsSettings.Stdout + rootsSettings.Stderr);
+        Assert.Contains($"configuration: {_instance.Paths.ConfigFile} cannot be read as nobody (it is owned by root, mode 0600): make it readable by the user mailman runs as", rootsSettings.Stderr, StringComparison.Ordinal);
+        Assert.Equal(0, PostfixInstance.Run("chown", "nobody:nogroup", _instance.Paths.ConfigFile));
+
         // status reads as root, but keeps out of the database (its -wal and -shm would be root's):
         // it says so rather than call the database unreadable (review 39).
         var rootStatus = MailmanProcess.Run(_instance.Home, ["status"]);

@@ -178,4 +178,36 @@ public sealed class ApprovedPasswordTests
     }
 
     private static string WebUtility(string s) => System.Net.WebUtility.HtmlEncode(s);
+
+    // Review 56: only text parts were looked at. A post with the right Approved: header that
+    // also showed the password in its Subject, another header, a display name, an attached
+    // message's headers, a file name or a binary part went to every member with it.
+    [Theory]
+    [InlineData("Subject: leak PASSWORD\n", "hi\n", true)]
+    [InlineData("Subject: s\nX-Note: PASSWORD\n", "hi\n", true)]
+    [InlineData("Subject: =?utf-8?b?ENCODED?=\n", "hi\n", true)]
+    [InlineData("Subject: s\nReply-To: \"PASSWORD\" <r@example.com>\n", "hi\n", true)]
+    [InlineData(Mixed, "--b\nContent-Type: message/rfc822\n\nFrom: x@example.com\nSubject: inner PASSWORD\n\ninner\n--b--\n", true)]
+    [InlineData(Mixed, "--b\nContent-Type: text/plain; name=\"PASSWORD.txt\"\nContent-Disposition: attachment; filename=\"PASSWORD.txt\"\n\nplain\n--b--\n", true)]
+    [InlineData(Mixed, "--b\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\nB64_WITH\n--b--\n", true)]
+    [InlineData(Mixed, "preamble PASSWORD\n--b\nContent-Type: text/plain\n\nplain\n--b--\n", true)]
+    [InlineData("Subject: about passwords\n", "hi\n", false)]
+    [InlineData(Mixed, "--b\nContent-Type: message/rfc822\n\nFrom: x@example.com\nSubject: inner\n\ninner\n--b--\n", false)]
+    [InlineData(Mixed, "--b\nContent-Type: application/octet-stream; name=\"a.bin\"\nContent-Transfer-Encoding: base64\n\nB64_WITHOUT\n--b--\n", false)]
+    public void A_password_shown_in_a_header_a_file_name_or_a_binary_part_remains(string head, string body, bool remains)
+    {
+        var post = Post(head, body);
+        Assert.Equal(Password, ApprovedPassword.Take(post, out _));
+        Assert.Equal(remains, ApprovedPassword.Remains(post, Password));
+    }
+
+    private const string Mixed = "Subject: s\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n";
+
+    private static MimeKit.MimeMessage Post(string head, string body)
+        => PostParser.Parse(Encoding.UTF8.GetBytes(
+            ($"From: a@example.com\nApproved: {Password}\n{head}\n{body}")
+                .Replace("ENCODED", Convert.ToBase64String(Encoding.UTF8.GetBytes(Password)), StringComparison.Ordinal)
+                .Replace("PASSWORD", Password, StringComparison.Ordinal)
+                .Replace("B64_WITHOUT", "AAFiaW5hcnkgd2l0aG91dCBpdP8=", StringComparison.Ordinal)
+                .Replace("B64_WITH", "bm90ZTogVHIwdWI0ZG9yJjMgaXMgdGhlIHB3", StringComparison.Ordinal)));
 }

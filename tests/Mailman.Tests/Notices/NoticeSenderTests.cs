@@ -95,6 +95,27 @@ public sealed class NoticeSenderTests : IDisposable
         Assert.Equal(["id0@example.net", .. Enumerable.Range(29_991, 9).Select(i => $"id{i}@example.net"), "req1@example.com"], message.References);
     }
 
+    // Review 56: a request with In-Reply-To and no References (a reply to a confirmation) was
+    // answered with References: <its id> alone, its parent dropped (RFC 5322 §3.6.4).
+    [Theory]
+    [InlineData("In-Reply-To: <s2@example.net>\n", new[] { "s2@example.net", "req1@example.com" })]
+    [InlineData("In-Reply-To: <s1@example.net> <s2@example.net>\n", new[] { "req1@example.com" })]
+    [InlineData("In-Reply-To: <s2@example.net>\nReferences: <r1@example.net>\n", new[] { "r1@example.net", "req1@example.com" })]
+    public void A_reply_to_a_request_without_References_threads_by_its_one_In_Reply_To(string headers, string[] expected)
+    {
+        using var h = new RunnerHarness(_instance);
+        h.Notices.Send(new Notice(_list, NoticeTemplates.Welcome, "anne@example.com")
+        {
+            Kind = NoticeKind.Reply,
+            Answering = Request(headers),
+            AnsweringSender = "anne@example.com",
+        }, Trigger, "welcome");
+
+        var (_, message, _) = Only(h);
+        Assert.Equal(expected, message.References);
+        Assert.Equal("req1@example.com", message.InReplyTo);
+    }
+
     [Fact]
     public void The_same_trigger_and_purpose_queue_one_notice_however_often_asked()
     {

@@ -33,6 +33,28 @@ public sealed class RunnerTests : IDisposable
         Assert.Empty(h.Queues[QueueSet.Pipeline].Pending());
     }
 
+    // Review 56: a post without Message-ID or Date went out without them (through a smarthost
+    // that adds neither) and was logged as "Post null". The id is the entry's: a run repeated
+    // after a crash gives the same one.
+    [Fact]
+    public void A_post_without_Message_ID_or_Date_goes_out_with_them()
+    {
+        _instance.CreateList("dev@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
+        _instance.AddMembers("dev@example.org", TempInstance.NumberedMembers(2));
+        using var h = new RunnerHarness(_instance);
+        h.Inject("dev@example.org", System.Text.Encoding.ASCII.GetBytes("From: a@example.com\nTo: dev@example.org\nSubject: bare\n\nbody\n"));
+        var entry = Assert.Single(h.Queues[QueueSet.In].Pending());
+        Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
+        Assert.Equal(1, RunnerHarness.Drain(h.Pipeline));
+
+        var outQueue = h.Queues[QueueSet.Out];
+        var queued = outQueue.Load(outQueue.TryClaim()!);
+        var message = MimeKit.MimeMessage.Load(new MemoryStream(queued.Message));
+        Assert.Equal($"{entry}.mailman@example.org", message.MessageId);
+        Assert.Equal(message.MessageId, queued.Metadata.MessageId);
+        Assert.Equal(h.Time.GetUtcNow(), message.Date);
+    }
+
     [Fact]
     public void The_incoming_runner_sweeps_the_temporaries_of_killed_injects_when_idle_every_ten_minutes()
     {
