@@ -334,7 +334,7 @@ public sealed class MailingList
             case "acceptable_aliases": AcceptableAliases = Aliases(key, value); break;
             case "bounce_matching_headers": BounceMatchingHeaders = HeaderPatterns(key, value); break;
             case "moderator_password":
-                ModeratorPasswordHash = value.Length == 0 ? "" : PasswordHash.Create(value.Any(char.IsControl) ? throw new ArgumentException($"{key}: control characters are not allowed") : value);
+                ModeratorPasswordHash = value.Length == 0 ? "" : PasswordHash.Create(ModeratorPassword(key, value));
                 break;
             case "max_days_to_hold": MaxDaysToHold = Whole(key, value); break;
             case "respond_to_post_requests": RespondToPostRequests = Bool(key, value); break;
@@ -524,6 +524,21 @@ public sealed class MailingList
             throw new ArgumentException($"{key}: '{pattern}' is not a usable regex: {e.Message}");
         }
     }
+
+    /// <summary>At least 8 characters; none a control character; no white space at either end (an Approved: value is read trimmed).</summary>
+    private static string ModeratorPassword(string key, string value)
+    {
+        // A short one is found everywhere a post must not show it ("a" in every Date:): every
+        // approved post would be held (review 57).
+        var password = value;
+        return password.Any(char.IsControl) ? throw new ArgumentException($"{key}: control characters are not allowed")
+            : password.Trim().Length != password.Length ? throw new ArgumentException($"{key}: white space at either end would never match (an Approved: value is read without it)")
+            : password.Length < MinModeratorPassword ? throw new ArgumentException($"{key}: at least {MinModeratorPassword} characters (a short one shows up in ordinary mail, and every post it approves is held)")
+            : password;
+    }
+
+    /// <summary>The shortest moderator password accepted.</summary>
+    public const int MinModeratorPassword = 8;
 
     private static bool Bool(string key, string value) => value.Trim().ToLowerInvariant() switch
     {

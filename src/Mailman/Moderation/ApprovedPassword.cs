@@ -7,6 +7,7 @@
 // must never reach the members, right or wrong: what stripping cannot remove (and anything of it
 // in a header, a file name or a binary part), Remains finds, and the post is held.
 using System.Net;
+using System.Text;
 using System.Text.RegularExpressions;
 using MimeKit;
 
@@ -47,17 +48,13 @@ public static partial class ApprovedPassword
 
         if (password is null)
         {
-            // Mailman's pseudo-header: the first line of the first text/plain part, or of the
+            // Mailman's pseudo-header: the first line of the first text/plain part with any text
+            // (review 57: an empty first part hid it, and it went to the members), or of the
             // first HTML part (its text) when there is no plain one.
             var parts = TextParts(message, attachments: false).ToList();
-            var first = parts.FirstOrDefault(p => p.IsPlain) ?? parts.FirstOrDefault(p => p.IsHtml);
-            if (first is null)
-            {
-                return null;
-            }
-
-            var start = TextStart.Of(first);
-            if (FirstLine(first.IsHtml ? HtmlText(start) : start) is not { } line || PseudoHeader().Match(line) is not { Success: true } match)
+            var first = parts.Where(p => p.IsPlain).Select(p => FirstLine(TextStart.Of(p))).FirstOrDefault(l => l is not null)
+                ?? parts.Where(p => p.IsHtml).Select(p => FirstLine(HtmlText(TextStart.Of(p)))).FirstOrDefault(l => l is not null);
+            if (first is null || PseudoHeader().Match(first) is not { Success: true } match)
             {
                 return null;
             }
@@ -81,38 +78,42 @@ public static partial class ApprovedPassword
     }
 
     /// <summary>
-    /// Whether <paramref name="password"/> is still in the post after <see cref="Take"/>: in a
-    /// text part (split by markup in a way the stripping did not follow, or in a line that is not
-    /// the pseudo-header), in any header of the post, of a part or of an attached message (the
-    /// Subject, a display name, a file name), in a preamble or epilogue, or in the decoded content
-    /// of a binary part. Such a post is held, never delivered with it (review 56: only text parts
-    /// were looked at; a Subject or an attachment carried the password to every member).
+    /// Whether <paramref name="password"/> is still in the post after <see cref="Take"/>, in any
+    /// form a member's mail client shows: in a text part (split by markup the stripping did not
+    /// follow, in an HTML attribute or comment, folded as iCalendar and vCard fold, broken as
+    /// format=flowed with delsp breaks, with white space or invisible characters inside), in any header of the post, of a part or of an attached message
+    /// (the Subject, a display name, a file name), in a preamble or epilogue, in the decoded
+    /// content of a binary part (UTF-8 or UTF-16), or in an attached message sent encoded. Such
+    /// a post is held, and cannot be approved (reviews 56 and 57: only text parts were looked at,
+    /// and a held one a moderator approved went to every member with it).
     /// </summary>
     public static bool Remains(MimeMessage message, string password)
     {
-        if (password.Length == 0)
+        var wanted = Skeleton(password);
+        if (wanted.Length == 0)
         {
             return false;
         }
 
-        var bytes = System.Text.Encoding.UTF8.GetBytes(password);
-        if (Shows(message.Headers, password))
-        {
-            return true;
-        }
-
-        var pending = new Stack<MimeEntity>();
-        if (message.Body is not null)
-        {
-            pending.Push(message.Body);
-        }
-
+        byte[][] patterns = [Encoding.UTF8.GetBytes(password), Encoding.Unicode.GetBytes(password), Encoding.BigEndianUnicode.GetBytes(password)];
+        var pending = new Stack<(MimeEntity? Entity, HeaderList? Headers)>();
+        pending.Push((message.Body, message.Headers));
         while (pending.Count > 0)
         {
-            var entity = pending.Pop();
-            if (Shows(entity.Headers, password)
-                || entity.ContentType.Parameters.Any(p => p.Value.Contains(password, StringComparison.Ordinal))
-                || (entity.ContentDisposition?.Parameters.Any(p => p.Value.Contains(password, StringComparison.Ordinal)) ?? false))
+            var (entity, headers) = pending.Pop();
+            if (headers is not null && Shows(headers, wanted))
+            {
+                return true;
+            }
+
+            if (entity is null)
+            {
+                continue;
+            }
+
+            if (Shows(entity.Headers, wanted)
+                || entity.ContentType.Parameters.Any(p => Skeleton(p.Value).Contains(wanted, StringComparison.Ordinal))
+                || (entity.ContentDisposition?.Parameters.Any(p => Skeleton(p.Value).Contains(wanted, StringComparison.Ordinal)) ?? false))
             {
                 return true;
             }
@@ -120,33 +121,45 @@ public static partial class ApprovedPassword
             switch (entity)
             {
                 case Multipart multipart:
-                    if ((multipart.Preamble ?? "").Contains(password, StringComparison.Ordinal) || (multipart.Epilogue ?? "").Contains(password, StringComparison.Ordinal))
+                    if (Skeleton(multipart.Preamble ?? "").Contains(wanted, StringComparison.Ordinal) || Skeleton(multipart.Epilogue ?? "").Contains(wanted, StringComparison.Ordinal))
                     {
                         return true;
                     }
 
                     foreach (var child in multipart)
                     {
-                        pending.Push(child);
+                        pending.Push((child, null));
                     }
 
                     break;
-                case MessagePart { Message: { } inner }:
-                    if (Shows(inner.Headers, password))
+                case MessagePart { Message: { } inner } attached:
+                    if (Encoded(attached) is { } sent)
                     {
-                        return true;
-                    }
+                        // Sent base64 or quoted-printable: MimeKit parsed the encoded text as the
+                        // message; what a client shows is the decoded one.
+                        if (patterns.Any(p => sent.AsSpan().IndexOf(p) >= 0))
+                        {
+                            return true;
+                        }
 
-                    if (inner.Body is not null)
+                        try
+                        {
+                            var shown = MimeMessage.Load(new MemoryStream(sent));
+                            pending.Push((shown.Body, shown.Headers));
+                        }
+                        catch (FormatException)
+                        {
+                            // No message inside: its bytes were searched.
+                        }
+                    }
+                    else
                     {
-                        pending.Push(inner.Body);
+                        pending.Push((inner.Body, inner.Headers));
                     }
 
                     break;
                 case TextPart part:
-                    var text = part.Text;
-                    if (text.Contains(password, StringComparison.Ordinal)
-                        || (part.IsHtml && Squeeze(HtmlText(text)).Contains(Squeeze(password), StringComparison.Ordinal)))
+                    if (TextShows(part, wanted))
                     {
                         return true;
                     }
@@ -156,9 +169,13 @@ public static partial class ApprovedPassword
                     using (var decoded = new MemoryStream())
                     {
                         content.DecodeTo(decoded);
-                        if (decoded.GetBuffer().AsSpan(0, (int)decoded.Length).IndexOf(bytes) >= 0)
+                        var data = decoded.GetBuffer().AsSpan(0, (int)decoded.Length);
+                        foreach (var p in patterns)
                         {
-                            return true;
+                            if (data.IndexOf(p) >= 0)
+                            {
+                                return true;
+                            }
                         }
                     }
 
@@ -169,19 +186,100 @@ public static partial class ApprovedPassword
         return false;
     }
 
+    // The text as a reader sees it, in the forms a client may show it.
+    private static bool TextShows(TextPart part, string wanted)
+    {
+        var text = part.Text;
+        var type = part.ContentType;
+        var readable = new List<string> { text };
+        if (part.IsHtml || type.IsMimeType("text", "enriched") || type.IsMimeType("text", "richtext"))
+        {
+            // What a browser shows (comments and tags out, a quoted '>' kept inside its tag),
+            // and attribute values (alt, title) with their entities decoded.
+            readable.Add(WebUtility.HtmlDecode(Regex.Replace(WithoutComments(text), """<(?:[^<>"']|"[^"]*"|'[^']*')*>""", "", RegexOptions.NonBacktracking)));
+            readable.Add(WebUtility.HtmlDecode(text));
+        }
+
+        if (type.IsMimeType("text", "calendar") || type.IsMimeType("text", "vcard") || type.IsMimeType("text", "x-vcard") || type.IsMimeType("text", "directory"))
+        {
+            readable.Add(Regex.Replace(text, "\r?\n[ \t]", "")); // RFC 5545 and 6350 unfolding
+        }
+
+        if (string.Equals(type.Parameters["delsp"], "yes", StringComparison.OrdinalIgnoreCase))
+        {
+            readable.Add(Regex.Replace(text, " \r?\n", "")); // RFC 3676: the space of a flowed line goes too
+        }
+
+        return readable.Any(r => Skeleton(r).Contains(wanted, StringComparison.Ordinal));
+    }
+
+    private static string WithoutComments(string html)
+    {
+        var result = new StringBuilder(html.Length);
+        var at = 0;
+        while (html.IndexOf("<!--", at, StringComparison.Ordinal) is var open and >= 0)
+        {
+            result.Append(html, at, open - at);
+            var close = html.IndexOf("-->", open + 4, StringComparison.Ordinal);
+            at = close < 0 ? html.Length : close + 3;
+        }
+
+        return result.Append(html, at, html.Length - at).ToString();
+    }
+
+    // An attached message sent base64 or quoted-printable, decoded; null when sent as it is.
+    private static byte[]? Encoded(MessagePart part)
+    {
+        var encoding = part.Headers[HeaderId.ContentTransferEncoding]?.Trim().ToLowerInvariant();
+        if (encoding is not ("base64" or "quoted-printable"))
+        {
+            return null;
+        }
+
+        using var raw = new MemoryStream();
+        part.Message!.WriteTo(raw);
+        raw.Position = 0;
+        using var decoded = new MemoryStream();
+        using (var filtered = new MimeKit.IO.FilteredStream(raw))
+        {
+            filtered.Add(MimeKit.IO.Filters.DecoderFilter.Create(encoding == "base64" ? ContentEncoding.Base64 : ContentEncoding.QuotedPrintable));
+            filtered.CopyTo(decoded);
+        }
+
+        return decoded.ToArray();
+    }
+
     // A header as written and as decoded (RFC 2047 words, a display name): either may show it.
-    private static bool Shows(HeaderList headers, string password)
+    private static bool Shows(HeaderList headers, string wanted)
     {
         foreach (var header in headers)
         {
-            if (header.Value.Contains(password, StringComparison.Ordinal)
-                || System.Text.Encoding.UTF8.GetString(header.RawValue).Contains(password, StringComparison.Ordinal))
+            if (Skeleton(header.Value).Contains(wanted, StringComparison.Ordinal)
+                || Skeleton(Encoding.UTF8.GetString(header.RawValue)).Contains(wanted, StringComparison.Ordinal))
             {
                 return true;
             }
         }
 
         return false;
+    }
+
+    // What is compared: the text without white space and invisible characters (format
+    // characters such as a soft hyphen or a zero-width space), which a reader does not see inside
+    // a word. Not normalized: the daemon runs without ICU (InvariantGlobalization), where
+    // string.Normalize changes nothing.
+    private static string Skeleton(string text)
+    {
+        var result = new StringBuilder(text.Length);
+        foreach (var c in text)
+        {
+            if (!char.IsWhiteSpace(c) && char.GetUnicodeCategory(c) != System.Globalization.UnicodeCategory.Format)
+            {
+                result.Append(c);
+            }
+        }
+
+        return result.ToString();
     }
 
     // Text parts of the post: without attachments for finding the pseudo-header; with them, and
@@ -221,9 +319,6 @@ public static partial class ApprovedPassword
             Regex.Replace(html, @"<(?:br|/?p|/?div|/?tr|/?li|/?h[1-6]|/?td|/?title|/?blockquote)\b[^<>]*>", "\n", RegexOptions.NonBacktracking | RegexOptions.IgnoreCase),
             "<[^<>]*>", "", RegexOptions.NonBacktracking));
 
-    private static string Squeeze(string text)
-        => Regex.Replace(text, @"\s+", "", RegexOptions.NonBacktracking);
-
     private static string? FirstLine(string text)
     {
         foreach (var line in text.Split('\n'))
@@ -239,7 +334,7 @@ public static partial class ApprovedPassword
 
     // Every line that is the pseudo-header with this password, and a blank line right after it.
     private static string StripPlain(string text, string password)
-        => Regex.Replace(text, @"^[ \t]*(?:X-)?Approved?:[ \t]*" + Regex.Escape(password) + @"[ \t]*(?:\r?\n(?:[ \t]*\r?\n)?|$)", "",
+        => Regex.Replace(text, @"^[ \t]*(?:X-)?Approved?[ \t]*:[ \t]*" + Regex.Escape(password) + @"[ \t]*(?:\r?\n(?:[ \t]*\r?\n)?|$)", "",
             RegexOptions.Multiline | RegexOptions.IgnoreCase | RegexOptions.NonBacktracking | RegexOptions.CultureInvariant);
 
     // In HTML the words may be split by tags, entities and line breaks ("<p>Approved:&nbsp;<b>pw</b>",
@@ -272,7 +367,7 @@ public static partial class ApprovedPassword
             i++;
         }
 
-        var pattern = @"(?:X-)?Approved?:\s*" + Regex.Escape(password);
+        var pattern = @"(?:X-)?Approved?\s*:\s*" + Regex.Escape(password);
         var matches = Regex.Matches(visible.ToString(), pattern, RegexOptions.IgnoreCase | RegexOptions.NonBacktracking | RegexOptions.CultureInvariant);
         if (matches.Count == 0)
         {
@@ -315,6 +410,6 @@ public static partial class ApprovedPassword
         }
     }
 
-    [GeneratedRegex(@"^\s*(?:X-)?Approved?:\s*(\S.*?)\s*$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^\s*(?:X-)?Approved?\s*:\s*(\S.*?)\s*$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
     private static partial Regex PseudoHeader();
 }

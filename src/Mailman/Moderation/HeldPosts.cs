@@ -151,8 +151,32 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
     }
 
     /// <summary>Sends the post through the chain (moderation rules skipped) and the pipeline again, under its own name.</summary>
-    public ModerationOutcome Approve(string id, string actor) => Act(id, actor, "approved", (claim, entry, list) =>
+    public ModerationOutcome Approve(string id, string actor)
     {
+        if (ShowsPassword(id))
+        {
+            // Approved, it would take the password to every member (review 56).
+            return new ModerationOutcome(false, $"{id}: it shows the moderator password where it cannot be removed, and cannot be approved; reject or discard it (the poster may send it again without)");
+        }
+
+        return Act(id, actor, "approved", (claim, entry, list) => Approving(claim, entry, list, actor));
+    }
+
+    private bool ShowsPassword(string id)
+    {
+        try
+        {
+            return Switchboard.IsValidEntryName(id) && Show(id) is { } held && held.Post.Reasons.Any(r => r.Contains(Rules.Approved.ShowsPassword, StringComparison.Ordinal));
+        }
+        catch (Exception e) when (e is CorruptEntryException or IOException)
+        {
+            return false; // the action says what it finds
+        }
+    }
+
+    private string Approving(ClaimedEntry claim, EntryHead entry, MailingList? list, string actor)
+    {
+        var id = claim.Name;
         if (list is null)
         {
             throw new InvalidOperationException($"{id}: the list {entry.Metadata.List} no longer exists; the post stays held (`mailman held discard {id}`)");
@@ -174,7 +198,7 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
 
         queues[QueueSet.In].Signal?.Set();
         return "approved: it goes to the list";
-    });
+    }
 
     /// <summary>Drops the post and tells the poster <paramref name="reason"/>.</summary>
     public ModerationOutcome Reject(string id, string? reason, string actor) => Act(id, actor, "rejected", (claim, entry, list) => Rejecting(id, claim, entry, list, reason, actor), reason);

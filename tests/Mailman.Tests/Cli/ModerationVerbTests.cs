@@ -86,7 +86,7 @@ public sealed class ModerationVerbTests : IDisposable
             ("emergency", "true"), ("default_member_action", "hold"), ("administrivia", "no"), ("max_num_recipients", "5"),
             ("require_explicit_destination", "false"), ("acceptable_aliases", "team@example.org\\n^dev-.*@example\\.org$"),
             ("bounce_matching_headers", "X-Spam-Flag: ^yes"), ("max_days_to_hold", "7"), ("respond_to_post_requests", "false"),
-            ("admin_immed_notify", "false"), ("auto_reply_action", "hold"), ("moderator_password", "letmein"),
+            ("admin_immed_notify", "false"), ("auto_reply_action", "hold"), ("moderator_password", "letmein-please"),
         })
         {
             Ok("lists", "set", List, key, value);
@@ -98,8 +98,8 @@ public sealed class ModerationVerbTests : IDisposable
         Assert.Contains("acceptable_aliases: team@example.org\\n^dev-.*@example\\.org$", show, StringComparison.Ordinal);
         Assert.Contains("auto_reply_action: hold", show, StringComparison.Ordinal);
         Assert.Contains("moderator_password: (set)", show, StringComparison.Ordinal);
-        Assert.DoesNotContain("letmein", show, StringComparison.Ordinal);
-        Assert.DoesNotContain("letmein", File.ReadAllText(_instance.Paths.Database), StringComparison.Ordinal);
+        Assert.DoesNotContain("letmein-please", show, StringComparison.Ordinal);
+        Assert.DoesNotContain("letmein-please", File.ReadAllText(_instance.Paths.Database), StringComparison.Ordinal);
 
         OneLineError(Run("lists", "set", List, "bounce_matching_headers", "X-Spam: (unclosed"));
         OneLineError(Run("lists", "set", List, "acceptable_aliases", "not an address"));

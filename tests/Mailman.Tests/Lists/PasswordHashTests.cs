@@ -30,12 +30,26 @@ public sealed class PasswordHashTests
     public void The_setting_stores_only_the_hash_and_lists_show_never_reveals_it()
     {
         var list = new MailingList { Name = ListName.Parse("dev@example.org") };
-        list.Set("moderator_password", "hunter2");
-        Assert.True(PasswordHash.Verify("hunter2", list.ModeratorPasswordHash));
+        list.Set("moderator_password", "hunter2-and-more");
+        Assert.True(PasswordHash.Verify("hunter2-and-more", list.ModeratorPasswordHash));
         var shown = list.Describe().ToDictionary(p => p.Key, p => p.Value);
         Assert.Equal("(set)", shown["moderator_password"]);
-        Assert.DoesNotContain(shown.Values, v => v.Contains("hunter2", StringComparison.Ordinal) || v.Contains("pbkdf2", StringComparison.Ordinal));
+        Assert.DoesNotContain(shown.Values, v => v.Contains("hunter2-and-more", StringComparison.Ordinal) || v.Contains("pbkdf2", StringComparison.Ordinal));
         list.Set("moderator_password", "");
+        Assert.Equal("", list.ModeratorPasswordHash);
+    }
+
+    // Review 57: "a" was accepted, and then found in every approved post's Date: (held).
+    [Theory]
+    [InlineData("a", "at least 8 characters")]
+    [InlineData("short-7", "at least 8 characters")]
+    [InlineData(" padded-password", "white space at either end")]
+    [InlineData("tab\tinside-it", "control characters are not allowed")]
+    public void A_moderator_password_that_could_not_work_is_refused(string password, string why)
+    {
+        var list = new MailingList { Name = ListName.Parse("dev@example.org") };
+        var e = Assert.Throws<ArgumentException>(() => list.Set("moderator_password", password));
+        Assert.Contains(why, e.Message, StringComparison.Ordinal);
         Assert.Equal("", list.ModeratorPasswordHash);
     }
 }

@@ -191,6 +191,23 @@ public sealed class ApprovedPasswordTests
     [InlineData(Mixed, "--b\nContent-Type: text/plain; name=\"PASSWORD.txt\"\nContent-Disposition: attachment; filename=\"PASSWORD.txt\"\n\nplain\n--b--\n", true)]
     [InlineData(Mixed, "--b\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\nB64_WITH\n--b--\n", true)]
     [InlineData(Mixed, "preamble PASSWORD\n--b\nContent-Type: text/plain\n\nplain\n--b--\n", true)]
+    // Review 57: a '>' in a comment or an attribute ended the tag early; an attribute with an
+    // entity; iCalendar folding; format=flowed delsp; UTF-16 in a binary part; an attached
+    // message sent base64; invisible characters inside the password.
+    [InlineData(Html, "<p>code: Tr0ub4<!-- > -->dor&amp;3</p>\n", true)]
+    [InlineData(Html, "<p>code: Tr0ub4<span title=\"a>b\">dor&amp;3</span></p>\n", true)]
+    [InlineData(Html, "<img alt=\"&#84;r0ub4dor&amp;3\" src=\"cid:x\">\n", true)]
+    [InlineData(Html, "<p>Tr0ub4&shy;dor&amp;3</p>\n", true)]
+    [InlineData("Subject: s\nContent-Type: text/plain; charset=utf-8; format=flowed; delsp=yes\n", "The code is Tr0ub4 \ndor&3 and more.\n", true)]
+    [InlineData("Subject: s\nContent-Type: text/calendar\n", "BEGIN:VCALENDAR\nDESCRIPTION:code Tr0ub4\n dor&3\nEND:VCALENDAR\n", true)]
+    [InlineData(Mixed, "--b\nContent-Type: application/octet-stream; name=\"note.txt\"\nContent-Transfer-Encoding: base64\n\n//5UAHIAMAB1AGIANABkAG8AcgAmADMA\n--b--\n", true)]
+    [InlineData(Mixed, "--b\nContent-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\nRnJvbTogeEBleGFtcGxlLmNvbQpTdWJqZWN0OiBpbm5lcgoKYm9keSBUcjB1YjRkb3ImMwo=\n--b--\n", true)]
+    [InlineData("Subject: s\n", "Tr0ub4\u200Bdor&3\n", true)]
+    [InlineData("Subject: s\n", "Tr0ub4\u00ADdor&3\n", true)]
+    [InlineData("Subject: s\n", "Tr0ub4 dor&3\n", true)]
+    [InlineData(Html, "<p>an ordinary <b>post</b> &amp; a <a href=\"https://example.com/?a=1&amp;b=2\">link</a></p>\n", false)]
+    [InlineData("Subject: s\nContent-Type: text/calendar\n", "BEGIN:VCALENDAR\nDESCRIPTION:a long\n  line\nEND:VCALENDAR\n", false)]
+    [InlineData(Mixed, "--b\nContent-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\nRnJvbTogeEBleGFtcGxlLmNvbQpTdWJqZWN0OiBpbm5lcgoKYm9keQo=\n--b--\n", false)]
     [InlineData("Subject: about passwords\n", "hi\n", false)]
     [InlineData(Mixed, "--b\nContent-Type: message/rfc822\n\nFrom: x@example.com\nSubject: inner\n\ninner\n--b--\n", false)]
     [InlineData(Mixed, "--b\nContent-Type: application/octet-stream; name=\"a.bin\"\nContent-Transfer-Encoding: base64\n\nB64_WITHOUT\n--b--\n", false)]
@@ -200,6 +217,24 @@ public sealed class ApprovedPasswordTests
         Assert.Equal(Password, ApprovedPassword.Take(post, out _));
         Assert.Equal(remains, ApprovedPassword.Remains(post, Password));
     }
+
+    // Review 57: a pseudo-header written "Approved :", or in the first text part with any text
+    // after an empty one, went to the members as text.
+    [Fact]
+    public void Odd_pseudo_headers_are_taken()
+    {
+        var spaced = PostParser.Parse(Encoding.UTF8.GetBytes($"From: a@example.com\nSubject: s\n\nApproved : {Password}\n\nThe text.\n"));
+        Assert.Equal(Password, ApprovedPassword.Take(spaced, out _));
+        Assert.DoesNotContain(Password, Flat(spaced), StringComparison.Ordinal);
+
+        var second = PostParser.Parse(Encoding.UTF8.GetBytes(
+            $"From: a@example.com\nSubject: s\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\n\n--b\nContent-Type: text/plain\n\nApproved: {Password}\n\nThe text.\n--b--\n"));
+        Assert.Equal(Password, ApprovedPassword.Take(second, out _));
+        Assert.DoesNotContain(Password, Flat(second), StringComparison.Ordinal);
+        Assert.False(ApprovedPassword.Remains(second, Password));
+    }
+
+    private const string Html = "Subject: s\nMIME-Version: 1.0\nContent-Type: text/html; charset=utf-8\n";
 
     private const string Mixed = "Subject: s\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n";
 

@@ -443,7 +443,7 @@ public sealed class HeldPostsTests : IDisposable
     [Fact]
     public void A_wrong_Approved_password_is_held_without_it_and_approving_delivers_no_password()
     {
-        Configure(l => l.Set("moderator_password", "right"));
+        Configure(l => l.Set("moderator_password", "the-right-one"));
         using var h = new RunnerHarness(_instance);
         var id = Hold(h, extra: "Approved: wrong-guess\n");
         var reasons = h.Queues[QueueSet.Hold].ReadMetadata(id).HoldReasons!;
@@ -454,6 +454,24 @@ public sealed class HeldPostsTests : IDisposable
         Assert.DoesNotContain("wrong-guess", System.Text.Encoding.UTF8.GetString(h.Queues[QueueSet.Hold].Load(claim).Message), StringComparison.Ordinal);
         h.Queues[QueueSet.Hold].Unclaim(claim);
         Assert.DoesNotContain(Out(h), n => n.Message.ToString().Contains("wrong-guess", StringComparison.Ordinal));
+    }
+
+    // Review 56: a post that shows the right password where it cannot be removed is held; a
+    // moderator's approve would have taken it to every member.
+    [Fact]
+    public void A_post_that_shows_the_right_password_where_it_cannot_be_removed_cannot_be_approved()
+    {
+        Configure(l => l.Set("moderator_password", "Sekr1tPassw0rd"));
+        using var h = new RunnerHarness(_instance);
+        var id = Hold(h, extra: "Approved: Sekr1tPassw0rd\nX-Note: mine is Sekr1tPassw0rd\n");
+        Assert.Contains(h.Queues[QueueSet.Hold].ReadMetadata(id).HoldReasons!, r => r.StartsWith("approved: " + Mailman.Moderation.Rules.Approved.ShowsPassword, StringComparison.Ordinal));
+
+        var approved = h.Held.Approve(id, "mo@example.com");
+        Assert.False(approved.Done);
+        Assert.Contains("cannot be approved; reject or discard it", approved.Summary, StringComparison.Ordinal);
+        Assert.Equal([id], h.Queues[QueueSet.Hold].Pending());
+        Assert.Empty(h.Queues[QueueSet.In].Pending());
+        Assert.True(h.Held.Discard(id, "mo@example.com").Done);
     }
 
     [Fact]

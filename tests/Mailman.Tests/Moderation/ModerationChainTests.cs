@@ -73,14 +73,14 @@ public sealed class ModerationChainTests : IDisposable
         _f.Configure(l =>
         {
             l.Emergency = true;
-            l.Set("moderator_password", "pw");
+            l.Set("moderator_password", "pw-of-the-list");
         });
         _f.SetAction("ann@example.com", "discard");
         var held = Chain().Evaluate(_f.Context(ModerationFixture.Post("From: ann@example.com\n")));
         Assert.Equal(Verdict.Hold, held.Verdict);
         Assert.Equal(["emergency"], held.Hits.Select(h => h.Rule));
 
-        var approved = Chain().Evaluate(_f.Context(ModerationFixture.Post("From: stranger@example.net\nApproved: pw\n")));
+        var approved = Chain().Evaluate(_f.Context(ModerationFixture.Post("From: stranger@example.net\nApproved: pw-of-the-list\n")));
         Assert.Equal(Verdict.Accept, approved.Verdict);
     }
 

@@ -7,6 +7,9 @@ namespace Mailman.Moderation.Rules;
 
 public sealed class Approved : IRule
 {
+    /// <summary>The hold reason of a post that shows the right password where it cannot be removed: such a post cannot be approved.</summary>
+    public const string ShowsPassword = "the post carries the moderator password, and shows it where it cannot be removed";
+
     public string Name => "approved";
 
     public string Description => "accept posts carrying the moderator password in Approved:, hold those with a wrong one; strip it everywhere";
@@ -26,7 +29,7 @@ public sealed class Approved : IRule
         if (hash.Length > 0 && PasswordHash.Verify(password, hash))
         {
             return ApprovedPassword.Remains(context.Message, password)
-                ? RuleResult.Hold("the post carries the moderator password, and repeats it where it cannot be removed (a moderator must edit it)")
+                ? RuleResult.Hold(ShowsPassword + " (it cannot be approved: reject or discard it, and the poster may send it again without)")
                 : RuleResult.Accept("the post carries the moderator password");
         }
 
