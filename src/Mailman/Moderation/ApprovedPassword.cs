@@ -159,7 +159,7 @@ public static partial class ApprovedPassword
 
                     break;
                 case TextPart part:
-                    if (TextShows(part, wanted))
+                    if (TextShows(part, wanted) || UuencodedShows(part.Text, patterns))
                     {
                         return true;
                     }
@@ -211,6 +211,23 @@ public static partial class ApprovedPassword
         }
 
         return readable.Any(r => Skeleton(r).Contains(wanted, StringComparison.Ordinal));
+    }
+
+    // A uuencoded file in a text ("begin 644 name" ... "end"), which mail clients show as an
+    // attachment (review 57).
+    private static bool UuencodedShows(string text, byte[][] patterns)
+    {
+        var begin = text.StartsWith("begin ", StringComparison.Ordinal) ? 0 : text.IndexOf("\nbegin ", StringComparison.Ordinal);
+        if (begin < 0)
+        {
+            return false;
+        }
+
+        var input = Encoding.Latin1.GetBytes(text[begin..]);
+        var decoder = new MimeKit.Encodings.UUDecoder();
+        var output = new byte[decoder.EstimateOutputLength(input.Length)];
+        var n = decoder.Decode(input, 0, input.Length, output);
+        return patterns.Any(p => output.AsSpan(0, n).IndexOf(p) >= 0);
     }
 
     private static string WithoutComments(string html)

@@ -202,6 +202,7 @@ public sealed class ApprovedPasswordTests
     [InlineData("Subject: s\nContent-Type: text/calendar\n", "BEGIN:VCALENDAR\nDESCRIPTION:code Tr0ub4\n dor&3\nEND:VCALENDAR\n", true)]
     [InlineData(Mixed, "--b\nContent-Type: application/octet-stream; name=\"note.txt\"\nContent-Transfer-Encoding: base64\n\n//5UAHIAMAB1AGIANABkAG8AcgAmADMA\n--b--\n", true)]
     [InlineData(Mixed, "--b\nContent-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\nRnJvbTogeEBleGFtcGxlLmNvbQpTdWJqZWN0OiBpbm5lcgoKYm9keSBUcjB1YjRkb3ImMwo=\n--b--\n", true)]
+    [InlineData("Subject: s\n", "Here it is:\n\nbegin 644 pin.txt\n1<&EN.B!4<C!U8C1D;W(F,PH \n`\nend\n", true)]
     [InlineData("Subject: s\n", "Tr0ub4\u200Bdor&3\n", true)]
     [InlineData("Subject: s\n", "Tr0ub4\u00ADdor&3\n", true)]
     [InlineData("Subject: s\n", "Tr0ub4 dor&3\n", true)]
