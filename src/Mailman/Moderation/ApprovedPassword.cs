@@ -196,7 +196,11 @@ public static partial class ApprovedPassword
         {
             // What a browser shows (comments and tags out, a quoted '>' kept inside its tag),
             // and attribute values (alt, title) with their entities decoded.
-            readable.Add(WebUtility.HtmlDecode(Regex.Replace(WithoutComments(text), """<(?:[^<>"']|"[^"]*"|'[^']*')*>""", "", RegexOptions.NonBacktracking)));
+            // A block tag is a break a reader sees (review 58: "<li>Summer</li><li>2026" is not
+            // the password Summer2026); any other tag is nothing ("s3c<b>ret</b>").
+            var tagsOut = Regex.Replace(WithoutComments(text), """<(?:br|/?p|/?div|/?tr|/?li|/?h[1-6]|/?td|/?th|/?title|/?blockquote|/?table|/?ul|/?ol|hr)\b(?:[^<>"']|"[^"]*"|'[^']*')*>""", " ",
+                RegexOptions.NonBacktracking | RegexOptions.IgnoreCase);
+            readable.Add(WebUtility.HtmlDecode(Regex.Replace(tagsOut, """<(?:[^<>"']|"[^"]*"|'[^']*')*>""", "", RegexOptions.NonBacktracking)));
             readable.Add(WebUtility.HtmlDecode(text));
         }
 
@@ -281,16 +285,25 @@ public static partial class ApprovedPassword
         return false;
     }
 
-    // What is compared: the text without white space and invisible characters (format
-    // characters such as a soft hyphen or a zero-width space), which a reader does not see inside
-    // a word. Not normalized: the daemon runs without ICU (InvariantGlobalization), where
+    // What is compared: the text with each run of white space one space (a space, a line break
+    // and a no-break space look alike; none is taken out: "Summer 2026" is not the password
+    // Summer2026, review 58) and without invisible characters (format characters such as a soft
+    // hyphen, a zero-width space or a byte-order mark), which a reader does not see inside a
+    // word. Not normalized: the daemon runs without ICU (InvariantGlobalization), where
     // string.Normalize changes nothing.
     private static string Skeleton(string text)
     {
         var result = new StringBuilder(text.Length);
         foreach (var c in text)
         {
-            if (!char.IsWhiteSpace(c) && char.GetUnicodeCategory(c) != System.Globalization.UnicodeCategory.Format)
+            if (char.IsWhiteSpace(c))
+            {
+                if (result.Length == 0 || result[^1] != ' ')
+                {
+                    result.Append(' ');
+                }
+            }
+            else if (char.GetUnicodeCategory(c) != System.Globalization.UnicodeCategory.Format)
             {
                 result.Append(c);
             }
@@ -351,7 +364,7 @@ public static partial class ApprovedPassword
 
     // Every line that is the pseudo-header with this password, and a blank line right after it.
     private static string StripPlain(string text, string password)
-        => Regex.Replace(text, @"^[ \t]*(?:X-)?Approved?[ \t]*:[ \t]*" + Regex.Escape(password) + @"[ \t]*(?:\r?\n(?:[ \t]*\r?\n)?|$)", "",
+        => Regex.Replace(text, @"^[ \t\uFEFF]*(?:X-)?Approved?[ \t]*:[ \t]*" + Regex.Escape(password) + @"[ \t]*(?:\r?\n(?:[ \t]*\r?\n)?|$)", "",
             RegexOptions.Multiline | RegexOptions.IgnoreCase | RegexOptions.NonBacktracking | RegexOptions.CultureInvariant);
 
     // In HTML the words may be split by tags, entities and line breaks ("<p>Approved:&nbsp;<b>pw</b>",
@@ -362,15 +375,28 @@ public static partial class ApprovedPassword
     {
         var visible = new System.Text.StringBuilder(html.Length);
         var spans = new List<(int Start, int End)>(html.Length);
+        var close = -1; // the next '>' at or after i, once looked for; each search starts past the last
+        var closes = true;
         for (var i = 0; i < html.Length;)
         {
-            if (html[i] == '<' && html.IndexOf('>', i) is var close and > 0)
+            // Review 58: a search to the end from every '<' (or '&') without its '>' (';') made
+            // a post of '<'s cost the square of its size: 3 MB, 137 s of the incoming runner.
+            if (html[i] == '<' && closes)
             {
-                i = close + 1;
-                continue;
+                if (close < i)
+                {
+                    close = html.IndexOf('>', i);
+                    closes = close >= 0;
+                }
+
+                if (closes)
+                {
+                    i = close + 1;
+                    continue;
+                }
             }
 
-            if (html[i] == '&' && html.IndexOf(';', i) is var semi && semi > i && semi - i <= 10
+            if (html[i] == '&' && html.IndexOf(';', i, Math.Min(11, html.Length - i)) is var semi && semi > i
                 && WebUtility.HtmlDecode(html[i..(semi + 1)]) is { Length: 1 } decoded && decoded != html[i..(semi + 1)])
             {
                 visible.Append(decoded[0]);

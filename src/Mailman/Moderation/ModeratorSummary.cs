@@ -118,11 +118,12 @@ public sealed class ModeratorSummary(
     }
 
     /// <summary>
-    /// The held posts a summary names when there are more than it names: members' posts first,
-    /// then one post of each sender in turn, each sender's oldest first; shown in the order held.
-    /// A flood from a few addresses, or from strangers, does not crowd out the rest (review 54:
-    /// a morning's spam left the day's legitimate posts counted, not named, to moderators who
-    /// work by mail).
+    /// The held posts a summary names when there are more than it names: one post of each sender
+    /// in turn, each sender's oldest first, members' before others' in each turn; shown in the
+    /// order held. A flood from a few addresses does not crowd out the rest (review 54: a
+    /// morning's spam left the day's legitimate posts counted, not named, to moderators who work
+    /// by mail), even from a member's forged address (review 58: members' posts came before
+    /// every turn of the others').
     /// </summary>
     internal static List<HeldPost> Named(ListStore store, ListName list, List<HeldPost> posts)
     {
@@ -138,7 +139,7 @@ public sealed class ModeratorSummary(
                 var member = g.Key.Length > 0 && store.IsMember(list, g.Key);
                 return g.OrderBy(p => p.HeldAt).Select((p, turn) => (Post: p, Member: member, Turn: turn));
             })
-            .OrderBy(x => x.Member ? 0 : 1).ThenBy(x => x.Turn).ThenBy(x => x.Post.HeldAt)
+            .OrderBy(x => x.Turn).ThenBy(x => x.Member ? 0 : 1).ThenBy(x => x.Post.HeldAt)
             .Take(MaxItems)
             .Select(x => x.Post)
             .OrderBy(p => p.HeldAt)];
@@ -149,7 +150,7 @@ public sealed class ModeratorSummary(
         var text = new StringBuilder();
         if (postCount > 0)
         {
-            text.Append(CultureInfo.InvariantCulture, $"Held posts ({postCount}{(postCount > posts.Count ? $", {posts.Count} named: members' first, then each sender's oldest in turn" : "")}):\n");
+            text.Append(CultureInfo.InvariantCulture, $"Held posts ({postCount}{(postCount > posts.Count ? $", {posts.Count} named: each sender's oldest in turn, members' first" : "")}):\n");
             foreach (var post in posts)
             {
                 var token = tokens.For(post.Id, PendingKind.HeldPost);

@@ -205,7 +205,11 @@ public sealed class ApprovedPasswordTests
     [InlineData("Subject: s\n", "Here it is:\n\nbegin 644 pin.txt\n1<&EN.B!4<C!U8C1D;W(F,PH \n`\nend\n", true)]
     [InlineData("Subject: s\n", "Tr0ub4\u200Bdor&3\n", true)]
     [InlineData("Subject: s\n", "Tr0ub4\u00ADdor&3\n", true)]
-    [InlineData("Subject: s\n", "Tr0ub4 dor&3\n", true)]
+    // Review 58: white space is not taken out ("Summer 2026" is not the password Summer2026),
+    // nor is a block tag (a line break a reader sees).
+    [InlineData("Subject: s\n", "Tr0ub4 dor&3\n", false)]
+    [InlineData("Subject: s\n", "Tr0ub4\ndor&3\n", false)]
+    [InlineData(Html, "<ul><li>Tr0ub4</li><li>dor&amp;3</li></ul>\n", false)]
     [InlineData(Html, "<p>an ordinary <b>post</b> &amp; a <a href=\"https://example.com/?a=1&amp;b=2\">link</a></p>\n", false)]
     [InlineData("Subject: s\nContent-Type: text/calendar\n", "BEGIN:VCALENDAR\nDESCRIPTION:a long\n  line\nEND:VCALENDAR\n", false)]
     [InlineData(Mixed, "--b\nContent-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\nRnJvbTogeEBleGFtcGxlLmNvbQpTdWJqZWN0OiBpbm5lcgoKYm9keQo=\n--b--\n", false)]
@@ -233,6 +237,35 @@ public sealed class ApprovedPasswordTests
         Assert.Equal(Password, ApprovedPassword.Take(second, out _));
         Assert.DoesNotContain(Password, Flat(second), StringComparison.Ordinal);
         Assert.False(ApprovedPassword.Remains(second, Password));
+    }
+
+    // Review 58: a text starting with a byte-order mark kept its pseudo-header line: a wrong
+    // password went to the members once approved, a right one held the post for good.
+    [Theory]
+    [InlineData("utf-8-sig")]
+    [InlineData("utf-16")]
+    public void A_pseudo_header_after_a_byte_order_mark_is_taken_and_removed(string charset)
+    {
+        var encoding = charset == "utf-16" ? Encoding.Unicode : new UTF8Encoding(true);
+        var text = encoding.GetPreamble().Concat(encoding.GetBytes($"Approved: {Password}\r\n\r\nHello\r\n")).ToArray();
+        var post = PostParser.Parse(Encoding.ASCII.GetBytes(
+            $"From: a@example.com\nSubject: s\nMIME-Version: 1.0\nContent-Type: text/plain; charset={(charset == "utf-16" ? "utf-16" : "utf-8")}\nContent-Transfer-Encoding: base64\n\n{Convert.ToBase64String(text)}\n"));
+        Assert.Equal(Password, ApprovedPassword.Take(post, out var modified));
+        Assert.True(modified);
+        Assert.False(ApprovedPassword.Remains(post, Password));
+        Assert.Contains("Hello", post.TextBody, StringComparison.Ordinal);
+        Assert.DoesNotContain("Approved", post.TextBody, StringComparison.Ordinal);
+    }
+
+    // Review 58: a search to the end from every '<' without its '>' cost the square of the
+    // size. A post of them is read (and its pseudo-header removed) as any other.
+    [Fact]
+    public void An_HTML_part_of_unclosed_tags_and_entities_is_read_through()
+    {
+        var html = $"<p>Approved: {Password.Replace("&", "&amp;", StringComparison.Ordinal)}</p>" + string.Concat(Enumerable.Repeat("<<<&&&", 20_000));
+        var post = Post(Html.Replace("Subject: s\n", "", StringComparison.Ordinal), html);
+        Assert.Equal(Password, ApprovedPassword.Take(post, out _));
+        Assert.DoesNotContain(Password.Replace("&", "&amp;", StringComparison.Ordinal), Flat(post), StringComparison.Ordinal);
     }
 
     private const string Html = "Subject: s\nMIME-Version: 1.0\nContent-Type: text/html; charset=utf-8\n";
