@@ -2,7 +2,7 @@
 // package can script: close the connection after every accepted message, or stall forever in
 // DATA (never answering the end of data), from the first message or after some were accepted,
 // or never greet at all, or trickle a multi-line reply (one line at a time, never its last)
-// as its greeting or after the end of data.
+// as its greeting or after the end of data, or answer pipelined commands out of order.
 // Records what it accepted.
 using System.Collections.Concurrent;
 using System.Net;
@@ -22,10 +22,12 @@ public sealed class RawSmtpServer : IDisposable
     private readonly string? _trickle;
     private readonly TimeSpan _trickleEvery;
     private readonly TimeSpan _greetAfter;
+    private readonly bool _outOfStep;
     private int _accepted;
 
-    private RawSmtpServer(bool closeAfterMessage, bool stallInData, int stallAfter = 0, bool silent = false, string? trickle = null, TimeSpan trickleEvery = default, TimeSpan greetAfter = default)
+    private RawSmtpServer(bool closeAfterMessage, bool stallInData, int stallAfter = 0, bool silent = false, string? trickle = null, TimeSpan trickleEvery = default, TimeSpan greetAfter = default, bool outOfStep = false)
     {
+        _outOfStep = outOfStep;
         _greetAfter = greetAfter;
         _silent = silent;
         _trickle = trickle;
@@ -56,6 +58,13 @@ public sealed class RawSmtpServer : IDisposable
 
     /// <summary>Greets each connection only after <paramref name="delay"/> (a busy server), then works.</summary>
     public static RawSmtpServer GreetingAfter(TimeSpan delay) => new(closeAfterMessage: false, stallInData: false, greetAfter: delay);
+
+    /// <summary>
+    /// Answers the end of each connection's first message only after the next transaction's
+    /// MAIL, RCPT and DATA, as smtp-sink's -W delay does with pipelined commands (RFC 2920 keeps
+    /// replies in order): the client reads a 354 where it waits for RCPT's reply.
+    /// </summary>
+    public static RawSmtpServer OutOfStep() => new(closeAfterMessage: false, stallInData: false, outOfStep: true);
 
     /// <summary>Takes every connection and never says a word (no greeting).</summary>
     public static RawSmtpServer Silent() => new(closeAfterMessage: false, stallInData: false, silent: true);
@@ -121,6 +130,8 @@ public sealed class RawSmtpServer : IDisposable
 
             await writer.WriteLineAsync("220 raw ESMTP");
             var rcpts = new List<string>();
+            var messages = 0;
+            string? withheld = null;
             while (await reader.ReadLineAsync(_stop.Token) is { } line)
             {
                 var verb = line.Split(' ')[0].ToUpperInvariant();
@@ -139,6 +150,12 @@ public sealed class RawSmtpServer : IDisposable
                         break;
                     case "DATA":
                         await writer.WriteLineAsync("354 go");
+                        if (withheld is not null)
+                        {
+                            await writer.WriteLineAsync(withheld);
+                            withheld = null;
+                        }
+
                         while (await reader.ReadLineAsync(_stop.Token) is { } data && data != ".")
                         {
                         }
@@ -156,6 +173,12 @@ public sealed class RawSmtpServer : IDisposable
                         foreach (var r in rcpts)
                         {
                             Delivered.Enqueue(r);
+                        }
+
+                        if (_outOfStep && ++messages == 1)
+                        {
+                            withheld = "250 queued";
+                            break;
                         }
 
                         await writer.WriteLineAsync("250 queued");

@@ -672,9 +672,9 @@ public sealed partial class Switchboard
     /// removed. Each entry left claimed by a crash is then, in this order: finished when
     /// <paramref name="done"/> says its work is durably elsewhere; dropped when another queue
     /// holds its name and it has no checkpoint (<paramref name="forwarded"/>: the hop was done);
-    /// set aside into <paramref name="bad"/> when unreadable or when it was recovered more than
-    /// <paramref name="maxRecoveries"/> times without its checkpoint growing in between; set
-    /// aside into <paramref name="shunt"/> (<paramref name="bad"/> when none) when something no queue wrote stands where it must go
+    /// set aside into <paramref name="bad"/> when unreadable, into <paramref name="shunt"/>
+    /// (<paramref name="bad"/> when none) when it was recovered more than
+    /// <paramref name="maxRecoveries"/> times without its checkpoint growing in between, or when something no queue wrote stands where it must go
     /// back (<see cref="EntryBlockedException"/>: one stopped every start, review 46); else put
     /// back to be processed again. <paramref name="setAside"/> is told the name, why and where of
     /// each set aside (its log line with the entry's id).
@@ -737,9 +737,13 @@ public sealed partial class Switchboard
             {
                 try
                 {
+                    // Unreadable: bad. Crashed on too often: shunt, whence `unshunt` puts it back
+                    // after a fix (review 59: a post killed four times while the relay hung went
+                    // to bad, and no verb brought it back).
                     var why = unusable ?? $"left claimed by {state.Recoveries} crashed runs in a row that made no progress";
-                    var toName = SetAside(entry, bad, why);
-                    setAside?.Invoke(name, why, toName == name ? bad.Name : $"{bad.Name} as {toName}");
+                    var target = unusable is null ? shunt : bad;
+                    var toName = SetAside(entry, target, why);
+                    setAside?.Invoke(name, why, toName == name ? target.Name : $"{target.Name} as {toName}");
                     toBad++;
                     continue;
                 }

@@ -89,6 +89,28 @@ public sealed class ReplyDeadlineTests
         }
     }
 
+    // Review 59: smtp-sink's -W delay answered a pipelined end of data after the next
+    // transaction's commands; the 354 read as RCPT's reply was taken for the member's refusal
+    // (a permanent one: never sent to retry). Replies out of step break the connection now.
+    [Fact]
+    public void Replies_out_of_step_with_the_commands_defer_the_copy_and_refuse_no_one()
+    {
+        using var server = RawSmtpServer.OutOfStep();
+        using var connection = new SmtpConnection(new SmtpOptions { Port = server.Port, TimeoutSeconds = 10, Pipelining = true });
+        var first = new TransactionResult();
+        var second = new TransactionResult();
+        connection.Send(Carrier().Message, "dev-bounces@example.org", [new Recipient("ann@example.com", "")], first);
+        connection.Send(Carrier().Message, "dev-bounces@example.org", [new Recipient("bob@example.com", "")], second);
+        connection.Complete();
+
+        Assert.Empty(first.Bounced);
+        Assert.Empty(second.Bounced);
+        var (recipient, status, response) = Assert.Single(second.Deferred.Concat(first.Deferred), d => d.Recipient.Address == "bob@example.com");
+        Assert.Equal(0, status);
+        Assert.Contains("out of step", response, StringComparison.Ordinal);
+        Assert.Equal("bob@example.com", recipient.Address);
+    }
+
     private static Carrier Carrier()
     {
         var carrier = new Carrier(PreparedPost.Create(Encoding.UTF8.GetBytes("Subject: t\r\nFrom: a@example.com\r\n\r\nbody\r\n"), null));

@@ -77,7 +77,7 @@ public abstract class SwitchboardContract : IDisposable
     }
 
     [Fact]
-    public void Recovery_puts_claimed_entries_back_then_sends_them_to_bad_after_the_limit()
+    public void Recovery_puts_claimed_entries_back_then_sets_them_aside_after_the_limit()
     {
         var q = Queue();
         var bad = Queue("bad");
@@ -96,6 +96,30 @@ public abstract class SwitchboardContract : IDisposable
         var inBad = bad.Load(bad.TryClaim()!);
         Assert.Contains("crashed", inBad.Metadata.Error, StringComparison.Ordinal);
         Assert.Equal([new Recipient("a@example.com", "A")], bad.Recipients(inBad));
+    }
+
+    // Review 59: four kills while the relay hung sent a healthy post to bad, where no verb
+    // reaches; with a shunt queue it waits there, and unshunt's Restore puts it back afresh.
+    [Fact]
+    public void An_entry_crashed_on_too_often_goes_to_shunt_and_comes_back_with_its_count_reset()
+    {
+        var q = Queue();
+        var bad = Queue("bad");
+        var shunt = Queue("shunt");
+        var name = q.Enqueue(Meta(), "x"u8, [new Recipient("a@example.com", "A")]);
+        for (var crash = 1; crash <= 3; crash++)
+        {
+            q.TryClaim();
+            q.Recover(bad, maxRecoveries: 2, shunt: shunt);
+        }
+
+        Assert.Empty(q.Pending());
+        Assert.Empty(bad.Pending());
+        Assert.Equal([name], shunt.Pending());
+        Assert.Contains("crashed", shunt.ReadState(name)!.Error, StringComparison.Ordinal);
+
+        Assert.True(shunt.Restore(name, q));
+        Assert.Equal(0, q.ReadMetadata(name).Recoveries);
     }
 
     [Fact]
