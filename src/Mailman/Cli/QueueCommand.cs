@@ -47,7 +47,7 @@ internal static class QueueCommand
 
                     var m = head.Metadata;
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"{id}\t{(head.Claimed ? "claimed" : "waiting")}\t{m.List}\t{Bound(Header(head.Headers, HeaderId.From) ?? m.Sender ?? "", 60)}\t{Bound(Header(head.Headers, HeaderId.Subject) ?? "", 60)}\t{m.MessageLength} bytes\t{Bound(m.Error ?? m.Purpose ?? "", 200)}"));
+                        $"{id}\t{(head.Claimed ? "claimed" : "waiting")}\t{m.List}\t{Bound(Header(head.Headers, HeaderId.From) ?? m.Sender ?? "", 60)}\t{Bound(Header(head.Headers, HeaderId.Subject) ?? "", 60)}\t{m.MessageLength} bytes\t{Bound(m.NotBefore is null ? m.Error ?? m.Purpose ?? "" : RetryOf(m) + (m.Error is { } e ? "; " + e : ""), 200)}"));
                 }
                 catch (UnauthorizedAccessException)
                 {
@@ -196,6 +196,11 @@ internal static class QueueCommand
         var file = EntryFile(queue, id);
         return $"cannot read it as {FileOwner.UserName(FileOwner.EffectiveUid)} ({file} is {FileOwner.Describe(file)})";
     }
+
+    // A retry entry's next attempt, attempt number and recipients (review 59: only `queue show`
+    // told them, one entry at a time).
+    private static string RetryOf(EntryMetadata m)
+        => string.Create(CultureInfo.InvariantCulture, $"next attempt {m.NotBefore!.Value.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC, attempt {m.Attempts + 1}, {m.RecipientCount} recipients");
 
     // The entry's file: waiting, or claimed.
     private static string EntryFile(Switchboard queue, string id)

@@ -149,6 +149,13 @@ internal static class StatusCommand
             // delivery was under way with no daemon running).
             sb.Append(CultureInfo.InvariantCulture, $"delivering: nothing now: no daemon runs; {outClaimed} post(s) left claimed in out are taken up again at its next start\n");
         }
+        else if (daemon is null && rows.Find(r => r.Queue == QueueSet.Out) is { Entries: > 0 } waiting)
+        {
+            // Review 59: after a SIGTERM mid-delivery the entry waits in out with its checkpoint,
+            // and status said only "delivering: nothing".
+            var partly = queues[QueueSet.Out].Pending().Count(n => File.Exists(queues[QueueSet.Out].CheckpointPath(n)));
+            sb.Append(CultureInfo.InvariantCulture, $"delivering: nothing now: no daemon runs; {waiting.Entries} post(s) wait in out for its next start{(partly > 0 ? $" ({partly} partly sent: the rest goes then, no member twice)" : "")}\n");
+        }
         else if (progress is null && rows.Find(r => r.Queue == QueueSet.Out) is { Claimed: > 0 } claimed)
         {
             // Progress is written at the first checkpoint: until then a delivery has started and counted nothing (review 39).

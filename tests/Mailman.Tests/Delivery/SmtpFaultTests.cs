@@ -326,6 +326,10 @@ public abstract class SmtpFaultTests : IDisposable
         Assert.InRange(next, DateTimeOffset.UtcNow, DateTimeOffset.UtcNow.AddMinutes(2));
         Assert.Contains("retry: next attempt at", MailmanProcess.Run(_instance.Home, ["status"]).Stdout, StringComparison.Ordinal);
 
+        // Each retry entry's next attempt in the list (review 59: only `queue show` said it).
+        Assert.Matches(@"\twaiting\tdev@example\.org\t.*\tnext attempt \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, attempt 2, 10 recipients",
+            MailmanProcess.Run(_instance.Home, ["queue", "list", "retry"]).Stdout);
+
         Runners.RetryTestHelper.MakeDue(_instance);
         using var sink = SmtpSink.StartOn(port);
         MailmanProcess.ServeUntilIdle(_instance.Home, port, Env());

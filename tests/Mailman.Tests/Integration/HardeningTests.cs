@@ -982,6 +982,9 @@ public sealed class HardeningTests : IDisposable
         Assert.True(_instance.Count("out") == 1, state);
         Assert.True(_instance.Count("out", ".bak") == 0, state);
         Assert.Contains("stays in out with its checkpoint", File.ReadAllText(Directory.GetFiles(_instance.Paths.LogsDirectory, "mailman-*.log").Single()), StringComparison.Ordinal);
+
+        // Review 59: status said only "delivering: nothing".
+        Assert.Contains("delivering: nothing now: no daemon runs; 1 post(s) wait in out for its next start", MailmanProcess.Run(_instance.Home, ["status"]).Stdout, StringComparison.Ordinal);
     }
 
     // 11. A connection the server closed was reused and the copy deferred (11 attempts, about 5 hours).
