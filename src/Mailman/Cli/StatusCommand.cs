@@ -168,8 +168,15 @@ internal static class StatusCommand
         else
         {
             var percent = progress.Total > 0 ? 100.0 * progress.Done / progress.Total : 100;
+
+            // The rate until now, not until the last record: while the relay stalls nothing is
+            // recorded, and the rate and time left of the last record stood still (review 59).
+            var quiet = (now - progress.Updated).TotalSeconds;
+            var elapsed = (now - progress.Started).TotalSeconds;
+            var rate = quiet > 1 && elapsed > 0 ? (progress.Done - progress.ResumedAt) / elapsed : progress.Rate;
+            var left = rate > 0 ? Age(Math.Max(0, progress.Total - progress.Done) / rate) : "?";
             sb.Append(CultureInfo.InvariantCulture,
-                $"delivering: {progress.MessageId} to {progress.List}: {progress.Done}/{progress.Total} ({percent:F0}%) done; this run: {progress.Delivered} delivered, {progress.Deferred} deferred, {progress.Bounced} bounced, {progress.Rate:F0} msg/s, {(progress.Remaining is { } eta ? Age(eta.TotalSeconds) : "?")} left\n");
+                $"delivering: {progress.MessageId} to {progress.List}: {progress.Done}/{progress.Total} ({percent:F0}%) done; this run: {progress.Delivered} delivered, {progress.Deferred} deferred, {progress.Bounced} bounced, {rate:F0} msg/s, {left} left{(quiet >= 10 ? $"; nothing recorded for {Age(quiet)}" : "")}\n");
         }
 
         if (relays is not null)

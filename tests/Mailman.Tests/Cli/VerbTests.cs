@@ -476,6 +476,21 @@ public sealed class VerbTests : IDisposable
         Assert.Contains("relay 127.0.0.1:2526 (none, 2 connections, weight 1): down, 0 msg/s, 0 sent, retried with the next copy: 421 4.3.2 shutting down", text, StringComparison.Ordinal);
     }
 
+    // Review 59: while the relay stalled nothing was recorded, and status kept the last
+    // record's rate and time left ("1963 msg/s, 5s left") with nothing moving.
+    [Fact]
+    public void Status_counts_a_deliverys_rate_until_now_and_says_how_long_nothing_was_recorded()
+    {
+        using var daemon = Mailman.Instance.ServeLock.Acquire(_instance.Paths);
+        var now = DateTimeOffset.UtcNow;
+        Mailman.Runners.ProgressFile.Write(_instance.Paths, new Mailman.Runners.DeliveryProgressSnapshot(
+            Environment.ProcessId, "dev@example.org", "<p1@example.com>", "17000000000000000-0000aaaa", 10_000, 1_000, 1_000, 0, 0, now.AddSeconds(-50), now.AddSeconds(-40)));
+
+        var text = StatusCommand.Render(_instance.Paths, asJson: false);
+
+        Assert.Matches(@"1000/10000 \(10%\) done; this run: 1000 delivered, 0 deferred, 0 bounced, (19|20) msg/s, 7m\d+s left; nothing recorded for 4\ds", text);
+    }
+
     // A killed daemon's progress and relays files name its pid; once that pid is another
     // process's, they were shown as a delivery under way (the pid file's mistake, review 48).
     [Fact]
