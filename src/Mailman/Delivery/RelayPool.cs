@@ -52,6 +52,14 @@ public sealed class RelayState(Relay relay, int index)
     /// <summary>Its weight for the share of chunks: the configured one, in proportion to the connections it takes.</summary>
     internal double Share => Relay.Weight * (double)Working / Relay.Connections;
 
+    /// <summary>When its last down episode ended (0: none yet).</summary>
+    internal long UpSince { get; set; }
+
+    /// <summary>Down episodes in a row that began within <see cref="RelayPool.Steady"/> of the one before ending: logged once, then counted.</summary>
+    internal int Flaps { get; set; }
+
+    internal long FlapsSince { get; set; }
+
     /// <summary>When it last answered a transaction (or the delivery began).</summary>
     internal long LastReply { get; set; }
 
@@ -78,6 +86,9 @@ public sealed class RelayState(Relay relay, int index)
 public sealed class RelayPool
 {
     internal static readonly TimeSpan FirstBackoff = TimeSpan.FromSeconds(2);
+
+    /// <summary>Up this long after a down episode, a relay is steady again: its next episode is logged as new.</summary>
+    internal static readonly TimeSpan Steady = TimeSpan.FromMinutes(1);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(60);
 
     /// <summary>How long a relay that refused connections beyond some number keeps that many fewer.</summary>
@@ -215,8 +226,31 @@ public sealed class RelayPool
         if (first)
         {
             r.DownSince = now;
-            _log?.LogWarning("Relay {Relay} is down: {Error}; {Where}, and it is tried again in {Backoff:F0}s with backoff",
-                r.Relay.Name, reason, Relays.Count > 1 ? "its copies go to the other relays" : "the copies wait for it (or in retry)", r.Backoff.TotalSeconds);
+
+            // Review 59: a relay that stalls now and then (one reply in ten late) was logged down
+            // and up again every few seconds. Down again within a minute of coming back, it is
+            // unsteady: said once, then counted until it has stayed up a minute.
+            var flap = r.UpSince != 0 && now - r.UpSince < (long)(Steady.TotalSeconds * _second);
+            if (!flap)
+            {
+                r.Flaps = 0;
+            }
+
+            if (flap && r.Flaps++ > 0)
+            {
+                _log?.LogDebug("Relay {Relay} is down again: {Error} ({Flaps} times since it became unsteady)", r.Relay.Name, reason, r.Flaps);
+            }
+            else if (flap)
+            {
+                r.FlapsSince = now;
+                _log?.LogWarning("Relay {Relay} is down again {Seconds:F0}s after it came back: {Error}; it is unsteady: until it stays up a minute, its downs and ups are counted, not logged one by one",
+                    r.Relay.Name, (double)(now - r.UpSince) / _second, reason);
+            }
+            else
+            {
+                _log?.LogWarning("Relay {Relay} is down: {Error}; {Where}, and it is tried again in {Backoff:F0}s with backoff",
+                    r.Relay.Name, reason, Relays.Count > 1 ? "its copies go to the other relays" : "the copies wait for it (or in retry)", r.Backoff.TotalSeconds);
+            }
         }
         else
         {
@@ -235,11 +269,17 @@ public sealed class RelayPool
     {
         if (r.DownUntil != 0 && started >= r.DownSince)
         {
-            _log?.LogInformation("Relay {Relay} is up again after {Seconds:F0}s down", r.Relay.Name, (double)(now - r.DownSince) / _second);
+            _log?.Log(r.Flaps > 0 ? LogLevel.Debug : LogLevel.Information, "Relay {Relay} is up again after {Seconds:F0}s down", r.Relay.Name, (double)(now - r.DownSince) / _second);
+            r.UpSince = now;
             r.DownUntil = 0;
             r.Backoff = TimeSpan.Zero;
             r.LastError = null;
             r.Refusals = 0;
+        }
+        else if (r.Flaps > 0 && r.DownUntil == 0 && now - r.UpSince >= (long)(Steady.TotalSeconds * _second))
+        {
+            _log?.LogInformation("Relay {Relay} is steady again: up a minute after going down {Flaps} times in {Seconds:F0}s", r.Relay.Name, r.Flaps, (double)(r.UpSince - r.FlapsSince) / _second);
+            r.Flaps = 0;
         }
 
         r.Sent += copies;

@@ -92,6 +92,38 @@ public sealed class RelayPoolTests
         Assert.False(r.IsDown);
     }
 
+    // Review 59: a relay that stalled now and then (one reply in ten late) was logged down and
+    // up again every five seconds, 34 pairs of lines in three minutes.
+    [Fact]
+    public void A_relay_that_goes_down_again_soon_after_it_came_back_is_said_unsteady_once_then_steady_again()
+    {
+        var pool = new RelayPool([Relay.Plain("127.0.0.1", 2525)], _log, time: _time);
+        var r = pool.Relays[0];
+        pool.MarkDown(r, "no reply within 5 s", _time.GetTimestamp());
+        for (var i = 0; i < 10; i++)
+        {
+            _time.Advance(TimeSpan.FromSeconds(5));
+            pool.MarkUp(r, 1, _time.GetTimestamp(), _time.GetTimestamp());
+            _time.Advance(TimeSpan.FromSeconds(1));
+            pool.MarkDown(r, "no reply within 5 s", _time.GetTimestamp());
+        }
+
+        var said = _log.Lines.Where(l => l.Level >= LogLevel.Information).Select(l => l.Text).ToList();
+        Assert.Equal(3, said.Count);
+        Assert.StartsWith("Relay 127.0.0.1:2525 is down: no reply within 5 s", said[0], StringComparison.Ordinal);
+        Assert.StartsWith("Relay 127.0.0.1:2525 is up again after 5s down", said[1], StringComparison.Ordinal);
+        Assert.StartsWith("Relay 127.0.0.1:2525 is down again 1s after it came back: no reply within 5 s; it is unsteady", said[2], StringComparison.Ordinal);
+
+        // Up a minute: steady again, and its next episode is logged as one.
+        _time.Advance(TimeSpan.FromSeconds(5));
+        pool.MarkUp(r, 1, _time.GetTimestamp(), _time.GetTimestamp());
+        _time.Advance(TimeSpan.FromSeconds(61));
+        pool.MarkUp(r, 1, _time.GetTimestamp(), _time.GetTimestamp());
+        Assert.Contains("Relay 127.0.0.1:2525 is steady again: up a minute after going down 10 times in ", _log.Lines[^1].Text, StringComparison.Ordinal);
+        pool.MarkDown(r, "no reply within 5 s", _time.GetTimestamp());
+        Assert.StartsWith("Relay 127.0.0.1:2525 is down: no reply within 5 s", _log.Lines[^1].Text, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void A_relays_rate_shows_from_a_deliverys_first_quarter_second_and_ends_at_zero()
     {
