@@ -478,7 +478,7 @@ public sealed class RetryOptions
 
     public TimeSpan MaximumDelay { get; set; } = TimeSpan.FromHours(1);
 
-    /// <summary>After this long since the first attempt the remaining recipients are recorded as bounced.</summary>
+    /// <summary>After this long since the first attempt the remaining recipients are given up (logged, not scored).</summary>
     public TimeSpan MaximumLifetime { get; set; } = TimeSpan.FromDays(5);
 
     /// <summary>Exponential backoff: minimum × 2^(attempt-1), capped at the maximum.</summary>

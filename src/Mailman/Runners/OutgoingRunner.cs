@@ -235,7 +235,7 @@ public sealed class OutgoingRunner(
 
             if (count > 0)
             {
-                Log.LogWarning("Retry lifetime of {MessageId} to {ListId} expired: {Count} recipients recorded as bounced", metadata.MessageIdForLog, metadata.List, count);
+                Log.LogWarning("Retry lifetime of {MessageId} to {ListId} expired: {Count} recipients given up (each named above; not scored against them: their failures were temporary)", metadata.MessageIdForLog, metadata.List, count);
             }
 
             return count;
