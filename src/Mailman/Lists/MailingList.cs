@@ -530,11 +530,10 @@ public sealed class MailingList
     {
         // A short one is found everywhere a post must not show it ("a" in every Date:): every
         // approved post would be held (review 57).
-        var password = value;
-        return password.Any(char.IsControl) ? throw new ArgumentException($"{key}: control characters are not allowed")
-            : password.Trim().Length != password.Length ? throw new ArgumentException($"{key}: white space at either end would never match (an Approved: value is read without it)")
-            : password.Length < MinModeratorPassword ? throw new ArgumentException($"{key}: at least {MinModeratorPassword} characters (a short one shows up in ordinary mail, and every post it approves is held)")
-            : password;
+        return value.Any(char.IsControl) ? throw new ArgumentException($"{key}: control characters are not allowed")
+            : value.Trim().Length != value.Length ? throw new ArgumentException($"{key}: white space at either end would never match (an Approved: value is read without it)")
+            : value.Length < MinModeratorPassword ? throw new ArgumentException($"{key}: at least {MinModeratorPassword} characters (a short one shows up in ordinary mail, and every post it approves is held)")
+            : value;
     }
 
     /// <summary>The shortest moderator password accepted.</summary>
