@@ -36,13 +36,24 @@ public sealed class RetryRunner(QueueSet queues, Activity activity, MailmanOptio
     // steps is seen at start-up, as for every hop.
     protected override bool ProcessHead(EntryHead head, CancellationToken stoppingToken)
     {
+        var name = SendBack(Queue, head, Queues[QueueSet.Out]);
+        Log.LogInformation("Retry: {MessageId} to {ListId} back to out as {QueueEntry} ({Count} recipients, attempt {Attempts})",
+            head.Metadata.MessageIdForLog, head.Metadata.List, name, head.Metadata.RecipientCount, head.Metadata.Attempts + 1);
+        return true;
+    }
+
+    /// <summary>
+    /// Moves a claimed retry entry back to <paramref name="out"/> under its name, its backoff
+    /// cleared, and finishes the claim: what this runner does when the backoff has passed, and
+    /// what `queue flush` does at once (after a relay outage, say).
+    /// </summary>
+    public static string SendBack(Switchboard retry, EntryHead head, Switchboard @out)
+    {
         var metadata = head.Metadata.Clone();
         metadata.NotBefore = null;
-        var name = Queue.Forward(head, Queues[QueueSet.Out], metadata);
-        Queue.Finish(head.Claim);
-        Log.LogInformation("Retry: {MessageId} to {ListId} back to out as {QueueEntry} ({Count} recipients, attempt {Attempts})",
-            metadata.MessageIdForLog, metadata.List, name, metadata.RecipientCount, metadata.Attempts + 1);
-        return true;
+        var name = retry.Forward(head, @out, metadata);
+        retry.Finish(head.Claim);
+        return name;
     }
 
     protected override void Process(LoadedEntry entry, CancellationToken stoppingToken)

@@ -337,6 +337,44 @@ public abstract class SmtpFaultTests : IDisposable
         Assert.Empty(RetryRecipients(h));
     }
 
+    [Fact]
+    public void Queue_flush_sends_what_waits_in_retry_back_to_out_at_once_and_each_member_gets_one_copy()
+    {
+        using var h = Harness();
+        var port = Net.FreePort();
+        var env = new Dictionary<string, string> { ["Mailman__Smtp__Port"] = port.ToString(CultureInfo.InvariantCulture) };
+        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["inject", "dev@example.org"], Posts.Plain()).ExitCode);
+        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: Env(env)).ExitCode);
+        Assert.Equal(10, RetryRecipients(h).Count);
+        var id = MailmanProcess.Run(_instance.Home, ["queue", "list", "retry"]).Stdout.Split('\t')[0];
+        Assert.Contains("\"NotBefore\"", MailmanProcess.Run(_instance.Home, ["queue", "show", id]).Stdout, StringComparison.Ordinal);
+
+        // An id of no retry entry is named, and the exit says not everything moved.
+        var stray = MailmanProcess.Run(_instance.Home, ["queue", "flush", "20260101000000000-0000abcd"]);
+        Assert.Equal(1, stray.ExitCode);
+        Assert.Contains("20260101000000000-0000abcd: not in retry", stray.Stderr, StringComparison.Ordinal);
+        Assert.Equal(64, MailmanProcess.Run(_instance.Home, ["queue", "flush", "../out"]).ExitCode);
+        Assert.Equal(1, _instance.Count(QueueSet.Retry));
+
+        // Its backoff (a minute and more) is not waited for: it is in out, and the next run sends it.
+        var flush = MailmanProcess.Run(_instance.Home, ["queue", "flush"]);
+        Assert.Equal(0, flush.ExitCode);
+        Assert.Contains($"{id} -> out\tdev@example.org\t10 recipients, attempt 2", flush.Stdout, StringComparison.Ordinal);
+        Assert.Contains("1 entries sent back to out", flush.Stdout, StringComparison.Ordinal);
+        Assert.Equal(0, _instance.Count(QueueSet.Retry));
+        Assert.Equal(1, _instance.Count(QueueSet.Out));
+        var shown = MailmanProcess.Run(_instance.Home, ["queue", "show", id]).Stdout;
+        Assert.Contains("queue: out", shown, StringComparison.Ordinal);
+        Assert.DoesNotContain("NotBefore", shown, StringComparison.Ordinal);
+
+        using var sink = SmtpSink.StartOn(port);
+        MailmanProcess.ServeUntilIdle(_instance.Home, port, Env());
+        Assert.Equal(10, sink.WaitFor(10).Count);
+        Assert.Equal(10, sink.Messages().Select(m => m.Recipients.Single()).Distinct().Count());
+        Assert.Equal(10, sink.Messages().Count);
+        Assert.Empty(RetryRecipients(h));
+    }
+
     [Theory]
     [InlineData(1, 10, 10)] // slower than usual but within the timeout: delivered
     [InlineData(3, 1, 0)]   // slower than the timeout: connections time out, copies wait in retry
