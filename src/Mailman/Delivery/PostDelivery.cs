@@ -962,7 +962,7 @@ public sealed class PostDelivery
                             connection.Abort();
                             if (!stopping)
                             {
-                                Pool.MarkDown(owner, $"SMTP server {owner.Relay.Name} took the connection but did not finish its greeting, EHLO, STARTTLS and AUTH within {(double)(now - since) / clock.TimestampFrequency:F0} s, while the other relays sent the post", now);
+                                Pool.MarkDown(owner, $"SMTP server {owner.Relay.Name} took the connection but did not finish its greeting, EHLO, STARTTLS and AUTH within {2 * RelayPool.StallAfter.TotalSeconds:F0} s, while the other relays sent the post", now);
                             }
                         }
                     }
