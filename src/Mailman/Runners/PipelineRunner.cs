@@ -112,6 +112,21 @@ public sealed class PipelineRunner(
         {
             message.Date = metadata.Received != default ? metadata.Received : Time.GetUtcNow();
         }
+
+        // RFC 5322 3.6 allows one of each; a second Message-ID, Date or Subject went out to
+        // every member as it came (review 58), and Gmail refuses such a message as not RFC 5322
+        // compliant, for every member there. The first is the one every reader and our logs take.
+        foreach (var id in (ReadOnlySpan<MimeKit.HeaderId>)[MimeKit.HeaderId.MessageId, MimeKit.HeaderId.Date, MimeKit.HeaderId.Subject])
+        {
+            var first = message.Headers.IndexOf(id);
+            for (var i = message.Headers.Count - 1; first >= 0 && i > first; i--)
+            {
+                if (message.Headers[i].Id == id)
+                {
+                    message.Headers.RemoveAt(i);
+                }
+            }
+        }
     }
 
     // Held like any post (moderators and poster told, approvable): the post as it came from

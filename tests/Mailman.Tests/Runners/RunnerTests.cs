@@ -55,6 +55,30 @@ public sealed class RunnerTests : IDisposable
         Assert.Equal(h.Time.GetUtcNow(), message.Date);
     }
 
+    // Review 58 left: a second Message-ID (or Date, Subject) went out as it came; Gmail refuses
+    // such a copy ("not RFC 5322 compliant").
+    [Fact]
+    public void A_post_with_two_Message_IDs_Dates_or_Subjects_goes_out_with_the_first_of_each()
+    {
+        _instance.CreateList("dev@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
+        _instance.AddMembers("dev@example.org", TempInstance.NumberedMembers(2));
+        using var h = new RunnerHarness(_instance);
+        h.Inject("dev@example.org", System.Text.Encoding.ASCII.GetBytes(
+            "From: a@example.com\nTo: dev@example.org\nMessage-ID: <one@example.com>\nSubject: first\nDate: Mon, 30 Nov 2026 10:00:00 +0000\n" +
+            "X-Between: kept\nMessage-ID: <two@example.com>\nSubject: second\nDate: Tue, 01 Dec 2026 10:00:00 +0000\nMessage-ID: <three@example.com>\n\nbody\n"));
+        Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
+        Assert.Equal(1, RunnerHarness.Drain(h.Pipeline));
+
+        var outQueue = h.Queues[QueueSet.Out];
+        var queued = outQueue.Load(outQueue.TryClaim()!);
+        var message = MimeKit.MimeMessage.Load(new MemoryStream(queued.Message));
+        Assert.Equal("one@example.com", Assert.Single(message.Headers, x => x.Id == MimeKit.HeaderId.MessageId).Value.Trim('<', '>', ' '));
+        Assert.Equal("Mon, 30 Nov 2026 10:00:00 +0000", Assert.Single(message.Headers, x => x.Id == MimeKit.HeaderId.Date).Value.Trim());
+        Assert.EndsWith("first", Assert.Single(message.Headers, x => x.Id == MimeKit.HeaderId.Subject).Value.Trim(), StringComparison.Ordinal);
+        Assert.Equal("kept", message.Headers["X-Between"]);
+        Assert.Equal("one@example.com", queued.Metadata.MessageId);
+    }
+
     [Fact]
     public void The_incoming_runner_sweeps_the_temporaries_of_killed_injects_when_idle_every_ten_minutes()
     {
