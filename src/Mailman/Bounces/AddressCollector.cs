@@ -24,6 +24,16 @@ public sealed class AddressCollector
         return true;
     }
 
+    /// <summary>
+    /// Lines of a report's text about one recipient as one diagnostic (trimmed, joined by a
+    /// space, at most 1,000 characters), or null when they say nothing.
+    /// </summary>
+    public static string? Diagnostic(IEnumerable<string> lines)
+    {
+        var text = string.Join(' ', lines.Select(l => l.Trim()).Where(l => l.Length > 0));
+        return text.Length == 0 ? null : text.Length > 1000 ? text[..1000] : text;
+    }
+
     /// <summary>A result of the given kind from this detector, or null when nothing was found.</summary>
     public BounceAnalysis? Result(BounceKind kind, string detector)
         => _addresses.Count == 0 ? null : new BounceAnalysis(kind, _addresses, detector);

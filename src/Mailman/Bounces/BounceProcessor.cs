@@ -474,7 +474,12 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
     private static string? PolicyOnly(BounceAnalysis analysis)
         => analysis.Addresses.Count == 0 || analysis.Addresses.Any(a => !SmtpRefusals.IsAboutTheMessageOrUs(a.Status, a.Diagnostic))
             ? null
-            : analysis.Addresses[0].Status;
+            : Said(analysis.Addresses[0]);
+
+    // What a report says of an address, for the log: its status, or what the remote server
+    // said when the format has no status (qmail, Exim, old Postfix: review 61), quoted and cut.
+    private static string Said(BouncedAddress a)
+        => a.Status ?? (a.Diagnostic is { } d ? $"\"{(d.Length > 100 ? d[..97] + "..." : d)}\"" : "its report");
 
     // VERP first: the envelope recipient names the member whatever the report says, but only a
     // report recognised as a permanent failure scores; a delay notice, an auto-reply, a complaint
@@ -560,7 +565,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
                 if (SmtpRefusals.IsAboutTheMessageOrUs(a.Status, a.Diagnostic))
                 {
                     notAbout++;
-                    notAboutStatus ??= a.Status;
+                    notAboutStatus ??= Said(a);
                     continue;
                 }
 

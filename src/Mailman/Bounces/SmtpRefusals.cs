@@ -79,11 +79,21 @@ public static class SmtpRefusals
     // IronPort's "poor reputation", Proofpoint's "Blocked", GMX's "policy restrictions", Exim's
     // "Administrative prohibition" and blocklists, Microsoft's OutboundSpamException, Gmail's 5.2.3
     // size limit, a smarthost's sending limit.
+    // Review 61 added what qmail, Exim and Postfix relay from servers that refuse a DMARC
+    // p=reject poster, a listed IP, bulk mail or a virus, and a rate: "failed DMARC check",
+    // "listing in RBL", "JunkMail rejected", "unsolicited bulk mail", "administratively denied",
+    // "SPF check failed", "Unauthenticated mail", "contains a virus", "rate limited", "Mail
+    // content denied".
     private static readonly string[] PolicyPhrases =
     [
         "blacklist", "black list", "blocklist", "block list", "blocked", "spamhaus", "reputation", "administrative prohibition",
         "policy", "spam", "size limit", "message size", "too large", "sending limit",
+        "dmarc", "dkim", "junk", "unsolicited", "bulk mail", "administratively", "unauthenticated", "virus", "malware",
+        "rate limit", "ratelimit", "too many messages", "content denied", "content rejected",
     ];
+
+    // Short names matched as words: a listing (RBL, DNSBL), SPF, UCE.
+    private static readonly string[] PolicyWords = ["rbl", "dnsbl", "spf", "uce"];
 
     /// <summary>
     /// Whether a mailed report (a DSN's Status: and Diagnostic-Code:) puts the failure on the
@@ -115,14 +125,81 @@ public static class SmtpRefusals
                 return false;
             }
 
-            if (Array.Exists(PolicyPhrases, p => diagnostic.Contains(p, StringComparison.OrdinalIgnoreCase)))
+            if (Array.Exists(PolicyPhrases, p => diagnostic.Contains(p, StringComparison.OrdinalIgnoreCase))
+                || Array.Exists(PolicyWords, w => ContainsWord(diagnostic, w)))
             {
                 return true;
             }
         }
 
-        return status is not null && EnhancedCode(status) is { Class: '4' or '5' } code
+        // A status that says nothing (none, or X.0.0: Postfix's for a reply without an enhanced
+        // code, qmail's and Exim's texts) gives way to an RFC 3463 code in the text: qmail's
+        // "administratively denied. (#5.7.1)", "Remote host said: 550 5.7.1 ..." (review 61).
+        var said = status is not null ? EnhancedCode(status) : null;
+        if (said is null or { Subject: '0', Detail: '0' } && diagnostic is not null && CodeIn(diagnostic) is { } inText)
+        {
+            said = inText;
+        }
+
+        return said is { Class: '4' or '5' } code
             && (code.Subject is '6' or '7' || (code.Subject == '3' && code.Detail is '3' or '4') || (code.Subject == '1' && code.Detail is '7' or '8'));
+    }
+
+    // The word alone (no letter or digit on either side), ignoring case.
+    private static bool ContainsWord(string text, string word)
+    {
+        for (var at = text.IndexOf(word, StringComparison.OrdinalIgnoreCase); at >= 0; at = text.IndexOf(word, at + 1, StringComparison.OrdinalIgnoreCase))
+        {
+            var end = at + word.Length;
+            if ((at == 0 || !char.IsLetterOrDigit(text[at - 1])) && (end == text.Length || !char.IsLetterOrDigit(text[end])))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    // The first RFC 3463 code in a text (4.x.x or 5.x.x standing alone: not part of an IP address,
+    // a version or a longer number), other than X.0.0; null when none.
+    private static (char Class, char Subject, char Detail)? CodeIn(string text)
+    {
+        for (var i = 0; i + 4 < text.Length; i++)
+        {
+            if (text[i] is not ('4' or '5') || text[i + 1] != '.' || (i > 0 && (char.IsAsciiDigit(text[i - 1]) || text[i - 1] == '.')))
+            {
+                continue;
+            }
+
+            var j = i + 2;
+            while (j < text.Length && char.IsAsciiDigit(text[j]))
+            {
+                j++;
+            }
+
+            if (j - (i + 2) is < 1 or > 3 || j + 1 >= text.Length || text[j] != '.' || !char.IsAsciiDigit(text[j + 1]))
+            {
+                continue;
+            }
+
+            var k = j + 1;
+            while (k < text.Length && char.IsAsciiDigit(text[k]))
+            {
+                k++;
+            }
+
+            if (k - (j + 1) > 3 || (k < text.Length && (char.IsAsciiDigit(text[k]) || (text[k] == '.' && k + 1 < text.Length && char.IsAsciiDigit(text[k + 1])))))
+            {
+                continue;
+            }
+
+            if (EnhancedCode(text[i..k]) is { } code && code is not { Subject: '0', Detail: '0' })
+            {
+                return code;
+            }
+        }
+
+        return null;
     }
 
     /// <summary>

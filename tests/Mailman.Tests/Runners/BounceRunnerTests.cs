@@ -299,6 +299,20 @@ public sealed partial class BounceRunnerTests : IDisposable
     [InlineData("5.5.0", true, "smtp; 550 5.5.0 Requested action not taken: mailbox unavailable")] // review 50: Outlook.com's unknown user
     [InlineData("5.5.2", true, null)]
     [InlineData("5.7.1", true, "smtp; 550 5.7.1 No such user!")] // Yandex
+    [InlineData("5.0.0", false, "smtp; 550 Rejected: message failed DMARC check")] // review 61: no enhanced code, a policy named in words
+    [InlineData("5.0.0", false, "smtp; 550 Rejected for listing in RBL")]
+    [InlineData("5.0.0", false, "smtp; 550 JunkMail rejected - mx.example.net is in an RBL")]
+    [InlineData("5.0.0", false, "smtp; 550 Your message was rejected because it appears to be unsolicited bulk mail")]
+    [InlineData("5.0.0", false, "smtp; 553 sorry, your mail was administratively denied. (#5.7.1)")]
+    [InlineData("5.0.0", false, "smtp; 550 SPF check failed")]
+    [InlineData("5.0.0", false, "smtp; 550 Unauthenticated mail rejected")]
+    [InlineData("5.0.0", false, "smtp; 550 Message contains a virus")]
+    [InlineData("5.0.0", false, "smtp; 550 too many messages from your IP, rate limited")]
+    [InlineData("5.0.0", false, "smtp; 550 Mail content denied")]
+    [InlineData("5.0.0", false, "smtp; 550 Service unavailable; client host [192.0.2.1] refused (#5.7.1)")] // a code in the text says more than 5.0.0
+    [InlineData("5.0.0", true, "smtp; 550 sorry, no mailbox here by that name. (#5.1.1)")]
+    [InlineData("5.0.0", true, "smtp; 550 unknown or illegal user (relay 10.5.7.1, Postfix 3.5.7)")] // numbers that are no code
+    [InlineData("5.0.0", true, "smtp; 550 unknown or illegal user, marbled garble")] // 'rbl' inside words is no listing
     public void A_mailed_report_scores_only_when_its_status_may_be_about_the_address(string status, bool scores, string? diagnostic)
     {
         CreateList(l => l.BounceScoreThreshold = 1);
@@ -311,6 +325,49 @@ public sealed partial class BounceRunnerTests : IDisposable
         var line = Assert.Single(h.BounceLog.Lines, l => l.StartsWith("Bounce:", StringComparison.Ordinal));
         Assert.Equal(!scores, line.Contains($"{status} is about the message or our server, not the address: not scored", StringComparison.Ordinal));
         Assert.Empty(h.Queues[QueueSet.Unrecognized].Pending());
+    }
+
+    // Review 61: qmail, Exim and old Postfix reports gave no diagnostic, so a refusal of our
+    // server (a blocklist, DMARC, spam) scored the member, and a probe refused so disabled them.
+    // The text each gives about the recipient is its diagnostic now; a dead mailbox still scores.
+    [Theory]
+    [InlineData("qmail", "Remote host said: 554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org", false)]
+    [InlineData("qmail", "Remote host said: 550 5.7.26 Unauthenticated email is not accepted due to domain's DMARC policy", false)]
+    [InlineData("qmail", "Remote host said: 550 Message rejected as spam", false)]
+    [InlineData("qmail", "Sorry, no mailbox here by that name. (#5.1.1)", true)]
+    [InlineData("qmail", "", true)]
+    [InlineData("exim", "550 5.7.1 Unauthenticated email from reject.test is not accepted due to domain's DMARC policy", false)]
+    [InlineData("exim", "550 rejected because 192.0.2.1 is in a black list at zen.spamhaus.org", false)]
+    [InlineData("exim", "550 5.1.1 unknown or illegal user", true)]
+    [InlineData("postfix", "550 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org", false)]
+    [InlineData("postfix", "550 5.1.1 <m00001@example.com>... User unknown", true)]
+    public void A_plain_text_report_scores_only_when_what_the_remote_server_said_may_be_about_the_address(string format, string said, bool scores)
+    {
+        CreateList(l => l.BounceScoreThreshold = 1);
+        using var h = new RunnerHarness(_instance);
+        const string member = "m00001@example.com";
+        var text = format switch
+        {
+            "qmail" => "From: MAILER-DAEMON@mx.example.com\nTo: dev-bounces@example.org\nSubject: failure notice\n\n" +
+                "Hi. This is the qmail-send program at mx.example.com.\nI'm afraid I wasn't able to deliver your message to the following addresses.\n" +
+                $"This is a permanent error; I've given up. Sorry it didn't work out.\n\n<{member}>:\n192.0.2.7 does not like recipient.\n{said}\n\n" +
+                "--- Below this line is a copy of the message.\n\nSubject: hello\n",
+            "exim" => $"From: Mail Delivery System <Mailer-Daemon@mx.example.com>\nTo: dev-bounces@example.org\nSubject: Mail delivery failed: returning message to sender\nX-Failed-Recipients: {member}\n\n" +
+                "This message was created automatically by mail delivery software.\n\nA message that you sent could not be delivered to one or more of its\n" +
+                $"recipients. This is a permanent error. The following address(es) failed:\n\n  {member}\n    SMTP error from remote mail server after RCPT TO:<{member}>:\n    host mx.member.example [192.0.2.9]: {said}\n\n" +
+                "------ This is a copy of the message, including all the headers. ------\n\nSubject: hello\n",
+            _ => "From: MAILER-DAEMON@mx.example.com (Mail Delivery System)\nTo: dev-bounces@example.org\nSubject: Undelivered Mail Returned to Sender\n" +
+                "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"B\"\n\n--B\nContent-Description: Notification\nContent-Type: text/plain\n\n" +
+                "This is the Postfix program at host mx.example.com.\n\nI'm sorry to have to inform you that the message returned\nbelow could not be delivered to one or more destinations.\n\n\t\t\tThe Postfix program\n\n" +
+                $"<{member}>: host mx.member.example[192.0.2.9] said:\n    {said} (in reply to RCPT TO command)\n\n--B\nContent-Type: text/plain\n\nSubject: hello\n--B--\n",
+        };
+        Bounce(h, member, System.Text.Encoding.ASCII.GetBytes(text));
+
+        var m = Member(member)!;
+        Assert.Equal(scores ? 1 : 0, m.BounceScore);
+        Assert.Equal(!scores, m.DeliveryEnabled);
+        var line = Assert.Single(h.BounceLog.Lines, l => l.StartsWith("Bounce:", StringComparison.Ordinal));
+        Assert.Equal(!scores, line.Contains("is about the message or our server, not the address: not scored", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -30,20 +30,31 @@ public sealed partial class Postfix : IBounceDetector
         return null;
     }
 
+    // Each "<addr>: host mx[...] said: 550 5.7.1 ..." with its indented continuation lines as the
+    // diagnostic: a refusal of our server or of the message is not scored (review 61).
     private static AddressCollector Find(IReadOnlyList<string> lines)
     {
         var found = new AddressCollector();
         var salutation = false;
-        foreach (var raw in lines)
+        for (var i = 0; i < lines.Count; i++)
         {
-            var line = raw.TrimEnd();
+            var line = lines[i].TrimEnd();
             if (!salutation)
             {
                 salutation = Salutation().IsMatch(line) || line.Equals("failure reason:", StringComparison.OrdinalIgnoreCase);
             }
             else if (line.Length > 0 && AngleColon.Find(line) is { } address)
             {
-                found.Add(address);
+                var diagnostic = new List<string> { line[(line.IndexOf(address + ">:", StringComparison.Ordinal) + address.Length + 2)..] };
+                for (; i + 1 < lines.Count && lines[i + 1].Length > 0 && char.IsWhiteSpace(lines[i + 1][0]) && lines[i + 1].Trim().Length > 0; i++)
+                {
+                    if (diagnostic.Count < 40)
+                    {
+                        diagnostic.Add(lines[i + 1]);
+                    }
+                }
+
+                found.Add(address, diagnostic: AddressCollector.Diagnostic(diagnostic));
             }
         }
 

@@ -29,6 +29,8 @@ public sealed class Qmail : IBounceDetector
 
         var found = new AddressCollector();
         var state = 0; // 0: looking for the intro, 1: in the intro, 2: in the recipient paragraphs
+        string? address = null;
+        var diagnostic = new List<string>();
         foreach (var raw in message.BodyLines)
         {
             var line = raw.Trim();
@@ -50,10 +52,38 @@ public sealed class Qmail : IBounceDetector
                     break;
                 }
 
-                found.Add(AngleColon.AtStart(line));
+                if (AngleColon.AtStart(line) is { } next)
+                {
+                    Add(found, address, diagnostic);
+                    address = next;
+                    diagnostic.Add(line[(line.IndexOf(">:", StringComparison.Ordinal) + 2)..]);
+                }
+                else if (line.Length == 0)
+                {
+                    Add(found, address, diagnostic);
+                    address = null;
+                }
+                else if (address is not null && diagnostic.Count < 40)
+                {
+                    diagnostic.Add(line);
+                }
             }
         }
 
+        Add(found, address, diagnostic);
         return found.Result(BounceKind.Permanent, Name);
+    }
+
+    // The recipient with the rest of its paragraph as the diagnostic ("Remote host said: 554
+    // 5.7.1 ... blocked using zen.spamhaus.org", "Sorry, no mailbox here by that name. (#5.1.1)"):
+    // the refusal of our server or of the message is not scored against the member (review 61).
+    private static void Add(AddressCollector found, string? address, List<string> diagnostic)
+    {
+        if (address is not null)
+        {
+            found.Add(address, diagnostic: AddressCollector.Diagnostic(diagnostic));
+        }
+
+        diagnostic.Clear();
     }
 }
