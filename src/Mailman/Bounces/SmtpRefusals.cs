@@ -45,10 +45,18 @@ public static class SmtpRefusals
             return false;
         }
 
-        if (refusal.Status is 550 or 551 or 553)
+        // A plain 550 that names a policy, a listing, DMARC or spam in words is the server's
+        // verdict on us or the post, as in a mailed report (review 61).
+        if (refusal.Status is 550 or 551 or 553 && !IsAboutTheMessageOrUs(null, refusal.Response))
         {
             why = "";
             return true;
+        }
+
+        if (refusal.Status is 550 or 551 or 553)
+        {
+            why = $"{refusal.Status} without an enhanced status code names a policy, a listing or the content, not the address";
+            return false;
         }
 
         why = $"{refusal.Status} without an enhanced status code does not say the address is at fault";

@@ -22,6 +22,10 @@ public sealed class SmtpRefusalsTests
     [InlineData(554, "transaction failed", true, false)]
     [InlineData(550, "5.1.1 no such user", false, false)]
     [InlineData(554, "5.6.0 content rejected", false, false)]
+    [InlineData(550, "Rejected: message failed DMARC check", true, false)] // review 61: the policy in words
+    [InlineData(550, "JunkMail rejected - mx.example.net is in an RBL", true, false)]
+    [InlineData(553, "sorry, your mail was administratively denied. (#5.7.1)", true, false)]
+    [InlineData(553, "sorry, no mailbox here by that name. (#5.1.1)", true, true)]
     public void Only_address_refusals_at_RCPT_are_about_the_address(int status, string response, bool atRcpt, bool expected)
         => Assert.Equal(expected, SmtpRefusals.IsAboutTheAddress(new SmtpRefusal("anne@example.com", status, response, atRcpt), out _));
 
