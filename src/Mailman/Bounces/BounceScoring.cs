@@ -128,13 +128,16 @@ public static class BounceScoring
         {
             var lastDay = Day(last);
 
-            // A last bounce dated after this one (a replayed batch, a clock step back) counts as today.
-            if (lastDay >= today)
+            // A last bounce dated after this one (a replayed batch, a clock step back) counts as
+            // today; one more than a day ahead was stamped by a clock that was ahead (a board
+            // without a clock before NTP) and counts as yesterday's: it kept every later bounce
+            // "scored today already" until that date came round (review 61).
+            if (lastDay >= today && !IsAhead(last, when))
             {
                 return new(BounceAction.AlreadyScoredToday, member.BounceScore);
             }
 
-            reset = today.DayNumber - lastDay.DayNumber > settings.StaleAfterDays;
+            reset = !IsAhead(last, when) && today.DayNumber - lastDay.DayNumber > settings.StaleAfterDays;
         }
 
         // A probe that waited its time without bouncing went through: the address works.
@@ -151,8 +154,12 @@ public static class BounceScoring
     }
 
     /// <summary>Whether <paramref name="member"/>'s probe was sent and still waits for its bounce at <paramref name="when"/>.</summary>
+    /// <remarks>A probe stamped more than a day ahead (a clock that was ahead) waits no longer: it kept the member from being probed again, or disabled, until that date plus the wait (review 61).</remarks>
     public static bool Probing(MemberRecord member, DateTimeOffset when, BounceSettings settings)
-        => member.ProbeSent is { } sent && when < sent + settings.ProbeWait;
+        => member.ProbeSent is { } sent && when < sent + settings.ProbeWait && !IsAhead(sent, when);
+
+    /// <summary>Whether a stored time is more than a day after <paramref name="now"/>: stamped by a clock that was ahead, not to be waited for.</summary>
+    public static bool IsAhead(DateTimeOffset stamp, DateTimeOffset now) => stamp > now + TimeSpan.FromDays(1);
 
     /// <summary>
     /// The sweep's next step for a member: the first step after a disable tells the owners and
@@ -168,7 +175,7 @@ public static class BounceScoring
         }
 
         var first = member.WarningsSent == 0 && member.LastWarning is null;
-        if (!first && member.LastWarning is { } last && now < last + settings.WarningInterval)
+        if (!first && member.LastWarning is { } last && now < last + settings.WarningInterval && !IsAhead(last, now))
         {
             return SweepStep.None;
         }

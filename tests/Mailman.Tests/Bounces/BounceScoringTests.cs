@@ -41,6 +41,26 @@ public sealed class BounceScoringTests
         Assert.Equal(BounceAction.AlreadyScoredToday, BounceScoring.Score(Member(2, Noon.AddDays(1)), Noon, Defaults).Action);
     }
 
+    // Review 61: stamped by a clock that was ahead (fixed by NTP since), a last bounce, a probe
+    // or a warning months ahead kept the member from scoring, from a new probe and from the next
+    // warning until that date: more than a day ahead, they are not waited for.
+    [Fact]
+    public void Times_stamped_more_than_a_day_ahead_by_a_clock_that_was_ahead_are_not_waited_for()
+    {
+        var ahead = Noon.AddDays(200);
+        Assert.Equal(new ScoreDecision(BounceAction.Scored, 3), BounceScoring.Score(Member(2, ahead), Noon, Defaults));
+        Assert.Equal(new ScoreDecision(BounceAction.ProbeSent, 5), BounceScoring.Score(Member(4, ahead), Noon, Defaults));
+
+        var probed = Member(5, ahead) with { ProbeSent = ahead };
+        Assert.False(BounceScoring.Probing(probed, Noon, Defaults));
+        Assert.Equal(new ScoreDecision(BounceAction.ProbeWentThrough, 1), BounceScoring.Score(probed, Noon, Defaults));
+        Assert.True(BounceScoring.Probing(probed with { ProbeSent = Noon.AddHours(23) }, Noon, Defaults)); // within a day: a clock a little ahead
+
+        var warned = Member(5, Noon.AddDays(-3), enabled: false, reason: DisabledReason.Bounces, warnings: 1, lastWarning: ahead);
+        Assert.Equal(new SweepStep(false, 2, false), BounceScoring.Next(warned, Noon, Defaults));
+        Assert.Equal(SweepStep.None, BounceScoring.Next(warned with { LastWarning = Noon.AddHours(-1) }, Noon, Defaults));
+    }
+
     [Theory]
     [InlineData(7, BounceAction.Scored, 3)]        // 7 days old: not stale (Mailman: older than bounce_info_stale_after)
     [InlineData(8, BounceAction.ScoreReset, 1)]
