@@ -461,7 +461,8 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
     /// <param name="Untrusted">Addresses of a report without VERP on a list that sends with VERP: not scored.</param>
     /// <param name="Probe">The message came back to a probe's one-time address (Verp is the member it was sent to).</param>
     /// <param name="NotAbout">Addresses of a report without VERP whose status is about the message or our server: not scored.</param>
-    private sealed record Plan(string Kind, MailingList? List, string? Verp, int First, int Count, int Untrusted = 0, bool Probe = false, int NotAbout = 0)
+    /// <param name="Local">Addresses of a report without VERP that are addresses of lists of this server: not scored.</param>
+    private sealed record Plan(string Kind, MailingList? List, string? Verp, int First, int Count, int Untrusted = 0, bool Probe = false, int NotAbout = 0, int Local = 0)
     {
         /// <summary>For "probe-policy", "verp-policy" and NotAbout: the report's status, which is not about the address.</summary>
         public string? Status { get; init; }
@@ -537,6 +538,15 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
                 return new(store.FindMember(m.List, verp) is null ? "verp-nobody" : "verp-unrecognized", list, verp, first, 0);
             }
 
+            // A member that is a list of this server is delivered here: a report mailed about it
+            // is forged (anyone can write one, and it cannot be probed: Notices never write to a
+            // list), and disabled at the threshold without a probe it cut an umbrella list's
+            // members off (review 61). Only our own SMTP session's refusals score it.
+            if (!probe && Moderation.HeldPosts.IsListAddress(store, verp))
+            {
+                return new("verp-local", list, verp, first, 0);
+            }
+
             // A report scores, and a probe's bounce disables, only when it may be about the
             // address: a provider refusing our server (5.7.x policy, a blocklist, DMARC) or the
             // post (its size) would otherwise score every member there (review 49).
@@ -553,12 +563,19 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
         {
             var untrusted = 0;
             var notAbout = 0;
+            var local = 0;
             string? notAboutStatus = null;
             foreach (var a in m.Analysis.Addresses)
             {
                 if (list.Personalize == Personalization.Full && Verp.TryEncode(m.List, a.Address) is not null)
                 {
                     untrusted++;
+                    continue;
+                }
+
+                if (Moderation.HeldPosts.IsListAddress(store, a.Address))
+                {
+                    local++;
                     continue;
                 }
 
@@ -572,7 +589,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
                 events.Add(new(m.List, a.Address, true, m.Received));
             }
 
-            return new("report", list, null, first, events.Count - first, untrusted, NotAbout: notAbout) { Status = notAboutStatus };
+            return new("report", list, null, first, events.Count - first, untrusted, NotAbout: notAbout, Local: local) { Status = notAboutStatus };
         }
 
         return new("nobody", list, null, first, 0);
@@ -638,6 +655,10 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
                 // Not a report we know: kept or forwarded as any unrecognized mail, never scored.
                 return Unrecognized(store, m, plan.List!, plan.Verp!);
 
+            case "verp-local":
+                Log(m, plan.Verp!, ScoreText(store, m.List, plan.Verp), "a list of this server, delivered here: a mailed report about it is not scored (our own SMTP refusals are)");
+                return new(BounceDisposition.Done, "");
+
             case "verp-policy":
                 Log(m, plan.Verp!, ScoreText(store, m.List, plan.Verp), $"{plan.Status} is about the message or our server, not the address: not scored");
                 return new(BounceDisposition.Done, "");
@@ -656,6 +677,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
                 var distrust = string.Join("; ", ((string[])[
                     plan.Untrusted == 0 ? "" : $"{plan.Untrusted} addresses not scored: the list sends with VERP and this report came without it (anyone can mail one)",
                     plan.NotAbout == 0 ? "" : $"{plan.NotAbout} addresses not scored: {plan.Status} is about the message or our server, not the address",
+                    plan.Local == 0 ? "" : $"{plan.Local} addresses not scored: lists of this server, delivered here",
                 ]).Where(n => n.Length > 0));
                 if (outcomes.Any(o => o.Action != BounceAction.NotAMember))
                 {
@@ -663,7 +685,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
                     return new(BounceDisposition.Done, "");
                 }
 
-                if (plan.NotAbout > 0 && plan.Untrusted == 0)
+                if ((plan.NotAbout > 0 || plan.Local > 0) && plan.Untrusted == 0)
                 {
                     Log(m, Addresses(a), "-", distrust);
                     return new(BounceDisposition.Done, "");

@@ -112,7 +112,7 @@ public sealed partial class BounceRunnerTests
     }
 
     [Fact]
-    public void A_member_with_a_robot_like_name_is_probed_and_a_member_that_is_a_list_here_is_disabled_without_a_probe()
+    public void A_member_with_a_robot_like_name_is_probed_and_a_member_that_is_a_list_here_is_scored_by_our_own_refusals_alone()
     {
         CreateList(l => l.BounceScoreThreshold = 1, probes: true);
         _instance.CreateList("other@example.org");
@@ -124,15 +124,25 @@ public sealed partial class BounceRunnerTests
         Assert.True(Member("sys-admin@example.net")!.DeliveryEnabled);
         Assert.Single(Notices(h), n => n.To.SequenceEqual(["sys-admin@example.net"]) && n.Message.Headers["X-Mailman-Notice"] == NoticeTemplates.Probe);
 
-        // Notices never write to a list of this server: no probe can bounce, so none is waited for.
+        // A list of this server is delivered here: a mailed report about it is forged (review 61:
+        // disabled at the threshold without a probe, which Notices never send to a list, it cut
+        // an umbrella list's members off).
         Bounce(h, "other@example.org");
         var m = Member("other@example.org")!;
+        Assert.True(m.DeliveryEnabled);
+        Assert.Equal(0, m.BounceScore);
+        Assert.Contains(h.BounceLog.Lines, l => l.Contains("other@example.org", StringComparison.Ordinal)
+            && l.Contains("a list of this server, delivered here: a mailed report about it is not scored (our own SMTP refusals are)", StringComparison.Ordinal));
+        Assert.DoesNotContain(h.BounceLog.Lines, l => l.StartsWith("Bounce probe to other@example.org", StringComparison.Ordinal));
+
+        // Our own SMTP session's refusal is seen, not told: it disables at the threshold, without a probe.
+        var outcome = Assert.Single(h.Processor.ProcessRefusals(ListName.Parse(List), "<p@example.com>",
+            [new SmtpRefusal("other@example.org", 550, "5.1.1 <other@example.org>: Recipient address rejected: User unknown in local recipient table", true)], 1));
+        Assert.Equal(BounceAction.Disabled, outcome.Action);
+        m = Member("other@example.org")!;
         Assert.False(m.DeliveryEnabled);
         Assert.Equal(DisabledReason.Bounces, m.DisabledReason);
         Assert.Null(m.ProbeSent);
-        Assert.Contains(h.BounceLog.Lines, l => l.StartsWith("Bounce probe to other@example.org of dev@example.org not sent: ", StringComparison.Ordinal)
-            && l.EndsWith("score 1: delivery disabled without it", StringComparison.Ordinal));
-        Assert.Contains(Notices(h), n => n.To.SequenceEqual([Owner]) && n.Message.Headers["X-Mailman-Notice"] == NoticeTemplates.OwnerDisabled);
     }
 
     [Fact]

@@ -370,6 +370,22 @@ public sealed partial class BounceRunnerTests : IDisposable
         Assert.Equal(!scores, line.Contains("is about the message or our server, not the address: not scored", StringComparison.Ordinal));
     }
 
+    // Review 61: a list of this server is delivered here; a report naming it is forged.
+    [Fact]
+    public void Without_VERP_a_report_naming_a_list_of_this_server_does_not_score_it()
+    {
+        CreateList(l => { l.Personalize = Personalization.None; l.BounceScoreThreshold = 1; });
+        _instance.CreateList("other@example.org");
+        _instance.AddMembers(List, [new Member("other@example.org", "")]);
+        using var h = new RunnerHarness(_instance);
+        h.InjectBounce(List, "dev-bounces@example.org", BounceMessages.Dsn([BounceMessages.Recipient("other@example.org"), BounceMessages.Recipient("m00002@example.com")]));
+        Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
+        Assert.True(Member("other@example.org")!.DeliveryEnabled);
+        Assert.Equal(0, Member("other@example.org")!.BounceScore);
+        Assert.Equal(1, Member("m00002@example.com")!.BounceScore);
+        Assert.Contains(h.BounceLog.Lines, l => l.Contains("1 addresses not scored: lists of this server, delivered here", StringComparison.Ordinal));
+    }
+
     [Fact]
     public void Without_VERP_addresses_whose_status_is_about_the_message_or_us_do_not_score()
     {
