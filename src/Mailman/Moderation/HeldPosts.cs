@@ -69,7 +69,11 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
         {
             var db = store ?? owned!;
             var token = tokens.For(name, PendingKind.HeldPost);
-            db.UpsertPending(list.Name, PendingKind.HeldPost, name, poster, "", Bound(post.Subject ?? "", 200), now, DateTimeOffset.MaxValue, token);
+            // Listed by its author, as `held list` shows it (review 60: `pending list` named the
+            // envelope sender, MAILER-DAEMON or a forwarder's); the poster is who is told.
+            var author = post.From.Mailboxes.FirstOrDefault();
+            db.UpsertPending(list.Name, PendingKind.HeldPost, name, author?.Address is { Length: > 0 } a ? Bound(Member.Sanitize(a), 320) : poster,
+                Member.Sanitize(author?.Name ?? ""), Bound(post.Subject ?? "", 200), now, DateTimeOffset.MaxValue, token);
             if (list.AdminImmedNotify)
             {
                 var attachment = size <= AttachmentLimit && post.Body is not null ? (MimeEntity)new MessagePart { Message = post } : NoticeAttachments.HeadersOf(post);

@@ -474,6 +474,22 @@ public sealed class HeldPostsTests : IDisposable
         Assert.True(h.Held.Discard(id, "mo@example.com").Done);
     }
 
+    // Review 60: `pending list` named a held post by its envelope sender (a forwarder's, a
+    // MAILER-DAEMON's) while `held list` named its From: author.
+    [Fact]
+    public void A_held_posts_pending_request_names_its_author_not_its_envelope_sender()
+    {
+        using var h = new RunnerHarness(_instance);
+        h.Queues[QueueSet.In].Enqueue(new EntryMetadata { List = List, Sender = "fwd-bounces@relay.example.net", Received = h.Time.GetUtcNow() },
+            System.Text.Encoding.UTF8.GetBytes($"From: Pia Author <pia@example.net>\nTo: {List}\nSubject: Hi\nMessage-Id: <pia@example.net>\n\nPlease post this.\n"));
+        Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
+        var id = Assert.Single(h.Queues[QueueSet.Hold].Pending());
+        using var store = new ListStore(_instance.Paths.Database);
+        var request = Assert.Single(store.PendingRequests(), r => r.Kind == PendingKind.HeldPost && r.Key == id);
+        Assert.Equal(("pia@example.net", "Pia Author"), (request.Address, request.DisplayName));
+        Assert.Equal("pia@example.net", Assert.Single(h.Held.List()).From.Split('<', '>')[^2]);
+    }
+
     [Fact]
     public void A_hold_in_the_pipeline_is_a_held_post_like_any_other()
     {
