@@ -121,6 +121,16 @@ internal static class ListsCommand
             }
 
             list.Set(parse.GetValue(key)!, parse.GetValue(value)!);
+            if (parse.GetValue(key) == "reply_to_address" && list.ReplyToAddress.Length > 0
+                && ListAddress.TryResolve(list.ReplyToAddress, out var resolved, out _) && resolved.Queue is QueueSet.Bounces or QueueSet.Request
+                && (resolved.List == list.Name || store.FindList(resolved.List) is not null))
+            {
+                // Every member's reply would go to a robot of a list here, -request, -join, -leave,
+                // -confirm or -bounces (review 60); a list's posting address (a discussion list for
+                // an announce list) and its -owner (people read it) are what Reply-To may name.
+                throw new CliException(ExitCodes.DataError, $"reply_to_address: {list.ReplyToAddress} is the {resolved.Queue} address of the list {resolved.List}: members' replies would go to it; give a posting address");
+            }
+
             store.SaveList(list);
             Console.WriteLine($"{list.Name}: {parse.GetValue(key)} set");
             return 0;

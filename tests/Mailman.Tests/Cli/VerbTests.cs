@@ -276,6 +276,24 @@ public sealed class VerbTests : IDisposable
         Assert.Contains("reply_to_address: Dev Replies <replies@example.org>", Run("lists", "show", "dev@example.org").Stdout, StringComparison.Ordinal);
     }
 
+    // Review 60: every member's reply would have gone to the command robot or the bounce processor.
+    [Fact]
+    public void Reply_to_address_is_no_robot_address_of_a_list_here()
+    {
+        Run("lists", "create", "dev@example.org");
+        Run("lists", "create", "other@example.org");
+        foreach (var robot in new[] { "dev-request@example.org", "DEV-Join@example.org", "other-bounces@example.org", "other-confirm+abc@example.org" })
+        {
+            var refused = Run("lists", "set", "dev@example.org", "reply_to_address", robot);
+            Assert.Equal(ExitCodes.DataError, refused.ExitCode);
+            Assert.Contains("members' replies would go to it", refused.Stderr, StringComparison.Ordinal);
+        }
+
+        Assert.DoesNotContain("reply_to_address: dev-request", Run("lists", "show", "dev@example.org").Stdout, StringComparison.Ordinal);
+        Assert.Equal(0, Run("lists", "set", "dev@example.org", "reply_to_address", "other@example.org").ExitCode); // a discussion list for an announce list
+        Assert.Equal(0, Run("lists", "set", "dev@example.org", "reply_to_address", "dev-owner@example.org").ExitCode); // people read it
+    }
+
     [Theory]
     [InlineData("footer", "sent to $user_adress")]
     [InlineData("header", "${nonsense}")]
