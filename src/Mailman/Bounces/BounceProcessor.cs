@@ -595,16 +595,12 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
         return new("nobody", list, null, first, 0);
     }
 
-    // VERP carries an IDN domain as A-labels (MAIL FROM must be ASCII); the member may be
-    // stored with U-labels, one member by its key: named as the list spells it. Only such
-    // addresses cost a lookup here.
+    // The member as the list spells it: VERP carries an IDN domain as A-labels (MAIL FROM must
+    // be ASCII) while the member may be stored with U-labels, and a relay may change the case of
+    // the local part it returns to (review 61: the log named M2@MEMBER.EXAMPLE); one lookup by
+    // the member's key.
     private static string MemberAddress(ListStore store, ListName list, string decoded)
-    {
-        var at = decoded.LastIndexOf('@');
-        return at >= 0 && decoded.AsSpan(at).Contains("xn--", StringComparison.OrdinalIgnoreCase)
-            ? store.FindMember(list, decoded)?.Address ?? decoded
-            : decoded;
-    }
+        => store.FindMember(list, decoded)?.Address ?? decoded;
 
     private ReturnedResult Conclude(ListStore store, ReturnedMessage m, Plan plan, List<BounceOutcome> outcomes)
     {

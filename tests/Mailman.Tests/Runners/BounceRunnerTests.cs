@@ -370,6 +370,19 @@ public sealed partial class BounceRunnerTests : IDisposable
         Assert.Equal(!scores, line.Contains("is about the message or our server, not the address: not scored", StringComparison.Ordinal));
     }
 
+    // Review 61: a relay that returns to the VERP address in upper case scores the member, and
+    // the log names the member as the list spells it.
+    [Fact]
+    public void A_VERP_address_returned_in_another_case_names_the_member_as_the_list_spells_it()
+    {
+        CreateList();
+        using var h = new RunnerHarness(_instance);
+        h.InjectBounce(List, VerpOf("m00001@example.com").ToUpperInvariant(), BounceMessages.Dsn([BounceMessages.Recipient("M00001@EXAMPLE.COM")]));
+        Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
+        Assert.Equal(1, Member("m00001@example.com")!.BounceScore);
+        Assert.Contains(h.BounceLog.Lines, l => l.StartsWith("Bounce: m00001@example.com of dev@example.org", StringComparison.Ordinal));
+    }
+
     // Review 61: a list of this server is delivered here; a report naming it is forged.
     [Fact]
     public void Without_VERP_a_report_naming_a_list_of_this_server_does_not_score_it()
