@@ -734,6 +734,17 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
             return new(BounceDisposition.Unrecognized, "unrecognized bounce that could not be read to forward");
         }
 
+        // A day's forwards are bounded: an owner's mail system that returns each forward as
+        // something we do not recognize, without our headers, would be sent it again for ever
+        // (review 61). Past the bound they wait in unrecognized for the operator.
+        var today = BounceScoring.Day(time.GetUtcNow());
+        if (store.CountDaily(list.Name, ForwardCounter, today) > UnrecognizedForwardsPerDay)
+        {
+            store.UncountDaily(list.Name, ForwardCounter, today);
+            Log(m, who, score, $"unrecognized: the day's {UnrecognizedForwardsPerDay} forwards to the owners are made: not forwarded, entry kept in unrecognized");
+            return new(BounceDisposition.Unrecognized, $"unrecognized bounce past the day's {UnrecognizedForwardsPerDay} forwards to the owners");
+        }
+
         var forwarded = 0;
         foreach (var owner in owners)
         {
@@ -747,6 +758,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
 
         if (forwarded == 0)
         {
+            store.UncountDaily(list.Name, ForwardCounter, today);
             Log(m, who, score, "unrecognized and no owner can be sent it: not scored, entry kept in unrecognized");
             return new(BounceDisposition.Unrecognized, "unrecognized bounce; no owner address can be sent it");
         }
@@ -754,6 +766,11 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
         Log(m, who, score, who == "nobody" ? $"unrecognized: forwarded to {forwarded} owners" : $"unrecognized: not scored, forwarded to {forwarded} owners");
         return new(BounceDisposition.Done, "");
     }
+
+    /// <summary>Unrecognized mail forwarded to a list's owners per day (UTC) at most.</summary>
+    public const int UnrecognizedForwardsPerDay = 100;
+
+    private const string ForwardCounter = "unrecognized-forwards";
 
     private void Log(ReturnedMessage m, string who, string score, string action)
         => logger.LogInformation("Bounce: {Who} of {ListId}, {Kind} ({Detector}), score {Score}: {Action} (entry {QueueEntry})",

@@ -421,6 +421,33 @@ public sealed partial class BounceRunnerTests : IDisposable
         Assert.Empty(h.Queues[QueueSet.Unrecognized].Pending());
     }
 
+    // Review 61: an owner's mail system that returns each forward unrecognizably (no headers of
+    // ours quoted) would be forwarded it again for ever; a day's forwards are bounded.
+    [Fact]
+    public void At_most_a_hundred_unrecognized_messages_a_day_are_forwarded_to_the_owners_and_the_rest_wait_in_unrecognized()
+    {
+        CreateList();
+        using var h = new RunnerHarness(_instance);
+        for (var i = 0; i <= BounceProcessor.UnrecognizedForwardsPerDay; i++)
+        {
+            h.InjectBounce(List, "dev-bounces@example.org", System.Text.Encoding.ASCII.GetBytes($"From: someone@example.net\nSubject: ??? {i}\n\nqwerty {i}\n"), sender: "someone@example.net");
+        }
+
+        RunnerHarness.Drain(h.Bounces);
+        Assert.Empty(h.Queues[QueueSet.Bounces].Pending());
+        Assert.Equal(BounceProcessor.UnrecognizedForwardsPerDay, Notices(h).Count(n => n.Message.Headers["X-Mailman-Notice"] == NoticeTemplates.OwnerUnrecognizedBounce));
+        var kept = Assert.Single(h.Queues[QueueSet.Unrecognized].Pending());
+        Assert.Contains("past the day's 100 forwards", h.Queues[QueueSet.Unrecognized].ReadState(kept)!.Error, StringComparison.Ordinal);
+        Assert.Single(h.BounceLog.Lines, l => l.Contains("the day's 100 forwards to the owners are made", StringComparison.Ordinal));
+
+        // The next day forwards again.
+        h.Time.Advance(TimeSpan.FromDays(1));
+        h.InjectBounce(List, "dev-bounces@example.org", "From: someone@example.net\nSubject: next\n\nqwerty\n"u8.ToArray(), sender: "someone@example.net");
+        Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
+        Assert.Single(h.Queues[QueueSet.Unrecognized].Pending());
+        Assert.Equal(BounceProcessor.UnrecognizedForwardsPerDay + 1, Notices(h).Count(n => n.Message.Headers["X-Mailman-Notice"] == NoticeTemplates.OwnerUnrecognizedBounce));
+    }
+
     [Fact]
     public void An_unrecognized_bounce_waits_in_unrecognized_until_the_list_has_an_owner_then_is_forwarded()
     {
