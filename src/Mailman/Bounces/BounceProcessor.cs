@@ -737,10 +737,11 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
         // A day's forwards are bounded: an owner's mail system that returns each forward as
         // something we do not recognize, without our headers, would be sent it again for ever
         // (review 61). Past the bound they wait in unrecognized for the operator.
+        // Counted once per entry: a batch replayed after a crash decides each again the same way
+        // (review 62: the replay counted the killed run's forwards a second time).
         var today = BounceScoring.Day(time.GetUtcNow());
-        if (store.CountDaily(list.Name, ForwardCounter, today) > UnrecognizedForwardsPerDay)
+        if (store.CountDailyOnce(list.Name, ForwardCounter, m.Entry, today) > UnrecognizedForwardsPerDay)
         {
-            store.UncountDaily(list.Name, ForwardCounter, today);
             Log(m, who, score, $"unrecognized: the day's {UnrecognizedForwardsPerDay} forwards to the owners are made: not forwarded, entry kept in unrecognized");
             return new(BounceDisposition.Unrecognized, $"unrecognized bounce past the day's {UnrecognizedForwardsPerDay} forwards to the owners");
         }
@@ -758,7 +759,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
 
         if (forwarded == 0)
         {
-            store.UncountDaily(list.Name, ForwardCounter, today);
+            store.UncountDailyOnce(list.Name, ForwardCounter, m.Entry, today);
             Log(m, who, score, "unrecognized and no owner can be sent it: not scored, entry kept in unrecognized");
             return new(BounceDisposition.Unrecognized, "unrecognized bounce; no owner address can be sent it");
         }

@@ -16,7 +16,7 @@ namespace Mailman.Bounces;
 /// <param name="Ours">Refused on our side, never sent (an address the relay cannot be given): not the relay's answer.</param>
 public sealed record SmtpRefusal(string Address, int Status, string Response, bool AtRecipient, int Transaction = 0, int TransactionSize = 1, bool Ours = false);
 
-public static class SmtpRefusals
+public static partial class SmtpRefusals
 {
     /// <summary>
     /// Whether a refusal is about the address and may score: at RCPT, an enhanced status 5.1.x
@@ -80,6 +80,9 @@ public static class SmtpRefusals
         "user unknown", "unknown user", "no such user", "no such mailbox", "mailbox unavailable", "mailbox not found",
         "unknown recipient", "recipient unknown", "invalid recipient", "not a valid recipient", "doesn't have a",
         "mailbox is disabled", "account is disabled", "account has been disabled",
+        "unrouteable address", "unroutable address", "user not found", "recipient not found", "recipientnotfound", "no such recipient",
+        "mailbox does not exist", "address does not exist", "account does not exist", "user does not exist", "recipient does not exist",
+        "no mailbox here", "invalid mailbox", "unknown or illegal user",
     ];
 
     // What a refusal of our server or of the message says when it comes without an enhanced code
@@ -121,20 +124,24 @@ public static class SmtpRefusals
     /// </summary>
     public static bool IsAboutTheMessageOrUs(string? status, string? diagnostic)
     {
-        if (diagnostic is not null)
+        // The words are read in what the server said, not in the names it repeats: a host
+        // (Exim's "host mx1.antispamcloud.com [...]"), an address or its domain ("anne@spamcop.net",
+        // "name=virus.org") named a policy for a dead mailbox, which then never scored (review 62).
+        var words = diagnostic is null ? null : WithoutNames(diagnostic);
+        if (words is not null)
         {
-            if (Array.Exists(OurPhrases, p => diagnostic.Contains(p, StringComparison.OrdinalIgnoreCase)))
+            if (Array.Exists(OurPhrases, p => words.Contains(p, StringComparison.OrdinalIgnoreCase)))
             {
                 return true;
             }
 
-            if (Array.Exists(AddressPhrases, p => diagnostic.Contains(p, StringComparison.OrdinalIgnoreCase)))
+            if (Array.Exists(AddressPhrases, p => words.Contains(p, StringComparison.OrdinalIgnoreCase)))
             {
                 return false;
             }
 
-            if (Array.Exists(PolicyPhrases, p => diagnostic.Contains(p, StringComparison.OrdinalIgnoreCase))
-                || Array.Exists(PolicyWords, w => ContainsWord(diagnostic, w)))
+            if (Array.Exists(PolicyPhrases, p => words.Contains(p, StringComparison.OrdinalIgnoreCase))
+                || Array.Exists(PolicyWords, w => ContainsWord(words, w)))
             {
                 return true;
             }
@@ -153,13 +160,28 @@ public static class SmtpRefusals
             && (code.Subject is '6' or '7' || (code.Subject == '3' && code.Detail is '3' or '4') || (code.Subject == '1' && code.Detail is '7' or '8'));
     }
 
-    // The word alone (no letter or digit on either side), ignoring case.
+    /// <summary>
+    /// A diagnostic without the names in it: every word with an '@' (an address, "RCPT
+    /// TO:&lt;anne@spamcop.net&gt;:") and every dotted name (a host, a domain, an IP address, a
+    /// status code) becomes a space; what is left is what the server said in words.
+    /// </summary>
+    internal static string WithoutNames(string diagnostic) => Names().Replace(diagnostic, " ");
+
+    // An address (a run without spaces or brackets around an '@'), or a dotted name of letters,
+    // digits, '_' and '-' ("mx10.mailspamprotection.com", "192.0.2.5"). Linear: no backtracking.
+    [System.Text.RegularExpressions.GeneratedRegex(@"[^\s<>()\[\]""',;]*@[^\s<>()\[\]""',;]*|[\p{L}\p{N}_-]+(?:\.[\p{L}\p{N}_-]+)+", System.Text.RegularExpressions.RegexOptions.NonBacktracking)]
+    private static partial System.Text.RegularExpressions.Regex Names();
+
+    // The word alone, ignoring case: no letter or digit on either side, and no part of a host
+    // name ("in an RBL." is the word; "rbl.example.net" and "mx.rbl-free.example" are not).
     private static bool ContainsWord(string text, string word)
     {
         for (var at = text.IndexOf(word, StringComparison.OrdinalIgnoreCase); at >= 0; at = text.IndexOf(word, at + 1, StringComparison.OrdinalIgnoreCase))
         {
             var end = at + word.Length;
-            if ((at == 0 || !char.IsLetterOrDigit(text[at - 1])) && (end == text.Length || !char.IsLetterOrDigit(text[end])))
+            var before = at == 0 || !(char.IsLetterOrDigit(text[at - 1]) || text[at - 1] is '.' or '-');
+            var after = end == text.Length || !(char.IsLetterOrDigit(text[end]) || (text[end] is '.' or '-' && end + 1 < text.Length && char.IsLetterOrDigit(text[end + 1])));
+            if (before && after)
             {
                 return true;
             }

@@ -313,6 +313,13 @@ public sealed partial class BounceRunnerTests : IDisposable
     [InlineData("5.0.0", true, "smtp; 550 sorry, no mailbox here by that name. (#5.1.1)")]
     [InlineData("5.0.0", true, "smtp; 550 unknown or illegal user (relay 10.5.7.1, Postfix 3.5.7)")] // numbers that are no code
     [InlineData("5.0.0", true, "smtp; 550 unknown or illegal user, marbled garble")] // 'rbl' inside words is no listing
+    [InlineData("5.0.0", true, "smtp; 550 unknown or illegal user at mx.rbl-free.example (spf.example.net)")] // nor in host names
+    [InlineData("5.0.0", false, "smtp; 550 Rejected: listed in an RBL.")]
+    [InlineData("5.1.1", true, "smtp; 550 5.1.1 <anne@junkyard.example>: Recipient address rejected: undeliverable address")] // review 62: words in names
+    [InlineData("5.4.4", true, "X-Postfix; Host or domain name not found. Name service error for name=spamcop.net type=MX: Host not found, try again")]
+    [InlineData("5.0.0", true, "smtp; 550 Unrouteable address (mx10.mailspamprotection.com [192.0.2.5])")]
+    [InlineData("5.0.0", true, "smtp; 550 No such recipient here: dmarc@example.com")]
+    [InlineData("5.0.0", false, "smtp; 550 Message rejected: spam detected by mx1.example.com")]
     public void A_mailed_report_scores_only_when_its_status_may_be_about_the_address(string status, bool scores, string? diagnostic)
     {
         CreateList(l => l.BounceScoreThreshold = 1);
@@ -336,6 +343,8 @@ public sealed partial class BounceRunnerTests : IDisposable
     [InlineData("qmail", "Remote host said: 550 Message rejected as spam", false)]
     [InlineData("qmail", "Sorry, no mailbox here by that name. (#5.1.1)", true)]
     [InlineData("qmail", "", true)]
+    [InlineData("qmail", "Remote host said: 550 <virus-reports@example.com>... Unrouteable address", true)] // review 62: an address is no policy
+    [InlineData("postfix", "550 Unrouteable address (in reply to RCPT TO command at mx1.antispamcloud.com)", true)]
     [InlineData("exim", "550 5.7.1 Unauthenticated email from reject.test is not accepted due to domain's DMARC policy", false)]
     [InlineData("exim", "550 rejected because 192.0.2.1 is in a black list at zen.spamhaus.org", false)]
     [InlineData("exim", "550 5.1.1 unknown or illegal user", true)]
