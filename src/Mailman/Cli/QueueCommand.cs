@@ -155,27 +155,24 @@ internal static class QueueCommand
         return command;
     }
 
-    // `queue flush [ID...]`: retry entries back to out now, their backoff cleared (review 59: a
-    // post deferred through a long relay outage waited up to Retry:MaximumDelay after the relay
-    // came back, with no way to send it sooner). What the retry runner does when a backoff has
-    // passed, by the same code; the attempt still counts (the next backoff doubles as before).
+    // `queue flush [ID...]`: asks the retry runner to send entries waiting in retry back to out
+    // now, their backoff cleared (review 59: a post deferred through a long relay outage waited
+    // up to Retry:MaximumDelay after the relay came back, with no way to send it sooner). The
+    // verb only writes its request (var/flush/, one file, renamed into place); the move is the
+    // runner's, under its own claim: a verb killed half-way left a claim only the next start
+    // settled (review 63). The attempt still counts (the next backoff doubles as before).
     private static Command Flush()
     {
         var ids = new Argument<string[]>("id") { Description = "retry entries to send now (default: every one waiting in retry)", Arity = ArgumentArity.ZeroOrMore };
         var flush = new Command("flush", "send entries waiting in retry back to out now, without waiting for their next attempt") { ids };
         flush.SetAction(parse => MailmanCli.Guard(parse, paths =>
         {
-            var named = parse.GetValue(ids) ?? [];
-            foreach (var id in named)
-            {
-                CheckedId(id);
-            }
-
+            var named = (parse.GetValue(ids) ?? []).Select(id => CheckedId(Bound(id, 80))).Distinct(StringComparer.Ordinal).ToList();
             using var services = new VerbServices(paths);
             var retry = services.Queues[QueueSet.Retry];
-            var @out = services.Queues[QueueSet.Out];
-            int moved = 0, refused = 0;
-            foreach (var id in named.Length > 0 ? named.Distinct(StringComparer.Ordinal) : retry.Pending())
+            var asked = new List<string>();
+            var refused = 0;
+            foreach (var id in named.Count > 0 ? named : retry.Pending())
             {
                 if (!retry.Holds(id))
                 {
@@ -184,78 +181,59 @@ internal static class QueueCommand
                     continue;
                 }
 
-                ClaimedEntry? claim;
+                asked.Add(id);
                 try
                 {
-                    claim = retry.Claim(id);
+                    var m = retry.ReadMetadata(id);
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{id}\t{m.List}\t{m.RecipientCount} recipients, attempt {m.Attempts + 1}"));
                 }
-                catch (EntryBlockedException e)
+                catch (Exception e) when (e is CorruptEntryException or IOException or UnauthorizedAccessException)
                 {
-                    Console.Error.WriteLine($"mailman: {id} not moved: {e.Message}");
-                    refused++;
-                    continue;
+                    // Claimed by the runner meanwhile, or unreadable (the runner sets it aside): asked for all the same.
+                    Console.WriteLine($"{id}\t(being moved, or unreadable: {Bound(Printable(e.Message), 100)})");
                 }
-
-                if (claim is null)
-                {
-                    // The retry runner took it at the same moment: it is on its way already.
-                    Console.WriteLine($"{id}: already on its way to out");
-                    continue;
-                }
-
-                EntryHead head;
-                try
-                {
-                    head = retry.LoadHead(claim);
-                }
-                catch (Exception e) when (e is CorruptEntryException or UnauthorizedAccessException or IOException)
-                {
-                    // The retry runner sets such an entry aside with a log line; left to it.
-                    retry.Unclaim(claim);
-                    Console.Error.WriteLine($"mailman: {id} not moved: it cannot be read ({Printable(e.Message)})");
-                    refused++;
-                    continue;
-                }
-
-                if (@out.Holds(id))
-                {
-                    retry.Unclaim(claim);
-                    Console.Error.WriteLine($"mailman: {id} not moved: out already holds an entry of that name");
-                    refused++;
-                    continue;
-                }
-
-                try
-                {
-                    RetryRunner.SendBack(retry, head, @out);
-                }
-                catch (IOException e)
-                {
-                    // A full disk, say: the copy in out was not made, and the entry waits in
-                    // retry as before. Made, with the claim not finished: start-up recovery
-                    // drops a claim whose name another queue holds.
-                    if (@out.Holds(id))
-                    {
-                        Console.Error.WriteLine($"mailman: {id} is in out; its claim in retry could not be removed ({Printable(e.Message)}): the next start drops it");
-                        moved++;
-                        continue;
-                    }
-
-                    retry.Unclaim(claim);
-                    Console.Error.WriteLine($"mailman: {id} not moved: {Printable(e.Message)}");
-                    refused++;
-                    continue;
-                }
-
-                var m = head.Metadata;
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{id} -> out\t{m.List}\t{m.RecipientCount} recipients, attempt {m.Attempts + 1}"));
-                moved++;
             }
 
-            Console.WriteLine($"{moved} entries sent back to out{(refused > 0 ? $", {refused} not moved (above)" : "")}");
+            if (asked.Count > 0)
+            {
+                WriteFlushRequest(paths, asked);
+            }
+
+            Console.WriteLine($"{asked.Count} entries asked to go back to out now: a running daemon sends them within Queues:PollInterval, a stopped one at its start{(refused > 0 ? $"; {refused} not in retry (above)" : "")}");
             return refused > 0 ? 1 : 0;
         }));
         return flush;
+    }
+
+    private static void WriteFlushRequest(InstancePaths paths, List<string> ids)
+    {
+        var directory = RetryRunner.FlushDirectory(paths);
+        var name = string.Create(CultureInfo.InvariantCulture, $"{DateTime.UtcNow.Ticks:D19}-{Environment.ProcessId}-{Random.Shared.Next():x8}");
+        var temp = Path.Combine(directory, name + ".tmp");
+        try
+        {
+            Directory.CreateDirectory(directory);
+            File.WriteAllLines(temp, ids);
+            using (var handle = File.OpenHandle(temp, FileMode.Open, FileAccess.ReadWrite))
+            {
+                RandomAccess.FlushToDisk(handle);
+            }
+
+            File.Move(temp, Path.Combine(directory, name + RetryRunner.FlushExtension));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            try
+            {
+                File.Delete(temp);
+            }
+            catch (Exception inner) when (inner is IOException or UnauthorizedAccessException)
+            {
+                // Nothing was written there, or it cannot be removed either: a stray temporary, never read.
+            }
+
+            throw new CliException(e is UnauthorizedAccessException ? ExitCodes.NoPerm : ExitCodes.TempFail, $"the request cannot be written in {directory}: {e.Message}; nothing was asked, the entries wait for their next attempt");
+        }
     }
 
     /// <summary>Prints a header block for a person: one line per header, values cut and cleaned of control characters.</summary>

@@ -1,13 +1,25 @@
-// retry: moves entries back to out once their backoff has passed.
+// retry: moves entries back to out once their backoff has passed, or at once when `queue flush`
+// asked for them (its requests in var/flush/).
 using Mailman.Instance;
 using Mailman.Queues;
 using Microsoft.Extensions.Logging;
 
 namespace Mailman.Runners;
 
-public sealed class RetryRunner(QueueSet queues, Activity activity, MailmanOptions options, TimeProvider time, ILogger<RetryRunner> logger)
+public sealed class RetryRunner(QueueSet queues, Activity activity, MailmanOptions options, TimeProvider time, InstancePaths paths, ILogger<RetryRunner> logger)
     : QueueRunner(queues, QueueSet.Retry, activity, options, time, logger)
 {
+    /// <summary>Where `queue flush` leaves its requests: one file each, the ids it asks for, a line each.</summary>
+    public static string FlushDirectory(InstancePaths paths) => Path.Combine(paths.VarDirectory, "flush");
+
+    /// <summary>The extension of a complete request (written as a temporary, then renamed).</summary>
+    public const string FlushExtension = ".req";
+
+    // The ids asked for by the requests read so far, and those requests' files: deleted once
+    // nothing they ask for waits any more.
+    private readonly HashSet<string> _asked = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _requests = new(StringComparer.Ordinal);
+
     /// <summary>
     /// True when the waiting entry's backoff has passed (unreadable ones are claimed, to go to
     /// bad), or when it is due further ahead than any backoff (<paramref name="longestWait"/>,
@@ -30,22 +42,79 @@ public sealed class RetryRunner(QueueSet queues, Activity activity, MailmanOptio
         }
     }
 
-    protected override bool IsEligible(string name) => IsDue(Queue, name, Time.GetUtcNow(), Options.Retry.MaximumDelay);
+    protected override bool IsEligible(string name) => _asked.Contains(name) || IsDue(Queue, name, Time.GetUtcNow(), Options.Retry.MaximumDelay);
+
+    // The verb only asks: the move is this runner's, under its own claim, so a verb killed
+    // half-way strands nothing (review 63: a claim it left was settled only at the next start).
+    protected override ClaimedEntry? ClaimNext()
+    {
+        ReadFlushRequests();
+        var claim = Queue.TryClaim(IsEligible);
+        if (claim is null && _requests.Count > 0)
+        {
+            // Nothing asked for waits any more: the requests are done.
+            foreach (var request in _requests)
+            {
+                try
+                {
+                    File.Delete(request);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    Log.LogWarning("Retry: the flush request {Path} cannot be removed: {Error}; it is read again at the next start", request, e.Message);
+                }
+            }
+
+            _requests.Clear();
+            _asked.Clear();
+        }
+
+        return claim;
+    }
+
+    private void ReadFlushRequests()
+    {
+        var directory = FlushDirectory(paths);
+        if (!Directory.Exists(directory))
+        {
+            return;
+        }
+
+        try
+        {
+            foreach (var request in Directory.EnumerateFiles(directory, "*" + FlushExtension))
+            {
+                if (_requests.Contains(request) || Switchboard.NotWrittenHere(new System.IO.Abstractions.FileSystem(), request) is not null)
+                {
+                    continue;
+                }
+
+                var ids = File.ReadLines(request).Select(l => l.Trim()).Where(Switchboard.IsValidEntryName).Take(1_000_000).ToList();
+                _asked.UnionWith(ids);
+                _requests.Add(request);
+                Log.LogInformation("Retry: queue flush asks for {Count} entries now ({Path})", ids.Count, Path.GetFileName(request));
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Log.LogWarning("Retry: the flush requests in {Directory} cannot be read: {Error}; entries wait for their backoff", directory, e.Message);
+        }
+    }
 
     // The entry keeps its name back in out (streamed, not loaded): a crash between the two
     // steps is seen at start-up, as for every hop.
     protected override bool ProcessHead(EntryHead head, CancellationToken stoppingToken)
     {
         var name = SendBack(Queue, head, Queues[QueueSet.Out]);
-        Log.LogInformation("Retry: {MessageId} to {ListId} back to out as {QueueEntry} ({Count} recipients, attempt {Attempts})",
-            head.Metadata.MessageIdForLog, head.Metadata.List, name, head.Metadata.RecipientCount, head.Metadata.Attempts + 1);
+        Log.LogInformation("Retry: {MessageId} to {ListId} back to out as {QueueEntry} ({Count} recipients, attempt {Attempts}{Flushed})",
+            head.Metadata.MessageIdForLog, head.Metadata.List, name, head.Metadata.RecipientCount, head.Metadata.Attempts + 1,
+            _asked.Contains(head.Claim.Name) ? "; asked for by queue flush" : "");
         return true;
     }
 
     /// <summary>
     /// Moves a claimed retry entry back to <paramref name="out"/> under its name, its backoff
-    /// cleared, and finishes the claim: what this runner does when the backoff has passed, and
-    /// what `queue flush` does at once (after a relay outage, say).
+    /// cleared, and finishes the claim.
     /// </summary>
     public static string SendBack(Switchboard retry, EntryHead head, Switchboard @out)
     {

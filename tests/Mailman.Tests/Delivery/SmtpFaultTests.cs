@@ -356,16 +356,11 @@ public abstract class SmtpFaultTests : IDisposable
         Assert.Equal(64, MailmanProcess.Run(_instance.Home, ["queue", "flush", "../out"]).ExitCode);
         Assert.Equal(1, _instance.Count(QueueSet.Retry));
 
-        // Its backoff (a minute and more) is not waited for: it is in out, and the next run sends it.
+        // Its backoff (a minute and more) is not waited for: the next run sends it.
         var flush = MailmanProcess.Run(_instance.Home, ["queue", "flush"]);
         Assert.Equal(0, flush.ExitCode);
-        Assert.Contains($"{id} -> out\tdev@example.org\t10 recipients, attempt 2", flush.Stdout, StringComparison.Ordinal);
-        Assert.Contains("1 entries sent back to out", flush.Stdout, StringComparison.Ordinal);
-        Assert.Equal(0, _instance.Count(QueueSet.Retry));
-        Assert.Equal(1, _instance.Count(QueueSet.Out));
-        var shown = MailmanProcess.Run(_instance.Home, ["queue", "show", id]).Stdout;
-        Assert.Contains("queue: out", shown, StringComparison.Ordinal);
-        Assert.DoesNotContain("NotBefore", shown, StringComparison.Ordinal);
+        Assert.Contains($"{id}\tdev@example.org\t10 recipients, attempt 2", flush.Stdout, StringComparison.Ordinal);
+        Assert.Contains("1 entries asked to go back to out now", flush.Stdout, StringComparison.Ordinal);
 
         using var sink = SmtpSink.StartOn(port);
         MailmanProcess.ServeUntilIdle(_instance.Home, port, Env());

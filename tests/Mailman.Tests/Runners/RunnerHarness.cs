@@ -53,7 +53,7 @@ internal sealed class RunnerHarness : IDisposable
         Processor = new BounceProcessor(lists, Notices, Time, BounceLog);
         Bounces = new BounceRunner(Queues, Activity, Options, Time, Processor, BounceLog.For<BounceRunner>());
         Outgoing = new OutgoingRunner(Queues, Activity, Options, Time, new FileSystem(), instance.Paths, new Logger<OutgoingRunner>(_loggers), Processor);
-        Retry = new RetryRunner(Queues, Activity, Options, Time, NullLogger<RetryRunner>.Instance);
+        Retry = new RetryRunner(Queues, Activity, Options, Time, instance.Paths, NullLogger<RetryRunner>.Instance);
     }
 
     public TempInstance Instance { get; }

@@ -192,6 +192,49 @@ public sealed class RunnerTests : IDisposable
         Assert.Single(h.Queues[QueueSet.Out].Pending());
     }
 
+    // Review 63: `queue flush` claimed and moved entries itself; killed half-way it left a claim
+    // the running daemon never settled (the post held until the next start). It asks now, and
+    // the retry runner moves them under its own claim.
+    [Fact]
+    public void Queue_flush_asks_the_retry_runner_which_moves_what_was_asked_for_at_once_and_nothing_else()
+    {
+        using var h = new RunnerHarness(_instance);
+        var retry = h.Queues[QueueSet.Retry];
+        var later = h.Time.GetUtcNow().AddHours(1);
+        var asked = retry.Enqueue(new EntryMetadata { List = "dev@example.org", Attempts = 3, NotBefore = later }, "x"u8, [new Recipient("a@example.com", "")]);
+        Assert.Equal(0, RunnerHarness.Drain(h.Retry));
+
+        // A killed verb's temporary is no request.
+        var requests = Mailman.Runners.RetryRunner.FlushDirectory(_instance.Paths);
+        Directory.CreateDirectory(requests);
+        File.WriteAllText(Path.Combine(requests, "1-2-3.tmp"), asked + "\n");
+        Assert.Equal(0, RunnerHarness.Drain(h.Retry));
+
+        var flush = MailmanProcess.Run(_instance.Home, ["queue", "flush"]);
+        Assert.Equal(0, flush.ExitCode);
+        Assert.Contains($"{asked}\tdev@example.org\t1 recipients, attempt 4", flush.Stdout, StringComparison.Ordinal);
+        Assert.Contains("1 entries asked to go back to out now", flush.Stdout, StringComparison.Ordinal);
+        Assert.Equal(asked, Assert.Single(retry.Pending())); // the verb moved nothing, claimed nothing
+        Assert.Empty(retry.Claimed());
+
+        // An entry deferred after the request is not asked for.
+        var after = retry.Enqueue(new EntryMetadata { List = "dev@example.org", Attempts = 1, NotBefore = later }, "y"u8, [new Recipient("b@example.com", "")]);
+        Assert.Equal(1, RunnerHarness.Drain(h.Retry));
+        Assert.Equal(asked, Assert.Single(h.Queues[QueueSet.Out].Pending()));
+        Assert.Null(h.Queues[QueueSet.Out].ReadMetadata(asked).NotBefore);
+        Assert.Equal(after, Assert.Single(retry.Pending()));
+        Assert.Empty(Directory.GetFiles(requests, "*" + Mailman.Runners.RetryRunner.FlushExtension)); // done, removed
+
+        // Named ids: one in retry is asked for; one elsewhere or nowhere is named, exit 1.
+        var named = MailmanProcess.Run(_instance.Home, ["queue", "flush", after, asked, "20260101000000000-0000abcd"]);
+        Assert.Equal(1, named.ExitCode);
+        Assert.Contains($"{asked}: not in retry (it is in out)", named.Stderr, StringComparison.Ordinal);
+        Assert.Contains("20260101000000000-0000abcd: not in retry", named.Stderr, StringComparison.Ordinal);
+        Assert.Equal(1, RunnerHarness.Drain(h.Retry));
+        Assert.Empty(retry.Pending());
+        Assert.Equal(64, MailmanProcess.Run(_instance.Home, ["queue", "flush", "../out"]).ExitCode);
+    }
+
     // A three-member list whose post waits in out, the harness delivering to the sink.
     private RunnerHarness ThreeMembersInOut(SmtpSink sink, Action<Mailman.Instance.MailmanOptions> configure)
     {
