@@ -97,7 +97,7 @@ internal static class StatusCommand
         }
         catch (UnauthorizedAccessException e)
         {
-            throw new CliException(ExitCodes.NoPerm, $"cannot read the queues as {FileOwner.UserName(FileOwner.EffectiveUid)} ({denied} is {FileOwner.Describe(denied)}): {e.Message}; run status as the instance's user");
+            throw new CliException(ExitCodes.NoPerm, $"cannot read the queues as {FileOwner.UserName(FileOwner.EffectiveUid)} ({denied} is {FileOwner.Describe(denied)}): {e.Message.TrimEnd('.')}; run status as the instance's user");
         }
 
         var time = TimeProvider.System;

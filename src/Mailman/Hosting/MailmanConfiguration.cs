@@ -40,8 +40,12 @@ public static class MailmanConfiguration
         catch (UnauthorizedAccessException)
         {
             // .NET's "Access to the path is denied" said neither whose the file is nor the fix (review 56).
+            // A directory that may not be searched hides the file's owner and mode: it is named (review 63).
+            var what = FileOwner.Uid(paths.ConfigFile) is null
+                ? $"its directory {paths.ConfigDirectory} is {FileOwner.Describe(paths.ConfigDirectory)}"
+                : $"it is {FileOwner.Describe(paths.ConfigFile)}";
             throw new UnauthorizedAccessException(
-                $"configuration: {paths.ConfigFile} cannot be read as {FileOwner.UserName(FileOwner.EffectiveUid)} (it is {FileOwner.Describe(paths.ConfigFile)}): make it readable by the user mailman runs as (chown or chmod)");
+                $"configuration: {paths.ConfigFile} cannot be read as {FileOwner.UserName(FileOwner.EffectiveUid)} ({what}): make it readable by the user mailman runs as (chown or chmod)");
         }
         catch (IOException)
         {

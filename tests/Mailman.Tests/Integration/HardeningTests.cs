@@ -674,6 +674,13 @@ public sealed class HardeningTests : IDisposable
         Assert.Contains($"configuration: {_instance.Paths.ConfigFile} cannot be read as nobody (it is owned by root, mode 0600): make it readable by the user mailman runs as", rootsSettings.Stderr, StringComparison.Ordinal);
         Assert.Equal(0, PostfixInstance.Run("chown", "nobody:nogroup", _instance.Paths.ConfigFile));
 
+        // A settings directory that may not be searched hides the file's owner: the directory is named (review 63: "owned by ?, mode ?").
+        Assert.Equal(0, PostfixInstance.Run("chmod", "0000", _instance.Paths.ConfigDirectory));
+        var closedDirectory = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], runAs: "nobody");
+        Assert.Equal(0, PostfixInstance.Run("chmod", "0700", _instance.Paths.ConfigDirectory));
+        Assert.True(closedDirectory.ExitCode == ExitCodes.NoPerm, closedDirectory.Stdout + closedDirectory.Stderr);
+        Assert.Contains($"(its directory {_instance.Paths.ConfigDirectory} is owned by nobody, mode 0000)", closedDirectory.Stderr, StringComparison.Ordinal);
+
         // status reads as root, but keeps out of the database (its -wal and -shm would be root's):
         // it says so rather than call the database unreadable (review 39).
         var rootStatus = MailmanProcess.Run(_instance.Home, ["status"]);
