@@ -473,7 +473,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
     // null when one does not, or when the report gives no status (a format without one: it
     // cannot say otherwise).
     private static string? PolicyOnly(BounceAnalysis analysis)
-        => analysis.Addresses.Count == 0 || analysis.Addresses.Any(a => !SmtpRefusals.IsAboutTheMessageOrUs(a.Status, a.Diagnostic))
+        => analysis.Addresses.Count == 0 || analysis.Addresses.Any(a => !SmtpRefusals.IsAboutTheMessageOrUs(a.Status, a.Diagnostic, a.Address))
             ? null
             : Said(analysis.Addresses[0]);
 
@@ -579,7 +579,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
                     continue;
                 }
 
-                if (SmtpRefusals.IsAboutTheMessageOrUs(a.Status, a.Diagnostic))
+                if (SmtpRefusals.IsAboutTheMessageOrUs(a.Status, a.Diagnostic, a.Address))
                 {
                     notAbout++;
                     notAboutStatus ??= Said(a);

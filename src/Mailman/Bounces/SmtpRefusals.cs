@@ -47,7 +47,7 @@ public static partial class SmtpRefusals
 
         // A plain 550 that names a policy, a listing, DMARC or spam in words is the server's
         // verdict on us or the post, as in a mailed report (review 61).
-        if (refusal.Status is 550 or 551 or 553 && !IsAboutTheMessageOrUs(null, refusal.Response))
+        if (refusal.Status is 550 or 551 or 553 && !IsAboutTheMessageOrUs(null, refusal.Response, refusal.Address))
         {
             why = "";
             return true;
@@ -68,7 +68,7 @@ public static partial class SmtpRefusals
     // What a remote server says about our side, whatever else it says: our sender address (our
     // VERP domain refused, Exim's "Sender verify failed", qmail's "your envelope sender has been
     // denied") or our DNS (GMX: "mailbox unavailable ... invalid DNS MX or A/AAAA resource record").
-    private static readonly string[] OurPhrases = ["sender address", "sender verify", "envelope sender", "sender domain", "invalid dns"];
+    private static readonly string[] OurPhrases = ["sender address", "sender verify", "envelope sender", "sender domain", "invalid dns", "reverse dns", "ptr record"];
 
     // What a remote server says when the mailbox itself is unknown or closed, whatever status it
     // gave (Yandex's "5.7.1 No such user!", Yahoo's "dd This user doesn't have a yahoo.com
@@ -78,7 +78,7 @@ public static partial class SmtpRefusals
     private static readonly string[] AddressPhrases =
     [
         "user unknown", "unknown user", "no such user", "no such mailbox", "mailbox unavailable", "mailbox not found",
-        "unknown recipient", "recipient unknown", "invalid recipient", "not a valid recipient", "doesn't have a",
+        "unknown recipient", "recipient unknown", "invalid recipient", "not a valid recipient", "user doesn't have a",
         "mailbox is disabled", "account is disabled", "account has been disabled",
         "unrouteable address", "unroutable address", "user not found", "recipient not found", "recipientnotfound", "no such recipient",
         "mailbox does not exist", "address does not exist", "account does not exist", "user does not exist", "recipient does not exist",
@@ -122,31 +122,8 @@ public static partial class SmtpRefusals
     /// remote refusal comes back as such a report (review 49: one poster's DMARC rejection or one
     /// oversized post scored every member it reached). It errs toward not scoring.
     /// </summary>
-    public static bool IsAboutTheMessageOrUs(string? status, string? diagnostic)
+    public static bool IsAboutTheMessageOrUs(string? status, string? diagnostic, string? recipient = null)
     {
-        // The words are read in what the server said, not in the names it repeats: a host
-        // (Exim's "host mx1.antispamcloud.com [...]"), an address or its domain ("anne@spamcop.net",
-        // "name=virus.org") named a policy for a dead mailbox, which then never scored (review 62).
-        var words = diagnostic is null ? null : WithoutNames(diagnostic);
-        if (words is not null)
-        {
-            if (Array.Exists(OurPhrases, p => words.Contains(p, StringComparison.OrdinalIgnoreCase)))
-            {
-                return true;
-            }
-
-            if (Array.Exists(AddressPhrases, p => words.Contains(p, StringComparison.OrdinalIgnoreCase)))
-            {
-                return false;
-            }
-
-            if (Array.Exists(PolicyPhrases, p => words.Contains(p, StringComparison.OrdinalIgnoreCase))
-                || Array.Exists(PolicyWords, w => ContainsWord(words, w)))
-            {
-                return true;
-            }
-        }
-
         // A status that says nothing (none, or X.0.0: Postfix's for a reply without an enhanced
         // code, qmail's and Exim's texts) gives way to an RFC 3463 code in the text: qmail's
         // "administratively denied. (#5.7.1)", "Remote host said: 550 5.7.1 ..." (review 61).
@@ -156,8 +133,69 @@ public static partial class SmtpRefusals
             said = inText;
         }
 
+        if (diagnostic is not null)
+        {
+            // The words are read in what the server said, not in the names it repeats: a host
+            // (Exim's "host mx1.antispamcloud.com [...]"), an address or its domain
+            // ("anne@spamcop.net", "name=virus.org") named a policy for a dead mailbox, which then
+            // never scored (review 62). A blocklist's own name is read in the names, the
+            // recipient's domain aside ("listed at zen.spamhaus.org", review 64).
+            var text = SentenceBreaks().Replace(diagnostic, ". $1");
+            var words = Names().Replace(text, " ");
+            if (Array.Exists(OurPhrases, p => words.Contains(p, StringComparison.OrdinalIgnoreCase)))
+            {
+                return true;
+            }
+
+            var policy = Array.Exists(PolicyPhrases, p => words.Contains(p, StringComparison.OrdinalIgnoreCase))
+                || Array.Exists(PolicyWords, w => ContainsWord(words, w) || ContainsWord(words, w + "s"))
+                || NamesABlocklist(text, recipient);
+            if (Array.Exists(AddressPhrases, p => words.Contains(p, StringComparison.OrdinalIgnoreCase)))
+            {
+                // "mailbox unavailable" fronts many a policy refusal (RFC 5321's stock 550 text:
+                // "Requested action not taken: mailbox unavailable. Your IP is on our blocklist",
+                // review 64): with a policy named too, a code about the address decides.
+                return policy && said is not { Subject: '1' or '2' };
+            }
+
+            if (policy)
+            {
+                return true;
+            }
+        }
+
         return said is { Class: '4' or '5' } code
             && (code.Subject is '6' or '7' || (code.Subject == '3' && code.Detail is '3' or '4') || (code.Subject == '1' && code.Detail is '7' or '8'));
+    }
+
+    // Blocklists and reputation services whose names in a refusal say our server is listed.
+    private static readonly string[] Blocklists =
+    [
+        "spamhaus", "spamcop", "barracudacentral", "sorbs.net", "uceprotect", "mailspike", "spamrats", "abuseat", "senderscore",
+        "surbl", "ipcheck.proofpoint", "cloudmark", "senderbase", "dnsbl", "blocklist.de", "psbl.", "hostkarma", "invaluement",
+    ];
+
+    // Whether a dotted name in the text (not an address, not the recipient's domain or a host in
+    // it) names a blocklist: "see https://www.spamhaus.org/query/ip/192.0.2.5".
+    private static bool NamesABlocklist(string text, string? recipient)
+    {
+        var domain = recipient is not null && recipient.LastIndexOf('@') is var at and >= 0 ? recipient[(at + 1)..].TrimEnd('.') : null;
+        foreach (System.Text.RegularExpressions.Match m in Names().Matches(text))
+        {
+            var name = m.Value;
+            if (name.Contains('@', StringComparison.Ordinal)
+                || (domain is { Length: > 0 } && (name.Equals(domain, StringComparison.OrdinalIgnoreCase) || name.EndsWith("." + domain, StringComparison.OrdinalIgnoreCase))))
+            {
+                continue;
+            }
+
+            if (Array.Exists(Blocklists, b => name.Contains(b, StringComparison.OrdinalIgnoreCase)))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>
@@ -165,12 +203,17 @@ public static partial class SmtpRefusals
     /// TO:&lt;anne@spamcop.net&gt;:") and every dotted name (a host, a domain, an IP address, a
     /// status code) becomes a space; what is left is what the server said in words.
     /// </summary>
-    internal static string WithoutNames(string diagnostic) => Names().Replace(diagnostic, " ");
+    internal static string WithoutNames(string diagnostic) => Names().Replace(SentenceBreaks().Replace(diagnostic, ". $1"), " ");
 
     // An address (a run without spaces or brackets around an '@'), or a dotted name of letters,
     // digits, '_' and '-' ("mx10.mailspamprotection.com", "192.0.2.5"). Linear: no backtracking.
     [System.Text.RegularExpressions.GeneratedRegex(@"[^\s<>()\[\]""',;]*@[^\s<>()\[\]""',;]*|[\p{L}\p{N}_-]+(?:\.[\p{L}\p{N}_-]+)+", System.Text.RegularExpressions.RegexOptions.NonBacktracking)]
     private static partial System.Text.RegularExpressions.Regex Names();
+
+    // A full stop before a capitalised word, the space after it missing ("spam.Message
+    // rejected", "DMARC.Please"): a sentence's end, not a host name (review 64).
+    [System.Text.RegularExpressions.GeneratedRegex(@"\.(\p{Lu}\p{Ll})", System.Text.RegularExpressions.RegexOptions.NonBacktracking)]
+    private static partial System.Text.RegularExpressions.Regex SentenceBreaks();
 
     // The word alone, ignoring case: no letter or digit on either side, and no part of a host
     // name ("in an RBL." is the word; "rbl.example.net" and "mx.rbl-free.example" are not).

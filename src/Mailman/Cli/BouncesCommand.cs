@@ -49,7 +49,7 @@ internal static class BouncesCommand
 
     /// <summary>The addresses of a permanent report the bounce processor does not score (<see cref="SmtpRefusals.IsAboutTheMessageOrUs"/>), or null.</summary>
     internal static List<BouncedAddress>? NotScored(BounceAnalysis result)
-        => result.Kind == BounceKind.Permanent && result.Addresses.Where(a => SmtpRefusals.IsAboutTheMessageOrUs(a.Status, a.Diagnostic)).ToList() is { Count: > 0 } list ? list : null;
+        => result.Kind == BounceKind.Permanent && result.Addresses.Where(a => SmtpRefusals.IsAboutTheMessageOrUs(a.Status, a.Diagnostic, a.Address)).ToList() is { Count: > 0 } list ? list : null;
 
     /// <summary>"FILE: kind, addresses, detector" (a dash for none), the addresses not scored, and the complaint if any.</summary>
     internal static string Text(string file, BounceAnalysis result)

@@ -189,6 +189,11 @@ internal static class StatusCommand
         }
 
         sb.Append(nextRetry is { } next ? $"retry: next attempt at {next.ToLocalTime():yyyy-MM-dd HH:mm:ss} (in {Age((next - now).TotalSeconds)})\n" : "retry: nothing waiting\n");
+        if (FlushRequests(paths) is > 0 and var asked)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $"retry: {asked} queue flush requests not yet done ({(daemon is null ? "no daemon runs: its start does them" : "the daemon does them within Queues:PollInterval")})\n");
+        }
+
         sb.Append(CultureInfo.InvariantCulture, $"members disabled today: {(disabledToday is { } d ? d.ToString(CultureInfo.InvariantCulture) : $"? ({WhyNotCounted(paths)})")}\n");
         return sb.ToString();
     }
@@ -226,6 +231,20 @@ internal static class StatusCommand
             ? $"counted only when status runs as the database's owner, {FileOwner.UserName(owner)}"
             : !File.Exists(paths.Database) && !paths.VarUnreadable ? $"{paths.Database} does not exist"
             : "the database cannot be opened as this user; any verb that changes lists says why";
+
+    // `queue flush` requests the retry runner has not done yet (var/flush/*.req).
+    private static int FlushRequests(InstancePaths paths)
+    {
+        try
+        {
+            var directory = Runners.RetryRunner.FlushDirectory(paths);
+            return Directory.Exists(directory) ? Directory.EnumerateFiles(directory, "*" + Runners.RetryRunner.FlushExtension).Count() : 0;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return 0;
+        }
+    }
 
     private static DateTimeOffset? NextRetry(Switchboard retry)
     {

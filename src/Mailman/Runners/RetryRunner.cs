@@ -72,32 +72,93 @@ public sealed class RetryRunner(QueueSet queues, Activity activity, MailmanOptio
         return claim;
     }
 
+    /// <summary>The largest request read: 100,000 ids and more (larger ones are set aside unread, with a line).</summary>
+    public const long MaxFlushRequestBytes = 4 << 20;
+
+    // Each request on its own: one that cannot be read does not keep those after it unread
+    // (review 64), and is read again at the next round (a line each time it fails).
     private void ReadFlushRequests()
     {
         var directory = FlushDirectory(paths);
-        if (!Directory.Exists(directory))
+        IEnumerable<string> requests;
+        try
         {
+            if (!Directory.Exists(directory))
+            {
+                return;
+            }
+
+            requests = Directory.EnumerateFiles(directory, "*" + FlushExtension).ToList();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Log.LogWarning("Retry: the flush requests in {Directory} cannot be listed: {Error}; entries wait for their backoff", directory, e.Message);
             return;
         }
 
-        try
+        foreach (var request in requests)
         {
-            foreach (var request in Directory.EnumerateFiles(directory, "*" + FlushExtension))
+            if (_requests.Contains(request) || Switchboard.NotWrittenHere(new System.IO.Abstractions.FileSystem(), request) is not null)
             {
-                if (_requests.Contains(request) || Switchboard.NotWrittenHere(new System.IO.Abstractions.FileSystem(), request) is not null)
+                continue;
+            }
+
+            try
+            {
+                // Bounded: a request is ids, 27 bytes a line; a huge file (only the instance's
+                // user can write var/) cost gigabytes never given back (review 64).
+                var length = new FileInfo(request).Length;
+                var ids = length > MaxFlushRequestBytes ? [] : ReadIds(request);
+                if (length > MaxFlushRequestBytes)
                 {
-                    continue;
+                    Log.LogWarning("Retry: the flush request {Path} is {Length} bytes, over {Max}: not read, removed", Path.GetFileName(request), length, MaxFlushRequestBytes);
                 }
 
-                var ids = File.ReadLines(request).Select(l => l.Trim()).Where(Switchboard.IsValidEntryName).Take(1_000_000).ToList();
                 _asked.UnionWith(ids);
                 _requests.Add(request);
                 Log.LogInformation("Retry: queue flush asks for {Count} entries now ({Path})", ids.Count, Path.GetFileName(request));
             }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                Log.LogWarning("Retry: the flush request {Path} cannot be read: {Error}; its entries wait for their backoff", request, e.Message);
+            }
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+    }
+
+    // The valid entry names in a request, a line each; lines of another length are no names.
+    private static List<string> ReadIds(string request)
+    {
+        var ids = new List<string>();
+        using var reader = new StreamReader(request);
+        var buffer = new char[64];
+        var line = new System.Text.StringBuilder();
+        int read;
+        while ((read = reader.Read(buffer, 0, buffer.Length)) > 0)
         {
-            Log.LogWarning("Retry: the flush requests in {Directory} cannot be read: {Error}; entries wait for their backoff", directory, e.Message);
+            foreach (var c in buffer.AsSpan(0, read))
+            {
+                if (c == '\n')
+                {
+                    Take(line, ids);
+                    line.Clear();
+                }
+                else if (line.Length < 64)
+                {
+                    line.Append(c);
+                }
+            }
+        }
+
+        Take(line, ids);
+        return ids;
+
+        static void Take(System.Text.StringBuilder line, List<string> ids)
+        {
+            var id = line.ToString().Trim();
+            if (Switchboard.IsValidEntryName(id))
+            {
+                ids.Add(id);
+            }
         }
     }
 

@@ -29,6 +29,16 @@ public sealed class SmtpRefusalsTests
     public void Only_address_refusals_at_RCPT_are_about_the_address(int status, string response, bool atRcpt, bool expected)
         => Assert.Equal(expected, SmtpRefusals.IsAboutTheAddress(new SmtpRefusal("anne@example.com", status, response, atRcpt), out _));
 
+    // Review 64: a blocklist named in a host name says our server is listed, unless the name is
+    // the recipient's own domain (a dead domain of a member at spamcop.net still scores).
+    [Theory]
+    [InlineData("5.4.4", "X-Postfix; Host or domain name not found. Name service error for name=spamcop.net type=MX", "anne@spamcop.net", false)]
+    [InlineData("5.4.4", "X-Postfix; Host or domain name not found. Name service error for name=mx.spamcop.net type=A", "anne@spamcop.net", false)]
+    [InlineData("5.0.0", "smtp; 554 Rejected: 192.0.2.5 listed at zen.spamhaus.org", "anne@example.com", true)]
+    [InlineData("5.0.0", "smtp; 554 Rejected: 192.0.2.5 listed at zen.spamhaus.org", "anne@spamcop.net", true)]
+    public void A_blocklist_named_in_a_host_name_is_ours_but_not_the_recipients_own_domain(string status, string diagnostic, string recipient, bool ours)
+        => Assert.Equal(ours, SmtpRefusals.IsAboutTheMessageOrUs(status, diagnostic, recipient));
+
     [Fact]
     public void Every_recipient_of_a_transaction_refused_alike_is_the_relay()
     {

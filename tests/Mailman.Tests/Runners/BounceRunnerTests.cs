@@ -316,10 +316,19 @@ public sealed partial class BounceRunnerTests : IDisposable
     [InlineData("5.0.0", true, "smtp; 550 unknown or illegal user at mx.rbl-free.example (spf.example.net)")] // nor in host names
     [InlineData("5.0.0", false, "smtp; 550 Rejected: listed in an RBL.")]
     [InlineData("5.1.1", true, "smtp; 550 5.1.1 <anne@junkyard.example>: Recipient address rejected: undeliverable address")] // review 62: words in names
-    [InlineData("5.4.4", true, "X-Postfix; Host or domain name not found. Name service error for name=spamcop.net type=MX: Host not found, try again")]
+    [InlineData("5.4.4", true, "X-Postfix; Host or domain name not found. Name service error for name=virus.org type=MX: Host not found, try again")]
     [InlineData("5.0.0", true, "smtp; 550 Unrouteable address (mx10.mailspamprotection.com [192.0.2.5])")]
     [InlineData("5.0.0", true, "smtp; 550 No such recipient here: dmarc@example.com")]
     [InlineData("5.0.0", false, "smtp; 550 Message rejected: spam detected by mx1.example.com")]
+    [InlineData("5.0.0", false, "smtp; 553 https://www.spamhaus.org/query/ip/192.0.2.5")] // review 64: a blocklist named only in a name
+    [InlineData("5.0.0", false, "smtp; 554 Rejected: 192.0.2.5 listed at zen.spamhaus.org")]
+    [InlineData("5.0.0", false, "smtp; 550 Message rejected, see https://www.spamcop.net/bl.shtml?192.0.2.5")]
+    [InlineData("5.7.1", false, "smtp; 550 5.7.1 Requested action not taken: mailbox unavailable. Your IP is on our blocklist.")] // the stock 550 text before a policy
+    [InlineData("5.0.0", false, "smtp; 550 Requested action not taken: mailbox unavailable. Reject due to policy restrictions.")]
+    [InlineData("5.0.0", false, "smtp; 550 High probability of spam.Message rejected")] // no space after the full stop
+    [InlineData("5.0.0", false, "smtp; 554 resimta-ch2-18v.sys.comcast.net comcast 192.0.2.5 found on one or more DNSBLs, see http://postmaster.comcast.net/smtp-error-codes.php#BL000001")]
+    [InlineData("5.0.0", false, "smtp; 550 Your server doesn't have a valid reverse DNS (PTR) record")]
+    [InlineData("5.1.1", true, "smtp; 550 5.1.1 user unknown; see our policy at http://mx.example.com/policy")] // a code about the address decides
     public void A_mailed_report_scores_only_when_its_status_may_be_about_the_address(string status, bool scores, string? diagnostic)
     {
         CreateList(l => l.BounceScoreThreshold = 1);

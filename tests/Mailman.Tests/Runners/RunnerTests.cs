@@ -204,11 +204,14 @@ public sealed class RunnerTests : IDisposable
         var asked = retry.Enqueue(new EntryMetadata { List = "dev@example.org", Attempts = 3, NotBefore = later }, "x"u8, [new Recipient("a@example.com", "")]);
         Assert.Equal(0, RunnerHarness.Drain(h.Retry));
 
-        // A killed verb's temporary is no request.
+        // A killed verb's temporary is no request; one over the bound (no flush writes one) is removed unread.
         var requests = Mailman.Runners.RetryRunner.FlushDirectory(_instance.Paths);
         Directory.CreateDirectory(requests);
         File.WriteAllText(Path.Combine(requests, "1-2-3.tmp"), asked + "\n");
+        var huge = Path.Combine(requests, "1-2-4" + Mailman.Runners.RetryRunner.FlushExtension);
+        File.WriteAllText(huge, asked + "\n" + new string('x', (int)Mailman.Runners.RetryRunner.MaxFlushRequestBytes));
         Assert.Equal(0, RunnerHarness.Drain(h.Retry));
+        Assert.False(File.Exists(huge));
 
         var flush = MailmanProcess.Run(_instance.Home, ["queue", "flush"]);
         Assert.Equal(0, flush.ExitCode);
@@ -216,6 +219,7 @@ public sealed class RunnerTests : IDisposable
         Assert.Contains("1 entries asked to go back to out now", flush.Stdout, StringComparison.Ordinal);
         Assert.Equal(asked, Assert.Single(retry.Pending())); // the verb moved nothing, claimed nothing
         Assert.Empty(retry.Claimed());
+        Assert.Contains("retry: 1 queue flush requests not yet done (no daemon runs: its start does them)", MailmanProcess.Run(_instance.Home, ["status"]).Stdout, StringComparison.Ordinal);
 
         // An entry deferred after the request is not asked for.
         var after = retry.Enqueue(new EntryMetadata { List = "dev@example.org", Attempts = 1, NotBefore = later }, "y"u8, [new Recipient("b@example.com", "")]);
@@ -224,6 +228,7 @@ public sealed class RunnerTests : IDisposable
         Assert.Null(h.Queues[QueueSet.Out].ReadMetadata(asked).NotBefore);
         Assert.Equal(after, Assert.Single(retry.Pending()));
         Assert.Empty(Directory.GetFiles(requests, "*" + Mailman.Runners.RetryRunner.FlushExtension)); // done, removed
+        Assert.DoesNotContain("queue flush requests", MailmanProcess.Run(_instance.Home, ["status"]).Stdout, StringComparison.Ordinal);
 
         // Named ids: one in retry is asked for; one elsewhere or nowhere is named, exit 1.
         var named = MailmanProcess.Run(_instance.Home, ["queue", "flush", after, asked, "20260101000000000-0000abcd"]);
