@@ -68,7 +68,20 @@ public static partial class SmtpRefusals
     // What a remote server says about our side, whatever else it says: our sender address (our
     // VERP domain refused, Exim's "Sender verify failed", qmail's "your envelope sender has been
     // denied") or our DNS (GMX: "mailbox unavailable ... invalid DNS MX or A/AAAA resource record").
-    private static readonly string[] OurPhrases = ["sender address", "sender verify", "envelope sender", "sender domain", "invalid dns", "reverse dns", "ptr record"];
+    // Review 65 added the session's stages before RCPT, as qmail, Exim and Postfix write them
+    // (a refusal there is never about a mailbox), and what names our HELO, PTR or client.
+    private static readonly string[] OurPhrases =
+    [
+        "sender address", "sender verify", "envelope sender", "sender domain", "invalid dns", "reverse dns", "ptr record", "ptr resource record",
+        "helo", "ehlo", "client host rejected", "not accepting messages from", "synchronization error",
+        "sender was rejected", "my name was rejected", "after mail from", "after initial connection", "in reply to mail from command",
+        "in reply to helo command", "in reply to ehlo command", "in reply to initial greeting",
+    ];
+
+    // The data stage (Exim's "after end of data", Postfix's "in reply to end of DATA command"):
+    // the message's, unless a 5.1.x or 5.2.x code says the mailbox (an LMTP store's "552 5.2.2
+    // Mailbox is full" comes there).
+    private static readonly string[] DataStagePhrases = ["after end of data", "after data", "in reply to end of data command", "in reply to data command"];
 
     // What a remote server says when the mailbox itself is unknown or closed, whatever status it
     // gave (Yandex's "5.7.1 No such user!", Yahoo's "dd This user doesn't have a yahoo.com
@@ -77,13 +90,22 @@ public static partial class SmtpRefusals
     // denied" (most often our own smarthost refusing us: every member would score).
     private static readonly string[] AddressPhrases =
     [
-        "user unknown", "unknown user", "no such user", "no such mailbox", "mailbox unavailable", "mailbox not found",
+        "user unknown", "unknown user", "no such user", "no such mailbox", "mailbox not found", "mailbox disabled",
         "unknown recipient", "recipient unknown", "invalid recipient", "not a valid recipient", "user doesn't have a",
         "mailbox is disabled", "account is disabled", "account has been disabled",
         "unrouteable address", "unroutable address", "user not found", "recipient not found", "recipientnotfound", "no such recipient",
         "mailbox does not exist", "address does not exist", "account does not exist", "user does not exist", "recipient does not exist",
         "no mailbox here", "invalid mailbox", "unknown or illegal user",
     ];
+
+    // RFC 5321's stock text for a 550, which many servers put before every refusal, their policy
+    // refusals too: the address's only when no policy is named with it (review 64).
+    private static readonly string[] StockPhrases = ["mailbox unavailable"];
+
+    // What names our server's listing or authentication beyond doubt: it outweighs a phrase about
+    // the mailbox unless a 5.1.x or 5.2.x code says the address ("Recipient unknown. See our
+    // anti-spam policy" is a dead mailbox; review 65).
+    private static readonly string[] StrongPolicyPhrases = ["blacklist", "black list", "blocklist", "block list", "dmarc", "dkim", "reputation", "spamhaus"];
 
     // What a refusal of our server or of the message says when it comes without an enhanced code
     // (Postfix reports it as 5.0.0, or 4.0.0 when it gave up on a deferral; review 52): Cisco
@@ -101,6 +123,8 @@ public static partial class SmtpRefusals
         "policy", "spam", "size limit", "message size", "too large", "sending limit",
         "dmarc", "dkim", "junk", "unsolicited", "bulk mail", "administratively", "unauthenticated", "virus", "malware",
         "rate limit", "ratelimit", "too many messages", "content denied", "content rejected",
+        "will not accept delivery of this message", "limits for how many messages", "frequency limit", "service refuse",
+        "content restriction", "(bl)",
     ];
 
     // Short names matched as words: a listing (RBL, DNSBL), SPF, UCE.
@@ -142,20 +166,28 @@ public static partial class SmtpRefusals
             // recipient's domain aside ("listed at zen.spamhaus.org", review 64).
             var text = SentenceBreaks().Replace(diagnostic, ". $1");
             var words = Names().Replace(text, " ");
-            if (Array.Exists(OurPhrases, p => words.Contains(p, StringComparison.OrdinalIgnoreCase)))
+            bool Says(string[] phrases) => Array.Exists(phrases, p => words.Contains(p, StringComparison.OrdinalIgnoreCase));
+            var aboutTheAddress = said is { Subject: '1' or '2' };
+            if (Says(OurPhrases) || (Says(DataStagePhrases) && !aboutTheAddress))
             {
                 return true;
             }
 
-            var policy = Array.Exists(PolicyPhrases, p => words.Contains(p, StringComparison.OrdinalIgnoreCase))
-                || Array.Exists(PolicyWords, w => ContainsWord(words, w) || ContainsWord(words, w + "s"))
+            var strong = Says(StrongPolicyPhrases) || Array.Exists(PolicyWords, w => ContainsWord(words, w) || ContainsWord(words, w + "s"))
                 || NamesABlocklist(text, recipient);
-            if (Array.Exists(AddressPhrases, p => words.Contains(p, StringComparison.OrdinalIgnoreCase)))
+            var policy = strong || Says(PolicyPhrases);
+            if (Says(AddressPhrases))
             {
-                // "mailbox unavailable" fronts many a policy refusal (RFC 5321's stock 550 text:
-                // "Requested action not taken: mailbox unavailable. Your IP is on our blocklist",
-                // review 64): with a policy named too, a code about the address decides.
-                return policy && said is not { Subject: '1' or '2' };
+                // A mailbox named unknown or closed: the address's, unless our listing is named
+                // beyond doubt and no code says the address.
+                return strong && !aboutTheAddress;
+            }
+
+            if (Says(StockPhrases))
+            {
+                // "Requested action not taken: mailbox unavailable. Your IP is on our blocklist"
+                // (review 64): with a policy named too, a code about the address decides.
+                return policy && !aboutTheAddress;
             }
 
             if (policy)
@@ -164,8 +196,10 @@ public static partial class SmtpRefusals
             }
         }
 
+        // X.3.2: the system is not accepting network messages (Postfix's postscreen answers so
+        // to a listed client, review 65).
         return said is { Class: '4' or '5' } code
-            && (code.Subject is '6' or '7' || (code.Subject == '3' && code.Detail is '3' or '4') || (code.Subject == '1' && code.Detail is '7' or '8'));
+            && (code.Subject is '6' or '7' || (code.Subject == '3' && code.Detail is '2' or '3' or '4') || (code.Subject == '1' && code.Detail is '7' or '8'));
     }
 
     // Blocklists and reputation services whose names in a refusal say our server is listed.
@@ -205,9 +239,10 @@ public static partial class SmtpRefusals
     /// </summary>
     internal static string WithoutNames(string diagnostic) => Names().Replace(SentenceBreaks().Replace(diagnostic, ". $1"), " ");
 
-    // An address (a run without spaces or brackets around an '@'), or a dotted name of letters,
-    // digits, '_' and '-' ("mx10.mailspamprotection.com", "192.0.2.5"). Linear: no backtracking.
-    [System.Text.RegularExpressions.GeneratedRegex(@"[^\s<>()\[\]""',;]*@[^\s<>()\[\]""',;]*|[\p{L}\p{N}_-]+(?:\.[\p{L}\p{N}_-]+)+", System.Text.RegularExpressions.RegexOptions.NonBacktracking)]
+    // A URL (its path's words are no refusal: ".../anti-spam-policy.html"), an address (a run
+    // without spaces or brackets around an '@'), or a dotted name of letters, digits, '_' and
+    // '-' ("mx10.mailspamprotection.com", "192.0.2.5"). Linear: no backtracking.
+    [System.Text.RegularExpressions.GeneratedRegex(@"(?:https?|ftp)://[^\s<>""']*|[^\s<>()\[\]""',;]*@[^\s<>()\[\]""',;]*|[\p{L}\p{N}_-]+(?:\.[\p{L}\p{N}_-]+)+", System.Text.RegularExpressions.RegexOptions.NonBacktracking | System.Text.RegularExpressions.RegexOptions.IgnoreCase)]
     private static partial System.Text.RegularExpressions.Regex Names();
 
     // A full stop before a capitalised word, the space after it missing ("spam.Message

@@ -329,6 +329,18 @@ public sealed partial class BounceRunnerTests : IDisposable
     [InlineData("5.0.0", false, "smtp; 554 resimta-ch2-18v.sys.comcast.net comcast 192.0.2.5 found on one or more DNSBLs, see http://postmaster.comcast.net/smtp-error-codes.php#BL000001")]
     [InlineData("5.0.0", false, "smtp; 550 Your server doesn't have a valid reverse DNS (PTR) record")]
     [InlineData("5.1.1", true, "smtp; 550 5.1.1 user unknown; see our policy at http://mx.example.com/policy")] // a code about the address decides
+    [InlineData("5.3.2", false, "smtp; 550 5.3.2 Service currently unavailable")] // review 65: Postfix's postscreen refusing a listed client
+    [InlineData("5.0.0", false, "smtp; 550 Access denied - Invalid HELO name (See RFC2821 4.1.1.1)")]
+    [InlineData("5.0.0", false, "smtp; 554-mx.gmx.net (mxgmx017) Nemesis ESMTP Service not available 554-No SMTP service 554-Bad DNS PTR resource record. 554 For explanation visit https://postmaster.gmx.net/en/case?c=r0601")]
+    [InlineData("5.0.0", false, "smtp; 554 IP=192.0.2.5 - A problem occurred. (Ask your postmaster for help or to contact tosa@rx.t-online.de to clarify.) (BL)")]
+    [InlineData("5.5.2", false, "smtp; 504 5.5.2 <localhost>: Helo command rejected: need fully-qualified hostname")]
+    [InlineData("5.2.1", false, "smtp; 521 5.2.1 :  AOL will not accept delivery of this message.")]
+    [InlineData("4.0.0", false, "smtp; 421 RP-001 (BAY004-MC1F22) Unfortunately, some messages from 192.0.2.5 weren't sent. Please try again. We have limits for how many messages can be sent per hour and per day.")]
+    [InlineData("4.0.0", false, "smtp; 421 mwinf5c10 ME Service refuse. Veuillez essayer plus tard. Service refused, please try later. LPN007_510")]
+    [InlineData("5.0.0", false, "smtp; 550 Message refused (in reply to end of DATA command)")]
+    [InlineData("5.2.2", true, "smtp; 552 5.2.2 <m00001@example.com>: Mailbox is full (in reply to end of DATA command)")] // an LMTP store at the data stage: the mailbox
+    [InlineData("5.0.0", true, "smtp; 550 Recipient unknown. See our anti-spam policy at http://mx.example.com/anti-spam-policy.html")] // a policy page is no listing
+    [InlineData("5.2.1", true, "smtp; 550 5.2.1 Mailbox disabled administratively")]
     public void A_mailed_report_scores_only_when_its_status_may_be_about_the_address(string status, bool scores, string? diagnostic)
     {
         CreateList(l => l.BounceScoreThreshold = 1);
@@ -354,6 +366,9 @@ public sealed partial class BounceRunnerTests : IDisposable
     [InlineData("qmail", "", true)]
     [InlineData("qmail", "Remote host said: 550 <virus-reports@example.com>... Unrouteable address", true)] // review 62: an address is no policy
     [InlineData("postfix", "550 Unrouteable address (in reply to RCPT TO command at mx1.antispamcloud.com)", true)]
+    [InlineData("qmail", "Connected to 192.0.2.7 but sender was rejected. Remote host said: 550 Access denied", false)] // review 65: the session's stage before RCPT
+    [InlineData("exim", "550 Access denied (after MAIL FROM:<dev-bounces@example.org> SIZE=4321)", false)]
+    [InlineData("postfix", "550 Access denied (in reply to MAIL FROM command)", false)]
     [InlineData("exim", "550 5.7.1 Unauthenticated email from reject.test is not accepted due to domain's DMARC policy", false)]
     [InlineData("exim", "550 rejected because 192.0.2.1 is in a black list at zen.spamhaus.org", false)]
     [InlineData("exim", "550 5.1.1 unknown or illegal user", true)]
