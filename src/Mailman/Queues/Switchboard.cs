@@ -274,9 +274,11 @@ public sealed partial class Switchboard
 
         foreach (var path in _fs.Directory.EnumerateFiles(Directory))
         {
+            // The checkout's own .gitkeep (queues/ ships in the repository) is no stray: a
+            // newcomer's first status listed one per queue.
             var file = _fs.Path.GetFileName(path);
             var dot = file.IndexOf('.', StringComparison.Ordinal);
-            if (dot < 0 || !IsValidEntryName(file[..dot]))
+            if (file != ".gitkeep" && (dot < 0 || !IsValidEntryName(file[..dot])))
             {
                 strays.Add(file);
             }
