@@ -132,12 +132,18 @@ public static partial class SmtpRefusals
 
     /// <summary>
     /// Whether a mailed report (a DSN's Status: and Diagnostic-Code:) puts the failure on the
-    /// message or on our server rather than on where the address leads. Its diagnostic first:
-    /// what names our side (<see cref="OurPhrases"/>) is ours; then what says the mailbox is
-    /// unknown or closed (<see cref="AddressPhrases"/>) is the address's; then what names a
-    /// policy, a blocklist, spam or the size (<see cref="PolicyPhrases"/>) is ours. Otherwise the
+    /// message or on our server rather than on where the address leads. Its diagnostic first,
+    /// its words without the names in it (<see cref="WithoutNames"/>): what names our side or a
+    /// stage before RCPT (<see cref="OurPhrases"/>) is ours, the data stage the message's unless
+    /// the code says the mailbox; what says the mailbox is unknown or closed
+    /// (<see cref="AddressPhrases"/>) is the address's unless a listing, DMARC or a reputation is
+    /// named beside it without a 5.1.x/5.2.x code; RFC 5321's stock "mailbox unavailable" is the
+    /// address's unless a policy is named beside it without such a code; what names a policy, a
+    /// blocklist (in words or by its host name), spam or the size (<see cref="PolicyPhrases"/>) is
+    /// ours. The code is the status, or one written in the text when the status says nothing
+    /// (none, X.0.0). Otherwise the
     /// status: X.6.x (media, content), X.7.x (security and policy: a provider or relay refusing
-    /// our server, SPF, DMARC), X.3.3 and X.3.4 (a feature, the size), X.1.7 and X.1.8 (our
+    /// our server, SPF, DMARC), X.3.2 (not accepting messages), X.3.3 and X.3.4 (a feature, the size), X.1.7 and X.1.8 (our
     /// sender address), of class 5 or of a 4 the reporting MTA gave up on. Everything else
     /// scores: 5.0.0 (Postfix's status for a reply without an enhanced code, as Yahoo's dead
     /// mailboxes have), 5.1.x, 5.2.x, 5.5.x (Outlook.com's unknown user is "550 5.5.0 ... mailbox
