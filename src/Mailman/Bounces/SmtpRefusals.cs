@@ -45,18 +45,13 @@ public static partial class SmtpRefusals
             return false;
         }
 
-        // A plain 550 that names a policy, a listing, DMARC or spam in words is the server's
-        // verdict on us or the post, as in a mailed report (review 61).
-        if (refusal.Status is 550 or 551 or 553 && !IsAboutTheMessageOrUs(null, refusal.Response, refusal.Address))
-        {
-            why = "";
-            return true;
-        }
-
         if (refusal.Status is 550 or 551 or 553)
         {
-            why = $"{refusal.Status} without an enhanced status code names a policy, a listing or the content, not the address";
-            return false;
+            // A plain 550 that names a policy, a listing, DMARC or spam in words is the server's
+            // verdict on us or the post, as in a mailed report (review 61).
+            var ours = IsAboutTheMessageOrUs(null, refusal.Response, refusal.Address);
+            why = ours ? $"{refusal.Status} without an enhanced status code names a policy, a listing or the content, not the address" : "";
+            return !ours;
         }
 
         why = $"{refusal.Status} without an enhanced status code does not say the address is at fault";

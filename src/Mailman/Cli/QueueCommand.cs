@@ -1,4 +1,4 @@
-// `mailman queue list QUEUE`, `queue show ID`, `queue delete ID --yes`: what an operator needs to
+// `mailman queue list QUEUE`, `queue show ID`, `queue delete ID --yes`, `queue flush [ID...]`: what an operator needs to
 // look into the queues the daemon leaves entries in (hold, shunt, bad, bounces, request, owner):
 // each entry's list, sender, subject and error; one entry's metadata, headers and start of body.
 // IDs are checked before they become paths; delete asks for --yes and refuses the queues the
@@ -21,7 +21,7 @@ internal static class QueueCommand
 
     public static Command Create()
     {
-        var command = new Command("queue", "look into the queues: list, show and delete entries");
+        var command = new Command("queue", "look into the queues: list, show and delete entries; flush retry");
 
         var queueName = new Argument<string>("queue") { Description = "one of " + string.Join(", ", QueueSet.Names) };
         var list = new Command("list", "list the entries of a queue, oldest first") { queueName };
@@ -207,7 +207,7 @@ internal static class QueueCommand
 
     private static void WriteFlushRequest(InstancePaths paths, List<string> ids)
     {
-        var directory = RetryRunner.FlushDirectory(paths);
+        var directory = paths.FlushRequests;
         var name = string.Create(CultureInfo.InvariantCulture, $"{DateTime.UtcNow.Ticks:D19}-{Environment.ProcessId}-{Random.Shared.Next():x8}");
         var temp = Path.Combine(directory, name + ".tmp");
         try

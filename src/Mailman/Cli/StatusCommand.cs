@@ -237,7 +237,7 @@ internal static class StatusCommand
     {
         try
         {
-            var directory = Runners.RetryRunner.FlushDirectory(paths);
+            var directory = paths.FlushRequests;
             return Directory.Exists(directory) ? Directory.EnumerateFiles(directory, "*" + Runners.RetryRunner.FlushExtension).Count() : 0;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

@@ -65,6 +65,9 @@ public sealed class InstancePaths
     /// <summary>The instance's secret HMAC key (one-click links, confirmation tokens): 32 random bytes, mode 0600.</summary>
     public string SecretKeyFile => Path.Combine(VarDirectory, "secret.key");
 
+    /// <summary>Where `queue flush` leaves its requests for the retry runner: one file each, the ids it asks for, a line each.</summary>
+    public string FlushRequests => Path.Combine(VarDirectory, "flush");
+
     public string Queue(string name) => Path.Combine(QueuesDirectory, name);
 
     /// <summary>The home given by <c>--home</c>, else <c>$MAILMAN_HOME</c>, else the current directory.</summary>

@@ -9,9 +9,6 @@ namespace Mailman.Runners;
 public sealed class RetryRunner(QueueSet queues, Activity activity, MailmanOptions options, TimeProvider time, InstancePaths paths, ILogger<RetryRunner> logger)
     : QueueRunner(queues, QueueSet.Retry, activity, options, time, logger)
 {
-    /// <summary>Where `queue flush` leaves its requests: one file each, the ids it asks for, a line each.</summary>
-    public static string FlushDirectory(InstancePaths paths) => Path.Combine(paths.VarDirectory, "flush");
-
     /// <summary>The extension of a complete request (written as a temporary, then renamed).</summary>
     public const string FlushExtension = ".req";
 
@@ -79,7 +76,7 @@ public sealed class RetryRunner(QueueSet queues, Activity activity, MailmanOptio
     // (review 64), and is read again at the next round (a line each time it fails).
     private void ReadFlushRequests()
     {
-        var directory = FlushDirectory(paths);
+        var directory = paths.FlushRequests;
         IEnumerable<string> requests;
         try
         {
@@ -125,42 +122,9 @@ public sealed class RetryRunner(QueueSet queues, Activity activity, MailmanOptio
         }
     }
 
-    // The valid entry names in a request, a line each; lines of another length are no names.
+    // The valid entry names in a request, a line each (it is at most MaxFlushRequestBytes).
     private static List<string> ReadIds(string request)
-    {
-        var ids = new List<string>();
-        using var reader = new StreamReader(request);
-        var buffer = new char[64];
-        var line = new System.Text.StringBuilder();
-        int read;
-        while ((read = reader.Read(buffer, 0, buffer.Length)) > 0)
-        {
-            foreach (var c in buffer.AsSpan(0, read))
-            {
-                if (c == '\n')
-                {
-                    Take(line, ids);
-                    line.Clear();
-                }
-                else if (line.Length < 64)
-                {
-                    line.Append(c);
-                }
-            }
-        }
-
-        Take(line, ids);
-        return ids;
-
-        static void Take(System.Text.StringBuilder line, List<string> ids)
-        {
-            var id = line.ToString().Trim();
-            if (Switchboard.IsValidEntryName(id))
-            {
-                ids.Add(id);
-            }
-        }
-    }
+        => File.ReadLines(request).Select(l => l.Trim()).Where(Switchboard.IsValidEntryName).ToList();
 
     // The entry keeps its name back in out (streamed, not loaded): a crash between the two
     // steps is seen at start-up, as for every hop.

@@ -205,7 +205,7 @@ public sealed class RunnerTests : IDisposable
         Assert.Equal(0, RunnerHarness.Drain(h.Retry));
 
         // A killed verb's temporary is no request; one over the bound (no flush writes one) is removed unread.
-        var requests = Mailman.Runners.RetryRunner.FlushDirectory(_instance.Paths);
+        var requests = _instance.Paths.FlushRequests;
         Directory.CreateDirectory(requests);
         File.WriteAllText(Path.Combine(requests, "1-2-3.tmp"), asked + "\n");
         var huge = Path.Combine(requests, "1-2-4" + Mailman.Runners.RetryRunner.FlushExtension);
