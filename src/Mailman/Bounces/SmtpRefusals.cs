@@ -166,7 +166,8 @@ public static partial class SmtpRefusals
             // never scored (review 62). A blocklist's own name is read in the names, the
             // recipient's domain aside ("listed at zen.spamhaus.org", review 64).
             var text = SentenceBreaks().Replace(diagnostic, ". $1");
-            var words = Names().Replace(text, " ");
+            var names = Names().Matches(text);
+            var words = Without(text, names);
             bool Says(string[] phrases) => Array.Exists(phrases, p => words.Contains(p, StringComparison.OrdinalIgnoreCase));
             var aboutTheAddress = said is { Subject: '1' or '2' };
             if (Says(OurPhrases) || (Says(DataStagePhrases) && !aboutTheAddress))
@@ -175,7 +176,7 @@ public static partial class SmtpRefusals
             }
 
             var strong = Says(StrongPolicyPhrases) || Array.Exists(PolicyWords, w => ContainsWord(words, w) || ContainsWord(words, w + "s"))
-                || NamesABlocklist(text, recipient);
+                || NamesABlocklist(names, recipient);
             var policy = strong || Says(PolicyPhrases);
             if (Says(AddressPhrases))
             {
@@ -212,10 +213,10 @@ public static partial class SmtpRefusals
 
     // Whether a dotted name in the text (not an address, not the recipient's domain or a host in
     // it) names a blocklist: "see https://www.spamhaus.org/query/ip/192.0.2.5".
-    private static bool NamesABlocklist(string text, string? recipient)
+    private static bool NamesABlocklist(System.Text.RegularExpressions.MatchCollection names, string? recipient)
     {
         var domain = recipient is not null && recipient.LastIndexOf('@') is var at and >= 0 ? recipient[(at + 1)..].TrimEnd('.') : null;
-        foreach (System.Text.RegularExpressions.Match m in Names().Matches(text))
+        foreach (System.Text.RegularExpressions.Match m in names)
         {
             var name = m.Value;
             if (name.Contains('@', StringComparison.Ordinal)
@@ -238,7 +239,30 @@ public static partial class SmtpRefusals
     /// TO:&lt;anne@spamcop.net&gt;:") and every dotted name (a host, a domain, an IP address, a
     /// status code) becomes a space; what is left is what the server said in words.
     /// </summary>
-    internal static string WithoutNames(string diagnostic) => Names().Replace(SentenceBreaks().Replace(diagnostic, ". $1"), " ");
+    internal static string WithoutNames(string diagnostic)
+    {
+        var text = SentenceBreaks().Replace(diagnostic, ". $1");
+        return Without(text, Names().Matches(text));
+    }
+
+    // The text with each of its names (found once, for the words and the blocklists) a space.
+    private static string Without(string text, System.Text.RegularExpressions.MatchCollection names)
+    {
+        if (names.Count == 0)
+        {
+            return text;
+        }
+
+        var sb = new StringBuilder(text.Length);
+        var at = 0;
+        foreach (System.Text.RegularExpressions.Match m in names)
+        {
+            sb.Append(text, at, m.Index - at).Append(' ');
+            at = m.Index + m.Length;
+        }
+
+        return sb.Append(text, at, text.Length - at).ToString();
+    }
 
     // A URL (its path's words are no refusal: ".../anti-spam-policy.html"), an address (a run
     // without spaces or brackets around an '@'), or a dotted name of letters, digits, '_' and

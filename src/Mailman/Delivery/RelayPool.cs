@@ -58,6 +58,7 @@ public sealed class RelayState(Relay relay, int index)
     /// <summary>Down episodes in a row that began within <see cref="RelayPool.Steady"/> of the one before ending: logged once, then counted.</summary>
     internal int Flaps { get; set; }
 
+    /// <summary>When the first of those <see cref="Flaps"/> began (for the "steady again" line's span).</summary>
     internal long FlapsSince { get; set; }
 
     /// <summary>When it last answered a transaction (or the delivery began).</summary>
