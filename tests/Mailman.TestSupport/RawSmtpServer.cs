@@ -75,6 +75,12 @@ public sealed class RawSmtpServer : IDisposable
     /// </summary>
     public static RawSmtpServer Trickling(string where, TimeSpan every) => new(closeAfterMessage: false, stallInData: false, trickle: where, trickleEvery: every);
 
+    /// <summary>
+    /// Sends lines of a multi-line reply as fast as the client takes them and never the last (a
+    /// hostile relay, review 67): as its greeting ("greeting") or to every end of data ("data").
+    /// </summary>
+    public static RawSmtpServer Flooding(string where) => new(closeAfterMessage: false, stallInData: false, trickle: where, trickleEvery: TimeSpan.Zero);
+
     /// <summary>Lines of trickled replies sent so far.</summary>
     public int Trickled => Volatile.Read(ref _trickled);
 
@@ -205,6 +211,16 @@ public sealed class RawSmtpServer : IDisposable
     // Until the client goes away (the write fails) or the server is disposed.
     private async Task Trickle(StreamWriter writer, string code)
     {
+        if (_trickleEvery == TimeSpan.Zero)
+        {
+            var lines = string.Concat(Enumerable.Repeat(code + "-more and more\r\n", 4096));
+            while (true)
+            {
+                await writer.WriteAsync(lines.AsMemory(), _stop.Token);
+                Interlocked.Add(ref _trickled, 4096);
+            }
+        }
+
         while (true)
         {
             await writer.WriteLineAsync(code + "-still thinking");

@@ -531,6 +531,7 @@ public sealed class PostDelivery
                 TransactionResult? pending = null;
                 Destination? pendingDestination = null;
                 var pendingOwnsSlot = false; // false once the next transaction took its destination slot over
+                var brokeOff = false; // the relay broke a connection in the middle of a transaction: the chunk goes back
 
                 void Account(TransactionResult result, Destination destination, bool release = true)
                 {
@@ -546,6 +547,19 @@ public sealed class PostDelivery
                         lock (gate)
                         {
                             Pool.MarkDown(relay, $"no reply within {options.TimeoutSeconds} s", clock.GetTimestamp());
+                        }
+                    }
+                    else if (result.Broken)
+                    {
+                        brokeOff = true;
+                        // Review 67: a relay that closed the connection in the middle of a
+                        // transaction (after the data, before its reply) was never marked down,
+                        // and every member got the post again at each retry. Down, it gets at
+                        // most one transaction per connection of ours until it answers again:
+                        // the duplicate bound of a crash.
+                        lock (gate)
+                        {
+                            Pool.MarkDown(relay, $"it closed the connection in the middle of a transaction, without its reply ({result.Deferred.FirstOrDefault().Response ?? "connection lost"})", clock.GetTimestamp());
                         }
                     }
                     else if (result.Deferred.Find(d => SmtpConnection.IsRelayClosing(d.Status, d.Response)) is { Response: not null } closing)
@@ -656,8 +670,11 @@ public sealed class PostDelivery
                         break;
                     }
 
-                    if (relay.IsDown && HandOver(relay))
+                    if (brokeOff || (relay.IsDown && HandOver(relay)))
                     {
+                        // A relay that broke a connection in the middle of a transaction gets no
+                        // more of this chunk (its next one, on a new connection, would be lost the
+                        // same way): another relay takes the rest, or it waits in retry.
                         // The relay went down during this chunk (a 421 or a timeout, seen by this
                         // connection or another) and another relay is up: the rest goes there
                         // now. Review 29: a relay that answered 421 at RCPT and took the next

@@ -34,6 +34,42 @@ public sealed class ReplyDeadlineTests
         Assert.True(server.Trickled > 1, "the greeting came in one piece");
     }
 
+    // Review 67: MailKit keeps a reply whole until its last line; a relay that sent a greeting
+    // without end, as fast as we read, grew the daemon by gigabytes before the deadline cut it.
+    // The deadline here (5 × 30 s) is beyond Hang: only the bound on a reply ends it.
+    [Fact]
+    public void A_greeting_that_floods_without_end_is_cut_at_the_reply_bound_not_kept()
+    {
+        using var server = RawSmtpServer.Flooding("greeting");
+        using var connection = new SmtpConnection(new SmtpOptions { Port = server.Port, TimeoutSeconds = 30 });
+        var result = new TransactionResult();
+
+        var send = Task.Run(() => connection.Send(Carrier().Message, "dev-bounces@example.org", [new Recipient("ann@example.com", "")], result));
+
+        Assert.True(((IAsyncResult)send).AsyncWaitHandle.WaitOne(Hang), "the connection still reads the greeting");
+        var e = Assert.IsType<SmtpConnectException>(send.Exception?.InnerException);
+        Assert.Contains($"sent more than {ReplyBoundStream.MaxReply >> 20} MiB without a command of ours", e.Message, StringComparison.Ordinal);
+    }
+
+    // The same after the end of data on MailKit's path (the pipelined writer reads a line at a
+    // time and keeps only the last).
+    [Fact]
+    public void A_reply_to_the_data_that_floods_without_end_defers_the_copy_at_the_reply_bound()
+    {
+        using var server = RawSmtpServer.Flooding("data");
+        using var connection = new SmtpConnection(new SmtpOptions { Port = server.Port, TimeoutSeconds = 30, Pipelining = false });
+        var result = new TransactionResult();
+
+        var send = Task.Run(() => connection.Send(Carrier().Message, "dev-bounces@example.org", [new Recipient("ann@example.com", "")], result));
+
+        Assert.True(((IAsyncResult)send).AsyncWaitHandle.WaitOne(Hang), "the transaction still reads the reply to its data");
+        Assert.Null(send.Exception);
+        Assert.Empty(result.Delivered);
+        var (_, _, response) = Assert.Single(result.Deferred);
+        Assert.Contains("MiB without a command of ours", response, StringComparison.Ordinal);
+        Assert.True(result.Broken, "the data went and no reply came: the relay is to be marked down");
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]

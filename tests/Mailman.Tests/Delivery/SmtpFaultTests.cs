@@ -251,6 +251,27 @@ public abstract class SmtpFaultTests : IDisposable
         Assert.Equal(10, sink.WaitFor(10).Select(m => m.Recipients[0]).Distinct().Count());
     }
 
+    // Review 67: a relay that takes each message's data and hangs up without its reply was
+    // never marked down; every transaction went out on a new connection, and every member got
+    // the post again at each retry. Now the relay is down at the first such break, and each
+    // connection of ours loses at most one transaction (the crash bound), not the list.
+    [Fact]
+    public void A_relay_that_hangs_up_after_every_message_is_marked_down_and_gets_at_most_one_copy_per_connection()
+    {
+        _instance.AddMembers("dev@example.org", TempInstance.NumberedMembers(200).Skip(10));
+        using var faulty = SmtpSink.Start("-q", ".");
+        using var h = Harness(faulty.Port);
+        ToOut(h);
+        RunnerHarness.Drain(h.Outgoing);
+
+        Assert.Equal(200, RetryRecipients(h).Count);
+        var relay = Assert.Single(h.Outgoing.Relays.Snapshot());
+        Assert.Equal("down", relay.State);
+        Assert.Contains("in the middle of a transaction", relay.LastError, StringComparison.Ordinal);
+        var copies = faulty.Messages().Count;
+        Assert.InRange(copies, 1, h.Options.Smtp.Connections);
+    }
+
     // RFC 6531 §3.2: a non-ASCII local part needs SMTPUTF8, which smtp-sink does not offer (an IDN
     // domain goes as its A-labels). The copy is not sent raw: it is refused here, as Postfix does
     // (5.6.7), and not scored (the relay's capability, not the member's address); the others are

@@ -279,10 +279,27 @@ public sealed class SmtpSecurityTests : IDisposable
         var pw = Path.Combine(_certs.Directory, "pw");
         File.WriteAllText(pw, "pw\n");
         File.SetUnixFileMode(pw, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        var (delivered, why) = SendOne(RelayFor(sink.Port, "opportunistic", user: "lists", passwordFile: pw), Message(), out var c);
+        var (delivered, why) = SendOne(RelayFor(sink.Port, "opportunistic", _certs.CaFile, user: "lists", passwordFile: pw), Message(), out var c);
         c.Dispose();
         Assert.False(delivered);
         Assert.Contains("password is not sent over a plain connection", why, StringComparison.Ordinal);
+    }
+
+    // Review 67: without a CaFile or a Fingerprint, opportunistic TLS takes any certificate, and
+    // the password went to a server that offered STARTTLS with its own self-signed one.
+    [Fact]
+    public void Opportunistic_with_a_password_and_nothing_to_check_the_certificate_by_is_refused_at_start()
+    {
+        var pw = Path.Combine(_certs.Directory, "pw");
+        File.WriteAllText(pw, "pw\n");
+        File.SetUnixFileMode(pw, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var e = Assert.Throws<InvalidOperationException>(() => RelayFor(2525, "opportunistic", user: "lists", passwordFile: pw));
+        Assert.Contains("Mailman:Smtp:User with Mailman:Smtp:Security opportunistic would send the password to any server that offers STARTTLS", e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("pw\n", e.Message, StringComparison.Ordinal);
+
+        // With something to check it by, or without a password, it is taken.
+        Assert.Equal(RelaySecurity.Opportunistic, RelayFor(2525, "opportunistic", _certs.CaFile, user: "lists", passwordFile: pw).Security);
+        Assert.Equal(RelaySecurity.Opportunistic, RelayFor(2525, "opportunistic").Security);
     }
 
     // Wrapped 100-character lines, every seventh a dot line, ".", or "..": what dot-stuffing must keep.

@@ -96,6 +96,13 @@ public sealed class Relay
                     : Secrets.ReadCredential(r.Credential, key + "Credential");
             }
 
+            // Review 67: opportunistic TLS checks no certificate by default, and AUTH would hand
+            // the password to whoever answers with one of its own (a man in the middle).
+            if (password is not null && security == RelaySecurity.Opportunistic && string.IsNullOrEmpty(r.CaFile) && string.IsNullOrEmpty(r.Fingerprint))
+            {
+                throw new InvalidOperationException($"{key}User with {key}Security opportunistic would send the password to any server that offers STARTTLS, whatever its certificate: use starttls (the certificate checked against the system's trust store), or set {key}CaFile or {key}Fingerprint");
+            }
+
             var trust = RelayTrust.Create(r.CaFile, r.Fingerprint, key, verifyByDefault: security != RelaySecurity.Opportunistic);
             result.Add(new Relay(host, port, security, r.User, password, trust, r.Connections ?? options.Connections, r.Weight));
         }

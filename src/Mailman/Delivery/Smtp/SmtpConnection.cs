@@ -28,6 +28,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
     private string? _tlsRefusal;
     private PipelinedWriter? _pipe;
     private int _sent;
+    private bool _lostReply; // the last Send's broken connection left the transaction before it without its reply
 
     // MailKit's timeout and the socket's are per read: a server that sends a line of a reply
     // every few seconds and never ends it would hold the connection for ever (review 32). A
@@ -131,6 +132,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         // fails before MAIL FROM is answered, when nothing of the copy has been sent: open a new
         // one and try once more at once, instead of deferring the copy for an hour.
         var reused = _client is { IsConnected: true } && _sent > 0; // one opened by Open() for this transaction is fresh
+        _lostReply = false;
 
         // Cut by a stopping daemon: never a new connection (it would stall again with no one
         // left to cut it, past the stop timeout).
@@ -139,7 +141,10 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             return;
         }
 
-        if (reused)
+        // Not when the break left the transaction before this one without its reply (its data
+        // sent): a relay that hangs up after every message would take each copy on a new
+        // connection (review 67). The pool marks it down.
+        if (reused && !_lostReply)
         {
             result.Clear();
             if (SendOnce(carrier, sender, recipients, result))
@@ -152,7 +157,8 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         // is not taking mail. Nothing of the copy was sent; the pool gives it to another relay.
         // Said as it happened: a reply timeout is no refusal (review 53).
         var first = result.Deferred.Count > 0 ? result.Deferred[0] : default;
-        var what = result.Deferred.Count == 0 ? "lost the connection before MAIL FROM was answered"
+        var what = _lostReply ? "closed the connection in the middle of a transaction, without its reply"
+            : result.Deferred.Count == 0 ? "lost the connection before MAIL FROM was answered"
             : first.Status != 0 ? $"refused the transaction before MAIL FROM: {first.Status} {first.Response}"
             : result.TimedOut ? $"did not answer MAIL FROM in time: {first.Response}"
             : $"lost the connection before MAIL FROM was answered: {first.Response}";
@@ -281,6 +287,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             // A 421 closes the session (MailKit disconnects): kept with its code, as the
             // pipelined path keeps it, so the relay is marked down the same way (review 31).
             brokenStatus = e is SmtpCommandException { StatusCode: SmtpStatusCode.ServiceNotAvailable } ? 421 : 0;
+            result.Broken = !_aborted && brokenStatus == 0 && client.SenderAccepted && !client.Refused.Exists(r => r.Status == SmtpStatusCode.ServiceNotAvailable);
             Drop();
         }
         finally
@@ -447,9 +454,12 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             if (_pipe!.Pending is { } previous)
             {
                 previous.Result.TimedOut = result.TimedOut;
+                previous.Result.Broken = !_aborted && !previous.Result.HasClosingReply;
+                _lostReply = previous.Result.Broken;
             }
 
             var senderAccepted = _pipe!.SenderAccepted;
+            result.Broken = !_aborted && senderAccepted && !result.HasClosingReply;
             _pipe.Abandon(e.Message);
             result.Pending = false;
             Drop();
@@ -481,6 +491,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             if (_pipe.Pending is { } pending)
             {
                 pending.Result.TimedOut = IsTimeout(e);
+                pending.Result.Broken = !_aborted && !pending.Result.HasClosingReply;
             }
 
             _pipe.Abandon(e.Message);
@@ -603,8 +614,9 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             Arm(SetupTimeouts);
 
             // The handshake is synchronous over the blocking socket (AuthenticateAsClient): no
-            // async call ever turns the socket non-blocking.
-            client.Connect(socket, relay.Host, relay.Port, relay.SocketOptions, CancellationToken.None);
+            // async call ever turns the socket non-blocking. MailKit reads through a stream that
+            // bounds what the server may send between two commands (ReplyBoundStream).
+            client.Connect(new ReplyBoundStream(new NetworkStream(socket, ownsSocket: true)), relay.Host, relay.Port, relay.SocketOptions, CancellationToken.None);
             greeted = true;
             if (relay.Password is { } password)
             {
@@ -792,6 +804,16 @@ public sealed class TransactionResult
     /// <summary>The server did not answer within the timeout: the relay stalls.</summary>
     public bool TimedOut { get; set; }
 
+    /// <summary>
+    /// The connection broke (not by our stop) after the server accepted MAIL FROM and before its
+    /// last reply: the data may have arrived. A relay that does this to every transaction (it
+    /// closes after the data without answering) would get the whole list again at every retry.
+    /// </summary>
+    public bool Broken { get; set; }
+
+    /// <summary>The server answered 421 in this transaction: it said it closes the connection (no break).</summary>
+    internal bool HasClosingReply => Deferred.Exists(d => d.Status == 421);
+
     /// <summary>When the transaction began, on the relay pool's clock: a reply to a transaction begun before the relay was marked down does not say it is up again.</summary>
     public long Started { get; set; }
 
@@ -821,5 +843,6 @@ public sealed class TransactionResult
         Throttled = false;
         Pending = false;
         TimedOut = false;
+        Broken = false;
     }
 }
