@@ -41,7 +41,7 @@ internal sealed class VerbServices : IDisposable
         Lists = new ListStoreFactory(paths);
         var notices = new NoticeSender(Queues, Lists, time, _factory.CreateLogger<NoticeSender>());
         var moderators = new ModeratorNotices(notices, Options, time, _factory.CreateLogger<ModeratorNotices>());
-        Held = new HeldPosts(Queues, Lists, notices, moderators, new ConfirmationTokens(new SecretKey(paths)), time, _factory.CreateLogger<HeldPosts>());
+        Held = new HeldPosts(Queues, paths, Lists, notices, moderators, new ConfirmationTokens(new SecretKey(paths)), time, _factory.CreateLogger<HeldPosts>());
     }
 
     public MailmanOptions Options { get; }

@@ -31,7 +31,7 @@ public sealed record HeldPost(string Id, string List, string From, string Subjec
 /// <summary>What a moderation action did, in one line for the operator or the moderator.</summary>
 public sealed record ModerationOutcome(bool Done, string Summary);
 
-public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSender notices, ModeratorNotices moderatorNotices, ConfirmationTokens tokens, TimeProvider time, ILogger<HeldPosts> logger)
+public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFactory lists, NoticeSender notices, ModeratorNotices moderatorNotices, ConfirmationTokens tokens, TimeProvider time, ILogger<HeldPosts> logger)
 {
     /// <summary>Posts larger than this go to the moderators as their headers only (text/rfc822-headers).</summary>
     public const int AttachmentLimit = 2 * 1024 * 1024;
@@ -314,8 +314,13 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
         }
     }
 
+    /// <summary>How long an action waits for the one before it (var/hold.lock) before it says so.</summary>
+    internal static readonly TimeSpan ActionWait = TimeSpan.FromSeconds(30);
+
     // Claims the post, runs the action, removes the pending request (unless the post stays) and
-    // logs one vette line. The claim is what makes a second action find nothing.
+    // logs one vette line. The claim is what makes a second action find nothing. One action at a
+    // time (QueueLock.Moderation): under it, a post found claimed was left so by an action that
+    // died, and is put back first.
     private ModerationOutcome Act(string id, string actor, string verb, Func<ClaimedEntry, EntryHead, MailingList?, string> action, string? reason = null, bool keepsPending = false)
     {
         if (!Switchboard.IsValidEntryName(id))
@@ -323,6 +328,36 @@ public sealed class HeldPosts(QueueSet queues, ListStoreFactory lists, NoticeSen
             return new ModerationOutcome(false, $"'{Printable(id)}' is not a queue entry id (17 digits, '-', 8 hex digits)");
         }
 
+        IDisposable one;
+        try
+        {
+            one = QueueLock.Moderation(paths, ActionWait);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return new ModerationOutcome(false, $"{id}: another moderation action did not end within {ActionWait.TotalSeconds:F0} s; try again ({e.Message})");
+        }
+
+        using (one)
+        {
+            try
+            {
+                if (Hold.PutBackAbandoned(id))
+                {
+                    logger.LogWarning("Held post {QueueEntry} was left claimed by a moderation action that stopped (killed?): it is held again, and {Actor} acts on it now", id, actor);
+                }
+            }
+            catch (EntryBlockedException e)
+            {
+                return new ModerationOutcome(false, $"{id}: {e.Message}; move that away and act on it again");
+            }
+
+            return ActAlone(id, actor, verb, action, reason, keepsPending);
+        }
+    }
+
+    private ModerationOutcome ActAlone(string id, string actor, string verb, Func<ClaimedEntry, EntryHead, MailingList?, string> action, string? reason, bool keepsPending)
+    {
         ClaimedEntry? claim;
         try
         {

@@ -18,10 +18,20 @@ public static class QueueLock
     /// <exception cref="IOException">A verb held it for longer than <paramref name="wait"/>.</exception>
     public static IDisposable Exclusive(InstancePaths paths, TimeSpan wait) => Take(paths, exclusive: true, wait);
 
-    private static FileStream Take(InstancePaths paths, bool exclusive, TimeSpan wait)
+    /// <summary>
+    /// For a moderation action (the `held` verbs, a moderator's reply, the expiry sweep): one at
+    /// a time on the instance, each holding var/hold.lock exclusively from its claim of the post
+    /// to its end. Whoever holds it knows that a post claimed in hold was left so by an action
+    /// that died (review 66: a killed `held approve` left it claimed, and refused, until the next
+    /// start).
+    /// </summary>
+    /// <exception cref="IOException">Another action held it for longer than <paramref name="wait"/>.</exception>
+    public static IDisposable Moderation(InstancePaths paths, TimeSpan wait) => Take(paths, exclusive: true, wait, "hold.lock");
+
+    private static FileStream Take(InstancePaths paths, bool exclusive, TimeSpan wait, string file = "queues.lock")
     {
         paths.EnsureCreated();
-        var path = Path.Combine(paths.VarDirectory, "queues.lock");
+        var path = Path.Combine(paths.VarDirectory, file);
         var deadline = DateTime.UtcNow + wait;
         while (true)
         {
@@ -39,7 +49,7 @@ public static class QueueLock
             }
             catch (IOException e) when (File.Exists(path))
             {
-                throw new IOException($"{path} is held by {(exclusive ? "an operator verb acting on the queues" : "a starting daemon recovering the queues")}; try again ({e.Message})", e);
+                throw new IOException($"{path} is held by {(file != "queues.lock" ? "another moderation action" : exclusive ? "an operator verb acting on the queues" : "a starting daemon recovering the queues")}; try again ({e.Message})", e);
             }
         }
     }

@@ -460,6 +460,44 @@ public sealed partial class Switchboard
         }
     }
 
+    /// <summary>
+    /// Puts back one entry that a process which died left claimed here, as start-up recovery
+    /// does for it (a rewrite cut short keeps the complete NAME.msg; its temporary goes). Only
+    /// for a caller that knows no live process holds the claim (hold's moderation lock).
+    /// </summary>
+    /// <returns>False when <paramref name="name"/> is not claimed here.</returns>
+    /// <exception cref="EntryBlockedException">Something no queue wrote stands at its waiting name: it stays claimed.</exception>
+    public bool PutBackAbandoned(string name)
+    {
+        var claimed = PathOf(name, ClaimedExtension);
+        if (!_fs.File.Exists(claimed))
+        {
+            return false;
+        }
+
+        TryDelete(PathOf(name, TempExtension));
+        if (IsEntryFile(PathOf(name, EntryExtension)))
+        {
+            TryDelete(claimed);
+        }
+        else
+        {
+            var back = PathOf(name, EntryExtension);
+            try
+            {
+                _fs.File.Move(claimed, back);
+            }
+            catch (IOException e) when (e is not FileNotFoundException && Blocker(back) is { } what)
+            {
+                throw new EntryBlockedException(name, $"queues/{Name}/{name}{EntryExtension} {what}, where the entry must go back");
+            }
+        }
+
+        SyncDirectory();
+        Added(name);
+        return true;
+    }
+
     /// <summary>Where the delivery checkpoint of entry <paramref name="name"/> lives.</summary>
     public string CheckpointPath(string name) => PathOf(name, CheckpointExtension);
 

@@ -141,6 +141,29 @@ public sealed class HeldPostsTests : IDisposable
         Assert.Equal(id, Pending(token, h)?.Key);
     }
 
+    // Review 66: a `held approve` killed between its claim and its move left the post claimed
+    // (NAME.bak, its rewrite's NAME.tmp beside it): every later action was refused as "acting on
+    // it right now" until the daemon restarted. One action at a time holds var/hold.lock, so
+    // the next one knows the claim's owner is gone and puts the post back first.
+    [Fact]
+    public void A_post_left_claimed_by_a_killed_action_is_put_back_and_the_next_action_takes_it()
+    {
+        using var h = new RunnerHarness(_instance);
+        var id = Hold(h);
+        var hold = h.Queues[QueueSet.Hold];
+        Assert.NotNull(hold.Claim(id)); // the killed verb's claim, and its torn rewrite
+        var temp = Path.Combine(_instance.QueueDir(QueueSet.Hold), id + ".tmp");
+        File.WriteAllText(temp, "torn");
+
+        var approved = h.Held.Approve(id, "mo@example.com");
+
+        Assert.True(approved.Done, approved.Summary);
+        Assert.Equal([id], h.Queues[QueueSet.In].Pending());
+        Assert.Empty(hold.Pending());
+        Assert.Empty(hold.Claimed());
+        Assert.False(File.Exists(temp));
+    }
+
     [Fact]
     public void Settings_turn_the_notices_off_and_the_site_owner_stands_in_for_a_list_without_people()
     {
