@@ -23,10 +23,12 @@ public sealed class RawSmtpServer : IDisposable
     private readonly TimeSpan _trickleEvery;
     private readonly TimeSpan _greetAfter;
     private readonly bool _outOfStep;
+    private readonly int _recipientLimit;
     private int _accepted;
 
-    private RawSmtpServer(bool closeAfterMessage, bool stallInData, int stallAfter = 0, bool silent = false, string? trickle = null, TimeSpan trickleEvery = default, TimeSpan greetAfter = default, bool outOfStep = false)
+    private RawSmtpServer(bool closeAfterMessage, bool stallInData, int stallAfter = 0, bool silent = false, string? trickle = null, TimeSpan trickleEvery = default, TimeSpan greetAfter = default, bool outOfStep = false, int recipientLimit = 0)
     {
+        _recipientLimit = recipientLimit;
         _outOfStep = outOfStep;
         _greetAfter = greetAfter;
         _silent = silent;
@@ -42,6 +44,12 @@ public sealed class RawSmtpServer : IDisposable
     }
 
     public int Port { get; }
+
+    /// <summary>How many recipients each accepted message had, in order.</summary>
+    public ConcurrentQueue<int> Messages { get; } = new();
+
+    /// <summary>Takes at most <paramref name="limit"/> recipients a transaction and answers 452 4.5.3 to the others, as Postfix's smtpd_recipient_limit.</summary>
+    public static RawSmtpServer WithRecipientLimit(int limit) => new(closeAfterMessage: false, stallInData: false, recipientLimit: limit);
 
     /// <summary>Recipients of every message accepted (250 after the data).</summary>
     public ConcurrentQueue<string> Delivered { get; } = new();
@@ -151,6 +159,12 @@ public sealed class RawSmtpServer : IDisposable
                         await writer.WriteLineAsync("250 ok");
                         break;
                     case "RCPT":
+                        if (_recipientLimit > 0 && rcpts.Count >= _recipientLimit)
+                        {
+                            await writer.WriteLineAsync("452 4.5.3 Error: too many recipients");
+                            break;
+                        }
+
                         rcpts.Add(line[(line.IndexOf('<') + 1)..line.IndexOf('>')]);
                         await writer.WriteLineAsync("250 ok");
                         break;
@@ -180,6 +194,8 @@ public sealed class RawSmtpServer : IDisposable
                         {
                             Delivered.Enqueue(r);
                         }
+
+                        Messages.Enqueue(rcpts.Count);
 
                         if (_outOfStep && ++messages == 1)
                         {

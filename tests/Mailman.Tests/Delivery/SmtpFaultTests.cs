@@ -251,6 +251,47 @@ public abstract class SmtpFaultTests : IDisposable
         Assert.Equal(10, sink.WaitFor(10).Select(m => m.Recipients[0]).Distinct().Count());
     }
 
+    // Review 67: a server that takes 3 recipients a transaction (452 4.5.3 past them, as
+    // Postfix's smtpd_recipient_limit) had the rest of each deferred to retry, about 650 members
+    // a day at an hour's backoff. They go in the next transactions at once, on the connection.
+    [Fact]
+    public void Recipients_past_the_servers_limit_per_transaction_go_in_the_next_transactions_at_once()
+    {
+        using var server = RawSmtpServer.WithRecipientLimit(3);
+        using var connection = new Mailman.Delivery.Smtp.SmtpConnection(new Mailman.Instance.SmtpOptions { Port = server.Port, Pipelining = _pipelining });
+        var carrier = new Mailman.Delivery.Smtp.Carrier(Mailman.Delivery.PreparedPost.Create("Subject: t\r\nFrom: a@example.com\r\n\r\nbody\r\n"u8.ToArray(), null));
+        carrier.SetRecipient(null);
+        var recipients = Enumerable.Range(0, 10).Select(i => new Recipient(M(i), "")).ToList();
+        var result = new Mailman.Delivery.Smtp.TransactionResult();
+
+        connection.Send(carrier.Message, "dev-bounces@example.org", recipients, result);
+        connection.Complete();
+
+        Assert.Empty(result.Deferred);
+        Assert.Empty(result.Bounced);
+        Assert.Equal(recipients.Select(r => r.Address).Order(), result.Delivered.Select(r => r.Address).Order());
+        Assert.Equal([3, 3, 3, 1], server.Messages);
+        Assert.Equal(10, server.Delivered.Distinct().Count());
+    }
+
+    // A server that takes none of a round (452 to every RCPT) is not asked again at once: they wait in retry.
+    [Fact]
+    public void Recipients_refused_all_with_too_many_recipients_wait_in_retry()
+    {
+        using var server = ScriptedSmtpServer.Start(rcpt: _ => ScriptedSmtpServer.Reply(452, "4.5.3 Error: too many recipients"));
+        using var connection = new Mailman.Delivery.Smtp.SmtpConnection(new Mailman.Instance.SmtpOptions { Port = server.Port, Pipelining = _pipelining });
+        var carrier = new Mailman.Delivery.Smtp.Carrier(Mailman.Delivery.PreparedPost.Create("Subject: t\r\nFrom: a@example.com\r\n\r\nbody\r\n"u8.ToArray(), null));
+        carrier.SetRecipient(null);
+        var result = new Mailman.Delivery.Smtp.TransactionResult();
+
+        connection.Send(carrier.Message, "dev-bounces@example.org", [new Recipient(M(1), ""), new Recipient(M(2), "")], result);
+        connection.Complete();
+
+        Assert.Equal(2, result.Deferred.Count);
+        Assert.Empty(result.Delivered);
+        Assert.Empty(server.Received);
+    }
+
     // Review 67: a relay that takes each message's data and hangs up without its reply was
     // never marked down; every transaction went out on a new connection, and every member got
     // the post again at each retry. Now the relay is down at the first such break, and each
