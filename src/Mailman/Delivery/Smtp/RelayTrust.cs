@@ -154,7 +154,12 @@ public sealed class RelayTrust
 
         if ((errors & SslPolicyErrors.RemoteCertificateNameMismatch) != 0)
         {
-            refusal = "the server's certificate does not name the relay host";
+            // Both said when both are so (review 67: a self-signed certificate for another name
+            // was reported only as the wrong name).
+            var untrusted = _roots is null && (errors & SslPolicyErrors.RemoteCertificateChainErrors) != 0
+                ? ", and is not trusted by the system store: " + Describe(errors & ~SslPolicyErrors.RemoteCertificateNameMismatch, chain)
+                : "";
+            refusal = "the server's certificate does not name the relay host" + untrusted;
             return false;
         }
 
