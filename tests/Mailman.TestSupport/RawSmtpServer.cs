@@ -24,10 +24,13 @@ public sealed class RawSmtpServer : IDisposable
     private readonly TimeSpan _greetAfter;
     private readonly bool _outOfStep;
     private readonly int _recipientLimit;
+    private readonly int _dropAt;
+    private int _messages;
     private int _accepted;
 
-    private RawSmtpServer(bool closeAfterMessage, bool stallInData, int stallAfter = 0, bool silent = false, string? trickle = null, TimeSpan trickleEvery = default, TimeSpan greetAfter = default, bool outOfStep = false, int recipientLimit = 0)
+    private RawSmtpServer(bool closeAfterMessage, bool stallInData, int stallAfter = 0, bool silent = false, string? trickle = null, TimeSpan trickleEvery = default, TimeSpan greetAfter = default, bool outOfStep = false, int recipientLimit = 0, int dropAt = 0)
     {
+        _dropAt = dropAt;
         _recipientLimit = recipientLimit;
         _outOfStep = outOfStep;
         _greetAfter = greetAfter;
@@ -50,6 +53,9 @@ public sealed class RawSmtpServer : IDisposable
 
     /// <summary>Takes at most <paramref name="limit"/> recipients a transaction and answers 452 4.5.3 to the others, as Postfix's smtpd_recipient_limit.</summary>
     public static RawSmtpServer WithRecipientLimit(int limit) => new(closeAfterMessage: false, stallInData: false, recipientLimit: limit);
+
+    /// <summary>Takes every message but the <paramref name="n"/>th (counted over all connections), whose data it reads and then hangs up without a reply.</summary>
+    public static RawSmtpServer DroppingMessage(int n) => new(closeAfterMessage: false, stallInData: false, dropAt: n);
 
     /// <summary>Recipients of every message accepted (250 after the data).</summary>
     public ConcurrentQueue<string> Delivered { get; } = new();
@@ -183,6 +189,11 @@ public sealed class RawSmtpServer : IDisposable
                         if (_trickle == "data")
                         {
                             await Trickle(writer, "250");
+                        }
+
+                        if (_dropAt > 0 && Interlocked.Increment(ref _messages) == _dropAt)
+                        {
+                            return; // the data read, no reply: the connection closes
                         }
 
                         if (_stallInData && Interlocked.Increment(ref _accepted) > _stallAfter)

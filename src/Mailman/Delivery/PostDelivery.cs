@@ -556,10 +556,12 @@ public sealed class PostDelivery
                         // transaction (after the data, before its reply) was never marked down,
                         // and every member got the post again at each retry. Down, it gets at
                         // most one transaction per connection of ours until it answers again:
-                        // the duplicate bound of a crash.
+                        // the duplicate bound of a crash. It took the session: a sole relay is
+                        // waited for once, as after a 421 in a session, so one reset does not
+                        // send the rest of the post to retry.
                         lock (gate)
                         {
-                            Pool.MarkDown(relay, $"it closed the connection in the middle of a transaction, without its reply ({result.Deferred.FirstOrDefault().Response ?? "connection lost"})", clock.GetTimestamp());
+                            Pool.MarkDown(relay, $"it closed the connection in the middle of a transaction, without its reply ({result.Deferred.FirstOrDefault().Response ?? "connection lost"})", clock.GetTimestamp(), answered: true);
                         }
                     }
                     else if (result.Deferred.Find(d => SmtpConnection.IsRelayClosing(d.Status, d.Response)) is { Response: not null } closing)

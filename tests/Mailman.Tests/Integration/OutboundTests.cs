@@ -340,6 +340,22 @@ public sealed class OutboundTests : IDisposable
         Assert.Single(Logs().Split('\n'), l => l.Contains($"Relay 127.0.0.1:{dying.Port} is down", StringComparison.Ordinal));
     }
 
+    // Review 67's fix marks a relay down when it breaks a connection in the middle of a
+    // transaction; a sole relay that does so once (a reset) is waited for once, as after a 421
+    // in a session: the rest of the post goes on, only the copy whose reply was lost waits.
+    [Fact]
+    public void A_sole_relay_that_drops_one_connection_after_the_data_defers_only_that_copy()
+    {
+        const int members = 300;
+        CreateList(TempInstance.NumberedMembers(members));
+        using var relay = RawSmtpServer.DroppingMessage(40);
+        Inject();
+        var line = DeliverOnce(Pool((relay.Port, 1)), members);
+        Assert.Contains($"{members - 1} delivered, 1 deferred", line, StringComparison.Ordinal);
+        Assert.Equal(members - 1, relay.Delivered.Distinct().Count());
+        Assert.Contains($"Relay 127.0.0.1:{P(relay.Port)} is down: it closed the connection in the middle of a transaction", Logs(), StringComparison.Ordinal);
+    }
+
     // The review of #14: a relay that accepted copies and then stalled (no reply to the end of
     // data) was never marked down, and the weighted share held the healthy relay back to its pace.
     [Fact]

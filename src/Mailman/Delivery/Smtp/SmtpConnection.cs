@@ -219,7 +219,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             : first.Status != 0 ? $"refused the transaction before MAIL FROM: {first.Status} {first.Response}"
             : result.TimedOut ? $"did not answer MAIL FROM in time: {first.Response}"
             : $"lost the connection before MAIL FROM was answered: {first.Response}";
-        var answered = first.Status == 421;
+        var answered = _lostReply || first.Status == 421; // it took the session (a broken transaction is waited for once, as a 421)
         result.Clear();
         throw new SmtpConnectException($"SMTP server {relay.Name} {what}", null) { Answered = answered };
     }
