@@ -88,18 +88,27 @@ public static class Verp
     }
 
     /// <summary>
-    /// <paramref name="address"/> for a log line: a probe address's token cut to its first four
-    /// digits (whoever reads the log could otherwise bounce the probe).
+    /// <paramref name="address"/> for a log line: the token of a probe address or of a
+    /// confirmation address (LIST-confirm+TOKEN@) cut to its first four digits (whoever reads the
+    /// log could otherwise bounce the probe, or approve a held post with a token still live:
+    /// review 69, the intake's line named it whole).
     /// </summary>
     public static string Redact(string address)
     {
-        var at = address.IndexOf("-bounces+" + ProbeMark, StringComparison.OrdinalIgnoreCase);
+        var mark = "-bounces+" + ProbeMark;
+        var at = address.IndexOf(mark, StringComparison.OrdinalIgnoreCase);
+        if (at < 0)
+        {
+            mark = "-confirm+";
+            at = address.IndexOf(mark, StringComparison.OrdinalIgnoreCase);
+        }
+
         if (at < 0)
         {
             return address;
         }
 
-        var start = at + "-bounces+".Length + ProbeMark.Length;
+        var start = at + mark.Length;
         var end = start;
         while (end < address.Length && char.IsAsciiHexDigit(address[end]))
         {

@@ -172,12 +172,12 @@ internal sealed class LmtpSession(LmtpConnection connection, Intake intake, Lmtp
         }
         catch (IntakeException e) when (e.Failure is IntakeFailure.NoSuchList or IntakeFailure.Usage)
         {
-            logger.LogInformation("LMTP: refused recipient {Recipient} from {Sender}: {Error}", Printable(address), _sender, e.Message);
+            logger.LogInformation("LMTP: refused recipient {Recipient} from {Sender}: {Error}", Delivery.Verp.Redact(Printable(address)), _sender, e.Message);
             connection.Reply($"550 5.1.1 <{Printable(address)}>: Recipient address rejected: no such list");
         }
         catch (IntakeException e)
         {
-            logger.LogWarning("LMTP: recipient {Recipient} deferred: {Error}", Printable(address), e.Message);
+            logger.LogWarning("LMTP: recipient {Recipient} deferred: {Error}", Delivery.Verp.Redact(Printable(address)), e.Message);
             connection.Reply("451 4.3.0 Error: the list database cannot be read now, try again later");
         }
     }

@@ -223,6 +223,18 @@ public sealed partial class BounceRunnerTests
         Assert.DoesNotContain(token, inject.Stderr + inject.Stdout, StringComparison.Ordinal);
         Assert.Equal("x-bounces+probe-1234...@h", Verp.Redact("x-bounces+probe-" + token.Replace(token[..4], "1234", StringComparison.Ordinal) + "@h"));
         Assert.Equal("anne@example.com", Verp.Redact("anne@example.com"));
+
+        // Review 69: a confirmation address's token, logged whole by the intake, approved a held
+        // post for whoever read the log.
+        Assert.Equal("dev-confirm+0123...@example.org", Verp.Redact("dev-confirm+0123456789abcdef0123456789abcdef@example.org"));
+        Assert.Equal("dev-confirm@example.org", Verp.Redact("dev-confirm@example.org"));
+        const string confirm = "0123456789abcdef0123456789abcdef";
+        var reply = MailmanProcess.Run(_instance.Home, ["inject", $"dev-confirm+{confirm}@example.org", "--sender", "anne@example.com"],
+            System.Text.Encoding.ASCII.GetBytes("From: anne@example.com\nSubject: Re\n\nhmm\n"));
+        Assert.True(reply.ExitCode == 0, reply.Stderr);
+        logs = Directory.GetFiles(_instance.Paths.LogsDirectory).Select(File.ReadAllText).ToList();
+        Assert.Contains(logs, l => l.Contains("to dev-confirm+0123...@example.org", StringComparison.Ordinal));
+        Assert.DoesNotContain(logs, l => l.Contains(confirm, StringComparison.Ordinal));
     }
 
     [Fact]
