@@ -38,13 +38,16 @@ public sealed record Member(string Address, string DisplayName, bool DeliveryEna
     /// <paramref name="text"/> on one line: every character that .NET or a mail reader takes for
     /// a line break or another control (CR, LF, NEL, U+2028, U+2029, ...) a space; trimmed
     /// (review 54: a held post's Subject with U+2028 wrote its own lines into a notice's body).
+    /// The bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069) too:
+    /// a name with U+202E shows its address or a footer's words reversed (review 69). Right-to-left
+    /// scripts need none of them; the marks U+200E and U+200F stay.
     /// </summary>
     public static string OneLine(string text)
         => string.Create(text.Length, text, static (span, src) =>
         {
             for (var i = 0; i < src.Length; i++)
             {
-                span[i] = char.IsControl(src[i]) || src[i] is '\u2028' or '\u2029' ? ' ' : src[i];
+                span[i] = char.IsControl(src[i]) || src[i] is '\u2028' or '\u2029' or (>= '\u202A' and <= '\u202E') or (>= '\u2066' and <= '\u2069') ? ' ' : src[i];
             }
         }).Trim();
 

@@ -24,5 +24,10 @@ public sealed class MemberTests
     {
         Assert.Equal("Evil  Bcc: x@evil", Member.Sanitize("Evil\r\nBcc: x@evil"));
         Assert.Equal(200, Member.Sanitize(new string('x', 500)).Length);
+
+        // Review 69: bidirectional overrides and isolates, not right-to-left text or its marks.
+        Assert.Equal("Bidi   kcab", Member.Sanitize("Bidi \u202E kcab"));
+        Assert.Equal("a b c", Member.Sanitize("a\u2066b\u2069c"));
+        Assert.Equal("שלום \u200Fעולם", Member.Sanitize("שלום \u200Fעולם"));
     }
 }
