@@ -561,7 +561,7 @@ public sealed class PostDelivery
                         // send the rest of the post to retry.
                         lock (gate)
                         {
-                            Pool.MarkDown(relay, $"it closed the connection in the middle of a transaction, without its reply ({result.Deferred.FirstOrDefault().Response ?? "connection lost"})", clock.GetTimestamp(), answered: true);
+                            Pool.MarkDown(relay, $"the connection broke in the middle of a transaction, before its reply ({result.Deferred.FirstOrDefault().Response ?? "connection lost"})", clock.GetTimestamp(), answered: true);
                         }
                     }
                     else if (result.Deferred.Find(d => SmtpConnection.IsRelayClosing(d.Status, d.Response)) is { Response: not null } closing)

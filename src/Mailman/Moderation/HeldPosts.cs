@@ -335,7 +335,7 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return new ModerationOutcome(false, $"{id}: another moderation action did not end within {ActionWait.TotalSeconds:F0} s; try again ({e.Message})");
+            return new ModerationOutcome(false, $"{id}: {e.Message}");
         }
 
         using (one)

@@ -32,6 +32,15 @@ public static class QueueLock
     {
         paths.EnsureCreated();
         var path = Path.Combine(paths.VarDirectory, file);
+
+        // A directory, a link or a FIFO there is no lock of ours: said at once (review 68: a
+        // directory was taken for another action holding it, a dangling link waited 30 s).
+        var info = new FileInfo(path);
+        if (info.LinkTarget is not null || Directory.Exists(path) || (info.Exists && FileOwner.IsRegularFile(path) == false))
+        {
+            throw new IOException($"{path} is not a regular file (a directory, a link or a FIFO?): remove it, and it is made again");
+        }
+
         var deadline = DateTime.UtcNow + wait;
         while (true)
         {

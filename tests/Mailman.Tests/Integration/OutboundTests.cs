@@ -353,7 +353,7 @@ public sealed class OutboundTests : IDisposable
         var line = DeliverOnce(Pool((relay.Port, 1)), members);
         Assert.Contains($"{members - 1} delivered, 1 deferred", line, StringComparison.Ordinal);
         Assert.Equal(members - 1, relay.Delivered.Distinct().Count());
-        Assert.Contains($"Relay 127.0.0.1:{P(relay.Port)} is down: it closed the connection in the middle of a transaction", Logs(), StringComparison.Ordinal);
+        Assert.Contains($"Relay 127.0.0.1:{P(relay.Port)} is down: the connection broke in the middle of a transaction", Logs(), StringComparison.Ordinal);
     }
 
     // The review of #14: a relay that accepted copies and then stalled (no reply to the end of

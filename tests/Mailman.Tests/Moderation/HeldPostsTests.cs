@@ -164,6 +164,33 @@ public sealed class HeldPostsTests : IDisposable
         Assert.False(File.Exists(temp));
     }
 
+    // Review 68: a directory at var/hold.lock was taken for another action holding the lock (a
+    // dangling link made the action wait 30 s first): said at once, the post left held.
+    [Theory]
+    [InlineData("directory")]
+    [InlineData("dangling link")]
+    public void A_moderation_lock_that_is_no_file_is_named_at_once_and_the_post_stays_held(string kind)
+    {
+        using var h = new RunnerHarness(_instance);
+        var id = Hold(h);
+        var lockPath = Path.Combine(_instance.Paths.VarDirectory, "hold.lock");
+        File.Delete(lockPath);
+        if (kind == "directory")
+        {
+            Directory.CreateDirectory(lockPath);
+        }
+        else
+        {
+            File.CreateSymbolicLink(lockPath, "/nonexistent/hold.lock");
+        }
+
+        var approved = h.Held.Approve(id, "mo@example.com");
+
+        Assert.False(approved.Done);
+        Assert.Contains("hold.lock is not a regular file (a directory, a link or a FIFO?): remove it", approved.Summary, StringComparison.Ordinal);
+        Assert.Equal([id], h.Queues[QueueSet.Hold].Pending());
+    }
+
     [Fact]
     public void Settings_turn_the_notices_off_and_the_site_owner_stands_in_for_a_list_without_people()
     {

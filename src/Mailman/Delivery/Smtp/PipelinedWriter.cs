@@ -275,9 +275,19 @@ internal sealed class PipelinedWriter(Stream wire, Stream input, bool size, bool
     private (int Code, string Text) ReadReply()
     {
         var due = Environment.TickCount64 + _replyDeadline;
+        var size = 0L;
         while (true)
         {
             var line = ReadLine(due);
+
+            // Bounded as MailKit's replies are (ReplyBoundStream): a reply of endless lines kept
+            // a core busy until its deadline, and was then said to be no reply (review 68).
+            size += line.Length + 2;
+            if (size > ReplyBoundStream.MaxReply)
+            {
+                throw new IOException($"the SMTP server sent a reply of more than {ReplyBoundStream.MaxReply >> 20} MiB: no SMTP reply is that long");
+            }
+
             if (line.Length < 3 || !int.TryParse(line.AsSpan(0, 3), NumberStyles.None, CultureInfo.InvariantCulture, out var code))
             {
                 throw new IOException("malformed SMTP reply: " + line);

@@ -214,7 +214,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         // is not taking mail. Nothing of the copy was sent; the pool gives it to another relay.
         // Said as it happened: a reply timeout is no refusal (review 53).
         var first = result.Deferred.Count > 0 ? result.Deferred[0] : default;
-        var what = _lostReply ? "closed the connection in the middle of a transaction, without its reply"
+        var what = _lostReply ? "broke the connection in the middle of a transaction, before its reply"
             : result.Deferred.Count == 0 ? "lost the connection before MAIL FROM was answered"
             : first.Status != 0 ? $"refused the transaction before MAIL FROM: {first.Status} {first.Response}"
             : result.TimedOut ? $"did not answer MAIL FROM in time: {first.Response}"
