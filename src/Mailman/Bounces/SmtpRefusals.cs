@@ -90,7 +90,7 @@ public static partial class SmtpRefusals
         "mailbox is disabled", "account is disabled", "account has been disabled",
         "unrouteable address", "unroutable address", "user not found", "recipient not found", "recipientnotfound", "no such recipient",
         "mailbox does not exist", "address does not exist", "account does not exist", "user does not exist", "recipient does not exist",
-        "no mailbox here", "invalid mailbox", "unknown or illegal user",
+        "no mailbox here", "invalid mailbox", "unknown or illegal user", "account that you tried to reach does not exist",
     ];
 
     // RFC 5321's stock text for a 550, which many servers put before every refusal, their policy
@@ -245,29 +245,44 @@ public static partial class SmtpRefusals
         return Without(text, Names().Matches(text));
     }
 
-    // The text with each of its names (found once, for the words and the blocklists) a space.
+    // The text with each of its names (found once, for the words and the blocklists) a space,
+    // and every run of white space one space: "user <anne@x> does not exist" reads "user does
+    // not exist" (review 70: the name left two spaces, and the phrase was not found).
     private static string Without(string text, System.Text.RegularExpressions.MatchCollection names)
     {
-        if (names.Count == 0)
-        {
-            return text;
-        }
-
         var sb = new StringBuilder(text.Length);
         var at = 0;
         foreach (System.Text.RegularExpressions.Match m in names)
         {
-            sb.Append(text, at, m.Index - at).Append(' ');
+            AppendWords(sb, text.AsSpan(at, m.Index - at));
+            AppendWords(sb, " ");
             at = m.Index + m.Length;
         }
 
-        return sb.Append(text, at, text.Length - at).ToString();
+        AppendWords(sb, text.AsSpan(at));
+        return sb.ToString();
+    }
+
+    private static void AppendWords(StringBuilder sb, ReadOnlySpan<char> text)
+    {
+        foreach (var c in text)
+        {
+            if (!char.IsWhiteSpace(c))
+            {
+                sb.Append(c);
+            }
+            else if (sb.Length > 0 && sb[^1] != ' ')
+            {
+                sb.Append(' ');
+            }
+        }
     }
 
     // A URL (its path's words are no refusal: ".../anti-spam-policy.html"), an address (a run
-    // without spaces or brackets around an '@'), or a dotted name of letters, digits, '_' and
+    // without spaces or brackets around an '@', its domain ending at a ':': Barracuda writes
+    // "(anne@example.com:blocked)", review 70), or a dotted name of letters, digits, '_' and
     // '-' ("mx10.mailspamprotection.com", "192.0.2.5"). Linear: no backtracking.
-    [System.Text.RegularExpressions.GeneratedRegex(@"(?:https?|ftp)://[^\s<>""']*|[^\s<>()\[\]""',;]*@[^\s<>()\[\]""',;]*|[\p{L}\p{N}_-]+(?:\.[\p{L}\p{N}_-]+)+", System.Text.RegularExpressions.RegexOptions.NonBacktracking | System.Text.RegularExpressions.RegexOptions.IgnoreCase)]
+    [System.Text.RegularExpressions.GeneratedRegex(@"(?:https?|ftp)://[^\s<>""']*|[^\s<>()\[\]""',;]*@[^\s<>()\[\]""',;:]*|[\p{L}\p{N}_-]+(?:\.[\p{L}\p{N}_-]+)+", System.Text.RegularExpressions.RegexOptions.NonBacktracking | System.Text.RegularExpressions.RegexOptions.IgnoreCase)]
     private static partial System.Text.RegularExpressions.Regex Names();
 
     // A full stop before a capitalised word, the space after it missing ("spam.Message

@@ -39,6 +39,17 @@ public sealed class SmtpRefusalsTests
     public void A_blocklist_named_in_a_host_name_is_ours_but_not_the_recipients_own_domain(string status, string diagnostic, string recipient, bool ours)
         => Assert.Equal(ours, SmtpRefusals.IsAboutTheMessageOrUs(status, diagnostic, recipient));
 
+    // Review 70, real Postfix DSNs: Barracuda's "(ADDRESS:blocked)" lost its word with the
+    // address, and an innocent member was disabled; "user ADDRESS does not exist" lost its phrase
+    // to the two spaces the address left, and a dead member was never disabled.
+    [Theory]
+    [InlineData("5.0.0", "smtp; 550 permanent failure for one or more recipients (t9@tricky.example:blocked)", true)]
+    [InlineData("5.7.1", "smtp; 550 5.7.1 <t18@tricky.example>: Recipient address rejected: user t18@tricky.example does not exist", false)]
+    [InlineData("5.7.1", "smtp; 550 5.7.1 The email account that you tried to reach does not exist.", false)]
+    [InlineData("5.0.0", "smtp; 550 User\n    unknown", false)]
+    public void Words_are_read_around_the_names_in_a_real_report(string status, string diagnostic, bool ours)
+        => Assert.Equal(ours, SmtpRefusals.IsAboutTheMessageOrUs(status, diagnostic, "t9@tricky.example"));
+
     [Fact]
     public void Every_recipient_of_a_transaction_refused_alike_is_the_relay()
     {
