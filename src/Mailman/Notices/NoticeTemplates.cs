@@ -165,7 +165,9 @@ public static class NoticeTemplates
             """),
         new(OwnerDisabled, "$member's delivery from $listname disabled by bounces", """
             Delivery to $member from the "$display_name" mailing list was disabled
-            after a bounce score of $score. The member was notified.
+            after a bounce score of $score, and a notice was sent to that address.
+            What each scoring bounce said is in the server's bounce log
+            (logs/bounce-DATE.log, one line per bounce, naming the member).
             """),
         new(OwnerRemoved, "$member removed from $listname after bounces", """
             $member was removed from the "$display_name" mailing list: delivery had

@@ -125,6 +125,7 @@ public sealed partial class BounceRunnerTests : IDisposable
         var owner = Assert.Single(notices, n => n.To.SequenceEqual([Owner]));
         Assert.Equal(NoticeTemplates.OwnerDisabled, owner.Message.Headers["X-Mailman-Notice"]);
         Assert.Contains("m00001@example.com", owner.Message.Subject, StringComparison.Ordinal);
+        Assert.Contains("logs/bounce-DATE.log", owner.Message.TextBody, StringComparison.Ordinal); // review 70: where the reasons are
 
         h.Inject(List, Posts.Plain());
         RunnerHarness.Drain(h.Incoming);
