@@ -111,12 +111,12 @@ public static partial class SmtpRefusals
     // p=reject poster, a listed IP, bulk mail or a virus, and a rate: "failed DMARC check",
     // "listing in RBL", "JunkMail rejected", "unsolicited bulk mail", "administratively denied",
     // "SPF check failed", "Unauthenticated mail", "contains a virus", "rate limited", "Mail
-    // content denied".
+    // content denied". Besides these, every one of StrongPolicyPhrases (read with them).
     private static readonly string[] PolicyPhrases =
     [
-        "blacklist", "black list", "blocklist", "block list", "blocked", "spamhaus", "reputation", "administrative prohibition",
+        "blocked", "administrative prohibition",
         "policy", "spam", "size limit", "message size", "too large", "sending limit",
-        "dmarc", "dkim", "junk", "unsolicited", "bulk mail", "administratively", "unauthenticated", "virus", "malware",
+        "junk", "unsolicited", "bulk mail", "administratively", "unauthenticated", "virus", "malware",
         "rate limit", "ratelimit", "too many messages", "content denied", "content rejected",
         "will not accept delivery of this message", "limits for how many messages", "frequency limit", "service refuse",
         "content restriction", "(bl)",
@@ -128,7 +128,7 @@ public static partial class SmtpRefusals
     /// <summary>
     /// Whether a mailed report (a DSN's Status: and Diagnostic-Code:) puts the failure on the
     /// message or on our server rather than on where the address leads. Its diagnostic first,
-    /// its words without the names in it (<see cref="WithoutNames"/>): what names our side or a
+    /// its words without the names in it (<see cref="Without"/>): what names our side or a
     /// stage before RCPT (<see cref="OurPhrases"/>) is ours, the data stage the message's unless
     /// the code says the mailbox; what says the mailbox is unknown or closed
     /// (<see cref="AddressPhrases"/>) is the address's unless a listing, DMARC or a reputation is
@@ -235,19 +235,13 @@ public static partial class SmtpRefusals
     }
 
     /// <summary>
-    /// A diagnostic without the names in it: every word with an '@' (an address, "RCPT
-    /// TO:&lt;anne@spamcop.net&gt;:") and every dotted name (a host, a domain, an IP address, a
-    /// status code) becomes a space; what is left is what the server said in words.
+    /// The text with each of its names (<see cref="Names"/>, found once, for the words and the
+    /// blocklists) a space: every word with an '@' (an address, "RCPT TO:&lt;anne@spamcop.net&gt;:")
+    /// and every dotted name (a host, a domain, an IP address, a status code); and every run of
+    /// white space one space: "user &lt;anne@x&gt; does not exist" reads "user does not exist"
+    /// (review 70: the name left two spaces, and the phrase was not found). What is left is what
+    /// the server said in words.
     /// </summary>
-    internal static string WithoutNames(string diagnostic)
-    {
-        var text = SentenceBreaks().Replace(diagnostic, ". $1");
-        return Without(text, Names().Matches(text));
-    }
-
-    // The text with each of its names (found once, for the words and the blocklists) a space,
-    // and every run of white space one space: "user <anne@x> does not exist" reads "user does
-    // not exist" (review 70: the name left two spaces, and the phrase was not found).
     private static string Without(string text, System.Text.RegularExpressions.MatchCollection names)
     {
         var sb = new StringBuilder(text.Length);

@@ -213,25 +213,12 @@ internal static class QueueCommand
         try
         {
             Directory.CreateDirectory(directory);
-            File.WriteAllLines(temp, ids);
-            using (var handle = File.OpenHandle(temp, FileMode.Open, FileAccess.ReadWrite))
-            {
-                RandomAccess.FlushToDisk(handle);
-            }
-
+            FileOwner.WriteNew(temp, Encoding.ASCII.GetBytes(string.Join('\n', ids) + "\n"));
             File.Move(temp, Path.Combine(directory, name + RetryRunner.FlushExtension));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            try
-            {
-                File.Delete(temp);
-            }
-            catch (Exception inner) when (inner is IOException or UnauthorizedAccessException)
-            {
-                // Nothing was written there, or it cannot be removed either: a stray temporary, never read.
-            }
-
+            FileOwner.TryDelete(temp); // one left (not removable either) is a stray temporary, never read
             throw new CliException(e is UnauthorizedAccessException ? ExitCodes.NoPerm : ExitCodes.TempFail, $"the request cannot be written in {directory}: {e.Message}; nothing was asked, the entries wait for their next attempt");
         }
     }

@@ -237,8 +237,7 @@ internal static class StatusCommand
     {
         try
         {
-            var directory = paths.FlushRequests;
-            return Directory.Exists(directory) ? Directory.EnumerateFiles(directory, "*" + Runners.RetryRunner.FlushExtension).Count() : 0;
+            return Runners.RetryRunner.FlushRequests(paths).Count;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

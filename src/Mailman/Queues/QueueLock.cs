@@ -12,11 +12,11 @@ public static class QueueLock
 {
     /// <summary>For a verb: shared with other verbs, excluded from recovery.</summary>
     /// <exception cref="IOException">Recovery held it for longer than <paramref name="wait"/>.</exception>
-    public static IDisposable Shared(InstancePaths paths, TimeSpan wait) => Take(paths, exclusive: false, wait);
+    public static IDisposable Shared(InstancePaths paths, TimeSpan wait) => Take(paths, "queues.lock", exclusive: false, wait, "a starting daemon recovering the queues");
 
     /// <summary>For start-up recovery: waits for the verbs acting now to finish.</summary>
     /// <exception cref="IOException">A verb held it for longer than <paramref name="wait"/>.</exception>
-    public static IDisposable Exclusive(InstancePaths paths, TimeSpan wait) => Take(paths, exclusive: true, wait);
+    public static IDisposable Exclusive(InstancePaths paths, TimeSpan wait) => Take(paths, "queues.lock", exclusive: true, wait, "an operator verb acting on the queues");
 
     /// <summary>
     /// For a moderation action (the `held` verbs, a moderator's reply, the expiry sweep): one at
@@ -26,9 +26,10 @@ public static class QueueLock
     /// start).
     /// </summary>
     /// <exception cref="IOException">Another action held it for longer than <paramref name="wait"/>.</exception>
-    public static IDisposable Moderation(InstancePaths paths, TimeSpan wait) => Take(paths, exclusive: true, wait, "hold.lock");
+    public static IDisposable Moderation(InstancePaths paths, TimeSpan wait) => Take(paths, "hold.lock", exclusive: true, wait, "another moderation action");
 
-    private static FileStream Take(InstancePaths paths, bool exclusive, TimeSpan wait, string file = "queues.lock")
+    // heldBy: who holds it the other way when it cannot be had, for the message.
+    private static FileStream Take(InstancePaths paths, string file, bool exclusive, TimeSpan wait, string heldBy)
     {
         paths.EnsureCreated();
         var path = Path.Combine(paths.VarDirectory, file);
@@ -58,7 +59,7 @@ public static class QueueLock
             }
             catch (IOException e) when (File.Exists(path))
             {
-                throw new IOException($"{path} is held by {(file != "queues.lock" ? "another moderation action" : exclusive ? "an operator verb acting on the queues" : "a starting daemon recovering the queues")}; try again ({e.Message})", e);
+                throw new IOException($"{path} is held by {heldBy}; try again ({e.Message})", e);
             }
         }
     }

@@ -479,22 +479,14 @@ public sealed partial class Switchboard
         if (IsEntryFile(PathOf(name, EntryExtension)))
         {
             TryDelete(claimed);
+            Added(name);
         }
         else
         {
-            var back = PathOf(name, EntryExtension);
-            try
-            {
-                _fs.File.Move(claimed, back);
-            }
-            catch (IOException e) when (e is not FileNotFoundException && Blocker(back) is { } what)
-            {
-                throw new EntryBlockedException(name, $"queues/{Name}/{name}{EntryExtension} {what}, where the entry must go back");
-            }
+            MoveBack(name, claimed);
         }
 
         SyncDirectory();
-        Added(name);
         return true;
     }
 
@@ -505,23 +497,24 @@ public sealed partial class Switchboard
     /// <exception cref="EntryBlockedException">Something no queue wrote stands at its waiting name: it stays claimed.</exception>
     public void Unclaim(ClaimedEntry entry)
     {
-        var back = PathOf(entry.Name, EntryExtension);
+        MoveBack(entry.Name, entry.Path);
+        Released();
+    }
+
+    // A claim renamed back to its waiting name, and known to the index and the runners.
+    private void MoveBack(string name, string claimed)
+    {
+        var back = PathOf(name, EntryExtension);
         try
         {
-            _fs.File.Move(entry.Path, back);
+            _fs.File.Move(claimed, back);
         }
         catch (IOException e) when (e is not FileNotFoundException && Blocker(back) is { } what)
         {
-            throw new EntryBlockedException(entry.Name, $"queues/{Name}/{entry.Name}{EntryExtension} {what}, where the entry must go back");
+            throw new EntryBlockedException(name, $"queues/{Name}/{name}{EntryExtension} {what}, where the entry must go back");
         }
 
-        Released();
-        lock (_gate)
-        {
-            IndexAdd(entry.Name);
-        }
-
-        _signal?.Set();
+        Added(name);
     }
 
     /// <summary>

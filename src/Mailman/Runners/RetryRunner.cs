@@ -76,20 +76,14 @@ public sealed class RetryRunner(QueueSet queues, Activity activity, MailmanOptio
     // (review 64), and is read again at the next round (a line each time it fails).
     private void ReadFlushRequests()
     {
-        var directory = paths.FlushRequests;
-        IEnumerable<string> requests;
+        List<string> requests;
         try
         {
-            if (!Directory.Exists(directory))
-            {
-                return;
-            }
-
-            requests = Directory.EnumerateFiles(directory, "*" + FlushExtension).ToList();
+            requests = FlushRequests(paths);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            Log.LogWarning("Retry: the flush requests in {Directory} cannot be listed: {Error}; entries wait for their backoff", directory, e.Message);
+            Log.LogWarning("Retry: the flush requests in {Directory} cannot be listed: {Error}; entries wait for their backoff", paths.FlushRequests, e.Message);
             return;
         }
 
@@ -122,6 +116,12 @@ public sealed class RetryRunner(QueueSet queues, Activity activity, MailmanOptio
         }
     }
 
+    /// <summary>The complete `queue flush` requests waiting in var/flush/ (none when it does not exist).</summary>
+    /// <exception cref="IOException">It cannot be listed.</exception>
+    /// <exception cref="UnauthorizedAccessException">It cannot be listed by this user.</exception>
+    public static List<string> FlushRequests(InstancePaths paths)
+        => Directory.Exists(paths.FlushRequests) ? [.. Directory.EnumerateFiles(paths.FlushRequests, "*" + FlushExtension)] : [];
+
     // The valid entry names in a request, a line each (it is at most MaxFlushRequestBytes).
     private static List<string> ReadIds(string request)
         => File.ReadLines(request).Select(l => l.Trim()).Where(Switchboard.IsValidEntryName).ToList();
@@ -137,11 +137,9 @@ public sealed class RetryRunner(QueueSet queues, Activity activity, MailmanOptio
         return true;
     }
 
-    /// <summary>
-    /// Moves a claimed retry entry back to <paramref name="out"/> under its name, its backoff
-    /// cleared, and finishes the claim.
-    /// </summary>
-    public static string SendBack(Switchboard retry, EntryHead head, Switchboard @out)
+    // Moves a claimed retry entry back to `out` under its name, its backoff cleared, and finishes
+    // the claim.
+    private static string SendBack(Switchboard retry, EntryHead head, Switchboard @out)
     {
         var metadata = head.Metadata.Clone();
         metadata.NotBefore = null;

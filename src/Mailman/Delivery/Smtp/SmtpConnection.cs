@@ -169,12 +169,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
                 return;
             }
 
-            result.Delivered.AddRange(next.Delivered);
-            result.Deferred.AddRange(next.Deferred);
-            result.Bounced.AddRange(next.Bounced);
-            result.Throttled |= next.Throttled;
-            result.TimedOut |= next.TimedOut;
-            result.Broken |= next.Broken;
+            result.Add(next);
         }
     }
 
@@ -511,12 +506,12 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             if (_pipe!.Pending is { } previous)
             {
                 previous.Result.TimedOut = result.TimedOut;
-                previous.Result.Broken = !_aborted && !previous.Result.HasClosingReply;
+                previous.Result.Broken = BrokenOff(previous.Result);
                 _lostReply = previous.Result.Broken;
             }
 
             var senderAccepted = _pipe!.SenderAccepted;
-            result.Broken = !_aborted && senderAccepted && !result.HasClosingReply;
+            result.Broken = senderAccepted && BrokenOff(result);
             _pipe.Abandon(e.Message);
             result.Pending = false;
             Drop();
@@ -530,6 +525,10 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             return true;
         }
     }
+
+    // A transaction whose connection broke before its last reply was broken off by the server,
+    // unless we cut it (a stopping daemon) or the server said it closes (421).
+    private bool BrokenOff(TransactionResult result) => !_aborted && !result.HasClosingReply;
 
     /// <summary>Reads the outcome of a pipelined transaction still waiting for it (end of a chunk, before MailKit's path, before closing).</summary>
     public void Complete()
@@ -548,7 +547,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             if (_pipe.Pending is { } pending)
             {
                 pending.Result.TimedOut = IsTimeout(e);
-                pending.Result.Broken = !_aborted && !pending.Result.HasClosingReply;
+                pending.Result.Broken = BrokenOff(pending.Result);
             }
 
             _pipe.Abandon(e.Message);
@@ -870,6 +869,17 @@ public sealed class TransactionResult
 
     /// <summary>The server answered 421 in this transaction: it said it closes the connection (no break).</summary>
     internal bool HasClosingReply => Deferred.Exists(d => d.Status == 421);
+
+    /// <summary>Adds what became of <paramref name="next"/>'s recipients (a follow-up transaction of the same copy) to this one's.</summary>
+    public void Add(TransactionResult next)
+    {
+        Delivered.AddRange(next.Delivered);
+        Deferred.AddRange(next.Deferred);
+        Bounced.AddRange(next.Bounced);
+        Throttled |= next.Throttled;
+        TimedOut |= next.TimedOut;
+        Broken |= next.Broken;
+    }
 
     /// <summary>When the transaction began, on the relay pool's clock: a reply to a transaction begun before the relay was marked down does not say it is up again.</summary>
     public long Started { get; set; }
