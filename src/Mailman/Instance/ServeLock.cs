@@ -116,11 +116,14 @@ public sealed partial class ServeLock : IDisposable
         {
             if (FileOwner.LockId(paths.Home) is { } id)
             {
-                foreach (var line in File.ReadLines("/proc/locks"))
+                // The kernel writes /proc/locks a page per read(2) and finds its place again by
+                // counting: a lock dropped before that place between two reads (SQLite's fcntl
+                // locks come and go all the time) moves our line back past it, unseen. A line is
+                // never made up, so a miss is read again: a holder missed five times running
+                // is not there (ci 2026-12-05: status said no daemon ran beside a running one).
+                for (var attempt = 0; attempt < 5; attempt++)
                 {
-                    // "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; waiters are "1: -> FLOCK ...".
-                    var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                    if (fields is [_, "FLOCK", _, "WRITE", var pid, var on, ..] && on == id)
+                    if (LockHolder(id) is { } pid)
                     {
                         return pid;
                     }
@@ -134,6 +137,21 @@ public sealed partial class ServeLock : IDisposable
         }
 
         return Holder(paths) is { } recorded && Directory.Exists("/proc/" + recorded) ? recorded : null;
+    }
+
+    private static string? LockHolder(string id)
+    {
+        foreach (var line in File.ReadLines("/proc/locks"))
+        {
+            // "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; waiters are "1: -> FLOCK ...".
+            var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (fields is [_, "FLOCK", _, "WRITE", var pid, var on, ..] && on == id)
+            {
+                return pid;
+            }
+        }
+
+        return null;
     }
 
     /// <summary>
