@@ -265,13 +265,18 @@ public sealed class PostfixInstance : IDisposable
             psi.ArgumentList.Add(a);
         }
 
+        // Within a bound: a wedged instance (Diagnostics' very case) can keep postqueue waiting.
         using var p = Process.Start(psi)!;
-        var output = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        return output;
+        var output = p.StandardOutput.ReadToEndAsync();
+        if (!p.WaitForExit(TimeSpan.FromSeconds(20)))
+        {
+            p.Kill(entireProcessTree: true);
+            p.WaitForExit();
+            return $"({file} did not end within 20 s)";
+        }
+
+        return output.GetAwaiter().GetResult();
     }
-
-
 
     public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"postfix on 127.0.0.1:{Port} ({Root})");
 }

@@ -113,6 +113,16 @@ public sealed class SmtpSecurityTests : IDisposable
         }
     }
 
+    // Twice in CI (ci32, ci41) this Postfix's smtpd did not answer MAIL FROM for a minute and
+    // `postfix stop` then hung: what each of its processes waits on says where it stuck.
+    private static void AssertDelivered(bool delivered, string? error, PostfixInstance postfix)
+    {
+        if (!delivered)
+        {
+            Assert.Fail(error + "\n" + postfix.Diagnostics());
+        }
+    }
+
     private PostfixInstance StartTlsPostfix(int relayPort, string certFile, string keyFile, string level = "encrypt")
     {
         var postfix = PostfixInstance.Create(relayPort, $"""
@@ -136,7 +146,7 @@ public sealed class SmtpSecurityTests : IDisposable
         var (delivered, error) = SendOne(RelayFor(postfix.Port, "starttls", _certs.CaFile), Message(), out var connection);
         using (connection)
         {
-            Assert.True(delivered, error + "\n" + postfix.Log());
+            AssertDelivered(delivered, error, postfix);
             Assert.True(connection.IsSecure);
             Assert.True(connection.BodyOnTlsStream);
             Assert.Equal(0, SmtpConnectTests.FileStatusFlags(connection.Socket!) & 0x800);
@@ -188,7 +198,7 @@ public sealed class SmtpSecurityTests : IDisposable
             var fingerprint = string.Join(':', RelayTrust.FingerprintOf(_certs.Server).Chunk(2).Select(c => new string(c)));
             var (delivered, error) = SendOne(RelayFor(postfix.Port, "starttls", fingerprint: fingerprint), Message(), out var connection);
             connection.Dispose();
-            Assert.True(delivered, error);
+            AssertDelivered(delivered, error, postfix);
         }
 
         // The pin is the identity (Postfix's fingerprint level): a certificate for another name is
@@ -197,7 +207,7 @@ public sealed class SmtpSecurityTests : IDisposable
         {
             var (delivered, error) = SendOne(RelayFor(postfix.Port, "starttls", fingerprint: RelayTrust.FingerprintOf(_certs.WrongName)), Message(), out var connection);
             connection.Dispose();
-            Assert.True(delivered, error);
+            AssertDelivered(delivered, error, postfix);
         }
 
         // smtp-sink offers no STARTTLS: required refuses, opportunistic goes plain.
@@ -236,7 +246,7 @@ public sealed class SmtpSecurityTests : IDisposable
         var (delivered, error) = SendOne(RelayFor(postfix.Port, security, _certs.CaFile), Message(body), out var connection);
         using (connection)
         {
-            Assert.True(delivered, error);
+            AssertDelivered(delivered, error, postfix);
             Assert.True(connection.IsSecure);
             Assert.True(connection.BodyOnTlsStream);
         }
