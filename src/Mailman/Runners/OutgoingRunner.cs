@@ -203,7 +203,7 @@ public sealed class OutgoingRunner(
         Log.LogInformation(
             "Post {MessageId} to {ListId} delivered: {Recipients} recipients, {Delivered} delivered, {Deferred} deferred, {Bounced} bounced, in {Seconds:F2}s ({Rate:F0} msg/s, {CpuSeconds:F2}s CPU), {Transactions} transactions{Resumed}{GivenUp}",
             metadata.MessageIdForLog, list.Fqdn, metadata.RecipientCount, report.Delivered, thisRun, report.Bounced, seconds,
-            seconds > 0 ? report.Transactions / seconds : 0, (CpuTime() - cpu).TotalSeconds, report.Transactions,
+            seconds > 0 && report.Delivered > 0 ? report.Transactions / seconds : 0, (CpuTime() - cpu).TotalSeconds, report.Transactions,
             (earlier > 0 ? $"; resumed: {earlier} recipients were done in earlier runs" : "") + (madeWay > 0 ? $"; made way for other posts {(madeWay == 1 ? "once" : $"{madeWay} times")}" : ""),
             givenUp > 0 ? $"; the retry lifetime expired: {givenUp} deferred recipients given up, none sent to retry" : "");
     }

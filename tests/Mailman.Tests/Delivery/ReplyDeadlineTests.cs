@@ -49,6 +49,7 @@ public sealed class ReplyDeadlineTests
         Assert.True(((IAsyncResult)send).AsyncWaitHandle.WaitOne(Hang), "the connection still reads the greeting");
         var e = Assert.IsType<SmtpConnectException>(send.Exception?.InnerException);
         Assert.Contains($"sent more than {ReplyBoundStream.MaxReply >> 20} MiB without a command of ours", e.Message, StringComparison.Ordinal);
+        Assert.StartsWith($"SMTP server 127.0.0.1:{server.Port} took the connection, then its session failed before the first message: ", e.Message, StringComparison.Ordinal); // not "cannot connect" (review 68)
     }
 
     // The same after the end of data, on both paths (review 68: the pipelined writer, which

@@ -729,6 +729,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
                 e is SmtpConnectException ? why
                 : expired ? $"SMTP server {relay.Name} took the connection but did not finish its greeting, EHLO, STARTTLS and AUTH within {_deadlineSeconds} s"
                 : silent ? $"SMTP server {relay.Name} took the connection but sent no greeting or EHLO reply within {options.TimeoutSeconds} s"
+                : connected ? $"SMTP server {relay.Name} took the connection, then its session failed before the first message: {why}" // review 68: a flood at the greeting was "cannot connect"
                 : $"cannot connect to SMTP server {relay.Name}: {why}", e)
             {
                 // The server is there and took the connection, but not one more session (a limit
