@@ -38,6 +38,13 @@ public sealed class DeliveryCheckpoint : IDisposable
     /// <summary>The recipients per transaction recorded when the delivery started (batched posts), or null.</summary>
     public int? MaxRecipients { get; private set; }
 
+    /// <summary>
+    /// Chunks recorded as done whose cut was lost with the log's first record: set aside when
+    /// the log was opened (with its deferred recipients), so the delivery starts again from the
+    /// first member (duplicates, never a member skipped).
+    /// </summary>
+    public int PlacesLost { get; private set; }
+
     /// <summary>Torn records found (and removed) when the log was opened.</summary>
     public int TornRecords { get; private set; }
 
@@ -82,7 +89,17 @@ public sealed class DeliveryCheckpoint : IDisposable
 
             checkpoint.TornRecords = torn;
             checkpoint._goodLength = bytes.Length;
-            if (torn > 0)
+            if (checkpoint.ChunkSize is null && !checkpoint.Final && records.Count > 0)
+            {
+                // Progress without the cut it counts in (the first record damaged on disk, or
+                // edited): read with today's chunk size it skipped members for good (review 71).
+                // Nothing recorded can be placed, so nothing is taken as done.
+                checkpoint.PlacesLost = checkpoint._done.Count;
+                checkpoint._done.Clear();
+                records.Clear();
+                checkpoint.Compact(records);
+            }
+            else if (torn > 0)
             {
                 checkpoint.Compact(records);
             }

@@ -89,6 +89,12 @@ public sealed class OutgoingRunner(
                 entry.Claim.Name, checkpoint.TornRecords);
         }
 
+        if (checkpoint.PlacesLost > 0)
+        {
+            Log.LogError("Checkpoint of {QueueEntry} ({MessageId} to {ListId}) has lost its first record, how the recipients were cut (damaged on disk, or edited): the {Chunks} chunks it records as done cannot be placed, so the post goes again to every member (duplicates, rather than members skipped)",
+                entry.Claim.Name, metadata.MessageIdForLog, list.Fqdn, checkpoint.PlacesLost);
+        }
+
         if (checkpoint.ChunksRecorded > 0)
         {
             Log.Log(_turns.GetValueOrDefault(entry.Claim.Name) > 1 ? LogLevel.Debug : LogLevel.Information, "Resuming delivery of {MessageId} to {ListId} ({QueueEntry}) after {Chunks} recorded chunks of {ChunkSize}",
