@@ -1,5 +1,6 @@
 // `mailman lists create|list|show|set|delete|owners|moderators`.
 using System.CommandLine;
+using Mailman.Instance;
 using Mailman.Lists;
 using Mailman.Queues;
 
@@ -37,6 +38,7 @@ internal static class ListsCommand
 
             list.Set("personalize", parse.GetValue(personalize)!);
             paths.EnsureCreated();
+            SettleDeleted(paths, listName);
             var owners = (parse.GetValue(owner) ?? []).Select(Person).ToList();
             using var store = new ListStore(paths.Database, create: true);
             foreach (var o in owners)
@@ -239,22 +241,21 @@ internal static class ListsCommand
                 Console.Error.WriteLine($"mailman: warning: cannot write {marker} ({e.Message}): a delivery of the list under way in the daemon is not stopped");
             }
 
+            // A killed daemon's claims are nobody's: set aside with the waiting ones (review 71:
+            // left as "in the daemon's hands" with none running, a list made again under the name
+            // had the deleted list's post resumed to its members at the next start).
+            using var idle = ServeLock.WhileNoneRuns(paths);
+            if (idle is not null)
+            {
+                PutBackAbandoned(services.Queues, listName);
+            }
+
             int held = 0, moved = 0, busy = 0;
             foreach (var queue in services.Queues.All.Where(q => q.Name != QueueSet.Bad))
             {
                 foreach (var id in queue.Pending())
                 {
-                    string list;
-                    try
-                    {
-                        list = queue.ReadMetadata(id).List;
-                    }
-                    catch (Exception e) when (e is CorruptEntryException or IOException)
-                    {
-                        continue;
-                    }
-
-                    if (!list.Equals(listName.Fqdn, StringComparison.OrdinalIgnoreCase))
+                    if (ListOf(queue, id) is not { } list || !list.Equals(listName.Fqdn, StringComparison.OrdinalIgnoreCase))
                     {
                         continue;
                     }
@@ -275,7 +276,9 @@ internal static class ListsCommand
             Console.WriteLine($"deleted {listName}: {members} members, its owners, moderators and pending requests; {held} held posts discarded; {moved} queued entries moved to bad");
             if (busy > 0)
             {
-                Console.WriteLine($"{busy} entries for it are in the daemon's hands right now; a delivery under way stops within seconds and goes to bad, and the others end in shunt or bad with the reason");
+                Console.WriteLine(idle is null
+                    ? $"{busy} entries for it are in the daemon's hands right now; a delivery under way stops within seconds and goes to bad, and the others end in shunt or bad with the reason"
+                    : $"{busy} entries for it are claimed by another command (held, unshunt) right now; they end in shunt or bad with the reason");
             }
 
             if (parse.GetValue(keepArchives))
@@ -310,6 +313,85 @@ internal static class ListsCommand
 
         queue.SetAside(claim, queues[QueueSet.Bad], why);
         return true;
+    }
+
+    // Posts of a deleted list of this name still claimed: made again now, its deletion mark
+    // would go and the runners would carry them on for the new list (review 71: a delivery
+    // under way went on to the deleted list's members). A daemon is let finish stopping them;
+    // a killed one's are set aside here, as `lists delete` does.
+    private static void SettleDeleted(InstancePaths paths, ListName listName)
+    {
+        if (!File.Exists(paths.DeletedListMarker(listName)) || !Directory.Exists(paths.QueuesDirectory))
+        {
+            return;
+        }
+
+        using var queues = new QueueSet(new System.IO.Abstractions.FileSystem(), paths, TimeProvider.System, create: false);
+        if (ClaimedFor(queues, listName) == 0)
+        {
+            return;
+        }
+
+        using var idle = ServeLock.WhileNoneRuns(paths);
+        if (idle is null)
+        {
+            var still = ClaimedFor(queues, listName);
+            if (still == 0)
+            {
+                return; // stopped meanwhile
+            }
+
+            throw new CliException(ExitCodes.TempFail, $"the daemon is still stopping {still} entries of the deleted list {listName} (a delivery under way stops within seconds and goes to bad); create it again then");
+        }
+
+        PutBackAbandoned(queues, listName);
+        foreach (var queue in DaemonQueues(queues))
+        {
+            foreach (var id in queue.Pending())
+            {
+                if (ListOf(queue, id) is { } list && list.Equals(listName.Fqdn, StringComparison.OrdinalIgnoreCase))
+                {
+                    MoveToBad(queues, queue, id, $"the list {listName.Fqdn} was deleted; not delivered (set aside when it was made again)");
+                }
+            }
+        }
+    }
+
+    private static string? ListOf(Switchboard queue, string id)
+    {
+        try
+        {
+            return queue.ReadMetadata(id).List;
+        }
+        catch (Exception e) when (e is CorruptEntryException or IOException)
+        {
+            return null;
+        }
+    }
+
+    // The queues only the daemon's runners claim in (hold and shunt are claimed by verbs too).
+    private static IEnumerable<Switchboard> DaemonQueues(QueueSet queues)
+        => queues.All.Where(q => q.Name is not (QueueSet.Bad or QueueSet.Hold or QueueSet.Shunt));
+
+    private static int ClaimedFor(QueueSet queues, ListName list) => DaemonQueues(queues).Sum(q => q.Claimed().Count(id => ClaimedFor(q, id, list)));
+
+    // Called with the serve lock held: no daemon can have these claims.
+    private static void PutBackAbandoned(QueueSet queues, ListName list)
+    {
+        foreach (var queue in DaemonQueues(queues))
+        {
+            foreach (var id in queue.Claimed().Where(id => ClaimedFor(queue, id, list)))
+            {
+                try
+                {
+                    queue.PutBackAbandoned(id);
+                }
+                catch (EntryBlockedException e)
+                {
+                    Console.Error.WriteLine($"mailman: warning: {e.Message}; it stays claimed");
+                }
+            }
+        }
     }
 
     private static bool ClaimedFor(Switchboard queue, string id, ListName list)

@@ -55,6 +55,40 @@ public sealed partial class ServeLock : IDisposable
         }
     }
 
+    /// <summary>
+    /// Takes the serve lock for a verb that must know no daemon runs while it works (no pid is
+    /// written: it is no daemon); null when a daemon holds it. A daemon started meanwhile
+    /// is refused, as beside another daemon.
+    /// </summary>
+    /// <exception cref="ServeLockException">The lock cannot be taken for another reason (the queues directory cannot be opened).</exception>
+    public static ServeLock? WhileNoneRuns(InstancePaths paths)
+    {
+        int home;
+        try
+        {
+            home = Lock(paths, paths.Home);
+        }
+        catch (ServeLockException e) when (e.Held)
+        {
+            return null;
+        }
+
+        try
+        {
+            return new ServeLock(paths, home, Lock(paths, paths.QueuesDirectory));
+        }
+        catch (ServeLockException e) when (e.Held)
+        {
+            _ = Close(home);
+            return null;
+        }
+        catch
+        {
+            _ = Close(home);
+            throw;
+        }
+    }
+
     private static int Lock(InstancePaths paths, string directory)
     {
         var fd = Open(directory, ORdOnly | ODirectory | OCloexec);

@@ -1088,6 +1088,61 @@ public sealed class HardeningTests : IDisposable
         Assert.False(File.Exists(marker));
     }
 
+    // Review 71: `lists create` right after `lists delete` removed the deletion mark before the
+    // delivery under way looked for it (once a second), and the deleted list's post went on to
+    // its members. The list is made again once the daemon has stopped that delivery.
+    [Fact]
+    public void A_list_made_again_at_once_does_not_carry_on_the_deleted_lists_delivery()
+    {
+        const int members = 300;
+        CreateList(members);
+        using var sink = SmtpSink.Start("-w", "1");
+        Inject();
+        using var daemon = DaemonProcess.Start(_instance.Home, Env(sink.Port));
+        Wait.Until(() => Copies(sink).Count >= 4 || daemon.HasExited, TimeSpan.FromSeconds(60), "four copies");
+
+        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["lists", "delete", List]).ExitCode);
+        var atDelete = Copies(sink).Count;
+        Wait.Until(() =>
+        {
+            var created = MailmanProcess.Run(_instance.Home, ["lists", "create", List]);
+            Assert.True(created.ExitCode is 0 or 75, created.Stderr);
+            Assert.True(created.ExitCode == 0 || created.Stderr.Contains("the daemon is still stopping 1 entries of the deleted list dev@example.org", StringComparison.Ordinal), created.Stderr);
+            return created.ExitCode == 0;
+        }, TimeSpan.FromSeconds(60), "the list made again");
+
+        Assert.Equal(1, _instance.Count("bad"));
+        Assert.Equal(0, _instance.Count("out") + _instance.Count("out", ".bak"));
+        Assert.InRange(Copies(sink).Count, atDelete, atDelete + Bound);
+        Assert.False(daemon.HasExited, daemon.Output);
+    }
+
+    // Review 71: with the daemon killed mid-delivery, `lists delete` left its claimed entry as
+    // "in the daemon's hands", and the next start resumed the deleted list's post to its members.
+    [Fact]
+    public void Lists_delete_with_no_daemon_running_sets_aside_what_a_killed_one_had_claimed()
+    {
+        const int members = 1000;
+        CreateList(members);
+        using var sink = SmtpSink.Start();
+        Inject();
+        SigkillMidDelivery(sink, members, 0.3);
+        Assert.Equal(1, _instance.Count("out", ".bak"));
+
+        var deleted = MailmanProcess.Run(_instance.Home, ["lists", "delete", List]);
+        Assert.True(deleted.ExitCode == 0, deleted.Stderr);
+        Assert.Contains("1 queued entries moved to bad", deleted.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("in the daemon's hands", deleted.Stdout, StringComparison.Ordinal);
+        Assert.Equal(1, _instance.Count("bad"));
+        Assert.Equal(1, _instance.Count("bad", ".ckpt"));
+        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["lists", "create", List]).ExitCode);
+        var before = Copies(sink).Count;
+
+        MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, Env(sink.Port));
+        Assert.Equal(before, Copies(sink).Count);
+        AssertQueuesEmpty("bad");
+    }
+
     // Review 42: with the clock stepped back between the post and `lists delete`, the mark looked
     // older than the delivery's entry and the whole list got the post. A mark older than the
     // entry stops nothing while the list is there (made again), and stops it once it is gone.
