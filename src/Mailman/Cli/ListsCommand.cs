@@ -326,7 +326,11 @@ internal static class ListsCommand
             return;
         }
 
-        using var queues = new QueueSet(new System.IO.Abstractions.FileSystem(), paths, TimeProvider.System, create: false);
+        // Waiting entries of the deleted list are nobody's: a daemon stopped (SIGTERM) before it
+        // saw the mark put its delivery back to wait, to be resumed for the list made again.
+        using var verbLock = QueueLock.Shared(paths, TimeSpan.FromSeconds(60));
+        using var queues = new QueueSet(new System.IO.Abstractions.FileSystem(), paths, TimeProvider.System);
+        SetAsideWaiting(queues, listName);
         if (ClaimedFor(queues, listName) == 0)
         {
             return;
@@ -336,22 +340,28 @@ internal static class ListsCommand
         if (idle is null)
         {
             var still = ClaimedFor(queues, listName);
-            if (still == 0)
+            if (still > 0)
             {
-                return; // stopped meanwhile
+                throw new CliException(ExitCodes.TempFail, $"the daemon is still stopping {still} entries of the deleted list {listName} (a delivery under way stops within seconds and goes to bad); create it again then");
             }
-
-            throw new CliException(ExitCodes.TempFail, $"the daemon is still stopping {still} entries of the deleted list {listName} (a delivery under way stops within seconds and goes to bad); create it again then");
+        }
+        else
+        {
+            PutBackAbandoned(queues, listName);
         }
 
-        PutBackAbandoned(queues, listName);
+        SetAsideWaiting(queues, listName);
+    }
+
+    private static void SetAsideWaiting(QueueSet queues, ListName listName)
+    {
         foreach (var queue in DaemonQueues(queues))
         {
             foreach (var id in queue.Pending())
             {
                 if (ListOf(queue, id) is { } list && list.Equals(listName.Fqdn, StringComparison.OrdinalIgnoreCase))
                 {
-                    MoveToBad(queues, queue, id, $"the list {listName.Fqdn} was deleted; not delivered (set aside when it was made again)");
+                    MoveToBad(queues, queue, id, $"the list {listName.Fqdn} was deleted; not delivered (set aside when a list of its name was made again)");
                 }
             }
         }

@@ -1117,6 +1117,32 @@ public sealed class HardeningTests : IDisposable
         Assert.False(daemon.HasExited, daemon.Output);
     }
 
+    // Review 71: a daemon stopped after `lists delete` and before its delivery saw the mark
+    // puts the entry back to wait; the list made again must not resume the deleted one's post.
+    [Fact]
+    public void A_list_made_again_sets_aside_what_still_waits_for_the_deleted_one()
+    {
+        CreateList(20);
+        var name = Inject();
+        var listName = Mailman.Lists.ListName.Parse(List);
+        using (var store = new Mailman.Lists.ListStore(_instance.Paths.Database))
+        {
+            store.DeleteList(listName); // as `lists delete` leaves it, the entry back in a queue since
+        }
+
+        var marker = _instance.Paths.DeletedListMarker(listName);
+        Directory.CreateDirectory(Path.GetDirectoryName(marker)!);
+        File.WriteAllText(marker, "deleted\n");
+        var created = MailmanProcess.Run(_instance.Home, ["lists", "create", List]);
+        Assert.True(created.ExitCode == 0, created.Stderr);
+
+        Assert.Equal(1, _instance.Count("bad"));
+        Assert.Contains("was deleted; not delivered (set aside when a list of its name was made again)", File.ReadAllText(Path.Combine(_instance.QueueDir("bad"), name + ".state")), StringComparison.Ordinal);
+        using var sink = SmtpSink.Start();
+        MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, Env(sink.Port));
+        Assert.Empty(Copies(sink));
+    }
+
     // Review 71: with the daemon killed mid-delivery, `lists delete` left its claimed entry as
     // "in the daemon's hands", and the next start resumed the deleted list's post to its members.
     [Fact]
