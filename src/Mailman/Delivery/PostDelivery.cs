@@ -187,6 +187,15 @@ public sealed class PostDelivery
     /// <summary>Recipients per checkpoint chunk for a new delivery: at least MaxRecipients for batched posts.</summary>
     public int ChunkSize(bool personalized) => personalized ? options.CheckpointRecipients : Math.Max(options.CheckpointRecipients, options.MaxRecipients);
 
+    /// <summary>
+    /// Recipients of a batched post held in partial batches of their domain for a new delivery
+    /// of chunks of <paramref name="chunkSize"/>: fifty chunks' worth. A window of one chunk
+    /// (deliveries recorded before it was recorded) closed each domain's batch after two to four
+    /// recipients where members' domains alternate (review 71: 2,557 transactions for 10,000
+    /// members of 50 domains, where 100 carry them).
+    /// </summary>
+    public static int BatchWindow(int chunkSize) => (int)Math.Min(int.MaxValue / 2, 50L * chunkSize);
+
     /// <summary>The destination grouping a new delivery is cut with (recorded in its checkpoint).</summary>
     public string Grouping => Pacer.Grouping;
 
@@ -207,11 +216,12 @@ public sealed class PostDelivery
     public DeliveryReport Deliver(
         PreparedPost post, ListName list, bool personalized, IEnumerable<Recipient> recipients, IDeliveryProgress progress, CancellationToken stop,
         string? envelopeSender = null, int? chunkSize = null, TimeSpan? abortAfter = null, Action<string?>? onPause = null, string? grouping = null, int? maxRecipients = null,
-        Func<bool>? yieldTo = null, TimeSpan slice = default)
+        Func<bool>? yieldTo = null, TimeSpan slice = default, int? batchWindow = null)
     {
         var perTransaction = maxRecipients ?? options.MaxRecipients;
         var plainSender = envelopeSender ?? list.BouncesAddress;
         var size = chunkSize ?? ChunkSize(personalized);
+        var window = batchWindow ?? BatchWindow(size);
         var report = new DeliveryReport();
         var watch = Stopwatch.StartNew();
         var gate = Pool.Gate;
@@ -228,7 +238,7 @@ public sealed class PostDelivery
         var opening = new List<(Chunk Chunk, int Generation, long Since, SmtpConnection Connection, RelayState Relay)>();
         var abandoned = new List<(SmtpConnection Connection, RelayState Relay, long Since)>();
         var cut = new HashSet<SmtpConnection>();
-        var groups = Groups(recipients, size, personalized, grouping ?? Grouping, progress, perTransaction);
+        var groups = Groups(recipients, size, personalized, grouping ?? Grouping, progress, perTransaction, window);
         var nextGroup = 0;
         var yielded = 0;
         string? yieldReason = null;
@@ -1009,7 +1019,7 @@ public sealed class PostDelivery
 
     // The recipient stream split into its groups: the mixed one, then one per configured
     // destination of the grouping, each read lazily from the stream with its own filter.
-    private List<Group> Groups(IEnumerable<Recipient> recipients, int size, bool personalized, string grouping, IDeliveryProgress progress, int maxRecipients)
+    private List<Group> Groups(IEnumerable<Recipient> recipients, int size, bool personalized, string grouping, IDeliveryProgress progress, int maxRecipients, int window)
     {
         var byDomain = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
         var names = new List<string>();
@@ -1032,7 +1042,7 @@ public sealed class PostDelivery
             var id = g;
             var destination = g == 0 ? null : Pacer.Of(names[g - 1]);
             var source = byDomain.Count == 0 ? recipients : recipients.Where(r => byDomain.GetValueOrDefault(aLabels ? SmtpOptions.RecipientDomainKey(r.Domain) : r.Domain) == id);
-            result.Add(new Group(Chunks(source, size, personalized, (long)g << GroupShift, destination, maxRecipients), destination, progress));
+            result.Add(new Group(Chunks(source, size, personalized, (long)g << GroupShift, destination, maxRecipients, window), destination, progress));
         }
 
         return result;
@@ -1131,8 +1141,9 @@ public sealed class PostDelivery
     // recipient per transaction, `size` per chunk. Batched: transactions of up to MaxRecipients
     // recipients of one domain, a chunk closed once it holds `size` recipients of whole
     // transactions; a domain's partial batch is carried into the next chunk rather than cut
-    // short (up to `size` recipients of them), so a chunk boundary does not add transactions.
-    private IEnumerable<Chunk> Chunks(IEnumerable<Recipient> recipients, int size, bool personalized, long first, Destination? destination, int maxRecipients)
+    // short (up to `window` recipients of them, the oldest batch closed first past it), so a
+    // chunk boundary does not add transactions.
+    private IEnumerable<Chunk> Chunks(IEnumerable<Recipient> recipients, int size, bool personalized, long first, Destination? destination, int maxRecipients, int window)
     {
         var index = first;
         if (personalized)
@@ -1156,30 +1167,31 @@ public sealed class PostDelivery
             yield break;
         }
 
-        var open = new Dictionary<string, List<Recipient>>(StringComparer.OrdinalIgnoreCase);
-        var order = new List<string>(); // open batches by first appearance
+        // Open batches by first appearance (a linked list: closing one anywhere is O(1) among
+        // the thousands of domains a window may hold).
+        var open = new Dictionary<string, (List<Recipient> Batch, LinkedListNode<string> Node)>(StringComparer.OrdinalIgnoreCase);
+        var order = new LinkedList<string>();
         var openCount = 0;
         var transactions = new List<Recipient[]>();
         var count = 0;
         foreach (var r in recipients)
         {
-            if (!open.TryGetValue(r.Domain, out var batch))
+            if (!open.TryGetValue(r.Domain, out var slot))
             {
-                open[r.Domain] = batch = [];
-                order.Add(r.Domain);
+                open[r.Domain] = slot = ([], order.AddLast(r.Domain));
             }
 
-            batch.Add(r);
+            slot.Batch.Add(r);
             openCount++;
-            if (batch.Count == maxRecipients)
+            if (slot.Batch.Count == maxRecipients)
             {
                 Close(r.Domain);
             }
 
-            // Bounded memory: the oldest partial batches go out once more than `size` wait.
-            while (openCount > size)
+            // Bounded memory: the oldest partial batches go out once more than `window` wait.
+            while (openCount > window)
             {
-                Close(order[0]);
+                Close(order.First!.Value);
             }
 
             if (count >= size)
@@ -1192,7 +1204,7 @@ public sealed class PostDelivery
 
         while (order.Count > 0)
         {
-            Close(order[0]);
+            Close(order.First!.Value);
         }
 
         if (transactions.Count > 0)
@@ -1202,9 +1214,9 @@ public sealed class PostDelivery
 
         void Close(string domain)
         {
-            var batch = open[domain];
+            var (batch, node) = open[domain];
             open.Remove(domain);
-            order.Remove(domain);
+            order.Remove(node);
             openCount -= batch.Count;
             transactions.Add([.. batch]);
             count += batch.Count;

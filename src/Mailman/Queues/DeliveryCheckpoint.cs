@@ -39,6 +39,13 @@ public sealed class DeliveryCheckpoint : IDisposable
     public int? MaxRecipients { get; private set; }
 
     /// <summary>
+    /// The recipients held in partial batches recorded when the delivery started; the chunk
+    /// size for a delivery recorded before the window was (it was one chunk then); null for a
+    /// new delivery.
+    /// </summary>
+    public int? BatchWindow { get; private set; }
+
+    /// <summary>
     /// Chunks recorded as done whose cut was lost with the log's first record: set aside when
     /// the log was opened (with its deferred recipients), so the delivery starts again from the
     /// first member (duplicates, never a member skipped).
@@ -117,14 +124,16 @@ public sealed class DeliveryCheckpoint : IDisposable
     /// transactions of chunks, so cutting the recipients any other way on resume would skip or
     /// repeat members.
     /// </summary>
-    public void Start(int chunkSize, int maxRecipients, string grouping = "")
+    public void Start(int chunkSize, int maxRecipients, string grouping = "", int? batchWindow = null)
     {
         if (ChunkSize is null)
         {
+            var window = batchWindow ?? chunkSize;
             var groups = grouping.Length > 0 ? "G " + grouping.Replace("\n", "", StringComparison.Ordinal).Replace("\r", "", StringComparison.Ordinal) + "\n" : "";
-            Append(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"C {chunkSize} {maxRecipients}\n") + groups);
+            Append(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"C {chunkSize} {maxRecipients} {window}\n") + groups);
             ChunkSize = chunkSize;
             MaxRecipients = maxRecipients;
+            BatchWindow = window;
             Grouping = grouping;
         }
     }
@@ -224,6 +233,7 @@ public sealed class DeliveryCheckpoint : IDisposable
                 {
                     ChunkSize = size;
                     MaxRecipients = parts.Length > 2 && int.TryParse(parts[2], out var max) && max > 0 ? max : null;
+                    BatchWindow = parts.Length > 3 && int.TryParse(parts[3], out var window) && window > 0 ? window : size;
                     Grouping ??= "";
                 }
             }

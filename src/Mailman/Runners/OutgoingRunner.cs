@@ -105,7 +105,8 @@ public sealed class OutgoingRunner(
         // way on resume would skip or repeat members.
         if (Options.Smtp.Checkpoint)
         {
-            checkpoint.Start(_delivery.ChunkSize(metadata.Personalized), Options.Smtp.MaxRecipients, _delivery.Grouping);
+            var size = _delivery.ChunkSize(metadata.Personalized);
+            checkpoint.Start(size, Options.Smtp.MaxRecipients, _delivery.Grouping, PostDelivery.BatchWindow(size));
         }
 
         var chunkSize = checkpoint.ChunkSize ?? _delivery.ChunkSize(metadata.Personalized);
@@ -139,7 +140,7 @@ public sealed class OutgoingRunner(
                             metadata.MessageIdForLog, list.Fqdn, entry.Claim.Name, reason);
                     }
                 }, grouping, checkpoint.MaxRecipients,
-                Options.Smtp.Checkpoint ? Queue.HasWaiting : null, TimeSpan.FromSeconds(Options.Smtp.YieldAfterSeconds));
+                Options.Smtp.Checkpoint ? Queue.HasWaiting : null, TimeSpan.FromSeconds(Options.Smtp.YieldAfterSeconds), checkpoint.BatchWindow);
         }
         finally
         {
