@@ -1202,9 +1202,17 @@ public sealed class PostDelivery
             }
         }
 
+        // The batches still open at the end, in chunks of `size` too: one last chunk of a whole
+        // window would put fifty chunks' worth in flight past the crash bound.
         while (order.Count > 0)
         {
             Close(order.First!.Value);
+            if (count >= size)
+            {
+                yield return new Chunk(index++, transactions, destination);
+                transactions = [];
+                count = 0;
+            }
         }
 
         if (transactions.Count > 0)
