@@ -244,7 +244,7 @@ internal static class ListsCommand
             // A killed daemon's claims are nobody's: set aside with the waiting ones (review 71:
             // left as "in the daemon's hands" with none running, a list made again under the name
             // had the deleted list's post resumed to its members at the next start).
-            using var idle = ServeLock.WhileNoneRuns(paths);
+            using var idle = NoDaemon(paths);
             if (idle is not null)
             {
                 PutBackAbandoned(services.Queues, listName);
@@ -336,7 +336,7 @@ internal static class ListsCommand
             return;
         }
 
-        using var idle = ServeLock.WhileNoneRuns(paths);
+        using var idle = NoDaemon(paths);
         if (idle is null)
         {
             var still = ClaimedFor(queues, listName);
@@ -374,6 +374,20 @@ internal static class ListsCommand
             return queue.ReadMetadata(id).List;
         }
         catch (Exception e) when (e is CorruptEntryException or IOException)
+        {
+            return null;
+        }
+    }
+
+    // Serve's lock while this verb works when no daemon runs; null when one does, or when the
+    // lock cannot be taken at all (then claims are left as a daemon's).
+    private static ServeLock? NoDaemon(InstancePaths paths)
+    {
+        try
+        {
+            return ServeLock.WhileNoneRuns(paths);
+        }
+        catch (ServeLockException)
         {
             return null;
         }
