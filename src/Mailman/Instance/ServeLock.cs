@@ -99,9 +99,21 @@ public sealed partial class ServeLock : IDisposable
                 $"cannot open {directory}: {Marshal.GetPInvokeErrorMessage(errno)}");
         }
 
-        if (Flock(fd, LockEx | LockNb) != 0)
+        // A verb that takes the lock for a moment (`lists delete`, to know no daemon runs) is
+        // waited for; a daemon is not (review 72: a serve started then was refused, naming the
+        // verb's pid as "another mailman serve", and a second delete took the first for a daemon).
+        var waitedSince = Environment.TickCount64;
+        int status;
+        var lastErrno = 0;
+        while ((status = Flock(fd, LockEx | LockNb)) != 0 && (lastErrno = Marshal.GetLastPInvokeError()) == EWouldBlock
+            && Environment.TickCount64 - waitedSince < VerbWait.TotalMilliseconds && Running(paths) is { } holder && !IsServe(holder))
         {
-            var errno = Marshal.GetLastPInvokeError();
+            Thread.Sleep(50);
+        }
+
+        if (status != 0)
+        {
+            var errno = lastErrno;
             _ = Close(fd);
             if (errno == EWouldBlock)
             {
@@ -116,6 +128,23 @@ public sealed partial class ServeLock : IDisposable
         }
 
         return fd;
+    }
+
+    /// <summary>How long a verb holding the lock for a moment is waited for.</summary>
+    public static readonly TimeSpan VerbWait = TimeSpan.FromSeconds(30);
+
+    // Whether the process is a `mailman serve` (its command line has the verb as a word); one
+    // whose command line cannot be read is taken for one (nothing is waited for).
+    private static bool IsServe(string pid)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/cmdline").Split('\0').Contains("serve");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return true;
+        }
     }
 
     private ServeLock WithPid()

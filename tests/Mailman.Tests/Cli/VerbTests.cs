@@ -468,10 +468,47 @@ public sealed class VerbTests : IDisposable
     [Fact]
     public void A_second_daemon_on_the_same_instance_refuses_to_start()
     {
-        using var held = Mailman.Instance.ServeLock.Acquire(_instance.Paths);
+        using var sink = SmtpSink.Start();
+        using var first = DaemonProcess.Start(_instance.Home, new Dictionary<string, string> { ["Mailman__Smtp__Port"] = sink.Port.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        Wait.Until(() => Mailman.Instance.ServeLock.Running(_instance.Paths) == first.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture) || first.HasExited, TimeSpan.FromSeconds(60), "the first daemon's lock");
         var result = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"]);
-        Assert.NotEqual(0, result.ExitCode);
-        Assert.Contains("another mailman serve", result.Stderr, StringComparison.Ordinal);
+        Assert.Equal(75, result.ExitCode);
+        Assert.Contains($"another mailman serve (pid {first.Pid}) is running", result.Stderr, StringComparison.Ordinal);
+    }
+
+    // Review 72: a daemon started while a verb held serve's lock for a moment (`lists delete`,
+    // to know none runs) was refused, naming the verb as "another mailman serve". It waits.
+    [Fact]
+    public void A_daemon_started_while_a_verb_holds_the_lock_for_a_moment_waits_for_it()
+    {
+        using var sink = SmtpSink.Start();
+        DaemonProcess daemon;
+        using (var verb = Mailman.Instance.ServeLock.WhileNoneRuns(_instance.Paths))
+        {
+            Assert.NotNull(verb);
+            daemon = DaemonProcess.Start(_instance.Home, new Dictionary<string, string> { ["Mailman__Smtp__Port"] = sink.Port.ToString(System.Globalization.CultureInfo.InvariantCulture) }, exitWhenIdle: true);
+
+            // It has the instance's home open: it is at the lock (the only open of the directory).
+            Wait.Until(() => daemon.HasExited || OpensDirectory(daemon.Pid, _instance.Home), TimeSpan.FromSeconds(60), "the daemon at the lock");
+        }
+
+        using (daemon)
+        {
+            Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(60)));
+            Assert.True(daemon.ExitCode == 0, daemon.Output);
+        }
+    }
+
+    private static bool OpensDirectory(int pid, string directory)
+    {
+        try
+        {
+            return Directory.GetFileSystemEntries($"/proc/{pid}/fd").Any(fd => new FileInfo(fd).LinkTarget == directory);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
     }
 
     // relays.json is written when a relay's state changes: a down relay's wait is shown as it
