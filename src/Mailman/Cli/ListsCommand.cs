@@ -253,13 +253,8 @@ internal static class ListsCommand
             int held = 0, moved = 0, busy = 0;
             foreach (var queue in services.Queues.All.Where(q => q.Name != QueueSet.Bad))
             {
-                foreach (var id in queue.Pending())
+                foreach (var id in Waiting(queue, listName))
                 {
-                    if (ListOf(queue, id) is not { } list || !list.Equals(listName.Fqdn, StringComparison.OrdinalIgnoreCase))
-                    {
-                        continue;
-                    }
-
                     if (queue.Name == QueueSet.Hold && services.Held.Discard(id, VerbServices.Actor).Done)
                     {
                         held++;
@@ -270,7 +265,7 @@ internal static class ListsCommand
                     }
                 }
 
-                busy += queue.Claimed().Count(id => ClaimedFor(queue, id, listName));
+                busy += Claims(queue, listName).Count();
             }
 
             Console.WriteLine($"deleted {listName}: {members} members, its owners, moderators and pending requests; {held} held posts discarded; {moved} queued entries moved to bad");
@@ -357,25 +352,27 @@ internal static class ListsCommand
     {
         foreach (var queue in DaemonQueues(queues))
         {
-            foreach (var id in queue.Pending())
+            foreach (var id in Waiting(queue, listName))
             {
-                if (ListOf(queue, id) is { } list && list.Equals(listName.Fqdn, StringComparison.OrdinalIgnoreCase))
-                {
-                    MoveToBad(queues, queue, id, $"the list {listName.Fqdn} was deleted; not delivered (set aside when a list of its name was made again)");
-                }
+                MoveToBad(queues, queue, id, $"the list {listName.Fqdn} was deleted; not delivered (set aside when a list of its name was made again)");
             }
         }
     }
 
-    private static string? ListOf(Switchboard queue, string id)
+    // The list's entries waiting in the queue, and those claimed there (an unreadable one is no one's).
+    private static IEnumerable<string> Waiting(Switchboard queue, ListName list) => queue.Pending().Where(id => IsFor(queue, id, Switchboard.EntryExtension, list));
+
+    private static IEnumerable<string> Claims(Switchboard queue, ListName list) => queue.Claimed().Where(id => IsFor(queue, id, Switchboard.ClaimedExtension, list));
+
+    private static bool IsFor(Switchboard queue, string id, string extension, ListName list)
     {
         try
         {
-            return queue.ReadMetadata(id).List;
+            return queue.ReadMetadata(id, extension).List.Equals(list.Fqdn, StringComparison.OrdinalIgnoreCase);
         }
         catch (Exception e) when (e is CorruptEntryException or IOException)
         {
-            return null;
+            return false;
         }
     }
 
@@ -397,14 +394,14 @@ internal static class ListsCommand
     private static IEnumerable<Switchboard> DaemonQueues(QueueSet queues)
         => queues.All.Where(q => q.Name is not (QueueSet.Bad or QueueSet.Hold or QueueSet.Shunt));
 
-    private static int ClaimedFor(QueueSet queues, ListName list) => DaemonQueues(queues).Sum(q => q.Claimed().Count(id => ClaimedFor(q, id, list)));
+    private static int ClaimedFor(QueueSet queues, ListName list) => DaemonQueues(queues).Sum(q => Claims(q, list).Count());
 
     // Called with the serve lock held: no daemon can have these claims.
     private static void PutBackAbandoned(QueueSet queues, ListName list)
     {
         foreach (var queue in DaemonQueues(queues))
         {
-            foreach (var id in queue.Claimed().Where(id => ClaimedFor(queue, id, list)))
+            foreach (var id in Claims(queue, list).ToList())
             {
                 try
                 {
@@ -415,18 +412,6 @@ internal static class ListsCommand
                     Console.Error.WriteLine($"mailman: warning: {e.Message}; it stays claimed");
                 }
             }
-        }
-    }
-
-    private static bool ClaimedFor(Switchboard queue, string id, ListName list)
-    {
-        try
-        {
-            return queue.ReadMetadata(id, Switchboard.ClaimedExtension).List.Equals(list.Fqdn, StringComparison.OrdinalIgnoreCase);
-        }
-        catch (Exception e) when (e is CorruptEntryException or IOException)
-        {
-            return false;
         }
     }
 

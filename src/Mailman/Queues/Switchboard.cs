@@ -463,7 +463,8 @@ public sealed partial class Switchboard
     /// <summary>
     /// Puts back one entry that a process which died left claimed here, as start-up recovery
     /// does for it (a rewrite cut short keeps the complete NAME.msg; its temporary goes). Only
-    /// for a caller that knows no live process holds the claim (hold's moderation lock).
+    /// for a caller that knows no live process holds the claim (hold's moderation lock; serve's
+    /// lock, taken by `lists delete` and `lists create` when no daemon runs).
     /// </summary>
     /// <returns>False when <paramref name="name"/> is not claimed here.</returns>
     /// <exception cref="EntryBlockedException">Something no queue wrote stands at its waiting name: it stays claimed.</exception>
