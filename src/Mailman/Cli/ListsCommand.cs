@@ -3,6 +3,7 @@ using System.CommandLine;
 using Mailman.Instance;
 using Mailman.Lists;
 using Mailman.Queues;
+using Microsoft.Extensions.Logging;
 
 namespace Mailman.Cli;
 
@@ -255,11 +256,11 @@ internal static class ListsCommand
             {
                 foreach (var id in Waiting(queue, listName))
                 {
-                    if (queue.Name == QueueSet.Hold && services.Held.Discard(id, VerbServices.Actor).Done)
+                    if (queue.Name == QueueSet.Hold && services.Held.Discard(id, $"{VerbServices.Actor} (lists delete)").Done)
                     {
                         held++;
                     }
-                    else if (MoveToBad(services.Queues, queue, id, $"the list {listName.Fqdn} was deleted ({VerbServices.Actor}); not delivered"))
+                    else if (MoveToBad(services, queue, id, listName, $"the list {listName.Fqdn} was deleted ({VerbServices.Actor}); not delivered"))
                     {
                         moved++;
                     }
@@ -269,6 +270,8 @@ internal static class ListsCommand
             }
 
             Console.WriteLine($"deleted {listName}: {members} members, its owners, moderators and pending requests; {held} held posts discarded; {moved} queued entries moved to bad");
+            services.Vette.LogWarning("LIST DELETED: {ListId} by {Actor}: {Members} members, its owners, moderators and pending requests; {Held} held posts discarded; {Moved} queued entries moved to bad; {Busy} claimed",
+                listName.Fqdn, VerbServices.Actor, members, held, moved, busy);
             if (busy > 0)
             {
                 Console.WriteLine(idle is null
@@ -287,27 +290,33 @@ internal static class ListsCommand
         return command;
     }
 
-    // Set aside by renames (the file as it is, with where it came from and why beside it).
-    private static bool MoveToBad(QueueSet queues, Switchboard queue, string id, string why)
+    // Set aside by renames (the file as it is, with where it came from and why beside it), with
+    // a line in the vette log naming the entry.
+    private static bool MoveToBad(VerbServices services, Switchboard queue, string id, ListName list, string why)
     {
-        ClaimedEntry? claim;
+        var bad = services.Queues[QueueSet.Bad];
+        bool moved;
         try
         {
-            claim = queue.Claim(id);
+            var claim = queue.Claim(id);
+            moved = claim is not null;
+            if (claim is not null)
+            {
+                queue.SetAside(claim, bad, why);
+            }
         }
         catch (EntryBlockedException)
         {
             // A directory or link where its claim goes (review 47: the verb stopped half-way, 73).
-            return queue.SetAsideWaiting(id, queues[QueueSet.Bad], why) is not null;
+            moved = queue.SetAsideWaiting(id, bad, why) is not null;
         }
 
-        if (claim is null)
+        if (moved)
         {
-            return false;
+            services.Vette.LogWarning("SET ASIDE: queue entry {QueueEntry} of {ListId} moved from {Queue} to bad by {Actor}: {Reason}", id, list.Fqdn, queue.Name, VerbServices.Actor, why);
         }
 
-        queue.SetAside(claim, queues[QueueSet.Bad], why);
-        return true;
+        return moved;
     }
 
     // Posts of a deleted list of this name still claimed: made again now, its deletion mark
@@ -323,9 +332,10 @@ internal static class ListsCommand
 
         // Waiting entries of the deleted list are nobody's: a daemon stopped (SIGTERM) before it
         // saw the mark put its delivery back to wait, to be resumed for the list made again.
-        using var verbLock = QueueLock.Shared(paths, TimeSpan.FromSeconds(60));
-        using var queues = new QueueSet(new System.IO.Abstractions.FileSystem(), paths, TimeProvider.System);
-        SetAsideWaiting(queues, listName);
+        // (The verbs' services take the queue lock that keeps a starting daemon's recovery off.)
+        using var services = new VerbServices(paths);
+        var queues = services.Queues;
+        SetAsideWaiting(services, listName);
         if (ClaimedFor(queues, listName) == 0)
         {
             return;
@@ -345,16 +355,16 @@ internal static class ListsCommand
             PutBackAbandoned(queues, listName);
         }
 
-        SetAsideWaiting(queues, listName);
+        SetAsideWaiting(services, listName);
     }
 
-    private static void SetAsideWaiting(QueueSet queues, ListName listName)
+    private static void SetAsideWaiting(VerbServices services, ListName listName)
     {
-        foreach (var queue in DaemonQueues(queues))
+        foreach (var queue in DaemonQueues(services.Queues))
         {
             foreach (var id in Waiting(queue, listName))
             {
-                MoveToBad(queues, queue, id, $"the list {listName.Fqdn} was deleted; not delivered (set aside when a list of its name was made again)");
+                MoveToBad(services, queue, id, listName, $"the list {listName.Fqdn} was deleted; not delivered (set aside when a list of its name was made again)");
             }
         }
     }

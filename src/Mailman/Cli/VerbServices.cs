@@ -42,7 +42,13 @@ internal sealed class VerbServices : IDisposable
         var notices = new NoticeSender(Queues, Lists, time, _factory.CreateLogger<NoticeSender>());
         var moderators = new ModeratorNotices(notices, Options, time, _factory.CreateLogger<ModeratorNotices>());
         Held = new HeldPosts(Queues, paths, Lists, notices, moderators, new ConfirmationTokens(new SecretKey(paths)), time, _factory.CreateLogger<HeldPosts>());
+
+        // Its category puts its lines in the vette log, beside the held posts' (AreaEnricher).
+        Vette = _factory.CreateLogger("Mailman.Moderation.Verbs");
     }
+
+    /// <summary>The vette log, for what a verb does to posts outside moderation (a deleted list's set aside).</summary>
+    public ILogger Vette { get; }
 
     public MailmanOptions Options { get; }
 

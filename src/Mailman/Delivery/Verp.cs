@@ -99,7 +99,7 @@ public static class Verp
         var at = address.IndexOf(mark, StringComparison.OrdinalIgnoreCase);
         if (at < 0)
         {
-            mark = "-confirm+";
+            mark = ListAddress.Confirm + "+";
             at = address.IndexOf(mark, StringComparison.OrdinalIgnoreCase);
         }
 

@@ -11,8 +11,11 @@ public sealed record ListAddress(ListName List, string Queue)
     public static readonly IReadOnlyList<(string Suffix, string Queue)> Suffixes =
     [
         ("", "in"), ("-bounces", "bounces"), ("-request", "request"), ("-owner", "owner"), ("-join", "request"), ("-leave", "request"),
-        ("-subscribe", "request"), ("-unsubscribe", "request"), ("-confirm", "request"),
+        ("-subscribe", "request"), ("-unsubscribe", "request"), (Confirm, "request"),
     ];
+
+    /// <summary>The confirmation address's suffix (LIST-confirm+TOKEN@HOST).</summary>
+    public const string Confirm = "-confirm";
 
     /// <summary>The suffix the address used ("" for the list itself, "-join", "-confirm", ...), lower-cased.</summary>
     public string Suffix { get; init; } = "";

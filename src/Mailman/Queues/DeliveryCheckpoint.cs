@@ -52,6 +52,9 @@ public sealed class DeliveryCheckpoint : IDisposable
     /// </summary>
     public int PlacesLost { get; private set; }
 
+    /// <summary>The log was there but empty when opened (a crash before its first record, or truncated by hand): the delivery starts from the first member.</summary>
+    public bool FoundEmpty { get; private set; }
+
     /// <summary>Torn records found (and removed) when the log was opened.</summary>
     public int TornRecords { get; private set; }
 
@@ -95,6 +98,7 @@ public sealed class DeliveryCheckpoint : IDisposable
             }
 
             checkpoint.TornRecords = torn;
+            checkpoint.FoundEmpty = bytes.Length == 0;
             checkpoint._goodLength = bytes.Length;
             if (checkpoint.ChunkSize is null && !checkpoint.Final && records.Count > 0)
             {

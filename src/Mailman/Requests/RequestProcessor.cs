@@ -43,7 +43,7 @@ public sealed class RequestProcessor(ListStoreFactory lists, NoticeSender notice
         var destination = metadata.Destination ?? list.Name.RequestAddress;
         var address = ListAddress.TryResolve(destination, out var resolved, out _) && resolved.List == list.Name ? resolved : new ListAddress(list.Name, QueueSet.Request) { Suffix = "-request" };
         // Tokens stay out of the logs: a confirmation address is logged without its +TOKEN.
-        var to = address.Suffix == "-confirm" && address.Extension is not null ? $"{list.Name.LocalPart}-confirm+(token)@{list.Name.Domain}" : Member.Sanitize(destination);
+        var to = address.Suffix == ListAddress.Confirm && address.Extension is not null ? $"{list.Name.LocalPart}{ListAddress.Confirm}+(token)@{list.Name.Domain}" : Member.Sanitize(destination);
         // Persistent: the parts' contents stay in the file until a command reads them.
         var message = MimeMessage.Load(raw, persistent: true);
 
@@ -62,14 +62,14 @@ public sealed class RequestProcessor(ListStoreFactory lists, NoticeSender notice
             Sender = from.Address.Trim(),
             SenderName = Member.Sanitize(from.Name ?? ""),
             EnvelopeSender = metadata.Sender,
-            ModeratorCommand = address.Suffix == "-confirm" ? ModeratorCommand(message) : null,
+            ModeratorCommand = address.Suffix == ListAddress.Confirm ? ModeratorCommand(message) : null,
         };
 
         var lines = address.Suffix switch
         {
             "-join" or "-subscribe" => [new CommandLine("join", false)],
             "-leave" or "-unsubscribe" => [new CommandLine("leave", false)],
-            "-confirm" => [new CommandLine("confirm " + (address.Extension ?? ConfirmTokenInSubject(message) ?? ""), false)],
+            ListAddress.Confirm => [new CommandLine("confirm " + (address.Extension ?? ConfirmTokenInSubject(message) ?? ""), false)],
             _ => CommandParser.Read(message),
         };
         var outcomes = Run(request, lines);

@@ -89,6 +89,13 @@ public sealed class OutgoingRunner(
                 entry.Claim.Name, checkpoint.TornRecords);
         }
 
+        if (checkpoint.FoundEmpty)
+        {
+            // Review 71: an emptied log only had the generic recovery line.
+            Log.LogWarning("Checkpoint of {QueueEntry} ({MessageId} to {ListId}) is empty (a crash before its first record, or truncated): no progress is known, so the delivery starts from the first member (the copies sent before go again)",
+                entry.Claim.Name, metadata.MessageIdForLog, list.Fqdn);
+        }
+
         if (checkpoint.PlacesLost > 0)
         {
             Log.LogError("Checkpoint of {QueueEntry} ({MessageId} to {ListId}) has lost its first record, how the recipients were cut (damaged on disk, or edited): the {Chunks} chunks it records as done cannot be placed, so the post goes again to every member (duplicates, rather than members skipped)",
@@ -103,13 +110,13 @@ public sealed class OutgoingRunner(
 
         // The chunk size is the one the delivery started with: cutting the recipients another
         // way on resume would skip or repeat members.
+        var size = _delivery.ChunkSize(metadata.Personalized);
         if (Options.Smtp.Checkpoint)
         {
-            var size = _delivery.ChunkSize(metadata.Personalized);
             checkpoint.Start(size, Options.Smtp.MaxRecipients, _delivery.Grouping, PostDelivery.BatchWindow(size));
         }
 
-        var chunkSize = checkpoint.ChunkSize ?? _delivery.ChunkSize(metadata.Personalized);
+        var chunkSize = checkpoint.ChunkSize ?? size;
         var grouping = checkpoint.Grouping ?? _delivery.Grouping;
         var post = PreparedPost.Create(entry.Message, metadata.Personalized ? metadata.SlotNonce : null);
         var now = Time.GetUtcNow();

@@ -252,6 +252,13 @@ public sealed class ModerationVerbTests : IDisposable
         using var store = new ListStore(_instance.Paths.Database);
         Assert.Empty(store.PendingRequests());
         Assert.DoesNotContain(held, queues[QueueSet.Bad].Pending());
+
+        // What it did is in the vette log, each post by its queue entry (review 71: stdout only).
+        var vette = File.ReadAllText(Directory.GetFiles(_instance.Paths.LogsDirectory, "vette-*.log").Single());
+        Assert.Contains($"DISCARDED: held post {held}", vette, StringComparison.Ordinal);
+        Assert.Contains("(lists delete)", vette, StringComparison.Ordinal);
+        Assert.Contains($"SET ASIDE: queue entry {Assert.Single(queues[QueueSet.Bad].Pending())} of {List} moved from in to bad", vette, StringComparison.Ordinal);
+        Assert.Contains($"LIST DELETED: {List} by cli:", vette, StringComparison.Ordinal);
         OneLineError(Run("lists", "delete", List));
     }
 }

@@ -829,6 +829,25 @@ public sealed class HardeningTests : IDisposable
         AssertQueuesEmpty();
     }
 
+    // Review 71: a checkpoint emptied (by hand, or a crash before its first record) was taken
+    // for a fresh delivery with only the generic recovery line.
+    [Fact]
+    public void An_emptied_checkpoint_sends_from_the_first_member_and_says_so()
+    {
+        const int members = 2000;
+        CreateList(members);
+        using var sink = SmtpSink.Start();
+        Inject();
+        SigkillMidDelivery(sink, members, 0.5, chunk: 20);
+        File.WriteAllBytes(Assert.Single(Directory.GetFiles(_instance.QueueDir("out"), "*.ckpt")), []);
+
+        MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, Env(sink.Port));
+
+        AssertEveryMemberOnce(Copies(sink), members, members);
+        Assert.Contains("is empty (a crash before its first record, or truncated): no progress is known", Log(), StringComparison.Ordinal);
+        AssertQueuesEmpty();
+    }
+
     // 5. The recovery count grew even when delivery progressed: four kills sent 700 members' copies to bad.
     [Fact]
     public void Four_kills_in_a_row_during_one_delivery_miss_no_one_and_duplicate_within_four_bounds()
