@@ -33,9 +33,6 @@ public sealed record ModerationOutcome(bool Done, string Summary);
 
 public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFactory lists, NoticeSender notices, ModeratorNotices moderatorNotices, ConfirmationTokens tokens, TimeProvider time, ILogger<HeldPosts> logger)
 {
-    /// <summary>Posts larger than this go to the moderators as their headers only (text/rfc822-headers).</summary>
-    public const int AttachmentLimit = 2 * 1024 * 1024;
-
     private Switchboard Hold => queues[QueueSet.Hold];
 
     /// <summary>The address a moderator's reply goes to: LIST-confirm+TOKEN@HOST.</summary>
@@ -76,7 +73,7 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
                 Member.Sanitize(author?.Name ?? ""), Bound(post.Subject ?? "", 200), now, DateTimeOffset.MaxValue, token);
             if (list.AdminImmedNotify)
             {
-                var attachment = size <= AttachmentLimit && post.Body is not null ? (MimeEntity)new MessagePart { Message = post } : NoticeAttachments.HeadersOf(post);
+                var attachment = NoticeAttachments.Post(post, size);
                 moderatorNotices.Tell(db, list, "the held post " + name, name, moderator =>
                     (new Notice(list, NoticeTemplates.ModeratorPost, moderator.Address)
                     {
@@ -230,7 +227,7 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
         var told = "";
         if (list is not null)
         {
-            var small = entry.Metadata.MessageLength <= AttachmentLimit;
+            var small = entry.Metadata.MessageLength <= NoticeAttachments.AttachmentLimit;
             var post = Parse(entry, headersOnly: !small);
             var poster = Poster(entry.Metadata, post);
             var result = poster.Length == 0 ? new NoticeResult(null, "no sender")
@@ -240,7 +237,7 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
                     Answering = post,
                     AnsweringSender = entry.Metadata.Sender,
                     Values = new Dictionary<string, string> { ["reason"] = text },
-                    Attachment = small ? new MessagePart { Message = post } : NoticeAttachments.HeadersOf(post),
+                    Attachment = NoticeAttachments.Post(post, entry.Metadata.MessageLength),
                 }, id, "rejected");
             told = result.Queued ? $"; {poster} is told why" : $"; the poster is not told ({result.NotSentBecause})";
         }

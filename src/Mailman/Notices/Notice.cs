@@ -55,18 +55,94 @@ public sealed record NoticeResult(string? Entry, string? NotSentBecause)
     public bool Queued => Entry is not null;
 }
 
-/// <summary>What a notice attaches in place of a message too large to attach whole.</summary>
+/// <summary>What a notice attaches of a post: the post, or its header block in place of one too large to attach whole.</summary>
 public static class NoticeAttachments
 {
-    /// <summary>The message's header block as text/rfc822-headers (RFC 6522), inline.</summary>
+    /// <summary>Posts larger than this are attached as their headers only (text/rfc822-headers).</summary>
+    public const int AttachmentLimit = 2 * 1024 * 1024;
+
+    // RFC 5322 2.1.1: no line of a message over 998 characters.
+    private const int MaxLine = 998;
+
+    /// <summary>
+    /// <paramref name="post"/> as message/rfc822, or its header block when it is over
+    /// <see cref="AttachmentLimit"/> (<paramref name="size"/>: its bytes as received), has no
+    /// body, or has a header line no relay need take (review 69: a 1.3 MB Subject went to the
+    /// moderators as one line).
+    /// </summary>
+    public static MimeEntity Post(MimeMessage post, long size)
+        => size <= AttachmentLimit && post.Body is not null && !HasOverlongHeaderLine(post) ? new MessagePart { Message = post } : HeadersOf(post);
+
+    /// <summary>The message's header block as text/rfc822-headers (RFC 6522), inline; a line over 998 bytes is cut, and says so.</summary>
     public static MimePart HeadersOf(MimeMessage message)
     {
         using var headers = new MemoryStream();
         message.Headers.WriteTo(WireFormat.Options, headers);
         return new MimePart("text", "rfc822-headers")
         {
-            Content = new MimeContent(new MemoryStream(headers.ToArray())),
+            Content = new MimeContent(new MemoryStream(CutLongLines(headers.GetBuffer().AsSpan(0, (int)headers.Length)))),
             ContentDisposition = new ContentDisposition(ContentDisposition.Inline),
         };
+    }
+
+    private static bool HasOverlongHeaderLine(MimeMessage post)
+    {
+        foreach (var header in post.Headers)
+        {
+            // The field name and colon begin the first line; the raw value holds the folds.
+            var line = header.RawField.Length + 1;
+            foreach (var b in header.RawValue)
+            {
+                if (b == (byte)'\n')
+                {
+                    line = 0;
+                }
+                else if (++line > MaxLine + 1)
+                {
+                    return true; // (a CR before the LF is the one allowed over)
+                }
+            }
+        }
+
+        return false;
+    }
+
+    private static byte[] CutLongLines(ReadOnlySpan<byte> block)
+    {
+        var marker = " [cut: the line was longer than 998 characters]"u8;
+        var output = new List<byte>(block.Length);
+        while (block.Length > 0)
+        {
+            var end = block.IndexOf((byte)'\n');
+            var line = end < 0 ? block : block[..end];
+            var content = line.Length > 0 && line[^1] == (byte)'\r' ? line[..^1] : line;
+            if (content.Length > MaxLine)
+            {
+                // Cut where no UTF-8 sequence is split.
+                var keep = MaxLine - marker.Length;
+                while (keep > 0 && (content[keep] & 0xC0) == 0x80)
+                {
+                    keep--;
+                }
+
+                output.AddRange(content[..keep]);
+                output.AddRange(marker);
+                output.AddRange(line[content.Length..]);
+            }
+            else
+            {
+                output.AddRange(line);
+            }
+
+            if (end < 0)
+            {
+                break;
+            }
+
+            output.Add((byte)'\n');
+            block = block[(end + 1)..];
+        }
+
+        return [.. output];
     }
 }

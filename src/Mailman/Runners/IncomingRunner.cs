@@ -114,7 +114,7 @@ public sealed class IncomingRunner(
                 held.Put(list, message, metadata, size, head.Claim.Name, decision.Hits, m => Move(m, QueueSet.Hold), store);
                 break;
             case Verdict.Reject:
-                Notify(head.Claim.Name, list, message, metadata, decision.Hits[^1].Reason);
+                Notify(head.Claim.Name, list, message, metadata, size, decision.Hits[^1].Reason);
                 break;
             case Verdict.Discard:
                 break;
@@ -170,7 +170,7 @@ public sealed class IncomingRunner(
 
     // RFC 3834 §4: the answer goes to the envelope sender (the From: address when the MTA gave
     // none); the notice sender applies the never-answer rules and the daily limit.
-    private void Notify(string entryName, MailingList list, MimeMessage post, EntryMetadata metadata, string reason)
+    private void Notify(string entryName, MailingList list, MimeMessage post, EntryMetadata metadata, long size, string reason)
     {
         notices.Send(new Notice(list, NoticeTemplates.Rejected, HeldPosts.Poster(metadata, post))
         {
@@ -178,7 +178,7 @@ public sealed class IncomingRunner(
             Answering = post,
             AnsweringSender = metadata.Sender,
             Values = new Dictionary<string, string> { ["reason"] = Member.OneLine(reason) },
-            Attachment = new MessagePart { Message = post },
+            Attachment = NoticeAttachments.Post(post, size),
         }, entryName, "rejected");
     }
 }

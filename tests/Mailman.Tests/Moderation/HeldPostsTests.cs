@@ -118,6 +118,47 @@ public sealed class HeldPostsTests : IDisposable
         Assert.Contains("If the moderator approves it, it is posted to the list; if the moderator\nrejects it, you will be told why.", poster.Message.TextBody!.ReplaceLineEndings("\n"), StringComparison.Ordinal);
     }
 
+    // Review 69: a post with a header line over 998 characters went to the moderators (and back
+    // to the poster when rejected) with that line as it was: a relay may refuse the notice.
+    [Fact]
+    public void A_held_post_with_an_overlong_header_line_is_attached_as_its_headers_with_the_line_cut()
+    {
+        Roles(ListRole.Moderator, "mo@example.com");
+        using var h = new RunnerHarness(_instance);
+        var id = Hold(h, extra: "X-Long: " + new string('a', 1500) + "\nX-Wide: " + string.Concat(Enumerable.Repeat("é", 1200)) + "\n");
+
+        var notice = Assert.Single(Out(h), n => n.Message.Headers["X-Mailman-Notice"] == "list:admin:action:post").Message;
+        AttachedAsHeaders(notice);
+        using var bytes = new MemoryStream();
+        notice.WriteTo(Mailman.Delivery.WireFormat.Options, bytes);
+        var lines = bytes.ToArray().AsSpan();
+        var longest = 0;
+        foreach (var range in lines.Split((byte)'\n'))
+        {
+            longest = Math.Max(longest, lines[range].TrimEnd((byte)'\r').Length);
+        }
+
+        Assert.InRange(longest, 1, 998);
+        var text = System.Text.Encoding.UTF8.GetString(lines);
+        Assert.Contains("Subject: Hello there", text, StringComparison.Ordinal);
+        Assert.Contains("X-Long: aaaa", text, StringComparison.Ordinal);
+        Assert.Equal(2, text.Split("[cut: the line was longer than 998 characters]").Length - 1);
+        Assert.DoesNotContain("\uFFFD", text, StringComparison.Ordinal); // no UTF-8 sequence split
+
+        // The rejection sent to the poster attaches it the same way.
+        Assert.True(h.Held.Reject(id, "no", "cli:test").Done);
+        var rejected = Assert.Single(Out(h), n => n.Message.Headers["X-Mailman-Notice"] == "list:user:notice:rejected").Message;
+        AttachedAsHeaders(rejected);
+
+        // (MimeKit reads text/rfc822-headers back as a MessagePart of its own.)
+        static void AttachedAsHeaders(MimeMessage notice)
+        {
+            var parts = Assert.IsType<Multipart>(notice.Body);
+            Assert.DoesNotContain(parts, p => p.ContentType.MimeType == "message/rfc822");
+            Assert.Single(parts, p => p.ContentType.MimeType == "text/rfc822-headers");
+        }
+    }
+
     [Fact]
     public void Holding_again_after_a_crash_names_the_same_token_and_queues_no_second_notice()
     {
