@@ -706,11 +706,9 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
         return new(BounceDisposition.Unrecognized, reason);
     }
 
-    // Names nobody and is not recognized: the owners read it (Mailman's "unrecognized bounce"),
-    // unless it returns one of our own notices (a notice about a notice would be a loop).
     // Names nobody, or VERP names a member but the message is no report we know: the owners read
     // it (Mailman's "unrecognized bounce"), unless it returns one of our own notices (a notice
-    // about a notice would be a loop). Never scored.
+    // about a notice would be a loop) or the list says not to. Never scored.
     private ReturnedResult Unrecognized(ListStore store, ReturnedMessage m, MailingList list, string who)
     {
         var score = who == "nobody" ? "-" : ScoreText(store, m.List, who);
@@ -718,6 +716,14 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
         {
             Log(m, who, score, "unrecognized bounce of one of our notices: logged only, never forwarded");
             return new(BounceDisposition.Done, "");
+        }
+
+        // Review 73: a member's bounce address is known to whoever knows the member's; what is
+        // sent there goes to the owners, up to the daily bound, unless they turn it off.
+        if (!list.BounceUnrecognizedGoesToListOwner)
+        {
+            Log(m, who, score, "unrecognized: not scored, not forwarded (bounce_unrecognized_goes_to_list_owner is false), entry kept in unrecognized");
+            return new(BounceDisposition.Unrecognized, "unrecognized bounce; bounce_unrecognized_goes_to_list_owner is false");
         }
 
         var owners = store.Roles(list.Name, ListRole.Owner);

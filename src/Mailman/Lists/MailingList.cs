@@ -175,6 +175,9 @@ public sealed class MailingList
     /// <summary>Mailman's bounce_notify_owner_on_removal.</summary>
     public bool BounceNotifyOwnerOnRemoval { get; set; } = true;
 
+    /// <summary>Mailman's bounce_unrecognized_goes_to_list_owner: unrecognized mail at the bounce addresses is forwarded to the owners (else kept in unrecognized).</summary>
+    public bool BounceUnrecognizedGoesToListOwner { get; set; } = true;
+
     /// <summary>
     /// Mailman's verp_probes (a site setting there, off by default; here per list and on): at the
     /// threshold a mailed bounce does not disable; a probe goes to the member from a one-time
@@ -282,6 +285,7 @@ public sealed class MailingList
         ["bounce_you_are_disabled_warnings_interval"] = "days between those notices (default 7)",
         ["bounce_notify_owner_on_disable"] = "true | false: tell the owners when bounces disable a member",
         ["bounce_notify_owner_on_removal"] = "true | false: tell the owners when bounces remove a member",
+        ["bounce_unrecognized_goes_to_list_owner"] = "true | false: forward mail at the bounce addresses that is no bounce we recognize to the owners (up to 100 a day; false: kept in unrecognized)",
         ["verp_probes"] = "true | false: at the threshold send a probe, and disable only if it bounces (forged bounces cannot disable)",
         ["verp_probe_wait"] = "days a probe waits for its bounce before it counts as delivered (default 7, at least 1; longer than your MTA keeps undeliverable mail)",
     };
@@ -363,6 +367,7 @@ public sealed class MailingList
             case "bounce_you_are_disabled_warnings_interval": BounceYouAreDisabledWarningsIntervalDays = Days(key, value); break;
             case "bounce_notify_owner_on_disable": BounceNotifyOwnerOnDisable = ParseBool(key, value); break;
             case "bounce_notify_owner_on_removal": BounceNotifyOwnerOnRemoval = ParseBool(key, value); break;
+            case "bounce_unrecognized_goes_to_list_owner": BounceUnrecognizedGoesToListOwner = ParseBool(key, value); break;
             case "verp_probes": VerpProbes = ParseBool(key, value); break;
             case "verp_probe_wait": VerpProbeWaitDays = Days(key, value) is >= 1 and var days ? days : throw new ArgumentException($"{key}: at least 1 day, got '{value}'"); break;
             default: throw new ArgumentException(UnknownSetting(key));
@@ -421,6 +426,7 @@ public sealed class MailingList
         yield return new("bounce_you_are_disabled_warnings_interval", BounceYouAreDisabledWarningsIntervalDays.ToString(invariant) + "d");
         yield return new("bounce_notify_owner_on_disable", BounceNotifyOwnerOnDisable ? "true" : "false");
         yield return new("bounce_notify_owner_on_removal", BounceNotifyOwnerOnRemoval ? "true" : "false");
+        yield return new("bounce_unrecognized_goes_to_list_owner", BounceUnrecognizedGoesToListOwner ? "true" : "false");
         yield return new("verp_probes", VerpProbes ? "true" : "false");
         yield return new("verp_probe_wait", VerpProbeWaitDays.ToString(invariant) + "d");
     }

@@ -482,6 +482,28 @@ public sealed partial class BounceRunnerTests : IDisposable
         Assert.Equal(BounceProcessor.UnrecognizedForwardsPerDay + 1, Notices(h).Count(n => n.Message.Headers["X-Mailman-Notice"] == NoticeTemplates.OwnerUnrecognizedBounce));
     }
 
+    // Review 73: anyone who knows a member's address can write to their bounce address; the
+    // owners may choose not to read what is no bounce (Mailman's setting).
+    [Fact]
+    public void With_bounce_unrecognized_goes_to_list_owner_false_unrecognized_mail_is_kept_not_forwarded()
+    {
+        CreateList();
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            var list = store.GetList(Name);
+            list.Set("bounce_unrecognized_goes_to_list_owner", "false");
+            store.SaveList(list);
+        }
+
+        using var h = new RunnerHarness(_instance);
+        h.InjectBounce(List, "dev-bounces@example.org", "From: someone@example.net\nSubject: away\n\nThanks, I'm away.\n"u8.ToArray(), sender: "someone@example.net");
+        Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
+        Assert.Empty(Notices(h));
+        var kept = Assert.Single(h.Queues[QueueSet.Unrecognized].Pending());
+        Assert.Contains("bounce_unrecognized_goes_to_list_owner is false", h.Queues[QueueSet.Unrecognized].ReadState(kept)!.Error, StringComparison.Ordinal);
+        Assert.Single(h.BounceLog.Lines, l => l.Contains("not forwarded (bounce_unrecognized_goes_to_list_owner is false)", StringComparison.Ordinal));
+    }
+
     [Fact]
     public void An_unrecognized_bounce_waits_in_unrecognized_until_the_list_has_an_owner_then_is_forwarded()
     {
