@@ -33,7 +33,8 @@ public sealed class RequestContext
 /// the sender learns of it only from the results reply (no confirmation, welcome or help was sent).
 /// <paramref name="Stop"/>: read no further commands.
 /// </summary>
-public sealed record CommandOutcome(string Result, bool NeedsReply, bool Stop = false);
+/// <param name="WantsHelp">The help text goes to the sender: inside the results reply when there is one, alone otherwise.</param>
+public sealed record CommandOutcome(string Result, bool NeedsReply, bool Stop = false, bool WantsHelp = false);
 
 /// <summary>One mail command (Mailman's IEmailCommand): join, leave, help, confirm, end.</summary>
 public interface IRequestCommand

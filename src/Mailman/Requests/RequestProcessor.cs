@@ -76,10 +76,12 @@ public sealed class RequestProcessor(ListStoreFactory lists, NoticeSender notice
         logger.LogInformation("Request {QueueEntry} to {Address} from {Sender}: {Results}", entryName, to, request.Sender,
             string.Join("; ", outcomes.Select(o => $"{Shown(o.Line)}: {o.Outcome.Result}")));
 
+        var help = outcomes.Any(o => o.Outcome.WantsHelp);
         if (outcomes.Any(o => o.Outcome.NeedsReply))
         {
             var text = string.Join("\n\n", outcomes.Where(o => o.Outcome.Result.Length > 0).Select(o => $"> {Member.Sanitize(o.Line.Text)}\n{o.Outcome.Result}"))
-                + "\n\nSend a message with \"help\" in the subject to " + list.Name.RequestAddress + " for the commands.";
+                + (help ? "\n\n" + notices.Build(HelpFor(request, metadata)).TextBody?.TrimEnd()
+                    : "\n\nSend a message with \"help\" in the subject to " + list.Name.RequestAddress + " for the commands.");
             notices.Send(new Notice(list, NoticeTemplates.Results, request.Sender)
             {
                 ToName = request.SenderName,
@@ -89,7 +91,19 @@ public sealed class RequestProcessor(ListStoreFactory lists, NoticeSender notice
                 Values = new Dictionary<string, string> { ["reason"] = text },
             }, entryName, "results");
         }
+        else if (help)
+        {
+            notices.Send(HelpFor(request, metadata), entryName, "help");
+        }
     }
+
+    private static Notice HelpFor(RequestContext request, EntryMetadata metadata) => new(request.List, NoticeTemplates.Help, request.Sender)
+    {
+        ToName = request.SenderName,
+        Kind = NoticeKind.Reply,
+        Answering = request.Message,
+        AnsweringSender = metadata.Sender,
+    };
 
     private List<(CommandLine Line, CommandOutcome Outcome)> Run(RequestContext request, IReadOnlyList<CommandLine> lines)
     {

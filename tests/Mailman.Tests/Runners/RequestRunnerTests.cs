@@ -366,7 +366,24 @@ public sealed class RequestRunnerTests : IDisposable
         Assert.NotNull(Member("anne@example.com"));
         var subjects = Out(h).Select(m => m.Message.Subject).Order(StringComparer.Ordinal).ToList();
         Assert.Equal(["Help for the dev mailing list", "Welcome to the \"dev\" mailing list"], subjects);
-        Assert.Contains(h.Logs.Lines, l => l.Contains("from anne@example.com: join: anne@example.com is now subscribed to dev@example.org; help: help sent", StringComparison.Ordinal));
+        Assert.Contains(h.Logs.Lines, l => l.Contains("from anne@example.com: join: anne@example.com is now subscribed to dev@example.org; help: the list's help text is sent", StringComparison.Ordinal));
+    }
+
+    // Review 73: help, the results and a confirmation were three replies to one mail; the help
+    // text now rides in the results when there are results.
+    [Fact]
+    public void Help_among_other_commands_is_in_the_one_results_reply()
+    {
+        _instance.CreateList(List, l => l.Set("subscription_policy", "open"));
+        using var h = new RunnerHarness(_instance);
+        h.InjectRequest("dev-request@example.org", Mail("dev-request@example.org", "", "help\nfrobnicate\nhelp\n"), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        var (results, to, _) = Assert.Single(Out(h));
+        Assert.Equal("anne@example.com", to);
+        Assert.Equal("The results of your email commands", results.Subject);
+        Assert.Contains("not a command", results.TextBody, StringComparison.Ordinal);
+        Assert.Contains("Commands for the \"dev\" mailing list (dev@example.org)", results.TextBody, StringComparison.Ordinal);
+        Assert.DoesNotContain("$", results.TextBody, StringComparison.Ordinal);
     }
 
     [Theory]
