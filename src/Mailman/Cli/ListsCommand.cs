@@ -65,10 +65,10 @@ internal static class ListsCommand
 
             // Members added before this list existed may be its addresses (members add refuses
             // them from now on): each post to their list would come here as a bounce, a request
-            // or a post.
+            // or a post. Its plain posting address is a member as an umbrella list's is.
             foreach (var (other, address) in store.MembersStartingWith(listName.LocalPart, listName.Domain))
             {
-                if (ListAddress.TryResolve(address, out var resolved, out _) && resolved.List == listName)
+                if (ListAddress.TryResolve(address, out var resolved, out _) && resolved.List == listName && (resolved.Suffix.Length > 0 || resolved.Extension is not null))
                 {
                     Console.Error.WriteLine($"mailman: warning: {address}, a member of {other}, is an address of {listName}: {other}'s copies to it come here; "
                         + $"remove it: mailman members remove {other} {address}");

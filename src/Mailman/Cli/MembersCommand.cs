@@ -73,6 +73,13 @@ internal static class MembersCommand
                 {
                     throw new CliException(ExitCodes.DataError, $"{m.Address} is the {of.Suffix[1..]} address of the list {of.List}, no mailbox; a list is a member by its posting address ({of.List}); nothing was added");
                 }
+
+                // LIST+anything@ is the posting address again (the MTA's recipient delimiter):
+                // beside the plain one each post reached the list twice (review 73).
+                if (of.Extension is not null && store.FindList(of.List) is not null)
+                {
+                    throw new CliException(ExitCodes.DataError, $"{m.Address} is the posting address of the list {of.List} with a +extension; a list is a member by its plain posting address ({of.List}); nothing was added");
+                }
             }
 
             var added = new List<Member>();
