@@ -13,8 +13,12 @@ namespace Mailman.Lists;
 public sealed partial class ListStore
 {
     // A step is plain DDL (CREATE ... IF NOT EXISTS), "COLUMN table name definition", which adds
-    // the column when the table does not have it yet, or "DATA name", a named rewrite of rows
-    // that, like the others, changes nothing when run again.
+    // the column when the table does not have it yet, "DATA name", a named rewrite of rows
+    // that, like the others, changes nothing when run again, or "FORMAT name", which changes
+    // nothing here: it marks a change of what the queues hold (an entry's or a checkpoint's
+    // format) that an older build would misread, so that, counted as a step, such a build
+    // refuses the instance (review 74: a build from before the batch window resumed a newer
+    // checkpoint with a one-chunk window, skipped 48 of 5,000 members and sent 2,356 twice).
     private static readonly string[] SchemaSteps =
     [
         """
@@ -45,6 +49,9 @@ public sealed partial class ListStore
         // (review 42: an older build took a newer database without a word, undid its keys'
         // normalisation by writing rows the newer one merges, and set its own hash).
         "CREATE TABLE IF NOT EXISTS schema_steps (id INTEGER PRIMARY KEY CHECK (id = 1), steps INTEGER NOT NULL)",
+
+        // The delivery checkpoint's first record gives the batch window ("C size max window").
+        "FORMAT checkpoint-batch-window",
     ];
 
     private static readonly int SchemaVersion = (int)(BinaryPrimitives.ReadUInt32BigEndian(SHA256.HashData(Encoding.UTF8.GetBytes(string.Join("\n;\n", SchemaSteps)))) & 0x7fffffff);
@@ -76,6 +83,10 @@ public sealed partial class ListStore
                 else if (step.StartsWith("DATA ", StringComparison.Ordinal))
                 {
                     RewriteData(step[5..], tx);
+                }
+                else if (step.StartsWith("FORMAT ", StringComparison.Ordinal))
+                {
+                    // Counted only.
                 }
                 else
                 {

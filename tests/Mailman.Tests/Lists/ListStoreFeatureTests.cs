@@ -48,6 +48,34 @@ public sealed class ListStoreFeatureTests : IDisposable
         Assert.Equal(7L, (long)version.ExecuteScalar()!);
     }
 
+    // Review 74: the checkpoint's format changed (the batch window) with the database's schema
+    // unchanged, so a build from before it took the instance and misread a delivery under way.
+    // The format change is a step: a database this build opened is one such a build refuses.
+    [Fact]
+    public void A_database_opened_by_this_build_counts_the_checkpoint_format_so_a_build_from_before_it_refuses_it()
+    {
+        var path = _instance.Paths.Database;
+        using (var db = new SqliteConnection("Data Source=" + path + ";Pooling=False"))
+        {
+            db.Open();
+            using var cmd = db.CreateCommand();
+            cmd.CommandText = "UPDATE schema_steps SET steps = 22; PRAGMA user_version = 7;"; // as the build before the batch window left it
+            cmd.ExecuteNonQuery();
+        }
+
+        SqliteConnection.ClearAllPools();
+        using (var store = new ListStore(path))
+        {
+            Assert.NotNull(store.FindList(Dev));
+        }
+
+        using var check = new SqliteConnection("Data Source=" + path + ";Pooling=False");
+        check.Open();
+        using var steps = check.CreateCommand();
+        steps.CommandText = "SELECT steps FROM schema_steps";
+        Assert.Equal(23L, (long)steps.ExecuteScalar()!); // more than the 22 that build knows: it refuses
+    }
+
     [Fact]
     public void A_database_of_the_first_schema_is_migrated_in_place_and_keeps_its_members()
     {
