@@ -18,7 +18,8 @@ using MimeKit;
 namespace Mailman.Bounces;
 
 /// <summary>One address of one list that bounced at <paramref name="When"/>, and what says so.</summary>
-public sealed record BounceEvent(ListName List, string Address, bool Permanent, DateTimeOffset When, BounceEvidence Evidence = BounceEvidence.Mailed);
+/// <param name="Said">What the bounce said (how it came, its status, the remote server's words), kept for the owners' notice.</param>
+public sealed record BounceEvent(ListName List, string Address, bool Permanent, DateTimeOffset When, BounceEvidence Evidence = BounceEvidence.Mailed, string? Said = null);
 
 /// <summary>What became of one bounced address: the action taken and the score after it.</summary>
 public sealed record BounceOutcome(string Address, BounceAction Action, double Score)
@@ -141,7 +142,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
 
         using var store = lists.Open();
         var known = new Dictionary<ListName, MailingList?> { [list] = store.FindList(list) };
-        var events = scored.Select(r => new BounceEvent(list, r.Address, true, now, BounceEvidence.Refusal)).ToList();
+        var events = scored.Select(r => new BounceEvent(list, r.Address, true, now, BounceEvidence.Refusal, Kept($"refused at SMTP time: {r.Status} {r.Response}"))).ToList();
         var outcomes = store.InTransaction(() => Score(store, known, events));
         for (var i = 0; i < scored.Count; i++)
         {
@@ -217,6 +218,9 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
             ["member"] = member.Address,
             ["score"] = member.BounceScore.ToString("0.##", CultureInfo.InvariantCulture),
             ["warnings_left"] = Math.Max(0, settings.Warnings - step.Warning).ToString(CultureInfo.InvariantCulture),
+            // Review 70: the owners were sent to the server's log, which few owners can read.
+            ["bounce_day"] = member.LastBounce?.ToUniversalTime().ToString("yyyy-MM-dd", CultureInfo.InvariantCulture) ?? "-",
+            ["bounce_said"] = member.LastBounceSaid ?? "(not recorded: scored by an older version)",
         };
 
         if (step.Remove)
@@ -436,9 +440,9 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
                 : null;
             if (decision.Writes
                 && !(token is not null
-                    ? store.RecordProbe(e.List, e.Address, decision.Score, e.When, token)
+                    ? store.RecordProbe(e.List, e.Address, decision.Score, e.When, token, e.Said)
                     : store.RecordBounce(e.List, e.Address, decision.Score, e.When, decision.Action == BounceAction.Disabled,
-                        clearProbe: decision.Action == BounceAction.ProbeWentThrough)))
+                        clearProbe: decision.Action == BounceAction.ProbeWentThrough, said: e.Said)))
             {
                 decision = new(BounceAction.AlreadyDisabled, member.BounceScore);
                 token = null;
@@ -481,6 +485,18 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
     // said when the format has no status (qmail, Exim, old Postfix: review 61), quoted and cut.
     private static string Said(BouncedAddress a)
         => a.Status ?? (a.Diagnostic is { } d ? $"\"{(d.Length > 100 ? d[..97] + "..." : d)}\"" : "its report");
+
+    // What a report says of an address, for the owners: its status and the remote server's words.
+    private static string Words(BouncedAddress a)
+        => string.Join(' ', new[] { a.Status, a.Diagnostic }.Where(s => !string.IsNullOrWhiteSpace(s))) is { Length: > 0 } w ? w : "no status given";
+
+    // One line, bounded: it comes from mail and goes into a notice and `members show`.
+    private static string Kept(string said)
+    {
+        var line = Member.OneLine(said).Trim();
+        var cut = char.IsHighSurrogate(line[Math.Min(396, line.Length - 1)]) ? 396 : 397;
+        return line.Length > 400 ? line[..cut] + "..." : line;
+    }
 
     // VERP first: the envelope recipient names the member whatever the report says, but only a
     // report recognised as a permanent failure scores; a delay notice, an auto-reply, a complaint
@@ -555,7 +571,8 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
                 return new(probe ? "probe-policy" : "verp-policy", list, verp, first, 0, Probe: probe) { Status = status };
             }
 
-            events.Add(new(m.List, verp, true, m.Received, probe ? BounceEvidence.Probe : BounceEvidence.Mailed));
+            events.Add(new(m.List, verp, true, m.Received, probe ? BounceEvidence.Probe : BounceEvidence.Mailed,
+                Kept((probe ? "the probe bounced: " : "a mailed report: ") + (m.Analysis.Addresses.Count > 0 ? Words(m.Analysis.Addresses[0]) : "no status given"))));
             return new("verp", list, verp, first, 1, Probe: probe);
         }
 
@@ -586,7 +603,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
                     continue;
                 }
 
-                events.Add(new(m.List, a.Address, true, m.Received));
+                events.Add(new(m.List, a.Address, true, m.Received, Said: Kept("a mailed report: " + Words(a))));
             }
 
             return new("report", list, null, first, events.Count - first, untrusted, NotAbout: notAbout, Local: local) { Status = notAboutStatus };

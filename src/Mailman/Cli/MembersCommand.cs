@@ -233,6 +233,7 @@ internal static class MembersCommand
             Console.WriteLine($"disabled_at: {When(m.DisabledAt)}");
             Console.WriteLine($"bounce_score: {m.BounceScore.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture)}");
             Console.WriteLine($"last_bounce: {When(m.LastBounce)}");
+            Console.WriteLine($"last_bounce_said: {m.LastBounceSaid ?? "-"}");
             Console.WriteLine($"probe_sent: {When(m.ProbeSent)}");
             Console.WriteLine($"warnings_sent: {m.WarningsSent}");
             Console.WriteLine($"last_warning: {When(m.LastWarning)}");

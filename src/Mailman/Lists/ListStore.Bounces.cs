@@ -14,16 +14,18 @@ public sealed partial class ListStore
     /// ends the member's outstanding probe. Only a member whose delivery is still on is changed,
     /// and with <paramref name="whileProbe"/> only while that probe is the member's.
     /// </summary>
+    /// <param name="said">What the bounce said, for the owners' notice (null keeps what was recorded).</param>
     /// <returns>False when the address is not an enabled member (any more).</returns>
-    public bool RecordBounce(ListName list, string address, double score, DateTimeOffset when, bool disable, bool clearProbe = false, string? whileProbe = null)
+    public bool RecordBounce(ListName list, string address, double score, DateTimeOffset when, bool disable, bool clearProbe = false, string? whileProbe = null, string? said = null)
     {
         using var cmd = Command(
-            "UPDATE members SET bounce_score = $score, last_bounce = $when"
+            "UPDATE members SET bounce_score = $score, last_bounce = $when, last_bounce_said = COALESCE($said, last_bounce_said)"
             + (disable ? ", delivery_enabled = 0, disabled_reason = $reason, disabled_at = $when, warnings_sent = 0, last_warning = NULL" : "")
             + (disable || clearProbe ? ", probe_token = NULL, probe_sent = NULL" : "")
             + " WHERE list_id = (SELECT id FROM lists WHERE fqdn = $fqdn) AND address_key = $key AND delivery_enabled = 1"
             + (whileProbe is null ? "" : " AND probe_token = $token"),
-            ("$fqdn", list.Fqdn), ("$key", AddressKey(address)), ("$score", score), ("$when", Timestamp(when)), ("$reason", DisabledReason.Bounces), ("$token", (object?)whileProbe ?? DBNull.Value));
+            ("$fqdn", list.Fqdn), ("$key", AddressKey(address)), ("$score", score), ("$when", Timestamp(when)), ("$reason", DisabledReason.Bounces), ("$token", (object?)whileProbe ?? DBNull.Value),
+            ("$said", (object?)said ?? DBNull.Value));
         return cmd.ExecuteNonQuery() > 0;
     }
 
@@ -33,12 +35,13 @@ public sealed partial class ListStore
     /// sent yet (<see cref="MarkProbeSent"/>). Only a member whose delivery is still on is changed.
     /// </summary>
     /// <returns>False when the address is not an enabled member (any more).</returns>
-    public bool RecordProbe(ListName list, string address, double score, DateTimeOffset when, string token)
+    public bool RecordProbe(ListName list, string address, double score, DateTimeOffset when, string token, string? said = null)
     {
         using var cmd = Command("""
-            UPDATE members SET bounce_score = $score, last_bounce = $when, probe_token = $token, probe_sent = NULL
+            UPDATE members SET bounce_score = $score, last_bounce = $when, last_bounce_said = COALESCE($said, last_bounce_said), probe_token = $token, probe_sent = NULL
             WHERE list_id = (SELECT id FROM lists WHERE fqdn = $fqdn) AND address_key = $key AND delivery_enabled = 1
-            """, ("$fqdn", list.Fqdn), ("$key", AddressKey(address)), ("$score", score), ("$when", Timestamp(when)), ("$token", token));
+            """, ("$fqdn", list.Fqdn), ("$key", AddressKey(address)), ("$score", score), ("$when", Timestamp(when)), ("$token", token),
+            ("$said", (object?)said ?? DBNull.Value));
         return cmd.ExecuteNonQuery() > 0;
     }
 

@@ -34,13 +34,16 @@ public sealed record MemberRecord(
 
     /// <summary>The outstanding probe's token (its envelope sender's); never shown.</summary>
     public string? ProbeToken { get; init; }
+
+    /// <summary>What the last bounce that scored said (how it came, the status and the remote server's words, one line), or null.</summary>
+    public string? LastBounceSaid { get; init; }
 }
 
 public sealed partial class ListStore
 {
     private const string MemberColumns = """
         address, display_name, delivery_enabled, disabled_reason, disabled_at, bounce_score, last_bounce,
-        last_warning, warnings_sent, moderation_action, joined_at, serial, probe_sent, probe_token
+        last_warning, warnings_sent, moderation_action, joined_at, serial, probe_sent, probe_token, last_bounce_said
         """;
 
     private static string[] MemberStatusSchema =>
@@ -56,6 +59,7 @@ public sealed partial class ListStore
         "COLUMN members serial TEXT NOT NULL DEFAULT ''",
         "COLUMN members probe_token TEXT",
         "COLUMN members probe_sent TEXT",
+        "COLUMN members last_bounce_said TEXT",
         "CREATE INDEX IF NOT EXISTS members_probe_token ON members (list_id, probe_token) WHERE probe_token IS NOT NULL",
         "CREATE INDEX IF NOT EXISTS members_disabled ON members (list_id, delivery_enabled, disabled_at)",
     ];
@@ -116,7 +120,7 @@ public sealed partial class ListStore
         using var cmd = enable
             ? Command("""
                 UPDATE members SET delivery_enabled = 1, disabled_reason = '', disabled_at = NULL,
-                    bounce_score = 0, last_bounce = NULL, last_warning = NULL, warnings_sent = 0, probe_token = NULL, probe_sent = NULL
+                    bounce_score = 0, last_bounce = NULL, last_bounce_said = NULL, last_warning = NULL, warnings_sent = 0, probe_token = NULL, probe_sent = NULL
                 WHERE list_id = $list AND address_key = $key
                 """, ("$list", ListId(list)), ("$key", AddressKey(address)))
             : Command("""
@@ -153,5 +157,5 @@ public sealed partial class ListStore
 
     private static MemberRecord ReadMemberRecord(SqliteDataReader r) => new(
         r.GetString(0), r.GetString(1), r.GetInt64(2) != 0, r.GetString(3), ReadTimestamp(r, 4), r.GetDouble(5), ReadTimestamp(r, 6),
-        ReadTimestamp(r, 7), r.GetInt32(8), r.GetString(9), ReadTimestamp(r, 10), r.GetString(11)) { ProbeSent = ReadTimestamp(r, 12), ProbeToken = r.IsDBNull(13) ? null : r.GetString(13) };
+        ReadTimestamp(r, 7), r.GetInt32(8), r.GetString(9), ReadTimestamp(r, 10), r.GetString(11)) { ProbeSent = ReadTimestamp(r, 12), ProbeToken = r.IsDBNull(13) ? null : r.GetString(13), LastBounceSaid = r.IsDBNull(14) ? null : r.GetString(14) };
 }

@@ -36,7 +36,7 @@ public static class NoticeTemplates
     public static readonly IReadOnlySet<string> CommonPlaceholders = new HashSet<string>(StringComparer.Ordinal)
     {
         "user_email", "user_address", "user_name", "listname", "owner_email", "request_email", "confirm_email", "token", "subject", "reason",
-        "sender_email", "score", "warnings_left", "member", "rules", "count", "entry", "requests",
+        "sender_email", "score", "warnings_left", "member", "rules", "count", "entry", "requests", "bounce_day", "bounce_said",
     };
 
     /// <summary>What a notice template may name: the list's placeholders and the common ones.</summary>
@@ -166,6 +166,10 @@ public static class NoticeTemplates
         new(OwnerDisabled, "$member's delivery from $listname disabled by bounces", """
             Delivery to $member from the "$display_name" mailing list was disabled
             after a bounce score of $score, and a notice was sent to that address.
+
+            The last bounce that scored came on $bounce_day and said:
+                $bounce_said
+
             What each scoring bounce said is in the server's bounce log
             (logs/bounce-DATE.log, one line per bounce, naming the member).
             """),

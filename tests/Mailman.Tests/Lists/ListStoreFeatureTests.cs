@@ -73,7 +73,7 @@ public sealed class ListStoreFeatureTests : IDisposable
         check.Open();
         using var steps = check.CreateCommand();
         steps.CommandText = "SELECT steps FROM schema_steps";
-        Assert.Equal(23L, (long)steps.ExecuteScalar()!); // more than the 22 that build knows: it refuses
+        Assert.InRange((long)steps.ExecuteScalar()!, 23L, long.MaxValue); // more than the 22 that build knows: it refuses
     }
 
     [Fact]

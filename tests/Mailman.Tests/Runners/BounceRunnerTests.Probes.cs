@@ -332,6 +332,7 @@ public sealed partial class BounceRunnerTests
         Assert.Equal(DisabledReason.Bounces, m.DisabledReason);
         Assert.Null(m.ProbeSent);
         Assert.Equal(1, m.WarningsSent);
+        Assert.StartsWith("the probe bounced: 5.1.1 ", m.LastBounceSaid, StringComparison.Ordinal);
         Assert.Contains(h.BounceLog.Lines, l => l.Contains($"Bounce: {Probed} of {List}, permanent (DSN), score 3: its probe bounced: delivery disabled", StringComparison.Ordinal));
         var notices = Notices(h);
         Assert.Contains(notices, n => n.To.SequenceEqual([Probed]) && n.Message.Headers["X-Mailman-Notice"] == NoticeTemplates.DisabledWarning);
@@ -382,5 +383,6 @@ public sealed partial class BounceRunnerTests
         var outcome = Assert.Single(h.Processor.ProcessRefusals(Name, "<post@example.com>", [new SmtpRefusal(Probed, 550, "5.1.1 no such user", true)], 5));
         Assert.Equal(BounceAction.Disabled, outcome.Action);
         Assert.DoesNotContain(Notices(h), n => n.Message.Headers["X-Mailman-Notice"] == NoticeTemplates.Probe);
+        Assert.Equal("refused at SMTP time: 550 5.1.1 no such user", Member(Probed)!.LastBounceSaid);
     }
 }

@@ -126,6 +126,11 @@ public sealed partial class BounceRunnerTests : IDisposable
         Assert.Equal(NoticeTemplates.OwnerDisabled, owner.Message.Headers["X-Mailman-Notice"]);
         Assert.Contains("m00001@example.com", owner.Message.Subject, StringComparison.Ordinal);
         Assert.Contains("logs/bounce-DATE.log", owner.Message.TextBody, StringComparison.Ordinal); // review 70: where the reasons are
+        // ... and what the last of them said, for owners who cannot read the server's log.
+        Assert.Contains($"The last bounce that scored came on {h.Time.GetUtcNow().AddDays(-1):yyyy-MM-dd} and said:", owner.Message.TextBody, StringComparison.Ordinal);
+        Assert.Contains("a mailed report: 5.1.1 ", owner.Message.TextBody, StringComparison.Ordinal);
+        Assert.Contains("User unknown", owner.Message.TextBody, StringComparison.Ordinal);
+        Assert.StartsWith("a mailed report: 5.1.1 ", m.LastBounceSaid, StringComparison.Ordinal);
 
         h.Inject(List, Posts.Plain());
         RunnerHarness.Drain(h.Incoming);
