@@ -20,6 +20,7 @@ internal sealed class VerbServices : IDisposable
     private readonly Serilog.Core.Logger _log;
     private readonly SerilogLoggerFactory _factory;
     private readonly IDisposable _queueLock;
+    private readonly AppendFileSink? _vette;
 
     public VerbServices(InstancePaths paths)
     {
@@ -29,7 +30,7 @@ internal sealed class VerbServices : IDisposable
         _queueLock = QueueLock.Shared(paths, TimeSpan.FromSeconds(60));
         var configuration = MailmanConfiguration.Build(paths);
         Options = MailmanConfiguration.Options(configuration);
-        _log = Logging.CreateForVerb(configuration, paths);
+        _log = Logging.CreateForVerb(configuration, paths, out _vette);
         if (Logging.WhyUnwritable(configuration, paths) is { } unwritable)
         {
             // What is done here is still done; only its vette line is lost (review 42).
@@ -66,6 +67,13 @@ internal sealed class VerbServices : IDisposable
         Queues.Dispose();
         _factory.Dispose();
         _log.Dispose();
+        if (_vette?.Lost is { Count: > 0 } lost)
+        {
+            // Review 75: a vette file that could not be opened (a directory at its name) lost
+            // the verb's lines without a word; what was done is still done.
+            Console.Error.WriteLine($"mailman: warning: {lost.Count} vette log line(s) of this command could not be written ({lost.Why}): what it did is not recorded in the vette log");
+        }
+
         _queueLock.Dispose();
     }
 }

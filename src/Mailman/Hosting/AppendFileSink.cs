@@ -30,6 +30,9 @@ internal sealed partial class AppendFileSink(string directory, string prefix, IT
     private DateOnly _day;
     private string _path = "";
 
+    /// <summary>Events that could not be written (the file could not be opened, or a write failed), and why the last one was not.</summary>
+    public (int Count, string Why) Lost { get; private set; } = (0, "");
+
     public void Emit(LogEvent logEvent)
     {
         var text = new StringWriter(CultureInfo.InvariantCulture);
@@ -38,14 +41,22 @@ internal sealed partial class AppendFileSink(string directory, string prefix, IT
         lock (_gate)
         {
             var day = DateOnly.FromDateTime(logEvent.Timestamp.LocalDateTime);
-            if (_fd < 0 || day != _day || Full(_path))
+            try
             {
-                Open(day);
+                if (_fd < 0 || day != _day || Full(_path))
+                {
+                    Open(day);
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                Lost = (Lost.Count + 1, e.Message);
+                return;
             }
 
-            if (_fd >= 0)
+            if (_fd < 0 || !Write(_fd, bytes))
             {
-                Write(_fd, bytes);
+                Lost = (Lost.Count + 1, $"{_path}: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
             }
         }
     }
@@ -121,7 +132,7 @@ internal sealed partial class AppendFileSink(string directory, string prefix, IT
         }
     }
 
-    private static unsafe void Write(int fd, byte[] bytes)
+    private static unsafe bool Write(int fd, byte[] bytes)
     {
         fixed (byte* start = bytes)
         {
@@ -132,12 +143,14 @@ internal sealed partial class AppendFileSink(string directory, string prefix, IT
                 if (n <= 0)
                 {
                     Serilog.Debugging.SelfLog.WriteLine("log write failed: errno {0}", Marshal.GetLastPInvokeError());
-                    return;
+                    return false;
                 }
 
                 done += (int)n;
             }
         }
+
+        return true;
     }
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]

@@ -189,14 +189,17 @@ public static class Logging
     /// The logger of an operator verb that acts on held posts: its vette lines go to the same
     /// vette-DATE.log as the daemon's (safely, while the daemon runs); nothing else is logged.
     /// </summary>
-    public static Serilog.Core.Logger CreateForVerb(IConfiguration configuration, InstancePaths paths)
+    /// <param name="vette">The vette file's sink (null without log files): what it could not write, the verb says.</param>
+    internal static Serilog.Core.Logger CreateForVerb(IConfiguration configuration, InstancePaths paths, out AppendFileSink? vette)
     {
         var settings = Read(configuration);
         var config = new LoggerConfiguration().MinimumLevel.Is(settings.MinimumLevel).Enrich.With<AreaEnricher>().Enrich.With<ControlCharacterEscaper>();
+        vette = null;
         if (settings.File)
         {
+            var sink = vette = VetteSink(paths, settings.CompactJson);
             config.WriteTo.Logger(sub => sub.Filter.ByIncludingOnly(e => AreaEnricher.Is(e, AreaEnricher.Vette))
-                .WriteTo.Sink(VetteSink(paths, settings.CompactJson)));
+                .WriteTo.Sink(sink));
         }
 
         return config.CreateLogger();

@@ -67,11 +67,11 @@ public static class NoticeAttachments
     /// <summary>
     /// <paramref name="post"/> as message/rfc822, or its header block when it is over
     /// <see cref="AttachmentLimit"/> (<paramref name="size"/>: its bytes as received), has no
-    /// body, or has a header line no relay need take (review 69: a 1.3 MB Subject went to the
-    /// moderators as one line).
+    /// body, or has a line no relay need take (review 69: a 1.3 MB Subject went to the
+    /// moderators as one line; review 75: a body line too, and a line of 999 with LF ends).
     /// </summary>
     public static MimeEntity Post(MimeMessage post, long size)
-        => size <= AttachmentLimit && post.Body is not null && !HasOverlongHeaderLine(post) ? new MessagePart { Message = post } : HeadersOf(post);
+        => size <= AttachmentLimit && post.Body is not null && !HasOverlongLine(post) ? new MessagePart { Message = post } : HeadersOf(post);
 
     /// <summary>The message's header block as text/rfc822-headers (RFC 6522), inline; a line over 998 bytes is cut, and says so.</summary>
     public static MimePart HeadersOf(MimeMessage message)
@@ -85,22 +85,17 @@ public static class NoticeAttachments
         };
     }
 
-    private static bool HasOverlongHeaderLine(MimeMessage post)
+    // The post as it would be attached: a line longer than 998 bytes, its CR aside?
+    private static bool HasOverlongLine(MimeMessage post)
     {
-        foreach (var header in post.Headers)
+        using var written = new MemoryStream();
+        post.WriteTo(WireFormat.Options, written);
+        foreach (var range in written.GetBuffer().AsSpan(0, (int)written.Length).Split((byte)'\n'))
         {
-            // The field name and colon begin the first line; the raw value holds the folds.
-            var line = header.RawField.Length + 1;
-            foreach (var b in header.RawValue)
+            var line = written.GetBuffer().AsSpan(0, (int)written.Length)[range];
+            if (line.Length > MaxLine && (line.Length > MaxLine + 1 || line[^1] != (byte)'\r'))
             {
-                if (b == (byte)'\n')
-                {
-                    line = 0;
-                }
-                else if (++line > MaxLine + 1)
-                {
-                    return true; // (a CR before the LF is the one allowed over)
-                }
+                return true;
             }
         }
 

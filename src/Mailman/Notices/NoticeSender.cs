@@ -129,6 +129,13 @@ public sealed class NoticeSender(QueueSet queues, ListStoreFactory lists, TimePr
 
         var text = new TextPart("plain") { Text = Template.Expand(template.Body, Lookup).ReplaceLineEndings("\n") };
         text.ContentType.Charset = "utf-8";
+        // A line longer than RFC 5322's 998 (a template set so, a reason quoting mail) goes
+        // quoted-printable, which no relay refolds or refuses (review 75).
+        if (text.GetBestEncoding(EncodingConstraint.EightBit, 998) is ContentEncoding.QuotedPrintable or ContentEncoding.Base64)
+        {
+            text.ContentTransferEncoding = ContentEncoding.QuotedPrintable;
+        }
+
         message.Body = notice.Attachment is null ? text : new Multipart("mixed") { text, notice.Attachment };
         return message;
     }

@@ -240,7 +240,8 @@ public sealed class BounceRunner(QueueSet queues, Activity activity, MailmanOpti
             var length = head.Metadata.MessageLength;
             if (length <= ForwardLimit)
             {
-                return new MessagePart { Message = MimeMessage.Load(stream, CancellationToken.None) };
+                // Its headers alone when a line is longer than a relay need take (review 75).
+                return NoticeAttachments.Post(MimeMessage.Load(stream, CancellationToken.None), length);
             }
 
             var prefix = new byte[ForwardLimit];

@@ -194,6 +194,26 @@ public sealed class ModerationVerbTests : IDisposable
         Assert.Contains("by cli:", vette, StringComparison.Ordinal);
     }
 
+    // Review 75: with a directory where the day's vette log goes, the verb's lines were lost
+    // without a word; what it did is still done, and it says the lines were not written.
+    [Fact]
+    public void A_vette_line_that_cannot_be_written_is_named_on_stderr_and_the_action_is_done()
+    {
+        Ok("lists", "create", List);
+        var held = HoldOne();
+        foreach (var day in new[] { -1, 0, 1 })
+        {
+            var path = Path.Combine(_instance.Paths.LogsDirectory, $"vette-{DateTime.Now.AddDays(day):yyyyMMdd}.log");
+            File.Delete(path);
+            Directory.CreateDirectory(path);
+        }
+
+        var discard = Ok("held", "discard", held);
+        Assert.Contains($"{held}: discarded", discard.Stdout, StringComparison.Ordinal);
+        Assert.Contains("mailman: warning: 1 vette log line(s) of this command could not be written", discard.Stderr, StringComparison.Ordinal);
+        Assert.Equal("", Ok("held", "list").Stdout.Trim());
+    }
+
     [Fact]
     public void Queues_are_listed_entries_shown_and_deleted_only_with_yes_and_only_where_nothing_is_in_flight()
     {

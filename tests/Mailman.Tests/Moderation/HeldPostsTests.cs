@@ -159,6 +159,27 @@ public sealed class HeldPostsTests : IDisposable
         }
     }
 
+    // Review 75: a line of 999 with LF ends (as the MTA's pipe gives it) passed the check, and
+    // a long body line was not looked at; 998 is allowed.
+    [Theory]
+    [InlineData("X-E: {994}\n", "", false)]
+    [InlineData("X-E: {993}\n", "", true)]
+    [InlineData("", "{2000}\n", false)]
+    [InlineData("", "{998}\n", true)]
+    public void A_post_is_attached_whole_only_when_no_line_is_longer_than_998(string header, string body, bool whole)
+    {
+        static string Expand(string s) => System.Text.RegularExpressions.Regex.Replace(s, @"\{(\d+)\}", m => new string('c', int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)));
+        Roles(ListRole.Moderator, "mo@example.com");
+        using var h = new RunnerHarness(_instance);
+        h.Queues[QueueSet.In].Enqueue(new EntryMetadata { List = List, Sender = "stranger@example.net", Received = h.Time.GetUtcNow() },
+            System.Text.Encoding.UTF8.GetBytes($"From: Stranger <stranger@example.net>\nTo: {List}\nSubject: Hello there\nMessage-Id: <held@example.net>\n{Expand(header)}\nPlease post this.\n{Expand(body)}"));
+        Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
+
+        var notice = Assert.Single(Out(h), n => n.Message.Headers["X-Mailman-Notice"] == "list:admin:action:post").Message;
+        var parts = Assert.IsType<Multipart>(notice.Body);
+        Assert.Equal(whole ? "message/rfc822" : "text/rfc822-headers", parts[1].ContentType.MimeType);
+    }
+
     [Fact]
     public void Holding_again_after_a_crash_names_the_same_token_and_queues_no_second_notice()
     {

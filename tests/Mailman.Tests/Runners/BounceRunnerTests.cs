@@ -487,6 +487,20 @@ public sealed partial class BounceRunnerTests : IDisposable
         Assert.Equal(BounceProcessor.UnrecognizedForwardsPerDay + 1, Notices(h).Count(n => n.Message.Headers["X-Mailman-Notice"] == NoticeTemplates.OwnerUnrecognizedBounce));
     }
 
+    // Review 75: the forward attached the message whole with its 3,000-character lines.
+    [Fact]
+    public void An_unrecognized_message_with_a_line_over_998_is_forwarded_as_its_headers()
+    {
+        CreateList();
+        using var h = new RunnerHarness(_instance);
+        h.InjectBounce(List, "dev-bounces@example.org", Encoding.ASCII.GetBytes($"From: someone@example.net\nSubject: ???\nX-Long: {new string('h', 3000)}\n\n{new string('b', 3000)}\n"), sender: "someone@example.net");
+        Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
+        var forward = Assert.Single(Notices(h)).Message;
+        Assert.Equal(NoticeTemplates.OwnerUnrecognizedBounce, forward.Headers["X-Mailman-Notice"]);
+        Assert.Equal("text/rfc822-headers", Assert.IsType<Multipart>(forward.Body)[1].ContentType.MimeType);
+        Assert.True(forward.ToString().Split('\n').All(l => l.TrimEnd('\r').Length <= 998));
+    }
+
     // Review 73: anyone who knows a member's address can write to their bounce address; the
     // owners may choose not to read what is no bounce (Mailman's setting).
     [Fact]

@@ -386,6 +386,23 @@ public sealed class RequestRunnerTests : IDisposable
         Assert.DoesNotContain("$", results.TextBody, StringComparison.Ordinal);
     }
 
+    // Review 75: a help template with a 100,000-character line went out as one line.
+    [Fact]
+    public void A_notice_line_longer_than_998_goes_quoted_printable()
+    {
+        _instance.CreateList(List, l => l.Set("template:list:user:notice:help", "Read this: " + new string('x', 100_000)));
+        using var h = new RunnerHarness(_instance);
+        h.InjectRequest("dev-request@example.org", Mail("dev-request@example.org", "help", ""), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        var (help, _, _) = Assert.Single(Out(h));
+        var part = Assert.IsType<TextPart>(help.Body);
+        Assert.Equal(ContentEncoding.QuotedPrintable, part.ContentTransferEncoding);
+        Assert.Contains(new string('x', 100_000), part.Text, StringComparison.Ordinal);
+        using var written = new MemoryStream();
+        help.WriteTo(written);
+        Assert.True(System.Text.Encoding.UTF8.GetString(written.ToArray()).Split('\n').All(l => l.TrimEnd('\r').Length <= 998));
+    }
+
     [Theory]
     [InlineData("subscribe someone-else@example.com", "naming another address")]
     [InlineData("join address=someone-else@example.com", "naming another address")]
