@@ -1,6 +1,6 @@
 // help: answers with the list's help text (template list:user:notice:help), inside the results
-// reply when other commands of the same mail need one: one mail answered by one reply (review 73:
-// help, results and a confirmation were three).
+// reply when other commands of the same mail need one, rather than as a reply of its own beside
+// it (review 73).
 namespace Mailman.Requests.Commands;
 
 public sealed class HelpCommand : IRequestCommand
