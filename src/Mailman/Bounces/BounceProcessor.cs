@@ -494,8 +494,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
     private static string Kept(string said)
     {
         var line = Member.OneLine(said).Trim();
-        var cut = char.IsHighSurrogate(line[Math.Min(396, line.Length - 1)]) ? 396 : 397;
-        return line.Length > 400 ? line[..cut] + "..." : line;
+        return line.Length <= 400 ? line : line[..(char.IsHighSurrogate(line[396]) ? 396 : 397)] + "...";
     }
 
     // VERP first: the envelope recipient names the member whatever the report says, but only a
