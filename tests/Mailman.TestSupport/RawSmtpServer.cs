@@ -25,11 +25,13 @@ public sealed class RawSmtpServer : IDisposable
     private readonly bool _outOfStep;
     private readonly int _recipientLimit;
     private readonly int _dropAt;
+    private readonly Func<string, string?>? _refuse;
     private int _messages;
     private int _accepted;
 
-    private RawSmtpServer(bool closeAfterMessage, bool stallInData, int stallAfter = 0, bool silent = false, string? trickle = null, TimeSpan trickleEvery = default, TimeSpan greetAfter = default, bool outOfStep = false, int recipientLimit = 0, int dropAt = 0)
+    private RawSmtpServer(bool closeAfterMessage, bool stallInData, int stallAfter = 0, bool silent = false, string? trickle = null, TimeSpan trickleEvery = default, TimeSpan greetAfter = default, bool outOfStep = false, int recipientLimit = 0, int dropAt = 0, Func<string, string?>? refuse = null)
     {
+        _refuse = refuse;
         _dropAt = dropAt;
         _recipientLimit = recipientLimit;
         _outOfStep = outOfStep;
@@ -53,6 +55,13 @@ public sealed class RawSmtpServer : IDisposable
 
     /// <summary>Takes at most <paramref name="limit"/> recipients a transaction and answers 452 4.5.3 to the others, as Postfix's smtpd_recipient_limit.</summary>
     public static RawSmtpServer WithRecipientLimit(int limit) => new(closeAfterMessage: false, stallInData: false, recipientLimit: limit);
+
+    /// <summary>
+    /// Answers RCPT TO an address <paramref name="refuse"/> gives a reply for with that reply as
+    /// it is written (a multi-line one with CRLF between its lines; each char one byte, so UTF-8
+    /// is sent as its bytes in Latin-1), and takes the others.
+    /// </summary>
+    public static RawSmtpServer RefusingRecipients(Func<string, string?> refuse) => new(closeAfterMessage: false, stallInData: false, refuse: refuse);
 
     /// <summary>Takes every message but the <paramref name="n"/>th (counted over all connections), whose data it reads and then hangs up without a reply.</summary>
     public static RawSmtpServer DroppingMessage(int n) => new(closeAfterMessage: false, stallInData: false, dropAt: n);
@@ -171,7 +180,14 @@ public sealed class RawSmtpServer : IDisposable
                             break;
                         }
 
-                        rcpts.Add(line[(line.IndexOf('<') + 1)..line.IndexOf('>')]);
+                        var rcpt = line[(line.IndexOf('<') + 1)..line.IndexOf('>')];
+                        if (_refuse?.Invoke(rcpt) is { } refusal)
+                        {
+                            await writer.WriteLineAsync(refusal);
+                            break;
+                        }
+
+                        rcpts.Add(rcpt);
                         await writer.WriteLineAsync("250 ok");
                         break;
                     case "DATA":

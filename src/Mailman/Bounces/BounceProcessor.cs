@@ -380,7 +380,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
                             member.Address, list.Name.Fqdn, result.Entry);
                     }
                 }
-                else if (store.RecordBounce(list.Name, member.Address, member.BounceScore, member.LastBounce ?? e.When, disable: true, whileProbe: token))
+                else if (store.RecordBounce(list.Name, member.Address, member.BounceScore, member.LastBounce ?? e.When, disable: true, whileProbe: token, said: e.Said))
                 {
                     logger.LogWarning("Bounce probe to {Member} of {ListId} not sent: {Reason}; score {Score}: delivery disabled without it",
                         member.Address, list.Name.Fqdn, result.NotSentBecause, Number(member.BounceScore));

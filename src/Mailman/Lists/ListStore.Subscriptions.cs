@@ -41,7 +41,7 @@ public sealed partial class ListStore
         else if (!existing.DeliveryEnabled && existing.DisabledReason is DisabledReason.User or DisabledReason.Bounces)
         {
             using var enable = Command("""
-                UPDATE members SET delivery_enabled = 1, disabled_reason = '', disabled_at = NULL, bounce_score = 0, last_bounce = NULL,
+                UPDATE members SET delivery_enabled = 1, disabled_reason = '', disabled_at = NULL, bounce_score = 0, last_bounce = NULL, last_bounce_said = NULL,
                     last_warning = NULL, warnings_sent = 0, joined_at = $now, serial = $serial, probe_token = NULL, probe_sent = NULL
                 WHERE list_id = $list AND address_key = $key
                 """, ("$list", listId), ("$key", AddressKey(address)), ("$now", Timestamp(now)), ("$serial", NewSerial()));

@@ -189,6 +189,7 @@ public sealed partial class BounceRunnerTests
         CreateList(l => l.BounceScoreThreshold = 3, probes: true);
         using var h = new RunnerHarness(_instance);
         var sender = ReachThreshold(h).Metadata.EnvelopeSender!;
+        Assert.NotNull(Member(Probed)!.LastBounceSaid);
         using (var store = new ListStore(_instance.Paths.Database))
         {
             Assert.True(store.SetDelivery(Name, Probed, DisabledReason.User, h.Time.GetUtcNow()));
@@ -198,6 +199,7 @@ public sealed partial class BounceRunnerTests
         var m = Member(Probed)!;
         Assert.True(m.DeliveryEnabled);
         Assert.Equal((0.0, (DateTimeOffset?)null, (string?)null), (m.BounceScore, m.ProbeSent, m.ProbeToken));
+        Assert.Null(m.LastBounceSaid); // review 76: a rejoin kept the old bounce's words
         h.InjectBounce(List, sender, Dsn(Probed));
         Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
         Assert.True(Member(Probed)!.DeliveryEnabled);

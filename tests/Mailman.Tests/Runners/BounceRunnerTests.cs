@@ -848,6 +848,28 @@ public sealed partial class BounceRunnerTests : IDisposable
         Assert.True(h.Outgoing.RunOnce(CancellationToken.None));
     }
 
+    // Review 76: a multi-line refusal kept only its last line (Gmail's: a URL, not the reason),
+    // and UTF-8 in it was read a byte a character.
+    [Fact]
+    public void A_refusal_is_kept_whole_its_lines_joined_and_its_UTF8_read_as_UTF8()
+    {
+        CreateList(l => l.BounceScoreThreshold = 5, members: 3);
+        static string Bytes(string s) => Encoding.Latin1.GetString(Encoding.UTF8.GetBytes(s));
+        using var server = RawSmtpServer.RefusingRecipients(a => a[..6] switch
+        {
+            "m00000" => "550-5.1.1 The email account that you tried to reach does not exist. Please try\r\n550-5.1.1 double-checking the recipient address for typos.\r\n550 5.1.1 https://support.google.com/mail/?p=NoSuchUser x - gsmtp",
+            "m00001" => Bytes("550 5.1.1 Адресат не найден"),
+            _ => null,
+        });
+        using var h = new RunnerHarness(_instance, o => o.Smtp.Port = server.Port);
+        Deliver(h);
+
+        Assert.Equal("refused at SMTP time: 550 5.1.1 The email account that you tried to reach does not exist. Please try 5.1.1 double-checking the recipient address for typos. 5.1.1 https://support.google.com/mail/?p=NoSuchUser x - gsmtp",
+            Member("m00000@example.com")!.LastBounceSaid);
+        Assert.Equal("refused at SMTP time: 550 5.1.1 Адресат не найден", Member("m00001@example.com")!.LastBounceSaid);
+        Assert.Null(Member("m00002@example.com")!.LastBounceSaid);
+    }
+
     // The last column: whether the recipients wait in retry. Every recipient refused alike at
     // RCPT, or for policy, routing or the mail system, is the relay refusing us, our configuration.
     public static TheoryData<string, int, string, bool> RelayRefusals => new()

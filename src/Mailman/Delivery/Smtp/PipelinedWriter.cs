@@ -272,10 +272,14 @@ internal sealed class PipelinedWriter(Stream wire, Stream input, bool size, bool
         return reply;
     }
 
+    // A multi-line reply's text is its lines joined by LF, as MailKit's SmtpResponse gives it
+    // (review 76: Gmail's "550-5.1.1 The email account ... does not exist" kept only its last
+    // line, a URL), kept up to MaxReplyText characters.
     private (int Code, string Text) ReadReply()
     {
         var due = Environment.TickCount64 + _replyDeadline;
         var size = 0L;
+        StringBuilder? earlier = null;
         while (true)
         {
             var line = ReadLine(due);
@@ -293,12 +297,21 @@ internal sealed class PipelinedWriter(Stream wire, Stream input, bool size, bool
                 throw new IOException("malformed SMTP reply: " + line);
             }
 
+            var text = line.Length > 4 ? line[4..] : "";
             if (line.Length == 3 || line[3] != '-')
             {
-                return (code, line.Length > 4 ? line[4..] : "");
+                return (code, earlier is null ? text : earlier.Append(text).ToString());
+            }
+
+            earlier ??= new StringBuilder();
+            if (earlier.Length < MaxReplyText)
+            {
+                earlier.Append(text.AsSpan(0, Math.Min(text.Length, MaxReplyText - earlier.Length))).Append('\n');
             }
         }
     }
+
+    private const int MaxReplyText = 4096;
 
     private string ReadLine(long due)
     {
@@ -307,7 +320,9 @@ internal sealed class PipelinedWriter(Stream wire, Stream input, bool size, bool
             var lf = _in.AsSpan(_start, _end - _start).IndexOf((byte)'\n');
             if (lf >= 0)
             {
-                var line = Encoding.Latin1.GetString(_in, _start, lf > 0 && _in[_start + lf - 1] == '\r' ? lf - 1 : lf);
+                var bytes = _in.AsSpan(_start, lf > 0 && _in[_start + lf - 1] == '\r' ? lf - 1 : lf);
+                // UTF-8 when it is (RFC 6531 servers may say so), else each byte a character (review 76).
+                var line = System.Text.Unicode.Utf8.IsValid(bytes) ? Encoding.UTF8.GetString(bytes) : Encoding.Latin1.GetString(bytes);
                 _start += lf + 1;
                 return line;
             }
