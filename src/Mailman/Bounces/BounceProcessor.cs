@@ -486,9 +486,11 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
     private static string Said(BouncedAddress a)
         => a.Status ?? (a.Diagnostic is { } d ? $"\"{(d.Length > 100 ? d[..97] + "..." : d)}\"" : "its report");
 
-    // What a report says of an address, for the owners: its status and the remote server's words.
-    private static string Words(BouncedAddress a)
-        => string.Join(' ', new[] { a.Status, a.Diagnostic }.Where(s => !string.IsNullOrWhiteSpace(s))) is { Length: > 0 } w ? w : "no status given";
+    // What a report says of an address, for the owners: its status and the remote server's words,
+    // or, from a format that gives neither (qmail's, Yahoo's, ...), which format it was.
+    private static string Words(BouncedAddress? a, string? detector)
+        => string.Join(' ', new[] { a?.Status, a?.Diagnostic }.Where(s => !string.IsNullOrWhiteSpace(s))) is { Length: > 0 } w ? w
+            : $"a permanent failure ({detector ?? "unknown"} format), no status or diagnostic given";
 
     // One line, bounded: it comes from mail and goes into a notice and `members show`.
     private static string Kept(string said)
@@ -571,7 +573,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
             }
 
             events.Add(new(m.List, verp, true, m.Received, probe ? BounceEvidence.Probe : BounceEvidence.Mailed,
-                Kept((probe ? "the probe bounced: " : "a mailed report: ") + (m.Analysis.Addresses.Count > 0 ? Words(m.Analysis.Addresses[0]) : "no status given"))));
+                Kept((probe ? "the probe bounced: " : "a mailed report: ") + Words(m.Analysis.Addresses.Count > 0 ? m.Analysis.Addresses[0] : null, m.Analysis.Detector))));
             return new("verp", list, verp, first, 1, Probe: probe);
         }
 
@@ -602,7 +604,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
                     continue;
                 }
 
-                events.Add(new(m.List, a.Address, true, m.Received, Said: Kept("a mailed report: " + Words(a))));
+                events.Add(new(m.List, a.Address, true, m.Received, Said: Kept("a mailed report: " + Words(a, m.Analysis.Detector))));
             }
 
             return new("report", list, null, first, events.Count - first, untrusted, NotAbout: notAbout, Local: local) { Status = notAboutStatus };

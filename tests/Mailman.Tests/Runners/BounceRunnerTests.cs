@@ -848,6 +848,16 @@ public sealed partial class BounceRunnerTests : IDisposable
         Assert.True(h.Outgoing.RunOnce(CancellationToken.None));
     }
 
+    // Review 76: a format without a status or diagnostic (qmail's) said only "no status given".
+    [Fact]
+    public void A_report_without_words_is_kept_as_its_format()
+    {
+        CreateList();
+        using var h = new RunnerHarness(_instance);
+        Bounce(h, "m00001@example.com", "From: MAILER-DAEMON@mx.example.net\nSubject: failure notice\n\nHi. This is the qmail-send program at mx.example.net.\nI'm afraid I wasn't able to deliver your message to the following addresses.\nThis is a permanent error; I've given up. Sorry it didn't work out.\n\n<m00001@example.com>:\n\n--- Below this line is a copy of the message.\n\nx\n"u8.ToArray());
+        Assert.Equal("a mailed report: a permanent failure (Qmail format), no status or diagnostic given", Member("m00001@example.com")!.LastBounceSaid);
+    }
+
     // Review 76: a multi-line refusal kept only its last line (Gmail's: a URL, not the reason),
     // and UTF-8 in it was read a byte a character.
     [Fact]
