@@ -46,6 +46,12 @@ public sealed partial class ListStore
             expires TEXT NOT NULL,
             UNIQUE (list_id, kind, key))
         """,
+
+        // The highest number a request was ever given: `pending confirm N` names a request by its
+        // number, and SQLite gives a deleted row's number to the next (review 77: after the
+        // newest request went, the next one was 1 again, and a moderator acting on an older
+        // `pending list` would have confirmed another request).
+        "CREATE TABLE IF NOT EXISTS pending_last_id (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL)",
     ];
 
     /// <summary>True for text that has the shape of a token (32 lower-case hex digits).</summary>
@@ -75,8 +81,10 @@ public sealed partial class ListStore
             ? Command("UPDATE pending SET token_hash = $hash, address = $address, display_name = $name, data = $data, created = $now, expires = $expires WHERE id = $id",
                 ("$id", id), ("$hash", Hash(token)), ("$address", address), ("$name", Member.Sanitize(displayName)), ("$data", data), ("$now", Timestamp(now)), ("$expires", Timestamp(expires)))
             : Command("""
-                INSERT INTO pending (list_id, kind, key, address, display_name, data, token_hash, created, expires)
-                VALUES ($list, $kind, $key, $address, $name, $data, $hash, $now, $expires)
+                INSERT INTO pending (id, list_id, kind, key, address, display_name, data, token_hash, created, expires)
+                VALUES (max((SELECT coalesce(max(id), 0) FROM pending), (SELECT coalesce(max(last), 0) FROM pending_last_id)) + 1,
+                    $list, $kind, $key, $address, $name, $data, $hash, $now, $expires);
+                INSERT INTO pending_last_id (id, last) VALUES (1, last_insert_rowid()) ON CONFLICT (id) DO UPDATE SET last = excluded.last;
                 """, ("$list", listId), ("$kind", kind), ("$key", key), ("$address", address), ("$name", Member.Sanitize(displayName)), ("$data", data),
                 ("$hash", Hash(token)), ("$now", Timestamp(now)), ("$expires", Timestamp(expires)));
         write.ExecuteNonQuery();

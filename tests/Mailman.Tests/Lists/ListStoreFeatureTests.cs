@@ -286,6 +286,25 @@ public sealed class ListStoreFeatureTests : IDisposable
         Assert.Null(store.FindPending(second, Now));
     }
 
+    // Review 77: the newest request deleted, the next one got its number again, and
+    // `pending confirm N` from an older listing would have acted on it.
+    [Fact]
+    public void A_request_number_is_never_given_twice()
+    {
+        using var store = new ListStore(_instance.Paths.Database);
+        store.UpsertPending(Dev, PendingKind.Subscribe, "a@example.com", "a@example.com", "A", "", Now, Now.AddDays(3));
+        store.UpsertPending(Dev, PendingKind.Subscribe, "b@example.com", "b@example.com", "B", "", Now, Now.AddDays(3));
+        var first = store.PendingRequests(Dev).Select(p => p.Id).ToList();
+        Assert.True(store.DeletePending(first[1]));
+        store.UpsertPending(Dev, PendingKind.Subscribe, "c@example.com", "c@example.com", "C", "", Now, Now.AddDays(3));
+        var c = Assert.Single(store.PendingRequests(Dev), p => p.Key == "c@example.com").Id;
+        Assert.True(c > first[1], $"request c got number {c}, b had {first[1]}");
+        Assert.True(store.DeletePending(c));
+        Assert.True(store.DeletePending(first[0]));
+        store.UpsertPending(Dev, PendingKind.Subscribe, "d@example.com", "d@example.com", "D", "", Now, Now.AddDays(3));
+        Assert.True(Assert.Single(store.PendingRequests(Dev)).Id > c);
+    }
+
     [Theory]
     [InlineData("")]
     [InlineData("../../etc/passwd")]
