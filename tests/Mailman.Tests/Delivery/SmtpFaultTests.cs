@@ -393,6 +393,10 @@ public abstract class SmtpFaultTests : IDisposable
         Assert.Matches(@"\twaiting\tdev@example\.org\t.*\tnext attempt \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, attempt 2, 10 recipients",
             MailmanProcess.Run(_instance.Home, ["queue", "list", "retry"]).Stdout);
 
+        // One set further ahead than any backoff goes at once, and the list says so (review 71).
+        Runners.RetryTestHelper.SetNotBefore(_instance, DateTimeOffset.UtcNow.AddYears(1));
+        Assert.Contains("UTC (further ahead than Retry:MaximumDelay", MailmanProcess.Run(_instance.Home, ["queue", "list", "retry"]).Stdout, StringComparison.Ordinal);
+
         Runners.RetryTestHelper.MakeDue(_instance);
         using var sink = SmtpSink.StartOn(port);
         MailmanProcess.ServeUntilIdle(_instance.Home, port, Env());
