@@ -15,7 +15,8 @@ public sealed record SinkMessage(string MailFrom, IReadOnlyList<string> Recipien
     /// <summary>The header block of the message as received (without smtp-sink's own records).</summary>
     public string Headers => Text[..Math.Max(0, Text.IndexOf("\n\n", StringComparison.Ordinal))];
 
-    public string Body => Text[(Text.IndexOf("\n\n", StringComparison.Ordinal) + 2)..];
+    // (The last transaction of a dump being written may have no blank line yet: no body.)
+    public string Body => Text.IndexOf("\n\n", StringComparison.Ordinal) is >= 0 and var blank ? Text[(blank + 2)..] : "";
 
     public string? Header(string name)
     {
