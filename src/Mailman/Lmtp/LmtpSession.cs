@@ -198,6 +198,16 @@ internal sealed class LmtpSession(LmtpConnection connection, Intake intake, Lmtp
             return;
         }
 
+        if (spool.Failure is { } failure)
+        {
+            // Nothing was accepted: the MTA keeps the post and tries again (review 78).
+            var full = failure.HResult is 28 or 122; // ENOSPC, EDQUOT
+            logger.LogWarning("LMTP: message from {Sender} deferred: the spool in {Directory} cannot be written ({Error}){Full}",
+                sender, spoolDirectory, failure.Message, full ? "; var/ is full" : "");
+            Each(recipients, full ? "452 4.3.1 Insufficient system storage, try again later" : "451 4.3.0 Error: the message cannot be held now, try again later");
+            return;
+        }
+
         MessageHead head;
         try
         {

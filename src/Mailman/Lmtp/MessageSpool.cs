@@ -2,13 +2,16 @@
 // 1 MiB, then in a private file under var/lmtp that is deleted when the spool closes (one a
 // killed daemon left is removed when the listener starts). Each recipient's entry is then written
 // from it, so a post to three lists is read from the client once. The spool is never the durable
-// copy: the queue entries are.
+// copy: the queue entries are. A spool file that cannot be written (var/ full) is let go at once
+// and the rest of the data read past, so the session answers 452 and goes on (review 78: the
+// connection was dropped without a reply and the file held open until a collection).
 namespace Mailman.Lmtp;
 
 internal sealed class MessageSpool(string directory) : IDisposable
 {
     private const int MemoryLimit = 1 << 20;
     private Stream _stream = new MemoryStream();
+    private FileStream? _file; // unbuffered: closing it never flushes (the buffer is _stream's)
 
     // The MIME structure, counted as the data arrives (one pass); the first limit passed is
     // kept for Check: the data is read to its end all the same.
@@ -16,6 +19,9 @@ internal sealed class MessageSpool(string directory) : IDisposable
     private Queues.IntakeException? _tooLarge;
 
     public long Length => _stream.Length;
+
+    /// <summary>Why the data could not be kept (the spool file could not be written), or null.</summary>
+    public IOException? Failure { get; private set; }
 
     /// <summary>After the data: whether its parts stayed within the limits.</summary>
     /// <exception cref="Queues.IntakeException">They did not (HeaderTooLarge).</exception>
@@ -57,25 +63,52 @@ internal sealed class MessageSpool(string directory) : IDisposable
 
     private void Write(ReadOnlySpan<byte> bytes)
     {
-
-        if (_stream is MemoryStream memory && memory.Length + bytes.Length > MemoryLimit)
+        if (Failure is not null)
         {
-            Directory.CreateDirectory(directory);
-            var file = new FileStream(Path.Combine(directory, Guid.NewGuid().ToString("N") + ".spool"), new FileStreamOptions
-            {
-                Mode = FileMode.CreateNew,
-                Access = FileAccess.ReadWrite,
-                Share = FileShare.None,
-                BufferSize = 1 << 16,
-                Options = FileOptions.DeleteOnClose,
-                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-            });
-            memory.Position = 0;
-            memory.CopyTo(file);
-            _stream = file;
+            return;
         }
 
-        _stream.Write(bytes);
+        try
+        {
+            if (_stream is MemoryStream memory && memory.Length + bytes.Length > MemoryLimit)
+            {
+                Directory.CreateDirectory(directory);
+                _file = new FileStream(Path.Combine(directory, Guid.NewGuid().ToString("N") + ".spool"), new FileStreamOptions
+                {
+                    Mode = FileMode.CreateNew,
+                    Access = FileAccess.ReadWrite,
+                    Share = FileShare.None,
+                    BufferSize = 0,
+                    Options = FileOptions.DeleteOnClose,
+                    UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+                });
+                var file = new BufferedStream(_file, 1 << 16);
+                memory.Position = 0;
+                memory.CopyTo(file);
+                _stream = file;
+            }
+
+            _stream.Write(bytes);
+        }
+        catch (IOException e)
+        {
+            Failure = e;
+            LetGo();
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            Failure = new IOException(e.Message, e);
+            LetGo();
+        }
+    }
+
+    // The file closed (and so deleted) now; what the buffer holds is dropped, not flushed onto
+    // the full disk again.
+    private void LetGo()
+    {
+        _file?.Dispose();
+        _file = null;
+        _stream = new MemoryStream();
     }
 
     /// <summary>The first <paramref name="max"/> bytes (the header block, for Message-Id and the checks).</summary>
@@ -94,5 +127,15 @@ internal sealed class MessageSpool(string directory) : IDisposable
         _stream.CopyTo(destination, 1 << 16);
     }
 
-    public void Dispose() => _stream.Dispose();
+    public void Dispose()
+    {
+        try
+        {
+            _stream.Dispose();
+        }
+        finally
+        {
+            _file?.Dispose();
+        }
+    }
 }

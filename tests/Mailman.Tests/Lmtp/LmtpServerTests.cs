@@ -326,6 +326,41 @@ public sealed class LmtpServerTests : IDisposable
         Assert.Empty(OwnerEntries());
     }
 
+    // Review 78: a post larger than the memory spool on a full var/ dropped the connection with
+    // no reply and no line above Debug, and held the spool file open until a collection.
+    [Fact]
+    public void A_spool_that_cannot_be_written_is_a_452_with_a_warning_and_the_session_goes_on()
+    {
+        var spools = Path.Combine(_instance.Paths.VarDirectory, "lmtp");
+        Directory.CreateDirectory(spools);
+        using var disk = Tmpfs.Mount(spools, "2m");
+        using var daemon = Serve();
+        using var client = new LmtpClient(_port);
+        client.Command("LHLO postfix.example.org");
+        client.Command("MAIL FROM:<poster@example.com>");
+        Assert.StartsWith("250 ", client.Command($"RCPT TO:<{Owner}>"), StringComparison.Ordinal);
+        var replies = new List<string>();
+        var big = Post("big") + string.Concat(Enumerable.Repeat(new string('x', 76) + "\n", 40_000)); // 3 MB
+        client.Data(big, 1, replies);
+        Assert.StartsWith("452 4.3.1 ", Assert.Single(replies), StringComparison.Ordinal);
+        Assert.Empty(OwnerEntries());
+        string Log() => string.Concat(Directory.GetFiles(_instance.Paths.LogsDirectory, "mailman-*.log").Select(f =>
+        {
+            using var stream = new FileStream(f, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            return new StreamReader(stream).ReadToEnd();
+        }));
+        Wait.Until(() => Log().Contains("cannot be written", StringComparison.Ordinal), TimeSpan.FromSeconds(10), "the warning");
+        Assert.Contains("var/ is full", Log(), StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFiles(spools)); // let go at once, not held open
+
+        // The session goes on: a post that fits in memory is taken.
+        client.Command("MAIL FROM:<poster@example.com>");
+        client.Command($"RCPT TO:<{Owner}>");
+        replies.Clear();
+        client.Data(Post("small"), 1, replies);
+        Assert.StartsWith("250 ", Assert.Single(replies), StringComparison.Ordinal);
+    }
+
     [Fact]
     public void A_full_disk_is_a_452_for_that_recipient_and_the_post_is_taken_once_there_is_room()
     {
