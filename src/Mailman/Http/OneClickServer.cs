@@ -20,6 +20,9 @@ public sealed class OneClickServer(MailmanOptions options, InstancePaths paths, 
             limits.MaxRequestHeadersTotalSize = 16 * 1024;
             limits.MaxRequestHeaderCount = 50;
             limits.MaxConcurrentConnections = 256;
+            // A connection that sends nothing holds one of those for this long (review 78: 300
+            // silent connections kept the endpoint from answering for 30 s at a time).
+            limits.KeepAliveTimeout = TimeSpan.FromSeconds(10);
         }, app => app.Run(new Microsoft.AspNetCore.Http.RequestDelegate(endpoint.Handle)), cancellationToken);
         logger.LogInformation("One-click unsubscribe endpoint listening on {Url}; links point to {PublicUrl}", url.AbsoluteUri,
             options.Http.PublicUrl.Length > 0 ? options.Http.PublicUrl : "(none: Mailman:Http:PublicUrl is not set)");
