@@ -318,7 +318,7 @@ public sealed class Intake
 
             if ((copyWork += MimeShape.CopyWork(ref fieldBytes, ref capacity, ref sinceRead, line.Length)) > MimeShape.MaxHeaderCopyWork)
             {
-                throw new IntakeException(IntakeFailure.HeaderTooLarge, "header fields folded over more lines than can be parsed in time: not taken");
+                throw new IntakeException(IntakeFailure.HeaderTooLarge, "header fields too long, or folded over too many lines, to be parsed in time: not taken");
             }
 
             at += newline < 0 ? rest.Length : newline + 1;

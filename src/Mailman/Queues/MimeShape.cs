@@ -308,7 +308,7 @@ public sealed class MimeShape
 
         if ((_copyWork += CopyWork(ref _fieldBytes, ref _fieldCapacity, ref _sinceRead, total)) > MaxHeaderCopyWork)
         {
-            throw new IntakeException(IntakeFailure.HeaderTooLarge, "header fields folded over more lines than can be parsed in time: not taken");
+            throw new IntakeException(IntakeFailure.HeaderTooLarge, "header fields too long, or folded over too many lines, to be parsed in time: not taken");
         }
 
         if (dashes)

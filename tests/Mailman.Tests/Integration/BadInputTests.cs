@@ -107,7 +107,7 @@ public sealed class BadInputTests : IDisposable
         Assert.Equal(0, _instance.Count(QueueSet.Out) + _instance.Count(QueueSet.Shunt));
         var held = Assert.Single(h.Held.List());
         Assert.Equal("long@example.com", held.MessageId);
-        Assert.Contains(held.Reasons, r => r.Contains("the post as the list rewrites it", StringComparison.Ordinal) && r.Contains("folded over more lines than can be parsed in time", StringComparison.Ordinal));
+        Assert.Contains(held.Reasons, r => r.Contains("the post as the list rewrites it", StringComparison.Ordinal) && r.Contains("folded over too many lines, to be parsed in time", StringComparison.Ordinal));
 
         // Approved, it cannot be sent as it is: shunted with why, never delivered.
         Assert.True(h.Held.Approve(held.Id, "cli:test").Done);
