@@ -29,6 +29,7 @@ internal sealed partial class AppendFileSink(string directory, string prefix, IT
     private int _fd = -1;
     private DateOnly _day;
     private string _path = "";
+    private string _openError = ""; // why the file last failed to open (the errno of that open, not a later call's)
 
     /// <summary>Events that could not be written (the file could not be opened, or a write failed), and why the last one was not.</summary>
     public (int Count, string Why) Lost { get; private set; } = (0, "");
@@ -54,7 +55,11 @@ internal sealed partial class AppendFileSink(string directory, string prefix, IT
                 return;
             }
 
-            if (_fd < 0 || !Write(_fd, bytes))
+            if (_fd < 0)
+            {
+                Lost = (Lost.Count + 1, _openError);
+            }
+            else if (!Write(_fd, bytes))
             {
                 Lost = (Lost.Count + 1, $"{_path}: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
             }
@@ -100,7 +105,9 @@ internal sealed partial class AppendFileSink(string directory, string prefix, IT
         _day = day;
         if (_fd < 0)
         {
-            Serilog.Debugging.SelfLog.WriteLine("cannot open {0}: errno {1}", path, Marshal.GetLastPInvokeError());
+            var errno = Marshal.GetLastPInvokeError();
+            _openError = $"{path}: {Marshal.GetPInvokeErrorMessage(errno)}";
+            Serilog.Debugging.SelfLog.WriteLine("cannot open {0}: errno {1}", path, errno);
             return;
         }
 

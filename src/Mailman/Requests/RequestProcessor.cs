@@ -80,7 +80,7 @@ public sealed class RequestProcessor(ListStoreFactory lists, NoticeSender notice
         if (outcomes.Any(o => o.Outcome.NeedsReply))
         {
             var text = string.Join("\n\n", outcomes.Where(o => o.Outcome.Result.Length > 0).Select(o => $"> {Member.Sanitize(o.Line.Text)}\n{o.Outcome.Result}"))
-                + (help ? "\n\n" + notices.Build(HelpFor(request, metadata)).TextBody?.TrimEnd()
+                + (help ? "\n\n" + notices.Build(HelpFor(request)).TextBody?.TrimEnd()
                     : "\n\nSend a message with \"help\" in the subject to " + list.Name.RequestAddress + " for the commands.");
             notices.Send(new Notice(list, NoticeTemplates.Results, request.Sender)
             {
@@ -93,16 +93,16 @@ public sealed class RequestProcessor(ListStoreFactory lists, NoticeSender notice
         }
         else if (help)
         {
-            notices.Send(HelpFor(request, metadata), entryName, "help");
+            notices.Send(HelpFor(request), entryName, "help");
         }
     }
 
-    private static Notice HelpFor(RequestContext request, EntryMetadata metadata) => new(request.List, NoticeTemplates.Help, request.Sender)
+    private static Notice HelpFor(RequestContext request) => new(request.List, NoticeTemplates.Help, request.Sender)
     {
         ToName = request.SenderName,
         Kind = NoticeKind.Reply,
         Answering = request.Message,
-        AnsweringSender = metadata.Sender,
+        AnsweringSender = request.EnvelopeSender,
     };
 
     private List<(CommandLine Line, CommandOutcome Outcome)> Run(RequestContext request, IReadOnlyList<CommandLine> lines)
