@@ -142,6 +142,11 @@ public sealed class NoticeSender(QueueSet queues, ListStoreFactory lists, TimePr
 
     private static bool TryThread(MimeMessage message, string id)
     {
+        if (id.Length > MaxIdLength)
+        {
+            return false;
+        }
+
         try
         {
             message.InReplyTo = id;
@@ -155,8 +160,17 @@ public sealed class NoticeSender(QueueSet queues, ListStoreFactory lists, TimePr
 
     private const int MaxReferences = 10;
 
+    // One id is never folded: "In-Reply-To: <id>" or a References line of one id over RFC
+    // 5322's 998 characters would be broken by the relay (review 75). Such an id is left out.
+    private const int MaxIdLength = 980;
+
     private static void TryReference(MimeMessage message, string id)
     {
+        if (id.Length > MaxIdLength)
+        {
+            return;
+        }
+
         try
         {
             message.References.Add(id);

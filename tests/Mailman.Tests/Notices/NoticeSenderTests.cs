@@ -95,6 +95,40 @@ public sealed class NoticeSenderTests : IDisposable
         Assert.Equal(["id0@example.net", .. Enumerable.Range(29_991, 9).Select(i => $"id{i}@example.net"), "req1@example.com"], message.References);
     }
 
+    // Review 75 LOW: one id cannot be folded, so a 2,000-character Message-ID made the notice's
+    // In-Reply-To and References lines longer than RFC 5322's 998.
+    [Fact]
+    public void A_reply_leaves_out_ids_too_long_for_one_header_line()
+    {
+        var longId = new string('x', 2_000) + "@example.net";
+        using var h = new RunnerHarness(_instance);
+        var answering = MimeMessage.Load(new MemoryStream(System.Text.Encoding.ASCII.GetBytes(
+            $"From: Anne <anne@example.com>\nTo: dev@example.org\nSubject: hi\nMessage-ID: <{longId}>\nReferences: <r1@example.net> <{longId}> <r2@example.net>\n\nhello\n")));
+        var result = h.Notices.Send(new Notice(_list, NoticeTemplates.Welcome, "anne@example.com")
+        {
+            Kind = NoticeKind.Reply,
+            Answering = answering,
+            AnsweringSender = "anne@example.com",
+        }, Trigger, "welcome");
+
+        Assert.True(result.Queued);
+        var queue = h.Queues[QueueSet.Out];
+        var raw = queue.Load(Assert.IsType<ClaimedEntry>(queue.TryClaim())).Message;
+        var message = MimeMessage.Load(new MemoryStream(raw));
+        Assert.Null(message.InReplyTo);
+        Assert.Empty(message.References);
+        Assert.DoesNotContain(System.Text.Encoding.UTF8.GetString(raw).Split('\n'), line => line.TrimEnd('\r').Length > 998);
+
+        h.Notices.Send(new Notice(_list, NoticeTemplates.Welcome, "anne@example.com")
+        {
+            Kind = NoticeKind.Reply,
+            Answering = Request($"References: <r1@example.net> <{longId}> <r2@example.net>\n"),
+            AnsweringSender = "anne@example.com",
+        }, Trigger, "welcome-again");
+        var (_, threaded, _) = Only(h);
+        Assert.Equal(["r1@example.net", "r2@example.net", "req1@example.com"], threaded.References);
+    }
+
     // Review 56: a request with In-Reply-To and no References (a reply to a confirmation) was
     // answered with References: <its id> alone, its parent dropped (RFC 5322 §3.6.4).
     [Theory]
