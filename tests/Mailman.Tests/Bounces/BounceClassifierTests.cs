@@ -154,6 +154,24 @@ public sealed class BounceClassifierTests
         Assert.Equal(["owner@example.net"], result.Addresses.Select(a => a.Address));
     }
 
+    // Review 76 LOW: Yahoo!'s own format kept no diagnostic, so its report of a refusal of our
+    // server (a listing, a policy) could not be told from a dead mailbox and scored.
+    [Fact]
+    public void Yahoos_own_format_keeps_what_the_remote_host_said_per_address()
+    {
+        var result = Classify("From: MAILER-DAEMON@yahoo.com\nSubject: failure delivery\n\nMessage from yahoo.com.\nUnable to deliver message to the following address(es).\n\n"
+            + "<anne@example.com>:\nRemote host said: 554 5.7.1 Service unavailable; client host blocked using zen.spamhaus.org\n\n"
+            + "<bob@example.com>:\nSorry your message to bob@example.com cannot be delivered. This account has been disabled or discontinued.\n\n"
+            + "--- Original message follows.\n\n<carol@example.com>: not a recipient\n");
+        Assert.Equal("Yahoo", result.Detector);
+        Assert.Equal(
+            [("anne@example.com", "Remote host said: 554 5.7.1 Service unavailable; client host blocked using zen.spamhaus.org"),
+             ("bob@example.com", "Sorry your message to bob@example.com cannot be delivered. This account has been disabled or discontinued.")],
+            result.Addresses.Select(a => (a.Address, a.Diagnostic)));
+        Assert.True(SmtpRefusals.IsAboutTheMessageOrUs(null, result.Addresses[0].Diagnostic, "anne@example.com"));
+        Assert.False(SmtpRefusals.IsAboutTheMessageOrUs(null, result.Addresses[1].Diagnostic, "bob@example.com"));
+    }
+
     [Fact]
     public void Exims_delay_warning_naming_RCPT_TO_in_its_delay_reason_is_temporary()
     {

@@ -28,50 +28,60 @@ public sealed class Qmail : IBounceDetector
         }
 
         var found = new AddressCollector();
-        var state = 0; // 0: looking for the intro, 1: in the intro, 2: in the recipient paragraphs
+        var inIntro = false;
+        using var lines = message.BodyLines.GetEnumerator();
+        while (lines.MoveNext())
+        {
+            var line = lines.Current.Trim();
+            if (!inIntro)
+            {
+                inIntro = Array.Exists(Intros, intro => line.StartsWith(intro, StringComparison.Ordinal));
+            }
+            else if (line.Length == 0)
+            {
+                RecipientParagraphs(lines, found);
+                break;
+            }
+        }
+
+        return found.Result(BounceKind.Permanent, Name);
+    }
+
+    /// <summary>
+    /// The recipient paragraphs that follow the intro, up to the break paragraph (a line
+    /// starting with '-'): each "&lt;addr&gt;:" with the rest of its paragraph as its diagnostic.
+    /// Yahoo!'s own format has the same paragraphs.
+    /// </summary>
+    public static void RecipientParagraphs(IEnumerator<string> lines, AddressCollector found)
+    {
         string? address = null;
         var diagnostic = new List<string>();
-        foreach (var raw in message.BodyLines)
+        while (lines.MoveNext())
         {
-            var line = raw.Trim();
-            if (state == 0)
+            var line = lines.Current.Trim();
+            if (line.StartsWith('-'))
             {
-                if (Array.Exists(Intros, intro => line.StartsWith(intro, StringComparison.Ordinal)))
-                {
-                    state = 1;
-                }
+                break;
             }
-            else if (state == 1)
-            {
-                state = line.Length == 0 ? 2 : 1;
-            }
-            else
-            {
-                if (line.StartsWith('-'))
-                {
-                    break;
-                }
 
-                if (AngleColon.AtStart(line) is { } next)
-                {
-                    Add(found, address, diagnostic);
-                    address = next;
-                    diagnostic.Add(line[(line.IndexOf(">:", StringComparison.Ordinal) + 2)..]);
-                }
-                else if (line.Length == 0)
-                {
-                    Add(found, address, diagnostic);
-                    address = null;
-                }
-                else if (address is not null && diagnostic.Count < 40)
-                {
-                    diagnostic.Add(line);
-                }
+            if (AngleColon.AtStart(line) is { } next)
+            {
+                Add(found, address, diagnostic);
+                address = next;
+                diagnostic.Add(line[(line.IndexOf(">:", StringComparison.Ordinal) + 2)..]);
+            }
+            else if (line.Length == 0)
+            {
+                Add(found, address, diagnostic);
+                address = null;
+            }
+            else if (address is not null && diagnostic.Count < 40)
+            {
+                diagnostic.Add(line);
             }
         }
 
         Add(found, address, diagnostic);
-        return found.Result(BounceKind.Permanent, Name);
     }
 
     // The recipient with the rest of its paragraph as the diagnostic ("Remote host said: 554

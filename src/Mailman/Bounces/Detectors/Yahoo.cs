@@ -1,4 +1,4 @@
-// Yahoo!'s own bounce format, from mailer-daemon@yahoo...: "<addr>:" lines after the tag line.
+// Yahoo!'s own bounce format, from mailer-daemon@yahoo...: qmail's "<addr>:" paragraphs after the tag line.
 using System.Text.RegularExpressions;
 
 namespace Mailman.Bounces.Detectors;
@@ -17,21 +17,14 @@ public sealed partial class Yahoo : IBounceDetector
         }
 
         var found = new AddressCollector();
-        var tagSeen = false;
-        foreach (var raw in message.BodyLines)
+        using var lines = message.BodyLines.GetEnumerator();
+        while (lines.MoveNext())
         {
-            var line = raw.Trim();
-            if (!tagSeen)
+            if (Tag().IsMatch(lines.Current.Trim()))
             {
-                tagSeen = Tag().IsMatch(line);
-            }
-            else if (AngleColon.AtStart(line) is { } address)
-            {
-                found.Add(address);
-            }
-            else if (line.StartsWith("--- Original message follows", StringComparison.Ordinal)
-                || line.StartsWith("--- Below this line is a copy of the message", StringComparison.Ordinal))
-            {
+                // qmail's paragraphs: each address with what the remote host said, so that a
+                // refusal of our server or of the message is told from a dead mailbox.
+                Qmail.RecipientParagraphs(lines, found);
                 break;
             }
         }
