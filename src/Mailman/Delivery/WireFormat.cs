@@ -1,6 +1,7 @@
 // How a message is written for the wire: CRLF line endings (RFC 5321 §2.3.8). The pipeline
 // flattens with it once; the outgoing runner sends with it.
 using MimeKit;
+using MimeKit.Cryptography;
 
 namespace Mailman.Delivery;
 
@@ -26,6 +27,131 @@ public static class WireFormat
         if (message.Headers.Count > 0 && message.Headers[message.Headers.Count - 1] is { RawValue: { Length: > 0 } raw } last && raw[^1] != (byte)'\n')
         {
             last.SetRawValue([.. raw, (byte)'\n']);
+        }
+    }
+
+    /// <summary>
+    /// Re-encodes what SMTP without BINARYMIME cannot carry as it is, as an MTA's downgrade
+    /// would (review 79: a part declared binary went out with NULs, bare CRs and 8,000-byte
+    /// lines under BODY=8BITMIME; a 5,000-byte text line went out as it came): a part declared
+    /// binary, or a 7bit/8bit one with a line over 998 characters, a NUL or a bare CR, goes
+    /// quoted-printable (text) or base64 (the rest). Every other part
+    /// keeps its bytes; so do the parts under multipart/signed and multipart/encrypted (their
+    /// signature covers them as they are). An attached message (message/rfc822) is walked too.
+    /// Returns whether anything was re-encoded; MIME-Version is then added where missing.
+    /// </summary>
+    public static bool MakeTransportable(MimeMessage message)
+    {
+        var changed = false;
+        var pending = new Stack<MimeMessage>();
+        pending.Push(message);
+        var entities = new Stack<MimeEntity>();
+        while (pending.TryPop(out var current))
+        {
+            var changedHere = false;
+            if (current.Body is { } body)
+            {
+                entities.Push(body);
+            }
+
+            while (entities.TryPop(out var entity))
+            {
+                switch (entity)
+                {
+                    case MultipartSigned or MultipartEncrypted:
+                        break;
+                    case Multipart multipart:
+                        foreach (var child in multipart)
+                        {
+                            entities.Push(child);
+                        }
+
+                        break;
+                    case MessagePart { Message: { } inner } attached:
+                        // RFC 2046 5.2.1: message/rfc822 is 7bit, 8bit or binary; once its
+                        // parts are re-encoded, binary is no longer true of it.
+                        if (attached.Headers[HeaderId.ContentTransferEncoding] is { } declared
+                            && declared.Trim().Equals("binary", StringComparison.OrdinalIgnoreCase))
+                        {
+                            attached.Headers[HeaderId.ContentTransferEncoding] = "8bit";
+                            changedHere = true;
+                        }
+
+                        pending.Push(inner);
+                        break;
+                    case MimePart { Content: not null } part when NeedsEncoding(part):
+                        part.ContentTransferEncoding = part is TextPart ? ContentEncoding.QuotedPrintable : ContentEncoding.Base64;
+                        changedHere = true;
+                        break;
+                }
+            }
+
+            if (changedHere && !current.Headers.Contains(HeaderId.MimeVersion))
+            {
+                current.MimeVersion = new Version(1, 0);
+            }
+
+            changed |= changedHere;
+        }
+
+        return changed;
+    }
+
+    // RFC 5322 2.1.1: no line over 998 characters; RFC 6152: 8BITMIME carries 8-bit bytes in
+    // such lines, not NULs or bare CRs. (Not MimeKit's GetBestEncoding: it also re-encodes a
+    // line starting "From ", which would change ordinary posts and break their signatures.)
+    private static bool NeedsEncoding(MimePart part) => part.ContentTransferEncoding switch
+    {
+        ContentEncoding.Binary => true,
+        ContentEncoding.Default or ContentEncoding.SevenBit or ContentEncoding.EightBit => !FitsSmtp(part.Content!),
+        _ => false,
+    };
+
+    private static bool FitsSmtp(IMimeContent content)
+    {
+        using var stream = content.Open();
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(64 * 1024);
+        try
+        {
+            var line = 0;
+            var cr = false;
+            int read;
+            while ((read = stream.Read(buffer, 0, buffer.Length)) > 0)
+            {
+                foreach (var b in buffer.AsSpan(0, read))
+                {
+                    if (cr && b != (byte)'\n')
+                    {
+                        return false;
+                    }
+
+                    cr = false;
+                    switch (b)
+                    {
+                        case (byte)'\n':
+                            line = 0;
+                            break;
+                        case (byte)'\r':
+                            cr = true;
+                            break;
+                        case 0:
+                            return false;
+                        default:
+                            if (++line > 998)
+                            {
+                                return false;
+                            }
+
+                            break;
+                    }
+                }
+            }
+
+            return !cr;
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 

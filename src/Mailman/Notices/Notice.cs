@@ -71,7 +71,17 @@ public static class NoticeAttachments
     /// moderators as one line; review 75: a body line too, and a line of 999 with LF ends).
     /// </summary>
     public static MimeEntity Post(MimeMessage post, long size)
-        => size <= AttachmentLimit && post.Body is not null && !HasOverlongLine(post) ? new MessagePart { Message = post } : HeadersOf(post);
+    {
+        if (size > AttachmentLimit || post.Body is null)
+        {
+            return HeadersOf(post);
+        }
+
+        // A binary part or a long body line is re-encoded as delivery does (review 79: they went
+        // to the moderators as they came); a header line too long stays a reason for the headers.
+        WireFormat.MakeTransportable(post);
+        return HasOverlongLine(post) ? HeadersOf(post) : new MessagePart { Message = post };
+    }
 
     /// <summary>The message's header block as text/rfc822-headers (RFC 6522), inline; a line over 998 bytes is cut, and says so.</summary>
     public static MimePart HeadersOf(MimeMessage message)

@@ -131,9 +131,16 @@ public sealed class NoticeSender(QueueSet queues, ListStoreFactory lists, TimePr
         text.ContentType.Charset = "utf-8";
         // A line longer than RFC 5322's 998 (a template set so, a reason quoting mail) goes
         // quoted-printable, which no relay refolds or refuses (review 75).
-        if (text.GetBestEncoding(EncodingConstraint.EightBit, 998) is ContentEncoding.QuotedPrintable or ContentEncoding.Base64)
+        // UTF-8 in it (a name, a subject) is declared 8bit: without a Content-Transfer-Encoding
+        // it was 7bit by default (review 79).
+        var best = text.GetBestEncoding(EncodingConstraint.EightBit, 998);
+        if (best is ContentEncoding.QuotedPrintable or ContentEncoding.Base64)
         {
             text.ContentTransferEncoding = ContentEncoding.QuotedPrintable;
+        }
+        else if (best == ContentEncoding.EightBit)
+        {
+            text.ContentTransferEncoding = ContentEncoding.EightBit;
         }
 
         message.Body = notice.Attachment is null ? text : new Multipart("mixed") { text, notice.Attachment };

@@ -116,15 +116,82 @@ public sealed class PipelineRunner(
         // RFC 5322 3.6 allows one of each; a second Message-ID, Date or Subject went out to
         // every member as it came (review 58), and Gmail refuses such a message as not RFC 5322
         // compliant, for every member there. The first is the one every reader and our logs take.
-        foreach (var id in (ReadOnlySpan<MimeKit.HeaderId>)[MimeKit.HeaderId.MessageId, MimeKit.HeaderId.Date, MimeKit.HeaderId.Subject])
+        foreach (var id in (ReadOnlySpan<MimeKit.HeaderId>)[MimeKit.HeaderId.MessageId, MimeKit.HeaderId.Date, MimeKit.HeaderId.Subject, MimeKit.HeaderId.From, MimeKit.HeaderId.Sender, MimeKit.HeaderId.MimeVersion])
         {
-            var first = message.Headers.IndexOf(id);
-            for (var i = message.Headers.Count - 1; first >= 0 && i > first; i--)
+            RemoveAllButFirst(message.Headers, id);
+        }
+
+        // A line in the header block that is no field (no colon, or a name with a space): a
+        // relay takes it for the end of the header block, and the list's fields after it for the
+        // body (review 79). Dropped.
+        for (var i = message.Headers.Count - 1; i >= 0; i--)
+        {
+            if (!IsFieldName(message.Headers[i].Field))
             {
-                if (message.Headers[i].Id == id)
+                message.Headers.RemoveAt(i);
+            }
+        }
+
+        // What Postfix's cleanup drops (drop_headers): a Return-Path is the final delivery's to
+        // add (the pipe's flag R wrote the poster's, which every member's copy then carried), a
+        // Bcc or Resent-Bcc names whom the poster kept from the others, a Content-Length is
+        // wrong once the list changes the post (review 79).
+        foreach (var id in (ReadOnlySpan<MimeKit.HeaderId>)[MimeKit.HeaderId.ReturnPath, MimeKit.HeaderId.Bcc, MimeKit.HeaderId.ResentBcc, MimeKit.HeaderId.ContentLength])
+        {
+            message.Headers.RemoveAll(id);
+        }
+
+        // A second Content-Type or Content-Transfer-Encoding of the post itself: MimeKit read the
+        // first, a reader taking the second saw another structure (review 79). Each property is
+        // set again from the first, which the removal would have reset.
+        if (message.Body is { } body)
+        {
+            var type = body.ContentType;
+            RemoveAllButFirst(body.Headers, MimeKit.HeaderId.ContentType);
+            body.ContentType.MediaType = type.MediaType;
+            if (body is MimePart part && part.Headers.IndexOf(MimeKit.HeaderId.ContentTransferEncoding) is var cte and >= 0)
+            {
+                var encoding = part.ContentTransferEncoding;
+                RemoveAllButFirst(part.Headers, MimeKit.HeaderId.ContentTransferEncoding);
+                if (part.Headers.IndexOf(MimeKit.HeaderId.ContentTransferEncoding) == cte)
                 {
-                    message.Headers.RemoveAt(i);
+                    part.ContentTransferEncoding = encoding;
                 }
+            }
+        }
+
+        // RFC 5322 3.6: From: is required and names a mailbox. A post without one (or with a
+        // group, "undisclosed:;") went out so, and providers that check refuse every copy
+        // (review 79). It is the envelope sender's, as Postfix's cleanup adds it; the empty one
+        // it replaces is kept as X-Original-From.
+        if (!message.From.Mailboxes.Any() && !string.IsNullOrEmpty(metadata.Sender)
+            && MimeKit.MailboxAddress.TryParse(metadata.Sender, out var sender) && sender.Address.Length > 0)
+        {
+            if (message.Headers[MimeKit.HeaderId.From] is { } empty && empty.Trim().Length > 0)
+            {
+                message.Headers.Add("X-Original-From", empty.Trim());
+            }
+
+            message.Headers.RemoveAll(MimeKit.HeaderId.From);
+            message.From.Add(new MimeKit.MailboxAddress("", sender.Address));
+        }
+
+        // Binary parts and lines over 998 cannot cross SMTP as they are (review 79).
+        Delivery.WireFormat.MakeTransportable(message);
+    }
+
+    // RFC 5322 3.6.8: printable US-ASCII but the colon, at least one.
+    private static bool IsFieldName(string field)
+        => field.Length > 0 && !field.AsSpan().ContainsAnyExceptInRange('!', '~') && !field.Contains(':', StringComparison.Ordinal);
+
+    private static void RemoveAllButFirst(MimeKit.HeaderList headers, MimeKit.HeaderId id)
+    {
+        var first = headers.IndexOf(id);
+        for (var i = headers.Count - 1; first >= 0 && i > first; i--)
+        {
+            if (headers[i].Id == id)
+            {
+                headers.RemoveAt(i);
             }
         }
     }

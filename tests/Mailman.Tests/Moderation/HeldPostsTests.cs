@@ -160,11 +160,12 @@ public sealed class HeldPostsTests : IDisposable
     }
 
     // Review 75: a line of 999 with LF ends (as the MTA's pipe gives it) passed the check, and
-    // a long body line was not looked at; 998 is allowed.
+    // a long body line was not looked at; 998 is allowed. Review 79: a long body line is
+    // re-encoded (quoted-printable) as delivery does, and the post attached whole.
     [Theory]
     [InlineData("X-E: {994}\n", "", false)]
     [InlineData("X-E: {993}\n", "", true)]
-    [InlineData("", "{2000}\n", false)]
+    [InlineData("", "{2000}\n", true)]
     [InlineData("", "{998}\n", true)]
     public void A_post_is_attached_whole_only_when_no_line_is_longer_than_998(string header, string body, bool whole)
     {
@@ -178,6 +179,10 @@ public sealed class HeldPostsTests : IDisposable
         var notice = Assert.Single(Out(h), n => n.Message.Headers["X-Mailman-Notice"] == "list:admin:action:post").Message;
         var parts = Assert.IsType<Multipart>(notice.Body);
         Assert.Equal(whole ? "message/rfc822" : "text/rfc822-headers", parts[1].ContentType.MimeType);
+        if (whole)
+        {
+            Assert.Contains(Expand(body).TrimEnd(), Assert.IsType<MessagePart>(parts[1]).Message!.TextBody, StringComparison.Ordinal);
+        }
     }
 
     [Fact]

@@ -129,6 +129,18 @@ public sealed class NoticeSenderTests : IDisposable
         Assert.Equal(["r1@example.net", "r2@example.net", "req1@example.com"], threaded.References);
     }
 
+    // Review 79: UTF-8 in a notice's text went without a Content-Transfer-Encoding (7bit by default).
+    [Fact]
+    public void A_notice_with_UTF8_text_declares_8bit()
+    {
+        using var h = new RunnerHarness(_instance);
+        h.Notices.Send(new Notice(_list, NoticeTemplates.OwnerSubscribed, "owner@example.com") { Values = new Dictionary<string, string> { ["member"] = "J\u00fcrgen <j@example.com>" } }, Trigger, "owner-notice");
+        var (_, message, _) = Only(h);
+        var text = Assert.IsType<TextPart>(message.Body);
+        Assert.Contains("J\u00fcrgen", text.Text, StringComparison.Ordinal);
+        Assert.Equal(ContentEncoding.EightBit, text.ContentTransferEncoding);
+    }
+
     // Review 56: a request with In-Reply-To and no References (a reply to a confirmation) was
     // answered with References: <its id> alone, its parent dropped (RFC 5322 §3.6.4).
     [Theory]

@@ -111,8 +111,8 @@ internal sealed class RunnerHarness : IDisposable
     public string InjectBounce(string list, string destination, byte[] raw, string? sender = "MAILER-DAEMON")
         => Queues[QueueSet.Bounces].Enqueue(new EntryMetadata { List = list, Received = Time.GetUtcNow(), Destination = destination, Sender = sender }, raw);
 
-    public string Inject(string list, byte[] raw)
-        => Queues[QueueSet.In].Enqueue(new EntryMetadata { List = list, Received = Time.GetUtcNow() }, raw);
+    public string Inject(string list, byte[] raw, string? sender = null)
+        => Queues[QueueSet.In].Enqueue(new EntryMetadata { List = list, Received = Time.GetUtcNow(), Sender = sender }, raw);
 
     /// <summary>Queues a mail to one of a list's request addresses (LIST-join@, LIST-confirm+TOKEN@, ...), as inject does.</summary>
     public string InjectRequest(string address, byte[] raw, string? sender)

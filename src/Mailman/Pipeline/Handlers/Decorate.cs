@@ -27,10 +27,17 @@ public sealed class Decorate : IHandler
         var ascii = IsPlainAscii(header, post) && IsPlainAscii(footer, post);
         if (message.Body is TextPart text && CanAppendInPlace(text))
         {
-            AppendInPlace(text, header, footer, ascii);
+            if (!AppendInPlace(text, header, footer, ascii))
+            {
+                return HandlerResult.Continue;
+            }
         }
         else if (message.Body is Multipart mixed && mixed.ContentType.IsMimeType("multipart", "mixed") && mixed is not MimeKit.Cryptography.MultipartSigned)
         {
+            // A boundary of our own: the poster's may be missing (the parts went out between
+            // empty "--" lines) or one a member's name in the footer could start a line with
+            // (review 79: "--M" as a display name split the member's own copy).
+            mixed.Boundary = new Multipart().Boundary!;
             if (header.Length > 0)
             {
                 mixed.Insert(0, NewTextPart(header, ascii));
@@ -60,6 +67,13 @@ public sealed class Decorate : IHandler
             }
 
             message.Body = wrapper;
+        }
+
+        // RFC 2045 4: a post without MIME-Version (a bare text/plain, say) that now has a
+        // multipart body or a charset went out without it (review 79).
+        if (!message.Headers.Contains(HeaderId.MimeVersion))
+        {
+            message.MimeVersion = new Version(1, 0);
         }
 
         return HandlerResult.Continue;
@@ -116,7 +130,8 @@ public sealed class Decorate : IHandler
     // The text is not copied: its content (a stream over the entry file when the post was parsed
     // in place) is chained between the header and footer bytes, so a 40 MB text post costs no
     // 40 MB here.
-    private static void AppendInPlace(TextPart part, string header, string footer, bool ascii)
+    // Whether the part's declaration changed (charset, encoding); not when an ASCII post stays as it was declared.
+    private static bool AppendInPlace(TextPart part, string header, string footer, bool ascii)
     {
         var chained = new MimeKit.IO.ChainedStream();
         chained.Add(new MemoryStream(Encoding.UTF8.GetBytes(header)), leaveOpen: false);
@@ -142,12 +157,13 @@ public sealed class Decorate : IHandler
             && (part.ContentType.Charset is null || part.ContentType.Charset.Equals("us-ascii", StringComparison.OrdinalIgnoreCase)))
         {
             part.Content = new MimeContent(chained, part.ContentTransferEncoding);
-            return;
+            return false;
         }
 
         part.ContentType.Charset = "utf-8";
         part.Content = new MimeContent(chained, ContentEncoding.EightBit);
         part.ContentTransferEncoding = ContentEncoding.EightBit;
+        return true;
     }
 
     private static TextPart NewTextPart(string text, bool ascii)

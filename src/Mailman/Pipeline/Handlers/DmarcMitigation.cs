@@ -216,7 +216,9 @@ public sealed partial class DmarcMitigation(DmarcServices dmarc) : IHandler
         if (post.OpenOriginal is { } open)
         {
             using var original = open();
-            return MimeMessage.Load(original);
+            var loaded = MimeMessage.Load(original);
+            Delivery.WireFormat.MakeTransportable(loaded);
+            return loaded;
         }
 
         using var copy = new MemoryStream();

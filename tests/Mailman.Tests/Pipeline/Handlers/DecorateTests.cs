@@ -102,4 +102,23 @@ public sealed class DecorateTests
         post.SlotNonce = null;
         Assert.Equal("to  <> on dev\n", Decorate.Render(post.List.FooterTemplate, post));
     }
+
+    // Review 79: the poster's boundary was kept, so a multipart/mixed without one got our parts
+    // between empty "--" lines, and a member named "--M" split their own copy of a post whose
+    // boundary was "M".
+    [Theory]
+    [InlineData("multipart/mixed; boundary=M", "--M\nContent-Type: text/plain\n\npart one\n--M--\n")]
+    [InlineData("multipart/mixed", "--M\nContent-Type: text/plain\n\npart one\n--M--\n")]
+    public void A_footer_added_to_a_multipart_comes_with_a_boundary_of_our_own(string type, string body)
+    {
+        var post = Pipeline.PostBuilder.Context(Encoding.ASCII.GetBytes($"From: a@example.com\nSubject: s\nMIME-Version: 1.0\nContent-Type: {type}\n\n{body}"), l => l.FooterTemplate = "--M\n--M--\nfooter");
+        new Decorate().Process(post);
+        using var flat = new MemoryStream();
+        post.Message.WriteTo(flat);
+        var again = MimeMessage.Load(new MemoryStream(flat.ToArray()));
+        var mixed = Assert.IsType<Multipart>(again.Body);
+        Assert.NotEqual("M", mixed.Boundary);
+        Assert.False(string.IsNullOrEmpty(mixed.Boundary));
+        Assert.Equal("--M\n--M--\nfooter\n", Assert.IsType<TextPart>(mixed[^1]).Text.ReplaceLineEndings("\n"));
+    }
 }

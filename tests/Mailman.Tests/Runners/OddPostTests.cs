@@ -1,0 +1,169 @@
+// Review 79: odd posts through incoming and the pipeline come out as every receiver takes them.
+using System.Text;
+using Mailman.Lists;
+using Mailman.Notices;
+using Mailman.Queues;
+using Mailman.TestSupport;
+using MimeKit;
+using MimeKit.Cryptography;
+
+namespace Mailman.Tests.Runners;
+
+public sealed class OddPostTests : IDisposable
+{
+    private readonly TempInstance _instance = new();
+
+    public void Dispose() => _instance.Dispose();
+
+    // Through incoming and the pipeline: the out entry's bytes as outgoing sends them.
+    private byte[] Piped(string raw, Action<MailingList>? configure = null, string sender = "poster@example.net")
+    {
+        _instance.CreateList("dev@example.org", l =>
+        {
+            l.NonMemberAction = NonMemberAction.Accept;
+            configure?.Invoke(l);
+        });
+        _instance.AddMembers("dev@example.org", TempInstance.NumberedMembers(2));
+        using var h = new RunnerHarness(_instance);
+        h.Inject("dev@example.org", Encoding.UTF8.GetBytes(raw), sender);
+        Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
+        Assert.Equal(1, RunnerHarness.Drain(h.Pipeline));
+        var outQueue = h.Queues[QueueSet.Out];
+        return outQueue.Load(Assert.IsType<ClaimedEntry>(outQueue.TryClaim())).Message;
+    }
+
+    private static MimeMessage Parse(byte[] bytes) => MimeMessage.Load(new MemoryStream(bytes));
+
+    private static string[] Lines(byte[] bytes) => Encoding.Latin1.GetString(bytes).Split("\r\n");
+
+    [Theory]
+    [InlineData("Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\naGVsbG8K\n", "pied de page")]
+    [InlineData("\nplain body \u00e9\n", "pied de page \u00fc")]
+    [InlineData("Content-Type: text/html\n\n<p>hi</p>\n", "footer")]
+    public void A_post_the_footer_changes_declares_MIME_Version(string rest, string footer)
+    {
+        var bytes = Piped("From: a@example.com\nTo: dev@example.org\nSubject: s\n" + rest, l => l.FooterTemplate = footer);
+        var message = Parse(bytes);
+        Assert.Equal("1.0", Assert.Single(message.Headers, x => x.Id == HeaderId.MimeVersion).Value.Trim());
+        Assert.Contains(footer, Encoding.UTF8.GetString(bytes), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_ascii_post_with_an_ascii_footer_appended_stays_as_it_was_declared()
+    {
+        var message = Parse(Piped("From: a@example.com\nTo: dev@example.org\nSubject: s\n\nbody\n", l => l.FooterTemplate = "footer"));
+        Assert.False(message.Headers.Contains(HeaderId.MimeVersion));
+    }
+
+    [Theory]
+    [InlineData("", null)]
+    [InlineData("From: undisclosed:;\n", "undisclosed:;")]
+    [InlineData("From: \n", null)]
+    public void A_post_without_a_mailbox_in_From_goes_out_from_its_envelope_sender(string from, string? original)
+    {
+        var message = Parse(Piped(from + "To: dev@example.org\nSubject: s\n\nbody\n"));
+        Assert.Equal("poster@example.net", Assert.Single(message.From.Mailboxes).Address);
+        Assert.Single(message.Headers, x => x.Id == HeaderId.From);
+        Assert.Equal(original, message.Headers["X-Original-From"]);
+    }
+
+    [Fact]
+    public void A_post_with_two_From_fields_goes_out_with_the_first()
+    {
+        var message = Parse(Piped("From: a@example.com\nFrom: b@example.com\nTo: dev@example.org\nSubject: s\n\nbody\n"));
+        Assert.Equal("a@example.com", Assert.Single(message.Headers, x => x.Id == HeaderId.From).Value.Trim());
+    }
+
+    // As Postfix's drop_headers: the poster's Return-Path (the pipe's flag R writes it) went to
+    // every member, beside the one their own MTA adds.
+    [Fact]
+    public void Return_Path_Bcc_and_Content_Length_are_dropped_as_Postfix_drops_them()
+    {
+        var message = Parse(Piped("Return-Path: <poster@example.net>\nFrom: a@example.com\nTo: dev@example.org\nBcc: secret@example.com\nResent-Bcc: hidden@example.com\nContent-Length: 5\nSubject: s\n\nbody\n"));
+        Assert.DoesNotContain(message.Headers, x => x.Id is HeaderId.ReturnPath or HeaderId.Bcc or HeaderId.ResentBcc or HeaderId.ContentLength);
+        Assert.Equal("a@example.com", message.From.Mailboxes.Single().Address);
+    }
+
+    // A line without a colon among the post's fields went out as it came, and a relay took it
+    // for the end of the header block: the list's own fields after it became body text.
+    [Theory]
+    [InlineData("NoColonLine here\n")]
+    [InlineData("NoColon\n")]
+    public void A_header_line_that_is_no_field_is_dropped(string line)
+    {
+        var bytes = Piped("From: a@example.com\nTo: dev@example.org\n" + line + "Subject: s\n\nbody\n");
+        var text = Encoding.UTF8.GetString(bytes);
+        var head = text[..text.IndexOf("\r\n\r\n", StringComparison.Ordinal)];
+        Assert.All(head.Split("\r\n"), l => Assert.True(l.Contains(':', StringComparison.Ordinal) || l.StartsWith(' ') || l.StartsWith('\t'), l));
+        Assert.Contains("List-Id:", head, StringComparison.Ordinal);
+        Assert.Contains("\r\nSubject:", head, StringComparison.Ordinal);
+        Assert.StartsWith("body\n", Parse(bytes).TextBody!.ReplaceLineEndings("\n"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_second_Content_Type_of_the_post_is_dropped_and_the_first_one_kept()
+    {
+        var bytes = Piped("From: a@example.com\nTo: dev@example.org\nSubject: s\nMIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\nContent-Transfer-Encoding: 7bit\nContent-Type: multipart/mixed; boundary=X\nContent-Transfer-Encoding: base64\n\n--X\n\nhidden\n--X--\n",
+            l => l.FooterTemplate = "footer");
+        var message = Parse(bytes);
+        Assert.Single(message.Body!.Headers, x => x.Id == HeaderId.ContentType);
+        Assert.Single(message.Body!.Headers, x => x.Id == HeaderId.ContentTransferEncoding);
+        var text = Assert.IsType<TextPart>(message.Body);
+        Assert.Equal("text/plain", text.ContentType.MimeType);
+        Assert.Equal("--X\n\nhidden\n--X--\nfooter\n", text.Text.ReplaceLineEndings("\n"));
+    }
+
+    [Fact]
+    public void Binary_parts_and_lines_over_998_are_re_encoded_and_a_signed_part_is_kept_byte_for_byte()
+    {
+        var longLine = string.Concat(Enumerable.Repeat("0123456789", 500));
+        var signed = "Content-Type: multipart/signed; protocol=\"application/pgp-signature\"; micalg=pgp-sha256; boundary=S\n\n"
+            + "--S\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: binary\n\nsigned\u0001bytes\n--S\nContent-Type: application/pgp-signature\n\nsig\n--S--\n";
+        var raw = "From: a@example.com\nTo: dev@example.org\nSubject: s\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=B\n\n"
+            + $"--B\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n{longLine}\nshort \u00e9\n"
+            + "--B\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: binary\n\nbin\0ary\rbare CR\n"
+            + $"--B\nContent-Type: message/rfc822\nContent-Transfer-Encoding: binary\n\nFrom: x@example.com\nSubject: inner\nMIME-Version: 1.0\nContent-Type: text/plain\nContent-Transfer-Encoding: 8bit\n\n{longLine}\n"
+            + "--B\n" + signed + "--B--\n";
+        var bytes = Piped(raw);
+        var outside = Encoding.Latin1.GetString(bytes);
+        var signedAt = outside.IndexOf("--S\r\n", StringComparison.Ordinal);
+        Assert.DoesNotContain(Lines(bytes[..signedAt]), line => line.Length > 998 || line.Contains('\0') || line.Contains('\r'));
+        Assert.Contains("signed\u0001bytes", outside[signedAt..], StringComparison.Ordinal);
+
+        var message = Parse(bytes);
+        var parts = Assert.IsType<Multipart>(message.Body);
+        var text = Assert.IsType<TextPart>(parts[0]);
+        Assert.Equal(ContentEncoding.QuotedPrintable, text.ContentTransferEncoding);
+        Assert.Equal(longLine + "\nshort \u00e9", text.Text.ReplaceLineEndings("\n").TrimEnd());
+        var binary = Assert.IsType<MimePart>(parts[1]);
+        Assert.Equal(ContentEncoding.Base64, binary.ContentTransferEncoding);
+        using var decoded = new MemoryStream();
+        binary.Content!.DecodeTo(decoded);
+        Assert.Equal("bin\0ary\rbare CR", Encoding.Latin1.GetString(decoded.ToArray()).TrimEnd('\n').TrimEnd('\r'));
+        var attached = Assert.IsType<MessagePart>(parts[2]);
+        Assert.Equal("8bit", attached.Headers[HeaderId.ContentTransferEncoding]);
+        Assert.Equal(ContentEncoding.QuotedPrintable, Assert.IsType<TextPart>(attached.Message!.Body).ContentTransferEncoding);
+        Assert.Equal(longLine, attached.Message.TextBody!.TrimEnd());
+        Assert.IsType<MultipartSigned>(parts[3]);
+    }
+
+    [Fact]
+    public void A_plain_post_with_a_long_line_goes_quoted_printable_with_MIME_Version()
+    {
+        var longLine = new string('x', 5000);
+        var bytes = Piped($"From: a@example.com\nTo: dev@example.org\nSubject: s\n\n{longLine}\n");
+        Assert.DoesNotContain(Lines(bytes), line => line.Length > 998);
+        var message = Parse(bytes);
+        Assert.Equal("1.0", message.Headers[HeaderId.MimeVersion]?.Trim());
+        Assert.Equal(longLine, message.TextBody!.TrimEnd());
+    }
+
+    [Fact]
+    public void A_held_posts_binary_part_reaches_the_moderators_re_encoded()
+    {
+        var post = MimeMessage.Load(new MemoryStream(Encoding.Latin1.GetBytes(
+            "From: a@example.com\nSubject: s\nMIME-Version: 1.0\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: binary\n\nbin\0ary\n")));
+        var attached = Assert.IsType<MessagePart>(NoticeAttachments.Post(post, 100));
+        Assert.Equal(ContentEncoding.Base64, Assert.IsType<MimePart>(attached.Message!.Body).ContentTransferEncoding);
+    }
+}
