@@ -125,10 +125,24 @@ public static class MailmanCli
             // database to try again (review 39). inject keeps its 75 below, so the MTA keeps the post.
             return Fail($"the list database {paths?.Database} cannot be opened for writing{hint}", ExitCodes.NoPerm);
         }
+        catch (Microsoft.Data.Sqlite.SqliteException e) when (e.SqliteErrorCode is 8 && configErrorCode != ExitCodes.TempFail && paths is not null)
+        {
+            // READONLY as the instance's own user: SQLite could not make its -wal or -shm beside
+            // the database (review 80: a read-only var/ said only 'attempt to write a readonly
+            // database', exit 75). inject keeps its 75, so the MTA keeps the post.
+            var directory = Path.GetDirectoryName(paths.Database)!;
+            return Fail($"the list database {paths.Database} cannot be written ({e.Message}): SQLite writes its -wal and -shm files in {directory}, which is {FileOwner.Describe(directory)}; mailman runs as {FileOwner.UserName(FileOwner.EffectiveUid)} (a read-only directory or file system?)", ExitCodes.NoPerm);
+        }
+        catch (Microsoft.Data.Sqlite.SqliteException e) when (e.SqliteErrorCode is 11 or 26 && configErrorCode != ExitCodes.TempFail)
+        {
+            // CORRUPT past the header (review 80: 'database disk image is malformed', exit 75, as
+            // if waiting would mend it): as a damaged header is.
+            return Fail($"the list database {paths?.Database} is damaged ({e.Message}): stop the daemon and restore it from a backup", ExitCodes.Config);
+        }
         catch (Microsoft.Data.Sqlite.SqliteException e)
         {
             // The database is named: "unable to open database file" alone does not say which.
-            return Fail($"the list database {paths?.Database}: {e.Message}", ExitCodes.TempFail);
+            return Fail($"the list database {paths?.Database}: {e.Message}{FullHint(paths, e)}", ExitCodes.TempFail);
         }
         catch (Lists.NoSuchListException e)
         {
@@ -202,6 +216,27 @@ public static class MailmanCli
     // Whose the instance or, when the instance is ours, its database or the database's -wal or
     // -shm is (a root-run sqlite3 or cp: chown it, rather than run as another user; review 41);
     // "" when all are ours.
+    // IOERR or FULL on a full file system: SQLite could not make its -shm (review 80: serve said
+    // only 'disk I/O error' after a clean stop on a full disk).
+    internal static string FullHint(InstancePaths? paths, Microsoft.Data.Sqlite.SqliteException e)
+    {
+        if (paths is null || e.SqliteErrorCode is not (10 or 13))
+        {
+            return "";
+        }
+
+        try
+        {
+            var directory = Path.GetDirectoryName(paths.Database)!;
+            var free = new DriveInfo(directory).AvailableFreeSpace;
+            return free < 1024 * 1024 ? $" (the file system of {directory} has {free:N0} bytes free: SQLite needs room for its -wal and -shm files; make room)" : "";
+        }
+        catch (Exception probe) when (probe is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            return "";
+        }
+    }
+
     private static string OwnershipHint(InstancePaths? paths)
     {
         if (RunAsOwner(paths) is { Length: > 0 } runAs)

@@ -38,7 +38,7 @@ internal static class MembersCommand
 
                 try
                 {
-                    members.Add(Member.Parse(line));
+                    members.Add(WithStatus(Member.Parse(line.Split('\t', 2)[0]), line.Split('\t', 2) is [_, var status] ? status : null));
                 }
                 catch (FormatException e)
                 {
@@ -83,14 +83,32 @@ internal static class MembersCommand
             }
 
             var added = new List<Member>();
-            store.AddMembers(name, members, added);
-            var welcomed = 0;
-            if (added.Count > 0 && !parse.GetValue(noWelcome) && (parse.GetValue(welcome) || mailingList.SendWelcomeMessage))
+            if (parse.GetValue(noWelcome) || !(parse.GetValue(welcome) || mailingList.SendWelcomeMessage))
             {
-                using var services = CliServices.Build(paths);
-                var membership = services.GetRequiredService<Membership>();
-                var trigger = Membership.NewTrigger(services.GetRequiredService<TimeProvider>());
-                welcomed = added.Count(m => membership.Welcome(mailingList, m, trigger));
+                store.AddMembers(name, members, added);
+                Console.WriteLine($"{name}: {added.Count} added, {members.Count - added.Count} already members");
+                return 0;
+            }
+
+            // Each welcome is owed in the add's transaction, then queued: what a kill or a full
+            // queue leaves unqueued the daemon sends (at its start, or within ten minutes).
+            using var services = CliServices.Build(paths);
+            var membership = services.GetRequiredService<Membership>();
+            var trigger = Membership.NewTrigger(services.GetRequiredService<TimeProvider>());
+            store.AddMembers(name, members, added, m => membership.OweWelcome(store, name, m, trigger));
+            var welcomed = 0;
+            var queued = 0;
+            try
+            {
+                foreach (var m in added)
+                {
+                    welcomed += membership.PayWelcome(store, mailingList, m, trigger) ? 1 : 0;
+                    queued++;
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                Console.Error.WriteLine($"mailman: {added.Count - queued} welcomes could not be queued ({e.Message}); they are owed, and the daemon sends them when it can write its out queue (at its start, or within ten minutes)");
             }
 
             Console.WriteLine($"{name}: {added.Count} added, {members.Count - added.Count} already members" + (welcomed > 0 ? $", {welcomed} welcomed" : ""));
@@ -150,7 +168,7 @@ internal static class MembersCommand
 
                 try
                 {
-                    addresses.Add(Member.Parse(line).Address);
+                    addresses.Add(Member.Parse(line.Split('\t', 2)[0]).Address); // "\tdisabled: REASON" is members list's
                 }
                 catch (FormatException e)
                 {
@@ -292,9 +310,26 @@ internal static class MembersCommand
         using var _ = reader;
         while (reader.ReadLine() is { } line)
         {
-            // `members list` writes "\tdisabled: REASON" after a disabled member: not part of the address.
-            var tab = line.IndexOf('\t', StringComparison.Ordinal);
-            yield return tab < 0 ? line : line[..tab];
+            yield return line;
         }
+    }
+
+    // `members list` writes "\tdisabled: REASON" after a disabled member: read back, the member
+    // stays disabled (review 80: a list moved by list and add --file came back all enabled).
+    private static Member WithStatus(Member member, string? status)
+    {
+        if (status is null || status.Trim().Length == 0)
+        {
+            return member;
+        }
+
+        var words = status.Trim();
+        if (!words.StartsWith("disabled", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new FormatException($"after the tab: expected what members list writes (disabled: REASON), got '{Member.Sanitize(words)}'");
+        }
+
+        var reason = words["disabled".Length..].TrimStart(':', ' ').ToLowerInvariant();
+        return member with { DeliveryEnabled = false, DisabledReason = reason };
     }
 }

@@ -51,6 +51,11 @@ public sealed partial class ListStore : IDisposable
             throw new DatabaseUnusableException($"the list database {databasePath} is empty (0 bytes): it was truncated; restore it from a backup, or remove it to start anew with no lists");
         }
 
+        if (DeletedSideFile(databasePath) is { } deleted)
+        {
+            throw new DatabaseUnusableException($"{deleted} was deleted while this process had it open: this process and every other now see the list database {databasePath} differently, and changes can be lost. Stop the daemon and every mailman command, then check the lists and members (mailman lists list, members list) or restore the database from a backup. Never delete the -wal and -shm files: they are part of the database");
+        }
+
         // ReadWrite, not create: a file removed since the look above is an error, not a new empty database.
         _db = Connect(databasePath, SqliteOpenMode.ReadWrite, pooling: true);
         if (SQLitePCL.raw.sqlite3_db_readonly(_db.Handle, "main") == 1)
@@ -83,6 +88,52 @@ public sealed partial class ListStore : IDisposable
     }
 
     private ListStore(SqliteConnection db) => _db = db;
+
+    private static long _sideFilesLooked = -1000; // Environment.TickCount64 of the last look
+
+    // The -wal or -shm this process holds open (pooled connections) and someone deleted: SQLite
+    // goes on with the deleted files while every other process makes new ones (review 80: the
+    // daemon delivered posts to 0 recipients, held posts a verb had let through, and on stop wrote
+    // its view back, the members added since gone). Looked at once a second at most: the open
+    // descriptors in /proc/self/fd.
+    private static string? DeletedSideFile(string databasePath)
+    {
+        var now = Environment.TickCount64;
+        var last = Interlocked.Read(ref _sideFilesLooked);
+        if (now - last < 1000 || Interlocked.CompareExchange(ref _sideFilesLooked, now, last) != last)
+        {
+            return null;
+        }
+
+        var full = System.IO.Path.GetFullPath(databasePath);
+        try
+        {
+            foreach (var fd in new DirectoryInfo("/proc/self/fd").EnumerateFileSystemInfos())
+            {
+                string? target;
+                try
+                {
+                    target = fd.LinkTarget;
+                }
+                catch (IOException)
+                {
+                    continue; // closed since the listing
+                }
+
+                if (target is not null && target.EndsWith(" (deleted)", StringComparison.Ordinal)
+                    && target[..^" (deleted)".Length] is var file && (file == full + "-wal" || file == full + "-shm"))
+                {
+                    return file;
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // No /proc: nothing to look at.
+        }
+
+        return null;
+    }
 
     private const int BusySeconds = 10;
 
@@ -254,8 +305,9 @@ public sealed partial class ListStore : IDisposable
     /// <param name="list">The list.</param>
     /// <param name="members">The members to add.</param>
     /// <param name="added">Receives the members that were new (for welcome messages), when given.</param>
+    /// <param name="inTransaction">Called for each new member inside the transaction (a welcome recorded as owed).</param>
     /// <returns>How many were new.</returns>
-    public int AddMembers(ListName list, IEnumerable<Member> members, ICollection<Member>? added = null)
+    public int AddMembers(ListName list, IEnumerable<Member> members, ICollection<Member>? added = null, Action<Member>? inTransaction = null)
     {
         using var tx = Begin();
         var listId = ListId(list);
@@ -280,12 +332,13 @@ public sealed partial class ListStore : IDisposable
             pKey.Value = AddressKey(m.Address);
             pName.Value = Member.Sanitize(m.DisplayName);
             pEnabled.Value = m.DeliveryEnabled ? 1 : 0;
-            pReason.Value = m.DeliveryEnabled ? DisabledReason.None : DisabledReason.Moderator;
+            pReason.Value = m.DeliveryEnabled ? DisabledReason.None : m.DisabledReason is DisabledReason.Bounces or DisabledReason.User ? m.DisabledReason : DisabledReason.Moderator;
             pSerial.Value = NewSerial();
             if (cmd.ExecuteNonQuery() > 0)
             {
                 count++;
                 added?.Add(m);
+                inTransaction?.Invoke(m);
             }
         }
 

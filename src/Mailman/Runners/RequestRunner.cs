@@ -13,6 +13,15 @@ public sealed class RequestRunner(QueueSet queues, Activity activity, MailmanOpt
     /// <summary>How often an idle runner looks for welcomes and goodbyes still owed (Requests/Membership).</summary>
     public static readonly TimeSpan OwedNoticeInterval = TimeSpan.FromMinutes(1);
 
+    /// <summary>
+    /// How often the idle runner looks for notices another process left owed (a command line
+    /// killed, or whose out queue was full), and how old they must be: a command line still
+    /// queuing 200,000 welcomes is not raced.
+    /// </summary>
+    public static readonly TimeSpan OwedNoticeSweep = TimeSpan.FromMinutes(10);
+
+    public static readonly TimeSpan OwedNoticeSweepAge = TimeSpan.FromHours(1);
+
     private DateTimeOffset _owedLooked = DateTimeOffset.MinValue;
 
     // Parsed in place from the entry's file: a 100 MB mail to -request costs what the commands
@@ -38,11 +47,12 @@ public sealed class RequestRunner(QueueSet queues, Activity activity, MailmanOpt
     // StartupRecovery, without a database connection per idle pass): the notices of membership
     // changes whose run stopped before queuing them, whose entry is gone (finished, shunted) or
     // never was one (a one-click or command-line change), owed for a minute at least (a change
-    // in progress pays its own).
+    // in progress pays its own). Every ten minutes otherwise, for those owed an hour by another
+    // process (a command line killed while it queued welcomes).
     protected override void Idle()
     {
         var now = Time.GetUtcNow();
-        if (!membership.MayOwe || now - _owedLooked < OwedNoticeInterval)
+        if (now - _owedLooked < (membership.MayOwe ? OwedNoticeInterval : OwedNoticeSweep))
         {
             return;
         }
@@ -50,7 +60,7 @@ public sealed class RequestRunner(QueueSet queues, Activity activity, MailmanOpt
         _owedLooked = now;
         try
         {
-            membership.PayOwedNotices(OwedNoticeInterval);
+            membership.PayOwedNotices(membership.MayOwe ? OwedNoticeInterval : OwedNoticeSweepAge, sweep: !membership.MayOwe);
         }
         catch (Exception e) when (e is IOException or Microsoft.Data.Sqlite.SqliteException or UnauthorizedAccessException)
         {

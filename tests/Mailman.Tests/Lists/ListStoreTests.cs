@@ -190,4 +190,42 @@ public sealed class ListStoreTests : IDisposable
     [InlineData("bounce_info_stale_after", "1")]
     public void Settings_near_the_refused_ones_are_taken(string key, string value)
         => new MailingList().Set(key, value);
+
+    // Review 80: the -wal and -shm deleted under a process holding them open (pooled
+    // connections): it went on with the deleted files while every other process made new ones,
+    // and each saw another database. The next open says so (within a second) instead.
+    [Fact]
+    public void A_process_whose_open_wal_was_deleted_refuses_the_database_naming_it()
+    {
+        _instance.CreateList("dev@example.org");
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            store.GetList(ListName.Parse("dev@example.org"));
+        }
+
+        Assert.True(File.Exists(_instance.Paths.Database + "-wal"));
+        File.Delete(_instance.Paths.Database + "-wal");
+        File.Delete(_instance.Paths.Database + "-shm");
+        try
+        {
+            var refused = Wait.For(() =>
+            {
+                try
+                {
+                    using var again = new ListStore(_instance.Paths.Database);
+                    return null;
+                }
+                catch (DatabaseUnusableException e)
+                {
+                    return e;
+                }
+            }, TimeSpan.FromSeconds(10), "the deleted -wal is seen");
+            Assert.Contains(_instance.Paths.Database + "-", refused.Message, StringComparison.Ordinal);
+            Assert.Contains("was deleted while this process had it open", refused.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        }
+    }
 }

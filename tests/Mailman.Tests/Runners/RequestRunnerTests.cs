@@ -3,6 +3,7 @@
 // answered, and bad input.
 using System.Text;
 using Mailman.Lists;
+using Mailman.Notices;
 using Mailman.Queues;
 using Mailman.Requests;
 using Mailman.TestSupport;
@@ -662,6 +663,34 @@ public sealed class RequestRunnerTests : IDisposable
         var (goodbye, to, _) = Assert.Single(Out(h));
         Assert.Equal("anne@example.com", to);
         Assert.StartsWith("You have been unsubscribed", goodbye.Subject, StringComparison.Ordinal);
+        Assert.Equal(0, h.Services.GetRequiredService<Membership>().PayOwedNotices(TimeSpan.Zero));
+    }
+
+    // Review 80: a welcome another process left owed (a command line killed while it queued
+    // them) waited for the daemon's next start; the idle runner looks every ten minutes for
+    // those owed an hour (a command line still queuing its welcomes is not raced).
+    [Fact]
+    public void A_welcome_another_process_left_owed_an_hour_is_sent_by_the_idle_runner()
+    {
+        _instance.CreateList(List);
+        _instance.AddMembers(List, [new Member("anne@example.com", "Anne")]);
+        using var h = new RunnerHarness(_instance);
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            store.OweNotice(Dev, NoticeTemplates.Welcome, "anne@example.com", "Anne", "17961428495653332-28502775",
+                NoticeTemplates.Welcome + ":anne@example.com", h.Time.GetUtcNow() - TimeSpan.FromMinutes(30));
+        }
+
+        RunnerHarness.Drain(h.Requests);
+        Assert.Empty(Out(h));
+        h.Time.Advance(Mailman.Runners.RequestRunner.OwedNoticeSweep - TimeSpan.FromSeconds(1));
+        RunnerHarness.Drain(h.Requests);
+        Assert.Empty(Out(h));
+        h.Time.Advance(TimeSpan.FromMinutes(25));
+        RunnerHarness.Drain(h.Requests);
+        var (welcome, to, _) = Assert.Single(Out(h));
+        Assert.Equal("anne@example.com", to);
+        Assert.Equal("Welcome to the \"dev\" mailing list", welcome.Subject);
         Assert.Equal(0, h.Services.GetRequiredService<Membership>().PayOwedNotices(TimeSpan.Zero));
     }
 
