@@ -226,6 +226,7 @@ public sealed class PostDelivery
         var watch = Stopwatch.StartNew();
         var gate = Pool.Gate;
         var clock = Pool.Time;
+        long Seconds(long ticks) => Math.Max(0, (long)Math.Round(ticks / (double)clock.TimestampFrequency));
         var unreachable = 0;
         string? unreachableReason = null;
         Exception? failure = null;
@@ -318,7 +319,11 @@ public sealed class PostDelivery
 
                     if (Pool.AllDown(now))
                     {
-                        unreachableReason ??= string.Join("; ", Pool.Relays.Select(x => x.Relay.Name + ": " + x.LastError));
+                        // What each said when it was marked down, and when it is tried again: a
+                        // relay back meanwhile is not seen before then (review 81: the deferrals
+                        // read as fresh refusals).
+                        unreachableReason ??= string.Join("; ", Pool.Relays.Select(x =>
+                            $"{x.Relay.Name}: {x.LastError} (marked down {Seconds(now - x.DownSince)} s ago, tried again in {Seconds(x.DownUntil - now)} s)"));
                         Volatile.Write(ref unreachable, 1);
                         Monitor.PulseAll(gate);
                         return null;

@@ -205,7 +205,7 @@ public sealed class OutgoingRunner(
                 thisRun++;
                 return r;
             }));
-            Log.LogWarning("SMTP server unreachable (every relay is down) delivering {MessageId} to {ListId}: {Error}", metadata.MessageIdForLog, list.Fqdn, report.StopReason);
+            Log.LogWarning("SMTP server unreachable (every relay is marked down) delivering {MessageId} to {ListId}: {Error}", metadata.MessageIdForLog, list.Fqdn, report.StopReason);
         }
 
         var givenUp = Defer(entry, metadata, deferred, now);

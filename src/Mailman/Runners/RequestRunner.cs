@@ -52,6 +52,12 @@ public sealed class RequestRunner(QueueSet queues, Activity activity, MailmanOpt
     protected override void Idle()
     {
         var now = Time.GetUtcNow();
+        if (_owedLooked == DateTimeOffset.MinValue)
+        {
+            _owedLooked = now; // the start looked (StartupRecovery): the clock starts here
+            return;
+        }
+
         if (now - _owedLooked < (membership.MayOwe ? OwedNoticeInterval : OwedNoticeSweep))
         {
             return;

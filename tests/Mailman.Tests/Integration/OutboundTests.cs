@@ -608,6 +608,8 @@ public sealed class OutboundTests : IDisposable
         Assert.Contains(" 0 delivered", line, StringComparison.Ordinal);
         Assert.True(Volatile.Read(ref tried) <= 8, $"{tried} transactions tried on a relay refusing every one ({line})");
         Assert.Contains("SMTP server unreachable", Logs(), StringComparison.Ordinal);
+        // Review 81: what it said when marked down, and when it is tried again.
+        Assert.Matches(@"127\.0\.0\.1:\d+: .*421.* \(marked down \d+ s ago, tried again in \d+ s\)", Logs());
         Assert.Equal(members, QueuedRecipients("retry").Distinct().Count());
     }
 
