@@ -127,15 +127,17 @@ internal sealed class MessageSpool(string directory) : IDisposable
         _stream.CopyTo(destination, 1 << 16);
     }
 
+    // The spool file is deleted on close: what its buffer holds is dropped with it, not written
+    // into it first (on a full disk that write failed in Dispose).
     public void Dispose()
     {
-        try
+        if (_file is not null)
         {
-            _stream.Dispose();
+            _file.Dispose();
+            _file = null;
+            return;
         }
-        finally
-        {
-            _file?.Dispose();
-        }
+
+        _stream.Dispose();
     }
 }
