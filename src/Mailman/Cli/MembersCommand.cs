@@ -95,6 +95,7 @@ internal static class MembersCommand
             using var services = CliServices.Build(paths);
             var membership = services.GetRequiredService<Membership>();
             var trigger = Membership.NewTrigger(services.GetRequiredService<TimeProvider>());
+            using var owing = membership.Owing(trigger);
             store.AddMembers(name, members, added, m => membership.OweWelcome(store, name, m, trigger));
             var welcomed = 0;
             var queued = 0;
@@ -323,13 +324,13 @@ internal static class MembersCommand
             return member;
         }
 
-        var words = status.Trim();
-        if (!words.StartsWith("disabled", StringComparison.OrdinalIgnoreCase))
+        var words = status.Trim().ToLowerInvariant();
+        var reason = words == "disabled" ? "unknown" : words.StartsWith("disabled:", StringComparison.Ordinal) ? words["disabled:".Length..].Trim() : null;
+        if (reason is not (DisabledReason.Bounces or DisabledReason.User or DisabledReason.Moderator or "unknown"))
         {
-            throw new FormatException($"after the tab: expected what members list writes (disabled: REASON), got '{Member.Sanitize(words)}'");
+            throw new FormatException($"after the tab: expected what members list writes (disabled: bounce, user, moderator or unknown), got '{Member.Sanitize(status.Trim())}'");
         }
 
-        var reason = words["disabled".Length..].TrimStart(':', ' ').ToLowerInvariant();
         return member with { DeliveryEnabled = false, DisabledReason = reason };
     }
 }

@@ -40,58 +40,64 @@ public static class WireFormat
     /// signature covers them as they are). An attached message (message/rfc822) is walked too.
     /// Returns whether anything was re-encoded; MIME-Version is then added where missing.
     /// </summary>
-    public static bool MakeTransportable(MimeMessage message)
+    public static bool MakeTransportable(MimeMessage message) => Transport(message, out _);
+
+    // keptAsIs: a part under the message was left as it came (signed, encrypted, or a message
+    // past MimeKit's depth), so an attached message holding it stays declared as it was.
+    private static bool Transport(MimeMessage message, out bool keptAsIs)
     {
         var changed = false;
-        var pending = new Stack<MimeMessage>();
-        pending.Push(message);
+        keptAsIs = false;
         var entities = new Stack<MimeEntity>();
-        while (pending.TryPop(out var current))
+        if (message.Body is { } body)
         {
-            var changedHere = false;
-            if (current.Body is { } body)
+            entities.Push(body);
+        }
+
+        while (entities.TryPop(out var entity))
+        {
+            switch (entity)
             {
-                entities.Push(body);
+                case MultipartSigned or MultipartEncrypted:
+                    keptAsIs = true;
+                    break;
+                case Multipart multipart:
+                    foreach (var child in multipart)
+                    {
+                        entities.Push(child);
+                    }
+
+                    break;
+                case MessagePart { Message: { } inner } attached:
+                    changed |= Transport(inner, out var innerKept);
+                    keptAsIs |= innerKept;
+
+                    // RFC 2046 5.2.1: message/rfc822 is 7bit, 8bit or binary; once its parts
+                    // are re-encoded, binary is no longer true of it (review 82: unless a part
+                    // under it kept its bytes).
+                    if (!innerKept && attached.Headers[HeaderId.ContentTransferEncoding] is { } declared
+                        && declared.Trim().Equals("binary", StringComparison.OrdinalIgnoreCase))
+                    {
+                        attached.Headers[HeaderId.ContentTransferEncoding] = "8bit";
+                        changed = true;
+                    }
+
+                    break;
+                case MimePart part when part.ContentType.MediaType.Equals("message", StringComparison.OrdinalIgnoreCase):
+                    // A message MimeKit did not parse (past its depth): RFC 2046 allows it no
+                    // base64 or quoted-printable (review 82).
+                    keptAsIs = true;
+                    break;
+                case MimePart { Content: not null } part when NeedsEncoding(part):
+                    part.ContentTransferEncoding = part is TextPart ? ContentEncoding.QuotedPrintable : ContentEncoding.Base64;
+                    changed = true;
+                    break;
             }
+        }
 
-            while (entities.TryPop(out var entity))
-            {
-                switch (entity)
-                {
-                    case MultipartSigned or MultipartEncrypted:
-                        break;
-                    case Multipart multipart:
-                        foreach (var child in multipart)
-                        {
-                            entities.Push(child);
-                        }
-
-                        break;
-                    case MessagePart { Message: { } inner } attached:
-                        // RFC 2046 5.2.1: message/rfc822 is 7bit, 8bit or binary; once its
-                        // parts are re-encoded, binary is no longer true of it.
-                        if (attached.Headers[HeaderId.ContentTransferEncoding] is { } declared
-                            && declared.Trim().Equals("binary", StringComparison.OrdinalIgnoreCase))
-                        {
-                            attached.Headers[HeaderId.ContentTransferEncoding] = "8bit";
-                            changedHere = true;
-                        }
-
-                        pending.Push(inner);
-                        break;
-                    case MimePart { Content: not null } part when NeedsEncoding(part):
-                        part.ContentTransferEncoding = part is TextPart ? ContentEncoding.QuotedPrintable : ContentEncoding.Base64;
-                        changedHere = true;
-                        break;
-                }
-            }
-
-            if (changedHere && !current.Headers.Contains(HeaderId.MimeVersion))
-            {
-                current.MimeVersion = new Version(1, 0);
-            }
-
-            changed |= changedHere;
+        if (changed && !message.Headers.Contains(HeaderId.MimeVersion))
+        {
+            message.MimeVersion = new Version(1, 0);
         }
 
         return changed;

@@ -68,6 +68,12 @@ public sealed class InstancePaths
     /// <summary>Where `queue flush` leaves its requests for the retry runner: one file each, the ids it asks for, a line each.</summary>
     public string FlushRequests => Path.Combine(VarDirectory, "flush");
 
+    /// <summary>
+    /// The lock a command line holds while it queues the notices it owes under
+    /// <paramref name="trigger"/> (a queue entry name): the daemon pays them only once it is free.
+    /// </summary>
+    public string OwingLock(string trigger) => Path.Combine(VarDirectory, "owing", trigger + ".lock");
+
     public string Queue(string name) => Path.Combine(QueuesDirectory, name);
 
     /// <summary>The home given by <c>--home</c>, else <c>$MAILMAN_HOME</c>, else the current directory.</summary>

@@ -18,7 +18,7 @@ public sealed record JoinOutcome(JoinResult? Result, bool WelcomeSent);
 /// <summary>What a leave did: false Changed when the address was not (or no longer) a member.</summary>
 public sealed record LeaveOutcome(bool Changed, bool GoodbyeSent, bool PendingUsed = false);
 
-public sealed class Membership(ListStoreFactory lists, NoticeSender notices, QueueSet queues, TimeProvider time, ILogger<Membership> logger)
+public sealed class Membership(ListStoreFactory lists, NoticeSender notices, QueueSet queues, TimeProvider time, Instance.InstancePaths paths, ILogger<Membership> logger)
 {
     private volatile bool _owing;
 
@@ -102,7 +102,13 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Que
         using (var store = lists.Open())
         {
             var all = store.OwedNotices();
-            owed = all.Where(o => o.Created <= before && !queues[QueueSet.Request].Holds(o.Trigger)).ToList();
+            var owner = all.Select(o => o.Trigger).Distinct().ToDictionary(t => t, OwingProcess);
+            owed = all.Where(o => owner[o.Trigger] switch
+            {
+                Owner.Alive => false,
+                Owner.Dead => true,
+                _ => o.Created <= before && !queues[QueueSet.Request].Holds(o.Trigger),
+            }).ToList();
             left = all.Count - owed.Count;
         }
 
@@ -123,6 +129,11 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Que
                 o.Template, o.Address, o.List.Fqdn, o.Created, o.Trigger);
             Pay(list, o.Template, o.Address, o.DisplayName, o.Trigger, null, null);
             paid++;
+        }
+
+        foreach (var trigger in owed.Select(o => o.Trigger).Distinct().Where(Switchboard.IsValidEntryName))
+        {
+            Instance.FileOwner.TryDelete(paths.OwingLock(trigger)); // its process is gone, its notices paid
         }
 
         return paid;
@@ -185,6 +196,55 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Que
     }
 
     /// <summary>Sends the welcome notice alone (`members add --welcome`).</summary>
+    private enum Owner
+    {
+        None,
+        Alive,
+        Dead,
+    }
+
+    // Whether a command line that owes under this trigger still runs (it holds its lock: the
+    // daemon's start or sweep would race it for the same notices, review 82), or ran and died
+    // (its lock left unheld: pay now, whatever their age).
+    private Owner OwingProcess(string trigger)
+    {
+        if (!Switchboard.IsValidEntryName(trigger))
+        {
+            return Owner.None; // never a path
+        }
+
+        var path = paths.OwingLock(trigger);
+        if (!File.Exists(path))
+        {
+            return Owner.None;
+        }
+
+        try
+        {
+            using var probe = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+            return Owner.Dead;
+        }
+        catch (IOException) when (File.Exists(path))
+        {
+            return Owner.Alive;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return Owner.None;
+        }
+    }
+
+    /// <summary>
+    /// Holds the lock that tells the daemon this process will queue the notices it owes under
+    /// <paramref name="trigger"/> (<see cref="OweWelcome"/>); released (and removed) when disposed.
+    /// </summary>
+    public IDisposable Owing(string trigger)
+    {
+        var path = paths.OwingLock(trigger);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        return new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.DeleteOnClose);
+    }
+
     /// <summary>
     /// Records the welcome of a member the command line adds as owed, in the add's own
     /// transaction (<paramref name="store"/>'s): a verb killed, or an out queue full, before

@@ -161,11 +161,12 @@ public sealed class PipelineRunner(
         }
 
         // RFC 5322 3.6: From: is required and names a mailbox. A post without one (or with a
-        // group, "undisclosed:;") went out so, and providers that check refuse every copy
-        // (review 79). It is the envelope sender's, as Postfix's cleanup adds it; the empty one
+        // group, "undisclosed:;", or "foo" without a domain) went out so, and providers that
+        // check refuse every copy (review 79, 82). It is the envelope sender's, as Postfix's
+        // cleanup adds it, when that is an address (not the null sender's MAILER-DAEMON); what
         // it replaces is kept as X-Original-From.
-        if (!message.From.Mailboxes.Any() && !string.IsNullOrEmpty(metadata.Sender)
-            && MimeKit.MailboxAddress.TryParse(metadata.Sender, out var sender) && sender.Address.Length > 0)
+        if (!message.From.Mailboxes.Any(m => m.Address.Contains('@', StringComparison.Ordinal)) && !string.IsNullOrEmpty(metadata.Sender)
+            && MimeKit.MailboxAddress.TryParse(metadata.Sender, out var sender) && sender.Address.Contains('@', StringComparison.Ordinal))
         {
             if (message.Headers[MimeKit.HeaderId.From] is { } empty && empty.Trim().Length > 0)
             {
@@ -174,6 +175,10 @@ public sealed class PipelineRunner(
 
             message.Headers.RemoveAll(MimeKit.HeaderId.From);
             message.From.Add(new MimeKit.MailboxAddress("", sender.Address));
+
+            // The incoming DMARC look was at the From: that is gone: the dmarc handler looks
+            // again, at this one (a p=reject domain's is munged like any).
+            metadata.Dmarc = null;
         }
 
         // Binary parts and lines over 998 cannot cross SMTP as they are (review 79).

@@ -85,9 +85,12 @@ public sealed class MembersImportTests : IDisposable
         var copied = MailmanProcess.Run(_instance.Home, ["members", "list", "copy@example.org"]).Stdout.ReplaceLineEndings("\n");
         Assert.Equal("Anne <anne@example.com>\nbob@example.com\tdisabled: moderator\ncarl@example.com\tdisabled: bounce\n", copied);
 
-        File.WriteAllText(file, "dave@example.com\tsomething else\n");
-        var refused = MailmanProcess.Run(_instance.Home, ["members", "add", "copy@example.org", "--file", file]);
-        Assert.Equal(65, refused.ExitCode);
-        Assert.Contains("disabled: REASON", refused.Stderr, StringComparison.Ordinal);
+        foreach (var odd in (string[])["something else", "disabledfoo", "disabled: bogus"])
+        {
+            File.WriteAllText(file, $"dave@example.com\t{odd}\n");
+            var refused = MailmanProcess.Run(_instance.Home, ["members", "add", "copy@example.org", "--file", file]);
+            Assert.Equal(65, refused.ExitCode);
+            Assert.Contains("expected what members list writes (disabled: bounce, user, moderator or unknown)", refused.Stderr, StringComparison.Ordinal);
+        }
     }
 }

@@ -59,12 +59,51 @@ public sealed class OddPostTests : IDisposable
     [InlineData("", null)]
     [InlineData("From: undisclosed:;\n", "undisclosed:;")]
     [InlineData("From: \n", null)]
+    [InlineData("From: foo\n", "foo")]
     public void A_post_without_a_mailbox_in_From_goes_out_from_its_envelope_sender(string from, string? original)
     {
         var message = Parse(Piped(from + "To: dev@example.org\nSubject: s\n\nbody\n"));
         Assert.Equal("poster@example.net", Assert.Single(message.From.Mailboxes).Address);
         Assert.Single(message.Headers, x => x.Id == HeaderId.From);
         Assert.Equal(original, message.Headers["X-Original-From"]);
+    }
+
+    // Review 82: Postfix's pipe gives the null sender as MAILER-DAEMON, no address to be From.
+    [Fact]
+    public void A_post_without_From_from_the_null_sender_is_left_without_one()
+    {
+        var message = Parse(Piped("To: dev@example.org\nSubject: s\n\nbody\n", sender: "MAILER-DAEMON"));
+        Assert.DoesNotContain(message.Headers, x => x.Id == HeaderId.From);
+    }
+
+    // Review 82: a message/rfc822 declared binary holding a signed part (kept as it came) was
+    // relabelled 8bit; a message MimeKit did not parse (past its depth) went out base64.
+    [Fact]
+    public void An_attached_message_keeps_binary_around_a_signed_part_and_an_unparsed_message_is_not_encoded()
+    {
+        var longLine = new string('s', 2000);
+        var raw = "From: a@example.com\nTo: dev@example.org\nSubject: s\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=B\n\n"
+            + "--B\nContent-Type: message/rfc822\nContent-Transfer-Encoding: binary\n\nFrom: x@example.com\nSubject: inner\nMIME-Version: 1.0\n"
+            + "Content-Type: multipart/signed; protocol=\"application/pgp-signature\"; micalg=pgp-sha256; boundary=S\n\n"
+            + $"--S\nContent-Type: text/plain\nContent-Transfer-Encoding: binary\n\n{longLine}\n--S\nContent-Type: application/pgp-signature\n\nsig\n--S--\n"
+            + "--B--\n";
+        var message = Parse(Piped(raw));
+        var attached = Assert.IsType<MessagePart>(Assert.IsType<Multipart>(message.Body)[0]);
+        Assert.Equal("binary", attached.Headers[HeaderId.ContentTransferEncoding]?.Trim());
+        Assert.Contains(longLine, Encoding.UTF8.GetString(Piped2Bytes(message)), StringComparison.Ordinal);
+
+        var opaque = MimeMessage.Load(new MemoryStream(Encoding.Latin1.GetBytes("From: a@example.com\nSubject: s\nMIME-Version: 1.0\nContent-Type: message/rfc822\n\nnot\0parsed\n")));
+        var part = new MimePart("message", "rfc822") { Content = new MimeContent(new MemoryStream(Encoding.Latin1.GetBytes("not\0parsed\n"))) };
+        opaque.Body = part;
+        Assert.False(Mailman.Delivery.WireFormat.MakeTransportable(opaque));
+        Assert.Equal(ContentEncoding.Default, part.ContentTransferEncoding);
+    }
+
+    private static byte[] Piped2Bytes(MimeMessage message)
+    {
+        using var output = new MemoryStream();
+        message.WriteTo(output);
+        return output.ToArray();
     }
 
     [Fact]

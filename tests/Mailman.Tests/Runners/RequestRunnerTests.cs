@@ -694,6 +694,37 @@ public sealed class RequestRunnerTests : IDisposable
         Assert.Equal(0, h.Services.GetRequiredService<Membership>().PayOwedNotices(TimeSpan.Zero));
     }
 
+    // Review 82: the daemon's start paid the welcomes a running command line was still queuing
+    // (both wrote the same entry); one whose command line died waited an hour.
+    [Fact]
+    public void Welcomes_owed_by_a_live_command_line_are_left_to_it_and_a_dead_ones_are_paid_at_once()
+    {
+        _instance.CreateList(List);
+        _instance.AddMembers(List, [new Member("anne@example.com", "Anne"), new Member("bob@example.com", "Bob")]);
+        using var h = new RunnerHarness(_instance);
+        var membership = h.Services.GetRequiredService<Membership>();
+        const string live = "17961428495653333-28502776", dead = "17961428495653334-28502777";
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            store.OweNotice(Dev, NoticeTemplates.Welcome, "anne@example.com", "Anne", live, NoticeTemplates.Welcome + ":anne@example.com", h.Time.GetUtcNow() - TimeSpan.FromHours(2));
+            store.OweNotice(Dev, NoticeTemplates.Welcome, "bob@example.com", "Bob", dead, NoticeTemplates.Welcome + ":bob@example.com", h.Time.GetUtcNow());
+        }
+
+        Directory.CreateDirectory(Path.GetDirectoryName(_instance.Paths.OwingLock(dead))!);
+        File.WriteAllText(_instance.Paths.OwingLock(dead), ""); // left by a process killed while it queued
+        using (membership.Owing(live))
+        {
+            Assert.Equal(1, membership.PayOwedNotices(TimeSpan.FromHours(1)));
+            var (_, to, _) = Assert.Single(Out(h));
+            Assert.Equal("bob@example.com", to);
+            Assert.False(File.Exists(_instance.Paths.OwingLock(dead)));
+        }
+
+        Assert.False(File.Exists(_instance.Paths.OwingLock(live)));
+        Assert.Equal(1, membership.PayOwedNotices(TimeSpan.FromHours(1)));
+        Assert.Equal(0, membership.PayOwedNotices(TimeSpan.Zero));
+    }
+
     // Review 36: on a full disk each retry of the request counted toward the address's daily
     // limit of replies, though none was queued; the limit was used up and the confirmation never went.
     [Fact]
