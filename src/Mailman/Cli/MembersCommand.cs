@@ -95,21 +95,30 @@ internal static class MembersCommand
             using var services = CliServices.Build(paths);
             var membership = services.GetRequiredService<Membership>();
             var trigger = Membership.NewTrigger(services.GetRequiredService<TimeProvider>());
-            using var owing = membership.Owing(trigger);
-            store.AddMembers(name, members, added, m => membership.OweWelcome(store, name, m, trigger));
             var welcomed = 0;
             var queued = 0;
-            try
+            string? failure = null;
+            using (membership.Owing(trigger))
             {
-                foreach (var m in added)
+                store.AddMembers(name, members, added, m => membership.OweWelcome(store, name, m, trigger));
+                try
                 {
-                    welcomed += membership.PayWelcome(store, mailingList, m, trigger) ? 1 : 0;
-                    queued++;
+                    foreach (var m in added)
+                    {
+                        welcomed += membership.PayWelcome(store, mailingList, m, trigger) ? 1 : 0;
+                        queued++;
+                    }
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    failure = e.Message;
                 }
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+
+            if (failure is not null)
             {
-                Console.Error.WriteLine($"mailman: {added.Count - queued} welcomes could not be queued ({e.Message}); they are owed, and the daemon sends them when it can write its out queue (at its start, or within ten minutes)");
+                membership.LeaveOwed(trigger);
+                Console.Error.WriteLine($"mailman: {added.Count - queued} welcomes could not be queued ({failure}); they are owed, and the daemon sends them when it can write its out queue (at its start, or within ten minutes)");
             }
 
             Console.WriteLine($"{name}: {added.Count} added, {members.Count - added.Count} already members" + (welcomed > 0 ? $", {welcomed} welcomed" : ""));

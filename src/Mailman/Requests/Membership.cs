@@ -195,7 +195,6 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Que
         return new LeaveOutcome(true, sent);
     }
 
-    /// <summary>Sends the welcome notice alone (`members add --welcome`).</summary>
     private enum Owner
     {
         None,
@@ -243,6 +242,22 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Que
         var path = paths.OwingLock(trigger);
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         return new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.DeleteOnClose);
+    }
+
+    /// <summary>
+    /// Leaves what this process owes under <paramref name="trigger"/> to the daemon at once (its
+    /// lock file, unheld, says its owner is gone), as a kill would: the out queue could not take it.
+    /// </summary>
+    public void LeaveOwed(string trigger)
+    {
+        try
+        {
+            File.WriteAllText(paths.OwingLock(trigger), "");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Without it the daemon pays them once they are an hour old.
+        }
     }
 
     /// <summary>

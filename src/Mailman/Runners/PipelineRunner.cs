@@ -142,13 +142,11 @@ public sealed class PipelineRunner(
         }
 
         // A second Content-Type or Content-Transfer-Encoding of the post itself: MimeKit read the
-        // first, a reader taking the second saw another structure (review 79). Each property is
+        // first, a reader taking the second saw another structure (review 79). The encoding is
         // set again from the first, which the removal would have reset.
         if (message.Body is { } body)
         {
-            var type = body.ContentType;
             RemoveAllButFirst(body.Headers, MimeKit.HeaderId.ContentType);
-            body.ContentType.MediaType = type.MediaType;
             if (body is MimePart part && part.Headers.IndexOf(MimeKit.HeaderId.ContentTransferEncoding) is var cte and >= 0)
             {
                 var encoding = part.ContentTransferEncoding;
@@ -185,9 +183,10 @@ public sealed class PipelineRunner(
         Delivery.WireFormat.MakeTransportable(message);
     }
 
-    // RFC 5322 3.6.8: printable US-ASCII but the colon, at least one.
+    // RFC 5322 3.6.8: printable US-ASCII but the colon, at least one (white space before the
+    // colon is obsolete syntax, 4.5.3, and still a field).
     private static bool IsFieldName(string field)
-        => field.Length > 0 && !field.AsSpan().ContainsAnyExceptInRange('!', '~') && !field.Contains(':', StringComparison.Ordinal);
+        => field.TrimEnd(' ', '\t') is { Length: > 0 } name && !name.AsSpan().ContainsAnyExceptInRange('!', '~') && !name.Contains(':', StringComparison.Ordinal);
 
     private static void RemoveAllButFirst(MimeKit.HeaderList headers, MimeKit.HeaderId id)
     {

@@ -37,6 +37,8 @@ public sealed class MembersImportTests : IDisposable
         Assert.Contains("3 welcomes could not be queued", add.Stderr, StringComparison.Ordinal);
         Assert.Contains("owed", add.Stderr, StringComparison.Ordinal);
         Assert.Equal(["anne@example.com", "bob@example.com", "carl@example.com"], Owed().Select(o => o.Address).Order());
+        var owing = Path.Combine(Path.GetDirectoryName(_instance.Paths.Database)!, "owing");
+        Assert.Single(Directory.GetFiles(owing)); // its lock left unheld: the daemon need not wait an hour
 
         using var sink = SmtpSink.Start();
         var env = new Dictionary<string, string> { ["Mailman__Smtp__Port"] = sink.Port.ToString(CultureInfo.InvariantCulture) };
@@ -55,6 +57,7 @@ public sealed class MembersImportTests : IDisposable
         Assert.Equal(["anne@example.com", "bob@example.com", "carl@example.com"], sink.Messages().SelectMany(m => m.Recipients).Order());
         Assert.All(sink.Messages(), m => Assert.Equal("Welcome to the \"dev\" mailing list", m.Header("Subject")));
         Assert.Empty(Owed());
+        Assert.Empty(Directory.GetFiles(owing));
     }
 
     [Fact]

@@ -125,6 +125,14 @@ public sealed class OddPostTests : IDisposable
 
     // A line without a colon among the post's fields went out as it came, and a relay took it
     // for the end of the header block: the list's own fields after it became body text.
+    [Fact]
+    public void A_field_with_white_space_before_its_colon_is_kept()
+    {
+        var message = Parse(Piped("From: a@example.com\nTo: dev@example.org\nX-Obsolete : kept\nSubject : old style\n\nbody\n"));
+        Assert.Equal("kept", message.Headers["X-Obsolete"]?.Trim());
+        Assert.EndsWith("old style", message.Subject, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("NoColonLine here\n")]
     [InlineData("NoColon\n")]
