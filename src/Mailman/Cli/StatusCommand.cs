@@ -230,7 +230,7 @@ internal static class StatusCommand
         FileOwner.Uid(paths.Database) is { } owner && owner != FileOwner.EffectiveUid
             ? $"counted only when status runs as the database's owner, {FileOwner.UserName(owner)}"
             : !File.Exists(paths.Database) && !paths.VarUnreadable ? $"{paths.Database} does not exist"
-            : "the database cannot be opened as this user; any verb that changes lists says why";
+            : "the database cannot be read (damaged, locked, or not writable for this user); any verb that changes lists says why";
 
     // `queue flush` requests the retry runner has not done yet (var/flush/*.req).
     private static int FlushRequests(InstancePaths paths)

@@ -29,8 +29,12 @@ public static class DaemonHost
         // Passwords and CA files are read once, here: a bad one refuses the start with one line.
         options.Smtp.ResolvedRelays();
 
-        // So is a list database that cannot be used (empty, not SQLite): not a start that shunts every post.
-        new ListStore(paths.Database, create: true).Dispose();
+        // So is a list database that cannot be used (empty, not SQLite, damaged): not a start that shunts every post.
+        using (var store = new ListStore(paths.Database, create: true))
+        {
+            store.CheckIntact();
+        }
+
         var logger = Logging.Create(configuration, paths, out var logFiles);
         if (Logging.WhyUnwritable(configuration, paths) is { } unwritable)
         {

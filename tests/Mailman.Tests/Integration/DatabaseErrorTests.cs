@@ -51,5 +51,10 @@ public sealed class DatabaseErrorTests : IDisposable
         Assert.Equal(78, listed.ExitCode);
         Assert.Contains("is damaged", listed.Stderr, StringComparison.Ordinal);
         Assert.Contains("restore it from a backup", listed.Stderr, StringComparison.Ordinal);
+
+        // Review 82: serve started on it and each runner logged the damage in turn.
+        var serve = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"]);
+        Assert.Equal(78, serve.ExitCode);
+        Assert.Contains("is damaged", serve.Stderr, StringComparison.Ordinal);
     }
 }
