@@ -197,7 +197,9 @@ public sealed class Intake
 
         var skip = 0;
         string? fromLine = null;
-        if (head.StartsWith("From "u8))
+        // "From : Alice" is a From: field in the obsolete syntax (white space before the colon),
+        // not an mbox line: a From_ line's second word is the sender, never a colon.
+        if (head.StartsWith("From "u8) && !head[5..].TrimStart(" \t"u8).StartsWith(":"u8))
         {
             var end = head.IndexOf((byte)'\n');
             if (end < 0)
@@ -222,10 +224,12 @@ public sealed class Intake
             throw new IntakeException(IntakeFailure.NotAMessage, "empty message");
         }
 
-        // RFC 5322 §2.2: a field name is printable US-ASCII but the colon, then a colon.
+        // RFC 5322 §2.2: a field name is printable US-ASCII but the colon, then a colon (white
+        // space before it is the obsolete syntax of §4.5.3, still to be read).
         var colon = message.IndexOf((byte)':');
         var lineEnd = message.IndexOf((byte)'\n');
-        if (colon <= 0 || (lineEnd >= 0 && colon > lineEnd) || message[..colon].IndexOfAnyExceptInRange((byte)33, (byte)126) >= 0)
+        var name = colon <= 0 ? default : message[..colon].TrimEnd(" \t"u8);
+        if (name.IsEmpty || (lineEnd >= 0 && colon > lineEnd) || name.IndexOfAnyExceptInRange((byte)33, (byte)126) >= 0)
         {
             throw new IntakeException(IntakeFailure.NotAMessage, "not a message: it does not start with a header line");
         }

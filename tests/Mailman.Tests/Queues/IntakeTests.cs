@@ -62,6 +62,17 @@ public sealed class IntakeTests
         Assert.Equal("poster@example.com", head.EnvelopeSender);
     }
 
+    [Theory]
+    [InlineData("From : Alice <alice@example.com>\nSubject: x\n\nbody\n")]
+    [InlineData("From\t: alice@example.com\nSubject: x\n\nbody\n")]
+    [InlineData("From  :alice@example.com\n\nbody\n")]
+    public void A_From_field_with_white_space_before_its_colon_is_a_field_not_an_mbox_line(string text)
+    {
+        var head = Inspect(text);
+        Assert.Equal(0, head.Skip);
+        Assert.Null(head.EnvelopeSender);
+    }
+
     [Fact]
     public void Return_path_wins_over_the_From_line_and_Delivered_To_is_a_header_like_any()
     {

@@ -133,6 +133,15 @@ public sealed class OddPostTests : IDisposable
         Assert.EndsWith("old style", message.Subject, StringComparison.Ordinal);
     }
 
+    // inject took a first line "From : Alice" for an mbox From_ line and dropped the post's From.
+    [Fact]
+    public void A_first_From_field_with_white_space_before_its_colon_is_the_posts_From()
+    {
+        var message = Parse(Piped("From : Alice <alice@example.com>\nTo: dev@example.org\nSubject: s\n\nbody\n", sender: "bounce-alice@example.net"));
+        Assert.Equal("alice@example.com", message.From.Mailboxes.Single().Address);
+        Assert.False(message.Headers.Contains("X-Original-From"));
+    }
+
     [Theory]
     [InlineData("NoColonLine here\n")]
     [InlineData("NoColon\n")]
