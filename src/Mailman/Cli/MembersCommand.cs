@@ -257,7 +257,7 @@ internal static class MembersCommand
             Console.WriteLine($"address: {m.Address}");
             Console.WriteLine($"display_name: {m.DisplayName}");
             Console.WriteLine($"delivery: {(m.DeliveryEnabled ? "enabled" : "disabled")}");
-            Console.WriteLine($"disabled_reason: {(m.DeliveryEnabled ? "-" : m.DisabledReason)}");
+            Console.WriteLine($"disabled_reason: {(m.DeliveryEnabled ? "-" : m.DisabledReason.Length > 0 ? m.DisabledReason : "unknown")}");
             Console.WriteLine($"disabled_at: {When(m.DisabledAt)}");
             Console.WriteLine($"bounce_score: {m.BounceScore.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture)}");
             Console.WriteLine($"last_bounce: {When(m.LastBounce)}");
@@ -340,6 +340,6 @@ internal static class MembersCommand
             throw new FormatException($"after the tab: expected what members list writes (disabled: bounce, user, moderator or unknown), got '{Member.Sanitize(status.Trim())}'");
         }
 
-        return member with { DeliveryEnabled = false, DisabledReason = reason };
+        return member with { DeliveryEnabled = false, DisabledReason = reason == "unknown" ? DisabledReason.None : reason };
     }
 }

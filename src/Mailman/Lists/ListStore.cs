@@ -357,7 +357,8 @@ public sealed partial class ListStore : IDisposable
             pKey.Value = AddressKey(m.Address);
             pName.Value = Member.Sanitize(m.DisplayName);
             pEnabled.Value = m.DeliveryEnabled ? 1 : 0;
-            pReason.Value = m.DeliveryEnabled ? DisabledReason.None : m.DisabledReason is DisabledReason.Bounces or DisabledReason.User ? m.DisabledReason : DisabledReason.Moderator;
+            // Disabled for a reason not known (an import's "disabled: unknown") is stored without one.
+            pReason.Value = m.DeliveryEnabled ? DisabledReason.None : m.DisabledReason is DisabledReason.Bounces or DisabledReason.User or DisabledReason.Moderator ? m.DisabledReason : DisabledReason.None;
             pSerial.Value = NewSerial();
             if (cmd.ExecuteNonQuery() > 0)
             {

@@ -83,10 +83,12 @@ public sealed class MembersImportTests : IDisposable
 
         _instance.CreateList("copy@example.org");
         var file = Path.Combine(_instance.Home, "members.txt");
-        File.WriteAllText(file, listed.Stdout + "carl@example.com\tdisabled: bounce\n");
+        File.WriteAllText(file, listed.Stdout + "carl@example.com\tdisabled: bounce\ndora@example.com\tdisabled: unknown\nerin@example.com\tdisabled\n");
         Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["members", "add", "copy@example.org", "--no-welcome", "--file", file]).ExitCode);
         var copied = MailmanProcess.Run(_instance.Home, ["members", "list", "copy@example.org"]).Stdout.ReplaceLineEndings("\n");
-        Assert.Equal("Anne <anne@example.com>\nbob@example.com\tdisabled: moderator\ncarl@example.com\tdisabled: bounce\n", copied);
+        Assert.Equal("Anne <anne@example.com>\nbob@example.com\tdisabled: moderator\ncarl@example.com\tdisabled: bounce\n"
+            + "dora@example.com\tdisabled: unknown\nerin@example.com\tdisabled: unknown\n", copied);
+        Assert.Contains("disabled_reason: unknown", MailmanProcess.Run(_instance.Home, ["members", "show", "copy@example.org", "dora@example.com"]).Stdout, StringComparison.Ordinal);
 
         foreach (var odd in (string[])["something else", "disabledfoo", "disabled: bogus"])
         {

@@ -455,6 +455,23 @@ public sealed class RequestRunnerTests : IDisposable
         Assert.Empty(Pending());
     }
 
+    // A member a moderator disabled, or one imported "disabled: unknown", does not re-enable
+    // themself by joining again; one disabled by bounces is asked to confirm (the default policy).
+    [Theory]
+    [InlineData("moderator", "already a member")]
+    [InlineData("unknown", "already a member")]
+    [InlineData("bounce", "asked to subscribe")]
+    public void A_disabled_member_joining_again_is_re_enabled_only_when_bounces_or_they_disabled_delivery(string reason, string answer)
+    {
+        _instance.CreateList(List);
+        _instance.AddMembers(List, [new Member("anne@example.com", "Anne") { DeliveryEnabled = false, DisabledReason = reason == "unknown" ? "" : reason }]);
+        using var h = new RunnerHarness(_instance);
+        h.InjectRequest("dev-join@example.org", Mail("dev-join@example.org"), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        Assert.Contains(answer, Out(h).Single(m => m.To == "anne@example.com").Message.TextBody, StringComparison.Ordinal);
+        Assert.Equal(reason == "bounce", Pending().Count == 1);
+    }
+
     [Fact]
     public void With_the_moderate_policy_the_moderators_are_asked_and_a_reply_approve_subscribes()
     {
