@@ -135,11 +135,16 @@ public sealed class PipelineRunner(
         // What Postfix's cleanup drops (drop_headers): a Return-Path is the final delivery's to
         // add (the pipe's flag R wrote the poster's, which every member's copy then carried), a
         // Bcc or Resent-Bcc names whom the poster kept from the others, a Content-Length is
-        // wrong once the list changes the post (review 79).
+        // wrong once the list changes the post (review 79). The poster's Errors-To (obsolete, RFC
+        // 2076) would send an old MTA's bounces of members' copies to the poster rather than to
+        // our VERP address: dropped, as Mailman 2.1 and 3 drop it. The poster's Sender stays (it
+        // names the poster's agent truthfully, and their DKIM signature may cover it).
         foreach (var id in (ReadOnlySpan<MimeKit.HeaderId>)[MimeKit.HeaderId.ReturnPath, MimeKit.HeaderId.Bcc, MimeKit.HeaderId.ResentBcc, MimeKit.HeaderId.ContentLength])
         {
             message.Headers.RemoveAll(id);
         }
+
+        message.Headers.RemoveAll("Errors-To");
 
         // A second Content-Type or Content-Transfer-Encoding of the post itself: MimeKit read the
         // first, a reader taking the second saw another structure (review 79). The encoding is

@@ -118,8 +118,10 @@ public sealed class OddPostTests : IDisposable
     [Fact]
     public void Return_Path_Bcc_and_Content_Length_are_dropped_as_Postfix_drops_them()
     {
-        var message = Parse(Piped("Return-Path: <poster@example.net>\nFrom: a@example.com\nTo: dev@example.org\nBcc: secret@example.com\nResent-Bcc: hidden@example.com\nContent-Length: 5\nSubject: s\n\nbody\n"));
+        var message = Parse(Piped("Return-Path: <poster@example.net>\nFrom: a@example.com\nTo: dev@example.org\nBcc: secret@example.com\nResent-Bcc: hidden@example.com\nContent-Length: 5\nErrors-To: a@example.com\nSender: agent@example.com\nSubject: s\n\nbody\n"));
         Assert.DoesNotContain(message.Headers, x => x.Id is HeaderId.ReturnPath or HeaderId.Bcc or HeaderId.ResentBcc or HeaderId.ContentLength);
+        Assert.False(message.Headers.Contains("Errors-To"));
+        Assert.Equal("agent@example.com", message.Sender?.Address);
         Assert.Equal("a@example.com", message.From.Mailboxes.Single().Address);
     }
 
