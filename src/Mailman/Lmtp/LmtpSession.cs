@@ -237,19 +237,7 @@ internal sealed class LmtpSession(LmtpConnection connection, Intake intake, Lmtp
 
             try
             {
-                var (entry, metadata) = intake.Enqueue(route, sender, head.MessageId, s =>
-                {
-                    if (head.Skip == 0)
-                    {
-                        spool.CopyTo(s);
-                    }
-                    else
-                    {
-                        using var skip = new MemoryStream();
-                        spool.CopyTo(skip);
-                        s.Write(skip.GetBuffer().AsSpan(head.Skip, (int)skip.Length - head.Skip));
-                    }
-                });
+                var (entry, metadata) = intake.Enqueue(route, sender, head.MessageId, s => spool.CopyTo(s, head.Skip));
                 Accepted++;
                 if (route.Queue == QueueSet.In)
                 {

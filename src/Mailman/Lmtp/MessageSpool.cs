@@ -120,10 +120,11 @@ internal sealed class MessageSpool(string directory) : IDisposable
         return head;
     }
 
-    public void CopyTo(Stream destination)
+    /// <summary>Copies the message from byte <paramref name="from"/> on (past a From_ line).</summary>
+    public void CopyTo(Stream destination, int from = 0)
     {
         _stream.Flush();
-        _stream.Position = 0;
+        _stream.Position = from;
         _stream.CopyTo(destination, 1 << 16);
     }
 

@@ -106,6 +106,24 @@ public sealed class LmtpServerTests : IDisposable
         Assert.StartsWith("221 ", client.Command("QUIT"), StringComparison.Ordinal);
     }
 
+    // A From_ line before the message is skipped, as inject skips it, for each recipient.
+    [Fact]
+    public void A_leading_From_line_is_not_kept_in_any_recipients_entry()
+    {
+        using var daemon = Serve();
+        using var client = new LmtpClient(_port);
+        client.Command("LHLO postfix.example.org");
+        Assert.StartsWith("250 ", client.Command("MAIL FROM:<poster@example.com>"), StringComparison.Ordinal);
+        Assert.StartsWith("250 ", client.Command($"RCPT TO:<{Owner}>"), StringComparison.Ordinal);
+        var replies = new List<string>();
+        client.Data("From poster@example.com  Tue Dec  1 19:00:00 2026\n" + Post("fromline"), 1, replies);
+        Assert.StartsWith("250 2.0.0 ", Assert.Single(replies), StringComparison.Ordinal);
+        var entry = OwnerEntryText();
+        Assert.DoesNotContain("From poster@example.com  Tue", entry, StringComparison.Ordinal);
+        Assert.Contains("From: poster@example.com\nTo: ", entry, StringComparison.Ordinal);
+        Assert.Contains("body of fromline\n.leading dot\n", entry, StringComparison.Ordinal);
+    }
+
     // The day-one review: RCPT repeated 100 times made 100 entries (every member got the post
     // 100 times); a bare LF ended DATA (the rest was read as commands: SMTP smuggling); a command
     // line that never ends held its session slot for as long as the client trickled bytes.
