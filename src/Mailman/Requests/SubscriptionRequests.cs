@@ -31,8 +31,9 @@ public sealed class SubscriptionRequests(
         }
 
         // A member whose delivery is off by their own choice or by bounces joins again (and is
-        // re-enabled); one a moderator disabled, or disabled for a reason not known, is still a member. This entry's own join, run
-        // again before its welcome was queued, finishes as the first run would have.
+        // re-enabled); one a moderator disabled, or disabled for a reason not known, is still a
+        // member. This entry's own join, run again before its welcome was queued, finishes as the
+        // first run would have.
         var replay = member is not null && membership.Owes(request.TriggerEntry, NoticeTemplates.Welcome, request.Sender);
         if (member is not null && (member.DeliveryEnabled || member.DisabledReason is not (DisabledReason.User or DisabledReason.Bounces)) && !replay)
         {
