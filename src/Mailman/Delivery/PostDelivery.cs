@@ -458,6 +458,7 @@ public sealed class PostDelivery
                                     Monitor.PulseAll(gate);
                                 }
                             },
+                            PlainFallback = why => Pool.PlainFallback(relay, why),
                         };
                         lock (gate)
                         {

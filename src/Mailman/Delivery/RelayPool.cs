@@ -61,6 +61,9 @@ public sealed class RelayState(Relay relay, int index)
     /// <summary>When the first of those <see cref="Flaps"/> began (for the "steady again" line's span).</summary>
     internal long FlapsSince { get; set; }
 
+    /// <summary>Its opportunistic STARTTLS failed and a session went on in plain text (logged once as a warning).</summary>
+    internal bool WentPlain { get; set; }
+
     /// <summary>When it last answered a transaction (or the delivery began).</summary>
     internal long LastReply { get; set; }
 
@@ -118,6 +121,24 @@ public sealed class RelayPool
 
     /// <summary>Lock for every RelayState; PostDelivery's scheduler takes it too.</summary>
     internal object Gate { get; } = new();
+
+    /// <summary>
+    /// An opportunistic relay's STARTTLS failed and the session went on in plain text, as
+    /// Postfix's "may" does: a warning the first time, then at debug level (every connection tries TLS again).
+    /// </summary>
+    internal void PlainFallback(RelayState r, string why)
+    {
+        bool first;
+        lock (Gate)
+        {
+            first = !r.WentPlain;
+            r.WentPlain = true;
+        }
+
+        _log?.Log(first ? LogLevel.Warning : LogLevel.Debug,
+            "Relay {Relay}: STARTTLS failed ({Error}); Security is opportunistic and no password is sent, so copies go over plain text, as Postfix's may does (each new connection tries TLS again; starttls would refuse the relay instead)",
+            r.Relay.Name, why);
+    }
 
     /// <summary>Under the gate: forgets last delivery's shares.</summary>
     internal void StartDelivery()

@@ -297,6 +297,151 @@ public sealed class SmtpSecurityTests : IDisposable
         Assert.Contains("password is not sent over a plain connection", why, StringComparison.Ordinal);
     }
 
+    // Review 83: a relay that offers STARTTLS and then refuses it (454) or fails the handshake
+    // had every copy deferred until given up. Opportunistic goes on in plain text, as Postfix's
+    // "may" does, on a new connection; with a password, or with starttls, never.
+    [Theory]
+    [InlineData("refuse", "opportunistic", true)]
+    [InlineData("garbage", "opportunistic", true)]
+    [InlineData("refuse", "starttls", false)]
+    [InlineData("garbage", "starttls", false)]
+    [InlineData("refuse", "opportunistic+password", false)]
+    public void A_failed_STARTTLS_goes_plain_only_when_opportunistic_and_without_a_password(string failure, string security, bool delivered)
+    {
+        using var server = BrokenTlsServer.Start(failure);
+        Relay relay;
+        if (security == "opportunistic+password")
+        {
+            var pw = Path.Combine(_certs.Directory, "pw");
+            File.WriteAllText(pw, "pw-never-sent\n");
+            File.SetUnixFileMode(pw, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            relay = RelayFor(server.Port, "opportunistic", _certs.CaFile, user: "lists", passwordFile: pw);
+        }
+        else
+        {
+            relay = RelayFor(server.Port, security, security == "starttls" ? _certs.CaFile : "");
+        }
+
+        var heard = new List<string>();
+        using var connection = new SmtpConnection(relay, new SmtpOptions { TimeoutSeconds = 20 }) { PlainFallback = heard.Add };
+        var carrier = new Carrier(PreparedPost.Create(Message(), null));
+        carrier.SetRecipient(null);
+        var result = new TransactionResult();
+        try
+        {
+            connection.Send(carrier.Message, "dev-bounces@example.org", [new Recipient("ann@example.com", "")], result);
+            connection.Complete();
+        }
+        catch (SmtpConnectException e)
+        {
+            Assert.False(delivered, e.ToString());
+        }
+
+        Assert.Equal(delivered, result.Delivered.Count == 1);
+        Assert.Equal(delivered ? 1 : 0, server.Messages);
+        Assert.Equal(delivered ? 1 : 0, heard.Count);
+        Assert.False(connection.IsSecure);
+        Assert.DoesNotContain("AUTH", server.Commands);
+        if (delivered)
+        {
+            Assert.Contains(failure == "refuse" ? "454" : "TLS handshake failed", heard[0], StringComparison.Ordinal);
+            Assert.Equal(2, server.Connections); // the failed one and the plain one
+        }
+    }
+
+    // A relay that offers STARTTLS and fails it: answers 454 ("refuse"), or 220 and then plain
+    // text where the TLS handshake should be ("garbage"). A session without STARTTLS is served.
+    private sealed class BrokenTlsServer : IDisposable
+    {
+        private readonly System.Net.Sockets.TcpListener _listener = new(System.Net.IPAddress.Loopback, 0);
+        private readonly Thread _thread;
+        private readonly string _failure;
+        private int _messages;
+        private int _connections;
+
+        private BrokenTlsServer(string failure)
+        {
+            _failure = failure;
+            _listener.Start();
+            _thread = new Thread(Serve) { IsBackground = true };
+            _thread.Start();
+        }
+
+        public int Port => ((System.Net.IPEndPoint)_listener.LocalEndpoint).Port;
+
+        public int Messages => Volatile.Read(ref _messages);
+
+        public int Connections => Volatile.Read(ref _connections);
+
+        public System.Collections.Concurrent.ConcurrentQueue<string> Commands { get; } = new();
+
+        public static BrokenTlsServer Start(string failure) => new(failure);
+
+        public void Dispose() => _listener.Stop();
+
+        private void Serve()
+        {
+            try
+            {
+                while (true)
+                {
+                    using var client = _listener.AcceptTcpClient();
+                    Interlocked.Increment(ref _connections);
+                    try
+                    {
+                        Session(client.GetStream());
+                    }
+                    catch (IOException)
+                    {
+                    }
+                }
+            }
+            catch (Exception e) when (e is System.Net.Sockets.SocketException or ObjectDisposedException or InvalidOperationException)
+            {
+            }
+        }
+
+        private void Session(Stream stream)
+        {
+            using var reader = new StreamReader(stream, Encoding.ASCII, false, 1024, leaveOpen: true);
+            void Say(string line) => stream.Write(Encoding.ASCII.GetBytes(line + "\r\n"));
+            Say("220 relay.test ESMTP");
+            while (reader.ReadLine() is { } line)
+            {
+                var verb = line.Split(' ')[0].ToUpperInvariant();
+                Commands.Enqueue(verb);
+                switch (verb)
+                {
+                    case "EHLO":
+                        Say("250-relay.test\r\n250-AUTH PLAIN LOGIN\r\n250 STARTTLS");
+                        break;
+                    case "STARTTLS" when _failure == "refuse":
+                        Say("454 4.7.0 TLS not available due to local problem");
+                        break;
+                    case "STARTTLS":
+                        Say("220 2.0.0 Ready to start TLS");
+                        Say("this is not a TLS record at all");
+                        return;
+                    case "DATA":
+                        Say("354 go ahead");
+                        while (reader.ReadLine() is { } data && data != ".")
+                        {
+                        }
+
+                        Interlocked.Increment(ref _messages);
+                        Say("250 2.0.0 queued");
+                        break;
+                    case "QUIT":
+                        Say("221 bye");
+                        return;
+                    default:
+                        Say("250 ok");
+                        break;
+                }
+            }
+        }
+    }
+
     // Review 67: without a CaFile or a Fingerprint, opportunistic TLS takes any certificate, and
     // the password went to a server that offered STARTTLS with its own self-signed one.
     [Fact]

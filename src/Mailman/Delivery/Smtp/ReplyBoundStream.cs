@@ -11,6 +11,9 @@ internal sealed class ReplyBoundStream(Stream inner) : Stream
 
     private long _sinceWrite;
 
+    /// <summary>We sent STARTTLS on this connection: a failure of the session's setup after it is one of TLS (refused, its handshake, or the EHLO in it).</summary>
+    internal bool SentStartTls { get; private set; }
+
     public override bool CanRead => inner.CanRead;
 
     public override bool CanSeek => false;
@@ -53,12 +56,14 @@ internal sealed class ReplyBoundStream(Stream inner) : Stream
     public override void Write(ReadOnlySpan<byte> buffer)
     {
         _sinceWrite = 0;
+        SentStartTls |= buffer.StartsWith("STARTTLS\r\n"u8);
         inner.Write(buffer);
     }
 
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
         _sinceWrite = 0;
+        SentStartTls |= buffer.Span.StartsWith("STARTTLS\r\n"u8);
         return inner.WriteAsync(buffer, cancellationToken);
     }
 

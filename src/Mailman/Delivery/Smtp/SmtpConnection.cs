@@ -66,6 +66,9 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
     /// <summary>Hears +1 when a connection attempt starts and -1 when it ends, after SessionsChanged heard a success.</summary>
     public Action<int>? AttemptsChanged { get; init; }
 
+    /// <summary>Hears why an opportunistic relay's STARTTLS failed when the session goes on in plain text instead.</summary>
+    public Action<string>? PlainFallback { get; init; }
+
     /// <summary>The open connection's socket (tests check its flags).</summary>
     internal Socket? Socket => _socket;
 
@@ -632,7 +635,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         _ => e.InnerException is { } inner && TimedOut(inner),
     };
 
-    private ListSmtpClient Connect()
+    private ListSmtpClient Connect(bool plain = false)
     {
         var client = new ListSmtpClient(options.PreferBdat)
         {
@@ -652,6 +655,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         client.ServerCertificateValidationCallback = (_, certificate, chain, errors) => relay.Trust.Accept(certificate, chain, errors, out _tlsRefusal);
 
         Socket? socket = null;
+        ReplyBoundStream? stream = null;
         var connected = false;
         var greeted = false;
         try
@@ -672,7 +676,8 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             // The handshake is synchronous over the blocking socket (AuthenticateAsClient): no
             // async call ever turns the socket non-blocking. MailKit reads through a stream that
             // bounds what the server may send between two commands (ReplyBoundStream).
-            client.Connect(new ReplyBoundStream(new NetworkStream(socket, ownsSocket: true)), relay.Host, relay.Port, relay.SocketOptions, CancellationToken.None);
+            stream = new ReplyBoundStream(new NetworkStream(socket, ownsSocket: true));
+            client.Connect(stream, relay.Host, relay.Port, plain ? SecureSocketOptions.None : relay.SocketOptions, CancellationToken.None);
             greeted = true;
             if (relay.Password is { } password)
             {
@@ -724,6 +729,17 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
                 SmtpCommandException c => $"{(int)c.StatusCode} {c.Message}",
                 _ => e.Message,
             };
+            // Postfix's "may": a relay that refuses STARTTLS (not with 421: that ends the session),
+            // whose handshake fails or whose EHLO in TLS fails gets the session in plain text, on
+            // a new connection. Not with a password (never sent in plain), nor when a certificate
+            // we were asked to check failed (CaFile, Fingerprint): that is a refusal of ours.
+            if (!plain && !expired && !_aborted && relay.Security == RelaySecurity.Opportunistic && relay.Password is null
+                && stream is { SentStartTls: true } && _tlsRefusal is null && e is not SmtpCommandException { StatusCode: SmtpStatusCode.ServiceNotAvailable })
+            {
+                PlainFallback?.Invoke(why);
+                return Connect(plain: true);
+            }
+
             var silent = connected && !greeted && (expired || TimedOut(e));
             throw new SmtpConnectException(
                 e is SmtpConnectException ? why
