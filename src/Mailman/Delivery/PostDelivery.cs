@@ -596,7 +596,7 @@ public sealed class PostDelivery
                         }
                     }
 
-                    sent++;
+                    sent += 1 + result.FollowUps;
                     delivered += result.Delivered.Count;
                     deferred.AddRange(result.Deferred);
                     foreach (var b in result.Bounced)

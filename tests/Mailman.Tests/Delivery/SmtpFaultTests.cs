@@ -272,6 +272,9 @@ public abstract class SmtpFaultTests : IDisposable
         Assert.Equal(recipients.Select(r => r.Address).Order(), result.Delivered.Select(r => r.Address).Order());
         Assert.Equal([3, 3, 3, 1], server.Messages);
         Assert.Equal(10, server.Delivered.Distinct().Count());
+
+        // The summary counts the four (review 83: "3 transactions" for 250 taken one at a time).
+        Assert.Equal(3, result.FollowUps);
     }
 
     // A server that takes none of a round (452 to every RCPT) is not asked again at once: they wait in retry.

@@ -887,9 +887,13 @@ public sealed class TransactionResult
     /// <summary>The server answered 421 in this transaction: it said it closes the connection (no break).</summary>
     internal bool HasClosingReply => Deferred.Exists(d => d.Status == 421);
 
+    /// <summary>Transactions after this one's first for the recipients a server took no more of (452 4.5.3): counted in the summary.</summary>
+    public int FollowUps { get; private set; }
+
     /// <summary>Adds what became of <paramref name="next"/>'s recipients (a follow-up transaction of the same copy) to this one's.</summary>
     public void Add(TransactionResult next)
     {
+        FollowUps += 1 + next.FollowUps;
         Delivered.AddRange(next.Delivered);
         Deferred.AddRange(next.Deferred);
         Bounced.AddRange(next.Bounced);
