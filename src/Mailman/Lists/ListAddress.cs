@@ -28,9 +28,13 @@ public sealed record ListAddress(ListName List, string Queue)
     /// ("dev"@host) unquoted, as it is the same mailbox as the bare one (RFC 5321 4.1.2), or a
     /// list's own address could pass for someone else's; the domain as its A-labels, as a list's
     /// domain is (review 50: all@lists.bücher.example was taken for no list's and added to that
-    /// list itself).
+    /// list itself); a final dot of the domain (the DNS root, which the MTA drops) left out
+    /// (review 84: a site owner "la@host." got owner mail, which the MTA gave list la as a post).
     /// </summary>
-    public static string Comparable(string address) => Instance.SmtpOptions.WireAddress(Unquote(address));
+    public static string Comparable(string address) => Instance.SmtpOptions.WireAddress(WithoutRootDot(Unquote(address)));
+
+    private static string WithoutRootDot(string address)
+        => address.EndsWith('.') && address.LastIndexOf('@') is var at and > 0 && at < address.Length - 2 && address[^2] != '.' ? address[..^1] : address;
 
     private static string Unquote(string address)
         => address.LastIndexOf('@') is var quoteEnd and > 1 && address[0] == '"' && address[quoteEnd - 1] == '"'

@@ -139,13 +139,15 @@ public sealed partial class ListStore
     // so are Gmail's u.s.e.r@ spellings, and googlemail.com is gmail.com.
     private static string MailboxKey(string address)
     {
-        var key = AddressKey(address);
+        // One mailbox however it is spelled: quoted or not ("vi\ctim"@host is victim@host, RFC
+        // 5321 4.1.2; review 84: each spelling had its own count), with or without the root dot.
+        var key = AddressKey(ListAddress.Comparable(address));
         var at = key.LastIndexOf('@');
         var plus = at > 0 ? key.IndexOf('+', StringComparison.Ordinal) : -1;
         key = plus > 0 && plus < at ? key[..plus] + key[at..] : key;
         at = key.LastIndexOf('@');
         var domain = at > 0 ? key[(at + 1)..].ToLowerInvariant() : "";
-        return domain is "gmail.com" or "googlemail.com" && !key.StartsWith('"')
+        return domain is "gmail.com" or "googlemail.com" && !key.Contains('"', StringComparison.Ordinal)
             ? key[..at].Replace(".", "", StringComparison.Ordinal) + "@gmail.com"
             : key;
     }

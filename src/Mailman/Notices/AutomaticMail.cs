@@ -199,10 +199,11 @@ public static class AutomaticMail
             ? Keyword(header.Value).ToLowerInvariant()
             : null;
 
-    // The first word of a header value ("auto-replied; owner-email=..." → "auto-replied").
+    // The first word of a header value ("auto-replied; owner-email=..." → "auto-replied"), out of
+    // any quotes (review 84: Precedence: "bulk" was a person's).
     private static string Keyword(string value)
     {
-        var v = value.Trim();
+        var v = value.Trim().Trim('"').Trim();
         var end = v.IndexOfAny([';', ' ', '\t', '(']);
         return end < 0 ? v : v[..end];
     }

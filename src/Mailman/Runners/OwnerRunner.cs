@@ -38,7 +38,9 @@ public sealed class OwnerRunner(
         var owners = OwnerMail.Recipients(store, list, Options);
         if (owners.Count == 0)
         {
-            Keep(head, $"{list.Name.Fqdn} has no owner and Mailman:SiteOwner is not set");
+            Keep(head, Options.SiteOwner.Length == 0
+                ? $"{list.Name.Fqdn} has no owner and Mailman:SiteOwner is not set"
+                : $"{list.Name.Fqdn} has no owner, and Mailman:SiteOwner is an address of a list here (mail to it would come back as a post)");
             return true;
         }
 

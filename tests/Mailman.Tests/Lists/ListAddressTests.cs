@@ -15,6 +15,8 @@ public sealed class ListAddressTests
     [InlineData("dev-confirm+0123456789abcdef0123456789abcdef@example.org", "request", "-confirm", "0123456789abcdef0123456789abcdef")]
     [InlineData("DEV-Confirm@Example.org", "request", "-confirm", null)]
     [InlineData("dev-owner@example.org", "owner", "-owner", null)]
+    [InlineData("dev-request@example.org.", "request", "-request", null)]
+    [InlineData("dev@example.org.", "in", "", null)]
     public void Each_address_of_a_list_routes_to_its_queue_with_its_suffix_and_extension(string address, string queue, string suffix, string? extension)
     {
         Assert.True(ListAddress.TryResolve(address, out var resolved, out _));

@@ -15,6 +15,7 @@ public sealed class AutomaticMailTests
     [InlineData("Auto-Submitted: auto-generated; owner-email=x@example.com")]
     [InlineData("Precedence: bulk")]
     [InlineData("Precedence: JUNK")]
+    [InlineData("Precedence: \"bulk\"")]
     [InlineData("Precedence: list")]
     [InlineData("List-Id: <other.example.net>")]
     [InlineData("X-BeenThere: other@example.net")]

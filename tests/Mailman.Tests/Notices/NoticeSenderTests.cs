@@ -234,6 +234,22 @@ public sealed class NoticeSenderTests : IDisposable
         Assert.Equal(3, queued);
     }
 
+    // Review 84: a quoted local part ("vi\ctim"@) is the same mailbox (RFC 5321 4.1.2), and so is
+    // each spelling had a limit of its own.
+    [Fact]
+    public void Quoted_spellings_of_one_mailbox_share_its_daily_limit()
+    {
+        using var h = new RunnerHarness(_instance);
+        string[] spellings = ["victim@x.example", "\"victim\"@x.example", "\"v\\ictim\"@x.example", "\"\\victim+2\"@x.example"];
+        var queued = spellings.Count(a => h.Notices.Send(new Notice(_list, NoticeTemplates.ConfirmSubscribe, a)
+        {
+            Kind = NoticeKind.Reply,
+            Answering = Request(),
+            AnsweringSender = a,
+        }, Trigger, "confirm " + a).Queued);
+        Assert.Equal(3, queued);
+    }
+
     // Review 36: Gmail ignores dots in the local part, so v.ictim@ and vi.ctim@ are one inbox.
     [Fact]
     public void Gmail_spellings_of_one_mailbox_share_its_daily_limit()

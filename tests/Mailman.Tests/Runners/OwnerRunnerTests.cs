@@ -138,6 +138,21 @@ public sealed class OwnerRunnerTests : IDisposable
         }
     }
 
+    // Review 84: a site owner written with the root dot ("other@example.org.") was not seen as
+    // list other's address: the MTA gave it the owner mail as a post.
+    [Theory]
+    [InlineData("other@example.org.")]
+    [InlineData("Other-Request@EXAMPLE.org.")]
+    public void A_site_owner_that_is_an_address_of_a_list_here_however_spelled_is_never_sent_to(string siteOwner)
+    {
+        _instance.CreateList("other@example.org");
+        using var h = new RunnerHarness(_instance, o => o.SiteOwner = siteOwner);
+        Enqueue(h, Mail());
+        RunnerHarness.Drain(h.Owner);
+        Assert.Empty(h.Queues[QueueSet.Out].Pending());
+        Assert.Contains("no owner, and Mailman:SiteOwner is an address of a list here", h.Queues[QueueSet.Bad].ReadMetadata(Assert.Single(h.Queues[QueueSet.Bad].Pending())).Error, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void An_owner_that_is_an_address_of_a_list_here_is_never_sent_to_and_a_deleted_list_keeps_its_mail()
     {
