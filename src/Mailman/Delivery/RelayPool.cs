@@ -136,7 +136,7 @@ public sealed class RelayPool
         }
 
         _log?.Log(first ? LogLevel.Warning : LogLevel.Debug,
-            "Relay {Relay}: STARTTLS failed ({Error}); Security is opportunistic and no password is sent, so copies go over plain text, as Postfix's may does (each new connection tries TLS again; starttls would refuse the relay instead)",
+            "Relay {Relay}: STARTTLS, its handshake or the EHLO after it failed ({Error}); Security is opportunistic and no password is sent, so copies go over plain text, as Postfix's may does (each new connection tries TLS again; starttls would refuse the relay instead)",
             r.Relay.Name, why);
     }
 

@@ -6,7 +6,7 @@ namespace Mailman.Lists;
 /// <summary>A member: the address mail goes to, an optional display name, and whether delivery is on.</summary>
 public sealed record Member(string Address, string DisplayName, bool DeliveryEnabled = true)
 {
-    /// <summary>Why delivery is off (<see cref="Lists.DisabledReason"/>) for a member added disabled; empty: the moderator's.</summary>
+    /// <summary>Why delivery is off (<see cref="Lists.DisabledReason"/>) for a member added disabled; empty: not known (imported so).</summary>
     public string DisabledReason { get; init; } = "";
 
     /// <summary>The subscription serial as the store streams it (one-click links hash it); empty when not read.</summary>

@@ -205,6 +205,6 @@ public static class AutomaticMail
     {
         var v = value.Trim().Trim('"').Trim();
         var end = v.IndexOfAny([';', ' ', '\t', '(']);
-        return end < 0 ? v : v[..end];
+        return (end < 0 ? v : v[..end]).TrimEnd('"');
     }
 }

@@ -16,6 +16,7 @@ public sealed class AutomaticMailTests
     [InlineData("Precedence: bulk")]
     [InlineData("Precedence: JUNK")]
     [InlineData("Precedence: \"bulk\"")]
+    [InlineData("Precedence: \"junk\";x")]
     [InlineData("Precedence: list")]
     [InlineData("List-Id: <other.example.net>")]
     [InlineData("X-BeenThere: other@example.net")]
