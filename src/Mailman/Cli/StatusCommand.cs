@@ -78,6 +78,14 @@ internal static class StatusCommand
         // A user who cannot read the queues would see every queue empty: say so instead. One
         // who cannot even enter the home sees no queues directory at all.
         var denied = paths.QueuesDirectory;
+
+        // Nor a table of zeros for queues that are not there (review 86: queues/ a link to an
+        // unmounted file system showed every queue empty).
+        if (new FileInfo(paths.QueuesDirectory).LinkTarget is { } target && !Directory.Exists(paths.QueuesDirectory))
+        {
+            throw new CliException(ExitCodes.TempFail, $"{paths.QueuesDirectory} is a symbolic link to {target}, which does not exist (a file system not mounted?)");
+        }
+
         try
         {
             if (!Directory.Exists(paths.QueuesDirectory))

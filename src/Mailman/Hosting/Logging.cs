@@ -228,7 +228,16 @@ public sealed class LogFiles : Serilog.Core.ILogEventSink, IDisposable
     internal LogFiles(Func<Serilog.Core.Logger>? open)
     {
         _open = open;
-        _current = open?.Invoke();
+        try
+        {
+            _current = open?.Invoke();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // logs/ a file or a link to nothing (review 86: inject deferred every post, serve
+            // exited 73): no files until a SIGHUP opens them; the start says why (WhyUnwritable).
+            _current = null;
+        }
     }
 
     public void Emit(LogEvent logEvent)

@@ -103,10 +103,33 @@ public static class MailmanConfiguration
             throw new InvalidOperationException($"configuration: {e.Message}", e);
         }
 
+        RefuseHostUnderRelays(configuration, options);
         options.Pipeline.Handlers = OrderedList(configuration, "Mailman:Pipeline:Handlers");
         options.Moderation.Chain = OrderedList(configuration, "Mailman:Moderation:Chain");
         options.Validate();
         return options;
+    }
+
+    // With Relays set, Host and Port are not used: one given above the layer that sets Relays
+    // (Mailman__Smtp__Host over a file with Relays) is an override that would do nothing
+    // (review 86). In the layer of Relays or below (the shipped file's Host), they are left.
+    private static void RefuseHostUnderRelays(IConfigurationRoot configuration, MailmanOptions options)
+    {
+        if (options.Smtp.Relays.Count == 0)
+        {
+            return;
+        }
+
+        var providers = configuration.Providers.ToList();
+        int Highest(string key, bool list) => providers.FindLastIndex(p => list ? p.GetChildKeys([], key).Any() : p.TryGet(key, out _));
+        var relays = Highest("Mailman:Smtp:Relays", list: true);
+        foreach (var name in (string[])["Host", "Port"])
+        {
+            if (Highest("Mailman:Smtp:" + name, list: false) > relays)
+            {
+                throw new InvalidOperationException($"configuration: Mailman:Smtp:{name} is set over a configuration whose Mailman:Smtp:Relays names the servers (the environment over config/mailman.json, say), where it would be ignored: override the relay itself (Mailman__Smtp__Relays__0__Address=host:port), or remove {name}");
+            }
+        }
     }
 
     // The top level of config/mailman.json holds Mailman and Logging: a typo (Mailmn) or the
@@ -218,6 +241,15 @@ public static class MailmanConfiguration
                     ? $"{node.Path} must be a list (JSON [ ... ], or {env}__0 in the environment), not the value '{node.Value}'"
                     : $"{node.Path} must be a section (JSON {{ ... }}, or {env}__NAME__... in the environment), not the value '{node.Value}'");
             Refuse(children.Count > 0 && EmptiedInALayer(node, layers), $"{node.Path} is null or empty, which keeps the default entries beneath it: list the entries to use, or remove it");
+
+            // The binder drops an entry with a negative number (Relays__-1__Address): review 86,
+            // a relay, a pacing domain or a DNS server that was never used, without a word.
+            if (type.GetGenericTypeDefinition() == typeof(List<>)
+                && children.Find(c => c.Key.StartsWith('-') && int.TryParse(c.Key, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out _)) is { } odd)
+            {
+                Refuse(true, $"{odd.Path}: a list's entries are numbered 0, 1, 2 ... ({env}__0), not '{odd.Key}'");
+            }
+
             foreach (var item in children)
             {
                 CheckNode(item, element, layers);

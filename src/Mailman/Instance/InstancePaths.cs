@@ -87,17 +87,57 @@ public sealed class InstancePaths
         return string.IsNullOrEmpty(home) ? new InstancePaths(Directory.GetCurrentDirectory(), isImplicit: true) : new InstancePaths(home);
     }
 
-    /// <summary>Creates the instance directories (queue files are private: 0700).</summary>
+    /// <summary>
+    /// Creates the instance directories (queue files are private: 0700). logs/ is not needed to
+    /// work (the log files say when they cannot be written); the others are.
+    /// </summary>
+    /// <exception cref="IOException">config/, var/ or queues/ is a file, or a link to nothing: the message says which.</exception>
     public void EnsureCreated()
     {
-        foreach (var dir in new[] { ConfigDirectory, VarDirectory, LogsDirectory })
+        foreach (var dir in new[] { ConfigDirectory, VarDirectory })
         {
-            Directory.CreateDirectory(dir);
+            Create(dir, null);
         }
 
-        if (!Directory.Exists(QueuesDirectory))
+        try
         {
-            Directory.CreateDirectory(QueuesDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            Directory.CreateDirectory(LogsDirectory);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Said by the log files' probe (serve's warning, the verbs' stderr line).
+        }
+
+        Create(QueuesDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+    }
+
+    // .NET says only "The file '...' already exists" for a file or a dangling link in the way
+    // (review 86: serve exited 73 so for an unmounted queues/).
+    private static void Create(string dir, UnixFileMode? mode)
+    {
+        if (Directory.Exists(dir))
+        {
+            return;
+        }
+
+        var info = new FileInfo(dir);
+        if (info.LinkTarget is { } target)
+        {
+            throw new IOException($"{dir} is a symbolic link to {target}, which does not exist (a file system not mounted?)");
+        }
+
+        if (info.Exists)
+        {
+            throw new IOException($"{dir} is a file, not a directory");
+        }
+
+        if (mode is { } m)
+        {
+            Directory.CreateDirectory(dir, m);
+        }
+        else
+        {
+            Directory.CreateDirectory(dir);
         }
     }
 }

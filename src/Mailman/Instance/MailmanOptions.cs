@@ -337,15 +337,19 @@ public sealed class SmtpOptions
 
         // Relative to what? The daemon's working directory is / under systemd and wherever the
         // operator stood for a verb: one file for one and another for the other (review 39).
-        static void AbsoluteFile(string setting, string path) =>
+        static void AbsoluteFile(string setting, string path, bool secret = false) =>
             MailmanOptions.Check(string.IsNullOrEmpty(path) || Path.IsPathFullyQualified(path),
-                $"{setting} must be an absolute path (got '{path.ReplaceLineEndings(" ")}')");
+                secret
+                    ? $"{setting} must be an absolute path (got a relative one of {path.Length} characters, not shown: if it is the password itself, that goes in the file it names)"
+                    : $"{setting} must be an absolute path (got '{path.ReplaceLineEndings(" ")}')");
 
         CheckTrust(s, CaFile, Fingerprint);
-        AbsoluteFile(s + "PasswordFile", PasswordFile);
+
+        // Review 86: a password typed where its file's name belongs was printed back.
+        AbsoluteFile(s + "PasswordFile", PasswordFile, secret: true);
         for (var i = 0; i < Relays.Count; i++)
         {
-            AbsoluteFile($"{s}Relays:{i}:PasswordFile", Relays[i].PasswordFile);
+            AbsoluteFile($"{s}Relays:{i}:PasswordFile", Relays[i].PasswordFile, secret: true);
         }
 
         var relays = EffectiveRelays();
@@ -519,11 +523,11 @@ public sealed class MetricsOptions
     /// <summary>A scrape URL as the endpoint takes it: http, on loopback, no path but /; else null.</summary>
     public static Uri? ParseUrl(string url)
         => Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.Scheme == Uri.UriSchemeHttp && uri.IsLoopback && uri.AbsolutePath == "/"
-            && uri.Query.Length == 0 && uri.Fragment.Length == 0 && uri.UserInfo.Length == 0 ? uri : null;
+            && uri.Query.Length == 0 && uri.Fragment.Length == 0 && uri.UserInfo.Length == 0 && uri.Port != 0 ? uri : null;
 
     /// <summary>Why <paramref name="url"/> is not one.</summary>
     public static string UrlError(string url)
-        => $"Mailman:Metrics:PrometheusUrl must be an http URL on loopback without a path (e.g. http://127.0.0.1:9464/; it serves /metrics), got '{url.ReplaceLineEndings(" ")}'";
+        => $"Mailman:Metrics:PrometheusUrl must be an http URL on loopback with a port (not 0: Prometheus must know it) and without a path (e.g. http://127.0.0.1:9464/; it serves /metrics), got '{url.ReplaceLineEndings(" ")}'";
 }
 
 public sealed class ModerationOptions
@@ -594,6 +598,7 @@ public sealed class HttpOptions
             check(url.HostNameType is UriHostNameType.IPv4 or UriHostNameType.IPv6 || url.Host == "localhost",
                 "Mailman:Http:Url must name an IP address or localhost");
             check(url.IsLoopback || AllowNonLoopback, "Mailman:Http:Url must be a loopback address unless Mailman:Http:AllowNonLoopback is true");
+            check(url.Port != 0, "Mailman:Http:Url: port 0 (any free one) is a port the reverse proxy cannot be told: give one");
         }
 
         if (PublicUrl.Length > 0)
@@ -656,5 +661,9 @@ public sealed class LmtpOptions
         check(url!.AbsolutePath is "/" or "" && url.Query.Length == 0 && url.UserInfo.Length == 0, "Mailman:Lmtp:Url takes no path");
         check(url.HostNameType is UriHostNameType.IPv4 or UriHostNameType.IPv6 || url.Host == "localhost", "Mailman:Lmtp:Url must name an IP address or localhost");
         check(url.IsLoopback || AllowNonLoopback, "Mailman:Lmtp:Url must be a loopback address unless Mailman:Lmtp:AllowNonLoopback is true");
+
+        // Port 0 listened on 8024 while the start line said 0 (review 86); any free port is
+        // one Postfix's transport cannot be told.
+        check(url.Port != 0, "Mailman:Lmtp:Url: port 0 (any free one) is a port Postfix cannot be told: give one, such as 8024");
     }
 }

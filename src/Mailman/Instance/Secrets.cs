@@ -44,13 +44,14 @@ public static class Secrets
         if (string.IsNullOrEmpty(dir))
         {
             throw new InvalidOperationException(
-                $"configuration: {setting} {name} needs systemd's LoadCredential={name}:/path/to/file in the unit ($CREDENTIALS_DIRECTORY is not set)");
+                $"configuration: {setting} needs systemd's LoadCredential=NAME:/path/to/file in the unit, NAME as {setting} gives it ($CREDENTIALS_DIRECTORY is not set)");
         }
 
         var path = Path.Combine(dir, name);
         if (!IsFile(path))
         {
-            throw new InvalidOperationException($"configuration: {setting} {name}: no such credential in {dir}");
+            // The name is not printed: a password typed in its place would be (review 86).
+            throw new InvalidOperationException($"configuration: {setting}: no credential of the name it gives ({name.Length} characters, not shown) in {dir}: LoadCredential=NAME:/path/to/file in the unit names it");
         }
 
         return Read(path, setting);

@@ -104,25 +104,45 @@ public sealed class LmtpServer(MailmanOptions options, InstancePaths paths, Queu
         logger.LogInformation("LMTP listener stopped after accepting {Accepted} entries", Interlocked.Read(ref _accepted));
     }
 
-    public void Dispose() => _listener?.Dispose();
+    // Disposed without a stop (the start failed after the listener opened): the accept loop ends quietly.
+    public void Dispose()
+    {
+        _stopping = true;
+        _listener?.Dispose();
+    }
 
     private void Accept(Socket listener, Intake intake, LmtpLimits limits)
     {
+        var failures = 0;
         while (!_stopping)
         {
             Socket socket;
             try
             {
                 socket = listener.Accept();
+                failures = 0;
             }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            catch (ObjectDisposedException)
+            {
+                // The listener is gone: stopped, or disposed because the start failed elsewhere
+                // (review 86: hundreds of lines in 10 ms beside a configuration refusal).
+                return;
+            }
+            catch (SocketException e)
             {
                 if (_stopping)
                 {
                     return;
                 }
 
-                logger.LogWarning("LMTP accept failed: {Error}", e.Message);
+                // Out of file descriptors, say: said once a burst, tried again with backoff
+                // (5 ms doubling to 1 s), not in a hot loop.
+                if (failures++ == 0)
+                {
+                    logger.LogWarning("LMTP accept failed: {Error}; trying again with backoff", e.Message);
+                }
+
+                Thread.Sleep(Math.Min(1000, 5 << Math.Min(failures, 8)));
                 continue;
             }
 

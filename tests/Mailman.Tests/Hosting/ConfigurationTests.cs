@@ -68,7 +68,7 @@ public sealed class ConfigurationTests : IDisposable
         // A negative index is no list entry: one line, not LINQ's "Sequence contains no matching element".
         e = Assert.Throws<InvalidOperationException>(() => MailmanConfiguration.Options(MailmanConfiguration.Build(_instance.Paths,
             [new("Mailman:Moderation:Chain:0", "loop-detection"), new("Mailman:Moderation:Chain:-1", "approved")])));
-        Assert.StartsWith("configuration: Mailman:Moderation:Chain must be a list (JSON [ ... ], or Mailman__Moderation__Chain__0 in the environment), not a section with '-1'", e.Message, StringComparison.Ordinal);
+        Assert.StartsWith("configuration: Mailman:Moderation:Chain:-1: a list's entries are numbered 0, 1, 2 ... (Mailman__Moderation__Chain__0), not '-1'", e.Message, StringComparison.Ordinal);
     }
 
     // RFC 5321's address literals are taken; [1.2.3] and an untagged [::1] are refused (OutboundTests).
@@ -128,8 +128,8 @@ public sealed class ConfigurationTests : IDisposable
     [InlineData("""{ "Mailman": { "Pipeline": { "Handlers": [ "nosuch", "member-recipients" ] } } }""", "Mailman:Pipeline:Handlers: 'nosuch' is not a handler; the handlers are loop-detection, dmarc-moderation")]
     [InlineData("""{ "Mailman": { "Moderation": { "Chain": [ "decorate" ] } } }""", "Mailman:Moderation:Chain: 'decorate' is a pipeline handler: it goes in Mailman:Pipeline:Handlers; the rules are ")]
     [InlineData("""{ "Mailman": { "Moderation": { "Chain": [ "approved", "Approved" ] } } }""", "Mailman:Moderation:Chain names Approved twice")]
-    [InlineData("""{ "Mailman": { "Metrics": { "PrometheusUrl": "http://192.0.2.1:9464/" } } }""", "Mailman:Metrics:PrometheusUrl must be an http URL on loopback without a path")]
-    [InlineData("""{ "Mailman": { "Metrics": { "PrometheusUrl": "http://127.0.0.1:9464/stats" } } }""", "Mailman:Metrics:PrometheusUrl must be an http URL on loopback without a path")]
+    [InlineData("""{ "Mailman": { "Metrics": { "PrometheusUrl": "http://192.0.2.1:9464/" } } }""", "Mailman:Metrics:PrometheusUrl must be an http URL on loopback with a port (not 0: Prometheus must know it) and without a path")]
+    [InlineData("""{ "Mailman": { "Metrics": { "PrometheusUrl": "http://127.0.0.1:9464/stats" } } }""", "Mailman:Metrics:PrometheusUrl must be an http URL on loopback with a port (not 0: Prometheus must know it) and without a path")]
     [InlineData("""{ "Mailman": { "Retry": { "MaximumDelay": "3600" } } }""", "Mailman:Retry:MaximumDelay must be at least MinimumDelay (00:01:00) and at most a day, as hh:mm:ss or d.hh:mm:ss; a bare number is days (got 3600.00:00:00)")]
     [InlineData("""{ "Mailman": { "Retry": { "MaximumLifetime": "120" } } }""", "Mailman:Retry:MaximumLifetime must be positive and at most 30 days")]
     [InlineData("""{ "Mailman": { "Retry": { "MinimumDelay": "02:00:00", "MaximumDelay": "03:00:00", "MaximumLifetime": "01:00:00" } } }""", "Mailman:Retry:MaximumLifetime (01:00:00) must be longer than MinimumDelay (02:00:00)")]
@@ -184,6 +184,24 @@ public sealed class ConfigurationTests : IDisposable
         var options = MailmanConfiguration.Options(MailmanConfiguration.Build(_instance.Paths));
         Assert.Null(options.Smtp.DestinationDefaults.MaxConnections);
         Assert.Empty(options.Smtp.Relays);
+    }
+
+    // Review 86: with Relays in the file, Mailman__Smtp__Host in the environment did nothing,
+    // without a word. In the file beside Relays (the shipped file has Host), it is left.
+    [Fact]
+    public void Host_or_Port_set_over_a_configuration_whose_Relays_name_the_servers_is_refused()
+    {
+        File.WriteAllText(_instance.Paths.ConfigFile, """{ "Mailman": { "Smtp": { "Host": "127.0.0.1", "Port": 25, "Relays": [ { "Address": "mx.example.net:25" } ] } } }""");
+        Assert.Equal("mx.example.net:25", Assert.Single(MailmanConfiguration.Options(MailmanConfiguration.Build(_instance.Paths)).Smtp.Relays).Address);
+        foreach (var key in (string[])["Host", "Port"])
+        {
+            var e = Assert.Throws<InvalidOperationException>(() => MailmanConfiguration.Options(MailmanConfiguration.Build(_instance.Paths, [new($"Mailman:Smtp:{key}", key == "Port" ? "587" : "smarthost.example")])));
+            Assert.StartsWith($"configuration: Mailman:Smtp:{key} is set over a configuration whose Mailman:Smtp:Relays names the servers", e.Message, StringComparison.Ordinal);
+        }
+
+        // Relays given above too: they are the ones used.
+        var options = MailmanConfiguration.Options(MailmanConfiguration.Build(_instance.Paths, [new("Mailman:Smtp:Host", "smarthost.example"), new("Mailman:Smtp:Relays:0:Address", "other.example:25")]));
+        Assert.Equal("other.example:25", Assert.Single(options.Smtp.Relays).Address);
     }
 
     [Fact]

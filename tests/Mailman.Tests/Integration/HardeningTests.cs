@@ -1755,6 +1755,32 @@ public sealed class HardeningTests : IDisposable
         Assert.Contains("not recorded in the vette log", listed.Stderr, StringComparison.Ordinal);
     }
 
+    // Review 86: logs/ a link to nothing (or a file) made inject defer every post (75) and serve
+    // exit 73 with .NET's "already exists"; queues/ a link to nothing was said so, and status
+    // showed a table of zeros for it.
+    [Fact]
+    public void A_logs_directory_that_is_no_directory_stops_nothing_and_a_queues_link_to_nothing_is_said_so()
+    {
+        CreateList(3);
+        using var sink = SmtpSink.Start();
+        Directory.Delete(_instance.Paths.LogsDirectory, recursive: true);
+        File.CreateSymbolicLink(_instance.Paths.LogsDirectory, Path.Combine(_instance.Home, "nowhere"));
+        Inject();
+        var served = MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, Env(sink.Port));
+        Assert.Contains($"The log files in {_instance.Paths.LogsDirectory} cannot be written", served.Stdout + served.Stderr, StringComparison.Ordinal);
+        AssertEveryMemberOnce(Copies(sink), 3, 0);
+
+        var queues = _instance.Paths.QueuesDirectory;
+        Directory.Move(queues, queues + ".away");
+        File.CreateSymbolicLink(queues, "/nonexistent/queues");
+        var inject = MailmanProcess.Run(_instance.Home, ["inject", List], Posts.Plain());
+        Assert.Equal(75, inject.ExitCode);
+        Assert.Contains($"{queues} is a symbolic link to /nonexistent/queues, which does not exist (a file system not mounted?)", inject.Stderr, StringComparison.Ordinal);
+        var status = MailmanProcess.Run(_instance.Home, ["status"]);
+        Assert.Equal(75, status.ExitCode);
+        Assert.Contains("which does not exist (a file system not mounted?)", status.Stderr, StringComparison.Ordinal);
+    }
+
     // Review 6: root's `mailman status` created root-owned queue directories, and every later inject failed.
     [Fact]
     public void Status_run_as_root_on_another_users_instance_creates_nothing()

@@ -99,7 +99,7 @@ public sealed class OutboundTests : IDisposable
         { "Mailman__Smtp__PasswordFile", "world-readable", "is readable by others (mode 0644): chmod 600" },
         { "Mailman__Smtp__PasswordFile", "fifo", "is not a regular file (a FIFO, a device?)" },            // serve waited for a writer for good (review 41)
         { "Mailman__Smtp__CaFile", "/dev/zero", "CaFile /dev/zero is not a regular file (a FIFO, a device?)" }, // read until memory ran out: exit 70
-        { "Mailman__Smtp__Credential", "smtp", "LoadCredential=smtp" },
+        { "Mailman__Smtp__Credential", "smtp", "needs systemd's LoadCredential=NAME:/path/to/file in the unit" },
         { "Mailman__Smtp__Relays__1__Address", "127.0.0.1:2525", "Mailman:Smtp:Relays lists 127.0.0.1:2525 twice" },
         { "Mailman__Smtp__Relays__1__Address", "LocalHost.:2525", "Mailman:Smtp:Relays lists 127.0.0.1:2525 and LocalHost.:2525, one server (loopback:2525) twice" },
         { "Mailman__Smtp__Relays__1__Address", "[::1]:2525", "Mailman:Smtp:Relays lists 127.0.0.1:2525 and [::1]:2525, one server (loopback:2525) twice" },
@@ -110,7 +110,10 @@ public sealed class OutboundTests : IDisposable
         { "Mailman__Smtp__CaFile", "/nonexistent/ca.pem", "CaFile /nonexistent/ca.pem cannot be read" },
         { "Mailman__Smtp__CaFile", "/etc", "CaFile /etc cannot be read: /etc is a directory, not a file" },
         { "Mailman__Smtp__CaFile", "ca.pem", "Mailman:Smtp:CaFile must be an absolute path (got 'ca.pem')" },  // relative to / under systemd, to the shell's directory for a verb
-        { "Mailman__Smtp__PasswordFile", "config/pw", "Mailman:Smtp:PasswordFile must be an absolute path (got 'config/pw')" },
+        { "Mailman__Smtp__PasswordFile", "config/pw", "Mailman:Smtp:PasswordFile must be an absolute path (got a relative one of 9 characters, not shown" }, // a password typed there is not echoed (review 86)
+        { "Mailman__Smtp__Relays__-1__Address", "b.example:25", "Mailman:Smtp:Relays:-1: a list's entries are numbered 0, 1, 2 ... (Mailman__Smtp__Relays__0), not '-1'" }, // bound to nothing (review 86)
+        { "Mailman__Moderation__Chain__-1", "no-such-rule", "Mailman:Moderation:Chain:-1: a list's entries are numbered 0, 1, 2" },
+        { "Mailman__Smtp__Destinations__g__Domains__-2", "gmail.com", "Mailman:Smtp:Destinations:g:Domains:-2: a list's entries are numbered" },
         { "Mailman__Smtp__Fingerprint", new string('a', 64), "Mailman:Smtp:CaFile and Mailman:Smtp:Fingerprint are both set: use one" },
         { "Mailman__Smtp__HeloName", "evil\r\nMAIL FROM:<x@evil>", "Mailman:Smtp:HeloName must be a host name" },
         { "Mailman__Smtp__HeloName", "[1.2.3]", "Mailman:Smtp:HeloName must be a host name in ASCII" },   // IPAddress.TryParse's short form (review 39)

@@ -290,6 +290,22 @@ public sealed class LmtpServerTests : IDisposable
         Assert.DoesNotContain(" starting: ", log, StringComparison.Ordinal);
     }
 
+    // Review 86: the LMTP listener started, then the metrics endpoint could not bind (the same
+    // port): the exit was 78, but the accept loop spun on the disposed socket, hundreds of lines.
+    [Fact]
+    public void A_start_that_fails_after_the_LMTP_listener_opened_logs_no_accept_failures()
+    {
+        var serve = MailmanProcess.Run(_instance.Home, ["serve"], env: new Dictionary<string, string>
+        {
+            ["Mailman__Smtp__Port"] = _sink.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Mailman__Lmtp__Url"] = $"lmtp://127.0.0.1:{_port}",
+            ["Mailman__Metrics__PrometheusUrl"] = $"http://127.0.0.1:{_port}/",
+        });
+        Assert.Equal(ExitCodes.Config, serve.ExitCode);
+        var log = string.Concat(Directory.GetFiles(_instance.Paths.LogsDirectory, "mailman-*.log").Select(File.ReadAllText)) + serve.Stdout + serve.Stderr;
+        Assert.DoesNotContain("LMTP accept failed", log, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void The_size_limit_is_announced_and_enforced_and_a_queue_that_cannot_be_written_is_a_451()
     {
