@@ -225,6 +225,17 @@ public sealed class VerbTests : IDisposable
         Assert.Equal(0, Run("serve", "--exit-when-idle").ExitCode);
     }
 
+    // Review 86: a value quoted in an error drove the terminal (ESC[2J cleared it).
+    [Fact]
+    public void Control_characters_in_an_error_are_shown_not_sent_to_the_terminal()
+    {
+        File.WriteAllText(_instance.Paths.ConfigFile, "{ \"Mailman\": { \"SiteOwner\": \"a\\u001b[2Jb\" } }");
+        var result = Run("serve", "--exit-when-idle");
+        Assert.Equal(78, result.ExitCode);
+        Assert.Contains("a\\x1B[2Jb", result.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain('\u001b', result.Stderr);
+    }
+
     [Theory]
     [InlineData("lists", "create", "../evil@example.org")]
     [InlineData("lists", "set", "dev@example.org", "personalize", "sometimes")]
