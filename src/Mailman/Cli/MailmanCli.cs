@@ -211,7 +211,7 @@ public static class MailmanCli
     // A value quoted in a message (a setting, an address) may hold an escape sequence that would
     // drive the terminal (review 86: ESC[2J cleared it): control characters are shown as \xNN.
     private static string Visible(string s)
-        => s.AsSpan().ContainsAnyInRange('\0', '\u001f') || s.Contains('\u007f', StringComparison.Ordinal)
+        => s.Any(char.IsControl)
             ? string.Concat(s.Select(c => char.IsControl(c) ? $"\\x{(int)c:X2}" : c.ToString()))
             : s;
 

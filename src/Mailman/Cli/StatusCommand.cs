@@ -79,11 +79,14 @@ internal static class StatusCommand
         // who cannot even enter the home sees no queues directory at all.
         var denied = paths.QueuesDirectory;
 
-        // Nor a table of zeros for queues that are not there (review 86: queues/ a link to an
-        // unmounted file system showed every queue empty).
-        if (new FileInfo(paths.QueuesDirectory).LinkTarget is { } target && !Directory.Exists(paths.QueuesDirectory))
+        // Nor a table of zeros for queues that are not there (review 86, 87: queues/ or one queue
+        // a link to an unmounted file system, or a file, showed every queue empty).
+        foreach (var dir in QueueSet.Names.Select(n => Path.Combine(paths.QueuesDirectory, n)).Prepend(paths.QueuesDirectory))
         {
-            throw new CliException(ExitCodes.TempFail, $"{paths.QueuesDirectory} is a symbolic link to {target}, which does not exist (a file system not mounted?)");
+            if (InstancePaths.WhyNoDirectory(dir) is { } why)
+            {
+                throw new CliException(ExitCodes.TempFail, why);
+            }
         }
 
         try

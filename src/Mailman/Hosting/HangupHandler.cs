@@ -55,6 +55,7 @@ public sealed class HangupHandler(InstancePaths paths, LogFiles files, ILogger<H
     /// <summary>What SIGHUP does: reopen the logs, check the configuration, say both.</summary>
     internal void Hangup()
     {
+        var reopened = true;
         try
         {
             files.Reopen();
@@ -62,6 +63,7 @@ public sealed class HangupHandler(InstancePaths paths, LogFiles files, ILogger<H
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             logger.LogError("SIGHUP: the log files could not be opened again: {Error}", e.Message);
+            reopened = false;
         }
 
         try
@@ -81,7 +83,9 @@ public sealed class HangupHandler(InstancePaths paths, LogFiles files, ILogger<H
             return;
         }
 
-        logger.LogInformation("SIGHUP received: log files reopened; the configuration checks out (list settings are read per post; other settings take effect at the next start)");
+        // Review 87: "could not be opened again" was followed by "log files reopened".
+        logger.LogInformation("SIGHUP received: {Files}; the configuration checks out (list settings are read per post; other settings take effect at the next start)",
+            reopened ? "log files reopened" : "the old log files stay in use");
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;

@@ -181,7 +181,7 @@ public static class Logging
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return e.Message;
+            return InstancePaths.WhyNoDirectory(paths.LogsDirectory) ?? e.Message;
         }
     }
 
@@ -268,8 +268,9 @@ public sealed class LogFiles : Serilog.Core.ILogEventSink, IDisposable
         try
         {
             var fresh = _open();
-            _current?.Dispose();
+            var old = _current;
             _current = fresh;
+            Close(old);
         }
         finally
         {
@@ -282,12 +283,26 @@ public sealed class LogFiles : Serilog.Core.ILogEventSink, IDisposable
         _gate.EnterWriteLock();
         try
         {
-            _current?.Dispose();
+            Close(_current);
             _current = null;
         }
         finally
         {
             _gate.ExitWriteLock();
+        }
+    }
+
+    // Closing flushes what the files still buffer: on a full disk that fails, and a clean stop
+    // exited 73 for it (review 87). Those lines are lost as every other line there was; the
+    // console and the journal have them.
+    private static void Close(Serilog.Core.Logger? files)
+    {
+        try
+        {
+            files?.Dispose();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
         }
     }
 }

@@ -120,12 +120,13 @@ public static class MailmanConfiguration
             return;
         }
 
+        // The layer of Relays is the highest that names a relay's Address (one that sets only
+        // an entry's Weight over the file's relays does not replace them; review 87).
         var providers = configuration.Providers.ToList();
-        int Highest(string key, bool list) => providers.FindLastIndex(p => list ? p.GetChildKeys([], key).Any() : p.TryGet(key, out _));
-        var relays = Highest("Mailman:Smtp:Relays", list: true);
+        var relays = providers.FindLastIndex(p => p.GetChildKeys([], "Mailman:Smtp:Relays").Any(i => p.TryGet($"Mailman:Smtp:Relays:{i}:Address", out _)));
         foreach (var name in (string[])["Host", "Port"])
         {
-            if (Highest("Mailman:Smtp:" + name, list: false) > relays)
+            if (providers.FindLastIndex(p => p.TryGet("Mailman:Smtp:" + name, out _)) > relays)
             {
                 throw new InvalidOperationException($"configuration: Mailman:Smtp:{name} is set over a configuration whose Mailman:Smtp:Relays names the servers (the environment over config/mailman.json, say), where it would be ignored: override the relay itself (Mailman__Smtp__Relays__0__Address=host:port), or remove {name}");
             }
@@ -243,9 +244,12 @@ public static class MailmanConfiguration
             Refuse(children.Count > 0 && EmptiedInALayer(node, layers), $"{node.Path} is null or empty, which keeps the default entries beneath it: list the entries to use, or remove it");
 
             // The binder drops an entry with a negative number (Relays__-1__Address): review 86,
-            // a relay, a pacing domain or a DNS server that was never used, without a word.
+            // a relay, a pacing domain or a DNS server that was never used, without a word; and
+            // takes 01 or +1 as an entry beside 1 (review 87: a third relay where the second was
+            // to be replaced). A number is written as 0, 1, 2 ...
             if (type.GetGenericTypeDefinition() == typeof(List<>)
-                && children.Find(c => c.Key.StartsWith('-') && int.TryParse(c.Key, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out _)) is { } odd)
+                && children.Find(c => int.TryParse(c.Key, System.Globalization.NumberStyles.AllowLeadingSign | System.Globalization.NumberStyles.AllowLeadingWhite | System.Globalization.NumberStyles.AllowTrailingWhite, System.Globalization.CultureInfo.InvariantCulture, out var n)
+                    && (n < 0 || c.Key != n.ToString(System.Globalization.CultureInfo.InvariantCulture))) is { } odd)
             {
                 Refuse(true, $"{odd.Path}: a list's entries are numbered 0, 1, 2 ... ({env}__0), not '{odd.Key}'");
             }

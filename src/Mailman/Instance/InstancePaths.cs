@@ -111,24 +111,47 @@ public sealed class InstancePaths
         Create(QueuesDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
     }
 
+    /// <summary>
+    /// Why <paramref name="dir"/> cannot be the directory it should be (a file, a link to nothing
+    /// or to a file), or null (a directory, or nothing there yet).
+    /// </summary>
+    public static string? WhyNoDirectory(string dir)
+    {
+        if (Directory.Exists(dir))
+        {
+            return null;
+        }
+
+        var info = new FileInfo(dir);
+        if (info.LinkTarget is not { } target)
+        {
+            return info.Exists ? $"{dir} is a file, not a directory" : null;
+        }
+
+        try
+        {
+            return info.ResolveLinkTarget(returnFinalTarget: true) is { Exists: true }
+                ? $"{dir} is a symbolic link to {target}, which is a file, not a directory"
+                : $"{dir} is a symbolic link to {target}, which does not exist (a file system not mounted?)";
+        }
+        catch (IOException)
+        {
+            return $"{dir} is a symbolic link to {target}, which cannot be followed (a loop of links?)";
+        }
+    }
+
     // .NET says only "The file '...' already exists" for a file or a dangling link in the way
     // (review 86: serve exited 73 so for an unmounted queues/).
     private static void Create(string dir, UnixFileMode? mode)
     {
+        if (WhyNoDirectory(dir) is { } why)
+        {
+            throw new IOException(why);
+        }
+
         if (Directory.Exists(dir))
         {
             return;
-        }
-
-        var info = new FileInfo(dir);
-        if (info.LinkTarget is { } target)
-        {
-            throw new IOException($"{dir} is a symbolic link to {target}, which does not exist (a file system not mounted?)");
-        }
-
-        if (info.Exists)
-        {
-            throw new IOException($"{dir} is a file, not a directory");
         }
 
         if (mode is { } m)

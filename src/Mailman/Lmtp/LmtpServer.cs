@@ -120,7 +120,6 @@ public sealed class LmtpServer(MailmanOptions options, InstancePaths paths, Queu
             try
             {
                 socket = listener.Accept();
-                failures = 0;
             }
             catch (ObjectDisposedException)
             {
@@ -148,6 +147,7 @@ public sealed class LmtpServer(MailmanOptions options, InstancePaths paths, Queu
 
             socket.NoDelay = true;
             socket.ReceiveTimeout = socket.SendTimeout = (int)options.Lmtp.Timeout.TotalMilliseconds;
+            string? notStarted = null;
             lock (_gate)
             {
                 if (_sessions.Count >= options.Lmtp.MaxSessions || _stopping)
@@ -161,7 +161,33 @@ public sealed class LmtpServer(MailmanOptions options, InstancePaths paths, Queu
                 connection.Waiting = idle => SetIdle(session, idle);
                 var thread = new Thread(() => Run(session, connection)) { IsBackground = true, Name = "lmtp-session" };
                 _sessions[session] = (socket, thread, false);
-                thread.Start();
+                try
+                {
+                    thread.Start();
+                }
+                catch (OutOfMemoryException e)
+                {
+                    // No thread to be had: out of file descriptors (the runtime needs two for a
+                    // thread) or of memory. Review 87: unhandled here, it ended the daemon (134).
+                    // The client is told to come back (Postfix retries); the loop backs off.
+                    _sessions.Remove(session);
+                    TryRefuse(socket, "421 4.3.2 Out of resources, try again later");
+                    notStarted = e.Message;
+                }
+            }
+
+            if (notStarted is not null)
+            {
+                if (failures++ == 0)
+                {
+                    logger.LogWarning("LMTP session not started: {Error} (out of file descriptors or memory?); new connections are answered 421 and tried again with backoff", notStarted);
+                }
+
+                Thread.Sleep(Math.Min(1000, 5 << Math.Min(failures, 8)));
+            }
+            else
+            {
+                failures = 0;
             }
         }
     }

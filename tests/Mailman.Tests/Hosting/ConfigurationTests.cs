@@ -202,6 +202,10 @@ public sealed class ConfigurationTests : IDisposable
             Assert.StartsWith($"configuration: Mailman:Smtp:{key} is set over a configuration whose Mailman:Smtp:Relays names the servers", e.Message, StringComparison.Ordinal);
         }
 
+        // An entry's Weight above does not replace the file's relays: Host there is still refused (review 87).
+        var weighted = Assert.Throws<InvalidOperationException>(() => MailmanConfiguration.Options(MailmanConfiguration.Build(_instance.Paths, [new("Mailman:Smtp:Relays:0:Weight", "2"), new("Mailman:Smtp:Host", "smarthost.example")])));
+        Assert.StartsWith("configuration: Mailman:Smtp:Host is set over", weighted.Message, StringComparison.Ordinal);
+
         // Relays given above too: they are the ones used.
         var options = MailmanConfiguration.Options(MailmanConfiguration.Build(_instance.Paths, [new("Mailman:Smtp:Host", "smarthost.example"), new("Mailman:Smtp:Relays:0:Address", "other.example:25")]));
         Assert.Equal("other.example:25", Assert.Single(options.Smtp.Relays).Address);

@@ -1775,10 +1775,35 @@ public sealed class HardeningTests : IDisposable
         File.CreateSymbolicLink(queues, "/nonexistent/queues");
         var inject = MailmanProcess.Run(_instance.Home, ["inject", List], Posts.Plain());
         Assert.Equal(75, inject.ExitCode);
-        Assert.Contains($"{queues} is a symbolic link to /nonexistent/queues, which does not exist (a file system not mounted?)", inject.Stderr, StringComparison.Ordinal);
+        Assert.True(inject.Stderr.Contains($"{queues} is a symbolic link to /nonexistent/queues, which does not exist (a file system not mounted?)", StringComparison.Ordinal), inject.Stderr);
         var status = MailmanProcess.Run(_instance.Home, ["status"]);
         Assert.Equal(75, status.ExitCode);
         Assert.Contains("which does not exist (a file system not mounted?)", status.Stderr, StringComparison.Ordinal);
+
+        // One queue a link to nothing, or queues/ a file: no table of zeros either (review 87).
+        File.Delete(queues);
+        Directory.Move(queues + ".away", queues);
+        var retry = _instance.QueueDir(QueueSet.Retry);
+        Directory.Delete(retry, recursive: true);
+        File.CreateSymbolicLink(retry, "/nonexistent/retry");
+        status = MailmanProcess.Run(_instance.Home, ["status"]);
+        Assert.Equal(75, status.ExitCode);
+        Assert.Contains($"{retry} is a symbolic link to /nonexistent/retry, which does not exist", status.Stderr, StringComparison.Ordinal);
+    }
+
+    // Review 87: logs/ on a full disk: delivery went on, but the clean stop exited 73 when the
+    // log files' last flush failed (systemd then marks the unit failed).
+    [Fact]
+    public void A_full_logs_disk_does_not_fail_a_clean_stop()
+    {
+        CreateList(3);
+        using var sink = SmtpSink.Start();
+        Inject();
+        using var disk = Tmpfs.Mount(_instance.Paths.LogsDirectory, "1m");
+        disk.Fill();
+        var served = MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, Env(sink.Port));
+        Assert.True(served.ExitCode == 0, served.Stderr);
+        AssertEveryMemberOnce(Copies(sink), 3, 0);
     }
 
     // Review 6: root's `mailman status` created root-owned queue directories, and every later inject failed.

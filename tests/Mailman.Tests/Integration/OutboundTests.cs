@@ -113,6 +113,7 @@ public sealed class OutboundTests : IDisposable
         { "Mailman__Smtp__PasswordFile", "config/pw", "Mailman:Smtp:PasswordFile must be an absolute path (got a relative one of 9 characters, not shown" }, // a password typed there is not echoed (review 86)
         { "Mailman__Smtp__Relays__-1__Address", "b.example:25", "Mailman:Smtp:Relays:-1: a list's entries are numbered 0, 1, 2 ... (Mailman__Smtp__Relays__0), not '-1'" }, // bound to nothing (review 86)
         { "Mailman__Moderation__Chain__-1", "no-such-rule", "Mailman:Moderation:Chain:-1: a list's entries are numbered 0, 1, 2" },
+        { "Mailman__Smtp__Relays__01__Address", "127.0.0.3:2525", "Mailman:Smtp:Relays:01: a list's entries are numbered 0, 1, 2 ... (Mailman__Smtp__Relays__0), not '01'" }, // an entry beside 1 (review 87)
         { "Mailman__Smtp__Destinations__g__Domains__-2", "gmail.com", "Mailman:Smtp:Destinations:g:Domains:-2: a list's entries are numbered" },
         { "Mailman__Smtp__Fingerprint", new string('a', 64), "Mailman:Smtp:CaFile and Mailman:Smtp:Fingerprint are both set: use one" },
         { "Mailman__Smtp__HeloName", "evil\r\nMAIL FROM:<x@evil>", "Mailman:Smtp:HeloName must be a host name" },
