@@ -44,7 +44,9 @@ public sealed class LifecycleLog(
         var listeners = new List<string>();
         if (options.Lmtp.Url.Length > 0)
         {
-            listeners.Add("LMTP " + options.Lmtp.Url);
+            // Where it listens, port included (review 87: lmtp://127.0.0.1 was said so, on 8024).
+            var at = options.Lmtp.EndPoint();
+            listeners.Add("LMTP lmtp://" + Delivery.Smtp.Relay.FormatAddress(at.Address.ToString(), at.Port));
         }
 
         if (options.Http.Url.Length > 0)
