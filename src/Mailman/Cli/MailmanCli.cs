@@ -204,16 +204,11 @@ public static class MailmanCli
         // One line whatever the message holds (an SQLite or OS message can span two); under
         // systemd at error priority, as the daemon's own error lines are (review 39).
         var priority = string.IsNullOrEmpty(Environment.GetEnvironmentVariable("JOURNAL_STREAM")) ? "" : "<3>";
-        Console.Error.WriteLine(priority + "mailman: " + Visible(message.ReplaceLineEndings(" ").Trim()));
+        // A value quoted in the message (a setting, an address) may hold an escape sequence that
+        // would drive the terminal (review 86: ESC[2J cleared it): escaped as the log lines are.
+        Console.Error.WriteLine(priority + "mailman: " + Hosting.ControlCharacterEscaper.Escape(message.ReplaceLineEndings(" ").Trim()));
         return code;
     }
-
-    // A value quoted in a message (a setting, an address) may hold an escape sequence that would
-    // drive the terminal (review 86: ESC[2J cleared it): control characters are shown as \xNN.
-    private static string Visible(string s)
-        => s.Any(char.IsControl)
-            ? string.Concat(s.Select(c => char.IsControl(c) ? $"\\x{(int)c:X2}" : c.ToString()))
-            : s;
 
     /// <summary>" (running as X; HOME is owned by Y ...: run mailman as its owner)", or "" when we are its owner.</summary>
     private static string RunAsOwner(InstancePaths? paths) =>

@@ -123,21 +123,10 @@ public sealed class InstancePaths
         }
 
         var info = new FileInfo(dir);
-        if (info.LinkTarget is not { } target)
-        {
-            return info.Exists ? $"{dir} is a file, not a directory" : null;
-        }
-
-        try
-        {
-            return info.ResolveLinkTarget(returnFinalTarget: true) is { Exists: true }
-                ? $"{dir} is a symbolic link to {target}, which is a file, not a directory"
-                : $"{dir} is a symbolic link to {target}, which does not exist (a file system not mounted?)";
-        }
-        catch (IOException)
-        {
-            return $"{dir} is a symbolic link to {target}, which cannot be followed (a loop of links?)";
-        }
+        return FileOwner.DanglingLinkTarget(dir) is { } dangling ? $"{dir} is a symbolic link to {dangling}, which does not exist (a file system not mounted?)"
+            : info.LinkTarget is { } target ? $"{dir} is a symbolic link to {target}, which is a file, not a directory"
+            : info.Exists ? $"{dir} is a file, not a directory"
+            : null;
     }
 
     // .NET says only "The file '...' already exists" for a file or a dangling link in the way

@@ -232,7 +232,7 @@ public sealed class VerbTests : IDisposable
         File.WriteAllText(_instance.Paths.ConfigFile, "{ \"Mailman\": { \"SiteOwner\": \"a\\u001b[2Jb\" } }");
         var result = Run("serve", "--exit-when-idle");
         Assert.Equal(78, result.ExitCode);
-        Assert.Contains("a\\x1B[2Jb", result.Stderr, StringComparison.Ordinal);
+        Assert.Contains("a\\u001b[2Jb", result.Stderr, StringComparison.Ordinal);
         Assert.DoesNotContain('\u001b', result.Stderr);
     }
 
