@@ -115,7 +115,7 @@ internal static class AliasesCommand
         foreach (var list in lists.OrderBy(l => l.Fqdn, StringComparer.Ordinal))
         {
             domains.Add(list.Domain);
-            foreach (var (suffix, _) in ListAddress.Suffixes)
+            foreach (var (suffix, _, _) in ListAddress.Suffixes)
             {
                 transport.Append(list.LocalPart).Append(suffix).Append('@').Append(list.Domain).Append('\t').Append(nexthop).Append('\n');
             }

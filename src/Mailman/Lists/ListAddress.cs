@@ -7,11 +7,15 @@ namespace Mailman.Lists;
 /// <summary>Which list an address belongs to and what kind of mail goes there.</summary>
 public sealed record ListAddress(ListName List, string Queue)
 {
-    /// <summary>The address suffixes a list answers to, and the queue each feeds.</summary>
-    public static readonly IReadOnlyList<(string Suffix, string Queue)> Suffixes =
+    /// <summary>
+    /// The address suffixes a list answers to, the queue each feeds, and the command mail to it
+    /// stands for whatever it says (null: the body's commands, or none).
+    /// </summary>
+    public static readonly IReadOnlyList<(string Suffix, string Queue, string? Command)> Suffixes =
     [
-        ("", "in"), ("-bounces", "bounces"), ("-request", "request"), ("-owner", "owner"), ("-join", "request"), ("-leave", "request"),
-        ("-subscribe", "request"), ("-unsubscribe", "request"), (Confirm, "request"),
+        ("", "in", null), ("-bounces", "bounces", null), ("-request", "request", null), ("-owner", "owner", null),
+        ("-join", "request", "join"), ("-leave", "request", "leave"), ("-subscribe", "request", "join"), ("-unsubscribe", "request", "leave"),
+        (Confirm, "request", null),
     ];
 
     /// <summary>The confirmation address's suffix (LIST-confirm+TOKEN@HOST).</summary>
@@ -19,6 +23,9 @@ public sealed record ListAddress(ListName List, string Queue)
 
     /// <summary>The suffix the address used ("" for the list itself, "-join", "-confirm", ...), lower-cased.</summary>
     public string Suffix { get; init; } = "";
+
+    /// <summary>The command mail to this address stands for ("join" for -join and -subscribe, "leave" for -leave and -unsubscribe), or null.</summary>
+    public string? Command => Suffixes.FirstOrDefault(s => s.Suffix == Suffix).Command;
 
     /// <summary>The "+extension" of the local part (a VERP address, a confirmation token), or null.</summary>
     public string? Extension { get; init; }
@@ -67,7 +74,7 @@ public sealed record ListAddress(ListName List, string Queue)
             local = local[..plus];
         }
 
-        foreach (var (suffix, queue) in Suffixes.Where(s => s.Suffix.Length > 0))
+        foreach (var (suffix, queue, _) in Suffixes.Where(s => s.Suffix.Length > 0))
         {
             if (local.EndsWith(suffix, StringComparison.OrdinalIgnoreCase) && local.Length > suffix.Length)
             {

@@ -67,8 +67,7 @@ public sealed class RequestProcessor(ListStoreFactory lists, NoticeSender notice
 
         var lines = address.Suffix switch
         {
-            "-join" or "-subscribe" => [new CommandLine("join", false)],
-            "-leave" or "-unsubscribe" => [new CommandLine("leave", false)],
+            _ when address.Command is { } command => [new CommandLine(command, false)],
             ListAddress.Confirm => [new CommandLine("confirm " + (address.Extension ?? ConfirmTokenInSubject(message) ?? ""), false)],
             _ => CommandParser.Read(message),
         };
