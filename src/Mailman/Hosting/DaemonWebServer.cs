@@ -26,7 +26,7 @@ public abstract class DaemonWebServer : IHostedService, IAsyncDisposable
     {
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ContentRootPath = home, ApplicationName = name });
         builder.WebHost.UseKestrelCore();
-        builder.Services.AddSingleton(loggers);
+        builder.Services.AddSingleton<ILoggerFactory>(new WithoutHostLines(loggers));
         builder.Services.AddSingleton<IHostLifetime, DaemonOwnsSignals>();
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
@@ -67,6 +67,21 @@ public abstract class DaemonWebServer : IHostedService, IAsyncDisposable
         }
 
         GC.SuppressFinalize(this);
+    }
+
+    // The server's own host would log its "Hosting failed to start" before the daemon's host logs
+    // the same words for the same failure: its lines are left to the daemon's host (review 87).
+    private sealed class WithoutHostLines(ILoggerFactory daemon) : ILoggerFactory
+    {
+        public ILogger CreateLogger(string categoryName)
+            => categoryName.StartsWith("Microsoft.Extensions.Hosting", StringComparison.Ordinal) ? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance : daemon.CreateLogger(categoryName);
+
+        public void AddProvider(ILoggerProvider provider) => daemon.AddProvider(provider);
+
+        public void Dispose()
+        {
+            // The daemon's factory: the daemon disposes it.
+        }
     }
 
     private sealed class DaemonOwnsSignals : IHostLifetime

@@ -59,6 +59,9 @@ public sealed class OneClickTests : IDisposable
         });
         Assert.Equal(78, serve.ExitCode);
         Assert.StartsWith("mailman: configuration: Mailman:Http:Url http://127.0.0.1:" + port + ": cannot listen", serve.Stderr.Trim().Split('\n')[^1], StringComparison.Ordinal);
+
+        // Review 87: the server's own host said it too, so the failure was logged twice.
+        Assert.Single(serve.Stderr.Split('\n'), l => l.Contains("Hosting failed to start", StringComparison.Ordinal));
     }
 
     [Fact]
