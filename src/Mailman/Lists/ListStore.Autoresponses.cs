@@ -33,7 +33,10 @@ public sealed partial class ListStore
 
         using var tx = Begin();
         var listId = ListId(list);
-        using var cleanup = Command("DELETE FROM autoresponses WHERE list_id = $list AND day < $day AND address_key NOT LIKE '#%'", ("$list", listId), ("$day", Day(day)));
+        // A week of days is kept, not today's alone: a clock that swings back and forth (a bad
+        // time source, a virtual machine's snapshot) found each day's count gone and sent the
+        // day's replies again at each swing (review 88).
+        using var cleanup = Command("DELETE FROM autoresponses WHERE list_id = $list AND day < $old AND address_key NOT LIKE '#%'", ("$list", listId), ("$old", Day(day.AddDays(-7))));
         cleanup.ExecuteNonQuery();
         using var cmd = Command("""
             INSERT INTO autoresponses (list_id, address_key, day, count) VALUES ($list, $key, $day, 1)

@@ -929,29 +929,39 @@ public sealed partial class Switchboard
                 continue;
             }
 
-            // A FIFO or device is no inject in progress, and opening it blocked start-up
-            // recovery for good, before its first line (review 43): removed as stale.
-            if (_realDisk && Instance.FileOwner.IsRegularFile(temp) != false)
+            if (HeldByNoWriter(temp))
             {
-                try
-                {
-                    using var probe = new FileStream(temp, FileMode.Open, FileAccess.Read, FileShare.None);
-                }
-                catch (FileNotFoundException)
-                {
-                    continue;
-                }
-                catch (IOException)
-                {
-                    continue; // locked: a live writer
-                }
-                catch (UnauthorizedAccessException)
-                {
-                    continue;
-                }
+                TryDelete(temp);
             }
+        }
+    }
 
-            TryDelete(temp);
+    // A temporary file no live writer holds: its writer died (see RemoveStaleTemporaries).
+    private bool HeldByNoWriter(string temp)
+    {
+        // A FIFO or device is no inject in progress, and opening it blocked start-up recovery
+        // for good, before its first line (review 43): stale.
+        if (!_realDisk || Instance.FileOwner.IsRegularFile(temp) == false)
+        {
+            return true;
+        }
+
+        try
+        {
+            using var probe = new FileStream(temp, FileMode.Open, FileAccess.Read, FileShare.None);
+            return true;
+        }
+        catch (FileNotFoundException)
+        {
+            return false;
+        }
+        catch (IOException)
+        {
+            return false; // locked: a live writer
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return false;
         }
     }
 
@@ -1114,9 +1124,25 @@ public sealed partial class Switchboard
             }
         }
 
+        var named = name is not null;
         name ??= NewName();
         var final = PathOf(name, EntryExtension);
         var temp = PathOf(name, TempExtension);
+
+        // A name chosen by the caller (a notice's, made from what it answers) may have been
+        // written by a process killed half-way: its temporary file is in the way until the next
+        // sweep, and the write failed on it with "already exists" (review 88). One a live writer
+        // holds is left to it (the failed write below would have removed it).
+        if (named && _fs.File.Exists(temp))
+        {
+            if (!HeldByNoWriter(temp))
+            {
+                throw new IOException($"queues/{Name}/{name}{TempExtension} is being written by another process");
+            }
+
+            TryDelete(temp);
+        }
+
         try
         {
             metadata.Recoveries = 0;

@@ -125,9 +125,11 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Que
                 continue;
             }
 
-            logger.LogWarning("Notice {Template} to {Recipient} from {ListId}, owed since {Created:u} by {QueueEntry} (its run stopped before queuing it), sent now",
-                o.Template, o.Address, o.List.Fqdn, o.Created, o.Trigger);
-            Pay(list, o.Template, o.Address, o.DisplayName, o.Trigger, null, null);
+            // Said once it is queued: a write that fails (review 88: a killed writer's temporary
+            // file in the way) leaves it owed, and the error line says so.
+            var sent = Pay(list, o.Template, o.Address, o.DisplayName, o.Trigger, null, null);
+            logger.LogWarning("Notice {Template} to {Recipient} from {ListId}, owed since {Created:u} by {QueueEntry} (its run stopped before queuing it), {Outcome}",
+                o.Template, o.Address, o.List.Fqdn, o.Created, o.Trigger, sent ? "sent now" : "settled without sending (the line \"No ... notice\" says why)");
             paid++;
         }
 

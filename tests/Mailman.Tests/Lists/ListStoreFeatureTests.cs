@@ -328,4 +328,22 @@ public sealed class ListStoreFeatureTests : IDisposable
         Assert.True(store.TryCountAutoresponse(Dev, "VICTIM@example.com", day.AddDays(1), 3));
         Assert.True(store.TryCountAutoresponse(Dev, "victim@example.com", day, 0));
     }
+
+    [Fact]
+    public void A_clock_that_swings_back_and_forth_does_not_start_a_days_reply_count_again()
+    {
+        // Review 88: only today's counts were kept, so each swing between two dates sent that
+        // date's replies again.
+        using var store = new ListStore(_instance.Paths.Database);
+        var day = DateOnly.FromDateTime(Now.UtcDateTime);
+        var later = day.AddDays(2);
+        var sent = 0;
+        for (var swing = 0; swing < 4; swing++)
+        {
+            sent += Enumerable.Range(0, 3).Count(_ => store.TryCountAutoresponse(Dev, "victim@example.com", swing % 2 == 0 ? later : day, 2));
+        }
+
+        Assert.Equal(4, sent); // two on each of the two dates
+        Assert.True(store.TryCountAutoresponse(Dev, "victim@example.com", day.AddDays(3), 2));
+    }
 }

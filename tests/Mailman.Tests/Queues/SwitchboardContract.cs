@@ -138,6 +138,21 @@ public abstract class SwitchboardContract : IDisposable
     }
 
     [Fact]
+    public void A_named_entry_is_written_over_the_temporary_file_a_killed_writer_left()
+    {
+        // Review 88: a notice owed by a killed `members add --welcome` failed once with "already
+        // exists" on the temporary file of its own name, until the next sweep removed it.
+        var outgoing = Queue("out");
+        const string Name = "01796531184224075-605ee2a7";
+        FileSystem.Directory.CreateDirectory(FileSystem.Path.Combine(Root, "out"));
+        FileSystem.File.WriteAllText(FileSystem.Path.Combine(Root, "out", Name + Switchboard.TempExtension), "half a notice");
+
+        Assert.Equal(Name, outgoing.Enqueue(Meta(), "notice"u8, [new Recipient("a@example.com", "")], Name));
+        Assert.Equal("notice", Encoding.ASCII.GetString(outgoing.Load(outgoing.Claim(Name)!).Message));
+        Assert.False(FileSystem.File.Exists(FileSystem.Path.Combine(Root, "out", Name + Switchboard.TempExtension)));
+    }
+
+    [Fact]
     public void Recovery_drops_a_claim_whose_entry_a_crashed_run_had_already_forwarded()
     {
         // The run wrote out/NAME, then died before finishing its pipeline claim.
@@ -210,6 +225,23 @@ public sealed class SwitchboardOnRealDisk : SwitchboardContract
     {
         Directory.Delete(_root, recursive: true);
         base.Dispose();
+    }
+
+    [Fact]
+    public void A_named_entry_leaves_the_temporary_file_of_a_live_writer_alone()
+    {
+        var outgoing = new Switchboard(FileSystem, Path.Combine(_root, "out"), "out", TimeProvider.System);
+        const string Name = "01796531184224075-605ee2a8";
+        var temp = Path.Combine(_root, "out", Name + Switchboard.TempExtension);
+        using (var writer = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+        {
+            writer.Write("being written"u8);
+            writer.Flush();
+            Assert.ThrowsAny<IOException>(() => outgoing.Enqueue(new EntryMetadata { List = "dev@example.org" }, "notice"u8, [new Recipient("a@example.com", "")], Name));
+        }
+
+        Assert.Equal("being written", File.ReadAllText(temp));
+        Assert.Empty(outgoing.Pending());
     }
 
     [Fact]
