@@ -18,10 +18,10 @@ public sealed class Tmpfs : IDisposable
 
     /// <summary>Mounts a tmpfs of <paramref name="size"/> (e.g. "4m") over <paramref name="directory"/>, keeping nothing of what was there.</summary>
     /// <exception cref="InvalidOperationException">Not root, or mount failed: the test cannot prove a disk-full guarantee.</exception>
-    public static Tmpfs Mount(string directory, string size)
+    public static Tmpfs Mount(string directory, string size, int? inodes = null)
     {
         System.IO.Directory.CreateDirectory(directory);
-        if (Run("mount", "-t", "tmpfs", "-o", $"size={size},mode=0700", "tmpfs", directory) != 0)
+        if (Run("mount", "-t", "tmpfs", "-o", $"size={size},mode=0700{(inodes is { } n ? $",nr_inodes={n}" : "")}", "tmpfs", directory) != 0)
         {
             throw new InvalidOperationException($"cannot mount a tmpfs on {directory} (needs root); the disk-full guarantee is untested");
         }
@@ -54,6 +54,26 @@ public sealed class Tmpfs : IDisposable
     }
 
     public void Free() => File.Delete(_filler);
+
+    /// <summary>Takes every inode left (empty files in a directory of their own): mount with few <c>inodes</c>.</summary>
+    public void FillInodes()
+    {
+        var dir = _filler + "-inodes";
+        try
+        {
+            System.IO.Directory.CreateDirectory(dir);
+            for (var i = 0; i < 100_000; i++)
+            {
+                File.Create(Path.Combine(dir, i.ToString(System.Globalization.CultureInfo.InvariantCulture))).Dispose();
+            }
+        }
+        catch (IOException)
+        {
+            // None left.
+        }
+    }
+
+    public void FreeInodes() => System.IO.Directory.Delete(_filler + "-inodes", recursive: true);
 
     /// <summary>
     /// Makes <paramref name="directory"/> read-only until disposed (a read-only bind mount over

@@ -165,6 +165,13 @@ public static class MailmanCli
             // .NET's sentence names the path; say whose the instance is and as whom we ran.
             return Fail(e.Message + RunAsOwner(paths), ExitCodes.NoPerm);
         }
+        catch (IOException e) when (e.HResult is 28 or 122)
+        {
+            // ENOSPC, EDQUOT: a full file system, of bytes or of inodes, is a wait, not a failure
+            // (review 91: serve exited 73 when it could not make a queue directory; systemd
+            // restarts on 75, and so does the MTA for inject).
+            return Fail($"{e.Message} (the file system is full, or out of inodes: make room and try again)", ExitCodes.TempFail);
+        }
         catch (IOException e)
         {
             return Fail(e.Message, ExitCodes.CantCreate);

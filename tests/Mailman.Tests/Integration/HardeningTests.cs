@@ -273,6 +273,29 @@ public sealed class HardeningTests : IDisposable
         AssertQueuesEmpty();
     }
 
+    // Review 91: out of inodes, serve could not make the queue directories no verb had made yet
+    // and exited 73 (cannot create), as for a fault to mend by hand.
+    [Fact]
+    public void Serve_out_of_inodes_exits_75_to_be_started_again_and_delivers_once_there_is_room()
+    {
+        CreateList(5);
+        using var sink = SmtpSink.Start();
+        using var disk = Tmpfs.Mount(_instance.Paths.QueuesDirectory, "16m", inodes: 64);
+        Inject();
+        disk.FillInodes();
+
+        var full = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: Env(sink.Port));
+        Assert.True(full.ExitCode == 75, full.Stderr);
+        Assert.Contains("out of inodes: make room and try again", full.Stderr, StringComparison.Ordinal);
+        Assert.Equal(1, _instance.Count("in"));
+
+        disk.FreeInodes();
+        var served = MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, Env(sink.Port));
+        Assert.True(served.ExitCode == 0, served.Stderr);
+        AssertEveryMemberOnce(Copies(sink), 5, 0);
+        AssertQueuesEmpty();
+    }
+
     // Review 44: concurrent injects filled a small disk with what they took, and the daemon could
     // move none of it on (each hop writes its next copy before deleting the last): 0 deliveries
     // in ten minutes. Intake leaves room; every post taken is delivered with no operator.
