@@ -39,4 +39,30 @@ public sealed class OwedNoticeTests : IDisposable
         Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: env).ExitCode);
         Assert.Single(sink.Messages());
     }
+
+    // Review 91: `members add --welcome` killed before its transaction owed nothing and left its
+    // lock in var/owing/ for good, one per kill.
+    [Fact]
+    public void The_lock_of_a_command_line_killed_before_it_owed_anything_is_removed_and_a_held_one_stays()
+    {
+        _instance.CreateList("dev@example.org");
+        var killed = _instance.Paths.OwingLock("17961428495653330-28502774");
+        var running = _instance.Paths.OwingLock("17961428495653330-28502775");
+        var fresh = _instance.Paths.OwingLock("17961428495653330-28502776");
+        Directory.CreateDirectory(Path.GetDirectoryName(killed)!);
+        File.WriteAllText(killed, "");
+        File.SetLastWriteTimeUtc(killed, DateTime.UtcNow.AddHours(-1));
+        File.WriteAllText(fresh, "");
+        using var held = new FileStream(running, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
+        File.SetLastWriteTimeUtc(running, DateTime.UtcNow.AddHours(-1));
+
+        using var sink = SmtpSink.Start();
+        var serve = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: new Dictionary<string, string> { ["Mailman__Smtp__Port"] = sink.Port.ToString(CultureInfo.InvariantCulture) });
+
+        Assert.True(serve.ExitCode == 0, serve.Stderr);
+        Assert.False(File.Exists(killed), "the killed command line's lock stayed");
+        Assert.True(File.Exists(running), "a lock held by a running command line was removed");
+        Assert.True(File.Exists(fresh), "a lock made an instant ago was removed");
+        Assert.Empty(sink.Messages());
+    }
 }
