@@ -32,7 +32,8 @@ public enum DeliveryStop
     Failed,
 
     /// <summary>
-    /// Only paced destinations' work was left, past the slice, while another post waited:
+    /// Past the slice, only paced destinations' work was left while another post waited, or
+    /// notices and small posts waited behind this one (<see cref="DeliveryReport.ForSmallEntries"/>):
     /// progress is recorded, the rest is for a later run (as after a shutdown).
     /// </summary>
     Yielded,
@@ -80,6 +81,9 @@ public sealed class DeliveryReport : IDisposable
 {
     private Func<IEnumerable<Recipient>>? _rest;
     private Action? _dispose;
+
+    /// <summary>Yielded for the notices and small posts waiting behind it, not for pacing.</summary>
+    public bool ForSmallEntries { get; set; }
 
     public long Delivered { get; set; }
 
@@ -213,10 +217,15 @@ public sealed class PostDelivery
     /// passed and every chunk left waits for its destination's pacing, the delivery stops as
     /// <see cref="DeliveryStop.Yielded"/>. Null: never (a delivery without a durable checkpoint).
     /// </param>
+    /// <param name="smallWaiting">
+    /// Whether notices or small posts wait behind this delivery (asked at most once a second,
+    /// under the delivery's lock): once <paramref name="slice"/> has passed, the delivery stops as
+    /// <see cref="DeliveryStop.Yielded"/> for them whatever its chunks wait for. Null: never.
+    /// </param>
     public DeliveryReport Deliver(
         PreparedPost post, ListName list, bool personalized, IEnumerable<Recipient> recipients, IDeliveryProgress progress, CancellationToken stop,
         string? envelopeSender = null, int? chunkSize = null, TimeSpan? abortAfter = null, Action<string?>? onPause = null, string? grouping = null, int? maxRecipients = null,
-        Func<bool>? yieldTo = null, TimeSpan slice = default, int? batchWindow = null)
+        Func<bool>? yieldTo = null, TimeSpan slice = default, int? batchWindow = null, Func<bool>? smallWaiting = null)
     {
         var perTransaction = maxRecipients ?? options.MaxRecipients;
         var plainSender = envelopeSender ?? list.BouncesAddress;
@@ -247,6 +256,31 @@ public sealed class PostDelivery
         lock (gate)
         {
             Pool.StartDelivery();
+        }
+
+        // Under the gate, as a worker asks for a chunk: past the slice, the notices and small
+        // posts waiting behind this delivery go first (review 90: a confirmation, an owner's
+        // forward waited for a 200,000-member post's whole delivery, a minute and more).
+        var smallAsked = TimeSpan.Zero;
+        bool MakeWayNow()
+        {
+            var elapsed = watch.Elapsed;
+            if (smallWaiting is null || elapsed < slice || (smallAsked != TimeSpan.Zero && elapsed - smallAsked < TimeSpan.FromSeconds(1)))
+            {
+                return false;
+            }
+
+            smallAsked = elapsed;
+            if (!smallWaiting())
+            {
+                return false;
+            }
+
+            yieldReason = "notices or small posts wait behind it";
+            report.ForSmallEntries = true;
+            Volatile.Write(ref yielded, 1);
+            Monitor.PulseAll(gate);
+            return true;
         }
 
         bool Stopping() => stop.IsCancellationRequested || Volatile.Read(ref unreachable) != 0 || Volatile.Read(ref failure) is not null || Volatile.Read(ref yielded) != 0;
@@ -300,7 +334,7 @@ public sealed class PostDelivery
             {
                 while (true)
                 {
-                    if (Stopping())
+                    if (Stopping() || MakeWayNow())
                     {
                         return null;
                     }

@@ -42,6 +42,12 @@ public sealed class OutgoingRunner(
     // which only changes the order.
     private readonly List<string> _yielded = [];
 
+    // Whether each waiting entry is a small one (a notice, a reply, a post to few members: one
+    // transaction's worth), read once from its metadata: a long delivery makes way for them.
+    private readonly Dictionary<string, bool> _small = new(StringComparer.Ordinal);
+
+    private const int SmallEntry = 100;
+
     // How often each entry made way: after the first turn, its "makes way" and "Resuming" lines
     // go to Debug (several posts waiting on one paced destination take turns every slice).
     private readonly Dictionary<string, int> _turns = [];
@@ -71,8 +77,54 @@ public sealed class OutgoingRunner(
         return null;
     }
 
+    // Under the delivery's lock, at most once a second past the slice, while this runner's
+    // thread waits in the delivery: the first small entry waiting that has not made way itself.
+    private bool SmallEntryWaits()
+    {
+        var read = 0;
+        foreach (var name in Queue.Pending())
+        {
+            if (_yielded.Contains(name))
+            {
+                continue;
+            }
+
+            if (!_small.TryGetValue(name, out var small))
+            {
+                if (read++ == 64)
+                {
+                    break; // the rest at the next look
+                }
+
+                try
+                {
+                    small = Queue.ReadMetadata(name).RecipientCount <= SmallEntry;
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException or CorruptEntryException)
+                {
+                    continue; // claimed meanwhile, or for the runner to set aside
+                }
+
+                _small[name] = small;
+            }
+
+            if (small)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     protected override void Process(LoadedEntry entry, CancellationToken stoppingToken)
     {
+        if (_small.Count > 100_000)
+        {
+            _small.Clear(); // names of entries long gone
+        }
+
+        _small.Remove(entry.Claim.Name);
         var metadata = entry.Metadata;
         var list = ListOf(metadata);
         using var checkpoint = DeliveryCheckpoint.Open(fs, Queue, entry.Claim);
@@ -147,7 +199,8 @@ public sealed class OutgoingRunner(
                             metadata.MessageIdForLog, list.Fqdn, entry.Claim.Name, reason);
                     }
                 }, grouping, checkpoint.MaxRecipients,
-                Options.Smtp.Checkpoint ? Queue.HasWaiting : null, TimeSpan.FromSeconds(Options.Smtp.YieldAfterSeconds), checkpoint.BatchWindow);
+                Options.Smtp.Checkpoint ? Queue.HasWaiting : null, TimeSpan.FromSeconds(Options.Smtp.YieldAfterSeconds), checkpoint.BatchWindow,
+                Options.Smtp.Checkpoint && metadata.RecipientCount > SmallEntry ? SmallEntryWaits : null);
         }
         finally
         {
@@ -190,6 +243,13 @@ public sealed class OutgoingRunner(
             Queue.Unclaim(entry.Claim);
             _yielded.Add(entry.Claim.Name);
             var turns = _turns[entry.Claim.Name] = _turns.GetValueOrDefault(entry.Claim.Name) + 1;
+            if (report.ForSmallEntries)
+            {
+                Log.Log(turns > 1 ? LogLevel.Debug : LogLevel.Information, "Delivery of {MessageId} to {ListId} ({QueueEntry}) makes way for the notices and small posts waiting behind it after {Delivered} copies in {Seconds:F0}s, and goes on after them",
+                    metadata.MessageIdForLog, list.Fqdn, entry.Claim.Name, report.Delivered, report.Elapsed.TotalSeconds);
+                return;
+            }
+
             Log.Log(turns > 1 ? LogLevel.Debug : LogLevel.Information, "Delivery of {MessageId} to {ListId} ({QueueEntry}) makes way for the posts waiting after {Delivered} copies in {Seconds:F0}s; the rest waits for its paced destinations ({Reason}) and goes on after them",
                 metadata.MessageIdForLog, list.Fqdn, entry.Claim.Name, report.Delivered, report.Elapsed.TotalSeconds, report.StopReason);
             return;

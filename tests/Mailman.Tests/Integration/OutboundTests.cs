@@ -666,6 +666,45 @@ public sealed class OutboundTests : IDisposable
         Assert.True(paced[^1].At - paced[0].At >= TimeSpan.FromSeconds(12), $"8 paced copies in {(paced[^1].At - paced[0].At).TotalSeconds:F1}s");
     }
 
+    // Review 90: out is one line; a confirmation or an owner's forward waited for a
+    // 200,000-member post's whole delivery.
+    [Fact]
+    public void A_long_delivery_makes_way_for_a_small_post_waiting_behind_it_and_every_member_gets_one_copy()
+    {
+        var members = TempInstance.NumberedMembers(300).ToList();
+        CreateList(members);
+        _instance.CreateList("small@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
+        _instance.AddMembers("small@example.org", [new Member("someone@small.example", "")]);
+        // A relay that takes 25 ms a copy for the big post: four seconds at least on two connections.
+        using var server = ScriptedSmtpServer.Start(data: recipients =>
+        {
+            if (!recipients.Any(r => r.EndsWith("@small.example", StringComparison.Ordinal)))
+            {
+                Thread.Sleep(25);
+            }
+
+            return null;
+        });
+        Inject();
+        var env = Pool((server.Port, 1));
+        env["Mailman__Smtp__YieldAfterSeconds"] = "1";
+        using var daemon = DaemonProcess.Start(_instance.Home, env, exitWhenIdle: true);
+        Wait.Until(() => server.Received.Count >= 10 || daemon.HasExited, TimeSpan.FromSeconds(60), "the big post's delivery to start");
+        var small = MailmanProcess.Run(_instance.Home, ["inject", "small@example.org"], Posts.Plain(to: "small@example.org", messageId: "small@example.com"));
+        Assert.True(small.ExitCode == 0, small.Stderr);
+        Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(120)), "the deliveries did not end");
+        Assert.True(daemon.ExitCode == 0, daemon.Output);
+
+        var received = server.Received.ToList();
+        var smallAt = received.FindIndex(m => m.Recipients[0] == "someone@small.example");
+        Assert.True(smallAt >= 0, "the small post was not delivered");
+        var bigAfter = received.Skip(smallAt + 1).Count(m => m.Recipients[0].EndsWith("@example.com", StringComparison.Ordinal));
+        Assert.True(bigAfter >= 20, $"the small post waited for the big one: {bigAfter} of its copies came after it");
+        var copies = received.Where(m => m.Recipients[0].EndsWith("@example.com", StringComparison.Ordinal)).Select(m => Assert.Single(m.Recipients)).ToList();
+        Assert.Equal(members.Select(m => m.Address).Order(StringComparer.Ordinal), copies.Order(StringComparer.Ordinal));
+        Assert.Contains("makes way for the notices and small posts waiting behind it", Logs(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public void A_post_left_waiting_for_a_paced_destination_makes_way_for_the_next_post()
     {
