@@ -266,7 +266,8 @@ internal static class ListsCommand
                     {
                         held++;
                     }
-                    else if (MoveToBad(services, queue, id, listName, $"the list {listName.Fqdn} was deleted ({VerbServices.Actor}); not delivered"))
+                    else if (MoveToBad(services, queue, id, listName, $"the list {listName.Fqdn} was deleted ({VerbServices.Actor}); "
+                        + (File.Exists(queue.CheckpointPath(id)) ? "partly delivered (its checkpoint, beside it, records how far), the rest not" : "not delivered")))
                     {
                         moved++;
                     }

@@ -270,8 +270,10 @@ public sealed class PostDelivery
                 return false;
             }
 
+            // Nothing left to hand out: the post ends with its chunks in flight (review 92: it
+            // made way with every copy sent, and its entry waited behind the notices).
             smallAsked = elapsed;
-            if (!smallWaiting())
+            if (groups.TrueForAll(g => g.Returned.Count == 0 && !g.Prefetch()) || !smallWaiting())
             {
                 return false;
             }

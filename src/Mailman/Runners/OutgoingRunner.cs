@@ -48,6 +48,12 @@ public sealed class OutgoingRunner(
 
     private const int SmallEntry = 100;
 
+    // After making way for small entries: how many more small entries go before the post that
+    // made way resumes (those that waited when it did), so a stream of notices arriving as fast
+    // as they go cannot hold it back for good (review 92), nor a bigger post that came meanwhile
+    // go first. Null: no such turn is under way.
+    private int? _makeWayBudget;
+
     // How often each entry made way: after the first turn, its "makes way" and "Resuming" lines
     // go to Debug (several posts waiting on one paced destination take turns every slice).
     private readonly Dictionary<string, int> _turns = [];
@@ -59,11 +65,18 @@ public sealed class OutgoingRunner(
             return Queue.TryClaim();
         }
 
-        if (Queue.TryClaim(name => !_yielded.Contains(name)) is { } claim)
+        if (_makeWayBudget is > 0 && Queue.TryClaim(IsSmall) is { } small)
+        {
+            _makeWayBudget--;
+            return small;
+        }
+
+        if (_makeWayBudget is null && Queue.TryClaim(name => !_yielded.Contains(name)) is { } claim)
         {
             return claim;
         }
 
+        _makeWayBudget = null;
         while (_yielded.Count > 0)
         {
             var name = _yielded[0];
@@ -77,6 +90,8 @@ public sealed class OutgoingRunner(
         return null;
     }
 
+    private bool IsSmall(string name) => !_yielded.Contains(name) && _small.GetValueOrDefault(name);
+
     // Under the delivery's lock, at most once a second past the slice, while this runner's
     // thread waits in the delivery: the first small entry waiting that has not made way itself.
     private bool SmallEntryWaits()
@@ -89,32 +104,38 @@ public sealed class OutgoingRunner(
                 continue;
             }
 
-            if (!_small.TryGetValue(name, out var small))
+            if (!_small.ContainsKey(name) && read++ == 64)
             {
-                if (read++ == 64)
-                {
-                    break; // the rest at the next look
-                }
-
-                try
-                {
-                    small = Queue.ReadMetadata(name).RecipientCount <= SmallEntry;
-                }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException or CorruptEntryException)
-                {
-                    continue; // claimed meanwhile, or for the runner to set aside
-                }
-
-                _small[name] = small;
+                break; // the rest at the next look
             }
 
-            if (small)
+            if (Small(name))
             {
                 return true;
             }
         }
 
         return false;
+    }
+
+    // Whether a waiting entry is small, read once from its metadata.
+    private bool Small(string name)
+    {
+        if (!_small.TryGetValue(name, out var small))
+        {
+            try
+            {
+                small = Queue.ReadMetadata(name).RecipientCount <= SmallEntry;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or CorruptEntryException)
+            {
+                return false; // claimed meanwhile, or for the runner to set aside
+            }
+
+            _small[name] = small;
+        }
+
+        return small;
     }
 
     protected override void Process(LoadedEntry entry, CancellationToken stoppingToken)
@@ -245,6 +266,7 @@ public sealed class OutgoingRunner(
             var turns = _turns[entry.Claim.Name] = _turns.GetValueOrDefault(entry.Claim.Name) + 1;
             if (report.ForSmallEntries)
             {
+                _makeWayBudget = Queue.Pending().Count(n => !_yielded.Contains(n) && Small(n));
                 Log.Log(turns > 1 ? LogLevel.Debug : LogLevel.Information, "Delivery of {MessageId} to {ListId} ({QueueEntry}) makes way for the notices and small posts waiting behind it after {Delivered} copies in {Seconds:F0}s, and goes on after them",
                     metadata.MessageIdForLog, list.Fqdn, entry.Claim.Name, report.Delivered, report.Elapsed.TotalSeconds);
                 return;

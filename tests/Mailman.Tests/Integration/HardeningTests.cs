@@ -1203,6 +1203,8 @@ public sealed class HardeningTests : IDisposable
         Assert.DoesNotContain("in the daemon's hands", deleted.Stdout, StringComparison.Ordinal);
         Assert.Equal(1, _instance.Count("bad"));
         Assert.Equal(1, _instance.Count("bad", ".ckpt"));
+        // Review 92: said "not delivered" with copies sent.
+        Assert.Contains("partly delivered (its checkpoint, beside it, records how far), the rest not", File.ReadAllText(Directory.GetFiles(_instance.QueueDir("bad"), "*.state").Single()), StringComparison.Ordinal);
         Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["lists", "create", List]).ExitCode);
         var before = Copies(sink).Count;
 
