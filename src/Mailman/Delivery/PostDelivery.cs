@@ -285,6 +285,20 @@ public sealed class PostDelivery
             return true;
         }
 
+        // Between a chunk's transactions too (a worker's own thread): a chunk on a slow relay can
+        // take longer than the slice itself (review 93: 25 copies at a second each). The lock is
+        // taken only when the slice has passed and a second since the last look.
+        bool MakeWayBetween()
+            => smallWaiting is not null && watch.Elapsed is var elapsed && elapsed >= slice && elapsed - smallAsked >= TimeSpan.FromSeconds(1) && MakeWayLocked();
+
+        bool MakeWayLocked()
+        {
+            lock (gate)
+            {
+                return MakeWayNow();
+            }
+        }
+
         bool Stopping() => stop.IsCancellationRequested || Volatile.Read(ref unreachable) != 0 || Volatile.Read(ref failure) is not null || Volatile.Read(ref yielded) != 0;
 
         // Under the gate, when every chunk left waits for pacing: whether to make way for another post.
@@ -719,7 +733,7 @@ public sealed class PostDelivery
 
                 for (; !skip && t < transactions.Count; t++)
                 {
-                    if (Stopping())
+                    if (MakeWayBetween() || Stopping())
                     {
                         break;
                     }

@@ -705,6 +705,43 @@ public sealed class OutboundTests : IDisposable
         Assert.Contains("makes way for the notices and small posts waiting behind it", Logs(), StringComparison.Ordinal);
     }
 
+    // Review 93: it made way only when a worker took its next chunk, and a chunk on a slow relay
+    // took longer than the slice (25 copies at a second each).
+    [Fact]
+    public void A_delivery_on_a_slow_relay_makes_way_between_the_transactions_of_a_chunk()
+    {
+        var members = TempInstance.NumberedMembers(120).ToList();
+        CreateList(members);
+        _instance.CreateList("small@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
+        _instance.AddMembers("small@example.org", [new Member("someone@small.example", "")]);
+        using var server = ScriptedSmtpServer.Start(data: recipients =>
+        {
+            if (!recipients.Any(r => r.EndsWith("@small.example", StringComparison.Ordinal)))
+            {
+                Thread.Sleep(100); // a slow relay: a chunk of 60 takes six seconds
+            }
+
+            return null;
+        });
+        Inject();
+        var env = Pool((server.Port, 1));
+        env["Mailman__Smtp__Relays__0__Connections"] = "1";
+        env["Mailman__Smtp__CheckpointRecipients"] = "60";
+        env["Mailman__Smtp__YieldAfterSeconds"] = "1";
+        using var daemon = DaemonProcess.Start(_instance.Home, env, exitWhenIdle: true);
+        Wait.Until(() => !server.Received.IsEmpty || daemon.HasExited, TimeSpan.FromSeconds(60), "the big post's delivery to start");
+        var small = MailmanProcess.Run(_instance.Home, ["inject", "small@example.org"], Posts.Plain(to: "small@example.org", messageId: "small@example.com"));
+        Assert.True(small.ExitCode == 0, small.Stderr);
+        Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(120)), "the deliveries did not end");
+        Assert.True(daemon.ExitCode == 0, daemon.Output);
+
+        var received = server.Received.ToList();
+        var smallAt = received.FindIndex(m => m.Recipients[0] == "someone@small.example");
+        Assert.True(smallAt >= 0 && smallAt < 50, $"the small post waited for the big one's chunk of 60: {smallAt} copies before it");
+        var copies = received.Where(m => m.Recipients[0].EndsWith("@example.com", StringComparison.Ordinal)).Select(m => Assert.Single(m.Recipients)).ToList();
+        Assert.Equal(members.Select(m => m.Address).Order(StringComparer.Ordinal), copies.Order(StringComparer.Ordinal));
+    }
+
     [Fact]
     public void A_post_left_waiting_for_a_paced_destination_makes_way_for_the_next_post()
     {
