@@ -671,37 +671,11 @@ public sealed class OutboundTests : IDisposable
     [Fact]
     public void A_long_delivery_makes_way_for_a_small_post_waiting_behind_it_and_every_member_gets_one_copy()
     {
-        var members = TempInstance.NumberedMembers(300).ToList();
-        CreateList(members);
-        _instance.CreateList("small@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
-        _instance.AddMembers("small@example.org", [new Member("someone@small.example", "")]);
-        // A relay that takes 25 ms a copy for the big post: four seconds at least on two connections.
-        using var server = ScriptedSmtpServer.Start(data: recipients =>
-        {
-            if (!recipients.Any(r => r.EndsWith("@small.example", StringComparison.Ordinal)))
-            {
-                Thread.Sleep(25);
-            }
+        // 25 ms a copy: four seconds at least on two connections.
+        var (received, smallAt) = SmallPostBehindABigOne(300, TimeSpan.FromMilliseconds(25), injectAfter: 10, []);
 
-            return null;
-        });
-        Inject();
-        var env = Pool((server.Port, 1));
-        env["Mailman__Smtp__YieldAfterSeconds"] = "1";
-        using var daemon = DaemonProcess.Start(_instance.Home, env, exitWhenIdle: true);
-        Wait.Until(() => server.Received.Count >= 10 || daemon.HasExited, TimeSpan.FromSeconds(60), "the big post's delivery to start");
-        var small = MailmanProcess.Run(_instance.Home, ["inject", "small@example.org"], Posts.Plain(to: "small@example.org", messageId: "small@example.com"));
-        Assert.True(small.ExitCode == 0, small.Stderr);
-        Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(120)), "the deliveries did not end");
-        Assert.True(daemon.ExitCode == 0, daemon.Output);
-
-        var received = server.Received.ToList();
-        var smallAt = received.FindIndex(m => m.Recipients[0] == "someone@small.example");
-        Assert.True(smallAt >= 0, "the small post was not delivered");
         var bigAfter = received.Skip(smallAt + 1).Count(m => m.Recipients[0].EndsWith("@example.com", StringComparison.Ordinal));
         Assert.True(bigAfter >= 20, $"the small post waited for the big one: {bigAfter} of its copies came after it");
-        var copies = received.Where(m => m.Recipients[0].EndsWith("@example.com", StringComparison.Ordinal)).Select(m => Assert.Single(m.Recipients)).ToList();
-        Assert.Equal(members.Select(m => m.Address).Order(StringComparer.Ordinal), copies.Order(StringComparer.Ordinal));
         Assert.Contains("makes way for the notices and small posts waiting behind it", Logs(), StringComparison.Ordinal);
     }
 
@@ -710,26 +684,44 @@ public sealed class OutboundTests : IDisposable
     [Fact]
     public void A_delivery_on_a_slow_relay_makes_way_between_the_transactions_of_a_chunk()
     {
-        var members = TempInstance.NumberedMembers(120).ToList();
-        CreateList(members);
+        // 100 ms a copy on one connection: a chunk of 60 takes six seconds.
+        var (_, smallAt) = SmallPostBehindABigOne(120, TimeSpan.FromMilliseconds(100), injectAfter: 1, new()
+        {
+            ["Mailman__Smtp__Relays__0__Connections"] = "1",
+            ["Mailman__Smtp__CheckpointRecipients"] = "60",
+        });
+
+        Assert.True(smallAt < 50, $"the small post waited for the big one's chunk of 60: {smallAt} copies before it");
+    }
+
+    // A post to `members` through a relay taking `perCopy` for each of its copies, and a
+    // one-member post injected once `injectAfter` copies are in, with YieldAfterSeconds 1: what
+    // the relay received (every member once checked) and where the small post's copy is in it.
+    private (List<ReceivedMessage> Received, int SmallAt) SmallPostBehindABigOne(int members, TimeSpan perCopy, int injectAfter, Dictionary<string, string> settings)
+    {
+        var big = TempInstance.NumberedMembers(members).ToList();
+        CreateList(big);
         _instance.CreateList("small@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
         _instance.AddMembers("small@example.org", [new Member("someone@small.example", "")]);
         using var server = ScriptedSmtpServer.Start(data: recipients =>
         {
             if (!recipients.Any(r => r.EndsWith("@small.example", StringComparison.Ordinal)))
             {
-                Thread.Sleep(100); // a slow relay: a chunk of 60 takes six seconds
+                Thread.Sleep(perCopy); // a slow relay, as smtp-sink -w
             }
 
             return null;
         });
         Inject();
         var env = Pool((server.Port, 1));
-        env["Mailman__Smtp__Relays__0__Connections"] = "1";
-        env["Mailman__Smtp__CheckpointRecipients"] = "60";
         env["Mailman__Smtp__YieldAfterSeconds"] = "1";
+        foreach (var (key, value) in settings)
+        {
+            env[key] = value;
+        }
+
         using var daemon = DaemonProcess.Start(_instance.Home, env, exitWhenIdle: true);
-        Wait.Until(() => !server.Received.IsEmpty || daemon.HasExited, TimeSpan.FromSeconds(60), "the big post's delivery to start");
+        Wait.Until(() => server.Received.Count >= injectAfter || daemon.HasExited, TimeSpan.FromSeconds(60), "the big post's delivery to start");
         var small = MailmanProcess.Run(_instance.Home, ["inject", "small@example.org"], Posts.Plain(to: "small@example.org", messageId: "small@example.com"));
         Assert.True(small.ExitCode == 0, small.Stderr);
         Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(120)), "the deliveries did not end");
@@ -737,9 +729,10 @@ public sealed class OutboundTests : IDisposable
 
         var received = server.Received.ToList();
         var smallAt = received.FindIndex(m => m.Recipients[0] == "someone@small.example");
-        Assert.True(smallAt >= 0 && smallAt < 50, $"the small post waited for the big one's chunk of 60: {smallAt} copies before it");
+        Assert.True(smallAt >= 0, "the small post was not delivered");
         var copies = received.Where(m => m.Recipients[0].EndsWith("@example.com", StringComparison.Ordinal)).Select(m => Assert.Single(m.Recipients)).ToList();
-        Assert.Equal(members.Select(m => m.Address).Order(StringComparer.Ordinal), copies.Order(StringComparer.Ordinal));
+        Assert.Equal(big.Select(m => m.Address).Order(StringComparer.Ordinal), copies.Order(StringComparer.Ordinal));
+        return (received, smallAt);
     }
 
     [Fact]
