@@ -38,8 +38,9 @@ public sealed class OutgoingRunner(
     }
 
     // Entries that made way for others (DeliveryStop.Yielded), in the order they did: claimed
-    // again only when no other entry waits, the longest waiting first. Lost with the process,
-    // which only changes the order.
+    // again only when no other entry waits (or, after making way for small entries, once those
+    // that waited then are sent), the longest waiting first. Lost with the process, which only
+    // changes the order.
     private readonly List<string> _yielded = [];
 
     // Whether each waiting entry is a small one (a notice, a reply, a post to few members: one
