@@ -76,16 +76,25 @@ public sealed class ScriptedSmtpServer : IDisposable
     public static ScriptedSmtpServer Start(Func<string, SmtpResponse?>? rcpt = null, Func<IReadOnlyList<string>, SmtpResponse?>? data = null,
         X509Certificate2? certificate = null, IReadOnlyDictionary<string, string>? users = null, Func<string, SmtpResponse?>? mail = null)
     {
-        var port = Net.FreePort();
-        var server = new ScriptedSmtpServer(port, rcpt ?? (_ => null), data ?? (_ => null), certificate, users, mail ?? (_ => null));
-        Wait.Until(() => Net.CanConnect(port) || server._running.IsCompleted, TimeSpan.FromSeconds(10), "the SMTP server to listen");
-        if (server._running.IsCompleted)
+        for (var attempt = 1; ; attempt++)
         {
-            // It could not listen (the port taken): whatever answered the probe is not this server.
-            throw new InvalidOperationException($"the SMTP server on port {port} stopped: {server._running.Exception?.GetBaseException().Message}");
-        }
+            var port = Net.FreePort();
+            var server = new ScriptedSmtpServer(port, rcpt ?? (_ => null), data ?? (_ => null), certificate, users, mail ?? (_ => null));
+            Wait.Until(() => Net.CanConnect(port) || server._running.IsCompleted, TimeSpan.FromSeconds(10), "the SMTP server to listen");
+            if (!server._running.IsCompleted)
+            {
+                return server;
+            }
 
-        return server;
+            // It could not listen: whatever answered the probe is not this server. Another test
+            // process (each has its own FreePort) may have taken the port in between (ci61): another.
+            var why = server._running.Exception?.GetBaseException();
+            server.Dispose();
+            if (attempt == 5 || why is not System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.AddressAlreadyInUse })
+            {
+                throw new InvalidOperationException($"the SMTP server on port {port} stopped: {why?.Message}");
+            }
+        }
     }
 
     public static SmtpResponse Reply(int code, string text) => new((SmtpReplyCode)code, text);
