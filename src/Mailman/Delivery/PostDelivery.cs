@@ -264,8 +264,7 @@ public sealed class PostDelivery
         var smallAsked = TimeSpan.Zero;
         bool MakeWayNow()
         {
-            var elapsed = watch.Elapsed;
-            if (smallWaiting is null || elapsed < slice || (smallAsked != TimeSpan.Zero && elapsed - smallAsked < TimeSpan.FromSeconds(1)))
+            if (smallWaiting is null || !Due(smallAsked, out var elapsed))
             {
                 return false;
             }
@@ -288,8 +287,7 @@ public sealed class PostDelivery
         // Between a chunk's transactions too (a worker's own thread): a chunk on a slow relay can
         // take longer than the slice itself (review 93: 25 copies at a second each). The lock is
         // taken only when the slice has passed and a second since the last look.
-        bool MakeWayBetween()
-            => smallWaiting is not null && watch.Elapsed is var elapsed && elapsed >= slice && elapsed - smallAsked >= TimeSpan.FromSeconds(1) && MakeWayLocked();
+        bool MakeWayBetween() => smallWaiting is not null && Due(smallAsked, out _) && MakeWayLocked();
 
         bool MakeWayLocked()
         {
@@ -299,13 +297,19 @@ public sealed class PostDelivery
             }
         }
 
+        // Whether to ask whether others wait: past the slice, and a second since it was last asked.
+        bool Due(TimeSpan asked, out TimeSpan elapsed)
+        {
+            elapsed = watch.Elapsed;
+            return elapsed >= slice && (asked == TimeSpan.Zero || elapsed - asked >= TimeSpan.FromSeconds(1));
+        }
+
         bool Stopping() => stop.IsCancellationRequested || Volatile.Read(ref unreachable) != 0 || Volatile.Read(ref failure) is not null || Volatile.Read(ref yielded) != 0;
 
         // Under the gate, when every chunk left waits for pacing: whether to make way for another post.
         bool YieldNow(List<Destination> waiting)
         {
-            var elapsed = watch.Elapsed;
-            if (yieldTo is null || elapsed < slice || (yieldAsked != TimeSpan.Zero && elapsed - yieldAsked < TimeSpan.FromSeconds(1)))
+            if (yieldTo is null || !Due(yieldAsked, out var elapsed))
             {
                 return false;
             }

@@ -298,6 +298,19 @@ public sealed partial class Switchboard
         }
     }
 
+    /// <summary>
+    /// Entry names waiting, oldest first, as the index holds them (refreshed as claims refresh
+    /// it): what <see cref="TryClaim(Func{string, bool})"/> chooses from, without a directory read.
+    /// </summary>
+    public string[] Waiting()
+    {
+        lock (_gate)
+        {
+            RefreshIfDue(force: _waiting.Count == 0);
+            return [.. _waiting];
+        }
+    }
+
     /// <summary>Claims the oldest waiting entry; safe against other workers claiming the same one.</summary>
     public ClaimedEntry? TryClaim() => TryClaim(static _ => true);
 

@@ -98,7 +98,7 @@ public sealed class OutgoingRunner(
     private bool SmallEntryWaits()
     {
         var read = 0;
-        foreach (var name in Queue.Pending())
+        foreach (var name in Queue.Waiting())
         {
             if (_yielded.Contains(name))
             {
@@ -267,7 +267,7 @@ public sealed class OutgoingRunner(
             var turns = _turns[entry.Claim.Name] = _turns.GetValueOrDefault(entry.Claim.Name) + 1;
             if (report.ForSmallEntries)
             {
-                _makeWayBudget = Queue.Pending().Count(n => !_yielded.Contains(n) && Small(n));
+                _makeWayBudget = Queue.Waiting().Count(n => !_yielded.Contains(n) && Small(n));
                 Log.Log(turns > 1 ? LogLevel.Debug : LogLevel.Information, "Delivery of {MessageId} to {ListId} ({QueueEntry}) makes way for the notices and small posts waiting behind it after {Delivered} copies in {Seconds:F0}s, and goes on after them",
                     metadata.MessageIdForLog, list.Fqdn, entry.Claim.Name, report.Delivered, report.Elapsed.TotalSeconds);
                 return;
