@@ -44,6 +44,13 @@ internal static class InjectCommand
                 throw new CliException(ExitCodes.Usage, "--sender holds control characters: not an envelope sender");
             }
 
+            if (sender is not null && sender.Length > Intake.MaxEnvelopeSender)
+            {
+                // As LMTP refuses it (review 95: a notice to a 100 KB address broke the relay's
+                // connection, and the relay was marked down for everyone's mail).
+                throw new CliException(ExitCodes.Usage, $"--sender is {sender.Length:N0} characters, over the {Intake.MaxEnvelopeSender} of an SMTP path: not an envelope sender");
+            }
+
             // "<>" as SMTP writes it is the null sender, stored as Postfix's ${sender} gives it: empty
             // (review 47: kept as the text "<>", some checks took it for an address).
             if (sender?.Trim() is "<>")

@@ -45,13 +45,21 @@ public sealed class MetricsService(MailmanOptions options, QueueSet queues, List
             app.Use((context, next) =>
             {
                 var host = context.Request.Host.Host.Trim('[', ']');
-                if (host is "localhost" or "127.0.0.1" or "::1" || host == url.Host.Trim('[', ']'))
+                if (!(host is "localhost" or "127.0.0.1" or "::1" || host == url.Host.Trim('[', ']')))
                 {
-                    return next(context);
+                    context.Response.StatusCode = StatusCodes.Status404NotFound;
+                    return Task.CompletedTask;
                 }
 
-                context.Response.StatusCode = StatusCodes.Status404NotFound;
-                return Task.CompletedTask;
+                // A scrape reads (review 95: POST, DELETE and OPTIONS were answered with the metrics).
+                if (!HttpMethods.IsGet(context.Request.Method) && !HttpMethods.IsHead(context.Request.Method))
+                {
+                    context.Response.StatusCode = StatusCodes.Status405MethodNotAllowed;
+                    context.Response.Headers.Allow = "GET, HEAD";
+                    return Task.CompletedTask;
+                }
+
+                return next(context);
             });
             app.UseOpenTelemetryPrometheusScrapingEndpoint(_provider, predicate: null, path: "/metrics", configureBranchedPipeline: null, optionsName: null);
             app.Run(context =>

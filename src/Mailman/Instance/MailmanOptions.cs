@@ -115,7 +115,7 @@ public sealed class MailmanOptions
     private static bool IsAddress(string text)
     {
         var at = text.LastIndexOf('@');
-        return at > 0 && at < text.Length - 1 && text.Length <= 254
+        return at > 0 && at < text.Length - 1 && text.Length <= Lists.Member.MaxAddressLength
             && !text.Any(c => char.IsControl(c) || char.IsWhiteSpace(c) || c is '<' or '>' or ',' or ';' or '"')
             && MimeKit.MailboxAddress.TryParse(text, out _);
     }

@@ -54,11 +54,14 @@ public sealed record Member(string Address, string DisplayName, bool DeliveryEna
             }
         }).Trim();
 
-    /// <summary>One address as members have them: a local part, '@', a domain; no control characters, blanks or list punctuation; at most 254 characters.</summary>
+    /// <summary>The longest address: an SMTP path is at most 256 characters with its angle brackets (RFC 5321 4.5.3.1.3).</summary>
+    public const int MaxAddressLength = 254;
+
+    /// <summary>One address as members have them: a local part, '@', a domain; no control characters, blanks or list punctuation; at most <see cref="MaxAddressLength"/> characters.</summary>
     public static bool IsPlainAddress(string address)
     {
         var at = address.LastIndexOf('@');
-        return at > 0 && at < address.Length - 1 && address.Length <= 254
+        return at > 0 && at < address.Length - 1 && address.Length <= MaxAddressLength
             && !address.Any(c => char.IsControl(c) || char.IsWhiteSpace(c) || c is '<' or '>' or ',' or ';');
     }
 }

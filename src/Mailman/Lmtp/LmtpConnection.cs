@@ -30,7 +30,11 @@ internal sealed class LmtpConnection(Socket socket, TimeSpan timeout) : IDisposa
     private int _start;
     private int _end;
 
-    /// <summary>Called with true before a read that waits for a command, false after it returned (shutdown closes idle sessions only).</summary>
+    /// <summary>
+    /// Called with true before a read that waits on the client (for a command or more of a
+    /// message), false after it returned: shutdown closes sessions waiting so at once, and lets
+    /// those writing entries finish.
+    /// </summary>
     public Action<bool>? Waiting { get; set; }
 
     public void Reply(string line)
@@ -97,7 +101,7 @@ internal sealed class LmtpConnection(Socket socket, TimeSpan timeout) : IDisposa
                 }
             }
 
-            if (!Fill(command: true))
+            if (!Fill())
             {
                 return null;
             }
@@ -131,7 +135,7 @@ internal sealed class LmtpConnection(Socket socket, TimeSpan timeout) : IDisposa
                 throw new IOException($"DATA came slower than {MinDataRate} bytes a second (after {(_received - before) / 1024} KiB)");
             }
 
-            if (!Fill(command: false))
+            if (!Fill())
             {
                 throw new IOException("the client closed the connection in the middle of DATA");
             }
@@ -197,7 +201,7 @@ internal sealed class LmtpConnection(Socket socket, TimeSpan timeout) : IDisposa
     }
 
     // Sends what is buffered first: the client waits for our replies before it sends more.
-    private bool Fill(bool command)
+    private bool Fill()
     {
         Flush();
         Compact();
@@ -206,7 +210,10 @@ internal sealed class LmtpConnection(Socket socket, TimeSpan timeout) : IDisposa
             throw new InvalidOperationException("LMTP read buffer full");
         }
 
-        Waiting?.Invoke(command);
+        // Mid-message too: nothing of it is answered 250 until it has all come and is written,
+        // and a client trickling a message must not hold the daemon's stop to its timeout
+        // (review 95: 400 bytes a second held every stop for the full 90 s).
+        Waiting?.Invoke(true);
         int n;
         try
         {
@@ -214,10 +221,7 @@ internal sealed class LmtpConnection(Socket socket, TimeSpan timeout) : IDisposa
         }
         finally
         {
-            if (command)
-            {
-                Waiting?.Invoke(false);
-            }
+            Waiting?.Invoke(false);
         }
 
         _end += n;

@@ -63,7 +63,11 @@ public sealed class LmtpServer(MailmanOptions options, InstancePaths paths, Queu
         return Task.CompletedTask;
     }
 
-    /// <summary>Closes the listener and idle sessions at once; sessions in a transaction finish it (their entries stay durable), then say 421.</summary>
+    /// <summary>
+    /// Closes the listener and the sessions waiting on their client (for a command, or for more
+    /// of a message: nothing of it was answered, the client sends it again) at once; sessions
+    /// writing entries finish (their entries stay durable), then say 421.
+    /// </summary>
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         _stopping = true;
@@ -85,7 +89,7 @@ public sealed class LmtpServer(MailmanOptions options, InstancePaths paths, Queu
 
         try
         {
-            // Sessions in a transaction finish writing their entries; the host's stop timeout bounds the wait.
+            // Sessions writing entries finish; the host's stop timeout bounds the wait.
             await Task.Run(() => threads.ForEach(t => t.Join()), CancellationToken.None).WaitAsync(cancellationToken);
         }
         catch (OperationCanceledException)
@@ -220,7 +224,7 @@ public sealed class LmtpServer(MailmanOptions options, InstancePaths paths, Queu
         }
     }
 
-    // An idle session (waiting for a command) is closed at once on shutdown; a busy one finishes.
+    // A session waiting on its client is closed at once on shutdown; one writing entries finishes.
     private void SetIdle(LmtpSession session, bool idle)
     {
         lock (_gate)

@@ -197,6 +197,12 @@ public sealed class NoticeSender(QueueSet queues, ListStoreFactory lists, TimePr
             return $"{notice.To} is the null sender or a robot address";
         }
 
+        if (notice.To.Trim().Length > Member.MaxAddressLength)
+        {
+            // No relay takes it (review 95: a 100 KB sender's notice broke the relay's connection).
+            return $"an address of {notice.To.Trim().Length:N0} characters is longer than any SMTP path";
+        }
+
         if (!MailboxAddress.TryParse(notice.To, out var parsed) || parsed.Address != notice.To.Trim())
         {
             return $"'{Member.Sanitize(notice.To)}' is not one address";

@@ -65,6 +65,9 @@ public sealed class Intake
     /// <summary>The part of <see cref="KeepFree"/> that does not grow with the post: 8 MiB.</summary>
     public const long ReserveBytes = 8 << 20;
 
+    /// <summary>The longest envelope sender taken: an SMTP path, angle brackets included (RFC 5321 4.5.3.1.3).</summary>
+    public const int MaxEnvelopeSender = 256;
+
     /// <summary>The most header fields taken in (twice the 10,000 Guarantees promise).</summary>
     public const int MaxHeaderFields = 20_000;
 
@@ -264,7 +267,7 @@ public sealed class Intake
 
         // An envelope sender read from the message is used only when it is one plausible address.
         var envelope = returnPath ?? fromLine;
-        if (envelope is not null && (envelope.Length > 256 || envelope.Any(c => char.IsControl(c) || char.IsWhiteSpace(c))))
+        if (envelope is not null && (envelope.Length > MaxEnvelopeSender || envelope.Any(c => char.IsControl(c) || char.IsWhiteSpace(c))))
         {
             envelope = null;
         }

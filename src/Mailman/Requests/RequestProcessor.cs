@@ -209,6 +209,6 @@ public sealed class RequestProcessor(ListStoreFactory lists, NoticeSender notice
     {
         var a = address.Trim();
         var at = a.LastIndexOf('@');
-        return at > 0 && at < a.Length - 1 && a.Length <= 254 && !a.Any(c => char.IsControl(c) || char.IsWhiteSpace(c) || c is '<' or '>' or ',' or ';' or '"');
+        return at > 0 && at < a.Length - 1 && a.Length <= Member.MaxAddressLength && !a.Any(c => char.IsControl(c) || char.IsWhiteSpace(c) || c is '<' or '>' or ',' or ';' or '"');
     }
 }

@@ -307,9 +307,9 @@ public sealed class OperationsTests : IDisposable
         Assert.Contains("mailman_messages_received_total", metrics, StringComparison.Ordinal);
         Assert.Contains("mailman_queue_depth", metrics, StringComparison.Ordinal);
         Assert.Contains("mailman_smtp_transaction_duration_seconds_bucket", metrics, StringComparison.Ordinal);
-        System.Net.HttpStatusCode Status(string path, string? host = null)
+        System.Net.HttpStatusCode Status(string path, string? host = null, HttpMethod? method = null)
         {
-            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri($"http://127.0.0.1:{port}{path}"));
+            using var request = new HttpRequestMessage(method ?? HttpMethod.Get, new Uri($"http://127.0.0.1:{port}{path}"));
             request.Headers.Host = host;
             using var response = http.Send(request);
             return response.StatusCode;
@@ -318,6 +318,11 @@ public sealed class OperationsTests : IDisposable
         Assert.Equal(System.Net.HttpStatusCode.NotFound, Status("/other"));
         Assert.Equal(System.Net.HttpStatusCode.NotFound, Status("/metrics", "rebound.example"));
         Assert.Equal(System.Net.HttpStatusCode.OK, Status("/metrics", "localhost:" + port));
+        Assert.Equal(System.Net.HttpStatusCode.OK, Status("/metrics", method: HttpMethod.Head));
+        foreach (var method in new[] { HttpMethod.Post, HttpMethod.Delete, HttpMethod.Options })
+        {
+            Assert.Equal(System.Net.HttpStatusCode.MethodNotAllowed, Status("/metrics", method: method)); // review 95
+        }
 
         // Review 37: 20,000 connections sending a header line every few seconds held as many
         // descriptors (no limit, no header timeout) until every runner paused on "Too many open

@@ -8,6 +8,7 @@ using Mailman.Cli;
 using Mailman.Lists;
 using Mailman.TestSupport;
 using MimeKit;
+using LmtpSession = Mailman.Lmtp.LmtpSession;
 
 namespace Mailman.Tests.Lmtp;
 
@@ -167,6 +168,20 @@ public sealed class LmtpServerTests : IDisposable
             Assert.StartsWith("500 ", client.Reply(), StringComparison.Ordinal);
             Assert.Throws<IOException>(() => client.Reply());
         }
+
+        // Review 95: junk drew a 500 a line for as long as it came; after LmtpSession.MaxProtocolErrors the session is closed.
+        using (var client = new LmtpClient(_port))
+        {
+            client.Command("LHLO postfix.example.org");
+            for (var i = 1; i < LmtpSession.MaxProtocolErrors; i++)
+            {
+                Assert.StartsWith(i % 2 == 0 ? "500 " : "503 ", client.Command(i % 2 == 0 ? "\u0001junk" : "DATA"), StringComparison.Ordinal);
+            }
+
+            Assert.StartsWith("500 ", client.Command("JUNK"), StringComparison.Ordinal);
+            Assert.StartsWith("421 4.7.0 ", client.Reply(), StringComparison.Ordinal);
+            Assert.Throws<IOException>(() => client.Reply());
+        }
     }
 
     // Review 36: MAIL FROM with SMTPUTF8 was refused (555), so Postfix bounced what needs it:
@@ -220,6 +235,29 @@ public sealed class LmtpServerTests : IDisposable
             client.Data(Post("paced"), 1, replies);
             Assert.StartsWith("250 2.0.0 ", Assert.Single(replies), StringComparison.Ordinal);
         }
+    }
+
+    // Review 95: a client trickling a message held every stop to the host's stop timeout (the
+    // full 90 s, then "sessions still in a transaction"): a session waiting on its client
+    // mid-message is closed at the stop, and nothing of its message is kept (the MTA sends it again).
+    [Fact]
+    public void A_stop_closes_a_session_waiting_mid_message_and_keeps_nothing_of_it()
+    {
+        using var daemon = Serve();
+        using var client = new LmtpClient(_port);
+        client.Command("LHLO postfix.example.org");
+        client.Command("MAIL FROM:<poster@example.com>");
+        Assert.StartsWith("250 ", client.Command($"RCPT TO:<{List}>"), StringComparison.Ordinal);
+        Assert.StartsWith("354", client.Command("DATA"), StringComparison.Ordinal);
+        client.Raw($"From: poster@example.com\r\nTo: {List}\r\nSubject: half\r\n\r\nhalf a body\r\n");
+
+        daemon.Terminate();
+        Assert.True(daemon.WaitForExit(TimeSpan.FromMinutes(3)), "the daemon did not stop");
+        Assert.Equal(0, daemon.ExitCode);
+        Assert.DoesNotContain("at the stop timeout", daemon.Output, StringComparison.Ordinal);
+        Assert.Contains("LMTP listener stopped after accepting 0 entries", daemon.Output, StringComparison.Ordinal);
+        Assert.Throws<IOException>(() => client.Reply());
+        Assert.Empty(PostQueues.SelectMany(q => Directory.GetFiles(_instance.QueueDir(q), "*.msg")));
     }
 
     // Sends one byte every 100 ms (a client's pace, not a wait) until the server answers or
@@ -313,6 +351,8 @@ public sealed class LmtpServerTests : IDisposable
         using var client = new LmtpClient(_port);
         Assert.Contains("250 SIZE 1024", client.Command("LHLO postfix.example.org"), StringComparison.Ordinal);
         Assert.StartsWith("552 5.3.4 ", client.Command("MAIL FROM:<poster@example.com> SIZE=5000"), StringComparison.Ordinal);
+        Assert.StartsWith("552 5.3.4 ", client.Command("MAIL FROM:<poster@example.com> SIZE=99999999999999999999999"), StringComparison.Ordinal); // review 95: was 501
+        Assert.StartsWith("501 5.5.4 ", client.Command("MAIL FROM:<poster@example.com> SIZE=12a"), StringComparison.Ordinal);
         Assert.StartsWith("501 5.1.7 ", client.Command("MAIL FROM:<post\u0001er@example.com>"), StringComparison.Ordinal);
 
         // A client that does not declare the size is refused after DATA, per recipient, and nothing is kept.

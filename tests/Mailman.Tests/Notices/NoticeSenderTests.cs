@@ -199,6 +199,7 @@ public sealed class NoticeSenderTests : IDisposable
     [InlineData("dev-leave@example.org")]
     [InlineData("DEV-bounces+x=y@example.org")]
     [InlineData("<>")]
+    [InlineData("a@bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.example")] // 255: no SMTP path (review 95)
     public void Nothing_is_ever_sent_to_a_list_address_or_nobody(string to)
     {
         using var h = new RunnerHarness(_instance);
