@@ -36,10 +36,16 @@ internal static class AliasesCommand
             using var store = new ListStore(paths.Database);
             var lists = store.AllLists();
             string? lmtpNexthop = null;
+            string? lmtpWarning = null;
             if (parse.GetValue(lmtp))
             {
                 var options = Hosting.MailmanConfiguration.Options(Hosting.MailmanConfiguration.Build(paths));
                 lmtpNexthop = LmtpNexthop(options.Lmtp.Url.Length > 0 ? options.Lmtp.Url : Instance.LmtpOptions.DefaultUrl);
+                if (options.Lmtp.Url.Length == 0)
+                {
+                    // The daemon listens only when the URL is set: Postfix would defer every post (review 94).
+                    lmtpWarning = $"# WARNING: Mailman:Lmtp:Url is not set (neither in {paths.ConfigFile} nor in this environment): unless the daemon's own environment sets it, it does not listen for LMTP and Postfix defers every post; set it to {Instance.LmtpOptions.DefaultUrl} and restart the daemon";
+                }
             }
 
             var files = Write(paths, dir, lists.Select(l => l.Name), pipeUser, lmtpNexthop);
@@ -64,7 +70,7 @@ internal static class AliasesCommand
                 Console.WriteLine(line);
             }
 
-            if (lmtpNexthop is null && PipeUserWarning(pipeUser, paths) is { } warning)
+            if ((lmtpNexthop is null ? PipeUserWarning(pipeUser, paths) : lmtpWarning) is { } warning)
             {
                 Console.WriteLine(warning);
             }

@@ -135,7 +135,9 @@ internal static class ListsCommand
             }
 
             store.SaveList(list);
-            Console.WriteLine($"{list.Name}: {parse.GetValue(key)} set");
+            // What was stored, as `lists show` says it (review 94: "90" was stored as 90 days unseen).
+            var stored = list.Describe().FirstOrDefault(s => s.Key == parse.GetValue(key)).Value;
+            Console.WriteLine(stored is null or "(set)" ? $"{list.Name}: {parse.GetValue(key)} set" : $"{list.Name}: {parse.GetValue(key)} set to {stored}");
             return 0;
         }));
         command.Subcommands.Add(set);

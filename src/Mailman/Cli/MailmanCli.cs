@@ -113,6 +113,11 @@ public static class MailmanCli
                 RefuseForeignInstance(paths, configErrorCode == ExitCodes.TempFail ? ExitCodes.TempFail : ExitCodes.NoPerm);
             }
 
+            if (needsInstance && configErrorCode == ExitCodes.Config && paths.Exists)
+            {
+                CheckSettings(paths);
+            }
+
             return action(paths);
         }
         catch (CliException e)
@@ -181,6 +186,21 @@ public static class MailmanCli
             // A bug: the stack trace goes to the error log, the user gets one line.
             var logged = paths is not null && LogError(paths, e);
             return Fail($"internal error: {e.GetType().Name}: {e.Message}" + (logged ? $" (stack trace in {paths!.LogsDirectory}/error-DATE.log)" : ""), ExitCodes.Software);
+        }
+    }
+
+    // Every verb says what `serve` would refuse (78), not only those that read the settings
+    // (review 94: `lists list` after an edit that broke mailman.json exited 0). A file this user
+    // may not read is left to the verbs that read it (they say whose it is); inject does not
+    // check: the post is kept whatever the settings say.
+    private static void CheckSettings(InstancePaths paths)
+    {
+        try
+        {
+            _ = Hosting.MailmanConfiguration.Options(Hosting.MailmanConfiguration.Build(paths, [new("Logging:Console", "false")]));
+        }
+        catch (UnauthorizedAccessException)
+        {
         }
     }
 

@@ -165,7 +165,7 @@ internal static class StatusCommand
             // Review 59: after a SIGTERM mid-delivery the entry waits in out with its checkpoint,
             // and status said only "delivering: nothing".
             var partly = queues[QueueSet.Out].Pending().Count(n => File.Exists(queues[QueueSet.Out].CheckpointPath(n)));
-            sb.Append(CultureInfo.InvariantCulture, $"delivering: nothing now: no daemon runs; {waiting.Entries} post(s) wait in out for its next start{(partly > 0 ? $" ({partly} partly sent: the rest goes then, no member twice)" : "")}\n");
+            sb.Append(CultureInfo.InvariantCulture, $"delivering: nothing now: no daemon runs; out holds {waiting.Entries} entr{(waiting.Entries == 1 ? "y" : "ies")} (posts, notices) for its next start{(partly > 0 ? $" ({partly} partly sent: the rest goes then, no member twice)" : "")}\n");
         }
         else if (progress is null && rows.Find(r => r.Queue == QueueSet.Out) is { Claimed: > 0 } claimed)
         {

@@ -66,13 +66,32 @@ public sealed record ListName
 
         if (domain.Length > 253 || !IsDomain(domain))
         {
-            error = $"'{Printable(text)}': '{Printable(domain)}' is not a valid host name";
+            error = $"'{Printable(text)}': '{Printable(domain)}' is not a valid host name{AsciiForm(domain)}";
             return false;
         }
 
         name = new ListName(local, domain);
         error = null;
         return true;
+    }
+
+    // An internationalized host name is written in its ASCII (xn--) form, as DNS and Postfix have it (review 94).
+    private static string AsciiForm(string domain)
+    {
+        if (System.Text.Ascii.IsValid(domain))
+        {
+            return "";
+        }
+
+        try
+        {
+            var ascii = new System.Globalization.IdnMapping().GetAscii(domain);
+            return IsDomain(ascii) ? $"; give its ASCII form, {ascii}" : "";
+        }
+        catch (ArgumentException)
+        {
+            return "";
+        }
     }
 
     private static bool IsLocalPart(string s)

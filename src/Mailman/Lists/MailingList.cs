@@ -575,6 +575,11 @@ public sealed class MailingList
                 _ => TimeSpan.FromDays(7 * n),
             };
         }
+        else if (v.Length > 0 && v.All(char.IsAsciiDigit))
+        {
+            // .NET reads a bare number as days; one who types 90 may mean minutes (review 94).
+            throw new ArgumentException($"{key}: '{value}' has no unit: say {v}m, {v}h or {v}d");
+        }
         else if (!TimeSpan.TryParse(v, System.Globalization.CultureInfo.InvariantCulture, out result))
         {
             throw new ArgumentException($"{key}: expected a duration such as 3d, 72h or 1.12:00:00, got '{value}'");

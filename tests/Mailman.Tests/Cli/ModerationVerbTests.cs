@@ -89,7 +89,9 @@ public sealed class ModerationVerbTests : IDisposable
             ("admin_immed_notify", "false"), ("auto_reply_action", "hold"), ("moderator_password", "letmein-please"),
         })
         {
-            Ok("lists", "set", List, key, value);
+            var said = Ok("lists", "set", List, key, value).Stdout.Trim();
+            // What was stored (review 94), never the password.
+            Assert.Equal($"{List}: {key} " + key switch { "moderator_password" => "set", "administrivia" => "set to false", _ => $"set to {value}" }, said);
         }
 
         var show = Ok("lists", "show", List).Stdout;

@@ -42,6 +42,17 @@ public sealed class VerbTests : IDisposable
         Assert.Equal(ExitCodes.Config, serve.ExitCode);
         var line = Assert.Single(serve.Stderr.Trim().Split('\n'));
         Assert.Contains(_instance.Paths.ConfigFile + " is not valid JSON", line, StringComparison.Ordinal);
+
+        // Review 94: verbs that do not read the settings exited 0, so an edit checked with them
+        // passed until the next restart. inject keeps the post whatever the settings say.
+        foreach (var verb in new[] { new[] { "lists", "list" }, ["lists", "show", "dev@example.org"], ["members", "list", "dev@example.org"], ["status"], ["aliases", "--pipe-user", "nobody"] })
+        {
+            var result = Run(verb);
+            Assert.True(result.ExitCode == ExitCodes.Config, $"{string.Join(' ', verb)}: {result.ExitCode} {result.Stderr}");
+            Assert.Contains(_instance.Paths.ConfigFile + " is not valid JSON", result.Stderr, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(ExitCodes.Ok, MailmanProcess.Run(_instance.Home, ["inject", "dev@example.org"], Posts.Plain()).ExitCode);
     }
 
     [Theory]
@@ -450,6 +461,7 @@ public sealed class VerbTests : IDisposable
         Assert.Contains($"give --pipe-user {owner}", clean.Stdout, StringComparison.Ordinal);
         Assert.DoesNotContain("WARNING", Run("aliases", "--pipe-user", owner, "--postfix-config", config).Stdout, StringComparison.Ordinal);
         Assert.Contains("# WARNING: there is no user no-such-user on this machine", Run("aliases", "--pipe-user", "no-such-user", "--postfix-config", config).Stdout, StringComparison.Ordinal);
+        Assert.Contains("# WARNING: Mailman:Lmtp:Url is not set", Run("aliases", "--lmtp", "--postfix-config", config).Stdout, StringComparison.Ordinal); // review 94
         var bad = Run("aliases", "--pipe-user", "bad user", "--postfix-config", config);
         Assert.Equal(ExitCodes.Usage, bad.ExitCode);
         Assert.Contains("--pipe-user 'bad user' is not a user name", bad.Stderr, StringComparison.Ordinal);

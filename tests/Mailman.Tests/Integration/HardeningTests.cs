@@ -1062,7 +1062,7 @@ public sealed class HardeningTests : IDisposable
         Assert.Contains("stays in out with its checkpoint", File.ReadAllText(Directory.GetFiles(_instance.Paths.LogsDirectory, "mailman-*.log").Single()), StringComparison.Ordinal);
 
         // Review 59: status said only "delivering: nothing".
-        Assert.Contains("delivering: nothing now: no daemon runs; 1 post(s) wait in out for its next start", MailmanProcess.Run(_instance.Home, ["status"]).Stdout, StringComparison.Ordinal);
+        Assert.Contains("delivering: nothing now: no daemon runs; out holds 1 entry (posts, notices) for its next start", MailmanProcess.Run(_instance.Home, ["status"]).Stdout, StringComparison.Ordinal);
     }
 
     // 11. A connection the server closed was reused and the copy deferred (11 attempts, about 5 hours).

@@ -36,4 +36,13 @@ public sealed class ListNameTests
         Assert.False(string.IsNullOrWhiteSpace(error));
         Assert.DoesNotContain('\n', error);
     }
+
+    // Review 94: an internationalized host name was refused without the form to give.
+    [Fact]
+    public void An_internationalized_host_name_is_refused_with_its_ASCII_form()
+    {
+        Assert.False(ListName.TryParse("dev@bücher.example", out _, out var error));
+        Assert.EndsWith("is not a valid host name; give its ASCII form, xn--bcher-kva.example", error, StringComparison.Ordinal);
+        Assert.True(ListName.TryParse("dev@xn--bcher-kva.example", out _, out _));
+    }
 }

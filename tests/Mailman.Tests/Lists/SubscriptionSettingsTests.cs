@@ -45,6 +45,7 @@ public sealed class SubscriptionSettingsTests
     [InlineData("pending_request_life", "-1d")]
     [InlineData("pending_request_life", "400d")]
     [InlineData("pending_request_life", "soon")]
+    [InlineData("pending_request_life", "90")] // no unit: .NET would read days (review 94)
     [InlineData("send_welcome_message", "maybe")]
     [InlineData("one_click_action", "delete")]
     public void Bad_values_are_refused_with_the_choices(string key, string value)

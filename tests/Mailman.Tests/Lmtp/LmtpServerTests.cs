@@ -464,6 +464,7 @@ public sealed class LmtpServerTests : IDisposable
     {
         using var daemon = Serve();
         var aliases = AliasFiles.Write(_instance.Home, ["--lmtp"], new Dictionary<string, string> { ["Mailman__Lmtp__Url"] = $"lmtp://127.0.0.1:{_port}" });
+        Assert.DoesNotContain("Mailman:Lmtp:Url is not set", aliases.Stdout, StringComparison.Ordinal);
         Assert.Contains($"{Owner}\tlmtp:inet:127.0.0.1:{_port}\n", File.ReadAllText(aliases.Transport), StringComparison.Ordinal);
         Assert.Contains("relay_domains", aliases.Stdout, StringComparison.Ordinal);
         Assert.Contains("mydestination", aliases.Stdout, StringComparison.Ordinal);
