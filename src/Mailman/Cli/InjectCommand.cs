@@ -48,7 +48,7 @@ internal static class InjectCommand
             {
                 // As LMTP refuses it (review 95: a notice to a 100 KB address broke the relay's
                 // connection, and the relay was marked down for everyone's mail).
-                throw new CliException(ExitCodes.Usage, $"--sender is {sender.Length:N0} characters, over the {Intake.MaxEnvelopeSender} of an SMTP path: not an envelope sender");
+                throw new CliException(ExitCodes.Usage, $"--sender is {sender.Length:N0} characters, over the {Intake.MaxEnvelopeSender} an SMTP path holds: not an envelope sender");
             }
 
             // "<>" as SMTP writes it is the null sender, stored as Postfix's ${sender} gives it: empty

@@ -113,12 +113,15 @@ public static class MailmanCli
                 RefuseForeignInstance(paths, configErrorCode == ExitCodes.TempFail ? ExitCodes.TempFail : ExitCodes.NoPerm);
             }
 
-            if (needsInstance && configErrorCode == ExitCodes.Config && paths.Exists)
+            var settings = needsInstance && configErrorCode == ExitCodes.Config && paths.Exists ? SettingsWarning(paths) : null;
+            var code = action(paths);
+            if (settings is not null)
             {
-                CheckSettings(paths);
+                // After the verb's work: a verb that uses the settings has refused them already (78).
+                Console.Error.WriteLine(settings);
             }
 
-            return action(paths);
+            return code;
         }
         catch (CliException e)
         {
@@ -189,18 +192,28 @@ public static class MailmanCli
         }
     }
 
-    // Every verb says what `serve` would refuse (78), not only those that read the settings
-    // (review 94: `lists list` after an edit that broke mailman.json exited 0). A file this user
-    // may not read is left to the verbs that read it (they say whose it is); inject does not
-    // check: the post is kept whatever the settings say.
-    private static void CheckSettings(InstancePaths paths)
+    // Every verb warns of settings `serve` would refuse (review 94: `lists list` after an edit
+    // that broke mailman.json said nothing), and goes on: the daemon's own environment (systemd's
+    // Environment=, a credential) may complete what this shell's does not, and a broken file must
+    // not keep the operator from status, the queues and the lists (review 96). The verbs that use
+    // the settings refuse them (78) as before; a file this user may not read is left to them
+    // (they say whose it is); inject does not look: the post is kept whatever the settings say.
+    private static string? SettingsWarning(InstancePaths paths)
     {
         try
         {
             _ = Hosting.MailmanConfiguration.Options(Hosting.MailmanConfiguration.Build(paths, [new("Logging:Console", "false")]));
+            return null;
         }
         catch (UnauthorizedAccessException)
         {
+            return null;
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException or ArgumentException)
+        {
+            var priority = string.IsNullOrEmpty(Environment.GetEnvironmentVariable("JOURNAL_STREAM")) ? "" : "<4>";
+            return priority + "mailman: warning: serve would refuse these settings (78): " + Hosting.ControlCharacterEscaper.Escape(e.Message.ReplaceLineEndings(" ").Trim())
+                + $" (read from {paths.ConfigFile} and this shell's Mailman__ variables; the daemon's own environment may differ)";
         }
     }
 

@@ -33,9 +33,10 @@ internal sealed class LmtpConnection(Socket socket, TimeSpan timeout) : IDisposa
     /// <summary>
     /// Called with true before a read that waits on the client (for a command or more of a
     /// message), false after it returned: shutdown closes sessions waiting so at once, and lets
-    /// those writing entries finish.
+    /// those writing entries finish. It returns false when the session was closed for the
+    /// shutdown while it waited: what that read brought is not acted on.
     /// </summary>
-    public Action<bool>? Waiting { get; set; }
+    public Func<bool, bool>? Waiting { get; set; }
 
     public void Reply(string line)
     {
@@ -213,15 +214,28 @@ internal sealed class LmtpConnection(Socket socket, TimeSpan timeout) : IDisposa
         // Mid-message too: nothing of it is answered 250 until it has all come and is written,
         // and a client trickling a message must not hold the daemon's stop to its timeout
         // (review 95: 400 bytes a second held every stop for the full 90 s).
-        Waiting?.Invoke(true);
+        if (Waiting?.Invoke(true) == false)
+        {
+            throw new IOException("closed for the daemon's stop");
+        }
+
         int n;
+        var closed = false;
         try
         {
             n = socket.Receive(_in, _end, _in.Length - _end, SocketFlags.None);
         }
         finally
         {
-            Waiting?.Invoke(false);
+            closed = Waiting?.Invoke(false) == false;
+        }
+
+        // The rest of a message (its final dot, say) may have come just as the stop closed the
+        // session: taken, it would be written and never answered, and the MTA would send it
+        // again to every member (review 96). Dropped; the MTA sends it again once.
+        if (closed)
+        {
+            throw new IOException("closed for the daemon's stop while waiting on the client; what came then is not taken");
         }
 
         _end += n;

@@ -17,7 +17,8 @@ namespace Mailman.Lmtp;
 public sealed class LmtpServer(MailmanOptions options, InstancePaths paths, QueueSet queues, TimeProvider time, ILogger<LmtpServer> logger) : IHostedService, IDisposable
 {
     private readonly object _gate = new();
-    private readonly Dictionary<LmtpSession, (Socket Socket, Thread Thread, bool Idle)> _sessions = [];
+    // Idle: the session waits on its client; Closed: shut down for the stop while it did.
+    private readonly Dictionary<LmtpSession, (Socket Socket, Thread Thread, bool Idle, bool Closed)> _sessions = [];
     private Socket? _listener;
     private Thread? _acceptor;
     private volatile bool _stopping;
@@ -75,12 +76,13 @@ public sealed class LmtpServer(MailmanOptions options, InstancePaths paths, Queu
         List<Thread> threads;
         lock (_gate)
         {
-            foreach (var (session, (socket, _, idle)) in _sessions)
+            foreach (var (session, entry) in _sessions.ToList())
             {
                 session.Stopping = true;
-                if (idle)
+                if (entry.Idle)
                 {
-                    ShutDown(socket);
+                    ShutDown(entry.Socket);
+                    _sessions[session] = entry with { Closed = true };
                 }
             }
 
@@ -99,7 +101,7 @@ public sealed class LmtpServer(MailmanOptions options, InstancePaths paths, Queu
 
         lock (_gate)
         {
-            foreach (var (socket, _, _) in _sessions.Values)
+            foreach (var (socket, _, _, _) in _sessions.Values)
             {
                 socket.Dispose();
             }
@@ -164,7 +166,7 @@ public sealed class LmtpServer(MailmanOptions options, InstancePaths paths, Queu
                 var session = new LmtpSession(connection, intake, limits, SpoolDirectory, logger);
                 connection.Waiting = idle => SetIdle(session, idle);
                 var thread = new Thread(() => Run(session, connection)) { IsBackground = true, Name = "lmtp-session" };
-                _sessions[session] = (socket, thread, false);
+                _sessions[session] = (socket, thread, false, false);
                 try
                 {
                     thread.Start();
@@ -224,21 +226,31 @@ public sealed class LmtpServer(MailmanOptions options, InstancePaths paths, Queu
         }
     }
 
-    // A session waiting on its client is closed at once on shutdown; one writing entries finishes.
-    private void SetIdle(LmtpSession session, bool idle)
+    // A session waiting on its client is closed at once on shutdown; one writing entries
+    // finishes. False: it was closed so (under the gate, as the stop closes it), and what its
+    // last read brought must not be acted on.
+    private bool SetIdle(LmtpSession session, bool idle)
     {
         lock (_gate)
         {
             if (!_sessions.TryGetValue(session, out var entry))
             {
-                return;
+                return true;
             }
 
-            _sessions[session] = entry with { Idle = idle };
-            if (idle && _stopping)
+            if (entry.Closed)
+            {
+                return false;
+            }
+
+            var close = idle && _stopping;
+            _sessions[session] = entry with { Idle = idle, Closed = close };
+            if (close)
             {
                 ShutDown(entry.Socket);
             }
+
+            return !close;
         }
     }
 

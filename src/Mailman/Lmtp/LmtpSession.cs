@@ -19,7 +19,7 @@ internal sealed class LmtpSession(LmtpConnection connection, Intake intake, Lmtp
     /// <summary>Set by the server on shutdown: the session ends after the transaction in progress.</summary>
     public volatile bool Stopping;
 
-    /// <summary>Commands out of protocol (unknown, out of sequence, unreadable) a session may send before it is closed.</summary>
+    /// <summary>Commands out of protocol (unknown, out of sequence, unreadable) a session may send between messages taken before it is closed.</summary>
     public const int MaxProtocolErrors = 20;
 
     private int _protocolErrors;
@@ -116,7 +116,7 @@ internal sealed class LmtpSession(LmtpConnection connection, Intake intake, Lmtp
             {
                 // RFC 1870 §6: a declared size over the limit is refused before any data.
                 // Digits past a long's range are a size over any limit (review 95).
-                var tooBig = value.Length > 18 && value.All(char.IsAsciiDigit);
+                var tooBig = value.TrimStart('0').Length > 18 && value.All(char.IsAsciiDigit);
                 var size = 0L;
                 if (!tooBig && !long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out size))
                 {
@@ -251,6 +251,7 @@ internal sealed class LmtpSession(LmtpConnection connection, Intake intake, Lmtp
             {
                 var (entry, metadata) = intake.Enqueue(route, sender, head.MessageId, s => spool.CopyTo(s, head.Skip));
                 Accepted++;
+                _protocolErrors = 0; // counted between messages taken: a cached connection carries many (review 96)
                 if (route.Queue == QueueSet.In)
                 {
                     logger.LogDebug("LMTP: queued {QueueEntry} in {Queue} for {ListId} ({Size} bytes)", entry, route.Queue, route.List.Fqdn, metadata.MessageLength);

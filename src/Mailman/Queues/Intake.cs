@@ -65,8 +65,8 @@ public sealed class Intake
     /// <summary>The part of <see cref="KeepFree"/> that does not grow with the post: 8 MiB.</summary>
     public const long ReserveBytes = 8 << 20;
 
-    /// <summary>The longest envelope sender taken: an SMTP path, angle brackets included (RFC 5321 4.5.3.1.3).</summary>
-    public const int MaxEnvelopeSender = 256;
+    /// <summary>The longest envelope sender taken: an SMTP path is 256 characters with its angle brackets (RFC 5321 4.5.3.1.3).</summary>
+    public const int MaxEnvelopeSender = Member.MaxAddressLength;
 
     /// <summary>The most header fields taken in (twice the 10,000 Guarantees promise).</summary>
     public const int MaxHeaderFields = 20_000;

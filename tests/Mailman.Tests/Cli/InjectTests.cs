@@ -85,11 +85,11 @@ public sealed class InjectTests : IDisposable
 
         // Review 95: a 100 KB sender was queued, and its held post's notice broke the relay's
         // connection: longer than an SMTP path, it is refused as LMTP refuses it.
-        var longest = Inject("dev@example.org", Posts.Plain(), "--sender", new string('a', 251) + "@b.c");
+        var longest = Inject("dev@example.org", Posts.Plain(), "--sender", new string('a', 249) + "@b.c");
         Assert.True(longest.ExitCode == ExitCodes.Ok, longest.Stderr);
         var huge = Inject("dev@example.org", Posts.Plain(), "--sender", new string('a', 100_000) + "@b.c");
         Assert.Equal(ExitCodes.Usage, huge.ExitCode);
-        Assert.Contains("--sender is 100,004 characters, over the 256 of an SMTP path", huge.Stderr, StringComparison.Ordinal);
+        Assert.Contains("--sender is 100,004 characters, over the 254 an SMTP path holds", huge.Stderr, StringComparison.Ordinal);
         Assert.Equal(1, _instance.Count("in"));
         File.Delete(Assert.Single(Directory.GetFiles(_instance.QueueDir("in"), "*.msg")));
 
