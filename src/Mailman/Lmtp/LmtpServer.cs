@@ -96,7 +96,9 @@ public sealed class LmtpServer(MailmanOptions options, InstancePaths paths, Queu
         }
         catch (OperationCanceledException)
         {
-            logger.LogWarning("LMTP: sessions still in a transaction at the stop timeout; their posts were not answered 250 and the client will retry");
+            // Busy: writing entries, or sending replies to a client that does not read them (review
+            // 97: a session blocked so is not cut, its 250s may be on their way).
+            logger.LogWarning("LMTP: sessions still busy at the stop timeout (writing entries, or sending replies their client does not read); what was not answered 250 the client sends again");
         }
 
         lock (_gate)
