@@ -240,6 +240,7 @@ internal static class StatusCommand
     private static string WhyNotCounted(InstancePaths paths) =>
         FileOwner.Uid(paths.Database) is { } owner && owner != FileOwner.EffectiveUid
             ? $"counted only when status runs as the database's owner, {FileOwner.UserName(owner)}"
+            : Directory.Exists(paths.Database) ? $"{paths.Database} is a directory, not a database (review 86)"
             : !File.Exists(paths.Database) && !paths.VarUnreadable ? $"{paths.Database} does not exist"
             : "the database cannot be read (damaged, locked, or not writable for this user); any verb that changes lists says why";
 

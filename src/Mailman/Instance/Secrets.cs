@@ -76,9 +76,10 @@ public static class Secrets
 
         // One line: a final line break is not part of the password.
         var password = text.TrimEnd('\r', '\n');
-        if (password.Length == 0 || password.Contains('\n', StringComparison.Ordinal))
+        // NUL separates AUTH PLAIN's fields (RFC 4616): one in the password would send a field of its own (review 86).
+        if (password.Length == 0 || password.AsSpan().IndexOfAny('\n', '\r', '\0') >= 0)
         {
-            throw new InvalidOperationException($"configuration: {setting} {path} must hold the password on one line");
+            throw new InvalidOperationException($"configuration: {setting} {path} must hold the password on one line, without NUL or carriage return");
         }
 
         return password;

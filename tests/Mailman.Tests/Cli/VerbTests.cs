@@ -430,6 +430,7 @@ public sealed class VerbTests : IDisposable
         var inject = MailmanProcess.Run(_instance.Home, ["inject", "dev@example.org"], Posts.Plain());
         Assert.Equal(ExitCodes.TempFail, inject.ExitCode);
         Assert.Contains("is a directory, not a database", inject.Stderr, StringComparison.Ordinal);
+        Assert.Contains($"{_instance.Paths.Database} is a directory, not a database", Run("status").Stdout, StringComparison.Ordinal); // "does not exist" (review 86)
 
         Directory.Delete(_instance.Paths.Database);
         var gone = Path.Combine(_instance.Home, "unmounted", "mailman.db");

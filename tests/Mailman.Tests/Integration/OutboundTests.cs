@@ -98,6 +98,7 @@ public sealed class OutboundTests : IDisposable
         { "Mailman__Smtp__PasswordFile", "dangling", "is a symbolic link to /nonexistent/pw, which cannot be read as a file" }, // exit 73, "Could not find file" (review 53)
         { "Mailman__Smtp__PasswordFile", "world-readable", "is readable by others (mode 0644): chmod 600" },
         { "Mailman__Smtp__PasswordFile", "fifo", "is not a regular file (a FIFO, a device?)" },            // serve waited for a writer for good (review 41)
+        { "Mailman__Smtp__PasswordFile", "nul", "must hold the password on one line, without NUL or carriage return" }, // AUTH PLAIN's separator (review 86)
         { "Mailman__Smtp__CaFile", "/dev/zero", "CaFile /dev/zero is not a regular file (a FIFO, a device?)" }, // read until memory ran out: exit 70
         { "Mailman__Smtp__Credential", "smtp", "needs systemd's LoadCredential=NAME:/path/to/file in the unit" },
         { "Mailman__Smtp__Relays__1__Address", "127.0.0.1:2525", "Mailman:Smtp:Relays lists 127.0.0.1:2525 twice" },
@@ -168,6 +169,13 @@ public sealed class OutboundTests : IDisposable
                 var file = Path.Combine(_instance.Home, "pw");
                 File.WriteAllText(file, "secret\n");
                 File.SetUnixFileMode(file, (UnixFileMode)Convert.ToInt32("644", 8));
+                env[key] = file;
+            }
+            else if (value == "nul")
+            {
+                var file = Path.Combine(_instance.Home, "pw-nul");
+                File.WriteAllText(file, "sec\0ret\n");
+                File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
                 env[key] = file;
             }
             else if (value == "fifo")
