@@ -39,7 +39,7 @@ public static class DaemonHost
         if (Logging.WhyUnwritable(configuration, paths) is { } unwritable)
         {
             // To the console (the journal), which has every line the files lose.
-            logger.Warning("The log files in {LogsDirectory} cannot be written ({Error}): their lines are lost until that is mended (the console and the journal have them); SIGHUP opens them again",
+            logger.Warning("The log files in {LogsDirectory} cannot be written ({Error}): their lines are lost until that is mended (the console and the journal have them); they are written again once there is room, and SIGHUP opens them again",
                 paths.LogsDirectory, unwritable);
         }
 

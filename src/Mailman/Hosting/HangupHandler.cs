@@ -71,6 +71,13 @@ public sealed class HangupHandler(InstancePaths paths, LogFiles files, ILogger<H
             var configuration = MailmanConfiguration.Build(paths);
             MailmanConfiguration.Options(configuration).Smtp.ResolvedRelays(); // password and CA files too, as a start reads them
             Logging.Read(configuration);
+
+            // As a start warns (review 98: a full logs/ was named at start only, and a SIGHUP said "reopened").
+            if (reopened && Logging.WhyUnwritable(configuration, paths) is { } unwritable)
+            {
+                logger.LogWarning("SIGHUP: the log files in {LogsDirectory} cannot be written ({Error}): their lines are lost until that is mended (the console and the journal have them)",
+                    paths.LogsDirectory, unwritable);
+            }
         }
         catch (InvalidOperationException e)
         {

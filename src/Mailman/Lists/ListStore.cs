@@ -57,6 +57,7 @@ public sealed partial class ListStore : IDisposable
         }
 
         // ReadWrite, not create: a file removed since the look above is an error, not a new empty database.
+        _pendingMark = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(databasePath))!, PendingMarkFile);
         _db = Connect(databasePath, SqliteOpenMode.ReadWrite, pooling: true);
         if (SQLitePCL.raw.sqlite3_db_readonly(_db.Handle, "main") == 1)
         {

@@ -451,6 +451,62 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
             : new ModerationOutcome(false, $"{id}: not {asked}: it had been rejected by {actor}, and that rejection is now finished ({summary})");
     }
 
+    /// <summary>
+    /// Makes the held posts' requests match what hold holds, as the daemon starts: a database
+    /// restored from a backup (review 98) lists requests for posts decided since, which never
+    /// expire, and has none for posts held since, whose mailed tokens then did not work. A
+    /// request whose post is gone is removed; a held post without one is given one again, with
+    /// the token it was mailed (derived from the entry). Requests made in the last minute are
+    /// left alone: a post being held writes its request just before its entry.
+    /// </summary>
+    /// <returns>Requests removed, and requests made again.</returns>
+    public (int Removed, int Made) Reconcile()
+    {
+        var held = Hold.Pending().Concat(Hold.Claimed()).ToHashSet(StringComparer.Ordinal);
+        var now = time.GetUtcNow();
+        int removed = 0, made = 0;
+        using var store = lists.Open();
+        var requests = store.PendingRequests().Where(r => r.Kind == PendingKind.HeldPost).ToList();
+        foreach (var request in requests.Where(r => !held.Contains(r.Key) && r.Created < now - TimeSpan.FromMinutes(1)))
+        {
+            if (store.DeletePending(request.Id))
+            {
+                removed++;
+                logger.LogWarning("Pending request {Number} of {ListId} for held post {QueueEntry} removed: the post is no longer held (a database restored from a backup?)",
+                    request.Id, request.List.Fqdn, request.Key);
+            }
+        }
+
+        var known = requests.Select(r => r.Key).ToHashSet(StringComparer.Ordinal);
+        foreach (var name in held.Where(n => !known.Contains(n)).Order(StringComparer.Ordinal))
+        {
+            EntryPeek? head;
+            try
+            {
+                head = EntryPeeks.Read(Hold, name);
+            }
+            catch (Exception e) when (e is CorruptEntryException or IOException)
+            {
+                continue; // acted on meanwhile, or unreadable (an action on it moves it to bad)
+            }
+
+            if (head is null || !ListName.TryParse(head.Metadata.List, out var listName, out _) || store.FindList(listName) is null)
+            {
+                continue;
+            }
+
+            var author = InternetAddressList.TryParse(head.Headers[HeaderId.From] ?? "", out var from) ? from.Mailboxes.FirstOrDefault() : null;
+            var post = Describe(head);
+            store.UpsertPending(listName, PendingKind.HeldPost, name, author?.Address is { Length: > 0 } a ? Bound(Member.Sanitize(a), 320) : Bound(Member.Sanitize(head.Metadata.Sender ?? ""), 320),
+                Member.Sanitize(author?.Name ?? ""), Bound(post.Subject, 200), post.HeldAt, DateTimeOffset.MaxValue, tokens.For(name, PendingKind.HeldPost));
+            made++;
+            logger.LogWarning("Held post {QueueEntry} to {ListId} had no pending request (a database restored from a backup?): given one again, number {Number}, with the token its notices carried",
+                name, listName.Fqdn, store.FindPending(listName, PendingKind.HeldPost, name)?.Id);
+        }
+
+        return (removed, made);
+    }
+
     // The pending request of a post that left hold (or that is gone under a running daemon).
     private void ForgetPending(string id, bool keepIfHeld, string? list = null)
     {

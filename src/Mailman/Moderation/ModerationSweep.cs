@@ -19,6 +19,9 @@ public sealed class ModerationSweep(QueueSet queues, ListStoreFactory lists, Hel
     private long _nextSummary = DateTimeOffset.MaxValue.UtcTicks;
     private volatile bool _swept;
 
+    // Whether the held posts' requests were matched to hold since the daemon started (HeldPosts.Reconcile).
+    private bool _reconciled;
+
     /// <summary>When the next held post falls due, as the last sweep saw it.</summary>
     public DateTimeOffset NextDue => new(Interlocked.Read(ref _nextDue), TimeSpan.Zero);
 
@@ -63,6 +66,12 @@ public sealed class ModerationSweep(QueueSet queues, ListStoreFactory lists, Hel
     /// <returns>How many posts were discarded.</returns>
     public int Sweep()
     {
+        if (!_reconciled)
+        {
+            held.Reconcile();
+            _reconciled = true;
+        }
+
         var expired = Expire();
         summary.SendDue();
         Interlocked.Exchange(ref _nextSummary, summary.NextAfter(time.GetUtcNow()).UtcTicks);

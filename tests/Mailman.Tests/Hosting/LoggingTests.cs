@@ -87,6 +87,26 @@ public sealed class LoggingTests : IDisposable
             logger.Lines);
     }
 
+    // Review 98: a logs/ full since the start was said at the start only, and SIGHUP, which
+    // checks the settings as a start would, said "log files reopened" and nothing else.
+    [Fact]
+    public void SIGHUP_says_when_the_log_files_cannot_be_written()
+    {
+        Directory.CreateDirectory(_instance.Paths.LogsDirectory);
+        using var tmpfs = Tmpfs.Mount(_instance.Paths.LogsDirectory, "256k");
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Logging:Console"] = "false" }).Build();
+        using var logger = (Serilog.Core.Logger)Logging.Create(configuration, _instance.Paths, out var files);
+        var log = new Runners.CapturingLogger<HangupHandler>();
+        var handler = new HangupHandler(_instance.Paths, files, log);
+        handler.Hangup();
+        Assert.DoesNotContain(log.Lines, l => l.Contains("cannot be written", StringComparison.Ordinal));
+
+        tmpfs.Fill();
+        handler.Hangup();
+        Assert.Contains(log.Lines, l => l.Contains($"SIGHUP: the log files in {_instance.Paths.LogsDirectory} cannot be written", StringComparison.Ordinal));
+        tmpfs.Free();
+    }
+
     // Review 37: logs removed under the running daemon stayed open (written to, space not freed)
     // until midnight, and SIGHUP reopened nothing; a broken config/mailman.json went unnoticed
     // until the next start failed.

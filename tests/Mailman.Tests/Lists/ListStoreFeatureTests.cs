@@ -305,6 +305,41 @@ public sealed class ListStoreFeatureTests : IDisposable
         Assert.True(Assert.Single(store.PendingRequests(Dev)).Id > c);
     }
 
+    // Review 98: a database restored from a backup has the backup's highest number, and numbers
+    // given since were given again. The mark beside the database (var/pending.last) survives it.
+    [Fact]
+    public void A_request_number_is_not_given_again_after_the_database_is_restored_from_a_backup()
+    {
+        var backup = _instance.Paths.Database + ".backup";
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            store.UpsertPending(Dev, PendingKind.Subscribe, "a@example.com", "a@example.com", "A", "", Now, Now.AddDays(3));
+            using (var source = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_instance.Paths.Database};Pooling=False"))
+            using (var copy = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={backup};Pooling=False"))
+            {
+                source.Open();
+                copy.Open();
+                source.BackupDatabase(copy); // sqlite3's .backup, as README's backup says
+            }
+
+            store.UpsertPending(Dev, PendingKind.Subscribe, "b@example.com", "b@example.com", "B", "", Now, Now.AddDays(3));
+        }
+
+        var b = 2L;
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        File.Copy(backup, _instance.Paths.Database, overwrite: true);
+        File.Delete(_instance.Paths.Database + "-wal");
+        File.Delete(_instance.Paths.Database + "-shm");
+        Assert.Equal(b.ToString(System.Globalization.CultureInfo.InvariantCulture), File.ReadAllText(Path.Combine(_instance.Paths.VarDirectory, ListStore.PendingMarkFile)).Trim());
+
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            Assert.Equal(["a@example.com"], store.PendingRequests(Dev).Select(p => p.Key)); // the backup's
+            store.UpsertPending(Dev, PendingKind.Subscribe, "c@example.com", "c@example.com", "C", "", Now, Now.AddDays(3));
+            Assert.Equal(b + 1, Assert.Single(store.PendingRequests(Dev), p => p.Key == "c@example.com").Id);
+        }
+    }
+
     [Theory]
     [InlineData("")]
     [InlineData("../../etc/passwd")]

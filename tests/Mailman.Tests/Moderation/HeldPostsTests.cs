@@ -118,6 +118,38 @@ public sealed class HeldPostsTests : IDisposable
         Assert.Contains("If the moderator approves it, it is posted to the list; if the moderator\nrejects it, you will be told why.", poster.Message.TextBody!.ReplaceLineEndings("\n"), StringComparison.Ordinal);
     }
 
+    // Review 98: a database restored from a backup listed requests for posts decided since (they
+    // never expired) and had none for posts held since (their mailed tokens did not work). The
+    // daemon's first sweep makes them match hold again.
+    [Fact]
+    public void The_held_posts_requests_are_made_to_match_hold_with_the_tokens_that_were_mailed()
+    {
+        Roles(ListRole.Moderator, "mo@example.com");
+        using var h = new RunnerHarness(_instance);
+        var id = Hold(h);
+        var token = Token(Assert.Single(Out(h), n => n.Message.Headers["X-Mailman-Notice"] == "list:admin:action:post").Message);
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            // As a restore leaves them: this post's request gone, one for a post no longer held.
+            Assert.True(store.DeletePending(store.FindPending(Name, PendingKind.HeldPost, id)!.Id));
+            store.UpsertPending(Name, PendingKind.HeldPost, "20261101T000000000-0001-gone", "x@example.net", "", "decided since", h.Time.GetUtcNow(), DateTimeOffset.MaxValue);
+        }
+
+        Assert.Null(Pending(token, h));
+        h.Time.Advance(TimeSpan.FromMinutes(2));
+        Assert.Equal((1, 1), h.Held.Reconcile());
+        var again = Assert.IsType<PendingRequest>(Pending(token, h));
+        Assert.Equal(id, again.Key);
+        Assert.Equal("stranger@example.net", again.Address);
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            Assert.Equal([id], store.PendingRequests().Select(r => r.Key));
+        }
+
+        Assert.Equal((0, 0), h.Held.Reconcile());
+        Assert.Contains(h.Logs.Lines, l => l.Contains("given one again", StringComparison.Ordinal));
+    }
+
     // Review 69: a post with a header line over 998 characters went to the moderators (and back
     // to the poster when rejected) with that line as it was: a relay may refuse the notice.
     [Fact]
