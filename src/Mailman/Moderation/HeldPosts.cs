@@ -460,12 +460,11 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
     /// left alone: a post being held writes its request just before its entry.
     /// </summary>
     /// <returns>Requests removed, and requests made again.</returns>
-    public (int Removed, int Made) Reconcile()
+    public (int Removed, int Made) Reconcile(ListStore store)
     {
         var held = Hold.Pending().Concat(Hold.Claimed()).ToHashSet(StringComparer.Ordinal);
         var now = time.GetUtcNow();
         int removed = 0, made = 0;
-        using var store = lists.Open();
         var requests = store.PendingRequests().Where(r => r.Kind == PendingKind.HeldPost).ToList();
         foreach (var request in requests.Where(r => !held.Contains(r.Key) && r.Created < now - TimeSpan.FromMinutes(1)))
         {

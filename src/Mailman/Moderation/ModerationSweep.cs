@@ -66,13 +66,18 @@ public sealed class ModerationSweep(QueueSet queues, ListStoreFactory lists, Hel
     /// <returns>How many posts were discarded.</returns>
     public int Sweep()
     {
-        if (!_reconciled)
+        int expired;
+        using (var store = lists.Open())
         {
-            held.Reconcile();
-            _reconciled = true;
+            if (!_reconciled)
+            {
+                held.Reconcile(store);
+                _reconciled = true;
+            }
+
+            expired = Expire(store);
         }
 
-        var expired = Expire();
         summary.SendDue();
         Interlocked.Exchange(ref _nextSummary, summary.NextAfter(time.GetUtcNow()).UtcTicks);
 
@@ -82,48 +87,46 @@ public sealed class ModerationSweep(QueueSet queues, ListStoreFactory lists, Hel
         return expired;
     }
 
-    private int Expire()
+    // One store for the sweep's reads (the chain's metric counts connections per post: review 98's reconcile shares it).
+    private int Expire(ListStore store)
     {
         var hold = queues[QueueSet.Hold];
         var now = time.GetUtcNow();
         var next = DateTimeOffset.MaxValue;
         var expired = 0;
         var settings = new Dictionary<string, MailingList?>(StringComparer.OrdinalIgnoreCase);
-        using (var store = lists.Open())
+        foreach (var name in hold.Pending())
         {
-            foreach (var name in hold.Pending())
+            EntryMetadata metadata;
+            try
             {
-                EntryMetadata metadata;
-                try
-                {
-                    metadata = hold.ReadMetadata(name);
-                }
-                catch (Exception e) when (e is CorruptEntryException or IOException)
-                {
-                    continue; // acted on meanwhile, or unreadable (an action on it moves it to bad)
-                }
+                metadata = hold.ReadMetadata(name);
+            }
+            catch (Exception e) when (e is CorruptEntryException or IOException)
+            {
+                continue; // acted on meanwhile, or unreadable (an action on it moves it to bad)
+            }
 
-                if (!settings.TryGetValue(metadata.List, out var list))
-                {
-                    list = settings[metadata.List] = ListName.TryParse(metadata.List, out var listName, out _) ? store.FindList(listName) : null;
-                }
+            if (!settings.TryGetValue(metadata.List, out var list))
+            {
+                list = settings[metadata.List] = ListName.TryParse(metadata.List, out var listName, out _) ? store.FindList(listName) : null;
+            }
 
-                if (list is null || list.MaxDaysToHold <= 0)
-                {
-                    continue;
-                }
+            if (list is null || list.MaxDaysToHold <= 0)
+            {
+                continue;
+            }
 
-                var due = (metadata.HeldAt ?? metadata.Received) + TimeSpan.FromDays(list.MaxDaysToHold);
-                if (due > now)
-                {
-                    next = due < next ? due : next;
-                    continue;
-                }
+            var due = (metadata.HeldAt ?? metadata.Received) + TimeSpan.FromDays(list.MaxDaysToHold);
+            if (due > now)
+            {
+                next = due < next ? due : next;
+                continue;
+            }
 
-                if (held.Expire(name, list.MaxDaysToHold).Done)
-                {
-                    expired++;
-                }
+            if (held.Expire(name, list.MaxDaysToHold).Done)
+            {
+                expired++;
             }
         }
 

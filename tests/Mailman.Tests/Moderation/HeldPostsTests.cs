@@ -137,7 +137,11 @@ public sealed class HeldPostsTests : IDisposable
 
         Assert.Null(Pending(token, h));
         h.Time.Advance(TimeSpan.FromMinutes(2));
-        Assert.Equal((1, 1), h.Held.Reconcile());
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            Assert.Equal((1, 1), h.Held.Reconcile(store));
+        }
+
         var again = Assert.IsType<PendingRequest>(Pending(token, h));
         Assert.Equal(id, again.Key);
         Assert.Equal("stranger@example.net", again.Address);
@@ -146,7 +150,11 @@ public sealed class HeldPostsTests : IDisposable
             Assert.Equal([id], store.PendingRequests().Select(r => r.Key));
         }
 
-        Assert.Equal((0, 0), h.Held.Reconcile());
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            Assert.Equal((0, 0), h.Held.Reconcile(store));
+        }
+
         Assert.Contains(h.Logs.Lines, l => l.Contains("given one again", StringComparison.Ordinal));
     }
 
