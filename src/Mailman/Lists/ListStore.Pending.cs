@@ -75,6 +75,7 @@ public sealed partial class ListStore
         token ??= Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
         using var tx = Begin();
         var listId = ListId(list);
+        var mark = ReadPendingMark();
         using var find = Command("SELECT id FROM pending WHERE list_id = $list AND kind = $kind AND key = $key", ("$list", listId), ("$kind", kind), ("$key", key));
         var existing = find.ExecuteScalar();
         using var write = existing is long id
@@ -86,12 +87,12 @@ public sealed partial class ListStore
                     $list, $kind, $key, $address, $name, $data, $hash, $now, $expires);
                 INSERT INTO pending_last_id (id, last) VALUES (1, last_insert_rowid()) ON CONFLICT (id) DO UPDATE SET last = excluded.last;
                 """, ("$list", listId), ("$kind", kind), ("$key", key), ("$address", address), ("$name", Member.Sanitize(displayName)), ("$data", data),
-                ("$hash", Hash(token)), ("$now", Timestamp(now)), ("$expires", Timestamp(expires)), ("$mark", ReadPendingMark()));
+                ("$hash", Hash(token)), ("$now", Timestamp(now)), ("$expires", Timestamp(expires)), ("$mark", mark));
         write.ExecuteNonQuery();
         if (existing is null)
         {
             using var last = Command("SELECT last FROM pending_last_id WHERE id = 1");
-            WritePendingMark((long)last.ExecuteScalar()!);
+            WritePendingMark((long)last.ExecuteScalar()!, mark);
         }
 
         tx.Commit();
@@ -123,9 +124,9 @@ public sealed partial class ListStore
         }
     }
 
-    private void WritePendingMark(long last)
+    private void WritePendingMark(long last, long mark)
     {
-        if (_pendingMark is null || last <= ReadPendingMark())
+        if (_pendingMark is null || last <= mark)
         {
             return;
         }

@@ -66,11 +66,9 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
         {
             var db = store ?? owned!;
             var token = tokens.For(name, PendingKind.HeldPost);
-            // Listed by its author, as `held list` shows it (review 60: `pending list` named the
-            // envelope sender, MAILER-DAEMON or a forwarder's); the poster is who is told.
-            var author = post.From.Mailboxes.FirstOrDefault();
-            db.UpsertPending(list.Name, PendingKind.HeldPost, name, author?.Address is { Length: > 0 } a ? Bound(Member.Sanitize(a), 320) : poster,
-                Member.Sanitize(author?.Name ?? ""), Bound(post.Subject ?? "", 200), now, DateTimeOffset.MaxValue, token);
+            // Listed by its author (Requester); the poster is who is told.
+            var (address, displayName) = Requester(post.From.Mailboxes.FirstOrDefault(), poster);
+            db.UpsertPending(list.Name, PendingKind.HeldPost, name, address, displayName, Bound(post.Subject ?? "", 200), now, DateTimeOffset.MaxValue, token);
             if (list.AdminImmedNotify)
             {
                 var attachment = NoticeAttachments.Post(post, size);
@@ -496,8 +494,8 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
 
             var author = InternetAddressList.TryParse(head.Headers[HeaderId.From] ?? "", out var from) ? from.Mailboxes.FirstOrDefault() : null;
             var post = Describe(head);
-            store.UpsertPending(listName, PendingKind.HeldPost, name, author?.Address is { Length: > 0 } a ? Bound(Member.Sanitize(a), 320) : Bound(Member.Sanitize(head.Metadata.Sender ?? ""), 320),
-                Member.Sanitize(author?.Name ?? ""), Bound(post.Subject, 200), post.HeldAt, DateTimeOffset.MaxValue, tokens.For(name, PendingKind.HeldPost));
+            var (address, displayName) = Requester(author, Bound(Member.Sanitize(head.Metadata.Sender ?? ""), 320));
+            store.UpsertPending(listName, PendingKind.HeldPost, name, address, displayName, Bound(post.Subject, 200), post.HeldAt, DateTimeOffset.MaxValue, tokens.For(name, PendingKind.HeldPost));
             made++;
             logger.LogWarning("Held post {QueueEntry} to {ListId} had no pending request (a database restored from a backup?): given one again, number {Number}, with the token its notices carried",
                 name, listName.Fqdn, store.FindPending(listName, PendingKind.HeldPost, name)?.Id);
@@ -505,6 +503,11 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
 
         return (removed, made);
     }
+
+    // Whom a held post's request names: its author, as `held list` shows it (review 60: `pending
+    // list` named the envelope sender, MAILER-DAEMON or a forwarder's), else the fallback.
+    private static (string Address, string DisplayName) Requester(MailboxAddress? author, string fallback)
+        => (author?.Address is { Length: > 0 } a ? Bound(Member.Sanitize(a), 320) : fallback, Member.Sanitize(author?.Name ?? ""));
 
     // The pending request of a post that left hold (or that is gone under a running daemon).
     private void ForgetPending(string id, bool keepIfHeld, string? list = null)
