@@ -44,7 +44,8 @@ public enum DeliveryStop
 /// <param name="Transaction">The transaction's index in its delivery chunk.</param>
 /// <param name="TransactionSize">The recipients of that transaction.</param>
 /// <param name="Ours">Refused on our side before it was sent (an address the relay cannot be given), not by the relay.</param>
-public readonly record struct Refusal(Recipient Recipient, int Status, string Response, bool AtRecipient, int Transaction = 0, int TransactionSize = 1, bool Ours = false)
+/// <param name="Run">The relay's run of alike refusals it is part of (at RCPT in a transaction that delivered nothing).</param>
+public readonly record struct Refusal(Recipient Recipient, int Status, string Response, bool AtRecipient, int Transaction = 0, int TransactionSize = 1, bool Ours = false, RefusalRun? Run = null)
 {
     internal Bounces.SmtpRefusal ToSmtpRefusal() => new(Recipient.Address, Status, Response, AtRecipient, Transaction, TransactionSize, Ours);
 }
@@ -165,6 +166,10 @@ public sealed class PostDelivery
     // are deferred to retry, and a destination's chunk before it is handed back.
     private static readonly TimeSpan MixedWait = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan ChunkWait = TimeSpan.FromMilliseconds(250);
+
+    // How long a worker waits at the end of a chunk to see whether the relay's run of alike
+    // refusals its last recipients began grows to RelayPool.RunLength on the other connections.
+    private static readonly TimeSpan RunWait = TimeSpan.FromSeconds(2);
 
     private readonly SmtpOptions options;
     private readonly ILogger? _log;
@@ -492,6 +497,7 @@ public sealed class PostDelivery
             {
                 var thread = new Thread(() =>
                 {
+                    var run = new RefusalRun?[1]; // this connection's run of refusals alike (InARun)
                     try
                     {
                         using var connection = new SmtpConnection(relay.Relay, options)
@@ -519,7 +525,7 @@ public sealed class PostDelivery
                             connections.Add(connection);
                         }
 
-                        Work(relay, connection);
+                        Work(relay, connection, run);
                     }
                     catch (Exception e)
                     {
@@ -531,6 +537,13 @@ public sealed class PostDelivery
                             Monitor.PulseAll(gate);
                         }
                     }
+                    finally
+                    {
+                        lock (gate)
+                        {
+                            RelayPool.EndRun(relay, ref run[0]);
+                        }
+                    }
                 })
                 {
                     IsBackground = true,
@@ -540,7 +553,7 @@ public sealed class PostDelivery
             }
         }
 
-        void Work(RelayState relay, SmtpConnection connection)
+        void Work(RelayState relay, SmtpConnection connection, RefusalRun?[] run)
         {
             var carrier = new Carrier(post);
             var scratch = RecipientValues.NewScratch();
@@ -644,9 +657,38 @@ public sealed class PostDelivery
                     }
                     else if (result.Delivered.Count > 0 || result.Bounced.Count > 0 || result.Deferred.Exists(d => d.Status != 0))
                     {
+                        // Refusals at RCPT of a transaction that delivered nothing join this
+                        // connection's run of alike refusals (InARun reads it); a copy accepted
+                        // ends it. Either wakes a worker waiting to see a run grow.
+                        var replies = result.Delivered.Count == 0 && result.Bounced.Exists(b => b.AtRecipient && !b.Ours)
+                            ? result.Bounced.ConvertAll(b => b.AtRecipient && !b.Ours ? Bounces.SmtpRefusals.Normalized(b.ToSmtpRefusal()) : null)
+                            : null;
                         lock (gate)
                         {
-                            Pool.MarkUp(relay, result.Delivered.Count, result.Started, clock.GetTimestamp());
+                            // A transaction counts once: a batched one's recipients of one domain
+                            // share its wording (dead members of a dead domain).
+                            var now = clock.GetTimestamp();
+                            RefusalRun? joined = null;
+                            for (var i = 0; replies is not null && i < replies.Count; i++)
+                            {
+                                if (replies[i] is { } reply)
+                                {
+                                    joined = joined?.Reply == reply ? joined : RelayPool.Refused(relay, ref run[0], reply, result.Began);
+                                    result.Bounced[i] = result.Bounced[i] with { Run = joined };
+                                }
+                            }
+
+                            if (result.Delivered.Count > 0 && (run[0] is not null || relay.Runs.Count > 0))
+                            {
+                                RelayPool.Accepted(relay, ref run[0], result.Began);
+                                Monitor.PulseAll(gate);
+                            }
+                            else if (replies is not null)
+                            {
+                                Monitor.PulseAll(gate);
+                            }
+
+                            Pool.MarkUp(relay, result.Delivered.Count, result.Started, now);
                         }
                     }
 
@@ -845,7 +887,7 @@ public sealed class PostDelivery
 
                     try
                     {
-                        var started = Stopwatch.GetTimestamp();
+                        var started = result.Began = Stopwatch.GetTimestamp();
                         connection.Send(carrier.Message, sender, batch, result);
                         busyRefusals = 0;
                         hadSession = true;
@@ -943,6 +985,7 @@ public sealed class PostDelivery
         {
             var attempted = delivered + deferred.Count + bounced.Count;
             var forRelay = Bounces.SmtpRefusals.ForTheRelay(bounced.ConvertAll(b => b.ToSmtpRefusal()), attempted);
+            InARun(relay, bounced, forRelay);
             if (forRelay.Count == 0)
             {
                 return;
@@ -958,6 +1001,50 @@ public sealed class PostDelivery
             _log?.LogError("Relay {Relay} refused {Count} of {Attempted} recipients to {ListId} for itself, not for the members: {SmtpStatus} {SmtpResponse}{Others}; they wait in retry (check the relay: its configuration, its state or its sending quota); Message-Id {MessageId}, queue entry {QueueEntry}",
                 relay.Relay.Name, moved.Count, attempted, list.Fqdn, moved[0].Status, moved[0].Response, moved.Count > 1 ? " (the first of them)" : "",
                 progress.Post.MessageId ?? "-", progress.Post.Entry ?? "-");
+        }
+
+        // Review 99: a relay that began refusing everyone alike in the middle of this chunk (or
+        // stopped in it) refused its last (or first) recipients only, which the chunk's own
+        // rule does not see: what is part of RelayPool.RunLength alike at once on our
+        // connections to it is the relay's too. A run still open (this connection accepted
+        // nothing since) may grow while the relay's other connections answer: waited for,
+        // briefly, until it is long enough or another connection has a copy accepted that it
+        // began after the run's latest refusal.
+        void InARun(RelayState relay, List<Refusal> bounced, List<int> forRelay)
+        {
+            if (!bounced.Exists(b => b.Run is not null))
+            {
+                return;
+            }
+
+            var waited = Stopwatch.StartNew();
+            var added = false;
+            lock (gate)
+            {
+                for (var i = 0; i < bounced.Count; i++)
+                {
+                    if (bounced[i].Run is not { } run || forRelay.Contains(i))
+                    {
+                        continue;
+                    }
+
+                    while (run.Peak < RelayPool.RunLength && run.Open && !run.Contradicted && relay.Busy > 1 && waited.Elapsed < RunWait && !Stopping())
+                    {
+                        Monitor.Wait(gate, TimeSpan.FromMilliseconds(50));
+                    }
+
+                    if (run.Peak >= RelayPool.RunLength)
+                    {
+                        forRelay.Add(i);
+                        added = true;
+                    }
+                }
+            }
+
+            if (added)
+            {
+                forRelay.Sort();
+            }
         }
 
         // A slot for one transaction to d, waiting at most `patience` (and never past a stop).

@@ -78,12 +78,44 @@ public sealed class RelayState(Relay relay, int index)
 
     public bool IsDown => DownUntil != 0;
 
+    /// <summary>Our connections' open runs of refusals alike at RCPT (see <see cref="RelayPool.Refused"/>).</summary>
+    internal List<RefusalRun> Runs { get; } = [];
+
     /// <summary>
     /// It answered more 421s in this episode than it has connections: not one stray refusal but
     /// every transaction (review 32: a relay answering 421 to all had every copy of the post
     /// tried within its first backoff). Its workers stop; with no other relay up, the rest waits in retry.
     /// </summary>
     internal bool RefusesAll => Answered && Refusals > Working;
+}
+
+/// <summary>
+/// Recipients one connection of ours to a relay had refused at RCPT one after another, with one
+/// reply (the addresses in it aside) and nothing accepted between. Guarded by the pool's lock.
+/// </summary>
+public sealed class RefusalRun
+{
+    internal RefusalRun(string reply, long started)
+    {
+        Reply = reply;
+        Latest = started;
+    }
+
+    internal string Reply { get; }
+
+    internal int Count { get; set; } = 1;
+
+    /// <summary>The most refusals alike the relay's open runs held together while this one was open.</summary>
+    internal int Peak { get; set; } = 1;
+
+    /// <summary>When its latest refused transaction began (<see cref="Delivery.Smtp.TransactionResult.Began"/>).</summary>
+    internal long Latest { get; set; }
+
+    /// <summary>Still the connection's latest: nothing accepted on it since.</summary>
+    internal bool Open { get; set; } = true;
+
+    /// <summary>Another connection had a copy accepted that it began after <see cref="Latest"/>: the relay takes mail.</summary>
+    internal bool Contradicted { get; set; }
 }
 
 /// <summary>The pool: which relay takes the next chunk, and who is down.</summary>
@@ -315,6 +347,74 @@ public sealed class RelayPool
 
         r.WindowCount += copies;
         PublishLocked(force: false);
+    }
+
+    /// <summary>
+    /// Refusals alike that are the relay's, not the members' (review 99): a relay that begins or
+    /// stops refusing everyone alike (a broken recipient map answering 5.1.1 to all) does so in
+    /// the middle of chunks, whose whole-chunk rule (<see cref="Bounces.SmtpRefusals.RefusedAlike"/>)
+    /// sees a part only. Five recipients refused alike in a row, on our connections to it at
+    /// once and none of them with a copy accepted between, is past what a list of real addresses
+    /// gives (dead members are few and far between among the accepted).
+    /// </summary>
+    internal const int RunLength = 5;
+
+    /// <summary>
+    /// A connection's transaction that began at <paramref name="started"/> delivered nothing and
+    /// had recipients refused at RCPT with <paramref name="reply"/> (normalized): the run of the
+    /// connection's that it joins or begins. Under the lock.
+    /// </summary>
+    internal static RefusalRun Refused(RelayState r, ref RefusalRun? run, string reply, long started)
+    {
+        if (run is { Open: true } current && current.Reply == reply)
+        {
+            current.Count++;
+            current.Latest = Math.Max(current.Latest, started);
+        }
+        else
+        {
+            EndRun(r, ref run);
+            run = new RefusalRun(reply, started);
+            r.Runs.Add(run);
+        }
+
+        var together = 0;
+        foreach (var open in r.Runs)
+        {
+            together += open.Reply == reply ? open.Count : 0;
+        }
+
+        foreach (var open in r.Runs)
+        {
+            if (open.Reply == reply)
+            {
+                open.Peak = Math.Max(open.Peak, together);
+            }
+        }
+
+        return run;
+    }
+
+    /// <summary>A connection's transaction that began at <paramref name="started"/> had copies accepted: its run ends, and the others' begun before it are contradicted. Under the lock.</summary>
+    internal static void Accepted(RelayState r, ref RefusalRun? run, long started)
+    {
+        EndRun(r, ref run);
+        foreach (var open in r.Runs)
+        {
+            open.Contradicted |= started > open.Latest;
+        }
+    }
+
+    /// <summary>The connection's run is over (a copy accepted, its worker done). Under the lock.</summary>
+    internal static void EndRun(RelayState r, ref RefusalRun? run)
+    {
+        if (run is { Open: true })
+        {
+            run.Open = false;
+            r.Runs.Remove(run);
+        }
+
+        run = null;
     }
 
     /// <summary>What `status` shows, now.</summary>

@@ -396,7 +396,7 @@ public sealed class OutgoingRunner(
             }
         }
 
-        foreach (var (recipient, status, response, _, _, _, _) in bounced)
+        foreach (var (recipient, status, response, _, _, _, _, _) in bounced)
         {
             Log.LogWarning("Bounce: {Recipient} of {ListId} refused Message-Id {MessageId}: {SmtpStatus} {SmtpResponse}",
                 recipient.Address, list.Fqdn, metadata.MessageIdForLog, status, response);

@@ -1029,6 +1029,76 @@ public sealed partial class BounceRunnerTests : IDisposable
         Assert.DoesNotContain(h.BounceLog.Lines, l => l.Contains("the relay refuses", StringComparison.Ordinal));
     }
 
+    // Review 99: a relay that began refusing every recipient "550 5.1.1 User unknown" in the
+    // middle of a delivery (a broken recipient map) disabled the members whose chunks were in
+    // flight: each such chunk saw a part of the refusals only. Now a run of RunLength alike
+    // refusals in a row across the connections, nothing accepted between, is the relay's: all
+    // wait in retry, nobody scores. Both edges: the relay begins refusing, or stops.
+    [Theory]
+    [InlineData(true, 1)]
+    [InlineData(true, 4)]
+    [InlineData(false, 1)]
+    [InlineData(false, 4)]
+    public void A_relay_that_begins_or_stops_refusing_everyone_in_the_middle_of_chunks_scores_nobody(bool begins, int connections)
+    {
+        const int members = 100, edge = 37; // in the middle of the second chunk of 25
+        CreateList(l =>
+        {
+            l.BounceScoreThreshold = 1;
+            l.Personalize = Personalization.Full;
+        }, members: members);
+        var taken = 0;
+        using var server = ScriptedSmtpServer.Start(rcpt: a => (Interlocked.Increment(ref taken) > edge) == begins
+            ? ScriptedSmtpServer.Reply(550, "5.1.1 <" + a + ">: Recipient address rejected: User unknown in local recipient table")
+            : null);
+        using var h = new RunnerHarness(_instance, o =>
+        {
+            o.Smtp.Port = server.Port;
+            o.Smtp.Connections = connections;
+        });
+        Deliver(h);
+
+        Assert.DoesNotContain(h.BounceLog.Lines, l => l.StartsWith("Bounce:", StringComparison.Ordinal));
+        Assert.True(TempInstance.NumberedMembers(members).All(m => Member(m.Address)! is { BounceScore: 0, DeliveryEnabled: true }));
+        var retry = h.Queues[QueueSet.Retry];
+        var entry = retry.Load(retry.Claim(Assert.Single(retry.Pending()))!);
+        var received = server.Received.Select(m => Assert.Single(m.Recipients)).ToHashSet(StringComparer.Ordinal);
+        var waiting = retry.Recipients(entry).Select(r => r.Address).ToList();
+        Assert.Equal(begins ? edge : members - edge, received.Count);
+        Assert.Equal(members - received.Count, waiting.Count);
+        Assert.Empty(waiting.Intersect(received, StringComparer.Ordinal));
+    }
+
+    // What the run spares is a relay's doing, not dead members': four in a row (one
+    // connection, nothing accepted between) and the same four among accepted copies on four
+    // connections still score.
+    [Theory]
+    [InlineData(1)]
+    [InlineData(4)]
+    public void Dead_members_in_a_row_below_the_run_still_score(int connections)
+    {
+        const int members = 100;
+        CreateList(l =>
+        {
+            l.BounceScoreThreshold = 5;
+            l.Personalize = Personalization.Full;
+        }, members: members);
+        string[] dead = ["m00020@example.com", "m00021@example.com", "m00022@example.com", "m00023@example.com"];
+        using var server = ScriptedSmtpServer.Start(rcpt: a => dead.Contains(a, StringComparer.Ordinal)
+            ? ScriptedSmtpServer.Reply(550, "5.1.1 <" + a + ">: Recipient address rejected: User unknown in local recipient table")
+            : null);
+        using var h = new RunnerHarness(_instance, o =>
+        {
+            o.Smtp.Port = server.Port;
+            o.Smtp.Connections = connections;
+        });
+        Deliver(h);
+
+        Assert.All(dead, d => Assert.Equal(1, Member(d)!.BounceScore));
+        Assert.Equal(members - dead.Length, server.Received.Count);
+        Assert.Empty(h.Queues[QueueSet.Retry].Pending());
+    }
+
     [Fact]
     public void A_100_MB_unrecognized_bounce_is_forwarded_as_its_headers_and_start_only()
     {
