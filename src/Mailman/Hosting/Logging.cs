@@ -28,17 +28,19 @@ public static class Logging
     // files kept per log then bound its disk use.
     private const long FileSizeLimit = 256L * 1024 * 1024;
 
+    // Every log file is appended to by whole lines, O_APPEND (AppendFileSink): `inject` writes
+    // the post log and mailman-DATE.log while the daemon does (review 100: Serilog's file sink,
+    // writing at its own offset, lost 59 of 60 of the daemon's lines to an inject's and tore
+    // others). Named NAME-DATE.log, rolled daily and at FileSizeLimit, 30 kept, as before.
     private static void File(LoggerConfiguration config, string path, bool compact, string template = Template)
+        => config.WriteTo.Sink(AppendSink(Path.GetDirectoryName(path)!, Path.GetFileNameWithoutExtension(path), compact, template));
+
+    private static AppendFileSink AppendSink(string directory, string prefix, bool compact, string template = Template)
     {
-        if (compact)
-        {
-            var json = template == ErrorTemplate ? (Serilog.Formatting.ITextFormatter)new CompactJsonFormatter() : new WithoutException(new CompactJsonFormatter());
-            config.WriteTo.File(json, path, rollingInterval: RollingInterval.Day, retainedFileCountLimit: 30, fileSizeLimitBytes: FileSizeLimit, rollOnFileSizeLimit: true);
-        }
-        else
-        {
-            config.WriteTo.File(path, outputTemplate: template, rollingInterval: RollingInterval.Day, retainedFileCountLimit: 30, fileSizeLimitBytes: FileSizeLimit, rollOnFileSizeLimit: true, formatProvider: System.Globalization.CultureInfo.InvariantCulture);
-        }
+        Serilog.Formatting.ITextFormatter formatter = compact
+            ? template == ErrorTemplate ? new CompactJsonFormatter() : new WithoutException(new CompactJsonFormatter())
+            : new MessageTemplateTextFormatter(template, System.Globalization.CultureInfo.InvariantCulture);
+        return new(directory, prefix, formatter, 30, FileSizeLimit);
     }
 
     /// <summary>The Logging section's four settings; nothing else is read from it.</summary>
@@ -205,8 +207,7 @@ public static class Logging
         return config.CreateLogger();
     }
 
-    private static AppendFileSink VetteSink(InstancePaths paths, bool compact)
-        => new(paths.LogsDirectory, AreaEnricher.Vette + "-", compact ? new WithoutException(new CompactJsonFormatter()) : new MessageTemplateTextFormatter(Template, System.Globalization.CultureInfo.InvariantCulture), 30, FileSizeLimit);
+    private static AppendFileSink VetteSink(InstancePaths paths, bool compact) => AppendSink(paths.LogsDirectory, AreaEnricher.Vette + "-", compact);
 }
 
 /// <summary>

@@ -64,6 +64,37 @@ public sealed class LoggingTests : IDisposable
         Assert.Contains("evil@x.y\\r\\n2026-12-01T00:00:00.000+00:00 [INF] FAKE\\u001b[2J\\u202egpj.exe\\u0085", line, StringComparison.Ordinal);
     }
 
+    // Review 100: `inject` writes the post log and mailman-DATE.log while the daemon does; with
+    // Serilog's file sink each process wrote at its own offset, and 59 of the daemon's 60 lines
+    // were overwritten by an inject's. A logger with its files open, lines appended by another
+    // writer meanwhile, then the logger's next line: it goes after them, and none is lost.
+    [Fact]
+    public void A_line_goes_after_what_another_process_appended_meanwhile()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Logging:Console"] = "false" }).Build();
+        string File(string prefix) => Directory.GetFiles(_instance.Paths.LogsDirectory, prefix + "*.log").Single();
+        using (var daemon = (Serilog.Core.Logger)Logging.Create(configuration, _instance.Paths))
+        {
+            var log = daemon.ForContext("Area", "post").ForContext("SourceContext", "Mailman.Runners.IncomingRunner");
+            log.Information("Post received: {Number}", 1);
+            foreach (var prefix in new[] { "mailman-", "post-" })
+            {
+                System.IO.File.AppendAllText(File(prefix), "inject's line 1\ninject's line 2\n");
+            }
+
+            log.Information("Post received: {Number}", 2);
+        }
+
+        foreach (var prefix in new[] { "mailman-", "post-" })
+        {
+            var lines = System.IO.File.ReadAllLines(File(prefix));
+            Assert.Equal(4, lines.Length);
+            Assert.EndsWith("Post received: 1", lines[0], StringComparison.Ordinal);
+            Assert.Equal(["inject's line 1", "inject's line 2"], lines[1..3]);
+            Assert.EndsWith("Post received: 2", lines[3], StringComparison.Ordinal);
+        }
+    }
+
     [Theory]
     [InlineData(0.4, "0.4s")]
     [InlineData(3723, "1:02:03")]
