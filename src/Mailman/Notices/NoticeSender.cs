@@ -192,7 +192,7 @@ public sealed class NoticeSender(QueueSet queues, ListStoreFactory lists, TimePr
     private string? WhyNot(Notice notice, out DateOnly? countedOn)
     {
         countedOn = null;
-        if (notice.To.Trim().Length == 0 || (!notice.ToMember && AutomaticMail.IsRobotAddress(notice.To)))
+        if (notice.To.Trim().Length == 0)
         {
             return $"{notice.To} is the null sender or a robot address";
         }
@@ -212,6 +212,16 @@ public sealed class NoticeSender(QueueSet queues, ListStoreFactory lists, TimePr
         if (ListAddress.TryResolve(notice.To, out var resolved, out _) && store.FindList(resolved.List) is not null)
         {
             return $"{notice.To} is an address of the list {resolved.List}";
+        }
+
+        // A robot-like name (postmaster@, it-admin@, owner-x@) is no reason to refuse whom the
+        // list's roster names: a member (a probe), or an owner or moderator the operator set,
+        // whom the server's own notices are for (review 100: postmaster@ as an owner was told of
+        // no held post). Its answers still go to nobody of the kind.
+        if (!notice.ToMember && AutomaticMail.IsRobotAddress(notice.To)
+            && !(notice.Kind == NoticeKind.Generated && (store.HasRole(notice.List.Name, ListRole.Owner, notice.To) || store.HasRole(notice.List.Name, ListRole.Moderator, notice.To))))
+        {
+            return $"{notice.To} is the null sender or a robot address";
         }
 
         if (notice.Kind != NoticeKind.Reply)

@@ -206,6 +206,32 @@ public sealed class NoticeSenderTests : IDisposable
         Assert.False(h.Notices.Send(new Notice(_list, NoticeTemplates.OwnerSubscribed, to), Trigger, "x").Queued);
     }
 
+    // Review 100: postmaster@ and it-admin@ as a list's owner and moderator were told of no held
+    // post ("a robot address"). Whom the roster names gets the server's own notices; the same
+    // name elsewhere, and replies to it, still nothing.
+    [Theory]
+    [InlineData("postmaster@example.com", ListRole.Owner)]
+    [InlineData("it-admin@example.com", ListRole.Moderator)]
+    [InlineData("owner-dev@example.com", ListRole.Owner)]
+    public void An_owner_or_moderator_with_a_robot_like_name_is_told_what_the_roster_says(string address, string role)
+    {
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            store.AddRole(_list.Name, role, [new Member(address, "")]);
+        }
+
+        using var h = new RunnerHarness(_instance);
+        Assert.True(h.Notices.Send(new Notice(_list, NoticeTemplates.OwnerSubscribed, address), Trigger, "generated").Queued);
+        Assert.False(h.Notices.Send(new Notice(_list, NoticeTemplates.OwnerSubscribed, address.Replace("example.com", "example.net", StringComparison.Ordinal)), Trigger, "elsewhere").Queued);
+        Assert.False(h.Notices.Send(new Notice(_list, NoticeTemplates.ConfirmSubscribe, address)
+        {
+            Kind = NoticeKind.Reply,
+            Answering = Request(),
+            AnsweringSender = address,
+        }, Trigger, "reply").Queued);
+        Assert.Single(h.Queues[QueueSet.Out].Pending());
+    }
+
     [Fact]
     public void A_flood_of_requests_gets_at_most_the_daily_limit_of_replies()
     {
