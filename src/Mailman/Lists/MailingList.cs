@@ -141,6 +141,9 @@ public sealed class MailingList
     /// <summary>Mailman 3's max_autoresponses_per_day: automatic replies to one address per day (0: no limit).</summary>
     public int MaxAutoresponsesPerDay { get; set; } = 10;
 
+    /// <summary>Posts one member may make to the list within an hour before the next is held (posting-rate; 0: no limit).</summary>
+    public int MaxPostsPerHour { get; set; } = 20;
+
     public SubscriptionPolicy SubscriptionPolicy { get; set; } = SubscriptionPolicy.Confirm;
 
     public UnsubscriptionPolicy UnsubscriptionPolicy { get; set; } = UnsubscriptionPolicy.Confirm;
@@ -252,6 +255,7 @@ public sealed class MailingList
         ["archive_url"] = "URL for List-Archive",
         ["unsubscribe_url"] = "URL for List-Unsubscribe (https enables RFC 8058 one-click)",
         ["max_autoresponses_per_day"] = "automatic replies to one address per day (0: no limit)",
+        ["max_posts_per_hour"] = "posts one member may make within an hour before the next is held (0: no limit)",
         ["emergency"] = "true | false: hold every post for a moderator",
         ["default_member_action"] = "defer | accept | hold | reject | discard: for members whose own action is defer",
         ["administrivia"] = "true | false: hold posts that look like commands for LIST-request",
@@ -330,6 +334,7 @@ public sealed class MailingList
             case "archive_url": ArchiveUrl = Url(key, value); break;
             case "unsubscribe_url": UnsubscribeUrl = Url(key, value); break;
             case "max_autoresponses_per_day": MaxAutoresponsesPerDay = Whole(key, value); break;
+            case "max_posts_per_hour": MaxPostsPerHour = Whole(key, value); break;
             case "emergency": Emergency = Bool(key, value); break;
             case "default_member_action": DefaultMemberAction = ParseEnum<ModerationAction>(key, value); break;
             case "administrivia": Administrivia = Bool(key, value); break;
@@ -391,6 +396,7 @@ public sealed class MailingList
         yield return new("archive_url", ArchiveUrl);
         yield return new("unsubscribe_url", UnsubscribeUrl);
         yield return new("max_autoresponses_per_day", MaxAutoresponsesPerDay.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        yield return new("max_posts_per_hour", MaxPostsPerHour.ToString(System.Globalization.CultureInfo.InvariantCulture));
         yield return new("subscription_policy", Snake(SubscriptionPolicy.ToString()));
         yield return new("unsubscription_policy", Snake(UnsubscriptionPolicy.ToString()));
         yield return new("pending_request_life", DescribeDuration(PendingRequestLife));

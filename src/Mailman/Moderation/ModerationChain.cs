@@ -37,7 +37,7 @@ public sealed class ModerationChain
     /// </summary>
     public static readonly IReadOnlyList<string> DefaultRules =
     [
-        "loop-detection", "dmarc-moderation", "approved", "emergency", "auto-reply", "member-moderation", "nonmember-moderation",
+        "loop-detection", "dmarc-moderation", "approved", "emergency", "auto-reply", "posting-rate", "member-moderation", "nonmember-moderation",
         "administrivia", "max-recipients", "implicit-dest", "suspicious-header",
     ];
 
@@ -68,7 +68,7 @@ public sealed class ModerationChain
     /// <summary>Every rule of Moderation/Rules, by name.</summary>
     public static IEnumerable<IRule> AllRules() =>
     [
-        new Approved(), new Emergency(), new AutoReply(), new MemberModeration(), new NonmemberModeration(),
+        new Approved(), new Emergency(), new AutoReply(), new PostingRate(), new MemberModeration(), new NonmemberModeration(),
         new Administrivia(), new MaxRecipients(), new ImplicitDestination(), new SuspiciousHeader(),
     ];
 

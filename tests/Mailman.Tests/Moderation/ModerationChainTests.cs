@@ -53,6 +53,52 @@ public sealed class ModerationChainTests : IDisposable
         Assert.Equal(["nonmember-moderation", "administrivia", "max-recipients", "implicit-dest", "suspicious-header", "maximum-size"], decision.Hits.Select(h => h.Rule));
     }
 
+    // Review 100: a member's auto-responder answering every copy to the list, without a header
+    // that says so, posted as the member 40 times a minute, each answer going to it again. Past
+    // max_posts_per_hour within an hour a member's posts are held (a held post goes to nobody:
+    // the loop ends); another member's are not, nor are the posts of the next hour; a member
+    // whose action is accept is held too (the rule comes before member-moderation).
+    [Fact]
+    public void A_members_posts_past_max_posts_per_hour_are_held()
+    {
+        _f.Configure(l => l.MaxPostsPerHour = 3);
+        _f.SetAction("ann@example.com", "accept");
+        var chain = Chain();
+        var start = new DateTimeOffset(2026, 12, 6, 11, 0, 0, TimeSpan.Zero);
+        ChainDecision Post(string from, TimeSpan after)
+        {
+            var context = _f.Context(ModerationFixture.Post($"From: {from}\nSubject: Re: [dev] hello\n"));
+            context.Metadata.Received = start + after;
+            return chain.Evaluate(context);
+        }
+
+        Assert.All(Enumerable.Range(0, 3), i => Assert.Equal(Verdict.Accept, Post("ann@example.com", TimeSpan.FromMinutes(i)).Verdict));
+        var held = Post("ann@example.com", TimeSpan.FromMinutes(3));
+        Assert.Equal(Verdict.Hold, held.Verdict);
+        Assert.Equal("posting-rate", held.Hits[0].Rule);
+        Assert.Contains("post 4 from member ann@example.com within an hour, past max_posts_per_hour 3", held.Reason, StringComparison.Ordinal);
+        Assert.Equal(Verdict.Accept, Post("bob@example.com", TimeSpan.FromMinutes(4)).Verdict);
+        Assert.Equal(Verdict.Hold, Post("ANN@example.com", TimeSpan.FromMinutes(5)).Verdict);
+        Assert.Equal(Verdict.Accept, Post("ann@example.com", TimeSpan.FromMinutes(66)).Verdict); // the first three are an hour old
+
+        _f.Configure(l => l.MaxPostsPerHour = 0);
+        Assert.Equal(Verdict.Accept, Post("ann@example.com", TimeSpan.FromMinutes(67)).Verdict);
+    }
+
+    // Only members' posts count: a non-member's are for nonmember_action alone (a flood of
+    // them stays discarded, not held).
+    [Fact]
+    public void A_non_members_posts_are_not_counted()
+    {
+        _f.Configure(l =>
+        {
+            l.MaxPostsPerHour = 1;
+            l.NonMemberAction = NonMemberAction.Discard;
+        });
+        var chain = Chain();
+        Assert.All(Enumerable.Range(0, 3), _ => Assert.Equal(Verdict.Discard, chain.Evaluate(_f.Context(ModerationFixture.Post("From: stranger@example.net\n"))).Verdict));
+    }
+
     [Fact]
     public void Accept_reject_and_discard_end_the_chain()
     {

@@ -1,0 +1,69 @@
+// posting-rate: a member's posts past the list's max_posts_per_hour within an hour are held. A
+// member's auto-responder that marks nothing (no Auto-Submitted, no Precedence) and answers
+// every copy to the list (Reply-To: the list) posts each answer as the member, and each goes to
+// it again: a loop no header shows, and two such members double it each round (review 100:
+// 674 posts in two minutes). The rate sees it; a held post goes to nobody, so the loop stops
+// there and a moderator decides. Counted in memory by the post's arrival: a restart starts
+// the count again.
+using Mailman.Lists;
+
+namespace Mailman.Moderation.Rules;
+
+public sealed class PostingRate : IRule
+{
+    private static readonly TimeSpan Window = TimeSpan.FromHours(1);
+
+    // Past this many posters the ones with no post in the window are forgotten.
+    private const int Tracked = 10_000;
+
+    private readonly Lock _gate = new();
+    private readonly Dictionary<(string List, string Address), List<DateTimeOffset>> _posts = [];
+
+    public string Name => "posting-rate";
+
+    public string Description => "hold a member's posts past max_posts_per_hour within an hour (an auto-responder answering every copy)";
+
+    public bool SkippedWhenApproved => true;
+
+    public RuleResult Check(ModerationContext context)
+    {
+        var limit = context.List.MaxPostsPerHour;
+        if (limit <= 0 || context.SenderMembers is not { } members)
+        {
+            return RuleResult.Miss;
+        }
+
+        var at = context.Metadata.Received;
+        (string Who, int Count)? over = null;
+        lock (_gate)
+        {
+            if (_posts.Count > Tracked)
+            {
+                foreach (var stale in _posts.Where(p => p.Value.TrueForAll(t => t <= at - Window)).Select(p => p.Key).ToList())
+                {
+                    _posts.Remove(stale);
+                }
+            }
+
+            foreach (var member in members)
+            {
+                var key = (context.List.Name.Fqdn, member.Address.ToLowerInvariant());
+                if (!_posts.TryGetValue(key, out var times))
+                {
+                    _posts[key] = times = [];
+                }
+
+                times.RemoveAll(t => t <= at - Window);
+                times.Add(at);
+                if (times.Count > limit && (over is null || times.Count > over.Value.Count))
+                {
+                    over = (member.Address, times.Count);
+                }
+            }
+        }
+
+        return over is { } o
+            ? RuleResult.Hold($"post {o.Count} from member {o.Who} within an hour, past max_posts_per_hour {limit} (an auto-responder answering every copy?)")
+            : RuleResult.Miss;
+    }
+}
