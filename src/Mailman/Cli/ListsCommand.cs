@@ -74,6 +74,17 @@ internal static class ListsCommand
                         + $"remove it: mailman members remove {other} {address}");
                 }
             }
+
+            // Owners and moderators likewise (lists owners refuses them from now on): the
+            // server's notices to them are not sent, so those owners are told nothing (review 100).
+            foreach (var (other, held, address) in store.RolesStartingWith(listName.LocalPart, listName.Domain))
+            {
+                if (ListAddress.TryResolve(address, out var resolved, out _) && resolved.List == listName)
+                {
+                    Console.Error.WriteLine($"mailman: warning: {address}, a{(held == ListRole.Owner ? "n" : "")} {held} of {other}, is an address of {listName}: no notice goes to it; "
+                        + $"remove it: mailman lists {held}s {other} remove {address}");
+                }
+            }
             return 0;
         }, createsInstance: true));
         command.Subcommands.Add(create);

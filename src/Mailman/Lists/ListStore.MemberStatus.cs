@@ -71,8 +71,7 @@ public sealed partial class ListStore
     /// </summary>
     public IReadOnlyList<(ListName List, string Address)> MembersStartingWith(string localPrefix, string domain)
     {
-        static string Escape(string s) => s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal);
-        var pattern = Escape(localPrefix.ToLowerInvariant()) + "%@" + Escape(domain.ToLowerInvariant());
+        var pattern = LikePrefix(localPrefix, domain);
         using var cmd = Command("SELECT l.fqdn, m.address FROM members m JOIN lists l ON l.id = m.list_id WHERE m.address_key LIKE $pattern ESCAPE '\\' ORDER BY l.fqdn, m.address_key",
             ("$pattern", pattern));
         using var reader = cmd.ExecuteReader();
@@ -83,6 +82,28 @@ public sealed partial class ListStore
         }
 
         return result;
+    }
+
+    /// <summary>Owners and moderators of any list whose address starts with <paramref name="localPrefix"/> at <paramref name="domain"/>: the candidates for a new list's addresses.</summary>
+    public IReadOnlyList<(ListName List, string Role, string Address)> RolesStartingWith(string localPrefix, string domain)
+    {
+        using var cmd = Command("SELECT l.fqdn, r.role, r.address FROM roles r JOIN lists l ON l.id = r.list_id WHERE r.address_key LIKE $pattern ESCAPE '\\' ORDER BY l.fqdn, r.role, r.address_key",
+            ("$pattern", LikePrefix(localPrefix, domain)));
+        using var reader = cmd.ExecuteReader();
+        var result = new List<(ListName, string, string)>();
+        while (reader.Read())
+        {
+            result.Add((ListName.Parse(reader.GetString(0)), reader.GetString(1), reader.GetString(2)));
+        }
+
+        return result;
+    }
+
+    // address_key LIKE 'PREFIX%@DOMAIN', the prefix's own % and _ escaped.
+    private static string LikePrefix(string localPrefix, string domain)
+    {
+        static string Escape(string s) => s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal);
+        return Escape(localPrefix.ToLowerInvariant()) + "%@" + Escape(domain.ToLowerInvariant());
     }
 
     /// <summary>One member with its status, or null when the address is not a member.</summary>
