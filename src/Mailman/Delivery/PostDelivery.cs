@@ -167,10 +167,6 @@ public sealed class PostDelivery
     private static readonly TimeSpan MixedWait = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan ChunkWait = TimeSpan.FromMilliseconds(250);
 
-    // How long a worker waits at the end of a chunk to see whether the relay's run of alike
-    // refusals its last recipients began grows to RelayPool.RunLength on the other connections.
-    private static readonly TimeSpan RunWait = TimeSpan.FromSeconds(2);
-
     private readonly SmtpOptions options;
     private readonly ILogger? _log;
 
@@ -659,7 +655,7 @@ public sealed class PostDelivery
                     {
                         // Refusals at RCPT of a transaction that delivered nothing join this
                         // connection's run of alike refusals (InARun reads it); a copy accepted
-                        // ends it. Either wakes a worker waiting to see a run grow.
+                        // ends it.
                         var replies = result.Delivered.Count == 0 && result.Bounced.Exists(b => b.AtRecipient && !b.Ours)
                             ? result.Bounced.ConvertAll(b => b.AtRecipient && !b.Ours ? Bounces.SmtpRefusals.Normalized(b.ToSmtpRefusal()) : null)
                             : null;
@@ -673,19 +669,14 @@ public sealed class PostDelivery
                             {
                                 if (replies[i] is { } reply)
                                 {
-                                    joined = joined?.Reply == reply ? joined : RelayPool.Refused(relay, ref run[0], reply, result.Began);
+                                    joined = joined?.Reply == reply ? joined : RelayPool.Refused(relay, ref run[0], reply);
                                     result.Bounced[i] = result.Bounced[i] with { Run = joined };
                                 }
                             }
 
-                            if (result.Delivered.Count > 0 && (run[0] is not null || relay.Runs.Count > 0))
+                            if (result.Delivered.Count > 0 && run[0] is not null)
                             {
-                                RelayPool.Accepted(relay, ref run[0], result.Began);
-                                Monitor.PulseAll(gate);
-                            }
-                            else if (replies is not null)
-                            {
-                                Monitor.PulseAll(gate);
+                                RelayPool.EndRun(relay, ref run[0]);
                             }
 
                             Pool.MarkUp(relay, result.Delivered.Count, result.Started, now);
@@ -887,7 +878,7 @@ public sealed class PostDelivery
 
                     try
                     {
-                        var started = result.Began = Stopwatch.GetTimestamp();
+                        var started = Stopwatch.GetTimestamp();
                         connection.Send(carrier.Message, sender, batch, result);
                         busyRefusals = 0;
                         hadSession = true;
@@ -985,7 +976,11 @@ public sealed class PostDelivery
         {
             var attempted = delivered + deferred.Count + bounced.Count;
             var forRelay = Bounces.SmtpRefusals.ForTheRelay(bounced.ConvertAll(b => b.ToSmtpRefusal()), attempted);
-            InARun(relay, bounced, forRelay);
+            lock (gate)
+            {
+                InARun(bounced, forRelay);
+            }
+
             if (forRelay.Count == 0)
             {
                 return;
@@ -1006,38 +1001,18 @@ public sealed class PostDelivery
         // Review 99: a relay that began refusing everyone alike in the middle of this chunk (or
         // stopped in it) refused its last (or first) recipients only, which the chunk's own
         // rule does not see: what is part of RelayPool.RunLength alike at once on our
-        // connections to it is the relay's too. A run still open (this connection accepted
-        // nothing since) may grow while the relay's other connections answer: waited for,
-        // briefly, until it is long enough or another connection has a copy accepted that it
-        // began after the run's latest refusal.
-        void InARun(RelayState relay, List<Refusal> bounced, List<int> forRelay)
+        // connections to it (by the chunk's end) is the relay's too. Nothing is waited for: a
+        // wait for the run to grow let workers that all reached a chunk's end at once add their
+        // dead members up to a run (review 101).
+        static void InARun(List<Refusal> bounced, List<int> forRelay)
         {
-            if (!bounced.Exists(b => b.Run is not null))
-            {
-                return;
-            }
-
-            var waited = Stopwatch.StartNew();
             var added = false;
-            lock (gate)
+            for (var i = 0; i < bounced.Count; i++)
             {
-                for (var i = 0; i < bounced.Count; i++)
+                if (bounced[i].Run is { Peak: >= RelayPool.RunLength } && !forRelay.Contains(i))
                 {
-                    if (bounced[i].Run is not { } run || forRelay.Contains(i))
-                    {
-                        continue;
-                    }
-
-                    while (run.Peak < RelayPool.RunLength && run.Open && !run.Contradicted && relay.Busy > 1 && waited.Elapsed < RunWait && !Stopping())
-                    {
-                        Monitor.Wait(gate, TimeSpan.FromMilliseconds(50));
-                    }
-
-                    if (run.Peak >= RelayPool.RunLength)
-                    {
-                        forRelay.Add(i);
-                        added = true;
-                    }
+                    forRelay.Add(i);
+                    added = true;
                 }
             }
 

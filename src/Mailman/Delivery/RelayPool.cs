@@ -95,11 +95,7 @@ public sealed class RelayState(Relay relay, int index)
 /// </summary>
 public sealed class RefusalRun
 {
-    internal RefusalRun(string reply, long started)
-    {
-        Reply = reply;
-        Latest = started;
-    }
+    internal RefusalRun(string reply) => Reply = reply;
 
     internal string Reply { get; }
 
@@ -108,14 +104,8 @@ public sealed class RefusalRun
     /// <summary>The most refusals alike the relay's open runs held together while this one was open.</summary>
     internal int Peak { get; set; } = 1;
 
-    /// <summary>When its latest refused transaction began (<see cref="Delivery.Smtp.TransactionResult.Began"/>).</summary>
-    internal long Latest { get; set; }
-
     /// <summary>Still the connection's latest: nothing accepted on it since.</summary>
     internal bool Open { get; set; } = true;
-
-    /// <summary>Another connection had a copy accepted that it began after <see cref="Latest"/>: the relay takes mail.</summary>
-    internal bool Contradicted { get; set; }
 }
 
 /// <summary>The pool: which relay takes the next chunk, and who is down.</summary>
@@ -353,28 +343,30 @@ public sealed class RelayPool
     /// Refusals alike that are the relay's, not the members' (review 99): a relay that begins or
     /// stops refusing everyone alike (a broken recipient map answering 5.1.1 to all) does so in
     /// the middle of chunks, whose whole-chunk rule (<see cref="Bounces.SmtpRefusals.RefusedAlike"/>)
-    /// sees a part only. Five recipients refused alike in a row, on our connections to it at
-    /// once and none of them with a copy accepted between, is past what a list of real addresses
-    /// gives (dead members are few and far between among the accepted).
+    /// sees a part only. A chunk's worth of recipients (25) refused alike at once on our
+    /// connections to it, each connection's in a row with nothing accepted on it between, is past
+    /// what a list of real addresses gives: dead members imported together, a run of dead
+    /// domains or one ending each connection's chunk are fewer (review 101: at five, all three
+    /// escaped scoring).
     /// </summary>
-    internal const int RunLength = 5;
+    internal const int RunLength = 25;
 
     /// <summary>
-    /// A connection's transaction that began at <paramref name="started"/> delivered nothing and
-    /// had recipients refused at RCPT with <paramref name="reply"/> (normalized): the run of the
-    /// connection's that it joins or begins. Under the lock.
+    /// A connection's transaction delivered nothing and had recipients refused at RCPT with
+    /// <paramref name="reply"/> (normalized): the run of the connection's that it joins or
+    /// begins, whose <see cref="RefusalRun.Peak"/> is raised with every open run of that reply.
+    /// Under the lock.
     /// </summary>
-    internal static RefusalRun Refused(RelayState r, ref RefusalRun? run, string reply, long started)
+    internal static RefusalRun Refused(RelayState r, ref RefusalRun? run, string reply)
     {
         if (run is { Open: true } current && current.Reply == reply)
         {
             current.Count++;
-            current.Latest = Math.Max(current.Latest, started);
         }
         else
         {
             EndRun(r, ref run);
-            run = new RefusalRun(reply, started);
+            run = new RefusalRun(reply);
             r.Runs.Add(run);
         }
 
@@ -393,16 +385,6 @@ public sealed class RelayPool
         }
 
         return run;
-    }
-
-    /// <summary>A connection's transaction that began at <paramref name="started"/> had copies accepted: its run ends, and the others' begun before it are contradicted. Under the lock.</summary>
-    internal static void Accepted(RelayState r, ref RefusalRun? run, long started)
-    {
-        EndRun(r, ref run);
-        foreach (var open in r.Runs)
-        {
-            open.Contradicted |= started > open.Latest;
-        }
     }
 
     /// <summary>The connection's run is over (a copy accepted, its worker done). Under the lock.</summary>

@@ -1031,17 +1031,18 @@ public sealed partial class BounceRunnerTests : IDisposable
 
     // Review 99: a relay that began refusing every recipient "550 5.1.1 User unknown" in the
     // middle of a delivery (a broken recipient map) disabled the members whose chunks were in
-    // flight: each such chunk saw a part of the refusals only. Now a run of RunLength alike
-    // refusals in a row across the connections, nothing accepted between, is the relay's: all
-    // wait in retry, nobody scores. Both edges: the relay begins refusing, or stops.
+    // flight: each such chunk saw a part of the refusals only. Now a run of RunLength (25) alike
+    // refusals at once across the connections by a chunk's end, nothing accepted between, is the
+    // relay's: all wait in retry, nobody scores. Both edges: the relay stops refusing (after a
+    // run, on one connection too), or begins early enough in the chunks in flight (four
+    // connections, a fifth of their way in) for the run to be long by their end.
     [Theory]
-    [InlineData(true, 1)]
-    [InlineData(true, 4)]
-    [InlineData(false, 1)]
-    [InlineData(false, 4)]
-    public void A_relay_that_begins_or_stops_refusing_everyone_in_the_middle_of_chunks_scores_nobody(bool begins, int connections)
+    [InlineData(true, 4, 20)]
+    [InlineData(false, 1, 87)]
+    [InlineData(false, 4, 87)]
+    public void A_relay_that_begins_or_stops_refusing_everyone_in_the_middle_of_chunks_scores_nobody(bool begins, int connections, int edge)
     {
-        const int members = 100, edge = 37; // in the middle of the second chunk of 25
+        const int members = 200;
         CreateList(l =>
         {
             l.BounceScoreThreshold = 1;
@@ -1069,21 +1070,23 @@ public sealed partial class BounceRunnerTests : IDisposable
         Assert.Empty(waiting.Intersect(received, StringComparer.Ordinal));
     }
 
-    // What the run spares is a relay's doing, not dead members': four in a row (one
-    // connection, nothing accepted between) and the same four among accepted copies on four
-    // connections still score.
+    // What the run spares is a relay's doing, not dead members' (review 101, against a first
+    // version that waited at a chunk's end for the run to grow and counted five): six dead
+    // members in a row (imported together), and a dead member ending each chunk of eight
+    // connections (which all reach their chunk's end at once), still score and are not retried.
     [Theory]
-    [InlineData(1)]
-    [InlineData(4)]
-    public void Dead_members_in_a_row_below_the_run_still_score(int connections)
+    [InlineData(1, "m00020,m00021,m00022,m00023,m00024,m00025")]
+    [InlineData(4, "m00020,m00021,m00022,m00023,m00024,m00025")]
+    [InlineData(8, "m00024,m00049,m00074,m00099,m00124,m00149,m00174,m00199")]
+    public void Dead_members_in_a_row_or_ending_each_chunk_still_score(int connections, string deadMembers)
     {
-        const int members = 100;
+        const int members = 200;
         CreateList(l =>
         {
             l.BounceScoreThreshold = 5;
             l.Personalize = Personalization.Full;
         }, members: members);
-        string[] dead = ["m00020@example.com", "m00021@example.com", "m00022@example.com", "m00023@example.com"];
+        var dead = deadMembers.Split(',').Select(d => d + "@example.com").ToArray();
         using var server = ScriptedSmtpServer.Start(rcpt: a => dead.Contains(a, StringComparer.Ordinal)
             ? ScriptedSmtpServer.Reply(550, "5.1.1 <" + a + ">: Recipient address rejected: User unknown in local recipient table")
             : null);
@@ -1096,6 +1099,29 @@ public sealed partial class BounceRunnerTests : IDisposable
 
         Assert.All(dead, d => Assert.Equal(1, Member(d)!.BounceScore));
         Assert.Equal(members - dead.Length, server.Received.Count);
+        Assert.Empty(h.Queues[QueueSet.Retry].Pending());
+    }
+
+    // A batched list whose dead domains follow each other (one transaction each, one wording
+    // with the addresses aside): each still scores.
+    [Fact]
+    public void Dead_domains_in_a_row_of_a_batched_list_still_score()
+    {
+        CreateList(l => l.BounceScoreThreshold = 5, members: 0);
+        var dead = Enumerable.Range(0, 8).SelectMany(d => new[] { $"a@dead{d}.example", $"b@dead{d}.example" }).ToArray();
+        var live = Enumerable.Range(0, 30).Select(d => $"x@live{d}.example").ToArray();
+        _instance.AddMembers(List, [.. dead.Concat(live).Select(a => new Member(a, ""))]);
+        using var server = ScriptedSmtpServer.Start(rcpt: a => a.Contains("@dead", StringComparison.Ordinal)
+            ? ScriptedSmtpServer.Reply(550, "5.1.1 <" + a + ">: Recipient address rejected: User unknown in local recipient table")
+            : null);
+        using var h = new RunnerHarness(_instance, o =>
+        {
+            o.Smtp.Port = server.Port;
+            o.Smtp.Connections = 1;
+        });
+        Deliver(h);
+
+        Assert.All(dead, d => Assert.Equal(1, Member(d)!.BounceScore));
         Assert.Empty(h.Queues[QueueSet.Retry].Pending());
     }
 

@@ -905,9 +905,6 @@ public sealed class TransactionResult
     /// <summary>When the transaction began, on the relay pool's clock: a reply to a transaction begun before the relay was marked down does not say it is up again.</summary>
     public long Started { get; set; }
 
-    /// <summary>When the transaction began in real time (<see cref="System.Diagnostics.Stopwatch"/>): the order of our connections' transactions, which a test's fake clock does not keep.</summary>
-    public long Began { get; set; }
-
     /// <summary>Defers, with no status, every one of <paramref name="recipients"/> that has no outcome here yet.</summary>
     public void DeferUnsettled(IReadOnlyList<Recipient> recipients, string reason)
     {
