@@ -30,6 +30,7 @@ internal sealed partial class AppendFileSink(string directory, string prefix, IT
     private DateOnly _day;
     private string _path = "";
     private string _openError = ""; // why the file last failed to open (the errno of that open, not a later call's)
+    private bool _torn; // the last line written was cut short
 
     /// <summary>Events that could not be written (the file could not be opened, or a write failed), and why the last one was not.</summary>
     public (int Count, string Why) Lost { get; private set; } = (0, "");
@@ -59,9 +60,20 @@ internal sealed partial class AppendFileSink(string directory, string prefix, IT
             {
                 Lost = (Lost.Count + 1, _openError);
             }
-            else if (!Write(_fd, bytes))
+            else
             {
-                Lost = (Lost.Count + 1, $"{_path}: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+                // A line cut short (the disk filled in the middle of it) is ended before the next
+                // one, so that one is not glued to the fragment (review 101).
+                var torn = _torn;
+                if (Write(_fd, torn ? [(byte)'\n', .. bytes] : bytes, out var partial))
+                {
+                    _torn = false;
+                }
+                else
+                {
+                    _torn = torn || partial;
+                    Lost = (Lost.Count + 1, $"{_path}: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+                }
             }
         }
     }
@@ -80,6 +92,7 @@ internal sealed partial class AppendFileSink(string directory, string prefix, IT
 
     private void Open(DateOnly day)
     {
+        _torn = false; // the fragment stays in the file it was cut short in
         if (_fd >= 0)
         {
             _ = Close(_fd);
@@ -139,17 +152,26 @@ internal sealed partial class AppendFileSink(string directory, string prefix, IT
         }
     }
 
-    private static unsafe bool Write(int fd, byte[] bytes)
+    // partial: some of the bytes were written before the failure.
+    private static unsafe bool Write(int fd, byte[] bytes, out bool partial)
     {
+        const int EIntr = 4;
+        partial = false;
         fixed (byte* start = bytes)
         {
             var done = 0;
             while (done < bytes.Length)
             {
                 var n = WriteFile(fd, start + done, bytes.Length - done);
+                if (n < 0 && Marshal.GetLastPInvokeError() == EIntr)
+                {
+                    continue;
+                }
+
                 if (n <= 0)
                 {
                     Serilog.Debugging.SelfLog.WriteLine("log write failed: errno {0}", Marshal.GetLastPInvokeError());
+                    partial = done > 0;
                     return false;
                 }
 

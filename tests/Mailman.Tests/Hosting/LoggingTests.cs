@@ -138,6 +138,33 @@ public sealed class LoggingTests : IDisposable
         tmpfs.Free();
     }
 
+    // Review 101: a line cut short by a full disk left a fragment without its line end, and the
+    // next line written once there was room was glued to it. Now that line starts a line.
+    [Fact]
+    public void A_line_cut_short_by_a_full_disk_does_not_swallow_the_next()
+    {
+        Directory.CreateDirectory(_instance.Paths.LogsDirectory);
+        using var tmpfs = Tmpfs.Mount(_instance.Paths.LogsDirectory, "256k");
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Logging:Console"] = "false" }).Build();
+        using (var logger = (Serilog.Core.Logger)Logging.Create(configuration, _instance.Paths))
+        {
+            var log = logger.ForContext("SourceContext", "Mailman.Runners.IncomingRunner");
+            log.Information("Post received before the disk filled");
+            tmpfs.Fill();
+            for (var i = 0; i < 100; i++)
+            {
+                log.Information("Post received while the disk is full {Number} {Padding}", i, new string('x', 200));
+            }
+
+            tmpfs.Free();
+            log.Information("Post received once there was room again");
+        }
+
+        var lines = File.ReadAllLines(Directory.GetFiles(_instance.Paths.LogsDirectory, "post-*.log").Single());
+        Assert.Matches(@"^\d{4}-\d\d-\d\dT\S+ \[INF\] Mailman\.Runners\.IncomingRunner: Post received once there was room again$", lines[^1]);
+        Assert.Contains(lines, l => l.EndsWith("before the disk filled", StringComparison.Ordinal));
+    }
+
     // Review 37: logs removed under the running daemon stayed open (written to, space not freed)
     // until midnight, and SIGHUP reopened nothing; a broken config/mailman.json went unnoticed
     // until the next start failed.
