@@ -18,6 +18,7 @@ public sealed class PostingRate : IRule
 
     private readonly Lock _gate = new();
     private readonly Dictionary<(string List, string Address), List<DateTimeOffset>> _posts = [];
+    private DateTimeOffset _pruned;
 
     public string Name => "posting-rate";
 
@@ -37,8 +38,11 @@ public sealed class PostingRate : IRule
         (string Who, int Count)? over = null;
         lock (_gate)
         {
-            if (_posts.Count > Tracked)
+            // At most once a minute: past Tracked posters a scan per post would cost O(n) each
+            // (review 101).
+            if (_posts.Count > Tracked && (at - _pruned).Duration() >= TimeSpan.FromMinutes(1))
             {
+                _pruned = at;
                 foreach (var stale in _posts.Where(p => p.Value.TrueForAll(t => t <= at - Window)).Select(p => p.Key).ToList())
                 {
                     _posts.Remove(stale);
