@@ -1029,6 +1029,16 @@ public sealed partial class BounceRunnerTests : IDisposable
         Assert.DoesNotContain(h.BounceLog.Lines, l => l.Contains("the relay refuses", StringComparison.Ordinal));
     }
 
+    // A relay answering Postfix's "550 5.1.1 User unknown" to the recipients refuse picks.
+    private static ScriptedSmtpServer UserUnknown(Func<string, bool> refuse)
+        => ScriptedSmtpServer.Start(rcpt: a => refuse(a) ? ScriptedSmtpServer.Reply(550, "5.1.1 <" + a + ">: Recipient address rejected: User unknown in local recipient table") : null);
+
+    private RunnerHarness Through(ScriptedSmtpServer server, int connections) => new(_instance, o =>
+    {
+        o.Smtp.Port = server.Port;
+        o.Smtp.Connections = connections;
+    });
+
     // Review 99: a relay that began refusing every recipient "550 5.1.1 User unknown" in the
     // middle of a delivery (a broken recipient map) disabled the members whose chunks were in
     // flight: each such chunk saw a part of the refusals only. Now a run of RunLength (25) alike
@@ -1049,14 +1059,8 @@ public sealed partial class BounceRunnerTests : IDisposable
             l.Personalize = Personalization.Full;
         }, members: members);
         var taken = 0;
-        using var server = ScriptedSmtpServer.Start(rcpt: a => (Interlocked.Increment(ref taken) > edge) == begins
-            ? ScriptedSmtpServer.Reply(550, "5.1.1 <" + a + ">: Recipient address rejected: User unknown in local recipient table")
-            : null);
-        using var h = new RunnerHarness(_instance, o =>
-        {
-            o.Smtp.Port = server.Port;
-            o.Smtp.Connections = connections;
-        });
+        using var server = UserUnknown(_ => (Interlocked.Increment(ref taken) > edge) == begins);
+        using var h = Through(server, connections);
         Deliver(h);
 
         Assert.DoesNotContain(h.BounceLog.Lines, l => l.StartsWith("Bounce:", StringComparison.Ordinal));
@@ -1087,14 +1091,8 @@ public sealed partial class BounceRunnerTests : IDisposable
             l.Personalize = Personalization.Full;
         }, members: members);
         var dead = deadMembers.Split(',').Select(d => d + "@example.com").ToArray();
-        using var server = ScriptedSmtpServer.Start(rcpt: a => dead.Contains(a, StringComparer.Ordinal)
-            ? ScriptedSmtpServer.Reply(550, "5.1.1 <" + a + ">: Recipient address rejected: User unknown in local recipient table")
-            : null);
-        using var h = new RunnerHarness(_instance, o =>
-        {
-            o.Smtp.Port = server.Port;
-            o.Smtp.Connections = connections;
-        });
+        using var server = UserUnknown(a => dead.Contains(a, StringComparer.Ordinal));
+        using var h = Through(server, connections);
         Deliver(h);
 
         Assert.All(dead, d => Assert.Equal(1, Member(d)!.BounceScore));
@@ -1111,14 +1109,8 @@ public sealed partial class BounceRunnerTests : IDisposable
         var dead = Enumerable.Range(0, 8).SelectMany(d => new[] { $"a@dead{d}.example", $"b@dead{d}.example" }).ToArray();
         var live = Enumerable.Range(0, 30).Select(d => $"x@live{d}.example").ToArray();
         _instance.AddMembers(List, [.. dead.Concat(live).Select(a => new Member(a, ""))]);
-        using var server = ScriptedSmtpServer.Start(rcpt: a => a.Contains("@dead", StringComparison.Ordinal)
-            ? ScriptedSmtpServer.Reply(550, "5.1.1 <" + a + ">: Recipient address rejected: User unknown in local recipient table")
-            : null);
-        using var h = new RunnerHarness(_instance, o =>
-        {
-            o.Smtp.Port = server.Port;
-            o.Smtp.Connections = 1;
-        });
+        using var server = UserUnknown(a => a.Contains("@dead", StringComparison.Ordinal));
+        using var h = Through(server, 1);
         Deliver(h);
 
         Assert.All(dead, d => Assert.Equal(1, Member(d)!.BounceScore));
