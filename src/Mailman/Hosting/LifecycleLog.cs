@@ -21,6 +21,12 @@ public sealed class LifecycleLog(
     TimeProvider time,
     ILogger<LifecycleLog> logger) : IHostedService, IDisposable
 {
+    private static readonly (string Rule, string Without)[] LoopGuards =
+    [
+        ("loop-detection", "a post that already carries this list's X-BeenThere is distributed again (a mail loop between lists is not stopped here)"),
+        ("posting-rate", "a member's auto-responder that answers every copy to the list, unmarked, posts again and again (add it after auto-reply, as the default chain has it)"),
+    ];
+
     private readonly List<PosixSignalRegistration> _signals = [];
     private int _signalled;
     private DateTimeOffset _started;
@@ -64,10 +70,14 @@ public sealed class LifecycleLog(
                 options.Http.PublicUrl);
         }
 
-        if (!options.Moderation.Chain.Contains("loop-detection", StringComparer.OrdinalIgnoreCase))
+        // The rules that stop loops may be left out (a site may stop them at the MTA), but not
+        // without a word: a chain written before posting-rate existed lacks it (review 100).
+        foreach (var (rule, without) in LoopGuards)
         {
-            // Allowed (a site may stop loops at the MTA), but a list's own copy coming back is then posted again.
-            logger.LogWarning("Mailman:Moderation:Chain has no loop-detection: a post that already carries this list's X-BeenThere is distributed again (a mail loop between lists is not stopped here)");
+            if (!options.Moderation.Chain.Contains(rule, StringComparer.OrdinalIgnoreCase))
+            {
+                logger.LogWarning("Mailman:Moderation:Chain has no {Rule}: {Without}", rule, without);
+            }
         }
 
         // Logged beside the host's own handlers, which do the stopping.

@@ -283,6 +283,25 @@ public sealed class LoggingTests : IDisposable
         Assert.Equal(warned, logger.Lines.Any(l => l.StartsWith("Mailman:Http:PublicUrl is set but Mailman:Http:Url is not: copies carry one-click unsubscribe links to https://lists.example.org/mm", StringComparison.Ordinal)));
     }
 
+    // A chain that leaves out a rule stopping loops is said at start: an instance's own chain
+    // written before posting-rate existed lacks it (review 100).
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_chain_without_the_loop_guards_is_warned_of_at_start(bool own)
+    {
+        var logger = new Runners.CapturingLogger<LifecycleLog>();
+        using var queues = new QueueSet(new FileSystem(), _instance.Paths, TimeProvider.System);
+        var options = new MailmanOptions();
+        options.Moderation.Chain = own ? ["auto-reply", "member-moderation", "nonmember-moderation"] : [.. Mailman.Moderation.ModerationChain.DefaultRules];
+
+        using var lifecycle = new LifecycleLog(_instance.Paths, options, queues, new ServiceCollection().BuildServiceProvider(), new Lifetime(), TimeProvider.System, logger);
+        await lifecycle.StartAsync(CancellationToken.None);
+
+        var warned = logger.Lines.Where(l => l.StartsWith("Mailman:Moderation:Chain has no ", StringComparison.Ordinal)).ToList();
+        Assert.Equal(own ? ["Mailman:Moderation:Chain has no loop-detection", "Mailman:Moderation:Chain has no posting-rate"] : [], warned.Select(l => l[..l.IndexOf(':', 27)]));
+    }
+
     // The vette log (appended to by the daemon and the held verbs) rolled daily only: it had no
     // size limit like the other files. Two writers (as two processes) meet in the same next file.
     [Fact]
