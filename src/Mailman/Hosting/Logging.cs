@@ -32,9 +32,6 @@ public static class Logging
     // the post log and mailman-DATE.log while the daemon does (review 100: Serilog's file sink,
     // writing at its own offset, lost 59 of 60 of the daemon's lines to an inject's and tore
     // others). Named NAME-DATE.log, rolled daily and at FileSizeLimit, 30 kept, as before.
-    private static void File(LoggerConfiguration config, string path, bool compact, string template = Template)
-        => config.WriteTo.Sink(AppendSink(Path.GetDirectoryName(path)!, Path.GetFileNameWithoutExtension(path), compact, template));
-
     private static AppendFileSink AppendSink(string directory, string prefix, bool compact, string template = Template)
     {
         Serilog.Formatting.ITextFormatter formatter = compact
@@ -144,20 +141,19 @@ public static class Logging
 
     // Everything in mailman-DATE.log; and, as Mailman does, one file per area
     // (post, smtp, bounce, qrunner, subscribe, vette) plus error-DATE.log for errors from any area.
-    // vette is appended to by the `held` verbs too: whole lines, O_APPEND (AppendFileSink).
+    // vette is appended to by the `held` verbs too, the post log by `inject` (AppendSink).
     // Levels are the outer logger's: this one takes what it is given.
     private static Serilog.Core.Logger Files(InstancePaths paths, bool compact)
     {
         Directory.CreateDirectory(paths.LogsDirectory);
         var config = new LoggerConfiguration().MinimumLevel.Verbose();
-        File(config, Path.Combine(paths.LogsDirectory, "mailman-.log"), compact);
-        foreach (var area in AreaEnricher.Areas.Where(a => a != AreaEnricher.Vette))
+        config.WriteTo.Sink(AppendSink(paths.LogsDirectory, "mailman-", compact));
+        foreach (var area in AreaEnricher.Areas)
         {
-            config.WriteTo.Logger(sub => File(sub.Filter.ByIncludingOnly(e => AreaEnricher.Is(e, area)), Path.Combine(paths.LogsDirectory, area + "-.log"), compact));
+            config.WriteTo.Logger(sub => sub.Filter.ByIncludingOnly(e => AreaEnricher.Is(e, area)).WriteTo.Sink(AppendSink(paths.LogsDirectory, area + "-", compact)));
         }
 
-        config.WriteTo.Logger(sub => sub.Filter.ByIncludingOnly(e => AreaEnricher.Is(e, AreaEnricher.Vette)).WriteTo.Sink(VetteSink(paths, compact)));
-        config.WriteTo.Logger(sub => File(sub.Filter.ByIncludingOnly(e => e.Level >= LogEventLevel.Error), Path.Combine(paths.LogsDirectory, "error-.log"), compact, ErrorTemplate));
+        config.WriteTo.Logger(sub => sub.Filter.ByIncludingOnly(e => e.Level >= LogEventLevel.Error).WriteTo.Sink(AppendSink(paths.LogsDirectory, "error-", compact, ErrorTemplate)));
         return config.CreateLogger();
     }
 
@@ -199,15 +195,13 @@ public static class Logging
         vette = null;
         if (settings.File)
         {
-            var sink = vette = VetteSink(paths, settings.CompactJson);
+            var sink = vette = AppendSink(paths.LogsDirectory, AreaEnricher.Vette + "-", settings.CompactJson);
             config.WriteTo.Logger(sub => sub.Filter.ByIncludingOnly(e => AreaEnricher.Is(e, AreaEnricher.Vette))
                 .WriteTo.Sink(sink));
         }
 
         return config.CreateLogger();
     }
-
-    private static AppendFileSink VetteSink(InstancePaths paths, bool compact) => AppendSink(paths.LogsDirectory, AreaEnricher.Vette + "-", compact);
 }
 
 /// <summary>
