@@ -194,7 +194,7 @@ public sealed class NoticeSender(QueueSet queues, ListStoreFactory lists, TimePr
         countedOn = null;
         if (notice.To.Trim().Length == 0)
         {
-            return $"{notice.To} is the null sender or a robot address";
+            return "the recipient is the null sender";
         }
 
         if (notice.To.Trim().Length > Member.MaxAddressLength)
@@ -221,7 +221,7 @@ public sealed class NoticeSender(QueueSet queues, ListStoreFactory lists, TimePr
         if (!notice.ToMember && AutomaticMail.IsRobotAddress(notice.To)
             && !(notice.Kind == NoticeKind.Generated && (store.HasRole(notice.List.Name, ListRole.Owner, notice.To) || store.HasRole(notice.List.Name, ListRole.Moderator, notice.To))))
         {
-            return $"{notice.To} is the null sender or a robot address";
+            return $"{notice.To} is a robot address";
         }
 
         if (notice.Kind != NoticeKind.Reply)
