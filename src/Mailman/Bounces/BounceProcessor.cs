@@ -225,7 +225,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
 
         if (step.Remove)
         {
-            var told = settings.NotifyOwnerOnRemoval ? TellOwners(store, list, NoticeTemplates.OwnerRemoved, values, trigger, "bounce-removal-owner") : 0;
+            var told = settings.NotifyOwnerOnRemoval ? TellOwners(store, list, NoticeTemplates.OwnerRemoved, values, trigger, "bounce-removal-owner", now) : 0;
             var removed = store.RemoveBounceDisabled(list.Name, member.Address);
             logger.LogWarning("Bounce removal: {Member} {Result} {ListId} after {Warnings} warnings; {Owners} owners told",
                 member.Address, removed ? "removed from" : "no longer disabled by bounces on", list.Name.Fqdn, member.WarningsSent, told);
@@ -234,7 +234,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
 
         if (step.NotifyOwnersOfDisable && settings.NotifyOwnerOnDisable)
         {
-            TellOwners(store, list, NoticeTemplates.OwnerDisabled, values, trigger, "bounce-disable-owner");
+            TellOwners(store, list, NoticeTemplates.OwnerDisabled, values, trigger, "bounce-disable-owner", now);
         }
 
         // From the bounces address (a bounce of the warning is residual: it names a disabled
@@ -252,18 +252,58 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
             !recorded ? "the member's state changed meanwhile" : result.Queued ? "queued as " + result.Entry : "not sent: " + result.NotSentBecause);
     }
 
-    private int TellOwners(ListStore store, MailingList list, string template, Dictionary<string, string> values, string trigger, string purpose)
+    // The owners hear of a member disabled or removed one by one up to the list's
+    // max_owner_bounce_notices_per_day members a day (UTC); the first past it brings each owner
+    // one note, the rest are in the bounce log. A relay or a provider refusing everyone for an
+    // hour disabled 493 members in a minute, each a notice to each owner (review 99). A member's
+    // step takes its number once: repeated after a crash it is decided as it was.
+    private int TellOwners(ListStore store, MailingList list, string template, Dictionary<string, string> values, string trigger, string purpose, DateTimeOffset now)
     {
-        var told = 0;
-        foreach (var owner in store.Roles(list.Name, ListRole.Owner))
+        var owners = store.Roles(list.Name, ListRole.Owner);
+        var limit = list.MaxOwnerBounceNoticesPerDay;
+        var day = BounceScoring.Day(now);
+        var item = trigger + " " + purpose;
+        var number = limit > 0 && owners.Count > 0 ? store.CountDailyOnce(list.Name, OwnerNoticeCounter, item, day) : 0;
+        try
         {
-            var result = notices.Send(new Notice(list, template, owner.Address) { ToName = owner.DisplayName, Values = values },
-                trigger, purpose + " " + owner.Address.ToLowerInvariant());
-            told += result.Queued ? 1 : 0;
-        }
+            if (number <= limit || limit == 0)
+            {
+                var told = 0;
+                foreach (var owner in owners)
+                {
+                    var result = notices.Send(new Notice(list, template, owner.Address) { ToName = owner.DisplayName, Values = values },
+                        trigger, purpose + " " + owner.Address.ToLowerInvariant());
+                    told += result.Queued ? 1 : 0;
+                }
 
-        return told;
+                return told;
+            }
+
+            if (number == limit + 1)
+            {
+                foreach (var owner in owners)
+                {
+                    notices.Send(new Notice(list, NoticeTemplates.OwnerBounceLimit, owner.Address)
+                    {
+                        ToName = owner.DisplayName,
+                        Values = new Dictionary<string, string> { ["count"] = limit.ToString(CultureInfo.InvariantCulture) },
+                    }, trigger, "bounce-limit-owner " + owner.Address.ToLowerInvariant());
+                }
+            }
+
+            logger.LogWarning("Bounce: the owners of {ListId} are not told of {Member} on its own: {Limit} members disabled or removed by bounces were told today (max_owner_bounce_notices_per_day){Note}",
+                list.Name.Fqdn, values["member"], limit, number == limit + 1 ? "; each owner gets one note saying so" : "");
+            return 0;
+        }
+        catch (Exception) when (number > 0)
+        {
+            store.UncountDailyOnce(list.Name, OwnerNoticeCounter, item, day);
+            throw;
+        }
     }
+
+    /// <summary>The list's daily counter of the members whose disable or removal the owners were told of one by one.</summary>
+    private const string OwnerNoticeCounter = "owner-bounce-notices";
 
     /// <summary>
     /// A stable entry name for a member's disable episode: the disable time and a hash of (list,

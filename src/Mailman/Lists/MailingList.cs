@@ -178,6 +178,13 @@ public sealed class MailingList
     /// <summary>Mailman's bounce_notify_owner_on_removal.</summary>
     public bool BounceNotifyOwnerOnRemoval { get; set; } = true;
 
+    /// <summary>
+    /// Members disabled or removed by bounces told to the owners one by one per UTC day (not
+    /// Mailman's; 0: no limit). A relay or a provider refusing everyone for an hour disables
+    /// hundreds at once (review 99: 493 notices in a minute); past it the owners get one note.
+    /// </summary>
+    public int MaxOwnerBounceNoticesPerDay { get; set; } = 20;
+
     /// <summary>Mailman's bounce_unrecognized_goes_to_list_owner: unrecognized mail at the bounce addresses is forwarded to the owners (else kept in unrecognized).</summary>
     public bool BounceUnrecognizedGoesToListOwner { get; set; } = true;
 
@@ -289,6 +296,7 @@ public sealed class MailingList
         ["bounce_you_are_disabled_warnings_interval"] = "days between those notices (default 7)",
         ["bounce_notify_owner_on_disable"] = "true | false: tell the owners when bounces disable a member",
         ["bounce_notify_owner_on_removal"] = "true | false: tell the owners when bounces remove a member",
+        ["max_owner_bounce_notices_per_day"] = "members disabled or removed by bounces told to the owners one by one per day (default 20); past it, one note, and the bounce log names the rest (0: no limit)",
         ["bounce_unrecognized_goes_to_list_owner"] = "true | false: forward mail at the bounce addresses that is no bounce we recognize to the owners (up to 100 a day; false: kept in unrecognized)",
         ["verp_probes"] = "true | false: at the threshold send a probe, and disable only if it bounces (forged bounces cannot disable)",
         ["verp_probe_wait"] = "days a probe waits for its bounce before it counts as delivered (default 7, at least 1; longer than your MTA keeps undeliverable mail)",
@@ -372,6 +380,7 @@ public sealed class MailingList
             case "bounce_you_are_disabled_warnings_interval": BounceYouAreDisabledWarningsIntervalDays = Days(key, value); break;
             case "bounce_notify_owner_on_disable": BounceNotifyOwnerOnDisable = ParseBool(key, value); break;
             case "bounce_notify_owner_on_removal": BounceNotifyOwnerOnRemoval = ParseBool(key, value); break;
+            case "max_owner_bounce_notices_per_day": MaxOwnerBounceNoticesPerDay = Whole(key, value); break;
             case "bounce_unrecognized_goes_to_list_owner": BounceUnrecognizedGoesToListOwner = ParseBool(key, value); break;
             case "verp_probes": VerpProbes = ParseBool(key, value); break;
             case "verp_probe_wait": VerpProbeWaitDays = Days(key, value) is >= 1 and var days ? days : throw new ArgumentException($"{key}: at least 1 day, got '{value}'"); break;
@@ -432,6 +441,7 @@ public sealed class MailingList
         yield return new("bounce_you_are_disabled_warnings_interval", BounceYouAreDisabledWarningsIntervalDays.ToString(invariant) + "d");
         yield return new("bounce_notify_owner_on_disable", BounceNotifyOwnerOnDisable ? "true" : "false");
         yield return new("bounce_notify_owner_on_removal", BounceNotifyOwnerOnRemoval ? "true" : "false");
+        yield return new("max_owner_bounce_notices_per_day", MaxOwnerBounceNoticesPerDay.ToString(invariant));
         yield return new("bounce_unrecognized_goes_to_list_owner", BounceUnrecognizedGoesToListOwner ? "true" : "false");
         yield return new("verp_probes", VerpProbes ? "true" : "false");
         yield return new("verp_probe_wait", VerpProbeWaitDays.ToString(invariant) + "d");

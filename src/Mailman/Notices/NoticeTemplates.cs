@@ -25,6 +25,7 @@ public static class NoticeTemplates
     public const string ModeratorSubscribe = "list:admin:action:subscribe";
     public const string OwnerDisabled = "list:admin:notice:disable";
     public const string OwnerRemoved = "list:admin:notice:removal";
+    public const string OwnerBounceLimit = "list:admin:notice:bounce-limit";
     public const string OwnerUnrecognizedBounce = "list:admin:notice:unrecognized";
     public const string OwnerSubscribed = "list:admin:notice:subscribe";
     public const string OwnerUnsubscribed = "list:admin:notice:unsubscribe";
@@ -176,6 +177,18 @@ public static class NoticeTemplates
         new(OwnerRemoved, "$member removed from $listname after bounces", """
             $member was removed from the "$display_name" mailing list: delivery had
             been disabled by bounces and every warning went unanswered.
+            """),
+        new(OwnerBounceLimit, "$listname: more than $count members disabled or removed by bounces today", """
+            More than $count members of the "$display_name" mailing list were disabled
+            or removed by bounces today: you are not told of the rest one by one today.
+            The server's bounce log (logs/bounce-DATE.log) names each of them, and
+            `mailman members list $listname --status disabled` on the server shows
+            who is disabled now.
+
+            Many at once often means a receiving server or a provider refused
+            everyone for a while, not that the addresses are dead: a member disabled
+            by bounces is re-enabled by `mailman members enable` on the server, or by
+            joining again.
             """),
         new(OwnerUnrecognizedBounce, "Unrecognized bounce for $listname", """
             The attached message arrived at the bounce address of the "$display_name"

@@ -167,6 +167,60 @@ public sealed partial class BounceRunnerTests : IDisposable
         Assert.Equal(0, h.Bounces.Sweep());
     }
 
+    // Review 99: a relay refusing everyone for a while disabled 493 members in a minute, each a
+    // notice to each owner. Past max_owner_bounce_notices_per_day members a day the owners get
+    // one note; every member still gets their warning, and the next day counts again.
+    [Fact]
+    public void Past_max_owner_bounce_notices_per_day_the_owners_get_one_note_and_the_members_still_their_warnings()
+    {
+        CreateList(l =>
+        {
+            l.BounceScoreThreshold = 1;
+            l.MaxOwnerBounceNoticesPerDay = 2;
+        }, members: 6);
+        using var h = new RunnerHarness(_instance);
+        for (var i = 1; i <= 5; i++)
+        {
+            Bounce(h, $"m0000{i}@example.com");
+        }
+
+        List<string> ToOwner() => Notices(h).Where(n => n.To.SequenceEqual([Owner])).Select(n => n.Message.Headers["X-Mailman-Notice"] + " " + n.Message.Subject).ToList();
+        var owner = ToOwner();
+        Assert.Equal(3, owner.Count);
+        Assert.Equal(2, owner.Count(n => n.StartsWith(NoticeTemplates.OwnerDisabled + " ", StringComparison.Ordinal)));
+        Assert.Contains(NoticeTemplates.OwnerBounceLimit + " dev@example.org: more than 2 members disabled or removed by bounces today", owner);
+        Assert.Equal(5, Notices(h).Count(n => n.Message.Headers["X-Mailman-Notice"] == NoticeTemplates.DisabledWarning));
+        Assert.Equal(3, h.BounceLog.Lines.Count(l => l.StartsWith("Bounce: the owners of dev@example.org are not told of m0000", StringComparison.Ordinal)));
+        Assert.Contains(h.BounceLog.Lines, l => l.Contains("not told of m00003@example.com on its own: 2 members disabled or removed by bounces were told today (max_owner_bounce_notices_per_day); each owner gets one note saying so", StringComparison.Ordinal));
+
+        // The sweep again (a crash replay decides each member as it was): nothing more.
+        Assert.Equal(0, h.Bounces.Sweep());
+        Assert.Equal(3, ToOwner().Count);
+
+        // A new day: told one by one again.
+        h.Time.Advance(TimeSpan.FromDays(1));
+        Bounce(h, "m00000@example.com");
+        Assert.Equal(3, ToOwner().Count(n => n.StartsWith(NoticeTemplates.OwnerDisabled + " ", StringComparison.Ordinal)));
+        Assert.Single(ToOwner(), n => n.StartsWith(NoticeTemplates.OwnerBounceLimit, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void With_max_owner_bounce_notices_per_day_0_the_owners_are_told_of_every_member()
+    {
+        CreateList(l =>
+        {
+            l.BounceScoreThreshold = 1;
+            l.MaxOwnerBounceNoticesPerDay = 0;
+        }, members: 25);
+        using var h = new RunnerHarness(_instance);
+        for (var i = 0; i < 25; i++)
+        {
+            Bounce(h, $"m{i:00000}@example.com");
+        }
+
+        Assert.Equal(25, Notices(h).Count(n => n.To.SequenceEqual([Owner]) && n.Message.Headers["X-Mailman-Notice"] == NoticeTemplates.OwnerDisabled));
+    }
+
     [Fact]
     public void With_no_warnings_configured_the_member_is_removed_at_once_and_owner_notices_follow_the_settings()
     {
