@@ -493,7 +493,7 @@ public sealed class PostDelivery
             {
                 var thread = new Thread(() =>
                 {
-                    var run = new RefusalRun?[1]; // this connection's run of refusals alike (InARun)
+                    var run = new ConnectionRefusals(relay); // this connection's run of refusals alike (InARun)
                     try
                     {
                         using var connection = new SmtpConnection(relay.Relay, options)
@@ -537,7 +537,7 @@ public sealed class PostDelivery
                     {
                         lock (gate)
                         {
-                            RelayPool.EndRun(relay, ref run[0]);
+                            run.End();
                         }
                     }
                 })
@@ -549,7 +549,7 @@ public sealed class PostDelivery
             }
         }
 
-        void Work(RelayState relay, SmtpConnection connection, RefusalRun?[] run)
+        void Work(RelayState relay, SmtpConnection connection, ConnectionRefusals run)
         {
             var carrier = new Carrier(post);
             var scratch = RecipientValues.NewScratch();
@@ -669,14 +669,14 @@ public sealed class PostDelivery
                             {
                                 if (replies[i] is { } reply)
                                 {
-                                    joined = joined?.Reply == reply ? joined : RelayPool.Refused(relay, ref run[0], reply);
+                                    joined = joined?.Reply == reply ? joined : run.Refused(reply);
                                     result.Bounced[i] = result.Bounced[i] with { Run = joined };
                                 }
                             }
 
-                            if (result.Delivered.Count > 0 && run[0] is not null)
+                            if (result.Delivered.Count > 0)
                             {
-                                RelayPool.EndRun(relay, ref run[0]);
+                                run.End();
                             }
 
                             Pool.MarkUp(relay, result.Delivered.Count, result.Started, now);

@@ -78,7 +78,7 @@ public sealed class RelayState(Relay relay, int index)
 
     public bool IsDown => DownUntil != 0;
 
-    /// <summary>Our connections' open runs of refusals alike at RCPT (see <see cref="RelayPool.Refused"/>).</summary>
+    /// <summary>Our connections' open runs of refusals alike at RCPT (see <see cref="ConnectionRefusals"/>).</summary>
     internal List<RefusalRun> Runs { get; } = [];
 
     /// <summary>
@@ -106,6 +106,62 @@ public sealed class RefusalRun
 
     /// <summary>Still the connection's latest: nothing accepted on it since.</summary>
     internal bool Open { get; set; } = true;
+}
+
+/// <summary>
+/// One connection's runs of refusals alike at RCPT on its relay: the run it has open, among the
+/// relay's (<see cref="RelayState.Runs"/>). Guarded by the pool's lock.
+/// </summary>
+public sealed class ConnectionRefusals(RelayState relay)
+{
+    private RefusalRun? _run;
+
+    /// <summary>
+    /// The connection's transaction delivered nothing and had recipients refused at RCPT with
+    /// <paramref name="reply"/> (normalized): the run it joins or begins, whose
+    /// <see cref="RefusalRun.Peak"/> is raised with every open run of that reply on the relay.
+    /// </summary>
+    internal RefusalRun Refused(string reply)
+    {
+        if (_run is { Open: true } current && current.Reply == reply)
+        {
+            current.Count++;
+        }
+        else
+        {
+            End();
+            _run = new RefusalRun(reply);
+            relay.Runs.Add(_run);
+        }
+
+        var together = 0;
+        foreach (var open in relay.Runs)
+        {
+            together += open.Reply == reply ? open.Count : 0;
+        }
+
+        foreach (var open in relay.Runs)
+        {
+            if (open.Reply == reply)
+            {
+                open.Peak = Math.Max(open.Peak, together);
+            }
+        }
+
+        return _run;
+    }
+
+    /// <summary>The connection's run is over (a copy accepted, its worker done).</summary>
+    internal void End()
+    {
+        if (_run is { Open: true })
+        {
+            _run.Open = false;
+            relay.Runs.Remove(_run);
+        }
+
+        _run = null;
+    }
 }
 
 /// <summary>The pool: which relay takes the next chunk, and who is down.</summary>
@@ -350,54 +406,6 @@ public sealed class RelayPool
     /// escaped scoring).
     /// </summary>
     internal const int RunLength = 25;
-
-    /// <summary>
-    /// A connection's transaction delivered nothing and had recipients refused at RCPT with
-    /// <paramref name="reply"/> (normalized): the run of the connection's that it joins or
-    /// begins, whose <see cref="RefusalRun.Peak"/> is raised with every open run of that reply.
-    /// Under the lock.
-    /// </summary>
-    internal static RefusalRun Refused(RelayState r, ref RefusalRun? run, string reply)
-    {
-        if (run is { Open: true } current && current.Reply == reply)
-        {
-            current.Count++;
-        }
-        else
-        {
-            EndRun(r, ref run);
-            run = new RefusalRun(reply);
-            r.Runs.Add(run);
-        }
-
-        var together = 0;
-        foreach (var open in r.Runs)
-        {
-            together += open.Reply == reply ? open.Count : 0;
-        }
-
-        foreach (var open in r.Runs)
-        {
-            if (open.Reply == reply)
-            {
-                open.Peak = Math.Max(open.Peak, together);
-            }
-        }
-
-        return run;
-    }
-
-    /// <summary>The connection's run is over (a copy accepted, its worker done). Under the lock.</summary>
-    internal static void EndRun(RelayState r, ref RefusalRun? run)
-    {
-        if (run is { Open: true })
-        {
-            run.Open = false;
-            r.Runs.Remove(run);
-        }
-
-        run = null;
-    }
 
     /// <summary>What `status` shows, now.</summary>
     public IReadOnlyList<RelayStatus> Snapshot()
