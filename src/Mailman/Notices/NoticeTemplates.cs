@@ -83,13 +83,14 @@ public static class NoticeTemplates
             $request_email in the Subject or at the start of the body, one a line:
 
               join (or subscribe)      subscribe the address this message comes from
+              join address=ADDRESS     subscribe another address: it is sent the
+                                       confirmation, and joins only if it confirms
               leave (or unsubscribe)   unsubscribe the address this message comes from
               confirm TOKEN            confirm a request
               help                     this text
               end                      stop reading commands here
 
-            Commands always act for the address in your From: line; naming another
-            address (Mailman's address= form) is not supported yet.
+            Commands act for the address in your From: line, but for join address=.
             You can also send an empty message to $list_name-join@$domain or
             $list_name-leave@$domain.
             """),

@@ -7,7 +7,8 @@ using MimeKit;
 namespace Mailman.Requests;
 
 /// <summary>What confirming a pending request did, in one line for the log and the person who confirmed.</summary>
-public sealed record ConfirmationResult(bool Done, string Summary);
+/// <param name="Answered">A welcome or goodbye went to the address the request was for, which answers it when it confirmed itself.</param>
+public sealed record ConfirmationResult(bool Done, string Summary, bool Answered = false);
 
 /// <summary>Acts on confirmed pending requests of the kinds it names (see <see cref="PendingKind"/>).</summary>
 public interface IConfirmationHandler

@@ -205,7 +205,7 @@ public sealed class RequestProcessor(ListStoreFactory lists, NoticeSender notice
         return line.Name == "confirm" && line.Arguments.Count == 1 ? line.Arguments[0] : null;
     }
 
-    private static bool IsPlainAddress(string address)
+    internal static bool IsPlainAddress(string address)
     {
         var a = address.Trim();
         var at = a.LastIndexOf('@');

@@ -71,12 +71,12 @@ public sealed class SubscriptionConfirmations(ListStoreFactory lists, Membership
                 {
                     null => Used(request),
                     JoinResult.AlreadyMember => new ConfirmationResult(true, $"{request.Address} is already a member of {list.Name.Fqdn}"),
-                    _ => new ConfirmationResult(true, $"{request.Address} is now subscribed to {list.Name.Fqdn}"),
+                    _ => new ConfirmationResult(true, $"{request.Address} is now subscribed to {list.Name.Fqdn}", joined.WelcomeSent),
                 };
             default:
                 var left = membership.Leave(list, request.Address, "confirmed by " + actor, triggerEntry, answering: answering, pendingId: request.Id);
                 return left.PendingUsed ? Used(request)
-                    : left.Changed ? new ConfirmationResult(true, $"{request.Address} is no longer subscribed to {list.Name.Fqdn}")
+                    : left.Changed ? new ConfirmationResult(true, $"{request.Address} is no longer subscribed to {list.Name.Fqdn}", left.GoodbyeSent)
                     : new ConfirmationResult(true, $"{request.Address} was not a member of {list.Name.Fqdn}");
         }
     }

@@ -20,10 +20,20 @@ public sealed class SubscriptionRequests(
     /// <summary>LIST-confirm+TOKEN@HOST: where a reply to a confirmation goes.</summary>
     public static string ConfirmAddress(ListName list, string token) => $"{list.LocalPart}-confirm+{token}@{list.Domain}";
 
-    /// <summary>The sender asks to join.</summary>
-    public CommandOutcome RequestJoin(RequestContext request)
+    /// <summary>
+    /// The sender asks to join, or (Mailman 3's <c>join address=</c>) asks for
+    /// <paramref name="other"/> to be joined: then the confirmation goes to that address, whatever
+    /// the policy (open asks it to confirm, moderate to confirm first), and the sender learns
+    /// nothing of whether it is a member.
+    /// </summary>
+    public CommandOutcome RequestJoin(RequestContext request, string? other = null)
     {
         var list = request.List;
+        if (other is not null && !ListStore.SameAddress(other, request.Sender))
+        {
+            return Confirm(request, PendingKind.Subscribe, list.SubscriptionPolicy is SubscriptionPolicy.Moderate or SubscriptionPolicy.ConfirmThenModerate ? ThenModerate : "", other, "");
+        }
+
         MemberRecord? member;
         using (var store = lists.Open())
         {
@@ -49,7 +59,7 @@ public sealed class SubscriptionRequests(
                 AskModerators(list, request.Sender, request.SenderName, request.TriggerEntry);
                 return new CommandOutcome($"your request to join {list.Name.Fqdn} awaits the approval of a moderator", NeedsReply: true);
             default:
-                return Confirm(request, PendingKind.Subscribe, list.SubscriptionPolicy == SubscriptionPolicy.ConfirmThenModerate ? ThenModerate : "");
+                return Confirm(request, PendingKind.Subscribe, list.SubscriptionPolicy == SubscriptionPolicy.ConfirmThenModerate ? ThenModerate : "", request.Sender, request.SenderName);
         }
     }
 
@@ -76,7 +86,7 @@ public sealed class SubscriptionRequests(
             return new CommandOutcome($"{request.Sender} is no longer subscribed to {list.Name.Fqdn}", NeedsReply: !left.GoodbyeSent);
         }
 
-        return Confirm(request, PendingKind.Unsubscribe, "");
+        return Confirm(request, PendingKind.Unsubscribe, "", request.Sender, request.SenderName);
     }
 
     /// <summary>
@@ -130,18 +140,22 @@ public sealed class SubscriptionRequests(
 
     // The confirmation goes first; only when it is queued does the pending request take its
     // token, so a flood stopped by the daily limit does not void the confirmation already sent.
-    private CommandOutcome Confirm(RequestContext request, string kind, string data)
+    // It goes to the address the request is for: the sender's own, or the one join address=
+    // names, which counts toward that address's daily limit (the sender then learns the outcome
+    // from the results reply).
+    private CommandOutcome Confirm(RequestContext request, string kind, string data, string address, string displayName)
     {
         var list = request.List;
+        var forOther = !ListStore.SameAddress(address, request.Sender);
         var purpose = "confirm-" + kind;
         var token = tokens.For(request.TriggerEntry, purpose);
         var from = ConfirmAddress(list.Name, token);
         var queued = queues[QueueSet.Out].Holds(Switchboard.DerivedName(request.TriggerEntry, purpose));
         if (!queued)
         {
-            var result = notices.Send(new Notice(list, kind == PendingKind.Subscribe ? NoticeTemplates.ConfirmSubscribe : NoticeTemplates.ConfirmUnsubscribe, request.Sender)
+            var result = notices.Send(new Notice(list, kind == PendingKind.Subscribe ? NoticeTemplates.ConfirmSubscribe : NoticeTemplates.ConfirmUnsubscribe, address)
             {
-                ToName = request.SenderName,
+                ToName = displayName,
                 Kind = NoticeKind.Reply,
                 Answering = request.Message,
                 AnsweringSender = request.EnvelopeSender,
@@ -150,8 +164,8 @@ public sealed class SubscriptionRequests(
             }, request.TriggerEntry, purpose);
             if (!result.Queued)
             {
-                logger.LogInformation("No confirmation of {Kind} for {Recipient} to {ListId}: {Reason}", kind, request.Sender, list.Name.Fqdn, result.NotSentBecause);
-                return new CommandOutcome($"no confirmation was sent: {result.NotSentBecause}", NeedsReply: false);
+                logger.LogInformation("No confirmation of {Kind} for {Recipient} to {ListId}: {Reason}", kind, address, list.Name.Fqdn, result.NotSentBecause);
+                return new CommandOutcome($"no confirmation was sent: {result.NotSentBecause}", NeedsReply: forOther);
             }
         }
 
@@ -159,11 +173,13 @@ public sealed class SubscriptionRequests(
         bool renewed;
         using (var store = lists.Open())
         {
-            (_, renewed) = store.UpsertPending(list.Name, kind, ListStore.AddressKey(request.Sender), request.Sender, request.SenderName, data, now, now + list.PendingRequestLife, token);
+            (_, renewed) = store.UpsertPending(list.Name, kind, ListStore.AddressKey(address), address, displayName, data, now, now + list.PendingRequestLife, token);
         }
 
-        logger.LogInformation("Pending: {Kind} of {Recipient} to {ListId}, confirmation sent ({Renewed}), expires {Expires:u}",
-            kind, request.Sender, list.Name.Fqdn, renewed ? "renewed, the earlier token is void" : "new", now + list.PendingRequestLife);
-        return new CommandOutcome($"a confirmation was sent to {request.Sender}", NeedsReply: false);
+        logger.LogInformation("Pending: {Kind} of {Recipient} to {ListId}, confirmation sent ({Renewed}){AskedBy}, expires {Expires:u}",
+            kind, address, list.Name.Fqdn, renewed ? "renewed, the earlier token is void" : "new", forOther ? ", asked by " + request.Sender + " (address=)" : "", now + list.PendingRequestLife);
+        return forOther
+            ? new CommandOutcome($"a confirmation was sent to {address}: it joins {list.Name.Fqdn} only if it confirms", NeedsReply: true)
+            : new CommandOutcome($"a confirmation was sent to {request.Sender}", NeedsReply: false);
     }
 }

@@ -405,9 +405,13 @@ public sealed class RequestRunnerTests : IDisposable
     }
 
     [Theory]
-    [InlineData("subscribe someone-else@example.com", "naming another address")]
-    [InlineData("join address=someone-else@example.com", "naming another address")]
-    [InlineData("join digest=yes", "takes no options")]
+    [InlineData("subscribe someone-else@example.com", "join takes another address only as address=ADDRESS (join address=someone-else@example.com)")]
+    [InlineData("join digest=yes", "join takes one option, address=ADDRESS (digests are not offered here)")]
+    [InlineData("join address=a@example.net address=b@example.net", "join takes one option")]
+    [InlineData("join address=someone-else", "'someone-else' is not one plain address")]
+    [InlineData("join address=\"a,b\"@example.net", "is not one plain address")]
+    [InlineData("leave someone-else@example.com", "leave acts only for the address this message comes from (anne@example.com); naming another address is not supported")]
+    [InlineData("leave address=someone-else@example.com", "naming another address is not supported")]
     [InlineData("confirm", "exactly one token")]
     [InlineData("frobnicate the list", "not a command")]
     [InlineData("", "no commands found")]
@@ -424,6 +428,117 @@ public sealed class RequestRunnerTests : IDisposable
         Assert.Equal("The results of your email commands", results.Subject);
         Assert.Contains(result, results.TextBody, StringComparison.Ordinal);
         Assert.Contains("\"help\"", results.TextBody, StringComparison.Ordinal);
+    }
+
+    // Mailman 3's join address=: the confirmation goes to the address named, never to the
+    // sender, whatever the policy (open too); the sender's results say so and nothing about
+    // whether it is a member.
+    [Theory]
+    [InlineData("open")]
+    [InlineData("confirm")]
+    public void Join_address_sends_the_confirmation_to_that_address_and_it_joins_only_when_it_confirms(string policy)
+    {
+        _instance.CreateList(List, l => l.Set("subscription_policy", policy));
+        using var h = new RunnerHarness(_instance);
+        h.InjectRequest("dev-request@example.org", Mail("dev-request@example.org", "", "join address=<Carl@Example.NET>\n"), "anne@example.com");
+        Assert.Equal(1, RunnerHarness.Drain(h.Requests));
+        Assert.Null(Member("carl@example.net"));
+        Assert.Null(Member("anne@example.com"));
+        var mails = Out(h);
+        Assert.Equal(["Carl@Example.NET", "anne@example.com"], mails.Select(m => m.To).Order(StringComparer.Ordinal));
+        var confirmation = mails.Single(m => m.To == "Carl@Example.NET").Message;
+        Assert.Contains("asked to subscribe Carl@Example.NET", confirmation.TextBody, StringComparison.Ordinal);
+        Assert.Equal("", confirmation.To.Mailboxes.Single().Name ?? "");
+        Assert.Contains("a confirmation was sent to Carl@Example.NET: it joins dev@example.org only if it confirms", mails.Single(m => m.To == "anne@example.com").Message.TextBody, StringComparison.Ordinal);
+        Assert.Equal("carl@example.net", ListStore.AddressKey(Assert.Single(Pending()).Address));
+        Assert.Contains(h.Logs.Lines, l => l.Contains("confirmation sent (new), asked by anne@example.com (address=)", StringComparison.Ordinal));
+        Deliver(h);
+
+        var token = TokenOf(confirmation);
+        h.InjectRequest($"dev-confirm+{token}@example.org", Mail($"dev-confirm+{token}@example.org", "Re: confirm " + token, from: "carl@example.net", id: "reply1@example.com"), "carl@example.net");
+        RunnerHarness.Drain(h.Requests);
+        Assert.NotNull(Member("carl@example.net"));
+        Assert.Null(Member("anne@example.com"));
+        Assert.Equal("Welcome to the \"dev\" mailing list", Assert.Single(Out(h), m => ListStore.SameAddress(m.To, "carl@example.net")).Message.Subject);
+
+        // Naming oneself is a plain join: open subscribes at once.
+        Deliver(h);
+        h.InjectRequest("dev-request@example.org", Mail("dev-request@example.org", "", "join address=anne@example.com\n", id: "req2@example.com"), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        Assert.Equal(policy == "open", Member("anne@example.com") is not null);
+    }
+
+    [Fact]
+    public void Join_address_tells_the_sender_nothing_of_membership_and_obeys_the_never_send_rules()
+    {
+        _instance.CreateList(List);
+        _instance.AddMembers(List, [new Member("bob@example.net", "Bob")]);
+        using var h = new RunnerHarness(_instance);
+        h.InjectRequest("dev-request@example.org", Mail("dev-request@example.org", "", "join address=bob@example.net\n"), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        var results = Out(h).Single(m => m.To == "anne@example.com").Message.TextBody;
+        Assert.Contains("a confirmation was sent to bob@example.net", results, StringComparison.Ordinal);
+        Assert.DoesNotContain("already a member", results, StringComparison.Ordinal);
+        var token = TokenOf(Out(h).Single(m => m.To == "bob@example.net").Message);
+        Deliver(h);
+
+        // Bob confirms and is told he is a member already.
+        h.InjectRequest($"dev-confirm+{token}@example.org", Mail($"dev-confirm+{token}@example.org", "Re: confirm " + token, from: "bob@example.net", id: "reply1@example.com"), "bob@example.net");
+        RunnerHarness.Drain(h.Requests);
+        Assert.Contains("bob@example.net is already a member of dev@example.org", Assert.Single(Out(h)).Message.TextBody, StringComparison.Ordinal);
+        Deliver(h);
+
+        // A list's own address and a robot are never written to: the sender is told why.
+        h.InjectRequest("dev-request@example.org", Mail("dev-request@example.org", "", "join address=dev-owner@example.org\n", id: "req2@example.com"), "anne@example.com");
+        h.InjectRequest("dev-request@example.org", Mail("dev-request@example.org", "", "join address=mailer-daemon@example.net\n", id: "req3@example.com"), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        var answers = Out(h);
+        Assert.Equal(2, answers.Count);
+        Assert.All(answers, a => Assert.Equal("anne@example.com", a.To));
+        Assert.Contains(answers, a => a.Message.TextBody!.Contains("no confirmation was sent: dev-owner@example.org is an address of the list dev@example.org", StringComparison.Ordinal));
+        Assert.Contains(answers, a => a.Message.TextBody!.Contains("no confirmation was sent: mailer-daemon@example.net is a robot address", StringComparison.Ordinal));
+        Assert.Empty(Pending());
+    }
+
+    // A confirmed join without a welcome (send_welcome_message false) was answered by nothing.
+    [Fact]
+    public void A_confirmed_join_without_a_welcome_is_answered_by_the_results()
+    {
+        _instance.CreateList(List, l => l.Set("send_welcome_message", "false"));
+        using var h = new RunnerHarness(_instance);
+        h.InjectRequest("dev-join@example.org", Mail("dev-join@example.org"), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        var token = TokenOf(Assert.Single(Out(h)).Message);
+        Deliver(h);
+        h.InjectRequest($"dev-confirm+{token}@example.org", Mail($"dev-confirm+{token}@example.org", "Re: confirm " + token, id: "reply1@example.com"), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        Assert.NotNull(Member("anne@example.com"));
+        var (results, to, _) = Assert.Single(Out(h));
+        Assert.Equal("anne@example.com", to);
+        Assert.Contains("anne@example.com is now subscribed to dev@example.org", results.TextBody, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Join_address_on_a_moderated_list_is_confirmed_by_the_address_before_the_moderators_see_it()
+    {
+        _instance.CreateList(List, l => l.Set("subscription_policy", "moderate"));
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            store.AddRole(Dev, ListRole.Moderator, [new Member("mod@example.com", "Mod")]);
+        }
+
+        using var h = new RunnerHarness(_instance);
+        h.InjectRequest("dev-request@example.org", Mail("dev-request@example.org", "", "join address=carl@example.net\n"), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        Assert.Equal(["anne@example.com", "carl@example.net"], Out(h).Select(m => m.To).Order(StringComparer.Ordinal));
+        var token = TokenOf(Out(h).Single(m => m.To == "carl@example.net").Message);
+        Deliver(h);
+
+        h.InjectRequest($"dev-confirm+{token}@example.org", Mail($"dev-confirm+{token}@example.org", "Re: confirm " + token, from: "carl@example.net", id: "reply1@example.com"), "carl@example.net");
+        RunnerHarness.Drain(h.Requests);
+        Assert.Null(Member("carl@example.net"));
+        Assert.Equal(PendingKind.ModerateSubscription, Assert.Single(Pending()).Kind);
+        Assert.Contains(Out(h), m => m.To == "mod@example.com");
     }
 
     [Fact]

@@ -21,9 +21,10 @@ public sealed class ConfirmCommand(Confirmations confirmations) : IRequestComman
         var (pending, result) = confirmations.ConfirmToken(request.List.Name, arguments[0], request.ModeratorCommand, request.Message, request.Sender, request.TriggerEntry);
 
         // The address's own confirmed join or leave is answered by its welcome or goodbye; a
-        // moderator's decision, a join that now awaits a moderator, and failures by the results.
-        var answered = result.Done && pending is { Kind: PendingKind.Subscribe or PendingKind.Unsubscribe } p
-            && p.Data != SubscriptionRequests.ThenModerate && ListStore.SameAddress(p.Address, request.Sender);
+        // moderator's decision, a join that now awaits a moderator, one without a welcome
+        // (send_welcome_message false, a member already), and failures by the results.
+        var answered = result.Answered && pending is { Kind: PendingKind.Subscribe or PendingKind.Unsubscribe } p
+            && ListStore.SameAddress(p.Address, request.Sender);
         return new CommandOutcome(result.Summary, NeedsReply: !answered);
     }
 }
