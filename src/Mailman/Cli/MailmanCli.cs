@@ -180,15 +180,26 @@ public static class MailmanCli
             // restarts on 75, and so does the MTA for inject).
             return Fail($"{e.Message} (the file system is full, or out of inodes: make room and try again)", ExitCodes.TempFail);
         }
+        catch (IOException e) when (e.HResult is 24 or 23)
+        {
+            // EMFILE, ENFILE: a wait too (review 102).
+            return Fail($"{e.Message}{ProcessLimits.LowOpenFilesHint()}", ExitCodes.TempFail);
+        }
         catch (IOException e)
         {
-            return Fail(e.Message, ExitCodes.CantCreate);
+            // inject's 75 for any failure to read or write that is not the message's: Postfix
+            // bounces a 73 (5.2.0), and the post would be lost for a fault of the machine (review
+            // 102: an assembly that could not be opened under a low open-files limit).
+            return Fail(e.Message + (e is FileNotFoundException or FileLoadException ? ProcessLimits.LowOpenFilesHint() : ""),
+                configErrorCode == ExitCodes.TempFail ? ExitCodes.TempFail : ExitCodes.CantCreate);
         }
         catch (Exception e)
         {
-            // A bug: the stack trace goes to the error log, the user gets one line.
+            // A bug: the stack trace goes to the error log, the user gets one line; inject's 75
+            // keeps the post in the MTA until it is fixed (Postfix bounces a 70).
             var logged = paths is not null && LogError(paths, e);
-            return Fail($"internal error: {e.GetType().Name}: {e.Message}" + (logged ? $" (stack trace in {paths!.LogsDirectory}/error-DATE.log)" : ""), ExitCodes.Software);
+            return Fail($"internal error: {e.GetType().Name}: {e.Message}" + (logged ? $" (stack trace in {paths!.LogsDirectory}/error-DATE.log)" : ""),
+                configErrorCode == ExitCodes.TempFail ? ExitCodes.TempFail : ExitCodes.Software);
         }
     }
 
@@ -246,7 +257,15 @@ public static class MailmanCli
         var priority = string.IsNullOrEmpty(Environment.GetEnvironmentVariable("JOURNAL_STREAM")) ? "" : "<3>";
         // A value quoted in the message (a setting, an address) may hold an escape sequence that
         // would drive the terminal (review 86: ESC[2J cleared it): escaped as the log lines are.
-        Console.Error.WriteLine(priority + "mailman: " + Hosting.ControlCharacterEscaper.Escape(message.ReplaceLineEndings(" ").Trim()));
+        try
+        {
+            Console.Error.WriteLine(priority + "mailman: " + Hosting.ControlCharacterEscaper.Escape(message.ReplaceLineEndings(" ").Trim()));
+        }
+        catch (IOException)
+        {
+            // No file descriptor left for stderr (review 102: the process aborted, 134): the exit code still says it.
+        }
+
         return code;
     }
 

@@ -1084,12 +1084,31 @@ public sealed class PostDelivery
             }
         }
 
+        // A thread that cannot be started (a thread or address-space limit) stops the delivery
+        // as a failure does, and the ones started are waited for: they record what they sent
+        // (review 102: they kept sending while the entry was shunted, and unshunt sent it all
+        // again). The failure is transient: the entry goes back and resumes.
+        var started = new List<Thread>(workers.Count);
         foreach (var w in workers)
         {
-            w.Start();
+            try
+            {
+                w.Start();
+                started.Add(w);
+            }
+            catch (Exception e) when (e is OutOfMemoryException or ThreadStartException)
+            {
+                Interlocked.CompareExchange(ref failure, new ResourceExhaustedException($"no thread could be started for connection {w.Name} ({e.Message}): a thread, memory or address-space limit", e), null);
+                lock (gate)
+                {
+                    Monitor.PulseAll(gate);
+                }
+
+                break;
+            }
         }
 
-        foreach (var w in workers)
+        foreach (var w in started)
         {
             while (!w.Join(100))
             {

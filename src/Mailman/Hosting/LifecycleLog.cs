@@ -80,6 +80,14 @@ public sealed class LifecycleLog(
             }
         }
 
+        // A limit the daemon runs into under load, said before it does (review 102: at 256 open
+        // files an LMTP burst shunted posts, and the runtime itself died once).
+        if (Instance.ProcessLimits.OpenFiles() is { } openFiles && openFiles < Instance.ProcessLimits.RecommendedOpenFiles)
+        {
+            logger.LogWarning("The open-files limit is {Limit}: LMTP sessions, SMTP connections and queue files run out of it under load (queue runners pause, LMTP answers 451); raise it to {Recommended} or more (ulimit -n, systemd's LimitNOFILE=)",
+                openFiles, Instance.ProcessLimits.RecommendedOpenFiles);
+        }
+
         // Logged beside the host's own handlers, which do the stopping.
         foreach (var signal in new[] { PosixSignal.SIGTERM, PosixSignal.SIGINT })
         {

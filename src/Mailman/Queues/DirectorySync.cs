@@ -15,14 +15,17 @@ internal static partial class DirectorySync
         var fd = Open(directory, ORdOnly | ODirectory);
         if (fd < 0)
         {
-            throw new IOException($"open({directory}) failed: errno {Marshal.GetLastPInvokeError()}");
+            // The errno as HResult, as .NET's own IOExceptions carry it: EMFILE, EIO are transient.
+            var errno = Marshal.GetLastPInvokeError();
+            throw new IOException($"open({directory}) failed: errno {errno}", errno);
         }
 
         try
         {
             if (Fsync(fd) != 0)
             {
-                throw new IOException($"fsync({directory}) failed: errno {Marshal.GetLastPInvokeError()}");
+                var errno = Marshal.GetLastPInvokeError();
+                throw new IOException($"fsync({directory}) failed: errno {errno}", errno);
             }
         }
         finally

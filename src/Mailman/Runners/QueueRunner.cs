@@ -80,7 +80,12 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
     /// </summary>
     public static bool IsTransient(Exception e) => e switch
     {
-        IOException io when io.GetType() == typeof(IOException) && io.HResult is 28 or 122 or 5 or 30 => true, // ENOSPC, EDQUOT, EIO, EROFS
+        IOException io when io.GetType() == typeof(IOException) && io.HResult is 28 or 122 or 5 or 30 or 24 or 23 => true, // ENOSPC, EDQUOT, EIO, EROFS, EMFILE, ENFILE
+        ResourceExhaustedException => true,
+        // An assembly the runtime could not open (the open-files or address-space limit reached,
+        // review 102): the machine's state, not the entry's.
+        FileLoadException => true,
+        FileNotFoundException f when f.FileName?.Contains(", Version=", StringComparison.Ordinal) == true => true,
         SqliteException sql => sql.SqliteErrorCode is 5 or 6 or 10 or 13, // BUSY, LOCKED, IOERR, FULL
         Lists.DatabaseReadOnlyException => true, // a chmod or a read-only remount: mended by the operator, not the entry's fault
         Lists.DatabaseUnusableException => true, // missing (var/ not mounted), damaged: as above
@@ -141,9 +146,10 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
     // overflow, or fail to start (the machine's inotify instances are used up), which is logged.
     private FileSystemWatcher? Watch()
     {
+        FileSystemWatcher? watcher = null;
         try
         {
-            var watcher = new FileSystemWatcher(Queue.Directory) { NotifyFilter = NotifyFilters.FileName, IncludeSubdirectories = false };
+            watcher = new FileSystemWatcher(Queue.Directory) { NotifyFilter = NotifyFilters.FileName, IncludeSubdirectories = false };
             watcher.Renamed += (_, e) =>
             {
                 if (e.Name?.EndsWith(Switchboard.EntryExtension, StringComparison.Ordinal) == true)
@@ -155,8 +161,11 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
             watcher.EnableRaisingEvents = true;
             return watcher;
         }
-        catch (Exception e) when (e is IOException or ArgumentException or PlatformNotSupportedException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or ArgumentException or PlatformNotSupportedException or UnauthorizedAccessException or OutOfMemoryException)
         {
+            // OutOfMemoryException: its thread could not be started (review 102: under an
+            // address-space limit the runner died with it, and the host stopped).
+            watcher?.Dispose();
             Log.LogWarning("{Runner} cannot watch {Queue} ({Error}); entries from other processes are found by the poll, every {Interval}",
                 RunnerName, Queue.Directory, e.Message, Options.Queues.PollInterval);
             return null;
@@ -208,8 +217,10 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
             SetAsideForeign(claim);
             return true;
         }
-        catch (Exception e) when (IsTransient(e))
+        catch (Exception)
         {
+            // Transient, or nothing known: the claim goes back, and the loop pauses with the
+            // error (review 102: one not known stayed claimed until the next start).
             PutBack(claim);
             throw;
         }
@@ -295,7 +306,7 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
                 {
                     SetAsideForeign(claim);
                 }
-                catch (Exception e) when (IsTransient(e))
+                catch (Exception)
                 {
                     PutBack(claim);
                     UnclaimUnfinished(heads);

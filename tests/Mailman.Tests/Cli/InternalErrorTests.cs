@@ -43,5 +43,41 @@ public sealed class InternalErrorTests : IDisposable
         Assert.Contains(nameof(Explode), log, StringComparison.Ordinal);
     }
 
+    // Postfix bounces a 70 or a 73 (5.3.0, 5.2.0): inject answers 75 for every failure that is
+    // not the message's, so the MTA keeps the post (review 102: an assembly not opened under a
+    // low open-files limit).
+    [Theory]
+    [InlineData("bug")]
+    [InlineData("io")]
+    [InlineData("emfile")]
+    [InlineData("assembly")]
+    public void Injects_failures_that_are_not_the_messages_are_75(string kind)
+    {
+        _instance.CreateList("dev@example.org");
+        var root = new RootCommand { Options = { MailmanCli.Home } };
+        var parse = root.Parse(["--home", _instance.Home]);
+        var stderr = new StringWriter();
+        var saved = Console.Error;
+        int code;
+        try
+        {
+            Console.SetError(stderr);
+            code = MailmanCli.Guard(parse, _ => kind switch
+            {
+                "bug" => Explode(),
+                "io" => throw new IOException("Input/output error on the NFS mount"),
+                "emfile" => throw new IOException("Too many open files", 24),
+                _ => throw new FileNotFoundException("Could not load file or assembly 'Serilog'", "Serilog, Version=4.0.0.0"),
+            }, configErrorCode: ExitCodes.TempFail);
+        }
+        finally
+        {
+            Console.SetError(saved);
+        }
+
+        Assert.Equal(ExitCodes.TempFail, code);
+        Assert.StartsWith("mailman: ", stderr.ToString(), StringComparison.Ordinal);
+    }
+
     private static int Explode() => throw new KeyNotFoundException("the bug");
 }

@@ -27,6 +27,26 @@ public sealed class OperationsTests : IDisposable
         return dir ?? throw new InvalidOperationException("repository root not found");
     }
 
+    // Review 102: at an open-files limit of 256 an LMTP burst shunted posts and the runtime died;
+    // serve says so at start, with the remedy, before it runs into it.
+    [Fact]
+    public async Task Serve_warns_at_start_of_an_open_files_limit_below_1024()
+    {
+        var psi = MailmanProcess.StartInfo(_instance.Home, ["serve", "--exit-when-idle"], new Dictionary<string, string> { ["Mailman__Smtp__Port"] = "1" });
+        psi.ArgumentList.Insert(0, psi.FileName);
+        psi.ArgumentList.Insert(0, "--nofile=700");
+        psi.FileName = "prlimit";
+        using var process = Process.Start(psi)!;
+        process.StandardInput.Close();
+        var stderr = process.StandardError.ReadToEndAsync();
+        var stdout = await process.StandardOutput.ReadToEndAsync();
+        Assert.True(process.WaitForExit(TimeSpan.FromMinutes(2)), "serve --exit-when-idle did not exit");
+        Assert.Equal(0, process.ExitCode);
+        var output = stdout + await stderr;
+        Assert.Contains("The open-files limit is 700: LMTP sessions, SMTP connections and queue files run out of it under load", output, StringComparison.Ordinal);
+        Assert.Contains("LimitNOFILE=", output, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void The_systemd_unit_verifies_and_carries_the_promised_settings()
     {
@@ -34,6 +54,7 @@ public sealed class OperationsTests : IDisposable
         string Value(string key) => unit.Split('\n').Select(l => l.Trim()).First(l => l.StartsWith(key + "=", StringComparison.Ordinal))[(key.Length + 1)..];
         Assert.Equal("notify", Value("Type"));
         Assert.Equal("on-failure", Value("Restart"));
+        Assert.True(long.Parse(Value("LimitNOFILE"), CultureInfo.InvariantCulture) >= Mailman.Instance.ProcessLimits.RecommendedOpenFiles);
         // Starting again does not cure a configuration, permission or usage error (review 39: a restart every 5 s).
         Assert.Equal(
             new[] { Mailman.Cli.ExitCodes.Usage, Mailman.Cli.ExitCodes.NoPerm, Mailman.Cli.ExitCodes.Config },
