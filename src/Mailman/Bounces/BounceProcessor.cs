@@ -694,7 +694,14 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
                 }
 
                 // A notice to an owner or a poster that bounced, or a forged local part: never
-                // forwarded (no loops), never scored.
+                // forwarded (no loops), never scored. An owner's or moderator's is said as such:
+                // the list's notices to them do not arrive, and nobody else would tell (review 100).
+                if (a.Kind == BounceKind.Permanent && (store.HasRole(m.List, ListRole.Owner, plan.Verp!) ? "owners" : store.HasRole(m.List, ListRole.Moderator, plan.Verp!) ? "moderators" : null) is { } roles)
+                {
+                    logger.LogWarning("Bounce: {Who}, one of the {Roles} of {ListId}, bounced a notice permanently: the list's notices to that address do not arrive; check it with `mailman lists {Roles} {ListId} list` (entry {QueueEntry})",
+                        plan.Verp, roles, m.List.Fqdn, roles, m.List.Fqdn, m.Entry);
+                }
+
                 return NamesNobody(m, plan.Verp!, $"VERP names {plan.Verp}, who is not a member");
 
             case "verp-unrecognized" when store.HasRole(m.List, ListRole.Owner, plan.Verp!) || store.HasRole(m.List, ListRole.Moderator, plan.Verp!):

@@ -221,6 +221,23 @@ public sealed partial class BounceRunnerTests : IDisposable
         Assert.Equal(25, Notices(h).Count(n => n.To.SequenceEqual([Owner]) && n.Message.Headers["X-Mailman-Notice"] == NoticeTemplates.OwnerDisabled));
     }
 
+    // Review 100: a dead owner kept receiving notices, their bounces logged as "not a member"
+    // among the others, and nobody was told.
+    [Fact]
+    public void A_permanent_bounce_of_a_notice_to_an_owner_is_a_warning_naming_the_owner()
+    {
+        CreateList();
+        using var h = new RunnerHarness(_instance);
+        h.InjectBounce(List, VerpOf(Owner), Dsn(Owner));
+        Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
+        Assert.Contains(h.BounceLog.Lines, l => l.StartsWith($"Bounce: {Owner}, one of the owners of dev@example.org, bounced a notice permanently: the list's notices to that address do not arrive; check it with `mailman lists owners dev@example.org list`", StringComparison.Ordinal));
+        Assert.Equal(0, Member(Owner)?.BounceScore ?? 0);
+
+        // A member's bounce is no such line.
+        Bounce(h, "m00001@example.com");
+        Assert.Single(h.BounceLog.Lines, l => l.Contains("bounced a notice permanently", StringComparison.Ordinal));
+    }
+
     [Fact]
     public void With_no_warnings_configured_the_member_is_removed_at_once_and_owner_notices_follow_the_settings()
     {
