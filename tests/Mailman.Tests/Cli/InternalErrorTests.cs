@@ -17,23 +17,10 @@ public sealed class InternalErrorTests : IDisposable
     public void An_unexpected_exception_is_one_line_and_exit_70_with_the_stack_trace_in_the_error_log()
     {
         _instance.CreateList("dev@example.org");
-        var root = new RootCommand { Options = { MailmanCli.Home } };
-        var parse = root.Parse(["--home", _instance.Home]);
-        var stderr = new StringWriter();
-        var saved = Console.Error;
-        int code;
-        try
-        {
-            Console.SetError(stderr);
-            code = MailmanCli.Guard(parse, _ => Explode());
-        }
-        finally
-        {
-            Console.SetError(saved);
-        }
+        var (code, stderr) = Guarded(Explode, ExitCodes.Config);
 
         Assert.Equal(ExitCodes.Software, code);
-        var line = Assert.Single(stderr.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.StartsWith("mailman: internal error: KeyNotFoundException: the bug", line, StringComparison.Ordinal);
         Assert.Contains("error-DATE.log", line, StringComparison.Ordinal);
         Assert.DoesNotContain(" at ", line, StringComparison.Ordinal);
@@ -54,30 +41,35 @@ public sealed class InternalErrorTests : IDisposable
     public void Injects_failures_that_are_not_the_messages_are_75(string kind)
     {
         _instance.CreateList("dev@example.org");
+        var (code, stderr) = Guarded(() => kind switch
+        {
+            "bug" => Explode(),
+            "io" => throw new IOException("Input/output error on the NFS mount"),
+            "emfile" => throw new IOException("Too many open files", 24),
+            _ => throw new FileNotFoundException("Could not load file or assembly 'Serilog'", "Serilog, Version=4.0.0.0"),
+        }, ExitCodes.TempFail);
+
+        Assert.Equal(ExitCodes.TempFail, code);
+        Assert.StartsWith("mailman: ", stderr, StringComparison.Ordinal);
+    }
+
+    private static int Explode() => throw new KeyNotFoundException("the bug");
+
+    // A verb's action run as MailmanCli runs it, on this instance: its exit code and stderr.
+    private (int Code, string Stderr) Guarded(Func<int> action, int configErrorCode)
+    {
         var root = new RootCommand { Options = { MailmanCli.Home } };
         var parse = root.Parse(["--home", _instance.Home]);
         var stderr = new StringWriter();
         var saved = Console.Error;
-        int code;
         try
         {
             Console.SetError(stderr);
-            code = MailmanCli.Guard(parse, _ => kind switch
-            {
-                "bug" => Explode(),
-                "io" => throw new IOException("Input/output error on the NFS mount"),
-                "emfile" => throw new IOException("Too many open files", 24),
-                _ => throw new FileNotFoundException("Could not load file or assembly 'Serilog'", "Serilog, Version=4.0.0.0"),
-            }, configErrorCode: ExitCodes.TempFail);
+            return (MailmanCli.Guard(parse, _ => action(), configErrorCode: configErrorCode), stderr.ToString());
         }
         finally
         {
             Console.SetError(saved);
         }
-
-        Assert.Equal(ExitCodes.TempFail, code);
-        Assert.StartsWith("mailman: ", stderr.ToString(), StringComparison.Ordinal);
     }
-
-    private static int Explode() => throw new KeyNotFoundException("the bug");
 }
