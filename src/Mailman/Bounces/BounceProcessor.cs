@@ -279,7 +279,10 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
                 return told;
             }
 
-            if (number == limit + 1)
+            // The first past the limit brings the note, also when the limit was lowered during
+            // the day below what was told (review 103: only the limit + 1st did, and then none).
+            var first = store.CountDailyOnce(list.Name, OwnerNoteCounter, item, day) == 1;
+            if (first)
             {
                 foreach (var owner in owners)
                 {
@@ -291,19 +294,23 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
                 }
             }
 
-            logger.LogWarning("Bounce: the owners of {ListId} are not told of {Member} on its own: {Limit} members disabled or removed by bounces were told today (max_owner_bounce_notices_per_day){Note}",
-                list.Name.Fqdn, values["member"], limit, number == limit + 1 ? "; each owner gets one note saying so" : "");
+            logger.LogWarning("Bounce: the owners of {ListId} are not told of {Member} on its own: past the day's {Limit} members disabled or removed by bounces told one by one (max_owner_bounce_notices_per_day){Note}",
+                list.Name.Fqdn, values["member"], limit, first ? "; each owner gets one note saying so" : "");
             return 0;
         }
         catch (Exception) when (number > 0)
         {
             store.UncountDailyOnce(list.Name, OwnerNoticeCounter, item, day);
+            store.UncountDailyOnce(list.Name, OwnerNoteCounter, item, day);
             throw;
         }
     }
 
     /// <summary>The list's daily counter of the members whose disable or removal the owners were told of one by one.</summary>
     private const string OwnerNoticeCounter = "owner-bounce-notices";
+
+    /// <summary>The list's daily counter of the members past that limit: the first brings the note.</summary>
+    private const string OwnerNoteCounter = "owner-bounce-notices-past";
 
     /// <summary>
     /// A stable entry name for a member's disable episode: the disable time and a hash of (list,

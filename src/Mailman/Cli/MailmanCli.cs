@@ -261,9 +261,10 @@ public static class MailmanCli
         {
             Console.Error.WriteLine(priority + "mailman: " + Hosting.ControlCharacterEscaper.Escape(message.ReplaceLineEndings(" ").Trim()));
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            // No file descriptor left for stderr (review 102: the process aborted, 134): the exit code still says it.
+            // No file descriptor left for stderr (review 102: the process aborted, 134), or stderr
+            // closed (EBADF, which .NET calls UnauthorizedAccessException): the exit code says it.
         }
 
         return code;

@@ -17,6 +17,9 @@ public sealed class ModeratorNotices(NoticeSender notices, MailmanOptions option
     /// <summary>The list's daily counter of the items told one by one.</summary>
     public const string Counter = "moderator-notices";
 
+    /// <summary>The list's daily counter of the items past the limit: the first brings the note.</summary>
+    private const string PastCounter = "moderator-notices-past";
+
     /// <summary>
     /// Who is told: the list's owners and moderators (never an address of a list on this
     /// server), else the site owner, else nobody.
@@ -69,9 +72,12 @@ public sealed class ModeratorNotices(NoticeSender notices, MailmanOptions option
                 return new ModeratorsTold(moderators.Count, PastLimit: false);
             }
 
-            logger.LogWarning("The moderators of {ListId} are not told of {What} on its own: {Limit} items were told today (max_moderator_notices_per_day); {Rest}",
+            logger.LogWarning("The moderators of {ListId} are not told of {What} on its own: past the day's {Limit} items told one by one (max_moderator_notices_per_day); {Rest}",
                 list.Name.Fqdn, what, limit, Rest);
-            if (number == limit + 1)
+
+            // The first past the limit brings the note, also when the limit was lowered during
+            // the day below what was told (review 103: only the limit + 1st did, and then none).
+            if (store.CountDailyOnce(list.Name, PastCounter, item, day) == 1)
             {
                 foreach (var moderator in moderators)
                 {
@@ -93,6 +99,7 @@ public sealed class ModeratorNotices(NoticeSender notices, MailmanOptions option
         catch (Exception) when (number > 0)
         {
             store.UncountDailyOnce(list.Name, Counter, item, day);
+            store.UncountDailyOnce(list.Name, PastCounter, item, day);
             throw;
         }
     }

@@ -147,7 +147,10 @@ public sealed class SubscriptionRequests(
     {
         var list = request.List;
         var forOther = !ListStore.SameAddress(address, request.Sender);
-        var purpose = "confirm-" + kind;
+        // Each address a message asks for has its own token and notice (review 103: "Subject:
+        // join" and "join address=X" in one message shared a token, and the second request
+        // failed the database's unique token: shunted).
+        var purpose = "confirm-" + kind + (forOther ? " " + ListStore.AddressKey(address) : "");
         var token = tokens.For(request.TriggerEntry, purpose);
         var from = ConfirmAddress(list.Name, token);
         var queued = queues[QueueSet.Out].Holds(Switchboard.DerivedName(request.TriggerEntry, purpose));

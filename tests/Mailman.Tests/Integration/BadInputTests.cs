@@ -22,6 +22,27 @@ public sealed class BadInputTests : IDisposable
 
     public void Dispose() => _instance.Dispose();
 
+    // Review 103: the post was on disk, but its "queued" line met a closed stderr (134: .NET calls
+    // EBADF UnauthorizedAccessException) or a full one (75), and the MTA would send it again.
+    [Theory]
+    [InlineData("2>&-")]
+    [InlineData("2>/dev/full")]
+    public void Inject_exits_0_once_the_post_is_on_disk_whatever_its_stderr(string redirect)
+    {
+        var psi = MailmanProcess.StartInfo(_instance.Home, ["inject", "dev@example.org"]);
+        psi.ArgumentList.Insert(0, psi.FileName);
+        psi.ArgumentList.Insert(0, "mailman-inject");
+        psi.ArgumentList.Insert(0, $"exec \"$@\" {redirect}");
+        psi.ArgumentList.Insert(0, "-c");
+        psi.FileName = "bash";
+        using var process = System.Diagnostics.Process.Start(psi)!;
+        process.StandardInput.Write("From: ann@example.com\nSubject: hi\nMessage-Id: <stderr@example.com>\n\nhello\n");
+        process.StandardInput.Close();
+        Assert.True(process.WaitForExit(TimeSpan.FromMinutes(1)), "inject did not exit");
+        Assert.Equal(ExitCodes.Ok, process.ExitCode);
+        Assert.Equal(1, _instance.Count(QueueSet.In));
+    }
+
     public static TheoryData<string> Malformed() =>
     [
         "only-headers", "no-blank-line", "huge-header-line", "ten-thousand-headers", "bad-boundaries",

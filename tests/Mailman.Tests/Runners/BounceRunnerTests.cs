@@ -191,7 +191,7 @@ public sealed partial class BounceRunnerTests : IDisposable
         Assert.Contains(NoticeTemplates.OwnerBounceLimit + " dev@example.org: more than 2 members disabled or removed by bounces today", owner);
         Assert.Equal(5, Notices(h).Count(n => n.Message.Headers["X-Mailman-Notice"] == NoticeTemplates.DisabledWarning));
         Assert.Equal(3, h.BounceLog.Lines.Count(l => l.StartsWith("Bounce: the owners of dev@example.org are not told of m0000", StringComparison.Ordinal)));
-        Assert.Contains(h.BounceLog.Lines, l => l.Contains("not told of m00003@example.com on its own: 2 members disabled or removed by bounces were told today (max_owner_bounce_notices_per_day); each owner gets one note saying so", StringComparison.Ordinal));
+        Assert.Contains(h.BounceLog.Lines, l => l.Contains("not told of m00003@example.com on its own: past the day's 2 members disabled or removed by bounces told one by one (max_owner_bounce_notices_per_day); each owner gets one note saying so", StringComparison.Ordinal));
 
         // The sweep again (a crash replay decides each member as it was): nothing more.
         Assert.Equal(0, h.Bounces.Sweep());
@@ -202,6 +202,39 @@ public sealed partial class BounceRunnerTests : IDisposable
         Bounce(h, "m00000@example.com");
         Assert.Equal(3, ToOwner().Count(n => n.StartsWith(NoticeTemplates.OwnerDisabled + " ", StringComparison.Ordinal)));
         Assert.Single(ToOwner(), n => n.StartsWith(NoticeTemplates.OwnerBounceLimit, StringComparison.Ordinal));
+    }
+
+    // Review 103: lowered during the day below what was told already, the limit silenced the
+    // owners without the note (only the limit + 1st brought it).
+    [Fact]
+    public void A_limit_lowered_during_the_day_still_brings_the_note()
+    {
+        CreateList(l =>
+        {
+            l.BounceScoreThreshold = 1;
+            l.MaxOwnerBounceNoticesPerDay = 10;
+        }, members: 6);
+        using var h = new RunnerHarness(_instance);
+        for (var i = 0; i < 3; i++)
+        {
+            Bounce(h, $"m0000{i}@example.com");
+        }
+
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            var list = store.FindList(Name)!;
+            list.MaxOwnerBounceNoticesPerDay = 1;
+            store.SaveList(list);
+        }
+
+        for (var i = 3; i < 6; i++)
+        {
+            Bounce(h, $"m0000{i}@example.com");
+        }
+
+        var owner = Notices(h).Where(n => n.To.SequenceEqual([Owner])).Select(n => n.Message.Headers["X-Mailman-Notice"]).ToList();
+        Assert.Equal(3, owner.Count(n => n == NoticeTemplates.OwnerDisabled));
+        Assert.Equal(1, owner.Count(n => n == NoticeTemplates.OwnerBounceLimit));
     }
 
     [Fact]

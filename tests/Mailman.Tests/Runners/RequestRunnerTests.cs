@@ -518,6 +518,24 @@ public sealed class RequestRunnerTests : IDisposable
         Assert.Contains("anne@example.com is now subscribed to dev@example.org", results.TextBody, StringComparison.Ordinal);
     }
 
+    // Review 103: "Subject: join" and "join address=X" in one message shared a token; the second
+    // request failed the database's unique token and the message was shunted.
+    [Fact]
+    public void One_message_may_ask_for_itself_and_for_two_other_addresses()
+    {
+        _instance.CreateList(List);
+        using var h = new RunnerHarness(_instance);
+        h.InjectRequest("dev-request@example.org", Mail("dev-request@example.org", "join", "join address=carl@example.net\njoin address=vic@xn--bcher-kva.example\n"), "anne@example.com");
+        Assert.Equal(1, RunnerHarness.Drain(h.Requests));
+        Assert.Empty(h.Queues[QueueSet.Shunt].Pending());
+        var mails = Out(h);
+        var tokens = mails.Where(m => m.Message.Subject!.StartsWith("confirm ", StringComparison.Ordinal)).Select(m => (m.To, Token: TokenOf(m.Message))).ToList();
+        Assert.Equal(["anne@example.com", "carl@example.net", "vic@bücher.example"], tokens.Select(t => t.To).Order(StringComparer.Ordinal));
+        Assert.Equal(3, tokens.Select(t => t.Token).Distinct().Count());
+        Assert.Equal(3, Pending().Count);
+        Assert.Contains("a confirmation was sent to carl@example.net", mails.Single(m => m.To == "anne@example.com" && m.Message.Subject!.StartsWith("The results", StringComparison.Ordinal)).Message.TextBody, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Join_address_on_a_moderated_list_is_confirmed_by_the_address_before_the_moderators_see_it()
     {

@@ -50,7 +50,9 @@ internal static class Arguments
             return new CommandOutcome($"refused: join address=: '{Lists.Member.Sanitize(value.Length > 80 ? value[..80] + "..." : value)}' is not one plain address", NeedsReply: true);
         }
 
-        address = value;
+        // As MimeKit reads a From: address: an A-label domain (xn--) in its U-label form, as the
+        // notice's check compares it (review 103: one given in A-labels was "not one address").
+        address = MimeKit.MailboxAddress.TryParse(value, out var parsed) ? parsed.Address : value;
         return null;
     }
 
