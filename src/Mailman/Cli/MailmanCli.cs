@@ -54,8 +54,8 @@ public static class MailmanCli
             // One line: the first error says what is wrong ("unrecognized command 'bogus'"); the
             // parser's follow-ups ("required command was not provided") only repeat it.
             var error = parsed.Errors.FirstOrDefault(e => e.Message.StartsWith("Unrecognized command", StringComparison.OrdinalIgnoreCase)) ?? parsed.Errors[0];
-            Console.Error.WriteLine("mailman: " + error.Message + " (mailman --help lists the verbs)");
-            return ExitCodes.Usage;
+            // Through Fail: a stderr closed or full aborted the process (review 104: 134).
+            return Fail(error.Message + " (mailman --help lists the verbs)", ExitCodes.Usage);
         }
 
         // The generic host handles SIGTERM for `serve`; the parser must not race it.
