@@ -18,6 +18,9 @@ public sealed record CommandLine(string Text, bool FromSubject)
     public string Name => Words.Count == 0 ? "" : Words[0].ToLowerInvariant();
 
     public IReadOnlyList<string> Arguments => Words.Skip(1).ToList();
+
+    /// <summary>Stands for body lines past <see cref="CommandParser.MaxBodyLines"/> that were not read: the results say so.</summary>
+    public bool NotRead { get; init; }
 }
 
 public static class CommandParser
@@ -50,28 +53,56 @@ public static class CommandParser
         using var reader = new StringReader(body);
         while (taken < MaxBodyLines && reader.ReadLine() is { } raw)
         {
-            if (raw is "-- " or "--" || raw.StartsWith("-----Original Message", StringComparison.OrdinalIgnoreCase) || raw.StartsWith("________________", StringComparison.Ordinal))
+            var line = Clean(raw);
+            if (Ends(raw, line))
             {
-                break; // a signature or the start of a forwarded or quoted message
+                break;
             }
 
-            var line = Clean(raw);
             if (line.Length == 0 || line.StartsWith('>'))
             {
                 continue;
-            }
-
-            if (line.EndsWith("wrote:", StringComparison.OrdinalIgnoreCase) || line.EndsWith("schrieb:", StringComparison.OrdinalIgnoreCase))
-            {
-                break; // "On Mon, Anne wrote:": what follows is the quoted message
             }
 
             lines.Add(new CommandLine(line, FromSubject: false));
             taken++;
         }
 
+        // Lines past the limit that may be commands are not read, but not in silence (review
+        // 104: an 11th command was neither done nor mentioned).
+        if (taken == MaxBodyLines && MoreFollow(reader))
+        {
+            lines.Add(new CommandLine("...", FromSubject: false) { NotRead = true });
+        }
+
         return lines;
     }
+
+    // Whether a line that is no quote, signature or blank follows.
+    private static bool MoreFollow(StringReader reader)
+    {
+        while (reader.ReadLine() is { } raw)
+        {
+            var line = Clean(raw);
+            if (Ends(raw, line))
+            {
+                return false;
+            }
+
+            if (line.Length > 0 && !line.StartsWith('>'))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    // A signature, the start of a forwarded or quoted message, or "On Mon, Anne wrote:" (what
+    // follows is the quoted message): no command follows.
+    private static bool Ends(string raw, string line)
+        => raw is "-- " or "--" || raw.StartsWith("-----Original Message", StringComparison.OrdinalIgnoreCase) || raw.StartsWith("________________", StringComparison.Ordinal)
+            || (!line.StartsWith('>') && (line.EndsWith("wrote:", StringComparison.OrdinalIgnoreCase) || line.EndsWith("schrieb:", StringComparison.OrdinalIgnoreCase)));
 
     /// <summary>The subject without "Re:", "Fwd:" and "[tag]" prefixes, however many.</summary>
     public static string StripReplyPrefixes(string subject)

@@ -111,6 +111,12 @@ public sealed class RequestProcessor(ListStoreFactory lists, NoticeSender notice
         var unknown = 0;
         foreach (var line in lines)
         {
+            if (line.NotRead)
+            {
+                outcomes.Add((line, new CommandOutcome($"the body's lines past the first {CommandParser.MaxBodyLines} were not read: send those commands in another message", NeedsReply: true)));
+                break;
+            }
+
             // The same command twice (in the subject and the body) runs once.
             if (!seen.Add(string.Join(' ', line.Words).ToLowerInvariant()))
             {

@@ -31,7 +31,10 @@ public sealed class CommandParserTests
     public void At_most_ten_body_lines_are_read_and_long_lines_are_cut()
     {
         var body = string.Join('\n', Enumerable.Range(0, 50).Select(i => "line " + i));
-        Assert.Equal(CommandParser.MaxBodyLines, Lines(null, body).Count);
+        var read = CommandParser.Read(null, body);
+        Assert.Equal(CommandParser.MaxBodyLines, read.Count(l => !l.NotRead));
+        Assert.True(read[^1].NotRead); // the rest stands for itself: the results say it was not read
+        Assert.DoesNotContain(CommandParser.Read(null, string.Join('\n', Enumerable.Range(0, 10).Select(i => "line " + i)) + "\n\n> quoted\n"), l => l.NotRead);
         var line = Assert.Single(Lines(null, new string('x', 100_000)));
         Assert.Equal(CommandParser.MaxLineLength, line.Length);
     }

@@ -559,6 +559,22 @@ public sealed class RequestRunnerTests : IDisposable
         Assert.Contains(Out(h), m => m.To == "mod@example.com");
     }
 
+    // Review 104: an 11th command was neither done nor mentioned.
+    [Theory]
+    [InlineData("join\n", true)]
+    [InlineData("\n> join\n-- \nAnne\n", false)]
+    public void Body_lines_past_the_tenth_are_not_read_and_the_results_say_so(string after, bool said)
+    {
+        _instance.CreateList(List, l => l.Set("subscription_policy", "open"));
+        using var h = new RunnerHarness(_instance);
+        var body = string.Concat(Enumerable.Repeat("help\n", CommandParser.MaxBodyLines)) + after;
+        h.InjectRequest("dev-request@example.org", Mail("dev-request@example.org", "", body), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        Assert.Null(Member("anne@example.com"));
+        var reply = Assert.Single(Out(h)).Message.TextBody!;
+        Assert.Equal(said, reply.Contains("the body's lines past the first 10 were not read: send those commands in another message", StringComparison.Ordinal));
+    }
+
     [Fact]
     public void Prose_is_read_three_lines_deep_and_end_stops_the_commands()
     {
