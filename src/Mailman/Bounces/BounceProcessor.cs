@@ -260,13 +260,13 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
     private int TellOwners(ListStore store, MailingList list, string template, Dictionary<string, string> values, string trigger, string purpose, DateTimeOffset now)
     {
         var owners = store.Roles(list.Name, ListRole.Owner);
-        var limit = list.MaxOwnerBounceNoticesPerDay;
+        var limit = owners.Count > 0 ? list.MaxOwnerBounceNoticesPerDay : 0;
         var day = BounceScoring.Day(now);
         var item = trigger + " " + purpose;
-        var number = limit > 0 && owners.Count > 0 ? store.CountDailyOnce(list.Name, OwnerNoticeCounter, item, day) : 0;
         try
         {
-            if (number <= limit || limit == 0)
+            var turn = store.TakeDailyTurn(list.Name, OwnerNoticeCounter, item, day, limit);
+            if (turn == DailyTurn.OnItsOwn)
             {
                 var told = 0;
                 foreach (var owner in owners)
@@ -279,10 +279,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
                 return told;
             }
 
-            // The first past the limit brings the note, also when the limit was lowered during
-            // the day below what was told (review 103: only the limit + 1st did, and then none).
-            var first = store.CountDailyOnce(list.Name, OwnerNoteCounter, item, day) == 1;
-            if (first)
+            if (turn == DailyTurn.FirstPast)
             {
                 foreach (var owner in owners)
                 {
@@ -295,22 +292,18 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
             }
 
             logger.LogWarning("Bounce: the owners of {ListId} are not told of {Member} on its own: past the day's {Limit} members disabled or removed by bounces told one by one (max_owner_bounce_notices_per_day){Note}",
-                list.Name.Fqdn, values["member"], limit, first ? "; each owner gets one note saying so" : "");
+                list.Name.Fqdn, values["member"], limit, turn == DailyTurn.FirstPast ? "; each owner gets one note saying so" : "");
             return 0;
         }
-        catch (Exception) when (number > 0)
+        catch (Exception) when (limit > 0)
         {
-            store.UncountDailyOnce(list.Name, OwnerNoticeCounter, item, day);
-            store.UncountDailyOnce(list.Name, OwnerNoteCounter, item, day);
+            store.ReturnDailyTurn(list.Name, OwnerNoticeCounter, item, day);
             throw;
         }
     }
 
     /// <summary>The list's daily counter of the members whose disable or removal the owners were told of one by one.</summary>
     private const string OwnerNoticeCounter = "owner-bounce-notices";
-
-    /// <summary>The list's daily counter of the members past that limit: the first brings the note.</summary>
-    private const string OwnerNoteCounter = "owner-bounce-notices-past";
 
     /// <summary>
     /// A stable entry name for a member's disable episode: the disable time and a hash of (list,

@@ -101,7 +101,7 @@ internal static class InjectCommand
                 });
                 // On disk now: exit 0 whatever the lines after it meet (review 103: a closed or
                 // full stderr made it 134 or 75, and the MTA would send the post again).
-                Say($"mailman: queued {entry} in {route.Queue} for {route.List} ({metadata.MessageLength} bytes)");
+                MailmanCli.Say($"mailman: queued {entry} in {route.Queue} for {route.List} ({metadata.MessageLength} bytes)");
                 if (route.Queue != QueueSet.In)
                 {
                     // Posts are logged when the incoming runner takes them ("Post received");
@@ -149,20 +149,7 @@ internal static class InjectCommand
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or FormatException)
         {
-            Say($"mailman: queued, but the post log could not be written: {e.Message}");
-        }
-    }
-
-    // A line on stderr that may not be written (closed: .NET says UnauthorizedAccessException for EBADF; full).
-    private static void Say(string line)
-    {
-        try
-        {
-            Console.Error.WriteLine(line);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // The exit code says it.
+            MailmanCli.Say($"mailman: queued, but the post log could not be written: {e.Message}");
         }
     }
 

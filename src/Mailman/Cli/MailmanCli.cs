@@ -83,12 +83,15 @@ public static class MailmanCli
         bool createsInstance = false)
     {
         InstancePaths? paths = null;
+
+        // inject's 75 in place of a code the MTA would bounce: the post is kept until mended.
+        int InjectKeeps(int code) => configErrorCode == ExitCodes.TempFail ? ExitCodes.TempFail : code;
         try
         {
             if (parse.GetValue(Home) is { } given && string.IsNullOrWhiteSpace(given))
             {
                 // --home "$UNSET" would act on $MAILMAN_HOME or the current directory instead (review 39); inject's 75 keeps the post.
-                throw new CliException(configErrorCode == ExitCodes.TempFail ? ExitCodes.TempFail : ExitCodes.Usage, "--home is empty: give the instance directory");
+                throw new CliException(InjectKeeps(ExitCodes.Usage), "--home is empty: give the instance directory");
             }
 
             paths = InstancePaths.Resolve(parse.GetValue(Home));
@@ -110,7 +113,7 @@ public static class MailmanCli
             {
                 // inject's 75 here too: Postfix bounces a 77 (5.7.0), and the post would be lost
                 // for a fault of the set-up (root's pipe on the mailman user's instance).
-                RefuseForeignInstance(paths, configErrorCode == ExitCodes.TempFail ? ExitCodes.TempFail : ExitCodes.NoPerm);
+                RefuseForeignInstance(paths, InjectKeeps(ExitCodes.NoPerm));
             }
 
             var settings = needsInstance && configErrorCode == ExitCodes.Config && paths.Exists ? SettingsWarning(paths) : null;
@@ -191,7 +194,7 @@ public static class MailmanCli
             // bounces a 73 (5.2.0), and the post would be lost for a fault of the machine (review
             // 102: an assembly that could not be opened under a low open-files limit).
             return Fail(e.Message + (e is FileNotFoundException or FileLoadException ? ProcessLimits.LowOpenFilesHint() : ""),
-                configErrorCode == ExitCodes.TempFail ? ExitCodes.TempFail : ExitCodes.CantCreate);
+                InjectKeeps(ExitCodes.CantCreate));
         }
         catch (Exception e)
         {
@@ -199,7 +202,7 @@ public static class MailmanCli
             // keeps the post in the MTA until it is fixed (Postfix bounces a 70).
             var logged = paths is not null && LogError(paths, e);
             return Fail($"internal error: {e.GetType().Name}: {e.Message}" + (logged ? $" (stack trace in {paths!.LogsDirectory}/error-DATE.log)" : ""),
-                configErrorCode == ExitCodes.TempFail ? ExitCodes.TempFail : ExitCodes.Software);
+                InjectKeeps(ExitCodes.Software));
         }
     }
 
@@ -257,17 +260,22 @@ public static class MailmanCli
         var priority = string.IsNullOrEmpty(Environment.GetEnvironmentVariable("JOURNAL_STREAM")) ? "" : "<3>";
         // A value quoted in the message (a setting, an address) may hold an escape sequence that
         // would drive the terminal (review 86: ESC[2J cleared it): escaped as the log lines are.
+        Say(priority + "mailman: " + Hosting.ControlCharacterEscaper.Escape(message.ReplaceLineEndings(" ").Trim()));
+        return code;
+    }
+
+    /// <summary>A line on stderr, which may not be writable: then the exit code says it.</summary>
+    internal static void Say(string line)
+    {
         try
         {
-            Console.Error.WriteLine(priority + "mailman: " + Hosting.ControlCharacterEscaper.Escape(message.ReplaceLineEndings(" ").Trim()));
+            Console.Error.WriteLine(line);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            // No file descriptor left for stderr (review 102: the process aborted, 134), or stderr
-            // closed (EBADF, which .NET calls UnauthorizedAccessException): the exit code says it.
+            // No file descriptor left for stderr (review 102: the process aborted, 134), stderr
+            // closed (EBADF, which .NET calls UnauthorizedAccessException) or full (review 103).
         }
-
-        return code;
     }
 
     /// <summary>" (running as X; HOME is owned by Y ...: run mailman as its owner)", or "" when we are its owner.</summary>

@@ -1088,13 +1088,13 @@ public sealed class PostDelivery
         // as a failure does, and the ones started are waited for: they record what they sent
         // (review 102: they kept sending while the entry was shunted, and unshunt sent it all
         // again). The failure is transient: the entry goes back and resumes.
-        var started = new List<Thread>(workers.Count);
+        var running = new List<Thread>(workers.Count);
         foreach (var w in workers)
         {
             try
             {
                 w.Start();
-                started.Add(w);
+                running.Add(w);
             }
             catch (Exception e) when (e is OutOfMemoryException or ThreadStartException)
             {
@@ -1108,7 +1108,7 @@ public sealed class PostDelivery
             }
         }
 
-        foreach (var w in started)
+        foreach (var w in running)
         {
             while (!w.Join(100))
             {

@@ -103,9 +103,6 @@ public sealed class RefusalRun
 
     /// <summary>The most refusals alike the relay's open runs held together while this one was open.</summary>
     internal int Peak { get; set; } = 1;
-
-    /// <summary>Still the connection's latest: nothing accepted on it since.</summary>
-    internal bool Open { get; set; } = true;
 }
 
 /// <summary>
@@ -114,6 +111,7 @@ public sealed class RefusalRun
 /// </summary>
 public sealed class ConnectionRefusals(RelayState relay)
 {
+    // The connection's open run: nothing accepted on it since (null: none).
     private RefusalRun? _run;
 
     /// <summary>
@@ -123,7 +121,7 @@ public sealed class ConnectionRefusals(RelayState relay)
     /// </summary>
     internal RefusalRun Refused(string reply)
     {
-        if (_run is { Open: true } current && current.Reply == reply)
+        if (_run is { } current && current.Reply == reply)
         {
             current.Count++;
         }
@@ -154,9 +152,8 @@ public sealed class ConnectionRefusals(RelayState relay)
     /// <summary>The connection's run is over (a copy accepted, its worker done).</summary>
     internal void End()
     {
-        if (_run is { Open: true })
+        if (_run is not null)
         {
-            _run.Open = false;
             relay.Runs.Remove(_run);
         }
 

@@ -114,6 +114,28 @@ public sealed partial class ListStore
         return count;
     }
 
+    /// <summary>
+    /// Takes <paramref name="item"/>'s turn under a list's daily limit of items told one by one
+    /// (<paramref name="limit"/>; 0: none): on its own within it; past it, the first item past
+    /// brings the note that says so, also when the limit was lowered during the day below what
+    /// was told (review 103: only the limit + 1st did, and then none). Counted once a day per
+    /// item (<see cref="CountDailyOnce"/>): a run repeated after a crash is decided as the first.
+    /// </summary>
+    public DailyTurn TakeDailyTurn(ListName list, string counter, string item, DateOnly day, int limit)
+        => limit <= 0 || CountDailyOnce(list, counter, item, day) <= limit ? DailyTurn.OnItsOwn
+            : CountDailyOnce(list, counter + PastSuffix, item, day) == 1 ? DailyTurn.FirstPast
+            : DailyTurn.Past;
+
+    /// <summary>Takes back <see cref="TakeDailyTurn"/>: what it decided could not be queued.</summary>
+    public void ReturnDailyTurn(ListName list, string counter, string item, DateOnly day)
+    {
+        UncountDailyOnce(list, counter, item, day);
+        UncountDailyOnce(list, counter + PastSuffix, item, day);
+    }
+
+    // The counter of the items past a daily limit, beside the limit's own.
+    private const string PastSuffix = "-past";
+
     /// <summary>Takes back <see cref="CountDailyOnce"/>: what it counted could not be queued.</summary>
     public void UncountDailyOnce(ListName list, string counter, string item, DateOnly day)
     {
@@ -156,4 +178,17 @@ public sealed partial class ListStore
     }
 
     private static string Day(DateOnly day) => day.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
+}
+
+/// <summary>An item's turn under a list's daily limit of items told one by one (<see cref="ListStore.TakeDailyTurn"/>).</summary>
+public enum DailyTurn
+{
+    /// <summary>Within the limit (or there is none): told on its own.</summary>
+    OnItsOwn,
+
+    /// <summary>The first item past the limit today: not told on its own; the note that says so goes with it.</summary>
+    FirstPast,
+
+    /// <summary>Past the limit, the note already sent.</summary>
+    Past,
 }

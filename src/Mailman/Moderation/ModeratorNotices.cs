@@ -17,9 +17,6 @@ public sealed class ModeratorNotices(NoticeSender notices, MailmanOptions option
     /// <summary>The list's daily counter of the items told one by one.</summary>
     public const string Counter = "moderator-notices";
 
-    /// <summary>The list's daily counter of the items past the limit: the first brings the note.</summary>
-    private const string PastCounter = "moderator-notices-past";
-
     /// <summary>
     /// Who is told: the list's owners and moderators (never an address of a list on this
     /// server), else the site owner, else nobody.
@@ -59,10 +56,10 @@ public sealed class ModeratorNotices(NoticeSender notices, MailmanOptions option
         var limit = list.MaxModeratorNoticesPerDay;
         var day = DateOnly.FromDateTime(time.GetUtcNow().UtcDateTime);
         var item = triggerEntry + " " + what;
-        var number = limit > 0 ? store.CountDailyOnce(list.Name, Counter, item, day) : 0;
         try
         {
-            if (number <= limit || limit == 0)
+            var turn = store.TakeDailyTurn(list.Name, Counter, item, day, limit);
+            if (turn == DailyTurn.OnItsOwn)
             {
                 foreach (var (notice, purpose) in moderators.Select(make))
                 {
@@ -74,10 +71,7 @@ public sealed class ModeratorNotices(NoticeSender notices, MailmanOptions option
 
             logger.LogWarning("The moderators of {ListId} are not told of {What} on its own: past the day's {Limit} items told one by one (max_moderator_notices_per_day); {Rest}",
                 list.Name.Fqdn, what, limit, Rest);
-
-            // The first past the limit brings the note, also when the limit was lowered during
-            // the day below what was told (review 103: only the limit + 1st did, and then none).
-            if (store.CountDailyOnce(list.Name, PastCounter, item, day) == 1)
+            if (turn == DailyTurn.FirstPast)
             {
                 foreach (var moderator in moderators)
                 {
@@ -96,10 +90,9 @@ public sealed class ModeratorNotices(NoticeSender notices, MailmanOptions option
 
             return new ModeratorsTold(moderators.Count, PastLimit: true);
         }
-        catch (Exception) when (number > 0)
+        catch (Exception) when (limit > 0)
         {
-            store.UncountDailyOnce(list.Name, Counter, item, day);
-            store.UncountDailyOnce(list.Name, PastCounter, item, day);
+            store.ReturnDailyTurn(list.Name, Counter, item, day);
             throw;
         }
     }
