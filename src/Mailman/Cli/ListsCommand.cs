@@ -31,6 +31,13 @@ internal static class ListsCommand
                     $"a list name cannot end in {role.Suffix}: {listName} is the {role.Suffix[1..]} address of {listName.LocalPart[..^role.Suffix.Length]}@{listName.Domain}");
             }
 
+            // Mail from other hosts reaches only a fully qualified domain (review 94: dev@example
+            // was created, and its posts, notices and List-Id named a host nobody can mail).
+            if (!listName.Domain.Contains('.', StringComparison.Ordinal))
+            {
+                throw new CliException(ExitCodes.Usage, $"{listName}: '{listName.Domain}' is not a fully qualified domain (a list is LIST@HOST.DOMAIN, e.g. {listName.LocalPart}@{listName.Domain}.org)");
+            }
+
             var list = new MailingList { Name = listName, DisplayName = listName.LocalPart };
             if (parse.GetValue(displayName) is { } dn)
             {

@@ -211,10 +211,8 @@ public sealed class RequestProcessor(ListStoreFactory lists, NoticeSender notice
         return line.Name == "confirm" && line.Arguments.Count == 1 ? line.Arguments[0] : null;
     }
 
+    // A member's kind of address (Member.IsPlainAddress) without a quoted local part: mail's
+    // commands take no quoting.
     internal static bool IsPlainAddress(string address)
-    {
-        var a = address.Trim();
-        var at = a.LastIndexOf('@');
-        return at > 0 && at < a.Length - 1 && a.Length <= Member.MaxAddressLength && !a.Any(c => char.IsControl(c) || char.IsWhiteSpace(c) || c is '<' or '>' or ',' or ';' or '"');
-    }
+        => Member.IsPlainAddress(address.Trim()) && !address.Contains('"', StringComparison.Ordinal);
 }

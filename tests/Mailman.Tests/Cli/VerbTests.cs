@@ -296,6 +296,7 @@ public sealed class VerbTests : IDisposable
     [InlineData(ExitCodes.DataError, "members", "set", "dev@example.org", "a@example.org", "moderation_action", "bogus")]
     [InlineData(ExitCodes.Usage, "lists", "create", "dev-bounces@example.org")]                              // a role address, as a bad name
     [InlineData(ExitCodes.Usage, "lists", "create", "../dev@example.org")]
+    [InlineData(ExitCodes.Usage, "lists", "create", "dev@example")]                                          // no dot (review 94)
     [InlineData(ExitCodes.NoInput, "members", "add", "dev@example.org", "--file", "/nonexistent/members.txt")]   // 66 as inject --file (review 40: 73)
     [InlineData(ExitCodes.NoInput, "members", "remove", "dev@example.org", "--file", "/tmp")]                   // a directory (review 40: 77)
     [InlineData(ExitCodes.Usage, "held", "show", "../x")]                                                        // as held approve (review 40: 65)

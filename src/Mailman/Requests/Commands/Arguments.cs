@@ -32,6 +32,13 @@ internal static class Arguments
         }
 
         const string Key = "address=";
+        if (arguments.Count > 1 && arguments[0].StartsWith(Key, StringComparison.OrdinalIgnoreCase) && arguments[0].Contains('"', StringComparison.Ordinal))
+        {
+            // Words split at blanks: address="x y"@example.com is two (review 104: it was
+            // refused as "join takes one option").
+            return new CommandOutcome("refused: join address=: one address, without blanks or quotes", NeedsReply: true);
+        }
+
         if (arguments.Count > 1 || !arguments[0].StartsWith(Key, StringComparison.OrdinalIgnoreCase))
         {
             return arguments.Any(a => a.Contains('@', StringComparison.Ordinal) && !a.StartsWith(Key, StringComparison.OrdinalIgnoreCase))
@@ -50,11 +57,24 @@ internal static class Arguments
             return new CommandOutcome($"refused: join address=: '{Lists.Member.Sanitize(value.Length > 80 ? value[..80] + "..." : value)}' is not one plain address", NeedsReply: true);
         }
 
+        // A stranger's request sends the confirmation there: never to a host that only this
+        // network can name (review 104: address=t@localhost and s@[127.0.0.1] were mailed).
+        if (!IsInternetDomain(value[(value.LastIndexOf('@') + 1)..]))
+        {
+            return new CommandOutcome($"refused: join address=: {Lists.Member.Sanitize(value)} is not an address on the Internet (its domain has no dot, or is an IP address)", NeedsReply: true);
+        }
+
         // As MimeKit reads a From: address: an A-label domain (xn--) in its U-label form, as the
         // notice's check compares it (review 103: one given in A-labels was "not one address").
         address = MimeKit.MailboxAddress.TryParse(value, out var parsed) ? parsed.Address : value;
         return null;
     }
+
+    // A domain name with a dot and without a trailing one, not a literal ([192.0.2.1]) nor a
+    // bare IPv4 address.
+    private static bool IsInternetDomain(string domain)
+        => domain.Contains('.', StringComparison.Ordinal) && !domain.EndsWith('.') && !domain.StartsWith('[')
+            && !System.Net.IPAddress.TryParse(domain, out _);
 
     // The address a mistyped "join someone@example.com" named, for the answer's example.
     private static string Named(IReadOnlyList<string> arguments)
