@@ -50,10 +50,15 @@ public static class OwnerMail
         return null;
     }
 
-    /// <summary>Who owner mail goes to: the owners, else the site owner; never an address of a list here.</summary>
-    public static IReadOnlyList<Member> Recipients(ListStore store, MailingList list, MailmanOptions options)
+    /// <summary>
+    /// Who owner mail goes to: the owners, else the site owner; never an address of a list here
+    /// (those owners are <paramref name="skipped"/>).
+    /// </summary>
+    public static IReadOnlyList<Member> Recipients(ListStore store, MailingList list, MailmanOptions options, out IReadOnlyList<string> skipped)
     {
-        var owners = store.Roles(list.Name, ListRole.Owner).Where(o => !HeldPosts.IsListAddress(store, o.Address)).ToList();
+        var all = store.Roles(list.Name, ListRole.Owner);
+        var owners = all.Where(o => !HeldPosts.IsListAddress(store, o.Address)).ToList();
+        skipped = [.. all.Where(o => !owners.Contains(o)).Select(o => o.Address)];
         if (owners.Count == 0 && options.SiteOwner.Length > 0 && !HeldPosts.IsListAddress(store, options.SiteOwner))
         {
             owners.Add(new Member(options.SiteOwner, "Site owner"));

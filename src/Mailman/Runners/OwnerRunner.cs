@@ -35,7 +35,7 @@ public sealed class OwnerRunner(
             return true;
         }
 
-        var owners = OwnerMail.Recipients(store, list, Options);
+        var owners = OwnerMail.Recipients(store, list, Options, out var skipped);
         if (owners.Count == 0)
         {
             Keep(head, Options.SiteOwner.Length == 0
@@ -62,6 +62,13 @@ public sealed class OwnerRunner(
         Queue.Finish(head.Claim);
         Log.LogInformation("Owner mail {MessageId} for {ListId} from {Sender} forwarded to {Count} owners as {QueueEntry}",
             forward.MessageIdForLog, list.Name.Fqdn, Senders.Of(message, metadata.Sender).Summary, recipients.Count, name);
+        if (skipped.Count > 0)
+        {
+            // Owners set before a list of that name was made (lists create warned): named where
+            // the operator reads why fewer got it (review 100).
+            Log.LogWarning("Owner mail {MessageId} for {ListId} not forwarded to {Skipped}: addresses of lists here (mail to them would come back as posts; mailman lists owners LIST list)",
+                forward.MessageIdForLog, list.Name.Fqdn, string.Join(", ", skipped));
+        }
         return true;
     }
 

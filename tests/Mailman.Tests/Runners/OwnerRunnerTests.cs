@@ -163,6 +163,7 @@ public sealed class OwnerRunnerTests : IDisposable
         RunnerHarness.Drain(h.Owner);
         var entry = h.Queues[QueueSet.Out].Load(h.Queues[QueueSet.Out].Claim(id)!);
         Assert.Equal(["olga@example.com"], h.Queues[QueueSet.Out].Recipients(entry).Select(r => r.Address));
+        Assert.Contains(h.Logs.Lines, l => l.Contains("not forwarded to other@example.org: addresses of lists here", StringComparison.Ordinal));
 
         using (var store = new ListStore(_instance.Paths.Database))
         {
