@@ -126,7 +126,8 @@ internal static class StatusCommand
         var progress = ProgressFile.Read(paths) is { } p && ServeLock.IsDaemon(daemon, p.Pid) ? p : null;
         var nextRetry = NextRetry(queues[QueueSet.Retry]);
         var disabledToday = DisabledToday(paths, now);
-        var relays = RelaysNow(RelaysFile.Read(paths) is { } written && ServeLock.IsDaemon(daemon, written.Pid) ? written : null, now);
+        var relaysFile = RelaysFile.Read(paths) is { } written && ServeLock.IsDaemon(daemon, written.Pid) ? written : null;
+        var relays = RelaysNow(relaysFile, now);
         if (asJson)
         {
             var report = new StatusReport(rows, progress, nextRetry, relays)
@@ -192,10 +193,15 @@ internal static class StatusCommand
 
         if (relays is not null)
         {
+            // The daemon rewrites them every second while copies go and once more when a
+            // delivery ends: a rate written longer ago is not now's (the file could not be
+            // written, a full disk, or the relay has answered nothing since; review 102).
+            var relaysAge = (now - relaysFile!.Updated).TotalSeconds;
             foreach (var r in relays)
             {
+                var rate = r.Rate > 0 && relaysAge >= 10 ? $"{r.Rate:F0} msg/s {Age(relaysAge)} ago" : $"{r.Rate:F0} msg/s";
                 sb.Append(CultureInfo.InvariantCulture,
-                    $"relay {r.Relay} ({r.Security}, {r.Connections} connections, weight {r.Weight}): {r.State}, {r.Rate:F0} msg/s, {r.Sent} sent{(r.State == "down" ? $", {(r.RetryInSeconds > 0 ? $"retried in {r.RetryInSeconds:F0}s" : "retried with the next copy")}: {r.LastError}" : "")}\n");
+                    $"relay {r.Relay} ({r.Security}, {r.Connections} connections, weight {r.Weight}): {r.State}, {rate}, {r.Sent} sent{(r.State == "down" ? $", {(r.RetryInSeconds > 0 ? $"retried in {r.RetryInSeconds:F0}s" : "retried with the next copy")}: {r.LastError}" : "")}\n");
             }
         }
 

@@ -566,7 +566,8 @@ public sealed class VerbTests : IDisposable
     }
 
     // relays.json is written when a relay's state changes: a down relay's wait is shown as it
-    // stands now, and one whose wait is over says so instead of a time in the past.
+    // stands now, and one whose wait is over says so instead of a time in the past; an old rate
+    // says how old it is.
     [Fact]
     public void Status_counts_a_down_relays_wait_down_from_when_the_daemon_wrote_it()
     {
@@ -576,6 +577,7 @@ public sealed class VerbTests : IDisposable
         [
             new("127.0.0.1:2525", "none", "down", 2, 1, 0, 0, 90, "cannot connect"),
             new("127.0.0.1:2526", "none", "down", 2, 1, 0, 0, 10, "421 4.3.2 shutting down"),
+            new("127.0.0.1:2527", "none", "up", 2, 1, 9000, 250, null, null),
         ]);
         File.WriteAllText(Mailman.Runners.RelaysFile.PathOf(_instance.Paths), System.Text.Json.JsonSerializer.Serialize(snapshot, Mailman.Runners.StatusJson.Default.RelaysSnapshot));
 
@@ -583,6 +585,9 @@ public sealed class VerbTests : IDisposable
 
         Assert.Matches(@"relay 127\.0\.0\.1:2525 \(none, 2 connections, weight 1\): down, 0 msg/s, 0 sent, retried in (59|60|61)s: cannot connect", text);
         Assert.Contains("relay 127.0.0.1:2526 (none, 2 connections, weight 1): down, 0 msg/s, 0 sent, retried with the next copy: 421 4.3.2 shutting down", text, StringComparison.Ordinal);
+
+        // A rate written 30 s ago is not now's (review 102: the file could not be rewritten on a full disk).
+        Assert.Matches(@"relay 127\.0\.0\.1:2527 \(none, 2 connections, weight 1\): up, 250 msg/s 3\ds ago, 9000 sent", text);
     }
 
     // Review 59: while the relay stalled nothing was recorded, and status kept the last
