@@ -69,8 +69,10 @@ public sealed class HangupHandler(InstancePaths paths, LogFiles files, ILogger<H
         try
         {
             var configuration = MailmanConfiguration.Build(paths);
-            MailmanConfiguration.Options(configuration).Smtp.ResolvedRelays(); // password and CA files too, as a start reads them
+            var options = MailmanConfiguration.Options(configuration);
+            options.Smtp.ResolvedRelays(); // password and CA files too, as a start reads them
             Logging.Read(configuration);
+            LifecycleLog.WarnOfMissingLoopGuards(options, logger, "SIGHUP: ");
 
             // As a start warns (review 98: a full logs/ was named at start only, and a SIGHUP said "reopened").
             if (reopened && Logging.WhyUnwritable(configuration, paths) is { } unwritable)

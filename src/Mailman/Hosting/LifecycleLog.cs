@@ -42,6 +42,22 @@ public sealed class LifecycleLog(
         }
     }
 
+    /// <summary>
+    /// The rules that stop loops may be left out (a site may stop them at the MTA), but not
+    /// without a word: a chain written before posting-rate existed lacks it (review 100); said
+    /// at start and at each SIGHUP's check (review 98), <paramref name="prefix"/> before it.
+    /// </summary>
+    internal static void WarnOfMissingLoopGuards(MailmanOptions options, ILogger logger, string prefix)
+    {
+        foreach (var (rule, without) in LoopGuards)
+        {
+            if (!options.Moderation.Chain.Contains(rule, StringComparer.OrdinalIgnoreCase))
+            {
+                logger.LogWarning("{Prefix}Mailman:Moderation:Chain has no {Rule}: {Without}", prefix, rule, without);
+            }
+        }
+    }
+
     public Task StartAsync(CancellationToken cancellationToken)
     {
         _started = time.GetUtcNow();
@@ -70,15 +86,7 @@ public sealed class LifecycleLog(
                 options.Http.PublicUrl);
         }
 
-        // The rules that stop loops may be left out (a site may stop them at the MTA), but not
-        // without a word: a chain written before posting-rate existed lacks it (review 100).
-        foreach (var (rule, without) in LoopGuards)
-        {
-            if (!options.Moderation.Chain.Contains(rule, StringComparer.OrdinalIgnoreCase))
-            {
-                logger.LogWarning("Mailman:Moderation:Chain has no {Rule}: {Without}", rule, without);
-            }
-        }
+        WarnOfMissingLoopGuards(options, logger, "");
 
         // A limit the daemon runs into under load, said before it does (review 102: at 256 open
         // files an LMTP burst shunted posts, and the runtime itself died once).

@@ -227,6 +227,12 @@ public sealed class LoggingTests : IDisposable
         Assert.Contains("SIGHUP: the log files could not be opened again", kept, StringComparison.Ordinal);
         File.Delete(_instance.Paths.LogsDirectory);
         Directory.Move(moved, _instance.Paths.LogsDirectory);
+
+        // A chain without the loop guards checks out, and is warned of as at start (review 98).
+        File.WriteAllText(_instance.Paths.ConfigFile, "{ \"Mailman\": { \"Moderation\": { \"Chain\": [ \"auto-reply\", \"posting-rate\" ] } } }");
+        handler.Hangup();
+        Assert.Contains("SIGHUP: Mailman:Moderation:Chain has no loop-detection", Read("mailman-"), StringComparison.Ordinal);
+        Assert.DoesNotContain("Chain has no posting-rate", Read("mailman-"), StringComparison.Ordinal);
     }
 
     // Review 38: a SIGHUP storm while lines were written lost and tore lines (the files were
