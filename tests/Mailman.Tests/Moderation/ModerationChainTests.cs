@@ -85,10 +85,10 @@ public sealed class ModerationChainTests : IDisposable
         Assert.Equal(Verdict.Accept, Post("ann@example.com", TimeSpan.FromMinutes(67)).Verdict);
     }
 
-    // Only members' posts count: a non-member's are for nonmember_action alone (a flood of
-    // them stays discarded, not held).
+    // A non-member's posts are for nonmember_action alone where it does not accept them (a
+    // flood of them stays discarded, not held).
     [Fact]
-    public void A_non_members_posts_are_not_counted()
+    public void A_non_members_posts_the_list_does_not_accept_are_not_counted()
     {
         _f.Configure(l =>
         {
@@ -97,6 +97,34 @@ public sealed class ModerationChainTests : IDisposable
         });
         var chain = Chain();
         Assert.All(Enumerable.Range(0, 3), _ => Assert.Equal(Verdict.Discard, chain.Evaluate(_f.Context(ModerationFixture.Post("From: stranger@example.net\n"))).Verdict));
+    }
+
+    // Review 105: a member's away-message program answering every copy to the list from an
+    // address that is not a member, on a list with nonmember_action accept, looped 66 rounds a
+    // minute: no rule counted a non-member's posts. Where the list accepts them they count.
+    [Fact]
+    public void A_non_members_accepted_posts_past_max_posts_per_hour_are_held()
+    {
+        _f.Configure(l =>
+        {
+            l.MaxPostsPerHour = 2;
+            l.NonMemberAction = NonMemberAction.Accept;
+        });
+        var chain = Chain();
+        var start = new DateTimeOffset(2026, 12, 6, 11, 0, 0, TimeSpan.Zero);
+        ChainDecision Post(string from, int minute)
+        {
+            var context = _f.Context(ModerationFixture.Post($"From: {from}\nSubject: Out of office: Re: [dev] hello\n"));
+            context.Metadata.Received = start + TimeSpan.FromMinutes(minute);
+            return chain.Evaluate(context);
+        }
+
+        Assert.Equal(Verdict.Accept, Post("botalt@example.net", 0).Verdict);
+        Assert.Equal(Verdict.Accept, Post("botalt@example.net", 1).Verdict);
+        var held = Post("BotAlt@example.net", 2);
+        Assert.Equal(Verdict.Hold, held.Verdict);
+        Assert.Contains("post 3 from non-member botalt@example.net within an hour, past max_posts_per_hour 2", held.Reason, StringComparison.Ordinal);
+        Assert.Equal(Verdict.Accept, Post("other@example.net", 3).Verdict);
     }
 
     [Fact]

@@ -3,8 +3,11 @@
 // every copy to the list (Reply-To: the list) posts each answer as the member, and each goes to
 // it again: a loop no header shows, and two such members double it each round (review 100:
 // 674 posts in two minutes). The rate sees it; a held post goes to nobody, so the loop stops
-// there and a moderator decides. Counted in memory by the post's arrival: a restart starts
-// the count again.
+// there and a moderator decides. A non-member's posts count too where the list accepts them
+// (nonmember_action accept): an away-message program answering from an address that is not a
+// member looped past every rule (review 105: 66 rounds a minute); where it does not, the
+// nonmember_action decides (a hold here would hold the spam the list discards). Counted in
+// memory by the post's arrival: a restart starts the count again.
 using Mailman.Lists;
 
 namespace Mailman.Moderation.Rules;
@@ -22,14 +25,29 @@ public sealed class PostingRate : IRule
 
     public string Name => "posting-rate";
 
-    public string Description => "hold a member's posts past max_posts_per_hour within an hour (an auto-responder answering every copy)";
+    public string Description => "hold a member's posts past max_posts_per_hour within an hour (an auto-responder answering every copy); a non-member's where the list accepts them";
 
     public bool SkippedWhenApproved => true;
 
     public RuleResult Check(ModerationContext context)
     {
         var limit = context.List.MaxPostsPerHour;
-        if (limit <= 0 || context.SenderMembers is not { } members)
+        if (limit <= 0)
+        {
+            return RuleResult.Miss;
+        }
+
+        var members = context.SenderMembers;
+        IEnumerable<string> authors;
+        if (members is not null)
+        {
+            authors = members.Select(m => m.Address);
+        }
+        else if (context.List.NonMemberAction == NonMemberAction.Accept && context.Senders is { Total: > 0, TooMany: false } senders)
+        {
+            authors = senders.Addresses;
+        }
+        else
         {
             return RuleResult.Miss;
         }
@@ -49,9 +67,9 @@ public sealed class PostingRate : IRule
                 }
             }
 
-            foreach (var member in members)
+            foreach (var author in authors)
             {
-                var key = (context.List.Name.Fqdn, member.Address.ToLowerInvariant());
+                var key = (context.List.Name.Fqdn, author.ToLowerInvariant());
                 if (!_posts.TryGetValue(key, out var times))
                 {
                     _posts[key] = times = [];
@@ -61,13 +79,13 @@ public sealed class PostingRate : IRule
                 times.Add(at);
                 if (times.Count > limit && (over is null || times.Count > over.Value.Count))
                 {
-                    over = (member.Address, times.Count);
+                    over = (author, times.Count);
                 }
             }
         }
 
         return over is { } o
-            ? RuleResult.Hold($"post {o.Count} from member {o.Who} within an hour, past max_posts_per_hour {limit} (an auto-responder answering every copy?)")
+            ? RuleResult.Hold($"post {o.Count} from {(members is null ? "non-member" : "member")} {o.Who} within an hour, past max_posts_per_hour {limit} (an auto-responder answering every copy?)")
             : RuleResult.Miss;
     }
 }
