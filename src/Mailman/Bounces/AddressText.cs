@@ -42,17 +42,49 @@ public static class AddressText
         return s.Length is 0 or > MaxLength ? "" : s.ToString();
     }
 
-    /// <summary>One <c>@</c> with something on both sides, no whitespace or brackets: an address, loosely.</summary>
+    /// <summary>
+    /// One <c>@</c> with something on both sides, no whitespace or brackets but a domain
+    /// literal's (<c>x@[192.0.2.1]</c>, a member address `members add` takes): an address, loosely.
+    /// </summary>
     public static bool LooksLikeAddress(ReadOnlySpan<char> s)
     {
         var at = s.LastIndexOf('@');
         return s.Length <= MaxLength && at > 0 && at < s.Length - 1
-            && s.IndexOfAny(NotInAddress) < 0;
+            && s[..at].IndexOfAny(NotInAddress) < 0
+            && (s[(at + 1)..].IndexOfAny(NotInAddress) < 0 || IsDomainLiteral(s[(at + 1)..]));
+    }
+
+    /// <summary>
+    /// An address literal as RFC 5321 4.1.3 writes one: <c>[192.0.2.1]</c>, <c>[IPv6:2001:db8::1]</c>
+    /// (review 106: a member at one was never recognized in its bounces, which went to the owners).
+    /// </summary>
+    public static bool IsDomainLiteral(ReadOnlySpan<char> domain)
+    {
+        if (domain.Length < 3 || domain[0] != '[' || domain[^1] != ']')
+        {
+            return false;
+        }
+
+        var inner = domain[1..^1];
+        if (inner.StartsWith("IPv6:", StringComparison.OrdinalIgnoreCase))
+        {
+            inner = inner[5..];
+        }
+
+        foreach (var c in inner)
+        {
+            if (!(char.IsAsciiHexDigit(c) || c is '.' or ':'))
+            {
+                return false;
+            }
+        }
+
+        return inner.Length > 0;
     }
 
     /// <summary>Mailman 2.1's sanity check for heuristically found addresses: a local part of
     /// printable ASCII without <c>&lt; &gt; @</c>, then <c>@</c> and a domain starting with
-    /// <c>[a-z0-9._]</c>.</summary>
+    /// <c>[a-z0-9._]</c>, or an address literal.</summary>
     public static bool IsPlausible(ReadOnlySpan<char> s)
     {
         var at = s.IndexOf('@');
@@ -70,7 +102,7 @@ public static class AddressText
         }
 
         var d = s[at + 1];
-        return char.IsAsciiLetterOrDigit(d) || d is '.' or '_';
+        return char.IsAsciiLetterOrDigit(d) || d is '.' or '_' || IsDomainLiteral(s[(at + 1)..]);
     }
 
     /// <summary>

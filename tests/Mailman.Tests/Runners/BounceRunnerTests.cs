@@ -893,7 +893,7 @@ public sealed partial class BounceRunnerTests : IDisposable
     public void On_a_VERP_list_a_report_without_VERP_scores_only_members_VERP_cannot_encode()
     {
         CreateList(l => l.BounceScoreThreshold = 1); // personalize full: copies carry VERP
-        _instance.AddMembers(List, [new Member("\"quoted\"@example.com", "Quoted")]);
+        _instance.AddMembers(List, [new Member("\"quoted\"@example.com", "Quoted"), new Member("lit@[192.0.2.1]", "Literal"), new Member("lit@[IPv6:2001:db8::1]", "Literal 6")]);
         using var h = new RunnerHarness(_instance);
 
         // A forged report to the plain address naming every member, five days running.
@@ -915,6 +915,16 @@ public sealed partial class BounceRunnerTests : IDisposable
         Assert.False(Member("\"quoted\"@example.com")!.DeliveryEnabled);
         Assert.Equal(0, Member("m00001@example.com")!.BounceScore);
         Assert.Contains(h.BounceLog.Lines, l => l.Contains("\"quoted\"@example.com delivery disabled", StringComparison.Ordinal) && l.Contains("1 addresses not scored", StringComparison.Ordinal));
+
+        // So are those of a member at an address literal (review 106: never recognized, each
+        // report went to the owners), in a DSN and in Exim's X-Failed-Recipients.
+        h.InjectBounce(List, "dev-bounces@example.org", BounceMessages.Dsn([BounceMessages.Recipient("lit@[192.0.2.1]")]));
+        Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
+        Assert.False(Member("lit@[192.0.2.1]")!.DeliveryEnabled);
+        Assert.Contains(h.BounceLog.Lines, l => l.Contains("lit@[192.0.2.1] delivery disabled", StringComparison.Ordinal));
+        h.InjectBounce(List, "dev-bounces@example.org", Text("From: Mail Delivery System <Mailer-Daemon@mx.example.com>\nTo: dev-bounces@example.org\nSubject: Mail delivery failed: returning message to sender\nX-Failed-Recipients: lit@[IPv6:2001:db8::1]\n\nThis message was created automatically by mail delivery software.\n\nA message that you sent could not be delivered to one or more of its\nrecipients. This is a permanent error. The following address(es) failed:\n\n  lit@[IPv6:2001:db8::1]\n    host mx said: 550 5.1.1 unknown user\n"));
+        Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
+        Assert.False(Member("lit@[IPv6:2001:db8::1]")!.DeliveryEnabled);
     }
 
     public static TheoryData<string> NotReports => new()
