@@ -162,7 +162,7 @@ public sealed partial class ListStore
 
     // The mailbox the replies land in: user+1@ ... user+30@ are one victim's, counted together;
     // so are Gmail's u.s.e.r@ spellings, and googlemail.com is gmail.com.
-    private static string MailboxKey(string address)
+    internal static string MailboxKey(string address)
     {
         // One mailbox however it is spelled: quoted or not ("vi\ctim"@host is victim@host, RFC
         // 5321 4.1.2; review 84: each spelling had its own count), with or without the root dot.

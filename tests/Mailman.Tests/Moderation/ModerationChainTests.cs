@@ -125,6 +125,11 @@ public sealed class ModerationChainTests : IDisposable
         Assert.Equal(Verdict.Hold, held.Verdict);
         Assert.Contains("post 3 from non-member botalt@example.net within an hour, past max_posts_per_hour 2", held.Reason, StringComparison.Ordinal);
         Assert.Equal(Verdict.Accept, Post("other@example.net", 3).Verdict);
+
+        // Review 106: one mailbox under other spellings (a responder answering from
+        // user+TICKET@), and an author among more than Senders.Limit, count as that poster.
+        Assert.Equal("posting-rate", Post("botalt+ticket17@example.net", 4).Hits[0].Rule);
+        Assert.Equal("posting-rate", Post(string.Join(", ", Enumerable.Range(0, 11).Select(i => i == 0 ? "botalt@example.net" : $"a{i}@example.net")), 5).Hits[0].Rule);
     }
 
     [Fact]

@@ -43,8 +43,10 @@ public sealed class PostingRate : IRule
         {
             authors = members.Select(m => m.Address);
         }
-        else if (context.List.NonMemberAction == NonMemberAction.Accept && context.Senders is { Total: > 0, TooMany: false } senders)
+        else if (context.List.NonMemberAction == NonMemberAction.Accept && context.Senders is { Total: > 0 } senders)
         {
+            // Of more than Senders.Limit authors, the first ones (review 106: From: with 11
+            // addresses was counted nowhere).
             authors = senders.Addresses;
         }
         else
@@ -69,7 +71,9 @@ public sealed class PostingRate : IRule
 
             foreach (var author in authors)
             {
-                var key = (context.List.Name.Fqdn, author.ToLowerInvariant());
+                // One mailbox however it is spelled, as the daily reply limit counts it: a
+                // responder answering from user+TICKET@ is one poster (review 106).
+                var key = (context.List.Name.Fqdn, ListStore.MailboxKey(author));
                 if (!_posts.TryGetValue(key, out var times))
                 {
                     _posts[key] = times = [];
