@@ -169,6 +169,7 @@ public sealed class BounceRunner(QueueSet queues, Activity activity, MailmanOpti
             {
                 IsNoticeBounce = () => ShowsNoticeMarker(head),
                 Load = () => ForOwners(head),
+                Replayed = metadata.Recoveries > 0,
             });
         }
 
