@@ -40,7 +40,7 @@ public sealed record ReturnedMessage(string Entry, ListName List, string? Destin
     /// <summary>What the owners get attached when it is forwarded: the message, or for a large one its headers and start (null when it cannot be read).</summary>
     public Func<MimeEntity?> Load { get; init; } = static () => null;
 
-    /// <summary>Its entry was left claimed by a crash and is run again: its log line says so, so the log counts it once (review 106).</summary>
+    /// <summary>Its entry was left claimed by a crash and is run again: its log line says so (review 106: counting lines over-counted, the first run may have logged it).</summary>
     public bool Replayed { get; init; }
 }
 
