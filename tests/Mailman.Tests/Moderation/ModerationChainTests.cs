@@ -132,6 +132,39 @@ public sealed class ModerationChainTests : IDisposable
         Assert.Equal("posting-rate", Post(string.Join(", ", Enumerable.Range(0, 11).Select(i => i == 0 ? "botalt@example.net" : $"a{i}@example.net")), 5).Hits[0].Rule);
     }
 
+    // Non-members counted, a flood from distinct addresses within the hour grew the counts
+    // without end: past ten times the tracked posters, those with one post are forgotten; one
+    // that posts again is still counted.
+    [Fact]
+    public void A_flood_of_distinct_non_members_is_not_remembered_without_end()
+    {
+        _f.Configure(l =>
+        {
+            l.MaxPostsPerHour = 2;
+            l.NonMemberAction = NonMemberAction.Accept;
+        });
+        var rule = new Mailman.Moderation.Rules.PostingRate(tracked: 5);
+        var start = new DateTimeOffset(2026, 12, 6, 11, 0, 0, TimeSpan.Zero);
+        RuleResult Post(string from, TimeSpan after)
+        {
+            var context = _f.Context(ModerationFixture.Post($"From: {from}\n"));
+            context.Metadata.Received = start + after;
+            return rule.Check(context);
+        }
+
+        Post("loop@example.net", TimeSpan.Zero);
+        Post("loop@example.net", TimeSpan.FromSeconds(1));
+        for (var i = 0; i < 60; i++)
+        {
+            Post($"once{i}@example.net", TimeSpan.FromSeconds(2));
+        }
+
+        Assert.Equal(61, rule.Posters);
+        Post("late@example.net", TimeSpan.FromMinutes(2));
+        Assert.Equal(2, rule.Posters); // loop@ (two posts) and late@ (counted after the prune)
+        Assert.Equal(Verdict.Hold, Post("loop@example.net", TimeSpan.FromMinutes(3)).Verdict);
+    }
+
     [Fact]
     public void Accept_reject_and_discard_end_the_chain()
     {

@@ -12,16 +12,26 @@ using Mailman.Lists;
 
 namespace Mailman.Moderation.Rules;
 
-public sealed class PostingRate : IRule
+/// <param name="tracked">Past this many posters the ones with no post in the window are forgotten (once a minute); past ten times it, those with one post.</param>
+public sealed class PostingRate(int tracked = 10_000) : IRule
 {
     private static readonly TimeSpan Window = TimeSpan.FromHours(1);
-
-    // Past this many posters the ones with no post in the window are forgotten.
-    private const int Tracked = 10_000;
 
     private readonly Lock _gate = new();
     private readonly Dictionary<(string List, string Address), List<DateTimeOffset>> _posts = [];
     private DateTimeOffset _pruned;
+
+    /// <summary>Posters counted now (for tests).</summary>
+    internal int Posters
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _posts.Count;
+            }
+        }
+    }
 
     public string Name => "posting-rate";
 
@@ -58,14 +68,25 @@ public sealed class PostingRate : IRule
         (string Who, int Count)? over = null;
         lock (_gate)
         {
-            // At most once a minute: past Tracked posters a scan per post would cost O(n) each
+            // At most once a minute: past `tracked` posters a scan per post would cost O(n) each
             // (review 101).
-            if (_posts.Count > Tracked && (at - _pruned).Duration() >= TimeSpan.FromMinutes(1))
+            if (_posts.Count > tracked && (at - _pruned).Duration() >= TimeSpan.FromMinutes(1))
             {
                 _pruned = at;
                 foreach (var stale in _posts.Where(p => p.Value.TrueForAll(t => t <= at - Window)).Select(p => p.Key).ToList())
                 {
                     _posts.Remove(stale);
+                }
+
+                // Non-members counted, a flood from as many addresses within the hour would grow
+                // this without end: past ten times `tracked`, the posters with one post go (a loop
+                // posts again within minutes, and is counted from there).
+                if (_posts.Count > 10 * tracked)
+                {
+                    foreach (var once in _posts.Where(p => p.Value.Count <= 1).Select(p => p.Key).ToList())
+                    {
+                        _posts.Remove(once);
+                    }
                 }
             }
 
