@@ -65,21 +65,26 @@ public static class AddressText
             return false;
         }
 
+        // An IPv4 address in four decimal parts, or "IPv6:" and an IPv6 address (review 107:
+        // [dead], [::] and [.] passed a looser rule).
         var inner = domain[1..^1];
         if (inner.StartsWith("IPv6:", StringComparison.OrdinalIgnoreCase))
         {
-            inner = inner[5..];
+            return System.Net.IPAddress.TryParse(inner[5..], out var v6)
+                && v6.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && !v6.Equals(System.Net.IPAddress.IPv6Any);
         }
 
-        foreach (var c in inner)
+        var parts = 0;
+        foreach (var part in inner.Split('.'))
         {
-            if (!(char.IsAsciiHexDigit(c) || c is '.' or ':'))
+            var text = inner[part];
+            if (++parts > 4 || text.Length is 0 or > 3 || !byte.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out _))
             {
                 return false;
             }
         }
 
-        return inner.Length > 0;
+        return parts == 4;
     }
 
     /// <summary>Mailman 2.1's sanity check for heuristically found addresses: a local part of

@@ -40,7 +40,7 @@ public sealed record ReturnedMessage(string Entry, ListName List, string? Destin
     /// <summary>What the owners get attached when it is forwarded: the message, or for a large one its headers and start (null when it cannot be read).</summary>
     public Func<MimeEntity?> Load { get; init; } = static () => null;
 
-    /// <summary>Its entry was left claimed by a crash and is run again: its log line says so (review 106: counting lines over-counted, the first run may have logged it).</summary>
+    /// <summary>Its entry was left claimed by a crash and is taken up again: its log line says so (review 106: counting lines over-counted; the crash may have come before or after the entry was logged, review 107).</summary>
     public bool Replayed { get; init; }
 }
 
@@ -849,7 +849,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
 
     private void Log(ReturnedMessage m, string who, string score, string action)
         => logger.LogInformation("Bounce: {Who} of {ListId}, {Kind} ({Detector}), score {Score}: {Action} (entry {QueueEntry})",
-            who, m.List.Fqdn, m.Analysis.KindName, m.Analysis.Detector ?? "-", score, action, m.Replayed ? m.Entry + ", run again after a crash" : m.Entry);
+            who, m.List.Fqdn, m.Analysis.KindName, m.Analysis.Detector ?? "-", score, action, m.Replayed ? m.Entry + ", taken up again after a crash" : m.Entry);
 
     private static string ScoreText(ListStore store, ListName list, string? address)
         => address is not null && store.FindMember(list, address) is { } member ? Number(member.BounceScore) : "-";

@@ -134,6 +134,7 @@ internal static class StatusCommand
             {
                 DisabledToday = disabledToday,
                 DaemonPid = int.TryParse(daemon, NumberStyles.Integer, CultureInfo.InvariantCulture, out var pid) ? pid : null,
+                RelaysUpdated = relaysFile?.Updated,
             };
             return JsonSerializer.Serialize(report, StatusJson.Default.StatusReport) + Environment.NewLine;
         }
@@ -314,4 +315,7 @@ internal sealed record StatusReport(List<QueueStatus> Queues, DeliveryProgressSn
 
     /// <summary>The running daemon's process id (the process holding serve's lock: ServeLock.Running); null when no daemon runs.</summary>
     public int? DaemonPid { get; init; }
+
+    /// <summary>When the daemon wrote the relays' state: a rate written long ago is not now's (review 107).</summary>
+    public DateTimeOffset? RelaysUpdated { get; init; }
 }

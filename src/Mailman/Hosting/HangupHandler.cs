@@ -72,7 +72,8 @@ public sealed class HangupHandler(InstancePaths paths, LogFiles files, ILogger<H
             var options = MailmanConfiguration.Options(configuration);
             options.Smtp.ResolvedRelays(); // password and CA files too, as a start reads them
             Logging.Read(configuration);
-            LifecycleLog.WarnOfMissingLoopGuards(options, logger, "SIGHUP: ");
+            // Of the configuration as the next start would run it (review 107: read as the running daemon's).
+            LifecycleLog.WarnOfMissingLoopGuards(options, logger, "SIGHUP: at the next start, ");
 
             // As a start warns (review 98: a full logs/ was named at start only, and a SIGHUP said "reopened").
             if (reopened && Logging.WhyUnwritable(configuration, paths) is { } unwritable)

@@ -38,9 +38,11 @@ public sealed class OwnerRunner(
         var owners = OwnerMail.Recipients(store, list, Options, out var skipped);
         if (owners.Count == 0)
         {
+            // Owners that are all addresses of lists here are named (review 107: "has no owner").
+            var none = skipped.Count == 0 ? $"{list.Name.Fqdn} has no owner" : $"{list.Name.Fqdn} has no owner but addresses of lists here ({string.Join(", ", skipped)})";
             Keep(head, Options.SiteOwner.Length == 0
-                ? $"{list.Name.Fqdn} has no owner and Mailman:SiteOwner is not set"
-                : $"{list.Name.Fqdn} has no owner, and Mailman:SiteOwner is an address of a list here (mail to it would come back as a post)");
+                ? $"{none} and Mailman:SiteOwner is not set"
+                : $"{none}, and Mailman:SiteOwner is an address of a list here (mail to it would reach a list, not a person)");
             return true;
         }
 
@@ -66,7 +68,7 @@ public sealed class OwnerRunner(
         {
             // Owners set before a list of that name was made (lists create warned): named where
             // the operator reads why fewer got it (review 100).
-            Log.LogWarning("Owner mail {MessageId} for {ListId} not forwarded to {Skipped}: addresses of lists here (mail to them would come back as posts; mailman lists owners LIST list)",
+            Log.LogWarning("Owner mail {MessageId} for {ListId} not forwarded to {Skipped}: addresses of lists here (mail to them would reach a list, not a person; mailman lists owners LIST list)",
                 forward.MessageIdForLog, list.Name.Fqdn, string.Join(", ", skipped));
         }
         return true;

@@ -297,6 +297,7 @@ public sealed class VerbTests : IDisposable
     [InlineData(ExitCodes.Usage, "lists", "create", "dev-bounces@example.org")]                              // a role address, as a bad name
     [InlineData(ExitCodes.Usage, "lists", "create", "../dev@example.org")]
     [InlineData(ExitCodes.Usage, "lists", "create", "dev@example")]                                          // no dot (review 94)
+    [InlineData(ExitCodes.Usage, "lists", "create", "dev@127.0.0.1")]                                        // an IP address (review 107)
     [InlineData(ExitCodes.NoInput, "members", "add", "dev@example.org", "--file", "/nonexistent/members.txt")]   // 66 as inject --file (review 40: 73)
     [InlineData(ExitCodes.NoInput, "members", "remove", "dev@example.org", "--file", "/tmp")]                   // a directory (review 40: 77)
     [InlineData(ExitCodes.Usage, "held", "show", "../x")]                                                        // as held approve (review 40: 65)
@@ -588,6 +589,8 @@ public sealed class VerbTests : IDisposable
 
         // A rate written 30 s ago is not now's (review 102: the file could not be rewritten on a full disk).
         Assert.Matches(@"relay 127\.0\.0\.1:2527 \(none, 2 connections, weight 1\): up, 250 msg/s 3\ds ago, 9000 sent", text);
+        using var json = System.Text.Json.JsonDocument.Parse(StatusCommand.Render(_instance.Paths, asJson: true));
+        Assert.Equal(written, json.RootElement.GetProperty("relaysUpdated").GetDateTimeOffset());
     }
 
     // Review 59: while the relay stalled nothing was recorded, and status kept the last

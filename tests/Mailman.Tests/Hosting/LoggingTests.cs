@@ -231,7 +231,7 @@ public sealed class LoggingTests : IDisposable
         // A chain without the loop guards checks out, and is warned of as at start (review 98).
         File.WriteAllText(_instance.Paths.ConfigFile, "{ \"Mailman\": { \"Moderation\": { \"Chain\": [ \"auto-reply\", \"posting-rate\" ] } } }");
         handler.Hangup();
-        Assert.Contains("SIGHUP: Mailman:Moderation:Chain has no loop-detection", Read("mailman-"), StringComparison.Ordinal);
+        Assert.Contains("SIGHUP: at the next start, Mailman:Moderation:Chain has no loop-detection", Read("mailman-"), StringComparison.Ordinal);
         Assert.DoesNotContain("Chain has no posting-rate", Read("mailman-"), StringComparison.Ordinal);
     }
 

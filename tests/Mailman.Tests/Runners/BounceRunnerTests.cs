@@ -832,7 +832,7 @@ public sealed partial class BounceRunnerTests : IDisposable
 
         // Its log lines say it is the same entries again (review 106: counting the log's lines
         // over-counted the bounces).
-        Assert.All(h.BounceLog.Lines.Skip(lines).Where(l => l.StartsWith("Bounce: m0000", StringComparison.Ordinal)), l => Assert.Contains(", run again after a crash)", l, StringComparison.Ordinal));
+        Assert.All(h.BounceLog.Lines.Skip(lines).Where(l => l.StartsWith("Bounce: m0000", StringComparison.Ordinal)), l => Assert.Contains(", taken up again after a crash)", l, StringComparison.Ordinal));
         Assert.Contains(h.BounceLog.Lines.Skip(lines), l => l.StartsWith("Bounce: m0000", StringComparison.Ordinal));
     }
 

@@ -153,6 +153,19 @@ public sealed class OwnerRunnerTests : IDisposable
         Assert.Contains("no owner, and Mailman:SiteOwner is an address of a list here", h.Queues[QueueSet.Bad].ReadMetadata(Assert.Single(h.Queues[QueueSet.Bad].Pending())).Error, StringComparison.Ordinal);
     }
 
+    // Review 107: owners that are all addresses of lists here were kept as "has no owner".
+    [Fact]
+    public void Owners_that_are_all_addresses_of_lists_here_are_named_when_the_mail_is_kept()
+    {
+        _instance.CreateList("other@example.org");
+        Owners("other@example.org");
+        using var h = new RunnerHarness(_instance);
+        Enqueue(h, Mail());
+        RunnerHarness.Drain(h.Owner);
+        Assert.Empty(h.Queues[QueueSet.Out].Pending());
+        Assert.Contains("has no owner but addresses of lists here (other@example.org) and Mailman:SiteOwner is not set", h.Queues[QueueSet.Bad].ReadMetadata(Assert.Single(h.Queues[QueueSet.Bad].Pending())).Error, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void An_owner_that_is_an_address_of_a_list_here_is_never_sent_to_and_a_deleted_list_keeps_its_mail()
     {

@@ -414,6 +414,8 @@ public sealed class RequestRunnerTests : IDisposable
     [InlineData("join address=t@localhost", "t@localhost is not an address on the Internet")]
     [InlineData("join address=s@[127.0.0.1]", "s@[127.0.0.1] is not an address on the Internet")]
     [InlineData("join address=s@192.0.2.1", "is not an address on the Internet")]
+    [InlineData("join address=t@localhost(.x)", "is not an address on the Internet")]                 // review 107: the comment went, t@localhost was mailed
+    [InlineData("join address=t@(x.)[127.0.0.1]", "is not an address on the Internet")]
     [InlineData("leave someone-else@example.com", "leave acts only for the address this message comes from (anne@example.com); naming another address is not supported")]
     [InlineData("leave address=someone-else@example.com", "naming another address is not supported")]
     [InlineData("confirm", "exactly one token")]

@@ -57,16 +57,19 @@ internal static class Arguments
             return new CommandOutcome($"refused: join address=: '{Lists.Member.Sanitize(value.Length > 80 ? value[..80] + "..." : value)}' is not one plain address", NeedsReply: true);
         }
 
-        // A stranger's request sends the confirmation there: never to a host that only this
-        // network can name (review 104: address=t@localhost and s@[127.0.0.1] were mailed).
-        if (!IsInternetDomain(value[(value.LastIndexOf('@') + 1)..]))
-        {
-            return new CommandOutcome($"refused: join address=: {Lists.Member.Sanitize(value)} is not an address on the Internet (its domain has no dot, or is an IP address)", NeedsReply: true);
-        }
-
         // As MimeKit reads a From: address: an A-label domain (xn--) in its U-label form, as the
         // notice's check compares it (review 103: one given in A-labels was "not one address").
-        address = MimeKit.MailboxAddress.TryParse(value, out var parsed) ? parsed.Address : value;
+        var named = MimeKit.MailboxAddress.TryParse(value, out var parsed) ? parsed.Address : value;
+
+        // A stranger's request sends the confirmation there: never to a host that only this
+        // network can name (review 104: address=t@localhost and s@[127.0.0.1] were mailed), as
+        // the address is read, comments gone (review 107: t@localhost(.x) was mailed).
+        if (value.Contains('(', StringComparison.Ordinal) || !IsInternetDomain(named[(named.LastIndexOf('@') + 1)..]))
+        {
+            return new CommandOutcome($"refused: join address=: {Lists.Member.Sanitize(value)} is not an address on the Internet (its domain has no dot, is an IP address, or it holds a comment)", NeedsReply: true);
+        }
+
+        address = named;
         return null;
     }
 
