@@ -34,7 +34,7 @@ internal static class ListsCommand
             // Mail from other hosts reaches only a fully qualified domain (review 94: dev@example
             // was created, and its posts, notices and List-Id named a host nobody can mail); an
             // IP address is none (review 107: dev@127.0.0.1).
-            if (!listName.Domain.Contains('.', StringComparison.Ordinal) || listName.Domain[(listName.Domain.LastIndexOf('.') + 1)..].All(char.IsAsciiDigit))
+            if (!ListName.IsFullyQualified(listName.Domain))
             {
                 throw new CliException(ExitCodes.Usage, $"{listName}: '{listName.Domain}' is not a fully qualified domain (a list is LIST@HOST.DOMAIN, e.g. {listName.LocalPart}@{listName.Domain}.org)");
             }

@@ -94,6 +94,14 @@ public sealed record ListName
         }
     }
 
+    /// <summary>
+    /// A domain mail from the Internet can reach: a name with a dot, without a trailing one, not
+    /// an address literal ([192.0.2.1]) nor an IP address (its last label not all digits).
+    /// </summary>
+    public static bool IsFullyQualified(string domain)
+        => domain.Contains('.', StringComparison.Ordinal) && !domain.EndsWith('.') && !domain.StartsWith('[')
+            && !System.Net.IPAddress.TryParse(domain, out _) && !domain[(domain.LastIndexOf('.') + 1)..].All(char.IsAsciiDigit);
+
     private static bool IsLocalPart(string s)
     {
         if (!char.IsAsciiLetterOrDigit(s[0]) || s.Contains("..", StringComparison.Ordinal) || s.EndsWith('.'))

@@ -64,7 +64,7 @@ internal static class Arguments
         // A stranger's request sends the confirmation there: never to a host that only this
         // network can name (review 104: address=t@localhost and s@[127.0.0.1] were mailed), as
         // the address is read, comments gone (review 107: t@localhost(.x) was mailed).
-        if (value.Contains('(', StringComparison.Ordinal) || !IsInternetDomain(named[(named.LastIndexOf('@') + 1)..]))
+        if (value.Contains('(', StringComparison.Ordinal) || !Lists.ListName.IsFullyQualified(named[(named.LastIndexOf('@') + 1)..]))
         {
             return new CommandOutcome($"refused: join address=: {Lists.Member.Sanitize(value)} is not an address on the Internet (its domain has no dot, is an IP address, or it holds a comment)", NeedsReply: true);
         }
@@ -72,12 +72,6 @@ internal static class Arguments
         address = named;
         return null;
     }
-
-    // A domain name with a dot and without a trailing one, not a literal ([192.0.2.1]) nor a
-    // bare IPv4 address.
-    private static bool IsInternetDomain(string domain)
-        => domain.Contains('.', StringComparison.Ordinal) && !domain.EndsWith('.') && !domain.StartsWith('[')
-            && !System.Net.IPAddress.TryParse(domain, out _);
 
     // The address a mistyped "join someone@example.com" named, for the answer's example.
     private static string Named(IReadOnlyList<string> arguments)
