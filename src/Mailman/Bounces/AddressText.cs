@@ -70,7 +70,8 @@ public static class AddressText
         var inner = domain[1..^1];
         if (inner.StartsWith("IPv6:", StringComparison.OrdinalIgnoreCase))
         {
-            return System.Net.IPAddress.TryParse(inner[5..], out var v6)
+            // Without a scope id (fe80::1%eth0 parses, and is no RFC 5321 literal: review 108).
+            return !inner.Contains('%') && System.Net.IPAddress.TryParse(inner[5..], out var v6)
                 && v6.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && !v6.Equals(System.Net.IPAddress.IPv6Any);
         }
 

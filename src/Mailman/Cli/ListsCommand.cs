@@ -36,7 +36,7 @@ internal static class ListsCommand
             // IP address is none (review 107: dev@127.0.0.1).
             if (!ListName.IsFullyQualified(listName.Domain))
             {
-                throw new CliException(ExitCodes.Usage, $"{listName}: '{listName.Domain}' is not a fully qualified domain (a list is LIST@HOST.DOMAIN, e.g. {listName.LocalPart}@{listName.Domain}.org)");
+                throw new CliException(ExitCodes.Usage, $"{listName}: '{listName.Domain}' is not a domain mail from the Internet reaches (a list is LIST@HOST.DOMAIN, e.g. {listName.LocalPart}@lists.example.org; not an IP address, nor under localhost, local, localdomain)");
             }
 
             var list = new MailingList { Name = listName, DisplayName = listName.LocalPart };

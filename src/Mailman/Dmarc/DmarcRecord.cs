@@ -24,7 +24,10 @@ public sealed record DmarcRecord(DmarcPolicy Policy, DmarcPolicy? SubdomainPolic
     public static DmarcRecord? Parse(string text)
     {
         var tags = text.Split(';');
-        if (!TrySplitTag(tags[0], out var name, out var value) || name != "v" || value != "DMARC1")
+        // Tag names and keyword values are ABNF quoted strings, case-insensitive (RFC 5234 2.3);
+        // "DMARC1" is written in %x values, exact (review 108: V=DMARC1 and P=reject, seen in
+        // real records, read as no record and the post went unmitigated).
+        if (!TrySplitTag(tags[0], out var name, out var value) || !name.Equals("v", StringComparison.OrdinalIgnoreCase) || value != "DMARC1")
         {
             return null;
         }
@@ -38,11 +41,11 @@ public sealed record DmarcRecord(DmarcPolicy Policy, DmarcPolicy? SubdomainPolic
                 continue;
             }
 
-            switch (name)
+            switch (name.ToLowerInvariant())
             {
                 case "p": p ??= ParsePolicy(value); break;
                 case "sp": sp ??= ParsePolicy(value); break;
-                case "psd": psd ??= value == "y" ? true : value == "n" ? false : null; break;
+                case "psd": psd ??= value.ToLowerInvariant() switch { "y" => true, "n" => false, _ => null }; break;
             }
         }
 

@@ -94,13 +94,19 @@ public sealed record ListName
         }
     }
 
+    // Special-use names that never leave a site (RFC 6761, 6762, 8375; localdomain and internal
+    // by custom): t@x.localhost is loopback, t@localhost.localdomain local delivery (review 108).
+    private static readonly string[] LocalSuffixes = [".localhost", ".local", ".localdomain", ".invalid", ".internal", ".home.arpa"];
+
     /// <summary>
     /// A domain mail from the Internet can reach: a name with a dot, without a trailing one, not
-    /// an address literal ([192.0.2.1]) nor an IP address (its last label not all digits).
+    /// an address literal ([192.0.2.1]) nor an IP address (its last label not all digits), nor
+    /// under a special-use name that stays on a site (.localhost, .local, .localdomain, ...).
     /// </summary>
     public static bool IsFullyQualified(string domain)
         => domain.Contains('.', StringComparison.Ordinal) && !domain.EndsWith('.') && !domain.StartsWith('[')
-            && !System.Net.IPAddress.TryParse(domain, out _) && !domain[(domain.LastIndexOf('.') + 1)..].All(char.IsAsciiDigit);
+            && !System.Net.IPAddress.TryParse(domain, out _) && !domain[(domain.LastIndexOf('.') + 1)..].All(char.IsAsciiDigit)
+            && !LocalSuffixes.Any(s => domain.EndsWith(s, StringComparison.OrdinalIgnoreCase));
 
     private static bool IsLocalPart(string s)
     {

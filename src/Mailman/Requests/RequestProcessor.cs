@@ -179,6 +179,14 @@ public sealed class RequestProcessor(ListStoreFactory lists, NoticeSender notice
             return $"From: {Member.Sanitize(from.Address)} is a robot address";
         }
 
+        // Every answer goes to From: (a confirmation, the results): never to a host only this
+        // site can name, as join address= refuses it (review 108: a forged From: t@localhost.
+        // was sent a confirmation).
+        if (!ListName.IsFullyQualified(from.Address[(from.Address.LastIndexOf('@') + 1)..]))
+        {
+            return $"From: {Member.Sanitize(from.Address)} is not an address on the Internet";
+        }
+
         return ListAddress.TryResolve(from.Address, out var resolved, out _) && lists.FindList(resolved.List) is not null
             ? $"From: {Member.Sanitize(from.Address)} is an address of the list {resolved.List.Fqdn}"
             : null;

@@ -30,6 +30,7 @@ public sealed class AddressTextTests
     [InlineData("x@[.]", false)]
     [InlineData("x@[192.0.2.256]", false)]
     [InlineData("x@[192.0.2]", false)]
+    [InlineData("x@[IPv6:fe80::1%eth0]", false)]
     [InlineData("x@exa[mple.com", false)]
     [InlineData("x[1]@example.com", false)]
     [InlineData("anne@exa mple.com", false)]

@@ -298,6 +298,7 @@ public sealed class VerbTests : IDisposable
     [InlineData(ExitCodes.Usage, "lists", "create", "../dev@example.org")]
     [InlineData(ExitCodes.Usage, "lists", "create", "dev@example")]                                          // no dot (review 94)
     [InlineData(ExitCodes.Usage, "lists", "create", "dev@127.0.0.1")]                                        // an IP address (review 107)
+    [InlineData(ExitCodes.Usage, "lists", "create", "dev@localhost.localdomain")]                            // a special-use name (review 108)
     [InlineData(ExitCodes.NoInput, "members", "add", "dev@example.org", "--file", "/nonexistent/members.txt")]   // 66 as inject --file (review 40: 73)
     [InlineData(ExitCodes.NoInput, "members", "remove", "dev@example.org", "--file", "/tmp")]                   // a directory (review 40: 77)
     [InlineData(ExitCodes.Usage, "held", "show", "../x")]                                                        // as held approve (review 40: 65)

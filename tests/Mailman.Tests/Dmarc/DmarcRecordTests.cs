@@ -14,6 +14,7 @@ public sealed class DmarcRecordTests
     [InlineData("v=DMARC1; p=rejected; sp=bogus", DmarcPolicy.None, null, null)]
     [InlineData("v=DMARC1; p=reject; p=none", DmarcPolicy.Reject, null, null)]
     [InlineData("v=DMARC1; p; =x; unknown=tag; p=quarantine", DmarcPolicy.Quarantine, null, null)]
+    [InlineData("V=DMARC1; P=reject; SP=none; PSD=Y", DmarcPolicy.Reject, DmarcPolicy.None, true)]     // tag names are case-insensitive (review 108)
     public void A_DMARC_record_yields_p_sp_and_psd_and_a_bad_policy_reads_as_none(string text, DmarcPolicy p, DmarcPolicy? sp, bool? psd)
     {
         var record = DmarcRecord.Parse(text);

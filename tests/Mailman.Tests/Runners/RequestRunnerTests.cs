@@ -293,14 +293,20 @@ public sealed class RequestRunnerTests : IDisposable
     [InlineData("dev@example.org")]
     [InlineData("dev-bounces@example.org")]
     [InlineData("owner-x@example.com")]
-    public void A_request_from_a_list_or_robot_address_is_ignored(string from)
+    [InlineData("t@localhost.")]              // review 108: a forged From: on this host was sent a confirmation
+    [InlineData("root@localhost")]
+    [InlineData("x@127.0.0.1")]
+    [InlineData("t@x.localhost")]
+    public void A_request_from_a_list_robot_or_local_address_is_ignored(string from)
     {
-        _instance.CreateList(List, l => l.Set("subscription_policy", "open"));
+        _instance.CreateList(List, l => l.Set("subscription_policy", "confirm"));
         using var h = new RunnerHarness(_instance);
         h.InjectRequest("dev-join@example.org", Mail("dev-join@example.org", from: from), null);
+        h.InjectRequest("dev-request@example.org", Mail("dev-request@example.org", "join", from: from, id: "req2@example.com"), null);
         RunnerHarness.Drain(h.Requests);
         Assert.Empty(Out(h));
         Assert.Null(Member(from));
+        Assert.Empty(Pending());
     }
 
     // Review 49: a DSN (multipart/report) at a confirmation address, from an MTA that marks it
@@ -416,6 +422,8 @@ public sealed class RequestRunnerTests : IDisposable
     [InlineData("join address=s@192.0.2.1", "is not an address on the Internet")]
     [InlineData("join address=t@localhost(.x)", "is not an address on the Internet")]                 // review 107: the comment went, t@localhost was mailed
     [InlineData("join address=t@(x.)[127.0.0.1]", "is not an address on the Internet")]
+    [InlineData("join address=t@localhost.localdomain", "is not an address on the Internet")]      // review 108: special-use names
+    [InlineData("join address=t@printer.local", "is not an address on the Internet")]
     [InlineData("leave someone-else@example.com", "leave acts only for the address this message comes from (anne@example.com); naming another address is not supported")]
     [InlineData("leave address=someone-else@example.com", "naming another address is not supported")]
     [InlineData("confirm", "exactly one token")]
