@@ -32,9 +32,9 @@ internal static class ListsCommand
             }
 
             // Mail from other hosts reaches only a fully qualified domain (review 94: dev@example
-            // was created, and its posts, notices and List-Id named a host nobody can mail); an
-            // IP address is none (review 107: dev@127.0.0.1).
-            if (!ListName.IsFullyQualified(listName.Domain))
+            // was created, and its posts, notices and List-Id named a host nobody can mail); nor
+            // does it reach an IP address (review 107: dev@127.0.0.1) or a special-use name.
+            if (!ListName.IsInternetDomain(listName.Domain))
             {
                 throw new CliException(ExitCodes.Usage, $"{listName}: '{listName.Domain}' is not a domain mail from the Internet reaches (a list is LIST@HOST.DOMAIN, e.g. {listName.LocalPart}@lists.example.org; not an IP address, nor under localhost, local, localdomain)");
             }

@@ -103,7 +103,7 @@ public sealed record ListName
     /// an address literal ([192.0.2.1]) nor an IP address (its last label not all digits), nor
     /// under a special-use name that stays on a site (.localhost, .local, .localdomain, ...).
     /// </summary>
-    public static bool IsFullyQualified(string domain)
+    public static bool IsInternetDomain(string domain)
         => domain.Contains('.', StringComparison.Ordinal) && !domain.EndsWith('.') && !domain.StartsWith('[')
             && !System.Net.IPAddress.TryParse(domain, out _) && !domain[(domain.LastIndexOf('.') + 1)..].All(char.IsAsciiDigit)
             && !LocalSuffixes.Any(s => domain.EndsWith(s, StringComparison.OrdinalIgnoreCase));

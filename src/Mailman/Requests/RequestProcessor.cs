@@ -182,7 +182,7 @@ public sealed class RequestProcessor(ListStoreFactory lists, NoticeSender notice
         // Every answer goes to From: (a confirmation, the results): never to a host only this
         // site can name, as join address= refuses it (review 108: a forged From: t@localhost.
         // was sent a confirmation).
-        if (!ListName.IsFullyQualified(from.Address[(from.Address.LastIndexOf('@') + 1)..]))
+        if (!ListName.IsInternetDomain(from.Address[(from.Address.LastIndexOf('@') + 1)..]))
         {
             return $"From: {Member.Sanitize(from.Address)} is not an address on the Internet";
         }
