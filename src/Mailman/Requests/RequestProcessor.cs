@@ -47,7 +47,7 @@ public sealed class RequestProcessor(ListStoreFactory lists, NoticeSender notice
         // Persistent: the parts' contents stay in the file until a command reads them.
         var message = MimeMessage.Load(raw, persistent: true);
 
-        if (WhyIgnore(message, metadata.Sender) is { } why)
+        if (WhyIgnore(list, message, metadata.Sender) is { } why)
         {
             logger.LogInformation("Request {QueueEntry} to {Address} ignored, no reply: {Reason}", entryName, to, why);
             return;
@@ -161,7 +161,7 @@ public sealed class RequestProcessor(ListStoreFactory lists, NoticeSender notice
     private static string Shown(CommandLine line) => line.Name == "confirm" ? "confirm (token)" : Member.Sanitize(line.Text);
 
     // Why the request is neither acted on nor answered, or null.
-    private string? WhyIgnore(MimeMessage message, string? envelopeSender)
+    private string? WhyIgnore(MailingList list, MimeMessage message, string? envelopeSender)
     {
         if (AutomaticMail.WhyNotAnswer(message, envelopeSender) is { } rule)
         {
@@ -181,8 +181,9 @@ public sealed class RequestProcessor(ListStoreFactory lists, NoticeSender notice
 
         // Every answer goes to From: (a confirmation, the results): never to a host only this
         // site can name, as join address= refuses it (review 108: a forged From: t@localhost.
-        // was sent a confirmation).
-        if (!ListName.IsInternetDomain(from.Address[(from.Address.LastIndexOf('@') + 1)..]))
+        // was sent a confirmation), unless it is a member, mailed every post already (an
+        // operator may add x@[192.0.2.1]: its leave is answered).
+        if (!ListName.IsInternetDomain(from.Address[(from.Address.LastIndexOf('@') + 1)..]) && !IsMember(list, from.Address))
         {
             return $"From: {Member.Sanitize(from.Address)} is not an address on the Internet";
         }
@@ -190,6 +191,12 @@ public sealed class RequestProcessor(ListStoreFactory lists, NoticeSender notice
         return ListAddress.TryResolve(from.Address, out var resolved, out _) && lists.FindList(resolved.List) is not null
             ? $"From: {Member.Sanitize(from.Address)} is an address of the list {resolved.List.Fqdn}"
             : null;
+    }
+
+    private bool IsMember(MailingList list, string address)
+    {
+        using var store = lists.Open();
+        return store.FindMember(list.Name, address) is not null;
     }
 
     // Expired confirmations and subscriptions awaiting a moderator go (held posts are moderation's).

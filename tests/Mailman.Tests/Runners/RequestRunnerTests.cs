@@ -309,6 +309,20 @@ public sealed class RequestRunnerTests : IDisposable
         Assert.Empty(Pending());
     }
 
+    // A member an operator added at an address literal is mailed every post already: its
+    // requests are answered (the rule above is for strangers).
+    [Fact]
+    public void A_member_at_an_address_literal_may_leave_by_mail()
+    {
+        _instance.CreateList(List, l => l.Set("unsubscription_policy", "confirm"));
+        _instance.AddMembers(List, [new Member("lit@[192.0.2.1]", "")]);
+        using var h = new RunnerHarness(_instance);
+        h.InjectRequest("dev-leave@example.org", Mail("dev-leave@example.org", from: "lit@[192.0.2.1]"), null);
+        RunnerHarness.Drain(h.Requests);
+        Assert.Equal("lit@[192.0.2.1]", Assert.Single(Out(h)).To);
+        Assert.Single(Pending());
+    }
+
     // Review 49: a DSN (multipart/report) at a confirmation address, from an MTA that marks it
     // no other way and sends it from an ordinary-looking address, subscribed the address it was
     // about: the report check read Content-Type where MimeKit does not keep it.
