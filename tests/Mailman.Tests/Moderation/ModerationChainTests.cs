@@ -21,6 +21,14 @@ public sealed class ModerationChainTests : IDisposable
     private static ModerationChain Chain(IEnumerable<string>? names = null)
         => new(names ?? ModerationChain.DefaultRules, Checks());
 
+    // A reply from FROM arriving AFTER 11:00 UTC one day: what the posting rate counts by.
+    private ModerationContext Arriving(string from, TimeSpan after)
+    {
+        var context = _f.Context(ModerationFixture.Post($"From: {from}\nSubject: Re: [dev] hello\n"));
+        context.Metadata.Received = new DateTimeOffset(2026, 12, 6, 11, 0, 0, TimeSpan.Zero) + after;
+        return context;
+    }
+
     [Fact]
     public void The_default_chain_is_the_shipped_configuration_in_Mailman_3s_order_with_loop_detection_first()
     {
@@ -64,13 +72,7 @@ public sealed class ModerationChainTests : IDisposable
         _f.Configure(l => l.MaxPostsPerHour = 3);
         _f.SetAction("ann@example.com", "accept");
         var chain = Chain();
-        var start = new DateTimeOffset(2026, 12, 6, 11, 0, 0, TimeSpan.Zero);
-        ChainDecision Post(string from, TimeSpan after)
-        {
-            var context = _f.Context(ModerationFixture.Post($"From: {from}\nSubject: Re: [dev] hello\n"));
-            context.Metadata.Received = start + after;
-            return chain.Evaluate(context);
-        }
+        ChainDecision Post(string from, TimeSpan after) => chain.Evaluate(Arriving(from, after));
 
         Assert.All(Enumerable.Range(0, 3), i => Assert.Equal(Verdict.Accept, Post("ann@example.com", TimeSpan.FromMinutes(i)).Verdict));
         var held = Post("ann@example.com", TimeSpan.FromMinutes(3));
@@ -111,13 +113,7 @@ public sealed class ModerationChainTests : IDisposable
             l.NonMemberAction = NonMemberAction.Accept;
         });
         var chain = Chain();
-        var start = new DateTimeOffset(2026, 12, 6, 11, 0, 0, TimeSpan.Zero);
-        ChainDecision Post(string from, int minute)
-        {
-            var context = _f.Context(ModerationFixture.Post($"From: {from}\nSubject: Out of office: Re: [dev] hello\n"));
-            context.Metadata.Received = start + TimeSpan.FromMinutes(minute);
-            return chain.Evaluate(context);
-        }
+        ChainDecision Post(string from, int minute) => chain.Evaluate(Arriving(from, TimeSpan.FromMinutes(minute)));
 
         Assert.Equal(Verdict.Accept, Post("botalt@example.net", 0).Verdict);
         Assert.Equal(Verdict.Accept, Post("botalt@example.net", 1).Verdict);
@@ -144,13 +140,7 @@ public sealed class ModerationChainTests : IDisposable
             l.NonMemberAction = NonMemberAction.Accept;
         });
         var rule = new Mailman.Moderation.Rules.PostingRate(tracked: 5);
-        var start = new DateTimeOffset(2026, 12, 6, 11, 0, 0, TimeSpan.Zero);
-        RuleResult Post(string from, TimeSpan after)
-        {
-            var context = _f.Context(ModerationFixture.Post($"From: {from}\n"));
-            context.Metadata.Received = start + after;
-            return rule.Check(context);
-        }
+        RuleResult Post(string from, TimeSpan after) => rule.Check(Arriving(from, after));
 
         Post("loop@example.net", TimeSpan.Zero);
         Post("loop@example.net", TimeSpan.FromSeconds(1));
