@@ -130,7 +130,7 @@ public sealed class DmarcDeliveryTests : IDisposable
 
         Assert.Equal("Anne Smith via Dev Team", Parse(Copy(messages, "reject")).From.Mailboxes.Single().Name);
         Assert.Equal("Anne Smith <anne@reject.test>", Show(Parse(Copy(messages, "reject")).ReplyTo));
-        Assert.Equal("anne@reject.test", Show(Parse(Copy(messages, "several-from")).ReplyTo));
+        Assert.Equal("Anne Smith <anne@reject.test>, Bob <bob@none.test>", Show(Parse(Copy(messages, "several-from")).ReplyTo));
         Assert.Equal("Anne Smith <anne@bücher.test>", Show(Parse(Copy(messages, "idn-domain")).ReplyTo));
 
         // One lookup per TTL: four posts needed _dmarc.reject.test; dnsmasq was asked once.

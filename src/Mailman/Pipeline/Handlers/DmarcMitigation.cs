@@ -93,36 +93,44 @@ public sealed partial class DmarcMitigation(DmarcServices dmarc) : IHandler
         return note;
     }
 
-    /// <summary>Replaces From: with the list's address and adds the original to Reply-To: or Cc:.</summary>
+    /// <summary>Replaces From: with the list's address and adds the authors to Reply-To: or Cc:.</summary>
     public static void MungeFrom(MimeMessage message, MailingList list, string? envelopeSender)
     {
-        var (from, original) = MungedFrom(message, list, envelopeSender);
-        AddOriginal(message, list, original);
+        var (from, authors) = MungedFrom(message, list, envelopeSender);
+        AddOriginal(message, list, authors);
         message.From.Clear();
         message.From.Add(from);
     }
 
     /// <summary>
-    /// Mailman 3's munged_headers: the new From:, and the author to add to Reply-To:/Cc:. With one
-    /// From: mailbox that is the author; with none or several, the envelope sender (as Mailman 3's
-    /// original_sender).
+    /// Mailman 3's munged_headers: the new From:, and the authors to add to Reply-To:/Cc:. With one
+    /// From: mailbox its name makes the new From:'s; with none or several, the envelope sender's
+    /// address does (as Mailman 3's original_sender). The authors are every From: mailbox (up to
+    /// <see cref="MaximumAuthors"/>; not Mailman 3's, which names only the envelope sender when
+    /// there are several, so an author whose domain asked for the mitigation vanished from the
+    /// post), or the envelope sender when From: has none.
     /// </summary>
-    public static (MailboxAddress From, MailboxAddress? Original) MungedFrom(MimeMessage message, MailingList list, string? envelopeSender)
+    public static (MailboxAddress From, IReadOnlyList<MailboxAddress> Authors) MungedFrom(MimeMessage message, MailingList list, string? envelopeSender)
     {
-        var froms = message.From.Mailboxes.Where(m => m.Address.Contains('@', StringComparison.Ordinal)).ToList();
-        MailboxAddress? original;
-        if (froms.Count == 1)
+        var authors = new List<MailboxAddress>();
+        foreach (var mailbox in message.From.Mailboxes)
         {
-            // The author's name goes back out in Reply-To: or Cc: as well: no line breaks in it.
-            original = new MailboxAddress(Lists.Member.Sanitize(froms[0].Name ?? ""), froms[0].Address);
-        }
-        else
-        {
-            var sender = envelopeSender?.Trim().Trim('<', '>');
-            original = string.IsNullOrEmpty(sender) ? null : new MailboxAddress("", sender);
+            if (authors.Count < MaximumAuthors && mailbox.Address.Contains('@', StringComparison.Ordinal)
+                && !authors.Any(a => a.Address.Equals(mailbox.Address, StringComparison.OrdinalIgnoreCase)))
+            {
+                // The authors' names go back out in Reply-To: or Cc: as well: no line breaks in them.
+                authors.Add(new MailboxAddress(Lists.Member.Sanitize(mailbox.Name ?? ""), mailbox.Address));
+            }
         }
 
-        var realname = original is null ? "" : string.IsNullOrWhiteSpace(original.Name) ? original.Address : original.Name;
+        var sender = envelopeSender?.Trim().Trim('<', '>');
+        if (authors.Count == 0 && !string.IsNullOrEmpty(sender))
+        {
+            authors.Add(new MailboxAddress("", sender));
+        }
+
+        var realname = authors.Count != 1 ? sender ?? ""
+            : authors[0].Name is { } name && !string.IsNullOrWhiteSpace(name) ? name : authors[0].Address;
 
         // An address in the name would put a second domain in From: (spam filters dislike it).
         // Names are capped first: a match is linear, but not a name of megabytes.
@@ -131,22 +139,23 @@ public sealed partial class DmarcMitigation(DmarcServices dmarc) : IHandler
         realname = new string(realname.Select(c => char.IsControl(c) ? ' ' : c).ToArray()).Trim();
         var listName = string.IsNullOrEmpty(list.DisplayName) ? list.Name.LocalPart : list.DisplayName;
         var display = realname.Length == 0 ? listName : $"{realname} via {listName}";
-        return (new MailboxAddress(display, list.Name.Fqdn), original);
+        return (new MailboxAddress(display, list.Name.Fqdn), authors);
     }
+
+    /// <summary>Authors of one post named in Reply-To: or Cc: (a From: of hundreds is not a post's authors).</summary>
+    public const int MaximumAuthors = 10;
 
     // Mailman 3: Reply-To: when the list leaves Reply-To alone, else Cc:, so reply and reply-all
     // do what they do on other posts of the list. Not added twice.
-    private static void AddOriginal(MimeMessage message, MailingList list, MailboxAddress? original)
+    private static void AddOriginal(MimeMessage message, MailingList list, IReadOnlyList<MailboxAddress> authors)
     {
-        if (original is null)
-        {
-            return;
-        }
-
         var target = list.ReplyTo == ReplyToPolicy.None ? message.ReplyTo : message.Cc;
-        if (!target.Mailboxes.Any(m => m.Address.Equals(original.Address, StringComparison.OrdinalIgnoreCase)))
+        foreach (var author in authors)
         {
-            target.Add(original);
+            if (!target.Mailboxes.Any(m => m.Address.Equals(author.Address, StringComparison.OrdinalIgnoreCase)))
+            {
+                target.Add(author);
+            }
         }
     }
 
@@ -160,7 +169,7 @@ public sealed partial class DmarcMitigation(DmarcServices dmarc) : IHandler
         var message = post.Message;
         var list = post.List;
         var original = Original(post);
-        var (from, author) = MungedFrom(message, list, post.Metadata.Sender);
+        var (from, authors) = MungedFrom(message, list, post.Metadata.Sender);
         var replyTo = message.ReplyTo.ToList();
         var cc = message.Cc.ToList();
         var headers = message.Headers;
@@ -177,7 +186,7 @@ public sealed partial class DmarcMitigation(DmarcServices dmarc) : IHandler
         message.MessageId = MimeUtils.GenerateMessageId(list.Name.Domain);
         message.From.Add(from);
 
-        // The original's Reply-To: or Cc: (whichever Mailman 3 would add the author to) comes back with the author.
+        // The original's Reply-To: or Cc: (whichever Mailman 3 would add the author to) comes back with the authors.
         if (list.ReplyTo == ReplyToPolicy.None)
         {
             message.ReplyTo.AddRange(replyTo);
@@ -187,7 +196,7 @@ public sealed partial class DmarcMitigation(DmarcServices dmarc) : IHandler
             message.Cc.AddRange(cc);
         }
 
-        AddOriginal(message, list, author);
+        AddOriginal(message, list, authors);
         var attached = new MessagePart("rfc822") { Message = original, ContentDisposition = new ContentDisposition(ContentDisposition.Inline) };
         var text = list.DmarcWrappedMessageText;
         if (string.IsNullOrWhiteSpace(text))

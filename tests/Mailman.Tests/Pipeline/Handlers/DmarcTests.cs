@@ -173,14 +173,32 @@ public sealed class DmarcTests
     }
 
     [Fact]
-    public void Several_From_addresses_are_munged_with_the_envelope_sender_as_the_author_as_Mailman_3_does()
+    public void Several_From_addresses_are_munged_with_the_envelope_senders_name_and_every_author_in_Reply_To()
     {
-        var post = Context(Post("anne@reject.test, Bob <bob@none.test>"), l => l.DmarcMitigateAction = DmarcMitigateAction.MungeFrom);
+        var post = Context(Post("anne@none.test, Bob <bob@reject.test>"), l => l.DmarcMitigateAction = DmarcMitigateAction.MungeFrom);
         Check(post);
         Assert.Equal("reject", post.Metadata.Dmarc!.Policy);
         new DmarcMitigation(Services()).Process(post);
         Assert.Equal("bounce+x--- via Dev Team <dev@example.org>", Show(post.Message.From));
-        Assert.Equal("bounce+x@reject.test", Assert.Single(post.Message.ReplyTo.Mailboxes).Address);
+        Assert.Equal("anne@none.test, Bob <bob@reject.test>", Show(post.Message.ReplyTo));
+    }
+
+    [Fact]
+    public void Two_From_headers_name_both_authors_and_a_From_of_many_names_the_first_ten()
+    {
+        var post = Context(Post("Anne <anne@none.test>", extra: "From: Bob <bob@reject.test>\n"), l => l.DmarcMitigateAction = DmarcMitigateAction.MungeFrom);
+        Check(post);
+        Assert.Equal("reject", post.Metadata.Dmarc!.Policy);
+        new DmarcMitigation(Services()).Process(post);
+        Assert.Equal("bounce+x--- via Dev Team <dev@example.org>", Show(post.Message.From));
+        Assert.Single(post.Message.Headers, h => h.Id == HeaderId.From);
+        Assert.Equal("Bob <bob@reject.test>, Anne <anne@none.test>", Show(post.Message.ReplyTo));
+
+        var many = string.Join(", ", Enumerable.Range(0, 30).Select(i => $"a{i % 15}@reject.test"));
+        post = Context(Post(many), l => l.DmarcMitigateAction = DmarcMitigateAction.WrapMessage);
+        Check(post);
+        new DmarcMitigation(Services()).Process(post);
+        Assert.Equal(Enumerable.Range(0, DmarcMitigation.MaximumAuthors).Select(i => $"a{i}@reject.test"), post.Message.ReplyTo.Mailboxes.Select(m => m.Address));
     }
 
     [Theory]
