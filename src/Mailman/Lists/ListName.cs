@@ -86,7 +86,9 @@ public sealed record ListName
         try
         {
             var ascii = new System.Globalization.IdnMapping().GetAscii(domain);
-            return IsDomain(ascii) ? $"; give its ASCII form, {ascii}" : "";
+            // Only a form a list may have (review 107: dev@bücher was told xn--bcher-kva, which
+            // lists create then refused for having no dot).
+            return IsDomain(ascii) && IsInternetDomain(ascii) ? $"; give its ASCII form, {ascii}" : "";
         }
         catch (ArgumentException)
         {

@@ -44,5 +44,11 @@ public sealed class ListNameTests
         Assert.False(ListName.TryParse("dev@bücher.example", out _, out var error));
         Assert.EndsWith("is not a valid host name; give its ASCII form, xn--bcher-kva.example", error, StringComparison.Ordinal);
         Assert.True(ListName.TryParse("dev@xn--bcher-kva.example", out _, out _));
+
+        // Review 107: not a form lists create refuses (no dot, special-use).
+        Assert.False(ListName.TryParse("dev@bücher", out _, out error));
+        Assert.EndsWith("'bücher' is not a valid host name", error, StringComparison.Ordinal);
+        Assert.False(ListName.TryParse("dev@bücher.local", out _, out error));
+        Assert.DoesNotContain("xn--", error, StringComparison.Ordinal);
     }
 }
