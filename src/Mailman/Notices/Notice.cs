@@ -42,6 +42,15 @@ public sealed record Notice(MailingList List, string Template, string To)
     /// <summary>The envelope sender of <see cref="Answering"/> as the MTA gave it (null: unknown).</summary>
     public string? AnsweringSender { get; init; }
 
+    /// <summary>
+    /// The address that asked for this reply to go to <see cref="To"/>, another address (join
+    /// address=): the reply counts toward its daily limit too, and toward the list's daily limit
+    /// of replies asked for others (<see cref="NoticeSender.AskedForOthersFactor"/> times the
+    /// per-address one), so no requester, nor a forger changing From: at each request, makes the
+    /// list mail strangers without bound (review 110).
+    /// </summary>
+    public string? AskedBy { get; init; }
+
     /// <summary>Values for the template's placeholders besides the list's and the recipient's.</summary>
     public IReadOnlyDictionary<string, string> Values { get; init; } = new Dictionary<string, string>();
 

@@ -59,7 +59,7 @@ public sealed class NoticeSender(QueueSet queues, ListStoreFactory lists, TimePr
             // each retry of a paused runner counted, and the address's limit was used up by
             // replies that never went).
             using var store = lists.Open();
-            store.UncountAutoresponse(list.Name, notice.To, day);
+            Uncount(store, notice, day, askedFor: AsksForOther(notice));
             throw;
         }
 
@@ -235,13 +235,48 @@ public sealed class NoticeSender(QueueSet queues, ListStoreFactory lists, TimePr
         }
 
         var today = DateOnly.FromDateTime(time.GetUtcNow().UtcDateTime);
-        if (!store.TryCountAutoresponse(notice.List.Name, notice.To, today, notice.List.MaxAutoresponsesPerDay))
+        var limit = notice.List.MaxAutoresponsesPerDay;
+        if (!store.TryCountAutoresponse(notice.List.Name, notice.To, today, limit))
         {
-            return $"the daily limit of {notice.List.MaxAutoresponsesPerDay} automatic replies to {notice.To} is reached";
+            return $"the daily limit of {limit} automatic replies to {notice.To} is reached";
         }
 
-        countedOn = notice.List.MaxAutoresponsesPerDay > 0 ? today : null;
+        if (limit > 0 && AsksForOther(notice))
+        {
+            if (!store.TryCountAutoresponse(notice.List.Name, notice.AskedBy!, today, limit))
+            {
+                Uncount(store, notice, today, askedFor: false);
+                return $"the daily limit of {limit} automatic replies asked for by {notice.AskedBy} is reached";
+            }
+
+            if (store.CountDaily(notice.List.Name, AskedForOthersCounter, today) > AskedForOthersFactor * limit)
+            {
+                store.UncountDaily(notice.List.Name, AskedForOthersCounter, today);
+                store.UncountAutoresponse(notice.List.Name, notice.AskedBy!, today);
+                Uncount(store, notice, today, askedFor: false);
+                return $"the list's daily limit of {AskedForOthersFactor * limit} automatic replies to addresses other than the one asking is reached";
+            }
+        }
+
+        countedOn = limit > 0 ? today : null;
         return null;
+    }
+
+    /// <summary>The list's daily limit of replies asked for others, in per-address limits.</summary>
+    public const int AskedForOthersFactor = 10;
+
+    private const string AskedForOthersCounter = "asked-for-others";
+
+    private static bool AsksForOther(Notice notice) => notice.AskedBy is { Length: > 0 } by && !ListStore.SameAddress(by, notice.To);
+
+    private static void Uncount(ListStore store, Notice notice, DateOnly day, bool askedFor)
+    {
+        store.UncountAutoresponse(notice.List.Name, notice.To, day);
+        if (askedFor)
+        {
+            store.UncountAutoresponse(notice.List.Name, notice.AskedBy!, day);
+            store.UncountDaily(notice.List.Name, AskedForOthersCounter, day);
+        }
     }
 
     // Values the server writes as several lines: the rules that held a post, a command's results, the summary's items.

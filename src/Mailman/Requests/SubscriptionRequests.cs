@@ -162,6 +162,7 @@ public sealed class SubscriptionRequests(
                 Kind = NoticeKind.Reply,
                 Answering = request.Message,
                 AnsweringSender = request.EnvelopeSender,
+                AskedBy = forOther ? request.Sender : null,
                 From = from,
                 Values = new Dictionary<string, string> { ["token"] = token, ["confirm_email"] = from },
             }, request.TriggerEntry, purpose);

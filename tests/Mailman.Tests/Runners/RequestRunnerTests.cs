@@ -564,6 +564,40 @@ public sealed class RequestRunnerTests : IDisposable
         Assert.Contains("a confirmation was sent to carl@example.net", mails.Single(m => m.To == "anne@example.com" && m.Message.Subject!.StartsWith("The results", StringComparison.Ordinal)).Message.TextBody, StringComparison.Ordinal);
     }
 
+    // Review 110: each request of 11 join address= lines mailed 11 strangers, and requests from
+    // one sender went on past its own daily limit (it stopped only the results to it); a forger
+    // changing From: at each request had no bound but each stranger's own limit.
+    [Fact]
+    public void Confirmations_asked_for_others_count_toward_the_requesters_limit_and_the_lists()
+    {
+        _instance.CreateList(List, l => l.Set("max_autoresponses_per_day", "3"));
+        using var h = new RunnerHarness(_instance);
+        var body = string.Concat(Enumerable.Range(0, 5).Select(i => $"join address=s{i}@victims.example\n"));
+        h.InjectRequest("dev-request@example.org", Mail("dev-request@example.org", "", body, from: "spammer@attacker.example"), "spammer@attacker.example");
+        RunnerHarness.Drain(h.Requests);
+        Assert.Equal(["s0@victims.example", "s1@victims.example", "s2@victims.example"], Out(h).Select(m => m.To).Order(StringComparer.Ordinal));
+        Assert.Contains(h.Logs.Lines, l => l.Contains("the daily limit of 3 automatic replies asked for by spammer@attacker.example is reached", StringComparison.Ordinal));
+        Deliver(h);
+
+        // Other senders, each under its own limit: the list stops at ten times the limit a day.
+        for (var n = 0; n < 12; n++)
+        {
+            var lines = string.Concat(Enumerable.Range(0, 3).Select(i => $"join address=v{n}-{i}@victims.example\n"));
+            h.InjectRequest("dev-request@example.org", Mail("dev-request@example.org", "", lines, from: $"forger{n}@attacker.example", id: $"f{n}@attacker.example"), $"forger{n}@attacker.example");
+        }
+
+        RunnerHarness.Drain(h.Requests);
+        Assert.Equal(NoticeSender.AskedForOthersFactor * 3 - 3, Out(h).Count(m => m.To.EndsWith("@victims.example", StringComparison.Ordinal)));
+        Assert.Contains(h.Logs.Lines, l => l.Contains("the list's daily limit of 30 automatic replies to addresses other than the one asking is reached", StringComparison.Ordinal));
+
+        // A day later the counts start again; one's own join was never counted as asked for others.
+        h.Time.Advance(TimeSpan.FromDays(1));
+        Deliver(h);
+        h.InjectRequest("dev-request@example.org", Mail("dev-request@example.org", "join", "join address=s9@victims.example\n", from: "spammer@attacker.example", id: "again@attacker.example"), "spammer@attacker.example");
+        RunnerHarness.Drain(h.Requests);
+        Assert.Equal(["s9@victims.example", "spammer@attacker.example", "spammer@attacker.example"], Out(h).Select(m => m.To).Order(StringComparer.Ordinal));
+    }
+
     [Fact]
     public void Join_address_on_a_moderated_list_is_confirmed_by_the_address_before_the_moderators_see_it()
     {
