@@ -52,6 +52,7 @@ public sealed partial class ListStore
 
         // The delivery checkpoint's first record gives the batch window ("C size max window").
         "FORMAT checkpoint-batch-window",
+        .. SeenMessageSchema,
     ];
 
     private static readonly int SchemaVersion = (int)(BinaryPrimitives.ReadUInt32BigEndian(SHA256.HashData(Encoding.UTF8.GetBytes(string.Join("\n;\n", SchemaSteps)))) & 0x7fffffff);

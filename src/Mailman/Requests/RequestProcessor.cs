@@ -37,7 +37,7 @@ public sealed class RequestProcessor(ListStoreFactory lists, NoticeSender notice
     public void Process(string entryName, EntryMetadata metadata, Stream raw)
     {
         var name = ListName.TryParse(metadata.List, out var parsed, out var error) ? parsed : throw new InvalidOperationException($"the entry names an invalid list: {error}");
-        var list = lists.FindList(name) ?? throw new InvalidOperationException($"no such list: {metadata.List}");
+        var list = lists.FindList(name) ?? throw new NoSuchListException($"no such list: {metadata.List}");
         ExpireRequests();
 
         var destination = metadata.Destination ?? list.Name.RequestAddress;

@@ -23,7 +23,8 @@ public sealed class OutgoingRunner(
     // Relay backoff and pacing run on the system clock, not `time`: their waits are real (a
     // delivery thread sleeps until a token is due), and a fake clock that a component test never
     // moves would never refill the bucket the thread waits on. The daemon's `time` is the system's.
-    private readonly PostDelivery _delivery = new(options.Smtp, logger, relays => RelaysFile.Write(paths, relays),
+    private readonly PostDelivery _delivery = new(options.Smtp, logger, new ThrottledFileWriter<IReadOnlyList<Delivery.RelayStatus>>(
+            RelaysFile.PathOf(paths), time, TimeSpan.FromSeconds(1), relays => RelaysFile.Write(paths, relays), logger).Offer,
         mx: options.Smtp.GroupByMx ? new MxGroups(Dmarc.DnsTxtResolver.FromOptions(options.Dns).PrimaryMxAsync, time) : null);
     private readonly InstancePaths _paths = paths;
 
@@ -226,6 +227,7 @@ public sealed class OutgoingRunner(
         }
         finally
         {
+            progress.Dispose();
             ProgressFile.Clear(_paths);
         }
 
@@ -301,7 +303,7 @@ public sealed class OutgoingRunner(
             "Post {MessageId} to {ListId} delivered: {Recipients} recipients, {Delivered} delivered, {Deferred} deferred, {Bounced} bounced, in {Seconds:F2}s ({Rate:F0} msg/s, {CpuSeconds:F2}s CPU), {Transactions} transactions{Resumed}{GivenUp}",
             metadata.MessageIdForLog, list.Fqdn, metadata.RecipientCount, report.Delivered, thisRun, report.Bounced, seconds,
             seconds > 0 && report.Delivered > 0 ? report.Transactions / seconds : 0, (CpuTime() - cpu).TotalSeconds, report.Transactions,
-            (earlier > 0 ? $"; resumed: {earlier} recipients were done in earlier runs" : "") + (madeWay > 0 ? $"; made way for other posts {(madeWay == 1 ? "once" : $"{madeWay} times")}" : ""),
+            (earlier > 0 ? $"; resumed: {earlier} recipients were handled in earlier runs (delivered, deferred or refused there)" : "") + (madeWay > 0 ? $"; made way for other posts {(madeWay == 1 ? "once" : $"{madeWay} times")}" : ""),
             givenUp > 0 ? $"; the retry lifetime expired: {givenUp} deferred recipients given up, none sent to retry" : "");
     }
 
@@ -349,8 +351,9 @@ public sealed class OutgoingRunner(
             return 0;
         }
 
-        Log.LogWarning("{Count} recipients of {MessageId} to {ListId} deferred to retry as {QueueEntry}, attempt {Attempts}, next at {NotBefore:yyyy-MM-ddTHH:mm:sszzz}",
-            retry.RecipientCount, metadata.MessageIdForLog, metadata.List, name, retry.Attempts, retry.NotBefore);
+        // Numbered as `queue list retry` numbers them (review 109: "attempt 1" here was its "attempt 2").
+        Log.LogWarning("{Count} recipients of {MessageId} to {ListId} deferred to retry as {QueueEntry} after attempt {Attempts}, attempt {Next} at {NotBefore:yyyy-MM-ddTHH:mm:sszzz}",
+            retry.RecipientCount, metadata.MessageIdForLog, metadata.List, name, retry.Attempts, retry.Attempts + 1, retry.NotBefore);
         return 0;
     }
 
@@ -411,12 +414,17 @@ public sealed class OutgoingRunner(
 
     /// <summary>Records chunk progress durably and logs bounces as they happen.</summary>
     private sealed class CheckpointProgress(DeliveryCheckpoint checkpoint, bool durable, OutgoingRunner runner, ListName list, EntryMetadata metadata, DeliveryProgressSnapshot start)
-        : IDeliveryProgress
+        : IDeliveryProgress, IDisposable
     {
         private readonly object _gate = new();
         private readonly string _entry = start.Entry;
         private DeliveryProgressSnapshot _snapshot = start;
-        private DateTimeOffset _written = DateTimeOffset.MinValue;
+
+        // `mailman status` shows it: at most once a second, and the last of a burst a second later.
+        private readonly ThrottledFileWriter<DeliveryProgressSnapshot> _file = new(ProgressFile.PathOf(runner._paths), runner.Time, TimeSpan.FromSeconds(1),
+            snapshot => ProgressFile.Write(runner._paths, snapshot), runner.Log);
+
+        public void Dispose() => _file.Dispose();
 
         public int TransactionsDone(long chunk) => checkpoint.TransactionsDone(chunk);
 
@@ -479,11 +487,9 @@ public sealed class OutgoingRunner(
             return string.Join("; ", shown) + (groups.Count > 3 ? $"; {groups.Count - 3} more" : "");
         }
 
-        // At most once a second: `mailman status` shows it.
         private void Publish(long delivered, long deferred, long bounced)
         {
             var now = runner.Time.GetUtcNow();
-            DeliveryProgressSnapshot snapshot;
             lock (_gate)
             {
                 _snapshot = _snapshot with
@@ -494,22 +500,9 @@ public sealed class OutgoingRunner(
                     Done = _snapshot.Done + delivered + deferred + bounced,
                     Updated = now,
                 };
-                if (now - _written < TimeSpan.FromSeconds(1))
-                {
-                    return;
-                }
 
-                _written = now;
-                snapshot = _snapshot;
-            }
-
-            try
-            {
-                ProgressFile.Write(runner._paths, snapshot);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                runner.Log.LogDebug("Cannot write the progress file: {Error}", e.Message);
+                // Offered under the gate: snapshots reach the file in the order they were made.
+                _file.Offer(_snapshot);
             }
         }
     }

@@ -35,6 +35,17 @@ public sealed class OwnerRunner(
             return true;
         }
 
+        // The same owner mail again (one transaction to dev-owner+1@ ... +50@ was fifty
+        // forwards, review 110): forwarded once.
+        var messageId = metadata.MessageId ?? message.MessageId;
+        if (Duplicate(store, list.Name, SeenKind.Owner, messageId, head.Claim.Name) is { } first)
+        {
+            Log.LogInformation("Owner mail {MessageId} for {ListId} from {Sender} discarded, entry {QueueEntry}: a duplicate of entry {First} of {Seen:u}",
+                messageId, list.Name.Fqdn, metadata.SenderForLog, head.Claim.Name, first.Entry, first.Seen);
+            Queue.Finish(head.Claim);
+            return true;
+        }
+
         var owners = OwnerMail.Recipients(store, list, Options, out var skipped);
         if (owners.Count == 0)
         {
@@ -53,7 +64,7 @@ public sealed class OwnerRunner(
             List = list.Name.Fqdn,
             Sender = metadata.Sender,
             Received = metadata.Received,
-            MessageId = metadata.MessageId ?? message.MessageId,
+            MessageId = messageId,
             Destination = metadata.Destination,
             // Per recipient: the VERP sender names the owner; no slots, so nothing else changes.
             Personalized = true,

@@ -47,7 +47,7 @@ public sealed class PipelineRunner(
     {
         var metadata = head.Metadata.Clone();
         var list = lists.FindList(ListOf(metadata))
-            ?? throw new InvalidOperationException($"no such list: {metadata.List}");
+            ?? throw new NoSuchListException($"no such list: {metadata.List}");
         using var stream = Queue.OpenMessage(head);
         var message = MimeMessage.Load(stream, persistent: true, CancellationToken.None);
         Complete(message, metadata, head.Claim.Name, list.Name.Domain);

@@ -1,5 +1,7 @@
 // var/progress.json: the post being delivered now, rewritten (atomically) at most once a second
-// by the outgoing runner and removed when the delivery ends. `mailman status` reads it.
+// by the outgoing runner and removed when the delivery ends; var/relays.json, the relays, as
+// often. `mailman status` reads them. A write that cannot be made is said once (a full disk must
+// not stop a delivery).
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Mailman.Cli;
@@ -58,16 +60,7 @@ public static class RelaysFile
     public static string PathOf(InstancePaths paths) => Path.Combine(paths.VarDirectory, "relays.json");
 
     public static void Write(InstancePaths paths, IReadOnlyList<Delivery.RelayStatus> relays)
-    {
-        try
-        {
-            FileOwner.Replace(PathOf(paths), JsonSerializer.SerializeToUtf8Bytes(new RelaysSnapshot(Environment.ProcessId, DateTimeOffset.UtcNow, [.. relays]), StatusJson.Default.RelaysSnapshot));
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // Status output only: a full disk must not stop a delivery.
-        }
-    }
+        => FileOwner.Replace(PathOf(paths), JsonSerializer.SerializeToUtf8Bytes(new RelaysSnapshot(Environment.ProcessId, DateTimeOffset.UtcNow, [.. relays]), StatusJson.Default.RelaysSnapshot));
 
     /// <summary>Removes what a daemon before this one wrote (a directory at its name stays: status reads none).</summary>
     public static void Clear(InstancePaths paths) => FileOwner.TryDelete(PathOf(paths));
@@ -88,3 +81,89 @@ public static class RelaysFile
 
 /// <summary>var/relays.json.</summary>
 public sealed record RelaysSnapshot(int Pid, DateTimeOffset Updated, List<Delivery.RelayStatus> Relays);
+
+/// <summary>
+/// Writes the latest of what it is offered at most once an interval, and the last of a burst one
+/// interval after the write before it (review 109: eight connections finish their chunks within
+/// a second of one another, and all but the first went unwritten until the next chunk ended, 25 s
+/// later: status trailed by 280 copies and said nothing was recorded). A write that fails (a full
+/// disk) is said once, at warning, until one succeeds. After <see cref="Dispose"/> nothing is
+/// written, not even by a pending trailing write: the caller may remove the file then.
+/// </summary>
+internal sealed class ThrottledFileWriter<T>(string what, TimeProvider time, TimeSpan interval, Action<T> write, Microsoft.Extensions.Logging.ILogger log) : IDisposable
+    where T : class
+{
+    private readonly object _gate = new();
+    private T? _latest;
+    private DateTimeOffset _written = DateTimeOffset.MinValue;
+    private ITimer? _trailing;
+    private bool _failing;
+    private bool _disposed;
+
+    public void Offer(T value)
+    {
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _latest = value;
+            var now = time.GetUtcNow();
+            if (now - _written >= interval)
+            {
+                WriteLocked(now);
+            }
+            else
+            {
+                _trailing ??= time.CreateTimer(_ => Trail(), null, _written + interval - now, Timeout.InfiniteTimeSpan);
+            }
+        }
+    }
+
+    private void Trail()
+    {
+        lock (_gate)
+        {
+            _trailing?.Dispose();
+            _trailing = null;
+            if (!_disposed && _latest is not null)
+            {
+                WriteLocked(time.GetUtcNow());
+            }
+        }
+    }
+
+    // Under the gate, so that nothing is written after Dispose returns.
+    private void WriteLocked(DateTimeOffset now)
+    {
+        _written = now;
+        var value = _latest!;
+        _latest = null;
+        try
+        {
+            write(value);
+            _failing = false;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            if (!_failing)
+            {
+                Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(log, "Cannot write {File}: {Error}; status shows it as last written until it can", what, e.Message);
+            }
+
+            _failing = true;
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _disposed = true;
+            _trailing?.Dispose();
+            _trailing = null;
+        }
+    }
+}

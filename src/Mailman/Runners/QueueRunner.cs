@@ -5,6 +5,7 @@
 // entry goes back to its queue and the runner pauses, retrying with backoff until the
 // condition clears. Nothing is deleted that was not processed.
 using Mailman.Instance;
+using Mailman.Lists;
 using Mailman.Queues;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Hosting;
@@ -460,6 +461,30 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
             ? name
             : throw new InvalidOperationException($"the entry names an invalid list: {error}");
 
+    /// <summary>
+    /// The entry that brought <paramref name="messageId"/> to <paramref name="list"/> as
+    /// <paramref name="kind"/> before this one (ListStore.SeenBefore), or null, this one then
+    /// recorded. A database that cannot be written (a full or read-only disk) checks nothing:
+    /// the mail goes on as it did before duplicates were looked for, said in a line.
+    /// </summary>
+    protected SeenMessage? Duplicate(ListStore store, ListName list, string kind, string? messageId, string entry)
+    {
+        if (string.IsNullOrEmpty(messageId))
+        {
+            return null;
+        }
+
+        try
+        {
+            return store.SeenBefore(list, kind, messageId, entry, Time.GetUtcNow());
+        }
+        catch (SqliteException e) when (e.SqliteErrorCode is 8 or 10 or 13)
+        {
+            Log.LogWarning("{Runner}: entry {QueueEntry} (Message-Id {MessageId}) to {ListId} not checked for duplicates: {Error}", RunnerName, entry, messageId, list.Fqdn, e.Message);
+            return null;
+        }
+    }
+
     /// <summary>Moves an entry to shunt with the error recorded beside it (its checkpoint goes with it).</summary>
     protected void Shunt(EntryHead entry, Exception error)
     {
@@ -471,6 +496,16 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
                 PutBack(entry.Claim);
             }
 
+            return;
+        }
+
+        if (error is NoSuchListException)
+        {
+            // Not a fault of ours (review 109: it read as a crash, with a stack trace): the list
+            // was deleted, or the database restored from a backup taken before it was made.
+            var missing = SetAside(entry.Claim, QueueSet.Shunt, error.Message);
+            Log.LogError("{Runner}: entry {QueueEntry} (Message-Id {MessageId}) shunted{AsName}: {Error} (deleted, or the database restored from a backup taken before it was made): `mailman lists create {ListId}` and `mailman unshunt`, or `mailman queue delete {QueueEntry} --yes`",
+                RunnerName, entry.Claim.Name, entry.Metadata.MessageIdForLog, missing == entry.Claim.Name ? "" : " as " + missing, error.Message, entry.Metadata.List, missing);
             return;
         }
 

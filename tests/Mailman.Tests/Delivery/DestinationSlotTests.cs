@@ -99,7 +99,7 @@ public sealed class DestinationSlotTests
     }
 
     // Review 23: with every relay down, the recipients an earlier run did in chunks this run never
-    // read were left out of "resumed: N recipients were done in earlier runs" (70 of 80 summed).
+    // read were left out of "resumed: N recipients were handled in earlier runs (delivered, deferred or refused there)" (70 of 80 summed).
     [Fact]
     public void With_every_relay_down_the_earlier_runs_recipients_and_the_rest_make_the_whole_list()
     {

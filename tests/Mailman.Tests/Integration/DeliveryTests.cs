@@ -198,7 +198,7 @@ public sealed class DeliveryTests : IDisposable
         Wait.Until(() => daemon.HasExited || Logs().Contains("IncomingRunner started", StringComparison.Ordinal), TimeSpan.FromSeconds(60), "the incoming runner to start");
         for (var post = 1; post <= 2; post++)
         {
-            Inject("dev@example.org", Posts.Plain());
+            Inject("dev@example.org", Posts.Plain(messageId: $"post{post}@example.com"));
             Wait.Until(() => daemon.HasExited || sink.Messages().Count >= 3 * post, TimeSpan.FromSeconds(60), $"post {post} at the sink");
             Assert.False(daemon.HasExited, daemon.Output);
         }

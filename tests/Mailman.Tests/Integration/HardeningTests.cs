@@ -989,7 +989,7 @@ public sealed class HardeningTests : IDisposable
         var big = Path.Combine(_instance.Home, "big.eml");
         using (var f = File.Create(big))
         {
-            f.Write(Posts.Plain(body: ""));
+            f.Write(Posts.Plain(body: "", messageId: "big@example.com"));
             var line = Encoding.ASCII.GetBytes(new string('y', 999) + "\n");
             for (var i = 0; i < 300_000; i++)
             {

@@ -24,11 +24,26 @@ public sealed class OwnerRunnerTests : IDisposable
         store.AddRole(ListName.Parse(List), ListRole.Owner, people.Select(Member.Parse));
     }
 
-    private static byte[] Mail(string headers = "From: Stranger <stranger@example.net>\n", string body = "Who runs this list?\n.dot line\n")
-        => Encoding.UTF8.GetBytes($"{headers}To: dev-owner@example.org\nSubject: A question\nMessage-Id: <q1@example.net>\n\n{body}");
+    private static byte[] Mail(string headers = "From: Stranger <stranger@example.net>\n", string body = "Who runs this list?\n.dot line\n", string id = "q1@example.net")
+        => Encoding.UTF8.GetBytes($"{headers}To: dev-owner@example.org\nSubject: A question\nMessage-Id: <{id}>\n\n{body}");
 
     private static string Enqueue(RunnerHarness h, byte[] raw, string? sender = "stranger@example.net")
         => h.Queues[QueueSet.Owner].Enqueue(new EntryMetadata { List = List, Sender = sender, Destination = "dev-owner@example.org" }, raw);
+
+    // Review 110: one transaction to dev-owner+0@ ... +49@ was fifty forwards of one message.
+    [Fact]
+    public void Owner_mail_the_list_took_in_already_is_forwarded_once()
+    {
+        Owners("olga@example.com");
+        using var h = new RunnerHarness(_instance);
+        var first = Enqueue(h, Mail());
+        var again = Enqueue(h, Mail());
+        Assert.Equal(2, RunnerHarness.Drain(h.Owner));
+        var forwarded = Assert.Single(h.Queues[QueueSet.Out].Pending());
+        var discarded = forwarded == first ? again : first;
+        Assert.Contains(h.Logs.Lines, l => l.Contains($"Owner mail q1@example.net for dev@example.org from stranger@example.net discarded, entry {discarded}: a duplicate of entry {forwarded}", StringComparison.Ordinal));
+        Assert.Empty(h.Queues[QueueSet.Bad].Pending());
+    }
 
     [Fact]
     public void Owner_mail_goes_to_every_owner_unchanged_but_for_the_trace_header_with_the_lists_VERP_sender()
@@ -112,7 +127,7 @@ public sealed class OwnerRunnerTests : IDisposable
         Owners("olga@example.com");
         using var h = new RunnerHarness(_instance);
         Enqueue(h, Mail("From: Olga <olga@example.com>\n"), "olga@example.com");
-        Enqueue(h, Mail("From: a@example.net\nAuto-Submitted: auto-replied\n"), "a@example.net");
+        Enqueue(h, Mail("From: a@example.net\nAuto-Submitted: auto-replied\n", id: "q2@example.net"), "a@example.net");
         Assert.Equal(2, RunnerHarness.Drain(h.Owner));
         Assert.Equal(2, h.Queues[QueueSet.Out].Pending().Count);
         Assert.Empty(h.Queues[QueueSet.Bad].Pending());
@@ -131,7 +146,7 @@ public sealed class OwnerRunnerTests : IDisposable
 
         using (var h = new RunnerHarness(_instance))
         {
-            Enqueue(h, Mail());
+            Enqueue(h, Mail(id: "q2@example.net"));
             RunnerHarness.Drain(h.Owner);
             var kept = h.Queues[QueueSet.Bad].ReadMetadata(Assert.Single(h.Queues[QueueSet.Bad].Pending()));
             Assert.Contains("no owner", kept.Error, StringComparison.Ordinal);

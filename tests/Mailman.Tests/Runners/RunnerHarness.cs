@@ -46,7 +46,7 @@ internal sealed class RunnerHarness : IDisposable
         Held = _services.GetRequiredService<HeldPosts>();
         Chain = new ModerationChain(Options.Moderation.Chain, catalog.All);
         Requests = new RequestRunner(Queues, Activity, Options, Time, _services.GetRequiredService<RequestProcessor>(), _services.GetRequiredService<Membership>(), NullLogger<RequestRunner>.Instance);
-        Incoming = new IncomingRunner(Queues, Activity, Options, Time, lists, Chain, Held, Notices, NullLogger<IncomingRunner>.Instance);
+        Incoming = new IncomingRunner(Queues, Activity, Options, Time, lists, Chain, Held, Notices, new Logger<IncomingRunner>(_loggers));
         Pipeline = new PipelineRunner(Queues, Activity, Options, Time, lists, catalog, Held, NullLogger<PipelineRunner>.Instance);
         Owner = new OwnerRunner(Queues, Activity, Options, Time, lists, new Logger<OwnerRunner>(_loggers));
         Expiry = new ModerationSweep(Queues, lists, Held, _services.GetRequiredService<ModeratorSummary>(), Time, NullLogger<ModerationSweep>.Instance);
