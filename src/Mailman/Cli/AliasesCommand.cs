@@ -31,6 +31,13 @@ internal static class AliasesCommand
                 throw new CliException(ExitCodes.Usage, $"--pipe-user '{pipeUser.ReplaceLineEndings(" ")}' is not a user name (lower-case letters, digits, '_', '-', '.')");
             }
 
+            // pipe(8) refuses a user= with root privileges, fatally: every post would be deferred
+            // (review 109: the owner warning below told a root-owned instance to name root).
+            if (!parse.GetValue(lmtp) && FileOwner.UidOf(pipeUser) == 0)
+            {
+                throw new CliException(ExitCodes.Usage, $"--pipe-user {pipeUser}: Postfix's pipe never runs as root (pipe(8) refuses user= with root privileges); give the instance a user of its own (useradd --system mailman; chown -R mailman: {paths.Home}) and name it, or route by LMTP (--lmtp)");
+            }
+
             var dir = Path.GetFullPath(parse.GetValue(output) ?? Path.Combine(paths.VarDirectory, "postfix"));
             Directory.CreateDirectory(dir);
             using var store = new ListStore(paths.Database);
@@ -89,7 +96,8 @@ internal static class AliasesCommand
         }
 
         return FileOwner.Uid(paths.Home) is { } owner && owner != uid
-            ? $"# WARNING: the pipe user {pipeUser} does not own {paths.Home} ({FileOwner.Describe(paths.Home)}): inject would defer every post (75); give --pipe-user {FileOwner.UserName(owner)}"
+            ? $"# WARNING: the pipe user {pipeUser} does not own {paths.Home} ({FileOwner.Describe(paths.Home)}): inject would defer every post (75); "
+                + (owner == 0 ? $"Postfix's pipe never runs as root: chown -R {pipeUser}: {paths.Home} (and run the daemon as {pipeUser}), or route by LMTP (--lmtp)" : $"give --pipe-user {FileOwner.UserName(owner)}")
             : null;
     }
 

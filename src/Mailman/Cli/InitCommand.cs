@@ -73,9 +73,40 @@ internal static class InitCommand
                 file.Write(System.Text.Encoding.UTF8.GetBytes(Starter));
             }
 
+            // A directory that was there already (a mount point, 1777) keeps its mode; others
+            // may not write in the instance's (review 109: var/ stayed world-writable).
+            foreach (var dir in new[] { paths.Home, paths.ConfigDirectory, paths.VarDirectory, paths.QueuesDirectory, paths.LogsDirectory })
+            {
+                if (Tighten(dir) is { } line)
+                {
+                    Console.Error.WriteLine(line);
+                }
+            }
+
             Console.WriteLine($"created the instance {paths.Home}; next: mailman --home {paths.Home} lists create LIST@HOST");
             return ExitCodes.Ok;
         }, needsInstance: false));
         return command;
+    }
+
+    private const UnixFileMode OthersWrite = UnixFileMode.GroupWrite | UnixFileMode.OtherWrite;
+
+    private static string? Tighten(string dir)
+    {
+        try
+        {
+            var mode = File.GetUnixFileMode(dir);
+            if ((mode & OthersWrite) == 0)
+            {
+                return null;
+            }
+
+            File.SetUnixFileMode(dir, mode & ~OthersWrite);
+            return $"mailman: {dir} was writable by others (mode {Convert.ToString((int)mode, 8)}): made {Convert.ToString((int)(mode & ~OthersWrite), 8)}";
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return $"mailman: warning: {dir} is writable by others and cannot be changed ({e.Message}): chmod go-w {dir}";
+        }
     }
 }

@@ -17,7 +17,9 @@ namespace Mailman.Cli;
 internal static class QueueCommand
 {
     /// <summary>Queues an operator may delete from: entries there wait for a person, not for a runner.</summary>
-    public static readonly IReadOnlyList<string> Deletable = [QueueSet.Hold, QueueSet.Shunt, QueueSet.Bad, QueueSet.Bounces, QueueSet.Request, QueueSet.Owner, QueueSet.Unrecognized];
+    // retry too: its entries wait unclaimed between attempts, and the recipients of one that
+    // must not go are given up with it (review 109: Guarantees pointed there, the verb refused).
+    public static readonly IReadOnlyList<string> Deletable = [QueueSet.Hold, QueueSet.Retry, QueueSet.Shunt, QueueSet.Bad, QueueSet.Bounces, QueueSet.Request, QueueSet.Owner, QueueSet.Unrecognized];
 
     public static Command Create()
     {

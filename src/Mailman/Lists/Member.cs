@@ -19,7 +19,8 @@ public sealed record Member(string Address, string DisplayName, bool DeliveryEna
     /// <exception cref="FormatException">Not a single mailbox address.</exception>
     public static Member Parse(string line)
     {
-        line = line.Trim();
+        // A byte-order mark opens a line where two exported files were joined (review 109).
+        line = line.Trim().TrimStart('\uFEFF').Trim();
         if (line.Any(c => char.IsControl(c) && c != '\t'))
         {
             // MimeKit reads "evil\n@example.com" as folded white space: evil@example.com (review 39).
@@ -62,6 +63,34 @@ public sealed record Member(string Address, string DisplayName, bool DeliveryEna
     {
         var at = address.LastIndexOf('@');
         return at > 0 && at < address.Length - 1 && address.Length <= MaxAddressLength
-            && !address.Any(c => char.IsControl(c) || char.IsWhiteSpace(c) || c is '<' or '>' or ',' or ';');
+            && !address.Any(c => char.IsControl(c) || char.IsWhiteSpace(c) || c is '<' or '>' or ',' or ';')
+            && !HasInvisible(address);
+    }
+
+    // Format characters show as nothing: x<U+200B>y@example.com looked like xy@example.com in
+    // every listing, was refused by every relay (SMTPUTF8) and could not be removed by the name
+    // it showed (review 109). The joiners U+200C and U+200D stay where a script needs them (an
+    // address with other non-ASCII letters), as IDNA2008 allows them.
+    private static bool HasInvisible(string address)
+    {
+        var ascii = true;
+        var joiner = false;
+        foreach (var c in address)
+        {
+            if (c is '\u200C' or '\u200D')
+            {
+                joiner = true;
+            }
+            else if (System.Globalization.CharUnicodeInfo.GetUnicodeCategory(c) == System.Globalization.UnicodeCategory.Format)
+            {
+                return true;
+            }
+            else if (c > '\u007F')
+            {
+                ascii = false;
+            }
+        }
+
+        return joiner && ascii;
     }
 }

@@ -178,7 +178,7 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
         var id = claim.Name;
         if (list is null)
         {
-            throw new InvalidOperationException($"{id}: the list {entry.Metadata.List} no longer exists; the post stays held (`mailman held discard {id}`)");
+            throw new NoSuchListException($"{id}: the list {entry.Metadata.List} no longer exists; the post stays held (`mailman held discard {id}`, or `mailman lists create {entry.Metadata.List}` and approve it again)");
         }
 
         // The post must never be both in `in` and (claimed) in hold: a kill between the two,
@@ -487,8 +487,17 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
                 continue; // acted on meanwhile, or unreadable (an action on it moves it to bad)
             }
 
-            if (head is null || !ListName.TryParse(head.Metadata.List, out var listName, out _) || store.FindList(listName) is null)
+            if (head is null || !ListName.TryParse(head.Metadata.List, out var listName, out _))
             {
+                continue;
+            }
+
+            if (store.FindList(listName) is null)
+            {
+                // Review 109: a database restored from before the list was made left its held
+                // posts in hold for good, and nothing said so.
+                logger.LogWarning("Held post {QueueEntry} is for {ListId}, which does not exist (deleted, or a database restored from a backup taken before it was made): `mailman lists create {ListId}` and moderate it, or `mailman held discard {QueueEntry}`",
+                    name, listName.Fqdn, listName.Fqdn, name);
                 continue;
             }
 

@@ -247,6 +247,11 @@ public sealed class ModerationVerbTests : IDisposable
         Assert.Empty(queues[QueueSet.Bad].Pending());
         Ok("queue", "delete", kept, "--yes");   // as the README says of unrecognized (review 39)
         Assert.Empty(queues[QueueSet.Unrecognized].Pending());
+
+        // Review 109: Guarantees points to queue delete for retry recipients that must not go.
+        var waiting = queues[QueueSet.Retry].Enqueue(new EntryMetadata { List = List }, Posts.Plain(), [new Recipient("gone@example.net", "")]);
+        Ok("queue", "delete", waiting, "--yes");
+        Assert.Empty(queues[QueueSet.Retry].Pending());
         OneLineError(Run("queue", "show", owner));
     }
 

@@ -19,6 +19,24 @@ public sealed class MemberTests
     public void Refuses_what_is_not_one_address(string line)
         => Assert.Throws<FormatException>(() => Member.Parse(line));
 
+    // Review 109: x<U+200B>y@ showed as xy@ everywhere, every relay refused it, and it could not
+    // be removed by the name it showed. A byte-order mark opening a line (files joined) is no part.
+    [Theory]
+    [InlineData("x\u200By@example.com")]
+    [InlineData("xy@exa\u2060mple.com")]
+    [InlineData("x\u00ADy@example.com")]
+    [InlineData("x\uFEFFy@example.com")]
+    [InlineData("x\u200Cy@example.com")]
+    public void Refuses_invisible_characters_in_an_address(string line)
+        => Assert.Throws<FormatException>(() => Member.Parse(line));
+
+    [Fact]
+    public void Takes_a_line_opened_by_a_byte_order_mark_and_joiners_a_script_needs()
+    {
+        Assert.Equal(new Member("w3@example.com", "W"), Member.Parse("\uFEFFW <w3@example.com>"));
+        Assert.Equal("نامه\u200Cای@example.com", Member.Parse("نامه\u200Cای@example.com").Address);
+    }
+
     [Fact]
     public void Sanitize_removes_line_breaks_and_caps_length()
     {
