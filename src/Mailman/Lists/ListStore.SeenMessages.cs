@@ -1,11 +1,14 @@
-// The Message-IDs each list took in, for a week: a post, or owner mail, whose Message-ID the list
-// already took from another queue entry is a duplicate (Sympa's msgid table). One SMTP
-// transaction to dev+1@ ... dev+30@ (Postfix's recipient_delimiter brings each to the list) or
-// thirty pipe runs of one message were thirty posts, every member getting each (review 110).
-// The entry that first carried the id is kept with it: the same entry taken up again (after a
+// What each list took in lately, by Message-ID (a week) or, for mail without a usable one, by
+// its content (an hour): a post, or owner mail, that the list already took from another queue
+// entry is a duplicate (Sympa's msgid table). One SMTP transaction to dev+1@ ... dev+30@
+// (Postfix's recipient_delimiter brings each to the list) or thirty pipe runs of one message were
+// thirty posts, every member getting each (review 110); without a Message-ID too (review 111).
+// The entry that first carried the key is kept with it: the same entry taken up again (after a
 // crash, or unshunted: entries keep their names) is no duplicate of itself.
 using System.Security.Cryptography;
 using System.Text;
+using MimeKit;
+using MimeKit.Utils;
 
 namespace Mailman.Lists;
 
@@ -16,8 +19,107 @@ public static class SeenKind
     public const string Owner = "owner";
 }
 
-/// <summary>The entry that first carried a Message-ID to a list, and when.</summary>
+/// <summary>The entry that first carried a message to a list, and when.</summary>
 public sealed record SeenMessage(string Entry, DateTimeOffset Seen);
+
+/// <summary>What identifies a message for <see cref="ListStore.SeenBefore"/>, and how long it is remembered.</summary>
+public sealed record SeenKey(string Key, TimeSpan Life, string Shown)
+{
+    /// <summary>How long a list remembers a Message-ID it took in.</summary>
+    public static readonly TimeSpan MessageIdLife = TimeSpan.FromDays(7);
+
+    /// <summary>
+    /// How long it remembers a message without one by its content: long enough for every copy an
+    /// MTA fans out, short enough that a script's identical daily mail is not taken for a copy.
+    /// </summary>
+    public static readonly TimeSpan ContentLife = TimeSpan.FromHours(1);
+
+    // Enough of a body to tell posts apart; its length is counted whole.
+    private const int HashedBody = 1 << 20;
+
+    /// <summary>
+    /// The key of a message whose Message-ID is <paramref name="messageId"/> (as intake read it),
+    /// or, without a usable one ("&lt; &gt;", "(comment)", no '@'), of its content as
+    /// <paramref name="open"/> reads it: From:, Subject:, Date: and the body. Null when neither
+    /// can be had.
+    /// </summary>
+    public static SeenKey? Of(string? messageId, Func<Stream> open)
+    {
+        if (!string.IsNullOrWhiteSpace(messageId) && MimeUtils.ParseMessageId(messageId) is { Length: > 0 } id && id.Contains('@', StringComparison.Ordinal))
+        {
+            // Hashed: an id of any length (a header of megabytes) is one short key.
+            return new SeenKey("id:" + Hash(Encoding.UTF8.GetBytes(id)), MessageIdLife, id);
+        }
+
+        using var stream = open();
+        return Content(stream) is { } content ? new SeenKey("content:" + content, ContentLife, "(none; by its content)") : null;
+    }
+
+    // The header fields every copy shares (not Received:, Delivered-To:, X-Original-To:, which an
+    // MTA writes per recipient) and the body as it came.
+    private static string? Content(Stream stream)
+    {
+        HeaderList headers;
+        try
+        {
+            headers = HeaderList.Load(stream);
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
+
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        foreach (var id in (ReadOnlySpan<HeaderId>)[HeaderId.From, HeaderId.Subject, HeaderId.Date])
+        {
+            sha.AppendData(headers[id] is { } value ? Encoding.UTF8.GetBytes(value.Trim()) : []);
+            sha.AppendData("\0"u8);
+        }
+
+        // HeaderList.Load reads ahead: the body (after the first empty line) is found again from
+        // the start, and read no further than is hashed (a post of 300 MB is not read whole).
+        stream.Position = 0;
+        var buffer = new byte[81920];
+        var lineStart = true;
+        long offset = 0; // of the buffer's first byte
+        long bodyStart = -1;
+        int read;
+        while ((read = stream.Read(buffer)) > 0)
+        {
+            var from = 0;
+            for (; bodyStart < 0 && from < read; from++)
+            {
+                var b = buffer[from];
+                if (b == (byte)'\n')
+                {
+                    bodyStart = lineStart ? offset + from + 1 : -1;
+                    lineStart = true;
+                }
+                else if (b != (byte)'\r')
+                {
+                    lineStart = false;
+                }
+            }
+
+            if (bodyStart >= 0)
+            {
+                var take = (int)Math.Clamp(bodyStart + HashedBody - (offset + from), 0, read - from);
+                sha.AppendData(buffer.AsSpan(from, take));
+                if (take < read - from)
+                {
+                    break;
+                }
+            }
+
+            offset += read;
+        }
+
+        sha.AppendData(BitConverter.GetBytes(bodyStart < 0 ? 0 : stream.Length - bodyStart));
+        return Convert.ToBase64String(sha.GetHashAndReset());
+    }
+
+    private static string Hash(byte[] bytes) => Convert.ToBase64String(SHA256.HashData(bytes));
+}
 
 public sealed partial class ListStore
 {
@@ -30,34 +132,30 @@ public sealed partial class ListStore
             message_key TEXT NOT NULL,
             entry TEXT NOT NULL,
             seen TEXT NOT NULL,
+            expires TEXT NOT NULL,
             PRIMARY KEY (list_id, kind, message_key))
         """,
-        "CREATE INDEX IF NOT EXISTS seen_messages_seen ON seen_messages (list_id, seen)",
+        "CREATE INDEX IF NOT EXISTS seen_messages_expires ON seen_messages (list_id, expires)",
     ];
 
-    /// <summary>How long a list remembers a Message-ID it took in.</summary>
-    public static readonly TimeSpan SeenMessageLife = TimeSpan.FromDays(7);
-
     /// <summary>
-    /// Records that <paramref name="entry"/> brings <paramref name="messageId"/> to the list as
-    /// <paramref name="kind"/> (post, owner), atomically, unless another entry brought it within
-    /// <see cref="SeenMessageLife"/>: then that entry is returned and nothing is recorded.
+    /// Records that <paramref name="entry"/> brings the message <paramref name="key"/> names to
+    /// the list as <paramref name="kind"/> (post, owner), atomically, unless another entry
+    /// brought it within the key's life: then that entry is returned and nothing is recorded.
     /// </summary>
-    public SeenMessage? SeenBefore(ListName list, string kind, string messageId, string entry, DateTimeOffset now)
+    public SeenMessage? SeenBefore(ListName list, string kind, SeenKey key, string entry, DateTimeOffset now)
     {
         using var tx = Begin();
         var listId = ListId(list);
-        using (var cleanup = Command("DELETE FROM seen_messages WHERE list_id = $list AND seen < $old", ("$list", listId), ("$old", Timestamp(now - SeenMessageLife))))
+        using (var cleanup = Command("DELETE FROM seen_messages WHERE list_id = $list AND expires < $now", ("$list", listId), ("$now", Timestamp(now))))
         {
             cleanup.ExecuteNonQuery();
         }
 
-        // Hashed: an id of any length (a header of megabytes) is one short key.
-        var key = Convert.ToBase64String(SHA256.HashData(Encoding.UTF8.GetBytes(messageId)));
         using (var insert = Command("""
-            INSERT INTO seen_messages (list_id, kind, message_key, entry, seen) VALUES ($list, $kind, $key, $entry, $now)
+            INSERT INTO seen_messages (list_id, kind, message_key, entry, seen, expires) VALUES ($list, $kind, $key, $entry, $now, $expires)
             ON CONFLICT (list_id, kind, message_key) DO NOTHING
-            """, ("$list", listId), ("$kind", kind), ("$key", key), ("$entry", entry), ("$now", Timestamp(now))))
+            """, ("$list", listId), ("$kind", kind), ("$key", key.Key), ("$entry", entry), ("$now", Timestamp(now)), ("$expires", Timestamp(now + key.Life))))
         {
             if (insert.ExecuteNonQuery() > 0)
             {
@@ -67,7 +165,7 @@ public sealed partial class ListStore
         }
 
         SeenMessage first;
-        using (var query = Command("SELECT entry, seen FROM seen_messages WHERE list_id = $list AND kind = $kind AND message_key = $key", ("$list", listId), ("$kind", kind), ("$key", key)))
+        using (var query = Command("SELECT entry, seen FROM seen_messages WHERE list_id = $list AND kind = $kind AND message_key = $key", ("$list", listId), ("$kind", kind), ("$key", key.Key)))
         using (var reader = query.ExecuteReader())
         {
             reader.Read();

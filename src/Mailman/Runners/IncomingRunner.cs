@@ -72,14 +72,14 @@ public sealed class IncomingRunner(
             Hosting.Metrics.Received.Add(1, new KeyValuePair<string, object?>("list", list.Name.Fqdn));
         }
 
-        // A Message-ID the list took in from another entry this week: the same post again (one
-        // transaction to dev+1@ ... dev+30@, the MTA's retry of an inject it thought failed, a
-        // cross-post reaching a list also through an umbrella list). An approved post is one
-        // the list took in already.
-        if (!metadata.Approved && Duplicate(store, list.Name, SeenKind.Post, metadata.MessageId, head.Claim.Name) is { } first)
+        // A Message-ID the list took in from another entry this week (without one, the same
+        // content this hour): the same post again (one transaction to dev+1@ ... dev+30@, the
+        // MTA's retry of an inject it thought failed, a cross-post reaching a list also through
+        // an umbrella list). An approved post is one the list took in already.
+        if (!metadata.Approved && Duplicate(store, list.Name, SeenKind.Post, metadata.MessageId, () => Queue.OpenMessage(head), head.Claim.Name) is var (first, key))
         {
             Log.LogInformation("Post {MessageId} to {ListId} from {Sender} discarded, entry {QueueEntry}: a duplicate of entry {First} of {Seen:u}",
-                metadata.MessageIdForLog, list.Name.Fqdn, metadata.SenderForLog, head.Claim.Name, first.Entry, first.Seen);
+                key.Shown, list.Name.Fqdn, metadata.SenderForLog, head.Claim.Name, first.Entry, first.Seen);
             Queue.Finish(head.Claim);
             _received.Remove(head.Claim.Name);
             return true;

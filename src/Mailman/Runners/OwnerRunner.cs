@@ -38,10 +38,10 @@ public sealed class OwnerRunner(
         // The same owner mail again (one transaction to dev-owner+1@ ... +50@ was fifty
         // forwards, review 110): forwarded once.
         var messageId = metadata.MessageId ?? message.MessageId;
-        if (Duplicate(store, list.Name, SeenKind.Owner, messageId, head.Claim.Name) is { } first)
+        if (Duplicate(store, list.Name, SeenKind.Owner, messageId, () => Queue.OpenMessage(head), head.Claim.Name) is var (first, key))
         {
             Log.LogInformation("Owner mail {MessageId} for {ListId} from {Sender} discarded, entry {QueueEntry}: a duplicate of entry {First} of {Seen:u}",
-                messageId, list.Name.Fqdn, metadata.SenderForLog, head.Claim.Name, first.Entry, first.Seen);
+                key.Shown, list.Name.Fqdn, metadata.SenderForLog, head.Claim.Name, first.Entry, first.Seen);
             Queue.Finish(head.Claim);
             return true;
         }

@@ -462,25 +462,26 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
             : throw new InvalidOperationException($"the entry names an invalid list: {error}");
 
     /// <summary>
-    /// The entry that brought <paramref name="messageId"/> to <paramref name="list"/> as
-    /// <paramref name="kind"/> before this one (ListStore.SeenBefore), or null, this one then
-    /// recorded. A database that cannot be written (a full or read-only disk) checks nothing:
-    /// the mail goes on as it did before duplicates were looked for, said in a line.
+    /// The entry that brought the same message to <paramref name="list"/> as <paramref name="kind"/>
+    /// before this one (ListStore.SeenBefore: by its Message-ID, or by what <paramref name="open"/>
+    /// reads of it when it has no usable one), with the key; or null, this one then recorded. A
+    /// database that cannot be written (a full or read-only disk) checks nothing: the mail goes
+    /// on as it did before duplicates were looked for, said in a line.
     /// </summary>
-    protected SeenMessage? Duplicate(ListStore store, ListName list, string kind, string? messageId, string entry)
+    protected (SeenMessage First, SeenKey Key)? Duplicate(ListStore store, ListName list, string kind, string? messageId, Func<Stream> open, string entry)
     {
-        if (string.IsNullOrEmpty(messageId))
+        if (SeenKey.Of(messageId, open) is not { } key)
         {
             return null;
         }
 
         try
         {
-            return store.SeenBefore(list, kind, messageId, entry, Time.GetUtcNow());
+            return store.SeenBefore(list, kind, key, entry, Time.GetUtcNow()) is { } first ? (first, key) : null;
         }
         catch (SqliteException e) when (e.SqliteErrorCode is 8 or 10 or 13)
         {
-            Log.LogWarning("{Runner}: entry {QueueEntry} (Message-Id {MessageId}) to {ListId} not checked for duplicates: {Error}", RunnerName, entry, messageId, list.Fqdn, e.Message);
+            Log.LogWarning("{Runner}: entry {QueueEntry} (Message-Id {MessageId}) to {ListId} not checked for duplicates: {Error}", RunnerName, entry, key.Shown, list.Fqdn, e.Message);
             return null;
         }
     }

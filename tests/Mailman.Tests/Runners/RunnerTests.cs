@@ -68,10 +68,41 @@ public sealed class RunnerTests : IDisposable
         using var store = new ListStore(_instance.Paths.Database);
         var dev = ListName.Parse("dev@example.org");
         var now = h.Time.GetUtcNow();
-        Assert.Null(store.SeenBefore(dev, SeenKind.Post, "post1@example.com", first, now));
-        Assert.Equal(first, store.SeenBefore(dev, SeenKind.Post, "post1@example.com", "another", now)?.Entry);
-        Assert.Null(store.SeenBefore(dev, SeenKind.Owner, "post1@example.com", "another", now));
-        Assert.Null(store.SeenBefore(dev, SeenKind.Post, "post1@example.com", "another", now + ListStore.SeenMessageLife + TimeSpan.FromSeconds(1)));
+        var key = SeenKey.Of(" <post1@example.com> (the first)", () => throw new InvalidOperationException("an id needs no content"))!;
+        Assert.Null(store.SeenBefore(dev, SeenKind.Post, key, first, now));
+        Assert.Equal(first, store.SeenBefore(dev, SeenKind.Post, key, "another", now)?.Entry);
+        Assert.Null(store.SeenBefore(dev, SeenKind.Owner, key, "another", now));
+        Assert.Null(store.SeenBefore(dev, SeenKind.Post, key, "another", now + SeenKey.MessageIdLife + TimeSpan.FromSeconds(1)));
+    }
+
+    // Review 111: "Message-ID: < >" or "(comment)" was one key for every post carrying it
+    // (different posts discarded); a post without a Message-ID was never looked at (thirty again).
+    [Fact]
+    public void Without_a_usable_Message_ID_the_same_content_within_an_hour_is_a_duplicate_and_other_posts_are_not()
+    {
+        _instance.CreateList("dev@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
+        _instance.AddMembers("dev@example.org", TempInstance.NumberedMembers(2));
+        using var h = new RunnerHarness(_instance);
+        static byte[] Post(string id, string subject, string extra = "")
+            => System.Text.Encoding.ASCII.GetBytes($"{extra}From: a@example.com\nTo: dev@example.org\nSubject: {subject}\n{id}Date: Sat, 28 Nov 2026 10:00:00 +0000\n\nbody\n");
+        foreach (var raw in new[]
+        {
+            Post("Message-ID: < >\n", "one"), Post("Message-ID: < >\n", "two"), Post("Message-ID: (comment)\n", "three"),
+            Post("", "four", "Delivered-To: dev+1@example.org\n"), Post("", "four", "Delivered-To: dev+2@example.org\nReceived: by x\n"),
+        })
+        {
+            Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["inject", "dev@example.org"], raw).ExitCode);
+        }
+
+        Assert.Equal(5, RunnerHarness.Drain(h.Incoming));
+        Assert.Equal(4, h.Queues[QueueSet.Pipeline].Pending().Count);
+        Assert.Single(h.Logs.Lines, l => l.Contains("Post (none; by its content) to dev@example.org from <> discarded", StringComparison.Ordinal));
+
+        // An hour on, the same content is a post again (a script's identical mail of each day).
+        h.Time.Advance(SeenKey.ContentLife + TimeSpan.FromSeconds(1));
+        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["inject", "dev@example.org"], Post("", "four")).ExitCode);
+        Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
+        Assert.Equal(5, h.Queues[QueueSet.Pipeline].Pending().Count);
     }
 
     // Review 56: a post without Message-ID or Date went out without them (through a smarthost
