@@ -47,6 +47,18 @@ public static class MailmanCli
             args = [.. args[..sender], "--sender", "", .. args[(sender + 1)..]];
         }
 
+        // An empty --home before the verb ("--home $UNSET inject L" in a pipe's command): the
+        // parser read it as a missing value and took the verb for it, 64 (review 109), which
+        // Postfix turns into a bounce. Refused as an empty --home after the verb is.
+        var options = end < 0 ? args : args[..end];
+        for (var i = 0; i < options.Length; i++)
+        {
+            if ((options[i] == "--home" && i + 1 < options.Length && options[i + 1].Trim().Length == 0) || options[i].Trim() == "--home=")
+            {
+                return Fail("--home is empty: give the instance directory", options.Contains("inject", StringComparer.Ordinal) ? ExitCodes.TempFail : ExitCodes.Usage);
+            }
+        }
+
         // No response files: an argument starting with '@' (a sender Postfix passes) is an argument.
         var parsed = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
         if (parsed.Errors.Count > 0)

@@ -113,6 +113,16 @@ public sealed class VerbTests : IDisposable
         var inject = RunIn(_instance.Home, "inject", "dev@example.org", "--home", " ");
         Assert.Equal(ExitCodes.TempFail, inject.ExitCode);
         Assert.Equal("mailman: --home is empty: give the instance directory", inject.Stderr.Trim());
+
+        // Review 109: before the verb the parser took the verb for its value (64: a bounce).
+        foreach (var args in new[] { new[] { "--home", "", "inject", "dev@example.org" }, ["--home=", "inject", "dev@example.org"] })
+        {
+            var early = RunIn(_instance.Home, args);
+            Assert.Equal(ExitCodes.TempFail, early.ExitCode);
+            Assert.Equal("mailman: --home is empty: give the instance directory", early.Stderr.Trim());
+        }
+
+        Assert.Equal(ExitCodes.Usage, RunIn(_instance.Home, "--home=", "status").ExitCode);
     }
 
     // Review 39: .NET's "Could not find a part of the path '/etc/hostname/config'", and a refused
