@@ -74,13 +74,19 @@ internal static class InitCommand
             }
 
             // A directory that was there already (a mount point, 1777) keeps its mode; others
-            // may not write in the instance's (review 109: var/ stayed world-writable).
-            foreach (var dir in new[] { paths.Home, paths.ConfigDirectory, paths.VarDirectory, paths.QueuesDirectory, paths.LogsDirectory })
+            // may not write in the instance's (review 109: var/ stayed world-writable). The
+            // home itself is only warned about: it may be a directory others share (init /tmp).
+            foreach (var dir in new[] { paths.ConfigDirectory, paths.VarDirectory, paths.QueuesDirectory, paths.LogsDirectory })
             {
                 if (Tighten(dir) is { } line)
                 {
                     Console.Error.WriteLine(line);
                 }
+            }
+
+            if (WritableByOthers(paths.Home))
+            {
+                Console.Error.WriteLine($"mailman: warning: {paths.Home} is writable by others, who could replace the instance's directories: chmod go-w {paths.Home}, or make the instance in a directory of its own");
             }
 
             Console.WriteLine($"created the instance {paths.Home}; next: mailman --home {paths.Home} lists create LIST@HOST");
@@ -90,6 +96,18 @@ internal static class InitCommand
     }
 
     private const UnixFileMode OthersWrite = UnixFileMode.GroupWrite | UnixFileMode.OtherWrite;
+
+    private static bool WritableByOthers(string dir)
+    {
+        try
+        {
+            return (File.GetUnixFileMode(dir) & OthersWrite) != 0;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
 
     private static string? Tighten(string dir)
     {

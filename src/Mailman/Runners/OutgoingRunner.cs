@@ -24,7 +24,7 @@ public sealed class OutgoingRunner(
     // delivery thread sleeps until a token is due), and a fake clock that a component test never
     // moves would never refill the bucket the thread waits on. The daemon's `time` is the system's.
     private readonly PostDelivery _delivery = new(options.Smtp, logger, new ThrottledFileWriter<IReadOnlyList<Delivery.RelayStatus>>(
-            RelaysFile.PathOf(paths), time, TimeSpan.FromSeconds(1), relays => RelaysFile.Write(paths, relays), logger).Offer,
+            RelaysFile.PathOf(paths), TimeProvider.System, TimeSpan.FromSeconds(1), relays => RelaysFile.Write(paths, relays), logger).Offer,
         mx: options.Smtp.GroupByMx ? new MxGroups(Dmarc.DnsTxtResolver.FromOptions(options.Dns).PrimaryMxAsync, time) : null);
     private readonly InstancePaths _paths = paths;
 

@@ -42,7 +42,7 @@ public sealed class HeldPostsTests : IDisposable
     private static string Hold(RunnerHarness h, string from = "stranger@example.net", string extra = "")
     {
         h.Queues[QueueSet.In].Enqueue(new EntryMetadata { List = List, Sender = from, Received = h.Time.GetUtcNow() },
-            System.Text.Encoding.UTF8.GetBytes($"From: Stranger <{from}>\nTo: {List}\nSubject: Hello there\nMessage-Id: <held@example.net>\n{extra}\nPlease post this.\n"));
+            System.Text.Encoding.UTF8.GetBytes($"From: Stranger <{from}>\nTo: {List}\nSubject: Hello there\nMessage-Id: <{(from == "stranger@example.net" ? "held" : "held." + from.Replace('@', '.'))}@example.net>\n{extra}\nPlease post this.\n"));
         Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
         return Assert.Single(h.Queues[QueueSet.Hold].Pending());
     }
