@@ -113,6 +113,12 @@ internal static class InitCommand
     {
         try
         {
+            // A link's target may be a directory others share (var -> /tmp): only said (review 112).
+            if (new DirectoryInfo(dir).LinkTarget is { } target)
+            {
+                return WritableByOthers(dir) ? $"mailman: warning: {dir} is a symbolic link to {target}, which is writable by others: give the instance a directory of its own there" : null;
+            }
+
             var mode = File.GetUnixFileMode(dir);
             if ((mode & OthersWrite) == 0)
             {

@@ -67,30 +67,37 @@ public sealed record Member(string Address, string DisplayName, bool DeliveryEna
             && !HasInvisible(address);
     }
 
-    // Format characters show as nothing: x<U+200B>y@example.com looked like xy@example.com in
-    // every listing, was refused by every relay (SMTPUTF8) and could not be removed by the name
-    // it showed (review 109). The joiners U+200C and U+200D stay where a script needs them (an
-    // address with other non-ASCII letters), as IDNA2008 allows them.
+    // Characters that show as nothing: x<U+200B>y@example.com looked like xy@example.com in every
+    // listing, was refused by every relay (SMTPUTF8) and could not be removed by the name it
+    // showed (review 109). Format characters (U+200B, U+2060, U+00AD, U+FEFF, the tags of plane
+    // 14: by code point, not by UTF-16 unit, review 112), variation selectors, fillers and blanks,
+    // and the replacement character a lone surrogate reads as.
+    // The joiners U+200C and U+200D stay only after a non-ASCII letter or mark, where a script
+    // needs them (IDNA2008's CONTEXTJ).
     private static bool HasInvisible(string address)
     {
-        var ascii = true;
-        var joiner = false;
-        foreach (var c in address)
+        var previous = default(System.Text.Rune);
+        foreach (var rune in address.EnumerateRunes())
         {
-            if (c is '\u200C' or '\u200D')
+            var v = rune.Value;
+            if (v is 0x200C or 0x200D)
             {
-                joiner = true;
+                if (previous.IsAscii || System.Text.Rune.GetUnicodeCategory(previous) is not (System.Globalization.UnicodeCategory.OtherLetter
+                    or System.Globalization.UnicodeCategory.NonSpacingMark or System.Globalization.UnicodeCategory.SpacingCombiningMark))
+                {
+                    return true;
+                }
             }
-            else if (System.Globalization.CharUnicodeInfo.GetUnicodeCategory(c) == System.Globalization.UnicodeCategory.Format)
+            else if (System.Text.Rune.GetUnicodeCategory(rune) == System.Globalization.UnicodeCategory.Format
+                || v is 0x034F or 0x115F or 0x1160 or 0x17B4 or 0x17B5 or 0x2800 or 0x3164 or 0xFFA0 or 0xFFFC or 0xFFFD
+                || v is (>= 0x180B and <= 0x180F) or (>= 0xFE00 and <= 0xFE0F) or (>= 0xE0000 and <= 0xE0FFF))
             {
                 return true;
             }
-            else if (c > '\u007F')
-            {
-                ascii = false;
-            }
+
+            previous = rune;
         }
 
-        return joiner && ascii;
+        return false;
     }
 }

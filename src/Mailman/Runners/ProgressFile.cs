@@ -95,7 +95,9 @@ internal sealed class ThrottledFileWriter<T>(string what, TimeProvider time, Tim
 {
     private readonly object _gate = new();
     private T? _latest;
-    private DateTimeOffset _written = DateTimeOffset.MinValue;
+
+    // On the monotonic clock: a wall clock stepped back an hour froze the file for the hour (review 112).
+    private long? _written;
     private ITimer? _trailing;
     private bool _failing;
     private bool _disposed;
@@ -110,14 +112,14 @@ internal sealed class ThrottledFileWriter<T>(string what, TimeProvider time, Tim
             }
 
             _latest = value;
-            var now = time.GetUtcNow();
-            if (now - _written >= interval)
+            var since = _written is { } written ? time.GetElapsedTime(written) : interval;
+            if (since >= interval)
             {
-                WriteLocked(now);
+                WriteLocked();
             }
             else
             {
-                _trailing ??= time.CreateTimer(_ => Trail(), null, _written + interval - now, Timeout.InfiniteTimeSpan);
+                _trailing ??= time.CreateTimer(_ => Trail(), null, interval - since, Timeout.InfiniteTimeSpan);
             }
         }
     }
@@ -130,15 +132,15 @@ internal sealed class ThrottledFileWriter<T>(string what, TimeProvider time, Tim
             _trailing = null;
             if (!_disposed && _latest is not null)
             {
-                WriteLocked(time.GetUtcNow());
+                WriteLocked();
             }
         }
     }
 
     // Under the gate, so that nothing is written after Dispose returns.
-    private void WriteLocked(DateTimeOffset now)
+    private void WriteLocked()
     {
-        _written = now;
+        _written = time.GetTimestamp();
         var value = _latest!;
         _latest = null;
         try

@@ -399,10 +399,17 @@ public sealed class VerbTests : IDisposable
             var target = Path.Combine(dir, "lists");
             var var = Directory.CreateDirectory(Path.Combine(target, "var")).FullName;
             File.SetUnixFileMode(var, (UnixFileMode)Convert.ToInt32("1777", 8));
+
+            // Review 112: a link's target (logs -> a shared 1777 directory) is only warned about.
+            var shared = Directory.CreateDirectory(Path.Combine(dir, "shared")).FullName;
+            File.SetUnixFileMode(shared, (UnixFileMode)Convert.ToInt32("1777", 8));
+            Directory.CreateSymbolicLink(Path.Combine(target, "logs"), shared);
             var init = RunIn(dir, "init", target);
             Assert.Equal(0, init.ExitCode);
             Assert.Contains($"{var} was writable by others (mode 1777): made 1755", init.Stderr, StringComparison.Ordinal);
             Assert.Equal(0, (int)(File.GetUnixFileMode(var) & (UnixFileMode.GroupWrite | UnixFileMode.OtherWrite)));
+            Assert.Contains($"{Path.Combine(target, "logs")} is a symbolic link to {shared}, which is writable by others", init.Stderr, StringComparison.Ordinal);
+            Assert.Equal(Convert.ToInt32("1777", 8), (int)File.GetUnixFileMode(shared));
             Assert.True(File.Exists(Path.Combine(target, "config", "mailman.json")));
             Assert.Equal(0, RunIn(target, "lists", "create", "dev@example.org").ExitCode);
             Assert.Contains("dev@example.org", RunIn(target, "lists", "list").Stdout, StringComparison.Ordinal);

@@ -95,6 +95,7 @@ public sealed class DmarcDeliveryTests : IDisposable
             ("record-of-60-KB", "Anne Smith <anne@big.test>", true),
             ("from-without-domain", "undisclosed", true), // From: its envelope sender, anne@reject.test (review 82), then munged
             ("several-from", "Anne Smith <anne@reject.test>, Bob <bob@none.test>", true),
+            ("two-from-headers", "Anne Smith <anne@none.test>\nFrom: Bob <bob@reject.test>", true), // review 112: the pipeline keeps one From: header
             ("idn-domain", "Anne Smith <anne@bücher.test>", true),
             ("domain-of-300-labels", $"Anne Smith <anne@{LongDomain}>", true),
         };
@@ -131,6 +132,8 @@ public sealed class DmarcDeliveryTests : IDisposable
         Assert.Equal("Anne Smith via Dev Team", Parse(Copy(messages, "reject")).From.Mailboxes.Single().Name);
         Assert.Equal("Anne Smith <anne@reject.test>", Show(Parse(Copy(messages, "reject")).ReplyTo));
         Assert.Equal("Anne Smith <anne@reject.test>, Bob <bob@none.test>", Show(Parse(Copy(messages, "several-from")).ReplyTo));
+        Assert.Equal("Anne Smith <anne@none.test>, Bob <bob@reject.test>", Show(Parse(Copy(messages, "two-from-headers")).ReplyTo));
+        Assert.Equal("anne--- via Dev Team", Parse(Copy(messages, "two-from-headers")).From.Mailboxes.Single().Name);
         Assert.Equal("Anne Smith <anne@bücher.test>", Show(Parse(Copy(messages, "idn-domain")).ReplyTo));
 
         // One lookup per TTL: four posts needed _dmarc.reject.test; dnsmasq was asked once.

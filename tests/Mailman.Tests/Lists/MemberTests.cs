@@ -27,6 +27,13 @@ public sealed class MemberTests
     [InlineData("x\u00ADy@example.com")]
     [InlineData("x\uFEFFy@example.com")]
     [InlineData("x\u200Cy@example.com")]
+    [InlineData("ab\U000E0041cd@example.com")] // review 112: beyond the BMP, and not Format but invisible
+    [InlineData("ab\U0001D173cd@example.com")]
+    [InlineData("ab\u034Fcd@example.com")]
+    [InlineData("ab\uFE0Fcd@example.com")]
+    [InlineData("ab\u3164cd@example.com")]
+    [InlineData("ab\u2800cd@example.com")]
+    [InlineData("ab\u200Dcd@bücher.de")]
     public void Refuses_invisible_characters_in_an_address(string line)
         => Assert.Throws<FormatException>(() => Member.Parse(line));
 
@@ -35,6 +42,7 @@ public sealed class MemberTests
     {
         Assert.Equal(new Member("w3@example.com", "W"), Member.Parse("\uFEFFW <w3@example.com>"));
         Assert.Equal("نامه\u200Cای@example.com", Member.Parse("نامه\u200Cای@example.com").Address);
+        Assert.Equal("क्\u200Dष@example.com", Member.Parse("क्\u200Dष@example.com").Address);
     }
 
     [Fact]

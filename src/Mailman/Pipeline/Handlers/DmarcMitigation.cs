@@ -63,13 +63,14 @@ public sealed partial class DmarcMitigation(DmarcServices dmarc) : IHandler
         // reject/discard only reach here when DNS failed (the check lets those through): munging
         // is harmless, a bounce at every member's provider is not.
         var applied = action == DmarcMitigateAction.WrapMessage ? DmarcMitigateAction.WrapMessage : DmarcMitigateAction.MungeFrom;
+        var authors = OriginalAuthors(post);
         if (applied == DmarcMitigateAction.WrapMessage)
         {
-            Wrap(post);
+            Wrap(post, authors);
         }
         else
         {
-            MungeFrom(post.Message, list, post.Metadata.Sender);
+            MungeFrom(post.Message, list, post.Metadata.Sender, authors);
         }
 
         dmarc.Log.LogInformation("DMARC mitigation of post {MessageId} to {ListId}: From: domain {Domain}, policy {Policy}, action {Action}",
@@ -93,10 +94,40 @@ public sealed partial class DmarcMitigation(DmarcServices dmarc) : IHandler
         return note;
     }
 
-    /// <summary>Replaces From: with the list's address and adds the authors to Reply-To: or Cc:.</summary>
-    public static void MungeFrom(MimeMessage message, MailingList list, string? envelopeSender)
+    // The From: mailboxes of the post as received, every From: header's: the pipeline keeps only
+    // the first header (review 58), and a second one's author is often whose domain asked for the
+    // mitigation (review 112). Null when the post as received cannot be read (the message's then).
+    private static List<MailboxAddress>? OriginalAuthors(PostContext post)
     {
-        var (from, authors) = MungedFrom(message, list, envelopeSender);
+        if (post.OpenOriginal is not { } open)
+        {
+            return null;
+        }
+
+        try
+        {
+            using var original = open();
+            var authors = new List<MailboxAddress>();
+            foreach (var header in HeaderList.Load(original))
+            {
+                if (header.Id == HeaderId.From && InternetAddressList.TryParse(header.RawValue, out var list))
+                {
+                    authors.AddRange(list.Mailboxes);
+                }
+            }
+
+            return authors;
+        }
+        catch (Exception e) when (e is FormatException or IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Replaces From: with the list's address and adds the authors to Reply-To: or Cc:.</summary>
+    public static void MungeFrom(MimeMessage message, MailingList list, string? envelopeSender, IReadOnlyList<MailboxAddress>? fromMailboxes = null)
+    {
+        var (from, authors) = MungedFrom(message, list, envelopeSender, fromMailboxes);
         AddOriginal(message, list, authors);
         message.From.Clear();
         message.From.Add(from);
@@ -110,10 +141,10 @@ public sealed partial class DmarcMitigation(DmarcServices dmarc) : IHandler
     /// there are several, so an author whose domain asked for the mitigation vanished from the
     /// post), or the envelope sender when From: has none.
     /// </summary>
-    public static (MailboxAddress From, IReadOnlyList<MailboxAddress> Authors) MungedFrom(MimeMessage message, MailingList list, string? envelopeSender)
+    public static (MailboxAddress From, IReadOnlyList<MailboxAddress> Authors) MungedFrom(MimeMessage message, MailingList list, string? envelopeSender, IReadOnlyList<MailboxAddress>? fromMailboxes = null)
     {
         var authors = new List<MailboxAddress>();
-        foreach (var mailbox in message.From.Mailboxes)
+        foreach (var mailbox in fromMailboxes ?? [.. message.From.Mailboxes])
         {
             if (authors.Count < MaximumAuthors && mailbox.Address.Contains('@', StringComparison.Ordinal)
                 && !authors.Any(a => a.Address.Equals(mailbox.Address, StringComparison.OrdinalIgnoreCase)))
@@ -164,12 +195,12 @@ public sealed partial class DmarcMitigation(DmarcServices dmarc) : IHandler
     /// Message-ID, the munged From: and Reply-To:/Cc:, and a body of the wrapped-message text (if
     /// any) and the original as received, attached whole as message/rfc822.
     /// </summary>
-    public static void Wrap(PostContext post)
+    public static void Wrap(PostContext post, IReadOnlyList<MailboxAddress>? fromMailboxes = null)
     {
         var message = post.Message;
         var list = post.List;
         var original = Original(post);
-        var (from, authors) = MungedFrom(message, list, post.Metadata.Sender);
+        var (from, authors) = MungedFrom(message, list, post.Metadata.Sender, fromMailboxes);
         var replyTo = message.ReplyTo.ToList();
         var cc = message.Cc.ToList();
         var headers = message.Headers;
