@@ -23,8 +23,10 @@ public sealed class OutgoingRunner(
     // Relay backoff and pacing run on the system clock, not `time`: their waits are real (a
     // delivery thread sleeps until a token is due), and a fake clock that a component test never
     // moves would never refill the bucket the thread waits on. The daemon's `time` is the system's.
+    // relays.json: the pool throttles it (a change of state at once, the counts once a second);
+    // the writer only says once that it cannot be written.
     private readonly PostDelivery _delivery = new(options.Smtp, logger, new ThrottledFileWriter<IReadOnlyList<Delivery.RelayStatus>>(
-            RelaysFile.PathOf(paths), TimeProvider.System, TimeSpan.FromSeconds(1), relays => RelaysFile.Write(paths, relays), logger).Offer,
+            RelaysFile.PathOf(paths), TimeProvider.System, TimeSpan.Zero, relays => RelaysFile.Write(paths, relays), logger).Offer,
         mx: options.Smtp.GroupByMx ? new MxGroups(Dmarc.DnsTxtResolver.FromOptions(options.Dns).PrimaryMxAsync, time) : null);
     private readonly InstancePaths _paths = paths;
 

@@ -1,6 +1,7 @@
 // var/progress.json: the post being delivered now, rewritten (atomically) at most once a second
-// by the outgoing runner and removed when the delivery ends; var/relays.json, the relays, as
-// often. `mailman status` reads them. A write that cannot be made is said once (a full disk must
+// by the outgoing runner and removed when the delivery ends; var/relays.json, the relays, when
+// one changes state and at most once a second otherwise (RelayPool's throttle). `mailman status`
+// reads them. A write that cannot be made is said once (a full disk must
 // not stop a delivery).
 using System.Text.Json;
 using System.Text.Json.Serialization;

@@ -40,6 +40,17 @@ public sealed class ThrottledFileWriterTests
         Assert.Equal(["a", "c", "d"], _written);
     }
 
+    // relays.json: the pool throttles it and a change of state must reach status at once (a relay
+    // marked down was shown up for a second: OutboundTests).
+    [Fact]
+    public void With_no_interval_every_offer_is_written_at_once()
+    {
+        using var writer = new ThrottledFileWriter<string>("relays.json", _time, TimeSpan.Zero, _written.Add, _log);
+        writer.Offer("up");
+        writer.Offer("down");
+        Assert.Equal(["up", "down"], _written);
+    }
+
     [Fact]
     public void A_write_that_fails_is_said_once_until_one_succeeds()
     {
