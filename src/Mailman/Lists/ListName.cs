@@ -100,6 +100,9 @@ public sealed record ListName
     // by custom): t@x.localhost is loopback, t@localhost.localdomain local delivery (review 108).
     private static readonly string[] LocalSuffixes = [".localhost", ".local", ".localdomain", ".invalid", ".internal", ".home.arpa"];
 
+    /// <summary>Whether <paramref name="address"/>'s domain is one mail from the Internet reaches (<see cref="IsInternetDomain"/>).</summary>
+    public static bool IsInternetAddress(string address) => IsInternetDomain(address[(address.LastIndexOf('@') + 1)..]);
+
     /// <summary>
     /// A domain mail from the Internet can reach: a name with a dot, without a trailing one, not
     /// an address literal ([192.0.2.1]) nor an IP address (its last label not all digits), nor

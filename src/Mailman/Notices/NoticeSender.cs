@@ -251,9 +251,7 @@ public sealed class NoticeSender(QueueSet queues, ListStoreFactory lists, TimePr
 
             if (store.CountDaily(notice.List.Name, AskedForOthersCounter, today) > AskedForOthersFactor * limit)
             {
-                store.UncountDaily(notice.List.Name, AskedForOthersCounter, today);
-                store.UncountAutoresponse(notice.List.Name, notice.AskedBy!, today);
-                Uncount(store, notice, today, askedFor: false);
+                Uncount(store, notice, today, askedFor: true);
                 return $"the list's daily limit of {AskedForOthersFactor * limit} automatic replies to addresses other than the one asking is reached";
             }
         }

@@ -183,7 +183,7 @@ public sealed class RequestProcessor(ListStoreFactory lists, NoticeSender notice
         // site can name, as join address= refuses it (review 108: a forged From: t@localhost.
         // was sent a confirmation), unless it is a member, mailed every post already (an
         // operator may add x@[192.0.2.1]: its leave is answered).
-        if (!ListName.IsInternetDomain(from.Address[(from.Address.LastIndexOf('@') + 1)..]) && !IsMember(list, from.Address))
+        if (!ListName.IsInternetAddress(from.Address) && !IsMember(list, from.Address))
         {
             return $"From: {Member.Sanitize(from.Address)} is not an address on the Internet";
         }

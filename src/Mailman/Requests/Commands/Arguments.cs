@@ -64,7 +64,7 @@ internal static class Arguments
         // A stranger's request sends the confirmation there: never to a host that only this
         // network can name (review 104: address=t@localhost and s@[127.0.0.1] were mailed), as
         // the address is read, comments gone (review 107: t@localhost(.x) was mailed).
-        if (value.Contains('(', StringComparison.Ordinal) || !Lists.ListName.IsInternetDomain(named[(named.LastIndexOf('@') + 1)..]))
+        if (value.Contains('(', StringComparison.Ordinal) || !Lists.ListName.IsInternetAddress(named))
         {
             return new CommandOutcome($"refused: join address=: {Lists.Member.Sanitize(value)} is not an address on the Internet (its domain has no dot, is an IP address or a name that stays on a site such as .local, or it holds a comment)", NeedsReply: true);
         }
