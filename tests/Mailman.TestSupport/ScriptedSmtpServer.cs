@@ -15,6 +15,9 @@ namespace Mailman.TestSupport;
 /// <summary>A received transaction; <paramref name="User"/> is who authenticated, and Secure whether the session was under TLS.</summary>
 public sealed record ReceivedMessage(string MailFrom, IReadOnlyList<string> Recipients, byte[] Content, string? User = null, bool Secure = false)
 {
+    /// <summary>The MAIL FROM parameters (SIZE, BODY, SMTPUTF8), by name in upper case.</summary>
+    public IReadOnlyDictionary<string, string> Parameters { get; init; } = new Dictionary<string, string>();
+
     /// <summary>When the server accepted it.</summary>
     public DateTime At { get; init; } = DateTime.UtcNow;
 }
@@ -150,7 +153,10 @@ public sealed class ScriptedSmtpServer : IDisposable
             }
 
             var user = context.Authentication.IsAuthenticated ? context.Authentication.User : null;
-            owner.Received.Enqueue(new ReceivedMessage(transaction.From.AsAddress(), recipients, buffer.ToArray(), user, context.Pipe is { IsSecure: true }));
+            owner.Received.Enqueue(new ReceivedMessage(transaction.From.AsAddress(), recipients, buffer.ToArray(), user, context.Pipe is { IsSecure: true })
+            {
+                Parameters = transaction.Parameters.ToDictionary(p => p.Key.ToUpperInvariant(), p => p.Value),
+            });
             return Task.FromResult(SmtpResponse.Ok);
         }
     }

@@ -35,6 +35,7 @@ public sealed class PreparedPost
         HeaderLength = headerLength;
         _body = body;
         EightBit = eightBit;
+        Utf8Header = bytes.AsSpan(0, headerLength).IndexOfAnyExceptInRange((byte)0, (byte)127) >= 0;
         ToToken = toToken;
         Unsubscribe = unsubscribe;
         ToTokenAt = toToken is null ? -1 : bytes.AsSpan(0, headerLength).IndexOf(Encoding.ASCII.GetBytes(toToken));
@@ -48,6 +49,12 @@ public sealed class PreparedPost
 
     /// <summary>True when the copy may carry 8-bit bytes (BODY=8BITMIME).</summary>
     public bool EightBit { get; }
+
+    /// <summary>
+    /// True when the header block carries raw UTF-8 (RFC 6532: a From: or Subject: as the author's
+    /// MUA wrote it): sent with SMTPUTF8 where the relay offers it.
+    /// </summary>
+    public bool Utf8Header { get; }
 
     /// <summary>Length of the header block, including the CRLF of its last line (not the blank line).</summary>
     public int HeaderLength { get; }

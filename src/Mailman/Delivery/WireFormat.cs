@@ -9,6 +9,9 @@ public static class WireFormat
 {
     public static readonly FormatOptions Options = Create();
 
+    /// <summary><see cref="Options"/> for a copy sent with SMTPUTF8.</summary>
+    public static readonly FormatOptions International = CreateInternational();
+
     /// <summary>The message as bytes on the wire.</summary>
     public static byte[] Flatten(MimeMessage message)
     {
@@ -159,6 +162,13 @@ public static class WireFormat
         {
             System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
         }
+    }
+
+    private static FormatOptions CreateInternational()
+    {
+        var options = Create();
+        options.International = true;
+        return options;
     }
 
     private static FormatOptions Create()

@@ -317,6 +317,58 @@ public abstract class SmtpFaultTests : IDisposable
         Assert.InRange(copies, 1, 2 * h.Options.Smtp.Connections);
     }
 
+    // RFC 6532 (review 110): a post whose header block is raw UTF-8, as the author's MUA wrote
+    // it, goes with SMTPUTF8 to a relay that offers it (this one does), on both paths and both
+    // list kinds; a post with an ASCII header block goes without it, and a relay without
+    // SMTPUTF8 (smtp-sink) still gets the copy, as before.
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void A_raw_UTF_8_header_block_is_sent_with_SMTPUTF8_where_the_relay_offers_it(bool personalized)
+    {
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            var list = store.GetList(ListName.Parse("dev@example.org"));
+            list.Personalize = personalized ? Personalization.Full : Personalization.None;
+            store.SaveList(list);
+        }
+
+        using var server = ScriptedSmtpServer.Start();
+        using (var h = Harness(server.Port))
+        {
+            h.Inject("dev@example.org", Posts.Plain(from: "jörg@bücher.example", subject: "Grüße", messageId: "utf8@example.com"));
+            h.Inject("dev@example.org", Posts.Plain(messageId: "ascii@example.com"));
+            RunnerHarness.Drain(h.Incoming);
+            RunnerHarness.Drain(h.Pipeline);
+            RunnerHarness.Drain(h.Outgoing);
+        }
+
+        static bool Utf8(ReceivedMessage m)
+        {
+            var content = m.Content.AsSpan();
+            return content[..content.IndexOf("\r\n\r\n"u8)].IndexOfAnyExceptInRange((byte)0, (byte)127) >= 0;
+        }
+
+        var received = server.Received.ToList();
+        Assert.Equal(20, received.Sum(m => m.Recipients.Count));
+        var utf8 = received.Where(Utf8).ToList();
+        Assert.Equal(10, utf8.Sum(m => m.Recipients.Count));
+        Assert.All(utf8, m => Assert.True(m.Parameters.ContainsKey("SMTPUTF8"), string.Join(" ", m.Parameters.Keys)));
+        Assert.All(utf8, m => Assert.Equal("8BITMIME", m.Parameters["BODY"]));
+        Assert.All(received.Except(utf8), m => Assert.False(m.Parameters.ContainsKey("SMTPUTF8")));
+
+        using var sink = SmtpSink.Start();
+        using (var h = Harness(sink.Port))
+        {
+            h.Inject("dev@example.org", Posts.Plain(from: "jörg@bücher.example", subject: "Grüße", messageId: "utf8-2@example.com"));
+            RunnerHarness.Drain(h.Incoming);
+            RunnerHarness.Drain(h.Pipeline);
+            RunnerHarness.Drain(h.Outgoing);
+        }
+
+        Wait.Until(() => sink.Messages().SelectMany(m => m.Recipients).Count() >= 10, TimeSpan.FromSeconds(60), "10 copies at the sink");
+    }
+
     // RFC 6531 §3.2: a non-ASCII local part needs SMTPUTF8, which smtp-sink does not offer (an IDN
     // domain goes as its A-labels). The copy is not sent raw: it is refused here, as Postfix does
     // (5.6.7), and not scored (the relay's capability, not the member's address); the others are

@@ -153,4 +153,16 @@ internal sealed class Carrier
 
     /// <summary>Format options for sending: CRLF, nothing hidden.</summary>
     public static FormatOptions SendOptions => WireFormat.Options;
+
+    /// <summary>
+    /// Format options for sending <paramref name="message"/>: CRLF, nothing hidden; International
+    /// (MailKit then says SMTPUTF8) for a copy whose header block is raw UTF-8, when the server
+    /// offers SMTPUTF8 (RFC 6532). A server without it gets the copy as before (Postfix with
+    /// smtputf8_enable=no takes it).
+    /// </summary>
+    public static FormatOptions OptionsFor(MimeMessage message, MailKit.Net.Smtp.SmtpCapabilities capabilities)
+        => message.Body is SplicedBody { Post.Utf8Header: true }
+            && capabilities.HasFlag(MailKit.Net.Smtp.SmtpCapabilities.UTF8) && capabilities.HasFlag(MailKit.Net.Smtp.SmtpCapabilities.EightBitMime)
+            ? WireFormat.International
+            : WireFormat.Options;
 }
