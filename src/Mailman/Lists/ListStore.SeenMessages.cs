@@ -182,4 +182,15 @@ public sealed partial class ListStore
         tx.Commit();
         return first.Entry == entry ? null : first;
     }
+
+    /// <summary>
+    /// Forgets what <paramref name="entry"/> brought to the list as <paramref name="kind"/>: the
+    /// same message may come again (a post the moderators rejected, sent again after a fix).
+    /// </summary>
+    public void ForgetSeen(ListName list, string kind, string entry)
+    {
+        using var delete = Command("DELETE FROM seen_messages WHERE list_id = (SELECT id FROM lists WHERE fqdn = $fqdn) AND kind = $kind AND entry = $entry",
+            ("$fqdn", list.Fqdn), ("$kind", kind), ("$entry", entry));
+        delete.ExecuteNonQuery();
+    }
 }

@@ -438,7 +438,7 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
 
         if (!keepsPending)
         {
-            ForgetPending(id, keepIfHeld: false, entry.Metadata.List);
+            ForgetPending(id, keepIfHeld: false, entry.Metadata.List, forgetSeen: verb != "approved");
         }
 
         var rules = string.Join(", ", (entry.Metadata.HoldReasons ?? []).Select(r => r.Split(':')[0]));
@@ -519,7 +519,11 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
         => (author?.Address is { Length: > 0 } a ? Bound(Member.Sanitize(a), 320) : fallback, Member.Sanitize(author?.Name ?? ""));
 
     // The pending request of a post that left hold (or that is gone under a running daemon).
-    private void ForgetPending(string id, bool keepIfHeld, string? list = null)
+    // forgetSeen: a post the moderators rejected, discarded or let expire may come again with
+    // its Message-ID (review 111: a resend after a fix was discarded as a duplicate for a week).
+    // Copies the MTA fanned out came within seconds of the first and were dropped long before;
+    // a post rejected by a rule at intake keeps its record, so that those are not each rejected.
+    private void ForgetPending(string id, bool keepIfHeld, string? list = null, bool forgetSeen = false)
     {
         if (keepIfHeld && Hold.Holds(id))
         {
@@ -532,6 +536,11 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
             if (store.FindPending(name, PendingKind.HeldPost, id) is { } request)
             {
                 store.DeletePending(request.Id);
+            }
+
+            if (forgetSeen)
+            {
+                store.ForgetSeen(name, SeenKind.Post, id);
             }
 
             return;

@@ -380,6 +380,32 @@ public sealed class HeldPostsTests : IDisposable
         Assert.Empty(h.Queues[QueueSet.In].Pending());
     }
 
+    // Review 111: a post the moderators rejected kept its Message-ID's record for a week, so the
+    // poster's resend after a fix was discarded as a duplicate. A rejected, discarded or expired
+    // post is forgotten; an approved one is still the list's (its resend is a duplicate).
+    [Fact]
+    public void A_post_the_moderators_rejected_or_discarded_may_come_again_and_an_approved_one_may_not()
+    {
+        Configure(l => l.RespondToPostRequests = false);
+        using var h = new RunnerHarness(_instance);
+        foreach (var act in new Func<string, ModerationOutcome>[] { id => h.Held.Reject(id, "fix it", "mo@example.com"), id => h.Held.Discard(id, "mo@example.com"), id => h.Held.Expire(id, 14) })
+        {
+            var id = Hold(h);
+            Assert.True(act(id).Done);
+            Assert.Empty(h.Queues[QueueSet.Hold].Pending());
+            Assert.DoesNotContain(h.Logs.Lines, l => l.Contains("a duplicate of entry", StringComparison.Ordinal));
+        }
+
+        var approved = Hold(h);
+        Assert.True(h.Held.Approve(approved, "mo@example.com").Done);
+        Assert.Equal(1, RunnerHarness.Drain(h.Incoming)); // the approved post, to the pipeline
+        h.Queues[QueueSet.In].Enqueue(new EntryMetadata { List = List, Sender = "stranger@example.net", Received = h.Time.GetUtcNow() },
+            System.Text.Encoding.UTF8.GetBytes($"From: Stranger <stranger@example.net>\nTo: {List}\nSubject: Hello there\nMessage-Id: <held@example.net>\n\nPlease post this.\n"));
+        Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
+        Assert.Empty(h.Queues[QueueSet.Hold].Pending());
+        Assert.Single(h.Logs.Lines, l => l.Contains($"a duplicate of entry {approved}", StringComparison.Ordinal));
+    }
+
     // Review 36: `held reject` killed after the poster was told and before the post left hold:
     // at the next start the post was held again, and an approval delivered it. Here the kill is
     // the out queue failing after the post was marked (the state a kill leaves is the same: the
