@@ -115,8 +115,8 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
         if (alike.Count > 0)
         {
             var relay = refusals.Where(r => !r.Ours && alike.Contains(r.Transaction)).ToList();
-            logger.LogError("SMTP server refused all {Count} recipients of {Transactions} transactions of Message-Id {MessageId} to {ListId} with the same reply, {SmtpStatus} {SmtpResponse}: the relay refuses, not the members; nothing scored (check the relay's configuration)",
-                relay.Count, alike.Count, messageId, list.Fqdn, relay[0].Status, relay[0].Response);
+            logger.LogError("SMTP server refused all {Count} recipients of {Transactions} {TransactionWord} of Message-Id {MessageId} to {ListId} with the same reply, {SmtpStatus} {SmtpResponse}: the relay refuses, not the members; nothing scored (check the relay's configuration)",
+                relay.Count, alike.Count, alike.Count == 1 ? "transaction" : "transactions", messageId, list.Fqdn, relay[0].Status, relay[0].Response);
         }
 
         var scored = new List<SmtpRefusal>();
