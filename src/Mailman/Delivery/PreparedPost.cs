@@ -35,7 +35,8 @@ public sealed class PreparedPost
         HeaderLength = headerLength;
         _body = body;
         EightBit = eightBit;
-        Utf8Header = bytes.AsSpan(0, headerLength).IndexOfAnyExceptInRange((byte)0, (byte)127) >= 0;
+        var header = bytes.AsSpan(0, headerLength);
+        Utf8Header = header.IndexOfAnyExceptInRange((byte)0, (byte)127) >= 0 && System.Text.Unicode.Utf8.IsValid(header);
         ToToken = toToken;
         Unsubscribe = unsubscribe;
         ToTokenAt = toToken is null ? -1 : bytes.AsSpan(0, headerLength).IndexOf(Encoding.ASCII.GetBytes(toToken));
@@ -52,7 +53,8 @@ public sealed class PreparedPost
 
     /// <summary>
     /// True when the header block carries raw UTF-8 (RFC 6532: a From: or Subject: as the author's
-    /// MUA wrote it): sent with SMTPUTF8 where the relay offers it.
+    /// MUA wrote it): sent with SMTPUTF8 where the relay offers it. Raw 8-bit bytes that are not
+    /// UTF-8 (a Latin-1 Subject: from an old MUA) are not, and go as before (as Postfix decides).
     /// </summary>
     public bool Utf8Header { get; }
 

@@ -700,7 +700,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             {
                 Stream input = client.IsSecure ? _tls! : new NetworkStream(socket, ownsSocket: false) { ReadTimeout = options.TimeoutSeconds * 1000 };
                 _pipe = new PipelinedWriter(client.Wire, input, client.Capabilities.HasFlag(SmtpCapabilities.Size), client.Capabilities.HasFlag(SmtpCapabilities.EightBitMime),
-                    client.Capabilities.HasFlag(SmtpCapabilities.UTF8), TimeSpan.FromSeconds(options.TimeoutSeconds));
+                    client.Capabilities.HasFlag(SmtpCapabilities.UTF8 | SmtpCapabilities.EightBitMime), TimeSpan.FromSeconds(options.TimeoutSeconds));
             }
 
             Disarm();
