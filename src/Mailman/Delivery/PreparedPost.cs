@@ -35,8 +35,6 @@ public sealed class PreparedPost
         HeaderLength = headerLength;
         _body = body;
         EightBit = eightBit;
-        var header = bytes.AsSpan(0, headerLength);
-        Utf8Header = header.IndexOfAnyExceptInRange((byte)0, (byte)127) >= 0 && System.Text.Unicode.Utf8.IsValid(header);
         ToToken = toToken;
         Unsubscribe = unsubscribe;
         ToTokenAt = toToken is null ? -1 : bytes.AsSpan(0, headerLength).IndexOf(Encoding.ASCII.GetBytes(toToken));
@@ -50,13 +48,6 @@ public sealed class PreparedPost
 
     /// <summary>True when the copy may carry 8-bit bytes (BODY=8BITMIME).</summary>
     public bool EightBit { get; }
-
-    /// <summary>
-    /// True when the header block carries raw UTF-8 (RFC 6532: a From: or Subject: as the author's
-    /// MUA wrote it): sent with SMTPUTF8 where the relay offers it. Raw 8-bit bytes that are not
-    /// UTF-8 (a Latin-1 Subject: from an old MUA) are not, and go as before (as Postfix decides).
-    /// </summary>
-    public bool Utf8Header { get; }
 
     /// <summary>Length of the header block, including the CRLF of its last line (not the blank line).</summary>
     public int HeaderLength { get; }

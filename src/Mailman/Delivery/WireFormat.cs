@@ -9,9 +9,6 @@ public static class WireFormat
 {
     public static readonly FormatOptions Options = Create();
 
-    /// <summary><see cref="Options"/> for a copy sent with SMTPUTF8.</summary>
-    public static readonly FormatOptions International = CreateInternational();
-
     /// <summary>The message as bytes on the wire.</summary>
     public static byte[] Flatten(MimeMessage message)
     {
@@ -162,13 +159,6 @@ public static class WireFormat
         {
             System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
         }
-    }
-
-    private static FormatOptions CreateInternational()
-    {
-        var options = Create();
-        options.International = true;
-        return options;
     }
 
     private static FormatOptions Create()

@@ -317,14 +317,16 @@ public abstract class SmtpFaultTests : IDisposable
         Assert.InRange(copies, 1, 2 * h.Options.Smtp.Connections);
     }
 
-    // RFC 6532 (review 110): a post whose header block is raw UTF-8, as the author's MUA wrote
-    // it, goes with SMTPUTF8 to a relay that offers it (this one does), on both paths and both
-    // list kinds; a post with an ASCII header block goes without it, and a relay without
-    // SMTPUTF8 (smtp-sink) still gets the copy, as before.
+    // Review 113: a post whose header block is raw UTF-8 (RFC 6532), as an author's MUA wrote
+    // it, goes with BODY=8BITMIME and without SMTPUTF8 even to a relay that offers it (this one
+    // does), on both paths and both list kinds: Postfix returns a message received with SMTPUTF8
+    // and UTF-8 in a header as undeliverable to every next hop without SMTPUTF8, and delivers it
+    // without the flag as it always has. So does a Latin-1 header; and a relay without SMTPUTF8
+    // (smtp-sink) gets the copy.
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
-    public void A_raw_UTF_8_header_block_is_sent_with_SMTPUTF8_where_the_relay_offers_it(bool personalized)
+    public void A_raw_UTF_8_header_block_is_sent_with_8BITMIME_and_without_SMTPUTF8(bool personalized)
     {
         using (var store = new ListStore(_instance.Paths.Database))
         {
@@ -356,11 +358,9 @@ public abstract class SmtpFaultTests : IDisposable
         Assert.Equal(30, received.Sum(m => m.Recipients.Count));
         var eightBit = received.Where(Utf8).ToList();
         Assert.Equal(20, eightBit.Sum(m => m.Recipients.Count));
-        var utf8 = eightBit.Where(m => System.Text.Unicode.Utf8.IsValid(m.Content)).ToList();
-        Assert.Equal(10, utf8.Sum(m => m.Recipients.Count));
-        Assert.All(utf8, m => Assert.True(m.Parameters.ContainsKey("SMTPUTF8"), string.Join(" ", m.Parameters.Keys)));
+        Assert.Equal(10, eightBit.Where(m => System.Text.Unicode.Utf8.IsValid(m.Content)).Sum(m => m.Recipients.Count));
         Assert.All(eightBit, m => Assert.Equal("8BITMIME", m.Parameters["BODY"]));
-        Assert.All(received.Except(utf8), m => Assert.False(m.Parameters.ContainsKey("SMTPUTF8")));
+        Assert.All(received, m => Assert.False(m.Parameters.ContainsKey("SMTPUTF8")));
 
         using var sink = SmtpSink.Start();
         using (var h = Harness(sink.Port))

@@ -140,6 +140,26 @@ public sealed class PostfixTests : IDisposable
         Assert.All(sessions, l => Assert.DoesNotContain(" data=", l, StringComparison.Ordinal));
     }
 
+    // Review 113: a copy sent with SMTPUTF8 whose header block is raw UTF-8 is one Postfix
+    // returns as undeliverable to a next hop without SMTPUTF8 (smtp-sink offers none); sent
+    // without the flag, as every copy of such a post is, Postfix delivers it.
+    [Fact]
+    public void A_post_with_a_raw_UTF_8_header_goes_through_Postfix_to_a_next_hop_without_SMTPUTF8()
+    {
+        CreateList(members: 3);
+        using var sink = SmtpSink.Start();
+        using var postfix = PostfixInstance.Create(sink.Port, "", "");
+        postfix.Start();
+        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["inject", List], Posts.Plain(from: "jörg@bücher.example", subject: "Grüße", to: List)).ExitCode);
+
+        MailmanProcess.ServeUntilIdle(_instance.Home, postfix.Port);
+
+        var copies = sink.WaitFor(3, TimeSpan.FromSeconds(90));
+        Assert.Equal(3, copies.Count);
+        Assert.All(copies, m => Assert.Contains("jörg@bücher.example", m.Headers, StringComparison.Ordinal)); // raw UTF-8, as it came
+        Assert.DoesNotContain("SMTPUTF8", postfix.Log(), StringComparison.Ordinal);
+    }
+
     // An open list whose footer names each copy's recipient.
     private void CreateList(int members)
     {

@@ -3,14 +3,14 @@
 // and the end of one copy's data sent together with the next transaction's commands, so a copy
 // costs one round trip instead of MailKit's three (MAIL+RCPT, DATA, end of data). Used only when
 // the server offers PIPELINING and the copy is plain ASCII addressing; everything else (BDAT,
-// UTF-8 addresses, a header line starting with a dot) takes MailKit's path. Hot path: per copy.
+// SMTPUTF8, a header line starting with a dot) takes MailKit's path. Hot path: per copy.
 using System.Globalization;
 using System.Text;
 using Mailman.Queues;
 
 namespace Mailman.Delivery.Smtp;
 
-internal sealed class PipelinedWriter(Stream wire, Stream input, bool size, bool eightBitMime, bool smtpUtf8, TimeSpan replyDeadline)
+internal sealed class PipelinedWriter(Stream wire, Stream input, bool size, bool eightBitMime, TimeSpan replyDeadline)
 {
     private readonly long _replyDeadline = (long)replyDeadline.TotalMilliseconds;
     private static readonly byte[] EndOfData = ".\r\n"u8.ToArray();
@@ -50,16 +50,13 @@ internal sealed class PipelinedWriter(Stream wire, Stream input, bool size, bool
         SenderAccepted = false;
         _commands.Clear();
         _commands.Append("MAIL FROM:<").Append(sender).Append('>');
-        if (smtpUtf8 && post.Utf8Header)
-        {
-            _commands.Append(" SMTPUTF8");
-        }
-
         if (size)
         {
             _commands.Append(" SIZE=").Append(post.SizeFor(values).ToString(CultureInfo.InvariantCulture));
         }
 
+        // Never SMTPUTF8 here (ASCII addresses only): not for raw UTF-8 in the header block
+        // either, which would make Postfix bounce the copy to a next hop without it (Carrier.SendOptions).
         if (eightBitMime && post.EightBit)
         {
             _commands.Append(" BODY=8BITMIME");

@@ -323,7 +323,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             }
 
             Arm(3 + mailboxes.Count + (int)Math.Min(size >> 20, 100_000));
-            client.Send(Carrier.OptionsFor(carrier, client.Capabilities), carrier, from, mailboxes, CancellationToken.None);
+            client.Send(Carrier.SendOptions, carrier, from, mailboxes, CancellationToken.None);
             _sent++;
         }
         catch (SmtpCommandException e) when (client.IsConnected && !(e.StatusCode == SmtpStatusCode.ServiceNotAvailable && !client.SenderAccepted))
@@ -700,7 +700,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             {
                 Stream input = client.IsSecure ? _tls! : new NetworkStream(socket, ownsSocket: false) { ReadTimeout = options.TimeoutSeconds * 1000 };
                 _pipe = new PipelinedWriter(client.Wire, input, client.Capabilities.HasFlag(SmtpCapabilities.Size), client.Capabilities.HasFlag(SmtpCapabilities.EightBitMime),
-                    client.Capabilities.HasFlag(SmtpCapabilities.UTF8 | SmtpCapabilities.EightBitMime), TimeSpan.FromSeconds(options.TimeoutSeconds));
+                    TimeSpan.FromSeconds(options.TimeoutSeconds));
             }
 
             Disarm();

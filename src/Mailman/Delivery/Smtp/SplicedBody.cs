@@ -151,18 +151,12 @@ internal sealed class Carrier
         }
     }
 
-    /// <summary>Format options for sending: CRLF, nothing hidden.</summary>
-    public static FormatOptions SendOptions => WireFormat.Options;
-
     /// <summary>
-    /// Format options for sending <paramref name="message"/>: CRLF, nothing hidden; International
-    /// (MailKit then says SMTPUTF8) for a copy whose header block is raw UTF-8, when the server
-    /// offers SMTPUTF8 (RFC 6532). A server without it gets the copy as before (Postfix with
-    /// smtputf8_enable=no takes it).
+    /// Format options for sending: CRLF, nothing hidden. Not International: MailKit says SMTPUTF8
+    /// only for a UTF-8 address, never for raw UTF-8 in the header block alone (a From: or
+    /// Subject: as an author's MUA wrote it): a message received with SMTPUTF8 and UTF-8 in a
+    /// header is one Postfix returns as undeliverable to every next hop without SMTPUTF8
+    /// (SMTPUTF8_README), where without the flag it delivers it as it always has (review 113).
     /// </summary>
-    public static FormatOptions OptionsFor(MimeMessage message, MailKit.Net.Smtp.SmtpCapabilities capabilities)
-        => message.Body is SplicedBody { Post.Utf8Header: true }
-            && capabilities.HasFlag(MailKit.Net.Smtp.SmtpCapabilities.UTF8) && capabilities.HasFlag(MailKit.Net.Smtp.SmtpCapabilities.EightBitMime)
-            ? WireFormat.International
-            : WireFormat.Options;
+    public static FormatOptions SendOptions => WireFormat.Options;
 }
