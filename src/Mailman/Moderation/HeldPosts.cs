@@ -69,6 +69,7 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
             // Listed by its author (Requester); the poster is who is told.
             var (address, displayName) = Requester(post.From.Mailboxes.FirstOrDefault(), poster);
             db.UpsertPending(list.Name, PendingKind.HeldPost, name, address, displayName, Bound(post.Subject ?? "", 200), now, DateTimeOffset.MaxValue, token);
+            db.KeepSeen(list.Name, SeenKind.Post, name);
             if (list.AdminImmedNotify)
             {
                 var attachment = NoticeAttachments.Post(post, size);
@@ -438,7 +439,7 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
 
         if (!keepsPending)
         {
-            ForgetPending(id, keepIfHeld: false, entry.Metadata.List, forgetSeen: verb != "approved");
+            ForgetPending(id, keepIfHeld: false, entry.Metadata.List, approved: verb == "approved");
         }
 
         var rules = string.Join(", ", (entry.Metadata.HoldReasons ?? []).Select(r => r.Split(':')[0]));
@@ -464,6 +465,7 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
         var now = time.GetUtcNow();
         int removed = 0, made = 0;
         var requests = store.PendingRequests().Where(r => r.Kind == PendingKind.HeldPost).ToList();
+        store.ReleaseSeenNotHeld(held, now);
         foreach (var request in requests.Where(r => !held.Contains(r.Key) && r.Created < now - TimeSpan.FromMinutes(1)))
         {
             if (store.DeletePending(request.Id))
@@ -518,12 +520,14 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
     private static (string Address, string DisplayName) Requester(MailboxAddress? author, string fallback)
         => (author?.Address is { Length: > 0 } a ? Bound(Member.Sanitize(a), 320) : fallback, Member.Sanitize(author?.Name ?? ""));
 
-    // The pending request of a post that left hold (or that is gone under a running daemon).
-    // forgetSeen: a post the moderators rejected, discarded or let expire may come again with
-    // its Message-ID (review 111: a resend after a fix was discarded as a duplicate for a week).
-    // Copies the MTA fanned out came within seconds of the first and were dropped long before;
-    // a post rejected by a rule at intake keeps its record, so that those are not each rejected.
-    private void ForgetPending(string id, bool keepIfHeld, string? list = null, bool forgetSeen = false)
+    // The pending request of a post that left hold (or that is gone under a running daemon), and
+    // what the duplicate check keeps of it while held (ListStore.KeepSeen). A post the moderators
+    // rejected, discarded or let expire may come again with its Message-ID (review 111: a resend
+    // after a fix was discarded as a duplicate for a week); the copies an MTA fanned out came
+    // within seconds of the first and were dropped long before (a post rejected by a rule at
+    // intake keeps its record, so that those are not each rejected). An approved one is the
+    // list's from now on, for the key's life.
+    private void ForgetPending(string id, bool keepIfHeld, string? list = null, bool? approved = null)
     {
         if (keepIfHeld && Hold.Holds(id))
         {
@@ -538,7 +542,11 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
                 store.DeletePending(request.Id);
             }
 
-            if (forgetSeen)
+            if (approved is true)
+            {
+                store.ReleaseSeen(name, SeenKind.Post, id, time.GetUtcNow());
+            }
+            else if (approved is false)
             {
                 store.ForgetSeen(name, SeenKind.Post, id);
             }

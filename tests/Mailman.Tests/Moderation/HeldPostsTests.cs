@@ -382,9 +382,10 @@ public sealed class HeldPostsTests : IDisposable
 
     // Review 111: a post the moderators rejected kept its Message-ID's record for a week, so the
     // poster's resend after a fix was discarded as a duplicate. A rejected, discarded or expired
-    // post is forgotten; an approved one is still the list's (its resend is a duplicate).
+    // post is forgotten; a held one is remembered while held (review 113: held past the week, its
+    // resend was held again, and two approvals delivered it twice), an approved one a week on.
     [Fact]
-    public void A_post_the_moderators_rejected_or_discarded_may_come_again_and_an_approved_one_may_not()
+    public void A_post_the_moderators_rejected_or_discarded_may_come_again_and_one_held_or_approved_may_not()
     {
         Configure(l => l.RespondToPostRequests = false);
         using var h = new RunnerHarness(_instance);
@@ -396,14 +397,44 @@ public sealed class HeldPostsTests : IDisposable
             Assert.DoesNotContain(h.Logs.Lines, l => l.Contains("a duplicate of entry", StringComparison.Ordinal));
         }
 
+        void Resend() => h.Queues[QueueSet.In].Enqueue(new EntryMetadata { List = List, Sender = "stranger@example.net", Received = h.Time.GetUtcNow() },
+            System.Text.Encoding.UTF8.GetBytes($"From: Stranger <stranger@example.net>\nTo: {List}\nSubject: Hello there\nMessage-Id: <held@example.net>\n\nPlease post this.\n"));
+        int Duplicates() => h.Logs.Lines.Count(l => l.Contains("a duplicate of entry", StringComparison.Ordinal));
+
+        // Held past the week a Message-ID is remembered, the post is still the list's: its resend
+        // is a duplicate, not a second post to approve. Approved, it is the list's for a week more.
         var approved = Hold(h);
+        h.Time.Advance(TimeSpan.FromDays(8));
+        Resend();
+        Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
+        Assert.Equal([approved], h.Queues[QueueSet.Hold].Pending());
+        Assert.Equal(1, Duplicates());
         Assert.True(h.Held.Approve(approved, "mo@example.com").Done);
         Assert.Equal(1, RunnerHarness.Drain(h.Incoming)); // the approved post, to the pipeline
-        h.Queues[QueueSet.In].Enqueue(new EntryMetadata { List = List, Sender = "stranger@example.net", Received = h.Time.GetUtcNow() },
-            System.Text.Encoding.UTF8.GetBytes($"From: Stranger <stranger@example.net>\nTo: {List}\nSubject: Hello there\nMessage-Id: <held@example.net>\n\nPlease post this.\n"));
+        h.Time.Advance(TimeSpan.FromDays(6));
+        Resend();
         Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
         Assert.Empty(h.Queues[QueueSet.Hold].Pending());
-        Assert.Single(h.Logs.Lines, l => l.Contains($"a duplicate of entry {approved}", StringComparison.Ordinal));
+        Assert.Equal(2, Duplicates());
+        Assert.Equal(2, h.Logs.Lines.Count(l => l.Contains($"a duplicate of entry {approved}", StringComparison.Ordinal)));
+        h.Time.Advance(TimeSpan.FromDays(2));
+        Resend();
+        Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
+        var again = Assert.Single(h.Queues[QueueSet.Hold].Pending());
+
+        // A held post removed by hand keeps nothing for ever: the start's reconciliation lets it
+        // go a week on, as if it had been taken in then.
+        h.Queues[QueueSet.Hold].Finish(h.Queues[QueueSet.Hold].Claim(again)!);
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            h.Held.Reconcile(store);
+        }
+
+        h.Time.Advance(TimeSpan.FromDays(8));
+        Resend();
+        Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
+        Assert.Single(h.Queues[QueueSet.Hold].Pending());
+        Assert.Equal(2, Duplicates());
     }
 
     // Review 36: `held reject` killed after the poster was told and before the post left hold:
