@@ -383,7 +383,7 @@ public sealed class HeldPostsTests : IDisposable
     // Review 111: a post the moderators rejected kept its Message-ID's record for a week, so the
     // poster's resend after a fix was discarded as a duplicate. A rejected, discarded or expired
     // post is forgotten; a held one is remembered while held (review 113: held past the week, its
-    // resend was held again, and two approvals delivered it twice), an approved one a week on.
+    // resend was held again, and two approvals would deliver it twice), an approved one a week on.
     [Fact]
     public void A_post_the_moderators_rejected_or_discarded_may_come_again_and_one_held_or_approved_may_not()
     {
