@@ -196,58 +196,50 @@ public sealed partial class ListStore
 
     // What a held post brought stays until the moderators decide: held longer than its key's
     // life (a week; max_days_to_hold is for ever by default), its resend would be held again,
-    // and two approvals would deliver it twice.
+    // and two approvals would deliver it twice. Entry names are unique across lists and kinds.
     private const string WhileHeld = "9999-12-31T23:59:59.999Z";
 
-    /// <summary>Keeps what <paramref name="entry"/> brought to the list as <paramref name="kind"/> remembered while it is held.</summary>
-    public void KeepSeen(ListName list, string kind, string entry)
+    /// <summary>Keeps what <paramref name="entry"/> brought as <paramref name="kind"/> remembered while it is held.</summary>
+    /// <returns>How many records it has (0: none, the check failed open or the database is older).</returns>
+    public int KeepSeen(string kind, string entry)
     {
-        using var update = Command("UPDATE seen_messages SET expires = $held WHERE list_id = (SELECT id FROM lists WHERE fqdn = $fqdn) AND kind = $kind AND entry = $entry",
-            ("$held", WhileHeld), ("$fqdn", list.Fqdn), ("$kind", kind), ("$entry", entry));
-        update.ExecuteNonQuery();
+        using var update = Command("UPDATE seen_messages SET expires = $held WHERE kind = $kind AND entry = $entry",
+            ("$held", WhileHeld), ("$kind", kind), ("$entry", entry));
+        return update.ExecuteNonQuery();
+    }
+
+    /// <summary>Records that the held <paramref name="entry"/> brings <paramref name="key"/>, kept while it is held, unless another entry brought it.</summary>
+    public void RememberHeld(ListName list, string kind, SeenKey key, string entry, DateTimeOffset seen)
+    {
+        using var insert = Command("""
+            INSERT INTO seen_messages (list_id, kind, message_key, entry, seen, expires) VALUES ($list, $kind, $key, $entry, $seen, $held)
+            ON CONFLICT (list_id, kind, message_key) DO NOTHING
+            """, ("$list", ListId(list)), ("$kind", kind), ("$key", key.Key), ("$entry", entry), ("$seen", Timestamp(seen)), ("$held", WhileHeld));
+        insert.ExecuteNonQuery();
     }
 
     /// <summary>
-    /// Remembers what <paramref name="entry"/> brought for its key's life from <paramref name="now"/>
-    /// (the held post was approved: the list took it in now).
+    /// Remembers what the held <paramref name="entry"/> brought for its key's life from
+    /// <paramref name="now"/> (approved: the list took it in now; or gone from hold).
     /// </summary>
-    public void ReleaseSeen(ListName list, string kind, string entry, DateTimeOffset now)
+    public void ReleaseSeen(string entry, DateTimeOffset now)
     {
-        using var update = Command("UPDATE seen_messages SET " + Expiry + " WHERE list_id = (SELECT id FROM lists WHERE fqdn = $fqdn) AND kind = $kind AND entry = $entry AND expires = $held",
-            ("$byId", Timestamp(now + SeenKey.MessageIdLife)), ("$byContent", Timestamp(now + SeenKey.ContentLife)), ("$held", WhileHeld), ("$fqdn", list.Fqdn), ("$kind", kind), ("$entry", entry));
+        using var update = Command("UPDATE seen_messages SET expires = CASE WHEN message_key LIKE 'id:%' THEN $byId ELSE $byContent END WHERE entry = $entry AND expires = $held",
+            ("$byId", Timestamp(now + SeenKey.MessageIdLife)), ("$byContent", Timestamp(now + SeenKey.ContentLife)), ("$held", WhileHeld), ("$entry", entry));
         update.ExecuteNonQuery();
     }
 
-    /// <summary>
-    /// Releases (as <see cref="ReleaseSeen"/>) what is kept for held entries not in
-    /// <paramref name="held"/> (deleted from hold by hand, or a database restored from a backup).
-    /// </summary>
-    /// <returns>How many records were released.</returns>
-    public int ReleaseSeenNotHeld(IReadOnlySet<string> held, DateTimeOffset now)
+    /// <summary>The entries whose records are kept while held, taken in before <paramref name="before"/>.</summary>
+    public IReadOnlyList<string> HeldSeenEntries(DateTimeOffset before)
     {
-        var gone = new List<string>();
-        using (var query = Command("SELECT DISTINCT entry FROM seen_messages WHERE expires = $held", ("$held", WhileHeld)))
-        using (var reader = query.ExecuteReader())
+        var entries = new List<string>();
+        using var query = Command("SELECT DISTINCT entry FROM seen_messages WHERE expires = $held AND seen < $before", ("$held", WhileHeld), ("$before", Timestamp(before)));
+        using var reader = query.ExecuteReader();
+        while (reader.Read())
         {
-            while (reader.Read())
-            {
-                if (!held.Contains(reader.GetString(0)))
-                {
-                    gone.Add(reader.GetString(0));
-                }
-            }
+            entries.Add(reader.GetString(0));
         }
 
-        var released = 0;
-        foreach (var entry in gone)
-        {
-            using var update = Command("UPDATE seen_messages SET " + Expiry + " WHERE entry = $entry AND expires = $held",
-                ("$byId", Timestamp(now + SeenKey.MessageIdLife)), ("$byContent", Timestamp(now + SeenKey.ContentLife)), ("$held", WhileHeld), ("$entry", entry));
-            released += update.ExecuteNonQuery();
-        }
-
-        return released;
+        return entries;
     }
-
-    private const string Expiry = "expires = CASE WHEN message_key LIKE 'id:%' THEN $byId ELSE $byContent END";
 }

@@ -69,7 +69,7 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
             // Listed by its author (Requester); the poster is who is told.
             var (address, displayName) = Requester(post.From.Mailboxes.FirstOrDefault(), poster);
             db.UpsertPending(list.Name, PendingKind.HeldPost, name, address, displayName, Bound(post.Subject ?? "", 200), now, DateTimeOffset.MaxValue, token);
-            db.KeepSeen(list.Name, SeenKind.Post, name);
+            db.KeepSeen(SeenKind.Post, name);
             if (list.AdminImmedNotify)
             {
                 var attachment = NoticeAttachments.Post(post, size);
@@ -465,7 +465,24 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
         var now = time.GetUtcNow();
         int removed = 0, made = 0;
         var requests = store.PendingRequests().Where(r => r.Kind == PendingKind.HeldPost).ToList();
-        store.ReleaseSeenNotHeld(held, now);
+
+        // What the duplicate check keeps of each held post (review 114: a database restored from
+        // before a post was held had no record of it, and its resend was held again; an older
+        // version's is a week's): kept again, or made again from the entry. What a post no longer
+        // held kept is let go (a post held this minute may not be in hold yet).
+        foreach (var name in held.Order(StringComparer.Ordinal))
+        {
+            if (store.KeepSeen(SeenKind.Post, name) == 0)
+            {
+                RememberHeld(store, name);
+            }
+        }
+
+        foreach (var entry in store.HeldSeenEntries(now - TimeSpan.FromMinutes(1)).Where(e => !held.Contains(e)))
+        {
+            store.ReleaseSeen(entry, now);
+        }
+
         foreach (var request in requests.Where(r => !held.Contains(r.Key) && r.Created < now - TimeSpan.FromMinutes(1)))
         {
             if (store.DeletePending(request.Id))
@@ -515,6 +532,33 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
         return (removed, made);
     }
 
+    // The duplicate check's record of a held post that has none, from its entry.
+    private void RememberHeld(ListStore store, string name)
+    {
+        foreach (var extension in (ReadOnlySpan<string>)[Switchboard.EntryExtension, Switchboard.ClaimedExtension])
+        {
+            try
+            {
+                var head = Hold.LoadHead(new ClaimedEntry(Hold.Name, name, Hold.PathOf(name, extension)));
+                if (ListName.TryParse(head.Metadata.List, out var list, out _) && store.FindList(list) is not null
+                    && SeenKey.Of(head.Metadata.MessageId, () => Hold.OpenMessage(head)) is { } key)
+                {
+                    store.RememberHeld(list, SeenKind.Post, key, name, head.Metadata.HeldAt ?? head.Metadata.Received);
+                }
+
+                return;
+            }
+            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+            {
+                // Claimed meanwhile (the other name), or acted on.
+            }
+            catch (Exception e) when (e is CorruptEntryException or IOException)
+            {
+                return; // unreadable: an action on it moves it to bad
+            }
+        }
+    }
+
     // Whom a held post's request names: its author, as `held list` shows it (review 60: `pending
     // list` named the envelope sender, MAILER-DAEMON or a forwarder's), else the fallback.
     private static (string Address, string DisplayName) Requester(MailboxAddress? author, string fallback)
@@ -544,7 +588,7 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
 
             if (approved is true)
             {
-                store.ReleaseSeen(name, SeenKind.Post, id, time.GetUtcNow());
+                store.ReleaseSeen(id, time.GetUtcNow());
             }
             else if (approved is false)
             {
@@ -559,6 +603,10 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
         {
             store.DeletePending(request.Id);
         }
+
+        // Gone without a decision recorded (an approval killed after the move, a file removed by
+        // hand, review 114): remembered a week from now, as an approved post.
+        store.ReleaseSeen(id, time.GetUtcNow());
     }
 
     private static HeldPost Describe(EntryPeek head)

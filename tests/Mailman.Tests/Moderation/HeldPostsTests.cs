@@ -423,15 +423,61 @@ public sealed class HeldPostsTests : IDisposable
         var again = Assert.Single(h.Queues[QueueSet.Hold].Pending());
 
         // A held post removed by hand keeps nothing for ever: the start's reconciliation lets it
-        // go a week on, as if it had been taken in then.
+        // go a week on, as if it had been taken in then (not in its first minute: a post being
+        // held has its record kept just before its entry is in hold).
         h.Queues[QueueSet.Hold].Finish(h.Queues[QueueSet.Hold].Claim(again)!);
         using (var store = new ListStore(_instance.Paths.Database))
         {
             h.Held.Reconcile(store);
+            Assert.NotEmpty(store.HeldSeenEntries(h.Time.GetUtcNow() + TimeSpan.FromSeconds(1)));
+            h.Time.Advance(TimeSpan.FromMinutes(2));
+            h.Held.Reconcile(store);
+            Assert.Empty(store.HeldSeenEntries(h.Time.GetUtcNow() + TimeSpan.FromSeconds(1)));
         }
 
         h.Time.Advance(TimeSpan.FromDays(8));
         Resend();
+        Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
+        Assert.Single(h.Queues[QueueSet.Hold].Pending());
+        Assert.Equal(2, Duplicates());
+    }
+
+    // Review 114: a database restored from before a post was held had no record of it (its
+    // resend was held again, two approvals would deliver it twice): the start's reconciliation
+    // makes it again from the entry. A held post gone without a decision (an approval killed
+    // after the move, a file removed by hand) kept its record for ever under a running daemon:
+    // the next action on it, finding it gone, lets it go a week on.
+    [Fact]
+    public void A_held_posts_record_is_made_again_after_a_restore_and_let_go_when_it_is_gone()
+    {
+        Configure(l => l.RespondToPostRequests = false);
+        using var h = new RunnerHarness(_instance);
+        void Resend(string id) => h.Queues[QueueSet.In].Enqueue(new EntryMetadata { List = List, Sender = "stranger@example.net", Received = h.Time.GetUtcNow() },
+            System.Text.Encoding.UTF8.GetBytes($"From: Stranger <stranger@example.net>\nTo: {List}\nSubject: Hello there\nMessage-Id: <{id}>\n\nPlease post this.\n"));
+        int Duplicates() => h.Logs.Lines.Count(l => l.Contains("a duplicate of entry", StringComparison.Ordinal));
+
+        var held = Hold(h);
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            store.ForgetSeen(Name, SeenKind.Post, held); // as a backup taken before it was held has it
+            h.Held.Reconcile(store);
+        }
+
+        h.Time.Advance(TimeSpan.FromDays(8));
+        Resend("held@example.net");
+        Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
+        Assert.Equal([held], h.Queues[QueueSet.Hold].Pending());
+        Assert.Equal(1, Duplicates());
+
+        // Removed by hand under the daemon; the moderator's approval finds it gone.
+        h.Queues[QueueSet.Hold].Finish(h.Queues[QueueSet.Hold].Claim(held)!);
+        Assert.False(h.Held.Approve(held, "mo@example.com").Done);
+        h.Time.Advance(TimeSpan.FromDays(6));
+        Resend("held@example.net");
+        Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
+        Assert.Equal(2, Duplicates());
+        h.Time.Advance(TimeSpan.FromDays(2));
+        Resend("held@example.net");
         Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
         Assert.Single(h.Queues[QueueSet.Hold].Pending());
         Assert.Equal(2, Duplicates());
