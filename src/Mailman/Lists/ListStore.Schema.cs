@@ -53,6 +53,11 @@ public sealed partial class ListStore
         // The delivery checkpoint's first record gives the batch window ("C size max window").
         "FORMAT checkpoint-batch-window",
         .. SeenMessageSchema,
+
+        // A held post's record expires at the end of 9999 until the moderators decide (an older
+        // build would never let it go), found by its entry.
+        "FORMAT seen-messages-kept-while-held",
+        "CREATE INDEX IF NOT EXISTS seen_messages_entry ON seen_messages (entry)",
     ];
 
     private static readonly int SchemaVersion = (int)(BinaryPrimitives.ReadUInt32BigEndian(SHA256.HashData(Encoding.UTF8.GetBytes(string.Join("\n;\n", SchemaSteps)))) & 0x7fffffff);
