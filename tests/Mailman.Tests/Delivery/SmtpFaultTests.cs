@@ -348,7 +348,7 @@ public abstract class SmtpFaultTests : IDisposable
             RunnerHarness.Drain(h.Outgoing);
         }
 
-        static bool Utf8(ReceivedMessage m)
+        static bool EightBitHeader(ReceivedMessage m)
         {
             var content = m.Content.AsSpan();
             return content[..content.IndexOf("\r\n\r\n"u8)].IndexOfAnyExceptInRange((byte)0, (byte)127) >= 0;
@@ -356,7 +356,7 @@ public abstract class SmtpFaultTests : IDisposable
 
         var received = server.Received.ToList();
         Assert.Equal(30, received.Sum(m => m.Recipients.Count));
-        var eightBit = received.Where(Utf8).ToList();
+        var eightBit = received.Where(EightBitHeader).ToList();
         Assert.Equal(20, eightBit.Sum(m => m.Recipients.Count));
         Assert.Equal(10, eightBit.Where(m => System.Text.Unicode.Utf8.IsValid(m.Content)).Sum(m => m.Recipients.Count));
         Assert.All(eightBit, m => Assert.Equal("8BITMIME", m.Parameters["BODY"]));
