@@ -47,6 +47,12 @@ public sealed class HeldPostsTests : IDisposable
         return Assert.Single(h.Queues[QueueSet.Hold].Pending());
     }
 
+    // The held post Hold makes, sent to the list again.
+    private static void ResendHeld(RunnerHarness h) => h.Queues[QueueSet.In].Enqueue(new EntryMetadata { List = List, Sender = "stranger@example.net", Received = h.Time.GetUtcNow() },
+        System.Text.Encoding.UTF8.GetBytes($"From: Stranger <stranger@example.net>\nTo: {List}\nSubject: Hello there\nMessage-Id: <held@example.net>\n\nPlease post this.\n"));
+
+    private static int DuplicateLines(RunnerHarness h) => h.Logs.Lines.Count(l => l.Contains("a duplicate of entry", StringComparison.Ordinal));
+
     // Every waiting out entry, parsed, left in place.
     private static List<(EntryMetadata Metadata, MimeMessage Message, List<Recipient> To)> Out(RunnerHarness h)
     {
@@ -397,9 +403,8 @@ public sealed class HeldPostsTests : IDisposable
             Assert.DoesNotContain(h.Logs.Lines, l => l.Contains("a duplicate of entry", StringComparison.Ordinal));
         }
 
-        void Resend() => h.Queues[QueueSet.In].Enqueue(new EntryMetadata { List = List, Sender = "stranger@example.net", Received = h.Time.GetUtcNow() },
-            System.Text.Encoding.UTF8.GetBytes($"From: Stranger <stranger@example.net>\nTo: {List}\nSubject: Hello there\nMessage-Id: <held@example.net>\n\nPlease post this.\n"));
-        int Duplicates() => h.Logs.Lines.Count(l => l.Contains("a duplicate of entry", StringComparison.Ordinal));
+        void Resend() => ResendHeld(h);
+        int Duplicates() => DuplicateLines(h);
 
         // Held past the week a Message-ID is remembered, the post is still the list's: its resend
         // is a duplicate, not a second post to approve. Approved, it is the list's for a week more.
@@ -452,9 +457,8 @@ public sealed class HeldPostsTests : IDisposable
     {
         Configure(l => l.RespondToPostRequests = false);
         using var h = new RunnerHarness(_instance);
-        void Resend(string id) => h.Queues[QueueSet.In].Enqueue(new EntryMetadata { List = List, Sender = "stranger@example.net", Received = h.Time.GetUtcNow() },
-            System.Text.Encoding.UTF8.GetBytes($"From: Stranger <stranger@example.net>\nTo: {List}\nSubject: Hello there\nMessage-Id: <{id}>\n\nPlease post this.\n"));
-        int Duplicates() => h.Logs.Lines.Count(l => l.Contains("a duplicate of entry", StringComparison.Ordinal));
+        void Resend() => ResendHeld(h);
+        int Duplicates() => DuplicateLines(h);
 
         var held = Hold(h);
         using (var store = new ListStore(_instance.Paths.Database))
@@ -464,7 +468,7 @@ public sealed class HeldPostsTests : IDisposable
         }
 
         h.Time.Advance(TimeSpan.FromDays(8));
-        Resend("held@example.net");
+        Resend();
         Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
         Assert.Equal([held], h.Queues[QueueSet.Hold].Pending());
         Assert.Equal(1, Duplicates());
@@ -473,11 +477,11 @@ public sealed class HeldPostsTests : IDisposable
         h.Queues[QueueSet.Hold].Finish(h.Queues[QueueSet.Hold].Claim(held)!);
         Assert.False(h.Held.Approve(held, "mo@example.com").Done);
         h.Time.Advance(TimeSpan.FromDays(6));
-        Resend("held@example.net");
+        Resend();
         Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
         Assert.Equal(2, Duplicates());
         h.Time.Advance(TimeSpan.FromDays(2));
-        Resend("held@example.net");
+        Resend();
         Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
         Assert.Single(h.Queues[QueueSet.Hold].Pending());
         Assert.Equal(2, Duplicates());
