@@ -535,27 +535,17 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
     // The duplicate check's record of a held post that has none, from its entry.
     private void RememberHeld(ListStore store, string name)
     {
-        foreach (var extension in (ReadOnlySpan<string>)[Switchboard.EntryExtension, Switchboard.ClaimedExtension])
+        try
         {
-            try
+            if (EntryPeeks.Head(Hold, name) is var (head, _) && ListName.TryParse(head.Metadata.List, out var list, out _) && store.FindList(list) is not null
+                && SeenKey.Of(head.Metadata.MessageId, () => Hold.OpenMessage(head)) is { } key)
             {
-                var head = Hold.LoadHead(new ClaimedEntry(Hold.Name, name, Hold.PathOf(name, extension)));
-                if (ListName.TryParse(head.Metadata.List, out var list, out _) && store.FindList(list) is not null
-                    && SeenKey.Of(head.Metadata.MessageId, () => Hold.OpenMessage(head)) is { } key)
-                {
-                    store.RememberHeld(list, SeenKind.Post, key, name, head.Metadata.HeldAt ?? head.Metadata.Received);
-                }
-
-                return;
+                store.RememberHeld(list, SeenKind.Post, key, name, head.Metadata.HeldAt ?? head.Metadata.Received);
             }
-            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-            {
-                // Claimed meanwhile (the other name), or acted on.
-            }
-            catch (Exception e) when (e is CorruptEntryException or IOException)
-            {
-                return; // unreadable: an action on it moves it to bad
-            }
+        }
+        catch (Exception e) when (e is CorruptEntryException or IOException)
+        {
+            // Acted on meanwhile, or unreadable (an action on it moves it to bad).
         }
     }
 

@@ -14,46 +14,57 @@ public static class EntryPeeks
     // The header block is read up to this size (a longer one is shown cut).
     private const int HeaderWindow = 256 * 1024;
 
+    /// <summary>
+    /// The loaded head of entry <paramref name="name"/> in <paramref name="queue"/>, waiting or
+    /// claimed (a look, not a claim: the entry stays where it is, whoever holds it); null when it
+    /// is gone.
+    /// </summary>
+    /// <exception cref="CorruptEntryException">The entry cannot be read (it belongs in bad).</exception>
+    public static (EntryHead Head, bool Claimed)? Head(Switchboard queue, string name)
+    {
+        foreach (var (extension, claimed) in new[] { (Switchboard.EntryExtension, false), (Switchboard.ClaimedExtension, true) })
+        {
+            try
+            {
+                return (queue.LoadHead(new ClaimedEntry(queue.Name, name, queue.PathOf(name, extension))), claimed);
+            }
+            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+            {
+                // Claimed or put back meanwhile (the other name), or gone.
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>The head of entry <paramref name="name"/> in <paramref name="queue"/>, waiting or claimed; null when it is gone.</summary>
     /// <exception cref="CorruptEntryException">The entry cannot be read (it belongs in bad).</exception>
     public static EntryPeek? Read(Switchboard queue, string name, int bodyBytes = 2048)
     {
-        foreach (var (extension, claimed) in new[] { (Switchboard.EntryExtension, false), (Switchboard.ClaimedExtension, true) })
+        if (Head(queue, name) is not var (head, claimed))
         {
-            // A look, not a claim: the entry stays where it is, whoever holds it.
-            var entry = new ClaimedEntry(queue.Name, name, queue.PathOf(name, extension));
-            EntryHead head;
-            try
-            {
-                head = queue.LoadHead(entry);
-            }
-            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-            {
-                continue;
-            }
-
-            var metadata = head.Metadata;
-            using var stream = queue.OpenMessage(head);
-            var window = new byte[(int)Math.Min(HeaderWindow + (long)bodyBytes, metadata.MessageLength)];
-            var read = stream.ReadAtLeast(window, window.Length, throwOnEndOfStream: false);
-            var bytes = window.AsSpan(0, read);
-            var end = BodyOffset(bytes);
-            var headerBytes = end < 0 ? bytes : bytes[..end];
-            HeaderList headers;
-            try
-            {
-                headers = HeaderList.Load(new MemoryStream(headerBytes.ToArray()));
-            }
-            catch (FormatException)
-            {
-                headers = [];
-            }
-
-            var body = end < 0 ? "" : Encoding.UTF8.GetString(bytes[end..][..Math.Min(bodyBytes, bytes.Length - end)]);
-            return new EntryPeek(queue.Name, name, claimed, metadata, headers, body);
+            return null;
         }
 
-        return null;
+        var metadata = head.Metadata;
+        using var stream = queue.OpenMessage(head);
+        var window = new byte[(int)Math.Min(HeaderWindow + (long)bodyBytes, metadata.MessageLength)];
+        var read = stream.ReadAtLeast(window, window.Length, throwOnEndOfStream: false);
+        var bytes = window.AsSpan(0, read);
+        var end = BodyOffset(bytes);
+        var headerBytes = end < 0 ? bytes : bytes[..end];
+        HeaderList headers;
+        try
+        {
+            headers = HeaderList.Load(new MemoryStream(headerBytes.ToArray()));
+        }
+        catch (FormatException)
+        {
+            headers = [];
+        }
+
+        var body = end < 0 ? "" : Encoding.UTF8.GetString(bytes[end..][..Math.Min(bodyBytes, bytes.Length - end)]);
+        return new EntryPeek(queue.Name, name, claimed, metadata, headers, body);
     }
 
     // Where the body starts (after the first blank line), or -1.
