@@ -74,13 +74,16 @@ public sealed class OutboundTests : IDisposable
         return new StreamReader(s).ReadToEnd();
     }));
 
-    // Serves until idle, making retries due in between, until nothing is left to retry.
+    // Serves until idle, making retries due in between, until nothing is left to retry or to
+    // deliver. Out too: a retry that came due while an idle daemon was stopping is moved back
+    // to out by the retry runner, and waits there for the next start (ci, the AOT pass: the
+    // next run found retry empty and the test missed those ten copies).
     private void ServeUntilDone(Dictionary<string, string> env, int port)
     {
         for (var i = 0; i < 20; i++)
         {
             MailmanProcess.ServeUntilIdle(_instance.Home, port, env);
-            if (_instance.Count("retry") == 0)
+            if (_instance.Count("retry") == 0 && _instance.Count("out") == 0)
             {
                 return;
             }
@@ -88,7 +91,7 @@ public sealed class OutboundTests : IDisposable
             Runners.RetryTestHelper.MakeDue(_instance);
         }
 
-        Assert.Fail("recipients still waiting in retry after 20 runs");
+        Assert.Fail("recipients still waiting in retry or out after 20 runs");
     }
 
     public static TheoryData<string, string, string> BadConfigurations => new()
