@@ -393,6 +393,19 @@ public sealed class HardeningTests : IDisposable
         CreateList(20);
         using var sink = SmtpSink.Start();
         Inject();
+        // SQLite makes the database's -wal and -shm when a connection opens it and removes them
+        // when the last one closes; on a var/ without a byte free a daemon opens it only while
+        // they are there (otherwise it says so and exits: "make room"). The test process's pooled
+        // connection kept them until the pool let it go (ci89): one held open keeps them.
+        using var keep = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_instance.Paths.Database};Pooling=False");
+        keep.Open();
+        using (var read = keep.CreateCommand())
+        {
+            read.CommandText = "SELECT count(*) FROM lists";
+            read.ExecuteScalar();
+        }
+
+        Assert.True(File.Exists(_instance.Paths.Database + "-shm") && File.Exists(_instance.Paths.Database + "-wal"));
         disk.Fill();
         var result = MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: Env(sink.Port), timeout: TimeSpan.FromSeconds(120));
         Assert.True(result.ExitCode == 0, result.Stderr);
