@@ -31,6 +31,9 @@ internal sealed class ListSmtpClient(bool preferBdat) : SmtpClient
         return options;
     }
 
+    /// <summary>The server offers SMTPUTF8 (set once the session is open: Capabilities may have it turned off for a transaction since).</summary>
+    public bool OffersUtf8 { get; set; }
+
     /// <summary>Recipients the server refused in the current transaction, with its reply.</summary>
     public List<(MailboxAddress Mailbox, SmtpStatusCode Status, string Response)> Refused { get; } = [];
 

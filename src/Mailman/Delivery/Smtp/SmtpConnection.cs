@@ -136,11 +136,72 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
     /// <exception cref="SmtpConnectException">The server could not be reached at all.</exception>
     public void Send(MimeMessage carrier, string sender, IReadOnlyList<Recipient> recipients, TransactionResult result)
     {
+        // Postfix applies its SMTPUTF8 rule per transaction (SMTPUTF8_README): a post whose header
+        // block is raw UTF-8, sent with SMTPUTF8 because one member's local part needs it, is
+        // returned for every member of that transaction whose next hop lacks SMTPUTF8. Those who
+        // need it go in a transaction of their own after the others, as a follow-up (one logical
+        // transaction for the caller, as for 452 4.5.3).
+        if (recipients.Count > 1 && International(recipients) is { } apart)
+        {
+            SendAll(carrier, sender, [.. recipients.Where(r => !NeedsSmtpUtf8(r.Address))], result);
+            SendApart(carrier, sender, apart, result);
+            return;
+        }
+
+        SendAll(carrier, sender, recipients, result);
+    }
+
+    private void SendAll(MimeMessage carrier, string sender, IReadOnlyList<Recipient> recipients, TransactionResult result)
+    {
         SendAttempt(carrier, sender, recipients, result);
         if (result.Deferred.Exists(IsOverTheLimit))
         {
             SendTheRest(carrier, sender, result);
         }
+    }
+
+    /// <summary>RFC 6531 §3.2: a non-ASCII local part needs SMTPUTF8 (an IDN domain goes as its A-labels).</summary>
+    internal static bool NeedsSmtpUtf8(string address) => !System.Text.Ascii.IsValid(address.AsSpan(0, Math.Max(0, address.LastIndexOf('@'))));
+
+    // The recipients of a mixed transaction who need SMTPUTF8; null when none or all do.
+    private static List<Recipient>? International(IReadOnlyList<Recipient> recipients)
+    {
+        List<Recipient>? apart = null;
+        foreach (var r in recipients)
+        {
+            if (NeedsSmtpUtf8(r.Address))
+            {
+                (apart ??= []).Add(r);
+            }
+        }
+
+        return apart is not null && apart.Count < recipients.Count ? apart : null;
+    }
+
+    // The transaction of the members who need SMTPUTF8, after the others' on the same connection;
+    // not on a connection the others' broke or the server closed (they wait in retry with them).
+    private void SendApart(MimeMessage carrier, string sender, List<Recipient> rest, TransactionResult result)
+    {
+        Complete();
+        if (result.Pending || result.Broken || result.TimedOut || result.HasClosingReply)
+        {
+            result.Deferred.AddRange(rest.Select(r => (r, 0, "not sent: the transaction of the other recipients failed before it")));
+            return;
+        }
+
+        var next = new TransactionResult { Transaction = result.Transaction, Started = result.Started };
+        try
+        {
+            SendAll(carrier, sender, rest, next);
+            Complete();
+        }
+        catch (SmtpConnectException e)
+        {
+            result.Deferred.AddRange(rest.Select(r => (r, 0, e.Message))); // nothing of it was sent
+            return;
+        }
+
+        result.Add(next);
     }
 
     // Review 67: a relay that takes 3 recipients a transaction had the rest of each deferred to
@@ -249,13 +310,13 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         var wires = new List<string>(recipients.Count); // each mailbox's address as RCPT TO carries it
         HashSet<string>? invalid = null;
         var ascii = true; // every address as RCPT TO carries it (the lean path writes only ASCII)
-        var utf8 = client.Capabilities.HasFlag(SmtpCapabilities.UTF8);
+        var utf8 = client.OffersUtf8;
         foreach (var r in recipients)
         {
             // RFC 6531 §3.2: a non-ASCII local part needs SMTPUTF8 (an IDN domain goes as its
             // A-labels); without it the copy cannot be sent, as Postfix says, with 5.6.7: not the
             // address's fault, so not scored, and not retried.
-            if (!utf8 && !System.Text.Ascii.IsValid(r.Address.AsSpan(0, Math.Max(0, r.Address.LastIndexOf('@')))))
+            if (!utf8 && NeedsSmtpUtf8(r.Address))
             {
                 (invalid ??= []).Add(r.Address);
                 result.Bounced.Add(new(r, 553, $"5.6.7 SMTPUTF8 is required, but was not offered by {relay.Name}", AtRecipient: true, Ours: true));
@@ -306,6 +367,24 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         if (_client is not { IsConnected: true })
         {
             return false;
+        }
+
+        // MimeKit reads an A-label domain back in U-labels and takes it for international, so
+        // MailKit would ask for SMTPUTF8 for every IDN member, and Postfix return a post whose
+        // header block is raw UTF-8 for each whose next hop lacks it: SMTPUTF8 only where a
+        // local part needs it. MailKit turns a capability off for good: a transaction that needs
+        // it after one that did not takes a new connection.
+        if (utf8 && (!ascii || NeedsSmtpUtf8(from.Address)) != client.Capabilities.HasFlag(SmtpCapabilities.UTF8))
+        {
+            if (client.Capabilities.HasFlag(SmtpCapabilities.UTF8))
+            {
+                client.Capabilities &= ~SmtpCapabilities.UTF8;
+            }
+            else
+            {
+                Drop();
+                client = EnsureConnected();
+            }
         }
 
         SmtpStatusCode? transactionStatus = null;
@@ -688,6 +767,8 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
 
                 client.Authenticate(relay.User, password, CancellationToken.None);
             }
+
+            client.OffersUtf8 = client.Capabilities.HasFlag(SmtpCapabilities.UTF8);
 
             _tls = client.Tls;
             client.Wire = client.IsSecure
