@@ -27,7 +27,7 @@ public sealed class ScriptedSmtpServer : IDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _running;
 
-    private ScriptedSmtpServer(int port, Func<string, SmtpResponse?> rcpt, Func<IReadOnlyList<string>, SmtpResponse?> data, X509Certificate2? certificate, IReadOnlyDictionary<string, string>? users, Func<string, SmtpResponse?> mail)
+    private ScriptedSmtpServer(int port, Func<string, SmtpResponse?> rcpt, Func<IReadOnlyList<string>, SmtpResponse?> data, X509Certificate2? certificate, IReadOnlyDictionary<string, string>? users, Func<string, SmtpResponse?> mail, Func<bool>? smtpUtf8)
     {
         Port = port;
         var options = new SmtpServerOptionsBuilder()
@@ -49,6 +49,10 @@ public sealed class ScriptedSmtpServer : IDisposable
         var services = new SmtpServer.ComponentModel.ServiceProvider();
         services.Add(new Filter(rcpt, mail));
         services.Add(new Store(this, data));
+        if (smtpUtf8 is not null)
+        {
+            services.Add(new Commands(smtpUtf8));
+        }
         if (users is not null)
         {
             services.Add(new SmtpServer.Authentication.DelegatingUserAuthenticator((user, password) =>
@@ -76,13 +80,14 @@ public sealed class ScriptedSmtpServer : IDisposable
     /// </summary>
     /// <param name="certificate">Offer STARTTLS with this certificate (and never AUTH before it).</param>
     /// <param name="users">Require AUTH (PLAIN or LOGIN) as one of these users, by password.</param>
+    /// <param name="smtpUtf8">Asked at each EHLO whether to offer SMTPUTF8 (null: always).</param>
     public static ScriptedSmtpServer Start(Func<string, SmtpResponse?>? rcpt = null, Func<IReadOnlyList<string>, SmtpResponse?>? data = null,
-        X509Certificate2? certificate = null, IReadOnlyDictionary<string, string>? users = null, Func<string, SmtpResponse?>? mail = null)
+        X509Certificate2? certificate = null, IReadOnlyDictionary<string, string>? users = null, Func<string, SmtpResponse?>? mail = null, Func<bool>? smtpUtf8 = null)
     {
         for (var attempt = 1; ; attempt++)
         {
             var port = Net.FreePort();
-            var server = new ScriptedSmtpServer(port, rcpt ?? (_ => null), data ?? (_ => null), certificate, users, mail ?? (_ => null));
+            var server = new ScriptedSmtpServer(port, rcpt ?? (_ => null), data ?? (_ => null), certificate, users, mail ?? (_ => null), smtpUtf8);
             Wait.Until(() => Net.CanConnect(port) || server._running.IsCompleted, TimeSpan.FromSeconds(10), "the SMTP server to listen");
             if (!server._running.IsCompleted)
             {
@@ -114,6 +119,21 @@ public sealed class ScriptedSmtpServer : IDisposable
         }
 
         _stop.Dispose();
+    }
+
+    // EHLO offering SMTPUTF8 or not, as asked at each session.
+    private sealed class Commands(Func<bool> smtpUtf8) : SmtpServer.Protocol.SmtpCommandFactory
+    {
+        public override SmtpServer.Protocol.SmtpCommand CreateEhlo(string domainOrAddress) => new Ehlo(domainOrAddress, smtpUtf8);
+    }
+
+    private sealed class Ehlo(string domainOrAddress, Func<bool> smtpUtf8) : SmtpServer.Protocol.EhloCommand(domainOrAddress)
+    {
+        protected override IEnumerable<string> GetExtensions(ISessionContext context)
+        {
+            var offer = smtpUtf8();
+            return base.GetExtensions(context).Where(e => offer || e != "SMTPUTF8");
+        }
     }
 
     private sealed class Filter(Func<string, SmtpResponse?> rcpt, Func<string, SmtpResponse?> mail) : MailboxFilter

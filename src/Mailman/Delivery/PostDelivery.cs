@@ -688,7 +688,8 @@ public sealed class PostDelivery
                     deferred.AddRange(result.Deferred);
                     foreach (var b in result.Bounced)
                     {
-                        bounced.Add(b with { Transaction = result.Transaction.Index, TransactionSize = result.Transaction.Size });
+                        // The part sent apart for SMTPUTF8 keeps its own number (SmtpConnection.Apart).
+                        bounced.Add(b.Transaction < 0 ? b : b with { Transaction = result.Transaction.Index, TransactionSize = result.Transaction.Size });
                     }
                 }
 

@@ -62,15 +62,19 @@ public abstract class SmtpFaultTests : IDisposable
         store.SaveList(list);
     }
 
-    // A post whose header block is raw UTF-8 (RFC 6532), delivered to the list through `port`.
-    private void DeliverRawUtf8Post(int port, string messageId = "utf8@example.com")
+    // A post whose header block is raw UTF-8 (RFC 6532), delivered to the list through `port`:
+    // the recipients left in retry (none unless `retry`) and the bounce processor's lines.
+    private (List<string> Retry, IReadOnlyList<string> Bounces) DeliverRawUtf8Post(int port, string messageId = "utf8@example.com", bool retry = false)
     {
         using var h = Harness(port);
         h.Inject("dev@example.org", Posts.Plain(from: "jörg@bücher.example", subject: "Grüße", messageId: messageId));
         RunnerHarness.Drain(h.Incoming);
         RunnerHarness.Drain(h.Pipeline);
         RunnerHarness.Drain(h.Outgoing);
-        Assert.Empty(h.Queues[QueueSet.Retry].Pending());
+        RunnerHarness.Drain(h.Bounces);
+        var left = RetryRecipients(h);
+        Assert.True(retry || left.Count == 0, "in retry: " + string.Join(", ", left));
+        return (left, [.. h.BounceLog.Lines]);
     }
 
     private static List<string> RetryRecipients(RunnerHarness h)
@@ -385,6 +389,56 @@ public abstract class SmtpFaultTests : IDisposable
         Assert.Equal(2, international.Recipients.Count);
         Assert.All(international.Recipients, r => Assert.False(System.Text.Ascii.IsValid(r)));
         Assert.All(received.Where(m => m != international).SelectMany(m => m.Recipients), r => Assert.StartsWith("m0", r, StringComparison.Ordinal));
+    }
+
+    // Review 115 HIGH: a MAIL FROM refused for a while (451) is the relay's state, never the
+    // members': MailKit pipelines the RCPTs after it, and their "need MAIL command" refusals were
+    // taken for the members' (bounced, lost). The part sent apart for SMTPUTF8 always takes
+    // MailKit's path; a personalized copy takes it without PIPELINING. Both wait in retry.
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void A_MAIL_FROM_refused_for_a_while_sends_its_copies_to_retry_whatever_the_RCPTs_were_answered(bool personalized)
+    {
+        Personalize(personalized);
+        _instance.AddMembers("dev@example.org", [new Member("jörg@example.com", "Jörg"), new Member("zoë@example.com", "Zoë")]);
+        var mails = 0;
+        using var server = ScriptedSmtpServer.Start(mail: _ => Interlocked.Increment(ref mails) == 2 ? ScriptedSmtpServer.Reply(451, "4.3.0 try again later") : null);
+
+        var (retry, bounces) = DeliverRawUtf8Post(server.Port, retry: true);
+
+        Assert.Equal(personalized ? 1 : 2, retry.Count);
+        Assert.Equal(12, retry.Count + server.Received.Sum(m => m.Recipients.Count));
+        Assert.DoesNotContain(bounces, l => l.Contains("Bounce:", StringComparison.Ordinal));
+    }
+
+    // Review 115 MEDIUM: the new connection MailKit's path takes for members who need SMTPUTF8
+    // (it had the capability off for the transaction before) is read afresh: a relay that no
+    // longer offers it has them refused on our side (5.6.7, not scored), never sent raw UTF-8
+    // addresses without the flag (a relay refusing those with 501 had them scored).
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void A_relay_that_stops_offering_SMTPUTF8_on_a_new_connection_gets_no_raw_UTF_8_address(bool personalized)
+    {
+        Personalize(personalized);
+        _instance.AddMembers("dev@example.org", [new Member("jörg@example.com", "Jörg"), new Member("zoë@example.com", "Zoë")]);
+        var ehlos = 0;
+        using var server = ScriptedSmtpServer.Start(smtpUtf8: () => Interlocked.Increment(ref ehlos) == 1);
+
+        var (_, bounces) = DeliverRawUtf8Post(server.Port);
+
+        var received = server.Received.ToList();
+        Assert.All(received.Where(m => m.Recipients.Any(r => !System.Text.Ascii.IsValid(r))), m => Assert.True(m.Parameters.ContainsKey("SMTPUTF8")));
+        var refused = bounces.Count(l => l.Contains("5.6.7 SMTPUTF8 is required", StringComparison.Ordinal) && l.Contains("not scored", StringComparison.Ordinal));
+        Assert.Equal(12, received.Sum(m => m.Recipients.Count) + refused);
+        Assert.DoesNotContain(bounces, l => l.Contains(": scored", StringComparison.Ordinal));
+        if (!_pipelining && !personalized)
+        {
+            // The ten in one transaction with the capability off, then a new connection for the two.
+            Assert.Equal(2, refused);
+            Assert.True(ehlos >= 2, $"{ehlos} EHLO");
+        }
     }
 
     // An IDN domain needs no SMTPUTF8 (its A-labels are ASCII): its members' copies of a post

@@ -201,8 +201,20 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             return;
         }
 
-        result.Add(next);
+        // A transaction of its own to the server: its refusals are alike or not among themselves
+        // (review 115: two alike of a batch of six were taken for the members'), and it counts
+        // only when something of it went out (a relay without SMTPUTF8 refuses them on our side).
+        var part = Apart(result.Transaction.Index);
+        for (var i = 0; i < next.Bounced.Count; i++)
+        {
+            next.Bounced[i] = next.Bounced[i] with { Transaction = part, TransactionSize = rest.Count };
+        }
+
+        result.Add(next, sent: next.Delivered.Count > 0 || next.Deferred.Count > 0 || next.Bounced.Exists(b => !b.Ours));
     }
+
+    /// <summary>The refusals' transaction number of the part of transaction <paramref name="index"/> sent apart (below zero: never a transaction's index).</summary>
+    internal static int Apart(int index) => -1 - index;
 
     // Review 67: a relay that takes 3 recipients a transaction had the rest of each deferred to
     // retry; at an hour's backoff about 650 members a day got through. The transaction's data
@@ -304,6 +316,16 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
     private bool SendOnce(MimeMessage carrier, string sender, IReadOnlyList<Recipient> recipients, TransactionResult result)
     {
         var client = EnsureConnected();
+        if (client.OffersUtf8 && !client.Capabilities.HasFlag(SmtpCapabilities.UTF8) && (NeedsSmtpUtf8(sender) || recipients.Any(r => NeedsSmtpUtf8(r.Address))))
+        {
+            // MailKit has SMTPUTF8 off on this connection since a transaction that did not need
+            // it (below), and turns a capability off only for good: a new connection (QUIT on
+            // this one), whose session is read afresh (review 115: one that no longer offered
+            // it got raw UTF-8 addresses).
+            Dispose();
+            client = EnsureConnected();
+        }
+
         client.SenderAccepted = false;
         var mailboxes = new List<MailboxAddress>(recipients.Count);
         var sentTo = new List<Recipient>(recipients.Count); // whom each mailbox is for
@@ -372,19 +394,10 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         // MimeKit reads an A-label domain back in U-labels and takes it for international, so
         // MailKit would ask for SMTPUTF8 for every IDN member, and Postfix return a post whose
         // header block is raw UTF-8 for each whose next hop lacks it: SMTPUTF8 only where a
-        // local part needs it. MailKit turns a capability off for good: a transaction that needs
-        // it after one that did not takes a new connection.
-        if (utf8 && (!ascii || NeedsSmtpUtf8(from.Address)) != client.Capabilities.HasFlag(SmtpCapabilities.UTF8))
+        // local part needs it (a transaction that needs it after this took a new connection, above).
+        if (ascii && !NeedsSmtpUtf8(from.Address) && client.Capabilities.HasFlag(SmtpCapabilities.UTF8))
         {
-            if (client.Capabilities.HasFlag(SmtpCapabilities.UTF8))
-            {
-                client.Capabilities &= ~SmtpCapabilities.UTF8;
-            }
-            else
-            {
-                Drop();
-                client = EnsureConnected();
-            }
+            client.Capabilities &= ~SmtpCapabilities.UTF8;
         }
 
         SmtpStatusCode? transactionStatus = null;
@@ -449,7 +462,10 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
                 continue;
             }
 
-            if (refused.TryGetValue(r, out var refusal))
+            // MailKit pipelines RCPT after MAIL: a refused MAIL FROM is followed by refusals of
+            // every RCPT ("503 5.5.1 need MAIL command"), which are not about the members (review
+            // 115: they bounced them); the refusal of MAIL decides below.
+            if (!(transactionStatus is not null && !client.SenderAccepted) && refused.TryGetValue(r, out var refusal))
             {
                 Classify(result, r, (int)refusal.Status, refusal.Response, atRecipient: true);
                 if (IsThrottle((int)refusal.Status, refusal.Response))
@@ -971,10 +987,10 @@ public sealed class TransactionResult
     /// <summary>Transactions after this one's first for the recipients a server took no more of (452 4.5.3): counted in the summary.</summary>
     public int FollowUps { get; private set; }
 
-    /// <summary>Adds what became of <paramref name="next"/>'s recipients (a follow-up transaction of the same copy) to this one's.</summary>
-    public void Add(TransactionResult next)
+    /// <summary>Adds what became of <paramref name="next"/>'s recipients (a follow-up transaction of the same copy) to this one's; <paramref name="sent"/>: it went to the server (it counts).</summary>
+    public void Add(TransactionResult next, bool sent = true)
     {
-        FollowUps += 1 + next.FollowUps;
+        FollowUps += (sent ? 1 : 0) + next.FollowUps;
         Delivered.AddRange(next.Delivered);
         Deferred.AddRange(next.Deferred);
         Bounced.AddRange(next.Bounced);
