@@ -984,7 +984,7 @@ public sealed class TransactionResult
     /// <summary>The server answered 421 in this transaction: it said it closes the connection (no break).</summary>
     internal bool HasClosingReply => Deferred.Exists(d => d.Status == 421);
 
-    /// <summary>Transactions after this one's first for the recipients a server took no more of (452 4.5.3): counted in the summary.</summary>
+    /// <summary>Transactions after this one's first, counted in the summary: for the recipients a server took no more of (452 4.5.3), and the one apart for those who need SMTPUTF8.</summary>
     public int FollowUps { get; private set; }
 
     /// <summary>Adds what became of <paramref name="next"/>'s recipients (a follow-up transaction of the same copy) to this one's; <paramref name="sent"/>: it went to the server (it counts).</summary>
