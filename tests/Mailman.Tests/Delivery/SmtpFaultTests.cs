@@ -32,10 +32,11 @@ public abstract class SmtpFaultTests : IDisposable
         GC.SuppressFinalize(this);
     }
 
-    private RunnerHarness Harness(int? port = null) => new(_instance, o =>
+    private RunnerHarness Harness(int? port = null, int? maxRecipients = null) => new(_instance, o =>
     {
         o.Smtp.Port = port ?? o.Smtp.Port;
         o.Smtp.Pipelining = _pipelining;
+        o.Smtp.MaxRecipients = maxRecipients ?? o.Smtp.MaxRecipients;
     });
 
     private Dictionary<string, string> Env(Dictionary<string, string>? env = null)
@@ -64,9 +65,9 @@ public abstract class SmtpFaultTests : IDisposable
 
     // A post whose header block is raw UTF-8 (RFC 6532), delivered to the list through `port`:
     // the recipients left in retry (none unless `retry`) and the bounce processor's lines.
-    private (List<string> Retry, IReadOnlyList<string> Bounces) DeliverRawUtf8Post(int port, string messageId = "utf8@example.com", bool retry = false)
+    private (List<string> Retry, IReadOnlyList<string> Bounces) DeliverRawUtf8Post(int port, string messageId = "utf8@example.com", bool retry = false, int? maxRecipients = null)
     {
-        using var h = Harness(port);
+        using var h = Harness(port, maxRecipients);
         h.Inject("dev@example.org", Posts.Plain(from: "jörg@bücher.example", subject: "Grüße", messageId: messageId));
         RunnerHarness.Drain(h.Incoming);
         RunnerHarness.Drain(h.Pipeline);
@@ -410,6 +411,25 @@ public abstract class SmtpFaultTests : IDisposable
         Assert.Equal(personalized ? 1 : 2, retry.Count);
         Assert.Equal(12, retry.Count + server.Received.Sum(m => m.Recipients.Count));
         Assert.DoesNotContain(bounces, l => l.Contains("Bounce:", StringComparison.Ordinal));
+    }
+
+    // Review 116: the rest of a batch that sent members apart for SMTPUTF8 is a transaction of
+    // its own for the refused-alike rule too: counted against the whole batch (six, with the two
+    // apart) its four alike refusals were taken for the members' and scored.
+    [Fact]
+    public void Both_parts_of_a_batch_split_for_SMTPUTF8_are_judged_alike_on_their_own()
+    {
+        Personalize(false);
+        _instance.AddMembers("dev@example.org", [new Member("jörg@example.com", "Jörg"), new Member("zoë@example.com", "Zoë")]);
+        var refuse = new HashSet<string> { M(6), M(7), M(8), M(9), "jörg@example.com", "zoë@example.com" };
+        using var server = ScriptedSmtpServer.Start(rcpt: a => refuse.Contains(a) ? ScriptedSmtpServer.Reply(550, "5.1.1 Recipient address rejected: User unknown in local recipient table") : null);
+
+        // Batches of six: m0-m5, then m6-m9 with jörg and zoë apart.
+        var (_, bounces) = DeliverRawUtf8Post(server.Port, retry: true, maxRecipients: 6);
+
+        Assert.DoesNotContain(bounces, l => l.Contains(": scored", StringComparison.Ordinal));
+        Assert.Contains(bounces, l => l.Contains("SMTP server refused all", StringComparison.Ordinal) && l.Contains("the relay refuses, not the members; nothing scored", StringComparison.Ordinal));
+        Assert.Equal(6, server.Received.Sum(m => m.Recipients.Count));
     }
 
     // Review 115 MEDIUM: the new connection MailKit's path takes for members who need SMTPUTF8

@@ -143,6 +143,9 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         // transaction for the caller, as for 452 4.5.3).
         if (recipients.Count > 1 && International(recipients) is { } apart)
         {
+            // Each part is a transaction of its own for the refused-alike rule (review 116: the
+            // rest, counted against the whole batch, could never be refused alike: scored).
+            result.Transaction = (result.Transaction.Index, recipients.Count - apart.Count);
             SendAll(carrier, sender, [.. recipients.Where(r => !NeedsSmtpUtf8(r.Address))], result);
             SendApart(carrier, sender, apart, result);
             return;
