@@ -63,6 +63,9 @@ public abstract class SmtpFaultTests : IDisposable
         store.SaveList(list);
     }
 
+    // Two members of example.com whose local parts need SMTPUTF8 (RFC 6531 §3.2).
+    private void AddMembersWhoNeedSmtpUtf8() => _instance.AddMembers("dev@example.org", [new Member("jörg@example.com", "Jörg"), new Member("zoë@example.com", "Zoë")]);
+
     // A post whose header block is raw UTF-8 (RFC 6532), delivered to the list through `port`:
     // the recipients left in retry (none unless `retry`) and the bounce processor's lines.
     private (List<string> Retry, IReadOnlyList<string> Bounces) DeliverRawUtf8Post(int port, string messageId = "utf8@example.com", bool retry = false, int? maxRecipients = null)
@@ -379,7 +382,7 @@ public abstract class SmtpFaultTests : IDisposable
     {
         Personalize(false);
 
-        _instance.AddMembers("dev@example.org", [new Member("jörg@example.com", "Jörg"), new Member("zoë@example.com", "Zoë")]);
+        AddMembersWhoNeedSmtpUtf8();
         using var server = ScriptedSmtpServer.Start();
         DeliverRawUtf8Post(server.Port);
 
@@ -402,7 +405,7 @@ public abstract class SmtpFaultTests : IDisposable
     public void A_MAIL_FROM_refused_for_a_while_sends_its_copies_to_retry_whatever_the_RCPTs_were_answered(bool personalized)
     {
         Personalize(personalized);
-        _instance.AddMembers("dev@example.org", [new Member("jörg@example.com", "Jörg"), new Member("zoë@example.com", "Zoë")]);
+        AddMembersWhoNeedSmtpUtf8();
         var mails = 0;
         using var server = ScriptedSmtpServer.Start(mail: _ => Interlocked.Increment(ref mails) == 2 ? ScriptedSmtpServer.Reply(451, "4.3.0 try again later") : null);
 
@@ -420,7 +423,7 @@ public abstract class SmtpFaultTests : IDisposable
     public void Both_parts_of_a_batch_split_for_SMTPUTF8_are_judged_alike_on_their_own()
     {
         Personalize(false);
-        _instance.AddMembers("dev@example.org", [new Member("jörg@example.com", "Jörg"), new Member("zoë@example.com", "Zoë")]);
+        AddMembersWhoNeedSmtpUtf8();
         var refuse = new HashSet<string> { M(6), M(7), M(8), M(9), "jörg@example.com", "zoë@example.com" };
         using var server = ScriptedSmtpServer.Start(rcpt: a => refuse.Contains(a) ? ScriptedSmtpServer.Reply(550, "5.1.1 Recipient address rejected: User unknown in local recipient table") : null);
 
@@ -442,7 +445,7 @@ public abstract class SmtpFaultTests : IDisposable
     public void A_relay_that_stops_offering_SMTPUTF8_on_a_new_connection_gets_no_raw_UTF_8_address(bool personalized)
     {
         Personalize(personalized);
-        _instance.AddMembers("dev@example.org", [new Member("jörg@example.com", "Jörg"), new Member("zoë@example.com", "Zoë")]);
+        AddMembersWhoNeedSmtpUtf8();
         var ehlos = 0;
         using var server = ScriptedSmtpServer.Start(smtpUtf8: () => Interlocked.Increment(ref ehlos) == 1);
 

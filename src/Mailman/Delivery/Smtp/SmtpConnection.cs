@@ -141,12 +141,12 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         // returned for every member of that transaction whose next hop lacks SMTPUTF8. Those who
         // need it go in a transaction of their own after the others, as a follow-up (one logical
         // transaction for the caller, as for 452 4.5.3).
-        if (recipients.Count > 1 && International(recipients) is { } apart)
+        if (recipients.Count > 1 && Split(recipients) is var (plain, apart))
         {
             // Each part is a transaction of its own for the refused-alike rule (review 116: the
             // rest, counted against the whole batch, could never be refused alike: scored).
-            result.Transaction = (result.Transaction.Index, recipients.Count - apart.Count);
-            SendAll(carrier, sender, [.. recipients.Where(r => !NeedsSmtpUtf8(r.Address))], result);
+            result.Transaction = (result.Transaction.Index, plain.Count);
+            SendAll(carrier, sender, plain, result);
             SendApart(carrier, sender, apart, result);
             return;
         }
@@ -166,19 +166,31 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
     /// <summary>RFC 6531 §3.2: a non-ASCII local part needs SMTPUTF8 (an IDN domain goes as its A-labels).</summary>
     internal static bool NeedsSmtpUtf8(string address) => !System.Text.Ascii.IsValid(address.AsSpan(0, Math.Max(0, address.LastIndexOf('@'))));
 
-    // The recipients of a mixed transaction who need SMTPUTF8; null when none or all do.
-    private static List<Recipient>? International(IReadOnlyList<Recipient> recipients)
+    // A mixed transaction's recipients, in one pass: those who need no SMTPUTF8 and those who do;
+    // null when none or all do (nothing is allocated for a batch that needs none).
+    private static (List<Recipient> Plain, List<Recipient> Apart)? Split(IReadOnlyList<Recipient> recipients)
     {
-        List<Recipient>? apart = null;
-        foreach (var r in recipients)
+        List<Recipient>? plain = null, apart = null;
+        for (var i = 0; i < recipients.Count; i++)
         {
+            var r = recipients[i];
             if (NeedsSmtpUtf8(r.Address))
             {
-                (apart ??= []).Add(r);
+                if (apart is null)
+                {
+                    apart = [];
+                    plain = [.. recipients.Take(i)];
+                }
+
+                apart.Add(r);
+            }
+            else
+            {
+                plain?.Add(r);
             }
         }
 
-        return apart is not null && apart.Count < recipients.Count ? apart : null;
+        return apart is not null && plain!.Count > 0 ? (plain, apart) : null;
     }
 
     // The transaction of the members who need SMTPUTF8, after the others' on the same connection;
