@@ -32,6 +32,10 @@ public sealed class ScriptedSmtpServer : IDisposable
         Port = port;
         var options = new SmtpServerOptionsBuilder()
             .ServerName("localhost")
+            // SmtpServer hangs up without a word after five refused commands in a row (by
+            // default); a real server answers on (Postfix: 554 5.5.1 to a DATA without a valid
+            // recipient, 421 after 20 errors), and a transaction may have every RCPT refused.
+            .MaxRetryCount(1000)
             .Endpoint(b =>
             {
                 b.Endpoint(new IPEndPoint(IPAddress.Loopback, port));

@@ -435,6 +435,26 @@ public abstract class SmtpFaultTests : IDisposable
         Assert.Equal(6, server.Received.Sum(m => m.Recipients.Count));
     }
 
+    // Review 116 LOW: a transaction whose every RCPT is refused (ten, more than SmtpServer's
+    // default of five errors in a row, after which it hung up without a word; Postfix answers
+    // 554 5.5.1 to the DATA and keeps the session) leaves the connection whole: the part apart
+    // goes on it, and nobody waits for a relay marked down.
+    [Fact]
+    public void A_transaction_whose_every_recipient_is_refused_keeps_the_connection_for_the_part_apart()
+    {
+        Personalize(false);
+        AddMembersWhoNeedSmtpUtf8();
+        using var server = ScriptedSmtpServer.Start(rcpt: a => a.StartsWith("m0", StringComparison.Ordinal) ? ScriptedSmtpServer.Reply(550, "5.1.1 Recipient address rejected: User unknown in local recipient table") : null);
+
+        // One batch: m0-m9 refused, jörg and zoë apart.
+        var (retry, bounces) = DeliverRawUtf8Post(server.Port, retry: true, maxRecipients: 12);
+
+        Assert.Empty(retry);
+        var received = Assert.Single(server.Received);
+        Assert.Equal(["jörg@example.com", "zoë@example.com"], received.Recipients.Order(StringComparer.Ordinal));
+        Assert.DoesNotContain(bounces, l => l.Contains(": scored", StringComparison.Ordinal));
+    }
+
     // Review 115 MEDIUM: the new connection MailKit's path takes for members who need SMTPUTF8
     // (it had the capability off for the transaction before) is read afresh: a relay that no
     // longer offers it has them refused on our side (5.6.7, not scored), never sent raw UTF-8
