@@ -686,11 +686,7 @@ public sealed class PostDelivery
                     sent += 1 + result.FollowUps;
                     delivered += result.Delivered.Count;
                     deferred.AddRange(result.Deferred);
-                    foreach (var b in result.Bounced)
-                    {
-                        // The part sent apart for SMTPUTF8 keeps its own number (SmtpConnection.Apart).
-                        bounced.Add(b.Transaction < 0 ? b : b with { Transaction = result.Transaction.Index, TransactionSize = result.Transaction.Size });
-                    }
+                    bounced.AddRange(result.Bounced); // each stamped with its transaction by the connection
                 }
 
                 void Settle()

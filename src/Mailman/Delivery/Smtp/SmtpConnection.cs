@@ -204,7 +204,9 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             return;
         }
 
-        var next = new TransactionResult { Transaction = result.Transaction, Started = result.Started };
+        // A transaction of its own to the server: its refusals are alike or not among themselves
+        // (review 115: two alike of a batch of six were taken for the members').
+        var next = new TransactionResult { Transaction = (Apart(result.Transaction.Index), rest.Count), Started = result.Started };
         try
         {
             SendAll(carrier, sender, rest, next);
@@ -216,15 +218,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             return;
         }
 
-        // A transaction of its own to the server: its refusals are alike or not among themselves
-        // (review 115: two alike of a batch of six were taken for the members'), and it counts
-        // only when something of it went out (a relay without SMTPUTF8 refuses them on our side).
-        var part = Apart(result.Transaction.Index);
-        for (var i = 0; i < next.Bounced.Count; i++)
-        {
-            next.Bounced[i] = next.Bounced[i] with { Transaction = part, TransactionSize = rest.Count };
-        }
-
+        // It counts only when something of it went out (a relay without SMTPUTF8 refuses them on our side).
         result.Add(next, sent: next.Delivered.Count > 0 || next.Deferred.Count > 0 || next.Bounced.Exists(b => !b.Ours));
     }
 
@@ -356,7 +350,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             if (!utf8 && NeedsSmtpUtf8(r.Address))
             {
                 (invalid ??= []).Add(r.Address);
-                result.Bounced.Add(new(r, 553, $"5.6.7 SMTPUTF8 is required, but was not offered by {relay.Name}", AtRecipient: true, Ours: true));
+                result.Refuse(r, 553, $"5.6.7 SMTPUTF8 is required, but was not offered by {relay.Name}", atRecipient: true, ours: true);
                 continue;
             }
 
@@ -371,7 +365,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
             catch (ParseException e)
             {
                 (invalid ??= []).Add(r.Address);
-                result.Bounced.Add(new(r, 553, "invalid address: " + e.Message, AtRecipient: true, Ours: true));
+                result.Refuse(r, 553, "invalid address: " + e.Message, atRecipient: true, ours: true);
             }
         }
 
@@ -703,7 +697,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         }
         else
         {
-            result.Bounced.Add(new(r, status, response, atRecipient));
+            result.Refuse(r, status, response, atRecipient);
         }
     }
 
@@ -980,8 +974,17 @@ public sealed class TransactionResult
     /// <summary>The destination answered 421 or 4.7.x: it asks us to slow down.</summary>
     public bool Throttled { get; set; }
 
-    /// <summary>The transaction's index in its chunk and its recipients (where a refusal stood, for bounce scoring).</summary>
-    public (int Index, int Size) Transaction { get; set; }
+    /// <summary>
+    /// The transaction's index in its chunk and its recipients (where a refusal stood, for bounce
+    /// scoring): set before it is sent, every refusal is stamped with it (<see cref="Refuse"/>).
+    /// A follow-up after 452 4.5.3 shares its number; the part sent apart for SMTPUTF8 has its own
+    /// (<see cref="SmtpConnection.Apart"/>).
+    /// </summary>
+    public (int Index, int Size) Transaction { get; set; } = (0, 1);
+
+    /// <summary>Records that <paramref name="r"/> was refused, in this <see cref="Transaction"/>; <paramref name="ours"/>: on our side, never sent.</summary>
+    public void Refuse(Recipient r, int status, string response, bool atRecipient, bool ours = false)
+        => Bounced.Add(new(r, status, response, atRecipient, Transaction.Index, Transaction.Size, ours));
 
     /// <summary>Pipelined: the data is sent, its reply is read with the next transaction or at <see cref="SmtpConnection.Complete"/>.</summary>
     public bool Pending { get; set; }
