@@ -455,6 +455,41 @@ public abstract class SmtpFaultTests : IDisposable
         Assert.DoesNotContain(bounces, l => l.Contains(": scored", StringComparison.Ordinal));
     }
 
+    // The same against a real Postfix as the relay (its smtpd refusing m0-m9 by an access map,
+    // its error limits out of the way): the DATA refused (554 5.5.1 "no valid recipients"), the
+    // session kept, and the part apart relayed on.
+    [Fact]
+    public void Through_Postfix_a_transaction_whose_every_recipient_is_refused_keeps_the_connection_for_the_part_apart()
+    {
+        Personalize(false);
+        AddMembersWhoNeedSmtpUtf8();
+        using var server = ScriptedSmtpServer.Start();
+        var refused = string.Join(", ", Enumerable.Range(0, 10).Select(i => $"{{{M(i)} = 550 5.1.1 User unknown}}"));
+        using var postfix = PostfixInstance.Create(server.Port, $$"""
+            smtpd_recipient_restrictions = check_recipient_access inline:{ {{refused}} }, permit_mynetworks, reject
+            smtpd_soft_error_limit = 100
+            smtpd_hard_error_limit = 100
+            """, "");
+        postfix.Start();
+
+        var (retry, bounces) = DeliverRawUtf8Post(postfix.Port, retry: true, maxRecipients: 12);
+
+        Assert.Empty(retry);
+        Assert.DoesNotContain(bounces, l => l.Contains(": scored", StringComparison.Ordinal));
+        // Every session (the probe that waited for Postfix to listen aside) ended by our QUIT, none
+        // broken: the lean path's DATA without a valid recipient refused, then the part apart on
+        // the same session; MailKit's path sends no DATA and takes a new session for the part
+        // apart (it needs SMTPUTF8, the other did not).
+        string[] expected = _pipelining ? [" mail=2 rcpt=2/12 data=1/2 rset=1 "] : [" mail=1 rcpt=0/10 rset=1 ", " mail=1 rcpt=2 data=1 "];
+        List<string> Sessions() => [.. postfix.Log().Split('\n').Where(l => l.Contains(" disconnect from ", StringComparison.Ordinal) && l.Contains(" ehlo=1 ", StringComparison.Ordinal))];
+        Wait.Until(() => Sessions().Count >= expected.Length, TimeSpan.FromSeconds(30), "Postfix to log the sessions' ends");
+        var sessions = Sessions();
+        Assert.All(sessions, l => Assert.Contains(" quit=1 ", l, StringComparison.Ordinal));
+        Assert.Equal(expected, sessions.Select(l => l[l.IndexOf(" mail=", StringComparison.Ordinal)..(l.IndexOf(" quit=", StringComparison.Ordinal) + 1)]));
+        Wait.Until(() => server.Received.Sum(m => m.Recipients.Count) >= 2, TimeSpan.FromSeconds(60), "Postfix to relay the part apart");
+        Assert.Equal(["jörg@example.com", "zoë@example.com"], server.Received.SelectMany(m => m.Recipients).Order(StringComparer.Ordinal));
+    }
+
     // Review 115 MEDIUM: the new connection MailKit's path takes for members who need SMTPUTF8
     // (it had the capability off for the transaction before) is read afresh: a relay that no
     // longer offers it has them refused on our side (5.6.7, not scored), never sent raw UTF-8
