@@ -63,14 +63,13 @@ public sealed partial class DmarcMitigation(DmarcServices dmarc) : IHandler
         // reject/discard only reach here when DNS failed (the check lets those through): munging
         // is harmless, a bounce at every member's provider is not.
         var applied = action == DmarcMitigateAction.WrapMessage ? DmarcMitigateAction.WrapMessage : DmarcMitigateAction.MungeFrom;
-        var authors = OriginalAuthors(post);
         if (applied == DmarcMitigateAction.WrapMessage)
         {
-            Wrap(post, authors);
+            Wrap(post);
         }
         else
         {
-            MungeFrom(post.Message, list, post.Metadata.Sender, authors);
+            MungeFrom(post.Message, list, post.Metadata.Sender, OriginalAuthors(post));
         }
 
         dmarc.Log.LogInformation("DMARC mitigation of post {MessageId} to {ListId}: From: domain {Domain}, policy {Policy}, action {Action}",
@@ -107,21 +106,26 @@ public sealed partial class DmarcMitigation(DmarcServices dmarc) : IHandler
         try
         {
             using var original = open();
-            var authors = new List<MailboxAddress>();
-            foreach (var header in HeaderList.Load(original))
-            {
-                if (header.Id == HeaderId.From && InternetAddressList.TryParse(header.RawValue, out var list))
-                {
-                    authors.AddRange(list.Mailboxes);
-                }
-            }
-
-            return authors;
+            return Authors(HeaderList.Load(original));
         }
         catch (Exception e) when (e is FormatException or IOException)
         {
             return null;
         }
+    }
+
+    private static List<MailboxAddress> Authors(IEnumerable<Header> headers)
+    {
+        var authors = new List<MailboxAddress>();
+        foreach (var header in headers)
+        {
+            if (header.Id == HeaderId.From && InternetAddressList.TryParse(header.RawValue, out var list))
+            {
+                authors.AddRange(list.Mailboxes);
+            }
+        }
+
+        return authors;
     }
 
     /// <summary>Replaces From: with the list's address and adds the authors to Reply-To: or Cc:.</summary>
@@ -195,11 +199,11 @@ public sealed partial class DmarcMitigation(DmarcServices dmarc) : IHandler
     /// Message-ID, the munged From: and Reply-To:/Cc:, and a body of the wrapped-message text (if
     /// any) and the original as received, attached whole as message/rfc822.
     /// </summary>
-    public static void Wrap(PostContext post, IReadOnlyList<MailboxAddress>? fromMailboxes = null)
+    public static void Wrap(PostContext post)
     {
         var message = post.Message;
         var list = post.List;
-        var original = Original(post);
+        var (original, fromMailboxes) = Original(post);
         var (from, authors) = MungedFrom(message, list, post.Metadata.Sender, fromMailboxes);
         var replyTo = message.ReplyTo.ToList();
         var cc = message.Cc.ToList();
@@ -250,21 +254,23 @@ public sealed partial class DmarcMitigation(DmarcServices dmarc) : IHandler
     // The post as received, from the queue file when the runner can open it (so the original's
     // own DKIM signature still verifies inside the wrapper), else the message as it stands.
     // Loaded into memory (not persistent): wrapping is per post and rare, and the stream's life
-    // would otherwise have to outlast the handler.
-    private static MimeMessage Original(PostContext post)
+    // would otherwise have to outlast the handler. With its authors, as OriginalAuthors finds
+    // them (null without the queue file: the message's own From: then), from the one reading.
+    private static (MimeMessage Original, List<MailboxAddress>? Authors) Original(PostContext post)
     {
         if (post.OpenOriginal is { } open)
         {
             using var original = open();
             var loaded = MimeMessage.Load(original);
+            var authors = Authors(loaded.Headers);
             Delivery.WireFormat.MakeTransportable(loaded);
-            return loaded;
+            return (loaded, authors);
         }
 
         using var copy = new MemoryStream();
         post.Message.WriteTo(copy);
         copy.Position = 0;
-        return MimeMessage.Load(copy);
+        return (MimeMessage.Load(copy), null);
     }
 
     [GeneratedRegex(@"@([^ .]+\.)+[^ .]+$", RegexOptions.NonBacktracking)]

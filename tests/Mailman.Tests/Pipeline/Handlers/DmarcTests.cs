@@ -199,6 +199,14 @@ public sealed class DmarcTests
         Assert.Single(post.Message.Headers, h => h.Id == HeaderId.From);
         Assert.Equal("Bob <bob@reject.test>, Anne <anne@none.test>", Show(post.Message.ReplyTo));
 
+        // Wrapped alike: the authors are read from the same loading of the post as received as the attachment.
+        post = Context(Post("Anne <anne@none.test>", extra: "From: Bob <bob@reject.test>\n"), l => l.DmarcMitigateAction = DmarcMitigateAction.WrapMessage);
+        Check(post);
+        post.Message.Headers.RemoveAt(post.Message.Headers.LastIndexOf(HeaderId.From));
+        new DmarcMitigation(Services()).Process(post);
+        Assert.Equal("Bob <bob@reject.test>, Anne <anne@none.test>", Show(post.Message.ReplyTo));
+        Assert.Equal(2, Assert.IsType<MessagePart>(post.Message.Body).Message!.Headers.Count(h => h.Id == HeaderId.From));
+
         var many = string.Join(", ", Enumerable.Range(0, 30).Select(i => $"a{i % 15}@reject.test"));
         post = Context(Post(many), l => l.DmarcMitigateAction = DmarcMitigateAction.WrapMessage);
         Check(post);
