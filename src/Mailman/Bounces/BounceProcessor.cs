@@ -106,7 +106,7 @@ public sealed class BounceProcessor(ListStoreFactory lists, NoticeSender notices
     /// was refused with the same reply, that is the relay refusing us: nothing of it scores,
     /// and one error line says so.
     /// </summary>
-    /// <param name="attempted">How many recipients the chunk's transactions tried in this run.</param>
+    /// <param name="attempted">How many recipients the chunk's transactions tried in this run and the server answered for good (not those deferred without being accepted).</param>
     /// <exception cref="Microsoft.Data.Sqlite.SqliteException">The database is busy or broken.</exception>
     public List<BounceOutcome> ProcessRefusals(ListName list, string? messageId, IReadOnlyList<SmtpRefusal> refusals, long attempted)
     {

@@ -11,8 +11,8 @@ namespace Mailman.Bounces;
 /// <param name="Status">The SMTP reply code.</param>
 /// <param name="Response">The reply text (with its RFC 3463 enhanced status code, when the server gives one).</param>
 /// <param name="AtRecipient">Refused in answer to its RCPT TO (or not writable at all); false: at MAIL FROM or after DATA (the message, not the address).</param>
-/// <param name="Transaction">Which transaction of the delivery chunk it was in.</param>
-/// <param name="TransactionSize">How many recipients that transaction had.</param>
+/// <param name="Transaction">Which transaction of the delivery chunk it was in (below zero: the part of one sent apart for SMTPUTF8, <see cref="SmtpRefusals.PartApart"/>).</param>
+/// <param name="TransactionSize">How many recipients of that transaction the server answered for good (accepted or refused; not those deferred without being accepted).</param>
 /// <param name="Ours">Refused on our side, never sent (an address the relay cannot be given): not the relay's answer.</param>
 public sealed record SmtpRefusal(string Address, int Status, string Response, bool AtRecipient, int Transaction = 0, int TransactionSize = 1, bool Ours = false);
 
@@ -351,6 +351,7 @@ public static partial class SmtpRefusals
     /// <paramref name="attempted"/> recipients (at least 2) were refused alike. Our own refusals
     /// (<see cref="SmtpRefusal.Ours"/>) are not the server's replies and never count.
     /// </summary>
+    /// <param name="attempted">The chunk's recipients the server answered for good, ours included (not those deferred without being accepted: a greylisted one, or those after a 421).</param>
     /// <returns>The transactions; empty when none, or every one of the chunk's when it is the whole chunk.</returns>
     public static HashSet<int> RefusedAlike(IReadOnlyList<SmtpRefusal> refusals, long attempted)
     {
@@ -372,17 +373,36 @@ public static partial class SmtpRefusals
             return alike;
         }
 
+        var whole = new Dictionary<int, List<SmtpRefusal>>(); // transactions whose every answered recipient was refused
         foreach (var group in all.GroupBy(r => r.Transaction))
         {
             var list = group.ToList();
-            if (list.Count >= 2 && list.Count == list[0].TransactionSize && AllAlike(list))
+            if (list.Count == list[0].TransactionSize)
             {
-                alike.Add(group.Key);
+                whole[group.Key] = list;
+                if (list.Count >= 2 && AllAlike(list))
+                {
+                    alike.Add(group.Key);
+                }
+            }
+        }
+
+        // A transaction and its part sent apart for SMTPUTF8, both refused whole and alike, are
+        // alike together (review 117: one member apart could never be alike on its own).
+        foreach (var (t, list) in whole)
+        {
+            if (t >= 0 && whole.TryGetValue(PartApart(t), out var apart) && AllAlike([.. list, .. apart]))
+            {
+                alike.Add(t);
+                alike.Add(PartApart(t));
             }
         }
 
         return alike;
     }
+
+    /// <summary>The transaction number of the part of transaction <paramref name="transaction"/> sent apart for SMTPUTF8 (below zero: never a transaction's index).</summary>
+    public static int PartApart(int transaction) => -1 - transaction;
 
     /// <summary>
     /// The refusals that wait in retry instead of bouncing: the relay refusing us, not the
@@ -451,17 +471,22 @@ public static partial class SmtpRefusals
 
     /// <summary>
     /// The status and text, lower case, with what differs per recipient taken out: addresses
-    /// (<c>&lt;...&gt;</c>, words with an @: servers echo the recipient) and, after the first
-    /// word (the enhanced code), words with digits (counters, queue ids).
+    /// (<c>&lt;...&gt;</c>, words with an @: servers echo the recipient), the recipient's local
+    /// part alone in quotes or brackets (<c>Mailbox "anne" does not exist</c>, review 117; bare,
+    /// it could be a word of the reply: user@ and "User unknown") and, after the first word (the
+    /// enhanced code), words with digits (counters, queue ids).
     /// </summary>
     internal static string Normalized(SmtpRefusal r)
     {
         var sb = new StringBuilder().Append(r.Status).Append(' ');
         var first = true;
+        var at = r.Address.LastIndexOf('@');
+        var local = at > 0 ? r.Address.AsSpan(0, at) : [];
         foreach (var word in r.Response.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries))
         {
             var keep = !word.Contains('@', StringComparison.Ordinal) && !(word.StartsWith('<') && word.TrimEnd(':', ',', ';', '.').EndsWith('>'))
-                && (first || !word.AsSpan().ContainsAnyInRange('0', '9'));
+                && (first || !word.AsSpan().ContainsAnyInRange('0', '9'))
+                && !IsQuoted(word, local);
             first = false;
             if (keep)
             {
@@ -470,6 +495,15 @@ public static partial class SmtpRefusals
         }
 
         return sb.ToString();
+    }
+
+    // "local", 'local', (local) or [local], a trailing : , ; or . aside.
+    private static bool IsQuoted(string word, ReadOnlySpan<char> local)
+    {
+        var w = word.AsSpan().TrimEnd(":,;.");
+        return local.Length > 0 && w.Length == local.Length + 2
+            && (w[0], w[^1]) is ('"', '"') or ('\'', '\'') or ('(', ')') or ('[', ']')
+            && w[1..^1].Equals(local, StringComparison.OrdinalIgnoreCase);
     }
 
     // RFC 3463: class.subject.detail at the start of the text (MailKit gives the text after the

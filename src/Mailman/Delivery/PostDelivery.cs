@@ -42,7 +42,7 @@ public enum DeliveryStop
 /// <summary>A recipient refused with a 5xx (a permanent failure: not retried), and where in the transaction.</summary>
 /// <param name="AtRecipient">In answer to its RCPT TO, or an address the client cannot write; false: at MAIL FROM or after DATA.</param>
 /// <param name="Transaction">The transaction's index in its delivery chunk.</param>
-/// <param name="TransactionSize">The recipients of that transaction.</param>
+/// <param name="TransactionSize">The recipients of that transaction the server answered for good (TransactionResult.Settle: not those deferred without being accepted).</param>
 /// <param name="Ours">Refused on our side before it was sent (an address the relay cannot be given), not by the relay.</param>
 /// <param name="Run">The relay's run of alike refusals it is part of (at RCPT in a transaction that delivered nothing).</param>
 public readonly record struct Refusal(Recipient Recipient, int Status, string Response, bool AtRecipient, int Transaction = 0, int TransactionSize = 1, bool Ours = false, RefusalRun? Run = null)
@@ -59,10 +59,11 @@ public interface IDeliveryProgress
     /// <summary>
     /// The first <paramref name="transactions"/> transactions of <paramref name="chunk"/> are done:
     /// <paramref name="delivered"/> recipients accepted in this run, <paramref name="deferred"/> and
-    /// <paramref name="bounced"/> their temporary and permanent failures.
+    /// <paramref name="bounced"/> their temporary and permanent failures, <paramref name="unanswered"/>
+    /// of the deferred never answered for good (the refused-alike rule leaves them out).
     /// Called from delivery threads; must be durable on return and thread-safe.
     /// </summary>
-    void Record(long chunk, int transactions, long delivered, IReadOnlyList<(Recipient Recipient, int Status, string Response)> deferred, IReadOnlyList<Refusal> bounced);
+    void Record(long chunk, int transactions, long delivered, IReadOnlyList<(Recipient Recipient, int Status, string Response)> deferred, IReadOnlyList<Refusal> bounced, long unanswered);
 
     /// <summary>
     /// <paramref name="recipients"/> more were found done in an earlier run (their chunks, or the
@@ -606,6 +607,7 @@ public sealed class PostDelivery
                 var deferred = new List<(Recipient, int, string)>();
                 var bounced = new List<Refusal>();
                 long delivered = 0, sent = 0;
+                long unanswered = 0; // deferred recipients the server never answered for good (TransactionResult.Unanswered)
                 var handBack = false;
                 TransactionResult? pending = null;
                 Destination? pendingDestination = null;
@@ -686,6 +688,8 @@ public sealed class PostDelivery
                     sent += 1 + result.FollowUps;
                     delivered += result.Delivered.Count;
                     deferred.AddRange(result.Deferred);
+                    result.Settle();
+                    unanswered += result.Unanswered;
                     bounced.AddRange(result.Bounced); // each stamped with its transaction by the connection
                 }
 
@@ -828,6 +832,8 @@ public sealed class PostDelivery
                             deferred.Add((r, 0, why));
                         }
 
+                        unanswered += batch.Length;
+
                         sent++;
                         continue;
                     }
@@ -913,12 +919,12 @@ public sealed class PostDelivery
                 Settle();
                 if (bounced.Count > 0)
                 {
-                    RelayRefusals(relay, bounced, deferred, delivered);
+                    RelayRefusals(relay, bounced, deferred, delivered, unanswered);
                 }
 
                 if (t > done)
                 {
-                    RecordDurably(chunk.Index, t, delivered, deferred, bounced);
+                    RecordDurably(chunk.Index, t, delivered, deferred, bounced, unanswered);
                 }
 
                 lock (gate)
@@ -969,10 +975,11 @@ public sealed class PostDelivery
 
         // Recipients the relay refused for itself (alike, or for its policy or quota) wait in
         // retry, not lost as bounces: one line per chunk.
-        void RelayRefusals(RelayState relay, List<Refusal> bounced, List<(Recipient, int, string)> deferred, long delivered)
+        void RelayRefusals(RelayState relay, List<Refusal> bounced, List<(Recipient, int, string)> deferred, long delivered, long unanswered)
         {
             var attempted = delivered + deferred.Count + bounced.Count;
-            var forRelay = Bounces.SmtpRefusals.ForTheRelay(bounced.ConvertAll(b => b.ToSmtpRefusal()), attempted);
+            var answered = attempted - unanswered;
+            var forRelay = Bounces.SmtpRefusals.ForTheRelay(bounced.ConvertAll(b => b.ToSmtpRefusal()), answered);
             lock (gate)
             {
                 InARun(bounced, forRelay);
@@ -1043,7 +1050,7 @@ public sealed class PostDelivery
         // A full disk pauses the delivery here until the record can be written: onPause hears
         // the reason when the first worker pauses and null when the last one resumes. A shutdown
         // meanwhile gives up on the record: that chunk is sent again on resume.
-        void RecordDurably(long chunk, int transactions, long delivered, List<(Recipient, int, string)> deferred, List<Refusal> bounced)
+        void RecordDurably(long chunk, int transactions, long delivered, List<(Recipient, int, string)> deferred, List<Refusal> bounced, long unanswered)
         {
             var wait = TimeSpan.FromSeconds(1);
             var paused = false;
@@ -1051,7 +1058,7 @@ public sealed class PostDelivery
             {
                 try
                 {
-                    progress.Record(chunk, transactions, delivered, deferred, bounced);
+                    progress.Record(chunk, transactions, delivered, deferred, bounced, unanswered);
                     if (paused && Interlocked.Decrement(ref pausedWorkers) == 0)
                     {
                         onPause?.Invoke(null);

@@ -385,6 +385,7 @@ public sealed class OutgoingRunner(
 
     // Once per chunk that had refusals, never per delivered copy. Scoring must not stop a
     // delivery: if the database cannot take it, the refusal is still logged.
+    // `attempted`: the chunk's recipients the server answered for good (SmtpRefusals.RefusedAlike).
     private void Refused(ListName list, EntryMetadata metadata, IReadOnlyList<Refusal> bounced, long attempted)
     {
         if (bounces is not null)
@@ -452,7 +453,7 @@ public sealed class OutgoingRunner(
             }
         }
 
-        public void Record(long chunk, int transactions, long delivered, IReadOnlyList<(Recipient Recipient, int Status, string Response)> deferred, IReadOnlyList<Refusal> bounced)
+        public void Record(long chunk, int transactions, long delivered, IReadOnlyList<(Recipient Recipient, int Status, string Response)> deferred, IReadOnlyList<Refusal> bounced, long unanswered)
         {
             var tags = new KeyValuePair<string, object?>("list", list.Fqdn);
             Hosting.Metrics.Delivered.Add(delivered, tags);
@@ -464,7 +465,7 @@ public sealed class OutgoingRunner(
             // its refusals score again on the same day, which counts once.
             if (bounced.Count > 0)
             {
-                runner.Refused(list, metadata, bounced, delivered + deferred.Count + bounced.Count);
+                runner.Refused(list, metadata, bounced, delivered + deferred.Count + bounced.Count - unanswered);
             }
 
             if (deferred.Count > 0)

@@ -50,6 +50,28 @@ public sealed class SmtpRefusalsTests
     public void Words_are_read_around_the_names_in_a_real_report(string status, string diagnostic, bool ours)
         => Assert.Equal(ours, SmtpRefusals.IsAboutTheMessageOrUs(status, diagnostic, "t9@tricky.example"));
 
+    // Review 117: a relay that echoes the local part alone ("Mailbox "anne" does not exist") still
+    // refuses alike; a transaction and its part apart for SMTPUTF8 (one member: never alike on its
+    // own), both refused whole with the same reply, are alike together.
+    [Fact]
+    public void The_local_part_echoed_alone_and_a_part_apart_of_one_are_still_alike()
+    {
+        SmtpRefusal R(string a, int t, int size, string text)
+            => new(a, 550, string.Format(System.Globalization.CultureInfo.InvariantCulture, text, a[..a.IndexOf('@', StringComparison.Ordinal)]), true, t, size);
+
+        Assert.Equal([0], SmtpRefusals.RefusedAlike([R("anne@x.example", 0, 2, "5.1.1 Mailbox \"{0}\" does not exist here"), R("bob@x.example", 0, 2, "5.1.1 Mailbox \"{0}\" does not exist here")], 10));
+        Assert.Empty(SmtpRefusals.RefusedAlike([R("anne@x.example", 0, 2, "5.1.1 Mailbox '{0}' does not exist here"), R("bob@x.example", 0, 2, "5.1.1 Mailbox '{0}' is full")], 10));
+        // A bare word is the reply's own, even where it is a member's local part.
+        Assert.Equal([0], SmtpRefusals.RefusedAlike([R("user@x.example", 0, 2, "5.1.1 User unknown"), R("bob@x.example", 0, 2, "5.1.1 User unknown")], 10));
+
+        var apart = SmtpRefusals.PartApart(0);
+        const string unknown = "5.1.1 <{0}@x.example>: User unknown";
+        Assert.Equal([0, apart], SmtpRefusals.RefusedAlike([R("anne@x.example", 0, 2, unknown), R("bob@x.example", 0, 2, unknown), R("jörg@x.example", apart, 1, unknown)], 10));
+        // Not when one part was not refused whole (one of its members accepted), nor when the replies differ.
+        Assert.Equal([0], SmtpRefusals.RefusedAlike([R("anne@x.example", 0, 2, unknown), R("bob@x.example", 0, 2, unknown), R("jörg@x.example", apart, 2, unknown)], 10));
+        Assert.Equal([0], SmtpRefusals.RefusedAlike([R("anne@x.example", 0, 2, unknown), R("bob@x.example", 0, 2, unknown), R("jörg@x.example", apart, 1, "5.2.2 mailbox full")], 10));
+    }
+
     [Fact]
     public void Every_recipient_of_a_transaction_refused_alike_is_the_relay()
     {

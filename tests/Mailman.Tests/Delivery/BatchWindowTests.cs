@@ -23,7 +23,7 @@ public sealed class BatchWindowTests
 
         public int TransactionsDone(long chunk) => Done.GetValueOrDefault(chunk);
 
-        public void Record(long chunk, int transactions, long delivered, IReadOnlyList<(Recipient Recipient, int Status, string Response)> deferred, IReadOnlyList<Refusal> bounced)
+        public void Record(long chunk, int transactions, long delivered, IReadOnlyList<(Recipient Recipient, int Status, string Response)> deferred, IReadOnlyList<Refusal> bounced, long unanswered)
         {
             Done[chunk] = transactions;
             Delivered.AddOrUpdate(chunk, delivered, (_, before) => before + delivered);

@@ -20,7 +20,7 @@ public sealed class DestinationSlotTests
 
         public int TransactionsDone(long chunk) => 0;
 
-        public void Record(long chunk, int transactions, long delivered, IReadOnlyList<(Recipient Recipient, int Status, string Response)> deferred, IReadOnlyList<Refusal> bounced)
+        public void Record(long chunk, int transactions, long delivered, IReadOnlyList<(Recipient Recipient, int Status, string Response)> deferred, IReadOnlyList<Refusal> bounced, long unanswered)
         {
             foreach (var d in deferred)
             {
@@ -91,7 +91,7 @@ public sealed class DestinationSlotTests
 
         public int TransactionsDone(long c) => c == chunk || c == also ? transactions : 0;
 
-        public void Record(long c, int t, long delivered, IReadOnlyList<(Recipient Recipient, int Status, string Response)> deferred, IReadOnlyList<Refusal> bounced)
+        public void Record(long c, int t, long delivered, IReadOnlyList<(Recipient Recipient, int Status, string Response)> deferred, IReadOnlyList<Refusal> bounced, long unanswered)
         {
         }
 

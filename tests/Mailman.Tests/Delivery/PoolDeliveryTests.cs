@@ -18,7 +18,7 @@ public sealed class PoolDeliveryTests
     {
         public int TransactionsDone(long chunk) => 0;
 
-        public void Record(long chunk, int transactions, long delivered, IReadOnlyList<(Recipient Recipient, int Status, string Response)> deferred, IReadOnlyList<Refusal> bounced)
+        public void Record(long chunk, int transactions, long delivered, IReadOnlyList<(Recipient Recipient, int Status, string Response)> deferred, IReadOnlyList<Refusal> bounced, long unanswered)
         {
         }
     }

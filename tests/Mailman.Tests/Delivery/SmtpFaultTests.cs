@@ -490,6 +490,92 @@ public abstract class SmtpFaultTests : IDisposable
         Assert.Equal(["jörg@example.com", "zoë@example.com"], server.Received.SelectMany(m => m.Recipients).Order(StringComparer.Ordinal));
     }
 
+    private const string UserUnknown = "5.1.1 Recipient address rejected: User unknown in local recipient table";
+
+    // The post to the list's members through `port`: those left in retry and the bounce processor's lines.
+    private (List<string> Retry, IReadOnlyList<string> Bounces) DeliverPost(int port)
+    {
+        using var h = Harness(port);
+        ToOut(h);
+        RunnerHarness.Drain(h.Outgoing);
+        RunnerHarness.Drain(h.Bounces);
+        return (RetryRecipients(h), [.. h.BounceLog.Lines]);
+    }
+
+    // Review 117 HIGH: a recipient deferred without being accepted (greylisted, a lookup that
+    // failed for a while) is no answer; the nine refused alike beside it are the relay refusing
+    // everyone (its recipient map broken), as they are without it: in retry, nobody scored.
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void One_recipient_greylisted_among_everyone_else_refused_alike_scores_nobody(bool personalized)
+    {
+        Personalize(personalized);
+        using var server = ScriptedSmtpServer.Start(rcpt: a => a == M(4) ? ScriptedSmtpServer.Reply(450, "4.2.0 Greylisted, try again later") : ScriptedSmtpServer.Reply(550, UserUnknown));
+
+        var (retry, bounces) = DeliverPost(server.Port);
+
+        Assert.DoesNotContain(bounces, l => l.Contains(": scored", StringComparison.Ordinal));
+        Assert.Equal(Enumerable.Range(0, 10).Select(M), retry.Order(StringComparer.Ordinal));
+    }
+
+    // Review 117 HIGH: a relay that refuses everyone alike and then closes (421) before it has
+    // answered every RCPT refused all it answered: nobody scored, everyone waits in retry.
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Refusals_alike_until_the_relay_closes_with_421_score_nobody(bool personalized)
+    {
+        Personalize(personalized);
+        var answered = 0;
+        using var server = ScriptedSmtpServer.Start(rcpt: _ => Interlocked.Increment(ref answered) <= 5 ? ScriptedSmtpServer.Reply(550, UserUnknown) : ScriptedSmtpServer.Reply(421, "4.3.2 Service shutting down"));
+
+        var (retry, bounces) = DeliverPost(server.Port);
+
+        Assert.DoesNotContain(bounces, l => l.Contains(": scored", StringComparison.Ordinal));
+        Assert.Equal(10, retry.Count);
+    }
+
+    // The same through a real Postfix with its default error limits, whose access map refuses the
+    // members' whole domain: after twenty errors it answers 421 4.7.0 "too many errors" and hangs
+    // up (review 117: the twenty before were scored).
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Through_Postfix_a_domain_refused_past_its_error_limit_scores_nobody(bool personalized)
+    {
+        Personalize(personalized);
+        _instance.AddMembers("dev@example.org", [.. Enumerable.Range(10, 20).Select(i => new Member(M(i), ""))]);
+        using var server = ScriptedSmtpServer.Start();
+        using var postfix = PostfixInstance.Create(server.Port, $$"""
+            smtpd_recipient_restrictions = check_recipient_access inline:{ {example.com = 550 {{UserUnknown}}} }, permit_mynetworks, reject
+            smtpd_error_sleep_time = 0
+            """, "");
+        postfix.Start();
+
+        var (retry, bounces) = DeliverPost(postfix.Port);
+
+        Assert.DoesNotContain(bounces, l => l.Contains(": scored", StringComparison.Ordinal));
+        Assert.Equal(30, retry.Count);
+        Assert.Contains("too many errors", postfix.Log(), StringComparison.Ordinal);
+        Assert.Empty(server.Received);
+    }
+
+    // Review 117 MEDIUM: one member sent apart for SMTPUTF8, refused with the same reply as the
+    // rest of its domain's batch, is the relay's as they are (alone it could never be alike).
+    [Fact]
+    public void A_lone_member_apart_refused_like_the_rest_of_the_domain_is_not_scored()
+    {
+        Personalize(false);
+        _instance.AddMembers("dev@example.org", [new Member("jörg@example.com", "Jörg"), new Member("ok@other.example", "")]);
+        using var server = ScriptedSmtpServer.Start(rcpt: a => a.EndsWith("@example.com", StringComparison.Ordinal) ? ScriptedSmtpServer.Reply(550, UserUnknown) : null);
+
+        var (_, bounces) = DeliverRawUtf8Post(server.Port, retry: true);
+
+        Assert.DoesNotContain(bounces, l => l.Contains(": scored", StringComparison.Ordinal));
+        Assert.Equal(["ok@other.example"], server.Received.SelectMany(m => m.Recipients));
+    }
+
     // Review 115 MEDIUM: the new connection MailKit's path takes for members who need SMTPUTF8
     // (it had the capability off for the transaction before) is read afresh: a relay that no
     // longer offers it has them refused on our side (5.6.7, not scored), never sent raw UTF-8

@@ -91,7 +91,7 @@ internal sealed class PipelinedWriter(Stream wire, Stream input, bool size, bool
             ServerClosing = true;
             foreach (var r in recipients)
             {
-                SmtpConnection.Classify(result, r, mail.Code, mail.Text, atRecipient: false);
+                result.Deferred.Add((r, mail.Code, mail.Text));
             }
 
             return;
@@ -183,7 +183,7 @@ internal sealed class PipelinedWriter(Stream wire, Stream input, bool size, bool
         {
             foreach (var r in p.Accepted)
             {
-                p.Result.Deferred.Add((r, 0, why));
+                p.Result.DeferAccepted(r, 0, why);
             }
 
             p.Result.Pending = false;

@@ -200,13 +200,13 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         Complete();
         if (result.Pending || result.Broken || result.TimedOut || result.HasClosingReply)
         {
-            result.Deferred.AddRange(rest.Select(r => (r, 0, "not sent: the transaction of the other recipients failed before it")));
+            result.DeferApart(rest, "not sent: the transaction of the other recipients failed before it");
             return;
         }
 
         // A transaction of its own to the server: its refusals are alike or not among themselves
         // (review 115: two alike of a batch of six were taken for the members').
-        var next = new TransactionResult { Transaction = (Apart(result.Transaction.Index), rest.Count), Started = result.Started };
+        var next = new TransactionResult { Transaction = (Bounces.SmtpRefusals.PartApart(result.Transaction.Index), rest.Count), Started = result.Started };
         try
         {
             SendAll(carrier, sender, rest, next);
@@ -214,16 +214,13 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
         }
         catch (SmtpConnectException e)
         {
-            result.Deferred.AddRange(rest.Select(r => (r, 0, e.Message))); // nothing of it was sent
+            result.DeferApart(rest, e.Message); // nothing of it was sent
             return;
         }
 
         // It counts only when something of it went out (a relay without SMTPUTF8 refuses them on our side).
         result.Add(next, sent: next.Delivered.Count > 0 || next.Deferred.Count > 0 || next.Bounced.Exists(b => !b.Ours));
     }
-
-    /// <summary>The refusals' transaction number of the part of transaction <paramref name="index"/> sent apart (below zero: never a transaction's index).</summary>
-    internal static int Apart(int index) => -1 - index;
 
     // Review 67: a relay that takes 3 recipients a transaction had the rest of each deferred to
     // retry; at an hour's backoff about 650 members a day got through. The transaction's data
@@ -693,7 +690,14 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
     {
         if (status is >= 400 and < 500 || (status == 552 && (atRecipient || !response.AsSpan().TrimStart().StartsWith("5.3.4", StringComparison.Ordinal))))
         {
-            result.Deferred.Add((r, status, response));
+            if (atRecipient)
+            {
+                result.Deferred.Add((r, status, response));
+            }
+            else
+            {
+                result.DeferAccepted(r, status, response);
+            }
         }
         else
         {
@@ -708,7 +712,7 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
     /// in retry, 4xx or 5xx, as after a refused MAIL FROM (review 53: a 503 bounced them for good).
     /// </summary>
     internal static void ClassifyDataRefusal(TransactionResult result, Recipient r, int status, string response)
-        => result.Deferred.Add((r, status, response));
+        => result.DeferAccepted(r, status, response);
 
     private ListSmtpClient EnsureConnected()
     {
@@ -978,13 +982,68 @@ public sealed class TransactionResult
     /// The transaction's index in its chunk and its recipients (where a refusal stood, for bounce
     /// scoring): set before it is sent, every refusal is stamped with it (<see cref="Refuse"/>).
     /// A follow-up after 452 4.5.3 shares its number; the part sent apart for SMTPUTF8 has its own
-    /// (<see cref="SmtpConnection.Apart"/>).
+    /// (<see cref="Bounces.SmtpRefusals.PartApart"/>).
     /// </summary>
     public (int Index, int Size) Transaction { get; set; } = (0, 1);
 
     /// <summary>Records that <paramref name="r"/> was refused, in this <see cref="Transaction"/>; <paramref name="ours"/>: on our side, never sent.</summary>
     public void Refuse(Recipient r, int status, string response, bool atRecipient, bool ours = false)
         => Bounced.Add(new(r, status, response, atRecipient, Transaction.Index, Transaction.Size, ours));
+
+    /// <summary>
+    /// Deferred recipients the server had accepted at RCPT (the DATA refused, a temporary refusal
+    /// at the end of data, a break after the data was sent): answered for good, where every other
+    /// deferred recipient (a 4xx at RCPT, a 421 or a break before its reply) was not.
+    /// </summary>
+    public int DeferredAccepted { get; private set; }
+
+    internal void DeferAccepted(Recipient r, int status, string response)
+    {
+        Deferred.Add((r, status, response));
+        DeferredAccepted++;
+    }
+
+    /// <summary>
+    /// Recipients the server never answered for good at RCPT (deferred without being accepted),
+    /// this transaction's and its part apart's: the refused-alike rule leaves them out (review
+    /// 117: one greylisted recipient among nine refused alike, or a 421 "too many errors" after
+    /// twenty, had the refused members scored).
+    /// </summary>
+    public int Unanswered => (_settled ? _unanswered : Deferred.Count - DeferredAccepted) + _apartUnanswered;
+
+    private bool _settled;
+    private int _unanswered;
+    private int _apartUnanswered;
+
+    /// <summary>
+    /// The transaction is over (its follow-ups after 452 4.5.3 too, nothing of its part apart in
+    /// it yet): each refusal's <see cref="Refusal.TransactionSize"/> becomes the recipients the
+    /// server answered for good, for the refused-alike rule. Once; later calls do nothing.
+    /// </summary>
+    public void Settle()
+    {
+        if (_settled)
+        {
+            return;
+        }
+
+        _unanswered = Deferred.Count - DeferredAccepted;
+        var size = Transaction.Size - _unanswered;
+        for (var i = 0; i < Bounced.Count; i++)
+        {
+            Bounced[i] = Bounced[i] with { TransactionSize = size };
+        }
+
+        _settled = true;
+    }
+
+    /// <summary>The part apart's recipients, not sent (settles this transaction first: they are not of it).</summary>
+    internal void DeferApart(List<Recipient> rest, string reason)
+    {
+        Settle();
+        Deferred.AddRange(rest.Select(r => (r, 0, reason)));
+        _apartUnanswered += rest.Count;
+    }
 
     /// <summary>Pipelined: the data is sent, its reply is read with the next transaction or at <see cref="SmtpConnection.Complete"/>.</summary>
     public bool Pending { get; set; }
@@ -1008,6 +1067,18 @@ public sealed class TransactionResult
     /// <summary>Adds what became of <paramref name="next"/>'s recipients (a follow-up transaction of the same copy) to this one's; <paramref name="sent"/>: it went to the server (it counts).</summary>
     public void Add(TransactionResult next, bool sent = true)
     {
+        if (next.Transaction.Index == Transaction.Index)
+        {
+            DeferredAccepted += next.DeferredAccepted; // a follow-up of the same transaction
+        }
+        else
+        {
+            // The part apart: each part is settled on its own, before they are put together.
+            Settle();
+            next.Settle();
+            _apartUnanswered += next.Unanswered;
+        }
+
         FollowUps += (sent ? 1 : 0) + next.FollowUps;
         Delivered.AddRange(next.Delivered);
         Deferred.AddRange(next.Deferred);
@@ -1047,5 +1118,9 @@ public sealed class TransactionResult
         Pending = false;
         TimedOut = false;
         Broken = false;
+        DeferredAccepted = 0;
+        _settled = false;
+        _unanswered = 0;
+        _apartUnanswered = 0;
     }
 }
