@@ -183,7 +183,7 @@ internal sealed class PipelinedWriter(Stream wire, Stream input, bool size, bool
         {
             foreach (var r in p.Accepted)
             {
-                p.Result.DeferAccepted(r, 0, why);
+                p.Result.DeferAnswered(r, 0, why);
             }
 
             p.Result.Pending = false;

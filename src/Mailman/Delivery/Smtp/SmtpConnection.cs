@@ -690,13 +690,13 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
     {
         if (status is >= 400 and < 500 || (status == 552 && (atRecipient || !response.AsSpan().TrimStart().StartsWith("5.3.4", StringComparison.Ordinal))))
         {
-            if (atRecipient)
+            if (atRecipient && !IsAboutTheRecipient(status, response))
             {
                 result.Deferred.Add((r, status, response));
             }
             else
             {
-                result.DeferAccepted(r, status, response);
+                result.DeferAnswered(r, status, response);
             }
         }
         else
@@ -706,13 +706,28 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
     }
 
     /// <summary>
+    /// A temporary refusal at RCPT about the mailbox itself: RFC 3463 4.1.x (address), 4.2.x
+    /// (mailbox full or busy, postgrey's 4.2.0 greylisting), 4.7.x (policy, greylisting), or a 450
+    /// without a code. An answer for the refused-alike rule (review 118: a full mailbox beside its
+    /// domain's dead members had them never scored), where a 421, 4.3.x, 4.4.x or 4.5.x (the
+    /// relay's system, routing or protocol: Postfix's "451 4.3.0 Temporary lookup failure", its
+    /// "452 4.5.3 too many recipients"), or a 451 or 452 without a code, is not.
+    /// </summary>
+    internal static bool IsAboutTheRecipient(int status, string response)
+    {
+        var s = response.AsSpan().TrimStart();
+        return status != 421 && (s.Length >= 4 && s[0] == '4' && s[1] == '.' && s[2] is '1' or '2' or '7' && s[3] == '.'
+            || (status == 450 && !(s.Length >= 2 && s[0] == '4' && s[1] == '.')));
+    }
+
+    /// <summary>
     /// A refused DATA command: nothing of the message was sent and every recipient was taken at
     /// RCPT, so it is neither the message nor an address but the relay's state or policy at the
     /// DATA stage (a rate limit in smtpd_data_restrictions, a protocol error): the recipients wait
     /// in retry, 4xx or 5xx, as after a refused MAIL FROM (review 53: a 503 bounced them for good).
     /// </summary>
     internal static void ClassifyDataRefusal(TransactionResult result, Recipient r, int status, string response)
-        => result.DeferAccepted(r, status, response);
+        => result.DeferAnswered(r, status, response);
 
     private ListSmtpClient EnsureConnected()
     {
@@ -991,25 +1006,27 @@ public sealed class TransactionResult
         => Bounced.Add(new(r, status, response, atRecipient, Transaction.Index, Transaction.Size, ours));
 
     /// <summary>
-    /// Deferred recipients the server had accepted at RCPT (the DATA refused, a temporary refusal
-    /// at the end of data, a break after the data was sent): answered for good, where every other
-    /// deferred recipient (a 4xx at RCPT, a 421 or a break before its reply) was not.
+    /// Deferred recipients the server answered for good: it had accepted them at RCPT (the DATA
+    /// refused, a temporary refusal at the end of data, a break after the data was sent), or
+    /// refused them for a while for a reason of their own (<see cref="SmtpConnection.IsAboutTheRecipient"/>:
+    /// a full mailbox, greylisting); every other deferred recipient (a 421, the relay's system or
+    /// protocol at RCPT, a break before its reply) was not.
     /// </summary>
-    public int DeferredAccepted { get; private set; }
+    public int DeferredAnswered { get; private set; }
 
-    internal void DeferAccepted(Recipient r, int status, string response)
+    internal void DeferAnswered(Recipient r, int status, string response)
     {
         Deferred.Add((r, status, response));
-        DeferredAccepted++;
+        DeferredAnswered++;
     }
 
     /// <summary>
-    /// Recipients the server never answered for good at RCPT (deferred without being accepted),
+    /// Recipients the server never answered for good (deferred, not <see cref="DeferredAnswered"/>),
     /// this transaction's and its part apart's: the refused-alike rule leaves them out (review
-    /// 117: one greylisted recipient among nine refused alike, or a 421 "too many errors" after
-    /// twenty, had the refused members scored).
+    /// 117: one "451 4.3.0 Temporary lookup failure" among nine refused alike, or a 421 "too many
+    /// errors" after twenty, had the refused members scored).
     /// </summary>
-    public int Unanswered => (_settled ? _unanswered : Deferred.Count - DeferredAccepted) + _apartUnanswered;
+    public int Unanswered => (_settled ? _unanswered : Deferred.Count - DeferredAnswered) + _apartUnanswered;
 
     private bool _settled;
     private int _unanswered;
@@ -1027,7 +1044,7 @@ public sealed class TransactionResult
             return;
         }
 
-        _unanswered = Deferred.Count - DeferredAccepted;
+        _unanswered = Deferred.Count - DeferredAnswered;
         var size = Transaction.Size - _unanswered;
         for (var i = 0; i < Bounced.Count; i++)
         {
@@ -1069,7 +1086,7 @@ public sealed class TransactionResult
     {
         if (next.Transaction.Index == Transaction.Index)
         {
-            DeferredAccepted += next.DeferredAccepted; // a follow-up of the same transaction
+            DeferredAnswered += next.DeferredAnswered; // a follow-up of the same transaction
         }
         else
         {
@@ -1118,7 +1135,7 @@ public sealed class TransactionResult
         Pending = false;
         TimedOut = false;
         Broken = false;
-        DeferredAccepted = 0;
+        DeferredAnswered = 0;
         _settled = false;
         _unanswered = 0;
         _apartUnanswered = 0;
