@@ -706,18 +706,38 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
     }
 
     /// <summary>
-    /// A temporary refusal at RCPT about the mailbox itself: RFC 3463 4.1.x (address), 4.2.x
-    /// (mailbox full or busy, postgrey's 4.2.0 greylisting), 4.7.x (policy, greylisting), or a 450
-    /// without a code. An answer for the refused-alike rule (review 118: a full mailbox beside its
-    /// domain's dead members had them never scored), where a 421, 4.3.x, 4.4.x or 4.5.x (the
-    /// relay's system, routing or protocol: Postfix's "451 4.3.0 Temporary lookup failure", its
-    /// "452 4.5.3 too many recipients"), or a 451 or 452 without a code, is not.
+    /// A temporary refusal at RCPT about the mailbox itself: RFC 3463 4.1.x (the address; not
+    /// 4.1.7 or 4.1.8, the sender's: ours), 4.2.x (mailbox full or busy, postgrey's 4.2.0
+    /// greylisting), or a 450 without a code. An answer for the refused-alike rule (review 118: a
+    /// full mailbox beside its domain's dead members had them never scored), where a 421, 4.3.x,
+    /// 4.4.x or 4.5.x (the relay's system, routing or protocol: Postfix's "451 4.3.0 Temporary
+    /// lookup failure", its "452 4.5.3 too many recipients"), 4.7.x (its policy towards us: a
+    /// rate limit, as <see cref="IsThrottle"/> reads it; review 119: Postfix's "450 4.7.1 Error:
+    /// too many recipients from [ip]" had the members refused before it scored), or a 451 or 452
+    /// without a code, is not.
     /// </summary>
     internal static bool IsAboutTheRecipient(int status, string response)
     {
         var s = response.AsSpan().TrimStart();
-        return status != 421 && (s.Length >= 4 && s[0] == '4' && s[1] == '.' && s[2] is '1' or '2' or '7' && s[3] == '.'
-            || (status == 450 && !(s.Length >= 2 && s[0] == '4' && s[1] == '.')));
+        if (status == 421)
+        {
+            return false;
+        }
+
+        if (!(s.Length >= 2 && s[0] == '4' && s[1] == '.'))
+        {
+            return status == 450; // no enhanced code
+        }
+
+        if (s.Length < 5 || s[3] != '.' || s[2] is not ('1' or '2'))
+        {
+            return false;
+        }
+
+        var detail = s[4..];
+        var end = detail.IndexOfAnyExceptInRange('0', '9');
+        detail = end < 0 ? detail : detail[..end];
+        return !(s[2] == '1' && detail is "7" or "8");
     }
 
     /// <summary>
