@@ -50,6 +50,27 @@ public sealed class SmtpRefusalsTests
     public void Words_are_read_around_the_names_in_a_real_report(string status, string diagnostic, bool ours)
         => Assert.Equal(ours, SmtpRefusals.IsAboutTheMessageOrUs(status, diagnostic, "t9@tricky.example"));
 
+    // Which temporary refusals at RCPT are about the recipient (an answer for the refused-alike
+    // rule) and which say the relay could not, or would not, answer for it now.
+    [Theory]
+    [InlineData(452, "4.2.2 Mailbox full", true)]
+    [InlineData(450, "4.2.0 Recipient address rejected: Greylisted", true)]
+    [InlineData(450, "Mailbox busy", true)]
+    [InlineData(450, " 4.1.1 <a@b.example>: Recipient address rejected: unverified address", true)]
+    [InlineData(451, "4.1.10 RESOLVER.ADR.RecipientNotFound", true)]
+    [InlineData(450, "4.1.8 <bounces@example.org>: Sender address rejected: Domain not found", false)]
+    [InlineData(450, "4.1.7 Sender address rejected", false)]
+    [InlineData(450, "4.7.1 Error: too many recipients from [192.0.2.1]", false)]
+    [InlineData(451, "4.7.500 Server busy. Please try again later from [192.0.2.1]. (S77714)", false)]
+    [InlineData(450, "4.7.1 Client host rejected: cannot find your hostname, [192.0.2.1]", false)]
+    [InlineData(451, "4.3.0 <a@b.example>: Recipient address rejected: Temporary lookup failure", false)]
+    [InlineData(452, "4.5.3 Error: too many recipients", false)]
+    [InlineData(452, "Insufficient system storage", false)]
+    [InlineData(421, "4.2.0 closing", false)]
+    [InlineData(450, "4.4.1 connect to mx.example.net: Connection refused", false)]
+    public void Temporary_refusals_about_the_recipient_are_told_from_the_relays(int status, string reply, bool about)
+        => Assert.Equal(about, Mailman.Delivery.Smtp.SmtpConnection.IsAboutTheRecipient(status, reply));
+
     // Review 117: a relay that echoes the local part alone ("Mailbox "anne" does not exist") still
     // refuses alike; a transaction and its part apart for SMTPUTF8 (one member: never alike on its
     // own), both refused whole with the same reply, are alike together.
