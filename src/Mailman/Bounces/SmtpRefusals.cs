@@ -508,7 +508,7 @@ public static partial class SmtpRefusals
 
     // RFC 3463: class.subject.detail at the start of the text (MailKit gives the text after the
     // reply code). Subjects and details of more than one digit are 'x' (none in the registry's sense used here).
-    private static (char Class, char Subject, char Detail)? EnhancedCode(string response)
+    internal static (char Class, char Subject, char Detail)? EnhancedCode(string response)
     {
         var s = response.AsSpan().TrimStart();
         if (s.Length >= 5 && s[0] is '2' or '4' or '5' && s[1] == '.' && char.IsAsciiDigit(s[2]))

@@ -717,28 +717,9 @@ internal sealed class SmtpConnection(Relay relay, SmtpOptions options) : IDispos
     /// without a code, is not.
     /// </summary>
     internal static bool IsAboutTheRecipient(int status, string response)
-    {
-        var s = response.AsSpan().TrimStart();
-        if (status == 421)
-        {
-            return false;
-        }
-
-        if (!(s.Length >= 2 && s[0] == '4' && s[1] == '.'))
-        {
-            return status == 450; // no enhanced code
-        }
-
-        if (s.Length < 5 || s[3] != '.' || s[2] is not ('1' or '2'))
-        {
-            return false;
-        }
-
-        var detail = s[4..];
-        var end = detail.IndexOfAnyExceptInRange('0', '9');
-        detail = end < 0 ? detail : detail[..end];
-        return !(s[2] == '1' && detail is "7" or "8");
-    }
+        => status != 421 && (Bounces.SmtpRefusals.EnhancedCode(response) is { Class: '4' } code
+            ? code.Subject == '2' || (code.Subject == '1' && code.Detail is not ('7' or '8'))
+            : status == 450);
 
     /// <summary>
     /// A refused DATA command: nothing of the message was sent and every recipient was taken at
