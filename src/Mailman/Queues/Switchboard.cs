@@ -43,6 +43,9 @@ public sealed partial class Switchboard
     private static readonly byte[] Magic = "MAILMAN-QUEUE/1\n"u8.ToArray();
     private static readonly byte[] Trailer = "MAILMAN-END\n"u8.ToArray();
 
+    // How long an empty temporary file may be a writer between its open and its lock.
+    private static readonly TimeSpan JustMade = TimeSpan.FromSeconds(10);
+
     private readonly IFileSystem _fs;
     private readonly TimeProvider _time;
     private readonly QueueSignal? _signal;
@@ -694,18 +697,20 @@ public sealed partial class Switchboard
             metadata.MessageLength = head.Metadata.MessageLength;
             metadata.RecipientCount = head.Metadata.RecipientCount;
             source.Position = head.MessageOffset;
-            WriteEntry(temp, metadata, s => Copy(source, s, head.Metadata.MessageLength), head.Metadata.HasRecipients
+            using var written = WriteEntry(temp, metadata, s => Copy(source, s, head.Metadata.MessageLength), head.Metadata.HasRecipients
                 ? s =>
                 {
                     Copy(source, s, source.Length - Trailer.Length - head.RecipientsOffset);
                     return head.Metadata.RecipientCount;
                 }
             : null);
+
+            // The new file replaces the claim in two renames-worth of steps; a crash between leaves
+            // NAME.msg and NAME.bak, which recovery settles in favour of the complete NAME.msg.
+            // Renamed while still locked (see WriteEntry).
+            _fs.File.Move(temp, PathOf(entry.Name, EntryExtension));
         }
 
-        // The new file replaces the claim in two renames-worth of steps; a crash between leaves
-        // NAME.msg and NAME.bak, which recovery settles in favour of the complete NAME.msg.
-        _fs.File.Move(temp, PathOf(entry.Name, EntryExtension));
         _fs.File.Delete(entry.Path);
         Released();
         SyncDirectory();
@@ -894,9 +899,8 @@ public sealed partial class Switchboard
             {
                 stream.Write(JsonSerializer.SerializeToUtf8Bytes(state, EntryMetadataJson.Default.EntryState));
                 Flush(stream);
+                _fs.File.Move(temp, path, overwrite: true); // still locked, as an entry's (see WriteEntry)
             }
-
-            _fs.File.Move(temp, path, overwrite: true);
         }
         catch
         {
@@ -920,11 +924,11 @@ public sealed partial class Switchboard
     /// idle: an inject killed by the MTA's time limit leaves one). A writer holds an exclusive
     /// lock on its temporary file from creation to rename (.NET takes flock(2) for
     /// FileShare.None), so a file nobody can lock is being written right now by a live inject,
-    /// and stays. The lock dies with its process: a crashed writer's file goes.
+    /// and stays. The lock dies with its process: a crashed writer's file goes. But a writer
+    /// opens its file an instant before it locks it, and writes nothing before the lock: an
+    /// empty file made in the last seconds may be a writer in that instant, and stays.
     /// </summary>
-    /// <param name="olderThan">Only files last written longer ago than this: a writer opens its
-    /// file before it locks it, and a sweep while the daemon runs must not take a file in that
-    /// instant (it did: the inject's rename then found nothing).</param>
+    /// <param name="olderThan">Only files last written longer ago than this.</param>
     public void RemoveStaleTemporaries(TimeSpan olderThan = default)
     {
         var cutoff = _time.GetUtcNow().UtcDateTime - olderThan;
@@ -957,6 +961,14 @@ public sealed partial class Switchboard
         if (!_realDisk || Instance.FileOwner.IsRegularFile(temp) == false)
         {
             return true;
+        }
+
+        // Made and not yet locked, perhaps: not even probed (the probe's own lock would make the
+        // writer's fail).
+        var info = _fs.FileInfo.New(temp);
+        if (info.Exists && info.Length == 0 && info.LastWriteTimeUtc > _time.GetUtcNow().UtcDateTime - JustMade)
+        {
+            return false;
         }
 
         try
@@ -1159,25 +1171,27 @@ public sealed partial class Switchboard
         try
         {
             metadata.Recoveries = 0;
-            WriteEntry(temp, metadata, writeMessage, writeRecipients);
-            if (keepFree is not null && _realDisk)
+            using (var written = WriteEntry(temp, metadata, writeMessage, writeRecipients))
             {
-                var size = _fs.FileInfo.New(temp).Length;
-                var need = keepFree(size);
-                var free = new DriveInfo(Directory).AvailableFreeSpace;
-                if (free < need)
+                if (keepFree is not null && _realDisk)
                 {
-                    throw new IOException($"{free:N0} bytes are free on the file system of {Directory}, and a post of {size:N0} bytes is taken only with {need:N0} left free (room for the daemon to move it on)", 28);
+                    var size = written.Length;
+                    var need = keepFree(size);
+                    var free = new DriveInfo(Directory).AvailableFreeSpace;
+                    if (free < need)
+                    {
+                        throw new IOException($"{free:N0} bytes are free on the file system of {Directory}, and a post of {size:N0} bytes is taken only with {need:N0} left free (room for the daemon to move it on)", 28);
+                    }
                 }
-            }
 
-            try
-            {
-                _fs.File.Move(temp, final);
-            }
-            catch (IOException e) when (e is not EntryBlockedException && Blocker(final) is { } what)
-            {
-                throw new EntryBlockedException(name, $"queues/{Name}/{name}{EntryExtension} {what}, where the entry must go");
+                try
+                {
+                    _fs.File.Move(temp, final);
+                }
+                catch (IOException e) when (e is not EntryBlockedException && Blocker(final) is { } what)
+                {
+                    throw new EntryBlockedException(name, $"queues/{Name}/{name}{EntryExtension} {what}, where the entry must go");
+                }
             }
 
             SyncDirectory();
@@ -1195,8 +1209,11 @@ public sealed partial class Switchboard
     // Magic line, one JSON metadata line, the message, the recipient lines, the trailer. The
     // message length and recipient count are not known until they have streamed by: they are
     // patched in place in fixed-width fields, so neither a large post nor a million members is
-    // ever held in memory.
-    private void WriteEntry(string path, EntryMetadata metadata, Func<Stream, long> writeMessage, Func<Stream, long>? writeRecipients)
+    // ever held in memory. The file is returned still open, flushed to disk: the caller renames
+    // it before closing it, so the writer's lock (see RemoveStaleTemporaries) covers the file
+    // from the instant after it is made until it has its final name (closed before the rename,
+    // a start-up sweep in between took a complete post from under its inject: CI).
+    private FileSystemStream WriteEntry(string path, EntryMetadata metadata, Func<Stream, long> writeMessage, Func<Stream, long>? writeRecipients)
     {
         metadata.Version = FormatVersion;
         metadata.HasRecipients = writeRecipients is not null;
@@ -1210,7 +1227,21 @@ public sealed partial class Switchboard
             BufferSize = 1 << 16,
             UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
         };
-        using var stream = _fs.FileStream.New(path, options);
+        var stream = _fs.FileStream.New(path, options);
+        try
+        {
+            WriteEntry(stream, metadata, writeMessage, writeRecipients);
+            return stream;
+        }
+        catch
+        {
+            stream.Dispose();
+            throw;
+        }
+    }
+
+    private static void WriteEntry(FileSystemStream stream, EntryMetadata metadata, Func<Stream, long> writeMessage, Func<Stream, long>? writeRecipients)
+    {
         stream.Write(Magic);
         var json = JsonSerializer.SerializeToUtf8Bytes(metadata, EntryMetadataJson.Default.EntryMetadata);
         var lengthAt = Magic.Length + Field(json, "\"MessageLength\":"u8, LengthPlaceholder);

@@ -244,6 +244,39 @@ public sealed class SwitchboardOnRealDisk : SwitchboardContract
         Assert.Empty(outgoing.Pending());
     }
 
+    // ci98: a start-up sweep between an inject's last write and its rename took the complete
+    // file (the writer had closed it), and the inject failed "Could not find file NAME.tmp".
+    [Fact]
+    public void A_start_up_sweep_while_an_entry_is_being_written_leaves_it_to_its_writer()
+    {
+        var incoming = new Switchboard(FileSystem, Path.Combine(_root, "in"), "in", TimeProvider.System);
+        var daemon = new Switchboard(FileSystem, Path.Combine(_root, "in"), "in", TimeProvider.System);
+        var bad = new Switchboard(FileSystem, Path.Combine(_root, "bad"), "bad", TimeProvider.System);
+        var name = incoming.Enqueue(new EntryMetadata { List = "dev@example.org" }, s => s.Write("the post"u8), null, keepFree: size =>
+        {
+            daemon.Recover(bad, 3);
+            return 0;
+        });
+        Assert.Equal([name], incoming.Pending());
+    }
+
+    // A writer makes its file an instant before it locks it: an empty file just made is left alone
+    // (not even probed: the probe's lock would fail the writer's), one left empty for long is not.
+    [Fact]
+    public void An_empty_temporary_file_just_made_stays_and_one_made_long_ago_goes()
+    {
+        var incoming = new Switchboard(FileSystem, Path.Combine(_root, "in"), "in", TimeProvider.System);
+        var bad = new Switchboard(FileSystem, Path.Combine(_root, "bad"), "bad", TimeProvider.System);
+        var fresh = Path.Combine(_root, "in", "01796531184224075-605ee2a8" + Switchboard.TempExtension);
+        var old = Path.Combine(_root, "in", "01796531184224076-605ee2a9" + Switchboard.TempExtension);
+        File.WriteAllBytes(fresh, []);
+        File.WriteAllBytes(old, []);
+        File.SetLastWriteTimeUtc(old, DateTime.UtcNow - TimeSpan.FromSeconds(30));
+        incoming.Recover(bad, 3);
+        Assert.True(File.Exists(fresh));
+        Assert.False(File.Exists(old));
+    }
+
     [Fact]
     public void Entry_files_are_readable_by_the_owner_only()
     {
