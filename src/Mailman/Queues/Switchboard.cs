@@ -185,10 +185,35 @@ public sealed partial class Switchboard
     // A symbolic link is no entry either (every entry is a file this queue renamed into place):
     // a dangling one under a claimed name stopped every start (review 44), and one in a queue
     // stayed claimed for good, the runner pausing on it.
+    // A writer keeps its file locked until just after the rename that gives it its name (see
+    // WriteEntry): a reader that comes in that instant (woken by the rename) waits for the close,
+    // a second at most, instead of pausing its queue with an error (review 120).
     private System.IO.Abstractions.FileSystemStream OpenEntry(string path)
-        => NotWrittenHere(_fs, path) is { } what
-            ? throw new CorruptEntryException($"{_fs.Path.GetFileName(path)} {what}: no entry")
-            : _fs.File.OpenRead(path);
+    {
+        if (NotWrittenHere(_fs, path) is { } what)
+        {
+            throw new CorruptEntryException($"{_fs.Path.GetFileName(path)} {what}: no entry");
+        }
+
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return _fs.File.OpenRead(path);
+            }
+            catch (IOException e) when (IsLockedByWriter(e) && attempt < 1000)
+            {
+                WaitedForWriter?.Invoke(path);
+                Thread.Sleep(1);
+            }
+        }
+    }
+
+    // EWOULDBLOCK from .NET's flock(LOCK_SH | LOCK_NB) of the file (review 120).
+    private static bool IsLockedByWriter(IOException e) => e.GetType() == typeof(IOException) && e.HResult == 11;
+
+    /// <summary>Told each time a reader finds an entry still locked by its writer (tests).</summary>
+    internal Action<string>? WaitedForWriter { get; set; }
 
     /// <summary>
     /// What is at <paramref name="path"/> that no queue writes, or null: a symbolic link
@@ -946,7 +971,7 @@ public sealed partial class Switchboard
                 continue;
             }
 
-            if (HeldByNoWriter(temp))
+            if (HeldByNoWriter(temp, sweep: true))
             {
                 TryDelete(temp);
             }
@@ -954,19 +979,24 @@ public sealed partial class Switchboard
     }
 
     // A temporary file no live writer holds: its writer died (see RemoveStaleTemporaries).
-    private bool HeldByNoWriter(string temp)
+    private bool HeldByNoWriter(string temp, bool sweep)
     {
-        // A FIFO or device is no inject in progress, and opening it blocked start-up recovery
-        // for good, before its first line (review 43): stale.
-        if (!_realDisk || Instance.FileOwner.IsRegularFile(temp) == false)
+        // A link, FIFO or device is no writer's (a writer makes its file anew), and opening a FIFO
+        // blocked start-up recovery for good, before its first line (review 43): stale.
+        var info = _fs.FileInfo.New(temp);
+        if (!_realDisk || info.LinkTarget is not null || Instance.FileOwner.IsRegularFile(temp) == false)
         {
             return true;
         }
 
-        // Made and not yet locked, perhaps: not even probed (the probe's own lock would make the
-        // writer's fail).
-        var info = _fs.FileInfo.New(temp);
-        if (info.Exists && info.Length == 0 && info.LastWriteTimeUtc > _time.GetUtcNow().UtcDateTime - JustMade)
+        // A sweep leaves an empty file made in the last seconds (either way: a clock stepped back
+        // does not keep it for the hour) to a writer between its open and its lock, and does not
+        // even probe it (the probe's lock would fail the writer's). A write under a name of its
+        // own (a hop, a notice) has no writer beside it, the name being claimed: an empty file
+        // there is a killed writer's (review 120: taken for a live one, it shunted the post of a
+        // daemon killed mid-hop and started again at once, a small entry's file being empty until
+        // its last flush).
+        if (sweep && info.Exists && info.Length == 0 && (info.LastWriteTimeUtc - _time.GetUtcNow().UtcDateTime).Duration() < JustMade)
         {
             return false;
         }
@@ -1160,7 +1190,7 @@ public sealed partial class Switchboard
         // holds is left to it (the failed write below would have removed it).
         if (named && _fs.File.Exists(temp))
         {
-            if (!HeldByNoWriter(temp))
+            if (!HeldByNoWriter(temp, sweep: false))
             {
                 throw new IOException($"queues/{Name}/{name}{TempExtension} is being written by another process");
             }

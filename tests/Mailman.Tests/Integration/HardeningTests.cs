@@ -832,6 +832,27 @@ public sealed class HardeningTests : IDisposable
         AssertQueuesEmpty();
     }
 
+    // Review 120: a daemon killed while writing a hop, started again at once, shunted the post:
+    // the hop under the same name took the next queue's empty NAME.tmp (a small entry is
+    // flushed at its end) for a live writer's.
+    [Fact]
+    public void A_kill_while_a_hop_is_written_then_an_immediate_restart_delivers_the_post()
+    {
+        Assert.True(Strace.IsInstalled, "strace is missing");
+        const int members = 3;
+        CreateList(members);
+        using var sink = SmtpSink.Start();
+        var name = Inject();
+        var temp = Path.Combine(_instance.QueueDir("pipeline"), name + Switchboard.TempExtension);
+        var killed = Strace.Run(_instance.Home, ["serve", "--exit-when-idle"], "write,pwrite64", "signal=KILL", 1, Env(sink.Port), temp);
+        Assert.Equal(137, killed.ExitCode);
+        Assert.True(File.Exists(temp) && new FileInfo(temp).Length == 0, "the kill left no empty temporary file");
+
+        MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port, Env(sink.Port));
+        AssertEveryMemberOnce(Copies(sink), members, 0);
+        AssertQueuesEmpty();
+    }
+
     // 5. A restart with a different CheckpointRecipients missed members.
     [Fact]
     public void A_restart_with_a_changed_chunk_size_resumes_with_the_recorded_one()

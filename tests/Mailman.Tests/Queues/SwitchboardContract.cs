@@ -269,12 +269,53 @@ public sealed class SwitchboardOnRealDisk : SwitchboardContract
         var bad = new Switchboard(FileSystem, Path.Combine(_root, "bad"), "bad", TimeProvider.System);
         var fresh = Path.Combine(_root, "in", "01796531184224075-605ee2a8" + Switchboard.TempExtension);
         var old = Path.Combine(_root, "in", "01796531184224076-605ee2a9" + Switchboard.TempExtension);
+        var ahead = Path.Combine(_root, "in", "01796531184224077-605ee2aa" + Switchboard.TempExtension);
+        var link = Path.Combine(_root, "in", "01796531184224078-605ee2ab" + Switchboard.TempExtension);
         File.WriteAllBytes(fresh, []);
         File.WriteAllBytes(old, []);
+        File.WriteAllBytes(ahead, []);
         File.SetLastWriteTimeUtc(old, DateTime.UtcNow - TimeSpan.FromSeconds(30));
+        File.SetLastWriteTimeUtc(ahead, DateTime.UtcNow + TimeSpan.FromHours(1)); // the clock stepped back since
+        File.CreateSymbolicLink(link, "/nonexistent/x");
         incoming.Recover(bad, 3);
         Assert.True(File.Exists(fresh));
         Assert.False(File.Exists(old));
+        Assert.False(File.Exists(ahead));
+        Assert.Null(new FileInfo(link).LinkTarget);
+    }
+
+    // Review 120: a daemon killed while writing a hop leaves the next queue's NAME.tmp, empty (a
+    // small entry is flushed at its end); started again at once, the hop under the same name took
+    // it for a live writer's and shunted the post.
+    [Fact]
+    public void A_named_entry_goes_over_the_empty_temporary_file_of_a_killed_writer()
+    {
+        var outgoing = new Switchboard(FileSystem, Path.Combine(_root, "out"), "out", TimeProvider.System);
+        const string Name = "01796531184224075-605ee2a8";
+        Directory.CreateDirectory(Path.Combine(_root, "out"));
+        File.WriteAllBytes(Path.Combine(_root, "out", Name + Switchboard.TempExtension), []);
+        outgoing.Enqueue(new EntryMetadata { List = "dev@example.org" }, "the post"u8, [new Recipient("a@example.com", "")], Name);
+        Assert.Equal([Name], outgoing.Pending());
+    }
+
+    // Review 120: a writer holds its lock until just after the rename; the runner woken by the
+    // rename found the entry locked and paused its queue with an error. It waits for the close.
+    [Fact]
+    public void A_reader_that_finds_an_entry_still_locked_by_its_writer_waits_for_it()
+    {
+        var incoming = new Switchboard(FileSystem, Path.Combine(_root, "in"), "in", TimeProvider.System);
+        var name = incoming.Enqueue(new EntryMetadata { List = "dev@example.org" }, "the post"u8);
+        var writer = new FileStream(Path.Combine(_root, "in", name + Switchboard.EntryExtension), FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+        var waited = 0;
+        incoming.WaitedForWriter = _ =>
+        {
+            waited++;
+            writer.Dispose();
+        };
+        var claim = incoming.TryClaim();
+        Assert.NotNull(claim);
+        Assert.Equal("dev@example.org", incoming.LoadHead(claim).Metadata.List);
+        Assert.Equal(1, waited);
     }
 
     [Fact]
