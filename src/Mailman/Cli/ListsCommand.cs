@@ -25,10 +25,9 @@ internal static class ListsCommand
             // dev-owner@, x-join@ ... are the role addresses of dev and x: mail to them would
             // never reach a list of that name (inject routes by suffix), and would go to another
             // list's owners or subscribe its sender.
-            if (ListAddress.Suffixes.FirstOrDefault(r => r.Suffix.Length > 0 && listName.LocalPart.EndsWith(r.Suffix, StringComparison.OrdinalIgnoreCase)) is { Suffix.Length: > 0 } role)
+            if (ListAddress.RoleAddressOf(listName) is { } role)
             {
-                throw new CliException(ExitCodes.Usage,
-                    $"a list name cannot end in {role.Suffix}: {listName} is the {role.Suffix[1..]} address of {listName.LocalPart[..^role.Suffix.Length]}@{listName.Domain}");
+                throw new CliException(ExitCodes.Usage, $"a list name cannot end in a role suffix: {role}");
             }
 
             // Mail from other hosts reaches only a fully qualified domain (review 94: dev@example

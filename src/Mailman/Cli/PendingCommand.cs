@@ -13,6 +13,10 @@ namespace Mailman.Cli;
 
 internal static class PendingCommand
 {
+    // A held post's request lives as long as the post is held (its list's max_days_to_hold): the
+    // row says so, not "expires 9999-12-31" (review 121).
+    private const string HeldPostLife = "while the post is held";
+
     public static Command Create()
     {
         var command = new Command("pending", "list, show, confirm and discard requests awaiting confirmation or a moderator");
@@ -33,7 +37,7 @@ internal static class PendingCommand
             foreach (var r in store.PendingRequests(name))
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{r.Id}\t{r.List.Fqdn}\t{r.Kind}\t{Show(r)}\tasked {r.Created:yyyy-MM-dd HH:mm}Z\t{(r.Expires <= now ? "expired" : $"expires {r.Expires:yyyy-MM-dd HH:mm}Z")}"));
+                    $"{r.Id}\t{r.List.Fqdn}\t{r.Kind}\t{Show(r)}\tasked {r.Created:yyyy-MM-dd HH:mm}Z\t{(WhileHeld(r) ? HeldPostLife : r.Expires <= now ? "expired" : $"expires {r.Expires:yyyy-MM-dd HH:mm}Z")}"));
             }
 
             return 0;
@@ -54,7 +58,7 @@ internal static class PendingCommand
                 key: {r.Key}
                 data: {r.Data}
                 created: {r.Created:u}
-                expires: {r.Expires:u}{(r.Expires <= DateTimeOffset.UtcNow ? " (expired)" : "")}
+                expires: {(WhileHeld(r) ? HeldPostLife : $"{r.Expires:u}{(r.Expires <= DateTimeOffset.UtcNow ? " (expired)" : "")}")}
                 """));
             return 0;
         }));
@@ -107,6 +111,9 @@ internal static class PendingCommand
             : throw new CliException(ExitCodes.Usage, $"'{Member.Sanitize(which)}' is neither a request number (see `mailman pending list`) nor a token");
         return request ?? throw new CliException(ExitCodes.NoUser, $"no pending request {Member.Sanitize(which)} (used, discarded or expired)");
     }
+
+    // Stored as DateTimeOffset.MaxValue to the millisecond.
+    private static bool WhileHeld(PendingRequest r) => r.Expires.Year == DateTimeOffset.MaxValue.Year;
 
     private static string Show(PendingRequest r) => r.DisplayName.Length > 0 ? $"{r.DisplayName} <{r.Address}>" : r.Address;
 }

@@ -201,7 +201,7 @@ internal static class QueueCommand
                 WriteFlushRequest(paths, asked);
             }
 
-            Console.WriteLine($"{asked.Count} entries asked to go back to out now: a running daemon sends them within Queues:PollInterval, a stopped one at its start{(refused > 0 ? $"; {refused} not in retry (above)" : "")}");
+            Console.WriteLine($"{asked.Count} entries asked to go back to out now: a running daemon sends them within Queues:PollInterval, a stopped one at its start{(refused > 0 ? $"; {refused} not in retry (named on stderr)" : "")}");
             return refused > 0 ? 1 : 0;
         }));
         return flush;

@@ -99,8 +99,7 @@ public static class MailmanConfiguration
         }
         catch (InvalidOperationException e) when (!e.Message.StartsWith("configuration:", StringComparison.Ordinal))
         {
-            // "Failed to convert configuration value 'abc' at 'Mailman:Smtp:Port' to type 'System.Int32'."
-            throw new InvalidOperationException($"configuration: {e.Message}", e);
+            throw new InvalidOperationException($"configuration: {ConversionError(e.Message)}", e);
         }
 
         RefuseHostUnderRelays(configuration, options);
@@ -108,6 +107,27 @@ public static class MailmanConfiguration
         options.Moderation.Chain = OrderedList(configuration, "Mailman:Moderation:Chain");
         options.Validate();
         return options;
+    }
+
+    // The binder's "Failed to convert configuration value 'abc' at 'Mailman:Smtp:Port' to type
+    // 'System.Int32'." said as the other settings' errors are (review 121).
+    private static string ConversionError(string message)
+    {
+        var m = System.Text.RegularExpressions.Regex.Match(message, @"^Failed to convert configuration value '(?<value>.*)' at '(?<key>[^']*)' to type '(?<type>[^']*)'");
+        if (!m.Success)
+        {
+            return message;
+        }
+
+        var kind = m.Groups["type"].Value switch
+        {
+            "System.Int32" or "System.Int64" => "a whole number",
+            "System.Double" or "System.Decimal" => "a number",
+            "System.Boolean" => "true or false",
+            "System.TimeSpan" => "a duration (hh:mm:ss, or d.hh:mm:ss)",
+            _ => "of the kind this setting takes",
+        };
+        return $"{m.Groups["key"].Value} \"{m.Groups["value"].Value}\" is not {kind}";
     }
 
     // With Relays set, Host and Port are not used: one given above the layer that sets Relays

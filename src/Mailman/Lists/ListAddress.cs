@@ -21,6 +21,15 @@ public sealed record ListAddress(ListName List, string Queue)
     /// <summary>The confirmation address's suffix (LIST-confirm+TOKEN@HOST).</summary>
     public const string Confirm = "-confirm";
 
+    /// <summary>
+    /// Why <paramref name="name"/> cannot be a list's name: it ends in a role suffix, and is that
+    /// address of another list ("dev-owner@host is the owner address of dev@host"); null when not.
+    /// </summary>
+    public static string? RoleAddressOf(ListName name)
+        => Suffixes.FirstOrDefault(r => r.Suffix.Length > 0 && name.LocalPart.EndsWith(r.Suffix, StringComparison.OrdinalIgnoreCase)) is { Suffix.Length: > 0 } role
+            ? $"{name} is the {role.Suffix[1..]} address of {name.LocalPart[..^role.Suffix.Length]}@{name.Domain}"
+            : null;
+
     /// <summary>The suffix the address used ("" for the list itself, "-join", "-confirm", ...), lower-cased.</summary>
     public string Suffix { get; init; } = "";
 

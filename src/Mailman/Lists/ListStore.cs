@@ -312,7 +312,8 @@ public sealed partial class ListStore : IDisposable
     }
 
     /// <exception cref="InvalidOperationException">No such list.</exception>
-    public MailingList GetList(ListName name) => FindList(name) ?? throw new NoSuchListException($"no such list: {name}");
+    public MailingList GetList(ListName name) => FindList(name) ?? throw new NoSuchListException(
+        $"no such list: {name}{(ListAddress.RoleAddressOf(name) is { } role ? $" ({role}, no list)" : "")}");
 
     public IReadOnlyList<MailingList> AllLists()
     {

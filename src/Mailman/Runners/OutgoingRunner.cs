@@ -302,12 +302,21 @@ public sealed class OutgoingRunner(
         var seconds = report.Elapsed.TotalSeconds;
         var earlier = progress.Earlier;
         Log.LogInformation(
-            "Post {MessageId} to {ListId} delivered: {Recipients} recipients, {Delivered} delivered, {Deferred} deferred, {Bounced} bounced, in {Seconds:F2}s ({Rate:F0} msg/s, {CpuSeconds:F2}s CPU), {Transactions} transactions{Resumed}{GivenUp}",
-            metadata.MessageIdForLog, list.Fqdn, metadata.RecipientCount, report.Delivered, thisRun, report.Bounced, seconds,
+            "{What} {MessageId} to {ListId} delivered: {Recipients} recipients, {Delivered} delivered, {Deferred} deferred, {Bounced} bounced, in {Seconds:F2}s ({Rate:F0} msg/s, {CpuSeconds:F2}s CPU), {Transactions} transactions{Resumed}{GivenUp}",
+            What(metadata), metadata.MessageIdForLog, list.Fqdn, metadata.RecipientCount, report.Delivered, thisRun, report.Bounced, seconds,
             seconds > 0 && report.Delivered > 0 ? report.Transactions / seconds : 0, (CpuTime() - cpu).TotalSeconds, report.Transactions,
             (earlier > 0 ? $"; resumed: {earlier} recipients were handled in earlier runs (delivered, deferred or refused there)" : "") + (madeWay > 0 ? $"; made way for other posts {(madeWay == 1 ? "once" : $"{madeWay} times")}" : ""),
             givenUp > 0 ? $"; the retry lifetime expired: {givenUp} deferred recipients given up, none sent to retry" : "");
     }
+
+    // A post, or what the server sends by itself ("Notice welcome", "Owner forward"; review 121:
+    // every one was logged as a post).
+    private static string What(EntryMetadata metadata) => metadata.Purpose switch
+    {
+        null or "" => "Post",
+        var p when p.StartsWith("notice ", StringComparison.Ordinal) => "Notice " + p["notice ".Length..],
+        var p => char.ToUpperInvariant(p[0]) + p[1..],
+    };
 
     // The first attempt is when this delivery began; the backoff counts from its end, so a
     // delivery longer than the delay does not give a retry that is due already. The lifetime is

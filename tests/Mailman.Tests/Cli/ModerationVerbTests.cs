@@ -153,6 +153,11 @@ public sealed class ModerationVerbTests : IDisposable
             Assert.Equal("Held one", post.GetProperty("subject").GetString());
         }
 
+        // Its request (the moderators' token) lives while the post is held (review 121: "expires 9999-12-31").
+        var pending = Ok("pending", "list").Stdout.Trim();
+        Assert.True(System.Text.RegularExpressions.Regex.IsMatch(pending, @"\theld-post\t.*\twhile the post is held$"), pending);
+        Assert.Contains("expires: while the post is held", Ok("pending", "show", "1").Stdout, StringComparison.Ordinal);
+
         var show = Ok("held", "show", id).Stdout;
         Assert.Contains("reason: nonmember-moderation: post from non-member stranger@example.net", show, StringComparison.Ordinal);
         Assert.Contains("Subject: Held one", show, StringComparison.Ordinal);

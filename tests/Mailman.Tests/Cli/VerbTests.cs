@@ -320,6 +320,16 @@ public sealed class VerbTests : IDisposable
         Assert.StartsWith("mailman: ", Assert.Single(result.Stderr.Trim().Split('\n')), StringComparison.Ordinal);
     }
 
+    // Review 121: "no such list: dev-bounces@example.org" left the operator to guess.
+    [Fact]
+    public void A_role_address_given_for_a_list_is_no_list_and_says_whose_address_it_is()
+    {
+        Run("lists", "create", "dev@example.org");
+        var result = Run("members", "list", "dev-bounces@example.org");
+        Assert.Equal(ExitCodes.NoUser, result.ExitCode);
+        Assert.Contains("dev-bounces@example.org is the bounces address of dev@example.org", result.Stderr, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Version_answers_with_home_given()
     {

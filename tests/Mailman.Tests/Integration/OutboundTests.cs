@@ -127,7 +127,9 @@ public sealed class OutboundTests : IDisposable
         { "Mailman__Smtp__HeloName", "[IPv6:fe80::1%eth0]", "Mailman:Smtp:HeloName must be a host name in ASCII" },             // a zone id is not a literal
         { "Mailman__Smtp__HeloName", "mail.example.org.", "Mailman:Smtp:HeloName must be a host name in ASCII" },               // RFC 5321's Domain has no root dot
         { "Mailman__Smtp__Secrity", "tls", "unknown setting 'Secrity' in Smtp" },                         // a typo is not ignored
-        { "Mailman__Smtp__Port", "abc", "Failed to convert configuration value 'abc' at 'Mailman:Smtp:Port'" },
+        { "Mailman__Smtp__Port", "abc", "Mailman:Smtp:Port \"abc\" is not a whole number" },                // the binder's own words before (review 121)
+        { "Mailman__Smtp__PreferBdat", "maybe", "Mailman:Smtp:PreferBdat \"maybe\" is not true or false" },
+        { "Mailman__Retry__MaximumDelay", "soon", "Mailman:Retry:MaximumDelay \"soon\" is not a duration (hh:mm:ss, or d.hh:mm:ss)" },
         { "Mailman__Smtp__Port", "", "Mailman:Smtp:Port is empty: give it a value, or remove it to keep the default" }, // the binder skipped it: port 25
         { "Mailman__Smtp__MaxRecipients", " ", "Mailman:Smtp:MaxRecipients is empty" },
         { "Mailman__Smtp__TimeoutSeconds", "3000000", "Mailman:Smtp:TimeoutSeconds must be 1-86400" },   // milliseconds past int.MaxValue

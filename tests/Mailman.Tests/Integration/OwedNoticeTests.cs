@@ -31,6 +31,8 @@ public sealed class OwedNoticeTests : IDisposable
         var welcome = Assert.Single(sink.Messages());
         Assert.Equal(["anne@example.com"], welcome.Recipients);
         Assert.Equal("Welcome to the \"dev\" mailing list", welcome.Header("Subject"));
+        var log = string.Concat(Directory.GetFiles(_instance.Paths.LogsDirectory, "mailman-*.log").Select(File.ReadAllText));
+        Assert.Contains("Notice list:user:notice:welcome ", log, StringComparison.Ordinal); // not "Post ... delivered" (review 121)
         using (var store = new ListStore(_instance.Paths.Database))
         {
             Assert.Empty(store.OwedNotices());
