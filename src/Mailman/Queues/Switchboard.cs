@@ -60,6 +60,10 @@ public sealed partial class Switchboard
     private readonly Dictionary<string, long> _seen = new(StringComparer.Ordinal);
     private long _generation;
     private readonly Dictionary<string, DateTimeOffset?> _notBefore = new(StringComparer.Ordinal);
+
+    // Entries put back because another process held them locked, and when (a timestamp of _time)
+    // they may be claimed again.
+    private readonly Dictionary<string, long> _lockedUntil = new(StringComparer.Ordinal);
     private long _scannedAt;
     private TimeSpan _scanCost;
     private bool _scanned;
@@ -187,7 +191,8 @@ public sealed partial class Switchboard
     // stayed claimed for good, the runner pausing on it.
     // A writer keeps its file locked until just after the rename that gives it its name (see
     // WriteEntry): a reader that comes in that instant (woken by the rename) waits for the close,
-    // a second at most, instead of pausing its queue with an error (review 120).
+    // a tenth of a second at most, instead of pausing its queue with an error (review 120).
+    // Locked longer, it is EntryLockedException.
     private System.IO.Abstractions.FileSystemStream OpenEntry(string path)
     {
         if (NotWrittenHere(_fs, path) is { } what)
@@ -201,8 +206,13 @@ public sealed partial class Switchboard
             {
                 return _fs.File.OpenRead(path);
             }
-            catch (IOException e) when (IsLockedByWriter(e) && attempt < 1000)
+            catch (IOException e) when (IsLockedByWriter(e))
             {
+                if (attempt == 100)
+                {
+                    throw new EntryLockedException($"{_fs.Path.GetFileName(path)} is locked by another process (a writer stopped before it closed the file, or a tool holding it)", e);
+                }
+
                 WaitedForWriter?.Invoke(path);
                 Thread.Sleep(1);
             }
@@ -353,7 +363,7 @@ public sealed partial class Switchboard
                 string? candidate = null;
                 foreach (var name in _waiting)
                 {
-                    if (eligible(name))
+                    if (eligible(name) && !StillLocked(name))
                     {
                         candidate = name;
                         break;
@@ -375,6 +385,23 @@ public sealed partial class Switchboard
                 // Claimed or removed by another process since the scan: go on with the next.
             }
         }
+    }
+
+    // Under the gate.
+    private bool StillLocked(string name)
+    {
+        if (_lockedUntil.Count == 0 || !_lockedUntil.TryGetValue(name, out var until))
+        {
+            return false;
+        }
+
+        if (_time.GetTimestamp() < until)
+        {
+            return true;
+        }
+
+        _lockedUntil.Remove(name);
+        return false;
     }
 
     /// <summary>Claims one named entry; null when another worker got it first.</summary>
@@ -534,6 +561,19 @@ public sealed partial class Switchboard
 
     /// <summary>Where the delivery checkpoint of entry <paramref name="name"/> lives.</summary>
     public string CheckpointPath(string name) => PathOf(name, CheckpointExtension);
+
+    /// <summary>
+    /// Passes over waiting entry <paramref name="name"/> when claiming, for <paramref name="wait"/>:
+    /// one that <see cref="EntryLockedException"/> kept from being read, put back; the others go
+    /// on meanwhile.
+    /// </summary>
+    public void PassOver(string name, TimeSpan wait)
+    {
+        lock (_gate)
+        {
+            _lockedUntil[name] = _time.GetTimestamp() + (long)(wait.TotalSeconds * _time.TimestampFrequency);
+        }
+    }
 
     /// <summary>Puts a claimed entry back, untouched (graceful shutdown; a hop that could not be written now).</summary>
     /// <exception cref="EntryBlockedException">Something no queue wrote stands at its waiting name: it stays claimed.</exception>
@@ -1058,6 +1098,14 @@ public sealed partial class Switchboard
             foreach (var gone in _notBefore.Keys.Where(k => !_waiting.Contains(k)).ToList())
             {
                 _notBefore.Remove(gone);
+            }
+        }
+
+        if (_lockedUntil.Count > 0)
+        {
+            foreach (var gone in _lockedUntil.Keys.Where(k => !_waiting.Contains(k)).ToList())
+            {
+                _lockedUntil.Remove(gone);
             }
         }
 

@@ -17,6 +17,8 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
     : BackgroundService
 {
     private static readonly TimeSpan MaxPause = TimeSpan.FromMinutes(1);
+    private static readonly TimeSpan LockedEntryWait = TimeSpan.FromSeconds(10);
+    private readonly HashSet<string> _warnedLocked = new(StringComparer.Ordinal);
     private TimeSpan _pause;
     private string? _pausedBecause;
     private readonly List<ClaimedEntry> _stranded = [];
@@ -218,6 +220,11 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
             SetAsideForeign(claim);
             return true;
         }
+        catch (EntryLockedException e)
+        {
+            PassOverLocked(claim, e);
+            return true;
+        }
         catch (Exception)
         {
             // Transient, or nothing known: the claim goes back, and the loop pauses with the
@@ -240,6 +247,11 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
             // claim goes back whole and is processed again once the condition clears.
             PutBack(claim);
             throw;
+        }
+        catch (EntryLockedException e)
+        {
+            PassOverLocked(claim, e);
+            return true;
         }
         catch (CorruptEntryException e)
         {
@@ -306,6 +318,18 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
                 catch (UnauthorizedAccessException)
                 {
                     SetAsideForeign(claim);
+                }
+                catch (EntryLockedException e)
+                {
+                    try
+                    {
+                        PassOverLocked(claim, e);
+                    }
+                    catch
+                    {
+                        UnclaimUnfinished(heads);
+                        throw;
+                    }
                 }
                 catch (Exception)
                 {
@@ -580,6 +604,20 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
             // claimed; the loop pauses and tries again.
             PutBack(claim);
             throw;
+        }
+    }
+
+    // An entry another process holds locked is put back and passed over for a while: the queue
+    // goes on with the others (review 122: it paused the whole queue while the lock lasted). Said
+    // once per entry, with its id.
+    private void PassOverLocked(ClaimedEntry claim, EntryLockedException e)
+    {
+        PutBack(claim);
+        Queue.PassOver(claim.Name, LockedEntryWait);
+        if (_warnedLocked.Add(claim.Name))
+        {
+            Log.LogWarning("{Runner}: entry {QueueEntry} in {Queue} cannot be read now: {Error}; the others go on, it is tried again every {Seconds:F0}s",
+                RunnerName, claim.Name, Queue.Name, e.Message, LockedEntryWait.TotalSeconds);
         }
     }
 

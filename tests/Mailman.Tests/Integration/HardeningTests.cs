@@ -853,6 +853,39 @@ public sealed class HardeningTests : IDisposable
         AssertQueuesEmpty();
     }
 
+    // Review 122: an entry another process held locked (a writer stopped before it closed the
+    // file, a tool) paused its whole queue while the lock lasted, with an error and a stack trace.
+    [Fact]
+    public void An_entry_another_process_holds_locked_is_passed_over_and_the_others_are_delivered()
+    {
+        const int members = 3;
+        CreateList(members);
+        using var sink = SmtpSink.Start();
+        var locked = Inject(Posts.Plain(messageId: "locked@example.com", body: "locked post\n"));
+        Inject(Posts.Plain(messageId: "free1@example.com", body: "free one\n"));
+        Inject(Posts.Plain(messageId: "free2@example.com", body: "free two\n"));
+        var holder = new FileStream(Path.Combine(_instance.QueueDir("in"), locked + Switchboard.EntryExtension), FileMode.Open, FileAccess.Read, FileShare.None);
+        using var daemon = DaemonProcess.Start(_instance.Home, Env(sink.Port));
+        try
+        {
+            Wait.Until(() => (Copies(sink, "free one").Count == members && Copies(sink, "free two").Count == members) || daemon.HasExited, TimeSpan.FromSeconds(120), "the posts nobody holds");
+            Assert.False(daemon.HasExited, daemon.Output);
+            Assert.Contains($"entry {locked} in in cannot be read now", Log(), StringComparison.Ordinal);
+            Assert.DoesNotContain("paused on queue", Log(), StringComparison.Ordinal);
+            Assert.Empty(Copies(sink, "locked post"));
+        }
+        finally
+        {
+            holder.Dispose();
+        }
+
+        Wait.Until(() => Copies(sink, "locked post").Count == members || daemon.HasExited, TimeSpan.FromSeconds(120), "the post once let go");
+        daemon.Terminate();
+        Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(60)));
+        AssertEveryMemberOnce(Copies(sink, "locked post"), members, 0);
+        AssertQueuesEmpty();
+    }
+
     // 5. A restart with a different CheckpointRecipients missed members.
     [Fact]
     public void A_restart_with_a_changed_chunk_size_resumes_with_the_recorded_one()

@@ -318,6 +318,31 @@ public sealed class SwitchboardOnRealDisk : SwitchboardContract
         Assert.Equal(1, waited);
     }
 
+    // Review 122: an entry locked for good (a stopped writer, a tool) is no instant to wait out:
+    // its reader is told, and the queue passes over it for a while.
+    [Fact]
+    public void An_entry_locked_for_good_is_reported_and_passed_over_for_a_while()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        var incoming = new Switchboard(FileSystem, Path.Combine(_root, "in"), "in", time);
+        var first = incoming.Enqueue(new EntryMetadata { List = "dev@example.org" }, "first"u8);
+        time.Advance(TimeSpan.FromMilliseconds(1));
+        var second = incoming.Enqueue(new EntryMetadata { List = "dev@example.org" }, "second"u8);
+        using (new FileStream(Path.Combine(_root, "in", first + Switchboard.EntryExtension), FileMode.Open, FileAccess.Read, FileShare.None))
+        {
+            var claim = incoming.TryClaim()!;
+            Assert.Equal(first, claim.Name);
+            Assert.Throws<EntryLockedException>(() => incoming.LoadHead(claim));
+            incoming.Unclaim(claim);
+            incoming.PassOver(first, TimeSpan.FromSeconds(10));
+            Assert.Equal(second, incoming.TryClaim()!.Name);
+            Assert.Null(incoming.TryClaim());
+        }
+
+        time.Advance(TimeSpan.FromSeconds(10));
+        Assert.Equal(first, incoming.TryClaim()!.Name);
+    }
+
     [Fact]
     public void Entry_files_are_readable_by_the_owner_only()
     {
