@@ -189,6 +189,7 @@ public sealed partial class Switchboard
     // A symbolic link is no entry either (every entry is a file this queue renamed into place):
     // a dangling one under a claimed name stopped every start (review 44), and one in a queue
     // stayed claimed for good, the runner pausing on it.
+    //
     // A writer keeps its file locked until just after the rename that gives it its name (see
     // WriteEntry): a reader that comes in that instant (woken by the rename) waits for the close,
     // a tenth of a second at most, instead of pausing its queue with an error (review 120).

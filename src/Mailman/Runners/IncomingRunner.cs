@@ -29,7 +29,9 @@ public sealed class IncomingRunner(
     private long _sweptAt = long.MinValue;
 
     // The temporaries of injects killed while the daemon runs (Postfix's time limit on a pipe)
-    // went only at the next start (review 28): swept when idle, at most every ten minutes.
+    // went only at the next start (review 28): swept when idle, at most every ten minutes; in
+    // every queue, for the empty one a daemon killed mid-hop leaves and its start, right after,
+    // takes for a writer about to lock it (see Switchboard.RemoveStaleTemporaries).
     protected override void Idle()
     {
         var now = Time.GetTimestamp();
@@ -39,15 +41,18 @@ public sealed class IncomingRunner(
         }
 
         _sweptAt = now;
-        try
+        foreach (var queue in Queues.All)
         {
-            // An hour: longer than Postfix's pipe time limit (1000 s) lets an inject live, and a
-            // live one's writes keep its file younger.
-            Queue.RemoveStaleTemporaries(TimeSpan.FromHours(1));
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            Log.LogDebug("Sweeping the temporary files in {Queue}: {Error}", Queue.Name, e.Message);
+            try
+            {
+                // An hour: longer than Postfix's pipe time limit (1000 s) lets an inject live, and a
+                // live one's writes keep its file younger.
+                queue.RemoveStaleTemporaries(TimeSpan.FromHours(1));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                Log.LogDebug("Sweeping the temporary files in {Queue}: {Error}", queue.Name, e.Message);
+            }
         }
     }
 

@@ -166,11 +166,15 @@ public sealed class RunnerTests : IDisposable
         }
 
         var first = Stale("17000000000000000-0000aaaa");
+        var killedHop = h.Queues[QueueSet.Pipeline].PathOf("17000000000000000-0000eeee", Switchboard.TempExtension); // a daemon's, killed mid-hop
+        File.WriteAllBytes(killedHop, []);
+        File.SetLastWriteTimeUtc(killedHop, h.Time.GetUtcNow().UtcDateTime - TimeSpan.FromHours(2));
         var young = inQueue.PathOf("17000000000000000-0000dddd", Switchboard.TempExtension);
         File.WriteAllText(young, "From: a@example.com\n"); // an inject that has opened its file and not yet locked it
         File.SetLastWriteTimeUtc(young, h.Time.GetUtcNow().UtcDateTime - TimeSpan.FromMinutes(30));
         Assert.False(h.Incoming.RunOnce(CancellationToken.None));
         Assert.False(File.Exists(first));
+        Assert.False(File.Exists(killedHop));
         Assert.True(File.Exists(young));
 
         var second = Stale("17000000000000000-0000bbbb");
