@@ -327,13 +327,27 @@ public sealed partial class Switchboard
         return strays;
     }
 
-    /// <summary>Whether any entry waits (cheap: the index, refreshed as claims refresh it).</summary>
+    /// <summary>Whether any entry waits that may be claimed now (cheap: the index, refreshed as claims refresh it).</summary>
     public bool HasWaiting()
     {
         lock (_gate)
         {
             RefreshIfDue(force: _waiting.Count == 0);
-            return _waiting.Count > 0;
+            if (_lockedUntil.Count == 0)
+            {
+                return _waiting.Count > 0;
+            }
+
+            // One passed over while another process holds it locked is no work to do now.
+            foreach (var name in _waiting)
+            {
+                if (!StillLocked(name))
+                {
+                    return true;
+                }
+            }
+
+            return false;
         }
     }
 

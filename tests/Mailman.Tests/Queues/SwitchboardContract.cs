@@ -337,9 +337,11 @@ public sealed class SwitchboardOnRealDisk : SwitchboardContract
             incoming.PassOver(first, TimeSpan.FromSeconds(10));
             Assert.Equal(second, incoming.TryClaim()!.Name);
             Assert.Null(incoming.TryClaim());
+            Assert.False(incoming.HasWaiting()); // no work now: `serve --exit-when-idle` ends, leaving it
         }
 
         time.Advance(TimeSpan.FromSeconds(10));
+        Assert.True(incoming.HasWaiting());
         Assert.Equal(first, incoming.TryClaim()!.Name);
     }
 
