@@ -28,14 +28,26 @@ internal static class UnshuntCommand
             int moved = 0, refused = 0;
             foreach (var name in shunt.Pending())
             {
-                var from = shunt.ReadState(name)?.FromQueue;
-                if (from is null || !QueueSet.Names.Contains(from) || from is QueueSet.Shunt or QueueSet.Bad or QueueSet.Unrecognized)
+                string? from;
+                try
                 {
-                    // No record of where it came from (a state file lost): an entry with
-                    // recipients was on its way out; never send one back through the list.
-                    // What waits in unrecognized came from bounces.
-                    from = source == QueueSet.Unrecognized ? QueueSet.Bounces : Infer(shunt, name);
-                    Console.Error.WriteLine($"mailman: {name}: where it was set aside from is not recorded; it goes to {from}");
+                    from = shunt.ReadState(name)?.FromQueue;
+                    if (from is null || !QueueSet.Names.Contains(from) || from is QueueSet.Shunt or QueueSet.Bad or QueueSet.Unrecognized)
+                    {
+                        // No record of where it came from (a state file lost): an entry with
+                        // recipients was on its way out; never send one back through the list.
+                        // What waits in unrecognized came from bounces.
+                        from = source == QueueSet.Unrecognized ? QueueSet.Bounces : Infer(shunt, name);
+                        Console.Error.WriteLine($"mailman: {name}: where it was set aside from is not recorded; it goes to {from}");
+                    }
+                }
+                catch (EntryLockedException e)
+                {
+                    // Where it came from is not known now: never guessed (review 123: a post went
+                    // back through the list and was discarded as a loop).
+                    Console.Error.WriteLine($"mailman: {name} not moved: {e.Message}; run unshunt again once it is let go");
+                    refused++;
+                    continue;
                 }
 
                 var target = from;
@@ -81,7 +93,7 @@ internal static class UnshuntCommand
             var metadata = shunt.ReadMetadata(name);
             return metadata.HasRecipients ? QueueSet.Out : metadata.SlotNonce is not null || metadata.Personalized ? QueueSet.Out : QueueSet.In;
         }
-        catch (Exception e) when (e is CorruptEntryException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is CorruptEntryException or IOException or UnauthorizedAccessException && e is not EntryLockedException)
         {
             return QueueSet.In;
         }

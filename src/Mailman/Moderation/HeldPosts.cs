@@ -379,6 +379,12 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
         {
             entry = Hold.LoadHead(claim);
         }
+        catch (EntryLockedException e)
+        {
+            // Another process holds the file: the post is intact, and stays held (review 123: moved to bad).
+            Hold.Unclaim(claim);
+            return new ModerationOutcome(false, $"{id}: {e.Message}; it stays held: act on it again later");
+        }
         catch (Exception e) when (e is CorruptEntryException or IOException)
         {
             Hold.SetAside(claim, queues[QueueSet.Bad], e.Message);

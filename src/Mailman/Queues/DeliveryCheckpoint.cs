@@ -90,7 +90,16 @@ public sealed class DeliveryCheckpoint : IDisposable
 
         if (fs.File.Exists(checkpoint._path))
         {
-            var bytes = fs.File.ReadAllBytes(checkpoint._path);
+            byte[] bytes;
+            try
+            {
+                bytes = fs.File.ReadAllBytes(checkpoint._path);
+            }
+            catch (IOException e) when (Switchboard.IsLockedByWriter(e))
+            {
+                throw Locked(entry, e);
+            }
+
             var records = Records(bytes, out var torn);
             foreach (var record in records)
             {
@@ -114,10 +123,26 @@ public sealed class DeliveryCheckpoint : IDisposable
             {
                 checkpoint.Compact(records);
             }
+
+            // The log is kept open from here, the file it appends to settled: another process
+            // locking it later cannot keep its records from being written (review 123: the first
+            // append failed on a lock taken after the read, and the delivery went on unrecorded).
+            try
+            {
+                checkpoint.OpenLog();
+            }
+            catch (IOException e) when (Switchboard.IsLockedByWriter(e))
+            {
+                throw Locked(entry, e);
+            }
         }
 
         return checkpoint;
     }
+
+    // The delivery waits, passed over, while another process holds its log (see EntryLockedException).
+    private static EntryLockedException Locked(ClaimedEntry entry, IOException e)
+        => new($"{entry.Name}{Switchboard.CheckpointExtension} is locked by another process (a tool holding it)", e);
 
     /// <summary>The destination grouping recorded when the delivery started ("" for none, and for checkpoints older than grouping).</summary>
     public string? Grouping { get; private set; }
@@ -356,19 +381,23 @@ public sealed class DeliveryCheckpoint : IDisposable
         _fs.File.Move(temp, _path, overwrite: true);
     }
 
+    [System.Diagnostics.CodeAnalysis.MemberNotNull(nameof(_log))]
+    private void OpenLog()
+        => _log ??= _fs.FileStream.New(_path, new FileStreamOptions
+        {
+            Mode = FileMode.OpenOrCreate,
+            Access = FileAccess.Write,
+            Share = FileShare.Read,
+            BufferSize = 0,
+            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        });
+
     private void Append(string payload)
     {
         var bytes = Frame(payload);
         lock (_gate)
         {
-            _log ??= _fs.FileStream.New(_path, new FileStreamOptions
-            {
-                Mode = FileMode.OpenOrCreate,
-                Access = FileAccess.Write,
-                Share = FileShare.Read,
-                BufferSize = 0,
-                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-            });
+            OpenLog();
             try
             {
                 _log.Position = _goodLength;

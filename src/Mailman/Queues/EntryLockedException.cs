@@ -8,7 +8,7 @@ namespace Mailman.Queues;
 /// </summary>
 public sealed class EntryLockedException : IOException
 {
-    public EntryLockedException(string message, Exception inner)
+    public EntryLockedException(string message, Exception? inner)
         : base(message, inner)
     {
     }

@@ -126,7 +126,16 @@ public sealed class BounceRunner(QueueSet queues, Activity activity, MailmanOpti
                 continue;
             }
 
-            var reason = queue.ReadState(name)?.Error ?? "unknown";
+            string reason;
+            try
+            {
+                reason = queue.ReadState(name)?.Error ?? "unknown";
+            }
+            catch (EntryLockedException)
+            {
+                reason = "not known (its state file is locked by another process)";
+            }
+
             queue.Finish(claim);
             expired++;
             Log.LogWarning("Bounce: entry {QueueEntry} of {ListId} kept in unrecognized since {Received} deleted after {Days} days (Bounces:UnrecognizedKeepDays); it was kept because: {Reason}",

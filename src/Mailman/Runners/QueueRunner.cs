@@ -17,7 +17,6 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
     : BackgroundService
 {
     private static readonly TimeSpan MaxPause = TimeSpan.FromMinutes(1);
-    private static readonly TimeSpan LockedEntryWait = TimeSpan.FromSeconds(10);
     private readonly HashSet<string> _warnedLocked = new(StringComparer.Ordinal);
     private TimeSpan _pause;
     private string? _pausedBecause;
@@ -613,11 +612,11 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
     private void PassOverLocked(ClaimedEntry claim, EntryLockedException e)
     {
         PutBack(claim);
-        Queue.PassOver(claim.Name, LockedEntryWait);
+        Queue.PassOver(claim.Name, Switchboard.LockedEntryWait);
         if (_warnedLocked.Add(claim.Name))
         {
             Log.LogWarning("{Runner}: entry {QueueEntry} in {Queue} cannot be read now: {Error}; the others go on, it is tried again every {Seconds:F0}s",
-                RunnerName, claim.Name, Queue.Name, e.Message, LockedEntryWait.TotalSeconds);
+                RunnerName, claim.Name, Queue.Name, e.Message, Switchboard.LockedEntryWait.TotalSeconds);
         }
     }
 

@@ -37,6 +37,10 @@ public sealed class RetryRunner(QueueSet queues, Activity activity, MailmanOptio
         {
             return false;
         }
+        catch (EntryLockedException)
+        {
+            return false; // another process holds it: not now (passed over a while)
+        }
     }
 
     protected override bool IsEligible(string name) => _asked.Contains(name) || IsDue(Queue, name, Time.GetUtcNow(), Options.Retry.MaximumDelay);

@@ -45,6 +45,24 @@ public sealed class ModerationVerbTests : IDisposable
         return Assert.Single(queue[QueueSet.Hold].Pending(), n => !before.Contains(n));
     }
 
+    // Review 123: a held post another process holds locked was "unreadable" and moved to bad by
+    // `held approve`, its request gone: it stays held.
+    [Fact]
+    public void A_held_post_another_process_holds_locked_stays_held()
+    {
+        Ok("lists", "create", List);
+        var id = HoldOne();
+        using (new FileStream(Path.Combine(_instance.QueueDir("hold"), id + Switchboard.EntryExtension), FileMode.Open, FileAccess.Read, FileShare.None))
+        {
+            var approve = OneLineError(Run("held", "approve", id));
+            Assert.Contains("is locked by another process", approve.Stderr, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(0, _instance.Count("bad"));
+        Assert.Contains(id, Ok("held", "list").Stdout, StringComparison.Ordinal);
+        Ok("held", "approve", id);
+    }
+
     [Fact]
     public void Owners_and_moderators_are_added_listed_and_removed_and_a_list_address_is_refused()
     {

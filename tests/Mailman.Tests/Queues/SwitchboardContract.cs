@@ -345,6 +345,50 @@ public sealed class SwitchboardOnRealDisk : SwitchboardContract
         Assert.Equal(first, incoming.TryClaim()!.Name);
     }
 
+    // Review 123: what another process holding a queue file locked did beyond the claim: the
+    // retry queue paused (and `serve --exit-when-idle` stopped with 70), every start stopped (73),
+    // unshunt guessed where an entry came from, a delivery went on unrecorded.
+    [Fact]
+    public void Entries_checkpoints_and_state_files_another_process_holds_wait_and_stop_nothing()
+    {
+        static FileStream Hold(string path) => new(path, FileMode.Open, FileAccess.Read, FileShare.None);
+        var meta = new EntryMetadata { List = "dev@example.org", NotBefore = DateTimeOffset.UtcNow.AddHours(-1) };
+
+        var retry = new Switchboard(FileSystem, Path.Combine(_root, "retry"), "retry", TimeProvider.System);
+        var due = retry.Enqueue(meta, "due"u8);
+        using (Hold(Path.Combine(_root, "retry", due + Switchboard.EntryExtension)))
+        {
+            Assert.False(Mailman.Runners.RetryRunner.IsDue(retry, due, DateTimeOffset.UtcNow, TimeSpan.FromDays(1)));
+            Assert.False(retry.HasWaiting()); // passed over: no work now
+            Assert.Null(retry.TryClaim());
+        }
+
+        var outgoing = new Switchboard(FileSystem, Path.Combine(_root, "out"), "out", TimeProvider.System);
+        var bad = new Switchboard(FileSystem, Path.Combine(_root, "bad"), "bad", TimeProvider.System);
+        var crashed = outgoing.Enqueue(meta, "crashed"u8, [new Recipient("a@example.com", "")]);
+        var claim = outgoing.TryClaim()!;
+        File.WriteAllBytes(outgoing.CheckpointPath(crashed), []);
+        using (Hold(claim.Path))
+        {
+            outgoing.Recover(bad, 3);
+            Assert.Equal([crashed], outgoing.Pending());
+        }
+
+        claim = outgoing.TryClaim()!;
+        using (Hold(outgoing.CheckpointPath(crashed)))
+        {
+            Assert.Throws<EntryLockedException>(() => DeliveryCheckpoint.Open(FileSystem, outgoing, claim));
+        }
+
+        var shunt = new Switchboard(FileSystem, Path.Combine(_root, "shunt"), "shunt", TimeProvider.System);
+        outgoing.SetAside(claim, shunt, "a test");
+        Assert.Equal("out", shunt.ReadState(crashed)!.FromQueue);
+        using (Hold(Path.Combine(_root, "shunt", crashed + Switchboard.StateExtension)))
+        {
+            Assert.Throws<EntryLockedException>(() => shunt.ReadState(crashed));
+        }
+    }
+
     [Fact]
     public void Entry_files_are_readable_by_the_owner_only()
     {
