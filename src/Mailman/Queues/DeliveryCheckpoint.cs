@@ -90,15 +90,7 @@ public sealed class DeliveryCheckpoint : IDisposable
 
         if (fs.File.Exists(checkpoint._path))
         {
-            byte[] bytes;
-            try
-            {
-                bytes = fs.File.ReadAllBytes(checkpoint._path);
-            }
-            catch (IOException e) when (Switchboard.IsLockedByWriter(e))
-            {
-                throw Locked(entry, e);
-            }
+            var bytes = Switchboard.WaitingForWriter(checkpoint._path, () => fs.File.ReadAllBytes(checkpoint._path));
 
             var records = Records(bytes, out var torn);
             foreach (var record in records)
@@ -127,22 +119,11 @@ public sealed class DeliveryCheckpoint : IDisposable
             // The log is kept open from here, the file it appends to settled: another process
             // locking it later cannot keep its records from being written (review 123: the first
             // append failed on a lock taken after the read, and the delivery went on unrecorded).
-            try
-            {
-                checkpoint.OpenLog();
-            }
-            catch (IOException e) when (Switchboard.IsLockedByWriter(e))
-            {
-                throw Locked(entry, e);
-            }
+            Switchboard.WaitingForWriter(checkpoint._path, () => checkpoint.OpenLog());
         }
 
         return checkpoint;
     }
-
-    // The delivery waits, passed over, while another process holds its log (see EntryLockedException).
-    private static EntryLockedException Locked(ClaimedEntry entry, IOException e)
-        => new($"{entry.Name}{Switchboard.CheckpointExtension} is locked by another process (a tool holding it)", e);
 
     /// <summary>The destination grouping recorded when the delivery started ("" for none, and for checkpoints older than grouping).</summary>
     public string? Grouping { get; private set; }
@@ -382,7 +363,7 @@ public sealed class DeliveryCheckpoint : IDisposable
     }
 
     [System.Diagnostics.CodeAnalysis.MemberNotNull(nameof(_log))]
-    private void OpenLog()
+    private Stream OpenLog()
         => _log ??= _fs.FileStream.New(_path, new FileStreamOptions
         {
             Mode = FileMode.OpenOrCreate,

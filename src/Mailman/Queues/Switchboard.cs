@@ -204,10 +204,14 @@ public sealed partial class Switchboard
             throw new CorruptEntryException($"{_fs.Path.GetFileName(path)} {what}: no entry");
         }
 
-        return WaitingForWriter(path, () => _fs.File.OpenRead(path));
+        return WaitingForWriter(path, () => _fs.File.OpenRead(path), WaitedForWriter);
     }
 
-    private T WaitingForWriter<T>(string path, Func<T> read)
+    /// <summary>
+    /// <paramref name="read"/> of a queue file, waiting a tenth of a second at most while another
+    /// process holds it locked (its writer between rename and close); locked longer, <see cref="EntryLockedException"/>.
+    /// </summary>
+    internal static T WaitingForWriter<T>(string path, Func<T> read, Action<string>? waited = null)
     {
         for (var attempt = 0; ; attempt++)
         {
@@ -219,17 +223,17 @@ public sealed partial class Switchboard
             {
                 if (attempt == 100)
                 {
-                    throw new EntryLockedException($"{_fs.Path.GetFileName(path)} is locked by another process (a writer stopped before it closed the file, or a tool holding it)", e);
+                    throw new EntryLockedException($"{Path.GetFileName(path)} is locked by another process (a writer stopped before it closed the file, or a tool holding it)", e);
                 }
 
-                WaitedForWriter?.Invoke(path);
+                waited?.Invoke(path);
                 Thread.Sleep(1);
             }
         }
     }
 
     // EWOULDBLOCK from .NET's flock(LOCK_SH | LOCK_NB) of the file (review 120).
-    internal static bool IsLockedByWriter(IOException e) => e.GetType() == typeof(IOException) && e.HResult == 11;
+    private static bool IsLockedByWriter(IOException e) => e.GetType() == typeof(IOException) && e.HResult == 11;
 
     /// <summary>Told each time a reader finds an entry still locked by its writer (tests).</summary>
     internal Action<string>? WaitedForWriter { get; set; }
@@ -990,7 +994,7 @@ public sealed partial class Switchboard
 
         try
         {
-            return _fs.File.Exists(path) ? JsonSerializer.Deserialize(WaitingForWriter(path, () => _fs.File.ReadAllBytes(path)), EntryMetadataJson.Default.EntryState) : null;
+            return _fs.File.Exists(path) ? JsonSerializer.Deserialize(WaitingForWriter(path, () => _fs.File.ReadAllBytes(path), WaitedForWriter), EntryMetadataJson.Default.EntryState) : null;
         }
         catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException && e is not EntryLockedException)
         {
