@@ -278,9 +278,10 @@ internal static class ListsCommand
             }
 
             int held = 0, moved = 0, busy = 0;
+            var locked = new List<string>();
             foreach (var queue in services.Queues.All.Where(q => q.Name != QueueSet.Bad))
             {
-                foreach (var id in Waiting(queue, listName))
+                foreach (var id in Waiting(queue, listName, locked))
                 {
                     if (queue.Name == QueueSet.Hold && services.Held.Discard(id, $"{VerbServices.Actor} (lists delete)").Done)
                     {
@@ -304,6 +305,13 @@ internal static class ListsCommand
                 Console.WriteLine(idle is null
                     ? $"{busy} entries for it are in the daemon's hands right now; a delivery under way stops within seconds and goes to bad, and the others end in shunt or bad with the reason"
                     : $"{busy} entries for it are claimed by another command (held, unshunt) right now; they end in shunt or bad with the reason");
+            }
+
+            if (locked.Count > 0)
+            {
+                // Not known to be the list's (review 123's leftover: they were passed over silently).
+                Console.WriteLine($"{locked.Count} queued entries could not be read, locked by another process ({string.Join(", ", locked.Take(10))}{(locked.Count > 10 ? ", ..." : "")}): "
+                    + "once let go, those of this list go as mail for a list that does not exist does (shunt with the reason; a held one stays held: held discard ID)");
             }
 
             if (parse.GetValue(keepArchives))
@@ -397,15 +405,21 @@ internal static class ListsCommand
     }
 
     // The list's entries waiting in the queue, and those claimed there (an unreadable one is no one's).
-    private static IEnumerable<string> Waiting(Switchboard queue, ListName list) => queue.Pending().Where(id => IsFor(queue, id, Switchboard.EntryExtension, list));
+    // One another process holds locked is named in locked (when given), not taken for the list's.
+    private static IEnumerable<string> Waiting(Switchboard queue, ListName list, List<string>? locked = null) => queue.Pending().Where(id => IsFor(queue, id, Switchboard.EntryExtension, list, locked));
 
-    private static IEnumerable<string> Claims(Switchboard queue, ListName list) => queue.Claimed().Where(id => IsFor(queue, id, Switchboard.ClaimedExtension, list));
+    private static IEnumerable<string> Claims(Switchboard queue, ListName list) => queue.Claimed().Where(id => IsFor(queue, id, Switchboard.ClaimedExtension, list, null));
 
-    private static bool IsFor(Switchboard queue, string id, string extension, ListName list)
+    private static bool IsFor(Switchboard queue, string id, string extension, ListName list, List<string>? locked)
     {
         try
         {
             return queue.ReadMetadata(id, extension).List.Equals(list.Fqdn, StringComparison.OrdinalIgnoreCase);
+        }
+        catch (EntryLockedException)
+        {
+            locked?.Add($"{id} in {queue.Name}");
+            return false;
         }
         catch (Exception e) when (e is CorruptEntryException or IOException)
         {

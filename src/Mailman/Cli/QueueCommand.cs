@@ -58,6 +58,12 @@ internal static class QueueCommand
                     var claimed = EntryFile(queue, id).EndsWith(Switchboard.ClaimedExtension, StringComparison.Ordinal);
                     Console.WriteLine($"{id}\tunreadable{(claimed ? " (claimed)" : "")}\t{CannotRead(queue, id)}");
                 }
+                catch (EntryLockedException e)
+                {
+                    // Held by another process (a writer stopped before its close, a tool): not
+                    // broken, and the runner passes it over until it is let go.
+                    Console.WriteLine($"{id}\tlocked\t{Bound(e.Message, 200)}");
+                }
                 catch (Exception e) when (e is CorruptEntryException or IOException)
                 {
                     Console.WriteLine($"{id}\tunreadable\t{Bound(e.Message, 200)}");
@@ -80,6 +86,10 @@ internal static class QueueCommand
             try
             {
                 head = EntryPeeks.Read(queue, id);
+            }
+            catch (EntryLockedException e)
+            {
+                throw new CliException(ExitCodes.TempFail, $"{id} in {queue.Name}: {e.Message}; try again once it is let go (fuser names the process)");
             }
             catch (Exception e) when (e is CorruptEntryException or IOException)
             {

@@ -232,6 +232,7 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
             throw;
         }
 
+        ReadAgain(claim);
         Queues.SettleUpstream(claim, head.Metadata);
         try
         {
@@ -306,6 +307,7 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
                 try
                 {
                     var head = Queue.LoadHead(claim);
+                    ReadAgain(claim);
                     Queues.SettleUpstream(claim, head.Metadata);
                     heads.Add(head);
                 }
@@ -608,7 +610,7 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
 
     // An entry another process holds locked is put back and passed over for a while: the queue
     // goes on with the others (review 122: it paused the whole queue while the lock lasted). Said
-    // once per entry, with its id.
+    // once per episode, with its id; its end is said when the entry is read again.
     private void PassOverLocked(ClaimedEntry claim, EntryLockedException e)
     {
         PutBack(claim);
@@ -617,6 +619,15 @@ public abstract class QueueRunner(QueueSet queues, string queueName, Activity ac
         {
             Log.LogWarning("{Runner}: entry {QueueEntry} in {Queue} cannot be read now: {Error}; the others go on, it is tried again every {Seconds:F0}s",
                 RunnerName, claim.Name, Queue.Name, e.Message, Switchboard.LockedEntryWait.TotalSeconds);
+        }
+    }
+
+    // The end of a locked episode (the warning above said it was passed over).
+    private void ReadAgain(ClaimedEntry claim)
+    {
+        if (_warnedLocked.Remove(claim.Name))
+        {
+            Log.LogInformation("{Runner}: entry {QueueEntry} in {Queue} is no longer locked; it goes on", RunnerName, claim.Name, Queue.Name);
         }
     }
 

@@ -63,6 +63,30 @@ public sealed class ModerationVerbTests : IDisposable
         Ok("held", "approve", id);
     }
 
+    // Review 123's leftovers: a queued entry another process holds locked was listed as
+    // "unreadable" (it is not broken), and `lists delete` passed over it without a word.
+    [Fact]
+    public void Queue_verbs_and_lists_delete_name_an_entry_another_process_holds_locked()
+    {
+        Ok("lists", "create", List);
+        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["inject", List], Posts.Plain(to: List, messageId: "locked@example.com")).ExitCode);
+        using var queues = new QueueSet(new System.IO.Abstractions.FileSystem(), _instance.Paths, TimeProvider.System);
+        var id = Assert.Single(queues[QueueSet.In].Pending());
+        using (new FileStream(Path.Combine(_instance.QueueDir(QueueSet.In), id + Switchboard.EntryExtension), FileMode.Open, FileAccess.Read, FileShare.None))
+        {
+            Assert.Contains($"{id}\tlocked\t", Ok("queue", "list", "in").Stdout, StringComparison.Ordinal);
+            var show = OneLineError(Run("queue", "show", id));
+            Assert.Equal(75, show.ExitCode);
+            Assert.Contains("locked by another process", show.Stderr, StringComparison.Ordinal);
+
+            var delete = Ok("lists", "delete", List);
+            Assert.Contains("0 queued entries moved to bad", delete.Stdout, StringComparison.Ordinal);
+            Assert.Contains($"1 queued entries could not be read, locked by another process ({id} in in)", delete.Stdout, StringComparison.Ordinal);
+        }
+
+        Assert.Contains($"{id}\twaiting\t{List}", Ok("queue", "list", "in").Stdout, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Owners_and_moderators_are_added_listed_and_removed_and_a_list_address_is_refused()
     {

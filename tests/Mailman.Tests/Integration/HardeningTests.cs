@@ -884,6 +884,7 @@ public sealed class HardeningTests : IDisposable
         Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(60)));
         AssertEveryMemberOnce(Copies(sink, "locked post"), members, 0);
         AssertQueuesEmpty();
+        Assert.Contains($"entry {locked} in in is no longer locked", Log(), StringComparison.Ordinal);
     }
 
     // 5. A restart with a different CheckpointRecipients missed members.
