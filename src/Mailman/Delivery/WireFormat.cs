@@ -31,6 +31,21 @@ public static class WireFormat
     }
 
     /// <summary>
+    /// <paramref name="message"/> as an attached part: message/rfc822, or message/global
+    /// (RFC 6532 3.7) when its header block holds raw UTF-8, which message/rfc822 may not.
+    /// </summary>
+    public static MessagePart Attached(MimeMessage message)
+    {
+        var global = false;
+        foreach (var header in message.Headers)
+        {
+            global |= !System.Text.Ascii.IsValid(header.RawValue);
+        }
+
+        return new MessagePart(global ? "global" : "rfc822") { Message = message };
+    }
+
+    /// <summary>
     /// Re-encodes what SMTP without BINARYMIME cannot carry as it is, as an MTA's downgrade
     /// would (review 79: a part declared binary went out with NULs, bare CRs and 8,000-byte
     /// lines under BODY=8BITMIME; a 5,000-byte text line went out as it came): a part declared

@@ -89,7 +89,7 @@ public static class NoticeAttachments
         // A binary part or a long body line is re-encoded as delivery does (review 79: they went
         // to the moderators as they came); a header line too long stays a reason for the headers.
         WireFormat.MakeTransportable(post);
-        return HasOverlongLine(post) ? HeadersOf(post) : new MessagePart { Message = post };
+        return HasOverlongLine(post) ? HeadersOf(post) : WireFormat.Attached(post);
     }
 
     /// <summary>The message's header block as text/rfc822-headers (RFC 6522), inline; a line over 998 bytes is cut, and says so.</summary>

@@ -205,6 +205,22 @@ public sealed class HeldPostsTests : IDisposable
         }
     }
 
+    // RFC 6532 3.7: a held post whose header block is raw UTF-8 goes to the moderators as message/global.
+    [Fact]
+    public void A_post_with_raw_UTF8_headers_is_attached_as_message_global()
+    {
+        Roles(ListRole.Moderator, "mo@example.com");
+        using var h = new RunnerHarness(_instance);
+        h.Queues[QueueSet.In].Enqueue(new EntryMetadata { List = List, Sender = "stranger@example.net", Received = h.Time.GetUtcNow() },
+            System.Text.Encoding.UTF8.GetBytes($"From: Zoë <stranger@example.net>\nTo: {List}\nSubject: Grüße\nMessage-Id: <held@example.net>\n\nPlease post this.\n"));
+        Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
+
+        var notice = Assert.Single(Out(h), n => n.Message.Headers["X-Mailman-Notice"] == "list:admin:action:post").Message;
+        var part = Assert.IsType<MessagePart>(Assert.IsType<Multipart>(notice.Body)[1]);
+        Assert.Equal("message/global", part.ContentType.MimeType);
+        Assert.Equal("Grüße", part.Message!.Subject);
+    }
+
     // Review 75: a line of 999 with LF ends (as the MTA's pipe gives it) passed the check, and
     // a long body line was not looked at; 998 is allowed. Review 79: a long body line is
     // re-encoded (quoted-printable) as delivery does, and the post attached whole.

@@ -7,6 +7,7 @@
 // remove_dkim_headers (Mailman 3's cleanse-dkim) to every post.
 using System.Text;
 using System.Text.RegularExpressions;
+using Mailman.Delivery;
 using Mailman.Dmarc;
 using Mailman.Lists;
 using Mailman.Queues;
@@ -197,7 +198,8 @@ public sealed partial class DmarcMitigation(DmarcServices dmarc) : IHandler
     /// <summary>
     /// Mailman 3's wrap_message: the post keeps only the <see cref="Keepers"/> headers, gets a new
     /// Message-ID, the munged From: and Reply-To:/Cc:, and a body of the wrapped-message text (if
-    /// any) and the original as received, attached whole as message/rfc822.
+    /// any) and the original as received, attached whole as message/rfc822 (message/global when
+    /// its header block is raw UTF-8).
     /// </summary>
     public static void Wrap(PostContext post)
     {
@@ -232,7 +234,8 @@ public sealed partial class DmarcMitigation(DmarcServices dmarc) : IHandler
         }
 
         AddOriginal(message, list, authors);
-        var attached = new MessagePart("rfc822") { Message = original, ContentDisposition = new ContentDisposition(ContentDisposition.Inline) };
+        var attached = WireFormat.Attached(original);
+        attached.ContentDisposition = new ContentDisposition(ContentDisposition.Inline);
         var text = list.DmarcWrappedMessageText;
         if (string.IsNullOrWhiteSpace(text))
         {

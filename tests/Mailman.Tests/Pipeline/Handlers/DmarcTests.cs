@@ -283,6 +283,26 @@ public sealed class DmarcTests
         Assert.Equal(raw.Replace("\n", "\r\n", StringComparison.Ordinal), Encoding.UTF8.GetString(EmbeddedBytes(wire)));
     }
 
+    // RFC 6532 3.7: a message whose header block is raw UTF-8 is attached as message/global
+    // (it went as message/rfc822, which may not hold it); one in ASCII stays message/rfc822.
+    [Theory]
+    [InlineData("Zoë Müller <anne@reject.test>", "message/global")]
+    [InlineData("=?utf-8?q?Zo=C3=AB?= <anne@reject.test>", "message/rfc822")]
+    public void Wrap_message_attaches_a_post_with_raw_UTF8_headers_as_message_global(string from, string type)
+    {
+        var raw = Post(from);
+        var post = Context(raw, l => l.DmarcMitigateAction = DmarcMitigateAction.WrapMessage);
+        Check(post);
+        new DmarcMitigation(Services()).Process(post);
+        var wire = WireFormat.Flatten(post.Message);
+        var outer = MimeMessage.Load(new MemoryStream(wire));
+
+        var part = Assert.IsType<MessagePart>(outer.Body);
+        Assert.Equal(type, part.ContentType.MimeType);
+        Assert.Equal("anne@reject.test", part.Message!.From.Mailboxes.Single().Address);
+        Assert.Equal(raw.Replace("\n", "\r\n", StringComparison.Ordinal), Encoding.UTF8.GetString(EmbeddedBytes(wire)));
+    }
+
     [Fact]
     public void A_wrapped_post_is_decorated_and_personalized_outside_and_flattened_once()
     {
