@@ -205,17 +205,21 @@ public sealed class HeldPostsTests : IDisposable
         }
     }
 
+    // The moderators' notice of a post from a stranger, held by the real incoming runner.
+    private MimeMessage ModeratorsNotice(string post)
+    {
+        Roles(ListRole.Moderator, "mo@example.com");
+        using var h = new RunnerHarness(_instance);
+        h.Queues[QueueSet.In].Enqueue(new EntryMetadata { List = List, Sender = "stranger@example.net", Received = h.Time.GetUtcNow() }, System.Text.Encoding.UTF8.GetBytes(post));
+        Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
+        return Assert.Single(Out(h), n => n.Message.Headers["X-Mailman-Notice"] == "list:admin:action:post").Message;
+    }
+
     // RFC 6532 3.7: a held post whose header block is raw UTF-8 goes to the moderators as message/global.
     [Fact]
     public void A_post_with_raw_UTF8_headers_is_attached_as_message_global()
     {
-        Roles(ListRole.Moderator, "mo@example.com");
-        using var h = new RunnerHarness(_instance);
-        h.Queues[QueueSet.In].Enqueue(new EntryMetadata { List = List, Sender = "stranger@example.net", Received = h.Time.GetUtcNow() },
-            System.Text.Encoding.UTF8.GetBytes($"From: Zoë <stranger@example.net>\nTo: {List}\nSubject: Grüße\nMessage-Id: <held@example.net>\n\nPlease post this.\n"));
-        Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
-
-        var notice = Assert.Single(Out(h), n => n.Message.Headers["X-Mailman-Notice"] == "list:admin:action:post").Message;
+        var notice = ModeratorsNotice($"From: Zoë <stranger@example.net>\nTo: {List}\nSubject: Grüße\nMessage-Id: <held@example.net>\n\nPlease post this.\n");
         var part = Assert.IsType<MessagePart>(Assert.IsType<Multipart>(notice.Body)[1]);
         Assert.Equal("message/global", part.ContentType.MimeType);
         Assert.Equal("Grüße", part.Message!.Subject);
@@ -232,13 +236,7 @@ public sealed class HeldPostsTests : IDisposable
     public void A_post_is_attached_whole_only_when_no_line_is_longer_than_998(string header, string body, bool whole)
     {
         static string Expand(string s) => System.Text.RegularExpressions.Regex.Replace(s, @"\{(\d+)\}", m => new string('c', int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)));
-        Roles(ListRole.Moderator, "mo@example.com");
-        using var h = new RunnerHarness(_instance);
-        h.Queues[QueueSet.In].Enqueue(new EntryMetadata { List = List, Sender = "stranger@example.net", Received = h.Time.GetUtcNow() },
-            System.Text.Encoding.UTF8.GetBytes($"From: Stranger <stranger@example.net>\nTo: {List}\nSubject: Hello there\nMessage-Id: <held@example.net>\n{Expand(header)}\nPlease post this.\n{Expand(body)}"));
-        Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
-
-        var notice = Assert.Single(Out(h), n => n.Message.Headers["X-Mailman-Notice"] == "list:admin:action:post").Message;
+        var notice = ModeratorsNotice($"From: Stranger <stranger@example.net>\nTo: {List}\nSubject: Hello there\nMessage-Id: <held@example.net>\n{Expand(header)}\nPlease post this.\n{Expand(body)}");
         var parts = Assert.IsType<Multipart>(notice.Body);
         Assert.Equal(whole ? "message/rfc822" : "text/rfc822-headers", parts[1].ContentType.MimeType);
         if (whole)
