@@ -28,16 +28,35 @@ public sealed partial class ListStore
         """,
     ];
 
-    /// <summary>Records a notice owed (in the caller's transaction, beside the change that owes it); once per trigger and purpose.</summary>
-    public void OweNotice(ListName list, string template, string address, string displayName, string trigger, string purpose, DateTimeOffset now)
+    /// <summary>
+    /// Records a notice owed (in the caller's transaction, beside the change that owes it); once
+    /// per trigger and purpose. <paramref name="tokenHash"/>: the confirmed request's, from
+    /// <see cref="TakePending"/>.
+    /// </summary>
+    public void OweNotice(ListName list, string template, string address, string displayName, string trigger, string purpose, DateTimeOffset now, string? tokenHash = null)
     {
         using var cmd = Command("""
-            INSERT INTO owed_notices (list_id, template, address, display_name, trigger, purpose, created)
-            VALUES ($list, $template, $address, $name, $trigger, $purpose, $now)
+            INSERT INTO owed_notices (list_id, template, address, display_name, trigger, purpose, created, token_hash)
+            VALUES ($list, $template, $address, $name, $trigger, $purpose, $now, $hash)
             ON CONFLICT (trigger, purpose) DO NOTHING
             """, ("$list", ListId(list)), ("$template", template), ("$address", address), ("$name", Member.Sanitize(displayName)),
-            ("$trigger", trigger), ("$purpose", purpose), ("$now", Timestamp(now)));
+            ("$trigger", trigger), ("$purpose", purpose), ("$now", Timestamp(now)), ("$hash", (object?)tokenHash ?? DBNull.Value));
         cmd.ExecuteNonQuery();
+    }
+
+    /// <summary>
+    /// The notice <paramref name="trigger"/> owes for the request it confirmed with
+    /// <paramref name="token"/> (the entry is run again: the request is gone), or null.
+    /// </summary>
+    public OwedNotice? FindOwedNotice(string trigger, string token, ListName list)
+    {
+        if (!IsTokenShaped(token))
+        {
+            return null;
+        }
+
+        using var cmd = Command(OwedSelect + " WHERE o.trigger = $trigger AND o.token_hash = $hash AND l.fqdn = $fqdn", ("$trigger", trigger), ("$hash", Hash(token)), ("$fqdn", list.Fqdn));
+        return ReadOwed(cmd).FirstOrDefault();
     }
 
     /// <summary>The notice <paramref name="trigger"/> owes for <paramref name="purpose"/>, or null.</summary>

@@ -179,6 +179,17 @@ public sealed partial class ListStore
         return cmd.ExecuteNonQuery() > 0;
     }
 
+    /// <summary>
+    /// Deletes a request being confirmed and gives its token's hash, for the notice the change
+    /// owes (<see cref="OweNotice"/>): the same entry run again finds by its token what it did.
+    /// Null when the request was gone (confirmed or dropped already).
+    /// </summary>
+    public string? TakePending(long id)
+    {
+        using var cmd = Command("DELETE FROM pending WHERE id = $id RETURNING token_hash", ("$id", id));
+        return cmd.ExecuteScalar() as string;
+    }
+
     /// <summary>Requests whose expiry is at or before <paramref name="now"/>.</summary>
     public IReadOnlyList<PendingRequest> ExpiredPending(DateTimeOffset now)
     {

@@ -58,6 +58,10 @@ public sealed partial class ListStore
         // build would never let it go), found by its entry.
         "FORMAT seen-messages-kept-while-held",
         "CREATE INDEX IF NOT EXISTS seen_messages_entry ON seen_messages (entry)",
+
+        // The token of the request whose confirmation owes the notice: the confirming entry,
+        // run again after a kill, finds what it did (review 125: "token unknown", the welcome late).
+        "COLUMN owed_notices token_hash TEXT",
     ];
 
     private static readonly int SchemaVersion = (int)(BinaryPrimitives.ReadUInt32BigEndian(SHA256.HashData(Encoding.UTF8.GetBytes(string.Join("\n;\n", SchemaSteps)))) & 0x7fffffff);

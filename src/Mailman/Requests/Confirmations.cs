@@ -3,6 +3,7 @@
 // subscriptions here, held posts in moderation. One log line per confirmation; tokens are never
 // logged.
 using Mailman.Lists;
+using Mailman.Notices;
 using Microsoft.Extensions.Logging;
 using MimeKit;
 
@@ -31,6 +32,15 @@ public sealed class Confirmations(IEnumerable<IConfirmationHandler> handlers, Li
         using (var store = lists.Open())
         {
             request = store.FindPending(t, time.GetUtcNow());
+
+            // This entry confirmed it already, and was stopped (killed) before the welcome or
+            // goodbye was queued: run again, it finishes as the first run would have (review 125:
+            // it was told "token unknown", and the notice went a minute or a restart later).
+            if (request is null && store.FindOwedNotice(triggerEntry, t, list) is { } owed)
+            {
+                logger.LogInformation("Confirmation for {ListId} by {Actor}: entry {QueueEntry} run again; its {Template} to {Recipient} is still owed", list.Fqdn, actor, triggerEntry, owed.Template, owed.Address);
+                request = new PendingRequest(0, owed.List, owed.Template == NoticeTemplates.Welcome ? PendingKind.Subscribe : PendingKind.Unsubscribe, "", owed.Address, owed.DisplayName, "", owed.Created, owed.Created);
+            }
         }
 
         if (request is null || request.List != list)

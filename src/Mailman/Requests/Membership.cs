@@ -48,7 +48,8 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Que
             owed = store.FindOwedNotice(triggerEntry, purpose);
             result = owed is not null ? JoinResult.Added : store.InTransaction(() =>
             {
-                if (pendingId is { } id && !store.DeletePending(id))
+                string? token = null;
+                if (pendingId is { } id && (token = store.TakePending(id)) is null)
                 {
                     return (JoinResult?)null;
                 }
@@ -56,7 +57,7 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Que
                 var joined = store.Join(list.Name, address, displayName, time.GetUtcNow());
                 if (welcomes && joined is JoinResult.Added or JoinResult.Reenabled)
                 {
-                    store.OweNotice(list.Name, NoticeTemplates.Welcome, address, displayName, triggerEntry, purpose, time.GetUtcNow());
+                    store.OweNotice(list.Name, NoticeTemplates.Welcome, address, displayName, triggerEntry, purpose, time.GetUtcNow(), token);
                 }
 
                 return joined;
@@ -183,7 +184,8 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Que
             owed = store.FindOwedNotice(triggerEntry, purpose);
             changed = owed is not null ? true : store.InTransaction<bool?>(() =>
             {
-                if (pendingId is { } id && !store.DeletePending(id))
+                string? token = null;
+                if (pendingId is { } id && (token = store.TakePending(id)) is null)
                 {
                     return null;
                 }
@@ -202,7 +204,7 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Que
 
                 if (left && list.SendGoodbyeMessage)
                 {
-                    store.OweNotice(list.Name, NoticeTemplates.Goodbye, address, "", triggerEntry, purpose, time.GetUtcNow());
+                    store.OweNotice(list.Name, NoticeTemplates.Goodbye, address, "", triggerEntry, purpose, time.GetUtcNow(), token);
                 }
 
                 return left;

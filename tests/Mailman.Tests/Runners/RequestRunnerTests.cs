@@ -864,6 +864,50 @@ public sealed class RequestRunnerTests : IDisposable
         Assert.Contains("already a member", Assert.Single(Out(h)).Message.TextBody, StringComparison.Ordinal);
     }
 
+    // Review 125: a confirmation committed, then its run stopped (killed; here the out queue
+    // cannot be written) before the welcome or goodbye was queued: run again, the entry found
+    // the request gone and answered "the confirmation token is unknown", and the notice went
+    // only with the owed-notice sweep a minute (or a restart) later.
+    [Theory]
+    [InlineData("dev-join@example.org", "Welcome to the \"dev\" mailing list")]
+    [InlineData("dev-leave@example.org", "You have been unsubscribed from the dev mailing list")]
+    public void A_confirmation_run_again_after_its_notice_could_not_be_queued_sends_it(string ask, string subject)
+    {
+        _instance.CreateList(List);
+        if (ask.StartsWith("dev-leave", StringComparison.Ordinal))
+        {
+            _instance.AddMembers(List, [new Member("anne@example.com", "Anne")]);
+        }
+
+        using var h = new RunnerHarness(_instance);
+        h.InjectRequest(ask, Mail(ask), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        var token = TokenOf(Assert.Single(Out(h)).Message);
+        Deliver(h);
+
+        var confirm = $"dev-confirm+{token}@example.org";
+        var raw = Mail(confirm, "Re: confirm " + token, id: "reply1@example.com");
+        var metadata = new EntryMetadata { List = List, Sender = "anne@example.com", Destination = confirm };
+        var processor = h.Services.GetRequiredService<RequestProcessor>();
+        using (OutQueueBroken())
+        {
+            Assert.ThrowsAny<IOException>(() => processor.Process("17961428495653331-28502774", metadata, raw));
+        }
+
+        Assert.Equal(ask.StartsWith("dev-join", StringComparison.Ordinal), Member("anne@example.com") is not null);
+        processor.Process("17961428495653331-28502774", metadata, raw);
+        var (notice, to, _) = Assert.Single(Out(h));
+        Assert.Equal("anne@example.com", to);
+        Assert.Equal(subject, notice.Subject);
+        Assert.Equal("reply1@example.com", notice.InReplyTo);
+        Assert.Equal(0, h.Services.GetRequiredService<Membership>().PayOwedNotices(TimeSpan.Zero));
+
+        // Once paid, the token is used: the same entry again is told so.
+        Deliver(h);
+        processor.Process("17961428495653331-28502774", metadata, raw);
+        Assert.Contains("token is unknown", Assert.Single(Out(h)).Message.TextBody, StringComparison.Ordinal);
+    }
+
     // The same for a leave whose entry is gone (shunted, say): the idle runner sends the goodbye.
     [Fact]
     public void A_goodbye_owed_by_an_entry_no_longer_queued_is_sent_by_the_idle_runner()
