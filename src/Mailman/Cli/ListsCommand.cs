@@ -311,7 +311,7 @@ internal static class ListsCommand
             {
                 // Not known to be the list's (review 123's leftover: they were passed over silently).
                 Console.WriteLine($"{locked.Count} queued entries could not be read, locked by another process ({string.Join(", ", locked.Take(10))}{(locked.Count > 10 ? ", ..." : "")}): "
-                    + "once let go, those of this list go as mail for a list that does not exist does (shunt with the reason; a held one stays held: held discard ID)");
+                    + "once let go, those of this list are treated as mail for a list that does not exist (shunted with the reason; a held one stays held: held discard ID)");
             }
 
             if (parse.GetValue(keepArchives))

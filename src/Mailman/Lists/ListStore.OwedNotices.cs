@@ -1,14 +1,20 @@
 // Notices a membership change owes (a welcome, a goodbye): written in the change's own
-// transaction and deleted once the notice is queued, so a crash or an unwritable out queue
+// transaction and marked paid once the notice is queued, so a crash or an unwritable out queue
 // between the two cannot lose it (review 36: a join whose run was killed after its commit was
 // answered "already a member" on the replay, and the welcome never went). Whoever finds one
-// owed later sends it under the name it would have had (Requests/Membership).
+// owed later sends it under the name it would have had (Requests/Membership). A paid record is
+// kept a week, so that the entry run again after a kill past the queuing answers as its first
+// run did (review 126), and then deleted; a command line's is deleted when paid.
 using Microsoft.Data.Sqlite;
 
 namespace Mailman.Lists;
 
-/// <summary>A notice owed: its template, for whom, and the entry (or trigger) and purpose that name it.</summary>
-public sealed record OwedNotice(long Id, ListName List, string Template, string Address, string DisplayName, string Trigger, string Purpose, DateTimeOffset Created);
+/// <summary>
+/// A notice owed: its template, for whom, and the entry (or trigger) and purpose that name it;
+/// once <see cref="Paid"/>, whether it was <see cref="Sent"/> (queued, or a rule said not to).
+/// </summary>
+public sealed record OwedNotice(long Id, ListName List, string Template, string Address, string DisplayName, string Trigger, string Purpose, DateTimeOffset Created,
+    DateTimeOffset? Paid = null, bool Sent = false);
 
 public sealed partial class ListStore
 {
@@ -28,60 +34,53 @@ public sealed partial class ListStore
         """,
     ];
 
-    /// <summary>
-    /// Records a notice owed (in the caller's transaction, beside the change that owes it); once
-    /// per trigger and purpose. <paramref name="tokenHash"/>: the confirmed request's, from
-    /// <see cref="TakePending"/>.
-    /// </summary>
-    public void OweNotice(ListName list, string template, string address, string displayName, string trigger, string purpose, DateTimeOffset now, string? tokenHash = null)
+    /// <summary>Records a notice owed (in the caller's transaction, beside the change that owes it); once per trigger and purpose.</summary>
+    public void OweNotice(ListName list, string template, string address, string displayName, string trigger, string purpose, DateTimeOffset now)
     {
         using var cmd = Command("""
-            INSERT INTO owed_notices (list_id, template, address, display_name, trigger, purpose, created, token_hash)
-            VALUES ($list, $template, $address, $name, $trigger, $purpose, $now, $hash)
+            INSERT INTO owed_notices (list_id, template, address, display_name, trigger, purpose, created)
+            VALUES ($list, $template, $address, $name, $trigger, $purpose, $now)
             ON CONFLICT (trigger, purpose) DO NOTHING
             """, ("$list", ListId(list)), ("$template", template), ("$address", address), ("$name", Member.Sanitize(displayName)),
-            ("$trigger", trigger), ("$purpose", purpose), ("$now", Timestamp(now)), ("$hash", (object?)tokenHash ?? DBNull.Value));
+            ("$trigger", trigger), ("$purpose", purpose), ("$now", Timestamp(now)));
         cmd.ExecuteNonQuery();
     }
 
-    /// <summary>
-    /// The notice <paramref name="trigger"/> owes for the request it confirmed with
-    /// <paramref name="token"/> (the entry is run again: the request is gone), or null.
-    /// </summary>
-    public OwedNotice? FindOwedNotice(string trigger, string token, ListName list)
-    {
-        if (!IsTokenShaped(token))
-        {
-            return null;
-        }
-
-        using var cmd = Command(OwedSelect + " WHERE o.trigger = $trigger AND o.token_hash = $hash AND l.fqdn = $fqdn", ("$trigger", trigger), ("$hash", Hash(token)), ("$fqdn", list.Fqdn));
-        return ReadOwed(cmd).FirstOrDefault();
-    }
-
-    /// <summary>The notice <paramref name="trigger"/> owes for <paramref name="purpose"/>, or null.</summary>
+    /// <summary>The notice <paramref name="trigger"/> owes (or paid) for <paramref name="purpose"/>, or null.</summary>
     public OwedNotice? FindOwedNotice(string trigger, string purpose)
     {
         using var cmd = Command(OwedSelect + " WHERE o.trigger = $trigger AND o.purpose = $purpose", ("$trigger", trigger), ("$purpose", purpose));
         return ReadOwed(cmd).FirstOrDefault();
     }
 
-    /// <summary>Every notice owed, oldest first.</summary>
+    /// <summary>Every notice owed and not paid yet, oldest first.</summary>
     public IReadOnlyList<OwedNotice> OwedNotices()
     {
-        using var cmd = Command(OwedSelect + " ORDER BY o.id");
+        using var cmd = Command(OwedSelect + " WHERE o.paid IS NULL ORDER BY o.id");
         return ReadOwed(cmd).ToList();
     }
 
-    /// <summary>The notice is queued (or a rule said not to send it): no longer owed.</summary>
-    public void PaidNotice(string trigger, string purpose)
+    /// <summary>How long a paid record is kept for its entry run again.</summary>
+    public static readonly TimeSpan PaidNoticeKept = TimeSpan.FromDays(7);
+
+    /// <summary>
+    /// The notice is queued (or a rule said not to send it: <paramref name="sent"/> false): no
+    /// longer owed. With <paramref name="now"/>, the record is kept, paid, for
+    /// <see cref="PaidNoticeKept"/> (older paid ones go); without, it is deleted.
+    /// </summary>
+    public void PaidNotice(string trigger, string purpose, bool sent = true, DateTimeOffset? now = null)
     {
-        using var cmd = Command("DELETE FROM owed_notices WHERE trigger = $trigger AND purpose = $purpose", ("$trigger", trigger), ("$purpose", purpose));
+        using var cmd = now is { } at
+            ? Command("""
+                UPDATE owed_notices SET paid = $now, sent = $sent WHERE trigger = $trigger AND purpose = $purpose;
+                DELETE FROM owed_notices WHERE paid IS NOT NULL AND paid < $cutoff;
+                """, ("$trigger", trigger), ("$purpose", purpose), ("$now", Timestamp(at)), ("$sent", sent ? 1 : 0), ("$cutoff", Timestamp(at - PaidNoticeKept)))
+            : Command("DELETE FROM owed_notices WHERE trigger = $trigger AND purpose = $purpose", ("$trigger", trigger), ("$purpose", purpose));
         cmd.ExecuteNonQuery();
     }
 
     private const string OwedSelect = """
-        SELECT o.id, l.fqdn, o.template, o.address, o.display_name, o.trigger, o.purpose, o.created
+        SELECT o.id, l.fqdn, o.template, o.address, o.display_name, o.trigger, o.purpose, o.created, o.paid, o.sent
         FROM owed_notices o JOIN lists l ON l.id = o.list_id
         """;
 
@@ -91,7 +90,7 @@ public sealed partial class ListStore
         while (r.Read())
         {
             yield return new OwedNotice(r.GetInt64(0), ListName.Parse(r.GetString(1)), r.GetString(2), r.GetString(3), r.GetString(4), r.GetString(5), r.GetString(6),
-                ReadTimestamp(r, 7)!.Value);
+                ReadTimestamp(r, 7)!.Value, ReadTimestamp(r, 8), !r.IsDBNull(9) && r.GetInt64(9) != 0);
         }
     }
 }

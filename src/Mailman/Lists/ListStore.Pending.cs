@@ -25,8 +25,13 @@ public static class PendingKind
 }
 
 /// <summary>A pending request as stored (without its token: only the hash is kept).</summary>
+/// <summary>
+/// A request awaiting confirmation. <see cref="Replayed"/>: one this queue entry used already
+/// (it is run again after a kill), with what its use did (<see cref="ListStore.UsedOutcome"/>).
+/// </summary>
 public sealed record PendingRequest(
-    long Id, ListName List, string Kind, string Key, string Address, string DisplayName, string Data, DateTimeOffset Created, DateTimeOffset Expires);
+    long Id, ListName List, string Kind, string Key, string Address, string DisplayName, string Data, DateTimeOffset Created, DateTimeOffset Expires,
+    string? Replayed = null);
 
 public sealed partial class ListStore
 {
@@ -52,6 +57,23 @@ public sealed partial class ListStore
         // newest request went, the next one was 1 again, and a moderator acting on an older
         // `pending list` would have confirmed another request).
         "CREATE TABLE IF NOT EXISTS pending_last_id (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL)",
+    ];
+
+    private static string[] UsedRequestSchema =>
+    [
+        """
+        CREATE TABLE IF NOT EXISTS used_requests (
+            token_hash TEXT PRIMARY KEY,
+            trigger TEXT NOT NULL,
+            list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            address TEXT NOT NULL,
+            display_name TEXT NOT NULL DEFAULT '',
+            data TEXT NOT NULL DEFAULT '',
+            outcome TEXT NOT NULL DEFAULT '',
+            used TEXT NOT NULL)
+        """,
     ];
 
     /// <summary>True for text that has the shape of a token (32 lower-case hex digits).</summary>
@@ -179,15 +201,59 @@ public sealed partial class ListStore
         return cmd.ExecuteNonQuery() > 0;
     }
 
+    /// <summary>How long a used request is remembered for the entry that used it.</summary>
+    public static readonly TimeSpan UsedRequestKept = TimeSpan.FromDays(7);
+
     /// <summary>
-    /// Deletes a request being confirmed and gives its token's hash, for the notice the change
-    /// owes (<see cref="OweNotice"/>): the same entry run again finds by its token what it did.
-    /// Null when the request was gone (confirmed or dropped already).
+    /// Uses a request (in the caller's transaction, beside what its confirmation changes):
+    /// deletes it and remembers for <see cref="UsedRequestKept"/> that <paramref name="trigger"/>
+    /// used it, so that the entry run again after a kill finds it (<see cref="FindUsedRequest"/>).
+    /// Returns its token's hash, for <see cref="UsedOutcome"/>; null when it was gone.
     /// </summary>
-    public string? TakePending(long id)
+    public string? TakePending(long id, string trigger, DateTimeOffset now)
     {
+        using (var remember = Command("""
+            DELETE FROM used_requests WHERE used < $cutoff;
+            INSERT OR REPLACE INTO used_requests (token_hash, trigger, list_id, kind, key, address, display_name, data, used)
+            SELECT token_hash, $trigger, list_id, kind, key, address, display_name, data, $now FROM pending WHERE id = $id;
+            """, ("$id", id), ("$trigger", trigger), ("$now", Timestamp(now)), ("$cutoff", Timestamp(now - UsedRequestKept))))
+        {
+            remember.ExecuteNonQuery();
+        }
+
         using var cmd = Command("DELETE FROM pending WHERE id = $id RETURNING token_hash", ("$id", id));
         return cmd.ExecuteScalar() as string;
+    }
+
+    /// <summary>What the use of the request did ("Added", "left", ...), for its replay; in the use's transaction.</summary>
+    public void UsedOutcome(string tokenHash, string outcome)
+    {
+        using var cmd = Command("UPDATE used_requests SET outcome = $outcome WHERE token_hash = $hash", ("$hash", tokenHash), ("$outcome", outcome));
+        cmd.ExecuteNonQuery();
+    }
+
+    /// <summary>
+    /// The request of <paramref name="token"/> on <paramref name="list"/> that
+    /// <paramref name="trigger"/> used (the entry is run again), with <see cref="PendingRequest.Replayed"/>
+    /// set to what its use did; null for any other entry, list or token.
+    /// </summary>
+    public PendingRequest? FindUsedRequest(string token, string trigger, ListName list)
+    {
+        if (!IsTokenShaped(token))
+        {
+            return null;
+        }
+
+        using var cmd = Command("""
+            SELECT l.fqdn, u.kind, u.key, u.address, u.display_name, u.data, u.used, u.outcome
+            FROM used_requests u JOIN lists l ON l.id = u.list_id
+            WHERE u.token_hash = $hash AND u.trigger = $trigger AND l.fqdn = $fqdn
+            """, ("$hash", Hash(token)), ("$trigger", trigger), ("$fqdn", list.Fqdn));
+        using var r = cmd.ExecuteReader();
+        return r.Read()
+            ? new PendingRequest(0, ListName.Parse(r.GetString(0)), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4), r.GetString(5),
+                ReadTimestamp(r, 6)!.Value, ReadTimestamp(r, 6)!.Value, r.GetString(7))
+            : null;
     }
 
     /// <summary>Requests whose expiry is at or before <paramref name="now"/>.</summary>

@@ -59,9 +59,13 @@ public sealed partial class ListStore
         "FORMAT seen-messages-kept-while-held",
         "CREATE INDEX IF NOT EXISTS seen_messages_entry ON seen_messages (entry)",
 
-        // The token of the request whose confirmation owes the notice: the confirming entry,
-        // run again after a kill, finds what it did (review 125: "token unknown", the welcome late).
-        "COLUMN owed_notices token_hash TEXT",
+        // Requests used by a confirmation, and notices kept a week once paid: the confirming
+        // entry, run again after a kill, finds what it did and answers as its first run did
+        // (reviews 125, 126: "token unknown" to a person just subscribed, a confirm_then_moderate
+        // request lost, a moderator's rejection never sent).
+        .. UsedRequestSchema,
+        "COLUMN owed_notices paid TEXT",
+        "COLUMN owed_notices sent INTEGER",
     ];
 
     private static readonly int SchemaVersion = (int)(BinaryPrimitives.ReadUInt32BigEndian(SHA256.HashData(Encoding.UTF8.GetBytes(string.Join("\n;\n", SchemaSteps)))) & 0x7fffffff);

@@ -3,7 +3,6 @@
 // subscriptions here, held posts in moderation. One log line per confirmation; tokens are never
 // logged.
 using Mailman.Lists;
-using Mailman.Notices;
 using Microsoft.Extensions.Logging;
 using MimeKit;
 
@@ -33,13 +32,15 @@ public sealed class Confirmations(IEnumerable<IConfirmationHandler> handlers, Li
         {
             request = store.FindPending(t, time.GetUtcNow());
 
-            // This entry confirmed it already, and was stopped (killed) before the welcome or
-            // goodbye was queued: run again, it finishes as the first run would have (review 125:
-            // it was told "token unknown", and the notice went a minute or a restart later).
-            if (request is null && store.FindOwedNotice(triggerEntry, t, list) is { } owed)
+            // This entry used the request already and was stopped (killed) before it was done:
+            // run again, it finishes as the first run would have, and answers as it would have
+            // (review 125: "token unknown" to a person just subscribed, the welcome a minute or a
+            // restart later; review 126: a confirm_then_moderate request lost, a moderator's
+            // rejection never sent).
+            if (request is null && store.FindUsedRequest(t, triggerEntry, list) is { } used)
             {
-                logger.LogInformation("Confirmation for {ListId} by {Actor}: entry {QueueEntry} run again; its {Template} to {Recipient} is still owed", list.Fqdn, actor, triggerEntry, owed.Template, owed.Address);
-                request = new PendingRequest(0, owed.List, owed.Template == NoticeTemplates.Welcome ? PendingKind.Subscribe : PendingKind.Unsubscribe, "", owed.Address, owed.DisplayName, "", owed.Created, owed.Created);
+                logger.LogInformation("Confirmation for {ListId} by {Actor}: entry {QueueEntry} run again; it used the {Kind} of {Recipient} already", list.Fqdn, actor, triggerEntry, used.Kind, used.Address);
+                request = used;
             }
         }
 

@@ -1,9 +1,10 @@
 // Joining and leaving, however they were asked for (a confirmed mail, an open policy, a
 // moderator, one click, the command line): the store change, one log line, and the welcome or
 // goodbye notice when the list sends them. The notice is recorded as owed in the change's own
-// transaction and the record deleted once the notice is queued: a run killed in between (or an
-// out queue that cannot be written) leaves it owed, and the replay of the same entry, or
-// PayOwedNotices for a trigger no request entry holds any more, sends it under the same name.
+// transaction and the record marked paid once the notice is queued: a run killed in between (or
+// an out queue that cannot be written) leaves it owed, and the replay of the same entry, or
+// PayOwedNotices for a trigger no request entry holds any more, sends it under the same name;
+// the replay of an entry killed after the queuing finds it paid, and answers as the first run.
 using Mailman.Lists;
 using Mailman.Notices;
 using Mailman.Queues;
@@ -35,8 +36,9 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Que
     /// <paramref name="pendingId"/>, the pending request is used in the same transaction: single use.
     /// </summary>
     /// <param name="answering">The message the welcome answers (RFC 3834 reply rules, daily limit); null: a generated notice.</param>
+    /// <param name="replayed">What this entry's use of the request did (it is run again): nothing changes, the answer is the first run's.</param>
     public JoinOutcome Join(MailingList list, string address, string displayName, string how, string triggerEntry,
-        MimeMessage? answering = null, string? answeringSender = null, long? pendingId = null, bool? welcome = null)
+        MimeMessage? answering = null, string? answeringSender = null, long? pendingId = null, bool? welcome = null, string? replayed = null)
     {
         var purpose = Purpose(NoticeTemplates.Welcome, address);
         var welcomes = welcome ?? list.SendWelcomeMessage;
@@ -44,20 +46,30 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Que
         OwedNotice? owed;
         using (var store = lists.Open())
         {
-            // The replay of this very join (its run stopped before the welcome was queued).
+            // The replay of this very join (its run stopped before or after the welcome was queued).
             owed = store.FindOwedNotice(triggerEntry, purpose);
+            if (owed is null && replayed is not null)
+            {
+                return new JoinOutcome(Enum.TryParse<JoinResult>(replayed, out var first) ? first : JoinResult.AlreadyMember, false);
+            }
+
             result = owed is not null ? JoinResult.Added : store.InTransaction(() =>
             {
                 string? token = null;
-                if (pendingId is { } id && (token = store.TakePending(id)) is null)
+                if (pendingId is { } id && (token = store.TakePending(id, triggerEntry, time.GetUtcNow())) is null)
                 {
                     return (JoinResult?)null;
                 }
 
                 var joined = store.Join(list.Name, address, displayName, time.GetUtcNow());
+                if (token is not null)
+                {
+                    store.UsedOutcome(token, joined.ToString());
+                }
+
                 if (welcomes && joined is JoinResult.Added or JoinResult.Reenabled)
                 {
-                    store.OweNotice(list.Name, NoticeTemplates.Welcome, address, displayName, triggerEntry, purpose, time.GetUtcNow(), token);
+                    store.OweNotice(list.Name, NoticeTemplates.Welcome, address, displayName, triggerEntry, purpose, time.GetUtcNow());
                 }
 
                 return joined;
@@ -74,11 +86,11 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Que
             logger.LogInformation("Join: {Recipient} subscribed to {ListId} ({How})", address, list.Name.Fqdn, result == JoinResult.Added ? how : how + ", delivery re-enabled");
         }
 
-        var sent = (owed is not null || welcomes) && Pay(list, NoticeTemplates.Welcome, address, displayName, triggerEntry, answering, answeringSender);
+        var sent = owed is { Paid: not null } ? owed.Sent : (owed is not null || welcomes) && Pay(list, NoticeTemplates.Welcome, address, displayName, triggerEntry, answering, answeringSender);
         return new JoinOutcome(result, sent);
     }
 
-    /// <summary>Whether <paramref name="triggerEntry"/> subscribed or unsubscribed <paramref name="address"/> and its welcome or goodbye is still owed (the entry is run again).</summary>
+    /// <summary>Whether <paramref name="triggerEntry"/> subscribed or unsubscribed <paramref name="address"/> with a welcome or goodbye, owed or paid (the entry is run again).</summary>
     public bool Owes(string triggerEntry, string template, string address)
     {
         using var store = lists.Open();
@@ -172,20 +184,26 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Que
     /// Unsubscribes <paramref name="address"/>: removes it, or with <paramref name="disable"/>
     /// turns its delivery off "by user"; then says goodbye when the list does so.
     /// </summary>
+    /// <param name="replayed">What this entry's use of the request did (it is run again): nothing changes, the answer is the first run's.</param>
     public LeaveOutcome Leave(MailingList list, string address, string how, string triggerEntry, bool disable = false,
-        MimeMessage? answering = null, string? answeringSender = null, long? pendingId = null)
+        MimeMessage? answering = null, string? answeringSender = null, long? pendingId = null, string? replayed = null)
     {
         var purpose = Purpose(NoticeTemplates.Goodbye, address);
         bool? changed;
         OwedNotice? owed;
         using (var store = lists.Open())
         {
-            // The replay of this very leave (its run stopped before the goodbye was queued).
+            // The replay of this very leave (its run stopped before or after the goodbye was queued).
             owed = store.FindOwedNotice(triggerEntry, purpose);
+            if (owed is null && replayed is not null)
+            {
+                return new LeaveOutcome(replayed == Left, false);
+            }
+
             changed = owed is not null ? true : store.InTransaction<bool?>(() =>
             {
                 string? token = null;
-                if (pendingId is { } id && (token = store.TakePending(id)) is null)
+                if (pendingId is { } id && (token = store.TakePending(id, triggerEntry, time.GetUtcNow())) is null)
                 {
                     return null;
                 }
@@ -202,9 +220,14 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Que
                         && store.SetDelivery(list.Name, address, DisabledReason.User, time.GetUtcNow());
                 }
 
+                if (token is not null)
+                {
+                    store.UsedOutcome(token, left ? Left : "not a member");
+                }
+
                 if (left && list.SendGoodbyeMessage)
                 {
-                    store.OweNotice(list.Name, NoticeTemplates.Goodbye, address, "", triggerEntry, purpose, time.GetUtcNow(), token);
+                    store.OweNotice(list.Name, NoticeTemplates.Goodbye, address, "", triggerEntry, purpose, time.GetUtcNow());
                 }
 
                 return left;
@@ -221,7 +244,7 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Que
             logger.LogInformation("Leave: {Recipient} unsubscribed from {ListId} ({How})", address, list.Name.Fqdn, disable ? how + ", delivery disabled by user" : how);
         }
 
-        var sent = (owed is not null || list.SendGoodbyeMessage) && Pay(list, NoticeTemplates.Goodbye, address, "", triggerEntry, answering, answeringSender);
+        var sent = owed is { Paid: not null } ? owed.Sent : (owed is not null || list.SendGoodbyeMessage) && Pay(list, NoticeTemplates.Goodbye, address, "", triggerEntry, answering, answeringSender);
         return new LeaveOutcome(true, sent);
     }
 
@@ -342,9 +365,12 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Que
         }
 
         using var store = lists.Open();
-        store.PaidNotice(triggerEntry, Purpose(template, address));
+        store.PaidNotice(triggerEntry, Purpose(template, address), sent, time.GetUtcNow());
         return sent;
     }
+
+    // A used unsubscription's outcome when it removed the address.
+    private const string Left = "left";
 
     private static string Purpose(string template, string address) => template + ":" + address.Trim().ToLowerInvariant();
 

@@ -9,7 +9,7 @@ using MimeKit;
 
 namespace Mailman.Requests;
 
-public sealed class SubscriptionConfirmations(ListStoreFactory lists, Membership membership, SubscriptionRequests requests, NoticeSender notices) : IConfirmationHandler
+public sealed class SubscriptionConfirmations(ListStoreFactory lists, Membership membership, SubscriptionRequests requests, NoticeSender notices, TimeProvider time) : IConfirmationHandler
 {
     public IReadOnlyCollection<string> Kinds { get; } = [PendingKind.Subscribe, PendingKind.Unsubscribe, PendingKind.ModerateSubscription];
 
@@ -18,7 +18,7 @@ public sealed class SubscriptionConfirmations(ListStoreFactory lists, Membership
         var list = lists.FindList(request.List);
         if (list is null)
         {
-            Drop(request);
+            Drop(request, triggerEntry);
             return new ConfirmationResult(false, $"the list {request.List.Fqdn} no longer exists");
         }
 
@@ -35,7 +35,7 @@ public sealed class SubscriptionConfirmations(ListStoreFactory lists, Membership
         var (verb, reason) = Decision(command);
         if (verb != "approve")
         {
-            if (!Drop(request))
+            if (!Drop(request, triggerEntry))
             {
                 return Used(request);
             }
@@ -57,7 +57,7 @@ public sealed class SubscriptionConfirmations(ListStoreFactory lists, Membership
         switch (request.Kind)
         {
             case PendingKind.Subscribe when request.Data == SubscriptionRequests.ThenModerate:
-                if (!Drop(request))
+                if (!Drop(request, triggerEntry))
                 {
                     return Used(request);
                 }
@@ -66,7 +66,7 @@ public sealed class SubscriptionConfirmations(ListStoreFactory lists, Membership
                 return new ConfirmationResult(true, $"{request.Address} confirmed; the request awaits the approval of a moderator");
             case PendingKind.Subscribe or PendingKind.ModerateSubscription:
                 var how = request.Kind == PendingKind.Subscribe ? "confirmed by " + actor : "approved by " + actor;
-                var joined = membership.Join(list, request.Address, request.DisplayName, how, triggerEntry, answering, null, request.Id);
+                var joined = membership.Join(list, request.Address, request.DisplayName, how, triggerEntry, answering, null, request.Id, replayed: request.Replayed);
                 return joined.Result switch
                 {
                     null => Used(request),
@@ -74,7 +74,7 @@ public sealed class SubscriptionConfirmations(ListStoreFactory lists, Membership
                     _ => new ConfirmationResult(true, $"{request.Address} is now subscribed to {list.Name.Fqdn}", joined.WelcomeSent),
                 };
             default:
-                var left = membership.Leave(list, request.Address, "confirmed by " + actor, triggerEntry, answering: answering, pendingId: request.Id);
+                var left = membership.Leave(list, request.Address, "confirmed by " + actor, triggerEntry, answering: answering, pendingId: request.Id, replayed: request.Replayed);
                 return left.PendingUsed ? Used(request)
                     : left.Changed ? new ConfirmationResult(true, $"{request.Address} is no longer subscribed to {list.Name.Fqdn}", left.GoodbyeSent)
                     : new ConfirmationResult(true, $"{request.Address} was not a member of {list.Name.Fqdn}");
@@ -96,10 +96,18 @@ public sealed class SubscriptionConfirmations(ListStoreFactory lists, Membership
         };
     }
 
-    private bool Drop(PendingRequest request)
+    // Uses the request without a membership change (a rejection, a discard, a join that goes on
+    // to the moderators); true also when this entry used it already (it is run again: the
+    // refusal or the moderators' request, named by the entry, goes as the first run's would have).
+    private bool Drop(PendingRequest request, string triggerEntry)
     {
+        if (request.Replayed is not null)
+        {
+            return true;
+        }
+
         using var store = lists.Open();
-        return store.DeletePending(request.Id);
+        return store.InTransaction(() => store.TakePending(request.Id, triggerEntry, time.GetUtcNow()) is not null);
     }
 
     private static ConfirmationResult Used(PendingRequest request)

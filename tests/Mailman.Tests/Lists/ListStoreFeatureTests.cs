@@ -381,4 +381,31 @@ public sealed class ListStoreFeatureTests : IDisposable
         Assert.Equal(4, sent); // two on each of the two dates
         Assert.True(store.TryCountAutoresponse(Dev, "victim@example.com", day.AddDays(3), 2));
     }
+
+    // A paid notice is kept a week for its entry run again (review 126), then goes; one paid
+    // without a time (a command line's) goes at once; only unpaid ones are owed.
+    [Fact]
+    public void A_paid_notice_is_kept_a_week_then_deleted()
+    {
+        using var store = new ListStore(_instance.Paths.Database);
+        store.OweNotice(Dev, "welcome", "a@example.com", "", "17961428495653330-00000001", "welcome:a@example.com", Now);
+        store.OweNotice(Dev, "welcome", "b@example.com", "", "17961428495653330-00000002", "welcome:b@example.com", Now);
+        store.OweNotice(Dev, "welcome", "c@example.com", "", "17961428495653330-00000003", "welcome:c@example.com", Now);
+        store.PaidNotice("17961428495653330-00000001", "welcome:a@example.com", sent: false, now: Now);
+        store.PaidNotice("17961428495653330-00000002", "welcome:b@example.com");
+
+        var paid = store.FindOwedNotice("17961428495653330-00000001", "welcome:a@example.com");
+        Assert.Equal(Now, paid?.Paid);
+        Assert.False(paid!.Sent);
+        Assert.Null(store.FindOwedNotice("17961428495653330-00000002", "welcome:b@example.com"));
+        Assert.Equal(["c@example.com"], store.OwedNotices().Select(o => o.Address));
+
+        store.PaidNotice("17961428495653330-00000003", "welcome:c@example.com", now: Now + ListStore.PaidNoticeKept - TimeSpan.FromSeconds(1));
+        Assert.NotNull(store.FindOwedNotice("17961428495653330-00000001", "welcome:a@example.com"));
+        store.OweNotice(Dev, "welcome", "d@example.com", "", "17961428495653330-00000004", "welcome:d@example.com", Now);
+        store.PaidNotice("17961428495653330-00000004", "welcome:d@example.com", now: Now + ListStore.PaidNoticeKept + TimeSpan.FromSeconds(1));
+        Assert.Null(store.FindOwedNotice("17961428495653330-00000001", "welcome:a@example.com"));
+        Assert.True(store.FindOwedNotice("17961428495653330-00000003", "welcome:c@example.com")!.Sent);
+        Assert.Empty(store.OwedNotices());
+    }
 }

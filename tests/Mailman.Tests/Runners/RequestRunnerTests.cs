@@ -858,9 +858,13 @@ public sealed class RequestRunnerTests : IDisposable
         Assert.Equal("req1@example.com", welcome.InReplyTo);
         Assert.Equal(0, h.Services.GetRequiredService<Membership>().PayOwedNotices(TimeSpan.Zero));
 
-        // Once paid, the same entry again is an ordinary repeated join.
+        // Run again once paid (killed after the queuing), the entry answers as its first run
+        // did: nothing more (review 126: "already a member" beside the welcome). Another entry
+        // is an ordinary repeated join.
         Deliver(h);
         processor.Process("17961428495653330-28502773", metadata, raw);
+        Assert.Empty(Out(h));
+        processor.Process("17961428495653330-28502779", metadata, raw);
         Assert.Contains("already a member", Assert.Single(Out(h)).Message.TextBody, StringComparison.Ordinal);
     }
 
@@ -902,9 +906,69 @@ public sealed class RequestRunnerTests : IDisposable
         Assert.Equal("reply1@example.com", notice.InReplyTo);
         Assert.Equal(0, h.Services.GetRequiredService<Membership>().PayOwedNotices(TimeSpan.Zero));
 
-        // Once paid, the token is used: the same entry again is told so.
+        // Run again once paid (killed after the queuing), the entry answers as its first run
+        // did: nothing more (review 126: "token unknown" beside the notice). The token is used:
+        // another entry is told so.
         Deliver(h);
         processor.Process("17961428495653331-28502774", metadata, raw);
+        Assert.Empty(Out(h));
+        processor.Process("17961428495653331-28502779", metadata, raw);
+        Assert.Contains("token is unknown", Assert.Single(Out(h)).Message.TextBody, StringComparison.Ordinal);
+    }
+
+    // Review 126: a confirmation that used its token and was stopped before it was done
+    // (killed; here the out queue cannot be written) answered "token unknown" when run again,
+    // and what the first run had still to do was lost: the moderators' request of
+    // confirm_then_moderate (HIGH), the refusal a moderator's "reject" sends, the results of a
+    // join without a welcome. Run again, each finishes and answers as the first run would have.
+    [Theory]
+    [InlineData("confirm_then_moderate", "anne", "", "anne@example.com", "awaits the approval of a moderator", "mod@example.com")]
+    [InlineData("moderate", "mod", "reject spammer\n", "mod@example.com", "was rejected", "anne@example.com")]
+    [InlineData("confirm", "anne", "nowelcome", "anne@example.com", "is now subscribed", null)]
+    public void A_confirmation_run_again_after_it_used_its_token_finishes_and_answers_as_the_first_run(
+        string policy, string confirmer, string body, string answered, string answer, string? alsoTo)
+    {
+        _instance.CreateList(List, l =>
+        {
+            l.Set("subscription_policy", policy);
+            if (body == "nowelcome")
+            {
+                l.Set("send_welcome_message", "false");
+            }
+        });
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            store.AddRole(Dev, ListRole.Moderator, [new Member("mod@example.com", "Mod")]);
+        }
+
+        using var h = new RunnerHarness(_instance);
+        h.InjectRequest("dev-join@example.org", Mail("dev-join@example.org"), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        var token = TokenOf(Assert.Single(Out(h), m => m.To == confirmer + "@example.com").Message);
+        Deliver(h);
+
+        var confirm = $"dev-confirm+{token}@example.org";
+        var raw = Mail(confirm, "Re: confirm " + token, body == "nowelcome" ? "" : body, from: confirmer + "@example.com", id: "reply1@example.com");
+        var metadata = new EntryMetadata { List = List, Sender = confirmer + "@example.com", Destination = confirm };
+        var processor = h.Services.GetRequiredService<RequestProcessor>();
+        using (OutQueueBroken())
+        {
+            Assert.ThrowsAny<IOException>(() => processor.Process("17961428495653332-28502775", metadata, raw));
+        }
+
+        processor.Process("17961428495653332-28502775", metadata, raw);
+        var mails = Out(h);
+        Assert.Contains(answer, Assert.Single(mails, m => m.To == answered).Message.TextBody, StringComparison.Ordinal);
+        Assert.DoesNotContain(mails, m => m.Message.TextBody?.Contains("token is unknown", StringComparison.Ordinal) == true);
+        Assert.Equal(alsoTo is null ? 1 : 2, mails.Count);
+        if (alsoTo is not null)
+        {
+            Assert.Single(mails, m => m.To == alsoTo);
+        }
+
+        // Another entry with the same token is told it was used.
+        Deliver(h);
+        processor.Process("17961428495653332-28502779", metadata, raw);
         Assert.Contains("token is unknown", Assert.Single(Out(h)).Message.TextBody, StringComparison.Ordinal);
     }
 
