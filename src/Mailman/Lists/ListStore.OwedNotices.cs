@@ -34,13 +34,17 @@ public sealed partial class ListStore
         """,
     ];
 
-    /// <summary>Records a notice owed (in the caller's transaction, beside the change that owes it); once per trigger and purpose.</summary>
+    /// <summary>
+    /// Records a notice owed (in the caller's transaction, beside the change that owes it); once
+    /// per trigger and purpose while owed (a paid one is owed again: a second change of the entry).
+    /// </summary>
     public void OweNotice(ListName list, string template, string address, string displayName, string trigger, string purpose, DateTimeOffset now)
     {
         using var cmd = Command("""
             INSERT INTO owed_notices (list_id, template, address, display_name, trigger, purpose, created)
             VALUES ($list, $template, $address, $name, $trigger, $purpose, $now)
-            ON CONFLICT (trigger, purpose) DO NOTHING
+            ON CONFLICT (trigger, purpose) DO UPDATE SET display_name = excluded.display_name, created = excluded.created, paid = NULL, sent = NULL
+            WHERE owed_notices.paid IS NOT NULL
             """, ("$list", ListId(list)), ("$template", template), ("$address", address), ("$name", Member.Sanitize(displayName)),
             ("$trigger", trigger), ("$purpose", purpose), ("$now", Timestamp(now)));
         cmd.ExecuteNonQuery();

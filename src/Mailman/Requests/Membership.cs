@@ -46,8 +46,10 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Que
         OwedNotice? owed;
         using (var store = lists.Open())
         {
-            // The replay of this very join (its run stopped before or after the welcome was queued).
-            owed = store.FindOwedNotice(triggerEntry, purpose);
+            // The replay of this very join (its run stopped before the welcome was queued; for a
+            // confirmation, or after). A paid one is another join of the same entry otherwise
+            // (review 127: "join, leave, subscribe" in one message left the address out).
+            owed = ThisChange(store.FindOwedNotice(triggerEntry, purpose), replayed);
             if (owed is null && replayed is not null)
             {
                 return new JoinOutcome(Enum.TryParse<JoinResult>(replayed, out var first) ? first : JoinResult.AlreadyMember, false);
@@ -90,12 +92,18 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Que
         return new JoinOutcome(result, sent);
     }
 
-    /// <summary>Whether <paramref name="triggerEntry"/> subscribed or unsubscribed <paramref name="address"/> with a welcome or goodbye, owed or paid (the entry is run again).</summary>
+    /// <summary>Whether <paramref name="triggerEntry"/> subscribed or unsubscribed <paramref name="address"/> and its welcome or goodbye is still owed (the entry is run again).</summary>
     public bool Owes(string triggerEntry, string template, string address)
     {
         using var store = lists.Open();
-        return store.FindOwedNotice(triggerEntry, Purpose(template, address)) is not null;
+        return store.FindOwedNotice(triggerEntry, Purpose(template, address)) is { Paid: null };
     }
+
+    // The record of the change being made again: one still owed, or a paid one when a
+    // confirmation's use is replayed (only the use of a token tells a run again from a second
+    // command of the same entry).
+    private static OwedNotice? ThisChange(OwedNotice? found, string? replayed)
+        => found is { Paid: not null } && replayed is null ? null : found;
 
     /// <summary>
     /// Sends the welcomes and goodbyes still owed whose trigger no request entry holds (its run
@@ -193,8 +201,8 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Que
         OwedNotice? owed;
         using (var store = lists.Open())
         {
-            // The replay of this very leave (its run stopped before or after the goodbye was queued).
-            owed = store.FindOwedNotice(triggerEntry, purpose);
+            // The replay of this very leave (as for a join, above).
+            owed = ThisChange(store.FindOwedNotice(triggerEntry, purpose), replayed);
             if (owed is null && replayed is not null)
             {
                 return new LeaveOutcome(replayed == Left, false);
