@@ -3,8 +3,8 @@
 // between the two cannot lose it (review 36: a join whose run was killed after its commit was
 // answered "already a member" on the replay, and the welcome never went). Whoever finds one
 // owed later sends it under the name it would have had (Requests/Membership). A paid record is
-// kept a week, so that the entry run again after a kill past the queuing answers as its first
-// run did (review 126), and then deleted; a command line's is deleted when paid.
+// kept a week, so that a confirmation run again after a kill past the queuing answers as its
+// first run did (review 126), and then deleted; one a command line pays itself is deleted then.
 using Microsoft.Data.Sqlite;
 
 namespace Mailman.Lists;

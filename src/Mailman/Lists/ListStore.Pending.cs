@@ -24,9 +24,9 @@ public static class PendingKind
     public const string HeldPost = "held-post";
 }
 
-/// <summary>A pending request as stored (without its token: only the hash is kept).</summary>
 /// <summary>
-/// A request awaiting confirmation. <see cref="Replayed"/>: one this queue entry used already
+/// A pending request as stored (without its token: only the hash is kept).
+/// <see cref="Replayed"/>: one this queue entry used already
 /// (it is run again after a kill), with what its use did (<see cref="ListStore.UsedOutcome"/>).
 /// </summary>
 public sealed record PendingRequest(

@@ -4,7 +4,7 @@
 // transaction and the record marked paid once the notice is queued: a run killed in between (or
 // an out queue that cannot be written) leaves it owed, and the replay of the same entry, or
 // PayOwedNotices for a trigger no request entry holds any more, sends it under the same name;
-// the replay of an entry killed after the queuing finds it paid, and answers as the first run.
+// a confirmation's replay after the queuing finds it paid, and answers as the first run.
 using Mailman.Lists;
 using Mailman.Notices;
 using Mailman.Queues;
