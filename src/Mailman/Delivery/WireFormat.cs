@@ -35,15 +35,7 @@ public static class WireFormat
     /// (RFC 6532 3.7) when its header block holds raw UTF-8, which message/rfc822 may not.
     /// </summary>
     public static MessagePart Attached(MimeMessage message)
-    {
-        var global = false;
-        foreach (var header in message.Headers)
-        {
-            global |= !System.Text.Ascii.IsValid(header.RawValue);
-        }
-
-        return new MessagePart(global ? "global" : "rfc822") { Message = message };
-    }
+        => new(message.Headers.Any(h => !System.Text.Ascii.IsValid(h.RawValue)) ? "global" : "rfc822") { Message = message };
 
     /// <summary>
     /// Re-encodes what SMTP without BINARYMIME cannot carry as it is, as an MTA's downgrade

@@ -91,7 +91,6 @@ public sealed class DeliveryCheckpoint : IDisposable
         if (fs.File.Exists(checkpoint._path))
         {
             var bytes = Switchboard.WaitingForWriter(checkpoint._path, () => fs.File.ReadAllBytes(checkpoint._path));
-
             var records = Records(bytes, out var torn);
             foreach (var record in records)
             {
