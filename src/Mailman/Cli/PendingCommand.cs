@@ -88,9 +88,27 @@ internal static class PendingCommand
             throw new CliException(ExitCodes.NoUser, $"request {request.Id} expired at {request.Expires:u}; `mailman pending discard {request.Id}` removes it");
         }
 
+        // The notice a decision owes (a welcome, a refusal) is recorded in its transaction and
+        // queued after, while this holds var/owing/TRIGGER.lock: killed between, or with the out
+        // queue unwritable, the daemon sends it (at its start, or within ten minutes).
         using var services = CliServices.Build(paths);
-        var time = services.GetRequiredService<TimeProvider>();
-        var result = services.GetRequiredService<Confirmations>().Confirm(request, command, null, $"the command line ({Environment.UserName})", Membership.NewTrigger(time));
+        var membership = services.GetRequiredService<Membership>();
+        var trigger = Membership.NewTrigger(services.GetRequiredService<TimeProvider>());
+        ConfirmationResult result;
+        using (var owing = membership.Owing(trigger))
+        {
+            try
+            {
+                result = services.GetRequiredService<Confirmations>().Confirm(request, command, null, $"the command line ({Environment.UserName})", trigger);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                owing.Dispose();
+                membership.LeaveOwed(trigger);
+                throw;
+            }
+        }
+
         if (!result.Done)
         {
             throw new CliException(ExitCodes.DataError, result.Summary);

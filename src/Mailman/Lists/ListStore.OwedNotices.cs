@@ -1,4 +1,4 @@
-// Notices a membership change owes (a welcome, a goodbye): written in the change's own
+// Notices a membership change owes (a welcome, a goodbye, a moderator's refusal): written in the change's own
 // transaction and marked paid once the notice is queued, so a crash or an unwritable out queue
 // between the two cannot lose it (review 36: a join whose run was killed after its commit was
 // answered "already a member" on the replay, and the welcome never went). Whoever finds one
@@ -11,10 +11,11 @@ namespace Mailman.Lists;
 
 /// <summary>
 /// A notice owed: its template, for whom, and the entry (or trigger) and purpose that name it;
-/// once <see cref="Paid"/>, whether it was <see cref="Sent"/> (queued, or a rule said not to).
+/// once <see cref="Paid"/>, whether it was <see cref="Sent"/> (queued, or a rule said not to);
+/// the <see cref="Reason"/> a refusal gives.
 /// </summary>
 public sealed record OwedNotice(long Id, ListName List, string Template, string Address, string DisplayName, string Trigger, string Purpose, DateTimeOffset Created,
-    DateTimeOffset? Paid = null, bool Sent = false);
+    DateTimeOffset? Paid = null, bool Sent = false, string? Reason = null);
 
 public sealed partial class ListStore
 {
@@ -38,15 +39,15 @@ public sealed partial class ListStore
     /// Records a notice owed (in the caller's transaction, beside the change that owes it); once
     /// per trigger and purpose while owed (a paid one is owed again: a second change of the entry).
     /// </summary>
-    public void OweNotice(ListName list, string template, string address, string displayName, string trigger, string purpose, DateTimeOffset now)
+    public void OweNotice(ListName list, string template, string address, string displayName, string trigger, string purpose, DateTimeOffset now, string? reason = null)
     {
         using var cmd = Command("""
-            INSERT INTO owed_notices (list_id, template, address, display_name, trigger, purpose, created)
-            VALUES ($list, $template, $address, $name, $trigger, $purpose, $now)
-            ON CONFLICT (trigger, purpose) DO UPDATE SET display_name = excluded.display_name, created = excluded.created, paid = NULL, sent = NULL
+            INSERT INTO owed_notices (list_id, template, address, display_name, trigger, purpose, created, reason)
+            VALUES ($list, $template, $address, $name, $trigger, $purpose, $now, $reason)
+            ON CONFLICT (trigger, purpose) DO UPDATE SET display_name = excluded.display_name, created = excluded.created, reason = excluded.reason, paid = NULL, sent = NULL
             WHERE owed_notices.paid IS NOT NULL
             """, ("$list", ListId(list)), ("$template", template), ("$address", address), ("$name", Member.Sanitize(displayName)),
-            ("$trigger", trigger), ("$purpose", purpose), ("$now", Timestamp(now)));
+            ("$trigger", trigger), ("$purpose", purpose), ("$now", Timestamp(now)), ("$reason", (object?)reason ?? DBNull.Value));
         cmd.ExecuteNonQuery();
     }
 
@@ -84,7 +85,7 @@ public sealed partial class ListStore
     }
 
     private const string OwedSelect = """
-        SELECT o.id, l.fqdn, o.template, o.address, o.display_name, o.trigger, o.purpose, o.created, o.paid, o.sent
+        SELECT o.id, l.fqdn, o.template, o.address, o.display_name, o.trigger, o.purpose, o.created, o.paid, o.sent, o.reason
         FROM owed_notices o JOIN lists l ON l.id = o.list_id
         """;
 
@@ -94,7 +95,7 @@ public sealed partial class ListStore
         while (r.Read())
         {
             yield return new OwedNotice(r.GetInt64(0), ListName.Parse(r.GetString(1)), r.GetString(2), r.GetString(3), r.GetString(4), r.GetString(5), r.GetString(6),
-                ReadTimestamp(r, 7)!.Value, ReadTimestamp(r, 8), !r.IsDBNull(9) && r.GetInt64(9) != 0);
+                ReadTimestamp(r, 7)!.Value, ReadTimestamp(r, 8), !r.IsDBNull(9) && r.GetInt64(9) != 0, r.IsDBNull(10) ? null : r.GetString(10));
         }
     }
 }

@@ -66,6 +66,10 @@ public sealed partial class ListStore
         .. UsedRequestSchema,
         "COLUMN owed_notices paid TEXT",
         "COLUMN owed_notices sent INTEGER",
+
+        // The reason a moderator's refusal of a subscription gives, owed in the use of its
+        // request: `pending discard N --reason R` killed after the use lost it.
+        "COLUMN owed_notices reason TEXT",
     ];
 
     private static readonly int SchemaVersion = (int)(BinaryPrimitives.ReadUInt32BigEndian(SHA256.HashData(Encoding.UTF8.GetBytes(string.Join("\n;\n", SchemaSteps)))) & 0x7fffffff);

@@ -1,6 +1,6 @@
 // Joining and leaving, however they were asked for (a confirmed mail, an open policy, a
 // moderator, one click, the command line): the store change, one log line, and the welcome or
-// goodbye notice when the list sends them. The notice is recorded as owed in the change's own
+// goodbye notice when the list sends them (and a moderator's refusal, owed the same way). The notice is recorded as owed in the change's own
 // transaction and the record marked paid once the notice is queued: a run killed in between (or
 // an out queue that cannot be written) leaves it owed, and the replay of the same entry, or
 // PayOwedNotices for a trigger no request entry holds any more, sends it under the same name;
@@ -150,7 +150,7 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Que
 
             // Said once it is queued: a write that fails (review 88: a killed writer's temporary
             // file in the way) leaves it owed, and the error line says so.
-            var sent = Pay(list, o.Template, o.Address, o.DisplayName, o.Trigger, null, null);
+            var sent = Pay(list, o.Template, o.Address, o.DisplayName, o.Trigger, null, null, o.Reason);
             logger.LogWarning("Notice {Template} to {Recipient} from {ListId}, owed since {Created:u} by {QueueEntry} (its run stopped before queuing it), {Outcome}",
                 o.Template, o.Address, o.List.Fqdn, o.Created, o.Trigger, sent ? "sent now" : "settled without sending (the line \"No ... notice\" says why)");
             paid++;
@@ -349,22 +349,52 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Que
         return sent;
     }
 
-    private bool Notify(MailingList list, string template, string address, string name, string triggerEntry, MimeMessage? answering, string? answeringSender)
+    /// <summary>
+    /// Records the refusal of <paramref name="address"/>'s subscription, with the moderator's
+    /// <paramref name="reason"/>, as owed (in the caller's transaction, beside the use of its request).
+    /// </summary>
+    public void OweRefusal(ListStore store, ListName list, string address, string displayName, string reason, string triggerEntry)
+        => store.OweNotice(list, NoticeTemplates.Refused, address, displayName, triggerEntry, Purpose(NoticeTemplates.Refused, address), time.GetUtcNow(), reason);
+
+    /// <summary>
+    /// Queues the refusal <see cref="OweRefusal"/> recorded, once: run again after it was queued,
+    /// nothing is sent. One never recorded (the request used by an older build) goes with
+    /// <paramref name="reason"/>. Whether it was sent.
+    /// </summary>
+    /// <exception cref="IOException">The out queue cannot be written (it stays owed).</exception>
+    public bool PayRefusal(MailingList list, string address, string displayName, string reason, string triggerEntry)
+    {
+        OwedNotice? owed;
+        using (var store = lists.Open())
+        {
+            owed = store.FindOwedNotice(triggerEntry, Purpose(NoticeTemplates.Refused, address));
+        }
+
+        return owed switch
+        {
+            { Paid: not null } => owed.Sent,
+            null => Notify(list, NoticeTemplates.Refused, address, displayName, triggerEntry, null, null, reason),
+            _ => Pay(list, NoticeTemplates.Refused, address, owed.DisplayName, triggerEntry, null, null, owed.Reason),
+        };
+    }
+
+    private bool Notify(MailingList list, string template, string address, string name, string triggerEntry, MimeMessage? answering, string? answeringSender, string? reason = null)
         => notices.Send(new Notice(list, template, address)
         {
             ToName = name,
             Kind = answering is null ? NoticeKind.Generated : NoticeKind.Reply,
             Answering = answering,
             AnsweringSender = answeringSender,
+            Values = reason is null ? new Dictionary<string, string>() : new Dictionary<string, string> { ["reason"] = reason },
         }, triggerEntry, Purpose(template, address)).Queued;
 
     // Queues the owed notice (or a rule says not to send it), then it is no longer owed.
-    private bool Pay(MailingList list, string template, string address, string name, string triggerEntry, MimeMessage? answering, string? answeringSender)
+    private bool Pay(MailingList list, string template, string address, string name, string triggerEntry, MimeMessage? answering, string? answeringSender, string? reason = null)
     {
         bool sent;
         try
         {
-            sent = Notify(list, template, address, name, triggerEntry, answering, answeringSender);
+            sent = Notify(list, template, address, name, triggerEntry, answering, answeringSender, reason);
         }
         catch
         {

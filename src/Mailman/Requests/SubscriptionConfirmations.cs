@@ -4,12 +4,11 @@
 // subscription tells the address why. The pending request is used in the same transaction as the
 // change, so a token works once.
 using Mailman.Lists;
-using Mailman.Notices;
 using MimeKit;
 
 namespace Mailman.Requests;
 
-public sealed class SubscriptionConfirmations(ListStoreFactory lists, Membership membership, SubscriptionRequests requests, NoticeSender notices, TimeProvider time) : IConfirmationHandler
+public sealed class SubscriptionConfirmations(ListStoreFactory lists, Membership membership, SubscriptionRequests requests, TimeProvider time) : IConfirmationHandler
 {
     public IReadOnlyCollection<string> Kinds { get; } = [PendingKind.Subscribe, PendingKind.Unsubscribe, PendingKind.ModerateSubscription];
 
@@ -35,18 +34,19 @@ public sealed class SubscriptionConfirmations(ListStoreFactory lists, Membership
         var (verb, reason) = Decision(command);
         if (verb != "approve")
         {
-            if (!Drop(request, triggerEntry))
+            // A moderator's refusal is owed in the use of the request, and sent after (review
+            // 127: `pending discard N --reason R` killed between the two lost it; the daemon
+            // sends what a dead command line owes).
+            var refuses = verb == "reject" && request.Kind == PendingKind.ModerateSubscription;
+            var why = reason.Length > 0 ? reason : "no reason given";
+            if (!Drop(request, triggerEntry, refuses ? store => membership.OweRefusal(store, list.Name, request.Address, request.DisplayName, why, triggerEntry) : null))
             {
                 return Used(request);
             }
 
-            if (verb == "reject" && request.Kind == PendingKind.ModerateSubscription)
+            if (refuses)
             {
-                notices.Send(new Notice(list, NoticeTemplates.Refused, request.Address)
-                {
-                    ToName = request.DisplayName,
-                    Values = new Dictionary<string, string> { ["reason"] = reason.Length > 0 ? reason : "no reason given" },
-                }, triggerEntry, "refused:" + request.Key);
+                membership.PayRefusal(list, request.Address, request.DisplayName, why, triggerEntry);
             }
 
             return new ConfirmationResult(true, $"the {Describe(request.Kind)} of {request.Address} was {(verb == "reject" ? "rejected" : "discarded")}");
@@ -99,7 +99,7 @@ public sealed class SubscriptionConfirmations(ListStoreFactory lists, Membership
     // Uses the request without a membership change (a rejection, a discard, a join that goes on
     // to the moderators); true also when this entry used it already (it is run again: the
     // refusal or the moderators' request, named by the entry, goes as the first run's would have).
-    private bool Drop(PendingRequest request, string triggerEntry)
+    private bool Drop(PendingRequest request, string triggerEntry, Action<ListStore>? owe = null)
     {
         if (request.Replayed is not null)
         {
@@ -107,7 +107,16 @@ public sealed class SubscriptionConfirmations(ListStoreFactory lists, Membership
         }
 
         using var store = lists.Open();
-        return store.InTransaction(() => store.TakePending(request.Id, triggerEntry, time.GetUtcNow()) is not null);
+        return store.InTransaction(() =>
+        {
+            if (store.TakePending(request.Id, triggerEntry, time.GetUtcNow()) is null)
+            {
+                return false;
+            }
+
+            owe?.Invoke(store);
+            return true;
+        });
     }
 
     private static ConfirmationResult Used(PendingRequest request)

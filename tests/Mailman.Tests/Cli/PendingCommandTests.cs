@@ -66,6 +66,49 @@ public sealed class PendingCommandTests : IDisposable
         Assert.Equal(Mailman.Cli.ExitCodes.NoUser, Run("pending", "confirm", "0123456789abcdef0123456789abcdef").ExitCode);
     }
 
+    // Review 127: `pending discard N --reason R` killed after it used the request and before it
+    // queued the refusal lost the refusal, and run again it said "no pending request N". The
+    // refusal is owed in the use's transaction, with its reason; the daemon sends what the dead
+    // command line left, once.
+    [Fact]
+    public void A_refusal_left_by_a_command_line_killed_before_queuing_it_is_sent_by_the_daemon_with_its_reason()
+    {
+        Assert.True(Strace.IsInstalled, "strace is missing: apt-get install strace (see .ci/run)");
+        _instance.CreateList("dev@example.org", l => l.Set("subscription_policy", "moderate"));
+        using (var h = new RunnerHarness(_instance))
+        {
+            if (DateTimeOffset.UtcNow > h.Time.GetUtcNow())
+            {
+                h.Time.SetUtcNow(DateTimeOffset.UtcNow);
+            }
+
+            h.InjectRequest("dev-join@example.org", RequestRunnerTests.Mail("dev-join@example.org"), "anne@example.com");
+            RunnerHarness.Drain(h.Requests);
+            RequestRunnerTests.Deliver(h);
+        }
+
+        // Its first rename is the refusal's, into out: killed there, after the use's commit.
+        var killed = Strace.Run(_instance.Home, ["pending", "discard", "1", "--reason", "members of the team only"], "rename,renameat,renameat2", "signal=KILL", 1);
+        Assert.Equal(137, killed.ExitCode);
+        Assert.Equal(0, _instance.Count("out"));
+        Assert.Equal(Mailman.Cli.ExitCodes.NoUser, Run("pending", "discard", "1", "--reason", "again").ExitCode); // used: the refusal is the first one's
+
+        using var sink = SmtpSink.Start();
+        var env = new Dictionary<string, string> { ["Mailman__Smtp__Port"] = sink.Port.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: env).ExitCode);
+        var refusal = Assert.Single(sink.Messages());
+        Assert.Equal(["anne@example.com"], refusal.Recipients);
+        Assert.Contains("members of the team only", refusal.Text, StringComparison.Ordinal);
+        Assert.False(IsMember("anne@example.com"));
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            Assert.Empty(store.OwedNotices());
+        }
+
+        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: env).ExitCode);
+        Assert.Single(sink.Messages());
+    }
+
     [Fact]
     public void Members_add_welcomes_new_members_as_the_list_says_unless_told_otherwise()
     {
