@@ -14,10 +14,18 @@ public sealed class HeldPostConfirmation(HeldPosts held) : IConfirmationHandler
 
     public ConfirmationResult Confirm(PendingRequest request, string? command, MimeMessage? reply, string actor, string triggerEntry)
     {
+        // The reply's entry run again after a kill past its decision: the first run's answer
+        // (stop 55's Left: "the token is unknown").
+        if (request.Replayed is { Length: > 0 } used)
+        {
+            var first = HeldPosts.Replayed(used);
+            return new ConfirmationResult(first.Done, $"held post to {request.List}: {first.Summary}");
+        }
+
         // `mailman pending confirm N` on a held post: a plain confirmation, from an operator.
         if (command is null && reply is null)
         {
-            var approved = held.Approve(request.Key, actor);
+            var approved = held.Approve(request.Key, actor, triggerEntry);
             return new ConfirmationResult(approved.Done, $"held post to {request.List}: {approved.Summary}");
         }
 
@@ -32,9 +40,9 @@ public sealed class HeldPostConfirmation(HeldPosts held) : IConfirmationHandler
             var rest = space < 0 ? "" : line[(space + 1)..].Trim();
             var outcome = verb switch
             {
-                "approve" or "approved" or "accept" => held.Approve(request.Key, actor),
-                "reject" or "rejected" => held.Reject(request.Key, rest.Length > 0 ? rest : null, actor),
-                "discard" or "discarded" => held.Discard(request.Key, actor),
+                "approve" or "approved" or "accept" => held.Approve(request.Key, actor, triggerEntry),
+                "reject" or "rejected" => held.Reject(request.Key, rest.Length > 0 ? rest : null, actor, triggerEntry),
+                "discard" or "discarded" => held.Discard(request.Key, actor, triggerEntry),
                 _ => null,
             };
             if (outcome is not null)

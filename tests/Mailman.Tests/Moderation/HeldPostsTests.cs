@@ -4,8 +4,10 @@
 using Mailman.Lists;
 using Mailman.Moderation;
 using Mailman.Queues;
+using Mailman.Requests;
 using Mailman.Tests.Runners;
 using Mailman.TestSupport;
+using Microsoft.Extensions.DependencyInjection;
 using MimeKit;
 
 namespace Mailman.Tests.Moderation;
@@ -607,6 +609,15 @@ public sealed class HeldPostsTests : IDisposable
         Assert.True(result.Done, result.Summary);
         Assert.Null(Pending(token, h));
         Assert.Empty(h.Queues[QueueSet.Hold].Pending());
+
+        // The reply's entry run again after a kill past the decision answers as its first run
+        // did (it was told "the token is unknown"), and does nothing again; any other message
+        // with the token is told it was used.
+        var confirmations = h.Services.GetRequiredService<Confirmations>();
+        var (_, again) = confirmations.ConfirmToken(Name, token, command, reply, "mo@example.com", "17000000000000000-0000abcd");
+        Assert.Equal((result.Done, result.Summary), (again.Done, again.Summary));
+        var (_, other) = confirmations.ConfirmToken(Name, token, command, reply, "mo@example.com", "17000000000000000-0000abce");
+        Assert.Contains("token is unknown", other.Summary, StringComparison.Ordinal);
         switch (expected)
         {
             case "in":
