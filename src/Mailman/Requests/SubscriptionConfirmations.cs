@@ -57,7 +57,9 @@ public sealed class SubscriptionConfirmations(ListStoreFactory lists, Membership
         switch (request.Kind)
         {
             case PendingKind.Subscribe when request.Data == SubscriptionRequests.ThenModerate:
-                if (!Drop(request, triggerEntry))
+                // The moderators' request is made in the use's transaction (`pending confirm N`
+                // killed between the two lost the subscription); they are told after.
+                if (!Drop(request, triggerEntry, store => requests.PutBeforeModerators(store, list, request.Address, request.DisplayName, triggerEntry)))
                 {
                     return Used(request);
                 }

@@ -100,11 +100,7 @@ public sealed class SubscriptionRequests(
         var token = tokens.For(triggerEntry, PendingKind.ModerateSubscription);
         var now = time.GetUtcNow();
         using var store = lists.Open();
-        // One request per address awaits the moderators, told once: a flood of joins from one
-        // address must not become a flood of notices (a replay of the same request, after a
-        // crash, still sends what it had not sent: its notices are named by the request).
-        if (store.FindPending(list.Name, PendingKind.ModerateSubscription, ListStore.AddressKey(address)) is { } waiting && waiting.Expires > now
-            && store.FindPending(token, now)?.Id != waiting.Id)
+        if (PutBeforeModerators(store, list, address, displayName, triggerEntry) is { } waiting)
         {
             logger.LogInformation("Pending: {Recipient} asks again to join {ListId}; the request of {Created:u} already awaits a moderator",
                 address, list.Name.Fqdn, waiting.Created);
@@ -112,7 +108,6 @@ public sealed class SubscriptionRequests(
         }
 
         var expires = now + list.PendingRequestLife;
-        store.UpsertPending(list.Name, PendingKind.ModerateSubscription, ListStore.AddressKey(address), address, displayName, triggerEntry, now, expires, token);
         var from = ConfirmAddress(list.Name, token);
         var told = moderatorNotices.Tell(store, list, "the subscription request of " + address, triggerEntry, moderator =>
             (new Notice(list, NoticeTemplates.ModeratorSubscribe, moderator.Address)
@@ -136,6 +131,29 @@ public sealed class SubscriptionRequests(
         {
             logger.LogWarning("{ListId} has no owner or moderator to approve {Recipient}: `mailman pending list` shows the request", list.Name.Fqdn, address);
         }
+    }
+
+    /// <summary>
+    /// The pending request <see cref="AskModerators"/> makes, alone (in the caller's transaction:
+    /// a confirmation of confirm_then_moderate makes it in the one that uses the address's
+    /// request, so that a kill before the moderators are told leaves it to the daily summary,
+    /// never lost). Returns the other request of the address that awaits them already, and makes
+    /// none: one per address, told once (a flood of joins must not become a flood of notices; a
+    /// replay of the same request, after a crash, still sends what it had not sent: its notices
+    /// are named by it). Null: this one awaits them.
+    /// </summary>
+    public PendingRequest? PutBeforeModerators(ListStore store, MailingList list, string address, string displayName, string triggerEntry)
+    {
+        var token = tokens.For(triggerEntry, PendingKind.ModerateSubscription);
+        var now = time.GetUtcNow();
+        if (store.FindPending(list.Name, PendingKind.ModerateSubscription, ListStore.AddressKey(address)) is { } waiting && waiting.Expires > now
+            && store.FindPending(token, now)?.Id != waiting.Id)
+        {
+            return waiting;
+        }
+
+        store.UpsertPending(list.Name, PendingKind.ModerateSubscription, ListStore.AddressKey(address), address, displayName, triggerEntry, now, now + list.PendingRequestLife, token);
+        return null;
     }
 
     // The confirmation goes first; only when it is queued does the pending request take its

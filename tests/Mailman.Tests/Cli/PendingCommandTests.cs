@@ -109,6 +109,51 @@ public sealed class PendingCommandTests : IDisposable
         Assert.Single(sink.Messages());
     }
 
+    // `pending confirm N` of a confirm_then_moderate request used the address's request in one
+    // transaction and put it before the moderators in another: killed between, the subscription
+    // was lost ("no pending request N" when run again). Killed at each of its writes to the
+    // database, the request is still the address's or awaits the moderators.
+    [Fact]
+    public void Pending_confirm_of_confirm_then_moderate_killed_at_any_database_write_leaves_the_request_waiting()
+    {
+        Assert.True(Strace.IsInstalled, "strace is missing: apt-get install strace (see .ci/run)");
+        _instance.CreateList("dev@example.org", l => l.Set("subscription_policy", "confirm_then_moderate"));
+        var dev = ListName.Parse("dev@example.org");
+        for (var write = 1; ; write++)
+        {
+            long id;
+            using (var store = new ListStore(_instance.Paths.Database))
+            {
+                foreach (var r in store.PendingRequests())
+                {
+                    store.DeletePending(r.Id);
+                }
+
+                store.UpsertPending(dev, PendingKind.Subscribe, "anne@example.com", "anne@example.com", "Anne", Mailman.Requests.SubscriptionRequests.ThenModerate,
+                    DateTimeOffset.UtcNow, DateTimeOffset.UtcNow.AddDays(1));
+                id = store.PendingRequests().Single().Id;
+            }
+
+            var run = Strace.Run(_instance.Home, ["pending", "confirm", id.ToString(System.Globalization.CultureInfo.InvariantCulture)], "write,pwrite64", "signal=KILL", write,
+                path: _instance.Paths.Database + "-wal");
+            using (var store = new ListStore(_instance.Paths.Database))
+            {
+                var kinds = store.PendingRequests().Select(r => r.Kind).ToList();
+                Assert.True(kinds is [PendingKind.Subscribe] or [PendingKind.ModerateSubscription], $"killed at write {write} ({run.ExitCode}): {string.Join(", ", kinds)}");
+            }
+
+            if (run.ExitCode == 0)
+            {
+                Assert.Contains("awaits the approval of a moderator", run.Stdout, StringComparison.Ordinal);
+                Assert.True(write > 2, "the command wrote to the database without being killed");
+                break;
+            }
+
+            Assert.Equal(137, run.ExitCode);
+            Assert.True(write < 100, run.Stderr);
+        }
+    }
+
     [Fact]
     public void Members_add_welcomes_new_members_as_the_list_says_unless_told_otherwise()
     {
