@@ -105,7 +105,15 @@ internal static class PendingCommand
             {
                 owing.Dispose();
                 membership.LeaveOwed(trigger);
-                throw;
+                using var store = new ListStore(paths.Database);
+                if (store.FindPending(request.Id) is not null)
+                {
+                    throw;
+                }
+
+                // Decided, its notice owed (review 128: "try again" led to "no pending request N").
+                Console.Error.WriteLine($"mailman: request {request.Id} is decided ({Member.Sanitize(command)}), but the notice it owes could not be queued ({e.Message}); it is owed, and the daemon sends it when it can write its out queue (at its start, or within ten minutes)");
+                return 0;
             }
         }
 

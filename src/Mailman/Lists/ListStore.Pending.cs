@@ -232,6 +232,21 @@ public sealed partial class ListStore
         cmd.ExecuteNonQuery();
     }
 
+    /// <summary>What <paramref name="trigger"/>'s use of the request (kind, key) did, once it is known.</summary>
+    public void UsedOutcome(string trigger, string kind, string key, string outcome)
+    {
+        using var cmd = Command("UPDATE used_requests SET outcome = $outcome WHERE trigger = $trigger AND kind = $kind AND key = $key",
+            ("$trigger", trigger), ("$kind", kind), ("$key", key), ("$outcome", outcome));
+        cmd.ExecuteNonQuery();
+    }
+
+    /// <summary>Forgets <paramref name="trigger"/>'s use of the request (kind, key): it is made live again.</summary>
+    public void ForgetUse(string trigger, string kind, string key)
+    {
+        using var cmd = Command("DELETE FROM used_requests WHERE trigger = $trigger AND kind = $kind AND key = $key", ("$trigger", trigger), ("$kind", kind), ("$key", key));
+        cmd.ExecuteNonQuery();
+    }
+
     /// <summary>
     /// The request of <paramref name="token"/> on <paramref name="list"/> that
     /// <paramref name="trigger"/> used (the entry is run again), with <see cref="PendingRequest.Replayed"/>

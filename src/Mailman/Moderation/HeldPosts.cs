@@ -151,8 +151,7 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
     }
 
     /// <summary>Sends the post through the chain (moderation rules skipped) and the pipeline again, under its own name.</summary>
-    /// <param name="trigger">The request entry of a moderator's reply that decides: its use of the post's request is remembered, with the outcome (<see cref="Replayed"/>).</param>
-    public ModerationOutcome Approve(string id, string actor, string? trigger = null)
+    public ModerationOutcome Approve(string id, string actor)
     {
         if (ShowsPassword(id))
         {
@@ -160,7 +159,7 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
             return new ModerationOutcome(false, $"{id}: it shows the moderator password where it cannot be removed, and cannot be approved; reject or discard it (the poster may send it again without)");
         }
 
-        return Act(id, actor, "approved", (claim, entry, list) => Approving(claim, entry, list, actor), trigger: trigger);
+        return Act(id, actor, "approved", (claim, entry, list) => Approving(claim, entry, list, actor));
     }
 
     private bool ShowsPassword(string id)
@@ -202,8 +201,7 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
     }
 
     /// <summary>Drops the post and tells the poster <paramref name="reason"/>.</summary>
-    public ModerationOutcome Reject(string id, string? reason, string actor, string? trigger = null)
-        => Act(id, actor, "rejected", (claim, entry, list) => Rejecting(id, claim, entry, list, reason, actor), reason, trigger: trigger);
+    public ModerationOutcome Reject(string id, string? reason, string actor) => Act(id, actor, "rejected", (claim, entry, list) => Rejecting(id, claim, entry, list, reason, actor), reason);
 
     // Review 36: a `held reject` killed after the poster was told and before the post left hold
     // left it held again at the next start, approvable: the post is marked rejected in place
@@ -248,11 +246,11 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
     }
 
     /// <summary>Drops the post; nobody is told.</summary>
-    public ModerationOutcome Discard(string id, string actor, string? trigger = null) => Act(id, actor, "discarded", (claim, _, _) =>
+    public ModerationOutcome Discard(string id, string actor) => Act(id, actor, "discarded", (claim, _, _) =>
     {
         Hold.Finish(claim);
         return "discarded";
-    }, trigger: trigger);
+    });
 
     /// <summary>Leaves the post held (Mailman's defer: decide later).</summary>
     public ModerationOutcome Defer(string id, string actor) => Act(id, actor, "deferred", (claim, _, _) =>
@@ -319,8 +317,7 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
     // logs one vette line. The claim is what makes a second action find nothing. One action at a
     // time (QueueLock.Moderation): under it, a post found claimed was left so by an action that
     // died, and is put back first.
-    private ModerationOutcome Act(string id, string actor, string verb, Func<ClaimedEntry, EntryHead, MailingList?, string> action, string? reason = null, bool keepsPending = false,
-        string? trigger = null)
+    private ModerationOutcome Act(string id, string actor, string verb, Func<ClaimedEntry, EntryHead, MailingList?, string> action, string? reason = null, bool keepsPending = false)
     {
         if (!Switchboard.IsValidEntryName(id))
         {
@@ -351,11 +348,11 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
                 return new ModerationOutcome(false, $"{id}: {e.Message}; move that away and act on it again");
             }
 
-            return ActAlone(id, actor, verb, action, reason, keepsPending, trigger);
+            return ActAlone(id, actor, verb, action, reason, keepsPending);
         }
     }
 
-    private ModerationOutcome ActAlone(string id, string actor, string verb, Func<ClaimedEntry, EntryHead, MailingList?, string> action, string? reason, bool keepsPending, string? trigger)
+    private ModerationOutcome ActAlone(string id, string actor, string verb, Func<ClaimedEntry, EntryHead, MailingList?, string> action, string? reason, bool keepsPending)
     {
         ClaimedEntry? claim;
         try
@@ -408,14 +405,14 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
             var by = entry.Metadata.RejectedBy ?? "a moderator";
             logger.LogWarning("Held post {QueueEntry} to {ListId} was being rejected by {Actor} when that stopped; {Verb} by {Other} finishes the rejection instead",
                 id, entry.Metadata.List, by, verb, actor);
-            return Perform(id, claim, entry, list, by, "rejected", (c, e, l) => Rejecting(id, c, e, l, rejected, by), rejected, keepsPending: false, trigger, asked: verb);
+            return Perform(id, claim, entry, list, by, "rejected", (c, e, l) => Rejecting(id, c, e, l, rejected, by), rejected, keepsPending: false, asked: verb);
         }
 
-        return Perform(id, claim, entry, list, actor, verb, action, reason, keepsPending, trigger);
+        return Perform(id, claim, entry, list, actor, verb, action, reason, keepsPending);
     }
 
     private ModerationOutcome Perform(string id, ClaimedEntry claim, EntryHead entry, MailingList? list, string actor, string verb, Func<ClaimedEntry, EntryHead, MailingList?, string> action,
-        string? reason, bool keepsPending, string? trigger, string? asked = null)
+        string? reason, bool keepsPending, string? asked = null)
     {
         // Who posted it, for the vette line: read now, the action may remove the entry.
         string post;
@@ -446,28 +443,59 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
             throw;
         }
 
-        var outcome = asked is null ? new ModerationOutcome(true, $"{id}: {summary}")
-            : new ModerationOutcome(false, $"{id}: not {asked}: it had been rejected by {actor}, and that rejection is now finished ({summary})");
         if (!keepsPending)
         {
-            ForgetPending(id, keepIfHeld: false, entry.Metadata.List, approved: verb == "approved", trigger is null ? null : (trigger, outcome));
+            ForgetPending(id, keepIfHeld: false, entry.Metadata.List, approved: verb == "approved");
         }
 
         var rules = string.Join(", ", (entry.Metadata.HoldReasons ?? []).Select(r => r.Split(':')[0]));
         logger.LogWarning("{Action}: held post {QueueEntry} ({MessageId}) to {ListId} from {Sender}, held by {Rules}; by {Actor}{Reason}",
             verb.ToUpperInvariant(), id, entry.Metadata.MessageIdForLog, entry.Metadata.List, post, rules, actor, reason is null ? "" : ": " + Bound(reason, 500));
-        return outcome;
+
+        return asked is null ? new ModerationOutcome(true, $"{id}: {summary}")
+            : new ModerationOutcome(false, $"{id}: not {asked}: it had been rejected by {actor}, and that rejection is now finished ({summary})");
+    }
+
+    /// <summary>Whether the post <paramref name="id"/> is held (waiting, or claimed by an action).</summary>
+    public bool IsHeld(string id) => Switchboard.IsValidEntryName(id) && Hold.Holds(id);
+
+    /// <summary>
+    /// Uses the held post's request for a moderator's reply (its request entry,
+    /// <paramref name="trigger"/>) before the reply acts, so that the entry run again after a
+    /// kill anywhere in the action finds it used (<see cref="ListStore.FindUsedRequest"/>);
+    /// false when it was used already (another moderator's reply).
+    /// </summary>
+    public bool TakeRequest(PendingRequest request, string trigger)
+    {
+        using var store = lists.Open();
+        return store.InTransaction(() => store.TakePending(request.Id, trigger, time.GetUtcNow()) is not null);
     }
 
     /// <summary>
-    /// What a moderator's reply did to its held post, when its request entry is run again after a
-    /// kill past the decision (<see cref="ListStore.FindUsedRequest"/>): the first run's answer,
-    /// instead of "the token is unknown".
+    /// After the reply's action (<paramref name="outcome"/>; null: it failed): a post still held
+    /// was not decided, and its request is made live again with the token its notices carry; for
+    /// one decided, what the action did is remembered for the entry run again (<see cref="Replayed"/>).
     /// </summary>
-    public static ModerationOutcome Replayed(string used) => new(used.StartsWith('+'), used[1..]);
+    public void SettleRequest(PendingRequest request, string trigger, ModerationOutcome? outcome)
+    {
+        using var store = lists.Open();
+        if (IsHeld(request.Key))
+        {
+            store.InTransaction(() =>
+            {
+                store.ForgetUse(trigger, PendingKind.HeldPost, request.Key);
+                return store.UpsertPending(request.List, PendingKind.HeldPost, request.Key, request.Address, request.DisplayName, request.Data, request.Created,
+                    DateTimeOffset.MaxValue, tokens.For(request.Key, PendingKind.HeldPost));
+            });
+        }
+        else if (outcome is not null)
+        {
+            store.UsedOutcome(trigger, PendingKind.HeldPost, request.Key, (outcome.Done ? "+" : "-") + outcome.Summary);
+        }
+    }
 
-    // The outcome a use remembers: '+' done, '-' not, then the answer.
-    private static string Remembered(ModerationOutcome outcome) => (outcome.Done ? "+" : "-") + outcome.Summary;
+    /// <summary>What a reply's action did, as <see cref="SettleRequest"/> remembered it; null when its run stopped before it was known.</summary>
+    public static ModerationOutcome? Replayed(string used) => used.Length == 0 ? null : new(used.StartsWith('+'), used[1..]);
 
     /// <summary>
     /// Makes the held posts' requests match what hold holds, as the daemon starts: a database
@@ -580,9 +608,7 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
     // within seconds of the first and were dropped long before (a post rejected by a rule at
     // intake keeps its record, so that those are not each rejected). An approved one is the
     // list's from now on, for the key's life.
-    // A moderator's reply (its trigger) uses the request as a confirmation does, remembering the
-    // outcome for the reply's entry run again.
-    private void ForgetPending(string id, bool keepIfHeld, string? list = null, bool? approved = null, (string Trigger, ModerationOutcome Outcome)? use = null)
+    private void ForgetPending(string id, bool keepIfHeld, string? list = null, bool? approved = null)
     {
         if (keepIfHeld && Hold.Holds(id))
         {
@@ -594,23 +620,7 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
         {
             if (store.FindPending(name, PendingKind.HeldPost, id) is { } request)
             {
-                if (use is var (trigger, outcome))
-                {
-                    store.InTransaction(() =>
-                    {
-                        var hash = store.TakePending(request.Id, trigger, time.GetUtcNow());
-                        if (hash is not null)
-                        {
-                            store.UsedOutcome(hash, Remembered(outcome));
-                        }
-
-                        return hash;
-                    });
-                }
-                else
-                {
-                    store.DeletePending(request.Id);
-                }
+                store.DeletePending(request.Id);
             }
 
             if (approved is true)

@@ -122,7 +122,7 @@ public sealed class SubscriptionConfirmations(ListStoreFactory lists, Membership
     }
 
     private static ConfirmationResult Used(PendingRequest request)
-        => new(false, $"the {Describe(request.Kind)} of {request.Address} was confirmed or discarded already");
+        => new(false, $"the {Describe(request.Kind)} of {request.Address} was confirmed, rejected or discarded already");
 
     private static string Describe(string kind) => kind switch
     {

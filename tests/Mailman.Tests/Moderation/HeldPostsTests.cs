@@ -633,6 +633,66 @@ public sealed class HeldPostsTests : IDisposable
         }
     }
 
+    // Review 128 MEDIUM: a reply's "approve" killed after the post went back to `in` and before
+    // its use of the request was recorded was told, run again, that the post "is not held". The
+    // request is used before the action: run again from either side of the move, the entry
+    // finishes the decision or answers as its first run would have, and the post goes once.
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void A_reply_killed_between_using_the_request_and_recording_what_it_did_answers_as_decided_when_run_again(bool moved)
+    {
+        Roles(ListRole.Moderator, "mo@example.com");
+        using var h = new RunnerHarness(_instance);
+        var id = Hold(h);
+        var token = Token(Out(h).First(n => n.To[0].Address == "mo@example.com").Message);
+        const string Trigger = "17000000000000000-0000abcd";
+
+        // What the first run did before the kill: the request used, and the post approved or not yet.
+        Assert.True(h.Held.TakeRequest(Pending(token, h)!, Trigger));
+        if (moved)
+        {
+            Assert.True(h.Held.Approve(id, "mo@example.com").Done);
+        }
+
+        var confirmations = h.Services.GetRequiredService<Confirmations>();
+        var (_, again) = confirmations.ConfirmToken(Name, token, "approve", null, "mo@example.com", Trigger);
+        Assert.True(again.Done, again.Summary);
+        Assert.Equal($"held post to {List}: {id}: approved: it goes to the list", again.Summary);
+        Assert.Empty(h.Queues[QueueSet.Hold].Pending());
+        Assert.Equal([id], h.Queues[QueueSet.In].Pending());
+        Assert.True(h.Queues[QueueSet.In].ReadMetadata(id).Approved);
+        Assert.Null(Pending(token, h));
+
+        // Once more: the answer it recorded; another message with the token is told it was used.
+        Assert.Equal(again.Summary, confirmations.ConfirmToken(Name, token, "approve", null, "mo@example.com", Trigger).Result.Summary);
+        Assert.Contains("token is unknown", confirmations.ConfirmToken(Name, token, "approve", null, "mo@example.com", "17000000000000000-0000abce").Result.Summary, StringComparison.Ordinal);
+    }
+
+    // A reply whose action decides nothing (a post that shows the moderator password cannot be
+    // approved: it stays held) gives the request back with its token, and a reply after decides.
+    [Fact]
+    public void A_reply_that_decides_nothing_leaves_the_request_live()
+    {
+        Roles(ListRole.Moderator, "mo@example.com");
+        Configure(l => l.Set("moderator_password", "Sekr1tPassw0rd"));
+        using var h = new RunnerHarness(_instance);
+        var id = Hold(h, extra: "Approved: Sekr1tPassw0rd\nX-Note: mine is Sekr1tPassw0rd\n");
+        var token = Token(Out(h).First(n => n.To[0].Address == "mo@example.com").Message);
+        var confirmations = h.Services.GetRequiredService<Confirmations>();
+
+        var (_, approve) = confirmations.ConfirmToken(Name, token, "approve", null, "mo@example.com", "17000000000000000-0000abcd");
+        Assert.False(approve.Done);
+        Assert.Contains("cannot be approved", approve.Summary, StringComparison.Ordinal);
+        Assert.Equal([id], h.Queues[QueueSet.Hold].Pending());
+        Assert.NotNull(Pending(token, h));
+
+        var (_, discard) = confirmations.ConfirmToken(Name, token, "discard", null, "mo@example.com", "17000000000000000-0000abce");
+        Assert.True(discard.Done, discard.Summary);
+        Assert.Empty(h.Queues[QueueSet.Hold].Pending());
+        Assert.Null(Pending(token, h));
+    }
+
     [Theory]
     [InlineData("please approve this", null)]
     [InlineData(null, "> approve\nThanks!\n")]
