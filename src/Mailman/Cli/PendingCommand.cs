@@ -88,6 +88,12 @@ internal static class PendingCommand
             throw new CliException(ExitCodes.NoUser, $"request {request.Id} expired at {request.Expires:u}; `mailman pending discard {request.Id}` removes it");
         }
 
+        // Review 129: it said "requests of kind held-post cannot be confirmed here".
+        if (request.Kind == PendingKind.HeldPost)
+        {
+            throw new CliException(ExitCodes.DataError, $"request {request.Id} is the held post {request.Key}: `mailman held approve|reject|discard {request.Key}` decides it");
+        }
+
         // The notice a decision owes (a welcome, a refusal) is recorded in its transaction and
         // queued after, while this holds var/owing/TRIGGER.lock: killed between, or with the out
         // queue unwritable, the daemon sends it (at its start, or within ten minutes).

@@ -1,10 +1,11 @@
-// Notices a membership change owes (a welcome, a goodbye, a moderator's refusal): written in the change's own
-// transaction and marked paid once the notice is queued, so a crash or an unwritable out queue
-// between the two cannot lose it (review 36: a join whose run was killed after its commit was
-// answered "already a member" on the replay, and the welcome never went). Whoever finds one
-// owed later sends it under the name it would have had (Requests/Membership). A paid record is
-// kept a week, so that a confirmation run again after a kill past the queuing answers as its
-// first run did (review 126), and then deleted; one a command line pays itself is deleted then.
+// Notices a membership change owes (a welcome, a goodbye, a moderator's refusal): written in
+// the change's own transaction and marked paid once the notice is queued, so a crash or an
+// unwritable out queue between the two cannot lose it (review 36: a join whose run was killed
+// after its commit was answered "already a member" on the replay, and the welcome never went).
+// Whoever finds one owed later sends it under the name it would have had (Requests/Membership).
+// A paid record is kept a week, so that a confirmation run again after a kill past the queuing
+// answers as its first run did (review 126), and then deleted; one a command line pays itself
+// is deleted then.
 using Microsoft.Data.Sqlite;
 
 namespace Mailman.Lists;

@@ -232,6 +232,21 @@ public sealed partial class ListStore
         cmd.ExecuteNonQuery();
     }
 
+    /// <summary>
+    /// Makes a used request live again under its own number, with <paramref name="token"/>;
+    /// false when its (list, kind, key) has a request already (made again meanwhile).
+    /// </summary>
+    public bool RestorePending(PendingRequest request, string token)
+    {
+        using var cmd = Command("""
+            INSERT OR IGNORE INTO pending (id, list_id, kind, key, address, display_name, data, token_hash, created, expires)
+            VALUES ($id, $list, $kind, $key, $address, $name, $data, $hash, $created, $expires)
+            """, ("$id", request.Id), ("$list", ListId(request.List)), ("$kind", request.Kind), ("$key", request.Key), ("$address", request.Address),
+            ("$name", Member.Sanitize(request.DisplayName)), ("$data", request.Data), ("$hash", Hash(token)), ("$created", Timestamp(request.Created)),
+            ("$expires", Timestamp(request.Expires)));
+        return cmd.ExecuteNonQuery() > 0;
+    }
+
     /// <summary>What <paramref name="trigger"/>'s use of the request (kind, key) did, once it is known.</summary>
     public void UsedOutcome(string trigger, string kind, string key, string outcome)
     {

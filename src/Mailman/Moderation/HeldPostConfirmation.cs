@@ -1,10 +1,11 @@
 // A moderator's reply to a held-post notice (mail to LIST-confirm+TOKEN@, found by the request
 // runner): "approve", "reject REASON" or "discard" in the first line decides the post. Anything
-// else changes nothing: the post stays held, the token stays good, and the answer says why. A
-// confirmation without a reply (`mailman pending confirm N`) approves. The request is used
-// before the action, remembering the reply's entry, and what the action did after: the entry
-// run again after a kill anywhere in between finishes the decision, or answers as its first run
-// (review 128: killed between the approval and the use, it was told "not held").
+// else changes nothing: the post stays held, the token stays good, and the answer says why. The
+// request is used before the action, remembering the reply's entry; what the action decides is
+// recorded just before the step that makes it so, and again once done: the entry run again
+// after a kill anywhere in between finishes the decision, or answers as its first run (review
+// 128: killed between the approval and the use, it was told "not held"; review 129: killed
+// before deciding, it claimed the decision of whoever acted meanwhile).
 using Mailman.Lists;
 using Mailman.Requests;
 using MimeKit;
@@ -17,12 +18,21 @@ public sealed class HeldPostConfirmation(HeldPosts held) : IConfirmationHandler
 
     public ConfirmationResult Confirm(PendingRequest request, string? command, MimeMessage? reply, string actor, string triggerEntry)
     {
-        if (request.Replayed is { } used && HeldPosts.Replayed(used) is { } first)
+        // Run again, the post no longer held: the first run decided it (and recorded what), or
+        // it stopped before deciding and someone else did (the command line, the expiry).
+        if (request.Replayed is { } used && !held.IsHeld(request.Key))
         {
-            return Answer(request, first);
+            if (HeldPosts.Replayed(used) is { } first)
+            {
+                return Answer(request, first);
+            }
+
+            var gone = new ModerationOutcome(false, $"{request.Key}: {HeldPosts.NotHeldSummary}");
+            held.SettleRequest(request, triggerEntry, gone);
+            return Answer(request, gone);
         }
 
-        var (verb, act, said) = Decision(request, command, reply, actor);
+        var act = Decision(request, command, reply, actor, triggerEntry, out var said);
         if (act is null)
         {
             return new ConfirmationResult(false,
@@ -34,23 +44,15 @@ public sealed class HeldPostConfirmation(HeldPosts held) : IConfirmationHandler
             return new ConfirmationResult(false, $"held post {request.Key} to {request.List}: decided already (by another moderator?)");
         }
 
-        // Run again after a kill past the move: the first run decided it.
         ModerationOutcome outcome;
-        if (request.Replayed is not null && !held.IsHeld(request.Key))
+        try
         {
-            outcome = new ModerationOutcome(true, $"{request.Key}: {(verb == "approved" ? "approved: it goes to the list" : verb)}");
+            outcome = act();
         }
-        else
+        catch
         {
-            try
-            {
-                outcome = act();
-            }
-            catch
-            {
-                held.SettleRequest(request, triggerEntry, null);
-                throw;
-            }
+            held.SettleRequest(request, triggerEntry, null);
+            throw;
         }
 
         held.SettleRequest(request, triggerEntry, outcome);
@@ -59,17 +61,17 @@ public sealed class HeldPostConfirmation(HeldPosts held) : IConfirmationHandler
 
     private static ConfirmationResult Answer(PendingRequest request, ModerationOutcome outcome) => new(outcome.Done, $"held post to {request.List}: {outcome.Summary}");
 
-    // The decision: from `mailman pending confirm N` (no command, no reply) an approval; else
-    // what the request runner passed, or the first line of the reply's text. Null act: neither
-    // says approve, reject or discard.
-    private (string Verb, Func<ModerationOutcome>? Act, string Said) Decision(PendingRequest request, string? command, MimeMessage? reply, string actor)
+    // What the request runner passed, or the first line of the reply's text (a confirmation with
+    // neither approves); null when neither says approve, reject or discard.
+    private Func<ModerationOutcome>? Decision(PendingRequest request, string? command, MimeMessage? reply, string actor, string trigger, out string said)
     {
+        void Deciding(string summary) => held.RecordDecision(trigger, request.Key, new ModerationOutcome(true, $"{request.Key}: {summary}"));
+        said = "";
         if (command is null && reply is null)
         {
-            return ("approved", () => held.Approve(request.Key, actor), "");
+            return () => held.Approve(request.Key, actor, Deciding);
         }
 
-        var said = "";
         foreach (var candidate in new[] { command, reply is null ? null : CommandParser.FirstLine(reply) })
         {
             var line = (candidate ?? "").Trim();
@@ -80,14 +82,14 @@ public sealed class HeldPostConfirmation(HeldPosts held) : IConfirmationHandler
             switch (verb)
             {
                 case "approve" or "approved" or "accept":
-                    return ("approved", () => held.Approve(request.Key, actor), said);
+                    return () => held.Approve(request.Key, actor, Deciding);
                 case "reject" or "rejected":
-                    return ("rejected", () => held.Reject(request.Key, rest.Length > 0 ? rest : null, actor), said);
+                    return () => held.Reject(request.Key, rest.Length > 0 ? rest : null, actor, Deciding);
                 case "discard" or "discarded":
-                    return ("discarded", () => held.Discard(request.Key, actor), said);
+                    return () => held.Discard(request.Key, actor, Deciding);
             }
         }
 
-        return ("", null, said);
+        return null;
     }
 }

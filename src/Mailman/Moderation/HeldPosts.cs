@@ -151,7 +151,8 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
     }
 
     /// <summary>Sends the post through the chain (moderation rules skipped) and the pipeline again, under its own name.</summary>
-    public ModerationOutcome Approve(string id, string actor)
+    /// <param name="deciding">Told what the action says it did just before the step that makes it so (a moderator's reply records it: <see cref="RecordDecision"/>).</param>
+    public ModerationOutcome Approve(string id, string actor, Action<string>? deciding = null)
     {
         if (ShowsPassword(id))
         {
@@ -159,7 +160,7 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
             return new ModerationOutcome(false, $"{id}: it shows the moderator password where it cannot be removed, and cannot be approved; reject or discard it (the poster may send it again without)");
         }
 
-        return Act(id, actor, "approved", (claim, entry, list) => Approving(claim, entry, list, actor));
+        return Act(id, actor, "approved", (claim, entry, list) => Approving(claim, entry, list, actor, deciding));
     }
 
     private bool ShowsPassword(string id)
@@ -174,7 +175,7 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
         }
     }
 
-    private string Approving(ClaimedEntry claim, EntryHead entry, MailingList? list, string actor)
+    private string Approving(ClaimedEntry claim, EntryHead entry, MailingList? list, string actor, Action<string>? deciding)
     {
         var id = claim.Name;
         if (list is null)
@@ -191,23 +192,31 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
         metadata.ApprovedBy = Bound(actor, 200);
         metadata.Error = null;
         Hold.Rewrite(claim, metadata);
+        deciding?.Invoke(ApprovedSummary);
         if (!Hold.Restore(id, queues[QueueSet.In]))
         {
             throw new InvalidOperationException($"{id}: taken by another moderator while being approved; it is marked approved and still held");
         }
 
         queues[QueueSet.In].Signal?.Set();
-        return "approved: it goes to the list";
+        return ApprovedSummary;
     }
 
+    /// <summary>What an approval says it did.</summary>
+    public const string ApprovedSummary = "approved: it goes to the list";
+
+    /// <summary>What an action on a post no longer held says.</summary>
+    public const string NotHeldSummary = "it is not held (already approved, rejected, discarded or expired?)";
+
     /// <summary>Drops the post and tells the poster <paramref name="reason"/>.</summary>
-    public ModerationOutcome Reject(string id, string? reason, string actor) => Act(id, actor, "rejected", (claim, entry, list) => Rejecting(id, claim, entry, list, reason, actor), reason);
+    public ModerationOutcome Reject(string id, string? reason, string actor, Action<string>? deciding = null)
+        => Act(id, actor, "rejected", (claim, entry, list) => Rejecting(id, claim, entry, list, reason, actor, deciding), reason);
 
     // Review 36: a `held reject` killed after the poster was told and before the post left hold
     // left it held again at the next start, approvable: the post is marked rejected in place
     // first, and whatever acts on a post so marked finishes the rejection (the notice has the
     // name it had, so one still queued is not sent twice).
-    private string Rejecting(string id, ClaimedEntry claim, EntryHead entry, MailingList? list, string? reason, string actor)
+    private string Rejecting(string id, ClaimedEntry claim, EntryHead entry, MailingList? list, string? reason, string actor, Action<string>? deciding = null)
     {
         var text = string.IsNullOrWhiteSpace(reason) ? "[No reason given]" : Bound(reason.Trim(), 2000);
         if (entry.Metadata.Rejected is null)
@@ -241,13 +250,15 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
             told = result.Queued ? $"; {poster} is told why" : $"; the poster is not told ({result.NotSentBecause})";
         }
 
+        deciding?.Invoke("rejected" + told);
         Hold.Finish(claim);
         return "rejected" + told;
     }
 
     /// <summary>Drops the post; nobody is told.</summary>
-    public ModerationOutcome Discard(string id, string actor) => Act(id, actor, "discarded", (claim, _, _) =>
+    public ModerationOutcome Discard(string id, string actor, Action<string>? deciding = null) => Act(id, actor, "discarded", (claim, _, _) =>
     {
+        deciding?.Invoke("discarded");
         Hold.Finish(claim);
         return "discarded";
     });
@@ -367,7 +378,7 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
 
         if (claim is null)
         {
-            var why = Hold.Holds(id) ? "another moderator or the daemon is acting on it right now" : "it is not held (already approved, rejected, discarded or expired?)";
+            var why = Hold.Holds(id) ? "another moderator or the daemon is acting on it right now" : NotHeldSummary;
             ForgetPending(id, keepIfHeld: true);
             return new ModerationOutcome(false, $"{id}: {why}");
         }
@@ -478,23 +489,56 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
     /// </summary>
     public void SettleRequest(PendingRequest request, string trigger, ModerationOutcome? outcome)
     {
-        using var store = lists.Open();
-        if (IsHeld(request.Key))
+        // Under the actions' lock (review 129: a `held discard` between the look and the
+        // writing left a live request for a post gone); without it if it cannot be had.
+        IDisposable? one = null;
+        try
         {
-            store.InTransaction(() =>
-            {
-                store.ForgetUse(trigger, PendingKind.HeldPost, request.Key);
-                return store.UpsertPending(request.List, PendingKind.HeldPost, request.Key, request.Address, request.DisplayName, request.Data, request.Created,
-                    DateTimeOffset.MaxValue, tokens.For(request.Key, PendingKind.HeldPost));
-            });
+            one = QueueLock.Moderation(paths, ActionWait);
         }
-        else if (outcome is not null)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            store.UsedOutcome(trigger, PendingKind.HeldPost, request.Key, (outcome.Done ? "+" : "-") + outcome.Summary);
+            logger.LogWarning("Held post {QueueEntry}: the request of a moderator's reply is settled without the moderation lock: {Error}", request.Key, e.Message);
+        }
+
+        using (one)
+        {
+            using var store = lists.Open();
+            if (IsHeld(request.Key))
+            {
+                // Under its own number when it had one (review 129: `pending show N` of a
+                // listing taken before said "no pending request").
+                store.InTransaction(() =>
+                {
+                    store.ForgetUse(trigger, PendingKind.HeldPost, request.Key);
+                    var token = tokens.For(request.Key, PendingKind.HeldPost);
+                    return (request.Id > 0 && store.RestorePending(request, token))
+                        || store.UpsertPending(request.List, PendingKind.HeldPost, request.Key, request.Address, request.DisplayName, request.Data, request.Created,
+                            DateTimeOffset.MaxValue, token).Renewed;
+                });
+            }
+            else if (outcome is not null)
+            {
+                RecordDecision(store, trigger, request.Key, outcome);
+            }
         }
     }
 
-    /// <summary>What a reply's action did, as <see cref="SettleRequest"/> remembered it; null when its run stopped before it was known.</summary>
+    /// <summary>
+    /// Records what a moderator's reply (<paramref name="trigger"/>) decided, for its entry run
+    /// again: just before the step that makes it so (the action's deciding), and once the action
+    /// is done (<see cref="SettleRequest"/>).
+    /// </summary>
+    public void RecordDecision(string trigger, string id, ModerationOutcome outcome)
+    {
+        using var store = lists.Open();
+        RecordDecision(store, trigger, id, outcome);
+    }
+
+    private static void RecordDecision(ListStore store, string trigger, string id, ModerationOutcome outcome)
+        => store.UsedOutcome(trigger, PendingKind.HeldPost, id, (outcome.Done ? "+" : "-") + outcome.Summary);
+
+    /// <summary>What a reply's action did, as <see cref="RecordDecision"/> remembered it; null when its run stopped before it decided.</summary>
     public static ModerationOutcome? Replayed(string used) => used.Length == 0 ? null : new(used.StartsWith('+'), used[1..]);
 
     /// <summary>

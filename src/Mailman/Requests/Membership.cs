@@ -1,10 +1,11 @@
 // Joining and leaving, however they were asked for (a confirmed mail, an open policy, a
 // moderator, one click, the command line): the store change, one log line, and the welcome or
-// goodbye notice when the list sends them (and a moderator's refusal, owed the same way). The notice is recorded as owed in the change's own
-// transaction and the record marked paid once the notice is queued: a run killed in between (or
-// an out queue that cannot be written) leaves it owed, and the replay of the same entry, or
-// PayOwedNotices for a trigger no request entry holds any more, sends it under the same name;
-// a confirmation's replay after the queuing finds it paid, and answers as the first run.
+// goodbye notice when the list sends them (and a moderator's refusal, owed the same way). The
+// notice is recorded as owed in the change's own transaction and the record marked paid once the
+// notice is queued: a run killed in between (or an out queue that cannot be written) leaves it
+// owed, and the replay of the same entry, or PayOwedNotices for a trigger no request entry holds
+// any more, sends it under the same name; a confirmation's replay after the queuing finds it
+// paid, and answers as the first run.
 using Mailman.Lists;
 using Mailman.Notices;
 using Mailman.Queues;

@@ -168,6 +168,27 @@ public sealed class PendingCommandTests : IDisposable
         }
     }
 
+    // Review 129: `pending confirm N` of a held post said "requests of kind held-post cannot be
+    // confirmed here"; it names the verb that decides it, and the post stays held.
+    [Fact]
+    public void Pending_confirm_of_a_held_post_names_the_held_verb()
+    {
+        _instance.CreateList("dev@example.org");
+        string id;
+        using (var h = new RunnerHarness(_instance))
+        {
+            h.Queues[Mailman.Queues.QueueSet.In].Enqueue(new Mailman.Queues.EntryMetadata { List = "dev@example.org", Sender = "stranger@example.net", Received = h.Time.GetUtcNow() },
+                System.Text.Encoding.UTF8.GetBytes("From: stranger@example.net\nTo: dev@example.org\nSubject: Hi\nMessage-Id: <h@example.net>\n\nHello.\n"));
+            RunnerHarness.Drain(h.Incoming);
+            id = Assert.Single(h.Queues[Mailman.Queues.QueueSet.Hold].Pending());
+        }
+
+        var confirm = Run("pending", "confirm", "1");
+        Assert.Equal(Mailman.Cli.ExitCodes.DataError, confirm.ExitCode);
+        Assert.Equal($"mailman: request 1 is the held post {id}: `mailman held approve|reject|discard {id}` decides it", confirm.Stderr.Trim());
+        Assert.Equal(1, _instance.Count("hold"));
+    }
+
     [Fact]
     public void Members_add_welcomes_new_members_as_the_list_says_unless_told_otherwise()
     {

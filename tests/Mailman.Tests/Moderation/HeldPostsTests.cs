@@ -635,12 +635,16 @@ public sealed class HeldPostsTests : IDisposable
 
     // Review 128 MEDIUM: a reply's "approve" killed after the post went back to `in` and before
     // its use of the request was recorded was told, run again, that the post "is not held". The
-    // request is used before the action: run again from either side of the move, the entry
-    // finishes the decision or answers as its first run would have, and the post goes once.
+    // request is used before the action, and the decision recorded just before the move: run
+    // again from any point, the entry finishes the decision or answers as its first run would
+    // have, and the post goes once. Review 129: killed before it decided, with the post discarded
+    // by the command line meanwhile, it answered "approved" for a post that went nowhere.
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void A_reply_killed_between_using_the_request_and_recording_what_it_did_answers_as_decided_when_run_again(bool moved)
+    [InlineData("taken")]
+    [InlineData("recorded")]
+    [InlineData("moved")]
+    [InlineData("discarded by another")]
+    public void A_reply_killed_between_using_the_request_and_recording_what_it_did_answers_as_decided_when_run_again(string left)
     {
         Roles(ListRole.Moderator, "mo@example.com");
         using var h = new RunnerHarness(_instance);
@@ -648,21 +652,38 @@ public sealed class HeldPostsTests : IDisposable
         var token = Token(Out(h).First(n => n.To[0].Address == "mo@example.com").Message);
         const string Trigger = "17000000000000000-0000abcd";
 
-        // What the first run did before the kill: the request used, and the post approved or not yet.
+        // What the first run did before the kill (and, for the last, what another did after).
         Assert.True(h.Held.TakeRequest(Pending(token, h)!, Trigger));
-        if (moved)
+        switch (left)
         {
-            Assert.True(h.Held.Approve(id, "mo@example.com").Done);
+            case "recorded":
+                h.Held.RecordDecision(Trigger, id, new ModerationOutcome(true, $"{id}: {HeldPosts.ApprovedSummary}"));
+                break;
+            case "moved":
+                Assert.True(h.Held.Approve(id, "mo@example.com", s => h.Held.RecordDecision(Trigger, id, new ModerationOutcome(true, $"{id}: {s}"))).Done);
+                break;
+            case "discarded by another":
+                Assert.True(h.Held.Discard(id, "cli").Done);
+                break;
         }
 
         var confirmations = h.Services.GetRequiredService<Confirmations>();
         var (_, again) = confirmations.ConfirmToken(Name, token, "approve", null, "mo@example.com", Trigger);
-        Assert.True(again.Done, again.Summary);
-        Assert.Equal($"held post to {List}: {id}: approved: it goes to the list", again.Summary);
         Assert.Empty(h.Queues[QueueSet.Hold].Pending());
-        Assert.Equal([id], h.Queues[QueueSet.In].Pending());
-        Assert.True(h.Queues[QueueSet.In].ReadMetadata(id).Approved);
         Assert.Null(Pending(token, h));
+        if (left == "discarded by another")
+        {
+            Assert.False(again.Done, again.Summary);
+            Assert.Equal($"held post to {List}: {id}: {HeldPosts.NotHeldSummary}", again.Summary);
+            Assert.Empty(h.Queues[QueueSet.In].Pending());
+        }
+        else
+        {
+            Assert.True(again.Done, again.Summary);
+            Assert.Equal($"held post to {List}: {id}: {HeldPosts.ApprovedSummary}", again.Summary);
+            Assert.Equal([id], h.Queues[QueueSet.In].Pending());
+            Assert.True(h.Queues[QueueSet.In].ReadMetadata(id).Approved);
+        }
 
         // Once more: the answer it recorded; another message with the token is told it was used.
         Assert.Equal(again.Summary, confirmations.ConfirmToken(Name, token, "approve", null, "mo@example.com", Trigger).Result.Summary);
@@ -681,11 +702,12 @@ public sealed class HeldPostsTests : IDisposable
         var token = Token(Out(h).First(n => n.To[0].Address == "mo@example.com").Message);
         var confirmations = h.Services.GetRequiredService<Confirmations>();
 
+        var number = Pending(token, h)!.Id;
         var (_, approve) = confirmations.ConfirmToken(Name, token, "approve", null, "mo@example.com", "17000000000000000-0000abcd");
         Assert.False(approve.Done);
         Assert.Contains("cannot be approved", approve.Summary, StringComparison.Ordinal);
         Assert.Equal([id], h.Queues[QueueSet.Hold].Pending());
-        Assert.NotNull(Pending(token, h));
+        Assert.Equal(number, Pending(token, h)?.Id); // under its own number (review 129)
 
         var (_, discard) = confirmations.ConfirmToken(Name, token, "discard", null, "mo@example.com", "17000000000000000-0000abce");
         Assert.True(discard.Done, discard.Summary);
