@@ -255,6 +255,14 @@ public sealed partial class ListStore
         cmd.ExecuteNonQuery();
     }
 
+    /// <summary>Replaces every provisional outcome ('?' first) of uses of the request (kind, key): another decided it.</summary>
+    public void OverrideProvisionalOutcomes(string kind, string key, string outcome)
+    {
+        using var cmd = Command("UPDATE used_requests SET outcome = $outcome WHERE kind = $kind AND key = $key AND outcome LIKE '?%'",
+            ("$kind", kind), ("$key", key), ("$outcome", outcome));
+        cmd.ExecuteNonQuery();
+    }
+
     /// <summary>Forgets <paramref name="trigger"/>'s use of the request (kind, key): it is made live again.</summary>
     public void ForgetUse(string trigger, string kind, string key)
     {

@@ -2,10 +2,11 @@
 // runner): "approve", "reject REASON" or "discard" in the first line decides the post. Anything
 // else changes nothing: the post stays held, the token stays good, and the answer says why. The
 // request is used before the action, remembering the reply's entry; what the action decides is
-// recorded just before the step that makes it so, and again once done: the entry run again
-// after a kill anywhere in between finishes the decision, or answers as its first run (review
-// 128: killed between the approval and the use, it was told "not held"; review 129: killed
-// before deciding, it claimed the decision of whoever acted meanwhile).
+// recorded just before the step that makes it so (provisional: anyone else who decides the post
+// after overrides it), and again once done: the entry run again after a kill anywhere in between
+// finishes the decision, or answers as its first run (review 128: killed between the approval
+// and the use, it was told "not held"; reviews 129, 130: killed before its step, it claimed the
+// decision of whoever acted meanwhile).
 using Mailman.Lists;
 using Mailman.Requests;
 using MimeKit;
@@ -22,8 +23,13 @@ public sealed class HeldPostConfirmation(HeldPosts held) : IConfirmationHandler
         // it stopped before deciding and someone else did (the command line, the expiry).
         if (request.Replayed is { } used && !held.IsHeld(request.Key))
         {
-            if (HeldPosts.Replayed(used) is { } first)
+            if (HeldPosts.Replayed(used) is var (first, provisional))
             {
+                if (provisional)
+                {
+                    held.SettleRequest(request, triggerEntry, first);
+                }
+
                 return Answer(request, first);
             }
 
@@ -32,7 +38,7 @@ public sealed class HeldPostConfirmation(HeldPosts held) : IConfirmationHandler
             return Answer(request, gone);
         }
 
-        var act = Decision(request, command, reply, actor, triggerEntry, out var said);
+        var act = Decision(request.Key, command, reply, actor, triggerEntry, out var said);
         if (act is null)
         {
             return new ConfirmationResult(false,
@@ -63,13 +69,12 @@ public sealed class HeldPostConfirmation(HeldPosts held) : IConfirmationHandler
 
     // What the request runner passed, or the first line of the reply's text (a confirmation with
     // neither approves); null when neither says approve, reject or discard.
-    private Func<ModerationOutcome>? Decision(PendingRequest request, string? command, MimeMessage? reply, string actor, string trigger, out string said)
+    private Func<ModerationOutcome>? Decision(string id, string? command, MimeMessage? reply, string actor, string trigger, out string said)
     {
-        void Deciding(string summary) => held.RecordDecision(trigger, request.Key, new ModerationOutcome(true, $"{request.Key}: {summary}"));
         said = "";
         if (command is null && reply is null)
         {
-            return () => held.Approve(request.Key, actor, Deciding);
+            return () => held.Approve(id, actor, trigger);
         }
 
         foreach (var candidate in new[] { command, reply is null ? null : CommandParser.FirstLine(reply) })
@@ -82,11 +87,11 @@ public sealed class HeldPostConfirmation(HeldPosts held) : IConfirmationHandler
             switch (verb)
             {
                 case "approve" or "approved" or "accept":
-                    return () => held.Approve(request.Key, actor, Deciding);
+                    return () => held.Approve(id, actor, trigger);
                 case "reject" or "rejected":
-                    return () => held.Reject(request.Key, rest.Length > 0 ? rest : null, actor, Deciding);
+                    return () => held.Reject(id, rest.Length > 0 ? rest : null, actor, trigger);
                 case "discard" or "discarded":
-                    return () => held.Discard(request.Key, actor, Deciding);
+                    return () => held.Discard(id, actor, trigger);
             }
         }
 

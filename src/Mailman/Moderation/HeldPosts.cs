@@ -151,8 +151,8 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
     }
 
     /// <summary>Sends the post through the chain (moderation rules skipped) and the pipeline again, under its own name.</summary>
-    /// <param name="deciding">Told what the action says it did just before the step that makes it so (a moderator's reply records it: <see cref="RecordDecision"/>).</param>
-    public ModerationOutcome Approve(string id, string actor, Action<string>? deciding = null)
+    /// <param name="reply">The request entry of the moderator's reply that acts (<see cref="RecordDecision"/>).</param>
+    public ModerationOutcome Approve(string id, string actor, string? reply = null)
     {
         if (ShowsPassword(id))
         {
@@ -160,7 +160,7 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
             return new ModerationOutcome(false, $"{id}: it shows the moderator password where it cannot be removed, and cannot be approved; reject or discard it (the poster may send it again without)");
         }
 
-        return Act(id, actor, "approved", (claim, entry, list) => Approving(claim, entry, list, actor, deciding));
+        return Act(id, actor, "approved", (claim, entry, list) => Approving(claim, entry, list, actor, reply), reply: reply);
     }
 
     private bool ShowsPassword(string id)
@@ -175,7 +175,7 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
         }
     }
 
-    private string Approving(ClaimedEntry claim, EntryHead entry, MailingList? list, string actor, Action<string>? deciding)
+    private string Approving(ClaimedEntry claim, EntryHead entry, MailingList? list, string actor, string? reply)
     {
         var id = claim.Name;
         if (list is null)
@@ -192,7 +192,7 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
         metadata.ApprovedBy = Bound(actor, 200);
         metadata.Error = null;
         Hold.Rewrite(claim, metadata);
-        deciding?.Invoke(ApprovedSummary);
+        Deciding(reply, id, ApprovedSummary);
         if (!Hold.Restore(id, queues[QueueSet.In]))
         {
             throw new InvalidOperationException($"{id}: taken by another moderator while being approved; it is marked approved and still held");
@@ -209,16 +209,17 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
     public const string NotHeldSummary = "it is not held (already approved, rejected, discarded or expired?)";
 
     /// <summary>Drops the post and tells the poster <paramref name="reason"/>.</summary>
-    public ModerationOutcome Reject(string id, string? reason, string actor, Action<string>? deciding = null)
-        => Act(id, actor, "rejected", (claim, entry, list) => Rejecting(id, claim, entry, list, reason, actor, deciding), reason);
+    public ModerationOutcome Reject(string id, string? reason, string actor, string? reply = null)
+        => Act(id, actor, "rejected", (claim, entry, list) => Rejecting(id, claim, entry, list, reason, actor, reply), reason, reply: reply);
 
     // Review 36: a `held reject` killed after the poster was told and before the post left hold
     // left it held again at the next start, approvable: the post is marked rejected in place
     // first, and whatever acts on a post so marked finishes the rejection (the notice has the
     // name it had, so one still queued is not sent twice).
-    private string Rejecting(string id, ClaimedEntry claim, EntryHead entry, MailingList? list, string? reason, string actor, Action<string>? deciding = null)
+    private string Rejecting(string id, ClaimedEntry claim, EntryHead entry, MailingList? list, string? reason, string actor, string? reply = null)
     {
-        var text = string.IsNullOrWhiteSpace(reason) ? "[No reason given]" : Bound(reason.Trim(), 2000);
+        var oneLine = Member.OneLine(reason ?? ""); // no line or direction breaks (review 130)
+        var text = oneLine.Length == 0 ? "[No reason given]" : Bound(oneLine, 2000);
         if (entry.Metadata.Rejected is null)
         {
             var metadata = entry.Metadata.Clone();
@@ -250,18 +251,18 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
             told = result.Queued ? $"; {poster} is told why" : $"; the poster is not told ({result.NotSentBecause})";
         }
 
-        deciding?.Invoke("rejected" + told);
+        Deciding(reply, id, "rejected" + told);
         Hold.Finish(claim);
         return "rejected" + told;
     }
 
     /// <summary>Drops the post; nobody is told.</summary>
-    public ModerationOutcome Discard(string id, string actor, Action<string>? deciding = null) => Act(id, actor, "discarded", (claim, _, _) =>
+    public ModerationOutcome Discard(string id, string actor, string? reply = null) => Act(id, actor, "discarded", (claim, _, _) =>
     {
-        deciding?.Invoke("discarded");
+        Deciding(reply, id, "discarded");
         Hold.Finish(claim);
         return "discarded";
-    });
+    }, reply: reply);
 
     /// <summary>Leaves the post held (Mailman's defer: decide later).</summary>
     public ModerationOutcome Defer(string id, string actor) => Act(id, actor, "deferred", (claim, _, _) =>
@@ -328,7 +329,8 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
     // logs one vette line. The claim is what makes a second action find nothing. One action at a
     // time (QueueLock.Moderation): under it, a post found claimed was left so by an action that
     // died, and is put back first.
-    private ModerationOutcome Act(string id, string actor, string verb, Func<ClaimedEntry, EntryHead, MailingList?, string> action, string? reason = null, bool keepsPending = false)
+    private ModerationOutcome Act(string id, string actor, string verb, Func<ClaimedEntry, EntryHead, MailingList?, string> action, string? reason = null, bool keepsPending = false,
+        string? reply = null)
     {
         if (!Switchboard.IsValidEntryName(id))
         {
@@ -359,11 +361,11 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
                 return new ModerationOutcome(false, $"{id}: {e.Message}; move that away and act on it again");
             }
 
-            return ActAlone(id, actor, verb, action, reason, keepsPending);
+            return ActAlone(id, actor, verb, action, reason, keepsPending, reply);
         }
     }
 
-    private ModerationOutcome ActAlone(string id, string actor, string verb, Func<ClaimedEntry, EntryHead, MailingList?, string> action, string? reason, bool keepsPending)
+    private ModerationOutcome ActAlone(string id, string actor, string verb, Func<ClaimedEntry, EntryHead, MailingList?, string> action, string? reason, bool keepsPending, string? reply)
     {
         ClaimedEntry? claim;
         try
@@ -416,14 +418,14 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
             var by = entry.Metadata.RejectedBy ?? "a moderator";
             logger.LogWarning("Held post {QueueEntry} to {ListId} was being rejected by {Actor} when that stopped; {Verb} by {Other} finishes the rejection instead",
                 id, entry.Metadata.List, by, verb, actor);
-            return Perform(id, claim, entry, list, by, "rejected", (c, e, l) => Rejecting(id, c, e, l, rejected, by), rejected, keepsPending: false, asked: verb);
+            return Perform(id, claim, entry, list, by, "rejected", (c, e, l) => Rejecting(id, c, e, l, rejected, by), rejected, keepsPending: false, reply, asked: verb);
         }
 
-        return Perform(id, claim, entry, list, actor, verb, action, reason, keepsPending);
+        return Perform(id, claim, entry, list, actor, verb, action, reason, keepsPending, reply);
     }
 
     private ModerationOutcome Perform(string id, ClaimedEntry claim, EntryHead entry, MailingList? list, string actor, string verb, Func<ClaimedEntry, EntryHead, MailingList?, string> action,
-        string? reason, bool keepsPending, string? asked = null)
+        string? reason, bool keepsPending, string? reply, string? asked = null)
     {
         // Who posted it, for the vette line: read now, the action may remove the entry.
         string post;
@@ -454,6 +456,13 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
             throw;
         }
 
+        var outcome = asked is null ? new ModerationOutcome(true, $"{id}: {summary}")
+            : new ModerationOutcome(false, $"{id}: not {asked}: it had been rejected by {actor}, and that rejection is now finished ({summary})");
+        if (reply is not null)
+        {
+            RecordDecision(reply, id, outcome);
+        }
+
         if (!keepsPending)
         {
             ForgetPending(id, keepIfHeld: false, entry.Metadata.List, approved: verb == "approved");
@@ -462,9 +471,18 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
         var rules = string.Join(", ", (entry.Metadata.HoldReasons ?? []).Select(r => r.Split(':')[0]));
         logger.LogWarning("{Action}: held post {QueueEntry} ({MessageId}) to {ListId} from {Sender}, held by {Rules}; by {Actor}{Reason}",
             verb.ToUpperInvariant(), id, entry.Metadata.MessageIdForLog, entry.Metadata.List, post, rules, actor, reason is null ? "" : ": " + Bound(reason, 500));
+        return outcome;
+    }
 
-        return asked is null ? new ModerationOutcome(true, $"{id}: {summary}")
-            : new ModerationOutcome(false, $"{id}: not {asked}: it had been rejected by {actor}, and that rejection is now finished ({summary})");
+    // A reply's action is about to take the step that decides the post: what it will have done
+    // is recorded, provisional, for its entry run again (RecordDecision).
+    private void Deciding(string? reply, string id, string summary)
+    {
+        if (reply is not null)
+        {
+            using var store = lists.Open();
+            store.UsedOutcome(reply, PendingKind.HeldPost, id, "?+" + id + ": " + summary);
+        }
     }
 
     /// <summary>Whether the post <paramref name="id"/> is held (waiting, or claimed by an action).</summary>
@@ -525,9 +543,12 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
     }
 
     /// <summary>
-    /// Records what a moderator's reply (<paramref name="trigger"/>) decided, for its entry run
-    /// again: just before the step that makes it so (the action's deciding), and once the action
-    /// is done (<see cref="SettleRequest"/>).
+    /// Records what a moderator's reply (<paramref name="trigger"/>) did, for its entry run
+    /// again. What its action is about to decide is recorded first, provisional, just before the
+    /// step that makes it so; an action of anyone else that decides the post after overrides a
+    /// provisional record (ForgetPending: review 130, a reply killed between its record and its
+    /// step answered "approved" for a post the command line discarded). So a provisional record
+    /// found with the post gone is the reply's own doing.
     /// </summary>
     public void RecordDecision(string trigger, string id, ModerationOutcome outcome)
     {
@@ -538,8 +559,16 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
     private static void RecordDecision(ListStore store, string trigger, string id, ModerationOutcome outcome)
         => store.UsedOutcome(trigger, PendingKind.HeldPost, id, (outcome.Done ? "+" : "-") + outcome.Summary);
 
-    /// <summary>What a reply's action did, as <see cref="RecordDecision"/> remembered it; null when its run stopped before it decided.</summary>
-    public static ModerationOutcome? Replayed(string used) => used.Length == 0 ? null : new(used.StartsWith('+'), used[1..]);
+    /// <summary>
+    /// What a reply's action did, as <see cref="RecordDecision"/> remembered it (provisional: its
+    /// step may not have been taken); null when its run stopped before it decided.
+    /// </summary>
+    public static (ModerationOutcome Outcome, bool Provisional)? Replayed(string used)
+    {
+        var provisional = used.StartsWith('?');
+        var record = provisional ? used[1..] : used;
+        return record.Length == 0 ? null : (new ModerationOutcome(record.StartsWith('+'), record[1..]), provisional);
+    }
 
     /// <summary>
     /// Makes the held posts' requests match what hold holds, as the daemon starts: a database
@@ -666,6 +695,9 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
             {
                 store.DeletePending(request.Id);
             }
+
+            // Decided here: a reply stopped before its own step did not decide it.
+            store.OverrideProvisionalOutcomes(PendingKind.HeldPost, id, $"-{id}: {NotHeldSummary}");
 
             if (approved is true)
             {

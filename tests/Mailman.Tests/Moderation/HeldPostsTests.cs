@@ -635,59 +635,102 @@ public sealed class HeldPostsTests : IDisposable
 
     // Review 128 MEDIUM: a reply's "approve" killed after the post went back to `in` and before
     // its use of the request was recorded was told, run again, that the post "is not held". The
-    // request is used before the action, and the decision recorded just before the move: run
-    // again from any point, the entry finishes the decision or answers as its first run would
-    // have, and the post goes once. Review 129: killed before it decided, with the post discarded
-    // by the command line meanwhile, it answered "approved" for a post that went nowhere.
+    // request is used before the action, and the decision recorded, provisional, just before the
+    // step: run again from any point, the entry finishes the decision or answers as its first run
+    // would have, and the post goes once. Reviews 129, 130: killed before its step, with the post
+    // decided meanwhile by the command line, it answered "approved" (or "discarded") for a post
+    // that went the other way; whoever decides after overrides a provisional record.
     [Theory]
-    [InlineData("taken")]
-    [InlineData("recorded")]
-    [InlineData("moved")]
-    [InlineData("discarded by another")]
-    public void A_reply_killed_between_using_the_request_and_recording_what_it_did_answers_as_decided_when_run_again(string left)
+    [InlineData("taken", "approve", "approved")]
+    [InlineData("recorded", "approve", "approved")]
+    [InlineData("moved", "approve", "approved")]
+    [InlineData("taken, then discarded by another", "approve", "not held")]
+    [InlineData("recorded, then discarded by another", "approve", "not held")]
+    [InlineData("recorded, then approved by another", "discard", "not held, approved")]
+    public void A_reply_stopped_between_using_the_request_and_recording_what_it_did_answers_as_decided_when_run_again(string left, string verb, string expected)
     {
         Roles(ListRole.Moderator, "mo@example.com");
         using var h = new RunnerHarness(_instance);
         var id = Hold(h);
         var token = Token(Out(h).First(n => n.To[0].Address == "mo@example.com").Message);
         const string Trigger = "17000000000000000-0000abcd";
-
-        // What the first run did before the kill (and, for the last, what another did after).
-        Assert.True(h.Held.TakeRequest(Pending(token, h)!, Trigger));
-        switch (left)
+        var said = verb == "approve" ? HeldPosts.ApprovedSummary : "discarded";
+        void Provisional()
         {
-            case "recorded":
-                h.Held.RecordDecision(Trigger, id, new ModerationOutcome(true, $"{id}: {HeldPosts.ApprovedSummary}"));
-                break;
-            case "moved":
-                Assert.True(h.Held.Approve(id, "mo@example.com", s => h.Held.RecordDecision(Trigger, id, new ModerationOutcome(true, $"{id}: {s}"))).Done);
-                break;
-            case "discarded by another":
-                Assert.True(h.Held.Discard(id, "cli").Done);
-                break;
+            using var store = new ListStore(_instance.Paths.Database);
+            store.UsedOutcome(Trigger, PendingKind.HeldPost, id, $"?+{id}: {said}");
+        }
+
+        // What the first run did before the kill (and what another did after).
+        Assert.True(h.Held.TakeRequest(Pending(token, h)!, Trigger));
+        if (left.StartsWith("recorded", StringComparison.Ordinal))
+        {
+            Provisional();
+        }
+
+        if (left == "moved")
+        {
+            Assert.True(h.Held.Approve(id, "mo@example.com", Trigger).Done);
+            Provisional(); // killed after the move, before its final record
+        }
+        else if (left.EndsWith("discarded by another", StringComparison.Ordinal))
+        {
+            Assert.True(h.Held.Discard(id, "cli").Done);
+        }
+        else if (left.EndsWith("approved by another", StringComparison.Ordinal))
+        {
+            Assert.True(h.Held.Approve(id, "cli").Done);
         }
 
         var confirmations = h.Services.GetRequiredService<Confirmations>();
-        var (_, again) = confirmations.ConfirmToken(Name, token, "approve", null, "mo@example.com", Trigger);
+        var (_, again) = confirmations.ConfirmToken(Name, token, verb, null, "mo@example.com", Trigger);
         Assert.Empty(h.Queues[QueueSet.Hold].Pending());
         Assert.Null(Pending(token, h));
-        if (left == "discarded by another")
-        {
-            Assert.False(again.Done, again.Summary);
-            Assert.Equal($"held post to {List}: {id}: {HeldPosts.NotHeldSummary}", again.Summary);
-            Assert.Empty(h.Queues[QueueSet.In].Pending());
-        }
-        else
-        {
-            Assert.True(again.Done, again.Summary);
-            Assert.Equal($"held post to {List}: {id}: {HeldPosts.ApprovedSummary}", again.Summary);
-            Assert.Equal([id], h.Queues[QueueSet.In].Pending());
-            Assert.True(h.Queues[QueueSet.In].ReadMetadata(id).Approved);
-        }
+        Assert.Equal(expected == "approved", again.Done);
+        Assert.Equal($"held post to {List}: {id}: {(expected == "approved" ? HeldPosts.ApprovedSummary : HeldPosts.NotHeldSummary)}", again.Summary);
+        Assert.Equal(expected.EndsWith("approved", StringComparison.Ordinal) ? [id] : [], h.Queues[QueueSet.In].Pending());
 
         // Once more: the answer it recorded; another message with the token is told it was used.
-        Assert.Equal(again.Summary, confirmations.ConfirmToken(Name, token, "approve", null, "mo@example.com", Trigger).Result.Summary);
-        Assert.Contains("token is unknown", confirmations.ConfirmToken(Name, token, "approve", null, "mo@example.com", "17000000000000000-0000abce").Result.Summary, StringComparison.Ordinal);
+        Assert.Equal(again.Summary, confirmations.ConfirmToken(Name, token, verb, null, "mo@example.com", Trigger).Result.Summary);
+        Assert.Contains("token is unknown", confirmations.ConfirmToken(Name, token, verb, null, "mo@example.com", "17000000000000000-0000abce").Result.Summary, StringComparison.Ordinal);
+    }
+
+    // The record a run again reads is written before the step that decides: an approval whose
+    // move to `in` cannot be made (a directory in the way) leaves it, provisional, and the post held.
+    [Fact]
+    public void A_replys_decision_is_recorded_provisional_before_the_step_that_makes_it()
+    {
+        Roles(ListRole.Moderator, "mo@example.com");
+        using var h = new RunnerHarness(_instance);
+        var id = Hold(h);
+        var token = Token(Out(h).First(n => n.To[0].Address == "mo@example.com").Message);
+        const string Trigger = "17000000000000000-0000abcd";
+        Assert.True(h.Held.TakeRequest(Pending(token, h)!, Trigger));
+        Directory.CreateDirectory(Path.Combine(_instance.QueueDir(QueueSet.In), id + ".msg"));
+
+        Assert.ThrowsAny<Exception>(() => h.Held.Approve(id, "mo@example.com", Trigger));
+        Assert.Equal([id], h.Queues[QueueSet.Hold].Pending());
+        using var store = new ListStore(_instance.Paths.Database);
+        Assert.Equal($"?+{id}: {HeldPosts.ApprovedSummary}", store.FindUsedRequest(token, Trigger, Name)?.Replayed);
+    }
+
+    // Review 130 LOW: a reason's U+2028 became a line break in the poster's notice, and U+202E
+    // turned the text after it around there and in the log.
+    [Fact]
+    public void A_rejection_reason_is_one_line_without_direction_marks()
+    {
+        using var h = new RunnerHarness(_instance);
+        var id = Hold(h);
+        foreach (var n in h.Queues[QueueSet.Out].Pending())
+        {
+            h.Queues[QueueSet.Out].Finish(h.Queues[QueueSet.Out].Claim(n)!);
+        }
+
+        Assert.True(h.Held.Reject(id, "spam\u2028Bcc: evil@example.com\u202e gnp.exe", "mo@example.com").Done);
+        var body = Assert.Single(Out(h)).Message.TextBody ?? "";
+        Assert.Contains("spam Bcc: evil@example.com  gnp.exe", body, StringComparison.Ordinal);
+        Assert.DoesNotContain('\u2028', body);
+        Assert.DoesNotContain('\u202e', body);
     }
 
     // A reply whose action decides nothing (a post that shows the moderator password cannot be
