@@ -255,11 +255,17 @@ public sealed partial class ListStore
         cmd.ExecuteNonQuery();
     }
 
-    /// <summary>Replaces every provisional outcome ('?' first) of uses of the request (kind, key): another decided it.</summary>
-    public void OverrideProvisionalOutcomes(string kind, string key, string outcome)
+    /// <summary>
+    /// Settles every provisional outcome ('?' first) of uses of the request (kind, key), another
+    /// having decided it: one that begins with <paramref name="keep"/> stands (made final), any
+    /// other becomes <paramref name="outcome"/>.
+    /// </summary>
+    public void SettleProvisionalOutcomes(string kind, string key, string? keep, string outcome)
     {
-        using var cmd = Command("UPDATE used_requests SET outcome = $outcome WHERE kind = $kind AND key = $key AND outcome LIKE '?%'",
-            ("$kind", kind), ("$key", key), ("$outcome", outcome));
+        using var cmd = Command("""
+            UPDATE used_requests SET outcome = CASE WHEN $keep <> '' AND substr(outcome, 2, length($keep)) = $keep THEN substr(outcome, 2) ELSE $outcome END
+            WHERE kind = $kind AND key = $key AND outcome LIKE '?%'
+            """, ("$kind", kind), ("$key", key), ("$keep", keep ?? ""), ("$outcome", outcome));
         cmd.ExecuteNonQuery();
     }
 

@@ -151,7 +151,7 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
     }
 
     /// <summary>Sends the post through the chain (moderation rules skipped) and the pipeline again, under its own name.</summary>
-    /// <param name="reply">The request entry of the moderator's reply that acts (<see cref="RecordDecision"/>).</param>
+    /// <param name="reply">The request entry of the moderator's reply that acts: what it decides is recorded for that entry run again.</param>
     public ModerationOutcome Approve(string id, string actor, string? reply = null)
     {
         if (ShowsPassword(id))
@@ -220,6 +220,11 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
     {
         var oneLine = Member.OneLine(reason ?? ""); // no line or direction breaks (review 130)
         var text = oneLine.Length == 0 ? "[No reason given]" : Bound(oneLine, 2000);
+
+        // Before the mark: a post marked rejected is rejected by whoever acts next (review 131: a
+        // reply killed past its mark, whose rejection the command line finished, was answered
+        // "not held").
+        Deciding(reply, id, "rejected");
         if (entry.Metadata.Rejected is null)
         {
             var metadata = entry.Metadata.Clone();
@@ -251,7 +256,6 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
             told = result.Queued ? $"; {poster} is told why" : $"; the poster is not told ({result.NotSentBecause})";
         }
 
-        Deciding(reply, id, "rejected" + told);
         Hold.Finish(claim);
         return "rejected" + told;
     }
@@ -465,7 +469,7 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
 
         if (!keepsPending)
         {
-            ForgetPending(id, keepIfHeld: false, entry.Metadata.List, approved: verb == "approved");
+            ForgetPending(id, keepIfHeld: false, entry.Metadata.List, approved: verb == "approved", finishedRejection: asked is not null);
         }
 
         var rules = string.Join(", ", (entry.Metadata.HoldReasons ?? []).Select(r => r.Split(':')[0]));
@@ -545,12 +549,13 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
     /// <summary>
     /// Records what a moderator's reply (<paramref name="trigger"/>) did, for its entry run
     /// again. What its action is about to decide is recorded first, provisional, just before the
-    /// step that makes it so; an action of anyone else that decides the post after overrides a
-    /// provisional record (ForgetPending: review 130, a reply killed between its record and its
-    /// step answered "approved" for a post the command line discarded). So a provisional record
-    /// found with the post gone is the reply's own doing.
+    /// step that makes it so (a rejection: before the post is marked rejected); an action of anyone
+    /// else that decides the post after overrides a provisional record (ForgetPending: review 130,
+    /// a reply killed between its record and its step answered "approved" for a post the command
+    /// line discarded), unless it finishes a rejection, which keeps a provisional rejection. So a
+    /// provisional record found with the post gone is the reply's own doing.
     /// </summary>
-    public void RecordDecision(string trigger, string id, ModerationOutcome outcome)
+    private void RecordDecision(string trigger, string id, ModerationOutcome outcome)
     {
         using var store = lists.Open();
         RecordDecision(store, trigger, id, outcome);
@@ -681,7 +686,7 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
     // within seconds of the first and were dropped long before (a post rejected by a rule at
     // intake keeps its record, so that those are not each rejected). An approved one is the
     // list's from now on, for the key's life.
-    private void ForgetPending(string id, bool keepIfHeld, string? list = null, bool? approved = null)
+    private void ForgetPending(string id, bool keepIfHeld, string? list = null, bool? approved = null, bool finishedRejection = false)
     {
         if (keepIfHeld && Hold.Holds(id))
         {
@@ -696,8 +701,9 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
                 store.DeletePending(request.Id);
             }
 
-            // Decided here: a reply stopped before its own step did not decide it.
-            store.OverrideProvisionalOutcomes(PendingKind.HeldPost, id, $"-{id}: {NotHeldSummary}");
+            // Decided here: a reply stopped before its own step did not decide it; but a rejection
+            // finished here is the one a reply stopped after marking it may have begun.
+            store.SettleProvisionalOutcomes(PendingKind.HeldPost, id, finishedRejection ? $"+{id}: rejected" : null, $"-{id}: {NotHeldSummary}");
 
             if (approved is true)
             {

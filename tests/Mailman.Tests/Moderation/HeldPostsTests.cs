@@ -647,6 +647,7 @@ public sealed class HeldPostsTests : IDisposable
     [InlineData("taken, then discarded by another", "approve", "not held")]
     [InlineData("recorded, then discarded by another", "approve", "not held")]
     [InlineData("recorded, then approved by another", "discard", "not held, approved")]
+    [InlineData("rejected, then finished by another", "reject", "rejected")]
     public void A_reply_stopped_between_using_the_request_and_recording_what_it_did_answers_as_decided_when_run_again(string left, string verb, string expected)
     {
         Roles(ListRole.Moderator, "mo@example.com");
@@ -681,13 +682,25 @@ public sealed class HeldPostsTests : IDisposable
         {
             Assert.True(h.Held.Approve(id, "cli").Done);
         }
+        else if (left.StartsWith("rejected", StringComparison.Ordinal))
+        {
+            // Stopped after marking the post rejected (review 131: the rejection another action
+            // finished was answered "not held"); the out queue cannot take the notice.
+            var outDir = _instance.QueueDir(QueueSet.Out);
+            Directory.Move(outDir, outDir + ".away");
+            File.WriteAllText(outDir, "not a directory");
+            Assert.ThrowsAny<IOException>(() => h.Held.Reject(id, "Off topic", "mo@example.com", Trigger));
+            File.Delete(outDir);
+            Directory.Move(outDir + ".away", outDir);
+            Assert.False(h.Held.Approve(id, "cli").Done);
+        }
 
         var confirmations = h.Services.GetRequiredService<Confirmations>();
         var (_, again) = confirmations.ConfirmToken(Name, token, verb, null, "mo@example.com", Trigger);
         Assert.Empty(h.Queues[QueueSet.Hold].Pending());
         Assert.Null(Pending(token, h));
-        Assert.Equal(expected == "approved", again.Done);
-        Assert.Equal($"held post to {List}: {id}: {(expected == "approved" ? HeldPosts.ApprovedSummary : HeldPosts.NotHeldSummary)}", again.Summary);
+        Assert.Equal(expected is "approved" or "rejected", again.Done);
+        Assert.StartsWith($"held post to {List}: {id}: {expected switch { "approved" => HeldPosts.ApprovedSummary, "rejected" => "rejected", _ => HeldPosts.NotHeldSummary }}", again.Summary, StringComparison.Ordinal);
         Assert.Equal(expected.EndsWith("approved", StringComparison.Ordinal) ? [id] : [], h.Queues[QueueSet.In].Pending());
 
         // Once more: the answer it recorded; another message with the token is told it was used.
