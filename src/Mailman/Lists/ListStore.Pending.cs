@@ -269,6 +269,13 @@ public sealed partial class ListStore
         cmd.ExecuteNonQuery();
     }
 
+    /// <summary>The entry that used the request (kind, key) last, within <see cref="UsedRequestKept"/>; null when none did.</summary>
+    public string? UsedBy(string kind, string key)
+    {
+        using var cmd = Command("SELECT trigger FROM used_requests WHERE kind = $kind AND key = $key ORDER BY used DESC LIMIT 1", ("$kind", kind), ("$key", key));
+        return cmd.ExecuteScalar() as string;
+    }
+
     /// <summary>Forgets <paramref name="trigger"/>'s use of the request (kind, key): it is made live again.</summary>
     public void ForgetUse(string trigger, string kind, string key)
     {

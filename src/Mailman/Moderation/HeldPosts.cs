@@ -650,8 +650,14 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
             var (address, displayName) = Requester(author, Bound(Member.Sanitize(head.Metadata.Sender ?? ""), 320));
             store.UpsertPending(listName, PendingKind.HeldPost, name, address, displayName, Bound(post.Subject, 200), post.HeldAt, DateTimeOffset.MaxValue, tokens.For(name, PendingKind.HeldPost));
             made++;
-            logger.LogWarning("Held post {QueueEntry} to {ListId} had no pending request (a database restored from a backup?): given one again, number {Number}, with the token its notices carried",
-                name, listName.Fqdn, store.FindPending(listName, PendingKind.HeldPost, name)?.Id);
+
+            // Review 131: a moderator's reply stopped (killed) between taking the request and
+            // deciding was named a database restored from a backup.
+            var why = store.UsedBy(PendingKind.HeldPost, name) is { } reply
+                ? $"its request was taken by the moderator's reply {reply}, which stopped before it decided"
+                : "it had no pending request (a database restored from a backup?)";
+            logger.LogWarning("Held post {QueueEntry} to {ListId}: {Why}; given one again, number {Number}, with the token its notices carried",
+                name, listName.Fqdn, why, store.FindPending(listName, PendingKind.HeldPost, name)?.Id);
         }
 
         return (removed, made);

@@ -695,6 +695,14 @@ public sealed class HeldPostsTests : IDisposable
             Assert.False(h.Held.Approve(id, "cli").Done);
         }
 
+        // The restart's look at hold gives a post still held its request back, and says why.
+        if (left == "taken")
+        {
+            using var store = new ListStore(_instance.Paths.Database);
+            Assert.Equal((0, 1), h.Held.Reconcile(store));
+            Assert.Contains(h.Logs.Lines, l => l.Contains($"its request was taken by the moderator's reply {Trigger}, which stopped before it decided", StringComparison.Ordinal));
+        }
+
         var confirmations = h.Services.GetRequiredService<Confirmations>();
         var (_, again) = confirmations.ConfirmToken(Name, token, verb, null, "mo@example.com", Trigger);
         Assert.Empty(h.Queues[QueueSet.Hold].Pending());
