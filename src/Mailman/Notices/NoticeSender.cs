@@ -234,6 +234,11 @@ public sealed class NoticeSender(QueueSet queues, ListStoreFactory lists, TimePr
             return rule;
         }
 
+        if (notice.UsedToken)
+        {
+            return null;
+        }
+
         var today = DateOnly.FromDateTime(time.GetUtcNow().UtcDateTime);
         var limit = notice.List.MaxAutoresponsesPerDay;
         if (!store.TryCountAutoresponse(notice.List.Name, notice.To, today, limit))

@@ -88,6 +88,7 @@ public sealed class RequestProcessor(ListStoreFactory lists, NoticeSender notice
                 Answering = message,
                 AnsweringSender = metadata.Sender,
                 Values = new Dictionary<string, string> { ["reason"] = text },
+                UsedToken = outcomes.Any(o => o.Outcome.UsedToken),
             }, entryName, "results");
         }
         else if (help)

@@ -748,6 +748,60 @@ public sealed class RequestRunnerTests : IDisposable
         Assert.Empty(Pending());
     }
 
+    // Stop 56's note: a moderator's results counted toward max_autoresponses_per_day, so one who
+    // decided a dozen requests by mail heard nothing past the tenth. A reply that used a live
+    // token is not counted (a token is used once: no forger has it, no loop repeats it); one that
+    // used none still is.
+    [Fact]
+    public void A_moderators_decisions_by_mail_are_each_answered_past_the_daily_limit_and_other_replies_are_not()
+    {
+        _instance.CreateList(List, l =>
+        {
+            l.Set("subscription_policy", "moderate");
+            l.MaxAutoresponsesPerDay = 2;
+        });
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            store.AddRole(Dev, ListRole.Moderator, [new Member("mod@example.com", "Mod")]);
+        }
+
+        using var h = new RunnerHarness(_instance);
+        for (var i = 0; i < 5; i++)
+        {
+            h.InjectRequest("dev-join@example.org", Mail("dev-join@example.org", from: $"p{i}@example.net", id: $"join{i}@example.net"), $"p{i}@example.net");
+        }
+
+        RunnerHarness.Drain(h.Requests);
+        var tokens = Out(h).Where(m => m.To == "mod@example.com").Select(m => TokenOf(m.Message)).ToList();
+        Assert.Equal(5, tokens.Count);
+        Deliver(h);
+
+        foreach (var (token, i) in tokens.Take(4).Select((t, i) => (t, i)))
+        {
+            h.InjectRequest($"dev-confirm+{token}@example.org", Mail($"dev-confirm+{token}@example.org", "Re: request", "approve\n", from: "mod@example.com", id: $"ok{i}@example.com"), "mod@example.com");
+        }
+
+        RunnerHarness.Drain(h.Requests);
+        Assert.Equal(4, Out(h).Count(m => m.To == "mod@example.com" && (m.Message.TextBody ?? "").Contains("is now subscribed", StringComparison.Ordinal)));
+        Deliver(h);
+
+        // Replies that use no token are held to the limit (2): a reply that decides nothing, a
+        // token used already, help.
+        var last = tokens[4];
+        h.InjectRequest($"dev-confirm+{last}@example.org", Mail($"dev-confirm+{last}@example.org", "Re: request", "who?\n", from: "mod@example.com", id: "what1@example.com"), "mod@example.com");
+        h.InjectRequest($"dev-confirm+{tokens[0]}@example.org", Mail($"dev-confirm+{tokens[0]}@example.org", "Re: request", "approve\n", from: "mod@example.com", id: "again@example.com"), "mod@example.com");
+        h.InjectRequest("dev-request@example.org", Mail("dev-request@example.org", "help", from: "mod@example.com", id: "help@example.com"), "mod@example.com");
+        RunnerHarness.Drain(h.Requests);
+        Assert.Equal(2, Out(h).Count(m => m.To == "mod@example.com"));
+        Assert.Contains(h.Logs.Lines, l => l.Contains("the daily limit of 2 automatic replies to mod@example.com is reached", StringComparison.Ordinal));
+        Deliver(h);
+
+        // The last decision is answered all the same.
+        h.InjectRequest($"dev-confirm+{last}@example.org", Mail($"dev-confirm+{last}@example.org", "Re: request", "reject no thanks\n", from: "mod@example.com", id: "no@example.com"), "mod@example.com");
+        RunnerHarness.Drain(h.Requests);
+        Assert.Contains("was rejected", Out(h).Single(m => m.To == "mod@example.com").Message.TextBody, StringComparison.Ordinal);
+    }
+
     // The review's 25 joins from one address sent 25 notices to the owner: one request, told once.
     [Fact]
     public void Repeated_joins_from_one_address_ask_the_moderators_once()
