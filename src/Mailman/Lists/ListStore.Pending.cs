@@ -300,6 +300,31 @@ public sealed partial class ListStore
             FROM used_requests u JOIN lists l ON l.id = u.list_id
             WHERE u.token_hash = $hash AND u.trigger = $trigger AND l.fqdn = $fqdn
             """, ("$hash", Hash(token)), ("$trigger", trigger), ("$fqdn", list.Fqdn));
+        return ReadUsed(cmd);
+    }
+
+    /// <summary>
+    /// The request of <paramref name="token"/> on <paramref name="list"/> as whoever used it last
+    /// left it (within <see cref="UsedRequestKept"/>), with <see cref="PendingRequest.Replayed"/>
+    /// set to what the use did; null when no use of it is remembered.
+    /// </summary>
+    public PendingRequest? FindUsedToken(string token, ListName list)
+    {
+        if (!IsTokenShaped(token))
+        {
+            return null;
+        }
+
+        using var cmd = Command("""
+            SELECT l.fqdn, u.kind, u.key, u.address, u.display_name, u.data, u.used, u.outcome
+            FROM used_requests u JOIN lists l ON l.id = u.list_id
+            WHERE u.token_hash = $hash AND l.fqdn = $fqdn
+            """, ("$hash", Hash(token)), ("$fqdn", list.Fqdn));
+        return ReadUsed(cmd);
+    }
+
+    private static PendingRequest? ReadUsed(SqliteCommand cmd)
+    {
         using var r = cmd.ExecuteReader();
         return r.Read()
             ? new PendingRequest(0, ListName.Parse(r.GetString(0)), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4), r.GetString(5),

@@ -65,6 +65,13 @@ public sealed class HeldPostConfirmation(HeldPosts held) : IConfirmationHandler
         return Answer(request, outcome);
     }
 
+    // A reply to a post someone else decided (another moderator's reply, the command line, the
+    // expiry): what they decided, once it is done.
+    public ConfirmationResult UsedAlready(PendingRequest used)
+        => HeldPosts.Replayed(used.Replayed ?? "") is (var first, false)
+            ? new ConfirmationResult(false, $"held post to {used.List}: decided already; {first.Summary}")
+            : new ConfirmationResult(false, $"held post {used.Key} to {used.List}: decided already (by another moderator?)");
+
     private static ConfirmationResult Answer(PendingRequest request, ModerationOutcome outcome) => new(outcome.Done, $"held post to {request.List}: {outcome.Summary}");
 
     // What the request runner passed, or the first line of the reply's text (a confirmation with

@@ -469,7 +469,7 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
 
         if (!keepsPending)
         {
-            ForgetPending(id, keepIfHeld: false, entry.Metadata.List, approved: verb == "approved", finishedRejection: asked is not null);
+            ForgetPending(id, keepIfHeld: false, entry.Metadata.List, approved: verb == "approved", finishedRejection: asked is not null, decided: reply is null ? (actor, outcome) : null);
         }
 
         var rules = string.Join(", ", (entry.Metadata.HoldReasons ?? []).Select(r => r.Split(':')[0]));
@@ -692,7 +692,8 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
     // within seconds of the first and were dropped long before (a post rejected by a rule at
     // intake keeps its record, so that those are not each rejected). An approved one is the
     // list's from now on, for the key's life.
-    private void ForgetPending(string id, bool keepIfHeld, string? list = null, bool? approved = null, bool finishedRejection = false)
+    private void ForgetPending(string id, bool keepIfHeld, string? list = null, bool? approved = null, bool finishedRejection = false,
+        (string Actor, ModerationOutcome Outcome)? decided = null)
     {
         if (keepIfHeld && Hold.Holds(id))
         {
@@ -704,7 +705,25 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
         {
             if (store.FindPending(name, PendingKind.HeldPost, id) is { } request)
             {
-                store.DeletePending(request.Id);
+                // Decided by an actor who had no token (the command line, the expiry): the token
+                // is remembered as used by them, with what they decided, for a moderator's reply
+                // after it (told "unknown" before).
+                if (decided is var (actor, outcome))
+                {
+                    store.InTransaction(() =>
+                    {
+                        if (store.TakePending(request.Id, DeciderPrefix + actor, time.GetUtcNow()) is { } hash)
+                        {
+                            store.UsedOutcome(hash, (outcome.Done ? "+" : "-") + outcome.Summary);
+                        }
+
+                        return 0;
+                    });
+                }
+                else
+                {
+                    store.DeletePending(request.Id);
+                }
             }
 
             // Decided here: a reply stopped before its own step did not decide it; but a rejection
@@ -733,6 +752,10 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
         // hand, review 114): remembered a week from now, as an approved post.
         store.ReleaseSeen(id, time.GetUtcNow());
     }
+
+    // What stands for the entry in the record of a request used by an actor without one: no
+    // entry name begins so.
+    private const string DeciderPrefix = "by ";
 
     private static HeldPost Describe(EntryPeek head)
     {

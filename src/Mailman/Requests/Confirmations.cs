@@ -42,6 +42,14 @@ public sealed class Confirmations(IEnumerable<IConfirmationHandler> handlers, Li
                 logger.LogInformation("Confirmation for {ListId} by {Actor}: entry {QueueEntry} run again; it used the {Kind} of {Recipient} already", list.Fqdn, actor, triggerEntry, used.Kind, used.Address);
                 request = used;
             }
+
+            // Used by someone else: a kind that can say what became of it says so (a second
+            // moderator's reply to a held post decided already was told "unknown").
+            if (request is null && store.FindUsedToken(t, list) is { } other && _byKind.TryGetValue(other.Kind, out var handler) && handler.UsedAlready(other) is { } said)
+            {
+                logger.LogInformation("Confirmation of {Kind} for {Recipient} to {ListId} by {Actor} refused: the token was used already; {Summary}", other.Kind, other.Address, list.Fqdn, actor, said.Summary);
+                return (null, said);
+            }
         }
 
         if (request is null || request.List != list)

@@ -24,4 +24,10 @@ public interface IConfirmationHandler
     /// names the queue entry being processed, for crash-safe notices.
     /// </summary>
     ConfirmationResult Confirm(PendingRequest request, string? command, MimeMessage? reply, string actor, string triggerEntry);
+
+    /// <summary>
+    /// The answer to a token whose request someone else used (<paramref name="used"/>, with what
+    /// that use did); null for the plain "unknown, used or expired".
+    /// </summary>
+    ConfirmationResult? UsedAlready(PendingRequest used) => null;
 }

@@ -612,12 +612,13 @@ public sealed class HeldPostsTests : IDisposable
 
         // The reply's entry run again after a kill past the decision answers as its first run
         // did (it was told "the token is unknown"), and does nothing again; any other message
-        // with the token is told it was used.
+        // with the token is told what was decided (it was told "unknown, used or expired").
         var confirmations = h.Services.GetRequiredService<Confirmations>();
         var (_, again) = confirmations.ConfirmToken(Name, token, command, reply, "mo@example.com", "17000000000000000-0000abcd");
         Assert.Equal((result.Done, result.Summary), (again.Done, again.Summary));
         var (_, other) = confirmations.ConfirmToken(Name, token, command, reply, "mo@example.com", "17000000000000000-0000abce");
-        Assert.Contains("token is unknown", other.Summary, StringComparison.Ordinal);
+        Assert.False(other.Done);
+        Assert.Equal($"held post to {List}: decided already; " + result.Summary[$"held post to {List}: ".Length..], other.Summary);
         switch (expected)
         {
             case "in":
@@ -711,9 +712,10 @@ public sealed class HeldPostsTests : IDisposable
         Assert.StartsWith($"held post to {List}: {id}: {expected switch { "approved" => HeldPosts.ApprovedSummary, "rejected" => "rejected", _ => HeldPosts.NotHeldSummary }}", again.Summary, StringComparison.Ordinal);
         Assert.Equal(expected.EndsWith("approved", StringComparison.Ordinal) ? [id] : [], h.Queues[QueueSet.In].Pending());
 
-        // Once more: the answer it recorded; another message with the token is told it was used.
+        // Once more: the answer it recorded; another message with the token is told what it decided.
         Assert.Equal(again.Summary, confirmations.ConfirmToken(Name, token, verb, null, "mo@example.com", Trigger).Result.Summary);
-        Assert.Contains("token is unknown", confirmations.ConfirmToken(Name, token, verb, null, "mo@example.com", "17000000000000000-0000abce").Result.Summary, StringComparison.Ordinal);
+        Assert.Equal($"held post to {List}: decided already; " + again.Summary[$"held post to {List}: ".Length..],
+            confirmations.ConfirmToken(Name, token, verb, null, "mo@example.com", "17000000000000000-0000abce").Result.Summary);
     }
 
     // The record a run again reads is written before the step that decides: an approval whose
@@ -752,6 +754,42 @@ public sealed class HeldPostsTests : IDisposable
         Assert.Contains("spam Bcc: evil@example.com  gnp.exe", body, StringComparison.Ordinal);
         Assert.DoesNotContain('\u2028', body);
         Assert.DoesNotContain('\u202e', body);
+    }
+
+    // Stop 56's note: a moderator's reply to a post the command line or the expiry decided was
+    // told "the confirmation token is unknown, used or expired". The token is remembered as
+    // used by them, with what they decided, and the reply is told that, changing nothing.
+    [Theory]
+    [InlineData("approve")]
+    [InlineData("reject")]
+    [InlineData("discard")]
+    [InlineData("expire")]
+    public void A_reply_to_a_post_decided_without_a_token_is_told_what_was_decided(string how)
+    {
+        Roles(ListRole.Moderator, "mo@example.com");
+        using var h = new RunnerHarness(_instance);
+        var id = Hold(h);
+        var token = Token(Out(h).First(n => n.To[0].Address == "mo@example.com").Message);
+        RequestRunnerTests.Deliver(h);
+        var outcome = how switch
+        {
+            "approve" => h.Held.Approve(id, "root"),
+            "reject" => h.Held.Reject(id, "off topic", "root"),
+            "discard" => h.Held.Discard(id, "root"),
+            _ => h.Held.Expire(id, 3),
+        };
+        Assert.True(outcome.Done, outcome.Summary);
+        var outBefore = Out(h).Count;
+
+        var confirmations = h.Services.GetRequiredService<Confirmations>();
+        var (request, said) = confirmations.ConfirmToken(Name, token, "discard", null, "mo@example.com", "17000000000000000-0000abcd");
+        Assert.Null(request);
+        Assert.False(said.Done);
+        Assert.Equal($"held post to {List}: decided already; {outcome.Summary}", said.Summary);
+        Assert.Null(Pending(token, h));
+        Assert.Equal(how == "approve" ? [id] : [], h.Queues[QueueSet.In].Pending());
+        Assert.Equal(outBefore, Out(h).Count);
+        Assert.Contains(h.Logs.Lines, l => l.Contains("refused: the token was used already", StringComparison.Ordinal));
     }
 
     // A reply whose action decides nothing (a post that shows the moderator password cannot be
