@@ -53,7 +53,7 @@ public static partial class ApprovedPassword
             // first HTML part (its text) when there is no plain one.
             var parts = TextParts(message, attachments: false).ToList();
             var first = parts.Where(p => p.IsPlain).Select(p => FirstLine(TextStart.Of(p))).FirstOrDefault(l => l is not null)
-                ?? parts.Where(p => p.IsHtml).Select(p => FirstLine(HtmlText(TextStart.Of(p)))).FirstOrDefault(l => l is not null);
+                ?? parts.Where(p => p.IsHtml).Select(p => FirstLine(TextStart.OfHtml(p))).FirstOrDefault(l => l is not null);
             if (first is null || PseudoHeader().Match(first) is not { Success: true } match)
             {
                 return null;
@@ -342,12 +342,6 @@ public static partial class ApprovedPassword
             }
         }
     }
-
-    // The text a reader sees in HTML: block tags are line breaks, other tags dropped, entities decoded.
-    private static string HtmlText(string html)
-        => WebUtility.HtmlDecode(Regex.Replace(
-            Regex.Replace(html, @"<(?:br|/?p|/?div|/?tr|/?li|/?h[1-6]|/?td|/?title|/?blockquote)\b[^<>]*>", "\n", RegexOptions.NonBacktracking | RegexOptions.IgnoreCase),
-            "<[^<>]*>", "", RegexOptions.NonBacktracking));
 
     private static string? FirstLine(string text)
     {

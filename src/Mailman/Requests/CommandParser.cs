@@ -1,9 +1,10 @@
 // Finds the commands in a mail to LIST-request@: the Subject (when it names a command), then the
-// first lines of the body's plain text. Quoted reply text ("> ...", "On ... wrote:") and
+// first lines of the body's plain text (an HTML-only body's text). Quoted reply text ("> ...", "On ... wrote:") and
 // signatures ("-- ") are not commands, and only the first lines are read: a 10 MB body costs
 // what its first 64 KB cost.
 using System.Text;
 using MimeKit;
+using Mailman.Moderation;
 
 namespace Mailman.Requests;
 
@@ -131,30 +132,20 @@ public static class CommandParser
         }
     }
 
-    /// <summary>The start of the first plain-text part that is not an attachment, decoded; "" when there is none.</summary>
+    /// <summary>
+    /// The start of the first plain-text part that is not an attachment, decoded; without one,
+    /// the text of the first HTML part (stop 56's note: a moderator's HTML-only "approve" was
+    /// answered "the reply said nothing"); "" when there is neither.
+    /// </summary>
     public static string BodyText(MimeMessage message)
     {
-        var part = message.BodyParts.OfType<TextPart>().FirstOrDefault(p => p.IsPlain && !p.IsAttachment);
-        if (part?.Content is null)
+        var parts = message.BodyParts.OfType<TextPart>().Where(p => !p.IsAttachment).ToList();
+        if (parts.FirstOrDefault(p => p.IsPlain) is { } plain)
         {
-            return "";
+            return TextStart.Of(plain, MaxBodyChars);
         }
 
-        Encoding encoding;
-        try
-        {
-            encoding = part.ContentType.CharsetEncoding ?? Encoding.UTF8;
-        }
-        catch (NotSupportedException)
-        {
-            encoding = Encoding.UTF8; // an unknown charset: commands are ASCII anyway
-        }
-
-        using var stream = part.Content.Open();
-        using var reader = new StreamReader(stream, encoding, detectEncodingFromByteOrderMarks: true);
-        var buffer = new char[MaxBodyChars];
-        var read = reader.ReadBlock(buffer, 0, buffer.Length);
-        return new string(buffer, 0, read);
+        return parts.FirstOrDefault(p => p.IsHtml) is { } html ? TextStart.OfHtml(html, MaxBodyChars) : "";
     }
 
     /// <summary>The first line a reply's writer wrote, before any quoted text; null when there is none.</summary>

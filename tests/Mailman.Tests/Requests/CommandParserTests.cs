@@ -57,4 +57,30 @@ public sealed class CommandParserTests
         var big = MimeKit.MimeMessage.Load(new MemoryStream(System.Text.Encoding.ASCII.GetBytes("From: a@example.com\n\n" + new string('x', 1_000_000))));
         Assert.Equal(CommandParser.MaxBodyChars, CommandParser.BodyText(big).Length);
     }
+
+    // Stop 56's note: an HTML-only reply (some webmail and phone clients send no text/plain) was
+    // answered "the reply said nothing". Its text is read; the quoted notice after "wrote:" is not.
+    [Fact]
+    public void An_html_only_body_is_read_as_its_text()
+    {
+        var raw = "From: mo@example.com\nContent-Type: text/html; charset=utf-8\n\n"
+            + "<html><head><style>p { color: red }</style></head><body><div dir=\"ltr\">Approve&nbsp;</div><br>"
+            + "<div class=\"gmail_quote\"><div>On Mon, 1 Dec 2026, dev wrote:<br></div><blockquote><p>reject</p><p>leave</p></blockquote></div></body></html>\n";
+        var message = MimeKit.MimeMessage.Load(new MemoryStream(System.Text.Encoding.UTF8.GetBytes(raw)));
+        Assert.Equal("Approve", CommandParser.FirstLine(message));
+        Assert.Equal(["approve"], CommandParser.Read(message).Select(l => l.Name));
+        Assert.Equal("Approve\u00a0\nOn Mon, 1 Dec 2026, dev wrote:\n> reject\n> leave\n", CommandParser.BodyText(message));
+
+        // An HTML part beside a plain one is not read; an HTML attachment is not a body.
+        var both = "From: a@example.com\nContent-Type: multipart/alternative; boundary=b\n\n--b\nContent-Type: text/plain\n\njoin\n--b\nContent-Type: text/html\n\n<p>leave</p>\n--b--\n";
+        Assert.Equal(["join"], CommandParser.Read(MimeKit.MimeMessage.Load(new MemoryStream(System.Text.Encoding.ASCII.GetBytes(both)))).Select(l => l.Name));
+        var attached = "From: a@example.com\nContent-Type: text/html\nContent-Disposition: attachment; filename=x.html\n\n<p>leave</p>\n";
+        Assert.Equal("", CommandParser.BodyText(MimeKit.MimeMessage.Load(new MemoryStream(System.Text.Encoding.ASCII.GetBytes(attached)))));
+
+        // Markup counts toward what is read, and the text is bounded as a plain body is.
+        var big = "From: a@example.com\nContent-Type: text/html\n\n<p>join</p>" + string.Concat(Enumerable.Repeat("<b>x</b>", 200_000));
+        var text = CommandParser.BodyText(MimeKit.MimeMessage.Load(new MemoryStream(System.Text.Encoding.ASCII.GetBytes(big))));
+        Assert.StartsWith("join", text, StringComparison.Ordinal);
+        Assert.True(text.Length <= CommandParser.MaxBodyChars, text.Length.ToString(System.Globalization.CultureInfo.InvariantCulture));
+    }
 }
