@@ -53,7 +53,7 @@ public static partial class ApprovedPassword
             // first HTML part (its text) when there is no plain one.
             var parts = TextParts(message, attachments: false).ToList();
             var first = parts.Where(p => p.IsPlain).Select(p => FirstLine(TextStart.Of(p))).FirstOrDefault(l => l is not null)
-                ?? parts.Where(p => p.IsHtml).Select(p => FirstLine(TextStart.OfHtml(p))).FirstOrDefault(l => l is not null);
+                ?? parts.Where(p => p.IsHtml).Select(p => FirstLine(TextStart.OfHtml(p, maxMarkup: MaxHtmlMarkup))).FirstOrDefault(l => l is not null);
             if (first is null || PseudoHeader().Match(first) is not { Success: true } match)
             {
                 return null;
@@ -342,6 +342,10 @@ public static partial class ApprovedPassword
             }
         }
     }
+
+    // How much of an HTML part's source is read for its first line (review 132: a 64 KB <style>,
+    // as Outlook writes, hid the line past the 16 KB read, and the password went to the members).
+    private const int MaxHtmlMarkup = 8 * 1024 * 1024;
 
     private static string? FirstLine(string text)
     {

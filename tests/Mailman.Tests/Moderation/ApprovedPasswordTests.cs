@@ -177,6 +177,36 @@ public sealed class ApprovedPasswordTests
         Assert.Contains("Hello list.", post.HtmlBody, StringComparison.Ordinal);
     }
 
+    // Review 132: the first line of an HTML-only post as a reader sees it. HTML lets </head> out
+    // (the whole post was read as head, and the password went to the members); <pre> keeps its
+    // lines (the first ran into the next, a "wrong" password held, approved with the right one);
+    // a <style> larger than what was read (Outlook's) or a hidden preheader came first.
+    [Theory]
+    [InlineData("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>x</title>\n<body><p>Approved: PW</p><p>Hello list.</p></body></html>")]
+    [InlineData("<html><head>Approved: PW<br>Hello list.</html>")]
+    [InlineData("<html><head><meta charset=\"utf-8\"><style>p { color: red }</style>\n<body><p>Approved: PW</p><p>Hello list.</p>")]
+    [InlineData("<html><body><pre>\nApproved: PW\nHello list.</pre></body></html>")]
+    [InlineData("<html><body><div style=\"display: none; max-height: 0\">Big <b>sale</b> <div>today</div></div><span hidden>x</span><p>Approved: PW</p><p>Hello list.</p></body></html>")]
+    [InlineData("<html><head><style>STYLE</style></head><body><p>Approved: PW</p><p>Hello list.</p></body></html>")]
+    [InlineData("<html><body><blockquote type=cite>Approved: PW</blockquote><p>Approved: PW</p><p>Hello list.</p></body></html>")]
+    public void The_first_line_of_an_HTML_only_post_is_the_one_a_reader_sees(string html)
+    {
+        var style = string.Concat(Enumerable.Repeat(".c { mso-style-priority: 99; font-family: Calibri } ", 1_600)); // 80 KB
+        var body = html.Replace("PW", WebUtility(Password), StringComparison.Ordinal).Replace("STYLE", style, StringComparison.Ordinal);
+        var post = PostParser.Parse(Encoding.UTF8.GetBytes($"From: a@example.com\nSubject: s\nContent-Type: text/html; charset=utf-8\n\n{body}\n"));
+        var taken = ApprovedPassword.Take(post, out _);
+        if (html.Contains("blockquote", StringComparison.Ordinal))
+        {
+            Assert.Null(taken); // quoted, as "> Approved:" in plain text: not the first line
+            return;
+        }
+
+        Assert.Equal(Password, taken);
+        Assert.DoesNotContain(WebUtility(Password), Flat(post), StringComparison.Ordinal);
+        Assert.False(ApprovedPassword.Remains(post, Password));
+        Assert.Contains("Hello list.", post.HtmlBody, StringComparison.Ordinal);
+    }
+
     private static string WebUtility(string s) => System.Net.WebUtility.HtmlEncode(s);
 
     // Review 56: only text parts were looked at. A post with the right Approved: header that
