@@ -53,11 +53,12 @@ public sealed record Notice(MailingList List, string Template, string To)
 
     /// <summary>
     /// The reply answers a message that used a live confirmation token of the list (a
-    /// moderator's decision on a held post or a subscription, a confirmed request): it is not
-    /// counted toward the daily limit, nor refused by it. Only the token's holder had it, and a
-    /// token is used once, so neither a forger nor a loop gets more than one such reply a token
-    /// (a moderator deciding thirty held posts by mail heard nothing past the tenth). The
-    /// never-answer rules still apply.
+    /// moderator's decision on a held post or a subscription, a confirmed request) and goes to
+    /// whom the token was mailed (Confirmations.TokenWentTo): it is not counted toward the daily
+    /// limit, nor refused by it. A token is used once, and its results go nowhere else free, so
+    /// neither a forger nor a loop gets more than one such reply a token (a moderator deciding
+    /// thirty held posts by mail heard nothing past the tenth). The never-answer rules still
+    /// apply.
     /// </summary>
     public bool UsedToken { get; init; }
 

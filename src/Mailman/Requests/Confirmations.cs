@@ -8,7 +8,7 @@ using MimeKit;
 
 namespace Mailman.Requests;
 
-public sealed class Confirmations(IEnumerable<IConfirmationHandler> handlers, ListStoreFactory lists, TimeProvider time, ILogger<Confirmations> logger)
+public sealed class Confirmations(IEnumerable<IConfirmationHandler> handlers, ListStoreFactory lists, Moderation.ModeratorNotices moderators, TimeProvider time, ILogger<Confirmations> logger)
 {
     private readonly Dictionary<string, IConfirmationHandler> _byKind = handlers
         .SelectMany(h => h.Kinds.Select(k => (Kind: k, Handler: h)))
@@ -59,6 +59,24 @@ public sealed class Confirmations(IEnumerable<IConfirmationHandler> handlers, Li
         }
 
         return (request, Confirm(request, command, reply, actor, triggerEntry));
+    }
+
+    /// <summary>
+    /// Whether <paramref name="sender"/> is whom the token of <paramref name="request"/> was
+    /// mailed to: the address itself (a subscription or unsubscription to confirm), or one of
+    /// the people told of a request the moderators decide. Review 132: tokens are free to make
+    /// (a join from an address of one's own), so the results of a used token are spared the
+    /// daily limit only when they go to the token's own recipient, not to a forged From:.
+    /// </summary>
+    public bool TokenWentTo(PendingRequest request, string sender)
+    {
+        if (request.Kind is PendingKind.Subscribe or PendingKind.Unsubscribe)
+        {
+            return ListStore.SameAddress(request.Address, sender);
+        }
+
+        using var store = lists.Open();
+        return store.FindList(request.List) is { } list && moderators.Recipients(store, list).Any(m => ListStore.SameAddress(m.Address, sender));
     }
 
     /// <summary>Hands a live request to the handler for its kind.</summary>

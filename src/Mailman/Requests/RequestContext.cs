@@ -34,7 +34,7 @@ public sealed class RequestContext
 /// <paramref name="Stop"/>: read no further commands.
 /// </summary>
 /// <param name="WantsHelp">The help text goes to the sender: inside the results reply when there is one, alone otherwise.</param>
-/// <param name="UsedToken">The command used a live confirmation token and did what it asked (the results reply is not counted toward the daily limit: <see cref="Notices.Notice.UsedToken"/>).</param>
+/// <param name="UsedToken">The command used a live confirmation token, did what it asked, and its sender is whom the token was mailed to (the results reply is not counted toward the daily limit: <see cref="Notices.Notice.UsedToken"/>).</param>
 public sealed record CommandOutcome(string Result, bool NeedsReply, bool Stop = false, bool WantsHelp = false, bool UsedToken = false);
 
 /// <summary>One mail command (Mailman's IEmailCommand): join, leave, help, confirm, end.</summary>

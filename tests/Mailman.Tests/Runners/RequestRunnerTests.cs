@@ -802,6 +802,35 @@ public sealed class RequestRunnerTests : IDisposable
         Assert.Contains("was rejected", Out(h).Single(m => m.To == "mod@example.com").Message.TextBody, StringComparison.Ordinal);
     }
 
+    // Review 132: tokens are free to make (a join from an address of one's own), and the results
+    // of each, sent with a forged From:, went to a victim past the daily limit, quoting the
+    // forger's lines. Only results that go to whom the token was mailed are spared the limit.
+    [Fact]
+    public void Results_of_tokens_used_under_a_forged_From_count_toward_the_victims_daily_limit()
+    {
+        _instance.CreateList(List, l => l.MaxAutoresponsesPerDay = 2);
+        using var h = new RunnerHarness(_instance);
+        for (var i = 0; i < 5; i++)
+        {
+            h.InjectRequest("dev-join@example.org", Mail("dev-join@example.org", from: $"forger{i}@evil.example", id: $"join{i}@evil.example"), $"forger{i}@evil.example");
+        }
+
+        RunnerHarness.Drain(h.Requests);
+        var tokens = Out(h).Select(m => TokenOf(m.Message)).ToList();
+        Assert.Equal(5, tokens.Count);
+        Deliver(h);
+
+        foreach (var (token, i) in tokens.Select((t, i) => (t, i)))
+        {
+            h.InjectRequest("dev-request@example.org",
+                Mail("dev-request@example.org", "", $"confirm {token}\nBUY NOW at http://spam.example/{i}\n", from: "victim@example.net", id: $"forged{i}@evil.example"), "victim@example.net");
+        }
+
+        RunnerHarness.Drain(h.Requests);
+        Assert.Equal(5, Out(h).Count(m => (m.Message.Subject ?? "").StartsWith("Welcome", StringComparison.Ordinal))); // each forger's own welcome
+        Assert.Equal(2, Out(h).Count(m => m.To == "victim@example.net"));
+    }
+
     // The review's 25 joins from one address sent 25 notices to the owner: one request, told once.
     [Fact]
     public void Repeated_joins_from_one_address_ask_the_moderators_once()

@@ -25,6 +25,7 @@ public sealed class ConfirmCommand(Confirmations confirmations) : IRequestComman
         // (send_welcome_message false, a member already), and failures by the results.
         var answered = result.Answered && pending is { Kind: PendingKind.Subscribe or PendingKind.Unsubscribe } p
             && ListStore.SameAddress(p.Address, request.Sender);
-        return new CommandOutcome(result.Summary, NeedsReply: !answered, UsedToken: pending is not null && result.Done);
+        return new CommandOutcome(result.Summary, NeedsReply: !answered,
+            UsedToken: pending is not null && result.Done && confirmations.TokenWentTo(pending, request.Sender));
     }
 }
