@@ -228,7 +228,16 @@ public static class MailmanCli
     {
         try
         {
-            _ = Hosting.MailmanConfiguration.Options(Hosting.MailmanConfiguration.Build(paths, [new("Logging:Console", "false")]));
+            var options = Hosting.MailmanConfiguration.Options(Hosting.MailmanConfiguration.Build(paths, [new("Logging:Console", "false")]));
+
+            // The relays' password and CA files too (review 133: a password file others may read
+            // stopped serve and passed the verbs), when this is the instance's owner, whose files
+            // they are; systemd's credentials are the daemon's environment's, not this shell's.
+            if (FileOwner.Uid(paths.Home) == FileOwner.EffectiveUid)
+            {
+                _ = Delivery.Smtp.Relay.Resolve(options.Smtp, credentials: false);
+            }
+
             return null;
         }
         catch (UnauthorizedAccessException)

@@ -23,7 +23,7 @@ public static class Secrets
         if ((mode & shared) != 0)
         {
             throw new InvalidOperationException(
-                $"configuration: {setting} {path} is readable by others (mode {Octal(mode)}): chmod 600 {path}");
+                $"configuration: {setting} {path} is open to {((mode & (UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute)) != 0 ? "others" : "its group")} (mode {Octal(mode)}): chmod 600 {path}");
         }
 
         var owner = FileOwner.Uid(path);

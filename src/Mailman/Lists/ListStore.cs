@@ -207,6 +207,21 @@ public sealed partial class ListStore : IDisposable
         var directory = System.IO.Path.GetDirectoryName(path)!;
         if (!Directory.Exists(directory))
         {
+            // Not to be seen either when a directory above it is closed to this user (review
+            // 133: a home of mode 0700 run as another user was "does not exist", 78, not 77).
+            var below = directory;
+            var above = System.IO.Path.GetDirectoryName(directory);
+            while (above is not null && !Directory.Exists(above))
+            {
+                below = above;
+                above = System.IO.Path.GetDirectoryName(above);
+            }
+
+            if (above is not null && !Searchable(above, System.IO.Path.GetFileName(below)))
+            {
+                throw new UnauthorizedAccessException($"Access to the list database {path} is denied ({above} is closed to this user).");
+            }
+
             // SQLite's "unable to open" of a temporary name said nothing (review 40).
             throw new DatabaseUnusableException($"the list database {path} does not exist, nor does {directory} (a file system not mounted?)");
         }
@@ -223,6 +238,25 @@ public sealed partial class ListStore : IDisposable
         }
 
         throw new DatabaseUnusableException($"the list database {path} does not exist (removed? var/ on a file system not mounted?): restore it from a backup, or `mailman lists create` makes a new, empty one");
+    }
+
+    // Whether this user may look inside the directory: read it, and search it for the child
+    // (named there but neither file nor directory to this user: no search permission).
+    private static bool Searchable(string directory, string child)
+    {
+        try
+        {
+            return !Directory.EnumerateFileSystemEntries(directory).Any(e => System.IO.Path.GetFileName(e) == child)
+                || File.Exists(System.IO.Path.Combine(directory, child));
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return false;
+        }
+        catch (IOException)
+        {
+            return true; // gone meanwhile, or another fault: not a permission
+        }
     }
 
     // "mailman.db mode 0400, mailman.db-shm mode 0400": SQLite makes -shm with the database's mode,

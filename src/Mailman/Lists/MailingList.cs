@@ -293,7 +293,7 @@ public sealed class MailingList
         ["bounce_score_threshold"] = "score at which a member's delivery is disabled (default 5.0)",
         ["bounce_info_stale_after"] = "days after which an old bounce score is reset (default 7)",
         ["bounce_you_are_disabled_warnings"] = "notices a disabled member gets before removal (default 3; 0: remove at once)",
-        ["bounce_you_are_disabled_warnings_interval"] = "days between those notices (default 7)",
+        ["bounce_you_are_disabled_warnings_interval"] = "days between those notices (default 7, at least 1)",
         ["bounce_notify_owner_on_disable"] = "true | false: tell the owners when bounces disable a member",
         ["bounce_notify_owner_on_removal"] = "true | false: tell the owners when bounces remove a member",
         ["max_owner_bounce_notices_per_day"] = "members disabled or removed by bounces told to the owners one by one per day (default 20); past it, one note, and the bounce log names the rest (0: no limit)",
@@ -377,7 +377,11 @@ public sealed class MailingList
                 BounceInfoStaleAfterDays = Days(key, value) is > 0 and var staleDays ? staleDays : throw new ArgumentException($"{key}: at least 1 day (0 would forget every bounce before it counted)");
                 break;
             case "bounce_you_are_disabled_warnings": BounceYouAreDisabledWarnings = Whole(key, value); break;
-            case "bounce_you_are_disabled_warnings_interval": BounceYouAreDisabledWarningsIntervalDays = Days(key, value); break;
+            case "bounce_you_are_disabled_warnings_interval":
+                // Review 133: 0 was taken, and every warning went at the sweeps in a row, the member then removed.
+                BounceYouAreDisabledWarningsIntervalDays = Days(key, value) is >= 1 and var interval ? interval
+                    : throw new ArgumentException($"{key}: at least 1 day (0 would send every warning at once and remove the member; bounce_you_are_disabled_warnings 0 removes at once)");
+                break;
             case "bounce_notify_owner_on_disable": BounceNotifyOwnerOnDisable = ParseBool(key, value); break;
             case "bounce_notify_owner_on_removal": BounceNotifyOwnerOnRemoval = ParseBool(key, value); break;
             case "max_owner_bounce_notices_per_day": MaxOwnerBounceNoticesPerDay = Whole(key, value); break;

@@ -49,7 +49,11 @@ public sealed class SubscriptionConfirmations(ListStoreFactory lists, Membership
                 membership.PayRefusal(list, request.Address, request.DisplayName, why, triggerEntry);
             }
 
-            return new ConfirmationResult(true, $"the {Describe(request.Kind)} of {request.Address} was {(verb == "reject" ? "rejected" : "discarded")}");
+            // A request the address has not confirmed may be forged: a refusal to it would be
+            // backscatter (review 133: "rejected" was said, and nothing sent).
+            return new ConfirmationResult(true, refuses ? $"the {Describe(request.Kind)} of {request.Address} was rejected"
+                : verb == "reject" ? $"the {Describe(request.Kind)} of {request.Address} was discarded; {request.Address} is not told (a reason is sent only for a request awaiting a moderator: this one awaited the address's own confirmation, and its asking may be forged)"
+                : $"the {Describe(request.Kind)} of {request.Address} was discarded");
         }
 
         // The welcome or goodbye answers the reply only when it came from the address itself.

@@ -20,6 +20,22 @@ public sealed class PendingCommandTests : IDisposable
         return store.IsMember(ListName.Parse("dev@example.org"), address);
     }
 
+    // anne@example.com's join mailed to dev@example.org, run by the request runner, its mail delivered.
+    private void AnneAsksToJoin()
+    {
+        using var h = new RunnerHarness(_instance);
+
+        // The verbs judge expiry by the real clock.
+        if (DateTimeOffset.UtcNow > h.Time.GetUtcNow())
+        {
+            h.Time.SetUtcNow(DateTimeOffset.UtcNow);
+        }
+
+        h.InjectRequest("dev-join@example.org", RequestRunnerTests.Mail("dev-join@example.org"), "anne@example.com");
+        RunnerHarness.Drain(h.Requests);
+        RequestRunnerTests.Deliver(h);
+    }
+
     [Fact]
     public void Subscriptions_awaiting_a_moderator_are_listed_shown_approved_and_rejected_from_the_command_line()
     {
@@ -66,6 +82,22 @@ public sealed class PendingCommandTests : IDisposable
         Assert.Equal(Mailman.Cli.ExitCodes.NoUser, Run("pending", "confirm", "0123456789abcdef0123456789abcdef").ExitCode);
     }
 
+    // Review 133: `pending discard N --reason R` of a request awaiting the address's own
+    // confirmation said "rejected" and told nobody. It is discarded, and says the address is not
+    // told (its asking may be forged: a refusal would be backscatter).
+    [Fact]
+    public void A_reason_for_a_request_awaiting_the_addresss_confirmation_is_not_sent_and_says_so()
+    {
+        _instance.CreateList("dev@example.org");
+        AnneAsksToJoin();
+
+        var discard = Run("pending", "discard", "1", "--reason", "no thanks");
+        Assert.Equal(0, discard.ExitCode);
+        Assert.StartsWith("the subscription request of anne@example.com was discarded; anne@example.com is not told (a reason is sent only for a request awaiting a moderator", discard.Stdout.Trim(), StringComparison.Ordinal);
+        Assert.Equal(0, _instance.Count("out"));
+        Assert.Empty(Run("pending", "list").Stdout.Trim());
+    }
+
     // Review 127: `pending discard N --reason R` killed after it used the request and before it
     // queued the refusal lost the refusal, and run again it said "no pending request N". The
     // refusal is owed in the use's transaction, with its reason; the daemon sends what the dead
@@ -78,17 +110,7 @@ public sealed class PendingCommandTests : IDisposable
     {
         Assert.True(Strace.IsInstalled, "strace is missing: apt-get install strace (see .ci/run)");
         _instance.CreateList("dev@example.org", l => l.Set("subscription_policy", "moderate"));
-        using (var h = new RunnerHarness(_instance))
-        {
-            if (DateTimeOffset.UtcNow > h.Time.GetUtcNow())
-            {
-                h.Time.SetUtcNow(DateTimeOffset.UtcNow);
-            }
-
-            h.InjectRequest("dev-join@example.org", RequestRunnerTests.Mail("dev-join@example.org"), "anne@example.com");
-            RunnerHarness.Drain(h.Requests);
-            RequestRunnerTests.Deliver(h);
-        }
+        AnneAsksToJoin();
 
         // Its first rename is the refusal's, into out: killed there, or refused for a full disk
         // (and the link .NET falls back on), after the use's commit.

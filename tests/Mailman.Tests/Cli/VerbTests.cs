@@ -468,6 +468,22 @@ public sealed class VerbTests : IDisposable
         Assert.False(Directory.Exists(_instance.Paths.VarDirectory));
     }
 
+    // Review 133: a home of mode 0700 run as another user hid var/, and these verbs said "the list
+    // database does not exist, nor does var (a file system not mounted?)", 78, where the others
+    // said whose the instance is, 77.
+    [Fact]
+    public void Verbs_run_by_a_user_the_home_is_closed_to_say_whose_it_is()
+    {
+        File.SetUnixFileMode(_instance.Home, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        foreach (var verb in new[] { new[] { "lists", "list" }, ["lists", "show", "dev@example.org"], ["members", "list", "dev@example.org"], ["members", "add", "dev@example.org", "x@example.com"] })
+        {
+            var result = MailmanProcess.Run(_instance.Home, verb, runAs: "nobody");
+            Assert.True(result.ExitCode == ExitCodes.NoPerm, $"{string.Join(' ', verb)}: {result.ExitCode} {result.Stderr}");
+            Assert.Contains($"Access to the list database {_instance.Paths.Database} is denied ({_instance.Home} is closed to this user). (running as nobody; {_instance.Home} is owned by root, mode 0700: run mailman as its owner)",
+                result.Stderr, StringComparison.Ordinal);
+        }
+    }
+
     // Review 40: both were SQLite's "unable to open database file" as a 75: serve was restarted by systemd every 5 s.
     [Fact]
     public void A_database_that_is_a_directory_or_a_dangling_link_is_named_and_stops_serve_with_78_and_inject_with_75()

@@ -99,7 +99,8 @@ public sealed class OutboundTests : IDisposable
         { "Mailman__Smtp__Security", "startls", "Mailman:Smtp:Security must be none, starttls, opportunistic or tls (got 'startls')" },
         { "Mailman__Smtp__PasswordFile", "missing", "does not exist" },
         { "Mailman__Smtp__PasswordFile", "dangling", "is a symbolic link to /nonexistent/pw, which cannot be read as a file" }, // exit 73, "Could not find file" (review 53)
-        { "Mailman__Smtp__PasswordFile", "world-readable", "is readable by others (mode 0644): chmod 600" },
+        { "Mailman__Smtp__PasswordFile", "world-readable", "is open to others (mode 0644): chmod 600" },
+        { "Mailman__Smtp__PasswordFile", "group-readable", "is open to its group (mode 0640): chmod 600" }, // "by others" (review 133)
         { "Mailman__Smtp__PasswordFile", "fifo", "is not a regular file (a FIFO, a device?)" },            // serve waited for a writer for good (review 41)
         { "Mailman__Smtp__PasswordFile", "nul", "must hold the password on one line, without NUL or carriage return" }, // AUTH PLAIN's separator (review 86)
         { "Mailman__Smtp__CaFile", "/dev/zero", "CaFile /dev/zero is not a regular file (a FIFO, a device?)" }, // read until memory ran out: exit 70
@@ -169,11 +170,11 @@ public sealed class OutboundTests : IDisposable
         {
             env["Mailman__Smtp__User"] = "lists";
             env["Mailman__Smtp__Security"] = "starttls";
-            if (value == "world-readable")
+            if (value is "world-readable" or "group-readable")
             {
                 var file = Path.Combine(_instance.Home, "pw");
                 File.WriteAllText(file, "secret\n");
-                File.SetUnixFileMode(file, (UnixFileMode)Convert.ToInt32("644", 8));
+                File.SetUnixFileMode(file, (UnixFileMode)Convert.ToInt32(value == "world-readable" ? "644" : "640", 8));
                 env[key] = file;
             }
             else if (value == "nul")
@@ -208,6 +209,16 @@ public sealed class OutboundTests : IDisposable
         Assert.StartsWith("mailman: configuration: ", line, StringComparison.Ordinal);
         Assert.Contains(message, line, StringComparison.Ordinal);
         Assert.DoesNotContain("hunter2", result.Stdout + result.Stderr, StringComparison.Ordinal);
+
+        // A verb warns of what serve would refuse, the relays' files too (review 133: a password
+        // file others may read passed the verbs).
+        if (key.EndsWith("PasswordFile", StringComparison.Ordinal) || key.EndsWith("CaFile", StringComparison.Ordinal))
+        {
+            var verb = MailmanProcess.Run(_instance.Home, ["status"], env: env);
+            Assert.True(verb.ExitCode == ExitCodes.Ok, verb.Stderr);
+            Assert.StartsWith("mailman: warning: serve would refuse these settings (78): configuration: ", verb.Stderr, StringComparison.Ordinal);
+            Assert.Contains(message, verb.Stderr, StringComparison.Ordinal);
+        }
     }
 
     [Fact]

@@ -179,6 +179,7 @@ public sealed class ListStoreTests : IDisposable
     [InlineData("display_name", "")]                            // review 39: a "[] " prefix
     [InlineData("display_name", "  ")]
     [InlineData("bounce_info_stale_after", "0")]                // every score forgotten before it counted
+    [InlineData("bounce_you_are_disabled_warnings_interval", "0")] // every warning at once, then removal (review 133)
     [InlineData("footer", "-- \nleave: ${user_address")]       // sent as written
     [InlineData("template:list:user:notice:welcome", "Hello ${user_address")]
     public void Bad_settings_are_refused(string key, string value)
@@ -188,6 +189,7 @@ public sealed class ListStoreTests : IDisposable
     [InlineData("footer", "costs $${x")]                        // $$ is a dollar sign: no placeholder opens
     [InlineData("footer", "-- \n${user_address}")]
     [InlineData("bounce_info_stale_after", "1")]
+    [InlineData("bounce_you_are_disabled_warnings_interval", "1")]
     public void Settings_near_the_refused_ones_are_taken(string key, string value)
         => new MailingList().Set(key, value);
 

@@ -77,8 +77,10 @@ public sealed class Relay
     /// Resolves the configured relays: reads passwords (refusing files others may read) and CA
     /// files. Call once at start.
     /// </summary>
+    /// <param name="credentials">False: a relay whose password is a systemd credential is taken
+    /// without it (a verb's look at the settings, outside the daemon's environment).</param>
     /// <exception cref="InvalidOperationException">A setting cannot be used; the message names it.</exception>
-    public static IReadOnlyList<Relay> Resolve(SmtpOptions options)
+    public static IReadOnlyList<Relay> Resolve(SmtpOptions options, bool credentials = true)
     {
         var result = new List<Relay>();
         var configured = options.EffectiveRelays();
@@ -91,9 +93,9 @@ public sealed class Relay
             string? password = null;
             if (!string.IsNullOrEmpty(r.User))
             {
-                password = !string.IsNullOrEmpty(r.PasswordFile)
-                    ? Secrets.ReadPasswordFile(r.PasswordFile, key + "PasswordFile")
-                    : Secrets.ReadCredential(r.Credential, key + "Credential");
+                password = !string.IsNullOrEmpty(r.PasswordFile) ? Secrets.ReadPasswordFile(r.PasswordFile, key + "PasswordFile")
+                    : credentials ? Secrets.ReadCredential(r.Credential, key + "Credential")
+                    : "(a credential)";
             }
 
             // Review 67: opportunistic TLS checks no certificate by default, and AUTH would hand
