@@ -62,7 +62,54 @@ public static partial class ApprovedPassword
             password = match.Groups[1].Value.Trim();
         }
 
-        // Wherever the post repeats it: every text part, attachments and attached messages too.
+        modified |= Strip(message, password);
+        return password;
+    }
+
+    /// <summary>
+    /// The moderator password (what <paramref name="isPassword"/> accepts) in an Approved: line
+    /// among the first lines of the post's text parts, where <see cref="Take"/> did not take it
+    /// (review 134: text a mail client hides, or an element the reader ran into the line, came
+    /// first, and the post went to the members with the password); removed from the post as
+    /// Take removes it. Null when there is none. At most <see cref="MaxCandidates"/> candidates
+    /// are tried: each costs a password hash.
+    /// </summary>
+    public static string? Shown(MimeMessage message, Func<string, bool> isPassword, out bool modified)
+    {
+        modified = false;
+        var candidates = new List<string>();
+        foreach (var part in TextParts(message, attachments: false).Take(3))
+        {
+            var text = part.IsHtml ? TextStart.OfHtml(part, maxMarkup: MaxHtmlMarkup) : TextStart.Of(part);
+            foreach (var line in text.Split('\n').Where(l => l.Trim().Length > 0).Take(FirstLines))
+            {
+                if (PseudoHeader().Match(line) is { Success: true } match)
+                {
+                    var value = match.Groups[1].Value.Trim();
+                    candidates.Add(value);
+                    candidates.Add(value.Split((char[]?)null, 2, StringSplitOptions.RemoveEmptyEntries)[0]); // a line run into the next
+                }
+            }
+        }
+
+        var shown = candidates.Distinct(StringComparer.Ordinal).Take(MaxCandidates).FirstOrDefault(isPassword);
+        if (shown is not null)
+        {
+            modified = Strip(message, shown);
+        }
+
+        return shown;
+    }
+
+    // How deep into a text part Shown looks, and how many passwords it tries.
+    private const int FirstLines = 5;
+    private const int MaxCandidates = 3;
+
+    // Removes the password wherever the post repeats it: every text part, attachments and
+    // attached messages too.
+    private static bool Strip(MimeMessage message, string password)
+    {
+        var modified = false;
         foreach (var part in TextParts(message, attachments: true))
         {
             var text = part.Text;
@@ -74,7 +121,7 @@ public static partial class ApprovedPassword
             }
         }
 
-        return password;
+        return modified;
     }
 
     /// <summary>
@@ -343,9 +390,10 @@ public static partial class ApprovedPassword
         }
     }
 
-    // How much of an HTML part's source is read for its first line (review 132: a 64 KB <style>,
+    // How much of an HTML part's source is read for its first lines (review 132: a 64 KB <style>,
     // as Outlook writes, hid the line past the 16 KB read, and the password went to the members).
-    private const int MaxHtmlMarkup = 8 * 1024 * 1024;
+    // Review 134: 8 MB of attributes cost half a gigabyte; an Outlook head is some 100 KB.
+    private const int MaxHtmlMarkup = 1024 * 1024;
 
     private static string? FirstLine(string text)
     {
@@ -362,7 +410,7 @@ public static partial class ApprovedPassword
 
     // Every line that is the pseudo-header with this password, and a blank line right after it.
     private static string StripPlain(string text, string password)
-        => Regex.Replace(text, @"^[ \t\uFEFF]*(?:X-)?Approved?[ \t]*:[ \t]*" + Regex.Escape(password) + @"[ \t]*(?:\r?\n(?:[ \t]*\r?\n)?|$)", "",
+        => Regex.Replace(text, @"^[\s\uFEFF-[\r\n]]*(?:X-)?Approved?[^\S\r\n]*:[^\S\r\n]*" + Regex.Escape(password) + @"[^\S\r\n]*(?:\r?\n(?:[^\S\r\n]*\r?\n)?|$)", "",
             RegexOptions.Multiline | RegexOptions.IgnoreCase | RegexOptions.NonBacktracking | RegexOptions.CultureInvariant);
 
     // In HTML the words may be split by tags, entities and line breaks ("<p>Approved:&nbsp;<b>pw</b>",
@@ -454,9 +502,9 @@ public static partial class ApprovedPassword
         {
             part.SetText(part.ContentType.Charset ?? "utf-8", text);
         }
-        catch (ArgumentException)
+        catch (Exception e) when (e is ArgumentException or NotSupportedException)
         {
-            part.SetText("utf-8", text); // a charset .NET does not know: written as UTF-8
+            part.SetText("utf-8", text); // a charset .NET does not know: written as UTF-8 (review 134: shunted)
         }
     }
 

@@ -28,13 +28,14 @@ internal static class TextStart
     /// At most <paramref name="maxChars"/> characters of the text of the start of the HTML part
     /// <paramref name="part"/>, from at most <paramref name="maxMarkup"/> characters of its
     /// source (default four times <paramref name="maxChars"/>), as the lines a reader sees: a
-    /// block element or &lt;br&gt; ends one, the source's line breaks are spaces except in
-    /// &lt;pre&gt;, what &lt;style&gt;, &lt;script&gt; and &lt;title&gt; hold is not text, nor
-    /// is an element marked <c>hidden</c> or <c>display:none</c>, and what a
-    /// &lt;blockquote&gt; holds is quoted ("&gt; "), as a plain reply quotes. MimeKit's tokenizer
-    /// reads the markup and its character references. Review 132: &lt;head&gt; is not hidden
-    /// (HTML lets its end tag out, and the whole post was), and &lt;pre&gt; keeps its lines (its
-    /// first line ran into the next).
+    /// element but an inline one ends one, the source's line breaks are spaces except in
+    /// &lt;pre&gt;, what &lt;style&gt;, &lt;script&gt; and &lt;title&gt; hold is not text, and
+    /// what a &lt;blockquote&gt; holds is quoted ("&gt; "), as a plain reply quotes. MimeKit's
+    /// tokenizer reads the markup and its character references. Review 132: &lt;head&gt; is not
+    /// hidden (HTML lets its end tag out, and the whole post was), and &lt;pre&gt; keeps its
+    /// lines. Review 134: text hidden by styles is text here (an element's end may be left out,
+    /// and hiding to it hid the rest); what reads a first line must not rely on it being the
+    /// first a reader sees (ApprovedPassword.Shown).
     /// </summary>
     public static string OfHtml(TextPart part, int maxChars = 16 * 1024, int? maxMarkup = null)
     {
@@ -45,8 +46,7 @@ internal static class TextStart
 
         var text = new StringBuilder();
         int raw = 0, pre = 0, quoted = 0;
-        (HtmlTagId Id, int Depth)? hidden = null;
-        var lineStart = true;
+        bool lineStart = true, space = false;
         using var source = new Bounded(Reader(part), maxMarkup ?? 4 * maxChars);
         var tokenizer = new HtmlTokenizer(source) { DecodeCharacterReferences = true, IgnoreTruncatedTags = true };
         while (text.Length < maxChars && tokenizer.ReadNextToken(out var token))
@@ -54,19 +54,6 @@ internal static class TextStart
             if (token is HtmlTagToken tag)
             {
                 var step = tag.IsEmptyElement || tag.Id.IsEmptyElement() ? 0 : tag.IsEndTag ? -1 : 1;
-                if (hidden is var (id, depth))
-                {
-                    // Inside a hidden element: only its own nesting counts, until it ends.
-                    hidden = tag.Id != id ? hidden : depth + step == 0 ? null : (id, depth + step);
-                    continue;
-                }
-
-                if (step == 1 && Hidden(tag))
-                {
-                    hidden = (tag.Id, 1);
-                    continue;
-                }
-
                 switch (tag.Id)
                 {
                     case HtmlTagId.Style or HtmlTagId.Script or HtmlTagId.Title:
@@ -86,9 +73,9 @@ internal static class TextStart
                     lineStart = true;
                 }
             }
-            else if (token is HtmlDataToken data && raw == 0 && hidden is null)
+            else if (token is HtmlDataToken data && raw == 0)
             {
-                var lines = pre > 0 ? data.Data.Split('\n') : [data.Data];
+                var lines = pre > 0 ? data.Data.ReplaceLineEndings("\n").Split('\n') : [data.Data];
                 for (var i = 0; i < lines.Length; i++)
                 {
                     if (i > 0 && !lineStart)
@@ -97,18 +84,24 @@ internal static class TextStart
                         lineStart = true;
                     }
 
-                    var words = string.Join(' ', lines[i].Split([' ', '\t', '\r', '\n'], StringSplitOptions.RemoveEmptyEntries));
+                    // White space between words, in this token or ending the one before, is one space.
+                    var line = lines[i];
+                    var words = string.Join(' ', line.Split(Blanks, StringSplitOptions.RemoveEmptyEntries));
                     if (words.Length > 0)
                     {
-                        text.Append(lineStart ? (quoted > 0 ? "> " : "") : char.IsWhiteSpace(lines[i][0]) ? " " : "").Append(words);
+                        text.Append(lineStart ? (quoted > 0 ? "> " : "") : space || Blanks.Contains(line[0]) ? " " : "").Append(words);
                         lineStart = false;
                     }
+
+                    space = line.Length > 0 && Blanks.Contains(line[^1]) || (words.Length == 0 && (space || line.Length > 0));
                 }
             }
         }
 
         return text.Length > maxChars ? text.ToString(0, maxChars) : text.ToString();
     }
+
+    private static readonly char[] Blanks = [' ', '\t', '\r', '\n'];
 
     private static StreamReader Reader(TextPart part)
     {
@@ -125,26 +118,13 @@ internal static class TextStart
         return new StreamReader(part.Content!.Open(), encoding, detectEncodingFromByteOrderMarks: true, bufferSize: 4096, leaveOpen: false);
     }
 
-    // An element a reader does not see: the hidden attribute, or display:none in its style.
-    private static bool Hidden(HtmlTagToken tag)
-    {
-        foreach (var attribute in tag.Attributes)
-        {
-            if (attribute.Name.Equals("hidden", StringComparison.OrdinalIgnoreCase)
-                || (attribute.Id == HtmlAttributeId.Style && attribute.Value is { } style
-                    && style.Replace(" ", "", StringComparison.Ordinal).Contains("display:none", StringComparison.OrdinalIgnoreCase)))
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
-
-    private static bool EndsLine(HtmlTagId id) => id is HtmlTagId.Br or HtmlTagId.P or HtmlTagId.Div or HtmlTagId.BlockQuote or HtmlTagId.LI or HtmlTagId.TR
-        or HtmlTagId.TD or HtmlTagId.TH or HtmlTagId.HR or HtmlTagId.H1 or HtmlTagId.H2 or HtmlTagId.H3 or HtmlTagId.H4 or HtmlTagId.H5 or HtmlTagId.H6
-        or HtmlTagId.Pre or HtmlTagId.Listing or HtmlTagId.Xmp or HtmlTagId.PlainText or HtmlTagId.TextArea or HtmlTagId.Table or HtmlTagId.UL or HtmlTagId.OL
-        or HtmlTagId.Body or HtmlTagId.Html;
+    // Any element but the inline ones ends a line (review 134: <center>, <section>, <dd> ... ran
+    // two lines into one).
+    private static bool EndsLine(HtmlTagId id) => id is not (HtmlTagId.A or HtmlTagId.Abbr or HtmlTagId.Acronym or HtmlTagId.B or HtmlTagId.Bdi
+        or HtmlTagId.Bdo or HtmlTagId.Big or HtmlTagId.Blink or HtmlTagId.Cite or HtmlTagId.Code or HtmlTagId.Del or HtmlTagId.Dfn or HtmlTagId.EM
+        or HtmlTagId.Font or HtmlTagId.I or HtmlTagId.Ins or HtmlTagId.Kbd or HtmlTagId.Label or HtmlTagId.Mark or HtmlTagId.NoBR or HtmlTagId.Q
+        or HtmlTagId.S or HtmlTagId.Samp or HtmlTagId.Small or HtmlTagId.Span or HtmlTagId.Strike or HtmlTagId.Strong or HtmlTagId.Sub
+        or HtmlTagId.Sup or HtmlTagId.Time or HtmlTagId.TT or HtmlTagId.U or HtmlTagId.Var or HtmlTagId.Wbr or HtmlTagId.Image or HtmlTagId.Comment);
 
     // At most a number of characters of a reader: the markup read of a part is bounded.
     private sealed class Bounded(TextReader inner, int limit) : TextReader

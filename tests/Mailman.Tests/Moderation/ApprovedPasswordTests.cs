@@ -186,7 +186,8 @@ public sealed class ApprovedPasswordTests
     [InlineData("<html><head>Approved: PW<br>Hello list.</html>")]
     [InlineData("<html><head><meta charset=\"utf-8\"><style>p { color: red }</style>\n<body><p>Approved: PW</p><p>Hello list.</p>")]
     [InlineData("<html><body><pre>\nApproved: PW\nHello list.</pre></body></html>")]
-    [InlineData("<html><body><div style=\"display: none; max-height: 0\">Big <b>sale</b> <div>today</div></div><span hidden>x</span><p>Approved: PW</p><p>Hello list.</p></body></html>")]
+    [InlineData("<html><body><center>Approved: PW</center>\n<center>Hello list.</center></body></html>")]
+    [InlineData("<pre>Approved: PW\rHello list.</pre>")]
     [InlineData("<html><head><style>STYLE</style></head><body><p>Approved: PW</p><p>Hello list.</p></body></html>")]
     [InlineData("<html><body><blockquote type=cite>Approved: PW</blockquote><p>Approved: PW</p><p>Hello list.</p></body></html>")]
     public void The_first_line_of_an_HTML_only_post_is_the_one_a_reader_sees(string html)
@@ -205,6 +206,41 @@ public sealed class ApprovedPasswordTests
         Assert.DoesNotContain(WebUtility(Password), Flat(post), StringComparison.Ordinal);
         Assert.False(ApprovedPassword.Remains(post, Password));
         Assert.Contains("Hello list.", post.HtmlBody, StringComparison.Ordinal);
+    }
+
+    // Review 134: the reader cannot know what a mail client hides (an element's end left out, a
+    // class in a <style>, <template>, CDATA): an Approved: line with the right password among the
+    // first lines, not read as the first, is found (Shown), removed, and the post held.
+    [Theory]
+    [InlineData("<p style=\"display:none\">Preview: news<div>Approved: PW</div><div>Hello list.</div>")]
+    [InlineData("<ul><li style=\"display:none\">preview text<li>Approved: PW<li>Hello list.</ul>")]
+    [InlineData("<template>x</template><p>Approved: PW</p><p>Hello list.</p>")]
+    [InlineData("<style>.h{display:none}</style><div class=\"h\">preview</div><p>Approved: PW</p><p>Hello list.</p>")]
+    [InlineData("<![CDATA[ preheader ]]><p>Approved: PW</p><p>Hello list.</p>")]
+    public void The_password_in_an_Approved_line_not_read_as_the_first_is_found_and_removed(string html)
+    {
+        var body = html.Replace("PW", WebUtility(Password), StringComparison.Ordinal);
+        var post = PostParser.Parse(Encoding.UTF8.GetBytes($"From: a@example.com\nSubject: s\nContent-Type: text/html; charset=utf-8\n\n{body}\n"));
+        var taken = ApprovedPassword.Take(post, out _);
+        Assert.NotEqual(Password, taken);
+        var tried = new List<string>();
+        Assert.Equal(Password, ApprovedPassword.Shown(post, c => { tried.Add(c); return c == Password; }, out var modified));
+        Assert.True(modified);
+        Assert.DoesNotContain(WebUtility(Password), Flat(post), StringComparison.Ordinal);
+        Assert.False(ApprovedPassword.Remains(post, Password));
+        Assert.InRange(tried.Count, 1, 3);
+    }
+
+    // Review 134: a windows-1252 part was read as UTF-8: its no-break space became U+FFFD, the
+    // password was "wrong", and approved the post went out with it.
+    [Fact]
+    public void A_code_page_part_is_read_in_its_charset()
+    {
+        var raw = Encoding.ASCII.GetBytes("From: a@example.com\nSubject: s\nContent-Type: text/plain; charset=windows-1252\n\nApproved:").Concat(new byte[] { 0xA0 })
+            .Concat(Encoding.ASCII.GetBytes(Password + "\nHello list.\n")).ToArray();
+        var post = PostParser.Parse(raw);
+        Assert.Equal(Password, ApprovedPassword.Take(post, out _));
+        Assert.False(ApprovedPassword.Remains(post, Password));
     }
 
     private static string WebUtility(string s) => System.Net.WebUtility.HtmlEncode(s);

@@ -947,6 +947,31 @@ public sealed class HeldPostsTests : IDisposable
         Assert.True(h.Held.Discard(id, "mo@example.com").Done);
     }
 
+    // Review 134: a member's HTML-only post whose Approved: line came after text a mail client
+    // hides (an element whose end HTML lets out) went to every member with the password. The
+    // password is found among the first lines, removed, and the post held; approved, it goes
+    // without it.
+    [Fact]
+    public void An_Approved_line_behind_hidden_text_is_removed_and_the_post_held_then_approved_without_it()
+    {
+        Configure(l => l.Set("moderator_password", "Sekr1tPassw0rd"));
+        using var h = new RunnerHarness(_instance);
+        h.Queues[QueueSet.In].Enqueue(new EntryMetadata { List = List, Sender = "ann@example.com", Received = h.Time.GetUtcNow() },
+            System.Text.Encoding.UTF8.GetBytes($"From: Ann <ann@example.com>\nTo: {List}\nSubject: Hi\nMessage-Id: <hidden@example.net>\nContent-Type: text/html; charset=utf-8\n\n"
+                + "<p style=\"display:none\">Preview: news<div>Approved: Sekr1tPassw0rd</div><div>Hello list.</div>\n"));
+        Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
+        var id = Assert.Single(h.Queues[QueueSet.Hold].Pending());
+        Assert.Contains(h.Queues[QueueSet.Hold].ReadMetadata(id).HoldReasons!, r => r == "approved: " + Mailman.Moderation.Rules.Approved.NotFirstLine);
+
+        Assert.True(h.Held.Approve(id, "cli:test").Done);
+        Assert.Equal(1, RunnerHarness.Drain(h.Incoming));
+        Assert.Equal(1, RunnerHarness.Drain(h.Pipeline));
+        var copy = Out(h).Single(n => n.Metadata.MessageId == "hidden@example.net");
+        Assert.Equal(["ann@example.com", "bob@example.com"], copy.To.Select(r => r.Address));
+        Assert.Contains("Hello list.", copy.Message.HtmlBody, StringComparison.Ordinal);
+        Assert.DoesNotContain("Sekr1tPassw0rd", copy.Message.ToString(), StringComparison.Ordinal);
+    }
+
     // Review 60: `pending list` named a held post by its envelope sender (a forwarder's, a
     // MAILER-DAEMON's) while `held list` named its From: author.
     [Fact]

@@ -71,6 +71,11 @@ public sealed class CommandParserTests
         Assert.Equal(["approve"], CommandParser.Read(message).Select(l => l.Name));
         Assert.Equal("Approve\u00a0\nOn Mon, 1 Dec 2026, dev wrote:\n> reject\n> leave\n", CommandParser.BodyText(message));
 
+        // White space before an inline element's end or start is a space between words.
+        var inline = MimeKit.MimeMessage.Load(new MemoryStream(System.Text.Encoding.UTF8.GetBytes(
+            "From: mo@example.com\nContent-Type: text/html\n\n<div>reject <i>too</i> long, <b>see </b>the<span> </span>rules</div>\n")));
+        Assert.Equal("reject too long, see the rules", CommandParser.FirstLine(inline));
+
         // An HTML part beside a plain one is not read; an HTML attachment is not a body.
         var both = "From: a@example.com\nContent-Type: multipart/alternative; boundary=b\n\n--b\nContent-Type: text/plain\n\njoin\n--b\nContent-Type: text/html\n\n<p>leave</p>\n--b--\n";
         Assert.Equal(["join"], CommandParser.Read(MimeKit.MimeMessage.Load(new MemoryStream(System.Text.Encoding.ASCII.GetBytes(both)))).Select(l => l.Name));
