@@ -68,7 +68,7 @@ public static partial class ApprovedPassword
 
     /// <summary>
     /// The moderator password (what <paramref name="isPassword"/> accepts) in an Approved: line
-    /// among the first lines of the post's text parts, where <see cref="Take"/> did not take it
+    /// of the start of any of the post's text parts, where <see cref="Take"/> did not take it
     /// (review 134: text a mail client hides, or an element the reader ran into the line, came
     /// first, and the post went to the members with the password); removed from the post as
     /// Take removes it. Null when there is none. At most <see cref="MaxCandidates"/> candidates
@@ -78,10 +78,10 @@ public static partial class ApprovedPassword
     {
         modified = false;
         var candidates = new List<string>();
-        foreach (var part in TextParts(message, attachments: false).Take(3))
+        foreach (var part in TextParts(message, attachments: false).Take(MaxParts))
         {
             var text = part.IsHtml ? TextStart.OfHtml(part, maxMarkup: MaxHtmlMarkup) : TextStart.Of(part);
-            foreach (var line in text.Split('\n').Where(l => l.Trim().Length > 0).Take(FirstLines))
+            foreach (var line in text.Split('\n'))
             {
                 if (PseudoHeader().Match(line) is { Success: true } match)
                 {
@@ -101,9 +101,12 @@ public static partial class ApprovedPassword
         return shown;
     }
 
-    // How deep into a text part Shown looks, and how many passwords it tries.
-    private const int FirstLines = 5;
-    private const int MaxCandidates = 3;
+    // How many of a post's text parts Shown reads (the start of each, as Take does), and how many
+    // passwords it tries: each costs a password hash, and a post of anyone's may carry such
+    // lines (review 135: four hashes a post). Review 135: five hidden lines came before the
+    // right one, and the fourth of four alternatives held it: every line of every part is read.
+    private const int MaxParts = 20;
+    private const int MaxCandidates = 2;
 
     // Removes the password wherever the post repeats it: every text part, attachments and
     // attached messages too.
@@ -410,7 +413,7 @@ public static partial class ApprovedPassword
 
     // Every line that is the pseudo-header with this password, and a blank line right after it.
     private static string StripPlain(string text, string password)
-        => Regex.Replace(text, @"^[\s\uFEFF-[\r\n]]*(?:X-)?Approved?[^\S\r\n]*:[^\S\r\n]*" + Regex.Escape(password) + @"[^\S\r\n]*(?:\r?\n(?:[^\S\r\n]*\r?\n)?|$)", "",
+        => Regex.Replace(text, @"^[\s\p{Cf}-[\r\n]]*(?:X-)?Approved?[\s\p{Cf}-[\r\n]]*:[\s\p{Cf}-[\r\n]]*" + Regex.Escape(password) + @"[\s\p{Cf}-[\r\n]]*(?:\r?\n(?:[\s\p{Cf}-[\r\n]]*\r?\n)?|$)", "",
             RegexOptions.Multiline | RegexOptions.IgnoreCase | RegexOptions.NonBacktracking | RegexOptions.CultureInvariant);
 
     // In HTML the words may be split by tags, entities and line breaks ("<p>Approved:&nbsp;<b>pw</b>",
@@ -421,7 +424,7 @@ public static partial class ApprovedPassword
     {
         // The characters' places are recorded only when there is something to cut: most HTML
         // parts have none, and a list of places costs 8 bytes a character of the part.
-        var pattern = @"(?:X-)?Approved?\s*:\s*" + Regex.Escape(password);
+        var pattern = @"(?:X-)?Approved?[\s\p{Cf}]*:[\s\p{Cf}]*" + Regex.Escape(password);
         const RegexOptions options = RegexOptions.IgnoreCase | RegexOptions.NonBacktracking | RegexOptions.CultureInvariant;
         if (!Regex.IsMatch(Visible(html, null), pattern, options))
         {
@@ -508,6 +511,8 @@ public static partial class ApprovedPassword
         }
     }
 
-    [GeneratedRegex(@"^\s*(?:X-)?Approved?\s*:\s*(\S.*?)\s*$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    // Invisible format characters (U+200B, U+2060, U+FEFF) count as white space (review 135: one
+    // before "Approved:" hid the line, and the post went to the members with it).
+    [GeneratedRegex(@"^[\s\p{Cf}]*(?:X-)?Approved?[\s\p{Cf}]*:[\s\p{Cf}]*([^\s\p{Cf}].*?)[\s\p{Cf}]*$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
     private static partial Regex PseudoHeader();
 }

@@ -27,8 +27,8 @@ internal static class TextStart
     /// <summary>
     /// At most <paramref name="maxChars"/> characters of the text of the start of the HTML part
     /// <paramref name="part"/>, from at most <paramref name="maxMarkup"/> characters of its
-    /// source (default four times <paramref name="maxChars"/>), as the lines a reader sees: a
-    /// element but an inline one ends one, the source's line breaks are spaces except in
+    /// source (default four times <paramref name="maxChars"/>), as lines: every element but an
+    /// inline one ends one, the source's line breaks are spaces except in
     /// &lt;pre&gt;, what &lt;style&gt;, &lt;script&gt; and &lt;title&gt; hold is not text, and
     /// what a &lt;blockquote&gt; holds is quoted ("&gt; "), as a plain reply quotes. MimeKit's
     /// tokenizer reads the markup and its character references. Review 132: &lt;head&gt; is not
@@ -124,7 +124,8 @@ internal static class TextStart
         or HtmlTagId.Bdo or HtmlTagId.Big or HtmlTagId.Blink or HtmlTagId.Cite or HtmlTagId.Code or HtmlTagId.Del or HtmlTagId.Dfn or HtmlTagId.EM
         or HtmlTagId.Font or HtmlTagId.I or HtmlTagId.Ins or HtmlTagId.Kbd or HtmlTagId.Label or HtmlTagId.Mark or HtmlTagId.NoBR or HtmlTagId.Q
         or HtmlTagId.S or HtmlTagId.Samp or HtmlTagId.Small or HtmlTagId.Span or HtmlTagId.Strike or HtmlTagId.Strong or HtmlTagId.Sub
-        or HtmlTagId.Sup or HtmlTagId.Time or HtmlTagId.TT or HtmlTagId.U or HtmlTagId.Var or HtmlTagId.Wbr or HtmlTagId.Image or HtmlTagId.Comment);
+        or HtmlTagId.Sup or HtmlTagId.Time or HtmlTagId.TT or HtmlTagId.U or HtmlTagId.Var or HtmlTagId.Wbr or HtmlTagId.Image or HtmlTagId.Comment
+        or HtmlTagId.Unknown); // Outlook's <o:p>, <st1:PersonName> (review 135: a command split in two)
 
     // At most a number of characters of a reader: the markup read of a part is bounded.
     private sealed class Bounded(TextReader inner, int limit) : TextReader

@@ -217,6 +217,7 @@ public sealed class ApprovedPasswordTests
     [InlineData("<template>x</template><p>Approved: PW</p><p>Hello list.</p>")]
     [InlineData("<style>.h{display:none}</style><div class=\"h\">preview</div><p>Approved: PW</p><p>Hello list.</p>")]
     [InlineData("<![CDATA[ preheader ]]><p>Approved: PW</p><p>Hello list.</p>")]
+    [InlineData("<div style=\"display:none\">a</div><div style=\"display:none\">b</div><div style=\"display:none\">c</div><div style=\"display:none\">d</div><div style=\"display:none\">e</div><p>Approved: PW</p><p>Hello list.</p>")] // review 135
     public void The_password_in_an_Approved_line_not_read_as_the_first_is_found_and_removed(string html)
     {
         var body = html.Replace("PW", WebUtility(Password), StringComparison.Ordinal);
@@ -228,7 +229,33 @@ public sealed class ApprovedPasswordTests
         Assert.True(modified);
         Assert.DoesNotContain(WebUtility(Password), Flat(post), StringComparison.Ordinal);
         Assert.False(ApprovedPassword.Remains(post, Password));
-        Assert.InRange(tried.Count, 1, 3);
+        Assert.InRange(tried.Count, 1, 2);
+    }
+
+    // Review 135: an invisible format character before "Approved:" hid the line (it went to the
+    // members with the password), in plain text and in HTML.
+    [Theory]
+    [InlineData("text/plain", "\u200BApproved: PW\nHello list.\n")]
+    [InlineData("text/plain", "\u2060Approved:\u200B PW\u200B\nHello list.\n")]
+    [InlineData("text/html", "<p>&#8203;Approved: PW</p><p>Hello list.</p>")]
+    public void An_Approved_line_after_an_invisible_character_is_the_first_line(string type, string body)
+    {
+        var post = PostParser.Parse(Encoding.UTF8.GetBytes($"From: a@example.com\nSubject: s\nContent-Type: {type}; charset=utf-8\n\n{body.Replace("PW", type == "text/html" ? WebUtility(Password) : Password, StringComparison.Ordinal)}"));
+        Assert.Equal(Password, ApprovedPassword.Take(post, out _));
+        Assert.False(ApprovedPassword.Remains(post, Password));
+    }
+
+    // Review 135: the HTML part, last of four alternatives, carried it, and only three parts were read.
+    [Fact]
+    public void An_Approved_line_in_any_alternative_is_found()
+    {
+        var raw = "From: a@example.com\nSubject: s\nContent-Type: multipart/alternative; boundary=b\n\n"
+            + "--b\nContent-Type: text/plain\n\nHello all\n--b\nContent-Type: text/enriched\n\nHello all\n--b\nContent-Type: text/x-markdown\n\nHello all\n"
+            + $"--b\nContent-Type: text/html\n\n<p>Approved: {WebUtility(Password)}</p><p>Hello all</p>\n--b\n";
+        var post = PostParser.Parse(Encoding.UTF8.GetBytes(raw));
+        Assert.Null(ApprovedPassword.Take(post, out _));
+        Assert.Equal(Password, ApprovedPassword.Shown(post, c => c == Password, out _));
+        Assert.False(ApprovedPassword.Remains(post, Password));
     }
 
     // Review 134: a windows-1252 part was read as UTF-8: its no-break space became U+FFFD, the

@@ -75,6 +75,9 @@ public sealed class CommandParserTests
         var inline = MimeKit.MimeMessage.Load(new MemoryStream(System.Text.Encoding.UTF8.GetBytes(
             "From: mo@example.com\nContent-Type: text/html\n\n<div>reject <i>too</i> long, <b>see </b>the<span> </span>rules</div>\n")));
         Assert.Equal("reject too long, see the rules", CommandParser.FirstLine(inline));
+        var outlook = MimeKit.MimeMessage.Load(new MemoryStream(System.Text.Encoding.UTF8.GetBytes(
+            "From: mo@example.com\nContent-Type: text/html\n\n<p class=MsoNormal>join address=<st1:PersonName w:st=\"on\">dave@example.net</st1:PersonName><o:p></o:p></p>\n")));
+        Assert.Equal("join address=dave@example.net", CommandParser.FirstLine(outlook)); // review 135: an unknown tag split it
 
         // An HTML part beside a plain one is not read; an HTML attachment is not a body.
         var both = "From: a@example.com\nContent-Type: multipart/alternative; boundary=b\n\n--b\nContent-Type: text/plain\n\njoin\n--b\nContent-Type: text/html\n\n<p>leave</p>\n--b--\n";
