@@ -52,14 +52,14 @@ public static partial class ApprovedPassword
             // (review 57: an empty first part hid it, and it went to the members), or of the
             // first HTML part (its text) when there is no plain one.
             var parts = TextParts(message, attachments: false).ToList();
-            var first = parts.Where(p => p.IsPlain).Select(p => FirstLine(TextStart.Of(p))).FirstOrDefault(l => l is not null)
-                ?? parts.Where(p => p.IsHtml).Select(p => FirstLine(TextStart.OfHtml(p, maxMarkup: MaxHtmlMarkup))).FirstOrDefault(l => l is not null);
-            if (first is null || PseudoHeader().Match(first) is not { Success: true } match)
+            var first = parts.Where(p => p.IsPlain).Select(p => FirstLine(Lines(p))).FirstOrDefault(l => l is not null)
+                ?? parts.Where(p => p.IsHtml).Select(p => FirstLine(Lines(p))).FirstOrDefault(l => l is not null);
+            if (first is null || Value(first) is not { } value)
             {
                 return null;
             }
 
-            password = match.Groups[1].Value.Trim();
+            password = value;
         }
 
         modified |= Strip(message, password);
@@ -72,27 +72,30 @@ public static partial class ApprovedPassword
     /// (review 134: text a mail client hides, or an element the reader ran into the line, came
     /// first, and the post went to the members with the password); removed from the post as
     /// Take removes it. Null when there is none. At most <see cref="MaxCandidates"/> candidates
-    /// are tried: each costs a password hash.
+    /// besides <paramref name="taken"/> (what Take found, tried already) are tried: each costs
+    /// a password hash.
     /// </summary>
-    public static string? Shown(MimeMessage message, Func<string, bool> isPassword, out bool modified)
+    public static string? Shown(MimeMessage message, Func<string, bool> isPassword, out bool modified, string? taken = null)
     {
         modified = false;
-        var candidates = new List<string>();
-        foreach (var part in TextParts(message, attachments: false).Take(MaxParts))
+        var values = new List<string>();
+        foreach (var part in TextParts(message, attachments: true).Take(MaxParts))
         {
-            var text = part.IsHtml ? TextStart.OfHtml(part, maxMarkup: MaxHtmlMarkup) : TextStart.Of(part);
-            foreach (var line in text.Split('\n'))
+            foreach (var line in Lines(part))
             {
-                if (PseudoHeader().Match(line) is { Success: true } match)
+                if (Value(line) is { } value)
                 {
-                    var value = match.Groups[1].Value.Trim();
-                    candidates.Add(value);
-                    candidates.Add(value.Split((char[]?)null, 2, StringSplitOptions.RemoveEmptyEntries)[0]); // a line run into the next
+                    values.Add(value);
                 }
             }
         }
 
-        var shown = candidates.Distinct(StringComparer.Ordinal).Take(MaxCandidates).FirstOrDefault(isPassword);
+        // One word first (a password is one, most often: review 136, two earlier lines of words
+        // took both tries), then whole lines, then a line's first word (a line run into the next).
+        var candidates = values.Where(v => !v.Any(char.IsWhiteSpace))
+            .Concat(values.Where(v => v.Any(char.IsWhiteSpace)))
+            .Concat(values.Select(v => v.Split((char[]?)null, 2, StringSplitOptions.RemoveEmptyEntries)[0]));
+        var shown = candidates.Where(c => c != taken).Distinct(StringComparer.Ordinal).Take(MaxCandidates).FirstOrDefault(isPassword);
         if (shown is not null)
         {
             modified = Strip(message, shown);
@@ -100,6 +103,31 @@ public static partial class ApprovedPassword
 
         return shown;
     }
+
+    // The lines of the start of a text part as a reader sees them: HTML's text, format=flowed
+    // lines joined (review 136: a soft break after "Approved:" hid the line).
+    private static string[] Lines(TextPart part)
+    {
+        var text = part.IsHtml ? TextStart.OfHtml(part, maxMarkup: MaxHtmlMarkup) : TextStart.Of(part);
+        if (part.IsFlowed)
+        {
+            var delsp = part.ContentType.Parameters.TryGetValue("delsp", out string? d) && string.Equals(d, "yes", StringComparison.OrdinalIgnoreCase);
+            text = new MimeKit.Text.FlowedToText { DeleteSpace = delsp }.Convert(text);
+        }
+
+        return text.Split('\n');
+    }
+
+    // The password a pseudo-header line carries; null for any other line, and for one too long to
+    // be one (review 136: a 2,000-character first line made the strip's automaton too large, and
+    // the post was shunted; a long line also cost the square of its length to match).
+    private static string? Value(string line)
+    {
+        var trimmed = line.Trim();
+        return trimmed.Length <= MaxPseudoHeader && PseudoHeader().Match(trimmed) is { Success: true } match ? match.Groups[1].Value.Trim() : null;
+    }
+
+    private const int MaxPseudoHeader = 300;
 
     // How many of a post's text parts Shown reads (the start of each, as Take does), and how many
     // passwords it tries: each costs a password hash, and a post of anyone's may carry such
@@ -398,9 +426,9 @@ public static partial class ApprovedPassword
     // Review 134: 8 MB of attributes cost half a gigabyte; an Outlook head is some 100 KB.
     private const int MaxHtmlMarkup = 1024 * 1024;
 
-    private static string? FirstLine(string text)
+    private static string? FirstLine(IEnumerable<string> lines)
     {
-        foreach (var line in text.Split('\n'))
+        foreach (var line in lines)
         {
             if (line.Trim().Length > 0)
             {
@@ -513,6 +541,6 @@ public static partial class ApprovedPassword
 
     // Invisible format characters (U+200B, U+2060, U+FEFF) count as white space (review 135: one
     // before "Approved:" hid the line, and the post went to the members with it).
-    [GeneratedRegex(@"^[\s\p{Cf}]*(?:X-)?Approved?[\s\p{Cf}]*:[\s\p{Cf}]*([^\s\p{Cf}].*?)[\s\p{Cf}]*$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^[\s\p{Cf}]*(?:X-)?Approved?[\s\p{Cf}]*:[\s\p{Cf}]*([^\s\p{Cf}].*?)[\s\p{Cf}]*$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.NonBacktracking)]
     private static partial Regex PseudoHeader();
 }

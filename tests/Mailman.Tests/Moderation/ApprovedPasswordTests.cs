@@ -258,6 +258,46 @@ public sealed class ApprovedPasswordTests
         Assert.False(ApprovedPassword.Remains(post, Password));
     }
 
+    // What Take found and tried (and removed) does not take one of Shown's tries; lines of several
+    // words come after one-word ones (review 136: two earlier lines took both tries).
+    [Fact]
+    public void Shown_tries_two_candidates_besides_what_Take_found()
+    {
+        var post = PostParser.Parse(Encoding.UTF8.GetBytes($"From: a@example.com\nSubject: s\n\nApproved: not this\nApproved: by the board on Monday\nApproved: typo again\nApproved: {Password}\nHello list.\n"));
+        var taken = ApprovedPassword.Take(post, out _);
+        Assert.Equal("not this", taken);
+        var tried = new List<string>();
+        Assert.Equal(Password, ApprovedPassword.Shown(post, c => { tried.Add(c); return c == Password; }, out _, taken));
+        Assert.Equal([Password], tried);
+        Assert.False(ApprovedPassword.Remains(post, Password));
+    }
+
+    // Review 136: an attached message shown inline (a moderator forwarding their own approved
+    // post), a text attachment, and a format=flowed soft break after the colon hid the line.
+    [Theory]
+    [InlineData("Content-Type: multipart/mixed; boundary=b1\n\n--b1\nContent-Type: text/plain\n\nFYI, forwarding my earlier post.\n--b1\nContent-Type: message/rfc822\nContent-Disposition: inline\n\nFrom: mod@example.com\nSubject: minutes\n\nApproved: PW\nHere are the minutes.\n--b1--\n")]
+    [InlineData("Content-Type: multipart/mixed; boundary=b1\n\n--b1\nContent-Type: text/plain\n\nSee the notes.\n--b1\nContent-Type: text/plain\nContent-Disposition: attachment; filename=notes.txt\n\nApproved: PW\nnotes\n--b1--\n")]
+    [InlineData("Content-Type: text/plain; charset=utf-8; format=flowed\n\nHello\nApproved: \nPW\nbody\n")]
+    public void An_Approved_line_a_mail_client_shows_elsewhere_is_found(string rest)
+    {
+        var post = PostParser.Parse(Encoding.UTF8.GetBytes("From: a@example.com\nSubject: s\n" + rest.Replace("PW", Password, StringComparison.Ordinal)));
+        var taken = ApprovedPassword.Take(post, out _);
+        Assert.Equal(Password, taken ?? ApprovedPassword.Shown(post, c => c == Password, out _));
+        Assert.False(ApprovedPassword.Remains(post, Password) && !rest.Contains("flowed", StringComparison.Ordinal));
+    }
+
+    // Review 136: a first line "Approved: " and 2,000 characters of prose was taken for a password,
+    // and the strip's automaton grew too large: the post was shunted. Such a line is no pseudo-header.
+    [Fact]
+    public void A_long_first_line_is_no_pseudo_header()
+    {
+        var prose = "Approved: " + string.Join(' ', Enumerable.Repeat("words of a long paragraph", 100));
+        var post = PostParser.Parse(Encoding.UTF8.GetBytes($"From: a@example.com\nSubject: s\n\n{prose}\nmore\n"));
+        Assert.Null(ApprovedPassword.Take(post, out var modified));
+        Assert.False(modified);
+        Assert.Null(ApprovedPassword.Shown(post, _ => throw new InvalidOperationException("no candidate"), out _));
+    }
+
     // Review 134: a windows-1252 part was read as UTF-8: its no-break space became U+FFFD, the
     // password was "wrong", and approved the post went out with it.
     [Fact]

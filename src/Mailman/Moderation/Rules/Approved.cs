@@ -30,7 +30,7 @@ public sealed class Approved : IRule
         // it went to every member; run into the next line, it was held as a wrong one and
         // approved with the right one): removed, and the post held, approved or not, unless
         // it is already approved and nothing of it remains.
-        if (!right && hash.Length > 0 && ApprovedPassword.Shown(context.Message, c => c != password && PasswordHash.Verify(c, hash), out var stripped) is { } shown)
+        if (!right && hash.Length > 0 && ApprovedPassword.Shown(context.Message, c => PasswordHash.Verify(c, hash), out var stripped, taken: password) is { } shown)
         {
             context.Modified |= stripped;
             return ApprovedPassword.Remains(context.Message, shown)
