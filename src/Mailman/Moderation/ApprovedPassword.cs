@@ -140,6 +140,13 @@ public static partial class ApprovedPassword
     // attached messages too.
     private static bool Strip(MimeMessage message, string password)
     {
+        // An Approved: header of prose is no password (the strip's automaton would grow too
+        // large for it, and the post was shunted); the header itself is removed all the same.
+        if (password.Length > MaxPseudoHeader)
+        {
+            return false;
+        }
+
         var modified = false;
         foreach (var part in TextParts(message, attachments: true))
         {

@@ -296,6 +296,10 @@ public sealed class ApprovedPasswordTests
         Assert.Null(ApprovedPassword.Take(post, out var modified));
         Assert.False(modified);
         Assert.Null(ApprovedPassword.Shown(post, _ => throw new InvalidOperationException("no candidate"), out _));
+
+        var header = PostParser.Parse(Encoding.UTF8.GetBytes($"From: a@example.com\n{prose}\nSubject: s\n\nbody\n"));
+        Assert.NotNull(ApprovedPassword.Take(header, out var removed));
+        Assert.True(removed); // the header
     }
 
     // Review 134: a windows-1252 part was read as UTF-8: its no-break space became U+FFFD, the
