@@ -104,19 +104,8 @@ public static partial class ApprovedPassword
         return shown;
     }
 
-    // The lines of the start of a text part as a reader sees them: HTML's text, format=flowed
-    // lines joined (review 136: a soft break after "Approved:" hid the line).
-    private static string[] Lines(TextPart part)
-    {
-        var text = part.IsHtml ? TextStart.OfHtml(part, maxMarkup: MaxHtmlMarkup) : TextStart.Of(part);
-        if (part.IsFlowed)
-        {
-            var delsp = part.ContentType.Parameters.TryGetValue("delsp", out string? d) && string.Equals(d, "yes", StringComparison.OrdinalIgnoreCase);
-            text = new MimeKit.Text.FlowedToText { DeleteSpace = delsp }.Convert(text);
-        }
-
-        return text.Split('\n');
-    }
+    // The lines of the start of a text part as a reader sees them (TextStart.AsRead).
+    private static string[] Lines(TextPart part) => TextStart.AsRead(part, maxMarkup: MaxHtmlMarkup).Split('\n');
 
     // The password a pseudo-header line carries; null for any other line, and for one too long to
     // be one (review 136: a 2,000-character first line made the strip's automaton too large, and

@@ -25,6 +25,24 @@ internal static class TextStart
     }
 
     /// <summary>
+    /// The start of <paramref name="part"/> as a reader sees it: an HTML part's text
+    /// (<see cref="OfHtml"/>), a plain part's text with its format=flowed lines joined (RFC 3676;
+    /// review 136: a soft break after "Approved:" hid the line, and a request's long command
+    /// line was read as two).
+    /// </summary>
+    public static string AsRead(TextPart part, int maxChars = 16 * 1024, int? maxMarkup = null)
+    {
+        var text = part.IsHtml ? OfHtml(part, maxChars, maxMarkup) : Of(part, maxChars);
+        if (part.IsFlowed)
+        {
+            var delsp = part.ContentType.Parameters.TryGetValue("delsp", out string? d) && string.Equals(d, "yes", StringComparison.OrdinalIgnoreCase);
+            text = new FlowedToText { DeleteSpace = delsp }.Convert(text);
+        }
+
+        return text;
+    }
+
+    /// <summary>
     /// At most <paramref name="maxChars"/> characters of the text of the start of the HTML part
     /// <paramref name="part"/>, from at most <paramref name="maxMarkup"/> characters of its
     /// source (default four times <paramref name="maxChars"/>), as lines: every element but an

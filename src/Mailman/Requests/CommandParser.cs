@@ -133,19 +133,15 @@ public static class CommandParser
     }
 
     /// <summary>
-    /// The start of the first plain-text part that is not an attachment, decoded; without one,
-    /// the text of the first HTML part (stop 56's note: a moderator's HTML-only "approve" was
-    /// answered "the reply said nothing"); "" when there is neither.
+    /// The start of the first plain-text part that is not an attachment, decoded, as a reader
+    /// sees it (format=flowed lines joined); without one, the text of the first HTML part
+    /// (stop 56's note: a moderator's HTML-only "approve" was answered "the reply said
+    /// nothing"); "" when there is neither.
     /// </summary>
     public static string BodyText(MimeMessage message)
     {
         var parts = message.BodyParts.OfType<TextPart>().Where(p => !p.IsAttachment).ToList();
-        if (parts.FirstOrDefault(p => p.IsPlain) is { } plain)
-        {
-            return TextStart.Of(plain, MaxBodyChars);
-        }
-
-        return parts.FirstOrDefault(p => p.IsHtml) is { } html ? TextStart.OfHtml(html, MaxBodyChars) : "";
+        return (parts.FirstOrDefault(p => p.IsPlain) ?? parts.FirstOrDefault(p => p.IsHtml)) is { } part ? TextStart.AsRead(part, MaxBodyChars) : "";
     }
 
     /// <summary>The first line a reply's writer wrote, before any quoted text; null when there is none.</summary>

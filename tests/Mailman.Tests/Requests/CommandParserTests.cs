@@ -91,4 +91,17 @@ public sealed class CommandParserTests
         Assert.StartsWith("join", text, StringComparison.Ordinal);
         Assert.True(text.Length <= CommandParser.MaxBodyChars, text.Length.ToString(System.Globalization.CultureInfo.InvariantCulture));
     }
+
+    // A format=flowed body is read as its writer wrote it: a client that wraps a long line
+    // (a confirmation token, an address) sends it as two, joined by the soft break's space.
+    [Fact]
+    public void A_flowed_body_is_read_with_its_soft_breaks_joined()
+    {
+        var flowed = "From: a@example.com\nContent-Type: text/plain; format=flowed\n\njoin address= \ndave@example.net digest=yes\n> leave\n";
+        Assert.Equal(["join address= dave@example.net digest=yes"], CommandParser.Read(MimeKit.MimeMessage.Load(new MemoryStream(System.Text.Encoding.ASCII.GetBytes(flowed)))).Select(l => l.Text));
+        var delsp = "From: a@example.com\nContent-Type: text/plain; format=flowed; delsp=yes\n\nconfirm 0123456789abcdef \n0123456789abcdef\n";
+        Assert.Equal(["confirm 0123456789abcdef0123456789abcdef"], CommandParser.Read(MimeKit.MimeMessage.Load(new MemoryStream(System.Text.Encoding.ASCII.GetBytes(delsp)))).Select(l => l.Text));
+        var fixedLines = "From: a@example.com\nContent-Type: text/plain\n\njoin \nhelp\n";
+        Assert.Equal(["join", "help"], CommandParser.Read(MimeKit.MimeMessage.Load(new MemoryStream(System.Text.Encoding.ASCII.GetBytes(fixedLines)))).Select(l => l.Text));
+    }
 }
