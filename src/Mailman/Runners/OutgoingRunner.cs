@@ -295,7 +295,15 @@ public sealed class OutgoingRunner(
             Log.LogWarning("SMTP server unreachable (every relay is marked down) delivering {MessageId} to {ListId}: {Error}", metadata.MessageIdForLog, list.Fqdn, report.StopReason);
         }
 
-        var givenUp = Defer(entry, metadata, deferred, now);
+        // Counted as they go to retry: those of earlier runs (review 133: a resumed run's summary
+        // said "0 deferred" beside a retry entry holding the recipient an earlier run deferred).
+        long allDeferred = 0;
+        var givenUp = Defer(entry, metadata, deferred.Select(r =>
+        {
+            allDeferred++;
+            return r;
+        }), now);
+        var deferredEarlier = allDeferred - thisRun;
         checkpoint.MarkFinal();
         Queue.Finish(entry.Claim);
         _turns.Remove(entry.Claim.Name, out var madeWay);
@@ -305,7 +313,7 @@ public sealed class OutgoingRunner(
             "{What} {MessageId} to {ListId} delivered: {Recipients} recipients, {Delivered} delivered, {Deferred} deferred, {Bounced} bounced, in {Seconds:F2}s ({Rate:F0} msg/s, {CpuSeconds:F2}s CPU), {Transactions} transactions{Resumed}{GivenUp}",
             What(metadata), metadata.MessageIdForLog, list.Fqdn, metadata.RecipientCount, report.Delivered, thisRun, report.Bounced, seconds,
             seconds > 0 && report.Delivered > 0 ? report.Transactions / seconds : 0, (CpuTime() - cpu).TotalSeconds, report.Transactions,
-            (earlier > 0 ? $"; resumed: {earlier} recipients were handled in earlier runs (delivered, deferred or refused there)" : "") + (madeWay > 0 ? $"; made way for other posts {(madeWay == 1 ? "once" : $"{madeWay} times")}" : ""),
+            (earlier > 0 ? $"; resumed: {earlier} recipients were handled in earlier runs (delivered, deferred or refused there{(deferredEarlier > 0 ? $"; {deferredEarlier} deferred, with this run's" : "")})" : "") + (madeWay > 0 ? $"; made way for other posts {(madeWay == 1 ? "once" : $"{madeWay} times")}" : ""),
             givenUp > 0 ? $"; the retry lifetime expired: {givenUp} deferred recipients given up, none sent to retry" : "");
     }
 
