@@ -76,10 +76,12 @@ public static class Secrets
 
         // One line: a final line break is not part of the password.
         var password = text.TrimEnd('\r', '\n');
-        // NUL separates AUTH PLAIN's fields (RFC 4616): one in the password would send a field of its own (review 86).
-        if (password.Length == 0 || password.AsSpan().IndexOfAny('\n', '\r', '\0') >= 0)
+        // NUL separates AUTH PLAIN's fields (RFC 4616): one in the password would send a field of
+        // its own (review 86). No control character is typed into a password (review 133: a tab
+        // or an escape an editor left was sent as part of it, and AUTH failed with no hint why).
+        if (password.Length == 0 || password.AsSpan().IndexOfAnyInRange('\0', '\x1f') >= 0 || password.Contains('\x7f', StringComparison.Ordinal))
         {
-            throw new InvalidOperationException($"configuration: {setting} {path} must hold the password on one line, without NUL or carriage return");
+            throw new InvalidOperationException($"configuration: {setting} {path} must hold the password on one line, without NUL, carriage return, tab or another control character");
         }
 
         return password;

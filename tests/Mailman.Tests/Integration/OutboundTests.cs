@@ -102,7 +102,8 @@ public sealed class OutboundTests : IDisposable
         { "Mailman__Smtp__PasswordFile", "world-readable", "is open to others (mode 0644): chmod 600" },
         { "Mailman__Smtp__PasswordFile", "group-readable", "is open to its group (mode 0640): chmod 600" }, // "by others" (review 133)
         { "Mailman__Smtp__PasswordFile", "fifo", "is not a regular file (a FIFO, a device?)" },            // serve waited for a writer for good (review 41)
-        { "Mailman__Smtp__PasswordFile", "nul", "must hold the password on one line, without NUL or carriage return" }, // AUTH PLAIN's separator (review 86)
+        { "Mailman__Smtp__PasswordFile", "nul", "must hold the password on one line, without NUL, carriage return, tab or another control character" }, // AUTH PLAIN's separator (review 86)
+        { "Mailman__Smtp__PasswordFile", "tab", "must hold the password on one line, without NUL, carriage return, tab or another control character" }, // sent as part of it (review 133)
         { "Mailman__Smtp__CaFile", "/dev/zero", "CaFile /dev/zero is not a regular file (a FIFO, a device?)" }, // read until memory ran out: exit 70
         { "Mailman__Smtp__Credential", "smtp", "needs systemd's LoadCredential=NAME:/path/to/file in the unit" },
         { "Mailman__Smtp__Relays__1__Address", "127.0.0.1:2525", "Mailman:Smtp:Relays lists 127.0.0.1:2525 twice" },
@@ -177,10 +178,10 @@ public sealed class OutboundTests : IDisposable
                 File.SetUnixFileMode(file, (UnixFileMode)Convert.ToInt32(value == "world-readable" ? "644" : "640", 8));
                 env[key] = file;
             }
-            else if (value == "nul")
+            else if (value is "nul" or "tab")
             {
-                var file = Path.Combine(_instance.Home, "pw-nul");
-                File.WriteAllText(file, "sec\0ret\n");
+                var file = Path.Combine(_instance.Home, "pw-" + value);
+                File.WriteAllText(file, value == "nul" ? "sec\0ret\n" : "secret\t\n");
                 File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
                 env[key] = file;
             }
