@@ -64,14 +64,28 @@ public static class Secrets
             throw new InvalidOperationException($"configuration: {setting} {path} {why}");
         }
 
-        string text;
+        byte[] bytes;
         try
         {
-            text = File.ReadAllText(path);
+            bytes = File.ReadAllBytes(path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new InvalidOperationException($"configuration: {setting} {path} cannot be read: {e.Message}", e);
+        }
+
+        // UTF-8, what AUTH sends (a UTF-8 byte-order mark is not part of it). Review 137: a
+        // UTF-16 byte-order mark made File.ReadAllText read another password than the file's
+        // bytes, and the NUL inside was never seen; bytes that are not UTF-8 were read as U+FFFD.
+        var bom = bytes.AsSpan().StartsWith("\uFEFF"u8) ? 3 : 0;
+        string text;
+        try
+        {
+            text = new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes, bom, bytes.Length - bom);
+        }
+        catch (System.Text.DecoderFallbackException)
+        {
+            throw new InvalidOperationException($"configuration: {setting} {path} is not UTF-8 text (UTF-16, or another charset): write the password as UTF-8");
         }
 
         // One line: a final line break is not part of the password.

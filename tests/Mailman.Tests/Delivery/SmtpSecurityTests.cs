@@ -263,7 +263,7 @@ public sealed class SmtpSecurityTests : IDisposable
         using var server = ScriptedSmtpServer.Start(certificate: _certs.Server, users: new Dictionary<string, string> { ["lists"] = "s3cret-pw" });
         var good = Path.Combine(_certs.Directory, "good.pw");
         var bad = Path.Combine(_certs.Directory, "bad.pw");
-        File.WriteAllText(good, "s3cret-pw\n");
+        File.WriteAllText(good, "s3cret-pw\n", System.Text.Encoding.UTF8); // with a byte-order mark, as Notepad writes: not part of the password
         File.WriteAllText(bad, "wrong-pw\n");
         File.SetUnixFileMode(good, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         File.SetUnixFileMode(bad, UnixFileMode.UserRead);

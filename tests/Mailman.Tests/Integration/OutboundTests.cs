@@ -103,6 +103,7 @@ public sealed class OutboundTests : IDisposable
         { "Mailman__Smtp__PasswordFile", "group-readable", "is open to its group (mode 0640): chmod 600" }, // "by others" (review 133)
         { "Mailman__Smtp__PasswordFile", "fifo", "is not a regular file (a FIFO, a device?)" },            // serve waited for a writer for good (review 41)
         { "Mailman__Smtp__PasswordFile", "nul", "must hold the password on one line, without NUL, carriage return, tab or another control character" }, // AUTH PLAIN's separator (review 86)
+        { "Mailman__Smtp__PasswordFile", "utf-16", "is not UTF-8 text (UTF-16, or another charset): write the password as UTF-8" }, // read as UTF-16 by its BOM, its NUL unseen (review 137)
         { "Mailman__Smtp__PasswordFile", "tab", "must hold the password on one line, without NUL, carriage return, tab or another control character" }, // sent as part of it (review 133)
         { "Mailman__Smtp__CaFile", "/dev/zero", "CaFile /dev/zero is not a regular file (a FIFO, a device?)" }, // read until memory ran out: exit 70
         { "Mailman__Smtp__Credential", "smtp", "needs systemd's LoadCredential=NAME:/path/to/file in the unit" },
@@ -176,6 +177,13 @@ public sealed class OutboundTests : IDisposable
                 var file = Path.Combine(_instance.Home, "pw");
                 File.WriteAllText(file, "secret\n");
                 File.SetUnixFileMode(file, (UnixFileMode)Convert.ToInt32(value == "world-readable" ? "644" : "640", 8));
+                env[key] = file;
+            }
+            else if (value == "utf-16")
+            {
+                var file = Path.Combine(_instance.Home, "pw-utf16");
+                File.WriteAllBytes(file, [0xFF, 0xFE, (byte)'P', (byte)'W', 0x00, (byte)'\n']);
+                File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
                 env[key] = file;
             }
             else if (value is "nul" or "tab")
