@@ -39,16 +39,18 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
     public static string ConfirmAddress(ListName list, string token) => $"{list.LocalPart}-confirm+{token}@{list.Domain}";
 
     /// <summary>
-    /// Holds a post: its pending request (the token), the moderators' notices and the poster's,
-    /// then the entry itself in hold under <paramref name="name"/>, written by
-    /// <paramref name="enqueue"/> with the metadata given. Repeated after a crash, every step
-    /// names the same thing (the token is derived from the entry, notices have derived names, the
-    /// entry keeps its name), so nothing is sent twice while it is still queued.
+    /// Holds a post: its pending request (the token), then the entry itself in hold under
+    /// <paramref name="name"/>, written by <paramref name="enqueue"/> with the metadata given and
+    /// the action that queues the moderators' notices and the poster's, which it runs once the
+    /// entry is written and before it is put in place (Switchboard's beforePlacing: review 137,
+    /// a hold that a full disk failed told the poster again at each retry). Repeated after a
+    /// crash, every step names the same thing (the token is derived from the entry, notices have
+    /// derived names, the entry keeps its name), so nothing is sent twice while it is still queued.
     /// </summary>
     /// <param name="post">The post (or only its header block, for one too large to read: Body null).</param>
     /// <param name="size">The post's size in bytes.</param>
     /// <returns>The hold entry's name.</returns>
-    public string Put(MailingList list, MimeMessage post, EntryMetadata metadata, long size, string name, IReadOnlyList<RuleHit> hits, Func<EntryMetadata, string> enqueue, ListStore? store = null)
+    public string Put(MailingList list, MimeMessage post, EntryMetadata metadata, long size, string name, IReadOnlyList<RuleHit> hits, Func<EntryMetadata, Action, string> enqueue, ListStore? store = null)
     {
         var now = time.GetUtcNow();
         var held = metadata.Clone();
@@ -70,6 +72,19 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
             var (address, displayName) = Requester(post.From.Mailboxes.FirstOrDefault(), poster);
             db.UpsertPending(list.Name, PendingKind.HeldPost, name, address, displayName, Bound(post.Subject ?? "", 200), now, DateTimeOffset.MaxValue, token);
             db.KeepSeen(SeenKind.Post, name);
+            enqueue(held, () => Tell(db, token));
+        }
+        finally
+        {
+            owned?.Dispose();
+        }
+
+        logger.LogWarning("HOLD: post {MessageId} to {ListId} from {Sender} held as {QueueEntry} by {Rules}: {Reason}",
+            metadata.MessageIdForLog, list.Name.Fqdn, senders.Summary, name, string.Join(", ", hits.Select(h => h.Rule)), Bound(string.Join("; ", hits.Select(h => h.Reason)), 2000));
+        return name;
+
+        void Tell(ListStore db, string token)
+        {
             if (list.AdminImmedNotify)
             {
                 var attachment = NoticeAttachments.Post(post, size);
@@ -103,15 +118,6 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
                 }, name, "hold notice");
             }
         }
-        finally
-        {
-            owned?.Dispose();
-        }
-
-        enqueue(held);
-        logger.LogWarning("HOLD: post {MessageId} to {ListId} from {Sender} held as {QueueEntry} by {Rules}: {Reason}",
-            metadata.MessageIdForLog, list.Name.Fqdn, senders.Summary, name, string.Join(", ", hits.Select(h => h.Rule)), Bound(string.Join("; ", hits.Select(h => h.Reason)), 2000));
-        return name;
     }
 
     /// <summary>The held posts of every list, or of <paramref name="list"/>, oldest first.</summary>

@@ -107,7 +107,7 @@ public sealed class IncomingRunner(
             }
 
             held.Put(list, headers, metadata, size, head.Claim.Name, [new RuleHit("maximum-size", Verdict.Hold, tooLarge)],
-                m => Queue.Forward(head, Queues[QueueSet.Hold], m), store);
+                (m, told) => Queue.Forward(head, Queues[QueueSet.Hold], m, told), store);
             Queue.Finish(head.Claim);
             _received.Remove(head.Claim.Name);
             return true;
@@ -122,14 +122,14 @@ public sealed class IncomingRunner(
         var decision = chain.Evaluate(context, head.Claim.Name);
 
         // Byte for byte, unless a rule changed the post: then it is written as it is now.
-        string Move(EntryMetadata next, string queue) => context.Modified
-            ? Queues[queue].Enqueue(next, s => message.WriteTo(Delivery.WireFormat.Options, s, CancellationToken.None), null, head.Claim.Name)
-            : Queue.Forward(head, Queues[queue], next);
+        string Move(EntryMetadata next, string queue, Action? beforePlacing = null) => context.Modified
+            ? Queues[queue].Enqueue(next, s => message.WriteTo(Delivery.WireFormat.Options, s, CancellationToken.None), null, head.Claim.Name, beforePlacing: beforePlacing)
+            : Queue.Forward(head, Queues[queue], next, beforePlacing);
 
         switch (decision.Verdict)
         {
             case Verdict.Hold:
-                held.Put(list, message, metadata, size, head.Claim.Name, decision.Hits, m => Move(m, QueueSet.Hold), store);
+                held.Put(list, message, metadata, size, head.Claim.Name, decision.Hits, (m, told) => Move(m, QueueSet.Hold, told), store);
                 break;
             case Verdict.Reject:
                 Notify(head.Claim.Name, list, message, metadata, size, decision.Hits[^1].Reason);

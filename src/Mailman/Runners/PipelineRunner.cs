@@ -211,7 +211,7 @@ public sealed class PipelineRunner(
     {
         using var original = Queue.OpenMessage(head);
         var asReceived = MimeMessage.Load(original, persistent: true, CancellationToken.None);
-        held.Put(list, asReceived, head.Metadata, head.Metadata.MessageLength, head.Claim.Name, [hit], m => Queue.Forward(head, Queues[QueueSet.Hold], m));
+        held.Put(list, asReceived, head.Metadata, head.Metadata.MessageLength, head.Claim.Name, [hit], (m, told) => Queue.Forward(head, Queues[QueueSet.Hold], m, told));
     }
 
     // Flattened under intake's limits (MimeShape), with room for what decoration adds: what every

@@ -176,6 +176,34 @@ public sealed class HardeningTests : IDisposable
         AssertQueuesEmpty();
     }
 
+    // Review 137: the hold hop queued the poster's "awaits moderator approval" notice and then
+    // failed to write the held post on a full disk; each retry of the paused runner queued (and
+    // the daemon delivered) the notice again: six for two posts in fifteen seconds. The notices
+    // go only once the held entry is written in full.
+    [Fact]
+    public void A_hold_a_full_disk_stops_tells_the_poster_nothing_until_the_post_is_held_and_then_once()
+    {
+        CreateList(3, l => l.NonMemberAction = NonMemberAction.Hold);
+        using var sink = SmtpSink.Start();
+        using var disk = Tmpfs.Mount(_instance.Paths.QueuesDirectory, "24m");
+        Inject(Posts.Plain(body: new string('x', 76) + "\n" + string.Concat(Enumerable.Repeat(new string('y', 76) + "\n", 4 * 1024 * 1024 / 77))));
+        disk.Fill(leave: 1 << 20); // room for a notice, not for the 4 MB post in hold
+        using var daemon = DaemonProcess.Start(_instance.Home, Env(sink.Port), exitWhenIdle: true);
+
+        // The pause comes after the failed write: a notice queued before it would be in out or at the sink by now.
+        Wait.Until(() => Log().Contains("paused on queue in", StringComparison.Ordinal) || daemon.HasExited, TimeSpan.FromSeconds(60), "the pause line");
+        Assert.False(daemon.HasExited, "serve gave up on a full disk: " + daemon.Output);
+        Assert.Equal(0, _instance.Count("out") + _instance.Count("out", ".bak")); // queued, or being delivered
+        Assert.DoesNotContain(sink.Messages(), m => m.Text.Contains("awaits moderator approval", StringComparison.Ordinal));
+
+        disk.Free();
+        Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(120)), "the post was not held when space returned");
+        Assert.Equal(0, daemon.ExitCode);
+        Assert.Single(sink.Messages(), m => m.Text.Contains("awaits moderator approval", StringComparison.Ordinal));
+        Assert.Equal(1, _instance.Count("hold"));
+        AssertQueuesEmpty("hold");
+    }
+
     // Review 28: the queues went read-only mid-delivery; the delivered post could be neither
     // finished nor put back, and stayed claimed in out until a restart.
     [Fact]

@@ -263,7 +263,11 @@ public sealed class HeldPostsTests : IDisposable
         h.Queues[QueueSet.Hold].Unclaim(claim);
         var hold = h.Queues[QueueSet.Hold];
         h.Held.Put(Assert.IsType<MailingList>(new ListStore(_instance.Paths.Database).FindList(Name)), post, entry.Metadata, entry.Message.Length, id,
-            [new RuleHit("nonmember-moderation", Verdict.Hold, "again")], m => hold.Enqueue(m, entry.Message, name: id));
+            [new RuleHit("nonmember-moderation", Verdict.Hold, "again")], (m, told) =>
+            {
+                told(); // as a hop killed before the rename: its notices are queued again
+                return hold.Enqueue(m, entry.Message, name: id);
+            });
 
         Assert.Equal(before.Count, Out(h).Count);
         Assert.Single(h.Queues[QueueSet.Hold].Pending());
