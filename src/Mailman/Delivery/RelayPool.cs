@@ -300,6 +300,32 @@ public sealed class RelayPool
         PublishLocked(force: true);
     }
 
+    /// <summary>
+    /// Ends the backoff of every relay that is down: each is tried at the next connection (a
+    /// failed try doubles its backoff, as after one that ran out). For `queue flush`, the
+    /// operator's word that the relays are back (review 137: a flush within a relay's backoff
+    /// found every relay down untried, deferred the post again and doubled its retry delay).
+    /// </summary>
+    /// <returns>The relays whose backoff it ended.</returns>
+    public IReadOnlyList<string> TryAgainNow()
+    {
+        lock (Gate)
+        {
+            var now = Time.GetTimestamp();
+            var ended = new List<string>();
+            foreach (var r in Relays)
+            {
+                if (r.DownUntil != 0 && now < r.DownUntil)
+                {
+                    r.DownUntil = now;
+                    ended.Add(r.Relay.Name);
+                }
+            }
+
+            return ended;
+        }
+    }
+
     /// <summary>Under the gate: the relay refused; a new episode is logged once, a failed try after the backoff doubles it.</summary>
     /// <param name="answered">A 421 in a session the relay took (not a refused or silent connection, not a stall).</param>
     internal void MarkDown(RelayState r, string reason, long now, bool answered = false)

@@ -54,6 +54,9 @@ public sealed class EntryMetadata
     /// <summary>Times this entry was recovered after a crash left it claimed.</summary>
     public int Recoveries { get; set; }
 
+    /// <summary>Sent back to <c>out</c> by `queue flush`: its delivery tries relays in backoff at once.</summary>
+    public bool? Flushed { get; set; }
+
     /// <summary>Which queue a shunted or bad entry came from.</summary>
     public string? FromQueue { get; set; }
 

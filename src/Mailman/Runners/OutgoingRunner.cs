@@ -185,6 +185,12 @@ public sealed class OutgoingRunner(
                 metadata.MessageIdForLog, list.Fqdn, entry.Claim.Name, checkpoint.ChunksRecorded, checkpoint.ChunkSize);
         }
 
+        if (metadata.Flushed == true && _delivery.Pool.TryAgainNow() is { Count: > 0 } ended)
+        {
+            Log.LogInformation("Relay {Relays} tried again now, before its backoff ends: `queue flush` asked for {QueueEntry}",
+                string.Join(", ", ended), entry.Claim.Name);
+        }
+
         // The chunk size is the one the delivery started with: cutting the recipients another
         // way on resume would skip or repeat members.
         var size = _delivery.ChunkSize(metadata.Personalized);
@@ -336,6 +342,7 @@ public sealed class OutgoingRunner(
     private long Defer(LoadedEntry entry, EntryMetadata metadata, IEnumerable<Recipient> deferred, DateTimeOffset started)
     {
         var retry = metadata.Clone();
+        retry.Flushed = null;
         retry.Parent = entry.Claim.Name;
         retry.Attempts++;
         retry.FirstAttempt ??= started;

@@ -134,7 +134,7 @@ public sealed class RetryRunner(QueueSet queues, Activity activity, MailmanOptio
     // steps is seen at start-up, as for every hop.
     protected override bool ProcessHead(EntryHead head, CancellationToken stoppingToken)
     {
-        var name = SendBack(Queue, head, Queues[QueueSet.Out]);
+        var name = SendBack(Queue, head, Queues[QueueSet.Out], flushed: _asked.Contains(head.Claim.Name));
         Log.LogInformation("Retry: {MessageId} to {ListId} back to out as {QueueEntry} ({Count} recipients, attempt {Attempts}{Flushed})",
             head.Metadata.MessageIdForLog, head.Metadata.List, name, head.Metadata.RecipientCount, head.Metadata.Attempts + 1,
             _asked.Contains(head.Claim.Name) ? "; asked for by queue flush" : "");
@@ -143,10 +143,11 @@ public sealed class RetryRunner(QueueSet queues, Activity activity, MailmanOptio
 
     // Moves a claimed retry entry back to `out` under its name, its backoff cleared, and finishes
     // the claim.
-    private static string SendBack(Switchboard retry, EntryHead head, Switchboard @out)
+    private static string SendBack(Switchboard retry, EntryHead head, Switchboard @out, bool flushed = false)
     {
         var metadata = head.Metadata.Clone();
         metadata.NotBefore = null;
+        metadata.Flushed = flushed ? true : null;
         var name = retry.Forward(head, @out, metadata);
         retry.Finish(head.Claim);
         return name;

@@ -316,6 +316,40 @@ public sealed class RunnerTests : IDisposable
         Assert.Equal(64, MailmanProcess.Run(_instance.Home, ["queue", "flush", "../out"]).ExitCode);
     }
 
+    // Review 137: `queue flush` after the relays came back, within their backoff, found every
+    // relay down and untried: the post was deferred again with no transaction, its attempt
+    // counted and its next retry put off twice as long. The flushed entry tries them at once.
+    [Fact]
+    public void Queue_flush_tries_a_relay_in_backoff_at_once()
+    {
+        var port = Net.FreePort(); // nothing listens yet: the relay refuses
+        _instance.CreateList("dev@example.org", l => l.NonMemberAction = NonMemberAction.Accept);
+        _instance.AddMembers("dev@example.org", TempInstance.NumberedMembers(3));
+        using var h = new RunnerHarness(_instance, o => o.Smtp.Port = port);
+        h.Inject("dev@example.org", Posts.Plain());
+        RunnerHarness.Drain(h.Incoming);
+        RunnerHarness.Drain(h.Pipeline);
+        Assert.Equal(1, RunnerHarness.Drain(h.Outgoing));
+        var retry = h.Queues[QueueSet.Retry];
+        var deferred = Assert.Single(retry.Pending());
+        var pool = h.Outgoing.Relays;
+        var relay = Assert.Single(pool.Relays);
+        Assert.True(relay.IsDown);
+        lock (pool.Gate)
+        {
+            relay.DownUntil = pool.Time.GetTimestamp() + 60 * pool.Time.TimestampFrequency; // a minute's backoff, as after a few failed tries
+        }
+
+        using var sink = SmtpSink.StartOn(port);
+        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["queue", "flush"]).ExitCode);
+        Assert.Equal(1, RunnerHarness.Drain(h.Retry));
+        Assert.Equal(1, RunnerHarness.Drain(h.Outgoing));
+
+        Assert.Equal(3, Wait.For(() => sink.Messages() is { Count: 3 } m ? m : null, TimeSpan.FromSeconds(30), "three copies").Count);
+        Assert.Empty(retry.Pending());
+        Assert.Contains(h.Logs.Lines, l => l.Contains($"tried again now, before its backoff ends: `queue flush` asked for {deferred}", StringComparison.Ordinal));
+    }
+
     // A three-member list whose post waits in out, the harness delivering to the sink.
     private RunnerHarness ThreeMembersInOut(SmtpSink sink, Action<Mailman.Instance.MailmanOptions> configure)
     {
