@@ -201,6 +201,40 @@ public sealed class DeliveryCheckpoint : IDisposable
         }
     }
 
+    /// <summary>
+    /// The progress the log at <paramref name="path"/> records, for start-up recovery's count of
+    /// crashes that made none: its length without the first record when that is the delivery's
+    /// cut (review 137: written by the first run before any copy, it counted as progress, and a
+    /// delivery that never got anywhere went to shunt after five kills instead of four).
+    /// </summary>
+    /// Only the first record's frame and first bytes are read, and only from a file a queue wrote
+    /// (a FIFO, a link to /dev/zero: its length, as before; the delivery names it).
+    public static long Progress(IFileSystem fs, string path)
+    {
+        var length = fs.FileInfo.New(path).Length;
+        if (Switchboard.NotWrittenHere(fs, path) is not null)
+        {
+            return length;
+        }
+
+        using var stream = fs.File.OpenRead(path);
+        var head = new byte[48];
+        var n = stream.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
+        var lf = head.AsSpan(0, n).IndexOf((byte)'\n');
+        if (n == 0 || head[0] != (byte)'#' || lf < 0)
+        {
+            return length;
+        }
+
+        var frame = Encoding.ASCII.GetString(head, 1, lf - 1).Split(' ');
+        if (frame.Length != 2 || !int.TryParse(frame[0], out var size) || size < 2 || lf + 1 + size > length)
+        {
+            return length;
+        }
+
+        return n >= lf + 3 && head[lf + 1] == (byte)'C' && head[lf + 2] == (byte)' ' ? length - (lf + 1 + size) : length;
+    }
+
     /// <summary>Reads whether the log at <paramref name="path"/> says every outcome is queued (start-up recovery).</summary>
     public static bool IsFinal(IFileSystem fs, string path)
     {

@@ -901,7 +901,7 @@ public sealed partial class Switchboard
             }
 
             var state = ReadStateOrNew(name);
-            var progress = hasCheckpoint ? _fs.FileInfo.New(CheckpointPath(name)).Length : 0;
+            var progress = hasCheckpoint ? CheckpointProgress(name) : 0;
             state.Recoveries = progress > state.Progress ? 0 : state.Recoveries + 1;
             state.Progress = progress;
             if (unusable is not null || state.Recoveries > maxRecoveries)
@@ -950,6 +950,21 @@ public sealed partial class Switchboard
         }
 
         return (recovered, toBad);
+    }
+
+    // What a checkpoint records past the delivery's cut; its length when it cannot be read
+    // (LoadHead above named anything worse).
+    private long CheckpointProgress(string name)
+    {
+        var path = CheckpointPath(name);
+        try
+        {
+            return DeliveryCheckpoint.Progress(_fs, path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return _fs.FileInfo.New(path).Length;
+        }
     }
 
     /// <summary>Names of delivery checkpoints here whose entry is not here (finished, or moved by a crashed run).</summary>

@@ -98,6 +98,42 @@ public abstract class SwitchboardContract : IDisposable
         Assert.Equal([new Recipient("a@example.com", "A")], bad.Recipients(inBad));
     }
 
+    // Review 137: the delivery's cut, the checkpoint's first record, written before any copy,
+    // counted as progress: one kill more than MaxRecoveries allows went by before the entry was
+    // set aside. A chunk recorded is progress, and starts the count again.
+    [Fact]
+    public void A_checkpoint_holding_only_the_cut_is_no_progress_and_a_chunk_recorded_is()
+    {
+        var q = Queue("out");
+        var bad = Queue("bad");
+        var shunt = Queue("shunt");
+        var name = q.Enqueue(Meta(), "x"u8, [new Recipient("a@example.com", "A")]);
+        void Crash(bool chunk)
+        {
+            var claim = q.TryClaim()!;
+            using (var checkpoint = DeliveryCheckpoint.Open(FileSystem, q, claim))
+            {
+                checkpoint.Start(20, 100);
+                if (chunk)
+                {
+                    checkpoint.Record(checkpoint.ChunksRecorded, 1, []);
+                }
+            }
+
+            q.Recover(bad, maxRecoveries: 2, shunt: shunt);
+        }
+
+        Crash(chunk: false);
+        Assert.Equal(1, q.ReadMetadata(name).Recoveries);
+        Crash(chunk: true);
+        Assert.Equal(0, q.ReadMetadata(name).Recoveries);
+        Crash(chunk: false);
+        Crash(chunk: false);
+        Assert.Equal(2, q.ReadMetadata(name).Recoveries);
+        Crash(chunk: false);
+        Assert.Equal([name], shunt.Pending()); // three crashes without progress, as for an entry without a checkpoint
+    }
+
     // Review 59: four kills while the relay hung sent a healthy post to bad, where no verb
     // reaches; with a shunt queue it waits there, and unshunt's Restore puts it back afresh.
     [Fact]
