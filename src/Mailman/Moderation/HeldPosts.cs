@@ -70,9 +70,23 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
             var token = tokens.For(name, PendingKind.HeldPost);
             // Listed by its author (Requester); the poster is who is told.
             var (address, displayName) = Requester(post.From.Mailboxes.FirstOrDefault(), poster);
-            db.UpsertPending(list.Name, PendingKind.HeldPost, name, address, displayName, Bound(post.Subject ?? "", 200), now, DateTimeOffset.MaxValue, token);
-            db.KeepSeen(SeenKind.Post, name);
-            enqueue(held, () => Tell(db, token));
+            // Recorded and told once the held entry is written; not recorded when it is not put
+            // in place (review 138: on a full disk `pending list` showed a request for a post
+            // `held list` did not have).
+            enqueue(held, () =>
+            {
+                var (_, renewed) = db.UpsertPending(list.Name, PendingKind.HeldPost, name, address, displayName, Bound(post.Subject ?? "", 200), now, DateTimeOffset.MaxValue, token);
+                db.KeepSeen(SeenKind.Post, name);
+                try
+                {
+                    Tell(db, token);
+                }
+                catch (Exception) when (!renewed && !Hold.Holds(name) && db.FindPending(list.Name, PendingKind.HeldPost, name) is { } recorded)
+                {
+                    db.DeletePending(recorded.Id);
+                    throw;
+                }
+            });
         }
         finally
         {
@@ -83,30 +97,37 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
             metadata.MessageIdForLog, list.Name.Fqdn, senders.Summary, name, string.Join(", ", hits.Select(h => h.Rule)), Bound(string.Join("; ", hits.Select(h => h.Reason)), 2000));
         return name;
 
+        // The moderators' notices and the poster's, placed all or none with the held entry.
         void Tell(ListStore db, string token)
         {
-            if (list.AdminImmedNotify)
+            if (!list.AdminImmedNotify)
             {
-                var attachment = NoticeAttachments.Post(post, size);
-                moderatorNotices.Tell(db, list, "the held post " + name, name, moderator =>
-                    (new Notice(list, NoticeTemplates.ModeratorPost, moderator.Address)
-                    {
-                        ToName = moderator.DisplayName,
-                        From = list.Name.OwnerAddress,
-                        ReplyTo = ConfirmAddress(list.Name, token),
-                        Values = new Dictionary<string, string>
-                        {
-                            ["sender_email"] = senders.Summary,
-                            ["subject"] = Bound(post.Subject ?? "(no subject)", 200),
-                            ["reason"] = reasons,
-                            ["token"] = token,
-                            ["entry"] = name,
-                            ["confirm_email"] = ConfirmAddress(list.Name, token),
-                        },
-                        Attachment = attachment,
-                    }, "moderator notice " + moderator.Address.ToLowerInvariant()));
+                TellPoster();
+                return;
             }
 
+            var attachment = NoticeAttachments.Post(post, size);
+            moderatorNotices.Tell(db, list, "the held post " + name, name, moderator =>
+                (new Notice(list, NoticeTemplates.ModeratorPost, moderator.Address)
+                {
+                    ToName = moderator.DisplayName,
+                    From = list.Name.OwnerAddress,
+                    ReplyTo = ConfirmAddress(list.Name, token),
+                    Values = new Dictionary<string, string>
+                    {
+                        ["sender_email"] = senders.Summary,
+                        ["subject"] = Bound(post.Subject ?? "(no subject)", 200),
+                        ["reason"] = reasons,
+                        ["token"] = token,
+                        ["entry"] = name,
+                        ["confirm_email"] = ConfirmAddress(list.Name, token),
+                    },
+                    Attachment = attachment,
+                }, "moderator notice " + moderator.Address.ToLowerInvariant()), then: TellPoster);
+        }
+
+        void TellPoster()
+        {
             if (list.RespondToPostRequests && poster.Length > 0)
             {
                 notices.Send(new Notice(list, NoticeTemplates.Hold, poster)

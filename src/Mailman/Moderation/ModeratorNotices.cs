@@ -41,15 +41,19 @@ public sealed class ModeratorNotices(NoticeSender notices, MailmanOptions option
     /// <paramref name="make"/> writes for them, named by <paramref name="triggerEntry"/> and the
     /// purpose it gives; within the list's daily limit. The item takes its number in the day's
     /// count once: repeated after a crash, it is decided as it was, and only what was not queued
-    /// yet is sent.
+    /// yet is sent. The notices are placed all or none (each written before the first is
+    /// queued: review 138, the first fitted on a full disk, the next did not, and each retry
+    /// sent the first again), and with them what <paramref name="then"/> chains (NoticeSender's
+    /// beforePlacing), which runs once whether or not anyone is told.
     /// </summary>
     /// <returns>How many people there are to tell, and whether the item was past the day's limit (then none was told of it).</returns>
     /// <exception cref="IOException">The out queue cannot be written: the item is not counted.</exception>
-    public ModeratorsTold Tell(ListStore store, MailingList list, string what, string triggerEntry, Func<Member, (Notice Notice, string Purpose)> make)
+    public ModeratorsTold Tell(ListStore store, MailingList list, string what, string triggerEntry, Func<Member, (Notice Notice, string Purpose)> make, Action? then = null)
     {
         var moderators = Recipients(store, list);
         if (moderators.Count == 0)
         {
+            then?.Invoke();
             return new ModeratorsTold(0, PastLimit: false);
         }
 
@@ -61,11 +65,7 @@ public sealed class ModeratorNotices(NoticeSender notices, MailmanOptions option
             var turn = store.TakeDailyTurn(list.Name, Counter, item, day, limit);
             if (turn == DailyTurn.OnItsOwn)
             {
-                foreach (var (notice, purpose) in moderators.Select(make))
-                {
-                    notices.Send(notice, triggerEntry, purpose);
-                }
-
+                Chain(moderators.Select(make).ToList(), triggerEntry, then);
                 return new ModeratorsTold(moderators.Count, PastLimit: false);
             }
 
@@ -73,19 +73,20 @@ public sealed class ModeratorNotices(NoticeSender notices, MailmanOptions option
                 list.Name.Fqdn, what, limit, Rest);
             if (turn == DailyTurn.FirstPast)
             {
-                foreach (var moderator in moderators)
+                Chain(moderators.Select(moderator => (new Notice(list, NoticeTemplates.ModeratorLimit, moderator.Address)
                 {
-                    notices.Send(new Notice(list, NoticeTemplates.ModeratorLimit, moderator.Address)
+                    ToName = moderator.DisplayName,
+                    From = list.Name.OwnerAddress,
+                    Values = new Dictionary<string, string>
                     {
-                        ToName = moderator.DisplayName,
-                        From = list.Name.OwnerAddress,
-                        Values = new Dictionary<string, string>
-                        {
-                            ["count"] = limit.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                            ["reason"] = Rest,
-                        },
-                    }, triggerEntry, "moderator limit " + moderator.Address.ToLowerInvariant());
-                }
+                        ["count"] = limit.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                        ["reason"] = Rest,
+                    },
+                }, "moderator limit " + moderator.Address.ToLowerInvariant())).ToList(), triggerEntry, then);
+            }
+            else
+            {
+                then?.Invoke();
             }
 
             return new ModeratorsTold(moderators.Count, PastLimit: true);
@@ -95,6 +96,21 @@ public sealed class ModeratorNotices(NoticeSender notices, MailmanOptions option
             store.ReturnDailyTurn(list.Name, Counter, item, day);
             throw;
         }
+    }
+
+    // Sends each notice with the ones after it and then what `then` does as its beforePlacing:
+    // all are written before any is queued.
+    private void Chain(IReadOnlyList<(Notice Notice, string Purpose)> told, string triggerEntry, Action? then)
+    {
+        var chain = then ?? (static () => { });
+        for (var i = told.Count - 1; i >= 0; i--)
+        {
+            var (notice, purpose) = told[i];
+            var next = chain;
+            chain = () => notices.Send(notice, triggerEntry, purpose, next);
+        }
+
+        chain();
     }
 
     /// <summary>When the next daily summary falls due after <paramref name="now"/>; MaxValue when there is none.</summary>

@@ -21,14 +21,20 @@ public sealed class NoticeSender(QueueSet queues, ListStoreFactory lists, TimePr
     /// Queues <paramref name="notice"/> unless a rule forbids it. <paramref name="triggerEntry"/>
     /// and <paramref name="purpose"/> name it: the same pair never queues a second notice.
     /// </summary>
+    /// <param name="beforePlacing">
+    /// Runs once the notice is written, before it is queued (or at once when it is not to be
+    /// sent, or queued already): what is chained to it (the next notice) is placed with it or not
+    /// at all (Switchboard's beforePlacing).
+    /// </param>
     /// <exception cref="IOException">The out queue cannot be written (the caller's entry stays claimed and is retried).</exception>
-    public NoticeResult Send(Notice notice, string triggerEntry, string purpose)
+    public NoticeResult Send(Notice notice, string triggerEntry, string purpose, Action? beforePlacing = null)
     {
         var list = notice.List;
         var derived = Switchboard.DerivedName(triggerEntry, purpose);
         if (queues[QueueSet.Out].Holds(derived))
         {
             // Queued by an earlier run of the same entry (a crash before it finished): counted then.
+            beforePlacing?.Invoke();
             return new NoticeResult(derived, null);
         }
 
@@ -36,6 +42,7 @@ public sealed class NoticeSender(QueueSet queues, ListStoreFactory lists, TimePr
         if (why is not null)
         {
             logger.LogInformation("No {Template} notice from {ListId} to {Recipient}: {Reason}", notice.Template, list.Name.Fqdn, notice.To, why);
+            beforePlacing?.Invoke();
             return new NoticeResult(null, why);
         }
 
@@ -51,7 +58,7 @@ public sealed class NoticeSender(QueueSet queues, ListStoreFactory lists, TimePr
         string name;
         try
         {
-            name = queues[QueueSet.Out].Enqueue(metadata, WireFormat.Flatten(message), [new Recipient(notice.To, Member.Sanitize(notice.ToName))], derived);
+            name = queues[QueueSet.Out].Enqueue(metadata, WireFormat.Flatten(message), [new Recipient(notice.To, Member.Sanitize(notice.ToName))], derived, beforePlacing);
         }
         catch (Exception) when (countedOn is { } day)
         {

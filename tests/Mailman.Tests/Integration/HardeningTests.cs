@@ -178,29 +178,43 @@ public sealed class HardeningTests : IDisposable
 
     // Review 137: the hold hop queued the poster's "awaits moderator approval" notice and then
     // failed to write the held post on a full disk; each retry of the paused runner queued (and
-    // the daemon delivered) the notice again: six for two posts in fifteen seconds. The notices
-    // go only once the held entry is written in full.
-    [Fact]
-    public void A_hold_a_full_disk_stops_tells_the_poster_nothing_until_the_post_is_held_and_then_once()
+    // the daemon delivered) the notice again: six for two posts in fifteen seconds. Review 138:
+    // with room for the held post and the owner's notice (the post attached) but not the
+    // moderator's, the owner was told at every retry. The entry and its notices are placed all
+    // or none, and `pending list` has the request only with the post.
+    [Theory]
+    [InlineData(4096, 1024, false)] // no room for the post: nothing is told
+    [InlineData(1536, 3900, true)]  // room for the post and one moderator's notice, not two
+    public void A_hold_a_full_disk_stops_tells_nobody_until_the_post_is_held_and_then_each_once(int postKb, int leaveKb, bool moderators)
     {
         CreateList(3, l => l.NonMemberAction = NonMemberAction.Hold);
+        if (moderators)
+        {
+            using var store = new ListStore(_instance.Paths.Database);
+            store.AddRole(ListName.Parse(List), ListRole.Owner, [Member.Parse("owner@example.com")]);
+            store.AddRole(ListName.Parse(List), ListRole.Moderator, [Member.Parse("mod@example.com")]);
+        }
+
         using var sink = SmtpSink.Start();
         using var disk = Tmpfs.Mount(_instance.Paths.QueuesDirectory, "24m");
-        Inject(Posts.Plain(body: new string('x', 76) + "\n" + string.Concat(Enumerable.Repeat(new string('y', 76) + "\n", 4 * 1024 * 1024 / 77))));
-        disk.Fill(leave: 1 << 20); // room for a notice, not for the 4 MB post in hold
+        Inject(Posts.Plain(body: string.Concat(Enumerable.Repeat(new string('y', 76) + "\n", postKb * 1024 / 77))));
+        disk.Fill(leave: leaveKb * 1024L);
         using var daemon = DaemonProcess.Start(_instance.Home, Env(sink.Port), exitWhenIdle: true);
 
-        // The pause comes after the failed write: a notice queued before it would be in out or at the sink by now.
+        // The pause comes after the failed write: a notice placed before it would be in out or at the sink by now.
         Wait.Until(() => Log().Contains("paused on queue in", StringComparison.Ordinal) || daemon.HasExited, TimeSpan.FromSeconds(60), "the pause line");
         Assert.False(daemon.HasExited, "serve gave up on a full disk: " + daemon.Output);
         Assert.Equal(0, _instance.Count("out") + _instance.Count("out", ".bak")); // queued, or being delivered
-        Assert.DoesNotContain(sink.Messages(), m => m.Text.Contains("awaits moderator approval", StringComparison.Ordinal));
+        Assert.Empty(sink.Messages());
+        Assert.DoesNotContain("held-post", MailmanProcess.Run(_instance.Home, ["pending", "list"]).Stdout, StringComparison.Ordinal);
 
         disk.Free();
         Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(120)), "the post was not held when space returned");
         Assert.Equal(0, daemon.ExitCode);
-        Assert.Single(sink.Messages(), m => m.Text.Contains("awaits moderator approval", StringComparison.Ordinal));
+        string[] told = moderators ? ["owner@example.com", "mod@example.com", "poster@example.com"] : ["poster@example.com"];
+        Assert.Equal(told.Order(), sink.Messages().Select(m => Assert.Single(m.Recipients)).Order());
         Assert.Equal(1, _instance.Count("hold"));
+        Assert.Contains("held-post", MailmanProcess.Run(_instance.Home, ["pending", "list"]).Stdout, StringComparison.Ordinal);
         AssertQueuesEmpty("hold");
     }
 
