@@ -93,7 +93,13 @@ public static class Secrets
         // NUL separates AUTH PLAIN's fields (RFC 4616): one in the password would send a field of
         // its own (review 86). No control character is typed into a password (review 133: a tab
         // or an escape an editor left was sent as part of it, and AUTH failed with no hint why).
-        if (password.Length == 0 || password.AsSpan().IndexOfAnyInRange('\0', '\x1f') >= 0 || password.Contains('\x7f', StringComparison.Ordinal))
+        // Review 138: C1 controls (U+0080-U+009F) and a second byte-order mark passed too.
+        if (password.Length == 0)
+        {
+            throw new InvalidOperationException($"configuration: {setting} {path} holds no password (it is empty)");
+        }
+
+        if (password.Any(c => char.IsControl(c) || c == '\uFEFF'))
         {
             throw new InvalidOperationException($"configuration: {setting} {path} must hold the password on one line, without NUL, carriage return, tab or another control character");
         }

@@ -35,8 +35,16 @@ internal static class TextStart
         var text = part.IsHtml ? OfHtml(part, maxChars, maxMarkup) : Of(part, maxChars);
         if (part.IsFlowed)
         {
+            // The signature separator "-- " is a fixed line (RFC 3676 4.3): the flowed text
+            // ends before it, and what follows is left as it is (review 138: "join " before it
+            // was joined with it and the signature into one command).
+            var sig = text.StartsWith("-- \n", StringComparison.Ordinal) || text.StartsWith("-- \r\n", StringComparison.Ordinal) ? 0
+                : text.IndexOf("\n-- \n", StringComparison.Ordinal) is >= 0 and var lf ? lf + 1
+                : text.IndexOf("\n-- \r\n", StringComparison.Ordinal) is >= 0 and var crlf ? crlf + 1
+                : text.Length;
             var delsp = part.ContentType.Parameters.TryGetValue("delsp", out string? d) && string.Equals(d, "yes", StringComparison.OrdinalIgnoreCase);
-            text = new FlowedToText { DeleteSpace = delsp }.Convert(text);
+            var flowed = sig == 0 ? "" : new FlowedToText { DeleteSpace = delsp }.Convert(text[..sig]);
+            text = sig == text.Length ? flowed : flowed.TrimEnd(' ') + (flowed.Length == 0 || flowed.EndsWith('\n') ? "" : "\n") + text[sig..];
         }
 
         return text;

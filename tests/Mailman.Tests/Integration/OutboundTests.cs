@@ -105,6 +105,8 @@ public sealed class OutboundTests : IDisposable
         { "Mailman__Smtp__PasswordFile", "nul", "must hold the password on one line, without NUL, carriage return, tab or another control character" }, // AUTH PLAIN's separator (review 86)
         { "Mailman__Smtp__PasswordFile", "utf-16", "is not UTF-8 text (UTF-16, or another charset): write the password as UTF-8" }, // read as UTF-16 by its BOM, its NUL unseen (review 137)
         { "Mailman__Smtp__PasswordFile", "tab", "must hold the password on one line, without NUL, carriage return, tab or another control character" }, // sent as part of it (review 133)
+        { "Mailman__Smtp__PasswordFile", "nel", "must hold the password on one line, without NUL, carriage return, tab or another control character" }, // a C1 control, U+0085 (review 138)
+        { "Mailman__Smtp__PasswordFile", "bom-only", "holds no password (it is empty)" },
         { "Mailman__Smtp__CaFile", "/dev/zero", "CaFile /dev/zero is not a regular file (a FIFO, a device?)" }, // read until memory ran out: exit 70
         { "Mailman__Smtp__Credential", "smtp", "needs systemd's LoadCredential=NAME:/path/to/file in the unit" },
         { "Mailman__Smtp__Relays__1__Address", "127.0.0.1:2525", "Mailman:Smtp:Relays lists 127.0.0.1:2525 twice" },
@@ -177,6 +179,13 @@ public sealed class OutboundTests : IDisposable
                 var file = Path.Combine(_instance.Home, "pw");
                 File.WriteAllText(file, "secret\n");
                 File.SetUnixFileMode(file, (UnixFileMode)Convert.ToInt32(value == "world-readable" ? "644" : "640", 8));
+                env[key] = file;
+            }
+            else if (value is "nel" or "bom-only")
+            {
+                var file = Path.Combine(_instance.Home, "pw-" + value);
+                File.WriteAllBytes(file, value == "nel" ? [(byte)'S', 0xC2, 0x85, (byte)'P', (byte)'\n'] : [0xEF, 0xBB, 0xBF, (byte)'\n']);
+                File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
                 env[key] = file;
             }
             else if (value == "utf-16")

@@ -101,6 +101,8 @@ public sealed class CommandParserTests
         Assert.Equal(["join address= dave@example.net digest=yes"], CommandParser.Read(MimeKit.MimeMessage.Load(new MemoryStream(System.Text.Encoding.ASCII.GetBytes(flowed)))).Select(l => l.Text));
         var delsp = "From: a@example.com\nContent-Type: text/plain; format=flowed; delsp=yes\n\nconfirm 0123456789abcdef \n0123456789abcdef\n";
         Assert.Equal(["confirm 0123456789abcdef0123456789abcdef"], CommandParser.Read(MimeKit.MimeMessage.Load(new MemoryStream(System.Text.Encoding.ASCII.GetBytes(delsp)))).Select(l => l.Text));
+        var signed = "From: a@example.com\nContent-Type: text/plain; format=flowed\n\njoin \n-- \nAnne \nleave\n";
+        Assert.Equal(["join"], CommandParser.Read(MimeKit.MimeMessage.Load(new MemoryStream(System.Text.Encoding.ASCII.GetBytes(signed)))).Select(l => l.Text)); // review 138: "join -- Anne leave"
         var fixedLines = "From: a@example.com\nContent-Type: text/plain\n\njoin \nhelp\n";
         Assert.Equal(["join", "help"], CommandParser.Read(MimeKit.MimeMessage.Load(new MemoryStream(System.Text.Encoding.ASCII.GetBytes(fixedLines)))).Select(l => l.Text));
     }
