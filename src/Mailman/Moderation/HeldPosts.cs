@@ -39,13 +39,14 @@ public sealed class HeldPosts(QueueSet queues, InstancePaths paths, ListStoreFac
     public static string ConfirmAddress(ListName list, string token) => $"{list.LocalPart}-confirm+{token}@{list.Domain}";
 
     /// <summary>
-    /// Holds a post: its pending request (the token), then the entry itself in hold under
-    /// <paramref name="name"/>, written by <paramref name="enqueue"/> with the metadata given and
-    /// the action that queues the moderators' notices and the poster's, which it runs once the
-    /// entry is written and before it is put in place (Switchboard's beforePlacing: review 137,
-    /// a hold that a full disk failed told the poster again at each retry). Repeated after a
-    /// crash, every step names the same thing (the token is derived from the entry, notices have
-    /// derived names, the entry keeps its name), so nothing is sent twice while it is still queued.
+    /// Holds a post: the entry in hold under <paramref name="name"/>, written by
+    /// <paramref name="enqueue"/> with the metadata given and the action it runs once the entry
+    /// is written, before it is put in place (Switchboard's beforePlacing): the pending request
+    /// (the token) is recorded and the moderators' notices and the poster's are written, all
+    /// placed with the entry or none (reviews 137 and 138: a hold a full disk stopped told the
+    /// poster, or the owner, again at each retry). Repeated after a crash, every step names the
+    /// same thing (the token is derived from the entry, notices have derived names, the entry
+    /// keeps its name), so nothing is sent twice while it is still queued.
     /// </summary>
     /// <param name="post">The post (or only its header block, for one too large to read: Body null).</param>
     /// <param name="size">The post's size in bytes.</param>

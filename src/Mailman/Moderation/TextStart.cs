@@ -39,15 +39,15 @@ internal static class TextStart
             // ends before it, and what follows is left as it is (review 138: "join " before it
             // was joined with it and the signature into one command).
             var sig = text.StartsWith("-- \n", StringComparison.Ordinal) || text.StartsWith("-- \r\n", StringComparison.Ordinal) ? 0
-                : text.IndexOf("\n-- \n", StringComparison.Ordinal) is >= 0 and var lf ? lf + 1
-                : text.IndexOf("\n-- \r\n", StringComparison.Ordinal) is >= 0 and var crlf ? crlf + 1
-                : text.Length;
+                : Math.Min(After(text.IndexOf("\n-- \n", StringComparison.Ordinal)), After(text.IndexOf("\n-- \r\n", StringComparison.Ordinal)));
             var delsp = part.ContentType.Parameters.TryGetValue("delsp", out string? d) && string.Equals(d, "yes", StringComparison.OrdinalIgnoreCase);
             var flowed = sig == 0 ? "" : new FlowedToText { DeleteSpace = delsp }.Convert(text[..sig]);
             text = sig == text.Length ? flowed : flowed.TrimEnd(' ') + (flowed.Length == 0 || flowed.EndsWith('\n') ? "" : "\n") + text[sig..];
         }
 
         return text;
+
+        int After(int lf) => lf < 0 ? text.Length : lf + 1;
     }
 
     /// <summary>

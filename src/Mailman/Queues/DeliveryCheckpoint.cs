@@ -205,10 +205,10 @@ public sealed class DeliveryCheckpoint : IDisposable
     /// The progress the log at <paramref name="path"/> records, for start-up recovery's count of
     /// crashes that made none: its length without the first record when that is the delivery's
     /// cut (review 137: written by the first run before any copy, it counted as progress, and a
-    /// delivery that never got anywhere went to shunt after five kills instead of four).
+    /// delivery that never got anywhere went to shunt after five kills instead of four). Only the
+    /// first record's frame and first bytes are read, and only from a file a queue wrote (a FIFO,
+    /// a link to /dev/zero: its length, as before; the delivery names it).
     /// </summary>
-    /// Only the first record's frame and first bytes are read, and only from a file a queue wrote
-    /// (a FIFO, a link to /dev/zero: its length, as before; the delivery names it).
     public static long Progress(IFileSystem fs, string path)
     {
         var length = fs.FileInfo.New(path).Length;
