@@ -10,6 +10,9 @@ public sealed class Approved : IRule
     /// <summary>The hold reason of a post that shows the right password where it cannot be removed: such a post cannot be approved.</summary>
     public const string ShowsPassword = "the post carries the moderator password, and shows it where it cannot be removed";
 
+    // The reason held with it, one text wherever the password is found.
+    private const string ShowsPasswordHold = ShowsPassword + " (it cannot be approved: reject or discard it, and the poster may send it again without)";
+
     /// <summary>The hold reason of a post whose Approved: line with the right password was not read as its first line: removed, the post may be approved.</summary>
     public const string NotFirstLine = "the post carries the moderator password in an Approved: line not read as its first (text a mail client hides, or markup, came before it); it is removed from the post: approve it if it was meant";
 
@@ -34,7 +37,7 @@ public sealed class Approved : IRule
         {
             context.Modified |= stripped;
             return ApprovedPassword.Remains(context.Message, shown)
-                ? RuleResult.Hold(ShowsPassword + " (it cannot be approved: reject or discard it, and the poster may send it again without)")
+                ? RuleResult.Hold(ShowsPasswordHold)
                 : context.Approved ? RuleResult.Miss
                 : RuleResult.Hold(NotFirstLine);
         }
@@ -47,7 +50,7 @@ public sealed class Approved : IRule
         if (right)
         {
             return ApprovedPassword.Remains(context.Message, password)
-                ? RuleResult.Hold(ShowsPassword + " (it cannot be approved: reject or discard it, and the poster may send it again without)")
+                ? RuleResult.Hold(ShowsPasswordHold)
                 : RuleResult.Accept("the post carries the moderator password");
         }
 
