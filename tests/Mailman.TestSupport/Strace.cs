@@ -14,11 +14,15 @@ public static class Strace
     /// <summary>The mutations of a queue directory: renames and deletes.</summary>
     public const string FileMutations = "rename,renameat,renameat2,unlink,unlinkat";
 
-    /// <summary>Runs `mailman ARGS` with <paramref name="fault"/> (strace's inject=...:FAULT) at call <paramref name="when"/> of <paramref name="calls"/>.</summary>
+    /// <summary>
+    /// Runs `mailman ARGS` with <paramref name="fault"/> (strace's inject=...:FAULT) at call
+    /// <paramref name="when"/> of <paramref name="calls"/> (strace counts each system call on its
+    /// own), and with the further injection <paramref name="alsoInject"/> (CALLS:FAULT:when=N) if given.
+    /// </summary>
     /// <returns>The process result; exit code 137 means the injected SIGKILL landed.</returns>
-    public static ProcessResult Run(string home, IEnumerable<string> args, string calls, string fault, int when, IDictionary<string, string>? env = null, string? path = null, TimeSpan? timeout = null)
+    public static ProcessResult Run(string home, IEnumerable<string> args, string calls, string fault, int when, IDictionary<string, string>? env = null, string? path = null, TimeSpan? timeout = null, string? alsoInject = null)
     {
-        using var process = Start(home, args, calls, fault, when, env, path);
+        using var process = Start(home, args, calls, fault, when, env, path, alsoInject);
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         if (!process.WaitForExit(timeout ?? TimeSpan.FromMinutes(3)))
@@ -31,7 +35,7 @@ public static class Strace
     }
 
     /// <summary>Starts `mailman ARGS` under strace and returns at once (stdout and stderr redirected; read or drain them).</summary>
-    public static Process Start(string home, IEnumerable<string> args, string calls, string fault, int when, IDictionary<string, string>? env = null, string? path = null)
+    public static Process Start(string home, IEnumerable<string> args, string calls, string fault, int when, IDictionary<string, string>? env = null, string? path = null, string? alsoInject = null)
     {
         var inner = MailmanProcess.StartInfo(home, args, env);
         var psi = new ProcessStartInfo(Binary)
@@ -41,7 +45,14 @@ public static class Strace
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        var straceArgs = new List<string> { "-f", "-q", "-o", "/dev/null", "-e", "trace=" + calls, "-e", $"inject={calls}:{fault}:when={when}" };
+        // Only traced calls are injected: the further injection's calls are traced too.
+        var traced = alsoInject is null ? calls : calls + "," + alsoInject[..alsoInject.IndexOf(':', StringComparison.Ordinal)];
+        var straceArgs = new List<string> { "-f", "-q", "-o", "/dev/null", "-e", "trace=" + traced, "-e", $"inject={calls}:{fault}:when={when}" };
+        if (alsoInject is not null)
+        {
+            straceArgs.AddRange(["-e", "inject=" + alsoInject]);
+        }
+
         if (path is not null)
         {
             straceArgs.AddRange(["-P", path]);

@@ -20,7 +20,7 @@ public sealed record JoinOutcome(JoinResult? Result, bool WelcomeSent);
 /// <summary>What a leave did: false Changed when the address was not (or no longer) a member.</summary>
 public sealed record LeaveOutcome(bool Changed, bool GoodbyeSent, bool PendingUsed = false);
 
-public sealed class Membership(ListStoreFactory lists, NoticeSender notices, QueueSet queues, TimeProvider time, Instance.InstancePaths paths, ILogger<Membership> logger)
+public sealed class Membership(ListStoreFactory lists, NoticeSender notices, SubscriptionModeration moderation, QueueSet queues, TimeProvider time, Instance.InstancePaths paths, ILogger<Membership> logger)
 {
     private volatile bool _owing;
 
@@ -146,6 +146,15 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Que
         {
             if (lists.FindList(o.List) is not { } list)
             {
+                continue;
+            }
+
+            if (o.Template == NoticeTemplates.ModeratorSubscribe)
+            {
+                var told = PayModerators(list, o.Address, o.DisplayName, o.Trigger, owed: true);
+                logger.LogWarning("The moderators of {ListId} owed notice of the subscription request of {Recipient} since {Created:u} by {QueueEntry} (its run stopped before telling them), {Outcome}",
+                    o.List.Fqdn, o.Address, o.Created, o.Trigger, told ? "told now" : "not told: the request was decided or expired meanwhile");
+                paid++;
                 continue;
             }
 
@@ -377,6 +386,57 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Que
             null => Notify(list, NoticeTemplates.Refused, address, displayName, triggerEntry, null, null, reason),
             _ => Pay(list, NoticeTemplates.Refused, address, owed.DisplayName, triggerEntry, null, null, owed.Reason),
         };
+    }
+
+    /// <summary>
+    /// Records that the moderators are owed the notice of the subscription request of
+    /// <paramref name="address"/> that <paramref name="triggerEntry"/> put before them (in the
+    /// caller's transaction, beside the request: confirm_then_moderate's confirmation).
+    /// </summary>
+    public void OweModerators(ListStore store, ListName list, string address, string displayName, string triggerEntry)
+        => store.OweNotice(list, NoticeTemplates.ModeratorSubscribe, address, displayName, triggerEntry, Purpose(NoticeTemplates.ModeratorSubscribe, address), time.GetUtcNow());
+
+    /// <summary>
+    /// Tells the moderators of the request <see cref="OweModerators"/> recorded (SubscriptionModeration:
+    /// each notice once, within the list's daily limit), then it is no longer owed. With
+    /// <paramref name="owed"/>, only while the request waits (its run stopped before telling them).
+    /// Whether they were told.
+    /// </summary>
+    /// <exception cref="IOException">The out queue cannot be written (it stays owed).</exception>
+    public bool PayModerators(MailingList list, string address, string displayName, string triggerEntry, bool owed = false)
+    {
+        using (var store = lists.Open())
+        {
+            // Run again after they were told (its entry killed before it finished): not twice.
+            if (store.FindOwedNotice(triggerEntry, Purpose(NoticeTemplates.ModeratorSubscribe, address)) is { Paid: not null } paid)
+            {
+                return paid.Sent;
+            }
+        }
+
+        bool told;
+        try
+        {
+            told = owed ? moderation.TellOwed(list, address, displayName, triggerEntry) : Ask();
+        }
+        catch
+        {
+            _owing = true;
+            throw;
+        }
+
+        using (var store = lists.Open())
+        {
+            store.PaidNotice(triggerEntry, Purpose(NoticeTemplates.ModeratorSubscribe, address), told, time.GetUtcNow());
+        }
+
+        return told;
+
+        bool Ask()
+        {
+            moderation.AskModerators(list, address, displayName, triggerEntry);
+            return true;
+        }
     }
 
     private bool Notify(MailingList list, string template, string address, string name, string triggerEntry, MimeMessage? answering, string? answeringSender, string? reason = null)

@@ -16,6 +16,7 @@ public static class RequestServices
         services.TryAddSingleton<SecretKey>();
         services.AddSingleton<ConfirmationTokens>();
         services.TryAddSingleton<Moderation.ModeratorNotices>();
+        services.AddSingleton<SubscriptionModeration>();
         services.AddSingleton<Membership>();
         services.AddSingleton<SubscriptionRequests>();
         services.AddSingleton<IConfirmationHandler, SubscriptionConfirmations>();

@@ -8,7 +8,7 @@ using MimeKit;
 
 namespace Mailman.Requests;
 
-public sealed class SubscriptionConfirmations(ListStoreFactory lists, Membership membership, SubscriptionRequests requests, TimeProvider time) : IConfirmationHandler
+public sealed class SubscriptionConfirmations(ListStoreFactory lists, Membership membership, SubscriptionModeration moderation, TimeProvider time) : IConfirmationHandler
 {
     public IReadOnlyCollection<string> Kinds { get; } = [PendingKind.Subscribe, PendingKind.Unsubscribe, PendingKind.ModerateSubscription];
 
@@ -62,13 +62,20 @@ public sealed class SubscriptionConfirmations(ListStoreFactory lists, Membership
         {
             case PendingKind.Subscribe when request.Data == SubscriptionRequests.ThenModerate:
                 // The moderators' request is made in the use's transaction (`pending confirm N`
-                // killed between the two lost the subscription); they are told after.
-                if (!Drop(request, triggerEntry, store => requests.PutBeforeModerators(store, list, request.Address, request.DisplayName, triggerEntry)))
+                // killed between the two lost the subscription), and their notice owed in it;
+                // they are told after (killed before, whoever pays owed notices tells them).
+                if (!Drop(request, triggerEntry, store =>
+                {
+                    if (moderation.PutBeforeModerators(store, list, request.Address, request.DisplayName, triggerEntry) is null)
+                    {
+                        membership.OweModerators(store, list.Name, request.Address, request.DisplayName, triggerEntry);
+                    }
+                }))
                 {
                     return Used(request);
                 }
 
-                requests.AskModerators(list, request.Address, request.DisplayName, triggerEntry);
+                membership.PayModerators(list, request.Address, request.DisplayName, triggerEntry);
                 return new ConfirmationResult(true, $"{request.Address} confirmed; the request awaits the approval of a moderator");
             case PendingKind.Subscribe or PendingKind.ModerateSubscription:
                 var how = request.Kind == PendingKind.Subscribe ? "confirmed by " + actor : "approved by " + actor;

@@ -12,7 +12,7 @@ using Microsoft.Extensions.Logging;
 namespace Mailman.Requests;
 
 public sealed class SubscriptionRequests(
-    ListStoreFactory lists, QueueSet queues, NoticeSender notices, ModeratorNotices moderatorNotices, Membership membership, ConfirmationTokens tokens, TimeProvider time, ILogger<SubscriptionRequests> logger)
+    ListStoreFactory lists, QueueSet queues, NoticeSender notices, SubscriptionModeration moderation, Membership membership, ConfirmationTokens tokens, TimeProvider time, ILogger<SubscriptionRequests> logger)
 {
     /// <summary>Pending data of a confirmed subscription that a moderator approves next.</summary>
     public const string ThenModerate = "then-moderate";
@@ -56,7 +56,7 @@ public sealed class SubscriptionRequests(
                 var joined = membership.Join(list, request.Sender, request.SenderName, "open subscription policy", request.TriggerEntry, request.Message, request.EnvelopeSender);
                 return new CommandOutcome($"{request.Sender} is now subscribed to {list.Name.Fqdn}", NeedsReply: !joined.WelcomeSent);
             case SubscriptionPolicy.Moderate:
-                AskModerators(list, request.Sender, request.SenderName, request.TriggerEntry);
+                moderation.AskModerators(list, request.Sender, request.SenderName, request.TriggerEntry);
                 return new CommandOutcome($"your request to join {list.Name.Fqdn} awaits the approval of a moderator", NeedsReply: true);
             default:
                 return Confirm(request, PendingKind.Subscribe, list.SubscriptionPolicy == SubscriptionPolicy.ConfirmThenModerate ? ThenModerate : "", request.Sender, request.SenderName);
@@ -87,73 +87,6 @@ public sealed class SubscriptionRequests(
         }
 
         return Confirm(request, PendingKind.Unsubscribe, "", request.Sender, request.SenderName);
-    }
-
-    /// <summary>
-    /// Puts a subscription before the list's moderators: a pending request (its token derived
-    /// from <paramref name="triggerEntry"/>, which its data keeps for the daily summary) and a
-    /// notice to each owner and moderator (ModeratorNotices: within the list's daily limit), from
-    /// LIST-confirm+TOKEN@ so a reply "approve" or "reject REASON" decides it.
-    /// </summary>
-    public void AskModerators(MailingList list, string address, string displayName, string triggerEntry)
-    {
-        var token = tokens.For(triggerEntry, PendingKind.ModerateSubscription);
-        var now = time.GetUtcNow();
-        using var store = lists.Open();
-        if (PutBeforeModerators(store, list, address, displayName, triggerEntry) is { } waiting)
-        {
-            logger.LogInformation("Pending: {Recipient} asks again to join {ListId}; the request of {Created:u} already awaits a moderator",
-                address, list.Name.Fqdn, waiting.Created);
-            return;
-        }
-
-        var expires = now + list.PendingRequestLife;
-        var from = ConfirmAddress(list.Name, token);
-        var told = moderatorNotices.Tell(store, list, "the subscription request of " + address, triggerEntry, moderator =>
-            (new Notice(list, NoticeTemplates.ModeratorSubscribe, moderator.Address)
-            {
-                ToName = moderator.DisplayName,
-                From = from,
-                Values = new Dictionary<string, string> { ["user_email"] = address, ["token"] = token, ["confirm_email"] = from },
-            }, "moderate-subscribe:" + ListStore.AddressKey(moderator.Address)));
-        if (told.PastLimit && moderatorNotices.NextSummaryAfter(now) is var summary && summary != DateTimeOffset.MaxValue)
-        {
-            // Past the day's limit nobody is told now: the request lives until the next summary
-            // has named it, and its life after (review 54: with a pending_request_life of 12h it
-            // expired before any moderator heard of it).
-            expires = summary + list.PendingRequestLife;
-            store.UpsertPending(list.Name, PendingKind.ModerateSubscription, ListStore.AddressKey(address), address, displayName, triggerEntry, now, expires, token);
-        }
-
-        logger.LogInformation("Pending: {Recipient} asks to join {ListId}, awaiting a moderator ({Moderators} notified), expires {Expires:u}",
-            address, list.Name.Fqdn, told.PastLimit ? 0 : told.People, expires);
-        if (told.People == 0)
-        {
-            logger.LogWarning("{ListId} has no owner or moderator to approve {Recipient}: `mailman pending list` shows the request", list.Name.Fqdn, address);
-        }
-    }
-
-    /// <summary>
-    /// The pending request <see cref="AskModerators"/> makes, alone (in the caller's transaction:
-    /// a confirmation of confirm_then_moderate makes it in the one that uses the address's
-    /// request, so that a kill before the moderators are told leaves it to the daily summary,
-    /// never lost). Returns the other request of the address that awaits them already, and makes
-    /// none: one per address, told once (a flood of joins must not become a flood of notices; a
-    /// replay of the same request, after a crash, still sends what it had not sent: its notices
-    /// are named by it). Null: this one awaits them.
-    /// </summary>
-    public PendingRequest? PutBeforeModerators(ListStore store, MailingList list, string address, string displayName, string triggerEntry)
-    {
-        var token = tokens.For(triggerEntry, PendingKind.ModerateSubscription);
-        var now = time.GetUtcNow();
-        if (store.FindPending(list.Name, PendingKind.ModerateSubscription, ListStore.AddressKey(address)) is { } waiting && waiting.Expires > now
-            && store.FindPending(token, now)?.Id != waiting.Id)
-        {
-            return waiting;
-        }
-
-        store.UpsertPending(list.Name, PendingKind.ModerateSubscription, ListStore.AddressKey(address), address, displayName, triggerEntry, now, now + list.PendingRequestLife, token);
-        return null;
     }
 
     // The confirmation goes first; only when it is queued does the pending request take its

@@ -145,6 +145,61 @@ public sealed class PendingCommandTests : IDisposable
         Assert.Single(sink.Messages());
     }
 
+    // `pending confirm N` of a confirm_then_moderate request killed after its transaction, or
+    // refused by a full disk, left the moderators untold until the daily summary, and the full
+    // disk's line said the daemon would send what it owed. Their notice is owed in the
+    // transaction that puts the request before them: the daemon tells them, once.
+    [Theory]
+    [InlineData("signal=KILL")]
+    [InlineData("error=ENOSPC")]
+    public void Moderators_left_untold_by_a_command_line_stopped_before_telling_them_are_told_by_the_daemon(string fault)
+    {
+        Assert.True(Strace.IsInstalled, "strace is missing: apt-get install strace (see .ci/run)");
+        _instance.CreateList("dev@example.org", l => l.Set("subscription_policy", "confirm_then_moderate"));
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            store.AddRole(ListName.Parse("dev@example.org"), ListRole.Moderator, [new Member("mod@example.net", "Mod")]);
+        }
+
+        AnneAsksToJoin(); // her confirmation, delivered
+
+        // Its second rename is the moderator's notice, into out, after the use's commit (the
+        // first, inside the transaction, keeps the highest request number: var/pending.last);
+        // refused, .NET tries a link next (its first): refused too.
+        var stopped = Strace.Run(_instance.Home, ["pending", "confirm", "1"], "rename,renameat,renameat2", fault, 2, alsoInject: $"link,linkat:{fault}:when=1");
+        if (fault == "signal=KILL")
+        {
+            Assert.Equal(137, stopped.ExitCode);
+        }
+        else
+        {
+            Assert.Equal(0, stopped.ExitCode);
+            Assert.StartsWith("mailman: request 1 is decided (approve), but the notice it owes could not be queued (", stopped.Stderr, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(0, _instance.Count("out"));
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            Assert.Equal([PendingKind.ModerateSubscription], store.PendingRequests().Select(r => r.Kind));
+        }
+
+        using var sink = SmtpSink.Start();
+        var env = new Dictionary<string, string> { ["Mailman__Smtp__Port"] = sink.Port.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: env).ExitCode);
+        var told = Assert.Single(sink.Messages());
+        Assert.Equal(["mod@example.net"], told.Recipients);
+        Assert.Contains("anne@example.com", told.Text, StringComparison.Ordinal);
+        Assert.False(IsMember("anne@example.com"));
+        using (var store = new ListStore(_instance.Paths.Database))
+        {
+            Assert.Empty(store.OwedNotices());
+            Assert.Equal([PendingKind.ModerateSubscription], store.PendingRequests().Select(r => r.Kind));
+        }
+
+        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: env).ExitCode);
+        Assert.Single(sink.Messages());
+    }
+
     // `pending confirm N` of a confirm_then_moderate request used the address's request in one
     // transaction and put it before the moderators in another: killed between, the subscription
     // was lost ("no pending request N" when run again). Killed at each of its writes to the
