@@ -17,7 +17,7 @@ public static class BounceClassifier
         {
             if (detector.Detect(context) is { } verdict)
             {
-                return verdict;
+                return WithOpening(verdict, context);
             }
         }
 
@@ -42,5 +42,20 @@ public static class BounceClassifier
         {
             return Classify(message);
         }
+    }
+
+    // A failure whose format gives an address neither a status nor the remote server's words
+    // (AOL's, GroupWise's, ...) carries the notice's own opening as its diagnostic, read as a
+    // DSN's: a listing of our server or a DMARC refusal said there is not scored, whatever the
+    // reporting MTA (review 140).
+    private static BounceAnalysis WithOpening(BounceAnalysis verdict, BounceContext context)
+    {
+        if (verdict.Kind != BounceKind.Permanent || !verdict.Addresses.Any(a => a.Status is null && a.Diagnostic is null)
+            || AddressCollector.Diagnostic(context.Opening) is not { } opening)
+        {
+            return verdict;
+        }
+
+        return verdict with { Addresses = verdict.Addresses.Select(a => a.Status is null && a.Diagnostic is null ? a with { Diagnostic = opening } : a).ToList() };
     }
 }

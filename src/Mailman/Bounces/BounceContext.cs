@@ -44,6 +44,7 @@ public sealed class BounceContext
     private List<string>? _lines;
     private string? _lowerText;
     private string? _from;
+    private List<string>? _opening;
 
     public BounceContext(MimeMessage message)
     {
@@ -63,6 +64,70 @@ public sealed class BounceContext
 
     /// <summary>All text read, lower-cased (invariant), for cheap "does this phrase occur at all" checks.</summary>
     public string LowerText => _lowerText ??= string.Join('\n', BodyLines).ToLowerInvariant();
+
+    /// <summary>Lines of a notice's opening kept as its own words.</summary>
+    public const int OpeningLines = 40;
+
+    /// <summary>
+    /// The notice's own words: its first text part's lines (of those with any) up to where a
+    /// returned message starts (<see cref="ReturnedMessageStarts"/>), without the header fields
+    /// of one quoted in them; <see cref="OpeningLines"/> at most.
+    /// </summary>
+    public IReadOnlyList<string> Opening => _opening ??= ReadOpening();
+
+    private List<string> ReadOpening()
+    {
+        var opening = new List<string>();
+        if (TextParts.FirstOrDefault(t => t.Lines.Count > 0) is { } text)
+        {
+            foreach (var line in text.Lines)
+            {
+                if (opening.Count == OpeningLines || ReturnedMessageStarts(line))
+                {
+                    break;
+                }
+
+                if (!QuotedHeaderField(line))
+                {
+                    opening.Add(line);
+                }
+            }
+        }
+
+        return opening;
+    }
+
+    /// <summary>
+    /// Where a returned message starts in a notice's text ("--- Below this line is a copy of the
+    /// message.", "----- Original message -----"): what follows is not the notice's own words.
+    /// </summary>
+    public static bool ReturnedMessageStarts(string line)
+        => line.StartsWith("---", StringComparison.Ordinal) || line.Contains("original message", StringComparison.OrdinalIgnoreCase)
+            || line.Contains("copy of the message", StringComparison.OrdinalIgnoreCase) || line.Contains("copy of your message", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// A header field of a returned message quoted in a notice's text (its subject may say "spam"
+    /// or "policy": not the remote server's words).
+    /// </summary>
+    public static bool QuotedHeaderField(string line)
+    {
+        var colon = line.IndexOf(':', StringComparison.Ordinal);
+        if (colon <= 0)
+        {
+            return false;
+        }
+
+        var name = line.AsSpan(0, colon);
+        return name.StartsWith("X-", StringComparison.OrdinalIgnoreCase) || name.StartsWith("Content-", StringComparison.OrdinalIgnoreCase)
+            || name.StartsWith("List-", StringComparison.OrdinalIgnoreCase) || QuotedFields.Contains(name.ToString());
+    }
+
+    private static readonly HashSet<string> QuotedFields = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "Received", "Return-Path", "From", "To", "Cc", "Subject", "Date", "Message-ID", "Reply-To", "Sender", "MIME-Version", "DKIM-Signature",
+        "References", "In-Reply-To", "Precedence", "Delivered-To", "Authentication-Results", "ARC-Seal", "ARC-Message-Signature",
+        "ARC-Authentication-Results", "Thread-Topic", "Thread-Index",
+    };
 
     /// <summary>The address of the first <c>From:</c> mailbox, or "".</summary>
     public string From => _from ??= FirstAddress(Message.From);

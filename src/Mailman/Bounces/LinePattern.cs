@@ -16,8 +16,18 @@ public sealed record LinePattern(string Hint, Func<string, bool> Start, Func<str
     /// <summary>True when the line starts with the phrase, ignoring case.</summary>
     public static bool Opens(string line, string phrase) => line.StartsWith(phrase, StringComparison.OrdinalIgnoreCase);
 
-    /// <summary>The addresses of the first pattern (in order) that names any; empty when none does.
-    /// Each pattern reads the lines at most once: linear in the (bounded) text.</summary>
+    /// <summary>Lines of a block kept as what the remote server said.</summary>
+    public const int MaxSaidLines = 40;
+
+    /// <summary>
+    /// The addresses of the first pattern (in order) that names any; empty when none does. Each
+    /// address carries the block's text as its diagnostic (from the start line to the end line,
+    /// <see cref="MaxSaidLines"/> at most, without the header fields of a returned message): these
+    /// formats give no status, and the remote server's words are in the block ("The error that
+    /// the other server returned was: 554 ... blocked using zen.spamhaus.org"; review 140: such a
+    /// refusal of our server scored, and its probe's bounce disabled the member). Each pattern
+    /// reads the lines at most once: linear in the (bounded) text.
+    /// </summary>
     public static AddressCollector Scan(BounceContext message, IReadOnlyList<LinePattern> patterns, bool plausibleOnly)
     {
         var lines = message.BodyLines;
@@ -29,6 +39,7 @@ public sealed record LinePattern(string Hint, Func<string, bool> Start, Func<str
             }
 
             var found = new List<string>();
+            var said = new List<string>();
             var started = false;
             foreach (var line in lines)
             {
@@ -46,17 +57,23 @@ public sealed record LinePattern(string Hint, Func<string, bool> Start, Func<str
                 {
                     break;
                 }
+
+                if (said.Count < MaxSaidLines && !BounceContext.QuotedHeaderField(line))
+                {
+                    said.Add(line);
+                }
             }
 
             if (found.Count > 0)
             {
                 var result = new AddressCollector();
+                var diagnostic = AddressCollector.Diagnostic(said);
                 foreach (var address in found)
                 {
                     var clean = AddressText.Clean(address);
                     if (!plausibleOnly || AddressText.IsPlausible(clean))
                     {
-                        result.Add(clean);
+                        result.Add(clean, diagnostic: diagnostic);
                     }
                 }
 

@@ -51,6 +51,9 @@ internal static class BouncesCommand
     internal static List<BouncedAddress>? NotScored(BounceAnalysis result)
         => result.Kind == BounceKind.Permanent && result.Addresses.Where(a => SmtpRefusals.IsAboutTheMessageOrUs(a.Status, a.Diagnostic, a.Address)).ToList() is { Count: > 0 } list ? list : null;
 
+    // What a format without a status said, as the bounce log quotes it: cut.
+    private static string Quoted(string? said) => said is null ? "" : $"\"{(said.Length > 60 ? said[..57] + "..." : said)}\"";
+
     /// <summary>"FILE: kind, addresses, detector" (a dash for none), the addresses not scored, and the complaint if any.</summary>
     internal static string Text(string file, BounceAnalysis result)
     {
@@ -59,7 +62,7 @@ internal static class BouncesCommand
         if (NotScored(result) is { } notScored)
         {
             // Review 50: a DSN the processor will not score showed as any other permanent one.
-            line += $", not scored ({string.Join(' ', notScored.Select(a => $"{a.Address} {a.Status}"))}: about the message or our server, not the address)";
+            line += $", not scored ({string.Join(' ', notScored.Select(a => $"{a.Address} {a.Status ?? Quoted(a.Diagnostic)}"))}: about the message or our server, not the address)";
         }
 
         return result.Complaint is { } c

@@ -172,6 +172,58 @@ public sealed class BounceClassifierTests
         Assert.False(SmtpRefusals.IsAboutTheMessageOrUs(null, result.Addresses[1].Diagnostic, "bob@example.com"));
     }
 
+    // Review 140: qmail's delay warning and a plain "could not be delivered ... yet" were scored
+    // as failures (Qmail, SimpleMatch); a delay notice says so near its start, and is temporary.
+    // A failure whose returned post says "this is just a warning" is still a failure.
+    [Theory]
+    [InlineData("Hi. This is the qmail-send program at mx.example.com.\nI am still trying to deliver your message, this is just a warning:\n\n<anne@example.com>:\nConnection timed out. I will keep trying.\n\n--- Below this line is a copy of the message.\n", "temporary")]
+    [InlineData("Your message could not be delivered to anne@example.com yet.\nThe mail server will continue trying to deliver it for 5 days.\n", "temporary")]
+    [InlineData("Hi. This is the qmail-send program at mx.example.com.\nI'm afraid I wasn't able to deliver your message to the following addresses.\nThis is a permanent error; I've given up. Sorry it didn't work out.\n\n<anne@example.com>:\nSorry, no mailbox here by that name.\n\n--- Below this line is a copy of the message.\n\n"
+        + "Subject: hello\n\nRelax, this is just a warning: I will keep trying to fix the build.\n", "permanent")]
+    public void A_delay_notice_in_a_failures_words_is_temporary(string body, string kind)
+    {
+        var result = Classify("From: MAILER-DAEMON@mx.example.com\nTo: dev-bounces@example.org\nSubject: failure notice\n\n" + body);
+        Assert.Equal(kind, result.KindName);
+        Assert.Equal(["anne@example.com"], result.Addresses.Select(a => a.Address));
+    }
+
+    // Review 140: SimpleMatch's formats carry no status; the text of the block that names the
+    // address is what the remote server said, read by the same rules as a DSN's diagnostic, and
+    // not the returned message's header fields quoted in it.
+    [Theory]
+    [InlineData("554 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org", true)]
+    [InlineData("550 5.7.1 Unauthenticated email from reject.test is not accepted due to domain's DMARC policy", true)]
+    [InlineData("421 4.7.0 [TS01] Messages from 192.0.2.1 temporarily deferred", true)]
+    [InlineData("550-5.1.1 The email account that you tried to reach does not exist.", false)]
+    public void A_format_without_a_status_keeps_the_blocks_words_as_its_diagnostic(string said, bool notAboutTheAddress)
+    {
+        var result = Classify($"From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>\nSubject: Delivery Status Notification (Failure)\n\nDelivery to the following recipient failed permanently:\n\n     anne@example.com\n\n"
+            + $"Technical details of permanent failure:\nThe error that the other server returned was:\n{said}\nSubject: Re: our spam policy\n\n----- Original message -----\n\nSubject: Re: our spam policy\n\nBlocked again by the policy.\n");
+        Assert.Equal("SimpleMatch", result.Detector);
+        var anne = Assert.Single(result.Addresses);
+        Assert.Contains(said, anne.Diagnostic, StringComparison.Ordinal);
+        Assert.DoesNotContain("Subject", anne.Diagnostic, StringComparison.Ordinal);
+        Assert.DoesNotContain("Blocked again", anne.Diagnostic, StringComparison.Ordinal);
+        Assert.Equal(notAboutTheAddress, SmtpRefusals.IsAboutTheMessageOrUs(anne.Status, anne.Diagnostic, anne.Address));
+    }
+
+    // Review 140: any other format that gives an address neither a status nor words carries the
+    // notice's own opening (before the returned message, without its quoted header fields) as
+    // the diagnostic.
+    [Theory]
+    [InlineData("Your mail was refused: our server is listed at zen.spamhaus.org.", true)]
+    [InlineData("The mailbox of this screen name does not exist any more.", false)]
+    public void A_format_without_words_per_address_is_read_in_the_notices_opening(string said, bool notAboutTheAddress)
+    {
+        var result = Classify($"From: Mail Delivery Subsystem <MAILER-DAEMON@aol.com>\nSubject: Returned mail\n\nThe mail you sent could not be delivered:\n{said}\n\n"
+            + "Your mail to the following recipients could not be delivered\n\n    screenname\n\n----- Original message -----\nSubject: our spam policy\n\nThe policy blocked it.\n");
+        Assert.Equal("AOL", result.Detector);
+        var address = Assert.Single(result.Addresses);
+        Assert.Contains(said, address.Diagnostic, StringComparison.Ordinal);
+        Assert.DoesNotContain("policy", address.Diagnostic, StringComparison.Ordinal);
+        Assert.Equal(notAboutTheAddress, SmtpRefusals.IsAboutTheMessageOrUs(address.Status, address.Diagnostic, address.Address));
+    }
+
     [Fact]
     public void Exims_delay_warning_naming_RCPT_TO_in_its_delay_reason_is_temporary()
     {

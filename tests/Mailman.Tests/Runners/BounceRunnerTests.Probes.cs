@@ -164,6 +164,52 @@ public sealed partial class BounceRunnerTests
         Assert.False(Member(Probed)!.DeliveryEnabled);
     }
 
+    // Gmail's old plain-text report, in SimpleMatch's table: no status, what the other server
+    // said in its text.
+    private static byte[] GoogleReport(string to, string address, string said) => System.Text.Encoding.UTF8.GetBytes($"""
+        From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>
+        To: {to}
+        Subject: Delivery Status Notification (Failure)
+        Content-Type: text/plain; charset=UTF-8
+
+        Delivery to the following recipient failed permanently:
+
+             {address}
+
+        Technical details of permanent failure:
+        Google tried to deliver your message, but it was rejected by the server for the recipient domain example.com by mx.example.com. [192.0.2.7].
+
+        The error that the other server returned was:
+        {said}
+
+        ----- Original message -----
+
+        Subject: spam policy discussion
+
+        """.Replace("\r", "", StringComparison.Ordinal));
+
+    // Review 140: a report without a status (SimpleMatch's formats) scored whatever the remote
+    // server said, so a blocklisting of our server in Gmail's old text disabled the member whose
+    // probe it answered. The block's text is what the server said: a listing does not score, a
+    // dead mailbox still does.
+    [Fact]
+    public void A_probe_bounce_in_a_format_without_a_status_does_not_disable_for_a_blocklisting_and_does_for_a_dead_mailbox()
+    {
+        CreateList(l => l.BounceScoreThreshold = 3, probes: true);
+        using var h = new RunnerHarness(_instance);
+        var sender = ReachThreshold(h).Metadata.EnvelopeSender!;
+
+        h.InjectBounce(List, sender, GoogleReport(sender, Probed, "554 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org"));
+        Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
+        Assert.True(Member(Probed)!.DeliveryEnabled);
+        Assert.NotNull(Member(Probed)!.ProbeSent);
+        Assert.Contains(h.BounceLog.Lines, l => l.Contains("which is not about the address: not scored, the probe still waits", StringComparison.Ordinal));
+
+        h.InjectBounce(List, sender, GoogleReport(sender, Probed, "550-5.1.1 The email account that you tried to reach does not exist."));
+        Assert.Equal(1, RunnerHarness.Drain(h.Bounces));
+        Assert.False(Member(Probed)!.DeliveryEnabled);
+    }
+
     // Review 49: only 5.1.x and 5.2.x disabled, so a member at a domain that no longer exists
     // (Postfix: 5.4.4) or whose server answers a plain 550 (Postfix: 5.0.0) was probed every
     // week and never disabled.

@@ -969,12 +969,19 @@ public sealed partial class BounceRunnerTests : IDisposable
     }
 
     // Review 76: a format without a status or diagnostic (qmail's) said only "no status given".
+    // Review 140: the notice's own words stand for what the remote server said; a report with no
+    // words at all is kept as its format.
     [Fact]
     public void A_report_without_words_is_kept_as_its_format()
     {
         CreateList();
         using var h = new RunnerHarness(_instance);
         Bounce(h, "m00001@example.com", "From: MAILER-DAEMON@mx.example.net\nSubject: failure notice\n\nHi. This is the qmail-send program at mx.example.net.\nI'm afraid I wasn't able to deliver your message to the following addresses.\nThis is a permanent error; I've given up. Sorry it didn't work out.\n\n<m00001@example.com>:\n\n--- Below this line is a copy of the message.\n\nx\n"u8.ToArray());
+        Assert.Equal("a mailed report: Hi. This is the qmail-send program at mx.example.net. I'm afraid I wasn't able to deliver your message to the following addresses. This is a permanent error; I've given up. Sorry it didn't work out. <m00001@example.com>:",
+            Member("m00001@example.com")!.LastBounceSaid);
+
+        h.Time.Advance(TimeSpan.FromDays(1));
+        Bounce(h, "m00001@example.com", "From: MAILER-DAEMON@mx.example.net\nSubject: failure notice\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=Q\n\n--Q\nContent-Type: text/plain\n\n--- Below this line is a copy of the message.\n--Q\nContent-Type: text/plain; name=x.txt\n\nHi. This is the qmail-send program at mx.example.net.\n\n<m00001@example.com>:\n\n--Q--\n"u8.ToArray());
         Assert.Equal("a mailed report: a permanent failure (Qmail format), no status or diagnostic given", Member("m00001@example.com")!.LastBounceSaid);
     }
 

@@ -22,7 +22,9 @@ public sealed class Qmail : IBounceDetector
 
     public BounceAnalysis? Detect(BounceContext message)
     {
-        if (!message.Mentions("<"))
+        // qmail's delay warning ("I am still trying to deliver your message, this is just a
+        // warning") is written as its failures are: SimpleWarning's.
+        if (!message.Mentions("<") || SimpleWarning.IsDelayNotice(message))
         {
             return null;
         }

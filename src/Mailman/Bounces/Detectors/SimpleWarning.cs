@@ -76,6 +76,21 @@ public sealed partial class SimpleWarning : IBounceDetector
             }
         }
 
+        // A delay notice in another shape: the addresses its own words name.
+        if (SaysDelay(message))
+        {
+            var addresses = new AddressCollector();
+            foreach (var line in message.Opening)
+            {
+                foreach (var address in AddressText.AddressesIn(line))
+                {
+                    addresses.Add(address);
+                }
+            }
+
+            return new BounceAnalysis(BounceKind.Temporary, addresses.Addresses, Name);
+        }
+
         return null;
     }
 
@@ -97,10 +112,26 @@ public sealed partial class SimpleWarning : IBounceDetector
     /// required" or "delivery attempts will continue" (Exim's standard warning, whose "Delay
     /// reason" line quotes <c>RCPT TO:&lt;...&gt;</c> like a failure would). SimpleMatch, asked
     /// before this detector, leaves such a message to it.
+    /// Or one of <see cref="DelayPhrases"/> in its opening (BounceContext.Opening: qmail's "I am
+    /// still trying to deliver your message, this is just a warning", "Your message could not be
+    /// delivered to X yet. The mail server will continue trying": review 140, both scored as
+    /// failures): there, not in a returned post that happens to say so.
     /// </summary>
     public static bool IsDelayNotice(BounceContext message)
-        => message.Mentions("not yet been delivered")
-            && (message.Mentions("no action is required") || message.Mentions("delivery attempts will continue"));
+        => (message.Mentions("not yet been delivered")
+            && (message.Mentions("no action is required") || message.Mentions("delivery attempts will continue")))
+        || SaysDelay(message);
+
+    /// <summary>What only a notice of a delay says of itself.</summary>
+    private static readonly string[] DelayPhrases =
+    [
+        "this is just a warning", "still trying to deliver", "will continue trying", "will keep trying", "will continue to try",
+        "delivery attempts will continue", "has been delayed", "message will be retried",
+    ];
+
+    // Whether the notice's own words (its opening, before a returned message) say it is a delay.
+    private static bool SaysDelay(BounceContext message)
+        => Array.Exists(DelayPhrases, message.Mentions) && message.Opening.Any(l => Array.Exists(DelayPhrases, p => Has(l, p)));
 
     // The first word with an @, without Sendmail's "<anne@example.com>..." dressing.
     private static string? Word(string line) => AddressText.Trimmed(AddressText.FirstAddressWord(line));
