@@ -326,18 +326,24 @@ internal sealed class WithoutException(Serilog.Formatting.ITextFormatter inner) 
 /// <summary>
 /// One event, one line: CR, LF and the other control characters in string values (an address, a
 /// subject, a server's reply: whatever a sender controls) are written escaped (\n, \u001b), so
-/// no value can start a forged line of its own.
+/// no value can start a forged line of its own; and one bounded line: a value longer than
+/// <see cref="MaxValueLength"/> characters is cut there and says how long it was (review 140: a
+/// bounce to a VERP address of 5,000 characters wrote a line of 10,261, the address twice).
 /// </summary>
 internal sealed class ControlCharacterEscaper : Serilog.Core.ILogEventEnricher
 {
+    /// <summary>The longest string value written whole.</summary>
+    public const int MaxValueLength = 1000;
+
     public void Enrich(LogEvent logEvent, Serilog.Core.ILogEventPropertyFactory propertyFactory)
     {
         List<LogEventProperty>? escaped = null;
         foreach (var (name, value) in logEvent.Properties)
         {
-            if (value is ScalarValue { Value: string s } && s.AsSpan().IndexOfAny(Escaped) >= 0)
+            if (value is ScalarValue { Value: string s } && (s.Length > MaxValueLength || s.AsSpan().IndexOfAny(Escaped) >= 0))
             {
-                (escaped ??= []).Add(new LogEventProperty(name, new ScalarValue(Escape(s))));
+                var bounded = s.Length > MaxValueLength ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{s.AsSpan(0, MaxValueLength)}... ({s.Length:N0} characters)") : s;
+                (escaped ??= []).Add(new LogEventProperty(name, new ScalarValue(Escape(bounded))));
             }
         }
 

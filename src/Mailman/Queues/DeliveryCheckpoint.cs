@@ -139,7 +139,19 @@ public sealed class DeliveryCheckpoint : IDisposable
         {
             var window = batchWindow ?? chunkSize;
             var groups = grouping.Length > 0 ? "G " + grouping.Replace("\n", "", StringComparison.Ordinal).Replace("\r", "", StringComparison.Ordinal) + "\n" : "";
-            Append(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"C {chunkSize} {maxRecipients} {window}\n") + groups);
+            try
+            {
+                Append(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"C {chunkSize} {maxRecipients} {window}\n") + groups);
+            }
+            catch (IOException) when (_goodLength == 0)
+            {
+                // Nothing recorded (a full disk): the empty log goes, so the retry does not read
+                // it as a crash before its first record (review 141: "the copies sent before go
+                // again" at each retry of the paused runner, when none had been sent).
+                Discard();
+                throw;
+            }
+
             ChunkSize = chunkSize;
             MaxRecipients = maxRecipients;
             BatchWindow = window;
@@ -393,6 +405,26 @@ public sealed class DeliveryCheckpoint : IDisposable
         }
 
         _fs.File.Move(temp, _path, overwrite: true);
+    }
+
+    // Closes and removes a log that holds nothing (best effort: the next Open finds it empty).
+    private void Discard()
+    {
+        lock (_gate)
+        {
+            _log?.Dispose();
+            _log = null;
+            try
+            {
+                _fs.File.Delete(_path);
+            }
+            catch (IOException)
+            {
+            }
+            catch (UnauthorizedAccessException)
+            {
+            }
+        }
     }
 
     [System.Diagnostics.CodeAnalysis.MemberNotNull(nameof(_log))]

@@ -121,6 +121,13 @@ public sealed class PipelineRunner(
             RemoveAllButFirst(message.Headers, id);
         }
 
+        // A second Reply-To, To or Cc (review 140: a client reading the last Reply-To replied to
+        // it alone) is made one field with the first, naming all their addresses in order
+        // (MimeKit reads every field of the kind into its list, and writes the list as one).
+        OneField(message.Headers, MimeKit.HeaderId.ReplyTo, message.ReplyTo);
+        OneField(message.Headers, MimeKit.HeaderId.To, message.To);
+        OneField(message.Headers, MimeKit.HeaderId.Cc, message.Cc);
+
         // A line in the header block that is no field (no colon, or a name with a space): a
         // relay takes it for the end of the header block, and the list's fields after it for the
         // body (review 79). Dropped.
@@ -192,6 +199,18 @@ public sealed class PipelineRunner(
     // colon is obsolete syntax, 4.5.3, and still a field).
     private static bool IsFieldName(string field)
         => field.TrimEnd(' ', '\t') is { Length: > 0 } name && !name.AsSpan().ContainsAnyExceptInRange('!', '~') && !name.Contains(':', StringComparison.Ordinal);
+
+    private static void OneField(MimeKit.HeaderList headers, MimeKit.HeaderId id, InternetAddressList addresses)
+    {
+        if (headers.Count(h => h.Id == id) < 2)
+        {
+            return;
+        }
+
+        var all = addresses.ToList();
+        addresses.Clear();
+        addresses.AddRange(all);
+    }
 
     private static void RemoveAllButFirst(MimeKit.HeaderList headers, MimeKit.HeaderId id)
     {

@@ -64,6 +64,24 @@ public sealed class LoggingTests : IDisposable
         Assert.Contains("evil@x.y\\r\\n2026-12-01T00:00:00.000+00:00 [INF] FAKE\\u001b[2J\\u202egpj.exe\\u0085", line, StringComparison.Ordinal);
     }
 
+    // Review 140: a bounce to a VERP address of 5,000 characters wrote a line of 10,261, the
+    // address twice. A value is written up to 1,000 characters, then says how long it was.
+    [Fact]
+    public void A_value_over_a_thousand_characters_is_cut_and_says_its_length()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Logging:Console"] = "false" }).Build();
+        var address = new string('a', 5000) + "\n@example.com";
+        using (var logger = (Serilog.Core.Logger)Logging.Create(configuration, _instance.Paths))
+        {
+            logger.ForContext("SourceContext", "Mailman.Runners.IncomingRunner").Information("Post received from {Sender}, VERP {Verp}", address, "short@example.com");
+        }
+
+        var line = Assert.Single(File.ReadAllLines(Directory.GetFiles(_instance.Paths.LogsDirectory, "post-*.log").Single()));
+        Assert.Contains(new string('a', 1000) + "... (5,013 characters), VERP short@example.com", line, StringComparison.Ordinal);
+        Assert.DoesNotContain(new string('a', 1001), line, StringComparison.Ordinal);
+        Assert.InRange(line.Length, 1000, 1200);
+    }
+
     // Review 100: `inject` writes the post log and mailman-DATE.log while the daemon does; with
     // Serilog's file sink each process wrote at its own offset, and 59 of the daemon's 60 lines
     // were overwritten by an inject's. A logger with its files open, lines appended by another

@@ -120,6 +120,36 @@ public sealed class HardeningTests : IDisposable
         AssertQueuesEmpty();
     }
 
+    // Review 141: on a full disk the cut record of a new delivery could not be written, and each
+    // retry of the paused runner found the empty log and warned that the copies sent before
+    // would go again, when none had been sent. The empty log is removed with the failure.
+    [Fact]
+    public void A_checkpoint_whose_first_record_finds_a_full_disk_leaves_no_empty_log()
+    {
+        var fs = new System.IO.Abstractions.FileSystem();
+        using var disk = Tmpfs.Mount(_instance.QueueDir("out"), "1m");
+        var queue = new Switchboard(fs, _instance.QueueDir("out"), "out", TimeProvider.System);
+        var claim = queue.Claim(queue.Enqueue(new EntryMetadata { List = List }, "post"u8, [new Recipient("a@example.com", "")]))!;
+        disk.Fill();
+        using (var checkpoint = DeliveryCheckpoint.Open(fs, queue, claim))
+        {
+            Assert.ThrowsAny<IOException>(() => checkpoint.Start(100, 100, "x", 100));
+        }
+
+        Assert.False(File.Exists(queue.CheckpointPath(claim.Name)));
+        disk.Free();
+        using (var checkpoint = DeliveryCheckpoint.Open(fs, queue, claim))
+        {
+            Assert.False(checkpoint.FoundEmpty);
+            checkpoint.Start(100, 100);
+            checkpoint.Record(0, 1, []);
+        }
+
+        using var reopened = DeliveryCheckpoint.Open(fs, queue, claim);
+        Assert.False(reopened.FoundEmpty);
+        Assert.Equal(1, reopened.TransactionsDone(0));
+    }
+
     // 2. A torn checkpoint record becomes a recipient.
     [Fact]
     public void A_torn_checkpoint_record_anywhere_is_never_read_as_a_recipient()

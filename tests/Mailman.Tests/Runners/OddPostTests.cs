@@ -113,6 +113,22 @@ public sealed class OddPostTests : IDisposable
         Assert.Equal("a@example.com", Assert.Single(message.Headers, x => x.Id == HeaderId.From).Value.Trim());
     }
 
+    // Review 140: a second Reply-To went out beside the first (a client reading the last
+    // replied to its address alone; strict providers refuse a message with two). Reply-To, To
+    // and Cc each go out as one field naming every address of them, in order (To here is the
+    // member's own, personalized at sending).
+    [Fact]
+    public void A_post_with_two_Reply_To_To_or_Cc_fields_goes_out_with_one_of_each_naming_all_their_addresses()
+    {
+        var message = Parse(Piped("From: a@example.com\nReply-To: ANNE@Reject.Test\nTo: dev@example.org\nCc: c1@example.com\nReply-To: Other <other@x.test>\nTo: t2@example.com\nCc: c2@example.com, c3@example.com\nSubject: s\n\nbody\n"));
+        Assert.Single(message.Headers, x => x.Id == HeaderId.ReplyTo);
+        Assert.Single(message.Headers, x => x.Id == HeaderId.To);
+        Assert.Single(message.Headers, x => x.Id == HeaderId.Cc);
+        Assert.Equal(["ANNE@Reject.Test", "other@x.test"], message.ReplyTo.Mailboxes.Select(m => m.Address));
+        Assert.Equal(["c1@example.com", "c2@example.com", "c3@example.com"], message.Cc.Mailboxes.Select(m => m.Address));
+        Assert.Equal("Other", message.ReplyTo.Mailboxes.Last().Name);
+    }
+
     // As Postfix's drop_headers: the poster's Return-Path (the pipe's flag R writes it) went to
     // every member, beside the one their own MTA adds.
     [Fact]
