@@ -70,8 +70,8 @@ public sealed class BounceContext
 
     /// <summary>
     /// The notice's own words: its first text part's lines (of those with any) up to where a
-    /// returned message starts (<see cref="ReturnedMessageStarts"/>), without the header fields
-    /// of one quoted in them; <see cref="OpeningLines"/> at most.
+    /// returned message starts (<see cref="ReturnedMessageStarts"/>), without the lines that
+    /// quote one (<see cref="QuotedLine"/>); <see cref="OpeningLines"/> at most.
     /// </summary>
     public IReadOnlyList<string> Opening => _opening ??= ReadOpening();
 
@@ -87,7 +87,7 @@ public sealed class BounceContext
                     break;
                 }
 
-                if (!QuotedHeaderField(line))
+                if (!QuotedLine(line))
                 {
                     opening.Add(line);
                 }
@@ -102,22 +102,30 @@ public sealed class BounceContext
     /// message.", "----- Original message -----"): what follows is not the notice's own words.
     /// </summary>
     public static bool ReturnedMessageStarts(string line)
-        => line.StartsWith("---", StringComparison.Ordinal) || line.Contains("original message", StringComparison.OrdinalIgnoreCase)
+        => line.AsSpan().TrimStart().StartsWith("---", StringComparison.Ordinal) || line.Contains("original message", StringComparison.OrdinalIgnoreCase)
             || line.Contains("copy of the message", StringComparison.OrdinalIgnoreCase) || line.Contains("copy of your message", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>
-    /// A header field of a returned message quoted in a notice's text (its subject may say "spam"
-    /// or "policy": not the remote server's words).
+    /// A line of a notice that quotes the returned message, not the remote server's words: a
+    /// header field of it (indented too: Exchange's "  Subject: ..."), or any line naming a
+    /// subject (Mimecast's "With subject ...", Exim's "The subject of the message is: ..."): a
+    /// post's subject may say "spam" or "policy" (review 142).
     /// </summary>
-    public static bool QuotedHeaderField(string line)
+    public static bool QuotedLine(string line)
     {
-        var colon = line.IndexOf(':', StringComparison.Ordinal);
+        if (line.Contains("subject", StringComparison.OrdinalIgnoreCase))
+        {
+            return true;
+        }
+
+        var trimmed = line.TrimStart();
+        var colon = trimmed.IndexOf(':', StringComparison.Ordinal);
         if (colon <= 0)
         {
             return false;
         }
 
-        var name = line.AsSpan(0, colon);
+        var name = trimmed.AsSpan(0, colon);
         return name.StartsWith("X-", StringComparison.OrdinalIgnoreCase) || name.StartsWith("Content-", StringComparison.OrdinalIgnoreCase)
             || name.StartsWith("List-", StringComparison.OrdinalIgnoreCase) || QuotedFields.Contains(name.ToString());
     }

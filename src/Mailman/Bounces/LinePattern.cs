@@ -41,26 +41,45 @@ public sealed record LinePattern(string Hint, Func<string, bool> Start, Func<str
             var found = new List<string>();
             var said = new List<string>();
             var started = false;
-            foreach (var line in lines)
+            var ended = false;
+            TextBody? startPart = null;
+            foreach (var text in message.TextParts)
             {
-                started = started || pattern.Start(line);
-                if (!started)
+                foreach (var line in text.Lines)
                 {
-                    continue;
+                    if (!started && pattern.Start(line))
+                    {
+                        started = true;
+                        startPart = text;
+                    }
+
+                    if (!started)
+                    {
+                        continue;
+                    }
+
+                    if (pattern.Address(line) is { Length: > 0 } address)
+                    {
+                        found.Add(address);
+                    }
+                    else if (pattern.End(line))
+                    {
+                        ended = true;
+                        break;
+                    }
+
+                    // What the server said is in the part the block starts in, before a returned
+                    // message (review 142: Dovecot's block ran on into the returned post's text).
+                    startPart = ReferenceEquals(text, startPart) && !BounceContext.ReturnedMessageStarts(line) ? startPart : null;
+                    if (startPart is not null && said.Count < MaxSaidLines && !BounceContext.QuotedLine(line))
+                    {
+                        said.Add(line);
+                    }
                 }
 
-                if (pattern.Address(line) is { Length: > 0 } address)
-                {
-                    found.Add(address);
-                }
-                else if (pattern.End(line))
+                if (ended)
                 {
                     break;
-                }
-
-                if (said.Count < MaxSaidLines && !BounceContext.QuotedHeaderField(line))
-                {
-                    said.Add(line);
                 }
             }
 

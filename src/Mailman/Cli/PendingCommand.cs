@@ -118,7 +118,11 @@ internal static class PendingCommand
                 }
 
                 // Decided, its notice owed (review 128: "try again" led to "no pending request N").
-                Console.Error.WriteLine($"mailman: request {request.Id} is decided ({Member.Sanitize(command)}), but the notice it owes could not be queued ({e.Message}); it is owed, and the daemon sends it when it can write its out queue (at its start, or within ten minutes)");
+                // A confirmation of confirm_then_moderate decides nothing: the request now awaits
+                // a moderator, and they are owed the telling (review 142).
+                Console.Error.WriteLine(request.Kind == PendingKind.Subscribe && request.Data == SubscriptionRequests.ThenModerate && command == "approve"
+                    ? $"mailman: request {request.Id} is confirmed and now awaits a moderator, but the moderators' notices could not be queued ({e.Message}); they are owed, and the daemon sends them when it can write its out queue (at its start, or within ten minutes)"
+                    : $"mailman: request {request.Id} is decided ({Member.Sanitize(command)}), but the notice it owes could not be queued ({e.Message}); it is owed, and the daemon sends it when it can write its out queue (at its start, or within ten minutes)");
                 return 0;
             }
         }

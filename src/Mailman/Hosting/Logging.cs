@@ -342,8 +342,7 @@ internal sealed class ControlCharacterEscaper : Serilog.Core.ILogEventEnricher
         {
             if (value is ScalarValue { Value: string s } && (s.Length > MaxValueLength || s.AsSpan().IndexOfAny(Escaped) >= 0))
             {
-                var bounded = s.Length > MaxValueLength ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{s.AsSpan(0, MaxValueLength)}... ({s.Length:N0} characters)") : s;
-                (escaped ??= []).Add(new LogEventProperty(name, new ScalarValue(Escape(bounded))));
+                (escaped ??= []).Add(new LogEventProperty(name, new ScalarValue(Bounded(Escape(s), s.Length))));
             }
         }
 
@@ -360,6 +359,31 @@ internal sealed class ControlCharacterEscaper : Serilog.Core.ILogEventEnricher
         "\0\u0001\u0002\u0003\u0004\u0005\u0006\u0007\b\t\n\u000b\f\r\u000e\u000f\u0010\u0011\u0012\u0013\u0014\u0015\u0016\u0017\u0018\u0019\u001a\u001b\u001c\u001d\u001e\u001f"
         + "\u007f\u0080\u0081\u0082\u0083\u0084\u0085\u0086\u0087\u0088\u0089\u008a\u008b\u008c\u008d\u008e\u008f\u0090\u0091\u0092\u0093\u0094\u0095\u0096\u0097\u0098\u0099\u009a\u009b\u009c\u009d\u009e\u009f"
         + "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069");
+
+    // The escaped value, cut at MaxValueLength characters (review 142: cut before escaping, a
+    // value of control characters still made a line of 6,000), never inside an escape or a
+    // surrogate pair.
+    private static string Bounded(string escaped, int length)
+    {
+        if (escaped.Length <= MaxValueLength)
+        {
+            return escaped;
+        }
+
+        var cut = MaxValueLength;
+        var backslash = escaped.LastIndexOf('\\', cut - 1, Math.Min(cut, 6));
+        if (backslash >= 0 && backslash + (escaped[backslash + 1] == 'u' ? 6 : 2) > cut)
+        {
+            cut = backslash;
+        }
+
+        if (char.IsHighSurrogate(escaped[cut - 1]))
+        {
+            cut--;
+        }
+
+        return string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{escaped.AsSpan(0, cut)}... ({length:N0} characters)");
+    }
 
     internal static string Escape(string s)
     {

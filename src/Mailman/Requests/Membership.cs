@@ -151,7 +151,7 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Sub
 
             if (o.Template == NoticeTemplates.ModeratorSubscribe)
             {
-                var told = PayModerators(list, o.Address, o.DisplayName, o.Trigger, owed: true);
+                var told = PayModerators(list, o.Address, o.DisplayName, o.Trigger);
                 logger.LogWarning("The moderators of {ListId} owed notice of the subscription request of {Recipient} since {Created:u} by {QueueEntry} (its run stopped before telling them), {Outcome}",
                     o.List.Fqdn, o.Address, o.Created, o.Trigger, told ? "told now" : "not told: the request was decided or expired meanwhile");
                 paid++;
@@ -398,12 +398,12 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Sub
 
     /// <summary>
     /// Tells the moderators of the request <see cref="OweModerators"/> recorded (SubscriptionModeration:
-    /// each notice once, within the list's daily limit), then it is no longer owed. With
-    /// <paramref name="owed"/>, only while the request waits (its run stopped before telling them).
-    /// Whether they were told.
+    /// each notice once, within the list's daily limit), only while it still waits (a moderator
+    /// may have decided it since its transaction: review 142, putting it before them again would
+    /// undo the decision), then it is no longer owed. Whether they were told.
     /// </summary>
     /// <exception cref="IOException">The out queue cannot be written (it stays owed).</exception>
-    public bool PayModerators(MailingList list, string address, string displayName, string triggerEntry, bool owed = false)
+    public bool PayModerators(MailingList list, string address, string displayName, string triggerEntry)
     {
         using (var store = lists.Open())
         {
@@ -417,7 +417,7 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Sub
         bool told;
         try
         {
-            told = owed ? moderation.TellOwed(list, address, displayName, triggerEntry) : Ask();
+            told = moderation.TellOwed(list, address, displayName, triggerEntry);
         }
         catch
         {
@@ -431,12 +431,6 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Sub
         }
 
         return told;
-
-        bool Ask()
-        {
-            moderation.AskModerators(list, address, displayName, triggerEntry);
-            return true;
-        }
     }
 
     private bool Notify(MailingList list, string template, string address, string name, string triggerEntry, MimeMessage? answering, string? answeringSender, string? reason = null)

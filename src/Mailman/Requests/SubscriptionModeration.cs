@@ -32,9 +32,11 @@ public sealed class SubscriptionModeration(ListStoreFactory lists, ModeratorNoti
 
     /// <summary>
     /// Tells the moderators of the request <see cref="PutBeforeModerators"/> made for
-    /// <paramref name="triggerEntry"/>, owed by a run that stopped before it told them (Membership's
-    /// owed notices): only while it still waits (the daily summary may have named it, and a
-    /// moderator decided it). Whether they were told (false: it was decided or expired).
+    /// <paramref name="triggerEntry"/> in the transaction that used the address's confirmation
+    /// (Membership's owed notices: at once, or later by whoever pays what a stopped run left):
+    /// only while it still waits (a moderator may have decided it meanwhile, from the daily
+    /// summary or `pending list`). Whether they were told (false: it was decided or expired, or
+    /// the address's earlier request awaited them and none was made).
     /// </summary>
     /// <exception cref="IOException">The out queue cannot be written (it stays owed).</exception>
     public bool TellOwed(MailingList list, string address, string displayName, string triggerEntry)
@@ -42,6 +44,8 @@ public sealed class SubscriptionModeration(ListStoreFactory lists, ModeratorNoti
         using var store = lists.Open();
         if (store.FindPending(tokens.For(triggerEntry, PendingKind.ModerateSubscription), time.GetUtcNow()) is not { } waiting)
         {
+            logger.LogInformation("Pending: the confirmed request of {Recipient} to join {ListId} does not await the moderators (decided or expired meanwhile, or the address's earlier request awaits them): nobody is told of it now",
+                address, list.Name.Fqdn);
             return false;
         }
 

@@ -122,11 +122,13 @@ public sealed class PipelineRunner(
         }
 
         // A second Reply-To, To or Cc (review 140: a client reading the last Reply-To replied to
-        // it alone) is made one field with the first, naming all their addresses in order
-        // (MimeKit reads every field of the kind into its list, and writes the list as one).
-        OneField(message.Headers, MimeKit.HeaderId.ReplyTo, message.ReplyTo);
-        OneField(message.Headers, MimeKit.HeaderId.To, message.To);
-        OneField(message.Headers, MimeKit.HeaderId.Cc, message.Cc);
+        // it alone) is made one field with the first, their values joined by commas as written
+        // (review 142: rewritten from MimeKit's parse, what it could not read was lost, an
+        // Outlook "a; b" list included).
+        foreach (var id in (ReadOnlySpan<MimeKit.HeaderId>)[MimeKit.HeaderId.ReplyTo, MimeKit.HeaderId.To, MimeKit.HeaderId.Cc])
+        {
+            OneField(message.Headers, id);
+        }
 
         // A line in the header block that is no field (no colon, or a name with a space): a
         // relay takes it for the end of the header block, and the list's fields after it for the
@@ -200,16 +202,50 @@ public sealed class PipelineRunner(
     private static bool IsFieldName(string field)
         => field.TrimEnd(' ', '\t') is { Length: > 0 } name && !name.AsSpan().ContainsAnyExceptInRange('!', '~') && !name.Contains(':', StringComparison.Ordinal);
 
-    private static void OneField(MimeKit.HeaderList headers, MimeKit.HeaderId id, InternetAddressList addresses)
+    private static void OneField(MimeKit.HeaderList headers, MimeKit.HeaderId id)
     {
-        if (headers.Count(h => h.Id == id) < 2)
+        var first = headers.IndexOf(id);
+        if (first < 0 || headers.Count(h => h.Id == id) < 2)
         {
             return;
         }
 
-        var all = addresses.ToList();
-        addresses.Clear();
-        addresses.AddRange(all);
+        // Each raw value without its line end, the empty ones left out, joined by commas; the
+        // first's line end closes the field.
+        var head = headers[first].RawValue;
+        var end = head.AsSpan().Length - head.AsSpan().TrimEnd("\r\n"u8).Length;
+        var joined = new List<byte>();
+        for (var i = first; i < headers.Count; i++)
+        {
+            if (headers[i].Id != id)
+            {
+                continue;
+            }
+
+            var value = headers[i].RawValue.AsSpan().TrimEnd("\r\n"u8);
+            if (value.Trim(" \t\r\n"u8).IsEmpty)
+            {
+                continue;
+            }
+
+            if (joined.Count > 0)
+            {
+                joined.Add((byte)',');
+            }
+
+            joined.AddRange(value);
+        }
+
+        joined.AddRange(head.AsSpan(head.Length - end));
+        for (var i = headers.Count - 1; i > first; i--)
+        {
+            if (headers[i].Id == id)
+            {
+                headers.RemoveAt(i);
+            }
+        }
+
+        headers[first].SetRawValue([.. joined]);
     }
 
     private static void RemoveAllButFirst(MimeKit.HeaderList headers, MimeKit.HeaderId id)

@@ -224,6 +224,28 @@ public sealed class BounceClassifierTests
         Assert.Equal(notAboutTheAddress, SmtpRefusals.IsAboutTheMessageOrUs(address.Status, address.Diagnostic, address.Address));
     }
 
+    // Review 142: the returned post's words were read as the server's: Exchange's indented
+    // "  Subject:", a block that ran on past its part into the returned post (Dovecot's end line
+    // is in a part not read), a returned-message marker after a space (Yale's).
+    [Fact]
+    public void The_returned_posts_words_are_not_read_as_the_servers()
+    {
+        var aol = Classify("From: MAILER-DAEMON@aol.com\nSubject: Returned mail\n\nYour message\n  Subject: our spam policy is blocked\ndid not reach the following recipients:\n"
+            + "Your mail to the following recipients could not be delivered\n\n    screenname\n\n ----- Unsent message below: policy, spam, will continue trying\n");
+        Assert.Equal(("AOL", "permanent"), (aol.Detector, aol.KindName));
+        Assert.DoesNotContain("policy", Assert.Single(aol.Addresses).Diagnostic, StringComparison.Ordinal);
+
+        var dovecot = Classify("From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.com>\nSubject: Automatically rejected mail\nMIME-Version: 1.0\nContent-Type: multipart/report; report-type=disposition-notification; boundary=B\n\n"
+            + "--B\nContent-Type: text/plain\n\nYour message to <anne@example.com> was automatically rejected:\nQuota exceeded (mailbox for user is full)\n\n"
+            + "--B\nContent-Type: message/disposition-notification\n\nReporting-UA: mx.example.com; Dovecot Mail Delivery Agent\nFinal-Recipient: rfc822; anne@example.com\nDisposition: automatic-action/MDN-sent-automatically; deleted\n\n"
+            + "--B\nContent-Type: message/rfc822\n\nFrom: poster@example.net\nSubject: hi\n\nThe new spam policy blocked my mail again.\n--B--\n");
+        Assert.Equal(("SimpleMatch", "permanent"), (dovecot.Detector, dovecot.KindName));
+        var anne = Assert.Single(dovecot.Addresses);
+        Assert.Contains("Quota exceeded", anne.Diagnostic, StringComparison.Ordinal);
+        Assert.DoesNotContain("policy", anne.Diagnostic, StringComparison.Ordinal);
+        Assert.False(SmtpRefusals.IsAboutTheMessageOrUs(anne.Status, anne.Diagnostic, anne.Address));
+    }
+
     [Fact]
     public void Exims_delay_warning_naming_RCPT_TO_in_its_delay_reason_is_temporary()
     {

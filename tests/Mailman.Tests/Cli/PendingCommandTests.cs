@@ -150,9 +150,10 @@ public sealed class PendingCommandTests : IDisposable
     // disk's line said the daemon would send what it owed. Their notice is owed in the
     // transaction that puts the request before them: the daemon tells them, once.
     [Theory]
-    [InlineData("signal=KILL")]
-    [InlineData("error=ENOSPC")]
-    public void Moderators_left_untold_by_a_command_line_stopped_before_telling_them_are_told_by_the_daemon(string fault)
+    [InlineData("signal=KILL", false)]
+    [InlineData("error=ENOSPC", false)]
+    [InlineData("signal=KILL", true)]
+    public void Moderators_left_untold_by_a_command_line_stopped_before_telling_them_are_told_by_the_daemon(string fault, bool decidedMeanwhile)
     {
         Assert.True(Strace.IsInstalled, "strace is missing: apt-get install strace (see .ci/run)");
         _instance.CreateList("dev@example.org", l => l.Set("subscription_policy", "confirm_then_moderate"));
@@ -174,7 +175,7 @@ public sealed class PendingCommandTests : IDisposable
         else
         {
             Assert.Equal(0, stopped.ExitCode);
-            Assert.StartsWith("mailman: request 1 is decided (approve), but the notice it owes could not be queued (", stopped.Stderr, StringComparison.Ordinal);
+            Assert.StartsWith("mailman: request 1 is confirmed and now awaits a moderator, but the moderators' notices could not be queued (", stopped.Stderr, StringComparison.Ordinal);
         }
 
         Assert.Equal(0, _instance.Count("out"));
@@ -185,6 +186,19 @@ public sealed class PendingCommandTests : IDisposable
 
         using var sink = SmtpSink.Start();
         var env = new Dictionary<string, string> { ["Mailman__Smtp__Port"] = sink.Port.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        if (decidedMeanwhile)
+        {
+            // A moderator found it in `pending list` and dropped it: nobody is told of it, and it
+            // is not put before them again (review 142).
+            Assert.Equal(0, Run("pending", "discard", "2").ExitCode);
+            Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: env).ExitCode);
+            Assert.Empty(sink.Messages());
+            using var decided = new ListStore(_instance.Paths.Database);
+            Assert.Empty(decided.OwedNotices());
+            Assert.Empty(decided.PendingRequests());
+            return;
+        }
+
         Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: env).ExitCode);
         var told = Assert.Single(sink.Messages());
         Assert.Equal(["mod@example.net"], told.Recipients);

@@ -74,12 +74,20 @@ public sealed class LoggingTests : IDisposable
         using (var logger = (Serilog.Core.Logger)Logging.Create(configuration, _instance.Paths))
         {
             logger.ForContext("SourceContext", "Mailman.Runners.IncomingRunner").Information("Post received from {Sender}, VERP {Verp}", address, "short@example.com");
+
+            // Review 142: cut before escaping, 1,200 control characters made a line of 6,200.
+            logger.ForContext("SourceContext", "Mailman.Runners.IncomingRunner").Information("Post received from {Sender}, VERP {Verp}", "x" + new string('\u001b', 1200), "short@example.com");
         }
 
-        var line = Assert.Single(File.ReadAllLines(Directory.GetFiles(_instance.Paths.LogsDirectory, "post-*.log").Single()));
-        Assert.Contains(new string('a', 1000) + "... (5,013 characters), VERP short@example.com", line, StringComparison.Ordinal);
-        Assert.DoesNotContain(new string('a', 1001), line, StringComparison.Ordinal);
-        Assert.InRange(line.Length, 1000, 1200);
+        var lines = File.ReadAllLines(Directory.GetFiles(_instance.Paths.LogsDirectory, "post-*.log").Single());
+        Assert.Equal(2, lines.Length);
+        Assert.Contains(new string('a', 1000) + "... (5,013 characters), VERP short@example.com", lines[0], StringComparison.Ordinal);
+        Assert.DoesNotContain(new string('a', 1001), lines[0], StringComparison.Ordinal);
+        Assert.InRange(lines[0].Length, 1000, 1200);
+
+        // Cut after "x" and 166 whole escapes (997 characters), not inside the 167th.
+        Assert.Contains("x" + string.Concat(Enumerable.Repeat("\\u001b", 166)) + "... (1,201 characters), VERP short@example.com", lines[1], StringComparison.Ordinal);
+        Assert.InRange(lines[1].Length, 1000, 1200);
     }
 
     // Review 100: `inject` writes the post log and mailman-DATE.log while the daemon does; with

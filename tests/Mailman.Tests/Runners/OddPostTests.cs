@@ -129,6 +129,19 @@ public sealed class OddPostTests : IDisposable
         Assert.Equal("Other", message.ReplyTo.Mailboxes.Last().Name);
     }
 
+    // Review 142: merged through MimeKit's parse, what it could not read was lost (Outlook's
+    // "a; b", a broken address). The values are joined as written.
+    [Fact]
+    public void Two_Cc_fields_are_joined_as_written_what_a_parser_cannot_read_included()
+    {
+        var bytes = Piped("From: a@example.com\nTo: dev@example.org\nCc: a1@example.com; b1@example.com\nReply-To: =?UTF-8?B?QW5uZQ==?= <anne@example.com>\nSubject: s\nCc: broken@@example..net,\n  Dave <dave@example.com>\nReply-To:\nReply-To: other@x.test\n\nbody\n");
+        var head = Encoding.Latin1.GetString(bytes)[..Encoding.Latin1.GetString(bytes).IndexOf("\r\n\r\n", StringComparison.Ordinal)];
+        Assert.Contains("\r\nCc: a1@example.com; b1@example.com, broken@@example..net,\r\n  Dave <dave@example.com>\r\n", head, StringComparison.Ordinal);
+        Assert.Contains("\r\nReply-To: =?UTF-8?B?QW5uZQ==?= <anne@example.com>, other@x.test\r\n", head, StringComparison.Ordinal);
+        Assert.Single(Parse(bytes).Headers, x => x.Id == HeaderId.Cc);
+        Assert.Single(Parse(bytes).Headers, x => x.Id == HeaderId.ReplyTo);
+    }
+
     // As Postfix's drop_headers: the poster's Return-Path (the pipe's flag R writes it) went to
     // every member, beside the one their own MTA adds.
     [Fact]
