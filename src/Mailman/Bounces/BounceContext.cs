@@ -132,7 +132,7 @@ public sealed class BounceContext
 
     private static readonly HashSet<string> QuotedFields = new(StringComparer.OrdinalIgnoreCase)
     {
-        "Received", "Return-Path", "From", "To", "Cc", "Subject", "Date", "Message-ID", "Reply-To", "Sender", "MIME-Version", "DKIM-Signature",
+        "Received", "Return-Path", "From", "To", "Cc", "Date", "Message-ID", "Reply-To", "Sender", "MIME-Version", "DKIM-Signature",
         "References", "In-Reply-To", "Precedence", "Delivered-To", "Authentication-Results", "ARC-Seal", "ARC-Message-Signature",
         "ARC-Authentication-Results", "Thread-Topic", "Thread-Index",
     };

@@ -22,7 +22,8 @@ public sealed record LinePattern(string Hint, Func<string, bool> Start, Func<str
     /// <summary>
     /// The addresses of the first pattern (in order) that names any; empty when none does. Each
     /// address carries the block's text as its diagnostic (from the start line to the end line,
-    /// <see cref="MaxSaidLines"/> at most, without the header fields of a returned message): these
+    /// <see cref="MaxSaidLines"/> at most, in the text part it starts in, before a returned
+    /// message, without the lines that quote one: BounceContext.QuotedLine): these
     /// formats give no status, and the remote server's words are in the block ("The error that
     /// the other server returned was: 554 ... blocked using zen.spamhaus.org"; review 140: such a
     /// refusal of our server scored, and its probe's bounce disabled the member). Each pattern
@@ -30,7 +31,6 @@ public sealed record LinePattern(string Hint, Func<string, bool> Start, Func<str
     /// </summary>
     public static AddressCollector Scan(BounceContext message, IReadOnlyList<LinePattern> patterns, bool plausibleOnly)
     {
-        var lines = message.BodyLines;
         foreach (var pattern in patterns)
         {
             if (!message.Mentions(pattern.Hint))

@@ -1,6 +1,7 @@
 // Joining and leaving, however they were asked for (a confirmed mail, an open policy, a
 // moderator, one click, the command line): the store change, one log line, and the welcome or
-// goodbye notice when the list sends them (and a moderator's refusal, owed the same way). The
+// goodbye notice when the list sends them (and a moderator's refusal, and the moderators' notices
+// of a confirmed confirm_then_moderate request, owed the same way). The
 // notice is recorded as owed in the change's own transaction and the record marked paid once the
 // notice is queued: a run killed in between (or an out queue that cannot be written) leaves it
 // owed, and the replay of the same entry, or PayOwedNotices for a trigger no request entry holds
@@ -107,7 +108,8 @@ public sealed class Membership(ListStoreFactory lists, NoticeSender notices, Sub
         => found is { Paid: not null } && replayed is null ? null : found;
 
     /// <summary>
-    /// Sends the welcomes and goodbyes still owed whose trigger no request entry holds (its run
+    /// Sends the welcomes, goodbyes and refusals still owed (and tells the moderators they are owed
+    /// of, <see cref="PayModerators"/>) whose trigger no request entry holds (its run
     /// ended, went to shunt, or was a command line or one-click request): as generated notices,
     /// under the names they would have had. The entries still held pay their own when run again;
     /// one owed for less than <paramref name="minimumAge"/> may be on its way (a one-click

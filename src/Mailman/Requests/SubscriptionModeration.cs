@@ -88,9 +88,9 @@ public sealed class SubscriptionModeration(ListStoreFactory lists, ModeratorNoti
     /// a confirmation of confirm_then_moderate makes it in the one that uses the address's
     /// request, with the notice to them owed beside it: a kill before they are told leaves them
     /// owed, never the request lost). Returns the other request of the address that awaits them
-    /// already, and makes none: one per address, told once (a flood of joins must not become a flood of notices; a
-    /// replay of the same request, after a crash, still sends what it had not sent: its notices
-    /// are named by it). Null: this one awaits them.
+    /// already, and makes none: one per address, told once (a flood of joins must not become a
+    /// flood of notices; a replay of the same request, after a crash, still sends what it had
+    /// not sent: its notices are named by it). Null: this one awaits them.
     /// </summary>
     public PendingRequest? PutBeforeModerators(ListStore store, MailingList list, string address, string displayName, string triggerEntry)
     {
