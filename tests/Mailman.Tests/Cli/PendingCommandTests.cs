@@ -130,8 +130,7 @@ public sealed class PendingCommandTests : IDisposable
         Assert.Equal(Mailman.Cli.ExitCodes.NoUser, Run("pending", "discard", "1", "--reason", "again").ExitCode); // used: the refusal is the first one's
 
         using var sink = SmtpSink.Start();
-        var env = new Dictionary<string, string> { ["Mailman__Smtp__Port"] = sink.Port.ToString(System.Globalization.CultureInfo.InvariantCulture) };
-        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: env).ExitCode);
+        MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port); // exit 0, or it throws
         var refusal = Assert.Single(sink.Messages());
         Assert.Equal(["anne@example.com"], refusal.Recipients);
         Assert.Contains("members of the team only", refusal.Text, StringComparison.Ordinal);
@@ -141,7 +140,7 @@ public sealed class PendingCommandTests : IDisposable
             Assert.Empty(store.OwedNotices());
         }
 
-        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: env).ExitCode);
+        MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port); // exit 0, or it throws
         Assert.Single(sink.Messages());
     }
 
@@ -185,13 +184,12 @@ public sealed class PendingCommandTests : IDisposable
         }
 
         using var sink = SmtpSink.Start();
-        var env = new Dictionary<string, string> { ["Mailman__Smtp__Port"] = sink.Port.ToString(System.Globalization.CultureInfo.InvariantCulture) };
         if (decidedMeanwhile)
         {
             // A moderator found it in `pending list` and dropped it: nobody is told of it, and it
             // is not put before them again (review 142).
             Assert.Equal(0, Run("pending", "discard", "2").ExitCode);
-            Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: env).ExitCode);
+            MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port); // exit 0, or it throws
             Assert.Empty(sink.Messages());
             using var decided = new ListStore(_instance.Paths.Database);
             Assert.Empty(decided.OwedNotices());
@@ -199,7 +197,7 @@ public sealed class PendingCommandTests : IDisposable
             return;
         }
 
-        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: env).ExitCode);
+        MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port); // exit 0, or it throws
         var told = Assert.Single(sink.Messages());
         Assert.Equal(["mod@example.net"], told.Recipients);
         Assert.Contains("anne@example.com", told.Text, StringComparison.Ordinal);
@@ -210,7 +208,7 @@ public sealed class PendingCommandTests : IDisposable
             Assert.Equal([PendingKind.ModerateSubscription], store.PendingRequests().Select(r => r.Kind));
         }
 
-        Assert.Equal(0, MailmanProcess.Run(_instance.Home, ["serve", "--exit-when-idle"], env: env).ExitCode);
+        MailmanProcess.ServeUntilIdle(_instance.Home, sink.Port); // exit 0, or it throws
         Assert.Single(sink.Messages());
     }
 
